@@ -1,0 +1,26 @@
+//! Plinth's shared vocabulary: collections and fields, records, the caller's identity, the
+//! small SQL types predicates are built from, and the [`Store`] port the engines implement.
+//!
+//! Nothing here does I/O or knows about HTTP or a database driver; the compiler enforces that
+//! by this crate's dependency list.
+
+pub mod auth;
+pub mod collection;
+pub mod error;
+pub mod field;
+pub mod ids;
+pub mod record;
+pub mod sql;
+pub mod store;
+pub mod time;
+
+pub use auth::AuthContext;
+pub use collection::{Collection, CollectionType, Schema};
+pub use error::{FieldError, ValidationErrors};
+pub use field::{Field, FieldKind};
+pub use record::{Record, RecordData};
+pub use sql::{Dialect, SqlFragment, SqlValue};
+pub use store::{
+    RecordPage, RecordQuery, SortTerm, Store, StoreError, UpdateFn, WriteError, WriteOp,
+    WriteResult,
+};

@@ -1,0 +1,172 @@
+//! The `Store` port: everything the server asks of a database. Implemented by
+//! `store-sqlite` (and later `store-postgres`); the server only ever holds `Arc<dyn Store>`.
+//!
+//! Writes go through one door, [`Store::write`]: a list of operations run in order inside one
+//! transaction, all or nothing. Rule guards travel with each operation as SQL predicates so
+//! the store checks them against the row inside that same transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::collection::{Collection, Schema};
+use crate::error::ValidationErrors;
+use crate::field::Field;
+use crate::record::{Record, RecordData};
+use crate::sql::{Dialect, SqlFragment};
+
+/// Why a store call failed. Mapped to HTTP by the server; `Internal` details are logged, never
+/// returned to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record (or collection) does not exist, or a guard hid it.
+    #[error("not found")]
+    NotFound,
+    /// A create guard (rule evaluated on the new row) did not hold.
+    #[error("rule rejected the write")]
+    GuardRejected,
+    /// Field-level problems found by the store: unique violations, missing relation targets.
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    /// A delete is blocked by a required, non-cascading relation in another record.
+    #[error("record is part of a required relation reference")]
+    RequiredReference,
+    /// A schema change the engine refused (bad index or view SQL, references in the way).
+    #[error("schema change refused: {0}")]
+    Schema(String),
+    /// Anything else: I/O, driver errors, corrupted data.
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+/// An error of one operation inside [`Store::write`], with its position in the list.
+#[derive(Debug, thiserror::Error)]
+#[error("write operation {index} failed: {error}")]
+pub struct WriteError {
+    pub index: usize,
+    pub error: StoreError,
+}
+
+/// One ORDER BY term.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortTerm {
+    pub expr: SqlFragment,
+    pub descending: bool,
+}
+
+/// A page of records from one collection.
+#[derive(Debug, Clone)]
+pub struct RecordQuery {
+    pub collection: Arc<Collection>,
+    /// Predicates AND-ed together (the list rule, the client filter, lookups).
+    pub filters: Vec<SqlFragment>,
+    pub sort: Vec<SortTerm>,
+    /// 1-based page.
+    pub page: u64,
+    pub per_page: u64,
+    /// Whether to count every matching row as well.
+    pub with_total: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordPage {
+    pub items: Vec<Record>,
+    /// `Some` when the query asked for a total.
+    pub total: Option<u64>,
+}
+
+/// Computes a record's new values from its current state; runs inside the write
+/// transaction, so read-modify-write modifiers (`views+`) cannot lose updates.
+pub type UpdateFn = Box<dyn FnOnce(&Record) -> Result<RecordData, StoreError> + Send>;
+
+/// One record write.
+pub enum WriteOp {
+    /// Inserts `data` (complete: every field has a value). `guard`, if any, must hold for
+    /// the inserted row or the whole write is rolled back with `GuardRejected`.
+    Create { collection: Arc<Collection>, data: RecordData, guard: Option<SqlFragment> },
+    /// Loads the row (which must satisfy `guard`, else `NotFound`), computes the new values
+    /// with `apply` and stores them.
+    Update {
+        collection: Arc<Collection>,
+        id: String,
+        guard: Option<SqlFragment>,
+        apply: UpdateFn,
+    },
+    /// Deletes the row (which must satisfy `guard`, else `NotFound`), applying relation
+    /// cascades: cascading references are deleted, optional ones cleared, required ones block.
+    Delete { collection: Arc<Collection>, id: String, guard: Option<SqlFragment> },
+}
+
+/// What one [`WriteOp`] produced.
+#[derive(Debug, Clone)]
+pub enum WriteResult {
+    Created(Record),
+    Updated(Record),
+    Deleted(Record),
+}
+
+impl WriteResult {
+    pub fn record(&self) -> &Record {
+        match self {
+            WriteResult::Created(r) | WriteResult::Updated(r) | WriteResult::Deleted(r) => r,
+        }
+    }
+}
+
+/// A database engine.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The dialect predicates must be written in.
+    fn dialect(&self) -> Dialect;
+
+    /// The current schema snapshot (cheap: an `Arc` clone).
+    fn schema(&self) -> Arc<Schema>;
+
+    /// Creates a collection's table (or view) and stores its definition.
+    async fn create_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError>;
+
+    /// Replaces a collection's definition, migrating its table in one transaction: fields are
+    /// matched by id, so renames keep data; dropped fields lose their column.
+    async fn update_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError>;
+
+    /// Drops a collection and its table. Refused while other collections reference it.
+    async fn delete_collection(&self, id: &str) -> Result<Arc<Schema>, StoreError>;
+
+    /// Deletes every record of a collection (with relation cascades).
+    async fn truncate_collection(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Creates or replaces many collections in one transaction; with `delete_missing`, drops
+    /// the non-system collections not listed.
+    async fn import_collections(
+        &self,
+        collections: Vec<Collection>,
+        delete_missing: bool,
+    ) -> Result<Arc<Schema>, StoreError>;
+
+    /// The fields a view collection with this SELECT would have (types inferred).
+    async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError>;
+
+    /// A page of records.
+    async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError>;
+
+    /// One record by id, if it exists and satisfies every filter.
+    async fn get_record(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<Option<Record>, StoreError>;
+
+    /// Runs the operations in order in one transaction; all or nothing.
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError>;
+
+    /// A stored setting (PocketBase's `_params`), e.g. `settings`.
+    async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError>;
+
+    /// Stores a setting.
+    async fn set_param(&self, key: &str, value: Value) -> Result<(), StoreError>;
+
+    /// Flushes what can be flushed before shutdown (a WAL checkpoint on SQLite).
+    async fn close(&self) -> Result<(), StoreError>;
+}
