@@ -250,7 +250,10 @@ impl Collection {
 impl AuthOptions {
     /// Defaults for a new auth collection, with fresh random secrets.
     pub fn defaults(auth_token_duration: u64) -> Self {
-        let token = |duration| TokenConfig { duration, secret: crate::ids::random_alnum(50) };
+        let token = |duration| TokenConfig {
+            duration,
+            secret: crate::ids::random_alnum(50),
+        };
         AuthOptions {
             auth_rule: Some(String::new()),
             manage_rule: None,
@@ -271,8 +274,15 @@ impl AuthOptions {
                 },
                 enabled: false,
             },
-            password_auth: PasswordAuth { enabled: true, identity_fields: vec!["email".into()] },
-            mfa: MfaOptions { enabled: false, duration: 600, rule: String::new() },
+            password_auth: PasswordAuth {
+                enabled: true,
+                identity_fields: vec!["email".into()],
+            },
+            mfa: MfaOptions {
+                enabled: false,
+                duration: 600,
+                rule: String::new(),
+            },
             otp: OtpOptions {
                 enabled: false,
                 duration: 180,
@@ -304,7 +314,10 @@ impl AuthOptions {
 }
 
 fn template(subject: &str, body: &str) -> EmailTemplate {
-    EmailTemplate { subject: subject.to_owned(), body: body.to_owned() }
+    EmailTemplate {
+        subject: subject.to_owned(),
+        body: body.to_owned(),
+    }
 }
 
 /// The primary key field every base and auth collection starts with.
@@ -339,7 +352,11 @@ pub fn auth_system_fields() -> Vec<Field> {
         id_field(),
         system(hidden(Field::new(
             "password",
-            FieldKind::Password(PasswordOptions { min: 8, required: true, ..Default::default() }),
+            FieldKind::Password(PasswordOptions {
+                min: 8,
+                required: true,
+                ..Default::default()
+            }),
         ))),
         system(hidden(Field::new(
             "tokenKey",
@@ -353,10 +370,19 @@ pub fn auth_system_fields() -> Vec<Field> {
         ))),
         system(Field::new(
             "email",
-            FieldKind::Email(DomainOptions { required: true, ..Default::default() }),
+            FieldKind::Email(DomainOptions {
+                required: true,
+                ..Default::default()
+            }),
         )),
-        system(Field::new("emailVisibility", FieldKind::Bool(BasicOptions::default()))),
-        system(Field::new("verified", FieldKind::Bool(BasicOptions::default()))),
+        system(Field::new(
+            "emailVisibility",
+            FieldKind::Bool(BasicOptions::default()),
+        )),
+        system(Field::new(
+            "verified",
+            FieldKind::Bool(BasicOptions::default()),
+        )),
     ]
 }
 
@@ -365,11 +391,17 @@ pub fn timestamp_fields() -> [Field; 2] {
     [
         Field::new(
             "created",
-            FieldKind::Autodate(AutodateOptions { on_create: true, on_update: false }),
+            FieldKind::Autodate(AutodateOptions {
+                on_create: true,
+                on_update: false,
+            }),
         ),
         Field::new(
             "updated",
-            FieldKind::Autodate(AutodateOptions { on_create: true, on_update: true }),
+            FieldKind::Autodate(AutodateOptions {
+                on_create: true,
+                on_update: true,
+            }),
         ),
     ]
 }
@@ -412,15 +444,24 @@ pub fn users_collection(now: &str) -> Collection {
     collection.delete_rule = owner_only;
     collection.fields.push(Field::new(
         "name",
-        FieldKind::Text(TextOptions { max: 255, ..TextOptions::default() }),
+        FieldKind::Text(TextOptions {
+            max: 255,
+            ..TextOptions::default()
+        }),
     ));
     collection.fields.push(Field::new(
         "avatar",
         FieldKind::File(FileOptions {
             max_select: 1,
-            mime_types: ["image/jpeg", "image/png", "image/svg+xml", "image/gif", "image/webp"]
-                .map(String::from)
-                .to_vec(),
+            mime_types: [
+                "image/jpeg",
+                "image/png",
+                "image/svg+xml",
+                "image/gif",
+                "image/webp",
+            ]
+            .map(String::from)
+            .to_vec(),
             ..FileOptions::default()
         }),
     ));
@@ -442,10 +483,21 @@ pub struct Schema {
 impl Schema {
     pub fn new(collections: Vec<Collection>) -> Self {
         let collections: Vec<Arc<Collection>> = collections.into_iter().map(Arc::new).collect();
-        let by_id = collections.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
-        let by_lower_name =
-            collections.iter().enumerate().map(|(i, c)| (c.name.to_lowercase(), i)).collect();
-        Schema { collections, by_id, by_lower_name }
+        let by_id = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        let by_lower_name = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.to_lowercase(), i))
+            .collect();
+        Schema {
+            collections,
+            by_id,
+            by_lower_name,
+        }
     }
 
     /// Looks a collection up by id, or by name ignoring case (as PocketBase does).

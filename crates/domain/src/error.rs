@@ -15,11 +15,17 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        FieldError { code: code.to_owned(), message: message.into(), params: None }
+        FieldError {
+            code: code.to_owned(),
+            message: message.into(),
+            params: None,
+        }
     }
 
     pub fn with_param(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.params.get_or_insert_with(Map::new).insert(key.to_owned(), value.into());
+        self.params
+            .get_or_insert_with(Map::new)
+            .insert(key.to_owned(), value.into());
         self
     }
 
@@ -66,7 +72,9 @@ impl ValidationErrors {
                 node.entry(part.to_owned()).or_insert(leaf);
                 return;
             }
-            let child = node.entry(part.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            let child = node
+                .entry(part.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
             match child {
                 Value::Object(map) => node = map,
                 // A leaf already sits above this path: keep it, as it is the first error.

@@ -116,10 +116,16 @@ mod tests {
     fn patterns_generate_matching_text() {
         let id = generate_from_pattern("[a-z0-9]{15}").expect("supported");
         assert_eq!(id.len(), 15);
-        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
         let key = generate_from_pattern("[a-zA-Z0-9]{50}").expect("supported");
         assert_eq!(key.len(), 50);
-        assert_eq!(generate_from_pattern("ab[0-9]{2}").map(|s| s.len()), Some(4));
+        assert_eq!(
+            generate_from_pattern("ab[0-9]{2}").map(|s| s.len()),
+            Some(4)
+        );
         assert_eq!(generate_from_pattern("(a|b)"), None);
     }
 }

@@ -32,7 +32,10 @@ impl Record {
     }
 
     pub fn bool(&self, field: &str) -> bool {
-        self.data.get(field).and_then(Value::as_bool).unwrap_or(false)
+        self.data
+            .get(field)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 }
 
@@ -44,7 +47,9 @@ pub fn number_to_json(n: f64) -> Value {
     if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
         Value::from(n as i64)
     } else {
-        serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::from(0))
+        serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .unwrap_or(Value::from(0))
     }
 }
 

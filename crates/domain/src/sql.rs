@@ -29,7 +29,10 @@ pub struct SqlFragment {
 impl SqlFragment {
     /// A fragment with no parameters. `sql` must not contain user text.
     pub fn raw(sql: impl Into<String>) -> Self {
-        SqlFragment { sql: sql.into(), params: Vec::new() }
+        SqlFragment {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
     }
 
     /// `"table"."column"` for a column the caller checked against the schema.

@@ -84,7 +84,11 @@ pub type UpdateFn = Box<dyn FnOnce(&Record) -> Result<RecordData, StoreError> + 
 pub enum WriteOp {
     /// Inserts `data` (complete: every field has a value). `guard`, if any, must hold for
     /// the inserted row or the whole write is rolled back with `GuardRejected`.
-    Create { collection: Arc<Collection>, data: RecordData, guard: Option<SqlFragment> },
+    Create {
+        collection: Arc<Collection>,
+        data: RecordData,
+        guard: Option<SqlFragment>,
+    },
     /// Loads the row (which must satisfy `guard`, else `NotFound`), computes the new values
     /// with `apply` and stores them.
     Update {
@@ -95,7 +99,11 @@ pub enum WriteOp {
     },
     /// Deletes the row (which must satisfy `guard`, else `NotFound`), applying relation
     /// cascades: cascading references are deleted, optional ones cleared, required ones block.
-    Delete { collection: Arc<Collection>, id: String, guard: Option<SqlFragment> },
+    Delete {
+        collection: Arc<Collection>,
+        id: String,
+        guard: Option<SqlFragment>,
+    },
 }
 
 /// What one [`WriteOp`] produced.

@@ -28,7 +28,12 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(&with_t) {
         return Some(at.with_timezone(&Utc));
     }
-    for layout in ["%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M"] {
+    for layout in [
+        "%Y-%m-%dT%H:%M:%S%.fZ",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(&with_t, layout) {
             return Some(naive.and_utc());
         }
@@ -55,10 +60,19 @@ mod tests {
 
     #[test]
     fn accepts_what_pocketbase_accepts() {
-        assert_eq!(normalize("2024-01-02 03:04:05Z"), "2024-01-02 03:04:05.000Z");
-        assert_eq!(normalize("2024-05-06T07:08:09.123+02:00"), "2024-05-06 05:08:09.123Z");
+        assert_eq!(
+            normalize("2024-01-02 03:04:05Z"),
+            "2024-01-02 03:04:05.000Z"
+        );
+        assert_eq!(
+            normalize("2024-05-06T07:08:09.123+02:00"),
+            "2024-05-06 05:08:09.123Z"
+        );
         assert_eq!(normalize("2024-01-01"), "2024-01-01 00:00:00.000Z");
-        assert_eq!(normalize("2024-01-02 03:04:05.5Z"), "2024-01-02 03:04:05.500Z");
+        assert_eq!(
+            normalize("2024-01-02 03:04:05.5Z"),
+            "2024-01-02 03:04:05.500Z"
+        );
         assert_eq!(normalize("garbage"), "");
         assert_eq!(normalize("1700000000"), "");
     }

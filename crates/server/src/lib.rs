@@ -1,1 +1,30 @@
-//! placeholder
+//! Plinth's HTTP API: PocketBase-compatible routes over an `Arc<dyn Store>`.
+//!
+//! The router is assembled here; each feature folder registers its own routes. Handlers know
+//! HTTP and nothing about SQL text: predicates come from `rules`, statements from the store.
+
+pub mod auth;
+pub mod collections;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod records;
+pub mod response;
+pub mod state;
+
+use axum::Router;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{AppState, ServerConfig, SharedState};
+
+/// The whole API, ready to serve.
+pub fn router(state: SharedState) -> Router {
+    let body_limit = state.config.body_limit;
+    let api = Router::new()
+        .merge(health::router())
+        .merge(collections::router())
+        .merge(records::router())
+        .merge(auth::router());
+    middleware::wrap(api.with_state(state), body_limit)
+}

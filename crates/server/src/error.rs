@@ -1,0 +1,141 @@
+//! `ApiError`: every failure leaves the server as PocketBase's `{data, message, status}` body.
+//! Store errors map here explicitly; internal details are logged once and never returned.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use domain::{StoreError, ValidationErrors};
+use serde_json::{Value, json};
+
+/// An HTTP error in PocketBase's shape.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub data: Value,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with an explicit message (normalized like PocketBase: capital first letter,
+    /// closing period).
+    pub fn new(status: StatusCode, message: &str) -> Self {
+        ApiError {
+            status,
+            message: normalize_message(message),
+            data: json!({}),
+        }
+    }
+
+    /// 400 with the generic message, as PocketBase answers malformed query parameters.
+    pub fn bad_request() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong while processing your request.",
+        )
+    }
+
+    pub fn bad_request_msg(message: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 400 carrying field errors.
+    pub fn validation(message: &str, errors: ValidationErrors) -> Self {
+        let mut error = Self::new(StatusCode::BAD_REQUEST, message);
+        error.data = errors.into_json();
+        error
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 404 with the default message.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "The requested resource wasn't found.",
+        )
+    }
+
+    pub fn not_found_msg(message: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "Request entity too large.")
+    }
+
+    /// 500 without detail; `detail` is logged.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong while processing your request.",
+        )
+    }
+
+    /// Maps a store error for an endpoint whose failures PocketBase reports with `message`
+    /// (e.g. "Failed to create record."): validation errors carry their field data.
+    pub fn from_store(error: StoreError, message: &str) -> Self {
+        match error {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::GuardRejected => Self::bad_request_msg(message),
+            StoreError::Validation(errors) => Self::validation(message, errors),
+            StoreError::RequiredReference => Self::bad_request_msg(
+                "Failed to delete record. Make sure that the record is not part of a required relation reference.",
+            ),
+            StoreError::Schema(detail) => {
+                tracing::debug!(%detail, "schema change refused");
+                Self::bad_request_msg(message)
+            }
+            StoreError::Internal(detail) => Self::internal(detail),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::from_store(error, "Something went wrong while processing your request.")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({"data": self.data, "message": self.message, "status": self.status.as_u16()});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Capitalizes the first letter and ends the sentence with a period, as PocketBase does.
+fn normalize_message(message: &str) -> String {
+    let mut chars = message.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '?', '!']) {
+        out.push('.');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_sentences() {
+        assert_eq!(
+            normalize_message("invalid or expired OTP"),
+            "Invalid or expired OTP."
+        );
+        assert_eq!(normalize_message("Done!"), "Done!");
+    }
+}

@@ -1,0 +1,206 @@
+//! Request bodies as a JSON object, from `application/json`,
+//! `application/x-www-form-urlencoded` or `multipart/form-data` (text parts and
+//! `@jsonPayload`). An empty body means "no fields".
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    UnsupportedContentType,
+    Malformed,
+    TooLarge,
+}
+
+/// A record-style body; malformed input answers the generic 400.
+pub struct RecordBody(pub Map<String, Value>);
+
+/// A helper-form body (auth forms and the like); malformed input answers
+/// "An error occurred while loading the submitted data.".
+pub struct FormBody(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for RecordBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match parse_body(request, state).await {
+            Ok(map) => Ok(RecordBody(map)),
+            Err(error) => Err(body_error(
+                error,
+                "Something went wrong while processing your request.",
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match parse_body(request, state).await {
+            Ok(map) => Ok(FormBody(map)),
+            Err(error) => Err(body_error(
+                error,
+                "An error occurred while loading the submitted data.",
+            )),
+        }
+    }
+}
+
+fn body_error(error: BodyError, malformed_message: &str) -> ApiError {
+    match error {
+        BodyError::UnsupportedContentType => ApiError::bad_request_msg("Unsupported Content-Type."),
+        BodyError::Malformed => ApiError::bad_request_msg(malformed_message),
+        BodyError::TooLarge => ApiError::too_large(),
+    }
+}
+
+/// Reads the body as an object. Files in multipart bodies are not handled here.
+pub async fn parse_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Map<String, Value>, BodyError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    if mime == "multipart/form-data" {
+        return parse_multipart(request, state).await;
+    }
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                BodyError::TooLarge
+            } else {
+                BodyError::Malformed
+            }
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match mime.as_str() {
+        "application/json" | "" => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(BodyError::Malformed),
+        },
+        "application/x-www-form-urlencoded" => {
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&bytes).map_err(|_| BodyError::Malformed)?;
+            let mut map = Map::new();
+            for (key, value) in pairs {
+                push_form_value(&mut map, key, infer_form_value(&value));
+            }
+            Ok(map)
+        }
+        _ => Err(BodyError::UnsupportedContentType),
+    }
+}
+
+async fn parse_multipart<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Map<String, Value>, BodyError> {
+    let mut multipart = axum::extract::Multipart::from_request(request, state)
+        .await
+        .map_err(|_| BodyError::Malformed)?;
+    let mut map = Map::new();
+    let mut payloads = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => {
+                return Err(
+                    if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        BodyError::TooLarge
+                    } else {
+                        BodyError::Malformed
+                    },
+                );
+            }
+        };
+        let name = field.name().unwrap_or("").to_owned();
+        let is_file = field.file_name().is_some();
+        let text = field.text().await.map_err(|_| BodyError::Malformed)?;
+        if is_file {
+            // FIXME(#7): file parts are stored by the files issue; until then they are skipped.
+            continue;
+        }
+        if name == "@jsonPayload" {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(object)) => payloads.push(object),
+                _ => return Err(BodyError::Malformed),
+            }
+        } else {
+            push_form_value(&mut map, name, infer_form_value(&text));
+        }
+    }
+    for payload in payloads {
+        for (key, value) in payload {
+            map.insert(key, value);
+        }
+    }
+    Ok(map)
+}
+
+/// Repeated keys collect into an array.
+fn push_form_value(map: &mut Map<String, Value>, key: String, value: Value) {
+    match map.get_mut(&key) {
+        Some(Value::Array(items)) => items.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None => {
+            map.insert(key, value);
+        }
+    }
+}
+
+/// PocketBase's inference for form values: `true`/`false` become booleans, text that
+/// round-trips exactly as a number becomes a number, everything else stays text.
+pub fn infer_form_value(text: &str) -> Value {
+    match text {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Ok(n) = text.parse::<f64>()
+        && n.is_finite()
+    {
+        let printed = domain::record::number_to_json(n).to_string();
+        if printed == text {
+            return domain::record::number_to_json(n);
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_are_inferred_like_pocketbase() {
+        assert_eq!(infer_form_value("true"), Value::Bool(true));
+        assert_eq!(infer_form_value("10"), Value::from(10));
+        assert_eq!(infer_form_value("-2.5"), serde_json::json!(-2.5));
+        assert_eq!(infer_form_value("007"), Value::from("007"));
+        assert_eq!(infer_form_value(""), Value::from(""));
+        assert_eq!(infer_form_value("1e3"), Value::from("1e3"));
+    }
+}

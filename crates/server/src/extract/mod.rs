@@ -1,0 +1,43 @@
+//! Request extractors: the caller's identity and the submitted body, each failing with
+//! PocketBase's error shape.
+
+mod body;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use domain::AuthContext;
+
+pub use body::{BodyError, FormBody, RecordBody, parse_body};
+
+use crate::state::SharedState;
+
+/// The caller: a verified auth record, or a guest. A missing, malformed, expired or badly
+/// signed token silently degrades to a guest, as PocketBase does.
+pub struct Auth(pub AuthContext);
+
+impl FromRequestParts<SharedState> for Auth {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer_token(parts) else {
+            return Ok(Auth(AuthContext::Guest));
+        };
+        Ok(Auth(
+            crate::auth::token::resolve_auth_token(state, &token).await,
+        ))
+    }
+}
+
+/// The token of the `Authorization` header, with or without a `Bearer ` prefix.
+fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let token = match value.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
+        _ => value,
+    };
+    (!token.is_empty()).then(|| token.to_owned())
+}
