@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod records;
 pub mod response;
 pub mod state;
+pub mod superusers;
 
 use axum::Router;
 

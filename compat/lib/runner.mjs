@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+// Runs every scenario in compat/scenarios/ against PocketBase (the reference) and Plinth (the
+// candidate), compares the normalized observations and prints one line per scenario plus a
+// final `N passed, M failed`. Started by compat/run.sh, which owns the server processes.
+//
+//   node lib/runner.mjs --pocketbase URL --plinth URL --email E --password P
+//                       [--only AREA[/NAME][,...]] [--self-test] [--verbose]
+
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { EventSource } from 'eventsource';
+import { Context, newClient } from './context.mjs';
+import { normalize } from './normalize.mjs';
+import { diff, formatDiff, short } from './diff.mjs';
+
+// The SDK's realtime service needs a global EventSource; Node 20 has none.
+globalThis.EventSource ??= EventSource;
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(HERE);
+const SCENARIO_TIMEOUT_MS = 60000;
+
+function parseArgs(argv) {
+  const args = { only: [], selfTest: false, verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--pocketbase') args.pocketbase = next();
+    else if (a === '--plinth') args.plinth = next();
+    else if (a === '--email') args.email = next();
+    else if (a === '--password') args.password = next();
+    else if (a === '--only') args.only.push(...next().split(',').filter(Boolean));
+    else if (a === '--self-test') args.selfTest = true;
+    else if (a === '--verbose') args.verbose = true;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  for (const k of ['pocketbase', 'plinth', 'email', 'password']) {
+    if (!args[k]) throw new Error(`--${k} is required`);
+  }
+  return args;
+}
+
+/** Every exported function of every compat/scenarios/*.mjs, as {area, name, fn}. */
+async function loadScenarios() {
+  const dir = path.join(ROOT, 'scenarios');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.mjs')).sort();
+  const out = [];
+  for (const f of files) {
+    const area = f.replace(/\.mjs$/, '');
+    const mod = await import(pathToFileURL(path.join(dir, f)).href);
+    for (const [name, fn] of Object.entries(mod)) {
+      if (typeof fn === 'function') out.push({ area, name, fn });
+    }
+  }
+  return out;
+}
+
+/** Ids of the differences listed in KNOWN_DIFFERENCES.md (headings `## KD-n: ...`). */
+async function loadKnownIds() {
+  const text = await readFile(path.join(ROOT, 'KNOWN_DIFFERENCES.md'), 'utf8');
+  return new Set([...text.matchAll(/^##\s+(KD-\d+)\b/gm)].map((m) => m[1]));
+}
+
+function selected(s, only) {
+  if (!only.length) return true;
+  return only.some((o) => o === s.area || o === `${s.area}/${s.name}`);
+}
+
+async function superuserSession(baseUrl, email, password) {
+  const pb = newClient(baseUrl);
+  try {
+    const auth = await pb.collection('_superusers').authWithPassword(email, password);
+    return { token: auth.token, record: auth.record };
+  } catch (e) {
+    return { token: '', record: null, error: `${e.status ?? ''} ${e.message}` };
+  }
+}
+
+async function healthy(baseUrl) {
+  try {
+    const res = await fetch(`${baseUrl}/api/health`, { signal: AbortSignal.timeout(3000) });
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Runs one scenario against one server; an exception becomes the observation's last step. */
+async function observe(s, side, baseUrl, su) {
+  const t = new Context({
+    side,
+    baseUrl,
+    area: s.area,
+    name: s.name,
+    suToken: su.token,
+    suRecord: su.record,
+  });
+  try {
+    const ret = await withTimeout(Promise.resolve().then(() => s.fn(t)), SCENARIO_TIMEOUT_MS,
+      `${s.area}/${s.name}`);
+    if (ret !== undefined) t.record('return', ret);
+  } catch (e) {
+    t.record('threw', String(e?.stack ?? e).split('\n').slice(0, 2).join(' | '));
+  }
+  return { steps: normalize(t.steps), networkError: t.networkError };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const [all, knownIds] = await Promise.all([loadScenarios(), loadKnownIds()]);
+  const scenarios = all.filter((s) => selected(s, args.only));
+  if (!scenarios.length) {
+    console.error(`compat: no scenario matches --only ${args.only.join(',')}`);
+    process.exit(2);
+  }
+  // A scenario that claims a known difference must point at a documented one.
+  for (const s of all) {
+    if (s.fn.known && (!s.fn.known.id || !knownIds.has(s.fn.known.id))) {
+      console.error(`compat: ${s.area}/${s.name} declares known difference ` +
+        `${s.fn.known.id} which is not listed in KNOWN_DIFFERENCES.md`);
+      process.exit(2);
+    }
+    if (s.fn.known && typeof s.fn.known.expect !== 'function') {
+      console.error(`compat: ${s.area}/${s.name}: known.expect must be a function`);
+      process.exit(2);
+    }
+  }
+
+  const [suRef, suCand] = await Promise.all([
+    superuserSession(args.pocketbase, args.email, args.password),
+    superuserSession(args.plinth, args.email, args.password),
+  ]);
+  if (suRef.error) {
+    console.error(`compat: cannot log in as superuser on PocketBase (harness problem): ${suRef.error}`);
+    process.exit(2);
+  }
+  if (suCand.error) {
+    console.log(`note: superuser login on Plinth failed (${suCand.error}); ` +
+      'scenarios will run with no token there');
+  }
+
+  let passed = 0;
+  let failed = 0;
+  let serverGone = null;
+  for (const s of scenarios) {
+    const id = `${s.area}/${s.name}`;
+    if (serverGone) {
+      console.log(`FAIL ${id}\n    not run: ${serverGone}`);
+      failed++;
+      continue;
+    }
+    const t0 = Date.now();
+    const [ref, cand] = await Promise.all([
+      observe(s, 'pocketbase', args.pocketbase, suRef),
+      observe(s, 'plinth', args.plinth, suCand),
+    ]);
+    const ms = Date.now() - t0;
+    const known = s.fn.known && !args.selfTest ? s.fn.known : null;
+    let problem = null;
+    if (known) {
+      try {
+        await s.fn.known.expect(Object.fromEntries(cand.steps), Object.fromEntries(ref.steps));
+      } catch (e) {
+        problem = `    known difference ${known.id}: Plinth's expected behaviour not met: ` +
+          `${short(e.message, 400)}`;
+      }
+    } else {
+      const d = diff(ref.steps, cand.steps);
+      if (d.length) problem = formatDiff(d);
+    }
+    const suffix = known ? `  (known difference ${known.id})` : '';
+    const timing = args.verbose ? `  [${ms} ms]` : '';
+    if (problem) {
+      failed++;
+      console.log(`FAIL ${id}${suffix}${timing}\n${problem}`);
+    } else {
+      passed++;
+      console.log(`ok   ${id}${suffix}${timing}`);
+    }
+    for (const [side, obs, url] of [['PocketBase', ref, args.pocketbase],
+      ['Plinth', cand, args.plinth]]) {
+      if (obs.networkError && !(await healthy(url))) {
+        serverGone = `${side} at ${url} stopped answering /api/health`;
+        console.log(`    ${serverGone}; the remaining scenarios are counted as failed`);
+      }
+    }
+  }
+  if (args.verbose) console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.error(`compat: harness error: ${e?.stack ?? e}`);
+  process.exit(2);
+});

@@ -1,0 +1,130 @@
+//! Command-line flags, shaped like PocketBase's so existing scripts keep working. Every flag
+//! can also come from a `PLINTH_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plinth",
+    version,
+    about = "Plinth: a PocketBase-compatible backend server in one binary."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after any subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The data directory (database and files); created when missing.
+    #[arg(long, global = true, env = "PLINTH_DIR", default_value = "./pb_data")]
+    pub dir: PathBuf,
+
+    /// Print debug logs.
+    #[arg(long, global = true, env = "PLINTH_DEV")]
+    pub dev: bool,
+
+    /// bcrypt cost for new password hashes (4..=31). PocketBase uses 10.
+    #[arg(long, global = true, env = "PLINTH_BCRYPT_COST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(4..=31), hide = true)]
+    pub bcrypt_cost: u32,
+
+    /// Accepted for PocketBase compatibility; Plinth has no automigrations, hooks, public
+    /// dir or encryption env yet, so these are ignored.
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub automigrate: Option<String>,
+    #[arg(long = "encryptionEnv", global = true, hide = true)]
+    pub encryption_env: Option<String>,
+    #[arg(long = "hooksDir", global = true, hide = true)]
+    pub hooks_dir: Option<String>,
+    #[arg(long = "hooksPool", global = true, hide = true)]
+    pub hooks_pool: Option<String>,
+    #[arg(long = "hooksWatch", global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub hooks_watch: Option<String>,
+    #[arg(long = "indexFallback", global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub index_fallback: Option<String>,
+    #[arg(long = "migrationsDir", global = true, hide = true)]
+    pub migrations_dir: Option<String>,
+    #[arg(long = "publicDir", global = true, hide = true)]
+    pub public_dir: Option<String>,
+    #[arg(long = "queryTimeout", global = true, hide = true)]
+    pub query_timeout: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web server.
+    Serve(ServeArgs),
+    /// Manage superusers.
+    Superuser(SuperuserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TCP address to listen on.
+    #[arg(long, env = "PLINTH_HTTP", default_value = "127.0.0.1:8090")]
+    pub http: String,
+
+    /// Use synchronous=FULL (an fsync per commit) instead of NORMAL.
+    #[arg(long, env = "PLINTH_SYNC_FULL")]
+    pub sync_full: bool,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "PLINTH_BODY_LIMIT", default_value_t = 32 << 20)]
+    pub body_limit: usize,
+
+    /// Domain names (PocketBase uses them for automatic TLS; Plinth does not serve TLS yet,
+    /// so they are refused rather than silently ignored).
+    #[arg(hide = true)]
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperuserArgs {
+    #[command(subcommand)]
+    pub action: SuperuserAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuperuserAction {
+    /// Create a new superuser.
+    Create { email: String, password: String },
+    /// Change the password of an existing superuser.
+    Update { email: String, password: String },
+    /// Create a superuser, or change its password if the email exists.
+    Upsert { email: String, password: String },
+    /// Delete a superuser (not the last one).
+    Delete { email: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pocketbase_style_lines() {
+        let cli = Cli::try_parse_from([
+            "plinth",
+            "serve",
+            "--http=127.0.0.1:9000",
+            "--dir=/tmp/x",
+            "--automigrate=false",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.dir, PathBuf::from("/tmp/x"));
+        let Command::Serve(serve) = cli.command else { panic!("serve expected") };
+        assert_eq!(serve.http, "127.0.0.1:9000");
+
+        let cli = Cli::try_parse_from(["plinth", "--dir", "d", "superuser", "upsert", "a@b.co", "pw"])
+            .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Superuser(SuperuserArgs { action: SuperuserAction::Upsert { .. } })
+        ));
+    }
+}

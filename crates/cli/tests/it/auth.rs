@@ -1,0 +1,131 @@
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error};
+
+fn jwt_payload(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("three parts");
+    let mut padded = payload.replace('-', "+").replace('_', "/");
+    while padded.len() % 4 != 0 {
+        padded.push('=');
+    }
+    let bytes = decode_base64(&padded);
+    serde_json::from_slice(&bytes).expect("json payload")
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|c| *c == byte).expect("base64") as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn superuser_login_returns_pocketbase_token_and_record() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-with-password",
+            None,
+            json!({"identity": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let record = &body["record"];
+    assert_eq!(record["collectionId"], "pbc_3142635823");
+    assert_eq!(record["collectionName"], "_superusers");
+    assert_eq!(record["email"], ADMIN_EMAIL);
+    assert_eq!(record["verified"], true);
+    assert!(record.get("password").is_none() && record.get("tokenKey").is_none());
+    assert_eq!(record["id"].as_str().expect("id").len(), 15);
+    let token = body["token"].as_str().expect("token");
+    let payload = jwt_payload(token);
+    assert_eq!(payload["type"], "auth");
+    assert_eq!(payload["collectionId"], "pbc_3142635823");
+    assert_eq!(payload["refreshable"], true);
+    assert_eq!(payload["id"], record["id"]);
+    let exp = payload["exp"].as_i64().expect("exp");
+    let now = chrono_now();
+    assert!((exp - now - 86400).abs() < 60, "superuser tokens last a day");
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_missing_fields() {
+    let app = TestApp::spawn().await;
+    let path = "/api/collections/_superusers/auth-with-password";
+    let (status, body) =
+        app.post_json(path, None, json!({"identity": ADMIN_EMAIL, "password": "wrong-pass"})).await;
+    assert_error(status, &body, 400, "Failed to authenticate.");
+    let (status, body) =
+        app.post_json(path, None, json!({"identity": "ghost@example.com", "password": "x"})).await;
+    assert_error(status, &body, 400, "Failed to authenticate.");
+    let (status, body) = app.post_json(path, None, json!({"identity": ADMIN_EMAIL})).await;
+    let data = assert_error(status, &body, 400, "An error occurred while validating the submitted data.");
+    assert_eq!(data["password"]["code"], "validation_required");
+    let (status, body) = app.post_json("/api/collections/nope/auth-with-password", None, json!({})).await;
+    assert_error(status, &body, 404, "Missing or invalid auth collection context.");
+}
+
+#[tokio::test]
+async fn refresh_and_token_forms() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let path = "/api/collections/_superusers/auth-refresh";
+    let (status, body) = app.post_json(path, Some(&token), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["email"], ADMIN_EMAIL);
+    let bearer = format!("Bearer {token}");
+    let (status, _) = app.post_json(path, Some(&bearer), json!({})).await;
+    assert_eq!(status, 200, "Bearer prefix is accepted");
+    let (status, body) = app.post_json(path, None, json!({})).await;
+    assert_error(status, &body, 401, "The request requires valid record authorization token.");
+    let (status, body) = app.post_json(path, Some("garbage"), json!({})).await;
+    assert_error(status, &body, 401, "The request requires valid record authorization token.");
+    let (status, body) =
+        app.post_json("/api/collections/users/auth-refresh", Some(&token), json!({})).await;
+    assert_error(status, &body, 403, "The request requires auth record from _superusers collection.");
+}
+
+#[tokio::test]
+async fn invalid_tokens_degrade_to_guest() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/api/collections/users/records", Some("garbage")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([]));
+    let token = app.admin_token().await;
+    let mut tampered = token.clone();
+    tampered.pop();
+    let (status, body) = app.get("/api/collections", Some(&tampered)).await;
+    assert!(status == 401 || status == 403, "a tampered token is a guest: {status} {body}");
+}
+
+#[tokio::test]
+async fn password_change_revokes_old_tokens() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let (code, _, err) = crate::support::run_cli(
+        app.dir.path(),
+        &["superuser", "update", ADMIN_EMAIL, "N3w-passw0rd"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (status, _) =
+        app.post_json("/api/collections/_superusers/auth-refresh", Some(&token), json!({})).await;
+    assert_eq!(status, 401, "the old token must stop working");
+}

@@ -1,0 +1,108 @@
+use serde_json::json;
+
+use crate::support::{TestApp, assert_error};
+
+#[tokio::test]
+async fn health_answers_with_code_not_status() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/api/health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"message": "API is healthy.", "code": 200, "data": {}}));
+    let response = app.client.head(app.url("/api/health")).send().await.expect("head");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn default_headers_and_cors() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/api/health"))
+        .header("Origin", "https://app.example")
+        .send()
+        .await
+        .expect("get");
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(headers["x-xss-protection"], "1; mode=block");
+    assert_eq!(headers["cross-origin-opener-policy"], "same-origin");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["content-type"].to_str().expect("ascii").starts_with("application/json"));
+
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/collections/users/records"))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "PATCH")
+        .header("Access-Control-Request-Headers", "authorization,content-type")
+        .send()
+        .await
+        .expect("options");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let methods = headers["access-control-allow-methods"].to_str().expect("ascii");
+    assert!(methods.contains("PATCH") && methods.contains("DELETE"), "{methods}");
+    let allowed = headers["access-control-allow-headers"].to_str().expect("ascii");
+    assert!(allowed.contains("authorization"), "{allowed}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_404s_in_error_shape() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/api/nope", None).await;
+    assert_error(status, &body, 404, "File not found.");
+    let (status, body) = app.post_json("/api/nope", None, json!({})).await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+    let (status, body) = app.delete("/api/health", None).await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_clear_400s() {
+    let app = TestApp::spawn().await;
+    let path = "/api/collections/_superusers/auth-with-password";
+    for body in ["{bad", "[1,2]", "\"text\""] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status().as_u16();
+        let value: serde_json::Value = response.json().await.expect("json");
+        assert_error(status, &value, 400, "An error occurred while loading the submitted data.");
+    }
+    let response = app
+        .client
+        .post(app.url(path))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    let value: serde_json::Value = response.json().await.expect("json");
+    assert_error(status, &value, 400, "Unsupported Content-Type.");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_rejected_without_a_500() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let big = "x".repeat(33 << 20);
+    let response = app
+        .client
+        .post(app.url("/api/collections/users/records"))
+        .header("Authorization", &token)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\":\"{big}\"}}"))
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    assert!(status == 413 || status == 400, "got {status}");
+}

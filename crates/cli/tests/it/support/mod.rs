@@ -1,0 +1,181 @@
+//! `TestApp::spawn()`: the real binary on `127.0.0.1:0` with a temporary data dir, a superuser
+//! already created, and small HTTP helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "Passw0rd!123";
+
+/// Path of the binary under test.
+pub fn plinth_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_plinth"))
+}
+
+/// Runs `plinth ARGS --dir DIR` to completion and returns (exit code, stdout, stderr).
+pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(plinth_bin())
+        .args(args)
+        .arg(format!("--dir={}", dir.display()))
+        .env("PLINTH_BCRYPT_COST", "4")
+        .output()
+        .expect("plinth runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub child: Child,
+    pub startup_output: String,
+}
+
+impl TestApp {
+    /// Starts a server with the default superuser.
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (code, _, stderr) =
+            run_cli(dir.path(), &["superuser", "upsert", ADMIN_EMAIL, ADMIN_PASSWORD]);
+        assert_eq!(code, 0, "superuser upsert failed: {stderr}");
+        Self::spawn_in(dir)
+    }
+
+    /// Starts a server on an existing data dir.
+    pub fn spawn_in(dir: tempfile::TempDir) -> TestApp {
+        let mut child = Command::new(plinth_bin())
+            .args(["serve", "--http=127.0.0.1:0"])
+            .arg(format!("--dir={}", dir.path().display()))
+            .env("PLINTH_BCRYPT_COST", "4")
+            .env("PLINTH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("plinth serve starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut reader = BufReader::new(stdout);
+        let mut startup_output = String::new();
+        let mut base = None;
+        for _ in 0..20 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("reads stdout") == 0 {
+                break;
+            }
+            startup_output.push_str(&line);
+            if let Some(rest) = line.trim().strip_prefix("Server started at ") {
+                base = Some(rest.to_owned());
+                break;
+            }
+        }
+        let base = base.unwrap_or_else(|| panic!("server did not start: {startup_output}"));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        TestApp { base, client, dir, child, startup_output }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A superuser token.
+    pub async fn admin_token(&self) -> String {
+        let (status, body) = self
+            .post_json(
+                "/api/collections/_superusers/auth-with-password",
+                None,
+                json!({"identity": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "superuser login failed: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body read");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        -1
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts PocketBase's error shape and returns its `data`.
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, message: &str) -> Value {
+    assert_eq!(status, expected_status, "unexpected status, body: {body}");
+    assert_eq!(body["status"], expected_status, "body: {body}");
+    assert_eq!(body["message"], message, "body: {body}");
+    assert!(body["data"].is_object(), "data must be an object: {body}");
+    body["data"].clone()
+}
