@@ -31,13 +31,15 @@ export function newClient(baseUrl, token, record) {
 }
 
 export class Context {
-  constructor({ side, baseUrl, area, name, suToken, suRecord }) {
+  constructor({ side, baseUrl, area, name, suToken, suRecord, suEmail, suPassword }) {
     this.side = side; // 'pocketbase' | 'plinth'
     this.base = baseUrl;
     this.area = area;
     this.name = name;
     this.suToken = suToken;
     this.suRecord = suRecord;
+    this.suEmail = suEmail; // the superuser's credentials, for scenarios about logging in
+    this.suPassword = suPassword;
     this.steps = [];
     this.networkError = false;
     this.tag = shortHash(`${area}/${name}`);

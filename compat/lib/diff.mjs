@@ -33,6 +33,11 @@ function walk(a, b, path, out, limit) {
     return;
   }
   if (ka === 'object') {
+    // An empty object against a full one is one difference, not one per missing key.
+    if (!Object.keys(a).length !== !Object.keys(b).length) {
+      out.push({ path, expected: a, actual: b });
+      return;
+    }
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
     for (const k of keys) {
       if (out.length >= limit) return;
@@ -53,6 +58,8 @@ export function diff(expected, actual, limit = 12) {
   const e = byLabel(expected);
   const a = byLabel(actual);
   const labels = [...expected.map(([l]) => l), ...actual.map(([l]) => l).filter((l) => !e.has(l))];
+  // A scenario that threw on one side explains everything after it: show that first.
+  labels.sort((x, y) => (y === 'threw') - (x === 'threw'));
   for (const label of labels) {
     if (out.length >= limit) break;
     walk(e.get(label), a.get(label), `[${label}]`, out, limit);

@@ -6,6 +6,9 @@
 // name by CRC32 as PocketBase does) are left alone and compared strictly.
 
 const RECORD_ID = /^[a-z0-9]{15}$/;
+// Field ids are `<type><CRC32 of the name>`; some of them are 15 chars of [a-z0-9] too
+// (`number123456789`), but they are deterministic and must be compared as they are.
+const FIELD_ID = /^(editor|number|select|email|autodate|relation|password)\d+$/;
 const JWT = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 const DATETIME = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})\.\d{3}Z$/;
 const REALTIME_CLIENT_ID = /^[A-Za-z0-9]{40}$/;
@@ -14,11 +17,15 @@ const TOKEN_KEY = /^[A-Za-z0-9]{50}$/;
 // suffix twice. The extension is always present (detected from the content when missing).
 const FILE_SUFFIX = /_[a-z0-9]{10}(?=(_[a-z0-9]{10})*\.[A-Za-z0-9]{1,20}$)/g;
 // A timestamp within this distance of the comparison time was produced by the server ("now").
+// Index names PocketBase invents for scaffolds: `idx_email_3b23lad4r9`.
+const RANDOM_INDEX_NAME = /(`idx_[A-Za-z0-9]+_)[a-z0-9]{10}`/g;
+// Field ids PocketBase gives the fields a view collection copies from its source.
+const CLONE_FIELD_ID = /^_clone_[A-Za-z0-9]{4}$/;
 const NOW_WINDOW_MS = 2 * 24 * 3600 * 1000;
 
 function collectIds(value, ids) {
   if (typeof value === 'string') {
-    if (RECORD_ID.test(value)) ids.add(value);
+    if (RECORD_ID.test(value) && !FIELD_ID.test(value)) ids.add(value);
   } else if (Array.isArray(value)) {
     for (const v of value) collectIds(v, ids);
   } else if (value && typeof value === 'object') {
@@ -45,6 +52,7 @@ class Normalizer {
   string(s) {
     if (this.known.has(s)) return this.idPlaceholder(s);
     if (JWT.test(s)) return '<jwt>';
+    if (CLONE_FIELD_ID.test(s)) return '_clone_<rand>';
     const dt = DATETIME.exec(s);
     if (dt) {
       const t = Date.parse(`${dt[1]}T${dt[2]}Z`);
@@ -56,6 +64,7 @@ class Normalizer {
     let out = s;
     if (this.embedded) out = out.replace(this.embedded, (m) => this.idPlaceholder(m));
     out = out.replace(FILE_SUFFIX, '_<rand>');
+    out = out.replace(RANDOM_INDEX_NAME, '$1<rand>`');
     return out;
   }
 

@@ -4,7 +4,9 @@
 // final `N passed, M failed`. Started by compat/run.sh, which owns the server processes.
 //
 //   node lib/runner.mjs --pocketbase URL --plinth URL --email E --password P
-//                       [--only AREA[/NAME][,...]] [--self-test] [--verbose]
+//                       [--only AREA[/NAME][,...]] [--self-test] [--verbose] [--dump]
+//
+// --dump prints PocketBase's normalized observation of each scenario (for writing scenarios).
 
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,7 +24,7 @@ const ROOT = path.dirname(HERE);
 const SCENARIO_TIMEOUT_MS = 60000;
 
 function parseArgs(argv) {
-  const args = { only: [], selfTest: false, verbose: false };
+  const args = { only: [], selfTest: false, verbose: false, dump: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -36,6 +38,7 @@ function parseArgs(argv) {
     else if (a === '--only') args.only.push(...next().split(',').filter(Boolean));
     else if (a === '--self-test') args.selfTest = true;
     else if (a === '--verbose') args.verbose = true;
+    else if (a === '--dump') args.dump = true;
     else throw new Error(`unknown argument ${a}`);
   }
   for (const k of ['pocketbase', 'plinth', 'email', 'password']) {
@@ -47,7 +50,10 @@ function parseArgs(argv) {
 /** Every exported function of every compat/scenarios/*.mjs, as {area, name, fn}. */
 async function loadScenarios() {
   const dir = path.join(ROOT, 'scenarios');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.mjs')).sort();
+  // Files starting with `_` hold shared helpers, not scenarios.
+  const files = (await readdir(dir))
+    .filter((f) => f.endsWith('.mjs') && !f.startsWith('_'))
+    .sort();
   const out = [];
   for (const f of files) {
     const area = f.replace(/\.mjs$/, '');
@@ -98,7 +104,7 @@ function withTimeout(promise, ms, what) {
 }
 
 /** Runs one scenario against one server; an exception becomes the observation's last step. */
-async function observe(s, side, baseUrl, su) {
+async function observe(s, side, baseUrl, su, args) {
   const t = new Context({
     side,
     baseUrl,
@@ -106,6 +112,8 @@ async function observe(s, side, baseUrl, su) {
     name: s.name,
     suToken: su.token,
     suRecord: su.record,
+    suEmail: args.email,
+    suPassword: args.password,
   });
   try {
     const ret = await withTimeout(Promise.resolve().then(() => s.fn(t)), SCENARIO_TIMEOUT_MS,
@@ -164,8 +172,8 @@ async function main() {
     }
     const t0 = Date.now();
     const [ref, cand] = await Promise.all([
-      observe(s, 'pocketbase', args.pocketbase, suRef),
-      observe(s, 'plinth', args.plinth, suCand),
+      observe(s, 'pocketbase', args.pocketbase, suRef, args),
+      observe(s, 'plinth', args.plinth, suCand, args),
     ]);
     const ms = Date.now() - t0;
     const known = s.fn.known && !args.selfTest ? s.fn.known : null;
@@ -189,6 +197,9 @@ async function main() {
     } else {
       passed++;
       console.log(`ok   ${id}${suffix}${timing}`);
+    }
+    if (args.dump) {
+      for (const [label, v] of ref.steps) console.log(`    ${label}: ${JSON.stringify(v)}`);
     }
     for (const [side, obs, url] of [['PocketBase', ref, args.pocketbase],
       ['Plinth', cand, args.plinth]]) {

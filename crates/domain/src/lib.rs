@@ -6,13 +6,16 @@
 
 pub mod auth;
 pub mod collection;
+pub mod collection_validate;
 pub mod error;
 pub mod field;
 pub mod ids;
+pub mod index;
 pub mod record;
 pub mod sql;
 pub mod store;
 pub mod time;
+pub mod values;
 
 pub use auth::AuthContext;
 pub use collection::{Collection, CollectionType, Schema};

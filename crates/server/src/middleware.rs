@@ -41,7 +41,19 @@ pub fn wrap(api: Router, body_limit: usize) -> Router {
         .layer(fixed("x-xss-protection", "1; mode=block"))
         .layer(fixed("cross-origin-opener-policy", "same-origin"))
         .layer(cors)
+        .layer(axum::middleware::from_fn(preflight_no_content))
         .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// CORS preflights answer 204 with no body, as PocketBase does.
+async fn preflight_no_content(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let preflight = request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = next.run(request).await;
+    if preflight && response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 /// Unknown paths: GETs fall through to "files", as PocketBase's static handler answers.

@@ -1,1 +1,311 @@
-//! placeholder
+//! Plinth's [`Store`] on embedded SQLite (`data_dir/data.db`).
+//!
+//! One writer thread owns the only write connection and a few reader threads own read-only
+//! ones (`engine`); every async method ships a closure to one of them. Collections live as
+//! JSON in `_collections` and as one table (or view) each (`ddl`, `schema_change`, `view`);
+//! records move between canonical JSON and columns in `records`. The schema snapshot is
+//! replaced only after a schema change commits.
+
+mod ddl;
+mod engine;
+mod records;
+mod schema_change;
+mod system;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use domain::collection::{Collection, Schema};
+use domain::field::Field;
+use domain::record::Record;
+use domain::sql::{Dialect, SqlFragment};
+use domain::{RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp, WriteResult};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use serde_json::Value;
+
+use crate::engine::{Closed, Engine};
+use crate::schema_change::SchemaChange;
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Reader threads (and connections); at least one is started.
+    pub readers: usize,
+    /// `synchronous=FULL` (an fsync per commit) instead of `NORMAL`.
+    pub synchronous_full: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 2,
+            synchronous_full: false,
+        }
+    }
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreOpenError {
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate the database: {0}")]
+    Migrate(StoreError),
+    #[error("cannot start the database threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// The SQLite store. Cheap to share as `Arc<SqliteStore>` / `Arc<dyn Store>`.
+pub struct SqliteStore {
+    engine: Engine,
+    schema: Arc<SchemaCell>,
+}
+
+/// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
+struct SchemaCell(RwLock<Arc<Schema>>);
+
+impl SchemaCell {
+    fn load(&self) -> Arc<Schema> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn store(&self, schema: Arc<Schema>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = schema;
+    }
+}
+
+/// Prepared statements kept per connection; record SQL varies with filters and collections.
+const STATEMENT_CACHE: usize = 256;
+
+impl SqliteStore {
+    /// Opens (or creates) `data_dir/data.db`, applies pending migrations (a new database gets
+    /// the `_superusers` and `users` collections) and starts the connection threads.
+    pub fn open(
+        data_dir: &Path,
+        options: SqliteOptions,
+    ) -> Result<Arc<SqliteStore>, StoreOpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreOpenError::CreateDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join("data.db");
+        let open_error = |source| StoreOpenError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = Connection::open(&path).map_err(open_error)?;
+        configure(&writer, &options, false).map_err(open_error)?;
+        system::migrate(&mut writer).map_err(StoreOpenError::Migrate)?;
+        let schema = system::load_schema(&writer).map_err(StoreOpenError::Migrate)?;
+
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let reader = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_error)?;
+            configure(&reader, &options, true).map_err(open_error)?;
+            readers.push(reader);
+        }
+        let engine = Engine::start(writer, readers).map_err(StoreOpenError::Threads)?;
+        Ok(Arc::new(SqliteStore {
+            engine,
+            schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
+        }))
+    }
+
+    /// Runs one schema change on the writer in an IMMEDIATE transaction and publishes the
+    /// resulting schema once it committed.
+    async fn change_schema(
+        &self,
+        change: impl FnOnce(&mut SchemaChange<'_>) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<Arc<Schema>, StoreError> {
+        let cell = Arc::clone(&self.schema);
+        self.engine
+            .write(move |conn| {
+                let current = cell.load();
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(internal)?;
+                let mut schema_change = SchemaChange::new(&tx, &current);
+                change(&mut schema_change)?;
+                let schema = Arc::new(schema_change.finish()?);
+                tx.commit().map_err(internal)?;
+                // Cached statements may name columns that are gone.
+                conn.flush_prepared_statement_cache();
+                cell.store(Arc::clone(&schema));
+                Ok(schema)
+            })
+            .await
+            .map_err(closed)?
+    }
+}
+
+fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(5000))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    let synchronous = if options.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    if reader {
+        // Guards and filters are SQL built elsewhere; a reader must never write.
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// A driver error nobody can act on: logged by the server, shown as a 500.
+pub(crate) fn internal(error: rusqlite::Error) -> StoreError {
+    StoreError::Internal(error.to_string())
+}
+
+fn closed(_: Closed) -> StoreError {
+    StoreError::Internal("the database store is closed".into())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn schema(&self) -> Arc<Schema> {
+        self.schema.load()
+    }
+
+    async fn create_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(move |change| change.create(collection))
+            .await
+    }
+
+    async fn update_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(move |change| change.update(collection))
+            .await
+    }
+
+    async fn delete_collection(&self, id: &str) -> Result<Arc<Schema>, StoreError> {
+        let id = id.to_owned();
+        self.change_schema(move |change| change.delete(&id)).await
+    }
+
+    async fn truncate_collection(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let cell = Arc::clone(&self.schema);
+        self.engine
+            .write(move |conn| {
+                let schema = cell.load();
+                let collection = schema.get_by_id(&id).ok_or(StoreError::NotFound)?;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(internal)?;
+                records::truncate(&tx, &schema, collection)?;
+                tx.commit().map_err(internal)
+            })
+            .await
+            .map_err(closed)?
+    }
+
+    async fn import_collections(
+        &self,
+        collections: Vec<Collection>,
+        delete_missing: bool,
+    ) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(move |change| change.import(collections, delete_missing))
+            .await
+    }
+
+    async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError> {
+        let query = query.to_owned();
+        let schema = self.schema.load();
+        self.engine
+            .read(move |conn| {
+                let collections: Vec<Collection> =
+                    schema.all().iter().map(|c| (**c).clone()).collect();
+                view::ViewPlan::new(conn, &collections, &query).map(|plan| plan.fields)
+            })
+            .await
+            .map_err(closed)?
+    }
+
+    async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
+        self.engine
+            .read(move |conn| records::list(conn, &query))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn get_record(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<Option<Record>, StoreError> {
+        let id = id.to_owned();
+        self.engine
+            .read(move |conn| records::get(conn, &collection, &id, filters))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
+        let cell = Arc::clone(&self.schema);
+        self.engine
+            .write(move |conn| records::write(conn, &cell.load(), ops))
+            .await
+            .map_err(|e| WriteError {
+                index: 0,
+                error: closed(e),
+            })?
+    }
+
+    async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let key = key.to_owned();
+        self.engine
+            .read(move |conn| system::get_param(conn, &key))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn set_param(&self, key: &str, value: Value) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.engine
+            .write(move |conn| system::set_param(conn, &key, &value))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let checkpoint = self
+            .engine
+            .write(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .map_err(internal)
+            })
+            .await;
+        self.engine.shutdown().await;
+        match checkpoint {
+            Ok(result) => result,
+            // Closing twice is fine: the first close already checkpointed.
+            Err(Closed) => Ok(()),
+        }
+    }
+}

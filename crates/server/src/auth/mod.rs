@@ -125,7 +125,7 @@ async fn auth_with_password(
     let failed = || ApiError::bad_request_msg("Failed to authenticate.");
     let Some(record) = found else {
         // Spend the same time as a real check so that unknown identities are not revealed.
-        password::verify(password, DUMMY_HASH.to_owned()).await;
+        password::verify(password, dummy_hash(state.config.bcrypt_cost).await).await;
         return Err(failed());
     };
     if !password::verify(password, record.text("password").to_owned()).await {
@@ -175,5 +175,14 @@ async fn auth_refresh(
     Ok(Json(auth_response(&collection, &record, token)))
 }
 
-/// A bcrypt hash of a random string, verified against when the identity is unknown.
-const DUMMY_HASH: &str = "$2a$10$C6UzMDM.H6dfI/f/IKxGhuKq1jL7Qjx5vGJ9uJ1v1cV8oEGi0VWXa";
+/// A real hash at the configured cost, checked against when the identity is unknown so that
+/// the failure costs the same time either way. Made once per process.
+async fn dummy_hash(cost: u32) -> String {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async move {
+            password::hash(domain::ids::random_alnum(20), cost).await.unwrap_or_default()
+        })
+        .await
+        .clone()
+}

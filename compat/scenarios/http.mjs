@@ -1,0 +1,68 @@
+// HTTP basics every client meets first: health, default headers, CORS, unknown routes and
+// methods.
+
+const SECURITY_HEADERS = [
+  'content-type',
+  'x-content-type-options',
+  'x-frame-options',
+  'x-xss-protection',
+  'access-control-allow-origin',
+];
+
+export async function healthRaw(t) {
+  await t.http('GET health', 'GET', '/api/health', { keep: ['content-type'] });
+  const head = await t.http('HEAD health', 'HEAD', '/api/health', { quiet: true });
+  t.record('HEAD health status', head.status);
+  t.record('HEAD health body is empty', head.text === '');
+  await t.http('GET health as superuser', 'GET', '/api/health', { auth: 'su' });
+}
+
+export async function healthSdk(t) {
+  await t.sdk('guest health.check()', () => t.client().health.check());
+  await t.sdk('superuser health.check()', () => t.su.health.check());
+}
+
+export async function defaultHeaders(t) {
+  await t.http('GET health with Origin', 'GET', '/api/health', {
+    headers: { Origin: 'https://app.example.com' },
+    keep: SECURITY_HEADERS,
+  });
+  await t.http('404 with Origin', 'GET', '/api/collections/nosuchcollection/records', {
+    headers: { Origin: 'https://app.example.com' },
+    keep: SECURITY_HEADERS,
+  });
+}
+
+export async function corsPreflight(t) {
+  const res = await t.http('OPTIONS records', 'OPTIONS', '/api/collections/users/records', {
+    headers: {
+      Origin: 'https://app.example.com',
+      'Access-Control-Request-Method': 'POST',
+      'Access-Control-Request-Headers': 'content-type,authorization',
+    },
+    keep: ['access-control-allow-origin', 'access-control-allow-methods'],
+  });
+  // The allowed-headers value may be echoed with different spacing or case.
+  const allowed = (res.headers['access-control-allow-headers'] ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean)
+    .sort();
+  t.record('allowed headers', allowed);
+  t.record('preflight body is empty', res.text === '');
+}
+
+export async function unknownRoutes(t) {
+  await t.http('GET /api/nope', 'GET', '/api/nope');
+  await t.http('POST /api/nope', 'POST', '/api/nope', { json: {} });
+  await t.http('GET /api/collections/x/records/y/z', 'GET', '/api/collections/x/records/y/z');
+  await t.http('DELETE /api/nope', 'DELETE', '/api/nope');
+}
+
+export async function wrongMethod(t) {
+  await t.http('PUT /api/health', 'PUT', '/api/health', { json: {} });
+  await t.http('DELETE /api/health', 'DELETE', '/api/health');
+  await t.http('PUT records', 'PUT', '/api/collections/users/records', { json: {} });
+  await t.http('POST one record', 'POST', '/api/collections/users/records/abc', { json: {} });
+}

@@ -1,0 +1,767 @@
+//! Records in and out of collection tables: canonical JSON values ↔ SQL values per field
+//! type, paged reads, and the write path (create, update, delete with relation cascades,
+//! relation existence checks, unique violations mapped to field errors).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use domain::collection::{Collection, Schema};
+use domain::error::{FieldError, ValidationErrors};
+use domain::field::{Field, FieldKind};
+use domain::index::IndexDef;
+use domain::record::{Record, RecordData, number_to_json};
+use domain::sql::{SqlFragment, SqlValue, quote_ident};
+use domain::{RecordPage, RecordQuery, StoreError, WriteError, WriteOp, WriteResult};
+use rusqlite::types::{Value as SqlOut, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
+use serde_json::Value;
+
+use crate::internal;
+
+/// One page of a collection, read in one snapshot (a deferred read transaction), so the
+/// total and the items agree.
+pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+    let collection = &query.collection;
+    let table = quote_ident(&collection.name);
+    let mut sql = format!("SELECT {} FROM {table}", select_list(collection));
+    let mut params: Vec<SqlOut> = Vec::new();
+    let filter = SqlFragment::and_all(query.filters.clone());
+    if let Some(filter) = &filter {
+        sql.push_str(" WHERE ");
+        sql.push_str(&filter.sql);
+        params.extend(filter.params.iter().map(bind));
+    }
+    if !query.sort.is_empty() {
+        let terms: Vec<String> = query
+            .sort
+            .iter()
+            .map(|term| {
+                params.extend(term.expr.params.iter().map(bind));
+                let direction = if term.descending { "DESC" } else { "ASC" };
+                format!("{} {direction}", term.expr.sql)
+            })
+            .collect();
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&terms.join(", "));
+        // Ties keep insertion order, so pages never overlap.
+        if !collection.is_view() {
+            sql.push_str(&format!(", {table}.rowid"));
+        }
+    } else if !collection.is_view() {
+        sql.push_str(&format!(" ORDER BY {table}.rowid"));
+    }
+    sql.push_str(" LIMIT ? OFFSET ?");
+    let limit = if query.per_page == 0 {
+        -1
+    } else {
+        i64::try_from(query.per_page).unwrap_or(i64::MAX)
+    };
+    let offset = query
+        .page
+        .saturating_sub(1)
+        .saturating_mul(query.per_page)
+        .min(i64::MAX as u64) as i64;
+    params.push(SqlOut::Integer(limit));
+    params.push(SqlOut::Integer(offset));
+
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Deferred)
+        .map_err(internal)?;
+    let items = {
+        let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
+        let rows = stmt
+            .query_map(params_from_iter(params), |row| read_record(row, collection))
+            .map_err(internal)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(internal)?
+    };
+    let total = if query.with_total {
+        let mut count_sql = format!("SELECT COUNT(*) FROM {table}");
+        let mut count_params = Vec::new();
+        if let Some(filter) = &filter {
+            count_sql.push_str(" WHERE ");
+            count_sql.push_str(&filter.sql);
+            count_params.extend(filter.params.iter().map(bind));
+        }
+        let n: i64 = tx
+            .prepare_cached(&count_sql)
+            .and_then(|mut stmt| stmt.query_row(params_from_iter(count_params), |r| r.get(0)))
+            .map_err(internal)?;
+        Some(n.max(0) as u64)
+    } else {
+        None
+    };
+    tx.commit().map_err(internal)?;
+    Ok(RecordPage { items, total })
+}
+
+/// One record by id that satisfies every filter.
+pub(crate) fn get(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+    filters: Vec<SqlFragment>,
+) -> Result<Option<Record>, StoreError> {
+    load(conn, collection, id, SqlFragment::and_all(filters).as_ref()).map_err(internal)
+}
+
+/// Runs every operation in one IMMEDIATE transaction; the first failure rolls all back.
+pub(crate) fn write(
+    conn: &mut Connection,
+    schema: &Schema,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteResult>, WriteError> {
+    let last = ops.len().saturating_sub(1);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| WriteError {
+            index: 0,
+            error: internal(e),
+        })?;
+    let mut results = Vec::with_capacity(ops.len());
+    for (index, op) in ops.into_iter().enumerate() {
+        match run_op(&tx, schema, op) {
+            Ok(result) => results.push(result),
+            // Dropping `tx` rolls back everything done so far.
+            Err(error) => return Err(WriteError { index, error }),
+        }
+    }
+    tx.commit().map_err(|e| WriteError {
+        index: last,
+        error: internal(e),
+    })?;
+    Ok(results)
+}
+
+/// Deletes every record of a collection, one by one so relation cascades apply.
+pub(crate) fn truncate(
+    conn: &Connection,
+    schema: &Schema,
+    collection: &Collection,
+) -> Result<(), StoreError> {
+    if collection.is_view() {
+        return Err(StoreError::Schema(
+            "view collections have no records to delete".into(),
+        ));
+    }
+    let ids: Vec<String> = {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {} FROM {}",
+                quote_ident("id"),
+                quote_ident(&collection.name)
+            ))
+            .map_err(internal)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(internal)?;
+        rows.collect::<Result<_, _>>().map_err(internal)?
+    };
+    let mut deleted = HashSet::new();
+    for id in ids {
+        // A cascade from an earlier record may already have removed this one.
+        if !deleted.contains(&(collection.id.clone(), id.clone())) {
+            deleted.extend(delete_with_cascade(conn, schema, collection, &id)?);
+        }
+    }
+    Ok(())
+}
+
+fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult, StoreError> {
+    match op {
+        WriteOp::Create {
+            collection,
+            data,
+            guard,
+        } => create(conn, schema, &collection, data, guard.as_ref()).map(WriteResult::Created),
+        WriteOp::Update {
+            collection,
+            id,
+            guard,
+            apply,
+        } => {
+            refuse_view(&collection)?;
+            let current = load(conn, &collection, &id, guard.as_ref())
+                .map_err(internal)?
+                .ok_or(StoreError::NotFound)?;
+            let mut new_data = apply(&current)?;
+            // Values the update did not mention stay as they are; the key never changes.
+            let mut data = current.data.clone();
+            for field in &collection.fields {
+                if field.is_primary_key() {
+                    continue;
+                }
+                if let Some(value) = new_data.remove(&field.name) {
+                    data.insert(field.name.clone(), value);
+                }
+            }
+            check_relations(conn, schema, &collection, &data)?;
+            update_row(conn, &collection, current.id(), &data)?;
+            // FIXME(#6): append the change-log entry here, inside the write transaction.
+            load(conn, &collection, current.id(), None)
+                .map_err(internal)?
+                .map(WriteResult::Updated)
+                .ok_or_else(|| StoreError::Internal("updated record vanished".into()))
+        }
+        WriteOp::Delete {
+            collection,
+            id,
+            guard,
+        } => {
+            refuse_view(&collection)?;
+            let record = load(conn, &collection, &id, guard.as_ref())
+                .map_err(internal)?
+                .ok_or(StoreError::NotFound)?;
+            delete_with_cascade(conn, schema, &collection, record.id())?;
+            Ok(WriteResult::Deleted(record))
+        }
+    }
+}
+
+fn create(
+    conn: &Connection,
+    schema: &Schema,
+    collection: &Collection,
+    mut data: RecordData,
+    guard: Option<&SqlFragment>,
+) -> Result<Record, StoreError> {
+    refuse_view(collection)?;
+    let id = match data.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => {
+            let id = domain::ids::new_record_id();
+            data.insert("id".into(), Value::String(id.clone()));
+            id
+        }
+    };
+    check_relations(conn, schema, collection, &data)?;
+    let columns: Vec<String> = collection
+        .fields
+        .iter()
+        .map(|f| quote_ident(&f.name))
+        .collect();
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({placeholders})",
+        quote_ident(&collection.name),
+        columns.join(", ")
+    );
+    let values: Vec<SqlOut> = collection
+        .fields
+        .iter()
+        .map(|f| json_to_sql(f, data.get(&f.name).unwrap_or(&f.zero_value())))
+        .collect();
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(values)))
+        .map_err(|e| write_error(e, collection))?;
+    if let Some(guard) = guard {
+        let mut sql = format!(
+            "SELECT 1 FROM {table} WHERE {table}.{id} = ? AND (",
+            table = quote_ident(&collection.name),
+            id = quote_ident("id")
+        );
+        sql.push_str(&guard.sql);
+        sql.push(')');
+        let mut params = vec![SqlOut::Text(id.clone())];
+        params.extend(guard.params.iter().map(bind));
+        let found: Option<i64> = conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_row(params_from_iter(params), |r| r.get(0))
+                    .optional()
+            })
+            .map_err(internal)?;
+        if found.is_none() {
+            return Err(StoreError::GuardRejected);
+        }
+    }
+    // FIXME(#6): append the change-log entry here, inside the write transaction.
+    load(conn, collection, &id, None)
+        .map_err(internal)?
+        .ok_or_else(|| StoreError::Internal("created record vanished".into()))
+}
+
+fn refuse_view(collection: &Collection) -> Result<(), StoreError> {
+    if collection.is_view() {
+        Err(StoreError::Schema(format!(
+            "view collection {:?} is read-only",
+            collection.name
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn update_row(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+    data: &RecordData,
+) -> Result<(), StoreError> {
+    let fields: Vec<&Field> = collection
+        .fields
+        .iter()
+        .filter(|f| !f.is_primary_key())
+        .collect();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let assignments: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{} = ?", quote_ident(&f.name)))
+        .collect();
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {} = ?",
+        quote_ident(&collection.name),
+        assignments.join(", "),
+        quote_ident("id")
+    );
+    let mut values: Vec<SqlOut> = fields
+        .iter()
+        .map(|f| json_to_sql(f, data.get(&f.name).unwrap_or(&f.zero_value())))
+        .collect();
+    values.push(SqlOut::Text(id.to_owned()));
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(values)))
+        .map_err(|e| write_error(e, collection))?;
+    Ok(())
+}
+
+/// Deletes a record and applies relation cascades: records reaching it through a
+/// `cascadeDelete` relation are deleted too (transitively); other references are cleared,
+/// unless the field is required and would become empty, which blocks the whole delete.
+/// Returns every deleted `(collection id, record id)`.
+fn delete_with_cascade(
+    conn: &Connection,
+    schema: &Schema,
+    collection: &Collection,
+    id: &str,
+) -> Result<HashSet<(String, String)>, StoreError> {
+    // First the full set of records to delete, so a reference from a record that is itself
+    // being deleted never blocks or gets rewritten.
+    let mut doomed: Vec<(Arc<Collection>, String)> = Vec::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let start = schema
+        .get_by_id(&collection.id)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(collection.clone()));
+    seen.insert((start.id.clone(), id.to_owned()));
+    doomed.push((start, id.to_owned()));
+    let mut next = 0;
+    while next < doomed.len() {
+        let (target, target_id) = doomed[next].clone();
+        next += 1;
+        for (referrer, field) in schema.referencing(&target.id) {
+            if referrer.is_view() || !is_cascading(field) {
+                continue;
+            }
+            for (referrer_id, _) in referencing_rows(conn, referrer, field, &target_id)? {
+                if seen.insert((referrer.id.clone(), referrer_id.clone())) {
+                    doomed.push((Arc::clone(referrer), referrer_id));
+                }
+            }
+        }
+    }
+
+    for (target, target_id) in &doomed {
+        for (referrer, field) in schema.referencing(&target.id) {
+            if referrer.is_view() || is_cascading(field) {
+                continue;
+            }
+            for (referrer_id, value) in referencing_rows(conn, referrer, field, target_id)? {
+                if seen.contains(&(referrer.id.clone(), referrer_id.clone())) {
+                    continue;
+                }
+                let remaining = without_id(field, &value, target_id);
+                let empty = match &remaining {
+                    Value::Array(items) => items.is_empty(),
+                    Value::String(s) => s.is_empty(),
+                    _ => true,
+                };
+                if field.is_required() && empty {
+                    return Err(StoreError::RequiredReference);
+                }
+                unlink(conn, referrer, field, &referrer_id, &remaining)?;
+                // FIXME(#6): append the change-log entry here, inside the write transaction.
+            }
+        }
+    }
+
+    for (target, target_id) in &doomed {
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = ?",
+            quote_ident(&target.name),
+            quote_ident("id")
+        );
+        conn.prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.execute([target_id]))
+            .map_err(internal)?;
+        // FIXME(#6): append the change-log entry here, inside the write transaction.
+    }
+    Ok(seen)
+}
+
+fn is_cascading(field: &Field) -> bool {
+    matches!(&field.kind, FieldKind::Relation(o) if o.cascade_delete)
+}
+
+/// `(id, raw field value)` of every record of `referrer` whose `field` holds `target_id`.
+fn referencing_rows(
+    conn: &Connection,
+    referrer: &Collection,
+    field: &Field,
+    target_id: &str,
+) -> Result<Vec<(String, Value)>, StoreError> {
+    let table = quote_ident(&referrer.name);
+    let column = format!("{table}.{}", quote_ident(&field.name));
+    let condition = if field.is_multiple() {
+        format!(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END) AS rel WHERE rel.value = ?)"
+        )
+    } else {
+        format!("{column} = ?")
+    };
+    let sql = format!(
+        "SELECT {table}.{}, {column} FROM {table} WHERE {condition}",
+        quote_ident("id")
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+    let rows = stmt
+        .query_map([target_id], |r| {
+            Ok((r.get::<_, String>(0)?, sql_to_json(field, r.get_ref(1)?)))
+        })
+        .map_err(internal)?;
+    rows.collect::<Result<_, _>>().map_err(internal)
+}
+
+fn without_id(field: &Field, value: &Value, id: &str) -> Value {
+    if field.is_multiple() {
+        match value {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .filter(|v| v.as_str() != Some(id))
+                    .cloned()
+                    .collect(),
+            ),
+            _ => Value::Array(Vec::new()),
+        }
+    } else {
+        Value::String(String::new())
+    }
+}
+
+/// Stores a referencing record's reduced relation value, touching its `updated`-style
+/// autodate fields as any other update would.
+fn unlink(
+    conn: &Connection,
+    referrer: &Collection,
+    field: &Field,
+    referrer_id: &str,
+    remaining: &Value,
+) -> Result<(), StoreError> {
+    let mut assignments = vec![format!("{} = ?", quote_ident(&field.name))];
+    let mut values = vec![json_to_sql(field, remaining)];
+    let now = domain::time::now();
+    for autodate in referrer
+        .fields
+        .iter()
+        .filter(|f| matches!(&f.kind, FieldKind::Autodate(o) if o.on_update))
+    {
+        assignments.push(format!("{} = ?", quote_ident(&autodate.name)));
+        values.push(SqlOut::Text(now.clone()));
+    }
+    values.push(SqlOut::Text(referrer_id.to_owned()));
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {} = ?",
+        quote_ident(&referrer.name),
+        assignments.join(", "),
+        quote_ident("id")
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(values)))
+        .map_err(|e| write_error(e, referrer))?;
+    Ok(())
+}
+
+/// Every id in a relation field must name an existing record of the target collection.
+fn check_relations(
+    conn: &Connection,
+    schema: &Schema,
+    collection: &Collection,
+    data: &RecordData,
+) -> Result<(), StoreError> {
+    let mut errors = ValidationErrors::new();
+    for field in &collection.fields {
+        let FieldKind::Relation(options) = &field.kind else {
+            continue;
+        };
+        let mut ids: Vec<&str> = match data.get(&field.name) {
+            Some(Value::String(id)) => vec![id.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        ids.retain(|id| !id.is_empty());
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let found = match schema.get_by_id(&options.collection_id) {
+            Some(target) => {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {table}.{id} IN (SELECT value FROM json_each(?))",
+                    table = quote_ident(&target.name),
+                    id = quote_ident("id")
+                );
+                let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                conn.prepare_cached(&sql)
+                    .and_then(|mut stmt| stmt.query_row([list], |r| r.get::<_, i64>(0)))
+                    .map_err(internal)?
+            }
+            None => 0,
+        };
+        if found != ids.len() as i64 {
+            errors.add(
+                &field.name,
+                FieldError::new(
+                    "validation_missing_rel_records",
+                    "Failed to find all relation records with the provided ids.",
+                ),
+            );
+        }
+    }
+    errors.into_result().map_err(StoreError::Validation)
+}
+
+/// Maps a driver error of a record write: unique violations become field errors on the
+/// columns of the violated index; anything else is internal.
+fn write_error(error: rusqlite::Error, collection: &Collection) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(code, Some(message)) = &error
+        && matches!(
+            code.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+        && let Some(columns) = unique_violation_columns(message, collection)
+    {
+        let mut errors = ValidationErrors::new();
+        for column in columns {
+            errors.add(&column, FieldError::not_unique());
+        }
+        return StoreError::Validation(errors);
+    }
+    internal(error)
+}
+
+/// The field names named by `UNIQUE constraint failed: t.a, t.b` or, for an index SQLite
+/// cannot describe by columns, `… failed: index 'name'`.
+fn unique_violation_columns(message: &str, collection: &Collection) -> Option<Vec<String>> {
+    let detail = message.strip_prefix("UNIQUE constraint failed: ")?;
+    let columns: Vec<String> = if let Some(name) = detail
+        .strip_prefix("index '")
+        .and_then(|rest| rest.strip_suffix('\''))
+    {
+        let def = collection
+            .indexes
+            .iter()
+            .filter_map(|text| IndexDef::parse(text).ok())
+            .find(|def| def.name.eq_ignore_ascii_case(name))?;
+        def.unique_columns()?
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        let prefix = format!("{}.", collection.name);
+        detail
+            .split(", ")
+            .map(|part| {
+                part.strip_prefix(&prefix)
+                    .or_else(|| part.rsplit_once('.').map(|(_, column)| column))
+                    .unwrap_or(part)
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Report the field's own spelling (SQLite echoes the index's).
+    let names: Vec<String> = columns
+        .iter()
+        .map(|column| {
+            collection
+                .fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(column))
+                .map(|f| f.name.clone())
+                .unwrap_or_else(|| column.clone())
+        })
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// Loads one record by id, if it satisfies `filter`.
+pub(crate) fn load(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+    filter: Option<&SqlFragment>,
+) -> rusqlite::Result<Option<Record>> {
+    let table = quote_ident(&collection.name);
+    let mut sql = format!(
+        "SELECT {} FROM {table} WHERE {table}.{} = ?",
+        select_list(collection),
+        quote_ident("id")
+    );
+    let mut params = vec![SqlOut::Text(id.to_owned())];
+    if let Some(filter) = filter {
+        sql.push_str(" AND (");
+        sql.push_str(&filter.sql);
+        sql.push(')');
+        params.extend(filter.params.iter().map(bind));
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    stmt.query_row(params_from_iter(params), |row| read_record(row, collection))
+        .optional()
+}
+
+/// `"t"."f1", "t"."f2", …` in field order.
+fn select_list(collection: &Collection) -> String {
+    let table = quote_ident(&collection.name);
+    let columns: Vec<String> = collection
+        .fields
+        .iter()
+        .map(|f| format!("{table}.{}", quote_ident(&f.name)))
+        .collect();
+    if columns.is_empty() {
+        "NULL".to_owned()
+    } else {
+        columns.join(", ")
+    }
+}
+
+fn read_record(row: &Row<'_>, collection: &Collection) -> rusqlite::Result<Record> {
+    let mut data = RecordData::new();
+    for (i, field) in collection.fields.iter().enumerate() {
+        data.insert(field.name.clone(), sql_to_json(field, row.get_ref(i)?));
+    }
+    Ok(Record::new(data))
+}
+
+/// A bound parameter of a predicate.
+fn bind(value: &SqlValue) -> SqlOut {
+    match value {
+        SqlValue::Null => SqlOut::Null,
+        SqlValue::Int(i) => SqlOut::Integer(*i),
+        SqlValue::Real(r) => SqlOut::Real(*r),
+        SqlValue::Text(t) => SqlOut::Text(t.clone()),
+    }
+}
+
+/// The SQL value stored for a field's canonical JSON value. Lenient with near misses
+/// (a number for a text field, a lone string for a multiple field), since the server
+/// normalizes values before they get here.
+pub(crate) fn json_to_sql(field: &Field, value: &Value) -> SqlOut {
+    match &field.kind {
+        FieldKind::Number(_) => match value {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => SqlOut::Integer(i),
+                None => SqlOut::Real(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::Bool(b) => SqlOut::Integer(i64::from(*b)),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map_or(SqlOut::Integer(0), SqlOut::Real),
+            _ => SqlOut::Integer(0),
+        },
+        FieldKind::Bool(_) => SqlOut::Integer(i64::from(match value {
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+            Value::String(s) => matches!(s.as_str(), "true" | "1"),
+            _ => false,
+        })),
+        FieldKind::Json(_) => match value {
+            Value::Null => SqlOut::Null,
+            other => SqlOut::Text(other.to_string()),
+        },
+        FieldKind::GeoPoint(_) => match value {
+            Value::Object(_) => SqlOut::Text(value.to_string()),
+            _ => SqlOut::Text(field.zero_value().to_string()),
+        },
+        _ if field.is_multiple() => SqlOut::Text(match value {
+            Value::Array(_) => value.to_string(),
+            Value::String(s) if !s.is_empty() => Value::Array(vec![value.clone()]).to_string(),
+            _ => "[]".to_owned(),
+        }),
+        _ => SqlOut::Text(match value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            Value::Array(items) => items
+                .last()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            other => other.to_string(),
+        }),
+    }
+}
+
+/// The canonical JSON value of a stored column value.
+pub(crate) fn sql_to_json(field: &Field, value: ValueRef<'_>) -> Value {
+    match &field.kind {
+        FieldKind::Number(_) => match value {
+            ValueRef::Integer(i) => Value::from(i),
+            ValueRef::Real(r) => number_to_json(r),
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .map_or(Value::from(0), number_to_json),
+            _ => Value::from(0),
+        },
+        FieldKind::Bool(_) => Value::Bool(match value {
+            ValueRef::Integer(i) => i != 0,
+            ValueRef::Real(r) => r != 0.0,
+            ValueRef::Text(t) => matches!(t, b"true" | b"TRUE" | b"1"),
+            _ => false,
+        }),
+        FieldKind::Json(_) => json_from_ref(value),
+        FieldKind::GeoPoint(_) => match json_from_ref(value) {
+            point @ Value::Object(_) => point,
+            _ => field.zero_value(),
+        },
+        _ if field.is_multiple() => match json_from_ref(value) {
+            items @ Value::Array(_) => items,
+            Value::String(s) if !s.is_empty() => Value::Array(vec![Value::String(s)]),
+            _ => Value::Array(Vec::new()),
+        },
+        _ => Value::String(match value {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(r) => number_to_json(r).to_string(),
+            ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+            ValueRef::Null => String::new(),
+        }),
+    }
+}
+
+/// A JSON column's value: text is parsed as JSON (kept as a string when it is not JSON);
+/// numbers come back as numbers, since JSON columns have numeric affinity.
+fn json_from_ref(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(r) => number_to_json(r),
+        ValueRef::Text(t) | ValueRef::Blob(t) => match serde_json::from_slice(t) {
+            Ok(parsed) => parsed,
+            Err(_) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        },
+    }
+}
+
+/// Same as [`json_from_ref`] for an owned value.
+pub(crate) fn json_from_sql(value: SqlOut) -> Value {
+    match &value {
+        SqlOut::Null => Value::Null,
+        SqlOut::Integer(i) => Value::from(*i),
+        SqlOut::Real(r) => number_to_json(*r),
+        SqlOut::Text(t) => json_from_ref(ValueRef::Text(t.as_bytes())),
+        SqlOut::Blob(b) => json_from_ref(ValueRef::Blob(b)),
+    }
+}

@@ -1,0 +1,182 @@
+//! The store's own tables: `_migrations` (which schema steps ran), `_collections` (every
+//! collection definition as JSON, auth secrets included) and `_params` (settings). Migrations
+//! are an ordered list of named steps, each applied once in its own transaction, so later
+//! versions add steps at the end.
+
+use domain::StoreError;
+use domain::collection::{Collection, Schema, superusers_collection, users_collection};
+use domain::sql::quote_ident;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::Value;
+
+use crate::internal;
+
+/// Table names the store uses for itself; no collection may take them.
+pub(crate) const SYSTEM_TABLES: [&str; 3] = ["_migrations", "_collections", "_params"];
+
+type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
+
+/// Every schema step, in order. Append only: a step's name is recorded once it ran.
+const MIGRATIONS: [(&str, Migration); 2] = [
+    ("1_system_tables", create_system_tables),
+    ("2_bootstrap_collections", bootstrap_collections),
+];
+
+/// Applies the steps that have not run yet.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _migrations (
+            file    TEXT PRIMARY KEY NOT NULL,
+            applied INTEGER NOT NULL
+        )",
+    )
+    .map_err(internal)?;
+    for (name, step) in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(internal)?;
+        let done: Option<i64> = tx
+            .query_row("SELECT 1 FROM _migrations WHERE file = ?", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(internal)?;
+        if done.is_none() {
+            tracing::info!(migration = name, "applying database migration");
+            step(&tx)?;
+            let applied = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            tx.execute(
+                "INSERT INTO _migrations (file, applied) VALUES (?, ?)",
+                params![name, applied],
+            )
+            .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+    }
+    Ok(())
+}
+
+fn create_system_tables(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE _collections (
+            id         TEXT PRIMARY KEY NOT NULL,
+            name       TEXT UNIQUE NOT NULL COLLATE NOCASE,
+            type       TEXT DEFAULT 'base' NOT NULL,
+            system     BOOLEAN DEFAULT FALSE NOT NULL,
+            created    TEXT DEFAULT '' NOT NULL,
+            updated    TEXT DEFAULT '' NOT NULL,
+            definition JSON NOT NULL
+        );
+        CREATE TABLE _params (
+            id      TEXT PRIMARY KEY NOT NULL,
+            value   JSON DEFAULT NULL,
+            created TEXT DEFAULT '' NOT NULL,
+            updated TEXT DEFAULT '' NOT NULL
+        );",
+    )
+    .map_err(internal)
+}
+
+/// A new database starts with the `_superusers` and `users` collections.
+fn bootstrap_collections(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let now = domain::time::now();
+    let mut change = crate::schema_change::SchemaChange::new(tx, &load_schema(tx)?);
+    for collection in [superusers_collection(&now), users_collection(&now)] {
+        change.create(collection)?;
+    }
+    change.finish()?;
+    Ok(())
+}
+
+/// Reads every collection definition, in creation order.
+pub(crate) fn load_schema(conn: &Connection) -> Result<Schema, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT id, definition FROM _collections ORDER BY rowid")
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(internal)?;
+    let mut collections = Vec::new();
+    for row in rows {
+        let (id, definition) = row.map_err(internal)?;
+        let collection: Collection = serde_json::from_str(&definition).map_err(|e| {
+            StoreError::Internal(format!(
+                "stored definition of collection {id} is corrupt: {e}"
+            ))
+        })?;
+        collections.push(collection);
+    }
+    Ok(Schema::new(collections))
+}
+
+/// Inserts or replaces a collection's row.
+pub(crate) fn save_collection(
+    conn: &Connection,
+    collection: &Collection,
+) -> Result<(), StoreError> {
+    let definition = serde_json::to_string(collection)
+        .map_err(|e| StoreError::Internal(format!("serializing a collection: {e}")))?;
+    conn.prepare_cached(
+        "INSERT INTO _collections (id, name, type, system, created, updated, definition)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, type = excluded.type,
+             system = excluded.system, created = excluded.created,
+             updated = excluded.updated, definition = excluded.definition",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            collection.id,
+            collection.name,
+            collection.kind.as_str(),
+            collection.system,
+            collection.created,
+            collection.updated,
+            definition
+        ])
+    })
+    .map_err(|e| crate::ddl::schema_error(e, &format!("collection {:?}", collection.name)))?;
+    Ok(())
+}
+
+pub(crate) fn delete_collection_row(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM _collections WHERE id = ?")
+        .and_then(|mut stmt| stmt.execute([id]))
+        .map_err(internal)?;
+    Ok(())
+}
+
+pub(crate) fn get_param(conn: &Connection, key: &str) -> Result<Option<Value>, StoreError> {
+    let value: Option<rusqlite::types::Value> = conn
+        .prepare_cached("SELECT value FROM _params WHERE id = ?")
+        .and_then(|mut stmt| stmt.query_row([key], |r| r.get(0)).optional())
+        .map_err(internal)?;
+    Ok(value.map(crate::records::json_from_sql))
+}
+
+pub(crate) fn set_param(conn: &Connection, key: &str, value: &Value) -> Result<(), StoreError> {
+    let now = domain::time::now();
+    let text = value.to_string();
+    conn.prepare_cached(
+        "INSERT INTO _params (id, value, created, updated) VALUES (?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+    )
+    .and_then(|mut stmt| stmt.execute(params![key, text, now, now]))
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Whether `name` is one of the store's own tables, or reserved by SQLite.
+pub(crate) fn is_reserved_table(name: &str) -> bool {
+    SYSTEM_TABLES.iter().any(|t| t.eq_ignore_ascii_case(name))
+        || name.to_ascii_lowercase().starts_with("sqlite_")
+}
+
+/// `SELECT 1 FROM "table" LIMIT 0` compiles, i.e. the table or view and what it reads exist.
+pub(crate) fn check_relation_compiles(conn: &Connection, name: &str) -> Result<(), String> {
+    conn.prepare(&format!("SELECT * FROM {} LIMIT 0", quote_ident(name)))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,1424 @@
+//! End-to-end tests of the SQLite store on temporary databases: every test opens a real
+//! database in a temp dir and talks to it only through the `Store` trait (plus a side
+//! connection where the physical layout itself is the thing under test).
+
+use std::sync::Arc;
+
+use domain::collection::{Collection, CollectionType, SUPERUSERS_ID, USERS_ID, USERS_NAME};
+use domain::field::{
+    AutodateOptions, BasicOptions, DateOptions, DomainOptions, EditorOptions, Field, FieldKind,
+    FileOptions, JsonOptions, NumberOptions, RelationOptions, SelectOptions, TextOptions,
+};
+use domain::record::{Record, RecordData};
+use domain::sql::{SqlFragment, SqlValue};
+use domain::{
+    RecordQuery, SortTerm, Store, StoreError, UpdateFn, WriteError, WriteOp, WriteResult,
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::{SqliteOptions, SqliteStore};
+
+async fn open() -> (TempDir, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("opens");
+    (dir, store)
+}
+
+fn text(name: &str) -> Field {
+    Field::new(name, FieldKind::Text(TextOptions::default()))
+}
+
+fn number(name: &str) -> Field {
+    Field::new(name, FieldKind::Number(NumberOptions::default()))
+}
+
+fn relation(name: &str, target: &str, max_select: u64, required: bool, cascade: bool) -> Field {
+    Field::new(
+        name,
+        FieldKind::Relation(RelationOptions {
+            collection_id: target.to_owned(),
+            max_select,
+            required,
+            cascade_delete: cascade,
+            ..Default::default()
+        }),
+    )
+}
+
+fn base(name: &str, fields: Vec<Field>) -> Collection {
+    let mut collection = Collection::scaffold(CollectionType::Base, name);
+    collection.id = domain::ids::collection_id("base", name);
+    collection.fields.extend(fields);
+    collection
+}
+
+/// A collection with one field of every type.
+fn posts() -> Collection {
+    let mut collection = base(
+        "posts",
+        vec![
+            text("title"),
+            Field::new("body", FieldKind::Editor(EditorOptions::default())),
+            number("n"),
+            Field::new("ok", FieldKind::Bool(BasicOptions::default())),
+            Field::new("mail", FieldKind::Email(DomainOptions::default())),
+            Field::new("link", FieldKind::Url(DomainOptions::default())),
+            Field::new("when", FieldKind::Date(DateOptions::default())),
+            Field::new(
+                "sel",
+                FieldKind::Select(SelectOptions {
+                    max_select: 1,
+                    values: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                }),
+            ),
+            Field::new(
+                "sels",
+                FieldKind::Select(SelectOptions {
+                    max_select: 3,
+                    values: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                }),
+            ),
+            Field::new("meta", FieldKind::Json(JsonOptions::default())),
+            relation("owner", USERS_ID, 1, false, false),
+            relation("owners", USERS_ID, 5, false, false),
+            Field::new(
+                "doc",
+                FieldKind::File(FileOptions {
+                    max_select: 1,
+                    ..Default::default()
+                }),
+            ),
+            Field::new(
+                "docs",
+                FieldKind::File(FileOptions {
+                    max_select: 4,
+                    ..Default::default()
+                }),
+            ),
+            Field::new("loc", FieldKind::GeoPoint(BasicOptions::default())),
+            Field::new(
+                "created",
+                FieldKind::Autodate(AutodateOptions {
+                    on_create: true,
+                    on_update: false,
+                }),
+            ),
+            Field::new(
+                "updated",
+                FieldKind::Autodate(AutodateOptions {
+                    on_create: true,
+                    on_update: true,
+                }),
+            ),
+        ],
+    );
+    collection.indexes = vec!["CREATE INDEX `idx_posts_title` ON `posts` (`title`)".into()];
+    collection
+}
+
+fn collection(store: &SqliteStore, name: &str) -> Arc<Collection> {
+    store
+        .schema()
+        .get(name)
+        .cloned()
+        .expect("collection exists")
+}
+
+/// Complete record data: zero values, a fresh id, then `values`.
+fn record_data(collection: &Collection, values: Value) -> RecordData {
+    let mut data = RecordData::new();
+    for field in &collection.fields {
+        data.insert(field.name.clone(), field.zero_value());
+    }
+    data.insert("id".into(), json!(domain::ids::new_record_id()));
+    if let Value::Object(values) = values {
+        data.extend(values);
+    }
+    data
+}
+
+async fn create(store: &SqliteStore, name: &str, values: Value) -> Result<Record, StoreError> {
+    let collection = collection(store, name);
+    let data = record_data(&collection, values);
+    let mut results = store
+        .write(vec![WriteOp::Create {
+            collection,
+            data,
+            guard: None,
+        }])
+        .await
+        .map_err(|e| e.error)?;
+    Ok(results.remove(0).record().clone())
+}
+
+async fn update(
+    store: &SqliteStore,
+    name: &str,
+    id: &str,
+    changes: Value,
+) -> Result<Record, StoreError> {
+    let apply: UpdateFn = Box::new(move |current: &Record| {
+        let mut data = current.data.clone();
+        if let Value::Object(changes) = changes {
+            data.extend(changes);
+        }
+        Ok(data)
+    });
+    let mut results = store
+        .write(vec![WriteOp::Update {
+            collection: collection(store, name),
+            id: id.to_owned(),
+            guard: None,
+            apply,
+        }])
+        .await
+        .map_err(|e| e.error)?;
+    Ok(results.remove(0).record().clone())
+}
+
+async fn delete(store: &SqliteStore, name: &str, id: &str) -> Result<Record, StoreError> {
+    let mut results = store
+        .write(vec![WriteOp::Delete {
+            collection: collection(store, name),
+            id: id.to_owned(),
+            guard: None,
+        }])
+        .await
+        .map_err(|e| e.error)?;
+    Ok(results.remove(0).record().clone())
+}
+
+async fn get(store: &SqliteStore, name: &str, id: &str) -> Option<Record> {
+    store
+        .get_record(collection(store, name), id, Vec::new())
+        .await
+        .expect("reads")
+}
+
+async fn list(store: &SqliteStore, name: &str, filters: Vec<SqlFragment>) -> Vec<Record> {
+    store
+        .list_records(RecordQuery {
+            collection: collection(store, name),
+            filters,
+            sort: Vec::new(),
+            page: 1,
+            per_page: 0,
+            with_total: false,
+        })
+        .await
+        .expect("lists")
+        .items
+}
+
+fn eq(table: &str, column: &str, value: SqlValue) -> SqlFragment {
+    let mut fragment = SqlFragment::column(table, column);
+    fragment.push_sql(" = ").push_param(value);
+    fragment
+}
+
+async fn new_user(store: &SqliteStore, email: &str) -> Record {
+    create(
+        store,
+        USERS_NAME,
+        json!({"email": email, "tokenKey": domain::ids::random_alnum(50), "password": "x"}),
+    )
+    .await
+    .expect("user created")
+}
+
+fn validation_code(error: &StoreError, field: &str) -> Option<String> {
+    match error {
+        StoreError::Validation(errors) => {
+            errors.as_map()[field]["code"].as_str().map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+/// A side connection, for asserting the physical layout.
+fn side_connection(dir: &TempDir) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.path().join("data.db")).expect("side connection")
+}
+
+fn sql_of(conn: &rusqlite::Connection, name: &str) -> Option<String> {
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = ?",
+        [name],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_creates_system_collections_once() {
+    let (dir, store) = open().await;
+    let schema = store.schema();
+    let superusers = schema.get_by_id(SUPERUSERS_ID).expect("superusers");
+    assert_eq!(superusers.name, "_superusers");
+    assert!(superusers.system);
+    let users = schema.get(USERS_NAME).expect("users");
+    assert_eq!(users.id, USERS_ID);
+    // Secrets survive the JSON round trip through `_collections`.
+    let secret = users.auth.as_ref().expect("auth").auth_token.secret.clone();
+    assert_eq!(secret.len(), 50);
+    store.close().await.expect("closes");
+    drop(store);
+
+    let conn = side_connection(&dir);
+    let users_sql = sql_of(&conn, "users").expect("users table");
+    assert!(
+        users_sql.contains(r#""email" TEXT DEFAULT '' NOT NULL"#),
+        "{users_sql}"
+    );
+    assert!(
+        users_sql
+            .contains(r#""id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL"#),
+        "{users_sql}"
+    );
+    assert_eq!(
+        sql_of(&conn, "idx_email__pb_users_auth_").as_deref(),
+        Some(
+            r#"CREATE UNIQUE INDEX "idx_email__pb_users_auth_" ON "users" ("email") WHERE "email" != ''"#
+        )
+    );
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal mode");
+    assert_eq!(journal, "wal");
+    drop(conn);
+
+    // Reopening neither duplicates nor regenerates anything.
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
+    assert_eq!(store.schema().all().len(), 2);
+    let users = collection(&store, USERS_NAME);
+    assert_eq!(users.auth.as_ref().expect("auth").auth_token.secret, secret);
+    store.close().await.expect("closes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_field_kind_round_trips() {
+    let (dir, store) = open().await;
+    store.create_collection(posts()).await.expect("created");
+    let user = new_user(&store, "a@example.com").await;
+    let values = json!({
+        "title": "Hello",
+        "body": "<p>hi</p>",
+        "n": 2.5,
+        "ok": true,
+        "mail": "x@example.com",
+        "link": "https://example.com",
+        "when": "2024-01-02 03:04:05.000Z",
+        "sel": "a",
+        "sels": ["a", "b"],
+        "meta": {"nested": [1, "two", null]},
+        "owner": user.id(),
+        "owners": [user.id()],
+        "doc": "file_abc.png",
+        "docs": ["one.png", "two.png"],
+        "loc": {"lon": 1.5, "lat": -2},
+        "created": "2024-01-01 00:00:00.000Z",
+        "updated": "2024-01-01 00:00:00.000Z",
+    });
+    let created = create(&store, "posts", values.clone())
+        .await
+        .expect("created");
+    let mut expected = values.as_object().expect("object").clone();
+    expected.insert("id".into(), json!(created.id()));
+    let keys: Vec<&String> = created.data.keys().collect();
+    let posts = collection(&store, "posts");
+    let field_names: Vec<&String> = posts.fields.iter().map(|f| &f.name).collect();
+    assert_eq!(keys, field_names, "every field, in field order");
+    for (key, value) in &expected {
+        assert_eq!(&created.data[key], value, "field {key}");
+    }
+    let fetched = get(&store, "posts", created.id()).await.expect("exists");
+    assert_eq!(fetched, created);
+
+    // Zero values come back in their canonical shapes.
+    let empty = create(&store, "posts", json!({})).await.expect("created");
+    assert_eq!(empty.data["n"], json!(0));
+    assert_eq!(empty.data["ok"], json!(false));
+    assert_eq!(empty.data["meta"], Value::Null);
+    assert_eq!(empty.data["sels"], json!([]));
+    assert_eq!(empty.data["loc"], json!({"lon": 0, "lat": 0}));
+    assert_eq!(empty.data["owner"], json!(""));
+
+    // JSON scalars keep their JSON types despite the column's numeric affinity.
+    let scalars = create(&store, "posts", json!({"meta": "123", "n": 7}))
+        .await
+        .expect("created");
+    assert_eq!(scalars.data["meta"], json!("123"));
+    assert_eq!(scalars.data["n"], json!(7));
+    let updated = update(
+        &store,
+        "posts",
+        scalars.id(),
+        json!({"meta": 42, "n": -1.25, "sels": ["b"]}),
+    )
+    .await
+    .expect("updated");
+    assert_eq!(updated.data["meta"], json!(42));
+    assert_eq!(updated.data["n"], json!(-1.25));
+    assert_eq!(updated.data["sels"], json!(["b"]));
+    assert_eq!(
+        updated.data["title"],
+        json!(""),
+        "untouched fields keep their value"
+    );
+
+    let conn = side_connection(&dir);
+    let sql = sql_of(&conn, "posts").expect("table");
+    for declaration in [
+        r#""n" NUMERIC DEFAULT 0 NOT NULL"#,
+        r#""ok" BOOLEAN DEFAULT FALSE NOT NULL"#,
+        r#""sels" JSON DEFAULT '[]' NOT NULL"#,
+        r#""meta" JSON DEFAULT NULL"#,
+        r#""loc" JSON DEFAULT '{"lon":0,"lat":0}' NOT NULL"#,
+        r#""owner" TEXT DEFAULT '' NOT NULL"#,
+    ] {
+        assert!(sql.contains(declaration), "{declaration} in {sql}");
+    }
+
+    let deleted = delete(&store, "posts", created.id())
+        .await
+        .expect("deleted");
+    assert_eq!(deleted.id(), created.id());
+    assert!(get(&store, "posts", created.id()).await.is_none());
+    assert!(matches!(
+        delete(&store, "posts", created.id()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_filter_sort_and_page() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name"), number("rank")]))
+        .await
+        .expect("created");
+    for (name, rank) in [("c", 1), ("a", 3), ("b", 2), ("d", 2)] {
+        create(&store, "items", json!({"name": name, "rank": rank}))
+            .await
+            .expect("created");
+    }
+    let query = |sort: Vec<SortTerm>, filters: Vec<SqlFragment>, page: u64| RecordQuery {
+        collection: collection(&store, "items"),
+        filters,
+        sort,
+        page,
+        per_page: 2,
+        with_total: true,
+    };
+    let names = |items: &[Record]| -> Vec<String> {
+        items.iter().map(|r| r.text("name").to_owned()).collect()
+    };
+    // No sort: insertion order.
+    let page = store
+        .list_records(query(vec![], vec![], 1))
+        .await
+        .expect("lists");
+    assert_eq!(names(&page.items), ["c", "a"]);
+    assert_eq!(page.total, Some(4));
+    let page = store
+        .list_records(query(vec![], vec![], 2))
+        .await
+        .expect("lists");
+    assert_eq!(names(&page.items), ["b", "d"]);
+    // Sorted descending by rank; ties keep insertion order.
+    let by_rank = vec![SortTerm {
+        expr: SqlFragment::column("items", "rank"),
+        descending: true,
+    }];
+    let page = store
+        .list_records(query(by_rank.clone(), vec![], 1))
+        .await
+        .expect("lists");
+    assert_eq!(names(&page.items), ["a", "b"]);
+    let page = store
+        .list_records(query(by_rank, vec![], 2))
+        .await
+        .expect("lists");
+    assert_eq!(names(&page.items), ["d", "c"]);
+    // Filters are AND-ed, with their parameters in order.
+    let mut low = SqlFragment::column("items", "rank");
+    low.push_sql(" <= ").push_param(SqlValue::Int(2));
+    let mut not_b = SqlFragment::column("items", "name");
+    not_b
+        .push_sql(" != ")
+        .push_param(SqlValue::Text("b".into()));
+    let page = store
+        .list_records(query(vec![], vec![low, not_b], 1))
+        .await
+        .expect("lists");
+    assert_eq!(names(&page.items), ["c", "d"]);
+    assert_eq!(page.total, Some(2));
+    // get_record applies filters too.
+    let c = &list(
+        &store,
+        "items",
+        vec![eq("items", "name", SqlValue::Text("c".into()))],
+    )
+    .await[0];
+    let hidden = store
+        .get_record(
+            collection(&store, "items"),
+            c.id(),
+            vec![eq("items", "rank", SqlValue::Int(99))],
+        )
+        .await
+        .expect("reads");
+    assert!(hidden.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unique_violations_name_their_fields() {
+    let (_dir, store) = open().await;
+    new_user(&store, "dup@example.com").await;
+    let error = create(
+        &store,
+        USERS_NAME,
+        json!({"email": "dup@example.com", "tokenKey": "k".repeat(50)}),
+    )
+    .await
+    .expect_err("duplicate email");
+    assert_eq!(
+        validation_code(&error, "email").as_deref(),
+        Some("validation_not_unique")
+    );
+    // The partial index lets several users have no email.
+    for _ in 0..2 {
+        new_user(&store, "").await;
+    }
+
+    let mut pairs = base("pairs", vec![text("a"), text("b")]);
+    pairs.indexes = vec!["CREATE UNIQUE INDEX idx_ab ON pairs (a, b COLLATE NOCASE)".into()];
+    store.create_collection(pairs).await.expect("created");
+    create(&store, "pairs", json!({"a": "x", "b": "Y"}))
+        .await
+        .expect("created");
+    create(&store, "pairs", json!({"a": "x", "b": "z"}))
+        .await
+        .expect("different b");
+    let error = create(&store, "pairs", json!({"a": "x", "b": "y"}))
+        .await
+        .expect_err("same pair, ignoring case");
+    let StoreError::Validation(errors) = &error else {
+        panic!("expected a validation error, got {error:?}");
+    };
+    assert_eq!(errors.as_map().len(), 2);
+    assert_eq!(
+        validation_code(&error, "a").as_deref(),
+        Some("validation_not_unique")
+    );
+    assert_eq!(
+        validation_code(&error, "b").as_deref(),
+        Some("validation_not_unique")
+    );
+
+    // A duplicate id is a unique violation of `id`.
+    let existing = &list(&store, "pairs", vec![]).await[0];
+    let error = create(&store, "pairs", json!({"id": existing.id(), "a": "new"}))
+        .await
+        .expect_err("duplicate id");
+    assert_eq!(
+        validation_code(&error, "id").as_deref(),
+        Some("validation_not_unique")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relations_must_point_at_existing_records() {
+    let (_dir, store) = open().await;
+    store.create_collection(posts()).await.expect("created");
+    let user = new_user(&store, "a@example.com").await;
+    let error = create(&store, "posts", json!({"owner": "missing00000000"}))
+        .await
+        .expect_err("missing owner");
+    assert_eq!(
+        validation_code(&error, "owner").as_deref(),
+        Some("validation_missing_rel_records")
+    );
+    let error = create(
+        &store,
+        "posts",
+        json!({"owners": [user.id(), "missing00000000"]}),
+    )
+    .await
+    .expect_err("one missing");
+    assert_eq!(
+        validation_code(&error, "owners").as_deref(),
+        Some("validation_missing_rel_records")
+    );
+    assert!(list(&store, "posts", vec![]).await.is_empty());
+    let ok = create(
+        &store,
+        "posts",
+        json!({"owner": user.id(), "owners": [user.id(), user.id()]}),
+    )
+    .await
+    .expect("existing ids");
+    let error = update(
+        &store,
+        "posts",
+        ok.id(),
+        json!({"owner": "missing00000000"}),
+    )
+    .await
+    .expect_err("update checks too");
+    assert_eq!(
+        validation_code(&error, "owner").as_deref(),
+        Some("validation_missing_rel_records")
+    );
+}
+
+/// `articles` ← `comments` (cascade), `likes` (required, no cascade), `mentions` (optional
+/// single and multiple).
+async fn relation_fixture(store: &SqliteStore) -> String {
+    let articles = base("articles", vec![text("title")]);
+    let articles_id = articles.id.clone();
+    store.create_collection(articles).await.expect("articles");
+    store
+        .create_collection(base(
+            "comments",
+            vec![relation("article", &articles_id, 1, true, true)],
+        ))
+        .await
+        .expect("comments");
+    store
+        .create_collection(base(
+            "likes",
+            vec![relation("articles", &articles_id, 5, true, false)],
+        ))
+        .await
+        .expect("likes");
+    let mut mentions = base(
+        "mentions",
+        vec![
+            relation("one", &articles_id, 1, false, false),
+            relation("many", &articles_id, 5, false, false),
+        ],
+    );
+    mentions.fields.push(Field::new(
+        "updated",
+        FieldKind::Autodate(AutodateOptions {
+            on_create: true,
+            on_update: true,
+        }),
+    ));
+    store.create_collection(mentions).await.expect("mentions");
+    articles_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_cascade_clear_or_block() {
+    let (_dir, store) = open().await;
+    relation_fixture(&store).await;
+    let a1 = create(&store, "articles", json!({"title": "one"}))
+        .await
+        .expect("a1");
+    let a2 = create(&store, "articles", json!({"title": "two"}))
+        .await
+        .expect("a2");
+    let comment = create(&store, "comments", json!({"article": a1.id()}))
+        .await
+        .expect("comment");
+    let other_comment = create(&store, "comments", json!({"article": a2.id()}))
+        .await
+        .expect("comment");
+    let mention = create(
+        &store,
+        "mentions",
+        json!({"one": a1.id(), "many": [a2.id(), a1.id()], "updated": "2020-01-01 00:00:00.000Z"}),
+    )
+    .await
+    .expect("mention");
+    let like = create(&store, "likes", json!({"articles": [a1.id()]}))
+        .await
+        .expect("like");
+
+    // The like would lose its only (required) article: the whole delete is refused.
+    let error = delete(&store, "articles", a1.id())
+        .await
+        .expect_err("blocked");
+    assert!(matches!(error, StoreError::RequiredReference), "{error:?}");
+    assert!(
+        get(&store, "comments", comment.id()).await.is_some(),
+        "rolled back"
+    );
+    assert_eq!(
+        get(&store, "mentions", mention.id())
+            .await
+            .expect("mention")
+            .data["one"],
+        json!(a1.id())
+    );
+
+    // With a second article the like keeps the other one, and the delete goes through.
+    update(
+        &store,
+        "likes",
+        like.id(),
+        json!({"articles": [a1.id(), a2.id()]}),
+    )
+    .await
+    .expect("updated");
+    let deleted = delete(&store, "articles", a1.id()).await.expect("deleted");
+    assert_eq!(deleted.text("title"), "one");
+    assert!(
+        get(&store, "comments", comment.id()).await.is_none(),
+        "cascaded"
+    );
+    assert!(get(&store, "comments", other_comment.id()).await.is_some());
+    let like = get(&store, "likes", like.id()).await.expect("like");
+    assert_eq!(like.data["articles"], json!([a2.id()]));
+    let mention = get(&store, "mentions", mention.id())
+        .await
+        .expect("mention");
+    assert_eq!(mention.data["one"], json!(""));
+    assert_eq!(mention.data["many"], json!([a2.id()]));
+    assert_ne!(
+        mention.text("updated"),
+        "2020-01-01 00:00:00.000Z",
+        "touched"
+    );
+
+    // Truncating applies the same rules.
+    store
+        .truncate_collection(&collection(&store, "likes").id)
+        .await
+        .expect("likes truncated");
+    store
+        .truncate_collection(&collection(&store, "articles").id)
+        .await
+        .expect("articles truncated");
+    assert!(list(&store, "articles", vec![]).await.is_empty());
+    assert!(list(&store, "comments", vec![]).await.is_empty());
+    assert_eq!(
+        list(&store, "mentions", vec![]).await[0].data["many"],
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn self_references_and_cycles_terminate() {
+    let (_dir, store) = open().await;
+    let mut nodes = base("nodes", vec![text("name")]);
+    let nodes_id = nodes.id.clone();
+    nodes
+        .fields
+        .push(relation("parent", &nodes_id, 1, false, true));
+    store.create_collection(nodes).await.expect("created");
+    let root = create(&store, "nodes", json!({"name": "root"}))
+        .await
+        .expect("root");
+    let child = create(
+        &store,
+        "nodes",
+        json!({"name": "child", "parent": root.id()}),
+    )
+    .await
+    .expect("child");
+    let grandchild = create(&store, "nodes", json!({"name": "gc", "parent": child.id()}))
+        .await
+        .expect("grandchild");
+    // Close the loop: root → grandchild → child → root.
+    update(
+        &store,
+        "nodes",
+        root.id(),
+        json!({"parent": grandchild.id()}),
+    )
+    .await
+    .expect("updated");
+    delete(&store, "nodes", child.id()).await.expect("deleted");
+    assert!(list(&store, "nodes", vec![]).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collection_deletion_is_refused_while_referenced() {
+    let (_dir, store) = open().await;
+    let articles_id = relation_fixture(&store).await;
+    let error = store
+        .delete_collection(&articles_id)
+        .await
+        .expect_err("referenced");
+    let StoreError::Schema(message) = error else {
+        panic!("expected a schema error");
+    };
+    assert!(
+        message.ends_with("in comments, likes, mentions"),
+        "{message}"
+    );
+    for name in ["comments", "likes", "mentions"] {
+        let id = collection(&store, name).id.clone();
+        store.delete_collection(&id).await.expect("deleted");
+    }
+    let schema = store
+        .delete_collection(&articles_id)
+        .await
+        .expect("deleted");
+    assert!(schema.get("articles").is_none());
+    assert!(store.schema().get("articles").is_none());
+    assert!(matches!(
+        store.delete_collection(&articles_id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_collection(SUPERUSERS_ID).await,
+        Err(StoreError::Schema(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn field_changes_migrate_the_table() {
+    let (dir, store) = open().await;
+    let mut things = base(
+        "things",
+        vec![
+            text("name"),
+            number("size"),
+            Field::new(
+                "tag",
+                FieldKind::Select(SelectOptions {
+                    max_select: 1,
+                    values: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                }),
+            ),
+            Field::new(
+                "tags",
+                FieldKind::Select(SelectOptions {
+                    max_select: 2,
+                    values: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                }),
+            ),
+        ],
+    );
+    things.indexes = vec!["CREATE UNIQUE INDEX idx_name ON things (name)".into()];
+    store.create_collection(things).await.expect("created");
+    let first = create(
+        &store,
+        "things",
+        json!({"name": "x", "size": 3, "tag": "a", "tags": ["a", "b"]}),
+    )
+    .await
+    .expect("first");
+    let second = create(&store, "things", json!({"name": "y", "size": 4}))
+        .await
+        .expect("second");
+
+    // Rename `name` → `title` (same id), drop `size`, add `color`, flip single/multiple, and
+    // point the index at the renamed column.
+    let mut changed = (*collection(&store, "things")).clone();
+    changed.fields.retain(|f| f.name != "size");
+    for field in &mut changed.fields {
+        match field.name.as_str() {
+            "name" => field.name = "title".into(),
+            "tag" | "tags" => {
+                if let FieldKind::Select(o) = &mut field.kind {
+                    o.max_select = if field.name == "tag" { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+    }
+    changed.fields.push(text("color"));
+    changed.indexes = vec!["CREATE UNIQUE INDEX idx_title ON things (title)".into()];
+    store.update_collection(changed).await.expect("updated");
+
+    let first = get(&store, "things", first.id()).await.expect("kept");
+    assert_eq!(first.data["title"], json!("x"));
+    assert_eq!(first.data["color"], json!(""));
+    assert_eq!(first.data["tag"], json!(["a"]));
+    assert_eq!(first.data["tags"], json!("b"), "a list keeps its last item");
+    assert!(first.data.get("size").is_none());
+    let second = get(&store, "things", second.id()).await.expect("kept");
+    assert_eq!(second.data["tag"], json!([]));
+    assert_eq!(second.data["tags"], json!(""));
+    // Insertion order survives the rebuild.
+    let order: Vec<String> = list(&store, "things", vec![])
+        .await
+        .iter()
+        .map(|r| r.text("title").to_owned())
+        .collect();
+    assert_eq!(order, ["x", "y"]);
+    // The new index holds; the old one is gone.
+    let error = create(&store, "things", json!({"title": "x"}))
+        .await
+        .expect_err("unique");
+    assert_eq!(
+        validation_code(&error, "title").as_deref(),
+        Some("validation_not_unique")
+    );
+    let conn = side_connection(&dir);
+    assert!(sql_of(&conn, "idx_name").is_none());
+    assert!(sql_of(&conn, "idx_title").is_some());
+    let sql = sql_of(&conn, "things").expect("table");
+    assert!(!sql.contains("size"), "{sql}");
+
+    // A type change is refused and changes nothing.
+    let mut bad = (*collection(&store, "things")).clone();
+    for field in &mut bad.fields {
+        if field.name == "color" {
+            field.kind = FieldKind::Number(NumberOptions::default());
+        }
+    }
+    assert!(matches!(
+        store.update_collection(bad).await,
+        Err(StoreError::Schema(_))
+    ));
+    assert_eq!(
+        get(&store, "things", first.id()).await.expect("kept").data["title"],
+        json!("x")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renaming_a_collection_moves_table_and_indexes() {
+    let (dir, store) = open().await;
+    let mut notes = base("notes", vec![text("title")]);
+    notes.indexes = vec!["CREATE UNIQUE INDEX idx_notes_title ON notes (title)".into()];
+    store.create_collection(notes).await.expect("created");
+    let note = create(&store, "notes", json!({"title": "t"}))
+        .await
+        .expect("note");
+    let mut renamed = (*collection(&store, "notes")).clone();
+    renamed.name = "Memos".into();
+    let schema = store.update_collection(renamed).await.expect("renamed");
+    assert!(schema.get("notes").is_none());
+    assert_eq!(
+        get(&store, "memos", note.id())
+            .await
+            .expect("kept")
+            .text("title"),
+        "t"
+    );
+    let error = create(&store, "Memos", json!({"title": "t"}))
+        .await
+        .expect_err("index follows");
+    assert_eq!(
+        validation_code(&error, "title").as_deref(),
+        Some("validation_not_unique")
+    );
+    let conn = side_connection(&dir);
+    assert!(sql_of(&conn, "notes").is_none());
+    assert!(sql_of(&conn, "Memos").is_some());
+    // Only the case changes.
+    let mut recased = (*collection(&store, "memos")).clone();
+    recased.name = "memos".into();
+    store.update_collection(recased).await.expect("renamed");
+    assert_eq!(collection(&store, "MEMOS").name, "memos");
+    assert_eq!(list(&store, "memos", vec![]).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn view_collections_infer_fields_and_read() {
+    let (_dir, store) = open().await;
+    store.create_collection(posts()).await.expect("posts");
+    let user = new_user(&store, "a@example.com").await;
+    for n in [1, 2, 3] {
+        create(
+            &store,
+            "posts",
+            json!({"title": format!("t{n}"), "n": n, "owner": user.id()}),
+        )
+        .await
+        .expect("post");
+    }
+    let query = "select p.id, p.title as headline, p.owner, p.sels, count(*) as c, cast(p.n as real) as r, lower(p.title) lw from posts p group by p.id";
+    let inferred = store.infer_view_fields(query).await.expect("inferred");
+    let summary: Vec<(String, String)> = inferred
+        .iter()
+        .map(|f| (f.name.clone(), f.type_name().to_owned()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("id", "text"),
+            ("headline", "text"),
+            ("owner", "relation"),
+            ("sels", "select"),
+            ("c", "number"),
+            ("r", "number"),
+            ("lw", "json"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert!(inferred[0].is_primary_key());
+    assert_eq!(inferred[1].id, domain::ids::field_id("text", "headline"));
+    assert!(inferred[3].is_multiple(), "options are copied");
+    assert!(matches!(&inferred[4].kind, FieldKind::Number(o) if o.only_int));
+
+    let mut view = Collection::scaffold(CollectionType::View, "post_stats");
+    view.view_query = Some(query.to_owned());
+    let schema = store.create_collection(view).await.expect("view created");
+    let view = schema.get("post_stats").expect("view");
+    assert_eq!(view.fields, inferred);
+    let rows = list(
+        &store,
+        "post_stats",
+        vec![eq("post_stats", "headline", SqlValue::Text("t2".into()))],
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].data["c"], json!(1));
+    assert_eq!(rows[0].data["r"], json!(2));
+    assert_eq!(rows[0].data["owner"], json!(user.id()));
+    assert_eq!(rows[0].data["lw"], json!("t2"));
+    assert!(get(&store, "post_stats", rows[0].id()).await.is_some());
+
+    // A computed id is cast to text, so lookups by id work.
+    let mut numbered = Collection::scaffold(CollectionType::View, "numbered");
+    numbered.view_query = Some("select (row_number() over()) as id, title from posts".into());
+    store.create_collection(numbered).await.expect("created");
+    assert_eq!(
+        get(&store, "numbered", "2").await.expect("row 2").data["id"],
+        json!("2")
+    );
+
+    // Views are read-only, and a change that would break one is refused.
+    assert!(matches!(
+        create(&store, "post_stats", json!({})).await,
+        Err(StoreError::Schema(_))
+    ));
+    let mut posts_now = (*collection(&store, "posts")).clone();
+    posts_now.fields.retain(|f| f.name != "title");
+    posts_now.indexes.clear();
+    let error = store
+        .update_collection(posts_now)
+        .await
+        .expect_err("would break");
+    assert!(
+        matches!(&error, StoreError::Schema(m) if m.contains("post_stats")),
+        "{error:?}"
+    );
+    assert_eq!(
+        list(&store, "posts", vec![]).await[0].text("title"),
+        "t1",
+        "rolled back"
+    );
+
+    // Updating the view re-creates it from the new query.
+    let mut changed = (*collection(&store, "numbered")).clone();
+    changed.view_query = Some("select id, n from posts".into());
+    let schema = store.update_collection(changed).await.expect("updated");
+    let fields: Vec<&str> = schema
+        .get("numbered")
+        .expect("view")
+        .fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(fields, ["id", "n"]);
+    assert_eq!(list(&store, "numbered", vec![]).await.len(), 3);
+    let id = collection(&store, "numbered").id.clone();
+    store.delete_collection(&id).await.expect("view deleted");
+    assert!(store.schema().get("numbered").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_view_queries_and_indexes_are_schema_errors() {
+    let (_dir, store) = open().await;
+    store.create_collection(posts()).await.expect("posts");
+    for (query, needle) in [
+        ("select title from posts", "missing required id"),
+        (
+            "select id from posts; drop table posts",
+            "multiple statements",
+        ),
+        ("select * from posts", "wildcard"),
+        ("delete from posts", "single SELECT"),
+        ("select id, nope from posts", "no such column"),
+        ("with x as (select 1) delete from posts", "single SELECT"),
+    ] {
+        match store.infer_view_fields(query).await {
+            Err(StoreError::Schema(message)) => {
+                assert!(message.contains(needle), "{query}: {message}")
+            }
+            other => panic!("{query}: {other:?}"),
+        }
+        let mut view = Collection::scaffold(CollectionType::View, "v");
+        view.view_query = Some(query.to_owned());
+        assert!(
+            matches!(
+                store.create_collection(view).await,
+                Err(StoreError::Schema(_))
+            ),
+            "{query}"
+        );
+    }
+    assert_eq!(
+        list(&store, "posts", vec![]).await.len(),
+        0,
+        "posts survived"
+    );
+
+    for index in [
+        "CREATE INDEX idx_x ON posts (nope)",
+        "CREATE INDEX idx_x ON posts (title); DROP TABLE posts",
+        "CREATE INDEX idx_x ON posts (title) WHERE (SELECT 1)",
+    ] {
+        let mut collection = base("other", vec![text("title")]);
+        collection.indexes = vec![index.to_owned()];
+        match store.create_collection(collection).await {
+            Err(StoreError::Schema(message)) => assert!(message.contains("index"), "{message}"),
+            other => panic!("{index}: {other:?}"),
+        }
+    }
+    // Index names are global in SQLite: a clash is refused, not an internal error.
+    let mut clash = base("other", vec![text("title")]);
+    clash.indexes = vec!["CREATE INDEX idx_posts_title ON other (title)".into()];
+    assert!(matches!(
+        store.create_collection(clash).await,
+        Err(StoreError::Schema(_))
+    ));
+    assert!(store.schema().get("other").is_none());
+    // Names are unique ignoring case, and system tables are off limits.
+    for name in ["POSTS", "_collections", "sqlite_x"] {
+        assert!(
+            matches!(
+                store.create_collection(base(name, vec![])).await,
+                Err(StoreError::Schema(_))
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guards_decide_inside_the_transaction() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name"), number("rank")]))
+        .await
+        .expect("created");
+    let items = collection(&store, "items");
+    let rank_is = |rank: i64| eq("items", "rank", SqlValue::Int(rank));
+
+    let error = store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&items),
+            data: record_data(&items, json!({"name": "a", "rank": 1})),
+            guard: Some(rank_is(2)),
+        }])
+        .await
+        .expect_err("guard fails");
+    assert!(matches!(error.error, StoreError::GuardRejected));
+    assert!(
+        list(&store, "items", vec![]).await.is_empty(),
+        "insert rolled back"
+    );
+    let results = store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&items),
+            data: record_data(&items, json!({"name": "a", "rank": 1})),
+            guard: Some(rank_is(1)),
+        }])
+        .await
+        .expect("guard holds");
+    let id = results[0].record().id().to_owned();
+
+    let error = store
+        .write(vec![WriteOp::Update {
+            collection: Arc::clone(&items),
+            id: id.clone(),
+            guard: Some(rank_is(5)),
+            apply: Box::new(|_: &Record| panic!("apply must not run when the guard hides the row")),
+        }])
+        .await
+        .expect_err("hidden");
+    assert!(matches!(error.error, StoreError::NotFound));
+    let results = store
+        .write(vec![WriteOp::Update {
+            collection: Arc::clone(&items),
+            id: id.clone(),
+            guard: Some(rank_is(1)),
+            apply: Box::new(|current: &Record| {
+                let mut data = current.data.clone();
+                let rank = data["rank"].as_i64().unwrap_or(0);
+                data.insert("rank".into(), json!(rank + 10));
+                data.insert("id".into(), json!("changedid000000"));
+                Ok(data)
+            }),
+        }])
+        .await
+        .expect("updated");
+    let WriteResult::Updated(record) = &results[0] else {
+        panic!("expected Updated");
+    };
+    assert_eq!(record.data["rank"], json!(11));
+    assert_eq!(record.id(), id, "the key never changes");
+
+    let error = store
+        .write(vec![WriteOp::Delete {
+            collection: Arc::clone(&items),
+            id: id.clone(),
+            guard: Some(rank_is(1)),
+        }])
+        .await
+        .expect_err("hidden");
+    assert!(matches!(error.error, StoreError::NotFound));
+    store
+        .write(vec![WriteOp::Delete {
+            collection: Arc::clone(&items),
+            id: id.clone(),
+            guard: Some(rank_is(11)),
+        }])
+        .await
+        .expect("deleted");
+    assert!(get(&store, "items", &id).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_operation_rolls_back_the_whole_write() {
+    let (_dir, store) = open().await;
+    let mut items = base("items", vec![text("name")]);
+    items.indexes = vec!["CREATE UNIQUE INDEX idx_items_name ON items (name)".into()];
+    store.create_collection(items).await.expect("created");
+    let items = collection(&store, "items");
+    let existing = create(&store, "items", json!({"name": "keep"}))
+        .await
+        .expect("created");
+    let op = |name: &str| WriteOp::Create {
+        collection: Arc::clone(&items),
+        data: record_data(&items, json!({"name": name})),
+        guard: None,
+    };
+    let rename_existing = WriteOp::Update {
+        collection: Arc::clone(&items),
+        id: existing.id().to_owned(),
+        guard: None,
+        apply: Box::new(|current: &Record| {
+            let mut data = current.data.clone();
+            data.insert("name".into(), json!("renamed"));
+            Ok(data)
+        }),
+    };
+    let WriteError { index, error } = store
+        .write(vec![
+            op("one"),
+            rename_existing,
+            op("two"),
+            op("one"),
+            op("three"),
+        ])
+        .await
+        .expect_err("duplicate in the batch");
+    assert_eq!(index, 3);
+    assert_eq!(
+        validation_code(&error, "name").as_deref(),
+        Some("validation_not_unique")
+    );
+    let names: Vec<String> = list(&store, "items", vec![])
+        .await
+        .iter()
+        .map(|r| r.text("name").to_owned())
+        .collect();
+    assert_eq!(names, ["keep"]);
+
+    // An error from `apply` aborts the same way.
+    let failing = WriteOp::Update {
+        collection: Arc::clone(&items),
+        id: existing.id().to_owned(),
+        guard: None,
+        apply: Box::new(|_: &Record| Err(StoreError::Validation(Default::default()))),
+    };
+    let error = store
+        .write(vec![op("four"), failing])
+        .await
+        .expect_err("apply fails");
+    assert_eq!(error.index, 1);
+    assert_eq!(list(&store, "items", vec![]).await.len(), 1);
+
+    // A panicking `apply` costs the write, not the writer thread.
+    let panicking = WriteOp::Update {
+        collection: Arc::clone(&items),
+        id: existing.id().to_owned(),
+        guard: None,
+        apply: Box::new(|_: &Record| panic!("boom")),
+    };
+    assert!(store.write(vec![op("five"), panicking]).await.is_err());
+    assert_eq!(list(&store, "items", vec![]).await.len(), 1);
+    create(&store, "items", json!({"name": "six"}))
+        .await
+        .expect("writer still works");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_creates_updates_and_deletes_in_one_go() {
+    let (_dir, store) = open().await;
+    let articles_id = relation_fixture(&store).await;
+    create(&store, "articles", json!({"title": "kept"}))
+        .await
+        .expect("article");
+    let mut view = Collection::scaffold(CollectionType::View, "titles");
+    view.view_query = Some("select id, title from articles".into());
+    store.create_collection(view).await.expect("view");
+
+    // Keep articles (renamed field), drop everything else that is not system, add tags.
+    let mut articles = (*collection(&store, "articles")).clone();
+    for field in &mut articles.fields {
+        if field.name == "title" {
+            field.name = "headline".into();
+        }
+    }
+    let tags = base(
+        "tags",
+        vec![
+            text("label"),
+            relation("article", &articles_id, 1, false, false),
+        ],
+    );
+    let users = (*collection(&store, USERS_NAME)).clone();
+    let mut titles = (*collection(&store, "titles")).clone();
+    titles.view_query = Some("select id, headline from articles".into());
+
+    let schema = store
+        .import_collections(vec![titles, users.clone(), articles, tags], true)
+        .await
+        .expect("imported");
+    let mut names: Vec<&str> = schema.all().iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["_superusers", "articles", "tags", "titles", "users"]
+    );
+    assert_eq!(
+        list(&store, "titles", vec![]).await[0].text("headline"),
+        "kept"
+    );
+    assert_eq!(
+        list(&store, "articles", vec![]).await[0].text("headline"),
+        "kept"
+    );
+
+    // Deleting `articles` while the imported `tags` still points at it is refused as a
+    // whole, naming the referencing collection.
+    let tags = (*collection(&store, "tags")).clone();
+    let error = store
+        .import_collections(vec![users.clone(), tags], true)
+        .await
+        .expect_err("tags references articles");
+    assert!(
+        matches!(&error, StoreError::Schema(m) if m.ends_with("existing reference in tags")),
+        "{error:?}"
+    );
+    assert!(store.schema().get("articles").is_some(), "nothing changed");
+    assert!(store.schema().get("titles").is_some(), "nothing changed");
+
+    // Without delete_missing, an import only adds and replaces.
+    let mut users = users;
+    users.list_rule = Some(String::new());
+    let schema = store
+        .import_collections(vec![users, base("extra", vec![text("x")])], false)
+        .await
+        .expect("imported");
+    assert_eq!(schema.all().len(), 6);
+    assert_eq!(
+        schema.get(USERS_NAME).expect("users").list_rule.as_deref(),
+        Some("")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn params_round_trip() {
+    let (_dir, store) = open().await;
+    assert_eq!(store.get_param("settings").await.expect("reads"), None);
+    let settings = json!({"meta": {"appName": "Plinth"}, "n": 1});
+    store
+        .set_param("settings", settings.clone())
+        .await
+        .expect("stored");
+    assert_eq!(
+        store.get_param("settings").await.expect("reads"),
+        Some(settings)
+    );
+    store
+        .set_param("settings", json!(5))
+        .await
+        .expect("replaced");
+    assert_eq!(
+        store.get_param("settings").await.expect("reads"),
+        Some(json!(5))
+    );
+    store.set_param("s", json!("12")).await.expect("stored");
+    assert_eq!(
+        store.get_param("s").await.expect("reads"),
+        Some(json!("12"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_parallel_reads_and_writes() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("events", vec![text("who"), number("seq")]))
+        .await
+        .expect("created");
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for seq in 0..25 {
+                let who = format!("w{worker}");
+                create(&store, "events", json!({"who": who, "seq": seq}))
+                    .await
+                    .expect("created");
+                let mine = list(
+                    &store,
+                    "events",
+                    vec![eq("events", "who", SqlValue::Text(who))],
+                )
+                .await;
+                assert_eq!(
+                    mine.len(),
+                    seq + 1,
+                    "a reader sees its own committed writes"
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task finished");
+    }
+    let page = store
+        .list_records(RecordQuery {
+            collection: collection(&store, "events"),
+            filters: vec![],
+            sort: vec![],
+            page: 1,
+            per_page: 1,
+            with_total: true,
+        })
+        .await
+        .expect("lists");
+    assert_eq!(page.total, Some(16 * 25));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn close_checkpoints_and_stops() {
+    let (dir, store) = open().await;
+    new_user(&store, "a@example.com").await;
+    store.close().await.expect("closes");
+    let wal = dir.path().join("data.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0,
+        "the WAL was checkpointed"
+    );
+    assert!(matches!(
+        store.get_param("x").await,
+        Err(StoreError::Internal(_))
+    ));
+    store.close().await.expect("closing twice is harmless");
+    drop(store);
+
+    // Dropping an open store does not hang either.
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
+    assert_eq!(list(&store, USERS_NAME, vec![]).await.len(), 1);
+    drop(store);
+}
