@@ -701,8 +701,8 @@ def main():
                         raise BenchError("PocketBase exited during the run")
                     continue
                 if name != "health" and not st:
-                    row[role] = {"unsupported": f"setup failed: "
-                                                f"{summary['setup'].get(role, {}).get('error')}"}
+                    row[role] = {"unsupported": summary["setup"].get(role, {}).get("error",
+                                                                                 "no setup")}
                     continue
                 try:
                     if name == "realtime":

@@ -5,7 +5,7 @@
 import PocketBase from 'pocketbase';
 import { tokenShape } from './normalize.mjs';
 
-const REQUEST_TIMEOUT_MS = 15000;
+const REQUEST_TIMEOUT_MS = 10000;
 
 // A short deterministic suffix per scenario, so collection names and emails never collide
 // between scenarios while staying identical on both servers.

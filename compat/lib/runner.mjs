@@ -21,7 +21,7 @@ globalThis.EventSource ??= EventSource;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
-const SCENARIO_TIMEOUT_MS = 60000;
+const SCENARIO_TIMEOUT_MS = 30000;
 
 function parseArgs(argv) {
   const args = { only: [], selfTest: false, verbose: false, dump: false };

@@ -4,6 +4,8 @@
 use domain::{AuthContext, Collection, FieldKind, Record};
 use serde_json::{Map, Value};
 
+use crate::error::{ApiError, ApiResult};
+
 /// The record as `viewer` may see it: `collectionId`, `collectionName`, then every visible
 /// field. Passwords and token keys are never shown; hidden fields only to superusers; an auth
 /// record's email only to superusers, its owner, or when `emailVisibility` is on.
@@ -69,4 +71,419 @@ pub fn auth_response(collection: &Collection, record: &Record, token: String) ->
         }
     }
     serde_json::json!({"record": record_value, "token": token})
+}
+
+/// Applies PocketBase's `fields` query parameter to a 2xx JSON body: keeps only the listed
+/// keys (`a,b.c`, `*` for every key of a level), and shortens text picked with
+/// `key:excerpt(maxLength[,withEllipsis])`. A list envelope is filtered item by item and keeps
+/// its own keys. An empty parameter changes nothing; an unknown modifier or bad excerpt
+/// arguments are the generic 400.
+pub fn apply_fields(value: &mut Value, fields_param: &str) -> ApiResult<()> {
+    let specs = parse_fields(fields_param)?;
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let picks: Vec<Pick<'_>> = specs
+        .iter()
+        .map(|spec| Pick {
+            path: &spec.path,
+            excerpt: spec.excerpt.as_ref(),
+        })
+        .collect();
+    if is_list_envelope(value) {
+        if let Some(Value::Array(items)) = value.get_mut("items") {
+            for item in items {
+                pick(item, &picks);
+            }
+        }
+    } else {
+        pick(value, &picks);
+    }
+    Ok(())
+}
+
+/// `{"items","page","perPage","totalItems","totalPages"}` and nothing else.
+fn is_list_envelope(value: &Value) -> bool {
+    value.as_object().is_some_and(|object| {
+        object.len() == 5
+            && ["items", "page", "perPage", "totalItems", "totalPages"]
+                .iter()
+                .all(|key| object.contains_key(*key))
+            && object.get("items").is_some_and(Value::is_array)
+    })
+}
+
+/// One entry of `fields`: a dotted path and an optional excerpt of the value it names.
+#[derive(Debug, Clone, PartialEq)]
+struct FieldSpec {
+    path: Vec<String>,
+    excerpt: Option<Excerpt>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Excerpt {
+    max_length: usize,
+    ellipsis: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Pick<'a> {
+    path: &'a [String],
+    excerpt: Option<&'a Excerpt>,
+}
+
+/// Splits on commas outside parentheses (excerpt arguments contain commas).
+fn parse_fields(param: &str) -> ApiResult<Vec<FieldSpec>> {
+    let mut items = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in param.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(&param[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&param[start..]);
+    let mut specs = Vec::new();
+    for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+        let (path, modifier) = match item.split_once(':') {
+            Some((path, modifier)) => (path.trim(), Some(modifier.trim())),
+            None => (item, None),
+        };
+        let excerpt = modifier.map(parse_excerpt).transpose()?;
+        specs.push(FieldSpec {
+            path: path.split('.').map(str::to_owned).collect(),
+            excerpt,
+        });
+    }
+    Ok(specs)
+}
+
+/// `excerpt(maxLength[,withEllipsis])`; `maxLength` must be a positive integer.
+fn parse_excerpt(modifier: &str) -> ApiResult<Excerpt> {
+    let arguments = modifier
+        .strip_prefix("excerpt(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .ok_or_else(ApiError::bad_request)?;
+    let mut parts = arguments.split(',').map(str::trim);
+    let max_length = parts
+        .next()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(ApiError::bad_request)?;
+    let ellipsis = parts
+        .next()
+        .is_some_and(|flag| matches!(flag, "1" | "t" | "T" | "TRUE" | "true" | "True"));
+    if parts.next().is_some() {
+        return Err(ApiError::bad_request());
+    }
+    Ok(Excerpt {
+        max_length,
+        ellipsis,
+    })
+}
+
+fn pick(value: &mut Value, picks: &[Pick<'_>]) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                pick(item, picks);
+            }
+        }
+        Value::Object(object) => {
+            let wildcard = picks.iter().find(|p| p.path.len() == 1 && p.path[0] == "*");
+            let keys: Vec<String> = object.keys().cloned().collect();
+            for key in keys {
+                let matching: Vec<Pick<'_>> = picks
+                    .iter()
+                    .filter(|p| p.path.first() == Some(&key))
+                    .copied()
+                    .collect();
+                if matching.is_empty() {
+                    if wildcard.is_none() {
+                        object.remove(&key);
+                    }
+                    continue;
+                }
+                let Some(child) = object.get_mut(&key) else {
+                    continue;
+                };
+                if let Some(whole) = matching.iter().find(|p| p.path.len() == 1) {
+                    if let (Some(excerpt), Value::String(text)) = (whole.excerpt, &mut *child) {
+                        *text = excerpt_text(text, excerpt);
+                    }
+                    continue;
+                }
+                let nested: Vec<Pick<'_>> = matching
+                    .iter()
+                    .map(|p| Pick {
+                        path: &p.path[1..],
+                        excerpt: p.excerpt,
+                    })
+                    .collect();
+                pick(child, &nested);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Plain text of `html`, cut to `max_length` characters (trailing spaces of the cut trimmed)
+/// with `...` appended when cut and asked for.
+fn excerpt_text(html: &str, excerpt: &Excerpt) -> String {
+    let plain = html_to_text(html);
+    if plain.chars().count() <= excerpt.max_length {
+        return plain;
+    }
+    let mut cut: String = plain.chars().take(excerpt.max_length).collect();
+    cut.truncate(cut.trim_end().len());
+    if excerpt.ellipsis {
+        cut.push_str("...");
+    }
+    cut
+}
+
+/// Tags that flow with the text; every other element separates words.
+const INLINE_TAGS: [&str; 25] = [
+    "a", "abbr", "acronym", "area", "b", "bdo", "big", "br", "cite", "code", "em", "embed", "i",
+    "img", "input", "label", "q", "small", "span", "strike", "strong", "sub", "sup", "time", "wbr",
+];
+
+/// Elements whose content is not text a reader sees.
+const SKIPPED_TAGS: [&str; 15] = [
+    "applet", "button", "dialog", "form", "iframe", "object", "option", "picture", "script",
+    "select", "style", "svg", "template", "textarea", "title",
+];
+
+/// Strips tags, comments and invisible elements, decodes entities and collapses whitespace.
+fn html_to_text(html: &str) -> String {
+    let mut raw = String::with_capacity(html.len());
+    let mut skipping: Option<String> = None;
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        let (text, tail) = rest.split_at(lt);
+        if skipping.is_none() {
+            raw.push_str(text);
+        }
+        let after = &tail[1..];
+        if let Some(comment) = after.strip_prefix("!--") {
+            rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
+            continue;
+        }
+        let is_tag = after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!' || c == '?');
+        if !is_tag {
+            if skipping.is_none() {
+                raw.push('<');
+            }
+            rest = after;
+            continue;
+        }
+        let end = after.find('>').unwrap_or(after.len());
+        let inside = &after[..end];
+        rest = after.get(end + 1..).unwrap_or("");
+        let closing = inside.starts_with('/');
+        let name: String = inside
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if let Some(skipped) = &skipping {
+            if closing && *skipped == name {
+                skipping = None;
+            }
+            continue;
+        }
+        if name.is_empty() {
+            continue;
+        }
+        if !closing && SKIPPED_TAGS.contains(&name.as_str()) && !inside.ends_with('/') {
+            skipping = Some(name);
+            continue;
+        }
+        if !INLINE_TAGS.contains(&name.as_str()) {
+            raw.push(' ');
+        }
+    }
+    if skipping.is_none() {
+        raw.push_str(rest);
+    }
+    let decoded = decode_entities(&raw);
+    let mut out = String::with_capacity(decoded.len());
+    for word in decoded.split(|c: char| c.is_ascii_whitespace()) {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Decodes the common named entities and numeric references; others stay as written.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let decoded = after.find(';').filter(|end| *end <= 10).and_then(|end| {
+            let name = &after[..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ => name.strip_prefix('#').and_then(|number| {
+                    let code = match number.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                        None => number.parse::<u32>().ok(),
+                    };
+                    code.and_then(char::from_u32)
+                }),
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(mut value: Value, param: &str) -> Value {
+        apply_fields(&mut value, param).expect("valid fields");
+        value
+    }
+
+    fn record() -> Value {
+        json!({"id": "r1", "title": "<p>Post <b>number</b> 1</p>", "views": 2,
+               "expand": {"author": {"id": "u1", "name": "Alice", "email": "a@x.com"}}})
+    }
+
+    #[test]
+    fn picks_keys_nested_and_wildcards() {
+        assert_eq!(fields(record(), ""), record());
+        assert_eq!(
+            fields(record(), " id , views"),
+            json!({"id": "r1", "views": 2})
+        );
+        assert_eq!(fields(record(), "nope"), json!({}));
+        assert_eq!(
+            fields(record(), "id,expand.author.name"),
+            json!({"id": "r1", "expand": {"author": {"name": "Alice"}}})
+        );
+        let star = fields(record(), "*,expand.author.name");
+        assert_eq!(star["expand"], json!({"author": {"name": "Alice"}}));
+        assert_eq!(star["title"], "<p>Post <b>number</b> 1</p>");
+        assert_eq!(fields(record(), "expand.*.name"), json!({"expand": {}}));
+        assert_eq!(fields(record(), "expand.*")["expand"], record()["expand"]);
+        let arrays = json!({"expand": {"c": [{"text": "a", "x": 1}, {"text": "b"}]}});
+        assert_eq!(
+            fields(arrays, "expand.c.text"),
+            json!({"expand": {"c": [{"text": "a"}, {"text": "b"}]}})
+        );
+    }
+
+    #[test]
+    fn list_envelopes_filter_each_item() {
+        let list = json!({"items": [record()], "page": 1, "perPage": 1, "totalItems": 5,
+                          "totalPages": 5});
+        assert_eq!(
+            fields(list.clone(), "id"),
+            json!({"items": [{"id": "r1"}], "page": 1, "perPage": 1, "totalItems": 5,
+                   "totalPages": 5})
+        );
+        assert_eq!(fields(list, "page")["items"], json!([{}]));
+        // An auth response is a plain object.
+        assert_eq!(
+            fields(json!({"token": "t", "record": record()}), "token"),
+            json!({"token": "t"})
+        );
+    }
+
+    #[test]
+    fn excerpts_strip_html_and_cut() {
+        let pick = |param: &str| fields(record(), param);
+        assert_eq!(pick("title:excerpt(4,true)"), json!({"title": "Post..."}));
+        assert_eq!(pick("title:excerpt(4)"), json!({"title": "Post"}));
+        assert_eq!(
+            pick("title:excerpt(100,true)"),
+            json!({"title": "Post number 1"})
+        );
+        assert_eq!(pick("title:excerpt(10, true),id")["title"], "Post numbe...");
+        assert_eq!(pick("*,title:excerpt(3)")["title"], "Pos");
+        assert_eq!(pick("views:excerpt(1)"), json!({"views": 2}));
+        assert_eq!(pick("id:excerpt(1,yes)"), json!({"id": "r"}));
+        for bad in [
+            "title:excerpt(abc)",
+            "title:excerpt()",
+            "title:excerpt(0)",
+            "title:foo(1)",
+        ] {
+            let mut value = record();
+            assert!(apply_fields(&mut value, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn html_to_text_matches_observed_pocketbase_output() {
+        let cases = [
+            ("<p>Hello</p><p>World</p>", "Hello World"),
+            ("a  b\n\n c\t d", "a b c d"),
+            ("&amp; &lt;x&gt; &nbsp;y &#39;", "& <x> \u{a0}y '"),
+            (
+                "<script>var x=1;</script>after<style>.a{}</style>end",
+                "afterend",
+            ),
+            ("<div>one<br>two</div>three", "onetwo three"),
+            ("  lead and trail  ", "lead and trail"),
+            ("<!-- c -->vis", "vis"),
+            ("a<b", "a"),
+            ("x > y", "x > y"),
+            ("<b>a</b><b>b</b>", "ab"),
+            ("<h1>T</h1><ul><li>x</li><li>y</li></ul>", "T x y"),
+            ("<table><tr><td>1</td><td>2</td></tr></table>", "1 2"),
+            ("<head><title>T</title></head>body", "body"),
+            ("<P>up</P>case", "up case"),
+            ("a&amp;&amp;b", "a&&b"),
+        ];
+        for (html, text) in cases {
+            assert_eq!(html_to_text(html), text, "for {html:?}");
+        }
+        let cut = excerpt_text(
+            "Hello World",
+            &Excerpt {
+                max_length: 6,
+                ellipsis: true,
+            },
+        );
+        assert_eq!(cut, "Hello...");
+    }
 }

@@ -887,10 +887,18 @@ async fn renaming_a_collection_moves_table_and_indexes() {
     let note = create(&store, "notes", json!({"title": "t"}))
         .await
         .expect("note");
+    let mut view = Collection::scaffold(CollectionType::View, "note_titles");
+    view.view_query = Some("select id, title from notes".into());
+    store.create_collection(view).await.expect("view");
     let mut renamed = (*collection(&store, "notes")).clone();
     renamed.name = "Memos".into();
     let schema = store.update_collection(renamed).await.expect("renamed");
     assert!(schema.get("notes").is_none());
+    // SQLite rewrites the view to read the renamed table (as PocketBase's does).
+    assert_eq!(
+        list(&store, "note_titles", vec![]).await[0].text("title"),
+        "t"
+    );
     assert_eq!(
         get(&store, "memos", note.id())
             .await
@@ -974,7 +982,8 @@ async fn view_collections_infer_fields_and_read() {
 
     // A computed id is cast to text, so lookups by id work.
     let mut numbered = Collection::scaffold(CollectionType::View, "numbered");
-    numbered.view_query = Some("select (row_number() over()) as id, title from posts".into());
+    numbered.view_query =
+        Some("select (row_number() over()) as id, title from posts -- numbered".into());
     store.create_collection(numbered).await.expect("created");
     assert_eq!(
         get(&store, "numbered", "2").await.expect("row 2").data["id"],
@@ -1002,6 +1011,11 @@ async fn view_collections_infer_fields_and_read() {
         "t1",
         "rolled back"
     );
+    // A rebuild that keeps what the view reads leaves the view working.
+    let mut posts_now = (*collection(&store, "posts")).clone();
+    posts_now.fields.push(text("subtitle"));
+    store.update_collection(posts_now).await.expect("updated");
+    assert_eq!(list(&store, "post_stats", vec![]).await.len(), 3);
 
     // Updating the view re-creates it from the new query.
     let mut changed = (*collection(&store, "numbered")).clone();

@@ -114,9 +114,9 @@ impl ViewPlan {
             "*".to_owned()
         };
         // The parentheses also keep the query a single SELECT: a smuggled second statement
-        // cannot close them.
+        // cannot close them. The newline ends a trailing `--` comment before the `)`.
         format!(
-            "CREATE VIEW {} AS SELECT {columns} FROM ({query})",
+            "CREATE VIEW {} AS SELECT {columns} FROM ({query}\n)",
             quote_ident(name)
         )
     }

@@ -1,10 +1,431 @@
 //! Collections API (superusers only): list, view, create, update, delete, truncate, import,
-//! scaffolds and the view dry run.
+//! scaffolds, the OAuth2 provider list and the view dry run.
+//!
+//! Handlers read the body into a draft (`form`), check it with
+//! `domain::collection_validate`, and hand it to the store; store refusals are mapped back to
+//! PocketBase's error shapes here.
 
-use axum::Router;
+mod form;
+mod import;
+mod list;
+#[cfg(test)]
+mod tests;
 
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use domain::collection_validate::{
+    OAUTH2_PROVIDERS, index_failure, invalid_view_query, validate_collection,
+    view_query_missing_id,
+};
+use domain::index::IndexDef;
+use domain::{AuthContext, Collection, CollectionType, FieldError, StoreError, ValidationErrors};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, BodyError, parse_body};
 use crate::state::SharedState;
+
+use form::{Draft, FormError};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
+        .route("/api/collections", get(list_collections).post(create_collection))
+        .route("/api/collections/import", put(import::import_collections))
+        .route("/api/collections/meta/scaffolds", get(scaffolds))
+        .route("/api/collections/meta/oauth2-providers", get(oauth2_providers))
+        .route("/api/collections/meta/dry-run-view", post(dry_run_view))
+        .route(
+            "/api/collections/{collection}",
+            get(view_collection)
+                .patch(update_collection)
+                .delete(delete_collection),
+        )
+        .route(
+            "/api/collections/{collection}/truncate",
+            delete(truncate_collection),
+        )
+}
+
+const CREATE_FAILED: &str = "Failed to create collection.";
+const UPDATE_FAILED: &str = "Failed to update collection.";
+const DELETE_FAILED: &str = "Failed to delete collection.";
+const TRUNCATE_FAILED: &str =
+    "Failed to truncate collection (most likely due to required cascade delete record references).";
+/// What helper forms (import, dry run) say about a body they cannot read.
+const FORM_LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
+const FORM_INVALID: &str = "An error occurred while validating the submitted data.";
+
+/// Guests get 401, other auth records 403, as PocketBase answers every collections endpoint.
+fn require_superuser(auth: &AuthContext) -> ApiResult<()> {
+    if auth.is_superuser() {
+        Ok(())
+    } else if auth.is_guest() {
+        Err(ApiError::unauthorized(
+            "The request requires valid record authorization token.",
+        ))
+    } else {
+        Err(ApiError::forbidden(
+            "The authorized record is not allowed to perform this action.",
+        ))
+    }
+}
+
+/// The collection named in the path (id, or name in any case), or 404.
+fn find(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
+    state
+        .schema()
+        .get(id_or_name)
+        .cloned()
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Reads a body after the caller was checked (so guests get 401, not a body error).
+async fn read_body(
+    state: &SharedState,
+    request: Request,
+    malformed: &str,
+) -> ApiResult<Map<String, Value>> {
+    parse_body(request, state).await.map_err(|error| match error {
+        BodyError::TooLarge => ApiError::too_large(),
+        BodyError::UnsupportedContentType | BodyError::Malformed => {
+            ApiError::bad_request_msg(malformed)
+        }
+    })
+}
+
+// FIXME: apply the `fields` query parameter to these responses once `crate::response`
+// offers its generic filter (another task is adding it).
+async fn list_collections(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let params = list::ListParams::parse(query.as_deref())?;
+    let schema = state.schema();
+    let matching = params.apply(schema.all());
+    let total = matching.len() as u64;
+    let start = (params.page - 1).saturating_mul(params.per_page);
+    let items: Vec<Value> = matching
+        .iter()
+        .skip(usize::try_from(start).unwrap_or(usize::MAX))
+        .take(usize::try_from(params.per_page).unwrap_or(usize::MAX))
+        .map(|c| c.to_api_json())
+        .collect();
+    let (total_items, total_pages) = if params.skip_total {
+        (json!(-1), json!(-1))
+    } else {
+        (json!(total), json!(total.div_ceil(params.per_page)))
+    };
+    Ok(Json(json!({
+        "items": items,
+        "page": params.page,
+        "perPage": params.per_page,
+        "totalItems": total_items,
+        "totalPages": total_pages,
+    })))
+}
+
+async fn view_collection(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    Path(id_or_name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    Ok(Json(find(&state, &id_or_name)?.to_api_json()))
+}
+
+async fn create_collection(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let body = read_body(&state, request, form::LOAD_TYPE).await?;
+    let schema = state.schema();
+    let now = domain::time::now();
+    let Draft {
+        mut collection,
+        mut errors,
+    } = form::draft_new(&body, &schema, &now).map_err(form_error)?;
+    if collection.is_view() {
+        infer_view_fields(&state, &mut collection, &mut errors).await?;
+    }
+    validate_collection(&mut errors, &collection, None, &schema);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(CREATE_FAILED, errors));
+    }
+    let id = collection.id.clone();
+    let schema = state
+        .store
+        .create_collection(collection.clone())
+        .await
+        .map_err(|e| save_error(e, &collection, CREATE_FAILED))?;
+    let saved = schema
+        .get_by_id(&id)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(collection));
+    Ok(Json(saved.to_api_json()))
+}
+
+async fn update_collection(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    Path(id_or_name): Path<String>,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let old = find(&state, &id_or_name)?;
+    let body = read_body(&state, request, form::LOAD_DATA).await?;
+    let schema = state.schema();
+    let Draft {
+        mut collection,
+        mut errors,
+    } = form::draft_update(&old, &body, &domain::time::now()).map_err(form_error)?;
+    if collection.is_view() {
+        infer_view_fields(&state, &mut collection, &mut errors).await?;
+    }
+    validate_collection(&mut errors, &collection, Some(&old), &schema);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(UPDATE_FAILED, errors));
+    }
+    let schema = state
+        .store
+        .update_collection(collection.clone())
+        .await
+        .map_err(|e| save_error(e, &collection, UPDATE_FAILED))?;
+    let saved = schema
+        .get_by_id(&old.id)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(collection));
+    Ok(Json(saved.to_api_json()))
+}
+
+async fn delete_collection(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    Path(id_or_name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_superuser(&auth)?;
+    let collection = find(&state, &id_or_name)?;
+    let schema = state.schema();
+    if collection.system {
+        return Err(ApiError::bad_request_msg(DELETE_FAILED));
+    }
+    let mut referrers: Vec<&str> = Vec::new();
+    let mut self_reference = false;
+    for (other, _) in schema.referencing(&collection.id) {
+        if other.id == collection.id {
+            self_reference = true;
+        } else if !referrers.contains(&other.name.as_str()) {
+            referrers.push(&other.name);
+        }
+    }
+    if !referrers.is_empty() {
+        return Err(ApiError::bad_request_msg(&format!(
+            "Failed to delete collection probably due to existing reference in {}.",
+            referrers.join(", ")
+        )));
+    }
+    // PocketBase refuses these too: a self-referencing collection, and one a view reads.
+    if self_reference || used_by_view(&collection, &schema) {
+        return Err(ApiError::bad_request_msg(DELETE_FAILED));
+    }
+    match state.store.delete_collection(&collection.id).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound) => Err(ApiError::not_found()),
+        Err(StoreError::Internal(detail)) => Err(ApiError::internal(detail)),
+        Err(other) => {
+            tracing::debug!(error = %other, "collection delete refused");
+            Err(ApiError::bad_request_msg(DELETE_FAILED))
+        }
+    }
+}
+
+/// Whether another view collection's query mentions `collection`'s table.
+fn used_by_view(collection: &Collection, schema: &domain::Schema) -> bool {
+    let name = collection.name.to_lowercase();
+    schema
+        .all()
+        .iter()
+        .filter(|c| c.is_view() && c.id != collection.id)
+        .filter_map(|c| c.view_query.as_deref())
+        .any(|query| {
+            query
+                .to_lowercase()
+                .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .any(|word| word == name)
+        })
+}
+
+async fn truncate_collection(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    Path(id_or_name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_superuser(&auth)?;
+    let collection = find(&state, &id_or_name)?;
+    if collection.is_view() {
+        return Err(ApiError::bad_request_msg(
+            "View collections cannot be truncated since they don't store their own records.",
+        ));
+    }
+    // Emptying the superusers would lock everyone out; PocketBase refuses it as well.
+    if collection.is_superusers() {
+        return Err(ApiError::bad_request_msg(TRUNCATE_FAILED));
+    }
+    match state.store.truncate_collection(&collection.id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound) => Err(ApiError::not_found()),
+        Err(StoreError::Internal(detail)) => Err(ApiError::internal(detail)),
+        Err(other) => {
+            tracing::debug!(error = %other, "truncate refused");
+            Err(ApiError::bad_request_msg(TRUNCATE_FAILED))
+        }
+    }
+}
+
+async fn scaffolds(Auth(auth): Auth) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let mut auth_scaffold = form::scaffold(CollectionType::Auth, "");
+    // The scaffold's indexes name a table and id that do not exist yet.
+    auth_scaffold.indexes =
+        domain::collection::auth_indexes(&domain::ids::random_lower_alnum(10), "");
+    Ok(Json(json!({
+        "auth": auth_scaffold.to_api_json(),
+        "base": form::scaffold(CollectionType::Base, "").to_api_json(),
+        "view": form::scaffold(CollectionType::View, "").to_api_json(),
+    })))
+}
+
+async fn oauth2_providers(Auth(auth): Auth) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    // FIXME(#oauth2): PocketBase also returns each provider's SVG logo; Plinth ships no
+    // artwork, so `logo` is empty.
+    let providers: Vec<Value> = OAUTH2_PROVIDERS
+        .iter()
+        .map(|(name, display)| json!({"name": name, "displayName": display, "logo": ""}))
+        .collect();
+    Ok(Json(Value::Array(providers)))
+}
+
+async fn dry_run_view(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let body = read_body(&state, request, FORM_LOAD_FAILED).await?;
+    // Helper forms match keys case-insensitively.
+    let query = match body.iter().find(|(k, _)| k.eq_ignore_ascii_case("query")) {
+        None | Some((_, Value::Null)) => String::new(),
+        Some((_, Value::String(text))) => text.clone(),
+        Some(_) => return Err(ApiError::bad_request_msg(FORM_LOAD_FAILED)),
+    };
+    if query.trim().is_empty() {
+        return Err(ApiError::validation(
+            FORM_INVALID,
+            ValidationErrors::single("query", FieldError::required()),
+        ));
+    }
+    let fields = match state.store.infer_view_fields(&query).await {
+        Ok(fields) => fields,
+        Err(StoreError::Internal(detail)) => return Err(ApiError::internal(detail)),
+        Err(other) => {
+            return Err(ApiError::bad_request_msg(&format!(
+                "Invalid view query. Raw error: \n{}",
+                view_error_detail(&other)
+            )));
+        }
+    };
+    if !fields.iter().any(|f| f.name == "id") {
+        return Err(ApiError::bad_request_msg(
+            "Invalid view query. Raw error: \nmissing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one).",
+        ));
+    }
+    // FIXME: PocketBase also returns up to 10 rows of the query as `sample` records; the
+    // Store port has no way to run an unsaved view yet (it needs a `sample_view` call).
+    Ok(Json(json!({"fields": fields, "sample": []})))
+}
+
+/// A view collection's fields come from its query; problems land on `viewQuery`.
+async fn infer_view_fields(
+    state: &SharedState,
+    collection: &mut Collection,
+    errors: &mut ValidationErrors,
+) -> ApiResult<()> {
+    let query = collection.view_query.clone().unwrap_or_default();
+    collection.fields.clear();
+    if query.trim().is_empty() {
+        return Ok(());
+    }
+    match state.store.infer_view_fields(&query).await {
+        Ok(fields) => {
+            if !fields.iter().any(|f| f.name == "id") {
+                errors.add("viewQuery", view_query_missing_id());
+            }
+            collection.fields = fields;
+            Ok(())
+        }
+        Err(StoreError::Internal(detail)) => Err(ApiError::internal(detail)),
+        Err(other) => {
+            errors.add("viewQuery", invalid_view_query(&view_error_detail(&other)));
+            Ok(())
+        }
+    }
+}
+
+/// The store's explanation of a refused view query, without its own prefix.
+fn view_error_detail(error: &StoreError) -> String {
+    match error {
+        StoreError::Schema(detail) => detail
+            .strip_prefix("invalid view query: ")
+            .unwrap_or(detail)
+            .to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn form_error(error: FormError) -> ApiError {
+    match error {
+        FormError::Load(message) => ApiError::bad_request_msg(message),
+        FormError::IdMismatch => ApiError::not_found(),
+    }
+}
+
+/// Maps a store refusal of a create or update. Schema refusals land on the index or view
+/// query they concern when that can be told, else PocketBase's "Raw error" message.
+fn save_error(error: StoreError, collection: &Collection, message: &str) -> ApiError {
+    match error {
+        StoreError::Validation(errors) => ApiError::validation(message, errors),
+        StoreError::NotFound => ApiError::not_found(),
+        StoreError::Internal(detail) => ApiError::internal(detail),
+        StoreError::Schema(detail) => {
+            if collection.is_view() {
+                let error = invalid_view_query(&view_error_detail(&StoreError::Schema(detail)));
+                return ApiError::validation(message, ValidationErrors::single("viewQuery", error));
+            }
+            let lower = detail.to_lowercase();
+            let culprit = collection.indexes.iter().enumerate().find_map(|(i, sql)| {
+                IndexDef::parse(sql)
+                    .ok()
+                    .filter(|index| lower.contains(&index.name.to_lowercase()))
+                    .map(|index| (i, index.name))
+            });
+            match culprit {
+                Some((i, name)) => ApiError::validation(
+                    message,
+                    ValidationErrors::single(&format!("indexes.{i}"), index_failure(&name, &detail)),
+                ),
+                None => ApiError::bad_request_msg(&format!("{message} Raw error: \n{detail}")),
+            }
+        }
+        StoreError::GuardRejected | StoreError::RequiredReference => {
+            ApiError::bad_request_msg(message)
+        }
+    }
 }

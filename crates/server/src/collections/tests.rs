@@ -1,0 +1,1 @@
+//! HTTP tests of the collections API over a real SQLite store.

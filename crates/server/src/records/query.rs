@@ -1,0 +1,312 @@
+//! The query string of the records endpoints: paging, `sort`, `filter`, `skipTotal`,
+//! `expand` and `fields`, read the way PocketBase reads them (the first occurrence of a
+//! repeated parameter wins; malformed values are the generic 400 with no detail).
+
+use domain::{AuthContext, Collection, Dialect, SortTerm, SqlFragment};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Default and largest page sizes.
+pub const DEFAULT_PER_PAGE: u64 = 30;
+pub const MAX_PER_PAGE: u64 = 1000;
+/// At most this many sort terms, each at most this long.
+const MAX_SORT_TERMS: usize = 8;
+const MAX_SORT_TERM_LEN: usize = 255;
+
+/// The decoded query string.
+#[derive(Debug, Default)]
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    /// Decodes `raw`; an undecodable query string reads as empty, as a Go server would see
+    /// no parameters in it.
+    pub fn parse(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .and_then(|raw| serde_urlencoded::from_str::<Vec<(String, String)>>(raw).ok())
+            .unwrap_or_default();
+        QueryParams { pairs }
+    }
+
+    /// The first value of `name`.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The first value of `name`, or `""`.
+    pub fn text(&self, name: &str) -> &str {
+        self.first(name).unwrap_or("")
+    }
+}
+
+/// Normalized paging of a list request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub page: u64,
+    pub per_page: u64,
+    pub skip_total: bool,
+}
+
+/// `page` (≤ 0 → 1), `perPage` (≤ 0 → 30, capped at 1000) and `skipTotal` (Go `ParseBool`).
+pub fn paging(params: &QueryParams) -> ApiResult<Paging> {
+    let integer = |name: &str| -> ApiResult<Option<i64>> {
+        match params.text(name) {
+            "" => Ok(None),
+            text => text
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request()),
+        }
+    };
+    let page = match integer("page")? {
+        Some(n) if n > 0 => n as u64,
+        _ => 1,
+    };
+    let per_page = match integer("perPage")? {
+        Some(n) if n > 0 => (n as u64).min(MAX_PER_PAGE),
+        _ => DEFAULT_PER_PAGE,
+    };
+    let skip_total = match params.text("skipTotal") {
+        "" => false,
+        text => parse_go_bool(text).ok_or_else(ApiError::bad_request)?,
+    };
+    Ok(Paging {
+        page,
+        per_page,
+        skip_total,
+    })
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Non-superusers may not reach other collections or the request context from a client
+/// filter or sort; PocketBase refuses on the text alone, `filter` before `sort`.
+pub fn refuse_privileged_references(filter: &str, sort: &str, auth: &AuthContext) -> ApiResult<()> {
+    if auth.is_superuser() {
+        return Ok(());
+    }
+    for text in [filter, sort] {
+        if text.contains("@collection.") {
+            return Err(ApiError::forbidden(
+                "Only superusers can filter by @collection.",
+            ));
+        }
+        if text.contains("@request.") {
+            return Err(ApiError::forbidden(
+                "Only superusers can filter by @request.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `sort` into ORDER BY terms over `collection`'s own columns, `@random` and
+/// `@rowid`. Unknown fields, hidden fields (for non-superusers), empty terms and more than
+/// eight terms are the generic 400.
+pub fn sort_terms(
+    collection: &Collection,
+    sort: &str,
+    auth: &AuthContext,
+    dialect: Dialect,
+) -> ApiResult<Vec<SortTerm>> {
+    if sort.is_empty() {
+        return Ok(Vec::new());
+    }
+    let terms: Vec<&str> = sort.split(',').map(str::trim).collect();
+    if terms.len() > MAX_SORT_TERMS {
+        return Err(ApiError::bad_request());
+    }
+    terms
+        .into_iter()
+        .map(|term| sort_term(collection, term, auth, dialect))
+        .collect()
+}
+
+fn sort_term(
+    collection: &Collection,
+    term: &str,
+    auth: &AuthContext,
+    dialect: Dialect,
+) -> ApiResult<SortTerm> {
+    if term.len() > MAX_SORT_TERM_LEN {
+        return Err(ApiError::bad_request());
+    }
+    let (name, descending) = match term.strip_prefix('-') {
+        Some(rest) => (rest, true),
+        None => (term.strip_prefix('+').unwrap_or(term), false),
+    };
+    let expr = match name {
+        "@random" => SqlFragment::raw("RANDOM()"),
+        "@rowid" => match dialect {
+            Dialect::Sqlite => SqlFragment::column(&collection.name, "_rowid_"),
+            Dialect::Postgres => SqlFragment::column(&collection.name, "ctid"),
+        },
+        _ => {
+            // FIXME(#4): relation paths (`author.name`), json paths (`meta.k`) and the `:lower`
+            // modifier sort through the rules crate's field resolver once it exists; until then
+            // they are refused like unknown fields.
+            let field = collection
+                .field(name)
+                .filter(|field| auth.is_superuser() || !field.hidden)
+                .ok_or_else(ApiError::bad_request)?;
+            SqlFragment::column(&collection.name, &field.name)
+        }
+    };
+    Ok(SortTerm { expr, descending })
+}
+
+/// Compiles a client `filter` for `collection`.
+pub fn client_filter(
+    _collection: &Collection,
+    filter: &str,
+    _auth: &AuthContext,
+) -> ApiResult<Option<SqlFragment>> {
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    // FIXME(#4): compile the client filter with the rules crate (fields checked against the
+    // collection, hidden fields refused for non-superusers, `emailVisibility` added when a
+    // non-superuser filters an auth collection's email). Until then every non-empty filter is
+    // refused like one that does not parse.
+    Err(ApiError::bad_request())
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::collection::{CollectionType, users_collection};
+
+    use super::*;
+
+    fn params(raw: &str) -> QueryParams {
+        QueryParams::parse(Some(raw))
+    }
+
+    #[test]
+    fn paging_normalizes_like_pocketbase() {
+        let paging_of = |raw: &str| paging(&params(raw)).map_err(|e| e.status.as_u16());
+        assert_eq!(
+            paging_of("page=0&perPage=0"),
+            Ok(Paging {
+                page: 1,
+                per_page: 30,
+                skip_total: false
+            })
+        );
+        assert_eq!(
+            paging_of("page=-1&perPage=5000&skipTotal=T"),
+            Ok(Paging {
+                page: 1,
+                per_page: 1000,
+                skip_total: true
+            })
+        );
+        assert_eq!(
+            paging_of("page=%2B2&perPage=&skipTotal=0"),
+            Ok(Paging {
+                page: 2,
+                per_page: 30,
+                skip_total: false
+            })
+        );
+        assert_eq!(
+            paging_of("page=1&page=abc").map(|p| p.page),
+            Ok(1),
+            "the first occurrence wins"
+        );
+        for bad in [
+            "page=abc",
+            "perPage=1.5",
+            "page=1.0",
+            "page=+2",
+            "page=%202",
+            "page=99999999999999999999",
+            "skipTotal=yes",
+        ] {
+            assert_eq!(paging_of(bad), Err(400), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sort_accepts_fields_and_specials_only() {
+        let mut users = users_collection("");
+        users.fields[6].hidden = true; // `name`, hidden for this test
+        let guest = AuthContext::Guest;
+        let terms = sort_terms(
+            &users,
+            "-created, +email,@random,-@rowid",
+            &guest,
+            Dialect::Sqlite,
+        )
+        .expect("valid sort");
+        assert_eq!(terms.len(), 4);
+        assert_eq!(terms[0].expr.sql, "\"users\".\"created\"");
+        assert!(terms[0].descending && !terms[1].descending);
+        assert_eq!(terms[2].expr.sql, "RANDOM()");
+        assert_eq!(terms[3].expr.sql, "\"users\".\"_rowid_\"");
+        assert!(terms[3].descending);
+        for bad in [
+            "nope",
+            "name",
+            ",",
+            " -created , ",
+            "-",
+            "+",
+            "--created",
+            "ID",
+            "@Random",
+            "collectionId",
+            "id,id,id,id,id,id,id,id,id",
+        ] {
+            assert!(
+                sort_terms(&users, bad, &guest, Dialect::Sqlite).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            sort_terms(&users, "", &guest, Dialect::Sqlite)
+                .expect("empty")
+                .is_empty()
+        );
+        assert_eq!(
+            sort_terms(&users, "id,id,id,id,id,id,id,id", &guest, Dialect::Sqlite)
+                .map(|t| t.len())
+                .ok(),
+            Some(8)
+        );
+        let _ = CollectionType::Base;
+    }
+
+    #[test]
+    fn privileged_references_are_refused_filter_first() {
+        let guest = AuthContext::Guest;
+        let message = |filter: &str, sort: &str| {
+            refuse_privileged_references(filter, sort, &guest)
+                .err()
+                .map(|e| e.message)
+        };
+        assert_eq!(
+            message("@request.a && @collection.b", ""),
+            Some("Only superusers can filter by @collection.".into())
+        );
+        assert_eq!(
+            message("@request.a", "@collection.b"),
+            Some("Only superusers can filter by @request.".into())
+        );
+        assert_eq!(
+            message("x@request.y", ""),
+            Some("Only superusers can filter by @request.".into())
+        );
+        assert_eq!(message("@REQUEST.a", ""), None);
+    }
+}
