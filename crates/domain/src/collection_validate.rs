@@ -18,7 +18,7 @@ use crate::collection::{
 };
 use crate::error::{FieldError, ValidationErrors};
 use crate::field::{Field, FieldKind};
-use crate::index::IndexDef;
+use crate::index::{Collation, IndexDef, SortOrder};
 
 /// The id every default `id` field carries (`text` + CRC32 of "id").
 pub const ID_FIELD_ID: &str = "text3208210256";
@@ -168,7 +168,8 @@ fn invalid_regex(error: &regex::Error) -> FieldError {
     )
 }
 
-fn missing_primary_key() -> FieldError {
+/// A base or auth collection (or a view) without its `id` primary key.
+pub fn missing_primary_key() -> FieldError {
     FieldError::new(
         "validation_missing_primary_key",
         "Missing or invalid \"id\" PK field.",
@@ -354,9 +355,84 @@ pub fn retarget_indexes(collection: &mut Collection) {
         if let Ok(index) = IndexDef::parse(sql)
             && !index.table.eq_ignore_ascii_case(&table)
         {
-            *sql = index.to_sql(&table);
+            *sql = pocketbase_index_sql(&index, &table);
         }
     }
+}
+
+/// An index statement in PocketBase's rendering: backtick-quoted names, and one column per
+/// line when there are several.
+pub fn pocketbase_index_sql(index: &IndexDef, table: &str) -> String {
+    let columns: Vec<String> = index
+        .columns
+        .iter()
+        .map(|column| {
+            let mut text = format!("`{}`", column.name);
+            match column.collation {
+                Some(Collation::NoCase) => text.push_str(" COLLATE NOCASE"),
+                Some(Collation::Binary) => text.push_str(" COLLATE BINARY"),
+                Some(Collation::RTrim) => text.push_str(" COLLATE RTRIM"),
+                None => {}
+            }
+            match column.order {
+                Some(SortOrder::Asc) => text.push_str(" ASC"),
+                Some(SortOrder::Desc) => text.push_str(" DESC"),
+                None => {}
+            }
+            text
+        })
+        .collect();
+    let columns = match columns.as_slice() {
+        [single] => format!("({single})"),
+        several => format!("(\n  {}\n)", several.join(",\n  ")),
+    };
+    let mut sql = format!(
+        "CREATE {}INDEX `{}` ON `{table}` {columns}",
+        if index.unique { "UNIQUE " } else { "" },
+        index.name
+    );
+    // The condition is rendered by the index module (double-quoted names), then requoted.
+    let rendered = index.to_sql(table);
+    if index.condition.is_some()
+        && let Some((_, condition)) = rendered.split_once(") WHERE ")
+    {
+        sql.push_str(" WHERE ");
+        sql.push_str(&backtick_identifiers(condition));
+    }
+    sql
+}
+
+/// Turns `"name"` identifiers into `` `name` ``, leaving `'text'` literals alone.
+fn backtick_identifiers(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut in_text = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_text = !in_text;
+                out.push(c);
+            }
+            '"' if !in_text => {
+                out.push('`');
+                while let Some(inner) = chars.next() {
+                    if inner == '"' {
+                        if chars.peek() == Some(&'"') {
+                            chars.next();
+                            out.push('"');
+                        } else {
+                            break;
+                        }
+                    } else {
+                        out.push(inner);
+                    }
+                }
+                out.push('`');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The id a new collection gets: `pbc_` + CRC32(type + name), suffixed when already taken.
@@ -435,7 +511,8 @@ fn validate_new_id(errors: &mut ValidationErrors, new: &Collection, schema: &Sch
         errors.add("id", length_out_of_range(1, 100));
     } else if !NAME_RE.is_match(id) {
         errors.add("id", match_invalid());
-    } else if schema.get_by_id(id).is_some() {
+    } else if schema.get_by_id(id).is_some_and(|c| **c != *new) {
+        // A schema holding this very definition (an import's future schema) is no clash.
         errors.add(
             "id",
             FieldError::new(
@@ -958,17 +1035,26 @@ fn validate_auth_options(errors: &mut ValidationErrors, collection: &Collection,
     ] {
         validate_template(errors, key, template);
     }
-    check_range(errors, "mfa.duration", o.mfa.duration, MFA_DURATION_MAX);
-    check_range(errors, "otp.duration", o.otp.duration, u64::MAX);
-    if o.otp.length == 0 {
-        errors.add("otp.length", FieldError::required());
-    } else if o.otp.length < OTP_LENGTH_MIN {
-        errors.add("otp.length", min_threshold(OTP_LENGTH_MIN));
+    // The settings of a disabled method are not checked until it is enabled (templates and
+    // tokens always are).
+    if o.mfa.enabled {
+        check_range(errors, "mfa.duration", o.mfa.duration, MFA_DURATION_MAX);
+        // FIXME(#4): check `mfa.rule` as a rule once the rules crate can parse one.
+    }
+    if o.otp.enabled {
+        check_range(errors, "otp.duration", o.otp.duration, u64::MAX);
+        if o.otp.length == 0 {
+            errors.add("otp.length", FieldError::required());
+        } else if o.otp.length < OTP_LENGTH_MIN {
+            errors.add("otp.length", min_threshold(OTP_LENGTH_MIN));
+        }
     }
     if o.password_auth.enabled {
         validate_identity_fields(errors, collection, &o.password_auth.identity_fields);
     }
-    validate_providers(errors, &o.oauth2.providers);
+    if o.oauth2.enabled {
+        validate_providers(errors, &o.oauth2.providers);
+    }
 }
 
 fn validate_token(errors: &mut ValidationErrors, key: &str, token: &TokenConfig) {

@@ -157,23 +157,6 @@ impl RecordInput {
         self.passwords.retain(|p| p.field != field);
     }
 
-    /// Adds a plain value for `field` (after the other plain values).
-    pub fn push_set(&mut self, field: &str, value: Value) {
-        let position = self
-            .entries
-            .iter()
-            .position(|e| e.op != InputOp::Set)
-            .unwrap_or(self.entries.len());
-        self.entries.insert(
-            position,
-            InputEntry {
-                field: field.to_owned(),
-                op: InputOp::Set,
-                value,
-            },
-        );
-    }
-
     /// Declares names of files stored for `field` by this request, so that they are accepted
     /// as new values of the field.
     // FIXME(#7): called by the file upload handling once it lands.
@@ -1134,7 +1117,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::collection::{CollectionType, auth_system_fields, id_field};
+    use crate::collection::{CollectionType, auth_system_fields};
     use crate::field::{
         AutodateOptions, BasicOptions, EditorOptions, FileOptions, JsonOptions, RelationOptions,
     };
@@ -1951,7 +1934,6 @@ mod tests {
         );
         assert_eq!(parsed.password("password"), Some("12345678"));
         assert!(!parsed.touches("tokenKey"));
-        let _ = id_field();
     }
 
     #[test]

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ApiResult};
 
 /// The record as `viewer` may see it: `collectionId`, `collectionName`, then every visible
-/// field. Passwords and token keys are never shown; hidden fields only to superusers; an auth
-/// record's email only to superusers, its owner, or when `emailVisibility` is on.
+/// field. An auth record's password and token key are never shown (other password fields
+/// show as `""`); hidden fields only to superusers; an auth record's email only to
+/// superusers, its owner, or when `emailVisibility` is on.
 pub fn record_json(collection: &Collection, record: &Record, viewer: &AuthContext) -> Value {
     let superuser = viewer.is_superuser();
     let owner = viewer
@@ -22,13 +23,15 @@ pub fn record_json(collection: &Collection, record: &Record, viewer: &AuthContex
         Value::String(collection.name.clone()),
     );
     for field in &collection.fields {
-        if matches!(field.kind, FieldKind::Password(_)) {
-            continue;
-        }
-        if collection.is_auth() && field.name == "tokenKey" {
+        if collection.is_auth() && (field.name == "password" || field.name == "tokenKey") {
             continue;
         }
         if field.hidden && !superuser {
+            continue;
+        }
+        if matches!(field.kind, FieldKind::Password(_)) {
+            // Other password fields show as empty text, never their hash.
+            out.insert(field.name.clone(), Value::String(String::new()));
             continue;
         }
         if collection.is_auth()
@@ -385,6 +388,32 @@ mod tests {
     fn record() -> Value {
         json!({"id": "r1", "title": "<p>Post <b>number</b> 1</p>", "views": 2,
                "expand": {"author": {"id": "u1", "name": "Alice", "email": "a@x.com"}}})
+    }
+
+    #[test]
+    fn passwords_never_leak() {
+        use domain::collection::{CollectionType, users_collection};
+        use domain::field::{Field, PasswordOptions};
+
+        let users = users_collection("");
+        let mut data = serde_json::Map::new();
+        data.insert("id".into(), json!("u1"));
+        data.insert("password".into(), json!("$2a$hash"));
+        data.insert("tokenKey".into(), json!("key"));
+        let superuser = AuthContext::Record {
+            collection: std::sync::Arc::new(domain::collection::superusers_collection("")),
+            record: Box::new(Record::new(serde_json::Map::new())),
+            refreshable: true,
+        };
+        let shown = record_json(&users, &Record::new(data.clone()), &superuser);
+        assert!(shown.get("password").is_none() && shown.get("tokenKey").is_none());
+        let mut base = Collection::scaffold(CollectionType::Base, "b");
+        base.fields.push(Field::new(
+            "password",
+            FieldKind::Password(PasswordOptions::default()),
+        ));
+        let shown = record_json(&base, &Record::new(data), &AuthContext::Guest);
+        assert_eq!(shown["password"], "");
     }
 
     #[test]

@@ -192,7 +192,17 @@ fn indexes_follow_a_renamed_collection() {
     ];
     retarget_indexes(&mut c);
     assert_eq!(c.indexes[0], "CREATE INDEX idx_a ON posts2 (title)");
-    assert!(c.indexes[1].contains("ON \"posts2\""), "{}", c.indexes[1]);
+    assert_eq!(c.indexes[1], "CREATE INDEX `idx_b` ON `posts2` (`title`)");
+
+    c.indexes = vec![
+        "create unique index idx_c on old (title collate nocase desc, id) where title != 'it''s \"x\"'"
+            .into(),
+    ];
+    retarget_indexes(&mut c);
+    assert_eq!(
+        c.indexes[0],
+        "CREATE UNIQUE INDEX `idx_c` ON `posts2` (\n  `title` COLLATE NOCASE DESC,\n  `id`\n) WHERE `title` != 'it''s \"x\"'"
+    );
 }
 
 #[test]
@@ -547,9 +557,12 @@ fn auth_options_are_checked() {
         o.email_change_token.secret = "short".into();
         o.verification_token.secret.clear();
         o.password_reset_token.duration = 0;
+        o.mfa.enabled = true;
         o.mfa.duration = 86_401;
+        o.otp.enabled = true;
         o.otp.length = 3;
         o.otp.duration = 0;
+        o.oauth2.enabled = true;
         o.verification_template.subject.clear();
         o.auth_alert.email_template.body.clear();
         o.password_auth.identity_fields = vec!["email".into(), "username".into()];
@@ -628,6 +641,14 @@ fn auth_options_are_checked() {
         o.password_auth.enabled = false;
     }
     assert_eq!(check_new(&ok), json!({}), "not needed while disabled");
+
+    // The settings of disabled methods wait until they are enabled.
+    if let Some(o) = ok.auth.as_mut() {
+        o.otp.length = 0;
+        o.mfa.duration = 0;
+        o.oauth2.providers = vec![json!({"name": "nope"})];
+    }
+    assert_eq!(check_new(&ok), json!({}));
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 pub enum FormError {
     /// The body is not the expected shape; the text is PocketBase's message for the case.
     Load(&'static str),
-    /// An update body names another collection id (PocketBase then answers 404).
+    /// An update body names another collection id (which cannot change).
     IdMismatch,
 }
 
@@ -68,7 +68,8 @@ const AUTH_NUMBERS: [(&str, &str, u64); 8] = [
 ];
 
 /// Unsigned field options: a negative value is a validation error, not a format error.
-const UNSIGNED_FIELD_OPTIONS: [&str; 6] = ["min", "max", "maxSelect", "minSelect", "maxSize", "cost"];
+const UNSIGNED_FIELD_OPTIONS: [&str; 6] =
+    ["min", "max", "maxSelect", "minSelect", "maxSize", "cost"];
 
 /// An empty collection of `kind` as the API scaffolds it: the `id` field (and the auth
 /// system fields, options and fresh secrets), no OAuth2 field mapping.
@@ -82,7 +83,11 @@ pub fn scaffold(kind: CollectionType, name: &str) -> Collection {
 
 /// A new collection from a create body. Its id is the body's, else derived from type and
 /// name (suffixed when taken in `schema`).
-pub fn draft_new(body: &Map<String, Value>, schema: &Schema, now: &str) -> Result<Draft, FormError> {
+pub fn draft_new(
+    body: &Map<String, Value>,
+    schema: &Schema,
+    now: &str,
+) -> Result<Draft, FormError> {
     let mut errors = ValidationErrors::new();
     let kind = match body.get("type") {
         None | Some(Value::Null) => CollectionType::Base,
@@ -133,7 +138,11 @@ pub fn draft_update(
     match body.get("type") {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => {
-            let wanted = if text.is_empty() { "base" } else { text.as_str() };
+            let wanted = if text.is_empty() {
+                "base"
+            } else {
+                text.as_str()
+            };
             if wanted != old.kind.as_str() {
                 // The rest of the body is still read as the stored type, so its other
                 // problems are reported too.
@@ -216,19 +225,35 @@ fn merge_body(json: &mut Map<String, Value>, body: &Map<String, Value>, kind: Co
                 json.insert(key.clone(), value.clone());
             }
             "name" => {
-                let name = if value.is_null() { json!("") } else { value.clone() };
+                let name = if value.is_null() {
+                    json!("")
+                } else {
+                    value.clone()
+                };
                 json.insert(key.clone(), name);
             }
             "system" => {
-                let flag = if value.is_null() { json!(false) } else { value.clone() };
+                let flag = if value.is_null() {
+                    json!(false)
+                } else {
+                    value.clone()
+                };
                 json.insert(key.clone(), flag);
             }
             "indexes" => {
-                let list = if value.is_null() { json!([]) } else { value.clone() };
+                let list = if value.is_null() {
+                    json!([])
+                } else {
+                    value.clone()
+                };
                 json.insert(key.clone(), list);
             }
             "viewQuery" if kind == CollectionType::View => {
-                let query = if value.is_null() { json!("") } else { value.clone() };
+                let query = if value.is_null() {
+                    json!("")
+                } else {
+                    value.clone()
+                };
                 json.insert(key.clone(), query);
             }
             key if kind == CollectionType::Auth && AUTH_KEYS.contains(&key) => {
@@ -267,9 +292,7 @@ fn deep_merge(target: &mut Value, patch: &Value) {
 /// Gives every OAuth2 provider PocketBase's full shape, and keeps the stored client secret of
 /// a provider sent without one (clients never see secrets, so they cannot send them back).
 fn complete_providers(json: &mut Map<String, Value>, stored: Option<&AuthOptions>) {
-    let Some(Value::Array(providers)) = json
-        .get_mut("oauth2")
-        .and_then(|o| o.get_mut("providers"))
+    let Some(Value::Array(providers)) = json.get_mut("oauth2").and_then(|o| o.get_mut("providers"))
     else {
         return;
     };
@@ -310,14 +333,21 @@ fn complete_providers(json: &mut Map<String, Value>, stored: Option<&AuthOptions
     }
 }
 
-/// Negative durations and lengths are reported against their minimum and read as 0.
+/// Negative durations and lengths read as 0, and are reported against their minimum unless
+/// they belong to a disabled method (whose settings are not checked).
 fn clamp_negative_auth_numbers(json: &mut Map<String, Value>, errors: &mut ValidationErrors) {
     for (group, key, minimum) in AUTH_NUMBERS {
-        if let Some(value) = json.get_mut(group).and_then(|g| g.get_mut(key))
+        let Some(settings) = json.get_mut(group) else {
+            continue;
+        };
+        let disabled = settings.get("enabled").and_then(Value::as_bool) == Some(false);
+        if let Some(value) = settings.get_mut(key)
             && value.as_f64().is_some_and(|n| n < 0.0)
         {
             *value = json!(0);
-            errors.add(&format!("{group}.{key}"), min_threshold(minimum));
+            if !disabled {
+                errors.add(&format!("{group}.{key}"), min_threshold(minimum));
+            }
         }
     }
 }
@@ -352,8 +382,8 @@ fn read_fields(raw: Value) -> Result<(Vec<Field>, Vec<Pending>), FormError> {
                 pending.push((index, option, min_threshold(0)));
             }
         }
-        let mut field: Field =
-            serde_json::from_value(Value::Object(object)).map_err(|_| FormError::Load(LOAD_DATA))?;
+        let mut field: Field = serde_json::from_value(Value::Object(object))
+            .map_err(|_| FormError::Load(LOAD_DATA))?;
         if let FieldKind::Date(options) = &mut field.kind {
             options.min = domain::time::normalize(&options.min);
             options.max = domain::time::normalize(&options.max);
@@ -425,7 +455,10 @@ mod tests {
     fn create_reports_unreadable_type_and_name_and_bad_types() {
         let load = |v: Value| draft_new(&body(v), &schema(), NOW).err();
         assert_eq!(load(json!({"type": 1})), Some(FormError::Load(LOAD_TYPE)));
-        assert_eq!(load(json!({"name": {"a": 1}})), Some(FormError::Load(LOAD_TYPE)));
+        assert_eq!(
+            load(json!({"name": {"a": 1}})),
+            Some(FormError::Load(LOAD_TYPE))
+        );
         assert_eq!(
             load(json!({"name": "x", "fields": [{"name": "a"}]})),
             Some(FormError::Load(LOAD_DATA))
@@ -434,10 +467,16 @@ mod tests {
             load(json!({"name": "x", "fields": [{"name": "a", "type": "text", "min": "x"}]})),
             Some(FormError::Load(LOAD_DATA))
         );
-        assert_eq!(load(json!({"name": "x", "listRule": 5})), Some(FormError::Load(LOAD_DATA)));
-        let draft = draft_new(&body(json!({"name": "x", "type": "nope"})), &schema(), NOW)
-            .expect("reads");
-        assert_eq!(draft.errors.into_json()["type"]["code"], "validation_in_invalid");
+        assert_eq!(
+            load(json!({"name": "x", "listRule": 5})),
+            Some(FormError::Load(LOAD_DATA))
+        );
+        let draft =
+            draft_new(&body(json!({"name": "x", "type": "nope"})), &schema(), NOW).expect("reads");
+        assert_eq!(
+            draft.errors.into_json()["type"]["code"],
+            "validation_in_invalid"
+        );
     }
 
     #[test]
@@ -458,7 +497,11 @@ mod tests {
             json!({"code": "validation_min_greater_equal_than_required",
                    "message": "Must be no less than 0.", "params": {"threshold": 0}})
         );
-        assert_eq!(errors["fields"].get("2"), None, "number bounds may be negative");
+        assert_eq!(
+            errors["fields"].get("2"),
+            None,
+            "number bounds may be negative"
+        );
     }
 
     #[test]
@@ -488,7 +531,15 @@ mod tests {
         // `fields` replaced the list; the system fields came back.
         assert_eq!(
             names,
-            ["id", "nickname", "password", "tokenKey", "email", "emailVisibility", "verified"]
+            [
+                "id",
+                "nickname",
+                "password",
+                "tokenKey",
+                "email",
+                "emailVisibility",
+                "verified"
+            ]
         );
         assert_eq!(c.fields[4].id, "email3885137012");
         assert_eq!(c.indexes, users.indexes);
@@ -529,7 +580,11 @@ mod tests {
         )
         .expect("reads");
         let c = draft.collection;
-        assert!(c.indexes.iter().all(|i| i.contains("\"people\"")), "{:?}", c.indexes);
+        assert!(
+            c.indexes.iter().all(|i| i.contains("`people`")),
+            "{:?}",
+            c.indexes
+        );
         let provider = &c.auth.as_ref().expect("auth").oauth2.providers[0];
         assert_eq!(provider["clientSecret"], "s3cret");
         assert_eq!(provider["clientId"], "b");
@@ -546,7 +601,9 @@ mod tests {
     #[test]
     fn options_of_other_types_and_unknown_keys_are_ignored() {
         let draft = draft_new(
-            &body(json!({"name": "x", "otp": {"length": "bad"}, "viewQuery": "select 1", "foo": 1})),
+            &body(
+                json!({"name": "x", "otp": {"length": "bad"}, "viewQuery": "select 1", "foo": 1}),
+            ),
             &schema(),
             NOW,
         )

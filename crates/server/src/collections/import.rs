@@ -13,7 +13,7 @@ use domain::{Collection, FieldError, Schema, StoreError, ValidationErrors};
 use serde_json::{Map, Value};
 
 use super::form::{self, Draft, FormError};
-use super::{FORM_INVALID, FORM_LOAD_FAILED, read_body, require_superuser, view_error_detail};
+use super::{FORM_INVALID, FORM_LOAD_FAILED, read_body, require_superuser};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;
@@ -94,7 +94,8 @@ pub(super) async fn import_collections(
     }
 
     // Views are inferred now; one whose query reads a collection created by this same
-    // import cannot be yet, and keeps the fields it was given (the store checks it).
+    // import cannot be yet: it keeps the fields it was given (at least an `id`), and the
+    // store, which infers every view again inside the import, has the last word.
     for (draft, _) in &mut drafts {
         let collection = &mut draft.collection;
         if !collection.is_view() {
@@ -107,13 +108,11 @@ pub(super) async fn import_collections(
         match state.store.infer_view_fields(&query).await {
             Ok(fields) => collection.fields = fields,
             Err(StoreError::Internal(detail)) => return Err(ApiError::internal(detail)),
-            Err(error) if collection.fields.is_empty() => {
-                draft.errors.add(
-                    "viewQuery",
-                    domain::collection_validate::invalid_view_query(&view_error_detail(&error)),
-                );
+            Err(_) => {
+                if !collection.fields.iter().any(|f| f.name == "id") {
+                    collection.fields.insert(0, domain::collection::id_field());
+                }
             }
-            Err(_) => {}
         }
     }
 

@@ -74,8 +74,8 @@ impl Attribute {
 impl ListParams {
     /// Reads the raw query string; anything malformed is PocketBase's generic 400.
     pub fn parse(query: Option<&str>) -> ApiResult<Self> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|_| ApiError::bad_request())?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| ApiError::bad_request())?;
         // Only the first occurrence of a parameter counts.
         let first = |key: &str| {
             pairs
@@ -409,7 +409,8 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
             c if c.is_ascii_alphabetic() || c == '_' || c == '@' => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | '@' | '.' | ':'))
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '_' | '@' | '.' | ':'))
                 {
                     i += 1;
                 }
@@ -531,7 +532,13 @@ mod tests {
         assert_eq!((p.page, p.per_page, p.skip_total), (1, 1000, true));
         let p = ListParams::parse(None).expect("valid");
         assert_eq!((p.page, p.per_page, p.skip_total), (1, 30, false));
-        for bad in ["perPage=abc", "page=1.5", "skipTotal=x", "sort=nosuch", "sort=fields"] {
+        for bad in [
+            "perPage=abc",
+            "page=1.5",
+            "skipTotal=x",
+            "sort=nosuch",
+            "sort=fields",
+        ] {
             let error = ListParams::parse(Some(bad)).expect_err(bad);
             assert_eq!(error.status.as_u16(), 400, "{bad}");
         }
@@ -541,7 +548,10 @@ mod tests {
     fn sorting_uses_the_allowed_attributes() {
         assert_eq!(names(""), ["_superusers", "users", "posts"]);
         assert_eq!(names("sort=-name"), ["users", "posts", "_superusers"]);
-        assert_eq!(names("sort=type,-created"), ["users", "_superusers", "posts"]);
+        assert_eq!(
+            names("sort=type,-created"),
+            ["users", "_superusers", "posts"]
+        );
         assert_eq!(names("sort=-@rowid"), ["posts", "users", "_superusers"]);
         assert_eq!(names("sort=%2Bsystem,name").len(), 3);
         assert_eq!(names("sort=@random").len(), 3);
@@ -559,7 +569,10 @@ mod tests {
             names("filter=(system%3Dfalse%20%26%26%20name!%3D'users')%20||%20id%3D'pbc_1'"),
             ["posts"]
         );
-        assert_eq!(names("filter=created>'2026-01-01 12:00:00'"), ["users", "posts"]);
+        assert_eq!(
+            names("filter=created>'2026-01-01 12:00:00'"),
+            ["users", "posts"]
+        );
         for bad in [
             "filter=nosuch%3D1",
             "filter=listRule%3Dnull",

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use domain::collection_validate::{
-    OAUTH2_PROVIDERS, index_failure, invalid_view_query, validate_collection,
+    OAUTH2_PROVIDERS, index_failure, invalid_view_query, missing_primary_key, validate_collection,
     view_query_missing_id,
 };
 use domain::index::IndexDef;
@@ -33,10 +33,16 @@ use form::{Draft, FormError};
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/api/collections", get(list_collections).post(create_collection))
+        .route(
+            "/api/collections",
+            get(list_collections).post(create_collection),
+        )
         .route("/api/collections/import", put(import::import_collections))
         .route("/api/collections/meta/scaffolds", get(scaffolds))
-        .route("/api/collections/meta/oauth2-providers", get(oauth2_providers))
+        .route(
+            "/api/collections/meta/oauth2-providers",
+            get(oauth2_providers),
+        )
         .route("/api/collections/meta/dry-run-view", post(dry_run_view))
         .route(
             "/api/collections/{collection}",
@@ -89,12 +95,14 @@ async fn read_body(
     request: Request,
     malformed: &str,
 ) -> ApiResult<Map<String, Value>> {
-    parse_body(request, state).await.map_err(|error| match error {
-        BodyError::TooLarge => ApiError::too_large(),
-        BodyError::UnsupportedContentType | BodyError::Malformed => {
-            ApiError::bad_request_msg(malformed)
-        }
-    })
+    parse_body(request, state)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => ApiError::too_large(),
+            BodyError::UnsupportedContentType | BodyError::Malformed => {
+                ApiError::bad_request_msg(malformed)
+            }
+        })
 }
 
 // FIXME: apply the `fields` query parameter to these responses once `crate::response`
@@ -216,12 +224,10 @@ async fn delete_collection(
     if collection.system {
         return Err(ApiError::bad_request_msg(DELETE_FAILED));
     }
+    // A collection's own relation fields do not hold it back.
     let mut referrers: Vec<&str> = Vec::new();
-    let mut self_reference = false;
     for (other, _) in schema.referencing(&collection.id) {
-        if other.id == collection.id {
-            self_reference = true;
-        } else if !referrers.contains(&other.name.as_str()) {
+        if other.id != collection.id && !referrers.contains(&other.name.as_str()) {
             referrers.push(&other.name);
         }
     }
@@ -231,10 +237,8 @@ async fn delete_collection(
             referrers.join(", ")
         )));
     }
-    // PocketBase refuses these too: a self-referencing collection, and one a view reads.
-    if self_reference || used_by_view(&collection, &schema) {
-        return Err(ApiError::bad_request_msg(DELETE_FAILED));
-    }
+    // Anything else the store refuses (a view still reading the table) gets the plain
+    // message, as in PocketBase.
     match state.store.delete_collection(&collection.id).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(StoreError::NotFound) => Err(ApiError::not_found()),
@@ -244,22 +248,6 @@ async fn delete_collection(
             Err(ApiError::bad_request_msg(DELETE_FAILED))
         }
     }
-}
-
-/// Whether another view collection's query mentions `collection`'s table.
-fn used_by_view(collection: &Collection, schema: &domain::Schema) -> bool {
-    let name = collection.name.to_lowercase();
-    schema
-        .all()
-        .iter()
-        .filter(|c| c.is_view() && c.id != collection.id)
-        .filter_map(|c| c.view_query.as_deref())
-        .any(|query| {
-            query
-                .to_lowercase()
-                .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-                .any(|word| word == name)
-        })
 }
 
 async fn truncate_collection(
@@ -373,7 +361,11 @@ async fn infer_view_fields(
         }
         Err(StoreError::Internal(detail)) => Err(ApiError::internal(detail)),
         Err(other) => {
-            errors.add("viewQuery", invalid_view_query(&view_error_detail(&other)));
+            let detail = view_error_detail(&other);
+            if detail.contains("missing required id column") {
+                errors.add("fields", missing_primary_key());
+            }
+            errors.add("viewQuery", invalid_view_query(&detail));
             Ok(())
         }
     }
@@ -393,7 +385,7 @@ fn view_error_detail(error: &StoreError) -> String {
 fn form_error(error: FormError) -> ApiError {
     match error {
         FormError::Load(message) => ApiError::bad_request_msg(message),
-        FormError::IdMismatch => ApiError::not_found(),
+        FormError::IdMismatch => ApiError::bad_request_msg(UPDATE_FAILED),
     }
 }
 
@@ -419,7 +411,10 @@ fn save_error(error: StoreError, collection: &Collection, message: &str) -> ApiE
             match culprit {
                 Some((i, name)) => ApiError::validation(
                     message,
-                    ValidationErrors::single(&format!("indexes.{i}"), index_failure(&name, &detail)),
+                    ValidationErrors::single(
+                        &format!("indexes.{i}"),
+                        index_failure(&name, &detail),
+                    ),
                 ),
                 None => ApiError::bad_request_msg(&format!("{message} Raw error: \n{detail}")),
             }

@@ -6,8 +6,11 @@ use domain::values::{self, ApplyContext};
 use domain::{WriteOp, WriteResult};
 use serde_json::Value;
 
+use super::common::{
+    collection_for_write, read_body, refuse_view, respond_with_record, rule_guard,
+};
 use super::query::QueryParams;
-use super::{collection_for_write, read_body, refuse_view, respond_with_record, rule_guard, write};
+use super::write;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;

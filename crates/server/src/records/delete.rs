@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::WriteOp;
 
-use super::{collection_for_read, refuse_view, rule_guard};
+use super::common::{collection_for_read, refuse_view, rule_guard};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;

@@ -1,4 +1,4 @@
-//! `expand`: relation fields (`author`), nested paths (`post.author`, at most six levels)
+//! `expand`: relation fields (`author`), nested paths (`post.author`, cut at six levels)
 //! and back-relations (`comments_via_post`) resolved into each record's `expand` object.
 //!
 //! Every path is checked before anything is fetched: a segment that names no relation, or a
@@ -14,8 +14,7 @@ use std::sync::Arc;
 use domain::index::IndexDef;
 use domain::values::string_list;
 use domain::{
-    AuthContext, Collection, Dialect, FieldKind, Record, RecordQuery, Schema, SortTerm,
-    SqlFragment, SqlValue,
+    AuthContext, Collection, Dialect, FieldKind, Record, RecordQuery, Schema, SqlFragment, SqlValue,
 };
 use rules::RuleOutcome;
 use serde_json::{Map, Value};
@@ -53,10 +52,8 @@ pub async fn expand_records(
         if path.is_empty() {
             continue;
         }
-        let segments: Vec<&str> = path.split('.').collect();
-        if segments.len() > MAX_DEPTH {
-            continue;
-        }
+        // Deeper paths are cut to the first six levels, as PocketBase does.
+        let segments: Vec<&str> = path.split('.').take(MAX_DEPTH).collect();
         if let Some(steps) = resolve_path(&schema, collection, &segments, auth) {
             insert_path(&mut roots, steps);
         }
@@ -331,7 +328,7 @@ async fn fetch_related(
     Ok(found)
 }
 
-/// One page of the target collection under `filters` and the view rule, in insertion order.
+/// One page of the target collection under `filters` and the view rule.
 async fn query(
     state: &SharedState,
     node: &Node,
@@ -340,19 +337,13 @@ async fn query(
     per_page: u64,
 ) -> ApiResult<Vec<Record>> {
     filters.extend(node.rule.clone());
-    let rowid = match state.store.dialect() {
-        Dialect::Sqlite => SqlFragment::column(&node.target.name, "_rowid_"),
-        Dialect::Postgres => SqlFragment::column(&node.target.name, "ctid"),
-    };
     let result = state
         .store
         .list_records(RecordQuery {
             collection: node.target.clone(),
             filters,
-            sort: vec![SortTerm {
-                expr: rowid,
-                descending: false,
-            }],
+            // The store's default order is insertion order, which PocketBase shows too.
+            sort: Vec::new(),
             page,
             per_page,
             with_total: false,
@@ -368,7 +359,8 @@ fn in_list(dialect: Dialect, column: SqlFragment, ids: &[String]) -> SqlFragment
     match dialect {
         Dialect::Sqlite => fragment
             .push_sql(" IN (SELECT value FROM json_each(")
-            .push_param(list),
+            .push_param(list)
+            .push_sql(")"),
         Dialect::Postgres => fragment
             .push_sql(" IN (SELECT jsonb_array_elements_text(")
             .push_param(list)

@@ -6,8 +6,9 @@ use axum::extract::{Path, RawQuery, State};
 use domain::RecordQuery;
 use serde_json::{Value, json};
 
+use super::common::{collection_for_read, rule_guard};
+use super::expand_records;
 use super::query::{self, QueryParams};
-use super::{collection_for_read, expand_records, rule_guard};
 use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::response::{apply_fields, record_json};

@@ -148,6 +148,8 @@ fn sort_term(
     };
     let expr = match name {
         "@random" => SqlFragment::raw("RANDOM()"),
+        // Views have no row ids.
+        "@rowid" if collection.is_view() => return Err(ApiError::bad_request()),
         "@rowid" => match dialect {
             Dialect::Sqlite => SqlFragment::column(&collection.name, "_rowid_"),
             Dialect::Postgres => SqlFragment::column(&collection.name, "ctid"),
@@ -184,7 +186,7 @@ pub fn client_filter(
 
 #[cfg(test)]
 mod tests {
-    use domain::collection::{CollectionType, users_collection};
+    use domain::collection::users_collection;
 
     use super::*;
 
@@ -284,7 +286,6 @@ mod tests {
                 .ok(),
             Some(8)
         );
-        let _ = CollectionType::Base;
     }
 
     #[test]

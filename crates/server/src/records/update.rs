@@ -11,8 +11,11 @@ use domain::{AuthContext, Collection, Record, StoreError, UpdateFn, WriteOp, Wri
 use rules::RuleOutcome;
 use serde_json::Value;
 
+use super::common::{
+    collection_for_write, read_body, refuse_view, respond_with_record, rule_guard,
+};
 use super::query::QueryParams;
-use super::{collection_for_write, read_body, refuse_view, respond_with_record, rule_guard, write};
+use super::write;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::Value;
 
+use super::common::{collection_for_read, respond_with_record, rule_guard};
 use super::query::QueryParams;
-use super::{collection_for_read, respond_with_record, rule_guard};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;

@@ -1,0 +1,1050 @@
+//! Compiles a checked program into a SQL predicate for one request. Dialect differences live
+//! here, each construct in one function with a `match dialect` holding both arms; statements
+//! (SELECT, INSERT) belong to the stores.
+//!
+//! The predicate refers to the main table by its quoted collection name (`"posts"."title"`),
+//! the store's convention for `SELECT … FROM "posts" WHERE <predicate>`. Every user-supplied
+//! text is a bound `?` value; identifiers come from the schema through `quote_ident`.
+//!
+//! PocketBase evaluates a filter over `main LEFT JOIN <every related row>` and keeps a main
+//! row when any joined combination satisfies the whole expression. Without joins in the
+//! store's statement, that becomes `EXISTS (SELECT 1 FROM (SELECT 1) LEFT JOIN … WHERE expr)`
+//! correlated to the main row; expressions without relations stay plain. Plain operators on
+//! multi-valued operands add PocketBase's "every item" check: `NOT EXISTS` an item (over a
+//! fresh copy of the joins) for which the comparison fails.
+//!
+//! Column conventions assumed (the store creates tables this way):
+//! - SQLite (PocketBase's DDL): text-like `TEXT`, number `NUMERIC`, bool `BOOLEAN` (0/1), json
+//!   and geoPoint `JSON` text or NULL, multiple select/relation/file `JSON` array text.
+//! - PostgreSQL: text-like `TEXT`, number `DOUBLE PRECISION`, bool `BOOLEAN`, json, geoPoint
+//!   and multi-valued fields `JSONB`. This arm is text-tested only; it approximates SQLite's
+//!   affinity rules with explicit casts, `LIKE` is `ILIKE` (Unicode case folding), and
+//!   `strftime` maps the common `%` codes to `to_char` and ignores modifiers.
+
+use std::collections::BTreeSet;
+
+use domain::sql::quote_ident;
+use domain::{Dialect, SqlFragment, SqlValue};
+
+use crate::ast::OpKind;
+use crate::check::{
+    Cmp, ColType, Column, JoinDef, JoinId, JoinKind, Node, PathSeg, Program, Runtime, Source,
+    Val, instantiate, json_at, json_scalar, multi_items, runtime_array_text, runtime_json,
+    runtime_value, val_is_multi,
+};
+use crate::context::RequestContext;
+use crate::value::{Class, EqShape, SqlVal, eq_shape, like_pattern, value_class};
+
+/// Emits `program` for the main table `"<collection name>"`.
+pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) -> SqlFragment {
+    let mut state = State {
+        dialect,
+        ctx,
+        scopes: 0,
+    };
+    state.program(program, &quote_ident(&program.root.name))
+}
+
+struct State<'c> {
+    dialect: Dialect,
+    ctx: &'c RequestContext,
+    /// Counter for unique alias prefixes across nested subqueries.
+    scopes: usize,
+}
+
+/// The joins one `FROM` list uses, and the alias prefix of that list.
+struct Scope {
+    prefix: String,
+    used: BTreeSet<JoinId>,
+}
+
+impl Scope {
+    fn alias(&self, id: JoinId) -> String {
+        quote_ident(&format!("{}{id}", self.prefix))
+    }
+
+    fn alias_of(&self, id: JoinId, suffix: &str) -> String {
+        quote_ident(&format!("{}{id}{suffix}", self.prefix))
+    }
+
+    fn dummy(&self) -> String {
+        quote_ident(&format!("{}r", self.prefix))
+    }
+}
+
+/// PostgreSQL's view of an operand's type, for explicit casts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Text,
+    Num,
+    Bool,
+    Json,
+    Unknown,
+}
+
+/// An operand ready to be compared.
+#[derive(Debug, Clone)]
+enum Form {
+    /// A bound value (the `~` pattern wrapping applies to it).
+    Value(SqlVal),
+    /// `LOWER(?)` of a bound value.
+    LowerValue(SqlVal),
+    /// Any other SQL expression.
+    Sql(SqlFragment),
+}
+
+#[derive(Debug, Clone)]
+struct Emitted {
+    form: Form,
+    class: Class,
+    /// A JSON operand: `=` is emitted as `IS`, without coalescing.
+    json: bool,
+    ty: Ty,
+}
+
+impl Emitted {
+    fn sql(sql: SqlFragment, class: Class, ty: Ty) -> Self {
+        Emitted {
+            form: Form::Sql(sql),
+            class,
+            json: false,
+            ty,
+        }
+    }
+
+    fn raw(sql: &str, class: Class, ty: Ty) -> Self {
+        Emitted::sql(SqlFragment::raw(sql), class, ty)
+    }
+
+    fn value(value: SqlVal) -> Self {
+        let ty = match value {
+            SqlVal::Null => Ty::Unknown,
+            SqlVal::Int(_) | SqlVal::Real(_) => Ty::Num,
+            SqlVal::Text(_) => Ty::Text,
+        };
+        Emitted {
+            class: value_class(&value),
+            form: Form::Value(value),
+            json: false,
+            ty,
+        }
+    }
+}
+
+impl State<'_> {
+    /// A whole program with its main row named `root_ref`.
+    fn program(&mut self, program: &Program, root_ref: &str) -> SqlFragment {
+        let (node, joins) = instantiate(program, self.ctx);
+        let scope = self.new_scope();
+        let mut emitter = ProgramEmitter {
+            state: self,
+            program,
+            joins: &joins,
+            root_ref,
+            scope,
+        };
+        let body = emitter.node(&node);
+        if emitter.scope.used.is_empty() {
+            return body;
+        }
+        let mut guards = Vec::new();
+        for (join, guard) in &program.guards {
+            if emitter.scope.used.contains(join) {
+                let alias = emitter.scope.alias(*join);
+                let inner = emitter.state.program(guard, &alias);
+                let mut part = SqlFragment::raw(format!(
+                    "(({alias}.\"id\" = '' OR {alias}.\"id\" IS NULL) OR ("
+                ));
+                part.push_fragment(inner).push_sql("))");
+                guards.push(part);
+            }
+        }
+        let from = emitter.from_list();
+        let mut out = SqlFragment::raw("EXISTS (SELECT 1 FROM ");
+        out.push_fragment(from).push_sql(" WHERE (");
+        out.push_fragment(body).push_sql(")");
+        for guard in guards {
+            out.push_sql(" AND ").push_fragment(guard);
+        }
+        out.push_sql(")");
+        out
+    }
+
+    fn new_scope(&mut self) -> Scope {
+        let prefix = format!("__s{}j", self.scopes);
+        self.scopes += 1;
+        Scope {
+            prefix,
+            used: BTreeSet::new(),
+        }
+    }
+
+    fn true_sql(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "1",
+            Dialect::Postgres => "TRUE",
+        }
+    }
+
+    fn false_sql(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "0",
+            Dialect::Postgres => "FALSE",
+        }
+    }
+}
+
+struct ProgramEmitter<'s, 'c, 'p> {
+    state: &'s mut State<'c>,
+    program: &'p Program,
+    joins: &'p [JoinDef],
+    root_ref: &'p str,
+    scope: Scope,
+}
+
+impl ProgramEmitter<'_, '_, '_> {
+    fn dialect(&self) -> Dialect {
+        self.state.dialect
+    }
+
+    fn node(&mut self, node: &Node) -> SqlFragment {
+        match node {
+            Node::And(items) | Node::Or(items) => {
+                let joiner = if matches!(node, Node::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                let mut out = SqlFragment::raw("(");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_sql(joiner);
+                    }
+                    let part = self.node(item);
+                    out.push_fragment(part);
+                }
+                out.push_sql(")");
+                out
+            }
+            Node::Cmp(cmp) => self.comparison(cmp),
+        }
+    }
+
+    fn comparison(&mut self, cmp: &Cmp) -> SqlFragment {
+        let mut scope = std::mem::replace(&mut self.scope, empty_scope());
+        let left = self.val(&cmp.left, &mut scope);
+        let right = self.val(&cmp.right, &mut scope);
+        let mut out = self.compare(left, cmp.op, right);
+        let multi = !cmp.any
+            && (val_is_multi(&cmp.left, self.joins) || val_is_multi(&cmp.right, self.joins));
+        if multi {
+            let every = self.every_item(cmp, &mut scope);
+            let mut both = SqlFragment::raw("((");
+            both.push_fragment(out).push_sql(") AND (");
+            both.push_fragment(every).push_sql("))");
+            out = both;
+        }
+        for guard in &cmp.email_guards {
+            let source = self.source_ref(*guard, &mut scope);
+            let mut guarded = SqlFragment::raw("((");
+            guarded.push_fragment(out);
+            guarded.push_sql(&format!(
+                ") AND {source}.\"emailVisibility\" = {})",
+                self.state.true_sql()
+            ));
+            out = guarded;
+        }
+        self.scope = scope;
+        out
+    }
+
+    /// `NOT EXISTS` an item of the multi-valued operand(s) for which the comparison fails.
+    fn every_item(&mut self, cmp: &Cmp, outer: &mut Scope) -> SqlFragment {
+        let mut inner = self.state.new_scope();
+        let left = if val_is_multi(&cmp.left, self.joins) {
+            self.val(&cmp.left, &mut inner)
+        } else {
+            self.val(&cmp.left, outer)
+        };
+        let right = if val_is_multi(&cmp.right, self.joins) {
+            self.val(&cmp.right, &mut inner)
+        } else {
+            self.val(&cmp.right, outer)
+        };
+        let condition = self.compare(left, cmp.op, right);
+        let from = self.from_list_of(&inner);
+        let mut out = SqlFragment::raw("NOT EXISTS (SELECT 1 FROM ");
+        out.push_fragment(from).push_sql(" WHERE NOT (");
+        out.push_fragment(condition).push_sql("))");
+        out
+    }
+
+    /// `(SELECT 1) AS r LEFT JOIN …` for the main scope.
+    fn from_list(&mut self) -> SqlFragment {
+        let scope = std::mem::replace(&mut self.scope, empty_scope());
+        let out = self.from_list_of(&scope);
+        self.scope = scope;
+        out
+    }
+
+    fn from_list_of(&mut self, scope: &Scope) -> SqlFragment {
+        let mut out = SqlFragment::raw(format!("(SELECT 1) AS {}", scope.dummy()));
+        for &id in &scope.used {
+            let Some(join) = self.joins.get(id) else {
+                continue;
+            };
+            let part = self.join_sql(id, join, scope);
+            out.push_sql(" ").push_fragment(part);
+        }
+        out
+    }
+
+    fn parent_ref(&self, parent: Source, scope: &Scope) -> String {
+        match parent {
+            Source::Root => self.root_ref.to_owned(),
+            Source::Join(id) => scope.alias(id),
+        }
+    }
+
+    /// One join of a `FROM` list.
+    fn join_sql(&mut self, id: JoinId, join: &JoinDef, scope: &Scope) -> SqlFragment {
+        let alias = scope.alias(id);
+        let items = scope.alias_of(id, "e");
+        let parent = self.parent_ref(join.parent, scope);
+        let dialect = self.dialect();
+        match &join.kind {
+            JoinKind::Relation {
+                field,
+                target,
+                multiple,
+            } => {
+                let table = quote_ident(&target.name);
+                let column = format!("{parent}.{}", quote_ident(field));
+                if *multiple {
+                    let mut out = each_sql(dialect, &column, ColType::Multi, &items);
+                    out.push_sql(&format!(
+                        " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
+                    ));
+                    out
+                } else {
+                    SqlFragment::raw(format!(
+                        "LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {column}"
+                    ))
+                }
+            }
+            JoinKind::BackRelation {
+                field,
+                target,
+                field_multiple,
+                ..
+            } => {
+                let table = quote_ident(&target.name);
+                let column = format!("{alias}.{}", quote_ident(field));
+                if !*field_multiple {
+                    return SqlFragment::raw(format!(
+                        "LEFT JOIN {table} AS {alias} ON {column} = {parent}.\"id\""
+                    ));
+                }
+                match dialect {
+                    Dialect::Sqlite => SqlFragment::raw(format!(
+                        "LEFT JOIN {table} AS {alias} ON {parent}.\"id\" IN (SELECT \"value\" FROM json_each({}))",
+                        array_sqlite(&column)
+                    )),
+                    Dialect::Postgres => SqlFragment::raw(format!(
+                        "LEFT JOIN {table} AS {alias} ON {column} @> jsonb_build_array({parent}.\"id\")"
+                    )),
+                }
+            }
+            JoinKind::Collection { target } => {
+                let table = quote_ident(&target.name);
+                match dialect {
+                    Dialect::Sqlite => SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON 1")),
+                    Dialect::Postgres => {
+                        SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON TRUE"))
+                    }
+                }
+            }
+            JoinKind::Each { field, ty } => {
+                let column = format!("{parent}.{}", quote_ident(field));
+                each_sql(dialect, &column, *ty, &alias)
+            }
+            JoinKind::BoundRelation {
+                value,
+                target,
+                multiple,
+            } => {
+                let table = quote_ident(&target.name);
+                if *multiple {
+                    let mut out = bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &items);
+                    out.push_sql(&format!(
+                        " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
+                    ));
+                    out
+                } else {
+                    let id_value = match runtime_json(value, self.state.ctx) {
+                        Some(serde_json::Value::String(s)) => SqlVal::Text(s.clone()),
+                        _ => runtime_value(value, self.state.ctx),
+                    };
+                    let mut out =
+                        SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = "));
+                    out.push_fragment(render_value(dialect, &id_value));
+                    out
+                }
+            }
+            JoinKind::BoundEach { value } => {
+                bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &alias)
+            }
+        }
+    }
+
+    /// Marks `src` (and its ancestors) as used in `scope` and returns its SQL name.
+    fn source_ref(&mut self, src: Source, scope: &mut Scope) -> String {
+        match src {
+            Source::Root => self.root_ref.to_owned(),
+            Source::Join(id) => {
+                let mut current = Some(id);
+                while let Some(join_id) = current {
+                    if !scope.used.insert(join_id) {
+                        break;
+                    }
+                    current = match self.joins.get(join_id).map(|j| j.parent) {
+                        Some(Source::Join(parent)) => Some(parent),
+                        _ => None,
+                    };
+                }
+                scope.alias(id)
+            }
+        }
+    }
+
+    fn column_sql(&mut self, column: &Column, scope: &mut Scope) -> String {
+        format!("{}.{}", self.source_ref(column.src, scope), quote_ident(&column.name))
+    }
+
+    fn val(&mut self, val: &Val, scope: &mut Scope) -> Emitted {
+        let dialect = self.dialect();
+        let ctx = self.state.ctx;
+        match val {
+            Val::Null => Emitted::raw("NULL", Class::Empty, Ty::Unknown),
+            Val::Flag(true) => Emitted::raw(self.state.true_sql(), Class::NonEmpty, Ty::Bool),
+            Val::Flag(false) => Emitted::raw(self.state.false_sql(), Class::NonEmpty, Ty::Bool),
+            Val::Number(n) => Emitted::value(SqlVal::Real(*n)),
+            Val::Text(t) => Emitted::value(SqlVal::Text(t.clone())),
+            Val::Macro(m) => Emitted::value(m.value(ctx)),
+            Val::Runtime(runtime) => Emitted::value(runtime_value(runtime, ctx)),
+            Val::RuntimePath(runtime, path) => {
+                let value = runtime_json(runtime, ctx).and_then(|v| json_at(v, path));
+                let mut out = Emitted::value(json_scalar(value));
+                out.json = true;
+                out
+            }
+            Val::RuntimeLength(runtime) => {
+                let n = multi_items(runtime_json(runtime, ctx)).len();
+                Emitted::value(SqlVal::Int(n as i64))
+            }
+            Val::Isset(runtime) => {
+                let set = match runtime {
+                    Runtime::Header(name) => ctx.headers.contains_key(name),
+                    Runtime::Query(name) => ctx.query.contains_key(name),
+                    Runtime::Body { key, .. } => {
+                        ctx.body.as_ref().is_some_and(|b| b.contains_key(key))
+                    }
+                    _ => true,
+                };
+                let sql = if set {
+                    self.state.true_sql()
+                } else {
+                    self.state.false_sql()
+                };
+                Emitted::raw(sql, Class::NonEmpty, Ty::Bool)
+            }
+            Val::Changed { key, column } => {
+                let submitted = ctx.body.as_ref().and_then(|b| b.get(key));
+                let mut out = match submitted {
+                    None => Emitted::raw(self.state.false_sql(), Class::Column, Ty::Bool),
+                    Some(_) => {
+                        let value = runtime_value(
+                            &Runtime::Body {
+                                key: key.clone(),
+                                ty: Some(column.ty),
+                            },
+                            ctx,
+                        );
+                        let column_sql = self.column_sql(column, scope);
+                        let value = Emitted::value(value);
+                        let col = Emitted::raw(&column_sql, Class::Column, col_ty(column.ty));
+                        let (value, col) = pg_coerce(dialect, value, col);
+                        let mut sql = SqlFragment::raw("(");
+                        sql.push_fragment(render(dialect, value));
+                        sql.push_sql(match dialect {
+                            Dialect::Sqlite => " IS NOT ",
+                            Dialect::Postgres => " IS DISTINCT FROM ",
+                        });
+                        sql.push_fragment(render(dialect, col)).push_sql(")");
+                        Emitted::sql(sql, Class::Column, Ty::Bool)
+                    }
+                };
+                out.json = true;
+                out
+            }
+            Val::Column(column) => {
+                let sql = self.column_sql(column, scope);
+                Emitted::raw(&sql, Class::Column, col_ty(column.ty))
+            }
+            Val::Json { column, path } => {
+                let sql = self.column_sql(column, scope);
+                let mut out = Emitted::sql(json_path_sql(dialect, &sql, path), Class::Column, Ty::Json);
+                out.json = true;
+                out
+            }
+            Val::Each(id) => {
+                let alias = self.source_ref(Source::Join(*id), scope);
+                Emitted::raw(&format!("{alias}.\"value\""), Class::Column, Ty::Text)
+            }
+            Val::Length(column) => {
+                let sql = self.column_sql(column, scope);
+                Emitted::sql(length_sql(dialect, &sql, column.ty), Class::Column, Ty::Num)
+            }
+            Val::Lower(inner) => {
+                let inner = self.val(inner, scope);
+                match inner.form {
+                    Form::Value(v) | Form::LowerValue(v) => Emitted {
+                        class: value_class(&v),
+                        form: Form::LowerValue(v),
+                        json: inner.json,
+                        ty: Ty::Text,
+                    },
+                    Form::Sql(sql) => {
+                        let mut out = SqlFragment::raw("LOWER(");
+                        out.push_fragment(pg_text(dialect, sql, inner.ty)).push_sql(")");
+                        let mut lowered = Emitted::sql(out, Class::Column, Ty::Text);
+                        lowered.json = inner.json;
+                        lowered
+                    }
+                }
+            }
+            Val::GeoDistance(args) => {
+                let [lon_a, lat_a, lon_b, lat_b] = args.as_ref();
+                let mut number = |v: &Val| {
+                    let e = self.val(v, scope);
+                    pg_number(dialect, e)
+                };
+                let (lon_a, lat_a, lon_b, lat_b) =
+                    (number(lon_a), number(lat_a), number(lon_b), number(lat_b));
+                Emitted::sql(geo_sql(dialect, lon_a, lat_a, lon_b, lat_b), Class::Column, Ty::Num)
+            }
+            Val::Strftime {
+                format,
+                time,
+                modifiers,
+            } => {
+                let time = time.as_ref().map(|t| {
+                    let e = self.val(t, scope);
+                    let ty = e.ty;
+                    (render(dialect, e), ty)
+                });
+                Emitted::sql(strftime_sql(dialect, format, time, modifiers), Class::Column, Ty::Text)
+            }
+            // Resolved by `instantiate` before emission; a leftover means NULL.
+            Val::Auth(_) => Emitted::raw("NULL", Class::Empty, Ty::Unknown),
+        }
+    }
+
+    /// `left op right` with PocketBase's null-safe equality and `~` wrapping.
+    fn compare(&mut self, left: Emitted, op: OpKind, right: Emitted) -> SqlFragment {
+        let dialect = self.dialect();
+        match op {
+            OpKind::Eq | OpKind::Neq => self.equality(left, op == OpKind::Eq, right),
+            OpKind::Like | OpKind::NotLike => {
+                let right = match right.form {
+                    Form::Value(SqlVal::Text(t)) => Emitted {
+                        form: Form::Value(SqlVal::Text(like_pattern(&t))),
+                        ..right
+                    },
+                    Form::LowerValue(SqlVal::Text(t)) => Emitted {
+                        form: Form::LowerValue(SqlVal::Text(like_pattern(&t))),
+                        ..right
+                    },
+                    Form::Value(_) | Form::LowerValue(_) => right,
+                    Form::Sql(sql) => {
+                        let mut wrapped = SqlFragment::raw("('%' || ");
+                        wrapped.push_fragment(pg_text(dialect, sql, right.ty)).push_sql(" || '%')");
+                        Emitted::sql(wrapped, right.class, Ty::Text)
+                    }
+                };
+                let negate = op == OpKind::NotLike;
+                let left_ty = left.ty;
+                let right_ty = right.ty;
+                let mut out = pg_text(dialect, render(dialect, left), left_ty);
+                out.push_sql(match (dialect, negate) {
+                    (Dialect::Sqlite, false) => " LIKE ",
+                    (Dialect::Sqlite, true) => " NOT LIKE ",
+                    (Dialect::Postgres, false) => " ILIKE ",
+                    (Dialect::Postgres, true) => " NOT ILIKE ",
+                });
+                out.push_fragment(pg_text(dialect, render(dialect, right), right_ty));
+                out.push_sql(" ESCAPE '\\'");
+                out
+            }
+            OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {
+                let sign = match op {
+                    OpKind::Gt => " > ",
+                    OpKind::Gte => " >= ",
+                    OpKind::Lt => " < ",
+                    _ => " <= ",
+                };
+                let (left, right) = pg_coerce(dialect, left, right);
+                let mut out = render(dialect, left);
+                out.push_sql(sign).push_fragment(render(dialect, right));
+                out
+            }
+        }
+    }
+
+    fn equality(&mut self, left: Emitted, equal: bool, right: Emitted) -> SqlFragment {
+        let dialect = self.dialect();
+        let shape = eq_shape(left.class, left.json, right.class, right.json);
+        let (eq, is, join, null_check) = match (equal, dialect) {
+            (true, Dialect::Sqlite) => (" = ", " IS ", " OR ", " IS NULL"),
+            (false, Dialect::Sqlite) => (" IS NOT ", " IS NOT ", " AND ", " IS NOT NULL"),
+            (true, Dialect::Postgres) => (" = ", " IS NOT DISTINCT FROM ", " OR ", " IS NULL"),
+            (false, Dialect::Postgres) => (
+                " IS DISTINCT FROM ",
+                " IS DISTINCT FROM ",
+                " AND ",
+                " IS NOT NULL",
+            ),
+        };
+        let blank = || Emitted::value(SqlVal::Text(String::new()));
+        match shape {
+            EqShape::Is => {
+                let (left, right) = pg_coerce(dialect, left, right);
+                let mut out = render(dialect, left);
+                out.push_sql(is).push_fragment(render(dialect, right));
+                out
+            }
+            EqShape::BothEmpty => SqlFragment::raw(if equal {
+                self.state.true_sql()
+            } else {
+                self.state.false_sql()
+            }),
+            EqShape::Direct => {
+                let left = if left.class == Class::Empty { blank() } else { left };
+                let right = if right.class == Class::Empty { blank() } else { right };
+                let (left, right) = pg_coerce(dialect, left, right);
+                let mut out = render(dialect, left);
+                out.push_sql(eq).push_fragment(render(dialect, right));
+                out
+            }
+            EqShape::LeftEmpty | EqShape::RightEmpty => {
+                let column = if shape == EqShape::LeftEmpty { right } else { left };
+                let (blank_side, column) = pg_coerce(dialect, blank(), column);
+                let column_sql = render(dialect, column);
+                let mut out = SqlFragment::raw("(");
+                if shape == EqShape::LeftEmpty {
+                    out.push_fragment(render(dialect, blank_side));
+                    out.push_sql(eq).push_fragment(column_sql.clone());
+                } else {
+                    out.push_fragment(column_sql.clone());
+                    out.push_sql(eq).push_fragment(render(dialect, blank_side));
+                }
+                out.push_sql(join).push_fragment(column_sql);
+                out.push_sql(null_check).push_sql(")");
+                out
+            }
+            EqShape::Coalesce => {
+                let coalesce = |e: Emitted| {
+                    let ty = e.ty;
+                    let mut out = SqlFragment::raw("COALESCE(");
+                    out.push_fragment(pg_text(dialect, render(dialect, e), ty))
+                        .push_sql(", '')");
+                    out
+                };
+                let mut out = coalesce(left);
+                out.push_sql(eq).push_fragment(coalesce(right));
+                out
+            }
+        }
+    }
+}
+
+fn empty_scope() -> Scope {
+    Scope {
+        prefix: String::new(),
+        used: BTreeSet::new(),
+    }
+}
+
+fn col_ty(ty: ColType) -> Ty {
+    match ty {
+        ColType::Text => Ty::Text,
+        ColType::Number => Ty::Num,
+        ColType::Bool => Ty::Bool,
+        ColType::Json | ColType::Multi => Ty::Json,
+    }
+}
+
+/// Binds a value (`NULL` is written out).
+fn render_value(dialect: Dialect, value: &SqlVal) -> SqlFragment {
+    let mut out = SqlFragment::default();
+    match (dialect, value) {
+        (_, SqlVal::Null) => {
+            out.push_sql("NULL");
+        }
+        (Dialect::Sqlite, v) => {
+            out.push_param(v.to_sql_value());
+        }
+        (Dialect::Postgres, v) => {
+            let ty = match v {
+                SqlVal::Int(_) => "bigint",
+                SqlVal::Real(_) => "double precision",
+                _ => "text",
+            };
+            out.push_sql("CAST(").push_param(v.to_sql_value());
+            out.push_sql(&format!(" AS {ty})"));
+        }
+    }
+    out
+}
+
+fn render(dialect: Dialect, emitted: Emitted) -> SqlFragment {
+    match emitted.form {
+        Form::Value(v) => render_value(dialect, &v),
+        Form::LowerValue(v) => {
+            let mut out = SqlFragment::raw("LOWER(");
+            out.push_fragment(render_value(dialect, &v)).push_sql(")");
+            out
+        }
+        Form::Sql(sql) => sql,
+    }
+}
+
+/// PostgreSQL: the operand as text (JSON scalars unquoted); SQLite converts implicitly.
+fn pg_text(dialect: Dialect, sql: SqlFragment, ty: Ty) -> SqlFragment {
+    match (dialect, ty) {
+        (Dialect::Sqlite, _) | (Dialect::Postgres, Ty::Text | Ty::Unknown) => sql,
+        (Dialect::Postgres, Ty::Json) => {
+            let mut out = SqlFragment::raw("(");
+            out.push_fragment(sql).push_sql(" #>> '{}')");
+            out
+        }
+        (Dialect::Postgres, _) => {
+            let mut out = SqlFragment::raw("CAST(");
+            out.push_fragment(sql).push_sql(" AS text)");
+            out
+        }
+    }
+}
+
+/// PostgreSQL: the operand as a double (for geoDistance arguments).
+fn pg_number(dialect: Dialect, emitted: Emitted) -> SqlFragment {
+    let ty = emitted.ty;
+    let sql = render(dialect, emitted);
+    match (dialect, ty) {
+        (Dialect::Sqlite, _) | (Dialect::Postgres, Ty::Num | Ty::Unknown) => sql,
+        (Dialect::Postgres, Ty::Json) => {
+            let mut out = SqlFragment::raw("(CASE WHEN jsonb_typeof(");
+            out.push_fragment(sql.clone())
+                .push_sql(") = 'number' THEN CAST((");
+            out.push_fragment(sql).push_sql(" #>> '{}') AS double precision) END)");
+            out
+        }
+        (Dialect::Postgres, _) => {
+            let mut out = SqlFragment::raw("CAST(");
+            out.push_fragment(sql).push_sql(" AS double precision)");
+            out
+        }
+    }
+}
+
+/// PostgreSQL needs both sides of a comparison in one type; SQLite compares across types
+/// by its affinity rules, which these casts approximate.
+fn pg_coerce(dialect: Dialect, left: Emitted, right: Emitted) -> (Emitted, Emitted) {
+    if dialect == Dialect::Sqlite
+        || left.ty == right.ty
+        || left.ty == Ty::Unknown
+        || right.ty == Ty::Unknown
+    {
+        return (left, right);
+    }
+    let wrap = |e: Emitted, before: &str, after: &str, ty: Ty| {
+        let class = e.class;
+        let json = e.json;
+        let mut sql = SqlFragment::raw(before);
+        sql.push_fragment(render(dialect, e)).push_sql(after);
+        Emitted {
+            form: Form::Sql(sql),
+            class,
+            json,
+            ty,
+        }
+    };
+    let numeric_text = |e: &Emitted| match &e.form {
+        Form::Value(SqlVal::Text(t)) => t.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match (left.ty, right.ty) {
+        (Ty::Json, _) => {
+            let right = wrap(right, "to_jsonb(", ")", Ty::Json);
+            (left, right)
+        }
+        (_, Ty::Json) => {
+            let left = wrap(left, "to_jsonb(", ")", Ty::Json);
+            (left, right)
+        }
+        (Ty::Num | Ty::Bool, Ty::Text) | (Ty::Text, Ty::Num | Ty::Bool) => {
+            let left_is_text = left.ty == Ty::Text;
+            let (text, other) = if left_is_text {
+                (left, right)
+            } else {
+                (right, left)
+            };
+            let other = if other.ty == Ty::Bool {
+                wrap(other, "CAST(", " AS integer)", Ty::Num)
+            } else {
+                other
+            };
+            let (text, other) = match numeric_text(&text) {
+                Some(n) => (
+                    Emitted {
+                        form: Form::Value(SqlVal::Real(n)),
+                        ty: Ty::Num,
+                        ..text
+                    },
+                    other,
+                ),
+                None => {
+                    let other = wrap(other, "CAST(", " AS text)", Ty::Text);
+                    (text, other)
+                }
+            };
+            if left_is_text { (text, other) } else { (other, text) }
+        }
+        (Ty::Bool, Ty::Num) => (wrap(left, "CAST(", " AS integer)", Ty::Num), right),
+        (Ty::Num, Ty::Bool) => (left, wrap(right, "CAST(", " AS integer)", Ty::Num)),
+        _ => (left, right),
+    }
+}
+
+/// SQLite: `value` as a JSON array (a non-array value becomes a one-item array).
+fn array_sqlite(value: &str) -> String {
+    format!(
+        "(CASE WHEN json_valid({value}) THEN (CASE WHEN json_type({value}) = 'array' THEN {value} ELSE json_array({value}) END) ELSE json_array({value}) END)"
+    )
+}
+
+/// PostgreSQL: a column as a JSONB array.
+fn array_pg(column: &str, ty: ColType) -> String {
+    match ty {
+        ColType::Multi | ColType::Json => format!(
+            "(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE jsonb_build_array({column}) END)"
+        ),
+        _ => format!("jsonb_build_array({column})"),
+    }
+}
+
+/// `LEFT JOIN` over the items of a column, exposing them as `alias."value"`.
+fn each_sql(dialect: Dialect, column: &str, ty: ColType, alias: &str) -> SqlFragment {
+    match dialect {
+        Dialect::Sqlite => SqlFragment::raw(format!(
+            "LEFT JOIN json_each({}) AS {alias}",
+            array_sqlite(column)
+        )),
+        Dialect::Postgres => SqlFragment::raw(format!(
+            "LEFT JOIN LATERAL jsonb_array_elements_text({}) AS {alias}(\"value\") ON TRUE",
+            array_pg(column, ty)
+        )),
+    }
+}
+
+/// `LEFT JOIN` over the items of a bound JSON array text.
+fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str) -> SqlFragment {
+    let mut out = SqlFragment::default();
+    match dialect {
+        Dialect::Sqlite => {
+            out.push_sql("LEFT JOIN json_each(")
+                .push_param(SqlValue::Text(array_text));
+            out.push_sql(&format!(") AS {alias}"));
+        }
+        Dialect::Postgres => {
+            out.push_sql("LEFT JOIN LATERAL jsonb_array_elements_text(CAST(")
+                .push_param(SqlValue::Text(array_text));
+            out.push_sql(&format!(" AS jsonb)) AS {alias}(\"value\") ON TRUE"));
+        }
+    }
+    out
+}
+
+/// `:length` of a multi-valued column.
+fn length_sql(dialect: Dialect, column: &str, ty: ColType) -> SqlFragment {
+    match (dialect, ty) {
+        (Dialect::Sqlite, _) => SqlFragment::raw(format!(
+            "json_array_length(CASE WHEN json_valid({column}) THEN (CASE WHEN json_type({column}) = 'array' THEN {column} ELSE json_array({column}) END) WHEN {column} = '' OR {column} IS NULL THEN json_array() ELSE json_array({column}) END)"
+        )),
+        (Dialect::Postgres, ColType::Multi | ColType::Json) => SqlFragment::raw(format!(
+            "(CASE WHEN jsonb_typeof({column}) = 'array' THEN jsonb_array_length({column}) WHEN {column} IS NULL THEN 0 ELSE 1 END)"
+        )),
+        (Dialect::Postgres, _) => SqlFragment::raw(format!(
+            "(CASE WHEN {column} = '' OR {column} IS NULL THEN 0 ELSE 1 END)"
+        )),
+    }
+}
+
+/// `json_extract` of a path (`$.a[1]`), with PocketBase's fallback for non-JSON text.
+fn json_path_sql(dialect: Dialect, column: &str, path: &[PathSeg]) -> SqlFragment {
+    let mut out = SqlFragment::default();
+    match dialect {
+        Dialect::Sqlite => {
+            let mut json_path = String::from("$");
+            for segment in path {
+                match segment {
+                    PathSeg::Key(key) => {
+                        json_path.push('.');
+                        json_path.push_str(key);
+                    }
+                    PathSeg::Index(i) => json_path.push_str(&format!("[{i}]")),
+                }
+            }
+            let fallback = format!("$.pb{}", &json_path[1..]);
+            out.push_sql(&format!(
+                "(CASE WHEN json_valid({column}) THEN json_extract({column}, "
+            ))
+            .push_param(SqlValue::Text(json_path));
+            out.push_sql(&format!(
+                ") ELSE json_extract(json_object('pb', {column}), "
+            ))
+            .push_param(SqlValue::Text(fallback));
+            out.push_sql(") END)");
+        }
+        Dialect::Postgres => {
+            if path.is_empty() {
+                out.push_sql(column);
+                return out;
+            }
+            out.push_sql(&format!("jsonb_extract_path({column}"));
+            for segment in path {
+                let key = match segment {
+                    PathSeg::Key(key) => key.clone(),
+                    PathSeg::Index(i) => i.to_string(),
+                };
+                out.push_sql(", CAST(").push_param(SqlValue::Text(key));
+                out.push_sql(" AS text)");
+            }
+            out.push_sql(")");
+        }
+    }
+    out
+}
+
+/// Great-circle distance in km (spherical law of cosines, as PocketBase computes it).
+fn geo_sql(
+    dialect: Dialect,
+    lon_a: SqlFragment,
+    lat_a: SqlFragment,
+    lon_b: SqlFragment,
+    lat_b: SqlFragment,
+) -> SqlFragment {
+    let (min, max) = match dialect {
+        Dialect::Sqlite => ("min", "max"),
+        Dialect::Postgres => ("LEAST", "GREATEST"),
+    };
+    let mut out = SqlFragment::raw(format!("(6371 * acos({min}(1, {max}(-1, cos(radians("));
+    out.push_fragment(lat_a.clone())
+        .push_sql(")) * cos(radians(");
+    out.push_fragment(lat_b.clone())
+        .push_sql(")) * cos(radians(");
+    out.push_fragment(lon_b).push_sql(") - radians(");
+    out.push_fragment(lon_a).push_sql(")) + sin(radians(");
+    out.push_fragment(lat_a).push_sql(")) * sin(radians(");
+    out.push_fragment(lat_b).push_sql("))))))");
+    out
+}
+
+/// `strftime(format, time, modifiers…)`.
+fn strftime_sql(
+    dialect: Dialect,
+    format: &str,
+    time: Option<(SqlFragment, Ty)>,
+    modifiers: &[String],
+) -> SqlFragment {
+    let mut out = SqlFragment::default();
+    match dialect {
+        Dialect::Sqlite => {
+            out.push_sql("strftime(")
+                .push_param(SqlValue::Text(format.to_owned()));
+            if let Some((time, _)) = time {
+                out.push_sql(", ").push_fragment(time);
+            }
+            for modifier in modifiers {
+                out.push_sql(", ").push_param(SqlValue::Text(modifier.clone()));
+            }
+            out.push_sql(")");
+        }
+        Dialect::Postgres => {
+            out.push_sql("to_char(");
+            match time {
+                Some((time, ty)) => {
+                    out.push_sql("(CAST(NULLIF(")
+                        .push_fragment(pg_text(dialect, time, ty))
+                        .push_sql(", '') AS timestamptz) AT TIME ZONE 'UTC')");
+                }
+                None => {
+                    out.push_sql("(now() AT TIME ZONE 'UTC')");
+                }
+            }
+            out.push_sql(", ")
+                .push_param(SqlValue::Text(pg_time_format(format)));
+            out.push_sql(")");
+        }
+    }
+    out
+}
+
+/// SQLite `strftime` codes as PostgreSQL `to_char` patterns; other text is quoted.
+fn pg_time_format(format: &str) -> String {
+    let mut out = String::new();
+    let mut literal = String::new();
+    let flush = |literal: &mut String, out: &mut String| {
+        if !literal.is_empty() {
+            out.push('"');
+            out.push_str(&literal.replace('"', "\\\""));
+            out.push('"');
+            literal.clear();
+        }
+    };
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            literal.push(c);
+            continue;
+        }
+        let code = match chars.next() {
+            Some('Y') => "YYYY",
+            Some('m') => "MM",
+            Some('d') => "DD",
+            Some('H') => "HH24",
+            Some('M') => "MI",
+            Some('S') => "SS",
+            Some('j') => "DDD",
+            Some('f') => "SS.MS",
+            Some('w') => "D",
+            Some('%') => {
+                literal.push('%');
+                continue;
+            }
+            Some(other) => {
+                literal.push('%');
+                literal.push(other);
+                continue;
+            }
+            None => {
+                literal.push('%');
+                continue;
+            }
+        };
+        flush(&mut literal, &mut out);
+        out.push_str(code);
+    }
+    flush(&mut literal, &mut out);
+    out
+}

@@ -1,0 +1,530 @@
+//! SQLite's value semantics, reimplemented so the in-memory evaluator answers exactly like the
+//! SQL the emitter writes: storage classes, column affinity, comparison across types,
+//! `LIKE … ESCAPE '\'`, `LOWER()` and number-to-text rendering. Also the PocketBase rules that
+//! both the emitter and the evaluator share: which operands count as "empty" for the null-safe
+//! `=`/`!=`, and how `~` wraps its pattern.
+
+use std::cmp::Ordering;
+
+use domain::SqlValue;
+
+/// A value as SQLite holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlVal {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// The affinity an operand brings to a comparison: column references have their column's
+/// affinity, every other expression has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    None,
+    Text,
+    Numeric,
+}
+
+impl SqlVal {
+    pub fn from_sql_value(value: &SqlValue) -> SqlVal {
+        match value {
+            SqlValue::Null => SqlVal::Null,
+            SqlValue::Int(i) => SqlVal::Int(*i),
+            SqlValue::Real(r) => SqlVal::Real(*r),
+            SqlValue::Text(t) => SqlVal::Text(t.clone()),
+        }
+    }
+
+    pub fn to_sql_value(&self) -> SqlValue {
+        match self {
+            SqlVal::Null => SqlValue::Null,
+            SqlVal::Int(i) => SqlValue::Int(*i),
+            SqlVal::Real(r) => SqlValue::Real(*r),
+            SqlVal::Text(t) => SqlValue::Text(t.clone()),
+        }
+    }
+
+    /// The value as text, as SQLite converts it (`NULL` stays `None`).
+    pub fn to_text(&self) -> Option<String> {
+        match self {
+            SqlVal::Null => None,
+            SqlVal::Int(i) => Some(i.to_string()),
+            SqlVal::Real(r) => Some(real_to_text(*r)),
+            SqlVal::Text(t) => Some(t.clone()),
+        }
+    }
+}
+
+/// A number stored in a NUMERIC column: whole values become integers.
+pub fn number_value(n: f64) -> SqlVal {
+    if n.fract() == 0.0 && n.abs() < 9.2e18 {
+        SqlVal::Int(n as i64)
+    } else {
+        SqlVal::Real(n)
+    }
+}
+
+/// What NUMERIC affinity makes of a text: a number when the whole text (ignoring surrounding
+/// spaces) is a decimal literal, else the text unchanged.
+pub fn apply_numeric(value: SqlVal) -> SqlVal {
+    match value {
+        SqlVal::Text(text) => match parse_decimal(&text) {
+            Some(n) => {
+                let integral = text.trim_matches(is_sqlite_space).bytes().all(|b| {
+                    b.is_ascii_digit() || b == b'-' || b == b'+'
+                });
+                if integral && let Ok(i) = text.trim_matches(is_sqlite_space).parse::<i64>() {
+                    return SqlVal::Int(i);
+                }
+                number_value(n)
+            }
+            None => SqlVal::Text(text),
+        },
+        other => other,
+    }
+}
+
+/// What TEXT affinity makes of a number: its text.
+fn apply_text(value: SqlVal) -> SqlVal {
+    match value {
+        SqlVal::Int(_) | SqlVal::Real(_) => SqlVal::Text(value.to_text().unwrap_or_default()),
+        other => other,
+    }
+}
+
+fn is_sqlite_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
+}
+
+/// A decimal literal SQLite accepts as a number: optional sign, digits with an optional
+/// fraction (`5`, `.5`, `5.`), optional exponent, surrounding spaces allowed.
+fn parse_decimal(text: &str) -> Option<f64> {
+    let t = text.trim_matches(is_sqlite_space);
+    let bytes = t.as_bytes();
+    let mut i = 0;
+    if matches!(bytes.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let mut mantissa_digits = 0;
+    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+        mantissa_digits += 1;
+    }
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+            mantissa_digits += 1;
+        }
+    }
+    if mantissa_digits == 0 {
+        return None;
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(bytes.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let start = j;
+        while bytes.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        if j == start {
+            return None;
+        }
+        i = j;
+    }
+    if i != bytes.len() {
+        return None;
+    }
+    let normalized = t.strip_prefix('+').unwrap_or(t);
+    let normalized = if normalized.ends_with('.') {
+        format!("{normalized}0")
+    } else {
+        normalized.to_owned()
+    };
+    normalized.parse().ok()
+}
+
+/// Renders a REAL as SQLite does (`%!.15g`): 15 significant digits, trailing zeros removed but
+/// at least one fractional digit, exponent form outside `1e-4 ..< 1e15`.
+pub fn real_to_text(r: f64) -> String {
+    if r.is_nan() {
+        return String::new();
+    }
+    if r.is_infinite() {
+        return if r > 0.0 { "Inf".into() } else { "-Inf".into() };
+    }
+    if r == 0.0 {
+        return "0.0".into();
+    }
+    let sci = format!("{:.14e}", r);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let sign = if negative { "-" } else { "" };
+    if !(-4..15).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() { "0" } else { rest };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}.{rest}e{exp_sign}{:02}", exp.abs());
+    }
+    if exp >= 0 {
+        let int_len = exp as usize + 1;
+        let (int_part, frac) = if digits.len() > int_len {
+            (digits[..int_len].to_owned(), digits[int_len..].to_owned())
+        } else {
+            (
+                format!("{digits}{}", "0".repeat(int_len - digits.len())),
+                String::new(),
+            )
+        };
+        let frac = if frac.is_empty() { "0".into() } else { frac };
+        format!("{sign}{int_part}.{frac}")
+    } else {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        format!("{sign}0.{zeros}{digits}")
+    }
+}
+
+/// Compares two operands the way SQLite's `<`, `=`, … do after applying affinity. `None` when
+/// either side is NULL.
+pub fn compare(left: &SqlVal, left_aff: Affinity, right: &SqlVal, right_aff: Affinity) -> Option<Ordering> {
+    let (l, r) = with_affinity(left, left_aff, right, right_aff);
+    order(&l, &r)
+}
+
+/// `IS` (null-safe equality) with affinity.
+pub fn is_same(left: &SqlVal, left_aff: Affinity, right: &SqlVal, right_aff: Affinity) -> bool {
+    match (left, right) {
+        (SqlVal::Null, SqlVal::Null) => true,
+        (SqlVal::Null, _) | (_, SqlVal::Null) => false,
+        _ => compare(left, left_aff, right, right_aff) == Some(Ordering::Equal),
+    }
+}
+
+fn with_affinity(left: &SqlVal, la: Affinity, right: &SqlVal, ra: Affinity) -> (SqlVal, SqlVal) {
+    let numeric = |a: Affinity| a == Affinity::Numeric;
+    if numeric(la) && !numeric(ra) {
+        return (left.clone(), apply_numeric(right.clone()));
+    }
+    if numeric(ra) && !numeric(la) {
+        return (apply_numeric(left.clone()), right.clone());
+    }
+    if la == Affinity::Text && ra == Affinity::None {
+        return (left.clone(), apply_text(right.clone()));
+    }
+    if ra == Affinity::Text && la == Affinity::None {
+        return (apply_text(left.clone()), right.clone());
+    }
+    (left.clone(), right.clone())
+}
+
+/// SQLite's ordering of storage classes: numbers before text; numbers by value, text bytewise.
+fn order(l: &SqlVal, r: &SqlVal) -> Option<Ordering> {
+    match (l, r) {
+        (SqlVal::Null, _) | (_, SqlVal::Null) => None,
+        (SqlVal::Int(a), SqlVal::Int(b)) => Some(a.cmp(b)),
+        (SqlVal::Int(a), SqlVal::Real(b)) => Some(int_real(*a, *b)),
+        (SqlVal::Real(a), SqlVal::Int(b)) => Some(int_real(*b, *a).reverse()),
+        (SqlVal::Real(a), SqlVal::Real(b)) => Some(a.partial_cmp(b).unwrap_or(Ordering::Equal)),
+        (SqlVal::Int(_) | SqlVal::Real(_), SqlVal::Text(_)) => Some(Ordering::Less),
+        (SqlVal::Text(_), SqlVal::Int(_) | SqlVal::Real(_)) => Some(Ordering::Greater),
+        (SqlVal::Text(a), SqlVal::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+    }
+}
+
+fn int_real(i: i64, r: f64) -> Ordering {
+    if r.is_nan() {
+        return Ordering::Greater;
+    }
+    if r < -9.223_372_036_854_776e18 {
+        return Ordering::Greater;
+    }
+    if r >= 9.223_372_036_854_776e18 {
+        return Ordering::Less;
+    }
+    let truncated = r.trunc() as i64;
+    match i.cmp(&truncated) {
+        Ordering::Equal => {
+            let frac = r - r.trunc();
+            if frac > 0.0 {
+                Ordering::Less
+            } else if frac < 0.0 {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        }
+        other => other,
+    }
+}
+
+/// `value LIKE pattern ESCAPE '\'`: `%` any run, `_` one character, `\x` a literal `x`;
+/// ASCII letters match case-insensitively. `None` when either side is NULL.
+pub fn like(value: &SqlVal, pattern: &SqlVal) -> Option<bool> {
+    let value = value.to_text()?;
+    let pattern = pattern.to_text()?;
+    Some(like_match(&value, &pattern))
+}
+
+#[derive(Clone, Copy)]
+enum Pat {
+    Any,
+    One,
+    Char(char),
+    /// An escape at the very end of the pattern: matches nothing.
+    Dead,
+}
+
+fn like_match(value: &str, pattern: &str) -> bool {
+    let mut pat = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        pat.push(match c {
+            '%' => Pat::Any,
+            '_' => Pat::One,
+            '\\' => match chars.next() {
+                Some(next) => Pat::Char(next),
+                None => Pat::Dead,
+            },
+            other => Pat::Char(other),
+        });
+    }
+    let text: Vec<char> = value.chars().collect();
+    let (mut t, mut p) = (0usize, 0usize);
+    let mut backtrack: Option<(usize, usize)> = None;
+    loop {
+        if p < pat.len() {
+            match pat[p] {
+                Pat::Any => {
+                    backtrack = Some((p, t));
+                    p += 1;
+                    continue;
+                }
+                Pat::Dead => return false,
+                Pat::One if t < text.len() => {
+                    t += 1;
+                    p += 1;
+                    continue;
+                }
+                Pat::Char(c) if t < text.len() && chars_equal_nocase(c, text[t]) => {
+                    t += 1;
+                    p += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if t == text.len() {
+            return true;
+        }
+        match backtrack {
+            Some((bp, bt)) if bt < text.len() => {
+                backtrack = Some((bp, bt + 1));
+                p = bp + 1;
+                t = bt + 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+fn chars_equal_nocase(a: char, b: char) -> bool {
+    a == b || (a.is_ascii() && b.is_ascii() && a.eq_ignore_ascii_case(&b))
+}
+
+/// SQLite's `LOWER()`: ASCII letters only.
+pub fn lower(value: &SqlVal) -> SqlVal {
+    match value.to_text() {
+        Some(text) => SqlVal::Text(text.to_ascii_lowercase()),
+        None => SqlVal::Null,
+    }
+}
+
+/// Whether `text` contains `ch` not preceded by a backslash (a `\\` pair escapes nothing).
+pub fn contains_unescaped(text: &str, ch: char) -> bool {
+    let mut prev: Option<char> = None;
+    for c in text.chars() {
+        if c == ch && prev != Some('\\') {
+            return true;
+        }
+        prev = if c == '\\' && prev == Some('\\') {
+            None
+        } else {
+            Some(c)
+        };
+    }
+    false
+}
+
+/// Escapes `\`, `%` and `_` for a LIKE pattern unless already escaped. Walking from the end,
+/// a special character is escaped unless the character before it is a backslash, which is then
+/// taken as its escape.
+pub fn escape_like(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out: Vec<char> = Vec::with_capacity(chars.len() + 4);
+    let mut pending = false;
+    for (i, &c) in chars.iter().enumerate().rev() {
+        if pending {
+            if c != '\\' {
+                out.push('\\');
+            }
+            pending = false;
+        } else if matches!(c, '\\' | '%' | '_') {
+            pending = true;
+        }
+        out.push(c);
+        if i == 0 && pending {
+            out.push('\\');
+        }
+    }
+    out.reverse();
+    out.into_iter().collect()
+}
+
+/// The pattern `~` uses for a text operand: as written when it has an unescaped `%`, else
+/// escaped and wrapped as `%…%` (contains).
+pub fn like_pattern(text: &str) -> String {
+    if contains_unescaped(text, '%') {
+        text.to_owned()
+    } else {
+        format!("%{}%", escape_like(text))
+    }
+}
+
+/// How an operand behaves in PocketBase's null-safe equality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// `''`, `null`, or a bound value that is NULL or empty text.
+    Empty,
+    /// A bound non-empty value, a number, `true`/`false`.
+    NonEmpty,
+    /// A column or expression whose value is only known to the database.
+    Column,
+}
+
+/// The shape of `l = r` / `l != r` PocketBase emits, decided from the operands' classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EqShape {
+    /// `l IS r` (a JSON operand takes part: no coalescing at all).
+    Is,
+    /// Both sides empty: a constant.
+    BothEmpty,
+    /// `l = r`, with an empty side written as `''`.
+    Direct,
+    /// `('' = r OR r IS NULL)`.
+    LeftEmpty,
+    /// `(l = '' OR l IS NULL)`.
+    RightEmpty,
+    /// `COALESCE(l, '') = COALESCE(r, '')`.
+    Coalesce,
+}
+
+pub fn eq_shape(left: Class, left_json: bool, right: Class, right_json: bool) -> EqShape {
+    if left_json || right_json {
+        return EqShape::Is;
+    }
+    match (left, right) {
+        (Class::Empty, Class::Empty) => EqShape::BothEmpty,
+        (Class::NonEmpty, _) | (_, Class::NonEmpty) => EqShape::Direct,
+        (Class::Empty, _) => EqShape::LeftEmpty,
+        (_, Class::Empty) => EqShape::RightEmpty,
+        _ => EqShape::Coalesce,
+    }
+}
+
+/// The class of a bound value.
+pub fn value_class(value: &SqlVal) -> Class {
+    match value {
+        SqlVal::Null => Class::Empty,
+        SqlVal::Text(t) if t.is_empty() => Class::Empty,
+        _ => Class::NonEmpty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reals_render_like_sqlite() {
+        for (value, text) in [
+            (5.0, "5.0"),
+            (0.1, "0.1"),
+            (0.1 + 0.2, "0.3"),
+            (1e20, "1.0e+20"),
+            (1e15, "1.0e+15"),
+            (1e14, "100000000000000.0"),
+            (1.5e-5, "1.5e-05"),
+            (0.0001, "0.0001"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (-2.5, "-2.5"),
+            (123456789.123456789, "123456789.123457"),
+            (100.0, "100.0"),
+            (-0.0, "0.0"),
+        ] {
+            assert_eq!(real_to_text(value), text, "{value}");
+        }
+    }
+
+    #[test]
+    fn affinity_decides_cross_type_comparisons() {
+        let text = |s: &str| SqlVal::Text(s.into());
+        // NUMERIC column against a text literal: the text becomes a number.
+        assert_eq!(
+            compare(&SqlVal::Int(10), Affinity::Numeric, &text("5"), Affinity::None),
+            Some(Ordering::Greater)
+        );
+        // TEXT column against a REAL literal: the number becomes text "5.0".
+        assert!(!is_same(&text("5"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None));
+        assert!(is_same(&text("5.0"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None));
+        // Two bound values: no conversion, numbers sort before text.
+        assert_eq!(
+            compare(&text("500"), Affinity::None, &SqlVal::Real(500.0), Affinity::None),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(apply_numeric(text(" 5 ")), SqlVal::Int(5));
+        assert_eq!(apply_numeric(text("3.0e+5")), SqlVal::Int(300000));
+        assert_eq!(apply_numeric(text(".5")), SqlVal::Real(0.5));
+        assert_eq!(apply_numeric(text("0x10")), text("0x10"));
+    }
+
+    #[test]
+    fn like_matches_sqlite() {
+        let t = |s: &str| SqlVal::Text(s.into());
+        assert_eq!(like(&t("First Post"), &t("%post%")), Some(true));
+        assert_eq!(like(&t("a_b"), &t(r"%a\_b%")), Some(true));
+        assert_eq!(like(&t("axb"), &t(r"%a\_b%")), Some(false));
+        assert_eq!(like(&t("É"), &t("é")), Some(false));
+        assert_eq!(like(&t("a"), &t("a\\")), Some(false));
+        assert_eq!(like(&SqlVal::Real(5.0), &t("5.0")), Some(true));
+        assert_eq!(like(&SqlVal::Null, &t("%")), None);
+        assert_eq!(like(&t("abcabd"), &t("%ab_")), Some(true));
+    }
+
+    #[test]
+    fn like_patterns_follow_pocketbase() {
+        assert_eq!(like_pattern("sec"), "%sec%");
+        assert_eq!(like_pattern("50%"), "50%");
+        assert_eq!(like_pattern(r"50\%"), r"%50\%%");
+        assert_eq!(like_pattern("a_b"), r"%a\_b%");
+        assert_eq!(like_pattern(r"\ back"), r"%\\ back%");
+        assert_eq!(like_pattern(r"a\\b"), r"%a\\b%");
+        assert!(contains_unescaped(r"a\\%", '%'));
+        assert!(!contains_unescaped(r"a\%", '%'));
+    }
+
+    #[test]
+    fn equality_shapes() {
+        use Class::*;
+        assert_eq!(eq_shape(Column, false, Empty, false), EqShape::RightEmpty);
+        assert_eq!(eq_shape(Empty, false, Empty, false), EqShape::BothEmpty);
+        assert_eq!(eq_shape(Empty, false, NonEmpty, false), EqShape::Direct);
+        assert_eq!(eq_shape(Column, false, Column, false), EqShape::Coalesce);
+        assert_eq!(eq_shape(Column, true, Empty, false), EqShape::Is);
+    }
+}
