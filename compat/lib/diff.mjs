@@ -14,6 +14,10 @@ function short(v, max = 160) {
   return s;
 }
 
+function clip(s, max = 160) {
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}
+
 function walk(a, b, path, out, limit) {
   if (out.length >= limit) return;
   const ka = kind(a);
@@ -48,6 +52,25 @@ function walk(a, b, path, out, limit) {
   if (!Object.is(a, b)) out.push({ path, expected: a, actual: b });
 }
 
+function isExchange(v) {
+  return kind(v) === 'object' && ('status' in v || 'ok' in v);
+}
+
+function outcomeDiffers(x, y) {
+  return isExchange(x) && isExchange(y) && (x.status !== y.status || x.ok !== y.ok);
+}
+
+/** A step's outcome in brief: the status and the error message, or the success body. */
+function outcome(v) {
+  const status = v.status ?? (v.ok ? 'ok' : '?');
+  const body = v.body;
+  if (kind(body) === 'object' && 'message' in body && 'data' in body) {
+    const data = Object.keys(body.data ?? {}).length ? ` ${JSON.stringify(body.data)}` : '';
+    return `${status} ${body.message}${data}`;
+  }
+  return `${status} ${JSON.stringify(body)}`;
+}
+
 /**
  * Differences between the reference observation (PocketBase) and the candidate's (Plinth), as a
  * list of {path, expected, actual}; empty when they agree.
@@ -62,14 +85,22 @@ export function diff(expected, actual, limit = 12) {
   labels.sort((x, y) => (y === 'threw') - (x === 'threw'));
   for (const label of labels) {
     if (out.length >= limit) break;
-    walk(e.get(label), a.get(label), `[${label}]`, out, limit);
+    const x = e.get(label);
+    const y = a.get(label);
+    if (outcomeDiffers(x, y)) {
+      // Different status: the body differences that follow are noise; show both outcomes.
+      out.push({ path: `[${label}]`, expected: outcome(x), actual: outcome(y), brief: true });
+      continue;
+    }
+    walk(x, y, `[${label}]`, out, limit);
   }
   return out;
 }
 
 export function formatDiff(diffs, limit = 12) {
+  const show = (d, v) => (d.brief ? clip(v) : short(v));
   const lines = diffs.map(
-    (d) => `    ${d.path}: pocketbase ${short(d.expected)} | plinth ${short(d.actual)}`,
+    (d) => `    ${d.path}: pocketbase ${show(d, d.expected)} | plinth ${show(d, d.actual)}`,
   );
   if (diffs.length >= limit) lines.push('    ... (more differences not shown)');
   return lines.join('\n');

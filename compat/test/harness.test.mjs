@@ -63,7 +63,7 @@ test('object key order does not matter, array order does', () => {
 test('status codes, messages and missing steps are differences', () => {
   const ref = [['a', { status: 400, body: { message: 'x' } }], ['b', 1]];
   assert.deepEqual(diff(ref, [['a', { status: 404, body: { message: 'x' } }], ['b', 1]])
-    .map((d) => d.path), ['[a].status']);
+    .map((d) => d.path), ['[a]']);
   assert.deepEqual(diff(ref, [['a', { status: 400, body: { message: 'y' } }]]).map((d) => d.path),
     ['[a].body.message', '[b]']);
 });
@@ -79,4 +79,13 @@ test('token shape keeps claims and turns exp into a distance from now', () => {
   const shape = tokenShape(`${enc({ alg: 'HS256', typ: 'JWT' })}.${enc(payload)}.sig`);
   assert.deepEqual(shape.payload, { id: 'abc', type: 'auth', exp: 'now+1440min' });
   assert.equal(shape.header.alg, 'HS256');
+});
+
+test('a different status is one line with both outcomes, not one line per body key', () => {
+  const d = diff(
+    [['create', { status: 200, body: { id: 'x', title: 'a', n: 1 } }]],
+    [['create', { status: 400, body: { data: {}, message: 'Failed.', status: 400 } }]],
+  );
+  assert.equal(d.length, 1);
+  assert.equal(d[0].actual, '400 Failed.');
 });

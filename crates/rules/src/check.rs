@@ -232,17 +232,6 @@ impl JoinKind {
             }
         }
     }
-
-    /// The collection whose columns the join exposes.
-    pub fn target(&self) -> Option<&Arc<Collection>> {
-        match self {
-            JoinKind::Relation { target, .. }
-            | JoinKind::BackRelation { target, .. }
-            | JoinKind::Collection { target }
-            | JoinKind::BoundRelation { target, .. } => Some(target),
-            JoinKind::Each { .. } | JoinKind::BoundEach { .. } => None,
-        }
-    }
 }
 
 /// `:isset`, `:changed`, `:length`, `:each`, `:lower`.

@@ -138,7 +138,6 @@ impl State<'_> {
         let scope = self.new_scope();
         let mut emitter = ProgramEmitter {
             state: self,
-            program,
             joins: &joins,
             root_ref,
             scope,
@@ -196,7 +195,6 @@ impl State<'_> {
 
 struct ProgramEmitter<'s, 'c, 'p> {
     state: &'s mut State<'c>,
-    program: &'p Program,
     joins: &'p [JoinDef],
     root_ref: &'p str,
     scope: Scope,

@@ -1,10 +1,237 @@
-//! The filter and rule language of PocketBase, compiled to SQL predicates.
+//! PocketBase's filter and rule language: parsed once, checked against the schema, then
+//! emitted as a parameterized SQL predicate per request (SQLite or PostgreSQL) or evaluated
+//! in memory against one record.
 //!
-//! This is the foundation's skeleton: it knows the three kinds of rule (locked, public,
-//! expression) and fails closed on expressions, which deny every non-superuser until the
-//! full language (parser, checker, SQL emitter, evaluator) lands here.
+//! # Grammar
+//!
+//! ```text
+//! expr     := item ( ("&&" | "||") item )*          && binds tighter than ||
+//! item     := "(" expr ")" | operand SIGN operand
+//! SIGN     := "=" | "!=" | ">" | ">=" | "<" | "<=" | "~" | "!~"
+//!           | "?=" | "?!=" | "?>" | "?>=" | "?<" | "?<=" | "?~" | "?!~"
+//! operand  := IDENT | NUMBER | TEXT | CALL
+//! IDENT    := [A-Za-z_@#] [A-Za-z0-9_.:]*            a.b.c, name:modifier, @request.auth.id
+//! NUMBER   := "-"? digits ("." digits)?              (.5, 5., 1e3, +5 are errors)
+//! TEXT     := '…' | "…"                              \\ \' \" \n \r \t; other \x kept as is
+//! CALL     := IDENT "(" [ arg ("," arg)* [","] ] ")"  no space before "("; nesting ≤ 3
+//! arg      := IDENT | NUMBER | TEXT | CALL
+//! comment  := "//" to end of line
+//! ```
+//!
+//! Limits: 3500 bytes, 200 comparisons. Parentheses may nest arbitrarily deep (the parser
+//! keeps its own stack). An empty filter means "no filter"; whitespace alone is an error.
+//!
+//! # Names
+//!
+//! - `field`, `rel.field` (≤ 6 hops), `coll_via_relField.field` (back-relation),
+//!   `json.key.0` (json path), `geo.lon`/`geo.lat`.
+//! - Modifiers: `:lower` anywhere; `:each`/`:length` on select, relation and file fields
+//!   (ignored on other stored fields, as PocketBase does; an error on other body fields);
+//!   `:isset` and `:changed` on `@request.body.*` (`:isset` also on query and headers).
+//! - `@request.auth.*`, `@request.body.*`, `@request.query.*`, `@request.headers.*`,
+//!   `@request.method`, `@request.context`, `@collection.name[:alias].field`.
+//! - Macros: `@now @yesterday @tomorrow @todayStart @todayEnd @monthStart @monthEnd
+//!   @yearStart @yearEnd` (datetime text) and `@second @minute @hour @day @month @weekday
+//!   @year` (integers), all UTC.
+//! - Functions: `geoDistance(lonA, latA, lonB, latB)` (km), `strftime(format[, time,
+//!   modifiers…])`.
+//! - `null`, `true`, `false` (any case) are NULL, 1, 0 unless a field has that name.
+//!
+//! # Use
+//!
+//! Compile once per schema version ([`compile_filter`], [`Rule::compile`],
+//! [`CollectionRules::compile`]); per request, build a [`RequestContext`] and call
+//! [`Compiled::to_sql`] (or [`Rule::outcome`]) or [`Compiled::eval`].
 
-use domain::{AuthContext, SqlFragment};
+pub mod ast;
+mod check;
+mod context;
+mod emit;
+pub mod error;
+mod eval;
+pub mod lexer;
+pub mod parser;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use domain::{AuthContext, Collection, Dialect, Record, Schema, SqlFragment};
+
+pub use ast::Span;
+pub use check::{MAX_HOPS, Mode};
+pub use context::{RequestContext, contexts, normalize_header_name};
+pub use error::{Error, ErrorKind, GENERIC_400};
+pub use eval::Eval;
+pub use parser::{MAX_EXPRESSIONS, MAX_LEN};
+
+use check::{JoinKind, Program, Source, Val};
+
+/// A checked filter or rule expression. Cheap to clone and to share between threads; keep it
+/// for as long as the schema it was compiled against is current.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    program: Arc<Program>,
+    row_local: bool,
+}
+
+impl Compiled {
+    /// Parses and checks `text` for `collection`. `text` must not be empty (callers decide
+    /// what an empty filter or rule means).
+    pub fn compile(
+        schema: &Arc<Schema>,
+        collection: &Arc<Collection>,
+        text: &str,
+        mode: Mode,
+    ) -> Result<Compiled, Error> {
+        let expr = parser::parse(text)?;
+        let program = check::check(schema, collection, &expr, mode)?;
+        let row_local = program_is_row_local(&program);
+        Ok(Compiled {
+            program: Arc::new(program),
+            row_local,
+        })
+    }
+
+    /// The predicate for this request, with the main table referred to as
+    /// `"<collection name>"`. Values (including everything from `ctx`) are bound parameters.
+    pub fn to_sql(&self, dialect: Dialect, ctx: &RequestContext) -> SqlFragment {
+        emit::emit(&self.program, dialect, ctx)
+    }
+
+    /// Evaluates the expression against `record` (a record of this collection) in memory.
+    pub fn eval(&self, record: &Record, ctx: &RequestContext) -> Eval {
+        eval::eval(&self.program, record, ctx)
+    }
+
+    /// Whether [`Compiled::eval`] can answer without SQL for every record (no relations,
+    /// back-relations, `@collection`, `strftime` or relation hops of `@request.auth`).
+    pub fn is_row_local(&self) -> bool {
+        self.row_local
+    }
+
+    /// The collection the expression was compiled for.
+    pub fn collection(&self) -> &Arc<Collection> {
+        &self.program.root
+    }
+}
+
+/// Compiles a client `filter` query parameter for `auth`. `Ok(None)` for an empty filter.
+/// Errors map to the API with [`Error::status`] and [`Error::api_message`].
+pub fn compile_filter(
+    schema: &Arc<Schema>,
+    collection: &Arc<Collection>,
+    filter: &str,
+    auth: &AuthContext,
+) -> Result<Option<Compiled>, Error> {
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    let mode = if auth.is_superuser() {
+        Mode::SuperuserFilter
+    } else {
+        // PocketBase refuses these by a plain substring test, even inside quoted text.
+        if filter.contains("@collection.") {
+            return Err(Error::new(
+                ErrorKind::ForbiddenCollection,
+                "only superusers can filter by @collection",
+                None,
+            ));
+        }
+        if filter.contains("@request.") {
+            return Err(Error::new(
+                ErrorKind::ForbiddenRequest,
+                "only superusers can filter by @request",
+                None,
+            ));
+        }
+        Mode::Filter
+    };
+    Compiled::compile(schema, collection, filter, mode).map(Some)
+}
+
+/// One collection API rule.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    /// `null`: superusers only.
+    SuperusersOnly,
+    /// `""`: everyone.
+    Public,
+    /// An expression the row must satisfy.
+    Expr(Compiled),
+}
+
+impl Rule {
+    /// Compiles a stored rule (`None` = superusers only, empty = public). The error's
+    /// message suits PocketBase's `validation_invalid_rule` ("Invalid rule. Raw error: …").
+    pub fn compile(
+        schema: &Arc<Schema>,
+        collection: &Arc<Collection>,
+        rule: Option<&str>,
+    ) -> Result<Rule, Error> {
+        match rule {
+            None => Ok(Rule::SuperusersOnly),
+            Some(text) if text.trim().is_empty() => Ok(Rule::Public),
+            Some(text) => Compiled::compile(schema, collection, text, Mode::Rule).map(Rule::Expr),
+        }
+    }
+
+    /// What the rule means for this request. Superusers bypass every rule.
+    pub fn outcome(&self, dialect: Dialect, ctx: &RequestContext) -> RuleOutcome {
+        if ctx.auth.is_superuser() {
+            return RuleOutcome::Allow;
+        }
+        match self {
+            Rule::SuperusersOnly => RuleOutcome::SuperusersOnly,
+            Rule::Public => RuleOutcome::Allow,
+            Rule::Expr(compiled) => RuleOutcome::Filter(compiled.to_sql(dialect, ctx)),
+        }
+    }
+
+    /// Whether `record` passes the rule for this request, decided in memory when possible.
+    pub fn check_record(&self, record: &Record, ctx: &RequestContext) -> Eval {
+        if ctx.auth.is_superuser() {
+            return Eval::Match;
+        }
+        match self {
+            Rule::SuperusersOnly => Eval::NoMatch,
+            Rule::Public => Eval::Match,
+            Rule::Expr(compiled) => compiled.eval(record, ctx),
+        }
+    }
+}
+
+/// Every API rule of a collection, compiled once per schema version.
+#[derive(Debug, Clone)]
+pub struct CollectionRules {
+    pub list: Rule,
+    pub view: Rule,
+    pub create: Rule,
+    pub update: Rule,
+    pub delete: Rule,
+    /// Auth collections only.
+    pub auth: Option<Rule>,
+    /// Auth collections only.
+    pub manage: Option<Rule>,
+}
+
+impl CollectionRules {
+    pub fn compile(schema: &Arc<Schema>, collection: &Arc<Collection>) -> Result<Self, Error> {
+        let rule = |text: &Option<String>| Rule::compile(schema, collection, text.as_deref());
+        let auth_options = collection.auth.as_ref();
+        Ok(CollectionRules {
+            list: rule(&collection.list_rule)?,
+            view: rule(&collection.view_rule)?,
+            create: rule(&collection.create_rule)?,
+            update: rule(&collection.update_rule)?,
+            delete: rule(&collection.delete_rule)?,
+            auth: auth_options.map(|a| rule(&a.auth_rule)).transpose()?,
+            manage: auth_options.map(|a| rule(&a.manage_rule)).transpose()?,
+        })
+    }
+}
 
 /// What a collection rule means for one caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +244,8 @@ pub enum RuleOutcome {
     Filter(SqlFragment),
 }
 
-/// Resolves `rule` for `auth`. Superusers bypass every rule.
+/// Resolves `rule` for `auth` without a schema. Superusers bypass every rule; expressions
+/// fail closed (match no row). Kept for callers not yet using [`Rule`].
 pub fn rule_outcome(rule: Option<&str>, auth: &AuthContext) -> RuleOutcome {
     if auth.is_superuser() {
         return RuleOutcome::Allow;
@@ -25,23 +253,32 @@ pub fn rule_outcome(rule: Option<&str>, auth: &AuthContext) -> RuleOutcome {
     match rule {
         None => RuleOutcome::SuperusersOnly,
         Some(text) if text.trim().is_empty() => RuleOutcome::Allow,
-        // FIXME(#4): compile the expression; until then it matches no row (fail closed).
         Some(_) => RuleOutcome::Filter(SqlFragment::raw("0")),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn program_is_row_local(program: &Program) -> bool {
+    let joins_local = program.joins.iter().all(|join| match &join.kind {
+        JoinKind::Each { .. } => join.parent == Source::Root,
+        JoinKind::BoundEach { .. } => true,
+        _ => false,
+    });
+    joins_local && program.guards.is_empty() && node_is_local(&program.expr)
+}
 
-    #[test]
-    fn guests_get_locked_public_and_closed_rules() {
-        let guest = AuthContext::Guest;
-        assert_eq!(rule_outcome(None, &guest), RuleOutcome::SuperusersOnly);
-        assert_eq!(rule_outcome(Some(""), &guest), RuleOutcome::Allow);
-        assert_eq!(
-            rule_outcome(Some("id = @request.auth.id"), &guest),
-            RuleOutcome::Filter(SqlFragment::raw("0"))
-        );
+fn node_is_local(node: &check::Node) -> bool {
+    match node {
+        check::Node::And(items) | check::Node::Or(items) => items.iter().all(node_is_local),
+        check::Node::Cmp(cmp) => val_is_local(&cmp.left) && val_is_local(&cmp.right),
+    }
+}
+
+fn val_is_local(val: &Val) -> bool {
+    match val {
+        Val::Strftime { .. } => false,
+        Val::Auth(path) => path.segments.len() == 1,
+        Val::Lower(inner) => val_is_local(inner),
+        Val::GeoDistance(args) => args.iter().all(val_is_local),
+        _ => true,
     }
 }

@@ -27,15 +27,6 @@ pub enum Affinity {
 }
 
 impl SqlVal {
-    pub fn from_sql_value(value: &SqlValue) -> SqlVal {
-        match value {
-            SqlValue::Null => SqlVal::Null,
-            SqlValue::Int(i) => SqlVal::Int(*i),
-            SqlValue::Real(r) => SqlVal::Real(*r),
-            SqlValue::Text(t) => SqlVal::Text(t.clone()),
-        }
-    }
-
     pub fn to_sql_value(&self) -> SqlValue {
         match self {
             SqlVal::Null => SqlValue::Null,

@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, BodyError, parse_body};
+use crate::response::apply_fields;
 use crate::state::SharedState;
 
 use form::{Draft, FormError};
@@ -105,8 +106,16 @@ async fn read_body(
         })
 }
 
-// FIXME: apply the `fields` query parameter to these responses once `crate::response`
-// offers its generic filter (another task is adding it).
+/// A 2xx JSON body, filtered by the request's `fields` parameter (its first occurrence).
+fn respond(mut body: Value, query: Option<&str>) -> ApiResult<Json<Value>> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| ApiError::bad_request())?;
+    if let Some((_, fields)) = pairs.iter().find(|(key, _)| key == "fields") {
+        apply_fields(&mut body, fields)?;
+    }
+    Ok(Json(body))
+}
+
 async fn list_collections(
     State(state): State<SharedState>,
     Auth(auth): Auth,
@@ -129,27 +138,30 @@ async fn list_collections(
     } else {
         (json!(total), json!(total.div_ceil(params.per_page)))
     };
-    Ok(Json(json!({
+    let envelope = json!({
         "items": items,
         "page": params.page,
         "perPage": params.per_page,
         "totalItems": total_items,
         "totalPages": total_pages,
-    })))
+    });
+    respond(envelope, query.as_deref())
 }
 
 async fn view_collection(
     State(state): State<SharedState>,
     Auth(auth): Auth,
     Path(id_or_name): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
-    Ok(Json(find(&state, &id_or_name)?.to_api_json()))
+    respond(find(&state, &id_or_name)?.to_api_json(), query.as_deref())
 }
 
 async fn create_collection(
     State(state): State<SharedState>,
     Auth(auth): Auth,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
@@ -177,13 +189,14 @@ async fn create_collection(
         .get_by_id(&id)
         .cloned()
         .unwrap_or_else(|| Arc::new(collection));
-    Ok(Json(saved.to_api_json()))
+    respond(saved.to_api_json(), query.as_deref())
 }
 
 async fn update_collection(
     State(state): State<SharedState>,
     Auth(auth): Auth,
     Path(id_or_name): Path<String>,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
@@ -210,7 +223,7 @@ async fn update_collection(
         .get_by_id(&old.id)
         .cloned()
         .unwrap_or_else(|| Arc::new(collection));
-    Ok(Json(saved.to_api_json()))
+    respond(saved.to_api_json(), query.as_deref())
 }
 
 async fn delete_collection(
@@ -277,20 +290,21 @@ async fn truncate_collection(
     }
 }
 
-async fn scaffolds(Auth(auth): Auth) -> ApiResult<Json<Value>> {
+async fn scaffolds(Auth(auth): Auth, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
     let mut auth_scaffold = form::scaffold(CollectionType::Auth, "");
     // The scaffold's indexes name a table and id that do not exist yet.
     auth_scaffold.indexes =
         domain::collection::auth_indexes(&domain::ids::random_lower_alnum(10), "");
-    Ok(Json(json!({
+    let body = json!({
         "auth": auth_scaffold.to_api_json(),
         "base": form::scaffold(CollectionType::Base, "").to_api_json(),
         "view": form::scaffold(CollectionType::View, "").to_api_json(),
-    })))
+    });
+    respond(body, query.as_deref())
 }
 
-async fn oauth2_providers(Auth(auth): Auth) -> ApiResult<Json<Value>> {
+async fn oauth2_providers(Auth(auth): Auth, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
     // FIXME(#oauth2): PocketBase also returns each provider's SVG logo; Plinth ships no
     // artwork, so `logo` is empty.
@@ -298,12 +312,13 @@ async fn oauth2_providers(Auth(auth): Auth) -> ApiResult<Json<Value>> {
         .iter()
         .map(|(name, display)| json!({"name": name, "displayName": display, "logo": ""}))
         .collect();
-    Ok(Json(Value::Array(providers)))
+    respond(Value::Array(providers), query.as_deref())
 }
 
 async fn dry_run_view(
     State(state): State<SharedState>,
     Auth(auth): Auth,
+    RawQuery(query_string): RawQuery,
     request: Request,
 ) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
@@ -337,7 +352,10 @@ async fn dry_run_view(
     }
     // FIXME: PocketBase also returns up to 10 rows of the query as `sample` records; the
     // Store port has no way to run an unsaved view yet (it needs a `sample_view` call).
-    Ok(Json(json!({"fields": fields, "sample": []})))
+    respond(
+        json!({"fields": fields, "sample": []}),
+        query_string.as_deref(),
+    )
 }
 
 /// A view collection's fields come from its query; problems land on `viewQuery`.

@@ -208,6 +208,16 @@ async fn create_view_list_and_find_case_insensitively() {
         )
     );
 
+    let (_, picked) = app
+        .su("GET", "/api/collections?fields=name&sort=name", None)
+        .await;
+    assert_eq!(picked["items"][0], json!({"name": "_superusers"}));
+    assert_eq!(picked["totalItems"], 3, "the envelope keeps its keys");
+    let (_, picked) = app
+        .su("GET", "/api/collections/posts?fields=id,type", None)
+        .await;
+    assert_eq!(picked, json!({"id": "pbc_1125843985", "type": "base"}));
+
     let (status, body) = app.su("GET", "/api/collections/nope", None).await;
     assert_eq!(status, 404);
     assert_eq!(
