@@ -178,7 +178,12 @@ async function main() {
     const ms = Date.now() - t0;
     const known = s.fn.known && !args.selfTest ? s.fn.known : null;
     let problem = null;
-    if (known) {
+    const refThrew = ref.steps.find(([label]) => label === 'threw');
+    if (refThrew) {
+      // A scenario must run to its end against the reference; if it does not, the scenario
+      // (or the harness) is broken, whatever Plinth did.
+      problem = `    scenario error against PocketBase (fix the scenario): ${short(refThrew[1], 400)}`;
+    } else if (known) {
       try {
         await s.fn.known.expect(Object.fromEntries(cand.steps), Object.fromEntries(ref.steps));
       } catch (e) {

@@ -117,14 +117,26 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(cli.global.dir, PathBuf::from("/tmp/x"));
-        let Command::Serve(serve) = cli.command else { panic!("serve expected") };
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
         assert_eq!(serve.http, "127.0.0.1:9000");
 
-        let cli = Cli::try_parse_from(["plinth", "--dir", "d", "superuser", "upsert", "a@b.co", "pw"])
-            .expect("parses");
+        let cli = Cli::try_parse_from([
+            "plinth",
+            "--dir",
+            "d",
+            "superuser",
+            "upsert",
+            "a@b.co",
+            "pw",
+        ])
+        .expect("parses");
         assert!(matches!(
             cli.command,
-            Command::Superuser(SuperuserArgs { action: SuperuserAction::Upsert { .. } })
+            Command::Superuser(SuperuserArgs {
+                action: SuperuserAction::Upsert { .. }
+            })
         ));
     }
 }

@@ -4,18 +4,22 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::extract::Auth;
+use crate::error::ApiResult;
+use crate::extract::{Auth, FieldsParam};
+use crate::response::apply_fields;
 use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
     Router::new().route("/api/health", get(health))
 }
 
-async fn health(Auth(auth): Auth) -> Json<Value> {
+async fn health(Auth(auth): Auth, FieldsParam(fields): FieldsParam) -> ApiResult<Json<Value>> {
     let data = if auth.is_superuser() {
         json!({"canBackup": false, "realIP": "", "possibleProxyHeader": ""})
     } else {
         json!({})
     };
-    Json(json!({"message": "API is healthy.", "code": 200, "data": data}))
+    let mut body = json!({"message": "API is healthy.", "code": 200, "data": data});
+    apply_fields(&mut body, &fields)?;
+    Ok(Json(body))
 }

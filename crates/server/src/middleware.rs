@@ -48,7 +48,9 @@ pub fn wrap(api: Router, body_limit: usize) -> Router {
 /// CORS preflights answer 204 with no body, as PocketBase does.
 async fn preflight_no_content(request: Request<Body>, next: axum::middleware::Next) -> Response {
     let preflight = request.method() == Method::OPTIONS
-        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut response = next.run(request).await;
     if preflight && response.status() == StatusCode::OK {
         *response.status_mut() = StatusCode::NO_CONTENT;

@@ -42,14 +42,20 @@ pub enum Saved {
 }
 
 fn collection(store: &dyn Store) -> Result<Arc<Collection>, SuperuserError> {
-    store.schema().get_by_id(SUPERUSERS_ID).cloned().ok_or(SuperuserError::NoCollection)
+    store
+        .schema()
+        .get_by_id(SUPERUSERS_ID)
+        .cloned()
+        .ok_or(SuperuserError::NoCollection)
 }
 
 /// Finds a superuser by exact email.
 pub async fn find(store: &dyn Store, email: &str) -> Result<Option<Record>, SuperuserError> {
     let collection = collection(store)?;
     let mut filter = SqlFragment::column(&collection.name, "email");
-    filter.push_sql(" = ").push_param(SqlValue::Text(email.to_owned()));
+    filter
+        .push_sql(" = ")
+        .push_param(SqlValue::Text(email.to_owned()));
     let page = store
         .list_records(RecordQuery {
             collection,
@@ -99,7 +105,10 @@ pub async fn create(
     }
     data.insert("id".into(), Value::String(domain::ids::new_record_id()));
     data.insert("password".into(), Value::String(hash));
-    data.insert("tokenKey".into(), Value::String(domain::ids::random_alnum(50)));
+    data.insert(
+        "tokenKey".into(),
+        Value::String(domain::ids::random_alnum(50)),
+    );
     data.insert("email".into(), Value::String(email.to_owned()));
     data.insert("verified".into(), Value::Bool(true));
     for name in ["created", "updated"] {
@@ -108,14 +117,20 @@ pub async fn create(
         }
     }
     let results = store
-        .write(vec![WriteOp::Create { collection, data, guard: None }])
+        .write(vec![WriteOp::Create {
+            collection,
+            data,
+            guard: None,
+        }])
         .await
         .map_err(|e| SuperuserError::Store(e.error))?;
     results
         .into_iter()
         .next()
         .map(|r| r.record().clone())
-        .ok_or(SuperuserError::Store(StoreError::Internal("no write result".into())))
+        .ok_or(SuperuserError::Store(StoreError::Internal(
+            "no write result".into(),
+        )))
 }
 
 /// Changes a superuser's password (rotating its token key, so old tokens stop working).
@@ -135,7 +150,10 @@ pub async fn update(
     let apply: domain::UpdateFn = Box::new(move |current: &Record| {
         let mut data = current.data.clone();
         data.insert("password".into(), Value::String(hash));
-        data.insert("tokenKey".into(), Value::String(domain::ids::random_alnum(50)));
+        data.insert(
+            "tokenKey".into(),
+            Value::String(domain::ids::random_alnum(50)),
+        );
         if data.contains_key("updated") {
             data.insert("updated".into(), Value::String(now));
         }
@@ -154,7 +172,9 @@ pub async fn update(
         .into_iter()
         .next()
         .map(|r| r.record().clone())
-        .ok_or(SuperuserError::Store(StoreError::Internal("no write result".into())))
+        .ok_or(SuperuserError::Store(StoreError::Internal(
+            "no write result".into(),
+        )))
 }
 
 /// Creates the superuser, or changes its password when the email exists.
@@ -187,7 +207,11 @@ pub async fn delete(store: &dyn Store, email: &str) -> Result<(), SuperuserError
     }
     let collection = collection(store)?;
     store
-        .write(vec![WriteOp::Delete { collection, id: existing.id().to_owned(), guard: None }])
+        .write(vec![WriteOp::Delete {
+            collection,
+            id: existing.id().to_owned(),
+            guard: None,
+        }])
         .await
         .map_err(|e| SuperuserError::Store(e.error))?;
     Ok(())

@@ -16,7 +16,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let store = super::open_store(&global.dir, args.sync_full)?;
-    let config = ServerConfig { body_limit: args.body_limit, bcrypt_cost: global.bcrypt_cost };
+    let config = ServerConfig {
+        body_limit: args.body_limit,
+        bcrypt_cost: global.bcrypt_cost,
+    };
     let dyn_store: Arc<dyn Store> = store.clone();
     let app = server::router(AppState::new(dyn_store, config));
     let listener = tokio::net::TcpListener::bind(&args.http)
@@ -71,7 +74,10 @@ async fn shutdown_signal() {
 }
 
 fn shell_quote(text: &str) -> String {
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
         text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))

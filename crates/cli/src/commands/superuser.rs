@@ -10,21 +10,27 @@ pub async fn run(global: &GlobalArgs, args: SuperuserArgs) -> anyhow::Result<()>
     let store = super::open_store(&global.dir, false)?;
     let cost = global.bcrypt_cost;
     let result = match &args.action {
-        SuperuserAction::Create { email, password } => superusers::create(store.as_ref(), email, password, cost)
-            .await
-            .map(|_| format!("Successfully created new superuser {email:?}!"))
-            .with_context(|| "failed to create new superuser account"),
-        SuperuserAction::Update { email, password } => superusers::update(store.as_ref(), email, password, cost)
-            .await
-            .map(|_| format!("Successfully changed superuser {email:?} password!"))
-            .with_context(|| format!("failed to change superuser {email:?} password")),
-        SuperuserAction::Upsert { email, password } => superusers::upsert(store.as_ref(), email, password, cost)
-            .await
-            .map(|saved| match saved {
-                Saved::Created => format!("Successfully created new superuser {email:?}!"),
-                Saved::Updated => format!("Successfully saved superuser {email:?}!"),
-            })
-            .with_context(|| "failed to save superuser"),
+        SuperuserAction::Create { email, password } => {
+            superusers::create(store.as_ref(), email, password, cost)
+                .await
+                .map(|_| format!("Successfully created new superuser {email:?}!"))
+                .with_context(|| "failed to create new superuser account")
+        }
+        SuperuserAction::Update { email, password } => {
+            superusers::update(store.as_ref(), email, password, cost)
+                .await
+                .map(|_| format!("Successfully changed superuser {email:?} password!"))
+                .with_context(|| format!("failed to change superuser {email:?} password"))
+        }
+        SuperuserAction::Upsert { email, password } => {
+            superusers::upsert(store.as_ref(), email, password, cost)
+                .await
+                .map(|saved| match saved {
+                    Saved::Created => format!("Successfully created new superuser {email:?}!"),
+                    Saved::Updated => format!("Successfully saved superuser {email:?}!"),
+                })
+                .with_context(|| "failed to save superuser")
+        }
         SuperuserAction::Delete { email } => superusers::delete(store.as_ref(), email)
             .await
             .map(|_| format!("Successfully deleted superuser {email:?}!"))

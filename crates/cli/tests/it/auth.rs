@@ -56,7 +56,10 @@ async fn superuser_login_returns_pocketbase_token_and_record() {
     assert_eq!(payload["id"], record["id"]);
     let exp = payload["exp"].as_i64().expect("exp");
     let now = chrono_now();
-    assert!((exp - now - 86400).abs() < 60, "superuser tokens last a day");
+    assert!(
+        (exp - now - 86400).abs() < 60,
+        "superuser tokens last a day"
+    );
 }
 
 fn chrono_now() -> i64 {
@@ -67,20 +70,61 @@ fn chrono_now() -> i64 {
 }
 
 #[tokio::test]
+async fn fields_filter_applies_to_auth_responses() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-with-password?fields=token",
+            None,
+            json!({"identity": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    assert!(body["token"].is_string());
+    let (_, health) = app.get("/api/health?fields=code", None).await;
+    assert_eq!(health, json!({"code": 200}));
+}
+
+#[tokio::test]
 async fn wrong_credentials_and_missing_fields() {
     let app = TestApp::spawn().await;
     let path = "/api/collections/_superusers/auth-with-password";
-    let (status, body) =
-        app.post_json(path, None, json!({"identity": ADMIN_EMAIL, "password": "wrong-pass"})).await;
+    let (status, body) = app
+        .post_json(
+            path,
+            None,
+            json!({"identity": ADMIN_EMAIL, "password": "wrong-pass"}),
+        )
+        .await;
     assert_error(status, &body, 400, "Failed to authenticate.");
-    let (status, body) =
-        app.post_json(path, None, json!({"identity": "ghost@example.com", "password": "x"})).await;
+    let (status, body) = app
+        .post_json(
+            path,
+            None,
+            json!({"identity": "ghost@example.com", "password": "x"}),
+        )
+        .await;
     assert_error(status, &body, 400, "Failed to authenticate.");
-    let (status, body) = app.post_json(path, None, json!({"identity": ADMIN_EMAIL})).await;
-    let data = assert_error(status, &body, 400, "An error occurred while validating the submitted data.");
+    let (status, body) = app
+        .post_json(path, None, json!({"identity": ADMIN_EMAIL}))
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
     assert_eq!(data["password"]["code"], "validation_required");
-    let (status, body) = app.post_json("/api/collections/nope/auth-with-password", None, json!({})).await;
-    assert_error(status, &body, 404, "Missing or invalid auth collection context.");
+    let (status, body) = app
+        .post_json("/api/collections/nope/auth-with-password", None, json!({}))
+        .await;
+    assert_error(
+        status,
+        &body,
+        404,
+        "Missing or invalid auth collection context.",
+    );
 }
 
 #[tokio::test]
@@ -95,25 +139,50 @@ async fn refresh_and_token_forms() {
     let (status, _) = app.post_json(path, Some(&bearer), json!({})).await;
     assert_eq!(status, 200, "Bearer prefix is accepted");
     let (status, body) = app.post_json(path, None, json!({})).await;
-    assert_error(status, &body, 401, "The request requires valid record authorization token.");
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
     let (status, body) = app.post_json(path, Some("garbage"), json!({})).await;
-    assert_error(status, &body, 401, "The request requires valid record authorization token.");
-    let (status, body) =
-        app.post_json("/api/collections/users/auth-refresh", Some(&token), json!({})).await;
-    assert_error(status, &body, 403, "The request requires auth record from _superusers collection.");
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/auth-refresh",
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The request requires auth record from _superusers collection.",
+    );
 }
 
 #[tokio::test]
 async fn invalid_tokens_degrade_to_guest() {
     let app = TestApp::spawn().await;
-    let (status, body) = app.get("/api/collections/users/records", Some("garbage")).await;
+    let (status, body) = app
+        .get("/api/collections/users/records", Some("garbage"))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"], json!([]));
     let token = app.admin_token().await;
     let mut tampered = token.clone();
     tampered.pop();
     let (status, body) = app.get("/api/collections", Some(&tampered)).await;
-    assert!(status == 401 || status == 403, "a tampered token is a guest: {status} {body}");
+    assert!(
+        status == 401 || status == 403,
+        "a tampered token is a guest: {status} {body}"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +194,12 @@ async fn password_change_revokes_old_tokens() {
         &["superuser", "update", ADMIN_EMAIL, "N3w-passw0rd"],
     );
     assert_eq!(code, 0, "{err}");
-    let (status, _) =
-        app.post_json("/api/collections/_superusers/auth-refresh", Some(&token), json!({})).await;
+    let (status, _) = app
+        .post_json(
+            "/api/collections/_superusers/auth-refresh",
+            Some(&token),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 401, "the old token must stop working");
 }

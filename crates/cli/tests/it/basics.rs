@@ -7,8 +7,16 @@ async fn health_answers_with_code_not_status() {
     let app = TestApp::spawn().await;
     let (status, body) = app.get("/api/health", None).await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"message": "API is healthy.", "code": 200, "data": {}}));
-    let response = app.client.head(app.url("/api/health")).send().await.expect("head");
+    assert_eq!(
+        body,
+        json!({"message": "API is healthy.", "code": 200, "data": {}})
+    );
+    let response = app
+        .client
+        .head(app.url("/api/health"))
+        .send()
+        .await
+        .expect("head");
     assert_eq!(response.status(), 200);
 }
 
@@ -28,23 +36,41 @@ async fn default_headers_and_cors() {
     assert_eq!(headers["x-xss-protection"], "1; mode=block");
     assert_eq!(headers["cross-origin-opener-policy"], "same-origin");
     assert_eq!(headers["access-control-allow-origin"], "*");
-    assert!(headers["content-type"].to_str().expect("ascii").starts_with("application/json"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/json")
+    );
 
     let preflight = app
         .client
-        .request(reqwest::Method::OPTIONS, app.url("/api/collections/users/records"))
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/api/collections/users/records"),
+        )
         .header("Origin", "https://app.example")
         .header("Access-Control-Request-Method", "PATCH")
-        .header("Access-Control-Request-Headers", "authorization,content-type")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type",
+        )
         .send()
         .await
         .expect("options");
     assert!(preflight.status().is_success(), "{}", preflight.status());
     let headers = preflight.headers();
     assert_eq!(headers["access-control-allow-origin"], "*");
-    let methods = headers["access-control-allow-methods"].to_str().expect("ascii");
-    assert!(methods.contains("PATCH") && methods.contains("DELETE"), "{methods}");
-    let allowed = headers["access-control-allow-headers"].to_str().expect("ascii");
+    let methods = headers["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        methods.contains("PATCH") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii");
     assert!(allowed.contains("authorization"), "{allowed}");
 }
 
@@ -74,7 +100,12 @@ async fn malformed_bodies_are_clear_400s() {
             .expect("post");
         let status = response.status().as_u16();
         let value: serde_json::Value = response.json().await.expect("json");
-        assert_error(status, &value, 400, "An error occurred while loading the submitted data.");
+        assert_error(
+            status,
+            &value,
+            400,
+            "An error occurred while loading the submitted data.",
+        );
     }
     let response = app
         .client

@@ -6,7 +6,10 @@ fn superuser_commands_behave_like_pocketbase() {
     let d = dir.path();
     let (code, out, _) = run_cli(d, &["superuser", "create", "a@b.co", "Passw0rd!123"]);
     assert_eq!(code, 0);
-    assert!(out.contains("Successfully created new superuser \"a@b.co\""), "{out}");
+    assert!(
+        out.contains("Successfully created new superuser \"a@b.co\""),
+        "{out}"
+    );
 
     let (code, _, err) = run_cli(d, &["superuser", "create", "a@b.co", "Passw0rd!123"]);
     assert_eq!(code, 1, "duplicate create must fail");
@@ -51,7 +54,10 @@ fn version_and_help() {
         .output()
         .expect("runs");
     let help = String::from_utf8_lossy(&output.stdout);
-    assert!(help.contains("serve") && help.contains("superuser"), "{help}");
+    assert!(
+        help.contains("serve") && help.contains("superuser"),
+        "{help}"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +67,10 @@ async fn serve_without_superuser_says_how_to_create_one() {
     // The hint is printed after the address line; give the process a moment to print it.
     let (status, _) = app.get("/api/health", None).await;
     assert_eq!(status, 200);
-    assert!(app.dir.path().join("data.db").exists(), "the data dir is initialized");
+    assert!(
+        app.dir.path().join("data.db").exists(),
+        "the data dir is initialized"
+    );
     drop(app);
 }
 
@@ -78,22 +87,33 @@ async fn sigterm_finishes_cleanly_and_data_survives_restart() {
         .await;
     assert_eq!(status, 200);
     let (status, created) = app
-        .post_json("/api/collections/notes/records", Some(&token), serde_json::json!({"text": "kept"}))
+        .post_json(
+            "/api/collections/notes/records",
+            Some(&token),
+            serde_json::json!({"text": "kept"}),
+        )
         .await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(app.terminate(), 0, "SIGTERM must exit 0");
 
     let dir = std::mem::replace(&mut app.dir, tempfile::tempdir().expect("tempdir"));
     let app = TestApp::spawn_in(dir);
-    let (status, body) = app.post_json(
-        "/api/collections/_superusers/auth-with-password",
-        None,
-        serde_json::json!({"identity": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
-    ).await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-with-password",
+            None,
+            serde_json::json!({"identity": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
     assert_eq!(status, 200);
     let token = body["token"].as_str().expect("token").to_owned();
     let id = created["id"].as_str().expect("id");
-    let (status, record) = app.get(&format!("/api/collections/notes/records/{id}"), Some(&token)).await;
+    let (status, record) = app
+        .get(
+            &format!("/api/collections/notes/records/{id}"),
+            Some(&token),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(record["text"], "kept");
 }

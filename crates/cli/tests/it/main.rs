@@ -3,12 +3,12 @@
 
 mod support;
 
-/// `plinth superuser …`, `serve` start-up messages, graceful shutdown.
-mod cli;
-/// Health, CORS, default headers, 404s and malformed input in PocketBase's error shape.
-mod basics;
 /// Superuser password auth, token format, refresh, guest fallback.
 mod auth;
+/// Health, CORS, default headers, 404s and malformed input in PocketBase's error shape.
+mod basics;
+/// `plinth superuser …`, `serve` start-up messages, graceful shutdown.
+mod cli;
 /// The collections API.
 mod collections;
 /// The records API.

@@ -43,8 +43,13 @@ async fn create_view_update_delete_with_pocketbase_shapes() {
     let token = app.admin_token().await;
     let collection = create_posts(&app, &token).await;
 
-    let (status, empty) =
-        app.post_json("/api/collections/posts/records", None, json!({"title": "Zero"})).await;
+    let (status, empty) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "Zero"}),
+        )
+        .await;
     assert_eq!(status, 200, "{empty}");
     assert_eq!(empty["collectionId"], collection["id"]);
     assert_eq!(empty["collectionName"], "posts");
@@ -56,9 +61,16 @@ async fn create_view_update_delete_with_pocketbase_shapes() {
     assert_eq!(empty["author"], "");
     assert_eq!(empty["loc"], json!({"lon": 0, "lat": 0}));
     assert_eq!(empty["publishedAt"], "");
-    assert!(empty.get("secret").is_none(), "hidden fields are not shown to guests");
+    assert!(
+        empty.get("secret").is_none(),
+        "hidden fields are not shown to guests"
+    );
     let created_at = empty["created"].as_str().expect("created");
-    assert_eq!(created_at.len(), 24, "YYYY-MM-DD HH:MM:SS.mmmZ: {created_at}");
+    assert_eq!(
+        created_at.len(),
+        24,
+        "YYYY-MM-DD HH:MM:SS.mmmZ: {created_at}"
+    );
     assert_eq!(&created_at[10..11], " ");
 
     let (status, post) = app
@@ -96,7 +108,9 @@ async fn create_view_update_delete_with_pocketbase_shapes() {
         assert_eq!(status, 200, "{body}: {updated}");
         assert_eq!(updated[field], expected, "after {body}");
     }
-    let (status, body) = app.patch_json(&path, None, json!({"id": "changedid000000"})).await;
+    let (status, body) = app
+        .patch_json(&path, None, json!({"id": "changedid000000"}))
+        .await;
     let data = assert_error(status, &body, 400, "Failed to update record.");
     assert_eq!(data["id"]["code"], "validation_pk_change");
 
@@ -122,40 +136,75 @@ async fn list_paging_sort_fields_and_skip_total() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, page) = app.get("/api/collections/posts/records?perPage=2&page=2", None).await;
+    let (status, page) = app
+        .get("/api/collections/posts/records?perPage=2&page=2", None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(page["page"], 2);
     assert_eq!(page["perPage"], 2);
     assert_eq!(page["totalItems"], 5);
     assert_eq!(page["totalPages"], 3);
-    let titles: Vec<&str> =
-        page["items"].as_array().expect("items").iter().filter_map(|r| r["title"].as_str()).collect();
+    let titles: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["title"].as_str())
+        .collect();
     assert_eq!(titles, ["c", "e"], "no sort means insertion order");
 
-    let (_, sorted) = app.get("/api/collections/posts/records?sort=-title", None).await;
-    let titles: Vec<&str> =
-        sorted["items"].as_array().expect("items").iter().filter_map(|r| r["title"].as_str()).collect();
+    let (_, sorted) = app
+        .get("/api/collections/posts/records?sort=-title", None)
+        .await;
+    let titles: Vec<&str> = sorted["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["title"].as_str())
+        .collect();
     assert_eq!(titles, ["e", "d", "c", "b", "a"]);
 
-    let (_, capped) = app.get("/api/collections/posts/records?perPage=5000&skipTotal=1", None).await;
+    let (_, capped) = app
+        .get(
+            "/api/collections/posts/records?perPage=5000&skipTotal=1",
+            None,
+        )
+        .await;
     assert_eq!(capped["perPage"], 1000);
     assert_eq!(capped["totalItems"], -1);
     assert_eq!(capped["totalPages"], -1);
 
-    let (_, random) = app.get("/api/collections/posts/records?sort=@random", None).await;
+    let (_, random) = app
+        .get("/api/collections/posts/records?sort=@random", None)
+        .await;
     assert_eq!(random["items"].as_array().map(Vec::len), Some(5));
 
     let (_, fields) = app
-        .get("/api/collections/posts/records?perPage=1&fields=id,title,body:excerpt(5,true)", None)
+        .get(
+            "/api/collections/posts/records?perPage=1&fields=id,title,body:excerpt(5,true)",
+            None,
+        )
         .await;
     let item = &fields["items"][0];
     assert_eq!(item.as_object().map(|o| o.len()), Some(3), "{item}");
     assert_eq!(item["body"], "Hello...");
     assert_eq!(fields["perPage"], 1, "the envelope keeps its keys");
 
-    for bad in ["page=abc", "perPage=1.5", "sort=nope", "skipTotal=yes", "sort=-"] {
-        let (status, body) = app.get(&format!("/api/collections/posts/records?{bad}"), None).await;
-        assert_error(status, &body, 400, "Something went wrong while processing your request.");
+    for bad in [
+        "page=abc",
+        "perPage=1.5",
+        "sort=nope",
+        "skipTotal=yes",
+        "sort=-",
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/collections/posts/records?{bad}"), None)
+            .await;
+        assert_error(
+            status,
+            &body,
+            400,
+            "Something went wrong while processing your request.",
+        );
     }
 }
 
@@ -177,16 +226,30 @@ async fn validation_errors_and_unique_violations() {
     assert_eq!(data["status"]["code"], "validation_invalid_value");
     assert_eq!(data["loc"]["code"], "validation_invalid_latitude");
 
-    let (status, _) =
-        app.post_json("/api/collections/posts/records", None, json!({"title": "same"})).await;
+    let (status, _) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "same"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, body) =
-        app.post_json("/api/collections/posts/records", None, json!({"title": "same"})).await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "same"}),
+        )
+        .await;
     let data = assert_error(status, &body, 400, "Failed to create record.");
     assert_eq!(data["title"]["code"], "validation_not_unique");
 
     let (status, body) = app
-        .post_json("/api/collections/posts/records", None, json!({"title": "x", "author": "missing00000000"}))
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "x", "author": "missing00000000"}),
+        )
         .await;
     let data = assert_error(status, &body, 400, "Failed to create record.");
     assert_eq!(data["author"]["code"], "validation_missing_rel_records");
@@ -216,7 +279,12 @@ async fn urlencoded_bodies_and_rules() {
 
     // _superusers has null rules: guests get 403 on every action.
     let (status, body) = app.get("/api/collections/_superusers/records", None).await;
-    assert_error(status, &body, 403, "Only superusers can perform this action.");
+    assert_error(
+        status,
+        &body,
+        403,
+        "Only superusers can perform this action.",
+    );
     // The default users rules are expressions; until the rules engine lands they match
     // nothing for non-superusers (fail closed), but superusers see everything.
     let (status, body) = app
@@ -227,15 +295,23 @@ async fn urlencoded_bodies_and_rules() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.get("email").is_none(), "email hidden without emailVisibility");
+    assert!(
+        body.get("email").is_none(),
+        "email hidden without emailVisibility"
+    );
     assert!(body.get("password").is_none() && body.get("tokenKey").is_none());
     let (status, list) = app.get("/api/collections/users/records", None).await;
     assert_eq!(status, 200);
     assert_eq!(list["items"], json!([]));
-    let (status, list) = app.get("/api/collections/users/records", Some(&token)).await;
+    let (status, list) = app
+        .get("/api/collections/users/records", Some(&token))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["totalItems"], 1);
-    assert_eq!(list["items"][0]["email"], "alice@example.com", "superusers see every email");
+    assert_eq!(
+        list["items"][0]["email"], "alice@example.com",
+        "superusers see every email"
+    );
 
     let (status, body) = app
         .post_json(
@@ -245,7 +321,10 @@ async fn urlencoded_bodies_and_rules() {
         )
         .await;
     let data = assert_error(status, &body, 400, "Failed to create record.");
-    assert_eq!(data["passwordConfirm"]["code"], "validation_values_mismatch");
+    assert_eq!(
+        data["passwordConfirm"]["code"],
+        "validation_values_mismatch"
+    );
 }
 
 #[tokio::test]
@@ -253,14 +332,28 @@ async fn concurrent_increments_are_not_lost() {
     let app = TestApp::spawn().await;
     let token = app.admin_token().await;
     create_posts(&app, &token).await;
-    let (_, post) = app.post_json("/api/collections/posts/records", None, json!({"title": "n"})).await;
-    let path = format!("/api/collections/posts/records/{}", post["id"].as_str().expect("id"));
+    let (_, post) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "n"}),
+        )
+        .await;
+    let path = format!(
+        "/api/collections/posts/records/{}",
+        post["id"].as_str().expect("id")
+    );
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let client = app.client.clone();
         let url = app.url(&path);
         tasks.push(tokio::spawn(async move {
-            client.patch(url).json(&json!({"views+": 1})).send().await.map(|r| r.status().as_u16())
+            client
+                .patch(url)
+                .json(&json!({"views+": 1}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
         }));
     }
     for task in tasks {

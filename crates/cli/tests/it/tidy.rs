@@ -5,14 +5,33 @@ use std::path::Path;
 
 /// (crate folder, workspace crates it may depend on, crates.io packages it must never use)
 const RULES: &[(&str, &[&str], &[&str])] = &[
-    ("domain", &[], &["tokio", "axum", "rusqlite", "tokio-postgres", "hyper"]),
-    ("rules", &["domain"], &["tokio", "axum", "rusqlite", "tokio-postgres", "hyper"]),
+    (
+        "domain",
+        &[],
+        &["tokio", "axum", "rusqlite", "tokio-postgres", "hyper"],
+    ),
+    (
+        "rules",
+        &["domain"],
+        &["tokio", "axum", "rusqlite", "tokio-postgres", "hyper"],
+    ),
     ("store-sqlite", &["domain"], &["axum", "hyper"]),
-    ("server", &["domain", "rules"], &["rusqlite", "tokio-postgres", "deadpool-postgres"]),
+    (
+        "server",
+        &["domain", "rules"],
+        &["rusqlite", "tokio-postgres", "deadpool-postgres"],
+    ),
     ("cli", &["domain", "rules", "store-sqlite", "server"], &[]),
 ];
 
-const WORKSPACE_CRATES: &[&str] = &["domain", "rules", "store-sqlite", "store-postgres", "server", "cli"];
+const WORKSPACE_CRATES: &[&str] = &[
+    "domain",
+    "rules",
+    "store-sqlite",
+    "store-postgres",
+    "server",
+    "cli",
+];
 
 fn normal_dependencies(manifest: &str) -> Vec<String> {
     let mut in_section = false;
@@ -39,7 +58,11 @@ fn crate_dependencies_follow_the_rule() {
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(&crates).expect("crates dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         if !path.join("Cargo.toml").exists() {
             continue;
         }
@@ -50,9 +73,15 @@ fn crate_dependencies_follow_the_rule() {
         let manifest = std::fs::read_to_string(path.join("Cargo.toml")).expect("manifest");
         for dependency in normal_dependencies(&manifest) {
             if WORKSPACE_CRATES.contains(&dependency.as_str()) {
-                assert!(allowed.contains(&dependency.as_str()), "{name} must not depend on {dependency}");
+                assert!(
+                    allowed.contains(&dependency.as_str()),
+                    "{name} must not depend on {dependency}"
+                );
             }
-            assert!(!banned.contains(&dependency.as_str()), "{name} must not depend on {dependency}");
+            assert!(
+                !banned.contains(&dependency.as_str()),
+                "{name} must not depend on {dependency}"
+            );
         }
         seen.push(name);
     }

@@ -14,8 +14,8 @@ use domain::{Collection, FieldError, SqlFragment, SqlValue, ValidationErrors};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody};
-use crate::response::auth_response;
+use crate::extract::{Auth, FieldsParam, FormBody};
+use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
@@ -55,6 +55,7 @@ pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> String {
 async fn auth_with_password(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    FieldsParam(fields_param): FieldsParam,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
@@ -132,13 +133,16 @@ async fn auth_with_password(
         return Err(failed());
     }
     let token = token::auth_token(&collection, &record).map_err(ApiError::internal)?;
-    Ok(Json(auth_response(&collection, &record, token)))
+    let mut response = auth_response(&collection, &record, token);
+    apply_fields(&mut response, &fields_param)?;
+    Ok(Json(response))
 }
 
 async fn auth_refresh(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
+    FieldsParam(fields_param): FieldsParam,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
@@ -172,7 +176,9 @@ async fn auth_refresh(
             })
             .unwrap_or_default()
     };
-    Ok(Json(auth_response(&collection, &record, token)))
+    let mut response = auth_response(&collection, &record, token);
+    apply_fields(&mut response, &fields_param)?;
+    Ok(Json(response))
 }
 
 /// A real hash at the configured cost, checked against when the identity is unknown so that
@@ -181,7 +187,9 @@ async fn dummy_hash(cost: u32) -> String {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
         .get_or_init(|| async move {
-            password::hash(domain::ids::random_alnum(20), cost).await.unwrap_or_default()
+            password::hash(domain::ids::random_alnum(20), cost)
+                .await
+                .unwrap_or_default()
         })
         .await
         .clone()

@@ -32,6 +32,23 @@ impl FromRequestParts<SharedState> for Auth {
     }
 }
 
+/// The first `fields` query parameter (`""` when absent), for endpoints that answer JSON.
+pub struct FieldsParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for FieldsParam {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let fields = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "fields"))
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        Ok(FieldsParam(fields))
+    }
+}
+
 /// The token of the `Authorization` header, with or without a `Bearer ` prefix.
 fn bearer_token(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();

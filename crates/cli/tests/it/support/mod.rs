@@ -44,8 +44,10 @@ impl TestApp {
     /// Starts a server with the default superuser.
     pub async fn spawn() -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (code, _, stderr) =
-            run_cli(dir.path(), &["superuser", "upsert", ADMIN_EMAIL, ADMIN_PASSWORD]);
+        let (code, _, stderr) = run_cli(
+            dir.path(),
+            &["superuser", "upsert", ADMIN_EMAIL, ADMIN_PASSWORD],
+        );
         assert_eq!(code, 0, "superuser upsert failed: {stderr}");
         Self::spawn_in(dir)
     }
@@ -88,7 +90,13 @@ impl TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        TestApp { base, client, dir, child, startup_output }
+        TestApp {
+            base,
+            client,
+            dir,
+            child,
+            startup_output,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -138,11 +146,13 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn patch_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::PATCH, path, token, Some(body)).await
+        self.send(reqwest::Method::PATCH, path, token, Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
