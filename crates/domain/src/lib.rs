@@ -24,6 +24,6 @@ pub use field::{Field, FieldKind};
 pub use record::{Record, RecordData};
 pub use sql::{Dialect, SqlFragment, SqlValue};
 pub use store::{
-    RecordPage, RecordQuery, SortTerm, Store, StoreError, UpdateFn, WriteError, WriteOp,
-    WriteResult,
+    Change, ChangeAction, ChangeRetention, RecordPage, RecordQuery, SortTerm, Store, StoreError,
+    UpdateFn, WriteError, WriteOp, WriteResult,
 };

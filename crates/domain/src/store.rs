@@ -122,6 +122,69 @@ impl WriteResult {
     }
 }
 
+/// What a change-log entry records happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAction {
+    Create,
+    Update,
+    Delete,
+}
+
+impl ChangeAction {
+    /// The word PocketBase's realtime messages use (`create`, `update`, `delete`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Create => "create",
+            ChangeAction::Update => "update",
+            ChangeAction::Delete => "delete",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeAction> {
+        match text {
+            "create" => Some(ChangeAction::Create),
+            "update" => Some(ChangeAction::Update),
+            "delete" => Some(ChangeAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One committed record write, as the durable change log keeps it. Realtime (and later
+/// webhooks, the sync feed and the audit log) read these, each at its own cursor.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Strictly increasing, never reused (also across pruning and restarts).
+    pub seq: u64,
+    pub collection_id: String,
+    pub record_id: String,
+    pub action: ChangeAction,
+    /// Every stored value of the record after the write (hidden fields included); for a
+    /// delete, its last state before deletion.
+    pub record: Record,
+    /// When the write committed, in Unix milliseconds.
+    pub created_ms: i64,
+}
+
+/// How much of the change log to keep. Pruning only ever removes entries at or below the
+/// sequence the caller says every reader has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRetention {
+    /// Keep at least the newest this many entries.
+    pub max_entries: u64,
+    /// Keep entries younger than this, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for ChangeRetention {
+    fn default() -> Self {
+        ChangeRetention {
+            max_entries: 10_000,
+            max_age_secs: 24 * 60 * 60,
+        }
+    }
+}
+
 /// A database engine.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -168,6 +231,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs the operations in order in one transaction; all or nothing.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError>;
+
+    /// Committed change-log entries with `seq > after`, oldest first, at most `limit`.
+    async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// The newest committed change-log sequence (0 when the log has never had an entry).
+    async fn last_change_seq(&self) -> Result<u64, StoreError>;
+
+    /// Resolves once a change with `seq > after` may have committed (possibly spuriously,
+    /// e.g. when it already had). This is a wake-up, not a delivery: callers then read
+    /// [`Store::changes_after`]. A networked engine may back it with `LISTEN/NOTIFY`; callers
+    /// still poll now and then in case a wake-up is lost. Fails once the store is closed.
+    async fn wait_for_changes(&self, after: u64) -> Result<(), StoreError>;
+
+    /// Deletes change-log entries with `seq <= up_to` that fall outside `retention`; returns
+    /// how many went.
+    async fn prune_changes(
+        &self,
+        up_to: u64,
+        retention: ChangeRetention,
+    ) -> Result<u64, StoreError>;
 
     /// A stored setting (PocketBase's `_params`), e.g. `settings`.
     async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError>;

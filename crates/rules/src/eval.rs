@@ -18,8 +18,8 @@ use crate::check::{
 };
 use crate::context::RequestContext;
 use crate::value::{
-    Affinity, Class, EqShape, SqlVal, compare, eq_shape, is_same, like, like_pattern, lower,
-    value_class,
+    Affinity, Class, EqShape, Inexact, SqlVal, compare, eq_shape, is_same, like, like_pattern,
+    lower, value_class,
 };
 
 /// The in-memory answer for one record.
@@ -35,6 +35,12 @@ pub enum Eval {
 const MAX_COMBINATIONS: usize = 10_000;
 
 struct NeedsSql;
+
+impl From<Inexact> for NeedsSql {
+    fn from(_: Inexact) -> Self {
+        NeedsSql
+    }
+}
 
 type Outcome<T> = Result<T, NeedsSql>;
 
@@ -173,11 +179,11 @@ impl Operand {
         }
     }
 
-    fn value(&self) -> SqlVal {
+    fn value(&self) -> Result<SqlVal, Inexact> {
         if self.lowered {
             lower(&self.raw)
         } else {
-            self.raw.clone()
+            Ok(self.raw.clone())
         }
     }
 }
@@ -219,7 +225,7 @@ impl Env<'_> {
     fn comparison(&self, cmp: &Cmp, current: &HashMap<JoinId, SqlVal>) -> Outcome<Option<bool>> {
         let left = self.val(&cmp.left, current)?;
         let right = self.val(&cmp.right, current)?;
-        let mut result = compare_operands(&left, cmp.op, &right);
+        let mut result = compare_operands(&left, cmp.op, &right)?;
         let multi = !cmp.any
             && (val_is_multi(&cmp.left, self.joins) || val_is_multi(&cmp.right, self.joins));
         if multi {
@@ -241,7 +247,7 @@ impl Env<'_> {
         let rights = self.operand_items(&cmp.right, current)?;
         for left in &lefts {
             for right in &rights {
-                if compare_operands(left, cmp.op, right) == Some(false) {
+                if compare_operands(left, cmp.op, right)? == Some(false) {
                     return Ok(false);
                 }
             }
@@ -344,7 +350,7 @@ impl Env<'_> {
                             ctx,
                         );
                         let (stored, affinity) = self.column(column)?;
-                        !is_same(&submitted, Affinity::None, &stored, affinity)
+                        !is_same(&submitted, Affinity::None, &stored, affinity)?
                     }
                 };
                 Operand {
@@ -380,15 +386,14 @@ impl Env<'_> {
                 } else {
                     Operand {
                         json: inner.json,
-                        ..Operand::expr(inner.value(), Affinity::None)
+                        ..Operand::expr(lower(&inner.value()?)?, Affinity::None)
                     }
-                    .lowered_expr()
                 }
             }
             Val::GeoDistance(args) => {
                 let mut numbers = [None; 4];
                 for (slot, arg) in numbers.iter_mut().zip(args.iter()) {
-                    *slot = math_arg(&self.val(arg, current)?.value());
+                    *slot = math_arg(&self.val(arg, current)?.value()?);
                 }
                 let distance = match numbers {
                     [Some(lon_a), Some(lat_a), Some(lon_b), Some(lat_b)] => {
@@ -404,16 +409,6 @@ impl Env<'_> {
             }
             Val::Strftime { .. } | Val::Auth(_) => return Err(NeedsSql),
         })
-    }
-}
-
-impl Operand {
-    /// `LOWER(expr)`: an expression of no affinity.
-    fn lowered_expr(self) -> Self {
-        Operand {
-            raw: lower(&self.raw),
-            ..self
-        }
     }
 }
 
@@ -469,23 +464,23 @@ fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
 }
 
 /// The comparison as the emitter writes it, evaluated with SQLite's rules.
-fn compare_operands(left: &Operand, op: OpKind, right: &Operand) -> Option<bool> {
-    match op {
-        OpKind::Eq | OpKind::Neq => equality(left, op == OpKind::Eq, right),
+fn compare_operands(left: &Operand, op: OpKind, right: &Operand) -> Outcome<Option<bool>> {
+    Ok(match op {
+        OpKind::Eq | OpKind::Neq => equality(left, op == OpKind::Eq, right)?,
         OpKind::Like | OpKind::NotLike => {
             let pattern = if right.bound {
                 let raw = match &right.raw {
                     SqlVal::Text(t) => SqlVal::Text(like_pattern(t)),
                     other => other.clone(),
                 };
-                if right.lowered { lower(&raw) } else { raw }
+                if right.lowered { lower(&raw)? } else { raw }
             } else {
-                match right.value().to_text() {
+                match right.value()?.to_text()? {
                     Some(text) => SqlVal::Text(format!("%{text}%")),
                     None => SqlVal::Null,
                 }
             };
-            let matched = like(&left.value(), &pattern);
+            let matched = like(&left.value()?, &pattern)?;
             if op == OpKind::NotLike {
                 matched.map(|m| !m)
             } else {
@@ -493,46 +488,47 @@ fn compare_operands(left: &Operand, op: OpKind, right: &Operand) -> Option<bool>
             }
         }
         OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {
-            let ordering = compare(&left.value(), left.affinity, &right.value(), right.affinity)?;
-            Some(match op {
+            let ordering =
+                compare(&left.value()?, left.affinity, &right.value()?, right.affinity)?;
+            ordering.map(|ordering| match op {
                 OpKind::Gt => ordering.is_gt(),
                 OpKind::Gte => ordering.is_ge(),
                 OpKind::Lt => ordering.is_lt(),
                 _ => ordering.is_le(),
             })
         }
-    }
+    })
 }
 
-fn equality(left: &Operand, equal: bool, right: &Operand) -> Option<bool> {
+fn equality(left: &Operand, equal: bool, right: &Operand) -> Outcome<Option<bool>> {
     let blank = || (SqlVal::Text(String::new()), Affinity::None);
-    let eq = |l: &(SqlVal, Affinity), r: &(SqlVal, Affinity)| -> Option<bool> {
-        if equal {
-            compare(&l.0, l.1, &r.0, r.1).map(|o| o.is_eq())
+    let eq = |l: &(SqlVal, Affinity), r: &(SqlVal, Affinity)| -> Outcome<Option<bool>> {
+        Ok(if equal {
+            compare(&l.0, l.1, &r.0, r.1)?.map(|o| o.is_eq())
         } else {
-            Some(!is_same(&l.0, l.1, &r.0, r.1))
-        }
+            Some(!is_same(&l.0, l.1, &r.0, r.1)?)
+        })
     };
-    let l = (left.value(), left.affinity);
-    let r = (right.value(), right.affinity);
-    match eq_shape(left.class, left.json, right.class, right.json) {
+    let l = (left.value()?, left.affinity);
+    let r = (right.value()?, right.affinity);
+    Ok(match eq_shape(left.class, left.json, right.class, right.json) {
         EqShape::Is => {
-            let same = is_same(&l.0, l.1, &r.0, r.1);
+            let same = is_same(&l.0, l.1, &r.0, r.1)?;
             Some(if equal { same } else { !same })
         }
         EqShape::BothEmpty => Some(equal),
         EqShape::Direct => {
             let l = if left.class == Class::Empty { blank() } else { l };
             let r = if right.class == Class::Empty { blank() } else { r };
-            eq(&l, &r)
+            eq(&l, &r)?
         }
         EqShape::LeftEmpty | EqShape::RightEmpty => {
             let column = if left.class == Class::Empty { r } else { l };
             let is_null = column.0 == SqlVal::Null;
             let compared = if left.class == Class::Empty {
-                eq(&blank(), &column)
+                eq(&blank(), &column)?
             } else {
-                eq(&column, &blank())
+                eq(&column, &blank())?
             };
             if equal {
                 or3(compared, Some(is_null))
@@ -545,7 +541,7 @@ fn equality(left: &Operand, equal: bool, right: &Operand) -> Option<bool> {
                 SqlVal::Null => blank(),
                 other => (other, Affinity::None),
             };
-            eq(&coalesce(l), &coalesce(r))
+            eq(&coalesce(l), &coalesce(r))?
         }
-    }
+    })
 }

@@ -339,7 +339,7 @@ mod tests {
         let Operand::Call { name, args, span } = c.left else {
             panic!("call expected");
         };
-        assert_eq!((name.as_str(), args.len(), span), ("strftime", 2, Span::new(0, 18)));
+        assert_eq!((name.as_str(), args.len(), span), ("strftime", 2, Span::new(0, 17)));
         assert!(parse("strftime('%Y', strftime('%Y', strftime('%Y', d))) = 1").is_ok());
         let err = parse("strftime('%Y', strftime('%Y', strftime('%Y', strftime('%Y', d)))) = 1")
             .expect_err("too deep");

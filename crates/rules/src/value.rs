@@ -37,13 +37,13 @@ impl SqlVal {
     }
 
     /// The value as text, as SQLite converts it (`NULL` stays `None`).
-    pub fn to_text(&self) -> Option<String> {
-        match self {
+    pub fn to_text(&self) -> Result<Option<String>, Inexact> {
+        Ok(match self {
             SqlVal::Null => None,
             SqlVal::Int(i) => Some(i.to_string()),
-            SqlVal::Real(r) => Some(real_to_text(*r)),
+            SqlVal::Real(r) => Some(real_to_text(*r)?),
             SqlVal::Text(t) => Some(t.clone()),
-        }
+        })
     }
 }
 
@@ -77,11 +77,11 @@ pub fn apply_numeric(value: SqlVal) -> SqlVal {
 }
 
 /// What TEXT affinity makes of a number: its text.
-fn apply_text(value: SqlVal) -> SqlVal {
-    match value {
-        SqlVal::Int(_) | SqlVal::Real(_) => SqlVal::Text(value.to_text().unwrap_or_default()),
+fn apply_text(value: SqlVal) -> Result<SqlVal, Inexact> {
+    Ok(match value {
+        SqlVal::Int(_) | SqlVal::Real(_) => SqlVal::Text(value.to_text()?.unwrap_or_default()),
         other => other,
-    }
+    })
 }
 
 fn is_sqlite_space(c: char) -> bool {
@@ -138,31 +138,108 @@ fn parse_decimal(text: &str) -> Option<f64> {
     normalized.parse().ok()
 }
 
-/// Renders a REAL as SQLite does (`%!.15g`): 15 significant digits, trailing zeros removed but
-/// at least one fractional digit, exponent form outside `1e-4 ..< 1e15`.
-pub fn real_to_text(r: f64) -> String {
+/// The text of a REAL cannot be known here (NaN, which SQLite never stores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inexact;
+
+/// Renders a REAL as SQLite 3.54 does (`%!.17g`): the value rounded to 18 (or 19) digits,
+/// shortened when the tail is `…000x`/`…99x` and the shorter text reads back as the same
+/// number, else rounded again to 17 digits; trailing zeros dropped but one fractional digit
+/// kept; exponent form (`1.0e+17`, `1.0e-05`) outside `1e-4 ..< 1e17`.
+pub fn real_to_text(r: f64) -> Result<String, Inexact> {
     if r.is_nan() {
-        return String::new();
+        return Err(Inexact);
     }
     if r.is_infinite() {
-        return if r > 0.0 { "Inf".into() } else { "-Inf".into() };
+        return Ok(if r > 0.0 { "Inf".into() } else { "-Inf".into() });
     }
     if r == 0.0 {
-        return "0.0".into();
+        return Ok("0.0".into());
     }
-    let sci = format!("{:.14e}", r);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_end_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
-    let sign = if negative { "-" } else { "" };
-    if !(-4..15).contains(&exp) {
+    let sign = if r < 0.0 { "-" } else { "" };
+    let magnitude = r.abs();
+    // Far from 1, SQLite's read-back check (its own decimal-to-binary approximation) can
+    // disagree with an exact one; no value the evaluator meets lives there.
+    if !(1e-30..1e30).contains(&magnitude) {
+        return Err(Inexact);
+    }
+    // SQLite scales by a power of ten estimated from the binary exponent; when the estimate
+    // is one low it works with 19 significant digits instead of 18.
+    let binary_exponent = ((magnitude.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let estimate = (binary_exponent * 78913) >> 18;
+    let actual: i32 = format!("{magnitude:e}")
+        .split_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .ok_or(Inexact)?;
+    let significant = if estimate == actual { 18 } else { 19 };
+    let sci = format!("{magnitude:.prec$e}", prec = significant - 1);
+    let (mantissa, exp) = sci.split_once('e').ok_or(Inexact)?;
+    let exp: i32 = exp.parse().map_err(|_| Inexact)?;
+    let z: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    if z.len() != significant {
+        return Err(Inexact);
+    }
+    let n = z.len();
+    let mut decimal_point = exp + 1;
+    let reads_back = |digits: &str, point_shift: i32| {
+        format!("{digits}e{point_shift}").parse::<f64>().ok() == Some(magnitude)
+    };
+    let mut keep = 17;
+    if z[15] == b'9' && z[14] == b'9' {
+        let mut jj = 14;
+        while jj > 0 && z[jj - 1] == b'9' {
+            jj -= 1;
+        }
+        let shorter = if jj == 0 {
+            "1".to_owned()
+        } else {
+            let prefix: u64 = std::str::from_utf8(&z[..jj])
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or(Inexact)?;
+            (prefix + 1).to_string()
+        };
+        if reads_back(&shorter, decimal_point - jj as i32) {
+            keep = jj + 1;
+        }
+    } else if decimal_point >= n as i32 || (z[15] == b'0' && z[14] == b'0' && z[13] == b'0') {
+        let mut jj = 13;
+        while jj > 1 && z[jj - 1] == b'0' {
+            jj -= 1;
+        }
+        let shorter = std::str::from_utf8(&z[..jj]).map_err(|_| Inexact)?;
+        if reads_back(shorter, decimal_point - jj as i32) {
+            keep = jj + 1;
+        }
+    }
+    let mut digits: Vec<u8> = z[..keep].to_vec();
+    if z[keep] >= b'5' {
+        let mut j = keep;
+        loop {
+            if j == 0 {
+                digits.insert(0, b'1');
+                decimal_point += 1;
+                break;
+            }
+            j -= 1;
+            if digits[j] == b'9' {
+                digits[j] = b'0';
+            } else {
+                digits[j] += 1;
+                break;
+            }
+        }
+    }
+    while digits.len() > 1 && digits.last() == Some(&b'0') {
+        digits.pop();
+    }
+    let digits = String::from_utf8(digits).map_err(|_| Inexact)?;
+    let exp = decimal_point - 1;
+    if !(-4..=16).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         let rest = if rest.is_empty() { "0" } else { rest };
         let exp_sign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}.{rest}e{exp_sign}{:02}", exp.abs());
+        return Ok(format!("{sign}{first}.{rest}e{exp_sign}{:02}", exp.abs()));
     }
     if exp >= 0 {
         let int_len = exp as usize + 1;
@@ -175,44 +252,57 @@ pub fn real_to_text(r: f64) -> String {
             )
         };
         let frac = if frac.is_empty() { "0".into() } else { frac };
-        format!("{sign}{int_part}.{frac}")
+        Ok(format!("{sign}{int_part}.{frac}"))
     } else {
         let zeros = "0".repeat((-exp - 1) as usize);
-        format!("{sign}0.{zeros}{digits}")
+        Ok(format!("{sign}0.{zeros}{digits}"))
     }
 }
 
 /// Compares two operands the way SQLite's `<`, `=`, … do after applying affinity. `None` when
 /// either side is NULL.
-pub fn compare(left: &SqlVal, left_aff: Affinity, right: &SqlVal, right_aff: Affinity) -> Option<Ordering> {
-    let (l, r) = with_affinity(left, left_aff, right, right_aff);
-    order(&l, &r)
+pub fn compare(
+    left: &SqlVal,
+    left_aff: Affinity,
+    right: &SqlVal,
+    right_aff: Affinity,
+) -> Result<Option<Ordering>, Inexact> {
+    let (l, r) = with_affinity(left, left_aff, right, right_aff)?;
+    Ok(order(&l, &r))
 }
 
 /// `IS` (null-safe equality) with affinity.
-pub fn is_same(left: &SqlVal, left_aff: Affinity, right: &SqlVal, right_aff: Affinity) -> bool {
-    match (left, right) {
+pub fn is_same(
+    left: &SqlVal,
+    left_aff: Affinity,
+    right: &SqlVal,
+    right_aff: Affinity,
+) -> Result<bool, Inexact> {
+    Ok(match (left, right) {
         (SqlVal::Null, SqlVal::Null) => true,
         (SqlVal::Null, _) | (_, SqlVal::Null) => false,
-        _ => compare(left, left_aff, right, right_aff) == Some(Ordering::Equal),
-    }
+        _ => compare(left, left_aff, right, right_aff)? == Some(Ordering::Equal),
+    })
 }
 
-fn with_affinity(left: &SqlVal, la: Affinity, right: &SqlVal, ra: Affinity) -> (SqlVal, SqlVal) {
+fn with_affinity(
+    left: &SqlVal,
+    la: Affinity,
+    right: &SqlVal,
+    ra: Affinity,
+) -> Result<(SqlVal, SqlVal), Inexact> {
     let numeric = |a: Affinity| a == Affinity::Numeric;
-    if numeric(la) && !numeric(ra) {
-        return (left.clone(), apply_numeric(right.clone()));
-    }
-    if numeric(ra) && !numeric(la) {
-        return (apply_numeric(left.clone()), right.clone());
-    }
-    if la == Affinity::Text && ra == Affinity::None {
-        return (left.clone(), apply_text(right.clone()));
-    }
-    if ra == Affinity::Text && la == Affinity::None {
-        return (apply_text(left.clone()), right.clone());
-    }
-    (left.clone(), right.clone())
+    Ok(if numeric(la) && !numeric(ra) {
+        (left.clone(), apply_numeric(right.clone()))
+    } else if numeric(ra) && !numeric(la) {
+        (apply_numeric(left.clone()), right.clone())
+    } else if la == Affinity::Text && ra == Affinity::None {
+        (left.clone(), apply_text(right.clone())?)
+    } else if ra == Affinity::Text && la == Affinity::None {
+        (apply_text(left.clone())?, right.clone())
+    } else {
+        (left.clone(), right.clone())
+    })
 }
 
 /// SQLite's ordering of storage classes: numbers before text; numbers by value, text bytewise.
@@ -257,10 +347,11 @@ fn int_real(i: i64, r: f64) -> Ordering {
 
 /// `value LIKE pattern ESCAPE '\'`: `%` any run, `_` one character, `\x` a literal `x`;
 /// ASCII letters match case-insensitively. `None` when either side is NULL.
-pub fn like(value: &SqlVal, pattern: &SqlVal) -> Option<bool> {
-    let value = value.to_text()?;
-    let pattern = pattern.to_text()?;
-    Some(like_match(&value, &pattern))
+pub fn like(value: &SqlVal, pattern: &SqlVal) -> Result<Option<bool>, Inexact> {
+    let (Some(value), Some(pattern)) = (value.to_text()?, pattern.to_text()?) else {
+        return Ok(None);
+    };
+    Ok(Some(like_match(&value, &pattern)))
 }
 
 #[derive(Clone, Copy)]
@@ -329,11 +420,11 @@ fn chars_equal_nocase(a: char, b: char) -> bool {
 }
 
 /// SQLite's `LOWER()`: ASCII letters only.
-pub fn lower(value: &SqlVal) -> SqlVal {
-    match value.to_text() {
+pub fn lower(value: &SqlVal) -> Result<SqlVal, Inexact> {
+    Ok(match value.to_text()? {
         Some(text) => SqlVal::Text(text.to_ascii_lowercase()),
         None => SqlVal::Null,
-    }
+    })
 }
 
 /// Whether `text` contains `ch` not preceded by a backslash (a `\\` pair escapes nothing).
@@ -446,20 +537,31 @@ mod tests {
         for (value, text) in [
             (5.0, "5.0"),
             (0.1, "0.1"),
-            (0.1 + 0.2, "0.3"),
             (1e20, "1.0e+20"),
-            (1e15, "1.0e+15"),
-            (1e14, "100000000000000.0"),
+            (1e17, "1.0e+17"),
+            (1e16, "10000000000000000.0"),
+            (1e15, "1000000000000000.0"),
             (1.5e-5, "1.5e-05"),
             (0.0001, "0.0001"),
-            (1.0 / 3.0, "0.333333333333333"),
+            (0.00012345, "0.00012345"),
             (-2.5, "-2.5"),
-            (123456789.123456789, "123456789.123457"),
             (100.0, "100.0"),
             (-0.0, "0.0"),
         ] {
-            assert_eq!(real_to_text(value), text, "{value}");
+            assert_eq!(real_to_text(value), Ok(text.to_owned()), "{value}");
         }
+        // 17 digits, rounded from 18 (hence …32, not the shortest …3333).
+        for (value, text) in [
+            (1.0 / 3.0, "0.33333333333333332"),
+            (0.1 * 3.0, "0.30000000000000004"),
+            (4192.6543210987654, "4192.6543210987657"),
+            (4735.1943719657, "4735.1943719657002"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1.0 / 7.0 * 1e16, "1428571428571428.5"),
+        ] {
+            assert_eq!(real_to_text(value), Ok(text.to_owned()), "{value}");
+        }
+        assert_eq!(real_to_text(f64::NAN), Err(Inexact));
     }
 
     #[test]
@@ -468,15 +570,15 @@ mod tests {
         // NUMERIC column against a text literal: the text becomes a number.
         assert_eq!(
             compare(&SqlVal::Int(10), Affinity::Numeric, &text("5"), Affinity::None),
-            Some(Ordering::Greater)
+            Ok(Some(Ordering::Greater))
         );
         // TEXT column against a REAL literal: the number becomes text "5.0".
-        assert!(!is_same(&text("5"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None));
-        assert!(is_same(&text("5.0"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None));
+        assert_eq!(is_same(&text("5"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None), Ok(false));
+        assert_eq!(is_same(&text("5.0"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None), Ok(true));
         // Two bound values: no conversion, numbers sort before text.
         assert_eq!(
             compare(&text("500"), Affinity::None, &SqlVal::Real(500.0), Affinity::None),
-            Some(Ordering::Greater)
+            Ok(Some(Ordering::Greater))
         );
         assert_eq!(apply_numeric(text(" 5 ")), SqlVal::Int(5));
         assert_eq!(apply_numeric(text("3.0e+5")), SqlVal::Int(300000));
@@ -487,14 +589,14 @@ mod tests {
     #[test]
     fn like_matches_sqlite() {
         let t = |s: &str| SqlVal::Text(s.into());
-        assert_eq!(like(&t("First Post"), &t("%post%")), Some(true));
-        assert_eq!(like(&t("a_b"), &t(r"%a\_b%")), Some(true));
-        assert_eq!(like(&t("axb"), &t(r"%a\_b%")), Some(false));
-        assert_eq!(like(&t("É"), &t("é")), Some(false));
-        assert_eq!(like(&t("a"), &t("a\\")), Some(false));
-        assert_eq!(like(&SqlVal::Real(5.0), &t("5.0")), Some(true));
-        assert_eq!(like(&SqlVal::Null, &t("%")), None);
-        assert_eq!(like(&t("abcabd"), &t("%ab_")), Some(true));
+        assert_eq!(like(&t("First Post"), &t("%post%")), Ok(Some(true)));
+        assert_eq!(like(&t("a_b"), &t(r"%a\_b%")), Ok(Some(true)));
+        assert_eq!(like(&t("axb"), &t(r"%a\_b%")), Ok(Some(false)));
+        assert_eq!(like(&t("É"), &t("é")), Ok(Some(false)));
+        assert_eq!(like(&t("a"), &t("a\\")), Ok(Some(false)));
+        assert_eq!(like(&SqlVal::Real(5.0), &t("5.0")), Ok(Some(true)));
+        assert_eq!(like(&SqlVal::Null, &t("%")), Ok(None));
+        assert_eq!(like(&t("abcabd"), &t("%ab_")), Ok(Some(true)));
     }
 
     #[test]

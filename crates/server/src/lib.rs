@@ -8,9 +8,12 @@ pub mod collections;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod mail;
 pub mod middleware;
+pub mod realtime;
 pub mod records;
 pub mod response;
+pub mod settings;
 pub mod state;
 pub mod superusers;
 
@@ -26,6 +29,9 @@ pub fn router(state: SharedState) -> Router {
         .merge(health::router())
         .merge(collections::router())
         .merge(records::router())
-        .merge(auth::router());
+        .merge(realtime::router())
+        .merge(auth::router())
+        .merge(settings::router());
+    let api = settings::rate_limit::layer(api, state.clone());
     middleware::wrap(api.with_state(state), body_limit)
 }

@@ -4,13 +4,19 @@ use std::sync::Arc;
 
 use domain::{Schema, Store};
 
+use crate::auth::password::Argon2Params;
+use crate::settings::SettingsCache;
+use crate::settings::rate_limit::Limiters;
+
 /// Boot-time options of the HTTP layer (runtime settings live in the store).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Largest accepted request body, in bytes (PocketBase's default is 32 MiB).
     pub body_limit: usize,
-    /// bcrypt cost for new password hashes (PocketBase writes 10; tests may lower it).
+    /// bcrypt cost for hashes written in PocketBase's format (superuser CLI; tests lower it).
     pub bcrypt_cost: u32,
+    /// argon2id parameters for new password hashes (tests lower them).
+    pub argon2: Argon2Params,
 }
 
 impl Default for ServerConfig {
@@ -18,14 +24,23 @@ impl Default for ServerConfig {
         ServerConfig {
             body_limit: 32 << 20,
             bcrypt_cost: 10,
+            argon2: Argon2Params::default(),
         }
     }
 }
 
-/// What handlers share: the store and the boot config.
+/// What handlers share: the store, the boot config, and the runtime caches built on them.
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: ServerConfig,
+    /// The `settings` param, loaded once and replaced on every PATCH.
+    pub settings: SettingsCache,
+    /// Rate-limit buckets, keyed by rule and client.
+    pub limiters: Limiters,
+    /// Serializes one-time-code and MFA-session consumption so a code is used at most once.
+    pub auth_lock: tokio::sync::Mutex<()>,
+    /// Realtime clients and the change-log fan-out (started by the first SSE connection).
+    pub realtime: crate::realtime::Hub,
 }
 
 /// The state type axum passes around.
@@ -33,7 +48,14 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> SharedState {
-        Arc::new(AppState { store, config })
+        Arc::new(AppState {
+            store,
+            config,
+            settings: SettingsCache::default(),
+            limiters: Limiters::default(),
+            auth_lock: tokio::sync::Mutex::new(()),
+            realtime: crate::realtime::Hub::default(),
+        })
     }
 
     /// The current schema snapshot.

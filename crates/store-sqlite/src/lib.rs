@@ -4,8 +4,10 @@
 //! ones (`engine`); every async method ships a closure to one of them. Collections live as
 //! JSON in `_collections` and as one table (or view) each (`ddl`, `schema_change`, `view`);
 //! records move between canonical JSON and columns in `records`. The schema snapshot is
-//! replaced only after a schema change commits.
+//! replaced only after a schema change commits. Record writes append to the change log
+//! (`changelog`) in their transaction; the newest committed sequence is announced after commit.
 
+mod changelog;
 mod ddl;
 mod engine;
 mod records;
@@ -24,9 +26,13 @@ use domain::collection::{Collection, Schema};
 use domain::field::Field;
 use domain::record::Record;
 use domain::sql::{Dialect, SqlFragment};
-use domain::{RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp, WriteResult};
+use domain::{
+    Change, ChangeRetention, RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp,
+    WriteResult,
+};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::engine::{Closed, Engine};
 use crate::schema_change::SchemaChange;
@@ -72,6 +78,8 @@ pub enum StoreOpenError {
 pub struct SqliteStore {
     engine: Engine,
     schema: Arc<SchemaCell>,
+    /// The newest committed change-log sequence; the writer bumps it after each commit.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 /// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
@@ -110,6 +118,7 @@ impl SqliteStore {
         configure(&writer, &options, false).map_err(open_error)?;
         system::migrate(&mut writer).map_err(StoreOpenError::Migrate)?;
         let schema = system::load_schema(&writer).map_err(StoreOpenError::Migrate)?;
+        let last_change = changelog::last_seq(&writer).map_err(StoreOpenError::Migrate)?;
 
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
@@ -125,6 +134,7 @@ impl SqliteStore {
         Ok(Arc::new(SqliteStore {
             engine,
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
+            changes: Arc::new(watch::Sender::new(last_change)),
         }))
     }
 
@@ -152,6 +162,24 @@ impl SqliteStore {
             })
             .await
             .map_err(closed)?
+    }
+}
+
+/// Announces the newest committed change (called on the writer after a commit, so nothing
+/// is announced for a write that rolled back).
+fn announce_changes(conn: &Connection, changes: &watch::Sender<u64>) {
+    match changelog::last_seq(conn) {
+        Ok(seq) => {
+            changes.send_if_modified(|current| {
+                let newer = seq > *current;
+                if newer {
+                    *current = seq;
+                }
+                newer
+            });
+        }
+        // Readers also poll, so a missed announcement only delays delivery.
+        Err(error) => tracing::warn!(%error, "cannot read the change-log sequence"),
     }
 }
 
@@ -210,6 +238,7 @@ impl Store for SqliteStore {
     async fn truncate_collection(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         let cell = Arc::clone(&self.schema);
+        let changes = Arc::clone(&self.changes);
         self.engine
             .write(move |conn| {
                 let schema = cell.load();
@@ -218,7 +247,9 @@ impl Store for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(internal)?;
                 records::truncate(&tx, &schema, collection)?;
-                tx.commit().map_err(internal)
+                tx.commit().map_err(internal)?;
+                announce_changes(conn, &changes);
+                Ok(())
             })
             .await
             .map_err(closed)?
@@ -268,13 +299,49 @@ impl Store for SqliteStore {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
         let cell = Arc::clone(&self.schema);
+        let changes = Arc::clone(&self.changes);
         self.engine
-            .write(move |conn| records::write(conn, &cell.load(), ops))
+            .write(move |conn| {
+                let results = records::write(conn, &cell.load(), ops)?;
+                announce_changes(conn, &changes);
+                Ok(results)
+            })
             .await
             .map_err(|e| WriteError {
                 index: 0,
                 error: closed(e),
             })?
+    }
+
+    async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.engine
+            .read(move |conn| changelog::after(conn, after, limit))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn last_change_seq(&self) -> Result<u64, StoreError> {
+        Ok(*self.changes.borrow())
+    }
+
+    async fn wait_for_changes(&self, after: u64) -> Result<(), StoreError> {
+        let mut receiver = self.changes.subscribe();
+        receiver
+            .wait_for(|seq| *seq > after)
+            .await
+            .map(|_| ())
+            .map_err(|_| StoreError::Internal("the database store is closed".into()))
+    }
+
+    async fn prune_changes(
+        &self,
+        up_to: u64,
+        retention: ChangeRetention,
+    ) -> Result<u64, StoreError> {
+        self.engine
+            .write(move |conn| changelog::prune(conn, up_to, retention))
+            .await
+            .map_err(closed)?
     }
 
     async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError> {

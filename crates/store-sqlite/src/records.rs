@@ -11,12 +11,12 @@ use domain::field::{Field, FieldKind};
 use domain::index::IndexDef;
 use domain::record::{Record, RecordData, number_to_json};
 use domain::sql::{SqlFragment, SqlValue, quote_ident};
-use domain::{RecordPage, RecordQuery, StoreError, WriteError, WriteOp, WriteResult};
+use domain::{ChangeAction, RecordPage, RecordQuery, StoreError, WriteError, WriteOp, WriteResult};
 use rusqlite::types::{Value as SqlOut, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
 use serde_json::Value;
 
-use crate::internal;
+use crate::{changelog, internal};
 
 /// One page of a collection, read in one snapshot (a deferred read transaction), so the
 /// total and the items agree.
@@ -194,11 +194,11 @@ fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult
             }
             check_relations(conn, schema, &collection, &data)?;
             update_row(conn, &collection, current.id(), &data)?;
-            // FIXME(#6): append the change-log entry here, inside the write transaction.
-            load(conn, &collection, current.id(), None)
+            let updated = load(conn, &collection, current.id(), None)
                 .map_err(internal)?
-                .map(WriteResult::Updated)
-                .ok_or_else(|| StoreError::Internal("updated record vanished".into()))
+                .ok_or_else(|| StoreError::Internal("updated record vanished".into()))?;
+            changelog::append(conn, &collection, &updated, ChangeAction::Update)?;
+            Ok(WriteResult::Updated(updated))
         }
         WriteOp::Delete {
             collection,
@@ -272,10 +272,11 @@ fn create(
             return Err(StoreError::GuardRejected);
         }
     }
-    // FIXME(#6): append the change-log entry here, inside the write transaction.
-    load(conn, collection, &id, None)
+    let created = load(conn, collection, &id, None)
         .map_err(internal)?
-        .ok_or_else(|| StoreError::Internal("created record vanished".into()))
+        .ok_or_else(|| StoreError::Internal("created record vanished".into()))?;
+    changelog::append(conn, collection, &created, ChangeAction::Create)?;
+    Ok(created)
 }
 
 fn refuse_view(collection: &Collection) -> Result<(), StoreError> {
@@ -379,12 +380,21 @@ fn delete_with_cascade(
                     return Err(StoreError::RequiredReference);
                 }
                 unlink(conn, referrer, field, &referrer_id, &remaining)?;
-                // FIXME(#6): append the change-log entry here, inside the write transaction.
+                // A cleared reference is an update of the referring record like any other.
+                if let Some(unlinked) =
+                    load(conn, referrer, &referrer_id, None).map_err(internal)?
+                {
+                    changelog::append(conn, referrer, &unlinked, ChangeAction::Update)?;
+                }
             }
         }
     }
 
     for (target, target_id) in &doomed {
+        // The change log keeps the last state before deletion.
+        let Some(last_state) = load(conn, target, target_id, None).map_err(internal)? else {
+            continue;
+        };
         let sql = format!(
             "DELETE FROM {} WHERE {} = ?",
             quote_ident(&target.name),
@@ -393,7 +403,7 @@ fn delete_with_cascade(
         conn.prepare_cached(&sql)
             .and_then(|mut stmt| stmt.execute([target_id]))
             .map_err(internal)?;
-        // FIXME(#6): append the change-log entry here, inside the write transaction.
+        changelog::append(conn, target, &last_state, ChangeAction::Delete)?;
     }
     Ok(seen)
 }

@@ -1,5 +1,6 @@
 //! The store's own tables: `_migrations` (which schema steps ran), `_collections` (every
-//! collection definition as JSON, auth secrets included) and `_params` (settings). Migrations
+//! collection definition as JSON, auth secrets included), `_params` (settings) and
+//! `_changes` (the change log, see `changelog`). Migrations
 //! are an ordered list of named steps, each applied once in its own transaction, so later
 //! versions add steps at the end.
 
@@ -12,14 +13,15 @@ use serde_json::Value;
 use crate::internal;
 
 /// Table names the store uses for itself; no collection may take them.
-pub(crate) const SYSTEM_TABLES: [&str; 3] = ["_migrations", "_collections", "_params"];
+pub(crate) const SYSTEM_TABLES: [&str; 4] = ["_migrations", "_collections", "_params", "_changes"];
 
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Every schema step, in order. Append only: a step's name is recorded once it ran.
-const MIGRATIONS: [(&str, Migration); 2] = [
+const MIGRATIONS: [(&str, Migration); 3] = [
     ("1_system_tables", create_system_tables),
     ("2_bootstrap_collections", bootstrap_collections),
+    ("3_change_log", create_change_log),
 ];
 
 /// Applies the steps that have not run yet.
@@ -78,6 +80,11 @@ fn create_system_tables(tx: &Transaction<'_>) -> Result<(), StoreError> {
         );",
     )
     .map_err(internal)
+}
+
+fn create_change_log(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(crate::changelog::CREATE_TABLE)
+        .map_err(internal)
 }
 
 /// A new database starts with the `_superusers` and `users` collections.

@@ -1436,3 +1436,250 @@ async fn close_checkpoints_and_stops() {
     assert_eq!(list(&store, USERS_NAME, vec![]).await.len(), 1);
     drop(store);
 }
+
+/// Every change-log entry after `after`, as `(action, collection name, record id)`.
+async fn changes_since(store: &SqliteStore, after: u64) -> Vec<(String, String, String)> {
+    let schema = store.schema();
+    store
+        .changes_after(after, 1000)
+        .await
+        .expect("changes read")
+        .into_iter()
+        .map(|change| {
+            let name = schema
+                .get_by_id(&change.collection_id)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            (change.action.as_str().to_owned(), name, change.record_id)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_append_to_the_change_log_in_their_transaction() {
+    let (_dir, store) = open().await;
+    let mut items = base("items", vec![text("name")]);
+    items.indexes = vec!["CREATE UNIQUE INDEX idx_items_name ON items (name)".into()];
+    store.create_collection(items).await.expect("created");
+    let start = store.last_change_seq().await.expect("seq");
+
+    let item = create(&store, "items", json!({"name": "one"}))
+        .await
+        .expect("created");
+    update(&store, "items", item.id(), json!({"name": "uno"}))
+        .await
+        .expect("updated");
+    let changes = store.changes_after(start, 10).await.expect("read");
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].action, domain::ChangeAction::Create);
+    assert_eq!(changes[0].record.text("name"), "one");
+    assert_eq!(changes[1].action, domain::ChangeAction::Update);
+    assert_eq!(changes[1].record.text("name"), "uno");
+    assert!(changes[0].seq < changes[1].seq);
+    assert_eq!(store.last_change_seq().await.expect("seq"), changes[1].seq);
+
+    // A write that rolls back leaves no entry, not even for its operations that succeeded.
+    let seq = store.last_change_seq().await.expect("seq");
+    let items = collection(&store, "items");
+    let error = store
+        .write(vec![
+            WriteOp::Create {
+                collection: Arc::clone(&items),
+                data: record_data(&items, json!({"name": "two"})),
+                guard: None,
+            },
+            WriteOp::Create {
+                collection: Arc::clone(&items),
+                data: record_data(&items, json!({"name": "uno"})),
+                guard: None,
+            },
+        ])
+        .await
+        .expect_err("duplicate name");
+    assert_eq!(error.index, 1);
+    assert!(changes_since(&store, seq).await.is_empty());
+    assert_eq!(store.last_change_seq().await.expect("seq"), seq);
+
+    // A delete records the last state.
+    delete(&store, "items", item.id()).await.expect("deleted");
+    let changes = store.changes_after(seq, 10).await.expect("read");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].action, domain::ChangeAction::Delete);
+    assert_eq!(changes[0].record.text("name"), "uno");
+    assert!(changes[0].seq > seq, "sequences are never reused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cascades_append_entries_for_every_record_they_touch() {
+    let (_dir, store) = open().await;
+    relation_fixture(&store).await;
+    let a1 = create(&store, "articles", json!({"title": "one"}))
+        .await
+        .expect("a1");
+    let a2 = create(&store, "articles", json!({"title": "two"}))
+        .await
+        .expect("a2");
+    let comment = create(&store, "comments", json!({"article": a1.id()}))
+        .await
+        .expect("comment");
+    let mention = create(
+        &store,
+        "mentions",
+        json!({"one": a1.id(), "many": [a2.id(), a1.id()]}),
+    )
+    .await
+    .expect("mention");
+    let like = create(&store, "likes", json!({"articles": [a1.id()]}))
+        .await
+        .expect("like");
+
+    // A blocked delete rolls back everything, the cleared mention included.
+    let seq = store.last_change_seq().await.expect("seq");
+    delete(&store, "articles", a1.id())
+        .await
+        .expect_err("blocked by the like");
+    assert!(changes_since(&store, seq).await.is_empty());
+
+    delete(&store, "likes", like.id()).await.expect("like gone");
+    let seq = store.last_change_seq().await.expect("seq");
+    delete(&store, "articles", a1.id()).await.expect("deleted");
+    let mut entries = changes_since(&store, seq).await;
+    entries.sort();
+    let mut expected = vec![
+        (
+            "delete".to_owned(),
+            "articles".to_owned(),
+            a1.id().to_owned(),
+        ),
+        (
+            "delete".to_owned(),
+            "comments".to_owned(),
+            comment.id().to_owned(),
+        ),
+        // One update per relation field cleared (`one`, then `many`).
+        (
+            "update".to_owned(),
+            "mentions".to_owned(),
+            mention.id().to_owned(),
+        ),
+        (
+            "update".to_owned(),
+            "mentions".to_owned(),
+            mention.id().to_owned(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(entries, expected);
+    let changes = store.changes_after(seq, 10).await.expect("read");
+    let cleared = changes
+        .iter()
+        .rfind(|c| c.record_id == mention.id())
+        .expect("mention entry");
+    assert_eq!(cleared.record.data["many"], json!([a2.id()]));
+    assert_eq!(cleared.record.data["one"], json!(""));
+    let deleted_comment = changes
+        .iter()
+        .find(|c| c.record_id == comment.id())
+        .expect("comment entry");
+    assert_eq!(deleted_comment.record.data["article"], json!(a1.id()));
+
+    // Truncation goes through the same path.
+    let seq = store.last_change_seq().await.expect("seq");
+    store
+        .truncate_collection(&collection(&store, "articles").id)
+        .await
+        .expect("truncated");
+    let entries = changes_since(&store, seq).await;
+    assert!(entries.contains(&(
+        "delete".to_owned(),
+        "articles".to_owned(),
+        a2.id().to_owned()
+    )));
+    assert!(entries.contains(&(
+        "update".to_owned(),
+        "mentions".to_owned(),
+        mention.id().to_owned()
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_wake_ups_and_pruning() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name")]))
+        .await
+        .expect("created");
+    let start = store.last_change_seq().await.expect("seq");
+
+    // A waiter wakes once a write commits.
+    let waiter = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.wait_for_changes(start).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "nothing committed yet");
+    for n in 0..5 {
+        create(&store, "items", json!({"name": format!("n{n}")}))
+            .await
+            .expect("created");
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("woken")
+        .expect("joined")
+        .expect("not closed");
+    let last = store.last_change_seq().await.expect("seq");
+    assert_eq!(last, start + 5);
+
+    // Pruning never goes past `up_to` nor into the newest `max_entries`.
+    let everything_old = domain::ChangeRetention {
+        max_entries: 2,
+        max_age_secs: 0,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let pruned = store
+        .prune_changes(start + 1, everything_old)
+        .await
+        .expect("pruned");
+    assert_eq!(pruned, 1);
+    let pruned = store
+        .prune_changes(last, everything_old)
+        .await
+        .expect("pruned");
+    assert_eq!(pruned, 2);
+    let left: Vec<u64> = store
+        .changes_after(0, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(left, [last - 1, last]);
+    let young = domain::ChangeRetention {
+        max_entries: 0,
+        max_age_secs: 3600,
+    };
+    assert_eq!(store.prune_changes(last, young).await.expect("pruned"), 0);
+
+    // After pruning everything and reopening, sequences continue where they were.
+    store
+        .prune_changes(
+            last,
+            domain::ChangeRetention {
+                max_entries: 0,
+                max_age_secs: 0,
+            },
+        )
+        .await
+        .expect("pruned");
+    store.close().await.expect("closed");
+    drop(store);
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
+    assert_eq!(store.last_change_seq().await.expect("seq"), last);
+    create(&store, "items", json!({"name": "after"}))
+        .await
+        .expect("created");
+    let changes = store.changes_after(0, 10).await.expect("read");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].seq, last + 1);
+}

@@ -4,3 +4,10 @@
 mod support;
 
 mod api;
+mod emit;
+mod oracle;
+mod prop;
+mod rules;
+mod security;
+
+mod scratch;

@@ -20,7 +20,7 @@ use domain::{
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-use crate::{Compiled, Eval, RequestContext, compile_filter};
+use crate::{Compiled, Eval, RequestContext, Rule, compile_filter};
 
 pub fn text(name: &str) -> Field {
     Field::new(name, FieldKind::Text(TextOptions::default()))
@@ -129,6 +129,8 @@ pub fn collections(comments_list_rule: Option<&str>) -> Vec<Collection> {
             hidden(text("secret")),
         ],
     );
+    let mut posts = posts;
+    posts.fields.extend(domain::collection::timestamp_fields());
     let comments = base(
         "comments",
         comments_list_rule,
@@ -366,6 +368,42 @@ pub fn select_ids(db: &Connection, table: &str, predicate: &SqlFragment) -> Vec<
     rows.map(|r| r.expect("row")).collect()
 }
 
+/// An in-memory database with the math functions PocketBase's SQLite has built in (the
+/// bundled SQLite of rusqlite is compiled without them).
+pub fn open_db() -> Connection {
+    use rusqlite::functions::FunctionFlags;
+    let db = Connection::open_in_memory().expect("open sqlite");
+    let math: [(&str, fn(f64) -> f64); 4] = [
+        ("acos", f64::acos),
+        ("cos", f64::cos),
+        ("sin", f64::sin),
+        ("radians", f64::to_radians),
+    ];
+    for (name, function) in math {
+        db.create_scalar_function(
+            name,
+            1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            move |ctx| {
+                use rusqlite::types::ValueRef;
+                let x = match ctx.get_raw(0) {
+                    ValueRef::Integer(i) => i as f64,
+                    ValueRef::Real(r) => r,
+                    ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(|t| t.trim().parse::<f64>().ok()) {
+                        Some(x) => x,
+                        None => return Ok(None),
+                    },
+                    _ => return Ok(None),
+                };
+                let y = function(x);
+                Ok(if y.is_nan() { None } else { Some(y) })
+            },
+        )
+        .expect("register math function");
+    }
+    db
+}
+
 /// The instant the fixture's requests happen at.
 pub fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 28, 4, 30, 0)
@@ -386,7 +424,7 @@ impl Fixture {
 
     pub fn with_comments_rule(rule: Option<&str>) -> Self {
         let schema = Arc::new(Schema::new(collections(rule)));
-        let db = Connection::open_in_memory().expect("open sqlite");
+        let db = open_db();
         let data = records();
         for collection in schema.all() {
             create_table(&db, collection);
@@ -456,18 +494,31 @@ impl Fixture {
         filter: &str,
     ) -> Result<Vec<String>, (u16, &'static str)> {
         let target = self.collection(collection);
+        // The API ANDs the collection's list rule with the client filter.
+        let mut parts = Vec::new();
+        match Rule::compile(&self.schema, &target, target.list_rule.as_deref()) {
+            Ok(Rule::Expr(rule)) if !ctx.auth.is_superuser() => parts.push(rule),
+            Ok(Rule::SuperusersOnly) if !ctx.auth.is_superuser() => return Err((403, "")),
+            Ok(_) => {}
+            Err(e) => panic!("list rule of {collection} does not compile: {e}"),
+        }
         let compiled = compile_filter(&self.schema, &target, filter, &ctx.auth)
             .map_err(|e| (e.status(), e.api_message()))?;
-        Ok(match compiled {
-            None => self.all_ids(collection),
-            Some(compiled) => self.run(&compiled, ctx, collection),
-        })
+        parts.extend(compiled);
+        Ok(self.run_all(&parts, ctx, collection))
     }
 
     /// Runs a compiled expression on SQLite, checking the evaluator agrees on every record
     /// it can decide.
     pub fn run(&self, compiled: &Compiled, ctx: &RequestContext, collection: &str) -> Vec<String> {
-        let sql = compiled.to_sql(Dialect::Sqlite, ctx);
+        self.run_all(std::slice::from_ref(compiled), ctx, collection)
+    }
+
+    /// Runs expressions AND-ed together (an empty list matches everything).
+    pub fn run_all(&self, parts: &[Compiled], ctx: &RequestContext, collection: &str) -> Vec<String> {
+        let fragments: Vec<SqlFragment> =
+            parts.iter().map(|c| c.to_sql(Dialect::Sqlite, ctx)).collect();
+        let sql = SqlFragment::and_all(fragments).unwrap_or_else(|| SqlFragment::raw("1"));
         let ids = select_ids(&self.db, collection, &sql);
         for row in self.data.get(collection).into_iter().flatten() {
             let Value::Object(map) = row.clone() else {
@@ -475,28 +526,29 @@ impl Fixture {
             };
             let record = Record::new(map);
             let expected = ids.iter().any(|id| id == record.id());
-            match compiled.eval(&record, ctx) {
-                Eval::NeedsSql => assert!(
-                    !compiled.is_row_local(),
-                    "row-local expression fell back to SQL: {}",
-                    sql.sql
-                ),
+            let mut verdict = Eval::Match;
+            for part in parts {
+                match part.eval(&record, ctx) {
+                    Eval::NoMatch => verdict = Eval::NoMatch,
+                    Eval::NeedsSql => {
+                        assert!(
+                            !part.is_row_local(),
+                            "row-local expression fell back to SQL: {}",
+                            sql.sql
+                        );
+                        if verdict == Eval::Match {
+                            verdict = Eval::NeedsSql;
+                        }
+                    }
+                    Eval::Match => {}
+                }
+            }
+            match verdict {
+                Eval::NeedsSql => {}
                 Eval::Match => assert!(expected, "eval matched {} but SQL did not: {}", record.id(), sql.sql),
                 Eval::NoMatch => assert!(!expected, "SQL matched {} but eval did not: {}", record.id(), sql.sql),
             }
         }
-        ids
-    }
-
-    pub fn all_ids(&self, collection: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .data
-            .get(collection)
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
-            .collect();
-        ids.sort();
         ids
     }
 }

@@ -1,17 +1,23 @@
-//! Authentication endpoints for auth collections. This holds what the foundation needs
-//! (password login and refresh for any auth collection, superusers included); the full flow
-//! set (OTP, MFA, OAuth2, email flows) grows here.
+//! Authentication endpoints for every auth collection (superusers included): password, OTP
+//! and MFA sign-in, refresh, impersonation, auth methods, and the email flows (verification,
+//! password reset, email change). Every successful sign-in goes through [`finish_auth`],
+//! which applies the collection's `authRule` and the MFA step before issuing a token.
 
+pub mod flows;
+pub mod otp;
 pub mod password;
 pub mod token;
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::post;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::{Collection, FieldError, SqlFragment, SqlValue, ValidationErrors};
-use serde_json::Value;
+use domain::field::FieldKind;
+use domain::{AuthContext, Collection, FieldError, Record, RecordData, SqlFragment, SqlValue, ValidationErrors};
+use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FieldsParam, FormBody};
@@ -20,24 +26,37 @@ use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
+        .route("/api/collections/{collection}/auth-methods", get(auth_methods))
         .route(
             "/api/collections/{collection}/auth-with-password",
             post(auth_with_password),
         )
+        .route("/api/collections/{collection}/auth-refresh", post(auth_refresh))
         .route(
-            "/api/collections/{collection}/auth-refresh",
-            post(auth_refresh),
+            "/api/collections/{collection}/impersonate/{id}",
+            post(impersonate),
         )
+        .merge(flows::router())
+        .merge(otp::router())
 }
 
 /// The auth collection named in the path, or PocketBase's 404.
 pub fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
     match state.schema().get(id_or_name) {
-        Some(collection) if collection.is_auth() => Ok(collection.clone()),
+        Some(collection) if collection.is_auth() && collection.auth.is_some() => {
+            Ok(collection.clone())
+        }
         _ => Err(ApiError::not_found_msg(
             "Missing or invalid auth collection context.",
         )),
     }
+}
+
+/// The collection's auth options (present for every collection [`auth_collection`] returns).
+pub fn options(collection: &Collection) -> ApiResult<&domain::collection::AuthOptions> {
+    collection.auth.as_ref().ok_or_else(|| {
+        ApiError::not_found_msg("Missing or invalid auth collection context.")
+    })
 }
 
 /// Reads a string form value, matching the key case-insensitively as PocketBase's forms do.
@@ -52,18 +71,226 @@ pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn auth_with_password(
+/// 400 "An error occurred while validating the submitted data." with `errors`, if any.
+pub fn validated(errors: ValidationErrors) -> ApiResult<()> {
+    errors.into_result().map_err(|errors| {
+        ApiError::validation("An error occurred while validating the submitted data.", errors)
+    })
+}
+
+pub fn is_email_error() -> FieldError {
+    FieldError::new("validation_is_email", "Must be a valid email address.")
+}
+
+/// The auth record whose `field` equals `value` exactly, if any.
+pub async fn find_by_field(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    field: &str,
+    value: &str,
+) -> ApiResult<Option<Record>> {
+    if collection.field(field).is_none() {
+        return Ok(None);
+    }
+    let mut filter = SqlFragment::column(&collection.name, field);
+    filter
+        .push_sql(" = ")
+        .push_param(SqlValue::Text(value.to_owned()));
+    let page = state
+        .store
+        .list_records(domain::RecordQuery {
+            collection: collection.clone(),
+            filters: vec![filter],
+            sort: Vec::new(),
+            page: 1,
+            per_page: 1,
+            with_total: false,
+        })
+        .await?;
+    Ok(page.items.into_iter().next())
+}
+
+/// Applies `change` to the stored record inside the write transaction. With `touch`, the
+/// `autodate` fields that update on save get the current time.
+pub async fn update_record(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    id: &str,
+    touch: bool,
+    change: impl FnOnce(&mut RecordData) + Send + 'static,
+) -> ApiResult<Record> {
+    let touched: Vec<String> = if touch {
+        collection
+            .fields
+            .iter()
+            .filter(|f| matches!(&f.kind, FieldKind::Autodate(o) if o.on_update))
+            .map(|f| f.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let now = domain::time::now();
+    let apply: domain::UpdateFn = Box::new(move |current: &Record| {
+        let mut data = current.data.clone();
+        change(&mut data);
+        for name in touched {
+            data.insert(name, Value::String(now.clone()));
+        }
+        Ok(data)
+    });
+    let results = state
+        .store
+        .write(vec![domain::WriteOp::Update {
+            collection: collection.clone(),
+            id: id.to_owned(),
+            guard: None,
+            apply,
+        }])
+        .await
+        .map_err(|e| ApiError::from(e.error))?;
+    results
+        .into_iter()
+        .next()
+        .map(|r| r.record().clone())
+        .ok_or_else(|| ApiError::internal("update returned no record"))
+}
+
+/// A fresh random `tokenKey`, which revokes every token signed with the old one.
+pub fn new_token_key() -> Value {
+    Value::String(domain::ids::random_alnum(50))
+}
+
+/// Whether `record` satisfies `rule` (a rule of the collection, evaluated for a guest): `""`
+/// always, `null` never, an expression when the record passes its predicate.
+async fn record_matches(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+    rule: Option<&str>,
+) -> ApiResult<bool> {
+    match rules::rule_outcome(rule, &AuthContext::Guest) {
+        rules::RuleOutcome::Allow => Ok(true),
+        rules::RuleOutcome::SuperusersOnly => Ok(false),
+        rules::RuleOutcome::Filter(filter) => Ok(state
+            .store
+            .get_record(collection.clone(), record.id(), vec![filter])
+            .await?
+            .is_some()),
+    }
+}
+
+/// The sign-in methods MFA distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Password,
+    Otp,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::Otp => "otp",
+        }
+    }
+}
+
+/// The end of every sign-in: the `authRule`, then MFA (a 401 with an `mfaId` on the first
+/// factor; the session consumed on a different second one), then the token and response.
+pub async fn finish_auth(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: Record,
+    method: AuthMethod,
+    mfa_id: &str,
+    fields_param: &str,
+) -> ApiResult<Response> {
+    let options = options(collection)?;
+    if !record_matches(state, collection, &record, options.auth_rule.as_deref()).await? {
+        return Err(ApiError::forbidden(
+            "The request doesn't satisfy the collection requirements to authenticate.",
+        ));
+    }
+    if options.mfa.enabled {
+        let rule = options.mfa.rule.trim();
+        let required = rule.is_empty()
+            || record_matches(state, collection, &record, Some(rule)).await?;
+        if required {
+            if mfa_id.is_empty() {
+                let id = otp::create_mfa(state, collection, &record, method).await?;
+                return Ok((StatusCode::UNAUTHORIZED, Json(json!({"mfaId": id}))).into_response());
+            }
+            otp::consume_mfa(state, collection, &record, method, mfa_id).await?;
+        }
+    }
+    let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
+    let mut response = auth_response(collection, &record, token);
+    apply_fields(&mut response, fields_param)?;
+    Ok(Json(response).into_response())
+}
+
+/// The query string as pairs (malformed input reads as none).
+pub fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default()
+}
+
+/// `mfaId` from the body or, as the SDK may send it, the query string.
+pub fn mfa_id(body: &serde_json::Map<String, Value>, query: &[(String, String)]) -> String {
+    let from_body = form_text(body, "mfaId");
+    if !from_body.is_empty() {
+        return from_body;
+    }
+    query
+        .iter()
+        .find(|(k, _)| k == "mfaId")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+async fn auth_methods(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     FieldsParam(fields_param): FieldsParam,
-    FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
-    let Some(options) = collection.auth.as_ref() else {
-        return Err(ApiError::not_found_msg(
-            "Missing or invalid auth collection context.",
-        ));
-    };
+    let options = options(&collection)?;
+    let identity_fields = &options.password_auth.identity_fields;
+    let enabled_duration = |enabled: bool, duration: u64| if enabled { duration } else { 0 };
+    // FIXME(#5): OAuth2 providers are not implemented yet; the list stays empty.
+    let mut response = json!({
+        "password": {
+            "identityFields": identity_fields,
+            "enabled": options.password_auth.enabled,
+        },
+        "oauth2": {"providers": [], "enabled": options.oauth2.enabled},
+        "mfa": {
+            "enabled": options.mfa.enabled,
+            "duration": enabled_duration(options.mfa.enabled, options.mfa.duration),
+        },
+        "otp": {
+            "enabled": options.otp.enabled,
+            "duration": enabled_duration(options.otp.enabled, options.otp.duration),
+        },
+        "authProviders": [],
+        "usernamePassword": options.password_auth.enabled
+            && identity_fields.iter().any(|f| f == "username"),
+        "emailPassword": options.password_auth.enabled
+            && identity_fields.iter().any(|f| f == "email"),
+    });
+    apply_fields(&mut response, &fields_param)?;
+    Ok(Json(response))
+}
+
+async fn auth_with_password(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    uri: axum::http::Uri,
+    FieldsParam(fields_param): FieldsParam,
+    FormBody(body): FormBody,
+) -> ApiResult<Response> {
+    let query = query_pairs(&uri);
+    let collection = auth_collection(&state, &collection)?;
+    let options = options(&collection)?;
     if !options.password_auth.enabled {
         return Err(ApiError::forbidden(
             "The collection is not configured to allow password authentication.",
@@ -87,38 +314,15 @@ async fn auth_with_password(
     {
         errors.add("identityField", FieldError::invalid_value());
     }
-    if let Err(errors) = errors.into_result() {
-        return Err(ApiError::validation(
-            "An error occurred while validating the submitted data.",
-            errors,
-        ));
-    }
-    let fields: Vec<&String> = if identity_field.is_empty() {
-        options.password_auth.identity_fields.iter().collect()
+    validated(errors)?;
+    let fields: Vec<String> = if identity_field.is_empty() {
+        options.password_auth.identity_fields.clone()
     } else {
-        vec![&identity_field]
+        vec![identity_field]
     };
     let mut found = None;
-    for field in fields {
-        if collection.field(field).is_none() {
-            continue;
-        }
-        let mut filter = SqlFragment::column(&collection.name, field);
-        filter
-            .push_sql(" = ")
-            .push_param(SqlValue::Text(identity.clone()));
-        let page = state
-            .store
-            .list_records(domain::RecordQuery {
-                collection: collection.clone(),
-                filters: vec![filter],
-                sort: Vec::new(),
-                page: 1,
-                per_page: 1,
-                with_total: false,
-            })
-            .await?;
-        if let Some(record) = page.items.into_iter().next() {
+    for field in &fields {
+        if let Some(record) = find_by_field(&state, &collection, field, &identity).await? {
             found = Some(record);
             break;
         }
@@ -126,16 +330,57 @@ async fn auth_with_password(
     let failed = || ApiError::bad_request_msg("Failed to authenticate.");
     let Some(record) = found else {
         // Spend the same time as a real check so that unknown identities are not revealed.
-        password::verify(password, dummy_hash(state.config.bcrypt_cost).await).await;
+        password::verify(password, dummy_hash(&state).await).await;
         return Err(failed());
     };
-    if !password::verify(password, record.text("password").to_owned()).await {
+    let stored = record.text("password").to_owned();
+    if !password::verify(password.clone(), stored.clone()).await {
         return Err(failed());
     }
-    let token = token::auth_token(&collection, &record).map_err(ApiError::internal)?;
-    let mut response = auth_response(&collection, &record, token);
-    apply_fields(&mut response, &fields_param)?;
-    Ok(Json(response))
+    let record = if password::needs_rehash(&stored) {
+        rehash(&state, &collection, record, password).await
+    } else {
+        record
+    };
+    let mfa_id = mfa_id(&body, &query);
+    finish_auth(
+        &state,
+        &collection,
+        record,
+        AuthMethod::Password,
+        &mfa_id,
+        &fields_param,
+    )
+    .await
+}
+
+/// Replaces a verified bcrypt hash by an argon2id one. The token key is kept (nothing about
+/// the password changed); a failure only logs, the login itself has succeeded.
+async fn rehash(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: Record,
+    plain: String,
+) -> Record {
+    let hash = match password::hash_argon2(plain, state.config.argon2).await {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::warn!(%error, "rehash skipped");
+            return record;
+        }
+    };
+    let id = record.id().to_owned();
+    match update_record(state, collection, &id, false, move |data| {
+        data.insert("password".into(), Value::String(hash));
+    })
+    .await
+    {
+        Ok(updated) => updated,
+        Err(error) => {
+            tracing::warn!(message = %error.message, "rehash not stored");
+            record
+        }
+    }
 }
 
 async fn auth_refresh(
@@ -146,7 +391,33 @@ async fn auth_refresh(
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
-    let domain::AuthContext::Record {
+    let (_, record, refreshable) = require_record_of(&auth, &collection)?;
+    let token = if refreshable {
+        token::auth_token(&collection, record).map_err(ApiError::internal)?
+    } else {
+        // Non-refreshable (impersonation) tokens come back unchanged.
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.trim_start_matches("Bearer ")
+                    .trim_start_matches("bearer ")
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let mut response = auth_response(&collection, record, token);
+    apply_fields(&mut response, &fields_param)?;
+    Ok(Json(response))
+}
+
+/// The caller's record when it belongs to `collection`: 401 for guests, 403 (naming the
+/// caller's own collection, as PocketBase does) for another collection's record.
+pub fn require_record_of<'a>(
+    auth: &'a AuthContext,
+    collection: &Collection,
+) -> ApiResult<(&'a Arc<Collection>, &'a Record, bool)> {
+    let AuthContext::Record {
         collection: own,
         record,
         refreshable,
@@ -162,32 +433,79 @@ async fn auth_refresh(
             own.name
         )));
     }
-    let token = if refreshable {
-        token::auth_token(&collection, &record).map_err(ApiError::internal)?
-    } else {
-        // Non-refreshable (impersonation) tokens come back unchanged.
-        headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.trim_start_matches("Bearer ")
-                    .trim_start_matches("bearer ")
-                    .to_owned()
-            })
-            .unwrap_or_default()
+    Ok((own, record, *refreshable))
+}
+
+async fn impersonate(
+    State(state): State<SharedState>,
+    Path((collection, id)): Path<(String, String)>,
+    Auth(auth): Auth,
+    FieldsParam(fields_param): FieldsParam,
+    FormBody(body): FormBody,
+) -> ApiResult<Json<Value>> {
+    crate::settings::require_superuser(&auth)?;
+    let collection = auth_collection(&state, &collection)?;
+    let duration = match body.iter().find(|(k, _)| k.eq_ignore_ascii_case("duration")) {
+        None | Some((_, Value::Null)) => 0,
+        Some((_, Value::Number(n))) => match n.as_i64() {
+            Some(d) if d < 0 => {
+                return Err(ApiError::validation(
+                    "An error occurred while validating the submitted data.",
+                    ValidationErrors::single(
+                        "duration",
+                        FieldError::new(
+                            "validation_min_greater_equal_than_required",
+                            "Must be no less than 0.",
+                        )
+                        .with_param("threshold", 0),
+                    ),
+                ));
+            }
+            Some(d) => d as u64,
+            None => {
+                return Err(ApiError::bad_request_msg(
+                    "An error occurred while loading the submitted data.",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::bad_request_msg(
+                "An error occurred while loading the submitted data.",
+            ));
+        }
     };
+    let Some(record) = state
+        .store
+        .get_record(collection.clone(), &id, Vec::new())
+        .await?
+    else {
+        return Err(ApiError::not_found());
+    };
+    let claims = token::Claims {
+        refreshable: Some(false),
+        ..token::Claims::default()
+    };
+    let token = token::sign(
+        &collection,
+        &record,
+        token::TokenType::Auth,
+        claims,
+        (duration > 0).then_some(duration),
+    )
+    .map_err(ApiError::internal)?;
     let mut response = auth_response(&collection, &record, token);
     apply_fields(&mut response, &fields_param)?;
     Ok(Json(response))
 }
 
-/// A real hash at the configured cost, checked against when the identity is unknown so that
-/// the failure costs the same time either way. Made once per process.
-async fn dummy_hash(cost: u32) -> String {
+/// A real hash with the configured parameters, checked against when the identity is unknown
+/// so that the failure costs the same time either way. Made once per process.
+async fn dummy_hash(state: &SharedState) -> String {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let params = state.config.argon2;
     DUMMY
         .get_or_init(|| async move {
-            password::hash(domain::ids::random_alnum(20), cost)
+            password::hash_argon2(domain::ids::random_alnum(20), params)
                 .await
                 .unwrap_or_default()
         })

@@ -1,13 +1,78 @@
-//! Password hashing. New hashes are bcrypt (cost from the boot config), the format PocketBase
-//! writes, so a database can move between PocketBase and Plinth in both directions. argon2id
-//! hashes verify too. Hashing runs on the blocking pool, never on an async worker.
+//! Password hashing. New hashes are argon2id, with parameters chosen so a login costs about
+//! what PocketBase's bcrypt cost 10 costs; bcrypt hashes (PocketBase's format, from imported
+//! data or the superuser CLI) still verify and are rehashed on the next successful login.
+//! Hashing runs on the blocking pool, never on an async worker.
 
-/// Hashes `password` with bcrypt at `cost`.
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// argon2id cost parameters for new hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    /// 19 MiB and 6 passes: about 90 ms here, the time bcrypt cost 10 takes, while keeping
+    /// the memory a burst of concurrent logins can claim modest.
+    fn default() -> Self {
+        Argon2Params {
+            memory_kib: 19456,
+            iterations: 6,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Argon2Params {
+    /// Parameters matching a bcrypt cost: the defaults from cost 10 up, and the cheapest
+    /// allowed setting below (the test knob, as `PLINTH_BCRYPT_COST=4` is for bcrypt).
+    pub fn for_bcrypt_cost(cost: u32) -> Self {
+        if cost >= 10 {
+            Self::default()
+        } else {
+            Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            }
+        }
+    }
+
+    fn hasher(&self) -> Result<Argon2<'static>, PasswordError> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| PasswordError(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// Hashes `password` with bcrypt at `cost` (PocketBase's format).
 pub async fn hash(password: String, cost: u32) -> Result<String, PasswordError> {
     tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
         .await
         .map_err(|e| PasswordError(e.to_string()))?
         .map_err(|e| PasswordError(e.to_string()))
+}
+
+/// Hashes `password` with argon2id.
+pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<String, PasswordError> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::PasswordHasher;
+        let hasher = params.hasher()?;
+        hasher
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| PasswordError(e.to_string()))
+    })
+    .await
+    .map_err(|e| PasswordError(e.to_string()))?
+}
+
+/// Whether a stored hash should be replaced by an argon2id one after a successful login.
+pub fn needs_rehash(stored: &str) -> bool {
+    stored.starts_with("$2")
 }
 
 /// Checks `password` against a stored bcrypt or argon2id hash. An empty or unknown hash
@@ -23,8 +88,9 @@ fn verify_blocking(password: &str, stored: &str) -> bool {
         bcrypt::verify(password, stored).unwrap_or(false)
     } else if stored.starts_with("$argon2") {
         use argon2::PasswordVerifier;
+        // The parameters come from the hash itself, so any cost verifies.
         match argon2::password_hash::phc::PasswordHash::new(stored) {
-            Ok(parsed) => argon2::Argon2::default()
+            Ok(parsed) => Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok(),
             Err(_) => false,
@@ -34,7 +100,7 @@ fn verify_blocking(password: &str, stored: &str) -> bool {
     }
 }
 
-/// Hashing failed (only on a broken runtime or an invalid cost).
+/// Hashing failed (only on a broken runtime or invalid parameters).
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
 pub struct PasswordError(String);
@@ -47,7 +113,22 @@ mod tests {
     async fn bcrypt_round_trip_and_pocketbase_hash() {
         let hashed = hash("secret-pass".into(), 4).await.expect("hashes");
         assert!(verify("secret-pass".into(), hashed.clone()).await);
-        assert!(!verify("wrong".into(), hashed).await);
+        assert!(!verify("wrong".into(), hashed.clone()).await);
         assert!(!verify("x".into(), String::new()).await);
+        assert!(needs_rehash(&hashed));
+    }
+
+    #[tokio::test]
+    async fn argon2id_round_trip_with_both_parameter_sets() {
+        for params in [Argon2Params::for_bcrypt_cost(4), Argon2Params::default()] {
+            let hashed = hash_argon2("secret-pass".into(), params)
+                .await
+                .expect("hashes");
+            assert!(hashed.starts_with("$argon2id$v=19$"), "{hashed}");
+            assert!(hashed.contains(&format!("m={}", params.memory_kib)));
+            assert!(verify("secret-pass".into(), hashed.clone()).await);
+            assert!(!verify("secret-pasS".into(), hashed.clone()).await);
+            assert!(!needs_rehash(&hashed));
+        }
     }
 }

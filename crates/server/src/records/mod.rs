@@ -21,6 +21,8 @@ use axum::routing::get;
 use crate::state::SharedState;
 
 pub use expand::expand_records;
+/// Realtime applies subscription `filter` options the way list requests do.
+pub(crate) use query::client_filter;
 
 pub fn router() -> Router<SharedState> {
     Router::new()

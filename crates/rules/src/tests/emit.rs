@@ -1,0 +1,129 @@
+//! Text snapshots of the emitted SQL for both dialects, one per construct. No database:
+//! these pin the exact shape (and parameter order) of what the stores will splice in.
+
+use domain::Dialect;
+use serde_json::json;
+
+use super::support::Fixture;
+use crate::{Compiled, Mode};
+
+#[allow(clippy::too_many_arguments)]
+fn snapshot(
+    f: &Fixture,
+    (role, collection, text): (&str, &str, &str),
+    sqlite: &str,
+    sqlite_params: &str,
+    postgres: &str,
+    postgres_params: &str,
+) {
+    let mode = match (role, collection) {
+        (_, "rt") => Mode::Rule,
+        ("su", _) => Mode::SuperuserFilter,
+        _ => Mode::Filter,
+    };
+    let compiled = Compiled::compile(&f.schema, &f.collection(collection), text, mode).expect(text);
+    let body = json!({"title": "t", "tags": ["a"]});
+    let ctx = f
+        .ctx(role)
+        .with_query("q", "Hi")
+        .with_body(body.as_object().cloned().unwrap_or_default());
+    let got = compiled.to_sql(Dialect::Sqlite, &ctx);
+    assert_eq!(got.sql, sqlite, "sqlite: {text}");
+    assert_eq!(format!("{:?}", got.params), sqlite_params, "sqlite params: {text}");
+    let got = compiled.to_sql(Dialect::Postgres, &ctx);
+    assert_eq!(got.sql, postgres, "postgres: {text}");
+    assert_eq!(format!("{:?}", got.params), postgres_params, "postgres params: {text}");
+}
+
+#[test]
+fn both_dialects() {
+    let f = Fixture::new();
+    snapshot(
+        &f,
+        ("su", "posts", r#"status = '' || status != '' || title = body || title != 'x'"#),
+        r#"(("posts"."status" = ? OR "posts"."status" IS NULL) OR ("posts"."status" IS NOT ? AND "posts"."status" IS NOT NULL) OR COALESCE("posts"."title", '') = COALESCE("posts"."body", '') OR "posts"."title" IS NOT ?)"#,
+        r#"[Text(""), Text(""), Text("x")]"#,
+        r#"(("posts"."status" = CAST(? AS text) OR "posts"."status" IS NULL) OR ("posts"."status" IS DISTINCT FROM CAST(? AS text) AND "posts"."status" IS NOT NULL) OR COALESCE("posts"."title", '') = COALESCE("posts"."body", '') OR "posts"."title" IS DISTINCT FROM CAST(? AS text))"#,
+        r#"[Text(""), Text(""), Text("x")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"title ~ 'a%' && title !~ body && views >= 1.5"#),
+        r#"("posts"."title" LIKE ? ESCAPE '\' AND "posts"."title" NOT LIKE ('%' || "posts"."body" || '%') ESCAPE '\' AND "posts"."views" >= ?)"#,
+        r#"[Text("a%"), Real(1.5)]"#,
+        r#"("posts"."title" ILIKE CAST(? AS text) ESCAPE '\' AND "posts"."title" NOT ILIKE ('%' || "posts"."body" || '%') ESCAPE '\' AND "posts"."views" >= CAST(? AS double precision))"#,
+        r#"[Text("a%"), Real(1.5)]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"meta.arr.1 = 2 && tags:length > 1 && published = true"#),
+        r#"((CASE WHEN json_valid("posts"."meta") THEN json_extract("posts"."meta", ?) ELSE json_extract(json_object('pb', "posts"."meta"), ?) END) IS ? AND json_array_length(CASE WHEN json_valid("posts"."tags") THEN (CASE WHEN json_type("posts"."tags") = 'array' THEN "posts"."tags" ELSE json_array("posts"."tags") END) WHEN "posts"."tags" = '' OR "posts"."tags" IS NULL THEN json_array() ELSE json_array("posts"."tags") END) > ? AND "posts"."published" = 1)"#,
+        r#"[Text("$.arr[1]"), Text("$.pb.arr[1]"), Real(2.0), Real(1.0)]"#,
+        r#"(jsonb_extract_path("posts"."meta", CAST(? AS text), CAST(? AS text)) IS NOT DISTINCT FROM to_jsonb(CAST(? AS double precision)) AND (CASE WHEN jsonb_typeof("posts"."tags") = 'array' THEN jsonb_array_length("posts"."tags") WHEN "posts"."tags" IS NULL THEN 0 ELSE 1 END) > CAST(? AS double precision) AND "posts"."published" = TRUE)"#,
+        r#"[Text("arr"), Text("1"), Real(2.0), Real(1.0)]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"author.name = 'A'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "posts"."author" WHERE ("__s0j0"."name" = ?))"#,
+        r#"[Text("A")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "posts"."author" WHERE ("__s0j0"."name" = CAST(? AS text)))"#,
+        r#"[Text("A")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"links_via_posts.label ?= 'L'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "links" AS "__s0j0" ON "posts"."id" IN (SELECT "value" FROM json_each((CASE WHEN json_valid("__s0j0"."posts") THEN (CASE WHEN json_type("__s0j0"."posts") = 'array' THEN "__s0j0"."posts" ELSE json_array("__s0j0"."posts") END) ELSE json_array("__s0j0"."posts") END))) WHERE ("__s0j0"."label" = ?))"#,
+        r#"[Text("L")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "links" AS "__s0j0" ON "__s0j0"."posts" @> jsonb_build_array("posts"."id") WHERE ("__s0j0"."label" = CAST(? AS text)))"#,
+        r#"[Text("L")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"@collection.comments:c.post ?= id"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "comments" AS "__s0j0" ON 1 WHERE (COALESCE("__s0j0"."post", '') = COALESCE("posts"."id", '')))"#,
+        r#"[]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "comments" AS "__s0j0" ON TRUE WHERE (COALESCE("__s0j0"."post", '') = COALESCE("posts"."id", '')))"#,
+        r#"[]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"geoDistance(loc.lon, loc.lat, 1, 2) < 5"#),
+        r#"(6371 * acos(min(1, max(-1, cos(radians((CASE WHEN json_valid("posts"."loc") THEN json_extract("posts"."loc", ?) ELSE json_extract(json_object('pb', "posts"."loc"), ?) END))) * cos(radians(?)) * cos(radians(?) - radians((CASE WHEN json_valid("posts"."loc") THEN json_extract("posts"."loc", ?) ELSE json_extract(json_object('pb', "posts"."loc"), ?) END))) + sin(radians((CASE WHEN json_valid("posts"."loc") THEN json_extract("posts"."loc", ?) ELSE json_extract(json_object('pb', "posts"."loc"), ?) END))) * sin(radians(?)))))) < ?"#,
+        r#"[Text("$.lat"), Text("$.pb.lat"), Real(2.0), Real(1.0), Text("$.lon"), Text("$.pb.lon"), Text("$.lat"), Text("$.pb.lat"), Real(2.0), Real(5.0)]"#,
+        r#"(6371 * acos(LEAST(1, GREATEST(-1, cos(radians((CASE WHEN jsonb_typeof(jsonb_extract_path("posts"."loc", CAST(? AS text))) = 'number' THEN CAST((jsonb_extract_path("posts"."loc", CAST(? AS text)) #>> '{}') AS double precision) END))) * cos(radians(CAST(? AS double precision))) * cos(radians(CAST(? AS double precision)) - radians((CASE WHEN jsonb_typeof(jsonb_extract_path("posts"."loc", CAST(? AS text))) = 'number' THEN CAST((jsonb_extract_path("posts"."loc", CAST(? AS text)) #>> '{}') AS double precision) END))) + sin(radians((CASE WHEN jsonb_typeof(jsonb_extract_path("posts"."loc", CAST(? AS text))) = 'number' THEN CAST((jsonb_extract_path("posts"."loc", CAST(? AS text)) #>> '{}') AS double precision) END))) * sin(radians(CAST(? AS double precision))))))) < CAST(? AS double precision)"#,
+        r#"[Text("lat"), Text("lat"), Real(2.0), Real(1.0), Text("lon"), Text("lon"), Text("lat"), Text("lat"), Real(2.0), Real(5.0)]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"strftime('%Y-%m', created, 'start of month') = '2024-01'"#),
+        r#"strftime(?, "posts"."created", ?) = ?"#,
+        r#"[Text("%Y-%m"), Text("start of month"), Text("2024-01")]"#,
+        r#"to_char((CAST(NULLIF("posts"."created", '') AS timestamptz) AT TIME ZONE 'UTC'), ?) = CAST(? AS text)"#,
+        r#"[Text("YYYY\"-\"MM"), Text("2024-01")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"created > @yesterday && title:lower = @request.query.q:lower"#),
+        r#"("posts"."created" > ? AND LOWER("posts"."title") = LOWER(?))"#,
+        r#"[Text("2026-11-27 04:30:00.000Z"), Text("Hi")]"#,
+        r#"("posts"."created" > CAST(? AS text) AND LOWER("posts"."title") = LOWER(CAST(? AS text)))"#,
+        r#"[Text("2026-11-27 04:30:00.000Z"), Text("Hi")]"#,
+    );
+    snapshot(
+        &f,
+        ("guest", "posts", r#"author.name = 'A'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "posts"."author" WHERE ("__s0j0"."name" = ?) AND (("__s0j0"."id" = '' OR "__s0j0"."id" IS NULL) OR (("__s0j0"."id" = ? OR "__s0j0"."id" IS NULL))))"#,
+        r#"[Text("A"), Text("")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "posts"."author" WHERE ("__s0j0"."name" = CAST(? AS text)) AND (("__s0j0"."id" = '' OR "__s0j0"."id" IS NULL) OR (("__s0j0"."id" = CAST(? AS text) OR "__s0j0"."id" IS NULL))))"#,
+        r#"[Text("A"), Text("")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "rt", r#"@request.body.title:changed = false && @request.body.tags:each ?= 'a'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN json_each(?) AS "__s0j0" WHERE (((? IS NOT "rt"."title") IS 0 AND "__s0j0"."value" = ?)))"#,
+        r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text(CAST(? AS jsonb)) AS "__s0j0"("value") ON TRUE WHERE (((CAST(? AS text) IS DISTINCT FROM "rt"."title") IS NOT DISTINCT FROM FALSE AND "__s0j0"."value" = CAST(? AS text))))"#,
+        r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
+    );
+}

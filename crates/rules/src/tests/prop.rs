@@ -1,0 +1,313 @@
+//! Property tests. (1) Random records and random row-local expressions: the in-memory
+//! evaluator must give exactly the rows SQLite gives for the emitted SQL, on a table declared
+//! the way the store declares it. (2) Random input never panics the compiler and finishes
+//! quickly.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::{AuthContext, Collection, Dialect, Record, Schema};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+use super::support::{
+    base, boolean, create_table, geo, insert, json_field, number, open_db, select, select_ids,
+    text,
+};
+use crate::{Compiled, Eval, Mode, RequestContext, compile_filter};
+
+fn schema() -> (Arc<Schema>, Arc<Collection>) {
+    let t = base(
+        "t",
+        Some(""),
+        vec![
+            text("title"),
+            number("n"),
+            boolean("flag"),
+            select("sel", 1, &["a", "b", "5"]),
+            select("tags", 3, &["a", "b", "c", "5"]),
+            json_field("meta"),
+            geo("loc"),
+        ],
+    );
+    let schema = Arc::new(Schema::new(vec![t]));
+    let collection = schema.get("t").cloned().expect("t exists");
+    (schema, collection)
+}
+
+const TEXTS: &[&str] = &[
+    "", "a", "A", "abc", "5", "5.0", "10", "x%y", "a_b", " 5", "é", "É", "-2.5", "true", "\\",
+    "O'R",
+];
+const NUMBERS: &[f64] = &[0.0, 1.0, -2.5, 5.0, 10.0, 1.5, 100.0];
+
+fn text_value() -> impl Strategy<Value = String> {
+    prop::sample::select(TEXTS).prop_map(str::to_owned)
+}
+
+fn number_value() -> impl Strategy<Value = f64> {
+    prop::sample::select(NUMBERS)
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    prop::sample::select(vec![
+        Value::Null,
+        json!({"k": 1}),
+        json!({"k": "a"}),
+        json!({"k": [1, "a"]}),
+        json!({"k": null}),
+        json!({"k": 2.5}),
+        json!([1, 2]),
+        json!(["a"]),
+        json!("str"),
+        json!(5),
+        json!(true),
+        json!({"k": {"x": 1}}),
+    ])
+}
+
+fn record_value() -> impl Strategy<Value = Value> {
+    (
+        text_value(),
+        number_value(),
+        any::<bool>(),
+        prop::sample::select(vec!["", "a", "b", "5"]),
+        prop::sample::subsequence(vec!["a", "b", "c", "5"], 0..=3),
+        json_value(),
+        (prop::sample::select(vec![0.0, 23.5, -10.0]), prop::sample::select(vec![0.0, 42.1, 5.0])),
+    )
+        .prop_map(|(title, n, flag, sel, tags, meta, (lon, lat))| {
+            json!({"title": title, "n": domain::record::number_to_json(n), "flag": flag,
+                "sel": sel, "tags": tags, "meta": meta,
+                "loc": {"lon": domain::record::number_to_json(lon), "lat": domain::record::number_to_json(lat)}})
+        })
+}
+
+/// A filter literal for `text`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn operand() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(vec![
+            "title", "n", "flag", "sel", "tags", "meta", "loc", "title:lower", "tags:each",
+            "tags:length", "sel:each", "sel:length", "meta.k", "meta.k.0", "meta.0", "meta.k.x",
+            "loc.lon", "loc.lat", "id", "null", "true", "false", "n:lower", "meta.k:lower",
+        ])
+        .prop_map(str::to_owned),
+        3 => text_value().prop_map(|t| quote(&t)),
+        2 => number_value().prop_map(|n| n.to_string()),
+        2 => prop::sample::select(vec![
+            "@request.query.q", "@request.query.missing", "@request.auth.id",
+            "@request.body.title", "@request.body.n", "@request.body.tags:each",
+            "@request.body.tags:length", "@request.body.title:isset", "@request.body.title:changed",
+            "@request.query.q:lower", "@request.method", "@year", "@now", "@request.auth.verified",
+        ])
+        .prop_map(str::to_owned),
+        1 => Just("geoDistance(loc.lon, loc.lat, 23.5, 42.1)".to_owned()),
+    ]
+}
+
+fn operator() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "=", "!=", ">", ">=", "<", "<=", "~", "!~", "?=", "?!=", "?>", "?>=", "?<", "?<=", "?~",
+        "?!~",
+    ])
+}
+
+fn comparison() -> impl Strategy<Value = String> {
+    (operand(), operator(), operand()).prop_map(|(l, op, r)| format!("{l} {op} {r}"))
+}
+
+fn expression() -> impl Strategy<Value = String> {
+    comparison().prop_recursive(3, 12, 3, |inner| {
+        (
+            prop::collection::vec(inner, 2..=3),
+            prop::sample::select(vec![" && ", " || "]),
+            any::<bool>(),
+        )
+            .prop_map(|(items, join, parens)| {
+                let joined = items.join(join);
+                if parens { format!("({joined})") } else { joined }
+            })
+    })
+}
+
+fn request() -> impl Strategy<Value = (Option<String>, Option<Value>, bool)> {
+    (
+        prop::option::of(text_value()),
+        prop::option::of(
+            (text_value(), number_value(), prop::sample::subsequence(vec!["a", "b", "5"], 0..=2))
+                .prop_map(|(title, n, tags)| json!({"title": title, "n": n, "tags": tags})),
+        ),
+        any::<bool>(),
+    )
+}
+
+thread_local! {
+    static DB: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// `cases` per run, or `PROPTEST_CASES` when set (for longer hunts).
+fn config(cases: u32) -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..Config::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(3000))]
+
+    #[test]
+    fn evaluator_agrees_with_sqlite(
+        records in prop::collection::vec(record_value(), 1..6),
+        filter in expression(),
+        (query, body, signed_in) in request(),
+    ) {
+        let (schema, collection) = schema();
+        let compiled = match Compiled::compile(&schema, &collection, &filter, Mode::Rule) {
+            Ok(compiled) => compiled,
+            // Some random combinations are invalid (e.g. `:each` on a body text field).
+            Err(_) => return Ok(()),
+        };
+        prop_assert!(compiled.is_row_local(), "{filter}");
+        let auth = if signed_in {
+            let users = Arc::new(domain::collection::users_collection(""));
+            let user = json!({"id": "a", "email": "a@x.io", "verified": true});
+            AuthContext::Record {
+                collection: users,
+                record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
+                refreshable: true,
+            }
+        } else {
+            AuthContext::Guest
+        };
+        let mut ctx = RequestContext::new(auth).at(super::support::now());
+        if let Some(q) = &query {
+            ctx = ctx.with_query("q", q);
+        }
+        if let Some(Value::Object(body)) = body {
+            ctx = ctx.with_body(body);
+        }
+        let sql = compiled.to_sql(Dialect::Sqlite, &ctx);
+        let rows: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let mut map = value.as_object().cloned().unwrap_or_default();
+                map.insert("id".into(), json!(format!("r{i}")));
+                Record::new(map)
+            })
+            .collect();
+        let matched = DB.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let db = slot.get_or_insert_with(|| {
+                let db = open_db();
+                create_table(&db, &collection);
+                db
+            });
+            db.execute("DELETE FROM \"t\"", []).expect("clear");
+            for row in &rows {
+                insert(db, &collection, &Value::Object(row.data.clone()));
+            }
+            select_ids(db, "t", &sql)
+        });
+        for row in &rows {
+            let in_sql = matched.iter().any(|id| id == row.id());
+            let verdict = compiled.eval(row, &ctx);
+            // Row-local expressions only defer to SQL when a REAL must become text and SQLite
+            // would print 17 digits (e.g. a geoDistance compared with a text column).
+            if verdict == Eval::NeedsSql {
+                continue;
+            }
+            prop_assert_eq!(
+                verdict == Eval::Match,
+                in_sql,
+                "filter {} on {:?}\nsql {}\nparams {:?}",
+                filter,
+                row.data,
+                sql.sql,
+                sql.params
+            );
+        }
+    }
+}
+
+/// Pieces the grammar is made of, to build near-valid inputs.
+const PIECES: &[&str] = &[
+    "(", ")", "((", "))", "&&", "||", "=", "!=", "?=", "~", "!~", "?!~", ">", "<=", "title",
+    "meta.k", "tags:each", "tags:length", "author.name", "@request.auth.id", "@request.body.x",
+    "@collection.t.title", "@now", "'x'", "\"y\"", "'a\\'b'", "1", "-2.5", "geoDistance(",
+    "strftime(", ",", ":lower", "//c\n", " ", "null", "true", "\\", "'", "\"", "@", "#", "é",
+    "t_via_x.y", "a.b.c.d.e.f.g.h",
+];
+
+fn near_valid() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES), 0..40).prop_map(|parts| parts.join(" "))
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn random_text_never_panics(input in prop_oneof![near_valid(), any::<String>(), "[ -~]{0,64}"]) {
+        let (schema, collection) = schema();
+        let started = Instant::now();
+        for auth in [AuthContext::Guest] {
+            if let Ok(Some(compiled)) = compile_filter(&schema, &collection, &input, &auth) {
+                let ctx = RequestContext::new(auth.clone());
+                let _ = compiled.to_sql(Dialect::Sqlite, &ctx);
+                let _ = compiled.to_sql(Dialect::Postgres, &ctx);
+            }
+        }
+        if let Ok(compiled) = Compiled::compile(&schema, &collection, &input, Mode::Rule) {
+            let ctx = RequestContext::new(AuthContext::Guest);
+            let _ = compiled.to_sql(Dialect::Sqlite, &ctx);
+            let record = Record::new(serde_json::Map::new());
+            let _ = compiled.eval(&record, &ctx);
+        }
+        prop_assert!(started.elapsed() < Duration::from_millis(200), "slow on {input:?}");
+    }
+}
+
+#[test]
+fn worst_case_inputs_stay_fast() {
+    let (schema, collection) = schema();
+    let worst = [
+        "(".repeat(crate::MAX_LEN),
+        format!("{}title = 'x'{}", "(".repeat(1740), ")".repeat(1740)),
+        vec!["title ~ 'a%b%c%d%e%f%'"; 140].join(" || "),
+        vec!["tags:each = tags:each"; 150].join(" && "),
+        format!("title = '{}'", "\\".repeat(3000)),
+    ];
+    for input in worst {
+        let started = Instant::now();
+        if let Ok(compiled) = Compiled::compile(&schema, &collection, &input, Mode::Rule) {
+            let ctx = RequestContext::new(AuthContext::Guest);
+            let _ = compiled.to_sql(Dialect::Sqlite, &ctx);
+            let record = Record::new(
+                json!({"id": "r", "title": "a".repeat(100), "tags": ["a", "b", "c"]})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let _ = compiled.eval(&record, &ctx);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?} on {}…",
+            started.elapsed(),
+            &input[..40.min(input.len())]
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! The email flows of an auth collection: request/confirm verification, password reset and
+//! email change. Requests answer 204 whatever the email (so they reveal nothing) and mail a
+//! signed token in the background; confirmations check the token against the record's
+//! current `tokenKey` and email, so changing either makes every older token useless.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use domain::field::FieldKind;
+use domain::{Collection, FieldError, Record, ValidationErrors};
+use serde_json::Value;
+
+use super::token::{self, Claims, TokenType};
+use super::{
+    auth_collection, find_by_field, form_text, is_email_error, new_token_key, options,
+    password, require_record_of, update_record, validated,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, FormBody};
+use crate::state::SharedState;
+
+pub fn router() -> Router<SharedState> {
+    let path = |action: &str| format!("/api/collections/{{collection}}/{action}");
+    Router::new()
+        .route(&path("request-verification"), post(request_verification))
+        .route(&path("confirm-verification"), post(confirm_verification))
+        .route(&path("request-password-reset"), post(request_password_reset))
+        .route(&path("confirm-password-reset"), post(confirm_password_reset))
+        .route(&path("request-email-change"), post(request_email_change))
+        .route(&path("confirm-email-change"), post(confirm_email_change))
+}
+
+/// The `email` of a request form: required and well-formed.
+fn email_field(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<String> {
+    let email = form_text(body, key);
+    let mut errors = ValidationErrors::new();
+    if email.is_empty() {
+        errors.add(key, FieldError::required());
+    } else if !crate::superusers::valid_email(&email) {
+        errors.add(key, is_email_error());
+    }
+    validated(errors)?;
+    Ok(email)
+}
+
+fn invalid_token() -> FieldError {
+    FieldError::new("validation_invalid_token", "Invalid or expired token.")
+}
+
+/// Signs a `token_type` token for `record` and mails it with `template` to `to`.
+fn mail_token(
+    state: &SharedState,
+    collection: &Collection,
+    record: &Record,
+    token_type: TokenType,
+    claims: Claims,
+    template: &domain::collection::EmailTemplate,
+    to: String,
+) -> ApiResult<()> {
+    let token =
+        token::sign(collection, record, token_type, claims, None).map_err(ApiError::internal)?;
+    let template = template.clone();
+    let record = record.clone();
+    let state_for_mail = state.clone();
+    tokio::spawn(async move {
+        let settings = match crate::settings::current(&state_for_mail).await {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::error!(message = %error.message, "cannot load settings");
+                return;
+            }
+        };
+        let rendered =
+            crate::mail::render(&template, &settings, Some(&record), &[("TOKEN", &token)]);
+        crate::mail::send_in_background(&state_for_mail, to, rendered);
+    });
+    Ok(())
+}
+
+/// Verifies `text` as a `token_type` token of `collection`, whose `email` claim still matches
+/// the record's email.
+async fn verify_for(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    text: &str,
+    token_type: TokenType,
+) -> Option<(Record, Claims)> {
+    let (own, record, claims) = token::verify(state, text, token_type).await?;
+    if own.id != collection.id || claims.email.as_deref() != Some(record.text("email")) {
+        return None;
+    }
+    Some((record, claims))
+}
+
+async fn request_verification(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    let collection = auth_collection(&state, &collection)?;
+    let email = email_field(&body, "email")?;
+    if collection.is_superusers() {
+        return Err(ApiError::bad_request_msg(
+            "All superusers are verified by default.",
+        ));
+    }
+    let options = options(&collection)?;
+    if let Some(record) = find_by_field(&state, &collection, "email", &email).await?
+        && !record.bool("verified")
+    {
+        let claims = Claims {
+            email: Some(email.clone()),
+            ..Claims::default()
+        };
+        mail_token(
+            &state,
+            &collection,
+            &record,
+            TokenType::Verification,
+            claims,
+            &options.verification_template,
+            email,
+        )?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn confirm_verification(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    let collection = auth_collection(&state, &collection)?;
+    let text = form_text(&body, "token");
+    if text.is_empty() {
+        validated(ValidationErrors::single("token", FieldError::required()))?;
+    }
+    let has_email_claim = token::unverified_claims(&text)
+        .and_then(|claims| claims.email)
+        .is_some_and(|email| !email.is_empty());
+    if !has_email_claim {
+        validated(ValidationErrors::single(
+            "token",
+            FieldError::new("validation_invalid_token_claims", "Missing email token claim."),
+        ))?;
+    }
+    let Some((record, _)) = verify_for(&state, &collection, &text, TokenType::Verification).await
+    else {
+        return validated(ValidationErrors::single("token", invalid_token()))
+            .map(|()| StatusCode::NO_CONTENT);
+    };
+    if !record.bool("verified") {
+        update_record(&state, &collection, record.id(), true, |data| {
+            data.insert("verified".into(), Value::Bool(true));
+        })
+        .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn request_password_reset(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    let collection = auth_collection(&state, &collection)?;
+    let email = email_field(&body, "email")?;
+    let options = options(&collection)?;
+    if let Some(record) = find_by_field(&state, &collection, "email", &email).await? {
+        let claims = Claims {
+            email: Some(email.clone()),
+            ..Claims::default()
+        };
+        mail_token(
+            &state,
+            &collection,
+            &record,
+            TokenType::PasswordReset,
+            claims,
+            &options.reset_password_template,
+            email,
+        )?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The password field's length limits: its own `min`, and `max` or 255 when unset.
+fn password_limits(collection: &Collection) -> (u64, u64) {
+    match collection.field("password").map(|f| &f.kind) {
+        Some(FieldKind::Password(o)) => (o.min.max(1), if o.max == 0 { 255 } else { o.max }),
+        _ => (8, 255),
+    }
+}
+
+async fn confirm_password_reset(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    let collection = auth_collection(&state, &collection)?;
+    let text = form_text(&body, "token");
+    let new_password = form_text(&body, "password");
+    let confirm = form_text(&body, "passwordConfirm");
+    let mut errors = ValidationErrors::new();
+    let (min, max) = password_limits(&collection);
+    let length = new_password.chars().count() as u64;
+    if new_password.is_empty() {
+        errors.add("password", FieldError::required());
+    } else if length < min || length > max {
+        errors.add(
+            "password",
+            FieldError::new(
+                "validation_length_out_of_range",
+                format!("The length must be between {min} and {max}."),
+            )
+            .with_param("max", max)
+            .with_param("min", min),
+        );
+    }
+    if confirm.is_empty() {
+        errors.add("passwordConfirm", FieldError::required());
+    } else if confirm != new_password {
+        errors.add(
+            "passwordConfirm",
+            FieldError::new("validation_values_mismatch", "Values don't match."),
+        );
+    }
+    let verified = if text.is_empty() {
+        errors.add("token", FieldError::required());
+        None
+    } else {
+        let found = verify_for(&state, &collection, &text, TokenType::PasswordReset).await;
+        if found.is_none() {
+            errors.add("token", invalid_token());
+        }
+        found
+    };
+    validated(errors)?;
+    let Some((record, _)) = verified else {
+        return Err(ApiError::bad_request());
+    };
+    let hash = password::hash_argon2(new_password, state.config.argon2)
+        .await
+        .map_err(ApiError::internal)?;
+    update_record(&state, &collection, record.id(), true, move |data| {
+        data.insert("password".into(), Value::String(hash));
+        data.insert("tokenKey".into(), new_token_key());
+        // The reset link reached this mailbox, which proves the address.
+        data.insert("verified".into(), Value::Bool(true));
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn request_email_change(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    Auth(auth): Auth,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    let collection = auth_collection(&state, &collection)?;
+    let (_, record, _) = require_record_of(&auth, &collection)?;
+    let new_email = email_field(&body, "newEmail")?;
+    if new_email == record.text("email") {
+        validated(ValidationErrors::single(
+            "newEmail",
+            FieldError::new("validation_not_in_invalid", "Must not be in list."),
+        ))?;
+    }
+    if find_by_field(&state, &collection, "email", &new_email)
+        .await?
+        .is_some()
+    {
+        validated(ValidationErrors::single(
+            "newEmail",
+            FieldError::new("validation_invalid_new_email", "Invalid new email address."),
+        ))?;
+    }
+    let options = options(&collection)?;
+    let claims = Claims {
+        email: Some(record.text("email").to_owned()),
+        new_email: Some(new_email.clone()),
+        ..Claims::default()
+    };
+    mail_token(
+        &state,
+        &collection,
+        record,
+        TokenType::EmailChange,
+        claims,
+        &options.confirm_email_change_template,
+        new_email,
+    )?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn confirm_email_change(
+    State(state): State<SharedState>,
+    Path(collection): Path<String>,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    let collection = auth_collection(&state, &collection)?;
+    let text = form_text(&body, "token");
+    let plain = form_text(&body, "password");
+    let mut errors = ValidationErrors::new();
+    if plain.is_empty() {
+        errors.add("password", FieldError::required());
+    }
+    let mut verified = None;
+    if text.is_empty() {
+        errors.add("token", FieldError::required());
+    } else if token::unverified_claims(&text)
+        .and_then(|c| c.new_email)
+        .is_none_or(|e| e.is_empty())
+    {
+        errors.add(
+            "token",
+            FieldError::new(
+                "validation_invalid_token_payload",
+                "Invalid token payload - newEmail must be set.",
+            ),
+        );
+    } else {
+        verified = verify_for(&state, &collection, &text, TokenType::EmailChange).await;
+        if verified.is_none() {
+            errors.add("token", invalid_token());
+        }
+    }
+    if !plain.is_empty() {
+        let matches = match &verified {
+            Some((record, _)) => {
+                password::verify(plain.clone(), record.text("password").to_owned()).await
+            }
+            None => false,
+        };
+        if !matches {
+            errors.add(
+                "password",
+                FieldError::new(
+                    "validation_invalid_password",
+                    "Missing or invalid auth record password.",
+                ),
+            );
+        }
+    }
+    validated(errors)?;
+    let Some((record, claims)) = verified else {
+        return Err(ApiError::bad_request());
+    };
+    let new_email = claims.new_email.unwrap_or_default();
+    if find_by_field(&state, &collection, "email", &new_email)
+        .await?
+        .is_some()
+    {
+        validated(ValidationErrors::single(
+            "newEmail",
+            FieldError::new("validation_invalid_new_email", "Invalid new email address."),
+        ))?;
+    }
+    update_record(&state, &collection, record.id(), true, move |data| {
+        data.insert("email".into(), Value::String(new_email));
+        data.insert("verified".into(), Value::Bool(true));
+        data.insert("tokenKey".into(), new_token_key());
+    })
+    .await
+    .map_err(|error| {
+        if error.status == StatusCode::BAD_REQUEST {
+            error
+        } else {
+            ApiError::bad_request_msg("Failed to confirm the email change.")
+        }
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}

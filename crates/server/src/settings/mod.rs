@@ -1,0 +1,552 @@
+//! Runtime settings (PocketBase's `settings` param): the typed shape, a cache loaded from the
+//! store on first use, and the superuser endpoints `GET/PATCH /api/settings` and
+//! `POST /api/settings/test/email`. Secrets (SMTP and S3 passwords) are write-only: stored,
+//! never returned.
+
+pub mod rate_limit;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::{AuthContext, FieldError, ValidationErrors};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, FormBody};
+use crate::state::SharedState;
+
+/// The key of the settings row in the store's params.
+const PARAM_KEY: &str = "settings";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    #[serde(rename = "superuserIPs")]
+    pub superuser_ips: Vec<String>,
+    pub smtp: Smtp,
+    pub backups: Backups,
+    pub s3: S3,
+    pub meta: Meta,
+    pub rate_limits: RateLimits,
+    pub trusted_proxy: TrustedProxy,
+    pub batch: Batch,
+    pub logs: Logs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Smtp {
+    pub enabled: bool,
+    pub port: u16,
+    pub host: String,
+    pub username: String,
+    /// Write-only.
+    pub password: String,
+    /// `""`/`"PLAIN"` or `"LOGIN"`.
+    pub auth_method: String,
+    /// Implicit TLS from the first byte; otherwise STARTTLS when the server offers it.
+    pub tls: bool,
+    pub local_name: String,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            enabled: false,
+            port: 587,
+            host: "smtp.example.com".into(),
+            username: String::new(),
+            password: String::new(),
+            auth_method: String::new(),
+            tls: false,
+            local_name: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct S3 {
+    pub enabled: bool,
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: String,
+    pub access_key: String,
+    /// Write-only.
+    pub secret: String,
+    pub force_path_style: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Backups {
+    pub cron: String,
+    pub cron_max_keep: u32,
+    pub s3: S3,
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups {
+            cron: String::new(),
+            cron_max_keep: 3,
+            s3: S3::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Meta {
+    pub accent_color: String,
+    pub app_name: String,
+    #[serde(rename = "appURL")]
+    pub app_url: String,
+    pub sender_name: String,
+    pub sender_address: String,
+    pub hide_controls: bool,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            accent_color: "#1055c9".into(),
+            app_name: "Acme".into(),
+            app_url: "http://localhost:8090".into(),
+            sender_name: "Support".into(),
+            sender_address: "support@example.com".into(),
+            hide_controls: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimits {
+    pub rules: Vec<RateLimitRule>,
+    #[serde(rename = "excludedIPs")]
+    pub excluded_ips: Vec<String>,
+    pub enabled: bool,
+}
+
+impl Default for RateLimits {
+    /// PocketBase's rules, but switched on: brute force against the auth endpoints is limited
+    /// out of the box (PocketBase ships them off).
+    fn default() -> Self {
+        let rule = |label: &str, duration, max_requests| RateLimitRule {
+            label: label.into(),
+            audience: String::new(),
+            duration,
+            max_requests,
+        };
+        RateLimits {
+            rules: vec![
+                rule("*:auth", 3, 2),
+                rule("*:create", 5, 20),
+                rule("/api/batch", 1, 3),
+                rule("/api/", 10, 300),
+            ],
+            excluded_ips: Vec::new(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RateLimitRule {
+    pub label: String,
+    /// `""` (everyone), `"@guest"` or `"@auth"`.
+    pub audience: String,
+    /// Window in seconds.
+    pub duration: u64,
+    pub max_requests: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TrustedProxy {
+    pub headers: Vec<String>,
+    #[serde(rename = "useLeftmostIP")]
+    pub use_leftmost_ip: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Batch {
+    pub enabled: bool,
+    pub max_requests: u64,
+    pub timeout: u64,
+    pub max_body_size: u64,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            enabled: false,
+            max_requests: 50,
+            timeout: 3,
+            max_body_size: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Logs {
+    pub max_data_size: u64,
+    pub max_days: u64,
+    pub min_level: i64,
+    #[serde(rename = "logIP")]
+    pub log_ip: bool,
+    pub log_auth_id: bool,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            max_data_size: 0,
+            max_days: 5,
+            min_level: 0,
+            log_ip: true,
+            log_auth_id: false,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            superuser_ips: Vec::new(),
+            smtp: Smtp::default(),
+            backups: Backups::default(),
+            s3: S3::default(),
+            meta: Meta::default(),
+            rate_limits: RateLimits::default(),
+            trusted_proxy: TrustedProxy::default(),
+            batch: Batch::default(),
+            logs: Logs::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The API view: everything but the write-only secrets.
+    pub fn to_api_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
+        for path in [
+            &["smtp", "password"][..],
+            &["s3", "secret"],
+            &["backups", "s3", "secret"],
+        ] {
+            remove_path(&mut value, path);
+        }
+        value
+    }
+
+    /// PocketBase's checks, as field errors nested like the settings object.
+    pub fn validate(&self) -> Result<(), Value> {
+        let mut out = Map::new();
+        let mut meta = ValidationErrors::new();
+        if self.meta.app_name.trim().is_empty() {
+            meta.add("appName", FieldError::required());
+        }
+        if self.meta.app_url.trim().is_empty() {
+            meta.add("appURL", FieldError::required());
+        } else if url::Url::parse(&self.meta.app_url).is_err() {
+            meta.add(
+                "appURL",
+                FieldError::new("validation_is_url", "Must be a valid URL."),
+            );
+        }
+        if self.meta.sender_address.trim().is_empty() {
+            meta.add("senderAddress", FieldError::required());
+        } else if !crate::superusers::valid_email(&self.meta.sender_address) {
+            meta.add("senderAddress", is_email_error());
+        }
+        if self.meta.sender_name.trim().is_empty() {
+            meta.add("senderName", FieldError::required());
+        }
+        push_errors(&mut out, "meta", meta);
+        let mut smtp = ValidationErrors::new();
+        if self.smtp.enabled {
+            if self.smtp.host.trim().is_empty() {
+                smtp.add("host", FieldError::required());
+            }
+            if self.smtp.port == 0 {
+                smtp.add("port", FieldError::required());
+            }
+        }
+        if !["", "PLAIN", "LOGIN"].contains(&self.smtp.auth_method.as_str()) {
+            smtp.add("authMethod", FieldError::invalid_value());
+        }
+        push_errors(&mut out, "smtp", smtp);
+        let mut rules = Map::new();
+        for (index, rule) in self.rate_limits.rules.iter().enumerate() {
+            let mut errors = ValidationErrors::new();
+            if !["", "@guest", "@auth"].contains(&rule.audience.as_str()) {
+                errors.add("audience", FieldError::invalid_value());
+            }
+            if rule.duration == 0 {
+                errors.add("duration", FieldError::required());
+            }
+            if rule.label.trim().is_empty() {
+                errors.add("label", FieldError::required());
+            }
+            if rule.max_requests == 0 {
+                errors.add("maxRequests", FieldError::required());
+            }
+            if !errors.is_empty() {
+                rules.insert(index.to_string(), errors.into_json());
+            }
+        }
+        if !rules.is_empty() {
+            out.insert("rateLimits".into(), json!({"rules": rules}));
+        }
+        if out.is_empty() {
+            Ok(())
+        } else {
+            Err(Value::Object(out))
+        }
+    }
+}
+
+fn is_email_error() -> FieldError {
+    FieldError::new("validation_is_email", "Must be a valid email address.")
+}
+
+fn push_errors(out: &mut Map<String, Value>, key: &str, errors: ValidationErrors) {
+    if !errors.is_empty() {
+        out.insert(key.into(), errors.into_json());
+    }
+}
+
+fn remove_path(value: &mut Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = value;
+    for key in parents {
+        match current.get_mut(*key) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    if let Some(object) = current.as_object_mut() {
+        object.remove(*last);
+    }
+}
+
+/// Merges `patch` into `base`: objects key by key, everything else (arrays included) replaced.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(&key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
+
+/// The settings loaded from the store, kept in memory (one process owns the database).
+#[derive(Default)]
+pub struct SettingsCache(tokio::sync::RwLock<Option<Arc<Settings>>>);
+
+/// The current settings: the cached copy, else the stored ones over the defaults.
+pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
+    if let Some(settings) = state.settings.0.read().await.as_ref() {
+        return Ok(settings.clone());
+    }
+    let mut slot = state.settings.0.write().await;
+    if let Some(settings) = slot.as_ref() {
+        return Ok(settings.clone());
+    }
+    let stored = state.store.get_param(PARAM_KEY).await?;
+    let settings = match stored {
+        Some(value) => {
+            let mut base = serde_json::to_value(Settings::default()).map_err(ApiError::internal)?;
+            merge(&mut base, value);
+            serde_json::from_value(base).unwrap_or_else(|error| {
+                tracing::error!(%error, "stored settings are unreadable; using the defaults");
+                Settings::default()
+            })
+        }
+        None => Settings::default(),
+    };
+    let settings = Arc::new(settings);
+    *slot = Some(settings.clone());
+    Ok(settings)
+}
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route("/api/settings", get(get_settings).patch(patch_settings))
+        .route("/api/settings/test/email", post(test_email))
+}
+
+/// 401 for guests, 403 for records that are not superusers.
+pub fn require_superuser(auth: &AuthContext) -> ApiResult<()> {
+    match auth {
+        AuthContext::Guest => Err(ApiError::unauthorized(
+            "The request requires valid record authorization token.",
+        )),
+        _ if auth.is_superuser() => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "The authorized record is not allowed to perform this action.",
+        )),
+    }
+}
+
+async fn get_settings(State(state): State<SharedState>, Auth(auth): Auth) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    Ok(Json(current(&state).await?.to_api_json()))
+}
+
+async fn patch_settings(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    FormBody(body): FormBody,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let mut slot = state.settings.0.write().await;
+    let existing = match slot.as_ref() {
+        Some(settings) => settings.clone(),
+        None => {
+            drop(slot);
+            let loaded = current(&state).await?;
+            slot = state.settings.0.write().await;
+            loaded
+        }
+    };
+    let mut merged = serde_json::to_value(existing.as_ref()).map_err(ApiError::internal)?;
+    merge(&mut merged, Value::Object(body));
+    let updated: Settings = serde_json::from_value(merged).map_err(|_| {
+        ApiError::bad_request_msg("An error occurred while loading the submitted data.")
+    })?;
+    if let Err(data) = updated.validate() {
+        let mut error = ApiError::bad_request_msg("An error occurred while saving the new settings.");
+        error.data = data;
+        return Err(error);
+    }
+    let stored = serde_json::to_value(&updated).map_err(ApiError::internal)?;
+    state.store.set_param(PARAM_KEY, stored).await?;
+    let updated = Arc::new(updated);
+    *slot = Some(updated.clone());
+    Ok(Json(updated.to_api_json()))
+}
+
+/// The templates the test endpoint can send, by PocketBase's names.
+const TEST_TEMPLATES: [&str; 5] = [
+    "verification",
+    "password-reset",
+    "email-change",
+    "otp",
+    "login-alert",
+];
+
+async fn test_email(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    FormBody(body): FormBody,
+) -> ApiResult<StatusCode> {
+    require_superuser(&auth)?;
+    let email = crate::auth::form_text(&body, "email");
+    let template = crate::auth::form_text(&body, "template");
+    let collection_name = crate::auth::form_text(&body, "collection");
+    let mut errors = ValidationErrors::new();
+    if email.is_empty() {
+        errors.add("email", FieldError::required());
+    } else if !crate::superusers::valid_email(&email) {
+        errors.add("email", is_email_error());
+    }
+    if template.is_empty() {
+        errors.add("template", FieldError::required());
+    } else if !TEST_TEMPLATES.contains(&template.as_str()) {
+        errors.add("template", FieldError::invalid_value());
+    }
+    let schema = state.schema();
+    let collection = if collection_name.is_empty() {
+        schema.get(domain::collection::SUPERUSERS_NAME).cloned()
+    } else {
+        schema.get(&collection_name).filter(|c| c.is_auth()).cloned()
+    };
+    if collection.is_none() {
+        errors.add(
+            "collection",
+            FieldError::new(
+                "validation_invalid_auth_collection",
+                "Must be a valid auth collection id or name.",
+            ),
+        );
+    }
+    let fail = "Failed to send the test email.";
+    if let Err(errors) = errors.into_result() {
+        return Err(ApiError::validation(fail, errors));
+    }
+    let Some(collection) = collection else {
+        return Err(ApiError::bad_request_msg(fail));
+    };
+    let settings = current(&state).await?;
+    let message = crate::mail::test_message(&settings, &collection, &template, &email);
+    crate::mail::send(&settings, message).await.map_err(|error| {
+        tracing::warn!(%error, "test email failed");
+        let mut api = ApiError::bad_request_msg(fail);
+        api.data = json!({"error": {"code": "send_failed", "message": error.to_string()}});
+        api
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_pocketbase_shape_without_secrets() {
+        let mut settings = Settings::default();
+        settings.smtp.password = "hunter2".into();
+        let value = settings.to_api_json();
+        assert_eq!(value["smtp"]["port"], 587);
+        assert!(value["smtp"].get("password").is_none());
+        assert!(value["s3"].get("secret").is_none());
+        assert_eq!(value["meta"]["appURL"], "http://localhost:8090");
+        assert_eq!(value["rateLimits"]["rules"][0]["label"], "*:auth");
+        assert_eq!(value["rateLimits"]["enabled"], true);
+        assert_eq!(value["trustedProxy"]["useLeftmostIP"], false);
+        assert_eq!(value["logs"]["logIP"], true);
+        assert!(value["superuserIPs"].is_array());
+    }
+
+    #[test]
+    fn merge_keeps_untouched_keys_and_replaces_arrays() {
+        let mut base = json!({"a": {"b": 1, "c": 2}, "l": [1, 2]});
+        merge(&mut base, json!({"a": {"c": 3}, "l": [9]}));
+        assert_eq!(base, json!({"a": {"b": 1, "c": 3}, "l": [9]}));
+    }
+
+    #[test]
+    fn validation_nests_errors_like_pocketbase() {
+        let mut settings = Settings::default();
+        settings.meta.app_name = String::new();
+        settings.rate_limits.rules[1].max_requests = 0;
+        let errors = settings.validate().expect_err("invalid");
+        assert_eq!(errors["meta"]["appName"]["code"], "validation_required");
+        assert_eq!(
+            errors["rateLimits"]["rules"]["1"]["maxRequests"]["code"],
+            "validation_required"
+        );
+        assert!(Settings::default().validate().is_ok());
+    }
+}
