@@ -85,8 +85,10 @@ pub(crate) enum ColType {
     Number,
     /// BOOLEAN (0/1).
     Bool,
-    /// JSON text (or NULL): json and geoPoint.
+    /// JSON text or NULL: json.
     Json,
+    /// JSON object text `{"lon":…,"lat":…}`: geoPoint.
+    Geo,
     /// JSON array text: multiple select/relation/file.
     Multi,
 }
@@ -96,7 +98,8 @@ impl ColType {
         match &field.kind {
             FieldKind::Number(_) => ColType::Number,
             FieldKind::Bool(_) => ColType::Bool,
-            FieldKind::Json(_) | FieldKind::GeoPoint(_) => ColType::Json,
+            FieldKind::Json(_) => ColType::Json,
+            FieldKind::GeoPoint(_) => ColType::Geo,
             _ if field.is_multiple() => ColType::Multi,
             _ => ColType::Text,
         }
@@ -126,9 +129,15 @@ pub(crate) enum Runtime {
     Header(String),
     Query(String),
     /// A submitted body key, typed by the collection's field of that name when there is one.
-    Body { key: String, ty: Option<ColType> },
+    Body {
+        key: String,
+        ty: Option<ColType>,
+    },
     /// A field of the caller's auth record.
-    AuthField { name: String, ty: ColType },
+    AuthField {
+        name: String,
+        ty: ColType,
+    },
     AuthCollectionId,
     AuthCollectionName,
 }
@@ -150,7 +159,10 @@ pub(crate) enum Val {
     Text(String),
     Column(Column),
     /// `json_extract` of a json or geoPoint column (compared with `IS`, no coalescing).
-    Json { column: Column, path: Vec<PathSeg> },
+    Json {
+        column: Column,
+        path: Vec<PathSeg>,
+    },
     /// The current item of a `json_each` join (`:each`).
     Each(JoinId),
     /// `:length` of a multi-valued column.
@@ -165,7 +177,10 @@ pub(crate) enum Val {
     /// `@request.body.x:isset`.
     Isset(Runtime),
     /// `@request.body.x:changed`: submitted and different from the stored column.
-    Changed { key: String, column: Column },
+    Changed {
+        key: String,
+        column: Column,
+    },
     /// `@request.auth.*`, resolved per request by [`resolve_auth`].
     Auth(AuthPath),
     GeoDistance(Box<[Val; 4]>),
@@ -345,6 +360,42 @@ pub(crate) fn check(
     })
 }
 
+/// Resolves one `sort` field (`title`, `author.name`, `meta.k`, `title:lower`) for `root`.
+/// The program's expression is empty; the value to order by is returned beside it. Names
+/// starting with `@` are refused (`@random` and `@rowid` are the caller's business).
+pub(crate) fn check_sort(
+    schema: &Arc<Schema>,
+    root: &Arc<Collection>,
+    name: &str,
+    mode: Mode,
+) -> Result<(Program, Val), Error> {
+    let refuse = |kind: ErrorKind, reason: String| {
+        Error::new(
+            kind,
+            format!("invalid sort field {name:?} - {reason}"),
+            None,
+        )
+    };
+    if name.starts_with('@') {
+        return Err(refuse(ErrorKind::UnknownField, "not sortable".into()));
+    }
+    let mut checker = Checker::new(schema, root, mode, Vec::new());
+    let value = checker
+        .resolve_name(name)
+        .map_err(|(kind, reason)| refuse(kind, reason))?;
+    Ok((
+        Program {
+            schema: schema.clone(),
+            root: root.clone(),
+            expr: Node::And(Vec::new()),
+            joins: checker.joins,
+            guards: checker.guards,
+            has_auth: false,
+        },
+        value,
+    ))
+}
+
 /// The program's expression and joins for one request: `@request.auth.*` paths replaced by
 /// what they mean for this caller (borrowed as is when there are none).
 pub(crate) fn instantiate<'p>(
@@ -451,11 +502,9 @@ pub(crate) fn val_sources(val: &Val, out: &mut Vec<JoinId>) {
         Val::Each(id) => out.push(*id),
         Val::Lower(inner) => val_sources(inner, out),
         Val::GeoDistance(args) => args.iter().for_each(|a| val_sources(a, out)),
-        Val::Strftime { time, .. } => {
-            if let Some(time) = time {
-                val_sources(time, out);
-            }
-        }
+        Val::Strftime {
+            time: Some(time), ..
+        } => val_sources(time, out),
         _ => {}
     }
 }
@@ -464,16 +513,18 @@ pub(crate) fn val_sources(val: &Val, out: &mut Vec<JoinId>) {
 pub(crate) fn val_is_multi(val: &Val, joins: &[JoinDef]) -> bool {
     let mut sources = Vec::new();
     val_sources(val, &mut sources);
-    sources.into_iter().any(|mut id| loop {
-        let Some(join) = joins.get(id) else {
-            return false;
-        };
-        if join.kind.is_multi() {
-            return true;
-        }
-        match join.parent {
-            Source::Join(parent) => id = parent,
-            Source::Root => return false,
+    sources.into_iter().any(|mut id| {
+        loop {
+            let Some(join) = joins.get(id) else {
+                return false;
+            };
+            if join.kind.is_multi() {
+                return true;
+            }
+            match join.parent {
+                Source::Join(parent) => id = parent,
+                Source::Root => return false,
+            }
         }
     })
 }
@@ -552,10 +603,16 @@ impl<'a> Checker<'a> {
         match expr {
             Expr::Compare(c) => self.comparison(c),
             Expr::And(items) => Ok(Node::And(
-                items.iter().map(|e| self.expr(e)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|e| self.expr(e))
+                    .collect::<Result<_, _>>()?,
             )),
             Expr::Or(items) => Ok(Node::Or(
-                items.iter().map(|e| self.expr(e)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|e| self.expr(e))
+                    .collect::<Result<_, _>>()?,
             )),
         }
     }
@@ -648,10 +705,7 @@ impl<'a> Checker<'a> {
         };
         if let Some(field) = collection.field(first) {
             if field.hidden && self.mode == Mode::Filter {
-                return Err((
-                    ErrorKind::HiddenField,
-                    format!("field {first:?} is hidden"),
-                ));
+                return Err((ErrorKind::HiddenField, format!("field {first:?} is hidden")));
             }
             let column = Column {
                 src,
@@ -666,12 +720,14 @@ impl<'a> Checker<'a> {
                             format!("more than {MAX_HOPS} relation hops"),
                         ));
                     }
-                    let target = self.collection_by_id(&options.collection_id).ok_or_else(|| {
-                        (
-                            ErrorKind::UnknownField,
-                            format!("missing relation target of {first:?}"),
-                        )
-                    })?;
+                    let target =
+                        self.collection_by_id(&options.collection_id)
+                            .ok_or_else(|| {
+                                (
+                                    ErrorKind::UnknownField,
+                                    format!("missing relation target of {first:?}"),
+                                )
+                            })?;
                     let key = format!("{}.{}", self.join_key(src), field.name);
                     let join = self.add_join(
                         src,
@@ -787,12 +843,7 @@ impl<'a> Checker<'a> {
                 format!("field {field_name:?} is hidden"),
             ));
         }
-        let key = format!(
-            "{}.{}_via_{}",
-            self.join_key(src),
-            target.id,
-            field.name
-        );
+        let key = format!("{}.{}_via_{}", self.join_key(src), target.id, field.name);
         let join = self.add_join(
             src,
             key,
@@ -948,10 +999,9 @@ impl<'a> Checker<'a> {
                     self.field_path(&target, Source::Join(join), rest, modifier, 1)
                         .unwrap_or(Val::Null)
                 }
-                Some(FieldKind::Json(_) | FieldKind::GeoPoint(_)) => Val::RuntimePath(
-                    runtime,
-                    rest.iter().map(|s| json_segment(s)).collect(),
-                ),
+                Some(FieldKind::Json(_) | FieldKind::GeoPoint(_)) => {
+                    Val::RuntimePath(runtime, rest.iter().map(|s| json_segment(s)).collect())
+                }
                 _ => Val::Null,
             });
         }
@@ -1074,7 +1124,9 @@ impl<'a> Checker<'a> {
                         _ => {
                             return Err((
                                 ErrorKind::Invalid,
-                                format!("[geoDistance] argument {i} must be an identifier or number"),
+                                format!(
+                                    "[geoDistance] argument {i} must be an identifier or number"
+                                ),
                             ));
                         }
                     });
@@ -1144,7 +1196,10 @@ impl<'a> Checker<'a> {
     fn join_key(&self, src: Source) -> String {
         match src {
             Source::Root => String::new(),
-            Source::Join(id) => self.joins.get(id).map_or_else(String::new, |j| j.key.clone()),
+            Source::Join(id) => self
+                .joins
+                .get(id)
+                .map_or_else(String::new, |j| j.key.clone()),
         }
     }
 
@@ -1160,17 +1215,27 @@ impl<'a> Checker<'a> {
                     None => {
                         return Err((
                             ErrorKind::HiddenField,
-                            format!("collection {:?} is only listable by superusers", target.name),
+                            format!(
+                                "collection {:?} is only listable by superusers",
+                                target.name
+                            ),
                         ));
                     }
                     Some(rule) if rule.trim().is_empty() => None,
                     Some(rule) => {
                         let expr = crate::parser::parse(rule).map_err(|e| {
-                            (ErrorKind::Invalid, format!("list rule of {:?}: {e}", target.name))
+                            (
+                                ErrorKind::Invalid,
+                                format!("list rule of {:?}: {e}", target.name),
+                            )
                         })?;
-                        let program = check(self.schema, target, &expr, Mode::Rule).map_err(|e| {
-                            (ErrorKind::Invalid, format!("list rule of {:?}: {e}", target.name))
-                        })?;
+                        let program =
+                            check(self.schema, target, &expr, Mode::Rule).map_err(|e| {
+                                (
+                                    ErrorKind::Invalid,
+                                    format!("list rule of {:?}: {e}", target.name),
+                                )
+                            })?;
                         Some(Arc::new(program))
                     }
                 };
@@ -1221,10 +1286,7 @@ fn split_modifier(name: &str) -> Result<(&str, Option<Modifier>), (ErrorKind, Re
             ));
         }
         _ => {
-            return Err((
-                ErrorKind::Invalid,
-                format!("unknown modifier in {name:?}"),
-            ));
+            return Err((ErrorKind::Invalid, format!("unknown modifier in {name:?}")));
         }
     };
     Ok((path, Some(modifier)))
@@ -1264,8 +1326,7 @@ fn has_unique_index(collection: &Collection, field: &str) -> bool {
         let columns: Vec<String> = index[open + 1..close]
             .split(',')
             .map(|c| {
-                c.trim()
-                    .split_whitespace()
+                c.split_whitespace()
                     .next()
                     .unwrap_or("")
                     .trim_matches(['`', '"', '[', ']'])
@@ -1276,36 +1337,49 @@ fn has_unique_index(collection: &Collection, field: &str) -> bool {
     })
 }
 
-/// The value a record field holds as SQLite stores it (the store's column conventions).
+/// The value a record field holds as SQLite stores it: the store binds canonical values
+/// this way (store-sqlite `json_to_sql`) and the column's affinity does the rest.
 pub(crate) fn stored_value(value: &Value, ty: ColType) -> SqlVal {
     match ty {
-        ColType::Text => match value {
-            Value::String(s) => SqlVal::Text(s.clone()),
-            Value::Null => SqlVal::Text(String::new()),
-            other => SqlVal::Text(other.to_string()),
-        },
+        ColType::Text => SqlVal::Text(match value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            Value::Array(items) => items
+                .last()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            other => other.to_string(),
+        }),
         ColType::Number => match value {
             Value::Number(n) => number_value(n.as_f64().unwrap_or(0.0)),
-            Value::String(s) => number_value(s.trim().parse().unwrap_or(0.0)),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map_or(SqlVal::Int(0), number_value),
             Value::Bool(b) => SqlVal::Int(i64::from(*b)),
             _ => SqlVal::Int(0),
         },
         ColType::Bool => SqlVal::Int(i64::from(match value {
             Value::Bool(b) => *b,
             Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-            Value::String(s) => matches!(s.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True"),
+            Value::String(s) => matches!(s.as_str(), "true" | "1"),
             _ => false,
         })),
         ColType::Json => match value {
             Value::Null => SqlVal::Null,
             other => apply_numeric(SqlVal::Text(other.to_string())),
         },
+        ColType::Geo => SqlVal::Text(match value {
+            Value::Object(_) => value.to_string(),
+            _ => r#"{"lon":0,"lat":0}"#.to_owned(),
+        }),
         ColType::Multi => SqlVal::Text(match value {
             Value::Array(_) => value.to_string(),
-            Value::String(s) if s.is_empty() => "[]".to_owned(),
-            Value::String(s) => Value::Array(vec![Value::String(s.clone())]).to_string(),
-            Value::Null => "[]".to_owned(),
-            other => Value::Array(vec![other.clone()]).to_string(),
+            Value::String(s) if !s.is_empty() => Value::Array(vec![value.clone()]).to_string(),
+            _ => "[]".to_owned(),
         }),
     }
 }
@@ -1420,7 +1494,10 @@ mod tests {
 
     #[test]
     fn macros_use_pocketbase_format() {
-        let at = Utc.with_ymd_and_hms(2024, 2, 10, 13, 14, 15).single().expect("valid");
+        let at = Utc
+            .with_ymd_and_hms(2024, 2, 10, 13, 14, 15)
+            .single()
+            .expect("valid");
         let ctx = RequestContext::new(domain::AuthContext::Guest).at(at);
         let text = |m: Macro| match m.value(&ctx) {
             SqlVal::Text(t) => t,

@@ -28,8 +28,8 @@ use domain::{Dialect, SqlFragment, SqlValue};
 
 use crate::ast::OpKind;
 use crate::check::{
-    Cmp, ColType, Column, JoinDef, JoinId, JoinKind, Node, PathSeg, Program, Runtime, Source,
-    Val, instantiate, json_at, json_scalar, multi_items, runtime_array_text, runtime_json,
+    Cmp, ColType, Column, JoinDef, JoinId, JoinKind, Node, PathSeg, Program, Runtime, Source, Val,
+    instantiate, json_at, json_scalar, multi_items, runtime_array_text, runtime_json,
     runtime_value, val_is_multi,
 };
 use crate::context::RequestContext;
@@ -43,6 +43,68 @@ pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) ->
         scopes: 0,
     };
     state.program(program, &quote_ident(&program.root.name))
+}
+
+/// An ORDER BY expression for a resolved sort value, and the row filter PocketBase applies
+/// alongside it (the list rules of the collections a relation path passes through).
+pub(crate) fn emit_sort(
+    program: &Program,
+    value: &Val,
+    descending: bool,
+    dialect: Dialect,
+    ctx: &RequestContext,
+) -> (SqlFragment, Option<SqlFragment>) {
+    let mut state = State {
+        dialect,
+        ctx,
+        scopes: 0,
+    };
+    let root_ref = quote_ident(&program.root.name);
+    let scope = state.new_scope();
+    let mut emitter = ProgramEmitter {
+        state: &mut state,
+        joins: &program.joins,
+        root_ref: &root_ref,
+        scope,
+    };
+    let mut scope = std::mem::replace(&mut emitter.scope, empty_scope());
+    let emitted = emitter.val(value, &mut scope);
+    let expr = render(dialect, emitted);
+    emitter.scope = scope;
+    if emitter.scope.used.is_empty() {
+        return (expr, None);
+    }
+    let mut guards = Vec::new();
+    for (join, guard) in &program.guards {
+        if emitter.scope.used.contains(join) {
+            let alias = emitter.scope.alias(*join);
+            let inner = emitter.state.program(guard, &alias);
+            let mut part = SqlFragment::raw(format!(
+                "(({alias}.\"id\" = '' OR {alias}.\"id\" IS NULL) OR ("
+            ));
+            part.push_fragment(inner).push_sql("))");
+            guards.push(part);
+        }
+    }
+    let from = emitter.main_sources();
+    let condition = SqlFragment::and_all(guards);
+    // Several related rows: the smallest value sorts ascending, the largest descending, as
+    // PocketBase's DISTINCT over the joined rows ends up doing.
+    let aggregate = if descending { "MAX(" } else { "MIN(" };
+    let mut sort = SqlFragment::raw(format!("(SELECT {aggregate}"));
+    sort.push_fragment(expr).push_sql(") FROM ");
+    sort.push_fragment(from.clone());
+    if let Some(condition) = &condition {
+        sort.push_sql(" WHERE ").push_fragment(condition.clone());
+    }
+    sort.push_sql(")");
+    let filter = condition.map(|condition| {
+        let mut filter = SqlFragment::raw("EXISTS (SELECT 1 FROM ");
+        filter.push_fragment(from).push_sql(" WHERE ");
+        filter.push_fragment(condition).push_sql(")");
+        filter
+    });
+    (sort, filter)
 }
 
 struct State<'c> {
@@ -158,7 +220,7 @@ impl State<'_> {
                 guards.push(part);
             }
         }
-        let from = emitter.from_list();
+        let from = emitter.main_sources();
         let mut out = SqlFragment::raw("EXISTS (SELECT 1 FROM ");
         out.push_fragment(from).push_sql(" WHERE (");
         out.push_fragment(body).push_sql(")");
@@ -257,20 +319,25 @@ impl ProgramEmitter<'_, '_, '_> {
     }
 
     /// `NOT EXISTS` an item of the multi-valued operand(s) for which the comparison fails.
+    /// Each multi-valued side gets its own copy of its joins, so that both sides range over
+    /// all their items independently (`a:each = a:each` compares every pair).
     fn every_item(&mut self, cmp: &Cmp, outer: &mut Scope) -> SqlFragment {
-        let mut inner = self.state.new_scope();
+        let mut left_scope = self.state.new_scope();
+        let mut right_scope = self.state.new_scope();
         let left = if val_is_multi(&cmp.left, self.joins) {
-            self.val(&cmp.left, &mut inner)
+            self.val(&cmp.left, &mut left_scope)
         } else {
             self.val(&cmp.left, outer)
         };
         let right = if val_is_multi(&cmp.right, self.joins) {
-            self.val(&cmp.right, &mut inner)
+            self.val(&cmp.right, &mut right_scope)
         } else {
             self.val(&cmp.right, outer)
         };
         let condition = self.compare(left, cmp.op, right);
-        let from = self.from_list_of(&inner);
+        let mut from = self.sources_of(&left_scope);
+        let right_joins = self.joins_of(&right_scope);
+        from.push_fragment(right_joins);
         let mut out = SqlFragment::raw("NOT EXISTS (SELECT 1 FROM ");
         out.push_fragment(from).push_sql(" WHERE NOT (");
         out.push_fragment(condition).push_sql("))");
@@ -278,15 +345,23 @@ impl ProgramEmitter<'_, '_, '_> {
     }
 
     /// `(SELECT 1) AS r LEFT JOIN …` for the main scope.
-    fn from_list(&mut self) -> SqlFragment {
+    fn main_sources(&mut self) -> SqlFragment {
         let scope = std::mem::replace(&mut self.scope, empty_scope());
-        let out = self.from_list_of(&scope);
+        let out = self.sources_of(&scope);
         self.scope = scope;
         out
     }
 
-    fn from_list_of(&mut self, scope: &Scope) -> SqlFragment {
+    fn sources_of(&mut self, scope: &Scope) -> SqlFragment {
         let mut out = SqlFragment::raw(format!("(SELECT 1) AS {}", scope.dummy()));
+        let joins = self.joins_of(scope);
+        out.push_fragment(joins);
+        out
+    }
+
+    /// ` LEFT JOIN …` for every join `scope` uses, parents first.
+    fn joins_of(&mut self, scope: &Scope) -> SqlFragment {
+        let mut out = SqlFragment::default();
         for &id in &scope.used {
             let Some(join) = self.joins.get(id) else {
                 continue;
@@ -356,7 +431,9 @@ impl ProgramEmitter<'_, '_, '_> {
             JoinKind::Collection { target } => {
                 let table = quote_ident(&target.name);
                 match dialect {
-                    Dialect::Sqlite => SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON 1")),
+                    Dialect::Sqlite => {
+                        SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON 1"))
+                    }
                     Dialect::Postgres => {
                         SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON TRUE"))
                     }
@@ -373,7 +450,8 @@ impl ProgramEmitter<'_, '_, '_> {
             } => {
                 let table = quote_ident(&target.name);
                 if *multiple {
-                    let mut out = bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &items);
+                    let mut out =
+                        bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &items);
                     out.push_sql(&format!(
                         " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
                     ));
@@ -383,8 +461,9 @@ impl ProgramEmitter<'_, '_, '_> {
                         Some(serde_json::Value::String(s)) => SqlVal::Text(s.clone()),
                         _ => runtime_value(value, self.state.ctx),
                     };
-                    let mut out =
-                        SqlFragment::raw(format!("LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = "));
+                    let mut out = SqlFragment::raw(format!(
+                        "LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = "
+                    ));
                     out.push_fragment(render_value(dialect, &id_value));
                     out
                 }
@@ -416,7 +495,11 @@ impl ProgramEmitter<'_, '_, '_> {
     }
 
     fn column_sql(&mut self, column: &Column, scope: &mut Scope) -> String {
-        format!("{}.{}", self.source_ref(column.src, scope), quote_ident(&column.name))
+        format!(
+            "{}.{}",
+            self.source_ref(column.src, scope),
+            quote_ident(&column.name)
+        )
     }
 
     fn val(&mut self, val: &Val, scope: &mut Scope) -> Emitted {
@@ -491,7 +574,8 @@ impl ProgramEmitter<'_, '_, '_> {
             }
             Val::Json { column, path } => {
                 let sql = self.column_sql(column, scope);
-                let mut out = Emitted::sql(json_path_sql(dialect, &sql, path), Class::Column, Ty::Json);
+                let mut out =
+                    Emitted::sql(json_path_sql(dialect, &sql, path), Class::Column, Ty::Json);
                 out.json = true;
                 out
             }
@@ -514,7 +598,8 @@ impl ProgramEmitter<'_, '_, '_> {
                     },
                     Form::Sql(sql) => {
                         let mut out = SqlFragment::raw("LOWER(");
-                        out.push_fragment(pg_text(dialect, sql, inner.ty)).push_sql(")");
+                        out.push_fragment(pg_text(dialect, sql, inner.ty))
+                            .push_sql(")");
                         let mut lowered = Emitted::sql(out, Class::Column, Ty::Text);
                         lowered.json = inner.json;
                         lowered
@@ -529,7 +614,11 @@ impl ProgramEmitter<'_, '_, '_> {
                 };
                 let (lon_a, lat_a, lon_b, lat_b) =
                     (number(lon_a), number(lat_a), number(lon_b), number(lat_b));
-                Emitted::sql(geo_sql(dialect, lon_a, lat_a, lon_b, lat_b), Class::Column, Ty::Num)
+                Emitted::sql(
+                    geo_sql(dialect, lon_a, lat_a, lon_b, lat_b),
+                    Class::Column,
+                    Ty::Num,
+                )
             }
             Val::Strftime {
                 format,
@@ -541,7 +630,11 @@ impl ProgramEmitter<'_, '_, '_> {
                     let ty = e.ty;
                     (render(dialect, e), ty)
                 });
-                Emitted::sql(strftime_sql(dialect, format, time, modifiers), Class::Column, Ty::Text)
+                Emitted::sql(
+                    strftime_sql(dialect, format, time, modifiers),
+                    Class::Column,
+                    Ty::Text,
+                )
             }
             // Resolved by `instantiate` before emission; a leftover means NULL.
             Val::Auth(_) => Emitted::raw("NULL", Class::Empty, Ty::Unknown),
@@ -566,7 +659,9 @@ impl ProgramEmitter<'_, '_, '_> {
                     Form::Value(_) | Form::LowerValue(_) => right,
                     Form::Sql(sql) => {
                         let mut wrapped = SqlFragment::raw("('%' || ");
-                        wrapped.push_fragment(pg_text(dialect, sql, right.ty)).push_sql(" || '%')");
+                        wrapped
+                            .push_fragment(pg_text(dialect, sql, right.ty))
+                            .push_sql(" || '%')");
                         Emitted::sql(wrapped, right.class, Ty::Text)
                     }
                 };
@@ -627,15 +722,27 @@ impl ProgramEmitter<'_, '_, '_> {
                 self.state.false_sql()
             }),
             EqShape::Direct => {
-                let left = if left.class == Class::Empty { blank() } else { left };
-                let right = if right.class == Class::Empty { blank() } else { right };
+                let left = if left.class == Class::Empty {
+                    blank()
+                } else {
+                    left
+                };
+                let right = if right.class == Class::Empty {
+                    blank()
+                } else {
+                    right
+                };
                 let (left, right) = pg_coerce(dialect, left, right);
                 let mut out = render(dialect, left);
                 out.push_sql(eq).push_fragment(render(dialect, right));
                 out
             }
             EqShape::LeftEmpty | EqShape::RightEmpty => {
-                let column = if shape == EqShape::LeftEmpty { right } else { left };
+                let column = if shape == EqShape::LeftEmpty {
+                    right
+                } else {
+                    left
+                };
                 let (blank_side, column) = pg_coerce(dialect, blank(), column);
                 let column_sql = render(dialect, column);
                 let mut out = SqlFragment::raw("(");
@@ -678,7 +785,7 @@ fn col_ty(ty: ColType) -> Ty {
         ColType::Text => Ty::Text,
         ColType::Number => Ty::Num,
         ColType::Bool => Ty::Bool,
-        ColType::Json | ColType::Multi => Ty::Json,
+        ColType::Json | ColType::Geo | ColType::Multi => Ty::Json,
     }
 }
 
@@ -744,7 +851,8 @@ fn pg_number(dialect: Dialect, emitted: Emitted) -> SqlFragment {
             let mut out = SqlFragment::raw("(CASE WHEN jsonb_typeof(");
             out.push_fragment(sql.clone())
                 .push_sql(") = 'number' THEN CAST((");
-            out.push_fragment(sql).push_sql(" #>> '{}') AS double precision) END)");
+            out.push_fragment(sql)
+                .push_sql(" #>> '{}') AS double precision) END)");
             out
         }
         (Dialect::Postgres, _) => {
@@ -816,7 +924,11 @@ fn pg_coerce(dialect: Dialect, left: Emitted, right: Emitted) -> (Emitted, Emitt
                     (text, other)
                 }
             };
-            if left_is_text { (text, other) } else { (other, text) }
+            if left_is_text {
+                (text, other)
+            } else {
+                (other, text)
+            }
         }
         (Ty::Bool, Ty::Num) => (wrap(left, "CAST(", " AS integer)", Ty::Num), right),
         (Ty::Num, Ty::Bool) => (left, wrap(right, "CAST(", " AS integer)", Ty::Num)),
@@ -834,7 +946,7 @@ fn array_sqlite(value: &str) -> String {
 /// PostgreSQL: a column as a JSONB array.
 fn array_pg(column: &str, ty: ColType) -> String {
     match ty {
-        ColType::Multi | ColType::Json => format!(
+        ColType::Multi | ColType::Json | ColType::Geo => format!(
             "(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE jsonb_build_array({column}) END)"
         ),
         _ => format!("jsonb_build_array({column})"),
@@ -879,9 +991,11 @@ fn length_sql(dialect: Dialect, column: &str, ty: ColType) -> SqlFragment {
         (Dialect::Sqlite, _) => SqlFragment::raw(format!(
             "json_array_length(CASE WHEN json_valid({column}) THEN (CASE WHEN json_type({column}) = 'array' THEN {column} ELSE json_array({column}) END) WHEN {column} = '' OR {column} IS NULL THEN json_array() ELSE json_array({column}) END)"
         )),
-        (Dialect::Postgres, ColType::Multi | ColType::Json) => SqlFragment::raw(format!(
-            "(CASE WHEN jsonb_typeof({column}) = 'array' THEN jsonb_array_length({column}) WHEN {column} IS NULL THEN 0 ELSE 1 END)"
-        )),
+        (Dialect::Postgres, ColType::Multi | ColType::Json | ColType::Geo) => {
+            SqlFragment::raw(format!(
+                "(CASE WHEN jsonb_typeof({column}) = 'array' THEN jsonb_array_length({column}) WHEN {column} IS NULL THEN 0 ELSE 1 END)"
+            ))
+        }
         (Dialect::Postgres, _) => SqlFragment::raw(format!(
             "(CASE WHEN {column} = '' OR {column} IS NULL THEN 0 ELSE 1 END)"
         )),
@@ -919,7 +1033,8 @@ fn json_path_sql(dialect: Dialect, column: &str, path: &[PathSeg]) -> SqlFragmen
                 out.push_sql(column);
                 return out;
             }
-            out.push_sql(&format!("jsonb_extract_path({column}"));
+            // JSON null reads as SQL NULL, as SQLite's json_extract returns it.
+            out.push_sql(&format!("NULLIF(jsonb_extract_path({column}"));
             for segment in path {
                 let key = match segment {
                     PathSeg::Key(key) => key.clone(),
@@ -928,7 +1043,7 @@ fn json_path_sql(dialect: Dialect, column: &str, path: &[PathSeg]) -> SqlFragmen
                 out.push_sql(", CAST(").push_param(SqlValue::Text(key));
                 out.push_sql(" AS text)");
             }
-            out.push_sql(")");
+            out.push_sql("), 'null'::jsonb)");
         }
     }
     out
@@ -974,7 +1089,8 @@ fn strftime_sql(
                 out.push_sql(", ").push_fragment(time);
             }
             for modifier in modifiers {
-                out.push_sql(", ").push_param(SqlValue::Text(modifier.clone()));
+                out.push_sql(", ")
+                    .push_param(SqlValue::Text(modifier.clone()));
             }
             out.push_sql(")");
         }

@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use crate::ast::OpKind;
 use crate::check::{
-    Cmp, ColType, Column, JoinDef, JoinId, JoinKind, Node, PathSeg, Program, Runtime, Source,
-    Val, instantiate, json_at, json_scalar, multi_items, runtime_json, runtime_value,
-    stored_value, val_is_multi, val_sources,
+    Cmp, ColType, Column, JoinDef, JoinId, JoinKind, Node, PathSeg, Program, Runtime, Source, Val,
+    instantiate, json_at, json_scalar, multi_items, runtime_json, runtime_value, stored_value,
+    val_is_multi, val_sources,
 };
 use crate::context::RequestContext;
 use crate::value::{
@@ -118,7 +118,9 @@ impl Row<'_> {
 /// The rows a join yields for this record; joins into other tables need SQL.
 fn join_items(join: &JoinDef, row: &Row<'_>, ctx: &RequestContext) -> Outcome<Vec<SqlVal>> {
     match (&join.kind, join.parent) {
-        (JoinKind::Each { field, ty }, Source::Root) => Ok(sqlite_array_items(&row.stored(field, *ty))),
+        (JoinKind::Each { field, ty }, Source::Root) => {
+            Ok(sqlite_array_items(&row.stored(field, *ty)))
+        }
         (JoinKind::BoundEach { value }, _) => Ok(multi_items(runtime_json(value, ctx))),
         _ => Err(NeedsSql),
     }
@@ -369,9 +371,10 @@ impl Env<'_> {
                     ..Operand::expr(json_extract(&stored, path), Affinity::None)
                 }
             }
-            Val::Each(id) => {
-                Operand::expr(current.get(id).cloned().unwrap_or(SqlVal::Null), Affinity::None)
-            }
+            Val::Each(id) => Operand::expr(
+                current.get(id).cloned().unwrap_or(SqlVal::Null),
+                Affinity::None,
+            ),
             Val::Length(column) => {
                 let (stored, _) = self.column(column)?;
                 Operand::expr(SqlVal::Int(sqlite_length(&stored)), Affinity::None)
@@ -488,8 +491,12 @@ fn compare_operands(left: &Operand, op: OpKind, right: &Operand) -> Outcome<Opti
             }
         }
         OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {
-            let ordering =
-                compare(&left.value()?, left.affinity, &right.value()?, right.affinity)?;
+            let ordering = compare(
+                &left.value()?,
+                left.affinity,
+                &right.value()?,
+                right.affinity,
+            )?;
             ordering.map(|ordering| match op {
                 OpKind::Gt => ordering.is_gt(),
                 OpKind::Gte => ordering.is_ge(),
@@ -511,37 +518,47 @@ fn equality(left: &Operand, equal: bool, right: &Operand) -> Outcome<Option<bool
     };
     let l = (left.value()?, left.affinity);
     let r = (right.value()?, right.affinity);
-    Ok(match eq_shape(left.class, left.json, right.class, right.json) {
-        EqShape::Is => {
-            let same = is_same(&l.0, l.1, &r.0, r.1)?;
-            Some(if equal { same } else { !same })
-        }
-        EqShape::BothEmpty => Some(equal),
-        EqShape::Direct => {
-            let l = if left.class == Class::Empty { blank() } else { l };
-            let r = if right.class == Class::Empty { blank() } else { r };
-            eq(&l, &r)?
-        }
-        EqShape::LeftEmpty | EqShape::RightEmpty => {
-            let column = if left.class == Class::Empty { r } else { l };
-            let is_null = column.0 == SqlVal::Null;
-            let compared = if left.class == Class::Empty {
-                eq(&blank(), &column)?
-            } else {
-                eq(&column, &blank())?
-            };
-            if equal {
-                or3(compared, Some(is_null))
-            } else {
-                and3(compared, Some(!is_null))
+    Ok(
+        match eq_shape(left.class, left.json, right.class, right.json) {
+            EqShape::Is => {
+                let same = is_same(&l.0, l.1, &r.0, r.1)?;
+                Some(if equal { same } else { !same })
             }
-        }
-        EqShape::Coalesce => {
-            let coalesce = |v: (SqlVal, Affinity)| match v.0 {
-                SqlVal::Null => blank(),
-                other => (other, Affinity::None),
-            };
-            eq(&coalesce(l), &coalesce(r))?
-        }
-    })
+            EqShape::BothEmpty => Some(equal),
+            EqShape::Direct => {
+                let l = if left.class == Class::Empty {
+                    blank()
+                } else {
+                    l
+                };
+                let r = if right.class == Class::Empty {
+                    blank()
+                } else {
+                    r
+                };
+                eq(&l, &r)?
+            }
+            EqShape::LeftEmpty | EqShape::RightEmpty => {
+                let column = if left.class == Class::Empty { r } else { l };
+                let is_null = column.0 == SqlVal::Null;
+                let compared = if left.class == Class::Empty {
+                    eq(&blank(), &column)?
+                } else {
+                    eq(&column, &blank())?
+                };
+                if equal {
+                    or3(compared, Some(is_null))
+                } else {
+                    and3(compared, Some(!is_null))
+                }
+            }
+            EqShape::Coalesce => {
+                let coalesce = |v: (SqlVal, Affinity)| match v.0 {
+                    SqlVal::Null => blank(),
+                    other => (other, Affinity::None),
+                };
+                eq(&coalesce(l), &coalesce(r))?
+            }
+        },
+    )
 }

@@ -39,9 +39,19 @@
 //!
 //! # Use
 //!
-//! Compile once per schema version ([`compile_filter`], [`Rule::compile`],
-//! [`CollectionRules::compile`]); per request, build a [`RequestContext`] and call
-//! [`Compiled::to_sql`] (or [`Rule::outcome`]) or [`Compiled::eval`].
+//! Compile once per schema version and cache (everything compiled is `Send + Sync`, cheap to
+//! clone, and holds the schema snapshot it was checked against):
+//! [`CollectionRules::compile`] / [`Rule::compile`] for API rules, [`compile_filter`] for a
+//! client `filter`, [`compile_sort`] for a client `sort`. Per request, build one
+//! [`RequestContext`] and call [`Rule::outcome`] / [`Compiled::to_sql`] (a predicate for
+//! `SELECT … FROM "<collection>" WHERE …`, every value bound) or [`Compiled::eval`] /
+//! [`Rule::check_record`] (in memory, for realtime and create checks; [`Eval::NeedsSql`] when
+//! the expression reads other rows). Refusals carry [`Error::status`] (400, or 403 for
+//! `@request`/`@collection` in a non-superuser's filter) and [`Error::api_message`].
+//!
+//! SQLite needs the math functions (`acos`, `cos`, `sin`, `radians`) for `geoDistance`; the
+//! bundled SQLite of rusqlite is built without them, so the store must register them (or
+//! build SQLite with `SQLITE_ENABLE_MATH_FUNCTIONS`).
 
 pub mod ast;
 mod check;
@@ -68,6 +78,7 @@ pub use eval::Eval;
 pub use parser::{MAX_EXPRESSIONS, MAX_LEN};
 
 use check::{JoinKind, Program, Source, Val};
+use domain::SortTerm;
 
 /// A checked filter or rule expression. Cheap to clone and to share between threads; keep it
 /// for as long as the schema it was compiled against is current.
@@ -150,6 +161,145 @@ pub fn compile_filter(
         Mode::Filter
     };
     Compiled::compile(schema, collection, filter, mode).map(Some)
+}
+
+/// The most terms a `sort` parameter may have, and the longest term.
+pub const MAX_SORT_TERMS: usize = 8;
+pub const MAX_SORT_TERM_LEN: usize = 255;
+
+/// A compiled `sort` query parameter.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledSort {
+    terms: Vec<SortItem>,
+}
+
+#[derive(Debug, Clone)]
+struct SortItem {
+    kind: SortKind,
+    descending: bool,
+}
+
+#[derive(Debug, Clone)]
+enum SortKind {
+    Random,
+    RowId { table: String },
+    Field { program: Arc<Program>, value: Val },
+}
+
+/// A sort for one request: ORDER BY terms, and filters to AND into the query (sorting
+/// through a relation hides rows whose related record the caller may not list, as in
+/// PocketBase).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SortSql {
+    pub terms: Vec<SortTerm>,
+    pub filters: Vec<SqlFragment>,
+}
+
+/// Compiles a client `sort` parameter (`-created,title:lower,author.name,@random`). Fields
+/// resolve as in filters (relations, back-relations, json paths, `:lower`); hidden fields and
+/// `@request`/`@collection` are refused for non-superusers.
+pub fn compile_sort(
+    schema: &Arc<Schema>,
+    collection: &Arc<Collection>,
+    sort: &str,
+    auth: &AuthContext,
+) -> Result<CompiledSort, Error> {
+    if sort.is_empty() {
+        return Ok(CompiledSort::default());
+    }
+    let mode = if auth.is_superuser() {
+        Mode::SuperuserFilter
+    } else {
+        if sort.contains("@collection.") {
+            return Err(Error::new(
+                ErrorKind::ForbiddenCollection,
+                "only superusers can sort by @collection",
+                None,
+            ));
+        }
+        if sort.contains("@request.") {
+            return Err(Error::new(
+                ErrorKind::ForbiddenRequest,
+                "only superusers can sort by @request",
+                None,
+            ));
+        }
+        Mode::Filter
+    };
+    let terms: Vec<&str> = sort.split(',').map(str::trim).collect();
+    if terms.len() > MAX_SORT_TERMS {
+        return Err(Error::new(
+            ErrorKind::Limit,
+            format!("more than {MAX_SORT_TERMS} sort terms"),
+            None,
+        ));
+    }
+    let mut items = Vec::with_capacity(terms.len());
+    for term in terms {
+        if term.is_empty() || term.len() > MAX_SORT_TERM_LEN {
+            return Err(Error::new(ErrorKind::Syntax, "invalid sort term", None));
+        }
+        let (name, descending) = match term.strip_prefix('-') {
+            Some(rest) => (rest, true),
+            None => (term.strip_prefix('+').unwrap_or(term), false),
+        };
+        let kind = match name {
+            "@random" => SortKind::Random,
+            "@rowid" if collection.is_view() => {
+                return Err(Error::new(
+                    ErrorKind::UnknownField,
+                    "views have no row ids",
+                    None,
+                ));
+            }
+            "@rowid" => SortKind::RowId {
+                table: collection.name.clone(),
+            },
+            _ => {
+                let (program, value) = check::check_sort(schema, collection, name, mode)?;
+                SortKind::Field {
+                    program: Arc::new(program),
+                    value,
+                }
+            }
+        };
+        items.push(SortItem { kind, descending });
+    }
+    Ok(CompiledSort { terms: items })
+}
+
+impl CompiledSort {
+    /// ORDER BY terms (and the filters that come with relation paths) for this request.
+    pub fn to_sql(&self, dialect: Dialect, ctx: &RequestContext) -> SortSql {
+        let mut out = SortSql::default();
+        for item in &self.terms {
+            let expr = match &item.kind {
+                SortKind::Random => SqlFragment::raw(match dialect {
+                    Dialect::Sqlite => "RANDOM()",
+                    Dialect::Postgres => "random()",
+                }),
+                SortKind::RowId { table } => match dialect {
+                    Dialect::Sqlite => SqlFragment::column(table, "_rowid_"),
+                    Dialect::Postgres => SqlFragment::column(table, "ctid"),
+                },
+                SortKind::Field { program, value } => {
+                    let (expr, filter) =
+                        emit::emit_sort(program, value, item.descending, dialect, ctx);
+                    out.filters.extend(filter);
+                    expr
+                }
+            };
+            out.terms.push(SortTerm {
+                expr,
+                descending: item.descending,
+            });
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
 }
 
 /// One collection API rule.

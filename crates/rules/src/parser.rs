@@ -112,7 +112,8 @@ impl Parser {
                     expect_item = true;
                 }
                 Some(Token {
-                    kind: TokenKind::Or, ..
+                    kind: TokenKind::Or,
+                    ..
                 }) => {
                     push_join(&mut stack, Join::Or);
                     expect_item = true;
@@ -159,10 +160,7 @@ impl Parser {
             }) => op,
             Some(token) => return Err(Error::syntax("expected a comparison sign", token.span)),
             None => {
-                return Err(Error::syntax(
-                    "expected a comparison sign",
-                    self.eof_span(),
-                ));
+                return Err(Error::syntax("expected a comparison sign", self.eof_span()));
             }
         };
         let Some(token) = self.next() else {
@@ -287,7 +285,11 @@ fn fold(mut items: Vec<Expr>, and: bool) -> Expr {
     {
         return only;
     }
-    if and { Expr::And(items) } else { Expr::Or(items) }
+    if and {
+        Expr::And(items)
+    } else {
+        Expr::Or(items)
+    }
 }
 
 #[cfg(test)]
@@ -324,7 +326,10 @@ mod tests {
             ok("a = 1 && b = 2 || c = 3 && d = 4"),
             "[[a = 1 && b = 2] || [c = 3 && d = 4]]"
         );
-        assert_eq!(ok("((a = 1)) && (b = 2 && c = 3)"), "[a = 1 && b = 2 && c = 3]");
+        assert_eq!(
+            ok("((a = 1)) && (b = 2 && c = 3)"),
+            "[a = 1 && b = 2 && c = 3]"
+        );
     }
 
     #[test]
@@ -339,7 +344,10 @@ mod tests {
         let Operand::Call { name, args, span } = c.left else {
             panic!("call expected");
         };
-        assert_eq!((name.as_str(), args.len(), span), ("strftime", 2, Span::new(0, 17)));
+        assert_eq!(
+            (name.as_str(), args.len(), span),
+            ("strftime", 2, Span::new(0, 17))
+        );
         assert!(parse("strftime('%Y', strftime('%Y', strftime('%Y', d))) = 1").is_ok());
         let err = parse("strftime('%Y', strftime('%Y', strftime('%Y', strftime('%Y', d)))) = 1")
             .expect_err("too deep");
@@ -349,8 +357,20 @@ mod tests {
     #[test]
     fn malformed_input_is_rejected_with_spans() {
         for bad in [
-            " ", "title", "title ==  'x'", "a = 'a' b = 'b'", "a = 1 &&", "&& a = 1", "()",
-            "(a = 1", "a = 1)", "a = 1 || ()", "a =", "= 1", "f(1 = 2", "f(,) = 1",
+            " ",
+            "title",
+            "title ==  'x'",
+            "a = 'a' b = 'b'",
+            "a = 1 &&",
+            "&& a = 1",
+            "()",
+            "(a = 1",
+            "a = 1)",
+            "a = 1 || ()",
+            "a =",
+            "= 1",
+            "f(1 = 2",
+            "f(,) = 1",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }

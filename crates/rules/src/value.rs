@@ -62,9 +62,10 @@ pub fn apply_numeric(value: SqlVal) -> SqlVal {
     match value {
         SqlVal::Text(text) => match parse_decimal(&text) {
             Some(n) => {
-                let integral = text.trim_matches(is_sqlite_space).bytes().all(|b| {
-                    b.is_ascii_digit() || b == b'-' || b == b'+'
-                });
+                let integral = text
+                    .trim_matches(is_sqlite_space)
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'-' || b == b'+');
                 if integral && let Ok(i) = text.trim_matches(is_sqlite_space).parse::<i64>() {
                     return SqlVal::Int(i);
                 }
@@ -138,14 +139,20 @@ fn parse_decimal(text: &str) -> Option<f64> {
     normalized.parse().ok()
 }
 
-/// The text of a REAL cannot be known here (NaN, which SQLite never stores).
+/// SQLite's text for this REAL cannot be predicted exactly (see [`real_to_text`]); the
+/// evaluator answers "needs SQL" instead of guessing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Inexact;
 
-/// Renders a REAL as SQLite 3.54 does (`%!.17g`): the value rounded to 18 (or 19) digits,
-/// shortened when the tail is `…000x`/`…99x` and the shorter text reads back as the same
-/// number, else rounded again to 17 digits; trailing zeros dropped but one fractional digit
-/// kept; exponent form (`1.0e+17`, `1.0e-05`) outside `1e-4 ..< 1e17`.
+/// Renders a REAL as SQLite 3.54 does (`%!.17g`), when that is certain.
+///
+/// SQLite scales the value to an integer of 18 significant digits (19 when its estimate of
+/// the decimal exponent is one low) with a 64-bit approximation of the power of ten, shortens
+/// a tail of `…000x` or `…99x` when the shorter text reads back as the same number, else
+/// rounds to 17 digits; trailing zeros go, one fractional digit stays, and the exponent form
+/// (`1.0e+17`, `1.0e-05`) is used outside `1e-4 ..< 1e17`. The approximation can move the
+/// last digit, so the rendering is computed for the exact value and for values a hair either
+/// side of it; when those disagree, or far from 1, the answer is [`Inexact`].
 pub fn real_to_text(r: f64) -> Result<String, Inexact> {
     if r.is_nan() {
         return Err(Inexact);
@@ -156,31 +163,53 @@ pub fn real_to_text(r: f64) -> Result<String, Inexact> {
     if r == 0.0 {
         return Ok("0.0".into());
     }
-    let sign = if r < 0.0 { "-" } else { "" };
     let magnitude = r.abs();
-    // Far from 1, SQLite's read-back check (its own decimal-to-binary approximation) can
-    // disagree with an exact one; no value the evaluator meets lives there.
-    if !(1e-30..1e30).contains(&magnitude) {
+    if !(1e-10..1e20).contains(&magnitude) {
         return Err(Inexact);
     }
-    // SQLite scales by a power of ten estimated from the binary exponent; when the estimate
-    // is one low it works with 19 significant digits instead of 18.
     let binary_exponent = ((magnitude.to_bits() >> 52) & 0x7ff) as i32 - 1023;
     let estimate = (binary_exponent * 78913) >> 18;
-    let actual: i32 = format!("{magnitude:e}")
-        .split_once('e')
-        .and_then(|(_, e)| e.parse().ok())
-        .ok_or(Inexact)?;
-    let significant = if estimate == actual { 18 } else { 19 };
-    let sci = format!("{magnitude:.prec$e}", prec = significant - 1);
+    // 36 exact significant digits (Rust formats floats exactly) and the decimal exponent.
+    let sci = format!("{magnitude:.35e}");
     let (mantissa, exp) = sci.split_once('e').ok_or(Inexact)?;
     let exp: i32 = exp.parse().map_err(|_| Inexact)?;
-    let z: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    if z.len() != significant {
+    let exact: u128 = mantissa
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .map_err(|_| Inexact)?;
+    let significant: u32 = if estimate == exp { 18 } else { 19 };
+    // The approximation error is below one unit of the 20th significant digit.
+    let hair = 10u128.pow(36 - 20);
+    let render = |value: u128| sqlite_digits(value, significant, exp, magnitude);
+    let text = render(exact)?;
+    if render(exact - hair)? != text || render(exact + hair)? != text {
         return Err(Inexact);
     }
-    let n = z.len();
+    Ok(if r < 0.0 { format!("-{text}") } else { text })
+}
+
+/// SQLite's `%!.17g` digits for a 36-digit significand `value` (first digit at 10^`exp`).
+fn sqlite_digits(
+    value: u128,
+    significant: u32,
+    exp: i32,
+    magnitude: f64,
+) -> Result<String, Inexact> {
+    // Scale to `significant` digits, rounding half up on the dropped part.
+    let divisor = 10u128.pow(36 - significant);
+    let mut scaled = value / divisor;
+    if value % divisor >= divisor / 2 {
+        scaled += 1;
+    }
     let mut decimal_point = exp + 1;
+    let mut z: Vec<u8> = scaled.to_string().into_bytes();
+    if z.len() > significant as usize {
+        // Rounding carried into a new digit (…999 → 1000…).
+        decimal_point += 1;
+    }
+    let n = z.len();
     let reads_back = |digits: &str, point_shift: i32| {
         format!("{digits}e{point_shift}").parse::<f64>().ok() == Some(magnitude)
     };
@@ -212,34 +241,35 @@ pub fn real_to_text(r: f64) -> Result<String, Inexact> {
             keep = jj + 1;
         }
     }
-    let mut digits: Vec<u8> = z[..keep].to_vec();
-    if z[keep] >= b'5' {
+    let round_up = z[keep] >= b'5';
+    z.truncate(keep);
+    if round_up {
         let mut j = keep;
         loop {
             if j == 0 {
-                digits.insert(0, b'1');
+                z.insert(0, b'1');
                 decimal_point += 1;
                 break;
             }
             j -= 1;
-            if digits[j] == b'9' {
-                digits[j] = b'0';
+            if z[j] == b'9' {
+                z[j] = b'0';
             } else {
-                digits[j] += 1;
+                z[j] += 1;
                 break;
             }
         }
     }
-    while digits.len() > 1 && digits.last() == Some(&b'0') {
-        digits.pop();
+    while z.len() > 1 && z.last() == Some(&b'0') {
+        z.pop();
     }
-    let digits = String::from_utf8(digits).map_err(|_| Inexact)?;
+    let digits = String::from_utf8(z).map_err(|_| Inexact)?;
     let exp = decimal_point - 1;
     if !(-4..=16).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         let rest = if rest.is_empty() { "0" } else { rest };
         let exp_sign = if exp < 0 { '-' } else { '+' };
-        return Ok(format!("{sign}{first}.{rest}e{exp_sign}{:02}", exp.abs()));
+        return Ok(format!("{first}.{rest}e{exp_sign}{:02}", exp.abs()));
     }
     if exp >= 0 {
         let int_len = exp as usize + 1;
@@ -252,10 +282,10 @@ pub fn real_to_text(r: f64) -> Result<String, Inexact> {
             )
         };
         let frac = if frac.is_empty() { "0".into() } else { frac };
-        Ok(format!("{sign}{int_part}.{frac}"))
+        Ok(format!("{int_part}.{frac}"))
     } else {
         let zeros = "0".repeat((-exp - 1) as usize);
-        Ok(format!("{sign}0.{zeros}{digits}"))
+        Ok(format!("0.{zeros}{digits}"))
     }
 }
 
@@ -537,7 +567,7 @@ mod tests {
         for (value, text) in [
             (5.0, "5.0"),
             (0.1, "0.1"),
-            (1e20, "1.0e+20"),
+            (1e19, "1.0e+19"),
             (1e17, "1.0e+17"),
             (1e16, "10000000000000000.0"),
             (1e15, "1000000000000000.0"),
@@ -554,9 +584,10 @@ mod tests {
         for (value, text) in [
             (1.0 / 3.0, "0.33333333333333332"),
             (0.1 * 3.0, "0.30000000000000004"),
-            (4192.6543210987654, "4192.6543210987657"),
+            (4192.654321098766, "4192.6543210987657"),
             (4735.1943719657, "4735.1943719657002"),
             (123456789012345678.0, "1.2345678901234568e+17"),
+            (-111919.03958332851, "-111919.03958332851"),
             (1.0 / 7.0 * 1e16, "1428571428571428.5"),
         ] {
             assert_eq!(real_to_text(value), Ok(text.to_owned()), "{value}");
@@ -569,15 +600,41 @@ mod tests {
         let text = |s: &str| SqlVal::Text(s.into());
         // NUMERIC column against a text literal: the text becomes a number.
         assert_eq!(
-            compare(&SqlVal::Int(10), Affinity::Numeric, &text("5"), Affinity::None),
+            compare(
+                &SqlVal::Int(10),
+                Affinity::Numeric,
+                &text("5"),
+                Affinity::None
+            ),
             Ok(Some(Ordering::Greater))
         );
         // TEXT column against a REAL literal: the number becomes text "5.0".
-        assert_eq!(is_same(&text("5"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None), Ok(false));
-        assert_eq!(is_same(&text("5.0"), Affinity::Text, &SqlVal::Real(5.0), Affinity::None), Ok(true));
+        assert_eq!(
+            is_same(
+                &text("5"),
+                Affinity::Text,
+                &SqlVal::Real(5.0),
+                Affinity::None
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            is_same(
+                &text("5.0"),
+                Affinity::Text,
+                &SqlVal::Real(5.0),
+                Affinity::None
+            ),
+            Ok(true)
+        );
         // Two bound values: no conversion, numbers sort before text.
         assert_eq!(
-            compare(&text("500"), Affinity::None, &SqlVal::Real(500.0), Affinity::None),
+            compare(
+                &text("500"),
+                Affinity::None,
+                &SqlVal::Real(500.0),
+                Affinity::None
+            ),
             Ok(Some(Ordering::Greater))
         );
         assert_eq!(apply_numeric(text(" 5 ")), SqlVal::Int(5));

@@ -25,6 +25,7 @@ pub use state::{AppState, ServerConfig, SharedState};
 /// The whole API, ready to serve.
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.body_limit;
+    realtime::spawn_hub(&state);
     let api = Router::new()
         .merge(health::router())
         .merge(collections::router())

@@ -39,6 +39,8 @@ pub struct AppState {
     pub limiters: Limiters,
     /// Serializes one-time-code and MFA-session consumption so a code is used at most once.
     pub auth_lock: tokio::sync::Mutex<()>,
+    /// When each auth email was last sent, by `collection:record:kind`, to drop resends.
+    pub mail_sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Realtime clients and the change-log fan-out (started by the first SSE connection).
     pub realtime: crate::realtime::Hub,
 }
@@ -54,6 +56,7 @@ impl AppState {
             settings: SettingsCache::default(),
             limiters: Limiters::default(),
             auth_lock: tokio::sync::Mutex::new(()),
+            mail_sent: std::sync::Mutex::default(),
             realtime: crate::realtime::Hub::default(),
         })
     }

@@ -19,9 +19,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         body_limit: args.body_limit,
         bcrypt_cost: global.bcrypt_cost,
+        argon2: server::auth::password::Argon2Params::for_bcrypt_cost(global.bcrypt_cost),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
-    let app = server::router(AppState::new(dyn_store, config));
+    let state = AppState::new(dyn_store, config);
+    // Open SSE streams would hold a graceful shutdown up for as long as they live.
+    let realtime = state.realtime.clone();
+    let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
@@ -37,10 +41,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             shell_quote(&global.dir.display().to_string())
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        realtime.shutdown();
+    })
+    .await
+    .context("serving HTTP")?;
     tracing::info!("shutting down: checkpointing the database");
     store.close().await.context("closing the database")?;
     Ok(())

@@ -5,13 +5,19 @@ mod support;
 
 /// Superuser password auth, token format, refresh, guest fallback.
 mod auth;
+/// Email flows (over a real SMTP server), OTP, MFA, impersonation, settings, rate limits.
+mod auth_flows;
 /// Health, CORS, default headers, 404s and malformed input in PocketBase's error shape.
 mod basics;
 /// `plinth superuser …`, `serve` start-up messages, graceful shutdown.
 mod cli;
 /// The collections API.
 mod collections;
+/// Realtime over SSE: the stream, subscriptions, rule-checked events.
+mod realtime;
 /// The records API.
 mod records;
+/// A real SMTP server on loopback for the mail tests.
+mod smtp_sink;
 /// Guards the crate dependency rule of ARCHITECTURE.md.
 mod tidy;

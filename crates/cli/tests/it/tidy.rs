@@ -102,7 +102,7 @@ fn every_module_says_why_it_exists() {
                 }
             } else if path.extension().is_some_and(|e| e == "rs")
                 && path.components().any(|c| c.as_os_str() == "src")
-                && !path.file_name().is_some_and(|n| n == "tests.rs")
+                && path.file_name().is_none_or(|n| n != "tests.rs")
             {
                 let text = std::fs::read_to_string(&path).expect("source");
                 if !text.trim_start().starts_with("//!") {

@@ -29,10 +29,18 @@ fn snapshot(
         .with_body(body.as_object().cloned().unwrap_or_default());
     let got = compiled.to_sql(Dialect::Sqlite, &ctx);
     assert_eq!(got.sql, sqlite, "sqlite: {text}");
-    assert_eq!(format!("{:?}", got.params), sqlite_params, "sqlite params: {text}");
+    assert_eq!(
+        format!("{:?}", got.params),
+        sqlite_params,
+        "sqlite params: {text}"
+    );
     let got = compiled.to_sql(Dialect::Postgres, &ctx);
     assert_eq!(got.sql, postgres, "postgres: {text}");
-    assert_eq!(format!("{:?}", got.params), postgres_params, "postgres params: {text}");
+    assert_eq!(
+        format!("{:?}", got.params),
+        postgres_params,
+        "postgres params: {text}"
+    );
 }
 
 #[test]
@@ -40,7 +48,11 @@ fn both_dialects() {
     let f = Fixture::new();
     snapshot(
         &f,
-        ("su", "posts", r#"status = '' || status != '' || title = body || title != 'x'"#),
+        (
+            "su",
+            "posts",
+            r#"status = '' || status != '' || title = body || title != 'x'"#,
+        ),
         r#"(("posts"."status" = ? OR "posts"."status" IS NULL) OR ("posts"."status" IS NOT ? AND "posts"."status" IS NOT NULL) OR COALESCE("posts"."title", '') = COALESCE("posts"."body", '') OR "posts"."title" IS NOT ?)"#,
         r#"[Text(""), Text(""), Text("x")]"#,
         r#"(("posts"."status" = CAST(? AS text) OR "posts"."status" IS NULL) OR ("posts"."status" IS DISTINCT FROM CAST(? AS text) AND "posts"."status" IS NOT NULL) OR COALESCE("posts"."title", '') = COALESCE("posts"."body", '') OR "posts"."title" IS DISTINCT FROM CAST(? AS text))"#,
@@ -48,7 +60,11 @@ fn both_dialects() {
     );
     snapshot(
         &f,
-        ("su", "posts", r#"title ~ 'a%' && title !~ body && views >= 1.5"#),
+        (
+            "su",
+            "posts",
+            r#"title ~ 'a%' && title !~ body && views >= 1.5"#,
+        ),
         r#"("posts"."title" LIKE ? ESCAPE '\' AND "posts"."title" NOT LIKE ('%' || "posts"."body" || '%') ESCAPE '\' AND "posts"."views" >= ?)"#,
         r#"[Text("a%"), Real(1.5)]"#,
         r#"("posts"."title" ILIKE CAST(? AS text) ESCAPE '\' AND "posts"."title" NOT ILIKE ('%' || "posts"."body" || '%') ESCAPE '\' AND "posts"."views" >= CAST(? AS double precision))"#,
@@ -56,10 +72,14 @@ fn both_dialects() {
     );
     snapshot(
         &f,
-        ("su", "posts", r#"meta.arr.1 = 2 && tags:length > 1 && published = true"#),
+        (
+            "su",
+            "posts",
+            r#"meta.arr.1 = 2 && tags:length > 1 && published = true"#,
+        ),
         r#"((CASE WHEN json_valid("posts"."meta") THEN json_extract("posts"."meta", ?) ELSE json_extract(json_object('pb', "posts"."meta"), ?) END) IS ? AND json_array_length(CASE WHEN json_valid("posts"."tags") THEN (CASE WHEN json_type("posts"."tags") = 'array' THEN "posts"."tags" ELSE json_array("posts"."tags") END) WHEN "posts"."tags" = '' OR "posts"."tags" IS NULL THEN json_array() ELSE json_array("posts"."tags") END) > ? AND "posts"."published" = 1)"#,
         r#"[Text("$.arr[1]"), Text("$.pb.arr[1]"), Real(2.0), Real(1.0)]"#,
-        r#"(jsonb_extract_path("posts"."meta", CAST(? AS text), CAST(? AS text)) IS NOT DISTINCT FROM to_jsonb(CAST(? AS double precision)) AND (CASE WHEN jsonb_typeof("posts"."tags") = 'array' THEN jsonb_array_length("posts"."tags") WHEN "posts"."tags" IS NULL THEN 0 ELSE 1 END) > CAST(? AS double precision) AND "posts"."published" = TRUE)"#,
+        r#"(NULLIF(jsonb_extract_path("posts"."meta", CAST(? AS text), CAST(? AS text)), 'null'::jsonb) IS NOT DISTINCT FROM to_jsonb(CAST(? AS double precision)) AND (CASE WHEN jsonb_typeof("posts"."tags") = 'array' THEN jsonb_array_length("posts"."tags") WHEN "posts"."tags" IS NULL THEN 0 ELSE 1 END) > CAST(? AS double precision) AND "posts"."published" = TRUE)"#,
         r#"[Text("arr"), Text("1"), Real(2.0), Real(1.0)]"#,
     );
     snapshot(
@@ -91,12 +111,16 @@ fn both_dialects() {
         ("su", "posts", r#"geoDistance(loc.lon, loc.lat, 1, 2) < 5"#),
         r#"(6371 * acos(min(1, max(-1, cos(radians((CASE WHEN json_valid("posts"."loc") THEN json_extract("posts"."loc", ?) ELSE json_extract(json_object('pb', "posts"."loc"), ?) END))) * cos(radians(?)) * cos(radians(?) - radians((CASE WHEN json_valid("posts"."loc") THEN json_extract("posts"."loc", ?) ELSE json_extract(json_object('pb', "posts"."loc"), ?) END))) + sin(radians((CASE WHEN json_valid("posts"."loc") THEN json_extract("posts"."loc", ?) ELSE json_extract(json_object('pb', "posts"."loc"), ?) END))) * sin(radians(?)))))) < ?"#,
         r#"[Text("$.lat"), Text("$.pb.lat"), Real(2.0), Real(1.0), Text("$.lon"), Text("$.pb.lon"), Text("$.lat"), Text("$.pb.lat"), Real(2.0), Real(5.0)]"#,
-        r#"(6371 * acos(LEAST(1, GREATEST(-1, cos(radians((CASE WHEN jsonb_typeof(jsonb_extract_path("posts"."loc", CAST(? AS text))) = 'number' THEN CAST((jsonb_extract_path("posts"."loc", CAST(? AS text)) #>> '{}') AS double precision) END))) * cos(radians(CAST(? AS double precision))) * cos(radians(CAST(? AS double precision)) - radians((CASE WHEN jsonb_typeof(jsonb_extract_path("posts"."loc", CAST(? AS text))) = 'number' THEN CAST((jsonb_extract_path("posts"."loc", CAST(? AS text)) #>> '{}') AS double precision) END))) + sin(radians((CASE WHEN jsonb_typeof(jsonb_extract_path("posts"."loc", CAST(? AS text))) = 'number' THEN CAST((jsonb_extract_path("posts"."loc", CAST(? AS text)) #>> '{}') AS double precision) END))) * sin(radians(CAST(? AS double precision))))))) < CAST(? AS double precision)"#,
+        r#"(6371 * acos(LEAST(1, GREATEST(-1, cos(radians((CASE WHEN jsonb_typeof(NULLIF(jsonb_extract_path("posts"."loc", CAST(? AS text)), 'null'::jsonb)) = 'number' THEN CAST((NULLIF(jsonb_extract_path("posts"."loc", CAST(? AS text)), 'null'::jsonb) #>> '{}') AS double precision) END))) * cos(radians(CAST(? AS double precision))) * cos(radians(CAST(? AS double precision)) - radians((CASE WHEN jsonb_typeof(NULLIF(jsonb_extract_path("posts"."loc", CAST(? AS text)), 'null'::jsonb)) = 'number' THEN CAST((NULLIF(jsonb_extract_path("posts"."loc", CAST(? AS text)), 'null'::jsonb) #>> '{}') AS double precision) END))) + sin(radians((CASE WHEN jsonb_typeof(NULLIF(jsonb_extract_path("posts"."loc", CAST(? AS text)), 'null'::jsonb)) = 'number' THEN CAST((NULLIF(jsonb_extract_path("posts"."loc", CAST(? AS text)), 'null'::jsonb) #>> '{}') AS double precision) END))) * sin(radians(CAST(? AS double precision))))))) < CAST(? AS double precision)"#,
         r#"[Text("lat"), Text("lat"), Real(2.0), Real(1.0), Text("lon"), Text("lon"), Text("lat"), Text("lat"), Real(2.0), Real(5.0)]"#,
     );
     snapshot(
         &f,
-        ("su", "posts", r#"strftime('%Y-%m', created, 'start of month') = '2024-01'"#),
+        (
+            "su",
+            "posts",
+            r#"strftime('%Y-%m', created, 'start of month') = '2024-01'"#,
+        ),
         r#"strftime(?, "posts"."created", ?) = ?"#,
         r#"[Text("%Y-%m"), Text("start of month"), Text("2024-01")]"#,
         r#"to_char((CAST(NULLIF("posts"."created", '') AS timestamptz) AT TIME ZONE 'UTC'), ?) = CAST(? AS text)"#,
@@ -104,7 +128,11 @@ fn both_dialects() {
     );
     snapshot(
         &f,
-        ("su", "posts", r#"created > @yesterday && title:lower = @request.query.q:lower"#),
+        (
+            "su",
+            "posts",
+            r#"created > @yesterday && title:lower = @request.query.q:lower"#,
+        ),
         r#"("posts"."created" > ? AND LOWER("posts"."title") = LOWER(?))"#,
         r#"[Text("2026-11-27 04:30:00.000Z"), Text("Hi")]"#,
         r#"("posts"."created" > CAST(? AS text) AND LOWER("posts"."title") = LOWER(CAST(? AS text)))"#,
@@ -120,7 +148,11 @@ fn both_dialects() {
     );
     snapshot(
         &f,
-        ("su", "rt", r#"@request.body.title:changed = false && @request.body.tags:each ?= 'a'"#),
+        (
+            "su",
+            "rt",
+            r#"@request.body.title:changed = false && @request.body.tags:each ?= 'a'"#,
+        ),
         r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN json_each(?) AS "__s0j0" WHERE (((? IS NOT "rt"."title") IS 0 AND "__s0j0"."value" = ?)))"#,
         r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
         r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text(CAST(? AS jsonb)) AS "__s0j0"("value") ON TRUE WHERE (((CAST(? AS text) IS DISTINCT FROM "rt"."title") IS NOT DISTINCT FROM FALSE AND "__s0j0"."value" = CAST(? AS text))))"#,

@@ -33,10 +33,17 @@ fn check(fixture: &Fixture, cases: &[(&str, &str, &str, Answer)]) {
             Forbidden(message) => format!("Forbidden({message:?})"),
         };
         if got != want {
-            failures.push(format!("{role} {collection} {filter:?}: got {got}, PocketBase {want}"));
+            failures.push(format!(
+                "{role} {collection} {filter:?}: got {got}, PocketBase {want}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -73,8 +80,18 @@ fn syntax_edge_cases() {
             ("su", "posts", "((views = 10))", Rows(&["p1"])),
             ("su", "posts", "views = 10 || (title = 'x')", Rows(&["p1"])),
             ("su", "posts", "title = 'x' // comment", Rows(&[])),
-            ("su", "posts", "views > 5 || title = 'x' && views < 3", Rows(&["p1", "p5"])),
-            ("su", "posts", "(views > 5 || title = 'x') && views < 3", Rows(&[])),
+            (
+                "su",
+                "posts",
+                "views > 5 || title = 'x' && views < 3",
+                Rows(&["p1", "p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "(views > 5 || title = 'x') && views < 3",
+                Rows(&[]),
+            ),
         ],
     );
 }
@@ -91,12 +108,32 @@ fn literals_and_escapes() {
             ("su", "posts", "'a' = 'a'", Rows(ALL)),
             ("su", "posts", "'a' != \"a\"", Rows(&[])),
             ("su", "posts", "title = \"O'Reilly\"", Rows(&[])),
-            ("su", "posts", "body ~ \"O'Reilly \\\"q\\\"\"", Rows(&["p5"])),
+            (
+                "su",
+                "posts",
+                "body ~ \"O'Reilly \\\"q\\\"\"",
+                Rows(&["p5"]),
+            ),
             ("su", "posts", "body ~ 'O\\'Reilly'", Rows(&["p5"])),
             ("su", "posts", "body ~ '\\\\ back'", Rows(&["p5"])),
-            ("su", "posts", "body = 'O\\'Reilly \"q\" \\\\ back'", Rows(&["p5"])),
-            ("su", "posts", "body = 'O\\'Reilly \"q\" \\ back'", Rows(&["p5"])),
-            ("su", "posts", "body = \"O'Reilly \\\"q\\\" \\ back\"", Rows(&["p5"])),
+            (
+                "su",
+                "posts",
+                "body = 'O\\'Reilly \"q\" \\\\ back'",
+                Rows(&["p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "body = 'O\\'Reilly \"q\" \\ back'",
+                Rows(&["p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "body = \"O'Reilly \\\"q\\\" \\ back\"",
+                Rows(&["p5"]),
+            ),
             ("su", "posts", "body = 'x\\\\'", Rows(&[])),
             ("su", "posts", "body = 'x\\\\' || true = 1", Rows(ALL)),
             ("su", "teams", "name = 5", Rows(&["t50"])),
@@ -176,9 +213,19 @@ fn modifiers() {
             ("su", "posts", "title:upper = 'x'", Bad),
             ("su", "posts", "title:isset = true", Rows(&[])),
             ("su", "posts", "title:changed = true", Rows(&[])),
-            ("su", "posts", "title:length > 1", Rows(&["p1", "p2", "p3", "p4"])),
+            (
+                "su",
+                "posts",
+                "title:length > 1",
+                Rows(&["p1", "p2", "p3", "p4"]),
+            ),
             ("su", "posts", "title:each = 'x'", Rows(&[])),
-            ("su", "posts", "author:length = 1", Rows(&["p1", "p2", "p4"])),
+            (
+                "su",
+                "posts",
+                "author:length = 1",
+                Rows(&["p1", "p2", "p4"]),
+            ),
             ("su", "posts", "author:each = 'x'", Rows(&[])),
             ("su", "posts", "editors:length = 2", Rows(&["p1"])),
             ("su", "posts", "editors:each ?= 'x'", Rows(&[])),
@@ -188,6 +235,21 @@ fn modifiers() {
             ("su", "posts", "meta:length = 2", Rows(&[])),
             ("su", "posts", "views:length = 1", Rows(&[])),
             ("su", "posts", "tags:each:lower = 'a'", Bad),
+            // Both sides multi-valued: every pair of items is compared.
+            (
+                "su",
+                "posts",
+                "tags:each = tags:each",
+                Rows(&["p2", "p3", "p4"]),
+            ),
+            ("su", "posts", "tags:each != tags:each", Rows(&[])),
+            ("su", "posts", "tags:each ?= tags:each", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "editors.name = editors.name",
+                Rows(&["p2", "p3", "p4"]),
+            ),
             ("su", "posts", "comments_via_post:length = 2", Bad),
             ("su", "posts", "comments_via_post ?= 'x'", Bad),
         ],
@@ -203,39 +265,154 @@ fn relations_and_multi_values() {
             ("su", "posts", "author.name = 'Alice'", Rows(&["p1"])),
             ("su", "posts", "author.team.name = 'Red'", Rows(&["p1"])),
             ("su", "posts", "author.name = ''", Rows(&["p3", "p5"])),
-            ("su", "posts", "author.name != 'Alice'", Rows(&["p2", "p3", "p4", "p5"])),
+            (
+                "su",
+                "posts",
+                "author.name != 'Alice'",
+                Rows(&["p2", "p3", "p4", "p5"]),
+            ),
             ("su", "posts", "editors.name = 'Alice'", Rows(&["p4"])),
-            ("su", "posts", "editors.name ?= 'Alice'", Rows(&["p1", "p4", "p5"])),
-            ("su", "posts", "editors.name ?!= 'Alice'", Rows(&["p1", "p2", "p3", "p5"])),
-            ("su", "posts", "editors.name != 'Alice'", Rows(&["p2", "p3"])),
-            ("su", "posts", "editors.team.name ?= 'blue'", Rows(&["p1", "p2", "p5"])),
-            ("su", "posts", "author.name = 'Alice' && author.nick = 'Al'", Rows(&["p1"])),
-            ("su", "posts", "editors.name ?= 'Alice' && editors.nick ?= ''", Rows(&[])),
-            ("su", "posts", "editors.name:lower ?= 'alice'", Rows(&["p1", "p4", "p5"])),
+            (
+                "su",
+                "posts",
+                "editors.name ?= 'Alice'",
+                Rows(&["p1", "p4", "p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name ?!= 'Alice'",
+                Rows(&["p1", "p2", "p3", "p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name != 'Alice'",
+                Rows(&["p2", "p3"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.team.name ?= 'blue'",
+                Rows(&["p1", "p2", "p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "author.name = 'Alice' && author.nick = 'Al'",
+                Rows(&["p1"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name ?= 'Alice' && editors.nick ?= ''",
+                Rows(&[]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name:lower ?= 'alice'",
+                Rows(&["p1", "p4", "p5"]),
+            ),
             ("su", "posts", "author.name:lower = 'alice'", Rows(&["p1"])),
-            ("su", "posts", "editors.team:length = 1", Rows(&["p1", "p2", "p4"])),
+            (
+                "su",
+                "posts",
+                "editors.team:length = 1",
+                Rows(&["p1", "p2", "p4"]),
+            ),
             ("su", "posts", "editors.name:length = 1", Rows(&[])),
             ("su", "posts", "author.team:each = 'x'", Rows(&[])),
             ("su", "posts", "author.team.id = 'x'", Rows(&[])),
-            ("su", "posts", "editors.name = author.name", Rows(&["p2", "p3"])),
-            ("su", "posts", "editors.name ?= author.name", Rows(&["p1", "p2", "p3"])),
-            ("su", "posts", "editors.name = comments_via_post.text", Rows(&["p3"])),
-            ("su", "posts", "author.name = editors.name", Rows(&["p2", "p3"])),
+            (
+                "su",
+                "posts",
+                "editors.name = author.name",
+                Rows(&["p2", "p3"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name ?= author.name",
+                Rows(&["p1", "p2", "p3"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name = comments_via_post.text",
+                Rows(&["p3"]),
+            ),
+            (
+                "su",
+                "posts",
+                "author.name = editors.name",
+                Rows(&["p2", "p3"]),
+            ),
             ("su", "posts", "'Alice' = editors.name", Rows(&["p4"])),
-            ("su", "posts", "comments_via_post.text = 'c1 on p1'", Rows(&[])),
-            ("su", "posts", "comments_via_post.post ?= id", Rows(&["p1", "p2"])),
-            ("su", "posts", "comments_via_post.text:length = 2", Rows(&[])),
-            ("su", "posts", "links_via_posts.label ?= 'L2'", Rows(&["p1"])),
+            (
+                "su",
+                "posts",
+                "comments_via_post.text = 'c1 on p1'",
+                Rows(&[]),
+            ),
+            (
+                "su",
+                "posts",
+                "comments_via_post.post ?= id",
+                Rows(&["p1", "p2"]),
+            ),
+            (
+                "su",
+                "posts",
+                "comments_via_post.text:length = 2",
+                Rows(&[]),
+            ),
+            (
+                "su",
+                "posts",
+                "links_via_posts.label ?= 'L2'",
+                Rows(&["p1"]),
+            ),
             ("su", "posts", "links_via_posts.label = 'L1'", Rows(&["p2"])),
             ("su", "posts", "extras_via_post.info = 'E1'", Rows(&["p1"])),
-            ("su", "posts", "extras_via_post.info != 'E1'", Rows(&["p2", "p3", "p4", "p5"])),
-            ("su", "posts", "@collection.comments.post ?= id", Rows(&["p1", "p2"])),
+            (
+                "su",
+                "posts",
+                "extras_via_post.info != 'E1'",
+                Rows(&["p2", "p3", "p4", "p5"]),
+            ),
+            (
+                "su",
+                "posts",
+                "@collection.comments.post ?= id",
+                Rows(&["p1", "p2"]),
+            ),
             ("su", "posts", "@collection.comments.post = id", Rows(&[])),
-            ("su", "posts", "@collection.COMMENTS.post ?= id", Rows(&["p1", "p2"])),
-            ("su", "posts", "@collection.comments:c.post ?= id && @collection.comments:c.score > 1", Rows(&[])),
-            ("su", "posts", "@collection.comments.post ?= id && @collection.comments.score > 1", Rows(&[])),
+            (
+                "su",
+                "posts",
+                "@collection.COMMENTS.post ?= id",
+                Rows(&["p1", "p2"]),
+            ),
+            (
+                "su",
+                "posts",
+                "@collection.comments:c.post ?= id && @collection.comments:c.score > 1",
+                Rows(&[]),
+            ),
+            (
+                "su",
+                "posts",
+                "@collection.comments.post ?= id && @collection.comments.score > 1",
+                Rows(&[]),
+            ),
             ("su", "posts", "@collection.comments.score > 1", Rows(&[])),
-            ("su", "posts", "@collection.pbc_1125843985.title ?= 'x'", Rows(&[])),
+            (
+                "su",
+                "posts",
+                "@collection.pbc_1125843985.title ?= 'x'",
+                Rows(&[]),
+            ),
         ],
     );
 }
@@ -284,31 +461,111 @@ fn functions_and_macros() {
     check(
         &f,
         &[
-            ("su", "posts", "geoDistance(loc.lon, loc.lat, 23.5, 42.1) < 1", Rows(&["p1", "p4"])),
+            (
+                "su",
+                "posts",
+                "geoDistance(loc.lon, loc.lat, 23.5, 42.1) < 1",
+                Rows(&["p1", "p4"]),
+            ),
             ("su", "posts", "geoDistance(1,2,3,4) > 0", Rows(ALL)),
             ("su", "posts", "geoDistance(1 ,2, 3 , 4 ) > 0", Rows(ALL)),
             ("su", "posts", "GEODISTANCE(1,2,3,4) > 0", Bad),
             ("su", "posts", "geoDistance('1',2,3,4) > 0", Bad),
             ("su", "posts", "geoDistance (1,2,3,4) > 0", Bad),
-            ("su", "posts", "geoDistance(loc.lon, loc.lat, @request.query.x, 1) > 0", Rows(&[])),
-            ("su", "posts", "strftime('%Y', publishedAt) = '2024'", Rows(&["p1"])),
-            ("su", "posts", "strftime(\"%Y\", publishedAt) = \"2024\"", Rows(&["p1"])),
-            ("su", "posts", "strftime('%Y', '2024-01-01') = '2024'", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "geoDistance(loc.lon, loc.lat, @request.query.x, 1) > 0",
+                Rows(&[]),
+            ),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', publishedAt) = '2024'",
+                Rows(&["p1"]),
+            ),
+            (
+                "su",
+                "posts",
+                "strftime(\"%Y\", publishedAt) = \"2024\"",
+                Rows(&["p1"]),
+            ),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', '2024-01-01') = '2024'",
+                Rows(ALL),
+            ),
             ("su", "posts", "strftime('%Y', 123) = '1970'", Rows(&[])),
-            ("su", "posts", "strftime('%Y-%m', publishedAt, 'start of month', '+1 month') = '2024-02'", Rows(&["p1"])),
-            ("su", "posts", "strftime('%Y', publishedAt, title) = '2024'", Bad),
-            ("su", "posts", "strftime('%Y', geoDistance(1,2,3,4)) = '1970'", Bad),
-            ("su", "posts", "'2024' = strftime('%Y', publishedAt)", Rows(&["p1"])),
-            ("su", "posts", "strftime('%Y', publishedAt) = strftime('%Y', created)", Rows(&[])),
+            (
+                "su",
+                "posts",
+                "strftime('%Y-%m', publishedAt, 'start of month', '+1 month') = '2024-02'",
+                Rows(&["p1"]),
+            ),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', publishedAt, title) = '2024'",
+                Bad,
+            ),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', geoDistance(1,2,3,4)) = '1970'",
+                Bad,
+            ),
+            (
+                "su",
+                "posts",
+                "'2024' = strftime('%Y', publishedAt)",
+                Rows(&["p1"]),
+            ),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', publishedAt) = strftime('%Y', created)",
+                Rows(&[]),
+            ),
             ("su", "posts", "strftime() = 1", Bad),
-            ("su", "posts", "strftime('%Y', publishedAt,) = '2024'", Rows(&["p1"])),
-            ("su", "posts", "editors.name ?= strftime('%Y', publishedAt)", Rows(&["p3"])),
-            ("su", "posts", "strftime('%Y', comments_via_post.text) ?= '1'", Rows(&[])),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', publishedAt,) = '2024'",
+                Rows(&["p1"]),
+            ),
+            (
+                "su",
+                "posts",
+                "editors.name ?= strftime('%Y', publishedAt)",
+                Rows(&["p3"]),
+            ),
+            (
+                "su",
+                "posts",
+                "strftime('%Y', comments_via_post.text) ?= '1'",
+                Rows(&[]),
+            ),
             ("su", "posts", "publishedAt < @now", Rows(ALL)),
-            ("su", "posts", "created > @yesterday && @weekday >= 0", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "created > @yesterday && @weekday >= 0",
+                Rows(ALL),
+            ),
             ("su", "posts", "@now = @now", Rows(ALL)),
-            ("su", "posts", "@todayStart <= @now && @todayEnd >= @now && @monthStart < @monthEnd && @yearStart < @yearEnd", Rows(ALL)),
-            ("su", "posts", "@hour >= 0 && @minute >= 0 && @second >= 0 && @day >= 1 && @month >= 1 && @year > 2000", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "@todayStart <= @now && @todayEnd >= @now && @monthStart < @monthEnd && @yearStart < @yearEnd",
+                Rows(ALL),
+            ),
+            (
+                "su",
+                "posts",
+                "@hour >= 0 && @minute >= 0 && @second >= 0 && @day >= 1 && @month >= 1 && @year > 2000",
+                Rows(ALL),
+            ),
         ],
     );
 }
@@ -320,8 +577,18 @@ fn request_values_for_superusers() {
         &f,
         &[
             ("su", "posts", "@request.auth.id != ''", Rows(ALL)),
-            ("su", "posts", "@request.auth.email = 'admin@example.com'", Rows(ALL)),
-            ("su", "posts", "@request.auth.collectionName = '_superusers'", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "@request.auth.email = 'admin@example.com'",
+                Rows(ALL),
+            ),
+            (
+                "su",
+                "posts",
+                "@request.auth.collectionName = '_superusers'",
+                Rows(ALL),
+            ),
             ("su", "posts", "@request.auth.nope = null", Rows(ALL)),
             ("su", "posts", "@request.query.perPage = 500", Rows(&[])),
             ("su", "posts", "@request.query.filter ~ 'query'", Rows(ALL)),
@@ -329,12 +596,32 @@ fn request_values_for_superusers() {
             ("su", "posts", "@request.method = 'GET'", Rows(ALL)),
             ("su", "posts", "@request.context = 'default'", Rows(ALL)),
             ("su", "posts", "@request.body.title = null", Rows(ALL)),
-            ("su", "posts", "@request.body.title:isset = false", Rows(ALL)),
-            ("su", "posts", "@request.query.perPage:isset = true", Rows(ALL)),
-            ("su", "posts", "@request.query.perPage:lower = '500'", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "@request.body.title:isset = false",
+                Rows(ALL),
+            ),
+            (
+                "su",
+                "posts",
+                "@request.query.perPage:isset = true",
+                Rows(ALL),
+            ),
+            (
+                "su",
+                "posts",
+                "@request.query.perPage:lower = '500'",
+                Rows(ALL),
+            ),
             ("su", "posts", "@request.nope = 1", Bad),
             ("su", "posts", "@request.auth.verified = false", Rows(&[])),
-            ("su", "posts", "@request.auth.emailVisibility = false", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "@request.auth.emailVisibility = false",
+                Rows(ALL),
+            ),
             ("su", "posts", "@request.auth.team.name = 'Red'", Rows(&[])),
             ("su", "posts", "@request.auth.id = author", Rows(&[])),
             ("su", "posts", "editors ?= @request.auth.id", Rows(&[])),
@@ -343,7 +630,12 @@ fn request_values_for_superusers() {
             ("su", "posts", "@request.query.nope ~ ''", Rows(&[])),
             ("su", "posts", "@request.body.nope ~ ''", Rows(&[])),
             ("su", "posts", "@request.auth.nope ~ ''", Rows(&[])),
-            ("su", "posts", "@request.query.nope = @request.query.nope2", Rows(ALL)),
+            (
+                "su",
+                "posts",
+                "@request.query.nope = @request.query.nope2",
+                Rows(ALL),
+            ),
         ],
     );
 }
@@ -356,11 +648,31 @@ fn non_superuser_restrictions() {
         cases.extend([
             (role, "posts", "@request.auth.id = ''", Forbidden(REQUEST)),
             (role, "posts", "title = '@request.x'", Forbidden(REQUEST)),
-            (role, "posts", "title = '@collection.x'", Forbidden(COLLECTION)),
+            (
+                role,
+                "posts",
+                "title = '@collection.x'",
+                Forbidden(COLLECTION),
+            ),
             (role, "posts", "title ~ \"@request\"", Rows(&[])),
-            (role, "posts", "@collection.comments.post ?= id", Forbidden(COLLECTION)),
-            (role, "posts", "@collection.x = 1 && @request.x = 1", Forbidden(COLLECTION)),
-            (role, "posts", "@request.x = 1 && @collection.x = 1", Forbidden(COLLECTION)),
+            (
+                role,
+                "posts",
+                "@collection.comments.post ?= id",
+                Forbidden(COLLECTION),
+            ),
+            (
+                role,
+                "posts",
+                "@collection.x = 1 && @request.x = 1",
+                Forbidden(COLLECTION),
+            ),
+            (
+                role,
+                "posts",
+                "@request.x = 1 && @collection.x = 1",
+                Forbidden(COLLECTION),
+            ),
             (role, "posts", "secret = 's1'", Bad),
             (role, "posts", "author.note = 'n-alice'", Bad),
             (role, "posts", "p.code = 'p1'", Bad),
@@ -368,27 +680,72 @@ fn non_superuser_restrictions() {
             (role, "posts", "p.code != 'p1'", Bad),
             (role, "posts", "author.name = ''", Rows(&["p3", "p5"])),
             (role, "posts", "author.name != 'Alice'", Rows(&["p3", "p5"])),
-            (role, "posts", "comments_via_post.text ?= 'hello'", Rows(&["p2"])),
+            (
+                role,
+                "posts",
+                "comments_via_post.text ?= 'hello'",
+                Rows(&["p2"]),
+            ),
         ]);
     }
     cases.extend([
         ("guest", "posts", "author.name = 'Alice'", Rows(&[])),
         ("guest", "posts", "editors.name ?= 'Alice'", Rows(&[])),
-        ("guest", "posts", "author.email = 'alice@example.com'", Rows(&[])),
+        (
+            "guest",
+            "posts",
+            "author.email = 'alice@example.com'",
+            Rows(&[]),
+        ),
         ("guest", "posts", "author.email != ''", Rows(&[])),
-        ("guest", "posts", "editors.email ?= 'bob@example.com'", Rows(&[])),
+        (
+            "guest",
+            "posts",
+            "editors.email ?= 'bob@example.com'",
+            Rows(&[]),
+        ),
         ("guest", "posts", "author.team.name = 'Red'", Rows(&[])),
         ("alice", "posts", "author.name = 'Alice'", Rows(&["p1"])),
-        ("alice", "posts", "editors.name ?= 'Alice'", Rows(&["p1", "p4", "p5"])),
+        (
+            "alice",
+            "posts",
+            "editors.name ?= 'Alice'",
+            Rows(&["p1", "p4", "p5"]),
+        ),
         ("alice", "posts", "editors.name = 'Alice'", Rows(&["p4"])),
         ("alice", "posts", "editors.name != 'Alice'", Rows(&["p3"])),
-        ("alice", "posts", "author.email = 'alice@example.com'", Rows(&["p1"])),
-        ("alice", "posts", "author.email = 'bob@example.com'", Rows(&[])),
+        (
+            "alice",
+            "posts",
+            "author.email = 'alice@example.com'",
+            Rows(&["p1"]),
+        ),
+        (
+            "alice",
+            "posts",
+            "author.email = 'bob@example.com'",
+            Rows(&[]),
+        ),
         ("alice", "posts", "author.email != ''", Rows(&["p1"])),
-        ("alice", "posts", "editors.email ?= 'bob@example.com'", Rows(&[])),
+        (
+            "alice",
+            "posts",
+            "editors.email ?= 'bob@example.com'",
+            Rows(&[]),
+        ),
         ("alice", "posts", "author.team.name = 'Red'", Rows(&["p1"])),
-        ("alice", "posts", "author.team.name = 'Red' || editors.nick = 'x'", Rows(&["p1"])),
-        ("bob", "posts", "author.email = 'bob@example.com'", Rows(&[])),
+        (
+            "alice",
+            "posts",
+            "author.team.name = 'Red' || editors.nick = 'x'",
+            Rows(&["p1"]),
+        ),
+        (
+            "bob",
+            "posts",
+            "author.email = 'bob@example.com'",
+            Rows(&[]),
+        ),
         ("bob", "users", "email = 'bob@example.com'", Rows(&[])),
         ("bob", "users", "email != ''", Rows(&[])),
         ("bob", "users", "team.name != ''", Rows(&["bob"])),
@@ -402,12 +759,37 @@ fn relation_hops_apply_the_target_list_rule() {
     check(
         &f,
         &[
-            ("alice", "posts", "comments_via_post.text ?= 'hello'", Rows(&["p2"])),
-            ("alice", "posts", "comments_via_post.text ?= 'c2 on p1'", Rows(&[])),
-            ("alice", "posts", "comments_via_post.text = 'c1 on p1'", Rows(&[])),
-            ("alice", "posts", "comments_via_post.author.name ?= 'Bob'", Rows(&[])),
+            (
+                "alice",
+                "posts",
+                "comments_via_post.text ?= 'hello'",
+                Rows(&["p2"]),
+            ),
+            (
+                "alice",
+                "posts",
+                "comments_via_post.text ?= 'c2 on p1'",
+                Rows(&[]),
+            ),
+            (
+                "alice",
+                "posts",
+                "comments_via_post.text = 'c1 on p1'",
+                Rows(&[]),
+            ),
+            (
+                "alice",
+                "posts",
+                "comments_via_post.author.name ?= 'Bob'",
+                Rows(&[]),
+            ),
             // Superusers and rules are not restricted.
-            ("su", "posts", "comments_via_post.text ?= 'c2 on p1'", Rows(&["p1"])),
+            (
+                "su",
+                "posts",
+                "comments_via_post.text ?= 'c2 on p1'",
+                Rows(&["p1"]),
+            ),
         ],
     );
     let locked = Fixture::with_comments_rule(None);
@@ -415,4 +797,62 @@ fn relation_hops_apply_the_target_list_rule() {
         &locked,
         &[("alice", "posts", "comments_via_post.text ?= 'hello'", Bad)],
     );
+}
+
+#[test]
+fn sorting_through_relations() {
+    let f = Fixture::new();
+    let cases: &[(&str, &str, Answer)] = &[
+        ("su", "author.name", Rows(&["p3", "p5", "p1", "p2", "p4"])),
+        ("su", "-author.name", Rows(&["p4", "p2", "p1", "p3", "p5"])),
+        ("su", "editors.name", Rows(&["p3", "p1", "p4", "p5", "p2"])),
+        ("su", "meta.k", Rows(&["p3", "p5", "p1", "p4", "p2"])),
+        ("su", "-title:lower", Rows(&["p2", "p3", "p1", "p4", "p5"])),
+        (
+            "su",
+            "comments_via_post.score",
+            Rows(&["p3", "p4", "p5", "p1", "p2"]),
+        ),
+        ("su", "secret", Rows(&["p2", "p3", "p4", "p5", "p1"])),
+        ("su", "@request.auth.id", Bad),
+        ("su", "author.email", Rows(&["p3", "p5", "p1", "p2", "p4"])),
+        ("guest", "author.name", Rows(&["p3", "p5"])),
+        ("guest", "-author.name", Rows(&["p3", "p5"])),
+        ("guest", "editors.name", Rows(&["p3"])),
+        ("guest", "meta.k", Rows(&["p3", "p5", "p1", "p4", "p2"])),
+        (
+            "guest",
+            "-title:lower",
+            Rows(&["p2", "p3", "p1", "p4", "p5"]),
+        ),
+        (
+            "guest",
+            "comments_via_post.score",
+            Rows(&["p3", "p4", "p5", "p1", "p2"]),
+        ),
+        ("guest", "secret", Bad),
+        ("guest", "@request.auth.id", Forbidden(REQUEST)),
+        ("guest", "author.email", Rows(&["p3", "p5"])),
+        ("alice", "author.name", Rows(&["p3", "p5", "p1"])),
+        ("alice", "-author.name", Rows(&["p1", "p3", "p5"])),
+        ("alice", "editors.name", Rows(&["p3", "p1", "p4", "p5"])),
+        ("alice", "author.email", Rows(&["p3", "p5", "p1"])),
+    ];
+    let mut failures = Vec::new();
+    for (role, sort, expected) in cases {
+        let got = match f.sort(role, "posts", sort) {
+            Ok(ids) => format!("{ids:?}"),
+            Err((400, _)) => "Bad".into(),
+            Err((_, message)) => format!("Forbidden({message:?})"),
+        };
+        let want = match expected {
+            Rows(ids) => format!("{ids:?}"),
+            Bad => "Bad".into(),
+            Forbidden(message) => format!("Forbidden({message:?})"),
+        };
+        if got != want {
+            failures.push(format!("{role} sort={sort}: got {got}, PocketBase {want}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

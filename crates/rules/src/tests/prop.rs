@@ -14,8 +14,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::support::{
-    base, boolean, create_table, geo, insert, json_field, number, open_db, select, select_ids,
-    text,
+    base, boolean, create_table, geo, insert, json_field, number, open_db, select, select_ids, text,
 };
 use crate::{Compiled, Eval, Mode, RequestContext, compile_filter};
 
@@ -132,7 +131,11 @@ fn expression() -> impl Strategy<Value = String> {
         )
             .prop_map(|(items, join, parens)| {
                 let joined = items.join(join);
-                if parens { format!("({joined})") } else { joined }
+                if parens {
+                    format!("({joined})")
+                } else {
+                    joined
+                }
             })
     })
 }
@@ -141,7 +144,11 @@ fn request() -> impl Strategy<Value = (Option<String>, Option<Value>, bool)> {
     (
         prop::option::of(text_value()),
         prop::option::of(
-            (text_value(), number_value(), prop::sample::subsequence(vec!["a", "b", "5"], 0..=2))
+            (
+                text_value(),
+                number_value(),
+                prop::sample::subsequence(vec!["a", "b", "5"], 0..=2),
+            )
                 .prop_map(|(title, n, tags)| json!({"title": title, "n": n, "tags": tags})),
         ),
         any::<bool>(),
@@ -245,11 +252,50 @@ proptest! {
 
 /// Pieces the grammar is made of, to build near-valid inputs.
 const PIECES: &[&str] = &[
-    "(", ")", "((", "))", "&&", "||", "=", "!=", "?=", "~", "!~", "?!~", ">", "<=", "title",
-    "meta.k", "tags:each", "tags:length", "author.name", "@request.auth.id", "@request.body.x",
-    "@collection.t.title", "@now", "'x'", "\"y\"", "'a\\'b'", "1", "-2.5", "geoDistance(",
-    "strftime(", ",", ":lower", "//c\n", " ", "null", "true", "\\", "'", "\"", "@", "#", "é",
-    "t_via_x.y", "a.b.c.d.e.f.g.h",
+    "(",
+    ")",
+    "((",
+    "))",
+    "&&",
+    "||",
+    "=",
+    "!=",
+    "?=",
+    "~",
+    "!~",
+    "?!~",
+    ">",
+    "<=",
+    "title",
+    "meta.k",
+    "tags:each",
+    "tags:length",
+    "author.name",
+    "@request.auth.id",
+    "@request.body.x",
+    "@collection.t.title",
+    "@now",
+    "'x'",
+    "\"y\"",
+    "'a\\'b'",
+    "1",
+    "-2.5",
+    "geoDistance(",
+    "strftime(",
+    ",",
+    ":lower",
+    "//c\n",
+    " ",
+    "null",
+    "true",
+    "\\",
+    "'",
+    "\"",
+    "@",
+    "#",
+    "é",
+    "t_via_x.y",
+    "a.b.c.d.e.f.g.h",
 ];
 
 fn near_valid() -> impl Strategy<Value = String> {
@@ -278,6 +324,43 @@ proptest! {
         }
         prop_assert!(started.elapsed() < Duration::from_millis(200), "slow on {input:?}");
     }
+}
+
+/// 199 levels of alternating `&&`/`||` groups cannot be flattened; every stage recurses
+/// through them, which must fit comfortably in a small thread stack.
+#[test]
+fn deep_alternating_groups_fit_a_small_stack() {
+    let mut text = String::from("title = 'x'");
+    for level in 0..199 {
+        let join = if level % 2 == 0 { "&&" } else { "||" };
+        text = format!("title = 'x' {join} ({text})");
+    }
+    let worker = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let (schema, collection) = schema();
+            let compiled = Compiled::compile(&schema, &collection, &text, Mode::Rule)
+                .expect("200 comparisons are allowed");
+            let ctx = RequestContext::new(AuthContext::Guest);
+            let sql = compiled.to_sql(Dialect::Sqlite, &ctx);
+            let record = Record::new(
+                json!({"id": "r", "title": "x"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let db = open_db();
+            create_table(&db, &collection);
+            insert(&db, &collection, &Value::Object(record.data.clone()));
+            let ids = select_ids(&db, "t", &sql);
+            (sql.params.len(), compiled.eval(&record, &ctx), ids)
+        })
+        .expect("spawn");
+    let (params, verdict, ids) = worker.join().expect("no stack overflow");
+    assert_eq!(params, 200);
+    assert_eq!(verdict, Eval::Match);
+    // SQLite accepts the nesting too (its expression depth limit is 1000).
+    assert_eq!(ids, vec!["r".to_owned()]);
 }
 
 #[test]

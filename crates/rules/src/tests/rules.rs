@@ -57,6 +57,13 @@ fn rule_validation_matches_pocketbase() {
         "geoDistance(1,2,3,4,) < 1",
         "strftime('%Y') = 1",
         "strftime('%Y', created, 'unixepoch', 'x', 'y') = 1",
+        "@request.query.a.b = 1",
+        "@request.headers.a.b = 1",
+        "@request.body.title.x = 1",
+        "@request.body.meta.k = 1",
+        "@request.auth.id.x = 1",
+        "@request.body.editors.name:length = 1",
+        "meta.k:length = 1",
     ];
     for rule in accepted {
         if let Err(e) = Rule::compile(&f.schema, &posts, Some(rule)) {
@@ -89,6 +96,10 @@ fn rule_validation_matches_pocketbase() {
         "@collection.nope.x = 1",
         "@collection.comments.nope = 1",
         "@collection.comments = 1",
+        "@request.body.nope:changed = true",
+        "@now:lower = 1",
+        "true:lower = 1",
+        "null.x = 1",
     ];
     for rule in refused {
         assert!(
@@ -105,10 +116,17 @@ fn error_messages_name_the_operand_and_span() {
     let err = Rule::compile(&f.schema, &posts, Some("title = 1 && nope = 1")).expect_err("unknown");
     assert_eq!(err.kind, crate::ErrorKind::UnknownField);
     assert_eq!(err.span, Some(crate::Span::new(13, 17)));
-    assert_eq!(err.to_string(), "invalid left operand \"nope\" - unknown field \"nope\" (at 13..17)");
+    assert_eq!(
+        err.to_string(),
+        "invalid left operand \"nope\" - unknown field \"nope\" (at 13..17)"
+    );
     let err = Rule::compile(&f.schema, &posts, Some("@request.body.title:length > 1"))
         .expect_err("not multi");
-    assert!(err.message.contains("doesn't support multivalue operations"), "{err}");
+    assert!(
+        err.message
+            .contains("doesn't support multivalue operations"),
+        "{err}"
+    );
 }
 
 fn list_rule(f: &Fixture, role: &str, rule: &str) -> Vec<String> {
@@ -132,7 +150,10 @@ fn auth_paths_in_rules() {
         ("@request.auth.note = 'n-alice'", all.clone()),
         ("@request.auth.email = 'alice@example.com'", all.clone()),
         ("@request.auth.collectionName = 'users'", all.clone()),
-        ("@request.auth.collectionId = '_pb_users_auth_'", all.clone()),
+        (
+            "@request.auth.collectionId = '_pb_users_auth_'",
+            all.clone(),
+        ),
         ("@request.auth.team.labels:each ?= 'x'", all.clone()),
         ("@request.auth.team.labels:length = 2", all.clone()),
         ("@request.auth.emailVisibility = true", all.clone()),
@@ -145,8 +166,14 @@ fn auth_paths_in_rules() {
     }
     // Guests have no auth record: every @request.auth value is NULL.
     assert_eq!(list_rule(&f, "guest", "@request.auth.id = ''"), all);
-    assert_eq!(list_rule(&f, "guest", "owner = @request.auth.id"), vec!["r3"]);
-    assert_eq!(list_rule(&f, "guest", "@request.auth.team.name = 'Red'"), Vec::<String>::new());
+    assert_eq!(
+        list_rule(&f, "guest", "owner = @request.auth.id"),
+        vec!["r3"]
+    );
+    assert_eq!(
+        list_rule(&f, "guest", "@request.auth.team.name = 'Red'"),
+        Vec::<String>::new()
+    );
 }
 
 fn body(value: Value) -> Map<String, Value> {
@@ -160,7 +187,10 @@ fn body(value: Value) -> Map<String, Value> {
 fn update_allowed(f: &Fixture, rule: &str, submitted: Value) -> bool {
     let rt = f.collection("rt");
     let compiled = Compiled::compile(&f.schema, &rt, rule, Mode::Rule).expect(rule);
-    let ctx = f.ctx("alice").with_method("PATCH").with_body(body(submitted));
+    let ctx = f
+        .ctx("alice")
+        .with_method("PATCH")
+        .with_body(body(submitted));
     let matched = f.run(&compiled, &ctx, "rt").contains(&"r1".to_owned());
     let record = f.record("rt", "r1");
     match compiled.eval(&record, &ctx) {
@@ -175,22 +205,58 @@ fn update_allowed(f: &Fixture, rule: &str, submitted: Value) -> bool {
 fn body_values_in_update_rules() {
     let f = Fixture::new();
     let cases = [
-        ("@request.body.title:changed = false", json!({"title": "one"}), true),
-        ("@request.body.title:changed = false", json!({"title": "xx"}), false),
+        (
+            "@request.body.title:changed = false",
+            json!({"title": "one"}),
+            true,
+        ),
+        (
+            "@request.body.title:changed = false",
+            json!({"title": "xx"}),
+            false,
+        ),
         ("@request.body.title:changed = false", json!({"n": 1}), true),
         ("@request.body.title:isset = false", json!({"n": 1}), true),
-        ("@request.body.title:isset = false", json!({"title": "one"}), false),
+        (
+            "@request.body.title:isset = false",
+            json!({"title": "one"}),
+            false,
+        ),
         ("@request.body.n > 5", json!({"n": 7}), true),
         ("@request.body.n > 5", json!({"n": "7"}), true),
-        ("@request.body.tags:length > 1", json!({"tags": ["a", "b"]}), true),
-        ("@request.body.tags:each ?= 'b'", json!({"tags": ["a", "b"]}), true),
-        ("@request.body.tags:each = 'b'", json!({"tags": ["a", "b"]}), false),
-        ("@request.body.owner.name = 'Bob'", json!({"owner": "bob"}), true),
-        ("@request.body.owners.name ?= 'Bob'", json!({"owners": ["bob"]}), true),
+        (
+            "@request.body.tags:length > 1",
+            json!({"tags": ["a", "b"]}),
+            true,
+        ),
+        (
+            "@request.body.tags:each ?= 'b'",
+            json!({"tags": ["a", "b"]}),
+            true,
+        ),
+        (
+            "@request.body.tags:each = 'b'",
+            json!({"tags": ["a", "b"]}),
+            false,
+        ),
+        (
+            "@request.body.owner.name = 'Bob'",
+            json!({"owner": "bob"}),
+            true,
+        ),
+        (
+            "@request.body.owners.name ?= 'Bob'",
+            json!({"owners": ["bob"]}),
+            true,
+        ),
         ("@request.body.flag = true", json!({"flag": true}), true),
         ("@request.body.nope = 'x'", json!({"nope": "x"}), true),
         ("@request.body.title = title", json!({"title": "one"}), true),
-        ("@request.body.title:lower = 'abc'", json!({"title": "ABC"}), true),
+        (
+            "@request.body.title:lower = 'abc'",
+            json!({"title": "ABC"}),
+            true,
+        ),
         ("@request.method = 'PATCH'", json!({}), true),
     ];
     for (rule, submitted, allowed) in cases {
@@ -223,7 +289,10 @@ fn outcomes_per_caller() {
     let public = Rule::compile(&f.schema, &rt, Some("")).expect("empty rule");
     let owner = Rule::compile(&f.schema, &rt, Some("owner = @request.auth.id")).expect("rule");
     let dialect = domain::Dialect::Sqlite;
-    assert_eq!(locked.outcome(dialect, &f.ctx("alice")), RuleOutcome::SuperusersOnly);
+    assert_eq!(
+        locked.outcome(dialect, &f.ctx("alice")),
+        RuleOutcome::SuperusersOnly
+    );
     assert_eq!(locked.outcome(dialect, &f.ctx("su")), RuleOutcome::Allow);
     assert_eq!(public.outcome(dialect, &f.ctx("guest")), RuleOutcome::Allow);
     let RuleOutcome::Filter(sql) = owner.outcome(dialect, &f.ctx("alice")) else {
@@ -235,7 +304,10 @@ fn outcomes_per_caller() {
     let RuleOutcome::Filter(sql) = owner.outcome(dialect, &f.ctx("guest")) else {
         panic!("expected a filter");
     };
-    assert_eq!(sql.sql, "(\"rt\".\"owner\" = ? OR \"rt\".\"owner\" IS NULL)");
+    assert_eq!(
+        sql.sql,
+        "(\"rt\".\"owner\" = ? OR \"rt\".\"owner\" IS NULL)"
+    );
     let rules = crate::CollectionRules::compile(&f.schema, &f.collection("users")).expect("users");
     assert!(matches!(rules.list, Rule::Expr(_)));
     assert!(rules.auth.is_some() && matches!(rules.manage, Some(Rule::SuperusersOnly)));

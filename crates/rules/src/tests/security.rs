@@ -28,7 +28,13 @@ fn literals_are_bound_never_spliced() {
     let f = Fixture::new();
     let posts = f.collection("posts");
     for payload in PAYLOADS {
-        for template in ["title = {}", "title ~ {}", "title != {}", "meta.k = {}", "tags:each ?= {}"] {
+        for template in [
+            "title = {}",
+            "title ~ {}",
+            "title != {}",
+            "meta.k = {}",
+            "tags:each ?= {}",
+        ] {
             let filter = template.replace("{}", &quoted(payload));
             let compiled = compile_filter(&f.schema, &posts, &filter, &f.auth("su"))
                 .expect(&filter)
@@ -40,11 +46,17 @@ fn literals_are_bound_never_spliced() {
                 assert!(!sql.sql.contains("1=1"), "{filter}: {}", sql.sql);
                 if template == "title = {}" {
                     assert!(
-                        sql.params.contains(&domain::SqlValue::Text(payload.to_string())),
+                        sql.params
+                            .contains(&domain::SqlValue::Text(payload.to_string())),
                         "{filter}: payload not bound as is"
                     );
                 }
-                assert_eq!(sql.sql.matches('?').count(), sql.params.len(), "{}", sql.sql);
+                assert_eq!(
+                    sql.sql.matches('?').count(),
+                    sql.params.len(),
+                    "{}",
+                    sql.sql
+                );
             }
             let ids = f.run(&compiled, &f.ctx("su"), "posts");
             assert!(ids.len() <= 5);

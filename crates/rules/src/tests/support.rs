@@ -174,9 +174,11 @@ pub fn records() -> BTreeMap<&'static str, Vec<Value>> {
     let mut all = BTreeMap::new();
     all.insert(
         "_superusers",
-        vec![json!({"id": "admin", "email": "admin@example.com", "emailVisibility": false,
+        vec![
+            json!({"id": "admin", "email": "admin@example.com", "emailVisibility": false,
             "verified": true, "password": "x", "tokenKey": "k-admin",
-            "created": "2026-01-01 00:00:00.000Z", "updated": "2026-01-01 00:00:00.000Z"})],
+            "created": "2026-01-01 00:00:00.000Z", "updated": "2026-01-01 00:00:00.000Z"}),
+        ],
     );
     all.insert(
         "users",
@@ -220,22 +222,34 @@ pub fn records() -> BTreeMap<&'static str, Vec<Value>> {
     all.insert(
         "posts",
         vec![
-            post("p1", json!({"title": "First Post", "views": 10, "published": true,
+            post(
+                "p1",
+                json!({"title": "First Post", "views": 10, "published": true,
                 "publishedAt": "2024-01-02 03:04:05.000Z", "status": "live", "tags": ["a", "b"],
                 "author": "alice", "editors": ["alice", "bob"], "team": "T1",
                 "meta": {"k": 1, "arr": [1, 2], "s": "hi"}, "loc": {"lon": 23.5, "lat": 42.1},
-                "secret": "s1"})),
-            post("p2", json!({"title": "Second", "body": "50% off", "views": 5,
+                "secret": "s1"}),
+            ),
+            post(
+                "p2",
+                json!({"title": "Second", "body": "50% off", "views": 5,
                 "status": "draft", "tags": ["c"], "author": "bob", "editors": ["bob"],
-                "meta": {"k": "x"}, "publishedAt": "2025-06-01 00:00:00.000Z"})),
+                "meta": {"k": "x"}, "publishedAt": "2025-06-01 00:00:00.000Z"}),
+            ),
             post("p3", json!({"title": "second", "body": "50 cents"})),
-            post("p4", json!({"title": "100% sure", "body": "a_b", "views": -2.5,
+            post(
+                "p4",
+                json!({"title": "100% sure", "body": "a_b", "views": -2.5,
                 "tags": ["a"], "author": "carol", "editors": ["alice"],
                 "meta": {"k": 2, "arr": []}, "published": true,
-                "loc": {"lon": 23.51, "lat": 42.1}})),
-            post("p5", json!({"body": "O'Reilly \"q\" \\ back", "views": 1000,
+                "loc": {"lon": 23.51, "lat": 42.1}}),
+            ),
+            post(
+                "p5",
+                json!({"body": "O'Reilly \"q\" \\ back", "views": 1000,
                 "tags": ["a", "b", "c", "d"], "editors": ["alice", "bob", "carol"],
-                "team": "T2", "meta": [1, 2, 3], "p": "P1", "status": "live"})),
+                "team": "T2", "meta": [1, 2, 3], "p": "P1", "status": "live"}),
+            ),
         ],
     );
     all.insert(
@@ -373,7 +387,8 @@ pub fn select_ids(db: &Connection, table: &str, predicate: &SqlFragment) -> Vec<
 pub fn open_db() -> Connection {
     use rusqlite::functions::FunctionFlags;
     let db = Connection::open_in_memory().expect("open sqlite");
-    let math: [(&str, fn(f64) -> f64); 4] = [
+    type Math = fn(f64) -> f64;
+    let math: [(&str, Math); 4] = [
         ("acos", f64::acos),
         ("cos", f64::cos),
         ("sin", f64::sin),
@@ -389,7 +404,10 @@ pub fn open_db() -> Connection {
                 let x = match ctx.get_raw(0) {
                     ValueRef::Integer(i) => i as f64,
                     ValueRef::Real(r) => r,
-                    ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(|t| t.trim().parse::<f64>().ok()) {
+                    ValueRef::Text(t) => match std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<f64>().ok())
+                    {
                         Some(x) => x,
                         None => return Ok(None),
                     },
@@ -508,6 +526,46 @@ impl Fixture {
         Ok(self.run_all(&parts, ctx, collection))
     }
 
+    /// Lists `collection` as the API would with a `sort` (list rule and sort filters AND-ed,
+    /// ORDER BY the sort terms, then insertion order); `Err((status, message))` when refused.
+    pub fn sort(
+        &self,
+        role: &str,
+        collection: &str,
+        sort: &str,
+    ) -> Result<Vec<String>, (u16, &'static str)> {
+        let ctx = self.ctx(role);
+        let target = self.collection(collection);
+        let compiled = crate::compile_sort(&self.schema, &target, sort, &ctx.auth)
+            .map_err(|e| (e.status(), e.api_message()))?;
+        let sorted = compiled.to_sql(Dialect::Sqlite, &ctx);
+        let mut filters = sorted.filters;
+        if !ctx.auth.is_superuser()
+            && let Ok(Rule::Expr(rule)) =
+                Rule::compile(&self.schema, &target, target.list_rule.as_deref())
+        {
+            filters.push(rule.to_sql(Dialect::Sqlite, &ctx));
+        }
+        let predicate = SqlFragment::and_all(filters).unwrap_or_else(|| SqlFragment::raw("1"));
+        let mut order = SqlFragment::default();
+        for term in sorted.terms {
+            order.push_fragment(term.expr);
+            order.push_sql(if term.descending { " DESC, " } else { " ASC, " });
+        }
+        let mut sql = SqlFragment::raw(format!(
+            "SELECT \"id\" FROM {} WHERE ",
+            domain::sql::quote_ident(collection)
+        ));
+        sql.push_fragment(predicate).push_sql(" ORDER BY ");
+        sql.push_fragment(order).push_sql("_rowid_");
+        let mut statement = self.db.prepare(&sql.sql).expect("prepare sort");
+        let params = rusqlite::params_from_iter(sql.params.iter().map(to_sqlite));
+        let rows = statement
+            .query_map(params, |row| row.get::<_, String>(0))
+            .expect("query sort");
+        Ok(rows.map(|r| r.expect("row")).collect())
+    }
+
     /// Runs a compiled expression on SQLite, checking the evaluator agrees on every record
     /// it can decide.
     pub fn run(&self, compiled: &Compiled, ctx: &RequestContext, collection: &str) -> Vec<String> {
@@ -515,9 +573,16 @@ impl Fixture {
     }
 
     /// Runs expressions AND-ed together (an empty list matches everything).
-    pub fn run_all(&self, parts: &[Compiled], ctx: &RequestContext, collection: &str) -> Vec<String> {
-        let fragments: Vec<SqlFragment> =
-            parts.iter().map(|c| c.to_sql(Dialect::Sqlite, ctx)).collect();
+    pub fn run_all(
+        &self,
+        parts: &[Compiled],
+        ctx: &RequestContext,
+        collection: &str,
+    ) -> Vec<String> {
+        let fragments: Vec<SqlFragment> = parts
+            .iter()
+            .map(|c| c.to_sql(Dialect::Sqlite, ctx))
+            .collect();
         let sql = SqlFragment::and_all(fragments).unwrap_or_else(|| SqlFragment::raw("1"));
         let ids = select_ids(&self.db, collection, &sql);
         for row in self.data.get(collection).into_iter().flatten() {
@@ -545,8 +610,18 @@ impl Fixture {
             }
             match verdict {
                 Eval::NeedsSql => {}
-                Eval::Match => assert!(expected, "eval matched {} but SQL did not: {}", record.id(), sql.sql),
-                Eval::NoMatch => assert!(!expected, "SQL matched {} but eval did not: {}", record.id(), sql.sql),
+                Eval::Match => assert!(
+                    expected,
+                    "eval matched {} but SQL did not: {}",
+                    record.id(),
+                    sql.sql
+                ),
+                Eval::NoMatch => assert!(
+                    !expected,
+                    "SQL matched {} but eval did not: {}",
+                    record.id(),
+                    sql.sql
+                ),
             }
         }
         ids

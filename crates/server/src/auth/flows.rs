@@ -5,18 +5,18 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::Router;
 use domain::field::FieldKind;
 use domain::{Collection, FieldError, Record, ValidationErrors};
 use serde_json::Value;
 
 use super::token::{self, Claims, TokenType};
 use super::{
-    auth_collection, find_by_field, form_text, is_email_error, new_token_key, options,
-    password, require_record_of, update_record, validated,
+    auth_collection, find_by_field, form_text, is_email_error, new_token_key, options, password,
+    require_record_of, update_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FormBody};
@@ -27,8 +27,14 @@ pub fn router() -> Router<SharedState> {
     Router::new()
         .route(&path("request-verification"), post(request_verification))
         .route(&path("confirm-verification"), post(confirm_verification))
-        .route(&path("request-password-reset"), post(request_password_reset))
-        .route(&path("confirm-password-reset"), post(confirm_password_reset))
+        .route(
+            &path("request-password-reset"),
+            post(request_password_reset),
+        )
+        .route(
+            &path("confirm-password-reset"),
+            post(confirm_password_reset),
+        )
         .route(&path("request-email-change"), post(request_email_change))
         .route(&path("confirm-email-change"), post(confirm_email_change))
 }
@@ -50,7 +56,33 @@ fn invalid_token() -> FieldError {
     FieldError::new("validation_invalid_token", "Invalid or expired token.")
 }
 
-/// Signs a `token_type` token for `record` and mails it with `template` to `to`.
+/// How long a second request for the same email is silently dropped.
+const RESEND_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether an email of this `kind` went to this record within [`RESEND_GUARD`]; records the
+/// send otherwise. The request still answers 204 either way.
+fn recently_sent(
+    state: &SharedState,
+    collection: &Collection,
+    record: &Record,
+    kind: &str,
+) -> bool {
+    let key = format!("{}:{}:{kind}", collection.id, record.id());
+    let now = std::time::Instant::now();
+    let mut sent = state
+        .mail_sent
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    sent.retain(|_, at| now.duration_since(*at) < RESEND_GUARD);
+    if sent.contains_key(&key) {
+        return true;
+    }
+    sent.insert(key, now);
+    false
+}
+
+/// Signs a `token_type` token for `record` and mails it with `template` to `to`, unless the
+/// same kind of email went to the record moments ago.
 fn mail_token(
     state: &SharedState,
     collection: &Collection,
@@ -60,6 +92,9 @@ fn mail_token(
     template: &domain::collection::EmailTemplate,
     to: String,
 ) -> ApiResult<()> {
+    if recently_sent(state, collection, record, token_type.as_str()) {
+        return Ok(());
+    }
     let token =
         token::sign(collection, record, token_type, claims, None).map_err(ApiError::internal)?;
     let template = template.clone();
@@ -144,7 +179,10 @@ async fn confirm_verification(
     if !has_email_claim {
         validated(ValidationErrors::single(
             "token",
-            FieldError::new("validation_invalid_token_claims", "Missing email token claim."),
+            FieldError::new(
+                "validation_invalid_token_claims",
+                "Missing email token claim.",
+            ),
         ))?;
     }
     let Some((record, _)) = verify_for(&state, &collection, &text, TokenType::Verification).await
@@ -261,6 +299,7 @@ async fn request_email_change(
     Auth(auth): Auth,
     FormBody(body): FormBody,
 ) -> ApiResult<StatusCode> {
+    super::require_signed_in(&auth)?;
     let collection = auth_collection(&state, &collection)?;
     let (_, record, _) = require_record_of(&auth, &collection)?;
     let new_email = email_field(&body, "newEmail")?;
@@ -305,28 +344,27 @@ async fn confirm_email_change(
     let collection = auth_collection(&state, &collection)?;
     let text = form_text(&body, "token");
     let plain = form_text(&body, "password");
-    let mut errors = ValidationErrors::new();
+    // PocketBase lists field errors alphabetically: `password` before `token`.
+    let mut password_error = None;
+    let mut token_error = None;
     if plain.is_empty() {
-        errors.add("password", FieldError::required());
+        password_error = Some(FieldError::required());
     }
     let mut verified = None;
     if text.is_empty() {
-        errors.add("token", FieldError::required());
+        token_error = Some(FieldError::required());
     } else if token::unverified_claims(&text)
         .and_then(|c| c.new_email)
         .is_none_or(|e| e.is_empty())
     {
-        errors.add(
-            "token",
-            FieldError::new(
-                "validation_invalid_token_payload",
-                "Invalid token payload - newEmail must be set.",
-            ),
-        );
+        token_error = Some(FieldError::new(
+            "validation_invalid_token_payload",
+            "Invalid token payload - newEmail must be set.",
+        ));
     } else {
         verified = verify_for(&state, &collection, &text, TokenType::EmailChange).await;
         if verified.is_none() {
-            errors.add("token", invalid_token());
+            token_error = Some(invalid_token());
         }
     }
     if !plain.is_empty() {
@@ -337,14 +375,18 @@ async fn confirm_email_change(
             None => false,
         };
         if !matches {
-            errors.add(
-                "password",
-                FieldError::new(
-                    "validation_invalid_password",
-                    "Missing or invalid auth record password.",
-                ),
-            );
+            password_error = Some(FieldError::new(
+                "validation_invalid_password",
+                "Missing or invalid auth record password.",
+            ));
         }
+    }
+    let mut errors = ValidationErrors::new();
+    if let Some(error) = password_error {
+        errors.add("password", error);
+    }
+    if let Some(error) = token_error {
+        errors.add("token", error);
     }
     validated(errors)?;
     let Some((record, claims)) = verified else {

@@ -16,7 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::field::FieldKind;
-use domain::{AuthContext, Collection, FieldError, Record, RecordData, SqlFragment, SqlValue, ValidationErrors};
+use domain::{
+    AuthContext, Collection, FieldError, Record, RecordData, SqlFragment, SqlValue,
+    ValidationErrors,
+};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -26,12 +29,18 @@ use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/api/collections/{collection}/auth-methods", get(auth_methods))
+        .route(
+            "/api/collections/{collection}/auth-methods",
+            get(auth_methods),
+        )
         .route(
             "/api/collections/{collection}/auth-with-password",
             post(auth_with_password),
         )
-        .route("/api/collections/{collection}/auth-refresh", post(auth_refresh))
+        .route(
+            "/api/collections/{collection}/auth-refresh",
+            post(auth_refresh),
+        )
         .route(
             "/api/collections/{collection}/impersonate/{id}",
             post(impersonate),
@@ -40,23 +49,39 @@ pub fn router() -> Router<SharedState> {
         .merge(otp::router())
 }
 
-/// The auth collection named in the path, or PocketBase's 404.
+/// The auth collection named in the path, or PocketBase's 404 (whose message tells an
+/// unknown collection from one that is not an auth collection).
 pub fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
     match state.schema().get(id_or_name) {
         Some(collection) if collection.is_auth() && collection.auth.is_some() => {
             Ok(collection.clone())
         }
-        _ => Err(ApiError::not_found_msg(
+        Some(_) => Err(ApiError::not_found_msg(
             "Missing or invalid auth collection context.",
+        )),
+        None => Err(ApiError::not_found_msg(
+            "Missing or invalid collection context.",
         )),
     }
 }
 
+/// 401 for guests, checked before the collection as PocketBase does on endpoints that need
+/// an auth record.
+pub fn require_signed_in(auth: &AuthContext) -> ApiResult<()> {
+    if matches!(auth, AuthContext::Guest) {
+        return Err(ApiError::unauthorized(
+            "The request requires valid record authorization token.",
+        ));
+    }
+    Ok(())
+}
+
 /// The collection's auth options (present for every collection [`auth_collection`] returns).
 pub fn options(collection: &Collection) -> ApiResult<&domain::collection::AuthOptions> {
-    collection.auth.as_ref().ok_or_else(|| {
-        ApiError::not_found_msg("Missing or invalid auth collection context.")
-    })
+    collection
+        .auth
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found_msg("Missing or invalid auth collection context."))
 }
 
 /// Reads a string form value, matching the key case-insensitively as PocketBase's forms do.
@@ -74,7 +99,10 @@ pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> String {
 /// 400 "An error occurred while validating the submitted data." with `errors`, if any.
 pub fn validated(errors: ValidationErrors) -> ApiResult<()> {
     errors.into_result().map_err(|errors| {
-        ApiError::validation("An error occurred while validating the submitted data.", errors)
+        ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            errors,
+        )
     })
 }
 
@@ -179,6 +207,102 @@ async fn record_matches(
     }
 }
 
+/// Who is signing in from where: the client IP (through the trusted proxy settings) and the
+/// User-Agent, used for the new-location alert.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl axum::extract::FromRequestParts<SharedState> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0);
+        let ip = match crate::settings::current(state).await {
+            Ok(settings) => crate::settings::rate_limit::client_ip(
+                &parts.headers,
+                peer,
+                &settings.trusted_proxy,
+            ),
+            Err(_) => peer.map(|p| p.ip().to_string()),
+        }
+        .unwrap_or_default();
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        Ok(ClientInfo { ip, user_agent })
+    }
+}
+
+/// How many sign-in origins are remembered per record.
+const MAX_ORIGINS: usize = 5;
+
+/// Remembers where `record` signed in from and, when `authAlert` is on and this origin is new
+/// (but not the very first), mails the alert template. Failures only log: the sign-in stands.
+async fn note_origin(
+    state: &SharedState,
+    collection: &Collection,
+    record: &Record,
+    client: &ClientInfo,
+) {
+    let Some(options) = collection.auth.as_ref() else {
+        return;
+    };
+    if !options.auth_alert.enabled || record.text("email").is_empty() {
+        return;
+    }
+    // FIXME(#5): origins live in a store param per record rather than PocketBase's
+    // `_authOrigins` collection, so they are not listable through the records API.
+    let key = format!("origins:{}:{}", collection.id, record.id());
+    let fingerprint = format!("{}|{}", client.ip, client.user_agent);
+    let mut origins: Vec<String> = match state.store.get_param(&key).await {
+        Ok(value) => value
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read auth origins");
+            return;
+        }
+    };
+    if origins.first() == Some(&fingerprint) {
+        return;
+    }
+    let known = origins.contains(&fingerprint);
+    let first = origins.is_empty();
+    origins.retain(|o| o != &fingerprint);
+    origins.insert(0, fingerprint);
+    origins.truncate(MAX_ORIGINS);
+    if let Err(error) = state.store.set_param(&key, json!(origins)).await {
+        tracing::warn!(%error, "cannot store auth origins");
+        return;
+    }
+    if known || first {
+        return;
+    }
+    let Ok(settings) = crate::settings::current(state).await else {
+        return;
+    };
+    let info = format!("{} {}", client.ip, client.user_agent);
+    let rendered = crate::mail::render(
+        &options.auth_alert.email_template,
+        &settings,
+        Some(record),
+        &[("ALERT_INFO", info.trim())],
+    );
+    crate::mail::send_in_background(state, record.text("email").to_owned(), rendered);
+}
+
 /// The sign-in methods MFA distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -204,6 +328,7 @@ pub async fn finish_auth(
     method: AuthMethod,
     mfa_id: &str,
     fields_param: &str,
+    client: &ClientInfo,
 ) -> ApiResult<Response> {
     let options = options(collection)?;
     if !record_matches(state, collection, &record, options.auth_rule.as_deref()).await? {
@@ -213,8 +338,8 @@ pub async fn finish_auth(
     }
     if options.mfa.enabled {
         let rule = options.mfa.rule.trim();
-        let required = rule.is_empty()
-            || record_matches(state, collection, &record, Some(rule)).await?;
+        let required =
+            rule.is_empty() || record_matches(state, collection, &record, Some(rule)).await?;
         if required {
             if mfa_id.is_empty() {
                 let id = otp::create_mfa(state, collection, &record, method).await?;
@@ -226,6 +351,7 @@ pub async fn finish_auth(
     let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
     let mut response = auth_response(collection, &record, token);
     apply_fields(&mut response, fields_param)?;
+    note_origin(state, collection, &record, client).await;
     Ok(Json(response).into_response())
 }
 
@@ -285,6 +411,7 @@ async fn auth_with_password(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     uri: axum::http::Uri,
+    client: ClientInfo,
     FieldsParam(fields_param): FieldsParam,
     FormBody(body): FormBody,
 ) -> ApiResult<Response> {
@@ -350,6 +477,7 @@ async fn auth_with_password(
         AuthMethod::Password,
         &mfa_id,
         &fields_param,
+        &client,
     )
     .await
 }
@@ -390,6 +518,7 @@ async fn auth_refresh(
     FieldsParam(fields_param): FieldsParam,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
+    require_signed_in(&auth)?;
     let collection = auth_collection(&state, &collection)?;
     let (_, record, refreshable) = require_record_of(&auth, &collection)?;
     let token = if refreshable {
@@ -445,7 +574,10 @@ async fn impersonate(
 ) -> ApiResult<Json<Value>> {
     crate::settings::require_superuser(&auth)?;
     let collection = auth_collection(&state, &collection)?;
-    let duration = match body.iter().find(|(k, _)| k.eq_ignore_ascii_case("duration")) {
+    let duration = match body
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("duration"))
+    {
         None | Some((_, Value::Null)) => 0,
         Some((_, Value::Number(n))) => match n.as_i64() {
             Some(d) if d < 0 => {
@@ -512,3 +644,6 @@ async fn dummy_hash(state: &SharedState) -> String {
         .await
         .clone()
 }
+
+#[cfg(test)]
+mod tests;

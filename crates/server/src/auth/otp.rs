@@ -28,8 +28,14 @@ const MAX_OTP_ATTEMPTS: u32 = 5;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/api/collections/{collection}/request-otp", post(request_otp))
-        .route("/api/collections/{collection}/auth-with-otp", post(auth_with_otp))
+        .route(
+            "/api/collections/{collection}/request-otp",
+            post(request_otp),
+        )
+        .route(
+            "/api/collections/{collection}/auth-with-otp",
+            post(auth_with_otp),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,7 +63,10 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn load<T: for<'de> Deserialize<'de>>(state: &SharedState, key: &str) -> ApiResult<Option<T>> {
+async fn load<T: for<'de> Deserialize<'de>>(
+    state: &SharedState,
+    key: &str,
+) -> ApiResult<Option<T>> {
     Ok(state
         .store
         .get_param(key)
@@ -145,6 +154,7 @@ async fn auth_with_otp(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     uri: axum::http::Uri,
+    client: super::ClientInfo,
     FieldsParam(fields_param): FieldsParam,
     FormBody(body): FormBody,
 ) -> ApiResult<Response> {
@@ -165,7 +175,16 @@ async fn auth_with_otp(
     let record = consume_otp(&state, &collection, &otp_id, code).await?;
     let query = super::query_pairs(&uri);
     let mfa = mfa_id(&body, &query);
-    finish_auth(&state, &collection, record, AuthMethod::Otp, &mfa, &fields_param).await
+    finish_auth(
+        &state,
+        &collection,
+        record,
+        AuthMethod::Otp,
+        &mfa,
+        &fields_param,
+        &client,
+    )
+    .await
 }
 
 /// Checks and deletes the code; a right code for a record's own email also verifies it.
@@ -190,7 +209,10 @@ async fn consume_otp(
         } else {
             state
                 .store
-                .set_param(&key, serde_json::to_value(&stored).map_err(ApiError::internal)?)
+                .set_param(
+                    &key,
+                    serde_json::to_value(&stored).map_err(ApiError::internal)?,
+                )
                 .await?;
         }
         return Err(invalid_otp());

@@ -135,7 +135,11 @@ pub fn build(settings: &Settings, to: &str, rendered: &Rendered) -> Result<Messa
         .subject(rendered.subject.clone())
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_HTML)
@@ -170,7 +174,10 @@ pub async fn send(settings: &Settings, message: Message) -> Result<(), MailError
             Mechanism::Plain
         };
         builder = builder
-            .credentials(Credentials::new(smtp.username.clone(), smtp.password.clone()))
+            .credentials(Credentials::new(
+                smtp.username.clone(),
+                smtp.password.clone(),
+            ))
             .authentication(vec![mechanism]);
     }
     builder.build().send(message).await?;
@@ -270,7 +277,10 @@ mod tests {
         };
         let message = build(&settings, "bob@example.com", &rendered).expect("builds");
         let text = String::from_utf8(message.formatted()).expect("utf8");
-        assert!(text.contains("From: \"Support\" <support@example.com>"), "{text}");
+        assert!(
+            text.contains("From: Support <support@example.com>"),
+            "{text}"
+        );
         assert!(text.contains("To: bob@example.com"), "{text}");
         assert!(matches!(
             build(&settings, "not an address", &rendered),

@@ -27,6 +27,8 @@ pub(crate) struct Subscription {
     /// `options.query`, values coerced to text.
     pub query: Vec<(String, String)>,
     /// `options.headers`, names normalized like `@request.headers.*`, values as text.
+    // FIXME(#4): read by rule checks once rules take the request context.
+    #[allow(dead_code)]
     pub headers: Vec<(String, String)>,
     /// The raw options text, part of the fan-out cache key (equal options, equal output).
     pub options_key: String,
@@ -77,7 +79,12 @@ impl Subscription {
     }
 
     /// Whether this topic covers the record `record_id` of the collection `(id, name)`.
-    pub(crate) fn matches(&self, collection_id: &str, collection_name: &str, record_id: &str) -> bool {
+    pub(crate) fn matches(
+        &self,
+        collection_id: &str,
+        collection_name: &str,
+        record_id: &str,
+    ) -> bool {
         if self.collection != collection_id && self.collection != collection_name {
             return false;
         }

@@ -788,7 +788,7 @@ async fn auth_records_sign_up_without_token_or_email() {
         (json!(false), json!(false))
     );
     let stored = app.record("members", &id_of(&alice)).await;
-    assert!(stored.text("password").starts_with("$2"));
+    assert!(stored.text("password").starts_with("$argon2id$"));
     assert_eq!(stored.text("tokenKey").len(), 50);
 
     let cases = [

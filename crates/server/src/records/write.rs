@@ -106,13 +106,13 @@ fn mismatch() -> FieldError {
     FieldError::new("validation_values_mismatch", "Values don't match.")
 }
 
-/// Hashes every non-empty submitted password (bcrypt at the configured cost).
+/// Hashes every non-empty submitted password (argon2id with the configured parameters).
 pub async fn hash_passwords(state: &SharedState, input: &mut RecordInput) -> ApiResult<()> {
     for entry in input.passwords_mut() {
         if entry.plain.is_empty() {
             continue;
         }
-        let hash = password::hash(entry.plain.clone(), state.config.bcrypt_cost)
+        let hash = password::hash_argon2(entry.plain.clone(), state.config.argon2)
             .await
             .map_err(ApiError::internal)?;
         entry.hash = Some(hash);

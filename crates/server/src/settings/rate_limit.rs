@@ -3,7 +3,7 @@
 //! `maxRequests` per `duration` seconds per client IP. The first matching rule wins:
 //! collection-specific, then `*:`, then exact path, then the longest prefix. Superusers and
 //! `excludedIPs` are exempt. Requests without a known peer address (in-process tests) are not
-//! limited, as there is nothing to key them by.
+//! limited, as there is nothing to key them by. The same layer enforces `superuserIPs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,7 +42,10 @@ impl Limiters {
             duration: rule.duration,
             max_requests: rule.max_requests,
         };
-        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(limiter) = map.get(&key) {
             return Some(limiter.clone());
         }
@@ -145,7 +148,11 @@ fn pick_rule<'a>(
 }
 
 /// The client IP: the trusted proxy header when configured, else the peer address.
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, proxy: &TrustedProxy) -> Option<String> {
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    proxy: &TrustedProxy,
+) -> Option<String> {
     for name in &proxy.headers {
         if let Some(value) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
             let mut parts = value.split(',').map(str::trim).filter(|p| !p.is_empty());
@@ -162,39 +169,49 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, proxy: &TrustedP
     peer.map(|addr| addr.ip().to_string())
 }
 
+/// Wraps the API routes with the limiter.
+pub fn layer(api: axum::Router<SharedState>, state: SharedState) -> axum::Router<SharedState> {
+    api.layer(axum::middleware::from_fn_with_state(state, limit))
+}
+
 /// The axum middleware.
-pub async fn limit(State(state): State<SharedState>, request: Request<Body>, next: Next) -> Response {
-    match check(&state, &request).await {
+pub async fn limit(
+    State(state): State<SharedState>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let headers = request.headers().clone();
+    match check(&state, peer, &method, &path, &headers).await {
         Some(response) => response,
         None => next.run(request).await,
     }
 }
 
-/// `Some(429)` when the request is over its rule's limit.
-async fn check(state: &SharedState, request: &Request<Body>) -> Option<Response> {
+/// `Some(403)` when `superuserIPs` excludes a superuser request (or a superuser sign-in)
+/// from this IP; `Some(429)` when the request is over its rule's limit.
+async fn check(
+    state: &SharedState,
+    peer: Option<SocketAddr>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let settings: Arc<Settings> = super::current(state).await.ok()?;
     let limits = &settings.rate_limits;
-    if !limits.enabled || limits.rules.is_empty() {
+    let limiting = limits.enabled && !limits.rules.is_empty() && peer.is_some();
+    if !limiting && settings.superuser_ips.is_empty() {
         return None;
     }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    peer?;
-    let ip = client_ip(request.headers(), peer, &settings.trusted_proxy)?;
-    if limits.excluded_ips.iter().any(|excluded| excluded == &ip) {
-        return None;
-    }
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let (collection, tags) = route_tags(&method, &path);
-    let collection_names: Vec<String> = collection
-        .and_then(|ident| state.schema().get(&ident).cloned())
-        .map(|c| vec![c.name.clone(), c.id.clone()])
-        .unwrap_or_default();
-    let token = request
-        .headers()
+    let ip = client_ip(headers, peer, &settings.trusted_proxy).unwrap_or_default();
+    let (collection, tags) = route_tags(method, path);
+    let target = collection.and_then(|ident| state.schema().get(&ident).cloned());
+    let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -209,13 +226,28 @@ async fn check(state: &SharedState, request: &Request<Body>) -> Option<Response>
         Some(token) => crate::auth::token::resolve_auth_token(state, &token).await,
         None => domain::AuthContext::Guest,
     };
-    if auth.is_superuser() {
+    if !settings.superuser_ips.is_empty()
+        && (auth.is_superuser() || target.as_ref().is_some_and(|c| c.is_superusers()))
+        && !settings.superuser_ips.iter().any(|allowed| allowed == &ip)
+    {
+        return Some(
+            ApiError::forbidden("You are not allowed to perform this request.").into_response(),
+        );
+    }
+    if !limiting
+        || auth.is_superuser()
+        || ip.is_empty()
+        || limits.excluded_ips.iter().any(|excluded| excluded == &ip)
+    {
         return None;
     }
+    let collection_names: Vec<String> = target
+        .map(|c| vec![c.name.clone(), c.id.clone()])
+        .unwrap_or_default();
     let rule = pick_rule(
         &limits.rules,
-        &method,
-        &path,
+        method,
+        path,
         &collection_names,
         &tags,
         !auth.is_guest(),
@@ -257,12 +289,24 @@ mod tests {
             pick_rule(&rules, &post, path, names, tags, authed).map(|r| r.label.clone())
         };
         assert_eq!(
-            pick("/api/collections/users/auth-with-password", &names, &tags, false).as_deref(),
+            pick(
+                "/api/collections/users/auth-with-password",
+                &names,
+                &tags,
+                false
+            )
+            .as_deref(),
             Some("users:authWithPassword")
         );
         let (_, otp_tags) = route_tags(&post, "/api/collections/users/auth-with-otp");
         assert_eq!(
-            pick("/api/collections/users/auth-with-otp", &names, &otp_tags, false).as_deref(),
+            pick(
+                "/api/collections/users/auth-with-otp",
+                &names,
+                &otp_tags,
+                false
+            )
+            .as_deref(),
             Some("*:auth")
         );
         assert_eq!(
@@ -294,13 +338,25 @@ mod tests {
     #[test]
     fn client_ip_prefers_trusted_headers() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().expect("value"));
+        headers.insert(
+            "x-forwarded-for",
+            "1.1.1.1, 2.2.2.2".parse().expect("value"),
+        );
         let peer: SocketAddr = "127.0.0.1:9".parse().expect("addr");
         let mut proxy = TrustedProxy::default();
-        assert_eq!(client_ip(&headers, Some(peer), &proxy).as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            client_ip(&headers, Some(peer), &proxy).as_deref(),
+            Some("127.0.0.1")
+        );
         proxy.headers = vec!["X-Forwarded-For".into()];
-        assert_eq!(client_ip(&headers, Some(peer), &proxy).as_deref(), Some("2.2.2.2"));
+        assert_eq!(
+            client_ip(&headers, Some(peer), &proxy).as_deref(),
+            Some("2.2.2.2")
+        );
         proxy.use_leftmost_ip = true;
-        assert_eq!(client_ip(&headers, Some(peer), &proxy).as_deref(), Some("1.1.1.1"));
+        assert_eq!(
+            client_ip(&headers, Some(peer), &proxy).as_deref(),
+            Some("1.1.1.1")
+        );
     }
 }

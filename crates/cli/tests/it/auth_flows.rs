@@ -1,0 +1,808 @@
+use serde_json::{Value, json};
+
+use crate::auth::jwt_payload;
+use crate::smtp_sink::SmtpSink;
+use crate::support::{TestApp, assert_error};
+
+const USERS: &str = "/api/collections/users";
+
+/// A server whose SMTP settings point at a fresh sink, with rate limits off so the flows can
+/// sign in as often as they need. Returns the superuser token too.
+async fn app_with_mail() -> (TestApp, SmtpSink, String) {
+    let app = TestApp::spawn().await;
+    let sink = SmtpSink::start();
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({
+                "smtp": {"enabled": true, "host": "127.0.0.1", "port": sink.port},
+                "meta": {"appName": "FlowTest", "appURL": "https://app.test",
+                          "senderName": "Flow Bot", "senderAddress": "bot@app.test"},
+                "rateLimits": {"enabled": false},
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (app, sink, admin)
+}
+
+async fn create_user(app: &TestApp, email: &str, password: &str) -> Value {
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/records"),
+            None,
+            json!({"email": email, "password": password, "passwordConfirm": password}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
+    app.post_json(
+        &format!("{USERS}/auth-with-password"),
+        None,
+        json!({"identity": email, "password": password}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn verification_round_trip_over_real_smtp() {
+    let (app, sink, admin) = app_with_mail().await;
+    let user = create_user(&app, "bob@example.com", "bobpass123").await;
+    let (status, body) = app
+        .post_json(&format!("{USERS}/request-verification"), None, json!({}))
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["email"]["code"], "validation_required");
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-verification"),
+            None,
+            json!({"email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204, "unknown emails answer 204 too");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/request-verification",
+            None,
+            json!({"email": "admin@example.com"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "All superusers are verified by default.",
+    );
+
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-verification"),
+            None,
+            json!({"email": "bob@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let mail = sink.wait_for("bob@example.com", 0).await;
+    // A second request right away answers the same but sends nothing (resend guard).
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-verification"),
+            None,
+            json!({"email": "bob@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(mail.from, "bot@app.test");
+    assert_eq!(mail.subject(), "Verify your FlowTest email");
+    assert!(
+        mail.text()
+            .contains("https://app.test/_/#/auth/confirm-verification/eyJ")
+    );
+    let token = mail.token();
+    let payload = jwt_payload(&token);
+    assert_eq!(payload["type"], "verification");
+    assert_eq!(payload["email"], "bob@example.com");
+    assert_eq!(payload["id"], user["id"]);
+    assert_eq!(payload["collectionId"], "_pb_users_auth_");
+    assert_eq!(sink.count_to("ghost@example.com"), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.count_to("bob@example.com"),
+        1,
+        "the resend was dropped"
+    );
+
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-verification"),
+            None,
+            json!({"token": "abc"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["token"]["code"], "validation_invalid_token_claims");
+    for _ in 0..2 {
+        let (status, body) = app
+            .post_json(
+                &format!("{USERS}/confirm-verification"),
+                None,
+                json!({"token": token}),
+            )
+            .await;
+        assert_eq!(status, 204, "idempotent: {body}");
+    }
+    let (_, record) = app
+        .get(
+            &format!("{USERS}/records/{}", user["id"].as_str().expect("id")),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(record["verified"], true);
+}
+
+#[tokio::test]
+async fn password_reset_rotates_the_token_key() {
+    let (app, sink, _) = app_with_mail().await;
+    create_user(&app, "carol@example.com", "carolpass1").await;
+    let (status, session) = login(&app, "carol@example.com", "carolpass1").await;
+    assert_eq!(status, 200);
+    let old_token = session["token"].as_str().expect("token").to_owned();
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-password-reset"),
+            None,
+            json!({"email": "carol@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let token = sink.wait_for("carol@example.com", 0).await.token();
+    assert_eq!(jwt_payload(&token)["type"], "passwordReset");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-password-reset"),
+            None,
+            json!({"token": token, "password": "newpass123", "passwordConfirm": "other1234"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(
+        data["passwordConfirm"]["code"],
+        "validation_values_mismatch"
+    );
+    assert!(data.get("token").is_none(), "{data}");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-password-reset"),
+            None,
+            json!({"token": token, "password": "newpass123", "passwordConfirm": "newpass123"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-password-reset"),
+            None,
+            json!({"token": token, "password": "newpass456", "passwordConfirm": "newpass456"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(
+        data["token"]["code"], "validation_invalid_token",
+        "single use"
+    );
+    let (status, _) = login(&app, "carol@example.com", "carolpass1").await;
+    assert_eq!(status, 400);
+    let (status, body) = login(&app, "carol@example.com", "newpass123").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["record"]["verified"], true,
+        "a reset proves the address"
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-refresh"),
+            Some(&old_token),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+}
+
+#[tokio::test]
+async fn email_change_round_trip() {
+    let (app, sink, _) = app_with_mail().await;
+    create_user(&app, "dan@example.com", "danpass123").await;
+    create_user(&app, "taken@example.com", "takenpass1").await;
+    let (_, session) = login(&app, "dan@example.com", "danpass123").await;
+    let auth = session["token"].as_str().expect("token").to_owned();
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/request-email-change"),
+            None,
+            json!({"newEmail": "x@example.com"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/request-email-change"),
+            Some(&auth),
+            json!({"newEmail": "taken@example.com"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["newEmail"]["code"], "validation_invalid_new_email");
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-email-change"),
+            Some(&auth),
+            json!({"newEmail": "dan2@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let token = sink.wait_for("dan2@example.com", 0).await.token();
+    let payload = jwt_payload(&token);
+    assert_eq!(payload["type"], "emailChange");
+    assert_eq!(payload["email"], "dan@example.com");
+    assert_eq!(payload["newEmail"], "dan2@example.com");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-email-change"),
+            None,
+            json!({"token": token, "password": "wrong"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["password"]["code"], "validation_invalid_password");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-email-change"),
+            None,
+            json!({"token": token, "password": "danpass123"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = login(&app, "dan2@example.com", "danpass123").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["verified"], true);
+    let (status, _) = login(&app, "dan@example.com", "danpass123").await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .post_json(&format!("{USERS}/auth-refresh"), Some(&auth), json!({}))
+        .await;
+    assert_eq!(status, 401, "the email change rotated the token key");
+}
+
+#[tokio::test]
+async fn otp_sign_in_and_mfa() {
+    let (app, sink, admin) = app_with_mail().await;
+    create_user(&app, "eve@example.com", "evepass123").await;
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/request-otp"),
+            None,
+            json!({"email": "eve@example.com"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The collection is not configured to allow OTP authentication.",
+    );
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"otp": {"enabled": true, "length": 6, "duration": 300}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, methods) = app.get(&format!("{USERS}/auth-methods"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(methods["otp"], json!({"enabled": true, "duration": 300}));
+    assert_eq!(methods["mfa"], json!({"enabled": false, "duration": 0}));
+    assert_eq!(methods["emailPassword"], true);
+
+    let (status, ghost) = app
+        .post_json(
+            &format!("{USERS}/request-otp"),
+            None,
+            json!({"email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ghost["otpId"].as_str().expect("otpId").len(), 15);
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/request-otp"),
+            None,
+            json!({"email": "eve@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let otp_id = body["otpId"].as_str().expect("otpId").to_owned();
+    let code = sink.wait_for("eve@example.com", 0).await.code(6);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": wrong}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Invalid or expired OTP.");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["email"], "eve@example.com");
+    assert_eq!(
+        body["record"]["verified"], true,
+        "the code reached the address"
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Invalid or expired OTP.");
+
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"mfa": {"enabled": true, "duration": 600}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = login(&app, "eve@example.com", "evepass123").await;
+    assert_eq!(status, 401, "{body}");
+    let mfa_id = body["mfaId"].as_str().expect("mfaId").to_owned();
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-password?mfaId={mfa_id}"),
+            None,
+            json!({"identity": "eve@example.com", "password": "evepass123"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "A different authentication method is required.",
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/request-otp"),
+            None,
+            json!({"email": "eve@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let otp_id = body["otpId"].as_str().expect("otpId").to_owned();
+    let code = sink.wait_for("eve@example.com", 1).await.code(6);
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code, "mfaId": "nope"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Invalid or expired MFA session.");
+    // The failed MFA check consumed that code; ask for another.
+    let (_, body) = app
+        .post_json(
+            &format!("{USERS}/request-otp"),
+            None,
+            json!({"email": "eve@example.com"}),
+        )
+        .await;
+    let otp_id = body["otpId"].as_str().expect("otpId").to_owned();
+    let code = sink.wait_for("eve@example.com", 2).await.code(6);
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code, "mfaId": mfa_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        jwt_payload(body["token"].as_str().expect("token"))["type"],
+        "auth"
+    );
+}
+
+#[tokio::test]
+async fn impersonation_and_auth_rule() {
+    let (app, _sink, admin) = app_with_mail().await;
+    let user = create_user(&app, "fay@example.com", "faypass123").await;
+    let id = user["id"].as_str().expect("id");
+    let (status, body) = app
+        .post_json(&format!("{USERS}/impersonate/{id}"), None, json!({}))
+        .await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    let (_, session) = login(&app, "fay@example.com", "faypass123").await;
+    let user_token = session["token"].as_str().expect("token");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/impersonate/{id}"),
+            Some(user_token),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The authorized record is not allowed to perform this action.",
+    );
+    let (status, body) = app
+        .post_json(&format!("{USERS}/impersonate/zzz"), Some(&admin), json!({}))
+        .await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/impersonate/{id}"),
+            Some(&admin),
+            json!({"duration": -1}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(
+        data["duration"]["code"],
+        "validation_min_greater_equal_than_required"
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/impersonate/{id}"),
+            Some(&admin),
+            json!({"duration": 100}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], id);
+    let token = body["token"].as_str().expect("token").to_owned();
+    let payload = jwt_payload(&token);
+    assert_eq!(payload["refreshable"], false);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    assert!((payload["exp"].as_i64().expect("exp") - now - 100).abs() < 10);
+    let (status, body) = app
+        .post_json(&format!("{USERS}/auth-refresh"), Some(&token), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["token"],
+        token.as_str(),
+        "non-refreshable tokens come back unchanged"
+    );
+
+    let (status, _) = app
+        .patch_json(USERS, Some(&admin), json!({"authRule": null}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = login(&app, "fay@example.com", "faypass123").await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The request doesn't satisfy the collection requirements to authenticate.",
+    );
+    let (status, _) = login(&app, "fay@example.com", "wrongpass1").await;
+    assert_eq!(status, 400, "wrong credentials are still a plain failure");
+    let (status, _) = app
+        .patch_json(USERS, Some(&admin), json!({"authRule": ""}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = login(&app, "fay@example.com", "faypass123").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn settings_are_superuser_only_with_write_only_secrets_and_test_email() {
+    let (app, sink, admin) = app_with_mail().await;
+    let (status, body) = app.get("/api/settings", None).await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    create_user(&app, "gus@example.com", "guspass123").await;
+    let (_, session) = login(&app, "gus@example.com", "guspass123").await;
+    let (status, body) = app
+        .get(
+            "/api/settings",
+            Some(session["token"].as_str().expect("token")),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The authorized record is not allowed to perform this action.",
+    );
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"smtp": {"username": "mailer", "password": "s3cret!"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["smtp"]["username"], "mailer");
+    assert!(body["smtp"].get("password").is_none(), "{body}");
+    assert_eq!(body["meta"]["appName"], "FlowTest");
+    let (_, body) = app.get("/api/settings", Some(&admin)).await;
+    assert!(body["smtp"].get("password").is_none());
+    assert_eq!(body["smtp"]["port"], sink.port);
+    assert_eq!(body["rateLimits"]["rules"][0]["label"], "*:auth");
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"meta": {"appName": "", "appURL": "bad"}}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while saving the new settings.",
+    );
+    assert_eq!(data["meta"]["appName"]["code"], "validation_required");
+    assert_eq!(data["meta"]["appURL"]["code"], "validation_is_url");
+
+    let (status, body) = app
+        .post_json("/api/settings/test/email", Some(&admin), json!({}))
+        .await;
+    let data = assert_error(status, &body, 400, "Failed to send the test email.");
+    assert_eq!(data["template"]["code"], "validation_required");
+    let (status, body) = app
+        .post_json(
+            "/api/settings/test/email",
+            Some(&admin),
+            json!({"email": "ops@example.com", "template": "password-reset", "collection": "users"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let mail = sink.wait_for("ops@example.com", 0).await;
+    assert_eq!(mail.subject(), "Reset your FlowTest password");
+    assert_eq!(
+        mail.auth.as_deref(),
+        Some("mailer:s3cret!"),
+        "SMTP AUTH used the stored secret"
+    );
+}
+
+#[tokio::test]
+async fn brute_force_reaches_429_with_default_rate_limits() {
+    let app = TestApp::spawn().await;
+    create_user(&app, "hal@example.com", "halpass123").await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let (status, body) = login(&app, "hal@example.com", "wrongpass1").await;
+        if status == 429 {
+            assert_error(status, &body, 429, "Too Many Requests.");
+        }
+        statuses.push(status);
+    }
+    // The default `*:auth` rule allows a burst of 10 attempts per IP.
+    assert!(statuses[..10].iter().all(|s| *s == 400), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn forged_expired_and_misused_tokens_are_refused() {
+    let (app, sink, admin) = app_with_mail().await;
+    let ivy = create_user(&app, "ivy@example.com", "ivypass123").await;
+    let other = create_user(&app, "jon@example.com", "jonpass123").await;
+    let (_, session) = login(&app, "ivy@example.com", "ivypass123").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            app.post_json(&format!("{USERS}/auth-refresh"), Some(&token), json!({}))
+                .await
+                .0
+        }
+    };
+    assert_eq!(refresh(token.clone()).await, 200);
+    let parts: Vec<&str> = token.split('.').collect();
+    // `alg: none` with the genuine payload.
+    let none_header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+    assert_eq!(refresh(format!("{none_header}.{}.", parts[1])).await, 401);
+    // The genuine signature over a payload naming another user.
+    let mut payload = jwt_payload(&token);
+    payload["id"] = other["id"].clone();
+    let swapped = base64_url(payload.to_string().as_bytes());
+    assert_eq!(
+        refresh(format!("{}.{swapped}.{}", parts[0], parts[2])).await,
+        401
+    );
+    // A users token on the superusers collection names the caller's collection.
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-refresh",
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The request requires auth record from users collection.",
+    );
+    // A verification token is not an auth token.
+    app.post_json(
+        &format!("{USERS}/request-verification"),
+        None,
+        json!({"email": "ivy@example.com"}),
+    )
+    .await;
+    let verification = sink.wait_for("ivy@example.com", 0).await.token();
+    assert_eq!(refresh(verification).await, 401);
+    // An expired impersonation token.
+    let id = ivy["id"].as_str().expect("id");
+    let (_, body) = app
+        .post_json(
+            &format!("{USERS}/impersonate/{id}"),
+            Some(&admin),
+            json!({"duration": 1}),
+        )
+        .await;
+    let short = body["token"].as_str().expect("token").to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(refresh(short).await, 401);
+}
+
+#[tokio::test]
+async fn login_from_a_new_location_sends_an_alert() {
+    let (app, sink, _) = app_with_mail().await;
+    create_user(&app, "kim@example.com", "kimpass123").await;
+    let login_as = |agent: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(app.url(&format!("{USERS}/auth-with-password")))
+                .header("User-Agent", agent)
+                .json(&json!({"identity": "kim@example.com", "password": "kimpass123"}))
+                .send()
+                .await
+                .expect("sent");
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(login_as("Browser/1").await, 200);
+    assert_eq!(login_as("Browser/1").await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.count_to("kim@example.com"),
+        0,
+        "the first origin is not alerted"
+    );
+    assert_eq!(login_as("Phone/2").await, 200);
+    let mail = sink.wait_for("kim@example.com", 0).await;
+    assert_eq!(mail.subject(), "Login from a new location");
+    assert!(mail.text().contains("127.0.0.1 Phone/2"), "{}", mail.text());
+    assert_eq!(login_as("Browser/1").await, 200, "a remembered origin");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.count_to("kim@example.com"), 1);
+}
+
+#[tokio::test]
+async fn superuser_ips_restrict_superusers_only() {
+    let (app, _sink, admin) = app_with_mail().await;
+    create_user(&app, "lee@example.com", "leepass123").await;
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"superuserIPs": ["10.9.9.9"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/api/settings", Some(&admin)).await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "You are not allowed to perform this request.",
+    );
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-with-password",
+            None,
+            json!({"identity": crate::support::ADMIN_EMAIL, "password": crate::support::ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "You are not allowed to perform this request.",
+    );
+    let (status, _) = login(&app, "lee@example.com", "leepass123").await;
+    assert_eq!(status, 200, "other collections are not restricted");
+}

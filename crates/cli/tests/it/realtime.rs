@@ -1,0 +1,601 @@
+//! Realtime end to end: a real HTTP client reads the SSE stream of the real binary while
+//! records are written through the API.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, assert_error, run_cli};
+
+/// One SSE message as received.
+#[derive(Debug)]
+struct Message {
+    id: String,
+    event: String,
+    /// The `data` line exactly as sent.
+    raw_data: String,
+    data: Value,
+}
+
+/// A client reading `GET /api/realtime`.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+    client_id: String,
+}
+
+impl Stream {
+    /// Connects and reads `PB_CONNECT`.
+    async fn connect(app: &TestApp) -> Stream {
+        let response = reqwest::Client::new()
+            .get(app.url("/api/realtime"))
+            .send()
+            .await
+            .expect("stream opens");
+        assert_eq!(response.status(), 200);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("content-type"), "text/event-stream");
+        assert_eq!(header("cache-control"), "no-store");
+        assert_eq!(header("x-accel-buffering"), "no");
+        let mut stream = Stream {
+            response,
+            buffer: String::new(),
+            client_id: String::new(),
+        };
+        let raw = stream
+            .next_raw(Duration::from_secs(5))
+            .await
+            .expect("PB_CONNECT arrives");
+        let id = raw
+            .strip_prefix("id:")
+            .and_then(|rest| rest.split('\n').next())
+            .expect("id line first")
+            .to_owned();
+        assert_eq!(id.len(), 40, "{raw}");
+        assert_eq!(
+            raw,
+            format!("id:{id}\nevent:PB_CONNECT\ndata:{{\"clientId\":\"{id}\"}}"),
+            "exact wire format"
+        );
+        stream.client_id = id;
+        stream
+    }
+
+    /// The next message's text (without the blank line), or `None` on timeout or end.
+    async fn next_raw(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let message = self.buffer[..end].to_owned();
+                self.buffer.drain(..end + 2);
+                return Some(message);
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    async fn next(&mut self, wait: Duration) -> Option<Message> {
+        let raw = self.next_raw(wait).await?;
+        let mut message = Message {
+            id: String::new(),
+            event: String::new(),
+            raw_data: String::new(),
+            data: Value::Null,
+        };
+        for line in raw.split('\n') {
+            if let Some(id) = line.strip_prefix("id:") {
+                message.id = id.to_owned();
+            } else if let Some(event) = line.strip_prefix("event:") {
+                message.event = event.to_owned();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                message.raw_data = data.to_owned();
+                message.data = serde_json::from_str(data).expect("data is JSON");
+            } else {
+                panic!("unexpected line {line:?} in {raw:?}");
+            }
+        }
+        assert_eq!(message.id, self.client_id, "every id line is the client id");
+        Some(message)
+    }
+
+    /// Exactly `count` messages (each waited for generously), then nothing more for a while.
+    async fn take(&mut self, count: usize) -> Vec<Message> {
+        let mut messages = Vec::new();
+        for n in 0..count {
+            let message = self.next(LONG).await;
+            assert!(
+                message.is_some(),
+                "message {n} of {count} missing: {messages:?}"
+            );
+            messages.extend(message);
+        }
+        let extra = self.next(SHORT).await;
+        assert!(extra.is_none(), "unexpected extra message: {extra:?}");
+        messages
+    }
+
+    async fn subscribe(&self, app: &TestApp, token: Option<&str>, topics: &[&str]) -> (u16, Value) {
+        app.post_json(
+            "/api/realtime",
+            token,
+            json!({"clientId": self.client_id, "subscriptions": topics}),
+        )
+        .await
+    }
+}
+
+const SHORT: Duration = Duration::from_millis(700);
+const LONG: Duration = Duration::from_secs(5);
+
+async fn create_collection(app: &TestApp, token: &str, body: Value) {
+    let (status, body) = app.post_json("/api/collections", Some(token), body).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `posts` with public rules, a hidden field and a unique title.
+async fn public_posts(app: &TestApp, token: &str) {
+    create_collection(
+        app,
+        token,
+        json!({
+            "name": "posts", "type": "base",
+            "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "secret", "type": "text", "hidden": true},
+                {"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1}
+            ],
+            "indexes": ["CREATE UNIQUE INDEX idx_posts_title ON posts (title)"]
+        }),
+    )
+    .await;
+}
+
+/// Options as the JS SDK encodes them into a topic.
+fn with_options(topic: &str, options: Value) -> String {
+    let text = options.to_string();
+    let mut encoded = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{topic}?options={encoded}")
+}
+
+#[tokio::test]
+async fn subscribe_requests_are_validated() {
+    let app = TestApp::spawn().await;
+    let stream = Stream::connect(&app).await;
+
+    let (status, body) = app
+        .post_json("/api/realtime", None, json!({"subscriptions": ["posts"]}))
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(data["clientId"]["code"], "validation_required");
+
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": "nope", "subscriptions": ["posts"]}),
+        )
+        .await;
+    assert_error(status, &body, 404, "Missing or invalid client id.");
+
+    let long = "a".repeat(2501);
+    let (status, body) = stream.subscribe(&app, None, &["ok", &long]).await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(
+        data["subscriptions"]["1"]["code"],
+        "validation_length_too_long"
+    );
+    assert_eq!(
+        data["subscriptions"]["1"]["params"],
+        json!({"max": 2500, "min": 0})
+    );
+
+    let many: Vec<&str> = vec!["a"; 1001];
+    let (status, body) = stream.subscribe(&app, None, &many).await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(data["subscriptions"]["code"], "validation_length_too_long");
+
+    let (status, body) = app
+        .send(reqwest::Method::POST, "/api/realtime", None, None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = stream.subscribe(&app, None, &["posts/*", "@oauth2"]).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(body, Value::Null);
+}
+
+#[tokio::test]
+async fn record_events_reach_every_matching_topic() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    public_posts(&app, &token).await;
+    let (status, first) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "first", "secret": "s1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let id = first["id"].as_str().expect("id").to_owned();
+
+    let mut stream = Stream::connect(&app).await;
+    let one = format!("posts/{id}");
+    let fields = with_options("posts/*", json!({"query": {"fields": "id,title"}}));
+    let (status, body) = stream
+        .subscribe(&app, None, &["posts/*", "posts", &one, &fields, "other/*"])
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    // An update reaches all four topics naming the record, one message each.
+    let (status, body) = app
+        .patch_json(
+            &format!("/api/collections/posts/records/{id}"),
+            None,
+            json!({"title": "renamed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let messages = stream.take(4).await;
+    let events: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
+    for topic in ["posts/*", "posts", one.as_str(), fields.as_str()] {
+        assert!(events.contains(&topic), "{topic} missing from {events:?}");
+    }
+    for message in &messages {
+        assert!(
+            message.raw_data.starts_with("{\"record\":{")
+                && message.raw_data.ends_with(",\"action\":\"update\"}"),
+            "data order: {}",
+            message.raw_data
+        );
+        if message.event == fields {
+            assert_eq!(
+                message.data["record"],
+                json!({"id": id, "title": "renamed"})
+            );
+        } else {
+            let record = &message.data["record"];
+            assert_eq!(record["title"], "renamed");
+            assert_eq!(record["collectionName"], "posts");
+            assert!(record.get("secret").is_none(), "hidden from guests");
+            assert!(record.get("expand").is_none(), "no expand unless asked");
+        }
+    }
+
+    // A create reaches the collection topics only.
+    let (status, second) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "second"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    let messages = stream.take(3).await;
+    let mut events: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
+    events.sort_unstable();
+    let mut expected = vec!["posts", "posts/*", fields.as_str()];
+    expected.sort_unstable();
+    assert_eq!(events, expected);
+    assert!(messages.iter().all(|m| m.data["action"] == "create"));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.data["record"]["id"] == second["id"])
+    );
+
+    // A delete carries the last state.
+    let (status, _) = app
+        .delete(&format!("/api/collections/posts/records/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let messages = stream.take(4).await;
+    let plain = messages
+        .iter()
+        .find(|m| m.event == "posts/*")
+        .expect("posts/* message");
+    assert_eq!(plain.data["action"], "delete");
+    assert_eq!(plain.data["record"]["title"], "renamed");
+
+    // Unsubscribing everything stops the flow.
+    let (status, _) = stream.subscribe(&app, None, &[]).await;
+    assert_eq!(status, 204);
+    app.post_json(
+        "/api/collections/posts/records",
+        None,
+        json!({"title": "third"}),
+    )
+    .await;
+    assert!(stream.next(SHORT).await.is_none());
+}
+
+#[tokio::test]
+async fn rules_decide_who_hears_what() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    create_collection(
+        &app,
+        &token,
+        json!({
+            "name": "private", "type": "base",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "secret", "type": "text", "hidden": true}
+            ]
+        }),
+    )
+    .await;
+    let mut guest = Stream::connect(&app).await;
+    let mut admin = Stream::connect(&app).await;
+    assert_ne!(guest.client_id, admin.client_id);
+    let (status, _) = guest.subscribe(&app, None, &["private/*", "private"]).await;
+    assert_eq!(status, 204);
+    let (status, _) = admin.subscribe(&app, Some(&token), &["private/*"]).await;
+    assert_eq!(status, 204);
+
+    let (status, record) = app
+        .post_json(
+            "/api/collections/private/records",
+            Some(&token),
+            json!({"title": "t", "secret": "s"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    let message = admin.next(LONG).await.expect("the superuser hears it");
+    assert_eq!(message.event, "private/*");
+    assert_eq!(
+        message.data["record"]["secret"], "s",
+        "hidden fields for superusers"
+    );
+    assert!(
+        guest.next(SHORT).await.is_none(),
+        "a null list rule keeps guests out"
+    );
+
+    // A one-record topic follows the view rule the same way.
+    let id = record["id"].as_str().expect("id");
+    let one = format!("private/{id}");
+    let (status, _) = guest.subscribe(&app, None, &[&one]).await;
+    assert_eq!(status, 204);
+    app.patch_json(
+        &format!("/api/collections/private/records/{id}"),
+        Some(&token),
+        json!({"title": "u"}),
+    )
+    .await;
+    assert!(admin.next(LONG).await.is_some());
+    assert!(guest.next(SHORT).await.is_none());
+
+    // A subscription filter naming @request is ignored for non-superusers (nothing sent).
+    let (status, _) = app
+        .patch_json(
+            "/api/collections/private",
+            Some(&token),
+            json!({"listRule": ""}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sneaky = with_options(
+        "private/*",
+        json!({"query": {"filter": "@request.auth.id = ''"}}),
+    );
+    let (status, _) = guest.subscribe(&app, None, &[&sneaky, "private/*"]).await;
+    assert_eq!(status, 204);
+    app.post_json(
+        "/api/collections/private/records",
+        Some(&token),
+        json!({"title": "v"}),
+    )
+    .await;
+    let messages = guest.take(1).await;
+    let events: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
+    assert_eq!(events, ["private/*"]);
+    assert!(messages[0].data["record"].get("secret").is_none());
+}
+
+#[tokio::test]
+async fn rolled_back_writes_publish_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    public_posts(&app, &token).await;
+    let mut stream = Stream::connect(&app).await;
+    let (status, _) = stream.subscribe(&app, None, &["posts/*"]).await;
+    assert_eq!(status, 204);
+
+    let (status, _) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "one"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "one"}),
+        )
+        .await;
+    assert_eq!(status, 400, "unique violation: {body}");
+    let (status, _) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "two"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let titles: Vec<Value> = stream
+        .take(2)
+        .await
+        .into_iter()
+        .map(|m| m.data["record"]["title"].clone())
+        .collect();
+    assert_eq!(titles, [json!("one"), json!("two")]);
+}
+
+#[tokio::test]
+async fn auth_is_bound_by_the_first_authenticated_subscription() {
+    let app = TestApp::spawn().await;
+    let first = app.admin_token().await;
+    let (code, _, stderr) = run_cli(
+        app.dir.path(),
+        &["superuser", "upsert", "second@example.com", "Passw0rd!456"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-with-password",
+            None,
+            json!({"identity": "second@example.com", "password": "Passw0rd!456"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let second = body["token"].as_str().expect("token").to_owned();
+    assert_ne!(first, second);
+
+    let stream = Stream::connect(&app).await;
+    let (status, _) = stream.subscribe(&app, None, &["posts/*"]).await;
+    assert_eq!(status, 204, "guest first");
+    let (status, _) = stream.subscribe(&app, Some(&first), &["posts/*"]).await;
+    assert_eq!(status, 204, "guest → superuser is an upgrade");
+    let (status, _) = stream.subscribe(&app, Some(&first), &[]).await;
+    assert_eq!(status, 204, "the same auth again");
+    let forbidden = "The current and the previous request authorization don't match.";
+    let (status, body) = stream.subscribe(&app, Some(&second), &["posts/*"]).await;
+    assert_error(status, &body, 403, forbidden);
+    let (status, body) = stream.subscribe(&app, None, &["posts/*"]).await;
+    assert_error(status, &body, 403, forbidden);
+    let (status, body) = stream.subscribe(&app, Some("garbage"), &[]).await;
+    assert_error(status, &body, 403, forbidden);
+}
+
+#[tokio::test]
+async fn reconnecting_gets_a_new_client_and_shutdown_ends_streams() {
+    let mut app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    public_posts(&app, &token).await;
+    let old = Stream::connect(&app).await;
+    let old_id = old.client_id.clone();
+    drop(old);
+
+    // A dropped stream's client is forgotten once the server notices; a new one works.
+    let mut stream = Stream::connect(&app).await;
+    assert_ne!(stream.client_id, old_id);
+    let (status, _) = stream.subscribe(&app, None, &["posts/*"]).await;
+    assert_eq!(status, 204);
+    app.post_json(
+        "/api/collections/posts/records",
+        None,
+        json!({"title": "x"}),
+    )
+    .await;
+    let message = stream.next(LONG).await.expect("event after reconnect");
+    assert_eq!(message.data["action"], "create");
+
+    // An open stream does not hold a graceful shutdown up.
+    let started = std::time::Instant::now();
+    assert_eq!(app.terminate(), 0);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(stream.next(LONG).await.is_none(), "the stream ended");
+}
+
+#[tokio::test]
+async fn expand_and_fields_options_follow_the_related_rules() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    create_collection(
+        &app,
+        &token,
+        json!({"name": "vault", "type": "base", "fields": [{"name": "code", "type": "text"}]}),
+    )
+    .await;
+    let (status, vault) = app
+        .post_json(
+            "/api/collections/vault/records",
+            Some(&token),
+            json!({"code": "1234"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{vault}");
+    let (status, schema) = app.get("/api/collections/vault", Some(&token)).await;
+    assert_eq!(status, 200);
+    create_collection(
+        &app,
+        &token,
+        json!({
+            "name": "notes", "type": "base",
+            "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "vault", "type": "relation", "collectionId": schema["id"], "maxSelect": 1}
+            ]
+        }),
+    )
+    .await;
+    let topic = with_options(
+        "notes/*",
+        json!({"query": {"expand": "vault", "fields": "title,expand.vault.code"}}),
+    );
+    let mut guest = Stream::connect(&app).await;
+    let mut admin = Stream::connect(&app).await;
+    assert_eq!(guest.subscribe(&app, None, &[&topic]).await.0, 204);
+    assert_eq!(admin.subscribe(&app, Some(&token), &[&topic]).await.0, 204);
+
+    let (status, body) = app
+        .post_json(
+            "/api/collections/notes/records",
+            None,
+            json!({"title": "n", "vault": vault["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seen_by_admin = admin.take(1).await;
+    assert_eq!(seen_by_admin[0].event, topic);
+    assert_eq!(
+        seen_by_admin[0].data["record"],
+        json!({"title": "n", "expand": {"vault": {"code": "1234"}}})
+    );
+    let seen_by_guest = guest.take(1).await;
+    let record = &seen_by_guest[0].data["record"];
+    assert_eq!(record["title"], "n");
+    assert!(
+        record.pointer("/expand/vault").is_none(),
+        "a superusers-only relation is never expanded for guests: {record}"
+    );
+}

@@ -1,0 +1,80 @@
+//! In-process tests of what the HTTP tests cannot see: the stored hash after a login.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use domain::Store;
+use serde_json::json;
+use store_sqlite::SqliteStore;
+use tower::ServiceExt;
+
+use crate::state::{AppState, ServerConfig};
+
+#[tokio::test]
+async fn bcrypt_hashes_are_replaced_by_argon2id_on_login() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        SqliteStore::open(dir.path(), Default::default()).expect("store opens");
+    // The superuser CLI writes bcrypt, PocketBase's format.
+    let admin = crate::superusers::create(store.as_ref(), "admin@example.com", "Passw0rd!123", 4)
+        .await
+        .expect("superuser");
+    assert!(admin.text("password").starts_with("$2"));
+    let config = ServerConfig {
+        bcrypt_cost: 4,
+        argon2: super::password::Argon2Params::for_bcrypt_cost(4),
+        ..ServerConfig::default()
+    };
+    let router = crate::router(AppState::new(store.clone(), config));
+    let login = |password: &str| {
+        Request::post("/api/collections/_superusers/auth-with-password")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"identity": "admin@example.com", "password": password}).to_string(),
+            ))
+            .expect("request")
+    };
+    let collection = store
+        .schema()
+        .get("_superusers")
+        .cloned()
+        .expect("collection");
+    let stored = |store: Arc<dyn Store>, collection, id: String| async move {
+        store
+            .get_record(collection, &id, Vec::new())
+            .await
+            .expect("reads")
+            .expect("exists")
+    };
+    let wrong = router
+        .clone()
+        .oneshot(login("wrong-pass"))
+        .await
+        .expect("answers");
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    let after_wrong = stored(store.clone(), collection.clone(), admin.id().to_owned()).await;
+    assert!(
+        after_wrong.text("password").starts_with("$2"),
+        "no rehash on failure"
+    );
+    for _ in 0..2 {
+        let ok = router
+            .clone()
+            .oneshot(login("Passw0rd!123"))
+            .await
+            .expect("answers");
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+    let after = stored(store.clone(), collection, admin.id().to_owned()).await;
+    assert!(
+        after.text("password").starts_with("$argon2id$"),
+        "{}",
+        after.text("password")
+    );
+    assert_eq!(
+        after.text("tokenKey"),
+        admin.text("tokenKey"),
+        "sessions survive a rehash"
+    );
+}
