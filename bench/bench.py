@@ -614,6 +614,8 @@ def main():
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out"))
     ap.add_argument("--only", default="", help=f"comma-separated subset of {WORKLOADS}")
     ap.add_argument("--no-ceilings", action="store_true")
+    ap.add_argument("--plinth-built-here", action="store_true",
+                    help="the Plinth binary was just built from this checkout (records its commit)")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("BENCH_PORT_BASE", 0)),
                     help="PocketBase on N, Plinth on N+1, hello on N+2 (default: free ports)")
     ap.add_argument("--server-cpus", default=os.environ.get("SERVER_CPUS", "1"))
@@ -666,7 +668,8 @@ def main():
                 log(f"plinth: {e}")
                 s.start_error = str(e)
                 summary["setup"][role] = {"error": str(e)}
-        summary["servers"][CAND]["git"] = git_describe()
+        summary["servers"][CAND]["git"] = (git_describe() if args.plinth_built_here
+                                           else "binary given on the command line")
 
         needs_setup = any(w != "health" for w in only)
         for role, s in servers.items():

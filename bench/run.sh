@@ -21,6 +21,7 @@ REPO=$(cd "$HERE/.." && pwd)
 PB_VERSION=0.40.6
 PROFILE=full
 PLINTH_BIN=""
+BUILT=()
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,6 +60,7 @@ if [ -z "$PLINTH_BIN" ]; then
   note "building Plinth (cargo build --release -p plinth)"
   (cd "$REPO" && cargo build --release -q -p plinth) || die "cargo build of Plinth failed"
   PLINTH_BIN=$REPO/target/release/plinth
+  BUILT=(--plinth-built-here)
 fi
 [ -x "$PLINTH_BIN" ] || die "not an executable: $PLINTH_BIN"
 PLINTH_BIN=$(cd "$(dirname "$PLINTH_BIN")" && pwd)/$(basename "$PLINTH_BIN")
@@ -70,4 +72,4 @@ CEIL=$REPO/target/bench-ceilings/release
 note "uptime: $(uptime)"
 exec python3 "$HERE/bench.py" --profile "$PROFILE" --plinth "$PLINTH_BIN" --pocketbase "$PB" \
   --hello "$CEIL/hello" --sqlite-ceiling "$CEIL/sqlite-ceiling" --out-dir "$HERE/out" \
-  "${EXTRA[@]}"
+  "${BUILT[@]}" "${EXTRA[@]}"

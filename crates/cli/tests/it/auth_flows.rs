@@ -806,3 +806,67 @@ async fn superuser_ips_restrict_superusers_only() {
     let (status, _) = login(&app, "lee@example.com", "leepass123").await;
     assert_eq!(status, 200, "other collections are not restricted");
 }
+
+#[tokio::test]
+async fn auth_responses_expand_relations() {
+    let (app, _sink, admin) = app_with_mail().await;
+    let (status, teams) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "teams", "type": "base", "viewRule": "",
+                   "fields": [{"name": "title", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{teams}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "members", "type": "auth", "createRule": "",
+                   "fields": [{"name": "team", "type": "relation",
+                               "collectionId": teams["id"], "maxSelect": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, team) = app
+        .post_json(
+            "/api/collections/teams/records",
+            Some(&admin),
+            json!({"title": "Blue"}),
+        )
+        .await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections/members/records",
+            None,
+            json!({"email": "mia@example.com", "password": "miapass123",
+                   "passwordConfirm": "miapass123", "team": team["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/members/auth-with-password?expand=team&fields=record.expand,token",
+            None,
+            json!({"identity": "mia@example.com", "password": "miapass123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["expand"]["team"]["title"], "Blue", "{body}");
+    assert!(body["token"].is_string());
+    assert!(
+        body["record"].get("email").is_none(),
+        "fields applied after expand"
+    );
+    let token = body["token"].as_str().expect("token");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/members/auth-refresh?expand=team",
+            Some(token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["expand"]["team"]["title"], "Blue", "{body}");
+}

@@ -23,7 +23,7 @@ use domain::{
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FieldsParam, FormBody};
+use crate::extract::{Auth, FormBody};
 use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;
 
@@ -303,6 +303,67 @@ async fn note_origin(
     crate::mail::send_in_background(state, record.text("email").to_owned(), rendered);
 }
 
+/// The `expand` and `fields` query parameters of an auth response.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseParams {
+    pub expand: String,
+    pub fields: String,
+}
+
+impl ResponseParams {
+    pub fn from_uri(uri: &axum::http::Uri) -> Self {
+        let pairs = query_pairs(uri);
+        let first = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        ResponseParams {
+            expand: first("expand"),
+            fields: first("fields"),
+        }
+    }
+}
+
+/// The `{record, token}` body: `expand` resolved on the record as `viewer` sees it, then
+/// `fields` applied.
+pub async fn respond(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+    token: String,
+    viewer: &AuthContext,
+    params: &ResponseParams,
+) -> ApiResult<Value> {
+    let mut response = auth_response(collection, record, token);
+    if !params.expand.trim().is_empty() {
+        let mut outputs = vec![response["record"].take()];
+        crate::records::expand::expand_records(
+            state,
+            viewer,
+            collection,
+            std::slice::from_ref(record),
+            &mut outputs,
+            Some(&params.expand),
+        )
+        .await?;
+        response["record"] = outputs.pop().unwrap_or(Value::Null);
+    }
+    apply_fields(&mut response, &params.fields)?;
+    Ok(response)
+}
+
+/// The record as the viewer of its own auth response.
+fn self_viewer(collection: &Arc<Collection>, record: &Record) -> AuthContext {
+    AuthContext::Record {
+        collection: collection.clone(),
+        record: Box::new(record.clone()),
+        refreshable: true,
+    }
+}
+
 /// The sign-in methods MFA distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -327,7 +388,7 @@ pub async fn finish_auth(
     record: Record,
     method: AuthMethod,
     mfa_id: &str,
-    fields_param: &str,
+    params: &ResponseParams,
     client: &ClientInfo,
 ) -> ApiResult<Response> {
     let options = options(collection)?;
@@ -349,8 +410,8 @@ pub async fn finish_auth(
         }
     }
     let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
-    let mut response = auth_response(collection, &record, token);
-    apply_fields(&mut response, fields_param)?;
+    let viewer = self_viewer(collection, &record);
+    let response = respond(state, collection, &record, token, &viewer, params).await?;
     note_origin(state, collection, &record, client).await;
     Ok(Json(response).into_response())
 }
@@ -376,7 +437,7 @@ pub fn mfa_id(body: &serde_json::Map<String, Value>, query: &[(String, String)])
 async fn auth_methods(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FieldsParam(fields_param): FieldsParam,
+    crate::extract::FieldsParam(fields_param): crate::extract::FieldsParam,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
     let options = options(&collection)?;
@@ -412,10 +473,10 @@ async fn auth_with_password(
     Path(collection): Path<String>,
     uri: axum::http::Uri,
     client: ClientInfo,
-    FieldsParam(fields_param): FieldsParam,
     FormBody(body): FormBody,
 ) -> ApiResult<Response> {
     let query = query_pairs(&uri);
+    let params = ResponseParams::from_uri(&uri);
     let collection = auth_collection(&state, &collection)?;
     let options = options(&collection)?;
     if !options.password_auth.enabled {
@@ -476,7 +537,7 @@ async fn auth_with_password(
         record,
         AuthMethod::Password,
         &mfa_id,
-        &fields_param,
+        &params,
         &client,
     )
     .await
@@ -515,7 +576,7 @@ async fn auth_refresh(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
-    FieldsParam(fields_param): FieldsParam,
+    uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Value>> {
     require_signed_in(&auth)?;
@@ -535,8 +596,8 @@ async fn auth_refresh(
             })
             .unwrap_or_default()
     };
-    let mut response = auth_response(&collection, record, token);
-    apply_fields(&mut response, &fields_param)?;
+    let params = ResponseParams::from_uri(&uri);
+    let response = respond(&state, &collection, record, token, &auth, &params).await?;
     Ok(Json(response))
 }
 
@@ -569,7 +630,7 @@ async fn impersonate(
     State(state): State<SharedState>,
     Path((collection, id)): Path<(String, String)>,
     Auth(auth): Auth,
-    FieldsParam(fields_param): FieldsParam,
+    uri: axum::http::Uri,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
     crate::settings::require_superuser(&auth)?;
@@ -625,8 +686,8 @@ async fn impersonate(
         (duration > 0).then_some(duration),
     )
     .map_err(ApiError::internal)?;
-    let mut response = auth_response(&collection, &record, token);
-    apply_fields(&mut response, &fields_param)?;
+    let params = ResponseParams::from_uri(&uri);
+    let response = respond(&state, &collection, &record, token, &auth, &params).await?;
     Ok(Json(response))
 }
 

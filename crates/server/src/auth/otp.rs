@@ -20,7 +20,7 @@ use super::{
     options, password, update_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{FieldsParam, FormBody};
+use crate::extract::FormBody;
 use crate::state::SharedState;
 
 /// Wrong guesses allowed per code before it is dropped.
@@ -155,7 +155,6 @@ async fn auth_with_otp(
     Path(collection): Path<String>,
     uri: axum::http::Uri,
     client: super::ClientInfo,
-    FieldsParam(fields_param): FieldsParam,
     FormBody(body): FormBody,
 ) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
@@ -181,7 +180,7 @@ async fn auth_with_otp(
         record,
         AuthMethod::Otp,
         &mfa,
-        &fields_param,
+        &super::ResponseParams::from_uri(&uri),
         &client,
     )
     .await

@@ -5,7 +5,7 @@
 mod common;
 mod create;
 mod delete;
-mod expand;
+pub(crate) mod expand;
 mod list;
 mod query;
 mod update;
