@@ -162,6 +162,10 @@ async function main() {
 
   let passed = 0;
   let failed = 0;
+  // Scenarios marked `fn.pending = '#N'` cover a feature whose issue is still open: they run
+  // and are reported, but a difference counts as skipped, not failed. The mark names the open
+  // issue and is removed when that issue is resolved.
+  let skipped = 0;
   let serverGone = null;
   for (const s of scenarios) {
     const id = `${s.area}/${s.name}`;
@@ -196,7 +200,15 @@ async function main() {
     }
     const suffix = known ? `  (known difference ${known.id})` : '';
     const timing = args.verbose ? `  [${ms} ms]` : '';
-    if (problem) {
+    const pending = s.fn.pending && !args.selfTest && !refThrew ? s.fn.pending : null;
+    if (pending && problem) {
+      skipped++;
+      const first = problem.split('\n').find((l) => l.trim()) ?? '';
+      console.log(`skip ${id}  (pending ${pending})${timing}\n${first}`);
+    } else if (pending) {
+      passed++;
+      console.log(`ok   ${id}  (pending ${pending} now agrees: remove the mark)${timing}`);
+    } else if (problem) {
       failed++;
       console.log(`FAIL ${id}${suffix}${timing}\n${problem}`);
     } else {
@@ -215,7 +227,7 @@ async function main() {
     }
   }
   if (args.verbose) console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  console.log(`${passed} passed, ${failed} failed`);
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exit(failed ? 1 : 0);
 }
 

@@ -421,11 +421,17 @@ pub fn superusers_collection(now: &str) -> Collection {
     let mut collection = Collection::scaffold(CollectionType::Auth, SUPERUSERS_NAME);
     collection.id = SUPERUSERS_ID.to_owned();
     collection.system = true;
-    collection.fields.extend(timestamp_fields());
+    collection
+        .fields
+        .extend(timestamp_fields().map(|mut field| {
+            field.system = true;
+            field
+        }));
     collection.indexes = auth_indexes(SUPERUSERS_ID, SUPERUSERS_NAME);
     if let Some(auth) = collection.auth.as_mut() {
         *auth = AuthOptions::defaults(86400);
         auth.auth_alert.enabled = true;
+        auth.oauth2.mapped_fields = OAuth2MappedFields::default();
     }
     collection.created = now.to_owned();
     collection.updated = now.to_owned();
@@ -470,6 +476,101 @@ pub fn users_collection(now: &str) -> Collection {
     collection.created = now.to_owned();
     collection.updated = now.to_owned();
     collection
+}
+
+/// Ids of the auth bookkeeping collections every database has.
+pub const MFAS_ID: &str = "pbc_2279338944";
+pub const OTPS_ID: &str = "pbc_1638494021";
+pub const EXTERNAL_AUTHS_ID: &str = "pbc_2281828961";
+pub const AUTH_ORIGINS_ID: &str = "pbc_4275539003";
+
+/// The rule that lets an auth record see (and for some, delete) its own bookkeeping rows.
+const OWNER_ONLY_RULE: &str = "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId";
+
+/// The four system collections auth flows keep their state in (`_mfas`, `_otps`,
+/// `_externalAuths`, `_authOrigins`), shaped as PocketBase creates them, in its order.
+pub fn auth_bookkeeping_collections(now: &str) -> Vec<Collection> {
+    let text = |name: &str, hidden: bool| {
+        let mut field = Field::new(
+            name,
+            FieldKind::Text(TextOptions {
+                required: true,
+                ..TextOptions::default()
+            }),
+        );
+        field.system = true;
+        field.hidden = hidden;
+        field
+    };
+    let base =
+        |id: &str, name: &str, extra: Vec<Field>, indexes: Vec<String>, owner_delete: bool| {
+            let mut collection = Collection::scaffold(CollectionType::Base, name);
+            collection.id = id.to_owned();
+            collection.system = true;
+            collection.list_rule = Some(OWNER_ONLY_RULE.to_owned());
+            collection.view_rule = Some(OWNER_ONLY_RULE.to_owned());
+            collection.delete_rule = owner_delete.then(|| OWNER_ONLY_RULE.to_owned());
+            collection.fields.push(text("collectionRef", false));
+            collection.fields.push(text("recordRef", false));
+            collection.fields.extend(extra);
+            collection
+                .fields
+                .extend(timestamp_fields().map(|mut field| {
+                    field.system = true;
+                    field
+                }));
+            collection.indexes = indexes;
+            collection.created = now.to_owned();
+            collection.updated = now.to_owned();
+            collection
+        };
+    let mut otp_password = Field::new(
+        "password",
+        FieldKind::Password(PasswordOptions {
+            cost: 8,
+            required: true,
+            ..Default::default()
+        }),
+    );
+    otp_password.system = true;
+    otp_password.hidden = true;
+    let mut sent_to = text("sentTo", true);
+    if let FieldKind::Text(options) = &mut sent_to.kind {
+        options.required = false;
+    }
+    vec![
+        base(
+            MFAS_ID,
+            "_mfas",
+            vec![text("method", false)],
+            vec!["CREATE INDEX `idx_mfas_collectionRef_recordRef` ON `_mfas` (collectionRef,recordRef)".into()],
+            false,
+        ),
+        base(
+            OTPS_ID,
+            "_otps",
+            vec![otp_password, sent_to],
+            vec!["CREATE INDEX `idx_otps_collectionRef_recordRef` ON `_otps` (collectionRef, recordRef)".into()],
+            false,
+        ),
+        base(
+            EXTERNAL_AUTHS_ID,
+            "_externalAuths",
+            vec![text("provider", false), text("providerId", false)],
+            vec![
+                "CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` (collectionRef, recordRef, provider)".into(),
+                "CREATE UNIQUE INDEX `idx_externalAuths_collection_provider` ON `_externalAuths` (collectionRef, provider, providerId)".into(),
+            ],
+            true,
+        ),
+        base(
+            AUTH_ORIGINS_ID,
+            "_authOrigins",
+            vec![text("fingerprint", false)],
+            vec!["CREATE UNIQUE INDEX `idx_authOrigins_unique_pairs` ON `_authOrigins` (collectionRef, recordRef, fingerprint)".into()],
+            true,
+        ),
+    ]
 }
 
 /// An immutable snapshot of every collection, swapped atomically after each schema change.

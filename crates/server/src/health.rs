@@ -1,5 +1,8 @@
 //! `GET|HEAD /api/health`: liveness, with a few details for superusers.
 
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -13,9 +16,19 @@ pub fn router() -> Router<SharedState> {
     Router::new().route("/api/health", get(health))
 }
 
-async fn health(Auth(auth): Auth, FieldsParam(fields): FieldsParam) -> ApiResult<Json<Value>> {
+async fn health(
+    Auth(auth): Auth,
+    FieldsParam(fields): FieldsParam,
+    request: Request,
+) -> ApiResult<Json<Value>> {
     let data = if auth.is_superuser() {
-        json!({"canBackup": false, "realIP": "", "possibleProxyHeader": ""})
+        let ip = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_default();
+        // NOTE: `canBackup` stays false until Plinth has a backups API (compat KD-1).
+        json!({"canBackup": false, "realIP": ip, "possibleProxyHeader": ""})
     } else {
         json!({})
     };

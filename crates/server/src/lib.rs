@@ -3,6 +3,7 @@
 //! The router is assembled here; each feature folder registers its own routes. Handlers know
 //! HTTP and nothing about SQL text: predicates come from `rules`, statements from the store.
 
+pub mod access;
 pub mod auth;
 pub mod collections;
 pub mod error;

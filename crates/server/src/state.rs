@@ -43,6 +43,8 @@ pub struct AppState {
     pub mail_sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Realtime clients and the change-log fan-out (started by the first SSE connection).
     pub realtime: crate::realtime::Hub,
+    /// Collection rules compiled once per schema snapshot (see [`crate::access`]).
+    pub rules_cache: crate::access::RulesCache,
 }
 
 /// The state type axum passes around.
@@ -58,6 +60,7 @@ impl AppState {
             auth_lock: tokio::sync::Mutex::new(()),
             mail_sent: std::sync::Mutex::default(),
             realtime: crate::realtime::Hub::default(),
+            rules_cache: crate::access::RulesCache::default(),
         })
     }
 

@@ -5,7 +5,9 @@
 //! versions add steps at the end.
 
 use domain::StoreError;
-use domain::collection::{Collection, Schema, superusers_collection, users_collection};
+use domain::collection::{
+    Collection, Schema, auth_bookkeeping_collections, superusers_collection, users_collection,
+};
 use domain::sql::quote_ident;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
@@ -87,11 +89,16 @@ fn create_change_log(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .map_err(internal)
 }
 
-/// A new database starts with the `_superusers` and `users` collections.
+/// A new database starts with PocketBase's system collections, in its order: the auth
+/// bookkeeping ones (`_mfas`, `_otps`, `_externalAuths`, `_authOrigins`), `_superusers` and
+/// `users`.
 fn bootstrap_collections(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let now = domain::time::now();
     let mut change = crate::schema_change::SchemaChange::new(tx, &load_schema(tx)?);
-    for collection in [superusers_collection(&now), users_collection(&now)] {
+    let mut collections = auth_bookkeeping_collections(&now);
+    collections.push(superusers_collection(&now));
+    collections.push(users_collection(&now));
+    for collection in collections {
         change.create(collection)?;
     }
     change.finish()?;

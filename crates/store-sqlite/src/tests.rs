@@ -292,7 +292,7 @@ async fn bootstrap_creates_system_collections_once() {
 
     // Reopening neither duplicates nor regenerates anything.
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
-    assert_eq!(store.schema().all().len(), 2);
+    assert_eq!(store.schema().all().len(), 6);
     let users = collection(&store, USERS_NAME);
     assert_eq!(users.auth.as_ref().expect("auth").auth_token.secret, secret);
     store.close().await.expect("closes");
@@ -1300,7 +1300,17 @@ async fn import_creates_updates_and_deletes_in_one_go() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["_superusers", "articles", "tags", "titles", "users"]
+        [
+            "_authOrigins",
+            "_externalAuths",
+            "_mfas",
+            "_otps",
+            "_superusers",
+            "articles",
+            "tags",
+            "titles",
+            "users"
+        ]
     );
     assert_eq!(
         list(&store, "titles", vec![]).await[0].text("headline"),
@@ -1332,7 +1342,7 @@ async fn import_creates_updates_and_deletes_in_one_go() {
         .import_collections(vec![users, base("extra", vec![text("x")])], false)
         .await
         .expect("imported");
-    assert_eq!(schema.all().len(), 6);
+    assert_eq!(schema.all().len(), 10);
     assert_eq!(
         schema.get(USERS_NAME).expect("users").list_rule.as_deref(),
         Some("")

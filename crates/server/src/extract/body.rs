@@ -95,6 +95,8 @@ pub async fn parse_body<S: Send + Sync>(
     match mime.as_str() {
         "application/json" | "" => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(map),
+            // A JSON `null` body means "no fields", as in PocketBase.
+            Ok(Value::Null) => Ok(Map::new()),
             _ => Err(BodyError::Malformed),
         },
         "application/x-www-form-urlencoded" => {

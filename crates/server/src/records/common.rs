@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::Request;
-use domain::{AuthContext, Collection, Record, SqlFragment};
-use rules::RuleOutcome;
-use serde_json::Value;
+use axum::http::{HeaderMap, Method};
+use domain::values::RecordInput;
+use domain::{AuthContext, Collection, Record, RecordData, Schema};
+use rules::{CollectionRules, RequestContext, Rule};
+use serde_json::{Map, Value};
 
-use super::expand::expand_records;
+use super::expand::expand_records_for;
 use super::query;
+use crate::access;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{BodyError, parse_body};
 use crate::response::{apply_fields, record_json};
@@ -21,16 +24,16 @@ use crate::state::SharedState;
 /// query asks.
 pub(super) async fn respond_with_record(
     state: &SharedState,
-    auth: &AuthContext,
+    ctx: &RequestContext,
     collection: &Arc<Collection>,
     record: Record,
     params: &query::QueryParams,
 ) -> ApiResult<Json<Value>> {
     let records = [record];
-    let mut outputs = [record_json(collection, &records[0], auth)];
-    expand_records(
+    let mut outputs = [record_json(collection, &records[0], &ctx.auth)];
+    expand_records_for(
         state,
-        auth,
+        ctx,
         collection,
         &records,
         &mut outputs,
@@ -75,15 +78,84 @@ pub(super) fn refuse_view(collection: &Collection) -> ApiResult<()> {
     }
 }
 
-/// What a collection rule means for this caller: 403 when only superusers may act, else the
-/// predicate rows must satisfy (`None` when unrestricted).
-pub(super) fn rule_guard(rule: Option<&str>, auth: &AuthContext) -> ApiResult<Option<SqlFragment>> {
-    match rules::rule_outcome(rule, auth) {
-        RuleOutcome::SuperusersOnly => Err(ApiError::forbidden(
+/// A collection of the current schema snapshot with its compiled rules.
+pub(super) struct Target {
+    pub schema: Arc<Schema>,
+    pub collection: Arc<Collection>,
+    pub rules: Arc<CollectionRules>,
+}
+
+/// [`collection_for_read`] with the schema it came from and its compiled rules.
+pub(super) fn target_for_read(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
+    target(state, id_or_name, "Missing collection context.")
+}
+
+/// [`collection_for_write`] with the schema it came from and its compiled rules.
+pub(super) fn target_for_write(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
+    target(state, id_or_name, "Missing or invalid collection context.")
+}
+
+fn target(state: &SharedState, id_or_name: &str, missing: &str) -> ApiResult<Target> {
+    let schema = state.schema();
+    let collection = schema
+        .get(id_or_name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found_msg(missing))?;
+    let rules = access::collection_rules(state, &schema, &collection);
+    Ok(Target {
+        schema,
+        collection,
+        rules,
+    })
+}
+
+/// 403 when `rule` is superusers-only and the caller is not one (PocketBase answers this
+/// before looking at the record or the body).
+pub(super) fn refuse_superusers_only(rule: &Rule, auth: &AuthContext) -> ApiResult<()> {
+    if matches!(rule, Rule::SuperusersOnly) && !auth.is_superuser() {
+        return Err(ApiError::forbidden(
             "Only superusers can perform this action.",
-        )),
-        RuleOutcome::Allow => Ok(None),
-        RuleOutcome::Filter(predicate) => Ok(Some(predicate)),
+        ));
+    }
+    Ok(())
+}
+
+/// `@request.body` for a create or update: the submitted keys, with every field the body
+/// touched replaced by its value in the would-be record (modifiers applied, values cast);
+/// passwords stay as sent.
+pub(super) fn body_values(
+    collection: &Collection,
+    body: &Map<String, Value>,
+    input: &RecordInput,
+    would_be: &RecordData,
+) -> Map<String, Value> {
+    let mut out = body.clone();
+    for field in &collection.fields {
+        if !input.touches(&field.name) {
+            continue;
+        }
+        let value = match input.password(&field.name) {
+            Some(plain) => Value::String(plain.to_owned()),
+            None => would_be.get(&field.name).cloned().unwrap_or(Value::Null),
+        };
+        out.insert(field.name.clone(), value);
+    }
+    out
+}
+
+/// The method, headers and query of a request, kept for [`access::request_context`] after
+/// the body has been consumed.
+pub(super) struct RequestMeta {
+    pub method: Method,
+    pub headers: HeaderMap,
+}
+
+impl RequestMeta {
+    pub fn of(request: &Request) -> Self {
+        RequestMeta {
+            method: request.method().clone(),
+            headers: request.headers().clone(),
+        }
     }
 }
 
