@@ -283,7 +283,19 @@ impl<'c> SchemaChange<'c> {
         self.conn
             .execute(&plan.create_sql(&collection.name, &query), [])
             .map_err(|e| schema_error(e, "invalid view query"))?;
-        collection.fields = plan.fields;
+        // Keep the ids the definition already gave its fields (clone ids are random), so a
+        // view's field ids stay stable across saves.
+        let mut fields = plan.fields;
+        for field in &mut fields {
+            if let Some(given) = collection
+                .fields
+                .iter()
+                .find(|f| f.name == field.name && f.type_name() == field.type_name())
+            {
+                field.id.clone_from(&given.id);
+            }
+        }
+        collection.fields = fields;
         Ok(())
     }
 

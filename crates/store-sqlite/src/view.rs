@@ -76,7 +76,8 @@ impl ViewPlan {
                 Some(source) => {
                     let mut field = source.clone();
                     field.name = name.clone();
-                    field.id = domain::ids::field_id(field.type_name(), &name);
+                    // Copied fields get a `_clone_` id with a random suffix, as in PocketBase.
+                    field.id = format!("_clone_{}", domain::ids::random_alnum(4));
                     field
                 }
                 None => {

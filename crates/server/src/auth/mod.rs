@@ -4,6 +4,7 @@
 //! which applies the collection's `authRule` and the MFA step before issuing a token.
 
 pub mod flows;
+pub mod oauth2;
 pub mod otp;
 pub mod password;
 pub mod token;
@@ -47,6 +48,7 @@ pub fn router() -> Router<SharedState> {
         )
         .merge(flows::router())
         .merge(otp::router())
+        .merge(oauth2::router())
 }
 
 /// The auth collection named in the path, or PocketBase's 404 (whose message tells an
@@ -369,6 +371,7 @@ fn self_viewer(collection: &Arc<Collection>, record: &Record) -> AuthContext {
 pub enum AuthMethod {
     Password,
     Otp,
+    OAuth2,
 }
 
 impl AuthMethod {
@@ -376,6 +379,7 @@ impl AuthMethod {
         match self {
             AuthMethod::Password => "password",
             AuthMethod::Otp => "otp",
+            AuthMethod::OAuth2 => "oauth2",
         }
     }
 }
@@ -390,6 +394,7 @@ pub async fn finish_auth(
     mfa_id: &str,
     params: &ResponseParams,
     client: &ClientInfo,
+    meta: Option<Value>,
 ) -> ApiResult<Response> {
     let options = options(collection)?;
     if !record_matches(state, collection, &record, options.auth_rule.as_deref()).await? {
@@ -411,7 +416,12 @@ pub async fn finish_auth(
     }
     let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
     let viewer = self_viewer(collection, &record);
-    let response = respond(state, collection, &record, token, &viewer, params).await?;
+    let mut response = respond(state, collection, &record, token, &viewer, params).await?;
+    if let (Some(meta), Some(object)) = (meta, response.as_object_mut()) {
+        object.insert("meta".into(), meta);
+        // `fields` may name `meta` too; apply it again now that the key exists.
+        apply_fields(&mut response, &params.fields)?;
+    }
     note_origin(state, collection, &record, client).await;
     Ok(Json(response).into_response())
 }
@@ -443,13 +453,20 @@ async fn auth_methods(
     let options = options(&collection)?;
     let identity_fields = &options.password_auth.identity_fields;
     let enabled_duration = |enabled: bool, duration: u64| if enabled { duration } else { 0 };
-    // FIXME(#5): OAuth2 providers are not implemented yet; the list stays empty.
+    let providers: Vec<Value> = if options.oauth2.enabled {
+        oauth2::providers(&collection)
+            .iter()
+            .map(oauth2::method_entry)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut response = json!({
         "password": {
             "identityFields": identity_fields,
             "enabled": options.password_auth.enabled,
         },
-        "oauth2": {"providers": [], "enabled": options.oauth2.enabled},
+        "oauth2": {"providers": providers, "enabled": options.oauth2.enabled},
         "mfa": {
             "enabled": options.mfa.enabled,
             "duration": enabled_duration(options.mfa.enabled, options.mfa.duration),
@@ -458,7 +475,7 @@ async fn auth_methods(
             "enabled": options.otp.enabled,
             "duration": enabled_duration(options.otp.enabled, options.otp.duration),
         },
-        "authProviders": [],
+        "authProviders": providers,
         "usernamePassword": options.password_auth.enabled
             && identity_fields.iter().any(|f| f == "username"),
         "emailPassword": options.password_auth.enabled
@@ -539,6 +556,7 @@ async fn auth_with_password(
         &mfa_id,
         &params,
         &client,
+        None,
     )
     .await
 }

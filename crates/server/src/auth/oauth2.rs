@@ -11,16 +11,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
-use axum::Router;
 use domain::{AuthContext, Collection, FieldError, Record, RecordData, ValidationErrors};
 use serde_json::{Map, Value, json};
 
 use super::{
-    AuthMethod, ClientInfo, ResponseParams, auth_collection, find_by_field, finish_auth,
-    form_text, options, password,
+    AuthMethod, ClientInfo, ResponseParams, auth_collection, find_by_field, finish_auth, form_text,
+    options, password,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FormBody};
@@ -58,9 +58,25 @@ pub struct Provider {
 }
 
 /// `(authURL, tokenURL, userInfoURL, scopes, displayName, shape)` of a known provider.
-fn preset(name: &str) -> Option<(&'static str, &'static str, &'static str, &'static str, &'static str, UserShape)> {
+fn preset(
+    name: &str,
+) -> Option<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    UserShape,
+)> {
     Some(match name {
-        "oidc" | "oidc2" | "oidc3" => ("", "", "", "openid email profile", "OpenID Connect", UserShape::Oidc),
+        "oidc" | "oidc2" | "oidc3" => (
+            "",
+            "",
+            "",
+            "openid email profile",
+            "OpenID Connect",
+            UserShape::Oidc,
+        ),
         "google" => (
             "https://accounts.google.com/o/oauth2/v2/auth",
             "https://oauth2.googleapis.com/token",
@@ -116,12 +132,22 @@ pub fn providers(collection: &Collection) -> Vec<Provider> {
         .providers
         .iter()
         .filter_map(|config| {
-            let text = |key: &str| config.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+            let text = |key: &str| {
+                config
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
             let name = text("name");
             let (auth_url, token_url, user_info_url, scopes, display, shape) = preset(&name)?;
             let pick = |key: &str, default: &str| {
                 let value = text(key);
-                if value.is_empty() { default.to_owned() } else { value }
+                if value.is_empty() {
+                    default.to_owned()
+                } else {
+                    value
+                }
             };
             Some(Provider {
                 display_name: pick("displayName", display),
@@ -144,7 +170,8 @@ fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
         }
@@ -176,7 +203,11 @@ pub fn method_entry(provider: &Provider) -> Value {
     query.push(("scope", &provider.scopes));
     query.push(("state", &state));
     let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
-    let separator = if provider.auth_url.contains('?') { '&' } else { '?' };
+    let separator = if provider.auth_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     // The client appends its redirect URL.
     let auth_url = format!("{}{separator}{encoded}&redirect_uri=", provider.auth_url);
     json!({
@@ -218,7 +249,10 @@ fn map_user(shape: UserShape, raw: &Value) -> ProviderUser {
             name: text_of(raw, "name"),
             username: text_of(raw, "preferred_username"),
             email: text_of(raw, "email"),
-            email_verified: raw.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
+            email_verified: raw
+                .get("email_verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             avatar_url: text_of(raw, "picture"),
         },
         UserShape::GitHub => ProviderUser {
@@ -237,7 +271,10 @@ fn map_user(shape: UserShape, raw: &Value) -> ProviderUser {
                 name: text_of(raw, "global_name"),
                 username: text_of(raw, "username"),
                 email: text_of(raw, "email"),
-                email_verified: raw.get("verified").and_then(Value::as_bool).unwrap_or(false),
+                email_verified: raw
+                    .get("verified")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 avatar_url: if avatar.is_empty() {
                     String::new()
                 } else {
@@ -347,10 +384,15 @@ async fn fetch_user(
     if provider.shape == UserShape::GitHub {
         let emails_url = format!("{}/emails", provider.user_info_url.trim_end_matches('/'));
         if let Some(Value::Array(emails)) = get_json(client, &emails_url, access).await
-            && let Some(primary) = emails.iter().find(|e| e.get("primary") == Some(&Value::Bool(true)))
+            && let Some(primary) = emails
+                .iter()
+                .find(|e| e.get("primary") == Some(&Value::Bool(true)))
         {
             user.email = text_of(primary, "email");
-            user.email_verified = primary.get("verified").and_then(Value::as_bool).unwrap_or(false);
+            user.email_verified = primary
+                .get("verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
         }
     }
     (!user.id.is_empty()).then_some((user, raw))
@@ -372,7 +414,10 @@ async fn linked_record(
     if id.is_empty() {
         return Ok(None);
     }
-    Ok(state.store.get_record(collection.clone(), &id, Vec::new()).await?)
+    Ok(state
+        .store
+        .get_record(collection.clone(), &id, Vec::new())
+        .await?)
 }
 
 fn bad(message: &str) -> ApiError {
@@ -420,7 +465,10 @@ async fn auth_with_oauth2(
         );
     }
     errors.into_result().map_err(|errors| {
-        ApiError::validation("An error occurred while loading the submitted data.", errors)
+        ApiError::validation(
+            "An error occurred while loading the submitted data.",
+            errors,
+        )
     })?;
     let Some(provider) = provider else {
         return Err(ApiError::bad_request());
@@ -438,9 +486,11 @@ async fn auth_with_oauth2(
         Some(record) => record,
         None => {
             let record = match &auth {
-                AuthContext::Record { collection: own, record, .. } if own.id == collection.id => {
-                    (**record).clone()
-                }
+                AuthContext::Record {
+                    collection: own,
+                    record,
+                    ..
+                } if own.id == collection.id => (**record).clone(),
                 _ => match by_verified_email(&state, &collection, &user).await? {
                     Some(record) => record,
                     None => {
@@ -455,8 +505,11 @@ async fn auth_with_oauth2(
             };
             state
                 .store
-                .set_param(&key, json!({"recordRef": record.id(), "provider": provider.name,
-                                        "providerId": user.id}))
+                .set_param(
+                    &key,
+                    json!({"recordRef": record.id(), "provider": provider.name,
+                                        "providerId": user.id}),
+                )
                 .await?;
             record
         }
@@ -520,7 +573,9 @@ async fn create_record(
     let guard = match rules::rule_outcome(collection.create_rule.as_deref(), &AuthContext::Guest) {
         rules::RuleOutcome::Allow => None,
         rules::RuleOutcome::SuperusersOnly => {
-            return Err(ApiError::forbidden("Only superusers can perform this action."));
+            return Err(ApiError::forbidden(
+                "Only superusers can perform this action.",
+            ));
         }
         rules::RuleOutcome::Filter(filter) => Some(filter),
     };
@@ -540,7 +595,11 @@ async fn create_record(
         }
     }
     let mapped = &options.oauth2.mapped_fields;
-    for (field, value) in [(&mapped.name, &user.name), (&mapped.username, &user.username), (&mapped.id, &user.id)] {
+    for (field, value) in [
+        (&mapped.name, &user.name),
+        (&mapped.username, &user.username),
+        (&mapped.id, &user.id),
+    ] {
         if !field.is_empty()
             && collection
                 .field(field)
@@ -619,25 +678,38 @@ mod tests {
             UserShape::Discord,
             &json!({"id": "9", "username": "d", "email": "d@x.y", "verified": false, "avatar": "h"}),
         );
-        assert_eq!(discord.avatar_url, "https://cdn.discordapp.com/avatars/9/h.png");
+        assert_eq!(
+            discord.avatar_url,
+            "https://cdn.discordapp.com/avatars/9/h.png"
+        );
         assert!(!discord.email_verified);
         let github = map_user(UserShape::GitHub, &json!({"id": 42, "login": "octo"}));
-        assert_eq!((github.id.as_str(), github.username.as_str()), ("42", "octo"));
+        assert_eq!(
+            (github.id.as_str(), github.username.as_str()),
+            ("42", "octo")
+        );
     }
 
     #[test]
     fn auth_url_lists_pkce_and_ends_with_redirect_uri() {
-        let mut collection = Collection::scaffold(domain::CollectionType::Auth, "people");
+        let mut collection =
+            Collection::scaffold(domain::collection::CollectionType::Auth, "people");
         if let Some(auth) = collection.auth.as_mut() {
-            auth.oauth2.providers = vec![json!({"name": "oidc", "clientId": "cid",
+            auth.oauth2.providers = vec![
+                json!({"name": "oidc", "clientId": "cid",
                 "authURL": "https://id.test/auth", "tokenURL": "https://id.test/token",
-                "userInfoURL": "https://id.test/me"}), json!({"name": "unknown"})];
+                "userInfoURL": "https://id.test/me"}),
+                json!({"name": "unknown"}),
+            ];
         }
         let list = providers(&collection);
         assert_eq!(list.len(), 1);
         let entry = method_entry(&list[0]);
         let url = entry["authURL"].as_str().expect("url");
-        assert!(url.starts_with("https://id.test/auth?client_id=cid&code_challenge="), "{url}");
+        assert!(
+            url.starts_with("https://id.test/auth?client_id=cid&code_challenge="),
+            "{url}"
+        );
         assert!(url.ends_with("&redirect_uri="), "{url}");
         assert!(url.contains("&scope=openid+email+profile&"), "{url}");
         assert_eq!(entry["codeChallengeMethod"], "S256");

@@ -182,6 +182,7 @@ async fn auth_with_otp(
         &mfa,
         &super::ResponseParams::from_uri(&uri),
         &client,
+        None,
     )
     .await
 }

@@ -45,30 +45,6 @@ pub(super) async fn respond_with_record(
     Ok(Json(output))
 }
 
-/// The collection named in a read or delete path, or PocketBase's 404.
-pub(super) fn collection_for_read(
-    state: &SharedState,
-    id_or_name: &str,
-) -> ApiResult<Arc<Collection>> {
-    state
-        .schema()
-        .get(id_or_name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found_msg("Missing collection context."))
-}
-
-/// The collection named in a create or update path (PocketBase words this 404 differently).
-pub(super) fn collection_for_write(
-    state: &SharedState,
-    id_or_name: &str,
-) -> ApiResult<Arc<Collection>> {
-    state
-        .schema()
-        .get(id_or_name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found_msg("Missing or invalid collection context."))
-}
-
 /// View collections are read-only.
 pub(super) fn refuse_view(collection: &Collection) -> ApiResult<()> {
     if collection.is_view() {
@@ -85,12 +61,13 @@ pub(super) struct Target {
     pub rules: Arc<CollectionRules>,
 }
 
-/// [`collection_for_read`] with the schema it came from and its compiled rules.
+/// The collection named in a read or delete path, with the schema it came from and its
+/// compiled rules, or PocketBase's 404.
 pub(super) fn target_for_read(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
     target(state, id_or_name, "Missing collection context.")
 }
 
-/// [`collection_for_write`] with the schema it came from and its compiled rules.
+/// The collection named in a create or update path (PocketBase words this 404 differently).
 pub(super) fn target_for_write(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
     target(state, id_or_name, "Missing or invalid collection context.")
 }

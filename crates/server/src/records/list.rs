@@ -1,14 +1,17 @@
 //! `GET /api/collections/{collection}/records`: a page of records in PocketBase's list
-//! envelope, restricted by the list rule and the client filter.
+//! envelope, restricted by the list rule, the client `filter` and the filters that come with
+//! a `sort` through relations.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method};
 use domain::RecordQuery;
 use serde_json::{Value, json};
 
-use super::common::{collection_for_read, rule_guard};
-use super::expand_records;
+use super::common::target_for_read;
+use super::expand::expand_records_for;
 use super::query::{self, QueryParams};
+use crate::access;
 use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::response::{apply_fields, record_json};
@@ -18,24 +21,34 @@ pub async fn list(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
+    method: Method,
+    headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let collection = collection_for_read(&state, &collection)?;
-    let rule = rule_guard(collection.list_rule.as_deref(), &auth)?;
+    let target = target_for_read(&state, &collection)?;
+    let collection = &target.collection;
     let params = QueryParams::parse(raw_query.as_deref());
+    let ctx = access::request_context(&auth, &method, &headers, params.pairs(), None);
+    let dialect = state.store.dialect();
+    let rule = access::sql_guard(&target.rules.list, dialect, &ctx)?;
     let (filter, sort) = (params.text("filter"), params.text("sort"));
     query::refuse_privileged_references(filter, sort, &auth)?;
     let paging = query::paging(&params)?;
-    let sort = query::sort_terms(&collection, sort, &auth, state.store.dialect())?;
-    let client_filter = query::client_filter(&collection, filter, &auth)?;
-    let filters = rule.into_iter().chain(client_filter).collect();
+    let sort = access::compile_sort(&target.schema, collection, sort, &auth)?.to_sql(dialect, &ctx);
+    let client_filter = access::compile_filter(&target.schema, collection, filter, &auth)?
+        .map(|compiled| compiled.to_sql(dialect, &ctx));
+    let filters = rule
+        .into_iter()
+        .chain(client_filter)
+        .chain(sort.filters)
+        .collect();
 
     let page = state
         .store
         .list_records(RecordQuery {
             collection: collection.clone(),
             filters,
-            sort,
+            sort: sort.terms,
             page: paging.page,
             per_page: paging.per_page,
             with_total: !paging.skip_total,
@@ -44,12 +57,12 @@ pub async fn list(
     let mut items: Vec<Value> = page
         .items
         .iter()
-        .map(|record| record_json(&collection, record, &auth))
+        .map(|record| record_json(collection, record, &auth))
         .collect();
-    expand_records(
+    expand_records_for(
         &state,
-        &auth,
-        &collection,
+        &ctx,
+        collection,
         &page.items,
         &mut items,
         params.first("expand"),

@@ -37,6 +37,11 @@ impl QueryParams {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every decoded pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The first value of `name`, or `""`.
     pub fn text(&self, name: &str) -> &str {
         self.first(name).unwrap_or("")
