@@ -237,6 +237,13 @@ pub fn assign_field_ids_traced(items: Vec<Field>, previous: &[Field]) -> (Vec<Fi
         .collect();
     let mut out: Vec<Field> = Vec::with_capacity(items.len());
     for mut field in items {
+        if field.id.is_empty()
+            && let Some(same_name) = out.iter().find(|f| f.name == field.name)
+        {
+            // PocketBase gives an id-less field the id of an earlier item with the same exact
+            // name, so the later definition replaces the earlier one in place.
+            field.id.clone_from(&same_name.id);
+        }
         if field.id.is_empty() {
             let reusable = previous.iter().find(|old| {
                 old.name == field.name

@@ -15,6 +15,8 @@ mod cli;
 mod collections;
 /// Realtime over SSE: the stream, subscriptions, rule-checked events.
 mod realtime;
+/// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
+mod oauth2;
 /// The records API.
 mod records;
 /// A real SMTP server on loopback for the mail tests.

