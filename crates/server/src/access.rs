@@ -213,7 +213,10 @@ mod tests {
         let next = Arc::new(Schema::new(vec![(*collection).clone()]));
         let next_collection = next.get("users").cloned().expect("users");
         let recompiled = cache.get(&next, &next_collection);
-        assert!(!Arc::ptr_eq(&first, &recompiled), "a new snapshot recompiles");
+        assert!(
+            !Arc::ptr_eq(&first, &recompiled),
+            "a new snapshot recompiles"
+        );
         assert!(matches!(recompiled.list, Rule::Expr(_)));
     }
 
@@ -254,6 +257,10 @@ mod tests {
         assert_eq!(status("nope = 1").map(|s| s.0), Some(400));
         assert_eq!(status("name = 'x' &&").map(|s| s.0), Some(400));
         assert!(status("name = 'x'").is_none());
-        assert!(compile_filter(&schema, &users, "", &guest).expect("empty").is_none());
+        assert!(
+            compile_filter(&schema, &users, "", &guest)
+                .expect("empty")
+                .is_none()
+        );
     }
 }

@@ -30,6 +30,9 @@ pub(crate) struct Engine {
 impl Engine {
     /// Starts the threads, moving each connection into its own.
     pub(crate) fn start(writer: Connection, readers: Vec<Connection>) -> std::io::Result<Engine> {
+        for conn in std::iter::once(&writer).chain(readers.iter()) {
+            register_math_functions(conn).map_err(std::io::Error::other)?;
+        }
         let mut exits = Vec::new();
         let (writer_tx, writer_rx) = mpsc::channel::<Job>();
         let (exit_tx, exit_rx) = oneshot::channel();
@@ -144,6 +147,75 @@ fn run_job(conn: &mut Connection, job: Job) {
     }
 }
 
+/// The SQL math functions filters and rules emit (`geoDistance` becomes a great-circle
+/// formula). The bundled SQLite is built without them; these follow SQLite's own math
+/// functions: numeric text is converted, anything else (and a NaN result) is NULL.
+pub(crate) fn register_math_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+
+    let unary: [(&str, fn(f64) -> f64); 11] = [
+        ("acos", f64::acos),
+        ("asin", f64::asin),
+        ("atan", f64::atan),
+        ("cos", f64::cos),
+        ("sin", f64::sin),
+        ("tan", f64::tan),
+        ("sqrt", f64::sqrt),
+        ("radians", f64::to_radians),
+        ("degrees", f64::to_degrees),
+        ("exp", f64::exp),
+        ("ln", f64::ln),
+    ];
+    for (name, function) in unary {
+        conn.create_scalar_function(
+            name,
+            1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            move |ctx| {
+                let x = match ctx.get_raw(0) {
+                    ValueRef::Integer(i) => i as f64,
+                    ValueRef::Real(r) => r,
+                    ValueRef::Text(t) => match std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<f64>().ok())
+                    {
+                        Some(x) => x,
+                        None => return Ok(None),
+                    },
+                    _ => return Ok(None),
+                };
+                let y = function(x);
+                Ok(if y.is_nan() { None } else { Some(y) })
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod math_tests {
+    use super::*;
+
+    #[test]
+    fn math_functions_follow_sqlite() {
+        let conn = Connection::open_in_memory().expect("memory db");
+        register_math_functions(&conn).expect("registered");
+        let value: Option<f64> = conn
+            .query_row("SELECT acos(cos(radians('60')))", [], |row| row.get(0))
+            .expect("query");
+        let expected = 60f64.to_radians();
+        assert!(
+            value.is_some_and(|v| (v - expected).abs() < 1e-9),
+            "{value:?}"
+        );
+        let nan: Option<f64> = conn
+            .query_row("SELECT acos(2), sqrt('abc')", [], |row| row.get(0))
+            .expect("query");
+        assert_eq!(nan, None);
+    }
 }

@@ -1059,7 +1059,7 @@ async fn bad_view_queries_and_indexes_are_schema_errors() {
             "multiple statements",
         ),
         ("select * from posts", "wildcard"),
-        ("delete from posts", "single SELECT"),
+        ("delete from posts", "SQL logic error: near \"delete\": syntax error (1)"),
         ("select id, nope from posts", "no such column"),
         ("with x as (select 1) delete from posts", "single SELECT"),
     ] {

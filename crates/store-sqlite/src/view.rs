@@ -19,6 +19,31 @@ pub(crate) struct ViewPlan {
     cast_id: bool,
 }
 
+/// The error SQLite gives for `query` compiled as a subquery (it is never run), in the
+/// `<description>: <message> (<code>)` form PocketBase reports.
+fn wrapped_query_error(conn: &Connection, query: &str) -> String {
+    match conn.prepare(&format!("SELECT * FROM ({query}) LIMIT 0")) {
+        Err(error) => sqlite_error_text(error),
+        Ok(_) => "the query must be a single SELECT statement".to_owned(),
+    }
+}
+
+/// `<description>: <message> (<code>)`, the way PocketBase's driver words SQLite errors.
+fn sqlite_error_text(error: rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, message) => format!(
+            "{}: {} ({})",
+            failure,
+            message.unwrap_or_default(),
+            failure.extended_code
+        ),
+        rusqlite::Error::SqlInputError { error, msg, .. } => {
+            format!("{}: {} ({})", error, msg, error.extended_code)
+        }
+        other => other.to_string(),
+    }
+}
+
 impl ViewPlan {
     /// Checks `query` against the database `conn` sees and works out the view's fields.
     /// `collections` resolves column origins (table name → collection).
@@ -31,7 +56,8 @@ impl ViewPlan {
         match tokens.first() {
             Some(Token::Word(w))
                 if w.eq_ignore_ascii_case("SELECT") || w.eq_ignore_ascii_case("WITH") => {}
-            _ => return Err(invalid("the query must be a single SELECT statement")),
+            // Report what SQLite says of the query inside a SELECT, as PocketBase does.
+            _ => return Err(invalid(&wrapped_query_error(conn, query))),
         }
         let items = select_items(&tokens);
         if items.iter().any(|item| item.is_wildcard()) {
@@ -41,7 +67,7 @@ impl ViewPlan {
         }
         let stmt = conn.prepare(query).map_err(|e| match e {
             rusqlite::Error::MultipleStatement => invalid("multiple statements are not supported"),
-            other => invalid(&other.to_string()),
+            other => invalid(&sqlite_error_text(other)),
         })?;
         if !stmt.readonly() {
             return Err(invalid("the query must be a single SELECT statement"));

@@ -140,12 +140,19 @@ async fn sign_in_at_provider(auth_url: &str, login: &str) -> (String, String) {
             "step {form:?}: {}",
             response.status()
         );
-        url = response
+        let location = response
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
             .expect("location")
             .to_owned();
+        url = if location.starts_with('/') {
+            // Relative to the provider's origin (`http://host:port`).
+            let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            format!("{origin}{location}")
+        } else {
+            location
+        };
     }
     assert!(url.starts_with(REDIRECT), "ended at {url}");
     let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -269,7 +276,7 @@ async fn oauth2_code_flow_against_a_real_oidc_provider() {
     assert_eq!(body["record"]["id"], id, "the link finds the same record");
     assert_eq!(body["meta"]["isNew"], false);
 
-    // A wrong PKCE verifier or a replayed code never gets a token.
+    // A wrong PKCE verifier never gets a token.
     let entry = provider_entry(&app).await;
     let (code, _) = sign_in_at_provider(entry["authURL"].as_str().expect("url"), "carol").await;
     let (status, body) = app
@@ -327,11 +334,10 @@ async fn oauth2_never_links_by_an_unverified_email() {
         )
         .await;
     assert_eq!(status, 200, "{squatter}");
+    let refused =
+        "An account with this email already exists; sign in to it first to link this provider.";
     let (status, body) = oauth2_login(&app, "bob").await;
-    assert_eq!(
-        status, 400,
-        "an unverified account is not taken over: {body}"
-    );
+    assert_error(status, &body, 400, refused);
     // The provider says the email is unverified: no link to a verified account either.
     let (status, verified) = app
         .post_json(
@@ -352,5 +358,15 @@ async fn oauth2_never_links_by_an_unverified_email() {
         .await;
     assert_eq!(status, 200);
     let (status, body) = oauth2_login(&app, "unverified-dan").await;
-    assert_eq!(status, 400, "{body}");
+    assert_error(status, &body, 400, refused);
+    // The squatter's password still signs in only to the squatter's own, unlinked account.
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-password"),
+            None,
+            json!({"identity": "bob@oidc.test", "password": "squatter1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], squatter["id"]);
 }

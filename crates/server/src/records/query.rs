@@ -1,17 +1,15 @@
-//! The query string of the records endpoints: paging, `sort`, `filter`, `skipTotal`,
+//! The query string of the records endpoints: paging, `skipTotal`, the privileged-reference
+//! test of `filter`/`sort` (compiled by [`crate::access`]),
 //! `expand` and `fields`, read the way PocketBase reads them (the first occurrence of a
 //! repeated parameter wins; malformed values are the generic 400 with no detail).
 
-use domain::{AuthContext, Collection, Dialect, SortTerm, SqlFragment};
+use domain::{AuthContext, Collection, SqlFragment};
 
 use crate::error::{ApiError, ApiResult};
 
 /// Default and largest page sizes.
 pub const DEFAULT_PER_PAGE: u64 = 30;
 pub const MAX_PER_PAGE: u64 = 1000;
-/// At most this many sort terms, each at most this long.
-const MAX_SORT_TERMS: usize = 8;
-const MAX_SORT_TERM_LEN: usize = 255;
 
 /// The decoded query string.
 #[derive(Debug, Default)]
@@ -116,64 +114,11 @@ pub fn refuse_privileged_references(filter: &str, sort: &str, auth: &AuthContext
     Ok(())
 }
 
-/// Parses `sort` into ORDER BY terms over `collection`'s own columns, `@random` and
-/// `@rowid`. Unknown fields, hidden fields (for non-superusers), empty terms and more than
-/// eight terms are the generic 400.
-pub fn sort_terms(
-    collection: &Collection,
-    sort: &str,
-    auth: &AuthContext,
-    dialect: Dialect,
-) -> ApiResult<Vec<SortTerm>> {
-    if sort.is_empty() {
-        return Ok(Vec::new());
-    }
-    let terms: Vec<&str> = sort.split(',').map(str::trim).collect();
-    if terms.len() > MAX_SORT_TERMS {
-        return Err(ApiError::bad_request());
-    }
-    terms
-        .into_iter()
-        .map(|term| sort_term(collection, term, auth, dialect))
-        .collect()
-}
-
-fn sort_term(
-    collection: &Collection,
-    term: &str,
-    auth: &AuthContext,
-    dialect: Dialect,
-) -> ApiResult<SortTerm> {
-    if term.len() > MAX_SORT_TERM_LEN {
-        return Err(ApiError::bad_request());
-    }
-    let (name, descending) = match term.strip_prefix('-') {
-        Some(rest) => (rest, true),
-        None => (term.strip_prefix('+').unwrap_or(term), false),
-    };
-    let expr = match name {
-        "@random" => SqlFragment::raw("RANDOM()"),
-        // Views have no row ids.
-        "@rowid" if collection.is_view() => return Err(ApiError::bad_request()),
-        "@rowid" => match dialect {
-            Dialect::Sqlite => SqlFragment::column(&collection.name, "_rowid_"),
-            Dialect::Postgres => SqlFragment::column(&collection.name, "ctid"),
-        },
-        _ => {
-            // FIXME(#4): relation paths (`author.name`), json paths (`meta.k`) and the `:lower`
-            // modifier sort through the rules crate's field resolver once it exists; until then
-            // they are refused like unknown fields.
-            let field = collection
-                .field(name)
-                .filter(|field| auth.is_superuser() || !field.hidden)
-                .ok_or_else(ApiError::bad_request)?;
-            SqlFragment::column(&collection.name, &field.name)
-        }
-    };
-    Ok(SortTerm { expr, descending })
-}
-
-/// Compiles a client `filter` for `collection`.
+/// The old entry point of realtime's subscription `filter`, which has no schema at hand.
+/// Every non-empty filter is refused (fail closed).
+// FIXME(#4): realtime moves to `crate::access::compile_filter(&schema, &collection, filter,
+// &auth)` then `Compiled::to_sql`/`Compiled::eval` with a `RequestContext` in the
+// `realtime` context; this shim goes away then.
 pub fn client_filter(
     _collection: &Collection,
     filter: &str,
@@ -182,17 +127,11 @@ pub fn client_filter(
     if filter.is_empty() {
         return Ok(None);
     }
-    // FIXME(#4): compile the client filter with the rules crate (fields checked against the
-    // collection, hidden fields refused for non-superusers, `emailVisibility` added when a
-    // non-superuser filters an auth collection's email). Until then every non-empty filter is
-    // refused like one that does not parse.
     Err(ApiError::bad_request())
 }
 
 #[cfg(test)]
 mod tests {
-    use domain::collection::users_collection;
-
     use super::*;
 
     fn params(raw: &str) -> QueryParams {
@@ -242,55 +181,6 @@ mod tests {
         ] {
             assert_eq!(paging_of(bad), Err(400), "{bad}");
         }
-    }
-
-    #[test]
-    fn sort_accepts_fields_and_specials_only() {
-        let mut users = users_collection("");
-        users.fields[6].hidden = true; // `name`, hidden for this test
-        let guest = AuthContext::Guest;
-        let terms = sort_terms(
-            &users,
-            "-created, +email,@random,-@rowid",
-            &guest,
-            Dialect::Sqlite,
-        )
-        .expect("valid sort");
-        assert_eq!(terms.len(), 4);
-        assert_eq!(terms[0].expr.sql, "\"users\".\"created\"");
-        assert!(terms[0].descending && !terms[1].descending);
-        assert_eq!(terms[2].expr.sql, "RANDOM()");
-        assert_eq!(terms[3].expr.sql, "\"users\".\"_rowid_\"");
-        assert!(terms[3].descending);
-        for bad in [
-            "nope",
-            "name",
-            ",",
-            " -created , ",
-            "-",
-            "+",
-            "--created",
-            "ID",
-            "@Random",
-            "collectionId",
-            "id,id,id,id,id,id,id,id,id",
-        ] {
-            assert!(
-                sort_terms(&users, bad, &guest, Dialect::Sqlite).is_err(),
-                "{bad}"
-            );
-        }
-        assert!(
-            sort_terms(&users, "", &guest, Dialect::Sqlite)
-                .expect("empty")
-                .is_empty()
-        );
-        assert_eq!(
-            sort_terms(&users, "id,id,id,id,id,id,id,id", &guest, Dialect::Sqlite)
-                .map(|t| t.len())
-                .ok(),
-            Some(8)
-        );
     }
 
     #[test]

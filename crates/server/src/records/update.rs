@@ -12,8 +12,8 @@ use rules::{Eval, RequestContext, Rule, RuleOutcome};
 use serde_json::Value;
 
 use super::common::{
-    RequestMeta, body_values, read_body, refuse_superusers_only, refuse_view,
-    respond_with_record, target_for_write,
+    RequestMeta, body_values, read_body, refuse_superusers_only, refuse_view, respond_with_record,
+    target_for_write,
 };
 use super::query::QueryParams;
 use super::write;
