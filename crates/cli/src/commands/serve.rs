@@ -30,17 +30,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.http))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    println!("Server started at http://{address}");
-    println!("├─ REST API:  http://{address}/api/");
-    println!("└─ Data dir:  {}", global.dir.display());
     if server::superusers::count(store.as_ref()).await.unwrap_or(0) == 0 {
-        println!();
         println!("No superuser exists yet. Create one with:");
         println!(
             "  plinth superuser upsert EMAIL PASSWORD --dir {}",
             shell_quote(&global.dir.display().to_string())
         );
+        println!();
     }
+    println!("Server started at http://{address}");
+    println!("├─ REST API:  http://{address}/api/");
+    println!("└─ Data dir:  {}", global.dir.display());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -64,7 +64,12 @@ fn version_and_help() {
 async fn serve_without_superuser_says_how_to_create_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = TestApp::spawn_in(dir);
-    // The hint is printed after the address line; give the process a moment to print it.
+    assert!(
+        app.startup_output.contains("No superuser exists yet")
+            && app.startup_output.contains("plinth superuser upsert EMAIL PASSWORD"),
+        "{}",
+        app.startup_output
+    );
     let (status, _) = app.get("/api/health", None).await;
     assert_eq!(status, 200);
     assert!(
