@@ -33,7 +33,7 @@ use crate::check::{
     runtime_value, val_is_multi,
 };
 use crate::context::RequestContext;
-use crate::value::{Class, EqShape, SqlVal, eq_shape, like_pattern, value_class};
+use crate::value::{Class, EqShape, SqlVal, bound_like_pattern, eq_shape, value_class};
 
 /// Emits `program` for the main table `"<collection name>"`.
 pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) -> SqlFragment {
@@ -648,15 +648,16 @@ impl ProgramEmitter<'_, '_, '_> {
             OpKind::Eq | OpKind::Neq => self.equality(left, op == OpKind::Eq, right),
             OpKind::Like | OpKind::NotLike => {
                 let right = match right.form {
-                    Form::Value(SqlVal::Text(t)) => Emitted {
-                        form: Form::Value(SqlVal::Text(like_pattern(&t))),
+                    Form::Value(v) => Emitted {
+                        form: Form::Value(bound_like_pattern(&v)),
+                        ty: Ty::Text,
                         ..right
                     },
-                    Form::LowerValue(SqlVal::Text(t)) => Emitted {
-                        form: Form::LowerValue(SqlVal::Text(like_pattern(&t))),
+                    Form::LowerValue(v) => Emitted {
+                        form: Form::LowerValue(bound_like_pattern(&v)),
+                        ty: Ty::Text,
                         ..right
                     },
-                    Form::Value(_) | Form::LowerValue(_) => right,
                     Form::Sql(sql) => {
                         let mut wrapped = SqlFragment::raw("('%' || ");
                         wrapped

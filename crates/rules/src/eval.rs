@@ -18,8 +18,8 @@ use crate::check::{
 };
 use crate::context::RequestContext;
 use crate::value::{
-    Affinity, Class, EqShape, Inexact, SqlVal, compare, eq_shape, is_same, like, like_pattern,
-    lower, value_class,
+    Affinity, Class, EqShape, Inexact, SqlVal, bound_like_pattern, compare, eq_shape, is_same,
+    like, lower, value_class,
 };
 
 /// The in-memory answer for one record.
@@ -472,10 +472,7 @@ fn compare_operands(left: &Operand, op: OpKind, right: &Operand) -> Outcome<Opti
         OpKind::Eq | OpKind::Neq => equality(left, op == OpKind::Eq, right)?,
         OpKind::Like | OpKind::NotLike => {
             let pattern = if right.bound {
-                let raw = match &right.raw {
-                    SqlVal::Text(t) => SqlVal::Text(like_pattern(t)),
-                    other => other.clone(),
-                };
+                let raw = bound_like_pattern(&right.raw);
                 if right.lowered { lower(&raw)? } else { raw }
             } else {
                 match right.value()?.to_text()? {

@@ -47,6 +47,17 @@ impl SqlVal {
     }
 }
 
+/// The `~` pattern of a bound right operand: PocketBase turns the value into text (Go's
+/// shortest number form) and wraps it in `%` unless it already holds a wildcard. NULL stays.
+pub fn bound_like_pattern(value: &SqlVal) -> SqlVal {
+    match value {
+        SqlVal::Null => SqlVal::Null,
+        SqlVal::Int(i) => SqlVal::Text(like_pattern(&i.to_string())),
+        SqlVal::Real(r) => SqlVal::Text(like_pattern(&format!("{r}"))),
+        SqlVal::Text(t) => SqlVal::Text(like_pattern(t)),
+    }
+}
+
 /// A number stored in a NUMERIC column: whole values become integers.
 pub fn number_value(n: f64) -> SqlVal {
     if n.fract() == 0.0 && n.abs() < 9.2e18 {

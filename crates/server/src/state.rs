@@ -41,6 +41,8 @@ pub struct AppState {
     pub auth_lock: tokio::sync::Mutex<()>,
     /// When each auth email was last sent, by `collection:record:kind`, to drop resends.
     pub mail_sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Wrong guesses per one-time code id; the code is dropped after five.
+    pub otp_failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Realtime clients and the change-log fan-out (started by the first SSE connection).
     pub realtime: crate::realtime::Hub,
     /// Collection rules compiled once per schema snapshot (see [`crate::access`]).
@@ -59,6 +61,7 @@ impl AppState {
             limiters: Limiters::default(),
             auth_lock: tokio::sync::Mutex::new(()),
             mail_sent: std::sync::Mutex::default(),
+            otp_failures: std::sync::Mutex::default(),
             realtime: crate::realtime::Hub::default(),
             rules_cache: crate::access::RulesCache::default(),
         })

@@ -411,6 +411,14 @@ async fn otp_sign_in_and_mfa() {
     let (status, body) = login(&app, "eve@example.com", "evepass123").await;
     assert_eq!(status, 401, "{body}");
     let mfa_id = body["mfaId"].as_str().expect("mfaId").to_owned();
+    let (status, row) = app
+        .get(
+            &format!("/api/collections/_mfas/records/{mfa_id}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(row["method"], "password");
     assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
     let (status, body) = app
         .post_json(
@@ -640,6 +648,29 @@ async fn settings_are_superuser_only_with_write_only_secrets_and_test_email() {
         Some("mailer:s3cret!"),
         "SMTP AUTH used the stored secret"
     );
+    // Implicit TLS against the plain sink fails, and the superuser is told why.
+    let (status, _) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"smtp": {"tls": true}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post_json(
+            "/api/settings/test/email",
+            Some(&admin),
+            json!({"email": "ops@example.com", "template": "otp"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("Failed to send the test email. Raw error: \n"),
+        "{message}"
+    );
+    assert_eq!(sink.count_to("ops@example.com"), 1);
 }
 
 #[tokio::test]
@@ -738,7 +769,7 @@ async fn forged_expired_and_misused_tokens_are_refused() {
 
 #[tokio::test]
 async fn login_from_a_new_location_sends_an_alert() {
-    let (app, sink, _) = app_with_mail().await;
+    let (app, sink, admin) = app_with_mail().await;
     create_user(&app, "kim@example.com", "kimpass123").await;
     let login_as = |agent: &'static str| {
         let app = &app;
@@ -767,6 +798,21 @@ async fn login_from_a_new_location_sends_an_alert() {
     assert_eq!(mail.subject(), "Login from a new location");
     assert!(mail.text().contains("127.0.0.1 Phone/2"), "{}", mail.text());
     assert_eq!(login_as("Browser/1").await, 200, "a remembered origin");
+    let (_, origins) = app
+        .get("/api/collections/_authOrigins/records", Some(&admin))
+        .await;
+    let fingerprints: Vec<&str> = origins["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|o| o["collectionRef"] == "_pb_users_auth_")
+        .map(|o| o["fingerprint"].as_str().expect("fingerprint"))
+        .collect();
+    assert_eq!(fingerprints.len(), 2, "{origins}");
+    assert!(
+        fingerprints.iter().all(|f| f.len() == 64),
+        "hashed: {origins}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(sink.count_to("kim@example.com"), 1);
 }

@@ -13,10 +13,10 @@ mod basics;
 mod cli;
 /// The collections API.
 mod collections;
-/// Realtime over SSE: the stream, subscriptions, rule-checked events.
-mod realtime;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
 mod oauth2;
+/// Realtime over SSE: the stream, subscriptions, rule-checked events.
+mod realtime;
 /// The records API.
 mod records;
 /// A real SMTP server on loopback for the mail tests.

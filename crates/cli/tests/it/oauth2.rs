@@ -270,6 +270,14 @@ async fn oauth2_code_flow_against_a_real_oidc_provider() {
             .is_some_and(|t| !t.is_empty())
     );
     let id = body["record"]["id"].clone();
+    let (status, links) = app
+        .get("/api/collections/_externalAuths/records", Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{links}");
+    assert_eq!(links["items"].as_array().map(Vec::len), Some(1), "{links}");
+    assert_eq!(links["items"][0]["provider"], "oidc");
+    assert_eq!(links["items"][0]["providerId"], "alice");
+    assert_eq!(links["items"][0]["recordRef"], id);
 
     let (status, body) = oauth2_login(&app, "alice").await;
     assert_eq!(status, 200, "{body}");

@@ -3,6 +3,7 @@
 //! password reset, email change). Every successful sign-in goes through [`finish_auth`],
 //! which applies the collection's `authRule` and the MFA step before issuing a token.
 
+pub mod bookkeeping;
 pub mod flows;
 pub mod oauth2;
 pub mod otp;
@@ -16,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use domain::collection::AUTH_ORIGINS_ID;
 use domain::field::FieldKind;
 use domain::{
     AuthContext, Collection, FieldError, Record, RecordData, SqlFragment, SqlValue,
@@ -198,6 +200,8 @@ async fn record_matches(
     record: &Record,
     rule: Option<&str>,
 ) -> ApiResult<bool> {
+    // FIXME(#5): `rule_outcome` makes every non-empty expression match nothing until the
+    // rules rewrite lands; then compile the rule with `rules::Rule` against the record.
     match rules::rule_outcome(rule, &AuthContext::Guest) {
         rules::RuleOutcome::Allow => Ok(true),
         rules::RuleOutcome::SuperusersOnly => Ok(false),
@@ -247,6 +251,17 @@ impl axum::extract::FromRequestParts<SharedState> for ClientInfo {
     }
 }
 
+/// A sign-in origin as stored: a SHA-256 of the IP and User-Agent, so the table holds no
+/// addresses in the clear.
+fn fingerprint(client: &ClientInfo) -> String {
+    let text = format!("{}|{}", client.ip, client.user_agent);
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// How many sign-in origins are remembered per record.
 const MAX_ORIGINS: usize = 5;
 
@@ -264,32 +279,54 @@ async fn note_origin(
     if !options.auth_alert.enabled || record.text("email").is_empty() {
         return;
     }
-    // FIXME(#5): origins live in a store param per record rather than PocketBase's
-    // `_authOrigins` collection, so they are not listable through the records API.
-    let key = format!("origins:{}:{}", collection.id, record.id());
-    let fingerprint = format!("{}|{}", client.ip, client.user_agent);
-    let mut origins: Vec<String> = match state.store.get_param(&key).await {
-        Ok(value) => value
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default(),
+    let fingerprint = fingerprint(client);
+    let rows = match bookkeeping::find(
+        state,
+        AUTH_ORIGINS_ID,
+        &[
+            ("collectionRef", &collection.id),
+            ("recordRef", record.id()),
+        ],
+        100,
+    )
+    .await
+    {
+        Ok(rows) => rows,
         Err(error) => {
-            tracing::warn!(%error, "cannot read auth origins");
+            tracing::warn!(message = %error.message, "cannot read auth origins");
             return;
         }
     };
-    if origins.first() == Some(&fingerprint) {
+    if rows
+        .iter()
+        .any(|row| row.text("fingerprint") == fingerprint)
+    {
         return;
     }
-    let known = origins.contains(&fingerprint);
-    let first = origins.is_empty();
-    origins.retain(|o| o != &fingerprint);
-    origins.insert(0, fingerprint);
-    origins.truncate(MAX_ORIGINS);
-    if let Err(error) = state.store.set_param(&key, json!(origins)).await {
-        tracing::warn!(%error, "cannot store auth origins");
+    let first = rows.is_empty();
+    let inserted = bookkeeping::insert(
+        state,
+        AUTH_ORIGINS_ID,
+        None,
+        vec![
+            ("collectionRef", Value::String(collection.id.clone())),
+            ("recordRef", Value::String(record.id().to_owned())),
+            ("fingerprint", Value::String(fingerprint)),
+        ],
+    )
+    .await;
+    if let Err(error) = inserted {
+        tracing::warn!(message = %error.message, "cannot store auth origin");
         return;
     }
-    if known || first {
+    // Keep the newest few: the rows come oldest first.
+    let excess = (rows.len() + 1).saturating_sub(MAX_ORIGINS);
+    for row in rows.iter().take(excess) {
+        if let Err(error) = bookkeeping::delete(state, AUTH_ORIGINS_ID, row.id()).await {
+            tracing::warn!(message = %error.message, "cannot prune auth origins");
+        }
+    }
+    if first {
         return;
     }
     let Ok(settings) = crate::settings::current(state).await else {
@@ -384,18 +421,34 @@ impl AuthMethod {
     }
 }
 
+/// How a sign-in happened and what its response needs.
+pub struct SignIn<'a> {
+    pub method: AuthMethod,
+    /// The MFA session a second factor completes (`""` on a first factor).
+    pub mfa_id: String,
+    pub params: ResponseParams,
+    pub client: &'a ClientInfo,
+    /// OAuth2's provider data, added to the response as `meta`.
+    pub meta: Option<Value>,
+}
+
 /// The end of every sign-in: the `authRule`, then MFA (a 401 with an `mfaId` on the first
 /// factor; the session consumed on a different second one), then the token and response.
 pub async fn finish_auth(
     state: &SharedState,
     collection: &Arc<Collection>,
     record: Record,
-    method: AuthMethod,
-    mfa_id: &str,
-    params: &ResponseParams,
-    client: &ClientInfo,
-    meta: Option<Value>,
+    sign_in: SignIn<'_>,
 ) -> ApiResult<Response> {
+    let SignIn {
+        method,
+        mfa_id,
+        params,
+        client,
+        meta,
+    } = sign_in;
+    let mfa_id = mfa_id.as_str();
+    let params = &params;
     let options = options(collection)?;
     if !record_matches(state, collection, &record, options.auth_rule.as_deref()).await? {
         return Err(ApiError::forbidden(
@@ -548,17 +601,14 @@ async fn auth_with_password(
         record
     };
     let mfa_id = mfa_id(&body, &query);
-    finish_auth(
-        &state,
-        &collection,
-        record,
-        AuthMethod::Password,
-        &mfa_id,
-        &params,
-        &client,
-        None,
-    )
-    .await
+    let sign_in = SignIn {
+        method: AuthMethod::Password,
+        mfa_id,
+        params,
+        client: &client,
+        meta: None,
+    };
+    finish_auth(&state, &collection, record, sign_in).await
 }
 
 /// Replaces a verified bcrypt hash by an argon2id one. The token key is kept (nothing about

@@ -1,8 +1,8 @@
-//! One-time passwords (`request-otp`, `auth-with-otp`) and MFA sessions, PocketBase's `_otps`
-//! and `_mfas`. Both are kept as store params (`otp:<id>`, `mfa:<id>`), engine-neutral through
-//! the `Store` port: a code is stored hashed, expires after the collection's duration, and is
-//! deleted on use or after five wrong guesses. Consumption is serialized by `auth_lock`, so a
-//! code or session is used at most once.
+//! One-time passwords (`request-otp`, `auth-with-otp`) and MFA sessions, kept as rows of the
+//! `_otps` and `_mfas` system collections as PocketBase does: a code is stored hashed, expires
+//! the collection's duration after its row was made, and is deleted on use or after five
+//! wrong guesses. Consumption is serialized by `auth_lock`, so a code or session is used at
+//! most once.
 
 use std::sync::Arc;
 
@@ -12,9 +12,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use domain::{Collection, FieldError, Record, ValidationErrors};
 use rand::RngExt;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::bookkeeping;
 use super::{
     AuthMethod, auth_collection, find_by_field, finish_auth, form_text, is_email_error, mfa_id,
     options, password, update_record, validated,
@@ -22,6 +22,7 @@ use super::{
 use crate::error::{ApiError, ApiResult};
 use crate::extract::FormBody;
 use crate::state::SharedState;
+use domain::collection::{MFAS_ID, OTPS_ID};
 
 /// Wrong guesses allowed per code before it is dropped.
 const MAX_OTP_ATTEMPTS: u32 = 5;
@@ -36,48 +37,6 @@ pub fn router() -> Router<SharedState> {
             "/api/collections/{collection}/auth-with-otp",
             post(auth_with_otp),
         )
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredOtp {
-    collection_ref: String,
-    record_ref: String,
-    password: String,
-    sent_to: String,
-    expires: i64,
-    #[serde(default)]
-    attempts: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredMfa {
-    collection_ref: String,
-    record_ref: String,
-    method: String,
-    expires: i64,
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-async fn load<T: for<'de> Deserialize<'de>>(
-    state: &SharedState,
-    key: &str,
-) -> ApiResult<Option<T>> {
-    Ok(state
-        .store
-        .get_param(key)
-        .await?
-        .and_then(|value| serde_json::from_value(value).ok()))
-}
-
-/// Params cannot be deleted through the port; a `null` value marks one as gone.
-async fn remove(state: &SharedState, key: &str) -> ApiResult<()> {
-    state.store.set_param(key, Value::Null).await?;
-    Ok(())
 }
 
 fn otp_disabled() -> ApiError {
@@ -118,27 +77,24 @@ async fn request_otp(
         // A random id all the same, so the answer does not reveal whether the email exists.
         return Ok(Json(json!({"otpId": id})));
     };
-    // FIXME(#5): expired `otp:`/`mfa:` params are never purged (PocketBase runs an hourly
-    // cleanup job); they are only marked null when used.
+    // FIXME(#5): expired `_otps`/`_mfas` rows are only removed when used (PocketBase also
+    // purges them hourly), and rows of a deleted auth record stay behind.
     let code = random_digits(options.otp.length.clamp(4, 64) as usize);
     let hash = password::hash_argon2(code.clone(), state.config.argon2)
         .await
         .map_err(ApiError::internal)?;
-    let stored = StoredOtp {
-        collection_ref: collection.id.clone(),
-        record_ref: record.id().to_owned(),
-        password: hash,
-        sent_to: email.clone(),
-        expires: now() + options.otp.duration as i64,
-        attempts: 0,
-    };
-    state
-        .store
-        .set_param(
-            &format!("otp:{id}"),
-            serde_json::to_value(&stored).map_err(ApiError::internal)?,
-        )
-        .await?;
+    bookkeeping::insert(
+        &state,
+        OTPS_ID,
+        Some(id.clone()),
+        vec![
+            ("collectionRef", Value::String(collection.id.clone())),
+            ("recordRef", Value::String(record.id().to_owned())),
+            ("password", Value::String(hash)),
+            ("sentTo", Value::String(email.clone())),
+        ],
+    )
+    .await?;
     let settings = crate::settings::current(&state).await?;
     let rendered = crate::mail::render(
         &options.otp.email_template,
@@ -174,17 +130,14 @@ async fn auth_with_otp(
     let record = consume_otp(&state, &collection, &otp_id, code).await?;
     let query = super::query_pairs(&uri);
     let mfa = mfa_id(&body, &query);
-    finish_auth(
-        &state,
-        &collection,
-        record,
-        AuthMethod::Otp,
-        &mfa,
-        &super::ResponseParams::from_uri(&uri),
-        &client,
-        None,
-    )
-    .await
+    let sign_in = super::SignIn {
+        method: AuthMethod::Otp,
+        mfa_id: mfa,
+        params: super::ResponseParams::from_uri(&uri),
+        client: &client,
+        meta: None,
+    };
+    finish_auth(&state, &collection, record, sign_in).await
 }
 
 /// Checks and deletes the code; a right code for a record's own email also verifies it.
@@ -194,44 +147,54 @@ async fn consume_otp(
     otp_id: &str,
     code: String,
 ) -> ApiResult<Record> {
-    let key = format!("otp:{otp_id}");
     let _guard = state.auth_lock.lock().await;
-    let Some(mut stored) = load::<StoredOtp>(state, &key).await? else {
+    let Some(row) = bookkeeping::get(state, OTPS_ID, otp_id).await? else {
         return Err(invalid_otp());
     };
-    if stored.collection_ref != collection.id || stored.expires < now() {
+    let duration = options(collection)?.otp.duration;
+    if row.text("collectionRef") != collection.id || bookkeeping::expired(&row, duration) {
         return Err(invalid_otp());
     }
-    if !password::verify(code, stored.password.clone()).await {
-        stored.attempts += 1;
-        if stored.attempts >= MAX_OTP_ATTEMPTS {
-            remove(state, &key).await?;
-        } else {
-            state
-                .store
-                .set_param(
-                    &key,
-                    serde_json::to_value(&stored).map_err(ApiError::internal)?,
-                )
-                .await?;
+    if !password::verify(code, row.text("password").to_owned()).await {
+        let failures = {
+            let mut map = state
+                .otp_failures
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = map.entry(otp_id.to_owned()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        if failures >= MAX_OTP_ATTEMPTS {
+            forget_failures(state, otp_id);
+            bookkeeping::delete(state, OTPS_ID, otp_id).await?;
         }
         return Err(invalid_otp());
     }
-    remove(state, &key).await?;
+    forget_failures(state, otp_id);
+    bookkeeping::delete(state, OTPS_ID, otp_id).await?;
     let Some(record) = state
         .store
-        .get_record(collection.clone(), &stored.record_ref, Vec::new())
+        .get_record(collection.clone(), row.text("recordRef"), Vec::new())
         .await?
     else {
         return Err(invalid_otp());
     };
-    if !record.bool("verified") && stored.sent_to == record.text("email") {
+    if !record.bool("verified") && row.text("sentTo") == record.text("email") {
         return update_record(state, collection, record.id(), true, |data| {
             data.insert("verified".into(), Value::Bool(true));
         })
         .await;
     }
     Ok(record)
+}
+
+fn forget_failures(state: &SharedState, otp_id: &str) {
+    state
+        .otp_failures
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .remove(otp_id);
 }
 
 /// Starts an MFA session after a first factor and returns its id.
@@ -241,22 +204,18 @@ pub async fn create_mfa(
     record: &Record,
     method: AuthMethod,
 ) -> ApiResult<String> {
-    let options = options(collection)?;
-    let id = domain::ids::new_record_id();
-    let stored = StoredMfa {
-        collection_ref: collection.id.clone(),
-        record_ref: record.id().to_owned(),
-        method: method.as_str().to_owned(),
-        expires: now() + options.mfa.duration as i64,
-    };
-    state
-        .store
-        .set_param(
-            &format!("mfa:{id}"),
-            serde_json::to_value(&stored).map_err(ApiError::internal)?,
-        )
-        .await?;
-    Ok(id)
+    let row = bookkeeping::insert(
+        state,
+        MFAS_ID,
+        None,
+        vec![
+            ("collectionRef", Value::String(collection.id.clone())),
+            ("recordRef", Value::String(record.id().to_owned())),
+            ("method", Value::String(method.as_str().to_owned())),
+        ],
+    )
+    .await?;
+    Ok(row.id().to_owned())
 }
 
 /// Completes an MFA session with a second, different factor for the same record.
@@ -267,22 +226,22 @@ pub async fn consume_mfa(
     method: AuthMethod,
     mfa_id: &str,
 ) -> ApiResult<()> {
-    let key = format!("mfa:{mfa_id}");
     let _guard = state.auth_lock.lock().await;
     let invalid = || ApiError::bad_request_msg("Invalid or expired MFA session.");
-    let Some(stored) = load::<StoredMfa>(state, &key).await? else {
+    let Some(row) = bookkeeping::get(state, MFAS_ID, mfa_id).await? else {
         return Err(invalid());
     };
-    if stored.collection_ref != collection.id
-        || stored.record_ref != record.id()
-        || stored.expires < now()
+    let duration = options(collection)?.mfa.duration;
+    if row.text("collectionRef") != collection.id
+        || row.text("recordRef") != record.id()
+        || bookkeeping::expired(&row, duration)
     {
         return Err(invalid());
     }
-    if stored.method == method.as_str() {
+    if row.text("method") == method.as_str() {
         return Err(ApiError::bad_request_msg(
             "A different authentication method is required.",
         ));
     }
-    remove(state, &key).await
+    bookkeeping::delete(state, MFAS_ID, mfa_id).await
 }

@@ -78,3 +78,60 @@ async fn bcrypt_hashes_are_replaced_by_argon2id_on_login() {
         "sessions survive a rehash"
     );
 }
+
+#[tokio::test]
+async fn unknown_identities_cost_the_same_as_wrong_passwords() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        SqliteStore::open(dir.path(), Default::default()).expect("store opens");
+    // Production parameters: the point is that both failures spend one real argon2id check.
+    let router = crate::router(AppState::new(store.clone(), ServerConfig::default()));
+    let post = |uri: &str, body: serde_json::Value| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    let created = router
+        .clone()
+        .oneshot(post(
+            "/api/collections/users/records",
+            json!({"email": "tim@example.com", "password": "timpass123", "passwordConfirm": "timpass123"}),
+        ))
+        .await
+        .expect("answers");
+    assert_eq!(created.status(), StatusCode::OK);
+    let mut timings = [Vec::new(), Vec::new()];
+    for round in 0..22 {
+        let identity = if round % 2 == 0 {
+            "tim@example.com"
+        } else {
+            "nobody@example.com"
+        };
+        let start = std::time::Instant::now();
+        let response = router
+            .clone()
+            .oneshot(post(
+                "/api/collections/users/auth-with-password",
+                json!({"identity": identity, "password": "wrong-pass"}),
+            ))
+            .await
+            .expect("answers");
+        let elapsed = start.elapsed();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        // The first of each kind warms up (the dummy hash is made on first use).
+        if round >= 2 {
+            timings[round % 2].push(elapsed);
+        }
+    }
+    // The fastest run of each kind is its real cost; slower ones only measure contention
+    // from other tests sharing the machine.
+    let fastest = |values: &[std::time::Duration]| values.iter().min().copied().unwrap_or_default();
+    let known = fastest(&timings[0]);
+    let unknown = fastest(&timings[1]);
+    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    assert!(
+        (0.6..1.67).contains(&ratio),
+        "wrong password {known:?} vs unknown identity {unknown:?}"
+    );
+}

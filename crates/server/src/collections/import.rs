@@ -124,6 +124,7 @@ pub(super) async fn import_collections(
             existing.as_deref(),
             &future,
         );
+        super::rule_check::validate_rule_texts(&mut draft.errors, &draft.collection, &future);
         if !draft.errors.is_empty() {
             let details = terse(&draft.errors.clone().into_json());
             let pretty = serde_json::to_string_pretty(&details).unwrap_or_default();

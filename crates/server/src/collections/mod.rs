@@ -8,6 +8,7 @@
 mod form;
 mod import;
 mod list;
+mod rule_check;
 #[cfg(test)]
 mod tests;
 
@@ -176,6 +177,8 @@ async fn create_collection(
         infer_view_fields(&state, &mut collection, &mut errors).await?;
     }
     validate_collection(&mut errors, &collection, None, &schema);
+    let future = rule_check::schema_with(&schema, &collection);
+    rule_check::validate_rule_texts(&mut errors, &collection, &future);
     if !errors.is_empty() {
         return Err(ApiError::validation(CREATE_FAILED, errors));
     }
@@ -211,6 +214,8 @@ async fn update_collection(
         infer_view_fields(&state, &mut collection, &mut errors).await?;
     }
     validate_collection(&mut errors, &collection, Some(&old), &schema);
+    let future = rule_check::schema_with(&schema, &collection);
+    rule_check::validate_rule_texts(&mut errors, &collection, &future);
     if !errors.is_empty() {
         return Err(ApiError::validation(UPDATE_FAILED, errors));
     }

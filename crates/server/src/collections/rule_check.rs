@@ -11,7 +11,11 @@ use rules::{ErrorKind, Rule};
 /// Adds a `validation_invalid_rule` error for every rule of `collection` that does not
 /// compile against `future` (the schema after the save, holding `collection`). Keys that
 /// already carry an error keep it.
-pub fn validate_rule_texts(errors: &mut ValidationErrors, collection: &Collection, future: &Schema) {
+pub fn validate_rule_texts(
+    errors: &mut ValidationErrors,
+    collection: &Collection,
+    future: &Schema,
+) {
     let schema = Arc::new(Schema::new(
         future.all().iter().map(|c| (**c).clone()).collect(),
     ));
@@ -63,7 +67,7 @@ fn invalid_rule(error: &rules::Error) -> FieldError {
     };
     FieldError::new(
         "validation_invalid_rule",
-        &format!("Invalid rule. Raw error: {raw}."),
+        format!("Invalid rule. Raw error: {raw}."),
     )
 }
 

@@ -9,10 +9,11 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
 use domain::values::RecordInput;
 use domain::{AuthContext, Collection, Record, RecordData, Schema};
-use rules::{CollectionRules, RequestContext, Rule};
+use domain::{RecordQuery, SqlFragment};
+use rules::{CollectionRules, Eval, RequestContext, Rule, RuleOutcome};
 use serde_json::{Map, Value};
 
-use super::expand::expand_records_for;
+use super::expand::{expand_records_for, in_list};
 use super::query;
 use crate::access;
 use crate::error::{ApiError, ApiResult};
@@ -31,6 +32,7 @@ pub(super) async fn respond_with_record(
 ) -> ApiResult<Json<Value>> {
     let records = [record];
     let mut outputs = [record_json(collection, &records[0], &ctx.auth)];
+    reveal_managed_emails(state, ctx, collection, &records, &mut outputs).await?;
     expand_records_for(
         state,
         ctx,
@@ -43,6 +45,72 @@ pub(super) async fn respond_with_record(
     let [mut output] = outputs;
     apply_fields(&mut output, params.text("fields"))?;
     Ok(Json(output))
+}
+
+/// Managers (callers passing an auth collection's manageRule for a record) see its email even
+/// when `emailVisibility` is off, as PocketBase shows it to them. One query for the records
+/// whose answer needs SQL.
+pub(super) async fn reveal_managed_emails(
+    state: &SharedState,
+    ctx: &RequestContext,
+    collection: &Arc<Collection>,
+    records: &[Record],
+    outputs: &mut [Value],
+) -> ApiResult<()> {
+    if !collection.is_auth() || ctx.auth.is_superuser() || records.is_empty() {
+        return Ok(());
+    }
+    let rules = state.collection_rules(collection);
+    let Some(manage) = rules.manage.as_ref() else {
+        return Ok(());
+    };
+    if matches!(manage, Rule::SuperusersOnly) {
+        return Ok(());
+    }
+    let mut managed = vec![false; records.len()];
+    let mut unsure: Vec<String> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        match manage.check_record(record, ctx) {
+            Eval::Match => managed[i] = true,
+            Eval::NoMatch => {}
+            Eval::NeedsSql => unsure.push(record.id().to_owned()),
+        }
+    }
+    if !unsure.is_empty()
+        && let RuleOutcome::Filter(predicate) = manage.outcome(state.store.dialect(), ctx)
+    {
+        let ids = in_list(
+            state.store.dialect(),
+            SqlFragment::column(&collection.name, "id"),
+            &unsure,
+        );
+        let page = state
+            .store
+            .list_records(RecordQuery {
+                collection: collection.clone(),
+                filters: vec![predicate, ids],
+                sort: Vec::new(),
+                page: 1,
+                per_page: unsure.len() as u64,
+                with_total: false,
+            })
+            .await?;
+        for found in &page.items {
+            for (i, record) in records.iter().enumerate() {
+                if record.id() == found.id() {
+                    managed[i] = true;
+                }
+            }
+        }
+    }
+    for ((record, output), managed) in records.iter().zip(outputs.iter_mut()).zip(managed) {
+        if managed
+            && let (Some(email), Some(object)) = (record.get("email"), output.as_object_mut())
+        {
+            object.insert("email".into(), email.clone());
+        }
+    }
+    Ok(())
 }
 
 /// View collections are read-only.

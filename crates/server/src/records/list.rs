@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method};
 use domain::RecordQuery;
 use serde_json::{Value, json};
 
-use super::common::target_for_read;
+use super::common::{reveal_managed_emails, target_for_read};
 use super::expand::expand_records_for;
 use super::query::{self, QueryParams};
 use crate::access;
@@ -59,6 +59,7 @@ pub async fn list(
         .iter()
         .map(|record| record_json(collection, record, &auth))
         .collect();
+    reveal_managed_emails(&state, &ctx, collection, &page.items, &mut items).await?;
     expand_records_for(
         &state,
         &ctx,

@@ -497,11 +497,10 @@ async fn test_email(
         Ok(message) => crate::mail::send(&settings, message).await,
         Err(error) => Err(error),
     };
+    // PocketBase shows the transport's error to the superuser in the message itself.
     sent.map_err(|error| {
         tracing::warn!(%error, "test email failed");
-        let mut api = ApiError::bad_request_msg(fail);
-        api.data = json!({"error": {"code": "send_failed", "message": error.to_string()}});
-        api
+        ApiError::bad_request_msg(&format!("{fail} Raw error: \n{error}"))
     })?;
     Ok(StatusCode::NO_CONTENT)
 }

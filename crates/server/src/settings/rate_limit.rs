@@ -24,7 +24,10 @@ use crate::state::SharedState;
 
 /// One limiter per distinct rule, each keyed by client.
 #[derive(Default)]
-pub struct Limiters(Mutex<HashMap<RuleKey, Arc<DefaultKeyedRateLimiter<String>>>>);
+pub struct Limiters(
+    Mutex<HashMap<RuleKey, Arc<DefaultKeyedRateLimiter<String>>>>,
+    std::sync::atomic::AtomicU64,
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RuleKey {
@@ -35,6 +38,26 @@ struct RuleKey {
 }
 
 impl Limiters {
+    /// Counts a check; every few thousand, forgets clients whose buckets are full again, so
+    /// memory follows the clients active within one window, not every IP ever seen.
+    fn tick(&self) {
+        let count = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if count % 4096 != 4095 {
+            return;
+        }
+        let limiters: Vec<_> = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for limiter in limiters {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     fn for_rule(&self, rule: &RateLimitRule) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
         let key = RuleKey {
             label: rule.label.clone(),
@@ -222,12 +245,26 @@ async fn check(
             }
         })
         .filter(|t| !t.is_empty());
-    let auth = match token {
-        Some(token) => crate::auth::token::resolve_auth_token(state, &token).await,
-        None => domain::AuthContext::Guest,
+    // Only a token claiming to be a superuser's (exempt, or IP-restricted) and rules with an
+    // audience need the caller verified; other tokens are not looked up, so the limiter adds
+    // no database read to ordinary requests.
+    let claims = token
+        .as_deref()
+        .and_then(crate::auth::token::unverified_claims);
+    let needs_verify = claims
+        .as_ref()
+        .is_some_and(|c| c.collection_id == domain::collection::SUPERUSERS_ID)
+        || limits.rules.iter().any(|rule| !rule.audience.is_empty());
+    let (is_superuser, authenticated) = match token {
+        Some(token) if needs_verify => {
+            let auth = crate::auth::token::resolve_auth_token(state, &token).await;
+            (auth.is_superuser(), !auth.is_guest())
+        }
+        Some(_) => (false, claims.is_some()),
+        None => (false, false),
     };
     if !settings.superuser_ips.is_empty()
-        && (auth.is_superuser() || target.as_ref().is_some_and(|c| c.is_superusers()))
+        && (is_superuser || target.as_ref().is_some_and(|c| c.is_superusers()))
         && !settings.superuser_ips.iter().any(|allowed| allowed == &ip)
     {
         return Some(
@@ -235,7 +272,7 @@ async fn check(
         );
     }
     if !limiting
-        || auth.is_superuser()
+        || is_superuser
         || ip.is_empty()
         || limits.excluded_ips.iter().any(|excluded| excluded == &ip)
     {
@@ -250,9 +287,10 @@ async fn check(
         path,
         &collection_names,
         &tags,
-        !auth.is_guest(),
+        authenticated,
     )?;
     let limiter = state.limiters.for_rule(rule)?;
+    state.limiters.tick();
     if limiter.check_key(&ip).is_ok() {
         return None;
     }
