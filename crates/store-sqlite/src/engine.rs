@@ -154,7 +154,8 @@ pub(crate) fn register_math_functions(conn: &Connection) -> rusqlite::Result<()>
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
 
-    let unary: [(&str, fn(f64) -> f64); 11] = [
+    type Unary = fn(f64) -> f64;
+    let unary: [(&str, Unary); 11] = [
         ("acos", f64::acos),
         ("asin", f64::asin),
         ("atan", f64::atan),

@@ -133,26 +133,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    /// Prints the cost of one verify with bcrypt cost 10 and with the default argon2id
-    /// parameters (run with `--ignored --nocapture`; both crates build optimized in dev).
-    #[tokio::test]
-    #[ignore = "timing report, not a check"]
-    async fn compare_bcrypt_10_and_argon2_defaults() {
-        let bcrypt_hash = hash("measure-me".into(), 10).await.expect("hash");
-        let argon_hash = hash_argon2("measure-me".into(), Argon2Params::default())
-            .await
-            .expect("hash");
-        for (name, stored) in [("bcrypt-10", bcrypt_hash), ("argon2id", argon_hash)] {
-            let start = std::time::Instant::now();
-            for _ in 0..10 {
-                assert!(verify("measure-me".into(), stored.clone()).await);
-            }
-            println!("{name}: {:?} per verify", start.elapsed() / 10);
-        }
-    }
-}
