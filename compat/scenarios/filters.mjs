@@ -196,6 +196,10 @@ export async function relationsAndBackRelations(t) {
     `${comments.name}_via_post.id != ''`,
     `@collection.${comments.name}.post ?= id && @collection.${comments.name}.text = 'meh'`,
     `@collection.${comments.name}.post = id && @collection.${comments.name}.text = 'meh'`,
+    `@collection.${comments.name}.post ?= id && @collection.${comments.name}.text ?= 'meh'`,
+    `@collection.${comments.name}.post ?= id`,
+    `@collection.${comments.name}.text ?= 'meh'`,
+    `@collection.${comments.name}.text ?= title`,
     `@collection.${comments.name}:c.post ?= id && @collection.${comments.name}:c.text ~ 'so'`,
     "@request.auth.id != ''",
   ]);

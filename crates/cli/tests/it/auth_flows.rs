@@ -677,9 +677,37 @@ async fn settings_are_superuser_only_with_write_only_secrets_and_test_email() {
 async fn brute_force_reaches_429_with_default_rate_limits() {
     let app = TestApp::spawn().await;
     create_user(&app, "hal@example.com", "halpass123").await;
+    let admin = app.admin_token().await;
+    // Loopback is exempt by default; clients arrive through a trusted proxy header, as behind
+    // a reverse proxy.
+    let (status, body) = app
+        .send(
+            reqwest::Method::PATCH,
+            "/api/settings",
+            Some(&admin),
+            Some(json!({"trustedProxy": {"headers": ["X-Real-IP"]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["rateLimits"]["enabled"], true,
+        "limits are on by default"
+    );
+    let attempt = |ip: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/api/collections/users/auth-with-password"))
+            .header("X-Real-IP", ip)
+            .json(&json!({"identity": "hal@example.com", "password": "wrongpass1"}));
+        async move {
+            let response = request.send().await.expect("sent");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        let (status, body) = login(&app, "hal@example.com", "wrongpass1").await;
+        let (status, body) = attempt("203.0.113.7").await;
         if status == 429 {
             assert_error(status, &body, 429, "Too Many Requests.");
         }
@@ -688,6 +716,12 @@ async fn brute_force_reaches_429_with_default_rate_limits() {
     // The default `*:auth` rule allows a burst of 10 attempts per IP.
     assert!(statuses[..10].iter().all(|s| *s == 400), "{statuses:?}");
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another client is not affected, and neither is loopback.
+    assert_eq!(attempt("203.0.113.8").await.0, 400);
+    for _ in 0..12 {
+        let (status, _) = login(&app, "hal@example.com", "wrongpass1").await;
+        assert_eq!(status, 400, "loopback is exempt by default");
+    }
 }
 
 fn base64_url(bytes: &[u8]) -> String {

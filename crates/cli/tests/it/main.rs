@@ -19,6 +19,8 @@ mod oauth2;
 mod realtime;
 /// The records API.
 mod records;
+/// API rules, client filters and sort, expand privacy, injection attempts.
+mod rules;
 /// A real SMTP server on loopback for the mail tests.
 mod smtp_sink;
 /// Guards the crate dependency rule of ARCHITECTURE.md.

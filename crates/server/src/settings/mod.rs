@@ -134,7 +134,7 @@ pub struct RateLimits {
 }
 
 impl Default for RateLimits {
-    /// PocketBase's rules, but switched on, so brute force against the auth endpoints is
+    /// PocketBase's rules, but switched on (loopback excepted), so brute force against the auth endpoints is
     /// limited out of the box (PocketBase ships them off). `*:auth` allows a burst of 10 then
     /// one attempt per 6 s: kinder to a person mistyping than PocketBase's 2 per 3 s, and
     /// stricter over a day (14,400 guesses per IP instead of 57,600).
@@ -152,7 +152,10 @@ impl Default for RateLimits {
                 rule("/api/batch", 1, 3),
                 rule("/api/", 10, 300),
             ],
-            excluded_ips: Vec::new(),
+            // Loopback is exempt out of the box: local tools, tests and health checks talk
+            // from there, and behind a local reverse proxy every client would otherwise share
+            // one bucket (configure `trustedProxy` there, so limits apply per real client).
+            excluded_ips: vec!["127.0.0.1".into(), "::1".into()],
             enabled: true,
         }
     }
