@@ -97,7 +97,11 @@ pub async fn create(
         return Err(SuperuserError::Exists(email.to_owned()));
     }
     let collection = collection(store)?;
-    let hash = password::hash(plain_password.to_owned(), cost).await?;
+    let hash = password::hash_argon2(
+        plain_password.to_owned(),
+        password::Argon2Params::for_bcrypt_cost(cost),
+    )
+    .await?;
     let now = domain::time::now();
     let mut data = RecordData::new();
     for field in &collection.fields {
@@ -145,7 +149,11 @@ pub async fn update(
         return Err(SuperuserError::Missing(email.to_owned()));
     };
     let collection = collection(store)?;
-    let hash = password::hash(plain_password.to_owned(), cost).await?;
+    let hash = password::hash_argon2(
+        plain_password.to_owned(),
+        password::Argon2Params::for_bcrypt_cost(cost),
+    )
+    .await?;
     let now = domain::time::now();
     let apply: domain::UpdateFn = Box::new(move |current: &Record| {
         let mut data = current.data.clone();

@@ -777,6 +777,17 @@ async fn injection_attempts_are_refused_or_inert() {
             "{sort}"
         );
     }
+    let (status, body) = w
+        .app
+        .get(
+            &format!(
+                "/api/collections/posts/records?filter={}",
+                enc("title = 'a'; DROP TABLE posts")
+            ),
+            None,
+        )
+        .await;
+    assert_error(status, &body, 400, GENERIC_400);
     // `fields` and `expand` only ever name keys and relations: junk is ignored.
     let (status, body) = w
         .app

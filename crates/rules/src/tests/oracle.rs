@@ -194,6 +194,14 @@ fn like_operator() {
             ("su", "posts", "body ~ '\\_'", Rows(&["p4"])),
             ("su", "posts", "tags ~ 'a'", Rows(&["p1", "p4", "p5"])),
             ("su", "posts", "tags:lower ~ 'A'", Rows(&["p1", "p4", "p5"])),
+            // A number (or bool) on the right is turned into text and wrapped in `%`.
+            ("su", "posts", "views ~ 10", Rows(&["p1", "p5"])),
+            ("su", "posts", "views ~ 2.5", Rows(&["p4"])),
+            ("su", "posts", "views ~ -2.5", Rows(&["p4"])),
+            ("su", "posts", "views !~ 0", Rows(&["p2", "p4"])),
+            ("su", "posts", "views ~ true", Rows(&["p1", "p5"])),
+            ("su", "posts", "views ~ 1.0", Rows(&["p1", "p5"])),
+            ("su", "posts", "title ~ 1", Rows(&["p4"])),
         ],
     );
 }

@@ -16,7 +16,7 @@ pub struct Argon2Params {
 
 impl Default for Argon2Params {
     /// 19 MiB and 7 passes: measured at about the time bcrypt cost 10 takes (~45 ms each on
-    /// the 2-core dev machine; see the ignored `timing` test), while keeping
+    /// the 2-core dev machine, release build, in a one-off timing run), while keeping
     /// the memory a burst of concurrent logins can claim modest.
     fn default() -> Self {
         Argon2Params {

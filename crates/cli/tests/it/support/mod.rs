@@ -38,7 +38,6 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub child: Child,
     /// What the server printed before it was ready (kept for debugging failed starts).
-    #[allow(dead_code)]
     pub startup_output: String,
 }
 
