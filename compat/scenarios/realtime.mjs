@@ -104,7 +104,8 @@ export async function authCannotSwitchUsers(t) {
   await pb.realtime.unsubscribe();
 }
 
-// Needs expression rules (issue #4): until then Plinth fails closed and delivers nothing.
+// Expression rules per subscriber: only the owner hears its records, `expand` follows the
+// related collection's rules, and a user sees its own email in `users` events.
 export async function ownerRulesFilterEvents(t) {
   const collection = await createBase(
     t,

@@ -599,3 +599,111 @@ async fn expand_and_fields_options_follow_the_related_rules() {
         "a superusers-only relation is never expanded for guests: {record}"
     );
 }
+
+/// Creates a user as the superuser and logs it in; returns (id, token).
+async fn user(app: &TestApp, admin: &str, email: &str) -> (String, String) {
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/records",
+            Some(admin),
+            json!({"email": email, "password": "user-pass-123", "passwordConfirm": "user-pass-123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/auth-with-password",
+            None,
+            json!({"identity": email, "password": "user-pass-123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (id, body["token"].as_str().expect("token").to_owned())
+}
+
+#[tokio::test]
+async fn expression_rules_and_filters_are_checked_per_subscriber() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (alice_id, alice) = user(&app, &admin, "alice@example.com").await;
+    let (_, bob) = user(&app, &admin, "bob@example.com").await;
+    let owned = |name: &str, rule: &str| {
+        json!({
+            "name": name, "type": "base",
+            "listRule": rule, "viewRule": rule,
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "owner", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1}
+            ]
+        })
+    };
+    // Row-local: decided in memory on the change itself.
+    create_collection(&app, &admin, owned("owned", "owner = @request.auth.id")).await;
+    // A relation hop: decided by SQL on the row.
+    create_collection(
+        &app,
+        &admin,
+        owned("joined", "owner.email = @request.auth.email"),
+    )
+    .await;
+
+    let not_skipped = with_options("owned/*", json!({"query": {"filter": "title != 'skip'"}}));
+    let mut alice_stream = Stream::connect(&app).await;
+    let mut bob_stream = Stream::connect(&app).await;
+    let (status, body) = alice_stream
+        .subscribe(&app, Some(&alice), &[&not_skipped, "joined/*"])
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = bob_stream
+        .subscribe(&app, Some(&bob), &["owned/*", "joined/*"])
+        .await;
+    assert_eq!(status, 204);
+
+    for title in ["mine", "skip"] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/owned/records",
+                Some(&admin),
+                json!({"title": title, "owner": alice_id}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let seen = alice_stream.take(1).await;
+    assert_eq!(seen[0].event, not_skipped);
+    assert_eq!(seen[0].data["record"]["title"], "mine");
+    let mine = seen[0].data["record"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // A delete is checked against the last state, so the owner hears it.
+    let (status, _) = app
+        .delete(
+            &format!("/api/collections/owned/records/{mine}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let seen = alice_stream.take(1).await;
+    assert_eq!(seen[0].data["action"], "delete");
+    assert_eq!(seen[0].data["record"]["id"], mine);
+
+    let (status, body) = app
+        .post_json(
+            "/api/collections/joined/records",
+            Some(&admin),
+            json!({"title": "joined", "owner": alice_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = alice_stream.take(1).await;
+    assert_eq!(seen[0].event, "joined/*");
+    assert_eq!(seen[0].data["record"]["title"], "joined");
+
+    assert!(
+        bob_stream.next(SHORT).await.is_none(),
+        "bob never hears alice's records"
+    );
+}

@@ -9,3 +9,4 @@ mod oracle;
 mod prop;
 mod rules;
 mod security;
+mod speed;

@@ -27,8 +27,6 @@ pub(crate) struct Subscription {
     /// `options.query`, values coerced to text.
     pub query: Vec<(String, String)>,
     /// `options.headers`, names normalized like `@request.headers.*`, values as text.
-    // FIXME(#4): read by rule checks once rules take the request context.
-    #[allow(dead_code)]
     pub headers: Vec<(String, String)>,
     /// The raw options text, part of the fan-out cache key (equal options, equal output).
     pub options_key: String,

@@ -21,8 +21,6 @@ use axum::routing::get;
 use crate::state::SharedState;
 
 pub use expand::{expand_records, expand_records_for};
-/// Realtime applies subscription `filter` options the way list requests do.
-pub(crate) use query::client_filter;
 
 pub fn router() -> Router<SharedState> {
     Router::new()

@@ -3,7 +3,7 @@
 //! `expand` and `fields`, read the way PocketBase reads them (the first occurrence of a
 //! repeated parameter wins; malformed values are the generic 400 with no detail).
 
-use domain::{AuthContext, Collection, SqlFragment};
+use domain::AuthContext;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -112,22 +112,6 @@ pub fn refuse_privileged_references(filter: &str, sort: &str, auth: &AuthContext
         }
     }
     Ok(())
-}
-
-/// The old entry point of realtime's subscription `filter`, which has no schema at hand.
-/// Every non-empty filter is refused (fail closed).
-// FIXME(#4): realtime moves to `crate::access::compile_filter(&schema, &collection, filter,
-// &auth)` then `Compiled::to_sql`/`Compiled::eval` with a `RequestContext` in the
-// `realtime` context; this shim goes away then.
-pub fn client_filter(
-    _collection: &Collection,
-    filter: &str,
-    _auth: &AuthContext,
-) -> ApiResult<Option<SqlFragment>> {
-    if filter.is_empty() {
-        return Ok(None);
-    }
-    Err(ApiError::bad_request())
 }
 
 #[cfg(test)]

@@ -1,0 +1,122 @@
+//! Record files: the storage they live in (a local directory, or an S3-compatible bucket when
+//! the `s3` settings enable it), the download endpoint with thumbnails and protected-file
+//! checks, file tokens, and the upload plan that record writes use to store new files before
+//! their transaction and remove replaced ones after it.
+
+pub mod download;
+pub mod mime;
+pub mod naming;
+pub mod storage;
+pub mod thumbs;
+pub mod upload;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderName;
+use axum::response::Response;
+use axum::routing::{get, post};
+use domain::AuthContext;
+use serde_json::{Value, json};
+
+pub use storage::{Storage, StorageError};
+
+use crate::auth::token::{Claims, TokenType, sign};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::settings::S3;
+use crate::state::SharedState;
+
+/// An internal header that marks file responses, so that the outer layer drops the
+/// `X-Frame-Options` default PocketBase leaves off files. Removed before the response leaves.
+pub const FILE_RESPONSE_MARKER: HeaderName = HeaderName::from_static("x-plinth-file-response");
+
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route(
+            "/api/files/{collection}/{record}/{filename}",
+            get(download::download),
+        )
+        .route("/api/files/token", post(file_token))
+}
+
+/// Wraps the finished router: file responses lose `X-Frame-Options` and the marker header.
+pub fn strip_frame_options(router: Router) -> Router {
+    router.layer(axum::middleware::map_response(
+        |mut response: Response| async move {
+            if response.headers_mut().remove(FILE_RESPONSE_MARKER).is_some() {
+                response.headers_mut().remove("x-frame-options");
+            }
+            response
+        },
+    ))
+}
+
+/// The storages a server may use: the local one (fixed at boot) and the S3 one built from the
+/// current settings, rebuilt whenever they change.
+pub struct FileStorages {
+    local: Storage,
+    s3: Mutex<Option<(S3, Storage)>>,
+}
+
+impl FileStorages {
+    /// Local storage in `dir`, or in memory when there is no data directory (tests).
+    pub fn new(dir: Option<PathBuf>) -> Result<Self, StorageError> {
+        let local = match dir {
+            Some(dir) => Storage::local(&dir)?,
+            None => Storage::memory(),
+        };
+        Ok(FileStorages {
+            local,
+            s3: Mutex::new(None),
+        })
+    }
+
+    pub fn local(&self) -> &Storage {
+        &self.local
+    }
+
+    /// The S3 storage for `config`, reusing the client while the settings stay the same.
+    pub fn s3(&self, config: &S3) -> Result<Storage, StorageError> {
+        let mut slot = self.s3.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, storage)) = slot.as_ref()
+            && cached == config
+        {
+            return Ok(storage.clone());
+        }
+        let storage = Storage::s3(config)?;
+        *slot = Some((config.clone(), storage.clone()));
+        Ok(storage)
+    }
+}
+
+/// The storage record files use right now, as the settings choose.
+pub async fn storage_for(state: &SharedState) -> ApiResult<Storage> {
+    let settings = crate::settings::current(state).await?;
+    if settings.s3.enabled {
+        state.files.s3(&settings.s3).map_err(ApiError::internal)
+    } else {
+        Ok(state.files.local().clone())
+    }
+}
+
+/// `POST /api/files/token`: a short-lived token for protected files, for any auth record.
+async fn file_token(Auth(auth): Auth) -> ApiResult<Json<Value>> {
+    let AuthContext::Record {
+        collection, record, ..
+    } = &auth
+    else {
+        return Err(ApiError::unauthorized(
+            "The request requires valid record authorization token.",
+        ));
+    };
+    let token = sign(collection, record, TokenType::File, Claims::default(), None)
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "token": token })))
+}
