@@ -16,11 +16,32 @@ async fn bcrypt_hashes_are_replaced_by_argon2id_on_login() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> =
         SqliteStore::open(dir.path(), Default::default()).expect("store opens");
-    // The superuser CLI writes bcrypt, PocketBase's format.
     let admin = crate::superusers::create(store.as_ref(), "admin@example.com", "Passw0rd!123", 4)
         .await
         .expect("superuser");
-    assert!(admin.text("password").starts_with("$2"));
+    // Give it a bcrypt hash, as a database imported from PocketBase has.
+    let bcrypt_hash = super::password::hash("Passw0rd!123".into(), 4)
+        .await
+        .expect("bcrypt");
+    let superusers = store
+        .schema()
+        .get("_superusers")
+        .cloned()
+        .expect("collection");
+    let apply: domain::UpdateFn = Box::new(move |current| {
+        let mut data = current.data.clone();
+        data.insert("password".into(), serde_json::Value::String(bcrypt_hash));
+        Ok(data)
+    });
+    store
+        .write(vec![domain::WriteOp::Update {
+            collection: superusers,
+            id: admin.id().to_owned(),
+            guard: None,
+            apply,
+        }])
+        .await
+        .expect("bcrypt hash stored");
     let config = ServerConfig {
         bcrypt_cost: 4,
         argon2: super::password::Argon2Params::for_bcrypt_cost(4),
