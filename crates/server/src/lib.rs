@@ -8,6 +8,7 @@ pub mod auth;
 pub mod collections;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod mail;
 pub mod middleware;
@@ -33,7 +34,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(records::router())
         .merge(realtime::router())
         .merge(auth::router())
-        .merge(settings::router());
+        .merge(settings::router())
+        .merge(files::router());
     let api = settings::rate_limit::layer(api, state.clone());
-    middleware::wrap(api.with_state(state), body_limit)
+    files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit))
 }

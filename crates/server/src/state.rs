@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub bcrypt_cost: u32,
     /// argon2id parameters for new password hashes (tests lower them).
     pub argon2: Argon2Params,
+    /// Directory of the local file storage (`<dataDir>/storage`); `None` keeps files in
+    /// memory (tests).
+    pub storage_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +28,7 @@ impl Default for ServerConfig {
             body_limit: 32 << 20,
             bcrypt_cost: 10,
             argon2: Argon2Params::default(),
+            storage_dir: None,
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct AppState {
     pub realtime: crate::realtime::Hub,
     /// Collection rules compiled once per schema snapshot (see [`crate::access`]).
     pub rules_cache: crate::access::RulesCache,
+    /// Where record files are stored (see [`crate::files`]).
+    pub files: crate::files::FileStorages,
 }
 
 /// The state type axum passes around.
@@ -54,7 +60,16 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> SharedState {
+        // A storage directory that cannot be created leaves files in memory rather than
+        // refusing to boot; the error is logged loudly.
+        let files = crate::files::FileStorages::new(config.storage_dir.clone()).unwrap_or_else(
+            |error| {
+                tracing::error!(%error, "file storage unavailable; keeping files in memory");
+                crate::files::FileStorages::in_memory()
+            },
+        );
         Arc::new(AppState {
+            files,
             store,
             config,
             settings: SettingsCache::default(),

@@ -20,6 +20,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         body_limit: args.body_limit,
         bcrypt_cost: global.bcrypt_cost,
         argon2: server::auth::password::Argon2Params::for_bcrypt_cost(global.bcrypt_cost),
+        storage_dir: Some(global.dir.join("storage")),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(dyn_store, config);

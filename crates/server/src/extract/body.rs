@@ -1,6 +1,7 @@
 //! Request bodies as a JSON object, from `application/json`,
-//! `application/x-www-form-urlencoded` or `multipart/form-data` (text parts and
-//! `@jsonPayload`). An empty body means "no fields".
+//! `application/x-www-form-urlencoded` or `multipart/form-data` (text parts, `@jsonPayload`
+//! and file parts, which are named for storage as they are read). An empty body means "no
+//! fields".
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -8,6 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::files::upload::UploadedFile;
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +62,21 @@ fn body_error(error: BodyError, malformed_message: &str) -> ApiError {
     }
 }
 
-/// Reads the body as an object. Files in multipart bodies are not handled here.
+/// Reads the body as an object; file parts of a multipart body are dropped.
 pub async fn parse_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<Map<String, Value>, BodyError> {
+    parse_body_with_files(request, state)
+        .await
+        .map(|(map, _)| map)
+}
+
+/// Reads the body as an object plus the file parts of a multipart body, in body order.
+pub async fn parse_body_with_files<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<(Map<String, Value>, Vec<UploadedFile>), BodyError> {
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -80,6 +92,16 @@ pub async fn parse_body<S: Send + Sync>(
     if mime == "multipart/form-data" {
         return parse_multipart(request, state).await;
     }
+    parse_plain(request, state, &mime)
+        .await
+        .map(|map| (map, Vec::new()))
+}
+
+async fn parse_plain<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    mime: &str,
+) -> Result<Map<String, Value>, BodyError> {
     let bytes = Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
@@ -92,7 +114,7 @@ pub async fn parse_body<S: Send + Sync>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match mime.as_str() {
+    match mime {
         "application/json" | "" => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(map),
             // A JSON `null` body means "no fields", as in PocketBase.
@@ -115,12 +137,13 @@ pub async fn parse_body<S: Send + Sync>(
 async fn parse_multipart<S: Send + Sync>(
     request: Request,
     state: &S,
-) -> Result<Map<String, Value>, BodyError> {
+) -> Result<(Map<String, Value>, Vec<UploadedFile>), BodyError> {
     let mut multipart = axum::extract::Multipart::from_request(request, state)
         .await
         .map_err(|_| BodyError::Malformed)?;
     let mut map = Map::new();
     let mut payloads = Vec::new();
+    let mut files = Vec::new();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -136,12 +159,22 @@ async fn parse_multipart<S: Send + Sync>(
             }
         };
         let name = field.name().unwrap_or("").to_owned();
-        let is_file = field.file_name().is_some();
-        let text = field.text().await.map_err(|_| BodyError::Malformed)?;
-        if is_file {
-            // FIXME(#7): file parts are stored by the files issue; until then they are skipped.
+        if let Some(file_name) = field.file_name().map(str::to_owned) {
+            let bytes = field.bytes().await.map_err(|error| {
+                if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    BodyError::TooLarge
+                } else {
+                    BodyError::Malformed
+                }
+            })?;
+            // An empty file input of an HTML form sends a nameless, empty part: no file.
+            if file_name.is_empty() && bytes.is_empty() {
+                continue;
+            }
+            files.push(UploadedFile::new(name, file_name, bytes));
             continue;
         }
+        let text = field.text().await.map_err(|_| BodyError::Malformed)?;
         if name == "@jsonPayload" {
             match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(object)) => payloads.push(object),
@@ -156,7 +189,7 @@ async fn parse_multipart<S: Send + Sync>(
             map.insert(key, value);
         }
     }
-    Ok(map)
+    Ok((map, files))
 }
 
 /// Repeated keys collect into an array.

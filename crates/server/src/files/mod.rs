@@ -68,14 +68,21 @@ pub struct FileStorages {
 impl FileStorages {
     /// Local storage in `dir`, or in memory when there is no data directory (tests).
     pub fn new(dir: Option<PathBuf>) -> Result<Self, StorageError> {
-        let local = match dir {
-            Some(dir) => Storage::local(&dir)?,
-            None => Storage::memory(),
-        };
-        Ok(FileStorages {
-            local,
+        match dir {
+            Some(dir) => Ok(FileStorages {
+                local: Storage::local(&dir)?,
+                s3: Mutex::new(None),
+            }),
+            None => Ok(Self::in_memory()),
+        }
+    }
+
+    /// Files in memory only.
+    pub fn in_memory() -> Self {
+        FileStorages {
+            local: Storage::memory(),
             s3: Mutex::new(None),
-        })
+        }
     }
 
     pub fn local(&self) -> &Storage {
