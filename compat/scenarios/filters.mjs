@@ -281,5 +281,42 @@ export async function fieldsInjectionIsRefused(t) {
   await t.http('fields injection', 'GET', `${list}?sort=title&fields=${encodeURIComponent('title,"); DROP TABLE users; --')}`, { auth: 'su' });
   await t.http('fields paren', 'GET', `${list}?sort=title&fields=${encodeURIComponent('title)')}`, { auth: 'su' });
 }
-// The `fields` parser (foundation) accepts an unbalanced `)` that PocketBase refuses with 400.
-fieldsInjectionIsRefused.pending = '#2';
+
+/** A non-superuser filtering by an auth record's email only matches visible emails (and
+ * its own), also through a relation. */
+export async function emailFilterRespectsVisibility(t) {
+  await defaultRateLimits(t);
+  const people = await t.su.collections.create({
+    name: t.coll('people'),
+    type: 'auth',
+    listRule: '',
+    viewRule: '',
+    fields: [{ name: 'title', type: 'text' }],
+    passwordAuth: { enabled: true, identityFields: ['email'] },
+  });
+  const pass = 'people-pass-123';
+  const mk = (local, visible) =>
+    t.su.collection(people.name).create({ email: t.email(local), password: pass, passwordConfirm: pass, emailVisibility: visible, title: local });
+  const shown = await mk('shown', true);
+  await mk('hidden', false);
+  await mk('me', false);
+  const notes = await t.su.collections.create({
+    name: t.coll('pnotes'),
+    type: 'base',
+    listRule: '',
+    fields: [{ name: 'title', type: 'text' }, { name: 'who', type: 'relation', collectionId: people.id, maxSelect: 1 }],
+  });
+  for (const [title, who] of [['n shown', shown.id]]) await t.su.collection(notes.name).create({ title, who });
+  const list = await t.su.collection(people.name).getFullList({ sort: 'title' });
+  for (const p of list) if (p.title !== 'shown') await t.su.collection(notes.name).create({ title: `n ${p.title}`, who: p.id });
+  const me = t.client();
+  await me.collection(people.name).authWithPassword(t.email('me'), pass);
+  for (const [who, client] of [['guest', t.client()], ['me', me], ['su', t.su]]) {
+    for (const filter of ["email ~ 'example.com'", `email = '${t.email('hidden')}'`, `email = '${t.email('me')}'`, "email != ''", "email = ''"]) {
+      await t.sdk(`${who} people ${filter}`, () => client.collection(people.name).getFullList({ filter, sort: 'title' }), (r) => r.map((i) => i.title));
+    }
+    for (const filter of ["who.email ~ 'example.com'", `who.email = '${t.email('me')}'`]) {
+      await t.sdk(`${who} notes ${filter}`, () => client.collection(notes.name).getFullList({ filter, sort: 'title' }), (r) => r.map((i) => i.title));
+    }
+  }
+}

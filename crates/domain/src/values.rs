@@ -656,7 +656,7 @@ pub fn validate_value(field: &Field, value: &Value) -> Result<(), FieldError> {
         FieldKind::File(o) => {
             let names = string_list(value);
             require(o.required, !names.is_empty())?;
-            too_many(field.is_multiple(), o.max_select, names.len())
+            too_many_files(o.max_select, names.len())
         }
         FieldKind::Json(o) => {
             require(o.required, !is_blank_json(value))?;
@@ -851,6 +851,19 @@ fn too_many(multiple: bool, max_select: u64, count: usize) -> Result<(), FieldEr
             format!("Select no more than {max_select}."),
         )
         .with_param("maxSelect", max_select));
+    }
+    Ok(())
+}
+
+/// Files have their own code and wording; a single-file field holds at most one.
+fn too_many_files(max_select: u64, count: usize) -> Result<(), FieldError> {
+    let max = max_select.max(1);
+    if count as u64 > max {
+        return Err(FieldError::new(
+            "validation_too_many_files",
+            format!("The maximum allowed files is {max}."),
+        )
+        .with_param("maxSelect", max));
     }
     Ok(())
 }

@@ -797,7 +797,15 @@ impl<'a> Checker<'a> {
                 hops,
             );
         }
-        Err((ErrorKind::UnknownField, format!("unknown field {first:?}")))
+        // PocketBase words a missing first segment of a longer path differently.
+        if rest.is_empty() {
+            Err((ErrorKind::UnknownField, format!("unknown field {first:?}")))
+        } else {
+            Err((
+                ErrorKind::UnknownField,
+                format!("failed to resolve field {first:?}"),
+            ))
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod batch;
 pub mod collections;
 pub mod error;
 pub mod extract;
@@ -35,7 +36,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(realtime::router())
         .merge(auth::router())
         .merge(settings::router())
-        .merge(files::router());
+        .merge(files::router())
+        .merge(batch::router());
     let api = settings::rate_limit::layer(api, state.clone());
     files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit))
 }

@@ -140,16 +140,25 @@ fn parse_fields(param: &str) -> ApiResult<Vec<FieldSpec>> {
     let mut items = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
+    // Quotes open text that must be closed by the same character, and an opened parenthesis
+    // must be closed, as in PocketBase's tokenizer; a stray `)` is tolerated like there.
+    let mut quote: Option<char> = None;
     for (i, c) in param.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => {
                 items.push(&param[start..i]);
                 start = i + 1;
             }
             _ => {}
         }
+    }
+    if quote.is_some() || depth > 0 {
+        return Err(ApiError::bad_request());
     }
     items.push(&param[start..]);
     let mut specs = Vec::new();
@@ -169,9 +178,13 @@ fn parse_fields(param: &str) -> ApiResult<Vec<FieldSpec>> {
 
 /// `excerpt(maxLength[,withEllipsis])`; `maxLength` must be a positive integer.
 fn parse_excerpt(modifier: &str) -> ApiResult<Excerpt> {
+    // The arguments end at the first `)`; stray closing parentheses after it are tolerated,
+    // as PocketBase's tokenizer does.
     let arguments = modifier
         .strip_prefix("excerpt(")
-        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|rest| rest.split_once(')'))
+        .filter(|(_, after)| after.chars().all(|c| c == ')'))
+        .map(|(inside, _)| inside)
         .ok_or_else(ApiError::bad_request)?;
     let mut parts = arguments.split(',').map(str::trim);
     let max_length = parts
@@ -438,6 +451,23 @@ mod tests {
             fields(arrays, "expand.c.text"),
             json!({"expand": {"c": [{"text": "a"}, {"text": "b"}]}})
         );
+    }
+
+    #[test]
+    fn unbalanced_quotes_and_parentheses_are_refused() {
+        for bad in [
+            "title,\"); DROP TABLE users; --",
+            "it's",
+            "ti(tle",
+            "title:excerpt(2",
+        ] {
+            let mut value = record();
+            assert!(apply_fields(&mut value, bad).is_err(), "{bad}");
+        }
+        for fine in ["title)", "\"x\"", "a\"b\"c", "title:excerpt(2))"] {
+            let mut value = record();
+            assert!(apply_fields(&mut value, fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -62,12 +62,11 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> SharedState {
         // A storage directory that cannot be created leaves files in memory rather than
         // refusing to boot; the error is logged loudly.
-        let files = crate::files::FileStorages::new(config.storage_dir.clone()).unwrap_or_else(
-            |error| {
+        let files =
+            crate::files::FileStorages::new(config.storage_dir.clone()).unwrap_or_else(|error| {
                 tracing::error!(%error, "file storage unavailable; keeping files in memory");
                 crate::files::FileStorages::in_memory()
-            },
-        );
+            });
         Arc::new(AppState {
             files,
             store,

@@ -28,17 +28,32 @@ fn wrapped_query_error(conn: &Connection, query: &str) -> String {
     }
 }
 
+/// SQLite's own description of an error code ("SQL logic error"), without the
+/// "Error code N: " prefix the driver's `Display` adds.
+fn error_description(error: &rusqlite::ffi::Error) -> String {
+    let text = error.to_string();
+    match text.split_once(": ") {
+        Some((prefix, rest)) if prefix.starts_with("Error code ") => rest.to_owned(),
+        _ => text,
+    }
+}
+
 /// `<description>: <message> (<code>)`, the way PocketBase's driver words SQLite errors.
 fn sqlite_error_text(error: rusqlite::Error) -> String {
     match error {
         rusqlite::Error::SqliteFailure(failure, message) => format!(
             "{}: {} ({})",
-            failure,
+            error_description(&failure),
             message.unwrap_or_default(),
             failure.extended_code
         ),
         rusqlite::Error::SqlInputError { error, msg, .. } => {
-            format!("{}: {} ({})", error, msg, error.extended_code)
+            format!(
+                "{}: {} ({})",
+                error_description(&error),
+                msg,
+                error.extended_code
+            )
         }
         other => other.to_string(),
     }

@@ -5,6 +5,8 @@ mod support;
 
 /// Superuser password auth, token format, refresh, guest fallback.
 mod auth;
+/// The batch API: one transaction, nested errors, SDK-style multipart.
+mod batch;
 /// Email flows (over a real SMTP server), OTP, MFA, impersonation, settings, rate limits.
 mod auth_flows;
 /// Health, CORS, default headers, 404s and malformed input in PocketBase's error shape.
@@ -13,6 +15,8 @@ mod basics;
 mod cli;
 /// The collections API.
 mod collections;
+/// File uploads, downloads, thumbnails, protected files and storage on disk.
+mod files;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
 mod oauth2;
 /// Realtime over SSE: the stream, subscriptions, rule-checked events.

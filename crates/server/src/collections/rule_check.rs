@@ -1,7 +1,8 @@
 //! Rule text validation on collection save: every API rule (and an auth collection's
-//! `authRule`, `manageRule` and `mfa.rule`) must compile against the schema as it will be
-//! after the save, or the save fails with `validation_invalid_rule` on that key, as
-//! PocketBase answers.
+//! `authRule`, `manageRule` and, while MFA is enabled, `mfa.rule`) must compile against the
+//! schema as it will be after the save, or the save fails with `validation_invalid_rule` on
+//! that key, as PocketBase answers. It lives here, not in `domain::collection_validate`,
+//! because the rules crate depends on the domain crate.
 
 use std::sync::Arc;
 
@@ -23,7 +24,9 @@ pub fn validate_rule_texts(
         return;
     };
     let auth = collection.auth.as_ref();
+    // PocketBase checks the MFA rule only while MFA is enabled.
     let mfa_rule = auth
+        .filter(|a| a.mfa.enabled)
         .map(|a| a.mfa.rule.clone())
         .filter(|rule| !rule.trim().is_empty());
     let texts = [
@@ -40,8 +43,16 @@ pub fn validate_rule_texts(
         if errors.contains(key) {
             continue;
         }
-        if let Err(error) = Rule::compile(&schema, &current, text.as_deref()) {
-            errors.add(key, invalid_rule(&error));
+        let Some(text) = text else {
+            continue;
+        };
+        // "" is "everyone"; whitespace alone is an empty expression, refused.
+        if !text.is_empty() && text.trim().is_empty() {
+            errors.add(key, invalid_rule_message("empty filter expression"));
+            continue;
+        }
+        if let Err(error) = Rule::compile(&schema, &current, Some(&text)) {
+            errors.add(key, invalid_rule(&text, &error));
         }
     }
 }
@@ -58,17 +69,67 @@ pub fn schema_with(schema: &Schema, collection: &Collection) -> Schema {
     Schema::new(collections)
 }
 
-/// PocketBase's error for a rule that does not compile. The raw error is PocketBase's
-/// wording for the common syntax case and the language's own sentence otherwise.
-fn invalid_rule(error: &rules::Error) -> FieldError {
+/// PocketBase's error for a rule that does not compile, with its raw error wording: the
+/// checker's sentences already follow it; syntax errors are reworded from the language's
+/// own messages.
+fn invalid_rule(text: &str, error: &rules::Error) -> FieldError {
     let raw = match error.kind {
-        ErrorKind::Syntax => "invalid or incomplete filter expression".to_owned(),
+        ErrorKind::Syntax => syntax_wording(text, error),
         _ => error.message.trim_end_matches('.').to_owned(),
     };
+    invalid_rule_message(&raw)
+}
+
+fn invalid_rule_message(raw: &str) -> FieldError {
     FieldError::new(
         "validation_invalid_rule",
         format!("Invalid rule. Raw error: {raw}."),
     )
+}
+
+fn syntax_wording(text: &str, error: &rules::Error) -> String {
+    let spanned = error
+        .span
+        .and_then(|span| text.get(span.start..span.end))
+        .unwrap_or("");
+    match error.message.as_str() {
+        "unclosed parenthesis" => format!(
+            "invalid formatted group - missing {} closing bracket(s)",
+            unclosed_groups(text).max(1)
+        ),
+        "unbalanced closing parenthesis" => "unexpected character ')'".to_owned(),
+        "unterminated text literal" => format!("invalid quoted text \"{spanned}\""),
+        "expected a comparison sign" if spanned == "&&" || spanned == "||" => {
+            format!("expected a sign operator, got \"{spanned}\" (join)")
+        }
+        _ => "invalid or incomplete filter expression".to_owned(),
+    }
+}
+
+/// Opening parentheses never closed, outside quoted text.
+fn unclosed_groups(text: &str) -> usize {
+    let mut depth: usize = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    depth
 }
 
 #[cfg(test)]
@@ -99,5 +160,80 @@ mod tests {
             json["viewRule"]["message"],
             "Invalid rule. Raw error: invalid or incomplete filter expression."
         );
+    }
+
+    #[test]
+    fn mfa_rule_is_checked_only_while_mfa_is_enabled() {
+        let mut users = users_collection("");
+        let schema = schema_with(&Schema::new(Vec::new()), &users);
+        if let Some(auth) = users.auth.as_mut() {
+            auth.mfa.rule = "nope = 1".into();
+            auth.mfa.enabled = false;
+        }
+        let mut errors = ValidationErrors::new();
+        validate_rule_texts(&mut errors, &users, &schema);
+        assert!(errors.is_empty());
+        if let Some(auth) = users.auth.as_mut() {
+            auth.mfa.enabled = true;
+        }
+        validate_rule_texts(&mut errors, &users, &schema);
+        assert_eq!(
+            errors.into_json()["mfa"]["rule"]["code"],
+            "validation_invalid_rule"
+        );
+    }
+
+    /// PocketBase 0.40.6's raw errors for the same rule texts.
+    #[test]
+    fn raw_errors_use_pocketbase_wording() {
+        let users = users_collection("");
+        let schema = schema_with(&Schema::new(Vec::new()), &users);
+        let cases = [
+            (
+                "(name = 1",
+                "invalid formatted group - missing 1 closing bracket(s)",
+            ),
+            (
+                "((name = 1)",
+                "invalid formatted group - missing 1 closing bracket(s)",
+            ),
+            ("name = 1)", "unexpected character ')'"),
+            ("name = 1 ) && (", "unexpected character ')'"),
+            ("name =", "invalid or incomplete filter expression"),
+            ("name", "invalid or incomplete filter expression"),
+            ("name = 1 &&", "invalid or incomplete filter expression"),
+            ("name = 'x", "invalid quoted text \"'x\""),
+            ("a && b", "expected a sign operator, got \"&&\" (join)"),
+            (" ", "empty filter expression"),
+            (
+                "nope = 1",
+                "invalid left operand \"nope\" - unknown field \"nope\"",
+            ),
+            (
+                "nope.x = 1",
+                "invalid left operand \"nope.x\" - failed to resolve field \"nope\"",
+            ),
+            (
+                "foo(1) = 1",
+                "invalid left operand \"foo\" - unknown function \"foo\"",
+            ),
+            (
+                "name:nope = 1",
+                "invalid left operand \"name:nope\" - unknown modifier in \"name:nope\"",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (text, raw) in cases {
+            let mut c = users.clone();
+            c.list_rule = Some(text.to_owned());
+            let mut errors = ValidationErrors::new();
+            validate_rule_texts(&mut errors, &c, &schema);
+            let got = errors.into_json()["listRule"]["message"].clone();
+            let want = format!("Invalid rule. Raw error: {raw}.");
+            if got != want {
+                failures.push(format!("{text:?}: got {got}, want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use domain::{AuthContext, FieldKind, Record};
 
 use super::naming::is_safe_name;
-use super::storage::{FileMeta, StorageError, Storage, file_key, thumb_key};
+use super::storage::{FileMeta, Storage, StorageError, file_key, thumb_key};
 use super::thumbs::{self, ThumbSize};
 use super::{FILE_RESPONSE_MARKER, mime};
 use crate::access;
@@ -47,7 +47,7 @@ pub async fn download(
     let collection = schema
         .get(&collection)
         .cloned()
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(|| ApiError::not_found_msg("Missing or invalid collection context."))?;
     let record = state
         .store
         .get_record(collection.clone(), &record_id, Vec::new())
@@ -62,8 +62,15 @@ pub async fn download(
         return Err(ApiError::not_found());
     };
     if options.protected {
-        check_protected(&state, &collection, &record_id, param("token"), &method, &headers)
-            .await?;
+        check_protected(
+            &state,
+            &collection,
+            &record_id,
+            param("token"),
+            &method,
+            &headers,
+        )
+        .await?;
     }
     let storage = super::storage_for(&state).await?;
     let original_key = file_key(&collection.id, record.id(), &filename);
@@ -297,10 +304,13 @@ async fn serve(
     if *method == Method::HEAD || length == 0 {
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let read = storage.open(key, range).await.map_err(|error| match error {
-        StorageError::NotFound => ApiError::not_found(),
-        other => ApiError::internal(other),
-    })?;
+    let read = storage
+        .open(key, range)
+        .await
+        .map_err(|error| match error {
+            StorageError::NotFound => ApiError::not_found(),
+            other => ApiError::internal(other),
+        })?;
     builder
         .body(Body::from_stream(read.stream))
         .map_err(ApiError::internal)
@@ -345,6 +355,7 @@ impl IntoResponse for StorageError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -169,6 +169,7 @@ pub fn allowed(mime: &str, allowed: &[String]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -18,7 +18,6 @@ use std::sync::{Mutex, PoisonError};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
 use axum::http::HeaderName;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -50,7 +49,11 @@ pub fn router() -> Router<SharedState> {
 pub fn strip_frame_options(router: Router) -> Router {
     router.layer(axum::middleware::map_response(
         |mut response: Response| async move {
-            if response.headers_mut().remove(FILE_RESPONSE_MARKER).is_some() {
+            if response
+                .headers_mut()
+                .remove(FILE_RESPONSE_MARKER)
+                .is_some()
+            {
                 response.headers_mut().remove("x-frame-options");
             }
             response

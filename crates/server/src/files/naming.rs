@@ -19,14 +19,13 @@ pub fn random_suffix(len: usize) -> String {
 /// The stored name for an upload called `original` whose content sniffed as `mime`.
 pub fn stored_name(original: &str, mime: &str) -> String {
     // Browsers may send a full client path; only its last segment is a name.
-    let original = original
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(original);
+    let original = original.rsplit(['/', '\\']).next().unwrap_or(original);
     let (base, ext) = split_extension(original);
     let mut ext: String = ext
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '-' | '+' | '=' | '#'))
+        .filter(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '-' | '+' | '=' | '#')
+        })
         .collect();
     if ext.is_empty() || ext == "." {
         ext = super::mime::extension_for(mime).to_owned();
@@ -90,6 +89,7 @@ pub fn is_safe_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -104,7 +104,11 @@ mod tests {
         let (base, random, ext) = shape(&stored_name("red.png", "image/png"));
         assert_eq!((base.as_str(), ext.as_str()), ("red", ".png"));
         assert_eq!(random.len(), 10);
-        assert!(random.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            random
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
 
         let (base, _, ext) = shape(&stored_name("My Holiday-PhotoFinal (1).JPG", "image/jpeg"));
         assert_eq!(base, "my_holiday_photo_final_1");

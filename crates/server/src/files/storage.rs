@@ -131,19 +131,30 @@ impl Storage {
     }
 
     /// Opens `key`, or the `range` of it, as a stream.
-    pub async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<FileRead, StorageError> {
+    pub async fn open(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<FileRead, StorageError> {
         let path = Self::path(key)?;
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        let result = self.inner.get_opts(&path, options).await.map_err(classify)?;
+        let result = self
+            .inner
+            .get_opts(&path, options)
+            .await
+            .map_err(classify)?;
         let meta = FileMeta {
             size: result.meta.size,
             last_modified: result.meta.last_modified,
         };
         let range = result.range.clone();
-        let stream = result.into_stream().map(|chunk| chunk.map_err(classify)).boxed();
+        let stream = result
+            .into_stream()
+            .map(|chunk| chunk.map_err(classify))
+            .boxed();
         Ok(FileRead {
             meta,
             range,
@@ -196,6 +207,7 @@ pub fn record_prefix(collection_id: &str, record_id: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -208,17 +220,29 @@ mod tests {
             .await
             .unwrap();
         assert!(dir.path().join("storage/c1/r1/a.txt").is_file());
-        assert_eq!(storage.read_all("c1/r1/a.txt").await.unwrap(), "hello world");
+        assert_eq!(
+            storage.read_all("c1/r1/a.txt").await.unwrap(),
+            "hello world"
+        );
         let read = storage.open("c1/r1/a.txt", Some(6..11)).await.unwrap();
         assert_eq!(read.meta.size, 11);
         let chunks: Vec<_> = read.stream.collect().await;
-        let body: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+        let body: Vec<u8> = chunks
+            .into_iter()
+            .flat_map(|c| c.unwrap().to_vec())
+            .collect();
         assert_eq!(body, b"world");
-        storage.put("c1/r1/thumbs_a.txt/1x1_a.txt", Bytes::from_static(b"t")).await.unwrap();
+        storage
+            .put("c1/r1/thumbs_a.txt/1x1_a.txt", Bytes::from_static(b"t"))
+            .await
+            .unwrap();
         assert_eq!(storage.list("c1/r1").await.unwrap().len(), 2);
         storage.delete_prefix("c1/r1").await.unwrap();
         assert!(!storage.exists("c1/r1/a.txt").await.unwrap());
-        assert!(matches!(storage.head("c1/../x").await, Err(StorageError::NotFound)));
+        assert!(matches!(
+            storage.head("c1/../x").await,
+            Err(StorageError::NotFound)
+        ));
         storage.delete("c1/r1/missing").await.unwrap();
     }
 }

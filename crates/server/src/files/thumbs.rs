@@ -128,6 +128,7 @@ fn resize(image: &DynamicImage, size: ThumbSize) -> DynamicImage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -147,7 +148,11 @@ mod tests {
     fn sizes_parse_like_pocketbase() {
         assert_eq!(
             ThumbSize::parse("100x50t"),
-            Some(ThumbSize { width: 100, height: 50, mode: Mode::Top })
+            Some(ThumbSize {
+                width: 100,
+                height: 50,
+                mode: Mode::Top
+            })
         );
         assert_eq!(ThumbSize::parse("0x0"), None);
         assert_eq!(ThumbSize::parse("10x"), None);
@@ -173,8 +178,19 @@ mod tests {
             let thumb = make(&source, ImageFormat::Png, size).unwrap();
             assert_eq!(dims(&thumb, ImageFormat::Png), expected, "{text}");
         }
-        let jpeg = make(&source, ImageFormat::Jpeg, ThumbSize::parse("10x10").unwrap());
+        let jpeg = make(
+            &source,
+            ImageFormat::Jpeg,
+            ThumbSize::parse("10x10").unwrap(),
+        );
         assert!(jpeg.is_err(), "a PNG is not decoded as JPEG");
-        assert!(make(b"not an image", ImageFormat::Png, ThumbSize::parse("1x1").unwrap()).is_err());
+        assert!(
+            make(
+                b"not an image",
+                ImageFormat::Png,
+                ThumbSize::parse("1x1").unwrap()
+            )
+            .is_err()
+        );
     }
 }

@@ -95,7 +95,7 @@ pub fn plan(
                 FieldError::new(
                     "validation_file_size_limit",
                     format!(
-                        "Failed to upload {:?} - the maximum allowed file size is {max_size} bytes.",
+                        "Failed to upload {} - the maximum allowed file size is {max_size} bytes.",
                         file.original_name
                     ),
                 )
@@ -111,12 +111,10 @@ pub fn plan(
                     "validation_invalid_mime_type",
                     format!(
                         "{:?} mime type must be one of: {}.",
-                        file.original_name,
+                        file.stored_name,
                         options.mime_types.join(", ")
                     ),
-                )
-                .with_param("file", file.original_name.clone())
-                .with_param("types", options.mime_types.join(", ")),
+                ),
             );
             continue;
         }
@@ -127,14 +125,9 @@ pub fn plan(
         };
         match grouped.iter_mut().find(|(k, _, _)| *k == body_key) {
             Some((_, _, names)) => names.push(file.stored_name.clone()),
-            None => grouped.push((
-                body_key,
-                field.name.clone(),
-                vec![file.stored_name.clone()],
-            )),
+            None => grouped.push((body_key, field.name.clone(), vec![file.stored_name.clone()])),
         }
         plan.files.push((file.stored_name, file.bytes));
-        let _ = file.mime;
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -200,7 +193,9 @@ impl UploadPlan {
             let key = file_key(collection_id, record_id, name);
             if let Err(error) = storage.put(&key, bytes.clone()).await {
                 for (name, _) in &self.files[..i] {
-                    let _ = storage.delete(&file_key(collection_id, record_id, name)).await;
+                    let _ = storage
+                        .delete(&file_key(collection_id, record_id, name))
+                        .await;
                 }
                 return Err(error);
             }
@@ -220,7 +215,11 @@ impl UploadPlan {
 }
 
 /// The names of `collection`'s file fields in `before` that `after` no longer lists.
-pub fn removed_files(collection: &Collection, before: &RecordData, after: &RecordData) -> Vec<String> {
+pub fn removed_files(
+    collection: &Collection,
+    before: &RecordData,
+    after: &RecordData,
+) -> Vec<String> {
     let mut removed = Vec::new();
     for field in &collection.fields {
         if !matches!(field.kind, FieldKind::File(_)) {

@@ -84,7 +84,10 @@ pub async fn create(
         Eval::Match => None,
         Eval::NoMatch => return Err(ApiError::bad_request_msg(FAILED)),
         // The rule reads other rows: the store checks it on the inserted row and rolls the
-        // write back when it fails (same 400). Field errors may then come first.
+        // write back when it fails (same 400).
+        // FIXME(#4): field errors then come before the rule's refusal; PocketBase checks such
+        // a rule before validating (against the submitted values in a CTE). The store has no
+        // "check this row without inserting it" operation yet.
         Eval::NeedsSql => access::sql_guard(&target.rules.create, dialect, &ctx)?,
     };
 

@@ -19,6 +19,7 @@ use domain::{
 use rules::{RequestContext, RuleOutcome};
 use serde_json::{Map, Value};
 
+use super::common::reveal_managed_emails;
 use crate::access;
 use crate::error::ApiResult;
 use crate::response::record_json;
@@ -62,7 +63,6 @@ pub async fn expand_records_for(
     let Some(param) = param else {
         return Ok(());
     };
-    let auth = &ctx.auth;
     let schema = state.schema();
     let dialect = state.store.dialect();
     // The view rule of every collection a path reaches, compiled once per schema snapshot.
@@ -89,7 +89,7 @@ pub async fn expand_records_for(
     if roots.is_empty() || records.is_empty() {
         return Ok(());
     }
-    expand_level(state, auth, records, outputs, &roots).await
+    expand_level(state, ctx, records, outputs, &roots).await
 }
 
 /// One resolved step of a path, and the steps requested below it.
@@ -218,7 +218,7 @@ type LevelFuture<'a> = Pin<Box<dyn Future<Output = ApiResult<()>> + Send + 'a>>;
 /// related records once per distinct record.
 fn expand_level<'a>(
     state: &'a SharedState,
-    auth: &'a AuthContext,
+    ctx: &'a RequestContext,
     records: &'a [Record],
     outputs: &'a mut [Value],
     nodes: &'a [Node],
@@ -235,10 +235,12 @@ fn expand_level<'a>(
             let related = fetch_related(state, node, records).await?;
             let mut related_outputs: Vec<Value> = related
                 .iter()
-                .map(|record| record_json(&node.target, record, auth))
+                .map(|record| record_json(&node.target, record, &ctx.auth))
                 .collect();
+            // Managers of an expanded auth record see its email, as on its own endpoints.
+            reveal_managed_emails(state, ctx, &node.target, &related, &mut related_outputs).await?;
             if !node.children.is_empty() && !related.is_empty() {
-                expand_level(state, auth, &related, &mut related_outputs, &node.children).await?;
+                expand_level(state, ctx, &related, &mut related_outputs, &node.children).await?;
             }
             attach(node, records, outputs, &related, &related_outputs);
         }

@@ -2,6 +2,7 @@
 //! (`/api/collections/{collection}/records[/{id}]`), with PocketBase's rule semantics,
 //! `expand` and `fields`.
 
+pub(crate) mod batch_api;
 mod common;
 mod create;
 mod delete;

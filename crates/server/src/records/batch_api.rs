@@ -1,0 +1,459 @@
+//! Record writes split into "prepare" (collection lookup, rules, modifiers, validation and
+//! the upload plan, all before anything is written), "execute" (files stored, then every
+//! prepared write in one store transaction, then replaced files removed) and "respond" (the
+//! record as the endpoint answers it). The batch API prepares many writes and executes them
+//! together.
+//!
+//! Reads made while preparing (the current row of an update, the existence check of an
+//! upsert) see committed data only, so a batch item cannot yet update a record created by an
+//! earlier item of the same batch (deletes can: their rule is a guard checked inside the
+//! transaction).
+// FIXME(#7): the create/update handlers still carry their own copy of the prepare logic
+// below; they should call `prepare_create`/`prepare_update` once the rules work has settled.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method};
+use domain::values::{self, ApplyContext, RecordInput};
+use domain::{
+    AuthContext, Collection, Record, RecordData, StoreError, UpdateFn, WriteOp, WriteResult,
+};
+use rules::{Eval, RequestContext, Rule, RuleOutcome};
+use serde_json::{Map, Value};
+
+use super::common::{
+    Target, body_values, refuse_superusers_only, refuse_view, respond_with_record, target_for_read,
+    target_for_write,
+};
+use super::query::QueryParams;
+use super::write;
+use crate::access;
+use crate::error::{ApiError, ApiResult};
+use crate::files::upload::{self, UploadPlan, UploadedFile};
+use crate::state::SharedState;
+
+const CREATE_FAILED: &str = "Failed to create record.";
+const UPDATE_FAILED: &str = "Failed to update record.";
+const DELETE_FAILED: &str = "Failed to delete record.";
+
+/// What a write asks for.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    Create,
+    Update(String),
+    /// Update when a record with this id exists, else create.
+    Upsert(String),
+    Delete(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One write, checked and ready to run.
+pub(crate) struct Prepared {
+    op: WriteOp,
+    done: Done,
+}
+
+/// What is kept of a prepared write to answer it once executed.
+pub(crate) struct Done {
+    kind: Kind,
+    ctx: RequestContext,
+    collection: Arc<Collection>,
+    params: QueryParams,
+    failed: &'static str,
+    record_id: String,
+    uploads: UploadPlan,
+    /// The row before an update, to find the files it drops.
+    before: Option<RecordData>,
+}
+
+/// Prepares `action` on the collection named `collection`, as its endpoint would.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn prepare(
+    state: &SharedState,
+    action: Action,
+    collection: &str,
+    auth: &AuthContext,
+    method: &Method,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: Map<String, Value>,
+    files: Vec<UploadedFile>,
+) -> ApiResult<Prepared> {
+    let params = QueryParams::parse(raw_query);
+    // The batch looks the collection up itself first, with the read wording of the 404.
+    target_for_read(state, collection)?;
+    let action = match action {
+        Action::Upsert(id) => {
+            let target = target_for_write(state, collection)?;
+            let exists = !id.is_empty()
+                && state
+                    .store
+                    .get_record(target.collection.clone(), &id, Vec::new())
+                    .await?
+                    .is_some();
+            if exists {
+                Action::Update(id)
+            } else {
+                Action::Create
+            }
+        }
+        other => other,
+    };
+    let meta = (method, headers);
+    match action {
+        Action::Create | Action::Upsert(_) => {
+            let target = target_for_write(state, collection)?;
+            refuse_view(&target.collection)?;
+            prepare_create(state, target, auth, meta, params, body, files).await
+        }
+        Action::Update(id) => {
+            let target = target_for_write(state, collection)?;
+            refuse_view(&target.collection)?;
+            prepare_update(state, target, id, auth, meta, params, body, files).await
+        }
+        Action::Delete(id) => {
+            let target = target_for_read(state, collection)?;
+            refuse_view(&target.collection)?;
+            let ctx = access::request_context(auth, method, headers, params.pairs(), None);
+            let guard = access::sql_guard(&target.rules.delete, state.store.dialect(), &ctx)?;
+            Ok(Prepared {
+                op: WriteOp::Delete {
+                    collection: target.collection.clone(),
+                    id: id.clone(),
+                    guard,
+                },
+                done: Done {
+                    kind: Kind::Delete,
+                    ctx,
+                    collection: target.collection,
+                    params,
+                    failed: DELETE_FAILED,
+                    record_id: id,
+                    uploads: UploadPlan::default(),
+                    before: None,
+                },
+            })
+        }
+    }
+}
+
+/// The create endpoint's checks, in PocketBase's order (see `create.rs`).
+pub(super) async fn prepare_create(
+    state: &SharedState,
+    target: Target,
+    auth: &AuthContext,
+    (method, headers): (&Method, &HeaderMap),
+    params: QueryParams,
+    mut body: Map<String, Value>,
+    files: Vec<UploadedFile>,
+) -> ApiResult<Prepared> {
+    let collection = &target.collection;
+    refuse_superusers_only(&target.rules.create, auth)?;
+    let uploads = upload::plan(collection, &mut body, files)
+        .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
+    let mut input = write::parse_input(collection, &body, auth);
+    uploads.declare(&mut input);
+    let now = domain::time::now();
+    let apply_ctx = ApplyContext {
+        creating: true,
+        now: &now,
+    };
+    let (mut would_be, _) = values::apply(
+        collection,
+        &values::blank_record(collection),
+        &input,
+        &apply_ctx,
+    );
+    let body_seen = body_values(collection, &body, &input, &would_be);
+    let ctx = access::request_context(auth, method, headers, params.pairs(), Some(body_seen));
+    let dialect = state.store.dialect();
+    let manager = auth.is_superuser()
+        || target.rules.manage.as_ref().is_some_and(|manage| {
+            !matches!(manage, Rule::SuperusersOnly)
+                && manage.check_record(&Record::new(would_be.clone()), &ctx) == Eval::Match
+        });
+    if collection.is_auth() {
+        would_be.insert("verified".into(), Value::Bool(false));
+    }
+    let guard = match target
+        .rules
+        .create
+        .check_record(&Record::new(would_be), &ctx)
+    {
+        Eval::Match => None,
+        Eval::NoMatch => return Err(ApiError::bad_request_msg(CREATE_FAILED)),
+        Eval::NeedsSql => access::sql_guard(&target.rules.create, dialect, &ctx)?,
+    };
+    if collection.is_auth() {
+        let errors = write::auth_form_errors(&body, &input, None, manager).await;
+        if !errors.is_empty() {
+            return Err(ApiError::validation(CREATE_FAILED, errors));
+        }
+    }
+    let mut data = values::build(
+        collection,
+        &values::blank_record(collection),
+        &input,
+        &apply_ctx,
+    )
+    .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
+    write::hash_passwords(state, &mut input).await?;
+    write::store_hashes(&input, &mut data);
+    let record_id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    Ok(Prepared {
+        op: WriteOp::Create {
+            collection: collection.clone(),
+            data,
+            guard,
+        },
+        done: Done {
+            kind: Kind::Create,
+            ctx,
+            collection: target.collection.clone(),
+            params,
+            failed: CREATE_FAILED,
+            record_id,
+            uploads,
+            before: None,
+        },
+    })
+}
+
+/// The update endpoint's checks (see `update.rs`).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn prepare_update(
+    state: &SharedState,
+    target: Target,
+    id: String,
+    auth: &AuthContext,
+    (method, headers): (&Method, &HeaderMap),
+    params: QueryParams,
+    mut body: Map<String, Value>,
+    files: Vec<UploadedFile>,
+) -> ApiResult<Prepared> {
+    let collection = &target.collection;
+    refuse_superusers_only(&target.rules.update, auth)?;
+    let current = state
+        .store
+        .get_record(collection.clone(), &id, Vec::new())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let uploads = upload::plan(collection, &mut body, files)
+        .map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
+    let mut input = write::parse_input(collection, &body, auth);
+    uploads.declare(&mut input);
+    let now = domain::time::now();
+    let apply_ctx = ApplyContext {
+        creating: false,
+        now: &now,
+    };
+    let (would_be, _) = values::apply(collection, &current.data, &input, &apply_ctx);
+    let body_seen = body_values(collection, &body, &input, &would_be);
+    let ctx = access::request_context(auth, method, headers, params.pairs(), Some(body_seen));
+    let dialect = state.store.dialect();
+    let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
+    if !passes(state, &target.rules.update, collection, &current, &ctx).await? {
+        return Err(ApiError::not_found());
+    }
+    if collection.is_auth() {
+        let manager = match &target.rules.manage {
+            Some(manage) => passes(state, manage, collection, &current, &ctx).await?,
+            None => auth.is_superuser(),
+        };
+        let errors = write::auth_form_errors(&body, &input, Some(&current), manager).await;
+        if !errors.is_empty() {
+            return Err(ApiError::validation(UPDATE_FAILED, errors));
+        }
+    }
+    values::build(collection, &current.data, &input, &apply_ctx)
+        .map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
+    write::hash_passwords(state, &mut input).await?;
+    Ok(Prepared {
+        op: WriteOp::Update {
+            collection: collection.clone(),
+            id: id.clone(),
+            guard,
+            apply: update_fn(collection.clone(), input, now),
+        },
+        done: Done {
+            kind: Kind::Update,
+            ctx,
+            collection: target.collection.clone(),
+            params,
+            failed: UPDATE_FAILED,
+            record_id: id,
+            uploads,
+            before: Some(current.data),
+        },
+    })
+}
+
+/// Stores the uploads, runs every prepared write in one transaction, and removes the files
+/// the writes dropped once they are committed. A failure (with the index of the write that
+/// failed) leaves neither rows nor new files behind.
+pub(crate) async fn execute(
+    state: &SharedState,
+    prepared: Vec<Prepared>,
+) -> Result<Vec<(Done, WriteResult)>, (usize, ApiError)> {
+    let (ops, prepared): (Vec<WriteOp>, Vec<Done>) =
+        prepared.into_iter().map(|p| (p.op, p.done)).unzip();
+    let has_files = prepared.iter().any(|p| !p.uploads.is_empty())
+        || prepared
+            .iter()
+            .any(|p| p.kind != Kind::Create && has_file_fields(&p.collection));
+    let storage = if has_files {
+        Some(
+            crate::files::storage_for(state)
+                .await
+                .map_err(|error| (0, error))?,
+        )
+    } else {
+        None
+    };
+    if let Some(storage) = &storage {
+        for (index, one) in prepared.iter().enumerate() {
+            if let Err(error) = one
+                .uploads
+                .store(storage, &one.collection.id, &one.record_id)
+                .await
+            {
+                for earlier in &prepared[..index] {
+                    earlier
+                        .uploads
+                        .discard(storage, &earlier.collection.id, &earlier.record_id)
+                        .await;
+                }
+                return Err((index, ApiError::internal(error)));
+            }
+        }
+    }
+    let results = match state.store.write(ops).await {
+        Ok(results) => results,
+        Err(error) => {
+            if let Some(storage) = &storage {
+                for one in prepared.iter() {
+                    one.uploads
+                        .discard(storage, &one.collection.id, &one.record_id)
+                        .await;
+                }
+            }
+            let failed = prepared
+                .get(error.index)
+                .map_or(CREATE_FAILED, |p| p.failed);
+            return Err((error.index, ApiError::from_store(error.error, failed)));
+        }
+    };
+    if let Some(storage) = &storage {
+        for (one, result) in prepared.iter().zip(&results) {
+            match (one.kind, result) {
+                (Kind::Update, WriteResult::Updated(record)) => {
+                    if let Some(before) = &one.before {
+                        let removed = upload::removed_files(&one.collection, before, &record.data);
+                        upload::delete_after_commit(
+                            storage,
+                            &one.collection.id,
+                            record.id(),
+                            &removed,
+                        )
+                        .await;
+                    }
+                }
+                (Kind::Delete, WriteResult::Deleted(record)) => {
+                    // FIXME(#7): records removed by a cascade keep their files (orphans).
+                    upload::delete_record_files(storage, &one.collection.id, record.id()).await;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(prepared.into_iter().zip(results).collect())
+}
+
+fn has_file_fields(collection: &Collection) -> bool {
+    collection
+        .fields
+        .iter()
+        .any(|f| matches!(f.kind, domain::FieldKind::File(_)))
+}
+
+/// The answer body of one executed write: the record (with `expand`/`fields`), or `None`
+/// for a delete.
+pub(crate) async fn respond(
+    state: &SharedState,
+    prepared: &Done,
+    result: WriteResult,
+) -> ApiResult<Option<Value>> {
+    match (prepared.kind, result) {
+        (Kind::Delete, _) => Ok(None),
+        (_, WriteResult::Created(record) | WriteResult::Updated(record)) => {
+            let axum::Json(value) = respond_with_record(
+                state,
+                &prepared.ctx,
+                &prepared.collection,
+                record,
+                &prepared.params,
+            )
+            .await?;
+            Ok(Some(value))
+        }
+        (_, WriteResult::Deleted(_)) => Err(ApiError::internal(
+            "the store reported a delete for a write",
+        )),
+    }
+}
+
+/// The change as a function of the current row (as in `update.rs`).
+fn update_fn(collection: Arc<Collection>, input: RecordInput, now: String) -> UpdateFn {
+    Box::new(move |record: &Record| {
+        let ctx = ApplyContext {
+            creating: false,
+            now: &now,
+        };
+        let mut data = values::build(&collection, &record.data, &input, &ctx)
+            .map_err(StoreError::Validation)?;
+        if collection.is_auth() && !input.touches("tokenKey") {
+            let password_set = input.password("password").is_some_and(|p| !p.is_empty());
+            let email_changed = data.get("email") != record.data.get("email");
+            if password_set || email_changed {
+                data.insert(
+                    "tokenKey".into(),
+                    Value::String(domain::ids::random_alnum(50)),
+                );
+            }
+        }
+        Ok(data)
+    })
+}
+
+/// Whether `record` passes `rule` for this request (as in `update.rs`).
+async fn passes(
+    state: &SharedState,
+    rule: &Rule,
+    collection: &Arc<Collection>,
+    record: &Record,
+    ctx: &RequestContext,
+) -> ApiResult<bool> {
+    Ok(match rule.check_record(record, ctx) {
+        Eval::Match => true,
+        Eval::NoMatch => false,
+        Eval::NeedsSql => match rule.outcome(state.store.dialect(), ctx) {
+            RuleOutcome::SuperusersOnly => false,
+            RuleOutcome::Allow => true,
+            RuleOutcome::Filter(predicate) => state
+                .store
+                .get_record(collection.clone(), record.id(), vec![predicate])
+                .await?
+                .is_some(),
+        },
+    })
+}
