@@ -103,3 +103,27 @@ export async function expandAsEachActor(t) {
     }, (r) => ({ title: r.title, keys: Object.keys(r.expand ?? {}).sort(), note: r.expand?.note?.text ?? null, parentNote: r.expand?.parent?.expand?.note?.text ?? null }));
   }
 }
+
+/** Expanded records are fetched in the `expand` request context. */
+export async function expandRequestContext(t) {
+  const a = await t.su.collections.create({
+    name: t.coll('ctxa'),
+    type: 'base',
+    listRule: '',
+    viewRule: "@request.context = 'expand'",
+    fields: [{ name: 't', type: 'text' }],
+  });
+  const b = await t.su.collections.create({
+    name: t.coll('ctxb'),
+    type: 'base',
+    listRule: '',
+    viewRule: '',
+    fields: [{ name: 'a', type: 'relation', collectionId: a.id, maxSelect: 1 }],
+  });
+  const ra = await t.su.collection(a.name).create({ t: 'x' });
+  const rb = await t.su.collection(b.name).create({ a: ra.id });
+  const guest = t.client();
+  await t.sdk('list with expand', () => guest.collection(b.name).getFullList({ expand: 'a' }), (r) => r.map((i) => i.expand?.a?.t ?? null));
+  await t.sdk('view with expand', () => guest.collection(b.name).getOne(rb.id, { expand: 'a' }), (r) => r.expand?.a?.t ?? null);
+  await t.http('direct view', 'GET', `/api/collections/${a.name}/records/${ra.id}`);
+}

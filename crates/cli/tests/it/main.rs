@@ -5,12 +5,12 @@ mod support;
 
 /// Superuser password auth, token format, refresh, guest fallback.
 mod auth;
-/// The batch API: one transaction, nested errors, SDK-style multipart.
-mod batch;
 /// Email flows (over a real SMTP server), OTP, MFA, impersonation, settings, rate limits.
 mod auth_flows;
 /// Health, CORS, default headers, 404s and malformed input in PocketBase's error shape.
 mod basics;
+/// The batch API: one transaction, nested errors, SDK-style multipart.
+mod batch;
 /// `plinth superuser …`, `serve` start-up messages, graceful shutdown.
 mod cli;
 /// The collections API.

@@ -31,9 +31,8 @@ pub fn router() -> Router<SharedState> {
     Router::new().route(
         "/api/batch",
         axum::routing::post(batch)
-            // The batch has its own limit (checked in the handler from the settings); the
-            // route-level limit only caps what the multipart reader accepts.
-            .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY.max(1 << 30) as usize)),
+            // The batch has its own limit, from the settings, applied in the handler.
+            .layer(DefaultBodyLimit::disable()),
     )
 }
 
@@ -59,28 +58,20 @@ async fn batch(
         0 => DEFAULT_MAX_BODY,
         n => n,
     };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::too_large());
-    }
+    let (request, exceeded) =
+        crate::extract::limit_request(request, limit).map_err(|_| ApiError::too_large())?;
     let outer_headers = request.headers().clone();
     let (body, files) =
         parse_body_with_files(request, &state)
             .await
             .map_err(|error| match error {
+                _ if exceeded.load(std::sync::atomic::Ordering::Relaxed) => ApiError::too_large(),
                 BodyError::TooLarge => ApiError::too_large(),
                 _ => ApiError::bad_request_msg("Failed to read the submitted batch data."),
             })?;
     let items = read_items(&body, files, settings.batch.max_requests)?;
     let timeout = Duration::from_secs(settings.batch.timeout.max(1));
-    match tokio::time::timeout(timeout, run(&state, &auth, &outer_headers, items)).await {
-        Ok(result) => result,
-        Err(_) => Err(ApiError::bad_request_msg("Batch transaction timed out.")),
-    }
+    run(&state, &auth, &outer_headers, items, timeout).await
 }
 
 /// Checks the request list and hands each item its files.
@@ -258,7 +249,24 @@ async fn run(
     auth: &domain::AuthContext,
     outer_headers: &HeaderMap,
     items: Vec<Item>,
+    timeout: Duration,
 ) -> ApiResult<Response> {
+    // The timeout bounds the preparation (rules, lookups, hashing). The store transaction
+    // itself is not cut short: dropping its future would not stop a write already running.
+    // FIXME(#7): PocketBase also aborts a transaction that outlives the timeout.
+    match tokio::time::timeout(timeout, prepare_all(state, auth, outer_headers, items)).await {
+        Ok(Ok(prepared)) => finish(state, prepared).await,
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(ApiError::bad_request_msg("Batch transaction timed out.")),
+    }
+}
+
+async fn prepare_all(
+    state: &SharedState,
+    auth: &domain::AuthContext,
+    outer_headers: &HeaderMap,
+    items: Vec<Item>,
+) -> ApiResult<Vec<batch_api::Prepared>> {
     let mut prepared = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let Some((action, collection, query)) = route(&item.method, &item.url, &item.body) else {
@@ -283,8 +291,11 @@ async fn run(
             action,
             &collection,
             auth,
-            &method,
-            &headers,
+            batch_api::Meta {
+                method: &method,
+                headers: &headers,
+                context: rules::contexts::BATCH,
+            },
             query.as_deref(),
             item.body,
             item.files,
@@ -295,6 +306,10 @@ async fn run(
             Err(error) => return Err(item_failed(index, error)),
         }
     }
+    Ok(prepared)
+}
+
+async fn finish(state: &SharedState, prepared: Vec<batch_api::Prepared>) -> ApiResult<Response> {
     let results = match batch_api::execute(state, prepared).await {
         Ok(results) => results,
         Err((index, error)) => return Err(item_failed(index, error)),

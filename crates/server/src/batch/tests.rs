@@ -368,3 +368,56 @@ async fn multipart_batches_store_files_only_when_they_commit() {
     assert_eq!(app.stored_files().await.len(), 1);
     assert_eq!(app.count().await, 1);
 }
+
+#[tokio::test]
+async fn a_truncated_multipart_body_is_a_clear_400_and_writes_nothing() {
+    let app = App::new(true).await;
+    let payload = json!({"requests": [
+        {"method": "POST", "url": "/api/collections/notes/records", "body": {"title": "x"}}
+    ]});
+    let body = format!(
+        "--B\r\nContent-Disposition: form-data; name=\"@jsonPayload\"\r\n\r\n{payload}\r\n--B\r\nContent-Disposition: form-data; name=\"requests.0.files\"; filename=\"a.txt\"\r\n\r\nhalf a fi"
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/batch")
+        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=B")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "Failed to read the submitted batch data.");
+    assert_eq!(app.count().await, 0);
+    assert!(app.stored_files().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_batch_body_limit_comes_from_the_settings() {
+    let app = App::new(true).await;
+    let (status, _) = app
+        .json(
+            "PATCH",
+            "/api/settings",
+            Some(&app.superuser.clone()),
+            json!({"batch": {"maxBodySize": 200}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let big = "x".repeat(300);
+    let (status, body) = app
+        .batch(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/notes/records", "body": {"title": big}}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = app
+        .batch_multipart(
+            json!({"requests": [{"method": "POST", "url": "/api/collections/notes/records",
+                                 "body": {"title": "x"}}]}),
+            &[("requests.0.files", "big.txt", &[b'y'; 400])],
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(app.count().await, 0);
+    assert!(app.stored_files().await.is_empty());
+}

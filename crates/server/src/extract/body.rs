@@ -192,6 +192,43 @@ async fn parse_multipart<S: Send + Sync>(
     Ok((map, files))
 }
 
+/// Cuts a request body off after `limit` bytes. The returned flag tells, after a failed
+/// read, whether the limit was the reason (413 rather than 400). A declared
+/// `Content-Length` above the limit is refused up front with `Err`.
+pub fn limit_request(
+    request: Request,
+    limit: u64,
+) -> Result<(Request, std::sync::Arc<std::sync::atomic::AtomicBool>), BodyError> {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let exceeded = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = exceeded.clone();
+    let (parts, body) = request.into_parts();
+    let mut seen: u64 = 0;
+    let stream = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > limit {
+            flag.store(true, Ordering::Relaxed);
+            return Err(axum::Error::new("request body too large"));
+        }
+        Ok(chunk)
+    });
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from_stream(stream)),
+        exceeded,
+    ))
+}
+
 /// Repeated keys collect into an array.
 fn push_form_value(map: &mut Map<String, Value>, key: String, value: Value) {
     match map.get_mut(&key) {

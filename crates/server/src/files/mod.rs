@@ -3,6 +3,7 @@
 //! checks, file tokens, and the upload plan that record writes use to store new files before
 //! their transaction and remove replaced ones after it.
 
+pub mod cleanup;
 pub mod download;
 pub mod mime;
 pub mod naming;
@@ -28,7 +29,7 @@ pub use storage::{Storage, StorageError};
 
 use crate::auth::token::{Claims, TokenType, sign};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::{Auth, FormBody};
 use crate::settings::S3;
 use crate::state::SharedState;
 
@@ -43,6 +44,7 @@ pub fn router() -> Router<SharedState> {
             get(download::download),
         )
         .route("/api/files/token", post(file_token))
+        .route("/api/settings/test/s3", post(test_s3))
 }
 
 /// Wraps the finished router: file responses lose `X-Frame-Options` and the marker header.
@@ -129,4 +131,49 @@ async fn file_token(Auth(auth): Auth) -> ApiResult<Json<Value>> {
     let token = sign(collection, record, TokenType::File, Claims::default(), None)
         .map_err(ApiError::internal)?;
     Ok(Json(json!({ "token": token })))
+}
+
+/// `POST /api/settings/test/s3` (superusers): writes and removes a small object in the bucket
+/// of the `storage` (files) or `backups` S3 settings, answering 204 when both work.
+async fn test_s3(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+    Auth(auth): Auth,
+    FormBody(body): FormBody,
+) -> ApiResult<axum::http::StatusCode> {
+    crate::settings::require_superuser(&auth)?;
+    const FAILED: &str = "Failed to test the S3 filesystem.";
+    let filesystem = crate::auth::form_text(&body, "filesystem");
+    let mut errors = domain::ValidationErrors::new();
+    match filesystem.as_str() {
+        "" => errors.add("filesystem", domain::FieldError::required()),
+        "storage" | "backups" => {}
+        _ => errors.add(
+            "filesystem",
+            domain::FieldError::new("validation_in_invalid", "Must be a valid value."),
+        ),
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(FAILED, errors));
+    }
+    let settings = crate::settings::current(&state).await?;
+    let config = if filesystem == "storage" {
+        &settings.s3
+    } else {
+        &settings.backups.s3
+    };
+    let raw = |detail: &str| ApiError::bad_request_msg(&format!("{FAILED} Raw error: \n{detail}"));
+    if !config.enabled {
+        return Err(raw(&format!("S3 {filesystem} filesystem is not enabled.")));
+    }
+    let storage = Storage::s3(config).map_err(|e| raw(&e.to_string()))?;
+    let key = format!("pb_settings_test_{}", naming::random_suffix(12));
+    storage
+        .put(&key, axum::body::Bytes::from_static(b"test"))
+        .await
+        .map_err(|e| raw(&e.to_string()))?;
+    storage
+        .delete(&key)
+        .await
+        .map_err(|e| raw(&e.to_string()))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

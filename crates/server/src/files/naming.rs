@@ -42,20 +42,26 @@ pub fn stored_name(original: &str, mime: &str) -> String {
     format!("{name}_{}{ext}", random_suffix(10))
 }
 
-/// Splits `name.ext` at the last dot; names without a dot (or only a leading one) have no
-/// extension.
+/// Splits off up to two extensions (`archive.tar.gz` → `archive` + `.tar.gz`), as PocketBase
+/// does; a second level needs at least one character after its dot. A leading dot starts an
+/// extension too (`.hidden` has an empty base).
 fn split_extension(name: &str) -> (&str, &str) {
-    match name.rfind('.') {
-        Some(0) | None => (name, ""),
-        Some(i) => (&name[..i], &name[i..]),
+    let Some(last) = name.rfind('.') else {
+        return (name, "");
+    };
+    let rest = &name[..last];
+    match rest.rfind('.') {
+        Some(second) if second + 1 < rest.len() => (&name[..second], &name[second..]),
+        _ => (rest, &name[last..]),
     }
 }
 
-/// Words split at every non letter/digit and before each upper-case letter that follows a
+/// Words split at every character that is not an ASCII letter or digit (other letters are
+/// dropped, as PocketBase drops them) and before each upper-case letter that follows a
 /// lower-case one or a digit, lower-cased and joined with `_`.
 pub fn snake_case(text: &str) -> String {
     let mut words: Vec<String> = Vec::new();
-    for chunk in text.split(|c: char| !c.is_alphanumeric()) {
+    for chunk in text.split(|c: char| !c.is_ascii_alphanumeric()) {
         if chunk.is_empty() {
             continue;
         }
@@ -123,6 +129,36 @@ mod tests {
         let long = "a".repeat(300) + ".txt";
         let (base, _, _) = shape(&stored_name(&long, "text/plain"));
         assert_eq!(base.len(), 100);
+
+        // Names PocketBase 0.40.6 produced for the same uploads (random parts aside).
+        for (original, base, ext) in [
+            ("x.y.z.txt", "x_y", ".z.txt"),
+            ("archive.tar.gz", "archive", ".tar.gz"),
+            ("v1.2.3.txt", "v1_2", ".3.txt"),
+            ("Ünïcödé Naïve.txt", "n_c_d_na_ve", ".txt"),
+            ("CamelCaseHTTPServer.txt", "camel_case_httpserver", ".txt"),
+            ("photo2Big.jpg", "photo2_big", ".jpg"),
+            ("weird$%^&*().PnG", "weird", ".PnG"),
+            ("noext", "noext", ".txt"),
+            ("name.", "name", ".txt"),
+            (
+                "abc.verylongextensionnamethatexceeds20chars",
+                "abc",
+                ".methatexceeds20chars",
+            ),
+        ] {
+            let name = stored_name(original, "text/plain; charset=utf-8");
+            assert!(name.starts_with(&format!("{base}_")), "{original} → {name}");
+            assert!(name.ends_with(ext), "{original} → {name}");
+            assert_eq!(
+                name.len(),
+                base.len() + 11 + ext.len(),
+                "{original} → {name}"
+            );
+        }
+        // `.hidden` has no base: 10 random characters stand in for it.
+        let name = stored_name(".hidden", "text/plain");
+        assert_eq!(name.len(), 10 + 11 + ".hidden".len(), "{name}");
 
         // Too short: padded with 10 more random characters before the suffix.
         let name = stored_name("x.png", "image/png");

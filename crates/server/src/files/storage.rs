@@ -182,6 +182,31 @@ impl Storage {
         Ok(keys)
     }
 
+    /// Every key under `prefix` with its metadata.
+    pub async fn list_with_meta(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, FileMeta)>, StorageError> {
+        let path = if prefix.is_empty() {
+            None
+        } else {
+            Some(Self::path(prefix)?)
+        };
+        let mut stream = self.inner.list(path.as_ref());
+        let mut out = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = meta.map_err(classify)?;
+            out.push((
+                meta.location.to_string(),
+                FileMeta {
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
     /// Removes everything under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         for key in self.list(prefix).await? {
@@ -244,5 +269,48 @@ mod tests {
             Err(StorageError::NotFound)
         ));
         storage.delete("c1/r1/missing").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn s3_storage_works_against_a_real_s3_server() {
+        let Some(moto) = crate::files::tests::start_moto().await else {
+            eprintln!("moto_server not available; S3 backend test skipped");
+            return;
+        };
+        let endpoint = moto.endpoint();
+        moto.create_bucket("plinth-test").await;
+        let config = S3 {
+            enabled: true,
+            bucket: "plinth-test".into(),
+            region: "us-east-1".into(),
+            endpoint,
+            access_key: "test".into(),
+            secret: "test".into(),
+            force_path_style: true,
+        };
+        let storage = Storage::s3(&config).unwrap();
+        storage
+            .put("c1/r1/a.txt", Bytes::from_static(b"hello world"))
+            .await
+            .unwrap();
+        assert_eq!(storage.head("c1/r1/a.txt").await.unwrap().size, 11);
+        let read = storage.open("c1/r1/a.txt", Some(0..5)).await.unwrap();
+        let chunks: Vec<_> = read.stream.collect().await;
+        let body: Vec<u8> = chunks
+            .into_iter()
+            .flat_map(|c| c.unwrap().to_vec())
+            .collect();
+        assert_eq!(body, b"hello");
+        storage
+            .put("c1/r1/thumbs_a.txt/1x1_a.txt", Bytes::from_static(b"t"))
+            .await
+            .unwrap();
+        assert_eq!(storage.list("c1/r1").await.unwrap().len(), 2);
+        storage.delete_prefix("c1/r1").await.unwrap();
+        assert!(!storage.exists("c1/r1/a.txt").await.unwrap());
+        assert!(matches!(
+            storage.head("c1/r1/missing").await,
+            Err(StorageError::NotFound)
+        ));
     }
 }

@@ -430,3 +430,191 @@ async fn protected_files_need_a_file_token_that_passes_the_view_rule() {
         "The request requires valid record authorization token."
     );
 }
+
+#[tokio::test]
+async fn the_sweep_removes_only_unreferenced_files_past_the_grace_period() {
+    let app = App::new().await;
+    let docs = app.docs(Some("")).await;
+    app.seed(&docs, RECORD, &[("kept_abc.txt", b"k")], None, "")
+        .await;
+    let storage = app.state.files.local();
+    let orphans = [
+        file_key(&docs.id, RECORD, "orphan_abc.txt"),
+        thumb_key(&docs.id, RECORD, "orphan_abc.png", "100x100"),
+        file_key(&docs.id, "nosuchrecord123", "x_abc.txt"),
+        file_key("pbc_deleted", "somerecord12345", "y_abc.txt"),
+    ];
+    let kept_thumb = thumb_key(&docs.id, RECORD, "kept_abc.txt", "100x100");
+    for key in orphans.iter().chain([&kept_thumb]) {
+        storage.put(key, Bytes::from_static(b"o")).await.unwrap();
+    }
+    // Within the grace period nothing goes.
+    let removed = super::cleanup::remove_orphans(&app.state, super::cleanup::GRACE)
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    let removed = super::cleanup::remove_orphans(&app.state, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(removed, orphans.len());
+    for key in &orphans {
+        assert!(!storage.exists(key).await.unwrap(), "{key}");
+    }
+    assert!(
+        storage
+            .exists(&file_key(&docs.id, RECORD, "kept_abc.txt"))
+            .await
+            .unwrap()
+    );
+    assert!(storage.exists(&kept_thumb).await.unwrap());
+}
+
+/// A real S3-compatible server (moto's, from PyPI) on a free loopback port, or `None`
+/// when `moto_server` is not installed (`pip install 'moto[server]'`).
+pub(crate) struct Moto(std::process::Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) async fn start_moto() -> Option<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let moto = Moto(child, port);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some(moto);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+impl Moto {
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.1)
+    }
+
+    /// moto accepts an unsigned bucket creation.
+    pub(crate) async fn create_bucket(&self, name: &str) {
+        let created = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint()))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+    }
+}
+
+#[tokio::test]
+async fn the_s3_settings_move_uploads_and_downloads_to_the_bucket() {
+    let Some(moto) = start_moto().await else {
+        eprintln!("moto_server not available; S3 settings test skipped");
+        return;
+    };
+    moto.create_bucket("plinth-files").await;
+    let app = App::new().await;
+    let docs = app.docs(Some("")).await;
+    let answer = app
+        .send(
+            Request::builder()
+                .method("PATCH")
+                .uri("/api/settings")
+                .header(header::AUTHORIZATION, app.superuser.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({
+                        "batch": {"enabled": true},
+                        "s3": {"enabled": true, "bucket": "plinth-files", "region": "us-east-1",
+                               "endpoint": moto.endpoint(), "accessKey": "test",
+                               "secret": "test", "forcePathStyle": true}
+                    })
+                    .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json());
+    let test_s3 = |filesystem: &'static str| {
+        Request::builder()
+            .method("POST")
+            .uri("/api/settings/test/s3")
+            .header(header::AUTHORIZATION, app.superuser.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({ "filesystem": filesystem }).to_string()))
+            .unwrap()
+    };
+    assert_eq!(
+        app.send(test_s3("storage")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let answer = app.send(test_s3("backups")).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.json()["message"],
+        "Failed to test the S3 filesystem. Raw error: \nS3 backups filesystem is not enabled."
+    );
+    assert_eq!(
+        app.send(test_s3("")).await.json()["data"]["filesystem"]["code"],
+        "validation_required"
+    );
+    let boundary = "XsX";
+    let payload = json!({"requests": [{"method": "POST", "url": "/api/collections/docs/records",
+        "body": {}}]});
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"@jsonPayload\"\r\n\r\n{payload}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"requests.0.files\"; filename=\"s3.txt\"\r\n\r\nin the bucket\r\n\
+         --{boundary}--\r\n"
+    );
+    let answer = app
+        .send(
+            Request::builder()
+                .method("POST")
+                .uri("/api/batch")
+                .header(header::AUTHORIZATION, app.superuser.as_str())
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json());
+    let record = &answer.json()[0]["body"];
+    let id = record["id"].as_str().unwrap().to_owned();
+    let name = record["files"][0].as_str().unwrap().to_owned();
+    // Nothing on the local disk; the bytes are in the bucket.
+    assert!(
+        app.state
+            .files
+            .local()
+            .list(&docs.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let answer = app
+        .get(
+            &format!("/api/files/docs/{id}/{name}"),
+            &[("range", "bytes=3-")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&answer.body[..], b"the bucket");
+}

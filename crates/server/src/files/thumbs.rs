@@ -1,6 +1,6 @@
 //! Thumbnails in PocketBase's size syntax (`WxH` centre crop, `WxHt` top crop, `WxHb` bottom
 //! crop, `WxHf` fit inside, `0xH`/`Wx0` keep the ratio), made with the pure-Rust `image`
-//! crate and encoded in the original's format.
+//! crate and encoded in the original's format (WebP ones as PNG, as PocketBase does).
 
 use std::io::Cursor;
 
@@ -82,8 +82,14 @@ pub fn make(source: &[u8], format: ImageFormat, size: ThumbSize) -> Result<Vec<u
     } else {
         thumb
     };
+    // PocketBase writes WebP thumbnails as PNG (under the original's name); so do we.
+    let encode_as = if format == ImageFormat::WebP {
+        ImageFormat::Png
+    } else {
+        format
+    };
     let mut out = Cursor::new(Vec::new());
-    thumb.write_to(&mut out, format)?;
+    thumb.write_to(&mut out, encode_as)?;
     Ok(out.into_inner())
 }
 

@@ -36,6 +36,27 @@ const CREATE_FAILED: &str = "Failed to create record.";
 const UPDATE_FAILED: &str = "Failed to update record.";
 const DELETE_FAILED: &str = "Failed to delete record.";
 
+/// The request a write comes from, as rules see it.
+#[derive(Clone, Copy)]
+pub(crate) struct Meta<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// `@request.context`: `default` for the endpoints, `batch` for batch items.
+    pub context: &'static str,
+}
+
+impl Meta<'_> {
+    fn context(
+        &self,
+        auth: &AuthContext,
+        query: &[(String, String)],
+        body: Option<Map<String, Value>>,
+    ) -> RequestContext {
+        access::request_context(auth, self.method, self.headers, query, body)
+            .with_context(self.context)
+    }
+}
+
 /// What a write asks for.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
@@ -79,8 +100,7 @@ pub(crate) async fn prepare(
     action: Action,
     collection: &str,
     auth: &AuthContext,
-    method: &Method,
-    headers: &HeaderMap,
+    meta: Meta<'_>,
     raw_query: Option<&str>,
     body: Map<String, Value>,
     files: Vec<UploadedFile>,
@@ -105,7 +125,6 @@ pub(crate) async fn prepare(
         }
         other => other,
     };
-    let meta = (method, headers);
     match action {
         Action::Create | Action::Upsert(_) => {
             let target = target_for_write(state, collection)?;
@@ -120,7 +139,7 @@ pub(crate) async fn prepare(
         Action::Delete(id) => {
             let target = target_for_read(state, collection)?;
             refuse_view(&target.collection)?;
-            let ctx = access::request_context(auth, method, headers, params.pairs(), None);
+            let ctx = meta.context(auth, params.pairs(), None);
             let guard = access::sql_guard(&target.rules.delete, state.store.dialect(), &ctx)?;
             Ok(Prepared {
                 op: WriteOp::Delete {
@@ -148,7 +167,7 @@ pub(super) async fn prepare_create(
     state: &SharedState,
     target: Target,
     auth: &AuthContext,
-    (method, headers): (&Method, &HeaderMap),
+    meta: Meta<'_>,
     params: QueryParams,
     mut body: Map<String, Value>,
     files: Vec<UploadedFile>,
@@ -171,7 +190,7 @@ pub(super) async fn prepare_create(
         &apply_ctx,
     );
     let body_seen = body_values(collection, &body, &input, &would_be);
-    let ctx = access::request_context(auth, method, headers, params.pairs(), Some(body_seen));
+    let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     let dialect = state.store.dialect();
     let manager = auth.is_superuser()
         || target.rules.manage.as_ref().is_some_and(|manage| {
@@ -236,7 +255,7 @@ pub(super) async fn prepare_update(
     target: Target,
     id: String,
     auth: &AuthContext,
-    (method, headers): (&Method, &HeaderMap),
+    meta: Meta<'_>,
     params: QueryParams,
     mut body: Map<String, Value>,
     files: Vec<UploadedFile>,
@@ -259,7 +278,7 @@ pub(super) async fn prepare_update(
     };
     let (would_be, _) = values::apply(collection, &current.data, &input, &apply_ctx);
     let body_seen = body_values(collection, &body, &input, &would_be);
-    let ctx = access::request_context(auth, method, headers, params.pairs(), Some(body_seen));
+    let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     let dialect = state.store.dialect();
     let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
     if !passes(state, &target.rules.update, collection, &current, &ctx).await? {
@@ -456,4 +475,64 @@ async fn passes(
                 .is_some(),
         },
     })
+}
+
+/// The largest body a create or update of `collection` accepts: the server's limit plus,
+/// as in PocketBase, `maxSize × maxSelect` of every file field.
+#[allow(dead_code)] // FIXME(#7): for the create/update handlers, once they use this module.
+pub(crate) fn body_limit(state: &SharedState, collection: &Collection) -> u64 {
+    let files: u64 = collection
+        .fields
+        .iter()
+        .filter_map(|f| match &f.kind {
+            domain::FieldKind::File(o) => {
+                let size = if o.max_size == 0 {
+                    upload::DEFAULT_MAX_SIZE
+                } else {
+                    o.max_size
+                };
+                Some(size.saturating_mul(o.max_select.max(1)))
+            }
+            _ => None,
+        })
+        .fold(0, u64::saturating_add);
+    (state.config.body_limit as u64).saturating_add(files)
+}
+
+/// Reads a record body and its file parts, with the errors of the records endpoints, cut
+/// off at `limit` bytes (413).
+#[allow(dead_code)] // FIXME(#7): for the create/update handlers, once they use this module.
+pub(super) async fn read_body_with_files(
+    request: axum::extract::Request,
+    state: &SharedState,
+    limit: u64,
+) -> ApiResult<(Map<String, Value>, Vec<UploadedFile>)> {
+    use std::sync::atomic::Ordering;
+    let (request, exceeded) =
+        crate::extract::limit_request(request, limit).map_err(|_| ApiError::too_large())?;
+    crate::extract::parse_body_with_files(request, state)
+        .await
+        .map_err(|error| match error {
+            _ if exceeded.load(Ordering::Relaxed) => ApiError::too_large(),
+            crate::extract::BodyError::UnsupportedContentType => {
+                ApiError::bad_request_msg("Unsupported Content-Type.")
+            }
+            crate::extract::BodyError::Malformed => ApiError::bad_request(),
+            crate::extract::BodyError::TooLarge => ApiError::too_large(),
+        })
+}
+
+/// Executes one prepared write and answers it as its endpoint does.
+#[allow(dead_code)] // FIXME(#7): for the create/update handlers, once they use this module.
+pub(super) async fn execute_one(
+    state: &SharedState,
+    prepared: Prepared,
+) -> ApiResult<Option<Value>> {
+    let mut results = execute(state, vec![prepared])
+        .await
+        .map_err(|(_, error)| error)?;
+    let Some((done, result)) = results.pop() else {
+        return Err(ApiError::internal("the store reported no result"));
+    };
+    respond(state, &done, result).await
 }

@@ -1,15 +1,14 @@
 //! `DELETE /api/collections/{collection}/records/{id}`: deletes a record (204) the delete
 //! rule lets the caller reach (else 404). The store applies relation cascades and refuses
-//! when a required reference would break.
+//! when a required reference would break; the record's files are removed after the commit.
+//! The checks and the write are the batch API's, so both paths behave the same.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use domain::WriteOp;
+use serde_json::Map;
 
-use super::common::{refuse_view, target_for_read};
-use super::query::QueryParams;
-use crate::access;
-use crate::error::{ApiError, ApiResult};
+use super::batch_api::{self, Action};
+use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::state::SharedState;
 
@@ -21,19 +20,23 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    let target = target_for_read(&state, &collection)?;
-    refuse_view(&target.collection)?;
-    let params = QueryParams::parse(raw_query.as_deref());
-    let ctx = access::request_context(&auth, &method, &headers, params.pairs(), None);
-    let guard = access::sql_guard(&target.rules.delete, state.store.dialect(), &ctx)?;
-    state
-        .store
-        .write(vec![WriteOp::Delete {
-            collection: target.collection,
-            id,
-            guard,
-        }])
+    let prepared = batch_api::prepare(
+        &state,
+        Action::Delete(id),
+        &collection,
+        &auth,
+        batch_api::Meta {
+            method: &method,
+            headers: &headers,
+            context: rules::contexts::DEFAULT,
+        },
+        raw_query.as_deref(),
+        Map::new(),
+        Vec::new(),
+    )
+    .await?;
+    batch_api::execute(&state, vec![prepared])
         .await
-        .map_err(|error| ApiError::from_store(error.error, "Failed to delete record."))?;
+        .map_err(|(_, error)| error)?;
     Ok(StatusCode::NO_CONTENT)
 }

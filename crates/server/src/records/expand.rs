@@ -63,6 +63,9 @@ pub async fn expand_records_for(
     let Some(param) = param else {
         return Ok(());
     };
+    // Related records are fetched in PocketBase's `expand` request context.
+    let expand_ctx = ctx.clone().with_context(rules::contexts::EXPAND);
+    let ctx = &expand_ctx;
     let schema = state.schema();
     let dialect = state.store.dialect();
     // The view rule of every collection a path reaches, compiled once per schema snapshot.
