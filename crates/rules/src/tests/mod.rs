@@ -9,4 +9,3 @@ mod oracle;
 mod prop;
 mod rules;
 mod security;
-mod speed;

@@ -5,6 +5,8 @@
 //! Non-protected files ignore the view rule, as PocketBase does. Protected files read the
 //! caller only from `?token=` (a file token) and answer 404 when the view rule refuses.
 
+use std::ops::Range;
+
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -181,56 +183,69 @@ async fn ensure_thumb(
 /// A requested byte range, resolved against the file size.
 enum RangeRequest {
     Full,
-    Part(std::ops::Range<u64>),
+    Part(Range<u64>),
+    /// Several ranges: a `multipart/byteranges` answer.
+    Parts(Vec<Range<u64>>),
     Unsatisfiable,
 }
 
-/// One `bytes=` range (`a-b`, `a-`, `-n`); several ranges or other units serve the whole
-/// file, as many servers do.
-// FIXME(#7): PocketBase answers several ranges with a `multipart/byteranges` 206.
+/// The `Range` header (`bytes=a-b`, `a-`, `-n`, comma-separated) as Go's file server reads
+/// it: a syntax error or no range inside the file is unsatisfiable, ranges past the end are
+/// dropped, and asking for more bytes than the file has serves the whole file.
 fn parse_range(value: Option<&HeaderValue>, size: u64) -> RangeRequest {
     let Some(text) = value.and_then(|v| v.to_str().ok()) else {
         return RangeRequest::Full;
     };
     let Some(spec) = text.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Full;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Full;
-    }
-    let Some((start, end)) = spec.trim().split_once('-') else {
         return RangeRequest::Unsatisfiable;
     };
-    let (start, end) = (start.trim(), end.trim());
-    let range = if start.is_empty() {
-        match end.parse::<u64>() {
-            Ok(0) | Err(_) => return RangeRequest::Unsatisfiable,
-            Ok(suffix) => size.saturating_sub(suffix)..size,
+    let mut ranges = Vec::new();
+    for one in spec.split(',') {
+        let one = one.trim();
+        if one.is_empty() {
+            continue;
         }
-    } else {
-        let Ok(first) = start.parse::<u64>() else {
-            return RangeRequest::Unsatisfiable;
-        };
-        let last = if end.is_empty() {
-            size.saturating_sub(1)
-        } else {
-            match end.parse::<u64>() {
-                Ok(last) if last >= first => last.min(size.saturating_sub(1)),
-                _ => return RangeRequest::Unsatisfiable,
-            }
-        };
-        if first >= size {
-            return RangeRequest::Unsatisfiable;
+        match one_range(one, size) {
+            Err(()) => return RangeRequest::Unsatisfiable,
+            Ok(Some(range)) => ranges.push(range),
+            Ok(None) => {}
         }
-        first..last + 1
-    };
-    if range.is_empty() {
-        RangeRequest::Unsatisfiable
-    } else if range.start == 0 && range.end == size {
-        RangeRequest::Full
-    } else {
-        RangeRequest::Part(range)
     }
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    match ranges.len() {
+        0 => RangeRequest::Unsatisfiable,
+        _ if total > size => RangeRequest::Full,
+        1 if ranges[0].start == 0 && ranges[0].end == size => RangeRequest::Full,
+        1 => RangeRequest::Part(ranges.remove(0)),
+        _ => RangeRequest::Parts(ranges),
+    }
+}
+
+/// One range spec: `Err` on bad syntax, `Ok(None)` when it starts past the end.
+fn one_range(spec: &str, size: u64) -> Result<Option<Range<u64>>, ()> {
+    let (start, end) = spec.split_once('-').ok_or(())?;
+    let (start, end) = (start.trim(), end.trim());
+    if start.is_empty() {
+        let suffix: u64 = end.parse().map_err(|_| ())?;
+        if suffix == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(size.saturating_sub(suffix)..size));
+    }
+    let first: u64 = start.parse().map_err(|_| ())?;
+    let last = if end.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        let last: u64 = end.parse().map_err(|_| ())?;
+        if last < first {
+            return Err(());
+        }
+        last.min(size.saturating_sub(1))
+    };
+    if first >= size {
+        return Ok(None);
+    }
+    Ok(Some(first..last + 1))
 }
 
 /// Streams `key` with PocketBase's file headers.
@@ -265,7 +280,6 @@ async fn serve(
         "inline"
     };
     let mut builder = Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
         .header(
             header::CONTENT_DISPOSITION,
             format!("{disposition}; filename=\"{}\"", name.replace('"', "")),
@@ -281,40 +295,113 @@ async fn serve(
             .body(Body::empty())
             .map_err(ApiError::internal);
     }
-    let range = parse_range(headers.get(header::RANGE), meta.size);
-    let (status, range) = match range {
-        RangeRequest::Full => (StatusCode::OK, None),
-        RangeRequest::Part(range) => {
-            builder = builder.header(
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size),
-            );
-            (StatusCode::PARTIAL_CONTENT, Some(range))
+    let head = *method == Method::HEAD;
+    let range = match parse_range(headers.get(header::RANGE), meta.size) {
+        RangeRequest::Full => None,
+        RangeRequest::Part(range) => Some(range),
+        RangeRequest::Parts(ranges) => {
+            return serve_parts(storage, key, content_type, meta.size, ranges, builder, head).await;
         }
         RangeRequest::Unsatisfiable => {
             return builder
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_TYPE, content_type)
                 .header(header::CONTENT_RANGE, format!("bytes */{}", meta.size))
                 .body(Body::empty())
                 .map_err(ApiError::internal);
         }
     };
+    builder = builder.header(header::CONTENT_TYPE, content_type);
+    let status = match &range {
+        Some(range) => {
+            builder = builder.header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size),
+            );
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => StatusCode::OK,
+    };
     let length = range.as_ref().map_or(meta.size, |r| r.end - r.start);
     builder = builder
         .status(status)
         .header(header::CONTENT_LENGTH, length);
-    if *method == Method::HEAD || length == 0 {
+    if head || length == 0 {
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let read = storage
-        .open(key, range)
-        .await
-        .map_err(|error| match error {
-            StorageError::NotFound => ApiError::not_found(),
-            other => ApiError::internal(other),
-        })?;
+    let read = storage.open(key, range).await.map_err(open_error)?;
     builder
         .body(Body::from_stream(read.stream))
+        .map_err(ApiError::internal)
+}
+
+fn open_error(error: StorageError) -> ApiError {
+    match error {
+        StorageError::NotFound => ApiError::not_found(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Several ranges as one `multipart/byteranges` body, each part streamed in turn.
+async fn serve_parts(
+    storage: &Storage,
+    key: &str,
+    content_type: &str,
+    size: u64,
+    ranges: Vec<Range<u64>>,
+    builder: axum::http::response::Builder,
+    head: bool,
+) -> ApiResult<Response> {
+    use futures_util::StreamExt;
+    let boundary = super::naming::random_suffix(30);
+    let part_head = |range: &Range<u64>, first: bool| {
+        format!(
+            "{}--{boundary}\r\nContent-Range: bytes {}-{}/{size}\r\nContent-Type: {content_type}\r\n\r\n",
+            if first { "" } else { "\r\n" },
+            range.start,
+            range.end - 1,
+        )
+    };
+    let closing = format!("\r\n--{boundary}--\r\n");
+    let length: u64 = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| part_head(r, i == 0).len() as u64 + (r.end - r.start))
+        .sum::<u64>()
+        + closing.len() as u64;
+    let builder = builder
+        .status(StatusCode::PARTIAL_CONTENT)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/byteranges; boundary={boundary}"),
+        )
+        .header(header::CONTENT_LENGTH, length);
+    if head {
+        return builder.body(Body::empty()).map_err(ApiError::internal);
+    }
+    let mut pieces = Vec::new();
+    for (i, range) in ranges.iter().enumerate() {
+        let read = storage
+            .open(key, Some(range.clone()))
+            .await
+            .map_err(open_error)?;
+        pieces.push(
+            futures_util::stream::once(std::future::ready(Ok(axum::body::Bytes::from(part_head(
+                range,
+                i == 0,
+            )))))
+            .boxed(),
+        );
+        pieces.push(read.stream);
+    }
+    pieces.push(
+        futures_util::stream::once(std::future::ready(Ok(axum::body::Bytes::from(closing))))
+            .boxed(),
+    );
+    builder
+        .body(Body::from_stream(
+            futures_util::stream::iter(pieces).flatten(),
+        ))
         .map_err(ApiError::internal)
 }
 
@@ -361,16 +448,17 @@ impl IntoResponse for StorageError {
 mod tests {
     use super::*;
 
-    fn range(text: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    fn range(text: &str, size: u64) -> Option<Range<u64>> {
         match parse_range(Some(&HeaderValue::from_str(text).unwrap()), size) {
             RangeRequest::Part(r) => Some(r),
             RangeRequest::Full => Some(0..u64::MAX),
+            RangeRequest::Parts(parts) => Some(u64::MAX - parts.len() as u64..u64::MAX),
             RangeRequest::Unsatisfiable => None,
         }
     }
 
     #[test]
-    fn ranges_resolve_like_http_says() {
+    fn ranges_resolve_like_go_file_servers() {
         assert_eq!(range("bytes=0-4", 10), Some(0..5));
         assert_eq!(range("bytes=5-", 10), Some(5..10));
         assert_eq!(range("bytes=-3", 10), Some(7..10));
@@ -378,6 +466,13 @@ mod tests {
         assert_eq!(range("bytes=0-9", 10), Some(0..u64::MAX));
         assert_eq!(range("bytes=10-", 10), None);
         assert_eq!(range("bytes=5-2", 10), None);
-        assert_eq!(range("bytes=0-1,3-4", 10), Some(0..u64::MAX));
+        assert_eq!(range("bytes=x-2", 10), None);
+        assert_eq!(
+            range("bytes=0-1,3-4", 10),
+            Some(u64::MAX - 2..u64::MAX),
+            "two parts"
+        );
+        assert_eq!(range("bytes=0-1,30-40", 10), Some(0..2));
+        assert_eq!(range("bytes=0-8,1-8", 10), Some(0..u64::MAX));
     }
 }

@@ -216,6 +216,25 @@ async fn public_files_are_served_with_pocketbase_headers_ignoring_the_view_rule(
     assert_eq!(answer.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(&answer.body[..], b"world");
     assert_eq!(answer.header("content-range"), "bytes 6-10/11");
+    let answer = app.get(&by_id, &[("range", "bytes=0-1,6-7")]).await;
+    assert_eq!(answer.status, StatusCode::PARTIAL_CONTENT);
+    let boundary = answer
+        .header("content-type")
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        String::from_utf8(answer.body.to_vec()).unwrap(),
+        format!(
+            "--{boundary}\r\nContent-Range: bytes 0-1/11\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhe\r\n\
+             --{boundary}\r\nContent-Range: bytes 6-7/11\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nwo\r\n\
+             --{boundary}--\r\n"
+        )
+    );
+    assert_eq!(
+        answer.header("content-length"),
+        answer.body.len().to_string()
+    );
     let answer = app.get(&by_id, &[("range", "bytes=50-")]).await;
     assert_eq!(answer.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(answer.header("content-range"), "bytes */11");
