@@ -394,19 +394,6 @@ pub enum RuleOutcome {
     Filter(SqlFragment),
 }
 
-/// Resolves `rule` for `auth` without a schema. Superusers bypass every rule; expressions
-/// fail closed (match no row). Kept for callers not yet using [`Rule`].
-pub fn rule_outcome(rule: Option<&str>, auth: &AuthContext) -> RuleOutcome {
-    if auth.is_superuser() {
-        return RuleOutcome::Allow;
-    }
-    match rule {
-        None => RuleOutcome::SuperusersOnly,
-        Some(text) if text.trim().is_empty() => RuleOutcome::Allow,
-        Some(_) => RuleOutcome::Filter(SqlFragment::raw("0")),
-    }
-}
-
 fn program_is_row_local(program: &Program) -> bool {
     let joins_local = program.joins.iter().all(|join| match &join.kind {
         JoinKind::Each { .. } => join.parent == Source::Root,

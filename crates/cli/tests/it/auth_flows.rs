@@ -565,6 +565,31 @@ async fn impersonation_and_auth_rule() {
     );
     let (status, _) = login(&app, "fay@example.com", "wrongpass1").await;
     assert_eq!(status, 400, "wrong credentials are still a plain failure");
+    // An expression is evaluated on the record signing in.
+    let (status, _) = app
+        .patch_json(USERS, Some(&admin), json!({"authRule": "verified = true"}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = login(&app, "fay@example.com", "faypass123").await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The request doesn't satisfy the collection requirements to authenticate.",
+    );
+    let (status, _) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"authRule": "id = @request.auth.id && verified = false"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = login(&app, "fay@example.com", "faypass123").await;
+    assert_eq!(
+        status, 200,
+        "an unverified record passes a rule that asks for it"
+    );
     let (status, _) = app
         .patch_json(USERS, Some(&admin), json!({"authRule": ""}))
         .await;

@@ -192,24 +192,42 @@ pub fn new_token_key() -> Value {
     Value::String(domain::ids::random_alnum(50))
 }
 
-/// Whether `record` satisfies `rule` (a rule of the collection, evaluated for a guest): `""`
-/// always, `null` never, an expression when the record passes its predicate.
+/// Whether `record` satisfies `rule` (the collection's `authRule` or MFA rule), evaluated with
+/// the record itself as `@request.auth`: `""` always, `null` never, an expression when the
+/// record passes it (in memory when the rule is row-local, else in SQL). A stored rule that no
+/// longer compiles matches nothing.
 async fn record_matches(
     state: &SharedState,
     collection: &Arc<Collection>,
     record: &Record,
     rule: Option<&str>,
 ) -> ApiResult<bool> {
-    // FIXME(#5): `rule_outcome` makes every non-empty expression match nothing until the
-    // rules rewrite lands; then compile the rule with `rules::Rule` against the record.
-    match rules::rule_outcome(rule, &AuthContext::Guest) {
-        rules::RuleOutcome::Allow => Ok(true),
-        rules::RuleOutcome::SuperusersOnly => Ok(false),
-        rules::RuleOutcome::Filter(filter) => Ok(state
-            .store
-            .get_record(collection.clone(), record.id(), vec![filter])
-            .await?
-            .is_some()),
+    let compiled = match rules::Rule::compile(&state.schema(), collection, rule) {
+        Ok(compiled) => compiled,
+        Err(error) => {
+            tracing::warn!(collection = %collection.name, %error, "stored auth rule does not compile");
+            return Ok(false);
+        }
+    };
+    let ctx = rules::RequestContext::new(AuthContext::Record {
+        collection: collection.clone(),
+        record: Box::new(record.clone()),
+        refreshable: true,
+    })
+    .with_method("POST");
+    match compiled.check_record(record, &ctx) {
+        rules::Eval::Match => Ok(true),
+        rules::Eval::NoMatch => Ok(false),
+        rules::Eval::NeedsSql => {
+            let Ok(guard) = crate::access::sql_guard(&compiled, state.store.dialect(), &ctx) else {
+                return Ok(false);
+            };
+            Ok(state
+                .store
+                .get_record(collection.clone(), record.id(), guard.into_iter().collect())
+                .await?
+                .is_some())
+        }
     }
 }
 
