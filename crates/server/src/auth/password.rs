@@ -49,17 +49,36 @@ impl Argon2Params {
     }
 }
 
+/// Runs one hash or verify on the blocking pool, at most one per CPU at a time. Each argon2id
+/// check claims ~19 MiB; without this bound a burst of logins would spawn a blocking thread
+/// (and claim that memory) per request, and the allocator keeps what it was given.
+async fn run_bounded<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cpus)
+    });
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|e| PasswordError(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| PasswordError(e.to_string()))
+}
+
 /// Hashes `password` with bcrypt at `cost` (PocketBase's format).
 pub async fn hash(password: String, cost: u32) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
-        .await
-        .map_err(|e| PasswordError(e.to_string()))?
+    run_bounded(move || bcrypt::hash(password, cost))
+        .await?
         .map_err(|e| PasswordError(e.to_string()))
 }
 
 /// Hashes `password` with argon2id.
 pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || {
+    run_bounded(move || {
         use argon2::PasswordHasher;
         let hasher = params.hasher()?;
         hasher
@@ -67,8 +86,7 @@ pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<Strin
             .map(|hash| hash.to_string())
             .map_err(|e| PasswordError(e.to_string()))
     })
-    .await
-    .map_err(|e| PasswordError(e.to_string()))?
+    .await?
 }
 
 /// Whether a stored hash should be replaced by an argon2id one after a successful login.
@@ -79,7 +97,7 @@ pub fn needs_rehash(stored: &str) -> bool {
 /// Checks `password` against a stored bcrypt or argon2id hash. An empty or unknown hash
 /// never matches.
 pub async fn verify(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_blocking(&password, &stored))
+    run_bounded(move || verify_blocking(&password, &stored))
         .await
         .unwrap_or(false)
 }
