@@ -958,7 +958,10 @@ async fn view_collections_infer_fields_and_read() {
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     assert!(inferred[0].is_primary_key());
-    assert!(inferred[1].id.starts_with("_clone_"), "copied fields get clone ids");
+    assert!(
+        inferred[1].id.starts_with("_clone_"),
+        "copied fields get clone ids"
+    );
     assert_eq!(inferred[1].id.len(), 11);
     assert!(inferred[3].is_multiple(), "options are copied");
     assert!(matches!(&inferred[4].kind, FieldKind::Number(o) if o.only_int));
@@ -979,7 +982,10 @@ async fn view_collections_infer_fields_and_read() {
             })
             .collect()
     };
-    assert_eq!(without_clone_ids(&view.fields), without_clone_ids(&inferred));
+    assert_eq!(
+        without_clone_ids(&view.fields),
+        without_clone_ids(&inferred)
+    );
     let rows = list(
         &store,
         "post_stats",
@@ -1059,7 +1065,10 @@ async fn bad_view_queries_and_indexes_are_schema_errors() {
             "multiple statements",
         ),
         ("select * from posts", "wildcard"),
-        ("delete from posts", "SQL logic error: near \"delete\": syntax error (1)"),
+        (
+            "delete from posts",
+            "SQL logic error: near \"delete\": syntax error (1)",
+        ),
         ("select id, nope from posts", "no such column"),
         ("with x as (select 1) delete from posts", "single SELECT"),
     ] {

@@ -66,7 +66,9 @@ async fn serve_without_superuser_says_how_to_create_one() {
     let app = TestApp::spawn_in(dir);
     assert!(
         app.startup_output.contains("No superuser exists yet")
-            && app.startup_output.contains("plinth superuser upsert EMAIL PASSWORD"),
+            && app
+                .startup_output
+                .contains("plinth superuser upsert EMAIL PASSWORD"),
         "{}",
         app.startup_output
     );

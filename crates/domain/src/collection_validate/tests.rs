@@ -109,7 +109,11 @@ fn a_repeated_name_replaces_the_earlier_field_in_place() {
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].name, "title");
     assert_eq!(out[0].type_name(), "number", "the later definition wins");
-    assert_eq!(out[0].id, crate::ids::field_id("text", "title"), "with the earlier id");
+    assert_eq!(
+        out[0].id,
+        crate::ids::field_id("text", "title"),
+        "with the earlier id"
+    );
 }
 
 #[test]
