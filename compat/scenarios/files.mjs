@@ -113,3 +113,9 @@ export async function protectedFiles(t) {
   await t.http('owner', 'GET', `${path}?token=${ownerToken}`, { keep: ['content-type'] });
   await t.http('token as guest', 'POST', '/api/files/token');
 }
+// Uploads through the records API are not wired yet (#7): these scenarios need them.
+downloadHeaders.pending = '#7';
+modifiersAndReplace.pending = '#7';
+protectedFiles.pending = '#7';
+uploadNaming.pending = '#7';
+uploadValidation.pending = '#7';
