@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A schema change the engine refused (bad index or view SQL, references in the way).
     #[error("schema change refused: {0}")]
     Schema(String),
+    /// The write's deadline passed before it committed; nothing was written.
+    #[error("the write timed out")]
+    TimedOut,
     /// Anything else: I/O, driver errors, corrupted data.
     #[error("internal store error: {0}")]
     Internal(String),
@@ -111,13 +114,20 @@ pub enum WriteOp {
 pub enum WriteResult {
     Created(Record),
     Updated(Record),
-    Deleted(Record),
+    /// The deleted record, and `(collection id, record id)` of every other record a relation
+    /// cascade deleted with it (their files must go too).
+    Deleted {
+        record: Record,
+        cascaded: Vec<(String, String)>,
+    },
 }
 
 impl WriteResult {
     pub fn record(&self) -> &Record {
         match self {
-            WriteResult::Created(r) | WriteResult::Updated(r) | WriteResult::Deleted(r) => r,
+            WriteResult::Created(r)
+            | WriteResult::Updated(r)
+            | WriteResult::Deleted { record: r, .. } => r,
         }
     }
 }
@@ -229,8 +239,27 @@ pub trait Store: Send + Sync + 'static {
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError>;
 
+    /// Whether `data`, taken as a row of `collection` that is not stored (the would-be row of
+    /// a create, or a deleted record's last state), satisfies `predicate`. Other rows the
+    /// predicate reads (relations, `@collection` joins) are the stored ones.
+    async fn matches_unsaved(
+        &self,
+        collection: Arc<Collection>,
+        data: RecordData,
+        predicate: SqlFragment,
+    ) -> Result<bool, StoreError>;
+
     /// Runs the operations in order in one transaction; all or nothing.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError>;
+
+    /// As [`Store::write`], but rolled back with [`StoreError::TimedOut`] when `deadline`
+    /// passes before the transaction commits, including while a statement is running or the
+    /// write waits for its turn.
+    async fn write_before(
+        &self,
+        ops: Vec<WriteOp>,
+        deadline: std::time::Instant,
+    ) -> Result<Vec<WriteResult>, WriteError>;
 
     /// Committed change-log entries with `seq > after`, oldest first, at most `limit`.
     async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;

@@ -159,7 +159,6 @@ impl RecordInput {
 
     /// Declares names of files stored for `field` by this request, so that they are accepted
     /// as new values of the field.
-    // FIXME(#7): called by the file upload handling once it lands.
     pub fn add_new_files(&mut self, field: &str, names: Vec<String>) {
         self.new_files
             .entry(field.to_owned())

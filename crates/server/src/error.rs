@@ -94,6 +94,7 @@ impl ApiError {
                 tracing::debug!(%detail, "schema change refused");
                 Self::bad_request_msg(message)
             }
+            StoreError::TimedOut => Self::bad_request_msg("The request timed out."),
             StoreError::Internal(detail) => Self::internal(detail),
         }
     }

@@ -13,6 +13,7 @@ mod engine;
 mod records;
 mod schema_change;
 mod system;
+mod unsaved;
 mod view;
 
 #[cfg(test)]
@@ -20,11 +21,12 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use domain::collection::{Collection, Schema};
 use domain::field::Field;
-use domain::record::Record;
+use domain::record::{Record, RecordData};
 use domain::sql::{Dialect, SqlFragment};
 use domain::{
     Change, ChangeRetention, RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp,
@@ -210,6 +212,63 @@ fn closed(_: Closed) -> StoreError {
     StoreError::Internal("the database store is closed".into())
 }
 
+impl SqliteStore {
+    /// Runs a record write on the writer thread. With a deadline, SQLite's progress handler
+    /// interrupts a statement still running when it passes, and the transaction rolls back.
+    async fn write_until(
+        &self,
+        ops: Vec<WriteOp>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<WriteResult>, WriteError> {
+        let cell = Arc::clone(&self.schema);
+        let changes = Arc::clone(&self.changes);
+        let timed_out = |index: usize| WriteError {
+            index,
+            error: StoreError::TimedOut,
+        };
+        self.engine
+            .write(move |conn| {
+                let Some(deadline) = deadline else {
+                    let results = records::write(conn, &cell.load(), ops)?;
+                    announce_changes(conn, &changes);
+                    return Ok(results);
+                };
+                if Instant::now() >= deadline {
+                    return Err(timed_out(0));
+                }
+                conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))
+                    .map_err(|e| WriteError {
+                        index: 0,
+                        error: internal(e),
+                    })?;
+                let results = records::write(conn, &cell.load(), ops);
+                // Removing the handler fails only when SQLite is out of memory. The outcome of
+                // this write stands either way; a handler left behind could only interrupt a
+                // later write, which then rolls back whole and reports an error.
+                conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>)
+                    .ok();
+                match results {
+                    Ok(results) => {
+                        announce_changes(conn, &changes);
+                        Ok(results)
+                    }
+                    // An interrupted statement surfaces as a driver error of the operation
+                    // that was running.
+                    Err(error) if Instant::now() >= deadline => Err(timed_out(error.index)),
+                    Err(error) => Err(error),
+                }
+            })
+            .await
+            .map_err(|e| WriteError {
+                index: 0,
+                error: closed(e),
+            })?
+    }
+}
+
+/// How many SQLite virtual-machine steps pass between two deadline checks of a write.
+const PROGRESS_STEPS: std::ffi::c_int = 1000;
+
 #[async_trait]
 impl Store for SqliteStore {
     fn dialect(&self) -> Dialect {
@@ -297,20 +356,28 @@ impl Store for SqliteStore {
             .map_err(closed)?
     }
 
-    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
-        let cell = Arc::clone(&self.schema);
-        let changes = Arc::clone(&self.changes);
+    async fn matches_unsaved(
+        &self,
+        collection: Arc<Collection>,
+        data: RecordData,
+        predicate: SqlFragment,
+    ) -> Result<bool, StoreError> {
         self.engine
-            .write(move |conn| {
-                let results = records::write(conn, &cell.load(), ops)?;
-                announce_changes(conn, &changes);
-                Ok(results)
-            })
+            .read(move |conn| unsaved::matches(conn, &collection, &data, &predicate))
             .await
-            .map_err(|e| WriteError {
-                index: 0,
-                error: closed(e),
-            })?
+            .map_err(closed)?
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
+        self.write_until(ops, None).await
+    }
+
+    async fn write_before(
+        &self,
+        ops: Vec<WriteOp>,
+        deadline: Instant,
+    ) -> Result<Vec<WriteResult>, WriteError> {
+        self.write_until(ops, Some(deadline)).await
     }
 
     async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {

@@ -209,8 +209,13 @@ fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult
             let record = load(conn, &collection, &id, guard.as_ref())
                 .map_err(internal)?
                 .ok_or(StoreError::NotFound)?;
-            delete_with_cascade(conn, schema, &collection, record.id())?;
-            Ok(WriteResult::Deleted(record))
+            let cascaded = delete_with_cascade(conn, schema, &collection, record.id())?
+                .into_iter()
+                .filter(|(collection_id, id)| {
+                    !(collection_id == &collection.id && id == record.id())
+                })
+                .collect();
+            Ok(WriteResult::Deleted { record, cascaded })
         }
     }
 }
@@ -653,7 +658,7 @@ fn read_record(row: &Row<'_>, collection: &Collection) -> rusqlite::Result<Recor
 }
 
 /// A bound parameter of a predicate.
-fn bind(value: &SqlValue) -> SqlOut {
+pub(crate) fn bind(value: &SqlValue) -> SqlOut {
     match value {
         SqlValue::Null => SqlOut::Null,
         SqlValue::Int(i) => SqlOut::Integer(*i),

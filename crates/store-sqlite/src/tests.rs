@@ -1715,3 +1715,148 @@ async fn change_wake_ups_and_pruning() {
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].seq, last + 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsaved_rows_match_like_stored_ones() {
+    let (_dir, store) = open().await;
+    let articles_id = relation_fixture(&store).await;
+    let article = create(&store, "articles", json!({"title": "hello"}))
+        .await
+        .expect("article");
+    let comments = collection(&store, "comments");
+    let articles = collection(&store, "articles");
+    let _ = articles_id;
+
+    // A plain column of the row itself.
+    let would_be = record_data(&articles, json!({"title": "draft"}));
+    let title_is = |t: &str| eq("articles", "title", SqlValue::Text(t.into()));
+    assert!(
+        store
+            .matches_unsaved(Arc::clone(&articles), would_be.clone(), title_is("draft"))
+            .await
+            .expect("checked")
+    );
+    assert!(
+        !store
+            .matches_unsaved(Arc::clone(&articles), would_be, title_is("hello"))
+            .await
+            .expect("checked")
+    );
+    // The unsaved row is not stored, and the stored rows are not seen under the table's name.
+    assert_eq!(list(&store, "articles", vec![]).await.len(), 1);
+
+    // A join to another table reads the stored data: the comment's article must be titled
+    // "hello".
+    let mut through = SqlFragment::default();
+    through
+        .push_sql("EXISTS (SELECT 1 FROM \"articles\" AS a WHERE a.\"id\" = \"comments\".\"article\" AND a.\"title\" = ")
+        .push_param(SqlValue::Text("hello".into()))
+        .push_sql(")");
+    let good = record_data(&comments, json!({"article": article.id()}));
+    let bad = record_data(&comments, json!({"article": "nosucharticle00"}));
+    assert!(
+        store
+            .matches_unsaved(Arc::clone(&comments), good, through.clone())
+            .await
+            .expect("checked")
+    );
+    assert!(
+        !store
+            .matches_unsaved(Arc::clone(&comments), bad, through)
+            .await
+            .expect("checked")
+    );
+    assert_eq!(list(&store, "comments", vec![]).await.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsaved_rows_compare_without_column_affinity() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name"), number("rank")]))
+        .await
+        .expect("created");
+    let items = collection(&store, "items");
+    let data = record_data(&items, json!({"name": "5", "rank": 5}));
+    // Same storage class: equal.
+    for predicate in [
+        eq("items", "rank", SqlValue::Int(5)),
+        eq("items", "name", SqlValue::Text("5".into())),
+    ] {
+        assert!(
+            store
+                .matches_unsaved(Arc::clone(&items), data.clone(), predicate)
+                .await
+                .expect("checked")
+        );
+    }
+    // Across storage classes: not converted (PocketBase's would-be-row query answers the
+    // same).
+    for predicate in [
+        eq("items", "rank", SqlValue::Text("5".into())),
+        eq("items", "name", SqlValue::Int(5)),
+    ] {
+        assert!(
+            !store
+                .matches_unsaved(Arc::clone(&items), data.clone(), predicate)
+                .await
+                .expect("checked")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_past_their_deadline_roll_back() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name"), number("rank")]))
+        .await
+        .expect("created");
+    let items = collection(&store, "items");
+    let create = |name: &str, guard: Option<SqlFragment>| WriteOp::Create {
+        collection: Arc::clone(&items),
+        data: record_data(&items, json!({"name": name})),
+        guard,
+    };
+
+    // Already past: refused before anything runs.
+    let past = std::time::Instant::now();
+    let error = store
+        .write_before(vec![create("early", None)], past)
+        .await
+        .expect_err("past deadline");
+    assert!(matches!(error.error, StoreError::TimedOut), "{error:?}");
+
+    // A statement still running at the deadline is interrupted; the create before it in the
+    // same transaction is rolled back with it.
+    let mut slow = SqlFragment::default();
+    slow.push_sql(
+        "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+         SELECT count(*) FROM c) > 0",
+    );
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_millis(100);
+    let error = store
+        .write_before(
+            vec![create("first", None), create("slow", Some(slow))],
+            deadline,
+        )
+        .await
+        .expect_err("interrupted");
+    assert!(matches!(error.error, StoreError::TimedOut), "{error:?}");
+    assert_eq!(error.index, 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(list(&store, "items", vec![]).await.is_empty());
+
+    // The deadline does not outlive its write.
+    let far = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    store
+        .write_before(vec![create("later", None)], far)
+        .await
+        .expect("within the deadline");
+    store
+        .write(vec![create("plain", None)])
+        .await
+        .expect("no deadline");
+    assert_eq!(list(&store, "items", vec![]).await.len(), 2);
+}

@@ -808,3 +808,108 @@ async fn injection_attempts_are_refused_or_inert() {
         "the table is intact"
     );
 }
+
+/// Create and manage rules that read other rows are decided on the would-be row before any
+/// field is validated (answers observed from PocketBase 0.40.6).
+#[tokio::test]
+async fn create_and_manage_rules_reading_other_rows_come_before_validation() {
+    let w = World::new().await;
+    let teams = w
+        .collection(json!({
+            "name": "squads", "type": "base", "listRule": "", "viewRule": "",
+            "fields": [{"name": "open", "type": "bool"}],
+        }))
+        .await;
+    let teams_id = teams["id"].as_str().expect("id").to_owned();
+    let open = w.record("squads", json!({"open": true})).await;
+    let closed = w.record("squads", json!({"open": false})).await;
+    w.collection(json!({
+        "name": "gated", "type": "base", "listRule": "", "viewRule": "",
+        "createRule": "squad.open = true",
+        "fields": [
+            {"name": "title", "type": "text", "required": true, "max": 5},
+            {"name": "squad", "type": "relation", "collectionId": teams_id, "maxSelect": 1}
+        ],
+    }))
+    .await;
+    let base = "/api/collections/gated/records";
+    for (body, expected) in [
+        // Refused by the rule: the invalid title is not reported.
+        (json!({"title": "toolong", "squad": closed}), json!({})),
+        (
+            json!({"title": "ok", "squad": "nosuchsquad1234"}),
+            json!({}),
+        ),
+    ] {
+        let (status, answer) = w.app.post_json(base, None, body).await;
+        let data = assert_error(status, &answer, 400, "Failed to create record.");
+        assert_eq!(data, expected);
+    }
+    let (status, answer) = w
+        .app
+        .post_json(base, None, json!({"title": "toolong", "squad": open}))
+        .await;
+    let data = assert_error(status, &answer, 400, "Failed to create record.");
+    assert_eq!(data["title"]["code"], "validation_max_text_constraint");
+    let (status, answer) = w
+        .app
+        .post_json(base, None, json!({"title": "ok", "squad": open}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, listed) = w.app.get(base, None).await;
+    assert_eq!(listed["totalItems"], 1, "nothing else was stored");
+
+    // A manageRule through the caller's relation: managers may create verified records.
+    let (status, users) = w.app.get("/api/collections/users", Some(&w.su)).await;
+    assert_eq!(status, 200);
+    let mut fields = users["fields"].as_array().expect("fields").clone();
+    fields.push(
+        json!({"name": "squad", "type": "relation", "collectionId": teams_id, "maxSelect": 1}),
+    );
+    let (status, body) = w
+        .app
+        .patch_json(
+            "/api/collections/users",
+            Some(&w.su),
+            json!({"fields": fields}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (id, squad) in [(&w.alice.0, &open), (&w.bob.0, &closed)] {
+        let (status, body) = w
+            .app
+            .patch_json(
+                &format!("/api/collections/users/records/{id}"),
+                Some(&w.su),
+                json!({"squad": squad}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    w.collection(json!({
+        "name": "crew", "type": "auth", "createRule": "",
+        "manageRule": "@request.auth.squad.open = true", "fields": [],
+    }))
+    .await;
+    let sign_up = |email: &str| json!({"email": email, "password": PASSWORD, "passwordConfirm": PASSWORD, "verified": true});
+    let (status, body) = w
+        .app
+        .post_json(
+            "/api/collections/crew/records",
+            Some(&w.alice.1),
+            sign_up("a@crew.test"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verified"], true);
+    let (status, body) = w
+        .app
+        .post_json(
+            "/api/collections/crew/records",
+            Some(&w.bob.1),
+            sign_up("b@crew.test"),
+        )
+        .await;
+    let data = assert_error(status, &body, 400, "Failed to create record.");
+    assert_eq!(data["verified"]["code"], "validation_values_mismatch");
+}

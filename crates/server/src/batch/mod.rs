@@ -8,7 +8,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -251,14 +251,17 @@ async fn run(
     items: Vec<Item>,
     timeout: Duration,
 ) -> ApiResult<Response> {
-    // The timeout bounds the preparation (rules, lookups, hashing). The store transaction
-    // itself is not cut short: dropping its future would not stop a write already running.
-    // FIXME(#7): PocketBase also aborts a transaction that outlives the timeout.
-    match tokio::time::timeout(timeout, prepare_all(state, auth, outer_headers, items)).await {
-        Ok(Ok(prepared)) => finish(state, prepared).await,
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(ApiError::bad_request_msg("Batch transaction timed out.")),
-    }
+    // The timeout covers everything: preparing (rules, lookups, hashing) and the store
+    // transaction, which the store interrupts and rolls back when the deadline passes.
+    let deadline = Instant::now() + timeout;
+    let timed_out = || ApiError::bad_request_msg("Batch transaction timed out.");
+    let prepared = tokio::time::timeout_at(
+        deadline.into(),
+        prepare_all(state, auth, outer_headers, items),
+    )
+    .await
+    .map_err(|_| timed_out())??;
+    finish(state, prepared, deadline).await
 }
 
 async fn prepare_all(
@@ -267,7 +270,8 @@ async fn prepare_all(
     outer_headers: &HeaderMap,
     items: Vec<Item>,
 ) -> ApiResult<Vec<batch_api::Prepared>> {
-    let mut prepared = Vec::with_capacity(items.len());
+    let mut prepared: Vec<batch_api::Prepared> = Vec::with_capacity(items.len());
+    let mut created = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let Some((action, collection, query)) = route(&item.method, &item.url, &item.body) else {
             return Err(item_failed(index, ApiError::bad_request()));
@@ -299,19 +303,30 @@ async fn prepare_all(
             query.as_deref(),
             item.body,
             item.files,
+            &created,
         )
         .await
         {
-            Ok(one) => prepared.push(one),
+            Ok(one) => {
+                created.extend(one.created());
+                prepared.push(one);
+            }
             Err(error) => return Err(item_failed(index, error)),
         }
     }
     Ok(prepared)
 }
 
-async fn finish(state: &SharedState, prepared: Vec<batch_api::Prepared>) -> ApiResult<Response> {
-    let results = match batch_api::execute(state, prepared).await {
+async fn finish(
+    state: &SharedState,
+    prepared: Vec<batch_api::Prepared>,
+    deadline: Instant,
+) -> ApiResult<Response> {
+    let results = match batch_api::execute(state, prepared, Some(deadline)).await {
         Ok(results) => results,
+        Err(_) if Instant::now() >= deadline => {
+            return Err(ApiError::bad_request_msg("Batch transaction timed out."));
+        }
         Err((index, error)) => return Err(item_failed(index, error)),
     };
     let mut out = Vec::with_capacity(results.len());

@@ -421,3 +421,52 @@ async fn the_batch_body_limit_comes_from_the_settings() {
     assert_eq!(app.count().await, 0);
     assert!(app.stored_files().await.is_empty());
 }
+
+#[tokio::test]
+async fn later_items_see_records_created_by_earlier_ones() {
+    let app = App::new(true).await;
+    let su = app.superuser.clone();
+    let (status, _) = app
+        .json(
+            "PATCH",
+            "/api/collections/notes",
+            Some(&su),
+            json!({"updateRule": "title != 'locked'"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .batch(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/notes/records?fields=id,title",
+             "body": {"id": "created00000001", "title": "a"}},
+            {"method": "PATCH", "url": "/api/collections/notes/records/created00000001?fields=title",
+             "body": {"title": "b"}},
+            {"method": "PUT", "url": "/api/collections/notes/records?fields=title",
+             "body": {"id": "created00000001", "title": "c"}}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!([
+            {"body": {"id": "created00000001", "title": "a"}, "status": 200},
+            {"body": {"title": "b"}, "status": 200},
+            {"body": {"title": "c"}, "status": 200}
+        ])
+    );
+    assert_eq!(app.count().await, 1);
+
+    // The update rule is checked on the would-be row of the earlier create (as PocketBase
+    // checks it on the row inside its transaction): refused, and the whole batch with it.
+    let (status, body) = app
+        .batch(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/notes/records",
+             "body": {"id": "created00000002", "title": "locked"}},
+            {"method": "PATCH", "url": "/api/collections/notes/records/created00000002",
+             "body": {"title": "b"}}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["data"]["requests"]["1"]["response"]["status"], 404);
+    assert_eq!(app.count().await, 1);
+}

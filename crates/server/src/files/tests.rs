@@ -637,3 +637,309 @@ async fn the_s3_settings_move_uploads_and_downloads_to_the_bucket() {
     assert_eq!(answer.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(&answer.body[..], b"the bucket");
 }
+
+/// A multipart body: `(name, Some(filename), bytes)` for a file part, `(name, None, text)`
+/// for a text field.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "plinthTestBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(filename) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl App {
+    async fn upload(
+        &self,
+        method: &str,
+        uri: &str,
+        parts: &[(&str, Option<&str>, &[u8])],
+    ) -> Answer {
+        let (content_type, body) = multipart(parts);
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, &self.superuser)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn stored(&self, collection: &Collection, id: &str) -> Vec<String> {
+        let mut keys = self
+            .state
+            .files
+            .local()
+            .list(&super::storage::record_prefix(&collection.id, id))
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+fn names(record: &Value, field: &str) -> Vec<String> {
+    match &record[field] {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect(),
+        Value::String(s) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn record_creates_and_updates_store_replace_and_remove_uploads() {
+    let app = App::new().await;
+    let docs = app.docs(Some("")).await;
+    let base = "/api/collections/docs/records";
+    let created = app
+        .upload(
+            "POST",
+            base,
+            &[
+                ("owner", None, b"me"),
+                ("files", Some("Hello World.txt"), b"hello"),
+                ("files", Some("two.txt"), b"second"),
+                ("secret", Some("key.pem"), b"s3cr3t"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.json());
+    let record = created.json();
+    let id = record["id"].as_str().unwrap().to_owned();
+    let files = names(&record, "files");
+    assert_eq!(files.len(), 2, "{record}");
+    // PocketBase's naming: the sanitized stem, `_`, 10 random characters, the extension.
+    assert!(
+        files[0].starts_with("hello_world_") && files[0].ends_with(".txt"),
+        "{files:?}"
+    );
+    assert_eq!(files[0].len(), "hello_world_".len() + 10 + ".txt".len());
+    assert_eq!(record["owner"], "me");
+    let download = app
+        .get(&format!("/api/files/docs/{id}/{}", files[1]), &[])
+        .await;
+    assert_eq!(download.status, 200);
+    assert_eq!(&download.body[..], b"second");
+    assert_eq!(app.stored(&docs, &id).await.len(), 3);
+
+    // Append one, remove one by name, replace the single file.
+    let updated = app
+        .upload(
+            "PATCH",
+            &format!("{base}/{id}"),
+            &[
+                ("files+", Some("three.txt"), b"third"),
+                ("files-", None, files[0].as_bytes()),
+                ("secret", Some("new.pem"), b"n3w"),
+            ],
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{:?}", updated.json());
+    let record = updated.json();
+    let now = names(&record, "files");
+    assert_eq!(now.len(), 2, "{record}");
+    assert_eq!(now[0], files[1]);
+    assert!(now[1].starts_with("three_"), "{now:?}");
+    let secret = names(&record, "secret");
+    assert!(secret[0].starts_with("new_"), "{secret:?}");
+    // The removed and the replaced files are gone from storage; the others stay.
+    let stored = app.stored(&docs, &id).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert!(stored.iter().all(|key| !key.ends_with(&files[0])));
+    assert!(stored.iter().any(|key| key.ends_with(&secret[0])));
+
+    // Clearing a field with an empty value removes its files.
+    let cleared = app
+        .upload("PATCH", &format!("{base}/{id}"), &[("files", None, b"")])
+        .await;
+    assert_eq!(cleared.status, 200, "{:?}", cleared.json());
+    assert!(names(&cleared.json(), "files").is_empty());
+    assert_eq!(app.stored(&docs, &id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_uploads_are_refused_and_leave_no_files() {
+    let app = App::new().await;
+    let mut collection = Collection::scaffold(CollectionType::Base, "small");
+    collection.fields.push(Field::new(
+        "pics",
+        FieldKind::File(FileOptions {
+            max_select: 2,
+            max_size: 1024,
+            mime_types: vec!["text/plain".into()],
+            ..Default::default()
+        }),
+    ));
+    let schema = app.state.store.create_collection(collection).await.unwrap();
+    let small = schema.get("small").cloned().unwrap();
+    let base = "/api/collections/small/records";
+    let big = vec![b'a'; 2048];
+    for (parts, code) in [
+        (
+            vec![("pics", Some("big.txt"), &big[..])],
+            "validation_file_size_limit",
+        ),
+        (
+            vec![
+                ("pics", Some("a.txt"), &b"a"[..]),
+                ("pics", Some("b.txt"), b"b"),
+                ("pics", Some("c.txt"), b"c"),
+            ],
+            "validation_too_many_files",
+        ),
+    ] {
+        let answer = app.upload("POST", base, &parts).await;
+        assert_eq!(answer.status, 400, "{:?}", answer.json());
+        let body = answer.json();
+        assert_eq!(body["message"], "Failed to create record.");
+        assert_eq!(body["data"]["pics"]["code"], code, "{body}");
+    }
+    let listed = app
+        .state
+        .files
+        .local()
+        .list(&format!("{}/", small.id))
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    // A body over the server limit is accepted when the file fields allow it, not beyond.
+    let ok = app
+        .upload("POST", base, &[("pics", Some("fine.txt"), &big[..1000])])
+        .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.json());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_beyond_the_file_fields_allowance_are_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).unwrap();
+    let admin = crate::superusers::create(store.as_ref(), "admin@example.com", "Passw0rd!123", 4)
+        .await
+        .unwrap();
+    let superusers = store.schema().get("_superusers").cloned().unwrap();
+    let token = crate::auth::token::auth_token(&superusers, &admin).unwrap();
+    let mut collection = Collection::scaffold(CollectionType::Base, "tiny");
+    collection.fields.push(Field::new(
+        "doc",
+        FieldKind::File(FileOptions {
+            max_select: 1,
+            max_size: 4096,
+            ..Default::default()
+        }),
+    ));
+    store.create_collection(collection).await.unwrap();
+    let config = ServerConfig {
+        bcrypt_cost: 4,
+        body_limit: 1024,
+        storage_dir: Some(dir.path().join("storage")),
+        ..ServerConfig::default()
+    };
+    let router = crate::router(AppState::new(store, config));
+    for (size, status) in [
+        (3000usize, StatusCode::OK),
+        (8000, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let payload = vec![b'x'; size];
+        let (content_type, body) = multipart(&[("doc", Some("d.bin"), &payload)]);
+        let response = router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method("POST")
+                    .uri("/api/collections/tiny/records")
+                    .header(header::AUTHORIZATION, &token)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{size} bytes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_deleted_by_a_cascade_lose_their_files() {
+    let app = App::new().await;
+    let mut parents = Collection::scaffold(CollectionType::Base, "parents");
+    parents
+        .fields
+        .push(Field::new("name", FieldKind::Text(Default::default())));
+    let schema = app.state.store.create_collection(parents).await.unwrap();
+    let parents = schema.get("parents").cloned().unwrap();
+    let mut children = Collection::scaffold(CollectionType::Base, "children");
+    children.fields.push(Field::new(
+        "parent",
+        FieldKind::Relation(domain::field::RelationOptions {
+            collection_id: parents.id.clone(),
+            max_select: 1,
+            cascade_delete: true,
+            ..Default::default()
+        }),
+    ));
+    children.fields.push(Field::new(
+        "doc",
+        FieldKind::File(FileOptions {
+            max_select: 1,
+            ..Default::default()
+        }),
+    ));
+    let schema = app.state.store.create_collection(children).await.unwrap();
+    let children = schema.get("children").cloned().unwrap();
+
+    let parent = app
+        .upload(
+            "POST",
+            "/api/collections/parents/records",
+            &[("name", None, b"p")],
+        )
+        .await
+        .json();
+    let parent_id = parent["id"].as_str().unwrap().to_owned();
+    let child = app
+        .upload(
+            "POST",
+            "/api/collections/children/records",
+            &[
+                ("parent", None, parent_id.as_bytes()),
+                ("doc", Some("c.txt"), b"child file"),
+            ],
+        )
+        .await;
+    assert_eq!(child.status, 200, "{:?}", child.json());
+    let child_id = child.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.stored(&children, &child_id).await.len(), 1);
+
+    let deleted = app
+        .send(
+            Request::builder()
+                .method("DELETE")
+                .uri(format!("/api/collections/parents/records/{parent_id}"))
+                .header(header::AUTHORIZATION, &app.superuser)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert!(app.stored(&children, &child_id).await.is_empty());
+}

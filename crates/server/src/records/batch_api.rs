@@ -5,11 +5,10 @@
 //! together.
 //!
 //! Reads made while preparing (the current row of an update, the existence check of an
-//! upsert) see committed data only, so a batch item cannot yet update a record created by an
-//! earlier item of the same batch (deletes can: their rule is a guard checked inside the
-//! transaction).
-// FIXME(#7): the create/update handlers still carry their own copy of the prepare logic
-// below; they should call `prepare_create`/`prepare_update` once the rules work has settled.
+//! upsert) see committed data, plus the records created by earlier items of the same batch
+//! (their would-be rows), so a batch can create a record and then change it. The change
+//! itself is applied to the row as it is inside the transaction; deletes are guards checked
+//! there too.
 
 use std::sync::Arc;
 
@@ -80,6 +79,27 @@ pub(crate) struct Prepared {
     done: Done,
 }
 
+/// A record an earlier item of the same batch creates, as later items see it.
+pub(crate) struct Created {
+    collection_id: String,
+    record: Record,
+}
+
+impl Prepared {
+    /// The record this write creates, for the items after it.
+    pub(crate) fn created(&self) -> Option<Created> {
+        match &self.op {
+            WriteOp::Create {
+                collection, data, ..
+            } => Some(Created {
+                collection_id: collection.id.clone(),
+                record: Record::new(data.clone()),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What is kept of a prepared write to answer it once executed.
 pub(crate) struct Done {
     kind: Kind,
@@ -104,6 +124,7 @@ pub(crate) async fn prepare(
     raw_query: Option<&str>,
     body: Map<String, Value>,
     files: Vec<UploadedFile>,
+    earlier: &[Created],
 ) -> ApiResult<Prepared> {
     let params = QueryParams::parse(raw_query);
     // The batch looks the collection up itself first, with the read wording of the 404.
@@ -112,9 +133,7 @@ pub(crate) async fn prepare(
         Action::Upsert(id) => {
             let target = target_for_write(state, collection)?;
             let exists = !id.is_empty()
-                && state
-                    .store
-                    .get_record(target.collection.clone(), &id, Vec::new())
+                && current_row(state, &target.collection, &id, earlier)
                     .await?
                     .is_some();
             if exists {
@@ -134,7 +153,7 @@ pub(crate) async fn prepare(
         Action::Update(id) => {
             let target = target_for_write(state, collection)?;
             refuse_view(&target.collection)?;
-            prepare_update(state, target, id, auth, meta, params, body, files).await
+            prepare_update(state, target, id, auth, meta, params, body, files, earlier).await
         }
         Action::Delete(id) => {
             let target = target_for_read(state, collection)?;
@@ -191,23 +210,39 @@ pub(super) async fn prepare_create(
     );
     let body_seen = body_values(collection, &body, &input, &would_be);
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
-    let dialect = state.store.dialect();
-    let manager = auth.is_superuser()
-        || target.rules.manage.as_ref().is_some_and(|manage| {
-            !matches!(manage, Rule::SuperusersOnly)
-                && manage.check_record(&Record::new(would_be.clone()), &ctx) == Eval::Match
-        });
+    // A rule that reads other rows is decided in SQL against the would-be row (not stored),
+    // so that it comes before any field error, as in PocketBase. Its id must be set for that.
+    if would_be
+        .get("id")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        would_be.insert("id".into(), Value::String(domain::ids::new_record_id()));
+    }
+    // A manager (manageRule) may set `verified` and skip the old-password check; the rule
+    // reads the record as submitted.
+    let manager = match &target.rules.manage {
+        _ if auth.is_superuser() => true,
+        Some(manage) if collection.is_auth() => {
+            passes_unsaved(state, manage, collection, &would_be, &ctx).await?
+        }
+        _ => false,
+    };
     if collection.is_auth() {
         would_be.insert("verified".into(), Value::Bool(false));
     }
+    if !passes_unsaved(state, &target.rules.create, collection, &would_be, &ctx).await? {
+        return Err(ApiError::bad_request_msg(CREATE_FAILED));
+    }
+    // A rule decided in SQL is checked again on the inserted row inside the write
+    // transaction, where the rows it reads cannot change under it.
     let guard = match target
         .rules
         .create
         .check_record(&Record::new(would_be), &ctx)
     {
-        Eval::Match => None,
-        Eval::NoMatch => return Err(ApiError::bad_request_msg(CREATE_FAILED)),
-        Eval::NeedsSql => access::sql_guard(&target.rules.create, dialect, &ctx)?,
+        Eval::NeedsSql => access::sql_guard(&target.rules.create, state.store.dialect(), &ctx)?,
+        Eval::Match | Eval::NoMatch => None,
     };
     if collection.is_auth() {
         let errors = write::auth_form_errors(&body, &input, None, manager).await;
@@ -259,12 +294,11 @@ pub(super) async fn prepare_update(
     params: QueryParams,
     mut body: Map<String, Value>,
     files: Vec<UploadedFile>,
+    earlier: &[Created],
 ) -> ApiResult<Prepared> {
     let collection = &target.collection;
     refuse_superusers_only(&target.rules.update, auth)?;
-    let current = state
-        .store
-        .get_record(collection.clone(), &id, Vec::new())
+    let (current, stored) = current_row(state, collection, &id, earlier)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let uploads = upload::plan(collection, &mut body, files)
@@ -281,12 +315,15 @@ pub(super) async fn prepare_update(
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     let dialect = state.store.dialect();
     let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
-    if !passes(state, &target.rules.update, collection, &current, &ctx).await? {
+    // A record created earlier in the same batch is not stored yet: its rules are checked
+    // on its would-be row.
+    let check = |rule| passes_current(state, rule, collection, &current, stored, &ctx);
+    if !check(&target.rules.update).await? {
         return Err(ApiError::not_found());
     }
     if collection.is_auth() {
         let manager = match &target.rules.manage {
-            Some(manage) => passes(state, manage, collection, &current, &ctx).await?,
+            Some(manage) => check(manage).await?,
             None => auth.is_superuser(),
         };
         let errors = write::auth_form_errors(&body, &input, Some(&current), manager).await;
@@ -317,12 +354,35 @@ pub(super) async fn prepare_update(
     })
 }
 
+/// The record `id` of `collection` as an update starts from: the stored row (`true`), or
+/// the would-be row of a create earlier in the same batch (`false`).
+async fn current_row(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    id: &str,
+    earlier: &[Created],
+) -> ApiResult<Option<(Record, bool)>> {
+    if let Some(record) = state
+        .store
+        .get_record(collection.clone(), id, Vec::new())
+        .await?
+    {
+        return Ok(Some((record, true)));
+    }
+    Ok(earlier
+        .iter()
+        .rev()
+        .find(|one| one.collection_id == collection.id && one.record.id() == id)
+        .map(|one| (one.record.clone(), false)))
+}
+
 /// Stores the uploads, runs every prepared write in one transaction, and removes the files
 /// the writes dropped once they are committed. A failure (with the index of the write that
 /// failed) leaves neither rows nor new files behind.
 pub(crate) async fn execute(
     state: &SharedState,
     prepared: Vec<Prepared>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Vec<(Done, WriteResult)>, (usize, ApiError)> {
     let (ops, prepared): (Vec<WriteOp>, Vec<Done>) =
         prepared.into_iter().map(|p| (p.op, p.done)).unzip();
@@ -356,7 +416,11 @@ pub(crate) async fn execute(
             }
         }
     }
-    let results = match state.store.write(ops).await {
+    let written = match deadline {
+        Some(deadline) => state.store.write_before(ops, deadline).await,
+        None => state.store.write(ops).await,
+    };
+    let results = match written {
         Ok(results) => results,
         Err(error) => {
             if let Some(storage) = &storage {
@@ -371,6 +435,21 @@ pub(crate) async fn execute(
                 .map_or(CREATE_FAILED, |p| p.failed);
             return Err((error.index, ApiError::from_store(error.error, failed)));
         }
+    };
+    // Records a relation cascade deleted lose their files too; the storage may not have been
+    // needed before the write showed them.
+    let schema = state.store.schema();
+    let cascaded_files = results.iter().any(|result| match result {
+        WriteResult::Deleted { cascaded, .. } => cascaded.iter().any(|(collection_id, _)| {
+            schema
+                .get_by_id(collection_id)
+                .is_some_and(|c| has_file_fields(c))
+        }),
+        _ => false,
+    });
+    let storage = match storage {
+        None if cascaded_files => crate::files::storage_for(state).await.ok(),
+        other => other,
     };
     if let Some(storage) = &storage {
         for (one, result) in prepared.iter().zip(&results) {
@@ -387,9 +466,16 @@ pub(crate) async fn execute(
                         .await;
                     }
                 }
-                (Kind::Delete, WriteResult::Deleted(record)) => {
-                    // FIXME(#7): records removed by a cascade keep their files (orphans).
+                (Kind::Delete, WriteResult::Deleted { record, cascaded }) => {
                     upload::delete_record_files(storage, &one.collection.id, record.id()).await;
+                    for (collection_id, id) in cascaded {
+                        if schema
+                            .get_by_id(collection_id)
+                            .is_some_and(|c| has_file_fields(c))
+                        {
+                            upload::delete_record_files(storage, collection_id, id).await;
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -425,7 +511,7 @@ pub(crate) async fn respond(
             .await?;
             Ok(Some(value))
         }
-        (_, WriteResult::Deleted(_)) => Err(ApiError::internal(
+        (_, WriteResult::Deleted { .. }) => Err(ApiError::internal(
             "the store reported a delete for a write",
         )),
     }
@@ -477,9 +563,50 @@ async fn passes(
     })
 }
 
+/// [`passes`] for a stored record, [`passes_unsaved`] for one an earlier batch item creates.
+async fn passes_current(
+    state: &SharedState,
+    rule: &Rule,
+    collection: &Arc<Collection>,
+    record: &Record,
+    stored: bool,
+    ctx: &RequestContext,
+) -> ApiResult<bool> {
+    if stored {
+        passes(state, rule, collection, record, ctx).await
+    } else {
+        passes_unsaved(state, rule, collection, &record.data, ctx).await
+    }
+}
+
+/// Whether the would-be row `data` (not stored) passes `rule` for this request: in memory
+/// when the rule reads only the row and the request, else in SQL against the row offered in
+/// place of the table. A superusers-only rule passes for superusers alone.
+async fn passes_unsaved(
+    state: &SharedState,
+    rule: &Rule,
+    collection: &Arc<Collection>,
+    data: &RecordData,
+    ctx: &RequestContext,
+) -> ApiResult<bool> {
+    Ok(match rule.check_record(&Record::new(data.clone()), ctx) {
+        Eval::Match => true,
+        Eval::NoMatch => false,
+        Eval::NeedsSql => match rule.outcome(state.store.dialect(), ctx) {
+            RuleOutcome::SuperusersOnly => false,
+            RuleOutcome::Allow => true,
+            RuleOutcome::Filter(predicate) => {
+                state
+                    .store
+                    .matches_unsaved(collection.clone(), data.clone(), predicate)
+                    .await?
+            }
+        },
+    })
+}
+
 /// The largest body a create or update of `collection` accepts: the server's limit plus,
 /// as in PocketBase, `maxSize × maxSelect` of every file field.
-#[allow(dead_code)] // FIXME(#7): for the create/update handlers, once they use this module.
 pub(crate) fn body_limit(state: &SharedState, collection: &Collection) -> u64 {
     let files: u64 = collection
         .fields
@@ -501,7 +628,6 @@ pub(crate) fn body_limit(state: &SharedState, collection: &Collection) -> u64 {
 
 /// Reads a record body and its file parts, with the errors of the records endpoints, cut
 /// off at `limit` bytes (413).
-#[allow(dead_code)] // FIXME(#7): for the create/update handlers, once they use this module.
 pub(super) async fn read_body_with_files(
     request: axum::extract::Request,
     state: &SharedState,
@@ -523,12 +649,11 @@ pub(super) async fn read_body_with_files(
 }
 
 /// Executes one prepared write and answers it as its endpoint does.
-#[allow(dead_code)] // FIXME(#7): for the create/update handlers, once they use this module.
 pub(super) async fn execute_one(
     state: &SharedState,
     prepared: Prepared,
 ) -> ApiResult<Option<Value>> {
-    let mut results = execute(state, vec![prepared])
+    let mut results = execute(state, vec![prepared], None)
         .await
         .map_err(|(_, error)| error)?;
     let Some((done, result)) = results.pop() else {

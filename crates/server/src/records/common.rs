@@ -17,7 +17,6 @@ use super::expand::{expand_records_for, in_list};
 use super::query;
 use crate::access;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BodyError, parse_body};
 use crate::response::{apply_fields, record_json};
 use crate::state::SharedState;
 
@@ -202,21 +201,4 @@ impl RequestMeta {
             headers: request.headers().clone(),
         }
     }
-}
-
-/// Reads a record body after the collection checks (PocketBase answers an unknown collection
-/// before it looks at the body), with the same errors as [`crate::extract::RecordBody`].
-pub(super) async fn read_body(
-    request: Request,
-    state: &SharedState,
-) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
-    parse_body(request, state)
-        .await
-        .map_err(|error| match error {
-            BodyError::UnsupportedContentType => {
-                ApiError::bad_request_msg("Unsupported Content-Type.")
-            }
-            BodyError::Malformed => ApiError::bad_request(),
-            BodyError::TooLarge => ApiError::too_large(),
-        })
 }

@@ -33,9 +33,10 @@ pub async fn delete(
         raw_query.as_deref(),
         Map::new(),
         Vec::new(),
+        &[],
     )
     .await?;
-    batch_api::execute(&state, vec![prepared])
+    batch_api::execute(&state, vec![prepared], None)
         .await
         .map_err(|(_, error)| error)?;
     Ok(StatusCode::NO_CONTENT)

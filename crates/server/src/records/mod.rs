@@ -17,6 +17,7 @@ mod write;
 mod tests;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 use crate::state::SharedState;
@@ -27,10 +28,17 @@ pub fn router() -> Router<SharedState> {
     Router::new()
         .route(
             "/api/collections/{collection}/records",
-            get(list::list).post(create::create),
+            get(list::list)
+                .post(create::create)
+                // Creates and updates have their own limit, raised by the file fields'
+                // sizes (`batch_api::body_limit`), applied while reading.
+                .layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/api/collections/{collection}/records/{id}",
-            get(view::view).patch(update::update).delete(delete::delete),
+            get(view::view)
+                .patch(update::update)
+                .delete(delete::delete)
+                .layer(DefaultBodyLimit::disable()),
         )
 }

@@ -1,0 +1,59 @@
+//! Checks a predicate against a row that is not stored (yet or any more): the would-be row
+//! of a create, whose rule PocketBase decides before any field is validated, or the last
+//! state of a deleted record, which realtime must still match against rules.
+//!
+//! The row is offered under the collection's own name as a CTE, so the predicate, written
+//! against the table, reads it unchanged (joins to other tables still see the stored data).
+//! Its values are bound parameters, so they carry no column affinity: a NUMERIC column
+//! compared with the text `'5'` does not convert it, which is also how PocketBase's own
+//! would-be-row query behaves (its create rule `n = '5'` refuses `n: 5`).
+
+use domain::StoreError;
+use domain::collection::Collection;
+use domain::record::RecordData;
+use domain::sql::{SqlFragment, quote_ident};
+use rusqlite::types::Value as SqlOut;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use crate::records::{bind, json_to_sql};
+
+/// Whether `data`, as a row of `collection`, satisfies `predicate`.
+pub(crate) fn matches(
+    conn: &Connection,
+    collection: &Collection,
+    data: &RecordData,
+    predicate: &SqlFragment,
+) -> Result<bool, StoreError> {
+    if collection.fields.is_empty() {
+        return Err(StoreError::Schema(format!(
+            "collection {:?} has no fields",
+            collection.name
+        )));
+    }
+    let table = quote_ident(&collection.name);
+    let columns: Vec<String> = collection
+        .fields
+        .iter()
+        .map(|f| quote_ident(&f.name))
+        .collect();
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let sql = format!(
+        "WITH {table}({cols}) AS (SELECT {placeholders}) SELECT 1 FROM {table} WHERE ({pred}) LIMIT 1",
+        cols = columns.join(", "),
+        pred = predicate.sql,
+    );
+    let mut params: Vec<SqlOut> = collection
+        .fields
+        .iter()
+        .map(|f| json_to_sql(f, data.get(&f.name).unwrap_or(&f.zero_value())))
+        .collect();
+    params.extend(predicate.params.iter().map(bind));
+    let found: Option<i64> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(params_from_iter(params), |r| r.get(0))
+                .optional()
+        })
+        .map_err(crate::internal)?;
+    Ok(found.is_some())
+}
