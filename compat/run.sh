@@ -62,6 +62,7 @@ fi
 
 # npm dependencies (pinned by package-lock.json).
 if [ ! -d "$HERE/node_modules/pocketbase" ] || [ ! -d "$HERE/node_modules/eventsource" ] \
+   || [ ! -d "$HERE/node_modules/smtp-server" ] || [ ! -d "$HERE/node_modules/mailparser" ] \
    || [ "$HERE/package-lock.json" -nt "$HERE/node_modules/.package-lock.json" ]; then
   note "installing npm dependencies (npm ci)"
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed"

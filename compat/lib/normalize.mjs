@@ -15,7 +15,12 @@ const REALTIME_CLIENT_ID = /^[A-Za-z0-9]{40}$/;
 const TOKEN_KEY = /^[A-Za-z0-9]{50}$/;
 // PocketBase stores an upload as `<snake_name>_<10 random [a-z0-9]><.ext>`; batch uploads get the
 // suffix twice. The extension is always present (detected from the content when missing).
-const FILE_SUFFIX = /_[a-z0-9]{10}(?=(_[a-z0-9]{10})*\.[A-Za-z0-9]{1,20}$)/g;
+// The name may sit inside a longer text (a header, a URL, a message), and its extension may
+// carry dots of the original name (`x_y_<rand>.z.txt`).
+const FILE_SUFFIX = /_[a-z0-9]{10}(?=(_[a-z0-9]{10})*\.[A-Za-z0-9.]{1,20}(?:$|["'?&#\s]))/g;
+// Stems shorter than three characters are padded with 10 random characters first
+// (`a.txt` → `a<10 random>_<10 random>.txt`).
+const SHORT_STEM_PAD = /(?<![A-Za-z0-9_])([a-z0-9]{1,2})[a-z0-9]{10}(?=_<rand>)/g;
 // A timestamp within this distance of the comparison time was produced by the server ("now").
 // Index names PocketBase invents for scaffolds: `idx_email_3b23lad4r9`.
 const RANDOM_INDEX_NAME = /(`idx_[A-Za-z0-9]+_)[a-z0-9]{10}`/g;
@@ -64,6 +69,7 @@ class Normalizer {
     let out = s;
     if (this.embedded) out = out.replace(this.embedded, (m) => this.idPlaceholder(m));
     out = out.replace(FILE_SUFFIX, '_<rand>');
+    out = out.replace(SHORT_STEM_PAD, '$1<pad>');
     out = out.replace(RANDOM_INDEX_NAME, '$1<rand>`');
     return out;
   }

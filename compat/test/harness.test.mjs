@@ -55,6 +55,23 @@ test('file-name suffixes, tokens and scaffold index names are normalized', () =>
   assert.equal(v.index, 'CREATE UNIQUE INDEX `idx_email_<rand>` ON `` (`email`)');
 });
 
+test('file names inside headers, URLs and messages, dotted and short stems are normalized', () => {
+  const [[, v]] = normalize([['x', {
+    header: 'attachment; filename="hello_4xxe2cedwd.txt"',
+    url: '/api/files/c/r/red_npvrm9m66m.png?thumb=20x0',
+    message: '"fake_nrx60wvnk0.png" mime type must be one of: image/png.',
+    dotted: 'x_y_7n2szu1qly.z.txt',
+    short: 'ad9delqofx2_bfmcxj46j5.txt',
+    plain: 'my_file_name.txt',
+  }]]);
+  assert.equal(v.header, 'attachment; filename="hello_<rand>.txt"');
+  assert.equal(v.url, '/api/files/c/r/red_<rand>.png?thumb=20x0');
+  assert.equal(v.message, '"fake_<rand>.png" mime type must be one of: image/png.');
+  assert.equal(v.dotted, 'x_y_<rand>.z.txt');
+  assert.equal(v.short, 'a<pad>_<rand>.txt');
+  assert.equal(v.plain, 'my_file_name.txt');
+});
+
 test('object key order does not matter, array order does', () => {
   assert.equal(diff([['x', { a: 1, b: 2 }]], [['x', { b: 2, a: 1 }]]).length, 0);
   assert.equal(diff([['x', [1, 2]]], [['x', [2, 1]]]).length, 2);

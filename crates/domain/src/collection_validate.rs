@@ -506,7 +506,32 @@ pub fn validate_collection(
     if new.is_auth()
         && let Some(options) = &new.auth
     {
-        validate_auth_options(errors, new, options);
+        let mut auth_errors = ValidationErrors::new();
+        validate_auth_options(&mut auth_errors, new, options);
+        // PocketBase asks MFA for a second method only once the auth options are otherwise
+        // valid (a bad `otp.length` or token duration hides it).
+        if auth_errors.is_empty() {
+            check_mfa_methods(&mut auth_errors, options);
+        }
+        errors.merge("", auth_errors);
+    }
+}
+
+/// MFA needs two enabled methods among password, OTP and OAuth2 (enabled with or without
+/// providers), or the second factor could never be given.
+fn check_mfa_methods(errors: &mut ValidationErrors, o: &AuthOptions) {
+    let methods = [o.password_auth.enabled, o.otp.enabled, o.oauth2.enabled]
+        .into_iter()
+        .filter(|enabled| *enabled)
+        .count();
+    if o.mfa.enabled && methods < 2 {
+        errors.add(
+            "mfa.enabled",
+            FieldError::new(
+                "validation_mfa_not_enough_auths",
+                "MFA requires at least 2 auth methods to be enabled.",
+            ),
+        );
     }
 }
 

@@ -67,9 +67,10 @@ async fn fallback(request: Request<Body>) -> Response {
     }
 }
 
-/// A known path with the wrong method is a 404 in PocketBase, not a 405.
-async fn method_not_allowed() -> Response {
-    ApiError::not_found().into_response()
+/// A known path with the wrong method is a 404 in PocketBase, not a 405. A GET or HEAD there
+/// reaches PocketBase's static file handler like any unknown path, hence the same message.
+async fn method_not_allowed(request: Request<Body>) -> Response {
+    fallback(request).await
 }
 
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {

@@ -83,6 +83,11 @@ async fn unknown_routes_and_methods_are_404s_in_error_shape() {
     assert_error(status, &body, 404, "The requested resource wasn't found.");
     let (status, body) = app.delete("/api/health", None).await;
     assert_error(status, &body, 404, "The requested resource wasn't found.");
+    // A GET to a POST-only route falls through to the files, like an unknown path.
+    let (status, body) = app
+        .get("/api/collections/users/auth-with-password", None)
+        .await;
+    assert_error(status, &body, 404, "File not found.");
 }
 
 #[tokio::test]

@@ -668,6 +668,36 @@ fn auth_options_are_checked() {
 }
 
 #[test]
+fn mfa_needs_a_second_method_once_the_options_are_valid() {
+    let mut c = auth("members");
+    if let Some(o) = c.auth.as_mut() {
+        o.mfa.enabled = true;
+        o.otp.enabled = false;
+        o.oauth2.enabled = false;
+    }
+    assert_eq!(
+        check_new(&c)["mfa"]["enabled"]["code"],
+        "validation_mfa_not_enough_auths"
+    );
+    // Another problem in the options is reported instead.
+    if let Some(o) = c.auth.as_mut() {
+        o.auth_token.duration = 5;
+    }
+    let e = check_new(&c);
+    assert_eq!(
+        e["authToken"]["duration"]["message"],
+        "Must be no less than 10."
+    );
+    assert_eq!(e.get("mfa"), None);
+    // OAuth2 counts as a method even without providers.
+    if let Some(o) = c.auth.as_mut() {
+        o.auth_token.duration = 3600;
+        o.oauth2.enabled = true;
+    }
+    assert_eq!(check_new(&c), json!({}));
+}
+
+#[test]
 fn a_fresh_scaffold_is_valid() {
     assert_eq!(check_new(&base("fresh", vec![])), json!({}));
     assert_eq!(check_new(&auth("members")), json!({}));

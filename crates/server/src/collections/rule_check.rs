@@ -40,7 +40,8 @@ pub fn validate_rule_texts(
         ("mfa.rule", mfa_rule),
     ];
     for (key, text) in texts {
-        if errors.contains(key) {
+        // An MFA that cannot be enabled (`mfa.enabled`) is reported instead of its rule.
+        if errors.contains(key) || (key == "mfa.rule" && errors.contains("mfa")) {
             continue;
         }
         let Some(text) = text else {
