@@ -30,6 +30,7 @@ pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.body_limit;
     realtime::spawn_hub(&state);
     files::cleanup::spawn(&state);
+    auth::otp::spawn_sweep(&state);
     let api = Router::new()
         .merge(health::router())
         .merge(collections::router())

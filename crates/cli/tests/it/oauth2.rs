@@ -190,6 +190,11 @@ async fn provider_entry(app: &TestApp) -> Value {
 }
 
 async fn oauth2_login(app: &TestApp, login: &str) -> (u16, Value) {
+    oauth2_login_with(app, login, json!({})).await
+}
+
+/// A full sign-in at the provider, then `auth-with-oauth2` with `create_data`.
+async fn oauth2_login_with(app: &TestApp, login: &str, create_data: Value) -> (u16, Value) {
     let entry = provider_entry(app).await;
     let (code, state) =
         sign_in_at_provider(entry["authURL"].as_str().expect("authURL"), login).await;
@@ -202,7 +207,7 @@ async fn oauth2_login(app: &TestApp, login: &str) -> (u16, Value) {
         &format!("{USERS}/auth-with-oauth2"),
         None,
         json!({"provider": "oidc", "code": code, "codeVerifier": entry["codeVerifier"],
-               "redirectURL": REDIRECT, "createData": {"name": "ignored when mapped"}}),
+               "redirectURL": REDIRECT, "createData": create_data}),
     )
     .await
 }
@@ -377,4 +382,401 @@ async fn oauth2_never_links_by_an_unverified_email() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["id"], squatter["id"]);
+}
+
+/// Configures the `oidc` provider of `users` against `provider`, with rate limits off.
+async fn enable_oidc(app: &TestApp, admin: &str, provider: &OidcProvider, extra: Value) {
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(admin),
+            json!({"rateLimits": {"enabled": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut patch = json!({"oauth2": {"enabled": true, "providers": [{
+        "name": "oidc", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+        "authURL": format!("{}/auth", provider.base),
+        "tokenURL": format!("{}/token", provider.base),
+        "userInfoURL": format!("{}/me", provider.base)}]}});
+    if let (Some(patch), Value::Object(extra)) = (patch.as_object_mut(), extra) {
+        for (key, value) in extra {
+            if key == "oauth2" {
+                if let (Some(target), Value::Object(more)) =
+                    (patch["oauth2"].as_object_mut(), value)
+                {
+                    target.extend(more);
+                }
+            } else {
+                patch.insert(key, value);
+            }
+        }
+    }
+    let (status, body) = app.patch_json(USERS, Some(admin), patch).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn oauth2_sign_up_goes_through_the_create_rule_and_record_validation() {
+    let provider = OidcProvider::start();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    // As in PocketBase: the rule sees the submitted createData (plus the provider email and a
+    // random password) in the "oauth2" context; the provider name is not mapped here.
+    enable_oidc(
+        &app,
+        &admin,
+        &provider,
+        json!({"createRule": "@request.context = \"oauth2\" && @request.body.name != \"\" \
+                               && @request.body.email != \"\" && @request.body.password != \"\"",
+               "oauth2": {"mappedFields": {"name": ""}}}),
+    )
+    .await;
+    let (status, body) = oauth2_login_with(&app, "ann", json!({})).await;
+    let data = assert_error(status, &body, 400, "Failed to create record.");
+    assert_eq!(data, json!({}));
+    let (status, body) = oauth2_login_with(&app, "ann", json!({"name": "x".repeat(300)})).await;
+    let data = assert_error(status, &body, 400, "Failed to create record.");
+    assert_eq!(
+        data["name"]["code"], "validation_max_text_constraint",
+        "{data}"
+    );
+    let (status, body) = oauth2_login_with(
+        &app,
+        "ann",
+        json!({"name": "Ann", "password": "annpass123"}),
+    )
+    .await;
+    let data = assert_error(status, &body, 400, "Failed to create record.");
+    assert_eq!(
+        data["passwordConfirm"]["code"], "validation_required",
+        "{data}"
+    );
+    let (status, body) = oauth2_login_with(&app, "ann", json!({"name": "Ann"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["name"], "Ann");
+    assert_eq!(body["record"]["email"], "ann@oidc.test");
+    assert_eq!(
+        body["record"]["verified"], true,
+        "the provider vouches for it"
+    );
+    assert_eq!(body["meta"]["isNew"], true);
+    assert_eq!(body["meta"]["avatarUrl"], "", "the legacy key is there too");
+    // Nothing was left behind by the refused attempts.
+    let (status, list) = app.get(&format!("{USERS}/records"), Some(&admin)).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["totalItems"], 1, "{list}");
+    // The same rule refuses an ordinary sign-up: its context is "default".
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/records"),
+            None,
+            json!({"email": "direct@example.com", "name": "Direct",
+                   "password": "directpass1", "passwordConfirm": "directpass1"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Failed to create record.");
+
+    // With the name mapped, createData still wins over the provider's value.
+    enable_oidc(
+        &app,
+        &admin,
+        &provider,
+        json!({"createRule": "", "oauth2": {"mappedFields": {"name": "name"}}}),
+    )
+    .await;
+    let (status, body) = oauth2_login_with(&app, "ben", json!({"name": "Benjamin"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["name"], "Benjamin");
+    // A createData email other than the provider's is taken, but not as verified.
+    let (status, body) =
+        oauth2_login_with(&app, "cleo", json!({"email": "other@example.com"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["email"], "other@example.com");
+    assert_eq!(body["record"]["verified"], false);
+    assert_eq!(
+        body["record"]["name"], "User cleo",
+        "mapped from the provider"
+    );
+}
+
+const APPLE_CLIENT_ID: &str = "com.plinth.test";
+
+/// The Apple stand-in (`apple_provider.mjs`, Node's standard library only) on a free port.
+struct AppleProvider {
+    base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for AppleProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl AppleProvider {
+    fn start() -> AppleProvider {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = dir.path().join("apple_provider.mjs");
+        std::fs::write(&script, include_str!("apple_provider.mjs")).expect("writes the script");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = Command::new("node")
+            .arg(&script)
+            .args([&port.to_string(), APPLE_CLIENT_ID])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts (Node.js is needed for the OAuth2 tests)");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("reads");
+        assert!(
+            line.starts_with("APPLE ready"),
+            "provider did not start: {line}"
+        );
+        AppleProvider {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+#[tokio::test]
+async fn apple_sign_in_trusts_only_id_tokens_signed_by_the_key_set() {
+    let apple = AppleProvider::start();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    app.patch_json(
+        "/api/settings",
+        Some(&admin),
+        json!({"rateLimits": {"enabled": false}}),
+    )
+    .await;
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"oauth2": {"enabled": true, "providers": [{
+                "name": "apple", "clientId": APPLE_CLIENT_ID, "clientSecret": "client-secret-jwt",
+                "tokenURL": format!("{}/auth/token", apple.base),
+                "userInfoURL": format!("{}/auth/keys", apple.base)}]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let entry = provider_entry(&app).await;
+    assert_eq!(entry["name"], "apple");
+    assert_eq!(entry["displayName"], "Apple");
+    let url = entry["authURL"].as_str().expect("authURL");
+    // PocketBase's Apple URL: form_post (Apple posts the code back) and the name/email scopes.
+    assert!(
+        url.starts_with(
+            "https://appleid.apple.com/auth/authorize?client_id=com.plinth.test&code_challenge="
+        ),
+        "{url}"
+    );
+    assert!(
+        url.contains("&code_challenge_method=S256&response_mode=form_post&response_type=code&scope=name+email&state="),
+        "{url}"
+    );
+    let sign_in = |code: String| {
+        let app = &app;
+        let verifier = entry["codeVerifier"].clone();
+        async move {
+            app.post_json(
+                &format!("{USERS}/auth-with-oauth2"),
+                None,
+                json!({"provider": "apple", "code": code, "codeVerifier": verifier,
+                       "redirectURL": REDIRECT}),
+            )
+            .await
+        }
+    };
+    for kind in ["expired", "audience", "issuer", "forged", "none"] {
+        let (status, body) = sign_in(format!("{kind}:mallory")).await;
+        assert_eq!(status, 400, "{kind}: {body}");
+        assert_eq!(body["message"], "Failed to fetch OAuth2 user.", "{kind}");
+    }
+    let (status, list) = app.get(&format!("{USERS}/records"), Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["totalItems"], 0, "no account from a bad token: {list}");
+
+    let (status, body) = sign_in("ok:alice".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["email"], "alice@apple.test");
+    assert_eq!(
+        body["record"]["verified"], true,
+        "Apple's \"true\" string counts as verified"
+    );
+    assert_eq!(body["meta"]["id"], "apple-alice");
+    assert_eq!(body["meta"]["isNew"], true);
+    assert_eq!(body["meta"]["accessToken"], "access-alice");
+    assert_eq!(body["meta"]["refreshToken"], "refresh-alice");
+    assert_eq!(body["meta"]["rawUser"]["iss"], "https://appleid.apple.com");
+    assert_eq!(body["meta"]["rawUser"]["aud"], APPLE_CLIENT_ID);
+    let id = body["record"]["id"].clone();
+    let (status, body) = sign_in("ok:alice".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], id, "the link finds the same record");
+    assert_eq!(body["meta"]["isNew"], false);
+}
+
+/// A minimal realtime client: the SSE stream and its client id.
+struct Sse {
+    response: reqwest::Response,
+    buffer: String,
+    client_id: String,
+}
+
+impl Sse {
+    async fn connect(app: &TestApp) -> Sse {
+        let response = reqwest::Client::new()
+            .get(app.url("/api/realtime"))
+            .send()
+            .await
+            .expect("stream opens");
+        assert_eq!(response.status(), 200);
+        let mut sse = Sse {
+            response,
+            buffer: String::new(),
+            client_id: String::new(),
+        };
+        let (event, data) = sse.next().await.expect("PB_CONNECT");
+        assert_eq!(event, "PB_CONNECT");
+        sse.client_id = data["clientId"].as_str().expect("client id").to_owned();
+        sse
+    }
+
+    /// The next message's event and data, or `None` after two seconds of silence.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw = self.buffer[..end].to_owned();
+                self.buffer.drain(..end + 2);
+                let line = |prefix: &str| {
+                    raw.split('\n')
+                        .find_map(|l| l.strip_prefix(prefix))
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let data = serde_json::from_str(&line("data:")).expect("data is JSON");
+                return Some((line("event:"), data));
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+}
+
+const SUCCESS_PAGE: &str = "../_/#/auth/oauth2-redirect-success";
+const FAILURE_PAGE: &str = "../_/#/auth/oauth2-redirect-failure";
+
+/// Sends the browser's request to the redirect endpoint: (status, Location).
+async fn redirect(app: &TestApp, method: &str, query: &str, form: Option<&str>) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let url = app.url(&format!("/api/oauth2-redirect{query}"));
+    let request = match form {
+        Some(form) if method == "POST" => client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned()),
+        _ if method == "POST" => client.post(&url),
+        _ => client.get(&url),
+    };
+    let response = request.send().await.expect("answers");
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (response.status().as_u16(), location)
+}
+
+#[tokio::test]
+async fn oauth2_redirect_without_a_waiting_client_lands_on_the_failure_page() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        redirect(&app, "GET", "", None).await,
+        (307, FAILURE_PAGE.to_owned())
+    );
+    assert_eq!(
+        redirect(&app, "GET", "?state=nobody&code=abc", None).await,
+        (307, FAILURE_PAGE.to_owned())
+    );
+    assert_eq!(
+        redirect(&app, "POST", "", Some("state=nobody&code=abc")).await,
+        (303, FAILURE_PAGE.to_owned()),
+        "a form post (Apple) is answered with 303"
+    );
+    // A connected client that did not subscribe to @oauth2 is not told anything.
+    let mut sse = Sse::connect(&app).await;
+    let state = format!("?state={}&code=abc", sse.client_id);
+    assert_eq!(
+        redirect(&app, "GET", &state, None).await,
+        (307, FAILURE_PAGE.to_owned())
+    );
+    assert_eq!(sse.next().await, None);
+}
+
+#[tokio::test]
+#[ignore = "needs a realtime hub call to message one subscribed client (issue #6's hub)"]
+async fn oauth2_redirect_relays_the_code_to_the_subscribed_client_once() {
+    let app = TestApp::spawn().await;
+    let mut sse = Sse::connect(&app).await;
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let id = sse.client_id.clone();
+    let query = format!("?state={id}&code=abc123&extra=1");
+    assert_eq!(
+        redirect(&app, "GET", &query, None).await,
+        (307, SUCCESS_PAGE.to_owned())
+    );
+    assert_eq!(
+        sse.next().await,
+        Some(("@oauth2".to_owned(), json!({"state": id, "code": "abc123"})))
+    );
+    // The subscription is used up: the same state relays nothing more.
+    assert_eq!(
+        redirect(&app, "GET", &query, None).await,
+        (307, FAILURE_PAGE.to_owned())
+    );
+    assert_eq!(sse.next().await, None);
+
+    // A provider error reaches the client (so the SDK stops waiting), the browser fails.
+    app.post_json(
+        "/api/realtime",
+        None,
+        json!({"clientId": id, "subscriptions": ["@oauth2"]}),
+    )
+    .await;
+    let form = format!("state={id}&error=access_denied");
+    assert_eq!(
+        redirect(&app, "POST", "", Some(&form)).await,
+        (303, FAILURE_PAGE.to_owned())
+    );
+    assert_eq!(
+        sse.next().await,
+        Some((
+            "@oauth2".to_owned(),
+            json!({"state": id, "code": "", "error": "access_denied"})
+        ))
+    );
 }

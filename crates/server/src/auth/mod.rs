@@ -3,9 +3,11 @@
 //! password reset, email change). Every successful sign-in goes through [`finish_auth`],
 //! which applies the collection's `authRule` and the MFA step before issuing a token.
 
+pub mod apple;
 pub mod bookkeeping;
 pub mod flows;
 pub mod oauth2;
+pub mod oauth2_redirect;
 pub mod otp;
 pub mod password;
 pub mod token;
@@ -51,6 +53,7 @@ pub fn router() -> Router<SharedState> {
         .merge(flows::router())
         .merge(otp::router())
         .merge(oauth2::router())
+        .merge(oauth2_redirect::router())
 }
 
 /// The auth collection named in the path, or PocketBase's 404 (whose message tells an

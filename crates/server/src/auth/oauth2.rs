@@ -4,29 +4,34 @@
 //! verified account with the same verified email, or creates a record (under the
 //! collection's create rule). Links are rows of the `_externalAuths` system collection.
 //!
-//! Providers: generic OpenID Connect (`oidc`, `oidc2`, `oidc3`, URLs from the config) and the
-//! presets Google, Microsoft, GitHub, GitLab and Discord.
+//! Providers: generic OpenID Connect (`oidc`, `oidc2`, `oidc3`, URLs from the config), Apple
+//! (the user comes from the verified `id_token`, see [`super::apple`]) and the presets
+//! Google, Microsoft, GitHub, GitLab, Discord, Gitea, Spotify, Twitch and Facebook. New users
+//! are created the way the records API creates them, in the `oauth2` rule context. The
+//! all-in-one flow's redirect target is [`super::oauth2_redirect`].
 //!
-//! FIXME(#5): the all-in-one flow (`/api/oauth2-redirect` relaying the code to the realtime
-//! client subscribed to `@oauth2`) is not implemented, and provider logos are empty.
+//! FIXME(#5): provider logos are empty, and the other providers PocketBase knows (accepted
+//! in the collection config) are left out of `auth-methods`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::post;
-use domain::{AuthContext, Collection, FieldError, Record, RecordData, ValidationErrors};
+use domain::{AuthContext, Collection, FieldError, Record, ValidationErrors};
 use serde_json::{Map, Value, json};
 
 use super::bookkeeping;
 use super::{
     AuthMethod, ClientInfo, ResponseParams, auth_collection, find_by_field, finish_auth, form_text,
-    options, password,
+    options, update_record,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FormBody};
+use crate::records::batch_api;
 use crate::state::SharedState;
 use domain::collection::EXTERNAL_AUTHS_ID;
 
@@ -37,13 +42,29 @@ pub fn router() -> Router<SharedState> {
     )
 }
 
-/// How a provider's user-info answer is read.
+/// Where a plain provider's user-info answer keeps each value, as JSON pointers (`""`:
+/// not provided). An email is trusted as verified only through the `verified` pointer.
+#[derive(Debug, PartialEq, Eq)]
+struct JsonMap {
+    id: &'static str,
+    name: &'static str,
+    username: &'static str,
+    email: &'static str,
+    avatar: &'static str,
+    verified: &'static str,
+}
+
+/// How a provider's user is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum UserShape {
+    /// OpenID Connect user-info claims.
     Oidc,
+    /// `/user`, then `/user/emails` for the verified primary address.
     GitHub,
     Discord,
-    Microsoft,
+    /// The claims of the `id_token` from the token answer, checked against Apple's keys.
+    Apple,
+    Json(&'static JsonMap),
 }
 
 /// A provider's settings after merging the collection's config over the preset.
@@ -51,78 +72,225 @@ enum UserShape {
 pub struct Provider {
     pub name: String,
     pub display_name: String,
-    client_id: String,
+    pub(super) client_id: String,
     client_secret: String,
     auth_url: String,
     token_url: String,
-    user_info_url: String,
-    scopes: String,
+    /// The user-info endpoint; for Apple, the URL of the JSON Web Key Set.
+    pub(super) user_info_url: String,
+    scopes: &'static str,
+    /// Extra parameters of the authorization URL.
+    auth_params: &'static [(&'static str, &'static str)],
+    /// Whether the user-info request also carries `Client-Id` (Twitch).
+    client_id_header: bool,
     pub pkce: bool,
     shape: UserShape,
 }
 
-/// `(authURL, tokenURL, userInfoURL, scopes, displayName, shape)` of a known provider.
-fn preset(
-    name: &str,
-) -> Option<(
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    UserShape,
-)> {
+/// A known provider's defaults.
+struct Preset {
+    auth_url: &'static str,
+    token_url: &'static str,
+    user_info_url: &'static str,
+    scopes: &'static str,
+    display: &'static str,
+    shape: UserShape,
+    auth_params: &'static [(&'static str, &'static str)],
+    client_id_header: bool,
+}
+
+const fn preset(
+    endpoints: [&'static str; 3],
+    scopes: &'static str,
+    display: &'static str,
+    shape: UserShape,
+) -> Preset {
+    Preset {
+        auth_url: endpoints[0],
+        token_url: endpoints[1],
+        user_info_url: endpoints[2],
+        scopes,
+        display,
+        shape,
+        auth_params: &[],
+        client_id_header: false,
+    }
+}
+
+/// Apple's issuer and default key set (the key set URL is the provider's `userInfoURL`, so
+/// a deployment or a test can point it elsewhere).
+pub const APPLE_ISSUER: &str = "https://appleid.apple.com";
+const APPLE_KEYS_URL: &str = "https://appleid.apple.com/auth/keys";
+
+static MICROSOFT: JsonMap = JsonMap {
+    id: "/id",
+    name: "/displayName",
+    username: "",
+    // Graph does not say whether `mail` was verified, so it never links by email.
+    email: "/mail",
+    avatar: "",
+    verified: "",
+};
+static GITLAB: JsonMap = JsonMap {
+    id: "/id",
+    name: "/name",
+    username: "/username",
+    email: "/email",
+    avatar: "/avatar_url",
+    verified: "",
+};
+static GITEA: JsonMap = JsonMap {
+    id: "/id",
+    name: "/full_name",
+    username: "/login",
+    email: "/email",
+    avatar: "/avatar_url",
+    verified: "",
+};
+static SPOTIFY: JsonMap = JsonMap {
+    id: "/id",
+    name: "/display_name",
+    username: "",
+    email: "/email",
+    avatar: "/images/0/url",
+    verified: "",
+};
+static TWITCH: JsonMap = JsonMap {
+    id: "/data/0/id",
+    name: "/data/0/display_name",
+    username: "/data/0/login",
+    email: "/data/0/email",
+    avatar: "/data/0/profile_image_url",
+    verified: "",
+};
+static FACEBOOK: JsonMap = JsonMap {
+    id: "/id",
+    name: "/name",
+    username: "",
+    email: "/email",
+    avatar: "/picture/data/url",
+    verified: "",
+};
+
+/// The defaults of a provider Plinth supports, by PocketBase's provider name. The display
+/// names, scopes and authorization URLs are those PocketBase lists in `auth-methods`.
+fn preset_of(name: &str) -> Option<Preset> {
     Some(match name {
-        "oidc" | "oidc2" | "oidc3" => (
-            "",
-            "",
-            "",
+        "oidc" | "oidc2" | "oidc3" => preset(
+            ["", "", ""],
             "openid email profile",
-            "OpenID Connect",
+            "OIDC",
             UserShape::Oidc,
         ),
-        "google" => (
-            "https://accounts.google.com/o/oauth2/v2/auth",
-            "https://oauth2.googleapis.com/token",
-            "https://openidconnect.googleapis.com/v1/userinfo",
-            "openid email profile",
+        "google" => preset(
+            [
+                "https://accounts.google.com/o/oauth2/v2/auth",
+                "https://oauth2.googleapis.com/token",
+                "https://www.googleapis.com/oauth2/v3/userinfo",
+            ],
+            "https://www.googleapis.com/auth/userinfo.profile \
+             https://www.googleapis.com/auth/userinfo.email",
             "Google",
             UserShape::Oidc,
         ),
-        "gitlab" => (
-            "https://gitlab.com/oauth/authorize",
-            "https://gitlab.com/oauth/token",
-            "https://gitlab.com/oauth/userinfo",
-            "openid email profile",
+        "apple" => Preset {
+            auth_params: &[("response_mode", "form_post")],
+            ..preset(
+                [
+                    "https://appleid.apple.com/auth/authorize",
+                    "https://appleid.apple.com/auth/token",
+                    APPLE_KEYS_URL,
+                ],
+                "name email",
+                "Apple",
+                UserShape::Apple,
+            )
+        },
+        "gitlab" => preset(
+            [
+                "https://gitlab.com/oauth/authorize",
+                "https://gitlab.com/oauth/token",
+                "https://gitlab.com/api/v4/user",
+            ],
+            "read_user",
             "GitLab",
-            UserShape::Oidc,
+            UserShape::Json(&GITLAB),
         ),
-        "microsoft" => (
-            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
-            "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-            "https://graph.microsoft.com/v1.0/me",
+        "microsoft" => preset(
+            [
+                "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+                "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+                "https://graph.microsoft.com/v1.0/me",
+            ],
             "User.Read",
             "Microsoft",
-            UserShape::Microsoft,
+            UserShape::Json(&MICROSOFT),
         ),
-        "github" => (
-            "https://github.com/login/oauth/authorize",
-            "https://github.com/login/oauth/access_token",
-            "https://api.github.com/user",
+        "github" => preset(
+            [
+                "https://github.com/login/oauth/authorize",
+                "https://github.com/login/oauth/access_token",
+                "https://api.github.com/user",
+            ],
             "read:user user:email",
             "GitHub",
             UserShape::GitHub,
         ),
-        "discord" => (
-            "https://discord.com/api/oauth2/authorize",
-            "https://discord.com/api/oauth2/token",
-            "https://discord.com/api/users/@me",
+        "discord" => preset(
+            [
+                "https://discord.com/api/oauth2/authorize",
+                "https://discord.com/api/oauth2/token",
+                "https://discord.com/api/users/@me",
+            ],
             "identify email",
             "Discord",
             UserShape::Discord,
         ),
-        // FIXME(#5): Apple (id_token verified against Apple's keys) and the other PocketBase
-        // presets are not implemented.
+        "gitea" => preset(
+            [
+                "https://gitea.com/login/oauth/authorize",
+                "https://gitea.com/login/oauth/access_token",
+                "https://gitea.com/api/v1/user",
+            ],
+            "read:user user:email",
+            "Gitea/Forgejo",
+            UserShape::Json(&GITEA),
+        ),
+        "spotify" => preset(
+            [
+                "https://accounts.spotify.com/authorize",
+                "https://accounts.spotify.com/api/token",
+                "https://api.spotify.com/v1/me",
+            ],
+            "user-read-private",
+            "Spotify",
+            UserShape::Json(&SPOTIFY),
+        ),
+        "twitch" => Preset {
+            client_id_header: true,
+            ..preset(
+                [
+                    "https://id.twitch.tv/oauth2/authorize",
+                    "https://id.twitch.tv/oauth2/token",
+                    "https://api.twitch.tv/helix/users",
+                ],
+                "user:read:email",
+                "Twitch",
+                UserShape::Json(&TWITCH),
+            )
+        },
+        "facebook" => preset(
+            [
+                "https://www.facebook.com/v3.2/dialog/oauth",
+                "https://graph.facebook.com/v3.2/oauth/access_token",
+                "https://graph.facebook.com/me?fields=name,email,picture.type(large)",
+            ],
+            "email",
+            "Facebook",
+            UserShape::Json(&FACEBOOK),
+        ),
+        // The other providers PocketBase knows (their names pass the collection's validation)
+        // are not offered: `providers` leaves them out of `auth-methods`.
         _ => return None,
     })
 }
@@ -144,7 +312,7 @@ pub fn providers(collection: &Collection) -> Vec<Provider> {
                     .to_owned()
             };
             let name = text("name");
-            let (auth_url, token_url, user_info_url, scopes, display, shape) = preset(&name)?;
+            let preset = preset_of(&name)?;
             let pick = |key: &str, default: &str| {
                 let value = text(key);
                 if value.is_empty() {
@@ -154,15 +322,17 @@ pub fn providers(collection: &Collection) -> Vec<Provider> {
                 }
             };
             Some(Provider {
-                display_name: pick("displayName", display),
+                display_name: pick("displayName", preset.display),
                 client_id: text("clientId"),
                 client_secret: text("clientSecret"),
-                auth_url: pick("authURL", auth_url),
-                token_url: pick("tokenURL", token_url),
-                user_info_url: pick("userInfoURL", user_info_url),
-                scopes: scopes.to_owned(),
+                auth_url: pick("authURL", preset.auth_url),
+                token_url: pick("tokenURL", preset.token_url),
+                user_info_url: pick("userInfoURL", preset.user_info_url),
+                scopes: preset.scopes,
+                auth_params: preset.auth_params,
+                client_id_header: preset.client_id_header,
                 pkce: config.get("pkce").and_then(Value::as_bool).unwrap_or(true),
-                shape,
+                shape: preset.shape,
                 name,
             })
         })
@@ -198,14 +368,19 @@ pub fn method_entry(provider: &Provider) -> Value {
     } else {
         (String::new(), "")
     };
+    // Sorted by name, as PocketBase writes them.
     let mut query: Vec<(&str, &str)> = vec![("client_id", &provider.client_id)];
     if provider.pkce {
         query.push(("code_challenge", &challenge));
         query.push(("code_challenge_method", method));
     }
     query.push(("response_type", "code"));
-    query.push(("scope", &provider.scopes));
+    if !provider.scopes.is_empty() {
+        query.push(("scope", provider.scopes));
+    }
     query.push(("state", &state));
+    query.extend(provider.auth_params.iter().copied());
+    query.sort_by_key(|(key, _)| *key);
     let encoded = serde_urlencoded::to_string(&query).unwrap_or_default();
     let separator = if provider.auth_url.contains('?') {
         '&'
@@ -239,10 +414,30 @@ pub struct ProviderUser {
 }
 
 fn text_of(value: &Value, key: &str) -> String {
-    match value.get(key) {
+    text_at(value, &format!("/{key}"))
+}
+
+/// The string or number at a JSON pointer, as text (`""` when absent or another type).
+fn text_at(value: &Value, pointer: &str) -> String {
+    if pointer.is_empty() {
+        return String::new();
+    }
+    match value.pointer(pointer) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
+    }
+}
+
+/// A verification flag sent as a boolean or, by some providers (Apple), as `"true"`.
+fn flag_at(value: &Value, pointer: &str) -> bool {
+    if pointer.is_empty() {
+        return false;
+    }
+    match value.pointer(pointer) {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
+        _ => false,
     }
 }
 
@@ -253,12 +448,34 @@ fn map_user(shape: UserShape, raw: &Value) -> ProviderUser {
             name: text_of(raw, "name"),
             username: text_of(raw, "preferred_username"),
             email: text_of(raw, "email"),
-            email_verified: raw
-                .get("email_verified")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            email_verified: flag_at(raw, "/email_verified"),
             avatar_url: text_of(raw, "picture"),
         },
+        UserShape::Apple => {
+            // Apple puts no name in the id_token; a `user` object (as Apple posts it to the
+            // redirect URL on the first sign-in) or a plain `name` claim is read if present.
+            let mut name = text_of(raw, "name");
+            if name.is_empty() {
+                let parts = [
+                    text_at(raw, "/user/name/firstName"),
+                    text_at(raw, "/user/name/lastName"),
+                ];
+                name = parts
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            ProviderUser {
+                id: text_of(raw, "sub"),
+                name,
+                username: String::new(),
+                email: text_of(raw, "email"),
+                email_verified: flag_at(raw, "/email_verified"),
+                avatar_url: String::new(),
+            }
+        }
         UserShape::GitHub => ProviderUser {
             id: text_of(raw, "id"),
             name: text_of(raw, "name"),
@@ -275,10 +492,7 @@ fn map_user(shape: UserShape, raw: &Value) -> ProviderUser {
                 name: text_of(raw, "global_name"),
                 username: text_of(raw, "username"),
                 email: text_of(raw, "email"),
-                email_verified: raw
-                    .get("verified")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                email_verified: flag_at(raw, "/verified"),
                 avatar_url: if avatar.is_empty() {
                     String::new()
                 } else {
@@ -287,14 +501,13 @@ fn map_user(shape: UserShape, raw: &Value) -> ProviderUser {
                 id,
             }
         }
-        // Graph does not say whether `mail` was verified, so it never links by email.
-        UserShape::Microsoft => ProviderUser {
-            id: text_of(raw, "id"),
-            name: text_of(raw, "displayName"),
-            username: String::new(),
-            email: text_of(raw, "mail"),
-            email_verified: false,
-            avatar_url: String::new(),
+        UserShape::Json(map) => ProviderUser {
+            id: text_at(raw, map.id),
+            name: text_at(raw, map.name),
+            username: text_at(raw, map.username),
+            email: text_at(raw, map.email),
+            email_verified: flag_at(raw, map.verified),
+            avatar_url: text_at(raw, map.avatar),
         },
     }
 }
@@ -311,6 +524,8 @@ struct Tokens {
     access: String,
     refresh: String,
     expiry: String,
+    /// The OpenID Connect `id_token`, when the provider sent one.
+    id_token: String,
 }
 
 async fn exchange(
@@ -360,18 +575,25 @@ async fn exchange(
         access,
         refresh: text_of(&body, "refresh_token"),
         expiry,
+        id_token: text_of(&body, "id_token"),
     })
 }
 
-async fn get_json(client: &reqwest::Client, url: &str, access: &str) -> Option<Value> {
-    let response = client
+async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    access: &str,
+    client_id: Option<&str>,
+) -> Option<Value> {
+    let mut request = client
         .get(url)
         .bearer_auth(access)
         .header(reqwest::header::ACCEPT, "application/json")
-        .header(reqwest::header::USER_AGENT, "plinth")
-        .send()
-        .await
-        .ok()?;
+        .header(reqwest::header::USER_AGENT, "plinth");
+    if let Some(client_id) = client_id {
+        request = request.header("Client-Id", client_id);
+    }
+    let response = request.send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
@@ -381,22 +603,30 @@ async fn get_json(client: &reqwest::Client, url: &str, access: &str) -> Option<V
 async fn fetch_user(
     client: &reqwest::Client,
     provider: &Provider,
-    access: &str,
+    tokens: &Tokens,
 ) -> Option<(ProviderUser, Value)> {
-    let raw = get_json(client, &provider.user_info_url, access).await?;
+    let raw = if provider.shape == UserShape::Apple {
+        super::apple::verified_claims(client, provider, &tokens.id_token)
+            .await
+            .map_err(|error| tracing::warn!(%error, "Apple id_token refused"))
+            .ok()?
+    } else {
+        let client_id = provider
+            .client_id_header
+            .then_some(provider.client_id.as_str());
+        get_json(client, &provider.user_info_url, &tokens.access, client_id).await?
+    };
     let mut user = map_user(provider.shape, &raw);
     if provider.shape == UserShape::GitHub {
         let emails_url = format!("{}/emails", provider.user_info_url.trim_end_matches('/'));
-        if let Some(Value::Array(emails)) = get_json(client, &emails_url, access).await
+        if let Some(Value::Array(emails)) =
+            get_json(client, &emails_url, &tokens.access, None).await
             && let Some(primary) = emails
                 .iter()
                 .find(|e| e.get("primary") == Some(&Value::Bool(true)))
         {
             user.email = text_of(primary, "email");
-            user.email_verified = primary
-                .get("verified")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            user.email_verified = flag_at(primary, "/verified");
         }
     }
     (!user.id.is_empty()).then_some((user, raw))
@@ -433,11 +663,13 @@ fn bad(message: &str) -> ApiError {
     ApiError::bad_request_msg(message)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn auth_with_oauth2(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
     uri: axum::http::Uri,
+    headers: HeaderMap,
     client_info: ClientInfo,
     FormBody(body): FormBody,
 ) -> ApiResult<Response> {
@@ -486,7 +718,7 @@ async fn auth_with_oauth2(
     let tokens = exchange(&http, &provider, &code, &verifier, &redirect_url)
         .await
         .ok_or_else(|| bad("Failed to fetch OAuth2 token."))?;
-    let (user, raw_user) = fetch_user(&http, &provider, &tokens.access)
+    let (user, raw_user) = fetch_user(&http, &provider, &tokens)
         .await
         .ok_or_else(|| bad("Failed to fetch OAuth2 user."))?;
     let mut is_new = false;
@@ -507,7 +739,12 @@ async fn auth_with_oauth2(
                             Some(Value::Object(map)) => map.clone(),
                             _ => Map::new(),
                         };
-                        create_record(&state, &collection, &user, create_data).await?
+                        let request = SignUp {
+                            auth: &auth,
+                            headers: &headers,
+                            query: uri.query(),
+                        };
+                        create_record(&state, &collection, &user, create_data, request).await?
                     }
                 },
             };
@@ -532,6 +769,7 @@ async fn auth_with_oauth2(
         "username": user.username,
         "email": user.email,
         "avatarURL": user.avatar_url,
+        "avatarUrl": user.avatar_url,
         "accessToken": tokens.access,
         "refreshToken": tokens.refresh,
         "expiry": tokens.expiry,
@@ -570,83 +808,94 @@ async fn by_verified_email(
     ))
 }
 
-/// Creates the record for a new OAuth2 user: `createData` for ordinary fields, the mapped
-/// provider fields, the provider email (verified when the provider says so) and a random
-/// password. The collection's create rule applies.
-async fn create_record(
-    state: &SharedState,
-    collection: &Arc<Collection>,
+/// The request a sign-up comes from, as the create rule sees it.
+struct SignUp<'a> {
+    auth: &'a AuthContext,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+}
+
+/// The body PocketBase submits for a new OAuth2 user: `createData`, then (where `createData`
+/// does not set them) the mapped provider fields, the provider's email, and a random
+/// password with its confirmation.
+fn sign_up_body(
+    collection: &Collection,
+    options: &domain::collection::AuthOptions,
     user: &ProviderUser,
-    create_data: Map<String, Value>,
-) -> ApiResult<Record> {
-    // The create rule, checked on the inserted row inside the write transaction.
-    // FIXME(#5): `@request.body` should carry `createData` and the context be "oauth2".
-    let create_rule = crate::access::collection_rules(state, &state.schema(), collection);
-    let ctx = rules::RequestContext::new(AuthContext::Guest).with_method("POST");
-    let guard = crate::access::sql_guard(&create_rule.create, state.store.dialect(), &ctx)?;
-    let options = options(collection)?;
-    let mut data = RecordData::new();
-    for field in &collection.fields {
-        data.insert(field.name.clone(), field.zero_value());
-    }
-    // FIXME(#5): createData is copied for known, visible, non-system fields without the full
-    // record validation of the records API; the avatar URL is not downloaded into a file.
-    for (key, value) in create_data {
-        if let Some(field) = collection.field(&key)
-            && !field.system
-            && !field.hidden
-        {
-            data.insert(key, value);
-        }
-    }
+    mut body: Map<String, Value>,
+) -> Map<String, Value> {
     let mapped = &options.oauth2.mapped_fields;
     for (field, value) in [
         (&mapped.name, &user.name),
         (&mapped.username, &user.username),
         (&mapped.id, &user.id),
     ] {
+        // FIXME(#5): `mappedFields.avatarURL` (downloading the picture into a file field) is
+        // not supported.
         if !field.is_empty()
+            && !value.is_empty()
+            && !body.contains_key(field.as_str())
             && collection
                 .field(field)
                 .is_some_and(|f| matches!(f.kind, domain::field::FieldKind::Text(_)))
-            && !value.is_empty()
         {
-            data.insert(field.clone(), Value::String(value.clone()));
+            body.insert(field.clone(), Value::String(value.clone()));
         }
     }
-    let now = domain::time::now();
-    for field in &collection.fields {
-        if let domain::field::FieldKind::Autodate(o) = &field.kind
-            && o.on_create
-        {
-            data.insert(field.name.clone(), Value::String(now.clone()));
-        }
+    if !user.email.is_empty() && !body.contains_key("email") {
+        body.insert("email".into(), Value::String(user.email.clone()));
     }
-    let hash = password::hash_argon2(domain::ids::random_alnum(30), state.config.argon2)
+    if !body.contains_key("password") {
+        let password = Value::String(domain::ids::random_alnum(30));
+        body.insert("password".into(), password.clone());
+        body.insert("passwordConfirm".into(), password);
+    }
+    body
+}
+
+/// Creates the record for a new OAuth2 user as the records API would create it from
+/// [`sign_up_body`] (field validation, create rule with `@request.context = "oauth2"`,
+/// PocketBase's "Failed to create record." errors), then marks it verified when its email is
+/// the one the provider vouches for.
+async fn create_record(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    user: &ProviderUser,
+    create_data: Map<String, Value>,
+    request: SignUp<'_>,
+) -> ApiResult<Record> {
+    let body = sign_up_body(collection, options(collection)?, user, create_data);
+    let meta = batch_api::Meta {
+        method: &Method::POST,
+        headers: request.headers,
+        context: rules::contexts::OAUTH2,
+    };
+    let prepared = batch_api::prepare(
+        state,
+        batch_api::Action::Create,
+        &collection.id,
+        request.auth,
+        meta,
+        request.query,
+        body,
+        Vec::new(),
+        &[],
+    )
+    .await?;
+    let mut results = batch_api::execute(state, vec![prepared], None)
         .await
-        .map_err(ApiError::internal)?;
-    data.insert("id".into(), Value::String(domain::ids::new_record_id()));
-    data.insert("password".into(), Value::String(hash));
-    data.insert("tokenKey".into(), super::new_token_key());
-    data.insert("email".into(), Value::String(user.email.clone()));
-    data.insert(
-        "verified".into(),
-        Value::Bool(user.email_verified && !user.email.is_empty()),
-    );
-    let results = state
-        .store
-        .write(vec![domain::WriteOp::Create {
-            collection: collection.clone(),
-            data,
-            guard,
-        }])
-        .await
-        .map_err(|e| ApiError::from_store(e.error, "Failed to create record."))?;
-    results
-        .into_iter()
-        .next()
-        .map(|r| r.record().clone())
-        .ok_or_else(|| ApiError::internal("create returned no record"))
+        .map_err(|(_, error)| error)?;
+    let record = match results.pop() {
+        Some((_, domain::WriteResult::Created(record))) => record,
+        _ => return Err(ApiError::internal("create returned no record")),
+    };
+    if user.email_verified && !user.email.is_empty() && record.text("email") == user.email {
+        return update_record(state, collection, record.id(), false, |data| {
+            data.insert("verified".into(), Value::Bool(true));
+        })
+        .await;
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
@@ -689,6 +938,35 @@ mod tests {
             "https://cdn.discordapp.com/avatars/9/h.png"
         );
         assert!(!discord.email_verified);
+        let apple = map_user(
+            UserShape::Apple,
+            &json!({"sub": "001.abc", "email": "x@privaterelay.appleid.com",
+                    "email_verified": "true",
+                    "user": {"name": {"firstName": "Ann", "lastName": "Lee"}}}),
+        );
+        assert_eq!(
+            (apple.id.as_str(), apple.name.as_str(), apple.email_verified),
+            ("001.abc", "Ann Lee", true)
+        );
+        let unverified = map_user(
+            UserShape::Apple,
+            &json!({"sub": "s", "email_verified": "false"}),
+        );
+        assert!(!unverified.email_verified);
+        let twitch = map_user(
+            UserShape::Json(&TWITCH),
+            &json!({"data": [{"id": "7", "login": "tw", "display_name": "Tw",
+                              "email": "t@w.tv", "profile_image_url": "http://i"}]}),
+        );
+        assert_eq!(
+            (
+                twitch.id.as_str(),
+                twitch.username.as_str(),
+                twitch.avatar_url.as_str()
+            ),
+            ("7", "tw", "http://i")
+        );
+        assert!(!twitch.email_verified, "no verified flag: never trusted");
         let github = map_user(UserShape::GitHub, &json!({"id": 42, "login": "octo"}));
         assert_eq!(
             (github.id.as_str(), github.username.as_str()),
@@ -722,5 +1000,40 @@ mod tests {
         let verifier = entry["codeVerifier"].as_str().expect("verifier");
         assert_eq!(entry["codeChallenge"], code_challenge(verifier).as_str());
         assert_eq!(entry["state"].as_str().map(str::len), Some(30));
+    }
+
+    #[test]
+    fn presets_follow_pocketbase_names_and_urls() {
+        let mut collection =
+            Collection::scaffold(domain::collection::CollectionType::Auth, "people");
+        if let Some(auth) = collection.auth.as_mut() {
+            auth.oauth2.providers = ["apple", "google", "gitlab", "twitch", "linear"]
+                .iter()
+                .map(|name| json!({"name": name, "clientId": "cid", "pkce": false}))
+                .collect();
+        }
+        let list = providers(&collection);
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["apple", "google", "gitlab", "twitch"],
+            "linear is not offered"
+        );
+        let url = |index: usize| {
+            method_entry(&list[index])["authURL"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let apple = url(0).expect("url");
+        assert!(
+            apple.starts_with(
+                "https://appleid.apple.com/auth/authorize?client_id=cid\
+                 &response_mode=form_post&response_type=code&scope=name+email&state="
+            ),
+            "{apple}"
+        );
+        assert!(url(2).expect("url").contains("&scope=read_user&"));
+        assert_eq!(list[0].user_info_url, APPLE_KEYS_URL);
+        assert!(list[3].client_id_header);
     }
 }

@@ -2,15 +2,17 @@
 //! `_otps` and `_mfas` system collections as PocketBase does: a code is stored hashed, expires
 //! the collection's duration after its row was made, and is deleted on use or after five
 //! wrong guesses. Consumption is serialized by `auth_lock`, so a code or session is used at
-//! most once.
+//! most once. Rows nobody uses are removed by an hourly sweep once expired, as PocketBase
+//! does, so the tables do not grow with abandoned sign-ins.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use domain::{Collection, FieldError, Record, ValidationErrors};
+use domain::{Collection, FieldError, Record, SqlFragment, SqlValue, ValidationErrors};
 use rand::RngExt;
 use serde_json::{Value, json};
 
@@ -26,6 +28,10 @@ use domain::collection::{MFAS_ID, OTPS_ID};
 
 /// Wrong guesses allowed per code before it is dropped.
 const MAX_OTP_ATTEMPTS: u32 = 5;
+/// How often expired `_otps` and `_mfas` rows are removed (PocketBase: hourly).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+/// Rows read per round of the sweep.
+const SWEEP_PAGE: u64 = 200;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -77,8 +83,6 @@ async fn request_otp(
         // A random id all the same, so the answer does not reveal whether the email exists.
         return Ok(Json(json!({"otpId": id})));
     };
-    // FIXME(#5): expired `_otps`/`_mfas` rows are only removed when used (PocketBase also
-    // purges them hourly), and rows of a deleted auth record stay behind.
     let code = random_digits(options.otp.length.clamp(4, 64) as usize);
     let hash = password::hash_argon2(code.clone(), state.config.argon2)
         .await
@@ -244,4 +248,118 @@ pub async fn consume_mfa(
         ));
     }
     bookkeeping::delete(state, MFAS_ID, mfa_id).await
+}
+
+/// Starts the hourly removal of expired one-time codes and MFA sessions. The task holds the
+/// state weakly, so it ends with the server.
+pub fn spawn_sweep(state: &SharedState) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let state = Arc::downgrade(state);
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_INTERVAL).await;
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            match sweep_expired(&state).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, "removed expired OTPs and MFA sessions"),
+                Err(error) => tracing::warn!(message = %error.message, "OTP/MFA sweep failed"),
+            }
+        }
+    });
+}
+
+/// Deletes the `_otps` and `_mfas` rows that have outlived their auth collection's
+/// `otp.duration` / `mfa.duration` (seconds since the row was made), and those whose auth
+/// collection no longer exists. Returns how many rows were removed.
+pub async fn sweep_expired(state: &SharedState) -> ApiResult<usize> {
+    let schema = state.schema();
+    let auth_collections: Vec<&Arc<Collection>> = schema
+        .all()
+        .iter()
+        .filter(|c| c.is_auth() && c.auth.is_some())
+        .collect();
+    let now = chrono::Utc::now();
+    let mut removed = 0;
+    for system_id in [OTPS_ID, MFAS_ID] {
+        let system = bookkeeping::collection(state, system_id)?;
+        let column = |name: &str| SqlFragment::column(&system.name, name);
+        // One filter per auth collection (rows older than its duration), then the rows of
+        // collections that are gone.
+        let mut filters: Vec<SqlFragment> = Vec::new();
+        for collection in &auth_collections {
+            let Some(auth) = collection.auth.as_ref() else {
+                continue;
+            };
+            let duration = if system_id == OTPS_ID {
+                auth.otp.duration
+            } else {
+                auth.mfa.duration
+            };
+            let seconds = i64::try_from(duration).unwrap_or(i64::MAX);
+            let cutoff =
+                now - chrono::Duration::try_seconds(seconds).unwrap_or(chrono::Duration::MAX);
+            let mut filter = column("collectionRef");
+            filter
+                .push_sql(" = ")
+                .push_param(SqlValue::Text(collection.id.clone()))
+                .push_sql(" AND ")
+                .push_fragment(column("created"))
+                .push_sql(" < ")
+                .push_param(SqlValue::Text(domain::time::format(cutoff)));
+            filters.push(filter);
+        }
+        let mut orphans = column("collectionRef");
+        if auth_collections.is_empty() {
+            orphans.push_sql(" IS NOT NULL");
+        } else {
+            orphans.push_sql(" NOT IN (");
+            for (index, collection) in auth_collections.iter().enumerate() {
+                if index > 0 {
+                    orphans.push_sql(", ");
+                }
+                orphans.push_param(SqlValue::Text(collection.id.clone()));
+            }
+            orphans.push_sql(")");
+        }
+        filters.push(orphans);
+        for filter in filters {
+            removed += delete_matching(state, &system, filter).await?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Deletes every row of `system` matching `filter`, a page at a time.
+async fn delete_matching(
+    state: &SharedState,
+    system: &Arc<Collection>,
+    filter: SqlFragment,
+) -> ApiResult<usize> {
+    let mut removed = 0;
+    loop {
+        let page = state
+            .store
+            .list_records(domain::RecordQuery {
+                collection: system.clone(),
+                filters: vec![filter.clone()],
+                sort: Vec::new(),
+                page: 1,
+                per_page: SWEEP_PAGE,
+                with_total: false,
+            })
+            .await?;
+        let count = page.items.len();
+        for row in page.items {
+            // A row consumed meanwhile is already gone; `delete` takes that as done.
+            bookkeeping::delete(state, &system.id, row.id()).await?;
+            removed += 1;
+        }
+        if (count as u64) < SWEEP_PAGE {
+            return Ok(removed);
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! In-process tests of what the HTTP tests cannot see: the stored hash after a login.
+//! In-process tests of what the HTTP tests cannot see: the stored hash after a login, login
+//! timing, and the sweep of expired one-time codes and MFA sessions.
 
 use std::sync::Arc;
 
@@ -154,5 +155,74 @@ async fn unknown_identities_cost_the_same_as_wrong_passwords() {
     assert!(
         (0.6..1.67).contains(&ratio),
         "wrong password {known:?} vs unknown identity {unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_removes_expired_otps_and_mfa_sessions_only() {
+    use domain::collection::{MFAS_ID, OTPS_ID};
+    use serde_json::Value;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        SqliteStore::open(dir.path(), Default::default()).expect("store opens");
+    let state = AppState::new(store.clone(), ServerConfig::default());
+    let users = store.schema().get("users").cloned().expect("users");
+    let auth = users.auth.as_ref().expect("auth options");
+    let (otp_duration, mfa_duration) = (auth.otp.duration as i64, auth.mfa.duration as i64);
+    assert!(
+        otp_duration < mfa_duration,
+        "the test relies on the defaults"
+    );
+    let ago = |seconds: i64| {
+        Value::String(domain::time::format(
+            chrono::Utc::now() - chrono::Duration::seconds(seconds),
+        ))
+    };
+    let row = |system: &'static str, collection: &str, created: Value| {
+        let state = state.clone();
+        let collection = collection.to_owned();
+        async move {
+            super::bookkeeping::insert(
+                &state,
+                system,
+                None,
+                vec![
+                    ("collectionRef", Value::String(collection)),
+                    ("recordRef", Value::String("r1".into())),
+                    ("created", created),
+                ],
+            )
+            .await
+            .expect("row stored")
+            .id()
+            .to_owned()
+        }
+    };
+    let fresh_otp = row(OTPS_ID, &users.id, ago(otp_duration - 30)).await;
+    let old_otp = row(OTPS_ID, &users.id, ago(otp_duration + 30)).await;
+    // Older than the OTP duration but within the MFA one: an MFA session still alive.
+    let live_mfa = row(MFAS_ID, &users.id, ago(otp_duration + 30)).await;
+    let old_mfa = row(MFAS_ID, &users.id, ago(mfa_duration + 30)).await;
+    let orphan = row(OTPS_ID, "deleted_collection", ago(0)).await;
+
+    let removed = super::otp::sweep_expired(&state).await.expect("sweeps");
+    assert_eq!(removed, 3);
+    for (system, id, kept) in [
+        (OTPS_ID, &fresh_otp, true),
+        (OTPS_ID, &old_otp, false),
+        (MFAS_ID, &live_mfa, true),
+        (MFAS_ID, &old_mfa, false),
+        (OTPS_ID, &orphan, false),
+    ] {
+        let found = super::bookkeeping::get(&state, system, id)
+            .await
+            .expect("reads");
+        assert_eq!(found.is_some(), kept, "{system} {id}");
+    }
+    assert_eq!(
+        super::otp::sweep_expired(&state).await.expect("sweeps"),
+        0,
+        "nothing left to remove"
     );
 }
