@@ -223,7 +223,6 @@ export async function authFormsWrongTypes(t) {
   await t.http('number email to request-password-reset', 'POST',
     `${base}/request-password-reset`, { json: { email: 12 } });
 }
-authFormsWrongTypes.pending = '#5';
 
 // ---------------------------------------------------------------------------------------------
 // Refresh
@@ -333,7 +332,6 @@ export async function verificationOtherCollectionToken(t) {
   await t.sdk('the token still works where it belongs', () =>
     t.client().collection(other.name).confirmVerification(token));
 }
-verificationOtherCollectionToken.pending = '#5';
 
 export async function verificationTokenExpired(t) {
   const box = await mailbox(t);
@@ -701,7 +699,6 @@ export async function authMethodsAllOff(t) {
   await t.sdk('listAuthMethods', () => t.client().collection(coll.name).listAuthMethods());
   await t.http('raw', 'GET', `/api/collections/${coll.name}/auth-methods`);
 }
-authMethodsAllOff.pending = '#5';
 
 export async function authMethodsNotAnAuthCollection(t) {
   await t.http('base collection', 'GET', `/api/collections/${(await t.su.collections.create({

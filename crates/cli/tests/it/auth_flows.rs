@@ -975,3 +975,140 @@ async fn auth_responses_expand_relations() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["expand"]["team"]["title"], "Blue", "{body}");
 }
+
+/// Three answers observed from PocketBase 0.40.6: JSON values of the wrong type cannot be
+/// loaded into an auth form (form-encoded text is fine), a valid token of another auth
+/// collection is named as such, and auth-methods lists no identity fields while password
+/// sign-in is off.
+#[tokio::test]
+async fn auth_forms_refuse_wrong_types_and_foreign_tokens() {
+    let (app, sink, admin) = app_with_mail().await;
+    create_user(&app, "kim@example.com", "kimpass123").await;
+    for body in [
+        json!({"identity": 12, "password": "kimpass123"}),
+        json!({"identity": "kim@example.com", "password": 12345678}),
+        json!({"identity": "kim@example.com", "password": true}),
+        json!({"identity": "kim@example.com", "password": ["kimpass123"]}),
+    ] {
+        let (status, answer) = app
+            .post_json(&format!("{USERS}/auth-with-password"), None, body)
+            .await;
+        let data = assert_error(
+            status,
+            &answer,
+            400,
+            "An error occurred while loading the submitted data.",
+        );
+        assert_eq!(data, json!({}));
+    }
+    let (status, answer) = app
+        .post_json(
+            &format!("{USERS}/request-password-reset"),
+            None,
+            json!({"email": 12}),
+        )
+        .await;
+    assert_error(
+        status,
+        &answer,
+        400,
+        "An error occurred while loading the submitted data.",
+    );
+    // Nulls are blanks.
+    let (status, answer) = app
+        .post_json(
+            &format!("{USERS}/auth-with-password"),
+            None,
+            json!({"identity": null, "password": null}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &answer,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["identity"]["code"], "validation_required");
+    // The same values as form text are plain strings: a wrong password, not a bad form.
+    let (status, answer) = app
+        .post_form(
+            &format!("{USERS}/auth-with-password"),
+            "identity=kim%40example.com&password=12345678",
+        )
+        .await;
+    assert_error(status, &answer, 400, "Failed to authenticate.");
+
+    // A verification token of another auth collection.
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "staff", "type": "auth", "createRule": "", "fields": []}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/staff/records",
+            None,
+            json!({"email": "lee@example.com", "password": "leepass123", "passwordConfirm": "leepass123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .post_json(
+            "/api/collections/staff/request-verification",
+            None,
+            json!({"email": "lee@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let token = sink.wait_for("lee@example.com", 0).await.token();
+    let (status, answer) = app
+        .post_json(
+            &format!("{USERS}/confirm-verification"),
+            None,
+            json!({"token": token}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &answer,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(
+        data["token"]["code"],
+        "validation_token_collection_mismatch"
+    );
+    let (status, _) = app
+        .post_json(
+            "/api/collections/staff/confirm-verification",
+            None,
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(status, 204, "the token still works on its own collection");
+
+    // Password sign-in off: no identity fields are offered.
+    let (status, body) = app
+        .patch_json(
+            "/api/collections/staff",
+            Some(&admin),
+            json!({"passwordAuth": {"enabled": false, "identityFields": ["email"]}, "oauth2": {"enabled": false}, "otp": {"enabled": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, methods) = app.get("/api/collections/staff/auth-methods", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        methods["password"],
+        json!({"enabled": false, "identityFields": []})
+    );
+    let (_, collection) = app.get("/api/collections/staff", Some(&admin)).await;
+    assert_eq!(
+        collection["passwordAuth"]["identityFields"],
+        json!(["email"]),
+        "the stored setting is kept"
+    );
+}

@@ -19,7 +19,7 @@ use super::{
     require_record_of, update_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody};
+use crate::extract::{Auth, TextForm};
 use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
@@ -41,7 +41,7 @@ pub fn router() -> Router<SharedState> {
 
 /// The `email` of a request form: required and well-formed.
 fn email_field(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<String> {
-    let email = form_text(body, key);
+    let email = form_text(body, key)?;
     let mut errors = ValidationErrors::new();
     if email.is_empty() {
         errors.add(key, FieldError::required());
@@ -122,18 +122,27 @@ async fn verify_for(
     collection: &Arc<Collection>,
     text: &str,
     token_type: TokenType,
-) -> Option<(Record, Claims)> {
-    let (own, record, claims) = token::verify(state, text, token_type).await?;
-    if own.id != collection.id || claims.email.as_deref() != Some(record.text("email")) {
-        return None;
+) -> Result<(Record, Claims), FieldError> {
+    let (own, record, claims) = token::verify(state, text, token_type)
+        .await
+        .ok_or_else(invalid_token)?;
+    // A valid token of another auth collection is named as such, as PocketBase does.
+    if own.id != collection.id {
+        return Err(FieldError::new(
+            "validation_token_collection_mismatch",
+            "The provided token is for different auth collection.",
+        ));
     }
-    Some((record, claims))
+    if claims.email.as_deref() != Some(record.text("email")) {
+        return Err(invalid_token());
+    }
+    Ok((record, claims))
 }
 
 async fn request_verification(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<StatusCode> {
     let collection = auth_collection(&state, &collection)?;
     let email = email_field(&body, "email")?;
@@ -166,10 +175,10 @@ async fn request_verification(
 async fn confirm_verification(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<StatusCode> {
     let collection = auth_collection(&state, &collection)?;
-    let text = form_text(&body, "token");
+    let text = form_text(&body, "token")?;
     if text.is_empty() {
         validated(ValidationErrors::single("token", FieldError::required()))?;
     }
@@ -185,10 +194,12 @@ async fn confirm_verification(
             ),
         ))?;
     }
-    let Some((record, _)) = verify_for(&state, &collection, &text, TokenType::Verification).await
-    else {
-        return validated(ValidationErrors::single("token", invalid_token()))
-            .map(|()| StatusCode::NO_CONTENT);
+    let record = match verify_for(&state, &collection, &text, TokenType::Verification).await {
+        Ok((record, _)) => record,
+        Err(error) => {
+            return validated(ValidationErrors::single("token", error))
+                .map(|()| StatusCode::NO_CONTENT);
+        }
     };
     if !record.bool("verified") {
         update_record(&state, &collection, record.id(), true, |data| {
@@ -202,7 +213,7 @@ async fn confirm_verification(
 async fn request_password_reset(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<StatusCode> {
     let collection = auth_collection(&state, &collection)?;
     let email = email_field(&body, "email")?;
@@ -236,12 +247,12 @@ fn password_limits(collection: &Collection) -> (u64, u64) {
 async fn confirm_password_reset(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<StatusCode> {
     let collection = auth_collection(&state, &collection)?;
-    let text = form_text(&body, "token");
-    let new_password = form_text(&body, "password");
-    let confirm = form_text(&body, "passwordConfirm");
+    let text = form_text(&body, "token")?;
+    let new_password = form_text(&body, "password")?;
+    let confirm = form_text(&body, "passwordConfirm")?;
     let mut errors = ValidationErrors::new();
     let (min, max) = password_limits(&collection);
     let length = new_password.chars().count() as u64;
@@ -270,11 +281,13 @@ async fn confirm_password_reset(
         errors.add("token", FieldError::required());
         None
     } else {
-        let found = verify_for(&state, &collection, &text, TokenType::PasswordReset).await;
-        if found.is_none() {
-            errors.add("token", invalid_token());
+        match verify_for(&state, &collection, &text, TokenType::PasswordReset).await {
+            Ok(found) => Some(found),
+            Err(error) => {
+                errors.add("token", error);
+                None
+            }
         }
-        found
     };
     validated(errors)?;
     let Some((record, _)) = verified else {
@@ -297,7 +310,7 @@ async fn request_email_change(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<StatusCode> {
     super::require_signed_in(&auth)?;
     let collection = auth_collection(&state, &collection)?;
@@ -339,11 +352,11 @@ async fn request_email_change(
 async fn confirm_email_change(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<StatusCode> {
     let collection = auth_collection(&state, &collection)?;
-    let text = form_text(&body, "token");
-    let plain = form_text(&body, "password");
+    let text = form_text(&body, "token")?;
+    let plain = form_text(&body, "password")?;
     // PocketBase lists field errors alphabetically: `password` before `token`.
     let mut password_error = None;
     let mut token_error = None;
@@ -362,9 +375,9 @@ async fn confirm_email_change(
             "Invalid token payload - newEmail must be set.",
         ));
     } else {
-        verified = verify_for(&state, &collection, &text, TokenType::EmailChange).await;
-        if verified.is_none() {
-            token_error = Some(invalid_token());
+        match verify_for(&state, &collection, &text, TokenType::EmailChange).await {
+            Ok(found) => verified = Some(found),
+            Err(error) => token_error = Some(error),
         }
     }
     if !plain.is_empty() {

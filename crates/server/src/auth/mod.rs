@@ -28,7 +28,7 @@ use domain::{
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody};
+use crate::extract::{Auth, FormBody, TextForm};
 use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;
 
@@ -91,16 +91,17 @@ pub fn options(collection: &Collection) -> ApiResult<&domain::collection::AuthOp
         .ok_or_else(|| ApiError::not_found_msg("Missing or invalid auth collection context."))
 }
 
-/// Reads a string form value, matching the key case-insensitively as PocketBase's forms do.
-pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> String {
-    body.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .and_then(|(_, v)| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-        .unwrap_or_default()
+/// Reads a text form value, matching the key case-insensitively as PocketBase's forms do. A
+/// missing or `null` value is blank; a value of another type (a JSON number, boolean, array
+/// or object) cannot be loaded into the form, which PocketBase refuses as a whole.
+pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<String> {
+    match body.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        None | Some((_, Value::Null)) => Ok(String::new()),
+        Some((_, Value::String(s))) => Ok(s.clone()),
+        Some(_) => Err(ApiError::bad_request_msg(
+            "An error occurred while loading the submitted data.",
+        )),
+    }
 }
 
 /// 400 "An error occurred while validating the submitted data." with `errors`, if any.
@@ -506,16 +507,19 @@ pub fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
 }
 
 /// `mfaId` from the body or, as the SDK may send it, the query string.
-pub fn mfa_id(body: &serde_json::Map<String, Value>, query: &[(String, String)]) -> String {
-    let from_body = form_text(body, "mfaId");
+pub fn mfa_id(
+    body: &serde_json::Map<String, Value>,
+    query: &[(String, String)],
+) -> ApiResult<String> {
+    let from_body = form_text(body, "mfaId")?;
     if !from_body.is_empty() {
-        return from_body;
+        return Ok(from_body);
     }
-    query
+    Ok(query
         .iter()
         .find(|(k, _)| k == "mfaId")
         .map(|(_, v)| v.clone())
-        .unwrap_or_default()
+        .unwrap_or_default())
 }
 
 async fn auth_methods(
@@ -537,7 +541,8 @@ async fn auth_methods(
     };
     let mut response = json!({
         "password": {
-            "identityFields": identity_fields,
+            // PocketBase lists no identity fields while password sign-in is off.
+            "identityFields": if options.password_auth.enabled { identity_fields.clone() } else { Vec::new() },
             "enabled": options.password_auth.enabled,
         },
         "oauth2": {"providers": providers, "enabled": options.oauth2.enabled},
@@ -564,7 +569,7 @@ async fn auth_with_password(
     Path(collection): Path<String>,
     uri: axum::http::Uri,
     client: ClientInfo,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<Response> {
     let query = query_pairs(&uri);
     let params = ResponseParams::from_uri(&uri);
@@ -575,9 +580,9 @@ async fn auth_with_password(
             "The collection is not configured to allow password authentication.",
         ));
     }
-    let identity = form_text(&body, "identity");
-    let password = form_text(&body, "password");
-    let identity_field = form_text(&body, "identityField");
+    let identity = form_text(&body, "identity")?;
+    let password = form_text(&body, "password")?;
+    let identity_field = form_text(&body, "identityField")?;
     let mut errors = ValidationErrors::new();
     if identity.is_empty() {
         errors.add("identity", FieldError::required());
@@ -621,7 +626,7 @@ async fn auth_with_password(
     } else {
         record
     };
-    let mfa_id = mfa_id(&body, &query);
+    let mfa_id = mfa_id(&body, &query)?;
     let sign_in = SignIn {
         method: AuthMethod::Password,
         mfa_id,

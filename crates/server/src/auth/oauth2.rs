@@ -30,7 +30,7 @@ use super::{
     options, update_record,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody};
+use crate::extract::{Auth, TextForm};
 use crate::records::batch_api;
 use crate::state::SharedState;
 use domain::collection::EXTERNAL_AUTHS_ID;
@@ -671,7 +671,7 @@ async fn auth_with_oauth2(
     uri: axum::http::Uri,
     headers: HeaderMap,
     client_info: ClientInfo,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     let options = options(&collection)?;
@@ -680,12 +680,12 @@ async fn auth_with_oauth2(
             "The collection is not configured to allow OAuth2 authentication.",
         ));
     }
-    let provider_name = form_text(&body, "provider");
-    let code = form_text(&body, "code");
-    let verifier = form_text(&body, "codeVerifier");
-    let mut redirect_url = form_text(&body, "redirectURL");
+    let provider_name = form_text(&body, "provider")?;
+    let code = form_text(&body, "code")?;
+    let verifier = form_text(&body, "codeVerifier")?;
+    let mut redirect_url = form_text(&body, "redirectURL")?;
     if redirect_url.is_empty() {
-        redirect_url = form_text(&body, "redirectUrl");
+        redirect_url = form_text(&body, "redirectUrl")?;
     }
     let mut errors = ValidationErrors::new();
     if code.is_empty() {
@@ -778,7 +778,7 @@ async fn auth_with_oauth2(
     });
     let sign_in = super::SignIn {
         method: AuthMethod::OAuth2,
-        mfa_id: super::mfa_id(&body, &super::query_pairs(&uri)),
+        mfa_id: super::mfa_id(&body, &super::query_pairs(&uri))?,
         params: ResponseParams::from_uri(&uri),
         client: &client_info,
         meta: Some(meta),

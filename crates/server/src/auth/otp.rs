@@ -22,7 +22,7 @@ use super::{
     options, password, update_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::FormBody;
+use crate::extract::TextForm;
 use crate::state::SharedState;
 use domain::collection::{MFAS_ID, OTPS_ID};
 
@@ -63,14 +63,14 @@ fn random_digits(length: usize) -> String {
 async fn request_otp(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
     let options = options(&collection)?;
     if !options.otp.enabled {
         return Err(otp_disabled());
     }
-    let email = form_text(&body, "email");
+    let email = form_text(&body, "email")?;
     let mut errors = ValidationErrors::new();
     if email.is_empty() {
         errors.add("email", FieldError::required());
@@ -115,14 +115,14 @@ async fn auth_with_otp(
     Path(collection): Path<String>,
     uri: axum::http::Uri,
     client: super::ClientInfo,
-    FormBody(body): FormBody,
+    TextForm(body): TextForm,
 ) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     if !options(&collection)?.otp.enabled {
         return Err(otp_disabled());
     }
-    let otp_id = form_text(&body, "otpId");
-    let code = form_text(&body, "password");
+    let otp_id = form_text(&body, "otpId")?;
+    let code = form_text(&body, "password")?;
     let mut errors = ValidationErrors::new();
     if otp_id.is_empty() {
         errors.add("otpId", FieldError::required());
@@ -133,7 +133,7 @@ async fn auth_with_otp(
     validated(errors)?;
     let record = consume_otp(&state, &collection, &otp_id, code).await?;
     let query = super::query_pairs(&uri);
-    let mfa = mfa_id(&body, &query);
+    let mfa = mfa_id(&body, &query)?;
     let sign_in = super::SignIn {
         method: AuthMethod::Otp,
         mfa_id: mfa,

@@ -54,6 +54,47 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
     }
 }
 
+/// The body of a form whose fields are text (the auth forms): as [`FormBody`], except that
+/// values of a form-encoded or multipart body stay the text they were sent as (no number or
+/// boolean inference), so that only JSON can carry a value of the wrong type.
+pub struct TextForm(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for TextForm {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .is_none_or(|mime| mime.is_empty() || mime == "application/json");
+        let FormBody(mut map) = FormBody::from_request(request, state).await?;
+        if !is_json {
+            for value in map.values_mut() {
+                uninfer(value);
+            }
+        }
+        Ok(TextForm(map))
+    }
+}
+
+/// Undoes [`infer_form_value`], which round-trips exactly: back to the text sent.
+fn uninfer(value: &mut Value) {
+    match value {
+        Value::Number(n) => *value = Value::String(n.to_string()),
+        Value::Bool(b) => *value = Value::String(b.to_string()),
+        Value::Array(items) => items.iter_mut().for_each(uninfer),
+        _ => {}
+    }
+}
+
 fn body_error(error: BodyError, malformed_message: &str) -> ApiError {
     match error {
         BodyError::UnsupportedContentType => ApiError::bad_request_msg("Unsupported Content-Type."),

@@ -8,7 +8,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use domain::AuthContext;
 
-pub use body::{BodyError, FormBody, RecordBody, limit_request, parse_body, parse_body_with_files};
+pub use body::{
+    BodyError, FormBody, RecordBody, TextForm, limit_request, parse_body, parse_body_with_files,
+};
 
 use crate::state::SharedState;
 

@@ -142,7 +142,7 @@ async fn test_s3(
 ) -> ApiResult<axum::http::StatusCode> {
     crate::settings::require_superuser(&auth)?;
     const FAILED: &str = "Failed to test the S3 filesystem.";
-    let filesystem = crate::auth::form_text(&body, "filesystem");
+    let filesystem = crate::auth::form_text(&body, "filesystem")?;
     let mut errors = domain::ValidationErrors::new();
     match filesystem.as_str() {
         "" => errors.add("filesystem", domain::FieldError::required()),

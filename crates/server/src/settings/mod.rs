@@ -35,6 +35,8 @@ pub struct Settings {
     pub trusted_proxy: TrustedProxy,
     pub batch: Batch,
     pub logs: Logs,
+    /// A Plinth extension (PocketBase has no such section); see [`Realtime`].
+    pub realtime: Realtime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -223,6 +225,57 @@ impl Default for Logs {
     }
 }
 
+/// Realtime tunables, a Plinth extension to PocketBase's settings: PocketBase hard-codes the
+/// stream lifetimes and keeps no change log. Durations are in seconds, like the other
+/// sections'. Applied without a restart (see `realtime::Hub::apply_settings`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Realtime {
+    /// A stream with no message sent for this long is closed (PocketBase: 5 minutes).
+    pub idle_timeout: u64,
+    /// A stream is closed after this long whatever happens (PocketBase: 30 minutes).
+    pub max_lifetime: u64,
+    /// Messages waiting for one client before it is disconnected as too slow.
+    pub client_queue_messages: u64,
+    /// Bytes waiting for one client before it is disconnected as too slow (one message is
+    /// always accepted into an empty queue).
+    pub client_queue_bytes: u64,
+    /// The change log keeps at least this many newest entries.
+    pub change_log_max_entries: u64,
+    /// The change log keeps entries younger than this.
+    pub change_log_max_age: u64,
+}
+
+impl Default for Realtime {
+    fn default() -> Self {
+        Realtime {
+            idle_timeout: 5 * 60,
+            max_lifetime: 30 * 60,
+            client_queue_messages: 512,
+            client_queue_bytes: 4 << 20,
+            change_log_max_entries: 10_000,
+            change_log_max_age: 24 * 60 * 60,
+        }
+    }
+}
+
+impl Realtime {
+    fn validate(&self) -> ValidationErrors {
+        let mut errors = ValidationErrors::new();
+        for (name, value) in [
+            ("clientQueueBytes", self.client_queue_bytes),
+            ("clientQueueMessages", self.client_queue_messages),
+            ("idleTimeout", self.idle_timeout),
+            ("maxLifetime", self.max_lifetime),
+        ] {
+            if value == 0 {
+                errors.add(name, FieldError::required());
+            }
+        }
+        errors
+    }
+}
+
 impl Settings {
     /// The API view: everything but the write-only secrets.
     pub fn to_api_json(&self) -> Value {
@@ -296,6 +349,7 @@ impl Settings {
         if !rules.is_empty() {
             out.insert("rateLimits".into(), json!({"rules": rules}));
         }
+        push_errors(&mut out, "realtime", self.realtime.validate());
         if out.is_empty() {
             Ok(())
         } else {
@@ -435,6 +489,7 @@ async fn patch_settings(
     }
     let stored = serde_json::to_value(&updated).map_err(ApiError::internal)?;
     state.store.set_param(PARAM_KEY, stored).await?;
+    state.realtime.apply_settings(&updated.realtime);
     let updated = Arc::new(updated);
     *slot = Some(updated.clone());
     Ok(Json(updated.to_api_json()))
@@ -455,9 +510,9 @@ async fn test_email(
     FormBody(body): FormBody,
 ) -> ApiResult<StatusCode> {
     require_superuser(&auth)?;
-    let email = crate::auth::form_text(&body, "email");
-    let template = crate::auth::form_text(&body, "template");
-    let collection_name = crate::auth::form_text(&body, "collection");
+    let email = crate::auth::form_text(&body, "email")?;
+    let template = crate::auth::form_text(&body, "template")?;
+    let collection_name = crate::auth::form_text(&body, "collection")?;
     // Added alphabetically, the order PocketBase lists field errors in.
     let mut errors = ValidationErrors::new();
     let schema = state.schema();
