@@ -780,3 +780,47 @@ async fn oauth2_redirect_relays_the_code_to_the_subscribed_client_once() {
         ))
     );
 }
+
+/// `mappedFields.avatarURL`: the provider's picture is downloaded into the file field, as
+/// PocketBase does, and served back like any upload.
+#[tokio::test]
+async fn oauth2_sign_up_stores_the_provider_picture() {
+    let provider = OidcProvider::start();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    enable_oidc(
+        &app,
+        &admin,
+        &provider,
+        json!({"oauth2": {"mappedFields": {"avatarURL": "avatar"}}}),
+    )
+    .await;
+    let (status, body) = oauth2_login(&app, "pic-ada").await;
+    assert_eq!(status, 200, "{body}");
+    let picture = body["meta"]["avatarURL"].as_str().expect("avatarURL");
+    assert!(picture.ends_with("/pictures/pic-ada.png"), "{picture}");
+    let stored = body["record"]["avatar"]
+        .as_str()
+        .expect("avatar")
+        .to_owned();
+    assert!(
+        stored.starts_with("pic_ada_") && stored.ends_with(".png"),
+        "{stored}"
+    );
+    let id = body["record"]["id"].as_str().expect("id");
+    let token = body["token"].as_str().expect("token");
+    let served = reqwest::Client::new()
+        .get(app.url(&format!("/api/files/users/{id}/{stored}")))
+        .header("Authorization", token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(served.status(), 200);
+    let bytes = served.bytes().await.expect("bytes");
+    assert!(bytes.starts_with(b"\x89PNG"), "a PNG was stored");
+
+    // Without a picture the field stays empty.
+    let (status, body) = oauth2_login(&app, "plain-bob").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["avatar"], "");
+}

@@ -14,7 +14,7 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_post',
   }],
   // Any login name is an account; its email is <name>@oidc.test, verified unless the name
-  // starts with "unverified".
+  // starts with "unverified"; names starting with "pic" have a picture (served below).
   async findAccount(ctx, id) {
     return {
       accountId: id,
@@ -25,13 +25,27 @@ const provider = new Provider(issuer, {
           email_verified: !id.startsWith('unverified'),
           name: `User ${id}`,
           preferred_username: id,
+          ...(id.startsWith('pic') ? { picture: `${issuer}/pictures/${id}.png` } : {}),
         };
       },
     };
   },
-  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username', 'picture'] },
   features: { devInteractions: { enabled: true } },
   pkce: { required: () => true },
+});
+// A 1x1 PNG for every picture URL.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+);
+provider.use(async (ctx, next) => {
+  if (ctx.path.startsWith('/pictures/')) {
+    ctx.type = 'image/png';
+    ctx.body = PNG;
+    return;
+  }
+  await next();
 });
 provider.on('grant.error', (ctx, err) => console.log('grant.error', err.message, err.error_detail));
 

@@ -31,6 +31,7 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, TextForm};
+use crate::files::upload::UploadedFile;
 use crate::records::batch_api;
 use crate::state::SharedState;
 use domain::collection::EXTERNAL_AUTHS_ID;
@@ -830,8 +831,6 @@ fn sign_up_body(
         (&mapped.username, &user.username),
         (&mapped.id, &user.id),
     ] {
-        // FIXME(#5): `mappedFields.avatarURL` (downloading the picture into a file field) is
-        // not supported.
         if !field.is_empty()
             && !value.is_empty()
             && !body.contains_key(field.as_str())
@@ -853,6 +852,73 @@ fn sign_up_body(
     body
 }
 
+/// The file field `mappedFields.avatarURL` names, with its size limit, when the provider
+/// gave a picture and `createData` does not set that field itself.
+fn avatar_field<'a>(
+    collection: &'a Collection,
+    options: &'a domain::collection::AuthOptions,
+    user: &ProviderUser,
+    body: &Map<String, Value>,
+) -> Option<(&'a str, u64)> {
+    let name = options.oauth2.mapped_fields.avatar_url.as_str();
+    if name.is_empty() || user.avatar_url.is_empty() || body.contains_key(name) {
+        return None;
+    }
+    match &collection.field(name)?.kind {
+        domain::field::FieldKind::File(o) => Some((
+            name,
+            if o.max_size == 0 {
+                crate::files::upload::DEFAULT_MAX_SIZE
+            } else {
+                o.max_size
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Fetches the provider's picture as an upload for `field` (PocketBase stores it like any
+/// uploaded file). A picture that cannot be fetched, or is larger than the field allows, is
+/// left out rather than failing the sign-in: the account matters more than its avatar.
+async fn download_avatar(url: &str, field: &str, max_size: u64) -> Option<UploadedFile> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .ok()?;
+    let mut response = client
+        .get(parsed.clone())
+        .send()
+        .await
+        .map_err(|error| tracing::warn!(%error, "fetching the OAuth2 avatar failed"))
+        .ok()?;
+    if !response.status().is_success() {
+        tracing::warn!(status = %response.status(), "the OAuth2 avatar was not served");
+        return None;
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if (bytes.len() + chunk.len()) as u64 > max_size {
+            tracing::warn!(
+                max_size,
+                "the OAuth2 avatar is larger than its field allows"
+            );
+            return None;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    // The name is the last path segment, as a client uploading the picture would send it.
+    let name = parsed
+        .path_segments()
+        .and_then(|mut segments| segments.next_back().map(str::to_owned))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "avatar".to_owned());
+    Some(UploadedFile::new(field.to_owned(), name, bytes.into()))
+}
+
 /// Creates the record for a new OAuth2 user as the records API would create it from
 /// [`sign_up_body`] (field validation, create rule with `@request.context = "oauth2"`,
 /// PocketBase's "Failed to create record." errors), then marks it verified when its email is
@@ -864,7 +930,15 @@ async fn create_record(
     create_data: Map<String, Value>,
     request: SignUp<'_>,
 ) -> ApiResult<Record> {
-    let body = sign_up_body(collection, options(collection)?, user, create_data);
+    let options = options(collection)?;
+    let body = sign_up_body(collection, options, user, create_data);
+    let files = match avatar_field(collection, options, user, &body) {
+        Some((field, max_size)) => download_avatar(&user.avatar_url, field, max_size)
+            .await
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
     let meta = batch_api::Meta {
         method: &Method::POST,
         headers: request.headers,
@@ -878,7 +952,7 @@ async fn create_record(
         meta,
         request.query,
         body,
-        Vec::new(),
+        files,
         &[],
     )
     .await?;
