@@ -44,8 +44,13 @@ pub fn number_to_json(n: f64) -> Value {
     if !n.is_finite() {
         return Value::from(0);
     }
-    if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+    // Go prints an integral float64 below 1e21 with all its digits; as far as a JSON integer
+    // reaches (i64, then u64), so do we. The conversion is exact: the value is integral and
+    // in range.
+    if n.fract() == 0.0 && n.abs() < 9.223_372_036_854_775_807e18 {
         Value::from(n as i64)
+    } else if n.fract() == 0.0 && n > 0.0 && n < 1.844_674_407_370_955_2e19 {
+        Value::from(n as u64)
     } else {
         serde_json::Number::from_f64(n)
             .map(Value::Number)
@@ -61,6 +66,19 @@ mod tests {
     fn numbers_print_like_go() {
         assert_eq!(number_to_json(10.0).to_string(), "10");
         assert_eq!(number_to_json(-2.5).to_string(), "-2.5");
+        // Past 2^53 Go still prints the integral value's digits.
+        assert_eq!(
+            number_to_json(9_007_199_254_740_993.0).to_string(),
+            "9007199254740992"
+        );
+        assert_eq!(
+            number_to_json(-1e18).to_string(),
+            "-1000000000000000000"
+        );
+        assert_eq!(
+            number_to_json(1e19).to_string(),
+            "10000000000000000000"
+        );
         assert_eq!(number_to_json(f64::NAN).to_string(), "0");
     }
 }
