@@ -1,87 +1,66 @@
-"""Realtime (SSE) fan-out benchmark: asyncio on stdlib sockets, one thread.
+"""Realtime (SSE) fan-out benchmark: stdlib only, subscribers sharded over worker processes.
 (Adapted from the shared harness in ../shared/bench/.)
 
 K subscribers open GET /api/realtime, read the PB_CONNECT event, and subscribe
 (POST /api/realtime) to a collection with the user's token. Then M records are
-created one at a time (with a short gap); every subscriber must receive every
-create event. Latency = event receipt time - create response time (can be
-slightly negative when the server pushes the event before answering the POST);
-the same from the create *request* start is reported as well.
+created one at a time (with a gap); every subscriber must receive every create
+event. Latency = event receipt time - create response time (can be slightly
+negative when the server pushes the event before answering the POST); the same
+from the create *request* start is reported as well, and is the figure to compare
+when a server answers the create only after it has pushed the event to everyone
+(PocketBase does: its create latency grows with K and the response-based latency
+goes negative).
+
+One asyncio process does not keep up with thousands of streams, so the subscribers
+are split over ceil(K / PER_PROCESS) forked worker processes (asyncio Protocols, no
+per-event JSON parsing: the record title is found with a regex). Receipt times are
+time.perf_counter() (CLOCK_MONOTONIC, shared by all processes on Linux), so they
+compare with the coordinator's create times. The gap between creates grows with K
+(GAP_PER_SUBSCRIBER) so that the client keeps up and fan-outs do not overlap; the
+client still shares one CPU, so its own time (`client_cpu_s`) is reported.
+
+Memory: when the server's pid is given, its VmRSS is read idle before the
+subscribers connect, with all of them connected, subscribed and idle (after a
+settle), at its peak during the fan-out, and after they disconnect. The idle figure
+over K gives the server's memory per idle connected client.
 """
 import asyncio
+import http.client
 import json
+import math
+import multiprocessing
+import os
+import re
+import resource
+import statistics
+import threading
 import time
 import urllib.parse
 import uuid
+
+PER_PROCESS = 2500  # subscribers per worker process
+GAP_MIN = 0.02  # seconds between creates
+GAP_PER_SUBSCRIBER = 25e-6  # + this per subscriber (10,000 -> 0.25 s)
+CONNECT_CONCURRENCY = 50  # SSE connects in flight per worker
+SUBSCRIBE_CONNECTIONS = 4  # keep-alive connections per worker for POST /api/realtime
+IDLE_SETTLE = 2.0  # seconds all subscribers sit idle before the idle RSS is read
+
+CLIENT_ID_RE = re.compile(rb'"clientId":"([^"]+)"')
 
 
 class RealtimeError(Exception):
     pass
 
 
-async def read_head(reader):
-    line = await reader.readline()
-    parts = line.split()
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-        raise RealtimeError(f"bad HTTP status line: {line!r}")
-    headers = {}
-    while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        k, _, v = h.decode("latin-1").partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return int(parts[1]), headers
-
-
-async def read_body(reader, status, headers):
-    """Yields body pieces; handles chunked, Content-Length and read-until-close."""
-    if status in (204, 304) or 100 <= status < 200:
-        return
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        while True:
-            size = int((await reader.readline()).split(b";")[0], 16)
-            if size == 0:
-                await reader.readline()  # final CRLF (trailers are not expected)
-                return
-            yield (await reader.readexactly(size + 2))[:-2]
-    elif "content-length" in headers:
-        n = int(headers["content-length"])
-        if n:
-            yield await reader.readexactly(n)
-    else:
-        while data := await reader.read(65536):
-            yield data
-
-
-async def request(conn, host, method, path, body=None, token=None):
-    reader, writer = conn
-    data = json.dumps(body).encode() if body is not None else b""
-    head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n")
-    if token:
-        head += f"Authorization: {token}\r\n"
-    writer.write(head.encode() + b"\r\n" + data)
-    await writer.drain()
-    status, headers = await read_head(reader)
-    raw = b"".join([piece async for piece in read_body(reader, status, headers)])
-    return status, raw
-
-
-async def sse_events(reader, headers):
-    """Yields (receipt_time, event_name, data) for each server-sent event."""
-    buf = b""
-    async for piece in read_body(reader, 200, headers):
-        t = time.perf_counter()
-        buf += piece.replace(b"\r", b"")
-        while b"\n\n" in buf:
-            raw, buf = buf.split(b"\n\n", 1)
-            name, data = "message", []
-            for line in raw.split(b"\n"):
-                field, _, value = line.partition(b":")
-                value = value[1:] if value.startswith(b" ") else value
-                if field == b"event":
-                    name = value.decode()
-                elif field == b"data":
-                    data.append(value.decode())
-            yield t, name, "\n".join(data)
+def raise_nofile():
+    """Soft RLIMIT_NOFILE up to the hard limit (each subscriber is one socket)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pct(values, p):
@@ -96,94 +75,347 @@ def ms(v):
     return None if v is None else round(v * 1000, 3)
 
 
-async def _fanout(base_url, token, author_id, k, m, collection, gap, wait):
-    u = urllib.parse.urlsplit(base_url)
-    host, port, prefix = u.hostname, u.port or 80, u.path.rstrip("/")
-    hostport = u.netloc
-    tag = "rt-" + uuid.uuid4().hex[:8]
-    arrivals = {}  # title -> [receipt times]
-    writers = []
-
-    async def subscribe():
-        reader, writer = await asyncio.open_connection(host, port)
-        writers.append(writer)
-        writer.write(f"GET {prefix}/api/realtime HTTP/1.1\r\nHost: {hostport}\r\n"
-                     "Accept: text/event-stream\r\n\r\n".encode())
-        await writer.drain()
-        status, headers = await read_head(reader)
-        if status != 200:
-            raise RealtimeError(f"GET /api/realtime -> HTTP {status}")
-        events = sse_events(reader, headers)
-        _, name, data = await asyncio.wait_for(anext(events), 10)
-        if name != "PB_CONNECT":
-            raise RealtimeError(f"expected PB_CONNECT as first event, got {name!r}")
-        client_id = json.loads(data)["clientId"]
-        conn = await asyncio.open_connection(host, port)
-        try:
-            st, raw = await request(conn, hostport, "POST", f"{prefix}/api/realtime",
-                                    {"clientId": client_id, "subscriptions": [collection]}, token)
-        finally:
-            conn[1].close()
-        if st not in (200, 204):
-            raise RealtimeError(f"POST /api/realtime (subscribe) -> HTTP {st}: {raw[:300]!r}")
-        return events
-
-    async def consume(events):
-        async for t, name, data in events:
-            if name == collection:
-                title = json.loads(data).get("record", {}).get("title", "")
-                if title.startswith(tag):
-                    arrivals.setdefault(title, []).append(t)
-
+def rss_kib(pid):
     try:
-        streams = await asyncio.gather(*(subscribe() for _ in range(k)))
-        consumers = [asyncio.create_task(consume(s)) for s in streams]
-        await asyncio.sleep(0.3)
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
-        conn = await asyncio.open_connection(host, port)
-        writers.append(conn[1])
-        sent = {}  # title -> (request start, response end)
-        for i in range(m):
-            title = f"{tag}-{i}"
-            body = {"title": title, "body": "realtime", "score": 1, "published": True,
-                    "author": author_id}
-            t0 = time.perf_counter()
-            st, raw = await request(conn, hostport, "POST",
-                                    f"{prefix}/api/collections/{collection}/records", body, token)
-            t1 = time.perf_counter()
-            if st != 200:
-                raise RealtimeError(f"create record -> HTTP {st}: {raw[:300]!r}")
-            sent[title] = (t0, t1)
-            await asyncio.sleep(gap)
 
-        deadline = time.perf_counter() + wait
-        while (sum(map(len, arrivals.values())) < k * m and time.perf_counter() < deadline
-               and not any(c.done() for c in consumers)):
-            await asyncio.sleep(0.05)
-        for c in consumers:
-            if c.done() and c.exception():
-                raise RealtimeError(f"subscriber stream failed: {c.exception()!r}")
-            c.cancel()
+def cpu_seconds(pid):
+    """utime + stime of a process (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def steady_rss(pid, samples=5, every=0.1):
+    """Median of a few VmRSS readings (KiB)."""
+    vals = []
+    for _ in range(samples):
+        v = rss_kib(pid)
+        if v is not None:
+            vals.append(v)
+        time.sleep(every)
+    return int(statistics.median(vals)) if vals else None
+
+
+# --------------------------------------------------------------------------------------------
+# Worker process: K_i SSE streams
+
+
+async def request(conn, host, method, path, body=None, token=None):
+    """One HTTP/1.1 request on a keep-alive (reader, writer) pair: (status, body, keep)."""
+    reader, writer = conn
+    data = json.dumps(body).encode() if body is not None else b""
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n")
+    if token:
+        head += f"Authorization: {token}\r\n"
+    writer.write(head.encode() + b"\r\n" + data)
+    await writer.drain()
+    line = await reader.readline()
+    parts = line.split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        raise RealtimeError(f"bad HTTP status line: {line!r}")
+    headers = {}
+    while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    raw = b""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while (size := int((await reader.readline()).split(b";")[0], 16)):
+            raw += (await reader.readexactly(size + 2))[:-2]
+        await reader.readline()
+    elif (n := int(headers.get("content-length", "0"))):
+        raw = await reader.readexactly(n)
+    return int(parts[1]), raw, headers.get("connection", "").lower() != "close"
+
+
+class SseStream(asyncio.Protocol):
+    """One subscriber: records the receipt time of every event carrying the run's tag."""
+
+    def __init__(self, worker):
+        self.worker, self.buf, self.head = worker, b"", False
+        self.client_id = asyncio.get_running_loop().create_future()
+        self.transport, self.closed = None, False
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(f"GET {self.worker.prefix}/api/realtime HTTP/1.1\r\n"
+                        f"Host: {self.worker.hostport}\r\nAccept: text/event-stream\r\n\r\n"
+                        .encode())
+
+    def data_received(self, data):
+        now = time.perf_counter()
+        buf = self.buf + data
+        if not self.head:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = buf
+                return
+            if not buf.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+                status = buf.split(b"\r\n", 1)[0]
+                self.fail(f"GET /api/realtime -> {status!r}")
+                return
+            self.head, buf = True, buf[end + 4:]
+        # Frames end with a blank line; chunk-size lines between them do not matter here.
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self.buf = buf
+            return
+        frames, self.buf = buf[:end + 2], buf[end + 2:]
+        if not self.client_id.done():
+            m = CLIENT_ID_RE.search(frames)
+            if m:
+                self.client_id.set_result(m.group(1).decode())
+        for m in self.worker.title_re.finditer(frames):
+            self.worker.arrivals[int(m.group(1))].append(now)
+            self.worker.received += 1
+
+    def fail(self, msg):
+        if not self.client_id.done():
+            self.client_id.set_exception(RealtimeError(msg))
+        self.transport.close()
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if not self.client_id.done():
+            self.client_id.set_exception(RealtimeError(f"stream closed before PB_CONNECT: {exc!r}"))
+
+
+class Worker:
+    def __init__(self, base_url, token, collection, k, tag, events):
+        u = urllib.parse.urlsplit(base_url)
+        self.host, self.port, self.prefix = u.hostname, u.port or 80, u.path.rstrip("/")
+        self.hostport, self.token, self.collection, self.k = u.netloc, token, collection, k
+        self.title_re = re.compile(rb'"title":"' + tag.encode() + rb'-(\d+)"')
+        self.arrivals = [[] for _ in range(events)]
+        self.received, self.streams = 0, []
+
+    async def open_all(self):
+        loop = asyncio.get_running_loop()
+        pool = asyncio.Queue()
+        for _ in range(min(SUBSCRIBE_CONNECTIONS, self.k)):
+            pool.put_nowait(await asyncio.open_connection(self.host, self.port))
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def one():
+            async with gate:
+                _, stream = await loop.create_connection(lambda: SseStream(self),
+                                                         self.host, self.port)
+                self.streams.append(stream)
+                client_id = await asyncio.wait_for(stream.client_id, 30)
+                conn = await pool.get()
+                keep = False
+                try:
+                    st, raw, keep = await request(
+                        conn, self.hostport, "POST", f"{self.prefix}/api/realtime",
+                        {"clientId": client_id, "subscriptions": [self.collection]},
+                        self.token)
+                finally:
+                    if keep:
+                        pool.put_nowait(conn)
+                    else:
+                        conn[1].close()
+                        pool.put_nowait(await asyncio.open_connection(self.host, self.port))
+                if st not in (200, 204):
+                    raise RealtimeError(f"POST /api/realtime (subscribe) -> HTTP {st}: "
+                                        f"{raw[:300]!r}")
+
+        await asyncio.gather(*(one() for _ in range(self.k)))
+        while not pool.empty():
+            pool.get_nowait()[1].close()
+
+    async def main(self, pipe):
+        loop = asyncio.get_running_loop()
+        try:
+            await self.open_all()
+        except (OSError, asyncio.TimeoutError, RealtimeError, ValueError,
+                asyncio.IncompleteReadError) as e:
+            pipe.send(("error", f"{type(e).__name__}: {e}"))
+            return
+        pipe.send(("ready", len(self.streams)))
+        cpu0 = time.process_time()
+        cmd = await loop.run_in_executor(None, pipe.recv)
+        if cmd[0] != "collect":
+            return
+        expected, deadline = cmd[1] * self.k, cmd[2]
+        while (self.received < expected and time.perf_counter() < deadline
+               and not all(s.closed for s in self.streams)):
+            await asyncio.sleep(0.02)
+        closed = sum(s.closed for s in self.streams)
+        pipe.send(("result", self.arrivals, closed, time.process_time() - cpu0))
+        for s in self.streams:
+            if s.transport:
+                s.transport.close()
+        await asyncio.sleep(0.05)
+
+
+def _worker_entry(pipe, args):
+    raise_nofile()
+    try:
+        asyncio.run(Worker(*args).main(pipe))
+    except Exception as e:  # reported to the coordinator, which raises
+        try:
+            pipe.send(("error", f"{type(e).__name__}: {e}"))
+        except OSError:
+            pass
     finally:
-        for w in writers:
-            w.close()
+        pipe.close()
 
-    from_resp, from_req, complete = [], [], []
-    for title, (t0, t1) in sent.items():
-        times = arrivals.get(title, [])
+
+# --------------------------------------------------------------------------------------------
+# Coordinator
+
+
+class _RssSampler:
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, rss_kib(self.pid) or 0)
+            self.stop.wait(0.02)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak or None
+
+
+def _recv(pipe, deadline, what):
+    left = deadline - time.perf_counter()
+    if left <= 0 or not pipe.poll(left):
+        raise RealtimeError(f"no answer from a subscriber process ({what}) in time")
+    try:
+        msg = pipe.recv()
+    except EOFError:
+        raise RealtimeError(f"a subscriber process died ({what})")
+    if msg[0] == "error":
+        raise RealtimeError(msg[1])
+    return msg
+
+
+def fanout(base_url, token, author_id, subscribers=100, events=50, collection="posts",
+           gap=None, wait=None, server_pid=None):
+    """Runs the fan-out benchmark and returns a dict of results.
+
+    Raises RealtimeError when the server does not speak the protocol (or hangs): every wait
+    is bounded, so a server that accepts the stream but never answers cannot stall it.
+    """
+    k, m = subscribers, events
+    gap = GAP_MIN + GAP_PER_SUBSCRIBER * k if gap is None else gap
+    wait = 10.0 + k * m * 20e-6 if wait is None else wait
+    nofile = raise_nofile()
+    if k + 64 > nofile:
+        raise RealtimeError(f"{k} subscribers need more open files than RLIMIT_NOFILE {nofile}")
+    u = urllib.parse.urlsplit(base_url)
+    prefix = u.path.rstrip("/")
+    tag = "rt-" + uuid.uuid4().hex[:8]
+    nproc = max(1, math.ceil(k / PER_PROCESS))
+    shares = [k // nproc + (1 if i < k % nproc else 0) for i in range(nproc)]
+    res = {"subscribers": k, "events": m, "processes": nproc, "gap_s": round(gap, 4)}
+
+    if server_pid:
+        res["rss_before_kib"] = steady_rss(server_pid)
+    ctx = multiprocessing.get_context("fork")
+    procs, pipes = [], []
+    try:
+        t_conn = time.perf_counter()
+        for share in shares:
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_worker_entry,
+                            args=(child, (base_url, token, collection, share, tag, m)),
+                            daemon=True)
+            p.start()
+            child.close()
+            procs.append(p)
+            pipes.append(parent)
+        ready_by = time.perf_counter() + 30 + k / 100
+        for pipe in pipes:
+            _recv(pipe, ready_by, "connect + subscribe")
+        res["connect_s"] = round(time.perf_counter() - t_conn, 2)
+        time.sleep(IDLE_SETTLE)
+        if server_pid:
+            res["rss_idle_kib"] = steady_rss(server_pid)
+            res["idle_bytes_per_client"] = round(
+                (res["rss_idle_kib"] - res["rss_before_kib"]) * 1024 / k)
+
+        sampler = _RssSampler(server_pid) if server_pid else None
+        cpu0 = cpu_seconds(server_pid) if server_pid else None
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30)
+        sent = []  # (request start, response end) per event index
+        try:
+            for i in range(m):
+                body = json.dumps({"title": f"{tag}-{i}", "body": "realtime", "score": 1,
+                                   "published": True, "author": author_id})
+                t0 = time.perf_counter()
+                conn.request("POST", f"{prefix}/api/collections/{collection}/records", body,
+                             {"Content-Type": "application/json", "Authorization": token})
+                r = conn.getresponse()
+                raw = r.read()
+                t1 = time.perf_counter()
+                if r.status != 200:
+                    raise RealtimeError(f"create record -> HTTP {r.status}: {raw[:300]!r}")
+                sent.append((t0, t1))
+                time.sleep(gap)
+        except (OSError, http.client.HTTPException) as e:
+            raise RealtimeError(f"create record: {e!r}")
+        finally:
+            conn.close()
+        deadline = time.perf_counter() + wait
+        for pipe in pipes:
+            pipe.send(("collect", m, deadline))
+        results = [_recv(pipe, deadline + 10, "collect") for pipe in pipes]
+        if server_pid:
+            cpu1 = cpu_seconds(server_pid)
+            res["rss_fanout_peak_kib"] = sampler.finish()
+            if cpu0 is not None and cpu1 is not None:
+                res["server_cpu_s"] = round(cpu1 - cpu0, 3)
+    finally:
+        # Closing the pipes first ends a worker still waiting for its next command.
+        for pipe in pipes:
+            pipe.close()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    if server_pid:
+        time.sleep(1.0)
+        res["rss_after_close_kib"] = steady_rss(server_pid)
+
+    from_resp, from_req, complete, complete_req = [], [], [], []
+    per_event = [[] for _ in range(m)]
+    for _, arrivals, _, _ in results:
+        for i, times in enumerate(arrivals):
+            per_event[i] += times
+    for i, (t0, t1) in enumerate(sent):
+        times = per_event[i]
         from_resp += [t - t1 for t in times]
         from_req += [t - t0 for t in times]
-        if times and len(times) == k:
+        if len(times) == k:
             complete.append(max(times) - t1)
+            complete_req.append(max(times) - t0)
     received = len(from_resp)
-    create_lat = [t1 - t0 for t0, t1 in sent.values()]
-    return {
-        "subscribers": k,
-        "events": m,
+    create_lat = [t1 - t0 for t0, t1 in sent]
+    res.update({
         "expected_deliveries": k * m,
         "received": received,
         "missing": k * m - received,
         "all_delivered": received == k * m,
+        "streams_closed": sum(r[2] for r in results),
+        "client_cpu_s": round(sum(r[3] for r in results), 3),
         "create_p50_ms": ms(pct(create_lat, 50)),
         "delivery_p50_ms": ms(pct(from_resp, 50)),
         "delivery_p90_ms": ms(pct(from_resp, 90)),
@@ -193,26 +425,9 @@ async def _fanout(base_url, token, author_id, k, m, collection, gap, wait):
         "delivery_from_request_p99_ms": ms(pct(from_req, 99)),
         "fanout_complete_p50_ms": ms(pct(complete, 50)),
         "fanout_complete_p99_ms": ms(pct(complete, 99)),
-    }
-
-
-def fanout(base_url, token, author_id, subscribers=100, events=50, collection="posts",
-           gap=0.02, wait=10.0):
-    """Runs the fan-out benchmark and returns a dict of results.
-
-    Raises RealtimeError when the server does not speak the protocol (or hangs): the whole
-    run is bounded, so a server that accepts the stream but never answers cannot stall it.
-    """
-    limit = 20.0 + events * (gap + 0.5) + wait
-
-    async def bounded():
-        try:
-            return await asyncio.wait_for(
-                _fanout(base_url, token, author_id, subscribers, events, collection, gap, wait),
-                limit)
-        except asyncio.TimeoutError:
-            raise RealtimeError(f"no result within {limit:.0f} s")
-        except (OSError, asyncio.IncompleteReadError, ValueError) as e:
-            raise RealtimeError(f"connection problem: {e!r}")
-
-    return asyncio.run(bounded())
+        "fanout_complete_from_request_p50_ms": ms(pct(complete_req, 50)),
+        "fanout_complete_from_request_p99_ms": ms(pct(complete_req, 99)),
+    })
+    if res.get("server_cpu_s") is not None and received:
+        res["server_cpu_us_per_delivery"] = round(res["server_cpu_s"] * 1e6 / received, 2)
+    return res

@@ -12,6 +12,8 @@
 # when missing), SERVER_CPUS (1) and LOAD_CPUS (0) for the taskset pinning, BENCH_PORT_BASE
 # (PocketBase on N, Plinth N+1, ceiling N+2; default: free ports).
 # Output: a table on stdout, JSON in bench/out/ (bench-PROFILE-DATE.json and latest-PROFILE.json).
+# Realtime at scale (about 3 minutes; ulimit -n is raised to the hard limit for it):
+#   bench/run.sh -- --only realtime --subscribers 1000,10000 --no-ceilings
 set -euo pipefail
 die() { echo "bench/run.sh: ERROR: $*" >&2; exit 1; }
 note() { echo "bench/run.sh: $*" >&2; }
@@ -26,7 +28,7 @@ EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) PROFILE=smoke; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     -*) die "unknown option $1 (bench.py options go after --)" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
@@ -64,11 +66,17 @@ if [ -z "$PLINTH_BIN" ]; then
 fi
 [ -x "$PLINTH_BIN" ] || die "not an executable: $PLINTH_BIN"
 PLINTH_BIN=$(cd "$(dirname "$PLINTH_BIN")" && pwd)/$(basename "$PLINTH_BIN")
-note "building the ceilings (bench/ceilings)"
-cargo build --release -q --locked --manifest-path "$HERE/ceilings/Cargo.toml" \
-  --target-dir "$REPO/target/bench-ceilings" >&2 || die "cargo build of bench/ceilings failed"
 CEIL=$REPO/target/bench-ceilings/release
+if [[ " ${EXTRA[*]} " == *" --no-ceilings "* ]]; then
+  note "not building the ceilings (--no-ceilings)"
+else
+  note "building the ceilings (bench/ceilings)"
+  cargo build --release -q --locked --manifest-path "$HERE/ceilings/Cargo.toml" \
+    --target-dir "$REPO/target/bench-ceilings" >&2 || die "cargo build of bench/ceilings failed"
+fi
 
+# Realtime runs hold one socket per subscriber in the client and in each server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || note "WARNING: could not raise ulimit -n ($(ulimit -n))"
 note "uptime: $(uptime)"
 exec python3 "$HERE/bench.py" --profile "$PROFILE" --plinth "$PLINTH_BIN" --pocketbase "$PB" \
   --hello "$CEIL/hello" --sqlite-ceiling "$CEIL/sqlite-ceiling" --out-dir "$HERE/out" \

@@ -47,9 +47,9 @@ pub fn number_to_json(n: f64) -> Value {
     // Go prints an integral float64 below 1e21 with all its digits; as far as a JSON integer
     // reaches (i64, then u64), so do we. The conversion is exact: the value is integral and
     // in range.
-    if n.fract() == 0.0 && n.abs() < 9.223_372_036_854_775_807e18 {
+    if n.fract() == 0.0 && n.abs() < i64::MAX as f64 {
         Value::from(n as i64)
-    } else if n.fract() == 0.0 && n > 0.0 && n < 1.844_674_407_370_955_2e19 {
+    } else if n.fract() == 0.0 && n > 0.0 && n < u64::MAX as f64 {
         Value::from(n as u64)
     } else {
         serde_json::Number::from_f64(n)
@@ -71,14 +71,8 @@ mod tests {
             number_to_json(9_007_199_254_740_993.0).to_string(),
             "9007199254740992"
         );
-        assert_eq!(
-            number_to_json(-1e18).to_string(),
-            "-1000000000000000000"
-        );
-        assert_eq!(
-            number_to_json(1e19).to_string(),
-            "10000000000000000000"
-        );
+        assert_eq!(number_to_json(-1e18).to_string(), "-1000000000000000000");
+        assert_eq!(number_to_json(1e19).to_string(), "10000000000000000000");
         assert_eq!(number_to_json(f64::NAN).to_string(), "0");
     }
 }

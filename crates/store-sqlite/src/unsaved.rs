@@ -2,8 +2,10 @@
 //! of a create, whose rule PocketBase decides before any field is validated, or the last
 //! state of a deleted record, which realtime must still match against rules.
 //!
-//! The row is offered under the collection's own name as a CTE, so the predicate, written
-//! against the table, reads it unchanged (joins to other tables still see the stored data).
+//! The row is offered as a one-row subquery aliased with the collection's own name, so the
+//! predicate, written against the table, reads it unchanged. An alias (unlike a CTE of that
+//! name) does not hide the stored table from the predicate's own joins, so relations to other
+//! tables and to the collection itself (a self-relation, a back-relation) see stored rows.
 //! Its values are bound parameters, so they carry no column affinity: a NUMERIC column
 //! compared with the text `'5'` does not convert it, which is also how PocketBase's own
 //! would-be-row query behaves (its create rule `n = '5'` refuses `n: 5`).
@@ -36,10 +38,10 @@ pub(crate) fn matches(
         .iter()
         .map(|f| quote_ident(&f.name))
         .collect();
-    let placeholders = vec!["?"; columns.len()].join(", ");
+    let row: Vec<String> = columns.iter().map(|c| format!("? AS {c}")).collect();
     let sql = format!(
-        "WITH {table}({cols}) AS (SELECT {placeholders}) SELECT 1 FROM {table} WHERE ({pred}) LIMIT 1",
-        cols = columns.join(", "),
+        "SELECT 1 FROM (SELECT {row}) AS {table} WHERE ({pred}) LIMIT 1",
+        row = row.join(", "),
         pred = predicate.sql,
     );
     let mut params: Vec<SqlOut> = collection

@@ -731,7 +731,6 @@ async fn oauth2_redirect_without_a_waiting_client_lands_on_the_failure_page() {
 }
 
 #[tokio::test]
-#[ignore = "needs a realtime hub call to message one subscribed client (issue #6's hub)"]
 async fn oauth2_redirect_relays_the_code_to_the_subscribed_client_once() {
     let app = TestApp::spawn().await;
     let mut sse = Sse::connect(&app).await;

@@ -27,11 +27,16 @@ struct Stream {
 impl Stream {
     /// Connects and reads `PB_CONNECT`.
     async fn connect(app: &TestApp) -> Stream {
-        let response = reqwest::Client::new()
-            .get(app.url("/api/realtime"))
-            .send()
-            .await
-            .expect("stream opens");
+        Stream::connect_with(app, &[]).await
+    }
+
+    /// Connects with extra request headers and reads `PB_CONNECT`.
+    async fn connect_with(app: &TestApp, headers: &[(&str, &str)]) -> Stream {
+        let mut request = reqwest::Client::new().get(app.url("/api/realtime"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("stream opens");
         assert_eq!(response.status(), 200);
         let header = |name: &str| {
             response
@@ -706,4 +711,379 @@ async fn expression_rules_and_filters_are_checked_per_subscriber() {
         bob_stream.next(SHORT).await.is_none(),
         "bob never hears alice's records"
     );
+}
+
+/// Posts a subscription request with extra headers; returns (status, body).
+async fn subscribe_with(
+    app: &TestApp,
+    stream: &Stream,
+    headers: &[(&str, &str)],
+    topics: &[&str],
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(app.url("/api/realtime"))
+        .json(&json!({"clientId": stream.client_id, "subscriptions": topics}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn managers_see_emails_and_deletes_follow_relation_rules() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (boss_id, boss) = user(&app, &admin, "boss@example.com").await;
+    let (_, plain) = user(&app, &admin, "plain@example.com").await;
+    let (carl_id, _) = user(&app, &admin, "carl@example.com").await;
+    let (status, body) = app
+        .patch_json(
+            &format!("/api/collections/users/records/{boss_id}"),
+            Some(&admin),
+            json!({"name": "boss"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .patch_json(
+            "/api/collections/users",
+            Some(&admin),
+            json!({"listRule": "", "viewRule": "", "manageRule": "@request.auth.name = 'boss'"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut boss_stream = Stream::connect(&app).await;
+    let mut plain_stream = Stream::connect(&app).await;
+    let mut guest_stream = Stream::connect(&app).await;
+    assert_eq!(
+        boss_stream
+            .subscribe(&app, Some(&boss), &["users/*"])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        plain_stream
+            .subscribe(&app, Some(&plain), &["users/*"])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        guest_stream.subscribe(&app, None, &["users/*"]).await.0,
+        204
+    );
+
+    // PocketBase shows a manager the email of an update and of a delete, with
+    // emailVisibility off; nobody else sees it.
+    let (status, body) = app
+        .patch_json(
+            &format!("/api/collections/users/records/{carl_id}"),
+            Some(&admin),
+            json!({"name": "carl"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .delete(
+            &format!("/api/collections/users/records/{carl_id}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let seen = boss_stream.take(2).await;
+    assert_eq!(seen[0].data["action"], "update");
+    assert_eq!(seen[0].data["record"]["email"], "carl@example.com");
+    assert_eq!(seen[1].data["action"], "delete");
+    assert_eq!(seen[1].data["record"]["email"], "carl@example.com");
+    for stream in [&mut plain_stream, &mut guest_stream] {
+        let seen = stream.take(2).await;
+        for message in &seen {
+            assert_eq!(message.data["record"]["name"], "carl");
+            assert!(
+                message.data["record"].get("email").is_none(),
+                "{:?}",
+                message.data
+            );
+        }
+    }
+
+    // Deletes under a rule that reads through a relation reach exactly those the last state
+    // lets see them.
+    create_collection(
+        &app,
+        &admin,
+        json!({"name": "teams", "type": "base", "listRule": "", "viewRule": "",
+               "fields": [{"name": "open", "type": "bool"}]}),
+    )
+    .await;
+    let (_, teams) = app.get("/api/collections/teams", Some(&admin)).await;
+    create_collection(
+        &app,
+        &admin,
+        json!({"name": "posts", "type": "base",
+               "listRule": "team.open = true || @request.auth.name = 'boss'", "viewRule": "",
+               "fields": [{"name": "title", "type": "text"},
+                          {"name": "team", "type": "relation", "collectionId": teams["id"], "maxSelect": 1}]}),
+    )
+    .await;
+    let mut team_ids = Vec::new();
+    for open in [true, false] {
+        let (status, team) = app
+            .post_json(
+                "/api/collections/teams/records",
+                Some(&admin),
+                json!({"open": open}),
+            )
+            .await;
+        assert_eq!(status, 200, "{team}");
+        team_ids.push(team["id"].as_str().expect("id").to_owned());
+    }
+    let mut post_ids = Vec::new();
+    for (title, team) in [("open", &team_ids[0]), ("closed", &team_ids[1])] {
+        let (status, post) = app
+            .post_json(
+                "/api/collections/posts/records",
+                Some(&admin),
+                json!({"title": title, "team": team}),
+            )
+            .await;
+        assert_eq!(status, 200, "{post}");
+        post_ids.push(post["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(
+        boss_stream
+            .subscribe(&app, Some(&boss), &["posts/*"])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        guest_stream.subscribe(&app, None, &["posts/*"]).await.0,
+        204
+    );
+    for id in &post_ids {
+        let (status, _) = app
+            .delete(
+                &format!("/api/collections/posts/records/{id}"),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 204);
+    }
+    let seen = guest_stream.take(1).await;
+    assert_eq!(seen[0].data["action"], "delete");
+    assert_eq!(seen[0].data["record"]["title"], "open");
+    let seen = boss_stream.take(2).await;
+    let titles: Vec<&Value> = seen.iter().map(|m| &m.data["record"]["title"]).collect();
+    assert_eq!(titles, [&json!("open"), &json!("closed")]);
+}
+
+#[tokio::test]
+async fn new_passwords_and_token_secrets_drop_realtime_auth() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (first_id, first) = user(&app, &admin, "first@example.com").await;
+    let (_, second) = user(&app, &admin, "second@example.com").await;
+    create_collection(
+        &app,
+        &admin,
+        json!({"name": "notes", "type": "base",
+               "listRule": "@request.auth.id != ''", "viewRule": "@request.auth.id != ''",
+               "fields": [{"name": "title", "type": "text"}]}),
+    )
+    .await;
+    let mut first_stream = Stream::connect(&app).await;
+    let mut second_stream = Stream::connect(&app).await;
+    assert_eq!(
+        first_stream
+            .subscribe(&app, Some(&first), &["notes/*"])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        second_stream
+            .subscribe(&app, Some(&second), &["notes/*"])
+            .await
+            .0,
+        204
+    );
+    let note = |title: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let (status, body) = app
+                .post_json(
+                    "/api/collections/notes/records",
+                    Some(&admin),
+                    json!({"title": title}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    note("one").await;
+    assert_eq!(first_stream.take(1).await[0].data["record"]["title"], "one");
+    assert_eq!(
+        second_stream.take(1).await[0].data["record"]["title"],
+        "one"
+    );
+
+    // A new password rotates the token key: that client now sees what a guest sees.
+    let (status, body) = app
+        .patch_json(
+            &format!("/api/collections/users/records/{first_id}"),
+            Some(&admin),
+            json!({"password": "other-pass-123", "passwordConfirm": "other-pass-123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    note("two").await;
+    assert_eq!(
+        second_stream.take(1).await[0].data["record"]["title"],
+        "two"
+    );
+    assert!(first_stream.next(SHORT).await.is_none(), "signed out");
+
+    // A collection change that keeps the secret keeps the auth; a new secret drops it.
+    let (status, body) = app
+        .patch_json(
+            "/api/collections/users",
+            Some(&admin),
+            json!({"listRule": "id != ''"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    note("three").await;
+    assert_eq!(
+        second_stream.take(1).await[0].data["record"]["title"],
+        "three"
+    );
+    let secret = "s".repeat(50);
+    let (status, body) = app
+        .patch_json(
+            "/api/collections/users",
+            Some(&admin),
+            json!({"authToken": {"secret": secret}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    note("four").await;
+    assert!(
+        second_stream.next(SHORT).await.is_none(),
+        "signed out by the new secret"
+    );
+    assert!(first_stream.next(SHORT).await.is_none());
+}
+
+#[tokio::test]
+async fn realtime_settings_apply_without_restart() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (status, settings) = app.get("/api/settings", Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        settings["realtime"],
+        json!({
+            "idleTimeout": 300, "maxLifetime": 1800,
+            "clientQueueMessages": 512, "clientQueueBytes": 4194304,
+            "changeLogMaxEntries": 10000, "changeLogMaxAge": 86400
+        })
+    );
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"realtime": {"idleTimeout": 0}}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while saving the new settings.",
+    );
+    assert_eq!(
+        data["realtime"]["idleTimeout"]["code"],
+        "validation_required"
+    );
+
+    let mut stream = Stream::connect(&app).await;
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"realtime": {"idleTimeout": 1}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["realtime"]["idleTimeout"], 1);
+    assert_eq!(body["realtime"]["maxLifetime"], 1800, "other values kept");
+    // A stream opened now closes after one idle second.
+    let mut fresh = Stream::connect(&app).await;
+    let started = std::time::Instant::now();
+    assert!(fresh.next(Duration::from_secs(5)).await.is_none());
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(900) && lived < Duration::from_secs(4),
+        "{lived:?}"
+    );
+    // The stream opened before the change keeps running until it next wakes; a message
+    // wakes it, and it too goes idle after one second.
+    public_posts(&app, &admin).await;
+    assert_eq!(stream.subscribe(&app, None, &["posts/*"]).await.0, 204);
+    let (status, _) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "wake"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(stream.next(LONG).await.is_some());
+    let started = std::time::Instant::now();
+    assert!(stream.next(Duration::from_secs(5)).await.is_none());
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_subscriptions_compare_forwarded_ips() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let forwarded = [("x-forwarded-for", "1.1.1.1, 9.9.9.9")];
+    // Without a trusted proxy the header means nothing.
+    let stream = Stream::connect_with(&app, &forwarded).await;
+    let (status, _) = subscribe_with(
+        &app,
+        &stream,
+        &[("x-forwarded-for", "2.2.2.2")],
+        &["posts/*"],
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stream = Stream::connect_with(&app, &forwarded).await;
+    for (headers, expected) in [
+        (&[("x-forwarded-for", "2.2.2.2")][..], 400),
+        (&[][..], 400),
+        (&[("x-forwarded-for", "3.3.3.3, 9.9.9.9")][..], 204),
+    ] {
+        let (status, body) = subscribe_with(&app, &stream, headers, &["posts/*"]).await;
+        assert_eq!(status, expected, "{headers:?}: {body}");
+        if expected == 400 {
+            assert_eq!(body["message"], "Invalid realtime client.");
+        }
+    }
 }

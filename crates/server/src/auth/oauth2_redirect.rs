@@ -103,17 +103,7 @@ async fn redirect(State(state): State<SharedState>, request: Request) -> Respons
 /// and is subscribed to the topic; the subscription is then dropped, so a `state` relays
 /// once. Returns whether the message was queued.
 fn relay(state: &SharedState, client_id: &str, message: &str) -> bool {
-    let Some(client) = state.realtime.client(client_id) else {
-        return false;
-    };
-    // FIXME(#5): the hub has no way (outside its tests) to check a client's subscriptions or
-    // to queue a message for one client, and `realtime/` belongs to issue #6. With a
-    // `Hub::send_once(id, topic, data) -> bool` (send when subscribed, then unsubscribe) this
-    // becomes `state.realtime.send_once(client_id, TOPIC, message)`; until then nothing is
-    // relayed and the browser lands on the failure page.
-    tracing::debug!(client = %client_id, bytes = message.len(), closed = client.is_closed(),
-        "oauth2 redirect: the realtime hub cannot relay yet");
-    false
+    state.realtime.message_client(client_id, TOPIC, message)
 }
 
 fn redirect_to(status: StatusCode, location: &'static str) -> Response {

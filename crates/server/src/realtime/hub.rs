@@ -1,38 +1,42 @@
 //! The realtime hub: the registry of connected SSE clients and the task that tails the
 //! store's change log and fans each committed change out to them.
 //!
-//! Every client owns a bounded queue of ready-made SSE frames. The fan-out task only ever
-//! `try_send`s into it: a client whose queue is full is disconnected on the spot, so one slow
-//! reader can neither slow the hub nor grow memory. The task reads the log by sequence number
-//! after a wake-up from the store (and on a slow poll, in case a wake-up is missed), so only
-//! committed writes are published and none is skipped while the server runs.
+//! Every client owns a queue of messages waiting for its stream, bounded by count and by
+//! bytes. The fan-out task only ever pushes into it without waiting: a client whose queue is
+//! full is disconnected on the spot, so one slow reader can neither slow the hub nor grow
+//! memory. The task reads the log by sequence number after a wake-up from the store (and on a
+//! slow poll, in case a wake-up is missed), so only committed writes are published and none is
+//! skipped while the server runs. Each event is decided and rendered from the change's own
+//! record state, so a subscriber sees the record as of that change, deletes included.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Store};
-use rules::{Eval, RequestContext, RuleOutcome};
-use tokio::sync::{Notify, mpsc};
+use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Schema, SqlFragment};
+use domain::{Record, Store};
+use rules::{Eval, RequestContext, Rule, RuleOutcome};
+use tokio::sync::Notify;
 
 use super::subscription::{Subscription, Target};
 use crate::response::{apply_fields, record_json};
 use crate::state::AppState;
 
-/// Tunables of the realtime hub.
-// FIXME(#6): only the defaults are used; expose retention (and the lifetimes) as settings or
-// `serve` flags.
-#[derive(Debug, Clone)]
+/// Tunables of the realtime hub. The lifetimes, queue bounds and retention are replaced at
+/// runtime from the `realtime` settings section (see [`Hub::apply_settings`]); the rest are
+/// boot-time constants.
+#[derive(Debug, Clone, Copy)]
 pub struct RealtimeConfig {
     /// A stream with no message sent for this long is closed (PocketBase: 5 minutes).
     pub idle_timeout: Duration,
     /// A stream is closed after this long whatever happens (PocketBase: 30 minutes).
     pub max_lifetime: Duration,
-    /// Frames queued per client before it counts as too slow and is disconnected.
-    // FIXME(#6): bound the queue by bytes too; a few huge records can still take memory.
+    /// Messages queued per client before it counts as too slow and is disconnected.
     pub client_buffer: usize,
+    /// Bytes queued per client (as they would go on the wire) before it counts as too slow.
+    /// One message is always accepted into an empty queue, whatever its size.
+    pub client_buffer_bytes: usize,
     /// How often the log is read without a wake-up.
     pub poll_interval: Duration,
     /// Change-log entries read per round.
@@ -45,15 +49,37 @@ pub struct RealtimeConfig {
 
 impl Default for RealtimeConfig {
     fn default() -> Self {
-        RealtimeConfig {
-            idle_timeout: Duration::from_secs(5 * 60),
-            max_lifetime: Duration::from_secs(30 * 60),
-            client_buffer: 512,
+        let settings = crate::settings::Realtime::default();
+        let mut config = RealtimeConfig {
+            idle_timeout: Duration::ZERO,
+            max_lifetime: Duration::ZERO,
+            client_buffer: 0,
+            client_buffer_bytes: 0,
             poll_interval: Duration::from_secs(2),
             batch: 500,
             retention: ChangeRetention::default(),
             prune_interval: Duration::from_secs(60),
-        }
+        };
+        config.apply(&settings);
+        config
+    }
+}
+
+impl RealtimeConfig {
+    /// Takes the runtime-tunable values from the settings section.
+    fn apply(&mut self, settings: &crate::settings::Realtime) {
+        self.idle_timeout = Duration::from_secs(settings.idle_timeout.max(1));
+        self.max_lifetime = Duration::from_secs(settings.max_lifetime.max(1));
+        self.client_buffer = usize::try_from(settings.client_queue_messages)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        self.client_buffer_bytes = usize::try_from(settings.client_queue_bytes)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        self.retention = ChangeRetention {
+            max_entries: settings.change_log_max_entries,
+            max_age_secs: settings.change_log_max_age,
+        };
     }
 }
 
@@ -64,31 +90,55 @@ pub struct Hub {
 }
 
 struct HubInner {
-    config: RealtimeConfig,
-    clients: RwLock<HashMap<String, Arc<Client>>>,
+    config: RwLock<RealtimeConfig>,
+    clients: RwLock<HashMap<Arc<str>, Arc<Client>>>,
     /// Set once the fan-out task runs; guarded by an async mutex so the start (which reads
     /// the log's current sequence) happens once.
     started: tokio::sync::Mutex<bool>,
     shutting_down: AtomicBool,
     shutdown: Notify,
+    /// The schema snapshot client auth was last checked against.
+    auth_schema: Mutex<Option<Arc<Schema>>>,
 }
 
-/// One connected SSE client.
+/// One message waiting in a client's queue. Both parts are shared: every subscriber that sees
+/// a change the same way shares one `data`, and `event` is the subscription string.
+struct Message {
+    event: Arc<str>,
+    data: Arc<str>,
+}
+
+impl Message {
+    /// The bytes this message takes on the wire for `client_id` (what the byte bound counts).
+    fn wire_len(&self, client_id: &str) -> usize {
+        // "id:" "\nevent:" "\ndata:" "\n\n"
+        client_id.len() + self.event.len() + self.data.len() + 3 + 7 + 6 + 2
+    }
+}
+
+/// One connected SSE client. An idle client holds no queue allocation: the queue grows only
+/// while messages wait and is released once drained.
 pub(crate) struct Client {
-    pub(crate) id: String,
-    /// The peer address of the stream; subscription requests must come from it.
-    pub(crate) ip: Option<IpAddr>,
-    sender: mpsc::Sender<String>,
+    pub(crate) id: Arc<str>,
+    /// The client IP of the stream request (the trusted proxy's forwarded address when one is
+    /// configured); subscription requests must come from the same.
+    pub(crate) ip: Option<Box<str>>,
     state: Mutex<ClientState>,
     /// Set when the hub drops the client (slow, or shutting down); wakes its stream.
     closed: AtomicBool,
+    /// Wakes the stream: a message was queued or the client was closed.
     pub(crate) kick: Notify,
 }
 
 struct ClientState {
     auth: AuthContext,
     subscriptions: Arc<[Subscription]>,
+    queue: VecDeque<Message>,
+    queued_bytes: usize,
 }
+
+/// Queues keeping more than this many slots after a burst give the memory back once drained.
+const KEEP_QUEUE_SLOTS: usize = 8;
 
 impl Client {
     pub(crate) fn is_closed(&self) -> bool {
@@ -97,6 +147,11 @@ impl Client {
 
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        {
+            let mut state = self.lock();
+            state.queue = VecDeque::new();
+            state.queued_bytes = 0;
+        }
         self.kick.notify_one();
     }
 
@@ -115,15 +170,81 @@ impl Client {
         state.subscriptions = subscriptions.into();
     }
 
-    fn snapshot(&self) -> (AuthContext, Arc<[Subscription]>) {
+    pub(crate) fn subscriptions(&self) -> Arc<[Subscription]> {
+        Arc::clone(&self.lock().subscriptions)
+    }
+
+    /// Removes the subscriptions named exactly `topic`; `false` when there were none.
+    fn take_subscription(&self, topic: &str) -> bool {
+        let mut state = self.lock();
+        if !state.subscriptions.iter().any(|s| &*s.raw == topic) {
+            return false;
+        }
+        let kept: Vec<Subscription> = state
+            .subscriptions
+            .iter()
+            .filter(|s| &*s.raw != topic)
+            .cloned()
+            .collect();
+        state.subscriptions = kept.into();
+        true
+    }
+
+    /// Queues a message unless that takes the queue over a bound; `false` when it would.
+    fn push(&self, message: Message, config: &RealtimeConfig) -> bool {
+        let size = message.wire_len(&self.id);
+        let mut state = self.lock();
+        if !state.queue.is_empty()
+            && (state.queue.len() >= config.client_buffer
+                || state.queued_bytes.saturating_add(size) > config.client_buffer_bytes)
+        {
+            return false;
+        }
+        state.queued_bytes += size;
+        state.queue.push_back(message);
+        drop(state);
+        self.kick.notify_one();
+        true
+    }
+
+    /// The next queued message, rendered as an SSE frame.
+    pub(crate) fn pop_frame(&self) -> Option<String> {
+        let mut state = self.lock();
+        let message = state.queue.pop_front()?;
+        state.queued_bytes = state
+            .queued_bytes
+            .saturating_sub(message.wire_len(&self.id));
+        if state.queue.is_empty() && state.queue.capacity() > KEEP_QUEUE_SLOTS {
+            state.queue = VecDeque::new();
+        }
+        drop(state);
+        Some(frame(&self.id, &message.event, &message.data))
+    }
+
+    /// How many messages and bytes wait in the queue.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> (usize, usize) {
         let state = self.lock();
-        (state.auth.clone(), Arc::clone(&state.subscriptions))
+        (state.queue.len(), state.queued_bytes)
     }
 }
 
 /// One SSE frame: `id:` is always the client id, no space after the colons.
 pub(crate) fn frame(client_id: &str, event: &str, data: &str) -> String {
-    format!("id:{client_id}\nevent:{event}\ndata:{data}\n\n")
+    let mut out = String::with_capacity(client_id.len() + event.len() + data.len() + 18);
+    for part in ["id:", client_id, "\nevent:", event, "\ndata:", data, "\n\n"] {
+        out.push_str(part);
+    }
+    out
+}
+
+/// The `PB_CONNECT` frame that opens every stream.
+pub(crate) fn connect_frame(client_id: &str) -> String {
+    frame(
+        client_id,
+        "PB_CONNECT",
+        &serde_json::json!({ "clientId": client_id }).to_string(),
+    )
 }
 
 impl Default for Hub {
@@ -136,17 +257,29 @@ impl Hub {
     pub fn new(config: RealtimeConfig) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
-                config,
+                config: RwLock::new(config),
                 clients: RwLock::new(HashMap::new()),
                 started: tokio::sync::Mutex::new(false),
                 shutting_down: AtomicBool::new(false),
                 shutdown: Notify::new(),
+                auth_schema: Mutex::new(None),
             }),
         }
     }
 
-    pub fn config(&self) -> &RealtimeConfig {
-        &self.inner.config
+    /// The current tunables.
+    pub fn config(&self) -> RealtimeConfig {
+        self.inner.config()
+    }
+
+    /// Applies the `realtime` settings section: lifetimes and queue bounds take effect for
+    /// every stream at its next wake-up, retention at the next prune.
+    pub fn apply_settings(&self, settings: &crate::settings::Realtime) {
+        self.inner
+            .config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(settings);
     }
 
     /// How many clients are connected.
@@ -198,40 +331,71 @@ impl Hub {
         ));
     }
 
-    /// Registers a new client whose queue already holds its `PB_CONNECT` frame.
-    pub(crate) fn connect(&self, ip: Option<IpAddr>) -> (Arc<Client>, mpsc::Receiver<String>) {
-        let id = domain::ids::random_alnum(40);
-        let (sender, receiver) = mpsc::channel(self.inner.config.client_buffer.max(2));
-        let connect = frame(
-            &id,
-            "PB_CONNECT",
-            &serde_json::json!({ "clientId": id }).to_string(),
-        );
-        // The queue is new and empty, so this cannot fail.
-        let _ = sender.try_send(connect);
+    /// Registers a new client. Its stream opens with `PB_CONNECT` (see `client_stream`).
+    pub(crate) fn connect(&self, ip: Option<String>) -> Arc<Client> {
+        let id: Arc<str> = Arc::from(domain::ids::random_alnum(40));
         let client = Arc::new(Client {
-            id: id.clone(),
-            ip,
-            sender,
+            id: Arc::clone(&id),
+            ip: ip.map(String::into_boxed_str),
             state: Mutex::new(ClientState {
                 auth: AuthContext::Guest,
                 subscriptions: Arc::from(Vec::new()),
+                queue: VecDeque::new(),
+                queued_bytes: 0,
             }),
             closed: AtomicBool::new(false),
             kick: Notify::new(),
         });
         self.inner.write_clients().insert(id, Arc::clone(&client));
-        (client, receiver)
+        client
     }
 
     pub(crate) fn client(&self, id: &str) -> Option<Arc<Client>> {
         self.inner.read_clients().get(id).cloned()
     }
 
-    /// Queues a frame for one client the way the fan-out does.
+    /// Sends one message named `topic` with `data` to the client `client_id`, only if that
+    /// client is connected and subscribed to exactly `topic`; returns whether it was queued.
+    /// The subscription is used up by the message (the client no longer has it afterwards),
+    /// so a second call with the same id and topic sends nothing until the client subscribes
+    /// again.
+    ///
+    /// This is how a message that is no record event reaches one client: the OAuth2 redirect
+    /// handler relays the provider's answer on `@oauth2` to the client whose id came back as
+    /// the `state` parameter, once, as PocketBase does. A client over its queue bounds is
+    /// disconnected, as by the fan-out, and `false` is returned.
+    pub(crate) fn message_client(&self, client_id: &str, topic: &str, data: &str) -> bool {
+        let Some(client) = self.client(client_id) else {
+            return false;
+        };
+        if client.is_closed() || !client.take_subscription(topic) {
+            return false;
+        }
+        self.inner.send(
+            &client,
+            Message {
+                event: Arc::from(topic),
+                data: Arc::from(data),
+            },
+        )
+    }
+
+    /// Queues a message for one client the way the fan-out does.
     #[cfg(test)]
-    pub(crate) fn send(&self, client: &Client, frame: String) {
-        self.inner.send(client, frame);
+    pub(crate) fn send(&self, client: &Client, event: &str, data: &str) -> bool {
+        self.inner.send(
+            client,
+            Message {
+                event: Arc::from(event),
+                data: Arc::from(data),
+            },
+        )
+    }
+
+    /// Delivers one change as the fan-out task would.
+    #[cfg(test)]
+    pub(crate) async fn deliver_for_test(&self, state: &Arc<AppState>, change: &Change) {
+        deliver(state, &self.inner, change).await;
     }
 
     /// Forgets a client (its stream ended).
@@ -241,32 +405,69 @@ impl Hub {
 }
 
 impl HubInner {
-    fn read_clients(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Client>>> {
+    fn config(&self) -> RealtimeConfig {
+        *self.config.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_clients(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Client>>> {
         self.clients.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_clients(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Client>>> {
+    fn write_clients(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<Client>>> {
         self.clients.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a frame, dropping the client when its queue is full or gone.
-    fn send(&self, client: &Client, frame: String) {
-        if client.sender.try_send(frame).is_err() {
-            tracing::debug!(client = %client.id, "realtime: client too slow, disconnecting");
-            self.write_clients().remove(&client.id);
-            client.close();
+    /// Queues a message, dropping the client when its queue is over a bound; `false` then.
+    fn send(&self, client: &Client, message: Message) -> bool {
+        if client.is_closed() {
+            return false;
         }
+        if client.push(message, &self.config()) {
+            return true;
+        }
+        tracing::debug!(client = %client.id, "realtime: client too slow, disconnecting");
+        self.write_clients().remove(&client.id);
+        client.close();
+        false
+    }
+
+    fn clients(&self) -> Vec<Arc<Client>> {
+        self.read_clients().values().cloned().collect()
+    }
+
+    /// Checks every client's auth against `schema` when it is a snapshot not checked yet: a
+    /// schema change never reaches the change log, so snapshots are compared instead.
+    fn revalidate_auth_for(&self, schema: &Arc<Schema>) {
+        let mut last = self
+            .auth_schema
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.as_ref().is_some_and(|last| Arc::ptr_eq(last, schema)) {
+            return;
+        }
+        revalidate_auth(&self.clients(), schema);
+        *last = Some(Arc::clone(schema));
     }
 }
 
 /// The fan-out loop: read what committed after `cursor`, deliver it, wait for a wake-up.
 async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, mut cursor: u64) {
-    let config = hub.config.clone();
     let mut last_prune = tokio::time::Instant::now();
     loop {
         if hub.shutting_down.load(Ordering::Acquire) {
             return;
         }
+        // Settings changed through the API apply within one round.
+        if let Some(state) = state.upgrade()
+            && let Ok(settings) = crate::settings::current(&state).await
+        {
+            hub.config
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(&settings.realtime);
+        }
+        let config = hub.config();
+        hub.revalidate_auth_for(&store.schema());
         match store.changes_after(cursor, config.batch).await {
             Ok(changes) if !changes.is_empty() => {
                 let Some(state) = state.upgrade() else {
@@ -299,20 +500,32 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
     }
 }
 
-/// Sends one change to every client with a matching subscription that may see it.
+/// Sends one change to every client with a matching subscription that may see it. Clients
+/// that see the change the same way (same auth, same kind of topic, same options) share one
+/// decision and one rendering, so the rule checks (and any SQL they need) run once per
+/// distinct viewer and options per change, not once per client.
 async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
     let schema = state.schema();
     let Some(collection) = schema.get_by_id(&change.collection_id).cloned() else {
         return;
     };
-    let clients: Vec<Arc<Client>> = hub.read_clients().values().cloned().collect();
+    // Secret changes that happened since the last round drop auth before anything is sent.
+    hub.revalidate_auth_for(&schema);
+    let clients = hub.clients();
     if collection.is_auth() {
         refresh_auth(&clients, &collection, change);
     }
-    // Clients that see the record the same way share one rendering.
     let mut rendered: HashMap<(String, bool, String), Option<Arc<str>>> = HashMap::new();
     for client in clients {
-        let (auth, subscriptions) = client.snapshot();
+        let subscriptions = client.subscriptions();
+        if !subscriptions
+            .iter()
+            .any(|s| s.matches(&collection.id, &collection.name, &change.record_id))
+        {
+            continue;
+        }
+        // Only now is the auth (a whole record) cloned: most clients watch other topics.
+        let auth = client.auth();
         for subscription in subscriptions.iter() {
             if !subscription.matches(&collection.id, &collection.name, &change.record_id) {
                 continue;
@@ -330,31 +543,62 @@ async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
                 }
             };
             if let Some(data) = data {
-                hub.send(&client, frame(&client.id, &subscription.raw, &data));
-            }
-            if client.is_closed() {
-                break;
+                let message = Message {
+                    event: Arc::clone(&subscription.raw),
+                    data,
+                };
+                if !hub.send(&client, message) {
+                    break;
+                }
             }
         }
     }
 }
 
-/// Who a message is rendered for: every superuser sees the same, guests the same, and each
-/// auth record its own (owner-only email, rules naming `@request.auth`).
+/// Who a message is rendered for: guests all alike, and each auth record (superusers
+/// included: their filters may name `@request.auth.*`) its own.
 fn viewer_key(auth: &AuthContext) -> String {
     match auth {
         AuthContext::Guest => String::new(),
-        _ if auth.is_superuser() => "@superuser".to_owned(),
         AuthContext::Record {
             collection, record, ..
         } => format!("{}/{}", collection.id, record.id()),
     }
 }
 
-/// A client authenticated as a record that was deleted, or whose token key changed, falls
-/// back to a guest; otherwise its auth record is kept current for rule checks.
-// FIXME(#6): PocketBase also drops the auth of every client of a collection whose auth token
-// secret changes (a schema change, not a record change: it never reaches the change log).
+/// The auth token secret of an auth collection.
+fn token_secret(collection: &Collection) -> Option<&str> {
+    collection
+        .auth
+        .as_ref()
+        .map(|auth| auth.auth_token.secret.as_str())
+}
+
+/// Drops the auth of clients whose tokens the schema no longer accepts: their collection's
+/// auth token secret changed, or the collection is gone (PocketBase drops them too, and they
+/// then see what a guest sees). Other clients get the current collection definition.
+fn revalidate_auth(clients: &[Arc<Client>], schema: &Schema) {
+    for client in clients {
+        let mut state = client.lock();
+        let AuthContext::Record { collection, .. } = &mut state.auth else {
+            continue;
+        };
+        match schema.get_by_id(&collection.id) {
+            Some(current) if Arc::ptr_eq(current, collection) => {}
+            Some(current) if token_secret(current) == token_secret(collection) => {
+                *collection = Arc::clone(current);
+            }
+            _ => {
+                tracing::debug!(client = %client.id, "realtime: auth token secret changed; now a guest");
+                state.auth = AuthContext::Guest;
+            }
+        }
+    }
+}
+
+/// A client authenticated as a record that was deleted, or whose token key changed (a new
+/// password, a "log out everywhere"), falls back to a guest, as in PocketBase; otherwise its
+/// auth record is kept current for rule checks.
 fn refresh_auth(clients: &[Arc<Client>], collection: &Collection, change: &Change) {
     for client in clients {
         let mut state = client.lock();
@@ -410,8 +654,16 @@ async fn render(
     }
     let records = [change.record.clone()];
     let mut outputs = [record_json(collection, &records[0], auth)];
-    // FIXME(#6): callers passing the auth collection's manageRule should see the email, as in
-    // a GET (`records::common::reveal_managed_emails`, private to the records module).
+    // Managers see the email whatever its visibility, as in a GET.
+    if collection.is_auth()
+        && !auth.is_superuser()
+        && outputs[0].get("email").is_none()
+        && let Some(email) = change.record.get("email")
+        && manages(state, collection, &change.record, &ctx).await
+        && let Some(object) = outputs[0].as_object_mut()
+    {
+        object.insert("email".into(), email.clone());
+    }
     let expand = subscription.query_value("expand");
     if !expand.is_empty()
         && let Err(error) = crate::records::expand_records_for(
@@ -435,9 +687,59 @@ async fn render(
     Some(data.to_string())
 }
 
+/// Whether the caller passes the auth collection's manageRule for `record` (its state as of
+/// the change).
+async fn manages(
+    state: &Arc<AppState>,
+    collection: &Arc<Collection>,
+    record: &Record,
+    ctx: &RequestContext,
+) -> bool {
+    let rules = state.collection_rules(collection);
+    let Some(manage) = rules.manage.as_ref() else {
+        return false;
+    };
+    if matches!(manage, Rule::SuperusersOnly) {
+        return false;
+    }
+    match manage.check_record(record, ctx) {
+        Eval::Match => true,
+        Eval::NoMatch => false,
+        Eval::NeedsSql => match manage.outcome(state.store.dialect(), ctx) {
+            RuleOutcome::Allow => true,
+            RuleOutcome::SuperusersOnly => false,
+            RuleOutcome::Filter(predicate) => {
+                matches_state(state, collection, record, predicate).await
+            }
+        },
+    }
+}
+
+/// Whether `record` (a change's state, stored or not any more) satisfies `predicate`, with
+/// other tables read as stored.
+async fn matches_state(
+    state: &Arc<AppState>,
+    collection: &Arc<Collection>,
+    record: &Record,
+    predicate: SqlFragment,
+) -> bool {
+    match state
+        .store
+        .matches_unsaved(Arc::clone(collection), record.data.clone(), predicate)
+        .await
+    {
+        Ok(matched) => matched,
+        Err(error) => {
+            tracing::warn!(%error, "realtime: checking a rule failed; not delivering");
+            false
+        }
+    }
+}
+
 /// Whether the list (`coll/*`) or view (`coll/id`) rule and the options' `filter` let this
-/// subscriber see the change: decided in memory on the change's own snapshot when the
-/// expressions are row-local, else by SQL on the current row.
+/// subscriber see the change. Both are decided on the change's own record state: in memory
+/// when the expressions are row-local, else by SQL over that state with the other tables as
+/// stored (the row itself may be newer by now, or gone).
 async fn allowed(
     state: &Arc<AppState>,
     collection: &Arc<Collection>,
@@ -459,45 +761,26 @@ async fn allowed(
         Ok(filter) => filter,
         Err(_) => return false,
     };
-    let mut needs_sql = false;
+    let dialect = state.store.dialect();
+    let mut predicates = Vec::new();
     match rule.check_record(&change.record, ctx) {
         Eval::Match => {}
         Eval::NoMatch => return false,
-        Eval::NeedsSql => needs_sql = true,
+        Eval::NeedsSql => match rule.outcome(dialect, ctx) {
+            RuleOutcome::SuperusersOnly => return false,
+            RuleOutcome::Allow => {}
+            RuleOutcome::Filter(predicate) => predicates.push(predicate),
+        },
     }
     if let Some(filter) = &filter {
         match filter.eval(&change.record, ctx) {
             Eval::Match => {}
             Eval::NoMatch => return false,
-            Eval::NeedsSql => needs_sql = true,
+            Eval::NeedsSql => predicates.push(filter.to_sql(dialect, ctx)),
         }
     }
-    if !needs_sql {
-        return true;
+    match SqlFragment::and_all(predicates) {
+        None => true,
+        Some(predicate) => matches_state(state, collection, &change.record, predicate).await,
     }
-    if change.action == ChangeAction::Delete {
-        // FIXME(#6): the row is gone, so a rule or filter that needs SQL (relations,
-        // back-relations, `@collection`) cannot be checked after the fact; PocketBase checks
-        // before deleting. Until the store evaluates guards for the change log inside the
-        // write, such deletes are not delivered (fail closed).
-        return false;
-    }
-    let dialect = state.store.dialect();
-    let mut predicates = Vec::new();
-    match rule.outcome(dialect, ctx) {
-        RuleOutcome::SuperusersOnly => return false,
-        RuleOutcome::Allow => {}
-        RuleOutcome::Filter(predicate) => predicates.push(predicate),
-    }
-    if let Some(filter) = &filter {
-        predicates.push(filter.to_sql(dialect, ctx));
-    }
-    // FIXME(#6): this reads the current row, which may already be newer than the change.
-    matches!(
-        state
-            .store
-            .get_record(Arc::clone(collection), &change.record_id, predicates)
-            .await,
-        Ok(Some(_))
-    )
 }

@@ -13,7 +13,7 @@ mod subscription;
 mod tests;
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,12 +21,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use domain::{AuthContext, FieldError, ValidationErrors};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use hub::{Hub, RealtimeConfig};
@@ -57,11 +56,16 @@ pub fn spawn_hub(state: &SharedState) {
 
 /// `GET /api/realtime`: registers a client and streams its messages. No auth is read here;
 /// it is bound by the first authenticated subscription request.
-async fn connect(State(state): State<SharedState>, PeerIp(ip): PeerIp) -> Response {
+async fn connect(
+    State(state): State<SharedState>,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
+) -> Response {
     let hub = state.realtime.clone();
     hub.ensure_started(&state).await;
-    let (client, receiver) = hub.connect(ip);
-    let body = Body::from_stream(client_stream(hub, client, receiver));
+    let ip = client_ip(&state, &headers, peer).await;
+    let client = hub.connect(ip);
+    let body = Body::from_stream(client_stream(hub, client));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -73,14 +77,32 @@ async fn connect(State(state): State<SharedState>, PeerIp(ip): PeerIp) -> Respon
     response
 }
 
-/// A client's connection: its queue, its deadlines, and its registration, which ends with
-/// the stream (the guard's drop forgets the client).
+/// The client IP as PocketBase resolves it: the configured trusted proxy header when the
+/// request has it, else the peer address. Also brings the `realtime` settings section into
+/// the hub, so a new stream starts with the current lifetimes.
+async fn client_ip(
+    state: &SharedState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<String> {
+    match crate::settings::current(state).await {
+        Ok(settings) => {
+            state.realtime.apply_settings(&settings.realtime);
+            crate::settings::rate_limit::client_ip(headers, peer, &settings.trusted_proxy)
+        }
+        Err(_) => peer.map(|addr| addr.ip().to_string()),
+    }
+}
+
+/// A client's connection: its deadlines and its registration, which ends with the stream
+/// (the guard's drop forgets the client).
 struct Connection {
     hub: Hub,
     client: Arc<Client>,
-    receiver: mpsc::Receiver<String>,
-    idle_deadline: Instant,
-    end: Instant,
+    /// `PB_CONNECT` has gone out.
+    greeted: bool,
+    started: Instant,
+    last_sent: Instant,
 }
 
 impl Drop for Connection {
@@ -90,46 +112,54 @@ impl Drop for Connection {
     }
 }
 
-/// The SSE body: queued frames until the client is dropped by the hub, goes idle (no message
-/// sent for the idle timeout), reaches the maximum lifetime, or the server shuts down.
+/// The SSE body: `PB_CONNECT`, then queued messages until the client is dropped by the hub,
+/// goes idle (no message sent for the idle timeout), reaches the maximum lifetime, or the
+/// server shuts down. The lifetimes are read on every wake-up, so new settings apply to open
+/// streams too.
 fn client_stream(
     hub: Hub,
     client: Arc<Client>,
-    receiver: mpsc::Receiver<String>,
 ) -> impl futures_util::Stream<Item = Result<String, Infallible>> + Send {
     let now = Instant::now();
-    let config = hub.config().clone();
     let connection = Connection {
         hub,
         client,
-        receiver,
-        idle_deadline: now + config.idle_timeout,
-        end: now + config.max_lifetime,
+        greeted: false,
+        started: now,
+        last_sent: now,
     };
-    futures_util::stream::unfold(connection, move |mut connection| async move {
-        if connection.client.is_closed() || connection.hub.is_shutting_down() {
-            return None;
+    futures_util::stream::unfold(connection, |mut connection| async move {
+        loop {
+            if connection.client.is_closed() || connection.hub.is_shutting_down() {
+                return None;
+            }
+            let frame = if connection.greeted {
+                connection.client.pop_frame()
+            } else {
+                connection.greeted = true;
+                Some(hub::connect_frame(&connection.client.id))
+            };
+            if let Some(frame) = frame {
+                connection.last_sent = Instant::now();
+                return Some((Ok(frame), connection));
+            }
+            let config = connection.hub.config();
+            let deadline = (connection.last_sent + config.idle_timeout)
+                .min(connection.started + config.max_lifetime);
+            tokio::select! {
+                biased;
+                () = connection.client.kick.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
         }
-        let deadline = connection.idle_deadline.min(connection.end);
-        let next = tokio::select! {
-            biased;
-            () = connection.client.kick.notified() => None,
-            frame = connection.receiver.recv() => frame,
-            () = tokio::time::sleep_until(deadline) => None,
-        };
-        let frame = next?;
-        if connection.client.is_closed() {
-            return None;
-        }
-        connection.idle_deadline = Instant::now() + config.idle_timeout;
-        Some((Ok(frame), connection))
     })
 }
 
 /// `POST /api/realtime`: replaces the client's subscriptions and binds the request's auth.
 async fn subscribe(
     State(state): State<SharedState>,
-    PeerIp(ip): PeerIp,
+    PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
     Auth(auth): Auth,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
@@ -183,9 +213,9 @@ async fn subscribe(
         .realtime
         .client(client_id)
         .ok_or_else(|| ApiError::not_found_msg("Missing or invalid client id."))?;
-    // FIXME(#6): behind a trusted proxy PocketBase compares the forwarded client IPs; this
-    // compares peer addresses only.
-    if client.ip.is_some() && ip.is_some() && client.ip != ip {
+    // Behind a trusted proxy both sides are the forwarded client IPs, as in PocketBase.
+    let ip = client_ip(&state, &headers, peer).await;
+    if client.ip.is_some() && ip.is_some() && client.ip.as_deref() != ip.as_deref() {
         return Err(ApiError::bad_request_msg("Invalid realtime client."));
     }
     let current = client.auth();
@@ -200,17 +230,17 @@ async fn subscribe(
 }
 
 /// The peer address of the connection, when the server was started with it.
-struct PeerIp(Option<IpAddr>);
+struct PeerAddr(Option<SocketAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerIp(
+        Ok(PeerAddr(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
+                .map(|info| info.0),
         ))
     }
 }

@@ -3,6 +3,8 @@
 //! `query` (`filter`, `expand`, `fields`, anything for `@request.query.*`) and `headers`.
 //! The raw string is kept verbatim: it is the `event:` name of every message it produces.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 /// What a topic watches.
@@ -17,8 +19,8 @@ pub(crate) enum Target {
 /// One parsed subscription of a client.
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
-    /// The string as subscribed, echoed as the event name.
-    pub raw: String,
+    /// The string as subscribed, echoed as the event name (shared by every queued message).
+    pub raw: Arc<str>,
     /// The collection id or name the topic names (matched exactly against both).
     pub collection: String,
     /// `None` for strings that are no record topic (e.g. `@oauth2`): accepted, never matched
@@ -59,7 +61,7 @@ impl Subscription {
             name.to_ascii_lowercase().replace('-', "_")
         });
         Subscription {
-            raw: raw.to_owned(),
+            raw: Arc::from(raw),
             collection: collection.to_owned(),
             target,
             query,
@@ -143,7 +145,7 @@ mod tests {
     fn options_are_decoded_and_raw_is_kept() {
         let raw = "posts/*?options=%7B%22query%22%3A%7B%22fields%22%3A%22id%2Ctitle%22%2C%22n%22%3A5%7D%2C%22headers%22%3A%7B%22X-Token%22%3A%22t%22%7D%7D";
         let sub = Subscription::parse(raw);
-        assert_eq!(sub.raw, raw);
+        assert_eq!(&*sub.raw, raw);
         assert_eq!(sub.target, Some(Target::List));
         assert_eq!(sub.query_value("fields"), "id,title");
         assert_eq!(sub.query_value("n"), "5");

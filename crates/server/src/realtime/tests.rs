@@ -1,10 +1,15 @@
-//! The hub in-process: stream lifetimes, slow clients, and the fan-out over a real SQLite
-//! store (auth dropped when the auth record goes away or rotates its token key).
+//! The hub in-process: stream lifetimes, slow clients (by count and by bytes), settings
+//! applied to open streams, one-client messages, and the fan-out over a real SQLite store
+//! (auth dropped when the auth record goes away or rotates its token key, or the collection's
+//! token secret changes; events decided on the change's own record state).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{AuthContext, Record, RecordData, Store, WriteOp};
+use domain::field::RelationOptions;
+use domain::store::{Change, ChangeAction};
+use domain::{AuthContext, Collection, CollectionType, Field, FieldKind, Record, RecordData};
+use domain::{Store, WriteOp};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use store_sqlite::SqliteStore;
@@ -22,12 +27,32 @@ fn config(idle_ms: u64, max_ms: u64, buffer: usize) -> RealtimeConfig {
     }
 }
 
+/// The `(event, data)` of every message waiting for `client`.
+fn drain(client: &super::Client) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    while let Some(frame) = client.pop_frame() {
+        let mut event = String::new();
+        let mut data = Value::Null;
+        for line in frame.trim_end().split('\n') {
+            if let Some(rest) = line.strip_prefix("event:") {
+                event = rest.to_owned();
+            } else if let Some(rest) = line.strip_prefix("data:") {
+                data = serde_json::from_str(rest).expect("json data");
+            } else {
+                assert_eq!(line, format!("id:{}", client.id), "{frame}");
+            }
+        }
+        out.push((event, data));
+    }
+    out
+}
+
 #[tokio::test]
 async fn streams_close_when_idle() {
     let hub = Hub::new(config(150, 60_000, 8));
-    let (client, receiver) = hub.connect(None);
-    let id = client.id.clone();
-    let mut stream = Box::pin(client_stream(hub.clone(), client, receiver));
+    let client = hub.connect(None);
+    let id = client.id.to_string();
+    let mut stream = Box::pin(client_stream(hub.clone(), client));
     let first = stream
         .next()
         .await
@@ -52,14 +77,14 @@ async fn streams_close_when_idle() {
 #[tokio::test]
 async fn streams_close_at_their_maximum_lifetime_even_when_busy() {
     let hub = Hub::new(config(10_000, 300, 64));
-    let (client, receiver) = hub.connect(None);
+    let client = hub.connect(None);
     let sender = Arc::clone(&client);
-    let mut stream = Box::pin(client_stream(hub.clone(), client, receiver));
+    let mut stream = Box::pin(client_stream(hub.clone(), client));
     let feeder = {
         let hub = hub.clone();
         tokio::spawn(async move {
             for n in 0..40 {
-                hub.send(&sender, format!("frame {n}"));
+                hub.send(&sender, "e", &format!("frame {n}"));
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         })
@@ -81,20 +106,24 @@ async fn streams_close_at_their_maximum_lifetime_even_when_busy() {
 #[tokio::test]
 async fn a_slow_client_is_dropped_and_others_keep_receiving() {
     let hub = Hub::new(config(60_000, 60_000, 3));
-    let (slow, slow_receiver) = hub.connect(None);
-    let (fast, mut fast_receiver) = hub.connect(None);
-    let mut slow_stream = Box::pin(client_stream(hub.clone(), Arc::clone(&slow), slow_receiver));
+    let slow = hub.connect(None);
+    let fast = hub.connect(None);
+    let mut slow_stream = Box::pin(client_stream(hub.clone(), Arc::clone(&slow)));
     // The fast client keeps up; the slow one never reads past its PB_CONNECT.
-    assert!(fast_receiver.recv().await.is_some());
+    assert!(slow_stream.next().await.is_some());
+    let mut slow_accepted = 0;
     for n in 0..10 {
-        hub.send(&slow, format!("m{n}"));
-        hub.send(&fast, format!("m{n}"));
-        assert_eq!(
-            fast_receiver.recv().await.as_deref(),
-            Some(format!("m{n}").as_str())
+        slow_accepted += usize::from(hub.send(&slow, "e", &format!("m{n}")));
+        assert!(hub.send(&fast, "e", &format!("m{n}")));
+        let frame = fast.pop_frame().expect("queued");
+        assert!(
+            frame.ends_with(&format!("event:e\ndata:m{n}\n\n")),
+            "{frame}"
         );
     }
+    assert_eq!(slow_accepted, 3, "the bound is three messages");
     assert!(slow.is_closed());
+    assert_eq!(slow.queued(), (0, 0), "a dropped client's queue is freed");
     assert!(hub.client(&slow.id).is_none(), "dropped from the registry");
     assert!(hub.client(&fast.id).is_some());
     let end = tokio::time::timeout(Duration::from_secs(2), slow_stream.next())
@@ -104,10 +133,113 @@ async fn a_slow_client_is_dropped_and_others_keep_receiving() {
 }
 
 #[tokio::test]
+async fn a_client_holding_too_many_bytes_is_dropped() {
+    let hub = Hub::new(RealtimeConfig {
+        client_buffer_bytes: 10_000,
+        ..config(60_000, 60_000, 1000)
+    });
+    let client = hub.connect(None);
+    let big = "x".repeat(4_000);
+    // A message bigger than the whole bound is still accepted into an empty queue.
+    let huge = "y".repeat(50_000);
+    assert!(hub.send(&client, "e", &huge));
+    assert!(client.pop_frame().is_some());
+    assert_eq!(client.queued(), (0, 0));
+    assert!(hub.send(&client, "e", &big));
+    assert!(hub.send(&client, "e", &big));
+    let (count, bytes) = client.queued();
+    assert_eq!(count, 2);
+    assert!(bytes > 8_000 && bytes < 10_000, "{bytes}");
+    // A third would take it past 10,000 bytes: disconnected like a slow client.
+    assert!(!hub.send(&client, "e", &big));
+    assert!(client.is_closed());
+    assert!(hub.client(&client.id).is_none());
+    assert_eq!(client.queued(), (0, 0));
+    // Small messages still flow to a client that keeps up.
+    let other = hub.connect(None);
+    for _ in 0..100 {
+        assert!(hub.send(&other, "e", &big));
+        assert!(other.pop_frame().is_some());
+    }
+    assert!(!other.is_closed());
+}
+
+#[tokio::test]
+async fn settings_change_the_lifetimes_of_open_streams() {
+    let hub = Hub::new(config(60_000, 60_000, 8));
+    let client = hub.connect(None);
+    let mut stream = Box::pin(client_stream(hub.clone(), Arc::clone(&client)));
+    assert!(stream.next().await.is_some());
+    hub.apply_settings(&crate::settings::Realtime {
+        idle_timeout: 1,
+        ..Default::default()
+    });
+    assert_eq!(hub.config().idle_timeout, Duration::from_secs(1));
+    // The stream sleeps until its old deadline; a message wakes it and the new one applies.
+    assert!(hub.send(&client, "e", "wake"));
+    assert!(stream.next().await.is_some());
+    let started = tokio::time::Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("closes after the new idle timeout");
+    assert!(end.is_none());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn message_client_reaches_only_a_subscribed_client() {
+    let hub = Hub::new(config(60_000, 60_000, 8));
+    let waiting = hub.connect(None);
+    waiting.set(
+        AuthContext::Guest,
+        vec![
+            Subscription::parse("@oauth2"),
+            Subscription::parse("posts/*"),
+        ],
+    );
+    let other = hub.connect(None);
+    other.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+
+    assert!(hub.message_client(&waiting.id, "@oauth2", r#"{"code":"c","state":"s"}"#));
+    assert_eq!(
+        drain(&waiting),
+        [("@oauth2".to_owned(), json!({"code": "c", "state": "s"}))]
+    );
+    // The subscription is used up (as PocketBase's OAuth2 redirect does); the others stay.
+    assert!(!hub.message_client(&waiting.id, "@oauth2", "{}"));
+    assert!(drain(&waiting).is_empty());
+    assert_eq!(
+        waiting
+            .subscriptions()
+            .iter()
+            .map(|s| s.raw.to_string())
+            .collect::<Vec<_>>(),
+        ["posts/*"]
+    );
+    waiting.set(AuthContext::Guest, vec![Subscription::parse("@oauth2")]);
+    assert!(
+        !hub.message_client(&other.id, "@oauth2", "{}"),
+        "not subscribed"
+    );
+    assert!(drain(&other).is_empty());
+    assert!(!hub.message_client("nosuchclient", "@oauth2", "{}"));
+    assert!(
+        !hub.message_client(&waiting.id, "@oauth", "{}"),
+        "topics match exactly"
+    );
+    hub.disconnect(&waiting.id);
+    assert!(!hub.message_client(&waiting.id, "@oauth2", "{}"), "gone");
+}
+
+#[tokio::test]
 async fn shutdown_ends_every_stream() {
     let hub = Hub::new(config(60_000, 60_000, 8));
-    let (client, receiver) = hub.connect(None);
-    let mut stream = Box::pin(client_stream(hub.clone(), client, receiver));
+    let client = hub.connect(None);
+    let mut stream = Box::pin(client_stream(hub.clone(), client));
     assert!(stream.next().await.is_some());
     hub.shutdown();
     let end = tokio::time::timeout(Duration::from_secs(2), stream.next())
@@ -164,9 +296,9 @@ async fn auth_falls_back_to_guest_when_the_record_changes_key_or_goes() {
         record: Box::new(record.clone()),
         refreshable: true,
     };
-    let (a, _a_receiver) = hub.connect(None);
+    let a = hub.connect(None);
     a.set(as_user(&created[0]), vec![Subscription::parse("users/*")]);
-    let (b, _b_receiver) = hub.connect(None);
+    let b = hub.connect(None);
     b.set(as_user(&created[1]), Vec::new());
 
     // A plain update keeps the auth, with the new values.
@@ -283,4 +415,373 @@ async fn subscriptions_must_come_from_the_stream_ip() {
     );
     state.realtime.shutdown();
     assert!(body.next().await.is_none(), "shutdown ends the stream");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_the_forwarded_ips_are_compared() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode, header};
+    use std::net::SocketAddr;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    store
+        .set_param(
+            "settings",
+            json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}),
+        )
+        .await
+        .expect("settings stored");
+    let state = AppState::new(store, ServerConfig::default());
+    let router = crate::router(state.clone());
+    // Every request comes from the proxy at 10.0.0.1.
+    let request = |method: &str, body: Body, forwarded: Option<&str>| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri("/api/realtime")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(forwarded) = forwarded {
+            builder = builder.header("x-forwarded-for", forwarded);
+        }
+        let mut request = builder.body(body).expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 4000))));
+        request
+    };
+    let response = router
+        .clone()
+        .oneshot(request("GET", Body::empty(), Some("1.1.1.1, 9.9.9.9")))
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let first = body.next().await.expect("a frame").expect("bytes");
+    let first = String::from_utf8_lossy(&first).into_owned();
+    let client_id = first
+        .strip_prefix("id:")
+        .and_then(|rest| rest.split('\n').next())
+        .expect("id line")
+        .to_owned();
+    let subscribe = |forwarded: Option<&str>| {
+        let body = json!({"clientId": client_id, "subscriptions": ["users/*"]}).to_string();
+        request("POST", Body::from(body), forwarded)
+    };
+    // The rightmost forwarded address is the client (useLeftmostIP off), as in PocketBase.
+    for (forwarded, expected) in [
+        (Some("2.2.2.2"), StatusCode::BAD_REQUEST),
+        (None, StatusCode::BAD_REQUEST),
+        (Some("3.3.3.3, 9.9.9.9"), StatusCode::NO_CONTENT),
+    ] {
+        let response = router
+            .clone()
+            .oneshot(subscribe(forwarded))
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), expected, "{forwarded:?}");
+    }
+    state.realtime.shutdown();
+}
+
+fn text_field(name: &str) -> Field {
+    Field::new(name, FieldKind::Text(Default::default()))
+}
+
+/// `teams(state)` and `posts(title, team)` whose list rule reads through the relation
+/// (`team.state = "open"`: a check that needs SQL), with an open and a closed team and one
+/// post stored in the closed team.
+async fn relation_fixture(store: &Arc<dyn Store>) -> (Arc<Collection>, [String; 2], String) {
+    let mut teams = Collection::scaffold(CollectionType::Base, "teams");
+    teams.id = "pbc_teams".into();
+    teams.fields.push(text_field("state"));
+    teams.list_rule = Some(String::new());
+    store.create_collection(teams).await.expect("teams");
+    let mut posts = Collection::scaffold(CollectionType::Base, "posts");
+    posts.id = "pbc_posts".into();
+    posts.fields.push(text_field("title"));
+    posts.fields.push(Field::new(
+        "team",
+        FieldKind::Relation(RelationOptions {
+            collection_id: "pbc_teams".into(),
+            max_select: 1,
+            ..Default::default()
+        }),
+    ));
+    posts.list_rule = Some("team.state = 'open'".into());
+    posts.view_rule = Some("team.state = 'open' && title != 'hidden'".into());
+    store.create_collection(posts).await.expect("posts");
+    let schema = store.schema();
+    let teams = schema.get("teams").cloned().expect("teams");
+    let posts = schema.get("posts").cloned().expect("posts");
+    let mut team_ids = Vec::new();
+    for state in ["open", "closed"] {
+        let data = row(&teams, json!({"state": state}));
+        team_ids.push(data["id"].as_str().expect("id").to_owned());
+        store
+            .write(vec![WriteOp::Create {
+                collection: Arc::clone(&teams),
+                data,
+                guard: None,
+            }])
+            .await
+            .expect("team");
+    }
+    let post = row(&posts, json!({"title": "now", "team": team_ids[1]}));
+    let post_id = post["id"].as_str().expect("id").to_owned();
+    store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&posts),
+            data: post,
+            guard: None,
+        }])
+        .await
+        .expect("post");
+    let [open, closed] = <[String; 2]>::try_from(team_ids).expect("two teams");
+    (posts, [open, closed], post_id)
+}
+
+fn row(collection: &Collection, values: Value) -> RecordData {
+    let mut data = RecordData::new();
+    for field in &collection.fields {
+        data.insert(field.name.clone(), field.zero_value());
+    }
+    data.insert("id".into(), json!(domain::ids::new_record_id()));
+    if let Value::Object(values) = values {
+        data.extend(values);
+    }
+    data
+}
+
+fn change(collection: &Collection, action: ChangeAction, data: RecordData) -> Change {
+    let record = Record::new(data);
+    Change {
+        seq: 1_000_000,
+        collection_id: collection.id.clone(),
+        record_id: record.id().to_owned(),
+        action,
+        record,
+        created_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_decided_and_shown_as_of_their_change() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, closed], post_id) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    let list = hub.connect(None);
+    list.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+    let one = hub.connect(None);
+    one.set(
+        AuthContext::Guest,
+        vec![Subscription::parse(&format!("posts/{post_id}"))],
+    );
+
+    // The stored row is in the closed team now, but this update put it in the open one: the
+    // event is delivered, showing the record as it was then.
+    let then = row(
+        &posts,
+        json!({"id": post_id, "title": "then", "team": open}),
+    );
+    hub.deliver_for_test(&state, &change(&posts, ChangeAction::Update, then))
+        .await;
+    let got = drain(&list);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "posts/*");
+    assert_eq!(got[0].1["action"], "update");
+    assert_eq!(got[0].1["record"]["title"], "then");
+    assert_eq!(got[0].1["record"]["team"], open.as_str());
+    assert_eq!(drain(&one).len(), 1, "the view rule passes too");
+
+    // And the other way round: a change into the closed team reaches no one, although…
+    let closed_then = row(
+        &posts,
+        json!({"id": post_id, "title": "then", "team": closed}),
+    );
+    hub.deliver_for_test(&state, &change(&posts, ChangeAction::Update, closed_then))
+        .await;
+    assert!(drain(&list).is_empty());
+    assert!(drain(&one).is_empty());
+    // …the view rule's row-local part is decided on the change's state too.
+    let hidden = row(
+        &posts,
+        json!({"id": post_id, "title": "hidden", "team": open}),
+    );
+    hub.deliver_for_test(&state, &change(&posts, ChangeAction::Update, hidden))
+        .await;
+    assert_eq!(drain(&list).len(), 1);
+    assert!(
+        drain(&one).is_empty(),
+        "the view rule refuses title 'hidden'"
+    );
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletes_are_checked_against_the_last_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, closed], _) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    hub.ensure_started(&state).await;
+    let guest = hub.connect(None);
+    guest.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+    // A filter through the relation as well: only posts of the open team named "a".
+    let filtered = hub.connect(None);
+    filtered.set(
+        AuthContext::Guest,
+        vec![Subscription::parse(
+            "posts/*?options=%7B%22query%22%3A%7B%22filter%22%3A%22team.state%20%3D%20'open'%20%26%26%20title%20%3D%20'a'%22%7D%7D",
+        )],
+    );
+    let mut ids = Vec::new();
+    for (title, team) in [("a", &open), ("b", &open), ("c", &closed)] {
+        let data = row(&posts, json!({"title": title, "team": team}));
+        ids.push(data["id"].as_str().expect("id").to_owned());
+        store
+            .write(vec![WriteOp::Create {
+                collection: Arc::clone(&posts),
+                data,
+                guard: None,
+            }])
+            .await
+            .expect("created");
+    }
+    assert!(
+        wait_until(|| guest.queued().0 == 2).await,
+        "creates in the open team arrive"
+    );
+    assert_eq!(drain(&guest).len(), 2);
+    assert_eq!(drain(&filtered).len(), 1);
+    for id in &ids {
+        store
+            .write(vec![WriteOp::Delete {
+                collection: Arc::clone(&posts),
+                id: id.clone(),
+                guard: None,
+            }])
+            .await
+            .expect("deleted");
+    }
+    assert!(wait_until(|| guest.queued().0 == 2).await);
+    // Give a wrongly delivered third event time to show up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = drain(&guest);
+    let titles: Vec<&str> = got
+        .iter()
+        .map(|(_, data)| data["record"]["title"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(titles, ["a", "b"], "{got:?}");
+    assert!(got.iter().all(|(_, data)| data["action"] == "delete"));
+    let got = drain(&filtered);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1["record"]["title"], "a");
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_token_secret_drops_the_auth_of_that_collection_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let users = store.schema().get("users").cloned().expect("users");
+    let results = store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&users),
+            data: users_data(store.as_ref(), "a@example.com"),
+            guard: None,
+        }])
+        .await
+        .expect("created");
+    let user = results[0].record().clone();
+    let hub = state.realtime.clone();
+    hub.ensure_started(&state).await;
+    let as_user = AuthContext::Record {
+        collection: Arc::clone(&users),
+        record: Box::new(user),
+        refreshable: true,
+    };
+    let a = hub.connect(None);
+    a.set(as_user.clone(), Vec::new());
+    let b = hub.connect(None);
+    b.set(as_user, Vec::new());
+
+    // A change that keeps the secret (a rule) keeps the auth.
+    let mut changed = (*users).clone();
+    changed.list_rule = Some("id != ''".into());
+    store.update_collection(changed).await.expect("updated");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.deliver_for_test(
+        &state,
+        &change(&users, ChangeAction::Update, RecordData::new()),
+    )
+    .await;
+    assert!(!a.auth().is_guest(), "same secret, still signed in");
+
+    let mut rotated = (*store.schema().get("users").cloned().expect("users")).clone();
+    if let Some(auth) = rotated.auth.as_mut() {
+        auth.auth_token.secret = domain::ids::random_alnum(50);
+    }
+    store.update_collection(rotated).await.expect("rotated");
+    // Delivering any change first drops the stale auth.
+    hub.deliver_for_test(
+        &state,
+        &change(&users, ChangeAction::Update, RecordData::new()),
+    )
+    .await;
+    assert!(a.auth().is_guest());
+    assert!(b.auth().is_guest());
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_through_a_self_relation_read_the_stored_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let mut nodes = Collection::scaffold(CollectionType::Base, "nodes");
+    nodes.id = "pbc_nodes".into();
+    nodes.fields.push(text_field("title"));
+    nodes.fields.push(Field::new(
+        "parent",
+        FieldKind::Relation(RelationOptions {
+            collection_id: "pbc_nodes".into(),
+            max_select: 1,
+            ..Default::default()
+        }),
+    ));
+    nodes.list_rule = Some("parent.title = 'root'".into());
+    store.create_collection(nodes).await.expect("nodes");
+    let nodes = store.schema().get("nodes").cloned().expect("nodes");
+    let root = row(&nodes, json!({"title": "root"}));
+    let root_id = root["id"].as_str().expect("id").to_owned();
+    store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&nodes),
+            data: root,
+            guard: None,
+        }])
+        .await
+        .expect("root");
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    let guest = hub.connect(None);
+    guest.set(AuthContext::Guest, vec![Subscription::parse("nodes/*")]);
+    let child = row(&nodes, json!({"title": "child", "parent": root_id}));
+    hub.deliver_for_test(&state, &change(&nodes, ChangeAction::Create, child))
+        .await;
+    let got = drain(&guest);
+    assert_eq!(got.len(), 1, "the parent is a stored row: {got:?}");
+    assert_eq!(got[0].1["record"]["title"], "child");
+    let orphan = row(
+        &nodes,
+        json!({"title": "orphan", "parent": "nosuchnode00000"}),
+    );
+    hub.deliver_for_test(&state, &change(&nodes, ChangeAction::Delete, orphan))
+        .await;
+    assert!(drain(&guest).is_empty());
 }

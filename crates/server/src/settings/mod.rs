@@ -3,6 +3,7 @@
 //! `POST /api/settings/test/email`. Secrets (SMTP and S3 passwords) are write-only: stored,
 //! never returned.
 
+mod apple;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -437,6 +438,10 @@ pub fn router() -> Router<SharedState> {
     Router::new()
         .route("/api/settings", get(get_settings).patch(patch_settings))
         .route("/api/settings/test/email", post(test_email))
+        .route(
+            "/api/settings/apple/generate-client-secret",
+            post(apple::generate_client_secret),
+        )
 }
 
 /// 401 for guests, 403 for records that are not superusers.
