@@ -823,3 +823,33 @@ async fn oauth2_sign_up_stores_the_provider_picture() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["avatar"], "");
 }
+
+/// Deleting an auth record removes its OAuth2 links (and the other auth bookkeeping rows), as
+/// PocketBase does, so the same provider identity can sign up again.
+#[tokio::test]
+async fn deleted_users_can_sign_up_again_with_the_same_provider_identity() {
+    let provider = OidcProvider::start();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    enable_oidc(&app, &admin, &provider, json!({})).await;
+    let (status, first) = oauth2_login(&app, "returning").await;
+    assert_eq!(status, 200, "{first}");
+    let id = first["record"]["id"].as_str().expect("id").to_owned();
+    // `recordRef='<id>'`, percent-encoded (ids are [a-z0-9]).
+    let path = format!("/api/collections/_externalAuths/records?filter=recordRef%3D%27{id}%27");
+    let (_, links) = app.get(&path, Some(&admin)).await;
+    assert_eq!(links["totalItems"], 1, "{links}");
+    let (status, _) = app
+        .delete(&format!("{USERS}/records/{id}"), Some(&admin))
+        .await;
+    assert_eq!(status, 204);
+    let (_, links) = app.get(&path, Some(&admin)).await;
+    assert_eq!(
+        links["totalItems"], 0,
+        "the link went with the user: {links}"
+    );
+    let (status, again) = oauth2_login(&app, "returning").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["meta"]["isNew"], true);
+    assert_ne!(again["record"]["id"], first["record"]["id"]);
+}

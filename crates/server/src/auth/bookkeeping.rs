@@ -128,3 +128,45 @@ pub fn expired(row: &Record, duration: u64) -> bool {
         None => true,
     }
 }
+
+/// Removes what the auth bookkeeping collections hold for a deleted auth record (its OAuth2
+/// links, sign-in origins, pending OTPs and MFA sessions), as PocketBase does. Runs after the
+/// record's delete committed; a failure is logged and leaves rows that reference nothing.
+pub async fn forget_record(state: &SharedState, collection_id: &str, record_id: &str) {
+    use domain::collection::{AUTH_ORIGINS_ID, EXTERNAL_AUTHS_ID, MFAS_ID, OTPS_ID};
+    let mut ops = Vec::new();
+    for system in [EXTERNAL_AUTHS_ID, AUTH_ORIGINS_ID, OTPS_ID, MFAS_ID] {
+        let rows = match find(
+            state,
+            system,
+            &[("collectionRef", collection_id), ("recordRef", record_id)],
+            10_000,
+        )
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(
+                    ?error,
+                    record_id,
+                    "listing the auth data of a deleted record"
+                );
+                continue;
+            }
+        };
+        let Ok(collection) = collection(state, system) else {
+            continue;
+        };
+        ops.extend(rows.into_iter().map(|row| domain::WriteOp::Delete {
+            collection: collection.clone(),
+            id: row.id().to_owned(),
+            guard: None,
+        }));
+    }
+    if ops.is_empty() {
+        return;
+    }
+    if let Err(error) = state.store.write(ops).await {
+        tracing::warn!(error = %error.error, record_id, "removing the auth data of a deleted record");
+    }
+}

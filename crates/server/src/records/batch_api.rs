@@ -481,6 +481,18 @@ pub(crate) async fn execute(
             }
         }
     }
+    // A deleted auth record takes its OAuth2 links, origins, OTPs and MFA sessions along.
+    for (one, result) in prepared.iter().zip(&results) {
+        if let WriteResult::Deleted { record, cascaded } = result {
+            let own = std::iter::once((one.collection.id.as_str(), record.id()));
+            let others = cascaded.iter().map(|(c, id)| (c.as_str(), id.as_str()));
+            for (collection_id, id) in own.chain(others) {
+                if schema.get_by_id(collection_id).is_some_and(|c| c.is_auth()) {
+                    crate::auth::bookkeeping::forget_record(state, collection_id, id).await;
+                }
+            }
+        }
+    }
     Ok(prepared.into_iter().zip(results).collect())
 }
 
