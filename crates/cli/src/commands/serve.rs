@@ -1,7 +1,14 @@
 //! `plinth serve`: open the store, build the router, listen, and shut down gracefully on
 //! SIGINT or SIGTERM (in-flight requests finish, the WAL is checkpointed, exit code 0).
+//!
+//! Connections are served by hyper's HTTP/1 server directly rather than `axum::serve`: the
+//! latter sniffs every connection for an HTTP/2 preface first, which makes hyper read the
+//! request in two pieces and double its read buffer, a cost each idle keep-alive or realtime
+//! connection then carries for its whole life (issue #6). Plain-TCP HTTP/2 (h2c) goes with it;
+//! PocketBase does not serve it either.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use domain::Store;
@@ -42,19 +49,82 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     println!("Server started at http://{address}");
     println!("├─ REST API:  http://{address}/api/");
     println!("└─ Data dir:  {}", global.dir.display());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    serve_http1(listener, app, async move {
         shutdown_signal().await;
         realtime.shutdown();
     })
-    .await
-    .context("serving HTTP")?;
+    .await;
     tracing::info!("shutting down: checkpointing the database");
     store.close().await.context("closing the database")?;
     Ok(())
+}
+
+/// Accepts connections until `shutdown` completes, then lets the open ones finish: each is
+/// told to close once its in-flight request is answered, and this returns when all are gone.
+/// `shutdown` must also end the realtime streams, or they would hold this up.
+async fn serve_http1(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    use tower::ServiceExt as _;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's 30 s header-read timeout needs a timer, and without one it is off, as it was
+    // under `axum::serve`; turning it on would also close idle keep-alive connections.
+    http.header_read_timeout(None);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // A connection the client gave up on before we took it concerns no one.
+                    if !is_connection_error(&error) {
+                        // Most likely out of file descriptors: give open connections a moment
+                        // to close rather than spin on the error.
+                        tracing::error!(%error, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // The rate limiter and realtime read the peer address from `ConnectInfo`.
+        let service = app.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let connection = http.serve_connection(
+            hyper_util::rt::TokioIo::new(tcp),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Clients that vanish mid-request are routine, not worth a log line.
+            if let Err(error) = connection.await {
+                tracing::trace!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    // Stop accepting now rather than leave clients waiting in the backlog during the drain.
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 async fn shutdown_signal() {

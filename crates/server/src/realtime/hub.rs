@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Schema, SqlFragment};
@@ -131,10 +131,20 @@ pub(crate) struct Client {
 }
 
 struct ClientState {
-    auth: AuthContext,
+    /// Shared so the fan-out's per-change snapshot (and the subscribe handler's identity
+    /// check) is a reference count rather than a copy of the whole auth record; the few
+    /// writers replace it or copy it on write.
+    auth: Arc<AuthContext>,
     subscriptions: Arc<[Subscription]>,
     queue: VecDeque<Message>,
     queued_bytes: usize,
+}
+
+/// The auth every guest client points at, so guests hold no allocation of their own.
+static GUEST: LazyLock<Arc<AuthContext>> = LazyLock::new(|| Arc::new(AuthContext::Guest));
+
+fn guest() -> Arc<AuthContext> {
+    Arc::clone(&GUEST)
 }
 
 /// Queues keeping more than this many slots after a burst give the memory back once drained.
@@ -159,14 +169,18 @@ impl Client {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn auth(&self) -> AuthContext {
-        self.lock().auth.clone()
+    pub(crate) fn auth(&self) -> Arc<AuthContext> {
+        Arc::clone(&self.lock().auth)
     }
 
     /// Replaces the client's auth and subscriptions together.
     pub(crate) fn set(&self, auth: AuthContext, subscriptions: Vec<Subscription>) {
         let mut state = self.lock();
-        state.auth = auth;
+        state.auth = if auth.is_guest() {
+            guest()
+        } else {
+            Arc::new(auth)
+        };
         state.subscriptions = subscriptions.into();
     }
 
@@ -338,7 +352,7 @@ impl Hub {
             id: Arc::clone(&id),
             ip: ip.map(String::into_boxed_str),
             state: Mutex::new(ClientState {
-                auth: AuthContext::Guest,
+                auth: guest(),
                 subscriptions: Arc::from(Vec::new()),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
@@ -518,16 +532,18 @@ async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
     let mut rendered: HashMap<(String, bool, String), Option<Arc<str>>> = HashMap::new();
     for client in clients {
         let subscriptions = client.subscriptions();
-        if !subscriptions
-            .iter()
-            .any(|s| s.matches(&collection.id, &collection.name, &change.record_id))
-        {
+        if !subscriptions.iter().any(|s| {
+            s.since < change.seq && s.matches(&collection.id, &collection.name, &change.record_id)
+        }) {
             continue;
         }
-        // Only now is the auth (a whole record) cloned: most clients watch other topics.
+        // A snapshot, so the lock is not held across rendering.
         let auth = client.auth();
         for subscription in subscriptions.iter() {
-            if !subscription.matches(&collection.id, &collection.name, &change.record_id) {
+            // A change that committed before the topic was subscribed is not its event.
+            if subscription.since >= change.seq
+                || !subscription.matches(&collection.id, &collection.name, &change.record_id)
+            {
                 continue;
             }
             let view = matches!(subscription.target, Some(Target::View(_)));
@@ -580,17 +596,26 @@ fn token_secret(collection: &Collection) -> Option<&str> {
 fn revalidate_auth(clients: &[Arc<Client>], schema: &Schema) {
     for client in clients {
         let mut state = client.lock();
-        let AuthContext::Record { collection, .. } = &mut state.auth else {
+        let AuthContext::Record { collection, .. } = &*state.auth else {
             continue;
         };
-        match schema.get_by_id(&collection.id) {
-            Some(current) if Arc::ptr_eq(current, collection) => {}
+        let current = match schema.get_by_id(&collection.id) {
+            Some(current) if Arc::ptr_eq(current, collection) => continue,
             Some(current) if token_secret(current) == token_secret(collection) => {
-                *collection = Arc::clone(current);
+                Some(Arc::clone(current))
             }
-            _ => {
+            _ => None,
+        };
+        match current {
+            // Copied only if a snapshot of the old auth is still in use somewhere.
+            Some(current) => {
+                if let AuthContext::Record { collection, .. } = Arc::make_mut(&mut state.auth) {
+                    *collection = current;
+                }
+            }
+            None => {
                 tracing::debug!(client = %client.id, "realtime: auth token secret changed; now a guest");
-                state.auth = AuthContext::Guest;
+                state.auth = guest();
             }
         }
     }
@@ -606,7 +631,7 @@ fn refresh_auth(clients: &[Arc<Client>], collection: &Collection, change: &Chang
             collection: auth_collection,
             record,
             ..
-        } = &mut state.auth
+        } = &*state.auth
         else {
             continue;
         };
@@ -616,8 +641,9 @@ fn refresh_auth(clients: &[Arc<Client>], collection: &Collection, change: &Chang
         let drop_auth = change.action == ChangeAction::Delete
             || change.record.text("tokenKey") != record.text("tokenKey");
         if drop_auth {
-            state.auth = AuthContext::Guest;
-        } else {
+            state.auth = guest();
+        } else if let AuthContext::Record { record, .. } = Arc::make_mut(&mut state.auth) {
+            // Copied only if a snapshot of the old auth is still in use somewhere.
             **record = change.record.clone();
         }
     }

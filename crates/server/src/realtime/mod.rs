@@ -224,7 +224,21 @@ async fn subscribe(
             "The current and the previous request authorization don't match.",
         ));
     }
-    let subscriptions = subscriptions.into_iter().map(Subscription::parse).collect();
+    // New topics start after the newest committed change; topics the client keeps keep their
+    // start, so nothing between two subscription requests is lost for them.
+    let since = state.store.last_change_seq().await?;
+    let previous = client.subscriptions();
+    let subscriptions = subscriptions
+        .into_iter()
+        .map(|raw| {
+            let mut subscription = Subscription::parse(raw);
+            subscription.since = previous
+                .iter()
+                .find(|p| &*p.raw == raw)
+                .map_or(since, |p| p.since);
+            subscription
+        })
+        .collect();
     client.set(auth, subscriptions);
     Ok(StatusCode::NO_CONTENT)
 }

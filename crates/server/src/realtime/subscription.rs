@@ -32,6 +32,10 @@ pub(crate) struct Subscription {
     pub headers: Vec<(String, String)>,
     /// The raw options text, part of the fan-out cache key (equal options, equal output).
     pub options_key: String,
+    /// The newest change-log sequence committed when this topic was subscribed: only changes
+    /// after it are delivered (a write that committed before the subscription is not an event
+    /// for it, however late the hub reads it).
+    pub since: u64,
 }
 
 impl Subscription {
@@ -67,6 +71,7 @@ impl Subscription {
             query,
             headers,
             options_key: options_text,
+            since: 0,
         }
     }
 

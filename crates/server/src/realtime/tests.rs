@@ -785,3 +785,34 @@ async fn rules_through_a_self_relation_read_the_stored_rows() {
         .await;
     assert!(drain(&guest).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_committed_before_a_subscription_are_not_its_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, _], _) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    let change = change(
+        &posts,
+        ChangeAction::Create,
+        row(&posts, json!({"title": "a", "team": open})),
+    );
+    // Subscribed when the change had already committed (the hub had not read it yet).
+    let late = hub.connect(None);
+    let mut subscription = Subscription::parse("posts/*");
+    subscription.since = change.seq;
+    late.set(AuthContext::Guest, vec![subscription]);
+    // Subscribed just before it.
+    let early = hub.connect(None);
+    let mut subscription = Subscription::parse("posts/*");
+    subscription.since = change.seq - 1;
+    early.set(AuthContext::Guest, vec![subscription]);
+
+    hub.deliver_for_test(&state, &change).await;
+    assert!(drain(&late).is_empty());
+    let got = drain(&early);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1["action"], "create");
+    hub.shutdown();
+}
