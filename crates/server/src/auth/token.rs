@@ -160,7 +160,7 @@ pub async fn resolve_auth_token(state: &SharedState, token: &str) -> AuthContext
     }
 }
 
-fn base64_url_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_url_decode(text: &str) -> Option<Vec<u8>> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut lookup = [255u8; 256];
     for (i, c) in ALPHABET.iter().enumerate() {

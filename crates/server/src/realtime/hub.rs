@@ -532,18 +532,16 @@ async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
     let mut rendered: HashMap<(String, bool, String), Option<Arc<str>>> = HashMap::new();
     for client in clients {
         let subscriptions = client.subscriptions();
-        if !subscriptions.iter().any(|s| {
-            s.since < change.seq && s.matches(&collection.id, &collection.name, &change.record_id)
-        }) {
+        if !subscriptions
+            .iter()
+            .any(|s| s.receives(&collection.id, &collection.name, change))
+        {
             continue;
         }
         // A snapshot, so the lock is not held across rendering.
         let auth = client.auth();
         for subscription in subscriptions.iter() {
-            // A change that committed before the topic was subscribed is not its event.
-            if subscription.since >= change.seq
-                || !subscription.matches(&collection.id, &collection.name, &change.record_id)
-            {
+            if !subscription.receives(&collection.id, &collection.name, change) {
                 continue;
             }
             let view = matches!(subscription.target, Some(Target::View(_)));

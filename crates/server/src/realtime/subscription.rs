@@ -83,6 +83,17 @@ impl Subscription {
             .map_or("", |(_, value)| value.as_str())
     }
 
+    /// Whether `change` of the collection `(id, name)` is an event for this topic: a change
+    /// that committed before the topic was subscribed is not.
+    pub(crate) fn receives(
+        &self,
+        collection_id: &str,
+        collection_name: &str,
+        change: &domain::Change,
+    ) -> bool {
+        self.since < change.seq && self.matches(collection_id, collection_name, &change.record_id)
+    }
+
     /// Whether this topic covers the record `record_id` of the collection `(id, name)`.
     pub(crate) fn matches(
         &self,

@@ -219,30 +219,31 @@ pub(super) async fn prepare_create(
     {
         would_be.insert("id".into(), Value::String(domain::ids::new_record_id()));
     }
+    let mut would_be = Record::new(would_be);
     // A manager (manageRule) may set `verified` and skip the old-password check; the rule
     // reads the record as submitted.
     let manager = match &target.rules.manage {
         _ if auth.is_superuser() => true,
         Some(manage) if collection.is_auth() => {
-            passes_unsaved(state, manage, collection, &would_be, &ctx).await?
+            passes(state, manage, collection, &would_be, false, &ctx).await?
         }
         _ => false,
     };
     if collection.is_auth() {
-        would_be.insert("verified".into(), Value::Bool(false));
+        would_be.data.insert("verified".into(), Value::Bool(false));
     }
-    if !passes_unsaved(state, &target.rules.create, collection, &would_be, &ctx).await? {
-        return Err(ApiError::bad_request_msg(CREATE_FAILED));
-    }
-    // A rule decided in SQL is checked again on the inserted row inside the write
-    // transaction, where the rows it reads cannot change under it.
-    let guard = match target
-        .rules
-        .create
-        .check_record(&Record::new(would_be), &ctx)
-    {
-        Eval::NeedsSql => access::sql_guard(&target.rules.create, state.store.dialect(), &ctx)?,
-        Eval::Match | Eval::NoMatch => None,
+    let rule = &target.rules.create;
+    let guard = match rule.check_record(&would_be, &ctx) {
+        Eval::Match => None,
+        Eval::NoMatch => return Err(ApiError::bad_request_msg(CREATE_FAILED)),
+        // Decided now on the would-be row, then again on the inserted row inside the write
+        // transaction, where the rows it reads cannot change under it.
+        Eval::NeedsSql => {
+            if !passes_in_sql(state, rule, collection, &would_be, false, &ctx).await? {
+                return Err(ApiError::bad_request_msg(CREATE_FAILED));
+            }
+            access::sql_guard(rule, state.store.dialect(), &ctx)?
+        }
     };
     if collection.is_auth() {
         let errors = write::auth_form_errors(&body, &input, None, manager).await;
@@ -317,7 +318,7 @@ pub(super) async fn prepare_update(
     let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
     // A record created earlier in the same batch is not stored yet: its rules are checked
     // on its would-be row.
-    let check = |rule| passes_current(state, rule, collection, &current, stored, &ctx);
+    let check = |rule| passes(state, rule, collection, &current, stored, &ctx);
     if !check(&target.rules.update).await? {
         return Err(ApiError::not_found());
     }
@@ -439,12 +440,13 @@ pub(crate) async fn execute(
     // Records a relation cascade deleted lose their files too; the storage may not have been
     // needed before the write showed them.
     let schema = state.store.schema();
+    let keeps_files = |collection_id: &str| {
+        schema
+            .get_by_id(collection_id)
+            .is_some_and(|c| has_file_fields(c))
+    };
     let cascaded_files = results.iter().any(|result| match result {
-        WriteResult::Deleted { cascaded, .. } => cascaded.iter().any(|(collection_id, _)| {
-            schema
-                .get_by_id(collection_id)
-                .is_some_and(|c| has_file_fields(c))
-        }),
+        WriteResult::Deleted { cascaded, .. } => cascaded.iter().any(|(c, _)| keeps_files(c)),
         _ => false,
     });
     let storage = match storage {
@@ -469,10 +471,7 @@ pub(crate) async fn execute(
                 (Kind::Delete, WriteResult::Deleted { record, cascaded }) => {
                     upload::delete_record_files(storage, &one.collection.id, record.id()).await;
                     for (collection_id, id) in cascaded {
-                        if schema
-                            .get_by_id(collection_id)
-                            .is_some_and(|c| has_file_fields(c))
-                        {
+                        if keeps_files(collection_id) {
                             upload::delete_record_files(storage, collection_id, id).await;
                         }
                     }
@@ -552,31 +551,11 @@ fn update_fn(collection: Arc<Collection>, input: RecordInput, now: String) -> Up
     })
 }
 
-/// Whether `record` passes `rule` for this request (as in `update.rs`).
+/// Whether `record` passes `rule` for this request: in memory when the rule reads only the
+/// row and the request, else in SQL. A `stored` record is looked up under the rule's
+/// predicate; one that is not stored (a would-be row) is offered in place of the table. A
+/// superusers-only rule passes for superusers alone.
 async fn passes(
-    state: &SharedState,
-    rule: &Rule,
-    collection: &Arc<Collection>,
-    record: &Record,
-    ctx: &RequestContext,
-) -> ApiResult<bool> {
-    Ok(match rule.check_record(record, ctx) {
-        Eval::Match => true,
-        Eval::NoMatch => false,
-        Eval::NeedsSql => match rule.outcome(state.store.dialect(), ctx) {
-            RuleOutcome::SuperusersOnly => false,
-            RuleOutcome::Allow => true,
-            RuleOutcome::Filter(predicate) => state
-                .store
-                .get_record(collection.clone(), record.id(), vec![predicate])
-                .await?
-                .is_some(),
-        },
-    })
-}
-
-/// [`passes`] for a stored record, [`passes_unsaved`] for one an earlier batch item creates.
-async fn passes_current(
     state: &SharedState,
     rule: &Rule,
     collection: &Arc<Collection>,
@@ -584,36 +563,36 @@ async fn passes_current(
     stored: bool,
     ctx: &RequestContext,
 ) -> ApiResult<bool> {
-    if stored {
-        passes(state, rule, collection, record, ctx).await
-    } else {
-        passes_unsaved(state, rule, collection, &record.data, ctx).await
+    match rule.check_record(record, ctx) {
+        Eval::Match => Ok(true),
+        Eval::NoMatch => Ok(false),
+        Eval::NeedsSql => passes_in_sql(state, rule, collection, record, stored, ctx).await,
     }
 }
 
-/// Whether the would-be row `data` (not stored) passes `rule` for this request: in memory
-/// when the rule reads only the row and the request, else in SQL against the row offered in
-/// place of the table. A superusers-only rule passes for superusers alone.
-async fn passes_unsaved(
+/// The SQL half of [`passes`], for a rule the evaluator could not decide alone.
+async fn passes_in_sql(
     state: &SharedState,
     rule: &Rule,
     collection: &Arc<Collection>,
-    data: &RecordData,
+    record: &Record,
+    stored: bool,
     ctx: &RequestContext,
 ) -> ApiResult<bool> {
-    Ok(match rule.check_record(&Record::new(data.clone()), ctx) {
-        Eval::Match => true,
-        Eval::NoMatch => false,
-        Eval::NeedsSql => match rule.outcome(state.store.dialect(), ctx) {
-            RuleOutcome::SuperusersOnly => false,
-            RuleOutcome::Allow => true,
-            RuleOutcome::Filter(predicate) => {
-                state
-                    .store
-                    .matches_unsaved(collection.clone(), data.clone(), predicate)
-                    .await?
-            }
-        },
+    Ok(match rule.outcome(state.store.dialect(), ctx) {
+        RuleOutcome::SuperusersOnly => false,
+        RuleOutcome::Allow => true,
+        RuleOutcome::Filter(predicate) if stored => state
+            .store
+            .get_record(collection.clone(), record.id(), vec![predicate])
+            .await?
+            .is_some(),
+        RuleOutcome::Filter(predicate) => {
+            state
+                .store
+                .matches_unsaved(collection.clone(), record.data.clone(), predicate)
+                .await?
+        }
     })
 }
 

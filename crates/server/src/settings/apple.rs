@@ -127,33 +127,21 @@ pub(super) async fn generate_client_secret(
 }
 
 /// The DER bytes between a PEM block's header and footer (standard base64, line breaks
-/// allowed).
+/// allowed), decoded as the base64url it becomes once `+` and `/` are swapped.
 fn pem_body(pem: &str) -> Option<Vec<u8>> {
     let inner = pem
         .strip_prefix("-----BEGIN PRIVATE KEY-----")?
         .strip_suffix("-----END PRIVATE KEY-----")?;
-    let mut out = Vec::new();
-    let mut buffer: u32 = 0;
-    let mut bits = 0;
-    for byte in inner.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            b if b.is_ascii_whitespace() => continue,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    (!out.is_empty()).then_some(out)
+    let url: String = inner
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    crate::auth::token::base64_url_decode(&url).filter(|der| !der.is_empty())
 }
 
 #[cfg(test)]
@@ -192,18 +180,7 @@ mod tests {
     const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     fn decode_url(text: &str) -> Vec<u8> {
-        let standard: String = text
-            .chars()
-            .map(|c| match c {
-                '-' => '+',
-                '_' => '/',
-                c => c,
-            })
-            .collect();
-        pem_body(&format!(
-            "-----BEGIN PRIVATE KEY-----{standard}-----END PRIVATE KEY-----"
-        ))
-        .unwrap()
+        crate::auth::token::base64_url_decode(text).unwrap()
     }
 
     #[tokio::test]
