@@ -17,6 +17,8 @@ mod cli;
 mod collections;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
 mod files;
+/// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
+mod hostile;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
 mod oauth2;
 /// Realtime over SSE: the stream, subscriptions, rule-checked events.

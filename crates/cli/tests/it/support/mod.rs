@@ -31,6 +31,18 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// How a test server is started beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Address-space cap in bytes (`prlimit --as`): an allocation past it fails, and a Rust
+    /// allocation failure aborts the process, so a test that exceeds it sees the server die.
+    pub memory_cap: Option<u64>,
+    /// Extra `serve` arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
 /// A running server.
 pub struct TestApp {
     pub base: String,
@@ -55,11 +67,47 @@ impl TestApp {
 
     /// Starts a server on an existing data dir.
     pub fn spawn_in(dir: tempfile::TempDir) -> TestApp {
-        let mut child = Command::new(plinth_bin())
+        Self::spawn_with(dir, &Launch::default())
+    }
+
+    /// Starts a server with the default superuser and the given launch options.
+    pub async fn spawn_launch(launch: &Launch) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (code, _, stderr) = run_cli(
+            dir.path(),
+            &["superuser", "upsert", ADMIN_EMAIL, ADMIN_PASSWORD],
+        );
+        assert_eq!(code, 0, "superuser upsert failed: {stderr}");
+        Self::spawn_with(dir, launch)
+    }
+
+    /// Starts a server on an existing data dir with the given launch options.
+    pub fn spawn_with(dir: tempfile::TempDir, launch: &Launch) -> TestApp {
+        let mut command = match launch.memory_cap {
+            // `prlimit` execs the server, so the child's pid is the server's. glibc reserves
+            // 64 MiB of address space per malloc arena; two arenas keep the cap about the
+            // memory actually used.
+            Some(bytes) => {
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--as={bytes}"))
+                    .arg("--")
+                    .arg(plinth_bin())
+                    .env("MALLOC_ARENA_MAX", "2");
+                command
+            }
+            None => Command::new(plinth_bin()),
+        };
+        command
             .args(["serve", "--http=127.0.0.1:0"])
             .arg(format!("--dir={}", dir.path().display()))
+            .args(&launch.args)
             .env("PLINTH_BCRYPT_COST", "4")
-            .env("PLINTH_LOG", "warn")
+            .env("PLINTH_LOG", "warn");
+        for (key, value) in &launch.env {
+            command.env(key, value);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
