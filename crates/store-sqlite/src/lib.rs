@@ -287,6 +287,11 @@ fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqli
     Ok(())
 }
 
+/// Whether a statement failed because the query timeout interrupted it.
+pub(crate) fn is_interrupt(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
 /// A driver error nobody can act on: logged by the server, shown as a 500.
 pub(crate) fn internal(error: rusqlite::Error) -> StoreError {
     StoreError::Internal(error.to_string())
@@ -323,11 +328,13 @@ impl SqliteStore {
             .await;
         match written {
             // An interrupted statement surfaces as a driver error of the operation that was
-            // running.
-            Ok((Err(error), true)) => Err(WriteError {
-                index: error.index,
-                error: StoreError::TimedOut,
-            }),
+            // running; a guard that could not be decided hid its row (`NotFound`).
+            Ok((Err(error), true)) if !matches!(error.error, StoreError::NotFound) => {
+                Err(WriteError {
+                    index: error.index,
+                    error: StoreError::TimedOut,
+                })
+            }
             Ok((result, _)) => result,
             Err(Refused::Expired) => Err(WriteError {
                 index: 0,

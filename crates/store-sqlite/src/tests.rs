@@ -2153,14 +2153,25 @@ async fn slow_queries_time_out_and_point_reads_go_around_them() {
         let error = list.await.expect("joined").expect_err("timed out");
         assert!(matches!(error, StoreError::TimedOut), "{error:?}");
     }
-    // A filtered view read is bounded the same way.
-    let error = store
+    // A filtered read by id is bounded the same way; a filter it could not decide does not
+    // hold (PocketBase's rule lookups answer 404 then), nor does a predicate on a would-be row.
+    let hidden = store
         .get_record(Arc::clone(&items), item.id(), vec![slow_predicate()])
         .await
-        .expect_err("timed out");
-    assert!(matches!(error, StoreError::TimedOut), "{error:?}");
+        .expect("read");
+    assert!(hidden.is_none());
+    let matched = store
+        .matches_unsaved(
+            Arc::clone(&items),
+            record_data(&items, json!({"name": "c"})),
+            slow_predicate(),
+        )
+        .await
+        .expect("checked");
+    assert!(!matched);
 
-    // So is a write whose guard runs a heavy subquery; the writer then serves the next write.
+    // So is a write whose guard runs a heavy subquery (the row is hidden, as above) or whose
+    // create guard does; the writer then serves the next write.
     let error = store
         .write(vec![WriteOp::Update {
             collection: Arc::clone(&items),
@@ -2169,7 +2180,16 @@ async fn slow_queries_time_out_and_point_reads_go_around_them() {
             apply: Box::new(|current: &Record| Ok(current.data.clone())),
         }])
         .await
-        .expect_err("timed out");
+        .expect_err("interrupted");
+    assert!(matches!(error.error, StoreError::NotFound), "{error:?}");
+    let error = store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&items),
+            data: record_data(&items, json!({"name": "c"})),
+            guard: Some(slow_predicate()),
+        }])
+        .await
+        .expect_err("interrupted");
     assert!(matches!(error.error, StoreError::TimedOut), "{error:?}");
     update(&store, "items", item.id(), json!({"name": "b"}))
         .await
