@@ -1,7 +1,8 @@
 //! Plinth's [`Store`] on embedded SQLite (`data_dir/data.db`).
 //!
-//! One writer thread owns the only write connection and a few reader threads own read-only
-//! ones (`engine`); every async method ships a closure to one of them. Collections live as
+//! One writer thread owns the only write connection and reader threads own read-only ones, in
+//! a query lane for client-controlled reads and a point lane for key lookups (`engine`); every
+//! async method ships a closure to one of them, bounded by the query timeout. Collections live as
 //! JSON in `_collections` and as one table (or view) each (`ddl`, `schema_change`, `view`);
 //! records move between canonical JSON and columns in `records`. The schema snapshot is
 //! replaced only after a schema change commits. Record writes append to the change log
