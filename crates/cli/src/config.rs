@@ -52,8 +52,23 @@ pub struct GlobalArgs {
     pub migrations_dir: Option<String>,
     #[arg(long = "publicDir", global = true, hide = true)]
     pub public_dir: Option<String>,
-    #[arg(long = "queryTimeout", global = true, hide = true)]
-    pub query_timeout: Option<String>,
+
+    /// How long one database read, or one record write with its rule checks, may take
+    /// (waiting for a connection included), in seconds; 0 for no limit. A list past it
+    /// answers 400, as in PocketBase.
+    #[arg(
+        long = "queryTimeout",
+        global = true,
+        env = "PLINTH_QUERY_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub query_timeout: u64,
+
+    /// The change log's byte budget (record snapshots kept for realtime delivery): past it,
+    /// the oldest entries already delivered are pruned.
+    #[arg(long = "changeLogMaxBytes", global = true, env = "PLINTH_CHANGE_LOG_MAX_BYTES",
+          default_value_t = store_sqlite::DEFAULT_CHANGE_LOG_MAX_BYTES)]
+    pub change_log_max_bytes: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +132,7 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(cli.global.dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cli.global.query_timeout, 30, "PocketBase's default");
         let Command::Serve(serve) = cli.command else {
             panic!("serve expected")
         };
@@ -138,5 +154,8 @@ mod tests {
                 action: SuperuserAction::Upsert { .. }
             })
         ));
+
+        let cli = Cli::try_parse_from(["plinth", "serve", "--queryTimeout=1"]).expect("parses");
+        assert_eq!(cli.global.query_timeout, 1);
     }
 }

@@ -35,8 +35,9 @@ pub enum StoreError {
     /// A schema change the engine refused (bad index or view SQL, references in the way).
     #[error("schema change refused: {0}")]
     Schema(String),
-    /// The write's deadline passed before it committed; nothing was written.
-    #[error("the write timed out")]
+    /// The query timeout (or a write's deadline) passed before the work finished: a read was
+    /// interrupted, or a write rolled back with nothing written.
+    #[error("the query timed out")]
     TimedOut,
     /// Anything else: I/O, driver errors, corrupted data.
     #[error("internal store error: {0}")]
@@ -170,7 +171,10 @@ pub struct Change {
     pub record_id: String,
     pub action: ChangeAction,
     /// Every stored value of the record after the write (hidden fields included); for a
-    /// delete, its last state before deletion.
+    /// delete, its last state before deletion. Secrets are never kept: no password hash
+    /// (an auth record's `password`, any password field) and no `tokenKey`. Instead an auth
+    /// record that still exists carries its *current* `tokenKey` when read, so a consumer
+    /// holding an older key can tell the record's tokens were revoked.
     pub record: Record,
     /// When the write committed, in Unix milliseconds.
     pub created_ms: i64,
@@ -228,10 +232,11 @@ pub trait Store: Send + Sync + 'static {
     /// The fields a view collection with this SELECT would have (types inferred).
     async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError>;
 
-    /// A page of records.
+    /// A page of records. Fails with [`StoreError::TimedOut`] past the query timeout.
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError>;
 
-    /// One record by id, if it exists and satisfies every filter.
+    /// One record by id, if it exists and satisfies every filter. Filters not decided within
+    /// the query timeout do not hold (`None`), as a rule lookup that fails hides the record.
     async fn get_record(
         &self,
         collection: Arc<Collection>,
@@ -241,7 +246,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether `data`, taken as a row of `collection` that is not stored (the would-be row of
     /// a create, or a deleted record's last state), satisfies `predicate`. Other rows the
-    /// predicate reads (relations, `@collection` joins) are the stored ones.
+    /// predicate reads (relations, `@collection` joins) are the stored ones. A predicate not
+    /// decided within the query timeout does not hold.
     async fn matches_unsaved(
         &self,
         collection: Arc<Collection>,
@@ -249,7 +255,9 @@ pub trait Store: Send + Sync + 'static {
         predicate: SqlFragment,
     ) -> Result<bool, StoreError>;
 
-    /// Runs the operations in order in one transaction; all or nothing.
+    /// Runs the operations in order in one transaction; all or nothing. Bounded by the query
+    /// timeout like a read: an update or delete guard not decided in time hides its row
+    /// (`NotFound`); anything else still running then rolls back with `TimedOut`.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError>;
 
     /// As [`Store::write`], but rolled back with [`StoreError::TimedOut`] when `deadline`

@@ -94,7 +94,12 @@ impl ApiError {
                 tracing::debug!(%detail, "schema change refused");
                 Self::bad_request_msg(message)
             }
-            StoreError::TimedOut => Self::bad_request_msg("The request timed out."),
+            // A query interrupted at the query timeout: PocketBase answers a list with the
+            // generic 400, a failed save with its own message.
+            StoreError::TimedOut => {
+                tracing::debug!("a database query timed out");
+                Self::bad_request_msg(message)
+            }
             StoreError::Internal(detail) => Self::internal(detail),
         }
     }
@@ -130,6 +135,18 @@ fn normalize_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timed_out_queries_answer_like_pocketbase() {
+        let list = ApiError::from(StoreError::TimedOut);
+        assert_eq!(list.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            list.message,
+            "Something went wrong while processing your request."
+        );
+        let save = ApiError::from_store(StoreError::TimedOut, "Failed to create record.");
+        assert_eq!(save.message, "Failed to create record.");
+    }
 
     #[test]
     fn messages_are_sentences() {

@@ -2,13 +2,51 @@
 //! by the write path inside the same transaction as the write, so a rolled-back write leaves
 //! no entry and a committed one is never missing. Readers tail it by sequence number; the
 //! writer announces the newest committed sequence on a `watch` channel after each commit.
+//!
+//! A snapshot keeps what a subscriber could ever be shown, and hidden fields (superusers see
+//! them), but never a secret: no password hash (of an auth record or any password field) and
+//! no `tokenKey`. Consumers still need to know whether an auth record's tokens were revoked,
+//! so a read fills `tokenKey` of an auth record that still exists with its current key: equal
+//! to the key a subscriber holds exactly when that subscriber's token is still valid.
+//!
+//! The log is bounded by time and entries (the caller's retention) and by bytes (the store's
+//! budget). The snapshots' total size is kept in memory: appends add to a per-transaction
+//! count that SQLite's commit hook adds to the total (a rollback drops it), and pruning
+//! subtracts what it deletes. Byte pruning only removes entries the log's reader has read past,
+//! so an undelivered change is never lost; a reader that falls behind lets the log outgrow the
+//! budget until it catches up.
 
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use domain::collection::Schema;
+use domain::field::FieldKind;
 use domain::record::Record;
+use domain::sql::quote_ident;
 use domain::{Change, ChangeAction, ChangeRetention, Collection, StoreError};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use crate::internal;
+
+/// The change log's total snapshot bytes, shared by the writer's hooks and the store.
+pub(crate) type Size = Arc<AtomicU64>;
+
+thread_local! {
+    /// Snapshot bytes appended by the writer's open transaction (the writer's thread only).
+    static PENDING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The fields no snapshot keeps: values no API answer ever shows, whoever asks.
+fn is_secret(collection: &Collection, name: &str) -> bool {
+    if collection.is_auth() && (name == "password" || name == "tokenKey") {
+        return true;
+    }
+    collection
+        .field(name)
+        .is_some_and(|field| matches!(field.kind, FieldKind::Password(_)))
+}
 
 /// The table, created by the `3_change_log` migration. `AUTOINCREMENT` so a sequence is never
 /// reused, even after pruning emptied the table.
@@ -28,7 +66,10 @@ pub(crate) fn append(
     record: &Record,
     action: ChangeAction,
 ) -> Result<(), StoreError> {
-    let snapshot = Value::Object(record.data.clone()).to_string();
+    let mut data = record.data.clone();
+    data.retain(|name, _| !is_secret(collection, name));
+    let snapshot = Value::Object(data).to_string();
+    PENDING.set(PENDING.get().saturating_add(snapshot.len() as u64));
     conn.prepare_cached(
         "INSERT INTO _changes (collectionId, recordId, action, record, created)
          VALUES (?, ?, ?, ?, ?)",
@@ -59,9 +100,10 @@ pub(crate) fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
     Ok(from_sequence.unwrap_or(0).max(0) as u64)
 }
 
-/// Entries after `after`, oldest first.
+/// Entries after `after`, oldest first, an auth record's `tokenKey` filled with its current one.
 pub(crate) fn after(
     conn: &Connection,
+    schema: &Schema,
     after: u64,
     limit: usize,
 ) -> Result<Vec<Change>, StoreError> {
@@ -92,7 +134,7 @@ pub(crate) fn after(
         let action = ChangeAction::parse(&action).ok_or_else(|| {
             StoreError::Internal(format!("change {seq} has an unknown action {action:?}"))
         })?;
-        let data = match serde_json::from_str::<Value>(&snapshot) {
+        let mut data = match serde_json::from_str::<Value>(&snapshot) {
             Ok(Value::Object(data)) => data,
             _ => {
                 return Err(StoreError::Internal(format!(
@@ -100,6 +142,12 @@ pub(crate) fn after(
                 )));
             }
         };
+        if let Some(collection) = schema.get_by_id(&collection_id)
+            && collection.is_auth()
+            && let Some(key) = current_token_key(conn, collection, &record_id)?
+        {
+            data.insert("tokenKey".into(), Value::String(key));
+        }
         changes.push(Change {
             seq: seq.max(0) as u64,
             collection_id,
@@ -112,12 +160,29 @@ pub(crate) fn after(
     Ok(changes)
 }
 
+/// The current `tokenKey` of an auth record, if it still exists.
+fn current_token_key(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "SELECT \"tokenKey\" FROM {} WHERE \"id\" = ?",
+        quote_ident(&collection.name)
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get::<_, String>(0)).optional())
+        .map_err(internal)
+}
+
 /// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
-/// older than `max_age_secs`.
+/// older than `max_age_secs`, then enforces the byte budget.
 pub(crate) fn prune(
     conn: &Connection,
     up_to: u64,
     retention: ChangeRetention,
+    max_bytes: u64,
+    size: &Size,
 ) -> Result<u64, StoreError> {
     let newest = last_seq(conn)?;
     let keep_from = newest.saturating_sub(retention.max_entries);
@@ -125,13 +190,101 @@ pub(crate) fn prune(
     let cutoff = now_ms().saturating_sub(
         i64::try_from(retention.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
     );
-    let deleted = conn
-        .prepare_cached("DELETE FROM _changes WHERE seq <= ? AND created < ?")
+    let freed: Vec<i64> = conn
+        .prepare_cached(
+            "DELETE FROM _changes WHERE seq <= ? AND created < ? RETURNING octet_length(record)",
+        )
         .and_then(|mut stmt| {
-            stmt.execute(params![i64::try_from(bound).unwrap_or(i64::MAX), cutoff])
+            stmt.query_map(
+                params![i64::try_from(bound).unwrap_or(i64::MAX), cutoff],
+                |r| r.get::<_, i64>(0),
+            )?
+            .collect()
         })
         .map_err(internal)?;
-    Ok(deleted as u64)
+    subtract(size, freed.iter().map(|n| (*n).max(0).unsigned_abs()).sum());
+    Ok(freed.len() as u64 + enforce_budget(conn, up_to, max_bytes, size)?)
+}
+
+/// Deletes the oldest entries at or below `read_up_to` while the log takes more than
+/// `max_bytes`; returns how many went. Cheap when the log is within its budget.
+pub(crate) fn enforce_budget(
+    conn: &Connection,
+    read_up_to: u64,
+    max_bytes: u64,
+    size: &Size,
+) -> Result<u64, StoreError> {
+    if size.load(Ordering::Relaxed) <= max_bytes {
+        return Ok(0);
+    }
+    let tx = conn.unchecked_transaction().map_err(internal)?;
+    let mut deleted = 0;
+    let mut freed = 0u64;
+    let total = size.load(Ordering::Relaxed);
+    {
+        let mut oldest = tx
+            .prepare_cached(
+                "DELETE FROM _changes WHERE seq = (SELECT MIN(seq) FROM _changes) AND seq <= ?
+                 RETURNING octet_length(record)",
+            )
+            .map_err(internal)?;
+        let read_up_to = i64::try_from(read_up_to).unwrap_or(i64::MAX);
+        while total.saturating_sub(freed) > max_bytes {
+            let len: Option<i64> = oldest
+                .query_row([read_up_to], |r| r.get(0))
+                .optional()
+                .map_err(internal)?;
+            let Some(len) = len else { break };
+            freed = freed.saturating_add(len.max(0).unsigned_abs());
+            deleted += 1;
+        }
+    }
+    // A commit that failed after its hook counted it would leave the total too high forever;
+    // once nothing more may go, the total is recounted instead.
+    let recount = total.saturating_sub(freed) > max_bytes;
+    let exact = if recount {
+        Some(stored_size(&tx)?)
+    } else {
+        None
+    };
+    tx.commit().map_err(internal)?;
+    match exact {
+        Some(exact) => size.store(exact, Ordering::Relaxed),
+        None => subtract(size, freed),
+    }
+    Ok(deleted)
+}
+
+fn subtract(size: &Size, bytes: u64) {
+    let _ = size.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        Some(n.saturating_sub(bytes))
+    });
+}
+
+/// The snapshots' total size as stored (reads the whole log).
+pub(crate) fn stored_size(conn: &Connection) -> Result<u64, StoreError> {
+    let bytes: i64 = conn
+        .query_row(
+            "SELECT COALESCE(SUM(octet_length(record)), 0) FROM _changes",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    Ok(bytes.max(0).unsigned_abs())
+}
+
+/// Keeps `size` current on the writer connection: a commit adds what its transaction
+/// appended, a rollback forgets it.
+pub(crate) fn install_size_hooks(conn: &mut Connection, size: Size) -> Result<(), StoreError> {
+    conn.commit_hook(Some(move || {
+        size.fetch_add(PENDING.replace(0), Ordering::Relaxed);
+        // `false` lets the commit proceed.
+        false
+    }))
+    .map_err(internal)?;
+    conn.rollback_hook(Some(|| PENDING.set(0)))
+        .map_err(internal)?;
+    Ok(())
 }
 
 fn now_ms() -> i64 {

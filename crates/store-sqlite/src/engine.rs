@@ -1,96 +1,143 @@
 //! The thread layout that keeps SQLite off the async runtime: one writer thread owning the only
-//! write connection, and a few reader threads each owning a read-only connection. Async code
-//! sends a boxed closure over a channel and awaits the answer on a oneshot, so no blocking call
+//! write connection, and reader threads each owning a read-only connection. Async code sends a
+//! boxed closure over a bounded channel and awaits the answer on a oneshot, so no blocking call
 //! ever runs on a tokio worker. One writer means writes never contend for SQLite's lock.
+//!
+//! Readers come in two lanes. The query lane (sized to the machine) runs list queries, rule
+//! checks over stored rows and anything else whose cost a client's filter decides. The point
+//! lane (two threads) runs only reads whose cost no client controls: a record by primary key
+//! with no filter (the auth-record lookup behind every authenticated request), a setting, the
+//! change log by sequence. Separate lanes rather than a priority queue: a priority queue still
+//! lets slow queries occupy every thread, so a short read would wait for one to finish; with a
+//! lane of its own a short read never waits behind client-controlled work at all.
+//!
+//! Every job may carry a deadline. A job still queued when it passes is answered without
+//! running; a statement running when it passes is interrupted by SQLite's progress handler,
+//! which each connection thread installs once and which reads the running job's deadline from
+//! a thread-local, so arming it costs nothing per job. The channels are bounded: once full, a
+//! sender waits (asynchronously) for room, and gives up at its deadline.
 
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::Instant;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// Work for a connection thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The engine stopped (closed, or its thread died); the job was not run.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the database store is closed")]
-pub(crate) struct Closed;
+/// Why a job did not run, or did not run to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    /// The engine stopped (closed, or its thread died).
+    #[error("the database store is closed")]
+    Closed,
+    /// The job's deadline passed while it waited for room in the queue or for a thread.
+    #[error("the query timed out before it ran")]
+    Expired,
+}
+
+/// Which reader threads run a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Reads whose cost a client's filter or rule decides.
+    Query,
+    /// Reads by key whose cost no client controls.
+    Point,
+}
+
+/// Jobs each queue holds before senders wait for room. Waiting senders are request futures,
+/// each bounded by its deadline; the bound keeps the boxed jobs themselves from piling up.
+const QUEUE_CAPACITY: usize = 256;
+
+/// How many SQLite virtual-machine steps pass between two deadline checks.
+const PROGRESS_STEPS: std::ffi::c_int = 1000;
+
+thread_local! {
+    /// The deadline of the job running on this connection thread.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set when the progress handler interrupted a statement of the running job.
+    static INTERRUPTED: Cell<bool> = const { Cell::new(false) };
+}
 
 pub(crate) struct Engine {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
-    /// One queue shared by every reader thread, so an idle reader picks up the next job.
-    readers: Mutex<Option<mpsc::Sender<Job>>>,
+    /// One queue per lane, shared by the lane's threads, so an idle reader picks up the next job.
+    queries: Mutex<Option<mpsc::Sender<Job>>>,
+    points: Mutex<Option<mpsc::Sender<Job>>>,
     /// One receiver per thread; each completes when its thread has dropped its connection.
     exits: Mutex<Vec<oneshot::Receiver<()>>>,
 }
 
 impl Engine {
     /// Starts the threads, moving each connection into its own.
-    pub(crate) fn start(writer: Connection, readers: Vec<Connection>) -> std::io::Result<Engine> {
-        for conn in std::iter::once(&writer).chain(readers.iter()) {
+    pub(crate) fn start(
+        mut writer: Connection,
+        mut queries: Vec<Connection>,
+        mut points: Vec<Connection>,
+    ) -> std::io::Result<Engine> {
+        for conn in std::iter::once(&mut writer)
+            .chain(queries.iter_mut())
+            .chain(points.iter_mut())
+        {
             register_math_functions(conn).map_err(std::io::Error::other)?;
+            install_interrupt(conn).map_err(std::io::Error::other)?;
         }
         let mut exits = Vec::new();
-        let (writer_tx, writer_rx) = mpsc::channel::<Job>();
-        let (exit_tx, exit_rx) = oneshot::channel();
-        exits.push(exit_rx);
-        thread::Builder::new()
-            .name("plinth-sqlite-writer".into())
-            .spawn(move || {
-                let mut conn = writer;
-                while let Ok(job) = writer_rx.recv() {
-                    run_job(&mut conn, job);
-                }
-                drop(conn);
-                let _ = exit_tx.send(());
-            })?;
-
-        let (reader_tx, reader_rx) = mpsc::channel::<Job>();
-        let reader_rx = Arc::new(Mutex::new(reader_rx));
-        for (n, reader) in readers.into_iter().enumerate() {
-            let queue = Arc::clone(&reader_rx);
-            let (exit_tx, exit_rx) = oneshot::channel();
-            exits.push(exit_rx);
-            thread::Builder::new()
-                .name(format!("plinth-sqlite-reader-{n}"))
-                .spawn(move || {
-                    let mut conn = reader;
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = lock(&queue).recv();
-                        match job {
-                            Ok(job) => run_job(&mut conn, job),
-                            Err(_) => break,
-                        }
-                    }
-                    drop(conn);
-                    let _ = exit_tx.send(());
-                })?;
-        }
+        let (writer_tx, writer_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+        let writer_rx = Arc::new(Mutex::new(writer_rx));
+        spawn_lane("writer", vec![writer], writer_rx, &mut exits)?;
+        let (queries_tx, queries_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+        spawn_lane(
+            "reader",
+            queries,
+            Arc::new(Mutex::new(queries_rx)),
+            &mut exits,
+        )?;
+        let (points_tx, points_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+        spawn_lane("point", points, Arc::new(Mutex::new(points_rx)), &mut exits)?;
         Ok(Engine {
             writer: Mutex::new(Some(writer_tx)),
-            readers: Mutex::new(Some(reader_tx)),
+            queries: Mutex::new(Some(queries_tx)),
+            points: Mutex::new(Some(points_tx)),
             exits: Mutex::new(exits),
         })
     }
 
-    /// Runs `f` on the writer thread.
+    /// Runs `f` on the writer thread, without a deadline (schema changes, pruning).
     pub(crate) async fn write<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> R + Send + 'static,
-    ) -> Result<R, Closed> {
-        submit(&self.writer, f).await
+    ) -> Result<R, Refused> {
+        submit(&self.writer, None, f).await.map(|(r, _)| r)
     }
 
-    /// Runs `f` on the next free reader thread.
+    /// Runs `f` on the writer thread before `deadline`; also says whether a statement of `f`
+    /// was interrupted because the deadline passed.
+    pub(crate) async fn write_until<R: Send + 'static>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&mut Connection) -> R + Send + 'static,
+    ) -> Result<(R, bool), Refused> {
+        submit(&self.writer, deadline, f).await
+    }
+
+    /// Runs `f` on the next free reader of `lane` before `deadline`; also says whether a
+    /// statement of `f` was interrupted because the deadline passed.
     pub(crate) async fn read<R: Send + 'static>(
         &self,
+        lane: Lane,
+        deadline: Option<Instant>,
         f: impl FnOnce(&mut Connection) -> R + Send + 'static,
-    ) -> Result<R, Closed> {
-        submit(&self.readers, f).await
+    ) -> Result<(R, bool), Refused> {
+        let queue = match lane {
+            Lane::Query => &self.queries,
+            Lane::Point => &self.points,
+        };
+        submit(queue, deadline, f).await
     }
 
     /// Stops accepting jobs and waits until every thread has finished its queue and closed
@@ -106,7 +153,8 @@ impl Engine {
 
     /// Closes the queues; threads exit once the jobs already queued have run.
     fn stop(&self) {
-        lock(&self.readers).take();
+        lock(&self.queries).take();
+        lock(&self.points).take();
         lock(&self.writer).take();
     }
 }
@@ -119,20 +167,68 @@ impl Drop for Engine {
     }
 }
 
+/// Starts one thread per connection, all taking jobs from `queue`.
+fn spawn_lane(
+    name: &str,
+    connections: Vec<Connection>,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    exits: &mut Vec<oneshot::Receiver<()>>,
+) -> std::io::Result<()> {
+    for (n, conn) in connections.into_iter().enumerate() {
+        let queue = Arc::clone(&queue);
+        let (exit_tx, exit_rx) = oneshot::channel();
+        exits.push(exit_rx);
+        thread::Builder::new()
+            .name(format!("plinth-sqlite-{name}-{n}"))
+            .spawn(move || {
+                let mut conn = conn;
+                loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = lock(&queue).blocking_recv();
+                    match job {
+                        Some(job) => run_job(&mut conn, job),
+                        None => break,
+                    }
+                }
+                drop(conn);
+                let _ = exit_tx.send(());
+            })?;
+    }
+    Ok(())
+}
+
 async fn submit<R: Send + 'static>(
     queue: &Mutex<Option<mpsc::Sender<Job>>>,
+    deadline: Option<Instant>,
     f: impl FnOnce(&mut Connection) -> R + Send + 'static,
-) -> Result<R, Closed> {
+) -> Result<(R, bool), Refused> {
     let (reply_tx, reply_rx) = oneshot::channel();
     let job: Job = Box::new(move |conn| {
-        let _ = reply_tx.send(f(conn));
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            // Dropping the reply sender tells the caller; it then checks its deadline.
+            return;
+        }
+        DEADLINE.set(deadline);
+        INTERRUPTED.set(false);
+        let result = f(conn);
+        DEADLINE.set(None);
+        let _ = reply_tx.send((result, INTERRUPTED.replace(false)));
     });
-    {
-        let guard = lock(queue);
-        let sender = guard.as_ref().ok_or(Closed)?;
-        sender.send(job).map_err(|_| Closed)?;
+    let sender = lock(queue).clone().ok_or(Refused::Closed)?;
+    match deadline {
+        None => sender.send(job).await.map_err(|_| Refused::Closed)?,
+        Some(deadline) => match tokio::time::timeout_at(deadline.into(), sender.send(job)).await {
+            Ok(sent) => sent.map_err(|_| Refused::Closed)?,
+            Err(_) => return Err(Refused::Expired),
+        },
     }
-    reply_rx.await.map_err(|_| Closed)
+    match reply_rx.await {
+        Ok(reply) => Ok(reply),
+        Err(_) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+            Err(Refused::Expired)
+        }
+        Err(_) => Err(Refused::Closed),
+    }
 }
 
 /// Runs one job, surviving a panic in it: the reply sender is dropped (the caller sees
@@ -140,11 +236,31 @@ async fn submit<R: Send + 'static>(
 fn run_job(conn: &mut Connection, job: Job) {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
     if outcome.is_err() {
+        DEADLINE.set(None);
+        INTERRUPTED.set(false);
         tracing::error!("a database job panicked; its transaction was rolled back");
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
     }
+}
+
+/// Installs the progress handler that interrupts a statement once the running job's deadline
+/// has passed. SQLite then fails the statement with `SQLITE_INTERRUPT`; the job's transaction
+/// rolls back when the job drops it.
+fn install_interrupt(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.progress_handler(
+        PROGRESS_STEPS,
+        Some(|| {
+            let expired = DEADLINE
+                .get()
+                .is_some_and(|deadline| Instant::now() >= deadline);
+            if expired {
+                INTERRUPTED.set(true);
+            }
+            expired
+        }),
+    )
 }
 
 /// The SQL math functions filters and rules emit (`geoDistance` becomes a great-circle

@@ -1,7 +1,8 @@
 //! Plinth's [`Store`] on embedded SQLite (`data_dir/data.db`).
 //!
-//! One writer thread owns the only write connection and a few reader threads own read-only
-//! ones (`engine`); every async method ships a closure to one of them. Collections live as
+//! One writer thread owns the only write connection and reader threads own read-only ones, in
+//! a query lane for client-controlled reads and a point lane for key lookups (`engine`); every
+//! async method ships a closure to one of them, bounded by the query timeout. Collections live as
 //! JSON in `_collections` and as one table (or view) each (`ddl`, `schema_change`, `view`);
 //! records move between canonical JSON and columns in `records`. The schema snapshot is
 //! replaced only after a schema change commits. Record writes append to the change log
@@ -20,8 +21,10 @@ mod view;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use domain::collection::{Collection, Schema};
@@ -36,23 +39,50 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::engine::{Closed, Engine};
+use crate::engine::{Engine, Lane, Refused};
 use crate::schema_change::SchemaChange;
 
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Reader threads (and connections); at least one is started.
+    /// Reader threads (and connections) of the query lane; at least one is started.
     pub readers: usize,
+    /// Reader threads of the point lane (reads by key no client can make slow); at least one.
+    pub point_readers: usize,
     /// `synchronous=FULL` (an fsync per commit) instead of `NORMAL`.
     pub synchronous_full: bool,
+    /// How long one read, or one record write (its rule guards included), may take, queueing
+    /// included; `None` for no bound. PocketBase's `--queryTimeout` (30 s by default).
+    pub query_timeout: Option<Duration>,
+    /// The change log's byte budget: once its record snapshots take more, the oldest entries
+    /// every reader has passed are pruned.
+    pub change_log_max_bytes: u64,
+}
+
+/// PocketBase's default `--queryTimeout`.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The change log's default byte budget (64 MiB).
+pub const DEFAULT_CHANGE_LOG_MAX_BYTES: u64 = 64 << 20;
+
+impl SqliteOptions {
+    /// Query-lane readers for this machine: one per available core, at least two (so one slow
+    /// query never holds every reader) and at most 32 (each holds a connection and its cache).
+    pub fn default_readers() -> usize {
+        thread::available_parallelism()
+            .map_or(2, std::num::NonZeroUsize::get)
+            .clamp(2, 32)
+    }
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
-            readers: 2,
+            readers: SqliteOptions::default_readers(),
+            point_readers: 2,
             synchronous_full: false,
+            query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
+            change_log_max_bytes: DEFAULT_CHANGE_LOG_MAX_BYTES,
         }
     }
 }
@@ -82,6 +112,13 @@ pub struct SqliteStore {
     schema: Arc<SchemaCell>,
     /// The newest committed change-log sequence; the writer bumps it after each commit.
     changes: Arc<watch::Sender<u64>>,
+    query_timeout: Option<Duration>,
+    change_log_max_bytes: u64,
+    /// The newest sequence the change log's reader has read past (the `after` of its reads,
+    /// the `up_to` of its prunes): the byte budget only ever prunes at or below it, so no entry
+    /// is pruned before it was delivered.
+    change_log_read: Arc<AtomicU64>,
+    change_log_size: changelog::Size,
 }
 
 /// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
@@ -122,21 +159,37 @@ impl SqliteStore {
         let schema = system::load_schema(&writer).map_err(StoreOpenError::Migrate)?;
         let last_change = changelog::last_seq(&writer).map_err(StoreOpenError::Migrate)?;
 
-        let mut readers = Vec::new();
-        for _ in 0..options.readers.max(1) {
+        let change_log_size: changelog::Size = Arc::new(AtomicU64::new(
+            changelog::stored_size(&writer).map_err(StoreOpenError::Migrate)?,
+        ));
+        changelog::install_size_hooks(&mut writer, Arc::clone(&change_log_size))
+            .map_err(StoreOpenError::Migrate)?;
+
+        let open_reader = || -> Result<Connection, StoreOpenError> {
             let reader = Connection::open_with_flags(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(open_error)?;
             configure(&reader, &options, true).map_err(open_error)?;
-            readers.push(reader);
-        }
-        let engine = Engine::start(writer, readers).map_err(StoreOpenError::Threads)?;
+            Ok(reader)
+        };
+        let queries = (0..options.readers.max(1))
+            .map(|_| open_reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        let points = (0..options.point_readers.max(1))
+            .map(|_| open_reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        let engine = Engine::start(writer, queries, points).map_err(StoreOpenError::Threads)?;
         Ok(Arc::new(SqliteStore {
             engine,
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
             changes: Arc::new(watch::Sender::new(last_change)),
+            query_timeout: options.query_timeout,
+            change_log_max_bytes: options.change_log_max_bytes,
+            // Entries committed before this process started were never going to be read.
+            change_log_read: Arc::new(AtomicU64::new(last_change)),
+            change_log_size,
         }))
     }
 
@@ -164,6 +217,38 @@ impl SqliteStore {
             })
             .await
             .map_err(closed)?
+    }
+
+    /// A read's deadline, counted from now.
+    fn query_deadline(&self) -> Option<Instant> {
+        self.query_timeout.map(|timeout| Instant::now() + timeout)
+    }
+
+    /// Runs a read on `lane` within the query timeout; a read interrupted at its deadline, or
+    /// still queued then, fails with [`StoreError::TimedOut`].
+    async fn read<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self.engine.read(lane, self.query_deadline(), f).await {
+            Ok((Err(_), true)) | Err(Refused::Expired) => Err(StoreError::TimedOut),
+            Ok((result, _)) => result,
+            Err(Refused::Closed) => Err(closed(Refused::Closed)),
+        }
+    }
+
+    /// What the change log's byte budget needs on the writer thread after a write.
+    fn budget(&self) -> impl Fn(&Connection) + Send + 'static {
+        let read_up_to = Arc::clone(&self.change_log_read);
+        let size = Arc::clone(&self.change_log_size);
+        let max_bytes = self.change_log_max_bytes;
+        move |conn| {
+            let read_up_to = read_up_to.load(Ordering::Relaxed);
+            if let Err(error) = changelog::enforce_budget(conn, read_up_to, max_bytes, &size) {
+                tracing::warn!(%error, "cannot prune the change log to its byte budget");
+            }
+        }
     }
 }
 
@@ -203,18 +288,24 @@ fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqli
     Ok(())
 }
 
+/// Whether a statement failed because the query timeout interrupted it.
+pub(crate) fn is_interrupt(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
 /// A driver error nobody can act on: logged by the server, shown as a 500.
 pub(crate) fn internal(error: rusqlite::Error) -> StoreError {
     StoreError::Internal(error.to_string())
 }
 
-fn closed(_: Closed) -> StoreError {
+fn closed(_: Refused) -> StoreError {
     StoreError::Internal("the database store is closed".into())
 }
 
 impl SqliteStore {
-    /// Runs a record write on the writer thread. With a deadline, SQLite's progress handler
-    /// interrupts a statement still running when it passes, and the transaction rolls back.
+    /// Runs a record write on the writer thread. It must finish before `deadline` (when given)
+    /// and within the query timeout: SQLite's progress handler interrupts a statement still
+    /// running then (a guard's heavy subquery, say), and the transaction rolls back.
     async fn write_until(
         &self,
         ops: Vec<WriteOp>,
@@ -222,52 +313,41 @@ impl SqliteStore {
     ) -> Result<Vec<WriteResult>, WriteError> {
         let cell = Arc::clone(&self.schema);
         let changes = Arc::clone(&self.changes);
-        let timed_out = |index: usize| WriteError {
-            index,
-            error: StoreError::TimedOut,
+        let budget = self.budget();
+        let deadline = match (deadline, self.query_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
-        self.engine
-            .write(move |conn| {
-                let Some(deadline) = deadline else {
-                    let results = records::write(conn, &cell.load(), ops)?;
-                    announce_changes(conn, &changes);
-                    return Ok(results);
-                };
-                if Instant::now() >= deadline {
-                    return Err(timed_out(0));
-                }
-                conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))
-                    .map_err(|e| WriteError {
-                        index: 0,
-                        error: internal(e),
-                    })?;
-                let results = records::write(conn, &cell.load(), ops);
-                // Removing the handler fails only when SQLite is out of memory. The outcome of
-                // this write stands either way; a handler left behind could only interrupt a
-                // later write, which then rolls back whole and reports an error.
-                conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>)
-                    .ok();
-                match results {
-                    Ok(results) => {
-                        announce_changes(conn, &changes);
-                        Ok(results)
-                    }
-                    // An interrupted statement surfaces as a driver error of the operation
-                    // that was running.
-                    Err(error) if Instant::now() >= deadline => Err(timed_out(error.index)),
-                    Err(error) => Err(error),
-                }
+        let written = self
+            .engine
+            .write_until(deadline, move |conn| {
+                let results = records::write(conn, &cell.load(), ops)?;
+                announce_changes(conn, &changes);
+                budget(conn);
+                Ok::<_, WriteError>(results)
             })
-            .await
-            .map_err(|e| WriteError {
+            .await;
+        match written {
+            // An interrupted statement surfaces as a driver error of the operation that was
+            // running; a guard that could not be decided hid its row (`NotFound`).
+            Ok((Err(error), true)) if !matches!(error.error, StoreError::NotFound) => {
+                Err(WriteError {
+                    index: error.index,
+                    error: StoreError::TimedOut,
+                })
+            }
+            Ok((result, _)) => result,
+            Err(Refused::Expired) => Err(WriteError {
                 index: 0,
-                error: closed(e),
-            })?
+                error: StoreError::TimedOut,
+            }),
+            Err(Refused::Closed) => Err(WriteError {
+                index: 0,
+                error: closed(Refused::Closed),
+            }),
+        }
     }
 }
-
-/// How many SQLite virtual-machine steps pass between two deadline checks of a write.
-const PROGRESS_STEPS: std::ffi::c_int = 1000;
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -298,6 +378,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         let cell = Arc::clone(&self.schema);
         let changes = Arc::clone(&self.changes);
+        let budget = self.budget();
         self.engine
             .write(move |conn| {
                 let schema = cell.load();
@@ -308,6 +389,7 @@ impl Store for SqliteStore {
                 records::truncate(&tx, &schema, collection)?;
                 tx.commit().map_err(internal)?;
                 announce_changes(conn, &changes);
+                budget(conn);
                 Ok(())
             })
             .await
@@ -326,21 +408,16 @@ impl Store for SqliteStore {
     async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError> {
         let query = query.to_owned();
         let schema = self.schema.load();
-        self.engine
-            .read(move |conn| {
-                let collections: Vec<Collection> =
-                    schema.all().iter().map(|c| (**c).clone()).collect();
-                view::ViewPlan::new(conn, &collections, &query).map(|plan| plan.fields)
-            })
-            .await
-            .map_err(closed)?
+        self.read(Lane::Query, move |conn| {
+            let collections: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
+            view::ViewPlan::new(conn, &collections, &query).map(|plan| plan.fields)
+        })
+        .await
     }
 
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
-        self.engine
-            .read(move |conn| records::list(conn, &query))
+        self.read(Lane::Query, move |conn| records::list(conn, &query))
             .await
-            .map_err(closed)?
     }
 
     async fn get_record(
@@ -350,10 +427,17 @@ impl Store for SqliteStore {
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError> {
         let id = id.to_owned();
-        self.engine
-            .read(move |conn| records::get(conn, &collection, &id, filters))
-            .await
-            .map_err(closed)?
+        // Without filters this is a primary-key lookup no client can slow down (the auth
+        // record behind a token, say); a rule or filter can make it as slow as a list.
+        let lane = if filters.is_empty() {
+            Lane::Point
+        } else {
+            Lane::Query
+        };
+        self.read(lane, move |conn| {
+            records::get(conn, &collection, &id, filters)
+        })
+        .await
     }
 
     async fn matches_unsaved(
@@ -362,10 +446,10 @@ impl Store for SqliteStore {
         data: RecordData,
         predicate: SqlFragment,
     ) -> Result<bool, StoreError> {
-        self.engine
-            .read(move |conn| unsaved::matches(conn, &collection, &data, &predicate))
-            .await
-            .map_err(closed)?
+        self.read(Lane::Query, move |conn| {
+            unsaved::matches(conn, &collection, &data, &predicate)
+        })
+        .await
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
@@ -381,10 +465,13 @@ impl Store for SqliteStore {
     }
 
     async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        self.engine
-            .read(move |conn| changelog::after(conn, after, limit))
-            .await
-            .map_err(closed)?
+        // The caller has read everything up to `after`; the byte budget may prune it.
+        self.change_log_read.fetch_max(after, Ordering::Relaxed);
+        let cell = Arc::clone(&self.schema);
+        self.read(Lane::Point, move |conn| {
+            changelog::after(conn, &cell.load(), after, limit)
+        })
+        .await
     }
 
     async fn last_change_seq(&self) -> Result<u64, StoreError> {
@@ -405,18 +492,19 @@ impl Store for SqliteStore {
         up_to: u64,
         retention: ChangeRetention,
     ) -> Result<u64, StoreError> {
+        self.change_log_read.fetch_max(up_to, Ordering::Relaxed);
+        let size = Arc::clone(&self.change_log_size);
+        let max_bytes = self.change_log_max_bytes;
         self.engine
-            .write(move |conn| changelog::prune(conn, up_to, retention))
+            .write(move |conn| changelog::prune(conn, up_to, retention, max_bytes, &size))
             .await
             .map_err(closed)?
     }
 
     async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError> {
         let key = key.to_owned();
-        self.engine
-            .read(move |conn| system::get_param(conn, &key))
+        self.read(Lane::Point, move |conn| system::get_param(conn, &key))
             .await
-            .map_err(closed)?
     }
 
     async fn set_param(&self, key: &str, value: Value) -> Result<(), StoreError> {
@@ -439,7 +527,7 @@ impl Store for SqliteStore {
         match checkpoint {
             Ok(result) => result,
             // Closing twice is fine: the first close already checkpointed.
-            Err(Closed) => Ok(()),
+            Err(_) => Ok(()),
         }
     }
 }

@@ -94,14 +94,36 @@ pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordP
     Ok(RecordPage { items, total })
 }
 
-/// One record by id that satisfies every filter.
+/// One record by id that satisfies every filter. Filters not decided before the query
+/// timeout interrupted them do not hold, as a rule lookup that fails in PocketBase hides the
+/// record (its view, update and delete answer 404).
 pub(crate) fn get(
     conn: &Connection,
     collection: &Collection,
     id: &str,
     filters: Vec<SqlFragment>,
 ) -> Result<Option<Record>, StoreError> {
-    load(conn, collection, id, SqlFragment::and_all(filters).as_ref()).map_err(internal)
+    let filter = SqlFragment::and_all(filters);
+    match load(conn, collection, id, filter.as_ref()) {
+        Err(error) if filter.is_some() && crate::is_interrupt(&error) => Ok(None),
+        loaded => loaded.map_err(internal),
+    }
+}
+
+/// The row an update or delete works on: `NotFound` when it is missing or `guard` does not
+/// hold for it, including when the guard could not be decided before the deadline.
+fn guarded_load(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+    guard: Option<&SqlFragment>,
+) -> Result<Record, StoreError> {
+    match load(conn, collection, id, guard) {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err(StoreError::NotFound),
+        Err(error) if guard.is_some() && crate::is_interrupt(&error) => Err(StoreError::NotFound),
+        Err(error) => Err(internal(error)),
+    }
 }
 
 /// Runs every operation in one IMMEDIATE transaction; the first failure rolls all back.
@@ -178,9 +200,7 @@ fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult
             apply,
         } => {
             refuse_view(&collection)?;
-            let current = load(conn, &collection, &id, guard.as_ref())
-                .map_err(internal)?
-                .ok_or(StoreError::NotFound)?;
+            let current = guarded_load(conn, &collection, &id, guard.as_ref())?;
             let mut new_data = apply(&current)?;
             // Values the update did not mention stay as they are; the key never changes.
             let mut data = current.data.clone();
@@ -206,9 +226,7 @@ fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult
             guard,
         } => {
             refuse_view(&collection)?;
-            let record = load(conn, &collection, &id, guard.as_ref())
-                .map_err(internal)?
-                .ok_or(StoreError::NotFound)?;
+            let record = guarded_load(conn, &collection, &id, guard.as_ref())?;
             let cascaded = delete_with_cascade(conn, schema, &collection, record.id())?
                 .into_iter()
                 .filter(|(collection_id, id)| {

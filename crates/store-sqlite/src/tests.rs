@@ -1860,3 +1860,340 @@ async fn writes_past_their_deadline_roll_back() {
         .expect("no deadline");
     assert_eq!(list(&store, "items", vec![]).await.len(), 2);
 }
+
+/// Every snapshot text in `_changes`, read through a side connection.
+fn raw_change_log(dir: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dir.join("data.db")).expect("side connection");
+    let mut stmt = conn
+        .prepare("SELECT record FROM _changes ORDER BY seq")
+        .expect("prepared");
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("queried")
+        .collect::<Result<_, _>>()
+        .expect("read")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_keeps_no_secrets() {
+    let (dir, store) = open().await;
+    // A second auth collection whose records cascade-delete with their user, and a base
+    // collection with a password field of its own.
+    let mut members = Collection::scaffold(CollectionType::Auth, "members");
+    members.id = domain::ids::collection_id("auth", "members");
+    members
+        .fields
+        .push(relation("owner", USERS_ID, 1, false, true));
+    store.create_collection(members).await.expect("created");
+    store
+        .create_collection(base(
+            "vaults",
+            vec![Field::new(
+                "pin",
+                FieldKind::Password(domain::field::PasswordOptions::default()),
+            )],
+        ))
+        .await
+        .expect("created");
+
+    let secrets = [
+        "$2a$10$firsthashfirsthashfirsthash",
+        "firstTokenKeyfirstTokenKeyfirstTokenKey",
+        "$2a$10$secondhashsecondhashsecond",
+        "secondTokenKeysecondTokenKeysecondToken",
+        "memberTokenKeymemberTokenKeymemberToken",
+        "$2a$10$memberhashmemberhashmember",
+        "$2a$10$vaultpinhashvaultpinhashv",
+    ];
+    let user = create(
+        &store,
+        USERS_NAME,
+        json!({"email": "a@example.com", "password": secrets[0], "tokenKey": secrets[1]}),
+    )
+    .await
+    .expect("user");
+    update(
+        &store,
+        USERS_NAME,
+        user.id(),
+        json!({"password": secrets[2], "tokenKey": secrets[3], "name": "Ann"}),
+    )
+    .await
+    .expect("password changed");
+    create(
+        &store,
+        "members",
+        json!({"email": "m@example.com", "tokenKey": secrets[4], "password": secrets[5],
+               "owner": user.id()}),
+    )
+    .await
+    .expect("member");
+    create(&store, "vaults", json!({"pin": secrets[6]}))
+        .await
+        .expect("vault");
+    // Deleting the user cascades to the member: both last states reach the log.
+    delete(&store, USERS_NAME, user.id())
+        .await
+        .expect("deleted");
+
+    let log = raw_change_log(dir.path());
+    assert_eq!(log.len(), 6, "{log:?}");
+    for entry in &log {
+        for secret in secrets {
+            assert!(
+                !entry.contains(secret),
+                "{secret} in the change log: {entry}"
+            );
+        }
+    }
+    // What subscribers may see stays.
+    assert!(log[1].contains("Ann"), "{}", log[1]);
+    let changes = store.changes_after(0, 10).await.expect("read");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.action == domain::ChangeAction::Delete
+                && c.record.text("email") == "a@example.com"),
+        "the user's delete is logged"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.action == domain::ChangeAction::Delete
+                && c.record.text("email") == "m@example.com"),
+        "the cascaded member's delete is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_reads_carry_the_current_token_key() {
+    let (dir, store) = open().await;
+    let user = new_user(&store, "a@example.com").await;
+    let first_key = user.text("tokenKey").to_owned();
+    update(&store, USERS_NAME, user.id(), json!({"name": "Ann"}))
+        .await
+        .expect("renamed");
+    let changes = store.changes_after(0, 10).await.expect("read");
+    // Not rotated: the key a token holder compares with is the current one.
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.record.text("tokenKey") == first_key)
+    );
+
+    update(
+        &store,
+        USERS_NAME,
+        user.id(),
+        json!({"tokenKey": "rotated"}),
+    )
+    .await
+    .expect("rotated");
+    let changes = store.changes_after(0, 10).await.expect("read");
+    // Every entry now shows a key the old token does not hold.
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.record.text("tokenKey") == "rotated")
+    );
+    delete(&store, USERS_NAME, user.id())
+        .await
+        .expect("deleted");
+    let changes = store.changes_after(0, 10).await.expect("read");
+    assert!(changes.iter().all(|c| c.record.text("tokenKey").is_empty()));
+    assert!(
+        raw_change_log(dir.path())
+            .iter()
+            .all(|e| !e.contains(&first_key))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_stays_within_its_byte_budget() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let budget: u64 = 12 << 20;
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            change_log_max_bytes: budget,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("opens");
+    store
+        .create_collection(base("blobs", vec![text("body")]))
+        .await
+        .expect("created");
+    let blob = create(&store, "blobs", json!({"body": ""}))
+        .await
+        .expect("created");
+    let stored_bytes = || -> u64 {
+        raw_change_log(dir.path())
+            .iter()
+            .map(|e| e.len() as u64)
+            .sum()
+    };
+    let five_mb = |n: usize| "abcdefghij"[n % 10..n % 10 + 1].repeat(5 << 20);
+
+    // Unread entries are never pruned: the reader (the realtime hub) has not delivered them.
+    for n in 0..3 {
+        update(&store, "blobs", blob.id(), json!({"body": five_mb(n)}))
+            .await
+            .expect("updated");
+    }
+    assert_eq!(store.changes_after(0, 10).await.expect("read").len(), 4);
+    // The reader's next round starts after what it read.
+    let last = store.last_change_seq().await.expect("seq");
+    assert!(
+        store
+            .changes_after(last, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    // Read as they come (as the hub does), repeated 5 MB updates keep the log in budget.
+    for n in 0..8 {
+        update(&store, "blobs", blob.id(), json!({"body": five_mb(n)}))
+            .await
+            .expect("updated");
+        assert!(stored_bytes() <= budget, "{} > {budget}", stored_bytes());
+        let last = store.last_change_seq().await.expect("seq");
+        let newest = store.changes_after(last - 1, 10).await.expect("read");
+        assert_eq!(newest.len(), 1, "the newest entry is always there");
+        assert!(
+            store
+                .changes_after(last, 10)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+    }
+    // The time-based prune enforces the budget too, and reopening counts what is stored.
+    let last = store.last_change_seq().await.expect("seq");
+    store
+        .prune_changes(last, domain::ChangeRetention::default())
+        .await
+        .expect("pruned");
+    assert!(stored_bytes() <= budget);
+    store.close().await.expect("closed");
+    drop(store);
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            change_log_max_bytes: 4 << 20,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("reopens");
+    update(&store, "blobs", blob.id(), json!({"body": "small"}))
+        .await
+        .expect("updated");
+    assert!(stored_bytes() <= 4 << 20, "{}", stored_bytes());
+}
+
+/// A predicate that takes far longer than any test's timeout.
+fn slow_predicate() -> SqlFragment {
+    let mut slow = SqlFragment::default();
+    slow.push_sql(
+        "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+         SELECT count(*) FROM c) > 0",
+    );
+    slow
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_queries_time_out_and_point_reads_go_around_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            readers: 2,
+            query_timeout: Some(std::time::Duration::from_millis(1500)),
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("opens");
+    store
+        .create_collection(base("items", vec![text("name")]))
+        .await
+        .expect("created");
+    let item = create(&store, "items", json!({"name": "a"}))
+        .await
+        .expect("created");
+    let user = new_user(&store, "a@example.com").await;
+
+    // More slow lists than query readers.
+    let items = collection(&store, "items");
+    let slow_lists: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let query = RecordQuery {
+                collection: Arc::clone(&items),
+                filters: vec![slow_predicate()],
+                sort: Vec::new(),
+                page: 1,
+                per_page: 10,
+                with_total: true,
+            };
+            tokio::spawn(async move { store.list_records(query).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The auth-record lookup and a setting are answered while every query reader is busy.
+    let during = std::time::Instant::now();
+    assert!(get(&store, USERS_NAME, user.id()).await.is_some());
+    store.get_param("settings").await.expect("param read");
+    assert!(
+        during.elapsed() < std::time::Duration::from_millis(1000),
+        "point reads waited {:?}",
+        during.elapsed()
+    );
+    assert!(slow_lists.iter().all(|list| !list.is_finished()));
+    for list in slow_lists {
+        let error = list.await.expect("joined").expect_err("timed out");
+        assert!(matches!(error, StoreError::TimedOut), "{error:?}");
+    }
+    // A filtered read by id is bounded the same way; a filter it could not decide does not
+    // hold (PocketBase's rule lookups answer 404 then), nor does a predicate on a would-be row.
+    let hidden = store
+        .get_record(Arc::clone(&items), item.id(), vec![slow_predicate()])
+        .await
+        .expect("read");
+    assert!(hidden.is_none());
+    let matched = store
+        .matches_unsaved(
+            Arc::clone(&items),
+            record_data(&items, json!({"name": "c"})),
+            slow_predicate(),
+        )
+        .await
+        .expect("checked");
+    assert!(!matched);
+
+    // So is a write whose guard runs a heavy subquery (the row is hidden, as above) or whose
+    // create guard does; the writer then serves the next write.
+    let error = store
+        .write(vec![WriteOp::Update {
+            collection: Arc::clone(&items),
+            id: item.id().to_owned(),
+            guard: Some(slow_predicate()),
+            apply: Box::new(|current: &Record| Ok(current.data.clone())),
+        }])
+        .await
+        .expect_err("interrupted");
+    assert!(matches!(error.error, StoreError::NotFound), "{error:?}");
+    let error = store
+        .write(vec![WriteOp::Create {
+            collection: Arc::clone(&items),
+            data: record_data(&items, json!({"name": "c"})),
+            guard: Some(slow_predicate()),
+        }])
+        .await
+        .expect_err("interrupted");
+    assert!(matches!(error.error, StoreError::TimedOut), "{error:?}");
+    update(&store, "items", item.id(), json!({"name": "b"}))
+        .await
+        .expect("updated");
+    // Nothing leaks into later work on the same threads.
+    assert_eq!(list(&store, "items", vec![]).await.len(), 1);
+}

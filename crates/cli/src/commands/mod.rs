@@ -4,19 +4,22 @@ pub mod serve;
 pub mod superuser;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use store_sqlite::{SqliteOptions, SqliteStore};
 
-/// Opens (creating when needed) the SQLite store in `dir`.
-pub fn open_store(
-    dir: &std::path::Path,
-    synchronous_full: bool,
-) -> anyhow::Result<Arc<SqliteStore>> {
+use crate::config::GlobalArgs;
+
+/// Opens (creating when needed) the SQLite store in `--dir`, with the global database flags.
+pub fn open_store(global: &GlobalArgs, synchronous_full: bool) -> anyhow::Result<Arc<SqliteStore>> {
     let options = SqliteOptions {
         synchronous_full,
+        query_timeout: (global.query_timeout > 0)
+            .then(|| Duration::from_secs(global.query_timeout)),
+        change_log_max_bytes: global.change_log_max_bytes,
         ..SqliteOptions::default()
     };
-    SqliteStore::open(dir, options)
-        .with_context(|| format!("opening the database in {}", dir.display()))
+    SqliteStore::open(&global.dir, options)
+        .with_context(|| format!("opening the database in {}", global.dir.display()))
 }

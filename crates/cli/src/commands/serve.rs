@@ -22,7 +22,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             "serving domains with automatic TLS is not supported yet; put a TLS proxy in front and use --http"
         );
     }
-    let store = super::open_store(&global.dir, args.sync_full)?;
+    let store = super::open_store(global, args.sync_full)?;
     let config = ServerConfig {
         body_limit: args.body_limit,
         bcrypt_cost: global.bcrypt_cost,

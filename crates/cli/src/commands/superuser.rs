@@ -7,7 +7,7 @@ use server::superusers::{self, Saved};
 use crate::config::{GlobalArgs, SuperuserAction, SuperuserArgs};
 
 pub async fn run(global: &GlobalArgs, args: SuperuserArgs) -> anyhow::Result<()> {
-    let store = super::open_store(&global.dir, false)?;
+    let store = super::open_store(global, false)?;
     let cost = global.bcrypt_cost;
     let result = match &args.action {
         SuperuserAction::Create { email, password } => {

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::support::{Launch, TestApp};
 
+/// Database work: query timeout, reader lanes, a bounded writer.
+mod store;
+
 /// Address-space cap for hostile tests: well above what a normal run needs (the debug server
 /// idles far below it), well below what any of the attacks would take unbounded.
 pub const MEMORY_CAP: u64 = 2 << 30;

@@ -1,0 +1,266 @@
+//! Database work (issue #11, items 6 and 12): heavy guest filters are interrupted at the query
+//! timeout and answered as PocketBase answers them, while the auth-record lookups behind
+//! authenticated requests keep being served on their own reader lane.
+
+use serde_json::{Value, json};
+
+use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped, spawn_capped_with};
+use crate::support::{Launch, TestApp, assert_error};
+
+/// Rows in the self-related collection, and links per row: a 3-hop filter visits
+/// 60 × 50³ rows.
+const ROWS: usize = 60;
+const LINKS: usize = 50;
+
+/// A filter no index helps, through three hops of a 50-way self-relation.
+const HEAVY_FILTER: &str = "links.links.links.label ?~ 'zz'";
+
+/// Creates `nodes` (public list) with a 50-way self-relation, `ROWS` rows each linking to
+/// `LINKS` others.
+async fn self_related_nodes(app: &TestApp, admin: &str) {
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(admin),
+            json!({"name": "nodes", "type": "base", "listRule": "", "viewRule": "",
+                   "fields": [{"name": "label", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("collection id").to_owned();
+    let (status, body) = app
+        .patch_json(
+            &format!("/api/collections/{id}"),
+            Some(admin),
+            json!({"fields": [
+                {"name": "label", "type": "text"},
+                {"name": "links", "type": "relation", "collectionId": id, "maxSelect": LINKS}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut ids = Vec::with_capacity(ROWS);
+    for n in 0..ROWS {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/nodes/records",
+                Some(admin),
+                json!({"label": format!("n{n}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let links: Vec<&String> = ids.iter().cycle().skip(n + 1).take(LINKS).collect();
+        let (status, body) = app
+            .patch_json(
+                &format!("/api/collections/nodes/records/{id}"),
+                Some(admin),
+                json!({ "links": links }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A signed-in user's token.
+async fn user_token(app: &TestApp) -> String {
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/records",
+            None,
+            json!({"email": "u@example.com", "password": "secret123", "passwordConfirm": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/auth-with-password",
+            None,
+            json!({"identity": "u@example.com", "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// Several concurrent guest lists through a 3-hop self-relation: each answers PocketBase's
+/// 400 once the query timeout interrupts it, and an auth-refresh with a valid token and the
+/// health check are answered while they run.
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_filters_time_out_while_token_checks_are_served() {
+    let mut app = spawn_capped_with(Launch {
+        args: vec!["--queryTimeout=1".into()],
+        ..Launch::default()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    self_related_nodes(&app, &admin).await;
+    let token = user_token(&app).await;
+
+    let heavy: Vec<_> = (0..6)
+        .map(|_| {
+            let request = app.client.get(app.url(&format!(
+                "/api/collections/nodes/records?filter={}",
+                encode(HEAVY_FILTER)
+            )));
+            tokio::spawn(async move {
+                let response = request.send().await.expect("heavy request sent");
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.expect("JSON answer");
+                (status, body)
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // During the attack: a valid auth-refresh and the health check.
+    let response = app
+        .client
+        .post(app.url("/api/collections/users/auth-refresh"))
+        .header("Authorization", &token)
+        .timeout(NORMAL_TIMEOUT)
+        .send()
+        .await
+        .expect("auth-refresh served during the attack");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["record"]["email"], "u@example.com");
+    assert_serving(&mut app, "during heavy filters").await;
+    assert!(
+        heavy.iter().any(|h| !h.is_finished()),
+        "the heavy filters were still running"
+    );
+
+    for handle in heavy {
+        let (status, body) = handle.await.expect("joined");
+        assert_error(
+            status,
+            &body,
+            400,
+            "Something went wrong while processing your request.",
+        );
+    }
+    assert_serving(&mut app, "after heavy filters").await;
+}
+
+/// Rules whose checks run a heavy subquery are interrupted at the query timeout too, and
+/// answered as PocketBase answers a rule that does not hold: a create (checked on a reader)
+/// 400 "Failed to create record.", a delete (its guard runs on the writer) 404. The writer then
+/// goes on to serve the next write.
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_rules_are_bounded_on_readers_and_the_writer() {
+    let mut app = spawn_capped_with(Launch {
+        args: vec!["--queryTimeout=1".into()],
+        ..Launch::default()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    self_related_nodes(&app, &admin).await;
+    // Holds once every row was visited (no label contains "zz"): without the bound both
+    // the create and the delete would pass.
+    let heavy_rule = "@collection.nodes.links.links.links.label !~ 'zz'";
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "notes", "type": "base", "listRule": "",
+                   "createRule": heavy_rule, "deleteRule": heavy_rule,
+                   "fields": [{"name": "title", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = app
+        .post_json(
+            "/api/collections/notes/records",
+            None,
+            json!({"title": "x"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Failed to create record.");
+
+    let (status, body) = app
+        .post_json(
+            "/api/collections/notes/records",
+            Some(&admin),
+            json!({"title": "y"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = app
+        .delete(&format!("/api/collections/notes/records/{id}"), None)
+        .await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+
+    // The writer is free again: the superuser's delete goes through.
+    let (status, body) = app
+        .delete(
+            &format!("/api/collections/notes/records/{id}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_serving(&mut app, "after heavy rules").await;
+}
+
+/// Bytes of the database on disk (main file and write-ahead log).
+fn database_bytes(app: &TestApp) -> u64 {
+    ["data.db", "data.db-wal"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(app.dir.path().join(name)).ok())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+/// A 5 MB field updated over and over: every update's snapshot goes to the change log, which
+/// its byte budget (64 MiB by default) keeps from growing with them; unbounded, 30 updates
+/// would leave 150 MB of snapshots behind for a day.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_large_updates_keep_the_change_log_in_budget() {
+    let mut app = spawn_capped().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "docs", "type": "base", "updateRule": "",
+                   "fields": [{"name": "body", "type": "text", "max": 6_000_000}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json("/api/collections/docs/records", Some(&admin), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    for n in 0..30 {
+        let letter = char::from(b'a' + (n % 26) as u8);
+        let (status, body) = app
+            .patch_json(
+                &format!("/api/collections/docs/records/{id}"),
+                None,
+                json!({ "body": letter.to_string().repeat(5 << 20) }),
+            )
+            .await;
+        assert_eq!(status, 200, "update {n}: {}", body["message"]);
+    }
+    let bytes = database_bytes(&app);
+    assert!(bytes < 120 << 20, "the database holds {bytes} bytes");
+    assert_serving(&mut app, "after large updates").await;
+}
