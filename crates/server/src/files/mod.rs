@@ -8,6 +8,7 @@ pub mod download;
 pub mod mime;
 pub mod naming;
 pub mod storage;
+pub mod thumb_jobs;
 pub mod thumbs;
 pub mod upload;
 
@@ -68,6 +69,8 @@ pub fn strip_frame_options(router: Router) -> Router {
 pub struct FileStorages {
     local: Storage,
     s3: Mutex<Option<(S3, Storage)>>,
+    /// Thumbnail generation: its concurrency, memory budget and remembered refusals.
+    pub thumbs: thumb_jobs::ThumbJobs,
 }
 
 impl FileStorages {
@@ -77,6 +80,7 @@ impl FileStorages {
             Some(dir) => Ok(FileStorages {
                 local: Storage::local(&dir)?,
                 s3: Mutex::new(None),
+                thumbs: thumb_jobs::ThumbJobs::default(),
             }),
             None => Ok(Self::in_memory()),
         }
@@ -87,6 +91,7 @@ impl FileStorages {
         FileStorages {
             local: Storage::memory(),
             s3: Mutex::new(None),
+            thumbs: thumb_jobs::ThumbJobs::default(),
         }
     }
 
