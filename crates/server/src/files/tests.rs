@@ -450,6 +450,58 @@ async fn protected_files_need_a_file_token_that_passes_the_view_rule() {
     );
 }
 
+/// Issue #11 item 2: concurrent first requests for one thumb each paid for a generation.
+/// They now share one (single flight), and a thumb that cannot be made is remembered, so
+/// later requests get the original without another attempt.
+#[tokio::test]
+async fn concurrent_thumb_requests_share_one_generation_and_refusals_are_remembered() {
+    let app = Arc::new(App::new().await);
+    let docs = app.docs(Some("")).await;
+    let photo = png(300, 200);
+    let broken = b"\x89PNG\r\n\x1a\nnot really".to_vec();
+    app.seed(
+        &docs,
+        RECORD,
+        &[
+            ("photo_abcdefghij.png", &photo),
+            ("broken_abcdefghij.png", &broken),
+        ],
+        None,
+        "",
+    )
+    .await;
+    let jobs = &app.state.files.thumbs;
+    let url = format!("/api/files/docs/{RECORD}/photo_abcdefghij.png?thumb=100x100");
+    let mut requests = Vec::new();
+    for _ in 0..8 {
+        let app = app.clone();
+        let url = url.clone();
+        requests.push(tokio::spawn(async move { app.get(&url, &[]).await }));
+    }
+    let mut bodies = Vec::new();
+    for request in requests {
+        let answer = request.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.header("content-disposition"),
+            "inline; filename=\"100x100_photo_abcdefghij.png\""
+        );
+        bodies.push(answer.body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(jobs.started(), 1, "one generation for eight requests");
+
+    let url = format!("/api/files/docs/{RECORD}/broken_abcdefghij.png?thumb=100x100");
+    for _ in 0..3 {
+        let answer = app.get(&url, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(&answer.body[..], &broken[..], "the original is served");
+    }
+    assert_eq!(jobs.started(), 2, "the refusal is remembered");
+    let thumb = thumb_key(&docs.id, RECORD, "broken_abcdefghij.png", "100x100");
+    assert!(jobs.is_refused(&thumb));
+}
+
 /// Issue #11 item 11: the sweep once deleted every key whose first segment was not a current
 /// collection id, so on a shared bucket it deleted other programs' data. It now deletes only
 /// keys of Plinth's layout and naming, under collections Plinth kept files for (including

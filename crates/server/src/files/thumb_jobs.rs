@@ -7,6 +7,7 @@
 //! remembered for a while (a bounded set), so the original is served without retrying.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct ThumbJobs {
     budget: Arc<Semaphore>,
     pending: Mutex<HashMap<String, Arc<OnceCell<bool>>>>,
     failed: Mutex<Failures>,
+    /// Generations started (tests observe single flight and remembered refusals with it).
+    started: AtomicU64,
 }
 
 impl Default for ThumbJobs {
@@ -41,6 +44,7 @@ impl Default for ThumbJobs {
             budget: Arc::new(Semaphore::new((TOTAL_BUDGET_BYTES / BUDGET_UNIT) as usize)),
             pending: Mutex::default(),
             failed: Mutex::default(),
+            started: AtomicU64::new(0),
         }
     }
 }
@@ -143,6 +147,7 @@ impl ThumbJobs {
         format: ImageFormat,
         size: ThumbSize,
     ) -> Outcome {
+        self.started.fetch_add(1, Ordering::Relaxed);
         match storage.head(original).await {
             Ok(meta) if meta.size > thumbs::MAX_SOURCE_BYTES => {
                 tracing::debug!(size = meta.size, "thumbnail source too large; serving it");
@@ -217,12 +222,8 @@ impl ThumbJobs {
         }
     }
 
-    /// Generations running or waiting right now (tests).
-    #[cfg(test)]
-    pub fn pending(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+    /// How many generations have started.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 }

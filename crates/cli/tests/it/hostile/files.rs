@@ -76,10 +76,17 @@ async fn thumbs_of_huge_images_answer_and_the_server_stays_up() {
     );
     let strip_path = upload(&app, "strip.png", &strip).await;
     let square_path = upload(&app, "square.png", &square).await;
+    // An ordinary photo-sized image, thumbnailed under the same load.
+    let photo = png(2_000, 1_500);
+    let photo_path = upload(&app, "photo.png", &photo).await;
 
     let mut requests = Vec::new();
     for round in 0..2 {
-        for (path, original) in [(&strip_path, &strip), (&square_path, &square)] {
+        for (path, original, is_photo) in [
+            (&strip_path, &strip, false),
+            (&square_path, &square, false),
+            (&photo_path, &photo, true),
+        ] {
             for thumb in ["100x100", "100x100f", "0x100", "100x100t"] {
                 let url = app.url(&format!("{path}?thumb={thumb}"));
                 let client = app.client.clone();
@@ -88,7 +95,7 @@ async fn thumbs_of_huge_images_answer_and_the_server_stays_up() {
                     let response = client.get(&url).send().await.expect("thumb answered");
                     let status = response.status().as_u16();
                     let body = response.bytes().await.expect("thumb body");
-                    (round, thumb, status, body, original)
+                    (round, thumb, status, body, is_photo, original)
                 }));
             }
         }
@@ -103,13 +110,19 @@ async fn thumbs_of_huge_images_answer_and_the_server_stays_up() {
         .expect("health served during thumbnails");
     assert_eq!(health.status().as_u16(), 200);
     for request in requests {
-        let (round, thumb, status, body, original) = request.await.expect("request task");
+        let (round, thumb, status, body, is_photo, original) = request.await.expect("request task");
         assert_eq!(status, 200, "round {round}, thumb {thumb}");
+        assert!(
+            !is_photo || body[..] != original[..],
+            "{thumb} of an ordinary photo is made"
+        );
         if body[..] != original[..] {
             let image = image::load_from_memory_with_format(&body, ImageFormat::Png)
                 .unwrap_or_else(|e| panic!("{thumb}: neither the original nor a PNG: {e}"));
+            // Every size asked for has a side of 100 and keeps the other near it.
+            let (w, h) = (image.width(), image.height());
             assert!(
-                u64::from(image.width()) * u64::from(image.height()) <= 100 * 100,
+                (w == 100 || h == 100) && w <= 200 && h <= 200,
                 "{thumb}: {}x{}",
                 image.width(),
                 image.height()
