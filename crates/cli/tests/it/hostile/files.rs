@@ -76,9 +76,12 @@ async fn thumbs_of_huge_images_answer_and_the_server_stays_up() {
     );
     let strip_path = upload(&app, "strip.png", &strip).await;
     let square_path = upload(&app, "square.png", &square).await;
-    // An ordinary photo-sized image, thumbnailed under the same load.
+    // An ordinary photo-sized image, thumbnailed under the same load, and the largest kind
+    // still thumbnailed (49 megapixels, ~200 MB decoded).
     let photo = png(2_000, 1_500);
     let photo_path = upload(&app, "photo.png", &photo).await;
+    let large = png(7_000, 7_000);
+    let large_path = upload(&app, "large.png", &large).await;
 
     let mut requests = Vec::new();
     for round in 0..2 {
@@ -86,6 +89,7 @@ async fn thumbs_of_huge_images_answer_and_the_server_stays_up() {
             (&strip_path, &strip, false),
             (&square_path, &square, false),
             (&photo_path, &photo, true),
+            (&large_path, &large, true),
         ] {
             for thumb in ["100x100", "100x100f", "0x100", "100x100t"] {
                 let url = app.url(&format!("{path}?thumb={thumb}"));
