@@ -502,6 +502,24 @@ async fn concurrent_thumb_requests_share_one_generation_and_refusals_are_remembe
     assert!(jobs.is_refused(&thumb));
 }
 
+/// A thumbnail source larger than `MAX_SOURCE_BYTES` is never read into memory: the original
+/// is served, and the refusal remembered.
+#[tokio::test]
+async fn sources_past_the_byte_bound_are_served_without_being_read() {
+    let app = App::new().await;
+    let docs = app.docs(Some("")).await;
+    let mut big = png(10, 10);
+    big.resize(super::thumbs::MAX_SOURCE_BYTES as usize + 1, 0);
+    app.seed(&docs, RECORD, &[("big_abcdefghij.png", &big)], None, "")
+        .await;
+    let url = format!("/api/files/docs/{RECORD}/big_abcdefghij.png?thumb=100x100");
+    let answer = app.get(&url, &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body.len(), big.len(), "the original is served");
+    let thumb = thumb_key(&docs.id, RECORD, "big_abcdefghij.png", "100x100");
+    assert!(app.state.files.thumbs.is_refused(&thumb));
+}
+
 /// Issue #11 item 11: the sweep once deleted every key whose first segment was not a current
 /// collection id, so on a shared bucket it deleted other programs' data. It now deletes only
 /// keys of Plinth's layout and naming, under collections Plinth kept files for (including
