@@ -490,6 +490,7 @@ async fn concurrent_thumb_requests_share_one_generation_and_refusals_are_remembe
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(jobs.started(), 1, "one generation for eight requests");
+    assert_eq!(jobs.in_flight(), 0, "nothing left waiting");
 
     let url = format!("/api/files/docs/{RECORD}/broken_abcdefghij.png?thumb=100x100");
     for _ in 0..3 {

@@ -30,7 +30,8 @@ const BUDGET_UNIT: u64 = 1 << 20;
 pub struct ThumbJobs {
     slots: Arc<Semaphore>,
     budget: Arc<Semaphore>,
-    pending: Mutex<HashMap<String, Arc<OnceCell<bool>>>>,
+    /// Generations under way by thumb key, with how many requests wait on each.
+    pending: Mutex<HashMap<String, Pending>>,
     failed: Mutex<Failures>,
     /// Generations started (tests observe single flight and remembered refusals with it).
     started: AtomicU64,
@@ -49,6 +50,9 @@ impl Default for ThumbJobs {
     }
 }
 
+/// One generation under way: its outcome, once known, and how many requests wait on it.
+type Pending = (Arc<OnceCell<bool>>, usize);
+
 /// A set of keys with a capacity, forgetting the oldest first.
 #[derive(Default)]
 struct Failures {
@@ -65,6 +69,28 @@ impl Failures {
         while self.order.len() > REMEMBERED_FAILURES {
             if let Some(old) = self.order.pop_front() {
                 self.keys.remove(&old);
+            }
+        }
+    }
+}
+
+/// A request's hold on a pending generation; see [`ThumbJobs::ensure`].
+struct Leave<'a> {
+    jobs: &'a ThumbJobs,
+    key: &'a str,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let mut pending = self
+            .jobs
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, waiting)) = pending.get_mut(self.key) {
+            *waiting = waiting.saturating_sub(1);
+            if *waiting == 0 {
+                pending.remove(self.key);
             }
         }
     }
@@ -110,14 +136,16 @@ impl ThumbJobs {
                 return false;
             }
         }
-        let cell = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key.to_owned())
-            .or_default()
-            .clone();
-        let made = *cell
+        let cell = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let (cell, waiting) = pending.entry(key.to_owned()).or_default();
+            *waiting += 1;
+            cell.clone()
+        };
+        // Removes the entry when the last request waiting on it finishes or goes away (a
+        // client that disconnects must not leave its key behind).
+        let _leave = Leave { jobs: self, key };
+        *cell
             .get_or_init(|| async {
                 match self.generate(storage, original, key, format, size).await {
                     Outcome::Made => true,
@@ -131,12 +159,7 @@ impl ThumbJobs {
                     Outcome::Failed => false,
                 }
             })
-            .await;
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if pending.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            pending.remove(key);
-        }
-        made
+            .await
     }
 
     async fn generate(
@@ -220,6 +243,14 @@ impl ThumbJobs {
                 Outcome::Failed
             }
         }
+    }
+
+    /// How many thumbs are being made or waited for right now.
+    pub fn in_flight(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// How many generations have started.
