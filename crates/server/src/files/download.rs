@@ -240,16 +240,31 @@ async fn serve(
         Err(StorageError::NotFound) => return Err(ApiError::not_found()),
         Err(error) => return Err(ApiError::internal(error)),
     };
-    // The type comes from the content, like at upload time: the first bytes are enough.
-    let head_len = meta.size.min(1024);
-    let head_bytes = if head_len == 0 {
-        Vec::new()
+    let head = *method == Method::HEAD;
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let request = parse_range(range_header, meta.size);
+    // The type comes from the content, like at upload time: the first bytes are enough. A
+    // whole-file answer takes them from its own read, so one download is one read.
+    let whole = matches!(request, RangeRequest::Full)
+        && !head
+        && meta.size > 0
+        && !not_modified(headers, &meta);
+    let (head_bytes, opened) = if whole {
+        let read = storage.open(key, None).await.map_err(open_error)?;
+        let (head_bytes, stream) = peek(read.stream, SNIFF_LEN).await?;
+        (head_bytes, Some(stream))
     } else {
-        let read = storage
-            .open(key, Some(0..head_len))
-            .await
-            .map_err(ApiError::internal)?;
-        collect(read.stream).await?
+        let head_len = meta.size.min(SNIFF_LEN as u64);
+        let head_bytes = if head_len == 0 {
+            Vec::new()
+        } else {
+            let read = storage
+                .open(key, Some(0..head_len))
+                .await
+                .map_err(open_error)?;
+            collect(read.stream).await?
+        };
+        (head_bytes, None)
     };
     let content_type = mime::sniff(&head_bytes, name);
     let disposition = if attachment || !mime::is_inline(content_type) {
@@ -273,9 +288,7 @@ async fn serve(
             .body(Body::empty())
             .map_err(ApiError::internal);
     }
-    let head = *method == Method::HEAD;
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let range = match parse_range(range_header, meta.size) {
+    let range = match request {
         RangeRequest::Full => None,
         RangeRequest::Part(range) => Some(range),
         RangeRequest::Parts(ranges) => {
@@ -308,10 +321,39 @@ async fn serve(
     if head || length == 0 {
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let read = storage.open(key, range).await.map_err(open_error)?;
+    let stream = match opened {
+        Some(stream) => stream,
+        None => storage.open(key, range).await.map_err(open_error)?.stream,
+    };
     builder
-        .body(Body::from_stream(read.stream))
+        .body(Body::from_stream(stream))
         .map_err(ApiError::internal)
+}
+
+/// How many leading bytes the content type is sniffed from.
+const SNIFF_LEN: usize = 1024;
+
+type ByteStream = futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, StorageError>>;
+
+/// Reads the first `len` bytes (or fewer, at the end) of `stream` and gives them back with
+/// the whole stream, the bytes read put back in front.
+async fn peek(mut stream: ByteStream, len: usize) -> ApiResult<(Vec<u8>, ByteStream)> {
+    use futures_util::StreamExt;
+    let mut chunks = Vec::new();
+    let mut head = Vec::new();
+    while head.len() < len {
+        match stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(open_error)?;
+                let wanted = (len - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..wanted]);
+                chunks.push(Ok(chunk));
+            }
+            None => break,
+        }
+    }
+    let whole = futures_util::stream::iter(chunks).chain(stream).boxed();
+    Ok((head, whole))
 }
 
 fn open_error(error: StorageError) -> ApiError {
