@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{AuthContext, FieldKind, Record};
 
@@ -85,7 +85,12 @@ pub async fn download(
         && let Some(size) = ThumbSize::parse(thumb)
     {
         let wanted = thumb_key(&collection.id, record.id(), &filename, thumb);
-        if ensure_thumb(&storage, &original_key, &wanted, format, size).await {
+        if state
+            .files
+            .thumbs
+            .ensure(&storage, &original_key, &wanted, format, size)
+            .await
+        {
             key = wanted;
             served_name = format!("{thumb}_{filename}");
         }
@@ -140,62 +145,34 @@ async fn check_protected(
         .ok_or_else(ApiError::not_found)
 }
 
-/// Makes the thumbnail at `key` unless it exists; `false` when the original cannot be
-/// thumbnailed (it is then served as is, as PocketBase does).
-async fn ensure_thumb(
-    storage: &Storage,
-    original: &str,
-    key: &str,
-    format: image::ImageFormat,
-    size: ThumbSize,
-) -> bool {
-    match storage.exists(key).await {
-        Ok(true) => return true,
-        Ok(false) => {}
-        Err(error) => {
-            tracing::warn!(%error, "checking a thumbnail failed");
-            return false;
-        }
-    }
-    let Ok(source) = storage.read_all(original).await else {
-        return false;
-    };
-    let made = tokio::task::spawn_blocking(move || thumbs::make(&source, format, size)).await;
-    match made {
-        Ok(Ok(bytes)) => match storage.put(key, bytes.into()).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(%error, "storing a thumbnail failed");
-                false
-            }
-        },
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "thumbnail not made; serving the original");
-            false
-        }
-        Err(error) => {
-            tracing::warn!(%error, "thumbnail task failed");
-            false
-        }
-    }
-}
+/// The most ranges one `Range` header may list. A header listing more (counted as its
+/// comma-separated elements, before any is parsed) is answered with the whole file, as
+/// PocketBase 0.40.6 answers it (observed: 200 ranges get a multipart answer, 201 the file).
+pub const MAX_RANGES: usize = 200;
 
 /// A requested byte range, resolved against the file size.
-enum RangeRequest {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeRequest {
     Full,
     Part(Range<u64>),
-    /// Several ranges: a `multipart/byteranges` answer.
+    /// Several ranges (at most [`MAX_RANGES`], together no longer than the file): a
+    /// `multipart/byteranges` answer.
     Parts(Vec<Range<u64>>),
     Unsatisfiable,
 }
 
 /// The `Range` header (`bytes=a-b`, `a-`, `-n`, comma-separated) as Go's file server reads
-/// it: a syntax error or no range inside the file is unsatisfiable, ranges past the end are
-/// dropped, and asking for more bytes than the file has serves the whole file.
-fn parse_range(value: Option<&HeaderValue>, size: u64) -> RangeRequest {
-    let Some(text) = value.and_then(|v| v.to_str().ok()) else {
+/// it: more than [`MAX_RANGES`] elements serve the whole file, a syntax error or no range
+/// inside the file is unsatisfiable, ranges past the end are dropped, and asking for more
+/// bytes than the file has serves the whole file. Overlapping ranges are served as asked.
+/// Pure, so it can be fuzzed.
+pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
+    let Some(text) = header else {
         return RangeRequest::Full;
     };
+    if text.bytes().filter(|b| *b == b',').count() >= MAX_RANGES {
+        return RangeRequest::Full;
+    }
     let Some(spec) = text.trim().strip_prefix("bytes=") else {
         return RangeRequest::Unsatisfiable;
     };
@@ -213,9 +190,10 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> RangeRequest {
     }
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     match ranges.len() {
+        // An empty file has nothing to cut: Go serves it whole.
+        0 if size == 0 => RangeRequest::Full,
         0 => RangeRequest::Unsatisfiable,
         _ if total > size => RangeRequest::Full,
-        1 if ranges[0].start == 0 && ranges[0].end == size => RangeRequest::Full,
         1 => RangeRequest::Part(ranges.remove(0)),
         _ => RangeRequest::Parts(ranges),
     }
@@ -262,16 +240,31 @@ async fn serve(
         Err(StorageError::NotFound) => return Err(ApiError::not_found()),
         Err(error) => return Err(ApiError::internal(error)),
     };
-    // The type comes from the content, like at upload time: the first bytes are enough.
-    let head_len = meta.size.min(1024);
-    let head_bytes = if head_len == 0 {
-        Vec::new()
+    let head = *method == Method::HEAD;
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let request = parse_range(range_header, meta.size);
+    // The type comes from the content, like at upload time: the first bytes are enough. A
+    // whole-file answer takes them from its own read, so one download is one read.
+    let whole = matches!(request, RangeRequest::Full)
+        && !head
+        && meta.size > 0
+        && !not_modified(headers, &meta);
+    let (head_bytes, opened) = if whole {
+        let read = storage.open(key, None).await.map_err(open_error)?;
+        let (head_bytes, stream) = peek(read.stream, SNIFF_LEN).await?;
+        (head_bytes, Some(stream))
     } else {
-        let read = storage
-            .open(key, Some(0..head_len))
-            .await
-            .map_err(ApiError::internal)?;
-        collect(read.stream).await?
+        let head_len = meta.size.min(SNIFF_LEN as u64);
+        let head_bytes = if head_len == 0 {
+            Vec::new()
+        } else {
+            let read = storage
+                .open(key, Some(0..head_len))
+                .await
+                .map_err(open_error)?;
+            collect(read.stream).await?
+        };
+        (head_bytes, None)
     };
     let content_type = mime::sniff(&head_bytes, name);
     let disposition = if attachment || !mime::is_inline(content_type) {
@@ -295,8 +288,7 @@ async fn serve(
             .body(Body::empty())
             .map_err(ApiError::internal);
     }
-    let head = *method == Method::HEAD;
-    let range = match parse_range(headers.get(header::RANGE), meta.size) {
+    let range = match request {
         RangeRequest::Full => None,
         RangeRequest::Part(range) => Some(range),
         RangeRequest::Parts(ranges) => {
@@ -329,10 +321,39 @@ async fn serve(
     if head || length == 0 {
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let read = storage.open(key, range).await.map_err(open_error)?;
+    let stream = match opened {
+        Some(stream) => stream,
+        None => storage.open(key, range).await.map_err(open_error)?.stream,
+    };
     builder
-        .body(Body::from_stream(read.stream))
+        .body(Body::from_stream(stream))
         .map_err(ApiError::internal)
+}
+
+/// How many leading bytes the content type is sniffed from.
+const SNIFF_LEN: usize = 1024;
+
+type ByteStream = futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, StorageError>>;
+
+/// Reads the first `len` bytes (or fewer, at the end) of `stream` and gives them back with
+/// the whole stream, the bytes read put back in front.
+async fn peek(mut stream: ByteStream, len: usize) -> ApiResult<(Vec<u8>, ByteStream)> {
+    use futures_util::StreamExt;
+    let mut chunks = Vec::new();
+    let mut head = Vec::new();
+    while head.len() < len {
+        match stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(open_error)?;
+                let wanted = (len - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..wanted]);
+                chunks.push(Ok(chunk));
+            }
+            None => break,
+        }
+    }
+    let whole = futures_util::stream::iter(chunks).chain(stream).boxed();
+    Ok((head, whole))
 }
 
 fn open_error(error: StorageError) -> ApiError {
@@ -379,30 +400,133 @@ async fn serve_parts(
     if head {
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let mut pieces = Vec::new();
+    let mut pieces = Vec::with_capacity(ranges.len() * 2 + 1);
     for (i, range) in ranges.iter().enumerate() {
+        pieces.push(Piece::Text(axum::body::Bytes::from(part_head(
+            range,
+            i == 0,
+        ))));
+        pieces.push(Piece::Data(range.clone()));
+    }
+    pieces.push(Piece::Text(axum::body::Bytes::from(closing)));
+    let ascending = ranges.windows(2).all(|w| w[0].end <= w[1].start);
+    let body = if ascending {
+        // One read of the span the ranges cover, cut into the parts as it streams.
+        let span = ranges[0].start..ranges[ranges.len() - 1].end;
         let read = storage
-            .open(key, Some(range.clone()))
+            .open(key, Some(span.clone()))
             .await
             .map_err(open_error)?;
-        pieces.push(
-            futures_util::stream::once(std::future::ready(Ok(axum::body::Bytes::from(part_head(
-                range,
-                i == 0,
-            )))))
-            .boxed(),
-        );
-        pieces.push(read.stream);
-    }
-    pieces.push(
-        futures_util::stream::once(std::future::ready(Ok(axum::body::Bytes::from(closing))))
-            .boxed(),
-    );
+        cut(read.stream, span.start, pieces)
+    } else {
+        // Overlapping or out of order: each part read in turn, one file open at a time.
+        let storage = storage.clone();
+        let key = key.to_owned();
+        futures_util::stream::iter(pieces)
+            .then(move |piece| {
+                let storage = storage.clone();
+                let key = key.clone();
+                async move {
+                    match piece {
+                        Piece::Text(bytes) => {
+                            futures_util::stream::once(std::future::ready(Ok(bytes))).boxed()
+                        }
+                        Piece::Data(range) => match storage.open(&key, Some(range)).await {
+                            Ok(read) => read.stream,
+                            Err(error) => {
+                                futures_util::stream::once(std::future::ready(Err(error))).boxed()
+                            }
+                        },
+                    }
+                }
+            })
+            .flatten()
+            .boxed()
+    };
     builder
-        .body(Body::from_stream(
-            futures_util::stream::iter(pieces).flatten(),
-        ))
+        .body(Body::from_stream(body))
         .map_err(ApiError::internal)
+}
+
+/// One piece of a multipart answer: literal text, or a byte range of the file.
+enum Piece {
+    Text(axum::body::Bytes),
+    Data(Range<u64>),
+}
+
+/// Cuts `pieces` out of `stream`, which holds the file's bytes from offset `start` on; the
+/// data pieces are ascending and do not overlap, so the stream is read once, front to back.
+fn cut(
+    stream: futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, StorageError>>,
+    start: u64,
+    pieces: Vec<Piece>,
+) -> futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, StorageError>> {
+    use futures_util::StreamExt;
+    struct State {
+        stream: futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, StorageError>>,
+        /// Bytes read but not yet used, starting at file offset `at`.
+        buffer: axum::body::Bytes,
+        at: u64,
+        pieces: std::collections::VecDeque<Piece>,
+        failed: bool,
+    }
+    let state = State {
+        stream,
+        buffer: axum::body::Bytes::new(),
+        at: start,
+        pieces: pieces.into(),
+        failed: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.failed {
+            return None;
+        }
+        loop {
+            let range = match state.pieces.front_mut()? {
+                Piece::Text(_) => {
+                    let Some(Piece::Text(bytes)) = state.pieces.pop_front() else {
+                        return None;
+                    };
+                    return Some((Ok(bytes), state));
+                }
+                Piece::Data(range) if range.is_empty() => {
+                    state.pieces.pop_front();
+                    continue;
+                }
+                Piece::Data(range) => range,
+            };
+            let buffered_end = state.at + state.buffer.len() as u64;
+            if buffered_end <= range.start {
+                // Nothing of this range is buffered: drop the buffer, read on.
+                state.at = buffered_end;
+                state.buffer = axum::body::Bytes::new();
+                match state.stream.next().await {
+                    Some(Ok(chunk)) => state.buffer = chunk,
+                    Some(Err(error)) => {
+                        state.failed = true;
+                        return Some((Err(error), state));
+                    }
+                    None => {
+                        state.failed = true;
+                        let error = StorageError::Setup("the file ended before its range".into());
+                        return Some((Err(error), state));
+                    }
+                }
+                continue;
+            }
+            if state.at < range.start {
+                let skip = (range.start - state.at) as usize;
+                state.buffer = state.buffer.slice(skip..);
+                state.at = range.start;
+            }
+            let take = (range.end - range.start).min(state.buffer.len() as u64) as usize;
+            let bytes = state.buffer.split_to(take);
+            state.at += take as u64;
+            range.start += take as u64;
+            return Some((Ok(bytes), state));
+        }
+    })
+    .boxed()
 }
 
 async fn collect(
@@ -449,7 +573,7 @@ mod tests {
     use super::*;
 
     fn range(text: &str, size: u64) -> Option<Range<u64>> {
-        match parse_range(Some(&HeaderValue::from_str(text).unwrap()), size) {
+        match parse_range(Some(text), size) {
             RangeRequest::Part(r) => Some(r),
             RangeRequest::Full => Some(0..u64::MAX),
             RangeRequest::Parts(parts) => Some(u64::MAX - parts.len() as u64..u64::MAX),
@@ -463,7 +587,13 @@ mod tests {
         assert_eq!(range("bytes=5-", 10), Some(5..10));
         assert_eq!(range("bytes=-3", 10), Some(7..10));
         assert_eq!(range("bytes=8-100", 10), Some(8..10));
-        assert_eq!(range("bytes=0-9", 10), Some(0..u64::MAX));
+        // The whole file as one range is still a 206, as PocketBase answers it.
+        assert_eq!(range("bytes=0-9", 10), Some(0..10));
+        assert_eq!(
+            range("bytes=0-", 0),
+            Some(0..u64::MAX),
+            "empty files are served whole"
+        );
         assert_eq!(range("bytes=10-", 10), None);
         assert_eq!(range("bytes=5-2", 10), None);
         assert_eq!(range("bytes=x-2", 10), None);
@@ -474,5 +604,84 @@ mod tests {
         );
         assert_eq!(range("bytes=0-1,30-40", 10), Some(0..2));
         assert_eq!(range("bytes=0-8,1-8", 10), Some(0..u64::MAX));
+        assert_eq!(
+            range("bytes=0-1,1-2", 10),
+            Some(u64::MAX - 2..u64::MAX),
+            "overlaps"
+        );
+    }
+
+    /// Issue #11 item 8: 60,000 ranges once meant 60,000 open files. Past [`MAX_RANGES`]
+    /// elements the whole file is served, as PocketBase does, whatever the elements are.
+    #[test]
+    fn more_than_max_ranges_serve_the_whole_file() {
+        let ranges = |n: usize, one: &str| format!("bytes={}", vec![one; n].join(","));
+        assert_eq!(range(&ranges(60_000, "0-0"), 100_000), Some(0..u64::MAX));
+        assert_eq!(
+            range(&ranges(MAX_RANGES + 1, "0-0"), 100_000),
+            Some(0..u64::MAX)
+        );
+        assert_eq!(
+            range(&ranges(MAX_RANGES + 1, "x-y"), 100_000),
+            Some(0..u64::MAX)
+        );
+        assert_eq!(
+            range(&ranges(MAX_RANGES, "0-0"), 100_000),
+            Some(u64::MAX - MAX_RANGES as u64..u64::MAX)
+        );
+        assert_eq!(range(&ranges(MAX_RANGES, "x-y"), 100_000), None);
+    }
+
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// Ascending ranges are cut from one read; overlapping ones are read one at a time.
+    #[tokio::test]
+    async fn multipart_answers_carry_each_range() {
+        let storage = Storage::memory();
+        let content: String = (0..100)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        storage
+            .put("c/r/f.txt", axum::body::Bytes::from(content.clone()))
+            .await
+            .unwrap();
+        for ranges in [
+            vec![0..3, 10..12, 98..100],
+            vec![5..9, 0..2, 5..6],
+            vec![0..1, 0..1],
+        ] {
+            let response = serve_parts(
+                &storage,
+                "c/r/f.txt",
+                "text/plain",
+                100,
+                ranges.clone(),
+                Response::builder(),
+                false,
+            )
+            .await
+            .unwrap();
+            let length: usize = response.headers()[header::CONTENT_LENGTH]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body = body_of(response).await;
+            assert_eq!(body.len(), length, "{ranges:?}");
+            for range in &ranges {
+                let head = format!(
+                    "Content-Range: bytes {}-{}/100\r\nContent-Type: text/plain\r\n\r\n{}\r\n",
+                    range.start,
+                    range.end - 1,
+                    &content[range.start as usize..range.end as usize]
+                );
+                assert!(body.contains(&head), "{ranges:?}: {body}");
+            }
+        }
     }
 }

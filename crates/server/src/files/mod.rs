@@ -8,6 +8,7 @@ pub mod download;
 pub mod mime;
 pub mod naming;
 pub mod storage;
+pub mod thumb_jobs;
 pub mod thumbs;
 pub mod upload;
 
@@ -68,6 +69,10 @@ pub fn strip_frame_options(router: Router) -> Router {
 pub struct FileStorages {
     local: Storage,
     s3: Mutex<Option<(S3, Storage)>>,
+    /// Thumbnail generation: its concurrency, memory budget and remembered refusals.
+    pub thumbs: thumb_jobs::ThumbJobs,
+    /// The collections Plinth keeps files for (what the orphan sweep may touch).
+    pub owned: tokio::sync::Mutex<cleanup::OwnedCollections>,
 }
 
 impl FileStorages {
@@ -77,6 +82,8 @@ impl FileStorages {
             Some(dir) => Ok(FileStorages {
                 local: Storage::local(&dir)?,
                 s3: Mutex::new(None),
+                thumbs: thumb_jobs::ThumbJobs::default(),
+                owned: tokio::sync::Mutex::default(),
             }),
             None => Ok(Self::in_memory()),
         }
@@ -87,6 +94,8 @@ impl FileStorages {
         FileStorages {
             local: Storage::memory(),
             s3: Mutex::new(None),
+            thumbs: thumb_jobs::ThumbJobs::default(),
+            owned: tokio::sync::Mutex::default(),
         }
     }
 
@@ -108,8 +117,14 @@ impl FileStorages {
     }
 }
 
-/// The storage record files use right now, as the settings choose.
+/// The storage record files use right now, as the settings choose. Every upload gets its
+/// storage here, so this is where the collections that keep files are recorded (before any
+/// file is written; see [`cleanup::remember_collections`]).
 pub async fn storage_for(state: &SharedState) -> ApiResult<Storage> {
+    if let Err(error) = cleanup::remember_collections(state).await {
+        // Unrecorded, a deleted collection's orphans are only left in place, never lost.
+        tracing::warn!(%error, "recording the collections that keep files failed");
+    }
     let settings = crate::settings::current(state).await?;
     if settings.s3.enabled {
         state.files.s3(&settings.s3).map_err(ApiError::internal)

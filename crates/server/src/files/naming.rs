@@ -94,6 +94,31 @@ pub fn is_safe_name(name: &str) -> bool {
         && name.len() <= 255
 }
 
+/// Whether `name` has the shape [`stored_name`] gives every upload (as PocketBase does):
+/// `<base>_<10 × [a-z0-9]>` with a base of `[a-z0-9_]` and an optional tail starting with a
+/// dot made of extension characters. The orphan sweep deletes only names of this shape, so
+/// that keys another program wrote next to Plinth's are never touched.
+pub fn is_stored_name(name: &str) -> bool {
+    if !is_safe_name(name) {
+        return false;
+    }
+    let (stem, tail) = match name.find('.') {
+        Some(dot) => name.split_at(dot),
+        None => (name, ""),
+    };
+    let Some((base, random)) = stem.rsplit_once('_') else {
+        return false;
+    };
+    let lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    random.len() == 10
+        && random.chars().all(lower_alnum)
+        && !base.is_empty()
+        && base.chars().all(|c| lower_alnum(c) || c == '_')
+        && tail.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '-' | '+' | '=' | '#')
+        })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -163,6 +188,34 @@ mod tests {
         // Too short: padded with 10 more random characters before the suffix.
         let name = stored_name("x.png", "image/png");
         assert_eq!(name.len(), 1 + 10 + 1 + 10 + 4, "{name}");
+    }
+
+    #[test]
+    fn stored_names_are_recognized() {
+        for original in [
+            "red.png",
+            "x.png",
+            ".hidden",
+            "archive.tar.gz",
+            "noext",
+            "My Holiday-PhotoFinal (1).JPG",
+            "abc.verylongextensionnamethatexceeds20chars",
+        ] {
+            let name = stored_name(original, "text/plain");
+            assert!(is_stored_name(&name), "{original} → {name}");
+        }
+        for foreign in [
+            "backup.tar.gz",
+            "red_abc.png",
+            "Red_abcdefghij.png",
+            "red_ABCDEFGHIJ.png",
+            "_abcdefghij.png",
+            "red_abcdefghij.png/x",
+            "red_abcdefghij.p ng",
+            "index.html",
+        ] {
+            assert!(!is_stored_name(foreign), "{foreign}");
+        }
     }
 
     #[test]

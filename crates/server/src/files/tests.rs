@@ -450,23 +450,127 @@ async fn protected_files_need_a_file_token_that_passes_the_view_rule() {
     );
 }
 
+/// Issue #11 item 2: concurrent first requests for one thumb each paid for a generation.
+/// They now share one (single flight), and a thumb that cannot be made is remembered, so
+/// later requests get the original without another attempt.
 #[tokio::test]
-async fn the_sweep_removes_only_unreferenced_files_past_the_grace_period() {
+async fn concurrent_thumb_requests_share_one_generation_and_refusals_are_remembered() {
+    let app = Arc::new(App::new().await);
+    let docs = app.docs(Some("")).await;
+    let photo = png(300, 200);
+    let broken = b"\x89PNG\r\n\x1a\nnot really".to_vec();
+    app.seed(
+        &docs,
+        RECORD,
+        &[
+            ("photo_abcdefghij.png", &photo),
+            ("broken_abcdefghij.png", &broken),
+        ],
+        None,
+        "",
+    )
+    .await;
+    let jobs = &app.state.files.thumbs;
+    let url = format!("/api/files/docs/{RECORD}/photo_abcdefghij.png?thumb=100x100");
+    let mut requests = Vec::new();
+    for _ in 0..8 {
+        let app = app.clone();
+        let url = url.clone();
+        requests.push(tokio::spawn(async move { app.get(&url, &[]).await }));
+    }
+    let mut bodies = Vec::new();
+    for request in requests {
+        let answer = request.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.header("content-disposition"),
+            "inline; filename=\"100x100_photo_abcdefghij.png\""
+        );
+        bodies.push(answer.body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(jobs.started(), 1, "one generation for eight requests");
+    assert_eq!(jobs.in_flight(), 0, "nothing left waiting");
+
+    let url = format!("/api/files/docs/{RECORD}/broken_abcdefghij.png?thumb=100x100");
+    for _ in 0..3 {
+        let answer = app.get(&url, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(&answer.body[..], &broken[..], "the original is served");
+    }
+    assert_eq!(jobs.started(), 2, "the refusal is remembered");
+    let thumb = thumb_key(&docs.id, RECORD, "broken_abcdefghij.png", "100x100");
+    assert!(jobs.is_refused(&thumb));
+}
+
+/// A thumbnail source larger than `MAX_SOURCE_BYTES` is never read into memory: the original
+/// is served, and the refusal remembered.
+#[tokio::test]
+async fn sources_past_the_byte_bound_are_served_without_being_read() {
     let app = App::new().await;
     let docs = app.docs(Some("")).await;
-    app.seed(&docs, RECORD, &[("kept_abc.txt", b"k")], None, "")
+    let mut big = png(10, 10);
+    big.resize(super::thumbs::MAX_SOURCE_BYTES as usize + 1, 0);
+    app.seed(&docs, RECORD, &[("big_abcdefghij.png", &big)], None, "")
         .await;
+    let url = format!("/api/files/docs/{RECORD}/big_abcdefghij.png?thumb=100x100");
+    let answer = app.get(&url, &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body.len(), big.len(), "the original is served");
+    let thumb = thumb_key(&docs.id, RECORD, "big_abcdefghij.png", "100x100");
+    assert!(app.state.files.thumbs.is_refused(&thumb));
+}
+
+/// Issue #11 item 11: the sweep once deleted every key whose first segment was not a current
+/// collection id, so on a shared bucket it deleted other programs' data. It now deletes only
+/// keys of Plinth's layout and naming, under collections Plinth kept files for (including
+/// deleted ones), that no record names — and leaves everything else in place.
+#[tokio::test]
+async fn the_sweep_removes_only_plinths_own_unreferenced_files_past_the_grace_period() {
+    const KEPT: &str = "kept_abcdefghij.txt";
+    let app = App::new().await;
+    let docs = app.docs(Some("")).await;
+    // A collection that kept files and was then deleted: its files are Plinth's orphans.
+    let mut gone = Collection::scaffold(CollectionType::Base, "gone");
+    gone.id = domain::ids::collection_id("base", "gone");
+    gone.fields
+        .push(Field::new("files", FieldKind::File(FileOptions::default())));
+    let gone_id = gone.id.clone();
+    app.state.store.create_collection(gone).await.unwrap();
+    super::storage_for(&app.state).await.unwrap();
+    app.state.store.delete_collection(&gone_id).await.unwrap();
+
+    app.seed(&docs, RECORD, &[(KEPT, b"k")], None, "").await;
     let storage = app.state.files.local();
     let orphans = [
-        file_key(&docs.id, RECORD, "orphan_abc.txt"),
-        thumb_key(&docs.id, RECORD, "orphan_abc.png", "100x100"),
-        file_key(&docs.id, "nosuchrecord123", "x_abc.txt"),
-        file_key("pbc_deleted", "somerecord12345", "y_abc.txt"),
+        file_key(&docs.id, RECORD, "orphan_abcdefghij.txt"),
+        thumb_key(&docs.id, RECORD, "orphan_0123456789.png", "100x100"),
+        file_key(&docs.id, "nosuchrecord123", "x_y_abcdefghij.txt"),
+        file_key(&gone_id, "somerecord12345", "y_abcdefghij.txt"),
     ];
-    let kept_thumb = thumb_key(&docs.id, RECORD, "kept_abc.txt", "100x100");
-    for key in orphans.iter().chain([&kept_thumb]) {
+    let kept = [
+        file_key(&docs.id, RECORD, KEPT),
+        thumb_key(&docs.id, RECORD, KEPT, "100x100"),
+    ];
+    // Keys another program wrote into the same storage root.
+    let foreign = [
+        "backups/2024/db_abcdefghij.zip".to_owned(),
+        "pbc_1234567/somerecord12345/y_abcdefghij.txt".to_owned(),
+        "site/assets/logo_abcdefghij.png".to_owned(),
+        "README.txt".to_owned(),
+        format!("{}/notes.txt", docs.id),
+        file_key(&docs.id, "nosuchrecord123", "handmade.txt"),
+        file_key(&docs.id, RECORD, "Report_abcdefghij.txt"),
+        format!("{}/{RECORD}/thumbs_{KEPT}/custom.bin", docs.id),
+        format!("{}/{RECORD}/x_abcdefghij.txt/deeper", docs.id),
+    ];
+    for key in orphans.iter().chain(&foreign) {
         storage.put(key, Bytes::from_static(b"o")).await.unwrap();
     }
+    storage
+        .put(&kept[1], Bytes::from_static(b"t"))
+        .await
+        .unwrap();
     // Within the grace period nothing goes.
     let removed = super::cleanup::remove_orphans(&app.state, super::cleanup::GRACE)
         .await
@@ -475,17 +579,25 @@ async fn the_sweep_removes_only_unreferenced_files_past_the_grace_period() {
     let removed = super::cleanup::remove_orphans(&app.state, std::time::Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(removed, orphans.len());
     for key in &orphans {
         assert!(!storage.exists(key).await.unwrap(), "{key}");
     }
+    for key in foreign.iter().chain(&kept) {
+        assert!(storage.exists(key).await.unwrap(), "{key} was deleted");
+    }
+    assert_eq!(removed, orphans.len());
+    // The list of collections that keep files is durable.
+    let owned = app
+        .state
+        .store
+        .get_param(super::cleanup::OWNED_COLLECTIONS_PARAM)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
-        storage
-            .exists(&file_key(&docs.id, RECORD, "kept_abc.txt"))
-            .await
-            .unwrap()
+        owned.as_array().unwrap().contains(&json!(gone_id)),
+        "{owned}"
     );
-    assert!(storage.exists(&kept_thumb).await.unwrap());
 }
 
 /// A real S3-compatible server (moto's, from PyPI) on a free loopback port, or `None`

@@ -50,3 +50,6 @@ pub async fn assert_serving(app: &mut TestApp, context: &str) {
 /// How long a normal request may take while an attack is going on (a bound on the outcome
 /// "still served", not a performance measurement).
 pub const NORMAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// File downloads: thumbnails of huge images, `Range` headers with many ranges.
+mod files;
