@@ -163,6 +163,13 @@ impl RecordInput {
         self.passwords.retain(|p| p.field != field);
     }
 
+    /// Takes over the new file names declared on `other` (see [`RecordInput::add_new_files`]).
+    pub fn merge_new_files(&mut self, other: RecordInput) {
+        for (field, names) in other.new_files {
+            self.add_new_files(&field, names);
+        }
+    }
+
     /// Declares names of files stored for `field` by this request, so that they are accepted
     /// as new values of the field.
     pub fn add_new_files(&mut self, field: &str, names: Vec<String>) {
