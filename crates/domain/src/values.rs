@@ -7,7 +7,7 @@
 //! Pure: relation existence and uniqueness are the store's checks, password hashing is the
 //! server's (it fills [`PasswordInput::hash`] before the final [`apply`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 
 use chrono::{DateTime, Timelike, Utc};
@@ -22,6 +22,12 @@ use crate::field::{
     TextOptions,
 };
 use crate::record::{RecordData, number_to_json};
+
+/// The most values a select, relation or file field may hold, whatever its `maxSelect`:
+/// above every list a real schema needs, and low enough that a body listing hundreds of
+/// thousands of ids is refused before it costs the store anything. A list longer than
+/// this gets the field's "too many values" error with this number as its `maxSelect`.
+pub const MAX_LIST_VALUES: usize = 10_000;
 
 /// What one body key asks of a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +161,13 @@ impl RecordInput {
     pub fn remove_field(&mut self, field: &str) {
         self.entries.retain(|e| e.field != field);
         self.passwords.retain(|p| p.field != field);
+    }
+
+    /// Takes over the new file names declared on `other` (see [`RecordInput::add_new_files`]).
+    pub fn merge_new_files(&mut self, other: RecordInput) {
+        for (field, names) in other.new_files {
+            self.add_new_files(&field, names);
+        }
     }
 
     /// Declares names of files stored for `field` by this request, so that they are accepted
@@ -291,12 +304,14 @@ pub fn apply(
             }
             FieldKind::File(_) => {
                 let original = string_list(current.get(&field.name).unwrap_or(&Value::Null));
-                let added = input.new_files.get(&field.name);
+                let known: HashSet<&str> = original
+                    .iter()
+                    .chain(input.new_files.get(&field.name).into_iter().flatten())
+                    .map(String::as_str)
+                    .collect();
                 let invalid: Vec<String> = string_list(slot)
                     .into_iter()
-                    .filter(|name| {
-                        !original.contains(name) && !added.is_some_and(|a| a.contains(name))
-                    })
+                    .filter(|name| !known.contains(name.as_str()))
                     .collect();
                 if !invalid.is_empty() {
                     errors.add(
@@ -360,7 +375,10 @@ fn apply_entry(field: &Field, slot: &mut Value, entry: &InputEntry) -> Result<()
                     let tail = std::mem::replace(&mut values, given);
                     values.extend(tail);
                 }
-                InputOp::Subtract => values.retain(|v| !given.contains(v)),
+                InputOp::Subtract => {
+                    let removed: HashSet<&str> = given.iter().map(String::as_str).collect();
+                    values.retain(|v| !removed.contains(v.as_str()));
+                }
                 InputOp::Set | InputOp::Autogenerate => {}
             }
             *slot = shape_list(field, values);
@@ -467,32 +485,36 @@ fn parse_go_float(text: &str) -> Option<f64> {
 }
 
 /// The values of a select, relation or file field as a list: one text becomes a list of one,
-/// array items are cast to text; empty items and duplicates are dropped.
+/// array items are cast to text; empty items and duplicates are dropped (the first
+/// occurrence stays where it was). Linear in the length of the list.
 pub fn string_list(value: &Value) -> Vec<String> {
     let raw: Vec<String> = match value {
         Value::Array(items) => items.iter().map(to_go_string).collect(),
         Value::Null => Vec::new(),
         other => vec![to_go_string(other)],
     };
-    let mut out: Vec<String> = Vec::with_capacity(raw.len());
-    for item in raw {
-        if !item.is_empty() && !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
+    distinct_non_empty(raw)
+}
+
+/// `values` without empty items and repeats, in first-seen order, in linear time.
+fn distinct_non_empty(values: Vec<String>) -> Vec<String> {
+    let keep: Vec<bool> = {
+        let mut seen: HashSet<&str> = HashSet::with_capacity(values.len());
+        values
+            .iter()
+            .map(|v| !v.is_empty() && seen.insert(v.as_str()))
+            .collect()
+    };
+    values
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(value, keep)| keep.then_some(value))
+        .collect()
 }
 
 /// A list as the field stores it: an array for multiple fields, else its last item (or "").
-fn shape_list(field: &Field, mut values: Vec<String>) -> Value {
-    let mut seen = Vec::with_capacity(values.len());
-    values.retain(|v| {
-        let keep = !v.is_empty() && !seen.contains(v);
-        if keep {
-            seen.push(v.clone());
-        }
-        keep
-    });
+fn shape_list(field: &Field, values: Vec<String>) -> Value {
+    let mut values = distinct_non_empty(values);
     if field.is_multiple() {
         Value::Array(values.into_iter().map(Value::String).collect())
     } else {
@@ -501,15 +523,74 @@ fn shape_list(field: &Field, mut values: Vec<String>) -> Value {
 }
 
 /// JSON input is kept as sent, except that text holding serialized JSON (not starting with
-/// whitespace) is stored as the value it encodes.
+/// whitespace) is stored as the value it encodes. Text whose parsed form would be out of
+/// [`json_within_bounds`] stays text (and meets the field's size limit as such).
 fn cast_json(raw: &Value) -> Value {
     if let Value::String(text) = raw
         && !text.starts_with(|c: char| c.is_ascii_whitespace())
+        && json_within_bounds(text.as_bytes()).is_ok()
         && let Ok(parsed) = serde_json::from_str::<Value>(text)
     {
         return parsed;
     }
     raw.clone()
+}
+
+/// Deepest nesting of arrays and objects accepted in submitted JSON: serde_json's own
+/// recursion limit (Go's decoder, hence PocketBase, allows 10000).
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Most values (array items, object members and containers) accepted in one submitted JSON
+/// document. Parsed, a value costs up to ~100 bytes whatever its text, so a 32 MiB body of
+/// `[{},{},…]` would take over a gigabyte; this bound keeps a parsed body near 100 MiB
+/// while leaving room for a `json` field at its default 1 MiB limit filled with numbers.
+pub const MAX_JSON_VALUES: usize = 1_000_000;
+
+/// Why submitted JSON was refused before parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonBoundsError {
+    TooDeep,
+    TooManyValues,
+}
+
+/// Checks, in one pass over the text and without allocating, that JSON `text` nests at most
+/// [`MAX_JSON_DEPTH`] deep and holds at most [`MAX_JSON_VALUES`] values (counted as the
+/// commas, `[` and `{` outside strings: one per value past the first of each container).
+/// Malformed text may pass; the parser refuses it afterwards.
+pub fn json_within_bounds(text: &[u8]) -> Result<(), JsonBoundsError> {
+    let mut depth = 0usize;
+    let mut values = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                values += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(JsonBoundsError::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' => values += 1,
+            _ => continue,
+        }
+        if values > MAX_JSON_VALUES {
+            return Err(JsonBoundsError::TooManyValues);
+        }
+    }
+    Ok(())
 }
 
 /// `{"lon","lat"}` from an object (or its serialization); any non-number coordinate makes
@@ -833,7 +914,8 @@ fn validate_select(
     let values = string_list(value);
     require(options.required, !values.is_empty())?;
     too_many(field.is_multiple(), options.max_select, values.len())?;
-    if let Some(unknown) = values.iter().find(|v| !options.values.contains(v)) {
+    let allowed: HashSet<&str> = options.values.iter().map(String::as_str).collect();
+    if let Some(unknown) = values.iter().find(|v| !allowed.contains(v.as_str())) {
         return Err(FieldError::new(
             "validation_invalid_value",
             format!("Invalid value {unknown}."),
@@ -844,6 +926,7 @@ fn validate_select(
 }
 
 fn too_many(multiple: bool, max_select: u64, count: usize) -> Result<(), FieldError> {
+    let max_select = max_select.min(MAX_LIST_VALUES as u64);
     if multiple && count as u64 > max_select {
         return Err(FieldError::new(
             "validation_too_many_values",
@@ -856,7 +939,7 @@ fn too_many(multiple: bool, max_select: u64, count: usize) -> Result<(), FieldEr
 
 /// Files have their own code and wording; a single-file field holds at most one.
 fn too_many_files(max_select: u64, count: usize) -> Result<(), FieldError> {
-    let max = max_select.max(1);
+    let max = max_select.clamp(1, MAX_LIST_VALUES as u64);
     if count as u64 > max {
         return Err(FieldError::new(
             "validation_too_many_files",
@@ -1621,6 +1704,72 @@ mod tests {
             create(&c, json!({"m": []})).expect("empty is fine")["m"],
             json!([])
         );
+    }
+
+    #[test]
+    fn long_lists_are_deduped_in_order_and_capped() {
+        // Duplicates are dropped keeping the first-seen order, in time linear in the list.
+        let many: Vec<String> = (0..50_000).map(|i| format!("v{}", i % 25_000)).collect();
+        let listed = string_list(&json!(many));
+        assert_eq!(listed.len(), 25_000);
+        assert_eq!(
+            (listed[0].as_str(), listed[24_999].as_str()),
+            ("v0", "v24999")
+        );
+        // A field whose maxSelect is above the cap is still held to the cap.
+        let c = collection(vec![field("m", relation(999_999, 0))]);
+        let ids: Vec<String> = (0..MAX_LIST_VALUES + 1).map(|i| format!("id{i}")).collect();
+        assert_eq!(
+            error_of(create(&c, json!({ "m": ids })), "m"),
+            json!({"code": "validation_too_many_values",
+                   "message": format!("Select no more than {MAX_LIST_VALUES}."),
+                   "params": {"maxSelect": MAX_LIST_VALUES}})
+        );
+        let ids: Vec<String> = (0..MAX_LIST_VALUES).map(|i| format!("id{i}")).collect();
+        assert!(create(&c, json!({ "m": ids })).is_ok());
+        // Removing values with `field-` is linear too, and keeps the order of the rest.
+        let current: RecordData = [
+            ("id".to_owned(), json!("r1abcdefghijklm")),
+            ("m".to_owned(), json!(["a", "b", "c", "d"])),
+        ]
+        .into_iter()
+        .collect();
+        let data = update(&c, &current, json!({"m-": ["c", "a", "zz"]})).expect("ok");
+        assert_eq!(data["m"], json!(["b", "d"]));
+    }
+
+    #[test]
+    fn json_bounds_count_depth_and_values_outside_strings() {
+        assert_eq!(json_within_bounds(br#"{"a":[1,2,{"b":"x,[{"}]}"#), Ok(()));
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert_eq!(json_within_bounds(deep.as_bytes()), Ok(()));
+        let deeper = format!("[{deep}]");
+        assert_eq!(
+            json_within_bounds(deeper.as_bytes()),
+            Err(JsonBoundsError::TooDeep)
+        );
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert_eq!(
+            json_within_bounds(many.as_bytes()),
+            Err(JsonBoundsError::TooManyValues)
+        );
+        let fine = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES - 2));
+        assert_eq!(json_within_bounds(fine.as_bytes()), Ok(()));
+        // Brackets and commas inside strings (escaped quotes included) do not count.
+        let text = format!(
+            "[\"{}\\\"{}\"]",
+            ",".repeat(MAX_JSON_VALUES + 1),
+            "[".repeat(200)
+        );
+        assert_eq!(json_within_bounds(text.as_bytes()), Ok(()));
+        // Serialized JSON past the bounds stays text in a json field.
+        let c = collection(vec![field("j", FieldKind::Json(JsonOptions::default()))]);
+        let data = create(&c, json!({ "j": deeper.clone() })).expect("valid");
+        assert_eq!(data["j"], json!(deeper));
     }
 
     #[test]

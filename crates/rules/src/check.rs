@@ -361,14 +361,16 @@ pub(crate) fn check(
 }
 
 /// Resolves one `sort` field (`title`, `author.name`, `meta.k`, `title:lower`) for `root`.
-/// The program's expression is empty; the value to order by is returned beside it. Names
+/// The program's expression is empty; the value to order by is returned beside it, with the
+/// rows whose `emailVisibility` must be on for the value to count (an auth collection's
+/// `email` sorted by a non-superuser: a hidden address must not order the rows). Names
 /// starting with `@` are refused (`@random` and `@rowid` are the caller's business).
 pub(crate) fn check_sort(
     schema: &Arc<Schema>,
     root: &Arc<Collection>,
     name: &str,
     mode: Mode,
-) -> Result<(Program, Val), Error> {
+) -> Result<(Program, Val, Vec<Source>), Error> {
     let refuse = |kind: ErrorKind, reason: String| {
         Error::new(
             kind,
@@ -383,6 +385,8 @@ pub(crate) fn check_sort(
     let value = checker
         .resolve_name(name)
         .map_err(|(kind, reason)| refuse(kind, reason))?;
+    let mut email_guards = std::mem::take(&mut checker.email_guards);
+    email_guards.dedup();
     Ok((
         Program {
             schema: schema.clone(),
@@ -393,6 +397,7 @@ pub(crate) fn check_sort(
             has_auth: false,
         },
         value,
+        email_guards,
     ))
 }
 

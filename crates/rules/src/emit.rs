@@ -46,10 +46,13 @@ pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) ->
 }
 
 /// An ORDER BY expression for a resolved sort value, and the row filter PocketBase applies
-/// alongside it (the list rules of the collections a relation path passes through).
+/// alongside it (the list rules of the collections a relation path passes through). The
+/// value is NULL on rows named by `email_guards` whose `emailVisibility` is off, so that a
+/// hidden address orders nothing (PocketBase sorts by it; see compat/KNOWN_DIFFERENCES.md).
 pub(crate) fn emit_sort(
     program: &Program,
     value: &Val,
+    email_guards: &[Source],
     descending: bool,
     dialect: Dialect,
     ctx: &RequestContext,
@@ -69,7 +72,22 @@ pub(crate) fn emit_sort(
     };
     let mut scope = std::mem::replace(&mut emitter.scope, empty_scope());
     let emitted = emitter.val(value, &mut scope);
-    let expr = render(dialect, emitted);
+    let mut expr = render(dialect, emitted);
+    if !email_guards.is_empty() {
+        let visible: Vec<String> = email_guards
+            .iter()
+            .map(|guard| {
+                format!(
+                    "{}.\"emailVisibility\" = {}",
+                    emitter.source_ref(*guard, &mut scope),
+                    emitter.state.true_sql()
+                )
+            })
+            .collect();
+        let mut masked = SqlFragment::raw(format!("(CASE WHEN {} THEN ", visible.join(" AND ")));
+        masked.push_fragment(expr).push_sql(" END)");
+        expr = masked;
+    }
     emitter.scope = scope;
     if emitter.scope.used.is_empty() {
         return (expr, None);

@@ -182,8 +182,15 @@ struct SortItem {
 #[derive(Debug, Clone)]
 enum SortKind {
     Random,
-    RowId { table: String },
-    Field { program: Arc<Program>, value: Val },
+    RowId {
+        table: String,
+    },
+    Field {
+        program: Arc<Program>,
+        value: Val,
+        /// Rows whose hidden email must not order them (see `check::check_sort`).
+        email_guards: Vec<check::Source>,
+    },
 }
 
 /// A sort for one request: ORDER BY terms, and filters to AND into the query (sorting
@@ -256,10 +263,12 @@ pub fn compile_sort(
                 table: collection.name.clone(),
             },
             _ => {
-                let (program, value) = check::check_sort(schema, collection, name, mode)?;
+                let (program, value, email_guards) =
+                    check::check_sort(schema, collection, name, mode)?;
                 SortKind::Field {
                     program: Arc::new(program),
                     value,
+                    email_guards,
                 }
             }
         };
@@ -282,9 +291,19 @@ impl CompiledSort {
                     Dialect::Sqlite => SqlFragment::column(table, "_rowid_"),
                     Dialect::Postgres => SqlFragment::column(table, "ctid"),
                 },
-                SortKind::Field { program, value } => {
-                    let (expr, filter) =
-                        emit::emit_sort(program, value, item.descending, dialect, ctx);
+                SortKind::Field {
+                    program,
+                    value,
+                    email_guards,
+                } => {
+                    let (expr, filter) = emit::emit_sort(
+                        program,
+                        value,
+                        email_guards,
+                        item.descending,
+                        dialect,
+                        ctx,
+                    );
                     out.filters.extend(filter);
                     expr
                 }

@@ -86,21 +86,15 @@ pub fn apply_fields(value: &mut Value, fields_param: &str) -> ApiResult<()> {
     if specs.is_empty() {
         return Ok(());
     }
-    let picks: Vec<Pick<'_>> = specs
-        .iter()
-        .map(|spec| Pick {
-            path: &spec.path,
-            excerpt: spec.excerpt.as_ref(),
-        })
-        .collect();
+    let tree = PickTree::of(&specs);
     if is_list_envelope(value) {
         if let Some(Value::Array(items)) = value.get_mut("items") {
             for item in items {
-                pick(item, &picks);
+                pick(item, &tree);
             }
         }
     } else {
-        pick(value, &picks);
+        pick(value, &tree);
     }
     Ok(())
 }
@@ -129,10 +123,32 @@ struct Excerpt {
     ellipsis: bool,
 }
 
-#[derive(Clone, Copy)]
-struct Pick<'a> {
-    path: &'a [String],
-    excerpt: Option<&'a Excerpt>,
+/// The `fields` entries as a tree of keys, so that filtering costs one lookup per key of the
+/// response whatever the number of entries.
+#[derive(Debug, Default)]
+struct PickTree {
+    /// Kept whole (with the excerpt of the first entry naming it), whatever is below.
+    whole: Option<Option<Excerpt>>,
+    children: std::collections::HashMap<String, PickTree>,
+}
+
+impl PickTree {
+    fn of(specs: &[FieldSpec]) -> Self {
+        let mut root = PickTree::default();
+        for spec in specs {
+            let mut node = &mut root;
+            for segment in &spec.path {
+                node = node.children.entry(segment.clone()).or_default();
+            }
+            node.whole.get_or_insert(spec.excerpt);
+        }
+        root
+    }
+
+    /// Whether `*` keeps every key not named at this level.
+    fn wildcard(&self) -> bool {
+        self.children.get("*").is_some_and(|c| c.whole.is_some())
+    }
 }
 
 /// Splits on commas outside parentheses (excerpt arguments contain commas).
@@ -204,46 +220,29 @@ fn parse_excerpt(modifier: &str) -> ApiResult<Excerpt> {
     })
 }
 
-fn pick(value: &mut Value, picks: &[Pick<'_>]) {
+fn pick(value: &mut Value, tree: &PickTree) {
     match value {
         Value::Array(items) => {
             for item in items {
-                pick(item, picks);
+                pick(item, tree);
             }
         }
         Value::Object(object) => {
-            let wildcard = picks.iter().find(|p| p.path.len() == 1 && p.path[0] == "*");
-            let keys: Vec<String> = object.keys().cloned().collect();
-            for key in keys {
-                let matching: Vec<Pick<'_>> = picks
-                    .iter()
-                    .filter(|p| p.path.first() == Some(&key))
-                    .copied()
-                    .collect();
-                if matching.is_empty() {
-                    if wildcard.is_none() {
-                        object.remove(&key);
-                    }
-                    continue;
-                }
-                let Some(child) = object.get_mut(&key) else {
-                    continue;
+            let wildcard = tree.wildcard();
+            object.retain(|key, child| {
+                let Some(node) = tree.children.get(key) else {
+                    return wildcard;
                 };
-                if let Some(whole) = matching.iter().find(|p| p.path.len() == 1) {
-                    if let (Some(excerpt), Value::String(text)) = (whole.excerpt, &mut *child) {
-                        *text = excerpt_text(text, excerpt);
+                match &node.whole {
+                    Some(excerpt) => {
+                        if let (Some(excerpt), Value::String(text)) = (excerpt, &mut *child) {
+                            *text = excerpt_text(text, excerpt);
+                        }
                     }
-                    continue;
+                    None => pick(child, node),
                 }
-                let nested: Vec<Pick<'_>> = matching
-                    .iter()
-                    .map(|p| Pick {
-                        path: &p.path[1..],
-                        excerpt: p.excerpt,
-                    })
-                    .collect();
-                pick(child, &nested);
-            }
+                true
+            });
         }
         _ => {}
     }

@@ -123,3 +123,40 @@ fn names_cannot_escape_quoting() {
     let sql = compiled.to_sql(Dialect::Sqlite, &f.ctx("su"));
     assert_eq!(sql.sql, "\"we\"\"ird\".\"a\" = ?");
 }
+
+/// A non-superuser's sort by an auth collection's `email` orders only by the addresses the
+/// viewer may see: the value is NULL where `emailVisibility` is off (PocketBase sorts by the
+/// hidden address, which a few probe accounts turn into a binary search for it).
+#[test]
+fn hidden_emails_do_not_order_a_sort() {
+    use std::sync::Arc;
+
+    use domain::collection::{superusers_collection, users_collection};
+    use domain::{AuthContext, Record, Schema};
+
+    use crate::{RequestContext, compile_sort};
+
+    let mut users = users_collection("");
+    users.list_rule = Some(String::new());
+    let schema = Arc::new(Schema::new(vec![superusers_collection(""), users]));
+    let users = schema.get("users").cloned().expect("users");
+    let superuser = AuthContext::Record {
+        collection: schema.get("_superusers").cloned().expect("superusers"),
+        record: Box::new(Record::new(serde_json::Map::new())),
+        refreshable: true,
+    };
+    for (auth, masked) in [(AuthContext::Guest, true), (superuser, false)] {
+        let ctx = RequestContext::new(auth.clone());
+        for sort in ["email", "-email", "email:lower"] {
+            let sql = compile_sort(&schema, &users, sort, &auth)
+                .expect("sortable")
+                .to_sql(Dialect::Sqlite, &ctx);
+            let expr = &sql.terms[0].expr.sql;
+            assert_eq!(
+                expr.contains("CASE WHEN \"users\".\"emailVisibility\" = 1 THEN"),
+                masked,
+                "{sort} for {auth:?}: {expr}"
+            );
+        }
+    }
+}

@@ -723,11 +723,10 @@ pub fn require_record_of<'a>(
 async fn impersonate(
     State(state): State<SharedState>,
     Path((collection, id)): Path<(String, String)>,
-    Auth(auth): Auth,
+    crate::extract::Superuser(auth): crate::extract::Superuser,
     uri: axum::http::Uri,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    crate::settings::require_superuser(&auth)?;
     let collection = auth_collection(&state, &collection)?;
     let duration = match body
         .iter()

@@ -2,6 +2,14 @@
 //! `application/x-www-form-urlencoded` or `multipart/form-data` (text parts, `@jsonPayload`
 //! and file parts, which are named for storage as they are read). An empty body means "no
 //! fields".
+//!
+//! Bounds (see docs/limits.md): the body size is the router's (or the records endpoints'
+//! own); JSON (a body or an `@jsonPayload` part) nests at most
+//! [`domain::values::MAX_JSON_DEPTH`] deep and holds at most
+//! [`domain::values::MAX_JSON_VALUES`] values, checked before it is parsed; a form-encoded
+//! body is at most [`MAX_URLENCODED_BYTES`] and a multipart body at most
+//! [`MAX_MULTIPART_PARTS`] parts, as in PocketBase (Go's own limits). Parsing a large body is
+//! CPU work, done on a blocking thread so the async workers keep serving.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -10,6 +18,17 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::files::upload::UploadedFile;
+
+/// Largest `application/x-www-form-urlencoded` body (Go's `ParseForm` limit, which
+/// PocketBase inherits: a larger one is the generic 400).
+pub const MAX_URLENCODED_BYTES: usize = 10 << 20;
+
+/// Most parts of a `multipart/form-data` body, files included (Go's `multipart` default,
+/// which PocketBase inherits: one more part is the generic 400).
+pub const MAX_MULTIPART_PARTS: usize = 1000;
+
+/// Bodies at least this large are parsed on a blocking thread.
+const OFFLOAD_BYTES: usize = 64 << 10;
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,27 +171,60 @@ async fn parse_plain<S: Send + Sync>(
                 BodyError::Malformed
             }
         })?;
+    let mime = mime.to_owned();
+    offload(bytes.len(), move || parse_plain_bytes(&mime, &bytes)).await
+}
+
+/// Runs `parse` inline for a small input, on a blocking thread for a large one.
+async fn offload<T: Send + 'static>(
+    size: usize,
+    parse: impl FnOnce() -> Result<T, BodyError> + Send + 'static,
+) -> Result<T, BodyError> {
+    if size < OFFLOAD_BYTES {
+        return parse();
+    }
+    tokio::task::spawn_blocking(parse)
+        .await
+        .unwrap_or(Err(BodyError::Malformed))
+}
+
+/// A non-multipart body of type `mime` (lowercase, no parameters; empty for none) as an
+/// object. Pure, for the extractors and the fuzzer.
+pub fn parse_plain_bytes(mime: &str, bytes: &[u8]) -> Result<Map<String, Value>, BodyError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match mime {
-        "application/json" | "" => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
+        "application/json" | "" => match parse_json(bytes)? {
+            Value::Object(map) => Ok(map),
             // A JSON `null` body means "no fields", as in PocketBase.
-            Ok(Value::Null) => Ok(Map::new()),
+            Value::Null => Ok(Map::new()),
             _ => Err(BodyError::Malformed),
         },
-        "application/x-www-form-urlencoded" => {
-            let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(&bytes).map_err(|_| BodyError::Malformed)?;
-            let mut map = Map::new();
-            for (key, value) in pairs {
-                push_form_value(&mut map, key, infer_form_value(&value));
-            }
-            Ok(map)
-        }
+        "application/x-www-form-urlencoded" => parse_urlencoded(bytes),
         _ => Err(BodyError::UnsupportedContentType),
     }
+}
+
+/// JSON within the depth and value bounds, parsed.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, BodyError> {
+    domain::values::json_within_bounds(bytes).map_err(|_| BodyError::Malformed)?;
+    serde_json::from_slice::<Value>(bytes).map_err(|_| BodyError::Malformed)
+}
+
+/// A form-encoded body: repeated keys collect into an array, values are inferred as
+/// PocketBase does ([`infer_form_value`]).
+pub fn parse_urlencoded(bytes: &[u8]) -> Result<Map<String, Value>, BodyError> {
+    if bytes.len() > MAX_URLENCODED_BYTES {
+        return Err(BodyError::Malformed);
+    }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(bytes).map_err(|_| BodyError::Malformed)?;
+    let mut map = Map::new();
+    for (key, value) in pairs {
+        push_form_value(&mut map, key, infer_form_value(&value));
+    }
+    Ok(map)
 }
 
 async fn parse_multipart<S: Send + Sync>(
@@ -185,6 +237,7 @@ async fn parse_multipart<S: Send + Sync>(
     let mut map = Map::new();
     let mut payloads = Vec::new();
     let mut files = Vec::new();
+    let mut parts = 0usize;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -199,6 +252,10 @@ async fn parse_multipart<S: Send + Sync>(
                 );
             }
         };
+        parts += 1;
+        if parts > MAX_MULTIPART_PARTS {
+            return Err(BodyError::Malformed);
+        }
         let name = field.name().unwrap_or("").to_owned();
         if let Some(file_name) = field.file_name().map(str::to_owned) {
             let bytes = field.bytes().await.map_err(|error| {
@@ -217,8 +274,8 @@ async fn parse_multipart<S: Send + Sync>(
         }
         let text = field.text().await.map_err(|_| BodyError::Malformed)?;
         if name == "@jsonPayload" {
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(object)) => payloads.push(object),
+            match offload(text.len(), move || parse_json(text.as_bytes())).await? {
+                Value::Object(object) => payloads.push(object),
                 _ => return Err(BodyError::Malformed),
             }
         } else {

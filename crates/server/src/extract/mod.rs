@@ -34,6 +34,24 @@ impl FromRequestParts<SharedState> for Auth {
     }
 }
 
+/// The caller, who must be a superuser (401 for guests, 403 for other auth records): decided
+/// from the headers alone, so that a superuser-only endpoint refuses before reading a body.
+/// Put it before the body extractor in the handler's arguments.
+pub struct Superuser(pub AuthContext);
+
+impl FromRequestParts<SharedState> for Superuser {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(Auth(auth)) = Auth::from_request_parts(parts, state).await;
+        crate::settings::require_superuser(&auth)?;
+        Ok(Superuser(auth))
+    }
+}
+
 /// The first `fields` query parameter (`""` when absent), for endpoints that answer JSON.
 pub struct FieldsParam(pub String);
 

@@ -152,10 +152,9 @@ async fn file_token(Auth(auth): Auth) -> ApiResult<Json<Value>> {
 /// of the `storage` (files) or `backups` S3 settings, answering 204 when both work.
 async fn test_s3(
     axum::extract::State(state): axum::extract::State<SharedState>,
-    Auth(auth): Auth,
+    _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<axum::http::StatusCode> {
-    crate::settings::require_superuser(&auth)?;
     const FAILED: &str = "Failed to test the S3 filesystem.";
     let filesystem = crate::auth::form_text(&body, "filesystem")?;
     let mut errors = domain::ValidationErrors::new();

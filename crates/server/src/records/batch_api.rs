@@ -195,20 +195,10 @@ pub(super) async fn prepare_create(
     refuse_superusers_only(&target.rules.create, auth)?;
     let uploads = upload::plan(collection, &mut body, files)
         .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
-    let mut input = write::parse_input(collection, &body, auth);
-    uploads.declare(&mut input);
     let now = domain::time::now();
-    let apply_ctx = ApplyContext {
-        creating: true,
-        now: &now,
-    };
-    let (mut would_be, _) = values::apply(
-        collection,
-        &values::blank_record(collection),
-        &input,
-        &apply_ctx,
-    );
-    let body_seen = body_values(collection, &body, &input, &would_be);
+    let blank = Arc::new(Record::new(values::blank_record(collection)));
+    let (body, mut input, mut would_be, body_seen) =
+        would_be_row(collection, auth, body, &uploads, &blank, &now, true).await?;
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     // A rule that reads other rows is decided in SQL against the would-be row (not stored),
     // so that it comes before any field error, as in PocketBase. Its id must be set for that.
@@ -251,13 +241,9 @@ pub(super) async fn prepare_create(
             return Err(ApiError::validation(CREATE_FAILED, errors));
         }
     }
-    let mut data = values::build(
-        collection,
-        &values::blank_record(collection),
-        &input,
-        &apply_ctx,
-    )
-    .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
+    let (built, returned) = build_off_thread(collection, &blank, input, &now, true).await?;
+    input = returned;
+    let mut data = built.map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     write::store_hashes(&input, &mut data);
     let record_id = data
@@ -304,15 +290,10 @@ pub(super) async fn prepare_update(
         .ok_or_else(ApiError::not_found)?;
     let uploads = upload::plan(collection, &mut body, files)
         .map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
-    let mut input = write::parse_input(collection, &body, auth);
-    uploads.declare(&mut input);
     let now = domain::time::now();
-    let apply_ctx = ApplyContext {
-        creating: false,
-        now: &now,
-    };
-    let (would_be, _) = values::apply(collection, &current.data, &input, &apply_ctx);
-    let body_seen = body_values(collection, &body, &input, &would_be);
+    let current = Arc::new(current);
+    let (body, input, _, body_seen) =
+        would_be_row(collection, auth, body, &uploads, &current, &now, false).await?;
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     let dialect = state.store.dialect();
     let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
@@ -332,8 +313,8 @@ pub(super) async fn prepare_update(
             return Err(ApiError::validation(UPDATE_FAILED, errors));
         }
     }
-    values::build(collection, &current.data, &input, &apply_ctx)
-        .map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
+    let (built, mut input) = build_off_thread(collection, &current, input, &now, false).await?;
+    built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     Ok(Prepared {
         op: WriteOp::Update {
@@ -350,9 +331,77 @@ pub(super) async fn prepare_update(
             failed: UPDATE_FAILED,
             record_id: id,
             uploads,
-            before: Some(current.data),
+            before: Some(Arc::unwrap_or_clone(current).data),
         },
     })
+}
+
+/// The CPU-bound half of preparing a write, off the async workers: the body read as
+/// changes, applied to `current` (the blank record on create), and `@request.body` as rules
+/// see it. Every step is linear in the body, which is bounded, but a large body is still
+/// tens of milliseconds of work that must not stall other requests.
+async fn would_be_row(
+    collection: &Arc<Collection>,
+    auth: &AuthContext,
+    body: Map<String, Value>,
+    uploads: &UploadPlan,
+    current: &Arc<Record>,
+    now: &str,
+    creating: bool,
+) -> ApiResult<(
+    Map<String, Value>,
+    RecordInput,
+    RecordData,
+    Map<String, Value>,
+)> {
+    let (collection, auth, current, now) = (
+        collection.clone(),
+        auth.clone(),
+        current.clone(),
+        now.to_owned(),
+    );
+    let mut input = RecordInput::default();
+    uploads.declare(&mut input);
+    let declared = input;
+    off_thread(move || {
+        let mut input = write::parse_input(&collection, &body, &auth);
+        input.merge_new_files(declared);
+        let apply_ctx = ApplyContext {
+            creating,
+            now: &now,
+        };
+        let (would_be, _) = values::apply(&collection, &current.data, &input, &apply_ctx);
+        let body_seen = body_values(&collection, &body, &input, &would_be);
+        (body, input, would_be, body_seen)
+    })
+    .await
+}
+
+/// [`values::build`] off the async workers; the input comes back for the password hashing.
+async fn build_off_thread(
+    collection: &Arc<Collection>,
+    current: &Arc<Record>,
+    input: RecordInput,
+    now: &str,
+    creating: bool,
+) -> ApiResult<(Result<RecordData, domain::ValidationErrors>, RecordInput)> {
+    let (collection, current, now) = (collection.clone(), current.clone(), now.to_owned());
+    off_thread(move || {
+        let apply_ctx = ApplyContext {
+            creating,
+            now: &now,
+        };
+        let built = values::build(&collection, &current.data, &input, &apply_ctx);
+        (built, input)
+    })
+    .await
+}
+
+/// Runs CPU-bound work on a blocking thread.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// The record `id` of `collection` as an update starts from: the stored row (`true`), or

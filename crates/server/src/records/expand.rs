@@ -1,12 +1,21 @@
 //! `expand`: relation fields (`author`), nested paths (`post.author`, cut at six levels)
 //! and back-relations (`comments_via_post`) resolved into each record's `expand` object.
 //!
-//! Every path is checked before anything is fetched: a segment that names no relation, or a
-//! related collection whose view rule is superusers-only, drops the whole path silently.
-//! Related records are filtered by their collection's view rule for the caller. Each level
-//! costs one query per requested relation (ids in batches), never one per record.
+//! Every path is checked before anything is fetched: a segment that names no relation, a
+//! hidden relation field (for non-superusers: its value is hidden from them, so is what it
+//! links to), or a related collection whose view rule is superusers-only, drops the whole
+//! path silently. Related records are filtered by their collection's view rule for the
+//! caller. Each level costs one query per requested relation (ids in batches), never one per
+//! record.
+//!
+//! The work is bounded: paths are de-duplicated by what they resolve to (a back-relation's
+//! collection name matches in any case, so `comments_via_post` and `COMMENTS_via_post` are
+//! one path, keyed by the first spelling), at most [`MAX_EXPAND_PATHS`] distinct paths are
+//! expanded, and the records and bytes an expansion adds to a response are counted
+//! ([`MAX_EXPANDED_RECORDS`], [`MAX_EXPAND_BYTES`]) before each copy is made; past either,
+//! the request is refused with a 400 rather than answered with an unbounded body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,12 +30,18 @@ use serde_json::{Map, Value};
 
 use super::common::reveal_managed_emails;
 use crate::access;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::response::record_json;
 use crate::state::SharedState;
 
 /// Deepest expand path accepted.
-const MAX_DEPTH: usize = 6;
+pub const MAX_DEPTH: usize = 6;
+/// Most distinct (resolved) paths one request may expand.
+pub const MAX_EXPAND_PATHS: usize = 64;
+/// Most related records an expansion may add to one response (each copy counts).
+pub const MAX_EXPANDED_RECORDS: usize = 50_000;
+/// Most bytes (serialized JSON) an expansion may add to one response (each copy counts).
+pub const MAX_EXPAND_BYTES: usize = 32 << 20;
 /// Most records a back-relation lists for one record.
 const MAX_BACK_RELATIONS: usize = 1000;
 /// Ids per lookup query.
@@ -63,36 +78,171 @@ pub async fn expand_records_for(
     let Some(param) = param else {
         return Ok(());
     };
+    let paths = parse_expand(param);
+    if paths.is_empty() || records.is_empty() {
+        return Ok(());
+    }
     // Related records are fetched in PocketBase's `expand` request context.
     let expand_ctx = ctx.clone().with_context(rules::contexts::EXPAND);
     let ctx = &expand_ctx;
+    let roots = plan(state, ctx, collection, &paths)?;
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let mut weights = vec![Weight::default(); outputs.len()];
+    let mut budget = Budget::default();
+    expand_level(
+        state,
+        ctx,
+        records,
+        outputs,
+        &mut weights,
+        &roots,
+        &mut budget,
+    )
+    .await
+}
+
+/// Resolves `paths` into one tree of distinct paths the caller may expand, or the 400 for
+/// too many of them.
+fn plan(
+    state: &SharedState,
+    ctx: &RequestContext,
+    collection: &Arc<Collection>,
+    paths: &[Vec<String>],
+) -> ApiResult<Vec<Node>> {
     let schema = state.schema();
     let dialect = state.store.dialect();
-    // The view rule of every collection a path reaches, compiled once per schema snapshot.
+    // The view rule of every collection a path reaches, compiled once per schema snapshot
+    // and emitted once per request.
+    let emitted: std::cell::RefCell<HashMap<String, ViewRule>> = Default::default();
     let view_rule = |target: &Arc<Collection>| -> ViewRule {
+        if let Some(known) = emitted.borrow().get(&target.id) {
+            return known.clone();
+        }
         let rules = access::collection_rules(state, &schema, target);
-        match rules.view.outcome(dialect, ctx) {
+        let rule = match rules.view.outcome(dialect, ctx) {
             RuleOutcome::SuperusersOnly => ViewRule::Refused,
             RuleOutcome::Allow => ViewRule::Open,
             RuleOutcome::Filter(predicate) => ViewRule::Filter(predicate),
-        }
+        };
+        emitted.borrow_mut().insert(target.id.clone(), rule.clone());
+        rule
     };
+    let superuser = ctx.auth.is_superuser();
     let mut roots: Vec<Node> = Vec::new();
+    let mut resolved: HashSet<Vec<String>> = HashSet::new();
+    for segments in paths {
+        let Some(steps) = resolve_path(&schema, collection, segments, superuser, &view_rule) else {
+            continue;
+        };
+        let canonical: Vec<String> = steps.iter().map(|s| s.canonical.clone()).collect();
+        if !resolved.insert(canonical) {
+            continue;
+        }
+        if resolved.len() > MAX_EXPAND_PATHS {
+            return Err(ApiError::bad_request_msg(&format!(
+                "Too many expand paths (at most {MAX_EXPAND_PATHS})."
+            )));
+        }
+        insert_path(&mut roots, steps);
+    }
+    Ok(roots)
+}
+
+/// The paths of an `expand` parameter: comma-separated, whitespace ignored, empty entries
+/// and repeats dropped, each cut to its first [`MAX_DEPTH`] segments (as PocketBase cuts
+/// deeper paths). Pure, for the handlers and the fuzzer.
+pub fn parse_expand(param: &str) -> Vec<Vec<String>> {
+    let mut seen = HashSet::new();
+    let mut paths = Vec::new();
     for raw_path in param.split(',') {
         let path: String = raw_path.chars().filter(|c| !c.is_whitespace()).collect();
         if path.is_empty() {
             continue;
         }
-        // Deeper paths are cut to the first six levels, as PocketBase does.
-        let segments: Vec<&str> = path.split('.').take(MAX_DEPTH).collect();
-        if let Some(steps) = resolve_path(&schema, collection, &segments, &view_rule) {
-            insert_path(&mut roots, steps);
+        let segments: Vec<String> = path.split('.').take(MAX_DEPTH).map(str::to_owned).collect();
+        if seen.insert(segments.clone()) {
+            paths.push(segments);
         }
     }
-    if roots.is_empty() || records.is_empty() {
-        return Ok(());
+    paths
+}
+
+/// What an expanded record costs a response: itself (serialized) and everything expanded
+/// under it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Weight {
+    records: usize,
+    bytes: usize,
+}
+
+impl Weight {
+    fn of(output: &Value) -> Self {
+        Weight {
+            records: 1,
+            bytes: json_len(output),
+        }
     }
-    expand_level(state, ctx, records, outputs, &roots).await
+
+    fn add(&mut self, other: Weight) {
+        self.records = self.records.saturating_add(other.records);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// What one request's expansion has added so far; every copy of a related record is
+/// charged before it is made.
+#[derive(Debug, Default)]
+struct Budget {
+    used: Weight,
+}
+
+impl Budget {
+    fn charge(&mut self, weight: Weight) -> ApiResult<()> {
+        self.used.add(weight);
+        self.check()
+    }
+
+    /// Whether `more` records could still fit.
+    fn fits_records(&self, more: usize) -> ApiResult<()> {
+        if self.used.records.saturating_add(more) > MAX_EXPANDED_RECORDS {
+            return Err(too_much());
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> ApiResult<()> {
+        if self.used.records > MAX_EXPANDED_RECORDS || self.used.bytes > MAX_EXPAND_BYTES {
+            return Err(too_much());
+        }
+        Ok(())
+    }
+}
+
+fn too_much() -> ApiError {
+    ApiError::bad_request_msg(
+        "The expanded records are too many; expand fewer paths or ask for a smaller page.",
+    )
+}
+
+/// The length of `value` serialized, without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// One resolved step of a path, and the steps requested below it.
@@ -100,6 +250,9 @@ pub async fn expand_records_for(
 struct Node {
     /// The key as requested (it names the entry in `expand`).
     key: String,
+    /// What the key resolves to, whatever its spelling: the relation field's name, or the
+    /// back-relation's collection id and field name.
+    canonical: String,
     target: Arc<Collection>,
     link: Link,
     /// The target's view rule for the caller (`None`: unrestricted).
@@ -121,6 +274,7 @@ enum Link {
 }
 
 /// What a related collection's view rule means for the caller.
+#[derive(Clone)]
 enum ViewRule {
     /// Superusers only: the path is dropped.
     Refused,
@@ -132,20 +286,26 @@ enum ViewRule {
 fn resolve_path(
     schema: &Schema,
     root: &Arc<Collection>,
-    segments: &[&str],
+    segments: &[String],
+    superuser: bool,
     view_rule: &dyn Fn(&Arc<Collection>) -> ViewRule,
 ) -> Option<Vec<Node>> {
     let mut current = root.clone();
     let mut steps = Vec::with_capacity(segments.len());
     for segment in segments {
-        let (target, link) = resolve_segment(schema, &current, segment)?;
+        let (target, link) = resolve_segment(schema, &current, segment, superuser)?;
         let rule = match view_rule(&target) {
             ViewRule::Refused => return None,
             ViewRule::Open => None,
             ViewRule::Filter(predicate) => Some(predicate),
         };
+        let canonical = match &link {
+            Link::Forward { field, .. } => field.clone(),
+            Link::Back { field, .. } => format!("{}_via_{field}", target.id),
+        };
         steps.push(Node {
-            key: (*segment).to_owned(),
+            key: segment.clone(),
+            canonical,
             target: target.clone(),
             link,
             rule,
@@ -160,11 +320,15 @@ fn resolve_segment(
     schema: &Schema,
     parent: &Collection,
     segment: &str,
+    superuser: bool,
 ) -> Option<(Arc<Collection>, Link)> {
     if let Some(field) = parent.field(segment) {
         let FieldKind::Relation(options) = &field.kind else {
             return None;
         };
+        if field.hidden && !superuser {
+            return None;
+        }
         let target = schema.get_by_id(&options.collection_id)?.clone();
         return Some((
             target,
@@ -180,6 +344,9 @@ fn resolve_segment(
     match &field.kind {
         FieldKind::Relation(options) if options.collection_id == parent.id => {}
         _ => return None,
+    }
+    if field.hidden && !superuser {
+        return None;
     }
     let single = target.indexes.iter().any(|sql| {
         IndexDef::parse(sql).is_ok_and(|index| {
@@ -199,13 +366,14 @@ fn resolve_segment(
     ))
 }
 
-/// Merges a resolved path into the tree (paths sharing a prefix share its nodes).
+/// Merges a resolved path into the tree (paths sharing a resolved prefix share its nodes,
+/// named by the first spelling requested).
 fn insert_path(nodes: &mut Vec<Node>, steps: Vec<Node>) {
     let mut steps = steps.into_iter();
     let Some(first) = steps.next() else {
         return;
     };
-    let position = match nodes.iter().position(|n| n.key == first.key) {
+    let position = match nodes.iter().position(|n| n.canonical == first.canonical) {
         Some(position) => position,
         None => {
             nodes.push(first);
@@ -218,13 +386,16 @@ fn insert_path(nodes: &mut Vec<Node>, steps: Vec<Node>) {
 type LevelFuture<'a> = Pin<Box<dyn Future<Output = ApiResult<()>> + Send + 'a>>;
 
 /// Expands one level for a set of records of the same collection, then recurses into the
-/// related records once per distinct record.
+/// related records once per distinct record. `weights` (index for index with `outputs`)
+/// grow by what is attached under each record.
 fn expand_level<'a>(
     state: &'a SharedState,
     ctx: &'a RequestContext,
     records: &'a [Record],
     outputs: &'a mut [Value],
+    weights: &'a mut [Weight],
     nodes: &'a [Node],
+    budget: &'a mut Budget,
 ) -> LevelFuture<'a> {
     Box::pin(async move {
         for output in outputs.iter_mut() {
@@ -235,30 +406,54 @@ fn expand_level<'a>(
             }
         }
         for node in nodes {
-            let related = fetch_related(state, node, records).await?;
+            let related = fetch_related(state, node, records, budget).await?;
             let mut related_outputs: Vec<Value> = related
                 .iter()
                 .map(|record| record_json(&node.target, record, &ctx.auth))
                 .collect();
             // Managers of an expanded auth record see its email, as on its own endpoints.
             reveal_managed_emails(state, ctx, &node.target, &related, &mut related_outputs).await?;
+            let mut related_weights: Vec<Weight> = related_outputs.iter().map(Weight::of).collect();
             if !node.children.is_empty() && !related.is_empty() {
-                expand_level(state, ctx, &related, &mut related_outputs, &node.children).await?;
+                expand_level(
+                    state,
+                    ctx,
+                    &related,
+                    &mut related_outputs,
+                    &mut related_weights,
+                    &node.children,
+                    budget,
+                )
+                .await?;
             }
-            attach(node, records, outputs, &related, &related_outputs);
+            attach(
+                node,
+                records,
+                outputs,
+                weights,
+                &related,
+                &related_outputs,
+                &related_weights,
+                budget,
+            )?;
         }
         Ok(())
     })
 }
 
 /// Puts each record's related records under `expand.<key>`; nothing found adds no key.
+/// Each copy is charged to `budget` before it is made.
+#[allow(clippy::too_many_arguments)]
 fn attach(
     node: &Node,
     records: &[Record],
     outputs: &mut [Value],
+    weights: &mut [Weight],
     related: &[Record],
     related_outputs: &[Value],
-) {
+    related_weights: &[Weight],
+    budget: &mut Budget,
+) -> ApiResult<()> {
     let by_id: HashMap<&str, usize> = related
         .iter()
         .enumerate()
@@ -272,34 +467,40 @@ fn attach(
             }
         }
     }
-    for (record, output) in records.iter().zip(outputs.iter_mut()) {
-        let value = match &node.link {
-            Link::Forward { field, multiple } => {
-                let found: Vec<Value> = string_list(record.get(field).unwrap_or(&Value::Null))
+    for ((record, output), weight) in records
+        .iter()
+        .zip(outputs.iter_mut())
+        .zip(weights.iter_mut())
+    {
+        let (indexes, multiple): (Vec<usize>, bool) = match &node.link {
+            Link::Forward { field, multiple } => (
+                string_list(record.get(field).unwrap_or(&Value::Null))
                     .iter()
-                    .filter_map(|id| by_id.get(id.as_str()))
-                    .map(|i| related_outputs[*i].clone())
-                    .collect();
-                shape(found, *multiple)
-            }
-            Link::Back { single, .. } => {
-                let found: Vec<Value> = referencing
+                    .filter_map(|id| by_id.get(id.as_str()).copied())
+                    .collect(),
+                *multiple,
+            ),
+            Link::Back { single, .. } => (
+                referencing
                     .get(record.id())
-                    .map(|indexes| {
-                        indexes
-                            .iter()
-                            .take(MAX_BACK_RELATIONS)
-                            .map(|i| related_outputs[*i].clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                shape(found, !single)
-            }
+                    .map(|indexes| indexes.iter().take(MAX_BACK_RELATIONS).copied().collect())
+                    .unwrap_or_default(),
+                !single,
+            ),
         };
-        if let (Some(value), Some(Value::Object(expand))) = (value, output.get_mut("expand")) {
+        let mut found = Vec::with_capacity(indexes.len());
+        for i in indexes {
+            budget.charge(related_weights[i])?;
+            weight.add(related_weights[i]);
+            found.push(related_outputs[i].clone());
+        }
+        if let (Some(value), Some(Value::Object(expand))) =
+            (shape(found, multiple), output.get_mut("expand"))
+        {
             expand.insert(node.key.clone(), value);
         }
     }
+    Ok(())
 }
 
 fn shape(found: Vec<Value>, multiple: bool) -> Option<Value> {
@@ -317,20 +518,25 @@ async fn fetch_related(
     state: &SharedState,
     node: &Node,
     records: &[Record],
+    budget: &Budget,
 ) -> ApiResult<Vec<Record>> {
     let dialect = state.store.dialect();
     let table = node.target.name.as_str();
     let mut found = Vec::new();
     match &node.link {
         Link::Forward { field, .. } => {
+            let mut seen: HashSet<String> = HashSet::new();
             let mut ids: Vec<String> = Vec::new();
             for record in records {
                 for id in string_list(record.get(field).unwrap_or(&Value::Null)) {
-                    if !ids.contains(&id) {
+                    if seen.insert(id.clone()) {
                         ids.push(id);
                     }
                 }
             }
+            // Every record fetched is attached at least once: more than the budget can take
+            // is refused before it is read.
+            budget.fits_records(ids.len())?;
             for batch in ids.chunks(ID_BATCH) {
                 let condition = in_list(dialect, SqlFragment::column(table, "id"), batch);
                 let page = query(state, node, vec![condition], 1, batch.len() as u64).await?;
@@ -356,6 +562,7 @@ async fn fetch_related(
                         query(state, node, vec![condition.clone()], page_number, BACK_PAGE).await?;
                     let full = page.len() as u64 == BACK_PAGE;
                     found.extend(page);
+                    budget.fits_records(found.len())?;
                     if !full || found.len() >= cap {
                         break;
                     }
@@ -474,12 +681,23 @@ mod tests {
         }
     }
 
+    /// [`resolve_path`] for a guest.
+    fn resolve(
+        schema: &Schema,
+        root: &Arc<Collection>,
+        segments: &[&str],
+        view_rule: &dyn Fn(&Arc<Collection>) -> ViewRule,
+    ) -> Option<Vec<Node>> {
+        let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
+        resolve_path(schema, root, &segments, false, view_rule)
+    }
+
     #[test]
     fn paths_resolve_forward_and_back_relations() {
         let (schema, posts) = schema();
         let superuser_free = guest_rules;
         // Users' view rule is an expression: a filter for guests, not a refusal.
-        let steps = resolve_path(&schema, &posts, &["author"], &superuser_free).expect("valid");
+        let steps = resolve(&schema, &posts, &["author"], &superuser_free).expect("valid");
         assert!(matches!(
             &steps[0].link,
             Link::Forward {
@@ -488,11 +706,11 @@ mod tests {
             }
         ));
         assert!(steps[0].rule.is_some());
-        let back = resolve_path(&schema, &posts, &["COMMENTS_via_post"], &superuser_free)
+        let back = resolve(&schema, &posts, &["COMMENTS_via_post"], &superuser_free)
             .expect("valid back-relation");
         assert_eq!(back[0].key, "COMMENTS_via_post");
         assert!(matches!(&back[0].link, Link::Back { single: true, .. }));
-        let nested = resolve_path(
+        let nested = resolve(
             &schema,
             &posts,
             &["comments_via_post", "post", "author"],
@@ -508,7 +726,7 @@ mod tests {
             &["comments_via_id"],
         ] {
             assert!(
-                resolve_path(&schema, &posts, bad, &superuser_free).is_none(),
+                resolve(&schema, &posts, bad, &superuser_free).is_none(),
                 "{bad:?}"
             );
         }
@@ -526,12 +744,91 @@ mod tests {
         ] {
             insert_path(
                 &mut roots,
-                resolve_path(&schema, &posts, path, &guest).expect("valid"),
+                resolve(&schema, &posts, path, &guest).expect("valid"),
             );
         }
         assert_eq!(roots.len(), 2);
         assert_eq!(roots[0].children.len(), 1);
         assert_eq!(roots[0].children[0].key, "post");
+    }
+
+    #[test]
+    fn case_variants_of_a_back_relation_are_one_path() {
+        let (schema, posts) = schema();
+        let guest = guest_rules;
+        let mut roots = Vec::new();
+        let mut resolved = HashSet::new();
+        for path in parse_expand("COMMENTS_via_post.post, comments_via_post.post,Comments_VIA_post")
+        {
+            let Some(steps) = resolve_path(&schema, &posts, &path, false, &guest) else {
+                continue;
+            };
+            if resolved.insert(
+                steps
+                    .iter()
+                    .map(|s| s.canonical.clone())
+                    .collect::<Vec<_>>(),
+            ) {
+                insert_path(&mut roots, steps);
+            }
+        }
+        assert_eq!(resolved.len(), 1, "one distinct path");
+        assert_eq!(roots.len(), 1);
+        assert_eq!(
+            roots[0].key, "COMMENTS_via_post",
+            "named by the first spelling"
+        );
+    }
+
+    #[test]
+    fn hidden_relations_expand_for_superusers_only() {
+        let (schema, posts) = schema();
+        let mut hidden = (*posts).clone();
+        for field in &mut hidden.fields {
+            if field.name == "author" {
+                field.hidden = true;
+            }
+        }
+        let hidden = Arc::new(hidden);
+        let author = ["author".to_owned()];
+        assert!(resolve_path(&schema, &hidden, &author, false, &guest_rules).is_none());
+        assert!(resolve_path(&schema, &hidden, &author, true, &guest_rules).is_some());
+        // A back-relation through a hidden field reveals the same link.
+        let mut comments = (**schema.get("comments").expect("comments")).clone();
+        for field in &mut comments.fields {
+            if field.name == "post" {
+                field.hidden = true;
+            }
+        }
+        let schema = Schema::new(vec![
+            (**schema.get("users").expect("users")).clone(),
+            (*posts).clone(),
+            comments,
+        ]);
+        let posts = schema.get("posts").cloned().expect("posts");
+        let back = ["comments_via_post".to_owned()];
+        assert!(resolve_path(&schema, &posts, &back, false, &guest_rules).is_none());
+        assert!(resolve_path(&schema, &posts, &back, true, &guest_rules).is_some());
+    }
+
+    #[test]
+    fn expand_parameters_parse_bounded() {
+        assert_eq!(
+            parse_expand(" a . b ,, a.b,c.d.e.f.g.h.i"),
+            vec![
+                vec!["a".to_owned(), "b".to_owned()],
+                ["c", "d", "e", "f", "g", "h"].map(str::to_owned).to_vec(),
+            ]
+        );
+        assert!(parse_expand("").is_empty());
+        let mut budget = Budget::default();
+        let big = Weight {
+            records: 1,
+            bytes: MAX_EXPAND_BYTES,
+        };
+        assert!(budget.charge(big).is_ok());
+        assert!(budget.charge(Weight::of(&Value::Null)).is_err());
+        assert_eq!(json_len(&serde_json::json!({"a": [1, "x"]})), 13);
     }
 
     #[test]

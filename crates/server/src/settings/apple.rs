@@ -10,9 +10,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::require_superuser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody};
+use crate::extract::FormBody;
 use crate::state::SharedState;
 
 /// Apple accepts client secrets valid for at most six months (in seconds).
@@ -31,10 +30,9 @@ struct Claims<'a> {
 
 pub(super) async fn generate_client_secret(
     State(_state): State<SharedState>,
-    Auth(auth): Auth,
+    _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    require_superuser(&auth)?;
     let text = |key: &str| crate::auth::form_text(&body, key);
     let client_id = text("clientId")?;
     let team_id = text("teamId")?;

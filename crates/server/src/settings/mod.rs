@@ -467,10 +467,9 @@ async fn get_settings(
 
 async fn patch_settings(
     State(state): State<SharedState>,
-    Auth(auth): Auth,
+    _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    require_superuser(&auth)?;
     let mut slot = state.settings.0.write().await;
     let existing = match slot.as_ref() {
         Some(settings) => settings.clone(),
@@ -511,10 +510,9 @@ const TEST_TEMPLATES: [&str; 5] = [
 
 async fn test_email(
     State(state): State<SharedState>,
-    Auth(auth): Auth,
+    _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<StatusCode> {
-    require_superuser(&auth)?;
     let email = crate::auth::form_text(&body, "email")?;
     let template = crate::auth::form_text(&body, "template")?;
     let collection_name = crate::auth::form_text(&body, "collection")?;

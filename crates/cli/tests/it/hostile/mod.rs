@@ -8,6 +8,9 @@
 //! Outcomes are asserted, never wall-clock times; the one time bound is the client's own
 //! timeout on the normal request, generous enough for a loaded CI machine.
 
+/// Long value lists, `expand` amplification, hidden data via sort/expand, expensive bodies.
+mod inputs;
+
 use std::time::Duration;
 
 use crate::support::{Launch, TestApp};
