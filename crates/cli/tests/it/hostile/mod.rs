@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use crate::support::{Launch, TestApp};
 
+/// Sign-in abuse: password guessing through a local proxy, OTP guess and request floods,
+/// overlong credentials.
+mod auth;
+
 /// Address-space cap for hostile tests: well above what a normal run needs (the debug server
 /// idles far below it), well below what any of the attacks would take unbounded.
 pub const MEMORY_CAP: u64 = 2 << 30;
