@@ -373,6 +373,64 @@ async fn request_otp_answers_before_hashing_whether_or_not_the_email_exists() {
     );
 }
 
+/// The background deliveries are bounded: while hashing is stalled, the first
+/// `MAX_PENDING_OTPS` requests are accepted and the next answers PocketBase's 429, for an
+/// unknown email as for a known one; once hashing runs again, requests are accepted again.
+#[tokio::test]
+async fn pending_otp_deliveries_are_bounded_for_every_email_alike() {
+    let (_dir, _state, router, _) = otp_server().await;
+    let held = super::password::hold_all_hashing().await;
+    for i in 0..super::otp::MAX_PENDING_OTPS {
+        let email = if i % 2 == 0 {
+            "otto@example.com".to_owned()
+        } else {
+            format!("nobody{i}@example.com")
+        };
+        let (status, body) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": email}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{i}: {body}");
+    }
+    for email in ["otto@example.com", "nobody@example.com"] {
+        let (status, body) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": email}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{email}: {body}");
+        assert_eq!(body["message"], "Too Many Requests.");
+    }
+    drop(held);
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..200 {
+        (status, _) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": "otto@example.com"}),
+            ),
+        )
+        .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "accepted again once deliveries drain"
+    );
+}
+
 /// Issue #11 (15a): checking a code takes no lock shared with other codes (the old global
 /// lock is held here by the test, as a slow check of someone else's code would hold it).
 #[tokio::test]
