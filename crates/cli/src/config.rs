@@ -29,10 +29,19 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PLINTH_DEV")]
     pub dev: bool,
 
-    /// bcrypt cost for new password hashes (4..=31). PocketBase uses 10.
-    #[arg(long, global = true, env = "PLINTH_BCRYPT_COST", default_value_t = 10,
+    /// TESTS ONLY: hash passwords with the cheapest argon2id parameters (64 KiB, 1 pass), so
+    /// a test suite can sign in thousands of times quickly. Such hashes are cheap to crack;
+    /// every start with it prints a warning. Never set it for real data.
+    #[arg(long = "insecure-test-hashing", global = true,
+          env = "PLINTH_INSECURE_TEST_HASHING", hide = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure_test_hashing: bool,
+
+    /// Retired: this used to lower the argon2id parameters silently. A value below 10 now
+    /// refuses to start (name `--insecure-test-hashing` instead); 10 and up change nothing.
+    #[arg(long, global = true, env = "PLINTH_BCRYPT_COST",
           value_parser = clap::value_parser!(u32).range(4..=31), hide = true)]
-    pub bcrypt_cost: u32,
+    pub bcrypt_cost: Option<u32>,
 
     /// Accepted for PocketBase compatibility; Plinth has no automigrations, hooks, public
     /// dir or encryption env yet, so these are ignored.
@@ -69,6 +78,31 @@ pub struct GlobalArgs {
     #[arg(long = "changeLogMaxBytes", global = true, env = "PLINTH_CHANGE_LOG_MAX_BYTES",
           default_value_t = store_sqlite::DEFAULT_CHANGE_LOG_MAX_BYTES)]
     pub change_log_max_bytes: u64,
+}
+
+impl GlobalArgs {
+    /// The hashing cost new passwords get, as the bcrypt-style number the server crate takes
+    /// (10: production argon2id; 4: the insecure test parameters). Weakening is never
+    /// silent: it needs `--insecure-test-hashing` and prints a warning on every start; a
+    /// low `--bcrypt-cost` alone, which once weakened hashes quietly, refuses to start.
+    pub fn hash_cost(&self) -> anyhow::Result<u32> {
+        if self.insecure_test_hashing {
+            eprintln!(
+                "WARNING: --insecure-test-hashing (PLINTH_INSECURE_TEST_HASHING) is set: new \
+                 password hashes use test-only argon2id parameters that are cheap to crack. \
+                 Never use this outside of tests."
+            );
+            return Ok(4);
+        }
+        match self.bcrypt_cost {
+            Some(cost) if cost < 10 => anyhow::bail!(
+                "--bcrypt-cost / PLINTH_BCRYPT_COST={cost} would weaken password hashing and is \
+                 no longer honoured; for fast tests set PLINTH_INSECURE_TEST_HASHING=1 (never \
+                 in production), otherwise unset it"
+            ),
+            _ => Ok(10),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,5 +191,32 @@ mod tests {
 
         let cli = Cli::try_parse_from(["plinth", "serve", "--queryTimeout=1"]).expect("parses");
         assert_eq!(cli.global.query_timeout, 1);
+    }
+
+    #[test]
+    fn weak_hashing_needs_the_explicit_test_switch() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["plinth"], args, &["serve"]].concat())
+                .expect("parses")
+                .global
+        };
+        assert_eq!(parse(&[]).hash_cost().expect("default"), 10);
+        assert_eq!(
+            parse(&["--bcrypt-cost=12"]).hash_cost().expect("harmless"),
+            10
+        );
+        let refused = parse(&["--bcrypt-cost=4"])
+            .hash_cost()
+            .expect_err("a low cost alone refuses to start");
+        assert!(
+            refused.to_string().contains("PLINTH_INSECURE_TEST_HASHING"),
+            "{refused}"
+        );
+        assert_eq!(
+            parse(&["--insecure-test-hashing"])
+                .hash_cost()
+                .expect("opted in"),
+            4
+        );
     }
 }

@@ -41,12 +41,14 @@ pub struct AppState {
     pub settings: SettingsCache,
     /// Rate-limit buckets, keyed by rule and client.
     pub limiters: Limiters,
-    /// Serializes one-time-code and MFA-session consumption so a code is used at most once.
+    /// Serializes MFA-session consumption so a session is used at most once.
     pub auth_lock: tokio::sync::Mutex<()>,
     /// When each auth email was last sent, by `collection:record:kind`, to drop resends.
     pub mail_sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
-    /// Wrong guesses per one-time code id; the code is dropped after five.
-    pub otp_failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Per-code locks and wrong-guess counts of one-time codes, and pending OTP deliveries.
+    pub otp_guards: crate::auth::otp::OtpGuards,
+    /// Recent failed password sign-ins per identity (see [`crate::auth::lockout`]).
+    pub login_lockouts: crate::auth::lockout::Lockouts,
     /// Realtime clients and the change-log fan-out (started by the first SSE connection).
     pub realtime: crate::realtime::Hub,
     /// Collection rules compiled once per schema snapshot (see [`crate::access`]).
@@ -75,7 +77,8 @@ impl AppState {
             limiters: Limiters::default(),
             auth_lock: tokio::sync::Mutex::new(()),
             mail_sent: std::sync::Mutex::default(),
-            otp_failures: std::sync::Mutex::default(),
+            otp_guards: crate::auth::otp::OtpGuards::default(),
+            login_lockouts: crate::auth::lockout::Lockouts::default(),
             realtime: crate::realtime::Hub::default(),
             rules_cache: crate::access::RulesCache::default(),
         })

@@ -22,11 +22,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             "serving domains with automatic TLS is not supported yet; put a TLS proxy in front and use --http"
         );
     }
+    let hash_cost = global.hash_cost()?;
     let store = super::open_store(global, args.sync_full)?;
     let config = ServerConfig {
         body_limit: args.body_limit,
-        bcrypt_cost: global.bcrypt_cost,
-        argon2: server::auth::password::Argon2Params::for_bcrypt_cost(global.bcrypt_cost),
+        bcrypt_cost: hash_cost,
+        argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),
         storage_dir: Some(global.dir.join("storage")),
     };
     let dyn_store: Arc<dyn Store> = store.clone();

@@ -7,8 +7,8 @@ use server::superusers::{self, Saved};
 use crate::config::{GlobalArgs, SuperuserAction, SuperuserArgs};
 
 pub async fn run(global: &GlobalArgs, args: SuperuserArgs) -> anyhow::Result<()> {
+    let cost = global.hash_cost()?;
     let store = super::open_store(global, false)?;
-    let cost = global.bcrypt_cost;
     let result = match &args.action {
         SuperuserAction::Create { email, password } => {
             superusers::create(store.as_ref(), email, password, cost)

@@ -199,3 +199,90 @@ async fn password_change_revokes_old_tokens() {
         .await;
     assert_eq!(status, 401, "the old token must stop working");
 }
+
+/// Issue #11: password sign-in locks per identity after 10 failures, whatever the client's
+/// address (behind a local reverse proxy every client is loopback, which the IP rate limit
+/// exempts). Loopback is exempt from the IP limit here, so the lockout alone answers.
+#[tokio::test]
+async fn repeated_failures_lock_the_identity_not_the_server() {
+    let app = TestApp::spawn().await;
+    let login = |identity: &'static str, password: &'static str| {
+        app.post_json(
+            "/api/collections/_superusers/auth-with-password",
+            None,
+            json!({"identity": identity, "password": password}),
+        )
+    };
+    // Successes never count: many sign-ins a minute stay fine, and a success clears the
+    // failures before it, so 9 + 9 failures around one success lock nothing.
+    for _ in 0..9 {
+        let (status, body) = login(ADMIN_EMAIL, "wrong-pass").await;
+        assert_error(status, &body, 400, "Failed to authenticate.");
+    }
+    for _ in 0..3 {
+        let (status, body) = login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for _ in 0..9 {
+        let (status, body) = login(ADMIN_EMAIL, "wrong-pass").await;
+        assert_error(status, &body, 400, "Failed to authenticate.");
+    }
+    let (status, body) = login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    // Ten failures in a row lock the identity: even the right password gets PocketBase's 429,
+    // and so does the identity in another case.
+    for _ in 0..10 {
+        let (status, body) = login(ADMIN_EMAIL, "wrong-pass").await;
+        assert_error(status, &body, 400, "Failed to authenticate.");
+    }
+    for identity in [ADMIN_EMAIL, "ADMIN@example.com"] {
+        let (status, body) = login(identity, ADMIN_PASSWORD).await;
+        assert_error(status, &body, 429, "Too Many Requests.");
+    }
+    // An unknown identity locks the same way, so the lockout tells nothing about accounts.
+    for _ in 0..10 {
+        let (status, body) = login("ghost@example.com", "wrong-pass").await;
+        assert_error(status, &body, 400, "Failed to authenticate.");
+    }
+    let (status, body) = login("ghost@example.com", "wrong-pass").await;
+    assert_error(status, &body, 429, "Too Many Requests.");
+    // Other identities and the rest of the server are unaffected.
+    let (status, body) = login("other@example.com", "wrong-pass").await;
+    assert_error(status, &body, 400, "Failed to authenticate.");
+    let (status, _) = app.get("/api/health", None).await;
+    assert_eq!(status, 200);
+}
+
+/// PocketBase's bounds on the credentials `auth-with-password` reads (255 characters each).
+#[tokio::test]
+async fn overlong_credentials_are_refused_before_hashing() {
+    let app = TestApp::spawn().await;
+    let long = "a".repeat(256);
+    for (identity, password, field) in [
+        (long.as_str(), "x", "identity"),
+        (ADMIN_EMAIL, long.as_str(), "password"),
+    ] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/_superusers/auth-with-password",
+                None,
+                json!({"identity": identity, "password": password}),
+            )
+            .await;
+        let data = assert_error(
+            status,
+            &body,
+            400,
+            "An error occurred while validating the submitted data.",
+        );
+        assert_eq!(
+            data[field]["code"], "validation_length_out_of_range",
+            "{data}"
+        );
+        assert_eq!(
+            data[field]["message"], "The length must be between 1 and 255.",
+            "{data}"
+        );
+        assert_eq!(data[field]["params"], json!({"max": 255, "min": 1}));
+    }
+}

@@ -399,6 +399,25 @@ async fn otp_sign_in_and_mfa() {
         )
         .await;
     assert_error(status, &body, 400, "Invalid or expired OTP.");
+    // Verifying the address by OTP reset the password nobody had proved (pre-hijacking);
+    // give eve a new one for the MFA part.
+    let (status, _) = login(&app, "eve@example.com", "evepass123").await;
+    assert_eq!(status, 400);
+    let (_, users) = app
+        .get(
+            &format!("{USERS}/records?filter=(email='eve@example.com')"),
+            Some(&admin),
+        )
+        .await;
+    let eve_id = users["items"][0]["id"].as_str().expect("eve").to_owned();
+    let (status, body) = app
+        .patch_json(
+            &format!("{USERS}/records/{eve_id}"),
+            Some(&admin),
+            json!({"password": "evepass456", "passwordConfirm": "evepass456"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 
     let (status, body) = app
         .patch_json(
@@ -408,7 +427,7 @@ async fn otp_sign_in_and_mfa() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = login(&app, "eve@example.com", "evepass123").await;
+    let (status, body) = login(&app, "eve@example.com", "evepass456").await;
     assert_eq!(status, 401, "{body}");
     let mfa_id = body["mfaId"].as_str().expect("mfaId").to_owned();
     let (status, row) = app
@@ -424,7 +443,7 @@ async fn otp_sign_in_and_mfa() {
         .post_json(
             &format!("{USERS}/auth-with-password?mfaId={mfa_id}"),
             None,
-            json!({"identity": "eve@example.com", "password": "evepass123"}),
+            json!({"identity": "eve@example.com", "password": "evepass456"}),
         )
         .await;
     assert_error(
@@ -718,18 +737,19 @@ async fn brute_force_reaches_429_with_default_rate_limits() {
         body["rateLimits"]["enabled"], true,
         "limits are on by default"
     );
-    let attempt = |ip: &'static str| {
+    let attempt_as = |ip: &'static str, identity: &'static str| {
         let request = app
             .client
             .post(app.url("/api/collections/users/auth-with-password"))
             .header("X-Real-IP", ip)
-            .json(&json!({"identity": "hal@example.com", "password": "wrongpass1"}));
+            .json(&json!({"identity": identity, "password": "wrongpass1"}));
         async move {
             let response = request.send().await.expect("sent");
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.expect("json"))
         }
     };
+    let attempt = |ip: &'static str| attempt_as(ip, "hal@example.com");
     let mut statuses = Vec::new();
     for _ in 0..12 {
         let (status, body) = attempt("203.0.113.7").await;
@@ -742,11 +762,15 @@ async fn brute_force_reaches_429_with_default_rate_limits() {
     assert!(statuses[..10].iter().all(|s| *s == 400), "{statuses:?}");
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
     // Another client is not affected, and neither is loopback.
-    assert_eq!(attempt("203.0.113.8").await.0, 400);
-    for _ in 0..12 {
-        let (status, _) = login(&app, "hal@example.com", "wrongpass1").await;
+    assert_eq!(attempt_as("203.0.113.8", "ivy@example.com").await.0, 400);
+    // Loopback is exempt from the IP limit (each attempt names another identity, as hal's is
+    // now locked by the per-identity lockout).
+    for i in 0..12 {
+        let (status, _) = login(&app, &format!("ghost{i}@example.com"), "wrongpass1").await;
         assert_eq!(status, 400, "loopback is exempt by default");
     }
+    let (status, body) = login(&app, "hal@example.com", "halpass123").await;
+    assert_error(status, &body, 429, "Too Many Requests.");
 }
 
 fn base64_url(bytes: &[u8]) -> String {
@@ -1111,4 +1135,204 @@ async fn auth_forms_refuse_wrong_types_and_foreign_tokens() {
         json!(["email"]),
         "the stored setting is kept"
     );
+}
+
+/// Enables OTP (6 digits) on `users`, optionally with MFA.
+async fn enable_otp(app: &TestApp, admin: &str, mfa: bool) {
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(admin),
+            json!({"otp": {"enabled": true, "length": 6, "duration": 300},
+                   "mfa": {"enabled": mfa, "duration": 600}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Requests a code for `email` and returns `(otpId, code)` once the `index`-th mail arrives.
+async fn request_code(
+    app: &TestApp,
+    sink: &SmtpSink,
+    email: &str,
+    index: usize,
+) -> (String, String) {
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/request-otp"),
+            None,
+            json!({"email": email}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let otp_id = body["otpId"].as_str().expect("otpId").to_owned();
+    (otp_id, sink.wait_for(email, index).await.code(6))
+}
+
+/// Account pre-hijacking (issue #11): someone registers the victim's address with a password
+/// they know and leaves it unverified. When the owner signs in with an emailed code (proving
+/// the address), the account becomes the owner's: the registrant's password fails (400, as
+/// on PocketBase) and the registrant's tokens stop working (the token key rotated).
+#[tokio::test]
+async fn otp_verification_takes_the_account_from_whoever_registered_it() {
+    let (app, sink, admin) = app_with_mail().await;
+    enable_otp(&app, &admin, false).await;
+    let squatter = create_user(&app, "victim@example.com", "squatter123").await;
+    assert_eq!(squatter["verified"], false);
+    let (status, session) = login(&app, "victim@example.com", "squatter123").await;
+    assert_eq!(status, 200, "{session}");
+    let squatter_token = session["token"].as_str().expect("token").to_owned();
+
+    let (otp_id, code) = request_code(&app, &sink, "victim@example.com", 0).await;
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], squatter["id"]);
+    assert_eq!(body["record"]["verified"], true);
+    let owner_token = body["token"].as_str().expect("token").to_owned();
+
+    let (status, body) = login(&app, "victim@example.com", "squatter123").await;
+    assert_error(status, &body, 400, "Failed to authenticate.");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-refresh"),
+            Some(&squatter_token),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-refresh"),
+            Some(&owner_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "the owner's new session works: {body}");
+
+    // An already verified account keeps its password through an OTP sign-in.
+    let (otp_id, code) = request_code(&app, &sink, "victim@example.com", 1).await;
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-refresh"),
+            Some(&owner_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "no second reset: {body}");
+}
+
+/// With MFA, a password first factor and an OTP second factor in one sign-in prove both the
+/// password and the address: the address becomes verified and the password stays.
+#[tokio::test]
+async fn otp_second_factor_after_the_password_keeps_the_password() {
+    let (app, sink, admin) = app_with_mail().await;
+    enable_otp(&app, &admin, true).await;
+    create_user(&app, "mia@example.com", "miapass123").await;
+    let (status, body) = login(&app, "mia@example.com", "miapass123").await;
+    assert_eq!(status, 401, "{body}");
+    let mfa_id = body["mfaId"].as_str().expect("mfaId").to_owned();
+    let (otp_id, code) = request_code(&app, &sink, "mia@example.com", 0).await;
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code, "mfaId": mfa_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["verified"], true);
+    let (status, body) = login(&app, "mia@example.com", "miapass123").await;
+    assert_eq!(
+        status, 401,
+        "the password is still right (MFA asks for more): {body}"
+    );
+    assert!(body["mfaId"].is_string(), "{body}");
+
+    // OTP as the first factor proves only the address: the unproven password is reset.
+    create_user(&app, "noa@example.com", "noapass123").await;
+    let (otp_id, code) = request_code(&app, &sink, "noa@example.com", 0).await;
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        )
+        .await;
+    assert_eq!(status, 401, "first factor: {body}");
+    let (status, body) = login(&app, "noa@example.com", "noapass123").await;
+    assert_error(status, &body, 400, "Failed to authenticate.");
+}
+
+/// An email change never hands an account to the new address's owner without the password:
+/// the confirmation needs the account's current password, so whoever proves the new address
+/// also proved the password (no reset is needed, and PocketBase does none), and the change
+/// rotates the token key.
+#[tokio::test]
+async fn email_change_to_a_new_address_needs_the_account_password() {
+    let (app, sink, _) = app_with_mail().await;
+    create_user(&app, "sam@example.com", "sampass123").await;
+    let (_, session) = login(&app, "sam@example.com", "sampass123").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-email-change"),
+            Some(&token),
+            json!({"newEmail": "owner@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let change = sink.wait_for("owner@example.com", 0).await.token();
+    // The new address's owner, without the password, cannot take the change.
+    for guess in ["", "owner-guess1"] {
+        let (status, body) = app
+            .post_json(
+                &format!("{USERS}/confirm-email-change"),
+                None,
+                json!({"token": change, "password": guess}),
+            )
+            .await;
+        let data = assert_error(
+            status,
+            &body,
+            400,
+            "An error occurred while validating the submitted data.",
+        );
+        assert!(data["password"]["code"].is_string(), "{data}");
+    }
+    let (status, _) = login(&app, "owner@example.com", "sampass123").await;
+    assert_eq!(status, 400, "nothing changed");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-email-change"),
+            None,
+            json!({"token": change, "password": "sampass123"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = login(&app, "owner@example.com", "sampass123").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["verified"], true);
+    let (status, _) = app
+        .post_json(&format!("{USERS}/auth-refresh"), Some(&token), json!({}))
+        .await;
+    assert_eq!(status, 401, "sessions from before the change end");
 }

@@ -318,40 +318,12 @@ async fn oauth2_code_flow_against_a_real_oidc_provider() {
 }
 
 #[tokio::test]
-async fn oauth2_never_links_by_an_unverified_email() {
+async fn oauth2_never_links_by_an_email_the_provider_did_not_verify() {
     let provider = OidcProvider::start();
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    app.patch_json(
-        "/api/settings",
-        Some(&admin),
-        json!({"rateLimits": {"enabled": false}}),
-    )
-    .await;
-    app.patch_json(
-        USERS,
-        Some(&admin),
-        json!({"oauth2": {"enabled": true, "providers": [{
-            "name": "oidc", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
-            "authURL": format!("{}/auth", provider.base),
-            "tokenURL": format!("{}/token", provider.base),
-            "userInfoURL": format!("{}/me", provider.base)}]}}),
-    )
-    .await;
-    // Someone registered the victim's address first, with a password they know.
-    let (status, squatter) = app
-        .post_json(
-            &format!("{USERS}/records"),
-            None,
-            json!({"email": "bob@oidc.test", "password": "squatter1", "passwordConfirm": "squatter1"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{squatter}");
-    let refused =
-        "An account with this email already exists; sign in to it first to link this provider.";
-    let (status, body) = oauth2_login(&app, "bob").await;
-    assert_error(status, &body, 400, refused);
-    // The provider says the email is unverified: no link to a verified account either.
+    enable_oidc(&app, &admin, &provider, json!({})).await;
+    // The provider says the email is unverified: no link, even to a verified account.
     let (status, verified) = app
         .post_json(
             &format!("{USERS}/records"),
@@ -370,16 +342,80 @@ async fn oauth2_never_links_by_an_unverified_email() {
         )
         .await;
     assert_eq!(status, 200);
+    let refused =
+        "An account with this email already exists; sign in to it first to link this provider.";
     let (status, body) = oauth2_login(&app, "unverified-dan").await;
     assert_error(status, &body, 400, refused);
-    // The squatter's password still signs in only to the squatter's own, unlinked account.
+    let (status, links) = app
+        .get("/api/collections/_externalAuths/records", Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{links}");
+    assert_eq!(links["totalItems"], 0, "{links}");
+    // The account's own password still works.
     let (status, body) = app
         .post_json(
             &format!("{USERS}/auth-with-password"),
             None,
-            json!({"identity": "bob@oidc.test", "password": "squatter1"}),
+            json!({"identity": "unverified-dan@oidc.test", "password": "danpass12"}),
         )
         .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Account pre-hijacking (issue #11): someone registers the victim's address with a password
+/// they know and leaves it unverified. When the provider proves the address belongs to the
+/// person signing in, that person gets the account, and the registrant's password and
+/// sessions stop working (PocketBase resets the password too).
+#[tokio::test]
+async fn oauth2_takes_an_unverified_account_back_from_whoever_registered_it() {
+    let provider = OidcProvider::start();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    enable_oidc(&app, &admin, &provider, json!({})).await;
+    let (status, squatter) = app
+        .post_json(
+            &format!("{USERS}/records"),
+            None,
+            json!({"email": "bob@oidc.test", "password": "squatter1", "passwordConfirm": "squatter1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{squatter}");
+    assert_eq!(squatter["verified"], false);
+    let login_path = format!("{USERS}/auth-with-password");
+    let squatter_login = || {
+        app.post_json(
+            &login_path,
+            None,
+            json!({"identity": "bob@oidc.test", "password": "squatter1"}),
+        )
+    };
+    let (status, session) = squatter_login().await;
+    assert_eq!(status, 200, "{session}");
+    let squatter_token = session["token"].as_str().expect("token").to_owned();
+
+    let (status, body) = oauth2_login(&app, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], squatter["id"], "the existing account");
+    assert_eq!(body["record"]["verified"], true);
+    assert_eq!(body["meta"]["isNew"], false);
+
+    let (status, body) = squatter_login().await;
+    assert_error(status, &body, 400, "Failed to authenticate.");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-refresh"),
+            Some(&squatter_token),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    // The owner signs in again through the link.
+    let (status, body) = oauth2_login(&app, "bob").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["id"], squatter["id"]);
 }

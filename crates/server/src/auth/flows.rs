@@ -303,6 +303,15 @@ async fn confirm_password_reset(
         data.insert("verified".into(), Value::Bool(true));
     })
     .await?;
+    // The owner has a new password: a lockout started by someone's guesses no longer applies.
+    for field in &options(&collection)?.password_auth.identity_fields {
+        let identity = record.text(field);
+        if !identity.is_empty() {
+            state
+                .login_lockouts
+                .clear(&super::lockout::key(&collection.id, identity));
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

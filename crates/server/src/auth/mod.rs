@@ -6,6 +6,7 @@
 pub mod apple;
 pub mod bookkeeping;
 pub mod flows;
+pub mod lockout;
 pub mod oauth2;
 pub mod oauth2_redirect;
 pub mod otp;
@@ -104,6 +105,26 @@ pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<
     }
 }
 
+/// Longest identity or password `auth-with-password` reads, in characters (PocketBase's).
+pub const MAX_CREDENTIAL_CHARS: usize = 255;
+
+/// PocketBase's length error when `value` has more than `max` characters.
+pub fn too_long(value: &str, max: usize) -> Option<FieldError> {
+    (value.chars().count() > max).then(|| {
+        FieldError::new(
+            "validation_length_out_of_range",
+            format!("The length must be between 1 and {max}."),
+        )
+        .with_param("max", max)
+        .with_param("min", 1)
+    })
+}
+
+/// PocketBase's 429, as its rate limiter answers it.
+pub fn too_many_requests() -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
+}
+
 /// 400 "An error occurred while validating the submitted data." with `errors`, if any.
 pub fn validated(errors: ValidationErrors) -> ApiResult<()> {
     errors.into_result().map_err(|errors| {
@@ -194,6 +215,38 @@ pub async fn update_record(
 /// A fresh random `tokenKey`, which revokes every token signed with the old one.
 pub fn new_token_key() -> Value {
     Value::String(domain::ids::random_alnum(50))
+}
+
+/// Marks an unverified record verified because someone just proved its email address (an
+/// OTP sent to it, or an OAuth2 provider vouching for it). With `reset_password`, the
+/// password becomes a random one nobody knows and the `tokenKey` is rotated: whoever
+/// registered the address before its owner proved it (account pre-hijacking) loses both the
+/// password they chose and every session it opened, as PocketBase does on OTP verification.
+/// The owner signs in with the proof they just gave, or sets a password through a reset.
+pub async fn verify_proven_email(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+    reset_password: bool,
+) -> ApiResult<Record> {
+    let hash = if reset_password {
+        let random = domain::ids::random_alnum(40);
+        Some(
+            password::hash_argon2(random, state.config.argon2)
+                .await
+                .map_err(ApiError::internal)?,
+        )
+    } else {
+        None
+    };
+    update_record(state, collection, record.id(), true, move |data| {
+        data.insert("verified".into(), Value::Bool(true));
+        if let Some(hash) = hash {
+            data.insert("password".into(), Value::String(hash));
+            data.insert("tokenKey".into(), new_token_key());
+        }
+    })
+    .await
 }
 
 /// Whether `record` satisfies `rule` (the collection's `authRule` or MFA rule), evaluated with
@@ -584,11 +637,12 @@ async fn auth_with_password(
     let password = form_text(&body, "password")?;
     let identity_field = form_text(&body, "identityField")?;
     let mut errors = ValidationErrors::new();
-    if identity.is_empty() {
-        errors.add("identity", FieldError::required());
-    }
-    if password.is_empty() {
-        errors.add("password", FieldError::required());
+    for (key, value) in [("identity", &identity), ("password", &password)] {
+        if value.is_empty() {
+            errors.add(key, FieldError::required());
+        } else if let Some(error) = too_long(value, MAX_CREDENTIAL_CHARS) {
+            errors.add(key, error);
+        }
     }
     if !identity_field.is_empty()
         && !options
@@ -599,6 +653,13 @@ async fn auth_with_password(
         errors.add("identityField", FieldError::invalid_value());
     }
     validated(errors)?;
+    let lockout_key = lockout::key(&collection.id, &identity);
+    if state
+        .login_lockouts
+        .is_locked(&lockout_key, std::time::Instant::now())
+    {
+        return Err(too_many_requests());
+    }
     let fields: Vec<String> = if identity_field.is_empty() {
         options.password_auth.identity_fields.clone()
     } else {
@@ -611,7 +672,12 @@ async fn auth_with_password(
             break;
         }
     }
-    let failed = || ApiError::bad_request_msg("Failed to authenticate.");
+    let failed = || {
+        state
+            .login_lockouts
+            .record_failure(&lockout_key, std::time::Instant::now());
+        ApiError::bad_request_msg("Failed to authenticate.")
+    };
     let Some(record) = found else {
         // Spend the same time as a real check so that unknown identities are not revealed.
         password::verify(password, dummy_hash(&state).await).await;
@@ -621,6 +687,7 @@ async fn auth_with_password(
     if !password::verify(password.clone(), stored.clone()).await {
         return Err(failed());
     }
+    state.login_lockouts.clear(&lockout_key);
     let record = if password::needs_rehash(&stored) {
         rehash(&state, &collection, record, password).await
     } else {

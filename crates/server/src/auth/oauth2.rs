@@ -1,7 +1,7 @@
 //! OAuth2 sign-in (PocketBase's code flow): `auth-methods` lists each configured provider
 //! with a fresh `state`, PKCE verifier and ready `authURL`; `auth-with-oauth2` exchanges the
-//! code, fetches the provider's user, then signs in the linked record, links the caller or a
-//! verified account with the same verified email, or creates a record (under the
+//! code, fetches the provider's user, then signs in the linked record, links the caller or an
+//! account with the same provider-verified email, or creates a record (under the
 //! collection's create rule). Links are rows of the `_externalAuths` system collection.
 //!
 //! Providers: generic OpenID Connect (`oidc`, `oidc2`, `oidc3`, URLs from the config), Apple
@@ -733,6 +733,9 @@ async fn auth_with_oauth2(
                     ..
                 } if own.id == collection.id => (**record).clone(),
                 _ => match by_verified_email(&state, &collection, &user).await? {
+                    Some(record) if !record.bool("verified") => {
+                        claim_unverified(&state, &collection, &record).await?
+                    }
                     Some(record) => record,
                     None => {
                         is_new = true;
@@ -787,9 +790,10 @@ async fn auth_with_oauth2(
     finish_auth(&state, &collection, record, sign_in).await
 }
 
-/// An existing record with the provider's email, linked only when both sides vouch for the
-/// address: otherwise whoever registered the email first (or the provider account's owner)
-/// could take the other's account. An unverified match is refused rather than duplicated.
+/// An existing record with the provider's email, linked only when the provider says the
+/// email is verified: otherwise the provider account's owner could take the record. A match
+/// the provider does not vouch for is refused rather than duplicated. A record that never
+/// proved its email is returned too; [`claim_unverified`] takes it from whoever made it.
 async fn by_verified_email(
     state: &SharedState,
     collection: &Arc<Collection>,
@@ -801,12 +805,37 @@ async fn by_verified_email(
     let Some(existing) = find_by_field(state, collection, "email", &user.email).await? else {
         return Ok(None);
     };
-    if user.email_verified && existing.bool("verified") {
+    if user.email_verified {
         return Ok(Some(existing));
     }
     Err(bad(
         "An account with this email already exists; sign in to it first to link this provider.",
     ))
+}
+
+/// The provider has just proved the email of a record that never proved it: whoever
+/// registered the record may not be its owner (account pre-hijacking). As PocketBase does,
+/// the record's other OAuth2 links go, its password is reset to one nobody knows and its
+/// token key rotates (the registrant's sessions end), and it becomes verified.
+async fn claim_unverified(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+) -> ApiResult<Record> {
+    let links = bookkeeping::find(
+        state,
+        EXTERNAL_AUTHS_ID,
+        &[
+            ("collectionRef", &collection.id),
+            ("recordRef", record.id()),
+        ],
+        1000,
+    )
+    .await?;
+    for link in links {
+        bookkeeping::delete(state, EXTERNAL_AUTHS_ID, link.id()).await?;
+    }
+    super::verify_proven_email(state, collection, record, true).await
 }
 
 /// The request a sign-up comes from, as the create rule sees it.

@@ -1,14 +1,21 @@
 //! One-time passwords (`request-otp`, `auth-with-otp`) and MFA sessions, kept as rows of the
 //! `_otps` and `_mfas` system collections as PocketBase does: a code is stored hashed, expires
 //! the collection's duration after its row was made, and is deleted on use or after five
-//! wrong guesses. Consumption is serialized by `auth_lock`, so a code or session is used at
-//! most once. Rows nobody uses are removed by an hourly sweep once expired, as PocketBase
-//! does, so the tables do not grow with abandoned sign-ins.
+//! wrong guesses. Each code has its own lock ([`OtpGuards`]): guesses at one code queue only
+//! behind each other, never behind other users' codes, and the lock makes a code single-use
+//! and its attempt count exact under concurrency. Rows nobody uses are removed by an hourly
+//! sweep once expired, as PocketBase does, so the tables do not grow with abandoned sign-ins.
+//!
+//! `request-otp` answers before any expensive work, whether or not the email exists: hashing
+//! the code, storing it and mailing it happen in a background task, which hashes a code for
+//! an unknown email too, so neither the answer time nor the server's load tells the two apart.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -19,7 +26,7 @@ use serde_json::{Value, json};
 use super::bookkeeping;
 use super::{
     AuthMethod, auth_collection, find_by_field, finish_auth, form_text, is_email_error, mfa_id,
-    options, password, update_record, validated,
+    options, password, validated,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::TextForm;
@@ -27,11 +34,99 @@ use crate::state::SharedState;
 use domain::collection::{MFAS_ID, OTPS_ID};
 
 /// Wrong guesses allowed per code before it is dropped.
-const MAX_OTP_ATTEMPTS: u32 = 5;
+pub const MAX_OTP_ATTEMPTS: u32 = 5;
+/// Longest code `auth-with-otp` reads, in characters (PocketBase's: bcrypt's 72-byte input
+/// less one).
+pub const MAX_OTP_CHARS: usize = 71;
 /// How often expired `_otps` and `_mfas` rows are removed (PocketBase: hourly).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Rows read per round of the sweep.
 const SWEEP_PAGE: u64 = 200;
+/// OTP deliveries (hash, store, mail) waiting or running at once; past this `request-otp`
+/// answers 429 for every email alike, before looking the email up.
+pub const MAX_PENDING_OTPS: usize = 64;
+/// Per-code locks kept before idle ones are forgotten.
+const MAX_OTP_SLOTS: usize = 4096;
+/// A per-code lock idle this long is forgotten once there are many: by then the code has
+/// expired (PocketBase's default lifetime is 3 minutes), and a forgotten count only gives
+/// back guesses that a fresh `request-otp` would give anyway.
+const OTP_SLOT_IDLE: Duration = Duration::from_secs(3600);
+
+/// Per-code locks and wrong-guess counts, and the bound on pending OTP deliveries.
+pub struct OtpGuards {
+    slots: Mutex<HashMap<String, Arc<OtpSlot>>>,
+    pending: Arc<tokio::sync::Semaphore>,
+}
+
+/// One code's lock; the value is its wrong guesses so far.
+struct OtpSlot {
+    failures: tokio::sync::Mutex<u32>,
+    touched: Mutex<Instant>,
+}
+
+impl Default for OtpGuards {
+    fn default() -> Self {
+        OtpGuards {
+            slots: Mutex::default(),
+            pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_OTPS)),
+        }
+    }
+}
+
+impl OtpGuards {
+    /// The lock of code `otp_id`, made on first use.
+    fn slot(&self, otp_id: &str) -> Arc<OtpSlot> {
+        let now = Instant::now();
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slots.len() >= MAX_OTP_SLOTS && !slots.contains_key(otp_id) {
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || now.duration_since(slot.touched()) < OTP_SLOT_IDLE
+            });
+        }
+        let slot = slots
+            .entry(otp_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(OtpSlot {
+                    failures: tokio::sync::Mutex::new(0),
+                    touched: Mutex::new(now),
+                })
+            })
+            .clone();
+        *slot
+            .touched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+        slot
+    }
+
+    /// Drops the lock of a code that is gone (used, exhausted or never existed).
+    fn forget(&self, otp_id: &str) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(otp_id);
+    }
+
+    /// How many per-code locks are held (for tests).
+    pub fn slot_count(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+}
+
+impl OtpSlot {
+    fn touched(&self) -> Instant {
+        *self
+            .touched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -74,40 +169,78 @@ async fn request_otp(
     let mut errors = ValidationErrors::new();
     if email.is_empty() {
         errors.add("email", FieldError::required());
+    } else if let Some(error) = super::too_long(&email, super::MAX_CREDENTIAL_CHARS) {
+        errors.add("email", error);
     } else if !crate::superusers::valid_email(&email) {
         errors.add("email", is_email_error());
     }
     validated(errors)?;
-    let id = domain::ids::new_record_id();
-    let Some(record) = find_by_field(&state, &collection, "email", &email).await? else {
-        // A random id all the same, so the answer does not reveal whether the email exists.
-        return Ok(Json(json!({"otpId": id})));
+    // Decided before the lookup, so a refusal says nothing about the email either.
+    let Ok(permit) = state.otp_guards.pending.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests.",
+        ));
     };
+    let record = find_by_field(&state, &collection, "email", &email).await?;
+    // A random id either way, so the answer does not reveal whether the email exists.
+    let id = domain::ids::new_record_id();
+    let job = OtpDelivery {
+        collection,
+        record,
+        id: id.clone(),
+        email,
+    };
+    let background = state.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        if let Err(error) = deliver_otp(&background, job).await {
+            tracing::warn!(message = %error.message, "OTP not delivered");
+        }
+    });
+    Ok(Json(json!({"otpId": id})))
+}
+
+/// What `request-otp` hands to the background: the record is `None` for an unknown email.
+pub struct OtpDelivery {
+    pub collection: Arc<Collection>,
+    pub record: Option<Record>,
+    pub id: String,
+    pub email: String,
+}
+
+/// Makes, hashes, stores and mails the code. The code is made and hashed for an unknown
+/// email too (then dropped), so both kinds of request cost the server the same work.
+pub async fn deliver_otp(state: &SharedState, job: OtpDelivery) -> ApiResult<()> {
+    let options = options(&job.collection)?;
     let code = random_digits(options.otp.length.clamp(4, 64) as usize);
     let hash = password::hash_argon2(code.clone(), state.config.argon2)
         .await
         .map_err(ApiError::internal)?;
+    let Some(record) = job.record else {
+        return Ok(());
+    };
     bookkeeping::insert(
-        &state,
+        state,
         OTPS_ID,
-        Some(id.clone()),
+        Some(job.id),
         vec![
-            ("collectionRef", Value::String(collection.id.clone())),
+            ("collectionRef", Value::String(job.collection.id.clone())),
             ("recordRef", Value::String(record.id().to_owned())),
             ("password", Value::String(hash)),
-            ("sentTo", Value::String(email.clone())),
+            ("sentTo", Value::String(job.email.clone())),
         ],
     )
     .await?;
-    let settings = crate::settings::current(&state).await?;
+    let settings = crate::settings::current(state).await?;
     let rendered = crate::mail::render(
         &options.otp.email_template,
         &settings,
         Some(&record),
         &[("OTP", &code)],
     );
-    crate::mail::send_in_background(&state, email, rendered);
-    Ok(Json(json!({"otpId": id})))
+    crate::mail::send_in_background(state, job.email, rendered);
+    Ok(())
 }
 
 async fn auth_with_otp(
@@ -129,11 +262,13 @@ async fn auth_with_otp(
     }
     if code.is_empty() {
         errors.add("password", FieldError::required());
+    } else if let Some(error) = super::too_long(&code, MAX_OTP_CHARS) {
+        errors.add("password", error);
     }
     validated(errors)?;
-    let record = consume_otp(&state, &collection, &otp_id, code).await?;
     let query = super::query_pairs(&uri);
     let mfa = mfa_id(&body, &query)?;
+    let record = consume_otp(&state, &collection, &otp_id, code, &mfa).await?;
     let sign_in = super::SignIn {
         method: AuthMethod::Otp,
         mfa_id: mfa,
@@ -144,39 +279,42 @@ async fn auth_with_otp(
     finish_auth(&state, &collection, record, sign_in).await
 }
 
-/// Checks and deletes the code; a right code for a record's own email also verifies it.
+/// Checks and deletes the code under the code's own lock (so it is used at most once and its
+/// wrong guesses are counted exactly); the hash check runs outside any lock shared with other
+/// codes. A right code sent to the record's own email also verifies the address, which
+/// resets a password nobody proved (see [`super::verify_proven_email`]) unless this code is
+/// the second factor of an MFA session the same record began with its password.
 async fn consume_otp(
     state: &SharedState,
     collection: &Arc<Collection>,
     otp_id: &str,
     code: String,
+    mfa_id: &str,
 ) -> ApiResult<Record> {
-    let _guard = state.auth_lock.lock().await;
+    let slot = state.otp_guards.slot(otp_id);
+    let mut failures = slot.failures.lock().await;
+    let gone = |state: &SharedState| {
+        state.otp_guards.forget(otp_id);
+        invalid_otp()
+    };
     let Some(row) = bookkeeping::get(state, OTPS_ID, otp_id).await? else {
-        return Err(invalid_otp());
+        return Err(gone(state));
     };
     let duration = options(collection)?.otp.duration;
     if row.text("collectionRef") != collection.id || bookkeeping::expired(&row, duration) {
         return Err(invalid_otp());
     }
     if !password::verify(code, row.text("password").to_owned()).await {
-        let failures = {
-            let mut map = state
-                .otp_failures
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let count = map.entry(otp_id.to_owned()).or_insert(0);
-            *count += 1;
-            *count
-        };
-        if failures >= MAX_OTP_ATTEMPTS {
-            forget_failures(state, otp_id);
+        *failures += 1;
+        if *failures >= MAX_OTP_ATTEMPTS {
             bookkeeping::delete(state, OTPS_ID, otp_id).await?;
+            return Err(gone(state));
         }
         return Err(invalid_otp());
     }
-    forget_failures(state, otp_id);
     bookkeeping::delete(state, OTPS_ID, otp_id).await?;
+    state.otp_guards.forget(otp_id);
+    drop(failures);
     let Some(record) = state
         .store
         .get_record(collection.clone(), row.text("recordRef"), Vec::new())
@@ -185,20 +323,31 @@ async fn consume_otp(
         return Err(invalid_otp());
     };
     if !record.bool("verified") && row.text("sentTo") == record.text("email") {
-        return update_record(state, collection, record.id(), true, |data| {
-            data.insert("verified".into(), Value::Bool(true));
-        })
-        .await;
+        let password_proven = mfa_begun_with_password(state, collection, &record, mfa_id).await;
+        return super::verify_proven_email(state, collection, &record, !password_proven).await;
     }
     Ok(record)
 }
 
-fn forget_failures(state: &SharedState, otp_id: &str) {
-    state
-        .otp_failures
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .remove(otp_id);
+/// Whether `mfa_id` names a live MFA session of `record` whose first factor was its password:
+/// then one sign-in proved both the password and the address, and the password stays.
+async fn mfa_begun_with_password(
+    state: &SharedState,
+    collection: &Collection,
+    record: &Record,
+    mfa_id: &str,
+) -> bool {
+    if mfa_id.is_empty() {
+        return false;
+    }
+    let Ok(Some(row)) = bookkeeping::get(state, MFAS_ID, mfa_id).await else {
+        return false;
+    };
+    let duration = collection.auth.as_ref().map_or(0, |auth| auth.mfa.duration);
+    row.text("collectionRef") == collection.id
+        && row.text("recordRef") == record.id()
+        && row.text("method") == AuthMethod::Password.as_str()
+        && !bookkeeping::expired(&row, duration)
 }
 
 /// Starts an MFA session after a first factor and returns its id.

@@ -28,8 +28,10 @@ impl Default for Argon2Params {
 }
 
 impl Argon2Params {
-    /// Parameters matching a bcrypt cost: the defaults from cost 10 up, and the cheapest
-    /// allowed setting below (the test knob, as `PLINTH_BCRYPT_COST=4` is for bcrypt).
+    /// Parameters for a hashing cost on bcrypt's scale: the defaults from 10 up, and below
+    /// that the cheapest setting argon2 allows, which is for tests only. In-process tests
+    /// pass 4 directly; the binary gets there only through its explicit, loudly logged
+    /// `--insecure-test-hashing` switch (a low `--bcrypt-cost` alone refuses to start).
     pub fn for_bcrypt_cost(cost: u32) -> Self {
         if cost >= 10 {
             Self::default()
@@ -55,18 +57,35 @@ impl Argon2Params {
 async fn run_bounded<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PasswordError> {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let permits = PERMITS.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        tokio::sync::Semaphore::new(cpus)
-    });
-    let _permit = permits
+    let _permit = permits()
+        .0
         .acquire()
         .await
         .map_err(|e| PasswordError(e.to_string()))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| PasswordError(e.to_string()))
+}
+
+/// The hashing permits (one per CPU) and their number.
+fn permits() -> &'static (tokio::sync::Semaphore, usize) {
+    static PERMITS: std::sync::OnceLock<(tokio::sync::Semaphore, usize)> =
+        std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        (tokio::sync::Semaphore::new(cpus), cpus)
+    })
+}
+
+/// Takes every hashing permit, so no hash or verify can run until it is dropped: tests use it
+/// to prove a request does not wait for the hasher.
+#[cfg(test)]
+pub(crate) async fn hold_all_hashing() -> tokio::sync::SemaphorePermit<'static> {
+    let (semaphore, count) = permits();
+    semaphore
+        .acquire_many(u32::try_from(*count).unwrap_or(u32::MAX))
+        .await
+        .expect("the hashing semaphore is never closed")
 }
 
 /// Hashes `password` with bcrypt at `cost` (PocketBase's format).

@@ -1,5 +1,6 @@
 //! In-process tests of what the HTTP tests cannot see: the stored hash after a login, login
-//! timing, and the sweep of expired one-time codes and MFA sessions.
+//! timing, the sweep of expired one-time codes and MFA sessions, and what OTP requests and
+//! checks wait on (the hasher, locks).
 
 use std::sync::Arc;
 
@@ -124,7 +125,8 @@ async fn unknown_identities_cost_the_same_as_wrong_passwords() {
         .expect("answers");
     assert_eq!(created.status(), StatusCode::OK);
     let mut timings = [Vec::new(), Vec::new()];
-    for round in 0..22 {
+    // Ten attempts per identity: the lockout answers the eleventh failure without a check.
+    for round in 0..2 * super::lockout::MAX_FAILED_LOGINS {
         let identity = if round % 2 == 0 {
             "tim@example.com"
         } else {
@@ -225,4 +227,305 @@ async fn the_sweep_removes_expired_otps_and_mfa_sessions_only() {
         0,
         "nothing left to remove"
     );
+}
+
+/// A server with a superuser (its token returned), OTP on for `users` and one user
+/// `otto@example.com`; `state` is kept so tests can reach its locks.
+async fn otp_server() -> (
+    tempfile::TempDir,
+    crate::state::SharedState,
+    axum::Router,
+    String,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        SqliteStore::open(dir.path(), Default::default()).expect("store opens");
+    let admin = crate::superusers::create(store.as_ref(), "admin@example.com", "Passw0rd!123", 4)
+        .await
+        .expect("superuser");
+    let superusers = store
+        .schema()
+        .get("_superusers")
+        .cloned()
+        .expect("collection");
+    let admin_token = super::token::auth_token(&superusers, &admin).expect("token");
+    let config = ServerConfig {
+        bcrypt_cost: 4,
+        argon2: super::password::Argon2Params::for_bcrypt_cost(4),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store, config);
+    let router = crate::router(state.clone());
+    let (status, _) = call(
+        &router,
+        Request::patch("/api/collections/users")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, &admin_token)
+            .body(Body::from(
+                json!({"otp": {"enabled": true, "length": 8}}).to_string(),
+            ))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &router,
+        post(
+            "/api/collections/users/records",
+            json!({"email": "otto@example.com", "password": "ottopass1", "passwordConfirm": "ottopass1"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    (dir, state, router, admin_token)
+}
+
+fn post(uri: &str, body: serde_json::Value) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = router.clone().oneshot(request).await.expect("answers");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Stores an OTP row for otto with a known code, as `request-otp` would.
+async fn store_otp(state: &crate::state::SharedState, code: &str) -> String {
+    use domain::collection::OTPS_ID;
+    use serde_json::Value;
+    let users = state.schema().get("users").cloned().expect("users");
+    let otto = super::find_by_field(state, &users, "email", "otto@example.com")
+        .await
+        .expect("reads")
+        .expect("otto");
+    let hash = super::password::hash_argon2(code.into(), state.config.argon2)
+        .await
+        .expect("hash");
+    super::bookkeeping::insert(
+        state,
+        OTPS_ID,
+        None,
+        vec![
+            ("collectionRef", Value::String(users.id.clone())),
+            ("recordRef", Value::String(otto.id().to_owned())),
+            ("password", Value::String(hash)),
+            ("sentTo", Value::String("otto@example.com".into())),
+        ],
+    )
+    .await
+    .expect("row")
+    .id()
+    .to_owned()
+}
+
+/// Issue #11 (10): `request-otp` answers before any hashing, for a known email as for an
+/// unknown one: with every hashing permit held, both still answer, and the known email's
+/// code is stored once hashing can run again (the unknown one's never is).
+#[tokio::test]
+async fn request_otp_answers_before_hashing_whether_or_not_the_email_exists() {
+    use domain::collection::OTPS_ID;
+    let (_dir, state, router, _) = otp_server().await;
+    let held = super::password::hold_all_hashing().await;
+    let mut ids = Vec::new();
+    for email in ["otto@example.com", "nobody@example.com"] {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            call(
+                &router,
+                post(
+                    "/api/collections/users/request-otp",
+                    json!({"email": email}),
+                ),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{email}: request-otp waited for the hasher"));
+        assert_eq!(answer.0, StatusCode::OK, "{email}: {}", answer.1);
+        ids.push(answer.1["otpId"].as_str().expect("otpId").to_owned());
+    }
+    drop(held);
+    let mut stored = None;
+    for _ in 0..200 {
+        stored = super::bookkeeping::get(&state, OTPS_ID, &ids[0])
+            .await
+            .expect("reads");
+        if stored.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(stored.is_some(), "the known email's code is stored");
+    assert!(
+        super::bookkeeping::get(&state, OTPS_ID, &ids[1])
+            .await
+            .expect("reads")
+            .is_none()
+    );
+}
+
+/// The background deliveries are bounded: while hashing is stalled, the first
+/// `MAX_PENDING_OTPS` requests are accepted and the next answers PocketBase's 429, for an
+/// unknown email as for a known one; once hashing runs again, requests are accepted again.
+#[tokio::test]
+async fn pending_otp_deliveries_are_bounded_for_every_email_alike() {
+    let (_dir, _state, router, _) = otp_server().await;
+    let held = super::password::hold_all_hashing().await;
+    for i in 0..super::otp::MAX_PENDING_OTPS {
+        let email = if i % 2 == 0 {
+            "otto@example.com".to_owned()
+        } else {
+            format!("nobody{i}@example.com")
+        };
+        let (status, body) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": email}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{i}: {body}");
+    }
+    for email in ["otto@example.com", "nobody@example.com"] {
+        let (status, body) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": email}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{email}: {body}");
+        assert_eq!(body["message"], "Too Many Requests.");
+    }
+    drop(held);
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..200 {
+        (status, _) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": "otto@example.com"}),
+            ),
+        )
+        .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "accepted again once deliveries drain"
+    );
+}
+
+/// Issue #11 (15a): checking a code takes no lock shared with other codes (the old global
+/// lock is held here by the test, as a slow check of someone else's code would hold it).
+#[tokio::test]
+async fn an_otp_check_waits_on_no_lock_shared_with_other_codes() {
+    let (_dir, state, router, _) = otp_server().await;
+    let otp_id = store_otp(&state, "12345678").await;
+    let _global = state.auth_lock.lock().await;
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        call(
+            &router,
+            post(
+                "/api/collections/users/auth-with-otp",
+                json!({"otpId": otp_id, "password": "12345678"}),
+            ),
+        ),
+    )
+    .await
+    .expect("the check did not wait on the global lock");
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+}
+
+/// Concurrent wrong guesses at one code are counted exactly: the code is dropped after the
+/// fifth, and the per-code lock is forgotten with it.
+#[tokio::test]
+async fn concurrent_wrong_guesses_drop_the_code_after_exactly_five() {
+    let (_dir, state, router, _) = otp_server().await;
+    let otp_id = store_otp(&state, "12345678").await;
+    let guesses = (0..4).map(|_| {
+        call(
+            &router,
+            post(
+                "/api/collections/users/auth-with-otp",
+                json!({"otpId": otp_id, "password": "00000000"}),
+            ),
+        )
+    });
+    for (status, _) in join_all(guesses).await {
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    // Four wrong guesses leave the code usable.
+    assert!(
+        super::bookkeeping::get(&state, domain::collection::OTPS_ID, &otp_id)
+            .await
+            .expect("reads")
+            .is_some()
+    );
+    let guesses = (0..6).map(|_| {
+        call(
+            &router,
+            post(
+                "/api/collections/users/auth-with-otp",
+                json!({"otpId": otp_id, "password": "00000000"}),
+            ),
+        )
+    });
+    for (status, _) in join_all(guesses).await {
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let (status, body) = call(
+        &router,
+        post(
+            "/api/collections/users/auth-with-otp",
+            json!({"otpId": otp_id, "password": "12345678"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "dropped after five: {body}"
+    );
+    assert_eq!(state.otp_guards.slot_count(), 0);
+}
+
+/// Polls the futures together (the tests' stand-in for `futures::join_all`).
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (index, future) in futures.iter_mut().enumerate() {
+            if done[index].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => done[index] = Some(output),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }

@@ -4,6 +4,15 @@
 //! collection-specific, then `*:`, then exact path, then the longest prefix. Superusers and
 //! `excludedIPs` are exempt. Requests without a known peer address (in-process tests) are not
 //! limited, as there is nothing to key them by. The same layer enforces `superuserIPs`.
+//!
+//! A reverse proxy on the same host makes every client look like loopback, which the default
+//! `excludedIPs` exempt. So when no `trustedProxy` is configured and a request from a
+//! loopback peer carries a forwarding header (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`),
+//! it is treated as a proxied client: no loopback exemption, and its bucket is keyed by the
+//! forwarded address (the proxy's own entry, the rightmost) rather than shared by every
+//! client. A local test suite sends no such header and stays exempt. The header is not
+//! trusted for anything else; per-account protection does not depend on it (see
+//! `crate::auth::lockout`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -192,6 +201,59 @@ pub fn client_ip(
     peer.map(|addr| addr.ip().to_string())
 }
 
+/// Headers a reverse proxy sets to name the client it forwards.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "x-real-ip", "forwarded"];
+/// Longest forwarded address kept as a bucket key (a header may be far longer).
+const MAX_FORWARDED_KEY: usize = 64;
+
+/// The client a loopback peer forwards, when no `trustedProxy` is configured: the rightmost
+/// address of the first forwarding header present (the one a proxy that appends wrote), or
+/// `"unknown"` when the header names none. `None` for a direct request.
+pub fn forwarded_by_local_proxy(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    proxy: &TrustedProxy,
+) -> Option<String> {
+    if !proxy.headers.is_empty() || !peer.is_some_and(|addr| addr.ip().is_loopback()) {
+        return None;
+    }
+    let (name, value) = FORWARDING_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name).map(|value| (*name, value)))?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let last = text
+        .rsplit(',')
+        .map(str::trim)
+        .find(|part| !part.is_empty())
+        .unwrap_or("unknown");
+    // `Forwarded: for=1.2.3.4;proto=https` names the client in its `for` parameter.
+    let client = if name == "forwarded" {
+        last.split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case("for"))
+            .map_or("unknown", |(_, value)| value.trim().trim_matches('"'))
+    } else {
+        last
+    };
+    let mut key: String = client.chars().take(MAX_FORWARDED_KEY).collect();
+    if key.is_empty() {
+        key = "unknown".into();
+    }
+    warn_unconfigured_proxy_once();
+    Some(format!("forwarded:{key}"))
+}
+
+fn warn_unconfigured_proxy_once() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "requests from loopback carry proxy headers but no trustedProxy is configured: \
+             rate limits key them by the forwarded address and do not exempt them; set \
+             trustedProxy.headers in the settings to name your proxy's header"
+        );
+    }
+}
+
 /// Wraps the API routes with the limiter.
 pub fn layer(api: axum::Router<SharedState>, state: SharedState) -> axum::Router<SharedState> {
     api.layer(axum::middleware::from_fn_with_state(state, limit))
@@ -271,13 +333,14 @@ async fn check(
             ApiError::forbidden("You are not allowed to perform this request.").into_response(),
         );
     }
-    if !limiting
-        || is_superuser
-        || ip.is_empty()
-        || limits.excluded_ips.iter().any(|excluded| excluded == &ip)
-    {
+    // A local reverse proxy's clients are not local: no loopback exemption, own buckets.
+    let forwarded = forwarded_by_local_proxy(headers, peer, &settings.trusted_proxy);
+    let excluded =
+        forwarded.is_none() && limits.excluded_ips.iter().any(|excluded| excluded == &ip);
+    if !limiting || is_superuser || ip.is_empty() || excluded {
         return None;
     }
+    let key = forwarded.unwrap_or(ip);
     let collection_names: Vec<String> = target
         .map(|c| vec![c.name.clone(), c.id.clone()])
         .unwrap_or_default();
@@ -291,7 +354,7 @@ async fn check(
     )?;
     let limiter = state.limiters.for_rule(rule)?;
     state.limiters.tick();
-    if limiter.check_key(&ip).is_ok() {
+    if limiter.check_key(&key).is_ok() {
         return None;
     }
     Some(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.").into_response())
@@ -371,6 +434,73 @@ mod tests {
         assert!(limiter.check_key(&key).is_ok());
         assert!(limiter.check_key(&key).is_err());
         assert!(limiter.check_key(&"10.0.0.1".to_owned()).is_ok());
+    }
+
+    #[test]
+    fn a_local_proxy_is_recognized_by_its_headers() {
+        let loopback: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let loopback6: SocketAddr = "[::1]:9".parse().expect("addr");
+        let remote: SocketAddr = "203.0.113.5:9".parse().expect("addr");
+        let unconfigured = TrustedProxy::default();
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().expect("value"));
+            }
+            map
+        };
+        let key = |pairs: &[(&'static str, &str)], peer: SocketAddr, proxy: &TrustedProxy| {
+            forwarded_by_local_proxy(&headers(pairs), Some(peer), proxy)
+        };
+        // A direct local request (a test suite, a health check) is not proxied.
+        assert_eq!(key(&[], loopback, &unconfigured), None);
+        assert_eq!(
+            key(
+                &[("x-forwarded-for", "1.1.1.1, 2.2.2.2")],
+                loopback,
+                &unconfigured
+            )
+            .as_deref(),
+            Some("forwarded:2.2.2.2")
+        );
+        assert_eq!(
+            key(&[("x-real-ip", "3.3.3.3")], loopback6, &unconfigured).as_deref(),
+            Some("forwarded:3.3.3.3")
+        );
+        assert_eq!(
+            key(
+                &[(
+                    "forwarded",
+                    "for=9.9.9.9, for=\"[2001:db8::1]\";proto=https"
+                )],
+                loopback,
+                &unconfigured
+            )
+            .as_deref(),
+            Some("forwarded:[2001:db8::1]")
+        );
+        assert_eq!(
+            key(&[("x-forwarded-for", " , ")], loopback, &unconfigured).as_deref(),
+            Some("forwarded:unknown")
+        );
+        let long = "7".repeat(5000);
+        assert_eq!(
+            key(&[("x-forwarded-for", &long)], loopback, &unconfigured).map(|k| k.len()),
+            Some("forwarded:".len() + MAX_FORWARDED_KEY)
+        );
+        // Not from loopback, or with a configured proxy: `client_ip` decides as before.
+        assert_eq!(
+            key(&[("x-forwarded-for", "1.1.1.1")], remote, &unconfigured),
+            None
+        );
+        let configured = TrustedProxy {
+            headers: vec!["X-Forwarded-For".into()],
+            use_leftmost_ip: false,
+        };
+        assert_eq!(
+            key(&[("x-forwarded-for", "1.1.1.1")], loopback, &configured),
+            None
+        );
     }
 
     #[test]

@@ -8,15 +8,19 @@
 //! Outcomes are asserted, never wall-clock times; the one time bound is the client's own
 //! timeout on the normal request, generous enough for a loaded CI machine.
 
+/// Sign-in abuse: password guessing through a local proxy, OTP guess and request floods,
+/// overlong credentials.
+mod auth;
+/// File downloads: thumbnails of huge images, `Range` headers with many ranges.
+mod files;
 /// Long value lists, `expand` amplification, hidden data via sort/expand, expensive bodies.
 mod inputs;
+/// Database work: query timeout, reader lanes, a bounded writer.
+mod store;
 
 use std::time::Duration;
 
 use crate::support::{Launch, TestApp};
-
-/// Database work: query timeout, reader lanes, a bounded writer.
-mod store;
 
 /// Address-space cap for hostile tests: well above what a normal run needs (the debug server
 /// idles far below it), well below what any of the attacks would take unbounded.
@@ -53,6 +57,3 @@ pub async fn assert_serving(app: &mut TestApp, context: &str) {
 /// How long a normal request may take while an attack is going on (a bound on the outcome
 /// "still served", not a performance measurement).
 pub const NORMAL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// File downloads: thumbnails of huge images, `Range` headers with many ranges.
-mod files;

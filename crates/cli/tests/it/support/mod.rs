@@ -21,7 +21,7 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(plinth_bin())
         .args(args)
         .arg(format!("--dir={}", dir.display()))
-        .env("PLINTH_BCRYPT_COST", "4")
+        .env("PLINTH_INSECURE_TEST_HASHING", "1")
         .output()
         .expect("plinth runs");
     (
@@ -102,7 +102,7 @@ impl TestApp {
             .args(["serve", "--http=127.0.0.1:0"])
             .arg(format!("--dir={}", dir.path().display()))
             .args(&launch.args)
-            .env("PLINTH_BCRYPT_COST", "4")
+            .env("PLINTH_INSECURE_TEST_HASHING", "1")
             .env("PLINTH_LOG", "warn");
         for (key, value) in &launch.env {
             command.env(key, value);
