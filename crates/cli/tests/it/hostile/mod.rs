@@ -8,6 +8,10 @@
 //! Outcomes are asserted, never wall-clock times; the one time bound is the client's own
 //! timeout on the normal request, generous enough for a loaded CI machine.
 
+/// Slow-loris headers and bodies, idle and surplus connections, realtime caps and head-of-line
+/// blocking.
+mod serving;
+
 use std::time::Duration;
 
 use crate::support::{Launch, TestApp};
