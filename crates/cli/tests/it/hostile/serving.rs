@@ -174,6 +174,28 @@ async fn connections_past_the_cap_are_refused_with_a_503_until_others_close() {
     assert_serving(&mut app, "after the connection cap").await;
 }
 
+#[tokio::test]
+async fn oversized_request_heads_are_answered_431() {
+    let mut app = spawn_capped().await;
+    let many: String = (0..100).map(|n| format!("X-H{n}: a\r\n")).collect();
+    let long = format!("X-Long: {}\r\n", "a".repeat(500 << 10));
+    for (what, extra) in [("101 header lines", many), ("a 500 KiB header", long)] {
+        let mut stream = connect(&app).await;
+        let head = format!("GET /api/health HTTP/1.1\r\nHost: plinth\r\n{extra}\r\n");
+        // The server may close before reading it all; the answer is what counts.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let received = read_until_closed(&mut stream)
+            .await
+            .unwrap_or_else(|| panic!("{what}: the connection is closed"));
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            text.starts_with("HTTP/1.1 431 "),
+            "{what}: 431 Request Header Fields Too Large: {text}"
+        );
+    }
+    assert_serving(&mut app, "after oversized request heads").await;
+}
+
 /// Opens `GET /api/realtime` and returns the response once `PB_CONNECT` arrived, with its
 /// client id.
 async fn open_stream(app: &TestApp) -> Result<(reqwest::Response, String), (u16, Value)> {
