@@ -841,6 +841,10 @@ async fn work_off_backlog(state: Arc<AppState>, hub: Arc<HubInner>, client: Arc<
         };
         let (change, collection) = (&deferred.work.change, &deferred.work.collection);
         for subscription in deferred.subscriptions.iter() {
+            // A client dropped meanwhile needs no more checks.
+            if client.is_closed() {
+                break;
+            }
             if !subscription.receives(&collection.id, &collection.name, change) {
                 continue;
             }
