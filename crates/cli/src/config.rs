@@ -127,6 +127,24 @@ pub struct ServeArgs {
     #[arg(long, env = "PLINTH_BODY_LIMIT", default_value_t = 32 << 20)]
     pub body_limit: usize,
 
+    /// Seconds a connection may take to deliver a complete request head, counted from when
+    /// it opens or from the end of its previous response; so it also closes idle keep-alive
+    /// connections. PocketBase closes a silent or half-sent head after 60 s.
+    #[arg(long, env = "PLINTH_HEADER_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+
+    /// Seconds a request body may take to arrive in full, counted from its head.
+    #[arg(long, env = "PLINTH_BODY_TIMEOUT", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+
+    /// Most connections open at once, realtime streams included; one more is answered 503
+    /// and closed. Keep it below the process's open-file limit (`ulimit -n`).
+    #[arg(long, env = "PLINTH_MAX_CONNECTIONS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+
     /// Domain names (PocketBase uses them for automatic TLS; Plinth does not serve TLS yet,
     /// so they are refused rather than silently ignored).
     #[arg(hide = true)]
@@ -156,6 +174,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connection_bounds_come_from_flags_and_are_at_least_one() {
+        let cli = Cli::try_parse_from([
+            "plinth",
+            "serve",
+            "--header-timeout=5",
+            "--body-timeout",
+            "7",
+            "--max-connections=9",
+        ])
+        .expect("parses");
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(
+            (
+                serve.header_timeout,
+                serve.body_timeout,
+                serve.max_connections
+            ),
+            (5, 7, 9)
+        );
+        for zero in [
+            "--header-timeout=0",
+            "--body-timeout=0",
+            "--max-connections=0",
+        ] {
+            assert!(
+                Cli::try_parse_from(["plinth", "serve", zero]).is_err(),
+                "{zero}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_pocketbase_style_lines() {
         let cli = Cli::try_parse_from([
             "plinth",
@@ -171,6 +223,14 @@ mod tests {
             panic!("serve expected")
         };
         assert_eq!(serve.http, "127.0.0.1:9000");
+        assert_eq!(
+            (
+                serve.header_timeout,
+                serve.body_timeout,
+                serve.max_connections
+            ),
+            (60, 300, 20_000)
+        );
 
         let cli = Cli::try_parse_from([
             "plinth",

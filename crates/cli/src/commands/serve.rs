@@ -6,13 +6,26 @@
 //! request in two pieces and double its read buffer, a cost each idle keep-alive or realtime
 //! connection then carries for its whole life (issue #6). Plain-TCP HTTP/2 (h2c) goes with it;
 //! PocketBase does not serve it either.
-
+//!
+//! Every connection is bounded (issue #11): a request head must arrive complete within the
+//! header timeout of the connection opening or of its previous response (hyper's timer, which
+//! so also closes idle keep-alive connections and costs one timer entry per connection, no
+//! buffer); a request body must arrive in full within the body timeout of its head (a timer
+//! allocated only while a body read actually waits); and past the connection cap a new
+//! connection is answered `503` in PocketBase's error shape and closed, rather than left
+//! waiting in the backlog. Realtime streams are responses being written, which neither timer
+//! touches: the hub gives them their own lifetimes and caps.
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
 use domain::Store;
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
 use server::{AppState, ServerConfig};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::config::{GlobalArgs, ServeArgs};
 
@@ -50,7 +63,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     println!("Server started at http://{address}");
     println!("├─ REST API:  http://{address}/api/");
     println!("└─ Data dir:  {}", global.dir.display());
-    serve_http1(listener, app, async move {
+    let limits = ConnectionLimits {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+    };
+    serve_http1(listener, app, limits, async move {
         shutdown_signal().await;
         realtime.shutdown();
     })
@@ -60,21 +78,40 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bounds every connection is held to (see the module comment).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_timeout: Duration,
+    body_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Connections being refused at once, at most: each holds a socket for a moment while the
+/// `503` goes out; past this a surplus connection is closed without an answer.
+const MAX_REFUSING: usize = 64;
+
+/// How long a refused connection is given to take its `503`.
+const REFUSAL_TIME: Duration = Duration::from_secs(2);
+
 /// Accepts connections until `shutdown` completes, then lets the open ones finish: each is
 /// told to close once its in-flight request is answered, and this returns when all are gone.
 /// `shutdown` must also end the realtime streams, or they would hold this up.
 async fn serve_http1(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
     use tower::ServiceExt as _;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    // hyper's 30 s header-read timeout needs a timer, and without one it is off, as it was
-    // under `axum::serve`; turning it on would also close idle keep-alive connections.
-    http.header_read_timeout(None);
+    // The timer runs from when a connection is ready for a request head until the head is
+    // complete: slow-loris heads and idle keep-alive connections end alike.
+    http.timer(hyper_util::rt::TokioTimer::new());
+    http.header_read_timeout(limits.header_timeout);
+    let open = Arc::new(AtomicUsize::new(0));
+    let refusing = Arc::new(AtomicUsize::new(0));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -93,13 +130,19 @@ async fn serve_http1(
             },
             () = &mut shutdown => break,
         };
-        // The rate limiter and realtime read the peer address from `ConnectInfo`.
+        let Some(slot) = Slot::take(&open, limits.max_connections) else {
+            tracing::debug!(%peer, "connection cap reached; refusing");
+            refuse(tcp, &refusing);
+            continue;
+        };
+        // The rate limiter and realtime read the peer address from `ConnectInfo`; the body
+        // gets its deadline from the moment its head arrived.
+        let body_timeout = limits.body_timeout;
         let service = app.clone().map_request(
-            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                request
+            move |request: axum::extract::Request<hyper::body::Incoming>| {
+                let (mut parts, body) = request.into_parts();
+                parts.extensions.insert(axum::extract::ConnectInfo(peer));
+                axum::extract::Request::from_parts(parts, TimedBody::new(body, body_timeout))
             },
         );
         let connection = http.serve_connection(
@@ -108,6 +151,8 @@ async fn serve_http1(
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
+            // The place is given back when the connection ends, however it ends.
+            let _slot = slot;
             // Clients that vanish mid-request are routine, not worth a log line.
             if let Err(error) = connection.await {
                 tracing::trace!(%error, %peer, "connection ended with an error");
@@ -117,6 +162,152 @@ async fn serve_http1(
     // Stop accepting now rather than leave clients waiting in the backlog during the drain.
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One place under a counted cap, given back on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        if counter.fetch_add(1, Ordering::AcqRel) >= max {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(Arc::clone(counter)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The answer to a connection past the cap, in PocketBase's error shape.
+fn refusal() -> Vec<u8> {
+    const BODY: &str =
+        r#"{"data":{},"message":"Too many open connections; try again later.","status":503}"#;
+    let body = BODY;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answers `503` on a connection past the cap and closes it. The request head is read first
+/// (an HTTP client takes an answer that comes before its request for a broken connection),
+/// then the rest is read and discarded briefly, so the close does not reset the connection
+/// before the client has read the answer. All of it within [`REFUSAL_TIME`].
+fn refuse(mut tcp: tokio::net::TcpStream, refusing: &Arc<AtomicUsize>) {
+    let Some(slot) = Slot::take(refusing, MAX_REFUSING) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _slot = slot;
+        let answer = async {
+            skip_request_head(&mut tcp).await?;
+            tcp.write_all(&refusal()).await?;
+            tcp.shutdown().await?;
+            let mut discard = [0u8; 1024];
+            while tcp.read(&mut discard).await? != 0 {}
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIME, answer).await;
+    });
+}
+
+/// Reads up to the blank line that ends a request head (or the connection's end, or 64 KiB).
+async fn skip_request_head(tcp: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+    let mut buffer = [0u8; 1024];
+    let mut last = [0u8; 4];
+    let mut total = 0usize;
+    while total < 64 << 10 {
+        let n = tcp.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        total += n;
+        for &byte in &buffer[..n] {
+            last = [last[1], last[2], last[3], byte];
+            if &last == b"\r\n\r\n" {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A request body that must arrive in full by a deadline; past it, reading fails (the
+/// handler answers a client error and hyper closes the connection, the body being unread).
+struct TimedBody {
+    inner: Incoming,
+    deadline: tokio::time::Instant,
+    /// Armed on the first read that has to wait, so bodies that are already there (and
+    /// requests without one) cost no timer.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TimedBody {
+    fn new(inner: Incoming, timeout: Duration) -> TimedBody {
+        TimedBody {
+            inner,
+            deadline: tokio::time::Instant::now() + timeout,
+            sleep: None,
+        }
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+enum BodyError {
+    Read(hyper::Error),
+    TimedOut,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Read(error) => write!(f, "reading the request body: {error}"),
+            BodyError::TimedOut => f.write_str("the request body did not arrive in time"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(BodyError::Read))),
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::TimedOut))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn is_connection_error(error: &std::io::Error) -> bool {

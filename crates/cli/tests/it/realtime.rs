@@ -991,7 +991,8 @@ async fn realtime_settings_apply_without_restart() {
         json!({
             "idleTimeout": 300, "maxLifetime": 1800,
             "clientQueueMessages": 512, "clientQueueBytes": 4194304,
-            "changeLogMaxEntries": 10000, "changeLogMaxAge": 86400
+            "changeLogMaxEntries": 10000, "changeLogMaxAge": 86400,
+            "maxClients": 10000, "maxClientsPerIp": 1000
         })
     );
     let (status, body) = app

@@ -8,16 +8,36 @@
 //! slow poll, in case a wake-up is missed), so only committed writes are published and none is
 //! skipped while the server runs. Each event is decided and rendered from the change's own
 //! record state, so a subscriber sees the record as of that change, deletes included.
+//!
+//! The fan-out task never waits for SQL (issue #11: one guest with 200 subscriptions, each a
+//! 3-hop filter, held every other client's events up for 13 s). Per change, each client's
+//! subscriptions are decided in memory when they can be (row-local rules and filters, no
+//! `expand`), and such a client gets its messages at once. A client with any subscription
+//! whose decision or rendering needs the database gets the change queued in its own backlog
+//! instead, with a snapshot of its auth and subscriptions, and a worker task of its own
+//! drains that backlog in log order (a client with a backlog queues its cheap changes behind
+//! it too, so its events never overtake each other). Workers share each change's decisions
+//! through a per-change table (clients that see a change the same way — same auth, same kind
+//! of topic, same options — still cost one check), and run their database checks under a
+//! small semaphore that hands out places in arrival order, so an expensive client holds at
+//! most one place at a time and cheap clients' checks are not queued behind all of its own.
+//! A client's budget is its backlog: one that falls [`RealtimeConfig::client_buffer`] changes
+//! behind is disconnected, as a slow reader is, and reconnects like any dropped stream (its
+//! events are never dropped silently while it stays connected). Pruning the change log runs
+//! in its own task, so it never waits for the fan-out either.
+//!
+//! Clients are capped in total and per client IP (both realtime settings); subscriptions per
+//! client and topic length are capped where they are set (see the module above).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Schema, SqlFragment};
 use domain::{Record, Store};
 use rules::{Eval, RequestContext, Rule, RuleOutcome};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use super::subscription::{Subscription, Target};
 use crate::response::{apply_fields, record_json};
@@ -45,6 +65,10 @@ pub struct RealtimeConfig {
     pub retention: ChangeRetention,
     /// How often the hub prunes.
     pub prune_interval: Duration,
+    /// Realtime clients connected at once.
+    pub max_clients: usize,
+    /// Realtime clients connected at once from one client IP.
+    pub max_clients_per_ip: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -59,6 +83,8 @@ impl Default for RealtimeConfig {
             batch: 500,
             retention: ChangeRetention::default(),
             prune_interval: Duration::from_secs(60),
+            max_clients: 0,
+            max_clients_per_ip: 0,
         };
         config.apply(&settings);
         config
@@ -76,6 +102,12 @@ impl RealtimeConfig {
         self.client_buffer_bytes = usize::try_from(settings.client_queue_bytes)
             .unwrap_or(usize::MAX)
             .max(1);
+        self.max_clients = usize::try_from(settings.max_clients)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        self.max_clients_per_ip = usize::try_from(settings.max_clients_per_ip)
+            .unwrap_or(usize::MAX)
+            .max(1);
         self.retention = ChangeRetention {
             max_entries: settings.change_log_max_entries,
             max_age_secs: settings.change_log_max_age,
@@ -89,9 +121,18 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
+/// Database checks that clients' backlog workers run at once (see the module comment): few,
+/// so realtime never takes every database reader from the API.
+const CONCURRENT_CHECKS: usize = 2;
+
 struct HubInner {
     config: RwLock<RealtimeConfig>,
-    clients: RwLock<HashMap<Arc<str>, Arc<Client>>>,
+    clients: RwLock<Registry>,
+    /// Places for the backlog workers' database checks, handed out in arrival order.
+    checks: Semaphore,
+    /// The newest change-log sequence the fan-out has taken on (delivered, or queued in a
+    /// client's backlog with the change itself): the pruning task may drop up to it.
+    cursor: AtomicU64,
     /// Set once the fan-out task runs; guarded by an async mutex so the start (which reads
     /// the log's current sequence) happens once.
     started: tokio::sync::Mutex<bool>,
@@ -99,6 +140,38 @@ struct HubInner {
     shutdown: Notify,
     /// The schema snapshot client auth was last checked against.
     auth_schema: Mutex<Option<Arc<Schema>>>,
+}
+
+/// The connected clients, and how many each client IP holds.
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<Arc<str>, Arc<Client>>,
+    /// Clients without a known IP (in-process tests) are not counted here.
+    per_ip: HashMap<Box<str>, usize>,
+}
+
+impl Registry {
+    fn remove(&mut self, id: &str) -> Option<Arc<Client>> {
+        let client = self.by_id.remove(id)?;
+        if let Some(ip) = &client.ip
+            && let Some(count) = self.per_ip.get_mut(ip)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_ip.remove(ip);
+            }
+        }
+        Some(client)
+    }
+}
+
+/// Why a new realtime client was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// As many clients as `maxClients` are connected.
+    Full,
+    /// The client IP holds `maxClientsPerIp` clients.
+    TooManyFromIp,
 }
 
 /// One message waiting in a client's queue. Both parts are shared: every subscriber that sees
@@ -138,6 +211,41 @@ struct ClientState {
     subscriptions: Arc<[Subscription]>,
     queue: VecDeque<Message>,
     queued_bytes: usize,
+    /// Changes whose checks need the database, waiting for this client's worker, in log
+    /// order; empty (no allocation) for a client that only needs in-memory decisions.
+    backlog: VecDeque<Deferred>,
+    /// A worker task is draining `backlog`.
+    working: bool,
+}
+
+/// A change queued in a client's backlog, with the auth and subscriptions it had when the
+/// fan-out reached it (so it is decided as it would have been at once).
+struct Deferred {
+    work: Arc<ChangeWork>,
+    auth: Arc<AuthContext>,
+    subscriptions: Arc<[Subscription]>,
+}
+
+/// Who sees a change the same way: the viewer, a view (`coll/id`) or list topic, the options.
+type RenderKey = (String, bool, String);
+
+/// The message data one way of seeing a change renders, decided once: `None` inside means
+/// "not for this viewer".
+type Rendered = Arc<OnceCell<Option<Arc<str>>>>;
+
+/// One change on its way to the clients, with each distinct way of seeing it decided once:
+/// `None` in a cell means "not for this viewer".
+struct ChangeWork {
+    change: Change,
+    collection: Arc<Collection>,
+    rendered: Mutex<HashMap<RenderKey, Rendered>>,
+}
+
+impl ChangeWork {
+    fn cell(&self, key: RenderKey) -> Rendered {
+        let mut rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(rendered.entry(key).or_default())
+    }
 }
 
 /// The auth every guest client points at, so guests hold no allocation of their own.
@@ -161,6 +269,7 @@ impl Client {
             let mut state = self.lock();
             state.queue = VecDeque::new();
             state.queued_bytes = 0;
+            state.backlog = VecDeque::new();
         }
         self.kick.notify_one();
     }
@@ -235,6 +344,12 @@ impl Client {
         Some(frame(&self.id, &message.event, &message.data))
     }
 
+    /// Whether changes wait in the backlog or its worker still runs.
+    pub(crate) fn has_backlog(&self) -> bool {
+        let state = self.lock();
+        state.working || !state.backlog.is_empty()
+    }
+
     /// How many messages and bytes wait in the queue.
     #[cfg(test)]
     pub(crate) fn queued(&self) -> (usize, usize) {
@@ -272,7 +387,9 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 config: RwLock::new(config),
-                clients: RwLock::new(HashMap::new()),
+                clients: RwLock::new(Registry::default()),
+                checks: Semaphore::new(CONCURRENT_CHECKS),
+                cursor: AtomicU64::new(0),
                 started: tokio::sync::Mutex::new(false),
                 shutting_down: AtomicBool::new(false),
                 shutdown: Notify::new(),
@@ -298,7 +415,7 @@ impl Hub {
 
     /// How many clients are connected.
     pub fn client_count(&self) -> usize {
-        self.inner.read_clients().len()
+        self.inner.read_clients().by_id.len()
     }
 
     /// Closes every stream and stops the fan-out task, so a graceful shutdown is not held
@@ -306,12 +423,11 @@ impl Hub {
     pub fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
         self.inner.shutdown.notify_waiters();
-        let clients: Vec<Arc<Client>> = self
-            .inner
-            .write_clients()
-            .drain()
-            .map(|(_, client)| client)
-            .collect();
+        let clients: Vec<Arc<Client>> = {
+            let mut registry = self.inner.write_clients();
+            registry.per_ip.clear();
+            registry.by_id.drain().map(|(_, client)| client).collect()
+        };
         for client in clients {
             client.close();
         }
@@ -337,6 +453,12 @@ impl Hub {
             }
         };
         *started = true;
+        self.inner.cursor.store(cursor, Ordering::Release);
+        tokio::spawn(prune(
+            Arc::downgrade(state),
+            Arc::clone(&store),
+            Arc::clone(&self.inner),
+        ));
         tokio::spawn(run(
             Arc::downgrade(state),
             store,
@@ -345,8 +467,19 @@ impl Hub {
         ));
     }
 
-    /// Registers a new client. Its stream opens with `PB_CONNECT` (see `client_stream`).
-    pub(crate) fn connect(&self, ip: Option<String>) -> Arc<Client> {
+    /// Registers a new client unless that takes the hub past a client cap. Its stream opens
+    /// with `PB_CONNECT` (see `client_stream`).
+    pub(crate) fn connect(&self, ip: Option<String>) -> Result<Arc<Client>, Refusal> {
+        let config = self.config();
+        let mut registry = self.inner.write_clients();
+        if registry.by_id.len() >= config.max_clients {
+            return Err(Refusal::Full);
+        }
+        if let Some(ip) = ip.as_deref()
+            && registry.per_ip.get(ip).copied().unwrap_or(0) >= config.max_clients_per_ip
+        {
+            return Err(Refusal::TooManyFromIp);
+        }
         let id: Arc<str> = Arc::from(domain::ids::random_alnum(40));
         let client = Arc::new(Client {
             id: Arc::clone(&id),
@@ -356,16 +489,21 @@ impl Hub {
                 subscriptions: Arc::from(Vec::new()),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
+                backlog: VecDeque::new(),
+                working: false,
             }),
             closed: AtomicBool::new(false),
             kick: Notify::new(),
         });
-        self.inner.write_clients().insert(id, Arc::clone(&client));
-        client
+        if let Some(ip) = &client.ip {
+            *registry.per_ip.entry(ip.clone()).or_default() += 1;
+        }
+        registry.by_id.insert(id, Arc::clone(&client));
+        Ok(client)
     }
 
     pub(crate) fn client(&self, id: &str) -> Option<Arc<Client>> {
-        self.inner.read_clients().get(id).cloned()
+        self.inner.read_clients().by_id.get(id).cloned()
     }
 
     /// Sends one message named `topic` with `data` to the client `client_id`, only if that
@@ -406,10 +544,30 @@ impl Hub {
         )
     }
 
-    /// Delivers one change as the fan-out task would.
+    /// Delivers one change as the fan-out task would, and waits until every client's
+    /// backlog is worked off.
     #[cfg(test)]
     pub(crate) async fn deliver_for_test(&self, state: &Arc<AppState>, change: &Change) {
-        deliver(state, &self.inner, change).await;
+        self.deliver_without_waiting(state, change).await;
+        for _ in 0..2000 {
+            if !self
+                .inner
+                .clients()
+                .iter()
+                .any(|client| client.has_backlog())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the backlogs were not worked off");
+    }
+
+    /// Delivers one change as the fan-out task would: returns once the in-memory decisions
+    /// are sent and the rest is queued in backlogs.
+    #[cfg(test)]
+    pub(crate) async fn deliver_without_waiting(&self, state: &Arc<AppState>, change: &Change) {
+        deliver(state, &self.inner, change.clone()).await;
     }
 
     /// Forgets a client (its stream ended).
@@ -423,11 +581,11 @@ impl HubInner {
         *self.config.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read_clients(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Client>>> {
+    fn read_clients(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.clients.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_clients(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<Client>>> {
+    fn write_clients(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
         self.clients.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -440,13 +598,42 @@ impl HubInner {
             return true;
         }
         tracing::debug!(client = %client.id, "realtime: client too slow, disconnecting");
-        self.write_clients().remove(&client.id);
-        client.close();
+        self.drop_client(client);
         false
     }
 
+    fn drop_client(&self, client: &Client) {
+        self.write_clients().remove(&client.id);
+        client.close();
+    }
+
+    /// Queues `deferred` in the client's backlog and starts its worker when none runs; a
+    /// client already a full backlog behind is disconnected instead.
+    fn defer(self: &Arc<Self>, state: &Arc<AppState>, client: &Arc<Client>, deferred: Deferred) {
+        if client.is_closed() {
+            return;
+        }
+        let limit = self.config().client_buffer;
+        let mut client_state = client.lock();
+        if client_state.backlog.len() >= limit {
+            drop(client_state);
+            tracing::debug!(client = %client.id, "realtime: client's checks too far behind, disconnecting");
+            self.drop_client(client);
+            return;
+        }
+        client_state.backlog.push_back(deferred);
+        if !client_state.working {
+            client_state.working = true;
+            tokio::spawn(work_off_backlog(
+                Arc::clone(state),
+                Arc::clone(self),
+                Arc::clone(client),
+            ));
+        }
+    }
+
     fn clients(&self) -> Vec<Arc<Client>> {
-        self.read_clients().values().cloned().collect()
+        self.read_clients().by_id.values().cloned().collect()
     }
 
     /// Checks every client's auth against `schema` when it is a snapshot not checked yet: a
@@ -466,7 +653,6 @@ impl HubInner {
 
 /// The fan-out loop: read what committed after `cursor`, deliver it, wait for a wake-up.
 async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, mut cursor: u64) {
-    let mut last_prune = tokio::time::Instant::now();
     loop {
         if hub.shutting_down.load(Ordering::Acquire) {
             return;
@@ -487,15 +673,11 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
                 let Some(state) = state.upgrade() else {
                     return;
                 };
-                for change in &changes {
+                for change in changes {
+                    let seq = change.seq;
                     deliver(&state, &hub, change).await;
-                    cursor = change.seq;
-                }
-                if last_prune.elapsed() >= config.prune_interval {
-                    last_prune = tokio::time::Instant::now();
-                    if let Err(error) = store.prune_changes(cursor, config.retention).await {
-                        tracing::warn!(%error, "realtime: pruning the change log failed");
-                    }
+                    cursor = seq;
+                    hub.cursor.store(cursor, Ordering::Release);
                 }
                 continue;
             }
@@ -514,11 +696,36 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
     }
 }
 
-/// Sends one change to every client with a matching subscription that may see it. Clients
-/// that see the change the same way (same auth, same kind of topic, same options) share one
-/// decision and one rendering, so the rule checks (and any SQL they need) run once per
-/// distinct viewer and options per change, not once per client.
-async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
+/// Prunes the change log every `prune_interval`, up to what the fan-out has taken on (a
+/// change waiting in a client's backlog is held there, so the log need not keep it).
+async fn prune(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>) {
+    let mut pruned = hub.cursor.load(Ordering::Acquire);
+    loop {
+        let interval = hub.config().prune_interval;
+        let shutdown = hub.shutdown.notified();
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown => return,
+        }
+        if hub.shutting_down.load(Ordering::Acquire) || state.strong_count() == 0 {
+            return;
+        }
+        let cursor = hub.cursor.load(Ordering::Acquire);
+        if cursor == pruned {
+            continue;
+        }
+        pruned = cursor;
+        if let Err(error) = store.prune_changes(cursor, hub.config().retention).await {
+            tracing::warn!(%error, "realtime: pruning the change log failed");
+        }
+    }
+}
+
+/// Sends one change to every client with a matching subscription that may see it: at once
+/// where every decision can be made in memory, else through the client's backlog (see the
+/// module comment). Clients that see the change the same way share one decision and one
+/// rendering.
+async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
     let schema = state.schema();
     let Some(collection) = schema.get_by_id(&change.collection_id).cloned() else {
         return;
@@ -527,9 +734,14 @@ async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
     hub.revalidate_auth_for(&schema);
     let clients = hub.clients();
     if collection.is_auth() {
-        refresh_auth(&clients, &collection, change);
+        refresh_auth(&clients, &collection, &change);
     }
-    let mut rendered: HashMap<(String, bool, String), Option<Arc<str>>> = HashMap::new();
+    let work = Arc::new(ChangeWork {
+        change,
+        collection,
+        rendered: Mutex::new(HashMap::new()),
+    });
+    let (change, collection) = (&work.change, &work.collection);
     for client in clients {
         let subscriptions = client.subscriptions();
         if !subscriptions
@@ -540,22 +752,128 @@ async fn deliver(state: &Arc<AppState>, hub: &HubInner, change: &Change) {
         }
         // A snapshot, so the lock is not held across rendering.
         let auth = client.auth();
-        for subscription in subscriptions.iter() {
+        let deferred = Deferred {
+            work: Arc::clone(&work),
+            auth,
+            subscriptions,
+        };
+        // Behind a backlog, even a cheap change waits its turn.
+        if client.has_backlog() {
+            hub.defer(state, &client, deferred);
+            continue;
+        }
+        let mut messages = Vec::new();
+        let mut in_memory = true;
+        for subscription in deferred.subscriptions.iter() {
             if !subscription.receives(&collection.id, &collection.name, change) {
                 continue;
             }
             let view = matches!(subscription.target, Some(Target::View(_)));
-            let key = (viewer_key(&auth), view, subscription.options_key.clone());
-            let data = match rendered.get(&key) {
+            let key = (
+                viewer_key(&deferred.auth),
+                view,
+                subscription.options_key.clone(),
+            );
+            let cell = work.cell(key);
+            let data = match cell.get() {
                 Some(data) => data.clone(),
                 None => {
-                    let data = render(state, &collection, change, &auth, subscription, view)
-                        .await
-                        .map(Arc::from);
-                    rendered.insert(key, data.clone());
+                    let rendered = render(
+                        state,
+                        collection,
+                        change,
+                        &deferred.auth,
+                        subscription,
+                        view,
+                        Checks::InMemory,
+                    )
+                    .await;
+                    let Some(data) = rendered else {
+                        in_memory = false;
+                        break;
+                    };
+                    let data = data.map(Arc::from);
+                    let _ = cell.set(data.clone());
                     data
                 }
             };
+            if let Some(data) = data {
+                messages.push(Message {
+                    event: Arc::clone(&subscription.raw),
+                    data,
+                });
+            }
+        }
+        if !in_memory {
+            hub.defer(state, &client, deferred);
+            continue;
+        }
+        for message in messages {
+            if !hub.send(&client, message) {
+                break;
+            }
+        }
+    }
+}
+
+/// A client's backlog worker: decides and sends its queued changes in order, the database
+/// checks under the hub's semaphore, until the backlog is empty or the client is gone.
+async fn work_off_backlog(state: Arc<AppState>, hub: Arc<HubInner>, client: Arc<Client>) {
+    loop {
+        let next = {
+            let mut client_state = client.lock();
+            let next = if client.is_closed() || hub.shutting_down.load(Ordering::Acquire) {
+                client_state.backlog = VecDeque::new();
+                None
+            } else {
+                client_state.backlog.pop_front()
+            };
+            if next.is_none() {
+                client_state.working = false;
+                if client_state.backlog.capacity() > KEEP_QUEUE_SLOTS {
+                    client_state.backlog = VecDeque::new();
+                }
+            }
+            next
+        };
+        let Some(deferred) = next else {
+            return;
+        };
+        let (change, collection) = (&deferred.work.change, &deferred.work.collection);
+        for subscription in deferred.subscriptions.iter() {
+            // A client dropped meanwhile needs no more checks.
+            if client.is_closed() {
+                break;
+            }
+            if !subscription.receives(&collection.id, &collection.name, change) {
+                continue;
+            }
+            let view = matches!(subscription.target, Some(Target::View(_)));
+            let key = (
+                viewer_key(&deferred.auth),
+                view,
+                subscription.options_key.clone(),
+            );
+            let cell = deferred.work.cell(key);
+            let data = cell
+                .get_or_init(|| async {
+                    // Closed only at shutdown, when nothing is sent any more.
+                    let _place = hub.checks.acquire().await.ok();
+                    render(
+                        &state,
+                        collection,
+                        change,
+                        &deferred.auth,
+                        subscription,
+                        view,
+                        Checks::Database,
+                    )
+                    .await
+                    .flatten()
+                    .map(Arc::from)
+                })
+                .await
+                .clone();
             if let Some(data) = data {
                 let message = Message {
                     event: Arc::clone(&subscription.raw),
@@ -662,8 +980,17 @@ fn realtime_context(auth: &AuthContext, subscription: &Subscription) -> RequestC
     ctx
 }
 
-/// The `data` of the message for one subscription, or `None` when the subscriber may not see
-/// the change.
+/// Where a decision may look: in memory only (the fan-out task), or the database too (a
+/// client's backlog worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    InMemory,
+    Database,
+}
+
+/// The `data` of the message for one subscription: `Some(None)` when the subscriber may not
+/// see the change, `None` when deciding or rendering needs the database and `checks` is
+/// [`Checks::InMemory`].
 async fn render(
     state: &Arc<AppState>,
     collection: &Arc<Collection>,
@@ -671,9 +998,14 @@ async fn render(
     auth: &AuthContext,
     subscription: &Subscription,
     view: bool,
-) -> Option<String> {
+    checks: Checks,
+) -> Option<Option<String>> {
     let ctx = realtime_context(auth, subscription);
-    if !allowed(state, collection, change, &ctx, subscription, view).await {
+    if !allowed(state, collection, change, &ctx, subscription, view, checks).await? {
+        return Some(None);
+    }
+    let expand = subscription.query_value("expand");
+    if !expand.is_empty() && checks == Checks::InMemory {
         return None;
     }
     let records = [change.record.clone()];
@@ -683,12 +1015,11 @@ async fn render(
         && !auth.is_superuser()
         && outputs[0].get("email").is_none()
         && let Some(email) = change.record.get("email")
-        && manages(state, collection, &change.record, &ctx).await
+        && manages(state, collection, &change.record, &ctx, checks).await?
         && let Some(object) = outputs[0].as_object_mut()
     {
         object.insert("email".into(), email.clone());
     }
-    let expand = subscription.query_value("expand");
     if !expand.is_empty()
         && let Err(error) = crate::records::expand_records_for(
             state,
@@ -701,42 +1032,44 @@ async fn render(
         .await
     {
         tracing::debug!(message = %error.message, "realtime: expand failed");
-        return None;
+        return Some(None);
     }
     let [mut record] = outputs;
     if apply_fields(&mut record, subscription.query_value("fields")).is_err() {
-        return None;
+        return Some(None);
     }
     let data = serde_json::json!({ "record": record, "action": change.action.as_str() });
-    Some(data.to_string())
+    Some(Some(data.to_string()))
 }
 
 /// Whether the caller passes the auth collection's manageRule for `record` (its state as of
-/// the change).
+/// the change); `None` when that needs the database and `checks` does not allow it.
 async fn manages(
     state: &Arc<AppState>,
     collection: &Arc<Collection>,
     record: &Record,
     ctx: &RequestContext,
-) -> bool {
+    checks: Checks,
+) -> Option<bool> {
     let rules = state.collection_rules(collection);
     let Some(manage) = rules.manage.as_ref() else {
-        return false;
+        return Some(false);
     };
     if matches!(manage, Rule::SuperusersOnly) {
-        return false;
+        return Some(false);
     }
-    match manage.check_record(record, ctx) {
+    Some(match manage.check_record(record, ctx) {
         Eval::Match => true,
         Eval::NoMatch => false,
         Eval::NeedsSql => match manage.outcome(state.store.dialect(), ctx) {
             RuleOutcome::Allow => true,
             RuleOutcome::SuperusersOnly => false,
+            RuleOutcome::Filter(_) if checks == Checks::InMemory => return None,
             RuleOutcome::Filter(predicate) => {
                 matches_state(state, collection, record, predicate).await
             }
         },
-    }
+    })
 }
 
 /// Whether `record` (a change's state, stored or not any more) satisfies `predicate`, with
@@ -763,7 +1096,8 @@ async fn matches_state(
 /// Whether the list (`coll/*`) or view (`coll/id`) rule and the options' `filter` let this
 /// subscriber see the change. Both are decided on the change's own record state: in memory
 /// when the expressions are row-local, else by SQL over that state with the other tables as
-/// stored (the row itself may be newer by now, or gone).
+/// stored (the row itself may be newer by now, or gone). `None` when the SQL is needed and
+/// `checks` does not allow it.
 async fn allowed(
     state: &Arc<AppState>,
     collection: &Arc<Collection>,
@@ -771,7 +1105,8 @@ async fn allowed(
     ctx: &RequestContext,
     subscription: &Subscription,
     view: bool,
-) -> bool {
+    checks: Checks,
+) -> Option<bool> {
     let rules = state.collection_rules(collection);
     let rule = if view { &rules.view } else { &rules.list };
     // Non-superuser filters naming `@request` or `@collection` are refused here, which drops
@@ -783,15 +1118,15 @@ async fn allowed(
         &ctx.auth,
     ) {
         Ok(filter) => filter,
-        Err(_) => return false,
+        Err(_) => return Some(false),
     };
     let dialect = state.store.dialect();
     let mut predicates = Vec::new();
     match rule.check_record(&change.record, ctx) {
         Eval::Match => {}
-        Eval::NoMatch => return false,
+        Eval::NoMatch => return Some(false),
         Eval::NeedsSql => match rule.outcome(dialect, ctx) {
-            RuleOutcome::SuperusersOnly => return false,
+            RuleOutcome::SuperusersOnly => return Some(false),
             RuleOutcome::Allow => {}
             RuleOutcome::Filter(predicate) => predicates.push(predicate),
         },
@@ -799,12 +1134,13 @@ async fn allowed(
     if let Some(filter) = &filter {
         match filter.eval(&change.record, ctx) {
             Eval::Match => {}
-            Eval::NoMatch => return false,
+            Eval::NoMatch => return Some(false),
             Eval::NeedsSql => predicates.push(filter.to_sql(dialect, ctx)),
         }
     }
     match SqlFragment::and_all(predicates) {
-        None => true,
-        Some(predicate) => matches_state(state, collection, &change.record, predicate).await,
+        None => Some(true),
+        Some(_) if checks == Checks::InMemory => None,
+        Some(predicate) => Some(matches_state(state, collection, &change.record, predicate).await),
     }
 }

@@ -30,14 +30,15 @@ use tokio::time::Instant;
 
 pub use hub::{Hub, RealtimeConfig};
 
-use hub::Client;
+use hub::{Client, Refusal};
 use subscription::Subscription;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;
 
-/// Most subscriptions per client, and longest subscription string (in characters).
+/// Most subscriptions per client, and longest subscription string (in bytes, as PocketBase
+/// counts: 2,000 two-byte characters are too long).
 const MAX_SUBSCRIPTIONS: usize = 1000;
 const MAX_SUBSCRIPTION_LEN: usize = 2500;
 
@@ -55,7 +56,8 @@ pub fn spawn_hub(state: &SharedState) {
 }
 
 /// `GET /api/realtime`: registers a client and streams its messages. No auth is read here;
-/// it is bound by the first authenticated subscription request.
+/// it is bound by the first authenticated subscription request. Past the realtime client
+/// caps (a Plinth extension) the answer is 503 (all clients) or 429 (this client IP's).
 async fn connect(
     State(state): State<SharedState>,
     PeerAddr(peer): PeerAddr,
@@ -64,7 +66,23 @@ async fn connect(
     let hub = state.realtime.clone();
     hub.ensure_started(&state).await;
     let ip = client_ip(&state, &headers, peer).await;
-    let client = hub.connect(ip);
+    let client = match hub.connect(ip) {
+        Ok(client) => client,
+        Err(Refusal::Full) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many realtime connections; try again later.",
+            )
+            .into_response();
+        }
+        Err(Refusal::TooManyFromIp) => {
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many realtime connections from this address.",
+            )
+            .into_response();
+        }
+    };
     let body = Body::from_stream(client_stream(hub, client));
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -194,7 +212,7 @@ async fn subscribe(
         errors.add("subscriptions", too_long(MAX_SUBSCRIPTIONS));
     } else {
         for (index, topic) in subscriptions.iter().enumerate() {
-            if topic.chars().count() > MAX_SUBSCRIPTION_LEN {
+            if topic.len() > MAX_SUBSCRIPTION_LEN {
                 errors.add(
                     &format!("subscriptions.{index}"),
                     too_long(MAX_SUBSCRIPTION_LEN),

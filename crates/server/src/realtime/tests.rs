@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use store_sqlite::SqliteStore;
 
+use super::hub::Refusal;
 use super::subscription::Subscription;
 use super::{Hub, RealtimeConfig, client_stream};
 use crate::state::{AppState, ServerConfig};
@@ -50,7 +51,7 @@ fn drain(client: &super::Client) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn streams_close_when_idle() {
     let hub = Hub::new(config(150, 60_000, 8));
-    let client = hub.connect(None);
+    let client = hub.connect(None).expect("connects");
     let id = client.id.to_string();
     let mut stream = Box::pin(client_stream(hub.clone(), client));
     let first = stream
@@ -77,7 +78,7 @@ async fn streams_close_when_idle() {
 #[tokio::test]
 async fn streams_close_at_their_maximum_lifetime_even_when_busy() {
     let hub = Hub::new(config(10_000, 300, 64));
-    let client = hub.connect(None);
+    let client = hub.connect(None).expect("connects");
     let sender = Arc::clone(&client);
     let mut stream = Box::pin(client_stream(hub.clone(), client));
     let feeder = {
@@ -106,8 +107,8 @@ async fn streams_close_at_their_maximum_lifetime_even_when_busy() {
 #[tokio::test]
 async fn a_slow_client_is_dropped_and_others_keep_receiving() {
     let hub = Hub::new(config(60_000, 60_000, 3));
-    let slow = hub.connect(None);
-    let fast = hub.connect(None);
+    let slow = hub.connect(None).expect("connects");
+    let fast = hub.connect(None).expect("connects");
     let mut slow_stream = Box::pin(client_stream(hub.clone(), Arc::clone(&slow)));
     // The fast client keeps up; the slow one never reads past its PB_CONNECT.
     assert!(slow_stream.next().await.is_some());
@@ -138,7 +139,7 @@ async fn a_client_holding_too_many_bytes_is_dropped() {
         client_buffer_bytes: 10_000,
         ..config(60_000, 60_000, 1000)
     });
-    let client = hub.connect(None);
+    let client = hub.connect(None).expect("connects");
     let big = "x".repeat(4_000);
     // A message bigger than the whole bound is still accepted into an empty queue.
     let huge = "y".repeat(50_000);
@@ -156,7 +157,7 @@ async fn a_client_holding_too_many_bytes_is_dropped() {
     assert!(hub.client(&client.id).is_none());
     assert_eq!(client.queued(), (0, 0));
     // Small messages still flow to a client that keeps up.
-    let other = hub.connect(None);
+    let other = hub.connect(None).expect("connects");
     for _ in 0..100 {
         assert!(hub.send(&other, "e", &big));
         assert!(other.pop_frame().is_some());
@@ -167,7 +168,7 @@ async fn a_client_holding_too_many_bytes_is_dropped() {
 #[tokio::test]
 async fn settings_change_the_lifetimes_of_open_streams() {
     let hub = Hub::new(config(60_000, 60_000, 8));
-    let client = hub.connect(None);
+    let client = hub.connect(None).expect("connects");
     let mut stream = Box::pin(client_stream(hub.clone(), Arc::clone(&client)));
     assert!(stream.next().await.is_some());
     hub.apply_settings(&crate::settings::Realtime {
@@ -193,7 +194,7 @@ async fn settings_change_the_lifetimes_of_open_streams() {
 #[tokio::test]
 async fn message_client_reaches_only_a_subscribed_client() {
     let hub = Hub::new(config(60_000, 60_000, 8));
-    let waiting = hub.connect(None);
+    let waiting = hub.connect(None).expect("connects");
     waiting.set(
         AuthContext::Guest,
         vec![
@@ -201,7 +202,7 @@ async fn message_client_reaches_only_a_subscribed_client() {
             Subscription::parse("posts/*"),
         ],
     );
-    let other = hub.connect(None);
+    let other = hub.connect(None).expect("connects");
     other.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
 
     assert!(hub.message_client(&waiting.id, "@oauth2", r#"{"code":"c","state":"s"}"#));
@@ -238,7 +239,7 @@ async fn message_client_reaches_only_a_subscribed_client() {
 #[tokio::test]
 async fn shutdown_ends_every_stream() {
     let hub = Hub::new(config(60_000, 60_000, 8));
-    let client = hub.connect(None);
+    let client = hub.connect(None).expect("connects");
     let mut stream = Box::pin(client_stream(hub.clone(), client));
     assert!(stream.next().await.is_some());
     hub.shutdown();
@@ -296,9 +297,9 @@ async fn auth_falls_back_to_guest_when_the_record_changes_key_or_goes() {
         record: Box::new(record.clone()),
         refreshable: true,
     };
-    let a = hub.connect(None);
+    let a = hub.connect(None).expect("connects");
     a.set(as_user(&created[0]), vec![Subscription::parse("users/*")]);
-    let b = hub.connect(None);
+    let b = hub.connect(None).expect("connects");
     b.set(as_user(&created[1]), Vec::new());
 
     // A plain update keeps the auth, with the new values.
@@ -573,9 +574,9 @@ async fn events_are_decided_and_shown_as_of_their_change() {
     let (posts, [open, closed], post_id) = relation_fixture(&store).await;
     let state = AppState::new(Arc::clone(&store), ServerConfig::default());
     let hub = state.realtime.clone();
-    let list = hub.connect(None);
+    let list = hub.connect(None).expect("connects");
     list.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
-    let one = hub.connect(None);
+    let one = hub.connect(None).expect("connects");
     one.set(
         AuthContext::Guest,
         vec![Subscription::parse(&format!("posts/{post_id}"))],
@@ -629,10 +630,10 @@ async fn deletes_are_checked_against_the_last_state() {
     let state = AppState::new(Arc::clone(&store), ServerConfig::default());
     let hub = state.realtime.clone();
     hub.ensure_started(&state).await;
-    let guest = hub.connect(None);
+    let guest = hub.connect(None).expect("connects");
     guest.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
     // A filter through the relation as well: only posts of the open team named "a".
-    let filtered = hub.connect(None);
+    let filtered = hub.connect(None).expect("connects");
     filtered.set(
         AuthContext::Guest,
         vec![Subscription::parse(
@@ -706,9 +707,9 @@ async fn a_new_token_secret_drops_the_auth_of_that_collection_only() {
         record: Box::new(user),
         refreshable: true,
     };
-    let a = hub.connect(None);
+    let a = hub.connect(None).expect("connects");
     a.set(as_user.clone(), Vec::new());
-    let b = hub.connect(None);
+    let b = hub.connect(None).expect("connects");
     b.set(as_user, Vec::new());
 
     // A change that keeps the secret (a rule) keeps the auth.
@@ -769,7 +770,7 @@ async fn rules_through_a_self_relation_read_the_stored_rows() {
         .expect("root");
     let state = AppState::new(Arc::clone(&store), ServerConfig::default());
     let hub = state.realtime.clone();
-    let guest = hub.connect(None);
+    let guest = hub.connect(None).expect("connects");
     guest.set(AuthContext::Guest, vec![Subscription::parse("nodes/*")]);
     let child = row(&nodes, json!({"title": "child", "parent": root_id}));
     hub.deliver_for_test(&state, &change(&nodes, ChangeAction::Create, child))
@@ -799,12 +800,12 @@ async fn changes_committed_before_a_subscription_are_not_its_events() {
         row(&posts, json!({"title": "a", "team": open})),
     );
     // Subscribed when the change had already committed (the hub had not read it yet).
-    let late = hub.connect(None);
+    let late = hub.connect(None).expect("connects");
     let mut subscription = Subscription::parse("posts/*");
     subscription.since = change.seq;
     late.set(AuthContext::Guest, vec![subscription]);
     // Subscribed just before it.
-    let early = hub.connect(None);
+    let early = hub.connect(None).expect("connects");
     let mut subscription = Subscription::parse("posts/*");
     subscription.since = change.seq - 1;
     early.set(AuthContext::Guest, vec![subscription]);
@@ -814,5 +815,190 @@ async fn changes_committed_before_a_subscription_are_not_its_events() {
     let got = drain(&early);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].1["action"], "create");
+    hub.shutdown();
+}
+
+#[test]
+fn clients_are_capped_in_total_and_per_ip() {
+    let hub = Hub::new(RealtimeConfig {
+        max_clients: 3,
+        max_clients_per_ip: 2,
+        ..RealtimeConfig::default()
+    });
+    let ip = |text: &str| Some(text.to_owned());
+    let first = hub.connect(ip("10.0.0.1")).expect("first");
+    hub.connect(ip("10.0.0.1"))
+        .expect("second from the same IP");
+    assert_eq!(
+        hub.connect(ip("10.0.0.1")).err(),
+        Some(Refusal::TooManyFromIp)
+    );
+    hub.connect(ip("10.0.0.2")).expect("another IP");
+    assert_eq!(hub.connect(ip("10.0.0.3")).err(), Some(Refusal::Full));
+    hub.disconnect(&first.id);
+    hub.connect(ip("10.0.0.1"))
+        .expect("a disconnected client frees its IP's place");
+    assert_eq!(hub.client_count(), 3);
+}
+
+/// `nodes(label, links)`: a public self-relation of 60 rows, each linking the next 50, so a
+/// check through `links.links.links` walks 125,000 joined rows. Returns the collection and
+/// the row ids.
+async fn link_graph(store: &Arc<dyn Store>) -> (Arc<Collection>, Vec<String>) {
+    let mut nodes = Collection::scaffold(CollectionType::Base, "nodes");
+    nodes.id = "pbc_nodes".into();
+    nodes.fields.push(text_field("label"));
+    nodes.fields.push(Field::new(
+        "links",
+        FieldKind::Relation(RelationOptions {
+            collection_id: "pbc_nodes".into(),
+            max_select: 100,
+            ..Default::default()
+        }),
+    ));
+    nodes.list_rule = Some(String::new());
+    store.create_collection(nodes).await.expect("nodes");
+    let nodes = store.schema().get("nodes").cloned().expect("nodes");
+    let ids: Vec<String> = (0..60).map(|_| domain::ids::new_record_id()).collect();
+    let creates = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| WriteOp::Create {
+            collection: Arc::clone(&nodes),
+            data: row(&nodes, json!({"id": id, "label": format!("row{n}")})),
+            guard: None,
+        })
+        .collect();
+    store.write(creates).await.expect("rows");
+    let links = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let targets: Vec<String> = ids.iter().cycle().skip(n + 1).take(50).cloned().collect();
+            WriteOp::Update {
+                collection: Arc::clone(&nodes),
+                id: id.clone(),
+                guard: None,
+                apply: Box::new(move |record: &Record| {
+                    let mut data = record.data.clone();
+                    data.insert("links".into(), json!(targets));
+                    Ok(data)
+                }),
+            }
+        })
+        .collect();
+    store.write(links).await.expect("links");
+    (nodes, ids)
+}
+
+/// `options` for a subscription topic, percent-encoded.
+fn with_options(topic: &str, options: &Value) -> String {
+    let encoded: String =
+        url::form_urlencoded::byte_serialize(options.to_string().as_bytes()).collect();
+    format!("{topic}?options={encoded}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expensive_client_does_not_hold_up_a_cheap_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (nodes, ids) = link_graph(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    let heavy = hub.connect(None).expect("connects");
+    heavy.set(
+        AuthContext::Guest,
+        (0..200)
+            .map(|n| {
+                let filter = format!("links.links.links.label ?~ 'zz{n}'");
+                Subscription::parse(&with_options(
+                    "nodes/*",
+                    &json!({"query": {"filter": filter}}),
+                ))
+            })
+            .collect(),
+    );
+    let cheap = hub.connect(None).expect("connects");
+    cheap.set(AuthContext::Guest, vec![Subscription::parse("nodes/*")]);
+    let created = change(
+        &nodes,
+        ChangeAction::Create,
+        row(&nodes, json!({"label": "new", "links": &ids[..50]})),
+    );
+    // 200 checks of a second or so each are queued behind the heavy client, not done here.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        hub.deliver_without_waiting(&state, &created),
+    )
+    .await
+    .expect("the fan-out does not wait for the heavy client's checks");
+    let got = drain(&cheap);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1["record"]["label"], "new");
+    assert!(
+        heavy.has_backlog(),
+        "the heavy client's checks run in its backlog"
+    );
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_with_a_backlog_gets_its_events_in_log_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, _], _) = relation_fixture(&store).await;
+    let teams = store.schema().get("teams").cloned().expect("teams");
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    let client = hub.connect(None).expect("connects");
+    // posts' list rule reads the team (SQL); teams' is public (decided in memory).
+    client.set(
+        AuthContext::Guest,
+        vec![
+            Subscription::parse("posts/*"),
+            Subscription::parse("teams/*"),
+        ],
+    );
+    let post = change(
+        &posts,
+        ChangeAction::Create,
+        row(&posts, json!({"title": "p", "team": open})),
+    );
+    let team = change(
+        &teams,
+        ChangeAction::Create,
+        row(&teams, json!({"state": "t"})),
+    );
+    hub.deliver_without_waiting(&state, &post).await;
+    hub.deliver_for_test(&state, &team).await;
+    let events: Vec<String> = drain(&client).into_iter().map(|(event, _)| event).collect();
+    assert_eq!(events, ["posts/*", "teams/*"]);
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_too_far_behind_on_its_checks_is_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, _], _) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    hub.apply_settings(&crate::settings::Realtime {
+        client_queue_messages: 2,
+        ..Default::default()
+    });
+    let behind = hub.connect(None).expect("connects");
+    behind.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+    // On one thread the worker cannot run before this test yields, so the backlog grows.
+    for title in ["a", "b", "c"] {
+        let post = change(
+            &posts,
+            ChangeAction::Create,
+            row(&posts, json!({"title": title, "team": open})),
+        );
+        hub.deliver_without_waiting(&state, &post).await;
+    }
+    assert!(behind.is_closed(), "a third change past a backlog of two");
+    assert!(hub.client(&behind.id).is_none());
     hub.shutdown();
 }

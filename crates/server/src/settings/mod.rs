@@ -245,6 +245,10 @@ pub struct Realtime {
     pub change_log_max_entries: u64,
     /// The change log keeps entries younger than this.
     pub change_log_max_age: u64,
+    /// Realtime clients connected at once; one more is answered 503.
+    pub max_clients: u64,
+    /// Realtime clients connected at once from one client IP; one more is answered 429.
+    pub max_clients_per_ip: u64,
 }
 
 impl Default for Realtime {
@@ -256,6 +260,8 @@ impl Default for Realtime {
             client_queue_bytes: 4 << 20,
             change_log_max_entries: 10_000,
             change_log_max_age: 24 * 60 * 60,
+            max_clients: 10_000,
+            max_clients_per_ip: 1_000,
         }
     }
 }
@@ -267,6 +273,8 @@ impl Realtime {
             ("clientQueueBytes", self.client_queue_bytes),
             ("clientQueueMessages", self.client_queue_messages),
             ("idleTimeout", self.idle_timeout),
+            ("maxClients", self.max_clients),
+            ("maxClientsPerIp", self.max_clients_per_ip),
             ("maxLifetime", self.max_lifetime),
         ] {
             if value == 0 {

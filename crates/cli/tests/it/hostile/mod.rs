@@ -17,6 +17,9 @@ mod files;
 mod inputs;
 /// Database work: query timeout, reader lanes, a bounded writer.
 mod store;
+/// Slow-loris headers and bodies, idle and surplus connections, realtime caps and head-of-line
+/// blocking.
+mod serving;
 
 use std::time::Duration;
 

@@ -1,0 +1,445 @@
+//! Hostile clients of the connection layer and of realtime: slow-loris headers, slow bodies,
+//! idle keep-alive connections, more connections than the cap, more realtime clients than one
+//! IP may hold, and one realtime client whose subscriptions are expensive to check.
+//!
+//! The timeouts are set small through the environment (`PLINTH_*`, the same settings as the
+//! flags); each test asserts that the server ends the connection before a generous client-side
+//! bound, never how long it took.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped, spawn_capped_with};
+use crate::support::{Launch, TestApp, assert_error};
+
+/// How long a test waits for the server to end a connection it should end after a second or
+/// two: far past the configured timeout, far below "held forever".
+const CLOSE_BOUND: Duration = Duration::from_secs(20);
+
+fn launch(env: &[(&str, &str)]) -> Launch {
+    Launch {
+        env: env
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect(),
+        ..Launch::default()
+    }
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    let address = app.base.trim_start_matches("http://");
+    TcpStream::connect(address).await.expect("connects")
+}
+
+/// Reads until the server closes the connection; returns what it sent, or `None` when the
+/// connection was still open at `CLOSE_BOUND`.
+async fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_BOUND, read_all).await.ok()?;
+    Some(received)
+}
+
+#[tokio::test]
+async fn a_partial_header_is_cut_off_at_the_header_timeout() {
+    let mut app = spawn_capped_with(launch(&[("PLINTH_HEADER_TIMEOUT", "1")])).await;
+    let mut loris = connect(&app).await;
+    loris
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: plinth\r\nX-Slow: ")
+        .await
+        .expect("writes");
+    // Another client is served while the slow one holds its connection.
+    assert_serving(&mut app, "during a slow-loris header").await;
+    let received = read_until_closed(&mut loris)
+        .await
+        .expect("the server closes a connection whose header never completes");
+    assert!(
+        !String::from_utf8_lossy(&received).contains(" 200 "),
+        "no answer to half a request: {}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_serving(&mut app, "after a slow-loris header").await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let mut app = spawn_capped_with(launch(&[("PLINTH_HEADER_TIMEOUT", "1")])).await;
+    let mut idle = connect(&app).await;
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: plinth\r\n\r\n")
+        .await
+        .expect("writes");
+    let received = read_until_closed(&mut idle)
+        .await
+        .expect("the server closes a keep-alive connection that sends nothing more");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.contains("API is healthy."), "{text}");
+    assert_serving(&mut app, "after an idle keep-alive connection").await;
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_at_the_body_timeout() {
+    let mut app = spawn_capped_with(launch(&[("PLINTH_BODY_TIMEOUT", "1")])).await;
+    let mut slow = connect(&app).await;
+    slow.write_all(
+        b"POST /api/collections/users/auth-with-password HTTP/1.1\r\nHost: plinth\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"identity\":",
+    )
+    .await
+    .expect("writes");
+    assert_serving(&mut app, "during a slow body").await;
+    // One byte every 300 ms: never idle for long, never done.
+    let trickle = async {
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if slow.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_BOUND, trickle).await;
+    let received = read_until_closed(&mut slow)
+        .await
+        .expect("the server ends a request whose body does not arrive in time");
+    let text = String::from_utf8_lossy(&received);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 4"),
+        "a client error or nothing: {text}"
+    );
+    assert_serving(&mut app, "after a slow body").await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_with_a_503_until_others_close() {
+    let mut app = spawn_capped_with(launch(&[("PLINTH_MAX_CONNECTIONS", "8")])).await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut stream = connect(&app).await;
+        // A full request each, so the server has certainly taken the connection.
+        stream
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: plinth\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut buffer = [0u8; 1024];
+        let n = tokio::time::timeout(NORMAL_TIMEOUT, stream.read(&mut buffer))
+            .await
+            .expect("answered")
+            .expect("reads");
+        assert!(buffer[..n].starts_with(b"HTTP/1.1 200 "));
+        held.push(stream);
+    }
+    for attempt in 0..3 {
+        let response = reqwest::Client::new()
+            .get(app.url("/api/health"))
+            .timeout(NORMAL_TIMEOUT)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("attempt {attempt}: a clear refusal: {error}"));
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_error(
+            status,
+            &body,
+            503,
+            "Too many open connections; try again later.",
+        );
+    }
+    drop(held);
+    // Closed connections free their places as soon as the server sees them go.
+    let mut served = false;
+    for _ in 0..50 {
+        let response = reqwest::Client::new()
+            .get(app.url("/api/health"))
+            .timeout(NORMAL_TIMEOUT)
+            .send()
+            .await;
+        if response.is_ok_and(|r| r.status() == 200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "health is served once the held connections close");
+    assert_serving(&mut app, "after the connection cap").await;
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_answered_431() {
+    let mut app = spawn_capped().await;
+    let many: String = (0..100).map(|n| format!("X-H{n}: a\r\n")).collect();
+    let long = format!("X-Long: {}\r\n", "a".repeat(500 << 10));
+    for (what, extra) in [("101 header lines", many), ("a 500 KiB header", long)] {
+        let mut stream = connect(&app).await;
+        let head = format!("GET /api/health HTTP/1.1\r\nHost: plinth\r\n{extra}\r\n");
+        // The server may close before reading it all; the answer is what counts.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let received = read_until_closed(&mut stream)
+            .await
+            .unwrap_or_else(|| panic!("{what}: the connection is closed"));
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            text.starts_with("HTTP/1.1 431 "),
+            "{what}: 431 Request Header Fields Too Large: {text}"
+        );
+    }
+    assert_serving(&mut app, "after oversized request heads").await;
+}
+
+/// Opens `GET /api/realtime` and returns the response once `PB_CONNECT` arrived, with its
+/// client id.
+async fn open_stream(app: &TestApp) -> Result<(reqwest::Response, String), (u16, Value)> {
+    let mut response = reqwest::Client::new()
+        .get(app.url("/api/realtime"))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("stream request");
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err((status, response.json().await.unwrap_or(Value::Null)));
+    }
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(NORMAL_TIMEOUT, response.chunk())
+            .await
+            .expect("PB_CONNECT in time")
+            .expect("reads")
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let id = text
+        .strip_prefix("id:")
+        .and_then(|rest| rest.split('\n').next())
+        .expect("id line")
+        .to_owned();
+    Ok((response, id))
+}
+
+/// Reads SSE frames until one named `event` arrives; `None` when none did within `wait`.
+async fn next_event(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    event: &str,
+    wait: Duration,
+) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame = buffer[..end].to_owned();
+            buffer.drain(..end + 2);
+            let mut name = "";
+            let mut data = "";
+            for line in frame.split('\n') {
+                if let Some(rest) = line.strip_prefix("event:") {
+                    name = rest;
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    data = rest;
+                }
+            }
+            if name == event {
+                return serde_json::from_str(data).ok();
+            }
+        }
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn realtime_clients_per_ip_are_capped() {
+    let mut app = spawn_capped().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"realtime": {"maxClientsPerIp": 2}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = open_stream(&app).await.expect("first stream");
+    let _second = open_stream(&app).await.expect("second stream");
+    let (status, body) = open_stream(&app).await.expect_err("third stream refused");
+    assert_error(
+        status,
+        &body,
+        429,
+        "Too many realtime connections from this address.",
+    );
+    assert_serving(&mut app, "with the realtime clients of one IP at the cap").await;
+    drop(first);
+    let mut reopened = false;
+    for _ in 0..50 {
+        if open_stream(&app).await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "a closed stream frees its place");
+}
+
+#[tokio::test]
+async fn subscription_topics_are_measured_in_bytes() {
+    let mut app = spawn_capped().await;
+    let (_stream, client_id) = open_stream(&app).await.expect("stream");
+    // 2,000 characters, 4,000 bytes: PocketBase counts bytes.
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": client_id, "subscriptions": ["é".repeat(2000)]}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(
+        data["subscriptions"]["0"]["code"], "validation_length_too_long",
+        "{body}"
+    );
+    assert_serving(&mut app, "after an over-long topic").await;
+}
+
+/// `text` with everything but unreserved characters percent-encoded, as the SDKs send options.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// One guest subscribes 200 times with a distinct filter through a 3-hop self-relation over
+/// rows with 50 links each (every check costs a join of 125,000 rows); another subscribes
+/// plainly. Creates must still reach the plain client promptly, and the server keep serving.
+#[tokio::test]
+async fn an_expensive_realtime_client_does_not_hold_up_the_others() {
+    let mut app = spawn_capped().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "links", "type": "base", "listRule": "", "viewRule": "",
+                   "createRule": "", "fields": [{"name": "label", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let links_id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = app
+        .patch_json(
+            "/api/collections/links",
+            Some(&admin),
+            json!({"fields": [
+                {"name": "label", "type": "text"},
+                {"name": "links", "type": "relation", "collectionId": links_id,
+                 "maxSelect": 100}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut ids = Vec::new();
+    for n in 0..60 {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/links/records",
+                Some(&admin),
+                json!({"label": format!("row{n}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let targets: Vec<&String> = ids.iter().cycle().skip(n + 1).take(50).collect();
+        let (status, body) = app
+            .patch_json(
+                &format!("/api/collections/links/records/{id}"),
+                Some(&admin),
+                json!({ "links": targets }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let (mut heavy, heavy_id) = open_stream(&app).await.expect("heavy stream");
+    let topics: Vec<String> = (0..200)
+        .map(|n| {
+            let options =
+                json!({"query": {"filter": format!("links.links.links.label ?~ 'zz{n}'")}});
+            format!("links/*?options={}", percent_encode(&options.to_string()))
+        })
+        .collect();
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": heavy_id, "subscriptions": topics}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (mut plain, plain_id) = open_stream(&app).await.expect("plain stream");
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": plain_id, "subscriptions": ["links/*"]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    // Two creates, each linking 50 rows (so each check walks the whole graph): the second one's event cannot overtake the first change's work in a loop
+    // that checks one client after another, whichever client comes first.
+    for label in ["first", "second"] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/links/records",
+                Some(&admin),
+                json!({"label": label, "links": &ids[..50]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut buffer = String::new();
+    for label in ["first", "second"] {
+        let event = next_event(&mut plain, &mut buffer, "links/*", NORMAL_TIMEOUT)
+            .await
+            .unwrap_or_else(|| panic!("the plain client receives the {label} create promptly"));
+        assert_eq!(event["record"]["label"], label);
+        assert_serving(&mut app, "while an expensive client's checks run").await;
+    }
+    // The heavy client is not starved either: its checks match nothing, so it keeps its
+    // stream and hears nothing.
+    let mut heavy_buffer = String::new();
+    assert!(
+        next_event(
+            &mut heavy,
+            &mut heavy_buffer,
+            "links/*",
+            Duration::from_millis(200)
+        )
+        .await
+        .is_none()
+    );
+    assert_serving(&mut app, "after an expensive realtime client").await;
+}
