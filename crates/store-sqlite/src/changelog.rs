@@ -144,7 +144,7 @@ pub(crate) fn after(
         };
         if let Some(collection) = schema.get_by_id(&collection_id)
             && collection.is_auth()
-            && let Some(key) = current_token_key(conn, collection, &record_id)?
+            && let Some(key) = current_token_key(conn, collection, &record_id)
         {
             data.insert("tokenKey".into(), Value::String(key));
         }
@@ -160,19 +160,19 @@ pub(crate) fn after(
     Ok(changes)
 }
 
-/// The current `tokenKey` of an auth record, if it still exists.
-fn current_token_key(
-    conn: &Connection,
-    collection: &Collection,
-    id: &str,
-) -> Result<Option<String>, StoreError> {
+/// The current `tokenKey` of an auth record, if it still exists. A lookup that fails leaves
+/// the key out, which reads as revoked: failing closed, and never stalling the log's reader.
+fn current_token_key(conn: &Connection, collection: &Collection, id: &str) -> Option<String> {
     let sql = format!(
         "SELECT \"tokenKey\" FROM {} WHERE \"id\" = ?",
         quote_ident(&collection.name)
     );
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.query_row([id], |r| r.get::<_, String>(0)).optional())
-        .map_err(internal)
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read an auth record's token key for the change log");
+            None
+        })
 }
 
 /// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and

@@ -428,8 +428,9 @@ impl Store for SqliteStore {
     ) -> Result<Option<Record>, StoreError> {
         let id = id.to_owned();
         // Without filters this is a primary-key lookup no client can slow down (the auth
-        // record behind a token, say); a rule or filter can make it as slow as a list.
-        let lane = if filters.is_empty() {
+        // record behind a token, say); a rule or filter can make it as slow as a list, and so
+        // can a view collection's own query.
+        let lane = if filters.is_empty() && !collection.is_view() {
             Lane::Point
         } else {
             Lane::Query
