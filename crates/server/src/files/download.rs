@@ -165,7 +165,7 @@ pub enum RangeRequest {
 /// it: more than [`MAX_RANGES`] elements serve the whole file, a syntax error or no range
 /// inside the file is unsatisfiable, ranges past the end are dropped, and asking for more
 /// bytes than the file has serves the whole file. Overlapping ranges are served as asked.
-/// Pure, so it can be fuzzed.
+/// Every range returned is non-empty and inside the file. Pure, so it can be fuzzed.
 pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     let Some(text) = header else {
         return RangeRequest::Full;
@@ -188,10 +188,14 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
             Ok(None) => {}
         }
     }
-    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    // An empty file has nothing to cut: it is served whole (as PocketBase answers `0-`).
+    if size == 0 {
+        return RangeRequest::Full;
+    }
+    let total = ranges
+        .iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.end - r.start));
     match ranges.len() {
-        // An empty file has nothing to cut: Go serves it whole.
-        0 if size == 0 => RangeRequest::Full,
         0 => RangeRequest::Unsatisfiable,
         _ if total > size => RangeRequest::Full,
         1 => RangeRequest::Part(ranges.remove(0)),

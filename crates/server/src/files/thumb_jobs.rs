@@ -35,17 +35,28 @@ pub struct ThumbJobs {
     failed: Mutex<Failures>,
     /// Generations started (tests observe single flight and remembered refusals with it).
     started: AtomicU64,
+    /// How long a request waits for a slot or for budget.
+    wait: Duration,
 }
 
 impl Default for ThumbJobs {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        ThumbJobs::new(cpus, TOTAL_BUDGET_BYTES, SLOT_WAIT)
+    }
+}
+
+impl ThumbJobs {
+    /// `slots` generations at once within `budget` planned bytes, each request waiting at
+    /// most `wait` for its turn.
+    pub fn new(slots: usize, budget: u64, wait: Duration) -> Self {
         ThumbJobs {
-            slots: Arc::new(Semaphore::new(cpus)),
-            budget: Arc::new(Semaphore::new((TOTAL_BUDGET_BYTES / BUDGET_UNIT) as usize)),
+            slots: Arc::new(Semaphore::new(slots)),
+            budget: Arc::new(Semaphore::new((budget / BUDGET_UNIT) as usize)),
             pending: Mutex::default(),
             failed: Mutex::default(),
             started: AtomicU64::new(0),
+            wait,
         }
     }
 }
@@ -184,7 +195,7 @@ impl ThumbJobs {
             }
         }
         let Ok(Ok(slot)) =
-            tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await
+            tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await
         else {
             tracing::debug!("no thumbnail slot free in time; serving the original");
             return Outcome::Failed;
@@ -214,7 +225,7 @@ impl ThumbJobs {
         let units = plan.peak_bytes.div_ceil(BUDGET_UNIT).max(1);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         let Ok(Ok(budget)) =
-            tokio::time::timeout(SLOT_WAIT, self.budget.clone().acquire_many_owned(units)).await
+            tokio::time::timeout(self.wait, self.budget.clone().acquire_many_owned(units)).await
         else {
             return Outcome::Failed;
         };
@@ -256,5 +267,66 @@ impl ThumbJobs {
     /// How many generations have started.
     pub fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn png() -> axum::body::Bytes {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::new_rgba8(30, 20)
+            .write_to(&mut out, ImageFormat::Png)
+            .unwrap();
+        out.into_inner().into()
+    }
+
+    /// A request that finds no slot (or no budget) in time gets the original, and the thumb
+    /// is not remembered as refused: a later request makes it.
+    #[tokio::test]
+    async fn no_slot_in_time_serves_the_original_without_remembering() {
+        let storage = Storage::memory();
+        storage.put("c/r/a_abcdefghij.png", png()).await.unwrap();
+        let size = ThumbSize::parse("10x10").unwrap();
+        let thumb = "c/r/thumbs_a_abcdefghij.png/10x10_a_abcdefghij.png";
+        let busy = ThumbJobs::new(0, TOTAL_BUDGET_BYTES, Duration::from_millis(20));
+        let made = busy
+            .ensure(
+                &storage,
+                "c/r/a_abcdefghij.png",
+                thumb,
+                ImageFormat::Png,
+                size,
+            )
+            .await;
+        assert!(!made);
+        assert!(!busy.is_refused(thumb));
+        assert!(!storage.exists(thumb).await.unwrap());
+        let poor = ThumbJobs::new(1, 0, Duration::from_millis(20));
+        assert!(
+            !poor
+                .ensure(
+                    &storage,
+                    "c/r/a_abcdefghij.png",
+                    thumb,
+                    ImageFormat::Png,
+                    size
+                )
+                .await
+        );
+        let free = ThumbJobs::new(1, TOTAL_BUDGET_BYTES, Duration::from_millis(20));
+        assert!(
+            free.ensure(
+                &storage,
+                "c/r/a_abcdefghij.png",
+                thumb,
+                ImageFormat::Png,
+                size
+            )
+            .await
+        );
+        assert!(storage.exists(thumb).await.unwrap());
     }
 }
