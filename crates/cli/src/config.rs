@@ -139,6 +139,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout: u64,
 
+    /// Seconds a response write may wait without moving a byte (the client stopped reading)
+    /// before the connection is closed; realtime streams included.
+    #[arg(long, env = "PLINTH_WRITE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
+
     /// Most connections open at once, realtime streams included; one more is answered 503
     /// and closed. Keep it below the process's open-file limit (`ulimit -n`).
     #[arg(long, env = "PLINTH_MAX_CONNECTIONS", default_value_t = 20_000,
@@ -182,6 +188,7 @@ mod tests {
             "--body-timeout",
             "7",
             "--max-connections=9",
+            "--write-timeout=11",
         ])
         .expect("parses");
         let Command::Serve(serve) = cli.command else {
@@ -199,6 +206,7 @@ mod tests {
             "--header-timeout=0",
             "--body-timeout=0",
             "--max-connections=0",
+            "--write-timeout=0",
         ] {
             assert!(
                 Cli::try_parse_from(["plinth", "serve", zero]).is_err(),

@@ -14,7 +14,9 @@
 //! allocated only while a body read actually waits); and past the connection cap a new
 //! connection is answered `503` in PocketBase's error shape and closed, rather than left
 //! waiting in the backlog. Realtime streams are responses being written, which neither timer
-//! touches: the hub gives them their own lifetimes and caps.
+//! touches: the hub gives them their own lifetimes and caps. Every response write, a stream's
+//! too, must make progress within the write timeout (a timer armed only while a write waits),
+//! so a client that stops reading cannot hold its connection.
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,6 +68,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let limits = ConnectionLimits {
         header_timeout: Duration::from_secs(args.header_timeout),
         body_timeout: Duration::from_secs(args.body_timeout),
+        write_timeout: Duration::from_secs(args.write_timeout),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
     };
     serve_http1(listener, app, limits, async move {
@@ -83,6 +86,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
 struct ConnectionLimits {
     header_timeout: Duration,
     body_timeout: Duration,
+    write_timeout: Duration,
     max_connections: usize,
 }
 
@@ -146,7 +150,7 @@ async fn serve_http1(
             },
         );
         let connection = http.serve_connection(
-            hyper_util::rt::TokioIo::new(tcp),
+            StallBound::new(hyper_util::rt::TokioIo::new(tcp), limits.write_timeout),
             hyper_util::service::TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection);
@@ -237,6 +241,96 @@ async fn skip_request_head(tcp: &mut tokio::net::TcpStream) -> std::io::Result<(
         }
     }
     Ok(())
+}
+
+/// A connection's socket whose writes must make progress: a write or flush that has waited
+/// `limit` without moving a byte fails, which ends the connection.
+struct StallBound<T> {
+    inner: T,
+    limit: Duration,
+    /// Armed while a write waits, so an idle connection holds no timer here.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> StallBound<T> {
+    fn new(inner: T, limit: Duration) -> StallBound<T> {
+        StallBound {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Passes a finished write on (and disarms the timer); fails a waiting one past `limit`.
+    fn bound<R>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        result: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
+        }
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for StallBound<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for StallBound<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.bound(cx, result)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.bound(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.bound(cx, result)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.bound(cx, result)
+    }
 }
 
 /// A request body that must arrive in full by a deadline; past it, reading fails (the

@@ -13,7 +13,8 @@
 //! 3-hop filter, held every other client's events up for 13 s). Per change, each client's
 //! subscriptions are decided in memory when they can be (row-local rules and filters, no
 //! `expand`), and such a client gets its messages at once. A client with any subscription
-//! whose decision or rendering needs the database gets the change queued in its own backlog
+//! whose decision or rendering needs the database, or with more decisions to make than the
+//! fan-out's per-client budget ([`INLINE_RENDERS`]), gets the change queued in its own backlog
 //! instead, with a snapshot of its auth and subscriptions, and a worker task of its own
 //! drains that backlog in log order (a client with a backlog queues its cheap changes behind
 //! it too, so its events never overtake each other). Workers share each change's decisions
@@ -27,7 +28,7 @@
 //! in its own task, so it never waits for the fan-out either.
 //!
 //! Clients are capped in total and per client IP (both realtime settings); subscriptions per
-//! client and topic length are capped where they are set (see the module above).
+//! client and topic length are capped where they are set (`POST /api/realtime`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,6 +121,11 @@ impl RealtimeConfig {
 pub struct Hub {
     inner: Arc<HubInner>,
 }
+
+/// Renderings the fan-out task does for one client and one change (decisions another client
+/// already made for the change are free); a client with more subscriptions to decide has the
+/// change queued in its backlog, so many subscriptions cannot slow the fan-out either.
+const INLINE_RENDERS: usize = 16;
 
 /// Database checks that clients' backlog workers run at once (see the module comment): few,
 /// so realtime never takes every database reader from the API.
@@ -764,6 +770,7 @@ async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
         }
         let mut messages = Vec::new();
         let mut in_memory = true;
+        let mut renders = 0usize;
         for subscription in deferred.subscriptions.iter() {
             if !subscription.receives(&collection.id, &collection.name, change) {
                 continue;
@@ -777,7 +784,13 @@ async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
             let cell = work.cell(key);
             let data = match cell.get() {
                 Some(data) => data.clone(),
+                // Past its budget, a client's remaining work goes to its backlog too.
+                None if renders >= INLINE_RENDERS => {
+                    in_memory = false;
+                    break;
+                }
                 None => {
+                    renders += 1;
                     let rendered = render(
                         state,
                         collection,

@@ -1002,3 +1002,52 @@ async fn a_client_too_far_behind_on_its_checks_is_dropped() {
     assert!(hub.client(&behind.id).is_none());
     hub.shutdown();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_with_many_subscriptions_is_decided_in_its_backlog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    relation_fixture(&store).await;
+    let teams = store.schema().get("teams").cloned().expect("teams");
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    let many = hub.connect(None).expect("connects");
+    // Each filter is decided in memory, but there are more than the fan-out decides for one
+    // client per change.
+    let topics: Vec<String> = (0..20)
+        .map(|n| {
+            let filter = format!("state != 'zz{n}'");
+            with_options("teams/*", &json!({"query": {"filter": filter}}))
+        })
+        .collect();
+    many.set(
+        AuthContext::Guest,
+        topics
+            .iter()
+            .map(|topic| Subscription::parse(topic))
+            .collect(),
+    );
+    let few = hub.connect(None).expect("connects");
+    few.set(AuthContext::Guest, vec![Subscription::parse("teams/*")]);
+    let team = change(
+        &teams,
+        ChangeAction::Create,
+        row(&teams, json!({"state": "new"})),
+    );
+    hub.deliver_without_waiting(&state, &team).await;
+    assert_eq!(drain(&few).len(), 1, "decided at once");
+    assert!(drain(&many).is_empty(), "not yet: queued in its backlog");
+    assert!(many.has_backlog());
+    hub.deliver_for_test(
+        &state,
+        &change(&teams, ChangeAction::Delete, team.record.data.clone()),
+    )
+    .await;
+    let events: Vec<String> = drain(&many).into_iter().map(|(event, _)| event).collect();
+    let expected: Vec<String> = topics.iter().chain(&topics).cloned().collect();
+    assert_eq!(
+        events, expected,
+        "every subscription, both changes, in order"
+    );
+    hub.shutdown();
+}

@@ -157,21 +157,108 @@ async fn connections_past_the_cap_are_refused_with_a_503_until_others_close() {
     }
     drop(held);
     // Closed connections free their places as soon as the server sees them go.
-    let mut served = false;
-    for _ in 0..50 {
+    assert!(
+        served_by_a_new_client(&app).await,
+        "health is served once the held connections close"
+    );
+    assert_serving(&mut app, "after the connection cap").await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection_at_the_write_timeout() {
+    // Two places: the test's own keep-alive connection and the stalled stream.
+    let mut app = spawn_capped_with(launch(&[
+        ("PLINTH_WRITE_TIMEOUT", "1"),
+        ("PLINTH_MAX_CONNECTIONS", "2"),
+    ]))
+    .await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "blobs", "type": "base", "listRule": "", "fields": [
+                {"name": "blob", "type": "json", "maxSize": 2_000_000}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A stream read through a tiny receive window up to its client id, then never again.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small window");
+    let address = app
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let mut stalled = socket.connect(address).await.expect("connects");
+    stalled
+        .write_all(b"GET /api/realtime HTTP/1.1\r\nHost: plinth\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut head = String::new();
+    let mut buffer = [0u8; 1024];
+    while !head.contains("\n\n") {
+        let n = tokio::time::timeout(NORMAL_TIMEOUT, stalled.read(&mut buffer))
+            .await
+            .expect("PB_CONNECT in time")
+            .expect("reads");
+        assert!(n > 0, "stream open");
+        head.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    let client_id = head
+        .split("\"clientId\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("client id")
+        .to_owned();
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": client_id, "subscriptions": ["blobs/*"]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // 12 MB of events: far more than the socket buffers hold.
+    let blob = "x".repeat(400_000);
+    for _ in 0..30 {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/blobs/records",
+                Some(&admin),
+                json!({ "blob": blob }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // A new client is refused while the stalled stream holds its place, and served once the
+    // server has given up writing to it.
+    assert!(
+        served_by_a_new_client(&app).await,
+        "the stalled connection is closed and its place freed"
+    );
+    drop(stalled);
+    assert_serving(&mut app, "after a client that stopped reading").await;
+}
+
+/// Whether a new client gets `/api/health` answered 200 within a few seconds of retries. Each
+/// try asks the server to close its connection after answering, so the tries themselves do
+/// not hold places under the connection cap.
+async fn served_by_a_new_client(app: &TestApp) -> bool {
+    for _ in 0..200 {
         let response = reqwest::Client::new()
             .get(app.url("/api/health"))
+            .header("Connection", "close")
             .timeout(NORMAL_TIMEOUT)
             .send()
             .await;
         if response.is_ok_and(|r| r.status() == 200) {
-            served = true;
-            break;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(served, "health is served once the held connections close");
-    assert_serving(&mut app, "after the connection cap").await;
+    false
 }
 
 #[tokio::test]
