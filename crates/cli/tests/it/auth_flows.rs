@@ -1240,10 +1240,11 @@ async fn otp_verification_takes_the_account_from_whoever_registered_it() {
     assert_eq!(status, 200, "no second reset: {body}");
 }
 
-/// With MFA, a password first factor and an OTP second factor in one sign-in prove both the
-/// password and the address: the address becomes verified and the password stays.
+/// Where MFA applies to the record, the password alone never signs in, so OTP verification
+/// keeps it (as PocketBase does): password then OTP, or OTP then password, in one sign-in.
+/// Where the MFA rule leaves the record out, the unproven password is reset.
 #[tokio::test]
-async fn otp_second_factor_after_the_password_keeps_the_password() {
+async fn otp_verification_keeps_the_password_only_where_mfa_applies() {
     let (app, sink, admin) = app_with_mail().await;
     enable_otp(&app, &admin, true).await;
     create_user(&app, "mia@example.com", "miapass123").await;
@@ -1267,7 +1268,7 @@ async fn otp_second_factor_after_the_password_keeps_the_password() {
     );
     assert!(body["mfaId"].is_string(), "{body}");
 
-    // OTP as the first factor proves only the address: the unproven password is reset.
+    // OTP first, then the password as the second factor.
     create_user(&app, "noa@example.com", "noapass123").await;
     let (otp_id, code) = request_code(&app, &sink, "noa@example.com", 0).await;
     let (status, body) = app
@@ -1278,7 +1279,37 @@ async fn otp_second_factor_after_the_password_keeps_the_password() {
         )
         .await;
     assert_eq!(status, 401, "first factor: {body}");
-    let (status, body) = login(&app, "noa@example.com", "noapass123").await;
+    let mfa_id = body["mfaId"].as_str().expect("mfaId").to_owned();
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-password"),
+            None,
+            json!({"identity": "noa@example.com", "password": "noapass123", "mfaId": mfa_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "second factor: {body}");
+    assert_eq!(body["record"]["verified"], true);
+
+    // An MFA rule that leaves the record out: its password alone would sign in, so it goes.
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"mfa": {"enabled": true, "duration": 600, "rule": "name = 'needs mfa'"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    create_user(&app, "lux@example.com", "luxpass123").await;
+    let (otp_id, code) = request_code(&app, &sink, "lux@example.com", 0).await;
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": otp_id, "password": code}),
+        )
+        .await;
+    assert_eq!(status, 200, "no MFA for this record: {body}");
+    let (status, body) = login(&app, "lux@example.com", "luxpass123").await;
     assert_error(status, &body, 400, "Failed to authenticate.");
 }
 

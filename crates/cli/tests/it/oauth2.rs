@@ -392,6 +392,19 @@ async fn oauth2_takes_an_unverified_account_back_from_whoever_registered_it() {
     let (status, session) = squatter_login().await;
     assert_eq!(status, 200, "{session}");
     let squatter_token = session["token"].as_str().expect("token").to_owned();
+    // The registrant also links a provider account of their own while signed in.
+    let entry = provider_entry(&app).await;
+    let (code, _) = sign_in_at_provider(entry["authURL"].as_str().expect("url"), "mallory").await;
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-oauth2"),
+            Some(&squatter_token),
+            json!({"provider": "oidc", "code": code, "codeVerifier": entry["codeVerifier"],
+                   "redirectURL": REDIRECT}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], squatter["id"], "linked to the caller");
 
     let (status, body) = oauth2_login(&app, "bob").await;
     assert_eq!(status, 200, "{body}");
@@ -414,10 +427,15 @@ async fn oauth2_takes_an_unverified_account_back_from_whoever_registered_it() {
         401,
         "The request requires valid record authorization token.",
     );
-    // The owner signs in again through the link.
+    // The owner signs in again through the link; the registrant's link is gone, so their
+    // provider account now signs up on its own.
     let (status, body) = oauth2_login(&app, "bob").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["id"], squatter["id"]);
+    let (status, body) = oauth2_login(&app, "mallory").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["isNew"], true, "{body}");
+    assert_ne!(body["record"]["id"], squatter["id"]);
 }
 
 /// Configures the `oidc` provider of `users` against `provider`, with rate limits off.

@@ -202,8 +202,12 @@ async fn confirm_verification(
         }
     };
     if !record.bool("verified") {
-        update_record(&state, &collection, record.id(), true, |data| {
+        let had_links = super::forget_links_on_verification(&state, &collection, &record).await?;
+        update_record(&state, &collection, record.id(), true, move |data| {
             data.insert("verified".into(), Value::Bool(true));
+            if had_links {
+                data.insert("tokenKey".into(), new_token_key());
+            }
         })
         .await?;
     }
@@ -296,6 +300,7 @@ async fn confirm_password_reset(
     let hash = password::hash_argon2(new_password, state.config.argon2)
         .await
         .map_err(ApiError::internal)?;
+    super::forget_links_on_verification(&state, &collection, &record).await?;
     update_record(&state, &collection, record.id(), true, move |data| {
         data.insert("password".into(), Value::String(hash));
         data.insert("tokenKey".into(), new_token_key());
@@ -424,6 +429,7 @@ async fn confirm_email_change(
             FieldError::new("validation_invalid_new_email", "Invalid new email address."),
         ))?;
     }
+    super::forget_links_on_verification(&state, &collection, &record).await?;
     update_record(&state, &collection, record.id(), true, move |data| {
         data.insert("email".into(), Value::String(new_email));
         data.insert("verified".into(), Value::Bool(true));

@@ -223,6 +223,7 @@ pub fn new_token_key() -> Value {
 /// registered the address before its owner proved it (account pre-hijacking) loses both the
 /// password they chose and every session it opened, as PocketBase does on OTP verification.
 /// The owner signs in with the proof they just gave, or sets a password through a reset.
+/// The record's OAuth2 links go too (see [`forget_links_on_verification`]).
 pub async fn verify_proven_email(
     state: &SharedState,
     collection: &Arc<Collection>,
@@ -239,14 +240,45 @@ pub async fn verify_proven_email(
     } else {
         None
     };
+    let had_links = forget_links_on_verification(state, collection, record).await?;
     update_record(state, collection, record.id(), true, move |data| {
         data.insert("verified".into(), Value::Bool(true));
         if let Some(hash) = hash {
             data.insert("password".into(), Value::String(hash));
+        }
+        if reset_password || had_links {
             data.insert("tokenKey".into(), new_token_key());
         }
     })
     .await
+}
+
+/// Removes the OAuth2 links of a record about to become verified, as PocketBase does on every
+/// unverified-to-verified upgrade: while the address was unproven, whoever held the record may
+/// have linked their own provider account to it. Returns whether any link was removed (the
+/// caller then rotates the token key, so sessions opened through a link end too).
+pub async fn forget_links_on_verification(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+) -> ApiResult<bool> {
+    if record.bool("verified") {
+        return Ok(false);
+    }
+    let links = bookkeeping::find(
+        state,
+        domain::collection::EXTERNAL_AUTHS_ID,
+        &[
+            ("collectionRef", &collection.id),
+            ("recordRef", record.id()),
+        ],
+        1000,
+    )
+    .await?;
+    for link in &links {
+        bookkeeping::delete(state, domain::collection::EXTERNAL_AUTHS_ID, link.id()).await?;
+    }
+    Ok(!links.is_empty())
 }
 
 /// Whether `record` satisfies `rule` (the collection's `authRule` or MFA rule), evaluated with
@@ -286,6 +318,21 @@ async fn record_matches(
                 .is_some())
         }
     }
+}
+
+/// Whether signing in as `record` needs a second factor: MFA is on for the collection and
+/// its rule (empty: everyone) matches the record.
+pub async fn mfa_required(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+) -> ApiResult<bool> {
+    let options = options(collection)?;
+    if !options.mfa.enabled {
+        return Ok(false);
+    }
+    let rule = options.mfa.rule.trim();
+    Ok(rule.is_empty() || record_matches(state, collection, record, Some(rule)).await?)
 }
 
 /// Who is signing in from where: the client IP (through the trusted proxy settings) and the
@@ -531,9 +578,7 @@ pub async fn finish_auth(
         ));
     }
     if options.mfa.enabled {
-        let rule = options.mfa.rule.trim();
-        let required =
-            rule.is_empty() || record_matches(state, collection, &record, Some(rule)).await?;
+        let required = mfa_required(state, collection, &record).await?;
         if required {
             if mfa_id.is_empty() {
                 let id = otp::create_mfa(state, collection, &record, method).await?;

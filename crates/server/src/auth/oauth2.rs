@@ -822,19 +822,6 @@ async fn claim_unverified(
     collection: &Arc<Collection>,
     record: &Record,
 ) -> ApiResult<Record> {
-    let links = bookkeeping::find(
-        state,
-        EXTERNAL_AUTHS_ID,
-        &[
-            ("collectionRef", &collection.id),
-            ("recordRef", record.id()),
-        ],
-        1000,
-    )
-    .await?;
-    for link in links {
-        bookkeeping::delete(state, EXTERNAL_AUTHS_ID, link.id()).await?;
-    }
     super::verify_proven_email(state, collection, record, true).await
 }
 

@@ -268,7 +268,7 @@ async fn auth_with_otp(
     validated(errors)?;
     let query = super::query_pairs(&uri);
     let mfa = mfa_id(&body, &query)?;
-    let record = consume_otp(&state, &collection, &otp_id, code, &mfa).await?;
+    let record = consume_otp(&state, &collection, &otp_id, code).await?;
     let sign_in = super::SignIn {
         method: AuthMethod::Otp,
         mfa_id: mfa,
@@ -282,14 +282,14 @@ async fn auth_with_otp(
 /// Checks and deletes the code under the code's own lock (so it is used at most once and its
 /// wrong guesses are counted exactly); the hash check runs outside any lock shared with other
 /// codes. A right code sent to the record's own email also verifies the address, which
-/// resets a password nobody proved (see [`super::verify_proven_email`]) unless this code is
-/// the second factor of an MFA session the same record began with its password.
+/// resets a password nobody proved (see [`super::verify_proven_email`]) unless MFA applies to
+/// the record (then the password alone cannot sign in, and it may be the factor the owner
+/// just gave before this code).
 async fn consume_otp(
     state: &SharedState,
     collection: &Arc<Collection>,
     otp_id: &str,
     code: String,
-    mfa_id: &str,
 ) -> ApiResult<Record> {
     let slot = state.otp_guards.slot(otp_id);
     let mut failures = slot.failures.lock().await;
@@ -300,9 +300,12 @@ async fn consume_otp(
     let Some(row) = bookkeeping::get(state, OTPS_ID, otp_id).await? else {
         return Err(gone(state));
     };
-    let duration = options(collection)?.otp.duration;
-    if row.text("collectionRef") != collection.id || bookkeeping::expired(&row, duration) {
+    if row.text("collectionRef") != collection.id {
         return Err(invalid_otp());
+    }
+    if bookkeeping::expired(&row, options(collection)?.otp.duration) {
+        // A dead code keeps no lock (the sweep removes its row).
+        return Err(gone(state));
     }
     if !password::verify(code, row.text("password").to_owned()).await {
         *failures += 1;
@@ -323,31 +326,12 @@ async fn consume_otp(
         return Err(invalid_otp());
     };
     if !record.bool("verified") && row.text("sentTo") == record.text("email") {
-        let password_proven = mfa_begun_with_password(state, collection, &record, mfa_id).await;
-        return super::verify_proven_email(state, collection, &record, !password_proven).await;
+        // Where MFA applies, the password alone never signs in, so it may stay (as on
+        // PocketBase): a password-then-OTP sign-in keeps the password it just proved.
+        let keep_password = super::mfa_required(state, collection, &record).await?;
+        return super::verify_proven_email(state, collection, &record, !keep_password).await;
     }
     Ok(record)
-}
-
-/// Whether `mfa_id` names a live MFA session of `record` whose first factor was its password:
-/// then one sign-in proved both the password and the address, and the password stays.
-async fn mfa_begun_with_password(
-    state: &SharedState,
-    collection: &Collection,
-    record: &Record,
-    mfa_id: &str,
-) -> bool {
-    if mfa_id.is_empty() {
-        return false;
-    }
-    let Ok(Some(row)) = bookkeeping::get(state, MFAS_ID, mfa_id).await else {
-        return false;
-    };
-    let duration = collection.auth.as_ref().map_or(0, |auth| auth.mfa.duration);
-    row.text("collectionRef") == collection.id
-        && row.text("recordRef") == record.id()
-        && row.text("method") == AuthMethod::Password.as_str()
-        && !bookkeeping::expired(&row, duration)
 }
 
 /// Starts an MFA session after a first factor and returns its id.
