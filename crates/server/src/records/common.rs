@@ -94,11 +94,11 @@ pub(super) async fn reveal_managed_emails(
                 with_total: false,
             })
             .await?;
-        for found in &page.items {
-            for (i, record) in records.iter().enumerate() {
-                if record.id() == found.id() {
-                    managed[i] = true;
-                }
+        let found: std::collections::HashSet<&str> =
+            page.items.iter().map(|found| found.id()).collect();
+        for (i, record) in records.iter().enumerate() {
+            if found.contains(record.id()) {
+                managed[i] = true;
             }
         }
     }

@@ -470,3 +470,28 @@ async fn expensive_bodies_are_refused() {
     );
     assert_serving(&mut app, "after the expensive bodies").await;
 }
+
+/// The query parameters' own bounds, as PocketBase has them: 8 sort terms of at most 255
+/// bytes, filters of at most 3500 bytes, pages of at most 1000 records.
+#[tokio::test]
+async fn query_parameters_are_bounded_like_pocketbase() {
+    let mut app = spawn_capped().await;
+    let token = app.admin_token().await;
+    let list = "/api/collections/_superusers/records";
+    for (query, expected) in [
+        (format!("sort={}", ["id"; 8].join(",")), 200),
+        (format!("sort={}", ["id"; 9].join(",")), 400),
+        (format!("sort={}", "a".repeat(256)), 400),
+        (format!("filter=id='{}'", "a".repeat(3500 - 5)), 200),
+        (format!("filter=id='{}'", "a".repeat(3500 - 4)), 400),
+    ] {
+        let (status, body) = app.get(&format!("{list}?{query}"), Some(&token)).await;
+        assert_eq!(status, expected, "{}: {body}", &query[..20]);
+        if expected == 400 {
+            assert_error(status, &body, 400, GENERIC_400);
+        }
+    }
+    let (status, body) = app.get(&format!("{list}?perPage=5000"), Some(&token)).await;
+    assert_eq!((status, body["perPage"].as_u64()), (200, Some(1000)));
+    assert_serving(&mut app, "after the parameter bounds").await;
+}
