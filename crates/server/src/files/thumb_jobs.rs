@@ -158,6 +158,11 @@ impl ThumbJobs {
         let _leave = Leave { jobs: self, key };
         *cell
             .get_or_init(|| async {
+                // A request that found no thumb may arrive here after an earlier generation
+                // finished and left: look again before making it a second time.
+                if let Ok(true) = storage.exists(key).await {
+                    return true;
+                }
                 match self.generate(storage, original, key, format, size).await {
                     Outcome::Made => true,
                     Outcome::Refused => {
