@@ -271,6 +271,12 @@ def setup(server, n_seed, seed_workers=4):
         _, r = api.call("POST", "/api/collections/_superusers/auth-with-password",
                         {"identity": SU_EMAIL, "password": SU_PASSWORD})
         su = r["token"]
+        step = "realtime settings"
+        # Plinth caps realtime clients per IP (1,000) and in total (10,000); every benchmark
+        # subscriber comes from loopback. PocketBase ignores the unknown section.
+        api.call("PATCH", "/api/settings",
+                 {"realtime": {"maxClients": 1_000_000, "maxClientsPerIp": 1_000_000}},
+                 token=su, ok=(200, 400))
         step = "users collection"
         status, users = api.call("GET", "/api/collections/users", token=su, ok=(200, 404))
         if status == 404:
