@@ -307,22 +307,35 @@ proptest! {
 
     #[test]
     fn random_text_never_panics(input in prop_oneof![near_valid(), any::<String>(), "[ -~]{0,64}"]) {
+        // Every stage runs for a guest and for a signed-in user (whose `@request.auth.*`
+        // values take other paths in the checker and emitter). A panic fails the property;
+        // cost is bounded by the benchmark and the fuzz target, not by wall-clock asserts.
         let (schema, collection) = schema();
-        let started = Instant::now();
-        for auth in [AuthContext::Guest] {
+        let users = Arc::new(domain::collection::users_collection(""));
+        let user = json!({"id": "a", "email": "a@x.io", "verified": true});
+        let signed_in = AuthContext::Record {
+            collection: users,
+            record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
+            refreshable: true,
+        };
+        let mut compiled_any = false;
+        for auth in [AuthContext::Guest, signed_in] {
+            let ctx = RequestContext::new(auth.clone());
             if let Ok(Some(compiled)) = compile_filter(&schema, &collection, &input, &auth) {
-                let ctx = RequestContext::new(auth.clone());
+                compiled_any = true;
                 let _ = compiled.to_sql(Dialect::Sqlite, &ctx);
                 let _ = compiled.to_sql(Dialect::Postgres, &ctx);
             }
+            if let Ok(compiled) = Compiled::compile(&schema, &collection, &input, Mode::Rule) {
+                let _ = compiled.to_sql(Dialect::Sqlite, &ctx);
+                let record = Record::new(serde_json::Map::new());
+                let _ = compiled.eval(&record, &ctx);
+            }
         }
-        if let Ok(compiled) = Compiled::compile(&schema, &collection, &input, Mode::Rule) {
-            let ctx = RequestContext::new(AuthContext::Guest);
-            let _ = compiled.to_sql(Dialect::Sqlite, &ctx);
-            let record = Record::new(serde_json::Map::new());
-            let _ = compiled.eval(&record, &ctx);
+        // Blank text is "no filter": it never compiles to a predicate.
+        if input.trim().is_empty() {
+            prop_assert!(!compiled_any, "blank filter compiled: {input:?}");
         }
-        prop_assert!(started.elapsed() < Duration::from_millis(200), "slow on {input:?}");
     }
 }
 
