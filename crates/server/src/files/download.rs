@@ -367,7 +367,8 @@ fn open_error(error: StorageError) -> ApiError {
     }
 }
 
-/// Several ranges as one `multipart/byteranges` body, each part streamed in turn.
+/// Several ranges as one `multipart/byteranges` body, each part streamed in turn (near
+/// ranges from one read, see [`read_plan`]).
 async fn serve_parts(
     storage: &Storage,
     key: &str,
@@ -404,52 +405,69 @@ async fn serve_parts(
     if head {
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let mut pieces = Vec::with_capacity(ranges.len() * 2 + 1);
-    for (i, range) in ranges.iter().enumerate() {
-        pieces.push(Piece::Text(axum::body::Bytes::from(part_head(
-            range,
-            i == 0,
-        ))));
-        pieces.push(Piece::Data(range.clone()));
+    // Each read streams a span of the file and is cut into the parts it covers; the reads
+    // run in turn, one file open at a time.
+    let mut steps = Vec::new();
+    for (span, members) in read_plan(&ranges) {
+        let mut pieces = Vec::with_capacity(members.len() * 2);
+        for i in members {
+            pieces.push(Piece::Text(axum::body::Bytes::from(part_head(
+                &ranges[i],
+                i == 0,
+            ))));
+            pieces.push(Piece::Data(ranges[i].clone()));
+        }
+        steps.push((Some(span), pieces));
     }
-    pieces.push(Piece::Text(axum::body::Bytes::from(closing)));
-    let ascending = ranges.windows(2).all(|w| w[0].end <= w[1].start);
-    let body = if ascending {
-        // One read of the span the ranges cover, cut into the parts as it streams.
-        let span = ranges[0].start..ranges[ranges.len() - 1].end;
-        let read = storage
-            .open(key, Some(span.clone()))
-            .await
-            .map_err(open_error)?;
-        cut(read.stream, span.start, pieces)
-    } else {
-        // Overlapping or out of order: each part read in turn, one file open at a time.
-        let storage = storage.clone();
-        let key = key.to_owned();
-        futures_util::stream::iter(pieces)
-            .then(move |piece| {
-                let storage = storage.clone();
-                let key = key.clone();
-                async move {
-                    match piece {
-                        Piece::Text(bytes) => {
-                            futures_util::stream::once(std::future::ready(Ok(bytes))).boxed()
-                        }
-                        Piece::Data(range) => match storage.open(&key, Some(range)).await {
-                            Ok(read) => read.stream,
-                            Err(error) => {
-                                futures_util::stream::once(std::future::ready(Err(error))).boxed()
-                            }
-                        },
+    steps.push((None, vec![Piece::Text(axum::body::Bytes::from(closing))]));
+    let storage = storage.clone();
+    let key = key.to_owned();
+    let body = futures_util::stream::iter(steps)
+        .then(move |(span, pieces)| {
+            let storage = storage.clone();
+            let key = key.clone();
+            async move {
+                let Some(span) = span else {
+                    return cut(futures_util::stream::empty().boxed(), 0, pieces);
+                };
+                match storage.open(&key, Some(span.clone())).await {
+                    Ok(read) => cut(read.stream, span.start, pieces),
+                    Err(error) => {
+                        futures_util::stream::once(std::future::ready(Err(error))).boxed()
                     }
                 }
-            })
-            .flatten()
-            .boxed()
-    };
+            }
+        })
+        .flatten()
+        .boxed();
     builder
         .body(Body::from_stream(body))
         .map_err(ApiError::internal)
+}
+
+/// Ranges of a multipart answer that lie closer than this are read as one span (the gap
+/// read and dropped): farther ones are read apart, so two bytes at either end of a large file
+/// do not read the whole file.
+pub const MERGE_GAP: u64 = 64 << 10;
+
+/// How a multipart answer reads the file: consecutive ranges that ascend without overlapping,
+/// each starting less than [`MERGE_GAP`] after the previous one ends, share one read of the
+/// span they cover; every other range starts a read of its own. Gives each read's span and
+/// the indices of the ranges cut from it, in order. Pure, so the bound can be tested.
+fn read_plan(ranges: &[Range<u64>]) -> Vec<(Range<u64>, Range<usize>)> {
+    let mut plan: Vec<(Range<u64>, Range<usize>)> = Vec::new();
+    for (i, range) in ranges.iter().enumerate() {
+        match plan.last_mut() {
+            Some((span, members))
+                if range.start >= span.end && range.start - span.end < MERGE_GAP =>
+            {
+                span.end = range.end;
+                members.end = i + 1;
+            }
+            _ => plan.push((range.clone(), i..i + 1)),
+        }
+    }
+    plan
 }
 
 /// One piece of a multipart answer: literal text, or a byte range of the file.
@@ -636,6 +654,79 @@ mod tests {
         assert_eq!(range(&ranges(MAX_RANGES, "x-y"), 100_000), None);
     }
 
+    /// Issue #11 fix-up: ascending ranges were read as one span from the first to the last,
+    /// so `bytes=0-0,N-N` read the whole file (or downloaded it from S3) for two bytes.
+    /// Ranges now share a read only when the gap between them is under [`MERGE_GAP`]; what is
+    /// read is bounded by the ranges plus that allowance per merged gap.
+    #[test]
+    fn distant_ranges_are_read_apart_and_near_ones_together() {
+        const SIZE: u64 = 1 << 30;
+        let plan = |header: &str| {
+            let RangeRequest::Parts(ranges) = parse_range(Some(header), SIZE) else {
+                panic!("{header} is not a multipart request");
+            };
+            (read_plan(&ranges), ranges)
+        };
+        let spans = |header: &str| -> Vec<Range<u64>> {
+            plan(header).0.into_iter().map(|(span, _)| span).collect()
+        };
+        assert_eq!(
+            spans("bytes=0-0,1000000-1000000"),
+            vec![0..1, 1_000_000..1_000_001]
+        );
+        assert_eq!(spans("bytes=0-0,1073741823-1073741823").len(), 2);
+        assert_eq!(spans("bytes=0-2,10-11,98-99"), vec![0..100]);
+        let gap = MERGE_GAP;
+        assert_eq!(
+            spans(&format!("bytes=0-0,{}-{}", gap, gap)),
+            vec![0..gap + 1],
+            "a gap under the allowance is read through"
+        );
+        assert_eq!(
+            spans(&format!("bytes=0-0,{}-{}", gap + 1, gap + 1)),
+            vec![0..1, gap + 1..gap + 2],
+            "a gap of the allowance is not"
+        );
+        assert_eq!(
+            spans("bytes=5-8,0-1,5-5"),
+            vec![5..9, 0..6],
+            "a range before the previous one starts a new read"
+        );
+        assert_eq!(
+            spans("bytes=0-5,3-8"),
+            vec![0..6, 3..9],
+            "overlapping ranges are read apart"
+        );
+        for header in [
+            "bytes=0-0,1000000-1000000",
+            "bytes=0-0,500000000-500000000,1073741823-1073741823",
+            "bytes=0-2,10-11,98-99,70000-70010,900000-900099",
+            "bytes=100-199,0-9,65000-65100,1000000000-",
+        ] {
+            let (plan, ranges) = plan(header);
+            let asked: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+            let read: u64 = plan.iter().map(|(span, _)| span.end - span.start).sum();
+            let merged = (ranges.len() - plan.len()) as u64;
+            assert!(
+                read <= asked + merged * MERGE_GAP,
+                "{header}: {read} bytes read for {asked}"
+            );
+            // Every range is cut, in order, from a span that holds it.
+            let mut next = 0;
+            for (span, members) in &plan {
+                assert_eq!(members.start, next, "{header}");
+                next = members.end;
+                for range in &ranges[members.clone()] {
+                    assert!(
+                        span.start <= range.start && range.end <= span.end,
+                        "{header}"
+                    );
+                }
+            }
+            assert_eq!(next, ranges.len(), "{header}");
+        }
+    }
+
     async fn body_of(response: Response) -> String {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
@@ -643,11 +734,13 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    /// Ascending ranges are cut from one read; overlapping ones are read one at a time.
+    /// Near ascending ranges are cut from one read; distant, overlapping or out-of-order ones
+    /// are read one at a time.
     #[tokio::test]
     async fn multipart_answers_carry_each_range() {
         let storage = Storage::memory();
-        let content: String = (0..100)
+        const SIZE: u64 = 200_000;
+        let content: String = (0..SIZE)
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
         storage
@@ -658,12 +751,19 @@ mod tests {
             vec![0..3, 10..12, 98..100],
             vec![5..9, 0..2, 5..6],
             vec![0..1, 0..1],
+            vec![
+                0..3,
+                10..12,
+                150_000..150_005,
+                150_010..150_020,
+                199_998..200_000,
+            ],
         ] {
             let response = serve_parts(
                 &storage,
                 "c/r/f.txt",
                 "text/plain",
-                100,
+                SIZE,
                 ranges.clone(),
                 Response::builder(),
                 false,
@@ -679,7 +779,7 @@ mod tests {
             assert_eq!(body.len(), length, "{ranges:?}");
             for range in &ranges {
                 let head = format!(
-                    "Content-Range: bytes {}-{}/100\r\nContent-Type: text/plain\r\n\r\n{}\r\n",
+                    "Content-Range: bytes {}-{}/{SIZE}\r\nContent-Type: text/plain\r\n\r\n{}\r\n",
                     range.start,
                     range.end - 1,
                     &content[range.start as usize..range.end as usize]

@@ -1,18 +1,24 @@
 //! Thumbnail generation as a bounded shared resource. A first request for a thumb decodes and
 //! resamples its original, which costs CPU and memory no other request does; unbounded, a
 //! handful of concurrent first requests for large images exhausts the server. So:
-//! generations run on blocking threads, at most one per CPU at a time and together within a
-//! memory budget (each holds the bytes its [`thumbs::plan`] priced); concurrent requests for
-//! the same thumb wait for one generation (single flight); and a thumb that cannot be made is
-//! remembered for a while (a bounded set), so the original is served without retrying.
+//! generations run on blocking threads, on about half the CPUs at a time (the async workers
+//! keep the rest) and together within a memory budget (each holds the source file's length
+//! before reading it, then the bytes its [`thumbs::plan`] priced); concurrent requests for
+//! the same thumb wait for one generation (single flight); a generation runs on its own task,
+//! so once started it completes and stores its thumb even when every requester has gone (a
+//! client that disconnects cannot make the next request pay again); and a thumb that cannot
+//! be made is remembered for a while (a bounded set), so the original is served without
+//! retrying.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use image::ImageFormat;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::storage::{Storage, StorageError};
 use super::thumbs::{self, ThumbSize};
@@ -21,48 +27,63 @@ use super::thumbs::{self, ThumbSize};
 pub const TOTAL_BUDGET_BYTES: u64 = 512 << 20;
 /// How many refused thumbs are remembered (oldest forgotten first).
 pub const REMEMBERED_FAILURES: usize = 4096;
-/// How long a request waits for a generation slot before the original is served instead.
+/// How long a generation waits for a slot (or for budget) before the original is served.
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 /// The budget's unit: one permit per MiB.
 const BUDGET_UNIT: u64 = 1 << 20;
 
+/// How many generations may run at once on a machine with `cpus` CPUs: about half of them,
+/// at least one, so the async workers serving every other request keep CPUs of their own.
+pub fn slots_for(cpus: usize) -> usize {
+    (cpus / 2).max(1)
+}
+
 /// The shared state of thumbnail generation (one per server).
 pub struct ThumbJobs {
-    slots: Arc<Semaphore>,
-    budget: Arc<Semaphore>,
-    /// Generations under way by thumb key, with how many requests wait on each.
-    pending: Mutex<HashMap<String, Pending>>,
+    shared: Arc<Jobs>,
+}
+
+/// What the requests and the generation tasks share.
+struct Jobs {
+    slots: Semaphore,
+    budget: Semaphore,
+    /// Generations under way by thumb key; a generation's task removes its own entry when
+    /// it ends, so a request arriving meanwhile joins it instead of starting another.
+    pending: Mutex<HashMap<String, Flight>>,
     failed: Mutex<Failures>,
     /// Generations started (tests observe single flight and remembered refusals with it).
     started: AtomicU64,
-    /// How long a request waits for a slot or for budget.
+    /// How long a generation waits for a slot or for budget.
     wait: Duration,
 }
+
+/// One generation under way: resolves to whether the thumb exists.
+type Flight = Shared<BoxFuture<'static, bool>>;
 
 impl Default for ThumbJobs {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        ThumbJobs::new(cpus, TOTAL_BUDGET_BYTES, SLOT_WAIT)
+        ThumbJobs::new(slots_for(cpus), TOTAL_BUDGET_BYTES, SLOT_WAIT)
     }
 }
 
 impl ThumbJobs {
-    /// `slots` generations at once within `budget` planned bytes, each request waiting at
-    /// most `wait` for its turn.
+    /// `slots` generations at once within `budget` planned bytes, each waiting at most
+    /// `wait` for its turn.
     pub fn new(slots: usize, budget: u64, wait: Duration) -> Self {
+        let units = usize::try_from(budget / BUDGET_UNIT).unwrap_or(usize::MAX);
         ThumbJobs {
-            slots: Arc::new(Semaphore::new(slots)),
-            budget: Arc::new(Semaphore::new((budget / BUDGET_UNIT) as usize)),
-            pending: Mutex::default(),
-            failed: Mutex::default(),
-            started: AtomicU64::new(0),
-            wait,
+            shared: Arc::new(Jobs {
+                slots: Semaphore::new(slots),
+                budget: Semaphore::new(units.min(Semaphore::MAX_PERMITS)),
+                pending: Mutex::default(),
+                failed: Mutex::default(),
+                started: AtomicU64::new(0),
+                wait,
+            }),
         }
     }
 }
-
-/// One generation under way: its outcome, once known, and how many requests wait on it.
-type Pending = (Arc<OnceCell<bool>>, usize);
 
 /// A set of keys with a capacity, forgetting the oldest first.
 #[derive(Default)]
@@ -85,25 +106,19 @@ impl Failures {
     }
 }
 
-/// A request's hold on a pending generation; see [`ThumbJobs::ensure`].
-struct Leave<'a> {
-    jobs: &'a ThumbJobs,
-    key: &'a str,
+/// A generation task's hold on its `pending` entry, released however the task ends.
+struct Landed {
+    jobs: Arc<Jobs>,
+    key: String,
 }
 
-impl Drop for Leave<'_> {
+impl Drop for Landed {
     fn drop(&mut self) {
-        let mut pending = self
-            .jobs
+        self.jobs
             .pending
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, waiting)) = pending.get_mut(self.key) {
-            *waiting = waiting.saturating_sub(1);
-            if *waiting == 0 {
-                pending.remove(self.key);
-            }
-        }
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -116,14 +131,15 @@ enum Outcome {
     Failed,
 }
 
+/// Budget units for `bytes` (at least one, so every generation counts).
+fn units_for(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX)
+}
+
 impl ThumbJobs {
     /// Whether `key` is remembered as a thumb that cannot be made.
     pub fn is_refused(&self, key: &str) -> bool {
-        self.failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys
-            .contains(key)
+        self.shared.is_refused(key)
     }
 
     /// Makes the thumbnail `key` of `original` unless it exists; `false` when it cannot be
@@ -147,35 +163,87 @@ impl ThumbJobs {
                 return false;
             }
         }
-        let cell = {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let (cell, waiting) = pending.entry(key.to_owned()).or_default();
-            *waiting += 1;
-            cell.clone()
+        let flight = {
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match pending.get(key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    // The entry goes in before the task can run (it is inserted under the
+                    // lock the task needs to remove it), so the task always removes its own.
+                    let landed = Landed {
+                        jobs: self.shared.clone(),
+                        key: key.to_owned(),
+                    };
+                    let task = tokio::spawn(run(
+                        landed,
+                        storage.clone(),
+                        original.to_owned(),
+                        format,
+                        size,
+                    ));
+                    let flight = async move { task.await.unwrap_or(false) }.boxed().shared();
+                    pending.insert(key.to_owned(), flight.clone());
+                    flight
+                }
+            }
         };
-        // Removes the entry when the last request waiting on it finishes or goes away (a
-        // client that disconnects must not leave its key behind).
-        let _leave = Leave { jobs: self, key };
-        *cell
-            .get_or_init(|| async {
-                // A request that found no thumb may arrive here after an earlier generation
-                // finished and left: look again before making it a second time.
-                if let Ok(true) = storage.exists(key).await {
-                    return true;
-                }
-                match self.generate(storage, original, key, format, size).await {
-                    Outcome::Made => true,
-                    Outcome::Refused => {
-                        self.failed
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .insert(key);
-                        false
-                    }
-                    Outcome::Failed => false,
-                }
-            })
-            .await
+        flight.await
+    }
+
+    /// How many thumbs are being made right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// How many generations have started.
+    pub fn started(&self) -> u64 {
+        self.shared.started.load(Ordering::Relaxed)
+    }
+}
+
+/// One generation, on its own task: whatever happens to the requests that asked for it, it
+/// ends with the thumb stored, remembered as refused, or (something passing) neither.
+async fn run(
+    landed: Landed,
+    storage: Storage,
+    original: String,
+    format: ImageFormat,
+    size: ThumbSize,
+) -> bool {
+    let (jobs, key) = (&landed.jobs, landed.key.as_str());
+    // A request that found no thumb may arrive here after an earlier generation finished
+    // and left: look again before making it a second time.
+    if let Ok(true) = storage.exists(key).await {
+        return true;
+    }
+    match jobs.generate(&storage, &original, key, format, size).await {
+        Outcome::Made => true,
+        Outcome::Refused => {
+            jobs.failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key);
+            false
+        }
+        Outcome::Failed => false,
+    }
+}
+
+impl Jobs {
+    fn is_refused(&self, key: &str) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys
+            .contains(key)
     }
 
     async fn generate(
@@ -187,22 +255,29 @@ impl ThumbJobs {
         size: ThumbSize,
     ) -> Outcome {
         self.started.fetch_add(1, Ordering::Relaxed);
-        match storage.head(original).await {
+        let file_len = match storage.head(original).await {
             Ok(meta) if meta.size > thumbs::MAX_SOURCE_BYTES => {
                 tracing::debug!(size = meta.size, "thumbnail source too large; serving it");
                 return Outcome::Refused;
             }
-            Ok(_) => {}
+            Ok(meta) => meta.size,
             Err(StorageError::NotFound) => return Outcome::Failed,
             Err(error) => {
                 tracing::warn!(%error, "reading a thumbnail source failed");
                 return Outcome::Failed;
             }
-        }
-        let Ok(Ok(slot)) =
-            tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await
-        else {
+        };
+        let Ok(Ok(slot)) = tokio::time::timeout(self.wait, self.slots.acquire()).await else {
             tracing::debug!("no thumbnail slot free in time; serving the original");
+            return Outcome::Failed;
+        };
+        // The source is in memory from the read on (and a decoder may copy it while
+        // planning): its length is held from the budget before it is read.
+        let held = units_for(file_len);
+        let Ok(Ok(mut budget)) =
+            tokio::time::timeout(self.wait, self.budget.acquire_many(held)).await
+        else {
+            tracing::debug!("no thumbnail budget free in time; serving the original");
             return Outcome::Failed;
         };
         let source = match storage.read_all(original).await {
@@ -227,21 +302,21 @@ impl ThumbJobs {
                 return Outcome::Failed;
             }
         };
-        let units = plan.peak_bytes.div_ceil(BUDGET_UNIT).max(1);
-        let units = u32::try_from(units).unwrap_or(u32::MAX);
-        let Ok(Ok(budget)) =
-            tokio::time::timeout(self.wait, self.budget.clone().acquire_many_owned(units)).await
-        else {
-            return Outcome::Failed;
-        };
-        // The permits travel with the work: a request that gives up does not free them
-        // before the blocking thread is done.
-        let made = tokio::task::spawn_blocking(move || {
-            let made = thumbs::make(&source, format, size);
-            drop((budget, slot));
-            made
-        })
-        .await;
+        // The plan's peak counts the file too: top the held budget up to it.
+        let more = units_for(plan.peak_bytes).saturating_sub(held);
+        if more > 0 {
+            let Ok(Ok(extra)) =
+                tokio::time::timeout(self.wait, self.budget.acquire_many(more)).await
+            else {
+                tracing::debug!("no thumbnail budget free in time; serving the original");
+                return Outcome::Failed;
+            };
+            budget.merge(extra);
+        }
+        // This task outlives its requests, so the permits it holds are released only when
+        // the blocking work is done and its result handled.
+        let made = tokio::task::spawn_blocking(move || thumbs::make(&source, format, size)).await;
+        drop((budget, slot));
         match made {
             Ok(Ok(bytes)) => match storage.put(key, bytes.into()).await {
                 Ok(()) => Outcome::Made,
@@ -259,19 +334,6 @@ impl ThumbJobs {
                 Outcome::Failed
             }
         }
-    }
-
-    /// How many thumbs are being made or waited for right now.
-    pub fn in_flight(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// How many generations have started.
-    pub fn started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
     }
 }
 
@@ -333,5 +395,125 @@ mod tests {
             .await
         );
         assert!(storage.exists(thumb).await.unwrap());
+    }
+
+    /// Waits (a bounded number of short sleeps) until `done` holds; the tests assert the
+    /// outcome, not how long it took.
+    async fn eventually(mut done: impl FnMut() -> bool) {
+        for _ in 0..2000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Issue #11 fix-up: a generation ran inside the request's future, so a client that
+    /// disconnected threw its work away and the next request started again. A generation
+    /// now runs on its own task: once started it completes and stores the thumb whatever
+    /// happens to the requests, and the next request finds it.
+    #[tokio::test]
+    async fn a_generation_whose_requester_left_still_completes_and_stores() {
+        let storage = Storage::memory();
+        storage.put("c/r/a_abcdefghij.png", png()).await.unwrap();
+        let size = ThumbSize::parse("10x10").unwrap();
+        let thumb = "c/r/thumbs_a_abcdefghij.png/10x10_a_abcdefghij.png";
+        // No slot yet: the generation starts and waits, so the request can leave mid-way.
+        let jobs = Arc::new(ThumbJobs::new(
+            0,
+            TOTAL_BUDGET_BYTES,
+            Duration::from_secs(60),
+        ));
+        let request = {
+            let (jobs, storage) = (jobs.clone(), storage.clone());
+            tokio::spawn(async move {
+                jobs.ensure(
+                    &storage,
+                    "c/r/a_abcdefghij.png",
+                    thumb,
+                    ImageFormat::Png,
+                    size,
+                )
+                .await
+            })
+        };
+        eventually(|| jobs.started() == 1).await;
+        assert_eq!(jobs.started(), 1);
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        jobs.shared.slots.add_permits(1);
+        eventually(|| jobs.in_flight() == 0).await;
+        assert!(
+            storage.exists(thumb).await.unwrap(),
+            "the thumb is stored though its requester left"
+        );
+        assert!(
+            jobs.ensure(
+                &storage,
+                "c/r/a_abcdefghij.png",
+                thumb,
+                ImageFormat::Png,
+                size
+            )
+            .await
+        );
+        assert_eq!(jobs.started(), 1, "the next request uses the stored thumb");
+    }
+
+    /// Generations take about half the CPUs, never none, so the async workers keep some.
+    #[test]
+    fn slots_are_about_half_the_cpus() {
+        assert_eq!(slots_for(0), 1);
+        assert_eq!(slots_for(1), 1);
+        assert_eq!(slots_for(2), 1);
+        assert_eq!(slots_for(3), 1);
+        assert_eq!(slots_for(8), 4);
+        assert_eq!(slots_for(64), 32);
+    }
+
+    /// A refusal found by a generation whose requester left is remembered all the same.
+    #[tokio::test]
+    async fn a_refusal_whose_requester_left_is_remembered() {
+        let storage = Storage::memory();
+        let broken = axum::body::Bytes::from_static(b"\x89PNG\r\n\x1a\nnot really");
+        storage.put("c/r/b_abcdefghij.png", broken).await.unwrap();
+        let size = ThumbSize::parse("10x10").unwrap();
+        let thumb = "c/r/thumbs_b_abcdefghij.png/10x10_b_abcdefghij.png";
+        let jobs = Arc::new(ThumbJobs::new(
+            0,
+            TOTAL_BUDGET_BYTES,
+            Duration::from_secs(60),
+        ));
+        let request = {
+            let (jobs, storage) = (jobs.clone(), storage.clone());
+            tokio::spawn(async move {
+                jobs.ensure(
+                    &storage,
+                    "c/r/b_abcdefghij.png",
+                    thumb,
+                    ImageFormat::Png,
+                    size,
+                )
+                .await
+            })
+        };
+        eventually(|| jobs.started() == 1).await;
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        jobs.shared.slots.add_permits(1);
+        eventually(|| jobs.in_flight() == 0).await;
+        assert!(jobs.is_refused(thumb));
+        assert!(
+            !jobs
+                .ensure(
+                    &storage,
+                    "c/r/b_abcdefghij.png",
+                    thumb,
+                    ImageFormat::Png,
+                    size
+                )
+                .await
+        );
+        assert_eq!(jobs.started(), 1, "no second attempt");
     }
 }
