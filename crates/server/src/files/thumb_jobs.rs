@@ -27,6 +27,10 @@ use super::thumbs::{self, ThumbSize};
 pub const TOTAL_BUDGET_BYTES: u64 = 512 << 20;
 /// How many refused thumbs are remembered (oldest forgotten first).
 pub const REMEMBERED_FAILURES: usize = 4096;
+/// Distinct thumbnails being made or waiting for a slot at once. Generations outlive the
+/// requests that started them, so their number needs a bound of its own: past it, a request
+/// for yet another thumb is served the original (and nothing is remembered).
+pub const MAX_PENDING: usize = 256;
 /// How long a generation waits for a slot (or for budget) before the original is served.
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 /// The budget's unit: one permit per MiB.
@@ -55,6 +59,8 @@ struct Jobs {
     started: AtomicU64,
     /// How long a generation waits for a slot or for budget.
     wait: Duration,
+    /// At most this many entries in `pending`.
+    max_pending: usize,
 }
 
 /// One generation under way: resolves to whether the thumb exists.
@@ -80,8 +86,18 @@ impl ThumbJobs {
                 failed: Mutex::default(),
                 started: AtomicU64::new(0),
                 wait,
+                max_pending: MAX_PENDING,
             }),
         }
+    }
+
+    /// The same, with another bound on pending generations (tests).
+    pub fn with_max_pending(slots: usize, budget: u64, wait: Duration, max_pending: usize) -> Self {
+        let mut jobs = Self::new(slots, budget, wait);
+        if let Some(shared) = Arc::get_mut(&mut jobs.shared) {
+            shared.max_pending = max_pending;
+        }
+        jobs
     }
 }
 
@@ -171,6 +187,10 @@ impl ThumbJobs {
                 .unwrap_or_else(PoisonError::into_inner);
             match pending.get(key) {
                 Some(flight) => flight.clone(),
+                None if pending.len() >= self.shared.max_pending => {
+                    tracing::debug!("too many thumbnails pending; serving the original");
+                    return false;
+                }
                 None => {
                     // The entry goes in before the task can run (it is inserted under the
                     // lock the task needs to remove it), so the task always removes its own.
@@ -395,6 +415,57 @@ mod tests {
             .await
         );
         assert!(storage.exists(thumb).await.unwrap());
+    }
+
+    /// Generations outlive their requests, so their number is bounded: with every pending
+    /// place taken (no slot free, so nothing finishes), a request for another thumb is
+    /// served the original at once, and nothing about it is remembered.
+    #[tokio::test]
+    async fn pending_generations_are_bounded() {
+        let storage = Storage::memory();
+        storage.put("c/r/a_abcdefghij.png", png()).await.unwrap();
+        let jobs = Arc::new(ThumbJobs::with_max_pending(
+            0,
+            TOTAL_BUDGET_BYTES,
+            Duration::from_secs(60),
+            2,
+        ));
+        let mut waiting = Vec::new();
+        for side in [10, 11] {
+            let (jobs, storage) = (jobs.clone(), storage.clone());
+            waiting.push(tokio::spawn(async move {
+                let size = ThumbSize::parse(&format!("{side}x{side}")).unwrap();
+                let key = format!("c/r/thumbs_a_abcdefghij.png/{side}x{side}_a_abcdefghij.png");
+                jobs.ensure(
+                    &storage,
+                    "c/r/a_abcdefghij.png",
+                    &key,
+                    ImageFormat::Png,
+                    size,
+                )
+                .await
+            }));
+        }
+        eventually(|| jobs.in_flight() == 2).await;
+        assert_eq!(jobs.in_flight(), 2);
+        let third = "c/r/thumbs_a_abcdefghij.png/12x12_a_abcdefghij.png";
+        let made = jobs
+            .ensure(
+                &storage,
+                "c/r/a_abcdefghij.png",
+                third,
+                ImageFormat::Png,
+                ThumbSize::parse("12x12").unwrap(),
+            )
+            .await;
+        assert!(!made, "past the bound the original is served");
+        assert!(!jobs.is_refused(third), "and nothing is remembered");
+        assert_eq!(jobs.in_flight(), 2);
+        eventually(|| jobs.started() >= 2).await;
+        assert_eq!(jobs.started(), 2, "no generation started for the third thumb");
+        for task in waiting {
+            task.abort();
+        }
     }
 
     /// Waits (a bounded number of short sleeps) until `done` holds; the tests assert the
