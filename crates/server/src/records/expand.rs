@@ -415,6 +415,12 @@ fn expand_level<'a>(
             reveal_managed_emails(state, ctx, &node.target, &related, &mut related_outputs).await?;
             let mut related_weights: Vec<Weight> = related_outputs.iter().map(Weight::of).collect();
             if !node.children.is_empty() && !related.is_empty() {
+                // The related records expanded here are templates: only their copies reach
+                // the response, and `attach` below charges each copy with everything under
+                // it. So the templates are checked against what is left of the budget
+                // (they must fit too) but not charged to it, or every nested level would be
+                // counted twice.
+                let mut templates = Budget { used: budget.used };
                 expand_level(
                     state,
                     ctx,
@@ -422,7 +428,7 @@ fn expand_level<'a>(
                     &mut related_outputs,
                     &mut related_weights,
                     &node.children,
-                    budget,
+                    &mut templates,
                 )
                 .await?;
             }
