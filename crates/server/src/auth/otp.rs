@@ -327,8 +327,10 @@ async fn consume_otp(
     };
     if !record.bool("verified") && row.text("sentTo") == record.text("email") {
         // Where MFA applies, the password alone never signs in, so it may stay (as on
-        // PocketBase): a password-then-OTP sign-in keeps the password it just proved.
-        let keep_password = super::mfa_required(state, collection, &record).await?;
+        // PocketBase): a password-then-OTP sign-in keeps the password it just proved. An
+        // MFA rule not decided in time does not count as applying: the password goes.
+        let keep_password =
+            super::mfa_check(state, collection, &record).await? == super::RuleCheck::Match;
         return super::verify_proven_email(state, collection, &record, !keep_password).await;
     }
     Ok(record)

@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped};
+use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped, spawn_capped_with};
 use crate::smtp_sink::SmtpSink;
-use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Launch, TestApp, assert_error};
 
 const USERS: &str = "/api/collections/users";
 
@@ -88,6 +88,67 @@ async fn password_guessing_from_many_addresses_locks_the_identity() {
     let (status, body) = proxied_login(&app, "203.0.113.201", "other@example.com", "x").await;
     assert_error(status, &body, 400, "Failed to authenticate.");
     assert_serving(&mut app, "after password guessing").await;
+}
+
+/// Sign-in rules whose SQL the query timeout interrupts fail closed: a heavy MFA rule still
+/// demands the second factor (so flooding the query lane cannot skip MFA for someone who
+/// knows the password), and a heavy `authRule` refuses the sign-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_rules_not_decided_in_time_fail_closed() {
+    let mut app = spawn_capped_with(Launch {
+        args: vec!["--queryTimeout=1".into()],
+        ..Launch::default()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    super::store::self_related_nodes(&app, &admin).await;
+    // Holds for every user once every row was visited, which the 1 ms timeout never allows.
+    let heavy_rule = "@collection.nodes.links.links.links.label !~ 'zz'";
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"otp": {"enabled": true}, "mfa": {"enabled": true, "rule": heavy_rule}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/records"),
+            None,
+            json!({"email": "mfa@example.com", "password": "secret123", "passwordConfirm": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let login = json!({"identity": "mfa@example.com", "password": "secret123"});
+    let (status, body) = app
+        .post_json(&format!("{USERS}/auth-with-password"), None, login.clone())
+        .await;
+    assert_eq!(status, 401, "the second factor is demanded: {body}");
+    assert!(
+        body["mfaId"].as_str().is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
+    assert!(body.get("token").is_none(), "{body}");
+
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"mfa": {"enabled": false}, "authRule": heavy_rule}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(&format!("{USERS}/auth-with-password"), None, login)
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The request doesn't satisfy the collection requirements to authenticate.",
+    );
+    assert_serving(&mut app, "after sign-in rules timed out").await;
 }
 
 /// Credentials far past PocketBase's 255 characters are refused before any hashing.
