@@ -742,13 +742,15 @@ async fn auth_with_password(
         errors.add("identityField", FieldError::invalid_value());
     }
     validated(errors)?;
+    // Reserved before the slow check, so a concurrent burst cannot all pass it at once.
     let lockout_key = lockout::key(&collection.id, &identity);
-    if state
-        .login_lockouts
-        .is_locked(&lockout_key, std::time::Instant::now())
-    {
+    let Some(attempt) =
+        state
+            .login_lockouts
+            .begin(&lockout_key, &client.ip, std::time::Instant::now())
+    else {
         return Err(too_many_requests());
-    }
+    };
     let fields: Vec<String> = if identity_field.is_empty() {
         options.password_auth.identity_fields.clone()
     } else {
@@ -761,22 +763,20 @@ async fn auth_with_password(
             break;
         }
     }
-    let failed = || {
-        state
-            .login_lockouts
-            .record_failure(&lockout_key, std::time::Instant::now());
+    let failed = |attempt: lockout::Attempt<'_>| {
+        attempt.failed(std::time::Instant::now());
         ApiError::bad_request_msg("Failed to authenticate.")
     };
     let Some(record) = found else {
         // Spend the same time as a real check so that unknown identities are not revealed.
         password::verify(password, dummy_hash(&state).await).await;
-        return Err(failed());
+        return Err(failed(attempt));
     };
     let stored = record.text("password").to_owned();
     if !password::verify(password.clone(), stored.clone()).await {
-        return Err(failed());
+        return Err(failed(attempt));
     }
-    state.login_lockouts.clear(&lockout_key);
+    attempt.succeeded();
     let record = if password::needs_rehash(&stored) {
         rehash(&state, &collection, record, password).await
     } else {

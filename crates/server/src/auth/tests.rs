@@ -529,3 +529,49 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
     .await;
     done.into_iter().flatten().collect()
 }
+
+/// Issue #11 follow-up: the lockout reserves an attempt before the slow password check, so
+/// a concurrent burst of 30 wrong guesses at one identity runs at most the limit's worth of
+/// password checks (each answered 400 after its check); the rest answer 429 without one.
+#[tokio::test]
+async fn a_concurrent_guess_burst_runs_at_most_the_limit_of_password_checks() {
+    let (_dir, _state, router, _) = otp_server().await;
+    let guesses = (0..30).map(|i| {
+        call(
+            &router,
+            post(
+                "/api/collections/_superusers/auth-with-password",
+                json!({"identity": "admin@example.com", "password": format!("guess-{i}")}),
+            ),
+        )
+    });
+    let answers = join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == StatusCode::BAD_REQUEST && body["message"] == "Failed to authenticate."
+        })
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == StatusCode::TOO_MANY_REQUESTS && body["message"] == "Too Many Requests."
+        })
+        .count();
+    assert_eq!(checked, super::lockout::MAX_FAILED_LOGINS, "{answers:?}");
+    assert_eq!(
+        refused,
+        30 - super::lockout::MAX_FAILED_LOGINS,
+        "{answers:?}"
+    );
+    // Nothing is left in flight: the identity stays locked by its ten failures alone.
+    let (status, _) = call(
+        &router,
+        post(
+            "/api/collections/_superusers/auth-with-password",
+            json!({"identity": "admin@example.com", "password": "Passw0rd!123"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}

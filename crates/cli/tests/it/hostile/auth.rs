@@ -72,13 +72,27 @@ async fn login_flood_through_a_local_proxy_is_rate_limited() {
     assert_serving(&mut app, "after a proxied login flood").await;
 }
 
-/// Guessing one account's password from ever new addresses (a botnet, or a proxy that passes
-/// a client-chosen header) still meets the per-identity lockout: after 10 failures even the
-/// right password answers 429, and other accounts are unaffected.
+/// Names `X-Forwarded-For` as the trusted proxy header, as an operator behind nginx does.
+async fn trust_forwarded_for(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Guessing one account's password from ever new addresses (a botnet) still meets the
+/// per-identity ceiling: after 100 failures even the right password, from yet another
+/// address, answers 429, and other accounts are unaffected.
 #[tokio::test]
 async fn password_guessing_from_many_addresses_locks_the_identity() {
     let mut app = spawn_capped().await;
-    for i in 0..10 {
+    trust_forwarded_for(&app).await;
+    for i in 0..100 {
         let (status, body) =
             proxied_login(&app, &format!("203.0.113.{i}"), ADMIN_EMAIL, "guess-pass").await;
         assert_error(status, &body, 400, "Failed to authenticate.");
@@ -88,6 +102,23 @@ async fn password_guessing_from_many_addresses_locks_the_identity() {
     let (status, body) = proxied_login(&app, "203.0.113.201", "other@example.com", "x").await;
     assert_error(status, &body, 400, "Failed to authenticate.");
     assert_serving(&mut app, "after password guessing").await;
+}
+
+/// One address guessing a superuser's password locks only itself out: the owner, from
+/// another address, still signs in (below the identity-wide ceiling).
+#[tokio::test]
+async fn a_lockout_from_one_address_leaves_the_owner_signing_in_from_another() {
+    let mut app = spawn_capped().await;
+    trust_forwarded_for(&app).await;
+    for _ in 0..10 {
+        let (status, body) = proxied_login(&app, "198.51.100.66", ADMIN_EMAIL, "guess").await;
+        assert_error(status, &body, 400, "Failed to authenticate.");
+    }
+    let (status, body) = proxied_login(&app, "198.51.100.66", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(status, &body, 429, "Too Many Requests.");
+    let (status, body) = proxied_login(&app, "198.51.100.1", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 200, "the owner is not locked out: {body}");
+    assert_serving(&mut app, "after one address's lockout").await;
 }
 
 /// Sign-in rules whose SQL the query timeout interrupts fail closed: a heavy MFA rule still
