@@ -435,6 +435,23 @@ mod tests {
     }
 
     #[test]
+    fn request_otp_has_its_own_default_rule() {
+        let defaults = super::super::RateLimits::default();
+        let post = Method::POST;
+        let path = "/api/collections/users/request-otp";
+        let (_, tags) = route_tags(&post, path);
+        assert_eq!(
+            tags,
+            vec!["requestOTP"],
+            "PocketBase's tag only, not `auth`"
+        );
+        let names = vec!["users".to_owned()];
+        let picked = pick_rule(&defaults.rules, &post, path, &names, &tags, false)
+            .map(|rule| (rule.label.as_str(), rule.duration, rule.max_requests));
+        assert_eq!(picked, Some(("*:requestOTP", 60, 10)));
+    }
+
+    #[test]
     fn limiter_allows_the_burst_then_refuses() {
         let limiters = Limiters::default();
         let limiter = limiters.for_rule(&rule("*:auth", "")).expect("limiter");

@@ -366,6 +366,37 @@ async fn an_otp_request_burst_answers_alike_for_known_and_unknown_emails() {
     assert_serving(&mut app, "after an OTP request burst").await;
 }
 
+/// `request-otp` has its own default rate-limit rule (PocketBase's `*:auth` does not cover
+/// it): a flood from one client answers 429 after the burst of 10, for unknown emails too,
+/// while another client is still served.
+#[tokio::test]
+async fn request_otp_floods_meet_their_own_rate_limit() {
+    let (mut app, _sink) = otp_app().await;
+    trust_forwarded_for(&app).await;
+    let from = |ip: &'static str, i: usize| {
+        app.client
+            .post(app.url(&format!("{USERS}/request-otp")))
+            .header("X-Forwarded-For", ip)
+            .json(&json!({"email": format!("nobody{i}@example.com")}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let response = from("203.0.113.50", i).await.expect("sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        if status == 429 {
+            assert_error(status, &body, 429, "Too Many Requests.");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let response = from("203.0.113.51", 99).await.expect("sent");
+    assert_eq!(response.status().as_u16(), 200, "another client");
+    assert_serving(&mut app, "after a request-otp flood").await;
+}
+
 /// Runs the futures concurrently and returns their outputs in order.
 async fn futures_join_all<F: std::future::Future>(
     futures: impl IntoIterator<Item = F>,
