@@ -244,6 +244,17 @@ pub trait Store: Send + Sync + 'static {
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError>;
 
+    /// Whether the stored record `id` exists and satisfies every filter. Unlike
+    /// [`Store::get_record`], filters not decided within the query timeout fail with
+    /// [`StoreError::TimedOut`] instead of reading as "does not hold": for checks where
+    /// "does not hold" is the permissive answer (whether a sign-in needs a second factor).
+    async fn record_satisfies(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<bool, StoreError>;
+
     /// Whether `data`, taken as a row of `collection` that is not stored (the would-be row of
     /// a create, or a deleted record's last state), satisfies `predicate`. Other rows the
     /// predicate reads (relations, `@collection` joins) are the stored ones. A predicate not

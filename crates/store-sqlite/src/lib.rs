@@ -441,6 +441,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_satisfies(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.read(Lane::Query, move |conn| {
+            records::satisfies(conn, &collection, &id, filters)
+        })
+        .await
+    }
+
     async fn matches_unsaved(
         &self,
         collection: Arc<Collection>,

@@ -110,6 +110,22 @@ pub(crate) fn get(
     }
 }
 
+/// Whether record `id` exists and satisfies every filter; an interrupted check is
+/// `TimedOut`, never an answer, so callers that must fail closed can.
+pub(crate) fn satisfies(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+    filters: Vec<SqlFragment>,
+) -> Result<bool, StoreError> {
+    let filter = SqlFragment::and_all(filters);
+    match load(conn, collection, id, filter.as_ref()) {
+        Ok(found) => Ok(found.is_some()),
+        Err(error) if crate::is_interrupt(&error) => Err(StoreError::TimedOut),
+        Err(error) => Err(internal(error)),
+    }
+}
+
 /// The row an update or delete works on: `NotFound` when it is missing or `guard` does not
 /// hold for it, including when the guard could not be decided before the deadline.
 fn guarded_load(

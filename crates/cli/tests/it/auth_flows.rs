@@ -763,14 +763,16 @@ async fn brute_force_reaches_429_with_default_rate_limits() {
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
     // Another client is not affected, and neither is loopback.
     assert_eq!(attempt_as("203.0.113.8", "ivy@example.com").await.0, 400);
-    // Loopback is exempt from the IP limit (each attempt names another identity, as hal's is
-    // now locked by the per-identity lockout).
+    // Loopback is exempt from the IP limit (each attempt names another identity, so the
+    // lockout is not what answers).
     for i in 0..12 {
         let (status, _) = login(&app, &format!("ghost{i}@example.com"), "wrongpass1").await;
         assert_eq!(status, 400, "loopback is exempt by default");
     }
+    // hal's lockout is per address: the guesses from 203.0.113.7 do not lock the owner out
+    // from elsewhere.
     let (status, body) = login(&app, "hal@example.com", "halpass123").await;
-    assert_error(status, &body, 429, "Too Many Requests.");
+    assert_eq!(status, 200, "{body}");
 }
 
 fn base64_url(bytes: &[u8]) -> String {

@@ -281,21 +281,31 @@ pub async fn forget_links_on_verification(
     Ok(!links.is_empty())
 }
 
-/// Whether `record` satisfies `rule` (the collection's `authRule` or MFA rule), evaluated with
-/// the record itself as `@request.auth`: `""` always, `null` never, an expression when the
-/// record passes it (in memory when the rule is row-local, else in SQL). A stored rule that no
-/// longer compiles matches nothing.
+/// What checking a sign-in rule against a record found. `Undecided` (the stored rule no
+/// longer compiles, or its SQL did not finish within the query timeout) is neither answer:
+/// each caller resolves it to its own safe side, as a slow check must never be the way
+/// around a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleCheck {
+    Match,
+    NoMatch,
+    Undecided,
+}
+
+/// Checks `record` against `rule` (the collection's `authRule` or MFA rule), evaluated with
+/// the record itself as `@request.auth`: `""` always matches, `null` never, an expression
+/// when the record passes it (in memory when the rule is row-local, else in SQL).
 async fn record_matches(
     state: &SharedState,
     collection: &Arc<Collection>,
     record: &Record,
     rule: Option<&str>,
-) -> ApiResult<bool> {
+) -> ApiResult<RuleCheck> {
     let compiled = match rules::Rule::compile(&state.schema(), collection, rule) {
         Ok(compiled) => compiled,
         Err(error) => {
             tracing::warn!(collection = %collection.name, %error, "stored auth rule does not compile");
-            return Ok(false);
+            return Ok(RuleCheck::Undecided);
         }
     };
     let ctx = rules::RequestContext::new(AuthContext::Record {
@@ -305,34 +315,68 @@ async fn record_matches(
     })
     .with_method("POST");
     match compiled.check_record(record, &ctx) {
-        rules::Eval::Match => Ok(true),
-        rules::Eval::NoMatch => Ok(false),
+        rules::Eval::Match => Ok(RuleCheck::Match),
+        rules::Eval::NoMatch => Ok(RuleCheck::NoMatch),
         rules::Eval::NeedsSql => {
             let Ok(guard) = crate::access::sql_guard(&compiled, state.store.dialect(), &ctx) else {
-                return Ok(false);
+                return Ok(RuleCheck::Undecided);
             };
-            Ok(state
+            match state
                 .store
-                .get_record(collection.clone(), record.id(), guard.into_iter().collect())
-                .await?
-                .is_some())
+                .record_satisfies(collection.clone(), record.id(), guard.into_iter().collect())
+                .await
+            {
+                Ok(true) => Ok(RuleCheck::Match),
+                Ok(false) => Ok(RuleCheck::NoMatch),
+                Err(domain::store::StoreError::TimedOut) => {
+                    tracing::warn!(collection = %collection.name, "sign-in rule check timed out");
+                    Ok(RuleCheck::Undecided)
+                }
+                Err(error) => Err(error.into()),
+            }
         }
     }
 }
 
+/// Whether `record` passes the collection's `authRule`. Fails closed: a rule check that could
+/// not be decided refuses the sign-in.
+async fn auth_rule_allows(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+) -> ApiResult<bool> {
+    let rule = options(collection)?.auth_rule.as_deref();
+    Ok(record_matches(state, collection, record, rule).await? == RuleCheck::Match)
+}
+
+/// Whether MFA applies to `record`: off for the collection is `NoMatch`, an empty rule
+/// (everyone) `Match`, else the rule's check.
+pub(crate) async fn mfa_check(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+) -> ApiResult<RuleCheck> {
+    let options = options(collection)?;
+    if !options.mfa.enabled {
+        return Ok(RuleCheck::NoMatch);
+    }
+    let rule = options.mfa.rule.trim();
+    if rule.is_empty() {
+        return Ok(RuleCheck::Match);
+    }
+    record_matches(state, collection, record, Some(rule)).await
+}
+
 /// Whether signing in as `record` needs a second factor: MFA is on for the collection and
-/// its rule (empty: everyone) matches the record.
+/// its rule (empty: everyone) matches the record. Fails closed: a rule check that could not be
+/// decided (a heavy rule past the query timeout, say) demands the second factor, so flooding
+/// the query lane cannot skip MFA.
 pub async fn mfa_required(
     state: &SharedState,
     collection: &Arc<Collection>,
     record: &Record,
 ) -> ApiResult<bool> {
-    let options = options(collection)?;
-    if !options.mfa.enabled {
-        return Ok(false);
-    }
-    let rule = options.mfa.rule.trim();
-    Ok(rule.is_empty() || record_matches(state, collection, record, Some(rule)).await?)
+    Ok(mfa_check(state, collection, record).await? != RuleCheck::NoMatch)
 }
 
 /// Who is signing in from where: the client IP (through the trusted proxy settings) and the
@@ -572,7 +616,7 @@ pub async fn finish_auth(
     let mfa_id = mfa_id.as_str();
     let params = &params;
     let options = options(collection)?;
-    if !record_matches(state, collection, &record, options.auth_rule.as_deref()).await? {
+    if !auth_rule_allows(state, collection, &record).await? {
         return Err(ApiError::forbidden(
             "The request doesn't satisfy the collection requirements to authenticate.",
         ));
@@ -698,13 +742,15 @@ async fn auth_with_password(
         errors.add("identityField", FieldError::invalid_value());
     }
     validated(errors)?;
+    // Reserved before the slow check, so a concurrent burst cannot all pass it at once.
     let lockout_key = lockout::key(&collection.id, &identity);
-    if state
-        .login_lockouts
-        .is_locked(&lockout_key, std::time::Instant::now())
-    {
+    let Some(attempt) =
+        state
+            .login_lockouts
+            .begin(&lockout_key, &client.ip, std::time::Instant::now())
+    else {
         return Err(too_many_requests());
-    }
+    };
     let fields: Vec<String> = if identity_field.is_empty() {
         options.password_auth.identity_fields.clone()
     } else {
@@ -717,22 +763,20 @@ async fn auth_with_password(
             break;
         }
     }
-    let failed = || {
-        state
-            .login_lockouts
-            .record_failure(&lockout_key, std::time::Instant::now());
+    let failed = |attempt: lockout::Attempt<'_>| {
+        attempt.failed(std::time::Instant::now());
         ApiError::bad_request_msg("Failed to authenticate.")
     };
     let Some(record) = found else {
         // Spend the same time as a real check so that unknown identities are not revealed.
         password::verify(password, dummy_hash(&state).await).await;
-        return Err(failed());
+        return Err(failed(attempt));
     };
     let stored = record.text("password").to_owned();
     if !password::verify(password.clone(), stored.clone()).await {
-        return Err(failed());
+        return Err(failed(attempt));
     }
-    state.login_lockouts.clear(&lockout_key);
+    attempt.succeeded();
     let record = if password::needs_rehash(&stored) {
         rehash(&state, &collection, record, password).await
     } else {

@@ -7,8 +7,14 @@
 //! sweep once expired, as PocketBase does, so the tables do not grow with abandoned sign-ins.
 //!
 //! `request-otp` answers before any expensive work, whether or not the email exists: hashing
-//! the code, storing it and mailing it happen in a background task, which hashes a code for
-//! an unknown email too, so neither the answer time nor the server's load tells the two apart.
+//! the code, storing it and mailing it happen in a background task, so the answer time does
+//! not tell the two apart. An unknown email gets no background work at all: its answer has
+//! already gone out, so hashing a code nobody receives would only burn CPU (the hasher is the
+//! one password sign-in waits on) for an attacker. Pending deliveries are bounded in total
+//! ([`MAX_PENDING_OTPS`]) and per client address ([`MAX_PENDING_OTPS_PER_ADDRESS`]), both
+//! decided before the lookup so that a refusal says nothing about the email; the per-address
+//! bound keeps one address from making `request-otp` answer 429 for everyone. The route also
+//! has its own default rate-limit rule (`*:requestOTP`, see `settings`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +51,9 @@ const SWEEP_PAGE: u64 = 200;
 /// OTP deliveries (hash, store, mail) waiting or running at once; past this `request-otp`
 /// answers 429 for every email alike, before looking the email up.
 pub const MAX_PENDING_OTPS: usize = 64;
+/// OTP deliveries pending at once for one client address; past this that address's
+/// `request-otp` answers 429 (a person needs one).
+pub const MAX_PENDING_OTPS_PER_ADDRESS: usize = 4;
 /// Per-code locks kept before idle ones are forgotten.
 const MAX_OTP_SLOTS: usize = 4096;
 /// A per-code lock idle this long is forgotten once there are many: by then the code has
@@ -56,6 +65,35 @@ const OTP_SLOT_IDLE: Duration = Duration::from_secs(3600);
 pub struct OtpGuards {
     slots: Mutex<HashMap<String, Arc<OtpSlot>>>,
     pending: Arc<tokio::sync::Semaphore>,
+    /// Pending deliveries per client address; an entry lives only while it is non-zero, so
+    /// there are at most [`MAX_PENDING_OTPS`] of them.
+    pending_by_address: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A place among the pending OTP deliveries, for the whole and for one address; given back
+/// when dropped.
+pub struct PendingDelivery {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    by_address: Arc<Mutex<HashMap<String, usize>>>,
+    address: Option<String>,
+}
+
+impl Drop for PendingDelivery {
+    fn drop(&mut self) {
+        let Some(address) = &self.address else {
+            return;
+        };
+        let mut map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = map.get_mut(address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                map.remove(address);
+            }
+        }
+    }
 }
 
 /// One code's lock; the value is its wrong guesses so far.
@@ -69,11 +107,41 @@ impl Default for OtpGuards {
         OtpGuards {
             slots: Mutex::default(),
             pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_OTPS)),
+            pending_by_address: Arc::default(),
         }
     }
 }
 
 impl OtpGuards {
+    /// A place for one more pending delivery from `address`, or `None` past either bound.
+    /// An empty address (no known peer: in-process tests) is bound by the total only.
+    pub fn reserve_delivery(&self, address: &str) -> Option<PendingDelivery> {
+        let address = (!address.is_empty()).then(|| address.to_owned());
+        let mut map = self
+            .pending_by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(address) = &address
+            && map.get(address).copied().unwrap_or(0) >= MAX_PENDING_OTPS_PER_ADDRESS
+        {
+            return None;
+        }
+        let permit = self.pending.clone().try_acquire_owned().ok()?;
+        if let Some(address) = &address {
+            *map.entry(address.clone()).or_default() += 1;
+        }
+        Some(PendingDelivery {
+            _permit: permit,
+            by_address: Arc::clone(&self.pending_by_address),
+            address,
+        })
+    }
+
+    /// How many deliveries are pending (for tests).
+    pub fn pending_deliveries(&self) -> usize {
+        MAX_PENDING_OTPS - self.pending.available_permits()
+    }
+
     /// The lock of code `otp_id`, made on first use.
     fn slot(&self, otp_id: &str) -> Arc<OtpSlot> {
         let now = Instant::now();
@@ -158,6 +226,7 @@ fn random_digits(length: usize) -> String {
 async fn request_otp(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    client: super::ClientInfo,
     TextForm(body): TextForm,
 ) -> ApiResult<Json<Value>> {
     let collection = auth_collection(&state, &collection)?;
@@ -176,7 +245,7 @@ async fn request_otp(
     }
     validated(errors)?;
     // Decided before the lookup, so a refusal says nothing about the email either.
-    let Ok(permit) = state.otp_guards.pending.clone().try_acquire_owned() else {
+    let Some(pending) = state.otp_guards.reserve_delivery(&client.ip) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Too Many Requests.",
@@ -185,6 +254,10 @@ async fn request_otp(
     let record = find_by_field(&state, &collection, "email", &email).await?;
     // A random id either way, so the answer does not reveal whether the email exists.
     let id = domain::ids::new_record_id();
+    // An unknown email: nothing to deliver, and the answer is the same without the work.
+    let Some(record) = record else {
+        return Ok(Json(json!({"otpId": id})));
+    };
     let job = OtpDelivery {
         collection,
         record,
@@ -193,7 +266,7 @@ async fn request_otp(
     };
     let background = state.clone();
     tokio::spawn(async move {
-        let _permit = permit;
+        let _pending = pending;
         if let Err(error) = deliver_otp(&background, job).await {
             tracing::warn!(message = %error.message, "OTP not delivered");
         }
@@ -201,25 +274,22 @@ async fn request_otp(
     Ok(Json(json!({"otpId": id})))
 }
 
-/// What `request-otp` hands to the background: the record is `None` for an unknown email.
+/// What `request-otp` hands to the background for a known email.
 pub struct OtpDelivery {
     pub collection: Arc<Collection>,
-    pub record: Option<Record>,
+    pub record: Record,
     pub id: String,
     pub email: String,
 }
 
-/// Makes, hashes, stores and mails the code. The code is made and hashed for an unknown
-/// email too (then dropped), so both kinds of request cost the server the same work.
+/// Makes, hashes, stores and mails the code.
 pub async fn deliver_otp(state: &SharedState, job: OtpDelivery) -> ApiResult<()> {
     let options = options(&job.collection)?;
     let code = random_digits(options.otp.length.clamp(4, 64) as usize);
     let hash = password::hash_argon2(code.clone(), state.config.argon2)
         .await
         .map_err(ApiError::internal)?;
-    let Some(record) = job.record else {
-        return Ok(());
-    };
+    let record = job.record;
     bookkeeping::insert(
         state,
         OTPS_ID,
@@ -327,8 +397,10 @@ async fn consume_otp(
     };
     if !record.bool("verified") && row.text("sentTo") == record.text("email") {
         // Where MFA applies, the password alone never signs in, so it may stay (as on
-        // PocketBase): a password-then-OTP sign-in keeps the password it just proved.
-        let keep_password = super::mfa_required(state, collection, &record).await?;
+        // PocketBase): a password-then-OTP sign-in keeps the password it just proved. An
+        // MFA rule not decided in time does not count as applying: the password goes.
+        let keep_password =
+            super::mfa_check(state, collection, &record).await? == super::RuleCheck::Match;
         return super::verify_proven_email(state, collection, &record, !keep_password).await;
     }
     Ok(record)

@@ -381,11 +381,7 @@ async fn pending_otp_deliveries_are_bounded_for_every_email_alike() {
     let (_dir, _state, router, _) = otp_server().await;
     let held = super::password::hold_all_hashing().await;
     for i in 0..super::otp::MAX_PENDING_OTPS {
-        let email = if i % 2 == 0 {
-            "otto@example.com".to_owned()
-        } else {
-            format!("nobody{i}@example.com")
-        };
+        let email = "otto@example.com";
         let (status, body) = call(
             &router,
             post(
@@ -528,4 +524,107 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
     })
     .await;
     done.into_iter().flatten().collect()
+}
+
+/// Issue #11 follow-up: the lockout reserves an attempt before the slow password check, so
+/// a concurrent burst of 30 wrong guesses at one identity runs at most the limit's worth of
+/// password checks (each answered 400 after its check); the rest answer 429 without one.
+#[tokio::test]
+async fn a_concurrent_guess_burst_runs_at_most_the_limit_of_password_checks() {
+    let (_dir, _state, router, _) = otp_server().await;
+    let guesses = (0..30).map(|i| {
+        call(
+            &router,
+            post(
+                "/api/collections/_superusers/auth-with-password",
+                json!({"identity": "admin@example.com", "password": format!("guess-{i}")}),
+            ),
+        )
+    });
+    let answers = join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == StatusCode::BAD_REQUEST && body["message"] == "Failed to authenticate."
+        })
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == StatusCode::TOO_MANY_REQUESTS && body["message"] == "Too Many Requests."
+        })
+        .count();
+    assert_eq!(checked, super::lockout::MAX_FAILED_LOGINS, "{answers:?}");
+    assert_eq!(
+        refused,
+        30 - super::lockout::MAX_FAILED_LOGINS,
+        "{answers:?}"
+    );
+    // Nothing is left in flight: the identity stays locked by its ten failures alone.
+    let (status, _) = call(
+        &router,
+        post(
+            "/api/collections/_superusers/auth-with-password",
+            json!({"identity": "admin@example.com", "password": "Passw0rd!123"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// `request-otp` from a client address, as the server sees it behind its listener.
+fn request_otp_from(ip: &str, email: &str) -> Request<Body> {
+    let mut request = post(
+        "/api/collections/users/request-otp",
+        json!({"email": email}),
+    );
+    let peer: std::net::SocketAddr = format!("{ip}:40000").parse().expect("address");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
+}
+
+/// Issue #11 follow-up: an unknown email costs no background work (no hash, no place among
+/// the pending deliveries): with hashing stalled, more requests for unknown emails than
+/// there are places are all answered, and none is left pending.
+#[tokio::test]
+async fn request_otp_does_no_work_for_unknown_emails() {
+    let (_dir, state, router, _) = otp_server().await;
+    let held = super::password::hold_all_hashing().await;
+    for i in 0..super::otp::MAX_PENDING_OTPS + 5 {
+        let (status, body) = call(
+            &router,
+            post(
+                "/api/collections/users/request-otp",
+                json!({"email": format!("nobody{i}@example.com")}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{i}: {body}");
+    }
+    assert_eq!(state.otp_guards.pending_deliveries(), 0);
+    drop(held);
+}
+
+/// Issue #11 follow-up: one address cannot fill the pending deliveries for everyone. With
+/// hashing stalled, an address gets `MAX_PENDING_OTPS_PER_ADDRESS` places, then 429 (for an
+/// unknown email alike), while another address is still served.
+#[tokio::test]
+async fn pending_otp_deliveries_are_bounded_per_address() {
+    let (_dir, _state, router, _) = otp_server().await;
+    let held = super::password::hold_all_hashing().await;
+    for i in 0..super::otp::MAX_PENDING_OTPS_PER_ADDRESS {
+        let (status, body) =
+            call(&router, request_otp_from("192.0.2.10", "otto@example.com")).await;
+        assert_eq!(status, StatusCode::OK, "{i}: {body}");
+    }
+    for email in ["otto@example.com", "nobody@example.com"] {
+        let (status, body) = call(&router, request_otp_from("192.0.2.10", email)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{email}: {body}");
+        assert_eq!(body["message"], "Too Many Requests.");
+    }
+    let (status, body) = call(&router, request_otp_from("192.0.2.11", "otto@example.com")).await;
+    assert_eq!(status, StatusCode::OK, "another address: {body}");
+    drop(held);
 }

@@ -473,15 +473,29 @@ impl Hub {
         ));
     }
 
-    /// Registers a new client unless that takes the hub past a client cap. Its stream opens
-    /// with `PB_CONNECT` (see `client_stream`).
+    /// [`Hub::connect_from`] with the per-IP cap applied (the tests' shorthand).
+    #[cfg(test)]
     pub(crate) fn connect(&self, ip: Option<String>) -> Result<Arc<Client>, Refusal> {
+        self.connect_from(ip, true)
+    }
+
+    /// Registers a new client unless that takes the hub past a client cap. Its stream opens
+    /// with `PB_CONNECT` (see `client_stream`). The per-IP cap applies only when
+    /// `per_ip_capped` (not for loopback, where a local proxy's clients all come from).
+    /// Exempt clients are still counted, so the registry stays consistent, and the total cap
+    /// holds for everyone.
+    pub(crate) fn connect_from(
+        &self,
+        ip: Option<String>,
+        per_ip_capped: bool,
+    ) -> Result<Arc<Client>, Refusal> {
         let config = self.config();
         let mut registry = self.inner.write_clients();
         if registry.by_id.len() >= config.max_clients {
             return Err(Refusal::Full);
         }
-        if let Some(ip) = ip.as_deref()
+        if per_ip_capped
+            && let Some(ip) = ip.as_deref()
             && registry.per_ip.get(ip).copied().unwrap_or(0) >= config.max_clients_per_ip
         {
             return Err(Refusal::TooManyFromIp);

@@ -57,7 +57,8 @@ pub fn spawn_hub(state: &SharedState) {
 
 /// `GET /api/realtime`: registers a client and streams its messages. No auth is read here;
 /// it is bound by the first authenticated subscription request. Past the realtime client
-/// caps (a Plinth extension) the answer is 503 (all clients) or 429 (this client IP's).
+/// caps (a Plinth extension) the answer is 503 (all clients) or 429 (this client IP's; not
+/// for loopback or `excludedIPs`).
 async fn connect(
     State(state): State<SharedState>,
     PeerAddr(peer): PeerAddr,
@@ -66,7 +67,8 @@ async fn connect(
     let hub = state.realtime.clone();
     hub.ensure_started(&state).await;
     let ip = client_ip(&state, &headers, peer).await;
-    let client = match hub.connect(ip) {
+    let per_ip_capped = !exempt_from_per_ip_cap(&state, ip.as_deref()).await;
+    let client = match hub.connect_from(ip, per_ip_capped) {
         Ok(client) => client,
         Err(Refusal::Full) => {
             return ApiError::new(
@@ -110,6 +112,24 @@ async fn client_ip(
         }
         Err(_) => peer.map(|addr| addr.ip().to_string()),
     }
+}
+
+/// Whether a client IP is exempt from the per-IP realtime cap (the total cap still applies):
+/// a loopback address, which behind a local reverse proxy without a configured
+/// `trustedProxy` is every client of the site, or one the rate-limit settings exclude.
+async fn exempt_from_per_ip_cap(state: &SharedState, ip: Option<&str>) -> bool {
+    let Some(ip) = ip else {
+        return false;
+    };
+    if ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|addr| addr.is_loopback())
+    {
+        return true;
+    }
+    crate::settings::current(state)
+        .await
+        .is_ok_and(|settings| settings.rate_limits.excluded_ips.iter().any(|x| x == ip))
 }
 
 /// A client's connection: its deadlines and its registration, which ends with the stream

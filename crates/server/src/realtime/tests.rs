@@ -841,6 +841,34 @@ fn clients_are_capped_in_total_and_per_ip() {
     assert_eq!(hub.client_count(), 3);
 }
 
+#[test]
+fn exempt_clients_skip_the_per_ip_cap_but_not_the_total() {
+    let hub = Hub::new(RealtimeConfig {
+        max_clients: 4,
+        max_clients_per_ip: 2,
+        ..RealtimeConfig::default()
+    });
+    let loopback = || Some("127.0.0.1".to_owned());
+    let clients: Vec<_> = (0..3)
+        .map(|n| {
+            hub.connect_from(loopback(), false)
+                .unwrap_or_else(|_| panic!("exempt client {n}"))
+        })
+        .collect();
+    assert_eq!(
+        hub.connect_from(Some("10.0.0.1".into()), true).map(|_| ()),
+        Ok(())
+    );
+    assert_eq!(
+        hub.connect_from(loopback(), false).err(),
+        Some(Refusal::Full)
+    );
+    for client in &clients {
+        hub.disconnect(&client.id);
+    }
+    assert_eq!(hub.client_count(), 1);
+}
+
 /// `nodes(label, links)`: a public self-relation of 60 rows, each linking the next 50, so a
 /// check through `links.links.links` walks 125,000 joined rows. Returns the collection and
 /// the row ids.

@@ -154,6 +154,10 @@ impl Default for RateLimits {
                 rule("*:create", 5, 20),
                 rule("/api/batch", 1, 3),
                 rule("/api/", 10, 300),
+                // Not in PocketBase's defaults, and its `*:auth` does not cover request-otp
+                // (observed on 0.40.6): each accepted request for a known email costs a hash,
+                // so the route gets a bucket as tight as sign-in's of its own.
+                rule("*:requestOTP", 60, 10),
             ],
             // Loopback is exempt out of the box: local tools, tests and health checks talk
             // from there, and behind a local reverse proxy every client would otherwise share

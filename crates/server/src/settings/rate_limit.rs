@@ -6,13 +6,23 @@
 //! limited, as there is nothing to key them by. The same layer enforces `superuserIPs`.
 //!
 //! A reverse proxy on the same host makes every client look like loopback, which the default
-//! `excludedIPs` exempt. So when no `trustedProxy` is configured and a request from a
-//! loopback peer carries a forwarding header (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`),
-//! it is treated as a proxied client: no loopback exemption, and its bucket is keyed by the
-//! forwarded address (the proxy's own entry, the rightmost) rather than shared by every
-//! client. A local test suite sends no such header and stays exempt. The header is not
-//! trusted for anything else; per-account protection does not depend on it (see
-//! `crate::auth::lockout`).
+//! `excludedIPs` exempt. Without a configured `trustedProxy`, no header can be believed: a
+//! proxy that sets only `X-Real-IP` passes the client's own `X-Forwarded-For` through, and
+//! one configured with a bare `proxy_pass` adds none, so a client could rotate a header for a
+//! fresh bucket per request, or leave it out to look local. So:
+//!
+//! - once a loopback peer has sent a forwarding header (`X-Forwarded-For`, `X-Real-IP`,
+//!   `Forwarded`) while no `trustedProxy` is configured, a local proxy is known to be in
+//!   front, and loopback is no longer exempt for the rest of the process's life, header or
+//!   not (a warning is logged once, naming the fix: configure `trustedProxy`);
+//! - such requests are keyed by the peer itself, the one thing the client cannot choose: every
+//!   proxied client shares the loopback bucket. That is strict for a busy site, but it is safe
+//!   (no client gains allowance by lying) and it is PocketBase's own keying; the accounts are
+//!   protected on top by the per-identity lockout (`crate::auth::lockout`), and configuring
+//!   `trustedProxy` gives every client its own bucket.
+//!
+//! A proxy that sends no header at all before the first one that does is indistinguishable
+//! from a local tool; behind such a proxy, remove loopback from `excludedIPs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,11 +41,13 @@ use super::{RateLimitRule, Settings, TrustedProxy};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
-/// One limiter per distinct rule, each keyed by client.
+/// One limiter per distinct rule, each keyed by client; a count of checks (for the
+/// periodic cleanup); and whether a local proxy has been seen (loopback no longer exempt).
 #[derive(Default)]
 pub struct Limiters(
     Mutex<HashMap<RuleKey, Arc<DefaultKeyedRateLimiter<String>>>>,
     std::sync::atomic::AtomicU64,
+    std::sync::atomic::AtomicBool,
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,6 +59,36 @@ struct RuleKey {
 }
 
 impl Limiters {
+    /// Records that a loopback peer forwarded a client: from now on loopback is not exempt.
+    /// Logs once.
+    pub fn note_local_proxy(&self) {
+        if !self.2.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "a request from loopback carries a proxy header but no trustedProxy is \
+                 configured: loopback is no longer exempt from rate limits, and every proxied \
+                 client shares the proxy's bucket; set trustedProxy.headers in the settings to \
+                 the header your proxy sets"
+            );
+        }
+    }
+
+    /// Whether a local proxy has been seen in front of this process.
+    pub fn local_proxy_seen(&self) -> bool {
+        self.2.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `ip` is exempt by `excluded_ips`: never a loopback address once a local proxy
+    /// has been seen (its clients all arrive from there).
+    pub fn is_excluded(&self, ip: &str, excluded_ips: &[String]) -> bool {
+        let loopback = ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|addr| addr.is_loopback());
+        if loopback && self.local_proxy_seen() {
+            return false;
+        }
+        excluded_ips.iter().any(|excluded| excluded == ip)
+    }
+
     /// Counts a check; every few thousand, forgets clients whose buckets are full again, so
     /// memory follows the clients active within one window, not every IP ever seen.
     fn tick(&self) {
@@ -203,55 +245,20 @@ pub fn client_ip(
 
 /// Headers a reverse proxy sets to name the client it forwards.
 const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "x-real-ip", "forwarded"];
-/// Longest forwarded address kept as a bucket key (a header may be far longer).
-const MAX_FORWARDED_KEY: usize = 64;
 
-/// The client a loopback peer forwards, when no `trustedProxy` is configured: the rightmost
-/// address of the first forwarding header present (the one a proxy that appends wrote), or
-/// `"unknown"` when the header names none. `None` for a direct request.
+/// Whether a loopback peer forwards a client while no `trustedProxy` is configured: a local
+/// reverse proxy is in front. Which client it forwards is not known (the header may be the
+/// client's own).
 pub fn forwarded_by_local_proxy(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     proxy: &TrustedProxy,
-) -> Option<String> {
-    if !proxy.headers.is_empty() || !peer.is_some_and(|addr| addr.ip().is_loopback()) {
-        return None;
-    }
-    let (name, value) = FORWARDING_HEADERS
-        .iter()
-        .find_map(|name| headers.get(*name).map(|value| (*name, value)))?;
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let last = text
-        .rsplit(',')
-        .map(str::trim)
-        .find(|part| !part.is_empty())
-        .unwrap_or("unknown");
-    // `Forwarded: for=1.2.3.4;proto=https` names the client in its `for` parameter.
-    let client = if name == "forwarded" {
-        last.split(';')
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(key, _)| key.trim().eq_ignore_ascii_case("for"))
-            .map_or("unknown", |(_, value)| value.trim().trim_matches('"'))
-    } else {
-        last
-    };
-    let mut key: String = client.chars().take(MAX_FORWARDED_KEY).collect();
-    if key.is_empty() {
-        key = "unknown".into();
-    }
-    warn_unconfigured_proxy_once();
-    Some(format!("forwarded:{key}"))
-}
-
-fn warn_unconfigured_proxy_once() {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::warn!(
-            "requests from loopback carry proxy headers but no trustedProxy is configured: \
-             rate limits key them by the forwarded address and do not exempt them; set \
-             trustedProxy.headers in the settings to name your proxy's header"
-        );
-    }
+) -> bool {
+    proxy.headers.is_empty()
+        && peer.is_some_and(|addr| addr.ip().is_loopback())
+        && FORWARDING_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(*name))
 }
 
 /// Wraps the API routes with the limiter.
@@ -333,14 +340,16 @@ async fn check(
             ApiError::forbidden("You are not allowed to perform this request.").into_response(),
         );
     }
-    // A local reverse proxy's clients are not local: no loopback exemption, own buckets.
-    let forwarded = forwarded_by_local_proxy(headers, peer, &settings.trusted_proxy);
-    let excluded =
-        forwarded.is_none() && limits.excluded_ips.iter().any(|excluded| excluded == &ip);
+    // A local reverse proxy's clients are not local: once one is seen, loopback is not
+    // exempt, and its clients share the peer's bucket (nothing else is theirs to choose).
+    if forwarded_by_local_proxy(headers, peer, &settings.trusted_proxy) {
+        state.limiters.note_local_proxy();
+    }
+    let excluded = state.limiters.is_excluded(&ip, &limits.excluded_ips);
     if !limiting || is_superuser || ip.is_empty() || excluded {
         return None;
     }
-    let key = forwarded.unwrap_or(ip);
+    let key = ip;
     let collection_names: Vec<String> = target
         .map(|c| vec![c.name.clone(), c.id.clone()])
         .unwrap_or_default();
@@ -426,6 +435,23 @@ mod tests {
     }
 
     #[test]
+    fn request_otp_has_its_own_default_rule() {
+        let defaults = super::super::RateLimits::default();
+        let post = Method::POST;
+        let path = "/api/collections/users/request-otp";
+        let (_, tags) = route_tags(&post, path);
+        assert_eq!(
+            tags,
+            vec!["requestOTP"],
+            "PocketBase's tag only, not `auth`"
+        );
+        let names = vec!["users".to_owned()];
+        let picked = pick_rule(&defaults.rules, &post, path, &names, &tags, false)
+            .map(|rule| (rule.label.as_str(), rule.duration, rule.max_requests));
+        assert_eq!(picked, Some(("*:requestOTP", 60, 10)));
+    }
+
+    #[test]
     fn limiter_allows_the_burst_then_refuses() {
         let limiters = Limiters::default();
         let limiter = limiters.for_rule(&rule("*:auth", "")).expect("limiter");
@@ -449,58 +475,61 @@ mod tests {
             }
             map
         };
-        let key = |pairs: &[(&'static str, &str)], peer: SocketAddr, proxy: &TrustedProxy| {
+        let proxied = |pairs: &[(&'static str, &str)], peer: SocketAddr, proxy: &TrustedProxy| {
             forwarded_by_local_proxy(&headers(pairs), Some(peer), proxy)
         };
         // A direct local request (a test suite, a health check) is not proxied.
-        assert_eq!(key(&[], loopback, &unconfigured), None);
-        assert_eq!(
-            key(
-                &[("x-forwarded-for", "1.1.1.1, 2.2.2.2")],
-                loopback,
-                &unconfigured
-            )
-            .as_deref(),
-            Some("forwarded:2.2.2.2")
-        );
-        assert_eq!(
-            key(&[("x-real-ip", "3.3.3.3")], loopback6, &unconfigured).as_deref(),
-            Some("forwarded:3.3.3.3")
-        );
-        assert_eq!(
-            key(
-                &[(
-                    "forwarded",
-                    "for=9.9.9.9, for=\"[2001:db8::1]\";proto=https"
-                )],
-                loopback,
-                &unconfigured
-            )
-            .as_deref(),
-            Some("forwarded:[2001:db8::1]")
-        );
-        assert_eq!(
-            key(&[("x-forwarded-for", " , ")], loopback, &unconfigured).as_deref(),
-            Some("forwarded:unknown")
-        );
-        let long = "7".repeat(5000);
-        assert_eq!(
-            key(&[("x-forwarded-for", &long)], loopback, &unconfigured).map(|k| k.len()),
-            Some("forwarded:".len() + MAX_FORWARDED_KEY)
-        );
-        // Not from loopback, or with a configured proxy: `client_ip` decides as before.
-        assert_eq!(
-            key(&[("x-forwarded-for", "1.1.1.1")], remote, &unconfigured),
-            None
-        );
+        assert!(!proxied(&[], loopback, &unconfigured));
+        assert!(proxied(
+            &[("x-forwarded-for", "1.1.1.1")],
+            loopback,
+            &unconfigured
+        ));
+        assert!(proxied(
+            &[("x-real-ip", "3.3.3.3")],
+            loopback6,
+            &unconfigured
+        ));
+        assert!(proxied(
+            &[("forwarded", "for=9.9.9.9")],
+            loopback,
+            &unconfigured
+        ));
+        // Not from loopback, or with a configured proxy: `client_ip` decides.
+        assert!(!proxied(
+            &[("x-forwarded-for", "1.1.1.1")],
+            remote,
+            &unconfigured
+        ));
         let configured = TrustedProxy {
             headers: vec!["X-Forwarded-For".into()],
             use_leftmost_ip: false,
         };
-        assert_eq!(
-            key(&[("x-forwarded-for", "1.1.1.1")], loopback, &configured),
-            None
+        assert!(!proxied(
+            &[("x-forwarded-for", "1.1.1.1")],
+            loopback,
+            &configured
+        ));
+    }
+
+    #[test]
+    fn loopback_stops_being_exempt_once_a_local_proxy_is_seen() {
+        let limiters = Limiters::default();
+        let excluded = vec![
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+            "10.1.1.1".to_owned(),
+        ];
+        assert!(limiters.is_excluded("127.0.0.1", &excluded));
+        assert!(limiters.is_excluded("::1", &excluded));
+        limiters.note_local_proxy();
+        assert!(!limiters.is_excluded("127.0.0.1", &excluded));
+        assert!(!limiters.is_excluded("::1", &excluded));
+        assert!(
+            limiters.is_excluded("10.1.1.1", &excluded),
+            "others stay exempt"
         );
+        assert!(!limiters.is_excluded("10.1.1.2", &excluded));
     }
 
     #[test]

@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped};
+use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped, spawn_capped_with};
 use crate::smtp_sink::SmtpSink;
-use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Launch, TestApp, assert_error};
 
 const USERS: &str = "/api/collections/users";
 
@@ -31,17 +31,21 @@ async fn proxied_login(
 }
 
 /// Behind nginx on the same host every client is 127.0.0.1, which the default `excludedIPs`
-/// exempt. A forwarded request from loopback is not exempt, and each forwarded client gets
-/// its own bucket; direct local requests (test suites, health checks) stay exempt.
+/// exempt. Without a configured `trustedProxy` no forwarding header can be believed (a proxy
+/// that sets only `X-Real-IP` passes the client's own `X-Forwarded-For` through), so rotating
+/// it buys no fresh bucket: every proxied client shares the loopback peer's. And once a proxy
+/// has been seen, leaving the header out (a bare `proxy_pass`) does not regain the loopback
+/// exemption either.
 #[tokio::test]
 async fn login_flood_through_a_local_proxy_is_rate_limited() {
     let mut app = spawn_capped().await;
     let mut statuses = Vec::new();
     for i in 0..12 {
-        // A new identity each time, so the per-identity lockout is not what answers.
+        // A new address and a new identity each time: neither a fresh bucket nor the
+        // per-identity lockout may be what answers.
         let (status, body) = proxied_login(
             &app,
-            "198.51.100.7",
+            &format!("198.51.100.{i}"),
             &format!("guess{i}@example.com"),
             "wrong-pass",
         )
@@ -55,30 +59,41 @@ async fn login_flood_through_a_local_proxy_is_rate_limited() {
     }
     assert!(statuses[..10].iter().all(|s| *s == 400), "{statuses:?}");
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
-    // Another forwarded client has its own bucket, and the proxy's real users can sign in.
-    let (status, body) = proxied_login(&app, "198.51.100.8", ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(status, 200, "{body}");
-    // Direct loopback requests are still exempt.
-    for i in 0..12 {
-        let (status, _) = app
+    // Without the header the same requests are no longer exempt: they share the bucket.
+    for i in 0..3 {
+        let (status, body) = app
             .post_json(
                 "/api/collections/_superusers/auth-with-password",
                 None,
                 json!({"identity": format!("local{i}@example.com"), "password": "x"}),
             )
             .await;
-        assert_eq!(status, 400);
+        assert_error(status, &body, 429, "Too Many Requests.");
     }
     assert_serving(&mut app, "after a proxied login flood").await;
 }
 
-/// Guessing one account's password from ever new addresses (a botnet, or a proxy that passes
-/// a client-chosen header) still meets the per-identity lockout: after 10 failures even the
-/// right password answers 429, and other accounts are unaffected.
+/// Names `X-Forwarded-For` as the trusted proxy header, as an operator behind nginx does.
+async fn trust_forwarded_for(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Guessing one account's password from ever new addresses (a botnet) still meets the
+/// per-identity ceiling: after 100 failures even the right password, from yet another
+/// address, answers 429, and other accounts are unaffected.
 #[tokio::test]
 async fn password_guessing_from_many_addresses_locks_the_identity() {
     let mut app = spawn_capped().await;
-    for i in 0..10 {
+    trust_forwarded_for(&app).await;
+    for i in 0..100 {
         let (status, body) =
             proxied_login(&app, &format!("203.0.113.{i}"), ADMIN_EMAIL, "guess-pass").await;
         assert_error(status, &body, 400, "Failed to authenticate.");
@@ -88,6 +103,84 @@ async fn password_guessing_from_many_addresses_locks_the_identity() {
     let (status, body) = proxied_login(&app, "203.0.113.201", "other@example.com", "x").await;
     assert_error(status, &body, 400, "Failed to authenticate.");
     assert_serving(&mut app, "after password guessing").await;
+}
+
+/// One address guessing a superuser's password locks only itself out: the owner, from
+/// another address, still signs in (below the identity-wide ceiling).
+#[tokio::test]
+async fn a_lockout_from_one_address_leaves_the_owner_signing_in_from_another() {
+    let mut app = spawn_capped().await;
+    trust_forwarded_for(&app).await;
+    for _ in 0..10 {
+        let (status, body) = proxied_login(&app, "198.51.100.66", ADMIN_EMAIL, "guess").await;
+        assert_error(status, &body, 400, "Failed to authenticate.");
+    }
+    let (status, body) = proxied_login(&app, "198.51.100.66", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_error(status, &body, 429, "Too Many Requests.");
+    let (status, body) = proxied_login(&app, "198.51.100.1", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 200, "the owner is not locked out: {body}");
+    assert_serving(&mut app, "after one address's lockout").await;
+}
+
+/// Sign-in rules whose SQL the query timeout interrupts fail closed: a heavy MFA rule still
+/// demands the second factor (so flooding the query lane cannot skip MFA for someone who
+/// knows the password), and a heavy `authRule` refuses the sign-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_rules_not_decided_in_time_fail_closed() {
+    let mut app = spawn_capped_with(Launch {
+        args: vec!["--queryTimeout=1".into()],
+        ..Launch::default()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    super::store::self_related_nodes(&app, &admin).await;
+    // Holds for every user once every row was visited, which the 1 ms timeout never allows.
+    let heavy_rule = "@collection.nodes.links.links.links.label !~ 'zz'";
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"otp": {"enabled": true}, "mfa": {"enabled": true, "rule": heavy_rule}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/records"),
+            None,
+            json!({"email": "mfa@example.com", "password": "secret123", "passwordConfirm": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let login = json!({"identity": "mfa@example.com", "password": "secret123"});
+    let (status, body) = app
+        .post_json(&format!("{USERS}/auth-with-password"), None, login.clone())
+        .await;
+    assert_eq!(status, 401, "the second factor is demanded: {body}");
+    assert!(
+        body["mfaId"].as_str().is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
+    assert!(body.get("token").is_none(), "{body}");
+
+    let (status, body) = app
+        .patch_json(
+            USERS,
+            Some(&admin),
+            json!({"mfa": {"enabled": false}, "authRule": heavy_rule}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(&format!("{USERS}/auth-with-password"), None, login)
+        .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "The request doesn't satisfy the collection requirements to authenticate.",
+    );
+    assert_serving(&mut app, "after sign-in rules timed out").await;
 }
 
 /// Credentials far past PocketBase's 255 characters are refused before any hashing.
@@ -271,6 +364,37 @@ async fn an_otp_request_burst_answers_alike_for_known_and_unknown_emails() {
     sink.wait_for("target@example.com", 0).await;
     assert_eq!(sink.count_to("nobody1@example.com"), 0);
     assert_serving(&mut app, "after an OTP request burst").await;
+}
+
+/// `request-otp` has its own default rate-limit rule (PocketBase's `*:auth` does not cover
+/// it): a flood from one client answers 429 after the burst of 10, for unknown emails too,
+/// while another client is still served.
+#[tokio::test]
+async fn request_otp_floods_meet_their_own_rate_limit() {
+    let (mut app, _sink) = otp_app().await;
+    trust_forwarded_for(&app).await;
+    let from = |ip: &'static str, i: usize| {
+        app.client
+            .post(app.url(&format!("{USERS}/request-otp")))
+            .header("X-Forwarded-For", ip)
+            .json(&json!({"email": format!("nobody{i}@example.com")}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let response = from("203.0.113.50", i).await.expect("sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        if status == 429 {
+            assert_error(status, &body, 429, "Too Many Requests.");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let response = from("203.0.113.51", 99).await.expect("sent");
+    assert_eq!(response.status().as_u16(), 200, "another client");
+    assert_serving(&mut app, "after a request-otp flood").await;
 }
 
 /// Runs the futures concurrently and returns their outputs in order.

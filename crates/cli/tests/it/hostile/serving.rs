@@ -286,12 +286,21 @@ async fn oversized_request_heads_are_answered_431() {
 /// Opens `GET /api/realtime` and returns the response once `PB_CONNECT` arrived, with its
 /// client id.
 async fn open_stream(app: &TestApp) -> Result<(reqwest::Response, String), (u16, Value)> {
-    let mut response = reqwest::Client::new()
+    open_stream_with(app, &[]).await
+}
+
+/// As `open_stream`, with extra request headers (a proxy's `X-Forwarded-For`, say).
+async fn open_stream_with(
+    app: &TestApp,
+    headers: &[(&str, &str)],
+) -> Result<(reqwest::Response, String), (u16, Value)> {
+    let mut request = reqwest::Client::new()
         .get(app.url("/api/realtime"))
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("stream request");
+        .timeout(Duration::from_secs(120));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.send().await.expect("stream request");
     let status = response.status().as_u16();
     if status != 200 {
         return Err((status, response.json().await.unwrap_or(Value::Null)));
@@ -353,13 +362,28 @@ async fn realtime_clients_per_ip_are_capped() {
         .patch_json(
             "/api/settings",
             Some(&admin),
-            json!({"realtime": {"maxClientsPerIp": 2}}),
+            json!({"realtime": {"maxClientsPerIp": 2},
+                   "trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let first = open_stream(&app).await.expect("first stream");
-    let _second = open_stream(&app).await.expect("second stream");
-    let (status, body) = open_stream(&app).await.expect_err("third stream refused");
+    // Loopback is exempt: behind a local proxy without `trustedProxy` it is every client.
+    let mut local = Vec::new();
+    for n in 0..3 {
+        local.push(
+            open_stream(&app)
+                .await
+                .unwrap_or_else(|e| panic!("loopback stream {n}: {e:?}")),
+        );
+    }
+    let client = [("X-Forwarded-For", "203.0.113.9")];
+    let first = open_stream_with(&app, &client).await.expect("first stream");
+    let _second = open_stream_with(&app, &client)
+        .await
+        .expect("second stream");
+    let (status, body) = open_stream_with(&app, &client)
+        .await
+        .expect_err("third stream refused");
     assert_error(
         status,
         &body,
@@ -370,7 +394,7 @@ async fn realtime_clients_per_ip_are_capped() {
     drop(first);
     let mut reopened = false;
     for _ in 0..50 {
-        if open_stream(&app).await.is_ok() {
+        if open_stream_with(&app, &client).await.is_ok() {
             reopened = true;
             break;
         }

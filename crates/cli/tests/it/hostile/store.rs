@@ -17,7 +17,7 @@ const HEAVY_FILTER: &str = "links.links.links.label ?~ 'zz'";
 
 /// Creates `nodes` (public list) with a 50-way self-relation, `ROWS` rows each linking to
 /// `LINKS` others.
-async fn self_related_nodes(app: &TestApp, admin: &str) {
+pub(super) async fn self_related_nodes(app: &TestApp, admin: &str) {
     let (status, body) = app
         .post_json(
             "/api/collections",
