@@ -3,17 +3,19 @@
 //! boxed closure over a bounded channel and awaits the answer on a oneshot, so no blocking call
 //! ever runs on a tokio worker. One writer means writes never contend for SQLite's lock.
 //!
-//! Readers come in two lanes. The point lane (two threads) runs only reads whose cost no
-//! client controls: a record by primary key, alone or with predicates that read only that row
-//! (the auth-record lookup behind every token; view, auth and batch rule checks of row-local
-//! rules), an exact lookup through a single-column unique index (the identity lookup of every
-//! password and OTP sign-in), a setting, the change log by sequence. The query lane (sized to
-//! the machine) runs everything a client's input can make expensive: lists (client filters and
-//! sorts), reads by key whose rule reads other rows (relation hops, `@collection` joins) or
-//! matches with `LIKE`, view collections, lookups no unique index serves, rule checks of
-//! would-be rows, view-schema inference. `lib.rs` decides the lane per call. Separate lanes rather than a priority queue: a priority queue still
-//! lets slow queries occupy every thread, so a short read would wait for one to finish; with a
-//! lane of its own a short read never waits behind client-controlled work at all.
+//! Readers come in two lanes. The point lane (two threads) runs only reads whose cost no client
+//! controls: a record by primary key, alone or with predicates that read only that row (the
+//! auth-record lookup behind every token; view, auth and batch rule checks of row-local rules), an
+//! exact lookup through a single-column unique index (the identity lookup of every password and OTP
+//! sign-in), the server's bookkeeping lists keyed by a unique index (a record's sign-in origins,
+//! read after each sign-in), a setting, the change log by sequence. The query lane (sized to the
+//! machine) runs everything a client's input can make expensive: lists (client filters and sorts),
+//! reads by key whose rule reads other rows (relation hops, `@collection` joins) or matches with
+//! `LIKE`, view collections, lookups no unique index serves, rule checks of would-be rows,
+//! view-schema inference. `lib.rs` decides the lane per call. Separate lanes rather than a priority
+//! queue: a priority queue still lets slow queries occupy every thread, so a short read would wait
+//! for one to finish; with a lane of its own a short read never waits behind client-controlled work
+//! at all.
 //!
 //! Every job may carry a deadline. A job still queued when it passes is answered without
 //! running; a statement running when it passes is interrupted by SQLite's progress handler,

@@ -279,6 +279,56 @@ fn is_row_local(predicate: &SqlFragment) -> bool {
     !sql.contains("SELECT") && !sql.contains("LIKE")
 }
 
+/// The lane of a list: the query lane, except for the server's own lookups through a unique
+/// index. Those are lists whose filters all read only the row, some of them `column = ?`
+/// equalities (as the server builds them) on every column of a unique index (one row at most)
+/// or, in a system collection, on all its columns but the last: the server bounds what its
+/// bookkeeping keeps per record (a sign-in's origins, pruned to a few per record, read after
+/// every password sign-in; one OAuth2 link per provider), so that prefix reaches a handful of
+/// rows through the index.
+fn list_lane(query: &RecordQuery) -> Lane {
+    let collection = &query.collection;
+    if collection.is_view() || !query.filters.iter().all(is_row_local) {
+        return Lane::Query;
+    }
+    let equal: Vec<&str> = collection
+        .fields
+        .iter()
+        .map(|field| field.name.as_str())
+        .filter(|name| {
+            let mut expected = SqlFragment::column(&collection.name, name);
+            expected.push_sql(" = ?");
+            query
+                .filters
+                .iter()
+                .any(|filter| filter.params.len() == 1 && filter.sql == expected.sql)
+        })
+        .collect();
+    let covered = |column: &str| equal.iter().any(|name| name.eq_ignore_ascii_case(column));
+    let served = collection
+        .indexes
+        .iter()
+        .filter_map(|sql| IndexDef::parse(sql).ok())
+        .filter(|index| index.unique && index.condition.is_none())
+        .any(|index| {
+            let plain = index
+                .columns
+                .iter()
+                .all(|column| matches!(column.collation, None | Some(Collation::Binary)));
+            let needed = if collection.system {
+                index.columns.len().saturating_sub(1).max(1)
+            } else {
+                index.columns.len()
+            };
+            plain
+                && index.columns.len() >= needed
+                && index.columns[..needed]
+                    .iter()
+                    .all(|column| covered(&column.name))
+        });
+    if served { Lane::Point } else { Lane::Query }
+}
+
 /// The filters of an exact lookup of `field` = `value`, and the lane to run it on. A
 /// single-column unique index finds at most one row in a few page reads, whatever the table
 /// holds, so such a lookup (an auth collection's email, a username identity field, the id)
@@ -483,7 +533,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
-        self.read(Lane::Query, move |conn| records::list(conn, &query))
+        let lane = list_lane(&query);
+        self.read(lane, move |conn| records::list(conn, &query))
             .await
     }
 

@@ -2221,6 +2221,39 @@ fn lanes_follow_what_a_client_can_make_expensive() {
     let mut view = base("v", vec![text("name")]);
     view.kind = CollectionType::View;
     assert_eq!(crate::get_lane(&view, &[]), Lane::Query);
+
+    // Lists: the server's lookups of a record's sign-in origins go through the unique index
+    // (collectionRef, recordRef, fingerprint); a list with a partial key, a client filter or no
+    // filter at all is the query lane's.
+    let origins = domain::collection::auth_bookkeeping_collections("2024-01-01 00:00:00.000Z")
+        .into_iter()
+        .find(|c| c.name == "_authOrigins")
+        .map(Arc::new)
+        .expect("origins");
+    let lane = |filters: Vec<SqlFragment>| {
+        crate::list_lane(&RecordQuery {
+            collection: Arc::clone(&origins),
+            filters,
+            sort: Vec::new(),
+            page: 1,
+            per_page: 100,
+            with_total: false,
+        })
+    };
+    let key = |column: &str| eq("_authOrigins", column, SqlValue::Text("x".into()));
+    assert_eq!(
+        lane(vec![key("collectionRef"), key("recordRef")]),
+        Lane::Point
+    );
+    assert_eq!(lane(vec![key("collectionRef")]), Lane::Query);
+    assert_eq!(lane(vec![]), Lane::Query);
+    let client = SqlFragment::raw("(\"_authOrigins\".\"recordRef\" = ?) OR 1");
+    assert_eq!(lane(vec![client]), Lane::Query);
+    let hop = SqlFragment::raw("EXISTS (SELECT 1)");
+    assert_eq!(
+        lane(vec![key("collectionRef"), key("recordRef"), hop]),
+        Lane::Query
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
