@@ -148,6 +148,17 @@ impl IndexDef {
         sql
     }
 
+    /// The partial-index condition as SQL (identifiers quoted, literals inline), if any. A
+    /// query must repeat it for SQLite to use a partial index: `email = ?` alone cannot show
+    /// that the bound value satisfies `email != ''`.
+    pub fn condition_sql(&self) -> Option<String> {
+        self.condition.as_ref().map(|condition| {
+            let mut sql = String::new();
+            render_condition(condition, &mut sql);
+            sql
+        })
+    }
+
     /// Every column the definition mentions (indexed columns, then condition columns).
     pub fn referenced_columns(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();

@@ -235,6 +235,37 @@ pub trait Store: Send + Sync + 'static {
     /// A page of records. Fails with [`StoreError::TimedOut`] past the query timeout.
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError>;
 
+    /// The record whose `field` equals `value` exactly, if any: the identity lookup behind
+    /// sign-ins and OTP requests. An engine may answer it ahead of client-controlled queries
+    /// when a unique index serves it, so a guest's heavy filters cannot hold sign-ins up;
+    /// rows a partial unique index leaves out (an auth collection's empty emails) may then not
+    /// be found. Without an index this is an ordinary one-row list.
+    async fn find_by_field(
+        &self,
+        collection: Arc<Collection>,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        if collection.field(field).is_none() {
+            return Ok(None);
+        }
+        let mut filter = SqlFragment::column(&collection.name, field);
+        filter
+            .push_sql(" = ")
+            .push_param(crate::sql::SqlValue::Text(value.to_owned()));
+        let page = self
+            .list_records(RecordQuery {
+                collection,
+                filters: vec![filter],
+                sort: Vec::new(),
+                page: 1,
+                per_page: 1,
+                with_total: false,
+            })
+            .await?;
+        Ok(page.items.into_iter().next())
+    }
+
     /// One record by id, if it exists and satisfies every filter. Filters not decided within
     /// the query timeout do not hold (`None`), as a rule lookup that fails hides the record.
     async fn get_record(

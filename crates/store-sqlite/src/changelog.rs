@@ -59,6 +59,40 @@ pub(crate) const CREATE_TABLE: &str = "CREATE TABLE _changes (
     created      INTEGER NOT NULL
 )";
 
+/// The JSON paths of the secrets a snapshot of `collection` must not keep (`$."name"`).
+pub(crate) fn secret_paths(collection: &Collection) -> Vec<String> {
+    let mut names: Vec<&str> = Vec::new();
+    if collection.is_auth() {
+        names.extend(["password", "tokenKey"]);
+    }
+    for field in &collection.fields {
+        if matches!(field.kind, FieldKind::Password(_)) && !names.contains(&field.name.as_str()) {
+            names.push(&field.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| format!("$.{}", serde_json::Value::String(name.to_owned())))
+        .collect()
+}
+
+/// Removes the secrets from entries written before snapshots left them out (the
+/// `4_strip_change_log_secrets` migration). Entries of collections since deleted are never
+/// delivered and are left alone.
+pub(crate) fn strip_stored_secrets(conn: &Connection, schema: &Schema) -> Result<(), StoreError> {
+    for collection in schema.all() {
+        for path in secret_paths(collection) {
+            conn.prepare_cached(
+                "UPDATE _changes SET record = json_remove(record, ?1)
+                 WHERE collectionId = ?2 AND json_type(record, ?1) IS NOT NULL",
+            )
+            .and_then(|mut stmt| stmt.execute(params![path, collection.id]))
+            .map_err(internal)?;
+        }
+    }
+    Ok(())
+}
+
 /// Appends one entry for `record` of `collection`. Must run inside the write's transaction.
 pub(crate) fn append(
     conn: &Connection,
@@ -239,18 +273,16 @@ pub(crate) fn enforce_budget(
             deleted += 1;
         }
     }
-    // A commit that failed after its hook counted it would leave the total too high forever;
-    // once nothing more may go, the total is recounted instead.
-    let recount = total.saturating_sub(freed) > max_bytes;
-    let exact = if recount {
-        Some(stored_size(&tx)?)
-    } else {
-        None
-    };
+    // Still over budget with nothing more it may delete (the reader has not got past the
+    // rest): every write until it has comes back here, so nothing here may read the whole log.
+    // A commit that failed after its hook counted it leaves the total too high, which only
+    // prunes sooner what was already read; an emptied log resets it to the truth.
+    let emptied = total.saturating_sub(freed) > max_bytes && is_empty(&tx)?;
     tx.commit().map_err(internal)?;
-    match exact {
-        Some(exact) => size.store(exact, Ordering::Relaxed),
-        None => subtract(size, freed),
+    if emptied {
+        size.store(0, Ordering::Relaxed);
+    } else {
+        subtract(size, freed);
     }
     Ok(deleted)
 }
@@ -261,8 +293,23 @@ fn subtract(size: &Size, bytes: u64) {
     });
 }
 
-/// The snapshots' total size as stored (reads the whole log).
+/// Whether the log holds no entry (one primary-key step).
+fn is_empty(conn: &Connection) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM _changes)")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .map_err(internal)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Whole-log recounts made on this thread (tests check the writer makes none per write).
+    pub(crate) static RECOUNTS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The snapshots' total size as stored (reads the whole log: only at open).
 pub(crate) fn stored_size(conn: &Connection) -> Result<u64, StoreError> {
+    #[cfg(test)]
+    RECOUNTS.set(RECOUNTS.get() + 1);
     let bytes: i64 = conn
         .query_row(
             "SELECT COALESCE(SUM(octet_length(record)), 0) FROM _changes",

@@ -3,13 +3,19 @@
 //! boxed closure over a bounded channel and awaits the answer on a oneshot, so no blocking call
 //! ever runs on a tokio worker. One writer means writes never contend for SQLite's lock.
 //!
-//! Readers come in two lanes. The query lane (sized to the machine) runs list queries, rule
-//! checks over stored rows and anything else whose cost a client's filter decides. The point
-//! lane (two threads) runs only reads whose cost no client controls: a record by primary key
-//! with no filter (the auth-record lookup behind every authenticated request), a setting, the
-//! change log by sequence. Separate lanes rather than a priority queue: a priority queue still
-//! lets slow queries occupy every thread, so a short read would wait for one to finish; with a
-//! lane of its own a short read never waits behind client-controlled work at all.
+//! Readers come in two lanes. The point lane (two threads) runs only reads whose cost no client
+//! controls: a record by primary key, alone or with predicates that read only that row (the
+//! auth-record lookup behind every token; view, auth and batch rule checks of row-local rules), an
+//! exact lookup through a single-column unique index (the identity lookup of every password and OTP
+//! sign-in), the server's bookkeeping lists keyed by a unique index (a record's sign-in origins,
+//! read after each sign-in), a setting, the change log by sequence. The query lane (sized to the
+//! machine) runs everything a client's input can make expensive: lists (client filters and sorts),
+//! reads by key whose rule reads other rows (relation hops, `@collection` joins) or matches with
+//! `LIKE`, view collections, lookups no unique index serves, rule checks of would-be rows,
+//! view-schema inference. `lib.rs` decides the lane per call. Separate lanes rather than a priority
+//! queue: a priority queue still lets slow queries occupy every thread, so a short read would wait
+//! for one to finish; with a lane of its own a short read never waits behind client-controlled work
+//! at all.
 //!
 //! Every job may carry a deadline. A job still queued when it passes is answered without
 //! running; a statement running when it passes is interrupted by SQLite's progress handler,
@@ -19,6 +25,7 @@
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
@@ -68,6 +75,8 @@ pub(crate) struct Engine {
     /// One queue per lane, shared by the lane's threads, so an idle reader picks up the next job.
     queries: Mutex<Option<mpsc::Sender<Job>>>,
     points: Mutex<Option<mpsc::Sender<Job>>>,
+    /// How many threads of each lane are running a job (query, point).
+    busy: [Arc<AtomicUsize>; 2],
     /// One receiver per thread; each completes when its thread has dropped its connection.
     exits: Mutex<Vec<oneshot::Receiver<()>>>,
 }
@@ -87,22 +96,32 @@ impl Engine {
             install_interrupt(conn).map_err(std::io::Error::other)?;
         }
         let mut exits = Vec::new();
+        let busy = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
         let (writer_tx, writer_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         let writer_rx = Arc::new(Mutex::new(writer_rx));
-        spawn_lane("writer", vec![writer], writer_rx, &mut exits)?;
+        let writer_busy = Arc::new(AtomicUsize::new(0));
+        spawn_lane("writer", vec![writer], writer_rx, &writer_busy, &mut exits)?;
         let (queries_tx, queries_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         spawn_lane(
             "reader",
             queries,
             Arc::new(Mutex::new(queries_rx)),
+            &busy[0],
             &mut exits,
         )?;
         let (points_tx, points_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
-        spawn_lane("point", points, Arc::new(Mutex::new(points_rx)), &mut exits)?;
+        spawn_lane(
+            "point",
+            points,
+            Arc::new(Mutex::new(points_rx)),
+            &busy[1],
+            &mut exits,
+        )?;
         Ok(Engine {
             writer: Mutex::new(Some(writer_tx)),
             queries: Mutex::new(Some(queries_tx)),
             points: Mutex::new(Some(points_tx)),
+            busy,
             exits: Mutex::new(exits),
         })
     }
@@ -140,6 +159,17 @@ impl Engine {
         submit(queue, deadline, f).await
     }
 
+    /// How many threads of `lane` are running a job right now (tests wait on it to know a lane
+    /// is fully held).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn busy(&self, lane: Lane) -> usize {
+        let counter = match lane {
+            Lane::Query => &self.busy[0],
+            Lane::Point => &self.busy[1],
+        };
+        counter.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting jobs and waits until every thread has finished its queue and closed
     /// its connection.
     pub(crate) async fn shutdown(&self) {
@@ -172,10 +202,12 @@ fn spawn_lane(
     name: &str,
     connections: Vec<Connection>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    busy: &Arc<AtomicUsize>,
     exits: &mut Vec<oneshot::Receiver<()>>,
 ) -> std::io::Result<()> {
     for (n, conn) in connections.into_iter().enumerate() {
         let queue = Arc::clone(&queue);
+        let busy = Arc::clone(busy);
         let (exit_tx, exit_rx) = oneshot::channel();
         exits.push(exit_rx);
         thread::Builder::new()
@@ -186,7 +218,11 @@ fn spawn_lane(
                     // The lock is held only while waiting for the next job.
                     let job = lock(&queue).blocking_recv();
                     match job {
-                        Some(job) => run_job(&mut conn, job),
+                        Some(job) => {
+                            busy.fetch_add(1, Ordering::Relaxed);
+                            run_job(&mut conn, job);
+                            busy.fetch_sub(1, Ordering::Relaxed);
+                        }
                         None => break,
                     }
                 }

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use domain::collection::{Collection, Schema};
+use domain::collection_validate::is_unique_on;
 use domain::field::Field;
+use domain::index::{Collation, IndexDef};
 use domain::record::{Record, RecordData};
 use domain::sql::{Dialect, SqlFragment};
 use domain::{
@@ -252,6 +254,121 @@ impl SqliteStore {
     }
 }
 
+/// The lane of a read by primary key. Alone, or with predicates that read only the row itself
+/// (a rule such as `owner = @request.auth.id`), it costs one row's evaluation whatever a client
+/// sends, so it goes around client-controlled work: this covers the auth-record lookup behind
+/// every token and the view, auth and batch rule checks of most rules. A predicate that reads
+/// other rows (relation hops, `@collection` joins), or a view collection's own query, can be
+/// as slow as a list.
+fn get_lane(collection: &Collection, filters: &[SqlFragment]) -> Lane {
+    if !collection.is_view() && filters.iter().all(is_row_local) {
+        Lane::Point
+    } else {
+        Lane::Query
+    }
+}
+
+/// Whether `predicate` reads only the row it is checked against, cheaply. The rule compiler
+/// writes every read of other rows (relation hops, back-relations, `@collection` joins, the
+/// items of a multi-valued field) as a subquery, so a predicate without `SELECT` has none.
+/// `LIKE` is left to the query lane as well: one `LIKE` is a single step the deadline cannot
+/// interrupt, and its pattern may come from the request. Anything else (a quoted identifier
+/// that happens to contain one of these words, say) errs towards the query lane.
+fn is_row_local(predicate: &SqlFragment) -> bool {
+    let sql = predicate.sql.to_ascii_uppercase();
+    !sql.contains("SELECT") && !sql.contains("LIKE")
+}
+
+/// The lane of a list: the query lane, except for the server's own lookups through a unique
+/// index. Those are lists whose filters all read only the row, some of them `column = ?`
+/// equalities (as the server builds them) on every column of a unique index (one row at most)
+/// or, in a system collection, on all its columns but the last: the server bounds what its
+/// bookkeeping keeps per record (a sign-in's origins, pruned to a few per record, read after
+/// every password sign-in; one OAuth2 link per provider), so that prefix reaches a handful of
+/// rows through the index.
+fn list_lane(query: &RecordQuery) -> Lane {
+    let collection = &query.collection;
+    if collection.is_view() || !query.filters.iter().all(is_row_local) {
+        return Lane::Query;
+    }
+    let equal: Vec<&str> = collection
+        .fields
+        .iter()
+        .map(|field| field.name.as_str())
+        .filter(|name| {
+            let mut expected = SqlFragment::column(&collection.name, name);
+            expected.push_sql(" = ?");
+            query
+                .filters
+                .iter()
+                .any(|filter| filter.params.len() == 1 && filter.sql == expected.sql)
+        })
+        .collect();
+    let covered = |column: &str| equal.iter().any(|name| name.eq_ignore_ascii_case(column));
+    let served = collection
+        .indexes
+        .iter()
+        .filter_map(|sql| IndexDef::parse(sql).ok())
+        .filter(|index| index.unique && index.condition.is_none())
+        .any(|index| {
+            let plain = index
+                .columns
+                .iter()
+                .all(|column| matches!(column.collation, None | Some(Collation::Binary)));
+            let needed = if collection.system {
+                index.columns.len().saturating_sub(1).max(1)
+            } else {
+                index.columns.len()
+            };
+            plain
+                && index.columns.len() >= needed
+                && index.columns[..needed]
+                    .iter()
+                    .all(|column| covered(&column.name))
+        });
+    if served { Lane::Point } else { Lane::Query }
+}
+
+/// The filters of an exact lookup of `field` = `value`, and the lane to run it on. A
+/// single-column unique index finds at most one row in a few page reads, whatever the table
+/// holds, so such a lookup (an auth collection's email, a username identity field, the id)
+/// takes the point lane, with the index's partial condition repeated (SQLite cannot tell that a
+/// bound value satisfies `email != ''`, and would scan the table without it). Any other field
+/// is a scan, which takes the query lane like a list.
+fn lookup_filters(collection: &Collection, field: &str, value: &str) -> (Lane, Vec<SqlFragment>) {
+    let mut equal = SqlFragment::column(&collection.name, field);
+    equal
+        .push_sql(" = ")
+        .push_param(domain::SqlValue::Text(value.to_owned()));
+    let mut filters = vec![equal];
+    if collection.is_view() {
+        return (Lane::Query, filters);
+    }
+    if field == "id" {
+        return (Lane::Point, filters);
+    }
+    let index = collection
+        .indexes
+        .iter()
+        .filter_map(|sql| IndexDef::parse(sql).ok())
+        .filter(|index| {
+            // An index with its own collation does not serve a plain `=`.
+            is_unique_on(index, field)
+                && matches!(index.columns[0].collation, None | Some(Collation::Binary))
+        })
+        // A full index needs no condition.
+        .min_by_key(|index| index.condition.is_some());
+    match index {
+        Some(index) => {
+            if let Some(condition) = index.condition_sql() {
+                filters.push(SqlFragment::raw(format!("({condition})")));
+            }
+            (Lane::Point, filters)
+        }
+        None => (Lane::Query, filters),
+    }
+}
+
 /// Announces the newest committed change (called on the writer after a commit, so nothing
 /// is announced for a write that rolled back).
 fn announce_changes(conn: &Connection, changes: &watch::Sender<u64>) {
@@ -416,7 +533,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
-        self.read(Lane::Query, move |conn| records::list(conn, &query))
+        let lane = list_lane(&query);
+        self.read(lane, move |conn| records::list(conn, &query))
             .await
     }
 
@@ -427,14 +545,7 @@ impl Store for SqliteStore {
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError> {
         let id = id.to_owned();
-        // Without filters this is a primary-key lookup no client can slow down (the auth
-        // record behind a token, say); a rule or filter can make it as slow as a list, and so
-        // can a view collection's own query.
-        let lane = if filters.is_empty() && !collection.is_view() {
-            Lane::Point
-        } else {
-            Lane::Query
-        };
+        let lane = get_lane(&collection, &filters);
         self.read(lane, move |conn| {
             records::get(conn, &collection, &id, filters)
         })
@@ -452,6 +563,30 @@ impl Store for SqliteStore {
             records::satisfies(conn, &collection, &id, filters)
         })
         .await
+    }
+
+    async fn find_by_field(
+        &self,
+        collection: Arc<Collection>,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let Some(field) = collection.field(field) else {
+            return Ok(None);
+        };
+        let (lane, filters) = lookup_filters(&collection, &field.name, value);
+        let query = RecordQuery {
+            collection,
+            filters,
+            sort: Vec::new(),
+            page: 1,
+            per_page: 1,
+            with_total: false,
+        };
+        let page = self
+            .read(lane, move |conn| records::list(conn, &query))
+            .await?;
+        Ok(page.items.into_iter().next())
     }
 
     async fn matches_unsaved(

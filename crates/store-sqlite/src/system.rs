@@ -20,10 +20,11 @@ pub(crate) const SYSTEM_TABLES: [&str; 4] = ["_migrations", "_collections", "_pa
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Every schema step, in order. Append only: a step's name is recorded once it ran.
-const MIGRATIONS: [(&str, Migration); 3] = [
+const MIGRATIONS: [(&str, Migration); 4] = [
     ("1_system_tables", create_system_tables),
     ("2_bootstrap_collections", bootstrap_collections),
     ("3_change_log", create_change_log),
+    ("4_strip_change_log_secrets", strip_change_log_secrets),
 ];
 
 /// Applies the steps that have not run yet.
@@ -87,6 +88,12 @@ fn create_system_tables(tx: &Transaction<'_>) -> Result<(), StoreError> {
 fn create_change_log(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(crate::changelog::CREATE_TABLE)
         .map_err(internal)
+}
+
+/// Change-log entries written before snapshots left secrets out still held password hashes
+/// and token keys until pruned; this removes them once.
+fn strip_change_log_secrets(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    crate::changelog::strip_stored_secrets(tx, &load_schema(tx)?)
 }
 
 /// A new database starts with PocketBase's system collections, in its order: the auth

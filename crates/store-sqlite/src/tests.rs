@@ -2091,18 +2091,173 @@ async fn change_log_stays_within_its_byte_budget() {
     assert!(stored_bytes() <= 4 << 20, "{}", stored_bytes());
 }
 
-/// A predicate that takes far longer than any test's timeout.
+/// A predicate that takes far longer than any test's timeout (a trillion steps).
 fn slow_predicate() -> SqlFragment {
     let mut slow = SqlFragment::default();
     slow.push_sql(
-        "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+        "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000000) \
          SELECT count(*) FROM c) > 0",
     );
     slow
 }
 
+/// Lists with `slow_predicate` on `items`, more than there are query readers.
+fn slow_lists(
+    store: &Arc<SqliteStore>,
+    items: &Arc<Collection>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<domain::RecordPage, StoreError>>> {
+    (0..n)
+        .map(|_| {
+            let store = Arc::clone(store);
+            let query = RecordQuery {
+                collection: Arc::clone(items),
+                filters: vec![slow_predicate()],
+                sort: Vec::new(),
+                page: 1,
+                per_page: 10,
+                with_total: true,
+            };
+            tokio::spawn(async move { store.list_records(query).await })
+        })
+        .collect()
+}
+
+/// Waits until every query-lane thread runs a job.
+async fn until_query_lane_held(store: &SqliteStore, readers: usize) {
+    while store.engine.busy(crate::engine::Lane::Query) < readers {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn slow_queries_time_out_and_point_reads_go_around_them() {
+async fn point_reads_and_sign_in_lookups_go_around_a_held_query_lane() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The slow lists never finish on their own; the timeout only ends the test.
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            readers: 2,
+            query_timeout: Some(std::time::Duration::from_secs(10)),
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("opens");
+    store
+        .create_collection(base("items", vec![text("name")]))
+        .await
+        .expect("created");
+    let item = create(&store, "items", json!({"name": "a"}))
+        .await
+        .expect("created");
+    let user = new_user(&store, "a@example.com").await;
+    let items = collection(&store, "items");
+    let users = collection(&store, USERS_NAME);
+
+    let slow = slow_lists(&store, &items, 4);
+    until_query_lane_held(&store, 2).await;
+    // Every query reader is busy: the auth-record lookup, a setting, the sign-in identity
+    // lookup (unique email index) and a read by id under a row-local rule are answered.
+    assert!(get(&store, USERS_NAME, user.id()).await.is_some());
+    store.get_param("settings").await.expect("param read");
+    let found = store
+        .find_by_field(Arc::clone(&users), "email", "a@example.com")
+        .await
+        .expect("looked up");
+    assert_eq!(found.map(|r| r.id().to_owned()).as_deref(), Some(user.id()));
+    let missing = store
+        .find_by_field(Arc::clone(&users), "email", "b@example.com")
+        .await
+        .expect("looked up");
+    assert!(missing.is_none());
+    let by_id = store
+        .find_by_field(Arc::clone(&items), "id", item.id())
+        .await
+        .expect("looked up");
+    assert!(by_id.is_some());
+    let ruled = store
+        .get_record(
+            Arc::clone(&items),
+            item.id(),
+            vec![eq("items", "name", SqlValue::Text("a".into()))],
+        )
+        .await
+        .expect("read");
+    assert!(ruled.is_some());
+    // ... while the slow lists still hold the lane: nothing above waited for them.
+    assert_eq!(store.engine.busy(crate::engine::Lane::Query), 2);
+    assert!(slow.iter().all(|list| !list.is_finished()));
+    for list in slow {
+        let error = list.await.expect("joined").expect_err("timed out");
+        assert!(matches!(error, StoreError::TimedOut), "{error:?}");
+    }
+}
+
+#[test]
+fn lanes_follow_what_a_client_can_make_expensive() {
+    use crate::engine::Lane;
+    let users = domain::collection::users_collection("2024-01-01 00:00:00.000Z");
+    // A unique email index with a partial condition: point lane, condition repeated.
+    let (lane, filters) = crate::lookup_filters(&users, "email", "a@example.com");
+    assert_eq!(lane, Lane::Point);
+    assert_eq!(filters.len(), 2);
+    assert_eq!(filters[1].sql, "(\"email\" != '')");
+    // No unique index on the field: a scan, query lane.
+    let (lane, filters) = crate::lookup_filters(&users, "name", "Ann");
+    assert_eq!((lane, filters.len()), (Lane::Query, 1));
+    let (lane, _) = crate::lookup_filters(&users, "id", "abc");
+    assert_eq!(lane, Lane::Point);
+
+    let row_local = eq("users", "name", SqlValue::Text("Ann".into()));
+    assert_eq!(crate::get_lane(&users, &[]), Lane::Point);
+    assert_eq!(
+        crate::get_lane(&users, std::slice::from_ref(&row_local)),
+        Lane::Point
+    );
+    let hop = SqlFragment::raw("EXISTS (SELECT 1 FROM \"posts\" WHERE 1)");
+    assert_eq!(crate::get_lane(&users, &[row_local, hop]), Lane::Query);
+    let like = SqlFragment::raw("\"users\".\"name\" LIKE ? ESCAPE '\\'");
+    assert_eq!(crate::get_lane(&users, &[like]), Lane::Query);
+    let mut view = base("v", vec![text("name")]);
+    view.kind = CollectionType::View;
+    assert_eq!(crate::get_lane(&view, &[]), Lane::Query);
+
+    // Lists: the server's lookups of a record's sign-in origins go through the unique index
+    // (collectionRef, recordRef, fingerprint); a list with a partial key, a client filter or no
+    // filter at all is the query lane's.
+    let origins = domain::collection::auth_bookkeeping_collections("2024-01-01 00:00:00.000Z")
+        .into_iter()
+        .find(|c| c.name == "_authOrigins")
+        .map(Arc::new)
+        .expect("origins");
+    let lane = |filters: Vec<SqlFragment>| {
+        crate::list_lane(&RecordQuery {
+            collection: Arc::clone(&origins),
+            filters,
+            sort: Vec::new(),
+            page: 1,
+            per_page: 100,
+            with_total: false,
+        })
+    };
+    let key = |column: &str| eq("_authOrigins", column, SqlValue::Text("x".into()));
+    assert_eq!(
+        lane(vec![key("collectionRef"), key("recordRef")]),
+        Lane::Point
+    );
+    assert_eq!(lane(vec![key("collectionRef")]), Lane::Query);
+    assert_eq!(lane(vec![]), Lane::Query);
+    let client = SqlFragment::raw("(\"_authOrigins\".\"recordRef\" = ?) OR 1");
+    assert_eq!(lane(vec![client]), Lane::Query);
+    let hop = SqlFragment::raw("EXISTS (SELECT 1)");
+    assert_eq!(
+        lane(vec![key("collectionRef"), key("recordRef"), hop]),
+        Lane::Query
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_reads_and_writes_time_out() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(
         dir.path(),
@@ -2120,36 +2275,8 @@ async fn slow_queries_time_out_and_point_reads_go_around_them() {
     let item = create(&store, "items", json!({"name": "a"}))
         .await
         .expect("created");
-    let user = new_user(&store, "a@example.com").await;
-
-    // More slow lists than query readers.
     let items = collection(&store, "items");
-    let slow_lists: Vec<_> = (0..4)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            let query = RecordQuery {
-                collection: Arc::clone(&items),
-                filters: vec![slow_predicate()],
-                sort: Vec::new(),
-                page: 1,
-                per_page: 10,
-                with_total: true,
-            };
-            tokio::spawn(async move { store.list_records(query).await })
-        })
-        .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    // The auth-record lookup and a setting are answered while every query reader is busy.
-    let during = std::time::Instant::now();
-    assert!(get(&store, USERS_NAME, user.id()).await.is_some());
-    store.get_param("settings").await.expect("param read");
-    assert!(
-        during.elapsed() < std::time::Duration::from_millis(1000),
-        "point reads waited {:?}",
-        during.elapsed()
-    );
-    assert!(slow_lists.iter().all(|list| !list.is_finished()));
-    for list in slow_lists {
+    for list in slow_lists(&store, &items, 4) {
         let error = list.await.expect("joined").expect_err("timed out");
         assert!(matches!(error, StoreError::TimedOut), "{error:?}");
     }
@@ -2196,4 +2323,136 @@ async fn slow_queries_time_out_and_point_reads_go_around_them() {
         .expect("updated");
     // Nothing leaks into later work on the same threads.
     assert_eq!(list(&store, "items", vec![]).await.len(), 1);
+}
+
+/// The in-memory total of the change log's bytes and the writer's count of whole-log scans.
+async fn change_log_total(store: &SqliteStore) -> (u64, u64, u64) {
+    let kept = store
+        .change_log_size
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (recounts, exact) = store
+        .engine
+        .write(|conn| {
+            let recounts = crate::changelog::RECOUNTS.get();
+            (
+                recounts,
+                crate::changelog::stored_size(conn).expect("recount"),
+            )
+        })
+        .await
+        .expect("on the writer");
+    (kept, exact, recounts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_total_is_kept_without_recounting_per_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            change_log_max_bytes: 64 << 10,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("opens");
+    store
+        .create_collection(base("blobs", vec![text("body")]))
+        .await
+        .expect("created");
+    let blob = create(&store, "blobs", json!({"body": ""}))
+        .await
+        .expect("created");
+    // Over budget with nothing read yet: nothing may go, and no write recounts the log.
+    for n in 0..8 {
+        update(
+            &store,
+            "blobs",
+            blob.id(),
+            json!({"body": "x".repeat(20_000 + n)}),
+        )
+        .await
+        .expect("updated");
+    }
+    let (kept, exact, recounts) = change_log_total(&store).await;
+    assert_eq!(recounts, 0, "writes scanned the whole log");
+    assert_eq!(kept, exact);
+    assert!(kept > 64 << 10, "{kept}");
+    // Once read past, the next write prunes to the budget; the total follows.
+    let last = store.last_change_seq().await.expect("seq");
+    assert_eq!(store.changes_after(0, 100).await.expect("read").len(), 9);
+    // The reader's next round starts after what it read, which marks it read.
+    assert!(
+        store
+            .changes_after(last, 100)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    update(&store, "blobs", blob.id(), json!({"body": "small"}))
+        .await
+        .expect("updated");
+    let (kept, exact, _) = change_log_total(&store).await;
+    assert_eq!(kept, exact);
+    assert!(kept <= 64 << 10, "{kept}");
+    // A retention prune keeping nothing empties what was read.
+    let pruned = store
+        .prune_changes(
+            last,
+            domain::ChangeRetention {
+                max_entries: 0,
+                max_age_secs: 0,
+            },
+        )
+        .await
+        .expect("pruned");
+    assert!(pruned > 0);
+    let (kept, exact, _) = change_log_total(&store).await;
+    assert_eq!(kept, exact);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_change_log_entries_lose_their_secrets_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("opens");
+    let user = new_user(&store, "old@example.com").await;
+    store.close().await.expect("closed");
+    drop(store);
+    // As an entry written before snapshots left secrets out, by a database not yet migrated.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("data.db")).expect("raw");
+        let changed = conn
+            .execute(
+                "UPDATE _changes SET record = json_set(record, '$.password', '$2a$10$hash',
+                 '$.tokenKey', 'oldkey') WHERE recordId = ?",
+                [user.id()],
+            )
+            .expect("old entry");
+        assert_eq!(changed, 1);
+        conn.execute(
+            "DELETE FROM _migrations WHERE file = '4_strip_change_log_secrets'",
+            [],
+        )
+        .expect("unmigrated");
+    }
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
+    let snapshots: Vec<String> = store
+        .engine
+        .write(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT record FROM _changes")
+                .expect("prepared");
+            stmt.query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<Result<Vec<String>, _>>()
+                .expect("rows")
+        })
+        .await
+        .expect("on the writer");
+    assert_eq!(snapshots.len(), 1);
+    assert!(!snapshots[0].contains("password"), "{}", snapshots[0]);
+    assert!(!snapshots[0].contains("oldkey"), "{}", snapshots[0]);
+    assert!(snapshots[0].contains("old@example.com"));
+    // The in-memory total was taken after the migration.
+    let (kept, exact, _) = change_log_total(&store).await;
+    assert_eq!(kept, exact);
 }

@@ -22,10 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::collection::AUTH_ORIGINS_ID;
 use domain::field::FieldKind;
-use domain::{
-    AuthContext, Collection, FieldError, Record, RecordData, SqlFragment, SqlValue,
-    ValidationErrors,
-};
+use domain::{AuthContext, Collection, FieldError, Record, RecordData, ValidationErrors};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -139,32 +136,19 @@ pub fn is_email_error() -> FieldError {
     FieldError::new("validation_is_email", "Must be a valid email address.")
 }
 
-/// The auth record whose `field` equals `value` exactly, if any.
+/// The auth record whose `field` equals `value` exactly, if any. The store answers identity
+/// lookups on a unique field ahead of guests' list queries, so heavy filters cannot hold
+/// sign-ins up.
 pub async fn find_by_field(
     state: &SharedState,
     collection: &Arc<Collection>,
     field: &str,
     value: &str,
 ) -> ApiResult<Option<Record>> {
-    if collection.field(field).is_none() {
-        return Ok(None);
-    }
-    let mut filter = SqlFragment::column(&collection.name, field);
-    filter
-        .push_sql(" = ")
-        .push_param(SqlValue::Text(value.to_owned()));
-    let page = state
+    Ok(state
         .store
-        .list_records(domain::RecordQuery {
-            collection: collection.clone(),
-            filters: vec![filter],
-            sort: Vec::new(),
-            page: 1,
-            per_page: 1,
-            with_total: false,
-        })
-        .await?;
-    Ok(page.items.into_iter().next())
+        .find_by_field(collection.clone(), field, value)
+        .await?)
 }
 
 /// Applies `change` to the stored record inside the write transaction. With `touch`, the
