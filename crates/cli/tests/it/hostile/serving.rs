@@ -530,3 +530,157 @@ async fn an_expensive_realtime_client_does_not_hold_up_the_others() {
     );
     assert_serving(&mut app, "after an expensive realtime client").await;
 }
+
+/// What a realtime client saw while waiting for a marker event.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    /// The event whose record had the marker label arrived.
+    Marker,
+    /// The server ended the stream (a client dropped as too slow).
+    Closed,
+    /// Neither within the wait.
+    Nothing,
+}
+
+/// Reads `event` frames until one whose record's `label` is `marker`, or the stream ends.
+async fn wait_for_marker(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    event: &str,
+    marker: &str,
+    wait: Duration,
+) -> Heard {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame = buffer[..end].to_owned();
+            buffer.drain(..end + 2);
+            let mut name = "";
+            let mut data = "";
+            for line in frame.split('\n') {
+                if let Some(rest) = line.strip_prefix("event:") {
+                    name = rest;
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    data = rest;
+                }
+            }
+            // Only the small frames are parsed: the large ones are not the marker.
+            if name == event && data.len() < 4096 {
+                let value: Value = serde_json::from_str(data).expect("event JSON");
+                if value["record"]["label"] == marker {
+                    return Heard::Marker;
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None) | Err(_)) => return Heard::Closed,
+            Err(_) => return Heard::Nothing,
+        }
+    }
+}
+
+/// A subscriber with `expand` has every change decided in its backlog; a writer then updates a
+/// record's JSON field with ~1 MiB arrays (each parses into tens of MB) several dozen times.
+/// Held by the backlog without a byte bound, those changes took the server past its address
+/// space; now the client is served or dropped as too slow, and the server keeps serving.
+#[tokio::test]
+async fn large_changes_for_an_expand_subscriber_stay_within_the_backlog_budgets() {
+    let mut app = spawn_capped().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "owners", "type": "base", "listRule": "", "viewRule": "",
+                   "createRule": "", "fields": [{"name": "label", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let owners_id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "docs", "type": "base", "listRule": "", "viewRule": "",
+                   "createRule": "", "updateRule": "", "fields": [
+                       {"name": "label", "type": "text"},
+                       {"name": "owner", "type": "relation", "collectionId": owners_id,
+                        "maxSelect": 1},
+                       {"name": "blob", "type": "json", "maxSize": 2 << 20}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, owner) = app
+        .post_json(
+            "/api/collections/owners/records",
+            None,
+            json!({"label": "owner"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{owner}");
+    let (status, doc) = app
+        .post_json(
+            "/api/collections/docs/records",
+            None,
+            json!({"label": "big", "owner": owner["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    let doc_id = doc["id"].as_str().expect("id").to_owned();
+
+    let (mut stream, client_id) = open_stream(&app).await.expect("stream");
+    let options = json!({"expand": "owner"});
+    let topic = format!("docs/*?options={}", percent_encode(&options.to_string()));
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": client_id, "subscriptions": [topic]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    // `[0,0,...]`: two bytes of text per JSON value.
+    let blob = format!("[{}0]", "0,".repeat((1 << 20) / 2 - 1));
+    let client = reqwest::Client::new();
+    let url = app.url(&format!("/api/collections/docs/records/{doc_id}?fields=id"));
+    for n in 0..48 {
+        let body = format!("{{\"label\":\"big{n}\",\"blob\":{blob}}}");
+        let response = client
+            .patch(&url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("update {n} answered: {error}"));
+        assert_eq!(response.status().as_u16(), 200, "update {n}");
+        if n % 16 == 15 {
+            assert_serving(&mut app, "while large changes pile up for a subscriber").await;
+        }
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/collections/docs/records",
+            None,
+            json!({"label": "marker", "owner": owner["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut buffer = String::new();
+    let heard = wait_for_marker(
+        &mut stream,
+        &mut buffer,
+        &topic,
+        "marker",
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_ne!(
+        heard,
+        Heard::Nothing,
+        "the subscriber is served its events or disconnected"
+    );
+    assert_serving(&mut app, "after large changes for an expand subscriber").await;
+}
