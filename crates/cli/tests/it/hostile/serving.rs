@@ -164,6 +164,68 @@ async fn connections_past_the_cap_are_refused_with_a_503_until_others_close() {
     assert_serving(&mut app, "after the connection cap").await;
 }
 
+/// Opens a connection and has one request answered on it, so the server has certainly taken
+/// it; returns it open.
+async fn held_connection(app: &TestApp) -> TcpStream {
+    let mut stream = connect(app).await;
+    stream
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: plinth\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut buffer = [0u8; 1024];
+    let n = tokio::time::timeout(NORMAL_TIMEOUT, stream.read(&mut buffer))
+        .await
+        .expect("answered")
+        .expect("reads");
+    assert!(buffer[..n].starts_with(b"HTTP/1.1 200 "));
+    stream
+}
+
+#[tokio::test]
+async fn connections_past_the_per_ip_cap_are_refused_with_a_429() {
+    let mut app = spawn_capped_with(launch(&[
+        ("PLINTH_MAX_CONNECTIONS_PER_IP", "4"),
+        ("PLINTH_CAP_LOOPBACK_CONNECTIONS", "true"),
+    ]))
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(held_connection(&app).await);
+    }
+    let response = reqwest::Client::new()
+        .get(app.url("/api/health"))
+        .timeout(NORMAL_TIMEOUT)
+        .send()
+        .await
+        .expect("a clear refusal");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON body");
+    assert_error(
+        status,
+        &body,
+        429,
+        "Too many open connections from this address; try again later.",
+    );
+    // Another address is served meanwhile (all of 127.0.0.0/8 is loopback on Linux).
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip"))
+        .build()
+        .expect("client");
+    let response = other
+        .get(app.url("/api/health"))
+        .timeout(NORMAL_TIMEOUT)
+        .send()
+        .await
+        .expect("served from another address");
+    assert_eq!(response.status().as_u16(), 200);
+    drop(held);
+    assert!(
+        served_by_a_new_client(&app).await,
+        "health is served once the held connections close"
+    );
+    assert_serving(&mut app, "after the per-address connection cap").await;
+}
+
 #[tokio::test]
 async fn a_client_that_stops_reading_loses_its_connection_at_the_write_timeout() {
     // Two places: the test's own keep-alive connection and the stalled stream.
