@@ -146,10 +146,23 @@ pub struct ServeArgs {
     pub write_timeout: u64,
 
     /// Most connections open at once, realtime streams included; one more is answered 503
-    /// and closed. Keep it below the process's open-file limit (`ulimit -n`).
+    /// and closed. Lowered at start to leave 256 file descriptors free under the open-file
+    /// limit (whose soft value is first raised to the hard one).
     #[arg(long, env = "PLINTH_MAX_CONNECTIONS", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+
+    /// Most connections open at once from one peer address; one more is answered 429 and
+    /// closed (0: no per-address cap). Loopback peers are not counted unless
+    /// --cap-loopback-connections is set, so behind a local reverse proxy (all its
+    /// connections come from loopback) only --max-connections applies.
+    #[arg(long, env = "PLINTH_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: u64,
+
+    /// Count loopback peers under --max-connections-per-ip too (for a host whose local
+    /// processes are untrusted clients rather than a proxy).
+    #[arg(long, env = "PLINTH_CAP_LOOPBACK_CONNECTIONS")]
+    pub cap_loopback_connections: bool,
 
     /// Domain names (PocketBase uses them for automatic TLS; Plinth does not serve TLS yet,
     /// so they are refused rather than silently ignored).
@@ -239,6 +252,8 @@ mod tests {
             ),
             (60, 300, 20_000)
         );
+        assert_eq!(serve.max_connections_per_ip, 1_000);
+        assert!(!serve.cap_loopback_connections);
 
         let cli = Cli::try_parse_from([
             "plinth",

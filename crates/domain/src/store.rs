@@ -311,7 +311,8 @@ pub trait Store: Send + Sync + 'static {
         deadline: std::time::Instant,
     ) -> Result<Vec<WriteResult>, WriteError>;
 
-    /// Committed change-log entries with `seq > after`, oldest first, at most `limit`.
+    /// Committed change-log entries with `seq > after`, oldest first, at most `limit`. An
+    /// engine may return fewer (at least one while any is left) to bound a read's memory.
     async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
 
     /// The newest committed change-log sequence (0 when the log has never had an entry).

@@ -134,7 +134,13 @@ pub(crate) fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
     Ok(from_sequence.unwrap_or(0).max(0) as u64)
 }
 
-/// Entries after `after`, oldest first, an auth record's `tokenKey` filled with its current one.
+/// Snapshot bytes one read of the log returns at most (past its first entry): each parsed
+/// record can take many times its text in memory, so a batch of large records is cut short
+/// and its reader asks again.
+pub(crate) const READ_BATCH_BYTES: usize = 4 << 20;
+
+/// Entries after `after`, oldest first, an auth record's `tokenKey` filled with its current
+/// one; at most `limit`, and fewer once their snapshots reach [`READ_BATCH_BYTES`].
 pub(crate) fn after(
     conn: &Connection,
     schema: &Schema,
@@ -162,9 +168,14 @@ pub(crate) fn after(
         })
         .map_err(internal)?;
     let mut changes = Vec::new();
+    let mut read_bytes = 0usize;
     for row in rows {
+        if read_bytes >= READ_BATCH_BYTES {
+            break;
+        }
         let (seq, collection_id, record_id, action, snapshot, created_ms) =
             row.map_err(internal)?;
+        read_bytes = read_bytes.saturating_add(snapshot.len());
         let action = ChangeAction::parse(&action).ok_or_else(|| {
             StoreError::Internal(format!("change {seq} has an unknown action {action:?}"))
         })?;

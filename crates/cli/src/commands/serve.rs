@@ -17,9 +17,19 @@
 //! touches: the hub gives them their own lifetimes and caps. Every response write, a stream's
 //! too, must make progress within the write timeout (a timer armed only while a write waits),
 //! so a client that stops reading cannot hold its connection.
+//!
+//! Each connection takes a file descriptor, and so do SQLite and stored files: at start the
+//! soft open-file limit is raised to the hard one (as Go does for PocketBase), and the
+//! connection cap is lowered to leave headroom under it ([`effective_max_connections`]), so
+//! the cap refuses connections before `accept` and file opens fail for lack of descriptors.
+//! One peer address may hold at most `--max-connections-per-ip` of them (answered `429`, so
+//! one client cannot take every place); loopback peers are exempt unless configured, since a
+//! local reverse proxy carries every client's connections.
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -65,11 +75,32 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     println!("Server started at http://{address}");
     println!("├─ REST API:  http://{address}/api/");
     println!("└─ Data dir:  {}", global.dir.display());
+    let requested = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    let nofile = raise_open_file_limit();
+    let max_connections = effective_max_connections(requested, nofile);
+    if max_connections < requested {
+        tracing::warn!(
+            requested,
+            max_connections,
+            open_files = nofile.unwrap_or(0),
+            "the open-file limit leaves room for fewer connections than --max-connections"
+        );
+    }
+    tracing::info!(
+        max_connections,
+        max_connections_per_ip = args.max_connections_per_ip,
+        "connection caps"
+    );
     let limits = ConnectionLimits {
         header_timeout: Duration::from_secs(args.header_timeout),
         body_timeout: Duration::from_secs(args.body_timeout),
         write_timeout: Duration::from_secs(args.write_timeout),
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_connections,
+        max_per_ip: match args.max_connections_per_ip {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
+        cap_loopback: args.cap_loopback_connections,
     };
     serve_http1(listener, app, limits, async move {
         shutdown_signal().await;
@@ -88,6 +119,84 @@ struct ConnectionLimits {
     body_timeout: Duration,
     write_timeout: Duration,
     max_connections: usize,
+    /// Connections one peer address may hold (`usize::MAX`: no cap).
+    max_per_ip: usize,
+    /// Whether loopback peers count under `max_per_ip`.
+    cap_loopback: bool,
+}
+
+/// File descriptors kept free of connections for the database, its WAL, stored files and
+/// thumbnails, logs and the listener.
+const FD_HEADROOM: u64 = 256;
+
+/// Raises the soft open-file limit to the hard limit; returns the limit now in force (`None`
+/// where it cannot be read).
+fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(limit) => Some(limit),
+            Err(error) => {
+                tracing::warn!(%error, "cannot raise the open-file limit");
+                rlimit::Resource::NOFILE
+                    .get()
+                    .ok()
+                    .map(|(soft, _hard)| soft)
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The connection cap in force: the requested one, lowered to leave [`FD_HEADROOM`]
+/// descriptors (or half of a small limit) for everything else.
+fn effective_max_connections(requested: usize, nofile: Option<u64>) -> usize {
+    let Some(nofile) = nofile else {
+        return requested;
+    };
+    let room = nofile.saturating_sub(FD_HEADROOM).max(nofile / 2).max(1);
+    requested.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
+
+/// Connections held per peer address (only those under the cap).
+#[derive(Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// One peer address's place under the per-address cap, given back on drop.
+struct IpSlot {
+    counts: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// Takes a place for `ip` unless it holds `max` already.
+    fn take(counts: &Arc<PerIp>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut map = counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = map.entry(ip).or_default();
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(IpSlot {
+            counts: Arc::clone(counts),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = map.get_mut(&self.ip) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Connections being refused at once, at most: each holds a socket for a moment while the
@@ -116,6 +225,7 @@ async fn serve_http1(
     http.header_read_timeout(limits.header_timeout);
     let open = Arc::new(AtomicUsize::new(0));
     let refusing = Arc::new(AtomicUsize::new(0));
+    let per_ip = Arc::new(PerIp::default());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -136,9 +246,22 @@ async fn serve_http1(
         };
         let Some(slot) = Slot::take(&open, limits.max_connections) else {
             tracing::debug!(%peer, "connection cap reached; refusing");
-            refuse(tcp, &refusing);
+            refuse(tcp, &refusing, Refusal::Full);
             continue;
         };
+        let ip = peer.ip().to_canonical();
+        let ip_slot =
+            if limits.max_per_ip == usize::MAX || (ip.is_loopback() && !limits.cap_loopback) {
+                None
+            } else {
+                let Some(ip_slot) = PerIp::take(&per_ip, ip, limits.max_per_ip) else {
+                    tracing::debug!(%peer, "per-address connection cap reached; refusing");
+                    drop(slot);
+                    refuse(tcp, &refusing, Refusal::TooManyFromIp);
+                    continue;
+                };
+                Some(ip_slot)
+            };
         // The rate limiter and realtime read the peer address from `ConnectInfo`; the body
         // gets its deadline from the moment its head arrived.
         let body_timeout = limits.body_timeout;
@@ -156,7 +279,7 @@ async fn serve_http1(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // The place is given back when the connection ends, however it ends.
-            let _slot = slot;
+            let _slots = (slot, ip_slot);
             // Clients that vanish mid-request are routine, not worth a log line.
             if let Err(error) = connection.await {
                 tracing::trace!(%error, %peer, "connection ended with an error");
@@ -187,24 +310,38 @@ impl Drop for Slot {
     }
 }
 
-/// The answer to a connection past the cap, in PocketBase's error shape.
-fn refusal() -> Vec<u8> {
-    const BODY: &str =
+/// Why a connection is refused.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The server holds `max_connections`: `503`, it is the server that is full.
+    Full,
+    /// The peer address holds its share: `429`, as for realtime clients per IP, since it is
+    /// this client that asks too much.
+    TooManyFromIp,
+}
+
+/// The answer to a refused connection, in PocketBase's error shape.
+fn refusal(why: Refusal) -> Vec<u8> {
+    const FULL: &str =
         r#"{"data":{},"message":"Too many open connections; try again later.","status":503}"#;
-    let body = BODY;
+    const FROM_IP: &str = r#"{"data":{},"message":"Too many open connections from this address; try again later.","status":429}"#;
+    let (status, body) = match why {
+        Refusal::Full => ("503 Service Unavailable", FULL),
+        Refusal::TooManyFromIp => ("429 Too Many Requests", FROM_IP),
+    };
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
 }
 
-/// Answers `503` on a connection past the cap and closes it. The request head is read first
+/// Answers `503` (or `429`, see [`Refusal`]) on a connection past a cap and closes it. The request head is read first
 /// (an HTTP client takes an answer that comes before its request for a broken connection),
 /// then the rest is read and discarded briefly, so the close does not reset the connection
 /// before the client has read the answer. All of it within [`REFUSAL_TIME`].
-fn refuse(mut tcp: tokio::net::TcpStream, refusing: &Arc<AtomicUsize>) {
+fn refuse(mut tcp: tokio::net::TcpStream, refusing: &Arc<AtomicUsize>, why: Refusal) {
     let Some(slot) = Slot::take(refusing, MAX_REFUSING) else {
         return;
     };
@@ -212,7 +349,7 @@ fn refuse(mut tcp: tokio::net::TcpStream, refusing: &Arc<AtomicUsize>) {
         let _slot = slot;
         let answer = async {
             skip_request_head(&mut tcp).await?;
-            tcp.write_all(&refusal()).await?;
+            tcp.write_all(&refusal(why)).await?;
             tcp.shutdown().await?;
             let mut discard = [0u8; 1024];
             while tcp.read(&mut discard).await? != 0 {}
@@ -448,5 +585,41 @@ fn shell_quote(text: &str) -> String {
         text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_for_files() {
+        // The usual soft limit when nothing raises it.
+        assert_eq!(effective_max_connections(20_000, Some(1024)), 768);
+        assert_eq!(effective_max_connections(20_000, Some(1 << 20)), 20_000);
+        assert_eq!(effective_max_connections(500, Some(1024)), 500);
+        // A small limit keeps half for connections rather than none.
+        assert_eq!(effective_max_connections(20_000, Some(300)), 150);
+        assert_eq!(effective_max_connections(20_000, Some(1)), 1);
+        assert_eq!(effective_max_connections(20_000, None), 20_000);
+    }
+
+    #[test]
+    fn per_ip_places_are_counted_and_given_back() {
+        let counts = Arc::new(PerIp::default());
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let first = PerIp::take(&counts, a, 2).expect("first");
+        let _second = PerIp::take(&counts, a, 2).expect("second");
+        assert!(
+            PerIp::take(&counts, a, 2).is_none(),
+            "a third from one address"
+        );
+        assert!(PerIp::take(&counts, b, 2).is_some(), "another address");
+        drop(first);
+        assert!(
+            PerIp::take(&counts, a, 2).is_some(),
+            "a closed one frees its place"
+        );
     }
 }

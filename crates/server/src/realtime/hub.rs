@@ -27,12 +27,25 @@
 //! events are never dropped silently while it stays connected). Pruning the change log runs
 //! in its own task, so it never waits for the fan-out either.
 //!
+//! Backlogs are bounded by bytes too, because a backlog holds each change with its parsed
+//! record (a 1 MiB JSON array parses into ~16 MB of values, so 512 of them would be gigabytes).
+//! Each deferred change is measured once (an estimate of its parsed record's memory) and
+//! charged in full to every client whose backlog holds it, against `clientQueueBytes` (one
+//! change always fits a client holding nothing), and once to the hub's total, against
+//! [`RealtimeConfig::backlog_bytes`], until the last backlog lets it go. A client past either
+//! budget is disconnected like a slow reader. Holding only sequence numbers and re-reading
+//! each change from the store when the worker gets to it was the alternative, but it would
+//! have made pruning wait for the slowest backlog and the change log's byte budget (which
+//! prunes what the hub has read past) drop changes still owed; and each worker would parse
+//! its own copy where clients now share one. The store also cuts one read of the log short
+//! by snapshot bytes, so the fan-out itself never holds a batch of large records at once.
+//!
 //! Clients are capped in total and per client IP (both realtime settings); subscriptions per
 //! client and topic length are capped where they are set (`POST /api/realtime`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Schema, SqlFragment};
@@ -70,6 +83,9 @@ pub struct RealtimeConfig {
     pub max_clients: usize,
     /// Realtime clients connected at once from one client IP.
     pub max_clients_per_ip: usize,
+    /// Approximate bytes of changes held in all clients' backlogs together, a change shared
+    /// by many backlogs counted once (a boot-time constant, see the module comment).
+    pub backlog_bytes: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -86,6 +102,7 @@ impl Default for RealtimeConfig {
             prune_interval: Duration::from_secs(60),
             max_clients: 0,
             max_clients_per_ip: 0,
+            backlog_bytes: BACKLOG_BYTES,
         };
         config.apply(&settings);
         config
@@ -131,11 +148,17 @@ const INLINE_RENDERS: usize = 16;
 /// so realtime never takes every database reader from the API.
 const CONCURRENT_CHECKS: usize = 2;
 
+/// The default of [`RealtimeConfig::backlog_bytes`]: what every backlog together may hold.
+pub const BACKLOG_BYTES: usize = 256 << 20;
+
 struct HubInner {
     config: RwLock<RealtimeConfig>,
     clients: RwLock<Registry>,
     /// Places for the backlog workers' database checks, handed out in arrival order.
     checks: Semaphore,
+    /// Approximate bytes of the changes some backlog holds, each counted once (a change adds
+    /// its size when first deferred and takes it back when the last backlog lets it go).
+    backlog_bytes: Arc<AtomicUsize>,
     /// The newest change-log sequence the fan-out has taken on (delivered, or queued in a
     /// client's backlog with the change itself): the pruning task may drop up to it.
     cursor: AtomicU64,
@@ -220,6 +243,10 @@ struct ClientState {
     /// Changes whose checks need the database, waiting for this client's worker, in log
     /// order; empty (no allocation) for a client that only needs in-memory decisions.
     backlog: VecDeque<Deferred>,
+    /// Approximate bytes of the changes in `backlog` and the one its worker is on, each
+    /// counted in full (bounded by `clientQueueBytes`, one change always accepted when
+    /// nothing is held).
+    backlog_bytes: usize,
     /// A worker task is draining `backlog`.
     working: bool,
 }
@@ -245,9 +272,47 @@ struct ChangeWork {
     change: Change,
     collection: Arc<Collection>,
     rendered: Mutex<HashMap<RenderKey, Rendered>>,
+    /// The change's approximate size in memory, measured when it is first deferred.
+    size: OnceLock<usize>,
+    /// Set when the change's size was added to the hub's backlog total (only the fan-out
+    /// task defers, so it is charged at most once); the drop takes it back.
+    charged: AtomicBool,
+    /// The hub's backlog total.
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for ChangeWork {
+    fn drop(&mut self) {
+        if *self.charged.get_mut() {
+            let size = self.size.get().copied().unwrap_or(0);
+            self.held.fetch_sub(size, Ordering::AcqRel);
+        }
+    }
 }
 
 impl ChangeWork {
+    fn new(change: Change, collection: Arc<Collection>, held: Arc<AtomicUsize>) -> ChangeWork {
+        ChangeWork {
+            change,
+            collection,
+            rendered: Mutex::new(HashMap::new()),
+            size: OnceLock::new(),
+            charged: AtomicBool::new(false),
+            held,
+        }
+    }
+
+    /// The change's approximate size in memory: its parsed record dominates.
+    fn size(&self) -> usize {
+        *self.size.get_or_init(|| {
+            let change = &self.change;
+            std::mem::size_of::<ChangeWork>()
+                + change.collection_id.len()
+                + change.record_id.len()
+                + map_size(&change.record.data)
+        })
+    }
+
     fn cell(&self, key: RenderKey) -> Rendered {
         let mut rendered = self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(rendered.entry(key).or_default())
@@ -276,6 +341,7 @@ impl Client {
             state.queue = VecDeque::new();
             state.queued_bytes = 0;
             state.backlog = VecDeque::new();
+            state.backlog_bytes = 0;
         }
         self.kick.notify_one();
     }
@@ -356,6 +422,12 @@ impl Client {
         state.working || !state.backlog.is_empty()
     }
 
+    /// Approximate bytes of the changes the client's backlog holds.
+    #[cfg(test)]
+    pub(crate) fn backlog_bytes(&self) -> usize {
+        self.lock().backlog_bytes
+    }
+
     /// How many messages and bytes wait in the queue.
     #[cfg(test)]
     pub(crate) fn queued(&self) -> (usize, usize) {
@@ -395,6 +467,7 @@ impl Hub {
                 config: RwLock::new(config),
                 clients: RwLock::new(Registry::default()),
                 checks: Semaphore::new(CONCURRENT_CHECKS),
+                backlog_bytes: Arc::new(AtomicUsize::new(0)),
                 cursor: AtomicU64::new(0),
                 started: tokio::sync::Mutex::new(false),
                 shutting_down: AtomicBool::new(false),
@@ -510,6 +583,7 @@ impl Hub {
                 queue: VecDeque::new(),
                 queued_bytes: 0,
                 backlog: VecDeque::new(),
+                backlog_bytes: 0,
                 working: false,
             }),
             closed: AtomicBool::new(false),
@@ -550,6 +624,22 @@ impl Hub {
                 data: Arc::from(data),
             },
         )
+    }
+
+    /// Sets what all backlogs together may hold (a boot-time value otherwise).
+    #[cfg(test)]
+    pub(crate) fn set_backlog_budget(&self, bytes: usize) {
+        self.inner
+            .config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .backlog_bytes = bytes;
+    }
+
+    /// Approximate bytes of the changes all backlogs hold, each counted once.
+    #[cfg(test)]
+    pub(crate) fn backlogs_held(&self) -> usize {
+        self.inner.backlog_bytes.load(Ordering::Acquire)
     }
 
     /// Queues a message for one client the way the fan-out does.
@@ -627,20 +717,36 @@ impl HubInner {
         client.close();
     }
 
-    /// Queues `deferred` in the client's backlog and starts its worker when none runs; a
-    /// client already a full backlog behind is disconnected instead.
+    /// Queues `deferred` in the client's backlog and starts its worker when none runs. A
+    /// client whose backlog is full (by count or bytes), or whose change would take every
+    /// backlog together past [`RealtimeConfig::backlog_bytes`], is disconnected instead.
     fn defer(self: &Arc<Self>, state: &Arc<AppState>, client: &Arc<Client>, deferred: Deferred) {
         if client.is_closed() {
             return;
         }
-        let limit = self.config().client_buffer;
+        let config = self.config();
+        let work = &deferred.work;
+        let size = work.size();
+        // Only the fan-out task defers, so nothing charges this change meanwhile.
+        let charge = !work.charged.load(Ordering::Acquire);
+        let held = self.backlog_bytes.load(Ordering::Acquire);
         let mut client_state = client.lock();
-        if client_state.backlog.len() >= limit {
+        let holding = client_state.backlog_bytes > 0 || !client_state.backlog.is_empty();
+        let too_far = holding
+            && (client_state.backlog.len() >= config.client_buffer
+                || client_state.backlog_bytes.saturating_add(size) > config.client_buffer_bytes);
+        let too_much = charge && held > 0 && held.saturating_add(size) > config.backlog_bytes;
+        if too_far || too_much {
             drop(client_state);
-            tracing::debug!(client = %client.id, "realtime: client's checks too far behind, disconnecting");
+            tracing::debug!(client = %client.id, too_far, "realtime: client's checks too far behind, disconnecting");
             self.drop_client(client);
             return;
         }
+        if charge {
+            work.charged.store(true, Ordering::Release);
+            self.backlog_bytes.fetch_add(size, Ordering::AcqRel);
+        }
+        client_state.backlog_bytes += size;
         client_state.backlog.push_back(deferred);
         if !client_state.working {
             client_state.working = true;
@@ -756,11 +862,11 @@ async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
     if collection.is_auth() {
         refresh_auth(&clients, &collection, &change);
     }
-    let work = Arc::new(ChangeWork {
+    let work = Arc::new(ChangeWork::new(
         change,
         collection,
-        rendered: Mutex::new(HashMap::new()),
-    });
+        Arc::clone(&hub.backlog_bytes),
+    ));
     let (change, collection) = (&work.change, &work.collection);
     for client in clients {
         let subscriptions = client.subscriptions();
@@ -911,7 +1017,31 @@ async fn work_off_backlog(state: Arc<AppState>, hub: Arc<HubInner>, client: Arc<
                 }
             }
         }
+        // The change is let go only now: its size counted while its checks ran.
+        let size = deferred.work.size();
+        drop(deferred);
+        let mut client_state = client.lock();
+        client_state.backlog_bytes = client_state.backlog_bytes.saturating_sub(size);
     }
+}
+
+/// The approximate heap and inline size of a record's values (what a parsed change holds).
+fn map_size(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+    // A map entry's key, its value and the map's own bookkeeping.
+    map.iter()
+        .map(|(key, value)| std::mem::size_of::<String>() + key.len() + 16 + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(text) => text.len(),
+            Value::Array(items) => items.iter().map(value_size).sum(),
+            Value::Object(map) => map_size(map),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
 }
 
 /// Who a message is rendered for: guests all alike, and each auth record (superusers

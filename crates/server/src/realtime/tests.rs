@@ -1032,6 +1032,87 @@ async fn a_client_too_far_behind_on_its_checks_is_dropped() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_client_whose_backlog_holds_too_many_bytes_is_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, _], _) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    hub.apply_settings(&crate::settings::Realtime {
+        client_queue_bytes: 64 << 10,
+        ..Default::default()
+    });
+    let behind = hub.connect(None).expect("connects");
+    behind.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+    let big = "x".repeat(40 << 10);
+    // On one thread the worker cannot run before this test yields, so the backlog grows.
+    let first = change(
+        &posts,
+        ChangeAction::Create,
+        row(&posts, json!({"title": big, "team": open})),
+    );
+    hub.deliver_without_waiting(&state, &first).await;
+    assert!(
+        !behind.is_closed(),
+        "one change always fits an empty backlog"
+    );
+    assert!(
+        behind.backlog_bytes() > 40 << 10,
+        "{}",
+        behind.backlog_bytes()
+    );
+    assert_eq!(hub.backlogs_held(), behind.backlog_bytes());
+    hub.deliver_without_waiting(&state, &first).await;
+    assert!(
+        behind.is_closed(),
+        "a second 40 KiB change past a 64 KiB backlog"
+    );
+    assert!(hub.client(&behind.id).is_none());
+    assert_eq!(
+        hub.backlogs_held(),
+        0,
+        "a dropped client's backlog is let go"
+    );
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn all_backlogs_together_are_bounded_by_bytes_counting_a_shared_change_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, _], _) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    hub.set_backlog_budget(60 << 10);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let client = hub.connect(None).expect("connects");
+            client.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+            client
+        })
+        .collect();
+    let big = change(
+        &posts,
+        ChangeAction::Create,
+        row(&posts, json!({"title": "x".repeat(40 << 10), "team": open})),
+    );
+    hub.deliver_without_waiting(&state, &big).await;
+    assert!(
+        clients.iter().all(|client| !client.is_closed()),
+        "one change in two backlogs is held once"
+    );
+    let held = hub.backlogs_held();
+    assert!((40 << 10..60 << 10).contains(&held), "{held}");
+    hub.deliver_without_waiting(&state, &big).await;
+    assert!(
+        clients.iter().all(|client| client.is_closed()),
+        "a second change would take the backlogs past their budget"
+    );
+    assert_eq!(hub.backlogs_held(), 0);
+    hub.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_client_with_many_subscriptions_is_decided_in_its_backlog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");

@@ -164,6 +164,68 @@ async fn connections_past_the_cap_are_refused_with_a_503_until_others_close() {
     assert_serving(&mut app, "after the connection cap").await;
 }
 
+/// Opens a connection and has one request answered on it, so the server has certainly taken
+/// it; returns it open.
+async fn held_connection(app: &TestApp) -> TcpStream {
+    let mut stream = connect(app).await;
+    stream
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: plinth\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut buffer = [0u8; 1024];
+    let n = tokio::time::timeout(NORMAL_TIMEOUT, stream.read(&mut buffer))
+        .await
+        .expect("answered")
+        .expect("reads");
+    assert!(buffer[..n].starts_with(b"HTTP/1.1 200 "));
+    stream
+}
+
+#[tokio::test]
+async fn connections_past_the_per_ip_cap_are_refused_with_a_429() {
+    let mut app = spawn_capped_with(launch(&[
+        ("PLINTH_MAX_CONNECTIONS_PER_IP", "4"),
+        ("PLINTH_CAP_LOOPBACK_CONNECTIONS", "true"),
+    ]))
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(held_connection(&app).await);
+    }
+    let response = reqwest::Client::new()
+        .get(app.url("/api/health"))
+        .timeout(NORMAL_TIMEOUT)
+        .send()
+        .await
+        .expect("a clear refusal");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON body");
+    assert_error(
+        status,
+        &body,
+        429,
+        "Too many open connections from this address; try again later.",
+    );
+    // Another address is served meanwhile (all of 127.0.0.0/8 is loopback on Linux).
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip"))
+        .build()
+        .expect("client");
+    let response = other
+        .get(app.url("/api/health"))
+        .timeout(NORMAL_TIMEOUT)
+        .send()
+        .await
+        .expect("served from another address");
+    assert_eq!(response.status().as_u16(), 200);
+    drop(held);
+    assert!(
+        served_by_a_new_client(&app).await,
+        "health is served once the held connections close"
+    );
+    assert_serving(&mut app, "after the per-address connection cap").await;
+}
+
 #[tokio::test]
 async fn a_client_that_stops_reading_loses_its_connection_at_the_write_timeout() {
     // Two places: the test's own keep-alive connection and the stalled stream.
@@ -442,7 +504,10 @@ fn percent_encode(text: &str) -> String {
 
 /// One guest subscribes 200 times with a distinct filter through a 3-hop self-relation over
 /// rows with 50 links each (every check costs a join of 125,000 rows); another subscribes
-/// plainly. Creates must still reach the plain client promptly, and the server keep serving.
+/// with one filter through one hop (one database check per change), a third plainly. Creates
+/// must still reach the plain and the moderate clients promptly while the heavy client's
+/// checks run, the heavy client must get its own event in the end, and the server keep
+/// serving.
 #[tokio::test]
 async fn an_expensive_realtime_client_does_not_hold_up_the_others() {
     let mut app = spawn_capped().await;
@@ -509,6 +574,17 @@ async fn an_expensive_realtime_client_does_not_hold_up_the_others() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
+    let (mut moderate, moderate_id) = open_stream(&app).await.expect("moderate stream");
+    let options = json!({"query": {"filter": "links.label ?~ 'row'"}});
+    let moderate_topic = format!("links/*?options={}", percent_encode(&options.to_string()));
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": moderate_id, "subscriptions": [&moderate_topic]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
     let (mut plain, plain_id) = open_stream(&app).await.expect("plain stream");
     let (status, body) = app
         .post_json(
@@ -532,25 +608,214 @@ async fn an_expensive_realtime_client_does_not_hold_up_the_others() {
         assert_eq!(status, 200, "{body}");
     }
     let mut buffer = String::new();
+    let mut moderate_buffer = String::new();
     for label in ["first", "second"] {
         let event = next_event(&mut plain, &mut buffer, "links/*", NORMAL_TIMEOUT)
             .await
             .unwrap_or_else(|| panic!("the plain client receives the {label} create promptly"));
         assert_eq!(event["record"]["label"], label);
-        assert_serving(&mut app, "while an expensive client's checks run").await;
-    }
-    // The heavy client is not starved either: its checks match nothing, so it keeps its
-    // stream and hears nothing.
-    let mut heavy_buffer = String::new();
-    assert!(
-        next_event(
-            &mut heavy,
-            &mut heavy_buffer,
-            "links/*",
-            Duration::from_millis(200)
+        // Its check needs the database, as the heavy client's do, and must not queue
+        // behind all of them.
+        let event = next_event(
+            &mut moderate,
+            &mut moderate_buffer,
+            &moderate_topic,
+            NORMAL_TIMEOUT,
         )
         .await
-        .is_none()
+        .unwrap_or_else(|| panic!("the moderate client receives the {label} create promptly"));
+        assert_eq!(event["record"]["label"], label);
+        assert_serving(&mut app, "while an expensive client's checks run").await;
+    }
+    // The heavy client is not starved either: a row reachable in three hops from every row
+    // is renamed to match one of its 200 filters, and that update's event must reach it
+    // after its checks of the creates (which match nothing, or, checked after the rename,
+    // the same filter).
+    let (status, body) = app
+        .patch_json(
+            &format!("/api/collections/links/records/{}", ids[0]),
+            Some(&admin),
+            json!({"label": "zz7"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut heavy_buffer = String::new();
+    let heard = wait_for_marker(
+        &mut heavy,
+        &mut heavy_buffer,
+        &topics[7],
+        "zz7",
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(
+        heard,
+        Heard::Marker,
+        "the heavy client receives its event in the end"
     );
     assert_serving(&mut app, "after an expensive realtime client").await;
+}
+
+/// What a realtime client saw while waiting for a marker event.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    /// The event whose record had the marker label arrived.
+    Marker,
+    /// The server ended the stream (a client dropped as too slow).
+    Closed,
+    /// Neither within the wait.
+    Nothing,
+}
+
+/// Reads `event` frames until one whose record's `label` is `marker`, or the stream ends.
+async fn wait_for_marker(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    event: &str,
+    marker: &str,
+    wait: Duration,
+) -> Heard {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame = buffer[..end].to_owned();
+            buffer.drain(..end + 2);
+            let mut name = "";
+            let mut data = "";
+            for line in frame.split('\n') {
+                if let Some(rest) = line.strip_prefix("event:") {
+                    name = rest;
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    data = rest;
+                }
+            }
+            // Only the small frames are parsed: the large ones are not the marker.
+            if name == event && data.len() < 4096 {
+                let value: Value = serde_json::from_str(data).expect("event JSON");
+                if value["record"]["label"] == marker {
+                    return Heard::Marker;
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None) | Err(_)) => return Heard::Closed,
+            Err(_) => return Heard::Nothing,
+        }
+    }
+}
+
+/// A subscriber with `expand`, and 50 filters through a relation (each a database check over
+/// the whole record), has every change decided in its backlog, slowly; a writer then updates a
+/// record's JSON field with ~1 MiB arrays (each parses into tens of MB) several dozen times,
+/// while the subscriber reads its stream as fast as it comes. Held by the backlog without a
+/// byte bound, those changes would take the server past its address space; now the client is
+/// served or dropped as too slow, and the server keeps serving.
+#[tokio::test]
+async fn large_changes_for_an_expand_subscriber_stay_within_the_backlog_budgets() {
+    let mut app = spawn_capped().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "owners", "type": "base", "listRule": "", "viewRule": "",
+                   "createRule": "", "fields": [{"name": "label", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let owners_id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "docs", "type": "base", "listRule": "", "viewRule": "",
+                   "createRule": "", "updateRule": "", "fields": [
+                       {"name": "label", "type": "text"},
+                       {"name": "owner", "type": "relation", "collectionId": owners_id,
+                        "maxSelect": 1},
+                       {"name": "blob", "type": "json", "maxSize": 2 << 20}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, owner) = app
+        .post_json(
+            "/api/collections/owners/records",
+            None,
+            json!({"label": "owner"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{owner}");
+    let (status, doc) = app
+        .post_json(
+            "/api/collections/docs/records",
+            None,
+            json!({"label": "big", "owner": owner["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    let doc_id = doc["id"].as_str().expect("id").to_owned();
+
+    let (mut stream, client_id) = open_stream(&app).await.expect("stream");
+    let options = json!({"expand": "owner"});
+    let topic = format!("docs/*?options={}", percent_encode(&options.to_string()));
+    let mut topics = vec![topic.clone()];
+    topics.extend((0..50).map(|n| {
+        let options = json!({"query": {"filter": format!("owner.label ?~ 'zz{n}'")}});
+        format!("docs/*?options={}", percent_encode(&options.to_string()))
+    }));
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": client_id, "subscriptions": topics}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let reader = tokio::spawn(async move {
+        let mut buffer = String::new();
+        wait_for_marker(
+            &mut stream,
+            &mut buffer,
+            &topic,
+            "marker",
+            Duration::from_secs(300),
+        )
+        .await
+    });
+
+    // `[0,0,...]`: two bytes of text per JSON value.
+    let blob = format!("[{}0]", "0,".repeat((1 << 20) / 2 - 1));
+    let client = reqwest::Client::new();
+    let url = app.url(&format!("/api/collections/docs/records/{doc_id}?fields=id"));
+    for n in 0..48 {
+        let body = format!("{{\"label\":\"big{n}\",\"blob\":{blob}}}");
+        let response = client
+            .patch(&url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("update {n} answered: {error}"));
+        assert_eq!(response.status().as_u16(), 200, "update {n}");
+        if n % 16 == 15 {
+            assert_serving(&mut app, "while large changes pile up for a subscriber").await;
+        }
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/collections/docs/records",
+            None,
+            json!({"label": "marker", "owner": owner["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let heard = reader.await.expect("reader");
+    assert_ne!(
+        heard,
+        Heard::Nothing,
+        "the subscriber is served its events or disconnected"
+    );
+    assert_serving(&mut app, "after large changes for an expand subscriber").await;
 }
