@@ -19,7 +19,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::handler::Handler as _;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -43,7 +44,10 @@ const MAX_SUBSCRIPTIONS: usize = 1000;
 const MAX_SUBSCRIPTION_LEN: usize = 2500;
 
 pub fn router() -> Router<SharedState> {
-    Router::new().route("/api/realtime", get(connect).post(subscribe))
+    Router::new().route(
+        "/api/realtime",
+        get(connect).post(subscribe.layer(DefaultBodyLimit::max(MAX_SUBSCRIBE_BODY))),
+    )
 }
 
 /// Starts the hub's fan-out (and with it change-log pruning) in the background when a tokio
@@ -193,6 +197,11 @@ fn client_stream(
     })
 }
 
+/// The largest subscription body: 1,000 topics of 2,500 bytes with their JSON around them fit
+/// well inside it, and nothing larger can be a valid request, so a bigger body is answered
+/// 413 before it is read whole (the server-wide body limit is far larger).
+pub const MAX_SUBSCRIBE_BODY: usize = 8 << 20;
+
 /// `POST /api/realtime`: replaces the client's subscriptions and binds the request's auth.
 async fn subscribe(
     State(state): State<SharedState>,
@@ -205,6 +214,8 @@ async fn subscribe(
     let form = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
+        // Checked before parsing, as every other JSON body is (depth, value count).
+        domain::values::json_within_bounds(&body).map_err(|_| ApiError::bad_request())?;
         serde_json::from_slice::<Value>(&body).map_err(|_| ApiError::bad_request())?
     };
     let Value::Object(form) = form else {

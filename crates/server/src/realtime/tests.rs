@@ -1160,3 +1160,83 @@ async fn a_client_with_many_subscriptions_is_decided_in_its_backlog() {
     );
     hub.shutdown();
 }
+
+/// Issue #11: the subscription body was parsed without the JSON bounds every other body
+/// has, and up to the server-wide 32 MiB. Past [`super::MAX_SUBSCRIBE_BODY`] it is 413; a body
+/// nested past the depth bound is PocketBase's generic 400, not a parse of it.
+#[tokio::test]
+async fn subscription_bodies_are_bounded() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode, header};
+    use std::net::SocketAddr;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let state = AppState::new(store, ServerConfig::default());
+    let router = crate::router(state.clone());
+    let post = |body: Vec<u8>| {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/api/realtime")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 4000))));
+        request
+    };
+    let answer = |response: axum::response::Response| async move {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice::<Value>(&bytes).expect("json"),
+        )
+    };
+
+    let mut big = br#"{"clientId":"x","subscriptions":[""#.to_vec();
+    big.resize(super::MAX_SUBSCRIBE_BODY + 1, b'a');
+    big.extend_from_slice(br#""]}"#);
+    let (status, body) = answer(router.clone().oneshot(post(big)).await.expect("answers")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["status"], 413);
+
+    let depth = domain::values::MAX_JSON_DEPTH + 1;
+    let deep = format!(
+        r#"{{"clientId":"x","subscriptions":[],"options":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let (status, body) = answer(
+        router
+            .clone()
+            .oneshot(post(deep.into_bytes()))
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["status"], 400);
+    assert!(body["data"].is_object());
+
+    // Within the bounds, an unknown client is still the ordinary refusal.
+    let (status, body) = answer(
+        router
+            .clone()
+            .oneshot(post(
+                json!({"clientId": "nobody", "subscriptions": ["users/*"]})
+                    .to_string()
+                    .into_bytes(),
+            ))
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    state.realtime.shutdown();
+}
