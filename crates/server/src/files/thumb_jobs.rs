@@ -462,7 +462,11 @@ mod tests {
         assert!(!jobs.is_refused(third), "and nothing is remembered");
         assert_eq!(jobs.in_flight(), 2);
         eventually(|| jobs.started() >= 2).await;
-        assert_eq!(jobs.started(), 2, "no generation started for the third thumb");
+        assert_eq!(
+            jobs.started(),
+            2,
+            "no generation started for the third thumb"
+        );
         for task in waiting {
             task.abort();
         }

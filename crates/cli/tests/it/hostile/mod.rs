@@ -15,11 +15,11 @@ mod auth;
 mod files;
 /// Long value lists, `expand` amplification, hidden data via sort/expand, expensive bodies.
 mod inputs;
-/// Database work: query timeout, reader lanes, a bounded writer.
-mod store;
 /// Slow-loris headers and bodies, idle and surplus connections, realtime caps and head-of-line
 /// blocking.
 mod serving;
+/// Database work: query timeout, reader lanes, a bounded writer.
+mod store;
 
 use std::time::Duration;
 
