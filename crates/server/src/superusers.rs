@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use domain::collection::SUPERUSERS_ID;
-use domain::{
-    Collection, Record, RecordData, RecordQuery, SqlFragment, SqlValue, Store, StoreError, WriteOp,
-};
+use domain::{Collection, Record, RecordData, RecordQuery, Store, StoreError, WriteOp};
 use serde_json::Value;
 
 use crate::auth::password;
@@ -52,21 +50,7 @@ fn collection(store: &dyn Store) -> Result<Arc<Collection>, SuperuserError> {
 /// Finds a superuser by exact email.
 pub async fn find(store: &dyn Store, email: &str) -> Result<Option<Record>, SuperuserError> {
     let collection = collection(store)?;
-    let mut filter = SqlFragment::column(&collection.name, "email");
-    filter
-        .push_sql(" = ")
-        .push_param(SqlValue::Text(email.to_owned()));
-    let page = store
-        .list_records(RecordQuery {
-            collection,
-            filters: vec![filter],
-            sort: Vec::new(),
-            page: 1,
-            per_page: 1,
-            with_total: false,
-        })
-        .await?;
-    Ok(page.items.into_iter().next())
+    Ok(store.find_by_field(collection, "email", email).await?)
 }
 
 /// How many superusers exist.

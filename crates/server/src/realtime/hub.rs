@@ -891,17 +891,13 @@ async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
         let mut messages = Vec::new();
         let mut in_memory = true;
         let mut renders = 0usize;
+        let viewer = viewer_key(&deferred.auth);
         for subscription in deferred.subscriptions.iter() {
             if !subscription.receives(&collection.id, &collection.name, change) {
                 continue;
             }
             let view = matches!(subscription.target, Some(Target::View(_)));
-            let key = (
-                viewer_key(&deferred.auth),
-                view,
-                subscription.options_key.clone(),
-            );
-            let cell = work.cell(key);
+            let cell = work.cell((viewer.clone(), view, subscription.options_key.clone()));
             let data = match cell.get() {
                 Some(data) => data.clone(),
                 // Past its budget, a client's remaining work goes to its backlog too.
@@ -973,6 +969,7 @@ async fn work_off_backlog(state: Arc<AppState>, hub: Arc<HubInner>, client: Arc<
             return;
         };
         let (change, collection) = (&deferred.work.change, &deferred.work.collection);
+        let viewer = viewer_key(&deferred.auth);
         for subscription in deferred.subscriptions.iter() {
             // A client dropped meanwhile needs no more checks.
             if client.is_closed() {
@@ -982,12 +979,9 @@ async fn work_off_backlog(state: Arc<AppState>, hub: Arc<HubInner>, client: Arc<
                 continue;
             }
             let view = matches!(subscription.target, Some(Target::View(_)));
-            let key = (
-                viewer_key(&deferred.auth),
-                view,
-                subscription.options_key.clone(),
-            );
-            let cell = deferred.work.cell(key);
+            let cell = deferred
+                .work
+                .cell((viewer.clone(), view, subscription.options_key.clone()));
             let data = cell
                 .get_or_init(|| async {
                     // Closed only at shutdown, when nothing is sent any more.

@@ -197,8 +197,9 @@ pub(super) async fn prepare_create(
         .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     let now = domain::time::now();
     let blank = Arc::new(Record::new(values::blank_record(collection)));
+    let heavy = is_heavy(&body);
     let (body, mut input, mut would_be, body_seen) =
-        would_be_row(collection, auth, body, &uploads, &blank, &now, true).await?;
+        would_be_row(collection, auth, body, &uploads, &blank, &now, true, heavy).await?;
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     // A rule that reads other rows is decided in SQL against the would-be row (not stored),
     // so that it comes before any field error, as in PocketBase. Its id must be set for that.
@@ -241,7 +242,7 @@ pub(super) async fn prepare_create(
             return Err(ApiError::validation(CREATE_FAILED, errors));
         }
     }
-    let (built, returned) = build_off_thread(collection, &blank, input, &now, true).await?;
+    let (built, returned) = build_off_thread(collection, &blank, input, &now, true, heavy).await?;
     input = returned;
     let mut data = built.map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
@@ -292,8 +293,11 @@ pub(super) async fn prepare_update(
         .map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     let now = domain::time::now();
     let current = Arc::new(current);
-    let (body, input, _, body_seen) =
-        would_be_row(collection, auth, body, &uploads, &current, &now, false).await?;
+    let heavy = is_heavy(&body);
+    let (body, input, _, body_seen) = would_be_row(
+        collection, auth, body, &uploads, &current, &now, false, heavy,
+    )
+    .await?;
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     let dialect = state.store.dialect();
     let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
@@ -313,7 +317,8 @@ pub(super) async fn prepare_update(
             return Err(ApiError::validation(UPDATE_FAILED, errors));
         }
     }
-    let (built, mut input) = build_off_thread(collection, &current, input, &now, false).await?;
+    let (built, mut input) =
+        build_off_thread(collection, &current, input, &now, false, heavy).await?;
     built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     Ok(Prepared {
@@ -336,10 +341,11 @@ pub(super) async fn prepare_update(
     })
 }
 
-/// The CPU-bound half of preparing a write, off the async workers: the body read as
-/// changes, applied to `current` (the blank record on create), and `@request.body` as rules
-/// see it. Every step is linear in the body, which is bounded, but a large body is still
-/// tens of milliseconds of work that must not stall other requests.
+/// The CPU-bound half of preparing a write, off the async workers when the body is heavy:
+/// the body read as changes, applied to `current` (the blank record on create), and
+/// `@request.body` as rules see it. Every step is linear in the body, which is bounded, but a
+/// large body is still tens of milliseconds of work that must not stall other requests.
+#[allow(clippy::too_many_arguments)]
 async fn would_be_row(
     collection: &Arc<Collection>,
     auth: &AuthContext,
@@ -348,6 +354,7 @@ async fn would_be_row(
     current: &Arc<Record>,
     now: &str,
     creating: bool,
+    heavy: bool,
 ) -> ApiResult<(
     Map<String, Value>,
     RecordInput,
@@ -363,7 +370,7 @@ async fn would_be_row(
     let mut input = RecordInput::default();
     uploads.declare(&mut input);
     let declared = input;
-    off_thread(move || {
+    off_thread(heavy, move || {
         let mut input = write::parse_input(&collection, &body, &auth);
         input.merge_new_files(declared);
         let apply_ctx = ApplyContext {
@@ -377,16 +384,18 @@ async fn would_be_row(
     .await
 }
 
-/// [`values::build`] off the async workers; the input comes back for the password hashing.
+/// [`values::build`], off the async workers when the body is heavy; the input comes back
+/// for the password hashing.
 async fn build_off_thread(
     collection: &Arc<Collection>,
     current: &Arc<Record>,
     input: RecordInput,
     now: &str,
     creating: bool,
+    heavy: bool,
 ) -> ApiResult<(Result<RecordData, domain::ValidationErrors>, RecordInput)> {
     let (collection, current, now) = (collection.clone(), current.clone(), now.to_owned());
-    off_thread(move || {
+    off_thread(heavy, move || {
         let apply_ctx = ApplyContext {
             creating,
             now: &now,
@@ -397,8 +406,43 @@ async fn build_off_thread(
     .await
 }
 
-/// Runs CPU-bound work on a blocking thread.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+/// Values in a body past which preparing it is worth a blocking thread: below it the work
+/// takes microseconds, less than the hop to a blocking thread and back.
+const OFFLOAD_VALUES: usize = 4096;
+
+/// Whether `body` holds more than [`OFFLOAD_VALUES`] values (long strings count one per KiB);
+/// stops counting there, so the check itself stays cheap.
+fn is_heavy(body: &Map<String, Value>) -> bool {
+    let mut pending: Vec<&Value> = body.values().collect();
+    let mut seen = 0usize;
+    while let Some(value) = pending.pop() {
+        seen += 1 + match value {
+            Value::String(text) => text.len() / 1024,
+            Value::Array(items) => {
+                pending.extend(items);
+                0
+            }
+            Value::Object(map) => {
+                pending.extend(map.values());
+                0
+            }
+            _ => 0,
+        };
+        if seen > OFFLOAD_VALUES {
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs CPU-bound work on a blocking thread when it is `heavy`, in place otherwise.
+async fn off_thread<T: Send + 'static>(
+    heavy: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    if !heavy {
+        return Ok(work());
+    }
     tokio::task::spawn_blocking(work)
         .await
         .map_err(ApiError::internal)
