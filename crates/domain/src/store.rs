@@ -413,7 +413,8 @@ pub trait Transaction: Send {
     /// relation cascades, unique violations as field errors, change-log entries), all or
     /// nothing within the transaction: on failure none of them took effect and the
     /// transaction's earlier work is intact. Change-log entries become visible, and
-    /// [`Store::wait_for_changes`] wakes, only when the transaction commits.
+    /// [`Store::wait_for_changes`] wakes, only when the transaction commits. When the whole
+    /// transaction ended instead (`TimedOut`, `Internal`), the error's index is 0.
     async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError>;
 
     /// As [`Store::get_record`], reading through the transaction (its uncommitted rows
@@ -507,8 +508,9 @@ pub trait Transaction: Send {
     /// it. Fails with [`StoreError::Internal`] when no savepoint is open.
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
 
-    /// Makes everything durable and visible at once: the shared schema is replaced, and
-    /// change-log consumers are woken. On any error nothing was committed.
+    /// Makes everything durable and visible at once, savepoints still open included: the
+    /// shared schema is replaced, and change-log consumers are woken. On any error nothing was
+    /// committed (past the deadline: `TimedOut`).
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 
     /// Undoes everything and ends the transaction. Errors only when the transaction had

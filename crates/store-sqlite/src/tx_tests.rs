@@ -621,3 +621,39 @@ async fn migration_bookkeeping() {
         vec![("0_z.js".to_owned(), 30)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_update_ends_the_transaction_and_frees_the_writer() {
+    let (_dir, store) = open().await;
+    let items = with_items(&store).await;
+    let existing = store
+        .write(vec![create_op(&items, "x")])
+        .await
+        .expect("written")
+        .remove(0)
+        .record()
+        .clone();
+    let mut tx = store.begin(None).await.expect("begins");
+    tx_create(&mut tx, &items, "in-tx").await.expect("created");
+    let apply: domain::UpdateFn = Box::new(|_| panic!("a hook bug"));
+    let error = tx
+        .write(vec![WriteOp::Update {
+            collection: Arc::clone(&items),
+            id: existing.id().to_owned(),
+            guard: None,
+            apply,
+        }])
+        .await
+        .expect_err("panicked");
+    assert!(matches!(error.error, StoreError::Internal(_)), "{error:?}");
+    let error = tx.get_param("x").await.expect_err("ended");
+    assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+    drop(tx);
+    let started = Instant::now();
+    store
+        .write(vec![create_op(&items, "after")])
+        .await
+        .expect("written");
+    assert!(started.elapsed() < secs(5));
+    assert_eq!(names(&store, &items).await, vec!["x", "after"]);
+}
