@@ -340,4 +340,180 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes what can be flushed before shutdown (a WAL checkpoint on SQLite).
     async fn close(&self) -> Result<(), StoreError>;
+
+    /// Opens an interactive [`Transaction`]: reads and writes made through it see each
+    /// other's uncommitted effects, and nothing becomes visible to the rest of the store (its
+    /// reads, [`Store::schema`], [`Store::wait_for_changes`]) until [`Transaction::commit`].
+    ///
+    /// `deadline` bounds the whole transaction, from this call (waiting for the engine
+    /// included) to the commit; `None` means the store's query timeout, counted from now. Past
+    /// it, a running statement is interrupted, the transaction rolls back on its own (also
+    /// when its owner is idle, stuck or gone) and every later call answers
+    /// [`StoreError::TimedOut`]; `begin` itself answers `TimedOut` when the transaction could
+    /// not start in time.
+    ///
+    /// An engine may serialize transactions with every other write (SQLite has one writer:
+    /// while a transaction is open, [`Store::write`] and schema changes wait for it), so a
+    /// transaction should be short and must not wait on other writes of the same store.
+    /// Engines without interactive transactions answer [`StoreError::Internal`].
+    async fn begin(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Box<dyn Transaction>, StoreError> {
+        let _ = deadline;
+        Err(StoreError::Internal(
+            "this store does not support interactive transactions".into(),
+        ))
+    }
+
+    /// As [`Transaction::applied_migrations`], outside any transaction.
+    async fn applied_migrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut tx = self.begin(None).await?;
+        let applied = tx.applied_migrations().await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// As [`Transaction::record_migration`], committed at once.
+    async fn record_migration(&self, file: &str, applied_us: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin(None).await?;
+        tx.record_migration(file, applied_us).await?;
+        tx.commit().await
+    }
+
+    /// As [`Transaction::forget_migration`], committed at once.
+    async fn forget_migration(&self, file: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin(None).await?;
+        let forgotten = tx.forget_migration(file).await?;
+        tx.commit().await?;
+        Ok(forgotten)
+    }
+}
+
+/// An open interactive transaction (see [`Store::begin`]): what JS hooks and migrations use to
+/// read and write through one transaction, seeing its own uncommitted state.
+///
+/// Every call is atomic within the transaction: one that fails leaves the transaction as it
+/// was before the call and still usable (JS code may catch a failed save and go on), except
+/// for [`StoreError::TimedOut`] (the deadline passed: the whole transaction rolled back) and
+/// [`StoreError::Internal`] after the transaction ended (the store closed, a commit failed, a
+/// callback panicked), after which every call fails the same way.
+///
+/// Dropping a transaction without [`Transaction::commit`] or [`Transaction::rollback`] rolls
+/// it back; the drop itself never blocks, and the engine is freed as soon as any call still
+/// running finishes (at the latest at the deadline).
+#[async_trait]
+pub trait Transaction: Send {
+    /// The schema as this transaction sees it: the store's schema when the transaction
+    /// started, with the transaction's own collection changes (cheap: an `Arc` clone). Record
+    /// writes through the transaction must use collections from here.
+    fn schema(&self) -> Arc<Schema>;
+
+    /// Runs the operations in order with [`Store::write`]'s semantics (guards, [`UpdateFn`],
+    /// relation cascades, unique violations as field errors, change-log entries), all or
+    /// nothing within the transaction: on failure none of them took effect and the
+    /// transaction's earlier work is intact. Change-log entries become visible, and
+    /// [`Store::wait_for_changes`] wakes, only when the transaction commits. When the whole
+    /// transaction ended instead (`TimedOut`, `Internal`), the error's index is 0.
+    async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError>;
+
+    /// As [`Store::get_record`], reading through the transaction (its uncommitted rows
+    /// included). A filter interrupted by the deadline ends the transaction (`TimedOut`).
+    async fn get_record(
+        &mut self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<Option<Record>, StoreError>;
+
+    /// As [`Store::list_records`], reading through the transaction.
+    async fn list_records(&mut self, query: RecordQuery) -> Result<RecordPage, StoreError>;
+
+    /// As [`Store::find_by_field`] (an exact match of `field`, `None` for an unknown field),
+    /// reading through the transaction.
+    async fn find_by_field(
+        &mut self,
+        collection: Arc<Collection>,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<Record>, StoreError>;
+
+    /// As [`Store::matches_unsaved`]; the other rows the predicate reads are the
+    /// transaction's (its uncommitted rows included).
+    async fn matches_unsaved(
+        &mut self,
+        collection: Arc<Collection>,
+        data: RecordData,
+        predicate: SqlFragment,
+    ) -> Result<bool, StoreError>;
+
+    /// As [`Store::create_collection`], inside the transaction; returns the transaction's new
+    /// schema (also [`Transaction::schema`] from now on). The store's shared schema changes
+    /// only when the transaction commits.
+    async fn create_collection(
+        &mut self,
+        collection: Collection,
+    ) -> Result<Arc<Schema>, StoreError>;
+
+    /// As [`Store::update_collection`], inside the transaction (see `create_collection`).
+    async fn update_collection(
+        &mut self,
+        collection: Collection,
+    ) -> Result<Arc<Schema>, StoreError>;
+
+    /// As [`Store::delete_collection`], inside the transaction (see `create_collection`).
+    async fn delete_collection(&mut self, id: &str) -> Result<Arc<Schema>, StoreError>;
+
+    /// As [`Store::truncate_collection`], inside the transaction (change-log entries
+    /// included, as for `write`).
+    async fn truncate_collection(&mut self, id: &str) -> Result<(), StoreError>;
+
+    /// As [`Store::import_collections`], inside the transaction (see `create_collection`).
+    async fn import_collections(
+        &mut self,
+        collections: Vec<Collection>,
+        delete_missing: bool,
+    ) -> Result<Arc<Schema>, StoreError>;
+
+    /// As [`Store::get_param`], reading through the transaction.
+    async fn get_param(&mut self, key: &str) -> Result<Option<Value>, StoreError>;
+
+    /// As [`Store::set_param`], inside the transaction.
+    async fn set_param(&mut self, key: &str, value: Value) -> Result<(), StoreError>;
+
+    /// The app migrations recorded as applied (PocketBase's `_migrations`): `(file, applied)`
+    /// with `applied` in Unix microseconds, ordered by `applied` then `file`. The engine's own
+    /// schema steps, kept in the same table by some engines, are not listed.
+    async fn applied_migrations(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Records `file` as applied at `applied_us` (Unix microseconds), replacing an earlier
+    /// record of the same file. A name the engine uses for its own schema steps is refused
+    /// with [`StoreError::Schema`].
+    async fn record_migration(&mut self, file: &str, applied_us: i64) -> Result<(), StoreError>;
+
+    /// Removes the record of `file`; says whether there was one. A name the engine uses for
+    /// its own schema steps is refused with [`StoreError::Schema`].
+    async fn forget_migration(&mut self, file: &str) -> Result<bool, StoreError>;
+
+    /// Opens a nested savepoint (a stack: nested `runInTransaction`). Work done after it can
+    /// be undone with [`Transaction::rollback_to_savepoint`] without ending the transaction.
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Closes the innermost savepoint, keeping its work as part of the enclosing level.
+    /// Fails with [`StoreError::Internal`] when no savepoint is open.
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Undoes everything since the innermost savepoint opened (records, change-log entries,
+    /// collections, including [`Transaction::schema`], params, migration records) and closes
+    /// it. Fails with [`StoreError::Internal`] when no savepoint is open.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Makes everything durable and visible at once, savepoints still open included: the
+    /// shared schema is replaced, and change-log consumers are woken. On any error nothing was
+    /// committed (past the deadline: `TimedOut`).
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Undoes everything and ends the transaction. Errors only when the transaction had
+    /// already ended (`TimedOut` past the deadline); nothing of it was committed either way.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -93,6 +93,18 @@ pub(crate) fn strip_stored_secrets(conn: &Connection, schema: &Schema) -> Result
     Ok(())
 }
 
+/// Snapshot bytes the writer's open transaction has appended so far. A savepoint keeps it so
+/// that rolling back to the savepoint (which SQLite's rollback hook does not see) can restore
+/// it with [`set_pending`].
+pub(crate) fn pending() -> u64 {
+    PENDING.get()
+}
+
+/// Restores the count [`pending`] read at a savepoint.
+pub(crate) fn set_pending(bytes: u64) {
+    PENDING.set(bytes);
+}
+
 /// Appends one entry for `record` of `collection`. Must run inside the write's transaction.
 pub(crate) fn append(
     conn: &Connection,

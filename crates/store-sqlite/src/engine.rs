@@ -144,6 +144,18 @@ impl Engine {
         submit(&self.writer, deadline, f).await
     }
 
+    /// Queues `f` for the writer thread and returns once it is queued, without waiting for it
+    /// to run: for a job that holds the writer and talks to its caller over its own channels
+    /// (an interactive transaction). Past `deadline`, a job still queued is dropped unrun, and
+    /// statements of a running one are interrupted.
+    pub(crate) async fn hold_writer(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&mut Connection) + Send + 'static,
+    ) -> Result<(), Refused> {
+        enqueue(&self.writer, deadline, f).await.map(drop)
+    }
+
     /// Runs `f` on the next free reader of `lane` before `deadline`; also says whether a
     /// statement of `f` was interrupted because the deadline passed.
     pub(crate) async fn read<R: Send + 'static>(
@@ -238,6 +250,23 @@ async fn submit<R: Send + 'static>(
     deadline: Option<Instant>,
     f: impl FnOnce(&mut Connection) -> R + Send + 'static,
 ) -> Result<(R, bool), Refused> {
+    let reply_rx = enqueue(queue, deadline, f).await?;
+    match reply_rx.await {
+        Ok(reply) => Ok(reply),
+        Err(_) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+            Err(Refused::Expired)
+        }
+        Err(_) => Err(Refused::Closed),
+    }
+}
+
+/// Queues `f` (waiting for room until `deadline`); the receiver gets its result and whether a
+/// statement of it was interrupted.
+async fn enqueue<R: Send + 'static>(
+    queue: &Mutex<Option<mpsc::Sender<Job>>>,
+    deadline: Option<Instant>,
+    f: impl FnOnce(&mut Connection) -> R + Send + 'static,
+) -> Result<oneshot::Receiver<(R, bool)>, Refused> {
     let (reply_tx, reply_rx) = oneshot::channel();
     let job: Job = Box::new(move |conn| {
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -258,13 +287,13 @@ async fn submit<R: Send + 'static>(
             Err(_) => return Err(Refused::Expired),
         },
     }
-    match reply_rx.await {
-        Ok(reply) => Ok(reply),
-        Err(_) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
-            Err(Refused::Expired)
-        }
-        Err(_) => Err(Refused::Closed),
-    }
+    Ok(reply_rx)
+}
+
+/// Lifts the running job's deadline, so the statements that clean up after it passed (a
+/// transaction's final `ROLLBACK`) are not interrupted in turn.
+pub(crate) fn disarm_deadline() {
+    DEADLINE.set(None);
 }
 
 /// Runs one job, surviving a panic in it: the reply sender is dropped (the caller sees

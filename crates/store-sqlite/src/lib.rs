@@ -14,11 +14,14 @@ mod engine;
 mod records;
 mod schema_change;
 mod system;
+mod tx;
 mod unsaved;
 mod view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tx_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +36,7 @@ use domain::field::Field;
 use domain::index::{Collation, IndexDef};
 use domain::record::{Record, RecordData};
 use domain::sql::{Dialect, SqlFragment};
+use domain::store::Transaction;
 use domain::{
     Change, ChangeRetention, RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp,
     WriteResult,
@@ -660,6 +664,39 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.engine
             .write(move |conn| system::set_param(conn, &key, &value))
+            .await
+            .map_err(closed)?
+    }
+
+    /// See [`Store::begin`] and the `tx` module: the transaction holds the writer thread, so
+    /// every other write of this store waits until it ends (or gives up at its own deadline).
+    async fn begin(&self, deadline: Option<Instant>) -> Result<Box<dyn Transaction>, StoreError> {
+        let deadline = deadline.or_else(|| self.query_deadline());
+        let publish = tx::Publish {
+            schema: Arc::clone(&self.schema),
+            changes: Arc::clone(&self.changes),
+            budget: Box::new(self.budget()),
+        };
+        tx::begin(&self.engine, publish, deadline).await
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(Lane::Point, |conn| system::applied_migrations(conn))
+            .await
+    }
+
+    async fn record_migration(&self, file: &str, applied_us: i64) -> Result<(), StoreError> {
+        let file = file.to_owned();
+        self.engine
+            .write(move |conn| system::record_migration(conn, &file, applied_us))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn forget_migration(&self, file: &str) -> Result<bool, StoreError> {
+        let file = file.to_owned();
+        self.engine
+            .write(move |conn| system::forget_migration(conn, &file))
             .await
             .map_err(closed)?
     }

@@ -21,6 +21,17 @@ use crate::{changelog, internal};
 /// One page of a collection, read in one snapshot (a deferred read transaction), so the
 /// total and the items agree.
 pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Deferred)
+        .map_err(internal)?;
+    let page = list_in(&tx, query)?;
+    tx.commit().map_err(internal)?;
+    Ok(page)
+}
+
+/// One page of a collection, read on a connection already inside a transaction (the snapshot
+/// `list` opens, or an interactive transaction, which sees its own uncommitted rows).
+pub(crate) fn list_in(conn: &Connection, query: &RecordQuery) -> Result<RecordPage, StoreError> {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
     let mut sql = format!("SELECT {} FROM {table}", select_list(collection));
@@ -64,11 +75,8 @@ pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordP
     params.push(SqlOut::Integer(limit));
     params.push(SqlOut::Integer(offset));
 
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Deferred)
-        .map_err(internal)?;
     let items = {
-        let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
         let rows = stmt
             .query_map(params_from_iter(params), |row| read_record(row, collection))
             .map_err(internal)?;
@@ -82,7 +90,7 @@ pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordP
             count_sql.push_str(&filter.sql);
             count_params.extend(filter.params.iter().map(bind));
         }
-        let n: i64 = tx
+        let n: i64 = conn
             .prepare_cached(&count_sql)
             .and_then(|mut stmt| stmt.query_row(params_from_iter(count_params), |r| r.get(0)))
             .map_err(internal)?;
@@ -90,7 +98,6 @@ pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordP
     } else {
         None
     };
-    tx.commit().map_err(internal)?;
     Ok(RecordPage { items, total })
 }
 
@@ -155,18 +162,29 @@ pub(crate) fn write(
             index: 0,
             error: internal(e),
         })?;
-    let mut results = Vec::with_capacity(ops.len());
-    for (index, op) in ops.into_iter().enumerate() {
-        match run_op(&tx, schema, op) {
-            Ok(result) => results.push(result),
-            // Dropping `tx` rolls back everything done so far.
-            Err(error) => return Err(WriteError { index, error }),
-        }
-    }
+    // On failure, dropping `tx` rolls back everything done so far.
+    let results = run_ops(&tx, schema, ops)?;
     tx.commit().map_err(|e| WriteError {
         index: last,
         error: internal(e),
     })?;
+    Ok(results)
+}
+
+/// Runs every operation in order on a connection already inside a transaction, stopping at
+/// the first failure; undoing what ran before it is the caller's (a rollback or a savepoint).
+pub(crate) fn run_ops(
+    conn: &Connection,
+    schema: &Schema,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteResult>, WriteError> {
+    let mut results = Vec::with_capacity(ops.len());
+    for (index, op) in ops.into_iter().enumerate() {
+        match run_op(conn, schema, op) {
+            Ok(result) => results.push(result),
+            Err(error) => return Err(WriteError { index, error }),
+        }
+    }
     Ok(results)
 }
 

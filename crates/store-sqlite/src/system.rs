@@ -189,6 +189,67 @@ pub(crate) fn set_param(conn: &Connection, key: &str, value: &Value) -> Result<(
     Ok(())
 }
 
+/// Whether `file` names one of the store's own schema steps, which share `_migrations` with the
+/// app's migrations but are not the app's to list, record or forget (forgetting one would run
+/// it again at the next open).
+fn is_store_step(file: &str) -> bool {
+    MIGRATIONS.iter().any(|(name, _)| *name == file)
+}
+
+fn refuse_store_step(file: &str) -> Result<(), StoreError> {
+    if is_store_step(file) {
+        return Err(StoreError::Schema(format!(
+            "the migration name {file:?} is reserved by the store"
+        )));
+    }
+    Ok(())
+}
+
+/// The app's applied migrations, `(file, applied Unix microseconds)`, ordered by `applied`
+/// then `file`; the store's own steps are left out.
+pub(crate) fn applied_migrations(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT file, applied FROM _migrations ORDER BY applied, file")
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(internal)?;
+    let mut applied = Vec::new();
+    for row in rows {
+        let (file, at) = row.map_err(internal)?;
+        if !is_store_step(&file) {
+            applied.push((file, at));
+        }
+    }
+    Ok(applied)
+}
+
+/// Records the app migration `file` as applied at `applied_us`.
+pub(crate) fn record_migration(
+    conn: &Connection,
+    file: &str,
+    applied_us: i64,
+) -> Result<(), StoreError> {
+    refuse_store_step(file)?;
+    conn.prepare_cached(
+        "INSERT INTO _migrations (file, applied) VALUES (?, ?)
+         ON CONFLICT(file) DO UPDATE SET applied = excluded.applied",
+    )
+    .and_then(|mut stmt| stmt.execute(params![file, applied_us]))
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Removes the record of the app migration `file`; whether there was one.
+pub(crate) fn forget_migration(conn: &Connection, file: &str) -> Result<bool, StoreError> {
+    refuse_store_step(file)?;
+    let removed = conn
+        .prepare_cached("DELETE FROM _migrations WHERE file = ?")
+        .and_then(|mut stmt| stmt.execute([file]))
+        .map_err(internal)?;
+    Ok(removed > 0)
+}
+
 /// Whether `name` is one of the store's own tables, or reserved by SQLite.
 pub(crate) fn is_reserved_table(name: &str) -> bool {
     SYSTEM_TABLES.iter().any(|t| t.eq_ignore_ascii_case(name))
