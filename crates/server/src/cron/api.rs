@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -33,13 +34,17 @@ async fn list(
 async fn run(
     State(state): State<SharedState>,
     _: Superuser,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<StatusCode> {
+    let missing = || ApiError::not_found_msg("Missing or invalid cron job.");
+    // An id that is not UTF-8 (`%FF`) names no job; an escaped slash (`%2F`) is a path
+    // PocketBase's router does not match at all.
+    let Path(id) = id.map_err(|_| missing())?;
+    if id.contains('/') {
+        return Err(ApiError::not_found());
+    }
     // A job already running is not started twice; the caller is told 204 all the same, as
     // the run it asked for is under way.
-    state
-        .crons
-        .run_now(&id)
-        .map_err(|_| ApiError::not_found_msg("Missing or invalid cron job."))?;
+    state.crons.run_now(&id).map_err(|_| missing())?;
     Ok(StatusCode::NO_CONTENT)
 }

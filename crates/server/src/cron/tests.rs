@@ -382,6 +382,12 @@ async fn posting_a_job_runs_it_in_the_background_and_an_unknown_id_is_404() {
     );
     let (status, _) = app.send("POST", "/api/crons/a%20jo", su, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app.send("POST", "/api/crons/%FF", su, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "Missing or invalid cron job.");
+    let (status, body) = app.send("POST", "/api/crons/a%2Fb", su, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "The requested resource wasn't found.");
     let (status, _) = app.send("DELETE", "/api/crons/a%20job", su, None).await;
     assert!(status.is_client_error(), "{status}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
