@@ -8,7 +8,7 @@
 //!   trailing space are errors), and there are exactly five of them;
 //! - a field is a comma list of `*`, `N`, `A-B`, `*/S` or `A-B/S`; numbers are decimal with an
 //!   optional `+` sign and any leading zeros (`+1`, `01`); no names (`mon`, `jan`), no `?`,
-//!   `L`, `#`, no `N/S`;
+//!   `L`, `#`, no `N/S` but for `N/1` (taken as `N`);
 //! - values are within the field's range: minute 0-59, hour 0-23, day 1-31, month 1-12, day of
 //!   week 0-6 (Sunday is 0; 7 is an error); a range must not run backwards; a step is
 //!   1..=the field's maximum (`*/59` minutes is fine, `*/60` is not; `1-5/10` is fine);
@@ -266,8 +266,9 @@ fn parse_item(item: &str, spec: &FieldSpec) -> Result<u64, ScheduleError> {
             });
         }
         (low, high)
-    } else if step.is_some() {
-        // `N/S` is refused by PocketBase: a step needs `*` or a range.
+    } else if step.is_some_and(|step| step != 1) {
+        // PocketBase refuses `N/S` for a step above 1 (a step needs `*` or a range) and
+        // accepts `N/1`, which can only mean `N`.
         return Err(syntax());
     } else {
         let value = parse_value(base, spec)?;
@@ -382,6 +383,9 @@ mod tests {
             ("1-5,10-20/2 * * * *", "1-5,10-20/2 * * * *"),
             ("* * 1-31 1-12 0-6", "* * 1-31 1-12 0-6"),
             ("0 0 31 2 *", "0 0 31 2 *"),
+            ("5/1 * * * *", "5/1 * * * *"),
+            ("5/+1 * * * *", "5/+1 * * * *"),
+            ("*/1,5/01 * * * *", "*/1,5/01 * * * *"),
             ("@yearly", "0 0 1 1 *"),
             ("@annually", "0 0 1 1 *"),
             ("@monthly", "0 0 1 * *"),
@@ -434,6 +438,9 @@ mod tests {
             "* * * * */7",
             "1-5/0 * * * *",
             "5/10 * * * *",
+            "5/0 * * * *",
+            "60/1 * * * *",
+            "5/x * * * *",
             "*/5/2 * * * *",
             "1-2-3 * * * *",
             "5-1 * * * *",
@@ -515,6 +522,9 @@ mod tests {
             .filter(|&m| steps.is_due(at(&format!("2026-01-01T00:{m:02}:00Z"))))
             .collect();
         assert_eq!(due, [1, 6, 11, 16, 21, 26]);
+        let single = Schedule::parse("5/1 * * * *").unwrap();
+        assert!(single.is_due(at("2026-01-01T00:05:00Z")));
+        assert!(!single.is_due(at("2026-01-01T00:06:00Z")));
         let days = Schedule::parse("0 0 */10 * *").unwrap();
         assert!(days.is_due(at("2026-01-01T00:00:00Z")));
         assert!(days.is_due(at("2026-01-11T00:00:00Z")));
