@@ -7,6 +7,7 @@ pub mod access;
 pub mod auth;
 pub mod batch;
 pub mod collections;
+pub mod cron;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -30,7 +31,6 @@ pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.body_limit;
     realtime::spawn_hub(&state);
     files::cleanup::spawn(&state);
-    auth::otp::spawn_sweep(&state);
     let api = Router::new()
         .merge(health::router())
         .merge(collections::router())
@@ -39,7 +39,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(auth::router())
         .merge(settings::router())
         .merge(files::router())
-        .merge(batch::router());
+        .merge(batch::router())
+        .merge(cron::router());
     let api = settings::rate_limit::layer(api, state.clone());
     files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit))
 }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub rules_cache: crate::access::RulesCache,
     /// Where record files are stored (see [`crate::files`]).
     pub files: crate::files::FileStorages,
+    /// Cron jobs (see [`crate::cron`]); they run only once `serve` starts the scheduler.
+    pub crons: Arc<crate::cron::Crons>,
 }
 
 /// The state type axum passes around.
@@ -69,7 +71,7 @@ impl AppState {
                 tracing::error!(%error, "file storage unavailable; keeping files in memory");
                 crate::files::FileStorages::in_memory()
             });
-        Arc::new(AppState {
+        let state = Arc::new(AppState {
             files,
             store,
             config,
@@ -81,7 +83,10 @@ impl AppState {
             login_lockouts: crate::auth::lockout::Lockouts::default(),
             realtime: crate::realtime::Hub::default(),
             rules_cache: crate::access::RulesCache::default(),
-        })
+            crons: Arc::default(),
+        });
+        crate::cron::system::register(&state);
+        state
     }
 
     /// The current schema snapshot.

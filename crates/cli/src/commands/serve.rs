@@ -59,6 +59,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(dyn_store, config);
     // Open SSE streams would hold a graceful shutdown up for as long as they live.
     let realtime = state.realtime.clone();
+    // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown
+    // begins (runs in flight are ended with the runtime).
+    let crons = state.crons.start();
     let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
@@ -104,6 +107,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     };
     serve_http1(listener, app, limits, async move {
         shutdown_signal().await;
+        crons.stop();
         realtime.shutdown();
     })
     .await;

@@ -15,6 +15,8 @@ mod batch;
 mod cli;
 /// The collections API.
 mod collections;
+/// The crons API: system jobs listed and run on request.
+mod crons;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
 mod files;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).

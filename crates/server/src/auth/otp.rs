@@ -44,8 +44,6 @@ pub const MAX_OTP_ATTEMPTS: u32 = 5;
 /// Longest code `auth-with-otp` reads, in characters (PocketBase's: bcrypt's 72-byte input
 /// less one).
 pub const MAX_OTP_CHARS: usize = 71;
-/// How often expired `_otps` and `_mfas` rows are removed (PocketBase: hourly).
-const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Rows read per round of the sweep.
 const SWEEP_PAGE: u64 = 200;
 /// OTP deliveries (hash, store, mail) waiting or running at once; past this `request-otp`
@@ -455,32 +453,16 @@ pub async fn consume_mfa(
     bookkeeping::delete(state, MFAS_ID, mfa_id).await
 }
 
-/// Starts the hourly removal of expired one-time codes and MFA sessions. The task holds the
-/// state weakly, so it ends with the server.
-pub fn spawn_sweep(state: &SharedState) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let state = Arc::downgrade(state);
-    runtime.spawn(async move {
-        loop {
-            tokio::time::sleep(SWEEP_INTERVAL).await;
-            let Some(state) = state.upgrade() else {
-                return;
-            };
-            match sweep_expired(&state).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::debug!(removed, "removed expired OTPs and MFA sessions"),
-                Err(error) => tracing::warn!(message = %error.message, "OTP/MFA sweep failed"),
-            }
-        }
-    });
-}
-
 /// Deletes the `_otps` and `_mfas` rows that have outlived their auth collection's
 /// `otp.duration` / `mfa.duration` (seconds since the row was made), and those whose auth
 /// collection no longer exists. Returns how many rows were removed.
 pub async fn sweep_expired(state: &SharedState) -> ApiResult<usize> {
+    sweep_expired_in(state, &[OTPS_ID, MFAS_ID]).await
+}
+
+/// [`sweep_expired`] for some of the two tables (`OTPS_ID`, `MFAS_ID`): PocketBase sweeps
+/// them as two cron jobs.
+pub async fn sweep_expired_in(state: &SharedState, system_ids: &[&str]) -> ApiResult<usize> {
     let schema = state.schema();
     let auth_collections: Vec<&Arc<Collection>> = schema
         .all()
@@ -489,7 +471,7 @@ pub async fn sweep_expired(state: &SharedState) -> ApiResult<usize> {
         .collect();
     let now = chrono::Utc::now();
     let mut removed = 0;
-    for system_id in [OTPS_ID, MFAS_ID] {
+    for &system_id in system_ids {
         let system = bookkeeping::collection(state, system_id)?;
         let column = |name: &str| SqlFragment::column(&system.name, name);
         // One filter per auth collection (rows older than its duration), then the rows of

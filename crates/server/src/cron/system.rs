@@ -1,0 +1,55 @@
+//! Plinth's own periodic work registered under PocketBase's system job ids, so that
+//! `GET /api/crons` lists them and `POST /api/crons/{id}` runs them as on PocketBase.
+//!
+//! PocketBase 0.40.6 lists four: `__pbDBOptimize__` (`0 0 * * *`), `__pbMFACleanup__` and
+//! `__pbOTPCleanup__` (`0 * * * *`), `__pbLogsCleanup__` (`0 */6 * * *`). Plinth has the
+//! expired-OTP and expired-MFA sweeps, registered here under the same ids and schedules. It has
+//! no request logs and its store offers no optimize step yet, so the other two are not listed
+//! rather than listed as jobs that do nothing. Plinth's other background work (the orphaned
+//! file sweep, the realtime change-log pruning) has no PocketBase id and stays outside the
+//! registry, so the listing shows nothing PocketBase would not.
+
+use std::sync::{Arc, Weak};
+
+use domain::collection::{MFAS_ID, OTPS_ID};
+use futures_util::FutureExt as _;
+
+use super::{Crons, Job};
+use crate::state::{AppState, SharedState};
+
+pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
+pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
+
+/// Registers the system jobs of `state` in its registry. The jobs hold the state weakly (the
+/// registry lives in it), so a job run after the state is gone does nothing.
+pub fn register(state: &SharedState) {
+    let crons: &Crons = &state.crons;
+    for (id, table) in [(MFA_CLEANUP, MFAS_ID), (OTP_CLEANUP, OTPS_ID)] {
+        let job = sweep_job(Arc::downgrade(state), table);
+        if let Err(error) = crons.add(id, "0 * * * *", job) {
+            // The expression is a constant; this only guards against a typo slipping in.
+            tracing::error!(%error, job = id, "cannot register a system cron job");
+        }
+    }
+}
+
+/// A job removing the expired rows of one of the `_otps` / `_mfas` tables.
+fn sweep_job(state: Weak<AppState>, table: &'static str) -> Job {
+    Arc::new(move || {
+        let state = state.clone();
+        async move {
+            let Some(state) = state.upgrade() else {
+                return Ok(());
+            };
+            match crate::auth::otp::sweep_expired_in(&state, &[table]).await {
+                Ok(0) => Ok(()),
+                Ok(removed) => {
+                    tracing::debug!(removed, table, "removed expired rows");
+                    Ok(())
+                }
+                Err(error) => Err(error.message),
+            }
+        }
+        .boxed()
+    })
+}
