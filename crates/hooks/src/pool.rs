@@ -286,6 +286,10 @@ impl JsRuntime {
         self.deadline
             .set(Instant::now() + std::time::Duration::from_secs(86_400 * 365));
         let answer = match raw {
+            // An interrupt surfaces as an (empty) InternalError, caught or not.
+            Ok(text) if timed_out && text.contains("\"ok\":false") => {
+                return (Err(HookError::TimedOut), true);
+            }
             Ok(text) => parse_answer(&text),
             Err(_) if timed_out => return (Err(HookError::TimedOut), true),
             Err(HookError::Thrown { text, .. }) if is_oom(&text) => {
@@ -306,8 +310,11 @@ impl JsRuntime {
 
 }
 
+/// QuickJS reports running out of memory as "out of memory", or, when even the error
+/// object cannot be made, by throwing `null` (a script throwing `null` itself is taken for
+/// the same; both end the runtime).
 fn is_oom(text: &str) -> bool {
-    text.contains("out of memory")
+    text.contains("out of memory") || text == "null"
 }
 
 /// The prelude's answer: `{"ok":true,"value":…}` or `{"ok":false,"error":{api, text}}`.

@@ -142,12 +142,13 @@
   }
 
   // ------------------------------------------------------------------ values
+  function markBytes(list) { Object.defineProperty(list, "__isBytes", { value: true }); return list; }
   function toBytes(v) {
-    if (v === undefined || v === null) return [];
-    if (typeof v === "string") return utf8(v);
+    if (v === undefined || v === null) return markBytes([]);
+    if (typeof v === "string") return markBytes(utf8(v));
     if (Array.isArray(v)) return v;
-    if (v instanceof Uint8Array) return Array.from(v);
-    return utf8(JSON.stringify(v));
+    if (v instanceof Uint8Array) return markBytes(Array.from(v));
+    return markBytes(utf8(JSON.stringify(v)));
   }
   function utf8(s) {
     const out = [];
@@ -173,6 +174,7 @@
     if (v && v.__reader) return v.read(max);
     if (v instanceof Uint8Array) return fromUtf8(Array.from(v));
     if (v && v.__bytes) return fromUtf8(v.__bytes);
+    if (Array.isArray(v) && v.__isBytes) return fromUtf8(v);
     if (typeof v === "string") return v;
     if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
     if (v instanceof DateTime) return v.string();
