@@ -1,0 +1,174 @@
+//! JavaScript hooks (`pb_hooks`) wired into the server: custom routes and middlewares, record
+//! request and model hooks, cron jobs, and the app API scripts call (`host.rs`). The engine
+//! itself (runtimes, loading, the JS side of the API) is the `hooks` crate.
+//!
+//! Nothing here runs unless a hook file registered something for the event at hand: every
+//! entry point first asks the registry, a hash lookup, so a server without hooks (or a
+//! collection without handlers) pays nothing measurable.
+
+mod host;
+mod layer;
+pub mod migrations;
+pub(crate) mod records;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use domain::store::Transaction;
+use hooks::{Engine, EngineConfig, HookError, Registry};
+use serde_json::Value;
+
+pub use host::AppHost;
+pub use layer::layer;
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+
+/// A transaction a script opened (`$app.runInTransaction`) or one a write opened for its
+/// model hooks, shared by every invocation that takes part in it.
+pub(crate) type SharedTx = Arc<tokio::sync::Mutex<Option<Box<dyn Transaction>>>>;
+
+/// The loaded hooks, their compiled routes, and what invocations share.
+pub struct Scripts {
+    pub engine: Engine,
+    /// `routerAdd` routes, most specific first: (method, pattern, index into the registry).
+    routes: Vec<(String, routes::Pattern, usize)>,
+    handle: tokio::runtime::Handle,
+    next_tx: AtomicU64,
+    txs: Mutex<HashMap<u64, SharedTx>>,
+    /// `$app.store()`: one process-wide map shared by every runtime.
+    kv: Mutex<serde_json::Map<String, Value>>,
+}
+
+/// Why the hooks could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptsError {
+    #[error(transparent)]
+    Engine(#[from] HookError),
+    #[error("{0}")]
+    Route(String),
+}
+
+impl Scripts {
+    /// Loads the hook files and compiles their routes. Load failures of single files are
+    /// returned in `engine.failures` (the caller decides whether they are fatal).
+    pub async fn start(config: EngineConfig) -> Result<Arc<Scripts>, ScriptsError> {
+        let engine = Engine::start(config).await?;
+        let mut compiled = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (index, route) in engine.registry.routes.iter().enumerate() {
+            let pattern = routes::Pattern::parse(&route.path)
+                .map_err(|e| ScriptsError::Route(e.to_string()))?;
+            if !seen.insert((route.method.clone(), route.path.clone())) {
+                return Err(ScriptsError::Route(format!(
+                    "pattern \"{} {}\" conflicts with an earlier route",
+                    route.method, route.path
+                )));
+            }
+            compiled.push((route.method.clone(), pattern, index));
+        }
+        compiled.sort_by(|a, b| b.1.specificity().cmp(&a.1.specificity()));
+        Ok(Arc::new(Scripts {
+            engine,
+            routes: compiled,
+            handle: tokio::runtime::Handle::current(),
+            next_tx: AtomicU64::new(1),
+            txs: Mutex::new(HashMap::new()),
+            kv: Mutex::new(serde_json::Map::new()),
+        }))
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.engine.registry
+    }
+
+    /// The route for `method` and `path`, with its path values. `HEAD` finds `GET` routes.
+    pub(crate) fn route_for(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<(usize, HashMap<String, String>)> {
+        for (m, pattern, index) in &self.routes {
+            let method_ok = m == method || (method == "HEAD" && m == "GET");
+            if !method_ok {
+                continue;
+            }
+            if let Some(values) = pattern.matches(path) {
+                return Some((*index, values));
+            }
+        }
+        None
+    }
+
+    fn open_tx(&self, tx: Box<dyn Transaction>) -> u64 {
+        let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
+        let shared: SharedTx = Arc::new(tokio::sync::Mutex::new(Some(tx)));
+        lock(&self.txs).insert(id, shared);
+        id
+    }
+
+    pub(crate) fn register_tx(&self, tx: SharedTx) -> u64 {
+        let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
+        lock(&self.txs).insert(id, tx);
+        id
+    }
+
+    pub(crate) fn forget_tx(&self, id: u64) {
+        lock(&self.txs).remove(&id);
+    }
+
+    fn tx(&self, id: u64) -> Option<SharedTx> {
+        lock(&self.txs).get(&id).cloned()
+    }
+
+    fn take_tx(&self, id: u64) -> Option<SharedTx> {
+        lock(&self.txs).remove(&id)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The scripts of this server, when hooks are on.
+pub fn of(state: &SharedState) -> Option<&Arc<Scripts>> {
+    state.scripts.get()
+}
+
+/// How a failed invocation is answered: a script's ApiError as it is; a runaway script
+/// (time or memory) as PocketBase's generic 400, logged; any other throw as `fallback`.
+pub(crate) fn api_error(error: HookError, fallback: ApiError) -> ApiError {
+    match error {
+        HookError::Thrown {
+            api: Some(api),
+            text,
+        } => {
+            tracing::debug!(error = %text, "hook answered an API error");
+            let status = axum::http::StatusCode::from_u16(api.status)
+                .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+            let mut error = ApiError::new(status, &api.message);
+            if api.data.as_object().is_some_and(|d| !d.is_empty()) {
+                error.data = api.data;
+            }
+            error
+        }
+        HookError::Thrown { api: None, text } => {
+            tracing::warn!(error = %text, "hook failed");
+            fallback
+        }
+        HookError::TimedOut | HookError::OutOfMemory => {
+            tracing::error!(%error, "hook stopped");
+            ApiError::bad_request()
+        }
+        HookError::Busy => {
+            tracing::error!(%error, "hook runtimes exhausted");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy, please try again.",
+            )
+        }
+        HookError::Engine(text) => ApiError::internal(text),
+    }
+}

@@ -1,0 +1,218 @@
+//! Route patterns of `routerAdd`, matched as Go 1.22's `ServeMux` matches them (PocketBase's
+//! router): `{name}` is one decoded segment, `{name...}` the rest (possibly empty), a trailing
+//! `/` a prefix, `{$}` the exact end. A more specific pattern wins over a less specific one.
+
+use std::collections::HashMap;
+
+/// One segment of a pattern.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest(String),
+}
+
+/// A compiled `routerAdd` path.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    segments: Vec<Segment>,
+    /// A trailing slash without `{$}`: matches any path under it.
+    prefix: bool,
+    /// `{$}`: the path ends exactly here, slash included.
+    exact_slash: bool,
+}
+
+/// Why a pattern is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid route pattern {pattern:?}: {reason}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub reason: &'static str,
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Pattern, PatternError> {
+        let fail = |reason| PatternError {
+            pattern: text.to_owned(),
+            reason,
+        };
+        // PocketBase also accepts "METHOD /path" in the path; the method is given apart.
+        let path = text.split_once(' ').map_or(text, |(_, p)| p.trim());
+        if !path.starts_with('/') {
+            return Err(fail("a path must start with /"));
+        }
+        let mut segments = Vec::new();
+        let mut prefix = false;
+        let mut exact_slash = false;
+        let parts: Vec<&str> = path[1..].split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            if part.is_empty() {
+                if last {
+                    prefix = !segments.is_empty() || path == "/";
+                    continue;
+                }
+                return Err(fail("empty segment"));
+            }
+            if *part == "{$}" {
+                if !last {
+                    return Err(fail("{$} must end the pattern"));
+                }
+                exact_slash = true;
+                continue;
+            }
+            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if let Some(name) = inner.strip_suffix("...") {
+                    if !last {
+                        return Err(fail("a {name...} wildcard must end the pattern"));
+                    }
+                    segments.push(Segment::Rest(name.to_owned()));
+                } else {
+                    segments.push(Segment::Param(inner.to_owned()));
+                }
+                continue;
+            }
+            if part.contains('{') || part.contains('}') {
+                return Err(fail("a wildcard must be a whole segment"));
+            }
+            segments.push(Segment::Literal((*part).to_owned()));
+        }
+        if path == "/" {
+            prefix = true;
+        }
+        Ok(Pattern {
+            segments,
+            prefix,
+            exact_slash,
+        })
+    }
+
+    /// How specific the pattern is: more literal segments first, then fewer wildcards.
+    pub fn specificity(&self) -> (usize, usize, bool) {
+        let literals = self
+            .segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Literal(_)))
+            .count();
+        let anchored = !self.prefix && !matches!(self.segments.last(), Some(Segment::Rest(_)));
+        (literals, self.segments.len(), anchored)
+    }
+
+    /// The path values when `path` matches.
+    pub fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
+        let rest = path.strip_prefix('/')?;
+        let parts: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        };
+        let mut values = HashMap::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            match segment {
+                Segment::Rest(name) => {
+                    let tail = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
+                    values.insert(name.clone(), decode(&tail));
+                    return Some(values);
+                }
+                Segment::Literal(text) => {
+                    if decode(parts.get(i)?) != *text {
+                        return None;
+                    }
+                }
+                Segment::Param(name) => {
+                    let part = parts.get(i)?;
+                    if part.is_empty() {
+                        return None;
+                    }
+                    values.insert(name.clone(), decode(part));
+                }
+            }
+        }
+        let n = self.segments.len();
+        if self.exact_slash {
+            // `/a/{$}` is `/a/` exactly.
+            return (parts.len() == n + 1 && parts[n].is_empty()).then_some(values);
+        }
+        if self.prefix {
+            return (parts.len() > n || (n == 0 && parts.is_empty())).then_some(values);
+        }
+        (parts.len() == n).then_some(values)
+    }
+}
+
+fn decode(text: &str) -> String {
+    percent_decode(text)
+}
+
+/// Percent-decoding of a path segment (`%20` → space); invalid escapes stay as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+        let mut v: Vec<_> = Pattern::parse(pattern)
+            .unwrap()
+            .matches(path)?
+            .into_iter()
+            .collect();
+        v.sort();
+        Some(v)
+    }
+
+    #[test]
+    fn patterns_match_like_go_serve_mux() {
+        assert_eq!(
+            values("/p/{name}", "/p/john%20doe"),
+            Some(vec![("name".into(), "john doe".into())])
+        );
+        assert_eq!(values("/p/{name}", "/p/"), None);
+        assert_eq!(values("/p/{name}", "/p/a/b"), None);
+        assert_eq!(
+            values("/f/{path...}", "/f/a/b.txt"),
+            Some(vec![("path".into(), "a/b.txt".into())])
+        );
+        assert_eq!(
+            values("/f/{path...}", "/f/"),
+            Some(vec![("path".into(), "".into())])
+        );
+        assert_eq!(values("/a/", "/a/x/y"), Some(vec![]));
+        assert_eq!(values("/a/{$}", "/a/"), Some(vec![]));
+        assert_eq!(values("/a/{$}", "/a/x"), None);
+        assert_eq!(values("/hello", "/hello"), Some(vec![]));
+        assert_eq!(values("/hello", "/hello/"), None);
+        assert!(Pattern::parse("nope").is_err());
+        assert!(Pattern::parse("/a/{x...}/b").is_err());
+        assert!(
+            Pattern::parse("/a/b").unwrap().specificity()
+                > Pattern::parse("/a/{x}").unwrap().specificity()
+        );
+    }
+}
