@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::Map;
 
-use super::batch_api::{self, Action};
+use super::pipeline::{self, Action};
 use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::state::SharedState;
@@ -20,12 +20,12 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    let prepared = batch_api::prepare(
+    let prepared = pipeline::prepare(
         &state,
         Action::Delete(id),
         &collection,
         &auth,
-        batch_api::Meta {
+        pipeline::Meta {
             method: &method,
             headers: &headers,
             context: rules::contexts::DEFAULT,
@@ -36,7 +36,7 @@ pub async fn delete(
         &[],
     )
     .await?;
-    batch_api::execute(&state, vec![prepared], None)
+    pipeline::execute(&state, vec![prepared], None)
         .await
         .map_err(|(_, error)| error)?;
     Ok(StatusCode::NO_CONTENT)
