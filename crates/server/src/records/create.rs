@@ -1,9 +1,9 @@
 //! `POST /api/collections/{collection}/records`: creates a record (200, not 201).
 //!
-//! PocketBase's order: a superusers-only create rule is a 403; then the create rule is
-//! checked against the would-be record (values cast, modifiers applied, `verified` unset) and
-//! `@request.body`, answering 400 when it fails, before any field is validated. The checks,
-//! the upload plan and the write itself are shared with the batch API (`pipeline`).
+//! PocketBase's order: a superusers-only create rule is a 403; then the create rule is checked
+//! against the would-be record (values cast, modifiers applied, `verified` unset) and
+//! `@request.body`, answering 400 when it fails, before any field is validated. The checks, the
+//! upload plan and the write itself are the write pipeline's (`pipeline`), shared with batch items.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};

@@ -1,7 +1,7 @@
-//! `DELETE /api/collections/{collection}/records/{id}`: deletes a record (204) the delete
-//! rule lets the caller reach (else 404). The store applies relation cascades and refuses
-//! when a required reference would break; the record's files are removed after the commit.
-//! The checks and the write are the batch API's, so both paths behave the same.
+//! `DELETE /api/collections/{collection}/records/{id}`: deletes a record (204) the delete rule lets
+//! the caller reach (else 404). The store applies relation cascades and refuses when a required
+//! reference would break; the record's files are removed after the commit. The checks and the write
+//! are the write pipeline's (`pipeline`), as for batch items.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};

@@ -1,7 +1,7 @@
 //! `PATCH /api/collections/{collection}/records/{id}`: changes the sent fields. The changes
 //! (modifiers included) are applied to the record as it is inside the write transaction, so
-//! concurrent `views+` requests never lose an increment. The checks, the upload plan and the
-//! write are shared with the batch API (`pipeline`).
+//! concurrent `views+` requests never lose an increment. The checks, the upload plan and the write
+//! are the write pipeline's (`pipeline`), shared with batch items.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
