@@ -577,13 +577,9 @@ pub(crate) async fn commit(
         Some(deadline) => store.write_before(ops, deadline).await,
         None => store.write(ops).await,
     };
-    match &written {
-        // Hook point: onRecordAfterCreateSuccess / …UpdateSuccess / …DeleteSuccess, once per
-        // op, after the commit.
-        Ok(_) => {}
-        // Hook point: onRecordAfterCreateError / …UpdateError / …DeleteError.
-        Err(_) => {}
-    }
+    // Hook point: after the commit, onRecordAfterCreateSuccess / …UpdateSuccess /
+    // …DeleteSuccess once per op when `written` is `Ok`; onRecordAfterCreateError /
+    // …UpdateError / …DeleteError when it is not.
     written
 }
 
