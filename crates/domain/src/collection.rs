@@ -484,6 +484,13 @@ pub const OTPS_ID: &str = "pbc_1638494021";
 pub const EXTERNAL_AUTHS_ID: &str = "pbc_2281828961";
 pub const AUTH_ORIGINS_ID: &str = "pbc_4275539003";
 
+/// The system collections whose rows belong to one auth record, which they name by
+/// `collectionRef` (the auth collection's id) and `recordRef` (the record's id). They hold no
+/// relation field, so the store deletes them with their record as it applies cascades: an
+/// OAuth2 link, sign-in origin, pending code or MFA session never outlives its record.
+pub const AUTH_RECORD_DEPENDENTS: [&str; 4] =
+    [EXTERNAL_AUTHS_ID, AUTH_ORIGINS_ID, OTPS_ID, MFAS_ID];
+
 /// The rule that lets an auth record see (and for some, delete) its own bookkeeping rows.
 const OWNER_ONLY_RULE: &str = "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId";
 

@@ -8,7 +8,9 @@
 //!   [`CollectionRules`] of a collection of the current schema;
 //! - [`request_context`] to describe the request (`@request.*`);
 //! - [`sql_guard`] to turn one rule into a predicate for the store (`Err` 403 when only
-//!   superusers may act), or [`rules::Rule::check_record`] to decide in memory.
+//!   superusers may act), or [`decide`] to decide a rule for one record — in memory when it
+//!   can, else in SQL — which every check of a rule against a record goes through (the
+//!   records API, the write pipeline, sign-ins, realtime).
 //!
 //! Client `filter`/`sort` text is compiled per request with [`compile_filter`] and
 //! [`compile_sort`], which map the language's refusals to PocketBase's status codes.
@@ -17,8 +19,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::{HeaderMap, Method};
-use domain::{AuthContext, Collection, Dialect, Schema, SqlFragment};
-use rules::{CollectionRules, Compiled, CompiledSort, Mode, RequestContext, Rule, RuleOutcome};
+use domain::{
+    AuthContext, Collection, Dialect, Record, RecordQuery, Schema, SqlFragment, Store, StoreError,
+};
+use rules::{
+    CollectionRules, Compiled, CompiledSort, Eval, Mode, RequestContext, Rule, RuleOutcome,
+};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -32,13 +38,39 @@ pub struct RulesCache {
 
 struct CacheEntry {
     schema: Arc<Schema>,
-    by_collection: HashMap<String, Arc<CollectionRules>>,
+    by_collection: HashMap<String, Arc<CachedRules>>,
+}
+
+/// Everything compiled for one collection.
+struct CachedRules {
+    api: Arc<CollectionRules>,
+    sign_in: Arc<SignInRules>,
+}
+
+/// The rules a sign-in checks against the signing-in record, as stored: `None` when the
+/// stored text does not compile, which each check resolves to its own safe side (unlike the
+/// API rules, which then match nothing).
+#[derive(Debug, Clone, Default)]
+pub struct SignInRules {
+    /// The `authRule` (`null`: superusers only, `""`: everyone).
+    pub auth: Option<Rule>,
+    /// The MFA rule (empty: everyone). Whether MFA is on is the collection's option.
+    pub mfa: Option<Rule>,
 }
 
 impl RulesCache {
     /// The compiled rules of `collection` (a collection of `schema`). A snapshot other than the
     /// cached one replaces the cache: schema changes always produce a new snapshot.
     pub fn get(&self, schema: &Arc<Schema>, collection: &Arc<Collection>) -> Arc<CollectionRules> {
+        Arc::clone(&self.entry(schema, collection).api)
+    }
+
+    /// The compiled sign-in rules of `collection` (see [`RulesCache::get`]).
+    pub fn sign_in(&self, schema: &Arc<Schema>, collection: &Arc<Collection>) -> Arc<SignInRules> {
+        Arc::clone(&self.entry(schema, collection).sign_in)
+    }
+
+    fn entry(&self, schema: &Arc<Schema>, collection: &Arc<Collection>) -> Arc<CachedRules> {
         {
             let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(entry) = slot.as_ref()
@@ -50,7 +82,10 @@ impl RulesCache {
         }
         // Compiling outside the lock keeps other requests moving; two requests may compile
         // the same rules once each, which is harmless.
-        let compiled = Arc::new(compile_rules(schema, collection));
+        let compiled = Arc::new(CachedRules {
+            api: Arc::new(compile_rules(schema, collection)),
+            sign_in: Arc::new(compile_sign_in_rules(schema, collection)),
+        });
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         match slot.as_mut() {
             Some(entry) if Arc::ptr_eq(&entry.schema, schema) => {
@@ -95,6 +130,23 @@ fn compile_rules(schema: &Arc<Schema>, collection: &Arc<Collection>) -> Collecti
     }
 }
 
+fn compile_sign_in_rules(schema: &Arc<Schema>, collection: &Arc<Collection>) -> SignInRules {
+    let Some(options) = collection.auth.as_ref() else {
+        return SignInRules::default();
+    };
+    let rule = |text: Option<&str>, which: &str| match Rule::compile(schema, collection, text) {
+        Ok(rule) => Some(rule),
+        Err(error) => {
+            tracing::warn!(collection = %collection.name, rule = which, %error, "stored sign-in rule does not compile");
+            None
+        }
+    };
+    SignInRules {
+        auth: rule(options.auth_rule.as_deref(), "authRule"),
+        mfa: rule(Some(options.mfa.rule.trim()), "mfa.rule"),
+    }
+}
+
 /// A rule no record satisfies.
 fn never(schema: &Arc<Schema>, collection: &Arc<Collection>) -> Rule {
     Compiled::compile(schema, collection, "1 = 2", Mode::Rule)
@@ -113,6 +165,16 @@ impl AppState {
             .cloned()
             .unwrap_or_else(|| Arc::clone(collection));
         self.rules_cache.get(&schema, &current)
+    }
+
+    /// The compiled sign-in rules of `collection` in the current schema.
+    pub fn sign_in_rules(&self, collection: &Arc<Collection>) -> Arc<SignInRules> {
+        let schema = self.schema();
+        let current = schema
+            .get_by_id(&collection.id)
+            .cloned()
+            .unwrap_or_else(|| Arc::clone(collection));
+        self.rules_cache.sign_in(&schema, &current)
     }
 }
 
@@ -163,6 +225,175 @@ pub fn sql_guard(
         RuleOutcome::Allow => Ok(None),
         RuleOutcome::Filter(predicate) => Ok(Some(predicate)),
     }
+}
+
+/// What a rule is asked about: one record of `collection`, and whether it is stored.
+#[derive(Clone, Copy)]
+pub struct Question<'a> {
+    pub rule: &'a Rule,
+    /// A client filter that must hold as well (a realtime subscription's `filter`).
+    pub filter: Option<&'a Compiled>,
+    pub collection: &'a Arc<Collection>,
+    /// A stored record, or (with `stored: false`) a row that is not stored: the would-be row
+    /// of a create, a record created earlier in the same batch, a deleted record's last state.
+    pub record: &'a Record,
+    pub stored: bool,
+}
+
+/// What [`decide`] may do when memory alone cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlCheck {
+    /// Nothing: answer [`Decision::NeedsSql`] (the realtime fan-out, which must not wait).
+    Never,
+    /// Ask the store; a predicate not decided within the query timeout does not hold (a rule
+    /// lookup that fails hides the record).
+    Lenient,
+    /// Ask the store; a predicate not decided in time is [`Decision::Undecided`], for checks
+    /// where "does not hold" is the permissive answer (whether a sign-in needs MFA).
+    Strict,
+}
+
+/// A rule's answer for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The rule holds; with the predicate when SQL decided it (a write re-checks it as its
+    /// guard inside the transaction).
+    Allow(Option<SqlFragment>),
+    Deny,
+    /// Only SQL can tell, and [`SqlCheck::Never`] was asked for.
+    NeedsSql(SqlFragment),
+    /// [`SqlCheck::Strict`] and the store did not decide within the query timeout.
+    Undecided,
+}
+
+impl Decision {
+    pub fn allows(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
+/// The one place a rule is decided for a record: in memory when the rule (and filter) read
+/// only the row and the request, else in SQL — the stored row looked up under the predicate,
+/// or an unsaved row offered in place of the table (`Store::matches_unsaved`). Superusers
+/// pass every rule; a superusers-only rule denies everyone else.
+pub async fn decide(
+    store: &dyn Store,
+    question: Question<'_>,
+    ctx: &RequestContext,
+    sql: SqlCheck,
+) -> Result<Decision, StoreError> {
+    let Question {
+        rule,
+        filter,
+        collection,
+        record,
+        stored,
+    } = question;
+    let dialect = store.dialect();
+    let mut predicates = Vec::new();
+    match rule.check_record(record, ctx) {
+        Eval::Match => {}
+        Eval::NoMatch => return Ok(Decision::Deny),
+        Eval::NeedsSql => match rule.outcome(dialect, ctx) {
+            RuleOutcome::SuperusersOnly => return Ok(Decision::Deny),
+            RuleOutcome::Allow => {}
+            RuleOutcome::Filter(predicate) => predicates.push(predicate),
+        },
+    }
+    if let Some(filter) = filter {
+        match filter.eval(record, ctx) {
+            Eval::Match => {}
+            Eval::NoMatch => return Ok(Decision::Deny),
+            Eval::NeedsSql => predicates.push(filter.to_sql(dialect, ctx)),
+        }
+    }
+    let Some(predicate) = SqlFragment::and_all(predicates) else {
+        return Ok(Decision::Allow(None));
+    };
+    let holds = match sql {
+        SqlCheck::Never => return Ok(Decision::NeedsSql(predicate)),
+        _ if !stored => {
+            store
+                .matches_unsaved(
+                    Arc::clone(collection),
+                    record.data.clone(),
+                    predicate.clone(),
+                )
+                .await?
+        }
+        SqlCheck::Lenient => store
+            .get_record(Arc::clone(collection), record.id(), vec![predicate.clone()])
+            .await?
+            .is_some(),
+        SqlCheck::Strict => match store
+            .record_satisfies(Arc::clone(collection), record.id(), vec![predicate.clone()])
+            .await
+        {
+            Ok(holds) => holds,
+            Err(StoreError::TimedOut) => return Ok(Decision::Undecided),
+            Err(error) => return Err(error),
+        },
+    };
+    Ok(if holds {
+        Decision::Allow(Some(predicate))
+    } else {
+        Decision::Deny
+    })
+}
+
+/// [`decide`] for many stored records of `collection` at once: in memory for each, then one
+/// query for all those that need SQL (the predicate depends on the request, not the row).
+pub async fn decide_stored_many(
+    store: &dyn Store,
+    rule: &Rule,
+    collection: &Arc<Collection>,
+    records: &[Record],
+    ctx: &RequestContext,
+) -> Result<Vec<bool>, StoreError> {
+    let mut allowed = vec![false; records.len()];
+    let mut unsure: Vec<String> = Vec::new();
+    let mut predicate = None;
+    for (i, record) in records.iter().enumerate() {
+        let question = Question {
+            rule,
+            filter: None,
+            collection,
+            record,
+            stored: true,
+        };
+        match decide(store, question, ctx, SqlCheck::Never).await? {
+            Decision::Allow(_) => allowed[i] = true,
+            Decision::Deny | Decision::Undecided => {}
+            Decision::NeedsSql(needed) => {
+                unsure.push(record.id().to_owned());
+                predicate.get_or_insert(needed);
+            }
+        }
+    }
+    if let Some(predicate) = predicate {
+        let ids = crate::records::expand::in_list(
+            store.dialect(),
+            SqlFragment::column(&collection.name, "id"),
+            &unsure,
+        );
+        let page = store
+            .list_records(RecordQuery {
+                collection: Arc::clone(collection),
+                filters: vec![predicate, ids],
+                sort: Vec::new(),
+                page: 1,
+                per_page: unsure.len() as u64,
+                with_total: false,
+            })
+            .await?;
+        let found: std::collections::HashSet<&str> = page.items.iter().map(Record::id).collect();
+        for (i, record) in records.iter().enumerate() {
+            if found.contains(record.id()) {
+                allowed[i] = true;
+            }
+        }
+    }
+    Ok(allowed)
 }
 
 /// A client `filter` (records list, realtime options): `None` when empty. Refusals are

@@ -1,13 +1,14 @@
 //! Superuser management used by the `plinth superuser …` commands: create, update, upsert
-//! and delete accounts of the `_superusers` collection directly through the store.
+//! and delete accounts of the `_superusers` collection through the record write pipeline's
+//! system path (validated, passwords hashed, token keys rotated as for any record).
 
 use std::sync::Arc;
 
 use domain::collection::SUPERUSERS_ID;
-use domain::{Collection, Record, RecordData, RecordQuery, Store, StoreError, WriteOp};
-use serde_json::Value;
+use domain::{Collection, Record, RecordQuery, Store, StoreError};
 
 use crate::auth::password;
+use crate::records::pipeline::{self, System, SystemChange};
 
 /// Why a superuser command failed; the messages are shown to the operator as they are.
 #[derive(Debug, thiserror::Error)]
@@ -81,44 +82,11 @@ pub async fn create(
         return Err(SuperuserError::Exists(email.to_owned()));
     }
     let collection = collection(store)?;
-    let hash = password::hash_argon2(
-        plain_password.to_owned(),
-        password::Argon2Params::for_bcrypt_cost(cost),
-    )
-    .await?;
-    let now = domain::time::now();
-    let mut data = RecordData::new();
-    for field in &collection.fields {
-        data.insert(field.name.clone(), field.zero_value());
-    }
-    data.insert("id".into(), Value::String(domain::ids::new_record_id()));
-    data.insert("password".into(), Value::String(hash));
-    data.insert(
-        "tokenKey".into(),
-        Value::String(domain::ids::random_alnum(50)),
-    );
-    data.insert("email".into(), Value::String(email.to_owned()));
-    data.insert("verified".into(), Value::Bool(true));
-    for name in ["created", "updated"] {
-        if data.contains_key(name) {
-            data.insert(name.into(), Value::String(now.clone()));
-        }
-    }
-    let results = store
-        .write(vec![WriteOp::Create {
-            collection,
-            data,
-            guard: None,
-        }])
-        .await
-        .map_err(|e| SuperuserError::Store(e.error))?;
-    results
-        .into_iter()
-        .next()
-        .map(|r| r.record().clone())
-        .ok_or(SuperuserError::Store(StoreError::Internal(
-            "no write result".into(),
-        )))
+    let change = SystemChange::new()
+        .set("email", email)
+        .set("password", plain_password)
+        .set("verified", true);
+    Ok(pipeline::system_create(system(store, cost), &collection, change).await?)
 }
 
 /// Changes a superuser's password (rotating its token key, so old tokens stop working).
@@ -133,40 +101,9 @@ pub async fn update(
         return Err(SuperuserError::Missing(email.to_owned()));
     };
     let collection = collection(store)?;
-    let hash = password::hash_argon2(
-        plain_password.to_owned(),
-        password::Argon2Params::for_bcrypt_cost(cost),
-    )
-    .await?;
-    let now = domain::time::now();
-    let apply: domain::UpdateFn = Box::new(move |current: &Record| {
-        let mut data = current.data.clone();
-        data.insert("password".into(), Value::String(hash));
-        data.insert(
-            "tokenKey".into(),
-            Value::String(domain::ids::random_alnum(50)),
-        );
-        if data.contains_key("updated") {
-            data.insert("updated".into(), Value::String(now));
-        }
-        Ok(data)
-    });
-    let results = store
-        .write(vec![WriteOp::Update {
-            collection,
-            id: existing.id().to_owned(),
-            guard: None,
-            apply,
-        }])
-        .await
-        .map_err(|e| SuperuserError::Store(e.error))?;
-    results
-        .into_iter()
-        .next()
-        .map(|r| r.record().clone())
-        .ok_or(SuperuserError::Store(StoreError::Internal(
-            "no write result".into(),
-        )))
+    // A new password rotates the token key, so old tokens stop working.
+    let change = SystemChange::new().set("password", plain_password);
+    Ok(pipeline::system_update(system(store, cost), &collection, existing.id(), change).await?)
 }
 
 /// Creates the superuser, or changes its password when the email exists.
@@ -198,15 +135,20 @@ pub async fn delete(store: &dyn Store, email: &str) -> Result<(), SuperuserError
         return Err(SuperuserError::LastSuperuser);
     }
     let collection = collection(store)?;
-    store
-        .write(vec![WriteOp::Delete {
-            collection,
-            id: existing.id().to_owned(),
-            guard: None,
-        }])
-        .await
-        .map_err(|e| SuperuserError::Store(e.error))?;
+    let argon2 = password::Argon2Params::default();
+    pipeline::system_delete(
+        System::store_only(store, argon2),
+        &collection,
+        existing.id(),
+    )
+    .await?;
     Ok(())
+}
+
+/// The system path for the CLI, hashing new passwords with the argon2 cost matching the
+/// bcrypt `cost` the command was given.
+fn system(store: &dyn Store, cost: u32) -> System<'_> {
+    System::store_only(store, password::Argon2Params::for_bcrypt_cost(cost))
 }
 
 fn check_input(email: &str, plain_password: &str) -> Result<(), SuperuserError> {

@@ -1,11 +1,12 @@
 //! Records in and out of collection tables: canonical JSON values ↔ SQL values per field
-//! type, paged reads, and the write path (create, update, delete with relation cascades,
-//! relation existence checks, unique violations mapped to field errors).
+//! type, paged reads, and the write path (create, update, delete with relation cascades and
+//! the auth bookkeeping rows of deleted auth records, relation existence checks, unique
+//! violations mapped to field errors).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use domain::collection::{Collection, Schema};
+use domain::collection::{AUTH_RECORD_DEPENDENTS, Collection, Schema};
 use domain::error::{FieldError, ValidationErrors};
 use domain::field::{Field, FieldKind};
 use domain::index::IndexDef;
@@ -406,6 +407,14 @@ fn delete_with_cascade(
     while next < doomed.len() {
         let (target, target_id) = doomed[next].clone();
         next += 1;
+        if target.is_auth() {
+            for (dependent, dependent_id) in auth_dependents(conn, schema, &target.id, &target_id)?
+            {
+                if seen.insert((dependent.id.clone(), dependent_id.clone())) {
+                    doomed.push((dependent, dependent_id));
+                }
+            }
+        }
         for (referrer, field) in schema.referencing(&target.id) {
             if referrer.is_view() || !is_cascading(field) {
                 continue;
@@ -463,6 +472,38 @@ fn delete_with_cascade(
         changelog::append(conn, target, &last_state, ChangeAction::Delete)?;
     }
     Ok(seen)
+}
+
+/// The rows of the system collections that belong to the auth record `record_id` of
+/// `collection_id` (`domain::collection::AUTH_RECORD_DEPENDENTS`): they go with it, in the
+/// same transaction.
+fn auth_dependents(
+    conn: &Connection,
+    schema: &Schema,
+    collection_id: &str,
+    record_id: &str,
+) -> Result<Vec<(Arc<Collection>, String)>, StoreError> {
+    let mut found = Vec::new();
+    for dependent in AUTH_RECORD_DEPENDENTS {
+        let Some(dependent) = schema.get_by_id(dependent) else {
+            continue;
+        };
+        let table = quote_ident(&dependent.name);
+        let sql = format!(
+            "SELECT {} FROM {table} WHERE {} = ? AND {} = ?",
+            quote_ident("id"),
+            quote_ident("collectionRef"),
+            quote_ident("recordRef"),
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+        let ids = stmt
+            .query_map([collection_id, record_id], |r| r.get::<_, String>(0))
+            .map_err(internal)?;
+        for id in ids {
+            found.push((Arc::clone(dependent), id.map_err(internal)?));
+        }
+    }
+    Ok(found)
 }
 
 fn is_cascading(field: &Field) -> bool {

@@ -2491,3 +2491,148 @@ async fn old_change_log_entries_lose_their_secrets_on_open() {
     let (kept, exact, _) = change_log_total(&store).await;
     assert_eq!(kept, exact);
 }
+
+/// How many rows of the auth bookkeeping collections name `record_id` of `collection_id`.
+async fn dependents_of(store: &SqliteStore, collection_id: &str, record_id: &str) -> usize {
+    let mut found = 0;
+    for dependent in domain::collection::AUTH_RECORD_DEPENDENTS {
+        let dependent = store
+            .schema()
+            .get_by_id(dependent)
+            .cloned()
+            .expect("bootstrapped");
+        let filters = vec![
+            eq(
+                &dependent.name,
+                "collectionRef",
+                SqlValue::Text(collection_id.to_owned()),
+            ),
+            eq(
+                &dependent.name,
+                "recordRef",
+                SqlValue::Text(record_id.to_owned()),
+            ),
+        ];
+        found += list(store, &dependent.name, filters).await.len();
+    }
+    found
+}
+
+/// One row in each auth bookkeeping collection for `record_id` of `collection_id`; returns
+/// the `_externalAuths` row.
+async fn add_dependents(store: &SqliteStore, collection_id: &str, record_id: &str) -> Record {
+    let owner = json!({"collectionRef": collection_id, "recordRef": record_id});
+    let with = |extra: Value| {
+        let mut values = owner.clone();
+        if let (Value::Object(values), Value::Object(extra)) = (&mut values, extra) {
+            values.extend(extra);
+        }
+        values
+    };
+    let link = create(
+        store,
+        "_externalAuths",
+        with(json!({"provider": "gitlab", "providerId": record_id})),
+    )
+    .await
+    .expect("link");
+    create(
+        store,
+        "_authOrigins",
+        with(json!({"fingerprint": record_id})),
+    )
+    .await
+    .expect("origin");
+    create(store, "_otps", with(json!({"password": "hash"})))
+        .await
+        .expect("otp");
+    create(store, "_mfas", with(json!({"method": "password"})))
+        .await
+        .expect("mfa");
+    link
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_auth_records_take_their_bookkeeping_rows_in_the_same_transaction() {
+    let (_dir, store) = open().await;
+    let ann = new_user(&store, "ann@example.com").await;
+    let bob = new_user(&store, "bob@example.com").await;
+    add_dependents(&store, USERS_ID, ann.id()).await;
+    let bob_link = add_dependents(&store, USERS_ID, bob.id()).await;
+    // Same record id, another collection: not Ann's.
+    add_dependents(&store, SUPERUSERS_ID, ann.id()).await;
+    assert_eq!(dependents_of(&store, USERS_ID, ann.id()).await, 4);
+
+    let before = store.last_change_seq().await.expect("seq");
+    delete(&store, USERS_NAME, ann.id()).await.expect("deleted");
+    assert_eq!(dependents_of(&store, USERS_ID, ann.id()).await, 0);
+    assert_eq!(dependents_of(&store, USERS_ID, bob.id()).await, 4);
+    assert_eq!(dependents_of(&store, SUPERUSERS_ID, ann.id()).await, 4);
+    // The rows' deletes are logged with the record's, in the same commit.
+    let deleted: Vec<_> = changes_since(&store, before).await;
+    assert_eq!(deleted.len(), 5, "{deleted:?}");
+
+    // A cleanup that cannot happen (a required reference to Bob's link) leaves the record,
+    // not only its rows: one transaction.
+    store
+        .create_collection(base(
+            "pins",
+            vec![relation(
+                "link",
+                domain::collection::EXTERNAL_AUTHS_ID,
+                1,
+                true,
+                false,
+            )],
+        ))
+        .await
+        .expect("pins");
+    let pin = create(&store, "pins", json!({"link": bob_link.id()}))
+        .await
+        .expect("pin");
+    let error = delete(&store, USERS_NAME, bob.id())
+        .await
+        .expect_err("blocked by the link's reference");
+    assert!(matches!(error, StoreError::RequiredReference), "{error:?}");
+    assert!(get(&store, USERS_NAME, bob.id()).await.is_some());
+    assert_eq!(dependents_of(&store, USERS_ID, bob.id()).await, 4);
+
+    // Truncating the collection cleans up too.
+    delete(&store, "pins", pin.id()).await.expect("unpinned");
+    store
+        .truncate_collection(USERS_ID)
+        .await
+        .expect("truncated");
+    assert!(get(&store, USERS_NAME, bob.id()).await.is_none());
+    assert_eq!(dependents_of(&store, USERS_ID, bob.id()).await, 0);
+    assert_eq!(dependents_of(&store, SUPERUSERS_ID, ann.id()).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_records_deleted_by_a_cascade_take_their_bookkeeping_rows() {
+    let (_dir, store) = open().await;
+    let teams = base("teams", vec![text("name")]);
+    let teams_id = teams.id.clone();
+    store.create_collection(teams).await.expect("teams");
+    let mut members = Collection::scaffold(CollectionType::Auth, "members");
+    members.id = domain::ids::collection_id("auth", "members");
+    members
+        .fields
+        .push(relation("team", &teams_id, 1, false, true));
+    let members_id = members.id.clone();
+    store.create_collection(members).await.expect("members");
+    let team = create(&store, "teams", json!({"name": "a"}))
+        .await
+        .expect("team");
+    let member = create(
+        &store,
+        "members",
+        json!({"email": "m@example.com", "tokenKey": "k", "password": "x", "team": team.id()}),
+    )
+    .await
+    .expect("member");
+    add_dependents(&store, &members_id, member.id()).await;
+    delete(&store, "teams", team.id()).await.expect("deleted");
+    assert!(get(&store, "members", member.id()).await.is_none());
+    assert_eq!(dependents_of(&store, &members_id, member.id()).await, 0);
+}

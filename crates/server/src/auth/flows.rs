@@ -16,10 +16,11 @@ use serde_json::Value;
 use super::token::{self, Claims, TokenType};
 use super::{
     auth_collection, find_by_field, form_text, is_email_error, new_token_key, options, password,
-    require_record_of, update_record, validated,
+    require_record_of, save_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, TextForm};
+use crate::records::pipeline::SystemChange;
 use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
@@ -203,13 +204,11 @@ async fn confirm_verification(
     };
     if !record.bool("verified") {
         let had_links = super::forget_links_on_verification(&state, &collection, &record).await?;
-        update_record(&state, &collection, record.id(), true, move |data| {
-            data.insert("verified".into(), Value::Bool(true));
-            if had_links {
-                data.insert("tokenKey".into(), new_token_key());
-            }
-        })
-        .await?;
+        let mut change = SystemChange::new().set("verified", true);
+        if had_links {
+            change = change.set("tokenKey", new_token_key());
+        }
+        save_record(&state, &collection, record.id(), change).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -301,13 +300,13 @@ async fn confirm_password_reset(
         .await
         .map_err(ApiError::internal)?;
     super::forget_links_on_verification(&state, &collection, &record).await?;
-    update_record(&state, &collection, record.id(), true, move |data| {
-        data.insert("password".into(), Value::String(hash));
-        data.insert("tokenKey".into(), new_token_key());
-        // The reset link reached this mailbox, which proves the address.
-        data.insert("verified".into(), Value::Bool(true));
-    })
-    .await?;
+    // The password's limits were checked above (as the form's, not the stored field's): the
+    // hash is stored as it is. The reset link reached this mailbox, which proves the address.
+    let change = SystemChange::new()
+        .set_raw("password", hash)
+        .set("tokenKey", new_token_key())
+        .set("verified", true);
+    save_record(&state, &collection, record.id(), change).await?;
     // The owner has a new password: a lockout started by someone's guesses no longer applies.
     for field in &options(&collection)?.password_auth.identity_fields {
         let identity = record.text(field);
@@ -430,18 +429,18 @@ async fn confirm_email_change(
         ))?;
     }
     super::forget_links_on_verification(&state, &collection, &record).await?;
-    update_record(&state, &collection, record.id(), true, move |data| {
-        data.insert("email".into(), Value::String(new_email));
-        data.insert("verified".into(), Value::Bool(true));
-        data.insert("tokenKey".into(), new_token_key());
-    })
-    .await
-    .map_err(|error| {
-        if error.status == StatusCode::BAD_REQUEST {
-            error
-        } else {
-            ApiError::bad_request_msg("Failed to confirm the email change.")
-        }
-    })?;
+    let change = SystemChange::new()
+        .set("email", new_email)
+        .set("verified", true)
+        .set("tokenKey", new_token_key());
+    save_record(&state, &collection, record.id(), change)
+        .await
+        .map_err(|error| {
+            if error.status == StatusCode::BAD_REQUEST {
+                error
+            } else {
+                ApiError::bad_request_msg("Failed to confirm the email change.")
+            }
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,12 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::collection::AUTH_ORIGINS_ID;
-use domain::field::FieldKind;
-use domain::{AuthContext, Collection, FieldError, Record, RecordData, ValidationErrors};
+use domain::{AuthContext, Collection, FieldError, Record, ValidationErrors};
 use serde_json::{Value, json};
 
+use crate::access::Decision;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FormBody, TextForm};
+use crate::records::pipeline::{self, System, SystemChange};
 use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;
 
@@ -151,49 +152,17 @@ pub async fn find_by_field(
         .await?)
 }
 
-/// Applies `change` to the stored record inside the write transaction. With `touch`, the
-/// `autodate` fields that update on save get the current time.
-pub async fn update_record(
+/// Saves `change` to the stored record `id` through the write pipeline's system path (as a
+/// superuser would, without rules; applied to the row inside the write transaction).
+pub(crate) async fn save_record(
     state: &SharedState,
     collection: &Arc<Collection>,
     id: &str,
-    touch: bool,
-    change: impl FnOnce(&mut RecordData) + Send + 'static,
+    change: SystemChange,
 ) -> ApiResult<Record> {
-    let touched: Vec<String> = if touch {
-        collection
-            .fields
-            .iter()
-            .filter(|f| matches!(&f.kind, FieldKind::Autodate(o) if o.on_update))
-            .map(|f| f.name.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let now = domain::time::now();
-    let apply: domain::UpdateFn = Box::new(move |current: &Record| {
-        let mut data = current.data.clone();
-        change(&mut data);
-        for name in touched {
-            data.insert(name, Value::String(now.clone()));
-        }
-        Ok(data)
-    });
-    let results = state
-        .store
-        .write(vec![domain::WriteOp::Update {
-            collection: collection.clone(),
-            id: id.to_owned(),
-            guard: None,
-            apply,
-        }])
+    pipeline::system_update(System::of(state), collection, id, change)
         .await
-        .map_err(|e| ApiError::from(e.error))?;
-    results
-        .into_iter()
-        .next()
-        .map(|r| r.record().clone())
-        .ok_or_else(|| ApiError::internal("update returned no record"))
+        .map_err(ApiError::from)
 }
 
 /// A fresh random `tokenKey`, which revokes every token signed with the old one.
@@ -225,16 +194,16 @@ pub async fn verify_proven_email(
         None
     };
     let had_links = forget_links_on_verification(state, collection, record).await?;
-    update_record(state, collection, record.id(), true, move |data| {
-        data.insert("verified".into(), Value::Bool(true));
-        if let Some(hash) = hash {
-            data.insert("password".into(), Value::String(hash));
-        }
-        if reset_password || had_links {
-            data.insert("tokenKey".into(), new_token_key());
-        }
-    })
-    .await
+    let mut change = SystemChange::new().set("verified", true);
+    if let Some(hash) = hash {
+        change = change.set_raw("password", hash);
+    }
+    if reset_password || had_links {
+        change = change.set("tokenKey", new_token_key());
+    } else {
+        change = change.keep_token_key();
+    }
+    save_record(state, collection, record.id(), change).await
 }
 
 /// Removes the OAuth2 links of a record about to become verified, as PocketBase does on every
@@ -276,21 +245,18 @@ pub(crate) enum RuleCheck {
     Undecided,
 }
 
-/// Checks `record` against `rule` (the collection's `authRule` or MFA rule), evaluated with
-/// the record itself as `@request.auth`: `""` always matches, `null` never, an expression
-/// when the record passes it (in memory when the rule is row-local, else in SQL).
+/// Checks `record` against `rule` (the collection's `authRule` or MFA rule, compiled once per
+/// schema snapshot; `None` when the stored text does not compile), evaluated with the record
+/// itself as `@request.auth`: `""` always matches, `null` never, an expression when the record
+/// passes it (in memory when the rule is row-local, else in SQL).
 async fn record_matches(
     state: &SharedState,
     collection: &Arc<Collection>,
     record: &Record,
-    rule: Option<&str>,
+    rule: Option<&rules::Rule>,
 ) -> ApiResult<RuleCheck> {
-    let compiled = match rules::Rule::compile(&state.schema(), collection, rule) {
-        Ok(compiled) => compiled,
-        Err(error) => {
-            tracing::warn!(collection = %collection.name, %error, "stored auth rule does not compile");
-            return Ok(RuleCheck::Undecided);
-        }
+    let Some(rule) = rule else {
+        return Ok(RuleCheck::Undecided);
     };
     let ctx = rules::RequestContext::new(AuthContext::Record {
         collection: collection.clone(),
@@ -298,28 +264,24 @@ async fn record_matches(
         refreshable: true,
     })
     .with_method("POST");
-    match compiled.check_record(record, &ctx) {
-        rules::Eval::Match => Ok(RuleCheck::Match),
-        rules::Eval::NoMatch => Ok(RuleCheck::NoMatch),
-        rules::Eval::NeedsSql => {
-            let Ok(guard) = crate::access::sql_guard(&compiled, state.store.dialect(), &ctx) else {
-                return Ok(RuleCheck::Undecided);
-            };
-            match state
-                .store
-                .record_satisfies(collection.clone(), record.id(), guard.into_iter().collect())
-                .await
-            {
-                Ok(true) => Ok(RuleCheck::Match),
-                Ok(false) => Ok(RuleCheck::NoMatch),
-                Err(domain::store::StoreError::TimedOut) => {
-                    tracing::warn!(collection = %collection.name, "sign-in rule check timed out");
-                    Ok(RuleCheck::Undecided)
-                }
-                Err(error) => Err(error.into()),
+    let question = crate::access::Question {
+        rule,
+        filter: None,
+        collection,
+        record,
+        stored: true,
+    };
+    let sql = crate::access::SqlCheck::Strict;
+    Ok(
+        match crate::access::decide(state.store.as_ref(), question, &ctx, sql).await? {
+            Decision::Allow(_) => RuleCheck::Match,
+            Decision::Deny => RuleCheck::NoMatch,
+            Decision::Undecided | Decision::NeedsSql(_) => {
+                tracing::warn!(collection = %collection.name, "sign-in rule check timed out");
+                RuleCheck::Undecided
             }
-        }
-    }
+        },
+    )
 }
 
 /// Whether `record` passes the collection's `authRule`. Fails closed: a rule check that could
@@ -329,8 +291,8 @@ async fn auth_rule_allows(
     collection: &Arc<Collection>,
     record: &Record,
 ) -> ApiResult<bool> {
-    let rule = options(collection)?.auth_rule.as_deref();
-    Ok(record_matches(state, collection, record, rule).await? == RuleCheck::Match)
+    let rules = state.sign_in_rules(collection);
+    Ok(record_matches(state, collection, record, rules.auth.as_ref()).await? == RuleCheck::Match)
 }
 
 /// Whether MFA applies to `record`: off for the collection is `NoMatch`, an empty rule
@@ -344,11 +306,11 @@ pub(crate) async fn mfa_check(
     if !options.mfa.enabled {
         return Ok(RuleCheck::NoMatch);
     }
-    let rule = options.mfa.rule.trim();
-    if rule.is_empty() {
+    if options.mfa.rule.trim().is_empty() {
         return Ok(RuleCheck::Match);
     }
-    record_matches(state, collection, record, Some(rule)).await
+    let rules = state.sign_in_rules(collection);
+    record_matches(state, collection, record, rules.mfa.as_ref()).await
 }
 
 /// Whether signing in as `record` needs a second factor: MFA is on for the collection and
@@ -793,11 +755,11 @@ async fn rehash(
         }
     };
     let id = record.id().to_owned();
-    match update_record(state, collection, &id, false, move |data| {
-        data.insert("password".into(), Value::String(hash));
-    })
-    .await
-    {
+    let change = SystemChange::new()
+        .set_raw("password", hash)
+        .keep_autodates()
+        .keep_token_key();
+    match save_record(state, collection, &id, change).await {
         Ok(updated) => updated,
         Err(error) => {
             tracing::warn!(message = %error.message, "rehash not stored");

@@ -27,12 +27,12 @@ use serde_json::{Map, Value, json};
 use super::bookkeeping;
 use super::{
     AuthMethod, ClientInfo, ResponseParams, auth_collection, find_by_field, finish_auth, form_text,
-    options, update_record,
+    options,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, TextForm};
 use crate::files::upload::UploadedFile;
-use crate::records::batch_api;
+use crate::records::pipeline::{self, SystemChange};
 use crate::state::SharedState;
 use domain::collection::EXTERNAL_AUTHS_ID;
 
@@ -955,14 +955,14 @@ async fn create_record(
             .collect(),
         None => Vec::new(),
     };
-    let meta = batch_api::Meta {
+    let meta = pipeline::Meta {
         method: &Method::POST,
         headers: request.headers,
         context: rules::contexts::OAUTH2,
     };
-    let prepared = batch_api::prepare(
+    let prepared = pipeline::prepare(
         state,
-        batch_api::Action::Create,
+        pipeline::Action::Create,
         &collection.id,
         request.auth,
         meta,
@@ -972,7 +972,7 @@ async fn create_record(
         &[],
     )
     .await?;
-    let mut results = batch_api::execute(state, vec![prepared], None)
+    let mut results = pipeline::execute(state, vec![prepared], None)
         .await
         .map_err(|(_, error)| error)?;
     let record = match results.pop() {
@@ -980,10 +980,8 @@ async fn create_record(
         _ => return Err(ApiError::internal("create returned no record")),
     };
     if user.email_verified && !user.email.is_empty() && record.text("email") == user.email {
-        return update_record(state, collection, record.id(), false, |data| {
-            data.insert("verified".into(), Value::Bool(true));
-        })
-        .await;
+        let change = SystemChange::new().set("verified", true).keep_autodates();
+        return super::save_record(state, collection, record.id(), change).await;
     }
     Ok(record)
 }

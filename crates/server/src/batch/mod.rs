@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, BodyError, parse_body_with_files};
 use crate::files::upload::UploadedFile;
-use crate::records::batch_api::{self, Action};
+use crate::records::pipeline::{self, Action};
 use crate::state::SharedState;
 
 /// PocketBase's batch body limit when `maxBodySize` is 0: 128 MiB.
@@ -269,8 +269,8 @@ async fn prepare_all(
     auth: &domain::AuthContext,
     outer_headers: &HeaderMap,
     items: Vec<Item>,
-) -> ApiResult<Vec<batch_api::Prepared>> {
-    let mut prepared: Vec<batch_api::Prepared> = Vec::with_capacity(items.len());
+) -> ApiResult<Vec<pipeline::Prepared>> {
+    let mut prepared: Vec<pipeline::Prepared> = Vec::with_capacity(items.len());
     let mut created = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let Some((action, collection, query)) = route(&item.method, &item.url, &item.body) else {
@@ -290,12 +290,12 @@ async fn prepare_all(
             }
         }
         let method = item.method.clone();
-        match batch_api::prepare(
+        match pipeline::prepare(
             state,
             action,
             &collection,
             auth,
-            batch_api::Meta {
+            pipeline::Meta {
                 method: &method,
                 headers: &headers,
                 context: rules::contexts::BATCH,
@@ -319,10 +319,10 @@ async fn prepare_all(
 
 async fn finish(
     state: &SharedState,
-    prepared: Vec<batch_api::Prepared>,
+    prepared: Vec<pipeline::Prepared>,
     deadline: Instant,
 ) -> ApiResult<Response> {
-    let results = match batch_api::execute(state, prepared, Some(deadline)).await {
+    let results = match pipeline::execute(state, prepared, Some(deadline)).await {
         Ok(results) => results,
         Err(_) if Instant::now() >= deadline => {
             return Err(ApiError::bad_request_msg("Batch transaction timed out."));
@@ -331,7 +331,7 @@ async fn finish(
     };
     let mut out = Vec::with_capacity(results.len());
     for (done, result) in results {
-        match batch_api::respond(state, &done, result).await {
+        match pipeline::respond(state, &done, result).await {
             Ok(Some(body)) => out.push(json!({"body": body, "status": 200})),
             Ok(None) => out.push(json!({"body": null, "status": 204})),
             Err(error) => return Err(error),

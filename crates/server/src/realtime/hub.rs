@@ -48,12 +48,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Schema, SqlFragment};
+use domain::{AuthContext, Change, ChangeAction, ChangeRetention, Collection, Schema};
 use domain::{Record, Store};
-use rules::{Eval, RequestContext, Rule, RuleOutcome};
+use rules::RequestContext;
 use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use super::subscription::{Subscription, Target};
+use crate::access::{self, Decision, Question, SqlCheck};
 use crate::response::{apply_fields, record_json};
 use crate::state::AppState;
 
@@ -1206,42 +1207,14 @@ async fn manages(
     let Some(manage) = rules.manage.as_ref() else {
         return Some(false);
     };
-    if matches!(manage, Rule::SuperusersOnly) {
-        return Some(false);
-    }
-    Some(match manage.check_record(record, ctx) {
-        Eval::Match => true,
-        Eval::NoMatch => false,
-        Eval::NeedsSql => match manage.outcome(state.store.dialect(), ctx) {
-            RuleOutcome::Allow => true,
-            RuleOutcome::SuperusersOnly => false,
-            RuleOutcome::Filter(_) if checks == Checks::InMemory => return None,
-            RuleOutcome::Filter(predicate) => {
-                matches_state(state, collection, record, predicate).await
-            }
-        },
-    })
-}
-
-/// Whether `record` (a change's state, stored or not any more) satisfies `predicate`, with
-/// other tables read as stored.
-async fn matches_state(
-    state: &Arc<AppState>,
-    collection: &Arc<Collection>,
-    record: &Record,
-    predicate: SqlFragment,
-) -> bool {
-    match state
-        .store
-        .matches_unsaved(Arc::clone(collection), record.data.clone(), predicate)
-        .await
-    {
-        Ok(matched) => matched,
-        Err(error) => {
-            tracing::warn!(%error, "realtime: checking a rule failed; not delivering");
-            false
-        }
-    }
+    let question = Question {
+        rule: manage,
+        filter: None,
+        collection,
+        record,
+        stored: false,
+    };
+    decided(state, question, ctx, checks).await
 }
 
 /// Whether the list (`coll/*`) or view (`coll/id`) rule and the options' `filter` let this
@@ -1271,27 +1244,34 @@ async fn allowed(
         Ok(filter) => filter,
         Err(_) => return Some(false),
     };
-    let dialect = state.store.dialect();
-    let mut predicates = Vec::new();
-    match rule.check_record(&change.record, ctx) {
-        Eval::Match => {}
-        Eval::NoMatch => return Some(false),
-        Eval::NeedsSql => match rule.outcome(dialect, ctx) {
-            RuleOutcome::SuperusersOnly => return Some(false),
-            RuleOutcome::Allow => {}
-            RuleOutcome::Filter(predicate) => predicates.push(predicate),
-        },
-    }
-    if let Some(filter) = &filter {
-        match filter.eval(&change.record, ctx) {
-            Eval::Match => {}
-            Eval::NoMatch => return Some(false),
-            Eval::NeedsSql => predicates.push(filter.to_sql(dialect, ctx)),
+    let question = Question {
+        rule,
+        filter: filter.as_ref(),
+        collection,
+        record: &change.record,
+        stored: false,
+    };
+    decided(state, question, ctx, checks).await
+}
+
+/// [`access::decide`] for a change's record state: `None` when SQL is needed and `checks`
+/// does not allow it; a failed check does not deliver.
+async fn decided(
+    state: &Arc<AppState>,
+    question: Question<'_>,
+    ctx: &RequestContext,
+    checks: Checks,
+) -> Option<bool> {
+    let sql = match checks {
+        Checks::InMemory => SqlCheck::Never,
+        Checks::Database => SqlCheck::Lenient,
+    };
+    match access::decide(state.store.as_ref(), question, ctx, sql).await {
+        Ok(Decision::NeedsSql(_)) => None,
+        Ok(decision) => Some(decision.allows()),
+        Err(error) => {
+            tracing::warn!(%error, "realtime: checking a rule failed; not delivering");
+            Some(false)
         }
-    }
-    match SqlFragment::and_all(predicates) {
-        None => Some(true),
-        Some(_) if checks == Checks::InMemory => None,
-        Some(predicate) => Some(matches_state(state, collection, &change.record, predicate).await),
     }
 }

@@ -9,11 +9,10 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
 use domain::values::RecordInput;
 use domain::{AuthContext, Collection, Record, RecordData, Schema};
-use domain::{RecordQuery, SqlFragment};
-use rules::{CollectionRules, Eval, RequestContext, Rule, RuleOutcome};
+use rules::{CollectionRules, RequestContext, Rule};
 use serde_json::{Map, Value};
 
-use super::expand::{expand_records_for, in_list};
+use super::expand::expand_records_for;
 use super::query;
 use crate::access;
 use crate::error::{ApiError, ApiResult};
@@ -63,45 +62,8 @@ pub(super) async fn reveal_managed_emails(
     let Some(manage) = rules.manage.as_ref() else {
         return Ok(());
     };
-    if matches!(manage, Rule::SuperusersOnly) {
-        return Ok(());
-    }
-    let mut managed = vec![false; records.len()];
-    let mut unsure: Vec<String> = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        match manage.check_record(record, ctx) {
-            Eval::Match => managed[i] = true,
-            Eval::NoMatch => {}
-            Eval::NeedsSql => unsure.push(record.id().to_owned()),
-        }
-    }
-    if !unsure.is_empty()
-        && let RuleOutcome::Filter(predicate) = manage.outcome(state.store.dialect(), ctx)
-    {
-        let ids = in_list(
-            state.store.dialect(),
-            SqlFragment::column(&collection.name, "id"),
-            &unsure,
-        );
-        let page = state
-            .store
-            .list_records(RecordQuery {
-                collection: collection.clone(),
-                filters: vec![predicate, ids],
-                sort: Vec::new(),
-                page: 1,
-                per_page: unsure.len() as u64,
-                with_total: false,
-            })
-            .await?;
-        let found: std::collections::HashSet<&str> =
-            page.items.iter().map(|found| found.id()).collect();
-        for (i, record) in records.iter().enumerate() {
-            if found.contains(record.id()) {
-                managed[i] = true;
-            }
-        }
-    }
+    let managed =
+        access::decide_stored_many(state.store.as_ref(), manage, collection, records, ctx).await?;
     for ((record, output), managed) in records.iter().zip(outputs.iter_mut()).zip(managed) {
         if managed
             && let (Some(email), Some(object)) = (record.get("email"), output.as_object_mut())

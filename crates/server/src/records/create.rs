@@ -1,16 +1,16 @@
 //! `POST /api/collections/{collection}/records`: creates a record (200, not 201).
 //!
-//! PocketBase's order: a superusers-only create rule is a 403; then the create rule is
-//! checked against the would-be record (values cast, modifiers applied, `verified` unset) and
-//! `@request.body`, answering 400 when it fails, before any field is validated. The checks,
-//! the upload plan and the write itself are shared with the batch API (`batch_api`).
+//! PocketBase's order: a superusers-only create rule is a 403; then the create rule is checked
+//! against the would-be record (values cast, modifiers applied, `verified` unset) and
+//! `@request.body`, answering 400 when it fails, before any field is validated. The checks, the
+//! upload plan and the write itself are the write pipeline's (`pipeline`), shared with batch items.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use serde_json::Value;
 
-use super::batch_api::{self, Meta};
 use super::common::{RequestMeta, refuse_view, target_for_write};
+use super::pipeline::{self, Meta};
 use super::query::QueryParams;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
@@ -26,10 +26,10 @@ pub async fn create(
     let target = target_for_write(&state, &collection)?;
     refuse_view(&target.collection)?;
     let meta = RequestMeta::of(&request);
-    let limit = batch_api::body_limit(&state, &target.collection);
-    let (body, files) = batch_api::read_body_with_files(request, &state, limit).await?;
+    let limit = pipeline::body_limit(&state, &target.collection);
+    let (body, files) = pipeline::read_body_with_files(request, &state, limit).await?;
     let params = QueryParams::parse(raw_query.as_deref());
-    let prepared = batch_api::prepare_create(
+    let prepared = pipeline::prepare_create(
         &state,
         target,
         &auth,
@@ -43,7 +43,7 @@ pub async fn create(
         files,
     )
     .await?;
-    match batch_api::execute_one(&state, prepared).await? {
+    match pipeline::execute_one(&state, prepared).await? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::internal(
             "the store did not report the created record",

@@ -1,13 +1,13 @@
-//! `DELETE /api/collections/{collection}/records/{id}`: deletes a record (204) the delete
-//! rule lets the caller reach (else 404). The store applies relation cascades and refuses
-//! when a required reference would break; the record's files are removed after the commit.
-//! The checks and the write are the batch API's, so both paths behave the same.
+//! `DELETE /api/collections/{collection}/records/{id}`: deletes a record (204) the delete rule lets
+//! the caller reach (else 404). The store applies relation cascades and refuses when a required
+//! reference would break; the record's files are removed after the commit. The checks and the write
+//! are the write pipeline's (`pipeline`), as for batch items.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::Map;
 
-use super::batch_api::{self, Action};
+use super::pipeline::{self, Action};
 use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::state::SharedState;
@@ -20,12 +20,12 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
 ) -> ApiResult<StatusCode> {
-    let prepared = batch_api::prepare(
+    let prepared = pipeline::prepare(
         &state,
         Action::Delete(id),
         &collection,
         &auth,
-        batch_api::Meta {
+        pipeline::Meta {
             method: &method,
             headers: &headers,
             context: rules::contexts::DEFAULT,
@@ -36,7 +36,7 @@ pub async fn delete(
         &[],
     )
     .await?;
-    batch_api::execute(&state, vec![prepared], None)
+    pipeline::execute(&state, vec![prepared], None)
         .await
         .map_err(|(_, error)| error)?;
     Ok(StatusCode::NO_CONTENT)

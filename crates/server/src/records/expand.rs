@@ -607,7 +607,7 @@ async fn query(
 }
 
 /// `column IN (…ids…)`, with the ids bound as one JSON array parameter.
-pub(super) fn in_list(dialect: Dialect, column: SqlFragment, ids: &[String]) -> SqlFragment {
+pub(crate) fn in_list(dialect: Dialect, column: SqlFragment, ids: &[String]) -> SqlFragment {
     let mut fragment = column;
     let list = SqlValue::Text(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()));
     match dialect {

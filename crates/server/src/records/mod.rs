@@ -2,12 +2,12 @@
 //! (`/api/collections/{collection}/records[/{id}]`), with PocketBase's rule semantics,
 //! `expand` and `fields`.
 
-pub(crate) mod batch_api;
 mod common;
 mod create;
 mod delete;
 pub mod expand;
 mod list;
+pub(crate) mod pipeline;
 pub mod query;
 mod update;
 mod view;
@@ -31,7 +31,7 @@ pub fn router() -> Router<SharedState> {
             get(list::list)
                 .post(create::create)
                 // Creates and updates have their own limit, raised by the file fields'
-                // sizes (`batch_api::body_limit`), applied while reading.
+                // sizes (`pipeline::body_limit`), applied while reading.
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(

@@ -1194,3 +1194,98 @@ async fn deletes_cascade_or_refuse_on_required_references() {
         )
     );
 }
+
+/// The write pipeline's system path saves as a superuser would: values validated, plain
+/// passwords hashed, the token key rotated with the password (unless kept), and a deleted
+/// auth record's bookkeeping rows gone with it.
+#[tokio::test]
+async fn the_system_path_validates_hashes_and_rotates_token_keys() {
+    use super::pipeline::{self, System, SystemChange};
+    use domain::collection::EXTERNAL_AUTHS_ID;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        SqliteStore::open(dir.path(), Default::default()).expect("store opens");
+    let config = ServerConfig {
+        argon2: crate::auth::password::Argon2Params::for_bcrypt_cost(4),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), config);
+    let system = System::of(&state);
+    let users = store.schema().get("users").cloned().expect("users");
+
+    let bad = pipeline::system_create(
+        system,
+        &users,
+        SystemChange::new()
+            .set("email", "not an email")
+            .set("password", "secret123"),
+    )
+    .await
+    .expect_err("validated");
+    assert!(matches!(bad, domain::StoreError::Validation(_)), "{bad:?}");
+
+    let created = pipeline::system_create(
+        system,
+        &users,
+        SystemChange::new()
+            .set("email", "sys@example.com")
+            .set("password", "secret123"),
+    )
+    .await
+    .expect("created");
+    assert!(created.text("password").starts_with("$argon2id$"));
+    assert!(
+        crate::auth::password::verify("secret123".into(), created.text("password").into()).await
+    );
+    assert_eq!(created.text("tokenKey").len(), 50, "generated");
+
+    let kept = pipeline::system_update(
+        system,
+        &users,
+        created.id(),
+        SystemChange::new()
+            .set("password", "another123")
+            .keep_token_key()
+            .keep_autodates(),
+    )
+    .await
+    .expect("rehashed");
+    assert_eq!(kept.text("tokenKey"), created.text("tokenKey"));
+    assert_eq!(kept.text("updated"), created.text("updated"));
+    let rotated = pipeline::system_update(
+        system,
+        &users,
+        created.id(),
+        SystemChange::new().set("password", "third1234"),
+    )
+    .await
+    .expect("updated");
+    assert_ne!(rotated.text("tokenKey"), created.text("tokenKey"));
+
+    crate::auth::bookkeeping::insert(
+        &state,
+        EXTERNAL_AUTHS_ID,
+        None,
+        vec![
+            ("collectionRef", json!(users.id)),
+            ("recordRef", json!(created.id())),
+            ("provider", json!("gitlab")),
+            ("providerId", json!("42")),
+        ],
+    )
+    .await
+    .expect("link");
+    pipeline::system_delete(system, &users, created.id())
+        .await
+        .expect("deleted");
+    let links = crate::auth::bookkeeping::find(
+        &state,
+        EXTERNAL_AUTHS_ID,
+        &[("recordRef", created.id())],
+        10,
+    )
+    .await
+    .expect("reads");
+    assert!(links.is_empty(), "{links:?}");
+}

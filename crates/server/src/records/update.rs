@@ -1,14 +1,14 @@
 //! `PATCH /api/collections/{collection}/records/{id}`: changes the sent fields. The changes
 //! (modifiers included) are applied to the record as it is inside the write transaction, so
-//! concurrent `views+` requests never lose an increment. The checks, the upload plan and the
-//! write are shared with the batch API (`batch_api`).
+//! concurrent `views+` requests never lose an increment. The checks, the upload plan and the write
+//! are the write pipeline's (`pipeline`), shared with batch items.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use serde_json::Value;
 
-use super::batch_api::{self, Meta};
 use super::common::{RequestMeta, refuse_view, target_for_write};
+use super::pipeline::{self, Meta};
 use super::query::QueryParams;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
@@ -24,10 +24,10 @@ pub async fn update(
     let target = target_for_write(&state, &collection)?;
     refuse_view(&target.collection)?;
     let meta = RequestMeta::of(&request);
-    let limit = batch_api::body_limit(&state, &target.collection);
-    let (body, files) = batch_api::read_body_with_files(request, &state, limit).await?;
+    let limit = pipeline::body_limit(&state, &target.collection);
+    let (body, files) = pipeline::read_body_with_files(request, &state, limit).await?;
     let params = QueryParams::parse(raw_query.as_deref());
-    let prepared = batch_api::prepare_update(
+    let prepared = pipeline::prepare_update(
         &state,
         target,
         id,
@@ -43,7 +43,7 @@ pub async fn update(
         &[],
     )
     .await?;
-    match batch_api::execute_one(&state, prepared).await? {
+    match pipeline::execute_one(&state, prepared).await? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::internal(
             "the store did not report the updated record",

@@ -1,8 +1,22 @@
-//! Record writes split into "prepare" (collection lookup, rules, modifiers, validation and
-//! the upload plan, all before anything is written), "execute" (files stored, then every
-//! prepared write in one store transaction, then replaced files removed) and "respond" (the
-//! record as the endpoint answers it). The batch API prepares many writes and executes them
-//! together.
+//! The record write pipeline: the one door every record write goes through, whoever asks.
+//!
+//! Two ways in. The *request path* is what the records endpoints, batch items and OAuth2
+//! sign-ups use: [`prepare`] (collection lookup, rules with the `@request` context,
+//! modifiers, validation and the upload plan, all before anything is written), [`execute`]
+//! (files stored, then every prepared write in one store transaction, then replaced files
+//! removed) and [`respond`] (the record as the endpoint answers it). The batch API prepares
+//! many writes and executes them together.
+//!
+//! The *system path* ([`system_create`], [`system_update`], [`system_delete`]) is the server
+//! saving a record as a superuser would, without rules: the auth flows (verification,
+//! password reset, email change, OTP-proven emails, OAuth2 links), the auth bookkeeping rows
+//! and the superuser CLI. Values are validated against the fields, plain passwords hashed,
+//! and the `tokenKey` rotated where PocketBase rotates it. JS hooks' `$app.save(record)` and
+//! `$app.delete(record)` are meant to land here.
+//!
+//! Both end in [`commit`], the only function that sends [`WriteOp`]s to the store: model
+//! hooks wrap it. Deleting an auth record takes its OAuth2 links, sign-in origins, OTPs and
+//! MFA sessions with it in the same transaction (the store does it, as part of the cascade).
 //!
 //! Reads made while preparing (the current row of an update, the existence check of an
 //! upsert) see committed data, plus the records created by earlier items of the same batch
@@ -13,11 +27,13 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method};
+use domain::field::FieldKind;
 use domain::values::{self, ApplyContext, RecordInput};
 use domain::{
-    AuthContext, Collection, Record, RecordData, StoreError, UpdateFn, WriteOp, WriteResult,
+    AuthContext, Collection, Record, RecordData, Store, StoreError, UpdateFn, WriteError, WriteOp,
+    WriteResult,
 };
-use rules::{Eval, RequestContext, Rule, RuleOutcome};
+use rules::{RequestContext, Rule};
 use serde_json::{Map, Value};
 
 use super::common::{
@@ -26,7 +42,8 @@ use super::common::{
 };
 use super::query::QueryParams;
 use super::write;
-use crate::access;
+use crate::access::{self, Decision, Question, SqlCheck};
+use crate::auth::password::{self, Argon2Params};
 use crate::error::{ApiError, ApiResult};
 use crate::files::upload::{self, UploadPlan, UploadedFile};
 use crate::state::SharedState;
@@ -156,6 +173,7 @@ pub(crate) async fn prepare(
             prepare_update(state, target, id, auth, meta, params, body, files, earlier).await
         }
         Action::Delete(id) => {
+            // Hook point: onRecordDeleteRequest.
             let target = target_for_read(state, collection)?;
             refuse_view(&target.collection)?;
             let ctx = meta.context(auth, params.pairs(), None);
@@ -191,6 +209,7 @@ pub(super) async fn prepare_create(
     mut body: Map<String, Value>,
     files: Vec<UploadedFile>,
 ) -> ApiResult<Prepared> {
+    // Hook point: onRecordCreateRequest.
     let collection = &target.collection;
     refuse_superusers_only(&target.rules.create, auth)?;
     let uploads = upload::plan(collection, &mut body, files)
@@ -223,18 +242,21 @@ pub(super) async fn prepare_create(
     if collection.is_auth() {
         would_be.data.insert("verified".into(), Value::Bool(false));
     }
-    let rule = &target.rules.create;
-    let guard = match rule.check_record(&would_be, &ctx) {
-        Eval::Match => None,
-        Eval::NoMatch => return Err(ApiError::bad_request_msg(CREATE_FAILED)),
-        // Decided now on the would-be row, then again on the inserted row inside the write
-        // transaction, where the rows it reads cannot change under it.
-        Eval::NeedsSql => {
-            if !passes_in_sql(state, rule, collection, &would_be, false, &ctx).await? {
-                return Err(ApiError::bad_request_msg(CREATE_FAILED));
-            }
-            access::sql_guard(rule, state.store.dialect(), &ctx)?
-        }
+    // A rule SQL had to decide is decided now on the would-be row, then again (as the guard)
+    // on the inserted row inside the write transaction, where the rows it reads cannot
+    // change under it.
+    let guard = match decide(
+        state,
+        &target.rules.create,
+        collection,
+        &would_be,
+        false,
+        &ctx,
+    )
+    .await?
+    {
+        Decision::Allow(guard) => guard,
+        _ => return Err(ApiError::bad_request_msg(CREATE_FAILED)),
     };
     if collection.is_auth() {
         let errors = write::auth_form_errors(&body, &input, None, manager).await;
@@ -242,6 +264,7 @@ pub(super) async fn prepare_create(
             return Err(ApiError::validation(CREATE_FAILED, errors));
         }
     }
+    // Hook point: onRecordValidate (the create's values, as built next).
     let (built, returned) = build_off_thread(collection, &blank, input, &now, true, heavy).await?;
     input = returned;
     let mut data = built.map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
@@ -284,6 +307,7 @@ pub(super) async fn prepare_update(
     files: Vec<UploadedFile>,
     earlier: &[Created],
 ) -> ApiResult<Prepared> {
+    // Hook point: onRecordUpdateRequest.
     let collection = &target.collection;
     refuse_superusers_only(&target.rules.update, auth)?;
     let (current, stored) = current_row(state, collection, &id, earlier)
@@ -317,6 +341,8 @@ pub(super) async fn prepare_update(
             return Err(ApiError::validation(UPDATE_FAILED, errors));
         }
     }
+    // Hook point: onRecordValidate (the update's values, as built next; again in the
+    // transaction on the row as it is then).
     let (built, mut input) =
         build_off_thread(collection, &current, input, &now, false, heavy).await?;
     built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
@@ -510,10 +536,7 @@ pub(crate) async fn execute(
             }
         }
     }
-    let written = match deadline {
-        Some(deadline) => state.store.write_before(ops, deadline).await,
-        None => state.store.write(ops).await,
-    };
+    let written = commit(state.store.as_ref(), ops, deadline).await;
     let results = match written {
         Ok(results) => results,
         Err(error) => {
@@ -530,62 +553,87 @@ pub(crate) async fn execute(
             return Err((error.index, ApiError::from_store(error.error, failed)));
         }
     };
-    // Records a relation cascade deleted lose their files too; the storage may not have been
-    // needed before the write showed them.
+    let written: Vec<_> = prepared
+        .iter()
+        .zip(&results)
+        .map(|(one, result)| (one.collection.id.as_str(), one.before.as_ref(), result))
+        .collect();
+    remove_dropped_files(state, storage, &written).await;
+    Ok(prepared.into_iter().zip(results).collect())
+}
+
+/// The only place record writes reach the store: every write of the request path and of the
+/// system path is one call here, one transaction. `deadline` bounds the whole transaction
+/// (the batch timeout).
+pub(crate) async fn commit(
+    store: &dyn Store,
+    ops: Vec<WriteOp>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<WriteResult>, WriteError> {
+    // Hook point: onRecordCreate / onRecordUpdate / onRecordDelete wrap each op here (a hook
+    // may change or refuse it), and their onRecord…Execute runs the op inside the
+    // transaction; the transaction's before-commit point comes after the last op.
+    let written = match deadline {
+        Some(deadline) => store.write_before(ops, deadline).await,
+        None => store.write(ops).await,
+    };
+    // Hook point: after the commit, onRecordAfterCreateSuccess / …UpdateSuccess /
+    // …DeleteSuccess once per op when `written` is `Ok`; onRecordAfterCreateError /
+    // …UpdateError / …DeleteError when it is not.
+    written
+}
+
+/// Removes the files committed writes no longer need: those an update dropped (given the row
+/// before it), and those of a deleted record and of every record its cascade deleted. The
+/// storage is opened here when the writes showed it is needed after all.
+async fn remove_dropped_files(
+    state: &SharedState,
+    storage: Option<crate::files::Storage>,
+    written: &[(&str, Option<&RecordData>, &WriteResult)],
+) {
     let schema = state.store.schema();
     let keeps_files = |collection_id: &str| {
         schema
             .get_by_id(collection_id)
             .is_some_and(|c| has_file_fields(c))
     };
-    let cascaded_files = results.iter().any(|result| match result {
-        WriteResult::Deleted { cascaded, .. } => cascaded.iter().any(|(c, _)| keeps_files(c)),
-        _ => false,
-    });
+    let needed = written
+        .iter()
+        .any(|(collection_id, _, result)| match result {
+            WriteResult::Deleted { cascaded, .. } => {
+                keeps_files(collection_id) || cascaded.iter().any(|(c, _)| keeps_files(c))
+            }
+            WriteResult::Updated(_) => keeps_files(collection_id),
+            WriteResult::Created(_) => false,
+        });
     let storage = match storage {
-        None if cascaded_files => crate::files::storage_for(state).await.ok(),
+        None if needed => crate::files::storage_for(state).await.ok(),
         other => other,
     };
-    if let Some(storage) = &storage {
-        for (one, result) in prepared.iter().zip(&results) {
-            match (one.kind, result) {
-                (Kind::Update, WriteResult::Updated(record)) => {
-                    if let Some(before) = &one.before {
-                        let removed = upload::removed_files(&one.collection, before, &record.data);
-                        upload::delete_after_commit(
-                            storage,
-                            &one.collection.id,
-                            record.id(),
-                            &removed,
-                        )
+    let Some(storage) = &storage else {
+        return;
+    };
+    for (collection_id, before, result) in written {
+        match result {
+            WriteResult::Updated(record) => {
+                if let (Some(before), Some(collection)) = (before, schema.get_by_id(collection_id))
+                {
+                    let removed = upload::removed_files(collection, before, &record.data);
+                    upload::delete_after_commit(storage, collection_id, record.id(), &removed)
                         .await;
-                    }
-                }
-                (Kind::Delete, WriteResult::Deleted { record, cascaded }) => {
-                    upload::delete_record_files(storage, &one.collection.id, record.id()).await;
-                    for (collection_id, id) in cascaded {
-                        if keeps_files(collection_id) {
-                            upload::delete_record_files(storage, collection_id, id).await;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    // A deleted auth record takes its OAuth2 links, origins, OTPs and MFA sessions along.
-    for (one, result) in prepared.iter().zip(&results) {
-        if let WriteResult::Deleted { record, cascaded } = result {
-            let own = std::iter::once((one.collection.id.as_str(), record.id()));
-            let others = cascaded.iter().map(|(c, id)| (c.as_str(), id.as_str()));
-            for (collection_id, id) in own.chain(others) {
-                if schema.get_by_id(collection_id).is_some_and(|c| c.is_auth()) {
-                    crate::auth::bookkeeping::forget_record(state, collection_id, id).await;
                 }
             }
+            WriteResult::Deleted { record, cascaded } => {
+                upload::delete_record_files(storage, collection_id, record.id()).await;
+                for (collection_id, id) in cascaded {
+                    if keeps_files(collection_id) {
+                        upload::delete_record_files(storage, collection_id, id).await;
+                    }
+                }
+            }
+            WriteResult::Created(_) => {}
         }
     }
-    Ok(prepared.into_iter().zip(results).collect())
 }
 
 fn has_file_fields(collection: &Collection) -> bool {
@@ -605,6 +653,7 @@ pub(crate) async fn respond(
     match (prepared.kind, result) {
         (Kind::Delete, _) => Ok(None),
         (_, WriteResult::Created(record) | WriteResult::Updated(record)) => {
+            // Hook point: onRecordEnrich (the record as this caller sees it).
             let axum::Json(value) = respond_with_record(
                 state,
                 &prepared.ctx,
@@ -630,24 +679,55 @@ fn update_fn(collection: Arc<Collection>, input: RecordInput, now: String) -> Up
         };
         let mut data = values::build(&collection, &record.data, &input, &ctx)
             .map_err(StoreError::Validation)?;
-        if collection.is_auth() && !input.touches("tokenKey") {
-            let password_set = input.password("password").is_some_and(|p| !p.is_empty());
-            let email_changed = data.get("email") != record.data.get("email");
-            if password_set || email_changed {
-                data.insert(
-                    "tokenKey".into(),
-                    Value::String(domain::ids::random_alnum(50)),
-                );
-            }
-        }
+        let password_set = input.password("password").is_some_and(|p| !p.is_empty());
+        rotate_token_key(&collection, record, &mut data, &input, password_set);
         Ok(data)
     })
 }
 
-/// Whether `record` passes `rule` for this request: in memory when the rule reads only the
-/// row and the request, else in SQL. A `stored` record is looked up under the rule's
-/// predicate; one that is not stored (a would-be row) is offered in place of the table. A
-/// superusers-only rule passes for superusers alone.
+/// As PocketBase does, an auth record whose password is set or whose email changes gets a
+/// new `tokenKey` (revoking its tokens), unless the change sets the key itself.
+fn rotate_token_key(
+    collection: &Collection,
+    before: &Record,
+    data: &mut RecordData,
+    input: &RecordInput,
+    password_set: bool,
+) {
+    if !collection.is_auth() || input.touches("tokenKey") {
+        return;
+    }
+    let email_changed = data.get("email") != before.data.get("email");
+    if password_set || email_changed {
+        data.insert(
+            "tokenKey".into(),
+            Value::String(domain::ids::random_alnum(50)),
+        );
+    }
+}
+
+/// `rule` for `record` in this request, through [`access::decide`]: a `stored` record is
+/// looked up under the rule's predicate; one that is not stored (a would-be row) is offered in
+/// place of the table.
+async fn decide(
+    state: &SharedState,
+    rule: &Rule,
+    collection: &Arc<Collection>,
+    record: &Record,
+    stored: bool,
+    ctx: &RequestContext,
+) -> ApiResult<Decision> {
+    let question = Question {
+        rule,
+        filter: None,
+        collection,
+        record,
+        stored,
+    };
+    Ok(access::decide(state.store.as_ref(), question, ctx, SqlCheck::Lenient).await?)
+}
+
+/// Whether `record` passes `rule` for this request (see [`decide`]).
 async fn passes(
     state: &SharedState,
     rule: &Rule,
@@ -656,37 +736,9 @@ async fn passes(
     stored: bool,
     ctx: &RequestContext,
 ) -> ApiResult<bool> {
-    match rule.check_record(record, ctx) {
-        Eval::Match => Ok(true),
-        Eval::NoMatch => Ok(false),
-        Eval::NeedsSql => passes_in_sql(state, rule, collection, record, stored, ctx).await,
-    }
-}
-
-/// The SQL half of [`passes`], for a rule the evaluator could not decide alone.
-async fn passes_in_sql(
-    state: &SharedState,
-    rule: &Rule,
-    collection: &Arc<Collection>,
-    record: &Record,
-    stored: bool,
-    ctx: &RequestContext,
-) -> ApiResult<bool> {
-    Ok(match rule.outcome(state.store.dialect(), ctx) {
-        RuleOutcome::SuperusersOnly => false,
-        RuleOutcome::Allow => true,
-        RuleOutcome::Filter(predicate) if stored => state
-            .store
-            .get_record(collection.clone(), record.id(), vec![predicate])
-            .await?
-            .is_some(),
-        RuleOutcome::Filter(predicate) => {
-            state
-                .store
-                .matches_unsaved(collection.clone(), record.data.clone(), predicate)
-                .await?
-        }
-    })
+    Ok(decide(state, rule, collection, record, stored, ctx)
+        .await?
+        .allows())
 }
 
 /// The largest body a create or update of `collection` accepts: the server's limit plus,
@@ -744,4 +796,260 @@ pub(super) async fn execute_one(
         return Err(ApiError::internal("the store reported no result"));
     };
     respond(state, &done, result).await
+}
+
+/// Who the system path acts for: the store, how new password hashes are made and, when the
+/// app runs, its state (for the files of deleted records).
+#[derive(Clone, Copy)]
+pub(crate) struct System<'a> {
+    store: &'a dyn Store,
+    argon2: Argon2Params,
+    state: Option<&'a SharedState>,
+}
+
+impl<'a> System<'a> {
+    /// The running app's system path.
+    pub(crate) fn of(state: &'a SharedState) -> Self {
+        System {
+            store: state.store.as_ref(),
+            argon2: state.config.argon2,
+            state: Some(state),
+        }
+    }
+
+    /// A bare store (the superuser CLI, before any server runs): no files are removed.
+    pub(crate) fn store_only(store: &'a dyn Store, argon2: Argon2Params) -> Self {
+        System {
+            store,
+            argon2,
+            state: None,
+        }
+    }
+}
+
+/// A change the system path saves: values as a superuser would submit them (hidden fields
+/// and modifiers included, plain passwords hashed here), plus stored forms set as they are.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SystemChange {
+    values: Map<String, Value>,
+    raw: Vec<(String, Value)>,
+    keep_autodates: bool,
+    keep_token_key: bool,
+}
+
+impl SystemChange {
+    pub(crate) fn new() -> Self {
+        SystemChange::default()
+    }
+
+    /// Sets `field` (or applies a modifier such as `field+`) as a superuser's body would.
+    pub(crate) fn set(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.values.insert(field.to_owned(), value.into());
+        self
+    }
+
+    /// Stores `value` in `field` as it is, for values already in their stored form (a
+    /// password hash made elsewhere); it is still validated with the record.
+    pub(crate) fn set_raw(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.raw.push((field.to_owned(), value.into()));
+        self
+    }
+
+    /// Leaves the `updated`-style autodate fields as they are (a change nobody made by hand,
+    /// such as a password rehash).
+    pub(crate) fn keep_autodates(mut self) -> Self {
+        self.keep_autodates = true;
+        self
+    }
+
+    /// Keeps the `tokenKey` even though the password changes (a rehash of the same password).
+    pub(crate) fn keep_token_key(mut self) -> Self {
+        self.keep_token_key = true;
+        self
+    }
+
+    /// Whether the change gives a new password (plain or hashed).
+    fn sets_password(&self, input: &RecordInput) -> bool {
+        input.password("password").is_some_and(|p| !p.is_empty())
+            || self.raw.iter().any(|(field, _)| field == "password")
+    }
+}
+
+/// The change's values read as a superuser's body, with their passwords hashed.
+async fn system_input(
+    system: System<'_>,
+    collection: &Collection,
+    change: &SystemChange,
+) -> Result<RecordInput, StoreError> {
+    let mut input = RecordInput::parse(
+        collection,
+        &change.values,
+        &values::InputOptions {
+            include_hidden: true,
+            allow_hidden: &[],
+        },
+    );
+    for entry in input.passwords_mut() {
+        if entry.plain.is_empty() {
+            continue;
+        }
+        let hash = password::hash_argon2(entry.plain.clone(), system.argon2)
+            .await
+            .map_err(|error| StoreError::Internal(error.to_string()))?;
+        entry.hash = Some(hash);
+    }
+    Ok(input)
+}
+
+/// Creates a record of `collection` as a superuser would, without rules: the values are
+/// validated against the fields (an auth record's `tokenKey` and the ids are generated,
+/// autodates set). Field problems come back as [`StoreError::Validation`].
+pub(crate) async fn system_create(
+    system: System<'_>,
+    collection: &Arc<Collection>,
+    change: SystemChange,
+) -> Result<Record, StoreError> {
+    if collection.is_view() {
+        return Err(StoreError::Schema("view collections are read-only".into()));
+    }
+    let input = system_input(system, collection, &change).await?;
+    let mut start = values::blank_record(collection);
+    start.extend(change.raw);
+    let now = domain::time::now();
+    let ctx = ApplyContext {
+        creating: true,
+        now: &now,
+    };
+    // Hook point: onRecordValidate.
+    let data = values::build(collection, &start, &input, &ctx).map_err(StoreError::Validation)?;
+    let op = WriteOp::Create {
+        collection: collection.clone(),
+        data,
+        guard: None,
+    };
+    let results = commit(system.store, vec![op], None)
+        .await
+        .map_err(|error| error.error)?;
+    match results.into_iter().next() {
+        Some(WriteResult::Created(record)) => Ok(record),
+        _ => Err(StoreError::Internal(
+            "the store reported no created record".into(),
+        )),
+    }
+}
+
+/// Changes the record `id` of `collection` as a superuser would, without rules. The change is
+/// applied (and the result validated) on the row as it is inside the write transaction;
+/// `updated`-style autodates take the current time unless the change keeps them.
+pub(crate) async fn system_update(
+    system: System<'_>,
+    collection: &Arc<Collection>,
+    id: &str,
+    change: SystemChange,
+) -> Result<Record, StoreError> {
+    let input = system_input(system, collection, &change).await?;
+    let password_set = change.sets_password(&input);
+    let touched: Vec<String> = collection
+        .fields
+        .iter()
+        .filter(|f| matches!(&f.kind, FieldKind::Autodate(o) if o.on_update))
+        .map(|f| f.name.clone())
+        .collect();
+    let now = domain::time::now();
+    let updating = collection.clone();
+    // The row the change applied to, to find the files it dropped.
+    let before: Arc<std::sync::Mutex<Option<RecordData>>> = Arc::default();
+    let keep_before =
+        (system.state.is_some() && has_file_fields(collection)).then(|| Arc::clone(&before));
+    let apply: UpdateFn = Box::new(move |current: &Record| {
+        if let Some(slot) = keep_before {
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(current.data.clone());
+        }
+        let mut start = current.data.clone();
+        start.extend(change.raw);
+        let ctx = ApplyContext {
+            creating: false,
+            now: &now,
+        };
+        // Hook point: onRecordValidate.
+        let mut data =
+            values::build(&updating, &start, &input, &ctx).map_err(StoreError::Validation)?;
+        if change.keep_autodates {
+            for name in touched {
+                if let Some(kept) = current.data.get(&name) {
+                    data.insert(name, kept.clone());
+                }
+            }
+        }
+        if !change.keep_token_key {
+            rotate_token_key(&updating, current, &mut data, &input, password_set);
+        }
+        Ok(data)
+    });
+    let op = WriteOp::Update {
+        collection: collection.clone(),
+        id: id.to_owned(),
+        guard: None,
+        apply,
+    };
+    let results = commit(system.store, vec![op], None)
+        .await
+        .map_err(|error| error.error)?;
+    let Some(result) = results.into_iter().next() else {
+        return Err(StoreError::Internal(
+            "the store reported no updated record".into(),
+        ));
+    };
+    let before = before
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let (Some(state), Some(before)) = (system.state, &before) {
+        remove_dropped_files(
+            state,
+            None,
+            &[(collection.id.as_str(), Some(before), &result)],
+        )
+        .await;
+    }
+    match result {
+        WriteResult::Updated(record) => Ok(record),
+        _ => Err(StoreError::Internal(
+            "the store reported no updated record".into(),
+        )),
+    }
+}
+
+/// Deletes the record `id` of `collection` as a superuser would, without rules: relation
+/// cascades apply, an auth record's bookkeeping rows go in the same transaction, and (when
+/// the app runs) the files of every deleted record are removed after the commit.
+pub(crate) async fn system_delete(
+    system: System<'_>,
+    collection: &Arc<Collection>,
+    id: &str,
+) -> Result<Record, StoreError> {
+    let op = WriteOp::Delete {
+        collection: collection.clone(),
+        id: id.to_owned(),
+        guard: None,
+    };
+    let results = commit(system.store, vec![op], None)
+        .await
+        .map_err(|error| error.error)?;
+    let Some(result) = results.into_iter().next() else {
+        return Err(StoreError::Internal(
+            "the store reported no deleted record".into(),
+        ));
+    };
+    if let Some(state) = system.state {
+        remove_dropped_files(state, None, &[(collection.id.as_str(), None, &result)]).await;
+    }
+    match result {
+        WriteResult::Deleted { record, .. } => Ok(record),
+        _ => Err(StoreError::Internal(
+            "the store reported no deleted record".into(),
+        )),
+    }
 }
