@@ -4,6 +4,11 @@
 #
 #   compat/run.sh [PLINTH_BIN] [--only AREA[/NAME][,...]] [--verbose] [--dump] [--s3]
 #
+# Areas whose name starts with `hooks` (scenarios/hooks*.mjs) run against a second server pair
+# started with the JS hooks and migrations of compat/hooks/ (copied per server), and a local HTTP
+# server for `$http.send` (URL in COMPAT_HOOKS_HTTP_URL); that pair is started only when such
+# an area is selected, so the other areas' servers stay hook-free.
+#
 # PLINTH_BIN defaults to target/release/plinth, built with `cargo build --release -p plinth`.
 # Passing the PocketBase binary as PLINTH_BIN self-tests the harness (must pass trivially).
 # Environment: POCKETBASE (reference binary; default `pocketbase` on PATH, installed with
@@ -24,14 +29,15 @@ PASSWORD='compat-Passw0rd!123'
 PLINTH_BIN=""
 S3=0
 RUNNER_ARGS=()
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --only) [ $# -ge 2 ] || die "--only needs AREA"; RUNNER_ARGS+=(--only "$2"); shift 2 ;;
-    --only=*) RUNNER_ARGS+=(--only "${1#--only=}"); shift ;;
+    --only) [ $# -ge 2 ] || die "--only needs AREA"; RUNNER_ARGS+=(--only "$2"); ONLY="$ONLY,$2"; shift 2 ;;
+    --only=*) RUNNER_ARGS+=(--only "${1#--only=}"); ONLY="$ONLY,${1#--only=}"; shift ;;
     --verbose|-v) RUNNER_ARGS+=(--verbose); shift ;;
     --dump) RUNNER_ARGS+=(--dump); shift ;;
     --s3) S3=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
   esac
@@ -102,16 +108,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME BIN PORT: superuser upsert, then serve in the background; waits for /api/health.
+# start NAME BIN PORT [SERVE_ARG...]: superuser upsert, then serve in the background (with the
+# extra serve arguments); waits for /api/health.
 start() {
   local name=$1 bin=$2 port=$3 dir=$WORK/$1
+  shift 3
   mkdir -p "$dir/data"
   (cd "$dir" && exec "$bin" superuser upsert "$EMAIL" "$PASSWORD" --dir "$dir/data") \
     >"$dir/upsert.log" 2>&1 \
     || { cat "$dir/upsert.log" >&2; die "$name: superuser upsert failed"; }
   # The working directory is the scratch dir, so PocketBase's ./pb_public and the
   # pb_migrations/pb_hooks dirs next to the data dir are fresh and empty.
-  (cd "$dir" && exec "$bin" serve --http="127.0.0.1:$port" --dir="$dir/data") \
+  (cd "$dir" && exec "$bin" serve --http="127.0.0.1:$port" --dir="$dir/data" "$@") \
     >"$dir/server.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
@@ -130,6 +138,48 @@ start() {
 command -v curl >/dev/null || die "curl not found"
 start pocketbase "$PB" "$PB_PORT"
 start plinth "$PLINTH_BIN" "$PLINTH_PORT"
+
+# The hook areas' server pair: only when a hook area is selected (all areas, or an --only entry
+# naming a `hooks*` area).
+HOOKS=0
+if [ -z "$ONLY" ]; then
+  HOOKS=1
+else
+  IFS=',' read -ra only_items <<<"$ONLY"
+  for item in "${only_items[@]}"; do
+    case "${item%%/*}" in hooks*) HOOKS=1 ;; esac
+  done
+fi
+if [ "$HOOKS" = 1 ]; then
+  # The target of `$http.send` in the hooks: a local HTTP server on a free loopback port.
+  node "$HERE/lib/http-echo.mjs" >"$WORK/http-echo.url" 2>"$WORK/http-echo.log" &
+  PIDS+=("$!")
+  for _ in $(seq 100); do
+    [ -s "$WORK/http-echo.url" ] && break
+    sleep 0.05
+  done
+  [ -s "$WORK/http-echo.url" ] || die "the local HTTP server for \$http.send did not start"
+  export COMPAT_HOOKS_HTTP_URL
+  COMPAT_HOOKS_HTTP_URL=$(head -1 "$WORK/http-echo.url")
+  HOOKS_PB_PORT=${COMPAT_HOOKS_PB_PORT:-$(free_port)}
+  HOOKS_PLINTH_PORT=${COMPAT_HOOKS_PLINTH_PORT:-$(free_port)}
+  for side in pocketbase-hooks plinth-hooks; do
+    # Each server gets its own copy, so nothing a server writes (e.g. an automigrate file)
+    # reaches the repository or the other server.
+    mkdir -p "$WORK/$side"
+    cp -R "$HERE/hooks/pb_hooks" "$HERE/hooks/pb_migrations" "$WORK/$side/"
+  done
+  # --hooksWatch=false: a hook file that fails to load stops the server instead of being
+  # skipped with a log line, so a broken hook cannot pass unnoticed.
+  start pocketbase-hooks "$PB" "$HOOKS_PB_PORT" \
+    --hooksDir="$WORK/pocketbase-hooks/pb_hooks" \
+    --migrationsDir="$WORK/pocketbase-hooks/pb_migrations" --hooksWatch=false
+  start plinth-hooks "$PLINTH_BIN" "$HOOKS_PLINTH_PORT" \
+    --hooksDir="$WORK/plinth-hooks/pb_hooks" \
+    --migrationsDir="$WORK/plinth-hooks/pb_migrations" --hooksWatch=false
+  RUNNER_ARGS+=(--hooks-pocketbase "http://127.0.0.1:$HOOKS_PB_PORT"
+    --hooks-plinth "http://127.0.0.1:$HOOKS_PLINTH_PORT")
+fi
 
 # s3_settings NAME PORT: the server's files go to bucket compat-NAME of the moto server.
 s3_settings() {

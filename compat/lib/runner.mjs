@@ -4,7 +4,11 @@
 // final `N passed, M failed`. Started by compat/run.sh, which owns the server processes.
 //
 //   node lib/runner.mjs --pocketbase URL --plinth URL --email E --password P
+//                       [--hooks-pocketbase URL --hooks-plinth URL]
 //                       [--only AREA[/NAME][,...]] [--self-test] [--verbose] [--dump]
+//
+// Areas whose name starts with `hooks` run against the --hooks-* pair (servers started with
+// compat/hooks/pb_hooks and pb_migrations); the other areas against the hook-free pair.
 //
 // --dump prints PocketBase's normalized observation of each scenario (for writing scenarios).
 
@@ -33,6 +37,8 @@ function parseArgs(argv) {
     };
     if (a === '--pocketbase') args.pocketbase = next();
     else if (a === '--plinth') args.plinth = next();
+    else if (a === '--hooks-pocketbase') args.hooksPocketbase = next();
+    else if (a === '--hooks-plinth') args.hooksPlinth = next();
     else if (a === '--email') args.email = next();
     else if (a === '--password') args.password = next();
     else if (a === '--only') args.only.push(...next().split(',').filter(Boolean));
@@ -69,6 +75,11 @@ async function loadScenarios() {
 async function loadKnownIds() {
   const text = await readFile(path.join(ROOT, 'KNOWN_DIFFERENCES.md'), 'utf8');
   return new Set([...text.matchAll(/^##\s+(KD-\d+)\b/gm)].map((m) => m[1]));
+}
+
+/** Hook areas run against the server pair started with compat/hooks/. */
+export function isHookArea(area) {
+  return area.startsWith('hooks');
 }
 
 function selected(s, only) {
@@ -147,30 +158,43 @@ async function main() {
     }
   }
 
-  const [suRef, suCand] = await Promise.all([
-    superuserSession(args.pocketbase, args.email, args.password),
-    superuserSession(args.plinth, args.email, args.password),
-  ]);
-  if (suRef.error) {
-    console.error(`compat: cannot log in as superuser on PocketBase (harness problem): ${suRef.error}`);
-    process.exit(2);
-  }
-  if (suCand.error) {
-    console.log(`note: superuser login on Plinth failed (${suCand.error}); ` +
-      'scenarios will run with no token there');
-  } else if (!args.selfTest) {
-    // KD-3: Plinth rate-limits by default and PocketBase does not. The scenarios sign in many
-    // times a second from one address, so the candidate gets PocketBase's default (off).
-    const res = await fetch(`${args.plinth}/api/settings`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json', authorization: suCand.token },
-      body: JSON.stringify({ rateLimits: { enabled: false } }),
-    });
-    if (res.status !== 200) {
-      console.error(`compat: cannot turn Plinth's rate limits off (KD-3): ${res.status}`);
+  const pairs = [{ name: 'hook-free', pocketbase: args.pocketbase, plinth: args.plinth }];
+  if (scenarios.some((s) => isHookArea(s.area))) {
+    if (!args.hooksPocketbase || !args.hooksPlinth) {
+      console.error('compat: hook areas selected but --hooks-pocketbase/--hooks-plinth not given');
       process.exit(2);
     }
+    pairs.push({ name: 'hooks', pocketbase: args.hooksPocketbase, plinth: args.hooksPlinth });
   }
+  for (const pair of pairs) {
+    const [suRef, suCand] = await Promise.all([
+      superuserSession(pair.pocketbase, args.email, args.password),
+      superuserSession(pair.plinth, args.email, args.password),
+    ]);
+    if (suRef.error) {
+      console.error(`compat: cannot log in as superuser on PocketBase (${pair.name} pair, ` +
+        `harness problem): ${suRef.error}`);
+      process.exit(2);
+    }
+    if (suCand.error) {
+      console.log(`note: superuser login on Plinth (${pair.name} pair) failed (${suCand.error}); ` +
+        'scenarios will run with no token there');
+    } else if (!args.selfTest) {
+      // KD-3: Plinth rate-limits by default and PocketBase does not. The scenarios sign in many
+      // times a second from one address, so the candidate gets PocketBase's default (off).
+      const res = await fetch(`${pair.plinth}/api/settings`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json', authorization: suCand.token },
+        body: JSON.stringify({ rateLimits: { enabled: false } }),
+      });
+      if (res.status !== 200) {
+        console.error(`compat: cannot turn Plinth's rate limits off (KD-3): ${res.status}`);
+        process.exit(2);
+      }
+    }
+    Object.assign(pair, { suRef, suCand });
+  }
+  const pairOf = (s) => pairs[isHookArea(s.area) ? 1 : 0];
 
   let passed = 0;
   let failed = 0;
@@ -187,9 +211,10 @@ async function main() {
       continue;
     }
     const t0 = Date.now();
+    const pair = pairOf(s);
     const [ref, cand] = await Promise.all([
-      observe(s, 'pocketbase', args.pocketbase, suRef, args),
-      observe(s, 'plinth', args.plinth, suCand, args),
+      observe(s, 'pocketbase', pair.pocketbase, pair.suRef, args),
+      observe(s, 'plinth', pair.plinth, pair.suCand, args),
     ]);
     const ms = Date.now() - t0;
     const known = s.fn.known && !args.selfTest ? s.fn.known : null;
@@ -230,8 +255,8 @@ async function main() {
     if (args.dump) {
       for (const [label, v] of ref.steps) console.log(`    ${label}: ${JSON.stringify(v)}`);
     }
-    for (const [side, obs, url] of [['PocketBase', ref, args.pocketbase],
-      ['Plinth', cand, args.plinth]]) {
+    for (const [side, obs, url] of [['PocketBase', ref, pair.pocketbase],
+      ['Plinth', cand, pair.plinth]]) {
       if (obs.networkError && !(await healthy(url))) {
         serverGone = `${side} at ${url} stopped answering /api/health`;
         console.log(`    ${serverGone}; the remaining scenarios are counted as failed`);
@@ -243,7 +268,10 @@ async function main() {
   process.exit(failed ? 1 : 0);
 }
 
-main().catch((e) => {
-  console.error(`compat: harness error: ${e?.stack ?? e}`);
-  process.exit(2);
-});
+// Importable (for isHookArea) without running.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    console.error(`compat: harness error: ${e?.stack ?? e}`);
+    process.exit(2);
+  });
+}

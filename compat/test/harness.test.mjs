@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { normalize, tokenShape } from '../lib/normalize.mjs';
 import { diff } from '../lib/diff.mjs';
+import { isHookArea } from '../lib/runner.mjs';
 
 const now = () => new Date().toISOString().replace('T', ' ');
 
@@ -105,4 +106,11 @@ test('a different status is one line with both outcomes, not one line per body k
   );
   assert.equal(d.length, 1);
   assert.equal(d[0].actual, '400 Failed.');
+});
+
+test('hook areas are the scenario files named hooks*, and only those', () => {
+  assert.equal(isHookArea('hooks-routes'), true);
+  assert.equal(isHookArea('hooks'), true);
+  assert.equal(isHookArea('records'), false);
+  assert.equal(isHookArea('auth-flows'), false);
 });

@@ -1,0 +1,131 @@
+/// <reference path="../pb_data/types.d.ts" />
+// The app-level JS API: $security, $http, $os, cron jobs, finders and Record objects, checked by
+// scenarios/hooks-app.mjs.
+
+routerAdd("GET", "/hk/security", (e) => {
+  const token = $security.createJWT({ id: "abc", n: 1 }, "secret-key", 3600);
+  const claims = $security.parseJWT(token, "secret-key");
+  let wrongKey = "accepted";
+  try {
+    $security.parseJWT(token, "another-key");
+  } catch (err) {
+    wrongKey = "rejected";
+  }
+  return e.json(200, {
+    hs256: $security.hs256("hello", "key"),
+    sha256: $security.sha256("hello"),
+    md5: $security.md5("hello"),
+    equalSame: $security.equal("abc", "abc"),
+    equalDifferent: $security.equal("abc", "abd"),
+    jwtParts: token.split(".").length,
+    claimId: claims.id,
+    claimN: claims.n,
+    expInAnHour: Math.abs(claims.exp - Math.floor(Date.now() / 1000) - 3600) < 60,
+    wrongKey,
+    randomLength: $security.randomString(12).length,
+    alphabet: $security.randomStringWithAlphabet(8, "a"),
+  });
+});
+
+// $http.send to the harness's local HTTP server, whose URL both servers get in their env.
+routerAdd("GET", "/hk/http", (e) => {
+  const base = $os.getenv("COMPAT_HOOKS_HTTP_URL");
+  const res = $http.send({
+    url: base + "/echo?x=1",
+    method: "post",
+    body: JSON.stringify({ hello: "world" }),
+    headers: { "content-type": "application/json", "x-compat": "yes" },
+    timeout: 10,
+  });
+  const missing = $http.send({ url: base + "/status/404", timeout: 10 });
+  return e.json(200, {
+    status: res.statusCode,
+    json: res.json,
+    contentType: res.headers["Content-Type"],
+    text: toString(res.body).length > 0,
+    missingStatus: missing.statusCode,
+    missingJson: missing.json,
+  });
+});
+
+// A cron job that never fires by itself (1 January, midnight) and is run through the API.
+cronAdd("hk_audit_job", "0 0 1 1 *", () => {
+  const audit = new Record($app.findCollectionByNameOrId("hk_audit"));
+  audit.set("kind", "cron");
+  audit.set("ref", "hk_audit_job");
+  $app.save(audit);
+});
+cronAdd("hk_hourly", "@hourly", () => {});
+
+// Finders, with the scenario's own prefix so that rows from other scenarios do not count.
+routerAdd("GET", "/hk/find", (e) => {
+  const prefix = e.request.url.query().get("prefix");
+  const email = e.request.url.query().get("email");
+  const list = $app.findRecordsByFilter("hk_items", "title ~ {:prefix} && qty >= {:min}", "-qty", 10, 0,
+    { prefix: prefix + "%", min: 2 });
+  const firstTwo = $app.findRecordsByFilter("hk_items", "title ~ {:prefix}", "qty", 2, 0, { prefix: prefix + "%" });
+  const count = $app.countRecords("hk_items", $dbx.like("title", prefix).match(false, true));
+  const countDone = $app.countRecords("hk_items", $dbx.like("title", prefix).match(false, true),
+    $dbx.hashExp({ done: true }));
+  const byData = $app.findFirstRecordByData("hk_items", "title", prefix + "-3");
+  const user = $app.findAuthRecordByEmail("users", email);
+  let miss = "found";
+  try {
+    $app.findFirstRecordByData("hk_items", "title", prefix + "-nope");
+  } catch (err) {
+    miss = "not found";
+  }
+  return e.json(200, {
+    list: list.map((r) => [r.getString("title"), r.getInt("qty")]),
+    firstTwo: firstTwo.map((r) => r.getString("title")),
+    count,
+    countDone,
+    byData: { id: byData.id, title: byData.getString("title"), qty: byData.getInt("qty") },
+    user: { id: user.id, email: user.email(), collection: user.collection().name },
+    miss,
+  });
+});
+
+// Record objects built in JS: setters normalize through the fields; auth records hash passwords.
+routerAdd("GET", "/hk/record", (e) => {
+  const item = new Record($app.findCollectionByNameOrId("hk_items"));
+  item.set("title", "built in js");
+  item.set("qty", "12");
+  item.set("done", "true");
+  item.set("unknown", "zzz");
+  const before = { isNew: item.isNew(), id: item.id };
+  const user = new Record($app.findCollectionByNameOrId("users"));
+  user.setEmail("js-user@example.com");
+  user.setPassword("correct horse");
+  return e.json(200, {
+    before,
+    title: item.get("title"),
+    qty: item.get("qty"),
+    qtyString: item.getString("qty"),
+    titleInt: item.getInt("title"),
+    qtyInt: item.getInt("qty"),
+    done: item.getBool("done"),
+    doneRaw: item.get("done"),
+    unknown: item.get("unknown"),
+    missing: item.get("missing"),
+    email: user.email(),
+    goodPassword: user.validatePassword("correct horse"),
+    badPassword: user.validatePassword("wrong horse"),
+  });
+});
+
+// Saving a JS-built record from a route fires the model hooks (slug), not the request hooks.
+routerAdd("POST", "/hk/record", (e) => {
+  const data = e.requestInfo().body;
+  const item = new Record($app.findCollectionByNameOrId("hk_items"), { title: data.title, qty: data.qty });
+  $app.save(item);
+  return e.json(200, $app.findRecordById("hk_items", item.id));
+});
+
+// The applied JS migrations, as PocketBase records them (base name with extension; the
+// system's own rows are left out).
+routerAdd("GET", "/hk/migrations", (e) => {
+  const rows = arrayOf(new DynamicModel({ file: "" }));
+  $app.db().newQuery("SELECT file FROM _migrations WHERE file LIKE '%.js' ORDER BY file").all(rows);
+  return e.json(200, rows.map((r) => r.file));
+}, $apis.requireSuperuserAuth());
