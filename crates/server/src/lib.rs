@@ -17,6 +17,7 @@ pub mod middleware;
 pub mod realtime;
 pub mod records;
 pub mod response;
+pub mod scripts;
 pub mod settings;
 pub mod state;
 pub mod superusers;
@@ -41,6 +42,10 @@ pub fn router(state: SharedState) -> Router {
         .merge(files::router())
         .merge(batch::router())
         .merge(cron::router());
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        scripts::layer,
+    ));
     let api = settings::rate_limit::layer(api, state.clone());
     files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit))
 }

@@ -57,6 +57,8 @@ pub struct AppState {
     pub files: crate::files::FileStorages,
     /// Cron jobs (see [`crate::cron`]); they run only once `serve` starts the scheduler.
     pub crons: Arc<crate::cron::Crons>,
+    /// JavaScript hooks, once `serve` has loaded them (see [`crate::scripts`]).
+    pub scripts: std::sync::OnceLock<Arc<crate::scripts::Scripts>>,
 }
 
 /// The state type axum passes around.
@@ -84,6 +86,7 @@ impl AppState {
             realtime: crate::realtime::Hub::default(),
             rules_cache: crate::access::RulesCache::default(),
             crons: Arc::default(),
+            scripts: std::sync::OnceLock::new(),
         });
         crate::cron::system::register(&state);
         state

@@ -1101,6 +1101,7 @@
     e.__request = request;
     e.__response = response;
     e.__res = () => res;
+    e.__resHeaders = resHeaders;
     e.__markConsumed = () => { consumed = true; };
     e.json = (status, data) => { write(status, "application/json", JSON.stringify(data === undefined ? null : data), { json: true }); };
     e.string = (status, text) => { write(status, "text/plain; charset=utf-8", toStr(text)); };
@@ -1208,7 +1209,7 @@
     const e = routeEvent(arg.request, G.$app);
     let reached = false;
     runChain(arg.links, e, arg.core ? (ev) => { reached = true; host("next", { reached: true }); } : null);
-    return { response: e.__res(), reached };
+    return { response: e.__res(), reached, headers: e.__resHeaders };
   };
 
   // A record request hook chain. arg: {links, request, kind, collection, record?, records?, result?, extra?}
@@ -1269,6 +1270,13 @@
   // One cron job run: the handler is called with no arguments.
   entries.cron = (arg) => {
     settle(handler(arg.handler).apply(undefined, []));
+    return null;
+  };
+
+  // A job added with cronAdd inside a handler: its source is compiled here.
+  entries.cronSource = (arg) => {
+    const fn = __eval("(" + arg.source + "\n)", "cron.js");
+    settle(fn.apply(undefined, []));
     return null;
   };
 

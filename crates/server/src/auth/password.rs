@@ -121,7 +121,7 @@ pub async fn verify(password: String, stored: String) -> bool {
         .unwrap_or(false)
 }
 
-fn verify_blocking(password: &str, stored: &str) -> bool {
+pub(crate) fn verify_blocking(password: &str, stored: &str) -> bool {
     if stored.starts_with("$2") {
         bcrypt::verify(password, stored).unwrap_or(false)
     } else if stored.starts_with("$argon2") {

@@ -448,3 +448,65 @@ fn save_error(error: StoreError, collection: &Collection, message: &str) -> ApiE
         }
     }
 }
+
+/// Saves a collection definition as a script gives it (`$app.save(collection)`): created
+/// when no collection has its id (or name), else updated; validated as the API validates.
+/// With `tx`, inside that transaction (whose schema it reads).
+pub(crate) async fn save_from_script(
+    state: &SharedState,
+    tx: Option<&crate::scripts::SharedTx>,
+    body: serde_json::Map<String, Value>,
+) -> ApiResult<Value> {
+    let schema = match tx {
+        Some(tx) => tx
+            .lock()
+            .await
+            .as_ref()
+            .map(|open| open.schema())
+            .ok_or_else(|| ApiError::internal("the transaction has ended"))?,
+        None => state.schema(),
+    };
+    let key = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let old = schema
+        .get(&key("id"))
+        .or_else(|| schema.get(&key("name")))
+        .cloned()
+        .filter(|_| !key("id").is_empty() || !key("name").is_empty());
+    let now = domain::time::now();
+    let (draft, failed) = match &old {
+        Some(old) => (form::draft_update(old, &body, &now), UPDATE_FAILED),
+        None => (form::draft_new(&body, &schema, &now), CREATE_FAILED),
+    };
+    let Draft {
+        mut collection,
+        mut errors,
+    } = draft.map_err(form_error)?;
+    if collection.is_view() {
+        infer_view_fields(state, &mut collection, &mut errors).await?;
+    }
+    validate_collection(&mut errors, &collection, old.as_deref(), &schema);
+    let future = rule_check::schema_with(&schema, &collection);
+    rule_check::validate_rule_texts(&mut errors, &collection, &future);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(failed, errors));
+    }
+    let id = collection.id.clone();
+    let saved = match (tx, old.is_some()) {
+        (Some(tx), exists) => {
+            let mut guard = tx.lock().await;
+            let open = guard
+                .as_mut()
+                .ok_or_else(|| ApiError::internal("the transaction has ended"))?;
+            if exists {
+                open.update_collection(collection.clone()).await
+            } else {
+                open.create_collection(collection.clone()).await
+            }
+        }
+        (None, true) => state.store.update_collection(collection.clone()).await,
+        (None, false) => state.store.create_collection(collection.clone()).await,
+    }
+    .map_err(|e| save_error(e, &collection, failed))?;
+    let saved = saved.get_by_id(&id).cloned().unwrap_or_else(|| Arc::new(collection));
+    Ok(saved.to_api_json())
+}

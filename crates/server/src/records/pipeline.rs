@@ -805,6 +805,9 @@ pub(crate) struct System<'a> {
     store: &'a dyn Store,
     argon2: Argon2Params,
     state: Option<&'a SharedState>,
+    /// A script's open transaction the writes join (`$app.save` inside
+    /// `runInTransaction` or a model hook); `None` writes in a transaction of their own.
+    tx: Option<&'a crate::scripts::SharedTx>,
 }
 
 impl<'a> System<'a> {
@@ -814,6 +817,7 @@ impl<'a> System<'a> {
             store: state.store.as_ref(),
             argon2: state.config.argon2,
             state: Some(state),
+            tx: None,
         }
     }
 
@@ -823,6 +827,34 @@ impl<'a> System<'a> {
             store,
             argon2,
             state: None,
+            tx: None,
+        }
+    }
+
+    /// The same system path, writing inside a script's open transaction.
+    pub(crate) fn in_tx(mut self, tx: Option<&'a crate::scripts::SharedTx>) -> Self {
+        self.tx = tx;
+        if tx.is_some() {
+            // Dropped files are kept rather than removed before a commit that may not come.
+            self.state = None;
+        }
+        self
+    }
+
+    /// Sends the ops through the one door, or into the joined transaction.
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
+        match self.tx {
+            None => commit(self.store, ops, None).await,
+            Some(tx) => {
+                let mut guard = tx.lock().await;
+                match guard.as_mut() {
+                    Some(open) => open.write(ops).await,
+                    None => Err(WriteError {
+                        index: 0,
+                        error: StoreError::Internal("the transaction has ended".into()),
+                    }),
+                }
+            }
         }
     }
 }
@@ -927,7 +959,7 @@ pub(crate) async fn system_create(
         data,
         guard: None,
     };
-    let results = commit(system.store, vec![op], None)
+    let results = system.commit(vec![op])
         .await
         .map_err(|error| error.error)?;
     match results.into_iter().next() {
@@ -994,7 +1026,7 @@ pub(crate) async fn system_update(
         guard: None,
         apply,
     };
-    let results = commit(system.store, vec![op], None)
+    let results = system.commit(vec![op])
         .await
         .map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {
@@ -1035,7 +1067,7 @@ pub(crate) async fn system_delete(
         id: id.to_owned(),
         guard: None,
     };
-    let results = commit(system.store, vec![op], None)
+    let results = system.commit(vec![op])
         .await
         .map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {

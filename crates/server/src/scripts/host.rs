@@ -249,6 +249,7 @@ impl Host for AppHost {
                 let schema = self.schema(&tx);
                 Ok(Value::Array(
                     schema
+                        .all()
                         .iter()
                         .filter(|c| types.is_empty() || types.iter().any(|t| t == c.kind.as_str()))
                         .map(|c| c.to_api_json())

@@ -219,7 +219,28 @@ async fn around_system_route(
     }
 }
 
-fn add_script_headers(_response: &mut Response, _answer: &Value) {}
+/// Headers a middleware set with `e.response.header()` around a system route.
+fn add_script_headers(response: &mut Response, answer: &Value) {
+    let Some(headers) = answer.get("headers").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, values) in headers {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        let mut first = true;
+        for value in values.as_array().into_iter().flatten() {
+            if let Some(Ok(value)) = value.as_str().map(HeaderValue::from_str) {
+                if first {
+                    response.headers_mut().insert(name.clone(), value);
+                    first = false;
+                } else {
+                    response.headers_mut().append(name.clone(), value);
+                }
+            }
+        }
+    }
+}
 
 fn empty_ok() -> Response {
     let mut response = Response::new(Body::empty());

@@ -40,7 +40,12 @@ pub struct Scripts {
     txs: Mutex<HashMap<u64, SharedTx>>,
     /// `$app.store()`: one process-wide map shared by every runtime.
     kv: Mutex<serde_json::Map<String, Value>>,
+    /// After-success hooks waiting for the commit of a script transaction, by handle.
+    pub(crate) after: Mutex<HashMap<u64, Vec<AfterCommit>>>,
 }
+
+/// An after-commit hook run, queued until its transaction commits.
+pub(crate) type AfterCommit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Why the hooks could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +82,7 @@ impl Scripts {
             next_tx: AtomicU64::new(1),
             txs: Mutex::new(HashMap::new()),
             kv: Mutex::new(serde_json::Map::new()),
+            after: Mutex::new(HashMap::new()),
         }))
     }
 
