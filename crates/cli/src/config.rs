@@ -43,22 +43,38 @@ pub struct GlobalArgs {
           value_parser = clap::value_parser!(u32).range(4..=31), hide = true)]
     pub bcrypt_cost: Option<u32>,
 
-    /// Accepted for PocketBase compatibility; Plinth has no automigrations, hooks, public
-    /// dir or encryption env yet, so these are ignored.
-    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub automigrate: Option<String>,
+    /// Write a migration file to `--migrationsDir` when a collection changes through the
+    /// API (PocketBase's dev workflow).
+    #[arg(long, global = true, env = "PLINTH_AUTOMIGRATE", num_args = 0..=1,
+          default_missing_value = "true", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub automigrate: bool,
     #[arg(long = "encryptionEnv", global = true, hide = true)]
     pub encryption_env: Option<String>,
-    #[arg(long = "hooksDir", global = true, hide = true)]
-    pub hooks_dir: Option<String>,
-    #[arg(long = "hooksPool", global = true, hide = true)]
-    pub hooks_pool: Option<String>,
-    #[arg(long = "hooksWatch", global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub hooks_watch: Option<String>,
+    /// The JavaScript hooks folder (`*.pb.js` files); default `pb_hooks` beside the data dir.
+    #[arg(long = "hooksDir", global = true, env = "PLINTH_HOOKS_DIR")]
+    pub hooks_dir: Option<PathBuf>,
+    /// Prewarmed JavaScript runtimes.
+    #[arg(long = "hooksPool", global = true, env = "PLINTH_HOOKS_POOL", default_value_t = 15)]
+    pub hooks_pool: usize,
+    /// Restart when a file in the hooks folder changes; also, when on, a hook file that fails
+    /// to load is reported and skipped instead of stopping the server.
+    #[arg(long = "hooksWatch", global = true, env = "PLINTH_HOOKS_WATCH", num_args = 0..=1,
+          default_missing_value = "true", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub hooks_watch: bool,
+    /// How long one hook invocation may run, in seconds, before it is interrupted.
+    #[arg(long = "hooksTimeout", global = true, env = "PLINTH_HOOKS_TIMEOUT", default_value_t = 30)]
+    pub hooks_timeout: u64,
+    /// Memory bound of one JavaScript runtime, in MiB.
+    #[arg(long = "hooksMemoryLimit", global = true, env = "PLINTH_HOOKS_MEMORY_LIMIT",
+          default_value_t = 64)]
+    pub hooks_memory_limit: usize,
     #[arg(long = "indexFallback", global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub index_fallback: Option<String>,
-    #[arg(long = "migrationsDir", global = true, hide = true)]
-    pub migrations_dir: Option<String>,
+    /// The JavaScript migrations folder; default `pb_migrations` beside the data dir.
+    #[arg(long = "migrationsDir", global = true, env = "PLINTH_MIGRATIONS_DIR")]
+    pub migrations_dir: Option<PathBuf>,
     #[arg(long = "publicDir", global = true, hide = true)]
     pub public_dir: Option<String>,
 
@@ -81,6 +97,31 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The hooks folder: `--hooksDir`, else `pb_hooks` beside the data dir.
+    pub fn hooks_dir(&self) -> PathBuf {
+        self.hooks_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.dir, "pb_hooks"))
+    }
+
+    /// The migrations folder: `--migrationsDir`, else `pb_migrations` beside the data dir.
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.migrations_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.dir, "pb_migrations"))
+    }
+
+    /// The hook engine's settings from the flags.
+    pub fn hooks_config(&self) -> hooks::EngineConfig {
+        hooks::EngineConfig {
+            hooks_dir: Some(self.hooks_dir()),
+            pool_size: self.hooks_pool.max(1),
+            timeout: std::time::Duration::from_secs(self.hooks_timeout.max(1)),
+            memory_limit: self.hooks_memory_limit.max(8).saturating_mul(1024 * 1024),
+            ..hooks::EngineConfig::default()
+        }
+    }
+
     /// The hashing cost new passwords get, as the bcrypt-style number the server crate takes
     /// (10: production argon2id; 4: the insecure test parameters). Weakening is never
     /// silent: it needs `--insecure-test-hashing` and prints a warning on every start; a
@@ -103,6 +144,15 @@ impl GlobalArgs {
             _ => Ok(10),
         }
     }
+}
+
+/// `<data dir>/../name`, as PocketBase places `pb_hooks` and `pb_migrations`.
+fn beside(dir: &std::path::Path, name: &str) -> PathBuf {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    absolute
+        .parent()
+        .map(|p| p.join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 #[derive(Debug, Subcommand)]

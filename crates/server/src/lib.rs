@@ -42,10 +42,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(files::router())
         .merge(batch::router())
         .merge(cron::router());
-    let api = api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        scripts::layer,
-    ));
     let api = settings::rate_limit::layer(api, state.clone());
-    files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit))
+    let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
+    files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts))
 }

@@ -15,7 +15,17 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::error::ApiError;
 
 /// Wraps the API router with the common layers.
-pub fn wrap(api: Router, body_limit: usize) -> Router {
+pub fn wrap<L>(api: Router, body_limit: usize, scripts: L) -> Router
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<Request<Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<Request<Body>>>::Response: IntoResponse + 'static,
+    <L::Service as tower::Service<Request<Body>>>::Future: Send + 'static,
+{
     let cors = CorsLayer::new()
         .allow_origin(AnyOrigin)
         .allow_methods([
@@ -35,6 +45,8 @@ pub fn wrap(api: Router, body_limit: usize) -> Router {
     };
     api.fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        // Hook routes and middlewares see every request, unmatched ones included.
+        .layer(scripts)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(fixed("x-content-type-options", "nosniff"))
         .layer(fixed("x-frame-options", "SAMEORIGIN"))

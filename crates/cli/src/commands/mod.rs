@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod hooks;
 pub mod serve;
 pub mod superuser;
 

@@ -61,6 +61,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let realtime = state.realtime.clone();
     // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown
     // begins (runs in flight are ended with the runtime).
+    super::hooks::start(global, &state).await?;
     let crons = state.crons.start();
     let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(&args.http)
@@ -105,15 +106,38 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         },
         cap_loopback: args.cap_loopback_connections,
     };
+    let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = global.hooks_watch.then(|| global.hooks_dir()).filter(|d| d.is_dir());
+    let restarting = restart.clone();
     serve_http1(listener, app, limits, async move {
-        shutdown_signal().await;
+        match watch {
+            Some(dir) => tokio::select! {
+                () = shutdown_signal() => {}
+                () = super::hooks::changed(dir) => restarting.store(true, Ordering::SeqCst),
+            },
+            None => shutdown_signal().await,
+        }
         crons.stop();
         realtime.shutdown();
     })
     .await;
     tracing::info!("shutting down: checkpointing the database");
     store.close().await.context("closing the database")?;
+    if restart.load(Ordering::SeqCst) {
+        restart_process()?;
+    }
     Ok(())
+}
+
+/// Replaces this process with a fresh run of the same command line (same PID), as
+/// PocketBase does when a hook file changes.
+fn restart_process() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe().context("finding the running binary")?;
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(error).context("restarting after a hook change")
 }
 
 /// The bounds every connection is held to (see the module comment).

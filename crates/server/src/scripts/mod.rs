@@ -22,6 +22,7 @@ use serde_json::Value;
 
 pub use host::AppHost;
 pub use layer::layer;
+pub use records::register_crons;
 
 use crate::error::ApiError;
 use crate::state::SharedState;
