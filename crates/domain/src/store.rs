@@ -42,6 +42,15 @@ pub enum StoreError {
     /// Anything else: I/O, driver errors, corrupted data.
     #[error("internal store error: {0}")]
     Internal(String),
+    /// A hook (server-side script) refused the write and everything was rolled back. With
+    /// `status`, the answer the script chose (`message`, `data`); without, the write's own
+    /// failure message answers, and `message` is only logged.
+    #[error("a hook refused the write: {message}")]
+    Hook {
+        status: Option<u16>,
+        message: String,
+        data: Value,
+    },
 }
 
 /// An error of one operation inside [`Store::write`], with its position in the list.

@@ -101,6 +101,26 @@ impl ApiError {
                 Self::bad_request_msg(message)
             }
             StoreError::Internal(detail) => Self::internal(detail),
+            StoreError::Hook {
+                status: Some(status),
+                message,
+                data,
+            } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut error = Self::new(status, &message);
+                if data.as_object().is_some_and(|d| !d.is_empty()) {
+                    error.data = data;
+                }
+                error
+            }
+            StoreError::Hook {
+                status: None,
+                message: detail,
+                ..
+            } => {
+                tracing::warn!(error = %detail, "a hook refused a write");
+                Self::bad_request_msg(message)
+            }
         }
     }
 }

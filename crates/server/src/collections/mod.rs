@@ -419,7 +419,7 @@ fn save_error(error: StoreError, collection: &Collection, message: &str) -> ApiE
         StoreError::Validation(errors) => ApiError::validation(message, errors),
         StoreError::NotFound => ApiError::not_found(),
         StoreError::Internal(detail) => ApiError::internal(detail),
-        StoreError::TimedOut => ApiError::bad_request_msg(message),
+        StoreError::TimedOut | StoreError::Hook { .. } => ApiError::bad_request_msg(message),
         StoreError::Schema(detail) => {
             if collection.is_view() {
                 let error = invalid_view_query(&view_error_detail(&StoreError::Schema(detail)));

@@ -103,6 +103,39 @@ pub(crate) struct Created {
 }
 
 impl Prepared {
+    /// The collection and the values a create writes (for request hooks to show).
+    pub(crate) fn create_data(&self) -> Option<(&Arc<Collection>, &RecordData)> {
+        match &self.op {
+            WriteOp::Create {
+                collection, data, ..
+            } => Some((collection, data)),
+            _ => None,
+        }
+    }
+
+    /// Sets fields a request hook changed: into a create's values, or over an update's
+    /// result (applied after the client's change, inside the transaction).
+    pub(crate) fn override_fields(&mut self, changed: Map<String, Value>) {
+        if changed.is_empty() {
+            return;
+        }
+        match &mut self.op {
+            WriteOp::Create { data, .. } => data.extend(changed),
+            WriteOp::Update { apply, .. } => {
+                let inner = std::mem::replace(
+                    apply,
+                    Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn,
+                );
+                *apply = Box::new(move |current: &Record| {
+                    let mut data = inner(current)?;
+                    data.extend(changed);
+                    Ok(data)
+                });
+            }
+            WriteOp::Delete { .. } => {}
+        }
+    }
+
     /// The record this write creates, for the items after it.
     pub(crate) fn created(&self) -> Option<Created> {
         match &self.op {
@@ -536,7 +569,12 @@ pub(crate) async fn execute(
             }
         }
     }
-    let written = commit(state.store.as_ref(), ops, deadline).await;
+    let written = match crate::scripts::of(state) {
+        Some(scripts) if crate::scripts::records::model_hooks_apply(scripts, &ops) => {
+            crate::scripts::records::commit_with_hooks(state, scripts, ops, deadline, None).await
+        }
+        _ => commit(state.store.as_ref(), ops, deadline).await,
+    };
     let results = match written {
         Ok(results) => results,
         Err(error) => {
@@ -808,6 +846,9 @@ pub(crate) struct System<'a> {
     /// A script's open transaction the writes join (`$app.save` inside
     /// `runInTransaction` or a model hook); `None` writes in a transaction of their own.
     tx: Option<&'a crate::scripts::SharedTx>,
+    /// Whether files the writes drop are removed after them (not inside a script's
+    /// transaction, which may still roll back).
+    remove_files: bool,
 }
 
 impl<'a> System<'a> {
@@ -818,6 +859,7 @@ impl<'a> System<'a> {
             argon2: state.config.argon2,
             state: Some(state),
             tx: None,
+            remove_files: true,
         }
     }
 
@@ -828,6 +870,7 @@ impl<'a> System<'a> {
             argon2,
             state: None,
             tx: None,
+            remove_files: false,
         }
     }
 
@@ -836,13 +879,20 @@ impl<'a> System<'a> {
         self.tx = tx;
         if tx.is_some() {
             // Dropped files are kept rather than removed before a commit that may not come.
-            self.state = None;
+            self.remove_files = false;
         }
         self
     }
 
     /// Sends the ops through the one door, or into the joined transaction.
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
+        if let Some(state) = self.state
+            && let Some(scripts) = crate::scripts::of(state)
+            && crate::scripts::records::model_hooks_apply(scripts, &ops)
+        {
+            return crate::scripts::records::commit_with_hooks(state, scripts, ops, None, self.tx)
+                .await;
+        }
         match self.tx {
             None => commit(self.store, ops, None).await,
             Some(tx) => {
@@ -992,7 +1042,7 @@ pub(crate) async fn system_update(
     // The row the change applied to, to find the files it dropped.
     let before: Arc<std::sync::Mutex<Option<RecordData>>> = Arc::default();
     let keep_before =
-        (system.state.is_some() && has_file_fields(collection)).then(|| Arc::clone(&before));
+        (system.remove_files && has_file_fields(collection)).then(|| Arc::clone(&before));
     let apply: UpdateFn = Box::new(move |current: &Record| {
         if let Some(slot) = keep_before {
             *slot
@@ -1038,7 +1088,7 @@ pub(crate) async fn system_update(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
-    if let (Some(state), Some(before)) = (system.state, &before) {
+    if let (Some(state), Some(before), true) = (system.state, &before, system.remove_files) {
         remove_dropped_files(
             state,
             None,
@@ -1075,7 +1125,7 @@ pub(crate) async fn system_delete(
             "the store reported no deleted record".into(),
         ));
     };
-    if let Some(state) = system.state {
+    if let (Some(state), true) = (system.state, system.remove_files) {
         remove_dropped_files(state, None, &[(collection.id.as_str(), None, &result)]).await;
     }
     match result {

@@ -6,8 +6,8 @@
 //! entry point first asks the registry, a hash lookup, so a server without hooks (or a
 //! collection without handlers) pays nothing measurable.
 
-mod host;
-mod layer;
+pub(crate) mod host;
+pub(crate) mod layer;
 pub mod migrations;
 pub(crate) mod records;
 pub mod routes;
@@ -22,6 +22,7 @@ use serde_json::Value;
 
 pub use host::AppHost;
 pub use layer::layer;
+pub(crate) use layer::render;
 pub use records::register_crons;
 
 use crate::error::ApiError;
@@ -120,6 +121,14 @@ impl Scripts {
         let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
         lock(&self.txs).insert(id, tx);
         id
+    }
+
+    /// The handle of a transaction already in the table.
+    pub(crate) fn id_of(&self, tx: &SharedTx) -> Option<u64> {
+        lock(&self.txs)
+            .iter()
+            .find(|(_, t)| Arc::ptr_eq(t, tx))
+            .map(|(id, _)| *id)
     }
 
     pub(crate) fn forget_tx(&self, id: u64) {

@@ -334,3 +334,442 @@ pub(crate) async fn after_commit(_state: &SharedState, scripts: &Arc<Scripts>, i
 pub(crate) async fn after_rollback(_state: &SharedState, scripts: &Arc<Scripts>, id: u64) {
     lock(&scripts.after).remove(&id);
 }
+
+/// The model hooks of each action: around the write, then after commit or failure.
+const CREATE_HOOKS: [&str; 4] = [
+    "onRecordCreate",
+    "onRecordCreateExecute",
+    "onRecordAfterCreateSuccess",
+    "onRecordAfterCreateError",
+];
+const UPDATE_HOOKS: [&str; 4] = [
+    "onRecordUpdate",
+    "onRecordUpdateExecute",
+    "onRecordAfterUpdateSuccess",
+    "onRecordAfterUpdateError",
+];
+const DELETE_HOOKS: [&str; 4] = [
+    "onRecordDelete",
+    "onRecordDeleteExecute",
+    "onRecordAfterDeleteSuccess",
+    "onRecordAfterDeleteError",
+];
+
+fn op_parts(op: &domain::WriteOp) -> (&Arc<Collection>, &'static [&'static str; 4]) {
+    match op {
+        domain::WriteOp::Create { collection, .. } => (collection, &CREATE_HOOKS),
+        domain::WriteOp::Update { collection, .. } => (collection, &UPDATE_HOOKS),
+        domain::WriteOp::Delete { collection, .. } => (collection, &DELETE_HOOKS),
+    }
+}
+
+/// Whether any of `ops` has a model hook to run (else the plain write path runs).
+pub(crate) fn model_hooks_apply(scripts: &Scripts, ops: &[domain::WriteOp]) -> bool {
+    let registry = scripts.registry();
+    ops.iter().any(|op| {
+        let (collection, names) = op_parts(op);
+        names
+            .iter()
+            .any(|h| registry.applies(h, &collection.name, &collection.id))
+    })
+}
+
+fn links_for(scripts: &Scripts, names: &[&str], collection: &Collection) -> Vec<Value> {
+    names
+        .iter()
+        .flat_map(|h| scripts.registry().handlers_for(h, &collection.name, &collection.id))
+        .map(|h| json!({ "h": h }))
+        .collect()
+}
+
+/// A failed invocation as the store error the write answers with.
+pub(crate) fn hook_store_error(error: hooks::HookError) -> domain::StoreError {
+    match error {
+        hooks::HookError::Thrown {
+            api: Some(api),
+            text,
+        } => {
+            tracing::debug!(error = %text, "a model hook answered an API error");
+            domain::StoreError::Hook {
+                status: Some(api.status),
+                message: api.message,
+                data: api.data,
+            }
+        }
+        other => domain::StoreError::Hook {
+            status: None,
+            message: other.to_string(),
+            data: Value::Null,
+        },
+    }
+}
+
+/// Runs `ops` with their model hooks inside one transaction: `joined` when the write is part
+/// of a script's transaction, else one of its own that commits here. Each op's
+/// `onRecord{Create,Update,Delete}` and `…Execute` handlers wrap the write (what they change
+/// on `e.record` is what is written); a throw rolls the whole transaction back. The
+/// after-success hooks run once the transaction has committed (for a joined one, when the
+/// script's transaction commits), the after-error hooks after a failure.
+pub(crate) async fn commit_with_hooks(
+    state: &SharedState,
+    scripts: &Arc<Scripts>,
+    ops: Vec<domain::WriteOp>,
+    deadline: Option<std::time::Instant>,
+    joined: Option<&SharedTx>,
+) -> Result<Vec<domain::WriteResult>, domain::WriteError> {
+    use domain::{StoreError, WriteError, WriteOp, WriteResult};
+    let fail = |index: usize| move |error: StoreError| WriteError { index, error };
+    let (shared, tx_id, own) = match joined {
+        Some(tx) => {
+            let id = scripts.id_of(tx).unwrap_or_else(|| scripts.register_tx(tx.clone()));
+            (tx.clone(), id, false)
+        }
+        None => {
+            let open = state.store.begin(deadline).await.map_err(fail(0))?;
+            let shared: SharedTx = Arc::new(tokio::sync::Mutex::new(Some(open)));
+            let id = scripts.register_tx(shared.clone());
+            (shared, id, true)
+        }
+    };
+    let mut results: Vec<WriteResult> = Vec::new();
+    let mut afters: Vec<(Arc<Collection>, &'static [&'static str; 4], Record)> = Vec::new();
+    let mut failure: Option<(usize, StoreError, Arc<Collection>, &'static [&'static str; 4], Value)> =
+        None;
+    for (index, op) in ops.into_iter().enumerate() {
+        let (collection, names) = {
+            let (c, n) = op_parts(&op);
+            (c.clone(), n)
+        };
+        let links = links_for(scripts, &names[..2], &collection);
+        // What the hooks see: the would-be row (create, update) or the stored one (delete).
+        let (kind, start, original, guard, create_guard, apply) = match op {
+            WriteOp::Create {
+                data, guard, ..
+            } => ("create", data, None, None, guard, None),
+            WriteOp::Update {
+                id, guard, apply, ..
+            } => {
+                let current = read_in(&shared, &collection, &id, guard).await;
+                match current {
+                    Ok(Some(current)) => {
+                        ("update", current.data.clone(), Some(current), None, None, Some(apply))
+                    }
+                    Ok(None) => {
+                        failure = Some((index, StoreError::NotFound, collection, names, Value::Null));
+                        break;
+                    }
+                    Err(error) => {
+                        failure = Some((index, error, collection, names, Value::Null));
+                        break;
+                    }
+                }
+            }
+            WriteOp::Delete { id, guard, .. } => {
+                match read_in(&shared, &collection, &id, guard).await {
+                    Ok(Some(current)) => ("delete", current.data.clone(), Some(current), None::<()>, None, None),
+                    Ok(None) => {
+                        failure = Some((index, StoreError::NotFound, collection, names, Value::Null));
+                        break;
+                    }
+                    Err(error) => {
+                        failure = Some((index, error, collection, names, Value::Null));
+                        break;
+                    }
+                }
+            }
+        };
+        let _ = guard;
+        // An update's new values come from its change applied to the row as it is now.
+        let start = match (kind, apply, &original) {
+            ("update", Some(apply), Some(current)) => match apply(current) {
+                Ok(data) => data,
+                Err(error) => {
+                    failure = Some((index, error, collection, names, Value::Null));
+                    break;
+                }
+            },
+            _ => start,
+        };
+        let wire_start = json!({
+            "collectionId": collection.id,
+            "data": Value::Object(start.clone()),
+            "isNew": kind == "create",
+        });
+        let written: Arc<std::sync::Mutex<Option<Result<WriteResult, StoreError>>>> = Arc::default();
+        let outcome = if links.is_empty() {
+            let op = build_op(kind, &collection, start.clone(), create_guard.clone());
+            let result = write_one(&shared, op).await;
+            *lock(&written) = Some(result);
+            Ok(())
+        } else {
+            let core = {
+                let shared = shared.clone();
+                let collection = collection.clone();
+                let written = written.clone();
+                let handle = tokio::runtime::Handle::current();
+                let create_guard = std::sync::Mutex::new(create_guard.clone());
+                Box::new(move |args: Value| -> HostResult {
+                    let data = args
+                        .get("record")
+                        .and_then(|r| r.get("data"))
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    let guard = lock(&create_guard).take();
+                    let op = build_op(kind, &collection, data, guard);
+                    let result = handle.block_on(write_one(&shared, op));
+                    let answer = match &result {
+                        Ok(done) => Ok(json!({
+                            "record": { "data": Value::Object(done.record().data.clone()), "stored": true }
+                        })),
+                        Err(error) => Err(store_error(clone_store_error(error))),
+                    };
+                    *lock(&written) = Some(result);
+                    answer
+                }) as super::host::Core
+            };
+            let host = Arc::new(AppHost::new(state.clone(), scripts.clone()).with_core(core));
+            scripts
+                .engine
+                .call(
+                    "model",
+                    json!({
+                        "links": links,
+                        "record": wire_start,
+                        "original": original.as_ref().map(|r| Value::Object(r.data.clone())),
+                        "core": true,
+                        "tx": tx_id,
+                    }),
+                    host,
+                )
+                .await
+                .map(|_| ())
+                .map_err(hook_store_error)
+        };
+        let result = lock(&written).take();
+        match (outcome, result) {
+            (Err(error), _) | (Ok(()), Some(Err(error))) => {
+                failure = Some((index, error, collection, names, wire_start));
+                break;
+            }
+            (Ok(()), Some(Ok(done))) => {
+                afters.push((collection, names, done.record().clone()));
+                results.push(done);
+            }
+            // The chain ended without `e.next()`: nothing is written (PocketBase answers with
+            // the unsaved record).
+            (Ok(()), None) => {
+                let record = Record::new(start);
+                afters.push((collection, names, record.clone()));
+                results.push(match kind {
+                    "create" => WriteResult::Created(record),
+                    "update" => WriteResult::Updated(record),
+                    _ => WriteResult::Deleted {
+                        record,
+                        cascaded: Vec::new(),
+                    },
+                });
+            }
+        }
+    }
+    if let Some((index, error, collection, names, wire)) = failure {
+        if own {
+            scripts.forget_tx(tx_id);
+            if let Some(open) = shared.lock().await.take() {
+                let _ = open.rollback().await;
+            }
+        }
+        let links = links_for(scripts, &names[3..4], &collection);
+        if !links.is_empty() && !wire.is_null() {
+            let host = Arc::new(AppHost::new(state.clone(), scripts.clone()));
+            let _ = scripts
+                .engine
+                .call(
+                    "model",
+                    json!({ "links": links, "record": wire, "core": false, "error": error.to_string() }),
+                    host,
+                )
+                .await;
+        }
+        return Err(WriteError { index, error });
+    }
+    let mut jobs: Vec<super::AfterCommit> = Vec::new();
+    for (collection, names, record) in afters {
+        let links = links_for(scripts, &names[2..3], &collection);
+        if links.is_empty() {
+            continue;
+        }
+        let state = state.clone();
+        let scripts = scripts.clone();
+        jobs.push(Box::pin(async move {
+            let host = Arc::new(AppHost::new(state, scripts.clone()));
+            if let Err(error) = scripts
+                .engine
+                .call(
+                    "model",
+                    json!({ "links": links, "record": super::host::wire(&collection, &record), "core": false }),
+                    host,
+                )
+                .await
+            {
+                tracing::warn!(%error, "an after-success hook failed");
+            }
+        }));
+    }
+    if own {
+        scripts.forget_tx(tx_id);
+        let open = shared.lock().await.take();
+        match open {
+            Some(open) => open.commit().await.map_err(fail(0))?,
+            None => return Err(fail(0)(StoreError::Internal("the transaction has ended".into()))),
+        }
+        for job in jobs {
+            job.await;
+        }
+    } else {
+        lock(&scripts.after).entry(tx_id).or_default().extend(jobs);
+    }
+    Ok(results)
+}
+
+fn clone_store_error(error: &domain::StoreError) -> domain::StoreError {
+    use domain::StoreError;
+    match error {
+        StoreError::NotFound => StoreError::NotFound,
+        StoreError::GuardRejected => StoreError::GuardRejected,
+        StoreError::Validation(e) => StoreError::Validation(e.clone()),
+        StoreError::RequiredReference => StoreError::RequiredReference,
+        StoreError::Schema(s) => StoreError::Schema(s.clone()),
+        StoreError::TimedOut => StoreError::TimedOut,
+        StoreError::Internal(s) => StoreError::Internal(s.clone()),
+        StoreError::Hook {
+            status,
+            message,
+            data,
+        } => StoreError::Hook {
+            status: *status,
+            message: message.clone(),
+            data: data.clone(),
+        },
+    }
+}
+
+fn build_op(
+    kind: &str,
+    collection: &Arc<Collection>,
+    data: Map<String, Value>,
+    guard: Option<domain::SqlFragment>,
+) -> domain::WriteOp {
+    let id = data.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    match kind {
+        "create" => domain::WriteOp::Create {
+            collection: collection.clone(),
+            data,
+            guard,
+        },
+        "update" => domain::WriteOp::Update {
+            collection: collection.clone(),
+            id,
+            guard: None,
+            apply: Box::new(move |_| Ok(data)),
+        },
+        _ => domain::WriteOp::Delete {
+            collection: collection.clone(),
+            id,
+            guard: None,
+        },
+    }
+}
+
+async fn read_in(
+    shared: &SharedTx,
+    collection: &Arc<Collection>,
+    id: &str,
+    guard: Option<domain::SqlFragment>,
+) -> Result<Option<Record>, domain::StoreError> {
+    let mut open = shared.lock().await;
+    let open = open
+        .as_mut()
+        .ok_or_else(|| domain::StoreError::Internal("the transaction has ended".into()))?;
+    open.get_record(collection.clone(), id, guard.into_iter().collect())
+        .await
+}
+
+async fn write_one(
+    shared: &SharedTx,
+    op: domain::WriteOp,
+) -> Result<domain::WriteResult, domain::StoreError> {
+    let mut open = shared.lock().await;
+    let open = open
+        .as_mut()
+        .ok_or_else(|| domain::StoreError::Internal("the transaction has ended".into()))?;
+    let mut results = open.write(vec![op]).await.map_err(|e| e.error)?;
+    results
+        .pop()
+        .ok_or_else(|| domain::StoreError::Internal("the store reported no result".into()))
+}
+
+/// What a record request hook chain ended with.
+pub(crate) struct RequestOutcome {
+    /// A response a script wrote itself (rendered as it is).
+    pub written: Option<Value>,
+    /// What the chain gave back (`record`, `records`, `result`, …).
+    pub answer: Value,
+}
+
+/// Runs the `hook` request chain of `collection` (`onRecordCreateRequest`, …) for the request
+/// `parts`, with `fields` (`record`, `records`, `result`) in the event, and `core` behind
+/// the last `e.next()`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn request_chain(
+    state: &SharedState,
+    scripts: &Arc<Scripts>,
+    hook: &str,
+    collection: &Collection,
+    parts: &axum::http::request::Parts,
+    parsed_body: Option<Value>,
+    fields: Value,
+    core: super::host::Core,
+) -> Result<RequestOutcome, crate::error::ApiError> {
+    let links: Vec<Value> = scripts
+        .registry()
+        .handlers_for(hook, &collection.name, &collection.id)
+        .into_iter()
+        .map(|h| json!({ "h": h }))
+        .collect();
+    let mut request =
+        super::layer::describe(state, parts, std::collections::HashMap::new(), None).await;
+    if let Some(obj) = request.as_object_mut() {
+        obj.insert("parsedBody".into(), parsed_body.unwrap_or(Value::Null));
+    }
+    let mut arg = json!({
+        "links": links,
+        "request": request,
+        "collection": collection.to_api_json(),
+    });
+    if let (Some(arg), Some(fields)) = (arg.as_object_mut(), fields.as_object()) {
+        for (k, v) in fields {
+            arg.insert(k.clone(), v.clone());
+        }
+    }
+    let host = Arc::new(AppHost::new(state.clone(), scripts.clone()).with_core(core));
+    let answer = scripts
+        .engine
+        .call("recordRequest", arg, host)
+        .await
+        .map_err(|e| super::api_error(e, crate::error::ApiError::bad_request()))?;
+    let written = answer.get("response").filter(|r| !r.is_null()).cloned();
+    Ok(RequestOutcome { written, answer })
+}
+
+/// The fields of `after` that differ from `before` (what a hook changed on `e.record`).
+pub(crate) fn changed_fields(before: &Map<String, Value>, after: &Value) -> Map<String, Value> {
+    let Some(after) = after.get("data").and_then(Value::as_object) else {
+        return Map::new();
+    };
+    after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
