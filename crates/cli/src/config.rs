@@ -55,7 +55,12 @@ pub struct GlobalArgs {
     #[arg(long = "hooksDir", global = true, env = "PLINTH_HOOKS_DIR")]
     pub hooks_dir: Option<PathBuf>,
     /// Prewarmed JavaScript runtimes.
-    #[arg(long = "hooksPool", global = true, env = "PLINTH_HOOKS_POOL", default_value_t = 15)]
+    #[arg(
+        long = "hooksPool",
+        global = true,
+        env = "PLINTH_HOOKS_POOL",
+        default_value_t = 15
+    )]
     pub hooks_pool: usize,
     /// Restart when a file in the hooks folder changes; also, when on, a hook file that fails
     /// to load is reported and skipped instead of stopping the server.
@@ -64,11 +69,20 @@ pub struct GlobalArgs {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub hooks_watch: bool,
     /// How long one hook invocation may run, in seconds, before it is interrupted.
-    #[arg(long = "hooksTimeout", global = true, env = "PLINTH_HOOKS_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        long = "hooksTimeout",
+        global = true,
+        env = "PLINTH_HOOKS_TIMEOUT",
+        default_value_t = 30
+    )]
     pub hooks_timeout: u64,
     /// Memory bound of one JavaScript runtime, in MiB.
-    #[arg(long = "hooksMemoryLimit", global = true, env = "PLINTH_HOOKS_MEMORY_LIMIT",
-          default_value_t = 64)]
+    #[arg(
+        long = "hooksMemoryLimit",
+        global = true,
+        env = "PLINTH_HOOKS_MEMORY_LIMIT",
+        default_value_t = 64
+    )]
     pub hooks_memory_limit: usize,
     #[arg(long = "indexFallback", global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub index_fallback: Option<String>,

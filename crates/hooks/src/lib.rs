@@ -120,7 +120,10 @@ pub enum HookError {
     /// uncaught host error with a status; `text` is the error as logs show it, with file and
     /// line where known.
     #[error("{text}")]
-    Thrown { api: Option<ApiFailure>, text: String },
+    Thrown {
+        api: Option<Box<ApiFailure>>,
+        text: String,
+    },
     /// The invocation ran past its time bound and was interrupted.
     #[error("the hook ran past its time limit and was interrupted")]
     TimedOut,
@@ -166,7 +169,12 @@ impl Engine {
     }
 
     /// Runs the prelude's entry `entry` with `arg` on a pooled runtime.
-    pub async fn call(&self, entry: &str, arg: Value, host: Arc<dyn Host>) -> Result<Value, HookError> {
+    pub async fn call(
+        &self,
+        entry: &str,
+        arg: Value,
+        host: Arc<dyn Host>,
+    ) -> Result<Value, HookError> {
         self.pool.call(entry, arg, host).await
     }
 }

@@ -21,7 +21,9 @@ pub struct LoadFailure {
 /// (PocketBase 0.40 loads them in map order, which is random; name order is one of those
 /// orders and the one its docs promise).
 pub fn hook_files(dir: &Path) -> Vec<PathBuf> {
-    files_matching(dir, |name| name.ends_with(".pb.js") || name.ends_with(".pb.ts"))
+    files_matching(dir, |name| {
+        name.ends_with(".pb.js") || name.ends_with(".pb.ts")
+    })
 }
 
 /// The migration files of `dir`: direct children named `*.js` or `*.ts`, in plain string

@@ -103,12 +103,16 @@ fn host_call(ctx: Ctx<'_>, op: String, args: String) -> JsResult<String> {
             status,
             message,
             data,
-        }) => serde_json::json!({ "err": { "api": true, "status": status, "message": message, "data": data } }),
+        }) => {
+            serde_json::json!({ "err": { "api": true, "status": status, "message": message, "data": data } })
+        }
         Err(HostError::Go {
             message,
             status,
             data,
-        }) => serde_json::json!({ "err": { "api": false, "status": status, "message": message, "data": data } }),
+        }) => {
+            serde_json::json!({ "err": { "api": false, "status": status, "message": message, "data": data } })
+        }
     };
     Ok(answer.to_string())
 }
@@ -177,8 +181,8 @@ fn sleep(ms: f64) {
         return;
     }
     let wanted = Duration::from_millis(ms.min(86_400_000.0) as u64);
-    let left = with_current(|c| c.deadline.saturating_duration_since(Instant::now()))
-        .unwrap_or(wanted);
+    let left =
+        with_current(|c| c.deadline.saturating_duration_since(Instant::now())).unwrap_or(wanted);
     std::thread::sleep(wanted.min(left));
 }
 
@@ -223,7 +227,12 @@ fn hmac_hex(ctx: Ctx<'_>, name: String, text: String, key: String) -> JsResult<S
     let alg = match name.as_str() {
         "sha256" => hmac::HMAC_SHA256,
         "sha512" => hmac::HMAC_SHA512,
-        _ => return Err(Exception::throw_message(&ctx, &format!("unknown hmac {name}"))),
+        _ => {
+            return Err(Exception::throw_message(
+                &ctx,
+                &format!("unknown hmac {name}"),
+            ));
+        }
     };
     let key = hmac::Key::new(alg, key.as_bytes());
     Ok(hex(hmac::sign(&key, text.as_bytes()).as_ref()))
@@ -232,7 +241,8 @@ fn hmac_hex(ctx: Ctx<'_>, name: String, text: String, key: String) -> JsResult<S
 /// HMAC-SHA256 of raw text (a JWT's `header.payload`) as base64url, for `createJWT`.
 fn jwt_sign(text: String, key: String) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hmac::sign(&key, text.as_bytes()).as_ref())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(hmac::sign(&key, text.as_bytes()).as_ref())
 }
 
 fn constant_time_equal(a: String, b: String) -> bool {
@@ -315,6 +325,10 @@ mod tests {
             "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
         );
         assert_eq!(random_string(8.0, "ab".into()).len(), 8);
-        assert!(random_string(8.0, "ab".into()).chars().all(|c| c == 'a' || c == 'b'));
+        assert!(
+            random_string(8.0, "ab".into())
+                .chars()
+                .all(|c| c == 'a' || c == 'b')
+        );
     }
 }

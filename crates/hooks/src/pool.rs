@@ -89,13 +89,11 @@ impl Pool {
         host: Arc<dyn Host>,
     ) -> Result<Value, HookError> {
         let deadline = Instant::now() + self.inner.config.timeout;
-        let permit = tokio::time::timeout_at(
-            deadline.into(),
-            self.inner.permits.clone().acquire_owned(),
-        )
-        .await
-        .map_err(|_| HookError::Busy)?
-        .map_err(|_| HookError::Engine("the hook pool is closed".into()))?;
+        let permit =
+            tokio::time::timeout_at(deadline.into(), self.inner.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| HookError::Busy)?
+                .map_err(|_| HookError::Engine("the hook pool is closed".into()))?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             entry: entry.to_owned(),
@@ -307,7 +305,6 @@ impl JsRuntime {
         }
         (answer, broken)
     }
-
 }
 
 /// QuickJS reports running out of memory as "out of memory", or, when even the error
@@ -333,19 +330,23 @@ fn parse_answer(text: &str) -> Result<Value, HookError> {
     if is_oom(&text) {
         return Err(HookError::OutOfMemory);
     }
-    let api = error.get("api").filter(|a| a.is_object()).map(|a| ApiFailure {
-        status: a
-            .get("status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok())
-            .unwrap_or(400),
-        message: a
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        data: a.get("data").cloned().unwrap_or(Value::Null),
-    });
+    let api = error
+        .get("api")
+        .filter(|a| a.is_object())
+        .map(|a| ApiFailure {
+            status: a
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(400),
+            message: a
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            data: a.get("data").cloned().unwrap_or(Value::Null),
+        })
+        .map(Box::new);
     Err(HookError::Thrown { api, text })
 }
 
@@ -403,7 +404,9 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(
-            parse_answer(r#"{"ok":false,"error":{"api":null,"text":"InternalError: out of memory"}}"#),
+            parse_answer(
+                r#"{"ok":false,"error":{"api":null,"text":"InternalError: out of memory"}}"#
+            ),
             Err(HookError::OutOfMemory)
         ));
     }

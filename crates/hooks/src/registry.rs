@@ -138,6 +138,10 @@ mod tests {
         );
         assert!(registry.applies("onRecordCreate", "x", "y"));
         assert!(!registry.has("onRecordUpdate"));
-        assert!(registry.handlers_for("onRecordUpdate", "posts", "p").is_empty());
+        assert!(
+            registry
+                .handlers_for("onRecordUpdate", "posts", "p")
+                .is_empty()
+        );
     }
 }

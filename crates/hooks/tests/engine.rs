@@ -14,7 +14,10 @@ struct TestHost {
 
 impl Host for TestHost {
     fn call(&self, op: &str, args: Value) -> HostResult {
-        self.calls.lock().unwrap().push((op.to_owned(), args.clone()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((op.to_owned(), args.clone()));
         (self.answer)(op, &args)
     }
 }
@@ -65,16 +68,27 @@ routerAdd("GET", "/plain", (e) => { throw new Error("x") });
     assert_eq!(routes[0].method, "GET");
     let h = host(|_, _| Ok(Value::Null));
     let answer = engine
-        .call("route", json!({"links":[routes[0].handler], "request": request()}), h.clone())
+        .call(
+            "route",
+            json!({"links":[routes[0].handler], "request": request()}),
+            h.clone(),
+        )
         .await
         .unwrap();
     let response = &answer["response"];
     assert_eq!(response["status"], 200);
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body, json!({"name":"john doe","top":"undefined","q":{"a":"1"}}));
+    assert_eq!(
+        body,
+        json!({"name":"john doe","top":"undefined","q":{"a":"1"}})
+    );
 
     match engine
-        .call("route", json!({"links":[routes[1].handler], "request": request()}), h.clone())
+        .call(
+            "route",
+            json!({"links":[routes[1].handler], "request": request()}),
+            h.clone(),
+        )
         .await
     {
         Err(HookError::Thrown { api: Some(api), .. }) => {
@@ -83,7 +97,11 @@ routerAdd("GET", "/plain", (e) => { throw new Error("x") });
         other => panic!("unexpected {other:?}"),
     }
     match engine
-        .call("route", json!({"links":[routes[2].handler], "request": request()}), h)
+        .call(
+            "route",
+            json!({"links":[routes[2].handler], "request": request()}),
+            h,
+        )
         .await
     {
         Err(HookError::Thrown { api: None, text }) => {
@@ -135,12 +153,25 @@ routerAdd("GET", "/y", (e) => { $app.findRecordById("posts", "nope") });"#,
     });
     let routes = &engine.registry.routes;
     let answer = engine
-        .call("route", json!({"links":[routes[0].handler], "request": request()}), h.clone())
+        .call(
+            "route",
+            json!({"links":[routes[0].handler], "request": request()}),
+            h.clone(),
+        )
         .await
         .unwrap();
-    assert!(answer["response"]["body"].as_str().unwrap().contains("GoError: sql: no rows in result set"));
+    assert!(
+        answer["response"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("GoError: sql: no rows in result set")
+    );
     match engine
-        .call("route", json!({"links":[routes[1].handler], "request": request()}), h)
+        .call(
+            "route",
+            json!({"links":[routes[1].handler], "request": request()}),
+            h,
+        )
         .await
     {
         Err(HookError::Thrown { api: Some(api), .. }) => assert_eq!(api.status, 404),
@@ -169,16 +200,28 @@ routerAdd("GET", "/ok", (e) => e.string(200, "fine"));"#,
     let h = host(|_, _| Ok(Value::Null));
     let started = std::time::Instant::now();
     let looped = engine
-        .call("route", json!({"links":[routes[0].handler], "request": request()}), h.clone())
+        .call(
+            "route",
+            json!({"links":[routes[0].handler], "request": request()}),
+            h.clone(),
+        )
         .await;
     assert!(matches!(looped, Err(HookError::TimedOut)), "{looped:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     let alloc = engine
-        .call("route", json!({"links":[routes[1].handler], "request": request()}), h.clone())
+        .call(
+            "route",
+            json!({"links":[routes[1].handler], "request": request()}),
+            h.clone(),
+        )
         .await;
     assert!(matches!(alloc, Err(HookError::OutOfMemory)), "{alloc:?}");
     let ok = engine
-        .call("route", json!({"links":[routes[2].handler], "request": request()}), h)
+        .call(
+            "route",
+            json!({"links":[routes[2].handler], "request": request()}),
+            h,
+        )
         .await
         .unwrap();
     assert_eq!(ok["response"]["body"], "fine");
@@ -205,18 +248,31 @@ async fn security_helpers_match_known_answers() {
     .await;
     let h = host(|_, _| Ok(Value::Null));
     let answer = engine
-        .call("route", json!({"links":[engine.registry.routes[0].handler], "request": request()}), h)
+        .call(
+            "route",
+            json!({"links":[engine.registry.routes[0].handler], "request": request()}),
+            h,
+        )
         .await
         .unwrap();
     let body: Value = serde_json::from_str(answer["response"]["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body["sha"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
-    assert_eq!(body["hs"], "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b");
+    assert_eq!(
+        body["sha"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+    assert_eq!(
+        body["hs"],
+        "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
+    );
     assert_eq!(body["md5"], "5d41402abc4b2a76b9719d911017c592");
     assert_eq!(body["eq"], true);
     assert_eq!(body["ne"], false);
     assert_eq!(body["len"], 10);
     assert_eq!(body["claims"], "abc");
-    assert_eq!(body["bad"], "token signature is invalid: signature is invalid");
+    assert_eq!(
+        body["bad"],
+        "token signature is invalid: signature is invalid"
+    );
     assert_eq!(body["str"], r#"{"a":1,"b":2}"#);
     assert_eq!(body["bytes"], "hi");
 }

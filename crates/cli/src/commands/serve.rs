@@ -107,7 +107,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         cap_loopback: args.cap_loopback_connections,
     };
     let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watch = global.hooks_watch.then(|| global.hooks_dir()).filter(|d| d.is_dir());
+    let watch = global
+        .hooks_watch
+        .then(|| global.hooks_dir())
+        .filter(|d| d.is_dir());
     let restarting = restart.clone();
     serve_http1(listener, app, limits, async move {
         match watch {

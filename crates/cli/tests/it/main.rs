@@ -19,6 +19,9 @@ mod collections;
 mod crons;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
 mod files;
+/// JavaScript hooks: routes, middlewares, model hooks in the write's transaction, crons,
+/// runaway scripts.
+mod hooks;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).

@@ -507,6 +507,9 @@ pub(crate) async fn save_from_script(
         (None, false) => state.store.create_collection(collection.clone()).await,
     }
     .map_err(|e| save_error(e, &collection, failed))?;
-    let saved = saved.get_by_id(&id).cloned().unwrap_or_else(|| Arc::new(collection));
+    let saved = saved
+        .get_by_id(&id)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(collection));
     Ok(saved.to_api_json())
 }

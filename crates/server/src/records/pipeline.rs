@@ -122,10 +122,8 @@ impl Prepared {
         match &mut self.op {
             WriteOp::Create { data, .. } => data.extend(changed),
             WriteOp::Update { apply, .. } => {
-                let inner = std::mem::replace(
-                    apply,
-                    Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn,
-                );
+                let inner =
+                    std::mem::replace(apply, Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn);
                 *apply = Box::new(move |current: &Record| {
                     let mut data = inner(current)?;
                     data.extend(changed);
@@ -1009,9 +1007,7 @@ pub(crate) async fn system_create(
         data,
         guard: None,
     };
-    let results = system.commit(vec![op])
-        .await
-        .map_err(|error| error.error)?;
+    let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     match results.into_iter().next() {
         Some(WriteResult::Created(record)) => Ok(record),
         _ => Err(StoreError::Internal(
@@ -1076,9 +1072,7 @@ pub(crate) async fn system_update(
         guard: None,
         apply,
     };
-    let results = system.commit(vec![op])
-        .await
-        .map_err(|error| error.error)?;
+    let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {
         return Err(StoreError::Internal(
             "the store reported no updated record".into(),
@@ -1117,9 +1111,7 @@ pub(crate) async fn system_delete(
         id: id.to_owned(),
         guard: None,
     };
-    let results = system.commit(vec![op])
-        .await
-        .map_err(|error| error.error)?;
+    let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {
         return Err(StoreError::Internal(
             "the store reported no deleted record".into(),

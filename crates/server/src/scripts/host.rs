@@ -45,11 +45,9 @@ impl AppHost {
     fn tx_of(&self, args: &Value) -> Result<Option<SharedTx>, HostError> {
         match args.get("tx").and_then(Value::as_u64) {
             None => Ok(None),
-            Some(id) => self
-                .scripts
-                .tx(id)
-                .map(Some)
-                .ok_or_else(|| HostError::go("sql: transaction has already been committed or rolled back")),
+            Some(id) => self.scripts.tx(id).map(Some).ok_or_else(|| {
+                HostError::go("sql: transaction has already been committed or rolled back")
+            }),
         }
     }
 
@@ -70,7 +68,11 @@ impl AppHost {
             .ok_or_else(HostError::no_rows)
     }
 
-    fn list(&self, tx: &Option<SharedTx>, query: RecordQuery) -> Result<domain::RecordPage, HostError> {
+    fn list(
+        &self,
+        tx: &Option<SharedTx>,
+        query: RecordQuery,
+    ) -> Result<domain::RecordPage, HostError> {
         self.block(async {
             match tx {
                 Some(tx) => {
@@ -78,11 +80,17 @@ impl AppHost {
                     let open = guard.as_mut().ok_or_else(closed)?;
                     open.list_records(query).await.map_err(store_error)
                 }
-                None => self.state.store.list_records(query).await.map_err(store_error),
+                None => self
+                    .state
+                    .store
+                    .list_records(query)
+                    .await
+                    .map_err(store_error),
             }
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Records of `collection` matching a filter (PocketBase's filter language, `{:name}`
     /// placeholders bound from `params`), read as a superuser would.
     fn find(
@@ -136,7 +144,11 @@ impl AppHost {
         Ok(result)
     }
 
-    fn arg_collection(&self, tx: &Option<SharedTx>, args: &Value) -> Result<Arc<Collection>, HostError> {
+    fn arg_collection(
+        &self,
+        tx: &Option<SharedTx>,
+        args: &Value,
+    ) -> Result<Arc<Collection>, HostError> {
         self.collection(tx, text(args, "collection"))
     }
 }
@@ -244,7 +256,11 @@ impl Host for AppHost {
                 let types: Vec<String> = args
                     .get("types")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let schema = self.schema(&tx);
                 Ok(Value::Array(
@@ -280,7 +296,11 @@ impl Host for AppHost {
             }
             "findRecordsByIds" => {
                 let c = self.arg_collection(&tx, &args)?;
-                let ids: Vec<Value> = args.get("ids").and_then(Value::as_array).cloned().unwrap_or_default();
+                let ids: Vec<Value> = args
+                    .get("ids")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 let filter = ids
                     .iter()
                     .enumerate()
@@ -296,7 +316,9 @@ impl Host for AppHost {
                     .map(|(i, v)| (format!("i{i}"), v))
                     .collect();
                 let page = self.find(&tx, &c, &filter, &Value::Object(params), "", 0, 0, false)?;
-                Ok(Value::Array(page.items.iter().map(|r| wire(&c, r)).collect()))
+                Ok(Value::Array(
+                    page.items.iter().map(|r| wire(&c, r)).collect(),
+                ))
             }
             "findFirstRecordByData" => {
                 let c = self.arg_collection(&tx, &args)?;
@@ -305,7 +327,16 @@ impl Host for AppHost {
                     return Err(HostError::go(format!("unknown field {key:?}")));
                 }
                 let value = args.get("value").cloned().unwrap_or(Value::Null);
-                let page = self.find(&tx, &c, &format!("{key} = {{:v}}"), &json!({ "v": value }), "", 1, 0, false)?;
+                let page = self.find(
+                    &tx,
+                    &c,
+                    &format!("{key} = {{:v}}"),
+                    &json!({ "v": value }),
+                    "",
+                    1,
+                    0,
+                    false,
+                )?;
                 page.items
                     .first()
                     .map(|r| wire(&c, r))
@@ -313,7 +344,16 @@ impl Host for AppHost {
             }
             "findFirstRecordByFilter" => {
                 let c = self.arg_collection(&tx, &args)?;
-                let page = self.find(&tx, &c, text(&args, "filter"), &args["params"], "", 1, 0, false)?;
+                let page = self.find(
+                    &tx,
+                    &c,
+                    text(&args, "filter"),
+                    &args["params"],
+                    "",
+                    1,
+                    0,
+                    false,
+                )?;
                 page.items
                     .first()
                     .map(|r| wire(&c, r))
@@ -333,17 +373,31 @@ impl Host for AppHost {
                     offset,
                     false,
                 )?;
-                Ok(Value::Array(page.items.iter().map(|r| wire(&c, r)).collect()))
+                Ok(Value::Array(
+                    page.items.iter().map(|r| wire(&c, r)).collect(),
+                ))
             }
             "countRecords" => {
                 let c = self.arg_collection(&tx, &args)?;
-                let page = self.find(&tx, &c, text(&args, "filter"), &args["params"], "", 1, 0, true)?;
+                let page = self.find(
+                    &tx,
+                    &c,
+                    text(&args, "filter"),
+                    &args["params"],
+                    "",
+                    1,
+                    0,
+                    true,
+                )?;
                 Ok(json!(page.total.unwrap_or(0)))
             }
             "findAuthRecordByEmail" => {
                 let c = self.arg_collection(&tx, &args)?;
                 if !c.is_auth() {
-                    return Err(HostError::go(format!("{:?} is not an auth collection", c.name)));
+                    return Err(HostError::go(format!(
+                        "{:?} is not an auth collection",
+                        c.name
+                    )));
                 }
                 let page = self.find(
                     &tx,
@@ -364,14 +418,18 @@ impl Host for AppHost {
                 let token = text(&args, "token").to_owned();
                 let auth = self.block(crate::auth::token::resolve_auth_token(&self.state, &token));
                 match auth {
-                    AuthContext::Record { collection, record, .. } => Ok(wire(&collection, &record)),
+                    AuthContext::Record {
+                        collection, record, ..
+                    } => Ok(wire(&collection, &record)),
                     AuthContext::Guest => Err(HostError::go("invalid or expired token")),
                 }
             }
             "validatePassword" => {
                 let hash = text(&args, "hash").to_owned();
                 let password = text(&args, "password").to_owned();
-                Ok(json!(crate::auth::password::verify_blocking(&password, &hash)))
+                Ok(json!(crate::auth::password::verify_blocking(
+                    &password, &hash
+                )))
             }
             "begin" => {
                 let tx = self
@@ -382,13 +440,19 @@ impl Host for AppHost {
             "commit" | "rollback" => {
                 let id = args.get("tx").and_then(Value::as_u64).unwrap_or(0);
                 let shared = self.scripts.take_tx(id).ok_or_else(closed)?;
-                let open = self.block(async { shared.lock().await.take() }).ok_or_else(closed)?;
+                let open = self
+                    .block(async { shared.lock().await.take() })
+                    .ok_or_else(closed)?;
                 if op == "commit" {
                     self.block(open.commit()).map_err(store_error)?;
                     self.block(super::records::after_commit(&self.state, &self.scripts, id));
                 } else {
                     self.block(open.rollback()).map_err(store_error)?;
-                    self.block(super::records::after_rollback(&self.state, &self.scripts, id));
+                    self.block(super::records::after_rollback(
+                        &self.state,
+                        &self.scripts,
+                        id,
+                    ));
                 }
                 Ok(Value::Null)
             }
@@ -475,7 +539,10 @@ mod tests {
     #[test]
     fn params_become_escaped_literals() {
         assert_eq!(
-            bind_params("n >= {:min} && title != {:t}", &json!({"min": 2, "t": "it's"})),
+            bind_params(
+                "n >= {:min} && title != {:t}",
+                &json!({"min": 2, "t": "it's"})
+            ),
             "n >= 2 && title != 'it\\'s'"
         );
         assert_eq!(bind_params("a = {:missing}", &json!({})), "a = {:missing}");

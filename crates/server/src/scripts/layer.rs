@@ -52,7 +52,12 @@ fn links(scripts: &Scripts, route: Option<usize>) -> Vec<Link> {
         .map(|m| (m.priority, 0, m.link.clone()))
         .collect();
     if let Some(route) = route.and_then(|i| registry.routes.get(i)) {
-        middlewares.extend(route.middlewares.iter().map(|m| (m.priority, 1, m.link.clone())));
+        middlewares.extend(
+            route
+                .middlewares
+                .iter()
+                .map(|m| (m.priority, 1, m.link.clone())),
+        );
     }
     middlewares.sort_by_key(|(priority, group, _)| (*priority, *group));
     let mut out: Vec<Link> = middlewares.into_iter().map(|(_, _, l)| l).collect();
@@ -100,7 +105,10 @@ pub(crate) async fn describe(
         .unwrap_or("")
         .to_ascii_lowercase();
     let text = body.map(|b| String::from_utf8_lossy(b).into_owned());
-    let form = match (&text, content_type.starts_with("application/x-www-form-urlencoded")) {
+    let form = match (
+        &text,
+        content_type.starts_with("application/x-www-form-urlencoded"),
+    ) {
         (Some(text), true) => {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text).unwrap_or_default();
             let mut form: Map<String, Value> = Map::new();
@@ -163,7 +171,11 @@ async fn custom_route(
         )
         .await;
     match answer {
-        Ok(answer) => render(&answer["response"], fields.as_deref(), parts.method == axum::http::Method::HEAD),
+        Ok(answer) => render(
+            &answer["response"],
+            fields.as_deref(),
+            parts.method == axum::http::Method::HEAD,
+        ),
         Err(error) => api_error(error, ApiError::bad_request()).into_response(),
     }
 }
@@ -176,8 +188,10 @@ async fn around_system_route(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let described = describe(&state, &parts, HashMap::new(), None).await;
-    let pending: Arc<Mutex<Option<(Next, Request)>>> =
-        Arc::new(Mutex::new(Some((next, Request::from_parts(parts.clone(), body)))));
+    let pending: Arc<Mutex<Option<(Next, Request)>>> = Arc::new(Mutex::new(Some((
+        next,
+        Request::from_parts(parts.clone(), body),
+    ))));
     let produced: Arc<Mutex<Option<Response>>> = Arc::new(Mutex::new(None));
     let handle = tokio::runtime::Handle::current();
     let (p, r) = (pending.clone(), produced.clone());
@@ -203,7 +217,11 @@ async fn around_system_route(
         Ok(answer) => {
             let written = answer.get("response").filter(|r| !r.is_null());
             if let Some(response) = written {
-                return render(response, fields.as_deref(), parts.method == axum::http::Method::HEAD);
+                return render(
+                    response,
+                    fields.as_deref(),
+                    parts.method == axum::http::Method::HEAD,
+                );
             }
             let produced = lock(&produced).take();
             match produced {
@@ -252,7 +270,10 @@ fn empty_ok() -> Response {
 
 fn fields_param(query: Option<&str>) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or("")).ok()?;
-    pairs.into_iter().find(|(k, _)| k == "fields").map(|(_, v)| v)
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "fields")
+        .map(|(_, v)| v)
 }
 
 /// A response a script wrote: `{status, type, body, headers, json}`; `null` is PocketBase's
@@ -280,7 +301,8 @@ pub(crate) fn render(response: &Value, fields: Option<&str>, head: bool) -> Resp
         body = value.to_string();
     }
     let length = body.len();
-    let mut out = if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+    let mut out = if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+    {
         Response::new(Body::empty())
     } else {
         Response::new(Body::from(body))

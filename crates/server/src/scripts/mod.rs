@@ -76,7 +76,7 @@ impl Scripts {
             }
             compiled.push((route.method.clone(), pattern, index));
         }
-        compiled.sort_by(|a, b| b.1.specificity().cmp(&a.1.specificity()));
+        compiled.sort_by_key(|b| std::cmp::Reverse(b.1.specificity()));
         Ok(Arc::new(Scripts {
             engine,
             routes: compiled,
@@ -161,6 +161,7 @@ pub(crate) fn api_error(error: HookError, fallback: ApiError) -> ApiError {
             api: Some(api),
             text,
         } => {
+            let api = *api;
             tracing::debug!(error = %text, "hook answered an API error");
             let status = axum::http::StatusCode::from_u16(api.status)
                 .unwrap_or(axum::http::StatusCode::BAD_REQUEST);

@@ -25,7 +25,12 @@ fn text<'a>(args: &'a Value, key: &str) -> &'a str {
 }
 
 /// The ops `host.rs` does not answer itself (all of them write).
-pub(crate) async fn call(host: &AppHost, op: &str, args: Value, tx: Option<SharedTx>) -> HostResult {
+pub(crate) async fn call(
+    host: &AppHost,
+    op: &str,
+    args: Value,
+    tx: Option<SharedTx>,
+) -> HostResult {
     let state = &host.state;
     match op {
         "saveRecord" | "validateRecord" => {
@@ -71,7 +76,9 @@ pub(crate) async fn call(host: &AppHost, op: &str, args: Value, tx: Option<Share
                                 None => Err(domain::StoreError::NotFound),
                             }
                         }
-                        None => Err(domain::StoreError::Internal("the transaction has ended".into())),
+                        None => Err(domain::StoreError::Internal(
+                            "the transaction has ended".into(),
+                        )),
                     }
                 }
                 None => {
@@ -90,8 +97,12 @@ pub(crate) async fn call(host: &AppHost, op: &str, args: Value, tx: Option<Share
             match &tx {
                 Some(tx) => {
                     let mut guard = tx.lock().await;
-                    let open = guard.as_mut().ok_or_else(|| HostError::go("the transaction has ended"))?;
-                    open.truncate_collection(&collection.id).await.map_err(store_error)?;
+                    let open = guard
+                        .as_mut()
+                        .ok_or_else(|| HostError::go("the transaction has ended"))?;
+                    open.truncate_collection(&collection.id)
+                        .await
+                        .map_err(store_error)?;
                 }
                 None => state
                     .store
@@ -102,7 +113,11 @@ pub(crate) async fn call(host: &AppHost, op: &str, args: Value, tx: Option<Share
             Ok(Value::Null)
         }
         "importCollections" => {
-            let list = args.get("collections").and_then(Value::as_array).cloned().unwrap_or_default();
+            let list = args
+                .get("collections")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             // Each definition is saved as `$app.save` would: one after the other, in the
             // script's transaction when it has one.
             for one in list {
@@ -114,7 +129,9 @@ pub(crate) async fn call(host: &AppHost, op: &str, args: Value, tx: Option<Share
             }
             Ok(Value::Null)
         }
-        _ => Err(HostError::go(format!("{op} is not supported by Plinth's hooks yet"))),
+        _ => Err(HostError::go(format!(
+            "{op} is not supported by Plinth's hooks yet"
+        ))),
     }
 }
 
@@ -149,15 +166,28 @@ pub(crate) async fn save_record(
     collection: &Arc<Collection>,
     wire: &Value,
 ) -> Result<Record, HostError> {
-    let data = wire.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+    let data = wire
+        .get("data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let is_new = wire.get("isNew").and_then(Value::as_bool).unwrap_or(true);
     let mut change = SystemChange::new();
     for field in &collection.fields {
         let name = field.name.as_str();
-        if matches!(field.kind, domain::FieldKind::Password(_) | domain::FieldKind::Autodate(_)) {
+        if matches!(
+            field.kind,
+            domain::FieldKind::Password(_) | domain::FieldKind::Autodate(_)
+        ) {
             continue;
         }
-        if name == "tokenKey" && data.get(name).and_then(Value::as_str).unwrap_or("").is_empty() {
+        if name == "tokenKey"
+            && data
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        {
             continue;
         }
         if name == "id" && !is_new {
@@ -177,7 +207,11 @@ pub(crate) async fn save_record(
     let result = if is_new {
         system_create(system, collection, change).await
     } else {
-        let id = data.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+        let id = data
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         system_update(system, collection, &id, change).await
     };
     result.map_err(store_error)
@@ -186,7 +220,11 @@ pub(crate) async fn save_record(
 /// `$http.send`: one outbound request, answered with status, canonical headers, cookies and
 /// the body (read up to [`HTTP_SEND_MAX_BYTES`]). A 4xx/5xx is an answer, not an error.
 pub(crate) async fn http_send(args: Value) -> HostResult {
-    let timeout = args.get("timeout").and_then(Value::as_f64).unwrap_or(120.0).clamp(1.0, 3600.0);
+    let timeout = args
+        .get("timeout")
+        .and_then(Value::as_f64)
+        .unwrap_or(120.0)
+        .clamp(1.0, 3600.0);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs_f64(timeout))
         .build()
@@ -209,15 +247,21 @@ pub(crate) async fn http_send(args: Value) -> HostResult {
     } else if let Some(form) = args.get("form").and_then(Value::as_array) {
         let pairs: Vec<(String, String)> = form
             .iter()
-            .filter_map(|p| Some((p.get(0)?.as_str()?.to_owned(), p.get(1)?.as_str()?.to_owned())))
+            .filter_map(|p| {
+                Some((
+                    p.get(0)?.as_str()?.to_owned(),
+                    p.get(1)?.as_str()?.to_owned(),
+                ))
+            })
             .collect();
         request = request.form(&pairs);
     } else if let Some(data) = args.get("data").filter(|d| !d.is_null()) {
         request = request.body(data.to_string());
     }
-    let response = request.send().await.map_err(|e| {
-        HostError::go(format!("{} \"{url}\": {e}", title_case(method.as_str())))
-    })?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| HostError::go(format!("{} \"{url}\": {e}", title_case(method.as_str()))))?;
     let status = response.status().as_u16();
     let mut headers: Map<String, Value> = Map::new();
     let mut cookies: Map<String, Value> = Map::new();
@@ -227,7 +271,10 @@ pub(crate) async fn http_send(args: Value) -> HostResult {
             && let Some((cookie, rest)) = value.split_once('=')
         {
             let v = rest.split(';').next().unwrap_or("").to_owned();
-            cookies.insert(cookie.to_owned(), json!({ "name": cookie, "value": v, "raw": value }));
+            cookies.insert(
+                cookie.to_owned(),
+                json!({ "name": cookie, "value": v, "raw": value }),
+            );
         }
         let entry = headers
             .entry(canonical(name.as_str()))
@@ -238,7 +285,11 @@ pub(crate) async fn http_send(args: Value) -> HostResult {
     }
     let mut body = Vec::new();
     let mut response = response;
-    while let Some(chunk) = response.chunk().await.map_err(|e| HostError::go(e.to_string()))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| HostError::go(e.to_string()))?
+    {
         if body.len() + chunk.len() > HTTP_SEND_MAX_BYTES {
             return Err(HostError::go(format!(
                 "the answer is larger than {HTTP_SEND_MAX_BYTES} bytes"
@@ -377,7 +428,11 @@ pub(crate) fn model_hooks_apply(scripts: &Scripts, ops: &[domain::WriteOp]) -> b
 fn links_for(scripts: &Scripts, names: &[&str], collection: &Collection) -> Vec<Value> {
     names
         .iter()
-        .flat_map(|h| scripts.registry().handlers_for(h, &collection.name, &collection.id))
+        .flat_map(|h| {
+            scripts
+                .registry()
+                .handlers_for(h, &collection.name, &collection.id)
+        })
         .map(|h| json!({ "h": h }))
         .collect()
 }
@@ -389,6 +444,7 @@ pub(crate) fn hook_store_error(error: hooks::HookError) -> domain::StoreError {
             api: Some(api),
             text,
         } => {
+            let api = *api;
             tracing::debug!(error = %text, "a model hook answered an API error");
             domain::StoreError::Hook {
                 status: Some(api.status),
@@ -403,6 +459,16 @@ pub(crate) fn hook_store_error(error: hooks::HookError) -> domain::StoreError {
         },
     }
 }
+
+/// The op that failed: its index, the error, its collection, its hooks and the record the
+/// hooks saw.
+type Failure = (
+    usize,
+    domain::StoreError,
+    Arc<Collection>,
+    &'static [&'static str; 4],
+    Value,
+);
 
 /// Runs `ops` with their model hooks inside one transaction: `joined` when the write is part
 /// of a script's transaction, else one of its own that commits here. Each op's
@@ -421,7 +487,9 @@ pub(crate) async fn commit_with_hooks(
     let fail = |index: usize| move |error: StoreError| WriteError { index, error };
     let (shared, tx_id, own) = match joined {
         Some(tx) => {
-            let id = scripts.id_of(tx).unwrap_or_else(|| scripts.register_tx(tx.clone()));
+            let id = scripts
+                .id_of(tx)
+                .unwrap_or_else(|| scripts.register_tx(tx.clone()));
             (tx.clone(), id, false)
         }
         None => {
@@ -433,8 +501,7 @@ pub(crate) async fn commit_with_hooks(
     };
     let mut results: Vec<WriteResult> = Vec::new();
     let mut afters: Vec<(Arc<Collection>, &'static [&'static str; 4], Record)> = Vec::new();
-    let mut failure: Option<(usize, StoreError, Arc<Collection>, &'static [&'static str; 4], Value)> =
-        None;
+    let mut failure: Option<Failure> = None;
     for (index, op) in ops.into_iter().enumerate() {
         let (collection, names) = {
             let (c, n) = op_parts(&op);
@@ -443,19 +510,23 @@ pub(crate) async fn commit_with_hooks(
         let links = links_for(scripts, &names[..2], &collection);
         // What the hooks see: the would-be row (create, update) or the stored one (delete).
         let (kind, start, original, guard, create_guard, apply) = match op {
-            WriteOp::Create {
-                data, guard, ..
-            } => ("create", data, None, None, guard, None),
+            WriteOp::Create { data, guard, .. } => ("create", data, None, None, guard, None),
             WriteOp::Update {
                 id, guard, apply, ..
             } => {
                 let current = read_in(&shared, &collection, &id, guard).await;
                 match current {
-                    Ok(Some(current)) => {
-                        ("update", current.data.clone(), Some(current), None, None, Some(apply))
-                    }
+                    Ok(Some(current)) => (
+                        "update",
+                        current.data.clone(),
+                        Some(current),
+                        None,
+                        None,
+                        Some(apply),
+                    ),
                     Ok(None) => {
-                        failure = Some((index, StoreError::NotFound, collection, names, Value::Null));
+                        failure =
+                            Some((index, StoreError::NotFound, collection, names, Value::Null));
                         break;
                     }
                     Err(error) => {
@@ -466,9 +537,17 @@ pub(crate) async fn commit_with_hooks(
             }
             WriteOp::Delete { id, guard, .. } => {
                 match read_in(&shared, &collection, &id, guard).await {
-                    Ok(Some(current)) => ("delete", current.data.clone(), Some(current), None::<()>, None, None),
+                    Ok(Some(current)) => (
+                        "delete",
+                        current.data.clone(),
+                        Some(current),
+                        None::<()>,
+                        None,
+                        None,
+                    ),
                     Ok(None) => {
-                        failure = Some((index, StoreError::NotFound, collection, names, Value::Null));
+                        failure =
+                            Some((index, StoreError::NotFound, collection, names, Value::Null));
                         break;
                     }
                     Err(error) => {
@@ -495,7 +574,8 @@ pub(crate) async fn commit_with_hooks(
             "data": Value::Object(start.clone()),
             "isNew": kind == "create",
         });
-        let written: Arc<std::sync::Mutex<Option<Result<WriteResult, StoreError>>>> = Arc::default();
+        let written: Arc<std::sync::Mutex<Option<Result<WriteResult, StoreError>>>> =
+            Arc::default();
         let outcome = if links.is_empty() {
             let op = build_op(kind, &collection, start.clone(), create_guard.clone());
             let result = write_one(&shared, op).await;
@@ -621,7 +701,11 @@ pub(crate) async fn commit_with_hooks(
         let open = shared.lock().await.take();
         match open {
             Some(open) => open.commit().await.map_err(fail(0))?,
-            None => return Err(fail(0)(StoreError::Internal("the transaction has ended".into()))),
+            None => {
+                return Err(fail(0)(StoreError::Internal(
+                    "the transaction has ended".into(),
+                )));
+            }
         }
         for job in jobs {
             job.await;
@@ -660,7 +744,11 @@ fn build_op(
     data: Map<String, Value>,
     guard: Option<domain::SqlFragment>,
 ) -> domain::WriteOp {
-    let id = data.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     match kind {
         "create" => domain::WriteOp::Create {
             collection: collection.clone(),
@@ -714,6 +802,7 @@ pub(crate) struct RequestOutcome {
     /// A response a script wrote itself (rendered as it is).
     pub written: Option<Value>,
     /// What the chain gave back (`record`, `records`, `result`, …).
+    #[allow(dead_code)]
     pub answer: Value,
 }
 

@@ -179,7 +179,7 @@ mod tests {
 
     fn values(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         let mut v: Vec<_> = Pattern::parse(pattern)
-            .unwrap()
+            .expect("valid pattern")
             .matches(path)?
             .into_iter()
             .collect();
@@ -211,8 +211,10 @@ mod tests {
         assert!(Pattern::parse("nope").is_err());
         assert!(Pattern::parse("/a/{x...}/b").is_err());
         assert!(
-            Pattern::parse("/a/b").unwrap().specificity()
-                > Pattern::parse("/a/{x}").unwrap().specificity()
+            Pattern::parse("/a/b").expect("valid pattern").specificity()
+                > Pattern::parse("/a/{x}")
+                    .expect("valid pattern")
+                    .specificity()
         );
     }
 }

@@ -53,6 +53,22 @@ pub struct TestApp {
     pub startup_output: String,
 }
 
+/// `pb_hooks` and `pb_migrations` default to folders beside the data dir (here: the shared
+/// temp dir); unless a test names its own, they point inside the data dir, where none exist.
+fn isolated_script_dirs(dir: &Path, args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    if !args.iter().any(|a| a.starts_with("--hooksDir")) {
+        out.push(format!("--hooksDir={}", dir.join("pb_hooks").display()));
+    }
+    if !args.iter().any(|a| a.starts_with("--migrationsDir")) {
+        out.push(format!(
+            "--migrationsDir={}",
+            dir.join("pb_migrations").display()
+        ));
+    }
+    out
+}
+
 impl TestApp {
     /// Starts a server with the default superuser.
     pub async fn spawn() -> TestApp {
@@ -102,6 +118,7 @@ impl TestApp {
             .args(["serve", "--http=127.0.0.1:0"])
             .arg(format!("--dir={}", dir.path().display()))
             .args(&launch.args)
+            .args(isolated_script_dirs(dir.path(), &launch.args))
             .env("PLINTH_INSECURE_TEST_HASHING", "1")
             .env("PLINTH_LOG", "warn");
         for (key, value) in &launch.env {
