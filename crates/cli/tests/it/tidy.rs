@@ -17,11 +17,16 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     ("store-sqlite", &["domain"], &["axum", "hyper"]),
     (
+        "hooks",
+        &[],
+        &["axum", "hyper", "rusqlite", "tokio-postgres", "reqwest"],
+    ),
+    (
         "server",
-        &["domain", "rules"],
+        &["domain", "rules", "hooks"],
         &["rusqlite", "tokio-postgres", "deadpool-postgres"],
     ),
-    ("cli", &["domain", "rules", "store-sqlite", "server"], &[]),
+    ("cli", &["domain", "rules", "store-sqlite", "server", "hooks"], &[]),
 ];
 
 const WORKSPACE_CRATES: &[&str] = &[
@@ -29,6 +34,7 @@ const WORKSPACE_CRATES: &[&str] = &[
     "rules",
     "store-sqlite",
     "store-postgres",
+    "hooks",
     "server",
     "cli",
 ];
