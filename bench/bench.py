@@ -37,7 +37,7 @@ import realtime
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 WORKLOADS = ["health", "view", "list", "list_skiptotal", "list_expand", "create", "update",
-             "auth", "realtime"]
+             "auth", "create_hook", "route_hook", "realtime"]
 PROFILES = {
     # Each wrk figure is the median of `repeat` runs of `duration` s after `warmup` s.
     # `subscribers` is a comma-separated list: one realtime row per count.
@@ -149,6 +149,10 @@ class Server:
 
     def start(self, timeout=20.0):
         os.makedirs(self.data)
+        # Both servers load the same hook file from pb_hooks beside the data dir.
+        hooks = os.path.join(self.dir, "pb_hooks")
+        os.makedirs(hooks, exist_ok=True)
+        shutil.copy(os.path.join(HERE, "hooks", "bench.pb.js"), hooks)
         log_path = os.path.join(self.dir, "server.log")
         # The working directory is the scratch dir, so PocketBase's ./pb_public and the
         # pb_migrations/pb_hooks dirs next to the data dir start empty.
@@ -308,6 +312,14 @@ def setup(server, n_seed, seed_workers=4):
             ],
             "indexes": ["CREATE INDEX idx_posts_score ON posts (score)"],
         }, token=su)
+        step = "hooked collection"
+        hooked = {"name": "hooked", "type": "base", "createRule": '@request.auth.id != ""',
+                  "fields": [{"name": "title", "type": "text"}, {"name": "body", "type": "text"},
+                             {"name": "score", "type": "number"},
+                             {"name": "published", "type": "bool"},
+                             {"name": "author", "type": "relation",
+                              "collectionId": users["id"], "maxSelect": 1}]}
+        api.call("POST", "/api/collections", hooked, token=su)
         step = "seeding"
         rng = random.Random(42)
         docs = [{"title": f"post {i}", "body": BODY_TEXT, "score": rng.randint(0, 1000),
@@ -358,6 +370,12 @@ def workload_specs(st):
     def health_ok(r):
         assert r["code"] == 200, r
 
+    def hooked_ok(r):
+        assert r["score"] == 43, f"the request hook did not run (score {r['score']})"
+
+    def route_ok(r):
+        assert r == {"hello": "world", "n": 1}, r
+
     specs = {"health": ("GET", ["/api/health"], None, None, health_ok)}
     if not st:
         return specs
@@ -373,6 +391,11 @@ def workload_specs(st):
         "update": ("PATCH", [f"/api/collections/posts/records/{i}" for i in st["own_ids"]],
                    {"title": "updated title", "body": "updated body"}, tok,
                    lambda r: r["id"]),
+        "create_hook": ("POST", ["/api/collections/hooked/records"],
+                        {"title": "new post", "body": BODY_TEXT, "score": 42, "published": False,
+                         "author": st["user_id"]}, tok, hooked_ok),
+        "route_hook": ("GET", ["/bench/hello/world"], None, None,
+                       route_ok),
         "auth": ("POST", ["/api/collections/users/auth-with-password"],
                  {"identity": USER_EMAIL, "password": USER_PASSWORD}, None,
                  lambda r: r["token"]),
