@@ -23,6 +23,13 @@ const MAX_MODULE_BYTES: u64 = 16 * 1024 * 1024;
 pub(crate) struct Current {
     pub host: Arc<dyn Host>,
     pub deadline: Instant,
+    /// How many invocations are waiting on this one (0 for one the server started).
+    pub depth: u32,
+}
+
+/// The nesting depth of the invocation running on this thread, if any.
+pub(crate) fn current_depth() -> Option<u32> {
+    with_current(|c| c.depth)
 }
 
 thread_local! {

@@ -30,7 +30,11 @@ const THREAD_STACK: usize = 8 * 1024 * 1024;
 /// QuickJS's own stack bound, below the thread's.
 const JS_STACK: usize = 4 * 1024 * 1024;
 
+/// How deep invocations may nest (a handler saving a record whose hooks save another …).
+pub const MAX_DEPTH: u32 = 16;
+
 struct Job {
+    depth: u32,
     entry: String,
     arg: String,
     host: Arc<dyn Host>,
@@ -89,19 +93,38 @@ impl Pool {
         host: Arc<dyn Host>,
     ) -> Result<Value, HookError> {
         let deadline = Instant::now() + self.inner.config.timeout;
-        let permit =
-            tokio::time::timeout_at(deadline.into(), self.inner.permits.clone().acquire_owned())
+        // An invocation made by a running one (its handler called the app, which fires more
+        // hooks) must not wait for a place its ancestors hold: it goes past the cap, bounded
+        // by the nesting depth instead.
+        let parent = natives::current_depth();
+        if let Some(depth) = parent
+            && depth + 1 >= MAX_DEPTH
+        {
+            return Err(HookError::Engine(format!(
+                "hooks nested more than {MAX_DEPTH} deep"
+            )));
+        }
+        let permit = match parent {
+            Some(_) => None,
+            None => Some(
+                tokio::time::timeout_at(
+                    deadline.into(),
+                    self.inner.permits.clone().acquire_owned(),
+                )
                 .await
                 .map_err(|_| HookError::Busy)?
-                .map_err(|_| HookError::Engine("the hook pool is closed".into()))?;
+                .map_err(|_| HookError::Engine("the hook pool is closed".into()))?,
+            ),
+        };
         let (reply, answer) = oneshot::channel();
         let job = Job {
+            depth: parent.map_or(0, |d| d + 1),
             entry: entry.to_owned(),
             arg: arg.to_string(),
             host,
             deadline,
             reply,
-            permit: Some(permit),
+            permit,
         };
         self.dispatch(job)?;
         answer
@@ -120,6 +143,7 @@ impl Pool {
         let deadline = Instant::now() + self.inner.config.timeout;
         let (reply, answer) = oneshot::channel();
         let job = Job {
+            depth: natives::current_depth().map_or(0, |d| d + 1),
             entry: entry.to_owned(),
             arg: arg.to_string(),
             host,
@@ -267,6 +291,7 @@ impl JsRuntime {
             *c.borrow_mut() = Some(Current {
                 host: job.host.clone(),
                 deadline: job.deadline,
+                depth: job.depth,
             })
         });
         let raw = self.context.with(|ctx| -> Result<String, HookError> {

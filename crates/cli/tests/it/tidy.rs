@@ -26,7 +26,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         &["domain", "rules", "hooks"],
         &["rusqlite", "tokio-postgres", "deadpool-postgres"],
     ),
-    ("cli", &["domain", "rules", "store-sqlite", "server", "hooks"], &[]),
+    (
+        "cli",
+        &["domain", "rules", "store-sqlite", "server", "hooks"],
+        &[],
+    ),
 ];
 
 const WORKSPACE_CRATES: &[&str] = &[
