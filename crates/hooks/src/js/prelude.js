@@ -940,6 +940,9 @@
         if (!auth.isSuperuser() && auth.id !== e.request.pathValue(param)) throw new ForbiddenError("You are not allowed to perform this request.");
         return e.next();
       }
+      case "loadAuth":
+        e.auth = e.__pendingAuth === undefined ? e.auth : e.__pendingAuth;
+        return e.next();
       case "requireGuestOnly":
         if (auth) throw new BadRequestError("The request can be accessed only by guests.");
         return e.next();
@@ -1207,6 +1210,10 @@
   // A route or middleware chain. arg: {links, request, core}
   entries.route = (arg) => {
     const e = routeEvent(arg.request, G.$app);
+    if ((arg.links || []).some((l) => l.native === "loadAuth")) {
+      e.__pendingAuth = e.auth;
+      e.auth = null;
+    }
     let reached = false;
     runChain(arg.links, e, arg.core ? (ev) => { reached = true; host("next", { reached: true }); } : null);
     return { response: e.__res(), reached, headers: e.__resHeaders };

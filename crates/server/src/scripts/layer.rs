@@ -42,6 +42,9 @@ pub async fn layer(State(state): State<SharedState>, request: Request, next: Nex
     around_system_route(state, scripts, request, next).await
 }
 
+/// The priority of PocketBase's own auth-loading middleware.
+const LOAD_AUTH_PRIORITY: i64 = -1020;
+
 /// Global and route middlewares in PocketBase's order (stable by priority, globals first on
 /// ties), then the handler.
 fn links(scripts: &Scripts, route: Option<usize>) -> Vec<Link> {
@@ -60,7 +63,22 @@ fn links(scripts: &Scripts, route: Option<usize>) -> Vec<Link> {
         );
     }
     middlewares.sort_by_key(|(priority, group, _)| (*priority, *group));
+    // PocketBase loads the auth token in a middleware of priority -1020: the ones before it
+    // run with no `e.auth` yet.
+    let auth_at = middlewares
+        .iter()
+        .position(|(priority, _, _)| *priority >= LOAD_AUTH_PRIORITY)
+        .unwrap_or(middlewares.len());
     let mut out: Vec<Link> = middlewares.into_iter().map(|(_, _, l)| l).collect();
+    if auth_at > 0 {
+        out.insert(
+            auth_at,
+            Link::Native {
+                native: "loadAuth".into(),
+                args: Vec::new(),
+            },
+        );
+    }
     if let Some(route) = route.and_then(|i| registry.routes.get(i)) {
         out.push(route.handler.clone());
     }
