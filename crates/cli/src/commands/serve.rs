@@ -62,6 +62,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown
     // begins (runs in flight are ended with the runtime).
     super::hooks::start(global, &state).await?;
+    for name in ["onBootstrap", "onServe"] {
+        server::scripts::run_app_hook(&state, name, serde_json::json!({}))
+            .await
+            .map_err(|error| anyhow::anyhow!("{name} hook failed: {error}"))?;
+    }
+    let terminating = state.clone();
     let crons = state.crons.start();
     let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(&args.http)
@@ -124,6 +130,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         realtime.shutdown();
     })
     .await;
+    let is_restart = restart.load(Ordering::SeqCst);
+    if let Err(error) = server::scripts::run_app_hook(
+        &terminating,
+        "onTerminate",
+        serde_json::json!({ "isRestart": is_restart }),
+    )
+    .await
+    {
+        tracing::warn!(%error, "onTerminate hook failed");
+    }
     tracing::info!("shutting down: checkpointing the database");
     store.close().await.context("closing the database")?;
     if restart.load(Ordering::SeqCst) {

@@ -189,3 +189,30 @@ pub(crate) fn api_error(error: HookError, fallback: ApiError) -> ApiError {
         HookError::Engine(text) => ApiError::internal(text),
     }
 }
+
+/// Runs an app lifecycle hook (`onBootstrap`, `onServe`, `onTerminate`) with `event` fields;
+/// a throw is returned (the caller decides whether it stops the server).
+pub async fn run_app_hook(state: &SharedState, name: &str, event: Value) -> Result<(), HookError> {
+    let Some(scripts) = of(state).cloned() else {
+        return Ok(());
+    };
+    if !scripts.registry().has(name) {
+        return Ok(());
+    }
+    let links: Vec<Value> = scripts
+        .registry()
+        .handlers_for(name, "", "")
+        .into_iter()
+        .map(|h| serde_json::json!({ "h": h }))
+        .collect();
+    let host = Arc::new(AppHost::new(state.clone(), scripts.clone()));
+    scripts
+        .engine
+        .call(
+            "plain",
+            serde_json::json!({ "links": links, "event": event, "core": false }),
+            host,
+        )
+        .await
+        .map(|_| ())
+}

@@ -386,6 +386,9 @@ pub(crate) async fn after_rollback(_state: &SharedState, scripts: &Arc<Scripts>,
     lock(&scripts.after).remove(&id);
 }
 
+/// Validation hooks, run on creates and updates (never on deletes, as in PocketBase).
+const VALIDATE: &str = "onRecordValidate";
+
 /// The model hooks of each action: around the write, then after commit or failure.
 const CREATE_HOOKS: [&str; 4] = [
     "onRecordCreate",
@@ -421,6 +424,7 @@ pub(crate) fn model_hooks_apply(scripts: &Scripts, ops: &[domain::WriteOp]) -> b
         let (collection, names) = op_parts(op);
         names
             .iter()
+            .chain(std::iter::once(&VALIDATE))
             .any(|h| registry.applies(h, &collection.name, &collection.id))
     })
 }
@@ -507,7 +511,13 @@ pub(crate) async fn commit_with_hooks(
             let (c, n) = op_parts(&op);
             (c.clone(), n)
         };
-        let links = links_for(scripts, &names[..2], &collection);
+        // PocketBase's order: the action's hook, then validation, then the execute hook.
+        let chain: &[&str] = if names[0] == "onRecordDelete" {
+            &names[..2]
+        } else {
+            &[names[0], VALIDATE, names[1]]
+        };
+        let links = links_for(scripts, chain, &collection);
         // What the hooks see: the would-be row (create, update) or the stored one (delete).
         let (kind, start, original, guard, create_guard, apply) = match op {
             WriteOp::Create { data, guard, .. } => ("create", data, None, None, guard, None),
