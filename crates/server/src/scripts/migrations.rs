@@ -491,12 +491,25 @@ pub fn automigrate_file(change: &CollectionChange<'_>) -> Option<(String, String
     }
 }
 
-/// Writes `content` as `<dir>/<ts>_<suffix>.js`, `ts` now in Unix seconds, moved one second
-/// later while that name is taken (two changes within a second keep both files, in order).
-/// Creates `dir` when missing. Answers the file's base name.
+/// Writes `content` as `<dir>/<ts>_<suffix>.js` and answers the file's base name (creating
+/// `dir` when missing). `ts` is now in Unix seconds, or one past the newest timestamp already
+/// in the folder when that is later: files apply in name order, so two changes within one
+/// second (delete then re-create `posts`) must still sort in the order they happened.
 pub fn write_new_file(dir: &Path, suffix: &str, content: &str) -> std::io::Result<String> {
     std::fs::create_dir_all(dir)?;
-    let mut ts = now_secs();
+    let newest = hooks::migration_files(dir)
+        .iter()
+        .filter_map(|p| {
+            let name = base_name(p);
+            let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+            // Only names shaped like ours (`<10 digits>_…`) take part, so a hand-named
+            // `1_init.js` or a far-future stamp of another length changes nothing.
+            (digits.len() == 10 && name[10..].starts_with('_'))
+                .then(|| digits.parse::<u64>().ok())
+                .flatten()
+        })
+        .max();
+    let mut ts = now_secs().max(newest.map_or(0, |n| n + 1));
     loop {
         let name = format!("{ts}_{suffix}.js");
         let path = dir.join(&name);
