@@ -32,10 +32,7 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<()> {
             let schema = store.schema();
             let content = migrations::snapshot_template(schema.all());
             store.close().await.context("closing the database")?;
-            let path = dir.join(format!(
-                "{}_collections_snapshot.js",
-                unix_seconds()
-            ));
+            let path = dir.join(format!("{}_collections_snapshot.js", unix_seconds()));
             write_confirmed(&path, &content, args.yes)
         }
         "up" => {
@@ -66,7 +63,8 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<()> {
             };
             let names = migrations::last_applied(store.as_ref(), n).await?;
             println!("\n{}", names.join("\n"));
-            let question = format!("Do you really want to revert the last {n} applied migration(s)?");
+            let question =
+                format!("Do you really want to revert the last {n} applied migration(s)?");
             if !confirm(&question, args.yes) {
                 store.close().await.context("closing the database")?;
                 println!("The command has been cancelled");
@@ -117,7 +115,10 @@ async fn start(
 /// Asks to write `path`, then writes it (creating the folder).
 fn write_confirmed(path: &Path, content: &str, yes: bool) -> anyhow::Result<()> {
     let shown = path.display().to_string();
-    if !confirm(&format!("Do you really want to create migration {shown:?}?"), yes) {
+    if !confirm(
+        &format!("Do you really want to create migration {shown:?}?"),
+        yes,
+    ) {
         println!("The command has been cancelled");
         return Ok(());
     }

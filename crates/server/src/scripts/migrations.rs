@@ -113,7 +113,10 @@ pub async fn apply_pending(
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let tx = state.store.begin(Some(Instant::now() + TX_DEADLINE)).await?;
+    let tx = state
+        .store
+        .begin(Some(Instant::now() + TX_DEADLINE))
+        .await?;
     let id = scripts.open_tx(tx);
     let mut applied = Vec::new();
     let mut failure = None;
@@ -170,7 +173,10 @@ pub async fn revert(
         if !path.is_file() {
             continue;
         }
-        let tx = state.store.begin(Some(Instant::now() + TX_DEADLINE)).await?;
+        let tx = state
+            .store
+            .begin(Some(Instant::now() + TX_DEADLINE))
+            .await?;
         let id = scripts.open_tx(tx);
         let step = async {
             if !run_file(state, scripts, &path, Direction::Down, id).await? {
@@ -237,10 +243,14 @@ async fn run_file(
         )
         .await
         .map_err(|e| e.to_string())?;
-    Ok(answer.get("found").and_then(Value::as_bool).unwrap_or(false))
+    Ok(answer
+        .get("found")
+        .and_then(Value::as_bool)
+        .unwrap_or(false))
 }
 
-type TxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
+type TxFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// Runs `work` on the open transaction registered as `id`.
 async fn in_tx<F>(scripts: &Scripts, id: u64, work: F) -> Result<(), StoreError>
@@ -398,7 +408,10 @@ fn update_body(id: &str, from: &Value, to: &Value) -> Option<String> {
         }
     }
     let fields = |m: &Map<String, Value>| -> Vec<Value> {
-        m.get("fields").and_then(Value::as_array).cloned().unwrap_or_default()
+        m.get("fields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     };
     let field_id = |f: &Value| f.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
     let (old_fields, new_fields) = (fields(from_map), fields(to_map));
@@ -417,7 +430,10 @@ fn update_body(id: &str, from: &Value, to: &Value) -> Option<String> {
         if new_ids.contains(&fid) {
             current.push(field);
         } else {
-            steps.push(format!("  collection.fields.removeById({});\n", js_string(&fid)));
+            steps.push(format!(
+                "  collection.fields.removeById({});\n",
+                js_string(&fid)
+            ));
         }
     }
     for (at, field) in new_fields.iter().enumerate() {
@@ -451,7 +467,10 @@ fn migration_file(comment: &str, up: &str, down: &str) -> String {
 /// What changed, for [`automigrate`].
 pub enum CollectionChange<'a> {
     Created(&'a Collection),
-    Updated { old: &'a Collection, new: &'a Collection },
+    Updated {
+        old: &'a Collection,
+        new: &'a Collection,
+    },
     Deleted(&'a Collection),
 }
 
@@ -462,7 +481,10 @@ pub fn automigrate_file(change: &CollectionChange<'_>) -> Option<(String, String
         CollectionChange::Created(c) => Some((
             format!("created_{}", c.name),
             migration_file(
-                &format!("Written by Plinth when the collection {:?} was created.", c.name),
+                &format!(
+                    "Written by Plinth when the collection {:?} was created.",
+                    c.name
+                ),
                 &create_body(&definition(c)),
                 &delete_body(&c.id),
             ),
@@ -470,7 +492,10 @@ pub fn automigrate_file(change: &CollectionChange<'_>) -> Option<(String, String
         CollectionChange::Deleted(c) => Some((
             format!("deleted_{}", c.name),
             migration_file(
-                &format!("Written by Plinth when the collection {:?} was deleted.", c.name),
+                &format!(
+                    "Written by Plinth when the collection {:?} was deleted.",
+                    c.name
+                ),
                 &delete_body(&c.id),
                 &create_body(&definition(c)),
             ),
@@ -482,7 +507,10 @@ pub fn automigrate_file(change: &CollectionChange<'_>) -> Option<(String, String
             Some((
                 format!("updated_{}", new.name),
                 migration_file(
-                    &format!("Written by Plinth when the collection {:?} was updated.", new.name),
+                    &format!(
+                        "Written by Plinth when the collection {:?} was updated.",
+                        new.name
+                    ),
                     &up,
                     &down,
                 ),
@@ -513,7 +541,11 @@ pub fn write_new_file(dir: &Path, suffix: &str, content: &str) -> std::io::Resul
     loop {
         let name = format!("{ts}_{suffix}.js");
         let path = dir.join(&name);
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut file) => {
                 std::io::Write::write_all(&mut file, content.as_bytes())?;
                 return Ok(name);

@@ -22,6 +22,7 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .arg(format!("--dir={}", dir.display()))
         .env("PLINTH_INSECURE_TEST_HASHING", "1")
+        .env("PLINTH_MIGRATIONS_DIR", dir.join("pb_migrations"))
         .output()
         .expect("plinth runs");
     (
@@ -103,6 +104,9 @@ impl TestApp {
             .arg(format!("--dir={}", dir.path().display()))
             .args(&launch.args)
             .env("PLINTH_INSECURE_TEST_HASHING", "1")
+            // The default `pb_migrations` beside a temp dir would be one folder in /tmp shared
+            // by every test (automigrate writes there); each test keeps its own.
+            .env("PLINTH_MIGRATIONS_DIR", dir.path().join("pb_migrations"))
             .env("PLINTH_LOG", "warn");
         for (key, value) in &launch.env {
             command.env(key, value);
