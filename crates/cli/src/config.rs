@@ -175,6 +175,28 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage superusers.
     Superuser(SuperuserArgs),
+    /// Apply, revert and write JavaScript migrations (`pb_migrations`).
+    #[command(long_about = MIGRATE_HELP)]
+    Migrate(MigrateArgs),
+}
+
+const MIGRATE_HELP: &str = "Apply, revert and write JavaScript migrations (`pb_migrations`).
+
+Arguments:
+  up              apply every pending migration (the default)
+  down [n]        revert the last n applied migrations (default 1; negative: all)
+  create name     write a blank migration file
+  collections     write a migration with a snapshot of the current collections
+  history-sync    forget applied migrations whose file no longer exists";
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// `up`, `down [n]`, `create <name>`, `collections` or `history-sync`.
+    #[arg(allow_negative_numbers = true)]
+    pub args: Vec<String>,
+    /// Answer yes to the confirmation prompts (for scripts).
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

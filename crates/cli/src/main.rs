@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve::run(&cli.global, args).await,
             Command::Superuser(args) => commands::superuser::run(&cli.global, args).await,
+            Command::Migrate(args) => commands::migrate::run(&cli.global, args).await,
         }
     });
     match result {

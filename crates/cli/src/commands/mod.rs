@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod hooks;
+pub mod migrate;
 pub mod serve;
 pub mod superuser;
 

@@ -62,6 +62,15 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown
     // begins (runs in flight are ended with the runtime).
     super::hooks::start(global, &state).await?;
+    // Pending migrations run after the hooks load (their model hooks fire for migration
+    // saves, as in PocketBase) and before anything listens; a failure stops the start.
+    if let Some(scripts) = server::scripts::of(&state) {
+        let dir = global.migrations_dir();
+        server::scripts::migrations::apply_pending(&state, scripts, &dir).await?;
+        if global.automigrate {
+            let _ = scripts.automigrate_dir.set(dir);
+        }
+    }
     for name in ["onBootstrap", "onServe"] {
         server::scripts::run_app_hook(&state, name, serde_json::json!({}))
             .await

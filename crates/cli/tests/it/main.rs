@@ -24,6 +24,8 @@ mod files;
 mod hooks;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
+/// JavaScript migrations: `plinth migrate …`, `serve` applying them, automigrate files.
+mod migrations;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
 mod oauth2;
 /// Realtime over SSE: the stream, subscriptions, rule-checked events.

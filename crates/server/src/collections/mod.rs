@@ -192,6 +192,11 @@ async fn create_collection(
         .get_by_id(&id)
         .cloned()
         .unwrap_or_else(|| Arc::new(collection));
+    crate::scripts::migrations::automigrate(
+        &state,
+        crate::scripts::migrations::CollectionChange::Created(&saved),
+    )
+    .await;
     respond(saved.to_api_json(), query.as_deref())
 }
 
@@ -228,6 +233,14 @@ async fn update_collection(
         .get_by_id(&old.id)
         .cloned()
         .unwrap_or_else(|| Arc::new(collection));
+    crate::scripts::migrations::automigrate(
+        &state,
+        crate::scripts::migrations::CollectionChange::Updated {
+            old: &old,
+            new: &saved,
+        },
+    )
+    .await;
     respond(saved.to_api_json(), query.as_deref())
 }
 
@@ -258,7 +271,14 @@ async fn delete_collection(
     // Anything else the store refuses (a view still reading the table) gets the plain
     // message, as in PocketBase.
     match state.store.delete_collection(&collection.id).await {
-        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Ok(_) => {
+            crate::scripts::migrations::automigrate(
+                &state,
+                crate::scripts::migrations::CollectionChange::Deleted(&collection),
+            )
+            .await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(StoreError::NotFound) => Err(ApiError::not_found()),
         Err(StoreError::Internal(detail)) => Err(ApiError::internal(detail)),
         Err(other) => {

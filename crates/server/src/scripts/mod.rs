@@ -44,6 +44,9 @@ pub struct Scripts {
     kv: Mutex<serde_json::Map<String, Value>>,
     /// After-success hooks waiting for the commit of a script transaction, by handle.
     pub(crate) after: Mutex<HashMap<u64, Vec<AfterCommit>>>,
+    /// Where automigrate writes a file for each collection change made through the API
+    /// (`--automigrate`); unset, it is off.
+    pub automigrate_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// An after-commit hook run, queued until its transaction commits.
@@ -85,6 +88,7 @@ impl Scripts {
             txs: Mutex::new(HashMap::new()),
             kv: Mutex::new(serde_json::Map::new()),
             after: Mutex::new(HashMap::new()),
+            automigrate_dir: std::sync::OnceLock::new(),
         }))
     }
 

@@ -22,6 +22,7 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .arg(format!("--dir={}", dir.display()))
         .env("PLINTH_INSECURE_TEST_HASHING", "1")
+        .env("PLINTH_MIGRATIONS_DIR", dir.join("pb_migrations"))
         .output()
         .expect("plinth runs");
     (
@@ -120,6 +121,9 @@ impl TestApp {
             .args(&launch.args)
             .args(isolated_script_dirs(dir.path(), &launch.args))
             .env("PLINTH_INSECURE_TEST_HASHING", "1")
+            // The default `pb_migrations` beside a temp dir would be one folder in /tmp shared
+            // by every test (automigrate writes there); each test keeps its own.
+            .env("PLINTH_MIGRATIONS_DIR", dir.path().join("pb_migrations"))
             .env("PLINTH_LOG", "warn");
         for (key, value) in &launch.env {
             command.env(key, value);
