@@ -94,6 +94,9 @@ enum Kind {
 pub(crate) struct Prepared {
     op: WriteOp,
     done: Done,
+    /// An update's would-be row (the stored row with the submitted values applied), for
+    /// request hooks to show.
+    preview: Option<RecordData>,
 }
 
 /// A record an earlier item of the same batch creates, as later items see it.
@@ -113,6 +116,30 @@ impl Prepared {
         }
     }
 
+    /// An update's collection, stored row and would-be row (for request hooks to show).
+    pub(crate) fn update_data(&self) -> Option<(&Arc<Collection>, &RecordData, &RecordData)> {
+        match (&self.op, &self.done.before, &self.preview) {
+            (WriteOp::Update { collection, .. }, Some(before), Some(after)) => {
+                Some((collection, before, after))
+            }
+            _ => None,
+        }
+    }
+
+    /// A delete's collection, record id and rule guard (to load the record it deletes).
+    pub(crate) fn delete_target(
+        &self,
+    ) -> Option<(&Arc<Collection>, &str, Option<&domain::SqlFragment>)> {
+        match &self.op {
+            WriteOp::Delete {
+                collection,
+                id,
+                guard,
+            } => Some((collection, id.as_str(), guard.as_ref())),
+            _ => None,
+        }
+    }
+
     /// Sets fields a request hook changed: into a create's values, or over an update's
     /// result (applied after the client's change, inside the transaction).
     pub(crate) fn override_fields(&mut self, changed: Map<String, Value>) {
@@ -122,10 +149,8 @@ impl Prepared {
         match &mut self.op {
             WriteOp::Create { data, .. } => data.extend(changed),
             WriteOp::Update { apply, .. } => {
-                let inner = std::mem::replace(
-                    apply,
-                    Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn,
-                );
+                let inner =
+                    std::mem::replace(apply, Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn);
                 *apply = Box::new(move |current: &Record| {
                     let mut data = inner(current)?;
                     data.extend(changed);
@@ -227,6 +252,7 @@ pub(crate) async fn prepare(
                     uploads: UploadPlan::default(),
                     before: None,
                 },
+                preview: None,
             })
         }
     }
@@ -324,6 +350,7 @@ pub(super) async fn prepare_create(
             uploads,
             before: None,
         },
+        preview: None,
     })
 }
 
@@ -378,7 +405,7 @@ pub(super) async fn prepare_update(
     // transaction on the row as it is then).
     let (built, mut input) =
         build_off_thread(collection, &current, input, &now, false, heavy).await?;
-    built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
+    let preview = built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     Ok(Prepared {
         op: WriteOp::Update {
@@ -397,6 +424,7 @@ pub(super) async fn prepare_update(
             uploads,
             before: Some(Arc::unwrap_or_clone(current).data),
         },
+        preview: Some(preview),
     })
 }
 
@@ -691,7 +719,7 @@ pub(crate) async fn respond(
     match (prepared.kind, result) {
         (Kind::Delete, _) => Ok(None),
         (_, WriteResult::Created(record) | WriteResult::Updated(record)) => {
-            // Hook point: onRecordEnrich (the record as this caller sees it).
+            // onRecordEnrich runs in `respond_with_record` (the record as this caller sees it).
             let axum::Json(value) = respond_with_record(
                 state,
                 &prepared.ctx,
@@ -1009,9 +1037,7 @@ pub(crate) async fn system_create(
         data,
         guard: None,
     };
-    let results = system.commit(vec![op])
-        .await
-        .map_err(|error| error.error)?;
+    let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     match results.into_iter().next() {
         Some(WriteResult::Created(record)) => Ok(record),
         _ => Err(StoreError::Internal(
@@ -1076,9 +1102,7 @@ pub(crate) async fn system_update(
         guard: None,
         apply,
     };
-    let results = system.commit(vec![op])
-        .await
-        .map_err(|error| error.error)?;
+    let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {
         return Err(StoreError::Internal(
             "the store reported no updated record".into(),
@@ -1117,9 +1141,7 @@ pub(crate) async fn system_delete(
         id: id.to_owned(),
         guard: None,
     };
-    let results = system.commit(vec![op])
-        .await
-        .map_err(|error| error.error)?;
+    let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {
         return Err(StoreError::Internal(
             "the store reported no deleted record".into(),
