@@ -19,6 +19,8 @@ mod collections;
 mod crons;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
 mod files;
+/// Record request hooks and onRecordEnrich from a `pb_hooks` dir.
+mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
