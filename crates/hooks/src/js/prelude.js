@@ -1224,6 +1224,8 @@
     const fields = { collection: collectionOf(arg.collection) };
     if (arg.record) fields.record = recordFrom(arg.record);
     if (arg.record && arg.record.isNew) { fields.record.__new = true; fields.record.__orig = null; }
+    // An update shows the submitted values; `original()` is the stored row.
+    if (arg.record && arg.record.original) fields.record.__orig = arg.record.original;
     if (arg.records) fields.records = arg.records.map(recordFrom);
     if (arg.result) { fields.result = Object.assign({}, arg.result); fields.result.items = fields.records; }
     if (arg.extra) Object.assign(fields, arg.extra);
@@ -1232,15 +1234,32 @@
     let coreOut = null;
     runChain(arg.links, e, () => {
       reached = true;
-      coreOut = host("next", { record: e.record ? e.record.__export() : null, extra: exportExtra(e, arg.extraKeys) });
+      coreOut = host("next", {
+        record: e.record ? e.record.__export() : null,
+        records: e.records ? e.records.map((r) => (r instanceof Record ? r.__export() : r)) : null,
+        result: e.result ? resultOf(e.result) : null,
+        extra: exportExtra(e, arg.extraKeys),
+      });
       if (coreOut && coreOut.record && e.record) e.record.__absorb(coreOut.record);
       if (coreOut && coreOut.extra) Object.assign(e, coreOut.extra);
     });
     const out = { response: e.__res(), reached, record: e.record ? e.record.__export() : null, extra: exportExtra(e, arg.extraKeys) };
     if (e.records) out.records = e.records.map((r) => (r instanceof Record ? r.__export() : r));
-    if (e.result) { const r = Object.assign({}, e.result); delete r.items; out.result = r; }
+    if (e.result) out.result = resultOf(e.result);
     return out;
   };
+  function resultOf(result) { const r = Object.assign({}, result); delete r.items; return jsonOf(r); }
+
+  // onRecordEnrich for the records of one answer: each runs the chain on its own event;
+  // what comes back (values, hidden keys, custom data) shapes its JSON.
+  // arg: {links, records: [wire], requestInfo}
+  entries.enrich = (arg) => arg.records.map((wire) => {
+    const info = arg.requestInfo ? Object.assign({}, arg.requestInfo) : null;
+    if (info) info.auth = info.auth ? recordFrom(info.auth) : null;
+    const e = { app: G.$app, record: recordFrom(wire), requestInfo: info };
+    runChain(arg.links, e, null);
+    return e.record ? e.record.__export() : null;
+  });
   function exportExtra(e, keys) {
     const out = {};
     for (const k of keys || []) out[k] = e[k] === undefined ? null : jsonOf(e[k]);

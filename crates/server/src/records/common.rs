@@ -19,14 +19,27 @@ use crate::error::{ApiError, ApiResult};
 use crate::response::{apply_fields, record_json};
 use crate::state::SharedState;
 
-/// The JSON answer for one record: its public shape for `auth`, expanded and filtered as the
-/// query asks.
+/// The JSON answer for one record: its public shape for `auth`, expanded, enriched by
+/// `onRecordEnrich` handlers and filtered as the query asks.
 pub(super) async fn respond_with_record(
     state: &SharedState,
     ctx: &RequestContext,
     collection: &Arc<Collection>,
     record: Record,
     params: &query::QueryParams,
+) -> ApiResult<Json<Value>> {
+    respond_with_record_as(state, ctx, collection, record, params, None).await
+}
+
+/// [`respond_with_record`] for a record a request hook had on its event: `exported` (the
+/// record as the script left it) also hides keys and adds custom data, before `fields`.
+pub(super) async fn respond_with_record_as(
+    state: &SharedState,
+    ctx: &RequestContext,
+    collection: &Arc<Collection>,
+    record: Record,
+    params: &query::QueryParams,
+    exported: Option<&Value>,
 ) -> ApiResult<Json<Value>> {
     let records = [record];
     let mut outputs = [record_json(collection, &records[0], &ctx.auth)];
@@ -40,6 +53,10 @@ pub(super) async fn respond_with_record(
         params.first("expand"),
     )
     .await?;
+    if let Some(exported) = exported {
+        super::hooks::apply_export(&mut outputs[0], &records[0].data, exported);
+    }
+    super::hooks::enrich(state, ctx, collection, &records, &mut outputs).await?;
     let [mut output] = outputs;
     apply_fields(&mut output, params.text("fields"))?;
     Ok(Json(output))

@@ -1,15 +1,24 @@
 //! `GET /api/collections/{collection}/records`: a page of records in PocketBase's list
 //! envelope, restricted by the list rule, the client `filter` and the filters that come with
 //! a `sort` through relations.
+//!
+//! `onRecordsListRequest` handlers run after the page query: `e.records` and `e.result`
+//! (`page`, `perPage`, `totalItems`, `totalPages`) are theirs to edit before `e.next()`, which
+//! renders the page as they left it.
+
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method};
-use domain::RecordQuery;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::response::{IntoResponse, Response};
+use domain::{Collection, Record, RecordQuery};
+use rules::RequestContext;
 use serde_json::{Value, json};
 
 use super::common::{reveal_managed_emails, target_for_read};
+use super::create::request_parts;
 use super::expand::expand_records_for;
+use super::hooks;
 use super::query::{self, QueryParams};
 use crate::access;
 use crate::error::ApiResult;
@@ -17,18 +26,25 @@ use crate::extract::Auth;
 use crate::response::{apply_fields, record_json};
 use crate::state::SharedState;
 
+const HOOK: &str = "onRecordsListRequest";
+
 pub async fn list(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
-    method: Method,
-    headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
-) -> ApiResult<Json<Value>> {
+    request: Request,
+) -> ApiResult<Response> {
     let target = target_for_read(&state, &collection)?;
     let collection = &target.collection;
     let params = QueryParams::parse(raw_query.as_deref());
-    let ctx = access::request_context(&auth, &method, &headers, params.pairs(), None);
+    let ctx = access::request_context(
+        &auth,
+        request.method(),
+        request.headers(),
+        params.pairs(),
+        None,
+    );
     let dialect = state.store.dialect();
     let rule = access::sql_guard(&target.rules.list, dialect, &ctx)?;
     let (filter, sort) = (params.text("filter"), params.text("sort"));
@@ -54,32 +70,137 @@ pub async fn list(
             with_total: !paging.skip_total,
         })
         .await?;
-    let mut items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|record| record_json(collection, record, &auth))
-        .collect();
-    reveal_managed_emails(&state, &ctx, collection, &page.items, &mut items).await?;
-    expand_records_for(
-        &state,
-        &ctx,
-        collection,
-        &page.items,
-        &mut items,
-        params.first("expand"),
-    )
-    .await?;
     let (total_items, total_pages) = match page.total {
         Some(total) if !paging.skip_total => (total as i64, total.div_ceil(paging.per_page) as i64),
         _ => (-1, -1),
     };
-    let mut envelope = json!({
-        "items": items,
+    let result = json!({
         "page": paging.page,
         "perPage": paging.per_page,
         "totalItems": total_items,
         "totalPages": total_pages,
     });
+    let Some(scripts) = hooks::hooked(&state, HOOK, collection) else {
+        let envelope = render(
+            &state,
+            &ctx,
+            collection,
+            &page.items,
+            None,
+            &result,
+            &params,
+        )
+        .await?;
+        return Ok(Json(envelope).into_response());
+    };
+    let parts = request_parts(&request);
+    let collection = collection.clone();
+    let wires: Vec<Value> = page
+        .items
+        .iter()
+        .map(|r| hooks::wire(&collection, r))
+        .collect();
+    let answer: hooks::Answer = Default::default();
+    let core = {
+        let (state, collection, answer) = (state.clone(), collection.clone(), answer.clone());
+        let (items, result) = (page.items, result.clone());
+        let handle = tokio::runtime::Handle::current();
+        Box::new(move |args: Value| -> ::hooks::HostResult {
+            // The records and the result as the handlers left them.
+            let exported: Vec<Value> = args
+                .get("records")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let records: Vec<Record> = exported
+                .iter()
+                .enumerate()
+                .map(|(i, e)| match items.get(i) {
+                    Some(stored) => hooks::record_from_export(stored, e),
+                    None => Record::new(
+                        e.get("data")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                })
+                .collect();
+            let result = args
+                .get("result")
+                .filter(|r| r.is_object())
+                .unwrap_or(&result);
+            let rendered = handle.block_on(render(
+                &state,
+                &ctx,
+                &collection,
+                &records,
+                Some(&exported),
+                result,
+                &params,
+            ));
+            match rendered {
+                Ok(envelope) => {
+                    *crate::scripts::lock(&answer) = Some(envelope);
+                    Ok(Value::Null)
+                }
+                Err(error) => Err(hooks::host_error(error)),
+            }
+        }) as crate::scripts::host::Core
+    };
+    let outcome = crate::scripts::records::request_chain(
+        &state,
+        &scripts,
+        HOOK,
+        &collection,
+        &parts,
+        None,
+        json!({ "records": wires, "result": result }),
+        core,
+    )
+    .await?;
+    Ok(hooks::finish(&outcome, &answer, &parts, None))
+}
+
+/// The list envelope for `records` (their public JSON, emails revealed to managers,
+/// expanded, shaped by what request hooks left on them (`exported`), enriched) with the
+/// paging numbers of `result`, filtered by `fields`.
+async fn render(
+    state: &SharedState,
+    ctx: &RequestContext,
+    collection: &Arc<Collection>,
+    records: &[Record],
+    exported: Option<&[Value]>,
+    result: &Value,
+    params: &QueryParams,
+) -> ApiResult<Value> {
+    let mut items: Vec<Value> = records
+        .iter()
+        .map(|record| record_json(collection, record, &ctx.auth))
+        .collect();
+    reveal_managed_emails(state, ctx, collection, records, &mut items).await?;
+    expand_records_for(
+        state,
+        ctx,
+        collection,
+        records,
+        &mut items,
+        params.first("expand"),
+    )
+    .await?;
+    if let Some(exported) = exported {
+        for ((record, item), one) in records.iter().zip(items.iter_mut()).zip(exported) {
+            hooks::apply_export(item, &record.data, one);
+        }
+    }
+    hooks::enrich(state, ctx, collection, records, &mut items).await?;
+    let number = |key: &str| result.get(key).cloned().unwrap_or(Value::from(0));
+    let mut envelope = json!({
+        "items": items,
+        "page": number("page"),
+        "perPage": number("perPage"),
+        "totalItems": number("totalItems"),
+        "totalPages": number("totalPages"),
+    });
     apply_fields(&mut envelope, params.text("fields"))?;
-    Ok(Json(envelope))
+    Ok(envelope)
 }

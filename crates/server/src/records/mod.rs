@@ -6,6 +6,7 @@ mod common;
 mod create;
 mod delete;
 pub mod expand;
+mod hooks;
 mod list;
 pub(crate) mod pipeline;
 pub mod query;

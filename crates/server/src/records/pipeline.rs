@@ -94,6 +94,9 @@ enum Kind {
 pub(crate) struct Prepared {
     op: WriteOp,
     done: Done,
+    /// An update's would-be row (the stored row with the submitted values applied), for
+    /// request hooks to show.
+    preview: Option<RecordData>,
 }
 
 /// A record an earlier item of the same batch creates, as later items see it.
@@ -109,6 +112,30 @@ impl Prepared {
             WriteOp::Create {
                 collection, data, ..
             } => Some((collection, data)),
+            _ => None,
+        }
+    }
+
+    /// An update's collection, stored row and would-be row (for request hooks to show).
+    pub(crate) fn update_data(&self) -> Option<(&Arc<Collection>, &RecordData, &RecordData)> {
+        match (&self.op, &self.done.before, &self.preview) {
+            (WriteOp::Update { collection, .. }, Some(before), Some(after)) => {
+                Some((collection, before, after))
+            }
+            _ => None,
+        }
+    }
+
+    /// A delete's collection, record id and rule guard (to load the record it deletes).
+    pub(crate) fn delete_target(
+        &self,
+    ) -> Option<(&Arc<Collection>, &str, Option<&domain::SqlFragment>)> {
+        match &self.op {
+            WriteOp::Delete {
+                collection,
+                id,
+                guard,
+            } => Some((collection, id.as_str(), guard.as_ref())),
             _ => None,
         }
     }
@@ -225,6 +252,7 @@ pub(crate) async fn prepare(
                     uploads: UploadPlan::default(),
                     before: None,
                 },
+                preview: None,
             })
         }
     }
@@ -322,6 +350,7 @@ pub(super) async fn prepare_create(
             uploads,
             before: None,
         },
+        preview: None,
     })
 }
 
@@ -376,7 +405,7 @@ pub(super) async fn prepare_update(
     // transaction on the row as it is then).
     let (built, mut input) =
         build_off_thread(collection, &current, input, &now, false, heavy).await?;
-    built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
+    let preview = built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     Ok(Prepared {
         op: WriteOp::Update {
@@ -395,6 +424,7 @@ pub(super) async fn prepare_update(
             uploads,
             before: Some(Arc::unwrap_or_clone(current).data),
         },
+        preview: Some(preview),
     })
 }
 
@@ -689,7 +719,7 @@ pub(crate) async fn respond(
     match (prepared.kind, result) {
         (Kind::Delete, _) => Ok(None),
         (_, WriteResult::Created(record) | WriteResult::Updated(record)) => {
-            // Hook point: onRecordEnrich (the record as this caller sees it).
+            // onRecordEnrich runs in `respond_with_record` (the record as this caller sees it).
             let axum::Json(value) = respond_with_record(
                 state,
                 &prepared.ctx,

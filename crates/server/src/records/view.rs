@@ -1,34 +1,89 @@
 //! `GET /api/collections/{collection}/records/{id}`: one record, if the view rule lets the
-//! caller see it (else 404, as if it did not exist).
+//! caller see it (else 404, as if it did not exist). `onRecordViewRequest` handlers run after
+//! the record is loaded through the rule; what they change on `e.record` before `e.next()`
+//! shows in the answer, and one may answer itself.
 
-use axum::Json;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method};
-use serde_json::Value;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 
-use super::common::{respond_with_record, target_for_read};
+use super::common::{respond_with_record, respond_with_record_as, target_for_read};
+use super::create::request_parts;
+use super::hooks;
 use super::query::QueryParams;
 use crate::access;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;
 
+const HOOK: &str = "onRecordViewRequest";
+
 pub async fn view(
     State(state): State<SharedState>,
     Path((collection, id)): Path<(String, String)>,
     Auth(auth): Auth,
-    method: Method,
-    headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
-) -> ApiResult<Json<Value>> {
+    request: Request,
+) -> ApiResult<Response> {
     let target = target_for_read(&state, &collection)?;
     let params = QueryParams::parse(raw_query.as_deref());
-    let ctx = access::request_context(&auth, &method, &headers, params.pairs(), None);
+    let ctx = access::request_context(
+        &auth,
+        request.method(),
+        request.headers(),
+        params.pairs(),
+        None,
+    );
     let guard = access::sql_guard(&target.rules.view, state.store.dialect(), &ctx)?;
     let record = state
         .store
         .get_record(target.collection.clone(), &id, guard.into_iter().collect())
         .await?
         .ok_or_else(ApiError::not_found)?;
-    respond_with_record(&state, &ctx, &target.collection, record, &params).await
+    let Some(scripts) = hooks::hooked(&state, HOOK, &target.collection) else {
+        return Ok(
+            respond_with_record(&state, &ctx, &target.collection, record, &params)
+                .await?
+                .into_response(),
+        );
+    };
+    let parts = request_parts(&request);
+    let collection = target.collection.clone();
+    let answer: hooks::Answer = Default::default();
+    let core = {
+        let (state, collection, answer) = (state.clone(), collection.clone(), answer.clone());
+        let record = record.clone();
+        let handle = tokio::runtime::Handle::current();
+        Box::new(move |args: Value| -> ::hooks::HostResult {
+            let exported = args.get("record").cloned().unwrap_or(Value::Null);
+            let shown = hooks::record_from_export(&record, &exported);
+            let rendered = handle.block_on(respond_with_record_as(
+                &state,
+                &ctx,
+                &collection,
+                shown,
+                &params,
+                Some(&exported),
+            ));
+            match rendered {
+                Ok(axum::Json(json)) => {
+                    *crate::scripts::lock(&answer) = Some(json);
+                    Ok(Value::Null)
+                }
+                Err(error) => Err(hooks::host_error(error)),
+            }
+        }) as crate::scripts::host::Core
+    };
+    let outcome = crate::scripts::records::request_chain(
+        &state,
+        &scripts,
+        HOOK,
+        &collection,
+        &parts,
+        None,
+        json!({ "record": hooks::wire(&collection, &record) }),
+        core,
+    )
+    .await?;
+    Ok(hooks::finish(&outcome, &answer, &parts, None))
 }
