@@ -323,7 +323,9 @@
     if (c && typeof c === "object") return new Collection(c);
     const key = String(c);
     if (!collectionCache[key]) {
-      const def = host("collection", { nameOrId: key });
+      // Through the running app's transaction: a collection a migration just created exists
+      // only there.
+      const def = host("collection", { nameOrId: key, tx: G.$app ? G.$app.__tx : null });
       const made = new Collection(def);
       collectionCache[made.id] = made;
       collectionCache[made.name] = made;
@@ -880,11 +882,50 @@
     ext: (p) => { const b = $filepath.base(p); const i = b.lastIndexOf("."); return i <= 0 ? "" : b.slice(i); },
   };
 
+  // `$dbx` expressions become filters of the rule language (values bound as parameters);
+  // raw SQL (`$dbx.exp`) is not supported.
+  let dbxParam = 0;
+  function dbxFilter(filter, params) { return { __filter: filter, __params: params || {} }; }
+  function escapeLike(v) { return String(v).replace(/[\\%_]/g, (c) => "\\" + c); }
+  function likeExpr(col, values, op, join) {
+    const parts = [];
+    const params = {};
+    const build = (l, r) => {
+      parts.length = 0;
+      for (const v of values) {
+        const name = "__d" + dbxParam++;
+        params[name] = (l ? "%" : "") + escapeLike(v) + (r ? "%" : "");
+        parts.push(col + " " + op + " {:" + name + "}");
+      }
+      return parts.join(join) || "1 = 1";
+    };
+    const expr = dbxFilter(build(true, true), params);
+    expr.match = (l, r) => { expr.__filter = build(!!l, !!r); return expr; };
+    expr.escape = () => expr;
+    return expr;
+  }
+  function inExpr(col, values, negate) {
+    const params = {};
+    const parts = values.flat().map((v) => {
+      const name = "__d" + dbxParam++;
+      params[name] = v;
+      return col + (negate ? " != " : " = ") + "{:" + name + "}";
+    });
+    if (!parts.length) return dbxFilter(negate ? "1 = 1" : "1 = 0", params);
+    return dbxFilter(parts.join(negate ? " && " : " || "), params);
+  }
   const $dbx = {
     hashExp: (map) => ({ __hash: map || {} }),
     exp: (sql) => ({ __sql: String(sql) }),
-    and: (...e) => { const f = exprsToFilter(e); return { __filter: f.filter || "1 = 1", __params: f.params }; },
-    or: (...e) => { const parts = []; const params = {}; for (const x of e) { const f = exprsToFilter([x]); parts.push("(" + f.filter + ")"); Object.assign(params, f.params); } return { __filter: parts.join(" || ") || "1 = 0", __params: params }; },
+    like: (col, ...values) => likeExpr(String(col), values, "~", " && "),
+    notLike: (col, ...values) => likeExpr(String(col), values, "!~", " && "),
+    orLike: (col, ...values) => likeExpr(String(col), values, "~", " || "),
+    orNotLike: (col, ...values) => likeExpr(String(col), values, "!~", " || "),
+    in: (col, ...values) => inExpr(String(col), values, false),
+    notIn: (col, ...values) => inExpr(String(col), values, true),
+    between: (col, a, b) => { const p = { __b1: a, __b2: b }; const n1 = "__d" + dbxParam++, n2 = "__d" + dbxParam++; return dbxFilter(col + " >= {:" + n1 + "} && " + col + " <= {:" + n2 + "}", { [n1]: p.__b1, [n2]: p.__b2 }); },
+    and: (...e) => { const f = exprsToFilter(e); return dbxFilter(f.filter || "1 = 1", f.params); },
+    or: (...e) => { const parts = []; const params = {}; for (const x of e) { const f = exprsToFilter([x]); parts.push("(" + f.filter + ")"); Object.assign(params, f.params); } return dbxFilter(parts.join(" || ") || "1 = 0", params); },
   };
 
   class MailerMessage {
