@@ -38,5 +38,7 @@ mod records;
 mod rules;
 /// A real SMTP server on loopback for the mail tests.
 mod smtp_sink;
+/// The shop example (examples/shop): 200 concurrent buyers for 10 items, HMAC callbacks.
+mod shop;
 /// Guards the crate dependency rule of ARCHITECTURE.md.
 mod tidy;
