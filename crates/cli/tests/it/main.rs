@@ -36,9 +36,9 @@ mod realtime;
 mod records;
 /// API rules, client filters and sort, expand privacy, injection attempts.
 mod rules;
-/// A real SMTP server on loopback for the mail tests.
-mod smtp_sink;
 /// The shop example (examples/shop): 200 concurrent buyers for 10 items, HMAC callbacks.
 mod shop;
+/// A real SMTP server on loopback for the mail tests.
+mod smtp_sink;
 /// Guards the crate dependency rule of ARCHITECTURE.md.
 mod tidy;
