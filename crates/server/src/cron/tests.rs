@@ -401,15 +401,18 @@ async fn the_otp_cleanup_job_removes_expired_codes_only() {
     let row = |system: &'static str, collection: &'static str| {
         let state = app.state.clone();
         async move {
-            crate::auth::bookkeeping::insert(
-                &state,
-                system,
-                None,
-                vec![
-                    ("collectionRef", Value::String(collection.into())),
-                    ("recordRef", Value::String("r1".into())),
-                ],
-            )
+            let mut fields = vec![
+                ("collectionRef", Value::String(collection.into())),
+                ("recordRef", Value::String("r1".into())),
+            ];
+            // A one-time code row needs its code (hashed by the pipeline).
+            if system == OTPS_ID {
+                fields.push(("password", Value::String("123456".into())));
+            } else {
+                // An MFA session records the first factor it followed.
+                fields.push(("method", Value::String("password".into())));
+            }
+            crate::auth::bookkeeping::insert(&state, system, None, fields)
             .await
             .unwrap()
             .id()
