@@ -79,7 +79,7 @@ pub fn render(
 }
 
 /// A plain-text alternative: tags dropped, whitespace collapsed, the common entities decoded.
-fn plain_text(html: &str) -> String {
+pub(crate) fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut tag: Option<String> = None;
     for c in html.chars() {
