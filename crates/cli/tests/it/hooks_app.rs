@@ -70,6 +70,17 @@ routerAdd("GET", "/t/mail", (e) => {
   $app.newMailClient().send(m);
   return e.json(200, {sent: true});
 });
+routerAdd("GET", "/t/mailto", (e) => {
+  $app.newMailClient().send(new MailerMessage({from: {address: "hooks@app.test"},
+    to: [{address: e.request.url.query().get("to")}], subject: "Plain", text: "just text"}));
+  return e.json(200, {sent: true});
+});
+onMailerSend((e) => {
+  const to = e.message.to.map((t) => t.address).join(",");
+  if (to === "blocked@y.test") return;
+  if (to === "rewrite@y.test") e.message.subject = "Rewritten";
+  e.next();
+});
 routerAdd("GET", "/t/mails/{id}", (e) => {
   const u = $app.findRecordById("users", e.request.pathValue("id"));
   $mails.sendRecordPasswordReset($app, u);
@@ -266,7 +277,11 @@ async fn tokens_are_accepted_by_the_auth_endpoints() {
             assert_eq!(&claims[k], v, "{kind}: {claims}");
         }
         let keys = claims.as_object().expect("object").len();
-        assert_eq!(keys, 4 + extra.as_object().expect("object").len(), "{claims}");
+        assert_eq!(
+            keys,
+            4 + extra.as_object().expect("object").len(),
+            "{claims}"
+        );
     }
     let auth = body["auth"].as_str().expect("auth");
     let (status, refreshed) = w
@@ -320,7 +335,11 @@ async fn mail_goes_through_smtp_with_the_auth_templates() {
     let text = mail.text();
     assert!(text.contains("<b>there</b>"), "{text}");
     assert!(mail.raw.contains("X-Custom: yes"), "{}", mail.raw);
-    assert!(!mail.raw.to_ascii_lowercase().contains("bcc:"), "{}", mail.raw);
+    assert!(
+        !mail.raw.to_ascii_lowercase().contains("bcc:"),
+        "{}",
+        mail.raw
+    );
 
     let (status, _) = w.app.get(&format!("/t/mails/{}", w.user), None).await;
     assert_eq!(status, 204);
@@ -350,16 +369,70 @@ async fn mail_goes_through_smtp_with_the_auth_templates() {
 }
 
 #[tokio::test]
+async fn on_mailer_send_changes_or_stops_every_message() {
+    let w = world().await;
+    let (status, _) = w.app.get("/t/mailto?to=rewrite@y.test", None).await;
+    assert_eq!(status, 200);
+    let mail = w.sink.wait_for("rewrite@y.test", 0).await;
+    assert_eq!(mail.subject(), "Rewritten");
+    assert!(mail.text().contains("just text"));
+    // A handler without e.next(): nothing is sent and the script sees no error.
+    let (status, body) = w.app.get("/t/mailto?to=blocked@y.test", None).await;
+    assert_eq!(status, 200, "{body}");
+    // The auth flows' mail goes through the same handlers (PocketBase still answers 204).
+    let (status, body) = w
+        .app
+        .post_json(
+            "/api/collections/users/records",
+            None,
+            json!({"email": "blocked@y.test", "password": "Passw0rd!123",
+                   "passwordConfirm": "Passw0rd!123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = w
+        .app
+        .post_json(
+            "/api/collections/users/request-password-reset",
+            None,
+            json!({"email": "blocked@y.test"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = w
+        .app
+        .post_json(
+            "/api/collections/users/request-password-reset",
+            None,
+            json!({"email": "u1@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let reset = w.sink.wait_for("u1@example.com", 0).await;
+    assert_eq!(jwt_payload(&reset.token())["type"], "passwordReset");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(w.sink.count_to("blocked@y.test"), 0);
+}
+
+#[tokio::test]
 async fn security_helpers_match_pocketbase() {
     let w = world().await;
     let (status, body) = w.app.get("/t/regex", None).await;
     assert_eq!(status, 200, "{body}");
     let five = body["[a-c]{5}"].as_str().expect("string");
-    assert!(five.len() == 5 && five.chars().all(|c| "abc".contains(c)), "{five}");
+    assert!(
+        five.len() == 5 && five.chars().all(|c| "abc".contains(c)),
+        "{five}"
+    );
     let digits = body["\\d{4}"].as_str().expect("string");
     assert!(digits.len() == 4 && digits.chars().all(|c| c.is_ascii_digit()));
     assert_eq!(body["(ab){2}"], "abab");
-    assert!(body["^abc$"].as_str().expect("s").starts_with("ERR GoError: "));
+    assert!(
+        body["^abc$"]
+            .as_str()
+            .expect("s")
+            .starts_with("ERR GoError: ")
+    );
     // PocketBase: "ERR GoError: error parsing regexp: missing closing ]: `[a-`"
     assert_eq!(
         body["[a-"],

@@ -1354,6 +1354,15 @@
     return { reached };
   };
 
+  // onMailerSend around one outgoing message: handlers may change e.message; the core sends
+  // what they left. arg: {links, message}
+  entries.mailer = (arg) => {
+    const e = { app: G.$app, mailer: {}, message: new MailerMessage(arg.message || {}) };
+    let reached = false;
+    runChain(arg.links, e, () => { reached = true; host("next", { message: jsonOf(e.message) }); });
+    return { reached };
+  };
+
   // One cron job run: the handler is called with no arguments.
   entries.cron = (arg) => {
     settle(handler(arg.handler).apply(undefined, []));

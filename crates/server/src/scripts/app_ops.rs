@@ -23,6 +23,7 @@ use super::SharedTx;
 use super::host::{AppHost, superuser};
 use crate::access::{self, Question, SqlCheck};
 use crate::auth::token::{self, Claims, TokenType};
+use crate::state::SharedState;
 
 /// The ops this module answers.
 pub(crate) const OPS: &[&str] = &[
@@ -123,12 +124,7 @@ pub(crate) fn call(host: &AppHost, op: &str, args: Value, tx: Option<SharedTx>) 
             Ok(json!(token))
         }
         "sendMail" => {
-            let settings = host
-                .block(crate::settings::current(&host.state))
-                .map_err(|e| HostError::go(e.message))?;
-            let message = build_message(&settings, &args["message"])?;
-            host.block(crate::mail::send(&settings, message))
-                .map_err(|e| HostError::go(e.to_string()))?;
+            host.block(deliver(&host.state, args["message"].clone()))?;
             Ok(Value::Null)
         }
         "sendRecordMail" => send_record_mail(host, &schema, &args),
@@ -415,11 +411,90 @@ fn send_record_mail(host: &AppHost, schema: &Schema, args: &Value) -> HostResult
         .map_err(|e| HostError::go(e.message))?;
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let rendered = crate::mail::render(template, &settings, Some(&record), &vars);
-    let message = crate::mail::build(&settings, &to, &rendered)
-        .map_err(|e| HostError::go(e.to_string()))?;
-    host.block(crate::mail::send(&settings, message))
-        .map_err(|e| HostError::go(e.to_string()))?;
+    host.block(deliver(
+        &host.state,
+        message_json(&settings, &to, &rendered),
+    ))?;
     Ok(Value::Null)
+}
+
+/// The `MailerMessage` form of a rendered template from the configured sender to `to`.
+pub(crate) fn message_json(
+    settings: &crate::settings::Settings,
+    to: &str,
+    rendered: &crate::mail::Rendered,
+) -> Value {
+    json!({
+        "from": {"address": settings.meta.sender_address, "name": settings.meta.sender_name},
+        "to": [{"address": to, "name": ""}],
+        "cc": [], "bcc": [],
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": "",
+        "headers": {},
+    })
+}
+
+const MAILER_SEND: &str = "onMailerSend";
+
+/// Whether mail should go through [`deliver`] (an `onMailerSend` handler is registered).
+pub(crate) fn mailer_hooked(state: &SharedState) -> bool {
+    super::of(state).is_some_and(|s| s.registry().has(MAILER_SEND))
+}
+
+/// Sends a `MailerMessage` (JSON) with the current SMTP settings, through the
+/// `onMailerSend` handlers when there are any: they may change `e.message`, and a chain
+/// that ends without `e.next()` sends nothing and is no error, as in PocketBase.
+pub(crate) async fn deliver(state: &SharedState, message: Value) -> Result<(), HostError> {
+    let settings = Arc::new(
+        crate::settings::current(state)
+            .await
+            .map_err(|e| HostError::go(e.message))?,
+    );
+    let Some(scripts) = super::of(state)
+        .filter(|s| s.registry().has(MAILER_SEND))
+        .cloned()
+    else {
+        return send_json(&settings, &message).await;
+    };
+    let links: Vec<Value> = scripts
+        .registry()
+        .handlers_for(MAILER_SEND, "", "")
+        .into_iter()
+        .map(|h| json!({ "h": h }))
+        .collect();
+    let handle = tokio::runtime::Handle::current();
+    let core = Box::new(move |args: Value| -> HostResult {
+        let message = args.get("message").cloned().unwrap_or(Value::Null);
+        handle
+            .block_on(send_json(&settings, &message))
+            .map(|()| Value::Null)
+    }) as super::host::Core;
+    let host = Arc::new(AppHost::new(state.clone(), scripts.clone()).with_core(core));
+    scripts
+        .engine
+        .call(
+            "mailer",
+            json!({ "links": links, "message": message }),
+            host,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            hooks::HookError::Thrown { api: Some(api), .. } => HostError::Api {
+                status: api.status,
+                message: api.message,
+                data: api.data,
+            },
+            other => HostError::go(other.to_string()),
+        })
+}
+
+async fn send_json(settings: &crate::settings::Settings, message: &Value) -> Result<(), HostError> {
+    let built = build_message(settings, message)?;
+    crate::mail::send(settings, built)
+        .await
+        .map_err(|e| HostError::go(e.to_string()))
 }
 
 /// AES-256-GCM as PocketBase seals it: a random 12-byte nonce, then the ciphertext and tag,
@@ -456,8 +531,8 @@ pub(crate) fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
         return Err("malformed ciphertext".to_owned());
     }
     let (nonce, rest) = bytes.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce)
-        .map_err(|_| "malformed ciphertext".to_owned())?;
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce).map_err(|_| "malformed ciphertext".to_owned())?;
     let mut rest = rest.to_vec();
     let plain = opening
         .open_in_place(nonce, Aad::empty(), &mut rest)
@@ -498,9 +573,7 @@ pub(crate) fn random_by_regex(pattern: &str) -> Result<String, String> {
     let mut pos = 0;
     let alternatives = parse_alternatives(&chars, &mut pos)?;
     if pos != chars.len() {
-        return Err(format!(
-            "error parsing regexp: unexpected ): `{pattern}`"
-        ));
+        return Err(format!("error parsing regexp: unexpected ): `{pattern}`"));
     }
     let mut out = String::new();
     let mut rng = rand::rng();
@@ -520,7 +593,12 @@ fn class_of(c: char) -> Option<Vec<char>> {
         .chain(['_'])
         .collect();
     let space = vec![' ', '\t', '\n', '\r', '\x0c', '\x0b'];
-    let not = |set: Vec<char>| printable().into_iter().filter(|c| !set.contains(c)).collect();
+    let not = |set: Vec<char>| {
+        printable()
+            .into_iter()
+            .filter(|c| !set.contains(c))
+            .collect()
+    };
     Some(match c {
         'd' => digits,
         'w' => word,
@@ -586,7 +664,9 @@ fn parse_alternatives(chars: &[char], pos: &mut usize) -> Result<Vec<Vec<Node>>,
                 match class_of(e) {
                     Some(set) => Node::Set(set),
                     None if e.is_ascii_alphanumeric() && !matches!(e, 'n' | 't' | 'r') => {
-                        return Err(format!("error parsing regexp: invalid escape sequence: `\\{e}`"));
+                        return Err(format!(
+                            "error parsing regexp: invalid escape sequence: `\\{e}`"
+                        ));
                     }
                     None => Node::Set(vec![escaped(e)]),
                 }
@@ -620,9 +700,7 @@ fn parse_class(chars: &[char], pos: &mut usize) -> Result<Vec<char>, String> {
     loop {
         let Some(&c) = chars.get(*pos) else {
             let text: String = chars[start.saturating_sub(1)..].iter().collect();
-            return Err(format!(
-                "error parsing regexp: missing closing ]: `{text}`"
-            ));
+            return Err(format!("error parsing regexp: missing closing ]: `{text}`"));
         };
         if c == ']' && !first {
             *pos += 1;
@@ -631,7 +709,9 @@ fn parse_class(chars: &[char], pos: &mut usize) -> Result<Vec<char>, String> {
         first = false;
         *pos += 1;
         let low = if c == '\\' {
-            let e = *chars.get(*pos).ok_or("error parsing regexp: missing closing ]")?;
+            let e = *chars
+                .get(*pos)
+                .ok_or("error parsing regexp: missing closing ]")?;
             *pos += 1;
             if let Some(class) = class_of(e) {
                 set.extend(class);
@@ -645,7 +725,11 @@ fn parse_class(chars: &[char], pos: &mut usize) -> Result<Vec<char>, String> {
             let mut high = chars[*pos + 1];
             *pos += 2;
             if high == '\\' {
-                high = escaped(*chars.get(*pos).ok_or("error parsing regexp: missing closing ]")?);
+                high = escaped(
+                    *chars
+                        .get(*pos)
+                        .ok_or("error parsing regexp: missing closing ]")?,
+                );
                 *pos += 1;
             }
             if high < low {
@@ -659,7 +743,10 @@ fn parse_class(chars: &[char], pos: &mut usize) -> Result<Vec<char>, String> {
         }
     }
     if negated {
-        set = printable().into_iter().filter(|c| !set.contains(c)).collect();
+        set = printable()
+            .into_iter()
+            .filter(|c| !set.contains(c))
+            .collect();
     }
     if set.is_empty() {
         return Err("error parsing regexp: empty character class".to_owned());
@@ -682,9 +769,9 @@ fn parse_quantifier(chars: &[char], pos: &mut usize, atom: Node) -> Result<Node,
             };
             let inside: String = chars[*pos + 1..close].iter().collect();
             let number = |s: &str| -> Result<usize, String> {
-                s.trim()
-                    .parse::<usize>()
-                    .map_err(|_| format!("error parsing regexp: invalid repeat count: `{{{inside}}}`"))
+                s.trim().parse::<usize>().map_err(|_| {
+                    format!("error parsing regexp: invalid repeat count: `{{{inside}}}`")
+                })
             };
             let (min, max) = match inside.split_once(',') {
                 None => {
