@@ -3,7 +3,7 @@
 //! auth endpoints accept, mail through a real SMTP sink, and AES/regex helpers. Expected
 //! values were observed on PocketBase 0.40.6 running the same routes.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::jwt_payload;
 use crate::smtp_sink::SmtpSink;
@@ -94,7 +94,6 @@ routerAdd("GET", "/t/mails/{id}", (e) => {
 struct World {
     app: TestApp,
     sink: SmtpSink,
-    admin: String,
     user: String,
     user_token: String,
     post: String,
@@ -177,7 +176,6 @@ async fn world() -> World {
     World {
         app,
         sink,
-        admin,
         user,
         user_token,
         post,
@@ -318,7 +316,6 @@ async fn tokens_are_accepted_by_the_auth_endpoints() {
         )
         .await;
     assert_eq!(status, 200);
-    let _ = &w.admin;
 }
 
 #[tokio::test]
@@ -427,12 +424,7 @@ async fn security_helpers_match_pocketbase() {
     let digits = body["\\d{4}"].as_str().expect("string");
     assert!(digits.len() == 4 && digits.chars().all(|c| c.is_ascii_digit()));
     assert_eq!(body["(ab){2}"], "abab");
-    assert!(
-        body["^abc$"]
-            .as_str()
-            .expect("s")
-            .starts_with("ERR GoError: ")
-    );
+    assert_eq!(body["^abc$"], "ERR GoError: unsupported pattern operator 9");
     // PocketBase: "ERR GoError: error parsing regexp: missing closing ]: `[a-`"
     assert_eq!(
         body["[a-"],
@@ -450,5 +442,4 @@ async fn security_helpers_match_pocketbase() {
     );
     // Nonce (12) + text (11) + tag (16), base64: as long as PocketBase's.
     assert_eq!(body["c"].as_str().expect("c").len(), 52);
-    let _: Value = body;
 }
