@@ -22,6 +22,9 @@ mod files;
 /// JavaScript hooks: routes, middlewares, model hooks in the write's transaction, crons,
 /// runaway scripts.
 mod hooks;
+/// `$app`/`$apis`/`$mails`/`$security` services from hooks: expand, access, enrich, tokens,
+/// mail, AES and regex strings.
+mod hooks_app;
 /// Record request hooks and onRecordEnrich from a `pb_hooks` dir.
 mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).

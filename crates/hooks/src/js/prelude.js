@@ -426,6 +426,7 @@
     getRaw(key) { return this.__d[key] === undefined ? null : this.__d[key]; }
     set(key, value) {
       key = String(key);
+      this.__rendered = null;
       if (key === "expand") { this.__expand = value || {}; return; }
       let op = "";
       let name = key;
@@ -527,6 +528,7 @@
       if (out.expand) this.__expand = recordsIn(out.expand);
     }
     publicExport() {
+      if (this.__rendered) { const o = jsonOf(this.__rendered); for (const k of Object.keys(this.__hidden)) delete o[k]; return o; }
       const out = { collectionId: this.__c ? this.__c.id : "", collectionName: this.__c ? this.__c.name : "" };
       const hideEmail = this.__c && this.__c.type === "auth" && !this.__ignoreEmailVisibility && !toBool(this.__d.emailVisibility);
       for (const f of this.__c ? this.__c.fields : []) {
@@ -616,6 +618,12 @@
     getAll: () => host("store", { op: "all" }),
   });
 
+  // What a rule may read of a request info besides its auth (`@request.method`, `.query`,
+  // `.headers`, `.body`, `.context`).
+  function infoOf(info) {
+    if (!info || typeof info !== "object") return null;
+    return jsonOf({ method: info.method || "", query: info.query || {}, headers: info.headers || {}, body: info.body || {}, context: info.context || "" });
+  }
   function filterParams(params) { return params && typeof params === "object" ? jsonOf(params) : {}; }
   function exprsToFilter(exprs) {
     // `$dbx.hashExp({...})` expressions become filters; raw SQL (`$dbx.exp`) is not supported.
@@ -745,7 +753,7 @@
     expandRecords(records, expands, fetch) { for (const r of records || []) this.expandRecord(r, expands, fetch); return {}; }
     canAccessRecord(record, info, rule) {
       if (rule === null || rule === undefined) return false;
-      return !!this.__call("canAccessRecord", { record: record.__export(), rule: String(rule), auth: info && info.auth ? info.auth.__export() : null });
+      return !!this.__call("canAccessRecord", { record: record.__export(), rule: String(rule), auth: info && info.auth ? info.auth.__export() : null, info: infoOf(info) });
     }
     logger() { return makeLogger([]); }
     settings() { const s = this.__call("settings", {}); return makeSettings(s); }
@@ -931,7 +939,14 @@
   class MailerMessage {
     constructor(data) { Object.assign(this, { from: {}, to: [], bcc: [], cc: [], subject: "", html: "", text: "", headers: {}, attachments: {} }, data || {}); }
   }
-  const $mails = {};
+  const mailRecord = (kind, record, extra) => { host("sendRecordMail", Object.assign({ kind, record: record.__export() }, extra || {})); };
+  const $mails = {
+    sendRecordPasswordReset: (_app, record) => mailRecord("passwordReset", record),
+    sendRecordVerification: (_app, record) => mailRecord("verification", record),
+    sendRecordChangeEmail: (_app, record, newEmail) => mailRecord("emailChange", record, { newEmail: toStr(newEmail) }),
+    sendRecordOTP: (_app, record, otpId, pass) => mailRecord("otp", record, { otpId: toStr(otpId), pass: toStr(pass) }),
+    sendRecordAuthAlert: (_app, record, info) => mailRecord("authAlert", record, { info: toStr(info) }),
+  };
 
   // ------------------------------------------------------------------ middlewares
   class Middleware {
@@ -953,8 +968,13 @@
       e.json(200, out);
     },
     enrichRecord(e, record, ...expands) {
-      const out = host("enrichRecord", { record: record.__export(), expand: expands.flat().map(String), auth: e.auth ? e.auth.__export() : null });
-      record.__absorb({ data: out.data, expand: out.expand });
+      let info = null;
+      try { info = typeof e.requestInfo === "function" ? e.requestInfo() : e.requestInfo; } catch (_) { info = null; }
+      const auth = e.auth || (info && info.auth) || null;
+      const out = host("enrichRecord", { record: record.__export(), expand: expands.flat().map(String), auth: auth ? auth.__export() : null, info: infoOf(info) });
+      record.__expand = recordsIn(out.expand);
+      // The record now answers as the records API would answer this caller.
+      record.__rendered = out.json;
     },
     enrichRecords(e, records, ...expands) { for (const r of records || []) $apis.enrichRecord(e, r, ...expands); },
     static: () => { throw new GoError("$apis.static is not supported by Plinth's hooks"); },
@@ -1331,6 +1351,15 @@
     const e = Object.assign({ app: G.$app }, arg.event || {});
     let reached = false;
     runChain(arg.links, e, arg.core ? () => { reached = true; host("next", {}); } : null);
+    return { reached };
+  };
+
+  // onMailerSend around one outgoing message: handlers may change e.message; the core sends
+  // what they left. arg: {links, message}
+  entries.mailer = (arg) => {
+    const e = { app: G.$app, mailer: {}, message: new MailerMessage(arg.message || {}) };
+    let reached = false;
+    runChain(arg.links, e, () => { reached = true; host("next", { message: jsonOf(e.message) }); });
     return { reached };
   };
 

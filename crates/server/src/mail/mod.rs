@@ -79,7 +79,7 @@ pub fn render(
 }
 
 /// A plain-text alternative: tags dropped, whitespace collapsed, the common entities decoded.
-fn plain_text(html: &str) -> String {
+pub(crate) fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut tag: Option<String> = None;
     for c in html.chars() {
@@ -196,6 +196,14 @@ pub fn send_in_background(state: &SharedState, to: String, rendered: Rendered) {
                 return;
             }
         };
+        // Scripts' `onMailerSend` handlers see (and may change or stop) the message.
+        if crate::scripts::app_ops::mailer_hooked(&state) {
+            let message = crate::scripts::app_ops::message_json(&settings, &to, &rendered);
+            if let Err(error) = crate::scripts::app_ops::deliver(&state, message).await {
+                tracing::warn!(?error, to = %to, subject = %rendered.subject, "email not sent");
+            }
+            return;
+        }
         let result = match build(&settings, &to, &rendered) {
             Ok(message) => send(&settings, message).await,
             Err(error) => Err(error),

@@ -43,3 +43,20 @@ pub fn router() -> Router<SharedState> {
                 .layer(DefaultBodyLimit::disable()),
         )
 }
+
+/// One record's JSON as the records API would answer `ctx` with `?expand=<expand>`: its
+/// public shape, managed emails revealed, expanded, and shaped by `onRecordEnrich` handlers.
+/// Used by scripts (`$apis.enrichRecord`, `$app.expandRecord`).
+pub(crate) async fn render_for_script(
+    state: &SharedState,
+    ctx: &rules::RequestContext,
+    collection: &std::sync::Arc<domain::Collection>,
+    record: domain::Record,
+    expand: &str,
+) -> crate::error::ApiResult<serde_json::Value> {
+    let query = serde_urlencoded::to_string([("expand", expand)]).unwrap_or_default();
+    let params = query::QueryParams::parse(Some(&query));
+    common::respond_with_record(state, ctx, collection, record, &params)
+        .await
+        .map(|axum::Json(json)| json)
+}

@@ -38,7 +38,7 @@ impl AppHost {
         self
     }
 
-    fn block<F: std::future::Future>(&self, future: F) -> F::Output {
+    pub(super) fn block<F: std::future::Future>(&self, future: F) -> F::Output {
         self.scripts.handle.block_on(future)
     }
 
@@ -51,7 +51,7 @@ impl AppHost {
         }
     }
 
-    fn schema(&self, tx: &Option<SharedTx>) -> Arc<Schema> {
+    pub(super) fn schema(&self, tx: &Option<SharedTx>) -> Arc<Schema> {
         if let Some(tx) = tx
             && let Ok(guard) = tx.try_lock()
             && let Some(open) = guard.as_ref()
@@ -527,6 +527,7 @@ impl Host for AppHost {
                 Ok(Value::Null)
             }
             "crons" => Ok(serde_json::to_value(self.state.crons.list()).unwrap_or(Value::Null)),
+            _ if super::app_ops::OPS.contains(&op) => super::app_ops::call(self, op, args, tx),
             _ => self.block(super::records::call(self, op, args, tx)),
         }
     }

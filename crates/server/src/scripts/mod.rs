@@ -6,6 +6,7 @@
 //! entry point first asks the registry, a hash lookup, so a server without hooks (or a
 //! collection without handlers) pays nothing measurable.
 
+pub(crate) mod app_ops;
 pub(crate) mod host;
 pub(crate) mod layer;
 pub mod migrations;
