@@ -786,6 +786,7 @@ async fn auth_with_oauth2(
         params: ResponseParams::from_uri(&uri),
         client: &client_info,
         meta: Some(meta),
+        request: None,
     };
     finish_auth(&state, &collection, record, sign_in).await
 }
