@@ -204,12 +204,32 @@ where
     Box::pin(future)
 }
 
-/// The request's body as the hooks see it.
-pub fn body_value(body: &Map<String, Value>) -> Option<Value> {
-    Some(Value::Object(body.clone()))
-}
-
 /// A core that ran without a record to work on (a hook set `e.record` to null).
 pub fn no_record() -> ApiError {
     ApiError::not_found()
+}
+
+/// Runs `chain` around `core` when one of its handlers applies to the collection, else the
+/// core alone (seeing the chain's own fields).
+pub async fn around<F>(state: &SharedState, chain: Chain<'_>, core: F) -> ApiResult<Response>
+where
+    F: FnOnce(Left) -> CoreFuture + Send + 'static,
+{
+    match hooked(state, chain.hook, chain.collection) {
+        Some(scripts) => run(state, &scripts, chain, core).await,
+        None => {
+            core(Left {
+                record: chain.record,
+                extra: chain.extra,
+            })
+            .await
+        }
+    }
+}
+
+/// The 204 the email flows answer.
+pub fn no_content() -> ApiResult<Response> {
+    Ok(axum::response::IntoResponse::into_response(
+        axum::http::StatusCode::NO_CONTENT,
+    ))
 }
