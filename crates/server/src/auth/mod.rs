@@ -650,6 +650,68 @@ pub async fn auth_answer(
     hooks::run(state, &scripts, chain, core).await
 }
 
+/// `$apis.recordAuthResponse(e, record, method, meta)`: the auth answer for `record` as the
+/// sign-in endpoints give it (the `authRule` checked first), through `onRecordAuthRequest`.
+/// `query` holds the calling request's `expand` and `fields`. The answer comes back as
+/// `{status, type, body}` (an empty body: nothing was written).
+pub async fn script_auth_response(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: Record,
+    method: String,
+    meta: Option<Value>,
+    query: &[(String, String)],
+) -> ApiResult<Value> {
+    if !collection.is_auth() {
+        return Err(ApiError::bad_request_msg(
+            "The record is not from an auth collection.",
+        ));
+    }
+    if !auth_rule_allows(state, collection, &record).await? {
+        return Err(ApiError::forbidden(
+            "The request doesn't satisfy the collection requirements to authenticate.",
+        ));
+    }
+    let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
+    let uri: axum::http::Uri = format!(
+        "/?{}",
+        serde_urlencoded::to_string(query).unwrap_or_default()
+    )
+    .parse()
+    .unwrap_or_default();
+    let params = ResponseParams::from_uri(&uri);
+    let (parts, ()) = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri(uri)
+        .body(())
+        .unwrap_or_else(|_| axum::http::Request::new(()))
+        .into_parts();
+    let answer = AuthAnswer {
+        token,
+        method,
+        meta,
+        params,
+        viewer: None,
+        client: None,
+    };
+    let response = auth_answer(state, collection, record, answer, Some(&parts)).await?;
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json!({
+        "status": status,
+        "type": kind,
+        "body": String::from_utf8_lossy(&bytes),
+    }))
+}
+
 /// The auth answer itself: the record as its viewer sees it (`expand`, `fields`), the token,
 /// `meta` when there is one; then the new-location alert for a sign-in.
 async fn plain_auth_answer(
