@@ -22,6 +22,8 @@ mod files;
 /// JavaScript hooks: routes, middlewares, model hooks in the write's transaction, crons,
 /// runaway scripts.
 mod hooks;
+/// The auth request hooks and `$apis.recordAuthResponse`.
+mod hooks_auth;
 /// Record request hooks and onRecordEnrich from a `pb_hooks` dir.
 mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
