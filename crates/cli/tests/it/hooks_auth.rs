@@ -201,7 +201,7 @@ async fn sign_in_hooks_shape_refuse_and_end_the_answer() {
 
 #[tokio::test]
 async fn email_flow_and_otp_hooks_fire_after_validation() {
-    let (app, sink, _admin, ids) = app().await;
+    let (app, sink, admin, ids) = app().await;
 
     // Password reset: fires for a known email only; without `e.next()` nothing is mailed.
     let (status, _) = app
@@ -276,6 +276,29 @@ async fn email_flow_and_otp_hooks_fire_after_validation() {
         stored(&app, "confverif").await,
         json!({"record": ids["c"], "verified": false})
     );
+
+    // An already verified record: the hook still runs, nothing is mailed.
+    let (status, body) = app
+        .patch_json(
+            &format!("{USERS}/records/{}", ids["swap"].as_str().expect("id")),
+            Some(&admin),
+            json!({"verified": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .post_json(
+            &format!("{USERS}/request-verification"),
+            None,
+            json!({"email": "swap@x.com"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        stored(&app, "reqverif").await,
+        json!({"record": ids["swap"]})
+    );
+    assert_eq!(sink.count_to("swap@x.com"), 0);
 
     // Email change: the hook sees the new address.
     let (status, session) = app

@@ -158,9 +158,8 @@ async fn request_verification(
     }
     let options = options(&collection)?;
     let template = options.verification_template.clone();
-    if let Some(record) = find_by_field(&state, &collection, "email", &email).await?
-        && !record.bool("verified")
-    {
+    // PocketBase runs the hook for an already verified record too; nothing is mailed then.
+    if let Some(record) = find_by_field(&state, &collection, "email", &email).await? {
         let chain = chain(
             hooks::REQUEST_VERIFICATION,
             &collection,
@@ -174,6 +173,9 @@ async fn request_verification(
             move |left: hooks::Left| {
                 hooks::boxed(async move {
                     let record = left.record_over(&record);
+                    if record.bool("verified") {
+                        return hooks::no_content();
+                    }
                     let claims = Claims {
                         email: Some(email.clone()),
                         ..Claims::default()

@@ -13,7 +13,7 @@ use axum::response::Response;
 use domain::{Collection, Record};
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::scripts::{self, Scripts};
 use crate::state::SharedState;
 
@@ -202,11 +202,6 @@ where
     F: Future<Output = ApiResult<Response>> + Send + 'static,
 {
     Box::pin(future)
-}
-
-/// A core that ran without a record to work on (a hook set `e.record` to null).
-pub fn no_record() -> ApiError {
-    ApiError::not_found()
 }
 
 /// Runs `chain` around `core` when one of its handlers applies to the collection, else the
