@@ -32,6 +32,12 @@ onRecordAuthRequest((e) => {
   e.record.set("name", "hooked");
   e.next();
 }, "users");
+onRecordAuthWithOAuth2Request((e) => {
+  $app.store().set("oauth2", { provider: e.providerName, email: e.oAuth2User.email, isNew: e.isNewRecord, record: e.record ? e.record.id : null, createData: e.createData });
+  if (e.oAuth2User.email === "refused@oidc.test") throw new BadRequestError("no oauth2");
+  e.createData = { name: "from hook" };
+  e.next();
+}, "users");
 onRecordAuthRefreshRequest((e) => { $app.store().set("refresh", { record: e.record.id }); e.next(); }, "users");
 onRecordRequestOTPRequest((e) => { $app.store().set("reqotp", { record: e.record ? e.record.id : null, pw: e.password }); e.next(); }, "users");
 onRecordAuthWithOTPRequest((e) => { $app.store().set("otp", { record: e.record.id }); e.next(); }, "users");
@@ -49,8 +55,8 @@ onRecordConfirmEmailChangeRequest((e) => { $app.store().set("confemail", { recor
 
 const PASSWORD: &str = "Passw0rd!123";
 
-/// A server running [`HOOKS`], mailing to a sink, rate limits off; users a, b, c and swap.
-async fn app() -> (TestApp, SmtpSink, String, Value) {
+/// A server running [`HOOKS`], with no users.
+async fn bare_app() -> TestApp {
     let hooks = tempfile::tempdir().expect("tempdir");
     std::fs::write(hooks.path().join("main.pb.js"), HOOKS).expect("writes hooks");
     let app = TestApp::spawn_launch(&Launch {
@@ -62,6 +68,12 @@ async fn app() -> (TestApp, SmtpSink, String, Value) {
     })
     .await;
     drop(hooks);
+    app
+}
+
+/// A server running [`HOOKS`], mailing to a sink, rate limits off; users a, b, c and swap.
+async fn app() -> (TestApp, SmtpSink, String, Value) {
+    let app = bare_app().await;
     let sink = SmtpSink::start();
     let admin = app.admin_token().await;
     let (status, body) = app
@@ -369,4 +381,45 @@ async fn email_flow_and_otp_hooks_fire_after_validation() {
     assert_eq!(body["meta"], json!({"custom": "x"}));
     assert_eq!(stored(&app, "otp").await, json!({"record": ids["swap"]}));
     assert_eq!(stored(&app, "auth").await["method"], "otp");
+}
+
+#[tokio::test]
+async fn the_oauth2_hook_sees_the_provider_user_and_shapes_the_sign_up() {
+    let provider = crate::oauth2::OidcProvider::start();
+    let app = bare_app().await;
+    let admin = app.admin_token().await;
+    crate::oauth2::enable_oidc(&app, &admin, &provider, json!({})).await;
+    let (status, body) =
+        crate::oauth2::oauth2_login_with(&app, "olly", json!({"name": "submitted"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["email"], "olly@oidc.test");
+    // The auth hook replaced the provider's `meta`, and the record's name.
+    assert_eq!(body["meta"], json!({"custom": "x"}));
+    let id = body["record"]["id"].clone();
+    assert_eq!(
+        stored(&app, "oauth2").await,
+        json!({"provider": "oidc", "email": "olly@oidc.test", "isNew": true, "record": null,
+               "createData": {"name": "submitted"}})
+    );
+    assert_eq!(stored(&app, "auth").await["method"], "oauth2");
+    // What the hook put in `e.createData` is what the new record was made from.
+    let (status, stored_user) = app
+        .get(
+            &format!("{USERS}/records/{}", id.as_str().expect("id")),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 200, "{stored_user}");
+    assert_eq!(stored_user["name"], "from hook");
+    // The second sign-in finds the linked record.
+    let (status, body) = crate::oauth2::oauth2_login_with(&app, "olly", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stored(&app, "oauth2").await["isNew"], false);
+    assert_eq!(stored(&app, "oauth2").await["record"], id);
+    // A refusal from the hook answers as it is, and nothing is created.
+    let (status, body) = crate::oauth2::oauth2_login_with(&app, "refused", json!({})).await;
+    assert_error(status, &body, 400, "No oauth2.");
+    let (status, list) = app.get(&format!("{USERS}/records"), Some(&admin)).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["totalItems"], 1, "{list}");
 }
