@@ -25,6 +25,8 @@ mod hooks;
 /// `$app`/`$apis`/`$mails`/`$security` services from hooks: expand, access, enrich, tokens,
 /// mail, AES and regex strings.
 mod hooks_app;
+/// The auth request hooks and `$apis.recordAuthResponse`.
+mod hooks_auth;
 /// Record request hooks and onRecordEnrich from a `pb_hooks` dir.
 mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).

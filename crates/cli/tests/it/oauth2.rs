@@ -15,7 +15,7 @@ const USERS: &str = "/api/collections/users";
 
 /// node-oidc-provider, installed from npm once per machine into the temp dir, running on a
 /// free loopback port. Killed on drop.
-struct OidcProvider {
+pub(crate) struct OidcProvider {
     base: String,
     child: Child,
 }
@@ -51,7 +51,7 @@ fn install_dir() -> PathBuf {
 }
 
 impl OidcProvider {
-    fn start() -> OidcProvider {
+    pub(crate) fn start() -> OidcProvider {
         let dir = install_dir();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -194,7 +194,11 @@ async fn oauth2_login(app: &TestApp, login: &str) -> (u16, Value) {
 }
 
 /// A full sign-in at the provider, then `auth-with-oauth2` with `create_data`.
-async fn oauth2_login_with(app: &TestApp, login: &str, create_data: Value) -> (u16, Value) {
+pub(crate) async fn oauth2_login_with(
+    app: &TestApp,
+    login: &str,
+    create_data: Value,
+) -> (u16, Value) {
     let entry = provider_entry(app).await;
     let (code, state) =
         sign_in_at_provider(entry["authURL"].as_str().expect("authURL"), login).await;
@@ -439,7 +443,7 @@ async fn oauth2_takes_an_unverified_account_back_from_whoever_registered_it() {
 }
 
 /// Configures the `oidc` provider of `users` against `provider`, with rate limits off.
-async fn enable_oidc(app: &TestApp, admin: &str, provider: &OidcProvider, extra: Value) {
+pub(crate) async fn enable_oidc(app: &TestApp, admin: &str, provider: &OidcProvider, extra: Value) {
     let (status, body) = app
         .patch_json(
             "/api/settings",

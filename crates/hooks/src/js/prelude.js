@@ -964,8 +964,14 @@
     skipSuccessActivityLog: native("noop"),
     activityLogger: native("noop"),
     recordAuthResponse(e, record, method, meta) {
-      const out = host("recordAuthResponse", { record: record.__export(), method: String(method || ""), meta: meta === undefined ? null : meta });
-      e.json(200, out);
+      let query = {};
+      try { query = e.requestInfo().query || {}; } catch (_) { query = {}; }
+      const out = host("recordAuthResponse", { record: record.__export(), method: String(method || ""), meta: meta === undefined ? null : jsonOf(meta), query });
+      // An empty body: an onRecordAuthRequest handler ended the chain without writing.
+      if (out && out.body) {
+        if (String(out.type || "").indexOf("json") >= 0) e.json(out.status, JSON.parse(out.body));
+        else e.string(out.status, out.body);
+      }
     },
     enrichRecord(e, record, ...expands) {
       let info = null;

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
 use axum::routing::post;
 use domain::field::FieldKind;
 use domain::{Collection, FieldError, Record, ValidationErrors};
 use serde_json::Value;
 
+use super::hooks;
 use super::token::{self, Claims, TokenType};
 use super::{
     auth_collection, find_by_field, form_text, is_email_error, new_token_key, options, password,
@@ -143,8 +146,9 @@ async fn verify_for(
 async fn request_verification(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    parts: Parts,
     TextForm(body): TextForm,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     let email = email_field(&body, "email")?;
     if collection.is_superusers() {
@@ -153,31 +157,71 @@ async fn request_verification(
         ));
     }
     let options = options(&collection)?;
-    if let Some(record) = find_by_field(&state, &collection, "email", &email).await?
-        && !record.bool("verified")
-    {
-        let claims = Claims {
-            email: Some(email.clone()),
-            ..Claims::default()
-        };
-        mail_token(
-            &state,
+    let template = options.verification_template.clone();
+    // PocketBase runs the hook for an already verified record too; nothing is mailed then.
+    if let Some(record) = find_by_field(&state, &collection, "email", &email).await? {
+        let chain = chain(
+            hooks::REQUEST_VERIFICATION,
             &collection,
+            &parts,
+            &body,
             &record,
-            TokenType::Verification,
-            claims,
-            &options.verification_template,
-            email,
-        )?;
+        );
+        let core = {
+            let state = state.clone();
+            let collection = collection.clone();
+            move |left: hooks::Left| {
+                hooks::boxed(async move {
+                    let record = left.record_over(&record);
+                    if record.bool("verified") {
+                        return hooks::no_content();
+                    }
+                    let claims = Claims {
+                        email: Some(email.clone()),
+                        ..Claims::default()
+                    };
+                    mail_token(
+                        &state,
+                        &collection,
+                        &record,
+                        TokenType::Verification,
+                        claims,
+                        &template,
+                        email,
+                    )?;
+                    hooks::no_content()
+                })
+            }
+        };
+        return hooks::around(&state, chain, core).await;
     }
-    Ok(StatusCode::NO_CONTENT)
+    hooks::no_content()
+}
+
+/// The chain of an email flow's hook: `e.record` is the record the flow acts on.
+fn chain<'a>(
+    hook: &'static str,
+    collection: &'a Collection,
+    parts: &'a Parts,
+    body: &serde_json::Map<String, Value>,
+    record: &Record,
+) -> hooks::Chain<'a> {
+    hooks::Chain {
+        hook,
+        collection,
+        parts,
+        body: Some(Value::Object(body.clone())),
+        record: Some(hooks::wire(collection, record)),
+        extra: serde_json::Map::new(),
+    }
 }
 
 async fn confirm_verification(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    parts: Parts,
     TextForm(body): TextForm,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     let text = form_text(&body, "token")?;
     if text.is_empty() {
@@ -198,45 +242,76 @@ async fn confirm_verification(
     let record = match verify_for(&state, &collection, &text, TokenType::Verification).await {
         Ok((record, _)) => record,
         Err(error) => {
-            return validated(ValidationErrors::single("token", error))
-                .map(|()| StatusCode::NO_CONTENT);
+            validated(ValidationErrors::single("token", error))?;
+            return hooks::no_content();
         }
     };
-    if !record.bool("verified") {
-        let had_links = super::forget_links_on_verification(&state, &collection, &record).await?;
-        let mut change = SystemChange::new().set("verified", true);
-        if had_links {
-            change = change.set("tokenKey", new_token_key());
+    let chain = chain(
+        hooks::CONFIRM_VERIFICATION,
+        &collection,
+        &parts,
+        &body,
+        &record,
+    );
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                if !record.bool("verified") {
+                    let had_links =
+                        super::forget_links_on_verification(&state, &collection, &record).await?;
+                    let mut change = SystemChange::new().set("verified", true);
+                    if had_links {
+                        change = change.set("tokenKey", new_token_key());
+                    }
+                    save_record(&state, &collection, record.id(), change).await?;
+                }
+                hooks::no_content()
+            })
         }
-        save_record(&state, &collection, record.id(), change).await?;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    };
+    hooks::around(&state, chain, core).await
 }
 
 async fn request_password_reset(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    parts: Parts,
     TextForm(body): TextForm,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     let email = email_field(&body, "email")?;
-    let options = options(&collection)?;
-    if let Some(record) = find_by_field(&state, &collection, "email", &email).await? {
-        let claims = Claims {
-            email: Some(email.clone()),
-            ..Claims::default()
-        };
-        mail_token(
-            &state,
-            &collection,
-            &record,
-            TokenType::PasswordReset,
-            claims,
-            &options.reset_password_template,
-            email,
-        )?;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let template = options(&collection)?.reset_password_template.clone();
+    let Some(record) = find_by_field(&state, &collection, "email", &email).await? else {
+        return hooks::no_content();
+    };
+    let chain = chain(hooks::REQUEST_RESET, &collection, &parts, &body, &record);
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let claims = Claims {
+                    email: Some(email.clone()),
+                    ..Claims::default()
+                };
+                mail_token(
+                    &state,
+                    &collection,
+                    &record,
+                    TokenType::PasswordReset,
+                    claims,
+                    &template,
+                    email,
+                )?;
+                hooks::no_content()
+            })
+        }
+    };
+    hooks::around(&state, chain, core).await
 }
 
 /// The password field's length limits: its own `min`, and `max` or 255 when unset.
@@ -250,8 +325,9 @@ fn password_limits(collection: &Collection) -> (u64, u64) {
 async fn confirm_password_reset(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    parts: Parts,
     TextForm(body): TextForm,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     let text = form_text(&body, "token")?;
     let new_password = form_text(&body, "password")?;
@@ -296,35 +372,49 @@ async fn confirm_password_reset(
     let Some((record, _)) = verified else {
         return Err(ApiError::bad_request());
     };
-    let hash = password::hash_argon2(new_password, state.config.argon2)
-        .await
-        .map_err(ApiError::internal)?;
-    super::forget_links_on_verification(&state, &collection, &record).await?;
-    // The password's limits were checked above (as the form's, not the stored field's): the
-    // hash is stored as it is. The reset link reached this mailbox, which proves the address.
-    let change = SystemChange::new()
-        .set_raw("password", hash)
-        .set("tokenKey", new_token_key())
-        .set("verified", true);
-    save_record(&state, &collection, record.id(), change).await?;
-    // The owner has a new password: a lockout started by someone's guesses no longer applies.
-    for field in &options(&collection)?.password_auth.identity_fields {
-        let identity = record.text(field);
-        if !identity.is_empty() {
-            state
-                .login_lockouts
-                .clear(&super::lockout::key(&collection.id, identity));
+    let chain = chain(hooks::CONFIRM_RESET, &collection, &parts, &body, &record);
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let hash = password::hash_argon2(new_password, state.config.argon2)
+                    .await
+                    .map_err(ApiError::internal)?;
+                super::forget_links_on_verification(&state, &collection, &record).await?;
+                // The password's limits were checked above (as the form's, not the stored
+                // field's): the hash is stored as it is. The reset link reached this mailbox,
+                // which proves the address.
+                let change = SystemChange::new()
+                    .set_raw("password", hash)
+                    .set("tokenKey", new_token_key())
+                    .set("verified", true);
+                save_record(&state, &collection, record.id(), change).await?;
+                // The owner has a new password: a lockout started by someone's guesses no
+                // longer applies.
+                for field in &options(&collection)?.password_auth.identity_fields {
+                    let identity = record.text(field);
+                    if !identity.is_empty() {
+                        state
+                            .login_lockouts
+                            .clear(&super::lockout::key(&collection.id, identity));
+                    }
+                }
+                hooks::no_content()
+            })
         }
-    }
-    Ok(StatusCode::NO_CONTENT)
+    };
+    hooks::around(&state, chain, core).await
 }
 
 async fn request_email_change(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
+    parts: Parts,
     TextForm(body): TextForm,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     super::require_signed_in(&auth)?;
     let collection = auth_collection(&state, &collection)?;
     let (_, record, _) = require_record_of(&auth, &collection)?;
@@ -344,29 +434,52 @@ async fn request_email_change(
             FieldError::new("validation_invalid_new_email", "Invalid new email address."),
         ))?;
     }
-    let options = options(&collection)?;
-    let claims = Claims {
-        email: Some(record.text("email").to_owned()),
-        new_email: Some(new_email.clone()),
-        ..Claims::default()
-    };
-    mail_token(
-        &state,
+    let template = options(&collection)?.confirm_email_change_template.clone();
+    let mut chain = chain(
+        hooks::REQUEST_EMAIL_CHANGE,
         &collection,
+        &parts,
+        &body,
         record,
-        TokenType::EmailChange,
-        claims,
-        &options.confirm_email_change_template,
-        new_email,
-    )?;
-    Ok(StatusCode::NO_CONTENT)
+    );
+    chain
+        .extra
+        .insert("newEmail".into(), Value::String(new_email));
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        let record = record.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let new_email = left.text("newEmail");
+                let claims = Claims {
+                    email: Some(record.text("email").to_owned()),
+                    new_email: Some(new_email.clone()),
+                    ..Claims::default()
+                };
+                mail_token(
+                    &state,
+                    &collection,
+                    &record,
+                    TokenType::EmailChange,
+                    claims,
+                    &template,
+                    new_email,
+                )?;
+                hooks::no_content()
+            })
+        }
+    };
+    hooks::around(&state, chain, core).await
 }
 
 async fn confirm_email_change(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    parts: Parts,
     TextForm(body): TextForm,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection)?;
     let text = form_text(&body, "token")?;
     let plain = form_text(&body, "password")?;
@@ -419,28 +532,52 @@ async fn confirm_email_change(
         return Err(ApiError::bad_request());
     };
     let new_email = claims.new_email.unwrap_or_default();
-    if find_by_field(&state, &collection, "email", &new_email)
-        .await?
-        .is_some()
-    {
-        validated(ValidationErrors::single(
-            "newEmail",
-            FieldError::new("validation_invalid_new_email", "Invalid new email address."),
-        ))?;
-    }
-    super::forget_links_on_verification(&state, &collection, &record).await?;
-    let change = SystemChange::new()
-        .set("email", new_email)
-        .set("verified", true)
-        .set("tokenKey", new_token_key());
-    save_record(&state, &collection, record.id(), change)
-        .await
-        .map_err(|error| {
-            if error.status == StatusCode::BAD_REQUEST {
-                error
-            } else {
-                ApiError::bad_request_msg("Failed to confirm the email change.")
-            }
-        })?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut chain = chain(
+        hooks::CONFIRM_EMAIL_CHANGE,
+        &collection,
+        &parts,
+        &body,
+        &record,
+    );
+    chain
+        .extra
+        .insert("newEmail".into(), Value::String(new_email));
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let new_email = left.text("newEmail");
+                if find_by_field(&state, &collection, "email", &new_email)
+                    .await?
+                    .is_some()
+                {
+                    validated(ValidationErrors::single(
+                        "newEmail",
+                        FieldError::new(
+                            "validation_invalid_new_email",
+                            "Invalid new email address.",
+                        ),
+                    ))?;
+                }
+                super::forget_links_on_verification(&state, &collection, &record).await?;
+                let change = SystemChange::new()
+                    .set("email", new_email)
+                    .set("verified", true)
+                    .set("tokenKey", new_token_key());
+                save_record(&state, &collection, record.id(), change)
+                    .await
+                    .map_err(|error| {
+                        if error.status == StatusCode::BAD_REQUEST {
+                            error
+                        } else {
+                            ApiError::bad_request_msg("Failed to confirm the email change.")
+                        }
+                    })?;
+                hooks::no_content()
+            })
+        }
+    };
+    hooks::around(&state, chain, core).await
 }

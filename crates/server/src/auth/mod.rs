@@ -6,6 +6,7 @@
 pub mod apple;
 pub mod bookkeeping;
 pub mod flows;
+pub mod hooks;
 pub mod lockout;
 pub mod oauth2;
 pub mod oauth2_redirect;
@@ -542,6 +543,8 @@ pub struct SignIn<'a> {
     pub client: &'a ClientInfo,
     /// OAuth2's provider data, added to the response as `meta`.
     pub meta: Option<Value>,
+    /// The request's head, for `onRecordAuthRequest` (`None`: no hook runs).
+    pub request: Option<&'a axum::http::request::Parts>,
 }
 
 /// The end of every sign-in: the `authRule`, then MFA (a 401 with an `mfaId` on the first
@@ -558,6 +561,7 @@ pub async fn finish_auth(
         params,
         client,
         meta,
+        request,
     } = sign_in;
     let mfa_id = mfa_id.as_str();
     let params = &params;
@@ -578,14 +582,157 @@ pub async fn finish_auth(
         }
     }
     let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
-    let viewer = self_viewer(collection, &record);
-    let mut response = respond(state, collection, &record, token, &viewer, params).await?;
-    if let (Some(meta), Some(object)) = (meta, response.as_object_mut()) {
+    let answer = AuthAnswer {
+        token,
+        method: method.as_str().to_owned(),
+        meta,
+        params: params.clone(),
+        viewer: None,
+        client: Some(client.clone()),
+    };
+    auth_answer(state, collection, record, answer, request).await
+}
+
+/// What an auth response is made of besides its record.
+pub struct AuthAnswer {
+    pub token: String,
+    /// `password`, `otp`, `oauth2`, `""` for a refresh, or what `$apis.recordAuthResponse`
+    /// was given.
+    pub method: String,
+    pub meta: Option<Value>,
+    pub params: ResponseParams,
+    /// Whose view of the record is answered (`None`: the record's own).
+    pub viewer: Option<AuthContext>,
+    /// Where a sign-in came from, for the new-location alert (`None`: no alert).
+    pub client: Option<ClientInfo>,
+}
+
+/// The `{token, record, meta?}` answer, through `onRecordAuthRequest` when a handler applies
+/// and the request is known: the handlers may change `e.token`, `e.record` and `e.meta`.
+pub async fn auth_answer(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: Record,
+    answer: AuthAnswer,
+    request: Option<&axum::http::request::Parts>,
+) -> ApiResult<Response> {
+    let scripts = request.and_then(|_| hooks::hooked(state, hooks::AUTH, collection));
+    let (Some(scripts), Some(parts)) = (scripts, request) else {
+        return plain_auth_answer(state, collection, &record, answer).await;
+    };
+    let mut extra = serde_json::Map::new();
+    extra.insert("token".into(), Value::String(answer.token.clone()));
+    extra.insert("meta".into(), answer.meta.clone().unwrap_or(Value::Null));
+    extra.insert("authMethod".into(), Value::String(answer.method.clone()));
+    let chain = hooks::Chain {
+        hook: hooks::AUTH,
+        collection,
+        parts,
+        body: None,
+        record: Some(hooks::wire(collection, &record)),
+        extra,
+    };
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let answer = AuthAnswer {
+                    token: left.text("token"),
+                    meta: left.value("meta"),
+                    ..answer
+                };
+                plain_auth_answer(&state, &collection, &record, answer).await
+            })
+        }
+    };
+    hooks::run(state, &scripts, chain, core).await
+}
+
+/// `$apis.recordAuthResponse(e, record, method, meta)`: the auth answer for `record` as the
+/// sign-in endpoints give it (the `authRule` checked first), through `onRecordAuthRequest`.
+/// `query` holds the calling request's `expand` and `fields`. The answer comes back as
+/// `{status, type, body}` (an empty body: nothing was written).
+pub async fn script_auth_response(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: Record,
+    method: String,
+    meta: Option<Value>,
+    query: &[(String, String)],
+) -> ApiResult<Value> {
+    if !collection.is_auth() {
+        return Err(ApiError::bad_request_msg(
+            "The record is not from an auth collection.",
+        ));
+    }
+    if !auth_rule_allows(state, collection, &record).await? {
+        return Err(ApiError::forbidden(
+            "The request doesn't satisfy the collection requirements to authenticate.",
+        ));
+    }
+    let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
+    let uri: axum::http::Uri = format!(
+        "/?{}",
+        serde_urlencoded::to_string(query).unwrap_or_default()
+    )
+    .parse()
+    .unwrap_or_default();
+    let params = ResponseParams::from_uri(&uri);
+    let (parts, ()) = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri(uri)
+        .body(())
+        .unwrap_or_else(|_| axum::http::Request::new(()))
+        .into_parts();
+    let answer = AuthAnswer {
+        token,
+        method,
+        meta,
+        params,
+        viewer: None,
+        client: None,
+    };
+    let response = auth_answer(state, collection, record, answer, Some(&parts)).await?;
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json!({
+        "status": status,
+        "type": kind,
+        "body": String::from_utf8_lossy(&bytes),
+    }))
+}
+
+/// The auth answer itself: the record as its viewer sees it (`expand`, `fields`), the token,
+/// `meta` when there is one; then the new-location alert for a sign-in.
+async fn plain_auth_answer(
+    state: &SharedState,
+    collection: &Arc<Collection>,
+    record: &Record,
+    answer: AuthAnswer,
+) -> ApiResult<Response> {
+    let params = &answer.params;
+    let viewer = answer
+        .viewer
+        .unwrap_or_else(|| self_viewer(collection, record));
+    let mut response = respond(state, collection, record, answer.token, &viewer, params).await?;
+    if let (Some(meta), Some(object)) = (answer.meta, response.as_object_mut()) {
         object.insert("meta".into(), meta);
         // `fields` may name `meta` too; apply it again now that the key exists.
         apply_fields(&mut response, &params.fields)?;
     }
-    note_origin(state, collection, &record, client).await;
+    if let Some(client) = &answer.client {
+        note_origin(state, collection, record, client).await;
+    }
     Ok(Json(response).into_response())
 }
 
@@ -655,10 +802,11 @@ async fn auth_methods(
 async fn auth_with_password(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    uri: axum::http::Uri,
+    parts: axum::http::request::Parts,
     client: ClientInfo,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
+    let uri = parts.uri.clone();
     let query = query_pairs(&uri);
     let params = ResponseParams::from_uri(&uri);
     let collection = auth_collection(&state, &collection)?;
@@ -709,6 +857,19 @@ async fn auth_with_password(
             break;
         }
     }
+    if let Some(scripts) = hooks::hooked(&state, hooks::WITH_PASSWORD, &collection) {
+        let login = HookedLogin {
+            collection,
+            found,
+            identity,
+            identity_field: form_text(&body, "identityField")?,
+            password,
+            body,
+            client,
+            parts,
+        };
+        return password_with_hook(&state, &scripts, login, attempt).await;
+    }
     let failed = |attempt: lockout::Attempt<'_>| {
         attempt.failed(std::time::Instant::now());
         ApiError::bad_request_msg("Failed to authenticate.")
@@ -735,8 +896,111 @@ async fn auth_with_password(
         params,
         client: &client,
         meta: None,
+        request: None,
     };
     finish_auth(&state, &collection, record, sign_in).await
+}
+
+/// A password sign-in whose collection has `onRecordAuthWithPasswordRequest` handlers.
+struct HookedLogin {
+    collection: Arc<Collection>,
+    found: Option<Record>,
+    identity: String,
+    identity_field: String,
+    password: String,
+    body: serde_json::Map<String, Value>,
+    client: ClientInfo,
+    parts: axum::http::request::Parts,
+}
+
+/// The password check and the rest of the sign-in behind `onRecordAuthWithPasswordRequest`:
+/// the handlers see `e.identity`, `e.identityField`, `e.password` and the found `e.record`
+/// (null for an unknown identity), and may change them. The lockout counts what the check
+/// decided; a chain that never reached it releases the attempt uncounted.
+async fn password_with_hook(
+    state: &SharedState,
+    scripts: &Arc<crate::scripts::Scripts>,
+    login: HookedLogin,
+    attempt: lockout::Attempt<'_>,
+) -> ApiResult<Response> {
+    let verdict: Arc<std::sync::Mutex<Option<bool>>> = Arc::default();
+    let mut extra = serde_json::Map::new();
+    extra.insert("identity".into(), Value::String(login.identity.clone()));
+    extra.insert(
+        "identityField".into(),
+        Value::String(login.identity_field.clone()),
+    );
+    extra.insert("password".into(), Value::String(login.password.clone()));
+    let record = login
+        .found
+        .as_ref()
+        .map(|r| hooks::wire(&login.collection, r));
+    let chain = hooks::Chain {
+        hook: hooks::WITH_PASSWORD,
+        collection: &login.collection,
+        parts: &login.parts,
+        body: Some(Value::Object(login.body.clone())),
+        record,
+        extra,
+    };
+    let core = {
+        let state = state.clone();
+        let collection = login.collection.clone();
+        let found = login.found.clone();
+        let body = login.body.clone();
+        let client = login.client.clone();
+        let parts = login.parts.clone();
+        let verdict = verdict.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = match (left.record_id(), &found) {
+                    (Some(id), Some(found)) if id == found.id() => Some(left.record_over(found)),
+                    (Some(id), _) => state
+                        .store
+                        .get_record(collection.clone(), &id, Vec::new())
+                        .await?
+                        .map(|r| left.record_over(&r)),
+                    (None, _) => None,
+                };
+                let password = left.text("password");
+                let failed = || ApiError::bad_request_msg("Failed to authenticate.");
+                let Some(record) = record else {
+                    password::verify(password, dummy_hash(&state).await).await;
+                    *crate::scripts::lock(&verdict) = Some(false);
+                    return Err(failed());
+                };
+                let stored = record.text("password").to_owned();
+                if !password::verify(password.clone(), stored.clone()).await {
+                    *crate::scripts::lock(&verdict) = Some(false);
+                    return Err(failed());
+                }
+                *crate::scripts::lock(&verdict) = Some(true);
+                let record = if password::needs_rehash(&stored) {
+                    rehash(&state, &collection, record, password).await
+                } else {
+                    record
+                };
+                let query = query_pairs(&parts.uri);
+                let sign_in = SignIn {
+                    method: AuthMethod::Password,
+                    mfa_id: mfa_id(&body, &query)?,
+                    params: ResponseParams::from_uri(&parts.uri),
+                    client: &client,
+                    meta: None,
+                    request: Some(&parts),
+                };
+                finish_auth(&state, &collection, record, sign_in).await
+            })
+        }
+    };
+    let result = hooks::run(state, scripts, chain, core).await;
+    let decided = crate::scripts::lock(&verdict).take();
+    match decided {
+        Some(true) => attempt.succeeded(),
+        Some(false) => attempt.failed(std::time::Instant::now()),
+        None => drop(attempt),
+    }
+    result
 }
 
 /// Replaces a verified bcrypt hash by an argon2id one. The token key is kept (nothing about
@@ -772,29 +1036,75 @@ async fn auth_refresh(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     Auth(auth): Auth,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-) -> ApiResult<Json<Value>> {
+    parts: axum::http::request::Parts,
+) -> ApiResult<Response> {
     require_signed_in(&auth)?;
     let collection = auth_collection(&state, &collection)?;
     let (_, record, refreshable) = require_record_of(&auth, &collection)?;
-    let token = if refreshable {
-        token::auth_token(&collection, record).map_err(ApiError::internal)?
-    } else {
-        // Non-refreshable (impersonation) tokens come back unchanged.
-        headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.trim_start_matches("Bearer ")
-                    .trim_start_matches("bearer ")
-                    .to_owned()
-            })
-            .unwrap_or_default()
+    let record = record.clone();
+    // Non-refreshable (impersonation) tokens come back unchanged.
+    let presented = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim_start_matches("Bearer ")
+                .trim_start_matches("bearer ")
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let params = ResponseParams::from_uri(&parts.uri);
+    let Some(scripts) = hooks::hooked(&state, hooks::REFRESH, &collection) else {
+        let token = if refreshable {
+            token::auth_token(&collection, &record).map_err(ApiError::internal)?
+        } else {
+            presented
+        };
+        let answer = AuthAnswer {
+            token,
+            method: String::new(),
+            meta: None,
+            params,
+            viewer: Some(auth),
+            client: None,
+        };
+        return auth_answer(&state, &collection, record, answer, Some(&parts)).await;
     };
-    let params = ResponseParams::from_uri(&uri);
-    let response = respond(&state, &collection, record, token, &auth, &params).await?;
-    Ok(Json(response))
+    // `onRecordAuthRefreshRequest` sees the caller's record; the new token is made from what
+    // the handlers left on it.
+    let chain = hooks::Chain {
+        hook: hooks::REFRESH,
+        collection: &collection,
+        parts: &parts,
+        body: None,
+        record: Some(hooks::wire(&collection, &record)),
+        extra: serde_json::Map::new(),
+    };
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        let parts = parts.clone();
+        move |left: hooks::Left| {
+            hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let token = if refreshable {
+                    token::auth_token(&collection, &record).map_err(ApiError::internal)?
+                } else {
+                    presented
+                };
+                let answer = AuthAnswer {
+                    token,
+                    method: String::new(),
+                    meta: None,
+                    params,
+                    viewer: Some(auth),
+                    client: None,
+                };
+                auth_answer(&state, &collection, record, answer, Some(&parts)).await
+            })
+        }
+    };
+    hooks::run(&state, &scripts, chain, core).await
 }
 
 /// The caller's record when it belongs to `collection`: 401 for guests, 403 (naming the

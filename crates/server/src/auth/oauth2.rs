@@ -671,6 +671,7 @@ async fn auth_with_oauth2(
     Auth(auth): Auth,
     uri: axum::http::Uri,
     headers: HeaderMap,
+    parts: axum::http::request::Parts,
     client_info: ClientInfo,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
@@ -722,6 +723,21 @@ async fn auth_with_oauth2(
     let (user, raw_user) = fetch_user(&http, &provider, &tokens)
         .await
         .ok_or_else(|| bad("Failed to fetch OAuth2 user."))?;
+    if let Some(scripts) = super::hooks::hooked(&state, super::hooks::WITH_OAUTH2, &collection) {
+        let login = HookedOAuth2 {
+            collection,
+            auth,
+            headers,
+            parts,
+            client: client_info,
+            body,
+            provider,
+            user,
+            raw_user,
+            tokens,
+        };
+        return oauth2_with_hook(&state, &scripts, login).await;
+    }
     let mut is_new = false;
     let record = match linked_record(&state, &collection, &provider.name, &user.id).await? {
         Some(record) => record,
@@ -786,8 +802,193 @@ async fn auth_with_oauth2(
         params: ResponseParams::from_uri(&uri),
         client: &client_info,
         meta: Some(meta),
+        request: Some(&parts),
     };
     finish_auth(&state, &collection, record, sign_in).await
+}
+
+/// An OAuth2 sign-in whose collection has `onRecordAuthWithOAuth2Request` handlers.
+struct HookedOAuth2 {
+    collection: Arc<Collection>,
+    auth: AuthContext,
+    headers: HeaderMap,
+    parts: axum::http::request::Parts,
+    client: ClientInfo,
+    body: Map<String, Value>,
+    provider: Provider,
+    user: ProviderUser,
+    raw_user: Value,
+    tokens: Tokens,
+}
+
+/// The OAuth2 sign-in behind `onRecordAuthWithOAuth2Request`: the handlers see
+/// `e.providerName`, `e.oAuth2User`, `e.createData`, the record the provider's account
+/// leads to (`e.record`, null for a new one) and `e.isNewRecord`. What they leave decides
+/// which record signs in, or with which data a new one is made.
+async fn oauth2_with_hook(
+    state: &SharedState,
+    scripts: &Arc<crate::scripts::Scripts>,
+    login: HookedOAuth2,
+) -> ApiResult<Response> {
+    let HookedOAuth2 {
+        collection,
+        auth,
+        headers,
+        parts,
+        client,
+        body,
+        provider,
+        user,
+        raw_user,
+        tokens,
+    } = login;
+    let linked = linked_record(state, &collection, &provider.name, &user.id).await?;
+    let existing = match (&linked, &auth) {
+        (Some(_), _) => None,
+        (
+            None,
+            AuthContext::Record {
+                collection: own,
+                record,
+                ..
+            },
+        ) if own.id == collection.id => Some((**record).clone()),
+        (None, _) => by_verified_email(state, &collection, &user).await?,
+    };
+    // A record matched by the provider's email is taken from whoever made it, unless it proved
+    // its email (as without hooks); the caller's own record is linked as it is.
+    let by_email = linked.is_none()
+        && !matches!(&auth, AuthContext::Record { collection: own, .. } if own.id == collection.id);
+    let found = linked.clone().or_else(|| existing.clone());
+    let oauth2_user = json!({
+        "id": user.id,
+        "name": user.name,
+        "username": user.username,
+        "email": user.email,
+        "avatarURL": user.avatar_url,
+        "accessToken": tokens.access,
+        "refreshToken": tokens.refresh,
+        "expiry": tokens.expiry,
+        "rawUser": raw_user,
+    });
+    let create_data = match body.get("createData") {
+        Some(Value::Object(map)) => Value::Object(map.clone()),
+        _ => json!({}),
+    };
+    let mut extra = Map::new();
+    extra.insert("providerName".into(), Value::String(provider.name.clone()));
+    extra.insert("oAuth2User".into(), oauth2_user);
+    extra.insert("createData".into(), create_data);
+    extra.insert("isNewRecord".into(), Value::Bool(found.is_none()));
+    let chain = super::hooks::Chain {
+        hook: super::hooks::WITH_OAUTH2,
+        collection: &collection,
+        parts: &parts,
+        body: Some(Value::Object(body.clone())),
+        record: found.as_ref().map(|r| super::hooks::wire(&collection, r)),
+        extra,
+    };
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        let parts = parts.clone();
+        move |left: super::hooks::Left| {
+            super::hooks::boxed(async move {
+                let chosen = left.record_id();
+                let mut is_new = false;
+                let record = match chosen {
+                    Some(id) if linked.as_ref().is_some_and(|r| r.id() == id) => {
+                        linked.as_ref().map(|r| left.record_over(r))
+                    }
+                    Some(id) => {
+                        let record = match existing.as_ref().filter(|r| r.id() == id) {
+                            Some(existing) => left.record_over(existing),
+                            None => state
+                                .store
+                                .get_record(collection.clone(), &id, Vec::new())
+                                .await?
+                                .map(|r| left.record_over(&r))
+                                .ok_or_else(ApiError::not_found)?,
+                        };
+                        let from_email = existing.as_ref().is_some_and(|r| r.id() == id);
+                        let record = if by_email && from_email && !record.bool("verified") {
+                            claim_unverified(&state, &collection, &record).await?
+                        } else {
+                            record
+                        };
+                        link(&state, &collection, &provider, &user, &record).await?;
+                        Some(record)
+                    }
+                    None => None,
+                };
+                let record = match record {
+                    Some(record) => record,
+                    None => {
+                        is_new = true;
+                        let create_data = match left.value("createData") {
+                            Some(Value::Object(map)) => map,
+                            _ => Map::new(),
+                        };
+                        let request = SignUp {
+                            auth: &auth,
+                            headers: &headers,
+                            query: parts.uri.query(),
+                        };
+                        let record =
+                            create_record(&state, &collection, &user, create_data, request).await?;
+                        link(&state, &collection, &provider, &user, &record).await?;
+                        record
+                    }
+                };
+                let meta = json!({
+                    "id": user.id,
+                    "name": user.name,
+                    "username": user.username,
+                    "email": user.email,
+                    "avatarURL": user.avatar_url,
+                    "avatarUrl": user.avatar_url,
+                    "accessToken": tokens.access,
+                    "refreshToken": tokens.refresh,
+                    "expiry": tokens.expiry,
+                    "rawUser": raw_user,
+                    "isNew": is_new,
+                });
+                let sign_in = super::SignIn {
+                    method: AuthMethod::OAuth2,
+                    mfa_id: super::mfa_id(&body, &super::query_pairs(&parts.uri))?,
+                    params: ResponseParams::from_uri(&parts.uri),
+                    client: &client,
+                    meta: Some(meta),
+                    request: Some(&parts),
+                };
+                finish_auth(&state, &collection, record, sign_in).await
+            })
+        }
+    };
+    super::hooks::run(state, scripts, chain, core).await
+}
+
+/// Links the provider's account to `record`.
+async fn link(
+    state: &SharedState,
+    collection: &Collection,
+    provider: &Provider,
+    user: &ProviderUser,
+    record: &Record,
+) -> ApiResult<()> {
+    bookkeeping::insert(
+        state,
+        EXTERNAL_AUTHS_ID,
+        None,
+        vec![
+            ("collectionRef", Value::String(collection.id.clone())),
+            ("recordRef", Value::String(record.id().to_owned())),
+            ("provider", Value::String(provider.name.clone())),
+            ("providerId", Value::String(user.id.clone())),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// An existing record with the provider's email, linked only when the provider says the

@@ -224,9 +224,11 @@ fn random_digits(length: usize) -> String {
 async fn request_otp(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
+    parts: axum::http::request::Parts,
     client: super::ClientInfo,
     TextForm(body): TextForm,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
+    use axum::response::IntoResponse;
     let collection = auth_collection(&state, &collection)?;
     let options = options(&collection)?;
     if !options.otp.enabled {
@@ -252,16 +254,69 @@ async fn request_otp(
     let record = find_by_field(&state, &collection, "email", &email).await?;
     // A random id either way, so the answer does not reveal whether the email exists.
     let id = domain::ids::new_record_id();
+    let code = random_digits(options.otp.length.clamp(4, 64) as usize);
+    if let Some(scripts) = super::hooks::hooked(&state, super::hooks::REQUEST_OTP, &collection) {
+        // `onRecordRequestOTPRequest` fires for unknown emails too (`e.record` null), with
+        // the code about to be sent as `e.password`.
+        let mut extra = serde_json::Map::new();
+        extra.insert("password".into(), Value::String(code));
+        let chain = super::hooks::Chain {
+            hook: super::hooks::REQUEST_OTP,
+            collection: &collection,
+            parts: &parts,
+            body: Some(Value::Object(body.clone())),
+            record: record.as_ref().map(|r| super::hooks::wire(&collection, r)),
+            extra,
+        };
+        let core = {
+            let state = state.clone();
+            let collection = collection.clone();
+            move |left: super::hooks::Left| {
+                super::hooks::boxed(async move {
+                    let record = match (left.record_id(), record) {
+                        (Some(id), Some(found)) if id == found.id() => {
+                            Some(left.record_over(&found))
+                        }
+                        (Some(id), _) => state
+                            .store
+                            .get_record(collection.clone(), &id, Vec::new())
+                            .await?
+                            .map(|r| left.record_over(&r)),
+                        (None, _) => None,
+                    };
+                    if let Some(record) = record {
+                        let job = OtpDelivery {
+                            collection,
+                            record,
+                            id: id.clone(),
+                            email,
+                            code: left.text("password"),
+                        };
+                        spawn_delivery(&state, job, pending);
+                    }
+                    Ok(Json(json!({"otpId": id})).into_response())
+                })
+            }
+        };
+        return super::hooks::run(&state, &scripts, chain, core).await;
+    }
     // An unknown email: nothing to deliver, and the answer is the same without the work.
     let Some(record) = record else {
-        return Ok(Json(json!({"otpId": id})));
+        return Ok(Json(json!({"otpId": id})).into_response());
     };
     let job = OtpDelivery {
         collection,
         record,
         id: id.clone(),
         email,
+        code,
     };
+    spawn_delivery(&state, job, pending);
+    Ok(Json(json!({"otpId": id})).into_response())
+}
+
+/// Delivers in the background, holding the address's delivery slot until done.
+fn spawn_delivery(state: &SharedState, job: OtpDelivery, pending: PendingDelivery) {
     let background = state.clone();
     tokio::spawn(async move {
         let _pending = pending;
@@ -269,7 +324,6 @@ async fn request_otp(
             tracing::warn!(message = %error.message, "OTP not delivered");
         }
     });
-    Ok(Json(json!({"otpId": id})))
 }
 
 /// What `request-otp` hands to the background for a known email.
@@ -278,12 +332,14 @@ pub struct OtpDelivery {
     pub record: Record,
     pub id: String,
     pub email: String,
+    /// The code to send (made when the request came, so hooks can see it).
+    pub code: String,
 }
 
 /// Makes, hashes, stores and mails the code.
 pub async fn deliver_otp(state: &SharedState, job: OtpDelivery) -> ApiResult<()> {
     let options = options(&job.collection)?;
-    let code = random_digits(options.otp.length.clamp(4, 64) as usize);
+    let code = job.code;
     let record = job.record;
     bookkeeping::insert(
         state,
@@ -312,7 +368,7 @@ pub async fn deliver_otp(state: &SharedState, job: OtpDelivery) -> ApiResult<()>
 async fn auth_with_otp(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
-    uri: axum::http::Uri,
+    parts: axum::http::request::Parts,
     client: super::ClientInfo,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
@@ -332,17 +388,50 @@ async fn auth_with_otp(
         errors.add("password", error);
     }
     validated(errors)?;
+    let uri = parts.uri.clone();
     let query = super::query_pairs(&uri);
     let mfa = mfa_id(&body, &query)?;
     let record = consume_otp(&state, &collection, &otp_id, code).await?;
-    let sign_in = super::SignIn {
-        method: AuthMethod::Otp,
-        mfa_id: mfa,
-        params: super::ResponseParams::from_uri(&uri),
-        client: &client,
-        meta: None,
+    let Some(scripts) = super::hooks::hooked(&state, super::hooks::WITH_OTP, &collection) else {
+        let sign_in = super::SignIn {
+            method: AuthMethod::Otp,
+            mfa_id: mfa,
+            params: super::ResponseParams::from_uri(&uri),
+            client: &client,
+            meta: None,
+            request: Some(&parts),
+        };
+        return finish_auth(&state, &collection, record, sign_in).await;
     };
-    finish_auth(&state, &collection, record, sign_in).await
+    // `onRecordAuthWithOTPRequest` runs once the code is accepted, with its record.
+    let chain = super::hooks::Chain {
+        hook: super::hooks::WITH_OTP,
+        collection: &collection,
+        parts: &parts,
+        body: Some(Value::Object(body.clone())),
+        record: Some(super::hooks::wire(&collection, &record)),
+        extra: serde_json::Map::new(),
+    };
+    let core = {
+        let state = state.clone();
+        let collection = collection.clone();
+        let parts = parts.clone();
+        move |left: super::hooks::Left| {
+            super::hooks::boxed(async move {
+                let record = left.record_over(&record);
+                let sign_in = super::SignIn {
+                    method: AuthMethod::Otp,
+                    mfa_id: mfa,
+                    params: super::ResponseParams::from_uri(&parts.uri),
+                    client: &client,
+                    meta: None,
+                    request: Some(&parts),
+                };
+                finish_auth(&state, &collection, record, sign_in).await
+            })
+        }
+    };
+    super::hooks::run(&state, &scripts, chain, core).await
 }
 
 /// Checks and deletes the code under the code's own lock (so it is used at most once and its

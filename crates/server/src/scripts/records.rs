@@ -129,6 +129,49 @@ pub(crate) async fn call(
             }
             Ok(Value::Null)
         }
+        "recordAuthResponse" => {
+            let wire = args.get("record").cloned().unwrap_or(Value::Null);
+            let collection = collection_of(state, tx.as_ref(), text(&wire, "collectionId")).await?;
+            let id = wire
+                .get("data")
+                .and_then(|d| d.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            // The stored record under what the script holds (a record it has not saved
+            // answers as it is).
+            let stored = state
+                .store
+                .get_record(collection.clone(), &id, Vec::new())
+                .await
+                .map_err(store_error)?;
+            let mut data = stored.map(|r| r.data).unwrap_or_default();
+            if let Some(held) = wire.get("data").and_then(Value::as_object) {
+                for (k, v) in held {
+                    data.insert(k.clone(), v.clone());
+                }
+            }
+            let meta = args.get("meta").filter(|m| !m.is_null()).cloned();
+            let query: Vec<(String, String)> = args
+                .get("query")
+                .and_then(Value::as_object)
+                .map(|q| {
+                    q.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::auth::script_auth_response(
+                state,
+                &collection,
+                Record::new(data),
+                text(&args, "method").to_owned(),
+                meta,
+                &query,
+            )
+            .await
+            .map_err(api_to_host)
+        }
         _ => Err(HostError::go(format!(
             "{op} is not supported by Plinth's hooks yet"
         ))),
