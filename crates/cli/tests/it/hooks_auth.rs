@@ -88,11 +88,7 @@ async fn app() -> (TestApp, SmtpSink, String, Value) {
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app
-        .patch_json(
-            &format!("{USERS}"),
-            Some(&admin),
-            json!({"otp": {"enabled": true}}),
-        )
+        .patch_json(USERS, Some(&admin), json!({"otp": {"enabled": true}}))
         .await;
     assert_eq!(status, 200, "{body}");
     let mut ids = serde_json::Map::new();

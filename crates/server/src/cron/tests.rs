@@ -413,10 +413,10 @@ async fn the_otp_cleanup_job_removes_expired_codes_only() {
                 fields.push(("method", Value::String("password".into())));
             }
             crate::auth::bookkeeping::insert(&state, system, None, fields)
-            .await
-            .unwrap()
-            .id()
-            .to_owned()
+                .await
+                .unwrap()
+                .id()
+                .to_owned()
         }
     };
     // Rows of a collection that no longer exists are expired whatever their age.
