@@ -40,8 +40,6 @@ pub struct EngineConfig {
     pub hooks_dir: Option<PathBuf>,
     /// Prewarmed runtimes (`--hooksPool`).
     pub pool_size: usize,
-    /// Extra runtimes made on demand when every pooled one is busy.
-    pub max_overflow: usize,
     /// Wall-clock bound of one invocation (`--hooksTimeout`).
     pub timeout: Duration,
     /// Memory bound of one runtime (`--hooksMemoryLimit`).
@@ -55,7 +53,6 @@ impl Default for EngineConfig {
         EngineConfig {
             hooks_dir: None,
             pool_size: 15,
-            max_overflow: 64,
             timeout: Duration::from_secs(30),
             memory_limit: 64 * 1024 * 1024,
             env_allow: None,

@@ -3,10 +3,11 @@
 //! awaits the answer, so no async worker ever blocks on a script.
 //!
 //! Up to `pool_size` threads are kept once made (they are made on first need, so a server
-//! without hooks pays nothing); past that, extra threads are made for one invocation each, up
-//! to `max_overflow`. Extra runtimes matter because a handler may call the app, which fires
-//! other handlers while the first one waits: those must run elsewhere. Past the cap a call
-//! waits for a free runtime until its own deadline, then fails with [`HookError::Busy`].
+//! without hooks pays nothing). A call the server makes waits for one of them, until its own
+//! deadline, then fails with [`HookError::Busy`]. A call a running invocation makes (its
+//! handler called the app, which fires other handlers while the first one waits) must run
+//! elsewhere and must not wait for places its ancestors hold: it gets an idle pooled runtime
+//! or a thread made for it alone, bounded by the nesting depth ([`MAX_DEPTH`]).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -63,9 +64,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     pub fn start(config: EngineConfig, registry: Arc<Registry>) -> Result<Pool, HookError> {
-        let permits = Arc::new(Semaphore::new(
-            config.pool_size.max(1) + config.max_overflow,
-        ));
+        // Calls the server makes wait for one of the pooled runtimes (making a runtime costs
+        // far more than waiting for one); only nested calls get runtimes of their own.
+        let permits = Arc::new(Semaphore::new(config.pool_size.max(1)));
         Ok(Pool {
             inner: Arc::new(Inner {
                 config,
@@ -325,7 +326,9 @@ impl JsRuntime {
             Err(HookError::Thrown { text, .. }) => is_oom(text),
             _ => false,
         } || usage.malloc_size.max(0) as u64 >= (self.memory_limit as u64 / 10) * 9;
-        if !broken {
+        // Reference counting frees most garbage at once; a full cycle collection costs
+        // milliseconds, so it runs only when the heap has grown.
+        if !broken && usage.malloc_size.max(0) as u64 >= self.memory_limit as u64 / 4 {
             self.runtime.run_gc();
         }
         (answer, broken)

@@ -320,7 +320,13 @@
   }
   function collectionOf(c) {
     if (c instanceof Collection) return c;
-    if (c && typeof c === "object") return new Collection(c);
+    if (c && typeof c === "object") {
+      // A definition the host sent along: kept for the records of this invocation.
+      const made = new Collection(c);
+      if (made.id) collectionCache[made.id] = made;
+      if (made.name) collectionCache[made.name] = made;
+      return made;
+    }
     const key = String(c);
     if (!collectionCache[key]) {
       // Through the running app's transaction: a collection a migration just created exists
