@@ -19,6 +19,14 @@ routerAdd("GET", "/missing", (e) => { $app.findRecordById("posts", "nope") });
 routerAdd("GET", "/loop", (e) => { while (true) {} });
 routerAdd("GET", "/hog", (e) => { const a = []; while (true) a.push("x".repeat(4096)) });
 routerAdd("GET", "/nothing", (e) => {});
+routerAdd("POST", "/tx-loop", (e) => {
+  $app.runInTransaction((tx) => {
+    const p = new Record(tx.findCollectionByNameOrId("audit"));
+    p.set("ref", "never committed");
+    tx.save(p);
+    while (true) {}
+  });
+});
 routerAdd("GET", "/store", (e) => { $app.store().set("n", ($app.store().get("n") || 0) + 1); return e.json(200, {n: $app.store().get("n")}) });
 routerAdd("POST", "/tx/{mode}", (e) => {
   const mode = e.request.pathValue("mode");
@@ -355,5 +363,32 @@ async fn runaway_hooks_are_stopped_and_the_server_keeps_serving() {
     let (status, body) = app.get("/hello/again", None).await;
     assert_eq!(status, 200);
     assert_eq!(body["hi"], "again");
+
+    // A script stopped inside `runInTransaction` does not keep SQLite's writer until the
+    // transaction's own deadline (30 s): its transaction is rolled back when it ends.
+    setup(&app).await;
+    let (status, _) = app.post_json("/tx-loop", None, json!({})).await;
+    assert_eq!(status, 400);
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "after"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the write waited {:?} for an abandoned transaction",
+        started.elapsed()
+    );
+    let (_, audit) = app
+        .get(
+            "/api/collections/audit/records?filter=ref%3D%27never%20committed%27",
+            None,
+        )
+        .await;
+    assert_eq!(audit["totalItems"], 0, "{audit}");
     app.terminate();
 }

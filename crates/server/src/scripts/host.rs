@@ -22,6 +22,33 @@ pub struct AppHost {
     pub(crate) state: SharedState,
     pub(crate) scripts: Arc<Scripts>,
     core: Option<Core>,
+    /// Transactions this invocation opened (`runInTransaction`) and has not ended; an
+    /// invocation stopped midway (interrupted, out of memory) leaves them here, and they are
+    /// rolled back when it ends, so the writer is not held until their deadline.
+    opened: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Drop for AppHost {
+    fn drop(&mut self) {
+        let left: Vec<u64> = std::mem::take(&mut *lock(&self.opened));
+        for id in left {
+            let Some(shared) = self.scripts.take_tx(id) else {
+                continue;
+            };
+            tracing::warn!(
+                tx = id,
+                "a hook ended inside a transaction; rolling it back"
+            );
+            let state = self.state.clone();
+            let scripts = self.scripts.clone();
+            self.scripts.handle.spawn(async move {
+                if let Some(open) = shared.lock().await.take() {
+                    let _ = open.rollback().await;
+                }
+                super::records::after_rollback(&state, &scripts, id).await;
+            });
+        }
+    }
 }
 
 impl AppHost {
@@ -30,6 +57,7 @@ impl AppHost {
             state,
             scripts,
             core: None,
+            opened: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -435,10 +463,13 @@ impl Host for AppHost {
                 let tx = self
                     .block(self.state.store.begin(None))
                     .map_err(store_error)?;
-                Ok(json!(self.scripts.open_tx(tx)))
+                let id = self.scripts.open_tx(tx);
+                lock(&self.opened).push(id);
+                Ok(json!(id))
             }
             "commit" | "rollback" => {
                 let id = args.get("tx").and_then(Value::as_u64).unwrap_or(0);
+                lock(&self.opened).retain(|o| *o != id);
                 let shared = self.scripts.take_tx(id).ok_or_else(closed)?;
                 let open = self
                     .block(async { shared.lock().await.take() })
