@@ -51,6 +51,10 @@ PROFILES = {
 }
 SU_EMAIL, SU_PASSWORD = "bench-admin@example.com", "bench-admin-pass-123"
 USER_EMAIL, OTHER_EMAIL = "bench-user@example.com", "bench-other@example.com"
+# The auth workload signs in as these in turn: with 32 connections each identity then has a
+# few attempts in flight, as real clients would (Plinth caps in-flight attempts per identity
+# and address at 10, issue #11).
+LOGIN_USERS = [f"bench-login-{i}@example.com" for i in range(8)]
 USER_PASSWORD = "bench-password-123"
 RULE = "published = true || author = @request.auth.id"
 LIST_FILTER = "score > 500 && published = true"
@@ -296,6 +300,8 @@ def setup(server, n_seed, seed_workers=4):
                            {"email": USER_EMAIL, **pw}, token=su)[1]["id"]
         other_id = api.call("POST", "/api/collections/users/records",
                             {"email": OTHER_EMAIL, **pw}, token=su)[1]["id"]
+        for email in LOGIN_USERS:
+            api.call("POST", "/api/collections/users/records", {"email": email, **pw}, token=su)
         step = "posts collection"
         api.call("POST", "/api/collections", {
             "name": "posts", "type": "base",
@@ -397,7 +403,7 @@ def workload_specs(st):
         "route_hook": ("GET", ["/bench/hello/world"], None, None,
                        route_ok),
         "auth": ("POST", ["/api/collections/users/auth-with-password"],
-                 {"identity": USER_EMAIL, "password": USER_PASSWORD}, None,
+                 [{"identity": e, "password": USER_PASSWORD} for e in LOGIN_USERS], None,
                  lambda r: r["token"]),
     })
     return specs
@@ -410,7 +416,10 @@ def workload_specs(st):
 def run_wrk(cfg, server, other, method, paths, body, token, duration):
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         out = os.path.join(tmp, "out.json")
-        env = dict(os.environ, WRK_METHOD=method, WRK_BODY=json.dumps(body) if body else "",
+        bodies = body if isinstance(body, list) else None
+        env = dict(os.environ, WRK_METHOD=method,
+                   WRK_BODY=json.dumps(bodies[0] if bodies else body) if body else "",
+                   WRK_BODIES="\n".join(json.dumps(b) for b in bodies) if bodies else "",
                    WRK_TOKEN=token or "", WRK_PATHS="\n".join(paths), WRK_OUT=out)
         cmd = ["taskset", "-c", cfg.load_cpus, "wrk", "-t1", f"-c{cfg.connections}",
                f"-d{duration}s", "--timeout", f"{cfg.timeout}s",
@@ -450,7 +459,7 @@ def other_cpu(server):
 def measure(cfg, server, other, name, spec, api):
     """Probe once (the response must be right), then warm up and measure with wrk."""
     method, paths, body, token, probe = spec
-    _, resp = api.call(method, paths[0], body, token)
+    _, resp = api.call(method, paths[0], body[0] if isinstance(body, list) else body, token)
     try:
         probe(resp)
     except (AssertionError, KeyError, TypeError, IndexError) as e:
