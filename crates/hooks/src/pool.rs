@@ -247,7 +247,12 @@ struct JsRuntime {
     context: Context,
     deadline: Rc<Cell<Instant>>,
     memory_limit: usize,
+    /// Jobs run, for the periodic heap check.
+    jobs: Cell<u64>,
 }
+
+/// How often (in jobs) a runtime measures its heap.
+const HEAP_CHECK_EVERY: u64 = 64;
 
 impl JsRuntime {
     fn new(config: &EngineConfig, registry: Arc<Registry>) -> Result<JsRuntime, HookError> {
@@ -281,6 +286,7 @@ impl JsRuntime {
             context,
             deadline,
             memory_limit: config.memory_limit,
+            jobs: Cell::new(0),
         })
     }
 
@@ -321,15 +327,22 @@ impl JsRuntime {
             }
             Err(other) => Err(other),
         };
-        let usage = self.runtime.memory_usage();
-        let broken = match &answer {
+        let oom = match &answer {
             Err(HookError::Thrown { text, .. }) => is_oom(text),
             _ => false,
-        } || usage.malloc_size.max(0) as u64 >= (self.memory_limit as u64 / 10) * 9;
-        // Reference counting frees most garbage at once; a full cycle collection costs
-        // milliseconds, so it runs only when the heap has grown.
-        if !broken && usage.malloc_size.max(0) as u64 >= self.memory_limit as u64 / 4 {
-            self.runtime.run_gc();
+        };
+        // Measuring the heap walks all of it, so it is done every few jobs only. Reference
+        // counting frees most garbage at once; a full cycle collection runs when the heap
+        // has grown, and a runtime close to its limit is rebuilt.
+        let jobs = self.jobs.get() + 1;
+        self.jobs.set(jobs);
+        let mut broken = oom;
+        if !oom && jobs % HEAP_CHECK_EVERY == 0 {
+            let used = self.runtime.memory_usage().malloc_size.max(0) as u64;
+            broken = used >= (self.memory_limit as u64 / 10) * 9;
+            if !broken && used >= self.memory_limit as u64 / 4 {
+                self.runtime.run_gc();
+            }
         }
         (answer, broken)
     }
