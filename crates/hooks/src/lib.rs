@@ -174,4 +174,15 @@ impl Engine {
     ) -> Result<Value, HookError> {
         self.pool.call(entry, arg, host).await
     }
+
+    /// As [`Engine::call`] for a caller holding the write transaction (see
+    /// [`Pool::call_holding_writer`]).
+    pub async fn call_holding_writer(
+        &self,
+        entry: &str,
+        arg: Value,
+        host: Arc<dyn Host>,
+    ) -> Result<Value, HookError> {
+        self.pool.call_holding_writer(entry, arg, host).await
+    }
 }

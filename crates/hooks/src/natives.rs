@@ -99,7 +99,11 @@ pub(crate) fn install(
 /// `__host(op, argsJson)`: the host's answer as `{"ok": value}` or `{"err": {...}}`; the
 /// prelude turns the latter into the right JavaScript error.
 fn host_call(ctx: Ctx<'_>, op: String, args: String) -> JsResult<String> {
-    let args: Value = serde_json::from_str(&args).unwrap_or(Value::Null);
+    // QuickJS writes a lone surrogate as `\udXXX`, which JSON parsers refuse; the call then
+    // fails loudly rather than going on with no arguments.
+    let args: Value = serde_json::from_str(&args).map_err(|e| {
+        Exception::throw_message(&ctx, &format!("the arguments are not valid JSON: {e}"))
+    })?;
     let host = with_current(|c| c.host.clone());
     let Some(host) = host else {
         return Err(Exception::throw_internal(&ctx, "no app is available here"));

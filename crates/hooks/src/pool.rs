@@ -93,6 +93,29 @@ impl Pool {
         arg: Value,
         host: Arc<dyn Host>,
     ) -> Result<Value, HookError> {
+        self.call_with(entry, arg, host, false).await
+    }
+
+    /// As [`Pool::call`], for a caller that holds the database's write transaction (model
+    /// hooks): it must not wait for a pooled runtime, whose holders may be waiting for that
+    /// very writer. Such calls are few at a time (one writer), so they take a runtime made for
+    /// them when none is idle.
+    pub async fn call_holding_writer(
+        &self,
+        entry: &str,
+        arg: Value,
+        host: Arc<dyn Host>,
+    ) -> Result<Value, HookError> {
+        self.call_with(entry, arg, host, true).await
+    }
+
+    async fn call_with(
+        &self,
+        entry: &str,
+        arg: Value,
+        host: Arc<dyn Host>,
+        skip_permit: bool,
+    ) -> Result<Value, HookError> {
         let deadline = Instant::now() + self.inner.config.timeout;
         // An invocation made by a running one (its handler called the app, which fires more
         // hooks) must not wait for a place its ancestors hold: it goes past the cap, bounded
@@ -106,6 +129,7 @@ impl Pool {
             )));
         }
         let permit = match parent {
+            _ if skip_permit => None,
             Some(_) => None,
             None => Some(
                 tokio::time::timeout_at(
@@ -337,7 +361,7 @@ impl JsRuntime {
         let jobs = self.jobs.get() + 1;
         self.jobs.set(jobs);
         let mut broken = oom;
-        if !oom && jobs % HEAP_CHECK_EVERY == 0 {
+        if !oom && jobs.is_multiple_of(HEAP_CHECK_EVERY) {
             let used = self.runtime.memory_usage().malloc_size.max(0) as u64;
             broken = used >= (self.memory_limit as u64 / 10) * 9;
             if !broken && used >= self.memory_limit as u64 / 4 {

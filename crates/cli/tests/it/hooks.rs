@@ -50,9 +50,31 @@ routerUse(new Middleware((e) => { e.set("seq", ["first"]); return e.next(); }, -
 onRecordCreate((e) => {
   if (e.record.getString("title") === "refuse") throw new BadRequestError("refused by hook");
   e.record.set("slug", e.record.getString("title").toLowerCase().replace(/ /g, "-"));
+  if (e.record.getString("title") === "nested") {
+    // A save inside a model hook joins the write's transaction; its own hooks still run,
+    // its after-success hooks once the outer write commits.
+    const a = new Record(e.app.findCollectionByNameOrId("audit"));
+    a.set("ref", "from a hook");
+    e.app.save(a);
+  }
   e.next();
   if (e.record.getString("title") === "throw after") throw new BadRequestError("thrown after insert");
 }, "posts");
+onRecordCreate((e) => {
+  if (e.record.getString("ref") === "from a hook") $app.store().set("nestedSeen", true);
+  e.next();
+}, "audit");
+onRecordAfterCreateSuccess((e) => {
+  $app.store().set("auditAfter", ($app.store().get("auditAfter") || 0) + 1);
+  e.next();
+}, "audit");
+routerAdd("POST", "/validate", (e) => {
+  const p = new Record($app.findCollectionByNameOrId("posts"));
+  p.set("title", "only validated");
+  $app.validate(p);
+  return e.json(200, {count: $app.countRecords("posts", $dbx.hashExp({title: "only validated"}))});
+});
+routerAdd("GET", "/after-count", (e) => e.json(200, {n: $app.store().get("auditAfter") || 0, nested: !!$app.store().get("nestedSeen")}));
 onRecordAfterCreateSuccess((e) => {
   const a = new Record($app.findCollectionByNameOrId("audit"));
   a.set("ref", e.record.id);

@@ -119,7 +119,10 @@ async fn with_request_hook(
                 return Ok(Value::Null);
             };
             let exported = args.get("record").cloned().unwrap_or(Value::Null);
-            prepared.override_fields(crate::scripts::records::changed_fields(&data, &exported));
+            let mut changed = crate::scripts::records::changed_fields(&data, &exported);
+            // A hook's `setPassword` is not taken from here (the hash field would be blanked).
+            changed.remove("password");
+            prepared.override_fields(changed);
             match handle.block_on(pipeline::execute_one(&state, prepared)) {
                 Ok(Some(json)) => {
                     *crate::scripts::lock(&answer) = Some(json.clone());

@@ -33,7 +33,34 @@ pub(crate) async fn call(
 ) -> HostResult {
     let state = &host.state;
     match op {
-        "saveRecord" | "validateRecord" => {
+        "validateRecord" => {
+            // Saved and rolled back: the same checks as a save, nothing kept.
+            let wire = args.get("record").cloned().unwrap_or(Value::Null);
+            let collection = collection_of(state, tx.as_ref(), text(&wire, "collectionId")).await?;
+            let shared: SharedTx = match &tx {
+                Some(tx) => tx.clone(),
+                None => {
+                    let open = state.store.begin(None).await.map_err(store_error)?;
+                    Arc::new(tokio::sync::Mutex::new(Some(open)))
+                }
+            };
+            let savepoint = tx.is_some();
+            if savepoint && let Some(open) = shared.lock().await.as_mut() {
+                open.savepoint().await.map_err(store_error)?;
+            }
+            let result = save_record(state, Some(&shared), &collection, &wire).await;
+            let mut guard = shared.lock().await;
+            if savepoint {
+                if let Some(open) = guard.as_mut() {
+                    let _ = open.rollback_to_savepoint().await;
+                    let _ = open.release_savepoint().await;
+                }
+            } else if let Some(open) = guard.take() {
+                let _ = open.rollback().await;
+            }
+            result.map(|_| Value::Null)
+        }
+        "saveRecord" => {
             let wire = args.get("record").cloned().unwrap_or(Value::Null);
             let collection = collection_of(state, tx.as_ref(), text(&wire, "collectionId")).await?;
             let saved = save_record(state, tx.as_ref(), &collection, &wire).await?;
@@ -641,13 +668,26 @@ pub(crate) async fn commit_with_hooks(
                 let written = written.clone();
                 let handle = tokio::runtime::Handle::current();
                 let create_guard = std::sync::Mutex::new(create_guard.clone());
+                let argon2 = state.config.argon2;
                 Box::new(move |args: Value| -> HostResult {
-                    let data = args
+                    let mut data = args
                         .get("record")
                         .and_then(|r| r.get("data"))
                         .and_then(Value::as_object)
                         .cloned()
                         .unwrap_or_default();
+                    // A password the hook set (`setPassword`) is stored hashed.
+                    if let Some(plain) = args
+                        .get("record")
+                        .and_then(|r| r.get("password"))
+                        .and_then(Value::as_str)
+                        .filter(|p| !p.is_empty())
+                    {
+                        let hash = handle
+                            .block_on(crate::auth::password::hash_argon2(plain.to_owned(), argon2))
+                            .map_err(|e| HostError::go(e.to_string()))?;
+                        data.insert("password".into(), Value::String(hash));
+                    }
                     let guard = lock(&create_guard).take();
                     let op = build_op(kind, &collection, data, guard);
                     let result = handle.block_on(write_one(&shared, op));
@@ -664,7 +704,7 @@ pub(crate) async fn commit_with_hooks(
             let host = Arc::new(AppHost::new(state.clone(), scripts.clone()).with_core(core));
             scripts
                 .engine
-                .call(
+                .call_holding_writer(
                     "model",
                     json!({
                         "links": links,
@@ -711,6 +751,7 @@ pub(crate) async fn commit_with_hooks(
             if let Some(open) = shared.lock().await.take() {
                 let _ = open.rollback().await;
             }
+            after_rollback(state, scripts, tx_id).await;
         }
         let links = links_for(scripts, &names[3..4], &collection);
         if !links.is_empty() && !wire.is_null() {
@@ -719,7 +760,13 @@ pub(crate) async fn commit_with_hooks(
                 .engine
                 .call(
                     "model",
-                    json!({ "links": links, "record": wire, "core": false, "error": error.to_string() }),
+                    json!({
+                        "links": links,
+                        "record": wire,
+                        "core": false,
+                        "error": error.to_string(),
+                        "tx": if own { Value::Null } else { json!(tx_id) },
+                    }),
                     host,
                 )
                 .await;
@@ -763,6 +810,8 @@ pub(crate) async fn commit_with_hooks(
         for job in jobs {
             job.await;
         }
+        // Saves a hook made inside this write joined its transaction; theirs run now too.
+        after_commit(state, scripts, tx_id).await;
     } else {
         lock(&scripts.after).entry(tx_id).or_default().extend(jobs);
     }
