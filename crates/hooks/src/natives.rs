@@ -35,6 +35,10 @@ pub(crate) fn current_depth() -> Option<u32> {
 thread_local! {
     /// The invocation running on this engine thread, if any.
     pub(crate) static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// The running invocation's deadline as the interrupt handler reads it; time spent in
+    /// host calls is added to it, so the time bound counts the script's own work.
+    pub(crate) static DEADLINE: RefCell<Option<std::rc::Rc<std::cell::Cell<Instant>>>> =
+        const { RefCell::new(None) };
 }
 
 fn with_current<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
@@ -108,7 +112,14 @@ fn host_call(ctx: Ctx<'_>, op: String, args: String) -> JsResult<String> {
     let Some(host) = host else {
         return Err(Exception::throw_internal(&ctx, "no app is available here"));
     };
-    let answer = match host.call(&op, args) {
+    let started = Instant::now();
+    let result = host.call(&op, args);
+    DEADLINE.with(|d| {
+        if let Some(deadline) = d.borrow().as_ref() {
+            deadline.set(deadline.get() + started.elapsed());
+        }
+    });
+    let answer = match result {
         Ok(value) => serde_json::json!({ "ok": value }),
         Err(HostError::Api {
             status,

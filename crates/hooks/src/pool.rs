@@ -318,6 +318,7 @@ impl JsRuntime {
     /// memory: its state can no longer be trusted).
     fn run(&self, job: &Job) -> (Result<Value, HookError>, bool) {
         self.deadline.set(job.deadline);
+        natives::DEADLINE.with(|d| *d.borrow_mut() = Some(self.deadline.clone()));
         CURRENT.with(|c| {
             *c.borrow_mut() = Some(Current {
                 host: job.host.clone(),
@@ -335,7 +336,10 @@ impl JsRuntime {
                 .map_err(|e| js_failure(&ctx, e))
         });
         CURRENT.with(|c| *c.borrow_mut() = None);
-        let timed_out = Instant::now() >= job.deadline;
+        natives::DEADLINE.with(|d| *d.borrow_mut() = None);
+        // The bound is on the script's own time: host calls (a system route behind a
+        // middleware, a write waiting for the writer) moved the deadline forward.
+        let timed_out = Instant::now() >= self.deadline.get();
         // Far in the future, so nothing left over is interrupted between jobs.
         self.deadline
             .set(Instant::now() + std::time::Duration::from_secs(86_400 * 365));
