@@ -172,6 +172,45 @@ impl AppHost {
         Ok(result)
     }
 
+    /// The first record matching `filter`, as scripts receive it, or PocketBase's "no rows".
+    fn first(
+        &self,
+        tx: &Option<SharedTx>,
+        collection: &Arc<Collection>,
+        filter: &str,
+        params: &Value,
+    ) -> HostResult {
+        let page = self.find(tx, collection, filter, params, "", 1, 0, false)?;
+        page.items
+            .first()
+            .map(|r| wire(collection, r))
+            .ok_or_else(HostError::no_rows)
+    }
+
+    /// One record by id, through the transaction when there is one.
+    fn by_id(&self, tx: &Option<SharedTx>, collection: &Arc<Collection>, id: &str) -> HostResult {
+        let found = self.block(async {
+            match tx {
+                Some(tx) => {
+                    let mut guard = tx.lock().await;
+                    let open = guard.as_mut().ok_or_else(closed)?;
+                    open.get_record(collection.clone(), id, Vec::new())
+                        .await
+                        .map_err(store_error)
+                }
+                None => self
+                    .state
+                    .store
+                    .get_record(collection.clone(), id, Vec::new())
+                    .await
+                    .map_err(store_error),
+            }
+        })?;
+        found
+            .map(|r| wire(collection, &r))
+            .ok_or_else(HostError::no_rows)
+    }
+
     fn arg_collection(
         &self,
         tx: &Option<SharedTx>,
@@ -302,25 +341,7 @@ impl Host for AppHost {
             }
             "findRecordById" => {
                 let c = self.arg_collection(&tx, &args)?;
-                let mut filter = domain::SqlFragment::column(&c.name, "id");
-                filter
-                    .push_sql(" = ")
-                    .push_param(domain::SqlValue::Text(text(&args, "id").to_owned()));
-                let page = self.list(
-                    &tx,
-                    RecordQuery {
-                        collection: c.clone(),
-                        filters: vec![filter],
-                        sort: Vec::new(),
-                        page: 1,
-                        per_page: 1,
-                        with_total: false,
-                    },
-                )?;
-                page.items
-                    .first()
-                    .map(|r| wire(&c, r))
-                    .ok_or_else(HostError::no_rows)
+                self.by_id(&tx, &c, text(&args, "id"))
             }
             "findRecordsByIds" => {
                 let c = self.arg_collection(&tx, &args)?;
@@ -355,37 +376,11 @@ impl Host for AppHost {
                     return Err(HostError::go(format!("unknown field {key:?}")));
                 }
                 let value = args.get("value").cloned().unwrap_or(Value::Null);
-                let page = self.find(
-                    &tx,
-                    &c,
-                    &format!("{key} = {{:v}}"),
-                    &json!({ "v": value }),
-                    "",
-                    1,
-                    0,
-                    false,
-                )?;
-                page.items
-                    .first()
-                    .map(|r| wire(&c, r))
-                    .ok_or_else(HostError::no_rows)
+                self.first(&tx, &c, &format!("{key} = {{:v}}"), &json!({ "v": value }))
             }
             "findFirstRecordByFilter" => {
                 let c = self.arg_collection(&tx, &args)?;
-                let page = self.find(
-                    &tx,
-                    &c,
-                    text(&args, "filter"),
-                    &args["params"],
-                    "",
-                    1,
-                    0,
-                    false,
-                )?;
-                page.items
-                    .first()
-                    .map(|r| wire(&c, r))
-                    .ok_or_else(HostError::no_rows)
+                self.first(&tx, &c, text(&args, "filter"), &args["params"])
             }
             "findRecordsByFilter" => {
                 let c = self.arg_collection(&tx, &args)?;
@@ -427,20 +422,12 @@ impl Host for AppHost {
                         c.name
                     )));
                 }
-                let page = self.find(
+                self.first(
                     &tx,
                     &c,
                     "email = {:email}",
                     &json!({ "email": text(&args, "email") }),
-                    "",
-                    1,
-                    0,
-                    false,
-                )?;
-                page.items
-                    .first()
-                    .map(|r| wire(&c, r))
-                    .ok_or_else(HostError::no_rows)
+                )
             }
             "findAuthRecordByToken" => {
                 let token = text(&args, "token").to_owned();
