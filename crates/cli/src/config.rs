@@ -54,7 +54,7 @@ pub struct GlobalArgs {
     /// The JavaScript hooks folder (`*.pb.js` files); default `pb_hooks` beside the data dir.
     #[arg(long = "hooksDir", global = true, env = "PLINTH_HOOKS_DIR")]
     pub hooks_dir: Option<PathBuf>,
-    /// Prewarmed JavaScript runtimes.
+    /// JavaScript runtimes kept (made on first use); requests wait for a free one.
     #[arg(
         long = "hooksPool",
         global = true,
@@ -68,7 +68,8 @@ pub struct GlobalArgs {
           default_missing_value = "true", default_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub hooks_watch: bool,
-    /// How long one hook invocation may run, in seconds, before it is interrupted.
+    /// How long one hook invocation may work, in seconds (time in app calls not counted),
+    /// before it is interrupted.
     #[arg(
         long = "hooksTimeout",
         global = true,
