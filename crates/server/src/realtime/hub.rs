@@ -170,7 +170,50 @@ struct HubInner {
     shutdown: Notify,
     /// The schema snapshot client auth was last checked against.
     auth_schema: Mutex<Option<Arc<Schema>>>,
+    /// Which changes are still being prepared (see [`Hub::settle`]).
+    progress: Arc<Progress>,
 }
+
+/// The changes the fan-out has taken on whose messages are not all prepared yet (a change
+/// is in the set from the moment the fan-out starts on it until the last backlog holding it
+/// has rendered it), and a wake-up for writers waiting on them.
+#[derive(Default)]
+struct Progress {
+    live: Mutex<std::collections::BTreeSet<u64>>,
+    changed: Notify,
+}
+
+impl Progress {
+    fn start(&self, seq: u64) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(seq);
+    }
+
+    fn finish(&self, seq: u64) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&seq);
+        self.changed.notify_waiters();
+    }
+
+    /// Whether every change up to `seq` is prepared, given how far the fan-out has read.
+    fn prepared(&self, seq: u64, cursor: u64) -> bool {
+        cursor >= seq
+            && self
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .first()
+                .is_none_or(|oldest| *oldest > seq)
+    }
+}
+
+/// How long a write's response waits for the realtime messages of its change to be
+/// prepared (see [`Hub::settle`]).
+pub(crate) const SETTLE_BOUND: Duration = Duration::from_secs(1);
 
 /// The connected clients, and how many each client IP holds.
 #[derive(Default)]
@@ -280,6 +323,8 @@ struct ChangeWork {
     charged: AtomicBool,
     /// The hub's backlog total.
     held: Arc<AtomicUsize>,
+    /// Where the change counts as being prepared until the last holder lets it go.
+    progress: Arc<Progress>,
 }
 
 impl Drop for ChangeWork {
@@ -288,18 +333,21 @@ impl Drop for ChangeWork {
             let size = self.size.get().copied().unwrap_or(0);
             self.held.fetch_sub(size, Ordering::AcqRel);
         }
+        self.progress.finish(self.change.seq);
     }
 }
 
 impl ChangeWork {
-    fn new(change: Change, collection: Arc<Collection>, held: Arc<AtomicUsize>) -> ChangeWork {
+    fn new(change: Change, collection: Arc<Collection>, hub: &HubInner) -> ChangeWork {
+        hub.progress.start(change.seq);
         ChangeWork {
             change,
             collection,
             rendered: Mutex::new(HashMap::new()),
             size: OnceLock::new(),
             charged: AtomicBool::new(false),
-            held,
+            held: Arc::clone(&hub.backlog_bytes),
+            progress: Arc::clone(&hub.progress),
         }
     }
 
@@ -474,8 +522,39 @@ impl Hub {
                 shutting_down: AtomicBool::new(false),
                 shutdown: Notify::new(),
                 auth_schema: Mutex::new(None),
+                progress: Arc::new(Progress::default()),
             }),
         }
+    }
+
+    /// Waits, at most [`SETTLE_BOUND`], until every change up to `seq` has its realtime
+    /// messages prepared: decided against each subscriber's rules and rendered, `expand`
+    /// included. A write's response is sent only then, as PocketBase does (it prepares the
+    /// messages in the request), so a subscriber's `expand` shows the related records as
+    /// they were when the change committed and not as a later write left them. With no
+    /// client connected there is nothing to wait for. The bound keeps a subscriber with
+    /// expensive checks from holding writers' responses for longer than that.
+    pub(crate) async fn settle(&self, seq: u64) {
+        if seq == 0 || self.client_count() == 0 {
+            return;
+        }
+        let inner = &self.inner;
+        let waiting = async {
+            loop {
+                let changed = inner.progress.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if inner
+                    .progress
+                    .prepared(seq, inner.cursor.load(Ordering::Acquire))
+                    || inner.shutting_down.load(Ordering::Acquire)
+                {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        let _ = tokio::time::timeout(SETTLE_BOUND, waiting).await;
     }
 
     /// The current tunables.
@@ -805,6 +884,7 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
                     deliver(&state, &hub, change).await;
                     cursor = seq;
                     hub.cursor.store(cursor, Ordering::Release);
+                    hub.progress.changed.notify_waiters();
                 }
                 continue;
             }
@@ -863,11 +943,7 @@ async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
     if collection.is_auth() {
         refresh_auth(&clients, &collection, &change);
     }
-    let work = Arc::new(ChangeWork::new(
-        change,
-        collection,
-        Arc::clone(&hub.backlog_bytes),
-    ));
+    let work = Arc::new(ChangeWork::new(change, collection, hub));
     let (change, collection) = (&work.change, &work.collection);
     for client in clients {
         let subscriptions = client.subscriptions();

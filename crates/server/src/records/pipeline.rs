@@ -625,7 +625,19 @@ pub(crate) async fn execute(
         .map(|(one, result)| (one.collection.id.as_str(), one.before.as_ref(), result))
         .collect();
     remove_dropped_files(state, storage, &written).await;
+    settle_realtime(state).await;
     Ok(prepared.into_iter().zip(results).collect())
+}
+
+/// Holds a committed write's answer until realtime subscribers' messages for it (and for
+/// every change before it) are prepared; see [`crate::realtime::Hub::settle`].
+async fn settle_realtime(state: &SharedState) {
+    if state.realtime.client_count() == 0 {
+        return;
+    }
+    if let Ok(seq) = state.store.last_change_seq().await {
+        state.realtime.settle(seq).await;
+    }
 }
 
 /// The only place record writes reach the store: every write of the request path and of the
@@ -922,7 +934,15 @@ impl<'a> System<'a> {
                 .await;
         }
         match self.tx {
-            None => commit(self.store, ops, None).await,
+            None => {
+                let written = commit(self.store, ops, None).await;
+                if written.is_ok()
+                    && let Some(state) = self.state
+                {
+                    settle_realtime(state).await;
+                }
+                written
+            }
             Some(tx) => {
                 let mut guard = tx.lock().await;
                 match guard.as_mut() {
