@@ -277,6 +277,34 @@ export async function importCollections(t) {
   });
 }
 
+// Definitions that leave out the system fields: a second import of the same definitions
+// keeps the listed fields first and puts the stored system fields after them.
+export async function reimportWithoutSystemFields(t) {
+  const base = t.coll('reimp_base');
+  const users = t.coll('reimp_auth');
+  const definitions = {
+    collections: [
+      { name: base, type: 'base', fields: [{ name: 'title', type: 'text', required: true }] },
+      {
+        name: users,
+        type: 'auth',
+        fields: [
+          { name: 'email', type: 'email', system: true, required: true },
+          { name: 'nick', type: 'text' },
+        ],
+      },
+    ],
+  };
+  for (const round of ['first', 'second', 'third']) {
+    await t.http(`${round} import`, 'PUT', '/api/collections/import', {
+      auth: 'su',
+      json: definitions,
+    });
+    await t.sdk(`${round} base`, () => t.su.collections.getOne(base));
+    await t.sdk(`${round} auth`, () => t.su.collections.getOne(users));
+  }
+}
+
 export async function truncate(t) {
   const { collection } = await createNumbered(t, 5);
   await t.http('truncate', 'DELETE', `/api/collections/${collection.name}/truncate`, { auth: 'su' });

@@ -121,7 +121,21 @@ pub async fn verify(password: String, stored: String) -> bool {
         .unwrap_or(false)
 }
 
+/// How many checks ran against each stored hash, so tests can see that a failure spent a
+/// real check without timing it.
+#[cfg(test)]
+pub(crate) static CHECKS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, usize>>,
+> = std::sync::LazyLock::new(Default::default);
+
 pub(crate) fn verify_blocking(password: &str, stored: &str) -> bool {
+    #[cfg(test)]
+    {
+        let mut checks = CHECKS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *checks.entry(stored.to_owned()).or_default() += 1;
+    }
     if stored.starts_with("$2") {
         bcrypt::verify(password, stored).unwrap_or(false)
     } else if stored.starts_with("$argon2") {

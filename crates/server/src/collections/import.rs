@@ -77,7 +77,10 @@ pub(super) async fn import_collections(
     for item in &items {
         let existing = find_existing(&current, item);
         let draft = match &existing {
-            Some(old) => form::draft_update(old, item, &now),
+            Some(old) => form::draft_update(old, item, &now).map(|mut draft| {
+                given_fields_first(&mut draft.collection, item);
+                draft
+            }),
             None => form::draft_new(item, &current, &now),
         };
         let draft = draft.map_err(|error| {
@@ -155,6 +158,32 @@ pub(super) async fn import_collections(
             }
         ))),
     }
+}
+
+/// On an import over an existing collection, PocketBase keeps the fields the item lists in
+/// the item's order and puts the system fields it left out (re-added from the stored
+/// collection) after them, in their stored order; a `PATCH` instead keeps `id` first.
+/// Definitions exported, edited to drop `id`, and imported again therefore come back with
+/// `id` last, and this does the same. View collections' fields come from their query.
+fn given_fields_first(collection: &mut Collection, item: &Map<String, Value>) {
+    let Some(Value::Array(given)) = item.get("fields") else {
+        return;
+    };
+    if collection.is_view() {
+        return;
+    }
+    let listed = |field: &domain::Field| {
+        given.iter().any(|entry| {
+            let key = |name: &str| entry.get(name).and_then(Value::as_str);
+            key("id").is_some_and(|id| !id.is_empty() && id == field.id)
+                || key("name").is_some_and(|name| name.eq_ignore_ascii_case(&field.name))
+        })
+    };
+    let (mut first, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut collection.fields)
+        .into_iter()
+        .partition(|f| listed(f));
+    first.extend(rest);
+    collection.fields = first;
 }
 
 /// The stored collection an import item refers to: by id when it has one, else by name.

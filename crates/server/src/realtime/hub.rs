@@ -760,6 +760,21 @@ impl Hub {
         deliver(state, &self.inner, change.clone()).await;
     }
 
+    /// Takes every place for database checks, so deferred changes wait until it is dropped,
+    /// and marks the fan-out as having read up to `cursor`.
+    #[cfg(test)]
+    pub(crate) async fn hold_checks_for_test(
+        &self,
+        cursor: u64,
+    ) -> tokio::sync::SemaphorePermit<'_> {
+        self.inner.cursor.store(cursor, Ordering::Release);
+        self.inner
+            .checks
+            .acquire_many(CONCURRENT_CHECKS as u32)
+            .await
+            .expect("the semaphore is open")
+    }
+
     /// Forgets a client (its stream ended).
     pub(crate) fn disconnect(&self, id: &str) {
         self.inner.write_clients().remove(id);

@@ -1240,3 +1240,41 @@ async fn subscription_bodies_are_bounded() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     state.realtime.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settle_waits_until_a_deferred_change_is_rendered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).expect("opens");
+    let (posts, [open, _closed], _post) = relation_fixture(&store).await;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default());
+    let hub = state.realtime.clone();
+    // The list rule reads through a relation: this client's decision needs the database.
+    let client = hub.connect(None).expect("connects");
+    client.set(AuthContext::Guest, vec![Subscription::parse("posts/*")]);
+    let created = change(
+        &posts,
+        ChangeAction::Create,
+        row(&posts, json!({"title": "new", "team": open})),
+    );
+    let places = hub.hold_checks_for_test(created.seq).await;
+    hub.deliver_without_waiting(&state, &created).await;
+    let settling = tokio::spawn({
+        let hub = hub.clone();
+        let seq = created.seq;
+        async move { hub.settle(seq).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !settling.is_finished(),
+        "a write's answer waits while its change's messages are not prepared"
+    );
+    assert!(drain(&client).is_empty());
+    drop(places);
+    settling.await.expect("settles");
+    let got = drain(&client);
+    assert_eq!(got.len(), 1, "prepared before the write answers: {got:?}");
+    assert_eq!(got[0].1["record"]["title"], "new");
+    // With the change prepared, a later write does not wait.
+    hub.settle(created.seq).await;
+    hub.shutdown();
+}
