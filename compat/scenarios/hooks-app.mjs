@@ -15,11 +15,12 @@ export async function httpSend(t) {
 export async function cronJobs(t) {
   await t.http('guest list', 'GET', '/api/crons');
   // User jobs first (sorted by id), then the system's own jobs; recorded apart so that a
-  // difference in either shows on its own line.
+  // difference in either shows on its own line. Plinth's own sweeps (`__plinth…__` ids) are
+  // not PocketBase's to compare.
   const list = await t.http('list', 'GET', '/api/crons', { auth: 'su', quiet: true });
   t.record('list status', list.status);
   t.record('user jobs', (list.body ?? []).filter((j) => !j.id.startsWith('__')));
-  t.record('system jobs', (list.body ?? []).filter((j) => j.id.startsWith('__')));
+  t.record('system jobs', (list.body ?? []).filter((j) => j.id.startsWith('__pb')));
   await t.http('run an unknown job', 'POST', '/api/crons/hk_nosuch', { auth: 'su' });
   const before = await t.su.collection('hk_audit').getList(1, 1, { filter: "kind = 'cron'" });
   await t.http('run the job', 'POST', '/api/crons/hk_audit_job', { auth: 'su' });

@@ -31,7 +31,6 @@ pub use state::{AppState, ServerConfig, SharedState};
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.body_limit;
     realtime::spawn_hub(&state);
-    files::cleanup::spawn(&state);
     let api = Router::new()
         .merge(health::router())
         .merge(collections::router())

@@ -174,8 +174,11 @@ impl Drop for Ticker {
 }
 
 fn is_system(id: &str) -> bool {
-    id.starts_with(SYSTEM_PREFIX)
+    id.starts_with(SYSTEM_PREFIX) || id.starts_with(PLINTH_PREFIX)
 }
+
+/// The id prefix of Plinth's own system jobs, listed after PocketBase's.
+const PLINTH_PREFIX: &str = "__plinth";
 
 /// Clears a job's running flag however its run ends.
 struct RunningGuard(Arc<AtomicBool>);

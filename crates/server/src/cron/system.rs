@@ -3,11 +3,10 @@
 //!
 //! PocketBase 0.40.6 lists four: `__pbDBOptimize__` (`0 0 * * *`), `__pbMFACleanup__` and
 //! `__pbOTPCleanup__` (`0 * * * *`), `__pbLogsCleanup__` (`0 */6 * * *`). Plinth has the
-//! expired-OTP and expired-MFA sweeps, registered here under the same ids and schedules. It has
-//! no request logs and its store offers no optimize step yet, so the other two are not listed
-//! rather than listed as jobs that do nothing. Plinth's other background work (the orphaned
-//! file sweep, the realtime change-log pruning) has no PocketBase id and stays outside the
-//! registry, so the listing shows nothing PocketBase would not.
+//! expired-OTP and expired-MFA sweeps, registered here under the same ids and schedules.
+//! Plinth's own periodic work is on the same scheduler under `__plinth…__` ids, so it can be
+//! seen and run from `/api/crons` too: the orphaned-file sweep. The realtime change-log
+//! pruning is not a cron job: it follows the fan-out every minute and lives with it.
 
 use std::sync::{Arc, Weak};
 
@@ -17,6 +16,7 @@ use futures_util::FutureExt as _;
 use super::{Crons, Job};
 use crate::state::{AppState, SharedState};
 
+pub const FILES_CLEANUP: &str = "__plinthFilesCleanup__";
 pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
 pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
 
@@ -30,6 +30,34 @@ pub fn register(state: &SharedState) {
             // The expression is a constant; this only guards against a typo slipping in.
             tracing::error!(%error, job = id, "cannot register a system cron job");
         }
+    }
+    register_files_sweep(state);
+}
+
+/// The orphaned-file sweep (see [`crate::files::cleanup`]) every six hours, at half past so
+/// it does not start with PocketBase's jobs on the hour.
+fn register_files_sweep(state: &SharedState) {
+    let weak = Arc::downgrade(state);
+    let job: Job = Arc::new(move || {
+        let state = weak.clone();
+        async move {
+            let Some(state) = state.upgrade() else {
+                return Ok(());
+            };
+            match crate::files::cleanup::remove_orphans(&state, crate::files::cleanup::GRACE).await
+            {
+                Ok(0) => Ok(()),
+                Ok(removed) => {
+                    tracing::info!(removed, "removed orphaned files");
+                    Ok(())
+                }
+                Err(error) => Err(error.to_string()),
+            }
+        }
+        .boxed()
+    });
+    if let Err(error) = state.crons.add(FILES_CLEANUP, "30 */6 * * *", job) {
+        tracing::error!(%error, job = FILES_CLEANUP, "cannot register a system cron job");
     }
 }
 

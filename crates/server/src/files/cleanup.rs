@@ -24,8 +24,6 @@ use crate::state::SharedState;
 
 /// Files younger than this are never swept (a write in flight may still commit them).
 pub const GRACE: Duration = Duration::from_secs(3600);
-/// How often the background sweep runs.
-const INTERVAL: Duration = Duration::from_secs(6 * 3600);
 /// The `_params` key holding the ids of every collection Plinth has kept files for.
 pub const OWNED_COLLECTIONS_PARAM: &str = "plinthFileCollections";
 
@@ -35,21 +33,6 @@ pub const OWNED_COLLECTIONS_PARAM: &str = "plinthFileCollections";
 pub struct OwnedCollections {
     ids: Option<BTreeSet<String>>,
     merged: Option<Arc<Schema>>,
-}
-
-/// Starts the periodic sweep of the current storage.
-pub fn spawn(state: &SharedState) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(INTERVAL).await;
-            match remove_orphans(&state, GRACE).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "removed orphaned files"),
-                Err(error) => tracing::warn!(%error, "orphaned file sweep failed"),
-            }
-        }
-    });
 }
 
 /// Adds the ids of the current schema's collections with file fields to the durable list of
