@@ -177,7 +177,8 @@ async fn test_s3(
     };
     let raw = |detail: &str| ApiError::bad_request_msg(&format!("{FAILED} Raw error: \n{detail}"));
     if !config.enabled {
-        return Err(raw(&format!("S3 {filesystem} filesystem is not enabled.")));
+        // PocketBase names the storage filesystem in this message whichever was tested.
+        return Err(raw("S3 storage filesystem is not enabled."));
     }
     let storage = Storage::s3(config).map_err(|e| raw(&e.to_string()))?;
     let key = format!("pb_settings_test_{}", naming::random_suffix(12));

@@ -698,7 +698,7 @@ async fn the_s3_settings_move_uploads_and_downloads_to_the_bucket() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         answer.json()["message"],
-        "Failed to test the S3 filesystem. Raw error: \nS3 backups filesystem is not enabled."
+        "Failed to test the S3 filesystem. Raw error: \nS3 storage filesystem is not enabled."
     );
     assert_eq!(
         app.send(test_s3("")).await.json()["data"]["filesystem"]["code"],

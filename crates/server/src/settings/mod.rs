@@ -362,6 +362,40 @@ impl Settings {
         if !rules.is_empty() {
             out.insert("rateLimits".into(), json!({"rules": rules}));
         }
+        push_errors(&mut out, "s3", validate_s3(&self.s3));
+        let mut backups = validate_s3(&self.backups.s3);
+        let mut backups_own = ValidationErrors::new();
+        if !self.backups.cron.is_empty() {
+            if crate::cron::schedule::Schedule::parse(&self.backups.cron).is_err() {
+                backups_own.add(
+                    "cron",
+                    FieldError::new(
+                        "validation_invalid_cron",
+                        "Invalid cron expression - must be a valid macro or to have exactly 5 space separated segments.",
+                    ),
+                );
+            }
+            if self.backups.cron_max_keep == 0 {
+                backups_own.add("cronMaxKeep", FieldError::required());
+            }
+        }
+        let mut backups_json = backups_own.into_json();
+        if !backups.is_empty() {
+            backups_json["s3"] = std::mem::take(&mut backups).into_json();
+        }
+        if backups_json.as_object().is_some_and(|b| !b.is_empty()) {
+            out.insert("backups".into(), backups_json);
+        }
+        let mut batch = ValidationErrors::new();
+        if self.batch.enabled {
+            if self.batch.max_requests == 0 {
+                batch.add("maxRequests", FieldError::required());
+            }
+            if self.batch.timeout == 0 {
+                batch.add("timeout", FieldError::required());
+            }
+        }
+        push_errors(&mut out, "batch", batch);
         push_errors(&mut out, "realtime", self.realtime.validate());
         if out.is_empty() {
             Ok(())
@@ -369,6 +403,100 @@ impl Settings {
             Err(Value::Object(out))
         }
     }
+}
+
+/// The numbers PocketBase checks against a minimum, with that minimum. Plinth's types are
+/// unsigned, so a negative one is taken out here (its error recorded, the value zeroed so
+/// the rest of the body still loads and is checked) before the body is read into them.
+const MINIMUMS: [(&[&str], i64); 7] = [
+    (&["logs", "maxDataSize"], 0),
+    (&["logs", "maxDays"], 0),
+    (&["batch", "maxRequests"], 0),
+    (&["batch", "timeout"], 0),
+    (&["batch", "maxBodySize"], 0),
+    (&["smtp", "port"], 0),
+    (&["backups", "cronMaxKeep"], 1),
+];
+
+/// Rate-limit rules' numbers and their minimum.
+const RULE_MINIMUMS: [(&str, i64); 2] = [("duration", 1), ("maxRequests", 1)];
+
+/// Only negative numbers get the minimum's message; a zero where PocketBase wants at least 1
+/// is a "required" error of the later checks, as on PocketBase.
+fn negative(value: &Value) -> bool {
+    value.as_f64().is_some_and(|number| number < 0.0)
+}
+
+fn min_error(minimum: i64) -> Value {
+    let error = FieldError::new(
+        "validation_min_greater_equal_than_required",
+        format!("Must be no less than {minimum}."),
+    )
+    .with_param("threshold", minimum);
+    serde_json::to_value(error).unwrap_or_default()
+}
+
+/// Finds the negative numbers in the merged settings (see [`MINIMUMS`]), zeroes
+/// them, and returns their errors nested like the settings object.
+fn take_below_minimum(merged: &mut Value) -> Value {
+    let mut errors = Value::Object(Map::new());
+    for (path, minimum) in MINIMUMS {
+        let [section, key] = path else { continue };
+        if let Some(value) = merged.get_mut(section).and_then(|s| s.get_mut(key))
+            && negative(value)
+        {
+            *value = json!(0);
+            merge(
+                &mut errors,
+                json!({ *section: { *key: min_error(minimum) } }),
+            );
+        }
+    }
+    if let Some(Value::Array(rules)) = merged
+        .get_mut("rateLimits")
+        .and_then(|limits| limits.get_mut("rules"))
+    {
+        for (index, rule) in rules.iter_mut().enumerate() {
+            for (key, minimum) in RULE_MINIMUMS {
+                if let Some(value) = rule.get_mut(key)
+                    && negative(value)
+                {
+                    *value = json!(0);
+                    merge(
+                        &mut errors,
+                        json!({"rateLimits": {"rules": {index.to_string(): {key: min_error(minimum)}}}}),
+                    );
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// PocketBase's checks of an S3 section that is switched on.
+fn validate_s3(s3: &S3) -> ValidationErrors {
+    let mut errors = ValidationErrors::new();
+    if !s3.enabled {
+        return errors;
+    }
+    for (name, value) in [
+        ("accessKey", &s3.access_key),
+        ("bucket", &s3.bucket),
+        ("endpoint", &s3.endpoint),
+        ("region", &s3.region),
+        ("secret", &s3.secret),
+    ] {
+        if value.trim().is_empty() {
+            errors.add(name, FieldError::required());
+        }
+    }
+    if !s3.endpoint.trim().is_empty() && url::Url::parse(&s3.endpoint).is_err() {
+        errors.add(
+            "endpoint",
+            FieldError::new("validation_is_url", "Must be a valid URL."),
+        );
+    }
+    errors
 }
 
 fn is_email_error() -> FieldError {
@@ -494,13 +622,19 @@ async fn patch_settings(
     };
     let mut merged = serde_json::to_value(existing.as_ref()).map_err(ApiError::internal)?;
     merge(&mut merged, Value::Object(body));
+    let below_minimum = take_below_minimum(&mut merged);
     let updated: Settings = serde_json::from_value(merged).map_err(|_| {
         ApiError::bad_request_msg("An error occurred while loading the submitted data.")
     })?;
-    if let Err(data) = updated.validate() {
+    let mut invalid = match updated.validate() {
+        Ok(()) => Value::Object(Map::new()),
+        Err(data) => data,
+    };
+    merge(&mut invalid, below_minimum);
+    if invalid.as_object().is_some_and(|errors| !errors.is_empty()) {
         let mut error =
             ApiError::bad_request_msg("An error occurred while saving the new settings.");
-        error.data = data;
+        error.data = invalid;
         return Err(error);
     }
     let stored = serde_json::to_value(&updated).map_err(ApiError::internal)?;
@@ -603,6 +737,37 @@ mod tests {
         let mut base = json!({"a": {"b": 1, "c": 2}, "l": [1, 2]});
         merge(&mut base, json!({"a": {"c": 3}, "l": [9]}));
         assert_eq!(base, json!({"a": {"b": 1, "c": 3}, "l": [9]}));
+    }
+
+    #[test]
+    fn negative_numbers_get_the_minimum_error_and_are_zeroed() {
+        let mut merged = serde_json::to_value(Settings::default()).expect("json");
+        merge(
+            &mut merged,
+            json!({
+                "logs": {"maxDays": -1},
+                "backups": {"cronMaxKeep": -3},
+                "rateLimits": {"rules": [{"label": "x", "duration": -1, "maxRequests": 5}]},
+            }),
+        );
+        let errors = take_below_minimum(&mut merged);
+        assert_eq!(errors["logs"]["maxDays"]["params"]["threshold"], 0);
+        assert_eq!(
+            errors["backups"]["cronMaxKeep"]["message"],
+            "Must be no less than 1."
+        );
+        assert_eq!(
+            errors["rateLimits"]["rules"]["0"]["duration"]["code"],
+            "validation_min_greater_equal_than_required"
+        );
+        assert!(
+            errors["rateLimits"]["rules"]["0"]
+                .get("maxRequests")
+                .is_none()
+        );
+        assert_eq!(merged["logs"]["maxDays"], 0);
+        let loaded: Settings = serde_json::from_value(merged).expect("loads once zeroed");
+        assert_eq!(loaded.backups.cron_max_keep, 0);
     }
 
     #[test]

@@ -1,0 +1,103 @@
+// The settings API through the SDK's `pb.settings`: reading, partial updates and what they
+// answer, write-only secrets, validation errors, the test endpoints' refusals, and who may
+// call them. Every scenario puts back what it changed, since settings are server-wide.
+
+import { createUser } from '../lib/fixtures.mjs';
+
+// Rate limits differ by default on purpose (KD-3), and Plinth's settings have a `realtime`
+// section PocketBase lacks (KD-11); everything else is compared.
+const withoutRateLimits = (settings) => {
+  if (!settings || typeof settings !== 'object') return settings;
+  const { rateLimits, realtime, ...rest } = settings;
+  return rest;
+};
+
+export async function readAndPartialUpdate(t) {
+  await t.sdk('getAll', () => t.su.settings.getAll(), withoutRateLimits);
+  const before = await t.su.settings.getAll();
+  await t.sdk(
+    'update meta and logs',
+    () =>
+      t.su.settings.update({
+        meta: { appName: 'Compat App', senderName: 'Compat', senderAddress: 'noreply@example.com' },
+        logs: { maxDays: 3, minLevel: 4, logIP: false, logAuthId: true },
+      }),
+    withoutRateLimits,
+  );
+  await t.sdk('read back', () => t.su.settings.getAll(), withoutRateLimits);
+  await t.sdk(
+    'secrets are write-only',
+    () =>
+      t.su.settings.update({
+        smtp: { enabled: false, host: 'smtp.example.com', port: 2525, username: 'u', password: 'p' },
+        s3: { enabled: false, bucket: 'b', region: 'r', endpoint: 'http://127.0.0.1:1', accessKey: 'k', secret: 's' },
+      }),
+    (s) => ({ smtp: s.smtp, s3: s.s3 }),
+  );
+  await t.sdk(
+    'put back',
+    () =>
+      t.su.settings.update({
+        meta: before.meta,
+        logs: before.logs,
+        smtp: { ...before.smtp, host: before.smtp.host },
+        s3: before.s3,
+      }),
+    withoutRateLimits,
+  );
+}
+
+export async function validationErrors(t) {
+  const bad = {
+    'empty app name': { meta: { appName: '' } },
+    'bad app url': { meta: { appURL: 'not a url' } },
+    'bad sender address': { meta: { senderAddress: 'nope' } },
+    'smtp on without host': { smtp: { enabled: true, host: '', port: 0 } },
+    'negative log days': { logs: { maxDays: -1 } },
+    'bad backups cron': { backups: { cron: 'every day' } },
+    'batch without bounds': { batch: { enabled: true, maxRequests: 0, timeout: 0 } },
+    'bad trusted proxy header': { trustedProxy: { headers: ['bad header!'] } },
+    'negative numbers': {
+      smtp: { port: -1 },
+      logs: { maxDataSize: -5 },
+      batch: { maxBodySize: -1, maxRequests: -1, timeout: -1 },
+      backups: { cronMaxKeep: -1 },
+      rateLimits: { rules: [{ label: 'x', duration: -1, maxRequests: -2 }] },
+    },
+    'backups cron without a count to keep': { backups: { cron: '0 0 * * *', cronMaxKeep: 0 } },
+    's3 on without its settings': { s3: { enabled: true } },
+    'backups s3 with a bad endpoint': {
+      backups: {
+        s3: { enabled: true, bucket: 'b', region: 'r', endpoint: 'e', accessKey: 'a', secret: 's' },
+      },
+    },
+  };
+  for (const [label, body] of Object.entries(bad)) {
+    await t.sdk(label, () => t.su.settings.update(body), withoutRateLimits);
+  }
+  await t.sdk('unchanged', () => t.su.settings.getAll(), withoutRateLimits);
+  // The bad trusted-proxy header was accepted (PocketBase does not check header names).
+  await t.sdk('put back', () => t.su.settings.update({ trustedProxy: { headers: [] } }), withoutRateLimits);
+}
+
+export async function testEndpoints(t) {
+  await t.sdk('test s3 storage while off', () => t.su.settings.testS3('storage'));
+  await t.sdk('test s3 backups while off', () => t.su.settings.testS3('backups'));
+  await t.sdk('test s3 bad filesystem', () => t.su.settings.testS3('nope'));
+  await t.sdk('test email bad template', () =>
+    t.su.settings.testEmail('someone@example.com', 'nope'),
+  );
+  await t.sdk('test email bad address', () => t.su.settings.testEmail('nope', 'verification'));
+  await t.sdk('apple secret with a bad key', () =>
+    t.su.settings.generateAppleClientSecret('client', 'team', 'key', 'not a key', 3600),
+  );
+}
+
+export async function accessIsForSuperusers(t) {
+  const guest = t.client();
+  await t.sdk('guest getAll', () => guest.settings.getAll());
+  await t.sdk('guest update', () => guest.settings.update({ meta: { appName: 'x' } }));
+  const user = await createUser(t, 'settings_user');
+  await t.sdk('user getAll', () => user.client.settings.getAll());
+  await t.sdk('user update', () => user.client.settings.update({ meta: { appName: 'x' } }));
+}
