@@ -3,14 +3,15 @@
 //!
 //! PocketBase 0.40.6 lists four: `__pbDBOptimize__` (`0 0 * * *`), `__pbMFACleanup__` and
 //! `__pbOTPCleanup__` (`0 * * * *`), `__pbLogsCleanup__` (`0 */6 * * *`). Plinth has the
-//! expired-OTP and expired-MFA sweeps, registered here under the same ids and schedules. It has
-//! no request logs and its store offers no optimize step yet, so the other two are not listed
-//! rather than listed as jobs that do nothing. Plinth's other background work (the orphaned
+//! expired-OTP and expired-MFA sweeps and the daily database optimization ([`Store::optimize`]:
+//! on SQLite `PRAGMA optimize` and a truncating WAL checkpoint), registered here under the same
+//! ids and schedules. Plinth's other background work (the orphaned
 //! file sweep, the realtime change-log pruning) has no PocketBase id and stays outside the
 //! registry, so the listing shows nothing PocketBase would not.
 
 use std::sync::{Arc, Weak};
 
+use domain::Store;
 use domain::collection::{MFAS_ID, OTPS_ID};
 use futures_util::FutureExt as _;
 
@@ -19,10 +20,13 @@ use crate::state::{AppState, SharedState};
 
 pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
 pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
+pub const DB_OPTIMIZE: &str = "__pbDBOptimize__";
 
 /// Registers the system jobs of `state` in its registry. The jobs hold the state weakly (the
 /// registry lives in it), so a job run after the state is gone does nothing.
 pub fn register(state: &SharedState) {
+    // First, as PocketBase lists it first.
+    register_db_optimize(state);
     let crons: &Crons = &state.crons;
     for (id, table) in [(MFA_CLEANUP, MFAS_ID), (OTP_CLEANUP, OTPS_ID)] {
         let job = sweep_job(Arc::downgrade(state), table);
@@ -52,4 +56,23 @@ fn sweep_job(state: Weak<AppState>, table: &'static str) -> Job {
         }
         .boxed()
     })
+}
+
+/// Registers `__pbDBOptimize__` (`0 0 * * *`): the store's routine maintenance.
+fn register_db_optimize(state: &SharedState) {
+    let weak = Arc::downgrade(state);
+    let job: Job = Arc::new(move || {
+        let state = weak.clone();
+        async move {
+            let Some(state) = state.upgrade() else {
+                return Ok(());
+            };
+            let store: &dyn Store = state.store.as_ref();
+            store.optimize().await.map_err(|error| error.to_string())
+        }
+        .boxed()
+    });
+    if let Err(error) = state.crons.add(DB_OPTIMIZE, "0 0 * * *", job) {
+        tracing::error!(%error, job = DB_OPTIMIZE, "cannot register a system cron job");
+    }
 }
