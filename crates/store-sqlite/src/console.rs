@@ -777,7 +777,7 @@ mod tests {
 
     #[tokio::test]
     async fn statements_run_in_one_transaction_and_the_last_answers() {
-        let (_dir, store) = open(None).await;
+        let (dir, store) = open(None).await;
         let out = done(
             &store,
             "create table t1 (id text primary key, n int); insert into t1 values ('a', 1), ('b', 2); select * from t1",
@@ -815,6 +815,15 @@ mod tests {
         );
         assert_eq!(done(&store, "-- nothing").await, SqlOutput::default());
         assert_eq!(done(&store, "vacuum").await, SqlOutput::default());
+        // `VACUUM INTO` (a file anywhere the server may write) cannot run inside the call's
+        // transaction, so it fails and writes nothing.
+        let target = dir.path().join("copy.db");
+        let message = failed(&store, &format!("vacuum into '{}'", target.display())).await;
+        assert!(
+            message.contains("cannot VACUUM from within a transaction"),
+            "{message}"
+        );
+        assert!(!target.exists());
     }
 
     #[tokio::test]
