@@ -217,3 +217,45 @@ async fn the_page_parses_as_prometheus_text_and_its_values_move() {
     }
     assert_eq!(counted, 1.0);
 }
+
+#[tokio::test]
+async fn hook_runs_are_counted_by_kind_and_result() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        hooks.path().join("main.pb.js"),
+        r#"
+routerAdd("GET", "/metrics-ok", (e) => e.json(200, { ok: true }));
+routerAdd("GET", "/metrics-throw", (e) => { throw new Error("boom"); });
+"#,
+    )
+    .expect("writes hooks");
+    let app = TestApp::spawn_launch(&Launch {
+        args: vec![format!("--hooksDir={}", hooks.path().display())],
+        ..Launch::default()
+    })
+    .await;
+    let token = app.admin_token().await;
+    assert_eq!(app.get("/metrics-ok", None).await.0, 200);
+    assert_eq!(app.get("/metrics-ok", None).await.0, 200);
+    assert_eq!(app.get("/metrics-throw", None).await.0, 400);
+    let (status, _, text) = page(&app, &token).await;
+    assert_eq!(status, 200);
+    let Some(families) = parse(&text) else { return };
+    let runs = |result: &str| {
+        sample(
+            &families,
+            "plinth_hook_runs_total",
+            &[("kind", "route"), ("result", result)],
+        )
+    };
+    assert_eq!(runs("ok"), 2.0, "{text}");
+    assert_eq!(runs("error"), 1.0, "{text}");
+    assert!(
+        sample(
+            &families,
+            "plinth_hook_run_seconds_count",
+            &[("kind", "route")]
+        ) >= 3.0
+    );
+    assert_eq!(families["plinth_hook_runs"]["type"], "counter");
+}
