@@ -263,11 +263,19 @@ pub(crate) fn run_on_writer(
     limits: SqlLimits,
     protected: Protected,
 ) -> Result<SqlOutcome, StoreError> {
-    if is_plain_vacuum(sql) {
-        // VACUUM cannot run inside a transaction; it changes no schema.
-        return match conn.execute_batch("VACUUM") {
-            Ok(()) => Ok(SqlOutcome::Done(SqlOutput::default())),
-            Err(error) => stop(error.into(), &Refusal::default()).into(),
+    if let Some(maintenance) = outside_transaction(sql) {
+        // These cannot run inside a transaction; they change no schema.
+        let ran = conn
+            .prepare(&maintenance)
+            .map_err(Failure::from)
+            .and_then(|mut statement| collect(&mut statement, limits));
+        return match ran {
+            Ok((columns, rows)) => Ok(SqlOutcome::Done(SqlOutput {
+                columns,
+                rows,
+                affected_rows: 0,
+            })),
+            Err(failure) => stop(failure, &Refusal::default()).into(),
         };
     }
     let schema_before = schema_version(conn)?;
@@ -524,23 +532,38 @@ pub(crate) fn go_float(f: f64) -> String {
     format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
-/// Whether `sql` is exactly `VACUUM` (optionally `VACUUM main`), which must run outside a
-/// transaction.
-fn is_plain_vacuum(sql: &str) -> bool {
-    let words: Vec<String> = sql
+/// The maintenance statement `sql` is, when it is one that must run outside a transaction:
+/// `VACUUM` (of the main database) or `PRAGMA wal_checkpoint` with an optional mode, rebuilt
+/// from its recognized words (so nothing else rides along).
+fn outside_transaction(sql: &str) -> Option<String> {
+    let compact: String = sql
         .trim()
         .trim_end_matches(';')
-        .split_whitespace()
-        .map(str::to_ascii_lowercase)
-        .collect();
-    matches!(
-        words
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice(),
-        ["vacuum"] | ["vacuum", "main"]
-    )
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if compact == "vacuum" || compact == "vacuummain" {
+        return Some("VACUUM".into());
+    }
+    let rest = compact.strip_prefix("pragma")?;
+    let rest = rest.strip_prefix("main.").unwrap_or(rest);
+    let mode = rest.strip_prefix("wal_checkpoint")?;
+    let mode = match mode {
+        "" => "",
+        _ => mode
+            .strip_prefix('(')
+            .and_then(|m| m.strip_suffix(')'))
+            .or_else(|| mode.strip_prefix('='))?,
+    };
+    match mode {
+        "" => Some("PRAGMA wal_checkpoint".into()),
+        "passive" | "full" | "restart" | "truncate" => Some(format!(
+            "PRAGMA wal_checkpoint({})",
+            mode.to_ascii_uppercase()
+        )),
+        _ => None,
+    }
 }
 
 fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
@@ -686,6 +709,32 @@ mod tests {
 
     fn texts(values: &[&str]) -> Vec<Option<String>> {
         values.iter().map(|v| Some((*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn maintenance_outside_a_transaction_is_recognized_exactly() {
+        assert_eq!(outside_transaction(" VACUUM ; ").as_deref(), Some("VACUUM"));
+        assert_eq!(
+            outside_transaction("vacuum main").as_deref(),
+            Some("VACUUM")
+        );
+        assert_eq!(
+            outside_transaction("PRAGMA main.wal_checkpoint( truncate );").as_deref(),
+            Some("PRAGMA wal_checkpoint(TRUNCATE)")
+        );
+        assert_eq!(
+            outside_transaction("pragma wal_checkpoint").as_deref(),
+            Some("PRAGMA wal_checkpoint")
+        );
+        for other in [
+            "vacuum into 'x'",
+            "vacuum; drop table t",
+            "pragma wal_checkpoint(truncate); delete from t",
+            "pragma wal_checkpoint(nope)",
+            "pragma optimize",
+        ] {
+            assert_eq!(outside_transaction(other), None, "{other}");
+        }
     }
 
     #[test]
@@ -899,6 +948,12 @@ mod tests {
         done(&store, "select count(*) from _collections").await;
         done(&store, "pragma foreign_keys").await;
         done(&store, "pragma integrity_check").await;
+        // Maintenance PocketBase's docs suggest for the console runs.
+        done(&store, "analyze").await;
+        done(&store, "pragma optimize").await;
+        done(&store, "pragma optimize(0x10002)").await;
+        let out = done(&store, "pragma wal_checkpoint(truncate)").await;
+        assert_eq!(out.rows.len(), 1, "{out:?}");
         // The writer is not left with the authorizer: an ordinary schema change still works.
         let mut notes = Collection::scaffold(CollectionType::Base, "notes");
         notes
