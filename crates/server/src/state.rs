@@ -22,7 +22,7 @@ pub struct ServerConfig {
     pub storage_dir: Option<std::path::PathBuf>,
     /// A bearer secret that also opens `GET /api/metrics` (besides a superuser token), for a
     /// Prometheus server that has no superuser account (`--metricsSecret`).
-    pub metrics_secret: Option<String>,
+    pub metrics_secret: Option<crate::metrics::MetricsSecret>,
 }
 
 impl Default for ServerConfig {

@@ -53,6 +53,16 @@ pub const BACKUPS_TOTAL: &str = "plinth_backups_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// The bearer secret of `--metricsSecret`; its `Debug` does not show it (configs get logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsSecret(pub String);
+
+impl std::fmt::Debug for MetricsSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsSecret(<redacted>)")
+    }
+}
+
 /// Installs the process-wide recorder once; `None` when another recorder was installed first
 /// (the page then shows only the gauges).
 pub fn install() -> Option<&'static PrometheusHandle> {
@@ -168,7 +178,8 @@ fn secret_matches(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(secret) = state
         .config
         .metrics_secret
-        .as_deref()
+        .as_ref()
+        .map(|secret| secret.0.as_str())
         .filter(|s| !s.is_empty())
     else {
         return false;

@@ -39,7 +39,7 @@ impl App {
         let config = ServerConfig {
             bcrypt_cost: 4,
             argon2: crate::auth::password::Argon2Params::for_bcrypt_cost(4),
-            metrics_secret: secret.map(str::to_owned),
+            metrics_secret: secret.map(|s| super::MetricsSecret(s.to_owned())),
             ..ServerConfig::default()
         };
         let state = AppState::new(store, config);
