@@ -15,9 +15,11 @@
 //! it) and every view collection must still compile; otherwise everything rolls back.
 //!
 //! Writes to records made here are not record writes: no validation, hooks or change-log
-//! entries, so realtime subscribers hear nothing of them — as raw SQL in PocketBase. A single
-//! read-only statement runs on a query-lane reader; anything else runs on the writer thread in
-//! one IMMEDIATE transaction, all or nothing. Both are bounded by the query timeout.
+//! entries, so realtime subscribers hear nothing of them — as raw SQL in PocketBase. Read-only
+//! statements run on a query-lane reader (the writer stays free for writes); anything else runs
+//! on the writer thread in one IMMEDIATE transaction, all or nothing, except `VACUUM` and
+//! `PRAGMA wal_checkpoint`, which cannot run inside a transaction. All are bounded by the query
+//! timeout.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -217,11 +219,11 @@ impl From<Stop> for Result<SqlOutcome, StoreError> {
 /// The answer of a reader's attempt.
 pub(crate) enum ReadAttempt {
     Done(Result<SqlOutcome, StoreError>),
-    /// The SQL is not a single read-only statement: run it on the writer.
+    /// Some statement may write: run the whole text on the writer.
     NeedsWriter,
 }
 
-/// On a reader: runs `sql` when it is one read-only statement.
+/// On a reader: runs `sql` when every statement of it is read-only.
 pub(crate) fn try_read(
     conn: &mut Connection,
     sql: &str,
@@ -232,28 +234,38 @@ pub(crate) fn try_read(
     let guard = Authorizer::install(conn, protected, Arc::clone(&refusal));
     let conn: &Connection = guard.conn;
     let mut batch = Batch::new(conn, sql);
-    let first = match batch.next() {
-        Ok(Some(statement)) => statement,
-        Ok(None) => return ReadAttempt::Done(Ok(SqlOutcome::Done(SqlOutput::default()))),
-        Err(error) => return ReadAttempt::Done(stop(error.into(), &refusal).into()),
-    };
-    if !first.readonly() {
-        return ReadAttempt::NeedsWriter;
+    // Every statement is prepared before any runs: they all must be read-only. One that does
+    // not prepare here (say, because an earlier one would create its table) sends the whole
+    // text to the writer, unless it is the first (then nothing before it could explain it).
+    let mut statements = Vec::new();
+    loop {
+        match batch.next() {
+            Ok(Some(statement)) if statement.readonly() => statements.push(statement),
+            Ok(Some(_)) => return ReadAttempt::NeedsWriter,
+            Ok(None) => break,
+            Err(error) => {
+                let refused = refusal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some();
+                if statements.is_empty() || refused {
+                    return ReadAttempt::Done(stop(error.into(), &refusal).into());
+                }
+                return ReadAttempt::NeedsWriter;
+            }
+        }
     }
-    // A second statement (even one that fails to prepare here, say because the first would
-    // create its table) sends the whole text to the writer.
-    if !matches!(batch.next(), Ok(None)) {
-        return ReadAttempt::NeedsWriter;
+    let mut output = SqlOutput::default();
+    for statement in &mut statements {
+        match collect(statement, limits) {
+            Ok((columns, rows)) => {
+                output.columns = columns;
+                output.rows = rows;
+            }
+            Err(failure) => return ReadAttempt::Done(stop(failure, &refusal).into()),
+        }
     }
-    let mut first = first;
-    ReadAttempt::Done(match collect(&mut first, limits) {
-        Ok((columns, rows)) => Ok(SqlOutcome::Done(SqlOutput {
-            columns,
-            rows,
-            affected_rows: 0,
-        })),
-        Err(failure) => stop(failure, &refusal).into(),
-    })
+    ReadAttempt::Done(Ok(SqlOutcome::Done(output)))
 }
 
 /// On the writer: runs every statement of `sql` in one transaction, all or nothing.
@@ -594,8 +606,8 @@ fn fingerprint(conn: &Connection, protected: &Protected) -> Result<Vec<[String; 
 }
 
 impl crate::SqliteStore {
-    /// [`domain::Store::run_sql`]: a single read-only statement on a query-lane reader,
-    /// anything else on the writer; both within the query timeout.
+    /// [`domain::Store::run_sql`]: read-only statements on a query-lane reader, anything else
+    /// on the writer; both within the query timeout.
     pub(crate) async fn console(
         &self,
         sql: &str,
@@ -998,6 +1010,21 @@ mod tests {
         )
         .await;
         assert_eq!(out.rows, vec![texts(&["0"])]);
+    }
+
+    #[tokio::test]
+    async fn reads_do_not_wait_for_the_writer() {
+        let (_dir, store) = open(Some(Duration::from_secs(5))).await;
+        // An open interactive transaction holds the writer thread.
+        let tx = store.begin(None).await.expect("holds the writer");
+        let out = done(&store, "select 1; select 2 as two").await;
+        assert_eq!(out.rows, vec![texts(&["2"])]);
+        assert_eq!(out.columns[0].name, "two");
+        let pending = store.run_sql("create table held (x)", LIMITS);
+        let waited = tokio::time::timeout(Duration::from_millis(200), pending).await;
+        assert!(waited.is_err(), "a write waits for the writer");
+        tx.rollback().await.expect("released");
+        done(&store, "create table held_after (x)").await;
     }
 
     #[tokio::test]
