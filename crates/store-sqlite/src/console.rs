@@ -415,12 +415,16 @@ fn collect(
         let mut values = Vec::with_capacity(width);
         for index in 0..width {
             let value = row.get_ref(index).map_err(Failure::Sql)?;
-            let text = as_text(value);
-            bytes = bytes.saturating_add(text.as_ref().map_or(0, String::len));
+            // Counted before the value is copied, so a huge one is never copied at all.
+            let size = match value {
+                ValueRef::Text(raw) | ValueRef::Blob(raw) => raw.len(),
+                _ => 24,
+            };
+            bytes = bytes.saturating_add(size);
             if bytes > limits.max_bytes {
                 return Err(Failure::TooLarge(limits.max_bytes));
             }
-            values.push(text);
+            values.push(as_text(value));
         }
         rows.push(values);
     }
