@@ -273,3 +273,21 @@ async fn statements_that_would_stale_the_schema_are_refused_and_records_writes_a
         .await;
     assert_eq!(record["title"], "raw");
 }
+
+#[tokio::test]
+async fn the_values_returned_are_capped_at_32_mib() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let at_bound = "select printf('%.*c', 33554432, 'x') as big";
+    let (status, body) = sql(&app, &token, at_bound).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["rows"][0][0].as_str().map(str::len), Some(32 << 20));
+    let past = "select printf('%.*c', 33554431, 'x'), 'yz'";
+    let (status, body) = sql(&app, &token, past).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "Failed to execute query. Raw error:\nthe result holds more than 32 MiB of values; select fewer rows or columns.",
+    );
+}
