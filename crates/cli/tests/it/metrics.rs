@@ -259,3 +259,75 @@ routerAdd("GET", "/metrics-throw", (e) => { throw new Error("boom"); });
     );
     assert_eq!(families["plinth_hook_runs"]["type"], "counter");
 }
+
+#[tokio::test]
+async fn realtime_and_change_log_gauges_follow_the_app() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let gauge =
+        |text: &str, name: &str| -> f64 { sample(&parse(text).expect("parsed"), name, &[]) };
+    let (_, _, text) = page(&app, &token).await;
+    if parse(&text).is_none() {
+        return;
+    }
+    assert_eq!(gauge(&text, "plinth_realtime_clients"), 0.0);
+    let last_before = gauge(&text, "plinth_changelog_last_seq");
+
+    // An open SSE stream is a client (and starts the change-log fan-out).
+    let stream = app
+        .client
+        .get(app.url("/api/realtime"))
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut clients = 0.0;
+    for _ in 0..100 {
+        clients = gauge(&page(&app, &token).await.2, "plinth_realtime_clients");
+        if clients == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(clients, 1.0);
+
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/records",
+            Some(&token),
+            serde_json::json!({"email": "g@example.com", "password": "Passw0rd!123", "passwordConfirm": "Passw0rd!123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = page(&app, &token).await.2;
+        if gauge(&text, "plinth_changelog_last_seq") > last_before
+            && gauge(&text, "plinth_changelog_lag") == 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        gauge(&text, "plinth_changelog_last_seq"),
+        last_before + 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        gauge(&text, "plinth_changelog_lag"),
+        0.0,
+        "the fan-out caught up"
+    );
+
+    drop(stream);
+    let mut clients = 1.0;
+    for _ in 0..200 {
+        clients = gauge(&page(&app, &token).await.2, "plinth_realtime_clients");
+        if clients == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(clients, 0.0, "a closed stream is no longer counted");
+}
