@@ -255,6 +255,15 @@ pub struct ServeArgs {
     /// so they are refused rather than silently ignored).
     #[arg(hide = true)]
     pub domains: Vec<String>,
+
+    /// A bearer secret that opens GET /api/metrics to a scraper without a superuser account
+    /// (`Authorization: Bearer <secret>`); superuser tokens are always accepted.
+    #[arg(
+        long = "metricsSecret",
+        env = "PLINTH_METRICS_SECRET",
+        hide_env_values = true
+    )]
+    pub metrics_secret: Option<String>,
 }
 
 #[derive(Debug, Args)]

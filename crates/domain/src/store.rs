@@ -397,6 +397,34 @@ pub trait Store: Send + Sync + 'static {
         tx.commit().await?;
         Ok(forgotten)
     }
+
+    /// Runs the SQL a superuser typed into the SQL console (`POST /api/sql`): one or more
+    /// statements, in one transaction, all or nothing, within the query timeout. Returns the
+    /// last statement's columns and at most `limits.max_rows` of its rows, every value as
+    /// text. A statement the engine refuses (one that would change a collection's table, the
+    /// store's own bookkeeping tables or the connection itself, so the schema snapshot would
+    /// go stale), and any SQL error, comes back as [`SqlOutcome::Failed`] with nothing
+    /// written. Writes made here are not record writes: no validation, no hooks, no
+    /// change-log entries (so no realtime events), as raw SQL bypasses them in PocketBase.
+    async fn run_sql(&self, sql: &str, limits: SqlLimits) -> Result<SqlOutcome, StoreError> {
+        let _ = (sql, limits);
+        Err(StoreError::Internal(
+            "run_sql is not supported by this engine".into(),
+        ))
+    }
+
+    /// Routine maintenance (PocketBase's daily `__pbDBOptimize__` job): refreshes the query
+    /// planner's statistics and returns space the write-ahead log holds.
+    async fn optimize(&self) -> Result<(), StoreError> {
+        Err(StoreError::Internal(
+            "optimize is not supported by this engine".into(),
+        ))
+    }
+
+    /// Counters of the engine's work queues, for the metrics endpoint.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 }
 
 /// An open interactive transaction (see [`Store::begin`]): what JS hooks and migrations use to
@@ -525,4 +553,60 @@ pub trait Transaction: Send {
     /// Undoes everything and ends the transaction. Errors only when the transaction had
     /// already ended (`TimedOut` past the deadline); nothing of it was committed either way.
     async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Bounds of one [`Store::run_sql`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlLimits {
+    /// Rows of the last statement returned; the rest are not read.
+    pub max_rows: usize,
+    /// Bytes of values (text and blobs) the returned rows may hold; past it the call fails.
+    pub max_bytes: usize,
+}
+
+/// A column of [`SqlOutput`]: its name and the type it was declared with (empty for an
+/// expression).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlColumn {
+    pub name: String,
+    pub declared_type: String,
+}
+
+/// What the SQL console's statements produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlOutput {
+    /// The last statement's columns (none for a statement that returns no rows).
+    pub columns: Vec<SqlColumn>,
+    /// Its rows, every value as text (`None` for NULL).
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Rows changed by the last INSERT, UPDATE or DELETE the call ran (0 when it ran none).
+    pub affected_rows: u64,
+}
+
+/// The answer of [`Store::run_sql`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlOutcome {
+    Done(SqlOutput),
+    /// The statements failed or were refused, and nothing was written: the engine's message,
+    /// shown to the superuser as is.
+    Failed(String),
+}
+
+/// One work queue of an engine (for SQLite: the writer, the query readers, the point readers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// A short fixed name (`writer`, `query`, `point`): a metrics label.
+    pub name: &'static str,
+    /// Jobs waiting for a thread.
+    pub queued: u64,
+    /// Threads running a job now.
+    pub busy: u64,
+    /// Threads serving the queue.
+    pub threads: u64,
+}
+
+/// See [`Store::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub queues: Vec<QueueStats>,
 }

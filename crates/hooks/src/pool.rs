@@ -116,6 +116,19 @@ impl Pool {
         host: Arc<dyn Host>,
         skip_permit: bool,
     ) -> Result<Value, HookError> {
+        let started = Instant::now();
+        let result = self.call_unmeasured(entry, arg, host, skip_permit).await;
+        record_run(entry, &result, started);
+        result
+    }
+
+    async fn call_unmeasured(
+        &self,
+        entry: &str,
+        arg: Value,
+        host: Arc<dyn Host>,
+        skip_permit: bool,
+    ) -> Result<Value, HookError> {
         let deadline = Instant::now() + self.inner.config.timeout;
         // An invocation made by a running one (its handler called the app, which fires more
         // hooks) must not wait for a place its ancestors hold: it goes past the cap, bounded
@@ -451,6 +464,24 @@ fn describe(value: &rquickjs::Value<'_>) -> String {
         return s;
     }
     format!("{value:?}")
+}
+
+/// Counts one invocation by kind (the prelude entry: `route`, `model`, `plain`, …, a fixed set)
+/// and result, and records its time, for the server's metrics endpoint.
+fn record_run(entry: &str, result: &Result<Value, HookError>, started: Instant) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(HookError::Thrown { .. }) => "error",
+        Err(HookError::TimedOut) => "timeout",
+        Err(HookError::OutOfMemory) => "out_of_memory",
+        Err(HookError::Busy) => "busy",
+        Err(HookError::Engine(_)) => "engine",
+    };
+    let kind = entry.to_owned();
+    metrics::counter!("plinth_hook_runs_total", "kind" => kind.clone(), "result" => outcome)
+        .increment(1);
+    metrics::histogram!("plinth_hook_run_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
 }
 
 #[cfg(test)]

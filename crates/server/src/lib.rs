@@ -13,12 +13,14 @@ pub mod extract;
 pub mod files;
 pub mod health;
 pub mod mail;
+pub mod metrics;
 pub mod middleware;
 pub mod realtime;
 pub mod records;
 pub mod response;
 pub mod scripts;
 pub mod settings;
+pub mod sql;
 pub mod state;
 pub mod superusers;
 
@@ -31,6 +33,7 @@ pub use state::{AppState, ServerConfig, SharedState};
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.body_limit;
     realtime::spawn_hub(&state);
+    metrics::spawn_upkeep(&state);
     let api = Router::new()
         .merge(health::router())
         .merge(collections::router())
@@ -40,8 +43,12 @@ pub fn router(state: SharedState) -> Router {
         .merge(settings::router())
         .merge(files::router())
         .merge(batch::router())
-        .merge(cron::router());
+        .merge(cron::router())
+        .merge(sql::router())
+        .merge(metrics::router());
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
-    files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts))
+    let app =
+        files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts));
+    metrics::layer(app)
 }

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     /// Directory of the local file storage (`<dataDir>/storage`); `None` keeps files in
     /// memory (tests).
     pub storage_dir: Option<std::path::PathBuf>,
+    /// A bearer secret that also opens `GET /api/metrics` (besides a superuser token), for a
+    /// Prometheus server that has no superuser account (`--metricsSecret`).
+    pub metrics_secret: Option<crate::metrics::MetricsSecret>,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +32,7 @@ impl Default for ServerConfig {
             bcrypt_cost: 10,
             argon2: Argon2Params::default(),
             storage_dir: None,
+            metrics_secret: None,
         }
     }
 }
@@ -89,6 +93,7 @@ impl AppState {
             scripts: std::sync::OnceLock::new(),
         });
         crate::cron::system::register(&state);
+        crate::metrics::install();
         state
     }
 

@@ -77,6 +77,10 @@ pub(crate) struct Engine {
     points: Mutex<Option<mpsc::Sender<Job>>>,
     /// How many threads of each lane are running a job (query, point).
     busy: [Arc<AtomicUsize>; 2],
+    /// Whether the writer is running a job, and the threads of each lane (writer, query,
+    /// point), for [`Engine::stats`].
+    writer_busy: Arc<AtomicUsize>,
+    threads: [usize; 3],
     /// One receiver per thread; each completes when its thread has dropped its connection.
     exits: Mutex<Vec<oneshot::Receiver<()>>>,
 }
@@ -95,6 +99,7 @@ impl Engine {
             register_math_functions(conn).map_err(std::io::Error::other)?;
             install_interrupt(conn).map_err(std::io::Error::other)?;
         }
+        let threads = [1, queries.len(), points.len()];
         let mut exits = Vec::new();
         let busy = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
         let (writer_tx, writer_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
@@ -122,6 +127,8 @@ impl Engine {
             queries: Mutex::new(Some(queries_tx)),
             points: Mutex::new(Some(points_tx)),
             busy,
+            writer_busy,
+            threads,
             exits: Mutex::new(exits),
         })
     }
@@ -182,6 +189,31 @@ impl Engine {
         counter.load(Ordering::Relaxed)
     }
 
+    /// Jobs waiting and running per queue (see [`domain::Store::stats`]).
+    pub(crate) fn stats(&self) -> domain::store::StoreStats {
+        let queued = |queue: &Mutex<Option<mpsc::Sender<Job>>>| {
+            lock(queue).as_ref().map_or(0, |sender| {
+                (sender.max_capacity() - sender.capacity()) as u64
+            })
+        };
+        let lanes = [
+            ("writer", &self.writer, &self.writer_busy, self.threads[0]),
+            ("query", &self.queries, &self.busy[0], self.threads[1]),
+            ("point", &self.points, &self.busy[1], self.threads[2]),
+        ];
+        domain::store::StoreStats {
+            queues: lanes
+                .into_iter()
+                .map(|(name, queue, busy, threads)| domain::store::QueueStats {
+                    name,
+                    queued: queued(queue),
+                    busy: busy.load(Ordering::Relaxed) as u64,
+                    threads: threads as u64,
+                })
+                .collect(),
+        }
+    }
+
     /// Stops accepting jobs and waits until every thread has finished its queue and closed
     /// its connection.
     pub(crate) async fn shutdown(&self) {
@@ -217,6 +249,13 @@ fn spawn_lane(
     busy: &Arc<AtomicUsize>,
     exits: &mut Vec<oneshot::Receiver<()>>,
 ) -> std::io::Result<()> {
+    // The lane's metrics label; every job's run time is recorded under it (a writer job is one
+    // transaction).
+    let lane: &'static str = match name {
+        "writer" => "writer",
+        "point" => "point",
+        _ => "query",
+    };
     for (n, conn) in connections.into_iter().enumerate() {
         let queue = Arc::clone(&queue);
         let busy = Arc::clone(busy);
@@ -232,7 +271,10 @@ fn spawn_lane(
                     match job {
                         Some(job) => {
                             busy.fetch_add(1, Ordering::Relaxed);
+                            let started = Instant::now();
                             run_job(&mut conn, job);
+                            metrics::histogram!("plinth_store_job_seconds", "lane" => lane)
+                                .record(started.elapsed().as_secs_f64());
                             busy.fetch_sub(1, Ordering::Relaxed);
                         }
                         None => break,

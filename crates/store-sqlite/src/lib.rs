@@ -9,6 +9,7 @@
 //! (`changelog`) in their transaction; the newest committed sequence is announced after commit.
 
 mod changelog;
+mod console;
 mod ddl;
 mod engine;
 mod records;
@@ -699,6 +700,22 @@ impl Store for SqliteStore {
             .write(move |conn| system::forget_migration(conn, &file))
             .await
             .map_err(closed)?
+    }
+
+    async fn run_sql(
+        &self,
+        sql: &str,
+        limits: domain::store::SqlLimits,
+    ) -> Result<domain::store::SqlOutcome, StoreError> {
+        self.console(sql, limits).await
+    }
+
+    async fn optimize(&self) -> Result<(), StoreError> {
+        self.optimize_now().await
+    }
+
+    fn stats(&self) -> domain::store::StoreStats {
+        self.engine.stats()
     }
 
     async fn close(&self) -> Result<(), StoreError> {

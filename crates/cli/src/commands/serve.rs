@@ -54,6 +54,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         bcrypt_cost: hash_cost,
         argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),
         storage_dir: Some(global.dir.join("storage")),
+        metrics_secret: args
+            .metrics_secret
+            .clone()
+            .map(server::metrics::MetricsSecret),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(dyn_store, config);

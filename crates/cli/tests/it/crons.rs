@@ -23,6 +23,7 @@ async fn serve_lists_the_system_jobs_and_runs_one_on_request() {
     assert_eq!(
         body,
         json!([
+            {"id": "__pbDBOptimize__", "expression": "0 0 * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
             {"id": "__plinthFilesCleanup__", "expression": "30 */6 * * *"},
@@ -66,6 +67,15 @@ async fn serve_lists_the_system_jobs_and_runs_one_on_request() {
         .send(
             reqwest::Method::POST,
             "/api/crons/__pbDBOptimize__",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (204, serde_json::Value::Null));
+    let (status, body) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/crons/__pbNoSuchJob__",
             Some(&token),
             None,
         )

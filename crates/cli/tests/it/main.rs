@@ -31,6 +31,8 @@ mod hooks_auth;
 mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
+/// `GET /api/metrics`: Prometheus text checked with the reference parser, values that move.
+mod metrics;
 /// JavaScript migrations: `plinth migrate …`, `serve` applying them, automigrate files.
 mod migrations;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
@@ -45,5 +47,7 @@ mod rules;
 mod shop;
 /// A real SMTP server on loopback for the mail tests.
 mod smtp_sink;
+/// The SQL console `POST /api/sql`: shapes, bounds, refused schema changes.
+mod sql_console;
 /// Guards the crate dependency rule of ARCHITECTURE.md.
 mod tidy;

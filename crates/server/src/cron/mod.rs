@@ -203,11 +203,21 @@ fn start(entry: &Entry) -> Run {
         // The job is called inside the caught future, so a panic while building its future
         // is caught too.
         let run = std::panic::AssertUnwindSafe(async move { job().await }).catch_unwind();
-        match run.await {
-            Ok(Ok(())) => tracing::debug!(job = %id, "cron job done"),
-            Ok(Err(error)) => tracing::error!(job = %id, %error, "cron job failed"),
-            Err(_) => tracing::error!(job = %id, "cron job panicked"),
-        }
+        let result = match run.await {
+            Ok(Ok(())) => {
+                tracing::debug!(job = %id, "cron job done");
+                "ok"
+            }
+            Ok(Err(error)) => {
+                tracing::error!(job = %id, %error, "cron job failed");
+                "error"
+            }
+            Err(_) => {
+                tracing::error!(job = %id, "cron job panicked");
+                "panic"
+            }
+        };
+        metrics::counter!("plinth_cron_runs_total", "job" => id, "result" => result).increment(1);
     });
     Run::Started
 }

@@ -3,13 +3,16 @@
 //!
 //! PocketBase 0.40.6 lists four: `__pbDBOptimize__` (`0 0 * * *`), `__pbMFACleanup__` and
 //! `__pbOTPCleanup__` (`0 * * * *`), `__pbLogsCleanup__` (`0 */6 * * *`). Plinth has the
-//! expired-OTP and expired-MFA sweeps, registered here under the same ids and schedules.
-//! Plinth's own periodic work is on the same scheduler under `__plinth…__` ids, so it can be
-//! seen and run from `/api/crons` too: the orphaned-file sweep. The realtime change-log
-//! pruning is not a cron job: it follows the fan-out every minute and lives with it.
+//! expired-OTP and expired-MFA sweeps and the daily database optimization ([`Store::optimize`]:
+//! on SQLite `PRAGMA optimize` and a truncating WAL checkpoint), registered here under the same
+//! ids and schedules. Plinth's own periodic work is on the same scheduler under `__plinth…__`
+//! ids, listed after PocketBase's, so it can be seen and run from `/api/crons` too: the
+//! orphaned-file sweep. The realtime change-log pruning is not a cron job: it follows the
+//! fan-out every minute and lives with it.
 
 use std::sync::{Arc, Weak};
 
+use domain::Store;
 use domain::collection::{MFAS_ID, OTPS_ID};
 use futures_util::FutureExt as _;
 
@@ -19,10 +22,13 @@ use crate::state::{AppState, SharedState};
 pub const FILES_CLEANUP: &str = "__plinthFilesCleanup__";
 pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
 pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
+pub const DB_OPTIMIZE: &str = "__pbDBOptimize__";
 
 /// Registers the system jobs of `state` in its registry. The jobs hold the state weakly (the
 /// registry lives in it), so a job run after the state is gone does nothing.
 pub fn register(state: &SharedState) {
+    // First, as PocketBase lists it first.
+    register_db_optimize(state);
     let crons: &Crons = &state.crons;
     for (id, table) in [(MFA_CLEANUP, MFAS_ID), (OTP_CLEANUP, OTPS_ID)] {
         let job = sweep_job(Arc::downgrade(state), table);
@@ -80,4 +86,23 @@ fn sweep_job(state: Weak<AppState>, table: &'static str) -> Job {
         }
         .boxed()
     })
+}
+
+/// Registers `__pbDBOptimize__` (`0 0 * * *`): the store's routine maintenance.
+fn register_db_optimize(state: &SharedState) {
+    let weak = Arc::downgrade(state);
+    let job: Job = Arc::new(move || {
+        let state = weak.clone();
+        async move {
+            let Some(state) = state.upgrade() else {
+                return Ok(());
+            };
+            let store: &dyn Store = state.store.as_ref();
+            store.optimize().await.map_err(|error| error.to_string())
+        }
+        .boxed()
+    });
+    if let Err(error) = state.crons.add(DB_OPTIMIZE, "0 0 * * *", job) {
+        tracing::error!(%error, job = DB_OPTIMIZE, "cannot register a system cron job");
+    }
 }

@@ -341,6 +341,7 @@ async fn the_listing_shows_user_jobs_then_the_system_jobs() {
     assert_eq!(
         body,
         json!([
+            {"id": "__pbDBOptimize__", "expression": "0 0 * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
             {"id": "__plinthFilesCleanup__", "expression": "30 */6 * * *"},
@@ -354,6 +355,7 @@ async fn the_listing_shows_user_jobs_then_the_system_jobs() {
         json!([
             {"id": "alpha", "expression": "0 * * * *"},
             {"id": "zeta", "expression": "*/5 * * * *"},
+            {"id": "__pbDBOptimize__", "expression": "0 0 * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
             {"id": "__plinthFilesCleanup__", "expression": "30 */6 * * *"},

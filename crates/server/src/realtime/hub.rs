@@ -134,6 +134,16 @@ impl RealtimeConfig {
     }
 }
 
+/// See [`Hub::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubStats {
+    pub clients: usize,
+    pub queued_messages: usize,
+    pub queued_bytes: usize,
+    pub backlog_bytes: usize,
+    pub cursor: Option<u64>,
+}
+
 /// The hub shared by the handlers (cheap to clone).
 #[derive(Clone)]
 pub struct Hub {
@@ -575,6 +585,27 @@ impl Hub {
     /// How many clients are connected.
     pub fn client_count(&self) -> usize {
         self.inner.read_clients().by_id.len()
+    }
+
+    /// What the metrics endpoint reports: clients, the messages and bytes waiting in their
+    /// queues, the bytes their backlogs hold, and the change-log sequence the fan-out has
+    /// taken on (`None` until the fan-out runs, i.e. before the first SSE connection).
+    pub fn stats(&self) -> HubStats {
+        let clients: Vec<Arc<Client>> = self.inner.read_clients().by_id.values().cloned().collect();
+        let (mut messages, mut bytes) = (0, 0);
+        for client in &clients {
+            let state = client.lock();
+            messages += state.queue.len();
+            bytes += state.queued_bytes;
+        }
+        let started = self.inner.started.try_lock().is_ok_and(|started| *started);
+        HubStats {
+            clients: clients.len(),
+            queued_messages: messages,
+            queued_bytes: bytes,
+            backlog_bytes: self.inner.backlog_bytes.load(Ordering::Relaxed),
+            cursor: started.then(|| self.inner.cursor.load(Ordering::Acquire)),
+        }
     }
 
     /// Closes every stream and stops the fan-out task, so a graceful shutdown is not held
