@@ -1,8 +1,6 @@
 // HTTP basics every client meets first: health, default headers, CORS, unknown routes and
 // methods.
 
-import { diff, formatDiff } from '../lib/diff.mjs';
-
 const SECURITY_HEADERS = [
   'content-type',
   'x-content-type-options',
@@ -23,30 +21,6 @@ export async function healthSdk(t) {
   await t.sdk('guest health.check()', () => t.client().health.check());
   await t.sdk('superuser health.check()', () => t.su.health.check());
 }
-
-/**
- * KD-2: Plinth answers `canBackup: false` until it has a backups API. Everything else in the
- * observation must still agree with PocketBase.
- */
-function healthAgreesButCannotBackup(plinth, pocketbase) {
-  const strip = (steps) => JSON.parse(JSON.stringify(steps), (key, value) => {
-    if (value && typeof value === 'object' && 'canBackup' in value) {
-      const { canBackup, ...rest } = value;
-      return { ...rest, canBackupIsBoolean: typeof canBackup === 'boolean' };
-    }
-    return value;
-  });
-  const differences = diff(Object.entries(strip(pocketbase)), Object.entries(strip(plinth)));
-  if (differences.length) throw new Error(formatDiff(differences));
-  for (const [label, value] of Object.entries(plinth)) {
-    const data = value?.body?.data;
-    if (data && 'canBackup' in data && data.canBackup !== false) {
-      throw new Error(`${label}: expected canBackup false, got ${JSON.stringify(data.canBackup)}`);
-    }
-  }
-}
-healthRaw.known = { id: 'KD-2', expect: healthAgreesButCannotBackup };
-healthSdk.known = { id: 'KD-2', expect: healthAgreesButCannotBackup };
 
 export async function defaultHeaders(t) {
   await t.http('GET health with Origin', 'GET', '/api/health', {

@@ -425,6 +425,27 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+
+    /// Writes a consistent copy of each of the store's database files into the existing,
+    /// empty directory `dir` while writes go on: the copy holds every write committed before
+    /// the call and nothing half done. Returns the names of the files written, the main
+    /// database first (for SQLite, `data.db`, then `auxiliary.db` when there is one).
+    async fn snapshot(&self, dir: &std::path::Path) -> Result<Vec<String>, StoreError> {
+        let _ = dir;
+        Err(StoreError::Internal(
+            "snapshot is not supported by this engine".into(),
+        ))
+    }
+
+    /// Checks the database files a [`Store::snapshot`] wrote into `dir` (an unpacked backup)
+    /// before they replace the live ones: they must be intact and be this engine's databases.
+    /// A refusal is [`StoreError::Schema`] carrying the reason, fit to show a superuser.
+    async fn verify_snapshot(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        let _ = dir;
+        Err(StoreError::Internal(
+            "verify_snapshot is not supported by this engine".into(),
+        ))
+    }
 }
 
 /// An open interactive transaction (see [`Store::begin`]): what JS hooks and migrations use to

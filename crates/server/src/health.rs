@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ pub fn router() -> Router<SharedState> {
 }
 
 async fn health(
+    State(state): State<SharedState>,
     Auth(auth): Auth,
     FieldsParam(fields): FieldsParam,
     request: Request,
@@ -27,8 +28,8 @@ async fn health(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip().to_string())
             .unwrap_or_default();
-        // NOTE: `canBackup` stays false until Plinth has a backups API (compat KD-1).
-        json!({"canBackup": false, "realIP": ip, "possibleProxyHeader": ""})
+        let can_backup = state.backups.can_backup();
+        json!({"canBackup": can_backup, "realIP": ip, "possibleProxyHeader": ""})
     } else {
         json!({})
     };

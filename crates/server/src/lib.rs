@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod backups;
 pub mod batch;
 pub mod collections;
 pub mod cron;
@@ -34,6 +35,7 @@ pub fn router(state: SharedState) -> Router {
     let body_limit = state.config.body_limit;
     realtime::spawn_hub(&state);
     metrics::spawn_upkeep(&state);
+    backups::spawn(&state);
     let api = Router::new()
         .merge(health::router())
         .merge(collections::router())
@@ -45,7 +47,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(batch::router())
         .merge(cron::router())
         .merge(sql::router())
-        .merge(metrics::router());
+        .merge(metrics::router())
+        .merge(backups::router());
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
     let app =

@@ -23,6 +23,9 @@ pub struct ServerConfig {
     /// A bearer secret that also opens `GET /api/metrics` (besides a superuser token), for a
     /// Prometheus server that has no superuser account (`--metricsSecret`).
     pub metrics_secret: Option<crate::metrics::MetricsSecret>,
+    /// The data directory (`--dir`), where backups and their scratch files live; `None`
+    /// (tests) leaves the backups API without a place to work.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +36,7 @@ impl Default for ServerConfig {
             argon2: Argon2Params::default(),
             storage_dir: None,
             metrics_secret: None,
+            data_dir: None,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct AppState {
     pub crons: Arc<crate::cron::Crons>,
     /// JavaScript hooks, once `serve` has loaded them (see [`crate::scripts`]).
     pub scripts: std::sync::OnceLock<Arc<crate::scripts::Scripts>>,
+    /// Backup and restore bookkeeping (see [`crate::backups`]).
+    pub backups: crate::backups::Backups,
 }
 
 /// The state type axum passes around.
@@ -91,6 +97,7 @@ impl AppState {
             rules_cache: crate::access::RulesCache::default(),
             crons: Arc::default(),
             scripts: std::sync::OnceLock::new(),
+            backups: crate::backups::Backups::default(),
         });
         crate::cron::system::register(&state);
         crate::metrics::install();

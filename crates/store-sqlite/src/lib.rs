@@ -8,6 +8,7 @@
 //! replaced only after a schema change commits. Record writes append to the change log
 //! (`changelog`) in their transaction; the newest committed sequence is announced after commit.
 
+mod backup;
 mod changelog;
 mod console;
 mod ddl;
@@ -46,6 +47,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use crate::backup::snapshot_file;
 use crate::engine::{Engine, Lane, Refused};
 use crate::schema_change::SchemaChange;
 
@@ -126,6 +128,8 @@ pub struct SqliteStore {
     /// is pruned before it was delivered.
     change_log_read: Arc<AtomicU64>,
     change_log_size: changelog::Size,
+    /// The directory holding `data.db` (and the other database files a backup copies).
+    data_dir: PathBuf,
 }
 
 /// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
@@ -197,6 +201,7 @@ impl SqliteStore {
             // Entries committed before this process started were never going to be read.
             change_log_read: Arc::new(AtomicU64::new(last_change)),
             change_log_size,
+            data_dir: data_dir.to_owned(),
         }))
     }
 
@@ -716,6 +721,17 @@ impl Store for SqliteStore {
 
     fn stats(&self) -> domain::store::StoreStats {
         self.engine.stats()
+    }
+
+    async fn snapshot(&self, dir: &Path) -> Result<Vec<String>, StoreError> {
+        let data_dir = self.data_dir.clone();
+        let dir = dir.to_owned();
+        backup::off_thread(move || backup::snapshot(&data_dir, &dir)).await
+    }
+
+    async fn verify_snapshot(&self, dir: &Path) -> Result<(), StoreError> {
+        let dir = dir.to_owned();
+        backup::off_thread(move || backup::verify(&dir)).await
     }
 
     async fn close(&self) -> Result<(), StoreError> {

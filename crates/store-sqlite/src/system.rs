@@ -17,11 +17,14 @@ use crate::internal;
 /// Table names the store uses for itself; no collection may take them.
 pub(crate) const SYSTEM_TABLES: [&str; 4] = ["_migrations", "_collections", "_params", "_changes"];
 
+/// The first schema step: a database that recorded it was made by Plinth.
+pub(crate) const FIRST_MIGRATION: &str = "1_system_tables";
+
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Every schema step, in order. Append only: a step's name is recorded once it ran.
 const MIGRATIONS: [(&str, Migration); 4] = [
-    ("1_system_tables", create_system_tables),
+    (FIRST_MIGRATION, create_system_tables),
     ("2_bootstrap_collections", bootstrap_collections),
     ("3_change_log", create_change_log),
     ("4_strip_change_log_secrets", strip_change_log_secrets),

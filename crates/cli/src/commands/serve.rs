@@ -48,7 +48,20 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let hash_cost = global.hash_cost()?;
-    let store = super::open_store(global, args.sync_full)?;
+    let store = match super::open_store(global, args.sync_full) {
+        Ok(store) => store,
+        // Data a restore just put in place that will not open: the previous data, kept aside
+        // until a boot succeeds, goes back.
+        Err(error) => match server::backups::restore::roll_back(&global.dir) {
+            Ok(true) => {
+                eprintln!(
+                    "The restored backup could not be opened ({error:#}); the previous data was put back."
+                );
+                super::open_store(global, args.sync_full)?
+            }
+            _ => return Err(error),
+        },
+    };
     let config = ServerConfig {
         body_limit: args.body_limit,
         bcrypt_cost: hash_cost,
@@ -58,6 +71,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             .metrics_secret
             .clone()
             .map(server::metrics::MetricsSecret),
+        data_dir: Some(global.dir.clone()),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(dyn_store, config);
@@ -131,13 +145,24 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .then(|| global.hooks_dir())
         .filter(|d| d.is_dir());
     let restarting = restart.clone();
+    // A verified restore asks for a restart with its staged data (`server::backups`).
+    let restore_state = terminating.clone();
+    let staged_restore: Arc<Mutex<Option<std::path::PathBuf>>> = Arc::default();
+    let staging = staged_restore.clone();
     serve_http1(listener, app, limits, async move {
-        match watch {
-            Some(dir) => tokio::select! {
-                () = shutdown_signal() => {}
-                () = super::hooks::changed(dir) => restarting.store(true, Ordering::SeqCst),
-            },
-            None => shutdown_signal().await,
+        let hooks_changed = async {
+            match watch {
+                Some(dir) => super::hooks::changed(dir).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = hooks_changed => restarting.store(true, Ordering::SeqCst),
+            staged = restore_state.backups.restart_requested() => {
+                *staging.lock().unwrap_or_else(PoisonError::into_inner) = Some(staged);
+                restarting.store(true, Ordering::SeqCst);
+            }
         }
         crons.stop();
         realtime.shutdown();
@@ -155,21 +180,36 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: checkpointing the database");
     store.close().await.context("closing the database")?;
-    if restart.load(Ordering::SeqCst) {
+    let staged = staged_restore
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(staged) = staged {
+        // The store is closed: nothing writes to the old data while it is moved aside.
+        let mut swap = server::backups::restore::swap_in(&global.dir, &staged)
+            .context("putting the restored backup in place")?;
+        println!("Backup restored, restarting...");
+        if let Err(error) = restart_process() {
+            if let Err(undo) = swap.undo() {
+                tracing::error!(%undo, "cannot put the old data back after a failed restart");
+            }
+            return Err(error);
+        }
+    } else if restart.load(Ordering::SeqCst) {
         restart_process()?;
     }
     Ok(())
 }
 
 /// Replaces this process with a fresh run of the same command line (same PID), as
-/// PocketBase does when a hook file changes.
+/// PocketBase does when a hook file changes or a backup was restored.
 fn restart_process() -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe().context("finding the running binary")?;
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .exec();
-    Err(error).context("restarting after a hook change")
+    Err(error).context("restarting the process")
 }
 
 /// The bounds every connection is held to (see the module comment).

@@ -7,6 +7,8 @@ mod support;
 mod auth;
 /// Email flows (over a real SMTP server), OTP, MFA, impersonation, settings, rate limits.
 mod auth_flows;
+/// The backups API: create, list, download, upload checks, restore with a restart, crons.
+mod backups;
 /// Health, CORS, default headers, 404s and malformed input in PocketBase's error shape.
 mod basics;
 /// The batch API: one transaction, nested errors, SDK-style multipart.

@@ -231,7 +231,7 @@ fn one_range(spec: &str, size: u64) -> Result<Option<Range<u64>>, ()> {
 }
 
 /// Streams `key` with PocketBase's file headers.
-async fn serve(
+pub(crate) async fn serve(
     storage: &Storage,
     key: &str,
     name: &str,

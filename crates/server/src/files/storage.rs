@@ -207,6 +207,51 @@ impl Storage {
         Ok(out)
     }
 
+    /// Stores the local file `source` under `key`, streamed in parts (backups can be larger
+    /// than memory); nothing is visible under `key` until the upload completes.
+    pub async fn put_file(&self, key: &str, source: &FsPath) -> Result<(), StorageError> {
+        use tokio::io::AsyncReadExt as _;
+        let path = Self::path(key)?;
+        let upload = self.inner.put_multipart(&path).await.map_err(classify)?;
+        let mut writer = object_store::WriteMultipart::new(upload);
+        let mut file = tokio::fs::File::open(source)
+            .await
+            .map_err(|e| StorageError::Setup(e.to_string()))?;
+        let mut buffer = vec![0u8; 8 << 20];
+        loop {
+            let n = file
+                .read(&mut buffer)
+                .await
+                .map_err(|e| StorageError::Setup(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await.map_err(classify)?;
+            writer.write(&buffer[..n]);
+        }
+        writer.finish().await.map_err(classify)?;
+        Ok(())
+    }
+
+    /// Copies `key` into the local file `dest` (created), streamed.
+    pub async fn get_file(&self, key: &str, dest: &FsPath) -> Result<(), StorageError> {
+        use tokio::io::AsyncWriteExt as _;
+        let read = self.open(key, None).await?;
+        let mut stream = read.stream;
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| StorageError::Setup(e.to_string()))?;
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk?)
+                .await
+                .map_err(|e| StorageError::Setup(e.to_string()))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| StorageError::Setup(e.to_string()))?;
+        Ok(())
+    }
+
     /// Removes everything under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         for key in self.list(prefix).await? {

@@ -340,6 +340,11 @@ impl Settings {
             smtp.add("authMethod", FieldError::invalid_value());
         }
         push_errors(&mut out, "smtp", smtp);
+        push_errors(
+            &mut out,
+            "backups",
+            crate::backups::settings_errors(&self.backups),
+        );
         let mut rules = Map::new();
         for (index, rule) in self.rate_limits.rules.iter().enumerate() {
             let mut errors = ValidationErrors::new();
@@ -640,6 +645,7 @@ async fn patch_settings(
     let stored = serde_json::to_value(&updated).map_err(ApiError::internal)?;
     state.store.set_param(PARAM_KEY, stored).await?;
     state.realtime.apply_settings(&updated.realtime);
+    crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);
     *slot = Some(updated.clone());
     Ok(Json(updated.to_api_json()))
