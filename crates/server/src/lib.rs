@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod logs;
 pub mod mail;
 pub mod middleware;
 pub mod realtime;
@@ -41,8 +42,11 @@ pub fn router(state: SharedState) -> Router {
         .merge(settings::router())
         .merge(files::router())
         .merge(batch::router())
-        .merge(cron::router());
+        .merge(cron::router())
+        .merge(logs::router());
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
+    let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);
     files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts))
+        .layer(logged)
 }

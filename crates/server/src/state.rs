@@ -59,6 +59,8 @@ pub struct AppState {
     pub crons: Arc<crate::cron::Crons>,
     /// JavaScript hooks, once `serve` has loaded them (see [`crate::scripts`]).
     pub scripts: std::sync::OnceLock<Arc<crate::scripts::Scripts>>,
+    /// Request logs (see [`crate::logs`]); written once `serve` installs a log store.
+    pub logs: crate::logs::Logs,
 }
 
 /// The state type axum passes around.
@@ -87,6 +89,7 @@ impl AppState {
             rules_cache: crate::access::RulesCache::default(),
             crons: Arc::default(),
             scripts: std::sync::OnceLock::new(),
+            logs: crate::logs::Logs::default(),
         });
         crate::cron::system::register(&state);
         state

@@ -25,6 +25,7 @@ async fn serve_lists_the_system_jobs_and_runs_one_on_request() {
         json!([
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
+            {"id": "__pbLogsCleanup__", "expression": "0 */6 * * *"},
         ])
     );
 

@@ -3,9 +3,9 @@
 //!
 //! PocketBase 0.40.6 lists four: `__pbDBOptimize__` (`0 0 * * *`), `__pbMFACleanup__` and
 //! `__pbOTPCleanup__` (`0 * * * *`), `__pbLogsCleanup__` (`0 */6 * * *`). Plinth has the
-//! expired-OTP and expired-MFA sweeps, registered here under the same ids and schedules. It has
-//! no request logs and its store offers no optimize step yet, so the other two are not listed
-//! rather than listed as jobs that do nothing. Plinth's other background work (the orphaned
+//! expired-OTP and expired-MFA sweeps and the request-log retention, registered here under the
+//! same ids and schedules. Its store offers no optimize step yet, so `__pbDBOptimize__` is not
+//! listed rather than listed as a job that does nothing. Plinth's other background work (the orphaned
 //! file sweep, the realtime change-log pruning) has no PocketBase id and stays outside the
 //! registry, so the listing shows nothing PocketBase would not.
 
@@ -19,6 +19,7 @@ use crate::state::{AppState, SharedState};
 
 pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
 pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
+pub const LOGS_CLEANUP: &str = "__pbLogsCleanup__";
 
 /// Registers the system jobs of `state` in its registry. The jobs hold the state weakly (the
 /// registry lives in it), so a job run after the state is gone does nothing.
@@ -30,6 +31,30 @@ pub fn register(state: &SharedState) {
             // The expression is a constant; this only guards against a typo slipping in.
             tracing::error!(%error, job = id, "cannot register a system cron job");
         }
+    }
+    register_logs_cleanup(state);
+}
+
+/// `__pbLogsCleanup__` (every 6 hours, as PocketBase): removes the request logs older than
+/// `logs.maxDays` days (none when it is 0, as logging is then off).
+fn register_logs_cleanup(state: &SharedState) {
+    let weak = Arc::downgrade(state);
+    let job: Job = Arc::new(move || {
+        let state = weak.clone();
+        async move {
+            let Some(state) = state.upgrade() else {
+                return Ok(());
+            };
+            let removed = crate::logs::cleanup(&state).await.map_err(|e| e.message)?;
+            if removed > 0 {
+                tracing::debug!(removed, "removed old request logs");
+            }
+            Ok(())
+        }
+        .boxed()
+    });
+    if let Err(error) = state.crons.add(LOGS_CLEANUP, "0 */6 * * *", job) {
+        tracing::error!(%error, job = LOGS_CLEANUP, "cannot register a system cron job");
     }
 }
 

@@ -343,6 +343,7 @@ async fn the_listing_shows_user_jobs_then_the_system_jobs() {
         json!([
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
+            {"id": "__pbLogsCleanup__", "expression": "0 */6 * * *"},
         ])
     );
     app.state.crons.add("zeta", "*/5 * * * *", noop()).unwrap();
@@ -355,6 +356,7 @@ async fn the_listing_shows_user_jobs_then_the_system_jobs() {
             {"id": "zeta", "expression": "*/5 * * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
+            {"id": "__pbLogsCleanup__", "expression": "0 */6 * * *"},
         ])
     );
     let (status, body) = app.send("GET", "/api/crons?fields=id", su, None).await;
