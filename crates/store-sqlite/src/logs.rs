@@ -289,3 +289,146 @@ impl LogStore for SqliteLogStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::SqlValue;
+    use domain::store::SortTerm;
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(id: &str, created: &str, level: i64, status: i64) -> LogEntry {
+        LogEntry {
+            id: id.into(),
+            created: created.into(),
+            data: json!({"status": status, "type": "request"}),
+            message: format!("GET /{id}"),
+            level,
+        }
+    }
+
+    async fn store_with_entries() -> (tempfile::TempDir, Arc<SqliteLogStore>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteLogStore::open(dir.path(), Some(Duration::from_secs(5))).expect("open");
+        store
+            .append(vec![
+                entry("a", "2026-01-01 10:15:00.000Z", 0, 200),
+                entry("b", "2026-01-01 10:45:00.000Z", 8, 404),
+                entry("c", "2026-01-01 12:00:00.000Z", 8, 500),
+            ])
+            .await
+            .expect("append");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn entries_round_trip_in_insertion_order_with_paging() {
+        let (_dir, store) = store_with_entries().await;
+        let page = store
+            .list(LogQuery {
+                page: 1,
+                per_page: 2,
+                with_total: true,
+                ..LogQuery::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(page.total, Some(3));
+        let ids: Vec<_> = page.items.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            page.items[1].data,
+            json!({"status": 404, "type": "request"})
+        );
+        let second = store
+            .list(LogQuery {
+                page: 2,
+                per_page: 2,
+                ..LogQuery::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(second.total, None);
+        assert_eq!(second.items.len(), 1);
+        assert_eq!(store.get("c").await.expect("get").level, 8);
+        assert!(matches!(store.get("zz").await, Err(StoreError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn filters_sorts_stats_and_deletes() {
+        let (_dir, store) = store_with_entries().await;
+        let mut errors = SqlFragment::raw("json_extract(\"_logs\".\"data\", '$.status') >= ");
+        errors.push_param(SqlValue::Int(400));
+        let page = store
+            .list(LogQuery {
+                filters: vec![errors.clone()],
+                sort: vec![SortTerm {
+                    expr: SqlFragment::raw("\"_logs\".\"created\""),
+                    descending: true,
+                }],
+                page: 1,
+                per_page: 10,
+                with_total: true,
+            })
+            .await
+            .expect("list");
+        let ids: Vec<_> = page.items.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b"]);
+
+        let stats = store.stats(Vec::new()).await.expect("stats");
+        assert_eq!(
+            stats,
+            [
+                LogStat {
+                    date: "2026-01-01 10:00:00.000Z".into(),
+                    total: 2
+                },
+                LogStat {
+                    date: "2026-01-01 12:00:00.000Z".into(),
+                    total: 1
+                },
+            ]
+        );
+        let filtered = store.stats(vec![errors]).await.expect("stats");
+        assert_eq!(filtered.iter().map(|s| s.total).sum::<u64>(), 2);
+
+        assert_eq!(
+            store
+                .delete_before("2026-01-01 11:00:00.000Z")
+                .await
+                .expect("delete"),
+            2
+        );
+        assert_eq!(store.delete_all().await.expect("delete"), 1);
+        assert!(store.stats(Vec::new()).await.expect("stats").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pocketbase_layout_is_reused_and_the_reader_cannot_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = Connection::open(dir.path().join("auxiliary.db")).expect("open");
+        conn.execute_batch(SCHEMA).expect("schema");
+        // A row as PocketBase writes it, with the column defaults.
+        conn.execute(
+            "INSERT INTO _logs (id, message, data) VALUES ('pb1', 'GET /', '{\"x\":1}')",
+            [],
+        )
+        .expect("insert");
+        drop(conn);
+        let store = SqliteLogStore::open(dir.path(), None).expect("open");
+        let read = store.get("pb1").await.expect("get");
+        assert_eq!(read.data, json!({"x": 1}));
+        assert!(read.created.ends_with('Z'));
+        let writes = store
+            .list(LogQuery {
+                filters: vec![SqlFragment::raw("1 = 1); DELETE FROM _logs; --")],
+                page: 1,
+                per_page: 1,
+                ..LogQuery::default()
+            })
+            .await;
+        assert!(writes.is_err());
+        assert!(store.get("pb1").await.is_ok());
+    }
+}

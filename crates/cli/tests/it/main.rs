@@ -31,6 +31,8 @@ mod hooks_auth;
 mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
+/// Request logs: `/api/logs`, its filters and stats, the log settings.
+mod logs;
 /// JavaScript migrations: `plinth migrate …`, `serve` applying them, automigrate files.
 mod migrations;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).

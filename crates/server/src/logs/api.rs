@@ -29,7 +29,7 @@ pub fn router() -> Router<SharedState> {
 }
 
 /// The `_logs` columns as a schema of one collection, for the filter compiler.
-static LOGS: LazyLock<(Arc<Schema>, Arc<Collection>)> = LazyLock::new(|| {
+pub(super) static LOGS: LazyLock<(Arc<Schema>, Arc<Collection>)> = LazyLock::new(|| {
     let schema = Arc::new(Schema::new(vec![logs_collection()]));
     let collection = schema
         .get(domain::logs::LOGS_TABLE)
