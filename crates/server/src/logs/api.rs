@@ -128,7 +128,15 @@ async fn stats(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let params = QueryParams::parse(raw.as_deref());
-    let filters = filters(&state, &auth, &headers, &params)?;
+    // PocketBase words a bad stats filter differently from a bad list filter.
+    let filters = filters(&state, &auth, &headers, &params).map_err(|error| {
+        if error.status == StatusCode::BAD_REQUEST {
+            ApiError::bad_request_msg("Invalid filter format.")
+                .with_detail(error.detail.as_deref().unwrap_or("invalid filter"))
+        } else {
+            error
+        }
+    })?;
     let stats = match state.logs.store() {
         Some(store) => store.stats(filters).await?,
         None => Vec::new(),
