@@ -431,4 +431,32 @@ mod tests {
         assert!(writes.is_err());
         assert!(store.get("pb1").await.is_ok());
     }
+
+    #[tokio::test]
+    async fn a_query_past_the_timeout_is_interrupted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            SqliteLogStore::open(dir.path(), Some(Duration::from_millis(100))).expect("open");
+        store
+            .append(vec![entry("a", "2026-01-01 10:15:00.000Z", 0, 200)])
+            .await
+            .expect("append");
+        let endless = SqlFragment::raw(
+            "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+             SELECT count(*) FROM c) > 0",
+        );
+        let listed = store
+            .list(LogQuery {
+                filters: vec![endless.clone()],
+                page: 1,
+                per_page: 1,
+                ..LogQuery::default()
+            })
+            .await;
+        assert!(matches!(listed, Err(StoreError::TimedOut)), "{listed:?}");
+        let stats = store.stats(vec![endless]).await;
+        assert!(matches!(stats, Err(StoreError::TimedOut)), "{stats:?}");
+        // The reader is usable again afterwards.
+        assert!(store.get("a").await.is_ok());
+    }
 }

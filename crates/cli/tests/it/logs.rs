@@ -131,6 +131,33 @@ async fn requests_are_logged_in_pocketbase_shape_and_can_be_filtered() {
     assert_eq!(sorted["items"][0]["data"]["status"], 400);
     assert_eq!(sorted["totalItems"], -1);
 
+    // perPage is capped at 1000, and a filter at 3500 bytes, as in PocketBase.
+    let (_, capped) = app
+        .get("/api/logs?perPage=5000&fields=id", Some(&token))
+        .await;
+    assert_eq!(capped["perPage"], 1000, "{capped}");
+    let at_bound = format!("id='{}'", "a".repeat(3500 - 5));
+    let (status, body) = app
+        .get(
+            &format!("/api/logs?filter={}", encode(&at_bound)),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let past_bound = format!("id='{}'", "a".repeat(3500 - 4));
+    let (status, body) = app
+        .get(
+            &format!("/api/logs?filter={}", encode(&past_bound)),
+            Some(&token),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+
     // One entry by id; an unknown id and a bad filter or sort answer as PocketBase.
     let id = health["id"].as_str().expect("id");
     let (status, one) = app.get(&format!("/api/logs/{id}"), Some(&token)).await;

@@ -37,12 +37,12 @@ mod with_state {
     use store_sqlite::SqliteStore;
     use store_sqlite::logs::SqliteLogStore;
 
-    use crate::logs::{LEVEL_ERROR, Logs};
+    use crate::logs::{BATCH_SIZE, LEVEL_ERROR, Logs, MAX_MESSAGE_CHARS};
     use crate::state::{AppState, ServerConfig, SharedState};
 
-    /// A log store that only keeps what it is given.
+    /// A log store that only keeps what it is given (and the size of each batch).
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<LogEntry>>);
+    struct Recorder(Mutex<Vec<LogEntry>>, Mutex<Vec<usize>>);
 
     #[async_trait]
     impl LogStore for Recorder {
@@ -50,6 +50,7 @@ mod with_state {
             Dialect::Sqlite
         }
         async fn append(&self, entries: Vec<LogEntry>) -> Result<(), StoreError> {
+            self.1.lock().expect("lock").push(entries.len());
             self.0.lock().expect("lock").extend(entries);
             Ok(())
         }
@@ -128,6 +129,34 @@ mod with_state {
             .await
             .expect("list");
         page.items.into_iter().map(|e| e.id).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn batches_hold_at_most_the_batch_size_and_messages_are_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir);
+        let recorder = Arc::new(Recorder::default());
+        Logs::install_with_capacity(&state, recorder.clone(), 2 * BATCH_SIZE);
+        let total = BATCH_SIZE + 10;
+        for i in 0..total {
+            let message = if i == 0 {
+                "m".repeat(MAX_MESSAGE_CHARS + 5)
+            } else {
+                "x".into()
+            };
+            state.logs.log(LEVEL_ERROR, message, json!({}));
+        }
+        for _ in 0..500 {
+            if recorder.0.lock().expect("lock").len() == total {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let batches = recorder.1.lock().expect("lock").clone();
+        assert_eq!(batches, [BATCH_SIZE, 10]);
+        let first = recorder.0.lock().expect("lock")[0].message.chars().count();
+        assert_eq!(first, MAX_MESSAGE_CHARS);
+        assert_eq!(state.logs.dropped(), 0);
     }
 
     #[tokio::test]
