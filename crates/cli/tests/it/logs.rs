@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, assert_error};
+use crate::support::{Launch, TestApp, assert_error};
 
 /// Polls `GET /api/logs?filter=…` until it lists at least `count` entries (bounded).
 async fn wait_for(app: &TestApp, token: &str, filter: &str, count: u64) -> Value {
@@ -378,4 +378,44 @@ async fn log_settings_apply() {
         .post_json("/api/crons/__pbLogsCleanup__", Some(&token), json!({}))
         .await;
     assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn a_hook_logger_writes_to_the_logs() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        hooks.path().join("main.pb.js"),
+        r#"routerAdd("GET", "/logtest", (e) => {
+  $app.logger().debug("below the default minLevel");
+  $app.logger().info("hello from a hook", "k", 1, "s", "x");
+  $app.logger().with("a", true).warn("warned", "odd");
+  return e.json(200, {});
+});"#,
+    )
+    .expect("hook written");
+    let app = TestApp::spawn_launch(&Launch {
+        args: vec![format!("--hooksDir={}", hooks.path().display())],
+        ..Launch::default()
+    })
+    .await;
+    let token = app.admin_token().await;
+    let (status, _) = app.get("/logtest", None).await;
+    assert_eq!(status, 200);
+    // Entries are written in order: once the last is listed, the others were handled.
+    let body = wait_for(&app, &token, "message = 'warned'", 1).await;
+    let (_, hello) = app
+        .get(
+            "/api/logs?filter=message%3D'hello%20from%20a%20hook'",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(hello["items"][0]["data"], json!({"k": 1, "s": "x"}));
+    assert_eq!(hello["items"][0]["level"], 0);
+    assert_eq!(
+        body["items"][0]["data"],
+        json!({"!BADKEY": "odd", "a": true})
+    );
+    assert_eq!(body["items"][0]["level"], 4);
+    let (_, debug) = app.get("/api/logs?filter=level%3D-4", Some(&token)).await;
+    assert_eq!(debug["totalItems"], 0, "{debug}");
 }

@@ -116,6 +116,28 @@ impl Logs {
     }
 }
 
+/// A logger's key-value attributes (`["k1", v1, "k2", v2, …]`, slog's style) as `data`; a
+/// key without a value is kept under `!BADKEY`, as slog does.
+pub fn attrs_data(attrs: &serde_json::Value) -> serde_json::Value {
+    // Sorted by key, as PocketBase stores them.
+    let mut data = std::collections::BTreeMap::new();
+    let items = attrs.as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut pairs = items.chunks(2);
+    for pair in &mut pairs {
+        match pair {
+            [key, value] => {
+                let key = key.as_str().map_or_else(|| key.to_string(), str::to_owned);
+                data.insert(key, value.clone());
+            }
+            [lone] => {
+                data.insert("!BADKEY".into(), lone.clone());
+            }
+            _ => {}
+        }
+    }
+    serde_json::Value::Object(data.into_iter().collect())
+}
+
 /// What the request path hands to the writer.
 enum Pending {
     Request(Box<RequestEntry>),
