@@ -35,11 +35,7 @@ pub(super) async fn build(
             } else {
                 LEVEL_INFO
             };
-            let message = format!(
-                "{} {}",
-                request.method,
-                percent_decode(&request.uri.to_string())
-            );
+            let message = format!("{} {}", request.method, percent_decode(&request.url));
             let data = request_data(state, settings, request).await;
             (created, level, message, data)
         }
@@ -58,7 +54,7 @@ async fn request_data(state: &SharedState, settings: &LogSettings, request: Requ
         AuthSeen::Guest => (String::new(), String::new()),
         AuthSeen::Known(collection, id) => (collection.clone(), id.clone()),
         AuthSeen::Token(header) => {
-            let token = header.to_str().unwrap_or("").trim();
+            let token = header.trim();
             let token = match token.get(..7) {
                 Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => token[7..].trim(),
                 _ => token,
@@ -74,12 +70,6 @@ async fn request_data(state: &SharedState, settings: &LogSettings, request: Requ
                 }
             }
         }
-    };
-    let header_text = |value: &Option<axum::http::HeaderValue>| {
-        value
-            .as_ref()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default()
     };
     let remote_ip = request
         .remote_ip
@@ -105,19 +95,16 @@ async fn request_data(state: &SharedState, settings: &LogSettings, request: Requ
             .map_or(Value::Null, Value::Number),
     );
     data.insert("method".into(), Value::String(request.method.to_string()));
-    data.insert(
-        "referer".into(),
-        Value::String(header_text(&request.referer)),
-    );
+    data.insert("referer".into(), Value::String(request.referer.clone()));
     if settings.log_ip {
         data.insert("remoteIP".into(), Value::String(remote_ip));
     }
     data.insert("status".into(), Value::from(request.status));
     data.insert("type".into(), Value::String("request".into()));
-    data.insert("url".into(), Value::String(request.uri.to_string()));
+    data.insert("url".into(), Value::String(request.url.clone()));
     data.insert(
         "userAgent".into(),
-        Value::String(header_text(&request.user_agent)),
+        Value::String(request.user_agent.clone()),
     );
     if settings.log_ip {
         data.insert("userIP".into(), Value::String(user_ip));

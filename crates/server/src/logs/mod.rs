@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, Method, Request, Uri, header};
+use axum::http::{HeaderValue, Method, Request, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use domain::{AuthContext, LogStore};
@@ -148,14 +148,15 @@ enum Pending {
 struct RequestEntry {
     created: chrono::DateTime<chrono::Utc>,
     method: Method,
-    uri: Uri,
+    /// The request target as sent (path and query).
+    url: String,
     status: u16,
     exec: Duration,
     remote_ip: Option<IpAddr>,
     /// The client IP from the trusted proxy headers, when they name one.
     forwarded_ip: Option<String>,
-    user_agent: Option<HeaderValue>,
-    referer: Option<HeaderValue>,
+    user_agent: String,
+    referer: String,
     auth: AuthSeen,
     error: Option<LoggedError>,
 }
@@ -173,7 +174,7 @@ enum AuthSeen {
     /// Resolved by the handler (collection name, record id).
     Known(String, String),
     /// A token the handler never looked at: resolved by the writer.
-    Token(HeaderValue),
+    Token(String),
 }
 
 /// The slot the `Auth` extractor fills with the caller it resolved, so the log needs no second
@@ -255,19 +256,21 @@ pub async fn layer(
     }
     let auth = match (slot.and_then(|slot| slot.0.get().cloned()), token) {
         (Some((collection, id)), _) => AuthSeen::Known(collection, id),
-        (None, Some(token)) => AuthSeen::Token(token),
+        (None, Some(token)) => AuthSeen::Token(owned(Some(token))),
         (None, None) => AuthSeen::Guest,
     };
     state.logs.offer(Pending::Request(Box::new(RequestEntry {
         created,
         method,
-        uri,
+        url: uri.to_string(),
         status,
         exec: started.elapsed(),
         remote_ip: peer.map(|addr| addr.ip()),
         forwarded_ip,
-        user_agent,
-        referer,
+        // Copied out rather than kept as views of the connection's read buffer, which the
+        // connection could then not reuse for its next request.
+        user_agent: owned(user_agent),
+        referer: owned(referer),
         auth,
         error: response.extensions().get::<LoggedError>().cloned(),
     })));
@@ -289,6 +292,13 @@ pub async fn cleanup(state: &SharedState) -> crate::ApiResult<u64> {
         .checked_sub_signed(chrono::Duration::try_days(days).unwrap_or(chrono::Duration::MAX))
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
     Ok(store.delete_before(&domain::time::format(cutoff)).await?)
+}
+
+/// A header's text (lossy), `""` when absent (no allocation then).
+fn owned(value: Option<HeaderValue>) -> String {
+    value.map_or_else(String::new, |value| {
+        String::from_utf8_lossy(value.as_bytes()).into_owned()
+    })
 }
 
 /// Drains the channel into the store, one batch per wake-up, until the app is gone.
