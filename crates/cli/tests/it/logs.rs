@@ -198,6 +198,22 @@ async fn requests_are_logged_in_pocketbase_shape_and_can_be_filtered() {
         .await;
     assert_eq!(successes["totalItems"], 0, "{successes}");
 
+    // Nor is the realtime stream (PocketBase leaves it out too).
+    let stream = app
+        .client
+        .get(app.url("/api/realtime?logmark=stream"))
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(stream.status().as_u16(), 200);
+    drop(stream);
+    get_with_agent(&app, "/api/health?after-stream", "agent-1", None).await;
+    wait_for(&app, &token, "data.url = '/api/health?after-stream'", 1).await;
+    let (_, streams) = app
+        .get("/api/logs?filter=data.url~'logmark%3Dstream'", Some(&token))
+        .await;
+    assert_eq!(streams["totalItems"], 0, "{streams}");
+
     // Hourly stats count what the list counts.
     let (_, all) = app.get("/api/logs?perPage=1", Some(&token)).await;
     let (status, stats) = app.get("/api/logs/stats", Some(&token)).await;

@@ -196,9 +196,12 @@ impl AuthSlot {
     }
 }
 
-/// Whether a request's success is left out of the log (the logs API itself, as PocketBase).
-fn skips_success(path: &str) -> bool {
-    path == "/api/logs" || path.starts_with("/api/logs/")
+/// Whether a request's success is left out of the log, as PocketBase leaves it out: the logs
+/// API itself, and the realtime stream (`GET /api/realtime`, a long-lived connection).
+fn skips_success(method: &Method, path: &str) -> bool {
+    path == "/api/logs"
+        || path.starts_with("/api/logs/")
+        || (method == Method::GET && path == "/api/realtime")
 }
 
 /// The log middleware, outermost: it sees every answer, 404s and panics included.
@@ -251,7 +254,9 @@ pub async fn layer(
     } else {
         LEVEL_INFO
     };
-    if (status < 400 && skips_success(uri.path())) || (level < settings.logs.min_level && !dev) {
+    if (status < 400 && skips_success(&method, uri.path()))
+        || (level < settings.logs.min_level && !dev)
+    {
         return response;
     }
     let auth = match (slot.and_then(|slot| slot.0.get().cloned()), token) {
