@@ -36,7 +36,8 @@ pub use api::router;
 use crate::error::LoggedError;
 use crate::state::{AppState, SharedState};
 
-/// Entries waiting for the writer; more are dropped (and counted), never waited for.
+/// Entries waiting for the writer; more are dropped (and counted), never waited for. The
+/// writer itself is held to a share of the time ([`Budget`]).
 pub const CHANNEL_CAPACITY: usize = 4096;
 /// Most entries inserted in one transaction.
 pub const BATCH_SIZE: usize = 512;
@@ -309,6 +310,7 @@ fn owned(value: Option<HeaderValue>) -> String {
 /// Drains the channel into the store, one batch per wake-up, until the app is gone.
 async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let mut budget = Budget::new(Instant::now());
     loop {
         batch.clear();
         if receiver.recv_many(&mut batch, BATCH_SIZE).await == 0 {
@@ -317,6 +319,15 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         let Some(state) = state.upgrade() else {
             return;
         };
+        let started = Instant::now();
+        if !budget.allows(started) {
+            state
+                .logs
+                .dropped
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            budget.warn_dropped(started, state.logs.dropped());
+            continue;
+        }
         let settings = match crate::settings::current(&state).await {
             Ok(settings) => settings,
             Err(error) => {
@@ -340,6 +351,60 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         };
         if let Err(error) = store.append(entries).await {
             tracing::warn!(%error, "cannot write request logs");
+        }
+        budget.spend(started.elapsed());
+    }
+}
+
+/// The writer's share of time: it may be busy (building and inserting entries) at most
+/// [`WRITER_SHARE`] of the wall-clock time, with bursts up to [`WRITER_BURST`] of saved-up
+/// time. Past it, batches are dropped and counted, so logging can never take more than a
+/// bounded slice of the machine from the requests it describes, however many arrive.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    /// Busy time still allowed, in seconds (negative after an expensive batch).
+    allowance: f64,
+    last: Instant,
+    last_warning: Option<Instant>,
+}
+
+/// The most of the wall-clock time the writer may spend busy, on average.
+pub const WRITER_SHARE: f64 = 0.05;
+/// Busy time the writer may save up for a burst.
+pub const WRITER_BURST: Duration = Duration::from_millis(250);
+
+impl Budget {
+    pub(crate) fn new(now: Instant) -> Self {
+        Budget {
+            allowance: WRITER_BURST.as_secs_f64(),
+            last: now,
+            last_warning: None,
+        }
+    }
+
+    /// Refills the allowance for the time passed; whether a batch may be written now.
+    pub(crate) fn allows(&mut self, now: Instant) -> bool {
+        let passed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.allowance = (self.allowance + passed * WRITER_SHARE).min(WRITER_BURST.as_secs_f64());
+        self.allowance > 0.0
+    }
+
+    pub(crate) fn spend(&mut self, busy: Duration) {
+        self.allowance -= busy.as_secs_f64();
+    }
+
+    /// Says (at most once a minute) that entries are being dropped.
+    fn warn_dropped(&mut self, now: Instant, dropped: u64) {
+        if self
+            .last_warning
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(60))
+        {
+            self.last_warning = Some(now);
+            tracing::warn!(
+                dropped,
+                "request logs dropped: more requests than the log writer's share of time allows"
+            );
         }
     }
 }

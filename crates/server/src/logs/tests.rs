@@ -211,3 +211,26 @@ mod with_state {
         }
     }
 }
+
+#[test]
+fn the_writer_budget_refills_with_time_and_is_spent_by_work() {
+    use std::time::{Duration, Instant};
+
+    use super::{Budget, WRITER_BURST, WRITER_SHARE};
+
+    let start = Instant::now();
+    let mut budget = Budget::new(start);
+    assert!(budget.allows(start), "starts with a full burst");
+    // Work longer than the burst exhausts it.
+    budget.spend(WRITER_BURST + Duration::from_millis(10));
+    assert!(!budget.allows(start));
+    // Time passing refills it at the share: 10 ms of debt needs 10 ms / share to repay.
+    let repay = Duration::from_secs_f64(0.010 / WRITER_SHARE);
+    assert!(!budget.allows(start + repay - Duration::from_millis(20)));
+    assert!(budget.allows(start + repay + Duration::from_millis(40)));
+    // Idle time saves up at most the burst.
+    let mut idle = Budget::new(start);
+    assert!(idle.allows(start + Duration::from_secs(3600)));
+    idle.spend(WRITER_BURST);
+    assert!(!idle.allows(start + Duration::from_secs(3600)));
+}
