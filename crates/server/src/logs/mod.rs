@@ -39,6 +39,8 @@ use crate::state::{AppState, SharedState};
 /// Entries waiting for the writer; more are dropped (and counted), never waited for. The
 /// writer itself is held to a share of the time ([`Budget`]).
 pub const CHANNEL_CAPACITY: usize = 4096;
+/// How long the writer waits, after the first entry of a batch, for more to join it.
+pub const LINGER: Duration = Duration::from_millis(100);
 /// Most entries inserted in one transaction.
 pub const BATCH_SIZE: usize = 512;
 /// `data` larger than this (serialized) is cut when `logs.maxDataSize` is 0.
@@ -315,6 +317,17 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         batch.clear();
         if receiver.recv_many(&mut batch, BATCH_SIZE).await == 0 {
             return;
+        }
+        // Wait a moment for more before writing: one transaction per few entries rather than
+        // one per request, and senders do not wake this task while it waits.
+        if batch.len() < BATCH_SIZE {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH_SIZE {
+                match receiver.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
         }
         let Some(state) = state.upgrade() else {
             return;
