@@ -36,7 +36,7 @@ pub(super) async fn build(
                 LEVEL_INFO
             };
             let message = format!("{} {}", request.method, percent_decode(&request.url));
-            let data = request_data(state, settings, request).await;
+            let data = request_data(state, request).await;
             (created, level, message, data)
         }
     };
@@ -49,7 +49,7 @@ pub(super) async fn build(
     }
 }
 
-async fn request_data(state: &SharedState, settings: &LogSettings, request: RequestEntry) -> Value {
+async fn request_data(state: &SharedState, request: RequestEntry) -> Value {
     let (auth, auth_id) = match &request.auth {
         AuthSeen::Guest => (String::new(), String::new()),
         AuthSeen::Known(collection, id) => (collection.clone(), id.clone()),
@@ -82,7 +82,7 @@ async fn request_data(state: &SharedState, settings: &LogSettings, request: Requ
     // Inserted in alphabetical order, the order PocketBase stores them in.
     let mut data = Map::new();
     data.insert("auth".into(), Value::String(auth));
-    if settings.log_auth_id && !auth_id.is_empty() {
+    if request.log_auth_id && !auth_id.is_empty() {
         data.insert("authId".into(), Value::String(auth_id));
     }
     if let Some(error) = &request.error {
@@ -96,7 +96,7 @@ async fn request_data(state: &SharedState, settings: &LogSettings, request: Requ
     );
     data.insert("method".into(), Value::String(request.method.to_string()));
     data.insert("referer".into(), Value::String(request.referer.clone()));
-    if settings.log_ip {
+    if request.log_ip {
         data.insert("remoteIP".into(), Value::String(remote_ip));
     }
     data.insert("status".into(), Value::from(request.status));
@@ -106,7 +106,7 @@ async fn request_data(state: &SharedState, settings: &LogSettings, request: Requ
         "userAgent".into(),
         Value::String(request.user_agent.clone()),
     );
-    if settings.log_ip {
+    if request.log_ip {
         data.insert("userIP".into(), Value::String(user_ip));
     }
     Value::Object(data)

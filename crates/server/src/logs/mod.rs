@@ -162,6 +162,11 @@ struct RequestEntry {
     referer: String,
     auth: AuthSeen,
     error: Option<LoggedError>,
+    /// Whether the entry is stored (else only printed, under `--dev`), and what of it, as
+    /// the settings said when the request was answered.
+    store: bool,
+    log_ip: bool,
+    log_auth_id: bool,
 }
 
 struct AppEntry {
@@ -221,10 +226,6 @@ pub async fn layer(
         Ok(settings) => settings,
         Err(_) => return next.run(request).await,
     };
-    let dev = state.logs.dev.load(Ordering::Relaxed);
-    if settings.logs.max_days == 0 && !dev {
-        return next.run(request).await;
-    }
     let started = Instant::now();
     let created = chrono::Utc::now();
     let method = request.method().clone();
@@ -257,9 +258,15 @@ pub async fn layer(
     } else {
         LEVEL_INFO
     };
-    if (status < 400 && skips_success(&method, uri.path()))
-        || (level < settings.logs.min_level && !dev)
-    {
+    // The log settings as they are once the request is answered (a request changing them is
+    // logged under the new ones, as in PocketBase).
+    let settings = match crate::settings::current(&state).await {
+        Ok(settings) => settings,
+        Err(_) => return response,
+    };
+    let store = settings.logs.max_days > 0 && level >= settings.logs.min_level;
+    let dev = state.logs.dev.load(Ordering::Relaxed);
+    if (status < 400 && skips_success(&method, uri.path())) || !(store || dev) {
         return response;
     }
     let auth = match (slot.and_then(|slot| slot.0.get().cloned()), token) {
@@ -281,6 +288,9 @@ pub async fn layer(
         referer: owned(referer),
         auth,
         error: response.extensions().get::<LoggedError>().cloned(),
+        store,
+        log_ip: settings.logs.log_ip,
+        log_auth_id: settings.logs.log_auth_id,
     })));
     response
 }
@@ -351,11 +361,18 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         let dev = state.logs.dev.load(Ordering::Relaxed);
         let mut entries = Vec::with_capacity(batch.len());
         for pending in batch.drain(..) {
+            // A request entry was decided when it was answered; a logger's entry is now.
+            let store = match &pending {
+                Pending::Request(request) => request.store,
+                Pending::App(app) => {
+                    settings.logs.max_days > 0 && app.level >= settings.logs.min_level
+                }
+            };
             let entry = entry::build(&state, &settings.logs, pending).await;
             if dev {
                 entry::print(&entry);
             }
-            if settings.logs.max_days > 0 && entry.level >= settings.logs.min_level {
+            if store {
                 entries.push(entry);
             }
         }
