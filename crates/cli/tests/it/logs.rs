@@ -435,3 +435,89 @@ async fn a_hook_logger_writes_to_the_logs() {
     let (_, debug) = app.get("/api/logs?filter=level%3D-4", Some(&token)).await;
     assert_eq!(debug["totalItems"], 0, "{debug}");
 }
+
+/// `--dev` prints each request, and the cause of an error answer, on standard output.
+#[tokio::test]
+async fn dev_mode_prints_requests_and_the_cause_of_errors() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(crate::support::plinth_bin())
+        .args(["serve", "--http=127.0.0.1:0", "--dev"])
+        .arg(format!("--dir={}", dir.path().display()))
+        .arg(format!(
+            "--hooksDir={}",
+            dir.path().join("pb_hooks").display()
+        ))
+        .arg(format!(
+            "--migrationsDir={}",
+            dir.path().join("pb_migrations").display()
+        ))
+        .env("PLINTH_INSECURE_TEST_HASHING", "1")
+        .env("PLINTH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // Killed however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Server(child);
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || {
+        received
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line in time")
+    };
+    let base = loop {
+        let line = next_line();
+        if let Some(rest) = line.trim().strip_prefix("Server started at ") {
+            break rest.to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    client
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .expect("sent");
+    client
+        .post(format!("{base}/api/collections/users/records"))
+        .header("Content-Type", "application/json")
+        .body("{bad json")
+        .send()
+        .await
+        .expect("sent");
+    let mut printed = Vec::new();
+    while !printed
+        .iter()
+        .any(|l: &String| l.contains("not valid JSON"))
+    {
+        printed.push(next_line());
+    }
+    drop(server);
+    let text = printed.join("\n");
+    assert!(text.contains("GET /api/health 200"), "{text}");
+    assert!(
+        text.contains("POST /api/collections/users/records 400"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Something went wrong while processing your request. (the request body is not valid JSON"),
+        "{text}"
+    );
+}
