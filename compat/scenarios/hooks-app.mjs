@@ -47,20 +47,3 @@ export async function finders(t) {
 export async function recordObjects(t) {
   await t.http('new Record', 'GET', '/hk/record');
 }
-
-// KD-9: Plinth lists only the system jobs it has; everything else must agree.
-cronJobs.known = {
-  id: 'KD-9',
-  expect(plinth, pocketbase) {
-    for (const [label, value] of Object.entries(pocketbase)) {
-      if (label === 'system jobs') continue;
-      if (JSON.stringify(plinth[label]) !== JSON.stringify(value)) {
-        throw new Error(`${label}: pocketbase ${JSON.stringify(value)} | plinth ${JSON.stringify(plinth[label])}`);
-      }
-    }
-    const theirs = new Map((pocketbase['system jobs'] ?? []).map((j) => [j.id, j.expression]));
-    for (const job of plinth['system jobs'] ?? []) {
-      if (theirs.get(job.id) !== job.expression) throw new Error(`unexpected system job ${JSON.stringify(job)}`);
-    }
-  },
-};

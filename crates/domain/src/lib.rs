@@ -11,6 +11,7 @@ pub mod error;
 pub mod field;
 pub mod ids;
 pub mod index;
+pub mod logs;
 pub mod record;
 pub mod sql;
 pub mod store;
@@ -21,6 +22,7 @@ pub use auth::AuthContext;
 pub use collection::{Collection, CollectionType, Schema};
 pub use error::{FieldError, ValidationErrors};
 pub use field::{Field, FieldKind};
+pub use logs::{LogEntry, LogPage, LogQuery, LogStat, LogStore};
 pub use record::{Record, RecordData};
 pub use sql::{Dialect, SqlFragment, SqlValue};
 pub use store::{

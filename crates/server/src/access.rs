@@ -423,6 +423,7 @@ fn filter_error(error: rules::Error) -> ApiError {
         403 => ApiError::forbidden(error.api_message()),
         _ => ApiError::bad_request(),
     }
+    .with_detail(error)
 }
 
 #[cfg(test)]

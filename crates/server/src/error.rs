@@ -13,6 +13,16 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub data: Value,
+    /// Why, for the request log and the `--dev` console only (never sent to the client).
+    pub detail: Option<Box<str>>,
+}
+
+/// What the request log records of an error answer (`error`, `details`); attached to the
+/// response's extensions by [`ApiError::into_response`].
+#[derive(Debug, Clone)]
+pub struct LoggedError {
+    pub message: String,
+    pub details: Value,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -25,7 +35,14 @@ impl ApiError {
             status,
             message: normalize_message(message),
             data: json!({}),
+            detail: None,
         }
+    }
+
+    /// The same error, with `detail` recorded in the request log (not sent to the client).
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string().into_boxed_str());
+        self
     }
 
     /// 400 with the generic message, as PocketBase answers malformed query parameters.
@@ -78,6 +95,7 @@ impl ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong while processing your request.",
         )
+        .with_detail(detail)
     }
 
     /// Maps a store error for an endpoint whose failures PocketBase reports with `message`
@@ -133,10 +151,40 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let logged = LoggedError {
+            message: self.message.clone(),
+            details: log_details(&self.data, self.detail),
+        };
         let body =
             json!({"data": self.data, "message": self.message, "status": self.status.as_u16()});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(logged);
+        response
     }
+}
+
+/// The `details` of a logged error: the field errors as `{field: "message"}` (lower case, no
+/// period, as PocketBase logs them), else the recorded detail, else `null`.
+fn log_details(data: &Value, detail: Option<Box<str>>) -> Value {
+    if let Some(fields) = data.as_object().filter(|fields| !fields.is_empty()) {
+        let details = fields
+            .iter()
+            .map(|(name, error)| {
+                let message = error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut chars = message.trim_end_matches('.').chars();
+                let lowered: String = match chars.next() {
+                    Some(first) => first.to_lowercase().chain(chars).collect(),
+                    None => String::new(),
+                };
+                (name.clone(), Value::String(lowered))
+            })
+            .collect();
+        return Value::Object(details);
+    }
+    detail.map_or(Value::Null, |detail| Value::String(detail.into()))
 }
 
 /// Capitalizes the first letter and ends the sentence with a period, as PocketBase does.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
@@ -48,10 +49,13 @@ pub fn router(state: SharedState) -> Router {
         .merge(cron::router())
         .merge(sql::router())
         .merge(metrics::router())
-        .merge(backups::router());
+        .merge(backups::router())
+        .merge(logs::router());
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
+    let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);
     let app =
-        files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts));
+        files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts))
+            .layer(logged);
     metrics::layer(app)
 }

@@ -69,6 +69,8 @@ pub struct AppState {
     pub scripts: std::sync::OnceLock<Arc<crate::scripts::Scripts>>,
     /// Backup and restore bookkeeping (see [`crate::backups`]).
     pub backups: crate::backups::Backups,
+    /// Request logs (see [`crate::logs`]); written once `serve` installs a log store.
+    pub logs: crate::logs::Logs,
 }
 
 /// The state type axum passes around.
@@ -98,6 +100,7 @@ impl AppState {
             crons: Arc::default(),
             scripts: std::sync::OnceLock::new(),
             backups: crate::backups::Backups::default(),
+            logs: crate::logs::Logs::default(),
         });
         crate::cron::system::register(&state);
         crate::metrics::install();

@@ -13,6 +13,7 @@ mod changelog;
 mod console;
 mod ddl;
 mod engine;
+pub mod logs;
 mod records;
 mod schema_change;
 mod system;

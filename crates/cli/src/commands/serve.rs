@@ -75,6 +75,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(dyn_store, config);
+    // Request logs go to their own database (PocketBase's auxiliary.db), written in batches.
+    let log_store = store_sqlite::logs::SqliteLogStore::open(
+        &global.dir,
+        (global.query_timeout > 0).then(|| Duration::from_secs(global.query_timeout)),
+    )
+    .context("opening the log database")?;
+    server::logs::Logs::install(&state, log_store);
+    state.logs.set_dev(global.dev);
     // Open SSE streams would hold a graceful shutdown up for as long as they live.
     let realtime = state.realtime.clone();
     // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown

@@ -26,6 +26,7 @@ async fn serve_lists_the_system_jobs_and_runs_one_on_request() {
             {"id": "__pbDBOptimize__", "expression": "0 0 * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
+            {"id": "__pbLogsCleanup__", "expression": "0 */6 * * *"},
             {"id": "__plinthFilesCleanup__", "expression": "30 */6 * * *"},
         ])
     );

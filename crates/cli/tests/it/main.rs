@@ -33,6 +33,8 @@ mod hooks_auth;
 mod hooks_records;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
+/// Request logs: `/api/logs`, its filters and stats, the log settings.
+mod logs;
 /// `GET /api/metrics`: Prometheus text checked with the reference parser, values that move.
 mod metrics;
 /// JavaScript migrations: `plinth migrate …`, `serve` applying them, automigrate files.

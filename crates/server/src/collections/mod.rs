@@ -102,7 +102,7 @@ async fn read_body(
         .map_err(|error| match error {
             BodyError::TooLarge => ApiError::too_large(),
             BodyError::UnsupportedContentType | BodyError::Malformed => {
-                ApiError::bad_request_msg(malformed)
+                ApiError::bad_request_msg(malformed).with_detail(BodyError::MALFORMED_DETAIL)
             }
         })
 }

@@ -3,9 +3,9 @@
 //!
 //! PocketBase 0.40.6 lists four: `__pbDBOptimize__` (`0 0 * * *`), `__pbMFACleanup__` and
 //! `__pbOTPCleanup__` (`0 * * * *`), `__pbLogsCleanup__` (`0 */6 * * *`). Plinth has the
-//! expired-OTP and expired-MFA sweeps and the daily database optimization ([`Store::optimize`]:
-//! on SQLite `PRAGMA optimize` and a truncating WAL checkpoint), registered here under the same
-//! ids and schedules. Plinth's own periodic work is on the same scheduler under `__plinth…__`
+//! expired-OTP and expired-MFA sweeps, the daily database optimization ([`Store::optimize`]:
+//! on SQLite `PRAGMA optimize` and a truncating WAL checkpoint) and the request-log retention,
+//! all four registered here under the same ids and schedules. Plinth's own periodic work is on the same scheduler under `__plinth…__`
 //! ids, listed after PocketBase's, so it can be seen and run from `/api/crons` too: the
 //! orphaned-file sweep. The realtime change-log pruning is not a cron job: it follows the
 //! fan-out every minute and lives with it.
@@ -23,6 +23,7 @@ pub const FILES_CLEANUP: &str = "__plinthFilesCleanup__";
 pub const MFA_CLEANUP: &str = "__pbMFACleanup__";
 pub const OTP_CLEANUP: &str = "__pbOTPCleanup__";
 pub const DB_OPTIMIZE: &str = "__pbDBOptimize__";
+pub const LOGS_CLEANUP: &str = "__pbLogsCleanup__";
 
 /// Registers the system jobs of `state` in its registry. The jobs hold the state weakly (the
 /// registry lives in it), so a job run after the state is gone does nothing.
@@ -37,7 +38,31 @@ pub fn register(state: &SharedState) {
             tracing::error!(%error, job = id, "cannot register a system cron job");
         }
     }
+    register_logs_cleanup(state);
     register_files_sweep(state);
+}
+
+/// `__pbLogsCleanup__` (every 6 hours, as PocketBase): removes the request logs older than
+/// `logs.maxDays` days (none when it is 0, as logging is then off).
+fn register_logs_cleanup(state: &SharedState) {
+    let weak = Arc::downgrade(state);
+    let job: Job = Arc::new(move || {
+        let state = weak.clone();
+        async move {
+            let Some(state) = state.upgrade() else {
+                return Ok(());
+            };
+            let removed = crate::logs::cleanup(&state).await.map_err(|e| e.message)?;
+            if removed > 0 {
+                tracing::debug!(removed, "removed old request logs");
+            }
+            Ok(())
+        }
+        .boxed()
+    });
+    if let Err(error) = state.crons.add(LOGS_CLEANUP, "0 */6 * * *", job) {
+        tracing::error!(%error, job = LOGS_CLEANUP, "cannot register a system cron job");
+    }
 }
 
 /// The orphaned-file sweep (see [`crate::files::cleanup`]) every six hours, at half past so

@@ -344,6 +344,7 @@ async fn the_listing_shows_user_jobs_then_the_system_jobs() {
             {"id": "__pbDBOptimize__", "expression": "0 0 * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
+            {"id": "__pbLogsCleanup__", "expression": "0 */6 * * *"},
             {"id": "__plinthFilesCleanup__", "expression": "30 */6 * * *"},
         ])
     );
@@ -358,6 +359,7 @@ async fn the_listing_shows_user_jobs_then_the_system_jobs() {
             {"id": "__pbDBOptimize__", "expression": "0 0 * * *"},
             {"id": "__pbMFACleanup__", "expression": "0 * * * *"},
             {"id": "__pbOTPCleanup__", "expression": "0 * * * *"},
+            {"id": "__pbLogsCleanup__", "expression": "0 */6 * * *"},
             {"id": "__plinthFilesCleanup__", "expression": "30 */6 * * *"},
         ])
     );

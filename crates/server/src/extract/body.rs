@@ -38,6 +38,12 @@ pub enum BodyError {
     TooLarge,
 }
 
+impl BodyError {
+    /// The cause the request log (and the `--dev` console) records for a malformed body.
+    pub const MALFORMED_DETAIL: &str =
+        "the request body is not valid JSON or form data (or is too deeply nested)";
+}
+
 /// A record-style body; malformed input answers the generic 400.
 pub struct RecordBody(pub Map<String, Value>);
 
@@ -117,7 +123,9 @@ fn uninfer(value: &mut Value) {
 fn body_error(error: BodyError, malformed_message: &str) -> ApiError {
     match error {
         BodyError::UnsupportedContentType => ApiError::bad_request_msg("Unsupported Content-Type."),
-        BodyError::Malformed => ApiError::bad_request_msg(malformed_message),
+        BodyError::Malformed => {
+            ApiError::bad_request_msg(malformed_message).with_detail(BodyError::MALFORMED_DETAIL)
+        }
         BodyError::TooLarge => ApiError::too_large(),
     }
 }

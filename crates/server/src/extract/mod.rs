@@ -30,9 +30,12 @@ impl FromRequestParts<SharedState> for Auth {
         let Some(token) = bearer_token(parts) else {
             return Ok(Auth(AuthContext::Guest));
         };
-        Ok(Auth(
-            crate::auth::token::resolve_auth_token(state, &token).await,
-        ))
+        let auth = crate::auth::token::resolve_auth_token(state, &token).await;
+        // The request log records who the caller was without resolving the token again.
+        if let Some(slot) = parts.extensions.get::<crate::logs::AuthSlot>() {
+            slot.record(&auth);
+        }
+        Ok(Auth(auth))
     }
 }
 

@@ -857,7 +857,9 @@ pub(super) async fn read_body_with_files(
             crate::extract::BodyError::UnsupportedContentType => {
                 ApiError::bad_request_msg("Unsupported Content-Type.")
             }
-            crate::extract::BodyError::Malformed => ApiError::bad_request(),
+            crate::extract::BodyError::Malformed => {
+                ApiError::bad_request().with_detail(crate::extract::BodyError::MALFORMED_DETAIL)
+            }
             crate::extract::BodyError::TooLarge => ApiError::too_large(),
         })
 }

@@ -521,6 +521,10 @@ impl Host for AppHost {
                     l if l >= 0 => tracing::info!(target: "hooks", attrs = %attrs, "{message}"),
                     _ => tracing::debug!(target: "hooks", attrs = %attrs, "{message}"),
                 }
+                // Also into the log store, as PocketBase's logger writes there: the
+                // key-value attributes become `data`.
+                let data = crate::logs::attrs_data(&attrs);
+                self.state.logs.log(level, message.to_owned(), data);
                 Ok(Value::Null)
             }
             "settings" => {
