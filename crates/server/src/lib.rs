@@ -20,6 +20,7 @@ pub mod response;
 pub mod scripts;
 pub mod settings;
 pub mod state;
+pub mod static_files;
 pub mod superusers;
 
 use axum::Router;
@@ -29,7 +30,7 @@ pub use state::{AppState, ServerConfig, SharedState};
 
 /// The whole API, ready to serve.
 pub fn router(state: SharedState) -> Router {
-    let body_limit = state.config.body_limit;
+    let config = state.config.clone();
     realtime::spawn_hub(&state);
     files::cleanup::spawn(&state);
     let api = Router::new()
@@ -44,5 +45,5 @@ pub fn router(state: SharedState) -> Router {
         .merge(cron::router());
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
-    files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts))
+    files::strip_frame_options(middleware::wrap(api.with_state(state), &config, scripts))
 }

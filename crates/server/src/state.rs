@@ -20,6 +20,14 @@ pub struct ServerConfig {
     /// Directory of the local file storage (`<dataDir>/storage`); `None` keeps files in
     /// memory (tests).
     pub storage_dir: Option<std::path::PathBuf>,
+    /// The public directory served at `/` (`--publicDir`); `None` serves no files.
+    pub public_dir: Option<std::path::PathBuf>,
+    /// Answer the public `index.html` for a missing path (`--indexFallback`).
+    pub index_fallback: bool,
+    /// CORS allowed origins (`--origins`); `*` allows any.
+    pub origins: Vec<String>,
+    /// The key the settings are encrypted with at rest (`--encryptionEnv`).
+    pub settings_key: Option<crate::settings::encryption::EncryptionKey>,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +37,10 @@ impl Default for ServerConfig {
             bcrypt_cost: 10,
             argon2: Argon2Params::default(),
             storage_dir: None,
+            public_dir: None,
+            index_fallback: true,
+            origins: vec!["*".to_owned()],
+            settings_key: None,
         }
     }
 }
