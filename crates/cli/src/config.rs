@@ -407,6 +407,38 @@ mod tests {
     }
 
     #[test]
+    fn pocketbase_serve_flags_parse_with_its_defaults() {
+        let cli =
+            Cli::try_parse_from(["plinth", "serve", "--dir=/srv/app/pb_data"]).expect("parses");
+        assert_eq!(cli.global.public_dir(), PathBuf::from("/srv/app/pb_public"));
+        assert!(cli.global.index_fallback);
+        assert!(cli.global.encryption_env.is_none());
+        let cli = Cli::try_parse_from([
+            "plinth",
+            "serve",
+            "example.com",
+            "www.example.com",
+            "--publicDir=/www",
+            "--indexFallback=false",
+            "--origins=https://a.example,https://*.b.example",
+            "--http=:8090",
+            "--https=:8443",
+            "--encryptionEnv=PB_KEY",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.public_dir(), PathBuf::from("/www"));
+        assert!(!cli.global.index_fallback);
+        assert_eq!(cli.global.encryption_env.as_deref(), Some("PB_KEY"));
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.origins, ["https://a.example", "https://*.b.example"]);
+        assert_eq!(serve.domains, ["example.com", "www.example.com"]);
+        assert_eq!(serve.http.as_deref(), Some(":8090"));
+        assert_eq!(serve.https.as_deref(), Some(":8443"));
+    }
+
+    #[test]
     fn weak_hashing_needs_the_explicit_test_switch() {
         let parse = |args: &[&str]| {
             Cli::try_parse_from([&["plinth"], args, &["serve"]].concat())

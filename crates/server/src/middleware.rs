@@ -104,6 +104,8 @@ async fn cors(
         next.run(request).await
     };
     let headers = response.headers_mut();
+    // axum's method router names the allowed methods on a wrong-method 404; PocketBase does not.
+    headers.remove(header::ALLOW);
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     let Some(allowed) = allowed.and_then(|a| HeaderValue::from_str(&a).ok()) else {
         return response;

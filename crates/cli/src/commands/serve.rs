@@ -761,6 +761,35 @@ mod tests {
     }
 
     #[test]
+    fn domains_turn_https_on_with_pocketbase_defaults() {
+        use clap::Parser as _;
+        let serve = |args: &[&str]| {
+            let cli = crate::config::Cli::try_parse_from([&["plinth", "serve"], args].concat())
+                .expect("parses");
+            match cli.command {
+                crate::config::Command::Serve(serve) => listen_addresses(&serve),
+                _ => panic!("serve expected"),
+            }
+        };
+        assert_eq!(serve(&[]), ("127.0.0.1:8090".to_owned(), None));
+        assert_eq!(
+            serve(&["example.com"]),
+            ("0.0.0.0:80".to_owned(), Some("0.0.0.0:443".to_owned()))
+        );
+        assert_eq!(
+            serve(&["example.com", "--http=:8080", "--https=:8443"]),
+            (":8080".to_owned(), Some(":8443".to_owned()))
+        );
+        assert_eq!(
+            serve(&["--https=127.0.0.1:8443"]),
+            (
+                "127.0.0.1:8090".to_owned(),
+                Some("127.0.0.1:8443".to_owned())
+            )
+        );
+    }
+
+    #[test]
     fn per_ip_places_are_counted_and_given_back() {
         let counts = Arc::new(PerIp::default());
         let a: IpAddr = "10.0.0.1".parse().expect("ip");

@@ -249,6 +249,15 @@ async fn cors_answers_only_the_configured_origins() {
             ]
         );
     }
+    // A wrong method is PocketBase's 404, without axum's `Allow` header.
+    let wrong = app
+        .client
+        .delete(app.url("/api/health"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(wrong.status(), 404);
+    assert!(!wrong.headers().contains_key("allow"));
     for refused in ["https://c.example", "http://a.example", "https://b.example"] {
         let response = simple(refused).await.expect("get");
         assert_eq!(response.status(), 200, "the request itself still runs");
