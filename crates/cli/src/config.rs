@@ -49,7 +49,9 @@ pub struct GlobalArgs {
           default_missing_value = "true", default_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub automigrate: bool,
-    #[arg(long = "encryptionEnv", global = true, hide = true)]
+    /// The name of an environment variable holding a 32-character key: the app settings are
+    /// then stored encrypted with it (AES-256-GCM, as PocketBase does).
+    #[arg(long = "encryptionEnv", global = true, env = "PLINTH_ENCRYPTION_ENV")]
     pub encryption_env: Option<String>,
     /// The JavaScript hooks folder (`*.pb.js` files); default `pb_hooks` beside the data dir.
     #[arg(long = "hooksDir", global = true, env = "PLINTH_HOOKS_DIR")]
@@ -85,13 +87,17 @@ pub struct GlobalArgs {
         default_value_t = 64
     )]
     pub hooks_memory_limit: usize,
-    #[arg(long = "indexFallback", global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub index_fallback: Option<String>,
+    /// Answer the public folder's `index.html` for a missing path (single-page apps).
+    #[arg(long = "indexFallback", global = true, env = "PLINTH_INDEX_FALLBACK", num_args = 0..=1,
+          default_missing_value = "true", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub index_fallback: bool,
     /// The JavaScript migrations folder; default `pb_migrations` beside the data dir.
     #[arg(long = "migrationsDir", global = true, env = "PLINTH_MIGRATIONS_DIR")]
     pub migrations_dir: Option<PathBuf>,
-    #[arg(long = "publicDir", global = true, hide = true)]
-    pub public_dir: Option<String>,
+    /// The folder served at `/` (static files); default `pb_public` beside the data dir.
+    #[arg(long = "publicDir", global = true, env = "PLINTH_PUBLIC_DIR")]
+    pub public_dir: Option<PathBuf>,
 
     /// How long one database read, or one record write with its rule checks, may take
     /// (waiting for a connection included), in seconds; 0 for no limit. A list past it
@@ -119,11 +125,32 @@ impl GlobalArgs {
             .unwrap_or_else(|| beside(&self.dir, "pb_hooks"))
     }
 
+    /// The public folder: `--publicDir`, else `pb_public` beside the data dir.
+    pub fn public_dir(&self) -> PathBuf {
+        self.public_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.dir, "pb_public"))
+    }
+
     /// The migrations folder: `--migrationsDir`, else `pb_migrations` beside the data dir.
     pub fn migrations_dir(&self) -> PathBuf {
         self.migrations_dir
             .clone()
             .unwrap_or_else(|| beside(&self.dir, "pb_migrations"))
+    }
+
+    /// The settings encryption key named by `--encryptionEnv`. A variable that is missing,
+    /// empty or not 32 bytes long refuses to start (PocketBase starts unencrypted when it is
+    /// missing, which would store the secrets in plain text without a word).
+    pub fn settings_key(
+        &self,
+    ) -> anyhow::Result<Option<server::settings::encryption::EncryptionKey>> {
+        match &self.encryption_env {
+            None => Ok(None),
+            Some(name) => server::settings::encryption::EncryptionKey::from_env(name)
+                .map(Some)
+                .map_err(|error| anyhow::anyhow!("--encryptionEnv={name}: {error}")),
+        }
     }
 
     /// The hook engine's settings from the flags.
@@ -202,9 +229,25 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TCP address to listen on.
-    #[arg(long, env = "PLINTH_HTTP", default_value = "127.0.0.1:8090")]
-    pub http: String,
+    /// TCP address to listen on for HTTP (`:8090` for every interface). Default
+    /// `127.0.0.1:8090`, or `0.0.0.0:80` when domains are given.
+    #[arg(long, env = "PLINTH_HTTP")]
+    pub http: Option<String>,
+
+    /// TCP address to listen on for HTTPS with certificates obtained automatically (ACME,
+    /// Let's Encrypt) for the domain arguments; plain HTTP then answers the ACME challenges
+    /// and redirects everything else to HTTPS. Default `0.0.0.0:443` when domains are given.
+    #[arg(long, env = "PLINTH_HTTPS")]
+    pub https: Option<String>,
+
+    /// CORS allowed origins, comma-separated (`*`: any; `https://*.example.com` patterns).
+    #[arg(
+        long,
+        env = "PLINTH_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub origins: Vec<String>,
 
     /// Use synchronous=FULL (an fsync per commit) instead of NORMAL.
     #[arg(long, env = "PLINTH_SYNC_FULL")]
@@ -251,9 +294,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PLINTH_CAP_LOOPBACK_CONNECTIONS")]
     pub cap_loopback_connections: bool,
 
-    /// Domain names (PocketBase uses them for automatic TLS; Plinth does not serve TLS yet,
-    /// so they are refused rather than silently ignored).
-    #[arg(hide = true)]
+    /// Domain names to obtain TLS certificates for (ACME); they turn HTTPS on.
     pub domains: Vec<String>,
 
     /// A bearer secret that opens GET /api/metrics to a scraper without a superuser account
@@ -339,7 +380,9 @@ mod tests {
         let Command::Serve(serve) = cli.command else {
             panic!("serve expected")
         };
-        assert_eq!(serve.http, "127.0.0.1:9000");
+        assert_eq!(serve.http.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(serve.origins, ["*"]);
+        assert!(cli.global.index_fallback, "PocketBase's default");
         assert_eq!(
             (
                 serve.header_timeout,
@@ -370,6 +413,38 @@ mod tests {
 
         let cli = Cli::try_parse_from(["plinth", "serve", "--queryTimeout=1"]).expect("parses");
         assert_eq!(cli.global.query_timeout, 1);
+    }
+
+    #[test]
+    fn pocketbase_serve_flags_parse_with_its_defaults() {
+        let cli =
+            Cli::try_parse_from(["plinth", "serve", "--dir=/srv/app/pb_data"]).expect("parses");
+        assert_eq!(cli.global.public_dir(), PathBuf::from("/srv/app/pb_public"));
+        assert!(cli.global.index_fallback);
+        assert!(cli.global.encryption_env.is_none());
+        let cli = Cli::try_parse_from([
+            "plinth",
+            "serve",
+            "example.com",
+            "www.example.com",
+            "--publicDir=/www",
+            "--indexFallback=false",
+            "--origins=https://a.example,https://*.b.example",
+            "--http=:8090",
+            "--https=:8443",
+            "--encryptionEnv=PB_KEY",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.public_dir(), PathBuf::from("/www"));
+        assert!(!cli.global.index_fallback);
+        assert_eq!(cli.global.encryption_env.as_deref(), Some("PB_KEY"));
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.origins, ["https://a.example", "https://*.b.example"]);
+        assert_eq!(serve.domains, ["example.com", "www.example.com"]);
+        assert_eq!(serve.http.as_deref(), Some(":8090"));
+        assert_eq!(serve.https.as_deref(), Some(":8443"));
     }
 
     #[test]

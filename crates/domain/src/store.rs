@@ -446,6 +446,15 @@ pub trait Store: Send + Sync + 'static {
             "verify_snapshot is not supported by this engine".into(),
         ))
     }
+
+    /// Stores a setting as `text`, verbatim rather than as JSON: an encrypted `settings` value,
+    /// which PocketBase keeps as bare base64 ([`Store::get_param`] reads it back as a string).
+    async fn set_param_text(&self, key: &str, text: &str) -> Result<(), StoreError> {
+        let _ = (key, text);
+        Err(StoreError::Internal(
+            "set_param_text is not supported by this engine".into(),
+        ))
+    }
 }
 
 /// An open interactive transaction (see [`Store::begin`]): what JS hooks and migrations use to

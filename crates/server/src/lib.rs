@@ -24,6 +24,7 @@ pub mod scripts;
 pub mod settings;
 pub mod sql;
 pub mod state;
+pub mod static_files;
 pub mod superusers;
 
 use axum::Router;
@@ -33,7 +34,7 @@ pub use state::{AppState, ServerConfig, SharedState};
 
 /// The whole API, ready to serve.
 pub fn router(state: SharedState) -> Router {
-    let body_limit = state.config.body_limit;
+    let config = state.config.clone();
     realtime::spawn_hub(&state);
     metrics::spawn_upkeep(&state);
     backups::spawn(&state);
@@ -55,7 +56,7 @@ pub fn router(state: SharedState) -> Router {
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
     let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);
     let app =
-        files::strip_frame_options(middleware::wrap(api.with_state(state), body_limit, scripts))
+        files::strip_frame_options(middleware::wrap(api.with_state(state), &config, scripts))
             .layer(logged);
     metrics::layer(app)
 }

@@ -1,7 +1,11 @@
-//! The layers every response passes through: PocketBase's default headers and CORS, the body
-//! size limit, 404s in the JSON error shape (never 405), and panics turned into a bare 500.
+//! The layers every response passes through: PocketBase's default headers and CORS (its
+//! `--origins`), the body size limit, 404s in the JSON error shape (never 405) or the public
+//! directory's files, and panics turned into a bare 500. A known path with the wrong method is
+//! a 404 in PocketBase, not a 405: a GET or HEAD there reaches its static file handler like any
+//! unknown path.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -9,13 +13,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowHeaders, Any as AnyOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 
-/// Wraps the API router with the common layers.
-pub fn wrap<L>(api: Router, body_limit: usize, scripts: L) -> Router
+/// Wraps the API router with the common layers. Unmatched GETs and HEADs go to the public
+/// directory when one is configured ([`crate::static_files`]).
+pub fn wrap<L>(api: Router, config: &crate::state::ServerConfig, scripts: L) -> Router
 where
     L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
     L::Service: tower::Service<Request<Body>, Error = std::convert::Infallible>
@@ -26,63 +30,156 @@ where
     <L::Service as tower::Service<Request<Body>>>::Response: IntoResponse + 'static,
     <L::Service as tower::Service<Request<Body>>>::Future: Send + 'static,
 {
-    let cors = CorsLayer::new()
-        .allow_origin(AnyOrigin)
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::PUT,
-            Method::PATCH,
-            Method::POST,
-            Method::DELETE,
-        ])
-        .allow_headers(AllowHeaders::mirror_request());
+    let origins = Arc::new(config.origins.clone());
+    let public = config.public_dir.clone().map(|root| {
+        Arc::new(crate::static_files::PublicDir {
+            root,
+            index_fallback: config.index_fallback,
+        })
+    });
+    let fallback = move |request: Request<Body>| {
+        let public = public.clone();
+        async move { fallback(public.as_deref(), request).await }
+    };
     let fixed = |name: &'static str, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
         )
     };
-    api.fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
+    let inner = api
+        .fallback(fallback.clone())
+        .method_not_allowed_fallback(fallback)
         // Hook routes and middlewares see every request, unmatched ones included.
         .layer(scripts)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(fixed("x-content-type-options", "nosniff"))
         .layer(fixed("x-frame-options", "SAMEORIGIN"))
         .layer(fixed("x-xss-protection", "1; mode=block"))
-        .layer(fixed("cross-origin-opener-policy", "same-origin"))
-        .layer(cors)
-        .layer(axum::middleware::from_fn(preflight_no_content))
+        .layer(fixed("cross-origin-opener-policy", "same-origin"));
+    // CORS wraps the whole router as one service, so a preflight it answers never passes
+    // through a route's method router (which would add an `Allow` header PocketBase does not
+    // send).
+    Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::from_fn(
+            move |request: Request<Body>, next: axum::middleware::Next| {
+                cors(origins.clone(), request, next)
+            },
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
 }
 
-/// CORS preflights answer 204 with no body, as PocketBase does.
-async fn preflight_no_content(request: Request<Body>, next: axum::middleware::Next) -> Response {
-    let preflight = request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let mut response = next.run(request).await;
-    if preflight && response.status() == StatusCode::OK {
-        *response.status_mut() = StatusCode::NO_CONTENT;
+/// The methods a preflight is told are allowed.
+const ALLOW_METHODS: &str = "GET,HEAD,PUT,PATCH,POST,DELETE";
+
+/// PocketBase's CORS: every response varies on `Origin`; an allowed origin (by `--origins`:
+/// `*`, an exact origin, or a `scheme://*.domain` pattern) gets `Access-Control-Allow-Origin`
+/// (`*` itself for the wildcard); every `OPTIONS` request is a preflight answered `204` here,
+/// with the methods and the mirrored request headers when the origin is allowed, and never
+/// reaches a route.
+async fn cors(
+    origins: Arc<Vec<String>>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let preflight = request.method() == Method::OPTIONS;
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let allowed = origin
+        .as_deref()
+        .and_then(|origin| allow_origin(&origins, origin));
+    let requested_headers = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .filter(|v| !v.is_empty())
+        .cloned();
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    // axum's method router names the allowed methods on a wrong-method 404; PocketBase does not.
+    headers.remove(header::ALLOW);
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(allowed) = allowed.and_then(|a| HeaderValue::from_str(&a).ok()) else {
+        return response;
+    };
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    if preflight {
+        headers.append(
+            header::VARY,
+            HeaderValue::from_static("Access-Control-Request-Method"),
+        );
+        headers.append(
+            header::VARY,
+            HeaderValue::from_static("Access-Control-Request-Headers"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOW_METHODS),
+        );
+        if let Some(requested) = requested_headers {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
+        }
     }
     response
 }
 
-/// Unknown paths: GETs fall through to "files", as PocketBase's static handler answers.
-async fn fallback(request: Request<Body>) -> Response {
+/// The `Access-Control-Allow-Origin` value for `origin`, if `origins` allows it.
+pub fn allow_origin(origins: &[String], origin: &str) -> Option<String> {
+    origins.iter().find_map(|allowed| {
+        if allowed == "*" {
+            Some("*".to_owned())
+        } else if allowed == origin || matches_subdomain(origin, allowed) {
+            Some(origin.to_owned())
+        } else {
+            None
+        }
+    })
+}
+
+/// `https://*.example.com` allows `https://a.example.com` (same scheme, the labels before
+/// the `*` matched from the right).
+fn matches_subdomain(origin: &str, pattern: &str) -> bool {
+    let (Some((origin_scheme, origin_host)), Some((pattern_scheme, pattern_host))) =
+        (origin.split_once("://"), pattern.split_once("://"))
+    else {
+        return false;
+    };
+    if origin_scheme != pattern_scheme || origin_host.len() > 253 {
+        return false;
+    }
+    let mut wanted = pattern_host.rsplit('.');
+    for label in origin_host.rsplit('.') {
+        match wanted.next() {
+            Some("*") => return true,
+            Some(expected) if expected == label => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Unknown paths: GETs and HEADs go to the public directory (or answer PocketBase's static
+/// handler's "File not found." when there is none).
+async fn fallback(
+    public: Option<&crate::static_files::PublicDir>,
+    request: Request<Body>,
+) -> Response {
     if request.method() == Method::GET || request.method() == Method::HEAD {
-        ApiError::not_found_msg("File not found.").into_response()
+        match public {
+            Some(public) => public.serve(&request.into_parts().0).await,
+            None => ApiError::not_found_msg("File not found.").into_response(),
+        }
     } else {
         ApiError::not_found().into_response()
     }
-}
-
-/// A known path with the wrong method is a 404 in PocketBase, not a 405. A GET or HEAD there
-/// reaches PocketBase's static file handler like any unknown path, hence the same message.
-async fn method_not_allowed(request: Request<Body>) -> Response {
-    fallback(request).await
 }
 
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -97,4 +194,32 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_exactly_by_wildcard_or_by_subdomain_pattern() {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            allow_origin(&list(&["*"]), "https://a.example"),
+            Some("*".into())
+        );
+        let some = list(&["https://a.example", "https://*.b.example"]);
+        assert_eq!(
+            allow_origin(&some, "https://a.example"),
+            Some("https://a.example".into())
+        );
+        assert_eq!(allow_origin(&some, "https://c.example"), None);
+        assert_eq!(allow_origin(&some, "http://a.example"), None);
+        assert_eq!(
+            allow_origin(&some, "https://x.b.example"),
+            Some("https://x.b.example".into())
+        );
+        assert_eq!(allow_origin(&some, "https://b.example"), None);
+        assert_eq!(allow_origin(&some, "http://x.b.example"), None);
+        assert_eq!(allow_origin(&list(&[]), "https://a.example"), None);
+    }
 }

@@ -26,6 +26,14 @@ pub struct ServerConfig {
     /// The data directory (`--dir`), where backups and their scratch files live; `None`
     /// (tests) leaves the backups API without a place to work.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The public directory served at `/` (`--publicDir`); `None` serves no files.
+    pub public_dir: Option<std::path::PathBuf>,
+    /// Answer the public `index.html` for a missing path (`--indexFallback`).
+    pub index_fallback: bool,
+    /// CORS allowed origins (`--origins`); `*` allows any.
+    pub origins: Vec<String>,
+    /// The key the settings are encrypted with at rest (`--encryptionEnv`).
+    pub settings_key: Option<crate::settings::encryption::EncryptionKey>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +45,10 @@ impl Default for ServerConfig {
             storage_dir: None,
             metrics_secret: None,
             data_dir: None,
+            public_dir: None,
+            index_fallback: true,
+            origins: vec!["*".to_owned()],
+            settings_key: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod logs;
 mod records;
 mod schema_change;
 mod system;
+mod text_params;
 mod tx;
 mod unsaved;
 mod view;
@@ -671,6 +672,14 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.engine
             .write(move |conn| system::set_param(conn, &key, &value))
+            .await
+            .map_err(closed)?
+    }
+
+    async fn set_param_text(&self, key: &str, text: &str) -> Result<(), StoreError> {
+        let (key, text) = (key.to_owned(), text.to_owned());
+        self.engine
+            .write(move |conn| text_params::set_param_text(conn, &key, &text))
             .await
             .map_err(closed)?
     }

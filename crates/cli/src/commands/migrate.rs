@@ -104,6 +104,7 @@ async fn start(
         bcrypt_cost: hash_cost,
         argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),
         storage_dir: Some(global.dir.join("storage")),
+        settings_key: global.settings_key()?,
         ..ServerConfig::default()
     };
     let dyn_store: Arc<dyn Store> = store.clone();

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod autotls;
 pub mod hooks;
 pub mod migrate;
 pub mod serve;

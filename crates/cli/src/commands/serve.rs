@@ -42,11 +42,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::config::{GlobalArgs, ServeArgs};
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
-    if !args.domains.is_empty() {
-        anyhow::bail!(
-            "serving domains with automatic TLS is not supported yet; put a TLS proxy in front and use --http"
-        );
-    }
+    let (http_address, https_address) = listen_addresses(&args);
+    // Domains are checked (and cached certificates loaded) before anything else starts.
+    let auto_tls = match &https_address {
+        Some(_) => Some(super::autotls::AutoTls::new(&args.domains, &global.dir)?),
+        None => None,
+    };
     let hash_cost = global.hash_cost()?;
     let store = match super::open_store(global, args.sync_full) {
         Ok(store) => store,
@@ -67,6 +68,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         bcrypt_cost: hash_cost,
         argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),
         storage_dir: Some(global.dir.join("storage")),
+        public_dir: Some(global.public_dir()),
+        index_fallback: global.index_fallback,
+        origins: args.origins.clone(),
+        settings_key: global.settings_key()?,
         metrics_secret: args
             .metrics_secret
             .clone()
@@ -83,6 +88,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     .context("opening the log database")?;
     server::logs::Logs::install(&state, log_store);
     state.logs.set_dev(global.dev);
+    // The settings are read once before anything listens: encrypted ones the key does not
+    // open (or no key given) stop the start here, and plain ones are re-saved encrypted when
+    // a key is given.
+    server::settings::current(&state)
+        .await
+        .map_err(|error| anyhow::anyhow!("reading the settings: {}", error.message))?;
     // Open SSE streams would hold a graceful shutdown up for as long as they live.
     let realtime = state.realtime.clone();
     // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown
@@ -105,9 +116,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let terminating = state.clone();
     let crons = state.crons.start();
     let app = server::router(state);
-    let listener = tokio::net::TcpListener::bind(&args.http)
-        .await
-        .with_context(|| format!("listening on {}", args.http))?;
+    let http_listener = bind(&http_address).await?;
+    // With TLS the API is served on the HTTPS address and plain HTTP only answers the ACME
+    // challenges and redirects.
+    let (listener, redirect) = match (&auto_tls, &https_address) {
+        (Some(tls), Some(https)) => (bind(https).await?, Some((http_listener, tls.clone()))),
+        _ => (http_listener, None),
+    };
     let address = listener.local_addr().context("reading the bound address")?;
     if server::superusers::count(store.as_ref()).await.unwrap_or(0) == 0 {
         println!("No superuser exists yet. Create one with:");
@@ -117,8 +132,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         );
         println!();
     }
-    println!("Server started at http://{address}");
-    println!("├─ REST API:  http://{address}/api/");
+    let scheme = if redirect.is_some() { "https" } else { "http" };
+    println!("Server started at {scheme}://{address}");
+    if let Some((plain, _)) = &redirect {
+        let plain = plain.local_addr().context("reading the bound address")?;
+        println!("├─ HTTP:      http://{plain} (ACME challenges, redirects to HTTPS)");
+        println!("├─ Domains:   {}", args.domains.join(", "));
+    }
+    println!("├─ REST API:  {scheme}://{address}/api/");
     println!("└─ Data dir:  {}", global.dir.display());
     let requested = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let nofile = raise_open_file_limit();
@@ -153,11 +174,27 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .then(|| global.hooks_dir())
         .filter(|d| d.is_dir());
     let restarting = restart.clone();
+    // The plain-HTTP side of TLS stops when the main listener's shutdown begins.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let redirects = async move {
+        if let Some((plain, tls)) = redirect {
+            tls.spawn_manager();
+            let mut stopped = stopped;
+            serve_http1(plain, tls.http_router(), limits, None, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+        }
+    };
+    let acceptor = match &auto_tls {
+        Some(tls) => Some(tls.acceptor()?),
+        None => None,
+    };
     // A verified restore asks for a restart with its staged data (`server::backups`).
     let restore_state = terminating.clone();
     let staged_restore: Arc<Mutex<Option<std::path::PathBuf>>> = Arc::default();
     let staging = staged_restore.clone();
-    serve_http1(listener, app, limits, async move {
+    let main = serve_http1(listener, app, limits, acceptor, async move {
         let hooks_changed = async {
             match watch {
                 Some(dir) => super::hooks::changed(dir).await,
@@ -172,10 +209,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
                 restarting.store(true, Ordering::SeqCst);
             }
         }
+        let _ = stopping.send(true);
         crons.stop();
         realtime.shutdown();
-    })
-    .await;
+    });
+    tokio::join!(main, redirects);
     let is_restart = restart.load(Ordering::SeqCst);
     if let Err(error) = server::scripts::run_app_hook(
         &terminating,
@@ -209,6 +247,36 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTP and HTTPS addresses, defaulted as PocketBase does: `127.0.0.1:8090` and no TLS,
+/// or with domain arguments `0.0.0.0:80` and `0.0.0.0:443`.
+fn listen_addresses(args: &ServeArgs) -> (String, Option<String>) {
+    if args.domains.is_empty() {
+        let http = args.http.clone().unwrap_or_else(|| "127.0.0.1:8090".into());
+        (http, args.https.clone())
+    } else {
+        let http = args.http.clone().unwrap_or_else(|| "0.0.0.0:80".into());
+        let https = args.https.clone().unwrap_or_else(|| "0.0.0.0:443".into());
+        (http, Some(https))
+    }
+}
+
+/// Listens on `address`; an empty host (`:8090`, Go's form) means every interface, IPv6 and
+/// IPv4 where the host has IPv6, else IPv4's.
+async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let attempt = |address: String| async move {
+        tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("listening on {address}"))
+    };
+    match address.strip_prefix(':') {
+        Some(port) => match attempt(format!("[::]:{port}")).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => attempt(format!("0.0.0.0:{port}")).await,
+        },
+        None => attempt(address.to_owned()).await,
+    }
+}
+
 /// Replaces this process with a fresh run of the same command line (same PID), as
 /// PocketBase does when a hook file changes or a backup was restored.
 fn restart_process() -> anyhow::Result<()> {
@@ -217,7 +285,7 @@ fn restart_process() -> anyhow::Result<()> {
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .exec();
-    Err(error).context("restarting the process")
+    Err(error).context("restarting after a hook change")
 }
 
 /// The bounds every connection is held to (see the module comment).
@@ -321,6 +389,7 @@ async fn serve_http1(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     use tower::ServiceExt as _;
@@ -354,7 +423,10 @@ async fn serve_http1(
         };
         let Some(slot) = Slot::take(&open, limits.max_connections) else {
             tracing::debug!(%peer, "connection cap reached; refusing");
-            refuse(tcp, &refusing, Refusal::Full);
+            // A TLS client cannot read a plain answer: it is only closed.
+            if tls.is_none() {
+                refuse(tcp, &refusing, Refusal::Full);
+            }
             continue;
         };
         let ip = peer.ip().to_canonical();
@@ -365,7 +437,9 @@ async fn serve_http1(
                 let Some(ip_slot) = PerIp::take(&per_ip, ip, limits.max_per_ip) else {
                     tracing::debug!(%peer, "per-address connection cap reached; refusing");
                     drop(slot);
-                    refuse(tcp, &refusing, Refusal::TooManyFromIp);
+                    if tls.is_none() {
+                        refuse(tcp, &refusing, Refusal::TooManyFromIp);
+                    }
                     continue;
                 };
                 Some(ip_slot)
@@ -380,16 +454,42 @@ async fn serve_http1(
                 axum::extract::Request::from_parts(parts, TimedBody::new(body, body_timeout))
             },
         );
-        let connection = http.serve_connection(
-            StallBound::new(hyper_util::rt::TokioIo::new(tcp), limits.write_timeout),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection);
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let Some(acceptor) = tls.clone() else {
+            let connection = http.serve_connection(
+                StallBound::new(hyper_util::rt::TokioIo::new(tcp), limits.write_timeout),
+                service,
+            );
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                // The place is given back when the connection ends, however it ends.
+                let _slots = (slot, ip_slot);
+                // Clients that vanish mid-request are routine, not worth a log line.
+                if let Err(error) = connection.await {
+                    tracing::trace!(%error, %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let watcher = graceful.watcher();
+        let http = http.clone();
         tokio::spawn(async move {
-            // The place is given back when the connection ends, however it ends.
             let _slots = (slot, ip_slot);
-            // Clients that vanish mid-request are routine, not worth a log line.
-            if let Err(error) = connection.await {
+            // The handshake is bounded like a request head.
+            let stream =
+                match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let connection = http.serve_connection(
+                StallBound::new(hyper_util::rt::TokioIo::new(stream), limits.write_timeout),
+                service,
+            );
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::trace!(%error, %peer, "connection ended with an error");
             }
         });
@@ -710,6 +810,35 @@ mod tests {
         assert_eq!(effective_max_connections(20_000, Some(300)), 150);
         assert_eq!(effective_max_connections(20_000, Some(1)), 1);
         assert_eq!(effective_max_connections(20_000, None), 20_000);
+    }
+
+    #[test]
+    fn domains_turn_https_on_with_pocketbase_defaults() {
+        use clap::Parser as _;
+        let serve = |args: &[&str]| {
+            let cli = crate::config::Cli::try_parse_from([&["plinth", "serve"], args].concat())
+                .expect("parses");
+            match cli.command {
+                crate::config::Command::Serve(serve) => listen_addresses(&serve),
+                _ => panic!("serve expected"),
+            }
+        };
+        assert_eq!(serve(&[]), ("127.0.0.1:8090".to_owned(), None));
+        assert_eq!(
+            serve(&["example.com"]),
+            ("0.0.0.0:80".to_owned(), Some("0.0.0.0:443".to_owned()))
+        );
+        assert_eq!(
+            serve(&["example.com", "--http=:8080", "--https=:8443"]),
+            (":8080".to_owned(), Some(":8443".to_owned()))
+        );
+        assert_eq!(
+            serve(&["--https=127.0.0.1:8443"]),
+            (
+                "127.0.0.1:8090".to_owned(),
+                Some("127.0.0.1:8443".to_owned())
+            )
+        );
     }
 
     #[test]

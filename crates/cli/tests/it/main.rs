@@ -15,6 +15,9 @@ mod basics;
 mod batch;
 /// `plinth superuser …`, `serve` start-up messages, graceful shutdown.
 mod cli;
+/// PocketBase's `serve` flags: `--publicDir`/`--indexFallback` static files, `--origins`,
+/// `--http=:port`, `--encryptionEnv`, and the refusals.
+mod cli_flags;
 /// The collections API.
 mod collections;
 /// The crons API: system jobs listed and run on request.
@@ -55,3 +58,5 @@ mod smtp_sink;
 mod sql_console;
 /// Guards the crate dependency rule of ARCHITECTURE.md.
 mod tidy;
+/// Automatic TLS (ACME http-01) against a real ACME server, Debian's `pebble`.
+mod tls;

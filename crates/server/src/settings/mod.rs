@@ -4,6 +4,7 @@
 //! never returned.
 
 mod apple;
+pub mod encryption;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -562,7 +563,7 @@ pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
     if let Some(settings) = slot.as_ref() {
         return Ok(settings.clone());
     }
-    let stored = state.store.get_param(PARAM_KEY).await?;
+    let stored = encryption::load(state, PARAM_KEY).await?;
     let settings = match stored {
         Some(value) => {
             let mut base = serde_json::to_value(Settings::default()).map_err(ApiError::internal)?;
@@ -643,7 +644,7 @@ async fn patch_settings(
         return Err(error);
     }
     let stored = serde_json::to_value(&updated).map_err(ApiError::internal)?;
-    state.store.set_param(PARAM_KEY, stored).await?;
+    encryption::save(&state, PARAM_KEY, &stored).await?;
     state.realtime.apply_settings(&updated.realtime);
     crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);

@@ -54,12 +54,16 @@ pub struct TestApp {
     pub startup_output: String,
 }
 
-/// `pb_hooks` and `pb_migrations` default to folders beside the data dir (here: the shared
+/// `pb_hooks`, `pb_migrations` and `pb_public` default to folders beside the data dir (here: the shared
 /// temp dir); unless a test names its own, they point inside the data dir, where none exist.
 fn isolated_script_dirs(dir: &Path, args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     if !args.iter().any(|a| a.starts_with("--hooksDir")) {
         out.push(format!("--hooksDir={}", dir.join("pb_hooks").display()));
+    }
+    // So is `pb_public`: a stray `/tmp/pb_public` must not change what unknown paths answer.
+    if !args.iter().any(|a| a.starts_with("--publicDir")) {
+        out.push(format!("--publicDir={}", dir.join("pb_public").display()));
     }
     if !args.iter().any(|a| a.starts_with("--migrationsDir")) {
         out.push(format!(
