@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod import;
 pub mod mail;
 pub mod middleware;
 pub mod realtime;

@@ -11,6 +11,7 @@
 mod changelog;
 mod ddl;
 mod engine;
+pub mod pocketbase;
 mod records;
 mod schema_change;
 mod system;

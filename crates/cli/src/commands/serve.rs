@@ -48,6 +48,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let hash_cost = global.hash_cost()?;
+    super::import_pocketbase::convert_in_place_if_needed(global).await?;
     let store = super::open_store(global, args.sync_full)?;
     let config = ServerConfig {
         body_limit: args.body_limit,
