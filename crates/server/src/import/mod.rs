@@ -32,7 +32,10 @@ pub enum ImportError {
     #[error("the PocketBase settings cannot be decrypted with the given key: {0}")]
     BadKey(String),
     #[error("writing {what}: {source}")]
-    Store { what: String, source: StoreError },
+    Store {
+        what: String,
+        source: Box<StoreError>,
+    },
     #[error("verification failed: {0}")]
     Verify(String),
 }
@@ -143,7 +146,7 @@ pub async fn import(
         .await
         .map_err(|source| ImportError::Store {
             what: "the collections".into(),
-            source,
+            source: Box::new(source),
         })?;
     progress.advance(1);
     report.collections = collections.len();
@@ -196,7 +199,7 @@ pub async fn import(
                 .collect();
             store.write(ops).await.map_err(|e| ImportError::Store {
                 what: format!("the records of {}", collection.name),
-                source: e.error,
+                source: Box::new(e.error),
             })?;
             progress.advance(n);
         }
@@ -270,7 +273,7 @@ pub async fn import(
             .await
             .map_err(|source| ImportError::Store {
                 what: format!("the parameter {id}"),
-                source,
+                source: Box::new(source),
             })?;
         progress.advance(1);
     }
@@ -300,7 +303,7 @@ pub async fn import(
             .await
             .map_err(|source| ImportError::Store {
                 what: format!("counting {}", collection.name),
-                source,
+                source: Box::new(source),
             })?;
         let got = page.total.unwrap_or(0);
         if got != expected {
