@@ -19,7 +19,7 @@ pub struct Cli {
 }
 
 /// Flags accepted before or after any subcommand.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The data directory (database and files); created when missing.
     #[arg(long, global = true, env = "PLINTH_DIR", default_value = "./pb_data")]
@@ -206,6 +206,8 @@ pub enum Command {
     /// Apply, revert and write JavaScript migrations (`pb_migrations`).
     #[command(long_about = MIGRATE_HELP)]
     Migrate(MigrateArgs),
+    /// Convert a PocketBase 0.23+ data directory (SRC) into a new Plinth one (--dir).
+    ImportPocketbase(crate::commands::import_pocketbase::ImportPocketBaseArgs),
 }
 
 const MIGRATE_HELP: &str = "Apply, revert and write JavaScript migrations (`pb_migrations`).

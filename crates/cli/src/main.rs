@@ -28,6 +28,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(&cli.global, args).await,
             Command::Superuser(args) => commands::superuser::run(&cli.global, args).await,
             Command::Migrate(args) => commands::migrate::run(&cli.global, args).await,
+            Command::ImportPocketbase(args) => {
+                commands::import_pocketbase::run(&cli.global, args).await
+            }
         }
     });
     match result {

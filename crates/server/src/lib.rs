@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod import;
 pub mod logs;
 pub mod mail;
 pub mod metrics;

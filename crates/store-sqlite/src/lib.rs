@@ -14,6 +14,7 @@ mod console;
 mod ddl;
 mod engine;
 pub mod logs;
+pub mod pocketbase;
 mod records;
 mod schema_change;
 mod system;

@@ -2,6 +2,7 @@
 
 pub mod autotls;
 pub mod hooks;
+pub mod import_pocketbase;
 pub mod migrate;
 pub mod serve;
 pub mod superuser;
@@ -23,6 +24,15 @@ pub fn open_store(global: &GlobalArgs, synchronous_full: bool) -> anyhow::Result
         change_log_max_bytes: global.change_log_max_bytes,
         ..SqliteOptions::default()
     };
+    if store_sqlite::pocketbase::detect(&global.dir)?
+        == store_sqlite::pocketbase::DataDirKind::PocketBase
+    {
+        anyhow::bail!(
+            "{} holds a PocketBase data directory: `plinth serve` converts it in place (after a backup), or `plinth import-pocketbase {} --dir NEW_DIR` copies it",
+            global.dir.display(),
+            global.dir.display()
+        );
+    }
     SqliteStore::open(&global.dir, options)
         .with_context(|| format!("opening the database in {}", global.dir.display()))
 }

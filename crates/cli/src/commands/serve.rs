@@ -49,6 +49,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let hash_cost = global.hash_cost()?;
+    super::import_pocketbase::convert_in_place_if_needed(global).await?;
     let store = match super::open_store(global, args.sync_full) {
         Ok(store) => store,
         // Data a restore just put in place that will not open: the previous data, kept aside
