@@ -333,6 +333,36 @@ impl PocketBaseData {
     }
 }
 
+/// Copies PocketBase's request logs (`src/auxiliary.db`, table `_logs`) into `dest/auxiliary.db`
+/// as one consistent snapshot (`VACUUM INTO`, read-only on the source). Plinth's log store uses
+/// the same table, columns and indexes, so the copy opens as is. Returns how many entries were
+/// copied; a source without `auxiliary.db`, or one without a `_logs` table, copies nothing.
+pub fn copy_logs(src: &Path, dest: &Path) -> Result<u64, PocketBaseError> {
+    let path = src.join("auxiliary.db");
+    if !path.exists() {
+        return Ok(0);
+    }
+    let conn = open_read_only(&path)?;
+    let columns = table_columns(&conn, "_logs").map_err(|source| sqlite(&path, source))?;
+    if !["id", "level", "message", "data", "created"]
+        .iter()
+        .all(|c| columns.iter().any(|have| have == c))
+    {
+        return Ok(0);
+    }
+    let target = dest.join("auxiliary.db");
+    let target_text = target.to_str().ok_or_else(|| PocketBaseError::Sqlite {
+        path: target.clone(),
+        source: rusqlite::Error::InvalidPath(target.clone()),
+    })?;
+    conn.execute("VACUUM INTO ?1", params![target_text])
+        .map_err(|source| sqlite(&path, source))?;
+    let copied: i64 = conn
+        .query_row("SELECT count(*) FROM _logs", [], |row| row.get(0))
+        .map_err(|source| sqlite(&path, source))?;
+    Ok(u64::try_from(copied).unwrap_or(0))
+}
+
 /// Folds `dir/data.db`'s WAL into the main file and leaves it in rollback-journal mode, so the
 /// file alone is the whole database and can be moved. Used on a PocketBase file after it was
 /// backed up (PocketBase deletes its WAL on a clean stop; one left behind means it stopped

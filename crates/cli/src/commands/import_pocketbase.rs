@@ -7,7 +7,8 @@
 //! per collection); only then does the converted `data.db` replace PocketBase's with one
 //! `rename`, which is atomic. Stored files keep their place: Plinth's `storage/` layout is
 //! PocketBase's (`COLLECTION_ID/RECORD_ID/FILE`). PocketBase's `auxiliary.db` (request logs)
-//! is left where it is.
+//! is left where it is (Plinth's log store has the same table); into a new directory it is
+//! copied.
 //!
 //! The conversion itself is `server::import`, reading PocketBase's file through
 //! `store_sqlite::pocketbase` and writing through the `Store` port.
@@ -56,8 +57,12 @@ pub async fn run(global: &GlobalArgs, args: ImportPocketBaseArgs) -> anyhow::Res
     let progress = progress();
     let report = convert(global, src, dest, &*progress).await?;
     let copied = copy_storage(&src.join("storage"), &dest.join("storage"), &*progress)?;
+    let logs = pocketbase::copy_logs(src, dest).context("copying the request logs")?;
     progress.finish();
     print_report(&report, Some(copied));
+    if logs > 0 {
+        eprintln!("copied {logs} request log entries");
+    }
     Ok(())
 }
 

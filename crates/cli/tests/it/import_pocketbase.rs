@@ -590,6 +590,37 @@ async fn check(app: &TestApp, captured: &Captured) {
     );
 }
 
+/// The request logs PocketBase wrote of its settings updates (`PATCH`), as counted in its own
+/// `auxiliary.db`.
+fn pocketbase_patch_logs(pb_data: &Path) -> i64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        pb_data.join("auxiliary.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("auxiliary.db opens");
+    conn.query_row(
+        "SELECT count(*) FROM _logs WHERE json_extract(data, '$.method') = 'PATCH'",
+        [],
+        |row| row.get(0),
+    )
+    .expect("counted")
+}
+
+/// The converted server lists PocketBase's request log entries through `/api/logs`.
+async fn check_logs(app: &TestApp, captured: &Captured, expected: i64) {
+    let (status, body) = call(
+        &app.client,
+        app.base.as_str(),
+        "GET",
+        "/api/logs?filter=data.method%3D%27PATCH%27&perPage=1",
+        Some(captured.admin_token.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalItems"], json!(expected), "{body}");
+}
+
 fn zip_names(path: &Path) -> Vec<String> {
     // `unzip -Z1` lists entry names; the zip crate is not a test dependency.
     let output = Command::new("python3")
@@ -650,13 +681,17 @@ async fn a_pocketbase_data_dir_is_imported_and_converted_in_place() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a database"));
 
+    let patch_logs = pocketbase_patch_logs(&pb_data);
+    assert!(patch_logs >= 1, "PocketBase logged its settings update");
     let app = TestApp::spawn_in(dest);
     check(&app, &captured).await;
+    check_logs(&app, &captured, patch_logs).await;
     drop(app);
 
     // `serve` on PocketBase's dir: backup zip first, then the conversion in place.
     let app = TestApp::spawn_in(in_place);
     check(&app, &captured).await;
+    check_logs(&app, &captured, patch_logs).await;
     let backups: Vec<PathBuf> = std::fs::read_dir(app.dir.path().join("backups"))
         .expect("backups dir")
         .map(|e| e.expect("entry").path())

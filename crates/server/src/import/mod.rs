@@ -360,9 +360,11 @@ fn is_empty(value: &Value) -> bool {
 
 /// Opens PocketBase's encrypted settings (AES-256-GCM, base64(nonce ‖ ciphertext ‖ tag), the
 /// key being the variable's raw bytes).
-// dedupe with settings::encryption at merge (another branch adds `--encryptionEnv` for Plinth).
 fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
-    crate::scripts::app_ops::decrypt(cipher, key)
+    use crate::settings::encryption;
+    let key = encryption::EncryptionKey::from_text(key).map_err(|e| e.to_string())?;
+    let plain = encryption::decrypt(&key, cipher).map_err(|e| e.to_string())?;
+    String::from_utf8(plain).map_err(|_| "the decrypted settings are not UTF-8 text".to_owned())
 }
 
 #[cfg(test)]
@@ -372,8 +374,11 @@ mod tests {
     #[test]
     fn decrypts_pocketbase_settings_and_refuses_a_wrong_key() {
         let key = "0123456789abcdef0123456789abcdef";
-        let sealed =
-            crate::scripts::app_ops::encrypt(br#"{"meta":{"appName":"x"}}"#, key).expect("seals");
+        let sealed = crate::settings::encryption::encrypt(
+            &crate::settings::encryption::EncryptionKey::from_text(key).expect("a 32-byte key"),
+            br#"{"meta":{"appName":"x"}}"#,
+        )
+        .expect("seals");
         assert_eq!(
             decrypt(&sealed, key).expect("opens"),
             r#"{"meta":{"appName":"x"}}"#

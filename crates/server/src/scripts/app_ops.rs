@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use domain::{AuthContext, Collection, Record, Schema};
 use hooks::{HostError, HostResult};
@@ -23,6 +22,7 @@ use super::SharedTx;
 use super::host::{AppHost, superuser};
 use crate::access::{self, Question, SqlCheck};
 use crate::auth::token::{self, Claims, TokenType};
+use crate::settings::encryption;
 use crate::state::SharedState;
 
 /// The ops this module answers.
@@ -497,28 +497,15 @@ async fn send_json(settings: &crate::settings::Settings, message: &Value) -> Res
         .map_err(|e| HostError::go(e.to_string()))
 }
 
-/// AES-256-GCM as PocketBase seals it: a random 12-byte nonce, then the ciphertext and tag,
-/// all in standard base64. The key is the 32 bytes of the text.
+/// `$security.encrypt`: AES-256-GCM as PocketBase seals it (see [`encryption`], shared with the
+/// settings at rest), with Go's error texts.
 pub(crate) fn encrypt(data: &[u8], key: &str) -> Result<String, String> {
-    let sealing = aead_key(key)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "crypto: no randomness".to_owned())?;
-    let mut sealed = data.to_vec();
-    sealing
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::empty(),
-            &mut sealed,
-        )
-        .map_err(|_| "cipher: sealing failed".to_owned())?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    encryption::encrypt(&go_key(key)?, data).map_err(|_| "cipher: sealing failed".to_owned())
 }
 
 /// The reverse of [`encrypt`]; a wrong key or altered text fails authentication.
 pub(crate) fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
-    let opening = aead_key(key)?;
+    let key = go_key(key)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(cipher)
         .map_err(|e| match e {
@@ -527,26 +514,17 @@ pub(crate) fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
             }
             other => format!("illegal base64 data: {other}"),
         })?;
-    if bytes.len() < NONCE_LEN {
+    if bytes.len() < 12 {
         return Err("malformed ciphertext".to_owned());
     }
-    let (nonce, rest) = bytes.split_at(NONCE_LEN);
-    let nonce =
-        Nonce::try_assume_unique_for_key(nonce).map_err(|_| "malformed ciphertext".to_owned())?;
-    let mut rest = rest.to_vec();
-    let plain = opening
-        .open_in_place(nonce, Aad::empty(), &mut rest)
+    let plain = encryption::decrypt(&key, cipher)
         .map_err(|_| "cipher: message authentication failed".to_owned())?;
-    Ok(String::from_utf8_lossy(plain).into_owned())
+    Ok(String::from_utf8_lossy(&plain).into_owned())
 }
 
-fn aead_key(key: &str) -> Result<LessSafeKey, String> {
-    if key.len() != 32 {
-        return Err(format!("crypto/aes: invalid key size {}", key.len()));
-    }
-    let unbound = UnboundKey::new(&AES_256_GCM, key.as_bytes())
-        .map_err(|_| format!("crypto/aes: invalid key size {}", key.len()))?;
-    Ok(LessSafeKey::new(unbound))
+fn go_key(key: &str) -> Result<encryption::EncryptionKey, String> {
+    encryption::EncryptionKey::from_text(key)
+        .map_err(|_| format!("crypto/aes: invalid key size {}", key.len()))
 }
 
 /// Longest text [`random_by_regex`] makes.
