@@ -344,7 +344,8 @@ def setup(server, n_seed, seed_workers=4):
         raise BenchError(f"setup failed at '{step}': {e}")
     own = [i for i, d in zip(ids, docs) if d["author"] == user_id]
     visible = [i for i, d in zip(ids, docs) if d["published"] or d["author"] == user_id]
-    return {"api": api, "user_token": token, "user_id": user_id, "own_ids": own[:200],
+    return {"api": api, "su_token": su, "user_token": token, "user_id": user_id,
+            "own_ids": own[:200],
             "visible_ids": visible[:200],
             "summary": {"seeded": len(ids), "seed_seconds": round(seed_s, 2),
                         "seed_rps": round(len(ids) / seed_s, 1) if seed_s else None}}
@@ -481,6 +482,47 @@ def measure(cfg, server, other, name, spec, api):
     return res
 
 
+def logging_cost(cfg, server, other, st, names):
+    """What request logging costs Plinth on the given workloads: each is measured with logging
+    on, then off (`logs.maxDays` 0 turns it off), then on again, so drift over the run falls on
+    both sides; the cost compares the off figure with the mean of the two on figures, in
+    throughput and in server CPU per request."""
+    api, su = st["api"], st["su_token"]
+    _, settings = api.call("GET", "/api/settings", token=su)
+    keep = settings.get("logs", {}).get("maxDays") or 5
+    specs = workload_specs(st)
+
+    def measure_all(label):
+        out = {}
+        for n in names:
+            out[n] = measure(cfg, server, other, n, specs[n], api)
+            log(f"logging cost  {n:10s} logs {label:3s} {out[n]['rps']:10.1f} req/s  "
+                f"{out[n].get('server_cpu_us_per_req')} us/req")
+            time.sleep(cfg.settle)
+        return out
+
+    first = measure_all("on")
+    api.call("PATCH", "/api/settings", {"logs": {"maxDays": 0}}, token=su)
+    try:
+        off = measure_all("off")
+    finally:
+        api.call("PATCH", "/api/settings", {"logs": {"maxDays": keep}}, token=su)
+    second = measure_all("on")
+    result = {}
+    for n in names:
+        on_rps = (first[n]["rps"] + second[n]["rps"]) / 2
+        row = {"rps_on": [first[n]["rps"], second[n]["rps"]], "rps_off": off[n]["rps"],
+               "throughput_cost_pct": round(100 * (1 - on_rps / off[n]["rps"]), 1)
+               if off[n]["rps"] else None}
+        cpu_on = [r.get("server_cpu_us_per_req") for r in (first[n], second[n])]
+        cpu_off = off[n].get("server_cpu_us_per_req")
+        if all(c is not None for c in cpu_on) and cpu_off:
+            row["cpu_us_on"], row["cpu_us_off"] = cpu_on, cpu_off
+            row["cpu_cost_pct"] = round(100 * (sum(cpu_on) / 2 / cpu_off - 1), 1)
+        result[n] = row
+    return result
+
+
 def measure_realtime(cfg, server, st, subscribers):
     rss = RssPeak(server.pid)
     try:
@@ -613,6 +655,20 @@ def print_table(summary):
               f"{fmt_num(ref['p99_ms'], 2):>8s} {fmt_num(cand['p99_ms'], 2) if cand else '-':>8s} "
               f"{str(ref['errors']) + '/' + (str(cand['errors']) if cand else '-'):>13s} "
               f"{str(ref['peak_rss_mib']) + '/' + (str(cand['peak_rss_mib']) if cand else '-'):>14s}")
+    lc = summary.get("logging_cost") or {}
+    if lc:
+        print()
+        if "error" in lc:
+            print(f"logging cost: not measured ({lc['error'][:100]})")
+        for name, row in lc.items():
+            if name == "error":
+                continue
+            print(f"logging cost {name:8s}: {fmt_num(row['rps_off'])} req/s off, "
+                  f"{' / '.join(fmt_num(x) for x in row['rps_on'])} on -> "
+                  f"{row['throughput_cost_pct']} % throughput"
+                  + (f", {row['cpu_cost_pct']} % server CPU per request "
+                     f"({row['cpu_us_off']} -> {' / '.join(str(x) for x in row['cpu_us_on'])} us)"
+                     if "cpu_cost_pct" in row else ""))
     c = summary.get("ceilings") or {}
     if c:
         h, s = c["axum_hello_health"], c["sqlite"]
@@ -806,6 +862,14 @@ def main():
             row["ratio"] = compare(row.get(REF), row.get(CAND))
             summary["workloads"][name] = {k: row.get(k) for k in (REF, CAND, "ratio")}
             check_reference(args.profile, name, row[REF], summary)
+
+        cost_names = [w for w in ("health", "view") if w in only]
+        if cost_names and states.get(CAND) and servers[CAND].alive():
+            try:
+                summary["logging_cost"] = logging_cost(cfg, servers[CAND], servers[REF],
+                                                       states[CAND], cost_names)
+            except BenchError as e:
+                summary["logging_cost"] = {"error": str(e)[:400]}
 
         for s in servers.values():
             s.stop()

@@ -56,8 +56,6 @@ pub fn router(state: SharedState) -> Router {
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
     let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);
-    let app =
-        files::strip_frame_options(middleware::wrap(api.with_state(state), &config, scripts))
-            .layer(logged);
-    metrics::layer(app)
+    files::strip_frame_options(middleware::wrap(api.with_state(state), &config, scripts))
+        .layer(logged)
 }

@@ -57,6 +57,9 @@ where
         .layer(fixed("x-frame-options", "SAMEORIGIN"))
         .layer(fixed("x-xss-protection", "1; mode=block"))
         .layer(fixed("cross-origin-opener-policy", "same-origin"));
+    // Request metrics wrap each route here, where axum's `MatchedPath` is known (the router
+    // below sees only one fallback service); a preflight the CORS layer answers is not counted.
+    let inner = crate::metrics::layer(inner);
     // CORS wraps the whole router as one service, so a preflight it answers never passes
     // through a route's method router (which would add an `Allow` header PocketBase does not
     // send).

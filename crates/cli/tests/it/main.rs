@@ -34,10 +34,10 @@ mod hooks_app;
 mod hooks_auth;
 /// Record request hooks and onRecordEnrich from a `pb_hooks` dir.
 mod hooks_records;
-/// Moving from PocketBase: a real PocketBase 0.40.6 pb_data imported and converted in place.
-mod import_pocketbase;
 /// Hostile clients: every abuse request bounded, under a memory cap (issue #11).
 mod hostile;
+/// Moving from PocketBase: a real PocketBase 0.40.6 pb_data imported and converted in place.
+mod import_pocketbase;
 /// Request logs: `/api/logs`, its filters and stats, the log settings.
 mod logs;
 /// `GET /api/metrics`: Prometheus text checked with the reference parser, values that move.

@@ -11,8 +11,9 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Wraps every route (and the fallback) of the finished app in the request metrics, outermost,
-/// so the time counted includes every other layer.
+/// Wraps every route (and the fallback) of the API router in the request metrics, around the
+/// hooks, body limit and header layers (`middleware::wrap` calls it where the route templates
+/// are still known); the CORS, panic and request-log layers outside it are not timed.
 pub fn layer(app: Router) -> Router {
     app.layer(axum::middleware::from_fn(track))
 }
