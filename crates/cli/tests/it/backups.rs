@@ -495,6 +495,58 @@ async fn a_backup_under_write_load_restores_through_a_restart() {
             }
         }));
     }
+    // One more writer churns stored files: a record gets a file, has it replaced, is deleted.
+    // Whatever record the backup holds must find its file in the backup too, although the
+    // files removed after later commits go while the backup runs (they wait for it).
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&token),
+            json!({"name": "docs", "type": "base", "fields": [
+                {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 1_000_000}],
+                "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    {
+        let app = app.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                let bytes = format!("first {n}").into_bytes();
+                let (status, body) = send_multipart(
+                    &app,
+                    reqwest::Method::POST,
+                    "/api/collections/docs/records",
+                    None,
+                    &[],
+                    &[("doc", "first.txt", &bytes)],
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+                let id = body["id"].as_str().expect("id").to_owned();
+                let bytes = format!("second {n}").into_bytes();
+                let (status, body) = send_multipart(
+                    &app,
+                    reqwest::Method::PATCH,
+                    &format!("/api/collections/docs/records/{id}"),
+                    None,
+                    &[],
+                    &[("doc", "second.txt", &bytes)],
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+                if n % 2 == 0 {
+                    let (status, body) = app
+                        .delete(&format!("/api/collections/docs/records/{id}"), None)
+                        .await;
+                    assert_eq!(status, 204, "{body}");
+                }
+                n += 1;
+            }
+        }));
+    }
     while acked.lock().expect("lock").len() < 30 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -556,6 +608,32 @@ async fn a_backup_under_write_load_restores_through_a_restart() {
         assert_eq!(
             status, 200,
             "write {id} acknowledged before the backup is missing: {body}"
+        );
+    }
+    // Every record the backup holds finds its stored file.
+    let (status, docs) = app
+        .get("/api/collections/docs/records?perPage=500", None)
+        .await;
+    assert_eq!(status, 200, "{docs}");
+    let docs = docs["items"].as_array().expect("items").clone();
+    assert!(
+        !docs.is_empty(),
+        "the file writer had written before the backup"
+    );
+    for doc in &docs {
+        let id = doc["id"].as_str().expect("id");
+        let name = doc["doc"].as_str().expect("file name");
+        assert!(!name.is_empty(), "{doc}");
+        let response = app
+            .client
+            .get(app.url(&format!("/api/files/docs/{id}/{name}")))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "the backup lost the file {name} of {id}"
         );
     }
     // The token issued before the restore still works (same keys), and the backups are kept.

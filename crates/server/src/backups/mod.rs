@@ -67,6 +67,9 @@ const MISSING: &str = "Missing or invalid backup file.";
 pub struct Backups {
     /// Set while a backup or restore runs.
     busy: AtomicBool,
+    /// File removals that came in while the busy flag was set (see [`Backups::defer_removal`]);
+    /// the mutex also orders them against the flag's release.
+    deferred: std::sync::Mutex<Vec<DeferredRemoval>>,
     /// A verified restore waiting for `serve` to swap it in and restart: its staging dir.
     restart: std::sync::Mutex<Option<PathBuf>>,
     restart_notify: tokio::sync::Notify,
@@ -77,7 +80,78 @@ pub struct BusyGuard<'a>(&'a Backups);
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
-        self.0.busy.store(false, Ordering::SeqCst);
+        let queued = {
+            let mut deferred = self
+                .0
+                .deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.0.busy.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *deferred)
+        };
+        if queued.is_empty() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    for removal in queued {
+                        removal.run().await;
+                    }
+                });
+            }
+            // No runtime (a test dropping the guard outside one): the files stay as orphans,
+            // which the orphan sweep removes later.
+            Err(_) => tracing::debug!(
+                count = queued.len(),
+                "deferred file removals left to the orphan sweep"
+            ),
+        }
+    }
+}
+
+/// The most file removals held back during one backup; past it they are dropped, leaving
+/// orphans the orphan sweep (`__plinthFilesCleanup__`) removes later.
+pub const MAX_DEFERRED_REMOVALS: usize = 100_000;
+
+/// A stored-file removal a record write asked for after its commit.
+pub enum Removal {
+    /// Replaced or removed files of one record (and their thumbnails).
+    Files {
+        collection_id: String,
+        record_id: String,
+        names: Vec<String>,
+    },
+    /// Every file of a deleted record.
+    Record {
+        collection_id: String,
+        record_id: String,
+    },
+}
+
+/// A [`Removal`] waiting for a backup to end, with the storage it applies to.
+pub struct DeferredRemoval {
+    storage: crate::files::storage::Storage,
+    removal: Removal,
+}
+
+impl DeferredRemoval {
+    async fn run(self) {
+        use crate::files::upload;
+        match self.removal {
+            Removal::Files {
+                collection_id,
+                record_id,
+                names,
+            } => {
+                upload::delete_after_commit(&self.storage, &collection_id, &record_id, &names)
+                    .await;
+            }
+            Removal::Record {
+                collection_id,
+                record_id,
+            } => upload::delete_record_files(&self.storage, &collection_id, &record_id).await,
+        }
     }
 }
 
@@ -85,6 +159,41 @@ impl Backups {
     /// Whether a backup may start now (health's `canBackup`).
     pub fn can_backup(&self) -> bool {
         !self.busy.load(Ordering::SeqCst)
+    }
+
+    /// Removes stored files after a record write committed — unless a backup or restore is
+    /// running: the database copy may still name them and the archive has not read them yet,
+    /// so the removal waits until the busy flag is released (bounded by
+    /// [`MAX_DEFERRED_REMOVALS`]; past it the files are left to the orphan sweep).
+    pub async fn remove_files(&self, storage: &crate::files::storage::Storage, removal: Removal) {
+        let removal = {
+            let mut deferred = self
+                .deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.busy.load(Ordering::SeqCst) {
+                if deferred.len() < MAX_DEFERRED_REMOVALS {
+                    deferred.push(DeferredRemoval {
+                        storage: storage.clone(),
+                        removal,
+                    });
+                }
+                return;
+            }
+            DeferredRemoval {
+                storage: storage.clone(),
+                removal,
+            }
+        };
+        removal.run().await;
+    }
+
+    /// How many file removals wait for the running backup to end.
+    pub fn deferred_removals(&self) -> usize {
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Takes the busy flag, or `None` when a backup or restore already holds it.

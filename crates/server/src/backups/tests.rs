@@ -442,3 +442,73 @@ fn a_restore_that_will_not_open_is_rolled_back() {
     );
     assert!(data.path().join("backups/keep.zip").exists());
 }
+
+#[tokio::test]
+async fn file_removals_wait_while_a_backup_runs() {
+    use crate::files::storage::Storage;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::local(dir.path()).expect("storage");
+    let key = |name: &str| format!("c1/r1/{name}");
+    for name in ["a.txt", "b.txt"] {
+        storage
+            .put(&key(name), axum::body::Bytes::from_static(b"x"))
+            .await
+            .expect("put");
+    }
+    storage
+        .put("c1/r2/c.txt", axum::body::Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    let backups = Backups::default();
+    let busy = backups.try_begin().expect("free");
+    backups
+        .remove_files(
+            &storage,
+            Removal::Files {
+                collection_id: "c1".into(),
+                record_id: "r1".into(),
+                names: vec!["a.txt".into()],
+            },
+        )
+        .await;
+    backups
+        .remove_files(
+            &storage,
+            Removal::Record {
+                collection_id: "c1".into(),
+                record_id: "r2".into(),
+            },
+        )
+        .await;
+    // The backup may still be reading them: both wait.
+    assert_eq!(backups.deferred_removals(), 2);
+    assert!(storage.exists(&key("a.txt")).await.expect("head"));
+    assert!(storage.exists("c1/r2/c.txt").await.expect("head"));
+    drop(busy);
+    assert_eq!(backups.deferred_removals(), 0);
+    // Released: the queued removals run in the background.
+    let mut gone = false;
+    for _ in 0..200 {
+        if !storage.exists(&key("a.txt")).await.expect("head")
+            && !storage.exists("c1/r2/c.txt").await.expect("head")
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the deferred removals ran once the backup ended");
+    assert!(storage.exists(&key("b.txt")).await.expect("head"));
+    // With no backup running a removal happens at once.
+    backups
+        .remove_files(
+            &storage,
+            Removal::Files {
+                collection_id: "c1".into(),
+                record_id: "r1".into(),
+                names: vec!["b.txt".into()],
+            },
+        )
+        .await;
+    assert!(!storage.exists(&key("b.txt")).await.expect("head"));
+}

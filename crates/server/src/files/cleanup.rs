@@ -176,6 +176,11 @@ pub async fn remove_orphans(state: &SharedState, grace: Duration) -> Result<usiz
                 }
             };
             if !referenced {
+                // A backup started meanwhile may name the file in its database copy (a record
+                // that dropped it committed after the copy): stop, the next run goes on.
+                if !state.backups.can_backup() {
+                    return Ok(removed);
+                }
                 storage.delete(&key).await?;
                 removed += 1;
             }

@@ -266,10 +266,28 @@ async fn gauges(state: &AppState, page: &mut String) {
         "Connection threads serving each database queue.",
         &by_queue(|q| q.threads),
     );
+    family(
+        page,
+        "plinth_logs_dropped_total",
+        "counter",
+        "Request log entries dropped, not stored: the writer's queue was full or its share of time spent.",
+        &[("", state.logs.dropped())],
+    );
+    gauge(
+        page,
+        "plinth_backup_deferred_file_removals",
+        "Stored-file removals waiting for the running backup to end.",
+        &[("", state.backups.deferred_removals() as u64)],
+    );
 }
 
 /// Writes one gauge family; a non-empty first item of a pair is its `queue` label.
 fn gauge(page: &mut String, name: &str, help: &str, values: &[(&str, u64)]) {
+    family(page, name, "gauge", help, values);
+}
+
+/// Writes one metric family of the given type (`gauge` or `counter`).
+fn family(page: &mut String, name: &str, kind: &str, help: &str, values: &[(&str, u64)]) {
     if values.is_empty() {
         return;
     }
@@ -277,7 +295,7 @@ fn gauge(page: &mut String, name: &str, help: &str, values: &[(&str, u64)]) {
         page.push('\n');
     }
     let _ = writeln!(page, "# HELP {name} {help}");
-    let _ = writeln!(page, "# TYPE {name} gauge");
+    let _ = writeln!(page, "# TYPE {name} {kind}");
     for (label, value) in values {
         if label.is_empty() {
             let _ = writeln!(page, "{name} {value}");

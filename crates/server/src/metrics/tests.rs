@@ -212,6 +212,11 @@ async fn the_page_reports_this_apps_store_and_realtime_and_cron_runs() {
     );
     assert_eq!(value(&page, "plinth_realtime_clients", &[]), 0.0);
     assert_eq!(value(&page, "plinth_changelog_lag", &[]), 0.0);
+    assert_eq!(value(&page, "plinth_logs_dropped_total", &[]), 0.0);
+    assert_eq!(
+        value(&page, "plinth_backup_deferred_file_removals", &[]),
+        0.0
+    );
     assert!(
         page.contains("# TYPE plinth_backups_total counter"),
         "{page}"

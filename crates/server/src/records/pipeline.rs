@@ -44,6 +44,7 @@ use super::query::QueryParams;
 use super::write;
 use crate::access::{self, Decision, Question, SqlCheck};
 use crate::auth::password::{self, Argon2Params};
+use crate::backups::Removal;
 use crate::error::{ApiError, ApiResult};
 use crate::files::upload::{self, UploadPlan, UploadedFile};
 use crate::state::SharedState;
@@ -691,21 +692,37 @@ async fn remove_dropped_files(
     let Some(storage) = &storage else {
         return;
     };
+    // Through the backups' gate: a removal waits while a backup is copying the files.
+    let backups = &state.backups;
     for (collection_id, before, result) in written {
         match result {
             WriteResult::Updated(record) => {
                 if let (Some(before), Some(collection)) = (before, schema.get_by_id(collection_id))
                 {
-                    let removed = upload::removed_files(collection, before, &record.data);
-                    upload::delete_after_commit(storage, collection_id, record.id(), &removed)
-                        .await;
+                    let names = upload::removed_files(collection, before, &record.data);
+                    if !names.is_empty() {
+                        let removal = Removal::Files {
+                            collection_id: (*collection_id).to_owned(),
+                            record_id: record.id().to_owned(),
+                            names,
+                        };
+                        backups.remove_files(storage, removal).await;
+                    }
                 }
             }
             WriteResult::Deleted { record, cascaded } => {
-                upload::delete_record_files(storage, collection_id, record.id()).await;
+                let removal = Removal::Record {
+                    collection_id: (*collection_id).to_owned(),
+                    record_id: record.id().to_owned(),
+                };
+                backups.remove_files(storage, removal).await;
                 for (collection_id, id) in cascaded {
                     if keeps_files(collection_id) {
-                        upload::delete_record_files(storage, collection_id, id).await;
+                        let removal = Removal::Record {
+                            collection_id: collection_id.clone(),
+                            record_id: id.clone(),
+                        };
+                        backups.remove_files(storage, removal).await;
                     }
                 }
             }
