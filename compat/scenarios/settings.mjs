@@ -101,3 +101,26 @@ export async function accessIsForSuperusers(t) {
   await t.sdk('user getAll', () => user.client.settings.getAll());
   await t.sdk('user update', () => user.client.settings.update({ meta: { appName: 'x' } }));
 }
+
+// Health's superuser details follow the trusted-proxy settings: the client address read from
+// a trusted header, and the header PocketBase suggests trusting.
+export async function healthProxyHints(t) {
+  const hint = (label, headers) =>
+    t.http(label, 'GET', '/api/health', { auth: 'su', headers });
+  await hint('no proxy header', {});
+  await hint('x-real-ip is not suggested', { 'X-Real-IP': '1.2.3.4' });
+  await hint('forwarded-for suggested', { 'X-Forwarded-For': '1.2.3.4, 5.6.7.8' });
+  await hint('cloudflare before fly', { 'CF-Connecting-IP': '1.2.3.4', 'Fly-Client-IP': '5.6.7.8' });
+  await t.sdk(
+    'trust x-forwarded-for, leftmost',
+    () => t.su.settings.update({ trustedProxy: { headers: ['X-Forwarded-For'], useLeftmostIP: true } }),
+    (s) => s.trustedProxy,
+  );
+  await hint('trusted header gives the address', { 'X-Forwarded-For': '1.2.3.4, 5.6.7.8' });
+  await hint('trusted header first', { 'CF-Connecting-IP': '9.9.9.9', 'X-Forwarded-For': '1.2.3.4' });
+  await t.sdk(
+    'put back',
+    () => t.su.settings.update({ trustedProxy: { headers: [], useLeftmostIP: false } }),
+    (s) => s.trustedProxy,
+  );
+}

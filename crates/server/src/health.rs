@@ -23,17 +23,95 @@ async fn health(
     request: Request,
 ) -> ApiResult<Json<Value>> {
     let data = if auth.is_superuser() {
-        let ip = request
+        let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_default();
+            .map(|info| info.0);
+        let settings = crate::settings::current(&state).await?;
+        let proxy = &settings.trusted_proxy;
+        let headers = request.headers();
+        let ip = crate::settings::rate_limit::client_ip(headers, peer, proxy).unwrap_or_default();
         let can_backup = state.backups.can_backup();
-        json!({"canBackup": can_backup, "realIP": ip, "possibleProxyHeader": ""})
+        json!({
+            "canBackup": can_backup,
+            "realIP": ip,
+            "possibleProxyHeader": possible_proxy_header(headers, &proxy.headers),
+        })
     } else {
         json!({})
     };
     let mut body = json!({"message": "API is healthy.", "code": 200, "data": data});
     apply_fields(&mut body, &fields)?;
     Ok(Json(body))
+}
+
+/// The header a superuser may want to trust as the client's address, as PocketBase names it
+/// (a hint shown by its dashboard): the first of the configured trusted-proxy headers, then
+/// `CF-Connecting-IP`, `Fly-Client-IP` and `X-Forwarded-For`, that the request carries; `""`
+/// when none.
+fn possible_proxy_header(headers: &axum::http::HeaderMap, trusted: &[String]) -> String {
+    const KNOWN: [&str; 3] = ["CF-Connecting-IP", "Fly-Client-IP", "X-Forwarded-For"];
+    trusted
+        .iter()
+        .map(String::as_str)
+        .chain(KNOWN)
+        .find(|name| {
+            headers
+                .get(*name)
+                .is_some_and(|value| !value.as_bytes().is_empty())
+        })
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::possible_proxy_header;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn the_proxy_hint_follows_pocketbase_order() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(possible_proxy_header(&headers(&[]), &none), "");
+        // X-Real-IP is not one PocketBase suggests unless it is trusted.
+        assert_eq!(
+            possible_proxy_header(&headers(&[("x-real-ip", "1.2.3.4")]), &none),
+            ""
+        );
+        assert_eq!(
+            possible_proxy_header(
+                &headers(&[("x-forwarded-for", "1.2.3.4"), ("fly-client-ip", "5.6.7.8")]),
+                &none
+            ),
+            "Fly-Client-IP"
+        );
+        assert_eq!(
+            possible_proxy_header(
+                &headers(&[("cf-connecting-ip", "1.2.3.4"), ("fly-client-ip", "5.6.7.8")]),
+                &none
+            ),
+            "CF-Connecting-IP"
+        );
+        let trusted = vec!["X-Real-IP".to_owned()];
+        assert_eq!(
+            possible_proxy_header(
+                &headers(&[("x-real-ip", "1.2.3.4"), ("cf-connecting-ip", "5.6.7.8")]),
+                &trusted
+            ),
+            "X-Real-IP"
+        );
+        assert_eq!(
+            possible_proxy_header(&headers(&[("x-forwarded-for", "1.2.3.4")]), &trusted),
+            "X-Forwarded-For"
+        );
+    }
 }
