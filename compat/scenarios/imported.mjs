@@ -18,7 +18,7 @@ const MAX_RECORDS = 500; // per collection, sorted by id
 const MAX_EXPANDED_FIELDS = 6; // relation fields expanded per collection list
 const SAMPLES_PER_COLLECTION = 3; // records viewed one by one
 const MAX_FILES = 80; // file downloads in all
-const FILES_PER_COLLECTION = 4;
+const FILES_PER_COLLECTION = 8;
 const USERS_PER_COLLECTION = 12; // password sign-ins tried per auth collection
 const MAX_SIGN_IN_ATTEMPTS = 80; // in all (each one a bcrypt verification)
 
@@ -70,6 +70,7 @@ export async function fileDownloads(t) {
       () => firstRecords(t, c, { fields: ['id', ...fields.map((f) => f.name)].join(',') }),
       (r) => r.items.filter(hasFile).map((i) => i.id));
     let perCollection = 0;
+    let thumbs = 0;
     for (const rec of (withFiles?.items ?? []).filter(hasFile)) {
       for (const f of fields) {
         const names = [rec[f.name]].flat().filter(Boolean);
@@ -91,7 +92,7 @@ export async function fileDownloads(t) {
             length: bytes.length,
             sha256: createHash('sha256').update(bytes).digest('hex'),
           });
-          if (/\.(png|jpe?g|gif|webp)$/i.test(name) && downloads % 4 === 1) {
+          if (/\.(png|jpe?g|gif|webp)$/i.test(name) && thumbs++ === 0) {
             // Thumbnails are made again on demand after the conversion: their bytes depend on
             // the encoder, so only that one is served, and as what, is compared.
             const thumb = await fetch(`${t.base}${path}?thumb=8x8${fileToken && f.protected
