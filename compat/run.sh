@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
     --dump) RUNNER_ARGS+=(--dump); shift ;;
     --s3) S3=1; shift ;;
     --imported) IMPORTED=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
   esac
