@@ -3,6 +3,7 @@
 # real PocketBase 0.40.6, scenario by scenario, with the normalized responses compared.
 #
 #   compat/run.sh [PLINTH_BIN] [--only AREA[/NAME][,...]] [--verbose] [--dump] [--s3]
+#                 [--imported]
 #
 # Areas whose name starts with `hooks` (scenarios/hooks*.mjs) run against a second server pair
 # started with the JS hooks and migrations of compat/hooks/ (copied per server), and a local HTTP
@@ -16,6 +17,12 @@
 # (default: free ports chosen by the kernel), COMPAT_KEEP=1 (keep data dirs and logs).
 # --s3: both servers store files in a real S3-compatible server (moto's, from PyPI, started
 # here on loopback, one bucket per server); the run fails if no file reached Plinth's bucket.
+# --imported: after that run, PocketBase's tokens are captured and every server is stopped
+# (PocketBase cleanly, so its WAL is folded into data.db); a copy of each PocketBase data dir is
+# converted with `PLINTH_BIN import-pocketbase COPY --dir NEW`; PocketBase is started again on
+# its own data and Plinth on the conversion (same flags, hook dirs included), and the
+# `imported` area (scenarios/imported.mjs) compares what both serve. Exit status: the worse of
+# the two runs.
 set -euo pipefail
 die() { echo "compat/run.sh: ERROR: $*" >&2; exit 2; }
 note() { echo "compat/run.sh: $*" >&2; }
@@ -27,21 +34,40 @@ EMAIL=compat-admin@example.com
 PASSWORD='compat-Passw0rd!123'
 
 PLINTH_BIN=""
+SELF_TEST=0
 S3=0
+IMPORTED=0
 RUNNER_ARGS=()
 ONLY=""
+IMPORTED_ONLY=() # --only entries naming the imported area: for the --imported run only
+add_only() {
+  local item
+  IFS=',' read -ra items <<<"$1"
+  for item in "${items[@]}"; do
+    [ -n "$item" ] || continue
+    case "$item" in
+      imported|imported/*) IMPORTED_ONLY+=(--only "$item") ;;
+      *) RUNNER_ARGS+=(--only "$item"); ONLY="$ONLY,$item" ;;
+    esac
+  done
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --only) [ $# -ge 2 ] || die "--only needs AREA"; RUNNER_ARGS+=(--only "$2"); ONLY="$ONLY,$2"; shift 2 ;;
-    --only=*) RUNNER_ARGS+=(--only "${1#--only=}"); ONLY="$ONLY,${1#--only=}"; shift ;;
+    --only) [ $# -ge 2 ] || die "--only needs AREA"; add_only "$2"; shift 2 ;;
+    --only=*) add_only "${1#--only=}"; shift ;;
     --verbose|-v) RUNNER_ARGS+=(--verbose); shift ;;
     --dump) RUNNER_ARGS+=(--dump); shift ;;
     --s3) S3=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --imported) IMPORTED=1; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
   esac
 done
+
+[ "$S3" = 0 ] || [ "$IMPORTED" = 0 ] || die "--imported cannot be combined with --s3"
+[ "${#IMPORTED_ONLY[@]}" = 0 ] || [ "$IMPORTED" = 1 ] \
+  || die "the imported area runs only with --imported"
 
 command -v node >/dev/null || die "node not found (Node 20+ is required)"
 [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || die "Node 20+ is required"
@@ -68,6 +94,7 @@ if [ "$(readlink -f "$PLINTH_BIN")" = "$(readlink -f "$PB")" ] \
    || "$PLINTH_BIN" --version 2>/dev/null | grep -qi '^pocketbase'; then
   note "the candidate is PocketBase itself: self-test mode (known differences compared too)"
   RUNNER_ARGS+=(--self-test)
+  SELF_TEST=1
 fi
 
 # npm dependencies (pinned by package-lock.json).
@@ -90,6 +117,7 @@ PLINTH_PORT=${COMPAT_PLINTH_PORT:-$(free_port)}
 
 WORK=$(mktemp -d /tmp/plinth-compat.XXXXXX)
 PIDS=()
+declare -A SERVER_PID=() # server name -> pid, for stop_server
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do
@@ -117,12 +145,21 @@ start() {
   (cd "$dir" && exec "$bin" superuser upsert "$EMAIL" "$PASSWORD" --dir "$dir/data") \
     >"$dir/upsert.log" 2>&1 \
     || { cat "$dir/upsert.log" >&2; die "$name: superuser upsert failed"; }
+  serve "$name" "$bin" "$port" "$dir" "$@"
+}
+
+# serve NAME BIN PORT DIR [SERVE_ARG...]: serve DIR/data in the background (working directory
+# DIR, log DIR/server.log, appended to); waits for /api/health.
+serve() {
+  local name=$1 bin=$2 port=$3 dir=$4
+  shift 4
   # The working directory is the scratch dir, so PocketBase's ./pb_public and the
   # pb_migrations/pb_hooks dirs next to the data dir are fresh and empty.
   (cd "$dir" && exec "$bin" serve --http="127.0.0.1:$port" --dir="$dir/data" "$@") \
-    >"$dir/server.log" 2>&1 &
+    >>"$dir/server.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
+  SERVER_PID[$name]=$pid
   for _ in $(seq 150); do
     kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/server.log" >&2; die "$name exited during startup"; }
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/api/health" 2>/dev/null; then
@@ -133,6 +170,20 @@ start() {
   done
   tail -20 "$dir/server.log" >&2
   die "$name did not answer /api/health within 15 s"
+}
+
+# stop_server NAME: SIGTERM (a clean shutdown: PocketBase closes its databases, folding the
+# WAL into data.db) and wait for the process to end.
+stop_server() {
+  local pid=${SERVER_PID[$1]}
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && die "$1 (pid $pid) did not stop within 15 s of SIGTERM"
+  wait "$pid" 2>/dev/null || true
+  unset "SERVER_PID[$1]"
 }
 
 command -v curl >/dev/null || die "curl not found"
@@ -224,6 +275,71 @@ if [ "$S3" = 1 ] && [ $RC -eq 0 ]; then
   stored=$(curl -fsS "http://127.0.0.1:$S3_PORT/compat-plinth?list-type=2" | grep -o '<Key>' | wc -l)
   note "objects in Plinth's bucket: $stored"
   [ "$stored" -gt 0 ] || { echo "compat/run.sh: ERROR: --s3 run stored nothing in Plinth's bucket" >&2; RC=1; }
+fi
+
+# --imported: the same comparison on data PocketBase wrote and Plinth converted.
+if [ "$IMPORTED" = 1 ]; then
+  note "--imported: capturing PocketBase's tokens, stopping the servers"
+  capture_pairs=(--pair "hook-free=http://127.0.0.1:$PB_PORT")
+  [ "$HOOKS" = 1 ] && capture_pairs+=(--pair "hooks=http://127.0.0.1:$HOOKS_PB_PORT")
+  node "$HERE/lib/imported-capture.mjs" --email "$EMAIL" --password "$PASSWORD" \
+    "${capture_pairs[@]}" >"$WORK/imported-state.json" \
+    || die "capturing PocketBase's tokens before the stop failed"
+  sides=(pocketbase plinth)
+  [ "$HOOKS" = 1 ] && sides+=(pocketbase-hooks plinth-hooks)
+  for side in "${sides[@]}"; do stop_server "$side"; done
+  # convert SRC_SIDE: PocketBase's data dir, copied as it is after the stop, converted into
+  # $WORK/SRC_SIDE-imported/data by the candidate (a plain copy in self-test mode).
+  convert() {
+    local src=$WORK/$1/data copy=$WORK/$1-copy dest=$WORK/${1/pocketbase/plinth}-imported
+    if [ -s "$src/data.db-wal" ]; then
+      die "$1 left a non-empty data.db-wal after SIGTERM (not a clean stop)"
+    fi
+    cp -R "$src" "$copy"
+    mkdir -p "$dest"
+    if [ "$SELF_TEST" = 1 ]; then
+      cp -R "$copy" "$dest/data"
+    else
+      local t0=$SECONDS
+      (cd "$dest" && exec "$PLINTH_BIN" import-pocketbase "$copy" --dir "$dest/data") \
+        >"$dest/import.log" 2>&1 \
+        || { tail -20 "$dest/import.log" >&2; die "import-pocketbase of $1's data failed"; }
+      note "converted $1's data in $((SECONDS - t0)) s: $(grep -c . "$dest/import.log") report lines in $dest/import.log"
+    fi
+  }
+  convert pocketbase
+  IMP_PB_PORT=$(free_port)
+  IMP_PLINTH_PORT=$(free_port)
+  serve pocketbase "$PB" "$IMP_PB_PORT" "$WORK/pocketbase"
+  serve plinth-imported "$PLINTH_BIN" "$IMP_PLINTH_PORT" "$WORK/plinth-imported"
+  IMPORTED_ARGS=(--pocketbase "http://127.0.0.1:$IMP_PB_PORT"
+    --plinth "http://127.0.0.1:$IMP_PLINTH_PORT")
+  if [ "$HOOKS" = 1 ]; then
+    convert pocketbase-hooks
+    # The migrations PocketBase applied are listed in the converted `_migrations`: Plinth gets
+    # the same pb_migrations (and pb_hooks) and must not apply them again.
+    cp -R "$WORK/pocketbase-hooks/pb_hooks" "$WORK/pocketbase-hooks/pb_migrations" \
+      "$WORK/plinth-hooks-imported/"
+    IMP_HOOKS_PB_PORT=$(free_port)
+    IMP_HOOKS_PLINTH_PORT=$(free_port)
+    serve pocketbase-hooks "$PB" "$IMP_HOOKS_PB_PORT" "$WORK/pocketbase-hooks" \
+      --hooksDir="$WORK/pocketbase-hooks/pb_hooks" \
+      --migrationsDir="$WORK/pocketbase-hooks/pb_migrations" --hooksWatch=false
+    serve plinth-hooks-imported "$PLINTH_BIN" "$IMP_HOOKS_PLINTH_PORT" \
+      "$WORK/plinth-hooks-imported" \
+      --hooksDir="$WORK/plinth-hooks-imported/pb_hooks" \
+      --migrationsDir="$WORK/plinth-hooks-imported/pb_migrations" --hooksWatch=false
+    IMPORTED_ARGS+=(--hooks-pocketbase "http://127.0.0.1:$IMP_HOOKS_PB_PORT"
+      --hooks-plinth "http://127.0.0.1:$IMP_HOOKS_PLINTH_PORT")
+  fi
+  set +e
+  # After RUNNER_ARGS: the new URLs replace the first run's --hooks-* ones.
+  node "$HERE/lib/runner.mjs" --email "$EMAIL" --password "$PASSWORD" \
+    "${RUNNER_ARGS[@]}" "${IMPORTED_ARGS[@]}" "${IMPORTED_ONLY[@]}" \
+    --imported "$WORK/imported-state.json"
+  IRC=$?
+  set -e
+  if [ $IRC -gt $RC ]; then RC=$IRC; fi
 fi
 if [ $RC -ne 0 ] && [ "${COMPAT_KEEP:-0}" != 1 ]; then
   note "server logs: rerun with COMPAT_KEEP=1 to keep $WORK"

@@ -31,7 +31,7 @@ export function newClient(baseUrl, token, record) {
 }
 
 export class Context {
-  constructor({ side, baseUrl, area, name, suToken, suRecord, suEmail, suPassword }) {
+  constructor({ side, baseUrl, area, name, suToken, suRecord, suEmail, suPassword, state }) {
     this.side = side; // 'pocketbase' | 'plinth'
     this.base = baseUrl;
     this.area = area;
@@ -40,6 +40,9 @@ export class Context {
     this.suRecord = suRecord;
     this.suEmail = suEmail; // the superuser's credentials, for scenarios about logging in
     this.suPassword = suPassword;
+    // --imported only: what lib/imported-capture.mjs saw before the servers were stopped
+    // (tokens PocketBase issued, a probe user and its password, the stop time as `cutoff`).
+    this.state = state ?? null;
     this.steps = [];
     this.networkError = false;
     this.tag = shortHash(`${area}/${name}`);

@@ -6,6 +6,16 @@
 //   node lib/runner.mjs --pocketbase URL --plinth URL --email E --password P
 //                       [--hooks-pocketbase URL --hooks-plinth URL]
 //                       [--only AREA[/NAME][,...]] [--self-test] [--verbose] [--dump]
+//                       [--imported STATE.json]
+//
+// --imported: the second half of `run.sh --imported`. Both URLs (and the --hooks-* ones, when
+// given) then point at servers started on data a first run left behind: PocketBase on its own
+// data dir, Plinth on a conversion of a copy of it (`plinth import-pocketbase`). Only the
+// `imported` area runs, once per pair, with the superuser token PocketBase issued before it
+// was stopped (STATE.json, written by lib/imported-capture.mjs) instead of a new login, and
+// without touching Plinth's settings: the settings under test are the imported ones. Its
+// scenarios compare values as they are (`fn.strict`): the same data on both sides means the
+// same ids and timestamps, so nothing is masked. Without --imported the area never runs.
 //
 // Areas whose name starts with `hooks` run against the --hooks-* pair (servers started with
 // compat/hooks/pb_hooks and pb_migrations); the other areas against the hook-free pair.
@@ -28,7 +38,7 @@ const ROOT = path.dirname(HERE);
 const SCENARIO_TIMEOUT_MS = 30000;
 
 function parseArgs(argv) {
-  const args = { only: [], selfTest: false, verbose: false, dump: false };
+  const args = { only: [], selfTest: false, verbose: false, dump: false, imported: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -45,6 +55,7 @@ function parseArgs(argv) {
     else if (a === '--self-test') args.selfTest = true;
     else if (a === '--verbose') args.verbose = true;
     else if (a === '--dump') args.dump = true;
+    else if (a === '--imported') args.imported = next();
     else throw new Error(`unknown argument ${a}`);
   }
   for (const k of ['pocketbase', 'plinth', 'email', 'password']) {
@@ -82,9 +93,15 @@ export function isHookArea(area) {
   return area.startsWith('hooks');
 }
 
-function selected(s, only) {
-  if (!only.length) return true;
-  return only.some((o) => o === s.area || o === `${s.area}/${s.name}`);
+/** The area that compares converted data; it runs only in --imported mode. */
+export const IMPORTED_AREA = 'imported';
+
+export function selected(s, only, imported = false) {
+  if ((s.area === IMPORTED_AREA) !== imported) return false;
+  // In imported mode, --only entries naming other areas (those of the first run) do not apply.
+  const own = imported ? only.filter((o) => o.split('/')[0] === IMPORTED_AREA) : only;
+  if (!own.length) return true;
+  return own.some((o) => o === s.area || o === `${s.area}/${s.name}`);
 }
 
 async function superuserSession(baseUrl, email, password) {
@@ -115,7 +132,7 @@ function withTimeout(promise, ms, what) {
 }
 
 /** Runs one scenario against one server; an exception becomes the observation's last step. */
-async function observe(s, side, baseUrl, su, args) {
+async function observe(s, side, baseUrl, su, args, state) {
   const t = new Context({
     side,
     baseUrl,
@@ -125,24 +142,30 @@ async function observe(s, side, baseUrl, su, args) {
     suRecord: su.record,
     suEmail: args.email,
     suPassword: args.password,
+    state,
   });
   try {
-    const ret = await withTimeout(Promise.resolve().then(() => s.fn(t)), SCENARIO_TIMEOUT_MS,
-      `${s.area}/${s.name}`);
+    const ret = await withTimeout(Promise.resolve().then(() => s.fn(t)),
+      s.fn.timeoutMs ?? SCENARIO_TIMEOUT_MS, `${s.area}/${s.name}`);
     if (ret !== undefined) t.record('return', ret);
   } catch (e) {
     t.record('threw', String(e?.stack ?? e).split('\n').slice(0, 2).join(' | '));
   }
-  return { steps: normalize(t.steps), networkError: t.networkError };
+  // A strict scenario compares both servers' values as they are (see --imported).
+  const steps = s.fn.strict ? t.steps : normalize(t.steps);
+  return { steps, networkError: t.networkError };
 }
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const [all, knownIds] = await Promise.all([loadScenarios(), loadKnownIds()]);
-  const scenarios = all.filter((s) => selected(s, args.only));
+  const imported = args.imported !== null;
+  const scenarios = all.filter((s) => selected(s, args.only, imported));
   if (!scenarios.length) {
-    console.error(`compat: no scenario matches --only ${args.only.join(',')}`);
+    const why = !imported && args.only.some((o) => o.split('/')[0] === IMPORTED_AREA)
+      ? ` (the ${IMPORTED_AREA} area runs only with run.sh --imported)` : '';
+    console.error(`compat: no scenario matches --only ${args.only.join(',')}${why}`);
     process.exit(2);
   }
   // A scenario that claims a known difference must point at a documented one.
@@ -158,6 +181,10 @@ async function main() {
     }
   }
 
+  if (imported) {
+    await runImported(args, scenarios, started);
+    return;
+  }
   const pairs = [{ name: 'hook-free', pocketbase: args.pocketbase, plinth: args.plinth }];
   if (scenarios.some((s) => isHookArea(s.area))) {
     if (!args.hooksPocketbase || !args.hooksPlinth) {
@@ -217,44 +244,10 @@ async function main() {
       observe(s, 'plinth', pair.plinth, pair.suCand, args),
     ]);
     const ms = Date.now() - t0;
-    const known = s.fn.known && !args.selfTest ? s.fn.known : null;
-    let problem = null;
-    const refThrew = ref.steps.find(([label]) => label === 'threw');
-    if (refThrew) {
-      // A scenario must run to its end against the reference; if it does not, the scenario
-      // (or the harness) is broken, whatever Plinth did.
-      problem = `    scenario error against PocketBase (fix the scenario): ${short(refThrew[1], 400)}`;
-    } else if (known) {
-      try {
-        await s.fn.known.expect(Object.fromEntries(cand.steps), Object.fromEntries(ref.steps));
-      } catch (e) {
-        problem = `    known difference ${known.id}: Plinth's expected behaviour not met: ` +
-          `${short(e.message, 400)}`;
-      }
-    } else {
-      const d = diff(ref.steps, cand.steps);
-      if (d.length) problem = formatDiff(d);
-    }
-    const suffix = known ? `  (known difference ${known.id})` : '';
-    const timing = args.verbose ? `  [${ms} ms]` : '';
-    const pending = s.fn.pending && !args.selfTest && !refThrew ? s.fn.pending : null;
-    if (pending && problem) {
-      skipped++;
-      const first = problem.split('\n').find((l) => l.trim()) ?? '';
-      console.log(`skip ${id}  (pending ${pending})${timing}\n${first}`);
-    } else if (pending) {
-      passed++;
-      console.log(`ok   ${id}  (pending ${pending} now agrees: remove the mark)${timing}`);
-    } else if (problem) {
-      failed++;
-      console.log(`FAIL ${id}${suffix}${timing}\n${problem}`);
-    } else {
-      passed++;
-      console.log(`ok   ${id}${suffix}${timing}`);
-    }
-    if (args.dump) {
-      for (const [label, v] of ref.steps) console.log(`    ${label}: ${JSON.stringify(v)}`);
-    }
+    const verdict = await judge(s, id, ref, cand, ms, args);
+    if (verdict === 'skipped') skipped++;
+    else if (verdict === 'passed') passed++;
+    else failed++;
     for (const [side, obs, url] of [['PocketBase', ref, pair.pocketbase],
       ['Plinth', cand, pair.plinth]]) {
       if (obs.networkError && !(await healthy(url))) {
@@ -265,6 +258,109 @@ async function main() {
   }
   if (args.verbose) console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exit(failed ? 1 : 0);
+}
+
+/**
+ * Compares one scenario's two observations and prints its line; returns 'passed', 'failed'
+ * or 'skipped'.
+ */
+async function judge(s, id, ref, cand, ms, args) {
+  const known = s.fn.known && !args.selfTest ? s.fn.known : null;
+  let problem = null;
+  const refThrew = ref.steps.find(([label]) => label === 'threw');
+  if (refThrew) {
+    // A scenario must run to its end against the reference; if it does not, the scenario
+    // (or the harness) is broken, whatever Plinth did.
+    problem = `    scenario error against PocketBase (fix the scenario): ${short(refThrew[1], 400)}`;
+  } else if (known) {
+    try {
+      await s.fn.known.expect(Object.fromEntries(cand.steps), Object.fromEntries(ref.steps));
+    } catch (e) {
+      problem = `    known difference ${known.id}: Plinth's expected behaviour not met: ` +
+        `${short(e.message, 400)}`;
+    }
+  } else {
+    const d = diff(ref.steps, cand.steps);
+    if (d.length) problem = formatDiff(d);
+  }
+  const suffix = known ? `  (known difference ${known.id})` : '';
+  const timing = args.verbose ? `  [${ms} ms]` : '';
+  const pending = s.fn.pending && !args.selfTest && !refThrew ? s.fn.pending : null;
+  let verdict;
+  if (pending && problem) {
+    verdict = 'skipped';
+    const first = problem.split('\n').find((l) => l.trim()) ?? '';
+    console.log(`skip ${id}  (pending ${pending})${timing}\n${first}`);
+  } else if (pending) {
+    verdict = 'passed';
+    console.log(`ok   ${id}  (pending ${pending} now agrees: remove the mark)${timing}`);
+  } else if (problem) {
+    verdict = 'failed';
+    console.log(`FAIL ${id}${suffix}${timing}\n${problem}`);
+  } else {
+    verdict = 'passed';
+    console.log(`ok   ${id}${suffix}${timing}`);
+  }
+  if (args.dump) {
+    for (const [label, v] of ref.steps) console.log(`    ${label}: ${JSON.stringify(v)}`);
+  }
+  return verdict;
+}
+
+/**
+ * --imported: every selected scenario (all of the `imported` area) against each converted
+ * pair, with the superuser token PocketBase issued before the conversion. A pair whose state
+ * is missing (its first-run servers were not started) is not run.
+ */
+async function runImported(args, scenarios, started) {
+  const state = JSON.parse(await readFile(args.imported, 'utf8'));
+  const pairs = [{ name: 'hook-free', suffix: '', pocketbase: args.pocketbase,
+    plinth: args.plinth, state: state.pairs?.['hook-free'] }];
+  if (args.hooksPocketbase && args.hooksPlinth) {
+    pairs.push({ name: 'hooks', suffix: ' [hooks pair]', pocketbase: args.hooksPocketbase,
+      plinth: args.hooksPlinth, state: state.pairs?.hooks });
+  }
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  for (const pair of pairs) {
+    if (!pair.state?.su?.token) {
+      console.error(`compat: no captured superuser token for the ${pair.name} pair (harness problem)`);
+      process.exit(2);
+    }
+    const pairState = { ...pair.state, cutoff: state.cutoff, pair: pair.name };
+    // The token PocketBase issued before it was stopped, on both sides: that it still works is
+    // itself checked (imported/tokensIssuedBefore); a failure here shows in every scenario.
+    const su = { token: pair.state.su.token, record: pair.state.su.record };
+    let serverGone = null;
+    for (const s of scenarios) {
+      const id = `${s.area}/${s.name}${pair.suffix}`;
+      if (serverGone) {
+        console.log(`FAIL ${id}\n    not run: ${serverGone}`);
+        failed++;
+        continue;
+      }
+      const t0 = Date.now();
+      // One server at a time: the scenarios are read-heavy and the machine may be small; a
+      // slow side must not push the other into a timeout.
+      const ref = await observe(s, 'pocketbase', pair.pocketbase, su, args, pairState);
+      const cand = await observe(s, 'plinth', pair.plinth, su, args, pairState);
+      const verdict = await judge(s, id, ref, cand, Date.now() - t0, args);
+      if (verdict === 'skipped') skipped++;
+      else if (verdict === 'passed') passed++;
+      else failed++;
+      for (const [side, obs, url] of [['PocketBase', ref, pair.pocketbase],
+        ['Plinth', cand, pair.plinth]]) {
+        if (obs.networkError && !(await healthy(url))) {
+          serverGone = `${side} at ${url} stopped answering /api/health`;
+          console.log(`    ${serverGone}; the remaining scenarios are counted as failed`);
+        }
+      }
+    }
+  }
+  if (args.verbose) console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  console.log(`imported: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exit(failed ? 1 : 0);
 }
 

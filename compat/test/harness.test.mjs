@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { normalize, tokenShape } from '../lib/normalize.mjs';
 import { diff } from '../lib/diff.mjs';
-import { isHookArea } from '../lib/runner.mjs';
+import { isHookArea, selected } from '../lib/runner.mjs';
 
 const now = () => new Date().toISOString().replace('T', ' ');
 
@@ -113,4 +113,18 @@ test('hook areas are the scenario files named hooks*, and only those', () => {
   assert.equal(isHookArea('hooks'), true);
   assert.equal(isHookArea('records'), false);
   assert.equal(isHookArea('auth-flows'), false);
+});
+
+test('the imported area runs only in --imported mode, and only it runs there', () => {
+  const imp = { area: 'imported', name: 'recordsFullList' };
+  const rec = { area: 'records', name: 'listSort' };
+  assert.equal(selected(imp, []), false);
+  assert.equal(selected(imp, ['imported']), false);
+  assert.equal(selected(rec, []), true);
+  assert.equal(selected(imp, [], true), true);
+  assert.equal(selected(rec, [], true), false);
+  // The first run's --only entries do not narrow the imported run; its own entries do.
+  assert.equal(selected(imp, ['records'], true), true);
+  assert.equal(selected(imp, ['imported/settingsRead'], true), false);
+  assert.equal(selected({ area: 'imported', name: 'settingsRead' }, ['imported/settingsRead'], true), true);
 });
