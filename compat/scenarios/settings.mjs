@@ -5,10 +5,15 @@
 import { createUser } from '../lib/fixtures.mjs';
 
 // Rate limits differ by default on purpose (KD-3), and Plinth's settings have a `realtime`
-// section PocketBase lacks (KD-11); everything else is compared.
+// section PocketBase lacks (KD-11); everything else is compared, but for the port of each
+// server's own mail sink.
 const withoutRateLimits = (settings) => {
   if (!settings || typeof settings !== 'object') return settings;
   const { rateLimits, realtime, ...rest } = settings;
+  // The mail scenarios point each server at a mail sink of its own, on its own port.
+  if (rest.smtp?.host === '127.0.0.1' && typeof rest.smtp.port === 'number') {
+    rest.smtp = { ...rest.smtp, port: '<its own mail sink>' };
+  }
   return rest;
 };
 
