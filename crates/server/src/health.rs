@@ -96,7 +96,10 @@ mod tests {
         );
         assert_eq!(
             possible_proxy_header(
-                &headers(&[("cf-connecting-ip", "1.2.3.4"), ("fly-client-ip", "5.6.7.8")]),
+                &headers(&[
+                    ("cf-connecting-ip", "1.2.3.4"),
+                    ("fly-client-ip", "5.6.7.8")
+                ]),
                 &none
             ),
             "CF-Connecting-IP"

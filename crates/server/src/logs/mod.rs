@@ -62,6 +62,20 @@ pub struct Logs {
     sender: OnceLock<mpsc::Sender<Pending>>,
     dropped: AtomicU64,
     dev: AtomicBool,
+    /// Until when (nanoseconds after [`clock_base`]) the writer has spent its share of time:
+    /// entries made meanwhile would only be dropped by it, so the request path drops them
+    /// first, before building them.
+    shed_until: AtomicU64,
+}
+
+/// The base of [`Logs::shed_until`]'s clock.
+fn clock_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn clock_nanos(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(clock_base()).as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Logs {
@@ -95,6 +109,11 @@ impl Logs {
     /// Entries dropped because the channel was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the writer is out of time until later: an entry made now would be dropped.
+    fn shedding(&self, now: Instant) -> bool {
+        clock_nanos(now) < self.shed_until.load(Ordering::Relaxed)
     }
 
     /// Offers an entry to the writer; drops it (counted) when the channel is full.
@@ -269,6 +288,12 @@ pub async fn layer(
     if (status < 400 && skips_success(&method, uri.path())) || !(store || dev) {
         return response;
     }
+    // The writer has spent its share of time: the entry would be dropped there, so it is
+    // dropped here, before it costs an allocation and a trip through the channel.
+    if state.logs.shedding(Instant::now()) {
+        state.logs.dropped.fetch_add(1, Ordering::Relaxed);
+        return response;
+    }
     let auth = match (slot.and_then(|slot| slot.0.get().cloned()), token) {
         (Some((collection, id)), _) => AuthSeen::Known(collection, id),
         (None, Some(token)) => AuthSeen::Token(owned(Some(token))),
@@ -349,6 +374,10 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
                 .dropped
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
             budget.warn_dropped(started, state.logs.dropped());
+            state
+                .logs
+                .shed_until
+                .store(clock_nanos(started + budget.ready_in()), Ordering::Relaxed);
             continue;
         }
         let settings = match crate::settings::current(&state).await {
@@ -383,6 +412,14 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
             tracing::warn!(%error, "cannot write request logs");
         }
         budget.spend(started.elapsed());
+        // Out of time after this batch: requests stop making entries until it refills.
+        let ready_in = budget.ready_in();
+        if !ready_in.is_zero() {
+            state
+                .logs
+                .shed_until
+                .store(clock_nanos(Instant::now() + ready_in), Ordering::Relaxed);
+        }
     }
 }
 
@@ -422,6 +459,14 @@ impl Budget {
 
     pub(crate) fn spend(&mut self, busy: Duration) {
         self.allowance -= busy.as_secs_f64();
+    }
+
+    /// How long until the allowance is positive again (zero when it is now).
+    pub(crate) fn ready_in(&self) -> Duration {
+        if self.allowance > 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64(-self.allowance / WRITER_SHARE + 1e-6).unwrap_or(WRITER_BURST)
     }
 
     /// Says (at most once a minute) that entries are being dropped.

@@ -112,6 +112,52 @@ mod with_state {
         assert_eq!(state.logs.dropped(), 16);
     }
 
+    #[tokio::test]
+    async fn while_the_writer_is_out_of_time_requests_make_no_entries() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir);
+        let recorder = Arc::new(Recorder::default());
+        Logs::install(&state, recorder.clone());
+        let app = crate::router(state.clone());
+        let health = || {
+            axum::http::Request::get("/api/health")
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        state
+            .logs
+            .shed_until
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..5 {
+            let response = app.clone().oneshot(health()).await.expect("answer");
+            assert_eq!(response.status(), 200);
+        }
+        assert_eq!(state.logs.dropped(), 5, "dropped on the request path");
+        // Time again: the next request is logged.
+        state
+            .logs
+            .shed_until
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let response = app.clone().oneshot(health()).await.expect("answer");
+        assert_eq!(response.status(), 200);
+        for _ in 0..300 {
+            if !recorder.0.lock().expect("lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let kept: Vec<String> = recorder
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(kept, ["GET /api/health"]);
+        assert_eq!(state.logs.dropped(), 5);
+    }
+
     /// The ids the store lists for a client filter compiled as the API compiles it.
     async fn run(logs: &SqliteLogStore, text: &str) -> Vec<String> {
         let (schema, collection) = &*super::super::api::LOGS;
@@ -228,6 +274,16 @@ fn the_writer_budget_refills_with_time_and_is_spent_by_work() {
     let repay = Duration::from_secs_f64(0.010 / WRITER_SHARE);
     assert!(!budget.allows(start + repay - Duration::from_millis(20)));
     assert!(budget.allows(start + repay + Duration::from_millis(40)));
+    // ready_in says when: zero once refilled, the debt over the share while in debt.
+    assert_eq!(budget.ready_in(), Duration::ZERO);
+    let mut owing = Budget::new(start);
+    owing.spend(WRITER_BURST + Duration::from_millis(10));
+    assert!(!owing.allows(start));
+    let wait = owing.ready_in();
+    assert!(
+        wait >= repay && wait < repay + Duration::from_millis(1),
+        "{wait:?}"
+    );
     // Idle time saves up at most the burst.
     let mut idle = Budget::new(start);
     assert!(idle.allows(start + Duration::from_secs(3600)));
