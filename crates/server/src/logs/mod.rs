@@ -38,7 +38,7 @@ use crate::state::{AppState, SharedState};
 
 /// Entries waiting for the writer; more are dropped (and counted), never waited for. The
 /// writer itself is held to a share of the time ([`Budget`]).
-pub const CHANNEL_CAPACITY: usize = 4096;
+pub const CHANNEL_CAPACITY: usize = 1024;
 /// How long the writer waits, after the first entry of a batch, for more to join it.
 pub const LINGER: Duration = Duration::from_millis(100);
 /// Most entries inserted in one transaction.
@@ -111,9 +111,14 @@ impl Logs {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Whether the writer is out of time until later: an entry made now would be dropped.
+    /// Whether an entry made now would be dropped: the writer is out of time until later, or
+    /// the channel is full.
     fn shedding(&self, now: Instant) -> bool {
         clock_nanos(now) < self.shed_until.load(Ordering::Relaxed)
+            || self
+                .sender
+                .get()
+                .is_some_and(|sender| sender.capacity() == 0)
     }
 
     /// Offers an entry to the writer; drops it (counted) when the channel is full.
@@ -288,8 +293,9 @@ pub async fn layer(
     if (status < 400 && skips_success(&method, uri.path())) || !(store || dev) {
         return response;
     }
-    // The writer has spent its share of time: the entry would be dropped there, so it is
-    // dropped here, before it costs an allocation and a trip through the channel.
+    // The writer has spent its share of time (or its channel is full): the entry would be
+    // dropped, so it is dropped here, before it costs allocations and a trip through the
+    // channel.
     if state.logs.shedding(Instant::now()) {
         state.logs.dropped.fetch_add(1, Ordering::Relaxed);
         return response;
@@ -436,7 +442,7 @@ pub(crate) struct Budget {
 }
 
 /// The most of the wall-clock time the writer may spend busy, on average.
-pub const WRITER_SHARE: f64 = 0.05;
+pub const WRITER_SHARE: f64 = 0.04;
 /// Busy time the writer may save up for a burst.
 pub const WRITER_BURST: Duration = Duration::from_millis(250);
 
