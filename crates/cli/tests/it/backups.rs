@@ -537,7 +537,7 @@ async fn a_backup_under_write_load_restores_through_a_restart() {
                 )
                 .await;
                 assert_eq!(status, 200, "{body}");
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let (status, body) = app
                         .delete(&format!("/api/collections/docs/records/{id}"), None)
                         .await;
