@@ -3,9 +3,9 @@
 //! origins, the `:port` listen form, settings encrypted at rest, and the flags that refuse to
 //! start rather than be ignored.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
@@ -282,46 +282,6 @@ async fn cors_answers_only_the_configured_origins() {
     }
 }
 
-/// Starts `plinth serve ARGS` on a fresh data dir and returns the child and its first line.
-fn start_raw(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
-    let mut command = Command::new(support::plinth_bin());
-    command
-        .arg("serve")
-        .args(args)
-        .arg(format!("--dir={}", dir.join("pb_data").display()))
-        .arg(format!("--hooksDir={}", dir.join("h").display()))
-        .arg(format!("--migrationsDir={}", dir.join("m").display()))
-        .arg(format!("--publicDir={}", dir.join("p").display()))
-        .env("PLINTH_INSECURE_TEST_HASHING", "1")
-        .env("PLINTH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("starts");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut started = String::new();
-    for _ in 0..10 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if line.starts_with("Server started at ") {
-            started = line.trim().to_owned();
-            break;
-        }
-    }
-    // Keep reading: a closed pipe would fail the server's next console line.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
-    (child, started)
-}
-
 #[tokio::test]
 async fn an_empty_host_listens_on_every_interface() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -329,7 +289,7 @@ async fn an_empty_host_listens_on_every_interface() {
         .expect("free port")
         .port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, started) = start_raw(dir.path(), &[&format!("--http=:{port}")], &[]);
+    let (mut child, started) = support::serve_raw(dir.path(), &[&format!("--http=:{port}")], &[]);
     let answer = reqwest::get(format!("http://127.0.0.1:{port}/api/health")).await;
     let _ = child.kill();
     let _ = child.wait();
@@ -370,7 +330,7 @@ async fn settings_are_encrypted_at_rest_with_the_named_key() {
     assert_eq!(code, 0, "{stderr}");
 
     // A plain start saves plain settings; the next start with a key re-saves them encrypted.
-    let (mut child, started) = start_raw(dir.path(), &["--http=127.0.0.1:0"], &[]);
+    let (mut child, started) = support::serve_raw(dir.path(), &["--http=127.0.0.1:0"], &[]);
     assert!(!started.is_empty(), "a plain start");
     let base = started.trim_start_matches("Server started at ").to_owned();
     let client = reqwest::Client::new();
@@ -402,7 +362,7 @@ async fn settings_are_encrypted_at_rest_with_the_named_key() {
     );
 
     let env = [("PLINTH_TEST_SETTINGS_KEY", KEY)];
-    let (mut child, started) = start_raw(
+    let (mut child, started) = support::serve_raw(
         dir.path(),
         &[
             "--http=127.0.0.1:0",

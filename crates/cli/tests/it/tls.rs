@@ -4,7 +4,6 @@
 //! API answers over TLS with a certificate chaining to pebble's root, plain HTTP redirects to
 //! HTTPS, and a restart without the CA serves the cached certificate.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -125,41 +124,12 @@ async fn https_get(
 
 /// Starts `plinth serve localhost` with TLS on `https` and plain HTTP on `http`.
 fn start_plinth(dir: &Path, http: u16, https: u16, env: &[(&str, String)]) -> (Guard, String) {
-    let mut command = Command::new(support::plinth_bin());
-    command
-        .args(["serve", "localhost"])
-        .arg(format!("--http=127.0.0.1:{http}"))
-        .arg(format!("--https=127.0.0.1:{https}"))
-        .arg(format!("--dir={}", dir.join("pb_data").display()))
-        .arg(format!("--hooksDir={}", dir.join("h").display()))
-        .arg(format!("--migrationsDir={}", dir.join("m").display()))
-        .arg(format!("--publicDir={}", dir.join("p").display()))
-        .env("PLINTH_INSECURE_TEST_HASHING", "1")
-        .env("PLINTH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("plinth starts");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut started = String::new();
-    for _ in 0..10 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if line.starts_with("Server started at ") {
-            started = line.trim().to_owned();
-            break;
-        }
-    }
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
+    let (http, https) = (
+        format!("--http=127.0.0.1:{http}"),
+        format!("--https=127.0.0.1:{https}"),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (child, started) = support::serve_raw(dir, &["localhost", &http, &https], &env);
     (Guard(child), started)
 }
 

@@ -166,25 +166,22 @@ impl Backups {
     /// so the removal waits until the busy flag is released (bounded by
     /// [`MAX_DEFERRED_REMOVALS`]; past it the files are left to the orphan sweep).
     pub async fn remove_files(&self, storage: &crate::files::storage::Storage, removal: Removal) {
-        let removal = {
+        let removal = DeferredRemoval {
+            storage: storage.clone(),
+            removal,
+        };
+        {
             let mut deferred = self
                 .deferred
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if self.busy.load(Ordering::SeqCst) {
                 if deferred.len() < MAX_DEFERRED_REMOVALS {
-                    deferred.push(DeferredRemoval {
-                        storage: storage.clone(),
-                        removal,
-                    });
+                    deferred.push(removal);
                 }
                 return;
             }
-            DeferredRemoval {
-                storage: storage.clone(),
-                removal,
-            }
-        };
+        }
         removal.run().await;
     }
 

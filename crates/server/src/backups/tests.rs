@@ -325,54 +325,14 @@ async fn upload_size_is_bounded() {
     assert_eq!(error.data["file"]["params"]["maxSize"], 9);
 }
 
-/// moto's S3 server on a free loopback port, killed on drop; `None` without `moto_server`.
-struct Moto(std::process::Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_moto() -> Option<Moto> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let moto = Moto(child, port);
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(moto);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    None
-}
-
 #[tokio::test]
 async fn backups_go_to_the_s3_bucket_when_enabled() {
-    let Some(moto) = start_moto().await else {
+    let Some(moto) = crate::files::tests::start_moto().await else {
         eprintln!("moto_server not available; S3 backups test skipped");
         return;
     };
-    let endpoint = format!("http://127.0.0.1:{}", moto.1);
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/plinth-backups"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success());
+    let endpoint = moto.endpoint();
+    moto.create_bucket("plinth-backups").await;
     let dir = tempfile::tempdir().unwrap();
     let state = sqlite_state(dir.path()).await;
     state

@@ -13,7 +13,7 @@ pub mod thumbs;
 pub mod upload;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};

@@ -517,7 +517,7 @@ pub(crate) fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
     if bytes.len() < 12 {
         return Err("malformed ciphertext".to_owned());
     }
-    let plain = encryption::decrypt(&key, cipher)
+    let plain = encryption::decrypt_raw(&key, &bytes)
         .map_err(|_| "cipher: message authentication failed".to_owned())?;
     Ok(String::from_utf8_lossy(&plain).into_owned())
 }

@@ -98,6 +98,11 @@ pub fn decrypt(key: &EncryptionKey, text: &str) -> Result<Vec<u8>, EncryptionErr
     let raw = STANDARD
         .decode(text.trim())
         .map_err(|_| EncryptionError::Base64)?;
+    decrypt_raw(key, &raw)
+}
+
+/// [`decrypt`] of the bytes behind the base64: nonce ‖ ciphertext ‖ tag.
+pub fn decrypt_raw(key: &EncryptionKey, raw: &[u8]) -> Result<Vec<u8>, EncryptionError> {
     if raw.len() < NONCE_LEN + AES_256_GCM.tag_len() {
         return Err(EncryptionError::TooShort);
     }

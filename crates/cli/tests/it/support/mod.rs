@@ -279,3 +279,44 @@ pub fn assert_error(status: u16, body: &Value, expected_status: u16, message: &s
     assert!(body["data"].is_object(), "data must be an object: {body}");
     body["data"].clone()
 }
+
+/// Starts `plinth serve ARGS` on `dir` (data, hooks, migrations and public dirs inside it) and
+/// returns the child and its "Server started at" line (empty when it never printed one).
+pub fn serve_raw(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut command = Command::new(plinth_bin());
+    command
+        .arg("serve")
+        .args(args)
+        .arg(format!("--dir={}", dir.join("pb_data").display()))
+        .arg(format!("--hooksDir={}", dir.join("h").display()))
+        .arg(format!("--migrationsDir={}", dir.join("m").display()))
+        .arg(format!("--publicDir={}", dir.join("p").display()))
+        .env("PLINTH_INSECURE_TEST_HASHING", "1")
+        .env("PLINTH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("starts");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut started = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if line.starts_with("Server started at ") {
+            started = line.trim().to_owned();
+            break;
+        }
+    }
+    // Keep reading: a closed pipe would fail the server's next console line.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+    (child, started)
+}
