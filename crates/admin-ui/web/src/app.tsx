@@ -1,0 +1,220 @@
+// The shell: sign-in gate, navigation, and the page for the current hash route.
+import { useEffect, useState } from "preact/hooks";
+import { pb, signedIn, startSessionKeeper } from "./lib/api";
+import { currentRoute, href, navigate, useRoute, type Route } from "./lib/router";
+import { appMeta, collections, loadAppMeta, loadCollections } from "./lib/schema";
+import { useStore } from "./lib/store";
+import { toastError } from "./lib/toast";
+import { ConfirmHost } from "./ui/dialog";
+import { Empty, Spinner, ToastHost } from "./ui/misc";
+import { Install } from "./pages/install";
+import { Login } from "./pages/login";
+import { CollectionEditor } from "./pages/collections/editor";
+import { RecordsPage } from "./pages/records/records";
+import { LogsPage } from "./pages/logs/logs";
+import { SettingsPage } from "./pages/settings/settings";
+import { SqlPage } from "./pages/sql/sql";
+
+export function App() {
+  const route = useRoute();
+  const [authed, setAuthed] = useState(signedIn());
+
+  useEffect(() => pb.authStore.onChange(() => setAuthed(signedIn())), []);
+
+  if (route.parts[0] === "install" && route.parts[1]) {
+    return (
+      <>
+        <Install token={route.parts[1]} onSignedIn={() => setAuthed(true)} />
+        <ToastHost />
+      </>
+    );
+  }
+  if (!authed) {
+    return (
+      <>
+        <Login
+          onSignedIn={() => {
+            setAuthed(true);
+            if (currentRoute().parts[0] === "login") navigate(["collections"], undefined, true);
+          }}
+        />
+        <ToastHost />
+      </>
+    );
+  }
+  return <Shell route={route} onSignedOut={() => setAuthed(false)} />;
+}
+
+function Shell(props: { route: Route; onSignedOut: () => void }) {
+  const [ready, setReady] = useState(false);
+  const meta = useStore(appMeta);
+
+  useEffect(() => {
+    const stop = startSessionKeeper(props.onSignedOut);
+    Promise.all([loadCollections(), loadAppMeta()])
+      .catch(toastError)
+      .finally(() => setReady(true));
+    return stop;
+  }, []);
+
+  const section = props.route.parts[0] ?? "collections";
+  useEffect(() => {
+    if (!props.route.parts.length || section === "login") navigate(["collections"], undefined, true);
+  }, [section]);
+
+  const logout = () => {
+    pb.authStore.clear();
+    props.onSignedOut();
+    navigate(["login"], undefined, true);
+  };
+
+  return (
+    <div class="shell">
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <nav class="topnav" aria-label="Main">
+        <a class="brand" href={href(["collections"])} title={meta.appName}>
+          <span class="brand-mark" aria-hidden="true">▦</span>
+          <span class="brand-name">{meta.appName}</span>
+        </a>
+        <NavLink section={section} target="collections" label="Collections" icon="⛁" />
+        <NavLink section={section} target="logs" label="Logs" icon="≣" />
+        <NavLink section={section} target="sql" label="SQL" icon="›_" />
+        <NavLink section={section} target="settings" label="Settings" icon="⚙" />
+        <div class="topnav-end">
+          <span class="muted whoami" title="Signed in as">
+            {String(pb.authStore.record?.email ?? "")}
+          </span>
+          <button type="button" class="btn btn-small" onClick={logout}>
+            Log out
+          </button>
+        </div>
+      </nav>
+      <div class="shell-body">
+        {!ready ? (
+          <main id="main" class="page">
+            <Spinner />
+          </main>
+        ) : (
+          <Page route={props.route} />
+        )}
+      </div>
+      <ConfirmHost />
+      <ToastHost />
+    </div>
+  );
+}
+
+function NavLink(props: { section: string; target: string; label: string; icon: string }) {
+  const active = props.section === props.target;
+  return (
+    <a
+      class={`navlink${active ? " active" : ""}`}
+      href={href([props.target])}
+      aria-current={active ? "page" : undefined}
+    >
+      <span class="navlink-icon" aria-hidden="true">
+        {props.icon}
+      </span>
+      <span>{props.label}</span>
+    </a>
+  );
+}
+
+function Page(props: { route: Route }) {
+  const [section, ...rest] = props.route.parts;
+  switch (section) {
+    case "logs":
+      return <LogsPage route={props.route} />;
+    case "sql":
+      return <SqlPage route={props.route} />;
+    case "settings":
+      return <SettingsPage section={rest[0] ?? "application"} route={props.route} />;
+    default:
+      return <CollectionsArea route={props.route} />;
+  }
+}
+
+/** The collection list beside the selected collection's records or editor. */
+function CollectionsArea(props: { route: Route }) {
+  const list = useStore(collections);
+  const meta = useStore(appMeta);
+  const [search, setSearch] = useState("");
+  const [showSystem, setShowSystem] = useState(false);
+  const selected = props.route.parts[1];
+  const editing = props.route.parts[2] === "edit" || selected === "+new";
+
+  const needle = search.trim().toLowerCase();
+  const visible = list.filter(
+    (c) => (showSystem || !c.system || c.name === selected) && (!needle || c.name.toLowerCase().includes(needle)),
+  );
+  const systemCount = list.filter((c) => c.system).length;
+
+  let content;
+  if (selected === "+new") {
+    content = <CollectionEditor name={null} route={props.route} />;
+  } else if (selected && editing) {
+    content = <CollectionEditor name={selected} route={props.route} />;
+  } else if (selected) {
+    content = <RecordsPage name={selected} route={props.route} />;
+  } else {
+    content = (
+      <main id="main" class="page">
+        <Empty>
+          {list.length ? "Select a collection on the left." : "No collections yet."}
+          {!meta.hideControls && (
+            <p>
+              <a class="btn btn-primary" href={href(["collections", "+new"])}>
+                New collection
+              </a>
+            </p>
+          )}
+        </Empty>
+      </main>
+    );
+  }
+
+  return (
+    <div class="split">
+      <aside class="sidebar" aria-label="Collections">
+        <input
+          type="search"
+          class="sidebar-search"
+          placeholder="Search collections"
+          aria-label="Search collections"
+          value={search}
+          onInput={(e) => setSearch(e.currentTarget.value)}
+        />
+        <ul class="sidebar-list">
+          {visible.map((c) => (
+            <li key={c.id}>
+              <a
+                href={href(["collections", c.name])}
+                class={`sidebar-item${c.name === selected ? " active" : ""}`}
+                aria-current={c.name === selected ? "page" : undefined}
+                data-collection={c.name}
+              >
+                <span class={`ctype ctype-${c.type}`} aria-hidden="true">
+                  {c.type === "auth" ? "◉" : c.type === "view" ? "◧" : "▤"}
+                </span>
+                <span class="sidebar-name">{c.name}</span>
+              </a>
+            </li>
+          ))}
+        </ul>
+        {systemCount > 0 && (
+          <button type="button" class="btn btn-link btn-small" onClick={() => setShowSystem(!showSystem)}>
+            {showSystem ? "Hide" : "Show"} system collections ({systemCount})
+          </button>
+        )}
+        {!meta.hideControls && (
+          <a class="btn btn-block" href={href(["collections", "+new"])} data-testid="new-collection">
+            + New collection
+          </a>
+        )}
+      </aside>
+      {content}
+    </div>
+  );
+}

@@ -1,0 +1,11 @@
+import type { Route } from "../../lib/router";
+import { PageHeader } from "../../ui/misc";
+
+export function SqlPage(props: { route: Route }) {
+  void props;
+  return (
+    <main id="main" class="page">
+      <PageHeader title="SqlPage" />
+    </main>
+  );
+}
