@@ -332,6 +332,10 @@ function childrenOf(path: string, schema: Schema): Suggestion[] {
 function containerEntries(step: Step, schema: Schema): Suggestion[] {
   if (!step) return [];
   if ("coll" in step) return fieldEntries(step.coll, step.ctx, schema);
+  if (step.field.type === "relation") {
+    const target = schema.byId(step.field.collectionId);
+    return target ? fieldEntries(target, "stored", schema) : [];
+  }
   if (step.field.type === "geoPoint") {
     return [
       { text: "lon", detail: "longitude", kind: "field" },

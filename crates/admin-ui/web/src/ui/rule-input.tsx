@@ -58,6 +58,18 @@ function checkable(c: Partial<CollectionModel>): Record<string, unknown> {
   return out;
 }
 
+/** The parts of the draft an expression's meaning depends on. */
+function checkKey(draft: Record<string, unknown>): string {
+  const fields = Array.isArray(draft.fields) ? (draft.fields as Record<string, unknown>[]) : [];
+  return JSON.stringify([
+    draft.id,
+    draft.name,
+    draft.type,
+    draft.viewQuery,
+    fields.map((f) => [f?.id, f?.name, f?.type, f?.collectionId, f?.maxSelect, f?.hidden]),
+  ]);
+}
+
 /** Why `draft` cannot be checked yet, or null. */
 function uncheckable(draft: Record<string, unknown>): string | null {
   if (!String(draft.name ?? "").trim()) return "name the collection first.";
@@ -98,7 +110,10 @@ export function RuleInput(props: RuleInputProps) {
   const [help, setHelp] = useState(false);
 
   const draft = useMemo(() => checkable(props.collection), [props.collection]);
-  const key = useMemo(() => JSON.stringify(draft), [draft]);
+  const draftRef = useRef(draft);
+  draftRef.current = draft;
+  // Re-check when what names resolve to changes, not on every edit of a field's options.
+  const key = useMemo(() => checkKey(draft), [draft]);
   const value = props.value ?? "";
 
   // Live check: one request per pause in typing; a newer text or collection cancels the older
@@ -109,7 +124,7 @@ export function RuleInput(props: RuleInputProps) {
       return;
     }
     // What the server would refuse as a collection is not sent (a 4xx is a console error).
-    const unusable = uncheckable(draft);
+    const unusable = uncheckable(draftRef.current);
     if (unusable) {
       setCheck({ state: "note", text: value, key, message: unusable });
       return;
@@ -119,7 +134,7 @@ export function RuleInput(props: RuleInputProps) {
     const timer = setTimeout(() => {
       pb.send<{ ok?: boolean; message?: string; start?: unknown; end?: unknown }>(CHECK_PATH, {
         method: "POST",
-        body: { collection: JSON.parse(key), rule: value },
+        body: { collection: draftRef.current, rule: value },
         requestKey: null,
         signal: abort.signal,
       }).then(
@@ -159,7 +174,7 @@ export function RuleInput(props: RuleInputProps) {
   const fit = () => {
     const ta = textRef.current;
     const mirror = mirrorRef.current;
-    if (!ta || !mirror || !ta.offsetParent) return;
+    if (!ta || !mirror || !ta.getClientRects().length) return;
     const style = getComputedStyle(ta);
     const line = parseFloat(style.lineHeight) || 20;
     const chrome =
@@ -407,7 +422,7 @@ export function RuleInput(props: RuleInputProps) {
             aria-activedescendant={activeId}
             aria-invalid={error ? true : undefined}
             aria-describedby={described}
-            placeholder={props.placeholder}
+            placeholder={props.placeholder ?? (props.mode === "rule" ? "Empty: everyone, guests included" : 'e.g. title ~ "abc" && created > @yesterday')}
             value={value}
             onInput={onInput}
             onKeyDown={onKeyDown}
