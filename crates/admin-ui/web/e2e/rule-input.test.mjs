@@ -203,6 +203,11 @@ test("records filter bar: Enter applies the checked filter; phone width", async 
     await input.press("Enter");
     await waitFor(async () => (await page.getByRole("row").filter({ hasText: "post" }).count()) === 1);
     assert.equal(await page.getByRole("row").filter({ hasText: "Second post" }).count(), 1);
+    // Words without an operator are a quick search: not checked as an expression.
+    await input.press("Control+A");
+    await input.pressSequentially("Second");
+    await page.waitForTimeout(600);
+    assert.equal(await page.getByTestId("rule-error").count(), 0);
     // A wrong filter is marked before it is applied.
     await input.press("Control+A");
     await input.pressSequentially("titl = 1");

@@ -70,9 +70,14 @@ function checkKey(draft: Record<string, unknown>): string {
   ]);
 }
 
+/** Text the filter bar treats as a quick search: no operator, not an `@` name. */
+export function isQuickSearch(raw: string): boolean {
+  const text = raw.trim();
+  return Boolean(text) && !/[=<>~!&|()]/.test(text) && !text.startsWith("@");
+}
+
 /** Why `draft` cannot be checked yet, or null. */
 function uncheckable(draft: Record<string, unknown>): string | null {
-  if (!String(draft.name ?? "").trim()) return "name the collection first.";
   if (draft.type === "view" && !String(draft.viewQuery ?? "").trim()) return "write the view query first.";
   return null;
 }
@@ -119,7 +124,9 @@ export function RuleInput(props: RuleInputProps) {
   // Live check: one request per pause in typing; a newer text or collection cancels the older
   // request, and its answer is dropped even if it arrives.
   useEffect(() => {
-    if (value === "") {
+    // Empty is valid (everyone / no filter); in the filter bar, words without an operator are
+    // a quick search, not an expression (the records browser turns them into one).
+    if (value === "" || (props.mode === "filter" && isQuickSearch(value))) {
       setCheck(null);
       return;
     }
@@ -163,7 +170,7 @@ export function RuleInput(props: RuleInputProps) {
       clearTimeout(timer);
       abort.abort();
     };
-  }, [value, key]);
+  }, [value, key, props.mode]);
 
   const fresh = check !== null && check.text === value && check.key === key;
   const error = check?.state === "error" && value !== "" ? check : null;
@@ -414,7 +421,6 @@ export function RuleInput(props: RuleInputProps) {
             disabled={props.disabled}
             aria-label={props["aria-label"]}
             role="combobox"
-            aria-multiline="true"
             aria-autocomplete="list"
             aria-haspopup="listbox"
             aria-expanded={expanded}
