@@ -119,6 +119,17 @@ test("collection editor: live errors with a marked span, completion, save", asyn
     await input.pressSequentially('title = "x"');
     await error.waitFor({ state: "detached" });
 
+    // An error at the end of the text is quiet while typing there ("not finished yet"), and
+    // an alert once the input is left, with the end marked.
+    await input.pressSequentially(" && title =");
+    await error.waitFor();
+    assert.match(await error.textContent(), /right operand/i);
+    assert.equal(await error.getAttribute("role"), "status");
+    await input.press("Tab");
+    assert.equal(await error.getAttribute("role"), "alert");
+    assert.equal(await page.getByTestId("listRule").getByTestId("rule-mark").count(), 1);
+    await input.click();
+
     // Completion: a relation's target fields, @request.auth, modifiers; keyboard and mouse.
     await input.press("Control+A");
     await input.press("Delete");

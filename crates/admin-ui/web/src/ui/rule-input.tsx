@@ -175,6 +175,10 @@ export function RuleInput(props: RuleInputProps) {
   const fresh = check !== null && check.text === value && check.key === key;
   const error = check?.state === "error" && value !== "" ? check : null;
   const mark = error && fresh ? markRange(value, error.start, error.end) : null;
+  // While the caret's last word is still being typed, an error about the end of the text is
+  // most likely "not finished yet": shown, but quietly, until the input loses focus.
+  const [focused, setFocused] = useState(false);
+  const soft = Boolean(focused && error && (error.start === null || (error.end ?? error.start) >= value.trimEnd().length));
 
   // Auto-grow to the content, up to MAX_LINES; the mirror follows the textarea's scroll and
   // its scrollbar (which narrows the text).
@@ -402,7 +406,7 @@ export function RuleInput(props: RuleInputProps) {
   const described = [error ? errorId : "", help ? helpId : ""].filter(Boolean).join(" ") || undefined;
 
   return (
-    <div class={`rule-input rule-input-${props.mode}${props.disabled ? " is-disabled" : ""}`}>
+    <div class={`rule-input rule-input-${props.mode}${props.disabled ? " is-disabled" : ""}${soft ? " is-soft" : ""}`}>
       <div class="rule-input-row">
         <div class="rule-input-box">
           <div class="rule-input-mirror" ref={mirrorRef} aria-hidden="true">
@@ -412,7 +416,7 @@ export function RuleInput(props: RuleInputProps) {
             ref={textRef}
             id={props.id}
             name={props.name}
-            class={`rule-input-text code-input${mark ? " has-mark" : ""}`}
+            class={`rule-input-text code-input${mark ? " has-mark" : ""}${soft ? " is-soft" : ""}`}
             rows={1}
             spellcheck={false}
             autocomplete="off"
@@ -438,7 +442,11 @@ export function RuleInput(props: RuleInputProps) {
             onClick={() => {
               if (menu) complete(false);
             }}
-            onBlur={() => setMenu(null)}
+            onFocus={() => setFocused(true)}
+            onBlur={() => {
+              setFocused(false);
+              setMenu(null);
+            }}
             onScroll={(e) => {
               if (mirrorRef.current) mirrorRef.current.scrollTop = e.currentTarget.scrollTop;
               if (menu) setRelayout((n) => n + 1);
@@ -499,8 +507,8 @@ export function RuleInput(props: RuleInputProps) {
       {error && (
         <div
           id={errorId}
-          class={`rule-input-error${fresh ? "" : " is-stale"}`}
-          role="alert"
+          class={`rule-input-error${fresh ? "" : " is-stale"}${soft ? " is-soft" : ""}`}
+          role={soft ? "status" : "alert"}
           data-testid="rule-error"
         >
           {error.message}
