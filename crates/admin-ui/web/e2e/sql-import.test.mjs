@@ -11,6 +11,8 @@ let server;
 let token;
 let browser;
 let page;
+/** The file the export test downloaded. */
+let exportedFile;
 
 // The harness's data dirs sit directly in the temp folder, so the server's default
 // `pb_migrations`/`pb_hooks` (beside the data dir) would be the temp folder's, shared by every
@@ -127,7 +129,9 @@ test("export: the downloaded pb_schema.json holds the chosen collections", async
     page.getByRole("button", { name: "Download pb_schema.json" }).click(),
   ]);
   assert.equal(download.suggestedFilename(), "pb_schema.json");
-  const exported = JSON.parse(await readFile(await download.path(), "utf8"));
+  exportedFile = join(side, "pb_schema.json");
+  await download.saveAs(exportedFile);
+  const exported = JSON.parse(await readFile(exportedFile, "utf8"));
   assert.deepEqual(exported.map((c) => c.name).sort(), ["posts", "users"]);
   const posts = exported.find((c) => c.name === "posts");
   assert.deepEqual(
@@ -144,7 +148,16 @@ test("import: the review shows the new collection and the removed field as data 
     { name: "tags", type: "base", listRule: "", fields: [{ name: "label", type: "text", required: true }] },
   ];
   await page.goto(server.url + "/_/#/settings/import");
+
+  // The export, loaded from its file, changes nothing.
+  await page.getByTestId("import-file").setInputFiles(exportedFile);
+  await waitText(page.getByTestId("import-review"), /2 unchanged[\s\S]*Nothing to change/);
+  assert.equal(await page.getByTestId("import-apply").isDisabled(), true);
+
   await page.getByLabel("Collections JSON").fill(JSON.stringify(edited, null, 2));
+  // By default a field left out is kept (PocketBase's merge), and the review says so.
+  await waitText(page.getByTestId("import-kept"), /body/);
+  assert.match(await page.getByTestId("import-diff-posts").innerText(), /Unchanged/);
   await page.getByLabel("Keep missing fields").uncheck();
 
   const tags = page.getByTestId("import-diff-tags");

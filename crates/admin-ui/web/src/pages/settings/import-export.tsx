@@ -11,7 +11,8 @@ import { useStore } from "../../lib/store";
 import { toast, toastError } from "../../lib/toast";
 import { confirm } from "../../ui/dialog";
 import { Toggle } from "../../ui/form";
-import { copyText, Spinner } from "../../ui/misc";
+import { Spinner } from "../../ui/misc";
+import { copyToClipboard } from "../sql/clipboard";
 import {
   exportable,
   parseImport,
@@ -112,10 +113,7 @@ export function ExportCollections(props: { route: Route }) {
                   type="button"
                   class="btn"
                   disabled={!chosen.length}
-                  onClick={() => {
-                    copyText(json);
-                    toast("Copied to the clipboard");
-                  }}
+                  onClick={() => void copyToClipboard(json, "Copied to the clipboard")}
                 >
                   Copy
                 </button>
@@ -229,7 +227,19 @@ export function ImportCollections(props: { route: Route }) {
   };
 
   const apply = async () => {
-    if (!plan || busy) return;
+    if (!plan || !parsed.items || busy) return;
+    // The review must describe the schema as it is now: reload it, and stop if it moved.
+    try {
+      const fresh = await loadCollections();
+      const again = planImport(parsed.items, fresh, { deleteMissing, keepMissingFields });
+      if (JSON.stringify(again.diffs) !== JSON.stringify(plan.diffs)) {
+        toast("The collections changed on the server meanwhile: check the updated review, then import again.", "info", 8000);
+        return;
+      }
+    } catch (error) {
+      toastError(error);
+      return;
+    }
     if (losses.length) {
       const ok = await confirm({
         title: "Import and lose data?",
@@ -420,9 +430,11 @@ function ImportReview(props: {
   useEffect(() => {
     if (props.error) errorBox.current?.scrollIntoView({ block: "nearest" });
   }, [props.error]);
-  const shown = plan.diffs.filter((d) => d.status !== "unchanged");
-  const unchanged = plan.diffs.filter((d) => d.status === "unchanged");
-  const order: Record<string, number> = { deleted: 0, changed: 1, new: 2 };
+  // An unchanged collection that leaves fields out gets a card too, saying they are kept.
+  const keepsFields = (d: CollectionDiff) => d.fields.some((f) => f.status === "kept" && !f.system);
+  const shown = plan.diffs.filter((d) => d.status !== "unchanged" || keepsFields(d));
+  const unchanged = plan.diffs.filter((d) => d.status === "unchanged" && !keepsFields(d));
+  const order: Record<string, number> = { deleted: 0, changed: 1, new: 2, unchanged: 3 };
   shown.sort((a, b) => order[a.status] - order[b.status]);
 
   return (
@@ -525,14 +537,15 @@ function CollectionCard(props: { diff: CollectionDiff; count: number | null | un
                   <FieldLine key={f.id || f.name} field={f} />
                 ))}
               </ul>
-              {d.status === "new" && d.type !== "view" && (
+              {d.status === "new" && d.type !== "view" && !d.fields.some((f) => f.name === "id") && (
                 <p class="muted import-note">The server adds the system fields (id{d.type === "auth" ? ", email, password…" : ""}) that are not listed.</p>
               )}
             </Section>
           )}
           {kept.length > 0 && (
-            <p class="muted import-note">
-              Kept as they are (not in the import): {kept.map((f) => f.name).join(", ")}
+            <p class="muted import-note" data-testid="import-kept">
+              Not in the import, kept as they are: {kept.map((f) => f.name).join(", ")}. Turn off “Keep missing
+              fields” to delete them.
             </p>
           )}
           {d.rules.length > 0 && (

@@ -6,10 +6,10 @@ import { errorMessage, send } from "../../lib/api";
 import type { Route } from "../../lib/router";
 import { collections } from "../../lib/schema";
 import { useStore } from "../../lib/store";
-import { toast } from "../../lib/toast";
 import { confirm, Dialog } from "../../ui/dialog";
 import { Tabs, Toggle } from "../../ui/form";
-import { copyText, Empty, PageHeader, Spinner } from "../../ui/misc";
+import { Empty, PageHeader, Spinner } from "../../ui/misc";
+import { copyToClipboard } from "./clipboard";
 import { clearHistory, forget, history, loadDraft, remember, saveDraft } from "./history";
 import {
   byteLength,
@@ -416,7 +416,14 @@ function Results(props: { run: RunState }) {
   if (run.status === "idle") {
     return (
       <div class="sql-results">
-        <Empty>Write a query and run it. The result of the last statement shows here.</Empty>
+        <Empty>
+          <p>Write a query and run it: the result of the last statement shows here.</p>
+          <p class="sql-caveats">
+            At most {MAX_ROWS.toLocaleString("en")} rows come back, and a statement stops at the server's query timeout.
+            Statements that would change a collection's table, view or indexes are refused: change collections in
+            their editor. Writes here skip API rules and hooks.
+          </p>
+        </Empty>
       </div>
     );
   }
@@ -485,10 +492,7 @@ function Results(props: { run: RunState }) {
           <button
             type="button"
             class="btn btn-small"
-            onClick={() => {
-              copyText(csv());
-              toast("Copied as CSV");
-            }}
+            onClick={() => void copyToClipboard(csv(), "Copied as CSV")}
           >
             Copy CSV
           </button>
@@ -552,10 +556,7 @@ function Results(props: { run: RunState }) {
             <button
               type="button"
               class="btn"
-              onClick={() => {
-                copyText(full?.value ?? "");
-                toast("Copied");
-              }}
+              onClick={() => void copyToClipboard(full?.value ?? "")}
             >
               Copy
             </button>
