@@ -13,6 +13,7 @@ import {
   recordLabel,
   type CollectionField,
 } from "./fields";
+import { CopyIcon } from "./icons";
 import { fileUrl } from "./file-urls";
 
 const MAX_ITEMS = 3;
@@ -105,7 +106,7 @@ function IdCell(props: { id: string }) {
           toast("Copied the id.", "info", 1500);
         }}
       >
-        ⧉
+        <CopyIcon />
       </button>
     </span>
   );

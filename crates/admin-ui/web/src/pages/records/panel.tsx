@@ -26,6 +26,7 @@ import {
   sameValue,
   type CollectionField,
 } from "./fields";
+import { CopyIcon } from "./icons";
 import { fileUrl, fileToken, useFileToken } from "./file-urls";
 import { FileInput, type FileChanges } from "./file-field";
 import { FieldBlock, FieldLabel, JsonInput, ValueInput, jsonProblem, jsonText } from "./inputs";
@@ -544,7 +545,7 @@ export function RecordPanel(props: {
                     toast("Copied the id.", "info", 1500);
                   }}
                 >
-                  ⧉
+                  <CopyIcon />
                 </button>
                 {autodates.map((f) =>
                   original[f.name] ? (

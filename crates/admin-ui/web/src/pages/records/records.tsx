@@ -26,7 +26,7 @@ import { useFileToken } from "./file-urls";
 import { ExportDialog } from "./export";
 import { ApiPreview } from "./api-preview";
 import { RecordPanel, type PanelTarget } from "./panel";
-import { RecordsTable } from "./table";
+import { ColumnPicker, RecordsTable } from "./table";
 import { remoteEvents } from "./live";
 
 const PER_PAGE_CHOICES = [10, 20, 30, 50, 100, 200, 500];
@@ -401,6 +401,7 @@ function Records(props: { collection: CollectionModel; route: Route }) {
         <button type="submit" class="btn" data-testid="apply-filter">
           Filter
         </button>
+        <ColumnPicker collection={collection} hidden={hidden} onHidden={setHidden} />
         {(filter || draftFilter) && (
           <button
             type="button"
@@ -491,8 +492,6 @@ function Records(props: { collection: CollectionModel; route: Route }) {
           highlighted={highlighted}
           onOpen={openRecord}
           token={token}
-          hidden={hidden}
-          onHidden={setHidden}
           busy={loading}
         />
       ) : null}

@@ -1,7 +1,9 @@
 // A small rich-text editor for `editor` fields: contenteditable with a toolbar (bold, italic,
 // link, lists, headings, quote, clear) and an HTML source view. Stored HTML and pasted HTML go
 // through an allowlist sanitizer before they reach the live document.
+import type { JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { LinkIcon } from "./icons";
 
 const ALLOWED: Record<string, string[]> = {
   p: [], br: [], div: [], span: [], b: [], strong: [], i: [], em: [], u: [], s: [], strike: [], del: [], ins: [],
@@ -67,7 +69,7 @@ function normalize(html: string): string {
   return /^(<p>)?(<br\s*\/?>)?(<\/p>)?$/i.test(trimmed) ? "" : trimmed;
 }
 
-type Command = { label: string; title: string; run: () => void; state?: string };
+type Command = { label: string | JSX.Element; title: string; run: () => void; state?: string };
 
 export function RichEditor(props: { id?: string; value: string; onValue: (html: string) => void; label: string }) {
   const area = useRef<HTMLDivElement>(null);
@@ -168,7 +170,7 @@ export function RichEditor(props: { id?: string; value: string; onValue: (html: 
     { label: "•", title: "Bulleted list", run: () => exec("insertUnorderedList"), state: "insertUnorderedList" },
     { label: "1.", title: "Numbered list", run: () => exec("insertOrderedList"), state: "insertOrderedList" },
     { label: "❝", title: "Quote", run: () => toggleBlock("blockquote"), state: "blockquote" },
-    { label: "🔗", title: "Link (Ctrl+K)", run: startLink },
+    { label: <LinkIcon />, title: "Link (Ctrl+K)", run: startLink },
     { label: "⌫", title: "Clear formatting", run: () => {
       exec("removeFormat");
       exec("formatBlock", "p");

@@ -18,7 +18,7 @@ export const TYPE_ICONS: Record<string, string> = {
   file: "▣",
   relation: "⇄",
   json: "{}",
-  geoPoint: "⌖",
+  geoPoint: "◎",
   password: "•",
 };
 
@@ -35,8 +35,6 @@ export function RecordsTable(props: {
   highlighted: Set<string>;
   onOpen: (record: RecordModel) => void;
   token: string;
-  hidden: string[];
-  onHidden: (hidden: string[]) => void;
   busy: boolean;
 }) {
   const sortItems = parseSort(props.sort);
@@ -92,9 +90,6 @@ export function RecordsTable(props: {
                 </th>
               );
             })}
-            <th class="col-tools">
-              <ColumnPicker collection={props.collection} hidden={props.hidden} onHidden={props.onHidden} />
-            </th>
           </tr>
         </thead>
         <tbody>
@@ -139,9 +134,6 @@ export function RecordsTable(props: {
                     <Cell record={record} field={field} token={props.token} />
                   </td>
                 ))}
-                <td class="col-tools" aria-hidden="true">
-                  <span class="row-open">›</span>
-                </td>
               </tr>
             );
           })}
@@ -151,7 +143,7 @@ export function RecordsTable(props: {
   );
 }
 
-function ColumnPicker(props: { collection: CollectionModel; hidden: string[]; onHidden: (hidden: string[]) => void }) {
+export function ColumnPicker(props: { collection: CollectionModel; hidden: string[]; onHidden: (hidden: string[]) => void }) {
   const fields = listableFields(props.collection);
   const hidden = new Set(props.hidden);
   const toggle = (name: string) => {
@@ -162,10 +154,9 @@ function ColumnPicker(props: { collection: CollectionModel; hidden: string[]; on
   };
   return (
     <Popover
-      label="⋮"
+      label={<>▥ <span class="hide-narrow">Columns</span>{props.hidden.length ? <span class="badge">{props.hidden.length} hidden</span> : null}</>}
       ariaLabel="Choose columns"
       title="Choose columns"
-      buttonClass="btn btn-icon"
       role="dialog"
       testId="column-picker"
     >
