@@ -46,6 +46,7 @@ pub fn router() -> Router<SharedState> {
             get(oauth2_providers),
         )
         .route("/api/collections/meta/dry-run-view", post(dry_run_view))
+        .route("/api/collections/meta/check-rule", post(check_rule))
         .route(
             "/api/collections/{collection}",
             get(view_collection)
@@ -381,6 +382,44 @@ async fn dry_run_view(
         json!({"fields": fields, "sample": []}),
         query_string.as_deref(),
     )
+}
+
+/// Plinth's rule checker for the dashboard: compiles `rule` against `collection`, an unsaved
+/// draft in the create/update body shape (an existing id or name is read as an update of it),
+/// and answers where the text is wrong, so an editor can mark the error as the user types.
+/// Offsets are UTF-16 code units, as a browser's text fields count them.
+async fn check_rule(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let body = read_body(&state, request, FORM_LOAD_FAILED).await?;
+    let rule = match body.get("rule") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(_) => return Err(ApiError::bad_request_msg(FORM_LOAD_FAILED)),
+    };
+    let Some(Value::Object(draft_body)) = body.get("collection") else {
+        return Err(ApiError::validation(
+            FORM_INVALID,
+            ValidationErrors::single("collection", FieldError::required()),
+        ));
+    };
+    let schema = state.schema();
+    let existing = [draft_body.get("id"), draft_body.get("name")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|key| schema.get(key).cloned());
+    let now = domain::time::now();
+    let draft = match existing {
+        Some(old) => form::draft_update(&old, draft_body, &now),
+        None => form::draft_new(draft_body, &schema, &now),
+    }
+    .map_err(form_error)?;
+    let answer = rule_check::check_text(&schema, &draft.collection, &rule);
+    Ok(Json(answer))
 }
 
 /// A view collection's fields come from its query; problems land on `viewQuery`.
