@@ -725,6 +725,8 @@ function AuthFields(props: {
           </small>
         )}
       </div>
+      <div class="stack auth-toggles">
+        <Toggle checked={!!draft.verified} onChange={(v) => set("verified", v)} label="Verified" name="verified" />
       {!props.isNew && (
         <Toggle
           checked={pw.change}
@@ -733,6 +735,7 @@ function AuthFields(props: {
           name="changePassword"
         />
       )}
+      </div>
       {showPassword && (
         <div class="grid-2">
           <div class={`field record-field${errors.password ? " has-error" : ""}`} data-field="password">
@@ -778,7 +781,6 @@ function AuthFields(props: {
           </div>
         </div>
       )}
-      <Toggle checked={!!draft.verified} onChange={(v) => set("verified", v)} label="Verified" name="verified" />
     </div>
   );
 }

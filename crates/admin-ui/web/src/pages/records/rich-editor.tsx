@@ -58,6 +58,7 @@ export function sanitizeHtml(html: string): string {
         else if ((name === "href" || name === "src") && !safeUrl(attr.value, name === "src")) el.removeAttribute(attr.name);
       }
       if (tag === "a" && el.getAttribute("href")) el.setAttribute("rel", "noopener noreferrer");
+      if (tag === "img" && !el.getAttribute("src")) el.remove();
     }
   };
   clean(doc.body);
@@ -79,11 +80,12 @@ export function RichEditor(props: { id?: string; value: string; onValue: (html: 
   const [linking, setLinking] = useState<string | null>(null);
   const [active, setActive] = useState<Record<string, boolean>>({});
 
-  // Load the value into the editable area unless it is what the area itself just emitted.
+  // Load the value into the editable area unless it came from the area itself. While the user
+  // types, the area is the truth: a re-render may still carry an older emitted value.
   useEffect(() => {
     const el = area.current;
     if (!el || source) return;
-    if (emitted.current !== null && emitted.current === props.value) return;
+    if (emitted.current !== null && (emitted.current === props.value || document.activeElement === el)) return;
     el.innerHTML = sanitizeHtml(props.value);
     emitted.current = props.value;
   }, [props.value, source]);
@@ -118,6 +120,9 @@ export function RichEditor(props: { id?: string; value: string; onValue: (html: 
   const emit = () => {
     const el = area.current;
     if (!el) return;
+    // The browser's editing commands copy computed styles onto what they insert: drop them
+    // (the stored HTML stays semantic, and the strict CSP never meets a style attribute).
+    for (const styled of el.querySelectorAll("[style]")) styled.removeAttribute("style");
     const html = normalize(el.innerHTML);
     emitted.current = html;
     props.onValue(html);
@@ -258,6 +263,13 @@ export function RichEditor(props: { id?: string; value: string; onValue: (html: 
           aria-label={props.label}
           onInput={emit}
           onBlur={emit}
+          onFocus={() => {
+            try {
+              document.execCommand("defaultParagraphSeparator", false, "p");
+            } catch {
+              // Not supported: the browser's default separator is used.
+            }
+          }}
           onKeyDown={(e) => {
             if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
               e.preventDefault();
