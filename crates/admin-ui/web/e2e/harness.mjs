@@ -32,7 +32,17 @@ export async function startServer({ superuser = true, env = {}, args = [] } = {}
   // PLINTH_E2E_EMBEDDED is set (CI), which tests the bundle embedded in the binary.
   const dashboard = process.env.PLINTH_E2E_EMBEDDED ? {} : { PLINTH_DASHBOARD_DIR: join(here, "../../dist") };
   const child = spawn(PLINTH_BIN, ["serve", "--http=127.0.0.1:0", "--dir", dir, ...args], {
-    env: { ...process.env, PLINTH_LOG: "warn", PLINTH_INSECURE_TEST_HASHING: "1", ...dashboard, ...env },
+    // Migrations and hooks inside the throwaway dir: their default, beside it, is the shared
+    // tmp folder, where one test's automigrate files would be replayed by every other test.
+    env: {
+      ...process.env,
+      PLINTH_LOG: "warn",
+      PLINTH_INSECURE_TEST_HASHING: "1",
+      PLINTH_MIGRATIONS_DIR: join(dir, "pb_migrations"),
+      PLINTH_HOOKS_DIR: join(dir, "pb_hooks"),
+      ...dashboard,
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -247,3 +247,130 @@ test("records: create with file and relation, edit, filter, sort, live update, e
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test("records panel: field errors, JSON check, rich text, auth user with password, impersonate, remote changes, unsaved guard", { timeout: 90_000 }, async () => {
+  const server = await startServer();
+  const browser = await openBrowser();
+  const { page, errors } = browser;
+  try {
+    const token = await superuserToken(server);
+    await api(server, "/api/collections", {
+      method: "POST",
+      token,
+      body: {
+        name: "notes",
+        type: "base",
+        fields: [
+          { name: "title", type: "text", required: true },
+          { name: "body", type: "editor" },
+          { name: "data", type: "json" },
+          { name: "due", type: "date" },
+        ],
+      },
+    });
+    await signIn(page, server);
+    await page.goto(`${server.url}/_/#/collections/notes`);
+    await page.getByText("No records yet.").waitFor();
+    const panel = page.getByTestId("record-panel");
+
+    // A required field left empty: the server's message beside the input, the panel stays.
+    await page.getByTestId("new-record").click();
+    await panel.waitFor();
+    await panel.getByTestId("save-record").click();
+    await panel.locator("[data-field=title] .field-error").waitFor();
+    assert.match(await panel.locator("[data-field=title] .field-error").innerText(), /blank|required/i);
+
+    // JSON is checked as you type and blocks the save while invalid.
+    await panel.locator("#record-field-title").fill("First note");
+    await panel.locator("#record-field-data").fill('{"a": ');
+    assert.match(await panel.getByTestId("json-status-data").innerText(), /Invalid JSON/);
+    await panel.getByTestId("save-record").click();
+    await panel.getByTestId("form-error").waitFor();
+    await panel.locator("#record-field-data").fill('{"a": [1, 2]}');
+    assert.equal(await panel.getByTestId("json-status-data").innerText(), "Valid JSON");
+
+    // Rich text: typed text with bold, and a date in local time.
+    await panel.getByRole("textbox", { name: "body" }).click();
+    await page.keyboard.type("Plain then ");
+    await panel.getByRole("button", { name: "Bold (Ctrl+B)" }).click();
+    await page.keyboard.type("strong");
+    await panel.locator("#record-field-due").fill("2024-05-06T07:08:09");
+    await panel.getByTestId("save-record").click();
+    await panel.waitFor({ state: "detached" });
+    const [note] = (await api(server, "/api/collections/notes/records", { token })).items;
+    assert.equal(note.title, "First note");
+    assert.deepEqual(note.data, { a: [1, 2] });
+    assert.match(note.body, /Plain then <(b|strong)>strong<\/(b|strong)>/);
+    const due = await page.evaluate(() => new Date("2024-05-06T07:08:09").toISOString().replace("T", " "));
+    assert.equal(note.due, due, "the local date is stored as UTC");
+
+    // The open record is changed elsewhere: a clean panel shows the new values and says so.
+    await page.locator(`tr[data-id="${note.id}"] td[data-field=title]`).click();
+    await panel.waitFor();
+    await page.waitForFunction(() => location.hash.includes("record="));
+    await api(server, `/api/collections/notes/records/${note.id}`, { method: "PATCH", token, body: { title: "Renamed elsewhere" } });
+    await panel.getByTestId("remote-notice").getByText(/changed elsewhere/).waitFor();
+    assert.equal(await panel.locator("#record-field-title").inputValue(), "Renamed elsewhere");
+    // With unsaved changes, the panel warns instead of overwriting them.
+    await panel.locator("#record-field-title").fill("My unsaved title");
+    await api(server, `/api/collections/notes/records/${note.id}`, { method: "PATCH", token, body: { data: { b: 1 } } });
+    await panel.getByRole("alert").getByText(/Saving now overwrites/).waitFor();
+    assert.equal(await panel.locator("#record-field-title").inputValue(), "My unsaved title");
+
+    // Closing with unsaved changes asks first; Cancel keeps the panel and the edit.
+    await page.keyboard.press("Escape");
+    const confirmBox = page.getByTestId("confirm");
+    await confirmBox.getByText("Discard unsaved changes?").waitFor();
+    await confirmBox.getByRole("button", { name: "Cancel" }).click();
+    assert.equal(await panel.locator("#record-field-title").inputValue(), "My unsaved title");
+    await panel.getByRole("button", { name: "Close" }).first().click();
+    await confirmBox.getByTestId("confirm-ok").click();
+    await panel.waitFor({ state: "detached" });
+    assert.equal((await api(server, `/api/collections/notes/records/${note.id}`, { token })).title, "Renamed elsewhere");
+
+    // An auth record: mismatched passwords are reported beside the input, then it saves.
+    await page.goto(`${server.url}/_/#/collections/users`);
+    await page.getByText("No records yet.").waitFor();
+    await page.getByTestId("new-record").click();
+    await panel.waitFor();
+    await panel.locator("#record-field-email").fill("member@example.com");
+    await panel.locator("#record-field-password").fill("member-pass-1");
+    await panel.locator("#record-field-passwordConfirm").fill("member-pass-2");
+    await panel.locator("#record-field-name").fill("Member");
+    await panel.getByRole("switch", { name: "Verified" }).check();
+    await panel.getByTestId("save-record").click();
+    await panel.locator("[data-field=passwordConfirm] .field-error").waitFor();
+    await panel.locator("#record-field-passwordConfirm").fill("member-pass-1");
+    await panel.getByTestId("save-record").click();
+    await panel.waitFor({ state: "detached" });
+    const [member] = (await api(server, "/api/collections/users/records", { token })).items;
+    assert.equal(member.email, "member@example.com");
+    assert.equal(member.verified, true);
+    const signedIn = await api(server, "/api/collections/users/auth-with-password", {
+      method: "POST",
+      body: { identity: "member@example.com", password: "member-pass-1" },
+    });
+    assert.equal(signedIn.record.id, member.id, "the password set in the panel works");
+
+    // Impersonate: a token that acts as the member.
+    await page.locator(`tr[data-id="${member.id}"] td[data-field=email]`).click();
+    await panel.waitFor();
+    await panel.getByTestId("record-actions").click();
+    await page.getByRole("menuitem", { name: /Impersonate/ }).click();
+    const dialog = page.getByTestId("impersonate");
+    await dialog.getByRole("button", { name: "Generate token" }).click();
+    const impersonated = await dialog.getByTestId("impersonate-token").inputValue();
+    const asMember = await api(server, "/api/collections/users/auth-refresh", { method: "POST", token: impersonated });
+    assert.equal(asMember.record.id, member.id);
+
+    // The two refused saves (blank title, mismatched passwords) are logged by the browser as
+    // failed requests; nothing else may be.
+    assert.deepEqual(
+      errors.filter((e) => !/Failed to load resource: the server responded with a status of 400/.test(e)),
+      [],
+    );
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
