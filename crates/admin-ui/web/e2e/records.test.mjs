@@ -374,3 +374,95 @@ test("records panel: field errors, JSON check, rich text, auth user with passwor
     await server.stop();
   }
 });
+
+test("records: batch bulk delete reports the records the server refused; CSV export; column picker", { timeout: 60_000 }, async () => {
+  const server = await startServer();
+  const browser = await openBrowser();
+  const { page, errors } = browser;
+  try {
+    const token = await superuserToken(server);
+    await api(server, "/api/settings", { method: "PATCH", token, body: { batch: { enabled: true, maxRequests: 10 } } });
+    const owners = await api(server, "/api/collections", {
+      method: "POST",
+      token,
+      body: { name: "owners", type: "base", fields: [{ name: "name", type: "text", presentable: true }] },
+    });
+    await api(server, "/api/collections", {
+      method: "POST",
+      token,
+      body: {
+        name: "pets",
+        type: "base",
+        fields: [
+          { name: "name", type: "text" },
+          { name: "owner", type: "relation", collectionId: owners.id, maxSelect: 1, required: true, cascadeDelete: false },
+        ],
+      },
+    });
+    const made = [];
+    for (const name of ["Ann", "Bob, \"the\" builder", "Cy"]) {
+      made.push(await api(server, "/api/collections/owners/records", { method: "POST", token, body: { name } }));
+    }
+    // Bob owns a pet through a required relation: deleting Bob is refused.
+    await api(server, "/api/collections/pets/records", { method: "POST", token, body: { name: "Rex", owner: made[1].id } });
+
+    await signIn(page, server);
+    await page.goto(`${server.url}/_/#/collections/owners?sort=name`);
+    await page.waitForFunction(() => document.querySelectorAll("tr.record-row").length === 3);
+
+    // The column picker hides a column, and remembers it after a reload.
+    await page.getByTestId("column-picker").click();
+    await page.getByRole("dialog").getByRole("checkbox", { name: "id" }).uncheck();
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.querySelector("tr.record-row td[data-field=id]"));
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll("tr.record-row").length === 3);
+    assert.equal(await page.locator("tr.record-row td[data-field=id]").count(), 0);
+    assert.equal(await page.locator("tr.record-row td[data-field=name]").count(), 3);
+
+    // CSV export of the whole collection, in the table's order, with quoting.
+    await page.getByRole("button", { name: /Export/ }).click();
+    const dialog = page.getByTestId("export-dialog");
+    await dialog.getByRole("radio", { name: /CSV/ }).check();
+    const [download] = await Promise.all([page.waitForEvent("download"), dialog.getByTestId("export-start").click()]);
+    assert.match(download.suggestedFilename(), /^owners-\d{8}-\d{6}\.csv$/);
+    const csv = readFileSync(await download.path(), "utf8").trim().split("\r\n");
+    assert.equal(csv[0], "id,name");
+    assert.deepEqual(csv.slice(1), [
+      `${made[0].id},Ann`,
+      `${made[1].id},"Bob, ""the"" builder"`,
+      `${made[2].id},Cy`,
+    ]);
+
+    // Select all three and delete: the batch fails as a whole, the dashboard retries one by
+    // one, deletes the two it can and keeps the refused one selected with the server's reason.
+    const writes = [];
+    page.on("request", (r) => {
+      if (r.method() !== "GET") writes.push(`${r.method()} ${new URL(r.url()).pathname}`);
+    });
+    await page.getByRole("checkbox", { name: "Select all on this page" }).check();
+    await page.getByTestId("bulk-delete").click();
+    await page.getByTestId("confirm").getByText("Delete 3 records?").waitFor();
+    await page.getByTestId("confirm-ok").click();
+    await page.locator(".toast-error", { hasText: "Deleted 2 of 3" }).waitFor();
+    assert.match(await page.locator(".toast-error").innerText(), new RegExp(`${made[1].id}: .*required relation`));
+    await page.getByTestId("bulk-bar").getByText("1 selected").waitFor();
+    await page.waitForFunction(() => document.querySelectorAll("tr.record-row").length === 1);
+    assert.equal(writes.filter((w) => w === "POST /api/batch").length, 1, "one batch was tried first");
+    assert.equal(writes.filter((w) => w.startsWith("DELETE /api/collections/owners/records/")).length, 3);
+    const left = await api(server, "/api/collections/owners/records", { token });
+    assert.deepEqual(
+      left.items.map((r) => r.id),
+      [made[1].id],
+    );
+
+    // The refused batch and the refused single delete are the browser's only logged errors.
+    assert.deepEqual(
+      errors.filter((e) => !/Failed to load resource: the server responded with a status of 400/.test(e)),
+      [],
+    );
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
