@@ -149,7 +149,8 @@ function FileCell(props: { record: RecordModel; field: CollectionField; token: s
             src={fileUrl(props.record, name, { thumb: "100x100", token })}
             alt={originalFileName(name)}
             title={name}
-            loading="lazy"
+            // A protected file's token expires: load it now, not when scrolled to later.
+            loading={props.field.protected ? "eager" : "lazy"}
             width={28}
             height={28}
           />

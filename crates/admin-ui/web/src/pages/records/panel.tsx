@@ -33,6 +33,7 @@ import { FieldBlock, FieldLabel, JsonInput, ValueInput, jsonProblem, jsonText } 
 import { Popover, MenuItem } from "./menu";
 import { RelationInput } from "./relation-picker";
 import { ImpersonateDialog } from "./impersonate";
+import { ExternalAuths } from "./external-auths";
 import { remoteEvents } from "./live";
 
 export interface Prefill {
@@ -665,6 +666,7 @@ export function RecordPanel(props: {
               />
             );
           })}
+          {auth && !isNew && original && <ExternalAuths collection={collection} record={original} />}
           {auth && readOnly && original && (
             <p class="muted">email: {String(original.email ?? "")}</p>
           )}

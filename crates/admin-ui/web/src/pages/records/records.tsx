@@ -22,7 +22,7 @@ import {
   loadLocal,
   saveLocal,
 } from "./fields";
-import { useFileToken } from "./file-urls";
+import { fileToken } from "./file-urls";
 import { ExportDialog } from "./export";
 import { ApiPreview } from "./api-preview";
 import { RecordPanel, type PanelTarget } from "./panel";
@@ -39,6 +39,7 @@ interface ListState {
   totalItems: number;
   page: number;
   perPage: number;
+  token: string;
 }
 
 function hiddenKey(collection: CollectionModel) {
@@ -107,8 +108,9 @@ function Records(props: { collection: CollectionModel; route: Route }) {
     .filter((f) => f.type === "relation")
     .map((f) => f.name)
     .join(",");
+  // Protected files need a file token; one is fetched with each load of the page (the server's
+  // tokens last minutes), so thumbnails keep their URLs between loads.
   const needsToken = fields.some((f) => f.type === "file" && f.protected);
-  const token = useFileToken(needsToken);
 
   const [data, setData] = useState<ListState | null>(null);
   const [loading, setLoading] = useState(true);
@@ -128,14 +130,17 @@ function Records(props: { collection: CollectionModel; route: Route }) {
     const mine = ++seq.current;
     if (!silent) setLoading(true);
     try {
-      const result = await pb.collection(collection.name).getList(page, perPage, {
-        filter: sent || undefined,
-        sort: sentSort || undefined,
-        expand: expand || undefined,
-        skipTotal: false,
-      });
+      const [result, token] = await Promise.all([
+        pb.collection(collection.name).getList(page, perPage, {
+          filter: sent || undefined,
+          sort: sentSort || undefined,
+          expand: expand || undefined,
+          skipTotal: false,
+        }),
+        needsToken ? fileToken().catch(() => "") : Promise.resolve(""),
+      ]);
       if (mine !== seq.current) return null;
-      setData({ items: result.items, totalItems: result.totalItems, page: result.page, perPage: result.perPage });
+      setData({ items: result.items, totalItems: result.totalItems, page: result.page, perPage: result.perPage, token });
       setError("");
       // Past the end (after deletes, or a stale link): go to the last page.
       if (!result.items.length && page > 1 && result.totalPages >= 1 && page > result.totalPages) {
@@ -157,7 +162,7 @@ function Records(props: { collection: CollectionModel; route: Route }) {
 
   useEffect(() => {
     void load();
-  }, [collection.id, sent, sentSort, page, perPage, expand]);
+  }, [collection.id, sent, sentSort, page, perPage, expand, needsToken]);
 
   // The record named in the query opens in the panel (reload keeps it open).
   useEffect(() => {
@@ -491,7 +496,7 @@ function Records(props: { collection: CollectionModel; route: Route }) {
           selectable={!readOnly}
           highlighted={highlighted}
           onOpen={openRecord}
-          token={token}
+          token={data.token}
           busy={loading}
         />
       ) : null}
