@@ -58,11 +58,19 @@ export function plainValue(value: unknown, field?: CollectionField): string {
   return String(value);
 }
 
+const textCache = new Map<string, string>();
+
 /** Text content of HTML, without running or loading anything (DOMParser documents are inert). */
 export function htmlToText(html: string): string {
   if (!html) return "";
+  const cached = textCache.get(html);
+  if (cached !== undefined) return cached;
   const doc = new DOMParser().parseFromString(html, "text/html");
-  return (doc.body.textContent ?? "").replace(/\s+/g, " ").trim();
+  const text = (doc.body.textContent ?? "").replace(/\s+/g, " ").trim();
+  // Table cells re-render often: keep the last few hundred conversions.
+  if (textCache.size > 500) textCache.delete(textCache.keys().next().value as string);
+  textCache.set(html, text);
+  return text;
 }
 
 export function excerpt(text: string, max = 80): string {
