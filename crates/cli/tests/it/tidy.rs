@@ -33,7 +33,14 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "cli",
-        &["domain", "rules", "store-sqlite", "server", "hooks", "admin-ui"],
+        &[
+            "domain",
+            "rules",
+            "store-sqlite",
+            "server",
+            "hooks",
+            "admin-ui",
+        ],
         &[],
     ),
 ];

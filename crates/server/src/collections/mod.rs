@@ -65,6 +65,8 @@ const DELETE_FAILED: &str = "Failed to delete collection.";
 const TRUNCATE_FAILED: &str =
     "Failed to truncate collection (most likely due to required cascade delete record references).";
 /// What helper forms (import, dry run) say about a body they cannot read.
+/// Rows a view dry run returns as its preview.
+const DRY_RUN_SAMPLE: usize = 10;
 const FORM_LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 const FORM_INVALID: &str = "An error occurred while validating the submitted data.";
 
@@ -361,8 +363,8 @@ async fn dry_run_view(
             ValidationErrors::single("query", FieldError::required()),
         ));
     }
-    let fields = match state.store.infer_view_fields(&query).await {
-        Ok(fields) => fields,
+    let (fields, sample) = match state.store.sample_view(&query, DRY_RUN_SAMPLE).await {
+        Ok(found) => found,
         Err(StoreError::Internal(detail)) => return Err(ApiError::internal(detail)),
         Err(other) => {
             return Err(ApiError::bad_request_msg(&format!(
@@ -376,10 +378,12 @@ async fn dry_run_view(
             "Invalid view query. Raw error: \nmissing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one).",
         ));
     }
-    // FIXME: PocketBase also returns up to 10 rows of the query as `sample` records; the
-    // Store port has no way to run an unsaved view yet (it needs a `sample_view` call).
+    let sample: Vec<Value> = sample
+        .into_iter()
+        .map(|record| json!(record.data))
+        .collect();
     respond(
-        json!({"fields": fields, "sample": []}),
+        json!({"fields": fields, "sample": sample}),
         query_string.as_deref(),
     )
 }
