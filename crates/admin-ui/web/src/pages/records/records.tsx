@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { RecordSubscription } from "pocketbase";
 import { errorMessage, pb, type CollectionModel, type RecordModel } from "../../lib/api";
-import { href, setQuery, type Route } from "../../lib/router";
+import { currentRoute, href, setQuery, type Route } from "../../lib/router";
 import { appMeta, collections, collectionsLoaded } from "../../lib/schema";
 import { useStore } from "../../lib/store";
 import { toast } from "../../lib/toast";
@@ -84,16 +84,25 @@ function Records(props: { collection: CollectionModel; route: Route }) {
   const openId = q.get("record") ?? "";
 
   const updateQuery = (patch: Record<string, string | number | undefined>) => {
+    // The live hash, not this render's: callers may run after later navigation.
     const next: Record<string, string | undefined> = {};
-    q.forEach((value, key) => (next[key] = value));
+    currentRoute().query.forEach((value, key) => (next[key] = value));
     for (const [key, value] of Object.entries(patch)) next[key] = value === undefined ? undefined : String(value);
     if (next.page === "1") next.page = undefined;
     if (next.perPage === String(DEFAULT_PER_PAGE)) next.perPage = undefined;
     setQuery(next);
   };
 
+  const [selected, setSelected] = useState<Set<string>>(new Set());
   const [draftFilter, setDraftFilter] = useState(filter);
   useEffect(() => setDraftFilter(filter), [filter]);
+  // A new filter is a new set of records: a selection made under the old one would delete
+  // records the user no longer sees.
+  const firstFilter = useRef(true);
+  useEffect(() => {
+    if (firstFilter.current) firstFilter.current = false;
+    else setSelected(new Set());
+  }, [filter]);
 
   const [hidden, setHiddenState] = useState<string[]>(() => loadLocal(hiddenKey(collection), [] as string[]));
   const setHidden = (next: string[]) => {
@@ -115,7 +124,6 @@ function Records(props: { collection: CollectionModel; route: Route }) {
   const [data, setData] = useState<ListState | null>(null);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState("");
-  const [selected, setSelected] = useState<Set<string>>(new Set());
   const [highlighted, setHighlighted] = useState<Set<string>>(new Set());
   const [deleting, setDeleting] = useState<{ done: number; total: number } | null>(null);
   const [panel, setPanel] = useState<PanelTarget | null>(null);
