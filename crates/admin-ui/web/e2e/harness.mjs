@@ -25,7 +25,10 @@ export async function startServer({ superuser = true, env = {}, args = [] } = {}
     const made = spawnSync(PLINTH_BIN, ["superuser", "upsert", ADMIN.email, ADMIN.password, "--dir", dir], { encoding: "utf8" });
     if (made.status !== 0) throw new Error(`superuser upsert failed: ${made.stderr}`);
   }
-  const child = spawn(PLINTH_BIN, ["serve", "--http=127.0.0.1:0", "--dir", dir, ...args], {
+  // pb_migrations defaults to a folder beside the data dir (the shared tmpdir): keep it inside,
+  // or automigrate files written by one test run are applied by every later one.
+  const migrations = `--migrationsDir=${join(dir, "pb_migrations")}`;
+  const child = spawn(PLINTH_BIN, ["serve", "--http=127.0.0.1:0", "--dir", dir, migrations, ...args], {
     env: { ...process.env, RUST_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

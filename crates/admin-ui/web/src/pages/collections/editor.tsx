@@ -118,7 +118,8 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
   const [busy, setBusy] = useState<"" | "checking" | "saving">("");
   const [viewFields, setViewFields] = useState<Record<string, any>[] | null>(null);
   const justSaved = useRef<CollectionModel | null>(null);
-  const menuRef = useRef<HTMLDetailsElement>(null);
+  const menuRef = useRef<HTMLDivElement>(null);
+  const [menuOpen, setMenuOpen] = useState(false);
 
   const tabParam = props.route.query.get("tab") as Tab | null;
   const type: CollectionType = draft?.type ?? (isNew ? queryType : "base");
@@ -281,13 +282,14 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
 
   // Close the actions menu on an outside click.
   useEffect(() => {
+    if (!menuOpen) return;
     const onClick = (e: MouseEvent) => {
-      const menu = menuRef.current;
-      if (menu?.open && !menu.contains(e.target as Node)) menu.open = false;
+      if (!menuRef.current?.contains(e.target as Node)) setMenuOpen(false);
     };
     addEventListener("click", onClick);
+    menuRef.current?.querySelector<HTMLElement>("[role=menuitem]")?.focus();
     return () => removeEventListener("click", onClick);
-  });
+  }, [menuOpen]);
 
   if (loadError) {
     return (
@@ -312,8 +314,18 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
     );
   }
 
-  const closeMenu = () => {
-    if (menuRef.current) menuRef.current.open = false;
+  const closeMenu = () => setMenuOpen(false);
+  const menuKeys = (e: KeyboardEvent) => {
+    const items = [...(menuRef.current?.querySelectorAll<HTMLElement>("[role=menuitem]") ?? [])];
+    const at = items.indexOf(document.activeElement as HTMLElement);
+    if (e.key === "Escape") {
+      e.preventDefault();
+      setMenuOpen(false);
+      menuRef.current?.querySelector<HTMLElement>("[aria-haspopup]")?.focus();
+    } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      items[(at + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length]?.focus();
+    }
   };
 
   const tabBadges = new Set(Object.keys(errors).map((p) => errorTab(p, draft.type)).filter(Boolean));
@@ -446,10 +458,18 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
               </a>
             )}
             {original && (
-              <details class="menu" ref={menuRef}>
-                <summary class="btn" aria-label="More actions">
+              <div class="menu" ref={menuRef} onKeyDown={menuKeys}>
+                <button
+                  type="button"
+                  class="btn"
+                  aria-label="More actions"
+                  aria-haspopup="menu"
+                  aria-expanded={menuOpen}
+                  onClick={() => setMenuOpen(!menuOpen)}
+                >
                   ⋯ More
-                </summary>
+                </button>
+                {menuOpen && (
                 <div class="menu-list" role="menu">
                   {!readOnly && (
                     <button type="button" role="menuitem" onClick={duplicate}>
@@ -470,7 +490,8 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
                     </button>
                   )}
                 </div>
-              </details>
+                )}
+              </div>
             )}
             {!readOnly && (dirty || isNew) && (
               <button type="button" class="btn" onClick={discard}>

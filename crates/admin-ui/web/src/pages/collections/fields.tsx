@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { CollectionModel } from "../../lib/api";
 import { Field, Select, TextInput } from "../../ui/form";
 import { FieldOptions, requiredLabel, retype, SHOWN_OPTIONS } from "./field-options";
+import { Icon, TypeIcon } from "./icons";
 import { Check } from "./inputs";
 import {
   activeFields,
@@ -244,7 +245,7 @@ export function FieldsList(props: FieldsProps) {
                   onClick={() => add(t.type)}
                 >
                   <span class="ftype-icon" aria-hidden="true">
-                    {t.icon}
+                    <TypeIcon type={t.type} />
                   </span>
                   <span>{t.label}</span>
                 </button>
@@ -299,8 +300,8 @@ function FieldRow(props: RowProps) {
     return (
       <li class="frow frow-removed" data-key={field._key} data-field-name={field.name}>
         <div class="frow-head">
-          <span class={`ftype-icon`} aria-hidden="true">
-            {t.icon}
+          <span class="ftype-icon" aria-hidden="true">
+            <TypeIcon type={field.type} />
           </span>
           <span class="frow-removed-name">{field.name}</span>
           <span class="badge badge-danger">Removed — its data is dropped on save</span>
@@ -366,7 +367,7 @@ function FieldRow(props: RowProps) {
           </span>
         )}
         <span class="ftype-icon" title={t.label}>
-          <span aria-hidden="true">{t.icon}</span>
+          <span aria-hidden="true" class="ftype-glyph"><TypeIcon type={field.type} /></span>
           <span class="sr-only">{t.label}</span>
         </span>
         <input
@@ -382,7 +383,7 @@ function FieldRow(props: RowProps) {
           onInput={(e) => props.onRename(e.currentTarget.value)}
         />
         <span class="frow-badges">
-          {field.system && <span class="badge" title="System field: cannot be renamed or removed">🔒 system</span>}
+          {field.system && <span class="badge" title="System field: cannot be renamed or removed"><Icon name="lock" size={11} /> system</span>}
           {field.primaryKey && <span class="badge">primary key</span>}
           {isNew && <span class="badge badge-success">new</span>}
           {renamedFrom && <span class="badge badge-warn">was {renamedFrom}</span>}
@@ -400,7 +401,8 @@ function FieldRow(props: RowProps) {
             data-focus="options"
             onClick={props.onToggle}
           >
-            ⚙<span class="btn-text"> Options</span>
+            <Icon name="gear" />
+            <span class="btn-text">Options</span>
             {rowErrors.length > 0 && <span class="tab-badge" aria-label="has errors" />}
           </button>
           {!props.readOnly && (
@@ -426,7 +428,7 @@ function FieldRow(props: RowProps) {
                 ↓
               </button>
               <button type="button" class="btn btn-small btn-icon-sq" aria-label={`Duplicate ${label}`} title="Duplicate" disabled={field.primaryKey} onClick={props.onDuplicate}>
-                ⧉
+                <Icon name="copy" />
               </button>
               <button
                 type="button"
@@ -436,7 +438,7 @@ function FieldRow(props: RowProps) {
                 disabled={field.system}
                 onClick={props.onRemove}
               >
-                🗑
+                <Icon name="trash" />
               </button>
             </>
           )}

@@ -54,14 +54,14 @@ export const FIELD_TYPES: readonly FieldType[] = [
   { type: "number", label: "Number", icon: "#", about: "A float, or an integer with “only integers”", defaults: { ...common, min: null, max: null, onlyInt: false } },
   { type: "bool", label: "Bool", icon: "◑", about: "true or false", defaults: { ...common } },
   { type: "email", label: "Email", icon: "@", about: "An email address, optionally limited to domains", defaults: { ...common, exceptDomains: [], onlyDomains: [] } },
-  { type: "url", label: "URL", icon: "🔗", about: "A link, optionally limited to domains", defaults: { ...common, exceptDomains: [], onlyDomains: [] } },
-  { type: "date", label: "Date/time", icon: "📅", about: "A UTC date and time", defaults: { ...common, min: "", max: "" } },
-  { type: "autodate", label: "Autodate", icon: "⏱", about: "Set by the server on create and/or update", defaults: { onCreate: true, onUpdate: false } },
+  { type: "url", label: "URL", icon: "svg:link", about: "A link, optionally limited to domains", defaults: { ...common, exceptDomains: [], onlyDomains: [] } },
+  { type: "date", label: "Date/time", icon: "svg:calendar", about: "A UTC date and time", defaults: { ...common, min: "", max: "" } },
+  { type: "autodate", label: "Autodate", icon: "svg:clock", about: "Set by the server on create and/or update", defaults: { onCreate: true, onUpdate: false } },
   { type: "select", label: "Select", icon: "☰", about: "One or several values from a fixed list", defaults: { ...common, values: [], maxSelect: 1 } },
-  { type: "file", label: "File", icon: "📎", about: "Uploaded files, with thumbnails for images", defaults: { ...common, maxSelect: 1, maxSize: 0, mimeTypes: [], thumbs: [], protected: false } },
+  { type: "file", label: "File", icon: "svg:clip", about: "Uploaded files, with thumbnails for images", defaults: { ...common, maxSelect: 1, maxSize: 0, mimeTypes: [], thumbs: [], protected: false } },
   { type: "relation", label: "Relation", icon: "⇄", about: "Links to records of another collection", defaults: { ...common, collectionId: "", cascadeDelete: false, minSelect: 0, maxSelect: 1 } },
   { type: "json", label: "JSON", icon: "{}", about: "Any JSON value", defaults: { ...common, maxSize: 0 } },
-  { type: "geoPoint", label: "Geo point", icon: "⌖", about: "A longitude/latitude pair", defaults: { ...common } },
+  { type: "geoPoint", label: "Geo point", icon: "svg:pin", about: "A longitude/latitude pair", defaults: { ...common } },
 ];
 
 /** Types that exist but are not offered by the picker (auth system fields). */

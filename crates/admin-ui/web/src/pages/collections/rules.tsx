@@ -3,6 +3,7 @@
 import { useRef } from "preact/hooks";
 import type { CollectionModel } from "../../lib/api";
 import { RuleInput } from "../../ui/rule-input";
+import { Icon } from "./icons";
 import { activeFields, type Draft, type Update } from "./model";
 
 interface RuleDef {
@@ -100,7 +101,7 @@ function RuleRow(props: {
           {rule.label}
         </label>
         <span class={`badge ${locked ? "" : value === "" ? "badge-warn" : "badge-success"}`}>
-          {locked ? "🔒 Superusers only" : value === "" ? "Everyone" : "Custom rule"}
+          {locked ? "Superusers only" : value === "" ? "Everyone" : "Custom rule"}
         </span>
         {!props.readOnly &&
           (locked ? (
@@ -117,7 +118,7 @@ function RuleRow(props: {
                 set(null);
               }}
             >
-              🔒 Superusers only
+              <Icon name="lock" /> Superusers only
             </button>
           ))}
       </div>

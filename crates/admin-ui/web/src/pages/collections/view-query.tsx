@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { errorMessage, send } from "../../lib/api";
 import { fieldType, type Draft, type Update } from "./model";
 import { Spinner } from "../../ui/misc";
+import { TypeIcon } from "./icons";
 
 interface Preview {
   query: string;
@@ -132,7 +133,7 @@ export function ViewQueryTab(props: {
             <strong>{preview.fields.length}</strong> fields:{" "}
             {preview.fields.map((f) => (
               <span key={f.name} class="badge view-field" title={fieldType(f.type).label}>
-                {fieldType(f.type).icon} {f.name} <span class="muted">{f.type}</span>
+                <TypeIcon type={f.type} /> {f.name} <span class="muted">{f.type}</span>
               </span>
             ))}
           </p>
