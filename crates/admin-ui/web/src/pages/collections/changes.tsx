@@ -15,6 +15,7 @@ import {
   type Draft,
   type DraftField,
   type Payload,
+  type ParsedIndex,
 } from "./model";
 import { previewView } from "./view-query";
 
@@ -183,7 +184,7 @@ export async function reviewChanges(
       detail: (
         <ul>
           <li>
-            The values of {records} are dropped for good {valuesOf(field.name)}
+            {total === 1 ? "The value of 1 record is" : `The values of ${records} are`} dropped for good {valuesOf(field.name)}
           </li>
           {field.type === "file" && <li>Its uploaded files are deleted from storage.</li>}
           {indexes.length > 0 && <li>Indexes using it are dropped: {indexes.map((s) => parseIndex(s)?.name ?? s).join(", ")}.</li>}
@@ -282,10 +283,16 @@ export async function reviewChanges(
   // Indexes: a new unique index fails when duplicates exist.
   if (!isView) {
     const before = new Set(original.indexes.map((s) => s.replace(/\s+/g, " ").toLowerCase()));
+    const renamedTo = new Map(renamed.map((r) => [r.to.toLowerCase(), r.from.toLowerCase()]));
+    const columnsKey = (p: ParsedIndex, map?: Map<string, string>) =>
+      p.columns.map((c) => (c.expression ? c.name : (map?.get(c.name.toLowerCase()) ?? c.name.toLowerCase()))).join(",");
     for (const sql of payload.body.indexes as string[]) {
       if (before.has(sql.replace(/\s+/g, " ").toLowerCase())) continue;
       const parsed = parseIndex(sql);
       if (!parsed?.unique) continue;
+      // The same unique index, only following a field rename, adds no constraint.
+      const same = original.indexes.map(parseIndex).find((p) => p?.name.toLowerCase() === parsed.name.toLowerCase());
+      if (same?.unique && columnsKey(same) === columnsKey(parsed, renamedTo) && same.where === parsed.where) continue;
       const cols = parsed.columns;
       const savedNames = new Set(original.fields.map((f) => f.name.toLowerCase()));
       const known = cols.every((c) => !c.expression && savedNames.has(c.name.toLowerCase()) && !renamed.some((r) => r.to === c.name));

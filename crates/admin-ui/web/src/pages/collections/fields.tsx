@@ -66,6 +66,10 @@ export function FieldsList(props: FieldsProps) {
   const [drag, setDrag] = useState<{ key: string; over?: string; after?: boolean } | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
   const addRef = useRef<HTMLButtonElement>(null);
+  const pickerRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (picker) pickerRef.current?.querySelector<HTMLElement>("button")?.focus();
+  }, [picker]);
 
   // Open the rows that hold an error after a failed save.
   const errorKeys = Object.keys(props.errors)
@@ -222,6 +226,7 @@ export function FieldsList(props: FieldsProps) {
           {picker && (
             <div
               id="field-type-picker"
+              ref={pickerRef}
               class="type-picker"
               role="group"
               aria-label="Field type"
@@ -234,13 +239,12 @@ export function FieldsList(props: FieldsProps) {
                 }
               }}
             >
-              {FIELD_TYPES.map((t, i) => (
+              {FIELD_TYPES.map((t) => (
                 <button
                   key={t.type}
                   type="button"
                   class="type-option"
                   title={t.about}
-                  autoFocus={i === 0}
                   data-type={t.type}
                   onClick={() => add(t.type)}
                 >

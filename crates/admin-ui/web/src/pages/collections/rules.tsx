@@ -141,7 +141,11 @@ function RuleRow(props: {
           aria-label={rule.label}
         />
       )}
-      {!locked && value === "" && !error && <small class="muted">Empty: anyone, including guests, may do this.</small>}
+      {!locked && value === "" && !error && (
+        <small class="muted">
+          {rule.key === "authRule" ? "Empty: every user of this collection may sign in." : "Empty: anyone, including guests, may do this."}
+        </small>
+      )}
       {error && (
         <small class="field-error" role="alert" data-testid={`${rule.key}-error`}>
           {error}
