@@ -170,7 +170,7 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
   }, [isNew ? `+new:${from ?? ""}` : props.name]);
 
   const payload = useMemo(() => (draft ? buildPayload(draft, original) : null), [draft, original]);
-  const dirty = Boolean(payload) && (isNew || JSON.stringify(payload!.body) !== baseline);
+  const dirty = Boolean(payload) && JSON.stringify(payload!.body) !== baseline;
 
   // The collection rules are checked against: the draft as it will be saved.
   const ruleCollection = useMemo(() => {
@@ -185,7 +185,28 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
       e.preventDefault();
     };
     addEventListener("beforeunload", warn);
-    return () => removeEventListener("beforeunload", warn);
+    // Links inside the dashboard change the hash, which cannot be refused: ask first.
+    const onClick = (e: MouseEvent) => {
+      if (e.defaultPrevented || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
+      const link = (e.target as Element | null)?.closest?.("a[href^='#']") as HTMLAnchorElement | null;
+      if (!link || link.getAttribute("href") === location.hash) return;
+      e.preventDefault();
+      void confirm({
+        title: "Leave without saving?",
+        body: <p>The changes to this collection are not saved yet and will be lost.</p>,
+        confirm: "Discard changes",
+        danger: true,
+      }).then((ok) => {
+        if (!ok) return;
+        removeEventListener("click", onClick, true);
+        location.hash = link.getAttribute("href")!.slice(1);
+      });
+    };
+    addEventListener("click", onClick, true);
+    return () => {
+      removeEventListener("beforeunload", warn);
+      removeEventListener("click", onClick, true);
+    };
   }, [dirty, readOnly]);
 
   const update: Update = (change, touched) => {
