@@ -248,6 +248,7 @@ function OAuth2Section(props: AuthProps) {
                 </div>
                 <ExtraInput value={p.extra} onValue={(v) => patch({ extra: v })} error={err("extra")} />
               </details>
+              {p.name === "apple" && <AppleSecret clientId={p.clientId} onSecret={(secret) => patch({ clientSecret: secret })} />}
             </li>
           );
         })}
@@ -290,6 +291,59 @@ function OAuth2Section(props: AuthProps) {
         ))}
       </div>
     </section>
+  );
+}
+
+/** Apple's client secret is a JWT signed with the developer's key; the server makes one. */
+function AppleSecret(props: { clientId: string; onSecret: (secret: string) => void }) {
+  const [form, setForm] = useState({ teamId: "", keyId: "", privateKey: "", duration: 15777000 });
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const generate = async () => {
+    setBusy(true);
+    setError("");
+    try {
+      const result = await send<{ secret: string }>("/api/settings/apple/generate-client-secret", {
+        method: "POST",
+        body: { clientId: props.clientId, ...form },
+      });
+      props.onSecret(result.secret);
+      toast("Client secret generated; save the collection to keep it.");
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <details class="apple-secret">
+      <summary>Generate the client secret from your Apple key</summary>
+      <div class="grid-3">
+        <Field label="Team ID">
+          <TextInput value={form.teamId} onValue={(v) => setForm({ ...form, teamId: v })} />
+        </Field>
+        <Field label="Key ID">
+          <TextInput value={form.keyId} onValue={(v) => setForm({ ...form, keyId: v })} />
+        </Field>
+        <Field label="Valid for (seconds)" help={`At most 6 months · ${formatDuration(form.duration)}`}>
+          <NumberInput value={form.duration} min={1} max={15777000} step={1} onValue={(v) => setForm({ ...form, duration: v ?? 0 })} />
+        </Field>
+      </div>
+      <Field label="Private key (.p8 contents)">
+        <textarea class="code-input" rows={4} value={form.privateKey} spellcheck={false} onInput={(e) => setForm({ ...form, privateKey: e.currentTarget.value })} placeholder="-----BEGIN PRIVATE KEY-----" />
+      </Field>
+      <div class="row">
+        <button type="button" class="btn btn-small" disabled={busy || !props.clientId} onClick={() => void generate()}>
+          {busy ? "Generating…" : "Generate and use as client secret"}
+        </button>
+        {!props.clientId && <span class="muted small">Fill in the client ID (your Services ID) first.</span>}
+        {error && (
+          <small class="field-error" role="alert">
+            {error}
+          </small>
+        )}
+      </div>
+    </details>
   );
 }
 

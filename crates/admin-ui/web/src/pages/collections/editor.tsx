@@ -500,7 +500,7 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
                   <button type="button" role="menuitem" onClick={copyJson}>
                     Copy JSON
                   </button>
-                  {!readOnly && original.type !== "view" && (
+                  {!readOnly && original.type !== "view" && original.name !== "_superusers" && (
                     <button type="button" role="menuitem" class="danger" onClick={() => void truncate()}>
                       Delete all records…
                     </button>
