@@ -70,6 +70,13 @@ test("create a base collection with many field types, rules and a unique index",
   const date = await addField(page, "date", "publishedAt");
   await date.getByLabel("Min (UTC)").fill("2020-01-01T00:00");
 
+  // Keyboard reorder (Alt+↑ on the name) and duplicate (options copied, new name).
+  await row(page, "published").locator("input.frow-name").focus();
+  await page.keyboard.press("Alt+ArrowUp");
+  assert.equal(await page.evaluate(() => document.activeElement?.value), "published", "focus stays on the moved field");
+  await row(page, "views").getByRole("button", { name: "Duplicate views" }).click();
+  await row(page, "views_copy").waitFor();
+
   // A unique index on title through the column picker.
   await page.getByTestId("add-index").click();
   const indexDialog = page.getByTestId("index-dialog");
@@ -94,12 +101,14 @@ test("create a base collection with many field types, rules and a unique index",
   const byName = Object.fromEntries(saved.fields.map((f) => [f.name, f]));
   assert.deepEqual(
     saved.fields.map((f) => `${f.name}:${f.type}`),
-    ["id:text", "title:text", "views:number", "published:bool", "status:select", "cover:file", "author:relation", "meta:json", "publishedAt:date", "created:autodate", "updated:autodate"],
+    ["id:text", "title:text", "published:bool", "views:number", "views_copy:number", "status:select", "cover:file", "author:relation", "meta:json", "publishedAt:date", "created:autodate", "updated:autodate"],
   );
   assert.equal(byName.title.max, 120);
   assert.equal(byName.title.required, true);
   assert.equal(byName.views.min, 0);
   assert.equal(byName.views.onlyInt, true);
+  assert.equal(byName.views_copy.onlyInt, true);
+  assert.notEqual(byName.views_copy.id, byName.views.id);
   assert.deepEqual(byName.status.values, ["draft", "published"]);
   assert.ok(byName.cover.mimeTypes.includes("image/png"));
   assert.deepEqual(byName.cover.thumbs, ["100x100", "0x300"]);
