@@ -118,6 +118,15 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
   const [busy, setBusy] = useState<"" | "checking" | "saving">("");
   const [viewFields, setViewFields] = useState<Record<string, any>[] | null>(null);
   const justSaved = useRef<CollectionModel | null>(null);
+  const [errorShown, setErrorShown] = useState(0);
+  // After a refused save, bring the first marked input into view (the tab was switched to it).
+  useEffect(() => {
+    if (!errorShown) return;
+    requestAnimationFrame(() => {
+      const first = document.querySelector<HTMLElement>(".collection-editor .tabs ~ [role=tabpanel] :is(.field-error, .frow-error, .has-error)");
+      first?.scrollIntoView({ block: "center", behavior: "smooth" });
+    });
+  }, [errorShown]);
   const menuRef = useRef<HTMLDivElement>(null);
   const [menuOpen, setMenuOpen] = useState(false);
 
@@ -279,8 +288,11 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
       setBanner(
         Object.keys(mapped).length === 0
           ? errorMessage(error)
-          : [base, ...unplaced.map(([p, m]) => `${p}: ${m}`)].join(" "),
+          : unplaced.length
+            ? [base, ...unplaced.map(([p, m]) => `${p}: ${m}`)].join(" ")
+            : `${base} See the marked ${Object.keys(mapped).length === 1 ? "input" : "inputs"}.`,
       );
+      setErrorShown((n) => n + 1);
       const tabsWithErrors = Object.keys(mapped).map((p) => errorTab(p, draft.type)).filter(Boolean) as Tab[];
       if (tabsWithErrors.length && !tabsWithErrors.includes(tab)) setTab(tabsWithErrors[0]);
     } finally {

@@ -40,7 +40,9 @@ export function renameField(draft: Draft, key: string, name: string): Draft {
   const follow = Boolean(name) && !collides && from !== name && /^\w+$/.test(name);
   const next: Draft = {
     ...draft,
-    fields: draft.fields.map((f) => (f._key === key ? { ...f, name, ...(follow ? { _indexName: name } : {}) } : f)),
+    // `_indexName` is the name the indexes (and auth options) still use while this one is
+    // empty, invalid or taken by another field.
+    fields: draft.fields.map((f) => (f._key === key ? { ...f, name, _indexName: follow ? name : from } : f)),
   };
   if (!follow || !from) return next;
   next.indexes = draft.indexes.map((sql) => renameIndexColumn(sql, from, name));
