@@ -14,12 +14,7 @@ interface Preview {
   error?: string;
 }
 
-interface SqlResult {
-  columns: { name: string }[];
-  rows: unknown[][];
-}
-
-/** Runs the dry run (and, when it returns no sample, a 5-row SELECT through /api/sql). */
+/** Runs the dry run: the query's fields and its first rows (the server returns up to 10). */
 export async function previewView(query: string): Promise<Preview> {
   const dry = await send<{ fields: Preview["fields"]; sample?: Record<string, unknown>[] }>(
     "/api/collections/meta/dry-run-view",
@@ -27,20 +22,8 @@ export async function previewView(query: string): Promise<Preview> {
   );
   const fields = dry.fields ?? [];
   const names = fields.map((f) => f.name);
-  if (dry.sample && dry.sample.length) {
-    return { query, fields, columns: names, rows: dry.sample.slice(0, 5).map((r) => names.map((n) => r[n])) };
-  }
-  let columns = names;
-  let rows: unknown[][] = [];
-  try {
-    const inner = query.trim().replace(/;+\s*$/, "");
-    const result = await send<SqlResult>("/api/sql", { method: "POST", body: { query: `SELECT * FROM (${inner}) LIMIT 5` } });
-    columns = result.columns.map((c) => c.name);
-    rows = result.rows;
-  } catch {
-    // The rows are a courtesy; the fields above are what the save depends on.
-  }
-  return { query, fields, columns, rows };
+  const rows = (dry.sample ?? []).slice(0, 5).map((r) => names.map((n) => r[n]));
+  return { query, fields, columns: names, rows };
 }
 
 export function ViewQueryTab(props: {
