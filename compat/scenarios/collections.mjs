@@ -337,6 +337,21 @@ export async function importKeepsUnlistedFields(t) {
   await t.sdk('still kept', () => t.su.collections.getOne(name).then((c) => c.fields.map((f) => f.name)));
 }
 
+// The dashboard-style create: the auth scaffold (whose indexes name no table) saved under a
+// new name; the table is filled in. Index names carry a random suffix on both servers.
+export async function createAuthFromScaffold(t) {
+  const scaffold = (await t.su.collections.getScaffolds()).auth;
+  const name = t.coll('scaf_auth');
+  const { id: _id, ...body } = scaffold;
+  await t.sdk('create from the scaffold', () =>
+    t.su.collections.create({ ...body, name }).then((c) => ({
+      type: c.type,
+      indexes: c.indexes.map((sql) => sql.replace(/`idx_[A-Za-z0-9_]+`/, '`idx`')),
+      fields: c.fields.map((f) => f.name),
+    })),
+  );
+}
+
 export async function truncate(t) {
   const { collection } = await createNumbered(t, 5);
   await t.http('truncate', 'DELETE', `/api/collections/${collection.name}/truncate`, { auth: 'su' });

@@ -317,9 +317,6 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, IndexError> {
                 };
                 let (text, next) = quoted(&chars, i + 1, close)
                     .ok_or_else(|| err("unterminated quoted identifier"))?;
-                if text.is_empty() {
-                    return Err(err("empty identifier"));
-                }
                 tokens.push(Token::Quoted(text));
                 i = next;
             }
@@ -477,6 +474,7 @@ impl Parser {
 
     fn identifier(&mut self, what: &str) -> Result<String, IndexError> {
         match self.peek() {
+            Some(Token::Quoted(w)) if w.is_empty() => Err(err("empty identifier")),
             Some(Token::Word(w) | Token::Quoted(w)) => {
                 let w = w.clone();
                 self.pos += 1;
@@ -501,7 +499,15 @@ impl Parser {
             )));
         }
         self.expect_keyword("ON")?;
-        let table = self.identifier("the table name")?;
+        // PocketBase's scaffolds leave the table empty (`ON ``): the collection's name is
+        // filled in on save, as every index is pointed at its own collection's table.
+        let table = match self.peek() {
+            Some(Token::Quoted(w)) if w.is_empty() => {
+                self.pos += 1;
+                String::new()
+            }
+            _ => self.identifier("the table name")?,
+        };
         self.expect(Token::LParen)?;
         let mut columns = vec![self.column()?];
         while self.peek() == Some(&Token::Comma) {
@@ -673,6 +679,19 @@ mod tests {
         for index in &users.indexes {
             parse(index).check_columns(&users).expect("columns exist");
         }
+    }
+
+    #[test]
+    fn an_empty_table_name_is_left_for_the_save_to_fill_but_no_other_name() {
+        let def = IndexDef::parse(
+            "CREATE UNIQUE INDEX `idx_email_x` ON `` (`email`) WHERE `email` != ''",
+        )
+        .expect("a scaffold's index parses");
+        assert_eq!(def.table, "");
+        assert_eq!(def.name, "idx_email_x");
+        assert!(IndexDef::parse("CREATE INDEX `` ON `t` (`a`)").is_err());
+        assert!(IndexDef::parse("CREATE INDEX `i` ON `t` (``)").is_err());
+        assert!(IndexDef::parse("CREATE INDEX `i` ON `t` (`a`) WHERE `` = 1").is_err());
     }
 
     #[test]
