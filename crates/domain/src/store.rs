@@ -241,6 +241,15 @@ pub trait Store: Send + Sync + 'static {
     /// The fields a view collection with this SELECT would have (types inferred).
     async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError>;
 
+    /// The fields of an unsaved view and its first `limit` rows, read as records of those
+    /// fields: the dashboard's preview before a view is saved. Runs read-only, under the
+    /// query timeout.
+    async fn sample_view(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<(Vec<Field>, Vec<Record>), StoreError>;
+
     /// A page of records. Fails with [`StoreError::TimedOut`] past the query timeout.
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError>;
 

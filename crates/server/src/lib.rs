@@ -9,6 +9,7 @@ pub mod backups;
 pub mod batch;
 pub mod collections;
 pub mod cron;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -52,7 +53,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(sql::router())
         .merge(metrics::router())
         .merge(backups::router())
-        .merge(logs::router());
+        .merge(logs::router())
+        .merge(dashboard::router());
     let api = settings::rate_limit::layer(api, state.clone());
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
     let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);

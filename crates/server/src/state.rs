@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub origins: Vec<String>,
     /// The key the settings are encrypted with at rest (`--encryptionEnv`).
     pub settings_key: Option<crate::settings::encryption::EncryptionKey>,
+    /// The dashboard served at `/_/`; `None` answers 404 there.
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             index_fallback: true,
             origins: vec!["*".to_owned()],
             settings_key: None,
+            dashboard: None,
         }
     }
 }
@@ -83,6 +86,10 @@ pub struct AppState {
     pub backups: crate::backups::Backups,
     /// Request logs (see [`crate::logs`]); written once `serve` installs a log store.
     pub logs: crate::logs::Logs,
+    /// The first-run installer's one-time token (see [`crate::dashboard`]).
+    pub installer: crate::dashboard::Installer,
+    /// Gzipped dashboard files, made on first request.
+    pub dashboard_gzip: crate::dashboard::GzipCache,
 }
 
 /// The state type axum passes around.
@@ -113,6 +120,8 @@ impl AppState {
             scripts: std::sync::OnceLock::new(),
             backups: crate::backups::Backups::default(),
             logs: crate::logs::Logs::default(),
+            installer: crate::dashboard::Installer::default(),
+            dashboard_gzip: crate::dashboard::GzipCache::default(),
         });
         crate::cron::system::register(&state);
         crate::metrics::install();

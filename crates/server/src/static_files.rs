@@ -40,7 +40,7 @@ enum Plan {
     CleanRedirect(String),
     /// `/_` is the admin UI's prefix without its slash.
     AdminRedirect,
-    /// `/_/…`: PocketBase's admin UI, which Plinth does not serve.
+    /// `/_/…`: the dashboard's prefix (its own routes answer GETs there first).
     NotFound,
     /// A cleaned path relative to the public directory (`.` for the root), or `None` when the
     /// path cannot name a file there (`..`, NUL, bad encoding).

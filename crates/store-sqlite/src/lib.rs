@@ -545,6 +545,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn sample_view(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<(Vec<Field>, Vec<Record>), StoreError> {
+        let query = query.to_owned();
+        let schema = self.schema.load();
+        self.read(Lane::Query, move |conn| {
+            let collections: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
+            let fields = view::ViewPlan::new(conn, &collections, &query)?.fields;
+            let rows = records::sample(conn, &fields, &query, limit)?;
+            Ok((fields, rows))
+        })
+        .await
+    }
+
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
         let lane = list_lane(&query);
         self.read(lane, move |conn| records::list(conn, &query))

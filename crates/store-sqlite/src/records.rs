@@ -727,6 +727,55 @@ pub(crate) fn load(
         .optional()
 }
 
+/// The first `limit` rows of an unsaved view's SELECT (a superuser's SQL, as a saved view's
+/// is), read as records of its inferred fields. The connection is a read-only reader.
+pub(crate) fn sample(
+    conn: &Connection,
+    fields: &[Field],
+    query: &str,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let view = Collection {
+        id: String::new(),
+        list_rule: None,
+        view_rule: None,
+        create_rule: None,
+        update_rule: None,
+        delete_rule: None,
+        name: "_sample".to_owned(),
+        kind: domain::CollectionType::View,
+        fields: fields.to_vec(),
+        indexes: Vec::new(),
+        created: String::new(),
+        updated: String::new(),
+        system: false,
+        view_query: None,
+        auth: None,
+    };
+    // The newline keeps a trailing `-- comment` in the query from swallowing the parenthesis.
+    let sql = format!(
+        "SELECT {} FROM ({}\n) AS {} LIMIT ?",
+        select_list(&view),
+        query.trim().trim_end_matches(';'),
+        quote_ident(&view.name)
+    );
+    // A query that plans but fails while running (or runs out of time) is the view's problem,
+    // reported like its planning errors.
+    let failed = |error: rusqlite::Error| {
+        if crate::is_interrupt(&error) {
+            StoreError::TimedOut
+        } else {
+            StoreError::Schema(format!("invalid view query: {error}"))
+        }
+    };
+    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map([limit], |row| read_record(row, &view))
+        .map_err(failed)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(failed)
+}
+
 /// `"t"."f1", "t"."f2", …` in field order.
 fn select_list(collection: &Collection) -> String {
     let table = quote_ident(&collection.name);

@@ -22,11 +22,17 @@ export async function startServer({ superuser = true, env = {}, args = [] } = {}
   if (!existsSync(PLINTH_BIN)) throw new Error(`no plinth binary at ${PLINTH_BIN} (cargo build --release, or set PLINTH_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), "plinth-ui-"));
   if (superuser) {
-    const made = spawnSync(PLINTH_BIN, ["superuser", "upsert", ADMIN.email, ADMIN.password, "--dir", dir], { encoding: "utf8" });
+    const made = spawnSync(PLINTH_BIN, ["superuser", "upsert", ADMIN.email, ADMIN.password, "--dir", dir], {
+      encoding: "utf8",
+      env: { ...process.env, PLINTH_INSECURE_TEST_HASHING: "1" },
+    });
     if (made.status !== 0) throw new Error(`superuser upsert failed: ${made.stderr}`);
   }
+  // The bundle under test: this checkout's built `dist/` read from disk, unless
+  // PLINTH_E2E_EMBEDDED is set (CI), which tests the bundle embedded in the binary.
+  const dashboard = process.env.PLINTH_E2E_EMBEDDED ? {} : { PLINTH_DASHBOARD_DIR: join(here, "../../dist") };
   const child = spawn(PLINTH_BIN, ["serve", "--http=127.0.0.1:0", "--dir", dir, ...args], {
-    env: { ...process.env, RUST_LOG: "warn", ...env },
+    env: { ...process.env, PLINTH_LOG: "warn", PLINTH_INSECURE_TEST_HASHING: "1", ...dashboard, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -78,6 +78,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .map(server::metrics::MetricsSecret),
         data_dir: Some(global.dir.clone()),
+        dashboard: Some(server::dashboard::Dashboard(Arc::new(EmbeddedDashboard))),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(dyn_store, config);
@@ -115,6 +116,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|error| anyhow::anyhow!("{name} hook failed: {error}"))?;
     }
     let terminating = state.clone();
+    let installer = state.clone();
     let crons = state.crons.start();
     let app = server::router(state);
     let http_listener = bind(&http_address).await?;
@@ -125,15 +127,21 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         _ => (http_listener, None),
     };
     let address = listener.local_addr().context("reading the bound address")?;
+    let scheme = if redirect.is_some() { "https" } else { "http" };
     if server::superusers::count(store.as_ref()).await.unwrap_or(0) == 0 {
-        println!("No superuser exists yet. Create one with:");
+        // The link works once, on this process; a restart prints a new one.
+        let token = installer.installer.issue();
+        println!(
+            "No superuser exists yet. Open this link to create the first one (it works once):"
+        );
+        println!("  {scheme}://{}/_/#/install/{token}", browsable(address));
+        println!("or create one from the command line:");
         println!(
             "  plinth superuser upsert EMAIL PASSWORD --dir {}",
             shell_quote(&global.dir.display().to_string())
         );
         println!();
     }
-    let scheme = if redirect.is_some() { "https" } else { "http" };
     println!("Server started at {scheme}://{address}");
     if let Some((plain, _)) = &redirect {
         let plain = plain.local_addr().context("reading the bound address")?;
@@ -141,6 +149,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         println!("├─ Domains:   {}", args.domains.join(", "));
     }
     println!("├─ REST API:  {scheme}://{address}/api/");
+    println!("├─ Dashboard: {scheme}://{}/_/", browsable(address));
     println!("└─ Data dir:  {}", global.dir.display());
     let requested = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let nofile = raise_open_file_limit();
@@ -795,6 +804,32 @@ fn shell_quote(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }
+}
+
+/// The dashboard's files, embedded from the `admin-ui` crate.
+struct EmbeddedDashboard;
+
+impl server::dashboard::DashboardFiles for EmbeddedDashboard {
+    fn get(&self, path: &str) -> Option<server::dashboard::DashboardFile> {
+        admin_ui::get(path).map(|asset| server::dashboard::DashboardFile {
+            bytes: asset.bytes,
+            content_type: asset.content_type,
+            immutable: asset.immutable,
+        })
+    }
+}
+
+/// An address a browser can open: a wildcard bind is reached on loopback.
+fn browsable(address: std::net::SocketAddr) -> std::net::SocketAddr {
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    address
 }
 
 #[cfg(test)]

@@ -126,7 +126,12 @@ async fn the_public_dir_is_served_with_the_index_fallback() {
             "{path}"
         );
     }
-    let (status, body) = app.get("/_/", None).await;
+    // `/_/` is the dashboard, never the public directory's fallback.
+    let dashboard = get("/_/").await.expect("get");
+    assert_eq!(dashboard.status(), 200);
+    let page = dashboard.text().await.expect("body");
+    assert!(page.contains("<div id=\"app\">"), "{page}");
+    let (status, body) = app.get("/_/missing.js", None).await;
     assert_error(status, &body, 404, "File not found.");
     let (status, body) = app.post_json("/missing", None, json!({})).await;
     assert_error(status, &body, 404, "The requested resource wasn't found.");

@@ -22,6 +22,8 @@ mod cli_flags;
 mod collections;
 /// The crons API: system jobs listed and run on request.
 mod crons;
+/// The dashboard at /_/: headers, the first-run installer, the rule checker.
+mod dashboard;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
 mod files;
 /// JavaScript hooks: routes, middlewares, model hooks in the write's transaction, crons,

@@ -27,8 +27,20 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         &["rusqlite", "tokio-postgres", "deadpool-postgres"],
     ),
     (
+        "admin-ui",
+        &[],
+        &["tokio", "axum", "hyper", "rusqlite", "tokio-postgres"],
+    ),
+    (
         "cli",
-        &["domain", "rules", "store-sqlite", "server", "hooks"],
+        &[
+            "domain",
+            "rules",
+            "store-sqlite",
+            "server",
+            "hooks",
+            "admin-ui",
+        ],
         &[],
     ),
 ];
@@ -40,6 +52,7 @@ const WORKSPACE_CRATES: &[&str] = &[
     "store-postgres",
     "hooks",
     "server",
+    "admin-ui",
     "cli",
 ];
 

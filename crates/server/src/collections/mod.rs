@@ -46,6 +46,7 @@ pub fn router() -> Router<SharedState> {
             get(oauth2_providers),
         )
         .route("/api/collections/meta/dry-run-view", post(dry_run_view))
+        .route("/api/collections/meta/check-rule", post(check_rule))
         .route(
             "/api/collections/{collection}",
             get(view_collection)
@@ -64,6 +65,8 @@ const DELETE_FAILED: &str = "Failed to delete collection.";
 const TRUNCATE_FAILED: &str =
     "Failed to truncate collection (most likely due to required cascade delete record references).";
 /// What helper forms (import, dry run) say about a body they cannot read.
+/// Rows a view dry run returns as its preview.
+const DRY_RUN_SAMPLE: usize = 10;
 const FORM_LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 const FORM_INVALID: &str = "An error occurred while validating the submitted data.";
 
@@ -360,8 +363,8 @@ async fn dry_run_view(
             ValidationErrors::single("query", FieldError::required()),
         ));
     }
-    let fields = match state.store.infer_view_fields(&query).await {
-        Ok(fields) => fields,
+    let (fields, sample) = match state.store.sample_view(&query, DRY_RUN_SAMPLE).await {
+        Ok(found) => found,
         Err(StoreError::Internal(detail)) => return Err(ApiError::internal(detail)),
         Err(other) => {
             return Err(ApiError::bad_request_msg(&format!(
@@ -375,12 +378,52 @@ async fn dry_run_view(
             "Invalid view query. Raw error: \nmissing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one).",
         ));
     }
-    // FIXME: PocketBase also returns up to 10 rows of the query as `sample` records; the
-    // Store port has no way to run an unsaved view yet (it needs a `sample_view` call).
+    let sample: Vec<Value> = sample
+        .into_iter()
+        .map(|record| json!(record.data))
+        .collect();
     respond(
-        json!({"fields": fields, "sample": []}),
+        json!({"fields": fields, "sample": sample}),
         query_string.as_deref(),
     )
+}
+
+/// Plinth's rule checker for the dashboard: compiles `rule` against `collection`, an unsaved
+/// draft in the create/update body shape (an existing id or name is read as an update of it),
+/// and answers where the text is wrong, so an editor can mark the error as the user types.
+/// Offsets are UTF-16 code units, as a browser's text fields count them.
+async fn check_rule(
+    State(state): State<SharedState>,
+    Auth(auth): Auth,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    require_superuser(&auth)?;
+    let body = read_body(&state, request, FORM_LOAD_FAILED).await?;
+    let rule = match body.get("rule") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(_) => return Err(ApiError::bad_request_msg(FORM_LOAD_FAILED)),
+    };
+    let Some(Value::Object(draft_body)) = body.get("collection") else {
+        return Err(ApiError::validation(
+            FORM_INVALID,
+            ValidationErrors::single("collection", FieldError::required()),
+        ));
+    };
+    let schema = state.schema();
+    let existing = [draft_body.get("id"), draft_body.get("name")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|key| schema.get(key).cloned());
+    let now = domain::time::now();
+    let draft = match existing {
+        Some(old) => form::draft_update(&old, draft_body, &now),
+        None => form::draft_new(draft_body, &schema, &now),
+    }
+    .map_err(form_error)?;
+    let answer = rule_check::check_text(&schema, &draft.collection, &rule);
+    Ok(Json(answer))
 }
 
 /// A view collection's fields come from its query; problems land on `viewQuery`.

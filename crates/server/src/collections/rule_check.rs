@@ -58,6 +58,58 @@ pub fn validate_rule_texts(
     }
 }
 
+/// The dashboard's as-you-type check: `{"ok": true}`, or `{"ok": false, "message", "start",
+/// "end"}` with the error's span in UTF-16 code units (`null` when the error has no place).
+pub fn check_text(schema: &Schema, draft: &Collection, text: &str) -> serde_json::Value {
+    if text.is_empty() {
+        return serde_json::json!({"ok": true});
+    }
+    if text.trim().is_empty() {
+        let end = utf16_len(text);
+        return serde_json::json!({
+            "ok": false, "message": "Empty filter expression.", "start": 0, "end": end,
+        });
+    }
+    let future = Arc::new(schema_with(schema, draft));
+    let Some(current) = future.get_by_id(&draft.id).cloned() else {
+        return serde_json::json!({"ok": true});
+    };
+    match Rule::compile(&future, &current, Some(text)) {
+        Ok(_) => serde_json::json!({"ok": true}),
+        Err(error) => {
+            let mut message = error.message.clone();
+            if let Some(first) = message.get(..1) {
+                message = first.to_uppercase() + &message[1..];
+            }
+            if !message.ends_with('.') {
+                message.push('.');
+            }
+            let (start, end) = match error.span {
+                Some(span) => (
+                    serde_json::json!(utf16_offset(text, span.start)),
+                    serde_json::json!(utf16_offset(text, span.end)),
+                ),
+                None => (serde_json::Value::Null, serde_json::Value::Null),
+            };
+            serde_json::json!({"ok": false, "message": message, "start": start, "end": end})
+        }
+    }
+}
+
+/// A byte offset into `text` as a count of UTF-16 code units (clamped to the text, rounded
+/// down to a character boundary).
+fn utf16_offset(text: &str, byte: usize) -> usize {
+    let mut byte = byte.min(text.len());
+    while !text.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    utf16_len(&text[..byte])
+}
+
+fn utf16_len(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
+}
+
 /// A collection with its new version in place of the old one (or added).
 pub fn schema_with(schema: &Schema, collection: &Collection) -> Schema {
     let mut collections: Vec<Collection> = schema

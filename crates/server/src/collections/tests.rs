@@ -567,7 +567,21 @@ async fn views_are_inferred_validated_and_dry_run() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fields"][0]["name"], "id");
-    assert_eq!(body["sample"], json!([]));
+    assert_eq!(body["sample"], json!([{"id": "useruseruser001"}]));
+    // The preview holds the query's first rows, read as its fields (a trailing comment does
+    // not swallow the wrapping parenthesis).
+    let (status, body) = app
+        .su(
+            "POST",
+            "/api/collections/meta/dry-run-view",
+            Some(json!({"query": "select 'a1' as id, 2 as n union all select 'b2', 3.5 -- two rows"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["sample"],
+        json!([{"id": "a1", "n": 2}, {"id": "b2", "n": 3.5}])
+    );
     let (_, body) = app
         .su(
             "POST",

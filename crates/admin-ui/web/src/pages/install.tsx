@@ -27,8 +27,10 @@ export function Install(props: { token: string; onSignedIn: () => void }) {
       props.onSignedIn();
       navigate(["collections"], undefined, true);
     } catch (e) {
-      setErrors(fieldErrors(e));
-      setError(errorMessage(e));
+      const byField = fieldErrors(e);
+      setErrors(byField);
+      // Field problems are shown beside their inputs; the form says only that there are some.
+      setError(Object.keys(byField).length ? "Fix the fields marked above." : errorMessage(e));
     } finally {
       setBusy(false);
     }

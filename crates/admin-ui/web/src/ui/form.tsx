@@ -8,17 +8,21 @@ export function Field(props: {
   children: ComponentChildren;
   inline?: boolean;
 }) {
+  // The help and the error sit outside the <label>, so the input's accessible name is the
+  // label text alone.
   return (
-    <label class={`field${props.inline ? " field-inline" : ""}${props.error ? " has-error" : ""}`}>
-      <span class="field-label">{props.label}</span>
-      {props.children}
+    <div class={`field${props.inline ? " field-inline" : ""}${props.error ? " has-error" : ""}`}>
+      <label class="field-control">
+        <span class="field-label">{props.label}</span>
+        {props.children}
+      </label>
       {props.help && <small class="field-help">{props.help}</small>}
       {props.error && (
         <small class="field-error" role="alert">
           {props.error}
         </small>
       )}
-    </label>
+    </div>
   );
 }
 
