@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { errorMessage, pb } from "../../lib/api";
 import { toast } from "../../lib/toast";
 import { Dialog } from "../../ui/dialog";
-import { Spinner, copyText, formatDate } from "../../ui/misc";
+import { Spinner, formatDate } from "../../ui/misc";
 import { LevelBadge, formatMs, statusClass } from "./format";
 
 /** The order the request keys are shown in; other keys follow alphabetically. */
@@ -71,14 +71,14 @@ export function LogDetail(props: {
             class="btn"
             disabled={!log}
             onClick={() => {
-              copyText(json);
-              toast("Copied the entry as JSON.");
+              if (!navigator.clipboard) return toast("This browser does not allow copying here.", "error");
+              navigator.clipboard.writeText(json).then(
+                () => toast("Copied the entry as JSON."),
+                () => toast("The browser refused to copy.", "error"),
+              );
             }}
           >
             Copy JSON
-          </button>
-          <button type="button" class="btn btn-primary" onClick={props.onClose}>
-            Close
           </button>
         </>
       }
