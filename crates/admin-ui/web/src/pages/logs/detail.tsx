@@ -102,7 +102,7 @@ export function LogDetail(props: {
               <tr>
                 <th scope="row">created</th>
                 <td>
-                  {formatDate(log.created)} <span class="muted small">({log.created} UTC)</span>
+                  {formatDate(log.created)} <span class="muted small">({log.created})</span>
                 </td>
               </tr>
               <tr>
@@ -179,6 +179,7 @@ function DataValue(props: { name: string; value: unknown }) {
   if (value === null || value === undefined) return <span class="muted">null</span>;
   if (name === "status" && typeof value === "number") return <span class={`badge ${statusClass(value)}`}>{value}</span>;
   if (name === "execTime" && typeof value === "number") return <>{formatMs(value)}</>;
+  if (name === "auth" && value === "") return <span class="muted">guest (not signed in)</span>;
   if (value === "") return <span class="muted">(empty)</span>;
   if (typeof value === "object") return <pre class="code-block">{JSON.stringify(value, null, 2)}</pre>;
   return <span class={typeof value === "string" ? "mono" : undefined}>{String(value)}</span>;

@@ -229,7 +229,7 @@ export function LogsPage(props: { route: Route }) {
               collection={LOGS_COLLECTION as never}
               mode="filter"
               aria-label="Filter logs"
-              placeholder='Filter, e.g. data.status >= 400 && data.url ~ "/api/collections"'
+              placeholder="Filter, e.g. data.status >= 400"
               onSubmit={() => update({ filter: text || undefined })}
             />
           </div>

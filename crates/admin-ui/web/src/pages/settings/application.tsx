@@ -277,7 +277,7 @@ function RateLimits() {
               const err = (key: string) => form.error(`rateLimits.rules.${index}.${key}`);
               return (
                 <tr key={index}>
-                  <td>
+                  <td data-label="Label">
                     <input
                       value={rule.label ?? ""}
                       list="rate-limit-labels"
@@ -289,7 +289,7 @@ function RateLimits() {
                     />
                     <RowError text={err("label")} />
                   </td>
-                  <td>
+                  <td data-label="Audience">
                     <select
                       value={rule.audience ?? ""}
                       name={`rateLimits.rules.${index}.audience`}
@@ -304,7 +304,7 @@ function RateLimits() {
                     </select>
                     <RowError text={err("audience")} />
                   </td>
-                  <td>
+                  <td data-label="Window (s)">
                     <input
                       type="number"
                       min={1}
@@ -317,7 +317,7 @@ function RateLimits() {
                     />
                     <RowError text={err("duration")} />
                   </td>
-                  <td>
+                  <td data-label="Max requests">
                     <input
                       type="number"
                       min={1}

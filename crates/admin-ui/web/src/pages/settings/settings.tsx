@@ -37,6 +37,11 @@ export function SettingsPage(props: { section: string; route: Route }) {
     void loadSettings();
   }, []);
 
+  // On a phone the sections are a scrolling row: keep the current one in view.
+  useEffect(() => {
+    document.querySelector(".settings-nav-item.active")?.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }, [props.section]);
+
   useEffect(() => {
     const onUnload = (e: BeforeUnloadEvent) => {
       if (anyDirty()) {
