@@ -46,7 +46,13 @@ describe("operations pages", () => {
       await page.waitForTimeout(200);
     }
     assert.equal(await rows.count(), 3);
-    await page.getByTestId("logs-chart").getByText("entries in the period").waitFor();
+    const chart = page.getByTestId("logs-chart");
+    await chart.getByText("entries in the period").waitFor();
+    // A bar narrows the list to its hour; the chip takes it back.
+    await chart.locator("g.chart-bar:has(rect.chart-fill)").last().click();
+    await page.waitForURL(/hour=/);
+    await chart.getByRole("button", { name: /^Only / }).click();
+    await page.waitForURL((u) => !u.href.includes("hour="));
 
     // Narrow to the probe's failed requests with the filter language.
     await page.getByLabel("Filter logs").fill(`data.url ~ "${probe}" && data.status = 404`);
@@ -165,6 +171,26 @@ describe("operations pages", () => {
     // Only the changed values were sent: the other sections are as they were.
     assert.equal(settings.smtp.host, "127.0.0.1");
     assert.equal(settings.rateLimits.rules.length, rules.rateLimits.rules.length);
+  });
+
+  test("phone width: settings sections in a row, logs without page overflow", async () => {
+    const phone = await openBrowser({ width: 390, height: 844 });
+    try {
+      await signIn(phone.page, server);
+      await phone.page.goto(server.url + "/_/#/settings/application");
+      const nav = phone.page.getByRole("navigation", { name: "Settings" });
+      await nav.getByRole("link", { name: "Crons" }).click();
+      await phone.page.locator('tr[data-cron="__pbDBOptimize__"]').waitFor();
+      const box = await nav.boundingBox();
+      assert.ok(box.height < 80, `the section list is one row (${box.height}px)`);
+      await phone.page.goto(server.url + "/_/#/logs");
+      await phone.page.locator("tr.log-row").first().waitFor();
+      const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+      assert.ok(overflow <= 0, `the page does not scroll sideways (${overflow}px)`);
+      assert.deepEqual(phone.errors, []);
+    } finally {
+      await phone.close();
+    }
   });
 
   test("no console errors", () => {
