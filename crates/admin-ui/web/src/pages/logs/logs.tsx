@@ -103,6 +103,19 @@ export function LogsPage(props: { route: Route }) {
   const [refreshTick, setRefreshTick] = useState(0);
   const [now, setNow] = useState(() => new Date());
   const generation = useRef(0);
+  const [live, setLive] = useState(false);
+  const pageRef = useRef(1);
+  pageRef.current = page;
+
+  // Auto-refresh: the first page and the chart every 5 s while the tab is visible.
+  useEffect(() => {
+    if (!live) return;
+    const timer = setInterval(() => {
+      // Not while more pages are loaded: a refresh would take them away under the reader.
+      if (document.visibilityState === "visible" && pageRef.current === 1) setRefreshTick((n) => n + 1);
+    }, 5000);
+    return () => clearInterval(timer);
+  }, [live]);
 
   const listFilter = buildFilter(q);
   const statsFilter = buildFilter(q, true);
@@ -258,6 +271,10 @@ export function LogsPage(props: { route: Route }) {
               onChange={(e) => update({ su: e.currentTarget.checked ? "1" : undefined })}
             />
             <span>Include superusers' requests</span>
+          </label>
+          <label class="toggle">
+            <input type="checkbox" role="switch" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} />
+            <span>Auto-refresh</span>
           </label>
           <label class="inline-select">
             <span class="sr-only">Level</span>

@@ -234,6 +234,12 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
       } catch (error) {
         const fields = fieldErrors(error);
         setErrors(fields);
+        // Takes the keyboard to the first input the server refused.
+        setTimeout(() => {
+          document
+            .querySelector<HTMLElement>(".settings-form .has-error :is(input, select), .settings-form [aria-invalid='true']")
+            ?.focus();
+        }, 0);
         const outside = Object.keys(fields).filter((key) => !paths.some((p) => key === p || key.startsWith(p + ".")));
         toast(
           Object.keys(fields).length && !outside.length

@@ -55,8 +55,8 @@ export function MailSettings() {
                 path="smtp.password"
                 type="password"
                 label="Password"
-                placeholder="Unchanged (stored, never shown)"
-                help="Leave empty to keep the stored password."
+                placeholder="Not shown; type to replace"
+                help="Write-only: leave empty to keep the stored one, if any."
               />
               <SSelect
                 path="smtp.authMethod"

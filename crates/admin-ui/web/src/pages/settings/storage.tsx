@@ -41,8 +41,8 @@ export function S3Fields(props: { prefix: string; filesystem: "storage" | "backu
               path={p("secret")}
               type="password"
               label="Secret"
-              placeholder="Unchanged (stored, never shown)"
-              help="Leave empty to keep the stored secret."
+              placeholder="Not shown; type to replace"
+              help="Write-only: leave empty to keep the stored one, if any."
             />
           </div>
           <SToggle
