@@ -92,7 +92,7 @@ describe("operations pages", () => {
     // The test uses the saved settings: it waits for the save.
     assert.equal(await page.getByTestId("test-email").isDisabled(), true);
     await page.getByRole("button", { name: "Save changes" }).click();
-    await page.getByTestId("save-bar").getByText("No unsaved changes").waitFor();
+    await page.getByTestId("save-bar").getByText("Changes saved.").waitFor();
 
     const settings = await api(server, "/api/settings", { token });
     assert.equal(settings.smtp.enabled, true);
@@ -127,6 +127,44 @@ describe("operations pages", () => {
     assert.equal(download.suggestedFilename(), "ops_e2e.zip");
     const bytes = readFileSync(await download.path());
     assert.equal(bytes.subarray(0, 2).toString("latin1"), "PK");
+
+    // The same zip uploaded under another name, then deleted after confirmation.
+    await page.getByText("Upload backup").locator("input[type=file]").setInputFiles({
+      name: "ops_uploaded.zip",
+      mimeType: "application/zip",
+      buffer: bytes,
+    });
+    await page.locator('tr[data-backup="ops_uploaded.zip"]').waitFor();
+    assert.ok((await api(server, "/api/backups", { token })).some((b) => b.key === "ops_uploaded.zip"));
+    await page.getByRole("button", { name: "Delete ops_uploaded.zip" }).click();
+    await page.getByTestId("confirm-ok").click();
+    await page.locator('tr[data-backup="ops_uploaded.zip"]').waitFor({ state: "detached" });
+    assert.ok(!(await api(server, "/api/backups", { token })).some((b) => b.key === "ops_uploaded.zip"));
+
+    // The schedule is a settings value saved with the section's bar.
+    const form = page.getByTestId("settings-backups");
+    await form.getByLabel("Schedule").selectOption({ label: "Daily at 00:00 UTC" });
+    await form.getByLabel("Automatic backups to keep").fill("5");
+    await form.getByRole("button", { name: "Save changes" }).click();
+    await form.getByText("Changes saved.").waitFor();
+    const settings = await api(server, "/api/settings", { token });
+    assert.equal(settings.backups.cron, "0 0 * * *");
+    assert.equal(settings.backups.cronMaxKeep, 5);
+  });
+
+  test("files storage: S3 switched on without its values shows the server's errors beside them", async () => {
+    await page.goto(server.url + "/_/#/settings/storage");
+    const form = page.getByTestId("settings-storage");
+    await form.getByRole("switch", { name: "Use S3-compatible storage" }).check();
+    await form.getByLabel("Endpoint").fill("not a url");
+    const before = errors.length;
+    await form.getByRole("button", { name: "Save changes" }).click();
+    await form.getByText("Must be a valid URL.").waitFor();
+    assert.ok((await form.getByText("Cannot be blank.").count()) >= 3);
+    dropExpected(errors, before, 400);
+    assert.equal((await api(server, "/api/settings", { token })).s3.enabled, false);
+    await form.getByRole("button", { name: "Reset" }).click();
+    await form.getByLabel("Endpoint").waitFor({ state: "detached" });
   });
 
   test("crons: listed and run now", async () => {
@@ -164,7 +202,7 @@ describe("operations pages", () => {
 
     await form.getByLabel("Application name").fill("Ops Test App");
     await page.getByRole("button", { name: "Save changes" }).click();
-    await page.getByTestId("save-bar").getByText("No unsaved changes").waitFor();
+    await page.getByTestId("save-bar").getByText("Changes saved.").waitFor();
     await page.locator(".topnav .brand-name", { hasText: "Ops Test App" }).waitFor();
     const settings = await api(server, "/api/settings", { token });
     assert.equal(settings.meta.appName, "Ops Test App");

@@ -7,7 +7,6 @@ import { createContext } from "preact";
 import { useContext, useEffect, useRef, useState } from "preact/hooks";
 import { errorMessage, fieldErrors, pb } from "../../lib/api";
 import { store, useStore } from "../../lib/store";
-import { toast } from "../../lib/toast";
 import { Field, NumberInput, Select, TextInput, Toggle } from "../../ui/form";
 
 // The settings JSON is loosely typed on purpose: its shape is the server's (see
@@ -161,6 +160,8 @@ export interface SectionForm {
   clearErrors(prefix: string): void;
   dirty: boolean;
   saving: boolean;
+  /** The outcome of the last save, shown in the save bar (no toast: it would cover the bar). */
+  notice: { kind: "ok" | "error"; text: string } | null;
   save(): Promise<boolean>;
   reset(): void;
 }
@@ -178,10 +179,19 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
   const state = useStore(settingsState);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [saving, setSaving] = useState(false);
+  const [notice, setNotice] = useState<SectionForm["notice"]>(null);
   const paths = SECTION_PATHS[section] ?? [];
   const dirty = sectionPatch(state, paths) !== undefined;
 
-  useEffect(() => setErrors({}), [section]);
+  useEffect(() => {
+    setErrors({});
+    setNotice(null);
+  }, [section]);
+  useEffect(() => {
+    if (notice?.kind !== "ok") return;
+    const timer = setTimeout(() => setNotice(null), 5000);
+    return () => clearTimeout(timer);
+  }, [notice]);
 
   const form: SectionForm = {
     section,
@@ -191,6 +201,7 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
     set(path, value) {
       if (SECRETS.has(path) && value === "") value = undefined;
       settingsState.update((s) => ({ ...s, draft: setPath(s.draft, path, value) }));
+      if (notice) setNotice(null);
       if (errors[path]) {
         setErrors((all) => {
           const next = { ...all };
@@ -209,6 +220,7 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
     },
     dirty,
     saving,
+    notice,
     async save() {
       const current = settingsState.get();
       const patch = sectionPatch(current, paths);
@@ -216,7 +228,7 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
       const local = emptyNumbers(patch);
       if (Object.keys(local).length) {
         setErrors(local);
-        toast("Some values are missing.", "error");
+        setNotice({ kind: "error", text: "Not saved: some values are missing." });
         return false;
       }
       setSaving(true);
@@ -228,7 +240,7 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
           return { ...s, saved, draft };
         });
         setErrors({});
-        toast("Settings saved.");
+        setNotice({ kind: "ok", text: "Changes saved." });
         onSaved?.(saved);
         return true;
       } catch (error) {
@@ -241,12 +253,14 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
             ?.focus();
         }, 0);
         const outside = Object.keys(fields).filter((key) => !paths.some((p) => key === p || key.startsWith(p + ".")));
-        toast(
-          Object.keys(fields).length && !outside.length
-            ? "The settings were not saved: see the messages beside the fields."
-            : errorMessage(error),
-          "error",
-        );
+        const count = Object.keys(fields).length;
+        setNotice({
+          kind: "error",
+          text:
+            count && !outside.length
+              ? `Not saved: ${count === 1 ? "one value needs" : `${count} values need`} attention.`
+              : `Not saved. ${errorMessage(error)}`,
+        });
         return false;
       } finally {
         setSaving(false);
@@ -259,6 +273,7 @@ export function useSectionForm(section: string, onSaved?: (saved: Json) => void)
         return { ...s, draft };
       });
       setErrors({});
+      setNotice(null);
     },
   };
   return form;
@@ -302,10 +317,16 @@ export function SaveBar() {
   return (
     <div class={`save-bar${form.dirty ? " is-dirty" : ""}`} data-testid="save-bar">
       <span class="save-bar-state" aria-live="polite">
-        {form.dirty ? (
+        {form.notice?.kind === "error" ? (
+          <span class="form-error" role="alert">
+            {form.notice.text}
+          </span>
+        ) : form.dirty ? (
           <>
             <span class="dirty-dot" aria-hidden="true" /> Unsaved changes
           </>
+        ) : form.notice?.kind === "ok" ? (
+          <span class="text-success">✓ {form.notice.text}</span>
         ) : (
           <span class="muted">No unsaved changes</span>
         )}
