@@ -347,7 +347,7 @@ export function LogsPage(props: { route: Route }) {
         />
       )}
 
-      <div class="table-wrap logs-table-wrap">
+      <div class={`table-wrap logs-table-wrap${error ? " hidden" : ""}`}>
         <table class="table logs-table" data-testid="logs-table">
           <thead>
             <tr>

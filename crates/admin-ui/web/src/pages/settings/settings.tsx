@@ -120,7 +120,12 @@ export function SettingsPage(props: { section: string; route: Route }) {
                       data-section={s.id}
                     >
                       <span>{s.label}</span>
-                      {dirty && <span class="dirty-dot" title="Unsaved changes" aria-label="(unsaved changes)" />}
+                      {dirty && (
+                        <>
+                          <span class="dirty-dot" title="Unsaved changes" aria-hidden="true" />
+                          <span class="sr-only">(unsaved changes)</span>
+                        </>
+                      )}
                     </a>
                   </li>
                 );
