@@ -305,6 +305,38 @@ export async function reimportWithoutSystemFields(t) {
   }
 }
 
+// Without deleteMissing, fields an item leaves out are kept, after the listed ones (not tried
+// with deleteMissing here: it would drop every other scenario's collections).
+export async function importKeepsUnlistedFields(t) {
+  const name = t.coll('imp_keep');
+  await t.sdk('create', () =>
+    t.su.collections.create({
+      name,
+      type: 'base',
+      fields: [
+        { name: 'a', type: 'text' },
+        { name: 'b', type: 'number' },
+        { name: 'c', type: 'bool' },
+      ],
+    }),
+  );
+  await t.http('import without b and c', 'PUT', '/api/collections/import', {
+    auth: 'su',
+    json: {
+      collections: [{ name, type: 'base', fields: [{ name: 'z', type: 'text' }, { name: 'a', type: 'text' }] }],
+    },
+  });
+  await t.sdk('kept', () => t.su.collections.getOne(name).then((c) => c.fields.map((f) => [f.name, f.type])));
+  await t.http('second import, listing only a', 'PUT', '/api/collections/import', {
+    auth: 'su',
+    json: {
+      collections: [{ name, type: 'base', fields: [{ name: 'a', type: 'text' }] }],
+      deleteMissing: false,
+    },
+  });
+  await t.sdk('still kept', () => t.su.collections.getOne(name).then((c) => c.fields.map((f) => f.name)));
+}
+
 export async function truncate(t) {
   const { collection } = await createNumbered(t, 5);
   await t.http('truncate', 'DELETE', `/api/collections/${collection.name}/truncate`, { auth: 'su' });

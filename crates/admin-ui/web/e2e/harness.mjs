@@ -31,7 +31,14 @@ export async function startServer({ superuser = true, env = {}, args = [] } = {}
   // The bundle under test: this checkout's built `dist/` read from disk, unless
   // PLINTH_E2E_EMBEDDED is set (CI), which tests the bundle embedded in the binary.
   const dashboard = process.env.PLINTH_E2E_EMBEDDED ? {} : { PLINTH_DASHBOARD_DIR: join(here, "../../dist") };
-  const child = spawn(PLINTH_BIN, ["serve", "--http=127.0.0.1:0", "--dir", dir, ...args], {
+  // Hooks, migrations and public files inside the throwaway dir: the defaults sit beside the
+  // data dir, one /tmp folder every test would share (automigrate writes migrations there).
+  const own = [
+    `--hooksDir=${join(dir, "pb_hooks")}`,
+    `--migrationsDir=${join(dir, "pb_migrations")}`,
+    `--publicDir=${join(dir, "pb_public")}`,
+  ];
+  const child = spawn(PLINTH_BIN, ["serve", "--http=127.0.0.1:0", "--dir", dir, ...own, ...args], {
     env: { ...process.env, PLINTH_LOG: "warn", PLINTH_INSECURE_TEST_HASHING: "1", ...dashboard, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -137,6 +144,6 @@ export async function signIn(page, server) {
   await page.goto(server.url + "/_/");
   await page.getByLabel("Email").fill(ADMIN.email);
   await page.getByLabel("Password").fill(ADMIN.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.getByRole("navigation", { name: "Main" }).waitFor();
 }

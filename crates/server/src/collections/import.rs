@@ -1,6 +1,7 @@
 //! `PUT /api/collections/import`: many collection definitions applied in one store
 //! transaction. Each item updates the collection with its id (or, without one, its name) or
-//! creates a new one; with `deleteMissing`, unlisted non-system collections are dropped.
+//! creates a new one; with `deleteMissing`, unlisted non-system collections and the fields an
+//! item leaves out are dropped, without it those fields are kept (as PocketBase does).
 //! Every draft is validated against the schema as it will be after the import, so imported
 //! collections may reference each other.
 
@@ -78,7 +79,10 @@ pub(super) async fn import_collections(
         let existing = find_existing(&current, item);
         let draft = match &existing {
             Some(old) => form::draft_update(old, item, &now).map(|mut draft| {
-                given_fields_first(&mut draft.collection, item);
+                if !delete_missing {
+                    keep_unlisted_fields(&mut draft.collection, old, item);
+                }
+                given_fields_first(&mut draft.collection, old, item);
                 draft
             }),
             None => form::draft_new(item, &current, &now),
@@ -165,7 +169,7 @@ pub(super) async fn import_collections(
 /// collection) after them, in their stored order; a `PATCH` instead keeps `id` first.
 /// Definitions exported, edited to drop `id`, and imported again therefore come back with
 /// `id` last, and this does the same. View collections' fields come from their query.
-fn given_fields_first(collection: &mut Collection, item: &Map<String, Value>) {
+fn given_fields_first(collection: &mut Collection, old: &Collection, item: &Map<String, Value>) {
     let Some(Value::Array(given)) = item.get("fields") else {
         return;
     };
@@ -179,11 +183,36 @@ fn given_fields_first(collection: &mut Collection, item: &Map<String, Value>) {
                 || key("name").is_some_and(|name| name.eq_ignore_ascii_case(&field.name))
         })
     };
-    let (mut first, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut collection.fields)
+    let (mut first, mut rest): (Vec<_>, Vec<_>) = std::mem::take(&mut collection.fields)
         .into_iter()
         .partition(|f| listed(f));
+    // The ones left out follow in their stored order.
+    rest.sort_by_key(|f| {
+        old.fields
+            .iter()
+            .position(|o| o.id == f.id)
+            .unwrap_or(usize::MAX)
+    });
     first.extend(rest);
     collection.fields = first;
+}
+
+/// Without `deleteMissing`, PocketBase keeps the stored fields an item leaves out (matched by
+/// id, else by name); `deleteMissing` drops them, as it drops unlisted collections. They are
+/// appended here in stored order; [`given_fields_first`] then puts the listed ones first.
+fn keep_unlisted_fields(collection: &mut Collection, old: &Collection, item: &Map<String, Value>) {
+    if collection.is_view() || !matches!(item.get("fields"), Some(Value::Array(_))) {
+        return;
+    }
+    for field in &old.fields {
+        let present = collection
+            .fields
+            .iter()
+            .any(|f| f.id == field.id || f.name.eq_ignore_ascii_case(&field.name));
+        if !present {
+            collection.fields.push(field.clone());
+        }
+    }
 }
 
 /// The stored collection an import item refers to: by id when it has one, else by name.

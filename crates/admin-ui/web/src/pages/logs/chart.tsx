@@ -89,7 +89,7 @@ export function LogsChart(props: {
           <strong>{total.toLocaleString("en")}</strong> <span class="muted">entries in the period</span>
         </span>
         {props.selected && (
-          <button type="button" class="chip" onClick={() => props.onPick(undefined)}>
+          <button type="button" class="ops-chip" onClick={() => props.onPick(undefined)}>
             Only {fmtHour(selected!)} <span aria-hidden="true">×</span>
             <span class="sr-only">(show all hours)</span>
           </button>

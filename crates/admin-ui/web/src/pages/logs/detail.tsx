@@ -165,7 +165,7 @@ export function LogDetail(props: {
           )}
 
           <h3>JSON</h3>
-          <pre class="code-block" data-testid="log-json">
+          <pre class="ops-code" data-testid="log-json">
             {json}
           </pre>
         </>
@@ -181,6 +181,6 @@ function DataValue(props: { name: string; value: unknown }) {
   if (name === "execTime" && typeof value === "number") return <>{formatMs(value)}</>;
   if (name === "auth" && value === "") return <span class="muted">guest (not signed in)</span>;
   if (value === "") return <span class="muted">(empty)</span>;
-  if (typeof value === "object") return <pre class="code-block">{JSON.stringify(value, null, 2)}</pre>;
+  if (typeof value === "object") return <pre class="ops-code">{JSON.stringify(value, null, 2)}</pre>;
   return <span class={typeof value === "string" ? "mono" : undefined}>{String(value)}</span>;
 }

@@ -318,7 +318,7 @@ export function LogsPage(props: { route: Route }) {
             <button
               key={ex.label}
               type="button"
-              class="chip"
+              class="ops-chip"
               aria-pressed={applied === ex.filter}
               onClick={() => {
                 const next = applied === ex.filter ? "" : ex.filter;

@@ -171,7 +171,7 @@ function BackupList(props: { reload: number }) {
           <button type="button" class="btn btn-small" onClick={() => void load()}>
             Refresh
           </button>
-          <label class={`btn btn-small${uploading ? " is-disabled" : ""}`}>
+          <label class={`btn btn-small${uploading ? " ops-disabled" : ""}`}>
             {uploading ? "Uploading…" : "Upload backup"}
             <input
               ref={fileRef}
