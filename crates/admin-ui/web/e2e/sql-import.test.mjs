@@ -143,7 +143,9 @@ test("export: the downloaded pb_schema.json holds the chosen collections", async
 
 test("import: the review shows the new collection and the removed field as data loss; applying changes the schema", async () => {
   const posts = await api(server, "/api/collections/posts", { token });
+  const users = await api(server, "/api/collections/users", { token });
   const edited = [
+    users,
     { ...posts, fields: posts.fields.filter((f) => f.name !== "body") },
     { name: "tags", type: "base", listRule: "", fields: [{ name: "label", type: "text", required: true }] },
   ];
@@ -158,7 +160,8 @@ test("import: the review shows the new collection and the removed field as data 
   // By default a field left out is kept (PocketBase's merge), and the review says so.
   await waitText(page.getByTestId("import-kept"), /body/);
   assert.match(await page.getByTestId("import-diff-posts").innerText(), /Unchanged/);
-  await page.getByLabel("Keep missing fields").uncheck();
+  // With deleteMissing (PocketBase's switch for both), the left-out field goes.
+  await page.getByLabel("Delete missing collections and fields").check();
 
   const tags = page.getByTestId("import-diff-tags");
   await waitText(tags, /New/);
@@ -191,6 +194,7 @@ test("import: the review shows the new collection and the removed field as data 
   assert.equal(records.totalItems, 2, "the records stay; only the field's values are gone");
 
   // A server error is shown in its words, and nothing changes.
+  await page.getByLabel("Delete missing collections and fields").uncheck();
   await page.getByLabel("Collections JSON").fill(JSON.stringify([{ name: "tags", listRule: "nosuchfield = 1" }]));
   await waitText(page.getByTestId("import-diff-tags"), /Changed/);
   await page.getByTestId("import-apply").click();

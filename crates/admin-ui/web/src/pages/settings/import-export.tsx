@@ -168,7 +168,9 @@ export function ImportCollections(props: { route: Route }) {
   const [text, setText] = useState("");
   const [parsedText, setParsedText] = useState("");
   const [deleteMissing, setDeleteMissing] = useState(false);
-  const [keepMissingFields, setKeepMissingFields] = useState(true);
+  // PocketBase's `deleteMissing` covers both: unlisted collections and the fields an item
+  // leaves out are deleted with it, kept without it.
+  const keepMissingFields = !deleteMissing;
   const [busy, setBusy] = useState(false);
   const [serverError, setServerError] = useState<{ message: string; details: string[] } | null>(null);
   const [done, setDone] = useState("");
@@ -370,20 +372,12 @@ export function ImportCollections(props: { route: Route }) {
           checked={deleteMissing}
           onChange={setDeleteMissing}
           name="deleteMissing"
-          label="Delete missing collections"
+          label="Delete missing collections and fields"
         />
         <p class="field-help">
-          Collections that are not in the import are deleted with their records. System collections are always kept.
-        </p>
-        <Toggle
-          checked={keepMissingFields}
-          onChange={setKeepMissingFields}
-          name="keepMissingFields"
-          label="Keep missing fields"
-        />
-        <p class="field-help">
-          Fields that an imported collection leaves out stay as they are. Turn off to delete them (and their values).
-          System fields are always kept.
+          On: collections that are not in the import are deleted with their records, and fields an imported collection
+          leaves out are deleted with their values. Off: both stay as they are. System collections and fields are
+          always kept.
         </p>
       </div>
 
@@ -544,8 +538,8 @@ function CollectionCard(props: { diff: CollectionDiff; count: number | null | un
           )}
           {kept.length > 0 && (
             <p class="muted import-note" data-testid="import-kept">
-              Not in the import, kept as they are: {kept.map((f) => f.name).join(", ")}. Turn off “Keep missing
-              fields” to delete them.
+              Not in the import, kept as they are: {kept.map((f) => f.name).join(", ")}. Turn on “Delete missing
+              collections and fields” to delete them.
             </p>
           )}
           {d.rules.length > 0 && (
