@@ -11,6 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -55,7 +56,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// Gzipped copies of the files served so far, by path (a few dozen at most: the bundle's).
 #[derive(Default)]
-pub struct GzipCache(Mutex<HashMap<String, Arc<Vec<u8>>>>);
+pub struct GzipCache(Mutex<HashMap<String, Bytes>>);
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -95,11 +96,19 @@ fn serve(state: &SharedState, path: &str, headers: &HeaderMap) -> Response {
     let Some(file) = file else {
         return ApiError::not_found_msg("File not found.").into_response();
     };
-    let gzip = accepts_gzip(headers) && compressible(file.content_type);
-    let body: Vec<u8> = if gzip {
-        state.dashboard_gzip.get(path, &file.bytes).as_ref().clone()
+    // Only content-hashed files are kept gzipped: the page is tiny, and a dashboard served
+    // from disk (`PLINTH_DASHBOARD_DIR`) changes it under the same name.
+    let zipped = if !(accepts_gzip(headers) && compressible(file.content_type)) {
+        None
+    } else if file.immutable {
+        state.dashboard_gzip.get(path, &file.bytes)
     } else {
-        file.bytes.into_owned()
+        gzip_bytes(&file.bytes).map(Bytes::from)
+    };
+    let gzip = zipped.is_some();
+    let body = match zipped {
+        Some(zipped) => zipped,
+        None => Bytes::from(file.bytes.into_owned()),
     };
     let mut response = (StatusCode::OK, body).into_response();
     let out = response.headers_mut();
@@ -155,23 +164,26 @@ fn compressible(content_type: &str) -> bool {
 }
 
 impl GzipCache {
-    fn get(&self, path: &str, bytes: &[u8]) -> Arc<Vec<u8>> {
+    fn get(&self, path: &str, bytes: &[u8]) -> Option<Bytes> {
         let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hit) = cache.get(path) {
-            return hit.clone();
+            return Some(hit.clone());
         }
-        let mut encoder = flate2::write::GzEncoder::new(
-            Vec::with_capacity(bytes.len() / 3),
-            flate2::Compression::best(),
-        );
-        // Writing to a Vec cannot fail.
-        let zipped = match encoder.write_all(bytes).and_then(|()| encoder.finish()) {
-            Ok(zipped) => Arc::new(zipped),
-            Err(_) => return Arc::new(bytes.to_vec()),
-        };
+        let zipped = Bytes::from(gzip_bytes(bytes)?);
         cache.insert(path.to_owned(), zipped.clone());
-        zipped
+        Some(zipped)
     }
+}
+
+/// Gzip at the best level (bundle files are small and compressed once); `None` if the encoder
+/// fails, and the file is then sent as it is.
+fn gzip_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::best(),
+    );
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
 }
 
 /// The one-time token of the first-run installer; a new one is issued at each start while no
