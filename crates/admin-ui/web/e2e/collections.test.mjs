@@ -225,8 +225,12 @@ test("a view collection: the query preview shows its fields and rows", async () 
   await page.getByTestId("view-error").getByText(/missing required id column/).waitFor();
   await page.getByRole("textbox", { name: "Select query" }).fill("SELECT id, headline FROM articles");
   await rows.waitFor();
+  const listed = page.waitForResponse((r) => r.url().includes("/api/collections/headlines/records"));
   await page.getByTestId("save-collection").click();
   await page.waitForURL(/#\/collections\/headlines$/);
+  // The saved view's records page loads; leave it before the view is deleted behind its back.
+  assert.equal((await listed).status(), 200);
+  await page.goto(server.url + "/_/#/collections");
   const saved = await api(server, "/api/collections/headlines", { token });
   assert.equal(saved.type, "view");
   assert.equal(saved.viewQuery, "SELECT id, headline FROM articles");

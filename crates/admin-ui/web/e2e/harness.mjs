@@ -133,7 +133,9 @@ export async function openBrowser({ width = 1280, height = 800 } = {}) {
   const page = await context.newPage();
   const errors = [];
   page.on("console", (msg) => {
-    if (msg.type() === "error") errors.push(msg.text());
+    // A failed resource names its URL only in the location.
+    const where = msg.location()?.url;
+    if (msg.type() === "error") errors.push(where ? `${msg.text()} (${where})` : msg.text());
   });
   page.on("pageerror", (err) => errors.push(String(err)));
   return { browser, context, page, errors, close: () => browser.close() };
