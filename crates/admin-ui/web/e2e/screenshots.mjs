@@ -91,6 +91,7 @@ try {
     const list = page.getByTestId("listRule").locator("textarea");
     await list.fill("published = true && autor = @request.auth.id");
     await page.getByTestId("rule-error").first().waitFor();
+    await list.press("Escape");
   });
   await shot("logs", 1280, 800, async (page) => {
     await page.goto(`${server.url}/_/#/logs`);

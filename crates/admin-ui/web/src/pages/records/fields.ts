@@ -36,7 +36,15 @@ export function defaultSort(collection: CollectionModel): string {
 /** Fields of a (related) collection that name a record in a cell or chip. */
 export function presentableFields(collection: CollectionModel | undefined): CollectionField[] {
   if (!collection) return [];
-  return (collection.fields ?? []).filter((f) => f.presentable && !isSecret(f));
+  const fields = (collection.fields ?? []).filter((f) => !isSecret(f));
+  const marked = fields.filter((f) => f.presentable);
+  if (marked.length) return marked;
+  // None marked presentable: the first field with a naming name, rather than a bare id.
+  for (const name of ["name", "title", "label", "username", "email"]) {
+    const found = fields.find((f) => f.name === name && !f.hidden);
+    if (found) return [found];
+  }
+  return [];
 }
 
 /** A short text naming a record: its presentable fields, else its id. */
