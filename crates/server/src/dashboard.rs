@@ -60,7 +60,14 @@ pub struct GzipCache(Mutex<HashMap<String, Bytes>>);
 
 pub fn router() -> Router<SharedState> {
     Router::new()
-        .route("/_", get(|| async { Redirect::temporary("/_/") }))
+        .route(
+            "/_",
+            get(|| async {
+                let mut response = Redirect::temporary("/_/").into_response();
+                response.extensions_mut().insert(crate::logs::StaticAnswer);
+                response
+            }),
+        )
         .route("/_/", get(page))
         .route("/_/{*path}", get(file))
         .route("/api/installer", post(install))
@@ -79,6 +86,12 @@ async fn file(
 }
 
 fn serve(state: &SharedState, path: &str, headers: &HeaderMap) -> Response {
+    let mut response = answer(state, path, headers);
+    response.extensions_mut().insert(crate::logs::StaticAnswer);
+    response
+}
+
+fn answer(state: &SharedState, path: &str, headers: &HeaderMap) -> Response {
     let Some(dashboard) = &state.config.dashboard else {
         return ApiError::not_found_msg("File not found.").into_response();
     };

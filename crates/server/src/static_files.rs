@@ -209,6 +209,12 @@ fn not_found() -> Response {
 impl PublicDir {
     /// Answers a GET or HEAD that no route took.
     pub async fn serve(&self, request: &Parts) -> Response {
+        let mut response = self.answer(request).await;
+        response.extensions_mut().insert(crate::logs::StaticAnswer);
+        response
+    }
+
+    async fn answer(&self, request: &Parts) -> Response {
         let head = request.method == Method::HEAD;
         let raw_path = request.uri.path();
         let name = match plan(raw_path) {

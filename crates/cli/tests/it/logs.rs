@@ -521,3 +521,41 @@ async fn dev_mode_prints_requests_and_the_cause_of_errors() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn static_file_successes_are_left_out_and_their_failures_logged() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    std::fs::create_dir_all(app.dir.path().join("pb_public")).expect("public dir");
+    std::fs::write(app.dir.path().join("pb_public/hello.txt"), "hi").expect("file");
+    for (path, status) in [
+        ("/hello.txt?marker=static", 200),
+        ("/_/?marker=static", 200),
+        ("/_/assets/missing.js?marker=static", 404),
+        ("/api/health?marker=static", 200),
+    ] {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let got = client.get(app.url(path)).send().await.expect("sent");
+        assert_eq!(got.status().as_u16(), status, "{path}");
+    }
+    // The health check and the missing dashboard file are logged; the two files served are not
+    // (the writer is flushed by the time the later entry shows).
+    let body = wait_for(&app, &token, "data.url ~ 'marker=static'", 2).await;
+    let mut urls: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["data"]["url"].as_str())
+        .collect();
+    urls.sort_unstable();
+    assert_eq!(
+        urls,
+        [
+            "/_/assets/missing.js?marker=static",
+            "/api/health?marker=static"
+        ]
+    );
+}

@@ -228,6 +228,13 @@ impl AuthSlot {
     }
 }
 
+/// Marks a response the static file handlers answered (the public directory and the
+/// dashboard): PocketBase leaves their successes (2xx and redirects) out of the log and logs
+/// their failures (observed on 0.40.6: `GET /hello.txt`, `GET /_/` and `GET /_` unlogged, a
+/// missing `/_/…` file logged as a 404).
+#[derive(Debug, Clone, Copy)]
+pub struct StaticAnswer;
+
 /// Whether a request's success is left out of the log, as PocketBase leaves it out: the logs
 /// API itself, and the realtime stream (`GET /api/realtime`, a long-lived connection).
 fn skips_success(method: &Method, path: &str) -> bool {
@@ -290,7 +297,8 @@ pub async fn layer(
     };
     let store = settings.logs.max_days > 0 && level >= settings.logs.min_level;
     let dev = state.logs.dev.load(Ordering::Relaxed);
-    if (status < 400 && skips_success(&method, uri.path())) || !(store || dev) {
+    let static_answer = response.extensions().get::<StaticAnswer>().is_some();
+    if (status < 400 && (static_answer || skips_success(&method, uri.path()))) || !(store || dev) {
         return response;
     }
     // The writer has spent its share of time (or its channel is full): the entry would be
