@@ -31,7 +31,8 @@
 //! instead, so the check still fails when that behaviour changes, fixed or otherwise, and the
 //! declaration must then go.
 //!
-//! - SQLite: [`KnownDifference::UniqueIndexOverDuplicatesIsInternal`].
+//! - SQLite: [`KnownDifference::UniqueIndexOverDuplicatesIsInternal`],
+//!   [`KnownDifference::WaitForChangesOutlivesClose`].
 
 pub mod checks;
 mod support;
@@ -92,6 +93,9 @@ pub enum KnownDifference {
     /// `StoreError::Schema`, "a schema change the engine refused" (a 400). Check:
     /// `a_unique_index_cannot_be_added_over_duplicates`.
     UniqueIndexOverDuplicatesIsInternal,
+    /// `wait_for_changes` called after `close` waits forever instead of failing ("Fails once
+    /// the store is closed"). Check: `waiting_for_changes_fails_once_the_store_is_closed`.
+    WaitForChangesOutlivesClose,
 }
 
 impl Engine {
@@ -136,6 +140,7 @@ macro_rules! conformance_tests {
             import_creates_and_replaces_collections,
             import_with_delete_missing_drops_the_unlisted,
             a_refused_import_changes_nothing,
+            import_refuses_to_drop_a_referenced_collection,
             // records
             records_round_trip_through_writes_and_reads,
             a_write_runs_its_operations_in_order,
@@ -192,15 +197,22 @@ macro_rules! conformance_tests {
             the_change_log_keeps_no_secrets,
             wait_for_changes_wakes_after_a_commit,
             pruning_keeps_the_newest_and_stops_at_up_to,
+            waiting_for_changes_fails_once_the_store_is_closed,
             // time limits
             a_slow_list_times_out,
             filters_not_decided_in_time_do_not_hold,
             writes_past_their_deadline_roll_back,
-            // params and transactions
+            // SQL console
+            sql_console_statements_are_all_or_nothing,
+            // params, migrations and transactions
             params_round_trip,
             a_transaction_is_invisible_until_commit,
             a_rolled_back_transaction_leaves_nothing,
             a_savepoint_rollback_undoes_only_its_work,
+            a_transaction_past_its_deadline_rolls_back,
+            a_dropped_transaction_rolls_back,
+            text_params_read_back_as_strings,
+            migrations_are_recorded_and_forgotten,
         );
     };
 }

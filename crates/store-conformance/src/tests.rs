@@ -8,6 +8,7 @@ const CHECK_FILES: &[&str] = &[
     include_str!("checks/lists.rs"),
     include_str!("checks/records.rs"),
     include_str!("checks/relations.rs"),
+    include_str!("checks/sql_console.rs"),
     include_str!("checks/time_limits.rs"),
     include_str!("checks/transactions.rs"),
     include_str!("checks/values.rs"),

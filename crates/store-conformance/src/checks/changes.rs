@@ -8,8 +8,8 @@ use domain::collection::USERS_NAME;
 use domain::{ChangeAction, ChangeRetention};
 use serde_json::json;
 
-use crate::Engine;
 use crate::support::{Fixture, base, open, relation, text};
+use crate::{Engine, KnownDifference};
 
 async fn items(fx: &Fixture) {
     let mut items = base("items", vec![text("name")]);
@@ -365,4 +365,25 @@ pub async fn pruning_keeps_the_newest_and_stops_at_up_to(engine: &Engine) {
     let changes = fx.changes_since(0).await;
     assert_eq!(changes.len(), 1);
     assert!(changes[0].seq > seqs[4], "sequences are never reused");
+}
+
+pub async fn waiting_for_changes_fails_once_the_store_is_closed(engine: &Engine) {
+    let fx = open(engine).await;
+    items(&fx).await;
+    let seq = fx.last_seq().await;
+    fx.store.close().await.expect("closed");
+    if fx.differs(KnownDifference::WaitForChangesOutlivesClose) {
+        let waited =
+            tokio::time::timeout(Duration::from_millis(500), fx.store.wait_for_changes(seq)).await;
+        assert!(
+            waited.is_err(),
+            "{}: now {waited:?}; if this answers, drop the known difference",
+            fx.engine
+        );
+        return;
+    }
+    let waited = tokio::time::timeout(Duration::from_secs(5), fx.store.wait_for_changes(seq))
+        .await
+        .expect("answers instead of waiting forever");
+    assert!(waited.is_err(), "a closed store has no changes to wait for");
 }

@@ -386,3 +386,29 @@ pub async fn a_refused_import_changes_nothing(engine: &Engine) {
         "the records stay where they were"
     );
 }
+
+pub async fn import_refuses_to_drop_a_referenced_collection(engine: &Engine) {
+    let fx = open(engine).await;
+    let authors = fx
+        .create_collection(base("authors", vec![text("name")]))
+        .await;
+    let books = fx
+        .create_collection(base(
+            "books",
+            vec![relation("author", &authors.id, 1, false, false)],
+        ))
+        .await;
+    let error = fx
+        .store
+        .import_collections(vec![(*books).clone()], true)
+        .await
+        .expect_err("books still references authors");
+    assert!(
+        matches!(&error, StoreError::Schema(message) if message.contains("books")),
+        "the refusal names the referencing collection: {error:?}"
+    );
+    assert!(
+        fx.store.schema().get("authors").is_some(),
+        "nothing changed"
+    );
+}

@@ -192,3 +192,132 @@ pub async fn a_savepoint_rollback_undoes_only_its_work(engine: &Engine) {
     assert_eq!(changes.len(), 1, "the undone writes left no entries");
     assert_eq!(changes[0].record.text("name"), "outer");
 }
+
+pub async fn text_params_read_back_as_strings(engine: &Engine) {
+    let fx = open(engine).await;
+    let encrypted = "q83vEjRWeJA=";
+    fx.store
+        .set_param_text("settings", encrypted)
+        .await
+        .expect("stored verbatim");
+    assert_eq!(
+        fx.store.get_param("settings").await.expect("read"),
+        Some(json!(encrypted)),
+        "bare text reads back as a JSON string"
+    );
+    fx.store
+        .set_param("settings", json!({"meta": {}}))
+        .await
+        .expect("replaced by JSON");
+    assert_eq!(
+        fx.store.get_param("settings").await.expect("read"),
+        Some(json!({"meta": {}}))
+    );
+}
+
+pub async fn migrations_are_recorded_and_forgotten(engine: &Engine) {
+    let fx = open(engine).await;
+    assert!(
+        fx.store
+            .applied_migrations()
+            .await
+            .expect("listed")
+            .is_empty(),
+        "the engine's own schema steps are not listed"
+    );
+    fx.store
+        .record_migration("1700000002_b.js", 20)
+        .await
+        .expect("recorded");
+    fx.store
+        .record_migration("1700000001_a.js", 10)
+        .await
+        .expect("recorded");
+    fx.store
+        .record_migration("1700000003_c.js", 10)
+        .await
+        .expect("recorded");
+    let listed = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs.iter().map(|(f, t)| ((*f).to_owned(), *t)).collect()
+    };
+    assert_eq!(
+        fx.store.applied_migrations().await.expect("listed"),
+        listed(&[
+            ("1700000001_a.js", 10),
+            ("1700000003_c.js", 10),
+            ("1700000002_b.js", 20)
+        ]),
+        "ordered by applied, then file"
+    );
+    fx.store
+        .record_migration("1700000001_a.js", 30)
+        .await
+        .expect("replaced");
+    assert!(
+        fx.store
+            .forget_migration("1700000003_c.js")
+            .await
+            .expect("forgotten")
+    );
+    assert!(
+        !fx.store
+            .forget_migration("1700000003_c.js")
+            .await
+            .expect("nothing left")
+    );
+    assert_eq!(
+        fx.store.applied_migrations().await.expect("listed"),
+        listed(&[("1700000002_b.js", 20), ("1700000001_a.js", 30)])
+    );
+}
+
+pub async fn a_transaction_past_its_deadline_rolls_back(engine: &Engine) {
+    let fx = open(engine).await;
+    let items = items(&fx).await;
+    let mut tx = fx
+        .store
+        .begin(Some(
+            std::time::Instant::now() + std::time::Duration::from_millis(300),
+        ))
+        .await
+        .expect("begins");
+    tx.write(vec![create(&items, "late")])
+        .await
+        .expect("written in time");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let error = tx
+        .write(vec![create(&items, "later")])
+        .await
+        .expect_err("past the deadline");
+    assert!(matches!(error.error, StoreError::TimedOut), "{error:?}");
+    assert_eq!(error.index, 0, "the whole transaction ended");
+    let error = tx.commit().await.expect_err("nothing to commit");
+    assert!(matches!(error, StoreError::TimedOut), "{error:?}");
+    assert_eq!(fx.count("items").await, 0, "rolled back on its own");
+    // The engine is free again.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        fx.create("items", json!({"name": "after"})),
+    )
+    .await
+    .expect("the next write is served");
+}
+
+pub async fn a_dropped_transaction_rolls_back(engine: &Engine) {
+    let fx = open(engine).await;
+    let items = items(&fx).await;
+    let seq = fx.last_seq().await;
+    let mut tx = fx.store.begin(None).await.expect("begins");
+    tx.write(vec![create(&items, "dropped")])
+        .await
+        .expect("written");
+    drop(tx);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        fx.create("items", json!({"name": "after"})),
+    )
+    .await
+    .expect("the engine is freed when the transaction is dropped");
+    assert_eq!(fx.texts("items", "name", "").await, ["after"]);
+    assert_eq!(fx.change_summary(seq).await.len(), 1);
+}
