@@ -224,10 +224,23 @@ macro_rules! __conformance_tests {
         $(
             #[::tokio::test(flavor = "multi_thread")]
             async fn $check() {
-                $crate::checks::$check(&$engine).await;
+                let engine = $engine;
+                $crate::bounded(stringify!($check), $crate::checks::$check(&engine)).await;
             }
         )*
     };
+}
+
+/// How long one check may take before it fails as hung (an engine that never answers must
+/// fail by name, not stall the run).
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one check within [`CHECK_TIMEOUT`] (used by `conformance_tests!`).
+#[doc(hidden)]
+pub async fn bounded(name: &str, check: impl Future<Output = ()>) {
+    if tokio::time::timeout(CHECK_TIMEOUT, check).await.is_err() {
+        panic!("{name} did not finish within {CHECK_TIMEOUT:?}: the engine hung");
+    }
 }
 
 #[cfg(test)]

@@ -251,6 +251,12 @@ impl Fixture {
             let Some(last) = batch.last() else {
                 return out;
             };
+            assert!(
+                batch.iter().all(|c| c.seq > cursor),
+                "{}: changes_after({cursor}) returned an entry at or before the cursor",
+                self.engine
+            );
+            assert!(batch.len() <= 100, "{}: more than the limit", self.engine);
             cursor = last.seq;
             out.extend(batch);
         }
