@@ -181,6 +181,7 @@ macro_rules! conformance_tests {
             numbers_round_trip_exactly,
             text_keeps_every_character,
             dates_compare_in_filters,
+            hidden_and_password_fields_are_read_but_hashes_never_logged,
             // views
             view_fields_are_inferred_from_the_query,
             views_list_and_get_like_tables,
@@ -198,6 +199,10 @@ macro_rules! conformance_tests {
             wait_for_changes_wakes_after_a_commit,
             pruning_keeps_the_newest_and_stops_at_up_to,
             waiting_for_changes_fails_once_the_store_is_closed,
+            // concurrency
+            concurrent_updates_lose_nothing,
+            concurrent_duplicate_creates_admit_one,
+            a_tailing_reader_misses_no_entry_under_concurrent_writes,
             // time limits
             a_slow_list_times_out,
             filters_not_decided_in_time_do_not_hold,

@@ -5,6 +5,7 @@ const LIB: &str = include_str!("lib.rs");
 const CHECK_FILES: &[&str] = &[
     include_str!("checks/changes.rs"),
     include_str!("checks/collections.rs"),
+    include_str!("checks/concurrency.rs"),
     include_str!("checks/lists.rs"),
     include_str!("checks/records.rs"),
     include_str!("checks/relations.rs"),

@@ -4,6 +4,7 @@
 
 mod changes;
 mod collections;
+mod concurrency;
 mod lists;
 mod records;
 mod relations;
@@ -15,6 +16,7 @@ mod views;
 
 pub use changes::*;
 pub use collections::*;
+pub use concurrency::*;
 pub use lists::*;
 pub use records::*;
 pub use relations::*;

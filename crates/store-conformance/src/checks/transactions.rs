@@ -95,6 +95,35 @@ pub async fn a_transaction_is_invisible_until_commit(engine: &Engine) {
         tx.get_param("tx-param").await.expect("read"),
         Some(json!(1))
     );
+    let found = tx
+        .find_by_field(Arc::clone(&items), "name", "a")
+        .await
+        .expect("looked up");
+    assert_eq!(found.map(|r| r.id().to_owned()), Some(id.clone()));
+    assert!(
+        tx.find_by_field(Arc::clone(&items), "nope", "a")
+            .await
+            .expect("an unknown field")
+            .is_none()
+    );
+    let mut one_stored = domain::SqlFragment::default();
+    one_stored
+        .push_sql("(SELECT COUNT(*) FROM \"items\" AS \"other\") = ")
+        .push_param(domain::SqlValue::Int(1));
+    let unsaved = record_data(&items, json!({"name": "b"}));
+    assert!(
+        tx.matches_unsaved(Arc::clone(&items), unsaved.clone(), one_stored.clone())
+            .await
+            .expect("checked"),
+        "other rows read through the transaction"
+    );
+    assert!(
+        !fx.store
+            .matches_unsaved(Arc::clone(&items), unsaved, one_stored)
+            .await
+            .expect("checked"),
+        "outside, the row is not there yet"
+    );
     // Outside: nothing yet.
     assert!(fx.get("items", &id).await.is_none());
     assert!(fx.store.schema().get("scratch").is_none());

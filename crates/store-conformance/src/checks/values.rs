@@ -293,3 +293,40 @@ pub async fn dates_compare_in_filters(engine: &Engine) {
         .collect();
     assert_eq!(sorted, ["next", "late", "noon", "early", "never"]);
 }
+
+pub async fn hidden_and_password_fields_are_read_but_hashes_never_logged(engine: &Engine) {
+    let fx = open(engine).await;
+    let mut note = text("note");
+    note.hidden = true;
+    let pin = Field::new(
+        "pin",
+        FieldKind::Password(domain::field::PasswordOptions::default()),
+    );
+    fx.create_collection(base("vaults", vec![text("label"), note, pin]))
+        .await;
+    let hash = "$2a$10$vaultpinhashvaultpinhashvaultpinhash";
+    let seq = fx.last_seq().await;
+    let vault = round_trip(
+        &fx,
+        "vaults",
+        &json!({"label": "v", "note": "hidden but stored", "pin": hash}),
+    )
+    .await;
+    fx.try_delete("vaults", vault.id()).await.expect("deleted");
+    let changes = fx.changes_since(seq).await;
+    assert_eq!(changes.len(), 2);
+    for change in &changes {
+        assert_eq!(
+            change.record.text("note"),
+            "hidden but stored",
+            "{}: hidden fields are logged",
+            fx.engine
+        );
+        let logged = serde_json::to_string(&change.record.data).expect("json");
+        assert!(
+            !logged.contains(hash),
+            "{}: a password hash logged: {logged}",
+            fx.engine
+        );
+    }
+}
