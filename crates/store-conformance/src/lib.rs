@@ -1,4 +1,4 @@
-//! One conformance suite for the [`Store`](domain::Store) port, written once and run against
+//! One conformance suite for the `Store` port, written once and run against
 //! every engine, so that "every feature works on both engines" is a test rather than a hope.
 //!
 //! Each check is an `async fn(&Engine)` in [`checks`]: it opens a fresh store through the
@@ -22,6 +22,17 @@
 //! The macro expands into one `#[tokio::test]` per check, named after it, so a failure is
 //! reported by name. "Fresh and empty" means no collections but the engine's system ones and
 //! no records: the change log has never had an entry.
+//!
+//! # What the checks hold an engine to beyond the port's text
+//!
+//! A few checks pin down PocketBase behaviour the server relies on but `domain::store` does not
+//! spell out; an engine that fails one of these is wrong for the API, not only for the suite:
+//! collection names are unique ignoring case; a refused delete, import or field change names
+//! the collection (or view) in the way in its `Schema` message; ascending sorts put NULL (an
+//! absent JSON key, an unset relation) first, as SQLite does; `=` compares text exactly and
+//! `~` ignores ASCII case; a view refuses writes with something other than `Internal`. Raw SQL
+//! in the checks (view queries, the console, a few guards and subqueries) is plain SQL that
+//! SQLite and PostgreSQL both speak, with lowercase identifiers (the same quoted or not).
 //!
 //! # Known engine differences
 //!
