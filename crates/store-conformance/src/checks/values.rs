@@ -224,10 +224,31 @@ pub async fn numbers_round_trip_exactly(engine: &Engine) {
     ] {
         round_trip(&fx, "nums", &json!({ "n": value })).await;
     }
-    // Whole floats print without a fraction, as PocketBase prints them.
-    let record = fx.create("nums", json!({"n": 10.0})).await;
-    let fetched = fx.get("nums", record.id()).await.expect("stored");
-    assert_eq!(fetched.data["n"].to_string(), "10");
+    // Whole floats print without a fraction, with all their digits, as PocketBase (Go)
+    // prints them, also past what an engine keeps as an integer.
+    for (written, printed) in [
+        (10.0, "10"),
+        (-1e18, "-1000000000000000000"),
+        (1e19, "10000000000000000000"),
+    ] {
+        let record = fx.create("nums", json!({ "n": written })).await;
+        let fetched = fx.get("nums", record.id()).await.expect("stored");
+        assert_eq!(
+            fetched.data["n"].to_string(),
+            printed,
+            "{}: {written} read back",
+            fx.engine
+        );
+        let listed = fx
+            .list("nums", &format!("id = '{}'", record.id()), "")
+            .await;
+        assert_eq!(
+            listed[0].data["n"].to_string(),
+            printed,
+            "{}: listed",
+            fx.engine
+        );
+    }
 }
 
 pub async fn text_keeps_every_character(engine: &Engine) {
