@@ -17,6 +17,17 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     ("store-sqlite", &["domain"], &["axum", "hyper"]),
     (
+        "store-conformance",
+        &["domain", "rules"],
+        &[
+            "axum",
+            "hyper",
+            "rusqlite",
+            "tokio-postgres",
+            "deadpool-postgres",
+        ],
+    ),
+    (
         "hooks",
         &[],
         &["axum", "hyper", "rusqlite", "tokio-postgres", "reqwest"],
@@ -50,6 +61,7 @@ const WORKSPACE_CRATES: &[&str] = &[
     "rules",
     "store-sqlite",
     "store-postgres",
+    "store-conformance",
     "hooks",
     "server",
     "admin-ui",
