@@ -42,8 +42,7 @@
 //! instead, so the check still fails when that behaviour changes, fixed or otherwise, and the
 //! declaration must then go.
 //!
-//! - SQLite: [`KnownDifference::UniqueIndexOverDuplicatesIsInternal`],
-//!   [`KnownDifference::WaitForChangesOutlivesClose`].
+//! - SQLite: [`KnownDifference::WaitForChangesOutlivesClose`].
 
 pub mod checks;
 mod support;
@@ -99,11 +98,6 @@ pub struct Engine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KnownDifference {
-    /// Adding a unique index over rows that already break it fails with
-    /// `StoreError::Internal` (the driver's constraint error, a 500 at the API) instead of
-    /// `StoreError::Schema`, "a schema change the engine refused" (a 400). Check:
-    /// `a_unique_index_cannot_be_added_over_duplicates`.
-    UniqueIndexOverDuplicatesIsInternal,
     /// `wait_for_changes` called after `close` waits forever instead of failing ("Fails once
     /// the store is closed"). Check: `waiting_for_changes_fails_once_the_store_is_closed`.
     WaitForChangesOutlivesClose,

@@ -103,7 +103,7 @@ pub(crate) fn parse_indexes(collection: &Collection) -> Result<Vec<IndexDef>, St
 pub(crate) fn create_indexes(conn: &Connection, collection: &Collection) -> Result<(), StoreError> {
     for def in parse_indexes(collection)? {
         conn.execute_batch(&def.to_sql(&collection.name))
-            .map_err(|e| schema_error(e, &format!("index {:?}", def.name)))?;
+            .map_err(|e| index_error(e, &def.name))?;
     }
     Ok(())
 }
@@ -118,6 +118,21 @@ pub(crate) fn drop_indexes(conn: &Connection, collection: &Collection) -> Result
         }
     }
     Ok(())
+}
+
+/// Creating an index can also fail on the rows already stored (a unique index over
+/// duplicates): that is the definition refused, not a store fault.
+fn index_error(error: rusqlite::Error, name: &str) -> StoreError {
+    let what = format!("index {name:?}");
+    match &error {
+        rusqlite::Error::SqliteFailure(code, message)
+            if code.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let detail = message.clone().unwrap_or_else(|| error.to_string());
+            StoreError::Schema(format!("{what}: {detail}"))
+        }
+        _ => schema_error(error, &what),
+    }
 }
 
 /// Maps an error of DDL built from a collection definition: SQLite's plain "SQL error" means

@@ -27,9 +27,6 @@ fn sqlite() -> Engine {
             }
         })
     })
-    // FIXME(#15): the UNIQUE constraint error of `CREATE UNIQUE INDEX` over duplicates comes
-    // back as `Internal` (a 500), where the port documents `Schema` (a refused change).
-    .with_known_difference(KnownDifference::UniqueIndexOverDuplicatesIsInternal)
     // FIXME(#15): the change-sequence `watch::Sender` lives as long as the store, so a
     // `wait_for_changes` after `close` never learns the store closed.
     .with_known_difference(KnownDifference::WaitForChangesOutlivesClose)

@@ -677,3 +677,48 @@ async fn import_scaffolds_and_providers() {
     assert_eq!(status, 200);
     assert_eq!(providers.as_array().map(Vec::len), Some(32));
 }
+
+#[tokio::test]
+async fn a_unique_index_over_duplicates_is_a_field_error_not_a_500() {
+    let app = app().await;
+    let (status, body) = app
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({"name": "dups", "fields": [{"name": "a", "type": "text"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        let (status, body) = app
+            .su(
+                "POST",
+                "/api/collections/dups/records",
+                Some(json!({"a": "x"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = app
+        .su(
+            "PATCH",
+            "/api/collections/dups",
+            Some(json!({"indexes": ["CREATE UNIQUE INDEX idx_dups_a ON dups (a)"]})),
+        )
+        .await;
+    // PocketBase 0.40.6: 400, "Failed to update collection.", the index's position keyed.
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Failed to update collection.");
+    let entry = &body["data"]["indexes"]["0"];
+    assert_eq!(
+        entry["code"], "validation_invalid_index_expression",
+        "{body}"
+    );
+    let message = entry["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("Failed to create index idx_dups_a - ") && message.contains("UNIQUE"),
+        "{message}"
+    );
+    let (_, stored) = app.su("GET", "/api/collections/dups", None).await;
+    assert_eq!(stored["indexes"], json!([]));
+}

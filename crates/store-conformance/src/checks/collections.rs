@@ -5,8 +5,8 @@ use domain::collection::USERS_NAME;
 use domain::{Collection, StoreError};
 use serde_json::json;
 
+use crate::Engine;
 use crate::support::{base, number, open, relation, text, validation_code, view};
-use crate::{Engine, KnownDifference};
 
 fn books() -> Collection {
     base("books", vec![text("title"), number("pages")])
@@ -269,15 +269,7 @@ pub async fn a_unique_index_cannot_be_added_over_duplicates(engine: &Engine) {
         .update_collection(unique.clone())
         .await
         .expect_err("duplicates in the way");
-    if fx.differs(KnownDifference::UniqueIndexOverDuplicatesIsInternal) {
-        assert!(
-            matches!(error, StoreError::Internal(_)),
-            "{}: now {error:?}; if this is Schema, drop the known difference",
-            fx.engine
-        );
-    } else {
-        assert!(matches!(error, StoreError::Schema(_)), "{error:?}");
-    }
+    assert!(matches!(error, StoreError::Schema(_)), "{error:?}");
     assert!(fx.collection("books").indexes.is_empty());
     assert_eq!(fx.count("books").await, 2, "nothing was lost");
     // Once the duplicates are gone the index goes on, and holds.
