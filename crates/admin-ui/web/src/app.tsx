@@ -8,6 +8,7 @@ import { toastError } from "./lib/toast";
 import { ConfirmHost } from "./ui/dialog";
 import { Empty, Spinner, ToastHost } from "./ui/misc";
 import { Install } from "./pages/install";
+import { loadLocal, saveLocal } from "./pages/records/fields";
 import { Login } from "./pages/login";
 import { CollectionEditor } from "./pages/collections/editor";
 import { RecordsPage } from "./pages/records/records";
@@ -136,6 +137,8 @@ function Page(props: { route: Route }) {
   }
 }
 
+const LAST_COLLECTION_KEY = "plinth.lastCollection";
+
 /** The collection list beside the selected collection's records or editor. */
 function CollectionsArea(props: { route: Route }) {
   const list = useStore(collections);
@@ -144,6 +147,18 @@ function CollectionsArea(props: { route: Route }) {
   const [showSystem, setShowSystem] = useState(false);
   const selected = props.route.parts[1];
   const editing = props.route.parts[2] === "edit" || selected === "+new";
+
+  // As in PocketBase, "Collections" opens a collection's records straight away: the one last
+  // opened in this browser, else the first non-system one.
+  useEffect(() => {
+    if (selected) {
+      if (selected !== "+new" && list.some((c) => c.name === selected)) saveLocal(LAST_COLLECTION_KEY, selected);
+      return;
+    }
+    const last = loadLocal<string>(LAST_COLLECTION_KEY, "");
+    const target = list.find((c) => c.name === last) ?? list.find((c) => !c.system);
+    if (target) navigate(["collections", target.name], undefined, true);
+  }, [selected, list]);
 
   const needle = search.trim().toLowerCase();
   const visible = list.filter(

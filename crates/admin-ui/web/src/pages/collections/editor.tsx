@@ -619,7 +619,7 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
           <AuthOptionsTab draft={draft} original={original} ruleCollection={ruleCollection} update={update} errors={errors} readOnly={readOnly} />
         )}
       </div>
-      {draft.type !== "view" && tab === "fields" && activeFields(draft).length > 12 && !readOnly && (
+      {draft.type !== "view" && tab === "fields" && activeFields(draft).length > 12 && !readOnly && (dirty || isNew) && (
         <div class="sticky-save">
           <button type="button" class="btn btn-primary" onClick={() => void save()} disabled={Boolean(busy) || (!dirty && !isNew)}>
             {isNew ? "Create" : "Save changes"}

@@ -338,7 +338,7 @@ function Records(props: { collection: CollectionModel; route: Route }) {
   return (
     <main id="main" class="page records-page">
       <PageHeader
-        crumbs={[<a href={href(["collections"])}>Collections</a>]}
+        crumbs={["Collections"]}
         title={
           <>
             <span data-testid="collection-title">{collection.name}</span>
