@@ -155,6 +155,10 @@ function CollectionsArea(props: { route: Route }) {
       if (selected !== "+new" && list.some((c) => c.name === selected)) saveLocal(LAST_COLLECTION_KEY, selected);
       return;
     }
+    // The hash may have moved on since this render (a link, a typed URL): only an address
+    // that still names no collection is redirected.
+    const now = currentRoute().parts;
+    if ((now[0] ?? "collections") !== "collections" || now[1]) return;
     const last = loadLocal<string>(LAST_COLLECTION_KEY, "");
     const target = list.find((c) => c.name === last) ?? list.find((c) => !c.system);
     if (target) navigate(["collections", target.name], undefined, true);

@@ -1,0 +1,92 @@
+// Findings of the side-by-side audit against PocketBase's dashboard: where "Collections" lands,
+// focus after a dialog, and what hidden collection controls hide.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { api, openBrowser, signIn, startServer, superuserToken } from "./harness.mjs";
+
+let server, browser, token;
+
+before(async () => {
+  server = await startServer();
+  token = await superuserToken(server);
+  await api(server, "/api/collections", {
+    method: "POST",
+    token,
+    body: { name: "books", type: "base", fields: [{ name: "title", type: "text" }] },
+  });
+  await api(server, "/api/collections/books/records", { method: "POST", token, body: { title: "Dune" } });
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("Collections opens a collection's records at once: the first one, then the last one opened", async () => {
+  const { page, errors } = browser;
+  await signIn(page, server);
+  // Signed in, the first listed non-system collection is open (no "select a collection" stop).
+  const first = await page.locator(".sidebar [data-collection]").first().getAttribute("data-collection");
+  await page.waitForURL(new RegExp(`#/collections/${first}$`));
+  await page.getByTestId("collection-title").filter({ hasText: first }).waitFor();
+
+  const other = first === "books" ? "users" : "books";
+  await page.locator(`[data-collection="${other}"]`).click();
+  await page.getByTestId("collection-title").filter({ hasText: other }).waitFor();
+  await page.getByRole("link", { name: /Logs/ }).click();
+  await page.getByRole("heading", { name: "Logs" }).waitFor();
+  // Back through the main navigation: the collection last opened, not the first.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: /Collections/ }).click();
+  await page.waitForURL(new RegExp(`#/collections/${other}$`));
+  await page.getByTestId("collection-title").filter({ hasText: other }).waitFor();
+  // A typed address naming a page is not redirected.
+  await page.goto(server.url + "/_/#/settings/crons");
+  await page.getByRole("heading", { name: "Crons" }).waitFor();
+  assert.match(page.url(), /#\/settings\/crons$/);
+  assert.deepEqual(errors, []);
+});
+
+test("Escape closes a dialog and gives the focus back to the button that opened it", async () => {
+  const { page, errors } = browser;
+  await page.goto(server.url + "/_/#/collections/books");
+  await page.locator("tr.record-row").first().waitFor();
+  const exportButton = page.getByRole("button", { name: /Export/ });
+  await exportButton.focus();
+  await page.keyboard.press("Enter");
+  await page.getByTestId("export-dialog").waitFor();
+  await page.keyboard.press("Escape");
+  await page.getByTestId("export-dialog").waitFor({ state: "detached" });
+  assert.equal(await exportButton.evaluate((el) => el === document.activeElement), true);
+
+  // A record opened from the keyboard: Escape leaves the focus on its row.
+  const row = page.locator("tr.record-row").first();
+  await row.focus();
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog", { name: /books record/ }).waitFor();
+  await page.keyboard.press("Escape");
+  await page.getByRole("dialog", { name: /books record/ }).waitFor({ state: "detached" });
+  assert.equal(await row.evaluate((el) => el === document.activeElement), true);
+  assert.deepEqual(errors, []);
+});
+
+test("hidden collection controls also hide the collections import", async () => {
+  const { page, errors } = browser;
+  await api(server, "/api/settings", { method: "PATCH", token, body: { meta: { hideControls: true } } });
+  try {
+    await page.goto(server.url + "/_/#/settings/export");
+    await page.reload();
+    const nav = page.getByRole("navigation", { name: "Settings" });
+    await nav.getByRole("link", { name: "Export collections" }).waitFor();
+    assert.equal(await nav.getByRole("link", { name: "Import collections" }).count(), 0);
+    await page.goto(server.url + "/_/#/settings/import");
+    await page.getByRole("note").filter({ hasText: /Read-only/ }).waitFor();
+    assert.equal(await page.getByRole("button", { name: /Review|Import/ }).count(), 0);
+    assert.equal(await page.getByTestId("new-collection").count(), 0);
+  } finally {
+    await api(server, "/api/settings", { method: "PATCH", token, body: { meta: { hideControls: false } } });
+  }
+  await page.reload();
+  await page.getByRole("navigation", { name: "Settings" }).getByRole("link", { name: "Import collections" }).waitFor();
+  assert.deepEqual(errors, []);
+});
