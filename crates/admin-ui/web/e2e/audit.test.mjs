@@ -90,3 +90,33 @@ test("hidden collection controls also hide the collections import", async () => 
   await page.getByRole("navigation", { name: "Settings" }).getByRole("link", { name: "Import collections" }).waitFor();
   assert.deepEqual(errors, []);
 });
+
+test("Enter in a new collection's name creates it; in a field's name it saves the rename", async () => {
+  const { page, errors } = browser;
+  await page.goto(server.url + "/_/#/collections/+new?type=base");
+  const name = page.locator("#collection-name");
+  await name.fill("notes");
+  await name.press("Enter");
+  await page.waitForURL(/#\/collections\/notes$/);
+  const made = await api(server, "/api/collections/notes", { token });
+  assert.equal(made.type, "base");
+
+  await page.goto(server.url + "/_/#/collections/books/edit");
+  const title = page.locator("input.frow-name:not([disabled])").first();
+  await title.waitFor();
+  await title.fill("headline");
+  await title.press("Enter");
+  // The save may first show its review of the change: confirm it; then the server has it.
+  let saved = false;
+  for (let i = 0; i < 50 && !saved; i++) {
+    const ok = page.getByTestId("confirm-ok");
+    if (await ok.isVisible()) await ok.click();
+    const books = await api(server, "/api/collections/books", { token });
+    saved = books.fields.some((f) => f.name === "headline");
+    if (!saved) await page.waitForTimeout(100);
+  }
+  assert.ok(saved, "the rename was saved");
+  // Saved: nothing is left to save.
+  await page.getByTestId("save-collection").and(page.locator("[disabled]")).waitFor();
+  assert.deepEqual(errors, []);
+});

@@ -302,11 +302,20 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
 
   const saveRef = useRef(save);
   saveRef.current = save;
+  const changedRef = useRef(false);
+  changedRef.current = dirty || isNew;
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
         e.preventDefault();
         void saveRef.current();
+      } else if (e.key === "Enter" && !e.isComposing && !e.shiftKey && !e.altKey) {
+        // Enter in the collection's or a field's name saves, as a form's submit would.
+        const target = e.target as HTMLElement | null;
+        if (changedRef.current && target?.matches?.("input#collection-name, input.frow-name") && !(target as HTMLInputElement).readOnly) {
+          e.preventDefault();
+          void saveRef.current();
+        }
       }
     };
     addEventListener("keydown", onKey);
