@@ -120,3 +120,43 @@ test("Enter in a new collection's name creates it; in a field's name it saves th
   await page.getByTestId("save-collection").and(page.locator("[disabled]")).waitFor();
   assert.deepEqual(errors, []);
 });
+
+test("the collections overview shows every collection's fields, relations and API rules", async () => {
+  const { page, errors } = browser;
+  const books = await api(server, "/api/collections/books", { token });
+  await api(server, "/api/collections", {
+    method: "POST",
+    token,
+    body: {
+      name: "loans",
+      type: "base",
+      listRule: "",
+      viewRule: "@request.auth.id != ''",
+      fields: [{ name: "book", type: "relation", collectionId: books.id, maxSelect: 3 }],
+    },
+  });
+  await page.goto(server.url + "/_/#/collections/books");
+  await page.reload();
+  const open = page.getByRole("button", { name: "Collections overview" });
+  await open.click();
+  const dialog = page.getByTestId("collections-overview");
+  const loans = dialog.getByRole("region", { name: "loans" });
+  await loans.getByText("→ books").waitFor();
+  await loans.getByText("multiple").waitFor();
+  // System collections only on request.
+  assert.equal(await dialog.getByRole("region", { name: "_superusers" }).count(), 0);
+  await dialog.getByRole("checkbox", { name: "System collections" }).check();
+  await dialog.getByRole("region", { name: "_superusers" }).waitFor();
+
+  await dialog.getByRole("tab", { name: "API rules" }).click();
+  const row = (name) => dialog.getByRole("row").filter({ has: page.getByRole("rowheader", { name }) });
+  assert.equal(await row("loans").getByRole("cell").innerText(), "Public");
+  assert.equal(await row("books").getByRole("cell").innerText(), "Superusers only");
+  await dialog.getByRole("button", { name: "View rule" }).click();
+  assert.equal(await row("loans").getByRole("cell").innerText(), "@request.auth.id != ''");
+  // A collection name leads to its rules in the editor.
+  await row("loans").getByRole("link", { name: "loans" }).click();
+  await page.waitForURL(/#\/collections\/loans\/edit\?tab=rules$/);
+  await dialog.waitFor({ state: "detached" });
+  assert.deepEqual(errors, []);
+});

@@ -11,6 +11,7 @@ import { Install } from "./pages/install";
 import { loadLocal, saveLocal } from "./pages/records/fields";
 import { Login } from "./pages/login";
 import { CollectionEditor } from "./pages/collections/editor";
+import { CollectionsOverview } from "./pages/collections/overview";
 import { RecordsPage } from "./pages/records/records";
 import { LogsPage } from "./pages/logs/logs";
 import { SettingsPage } from "./pages/settings/settings";
@@ -145,6 +146,7 @@ function CollectionsArea(props: { route: Route }) {
   const meta = useStore(appMeta);
   const [search, setSearch] = useState("");
   const [showSystem, setShowSystem] = useState(false);
+  const [overview, setOverview] = useState(false);
   const selected = props.route.parts[1];
   const editing = props.route.parts[2] === "edit" || selected === "+new";
 
@@ -197,14 +199,26 @@ function CollectionsArea(props: { route: Route }) {
   return (
     <div class="split">
       <aside class="sidebar" aria-label="Collections">
-        <input
-          type="search"
-          class="sidebar-search"
-          placeholder="Search collections"
-          aria-label="Search collections"
-          value={search}
-          onInput={(e) => setSearch(e.currentTarget.value)}
-        />
+        <div class="sidebar-top">
+          <input
+            type="search"
+            class="sidebar-search"
+            placeholder="Search collections"
+            aria-label="Search collections"
+            value={search}
+            onInput={(e) => setSearch(e.currentTarget.value)}
+          />
+          <button
+            type="button"
+            class="btn btn-icon"
+            aria-label="Collections overview"
+            title="Collections overview: fields, relations and API rules of all collections"
+            data-testid="collections-overview-open"
+            onClick={() => setOverview(true)}
+          >
+            <span aria-hidden="true">⊞</span>
+          </button>
+        </div>
         <ul class="sidebar-list">
           {visible.map((c) => (
             <li key={c.id}>
@@ -234,6 +248,7 @@ function CollectionsArea(props: { route: Route }) {
         )}
       </aside>
       {content}
+      {overview && <CollectionsOverview onClose={() => setOverview(false)} />}
     </div>
   );
 }
