@@ -160,3 +160,29 @@ test("the collections overview shows every collection's fields, relations and AP
   await dialog.waitFor({ state: "detached" });
   assert.deepEqual(errors, []);
 });
+
+test("the color scheme button switches to light and dark, and the choice is kept", async () => {
+  const { page, errors } = browser;
+  await page.goto(server.url + "/_/#/collections/books");
+  await page.reload();
+  const lightness = async () => {
+    const rgb = (await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor)).match(/\d+/g).map(Number);
+    return (rgb[0] + rgb[1] + rgb[2]) / 3;
+  };
+  const button = page.getByTestId("theme-button");
+  // The browser here prefers light: auto is light.
+  assert.match(await button.getAttribute("aria-label"), /Color scheme: auto/);
+  assert.ok((await lightness()) > 200);
+  await button.click(); // light
+  await button.click(); // dark
+  assert.match(await button.getAttribute("aria-label"), /Color scheme: dark/);
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+  assert.ok((await lightness()) < 60);
+  await page.reload();
+  await page.getByTestId("theme-button").waitFor();
+  assert.ok((await lightness()) < 60, "dark is kept after a reload");
+  await page.getByTestId("theme-button").click(); // back to auto
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme ?? ""), "");
+  assert.ok((await lightness()) > 200);
+  assert.deepEqual(errors, []);
+});

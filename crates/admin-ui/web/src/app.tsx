@@ -4,6 +4,7 @@ import { pb, signedIn, startSessionKeeper } from "./lib/api";
 import { currentRoute, href, navigate, useRoute, type Route } from "./lib/router";
 import { appMeta, collections, loadAppMeta, loadCollections } from "./lib/schema";
 import { useStore } from "./lib/store";
+import { applyTheme, currentTheme, THEMES, type Theme } from "./lib/theme";
 import { toastError } from "./lib/toast";
 import { ConfirmHost } from "./ui/dialog";
 import { Empty, Spinner, ToastHost } from "./ui/misc";
@@ -88,6 +89,7 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
           <span class="muted whoami" title="Signed in as">
             {String(pb.authStore.record?.email ?? "")}
           </span>
+          <ThemeButton />
           <button type="button" class="btn btn-small" onClick={logout}>
             Log out
           </button>
@@ -105,6 +107,29 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
       <ConfirmHost />
       <ToastHost />
     </div>
+  );
+}
+
+const THEME_ICONS: Record<Theme, string> = { auto: "◐", light: "☀", dark: "☾" };
+
+/** Cycles the color scheme: the system's, light, dark. */
+function ThemeButton() {
+  const [theme, setTheme] = useState<Theme>(currentTheme);
+  const next = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+  return (
+    <button
+      type="button"
+      class="btn btn-small theme-button"
+      aria-label={`Color scheme: ${theme}. Switch to ${next}`}
+      title={`Color scheme: ${theme} (click for ${next})`}
+      data-testid="theme-button"
+      onClick={() => {
+        applyTheme(next);
+        setTheme(next);
+      }}
+    >
+      <span aria-hidden="true">{THEME_ICONS[theme]}</span>
+    </button>
   );
 }
 
