@@ -186,3 +186,29 @@ test("the color scheme button switches to light and dark, and the choice is kept
   assert.ok((await lightness()) > 200);
   assert.deepEqual(errors, []);
 });
+
+test("phone width: icon-only links and buttons keep their names", async () => {
+  const { page, errors } = browser;
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await page.goto(server.url + "/_/#/collections/books");
+    await page.locator("tr.record-row").first().waitFor();
+    const nav = page.getByRole("navigation", { name: "Main" });
+    for (const name of ["Collections", "Logs", "SQL", "Settings"]) {
+      const link = nav.getByRole("link", { name, exact: true });
+      assert.ok(await link.isVisible(), `${name} link`);
+      // The words are hidden on a phone; the name is not.
+      assert.equal(await link.evaluate((el) => [...el.querySelectorAll("span")].every((s) => s.getAttribute("aria-hidden") === "true" || s.offsetParent !== null)), false);
+    }
+    for (const name of ["API preview", "Export records", "Edit collection", "Refresh"]) {
+      assert.ok(await page.getByRole("main").getByRole(name === "Edit collection" ? "link" : "button", { name, exact: true }).isVisible(), name);
+    }
+    await page.getByRole("button", { name: "API preview", exact: true }).click();
+    await page.getByRole("dialog").waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "detached" });
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 800 });
+  }
+  assert.deepEqual(errors, []);
+});

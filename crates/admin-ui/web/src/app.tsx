@@ -77,7 +77,7 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
         Skip to content
       </a>
       <nav class="topnav" aria-label="Main">
-        <a class="brand" href={href(["collections"])} title={meta.appName}>
+        <a class="brand" href={href(["collections"])} title={meta.appName} aria-label={meta.appName}>
           <span class="brand-mark" aria-hidden="true">▦</span>
           <span class="brand-name">{meta.appName}</span>
         </a>
@@ -140,6 +140,7 @@ function NavLink(props: { section: string; target: string; label: string; icon: 
       class={`navlink${active ? " active" : ""}`}
       href={href([props.target])}
       aria-current={active ? "page" : undefined}
+      aria-label={props.label}
     >
       <span class="navlink-icon" aria-hidden="true">
         {props.icon}
