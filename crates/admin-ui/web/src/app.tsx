@@ -209,7 +209,7 @@ function CollectionsArea(props: { route: Route }) {
     content = (
       <main id="main" class="page">
         <Empty>
-          {list.length ? "Select a collection on the left." : "No collections yet."}
+          {list.some((c) => !c.system) ? "Select a collection on the left." : "No collections yet."}
           {!meta.hideControls && (
             <p>
               <a class="btn btn-primary" href={href(["collections", "+new"])}>
