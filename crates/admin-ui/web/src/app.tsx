@@ -4,12 +4,15 @@ import { pb, signedIn, startSessionKeeper } from "./lib/api";
 import { currentRoute, href, navigate, useRoute, type Route } from "./lib/router";
 import { appMeta, collections, loadAppMeta, loadCollections } from "./lib/schema";
 import { useStore } from "./lib/store";
+import { applyTheme, currentTheme, THEMES, type Theme } from "./lib/theme";
 import { toastError } from "./lib/toast";
 import { ConfirmHost } from "./ui/dialog";
 import { Empty, Spinner, ToastHost } from "./ui/misc";
 import { Install } from "./pages/install";
+import { loadLocal, saveLocal } from "./pages/records/fields";
 import { Login } from "./pages/login";
 import { CollectionEditor } from "./pages/collections/editor";
+import { CollectionsOverview } from "./pages/collections/overview";
 import { RecordsPage } from "./pages/records/records";
 import { LogsPage } from "./pages/logs/logs";
 import { SettingsPage } from "./pages/settings/settings";
@@ -74,7 +77,7 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
         Skip to content
       </a>
       <nav class="topnav" aria-label="Main">
-        <a class="brand" href={href(["collections"])} title={meta.appName}>
+        <a class="brand" href={href(["collections"])} title={meta.appName} aria-label={meta.appName}>
           <span class="brand-mark" aria-hidden="true">▦</span>
           <span class="brand-name">{meta.appName}</span>
         </a>
@@ -86,6 +89,7 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
           <span class="muted whoami" title="Signed in as">
             {String(pb.authStore.record?.email ?? "")}
           </span>
+          <ThemeButton />
           <button type="button" class="btn btn-small" onClick={logout}>
             Log out
           </button>
@@ -106,6 +110,29 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
   );
 }
 
+const THEME_ICONS: Record<Theme, string> = { auto: "◐", light: "☀", dark: "☾" };
+
+/** Cycles the color scheme: the system's, light, dark. */
+function ThemeButton() {
+  const [theme, setTheme] = useState<Theme>(currentTheme);
+  const next = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+  return (
+    <button
+      type="button"
+      class="btn btn-small theme-button"
+      aria-label={`Color scheme: ${theme}. Switch to ${next}`}
+      title={`Color scheme: ${theme} (click for ${next})`}
+      data-testid="theme-button"
+      onClick={() => {
+        applyTheme(next);
+        setTheme(next);
+      }}
+    >
+      <span aria-hidden="true">{THEME_ICONS[theme]}</span>
+    </button>
+  );
+}
+
 function NavLink(props: { section: string; target: string; label: string; icon: string }) {
   const active = props.section === props.target;
   return (
@@ -113,6 +140,7 @@ function NavLink(props: { section: string; target: string; label: string; icon: 
       class={`navlink${active ? " active" : ""}`}
       href={href([props.target])}
       aria-current={active ? "page" : undefined}
+      aria-label={props.label}
     >
       <span class="navlink-icon" aria-hidden="true">
         {props.icon}
@@ -136,14 +164,33 @@ function Page(props: { route: Route }) {
   }
 }
 
+const LAST_COLLECTION_KEY = "plinth.lastCollection";
+
 /** The collection list beside the selected collection's records or editor. */
 function CollectionsArea(props: { route: Route }) {
   const list = useStore(collections);
   const meta = useStore(appMeta);
   const [search, setSearch] = useState("");
   const [showSystem, setShowSystem] = useState(false);
+  const [overview, setOverview] = useState(false);
   const selected = props.route.parts[1];
   const editing = props.route.parts[2] === "edit" || selected === "+new";
+
+  // As in PocketBase, "Collections" opens a collection's records straight away: the one last
+  // opened in this browser, else the first non-system one.
+  useEffect(() => {
+    if (selected) {
+      if (selected !== "+new" && list.some((c) => c.name === selected)) saveLocal(LAST_COLLECTION_KEY, selected);
+      return;
+    }
+    // The hash may have moved on since this render (a link, a typed URL): only an address
+    // that still names no collection is redirected.
+    const now = currentRoute().parts;
+    if ((now[0] ?? "collections") !== "collections" || now[1]) return;
+    const last = loadLocal<string>(LAST_COLLECTION_KEY, "");
+    const target = list.find((c) => c.name === last) ?? list.find((c) => !c.system);
+    if (target) navigate(["collections", target.name], undefined, true);
+  }, [selected, list]);
 
   const needle = search.trim().toLowerCase();
   const visible = list.filter(
@@ -162,7 +209,7 @@ function CollectionsArea(props: { route: Route }) {
     content = (
       <main id="main" class="page">
         <Empty>
-          {list.length ? "Select a collection on the left." : "No collections yet."}
+          {list.some((c) => !c.system) ? "Select a collection on the left." : "No collections yet."}
           {!meta.hideControls && (
             <p>
               <a class="btn btn-primary" href={href(["collections", "+new"])}>
@@ -178,14 +225,26 @@ function CollectionsArea(props: { route: Route }) {
   return (
     <div class="split">
       <aside class="sidebar" aria-label="Collections">
-        <input
-          type="search"
-          class="sidebar-search"
-          placeholder="Search collections"
-          aria-label="Search collections"
-          value={search}
-          onInput={(e) => setSearch(e.currentTarget.value)}
-        />
+        <div class="sidebar-top">
+          <input
+            type="search"
+            class="sidebar-search"
+            placeholder="Search collections"
+            aria-label="Search collections"
+            value={search}
+            onInput={(e) => setSearch(e.currentTarget.value)}
+          />
+          <button
+            type="button"
+            class="btn btn-icon"
+            aria-label="Collections overview"
+            title="Collections overview: fields, relations and API rules of all collections"
+            data-testid="collections-overview-open"
+            onClick={() => setOverview(true)}
+          >
+            <span aria-hidden="true">⊞</span>
+          </button>
+        </div>
         <ul class="sidebar-list">
           {visible.map((c) => (
             <li key={c.id}>
@@ -215,6 +274,7 @@ function CollectionsArea(props: { route: Route }) {
         )}
       </aside>
       {content}
+      {overview && <CollectionsOverview onClose={() => setOverview(false)} />}
     </div>
   );
 }

@@ -21,7 +21,18 @@ export function Dialog(props: DialogProps) {
   useEffect(() => {
     const el = ref.current;
     if (!el) return;
-    if (props.open && !el.open) el.showModal();
+    if (props.open && !el.open) {
+      const opener = document.activeElement as HTMLElement | null;
+      el.showModal();
+      // Callers unmount a closed dialog, which skips the browser's own focus return: close it
+      // first, then give the focus back to what opened it (the keyboard user's place).
+      return () => {
+        if (el.open) el.close();
+        const active = document.activeElement;
+        const lost = !active || active === document.body || el.contains(active) || !active.isConnected;
+        if (lost && opener?.isConnected && opener !== document.body) opener.focus();
+      };
+    }
     if (!props.open && el.open) el.close();
   }, [props.open]);
   if (!props.open) return null;

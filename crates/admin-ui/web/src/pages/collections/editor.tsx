@@ -302,11 +302,20 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
 
   const saveRef = useRef(save);
   saveRef.current = save;
+  const changedRef = useRef(false);
+  changedRef.current = dirty || isNew;
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
         e.preventDefault();
         void saveRef.current();
+      } else if (e.key === "Enter" && !e.isComposing && !e.shiftKey && !e.altKey) {
+        // Enter in the collection's or a field's name saves, as a form's submit would.
+        const target = e.target as HTMLElement | null;
+        if (changedRef.current && target?.matches?.("input#collection-name, input.frow-name") && !(target as HTMLInputElement).readOnly) {
+          e.preventDefault();
+          void saveRef.current();
+        }
       }
     };
     addEventListener("keydown", onKey);
@@ -619,7 +628,7 @@ export function CollectionEditor(props: { name: string | null; route: Route }) {
           <AuthOptionsTab draft={draft} original={original} ruleCollection={ruleCollection} update={update} errors={errors} readOnly={readOnly} />
         )}
       </div>
-      {draft.type !== "view" && tab === "fields" && activeFields(draft).length > 12 && !readOnly && (
+      {draft.type !== "view" && tab === "fields" && activeFields(draft).length > 12 && !readOnly && (dirty || isNew) && (
         <div class="sticky-save">
           <button type="button" class="btn btn-primary" onClick={() => void save()} disabled={Boolean(busy) || (!dirty && !isNew)}>
             {isNew ? "Create" : "Save changes"}

@@ -338,7 +338,7 @@ function Records(props: { collection: CollectionModel; route: Route }) {
   return (
     <main id="main" class="page records-page">
       <PageHeader
-        crumbs={[<a href={href(["collections"])}>Collections</a>]}
+        crumbs={["Collections"]}
         title={
           <>
             <span data-testid="collection-title">{collection.name}</span>
@@ -371,10 +371,10 @@ function Records(props: { collection: CollectionModel; route: Route }) {
             >
               ↻ <span class="hide-narrow">Refresh</span>
             </button>
-            <button type="button" class="btn" onClick={() => setPreview(true)} title="API preview">
+            <button type="button" class="btn" onClick={() => setPreview(true)} title="API preview" aria-label="API preview">
               {"</>"} <span class="hide-narrow">API</span>
             </button>
-            <button type="button" class="btn" onClick={() => setExporting(true)} title="Export records">
+            <button type="button" class="btn" onClick={() => setExporting(true)} title="Export records" aria-label="Export records">
               ⤓ <span class="hide-narrow">Export</span>
             </button>
             {!readOnly && (

@@ -3,6 +3,7 @@
 // with unsaved changes, and leaving the page with some asks first.
 import { useEffect } from "preact/hooks";
 import { href, type Route } from "../../lib/router";
+import { appMeta } from "../../lib/schema";
 import { useStore } from "../../lib/store";
 import { Empty, PageHeader, Spinner } from "../../ui/misc";
 import { ApplicationSettings } from "./application";
@@ -30,6 +31,9 @@ const FORM_SECTIONS = new Set(["application", "mail", "storage", "backups", "log
 
 export function SettingsPage(props: { section: string; route: Route }) {
   const state = useStore(settingsState);
+  const meta = useStore(appMeta);
+  // As in PocketBase, hidden collection controls also hide the collections import.
+  const sections = meta.hideControls ? SECTIONS.filter((s) => s.id !== "import") : SECTIONS;
   const current = SECTIONS.find((s) => s.id === props.section);
 
   useEffect(() => {
@@ -92,7 +96,13 @@ export function SettingsPage(props: { section: string; route: Route }) {
         content = <LogsSettings />;
         break;
       case "import":
-        content = <ImportCollections route={props.route} />;
+        content = meta.hideControls ? (
+          <div class="notice" role="note">
+            Read-only: the application settings hide the collection controls (Settings → Application).
+          </div>
+        ) : (
+          <ImportCollections route={props.route} />
+        );
         break;
       case "export":
         content = <ExportCollections route={props.route} />;
@@ -100,7 +110,7 @@ export function SettingsPage(props: { section: string; route: Route }) {
     }
   }
 
-  const groups = [...new Set(SECTIONS.map((s) => s.group))];
+  const groups = [...new Set(sections.map((s) => s.group))];
   return (
     <div class="split settings-split">
       <nav class="settings-nav" aria-label="Settings">
@@ -108,7 +118,7 @@ export function SettingsPage(props: { section: string; route: Route }) {
           <div class="settings-nav-group" key={group}>
             <div class="settings-nav-title">{group}</div>
             <ul>
-              {SECTIONS.filter((s) => s.group === group).map((s) => {
+              {sections.filter((s) => s.group === group).map((s) => {
                 const active = s.id === current?.id;
                 const dirty = FORM_SECTIONS.has(s.id) && sectionDirty(state, s.id);
                 return (
