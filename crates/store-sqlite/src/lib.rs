@@ -489,6 +489,20 @@ impl Store for SqliteStore {
         self.schema.load()
     }
 
+    fn field_holds_any(
+        &self,
+        collection: &Collection,
+        field: &str,
+        values: &[String],
+    ) -> SqlFragment {
+        // Multiple fields are JSON array text (PocketBase's layout); the rest compare as is.
+        if collection.field(field).is_some_and(Field::is_multiple) {
+            domain::sql::list_holds_any(Dialect::Sqlite, &collection.name, field, values)
+        } else {
+            domain::sql::column_in(Dialect::Sqlite, &collection.name, field, values)
+        }
+    }
+
     async fn create_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError> {
         self.change_schema(move |change| change.create(collection))
             .await
