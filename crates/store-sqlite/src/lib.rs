@@ -373,7 +373,7 @@ fn lookup_filters(collection: &Collection, field: &str, value: &str) -> (Lane, V
         .min_by_key(|index| index.condition.is_some());
     match index {
         Some(index) => {
-            if let Some(condition) = index.condition_sql() {
+            if let Some(condition) = index.condition_sql(Dialect::Sqlite) {
                 filters.push(SqlFragment::raw(format!("({condition})")));
             }
             (Lane::Point, filters)
