@@ -18,7 +18,7 @@ use crate::collection::{
 };
 use crate::error::{FieldError, ValidationErrors};
 use crate::field::{Field, FieldKind};
-use crate::index::{Collation, IndexDef, SortOrder};
+use crate::index::IndexDef;
 
 /// The id every default `id` field carries (`text` + CRC32 of "id").
 pub const ID_FIELD_ID: &str = "text3208210256";
@@ -367,79 +367,9 @@ pub fn retarget_indexes(collection: &mut Collection) {
     }
 }
 
-/// An index statement in PocketBase's rendering: backtick-quoted names, and one column per
-/// line when there are several.
+/// An index statement in PocketBase's rendering (see [`IndexDef::to_pocketbase`]).
 pub fn pocketbase_index_sql(index: &IndexDef, table: &str) -> String {
-    let columns: Vec<String> = index
-        .columns
-        .iter()
-        .map(|column| {
-            let mut text = format!("`{}`", column.name);
-            match column.collation {
-                Some(Collation::NoCase) => text.push_str(" COLLATE NOCASE"),
-                Some(Collation::Binary) => text.push_str(" COLLATE BINARY"),
-                Some(Collation::RTrim) => text.push_str(" COLLATE RTRIM"),
-                None => {}
-            }
-            match column.order {
-                Some(SortOrder::Asc) => text.push_str(" ASC"),
-                Some(SortOrder::Desc) => text.push_str(" DESC"),
-                None => {}
-            }
-            text
-        })
-        .collect();
-    let columns = match columns.as_slice() {
-        [single] => format!("({single})"),
-        several => format!("(\n  {}\n)", several.join(",\n  ")),
-    };
-    let mut sql = format!(
-        "CREATE {}INDEX `{}` ON `{table}` {columns}",
-        if index.unique { "UNIQUE " } else { "" },
-        index.name
-    );
-    // The condition is rendered by the index module (double-quoted names), then requoted.
-    let rendered = index.to_sql(table);
-    if index.condition.is_some()
-        && let Some((_, condition)) = rendered.split_once(") WHERE ")
-    {
-        sql.push_str(" WHERE ");
-        sql.push_str(&backtick_identifiers(condition));
-    }
-    sql
-}
-
-/// Turns `"name"` identifiers into `` `name` ``, leaving `'text'` literals alone.
-fn backtick_identifiers(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    let mut in_text = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_text = !in_text;
-                out.push(c);
-            }
-            '"' if !in_text => {
-                out.push('`');
-                while let Some(inner) = chars.next() {
-                    if inner == '"' {
-                        if chars.peek() == Some(&'"') {
-                            chars.next();
-                            out.push('"');
-                        } else {
-                            break;
-                        }
-                    } else {
-                        out.push(inner);
-                    }
-                }
-                out.push('`');
-            }
-            _ => out.push(c),
-        }
-    }
-    out
+    index.to_pocketbase(table)
 }
 
 /// The id a new collection gets: `pbc_` + CRC32(type + name), suffixed when already taken.

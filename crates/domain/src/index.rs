@@ -5,6 +5,10 @@
 //! [`quote_ident`] and with the table name they supply (so a renamed collection's indexes
 //! follow it).
 //!
+//! The text users write is PocketBase's, so SQLite's syntax, on every engine; each engine
+//! renders the parsed definition in its own dialect ([`IndexDef::render`]). A collection keeps
+//! its indexes in PocketBase's form ([`IndexDef::to_pocketbase`]) whatever the engine.
+//!
 //! Accepted grammar (keywords are case-insensitive; identifiers may be bare, or quoted with
 //! backticks, double quotes or brackets):
 //!
@@ -21,7 +25,7 @@
 //! rejected with an [`IndexError`] saying what was wrong.
 
 use crate::collection::Collection;
-use crate::sql::quote_ident;
+use crate::sql::{Dialect, quote_ident};
 
 /// A parsed index definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +52,17 @@ pub enum Collation {
     NoCase,
     Binary,
     RTrim,
+}
+
+impl Collation {
+    /// The clause after a column in SQLite's syntax (PocketBase's index text).
+    fn sqlite_clause(self) -> &'static str {
+        match self {
+            Collation::NoCase => " COLLATE NOCASE",
+            Collation::Binary => " COLLATE BINARY",
+            Collation::RTrim => " COLLATE RTRIM",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +127,15 @@ impl IndexDef {
         Ok(def)
     }
 
-    /// The `CREATE INDEX` statement for `table`, every identifier quoted.
-    pub fn to_sql(&self, table: &str) -> String {
+    /// The `CREATE INDEX` statement for `table` in `dialect`, every identifier quoted.
+    ///
+    /// On PostgreSQL, SQLite's collations become what gives the same equality: `NOCASE` (which
+    /// folds ASCII letters only) an index on the column with ASCII letters lowered, `RTRIM` one
+    /// on the column without trailing spaces, `BINARY` the byte-order collation `"C"`; `IS`
+    /// with a value that is not NULL is `IS NOT DISTINCT FROM`.
+    /// FIXME(#15): condition literals are written as given, so on PostgreSQL a literal of
+    /// another type than its column (`published = 1` on a boolean) is refused by the engine.
+    pub fn render(&self, dialect: Dialect, table: &str) -> String {
         let mut sql = String::from("CREATE ");
         if self.unique {
             sql.push_str("UNIQUE ");
@@ -127,36 +149,77 @@ impl IndexDef {
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&quote_ident(&column.name));
-            match column.collation {
-                Some(Collation::NoCase) => sql.push_str(" COLLATE NOCASE"),
-                Some(Collation::Binary) => sql.push_str(" COLLATE BINARY"),
-                Some(Collation::RTrim) => sql.push_str(" COLLATE RTRIM"),
-                None => {}
+            let name = quote_ident(&column.name);
+            match (dialect, column.collation) {
+                (_, None) => sql.push_str(&name),
+                (Dialect::Sqlite, Some(collation)) => {
+                    sql.push_str(&name);
+                    sql.push_str(collation.sqlite_clause());
+                }
+                (Dialect::Postgres, Some(Collation::NoCase)) => sql.push_str(&format!(
+                    "(translate({name}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'))"
+                )),
+                (Dialect::Postgres, Some(Collation::RTrim)) => {
+                    sql.push_str(&format!("(rtrim({name}, ' '))"));
+                }
+                (Dialect::Postgres, Some(Collation::Binary)) => {
+                    sql.push_str(&name);
+                    sql.push_str(" COLLATE \"C\"");
+                }
             }
-            match column.order {
-                Some(SortOrder::Asc) => sql.push_str(" ASC"),
-                Some(SortOrder::Desc) => sql.push_str(" DESC"),
-                None => {}
-            }
+            sql.push_str(order_clause(column.order));
         }
         sql.push(')');
         if let Some(condition) = &self.condition {
             sql.push_str(" WHERE ");
-            render_condition(condition, &mut sql);
+            render_condition(condition, dialect, &quote_ident, &mut sql);
         }
         sql
     }
 
-    /// The partial-index condition as SQL (identifiers quoted, literals inline), if any. A
-    /// query must repeat it for SQLite to use a partial index: `email = ?` alone cannot show
+    /// The partial-index condition in `dialect` (identifiers quoted, literals inline), if any.
+    /// A query must repeat it for SQLite to use a partial index: `email = ?` alone cannot show
     /// that the bound value satisfies `email != ''`.
-    pub fn condition_sql(&self) -> Option<String> {
+    pub fn condition_sql(&self, dialect: Dialect) -> Option<String> {
         self.condition.as_ref().map(|condition| {
             let mut sql = String::new();
-            render_condition(condition, &mut sql);
+            render_condition(condition, dialect, &quote_ident, &mut sql);
             sql
         })
+    }
+
+    /// The definition as PocketBase writes it in a collection's `indexes`, for `table`: SQLite
+    /// syntax with backtick-quoted names, one column per line when there are several. This is
+    /// the API's text, the same on every engine; it is never executed as given.
+    pub fn to_pocketbase(&self, table: &str) -> String {
+        let backtick = |name: &str| format!("`{name}`");
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|column| {
+                let mut text = backtick(&column.name);
+                if let Some(collation) = column.collation {
+                    text.push_str(collation.sqlite_clause());
+                }
+                text.push_str(order_clause(column.order));
+                text
+            })
+            .collect();
+        let columns = match columns.as_slice() {
+            [single] => format!("({single})"),
+            several => format!("(\n  {}\n)", several.join(",\n  ")),
+        };
+        let mut sql = format!(
+            "CREATE {}INDEX {} ON {} {columns}",
+            if self.unique { "UNIQUE " } else { "" },
+            backtick(&self.name),
+            backtick(table),
+        );
+        if let Some(condition) = &self.condition {
+            sql.push_str(" WHERE ");
+            render_condition(condition, Dialect::Sqlite, &backtick, &mut sql);
+        }
+        sql
     }
 
     /// Every column the definition mentions (indexed columns, then condition columns).
@@ -197,19 +260,36 @@ fn err(message: impl Into<String>) -> IndexError {
     IndexError(message.into())
 }
 
-fn render_condition(condition: &Condition, sql: &mut String) {
+fn order_clause(order: Option<SortOrder>) -> &'static str {
+    match order {
+        Some(SortOrder::Asc) => " ASC",
+        Some(SortOrder::Desc) => " DESC",
+        None => "",
+    }
+}
+
+/// Appends `condition` in `dialect`, each identifier through `quote`.
+fn render_condition(
+    condition: &Condition,
+    dialect: Dialect,
+    quote: &dyn Fn(&str) -> String,
+    sql: &mut String,
+) {
     match condition {
         Condition::Compare { column, op, value } => {
-            sql.push_str(&quote_ident(column));
-            sql.push_str(match op {
-                CompareOp::Eq => " = ",
-                CompareOp::NotEq => " != ",
-                CompareOp::Gt => " > ",
-                CompareOp::Lt => " < ",
-                CompareOp::Ge => " >= ",
-                CompareOp::Le => " <= ",
-                CompareOp::Is => " IS ",
-                CompareOp::IsNot => " IS NOT ",
+            sql.push_str(&quote(column));
+            let is_null = matches!(value, Literal::Null);
+            sql.push_str(match (dialect, op) {
+                (_, CompareOp::Eq) => " = ",
+                (_, CompareOp::NotEq) => " != ",
+                (_, CompareOp::Gt) => " > ",
+                (_, CompareOp::Lt) => " < ",
+                (_, CompareOp::Ge) => " >= ",
+                (_, CompareOp::Le) => " <= ",
+                (Dialect::Postgres, CompareOp::Is) if !is_null => " IS NOT DISTINCT FROM ",
+                (Dialect::Postgres, CompareOp::IsNot) if !is_null => " IS DISTINCT FROM ",
+                (_, CompareOp::Is) => " IS ",
+                (_, CompareOp::IsNot) => " IS NOT ",
             });
             match value {
                 Literal::Text(text) => {
@@ -236,10 +316,10 @@ fn render_condition(condition: &Condition, sql: &mut String) {
                 // Compound operands are parenthesized so the rendering never depends on
                 // AND/OR precedence.
                 if matches!(**side, Condition::Compare { .. }) {
-                    render_condition(side, sql);
+                    render_condition(side, dialect, quote, sql);
                 } else {
                     sql.push('(');
-                    render_condition(side, sql);
+                    render_condition(side, dialect, quote, sql);
                     sql.push(')');
                 }
             }
@@ -672,7 +752,7 @@ mod tests {
         assert_eq!(def.table, "users");
         assert_eq!(def.unique_columns(), Some(vec!["email"]));
         assert_eq!(
-            def.to_sql("members"),
+            def.render(Dialect::Sqlite, "members"),
             "CREATE UNIQUE INDEX \"idx_email__pb_users_auth_\" ON \"members\" (\"email\") WHERE \"email\" != ''"
         );
         let users = users_collection("");
@@ -723,7 +803,7 @@ mod tests {
         );
         assert_eq!(def.unique_columns(), None);
         assert_eq!(
-            def.to_sql("posts"),
+            def.render(Dialect::Sqlite, "posts"),
             "CREATE INDEX \"idx_x\" ON \"posts\" (\"title\" COLLATE NOCASE DESC, \"n\" ASC, \"bare\")"
         );
     }
@@ -735,7 +815,7 @@ mod tests {
         );
         assert_eq!(def.unique_columns(), Some(vec!["a", "b"]));
         assert_eq!(
-            def.to_sql("t"),
+            def.render(Dialect::Sqlite, "t"),
             "CREATE UNIQUE INDEX \"i\" ON \"t\" (\"a\", \"b\") WHERE \"a\" = 'it''s' OR ((\"b\" != -1.5e3 AND \"c\" IS NOT NULL) AND (\"d\" = TRUE OR \"e\" <= 0))"
         );
         assert_eq!(
@@ -743,7 +823,61 @@ mod tests {
             vec!["a", "b", "a", "b", "c", "d", "e"]
         );
         // The rendering parses back to the same definition.
-        assert_eq!(IndexDef::parse(&def.to_sql("t")).expect("reparses"), def);
+        assert_eq!(
+            IndexDef::parse(&def.render(Dialect::Sqlite, "t")).expect("reparses"),
+            def
+        );
+    }
+
+    #[test]
+    fn postgres_renderings_keep_sqlite_meanings() {
+        let def = parse(
+            "CREATE UNIQUE INDEX idx_c ON t (a COLLATE NOCASE DESC, b COLLATE RTRIM, c COLLATE BINARY ASC, d) WHERE a IS NOT 'x' AND (b IS NULL OR c IS 3)",
+        );
+        assert_eq!(
+            def.render(Dialect::Postgres, "posts"),
+            "CREATE UNIQUE INDEX \"idx_c\" ON \"posts\" ((translate(\"a\", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) DESC, (rtrim(\"b\", ' ')), \"c\" COLLATE \"C\" ASC, \"d\") WHERE \"a\" IS DISTINCT FROM 'x' AND (\"b\" IS NULL OR \"c\" IS NOT DISTINCT FROM 3)"
+        );
+        assert_eq!(
+            def.render(Dialect::Sqlite, "posts"),
+            "CREATE UNIQUE INDEX \"idx_c\" ON \"posts\" (\"a\" COLLATE NOCASE DESC, \"b\" COLLATE RTRIM, \"c\" COLLATE BINARY ASC, \"d\") WHERE \"a\" IS NOT 'x' AND (\"b\" IS NULL OR \"c\" IS 3)"
+        );
+        assert_eq!(
+            def.condition_sql(Dialect::Postgres).as_deref(),
+            Some("\"a\" IS DISTINCT FROM 'x' AND (\"b\" IS NULL OR \"c\" IS NOT DISTINCT FROM 3)")
+        );
+        let email = parse("CREATE UNIQUE INDEX i ON users (email) WHERE email != ''");
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            assert_eq!(
+                email.condition_sql(dialect).as_deref(),
+                Some("\"email\" != ''")
+            );
+        }
+        assert_eq!(
+            parse("CREATE INDEX i ON t (a)").condition_sql(Dialect::Sqlite),
+            None
+        );
+    }
+
+    #[test]
+    fn pocketbase_text_uses_backticks_whatever_the_engine() {
+        let def = parse(
+            "create unique index idx_c on old (title collate nocase desc, id) where title != 'it''s \"x\"' and \"we\"\"ird\" is null",
+        );
+        assert_eq!(
+            def.to_pocketbase("posts2"),
+            "CREATE UNIQUE INDEX `idx_c` ON `posts2` (\n  `title` COLLATE NOCASE DESC,\n  `id`\n) WHERE `title` != 'it''s \"x\"' AND `we\"ird` IS NULL"
+        );
+        assert_eq!(
+            parse("CREATE INDEX i ON t (a)").to_pocketbase("t"),
+            "CREATE INDEX `i` ON `t` (`a`)"
+        );
+        assert_eq!(
+            IndexDef::parse(&def.to_pocketbase("posts2"))
+                .expect("reparses")
+                .columns,
+            def.columns
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod index;
 pub mod logs;
 pub mod record;
 pub mod sql;
+pub mod storage;
 pub mod store;
 pub mod time;
 pub mod values;

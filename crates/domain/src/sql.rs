@@ -1,6 +1,10 @@
 //! The small SQL vocabulary shared by `rules` and the stores: a predicate or expression as
 //! text with positional `?` placeholders plus its bound values. Identifiers enter SQL only
 //! through [`quote_ident`], and only after they were checked against the schema.
+//!
+//! Also the two predicates every engine needs over id lists ([`column_in`], [`list_holds_any`]),
+//! each with both dialects side by side; the engines choose which one fits a column through
+//! `Store::field_holds_any`, so nothing above the store writes them.
 
 /// Which SQL dialect a fragment is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +79,91 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `"table"."column" IN (…values…)`, the values bound as one JSON array parameter, so any
+/// number of them takes one statement (and one cached plan).
+pub fn column_in(dialect: Dialect, table: &str, column: &str, values: &[String]) -> SqlFragment {
+    in_json_list(dialect, SqlFragment::column(table, column), values)
+}
+
+/// Whether `"table"."column"`, a list kept as a JSON array of strings (a multiple relation,
+/// select or file field), holds any of `values`; a value that is not a JSON array holds none.
+/// The values are bound as one JSON array parameter.
+pub fn list_holds_any(
+    dialect: Dialect,
+    table: &str,
+    column: &str,
+    values: &[String],
+) -> SqlFragment {
+    let column = SqlFragment::column(table, column).sql;
+    let mut fragment = match dialect {
+        Dialect::Sqlite => SqlFragment::raw(format!(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END) AS rel WHERE "
+        )),
+        Dialect::Postgres => SqlFragment::raw(format!(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]'::jsonb END) AS rel(value) WHERE "
+        )),
+    };
+    fragment.push_fragment(in_json_list(dialect, SqlFragment::raw("rel.value"), values));
+    fragment.push_sql(")");
+    fragment
+}
+
+/// `expr IN (…values…)` over one bound JSON array text.
+fn in_json_list(dialect: Dialect, expr: SqlFragment, values: &[String]) -> SqlFragment {
+    let mut fragment = expr;
+    // A list of strings always serializes; the fallback only keeps this total.
+    let list = SqlValue::Text(serde_json::to_string(values).unwrap_or_else(|_| "[]".into()));
+    match dialect {
+        Dialect::Sqlite => fragment
+            .push_sql(" IN (SELECT value FROM json_each(")
+            .push_param(list)
+            .push_sql("))"),
+        Dialect::Postgres => fragment
+            .push_sql(" IN (SELECT jsonb_array_elements_text(CAST(")
+            .push_param(list)
+            .push_sql(" AS jsonb)))"),
+    };
+    fragment
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_lists_bind_one_json_parameter_in_both_dialects() {
+        let ids = vec!["a".to_owned(), "b\"".to_owned()];
+        let bound = vec![SqlValue::Text("[\"a\",\"b\\\"\"]".into())];
+        let sqlite = column_in(Dialect::Sqlite, "t", "id", &ids);
+        assert_eq!(
+            sqlite.sql,
+            "\"t\".\"id\" IN (SELECT value FROM json_each(?))"
+        );
+        assert_eq!(sqlite.params, bound);
+        let postgres = column_in(Dialect::Postgres, "t", "id", &ids);
+        assert_eq!(
+            postgres.sql,
+            "\"t\".\"id\" IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))"
+        );
+        assert_eq!(postgres.params, bound);
+    }
+
+    #[test]
+    fn list_overlaps_read_only_json_arrays_in_both_dialects() {
+        let ids = vec!["a".to_owned()];
+        let sqlite = list_holds_any(Dialect::Sqlite, "t", "likers", &ids);
+        assert_eq!(
+            sqlite.sql,
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(\"t\".\"likers\") THEN \"t\".\"likers\" ELSE '[]' END) AS rel WHERE rel.value IN (SELECT value FROM json_each(?)))"
+        );
+        assert_eq!(sqlite.params, vec![SqlValue::Text("[\"a\"]".into())]);
+        let postgres = list_holds_any(Dialect::Postgres, "t", "likers", &ids);
+        assert_eq!(
+            postgres.sql,
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(\"t\".\"likers\") = 'array' THEN \"t\".\"likers\" ELSE '[]'::jsonb END) AS rel(value) WHERE rel.value IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))))"
+        );
+        assert_eq!(postgres.params.len(), 1);
+    }
 
     #[test]
     fn fragments_compose_in_order() {

@@ -217,6 +217,18 @@ pub trait Store: Send + Sync + 'static {
     /// The current schema snapshot (cheap: an `Arc` clone).
     fn schema(&self) -> Arc<Schema>;
 
+    /// A predicate, in this engine's SQL, on the rows of `collection`: its `field` holds one of
+    /// `values`. For a field that keeps a list (a multiple relation, select or file field) any
+    /// item counts; `id` and single-valued fields compare their value. The values are bound,
+    /// however many there are. Expanding relations and deciding a rule for many records at
+    /// once select rows with it, so nothing above the store writes this SQL.
+    fn field_holds_any(
+        &self,
+        collection: &Collection,
+        field: &str,
+        values: &[String],
+    ) -> SqlFragment;
+
     /// Creates a collection's table (or view) and stores its definition.
     async fn create_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError>;
 
@@ -238,7 +250,9 @@ pub trait Store: Send + Sync + 'static {
         delete_missing: bool,
     ) -> Result<Arc<Schema>, StoreError>;
 
-    /// The fields a view collection with this SELECT would have (types inferred).
+    /// The fields a view collection with this SELECT would have (types inferred). A view's
+    /// query is written in the engine's own SQL (SQLite's here, PostgreSQL's there) and run as
+    /// the engine reads it; it is the one place a collection carries SQL of one dialect.
     async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError>;
 
     /// The fields of an unsaved view and its first `limit` rows, read as records of those

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
-use domain::{Collection, Field, FieldKind, Schema};
+use domain::{Collection, Field, FieldKind, Schema, SqlValue};
 use serde_json::Value;
 
 use crate::ast::{Comparison, Expr, OpKind, Operand, Span};
@@ -76,35 +76,9 @@ pub(crate) enum Source {
     Join(JoinId),
 }
 
-/// How a column is stored, which decides its SQLite affinity and its PostgreSQL type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ColType {
-    /// TEXT: text, editor, email, url, date, autodate, password, single select/relation/file.
-    Text,
-    /// NUMERIC.
-    Number,
-    /// BOOLEAN (0/1).
-    Bool,
-    /// JSON text or NULL: json.
-    Json,
-    /// JSON object text `{"lon":…,"lat":…}`: geoPoint.
-    Geo,
-    /// JSON array text: multiple select/relation/file.
-    Multi,
-}
-
-impl ColType {
-    pub fn of(field: &Field) -> ColType {
-        match &field.kind {
-            FieldKind::Number(_) => ColType::Number,
-            FieldKind::Bool(_) => ColType::Bool,
-            FieldKind::Json(_) => ColType::Json,
-            FieldKind::GeoPoint(_) => ColType::Geo,
-            _ if field.is_multiple() => ColType::Multi,
-            _ => ColType::Text,
-        }
-    }
-}
+/// How a column is stored (`domain::storage`), which decides its SQLite affinity and its
+/// PostgreSQL type.
+pub(crate) type ColType = domain::storage::ColumnType;
 
 /// A column of the main table or of a join.
 #[derive(Debug, Clone)]
@@ -1350,50 +1324,20 @@ fn has_unique_index(collection: &Collection, field: &str) -> bool {
     })
 }
 
-/// The value a record field holds as SQLite stores it: the store binds canonical values
-/// this way (store-sqlite `json_to_sql`) and the column's affinity does the rest.
+/// The value a record field holds as SQLite keeps it: the stored form every engine binds
+/// (`domain::storage::stored_value`), then what the column's NUMERIC affinity makes of it
+/// (number and json columns: whole reals and numeric text become numbers).
 pub(crate) fn stored_value(value: &Value, ty: ColType) -> SqlVal {
-    match ty {
-        ColType::Text => SqlVal::Text(match value {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            Value::Array(items) => items
-                .last()
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            other => other.to_string(),
-        }),
-        ColType::Number => match value {
-            Value::Number(n) => number_value(n.as_f64().unwrap_or(0.0)),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map_or(SqlVal::Int(0), number_value),
-            Value::Bool(b) => SqlVal::Int(i64::from(*b)),
-            _ => SqlVal::Int(0),
-        },
-        ColType::Bool => SqlVal::Int(i64::from(match value {
-            Value::Bool(b) => *b,
-            Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-            Value::String(s) => matches!(s.as_str(), "true" | "1"),
-            _ => false,
-        })),
-        ColType::Json => match value {
-            Value::Null => SqlVal::Null,
-            other => apply_numeric(SqlVal::Text(other.to_string())),
-        },
-        ColType::Geo => SqlVal::Text(match value {
-            Value::Object(_) => value.to_string(),
-            _ => r#"{"lon":0,"lat":0}"#.to_owned(),
-        }),
-        ColType::Multi => SqlVal::Text(match value {
-            Value::Array(_) => value.to_string(),
-            Value::String(s) if !s.is_empty() => Value::Array(vec![value.clone()]).to_string(),
-            _ => "[]".to_owned(),
-        }),
+    let bound = match domain::storage::stored_value(ty, value) {
+        SqlValue::Null => SqlVal::Null,
+        SqlValue::Int(i) => SqlVal::Int(i),
+        SqlValue::Real(r) => SqlVal::Real(r),
+        SqlValue::Text(t) => SqlVal::Text(t),
+    };
+    match (ty, bound) {
+        (ColType::Number | ColType::Json, SqlVal::Real(r)) => number_value(r),
+        (ColType::Number | ColType::Json, text @ SqlVal::Text(_)) => apply_numeric(text),
+        (_, bound) => bound,
     }
 }
 
@@ -1503,6 +1447,31 @@ mod tests {
         assert!(!has_unique_index(&c, "post"));
         c.indexes = vec!["CREATE UNIQUE INDEX idx ON extras (post, kind)".into()];
         assert!(!has_unique_index(&c, "post"));
+    }
+
+    #[test]
+    fn stored_values_are_the_bound_form_after_column_affinity() {
+        use serde_json::json;
+        let cases = [
+            (json!(3.0), ColType::Number, SqlVal::Int(3)),
+            (json!(2.5), ColType::Number, SqlVal::Real(2.5)),
+            (
+                json!(9_007_199_254_740_993_i64),
+                ColType::Number,
+                SqlVal::Int(9_007_199_254_740_993),
+            ),
+            (json!(" 7 "), ColType::Number, SqlVal::Int(7)),
+            (json!(5), ColType::Json, SqlVal::Int(5)),
+            (json!(1.5), ColType::Json, SqlVal::Real(1.5)),
+            (json!("5"), ColType::Json, SqlVal::Text("\"5\"".into())),
+            (Value::Null, ColType::Json, SqlVal::Null),
+            (json!(5), ColType::Text, SqlVal::Text("5".into())),
+            (json!(true), ColType::Bool, SqlVal::Int(1)),
+            (json!("a"), ColType::Multi, SqlVal::Text("[\"a\"]".into())),
+        ];
+        for (value, ty, expected) in cases {
+            assert_eq!(stored_value(&value, ty), expected, "{value} in {ty:?}");
+        }
     }
 
     #[test]

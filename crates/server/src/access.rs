@@ -371,11 +371,7 @@ pub async fn decide_stored_many(
         }
     }
     if let Some(predicate) = predicate {
-        let ids = crate::records::expand::in_list(
-            store.dialect(),
-            SqlFragment::column(&collection.name, "id"),
-            &unsure,
-        );
+        let ids = store.field_holds_any(collection, "id", &unsure);
         let page = store
             .list_records(RecordQuery {
                 collection: Arc::clone(collection),

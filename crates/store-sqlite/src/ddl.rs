@@ -6,7 +6,7 @@ use domain::StoreError;
 use domain::collection::Collection;
 use domain::field::{Field, FieldKind};
 use domain::index::IndexDef;
-use domain::sql::quote_ident;
+use domain::sql::{Dialect, quote_ident};
 use rusqlite::Connection;
 
 /// The declaration of a field's column (everything after the column name).
@@ -102,7 +102,7 @@ pub(crate) fn parse_indexes(collection: &Collection) -> Result<Vec<IndexDef>, St
 /// Creates the collection's indexes on its table.
 pub(crate) fn create_indexes(conn: &Connection, collection: &Collection) -> Result<(), StoreError> {
     for def in parse_indexes(collection)? {
-        conn.execute_batch(&def.to_sql(&collection.name))
+        conn.execute_batch(&def.render(Dialect::Sqlite, &collection.name))
             .map_err(|e| index_error(e, &def.name))?;
     }
     Ok(())

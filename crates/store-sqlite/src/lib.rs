@@ -373,7 +373,7 @@ fn lookup_filters(collection: &Collection, field: &str, value: &str) -> (Lane, V
         .min_by_key(|index| index.condition.is_some());
     match index {
         Some(index) => {
-            if let Some(condition) = index.condition_sql() {
+            if let Some(condition) = index.condition_sql(Dialect::Sqlite) {
                 filters.push(SqlFragment::raw(format!("({condition})")));
             }
             (Lane::Point, filters)
@@ -487,6 +487,20 @@ impl Store for SqliteStore {
 
     fn schema(&self) -> Arc<Schema> {
         self.schema.load()
+    }
+
+    fn field_holds_any(
+        &self,
+        collection: &Collection,
+        field: &str,
+        values: &[String],
+    ) -> SqlFragment {
+        // Multiple fields are JSON array text (PocketBase's layout); the rest compare as is.
+        if collection.field(field).is_some_and(Field::is_multiple) {
+            domain::sql::list_holds_any(Dialect::Sqlite, &collection.name, field, values)
+        } else {
+            domain::sql::column_in(Dialect::Sqlite, &collection.name, field, values)
+        }
     }
 
     async fn create_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError> {

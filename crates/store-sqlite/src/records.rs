@@ -12,6 +12,7 @@ use domain::field::{Field, FieldKind};
 use domain::index::IndexDef;
 use domain::record::{Record, RecordData, number_to_json};
 use domain::sql::{SqlFragment, SqlValue, quote_ident};
+use domain::storage::stored_field_value;
 use domain::{ChangeAction, RecordPage, RecordQuery, StoreError, WriteError, WriteOp, WriteResult};
 use rusqlite::types::{Value as SqlOut, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
@@ -304,7 +305,7 @@ fn create(
     let values: Vec<SqlOut> = collection
         .fields
         .iter()
-        .map(|f| json_to_sql(f, data.get(&f.name).unwrap_or(&f.zero_value())))
+        .map(|f| stored(f, data.get(&f.name)))
         .collect();
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.execute(params_from_iter(values)))
@@ -374,7 +375,7 @@ fn update_row(
     );
     let mut values: Vec<SqlOut> = fields
         .iter()
-        .map(|f| json_to_sql(f, data.get(&f.name).unwrap_or(&f.zero_value())))
+        .map(|f| stored(f, data.get(&f.name)))
         .collect();
     values.push(SqlOut::Text(id.to_owned()));
     conn.prepare_cached(&sql)
@@ -566,7 +567,7 @@ fn unlink(
     remaining: &Value,
 ) -> Result<(), StoreError> {
     let mut assignments = vec![format!("{} = ?", quote_ident(&field.name))];
-    let mut values = vec![json_to_sql(field, remaining)];
+    let mut values = vec![stored(field, Some(remaining))];
     let now = domain::time::now();
     for autodate in referrer
         .fields
@@ -809,54 +810,14 @@ pub(crate) fn bind(value: &SqlValue) -> SqlOut {
     }
 }
 
-/// The SQL value stored for a field's canonical JSON value. Lenient with near misses
-/// (a number for a text field, a lone string for a multiple field), since the server
-/// normalizes values before they get here.
-pub(crate) fn json_to_sql(field: &Field, value: &Value) -> SqlOut {
-    match &field.kind {
-        FieldKind::Number(_) => match value {
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => SqlOut::Integer(i),
-                None => SqlOut::Real(n.as_f64().unwrap_or(0.0)),
-            },
-            Value::Bool(b) => SqlOut::Integer(i64::from(*b)),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map_or(SqlOut::Integer(0), SqlOut::Real),
-            _ => SqlOut::Integer(0),
-        },
-        FieldKind::Bool(_) => SqlOut::Integer(i64::from(match value {
-            Value::Bool(b) => *b,
-            Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-            Value::String(s) => matches!(s.as_str(), "true" | "1"),
-            _ => false,
-        })),
-        FieldKind::Json(_) => match value {
-            Value::Null => SqlOut::Null,
-            other => SqlOut::Text(other.to_string()),
-        },
-        FieldKind::GeoPoint(_) => match value {
-            Value::Object(_) => SqlOut::Text(value.to_string()),
-            _ => SqlOut::Text(field.zero_value().to_string()),
-        },
-        _ if field.is_multiple() => SqlOut::Text(match value {
-            Value::Array(_) => value.to_string(),
-            Value::String(s) if !s.is_empty() => Value::Array(vec![value.clone()]).to_string(),
-            _ => "[]".to_owned(),
-        }),
-        _ => SqlOut::Text(match value {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            Value::Array(items) => items
-                .last()
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            other => other.to_string(),
-        }),
+/// The SQL value stored for a field's value (its zero value when absent), in the one format
+/// `domain::storage` defines.
+pub(crate) fn stored(field: &Field, value: Option<&Value>) -> SqlOut {
+    match stored_field_value(field, value) {
+        SqlValue::Null => SqlOut::Null,
+        SqlValue::Int(i) => SqlOut::Integer(i),
+        SqlValue::Real(r) => SqlOut::Real(r),
+        SqlValue::Text(t) => SqlOut::Text(t),
     }
 }
 

@@ -614,6 +614,69 @@ async fn relation_fixture(store: &SqliteStore) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn rows_whose_field_holds_any_of_some_ids() {
+    let (_dir, store) = open().await;
+    relation_fixture(&store).await;
+    let a1 = create(&store, "articles", json!({"title": "one"}))
+        .await
+        .expect("a1");
+    let a2 = create(&store, "articles", json!({"title": "two"}))
+        .await
+        .expect("a2");
+    let a3 = create(&store, "articles", json!({"title": "three"}))
+        .await
+        .expect("a3");
+    let m1 = create(
+        &store,
+        "mentions",
+        json!({"one": a1.id(), "many": [a2.id(), a3.id()]}),
+    )
+    .await
+    .expect("m1");
+    let m2 = create(&store, "mentions", json!({"one": a2.id(), "many": []}))
+        .await
+        .expect("m2");
+    let mentions = collection(&store, "mentions");
+    let ids_where = |field: &str, values: &[&str]| {
+        let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        let predicate = store.field_holds_any(&mentions, field, &values);
+        let store = Arc::clone(&store);
+        async move {
+            let mut ids: Vec<String> = list(&store, "mentions", vec![predicate])
+                .await
+                .iter()
+                .map(|r| r.id().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut both = vec![m1.id().to_owned(), m2.id().to_owned()];
+    both.sort();
+    // A single relation compares its value; a multiple one looks inside its list.
+    assert_eq!(ids_where("one", &[a1.id()]).await, vec![m1.id().to_owned()]);
+    assert_eq!(ids_where("one", &[a1.id(), a2.id()]).await, both);
+    assert_eq!(
+        ids_where("many", &[a3.id()]).await,
+        vec![m1.id().to_owned()]
+    );
+    assert_eq!(
+        ids_where("many", &[a1.id(), "nope"]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids_where("id", &[m2.id(), "nope"]).await,
+        vec![m2.id().to_owned()]
+    );
+    assert_eq!(ids_where("id", &[]).await, Vec::<String>::new());
+    // Quotes in values are bound, never spliced.
+    assert_eq!(
+        ids_where("id", &["' OR 1=1 --"]).await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn deletes_cascade_clear_or_block() {
     let (_dir, store) = open().await;
     relation_fixture(&store).await;

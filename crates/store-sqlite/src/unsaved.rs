@@ -17,7 +17,7 @@ use domain::sql::{SqlFragment, quote_ident};
 use rusqlite::types::Value as SqlOut;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use crate::records::{bind, json_to_sql};
+use crate::records::{bind, stored};
 
 /// Whether `data`, as a row of `collection`, satisfies `predicate`.
 pub(crate) fn matches(
@@ -47,7 +47,7 @@ pub(crate) fn matches(
     let mut params: Vec<SqlOut> = collection
         .fields
         .iter()
-        .map(|f| json_to_sql(f, data.get(&f.name).unwrap_or(&f.zero_value())))
+        .map(|f| stored(f, data.get(&f.name)))
         .collect();
     params.extend(predicate.params.iter().map(bind));
     let found: rusqlite::Result<Option<i64>> = conn.prepare_cached(&sql).and_then(|mut stmt| {

@@ -1,5 +1,6 @@
 //! Keeps the dependency rule of ARCHITECTURE.md true: dependencies point toward `domain`, only
-//! `cli` names a concrete store, and the pure crates never pull in a runtime or a driver.
+//! `cli` names a concrete store, and the pure crates never pull in a runtime or a driver; and
+//! the server writes no engine-specific SQL.
 
 use std::path::Path;
 
@@ -148,4 +149,50 @@ fn every_module_says_why_it_exists() {
         }
     }
     assert!(missing.is_empty(), "modules without a //! doc: {missing:?}");
+}
+
+/// SQL only one engine understands (JSON functions, collations, SQLite's own helpers). The
+/// server asks the store (`Store::field_holds_any`, `IndexDef::render` in the engine) or the
+/// rules emitter instead.
+const ENGINE_SQL: &[&str] = &[
+    "json_each",
+    "json_valid",
+    "json_extract",
+    "json_array",
+    "jsonb_",
+    "COLLATE",
+    "strftime(",
+    "randomblob",
+];
+
+#[test]
+fn the_server_writes_no_engine_specific_sql() {
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let mut found = Vec::new();
+    let mut stack = vec![server];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                if !path.ends_with("tests") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_none_or(|n| n != "tests.rs")
+            {
+                let text = std::fs::read_to_string(&path).expect("source");
+                // Unit tests sit at the end of a module, after `#[cfg(test)]`.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                for token in ENGINE_SQL {
+                    if code.contains(token) {
+                        found.push(format!("{}: {token}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "engine-specific SQL in the server: {found:?}"
+    );
 }

@@ -22,7 +22,7 @@ fn snapshot(
         _ => Mode::Filter,
     };
     let compiled = Compiled::compile(&f.schema, &f.collection(collection), text, mode).expect(text);
-    let body = json!({"title": "t", "tags": ["a"]});
+    let body = json!({"title": "t", "tags": ["a"], "owner": "u1", "owners": ["u1", "u2"]});
     let ctx = f
         .ctx(role)
         .with_query("q", "Hi")
@@ -157,5 +157,53 @@ fn both_dialects() {
         r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
         r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text(CAST(? AS jsonb)) AS "__s0j0"("value") ON TRUE WHERE (((CAST(? AS text) IS DISTINCT FROM "rt"."title") IS NOT DISTINCT FROM FALSE AND "__s0j0"."value" = CAST(? AS text))))"#,
         r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
+    );
+}
+
+/// The dialect arms of joins and lists that `both_dialects` does not reach: items of a
+/// multi-valued column, a multiple forward relation, a plain comparison with a list column,
+/// and relations named by request values (single and multiple).
+#[test]
+fn both_dialects_of_lists_and_bound_relations() {
+    let f = Fixture::new();
+    snapshot(
+        &f,
+        ("su", "posts", r#"tags:each ?= 'a'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN json_each((CASE WHEN json_valid("posts"."tags") THEN (CASE WHEN json_type("posts"."tags") = 'array' THEN "posts"."tags" ELSE json_array("posts"."tags") END) ELSE json_array("posts"."tags") END)) AS "__s0j0" WHERE ("__s0j0"."value" = ?))"#,
+        r#"[Text("a")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text((CASE WHEN jsonb_typeof("posts"."tags") = 'array' THEN "posts"."tags" ELSE jsonb_build_array("posts"."tags") END)) AS "__s0j0"("value") ON TRUE WHERE ("__s0j0"."value" = CAST(? AS text)))"#,
+        r#"[Text("a")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"editors.name ?= 'A'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN json_each((CASE WHEN json_valid("posts"."editors") THEN (CASE WHEN json_type("posts"."editors") = 'array' THEN "posts"."editors" ELSE json_array("posts"."editors") END) ELSE json_array("posts"."editors") END)) AS "__s0j0e" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "__s0j0e"."value" WHERE ("__s0j0"."name" = ?))"#,
+        r#"[Text("A")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text((CASE WHEN jsonb_typeof("posts"."editors") = 'array' THEN "posts"."editors" ELSE jsonb_build_array("posts"."editors") END)) AS "__s0j0e"("value") ON TRUE LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "__s0j0e"."value" WHERE ("__s0j0"."name" = CAST(? AS text)))"#,
+        r#"[Text("A")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "posts", r#"tags = 'a'"#),
+        r#""posts"."tags" = ?"#,
+        r#"[Text("a")]"#,
+        r#""posts"."tags" = to_jsonb(CAST(? AS text))"#,
+        r#"[Text("a")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "rt", r#"@request.body.owner.name = 'x'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = ? WHERE ("__s0j0"."name" = ?))"#,
+        r#"[Text("u1"), Text("x")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = CAST(? AS text) WHERE ("__s0j0"."name" = CAST(? AS text)))"#,
+        r#"[Text("u1"), Text("x")]"#,
+    );
+    snapshot(
+        &f,
+        ("su", "rt", r#"@request.body.owners.name ?= 'x'"#),
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN json_each(?) AS "__s0j0e" LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "__s0j0e"."value" WHERE ("__s0j0"."name" = ?))"#,
+        r#"[Text("[\"u1\",\"u2\"]"), Text("x")]"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text(CAST(? AS jsonb)) AS "__s0j0e"("value") ON TRUE LEFT JOIN "users" AS "__s0j0" ON "__s0j0"."id" = "__s0j0e"."value" WHERE ("__s0j0"."name" = CAST(? AS text)))"#,
+        r#"[Text("[\"u1\",\"u2\"]"), Text("x")]"#,
     );
 }

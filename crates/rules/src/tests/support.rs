@@ -316,22 +316,9 @@ pub fn create_table(db: &Connection, collection: &Collection) {
     db.execute(&sql, []).expect("create table");
 }
 
-/// A field value as a store binds it.
+/// A field value as a store binds it: the one stored form (`domain::storage`).
 pub fn bind_value(field: &Field, value: &Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as V;
-    match (&field.kind, value) {
-        (FieldKind::Json(_), Value::Null) => V::Null,
-        (FieldKind::Json(_) | FieldKind::GeoPoint(_), v) => V::Text(v.to_string()),
-        (_, Value::Array(_)) => V::Text(value.to_string()),
-        (_, Value::Bool(b)) => V::Integer(i64::from(*b)),
-        (_, Value::Number(n)) => match n.as_i64() {
-            Some(i) => V::Integer(i),
-            None => V::Real(n.as_f64().unwrap_or(0.0)),
-        },
-        (_, Value::String(s)) => V::Text(s.clone()),
-        (_, Value::Null) => V::Text(String::new()),
-        (_, other) => V::Text(other.to_string()),
-    }
+    to_sqlite(&domain::storage::stored_field_value(field, Some(value)))
 }
 
 pub fn insert(db: &Connection, collection: &Collection, record: &Value) {

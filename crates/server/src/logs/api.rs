@@ -58,7 +58,7 @@ fn dialect(state: &SharedState) -> domain::Dialect {
     state
         .logs
         .store()
-        .map_or(domain::Dialect::Sqlite, |store| store.dialect())
+        .map_or_else(|| state.store.dialect(), |store| store.dialect())
 }
 
 async fn list(

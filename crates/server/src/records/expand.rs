@@ -22,9 +22,7 @@ use std::sync::Arc;
 
 use domain::index::IndexDef;
 use domain::values::string_list;
-use domain::{
-    AuthContext, Collection, Dialect, FieldKind, Record, RecordQuery, Schema, SqlFragment, SqlValue,
-};
+use domain::{AuthContext, Collection, FieldKind, Record, RecordQuery, Schema, SqlFragment};
 use rules::{RequestContext, RuleOutcome};
 use serde_json::{Map, Value};
 
@@ -267,7 +265,6 @@ enum Link {
     /// A relation field of the target holding parent ids.
     Back {
         field: String,
-        field_multiple: bool,
         /// A unique index on the field: at most one record, shown as an object.
         single: bool,
     },
@@ -360,7 +357,6 @@ fn resolve_segment(
         target.clone(),
         Link::Back {
             field: field.name.clone(),
-            field_multiple: field.is_multiple(),
             single,
         },
     ))
@@ -526,8 +522,6 @@ async fn fetch_related(
     records: &[Record],
     budget: &Budget,
 ) -> ApiResult<Vec<Record>> {
-    let dialect = state.store.dialect();
-    let table = node.target.name.as_str();
     let mut found = Vec::new();
     match &node.link {
         Link::Forward { field, .. } => {
@@ -544,23 +538,16 @@ async fn fetch_related(
             // is refused before it is read.
             budget.fits_records(ids.len())?;
             for batch in ids.chunks(ID_BATCH) {
-                let condition = in_list(dialect, SqlFragment::column(table, "id"), batch);
+                let condition = state.store.field_holds_any(&node.target, "id", batch);
                 let page = query(state, node, vec![condition], 1, batch.len() as u64).await?;
                 found.extend(page);
             }
         }
-        Link::Back {
-            field,
-            field_multiple,
-            ..
-        } => {
+        Link::Back { field, .. } => {
             let parent_ids: Vec<String> = records.iter().map(|r| r.id().to_owned()).collect();
             for batch in parent_ids.chunks(ID_BATCH) {
-                let condition = if *field_multiple {
-                    json_array_overlaps(dialect, table, field, batch)
-                } else {
-                    in_list(dialect, SqlFragment::column(table, field), batch)
-                };
+                // A multiple field holds a list: the store finds the lists holding any id.
+                let condition = state.store.field_holds_any(&node.target, field, batch);
                 let cap = batch.len() * MAX_BACK_RELATIONS;
                 let mut page_number = 1;
                 loop {
@@ -604,41 +591,6 @@ async fn query(
         })
         .await?;
     Ok(result.items)
-}
-
-/// `column IN (…ids…)`, with the ids bound as one JSON array parameter.
-pub(crate) fn in_list(dialect: Dialect, column: SqlFragment, ids: &[String]) -> SqlFragment {
-    let mut fragment = column;
-    let list = SqlValue::Text(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()));
-    match dialect {
-        Dialect::Sqlite => fragment
-            .push_sql(" IN (SELECT value FROM json_each(")
-            .push_param(list)
-            .push_sql(")"),
-        Dialect::Postgres => fragment
-            .push_sql(" IN (SELECT jsonb_array_elements_text(")
-            .push_param(list)
-            .push_sql("::jsonb)"),
-    };
-    fragment.push_sql(")");
-    fragment
-}
-
-/// Whether a multiple relation column (a JSON array of ids) holds any of `ids`.
-fn json_array_overlaps(dialect: Dialect, table: &str, field: &str, ids: &[String]) -> SqlFragment {
-    let column = SqlFragment::column(table, field).sql;
-    let element = SqlFragment::raw("rel.value");
-    let mut fragment = match dialect {
-        Dialect::Sqlite => SqlFragment::raw(format!(
-            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END) AS rel WHERE "
-        )),
-        Dialect::Postgres => SqlFragment::raw(format!(
-            "EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}::jsonb) AS rel(value) WHERE "
-        )),
-    };
-    fragment.push_fragment(in_list(dialect, element, ids));
-    fragment.push_sql(")");
-    fragment
 }
 
 #[cfg(test)]
@@ -835,31 +787,5 @@ mod tests {
         assert!(budget.charge(big).is_ok());
         assert!(budget.charge(Weight::of(&Value::Null)).is_err());
         assert_eq!(json_len(&serde_json::json!({"a": [1, "x"]})), 13);
-    }
-
-    #[test]
-    fn id_lists_bind_one_json_parameter() {
-        let ids = vec!["a".to_owned(), "b\"".to_owned()];
-        let fragment = in_list(Dialect::Sqlite, SqlFragment::column("t", "id"), &ids);
-        assert_eq!(
-            fragment.sql,
-            "\"t\".\"id\" IN (SELECT value FROM json_each(?))"
-        );
-        assert_eq!(
-            fragment.params,
-            vec![SqlValue::Text("[\"a\",\"b\\\"\"]".into())]
-        );
-        let overlap = json_array_overlaps(Dialect::Sqlite, "t", "likers", &ids);
-        assert!(
-            overlap.sql.starts_with(
-                "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(\"t\".\"likers\")"
-            )
-        );
-        assert!(
-            overlap
-                .sql
-                .ends_with("rel.value IN (SELECT value FROM json_each(?)))")
-        );
-        assert_eq!(overlap.params.len(), 1);
     }
 }
