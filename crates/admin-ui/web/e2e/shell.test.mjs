@@ -62,7 +62,7 @@ test("sign-in refuses a wrong password, keeps the session across reloads, and si
     await page.getByRole("alert").filter({ hasText: /Failed to authenticate/ }).waitFor();
 
     await signIn(page, server);
-    assert.match(page.url(), /#\/collections/);
+    await page.waitForURL(/#\/collections/);
     await page.reload();
     await page.getByRole("navigation", { name: "Main" }).waitFor();
     // The system `users` collection is listed.

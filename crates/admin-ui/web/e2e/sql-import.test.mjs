@@ -170,7 +170,8 @@ test("import: the review shows the new collection and the removed field as data 
   await waitText(postsDiff, /Changed/);
   const body = postsDiff.locator("[data-field=body]");
   assert.match(await body.innerText(), /removed[\s\S]*data loss/);
-  assert.match(await postsDiff.innerText(), /data loss · 2 records/);
+  // The record count arrives after the review is drawn.
+  await waitText(postsDiff, /data loss · 2 records/);
   await page.getByTestId("import-data-loss").waitFor();
   // Nothing is applied by the review itself.
   assert.equal((await api(server, "/api/collections/posts", { token })).fields.length, 3);
