@@ -42,7 +42,7 @@
 //! instead, so the check still fails when that behaviour changes, fixed or otherwise, and the
 //! declaration must then go.
 //!
-//! - SQLite: [`KnownDifference::WaitForChangesOutlivesClose`].
+//! - SQLite: none (both it had are fixed).
 
 pub mod checks;
 mod support;

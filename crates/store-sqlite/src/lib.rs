@@ -29,7 +29,7 @@ mod tests;
 mod tx_tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -124,6 +124,8 @@ pub struct SqliteStore {
     schema: Arc<SchemaCell>,
     /// The newest committed change-log sequence; the writer bumps it after each commit.
     changes: Arc<watch::Sender<u64>>,
+    /// Set by `close`: change waiters then fail instead of waiting for a writer that is gone.
+    closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
     change_log_max_bytes: u64,
     /// The newest sequence the change log's reader has read past (the `after` of its reads,
@@ -199,6 +201,7 @@ impl SqliteStore {
             engine,
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
             changes: Arc::new(watch::Sender::new(last_change)),
+            closed: Arc::new(AtomicBool::new(false)),
             query_timeout: options.query_timeout,
             change_log_max_bytes: options.change_log_max_bytes,
             // Entries committed before this process started were never going to be read.
@@ -671,12 +674,16 @@ impl Store for SqliteStore {
     }
 
     async fn wait_for_changes(&self, after: u64) -> Result<(), StoreError> {
+        let closed = || StoreError::Internal("the database store is closed".into());
         let mut receiver = self.changes.subscribe();
         receiver
-            .wait_for(|seq| *seq > after)
+            .wait_for(|seq| *seq > after || self.closed.load(Ordering::Acquire))
             .await
-            .map(|_| ())
-            .map_err(|_| StoreError::Internal("the database store is closed".into()))
+            .map_err(|_| closed())?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        Ok(())
     }
 
     async fn prune_changes(
@@ -784,6 +791,9 @@ impl Store for SqliteStore {
             })
             .await;
         self.engine.shutdown().await;
+        // Wake every change waiter; they see the flag and fail.
+        self.closed.store(true, Ordering::Release);
+        self.changes.send_modify(|_| {});
         match checkpoint {
             Ok(result) => result,
             // Closing twice is fine: the first close already checkpointed.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use domain::{Dialect, Store};
-use store_conformance::{Engine, KnownDifference, OpenOptions, Opened};
+use store_conformance::{Engine, OpenOptions, Opened};
 use store_sqlite::{SqliteOptions, SqliteStore};
 
 fn sqlite() -> Engine {
@@ -27,9 +27,6 @@ fn sqlite() -> Engine {
             }
         })
     })
-    // FIXME(#15): the change-sequence `watch::Sender` lives as long as the store, so a
-    // `wait_for_changes` after `close` never learns the store closed.
-    .with_known_difference(KnownDifference::WaitForChangesOutlivesClose)
 }
 
 store_conformance::conformance_tests!(sqlite());

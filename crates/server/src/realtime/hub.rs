@@ -942,7 +942,17 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
         }
         let shutdown = hub.shutdown.notified();
         tokio::select! {
-            _ = store.wait_for_changes(cursor) => {}
+            waited = store.wait_for_changes(cursor) => {
+                // A closed store (or a lost connection) answers at once: wait out a poll
+                // interval instead of spinning on it.
+                if waited.is_err() {
+                    let shutdown = hub.shutdown.notified();
+                    tokio::select! {
+                        () = tokio::time::sleep(config.poll_interval) => {}
+                        () = shutdown => return,
+                    }
+                }
+            }
             () = tokio::time::sleep(config.poll_interval) => {}
             () = shutdown => return,
         }
