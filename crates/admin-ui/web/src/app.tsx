@@ -62,7 +62,9 @@ function Shell(props: { route: Route; onSignedOut: () => void }) {
 
   const section = props.route.parts[0] ?? "collections";
   useEffect(() => {
-    if (!props.route.parts.length || section === "login") navigate(["collections"], undefined, true);
+    // Read the address now, not this render's: it may have moved on (a link, a typed URL).
+    const now = currentRoute().parts;
+    if (!now.length || now[0] === "login") navigate(["collections"], undefined, true);
   }, [section]);
 
   const logout = () => {
