@@ -212,3 +212,18 @@ test("phone width: icon-only links and buttons keep their names", async () => {
   }
   assert.deepEqual(errors, []);
 });
+
+test("a new record starts with the focus on its first field, and typing fills it", async () => {
+  const { page, errors } = browser;
+  await page.goto(server.url + "/_/#/collections/books");
+  await page.locator("tr.record-row").first().waitFor();
+  await page.getByRole("button", { name: /New record/ }).click();
+  // The earlier Enter test renamed books' first field to `headline`.
+  const title = page.locator("dialog[open] #record-field-headline");
+  await title.waitFor();
+  await page.waitForFunction(() => document.activeElement?.getAttribute("name") === "headline");
+  await page.keyboard.type("Hyperion");
+  assert.equal(await title.inputValue(), "Hyperion");
+  await page.keyboard.press("Escape");
+  assert.deepEqual(errors, []);
+});

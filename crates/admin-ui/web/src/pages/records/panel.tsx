@@ -431,6 +431,16 @@ export function RecordPanel(props: {
   const autodates = (collection.fields ?? []).filter((f) => f.type === "autodate");
   const set = (name: string, value: unknown) => setDraft((prev) => ({ ...prev, [name]: value }));
 
+  // A new record starts at its first field (not the dialog's Close button or the optional id).
+  useEffect(() => {
+    if (!isNew || loading) return;
+    const form = document.getElementById("record-form");
+    const first = form?.querySelector<HTMLElement>(
+      'input:not([type="hidden"]):not([name="id"]):not([disabled]), textarea:not([disabled]), select:not([disabled]), [contenteditable="true"]',
+    );
+    first?.focus();
+  }, [isNew, loading]);
+
   const title = isNew
     ? target.kind === "new" && target.prefill
       ? `Duplicate of a ${collection.name} record`
