@@ -219,12 +219,7 @@ impl Installer {
     fn matches(&self, candidate: &str) -> bool {
         let held = self.token.lock().unwrap_or_else(|e| e.into_inner());
         held.as_deref().is_some_and(|token| {
-            token.len() == candidate.len()
-                && token
-                    .bytes()
-                    .zip(candidate.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
+            crate::metrics::constant_time_eq(token.as_bytes(), candidate.as_bytes())
         })
     }
 

@@ -195,7 +195,8 @@ fn secret_matches(state: &AppState, headers: &HeaderMap) -> bool {
     constant_time_eq(token.as_bytes(), secret.as_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit on the first differing byte.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
