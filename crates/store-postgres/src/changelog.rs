@@ -1,0 +1,230 @@
+//! The durable change log (`_changes`) on PostgreSQL: one row per record create, update or
+//! delete, appended inside the write's transaction, so a rolled-back write leaves no entry
+//! and a committed one is never missing.
+//!
+//! Sequence numbers follow commit order across every node: each write transaction holds the
+//! cluster-wide writer lock (a transaction-level advisory lock, see `crate::WRITE_LOCK`) from
+//! its start to its commit, so a later write cannot take a number before an earlier one has
+//! committed. Numbers come from a PostgreSQL sequence, so they are never reused (a rolled-back
+//! write leaves a gap). `_changes_head` holds the newest *committed* number, written in the
+//! same transaction: a reader never sees a number whose entry is not visible yet.
+//!
+//! Snapshots keep no secret (password hashes, `tokenKey`); a read fills an auth record's
+//! `tokenKey` with its current key, as the port documents.
+
+use domain::collection::Schema;
+use domain::field::FieldKind;
+use domain::record::Record;
+use domain::sql::quote_ident;
+use domain::{Change, ChangeAction, ChangeRetention, Collection, StoreError};
+use serde_json::Value;
+
+use crate::Conn;
+use crate::records::query;
+use crate::sql::{Statement, internal};
+
+/// Tables of the change log (created by the store's first schema step).
+pub(crate) const CREATE_TABLES: &str = "
+CREATE SEQUENCE _changes_seq;
+CREATE TABLE _changes (
+    seq            bigint PRIMARY KEY,
+    \"collectionId\" text NOT NULL,
+    \"recordId\"     text NOT NULL,
+    action         text NOT NULL,
+    record         text NOT NULL,
+    created        bigint NOT NULL
+);
+CREATE TABLE _changes_head (
+    id     integer PRIMARY KEY CHECK (id = 1),
+    seq    bigint NOT NULL,
+    schema bigint NOT NULL
+);
+INSERT INTO _changes_head (id, seq, schema) VALUES (1, 0, 0);
+";
+
+/// Snapshot bytes one read of the log returns at most (past its first entry).
+const READ_BATCH_BYTES: usize = 4 << 20;
+
+/// The fields no snapshot keeps: values no API answer ever shows, whoever asks.
+fn is_secret(collection: &Collection, name: &str) -> bool {
+    if collection.is_auth() && (name == "password" || name == "tokenKey") {
+        return true;
+    }
+    collection
+        .field(name)
+        .is_some_and(|field| matches!(field.kind, FieldKind::Password(_)))
+}
+
+/// Appends one entry for `record` of `collection`. Must run inside a write transaction that
+/// holds the writer lock.
+pub(crate) async fn append(
+    conn: &Conn,
+    collection: &Collection,
+    record: &Record,
+    action: ChangeAction,
+) -> Result<(), StoreError> {
+    let mut data = record.data.clone();
+    data.retain(|name, _| !is_secret(collection, name));
+    let snapshot = Value::Object(data).to_string();
+    let mut statement = Statement::new(
+        "WITH entry AS (
+            INSERT INTO _changes (seq, \"collectionId\", \"recordId\", action, record, created)
+            VALUES (nextval('_changes_seq'), ",
+    );
+    statement
+        .bind(collection.id.as_str())
+        .push(", ")
+        .bind(record.id())
+        .push(", ")
+        .bind(action.as_str())
+        .push(", ")
+        .bind(snapshot)
+        .push(", ")
+        .bind(now_ms())
+        .push(
+            ") RETURNING seq) UPDATE _changes_head SET seq = (SELECT seq FROM entry) WHERE id = 1",
+        );
+    query(conn, &statement, true).await.map_err(internal)?;
+    Ok(())
+}
+
+/// The newest committed sequence (0 for a log that never had an entry; survives pruning)
+/// and the schema version (bumped by every committed schema change).
+pub(crate) async fn head(conn: &Conn) -> Result<(u64, u64), StoreError> {
+    let rows = query(
+        conn,
+        &Statement::new("SELECT seq, schema FROM _changes_head WHERE id = 1"),
+        true,
+    )
+    .await
+    .map_err(internal)?;
+    let Some(row) = rows.first() else {
+        return Ok((0, 0));
+    };
+    let seq: i64 = row.try_get(0).map_err(internal)?;
+    let schema: i64 = row.try_get(1).map_err(internal)?;
+    Ok((seq.max(0) as u64, schema.max(0) as u64))
+}
+
+/// Marks a schema change in the transaction, so every node reloads the schema after it.
+pub(crate) async fn bump_schema(conn: &Conn) -> Result<(), StoreError> {
+    query(
+        conn,
+        &Statement::new("UPDATE _changes_head SET schema = schema + 1 WHERE id = 1"),
+        true,
+    )
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+pub(crate) async fn last_seq(conn: &Conn) -> Result<u64, StoreError> {
+    Ok(head(conn).await?.0)
+}
+
+/// Entries after `after`, oldest first, an auth record's `tokenKey` filled with its current
+/// one; at most `limit`, and fewer once their snapshots reach [`READ_BATCH_BYTES`].
+pub(crate) async fn after(
+    conn: &Conn,
+    schema: &Schema,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Change>, StoreError> {
+    let mut statement = Statement::new(
+        "SELECT seq, \"collectionId\", \"recordId\", action, record, created FROM _changes
+         WHERE seq > ",
+    );
+    statement
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .push(" ORDER BY seq LIMIT ")
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    let rows = query(conn, &statement, true).await.map_err(internal)?;
+    let mut changes = Vec::new();
+    let mut read_bytes = 0usize;
+    for row in rows {
+        if read_bytes >= READ_BATCH_BYTES {
+            break;
+        }
+        let seq: i64 = row.try_get(0).map_err(internal)?;
+        let collection_id: String = row.try_get(1).map_err(internal)?;
+        let record_id: String = row.try_get(2).map_err(internal)?;
+        let action: String = row.try_get(3).map_err(internal)?;
+        let snapshot: String = row.try_get(4).map_err(internal)?;
+        let created_ms: i64 = row.try_get(5).map_err(internal)?;
+        read_bytes = read_bytes.saturating_add(snapshot.len());
+        let action = ChangeAction::parse(&action).ok_or_else(|| {
+            StoreError::Internal(format!("change {seq} has an unknown action {action:?}"))
+        })?;
+        let mut data = match serde_json::from_str::<Value>(&snapshot) {
+            Ok(Value::Object(data)) => data,
+            _ => {
+                return Err(StoreError::Internal(format!(
+                    "change {seq} has a corrupt record snapshot"
+                )));
+            }
+        };
+        if let Some(collection) = schema.get_by_id(&collection_id)
+            && collection.is_auth()
+            && let Some(key) = current_token_key(conn, collection, &record_id).await
+        {
+            data.insert("tokenKey".into(), Value::String(key));
+        }
+        changes.push(Change {
+            seq: seq.max(0) as u64,
+            collection_id,
+            record_id,
+            action,
+            record: Record::new(data),
+            created_ms,
+        });
+    }
+    Ok(changes)
+}
+
+/// The current `tokenKey` of an auth record, if it still exists. A lookup that fails leaves
+/// the key out, which reads as revoked: failing closed.
+async fn current_token_key(conn: &Conn, collection: &Collection, id: &str) -> Option<String> {
+    let mut statement = Statement::new(format!(
+        "SELECT \"tokenKey\" FROM {} WHERE \"id\" = ",
+        quote_ident(&collection.name)
+    ));
+    statement.bind(id);
+    match query(conn, &statement, true).await {
+        Ok(rows) => rows.first().and_then(|row| row.try_get(0).ok()),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read an auth record's token key for the change log");
+            None
+        }
+    }
+}
+
+/// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
+/// older than `max_age_secs`.
+pub(crate) async fn prune(
+    conn: &Conn,
+    up_to: u64,
+    retention: ChangeRetention,
+) -> Result<u64, StoreError> {
+    let newest = last_seq(conn).await?;
+    let keep_from = newest.saturating_sub(retention.max_entries);
+    let bound = up_to.min(keep_from);
+    let cutoff = now_ms().saturating_sub(
+        i64::try_from(retention.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+    );
+    let mut statement = Statement::new("DELETE FROM _changes WHERE seq <= ");
+    statement
+        .bind(i64::try_from(bound).unwrap_or(i64::MAX))
+        .push(" AND created < ")
+        .bind(cutoff);
+    let params = statement.refs();
+    conn.execute(statement.sql.as_str(), &params)
+        .await
+        .map_err(internal)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

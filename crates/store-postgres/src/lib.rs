@@ -1,0 +1,841 @@
+//! Plinth's [`Store`] on PostgreSQL, for apps that outgrow one machine: several stateless
+//! nodes share one database.
+//!
+//! Connections come from a pool (`deadpool-postgres`). Reads run on any connection in
+//! parallel. Every write transaction (record writes, schema changes, interactive
+//! transactions) first takes one cluster-wide transaction-level advisory lock, [`WRITE_LOCK`],
+//! held until it commits: writes are serialized across every node as SQLite serializes them
+//! on one machine, which keeps the change log's sequence in commit order (see `changelog`),
+//! read-modify-write updates exact, and guards checked against the rows as committed.
+//!
+//! Each node keeps the schema in memory. A schema change bumps a version in the database in
+//! its transaction and sends `NOTIFY plinth` on commit; every node's listener reloads the
+//! schema and wakes its change-log waiters when notified, and a poll every
+//! [`POLL_INTERVAL`] catches a notification lost with a dropped connection. NOTIFY only ever
+//! wakes: the data is always read from the tables.
+
+mod changelog;
+mod ddl;
+mod records;
+mod schema_change;
+mod sql;
+mod system;
+mod tx;
+mod view;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use domain::collection::{Collection, Schema};
+use domain::field::{Field, FieldKind};
+use domain::record::{Record, RecordData};
+use domain::sql::{Dialect, SqlFragment, quote_ident};
+use domain::store::Transaction;
+use domain::{
+    Change, ChangeRetention, RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp,
+    WriteResult,
+};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_postgres::NoTls;
+
+use crate::schema_change::SchemaChange;
+use crate::sql::{Statement, internal};
+
+/// A pooled connection.
+pub(crate) type Conn = deadpool_postgres::ClientWrapper;
+
+/// The cluster-wide writer lock (a transaction-level advisory lock key, "plinth" + 1).
+pub const WRITE_LOCK: i64 = 0x706c_696e_7468_0001;
+
+/// How often each node checks the database for changes it was not notified of.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The channel `NOTIFY` wakes the nodes on.
+const CHANNEL: &str = "plinth";
+
+/// PocketBase's default `--queryTimeout`.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections in the pool (reads run in parallel on them; writes take one each while
+    /// they wait for the writer lock).
+    pub pool_size: usize,
+    /// How long one read, or one record write, may take, waiting for a connection and the
+    /// writer lock included; `None` for no bound.
+    pub query_timeout: Option<Duration>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 16,
+            query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
+        }
+    }
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreOpenError {
+    #[error("invalid PostgreSQL connection URL: {0}")]
+    Url(String),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(StoreError),
+}
+
+/// The PostgreSQL store. Cheap to share as `Arc<PgStore>` / `Arc<dyn Store>`.
+pub struct PgStore {
+    pool: Pool,
+    schema: Arc<SchemaCell>,
+    /// The newest committed change-log sequence this node knows of.
+    changes: Arc<watch::Sender<u64>>,
+    /// The schema version this node's snapshot reflects.
+    schema_version: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
+    query_timeout: Option<Duration>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The published schema snapshot.
+pub(crate) struct SchemaCell(RwLock<Arc<Schema>>);
+
+impl SchemaCell {
+    pub(crate) fn load(&self) -> Arc<Schema> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn store(&self, schema: Arc<Schema>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = schema;
+    }
+}
+
+/// What a node shares with its background tasks and transactions to publish commits.
+#[derive(Clone)]
+pub(crate) struct Publish {
+    pub(crate) pool: Pool,
+    pub(crate) schema: Arc<SchemaCell>,
+    pub(crate) changes: Arc<watch::Sender<u64>>,
+    pub(crate) schema_version: Arc<AtomicU64>,
+}
+
+impl Publish {
+    /// Reads the database's head and brings this node up to it: a newer schema is loaded, a
+    /// newer change-log sequence announced.
+    pub(crate) async fn refresh(&self, conn: &Conn) -> Result<(), StoreError> {
+        let (seq, version) = changelog::head(conn).await?;
+        if version > self.schema_version.load(Ordering::Acquire) {
+            let schema = system::load_schema(conn).await?;
+            // Cached statements may name columns that are gone.
+            self.pool.manager().statement_caches.clear();
+            self.schema.store(Arc::new(schema));
+            self.schema_version.fetch_max(version, Ordering::AcqRel);
+        }
+        self.changes.send_if_modified(|current| {
+            let newer = seq > *current;
+            if newer {
+                *current = seq;
+            }
+            newer
+        });
+        Ok(())
+    }
+
+    /// After this node committed a schema change: publish it at once.
+    pub(crate) fn publish_schema(&self, schema: Arc<Schema>) {
+        self.pool.manager().statement_caches.clear();
+        self.schema.store(schema);
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`), applies pending
+    /// schema steps (a new database gets the system collections) and starts the listener.
+    pub async fn open(url: &str, options: PgOptions) -> Result<Arc<PgStore>, StoreOpenError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreOpenError::Url(e.to_string()))?;
+        config.application_name("plinth");
+        if let Some(timeout) = options.query_timeout {
+            config.options(format!(
+                "-c statement_timeout={} -c lock_timeout={}",
+                timeout.as_millis(),
+                timeout.as_millis()
+            ));
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .build()
+            .map_err(|e| StoreOpenError::Connect(e.to_string()))?;
+        let conn = pool
+            .get()
+            .await
+            .map_err(|e| StoreOpenError::Connect(e.to_string()))?;
+        system::migrate(&conn)
+            .await
+            .map_err(StoreOpenError::Migrate)?;
+        let schema = system::load_schema(&conn)
+            .await
+            .map_err(StoreOpenError::Migrate)?;
+        let (seq, version) = changelog::head(&conn)
+            .await
+            .map_err(StoreOpenError::Migrate)?;
+        drop(conn);
+        let publish = Publish {
+            pool: pool.clone(),
+            schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
+            changes: Arc::new(watch::Sender::new(seq)),
+            schema_version: Arc::new(AtomicU64::new(version)),
+        };
+        let closed = Arc::new(AtomicBool::new(false));
+        let background = vec![
+            tokio::spawn(listen(config, publish.clone(), Arc::clone(&closed))),
+            tokio::spawn(poll(publish.clone(), Arc::clone(&closed))),
+        ];
+        Ok(Arc::new(PgStore {
+            pool,
+            schema: publish.schema,
+            changes: publish.changes,
+            schema_version: publish.schema_version,
+            closed,
+            query_timeout: options.query_timeout,
+            background,
+        }))
+    }
+
+    fn publish(&self) -> Publish {
+        Publish {
+            pool: self.pool.clone(),
+            schema: Arc::clone(&self.schema),
+            changes: Arc::clone(&self.changes),
+            schema_version: Arc::clone(&self.schema_version),
+        }
+    }
+
+    /// A read's deadline, counted from now.
+    fn query_deadline(&self) -> Option<Instant> {
+        self.query_timeout.map(|timeout| Instant::now() + timeout)
+    }
+
+    /// A pooled connection, waited for until `deadline`.
+    async fn connection(&self, deadline: Option<Instant>) -> Result<Object, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let get = self.pool.get();
+        let got = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), get)
+                .await
+                .map_err(|_| StoreError::TimedOut)?,
+            None => get.await,
+        };
+        got.map_err(|e| StoreError::Internal(format!("no database connection: {e}")))
+    }
+
+    /// Runs a schema change in a write transaction and publishes the resulting schema once it
+    /// committed.
+    async fn change_schema(&self, change: SchemaEdit) -> Result<Arc<Schema>, StoreError> {
+        let conn = self.connection(None).await?;
+        begin_write(&conn, None).await?;
+        let result = async {
+            // The schema as of the lock: another node may have changed it since this one
+            // last looked.
+            let current = Arc::new(system::load_schema(&conn).await?);
+            let mut schema_change = SchemaChange::new(&conn, &current);
+            change.apply(&mut schema_change).await?;
+            let schema = Arc::new(schema_change.finish().await?);
+            changelog::bump_schema(&conn).await?;
+            Ok::<_, StoreError>(schema)
+        }
+        .await;
+        let schema = finish_write(&conn, result).await?;
+        self.publish().publish_schema(Arc::clone(&schema));
+        if let Ok((_, version)) = changelog::head(&conn).await {
+            self.schema_version.fetch_max(version, Ordering::AcqRel);
+        }
+        Ok(schema)
+    }
+
+    /// Runs a record write; it must finish before `deadline` (when given) and within the query
+    /// timeout, or it rolls back.
+    async fn write_until(
+        &self,
+        ops: Vec<WriteOp>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<WriteResult>, WriteError> {
+        let deadline = match (deadline, self.query_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let at = |error| WriteError { index: 0, error };
+        let conn = self.connection(deadline).await.map_err(at)?;
+        let schema = self.schema.load();
+        let work = async {
+            begin_write(&conn, deadline).await.map_err(at)?;
+            let result = records::run_ops(&conn, &schema, ops).await;
+            let last = result.as_ref().map_or(0, Vec::len).saturating_sub(1);
+            match result {
+                Ok(results) => {
+                    conn.batch_execute(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
+                        .await
+                        .map_err(|e| WriteError {
+                            index: last,
+                            error: internal(e),
+                        })?;
+                    Ok(results)
+                }
+                Err(error) => {
+                    conn.batch_execute("ROLLBACK")
+                        .await
+                        .map_err(|e| at(internal(e)))?;
+                    Err(error)
+                }
+            }
+        };
+        let result = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), work).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // Closing the connection rolls the transaction back on the server.
+                    let _ = Object::take(conn);
+                    return Err(at(StoreError::TimedOut));
+                }
+            },
+            None => work.await,
+        };
+        let result = match result {
+            // A statement the server cancelled at the timeout: the whole write rolled back.
+            Err(WriteError {
+                index,
+                error: StoreError::TimedOut,
+            }) => Err(WriteError {
+                index,
+                error: StoreError::TimedOut,
+            }),
+            other => other,
+        };
+        if result.is_ok()
+            && let Err(error) = self.publish().refresh(&conn).await
+        {
+            tracing::warn!(%error, "cannot read the change-log head after a write");
+        }
+        result
+    }
+}
+
+/// One schema change, as the port's methods name them.
+pub(crate) enum SchemaEdit {
+    Create(Collection),
+    Update(Collection),
+    Delete(String),
+    Import(Vec<Collection>, bool),
+}
+
+impl SchemaEdit {
+    pub(crate) async fn apply(self, change: &mut SchemaChange<'_>) -> Result<(), StoreError> {
+        match self {
+            SchemaEdit::Create(collection) => change.create(collection).await,
+            SchemaEdit::Update(collection) => change.update(collection).await,
+            SchemaEdit::Delete(id) => change.delete(&id).await,
+            SchemaEdit::Import(collections, delete_missing) => {
+                change.import(collections, delete_missing).await
+            }
+        }
+    }
+}
+
+/// Starts a write transaction: the writer lock, and the statement timeout left until
+/// `deadline` (none for schema changes, which may build indexes over large tables).
+pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Result<(), StoreError> {
+    let timeout_ms = match deadline {
+        Some(deadline) => deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1),
+        None => 0,
+    };
+    conn.batch_execute(&format!(
+        "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    ))
+    .await
+    .map_err(internal)
+}
+
+/// Commits (with a wake-up for every node) after `result` succeeded, rolls back otherwise.
+async fn finish_write<T>(conn: &Conn, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            conn.batch_execute(&format!("NOTIFY {CHANNEL}, 's'; COMMIT"))
+                .await
+                .map_err(internal)?;
+            Ok(value)
+        }
+        Err(error) => {
+            conn.batch_execute("ROLLBACK").await.map_err(internal)?;
+            Err(error)
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Internal("the database store is closed".into())
+}
+
+/// Listens for `NOTIFY plinth` on a connection of its own and refreshes the node on each;
+/// reconnects after a pause when the connection drops.
+async fn listen(config: tokio_postgres::Config, publish: Publish, closed: Arc<AtomicBool>) {
+    use futures_util::StreamExt;
+    while !closed.load(Ordering::Acquire) {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (sender, mut notified) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                if sender.send(()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    while notified.recv().await.is_some() {
+                        while notified.try_recv().is_ok() {}
+                        if let Ok(conn) = publish.pool.get().await
+                            && let Err(error) = publish.refresh(&conn).await
+                        {
+                            tracing::warn!(%error, "cannot refresh after a notification");
+                        }
+                        if closed.load(Ordering::Acquire) {
+                            break;
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot open the PostgreSQL listener connection");
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Checks the database's head every [`POLL_INTERVAL`], for wake-ups a listener missed.
+async fn poll(publish: Publish, closed: Arc<AtomicBool>) {
+    while !closed.load(Ordering::Acquire) {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        if let Ok(conn) = publish.pool.get().await
+            && let Err(error) = publish.refresh(&conn).await
+        {
+            tracing::debug!(%error, "cannot poll the change-log head");
+        }
+    }
+}
+
+/// Runs `$body` (which borrows `$conn`) until `$deadline`; past it the connection is closed,
+/// so the server stops and rolls back whatever it was doing, and the call is `TimedOut`.
+macro_rules! timed {
+    ($store:expr, $deadline:expr, |$conn:ident| $body:expr) => {{
+        let deadline: Option<Instant> = $deadline;
+        let $conn = $store.connection(deadline).await?;
+        match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), $body).await {
+                Ok(result) => result,
+                Err(_) => {
+                    let _ = Object::take($conn);
+                    Err(StoreError::TimedOut)
+                }
+            },
+            None => $body.await,
+        }
+    }};
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn schema(&self) -> Arc<Schema> {
+        self.schema.load()
+    }
+
+    fn field_holds_any(
+        &self,
+        collection: &Collection,
+        field: &str,
+        values: &[String],
+    ) -> SqlFragment {
+        if collection.field(field).is_some_and(Field::is_multiple) {
+            domain::sql::list_holds_any(Dialect::Postgres, &collection.name, field, values)
+        } else {
+            domain::sql::column_in(Dialect::Postgres, &collection.name, field, values)
+        }
+    }
+
+    async fn create_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(SchemaEdit::Create(collection)).await
+    }
+
+    async fn update_collection(&self, collection: Collection) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(SchemaEdit::Update(collection)).await
+    }
+
+    async fn delete_collection(&self, id: &str) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(SchemaEdit::Delete(id.to_owned())).await
+    }
+
+    async fn truncate_collection(&self, id: &str) -> Result<(), StoreError> {
+        let schema = self.schema.load();
+        let collection = schema.get_by_id(id).ok_or(StoreError::NotFound)?;
+        let conn = self.connection(None).await?;
+        begin_write(&conn, None).await?;
+        let result = records::truncate(&conn, &schema, collection).await;
+        let committed = match result {
+            Ok(()) => conn
+                .batch_execute(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
+                .await
+                .map_err(internal),
+            Err(error) => {
+                conn.batch_execute("ROLLBACK").await.map_err(internal)?;
+                Err(error)
+            }
+        };
+        committed?;
+        self.publish().refresh(&conn).await
+    }
+
+    async fn import_collections(
+        &self,
+        collections: Vec<Collection>,
+        delete_missing: bool,
+    ) -> Result<Arc<Schema>, StoreError> {
+        self.change_schema(SchemaEdit::Import(collections, delete_missing))
+            .await
+    }
+
+    async fn infer_view_fields(&self, query: &str) -> Result<Vec<Field>, StoreError> {
+        let schema = self.schema.load();
+        let collections: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
+        timed!(self, self.query_deadline(), |conn| async {
+            view::ViewPlan::new(&conn, &collections, query)
+                .await
+                .map(|plan| plan.fields)
+        })
+    }
+
+    async fn sample_view(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<(Vec<Field>, Vec<Record>), StoreError> {
+        let schema = self.schema.load();
+        let collections: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
+        timed!(self, self.query_deadline(), |conn| async {
+            let plan = view::ViewPlan::new(&conn, &collections, query).await?;
+            let rows = sample(&conn, &plan, limit).await;
+            Ok((plan.fields, rows?))
+        })
+    }
+
+    async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
+        timed!(self, self.query_deadline(), |conn| records::list(
+            &conn, &query, false
+        ))
+    }
+
+    async fn get_record(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<Option<Record>, StoreError> {
+        let has_filters = !filters.is_empty();
+        let found: Result<Option<Record>, StoreError> = timed!(
+            self,
+            self.query_deadline(),
+            |conn| records::get(&conn, &collection, id, filters)
+        );
+        match found {
+            // Filters not decided in time do not hold.
+            Err(StoreError::TimedOut) if has_filters => Ok(None),
+            other => other,
+        }
+    }
+
+    async fn record_satisfies(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<bool, StoreError> {
+        timed!(self, self.query_deadline(), |conn| records::satisfies(
+            &conn,
+            &collection,
+            id,
+            filters
+        ))
+    }
+
+    async fn matches_unsaved(
+        &self,
+        collection: Arc<Collection>,
+        data: RecordData,
+        predicate: SqlFragment,
+    ) -> Result<bool, StoreError> {
+        let found: Result<bool, StoreError> =
+            timed!(self, self.query_deadline(), |conn| matches_unsaved(
+                &conn,
+                &collection,
+                &data,
+                &predicate
+            ));
+        match found {
+            Err(StoreError::TimedOut) => Ok(false),
+            other => other,
+        }
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
+        self.write_until(ops, None).await
+    }
+
+    async fn write_before(
+        &self,
+        ops: Vec<WriteOp>,
+        deadline: Instant,
+    ) -> Result<Vec<WriteResult>, WriteError> {
+        self.write_until(ops, Some(deadline)).await
+    }
+
+    async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let schema = self.schema.load();
+        timed!(self, self.query_deadline(), |conn| changelog::after(
+            &conn, &schema, after, limit
+        ))
+    }
+
+    async fn last_change_seq(&self) -> Result<u64, StoreError> {
+        Ok(*self.changes.borrow())
+    }
+
+    async fn wait_for_changes(&self, after: u64) -> Result<(), StoreError> {
+        let mut receiver = self.changes.subscribe();
+        receiver
+            .wait_for(|seq| *seq > after || self.closed.load(Ordering::Acquire))
+            .await
+            .map_err(|_| closed())?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        Ok(())
+    }
+
+    async fn prune_changes(
+        &self,
+        up_to: u64,
+        retention: ChangeRetention,
+    ) -> Result<u64, StoreError> {
+        timed!(self, self.query_deadline(), |conn| changelog::prune(
+            &conn, up_to, retention
+        ))
+    }
+
+    async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::get_param(
+            &conn, key
+        ))
+    }
+
+    async fn set_param(&self, key: &str, value: Value) -> Result<(), StoreError> {
+        let text = value.to_string();
+        self.set_param_text(key, &text).await
+    }
+
+    async fn set_param_text(&self, key: &str, text: &str) -> Result<(), StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::set_param_text(
+            &conn, key, text
+        ))
+    }
+
+    async fn begin(&self, deadline: Option<Instant>) -> Result<Box<dyn Transaction>, StoreError> {
+        let deadline = deadline.or_else(|| self.query_deadline());
+        let conn = self.connection(deadline).await?;
+        tx::PgTransaction::begin(conn, self.publish(), deadline).await
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        timed!(self, self.query_deadline(), |conn| {
+            system::applied_migrations(&conn)
+        })
+    }
+
+    async fn record_migration(&self, file: &str, applied_us: i64) -> Result<(), StoreError> {
+        timed!(
+            self,
+            self.query_deadline(),
+            |conn| system::record_migration(&conn, file, applied_us)
+        )
+    }
+
+    async fn forget_migration(&self, file: &str) -> Result<bool, StoreError> {
+        timed!(
+            self,
+            self.query_deadline(),
+            |conn| system::forget_migration(&conn, file)
+        )
+    }
+
+    async fn optimize(&self) -> Result<(), StoreError> {
+        let conn = self.connection(None).await?;
+        conn.batch_execute("ANALYZE").await.map_err(internal)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::Release);
+        for task in &self.background {
+            task.abort();
+        }
+        self.changes.send_modify(|_| {});
+        self.pool.close();
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Whether `data`, as a row of `collection` that is not stored, satisfies `predicate`: the
+/// row is a one-row subquery named like the table, so the predicate reads it unchanged.
+pub(crate) async fn matches_unsaved(
+    conn: &Conn,
+    collection: &Collection,
+    data: &RecordData,
+    predicate: &SqlFragment,
+) -> Result<bool, StoreError> {
+    if collection.fields.is_empty() {
+        return Err(StoreError::Schema(format!(
+            "collection {:?} has no fields",
+            collection.name
+        )));
+    }
+    let mut statement = Statement::new("SELECT 1 FROM (SELECT ");
+    for (i, field) in collection.fields.iter().enumerate() {
+        if i > 0 {
+            statement.push(", ");
+        }
+        // Typed like the table's column, so the predicate compares as it would there.
+        statement
+            .push("CAST(")
+            .bind(records::stored(field, data.get(&field.name)))
+            .push(&format!(
+                " AS {}){} AS {}",
+                value_type(field),
+                if value_type(field) == "text" {
+                    " COLLATE \"C\""
+                } else {
+                    ""
+                },
+                quote_ident(&field.name)
+            ));
+    }
+    statement
+        .push(&format!(") AS {} WHERE (", quote_ident(&collection.name)))
+        .push_fragment(predicate)
+        .push(") LIMIT 1");
+    let rows = records::query(conn, &statement, false)
+        .await
+        .map_err(internal)?;
+    Ok(!rows.is_empty())
+}
+
+/// The column type of a field's values (as `ddl::column_type`, without constraints).
+fn value_type(field: &Field) -> &'static str {
+    match &field.kind {
+        FieldKind::Number(_) => "double precision",
+        FieldKind::Bool(_) => "boolean",
+        FieldKind::Json(_) | FieldKind::GeoPoint(_) => "jsonb",
+        _ if field.is_multiple() => "jsonb",
+        _ => "text",
+    }
+}
+
+/// The first `limit` rows of an unsaved view's query, read in a read-only transaction.
+async fn sample(
+    conn: &Conn,
+    plan: &view::ViewPlan,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let view = Collection {
+        id: String::new(),
+        list_rule: None,
+        view_rule: None,
+        create_rule: None,
+        update_rule: None,
+        delete_rule: None,
+        name: "_sample".to_owned(),
+        kind: domain::CollectionType::View,
+        fields: plan.fields.clone(),
+        indexes: Vec::new(),
+        created: String::new(),
+        updated: String::new(),
+        system: false,
+        view_query: None,
+        auth: None,
+    };
+    let mut statement = Statement::new(format!(
+        "SELECT {} FROM ({}\n) AS {} LIMIT ",
+        records::select_list(&view),
+        plan.query(),
+        quote_ident(&view.name)
+    ));
+    statement.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    conn.batch_execute("BEGIN READ ONLY")
+        .await
+        .map_err(internal)?;
+    let rows = records::query(conn, &statement, false).await;
+    let _ = conn.batch_execute("ROLLBACK").await;
+    let rows = rows.map_err(|error| {
+        if sql::is_cancel(&error) {
+            StoreError::TimedOut
+        } else {
+            StoreError::Schema(format!("invalid view query: {}", sql::describe(&error)))
+        }
+    })?;
+    rows.iter()
+        .map(|row| records::read_record(row, &view))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)
+}
