@@ -15,6 +15,7 @@
 //! wakes: the data is always read from the tables.
 
 mod changelog;
+mod console;
 mod ddl;
 mod records;
 mod schema_change;
@@ -53,6 +54,9 @@ pub const WRITE_LOCK: i64 = 0x706c_696e_7468_0001;
 
 /// How often each node checks the database for changes it was not notified of.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long past a write's deadline the client waits for the server's own cancellation.
+const GRACE: Duration = Duration::from_millis(200);
 
 /// The channel `NOTIFY` wakes the nodes on.
 const CHANNEL: &str = "plinth";
@@ -283,6 +287,10 @@ impl PgStore {
             (a, b) => a.or(b),
         };
         let at = |error| WriteError { index: 0, error };
+        let past = |deadline: Option<Instant>| deadline.is_some_and(|d| Instant::now() >= d);
+        if past(deadline) {
+            return Err(at(StoreError::TimedOut));
+        }
         let conn = self.connection(deadline).await.map_err(at)?;
         let schema = self.schema.load();
         let work = async {
@@ -290,6 +298,15 @@ impl PgStore {
             let result = records::run_ops(&conn, &schema, ops).await;
             let last = result.as_ref().map_or(0, Vec::len).saturating_sub(1);
             match result {
+                Ok(_) if past(deadline) => {
+                    conn.batch_execute("ROLLBACK")
+                        .await
+                        .map_err(|e| at(internal(e)))?;
+                    Err(WriteError {
+                        index: last,
+                        error: StoreError::TimedOut,
+                    })
+                }
                 Ok(results) => {
                     conn.batch_execute(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
                         .await
@@ -307,15 +324,19 @@ impl PgStore {
                 }
             }
         };
+        // The server cancels a statement at the deadline itself (so a guard it cancels hides
+        // its row); this bound, a little later, catches the rest.
         let result = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), work).await {
-                Ok(result) => result,
-                Err(_) => {
-                    // Closing the connection rolls the transaction back on the server.
-                    let _ = Object::take(conn);
-                    return Err(at(StoreError::TimedOut));
+            Some(deadline) => {
+                match tokio::time::timeout_at((deadline + GRACE).into(), work).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // Closing the connection rolls the transaction back on the server.
+                        let _ = Object::take(conn);
+                        return Err(at(StoreError::TimedOut));
+                    }
                 }
-            },
+            }
             None => work.await,
         };
         let result = match result {
@@ -711,6 +732,16 @@ impl Store for PgStore {
             self.query_deadline(),
             |conn| system::forget_migration(&conn, file)
         )
+    }
+
+    async fn run_sql(
+        &self,
+        sql: &str,
+        limits: domain::store::SqlLimits,
+    ) -> Result<domain::store::SqlOutcome, StoreError> {
+        let deadline = self.query_deadline();
+        let conn = self.connection(deadline).await?;
+        console::run(conn, sql, limits, deadline).await
     }
 
     async fn optimize(&self) -> Result<(), StoreError> {

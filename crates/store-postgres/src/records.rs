@@ -85,8 +85,10 @@ async fn list_in(conn: &Conn, query: &RecordQuery) -> Result<RecordPage, StoreEr
     }
     let mut order: Vec<String> = Vec::new();
     for term in &query.sort {
-        let mut piece = Statement::default();
-        piece.params = std::mem::take(&mut statement.params);
+        let mut piece = Statement {
+            params: std::mem::take(&mut statement.params),
+            ..Statement::default()
+        };
         piece.push_fragment(&term.expr);
         statement.params = piece.params;
         // NULL first going up, last going down, as SQLite sorts it.

@@ -28,7 +28,11 @@ pub(crate) const SYSTEM_TABLES: [&str; 5] = [
 const MIGRATE_LOCK: i64 = 0x706c_696e_7468_0002;
 
 /// The store's own steps, in order. Append only.
-const STEPS: [&str; 2] = ["1_system_tables", "2_bootstrap_collections"];
+const STEPS: [&str; 3] = [
+    "1_system_tables",
+    "2_bootstrap_collections",
+    "3_console_guard",
+];
 
 /// Applies the steps that have not run yet.
 pub(crate) async fn migrate(conn: &Conn) -> Result<(), StoreError> {
@@ -96,6 +100,19 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
             }
             change.finish().await?;
         }
+        "3_console_guard" => {
+            conn.batch_execute(CONSOLE_GUARD_FUNCTION)
+                .await
+                .map_err(internal)?;
+            for table in SYSTEM_TABLES {
+                conn.batch_execute(&format!(
+                    "CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+                     ON {table} FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard()"
+                ))
+                .await
+                .map_err(internal)?;
+            }
+        }
         _ => return Err(StoreError::Internal(format!("unknown store step {step}"))),
     }
     let applied = now_us();
@@ -126,6 +143,19 @@ CREATE TABLE _params (
     created text DEFAULT '' NOT NULL,
     updated text DEFAULT '' NOT NULL
 );
+";
+
+/// Refuses a write to a bookkeeping table while the SQL console runs (it sets
+/// `plinth.console` for its transaction): a statement-level trigger on each of them.
+const CONSOLE_GUARD_FUNCTION: &str = "
+CREATE FUNCTION _plinth_console_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('plinth.console', true) = 'on' THEN
+        RAISE EXCEPTION '\"%\" is one of Plinth''s bookkeeping tables and cannot be changed from the SQL console', TG_TABLE_NAME;
+    END IF;
+    RETURN NULL;
+END
+$$;
 ";
 
 fn now_us() -> i64 {

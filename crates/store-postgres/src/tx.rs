@@ -473,10 +473,10 @@ impl Transaction for PgTransaction {
             self.end(Ended::TimedOut);
             return Err(StoreError::TimedOut);
         }
-        if let Some(conn) = self.conn.take() {
-            if conn.batch_execute("ROLLBACK").await.is_err() {
-                let _ = Object::take(conn);
-            }
+        if let Some(conn) = self.conn.take()
+            && conn.batch_execute("ROLLBACK").await.is_err()
+        {
+            let _ = Object::take(conn);
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! View collections on PostgreSQL: a superuser-written SELECT, in PostgreSQL's SQL, becomes
 //! `CREATE VIEW`. The query must be one SELECT (or WITH … SELECT); it is only ever prepared
-//! here, inside a read-only transaction, never run. Its result columns become the
+//! here, never run. Its result columns become the
 //! collection's fields: a column PostgreSQL reports as read straight from a collection's table
 //! copies that field's definition, and a computed column gets the kind its PostgreSQL type
 //! says (numbers, booleans, text, JSON; anything else is JSON).
@@ -29,7 +29,7 @@ fn invalid(detail: &str) -> StoreError {
 }
 
 /// The first word of the query past comments, whitespace and opening parentheses.
-fn first_word(query: &str) -> String {
+pub(crate) fn first_word(query: &str) -> String {
     let mut rest = query.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {

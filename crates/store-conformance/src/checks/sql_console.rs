@@ -28,9 +28,9 @@ pub async fn sql_console_statements_are_all_or_nothing(engine: &Engine) {
         fx.create("items", json!({ "name": name })).await;
     }
     let seq = fx.last_seq().await;
-    let SqlOutcome::Done(output) = run(&fx, "UPDATE items SET name = 'x' WHERE name = 'a'").await
-    else {
-        panic!("{}: an update runs", fx.engine);
+    let outcome = run(&fx, "UPDATE items SET name = 'x' WHERE name = 'a'").await;
+    let SqlOutcome::Done(output) = outcome else {
+        panic!("{}: an update runs: {outcome:?}", fx.engine);
     };
     assert_eq!(output.affected_rows, 1);
     assert_eq!(fx.texts("items", "name", "").await, ["b", "c", "x"]);
