@@ -3,7 +3,7 @@
 # real PocketBase 0.40.6, scenario by scenario, with the normalized responses compared.
 #
 #   compat/run.sh [PLINTH_BIN] [--only AREA[/NAME][,...]] [--verbose] [--dump] [--s3]
-#                 [--imported]
+#                 [--imported] [--pg]
 #
 # Areas whose name starts with `hooks` (scenarios/hooks*.mjs) run against a second server pair
 # started with the JS hooks and migrations of compat/hooks/ (copied per server), and a local HTTP
@@ -23,6 +23,9 @@
 # its own data and Plinth on the conversion (same flags, hook dirs included), and the
 # `imported` area (scenarios/imported.mjs) compares what both serve. Exit status: the worse of
 # the two runs.
+# --pg: every Plinth server runs on PostgreSQL (`--db`), each on a fresh database of the server
+# PLINTH_TEST_PG names (started with scripts/test-postgres.sh when it is unset); with
+# --imported, PocketBase's data is converted into a fresh database too.
 set -euo pipefail
 die() { echo "compat/run.sh: ERROR: $*" >&2; exit 2; }
 note() { echo "compat/run.sh: $*" >&2; }
@@ -37,6 +40,8 @@ PLINTH_BIN=""
 SELF_TEST=0
 S3=0
 IMPORTED=0
+PG=0
+PG_DATABASES=() # databases --pg created, dropped at exit
 RUNNER_ARGS=()
 ONLY=""
 IMPORTED_ONLY=() # --only entries naming the imported area: for the --imported run only
@@ -59,7 +64,8 @@ while [ $# -gt 0 ]; do
     --dump) RUNNER_ARGS+=(--dump); shift ;;
     --s3) S3=1; shift ;;
     --imported) IMPORTED=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --pg) PG=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
   esac
@@ -69,6 +75,10 @@ done
 [ "${#IMPORTED_ONLY[@]}" = 0 ] || [ "$IMPORTED" = 1 ] \
   || die "the imported area runs only with --imported"
 
+if [ "$PG" = 1 ] && [ -z "${PLINTH_TEST_PG:-}" ]; then
+  PLINTH_TEST_PG=$("$REPO/scripts/test-postgres.sh" start | sed -n 's/^PLINTH_TEST_PG=//p')
+  [ -n "$PLINTH_TEST_PG" ] || die "could not start a PostgreSQL server for --pg"
+fi
 command -v node >/dev/null || die "node not found (Node 20+ is required)"
 [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || die "Node 20+ is required"
 
@@ -126,6 +136,11 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  if [ "${COMPAT_KEEP:-0}" != 1 ]; then
+    for db in "${PG_DATABASES[@]}"; do
+      psql "$PLINTH_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+  fi
   if [ "${COMPAT_KEEP:-0}" = 1 ]; then
     note "kept $WORK"
   else
@@ -136,13 +151,35 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# db_of NAME: the database URL of a Plinth server with --pg (created on first use), else
+# empty (SQLite in its data dir). PocketBase servers always get an empty value.
+declare -A DB_URL=()
+db_of() {
+  local name=$1
+  if [ "$PG" = 0 ] || [[ "$name" == pocketbase* ]] || [ "$SELF_TEST" = 1 ]; then
+    echo ""
+    return
+  fi
+  if [ -z "${DB_URL[$name]:-}" ]; then
+    local db
+    db="compat_${name//-/_}_$$"
+    psql "$PLINTH_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    psql "$PLINTH_TEST_PG" -qc "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'" \
+      >/dev/null || die "creating the database $db failed"
+    DB_URL[$name]="${PLINTH_TEST_PG%/*}/$db"
+    PG_DATABASES+=("$db")
+  fi
+  echo "${DB_URL[$name]}"
+}
+
 # start NAME BIN PORT [SERVE_ARG...]: superuser upsert, then serve in the background (with the
 # extra serve arguments); waits for /api/health.
 start() {
   local name=$1 bin=$2 port=$3 dir=$WORK/$1
   shift 3
   mkdir -p "$dir/data"
-  (cd "$dir" && exec "$bin" superuser upsert "$EMAIL" "$PASSWORD" --dir "$dir/data") \
+  db_of "$name" >/dev/null
+  (cd "$dir" && PLINTH_DB="$(db_of "$name")" exec "$bin" superuser upsert "$EMAIL" "$PASSWORD" --dir "$dir/data") \
     >"$dir/upsert.log" 2>&1 \
     || { cat "$dir/upsert.log" >&2; die "$name: superuser upsert failed"; }
   serve "$name" "$bin" "$port" "$dir" "$@"
@@ -155,7 +192,8 @@ serve() {
   shift 4
   # The working directory is the scratch dir, so PocketBase's ./pb_public and the
   # pb_migrations/pb_hooks dirs next to the data dir are fresh and empty.
-  (cd "$dir" && exec "$bin" serve --http="127.0.0.1:$port" --dir="$dir/data" "$@") \
+  db_of "$name" >/dev/null
+  (cd "$dir" && PLINTH_DB="$(db_of "$name")" exec "$bin" serve --http="127.0.0.1:$port" --dir="$dir/data" "$@") \
     >>"$dir/server.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
@@ -301,7 +339,9 @@ if [ "$IMPORTED" = 1 ]; then
       cp -R "$copy" "$dest/data"
     else
       local t0=$SECONDS
-      (cd "$dest" && exec "$PLINTH_BIN" import-pocketbase "$copy" --dir "$dest/data") \
+      local target=${1/pocketbase/plinth}-imported
+      db_of "$target" >/dev/null
+      (cd "$dest" && PLINTH_DB="$(db_of "$target")" exec "$PLINTH_BIN" import-pocketbase "$copy" --dir "$dest/data") \
         >"$dest/import.log" 2>&1 \
         || { tail -20 "$dest/import.log" >&2; die "import-pocketbase of $1's data failed"; }
       note "converted $1's data in $((SECONDS - t0)) s: $(grep -c . "$dest/import.log") report lines in $dest/import.log"

@@ -25,6 +25,21 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "PLINTH_DIR", default_value = "./pb_data")]
     pub dir: PathBuf,
 
+    /// The database: a PostgreSQL URL (`postgres://user:password@host:5432/database`) to
+    /// run on PostgreSQL, where several nodes may share it; unset (or `sqlite`) for the
+    /// embedded SQLite database in `--dir`.
+    #[arg(long, global = true, env = "PLINTH_DB")]
+    pub db: Option<String>,
+
+    /// Connections each node keeps to PostgreSQL (with `--db`).
+    #[arg(
+        long = "dbPool",
+        global = true,
+        env = "PLINTH_DB_POOL",
+        default_value_t = 16
+    )]
+    pub db_pool: usize,
+
     /// Print debug logs.
     #[arg(long, global = true, env = "PLINTH_DEV")]
     pub dev: bool,
@@ -118,6 +133,21 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The PostgreSQL URL `--db` names, if the database is PostgreSQL. Anything else but
+    /// `sqlite` is refused, so a typo never silently runs on a fresh SQLite file.
+    pub fn postgres_url(&self) -> anyhow::Result<Option<&str>> {
+        match self.db.as_deref().map(str::trim) {
+            None | Some("") | Some("sqlite") => Ok(None),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Some(url))
+            }
+            Some(other) => anyhow::bail!(
+                "--db must be a postgres:// URL or `sqlite`, not {:?}",
+                other.split('@').next_back().unwrap_or_default()
+            ),
+        }
+    }
+
     /// The hooks folder: `--hooksDir`, else `pb_hooks` beside the data dir.
     pub fn hooks_dir(&self) -> PathBuf {
         self.hooks_dir

@@ -167,13 +167,15 @@ impl PgStore {
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreOpenError::Url(e.to_string()))?;
         config.application_name("plinth");
+        // Notices (`… already exists, skipping`) are not worth a log line.
+        let mut session = String::from("-c client_min_messages=warning");
         if let Some(timeout) = options.query_timeout {
-            config.options(format!(
-                "-c statement_timeout={} -c lock_timeout={}",
-                timeout.as_millis(),
-                timeout.as_millis()
+            session.push_str(&format!(
+                " -c statement_timeout={ms} -c lock_timeout={ms}",
+                ms = timeout.as_millis()
             ));
         }
+        config.options(session);
         config.connect_timeout(Duration::from_secs(10));
         let manager = Manager::from_config(
             config.clone(),

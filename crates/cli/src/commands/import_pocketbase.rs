@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use domain::Store;
 use domain::collection::Collection;
 use domain::record::RecordData;
 use server::import::{ImportError, Options, Param, Progress, Report, Source};
@@ -76,6 +75,10 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 /// `plinth serve`'s step before opening the store: a directory PocketBase wrote is backed up
 /// and converted; anything else is left alone.
 pub async fn convert_in_place_if_needed(global: &GlobalArgs) -> anyhow::Result<()> {
+    // On PostgreSQL the data dir holds no database to convert.
+    if global.postgres_url()?.is_some() {
+        return Ok(());
+    }
     match pocketbase::detect(&global.dir)? {
         DataDirKind::PocketBase => convert_in_place(global).await,
         DataDirKind::Empty | DataDirKind::Plinth => Ok(()),
@@ -142,7 +145,7 @@ async fn convert(
     };
     let mut dest_global = global.clone();
     dest_global.dir = dest.to_owned();
-    let store = super::open_store(&dest_global, false)?;
+    let store = super::open_store(&dest_global, false).await?;
     let mut source = PbSource(data);
     let result = server::import::import(&mut source, &*store, &options, progress).await;
     let closed = store.close().await;

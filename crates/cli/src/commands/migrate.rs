@@ -28,7 +28,7 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<()> {
             write_confirmed(&path, &migrations::blank_template(), args.yes)
         }
         "collections" => {
-            let store = super::open_store(global, false)?;
+            let store = super::open_store(global, false).await?;
             let schema = store.schema();
             let content = migrations::snapshot_template(schema.all());
             store.close().await.context("closing the database")?;
@@ -83,7 +83,7 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<()> {
             Ok(())
         }
         "history-sync" => {
-            let store = super::open_store(global, false)?;
+            let store = super::open_store(global, false).await?;
             let result = migrations::history_sync(store.as_ref(), &dir).await;
             store.close().await.context("closing the database")?;
             result?;
@@ -95,11 +95,9 @@ pub async fn run(global: &GlobalArgs, args: MigrateArgs) -> anyhow::Result<()> {
 }
 
 /// Opens the store and loads the hooks (so model hooks fire for what migrations save).
-async fn start(
-    global: &GlobalArgs,
-) -> anyhow::Result<(SharedState, Arc<store_sqlite::SqliteStore>)> {
+async fn start(global: &GlobalArgs) -> anyhow::Result<(SharedState, Arc<dyn Store>)> {
     let hash_cost = global.hash_cost()?;
-    let store = super::open_store(global, false)?;
+    let store = super::open_store(global, false).await?;
     let config = ServerConfig {
         bcrypt_cost: hash_cost,
         argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),

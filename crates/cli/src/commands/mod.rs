@@ -11,12 +11,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use domain::Store;
+use store_postgres::{PgOptions, PgStore};
 use store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::config::GlobalArgs;
 
+/// Opens the store `--db` names: PostgreSQL for a `postgres://` URL, else (creating it when
+/// needed) the SQLite database in `--dir`, with the global database flags.
+pub async fn open_store(
+    global: &GlobalArgs,
+    synchronous_full: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let query_timeout =
+        (global.query_timeout > 0).then(|| Duration::from_secs(global.query_timeout));
+    if let Some(url) = global.postgres_url()? {
+        let options = PgOptions {
+            pool_size: global.db_pool.max(2),
+            query_timeout,
+        };
+        let store = PgStore::open(url, options)
+            .await
+            .context("opening the PostgreSQL database")?;
+        return Ok(store);
+    }
+    Ok(open_sqlite(global, synchronous_full)?)
+}
+
 /// Opens (creating when needed) the SQLite store in `--dir`, with the global database flags.
-pub fn open_store(global: &GlobalArgs, synchronous_full: bool) -> anyhow::Result<Arc<SqliteStore>> {
+pub fn open_sqlite(
+    global: &GlobalArgs,
+    synchronous_full: bool,
+) -> anyhow::Result<Arc<SqliteStore>> {
     let options = SqliteOptions {
         synchronous_full,
         query_timeout: (global.query_timeout > 0)

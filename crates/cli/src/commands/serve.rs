@@ -41,6 +41,18 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::config::{GlobalArgs, ServeArgs};
 
+/// A database URL fit to print: `postgres://host:port/db`, without user or password.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let host = host.split('?').next().unwrap_or(host);
+            format!("{scheme}://{host}")
+        }
+        None => "(unparsed URL)".to_owned(),
+    }
+}
+
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let (http_address, https_address) = listen_addresses(&args);
     // Domains are checked (and cached certificates loaded) before anything else starts.
@@ -50,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     };
     let hash_cost = global.hash_cost()?;
     super::import_pocketbase::convert_in_place_if_needed(global).await?;
-    let store = match super::open_store(global, args.sync_full) {
+    let store = match super::open_store(global, args.sync_full).await {
         Ok(store) => store,
         // Data a restore just put in place that will not open: the previous data, kept aside
         // until a boot succeeds, goes back.
@@ -59,7 +71,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
                 eprintln!(
                     "The restored backup could not be opened ({error:#}); the previous data was put back."
                 );
-                super::open_store(global, args.sync_full)?
+                super::open_store(global, args.sync_full).await?
             }
             _ => return Err(error),
         },
@@ -93,9 +105,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // The settings are read once before anything listens: encrypted ones the key does not
     // open (or no key given) stop the start here, and plain ones are re-saved encrypted when
     // a key is given.
-    server::settings::current(&state)
+    let settings = server::settings::current(&state)
         .await
         .map_err(|error| anyhow::anyhow!("reading the settings: {}", error.message))?;
+    let postgres = global.postgres_url()?;
+    if postgres.is_some() && !settings.s3.enabled {
+        // Another node cannot read a file this one keeps on its own disk.
+        eprintln!(
+            "Note: files are stored on this node's disk ({}). Before starting a second node on this database, enable S3-compatible storage (Settings > Files storage), or files uploaded to one node will be missing on the others.",
+            global.dir.join("storage").display()
+        );
+    }
     // Open SSE streams would hold a graceful shutdown up for as long as they live.
     let realtime = state.realtime.clone();
     // Cron jobs run under `serve` only, as on PocketBase; no new run starts once shutdown
@@ -150,6 +170,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("├─ REST API:  {scheme}://{address}/api/");
     println!("├─ Dashboard: {scheme}://{}/_/", browsable(address));
+    if let Some(url) = postgres {
+        println!("├─ Database:  PostgreSQL {}", without_credentials(url));
+    }
     println!("└─ Data dir:  {}", global.dir.display());
     let requested = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let nofile = raise_open_file_limit();
@@ -835,6 +858,19 @@ fn browsable(address: std::net::SocketAddr) -> std::net::SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_print_without_credentials() {
+        assert_eq!(
+            without_credentials("postgres://app:s3cret@db.internal:5432/plinth?sslmode=disable"),
+            "postgres://db.internal:5432/plinth"
+        );
+        assert_eq!(
+            without_credentials("postgresql://db/plinth"),
+            "postgresql://db/plinth"
+        );
+        assert_eq!(without_credentials("nonsense"), "(unparsed URL)");
+    }
 
     #[test]
     fn the_connection_cap_leaves_descriptors_for_files() {

@@ -1,14 +1,13 @@
 //! `plinth superuser create|update|upsert|delete`.
 
 use anyhow::Context;
-use domain::Store;
 use server::superusers::{self, Saved};
 
 use crate::config::{GlobalArgs, SuperuserAction, SuperuserArgs};
 
 pub async fn run(global: &GlobalArgs, args: SuperuserArgs) -> anyhow::Result<()> {
     let cost = global.hash_cost()?;
-    let store = super::open_store(global, false)?;
+    let store = super::open_store(global, false).await?;
     let result = match &args.action {
         SuperuserAction::Create { email, password } => {
             superusers::create(store.as_ref(), email, password, cost)
