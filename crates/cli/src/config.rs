@@ -172,12 +172,10 @@ impl GlobalArgs {
     /// The settings encryption key named by `--encryptionEnv`. A variable that is missing,
     /// empty or not 32 bytes long refuses to start (PocketBase starts unencrypted when it is
     /// missing, which would store the secrets in plain text without a word).
-    pub fn settings_key(
-        &self,
-    ) -> anyhow::Result<Option<server::settings::encryption::EncryptionKey>> {
+    pub fn settings_key(&self) -> anyhow::Result<Option<server::state::EncryptionKey>> {
         match &self.encryption_env {
             None => Ok(None),
-            Some(name) => server::settings::encryption::EncryptionKey::from_env(name)
+            Some(name) => server::state::EncryptionKey::from_env(name)
                 .map(Some)
                 .map_err(|error| anyhow::anyhow!("--encryptionEnv={name}: {error}")),
         }

@@ -15,8 +15,7 @@
 //! Client `filter`/`sort` text is compiled per request with [`compile_filter`] and
 //! [`compile_sort`], which map the language's refusals to PocketBase's status codes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method};
 use domain::{
@@ -29,79 +28,19 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::state::rules_cache::{CompiledRules, RulesCache, SignInRules};
 
-/// Compiled rules of the collections of one schema snapshot, built lazily per collection.
-#[derive(Default)]
-pub struct RulesCache {
-    slot: Mutex<Option<CacheEntry>>,
-}
-
-struct CacheEntry {
-    schema: Arc<Schema>,
-    by_collection: HashMap<String, Arc<CachedRules>>,
-}
-
-/// Everything compiled for one collection.
-struct CachedRules {
-    api: Arc<CollectionRules>,
-    sign_in: Arc<SignInRules>,
-}
-
-/// The rules a sign-in checks against the signing-in record, as stored: `None` when the
-/// stored text does not compile, which each check resolves to its own safe side (unlike the
-/// API rules, which then match nothing).
-#[derive(Debug, Clone, Default)]
-pub struct SignInRules {
-    /// The `authRule` (`null`: superusers only, `""`: everyone).
-    pub auth: Option<Rule>,
-    /// The MFA rule (empty: everyone). Whether MFA is on is the collection's option.
-    pub mfa: Option<Rule>,
-}
-
-impl RulesCache {
-    /// The compiled rules of `collection` (a collection of `schema`). A snapshot other than the
-    /// cached one replaces the cache: schema changes always produce a new snapshot.
-    pub fn get(&self, schema: &Arc<Schema>, collection: &Arc<Collection>) -> Arc<CollectionRules> {
-        Arc::clone(&self.entry(schema, collection).api)
-    }
-
-    /// The compiled sign-in rules of `collection` (see [`RulesCache::get`]).
-    pub fn sign_in(&self, schema: &Arc<Schema>, collection: &Arc<Collection>) -> Arc<SignInRules> {
-        Arc::clone(&self.entry(schema, collection).sign_in)
-    }
-
-    fn entry(&self, schema: &Arc<Schema>, collection: &Arc<Collection>) -> Arc<CachedRules> {
-        {
-            let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(entry) = slot.as_ref()
-                && Arc::ptr_eq(&entry.schema, schema)
-                && let Some(found) = entry.by_collection.get(&collection.id)
-            {
-                return Arc::clone(found);
-            }
-        }
-        // Compiling outside the lock keeps other requests moving; two requests may compile
-        // the same rules once each, which is harmless.
-        let compiled = Arc::new(CachedRules {
-            api: Arc::new(compile_rules(schema, collection)),
-            sign_in: Arc::new(compile_sign_in_rules(schema, collection)),
-        });
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.as_mut() {
-            Some(entry) if Arc::ptr_eq(&entry.schema, schema) => {
-                entry
-                    .by_collection
-                    .insert(collection.id.clone(), Arc::clone(&compiled));
-            }
-            _ => {
-                *slot = Some(CacheEntry {
-                    schema: Arc::clone(schema),
-                    by_collection: HashMap::from([(collection.id.clone(), Arc::clone(&compiled))]),
-                });
-            }
-        }
-        compiled
-    }
+/// The compiled rules of `collection` (a collection of `schema`), from the cache or compiled
+/// now (see [`RulesCache`]).
+fn compiled(
+    cache: &RulesCache,
+    schema: &Arc<Schema>,
+    collection: &Arc<Collection>,
+) -> Arc<CompiledRules> {
+    cache.get_or_compile(schema, collection, || CompiledRules {
+        api: Arc::new(compile_rules(schema, collection)),
+        sign_in: Arc::new(compile_sign_in_rules(schema, collection)),
+    })
 }
 
 /// Compiles every rule of `collection`. A stored rule that no longer compiles (the schema it
@@ -164,7 +103,7 @@ impl AppState {
             .get_by_id(&collection.id)
             .cloned()
             .unwrap_or_else(|| Arc::clone(collection));
-        self.rules_cache.get(&schema, &current)
+        Arc::clone(&compiled(&self.rules_cache, &schema, &current).api)
     }
 
     /// The compiled sign-in rules of `collection` in the current schema.
@@ -174,7 +113,7 @@ impl AppState {
             .get_by_id(&collection.id)
             .cloned()
             .unwrap_or_else(|| Arc::clone(collection));
-        self.rules_cache.sign_in(&schema, &current)
+        Arc::clone(&compiled(&self.rules_cache, &schema, &current).sign_in)
     }
 }
 
@@ -184,7 +123,7 @@ pub fn collection_rules(
     schema: &Arc<Schema>,
     collection: &Arc<Collection>,
 ) -> Arc<CollectionRules> {
-    state.rules_cache.get(schema, collection)
+    Arc::clone(&compiled(&state.rules_cache, schema, collection).api)
 }
 
 /// Describes one HTTP request for rules: caller, method, headers, query (first value of
@@ -435,12 +374,12 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![users]));
         let collection = schema.get("users").cloned().expect("users");
         let cache = RulesCache::default();
-        let first = cache.get(&schema, &collection);
-        let again = cache.get(&schema, &collection);
+        let first = compiled(&cache, &schema, &collection).api.clone();
+        let again = compiled(&cache, &schema, &collection).api.clone();
         assert!(Arc::ptr_eq(&first, &again), "one compilation per snapshot");
         let next = Arc::new(Schema::new(vec![(*collection).clone()]));
         let next_collection = next.get("users").cloned().expect("users");
-        let recompiled = cache.get(&next, &next_collection);
+        let recompiled = compiled(&cache, &next, &next_collection).api.clone();
         assert!(
             !Arc::ptr_eq(&first, &recompiled),
             "a new snapshot recompiles"

@@ -1,14 +1,12 @@
-//! The dashboard at `/_/`: files come from whatever [`DashboardFiles`] the binary plugs in
-//! (the `admin-ui` crate's embedded bundle), so this crate names no UI. The page is never
+//! The dashboard at `/_/`: files come from whatever [`crate::state::DashboardFiles`] the
+//! binary plugs in (the `admin-ui` crate's embedded bundle), so this crate names no UI. The page is never
 //! cached and carries a strict Content-Security-Policy; content-hashed assets are cached
 //! forever. Text files are gzipped once, on first request, when the client accepts it.
 //!
 //! Also here: the first-run installer, `POST /api/installer`, which creates the first
 //! superuser with the one-time token `serve` prints while none exists.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,39 +22,12 @@ use crate::extract::{BodyError, parse_body};
 use crate::state::SharedState;
 use crate::superusers::{self, SuperuserError};
 
-/// One file of the dashboard.
-pub struct DashboardFile {
-    pub bytes: std::borrow::Cow<'static, [u8]>,
-    pub content_type: &'static str,
-    /// Content-hashed name: cache forever.
-    pub immutable: bool,
-}
-
-/// Where the dashboard's files come from; `path` is relative to `/_/` (`""` is the page).
-pub trait DashboardFiles: Send + Sync + 'static {
-    fn get(&self, path: &str) -> Option<DashboardFile>;
-}
-
-/// The dashboard as the server config holds it.
-#[derive(Clone)]
-pub struct Dashboard(pub Arc<dyn DashboardFiles>);
-
-impl std::fmt::Debug for Dashboard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Dashboard")
-    }
-}
-
 /// The page's policy: its own scripts and styles only (no inline code, no eval), requests to
 /// this origin only, images also from `data:`/`blob:` URLs (upload previews), never framed.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self'; \
      connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
      frame-ancestors 'none'";
-
-/// Gzipped copies of the files served so far, by path (a few dozen at most: the bundle's).
-#[derive(Default)]
-pub struct GzipCache(Mutex<HashMap<String, Bytes>>);
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -114,7 +85,9 @@ fn answer(state: &SharedState, path: &str, headers: &HeaderMap) -> Response {
     let zipped = if !(accepts_gzip(headers) && compressible(file.content_type)) {
         None
     } else if file.immutable {
-        state.dashboard_gzip.get(path, &file.bytes)
+        state
+            .dashboard_gzip
+            .get_or_make(path, || gzip_bytes(&file.bytes))
     } else {
         gzip_bytes(&file.bytes).map(Bytes::from)
     };
@@ -176,18 +149,6 @@ fn compressible(content_type: &str) -> bool {
         || content_type.starts_with("image/svg")
 }
 
-impl GzipCache {
-    fn get(&self, path: &str, bytes: &[u8]) -> Option<Bytes> {
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(hit) = cache.get(path) {
-            return Some(hit.clone());
-        }
-        let zipped = Bytes::from(gzip_bytes(bytes)?);
-        cache.insert(path.to_owned(), zipped.clone());
-        Some(zipped)
-    }
-}
-
 /// Gzip at the best level (bundle files are small and compressed once); `None` if the encoder
 /// fails, and the file is then sent as it is.
 fn gzip_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -197,35 +158,6 @@ fn gzip_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
     );
     encoder.write_all(bytes).ok()?;
     encoder.finish().ok()
-}
-
-/// The one-time token of the first-run installer; a new one is issued at each start while no
-/// superuser exists, and it is spent by the first successful install.
-#[derive(Default)]
-pub struct Installer {
-    token: Mutex<Option<String>>,
-    /// One install at a time, so two racing requests cannot both create a "first" superuser.
-    busy: tokio::sync::Mutex<()>,
-}
-
-impl Installer {
-    /// Issues (and remembers) a fresh token.
-    pub fn issue(&self) -> String {
-        let token = domain::ids::random_alnum(40);
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
-        token
-    }
-
-    fn matches(&self, candidate: &str) -> bool {
-        let held = self.token.lock().unwrap_or_else(|e| e.into_inner());
-        held.as_deref().is_some_and(|token| {
-            crate::metrics::constant_time_eq(token.as_bytes(), candidate.as_bytes())
-        })
-    }
-
-    fn spend(&self) {
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
 }
 
 const INSTALLER_INVALID: &str = "The installer link is invalid or was already used.";
@@ -249,7 +181,7 @@ async fn install(State(state): State<SharedState>, request: Request) -> ApiResul
         text("password"),
         text("passwordConfirm"),
     );
-    let _one_at_a_time = state.installer.busy.lock().await;
+    let _one_at_a_time = state.installer.one_at_a_time().await;
     if !state.installer.matches(&token) {
         return Err(ApiError::forbidden(INSTALLER_INVALID));
     }

@@ -29,10 +29,44 @@ pub mod state;
 pub mod static_files;
 pub mod superusers;
 
+use std::sync::Arc;
+
 use axum::Router;
+use domain::{AuthContext, Store};
+use futures_util::future::BoxFuture;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, ServerConfig, SharedState};
+
+impl AppState {
+    /// The state with every feature wired in: the ground floor's [`AppState::assemble`] with
+    /// what it needs from the features, then the system cron jobs registered and the
+    /// process-wide metrics recorder installed. This is the crate's composition root: the only
+    /// place that hands one feature's logic to the state or to another feature.
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> SharedState {
+        let wiring = state::Wiring {
+            expand_records: records::expand_for_realtime,
+        };
+        let state = AppState::assemble(store, config, wiring);
+        cron::system::register(&state);
+        metrics::install();
+        state
+    }
+}
+
+/// How the rate limiter learns who calls, from the auth feature.
+const CALLERS: settings::rate_limit::Callers = settings::rate_limit::Callers {
+    claimed_collection,
+    resolve: resolve_caller,
+};
+
+fn claimed_collection(token: &str) -> Option<String> {
+    auth::token::unverified_claims(token).map(|claims| claims.collection_id)
+}
+
+fn resolve_caller<'a>(state: &'a SharedState, token: &'a str) -> BoxFuture<'a, AuthContext> {
+    Box::pin(auth::token::resolve_auth_token(state, token))
+}
 
 /// The whole API, ready to serve.
 pub fn router(state: SharedState) -> Router {
@@ -55,7 +89,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(backups::router())
         .merge(logs::router())
         .merge(dashboard::router());
-    let api = settings::rate_limit::layer(api, state.clone());
+    let api = settings::rate_limit::layer(api, state.clone(), CALLERS);
     let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
     let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);
     files::strip_frame_options(middleware::wrap(api.with_state(state), &config, scripts))

@@ -135,7 +135,7 @@ pub async fn delete(store: &dyn Store, email: &str) -> Result<(), SuperuserError
         return Err(SuperuserError::LastSuperuser);
     }
     let collection = collection(store)?;
-    let argon2 = password::Argon2Params::default();
+    let argon2 = crate::state::Argon2Params::default();
     pipeline::system_delete(
         System::store_only(store, argon2),
         &collection,
@@ -148,7 +148,7 @@ pub async fn delete(store: &dyn Store, email: &str) -> Result<(), SuperuserError
 /// The system path for the CLI, hashing new passwords with the argon2 cost matching the
 /// bcrypt `cost` the command was given.
 fn system(store: &dyn Store, cost: u32) -> System<'_> {
-    System::store_only(store, password::Argon2Params::for_bcrypt_cost(cost))
+    System::store_only(store, crate::state::Argon2Params::for_bcrypt_cost(cost))
 }
 
 fn check_input(email: &str, plain_password: &str) -> Result<(), SuperuserError> {

@@ -12,7 +12,7 @@ use crate::config::GlobalArgs;
 
 /// Loads the hooks into `state`. A missing or empty hooks folder is not an error.
 pub async fn start(global: &GlobalArgs, state: &SharedState) -> anyhow::Result<()> {
-    let scripts = server::scripts::Scripts::start(global.hooks_config())
+    let scripts = server::scripts::start(global.hooks_config())
         .await
         .context("loading the JavaScript hooks")?;
     for failure in &scripts.engine.failures {

@@ -100,7 +100,7 @@ async fn start(global: &GlobalArgs) -> anyhow::Result<(SharedState, Arc<dyn Stor
     let store = super::open_store(global, false).await?;
     let config = ServerConfig {
         bcrypt_cost: hash_cost,
-        argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),
+        argon2: server::state::Argon2Params::for_bcrypt_cost(hash_cost),
         storage_dir: Some(global.dir.join("storage")),
         settings_key: global.settings_key()?,
         ..ServerConfig::default()

@@ -79,7 +79,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         body_limit: args.body_limit,
         bcrypt_cost: hash_cost,
-        argon2: server::auth::password::Argon2Params::for_bcrypt_cost(hash_cost),
+        argon2: server::state::Argon2Params::for_bcrypt_cost(hash_cost),
         storage_dir: Some(global.dir.join("storage")),
         public_dir: Some(global.public_dir()),
         index_fallback: global.index_fallback,
@@ -88,9 +88,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         metrics_secret: args
             .metrics_secret
             .clone()
-            .map(server::metrics::MetricsSecret),
+            .map(server::state::MetricsSecret),
         data_dir: Some(global.dir.clone()),
-        dashboard: Some(server::dashboard::Dashboard(Arc::new(EmbeddedDashboard))),
+        dashboard: Some(server::state::Dashboard(Arc::new(EmbeddedDashboard))),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(dyn_store, config);
@@ -100,7 +100,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         (global.query_timeout > 0).then(|| Duration::from_secs(global.query_timeout)),
     )
     .context("opening the log database")?;
-    server::logs::Logs::install(&state, log_store);
+    server::logs::install(&state, log_store);
     state.logs.set_dev(global.dev);
     // The settings are read once before anything listens: encrypted ones the key does not
     // open (or no key given) stop the start here, and plain ones are re-saved encrypted when
@@ -832,9 +832,9 @@ fn shell_quote(text: &str) -> String {
 /// The dashboard's files, embedded from the `admin-ui` crate.
 struct EmbeddedDashboard;
 
-impl server::dashboard::DashboardFiles for EmbeddedDashboard {
-    fn get(&self, path: &str) -> Option<server::dashboard::DashboardFile> {
-        admin_ui::get(path).map(|asset| server::dashboard::DashboardFile {
+impl server::state::DashboardFiles for EmbeddedDashboard {
+    fn get(&self, path: &str) -> Option<server::state::DashboardFile> {
+        admin_ui::get(path).map(|asset| server::state::DashboardFile {
             bytes: asset.bytes,
             content_type: asset.content_type,
             immutable: asset.immutable,

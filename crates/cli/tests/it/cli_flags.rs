@@ -395,7 +395,7 @@ async fn settings_are_encrypted_at_rest_with_the_named_key() {
         "{sealed}"
     );
     // PocketBase's format: base64(nonce ‖ AES-256-GCM), opened with the key's bytes.
-    let key = server::settings::encryption::EncryptionKey::from_text(KEY).expect("key");
+    let key = server::state::EncryptionKey::from_text(KEY).expect("key");
     let plain = server::settings::encryption::decrypt(&key, &sealed).expect("opens");
     let plain: serde_json::Value = serde_json::from_slice(&plain).expect("JSON");
     assert_eq!(plain["meta"]["appName"], "Sealed app");

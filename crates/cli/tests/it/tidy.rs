@@ -196,3 +196,109 @@ fn the_server_writes_no_engine_specific_sql() {
         "engine-specific SQL in the server: {found:?}"
     );
 }
+
+/// The server's feature modules: the state may name none of them (ARCHITECTURE.md, "The
+/// ground floor").
+const FEATURES: &[&str] = &[
+    "auth",
+    "settings",
+    "realtime",
+    "records",
+    "files",
+    "collections",
+    "logs",
+    "mail",
+    "cron",
+    "backups",
+    "import",
+    "scripts",
+    "batch",
+    "dashboard",
+    "metrics",
+    "superusers",
+    "access",
+    "sql",
+    "health",
+];
+
+/// The first path segments `text` names after each `prefix` (`prefix::a::b` gives `a`,
+/// `prefix::{a::b, c}` gives `a` and `c`).
+fn segments_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    let ident = |s: &'a str| {
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
+        &s[..end]
+    };
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices(prefix) {
+        // `foo_crate::` or `mycrate::` is not `crate::`.
+        let before = text[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[at + prefix.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                found.extend(group.split(',').map(|item| ident(item.trim())));
+            }
+            None => found.push(ident(rest)),
+        }
+    }
+    found
+}
+
+#[test]
+fn the_state_imports_no_feature() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let mut files = Vec::new();
+    let mut stack: Vec<_> = std::fs::read_dir(&src)
+        .expect("server src")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("state"))
+        })
+        .collect();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .map(|entry| entry.expect("entry").path()),
+            );
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    assert!(
+        files.iter().any(|path| path.ends_with("state/mod.rs")),
+        "the ground floor moved: {files:?}"
+    );
+    let mut found = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("source");
+        let mut named = segments_after(&text, "crate::");
+        // `super::` back up to the crate root names a feature as well (`super::auth` from
+        // `state/mod.rs`, `super::super::auth` from `state/hub.rs`); inline test modules add
+        // a level, so this reads the code before them.
+        let depth = path
+            .strip_prefix(&src)
+            .expect("under src")
+            .components()
+            .count()
+            - usize::from(path.ends_with("mod.rs"));
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        named.extend(segments_after(code, &"super::".repeat(depth)));
+        for name in named {
+            if FEATURES.contains(&name) {
+                found.push(format!("{}: {name}", path.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the state (the ground floor) names feature modules: {found:?}"
+    );
+}

@@ -398,7 +398,7 @@ async fn confirm_password_reset(
                     if !identity.is_empty() {
                         state
                             .login_lockouts
-                            .clear(&super::lockout::key(&collection.id, identity));
+                            .clear(&crate::state::lockouts::key(&collection.id, identity));
                     }
                 }
                 hooks::no_content()

@@ -14,8 +14,9 @@ use domain::{Collection, Record};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiResult;
-use crate::scripts::{self, Scripts};
+use crate::scripts;
 use crate::state::SharedState;
+use crate::state::scripts::Scripts;
 
 pub const AUTH: &str = "onRecordAuthRequest";
 pub const WITH_PASSWORD: &str = "onRecordAuthWithPasswordRequest";

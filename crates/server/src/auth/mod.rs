@@ -7,7 +7,6 @@ pub mod apple;
 pub mod bookkeeping;
 pub mod flows;
 pub mod hooks;
-pub mod lockout;
 pub mod oauth2;
 pub mod oauth2_redirect;
 pub mod otp;
@@ -27,10 +26,11 @@ use serde_json::{Value, json};
 
 use crate::access::Decision;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody, TextForm};
+use crate::extract::{Auth, FormBody, TextForm, form_text};
 use crate::records::pipeline::{self, System, SystemChange};
 use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;
+use crate::state::lockouts;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -89,19 +89,6 @@ pub fn options(collection: &Collection) -> ApiResult<&domain::collection::AuthOp
         .auth
         .as_ref()
         .ok_or_else(|| ApiError::not_found_msg("Missing or invalid auth collection context."))
-}
-
-/// Reads a text form value, matching the key case-insensitively as PocketBase's forms do. A
-/// missing or `null` value is blank; a value of another type (a JSON number, boolean, array
-/// or object) cannot be loaded into the form, which PocketBase refuses as a whole.
-pub fn form_text(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<String> {
-    match body.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
-        None | Some((_, Value::Null)) => Ok(String::new()),
-        Some((_, Value::String(s))) => Ok(s.clone()),
-        Some(_) => Err(ApiError::bad_request_msg(
-            "An error occurred while loading the submitted data.",
-        )),
-    }
 }
 
 /// Longest identity or password `auth-with-password` reads, in characters (PocketBase's).
@@ -837,7 +824,7 @@ async fn auth_with_password(
     }
     validated(errors)?;
     // Reserved before the slow check, so a concurrent burst cannot all pass it at once.
-    let lockout_key = lockout::key(&collection.id, &identity);
+    let lockout_key = lockouts::key(&collection.id, &identity);
     let Some(attempt) =
         state
             .login_lockouts
@@ -870,7 +857,7 @@ async fn auth_with_password(
         };
         return password_with_hook(&state, &scripts, login, attempt).await;
     }
-    let failed = |attempt: lockout::Attempt<'_>| {
+    let failed = |attempt: lockouts::Attempt<'_>| {
         attempt.failed(std::time::Instant::now());
         ApiError::bad_request_msg("Failed to authenticate.")
     };
@@ -919,9 +906,9 @@ struct HookedLogin {
 /// decided; a chain that never reached it releases the attempt uncounted.
 async fn password_with_hook(
     state: &SharedState,
-    scripts: &Arc<crate::scripts::Scripts>,
+    scripts: &Arc<crate::state::scripts::Scripts>,
     login: HookedLogin,
-    attempt: lockout::Attempt<'_>,
+    attempt: lockouts::Attempt<'_>,
 ) -> ApiResult<Response> {
     let verdict: Arc<std::sync::Mutex<Option<bool>>> = Arc::default();
     let mut extra = serde_json::Map::new();

@@ -827,7 +827,7 @@ struct HookedOAuth2 {
 /// which record signs in, or with which data a new one is made.
 async fn oauth2_with_hook(
     state: &SharedState,
-    scripts: &Arc<crate::scripts::Scripts>,
+    scripts: &Arc<crate::state::scripts::Scripts>,
     login: HookedOAuth2,
 ) -> ApiResult<Response> {
     let HookedOAuth2 {

@@ -5,50 +5,18 @@
 
 use argon2::{Algorithm, Argon2, Params, Version};
 
-/// argon2id cost parameters for new hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Argon2Params {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
+use crate::state::Argon2Params;
 
-impl Default for Argon2Params {
-    /// 19 MiB and 7 passes: measured at about the time bcrypt cost 10 takes (~45 ms each on
-    /// the 2-core dev machine, release build, in a one-off timing run), while keeping
-    /// the memory a burst of concurrent logins can claim modest.
-    fn default() -> Self {
-        Argon2Params {
-            memory_kib: 19456,
-            iterations: 7,
-            parallelism: 1,
-        }
-    }
-}
-
-impl Argon2Params {
-    /// Parameters for a hashing cost on bcrypt's scale: the defaults from 10 up, and below
-    /// that the cheapest setting argon2 allows, which is for tests only. In-process tests
-    /// pass 4 directly; the binary gets there only through its explicit, loudly logged
-    /// `--insecure-test-hashing` switch (a low `--bcrypt-cost` alone refuses to start).
-    pub fn for_bcrypt_cost(cost: u32) -> Self {
-        if cost >= 10 {
-            Self::default()
-        } else {
-            Argon2Params {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            }
-        }
-    }
-
-    fn hasher(&self) -> Result<Argon2<'static>, PasswordError> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| PasswordError(e.to_string()))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-    }
+/// The argon2id hasher for `params`.
+fn hasher(params: &Argon2Params) -> Result<Argon2<'static>, PasswordError> {
+    let params = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        None,
+    )
+    .map_err(|e| PasswordError(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 /// Runs one hash or verify on the blocking pool, at most one per CPU at a time. Each argon2id
@@ -99,7 +67,7 @@ pub async fn hash(password: String, cost: u32) -> Result<String, PasswordError> 
 pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<String, PasswordError> {
     run_bounded(move || {
         use argon2::PasswordHasher;
-        let hasher = params.hasher()?;
+        let hasher = hasher(&params)?;
         hasher
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())

@@ -46,7 +46,7 @@ async fn bcrypt_hashes_are_replaced_by_argon2id_on_login() {
         .expect("bcrypt hash stored");
     let config = ServerConfig {
         bcrypt_cost: 4,
-        argon2: super::password::Argon2Params::for_bcrypt_cost(4),
+        argon2: crate::state::Argon2Params::for_bcrypt_cost(4),
         ..ServerConfig::default()
     };
     let router = crate::router(AppState::new(store.clone(), config));
@@ -153,7 +153,7 @@ async fn unknown_identities_cost_the_same_as_wrong_passwords() {
     };
     let dummy_before = checks(&dummy);
     // Ten attempts per identity: the lockout answers the eleventh failure without a check.
-    let attempts = super::lockout::MAX_FAILED_LOGINS;
+    let attempts = crate::state::lockouts::MAX_FAILED_LOGINS;
     for round in 0..2 * attempts {
         let identity = if round % 2 == 0 {
             "tim@example.com"
@@ -271,7 +271,7 @@ async fn otp_server() -> (
     let admin_token = super::token::auth_token(&superusers, &admin).expect("token");
     let config = ServerConfig {
         bcrypt_cost: 4,
-        argon2: super::password::Argon2Params::for_bcrypt_cost(4),
+        argon2: crate::state::Argon2Params::for_bcrypt_cost(4),
         ..ServerConfig::default()
     };
     let state = AppState::new(store, config);
@@ -398,7 +398,7 @@ async fn request_otp_answers_before_hashing_whether_or_not_the_email_exists() {
 async fn pending_otp_deliveries_are_bounded_for_every_email_alike() {
     let (_dir, _state, router, _) = otp_server().await;
     let held = super::password::hold_all_hashing().await;
-    for i in 0..super::otp::MAX_PENDING_OTPS {
+    for i in 0..crate::state::otp::MAX_PENDING_OTPS {
         let email = "otto@example.com";
         let (status, body) = call(
             &router,
@@ -572,10 +572,14 @@ async fn a_concurrent_guess_burst_runs_at_most_the_limit_of_password_checks() {
             *status == StatusCode::TOO_MANY_REQUESTS && body["message"] == "Too Many Requests."
         })
         .count();
-    assert_eq!(checked, super::lockout::MAX_FAILED_LOGINS, "{answers:?}");
+    assert_eq!(
+        checked,
+        crate::state::lockouts::MAX_FAILED_LOGINS,
+        "{answers:?}"
+    );
     assert_eq!(
         refused,
-        30 - super::lockout::MAX_FAILED_LOGINS,
+        30 - crate::state::lockouts::MAX_FAILED_LOGINS,
         "{answers:?}"
     );
     // Nothing is left in flight: the identity stays locked by its ten failures alone.
@@ -610,7 +614,7 @@ fn request_otp_from(ip: &str, email: &str) -> Request<Body> {
 async fn request_otp_does_no_work_for_unknown_emails() {
     let (_dir, state, router, _) = otp_server().await;
     let held = super::password::hold_all_hashing().await;
-    for i in 0..super::otp::MAX_PENDING_OTPS + 5 {
+    for i in 0..crate::state::otp::MAX_PENDING_OTPS + 5 {
         let (status, body) = call(
             &router,
             post(
@@ -632,7 +636,7 @@ async fn request_otp_does_no_work_for_unknown_emails() {
 async fn pending_otp_deliveries_are_bounded_per_address() {
     let (_dir, _state, router, _) = otp_server().await;
     let held = super::password::hold_all_hashing().await;
-    for i in 0..super::otp::MAX_PENDING_OTPS_PER_ADDRESS {
+    for i in 0..crate::state::otp::MAX_PENDING_OTPS_PER_ADDRESS {
         let (status, body) =
             call(&router, request_otp_from("192.0.2.10", "otto@example.com")).await;
         assert_eq!(status, StatusCode::OK, "{i}: {body}");

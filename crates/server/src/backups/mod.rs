@@ -24,7 +24,6 @@ mod schedule;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::Router;
@@ -39,9 +38,10 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FormBody, Superuser};
-use crate::files::Storage;
 use crate::files::naming;
 use crate::state::SharedState;
+use crate::state::backups::Backups;
+use crate::state::storage::Storage;
 
 pub use schedule::{AUTO_BACKUP_JOB, AUTO_PREFIX, apply_settings, spawn};
 
@@ -62,58 +62,6 @@ const VALIDATION: &str = "An error occurred while validating the submitted data.
 const FORBIDDEN: &str = "Insufficient permissions to access the resource.";
 const MISSING: &str = "Missing or invalid backup file.";
 
-/// Backup and restore bookkeeping shared by the handlers, the cron job and `serve`.
-#[derive(Default)]
-pub struct Backups {
-    /// Set while a backup or restore runs.
-    busy: AtomicBool,
-    /// File removals that came in while the busy flag was set (see [`Backups::defer_removal`]);
-    /// the mutex also orders them against the flag's release.
-    deferred: std::sync::Mutex<Vec<DeferredRemoval>>,
-    /// A verified restore waiting for `serve` to swap it in and restart: its staging dir.
-    restart: std::sync::Mutex<Option<PathBuf>>,
-    restart_notify: tokio::sync::Notify,
-}
-
-/// The busy flag, held for one backup or restore and released on drop.
-pub struct BusyGuard<'a>(&'a Backups);
-
-impl Drop for BusyGuard<'_> {
-    fn drop(&mut self) {
-        let queued = {
-            let mut deferred = self
-                .0
-                .deferred
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            self.0.busy.store(false, Ordering::SeqCst);
-            std::mem::take(&mut *deferred)
-        };
-        if queued.is_empty() {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    for removal in queued {
-                        removal.run().await;
-                    }
-                });
-            }
-            // No runtime (a test dropping the guard outside one): the files stay as orphans,
-            // which the orphan sweep removes later.
-            Err(_) => tracing::debug!(
-                count = queued.len(),
-                "deferred file removals left to the orphan sweep"
-            ),
-        }
-    }
-}
-
-/// The most file removals held back during one backup; past it they are dropped, leaving
-/// orphans the orphan sweep (`__plinthFilesCleanup__`) removes later.
-pub const MAX_DEFERRED_REMOVALS: usize = 100_000;
-
 /// A stored-file removal a record write asked for after its commit.
 pub enum Removal {
     /// Replaced or removed files of one record (and their thumbnails).
@@ -129,100 +77,31 @@ pub enum Removal {
     },
 }
 
-/// A [`Removal`] waiting for a backup to end, with the storage it applies to.
-pub struct DeferredRemoval {
-    storage: crate::files::storage::Storage,
-    removal: Removal,
-}
-
-impl DeferredRemoval {
-    async fn run(self) {
-        use crate::files::upload;
-        match self.removal {
-            Removal::Files {
-                collection_id,
-                record_id,
-                names,
-            } => {
-                upload::delete_after_commit(&self.storage, &collection_id, &record_id, &names)
-                    .await;
-            }
-            Removal::Record {
-                collection_id,
-                record_id,
-            } => upload::delete_record_files(&self.storage, &collection_id, &record_id).await,
+/// Runs `removal` on `storage`.
+async fn remove(storage: Storage, removal: Removal) {
+    use crate::files::upload;
+    match removal {
+        Removal::Files {
+            collection_id,
+            record_id,
+            names,
+        } => {
+            upload::delete_after_commit(&storage, &collection_id, &record_id, &names).await;
         }
+        Removal::Record {
+            collection_id,
+            record_id,
+        } => upload::delete_record_files(&storage, &collection_id, &record_id).await,
     }
 }
 
 impl Backups {
-    /// Whether a backup may start now (health's `canBackup`).
-    pub fn can_backup(&self) -> bool {
-        !self.busy.load(Ordering::SeqCst)
-    }
-
     /// Removes stored files after a record write committed — unless a backup or restore is
     /// running: the database copy may still name them and the archive has not read them yet,
-    /// so the removal waits until the busy flag is released (bounded by
-    /// [`MAX_DEFERRED_REMOVALS`]; past it the files are left to the orphan sweep).
-    pub async fn remove_files(&self, storage: &crate::files::storage::Storage, removal: Removal) {
-        let removal = DeferredRemoval {
-            storage: storage.clone(),
-            removal,
-        };
-        {
-            let mut deferred = self
-                .deferred
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if self.busy.load(Ordering::SeqCst) {
-                if deferred.len() < MAX_DEFERRED_REMOVALS {
-                    deferred.push(removal);
-                }
-                return;
-            }
-        }
-        removal.run().await;
-    }
-
-    /// How many file removals wait for the running backup to end.
-    pub fn deferred_removals(&self) -> usize {
-        self.deferred
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
-    /// Takes the busy flag, or `None` when a backup or restore already holds it.
-    pub fn try_begin(&self) -> Option<BusyGuard<'_>> {
-        self.busy
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .ok()
-            .map(|_| BusyGuard(self))
-    }
-
-    /// Resolves with the staging directory once a restore asked for a restart.
-    pub async fn restart_requested(&self) -> PathBuf {
-        loop {
-            let notified = self.restart_notify.notified();
-            if let Some(dir) = self
-                .restart
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-            {
-                return dir;
-            }
-            notified.await;
-        }
-    }
-
-    fn request_restart(&self, staged: PathBuf) {
-        *self
-            .restart
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(staged);
-        self.restart_notify.notify_waiters();
+    /// so the removal waits until the busy flag is released (see [`Backups::when_idle`]).
+    pub async fn remove_files(&self, storage: &Storage, removal: Removal) {
+        self.when_idle(Box::pin(remove(storage.clone(), removal)))
+            .await;
     }
 }
 
@@ -449,7 +328,7 @@ pub enum BackupError {
     #[error("snapshot: {0}")]
     Store(#[from] domain::StoreError),
     #[error("storing the zip: {0}")]
-    Storage(#[from] crate::files::StorageError),
+    Storage(#[from] crate::state::storage::StorageError),
     #[error("the backup thread stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -863,7 +742,7 @@ async fn restore(
 
 /// The `backups` settings checks PocketBase makes: a valid cron expression (or none) and, with
 /// one, `cronMaxKeep` of at least 1. Errors keyed like the settings object.
-pub fn settings_errors(backups: &crate::settings::Backups) -> ValidationErrors {
+pub fn settings_errors(backups: &crate::state::settings::Backups) -> ValidationErrors {
     let mut errors = ValidationErrors::new();
     if !backups.cron.is_empty() {
         if crate::cron::Schedule::parse(&backups.cron).is_err() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use futures_util::FutureExt as _;
 
-use crate::settings::Backups as BackupSettings;
+use crate::state::settings::Backups as BackupSettings;
 use crate::state::{AppState, SharedState};
 
 /// PocketBase's id of the scheduled-backup job.
@@ -46,7 +46,7 @@ pub fn apply_settings(state: &SharedState, settings: &BackupSettings) {
     }
 }
 
-fn auto_backup_job(state: Weak<AppState>) -> crate::cron::Job {
+fn auto_backup_job(state: Weak<AppState>) -> crate::state::crons::Job {
     Arc::new(move || {
         let state = state.clone();
         async move {

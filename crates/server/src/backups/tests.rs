@@ -295,7 +295,7 @@ fn the_swap_moves_data_and_undoes() {
 
 #[test]
 fn settings_checks_match_pocketbase() {
-    let mut settings = crate::settings::Backups::default();
+    let mut settings = crate::state::settings::Backups::default();
     assert!(settings_errors(&settings).is_empty());
     settings.cron = "nope".into();
     settings.cron_max_keep = 0;
@@ -405,7 +405,7 @@ fn a_restore_that_will_not_open_is_rolled_back() {
 
 #[tokio::test]
 async fn file_removals_wait_while_a_backup_runs() {
-    use crate::files::storage::Storage;
+    use crate::state::storage::Storage;
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = Storage::local(dir.path()).expect("storage");
     let key = |name: &str| format!("c1/r1/{name}");

@@ -16,7 +16,7 @@ use domain::Store;
 use domain::collection::{MFAS_ID, OTPS_ID};
 use futures_util::FutureExt as _;
 
-use super::{Crons, Job};
+use crate::state::crons::{Crons, Job};
 use crate::state::{AppState, SharedState};
 
 pub const FILES_CLEANUP: &str = "__plinthFilesCleanup__";

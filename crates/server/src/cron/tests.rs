@@ -18,7 +18,7 @@ use tempfile::TempDir;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
-use super::{Crons, Job, Run, UnknownJob};
+use crate::state::crons::{Crons, Job, Run, UnknownJob};
 use crate::state::{AppState, ServerConfig, SharedState};
 
 /// A job counting its runs.
@@ -236,7 +236,7 @@ impl App {
         let superuser = crate::auth::token::auth_token(&superusers, &admin).unwrap();
         let config = ServerConfig {
             bcrypt_cost: 4,
-            argon2: crate::auth::password::Argon2Params::for_bcrypt_cost(4),
+            argon2: crate::state::Argon2Params::for_bcrypt_cost(4),
             ..ServerConfig::default()
         };
         let state = AppState::new(store, config);

@@ -74,6 +74,22 @@ impl<S: Send + Sync> FromRequestParts<S> for FieldsParam {
     }
 }
 
+/// Reads a text form value, matching the key case-insensitively as PocketBase's forms do. A
+/// missing or `null` value is blank; a value of another type (a JSON number, boolean, array
+/// or object) cannot be loaded into the form, which PocketBase refuses as a whole.
+pub fn form_text(
+    body: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> crate::error::ApiResult<String> {
+    match body.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        None | Some((_, serde_json::Value::Null)) => Ok(String::new()),
+        Some((_, serde_json::Value::String(s))) => Ok(s.clone()),
+        Some(_) => Err(crate::error::ApiError::bad_request_msg(
+            "An error occurred while loading the submitted data.",
+        )),
+    }
+}
+
 /// The token of the `Authorization` header, with or without a `Bearer ` prefix.
 fn bearer_token(parts: &Parts) -> Option<String> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();

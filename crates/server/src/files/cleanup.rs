@@ -14,26 +14,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{FieldKind, Schema};
+use domain::FieldKind;
 use serde_json::Value;
 
 use super::naming::is_stored_name;
-use super::storage::StorageError;
 use super::thumbs::ThumbSize;
 use crate::state::SharedState;
+use crate::state::storage::StorageError;
 
 /// Files younger than this are never swept (a write in flight may still commit them).
 pub const GRACE: Duration = Duration::from_secs(3600);
 /// The `_params` key holding the ids of every collection Plinth has kept files for.
 pub const OWNED_COLLECTIONS_PARAM: &str = "plinthFileCollections";
-
-/// What the server knows of the owned collection ids: the durable list once loaded, and the
-/// schema snapshot last merged into it (so unchanged schemas cost a pointer comparison).
-#[derive(Default)]
-pub struct OwnedCollections {
-    ids: Option<BTreeSet<String>>,
-    merged: Option<Arc<Schema>>,
-}
 
 /// Adds the ids of the current schema's collections with file fields to the durable list of
 /// collections Plinth keeps files for, and returns the list. Every upload asks for its

@@ -14,13 +14,14 @@ use axum::response::{IntoResponse, Response};
 use domain::{AuthContext, FieldKind, Record};
 
 use super::naming::is_safe_name;
-use super::storage::{FileMeta, Storage, StorageError, file_key, thumb_key};
+use super::storage::{file_key, thumb_key};
 use super::thumbs::{self, ThumbSize};
 use super::{FILE_RESPONSE_MARKER, mime};
 use crate::access;
 use crate::auth::token::{TokenType, verify};
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
+use crate::state::storage::{FileMeta, Storage, StorageError};
 
 /// How long clients may cache a file (PocketBase's values).
 const CACHE_CONTROL: &str = "max-age=2592000, stale-while-revalidate=86400";

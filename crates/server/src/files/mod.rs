@@ -15,9 +15,6 @@ pub mod upload;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
-
 use axum::Json;
 use axum::Router;
 use axum::http::HeaderName;
@@ -26,13 +23,11 @@ use axum::routing::{get, post};
 use domain::AuthContext;
 use serde_json::{Value, json};
 
-pub use storage::{Storage, StorageError};
-
 use crate::auth::token::{Claims, TokenType, sign};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FormBody};
-use crate::settings::S3;
 use crate::state::SharedState;
+use crate::state::storage::Storage;
 
 /// An internal header that marks file responses, so that the outer layer drops the
 /// `X-Frame-Options` default PocketBase leaves off files. Removed before the response leaves.
@@ -62,59 +57,6 @@ pub fn strip_frame_options(router: Router) -> Router {
             response
         },
     ))
-}
-
-/// The storages a server may use: the local one (fixed at boot) and the S3 one built from the
-/// current settings, rebuilt whenever they change.
-pub struct FileStorages {
-    local: Storage,
-    s3: Mutex<Option<(S3, Storage)>>,
-    /// Thumbnail generation: its concurrency, memory budget and remembered refusals.
-    pub thumbs: thumb_jobs::ThumbJobs,
-    /// The collections Plinth keeps files for (what the orphan sweep may touch).
-    pub owned: tokio::sync::Mutex<cleanup::OwnedCollections>,
-}
-
-impl FileStorages {
-    /// Local storage in `dir`, or in memory when there is no data directory (tests).
-    pub fn new(dir: Option<PathBuf>) -> Result<Self, StorageError> {
-        match dir {
-            Some(dir) => Ok(FileStorages {
-                local: Storage::local(&dir)?,
-                s3: Mutex::new(None),
-                thumbs: thumb_jobs::ThumbJobs::default(),
-                owned: tokio::sync::Mutex::default(),
-            }),
-            None => Ok(Self::in_memory()),
-        }
-    }
-
-    /// Files in memory only.
-    pub fn in_memory() -> Self {
-        FileStorages {
-            local: Storage::memory(),
-            s3: Mutex::new(None),
-            thumbs: thumb_jobs::ThumbJobs::default(),
-            owned: tokio::sync::Mutex::default(),
-        }
-    }
-
-    pub fn local(&self) -> &Storage {
-        &self.local
-    }
-
-    /// The S3 storage for `config`, reusing the client while the settings stay the same.
-    pub fn s3(&self, config: &S3) -> Result<Storage, StorageError> {
-        let mut slot = self.s3.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((cached, storage)) = slot.as_ref()
-            && cached == config
-        {
-            return Ok(storage.clone());
-        }
-        let storage = Storage::s3(config)?;
-        *slot = Some((config.clone(), storage.clone()));
-        Ok(storage)
-    }
 }
 
 /// The storage record files use right now, as the settings choose. Every upload gets its
@@ -156,7 +98,7 @@ async fn test_s3(
     FormBody(body): FormBody,
 ) -> ApiResult<axum::http::StatusCode> {
     const FAILED: &str = "Failed to test the S3 filesystem.";
-    let filesystem = crate::auth::form_text(&body, "filesystem")?;
+    let filesystem = crate::extract::form_text(&body, "filesystem")?;
     let mut errors = domain::ValidationErrors::new();
     match filesystem.as_str() {
         "" => errors.add("filesystem", domain::FieldError::required()),

@@ -9,134 +9,16 @@
 //! client that disconnects cannot make the next request pay again); and a thumb that cannot
 //! be made is remembered for a while (a bounded set), so the original is served without
 //! retrying.
-
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+//!
+//! The shared state (slots, budget, generations under way, refusals) is on the ground floor
+//! ([`crate::state::thumb_jobs`]); here is the generation.
 
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
 use image::ImageFormat;
-use tokio::sync::Semaphore;
 
-use super::storage::{Storage, StorageError};
 use super::thumbs::{self, ThumbSize};
-
-/// Planned peak bytes all generations may hold together.
-pub const TOTAL_BUDGET_BYTES: u64 = 512 << 20;
-/// How many refused thumbs are remembered (oldest forgotten first).
-pub const REMEMBERED_FAILURES: usize = 4096;
-/// Distinct thumbnails being made or waiting for a slot at once. Generations outlive the
-/// requests that started them, so their number needs a bound of its own: past it, a request
-/// for yet another thumb is served the original (and nothing is remembered).
-pub const MAX_PENDING: usize = 256;
-/// How long a generation waits for a slot (or for budget) before the original is served.
-pub const SLOT_WAIT: Duration = Duration::from_secs(30);
-/// The budget's unit: one permit per MiB.
-const BUDGET_UNIT: u64 = 1 << 20;
-
-/// How many generations may run at once on a machine with `cpus` CPUs: about half of them,
-/// at least one, so the async workers serving every other request keep CPUs of their own.
-pub fn slots_for(cpus: usize) -> usize {
-    (cpus / 2).max(1)
-}
-
-/// The shared state of thumbnail generation (one per server).
-pub struct ThumbJobs {
-    shared: Arc<Jobs>,
-}
-
-/// What the requests and the generation tasks share.
-struct Jobs {
-    slots: Semaphore,
-    budget: Semaphore,
-    /// Generations under way by thumb key; a generation's task removes its own entry when
-    /// it ends, so a request arriving meanwhile joins it instead of starting another.
-    pending: Mutex<HashMap<String, Flight>>,
-    failed: Mutex<Failures>,
-    /// Generations started (tests observe single flight and remembered refusals with it).
-    started: AtomicU64,
-    /// How long a generation waits for a slot or for budget.
-    wait: Duration,
-    /// At most this many entries in `pending`.
-    max_pending: usize,
-}
-
-/// One generation under way: resolves to whether the thumb exists.
-type Flight = Shared<BoxFuture<'static, bool>>;
-
-impl Default for ThumbJobs {
-    fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        ThumbJobs::new(slots_for(cpus), TOTAL_BUDGET_BYTES, SLOT_WAIT)
-    }
-}
-
-impl ThumbJobs {
-    /// `slots` generations at once within `budget` planned bytes, each waiting at most
-    /// `wait` for its turn.
-    pub fn new(slots: usize, budget: u64, wait: Duration) -> Self {
-        let units = usize::try_from(budget / BUDGET_UNIT).unwrap_or(usize::MAX);
-        ThumbJobs {
-            shared: Arc::new(Jobs {
-                slots: Semaphore::new(slots),
-                budget: Semaphore::new(units.min(Semaphore::MAX_PERMITS)),
-                pending: Mutex::default(),
-                failed: Mutex::default(),
-                started: AtomicU64::new(0),
-                wait,
-                max_pending: MAX_PENDING,
-            }),
-        }
-    }
-
-    /// The same, with another bound on pending generations (tests).
-    pub fn with_max_pending(slots: usize, budget: u64, wait: Duration, max_pending: usize) -> Self {
-        let mut jobs = Self::new(slots, budget, wait);
-        if let Some(shared) = Arc::get_mut(&mut jobs.shared) {
-            shared.max_pending = max_pending;
-        }
-        jobs
-    }
-}
-
-/// A set of keys with a capacity, forgetting the oldest first.
-#[derive(Default)]
-struct Failures {
-    keys: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl Failures {
-    fn insert(&mut self, key: &str) {
-        if !self.keys.insert(key.to_owned()) {
-            return;
-        }
-        self.order.push_back(key.to_owned());
-        while self.order.len() > REMEMBERED_FAILURES {
-            if let Some(old) = self.order.pop_front() {
-                self.keys.remove(&old);
-            }
-        }
-    }
-}
-
-/// A generation task's hold on its `pending` entry, released however the task ends.
-struct Landed {
-    jobs: Arc<Jobs>,
-    key: String,
-}
-
-impl Drop for Landed {
-    fn drop(&mut self) {
-        self.jobs
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.key);
-    }
-}
+use crate::state::storage::{Storage, StorageError};
+use crate::state::thumb_jobs::{Jobs, Landed, ThumbJobs, units_for};
 
 /// Why a generation did not produce a thumb.
 enum Outcome {
@@ -147,17 +29,7 @@ enum Outcome {
     Failed,
 }
 
-/// Budget units for `bytes` (at least one, so every generation counts).
-fn units_for(bytes: u64) -> u32 {
-    u32::try_from(bytes.div_ceil(BUDGET_UNIT).max(1)).unwrap_or(u32::MAX)
-}
-
 impl ThumbJobs {
-    /// Whether `key` is remembered as a thumb that cannot be made.
-    pub fn is_refused(&self, key: &str) -> bool {
-        self.shared.is_refused(key)
-    }
-
     /// Makes the thumbnail `key` of `original` unless it exists; `false` when it cannot be
     /// made (the original is then served, as PocketBase does).
     pub async fn ensure(
@@ -179,53 +51,23 @@ impl ThumbJobs {
                 return false;
             }
         }
-        let flight = {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match pending.get(key) {
-                Some(flight) => flight.clone(),
-                None if pending.len() >= self.shared.max_pending => {
-                    tracing::debug!("too many thumbnails pending; serving the original");
-                    return false;
-                }
-                None => {
-                    // The entry goes in before the task can run (it is inserted under the
-                    // lock the task needs to remove it), so the task always removes its own.
-                    let landed = Landed {
-                        jobs: self.shared.clone(),
-                        key: key.to_owned(),
-                    };
-                    let task = tokio::spawn(run(
-                        landed,
-                        storage.clone(),
-                        original.to_owned(),
-                        format,
-                        size,
-                    ));
-                    let flight = async move { task.await.unwrap_or(false) }.boxed().shared();
-                    pending.insert(key.to_owned(), flight.clone());
-                    flight
-                }
+        let flight = self.join_or_start(key, |landed| {
+            let task = tokio::spawn(run(
+                landed,
+                storage.clone(),
+                original.to_owned(),
+                format,
+                size,
+            ));
+            async move { task.await.unwrap_or(false) }.boxed().shared()
+        });
+        match flight {
+            Some(flight) => flight.await,
+            None => {
+                tracing::debug!("too many thumbnails pending; serving the original");
+                false
             }
-        };
-        flight.await
-    }
-
-    /// How many thumbs are being made right now.
-    pub fn in_flight(&self) -> usize {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// How many generations have started.
-    pub fn started(&self) -> u64 {
-        self.shared.started.load(Ordering::Relaxed)
+        }
     }
 }
 
@@ -238,121 +80,107 @@ async fn run(
     format: ImageFormat,
     size: ThumbSize,
 ) -> bool {
-    let (jobs, key) = (&landed.jobs, landed.key.as_str());
+    let (jobs, key) = (landed.jobs(), landed.key());
     // A request that found no thumb may arrive here after an earlier generation finished
     // and left: look again before making it a second time.
     if let Ok(true) = storage.exists(key).await {
         return true;
     }
-    match jobs.generate(&storage, &original, key, format, size).await {
+    match generate(jobs, &storage, &original, key, format, size).await {
         Outcome::Made => true,
         Outcome::Refused => {
-            jobs.failed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key);
+            jobs.refuse(key);
             false
         }
         Outcome::Failed => false,
     }
 }
 
-impl Jobs {
-    fn is_refused(&self, key: &str) -> bool {
-        self.failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys
-            .contains(key)
-    }
-
-    async fn generate(
-        &self,
-        storage: &Storage,
-        original: &str,
-        key: &str,
-        format: ImageFormat,
-        size: ThumbSize,
-    ) -> Outcome {
-        self.started.fetch_add(1, Ordering::Relaxed);
-        let file_len = match storage.head(original).await {
-            Ok(meta) if meta.size > thumbs::MAX_SOURCE_BYTES => {
-                tracing::debug!(size = meta.size, "thumbnail source too large; serving it");
-                return Outcome::Refused;
-            }
-            Ok(meta) => meta.size,
-            Err(StorageError::NotFound) => return Outcome::Failed,
-            Err(error) => {
-                tracing::warn!(%error, "reading a thumbnail source failed");
-                return Outcome::Failed;
-            }
-        };
-        let Ok(Ok(slot)) = tokio::time::timeout(self.wait, self.slots.acquire()).await else {
-            tracing::debug!("no thumbnail slot free in time; serving the original");
+/// Makes one thumb within the shared slots and budget.
+async fn generate(
+    jobs: &Jobs,
+    storage: &Storage,
+    original: &str,
+    key: &str,
+    format: ImageFormat,
+    size: ThumbSize,
+) -> Outcome {
+    jobs.count_start();
+    let file_len = match storage.head(original).await {
+        Ok(meta) if meta.size > thumbs::MAX_SOURCE_BYTES => {
+            tracing::debug!(size = meta.size, "thumbnail source too large; serving it");
+            return Outcome::Refused;
+        }
+        Ok(meta) => meta.size,
+        Err(StorageError::NotFound) => return Outcome::Failed,
+        Err(error) => {
+            tracing::warn!(%error, "reading a thumbnail source failed");
             return Outcome::Failed;
-        };
-        // The source is in memory from the read on (and a decoder may copy it while
-        // planning): its length is held from the budget before it is read.
-        let held = units_for(file_len);
-        let Ok(Ok(mut budget)) =
-            tokio::time::timeout(self.wait, self.budget.acquire_many(held)).await
+        }
+    };
+    let Ok(Ok(slot)) = tokio::time::timeout(jobs.wait, jobs.slots.acquire()).await else {
+        tracing::debug!("no thumbnail slot free in time; serving the original");
+        return Outcome::Failed;
+    };
+    // The source is in memory from the read on (and a decoder may copy it while
+    // planning): its length is held from the budget before it is read.
+    let held = units_for(file_len);
+    let Ok(Ok(mut budget)) = tokio::time::timeout(jobs.wait, jobs.budget.acquire_many(held)).await
+    else {
+        tracing::debug!("no thumbnail budget free in time; serving the original");
+        return Outcome::Failed;
+    };
+    let source = match storage.read_all(original).await {
+        Ok(source) => source,
+        Err(error) => {
+            tracing::warn!(%error, "reading a thumbnail source failed");
+            return Outcome::Failed;
+        }
+    };
+    let planned = {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || thumbs::plan(&source, format, size)).await
+    };
+    let plan = match planned {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "thumbnail not made; serving the original");
+            return Outcome::Refused;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "thumbnail task failed");
+            return Outcome::Failed;
+        }
+    };
+    // The plan's peak counts the file too: top the held budget up to it.
+    let more = units_for(plan.peak_bytes).saturating_sub(held);
+    if more > 0 {
+        let Ok(Ok(extra)) = tokio::time::timeout(jobs.wait, jobs.budget.acquire_many(more)).await
         else {
             tracing::debug!("no thumbnail budget free in time; serving the original");
             return Outcome::Failed;
         };
-        let source = match storage.read_all(original).await {
-            Ok(source) => source,
+        budget.merge(extra);
+    }
+    // This task outlives its requests, so the permits it holds are released only when
+    // the blocking work is done and its result handled.
+    let made = tokio::task::spawn_blocking(move || thumbs::make(&source, format, size)).await;
+    drop((budget, slot));
+    match made {
+        Ok(Ok(bytes)) => match storage.put(key, bytes.into()).await {
+            Ok(()) => Outcome::Made,
             Err(error) => {
-                tracing::warn!(%error, "reading a thumbnail source failed");
-                return Outcome::Failed;
-            }
-        };
-        let planned = {
-            let source = source.clone();
-            tokio::task::spawn_blocking(move || thumbs::plan(&source, format, size)).await
-        };
-        let plan = match planned {
-            Ok(Ok(plan)) => plan,
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "thumbnail not made; serving the original");
-                return Outcome::Refused;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "thumbnail task failed");
-                return Outcome::Failed;
-            }
-        };
-        // The plan's peak counts the file too: top the held budget up to it.
-        let more = units_for(plan.peak_bytes).saturating_sub(held);
-        if more > 0 {
-            let Ok(Ok(extra)) =
-                tokio::time::timeout(self.wait, self.budget.acquire_many(more)).await
-            else {
-                tracing::debug!("no thumbnail budget free in time; serving the original");
-                return Outcome::Failed;
-            };
-            budget.merge(extra);
-        }
-        // This task outlives its requests, so the permits it holds are released only when
-        // the blocking work is done and its result handled.
-        let made = tokio::task::spawn_blocking(move || thumbs::make(&source, format, size)).await;
-        drop((budget, slot));
-        match made {
-            Ok(Ok(bytes)) => match storage.put(key, bytes.into()).await {
-                Ok(()) => Outcome::Made,
-                Err(error) => {
-                    tracing::warn!(%error, "storing a thumbnail failed");
-                    Outcome::Failed
-                }
-            },
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "thumbnail not made; serving the original");
-                Outcome::Refused
-            }
-            Err(error) => {
-                tracing::warn!(%error, "thumbnail task failed");
+                tracing::warn!(%error, "storing a thumbnail failed");
                 Outcome::Failed
             }
+        },
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "thumbnail not made; serving the original");
+            Outcome::Refused
+        }
+        Err(error) => {
+            tracing::warn!(%error, "thumbnail task failed");
+            Outcome::Failed
         }
     }
 }
@@ -360,7 +188,11 @@ impl Jobs {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::state::thumb_jobs::TOTAL_BUDGET_BYTES;
 
     fn png() -> axum::body::Bytes {
         let mut out = std::io::Cursor::new(Vec::new());
@@ -516,7 +348,7 @@ mod tests {
         assert_eq!(jobs.started(), 1);
         request.abort();
         assert!(request.await.unwrap_err().is_cancelled());
-        jobs.shared.slots.add_permits(1);
+        jobs.jobs().slots.add_permits(1);
         eventually(|| jobs.in_flight() == 0).await;
         assert!(
             storage.exists(thumb).await.unwrap(),
@@ -533,17 +365,6 @@ mod tests {
             .await
         );
         assert_eq!(jobs.started(), 1, "the next request uses the stored thumb");
-    }
-
-    /// Generations take about half the CPUs, never none, so the async workers keep some.
-    #[test]
-    fn slots_are_about_half_the_cpus() {
-        assert_eq!(slots_for(0), 1);
-        assert_eq!(slots_for(1), 1);
-        assert_eq!(slots_for(2), 1);
-        assert_eq!(slots_for(3), 1);
-        assert_eq!(slots_for(8), 4);
-        assert_eq!(slots_for(64), 32);
     }
 
     /// A refusal found by a generation whose requester left is remembered all the same.
@@ -575,7 +396,7 @@ mod tests {
         eventually(|| jobs.started() == 1).await;
         request.abort();
         assert!(request.await.unwrap_err().is_cancelled());
-        jobs.shared.slots.add_permits(1);
+        jobs.jobs().slots.add_permits(1);
         eventually(|| jobs.in_flight() == 0).await;
         assert!(jobs.is_refused(thumb));
         assert!(

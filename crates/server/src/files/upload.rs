@@ -10,7 +10,8 @@ use domain::{Collection, FieldError, FieldKind, RecordData, ValidationErrors};
 use serde_json::{Map, Value};
 
 use super::mime;
-use super::storage::{Storage, StorageError, file_key, record_prefix};
+use super::storage::{file_key, record_prefix};
+use crate::state::storage::{Storage, StorageError};
 
 /// PocketBase's default `maxSize` of a file field: 5 MiB.
 pub const DEFAULT_MAX_SIZE: u64 = 5 << 20;

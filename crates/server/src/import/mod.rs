@@ -362,7 +362,7 @@ fn is_empty(value: &Value) -> bool {
 /// key being the variable's raw bytes).
 fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
     use crate::settings::encryption;
-    let key = encryption::EncryptionKey::from_text(key).map_err(|e| e.to_string())?;
+    let key = crate::state::EncryptionKey::from_text(key).map_err(|e| e.to_string())?;
     let plain = encryption::decrypt(&key, cipher).map_err(|e| e.to_string())?;
     String::from_utf8(plain).map_err(|_| "the decrypted settings are not UTF-8 text".to_owned())
 }
@@ -375,7 +375,7 @@ mod tests {
     fn decrypts_pocketbase_settings_and_refuses_a_wrong_key() {
         let key = "0123456789abcdef0123456789abcdef";
         let sealed = crate::settings::encryption::encrypt(
-            &crate::settings::encryption::EncryptionKey::from_text(key).expect("a 32-byte key"),
+            &crate::state::EncryptionKey::from_text(key).expect("a 32-byte key"),
             br#"{"meta":{"appName":"x"}}"#,
         )
         .expect("seals");

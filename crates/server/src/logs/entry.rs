@@ -9,8 +9,8 @@ use super::{
     AppEntry, AuthSeen, DEFAULT_MAX_DATA_SIZE, LEVEL_ERROR, LEVEL_INFO, MAX_MESSAGE_CHARS, Pending,
     RequestEntry,
 };
-use crate::settings::Logs as LogSettings;
 use crate::state::SharedState;
+use crate::state::settings::Logs as LogSettings;
 
 /// The key marking a `data` cut to `maxDataSize`.
 pub const TRUNCATED_KEY: &str = "__pb_truncated__";

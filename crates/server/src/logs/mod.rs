@@ -18,8 +18,7 @@ mod entry;
 #[cfg(test)]
 mod tests;
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use tokio::sync::mpsc;
 pub use api::router;
 
 use crate::error::LoggedError;
+use crate::state::logs::{AppEntry, AuthSeen, Pending, RequestEntry};
 use crate::state::{AppState, SharedState};
 
 /// Entries waiting for the writer; more are dropped (and counted), never waited for. The
@@ -54,92 +54,16 @@ pub const LEVEL_INFO: i64 = 0;
 pub const LEVEL_WARN: i64 = 4;
 pub const LEVEL_ERROR: i64 = 8;
 
-/// The log machinery of one app: the store (once `serve` installs one), the channel to the
-/// writer task, and counters.
-#[derive(Default)]
-pub struct Logs {
-    store: OnceLock<Arc<dyn LogStore>>,
-    sender: OnceLock<mpsc::Sender<Pending>>,
-    dropped: AtomicU64,
-    dev: AtomicBool,
-    /// Until when (nanoseconds after [`clock_base`]) the writer has spent its share of time:
-    /// entries made meanwhile would only be dropped by it, so the request path drops them
-    /// first, before building them.
-    shed_until: AtomicU64,
+/// Installs `store` in `state`'s logs and starts the writer task on the current Tokio runtime.
+/// A second call changes nothing.
+pub fn install(state: &SharedState, store: Arc<dyn LogStore>) {
+    install_with_capacity(state, store, CHANNEL_CAPACITY);
 }
 
-/// The base of [`Logs::shed_until`]'s clock.
-fn clock_base() -> Instant {
-    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *BASE.get_or_init(Instant::now)
-}
-
-fn clock_nanos(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(clock_base()).as_nanos()).unwrap_or(u64::MAX)
-}
-
-impl Logs {
-    /// Installs `store` and starts the writer task on the current Tokio runtime. A second call
-    /// changes nothing.
-    pub fn install(state: &SharedState, store: Arc<dyn LogStore>) {
-        Self::install_with_capacity(state, store, CHANNEL_CAPACITY);
-    }
-
-    /// [`Logs::install`] with another channel bound (tests).
-    pub fn install_with_capacity(state: &SharedState, store: Arc<dyn LogStore>, capacity: usize) {
-        if state.logs.store.set(store).is_err() {
-            return;
-        }
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
-        if state.logs.sender.set(sender).is_ok() {
-            tokio::spawn(writer(Arc::downgrade(state), receiver));
-        }
-    }
-
-    /// The installed store, if any.
-    pub fn store(&self) -> Option<&Arc<dyn LogStore>> {
-        self.store.get()
-    }
-
-    /// Prints every request (and the cause of an error answer) to the console (`--dev`).
-    pub fn set_dev(&self, on: bool) {
-        self.dev.store(on, Ordering::Relaxed);
-    }
-
-    /// Entries dropped because the channel was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Whether an entry made now would be dropped: the writer is out of time until later, or
-    /// the channel is full.
-    fn shedding(&self, now: Instant) -> bool {
-        clock_nanos(now) < self.shed_until.load(Ordering::Relaxed)
-            || self
-                .sender
-                .get()
-                .is_some_and(|sender| sender.capacity() == 0)
-    }
-
-    /// Offers an entry to the writer; drops it (counted) when the channel is full.
-    fn offer(&self, pending: Pending) {
-        let Some(sender) = self.sender.get() else {
-            return;
-        };
-        if sender.try_send(pending).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Logs an entry that is not a request (a hook's `$app.logger()`), subject to the same
-    /// settings; never waits.
-    pub fn log(&self, level: i64, message: String, data: serde_json::Value) {
-        self.offer(Pending::App(AppEntry {
-            created: chrono::Utc::now(),
-            level,
-            message,
-            data,
-        }));
+/// [`install`] with another channel bound (tests).
+pub fn install_with_capacity(state: &SharedState, store: Arc<dyn LogStore>, capacity: usize) {
+    if let Some(receiver) = state.logs.install(store, capacity) {
+        tokio::spawn(writer(Arc::downgrade(state), receiver));
     }
 }
 
@@ -163,50 +87,6 @@ pub fn attrs_data(attrs: &serde_json::Value) -> serde_json::Value {
         }
     }
     serde_json::Value::Object(data.into_iter().collect())
-}
-
-/// What the request path hands to the writer.
-enum Pending {
-    Request(Box<RequestEntry>),
-    App(AppEntry),
-}
-
-/// A request as seen by the log layer; turned into a [`domain::LogEntry`] by the writer.
-struct RequestEntry {
-    created: chrono::DateTime<chrono::Utc>,
-    method: Method,
-    /// The request target as sent (path and query).
-    url: String,
-    status: u16,
-    exec: Duration,
-    remote_ip: Option<IpAddr>,
-    /// The client IP from the trusted proxy headers, when they name one.
-    forwarded_ip: Option<String>,
-    user_agent: String,
-    referer: String,
-    auth: AuthSeen,
-    error: Option<LoggedError>,
-    /// Whether the entry is stored (else only printed, under `--dev`), and what of it, as
-    /// the settings said when the request was answered.
-    store: bool,
-    log_ip: bool,
-    log_auth_id: bool,
-}
-
-struct AppEntry {
-    created: chrono::DateTime<chrono::Utc>,
-    level: i64,
-    message: String,
-    data: serde_json::Value,
-}
-
-/// Who made the request.
-enum AuthSeen {
-    Guest,
-    /// Resolved by the handler (collection name, record id).
-    Known(String, String),
-    /// A token the handler never looked at: resolved by the writer.
-    Token(String),
 }
 
 /// The slot the `Auth` extractor fills with the caller it resolved, so the log needs no second
@@ -249,7 +129,7 @@ pub async fn layer(
     request: Request<Body>,
     next: Next,
 ) -> Response {
-    let enabled = state.logs.sender.get().is_some();
+    let enabled = state.logs.enabled();
     if !enabled {
         return next.run(request).await;
     }
@@ -296,7 +176,7 @@ pub async fn layer(
         Err(_) => return response,
     };
     let store = settings.logs.max_days > 0 && level >= settings.logs.min_level;
-    let dev = state.logs.dev.load(Ordering::Relaxed);
+    let dev = state.logs.dev();
     let static_answer = response.extensions().get::<StaticAnswer>().is_some();
     if (status < 400 && (static_answer || skips_success(&method, uri.path()))) || !(store || dev) {
         return response;
@@ -305,7 +185,7 @@ pub async fn layer(
     // dropped, so it is dropped here, before it costs allocations and a trip through the
     // channel.
     if state.logs.shedding(Instant::now()) {
-        state.logs.dropped.fetch_add(1, Ordering::Relaxed);
+        state.logs.count_dropped(1);
         return response;
     }
     let auth = match (slot.and_then(|slot| slot.0.get().cloned()), token) {
@@ -383,15 +263,9 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         };
         let started = Instant::now();
         if !budget.allows(started) {
-            state
-                .logs
-                .dropped
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            state.logs.count_dropped(batch.len() as u64);
             budget.warn_dropped(started, state.logs.dropped());
-            state
-                .logs
-                .shed_until
-                .store(clock_nanos(started + budget.ready_in()), Ordering::Relaxed);
+            state.logs.shed_until(started + budget.ready_in());
             continue;
         }
         let settings = match crate::settings::current(&state).await {
@@ -401,7 +275,7 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
                 continue;
             }
         };
-        let dev = state.logs.dev.load(Ordering::Relaxed);
+        let dev = state.logs.dev();
         let mut entries = Vec::with_capacity(batch.len());
         for pending in batch.drain(..) {
             // A request entry was decided when it was answered; a logger's entry is now.
@@ -429,10 +303,7 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         // Out of time after this batch: requests stop making entries until it refills.
         let ready_in = budget.ready_in();
         if !ready_in.is_zero() {
-            state
-                .logs
-                .shed_until
-                .store(clock_nanos(Instant::now() + ready_in), Ordering::Relaxed);
+            state.logs.shed_until(Instant::now() + ready_in);
         }
     }
 }

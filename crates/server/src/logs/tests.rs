@@ -37,7 +37,7 @@ mod with_state {
     use store_sqlite::SqliteStore;
     use store_sqlite::logs::SqliteLogStore;
 
-    use crate::logs::{BATCH_SIZE, LEVEL_ERROR, Logs, MAX_MESSAGE_CHARS};
+    use crate::logs::{BATCH_SIZE, LEVEL_ERROR, MAX_MESSAGE_CHARS};
     use crate::state::{AppState, ServerConfig, SharedState};
 
     /// A log store that only keeps what it is given (and the size of each batch).
@@ -85,7 +85,7 @@ mod with_state {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = state(&dir);
         let recorder = Arc::new(Recorder::default());
-        Logs::install_with_capacity(&state, recorder.clone(), 4);
+        crate::logs::install_with_capacity(&state, recorder.clone(), 4);
         // The writer task cannot run before this test yields: 4 entries fit, 16 are dropped.
         for i in 0..20 {
             state
@@ -118,7 +118,7 @@ mod with_state {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = state(&dir);
         let recorder = Arc::new(Recorder::default());
-        Logs::install(&state, recorder.clone());
+        crate::logs::install(&state, recorder.clone());
         let app = crate::router(state.clone());
         let health = || {
             axum::http::Request::get("/api/health")
@@ -127,18 +127,14 @@ mod with_state {
         };
         state
             .logs
-            .shed_until
-            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+            .shed_until(std::time::Instant::now() + std::time::Duration::from_secs(3600));
         for _ in 0..5 {
             let response = app.clone().oneshot(health()).await.expect("answer");
             assert_eq!(response.status(), 200);
         }
         assert_eq!(state.logs.dropped(), 5, "dropped on the request path");
         // Time again: the next request is logged.
-        state
-            .logs
-            .shed_until
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        state.logs.shed_until(std::time::Instant::now());
         let response = app.clone().oneshot(health()).await.expect("answer");
         assert_eq!(response.status(), 200);
         for _ in 0..300 {
@@ -182,7 +178,7 @@ mod with_state {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = state(&dir);
         let recorder = Arc::new(Recorder::default());
-        Logs::install_with_capacity(&state, recorder.clone(), 2 * BATCH_SIZE);
+        crate::logs::install_with_capacity(&state, recorder.clone(), 2 * BATCH_SIZE);
         let total = BATCH_SIZE + 10;
         for i in 0..total {
             let message = if i == 0 {

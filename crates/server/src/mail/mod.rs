@@ -14,8 +14,8 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::settings::Settings;
 use crate::state::SharedState;
+use crate::state::settings::Settings;
 
 /// Why a message was not delivered.
 #[derive(Debug, thiserror::Error)]

@@ -53,16 +53,6 @@ pub const BACKUPS_TOTAL: &str = "plinth_backups_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// The bearer secret of `--metricsSecret`; its `Debug` does not show it (configs get logged).
-#[derive(Clone, PartialEq, Eq)]
-pub struct MetricsSecret(pub String);
-
-impl std::fmt::Debug for MetricsSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MetricsSecret(<redacted>)")
-    }
-}
-
 /// Installs the process-wide recorder once; `None` when another recorder was installed first
 /// (the page then shows only the gauges).
 pub fn install() -> Option<&'static PrometheusHandle> {
@@ -192,15 +182,7 @@ fn secret_matches(state: &AppState, headers: &HeaderMap) -> bool {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
         _ => return false,
     };
-    constant_time_eq(token.as_bytes(), secret.as_bytes())
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::state::secrets::constant_time_eq(token.as_bytes(), secret.as_bytes())
 }
 
 /// Appends the gauges read from `state` now.

@@ -38,8 +38,8 @@ impl App {
         let superuser = crate::auth::token::auth_token(&superusers, &admin).unwrap();
         let config = ServerConfig {
             bcrypt_cost: 4,
-            argon2: crate::auth::password::Argon2Params::for_bcrypt_cost(4),
-            metrics_secret: secret.map(|s| super::MetricsSecret(s.to_owned())),
+            argon2: crate::state::Argon2Params::for_bcrypt_cost(4),
+            metrics_secret: secret.map(|s| crate::state::MetricsSecret(s.to_owned())),
             ..ServerConfig::default()
         };
         let state = AppState::new(store, config);

@@ -3,10 +3,11 @@
 //! subscriptions and binds its auth; record changes arrive as one message per matching
 //! subscription, named by the subscription string itself.
 //!
-//! Changes come from the store's durable change log (`hub`), never from the handlers, so
+//! Changes come from the store's durable change log (`fanout`), never from the handlers, so
 //! every committed write is published — whatever wrote it — and nothing that rolled back is.
+//! The hub the handlers and the fan-out share is on the ground floor ([`crate::state::hub`]).
 
-mod hub;
+mod fanout;
 mod subscription;
 
 #[cfg(test)]
@@ -29,14 +30,12 @@ use domain::{AuthContext, FieldError, ValidationErrors};
 use serde_json::Value;
 use tokio::time::Instant;
 
-pub use hub::{Hub, RealtimeConfig};
-
-use hub::{Client, Refusal};
 use subscription::Subscription;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
 use crate::state::SharedState;
+use crate::state::hub::{Client, Hub, Refusal};
 
 /// Most subscriptions per client, and longest subscription string (in bytes, as PocketBase
 /// counts: 2,000 two-byte characters are too long).
@@ -179,7 +178,7 @@ fn client_stream(
                 connection.client.pop_frame()
             } else {
                 connection.greeted = true;
-                Some(hub::connect_frame(&connection.client.id))
+                Some(crate::state::hub::connect_frame(&connection.client.id))
             };
             if let Some(frame) = frame {
                 connection.last_sent = Instant::now();

@@ -2,41 +2,14 @@
 //! `coll` alias of `coll/*`, each optionally followed by `?options=<url-encoded JSON>` with
 //! `query` (`filter`, `expand`, `fields`, anything for `@request.query.*`) and `headers`.
 //! The raw string is kept verbatim: it is the `event:` name of every message it produces.
+//! The parsed form ([`Subscription`]) is held by the hub's clients, so it is defined on the
+//! ground floor ([`crate::state::hub`]); here is the parsing.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-/// What a topic watches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// Every record of the collection (`coll/*` or `coll`); checked with the list rule.
-    List,
-    /// One record (`coll/<id>`); checked with the view rule.
-    View(String),
-}
-
-/// One parsed subscription of a client.
-#[derive(Debug, Clone)]
-pub(crate) struct Subscription {
-    /// The string as subscribed, echoed as the event name (shared by every queued message).
-    pub raw: Arc<str>,
-    /// The collection id or name the topic names (matched exactly against both).
-    pub collection: String,
-    /// `None` for strings that are no record topic (e.g. `@oauth2`): accepted, never matched
-    /// by record events.
-    pub target: Option<Target>,
-    /// `options.query`, values coerced to text.
-    pub query: Vec<(String, String)>,
-    /// `options.headers`, names normalized like `@request.headers.*`, values as text.
-    pub headers: Vec<(String, String)>,
-    /// The raw options text, part of the fan-out cache key (equal options, equal output).
-    pub options_key: String,
-    /// The newest change-log sequence committed when this topic was subscribed: only changes
-    /// after it are delivered (a write that committed before the subscription is not an event
-    /// for it, however late the hub reads it).
-    pub since: u64,
-}
+pub(crate) use crate::state::hub::{Subscription, Target};
 
 impl Subscription {
     pub(crate) fn parse(raw: &str) -> Subscription {
@@ -72,42 +45,6 @@ impl Subscription {
             headers,
             options_key: options_text,
             since: 0,
-        }
-    }
-
-    /// The first `options.query` value named `name`, or `""`.
-    pub(crate) fn query_value(&self, name: &str) -> &str {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map_or("", |(_, value)| value.as_str())
-    }
-
-    /// Whether `change` of the collection `(id, name)` is an event for this topic: a change
-    /// that committed before the topic was subscribed is not.
-    pub(crate) fn receives(
-        &self,
-        collection_id: &str,
-        collection_name: &str,
-        change: &domain::Change,
-    ) -> bool {
-        self.since < change.seq && self.matches(collection_id, collection_name, &change.record_id)
-    }
-
-    /// Whether this topic covers the record `record_id` of the collection `(id, name)`.
-    pub(crate) fn matches(
-        &self,
-        collection_id: &str,
-        collection_name: &str,
-        record_id: &str,
-    ) -> bool {
-        if self.collection != collection_id && self.collection != collection_name {
-            return false;
-        }
-        match &self.target {
-            Some(Target::List) => true,
-            Some(Target::View(id)) => id == record_id,
-            None => false,
         }
     }
 }

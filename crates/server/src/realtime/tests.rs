@@ -14,10 +14,15 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use store_sqlite::SqliteStore;
 
-use super::hub::Refusal;
+use super::client_stream;
 use super::subscription::Subscription;
-use super::{Hub, RealtimeConfig, client_stream};
+use crate::state::hub::{Client, Hub, RealtimeConfig, Refusal};
 use crate::state::{AppState, ServerConfig};
+
+/// A hub on its own (no state), expanding as the server's does.
+fn hub_with(config: RealtimeConfig) -> Hub {
+    Hub::new(config, crate::records::expand_for_realtime)
+}
 
 fn config(idle_ms: u64, max_ms: u64, buffer: usize) -> RealtimeConfig {
     RealtimeConfig {
@@ -29,7 +34,7 @@ fn config(idle_ms: u64, max_ms: u64, buffer: usize) -> RealtimeConfig {
 }
 
 /// The `(event, data)` of every message waiting for `client`.
-fn drain(client: &super::Client) -> Vec<(String, Value)> {
+fn drain(client: &Client) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     while let Some(frame) = client.pop_frame() {
         let mut event = String::new();
@@ -50,7 +55,7 @@ fn drain(client: &super::Client) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn streams_close_when_idle() {
-    let hub = Hub::new(config(150, 60_000, 8));
+    let hub = hub_with(config(150, 60_000, 8));
     let client = hub.connect(None).expect("connects");
     let id = client.id.to_string();
     let mut stream = Box::pin(client_stream(hub.clone(), client));
@@ -77,7 +82,7 @@ async fn streams_close_when_idle() {
 
 #[tokio::test]
 async fn streams_close_at_their_maximum_lifetime_even_when_busy() {
-    let hub = Hub::new(config(10_000, 300, 64));
+    let hub = hub_with(config(10_000, 300, 64));
     let client = hub.connect(None).expect("connects");
     let sender = Arc::clone(&client);
     let mut stream = Box::pin(client_stream(hub.clone(), client));
@@ -106,7 +111,7 @@ async fn streams_close_at_their_maximum_lifetime_even_when_busy() {
 
 #[tokio::test]
 async fn a_slow_client_is_dropped_and_others_keep_receiving() {
-    let hub = Hub::new(config(60_000, 60_000, 3));
+    let hub = hub_with(config(60_000, 60_000, 3));
     let slow = hub.connect(None).expect("connects");
     let fast = hub.connect(None).expect("connects");
     let mut slow_stream = Box::pin(client_stream(hub.clone(), Arc::clone(&slow)));
@@ -135,7 +140,7 @@ async fn a_slow_client_is_dropped_and_others_keep_receiving() {
 
 #[tokio::test]
 async fn a_client_holding_too_many_bytes_is_dropped() {
-    let hub = Hub::new(RealtimeConfig {
+    let hub = hub_with(RealtimeConfig {
         client_buffer_bytes: 10_000,
         ..config(60_000, 60_000, 1000)
     });
@@ -167,11 +172,11 @@ async fn a_client_holding_too_many_bytes_is_dropped() {
 
 #[tokio::test]
 async fn settings_change_the_lifetimes_of_open_streams() {
-    let hub = Hub::new(config(60_000, 60_000, 8));
+    let hub = hub_with(config(60_000, 60_000, 8));
     let client = hub.connect(None).expect("connects");
     let mut stream = Box::pin(client_stream(hub.clone(), Arc::clone(&client)));
     assert!(stream.next().await.is_some());
-    hub.apply_settings(&crate::settings::Realtime {
+    hub.apply_settings(&crate::state::settings::Realtime {
         idle_timeout: 1,
         ..Default::default()
     });
@@ -193,7 +198,7 @@ async fn settings_change_the_lifetimes_of_open_streams() {
 
 #[tokio::test]
 async fn message_client_reaches_only_a_subscribed_client() {
-    let hub = Hub::new(config(60_000, 60_000, 8));
+    let hub = hub_with(config(60_000, 60_000, 8));
     let waiting = hub.connect(None).expect("connects");
     waiting.set(
         AuthContext::Guest,
@@ -238,7 +243,7 @@ async fn message_client_reaches_only_a_subscribed_client() {
 
 #[tokio::test]
 async fn shutdown_ends_every_stream() {
-    let hub = Hub::new(config(60_000, 60_000, 8));
+    let hub = hub_with(config(60_000, 60_000, 8));
     let client = hub.connect(None).expect("connects");
     let mut stream = Box::pin(client_stream(hub.clone(), client));
     assert!(stream.next().await.is_some());
@@ -820,7 +825,7 @@ async fn changes_committed_before_a_subscription_are_not_its_events() {
 
 #[test]
 fn clients_are_capped_in_total_and_per_ip() {
-    let hub = Hub::new(RealtimeConfig {
+    let hub = hub_with(RealtimeConfig {
         max_clients: 3,
         max_clients_per_ip: 2,
         ..RealtimeConfig::default()
@@ -843,7 +848,7 @@ fn clients_are_capped_in_total_and_per_ip() {
 
 #[test]
 fn exempt_clients_skip_the_per_ip_cap_but_not_the_total() {
-    let hub = Hub::new(RealtimeConfig {
+    let hub = hub_with(RealtimeConfig {
         max_clients: 4,
         max_clients_per_ip: 2,
         ..RealtimeConfig::default()
@@ -1011,7 +1016,7 @@ async fn a_client_too_far_behind_on_its_checks_is_dropped() {
     let (posts, [open, _], _) = relation_fixture(&store).await;
     let state = AppState::new(Arc::clone(&store), ServerConfig::default());
     let hub = state.realtime.clone();
-    hub.apply_settings(&crate::settings::Realtime {
+    hub.apply_settings(&crate::state::settings::Realtime {
         client_queue_messages: 2,
         ..Default::default()
     });
@@ -1038,7 +1043,7 @@ async fn a_client_whose_backlog_holds_too_many_bytes_is_dropped() {
     let (posts, [open, _], _) = relation_fixture(&store).await;
     let state = AppState::new(Arc::clone(&store), ServerConfig::default());
     let hub = state.realtime.clone();
-    hub.apply_settings(&crate::settings::Realtime {
+    hub.apply_settings(&crate::state::settings::Realtime {
         client_queue_bytes: 64 << 10,
         ..Default::default()
     });

@@ -90,7 +90,7 @@ pub(super) fn request_parts(request: &Request) -> axum::http::request::Parts {
 /// change on it before `e.next()` is written.
 async fn with_request_hook(
     state: &SharedState,
-    scripts: &std::sync::Arc<crate::scripts::Scripts>,
+    scripts: &std::sync::Arc<crate::state::scripts::Scripts>,
     parts: &axum::http::request::Parts,
     parsed_body: Option<Value>,
     prepared: pipeline::Prepared,

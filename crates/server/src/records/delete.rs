@@ -58,7 +58,7 @@ pub async fn delete(
 
 async fn with_request_hook(
     state: &SharedState,
-    scripts: &std::sync::Arc<crate::scripts::Scripts>,
+    scripts: &std::sync::Arc<crate::state::scripts::Scripts>,
     parts: &axum::http::request::Parts,
     prepared: pipeline::Prepared,
 ) -> ApiResult<Response> {

@@ -63,6 +63,26 @@ pub async fn expand_records(
     expand_records_for(state, &ctx, collection, records, outputs, param).await
 }
 
+/// [`expand_records_for`] as the realtime hub takes it ([`crate::state::hub::ExpandRecords`]):
+/// the crate root hands it to the hub, so realtime does not depend on records.
+pub fn expand_for_realtime<'a>(
+    state: &'a SharedState,
+    ctx: &'a RequestContext,
+    collection: &'a Arc<Collection>,
+    records: &'a [Record],
+    outputs: &'a mut [Value],
+    expand: &'a str,
+) -> Pin<Box<dyn Future<Output = ApiResult<()>> + Send + 'a>> {
+    Box::pin(expand_records_for(
+        state,
+        ctx,
+        collection,
+        records,
+        outputs,
+        Some(expand),
+    ))
+}
+
 /// [`expand_records`] with the request's own context: each related collection's view rule
 /// sees the request's `@request.*` values.
 pub async fn expand_records_for(

@@ -14,8 +14,9 @@ use rules::RequestContext;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::scripts::{self, Scripts};
+use crate::scripts;
 use crate::state::SharedState;
+use crate::state::scripts::Scripts;
 
 const ENRICH: &str = "onRecordEnrich";
 

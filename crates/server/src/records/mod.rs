@@ -23,7 +23,7 @@ use axum::routing::get;
 
 use crate::state::SharedState;
 
-pub use expand::{expand_records, expand_records_for};
+pub use expand::{expand_for_realtime, expand_records, expand_records_for};
 
 pub fn router() -> Router<SharedState> {
     Router::new()

@@ -43,10 +43,11 @@ use super::common::{
 use super::query::QueryParams;
 use super::write;
 use crate::access::{self, Decision, Question, SqlCheck};
-use crate::auth::password::{self, Argon2Params};
+use crate::auth::password;
 use crate::backups::Removal;
 use crate::error::{ApiError, ApiResult};
 use crate::files::upload::{self, UploadPlan, UploadedFile};
+use crate::state::Argon2Params;
 use crate::state::SharedState;
 
 const CREATE_FAILED: &str = "Failed to create record.";
@@ -631,7 +632,7 @@ pub(crate) async fn execute(
 }
 
 /// Holds a committed write's answer until realtime subscribers' messages for it (and for
-/// every change before it) are prepared; see [`crate::realtime::Hub::settle`].
+/// every change before it) are prepared; see [`crate::state::hub::Hub::settle`].
 async fn settle_realtime(state: &SharedState) {
     if state.realtime.client_count() == 0 {
         return;
@@ -667,7 +668,7 @@ pub(crate) async fn commit(
 /// storage is opened here when the writes showed it is needed after all.
 async fn remove_dropped_files(
     state: &SharedState,
-    storage: Option<crate::files::Storage>,
+    storage: Option<crate::state::storage::Storage>,
     written: &[(&str, Option<&RecordData>, &WriteResult)],
 ) {
     let schema = state.store.schema();

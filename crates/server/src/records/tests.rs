@@ -1207,7 +1207,7 @@ async fn the_system_path_validates_hashes_and_rotates_token_keys() {
     let store: Arc<dyn Store> =
         SqliteStore::open(dir.path(), Default::default()).expect("store opens");
     let config = ServerConfig {
-        argon2: crate::auth::password::Argon2Params::for_bcrypt_cost(4),
+        argon2: crate::state::Argon2Params::for_bcrypt_cost(4),
         ..ServerConfig::default()
     };
     let state = AppState::new(store.clone(), config);

@@ -71,7 +71,7 @@ pub async fn update(
 /// The update behind `onRecordUpdateRequest`.
 async fn with_request_hook(
     state: &SharedState,
-    scripts: &Arc<crate::scripts::Scripts>,
+    scripts: &Arc<crate::state::scripts::Scripts>,
     parts: &axum::http::request::Parts,
     parsed_body: Option<Value>,
     prepared: pipeline::Prepared,

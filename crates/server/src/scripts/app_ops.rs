@@ -276,7 +276,7 @@ fn mailbox(value: &Value) -> Result<Option<Mailbox>, HostError> {
 /// A `MailerMessage` as a MIME message: `from` defaults to the configured sender; the body
 /// is HTML with its plain-text alternative (derived when `text` is empty), or plain text.
 fn build_message(
-    settings: &crate::settings::Settings,
+    settings: &crate::state::settings::Settings,
     message: &Value,
 ) -> Result<Message, HostError> {
     let from = match mailbox(&message["from"])? {
@@ -420,7 +420,7 @@ fn send_record_mail(host: &AppHost, schema: &Schema, args: &Value) -> HostResult
 
 /// The `MailerMessage` form of a rendered template from the configured sender to `to`.
 pub(crate) fn message_json(
-    settings: &crate::settings::Settings,
+    settings: &crate::state::settings::Settings,
     to: &str,
     rendered: &crate::mail::Rendered,
 ) -> Value {
@@ -490,7 +490,10 @@ pub(crate) async fn deliver(state: &SharedState, message: Value) -> Result<(), H
         })
 }
 
-async fn send_json(settings: &crate::settings::Settings, message: &Value) -> Result<(), HostError> {
+async fn send_json(
+    settings: &crate::state::settings::Settings,
+    message: &Value,
+) -> Result<(), HostError> {
     let built = build_message(settings, message)?;
     crate::mail::send(settings, built)
         .await
@@ -522,8 +525,8 @@ pub(crate) fn decrypt(cipher: &str, key: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&plain).into_owned())
 }
 
-fn go_key(key: &str) -> Result<encryption::EncryptionKey, String> {
-    encryption::EncryptionKey::from_text(key)
+fn go_key(key: &str) -> Result<crate::state::EncryptionKey, String> {
+    crate::state::EncryptionKey::from_text(key)
         .map_err(|_| format!("crypto/aes: invalid key size {}", key.len()))
 }
 

@@ -41,7 +41,7 @@ impl Drop for AppHost {
             );
             let state = self.state.clone();
             let scripts = self.scripts.clone();
-            self.scripts.handle.spawn(async move {
+            self.scripts.handle().spawn(async move {
                 if let Some(open) = shared.lock().await.take() {
                     let _ = open.rollback().await;
                 }
@@ -67,7 +67,7 @@ impl AppHost {
     }
 
     pub(super) fn block<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.scripts.handle.block_on(future)
+        self.scripts.handle().block_on(future)
     }
 
     fn tx_of(&self, args: &Value) -> Result<Option<SharedTx>, HostError> {

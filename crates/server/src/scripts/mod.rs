@@ -13,12 +13,9 @@ pub mod migrations;
 pub(crate) mod records;
 pub mod routes;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use domain::store::Transaction;
-use hooks::{Engine, EngineConfig, HookError, Registry};
+use hooks::{Engine, EngineConfig, HookError};
 use serde_json::Value;
 
 pub use host::AppHost;
@@ -28,30 +25,8 @@ pub use records::register_crons;
 
 use crate::error::ApiError;
 use crate::state::SharedState;
-
-/// A transaction a script opened (`$app.runInTransaction`) or one a write opened for its
-/// model hooks, shared by every invocation that takes part in it.
-pub(crate) type SharedTx = Arc<tokio::sync::Mutex<Option<Box<dyn Transaction>>>>;
-
-/// The loaded hooks, their compiled routes, and what invocations share.
-pub struct Scripts {
-    pub engine: Engine,
-    /// `routerAdd` routes, most specific first: (method, pattern, index into the registry).
-    routes: Vec<(String, routes::Pattern, usize)>,
-    handle: tokio::runtime::Handle,
-    next_tx: AtomicU64,
-    txs: Mutex<HashMap<u64, SharedTx>>,
-    /// `$app.store()`: one process-wide map shared by every runtime.
-    kv: Mutex<serde_json::Map<String, Value>>,
-    /// After-success hooks waiting for the commit of a script transaction, by handle.
-    pub(crate) after: Mutex<HashMap<u64, Vec<AfterCommit>>>,
-    /// Where automigrate writes a file for each collection change made through the API
-    /// (`--automigrate`); unset, it is off.
-    pub automigrate_dir: std::sync::OnceLock<std::path::PathBuf>,
-}
-
-/// An after-commit hook run, queued until its transaction commits.
-pub(crate) type AfterCommit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+pub(crate) use crate::state::scripts::{AfterCommit, SharedTx};
+use crate::state::scripts::{Route, Scripts};
 
 /// Why the hooks could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,91 +37,33 @@ pub enum ScriptsError {
     Route(String),
 }
 
-impl Scripts {
-    /// Loads the hook files and compiles their routes. Load failures of single files are
-    /// returned in `engine.failures` (the caller decides whether they are fatal).
-    pub async fn start(config: EngineConfig) -> Result<Arc<Scripts>, ScriptsError> {
-        let engine = Engine::start(config).await?;
-        let mut compiled = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (index, route) in engine.registry.routes.iter().enumerate() {
-            let pattern = routes::Pattern::parse(&route.path)
-                .map_err(|e| ScriptsError::Route(e.to_string()))?;
-            if !seen.insert((route.method.clone(), route.path.clone())) {
-                return Err(ScriptsError::Route(format!(
-                    "pattern \"{} {}\" conflicts with an earlier route",
-                    route.method, route.path
-                )));
-            }
-            compiled.push((route.method.clone(), pattern, index));
+/// Loads the hook files and compiles their routes. Load failures of single files are
+/// returned in `engine.failures` (the caller decides whether they are fatal).
+pub async fn start(config: EngineConfig) -> Result<Arc<Scripts>, ScriptsError> {
+    let engine = Engine::start(config).await?;
+    let mut compiled = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, route) in engine.registry.routes.iter().enumerate() {
+        let pattern =
+            routes::Pattern::parse(&route.path).map_err(|e| ScriptsError::Route(e.to_string()))?;
+        if !seen.insert((route.method.clone(), route.path.clone())) {
+            return Err(ScriptsError::Route(format!(
+                "pattern \"{} {}\" conflicts with an earlier route",
+                route.method, route.path
+            )));
         }
-        compiled.sort_by_key(|b| std::cmp::Reverse(b.1.specificity()));
-        Ok(Arc::new(Scripts {
-            engine,
-            routes: compiled,
-            handle: tokio::runtime::Handle::current(),
-            next_tx: AtomicU64::new(1),
-            txs: Mutex::new(HashMap::new()),
-            kv: Mutex::new(serde_json::Map::new()),
-            after: Mutex::new(HashMap::new()),
-            automigrate_dir: std::sync::OnceLock::new(),
-        }))
+        compiled.push((route.method.clone(), pattern, index));
     }
-
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.engine.registry
-    }
-
-    /// The route for `method` and `path`, with its path values. `HEAD` finds `GET` routes.
-    pub(crate) fn route_for(
-        &self,
-        method: &str,
-        path: &str,
-    ) -> Option<(usize, HashMap<String, String>)> {
-        for (m, pattern, index) in &self.routes {
-            let method_ok = m == method || (method == "HEAD" && m == "GET");
-            if !method_ok {
-                continue;
-            }
-            if let Some(values) = pattern.matches(path) {
-                return Some((*index, values));
-            }
-        }
-        None
-    }
-
-    fn open_tx(&self, tx: Box<dyn Transaction>) -> u64 {
-        let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
-        let shared: SharedTx = Arc::new(tokio::sync::Mutex::new(Some(tx)));
-        lock(&self.txs).insert(id, shared);
-        id
-    }
-
-    pub(crate) fn register_tx(&self, tx: SharedTx) -> u64 {
-        let id = self.next_tx.fetch_add(1, Ordering::Relaxed);
-        lock(&self.txs).insert(id, tx);
-        id
-    }
-
-    /// The handle of a transaction already in the table.
-    pub(crate) fn id_of(&self, tx: &SharedTx) -> Option<u64> {
-        lock(&self.txs)
-            .iter()
-            .find(|(_, t)| Arc::ptr_eq(t, tx))
-            .map(|(id, _)| *id)
-    }
-
-    pub(crate) fn forget_tx(&self, id: u64) {
-        lock(&self.txs).remove(&id);
-    }
-
-    fn tx(&self, id: u64) -> Option<SharedTx> {
-        lock(&self.txs).get(&id).cloned()
-    }
-
-    fn take_tx(&self, id: u64) -> Option<SharedTx> {
-        lock(&self.txs).remove(&id)
-    }
+    compiled.sort_by_key(|b| std::cmp::Reverse(b.1.specificity()));
+    let routes = compiled
+        .into_iter()
+        .map(|(method, pattern, index)| Route {
+            method,
+            pattern: Box::new(pattern),
+            index,
+        })
+        .collect();
+    Ok(Arc::new(Scripts::new(engine, routes)))
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -411,7 +411,7 @@ pub(crate) fn cron_job(
     scripts: &Arc<Scripts>,
     arg: Value,
     entry: &'static str,
-) -> crate::cron::Job {
+) -> crate::state::crons::Job {
     let state = Arc::downgrade(state);
     let scripts = Arc::downgrade(scripts);
     Arc::new(move || {

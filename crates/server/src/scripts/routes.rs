@@ -173,6 +173,12 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+impl crate::state::scripts::PathPattern for Pattern {
+    fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
+        Pattern::matches(self, path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ pub(super) async fn generate_client_secret(
     _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    let text = |key: &str| crate::auth::form_text(&body, key);
+    let text = |key: &str| crate::extract::form_text(&body, key);
     let client_id = text("clientId")?;
     let team_id = text("teamId")?;
     let key_id = text("keyId")?;
@@ -125,21 +125,19 @@ pub(super) async fn generate_client_secret(
 }
 
 /// The DER bytes between a PEM block's header and footer (standard base64, line breaks
-/// allowed), decoded as the base64url it becomes once `+` and `/` are swapped.
+/// allowed, padding optional).
 fn pem_body(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const PEM: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
     let inner = pem
         .strip_prefix("-----BEGIN PRIVATE KEY-----")?
         .strip_suffix("-----END PRIVATE KEY-----")?;
-    let url: String = inner
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    crate::auth::token::base64_url_decode(&url).filter(|der| !der.is_empty())
+    let text: String = inner.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    PEM.decode(text).ok().filter(|der| !der.is_empty())
 }
 
 #[cfg(test)]
@@ -178,7 +176,10 @@ mod tests {
     const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     fn decode_url(text: &str) -> Vec<u8> {
-        crate::auth::token::base64_url_decode(text).unwrap()
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .unwrap()
     }
 
     #[tokio::test]

@@ -13,66 +13,13 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
+use crate::state::secrets::{EncryptionError, EncryptionKey};
 
-/// The key length PocketBase's `--encryptionEnv` asks for (AES-256).
-pub const KEY_LEN: usize = 32;
-
-/// An AES-256 key; its `Debug` never shows the bytes.
-#[derive(Clone)]
-pub struct EncryptionKey([u8; KEY_LEN]);
-
-impl std::fmt::Debug for EncryptionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EncryptionKey(…)")
-    }
-}
-
-/// Why a key could not be made or a value not be encrypted or decrypted.
-#[derive(Debug, thiserror::Error)]
-pub enum EncryptionError {
-    #[error(
-        "the environment variable {0} named by --encryptionEnv is not set (or empty); set it to \
-         a 32-character key, or drop --encryptionEnv"
-    )]
-    MissingVariable(String),
-    #[error(
-        "the encryption key must be exactly {KEY_LEN} bytes (32 ASCII characters); the one \
-         given has {0}"
-    )]
-    KeyLength(usize),
-    #[error("the encrypted value is not valid base64")]
-    Base64,
-    #[error("the encrypted value is too short to hold a nonce and a tag")]
-    TooShort,
-    #[error("the encrypted value cannot be decrypted with this key (wrong key or corrupt data)")]
-    Decrypt,
-    #[error("encryption failed")]
-    Encrypt,
-}
-
-impl EncryptionKey {
-    /// The key from its text: exactly [`KEY_LEN`] bytes, used as they are (as PocketBase does).
-    pub fn from_text(text: &str) -> Result<EncryptionKey, EncryptionError> {
-        let bytes: [u8; KEY_LEN] = text
-            .as_bytes()
-            .try_into()
-            .map_err(|_| EncryptionError::KeyLength(text.len()))?;
-        Ok(EncryptionKey(bytes))
-    }
-
-    /// The key held by the environment variable `name`.
-    pub fn from_env(name: &str) -> Result<EncryptionKey, EncryptionError> {
-        match std::env::var(name) {
-            Ok(text) if !text.is_empty() => EncryptionKey::from_text(&text),
-            _ => Err(EncryptionError::MissingVariable(name.to_owned())),
-        }
-    }
-
-    fn aead(&self) -> Result<LessSafeKey, EncryptionError> {
-        UnboundKey::new(&AES_256_GCM, &self.0)
-            .map(LessSafeKey::new)
-            .map_err(|_| EncryptionError::Encrypt)
-    }
+/// The AES-256-GCM key of `key`.
+fn aead(key: &EncryptionKey) -> Result<LessSafeKey, EncryptionError> {
+    UnboundKey::new(&AES_256_GCM, key.bytes())
+        .map(LessSafeKey::new)
+        .map_err(|_| EncryptionError::Encrypt)
 }
 
 /// `plaintext` sealed as PocketBase seals it: base64(nonce ‖ ciphertext ‖ tag).
@@ -80,7 +27,7 @@ pub fn encrypt(key: &EncryptionKey, plaintext: &[u8]) -> Result<String, Encrypti
     let mut nonce = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| EncryptionError::Encrypt)?;
     let mut sealed = plaintext.to_vec();
-    key.aead()?
+    aead(key)?
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::empty(),
@@ -109,8 +56,7 @@ pub fn decrypt_raw(key: &EncryptionKey, raw: &[u8]) -> Result<Vec<u8>, Encryptio
     let (nonce, sealed) = raw.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| EncryptionError::TooShort)?;
     let mut sealed = sealed.to_vec();
-    let plain = key
-        .aead()?
+    let plain = aead(key)?
         .open_in_place(nonce, Aad::empty(), &mut sealed)
         .map_err(|_| EncryptionError::Decrypt)?;
     Ok(plain.to_vec())

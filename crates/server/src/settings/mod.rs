@@ -1,7 +1,8 @@
-//! Runtime settings (PocketBase's `settings` param): the typed shape, a cache loaded from the
-//! store on first use, and the superuser endpoints `GET/PATCH /api/settings` and
-//! `POST /api/settings/test/email`. Secrets (SMTP and S3 passwords) are write-only: stored,
-//! never returned.
+//! Runtime settings (PocketBase's `settings` param): loading them over the defaults into the
+//! cache on first use, validating them, and the superuser endpoints `GET/PATCH /api/settings`
+//! and `POST /api/settings/test/email`. The typed shape and the cache are on the ground floor
+//! ([`crate::state::settings`]), since every feature reads them. Secrets (SMTP and S3
+//! passwords) are write-only: stored, never returned.
 
 mod apple;
 pub mod encryption;
@@ -14,262 +15,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::{AuthContext, FieldError, ValidationErrors};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, FormBody};
 use crate::state::SharedState;
+use crate::state::settings::{Realtime, S3, Settings};
 
 /// The key of the settings row in the store's params.
 const PARAM_KEY: &str = "settings";
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Settings {
-    #[serde(rename = "superuserIPs")]
-    pub superuser_ips: Vec<String>,
-    pub smtp: Smtp,
-    pub backups: Backups,
-    pub s3: S3,
-    pub meta: Meta,
-    pub rate_limits: RateLimits,
-    pub trusted_proxy: TrustedProxy,
-    pub batch: Batch,
-    pub logs: Logs,
-    /// A Plinth extension (PocketBase has no such section); see [`Realtime`].
-    pub realtime: Realtime,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Smtp {
-    pub enabled: bool,
-    pub port: u16,
-    pub host: String,
-    pub username: String,
-    /// Write-only.
-    pub password: String,
-    /// `""`/`"PLAIN"` or `"LOGIN"`.
-    pub auth_method: String,
-    /// Implicit TLS from the first byte; otherwise STARTTLS when the server offers it.
-    pub tls: bool,
-    pub local_name: String,
-}
-
-impl Default for Smtp {
-    fn default() -> Self {
-        Smtp {
-            enabled: false,
-            port: 587,
-            host: "smtp.example.com".into(),
-            username: String::new(),
-            password: String::new(),
-            auth_method: String::new(),
-            tls: false,
-            local_name: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct S3 {
-    pub enabled: bool,
-    pub bucket: String,
-    pub region: String,
-    pub endpoint: String,
-    pub access_key: String,
-    /// Write-only.
-    pub secret: String,
-    pub force_path_style: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Backups {
-    pub cron: String,
-    pub cron_max_keep: u32,
-    pub s3: S3,
-}
-
-impl Default for Backups {
-    fn default() -> Self {
-        Backups {
-            cron: String::new(),
-            cron_max_keep: 3,
-            s3: S3::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Meta {
-    pub accent_color: String,
-    pub app_name: String,
-    #[serde(rename = "appURL")]
-    pub app_url: String,
-    pub sender_name: String,
-    pub sender_address: String,
-    pub hide_controls: bool,
-}
-
-impl Default for Meta {
-    fn default() -> Self {
-        Meta {
-            accent_color: "#1055c9".into(),
-            app_name: "Acme".into(),
-            app_url: "http://localhost:8090".into(),
-            sender_name: "Support".into(),
-            sender_address: "support@example.com".into(),
-            hide_controls: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RateLimits {
-    pub rules: Vec<RateLimitRule>,
-    #[serde(rename = "excludedIPs")]
-    pub excluded_ips: Vec<String>,
-    pub enabled: bool,
-}
-
-impl Default for RateLimits {
-    /// PocketBase's rules, but switched on (loopback excepted), so brute force against the auth endpoints is
-    /// limited out of the box (PocketBase ships them off). `*:auth` allows a burst of 10 then
-    /// one attempt per 6 s: kinder to a person mistyping than PocketBase's 2 per 3 s, and
-    /// stricter over a day (14,400 guesses per IP instead of 57,600).
-    fn default() -> Self {
-        let rule = |label: &str, duration, max_requests| RateLimitRule {
-            label: label.into(),
-            audience: String::new(),
-            duration,
-            max_requests,
-        };
-        RateLimits {
-            rules: vec![
-                rule("*:auth", 60, 10),
-                rule("*:create", 5, 20),
-                rule("/api/batch", 1, 3),
-                rule("/api/", 10, 300),
-                // Not in PocketBase's defaults, and its `*:auth` does not cover request-otp
-                // (observed on 0.40.6): each accepted request for a known email costs a hash,
-                // so the route gets a bucket as tight as sign-in's of its own.
-                rule("*:requestOTP", 60, 10),
-            ],
-            // Loopback is exempt out of the box: local tools, tests and health checks talk
-            // from there, and behind a local reverse proxy every client would otherwise share
-            // one bucket (configure `trustedProxy` there, so limits apply per real client).
-            excluded_ips: vec!["127.0.0.1".into(), "::1".into()],
-            enabled: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RateLimitRule {
-    pub label: String,
-    /// `""` (everyone), `"@guest"` or `"@auth"`.
-    pub audience: String,
-    /// Window in seconds.
-    pub duration: u64,
-    pub max_requests: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct TrustedProxy {
-    pub headers: Vec<String>,
-    #[serde(rename = "useLeftmostIP")]
-    pub use_leftmost_ip: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Batch {
-    pub enabled: bool,
-    pub max_requests: u64,
-    pub timeout: u64,
-    pub max_body_size: u64,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        Batch {
-            enabled: false,
-            max_requests: 50,
-            timeout: 3,
-            max_body_size: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Logs {
-    pub max_data_size: u64,
-    pub max_days: u64,
-    pub min_level: i64,
-    #[serde(rename = "logIP")]
-    pub log_ip: bool,
-    pub log_auth_id: bool,
-}
-
-impl Default for Logs {
-    fn default() -> Self {
-        Logs {
-            max_data_size: 0,
-            max_days: 5,
-            min_level: 0,
-            log_ip: true,
-            log_auth_id: false,
-        }
-    }
-}
-
-/// Realtime tunables, a Plinth extension to PocketBase's settings: PocketBase hard-codes the
-/// stream lifetimes and keeps no change log. Durations are in seconds, like the other
-/// sections'. Applied without a restart (see `realtime::Hub::apply_settings`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Realtime {
-    /// A stream with no message sent for this long is closed (PocketBase: 5 minutes).
-    pub idle_timeout: u64,
-    /// A stream is closed after this long whatever happens (PocketBase: 30 minutes).
-    pub max_lifetime: u64,
-    /// Messages waiting for one client before it is disconnected as too slow.
-    pub client_queue_messages: u64,
-    /// Bytes waiting for one client before it is disconnected as too slow (one message is
-    /// always accepted into an empty queue).
-    pub client_queue_bytes: u64,
-    /// The change log keeps at least this many newest entries.
-    pub change_log_max_entries: u64,
-    /// The change log keeps entries younger than this.
-    pub change_log_max_age: u64,
-    /// Realtime clients connected at once; one more is answered 503.
-    pub max_clients: u64,
-    /// Realtime clients connected at once from one client IP; one more is answered 429.
-    pub max_clients_per_ip: u64,
-}
-
-impl Default for Realtime {
-    fn default() -> Self {
-        Realtime {
-            idle_timeout: 5 * 60,
-            max_lifetime: 30 * 60,
-            client_queue_messages: 512,
-            client_queue_bytes: 4 << 20,
-            change_log_max_entries: 10_000,
-            change_log_max_age: 24 * 60 * 60,
-            max_clients: 10_000,
-            max_clients_per_ip: 1_000,
-        }
-    }
-}
 
 impl Realtime {
     fn validate(&self) -> ValidationErrors {
@@ -550,16 +304,12 @@ fn merge(base: &mut Value, patch: Value) {
     }
 }
 
-/// The settings loaded from the store, kept in memory (one process owns the database).
-#[derive(Default)]
-pub struct SettingsCache(tokio::sync::RwLock<Option<Arc<Settings>>>);
-
 /// The current settings: the cached copy, else the stored ones over the defaults.
 pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
-    if let Some(settings) = state.settings.0.read().await.as_ref() {
-        return Ok(settings.clone());
+    if let Some(settings) = state.settings.cached().await {
+        return Ok(settings);
     }
-    let mut slot = state.settings.0.write().await;
+    let mut slot = state.settings.slot().await;
     if let Some(settings) = slot.as_ref() {
         return Ok(settings.clone());
     }
@@ -616,13 +366,13 @@ async fn patch_settings(
     _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    let mut slot = state.settings.0.write().await;
+    let mut slot = state.settings.slot().await;
     let existing = match slot.as_ref() {
         Some(settings) => settings.clone(),
         None => {
             drop(slot);
             let loaded = current(&state).await?;
-            slot = state.settings.0.write().await;
+            slot = state.settings.slot().await;
             loaded
         }
     };
@@ -666,9 +416,9 @@ async fn test_email(
     _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<StatusCode> {
-    let email = crate::auth::form_text(&body, "email")?;
-    let template = crate::auth::form_text(&body, "template")?;
-    let collection_name = crate::auth::form_text(&body, "collection")?;
+    let email = crate::extract::form_text(&body, "email")?;
+    let template = crate::extract::form_text(&body, "template")?;
+    let collection_name = crate::extract::form_text(&body, "collection")?;
     // Added alphabetically, the order PocketBase lists field errors in.
     let mut errors = ValidationErrors::new();
     let schema = state.schema();

@@ -18,123 +18,26 @@
 //! - such requests are keyed by the peer itself, the one thing the client cannot choose: every
 //!   proxied client shares the loopback bucket. That is strict for a busy site, but it is safe
 //!   (no client gains allowance by lying) and it is PocketBase's own keying; the accounts are
-//!   protected on top by the per-identity lockout (`crate::auth::lockout`), and configuring
+//!   protected on top by the per-identity lockout (`crate::state::lockouts`), and configuring
 //!   `trustedProxy` gives every client its own bucket.
 //!
 //! A proxy that sends no header at all before the first one that does is indistinguishable
 //! from a local tool; behind such a proxy, remove loopback from `excludedIPs`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use domain::AuthContext;
+use futures_util::future::BoxFuture;
 
-use super::{RateLimitRule, Settings, TrustedProxy};
 use crate::error::ApiError;
 use crate::state::SharedState;
-
-/// One limiter per distinct rule, each keyed by client; a count of checks (for the
-/// periodic cleanup); and whether a local proxy has been seen (loopback no longer exempt).
-#[derive(Default)]
-pub struct Limiters(
-    Mutex<HashMap<RuleKey, Arc<DefaultKeyedRateLimiter<String>>>>,
-    std::sync::atomic::AtomicU64,
-    std::sync::atomic::AtomicBool,
-);
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RuleKey {
-    label: String,
-    audience: String,
-    duration: u64,
-    max_requests: u64,
-}
-
-impl Limiters {
-    /// Records that a loopback peer forwarded a client: from now on loopback is not exempt.
-    /// Logs once.
-    pub fn note_local_proxy(&self) {
-        if !self.2.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                "a request from loopback carries a proxy header but no trustedProxy is \
-                 configured: loopback is no longer exempt from rate limits, and every proxied \
-                 client shares the proxy's bucket; set trustedProxy.headers in the settings to \
-                 the header your proxy sets"
-            );
-        }
-    }
-
-    /// Whether a local proxy has been seen in front of this process.
-    pub fn local_proxy_seen(&self) -> bool {
-        self.2.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Whether `ip` is exempt by `excluded_ips`: never a loopback address once a local proxy
-    /// has been seen (its clients all arrive from there).
-    pub fn is_excluded(&self, ip: &str, excluded_ips: &[String]) -> bool {
-        let loopback = ip
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|addr| addr.is_loopback());
-        if loopback && self.local_proxy_seen() {
-            return false;
-        }
-        excluded_ips.iter().any(|excluded| excluded == ip)
-    }
-
-    /// Counts a check; every few thousand, forgets clients whose buckets are full again, so
-    /// memory follows the clients active within one window, not every IP ever seen.
-    fn tick(&self) {
-        let count = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if count % 4096 != 4095 {
-            return;
-        }
-        let limiters: Vec<_> = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for limiter in limiters {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-    }
-
-    fn for_rule(&self, rule: &RateLimitRule) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
-        let key = RuleKey {
-            label: rule.label.clone(),
-            audience: rule.audience.clone(),
-            duration: rule.duration,
-            max_requests: rule.max_requests,
-        };
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(limiter) = map.get(&key) {
-            return Some(limiter.clone());
-        }
-        let burst = NonZeroU32::new(u32::try_from(rule.max_requests).unwrap_or(u32::MAX))?;
-        let period = Duration::from_secs(rule.duration.max(1)) / burst.get();
-        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))?.allow_burst(burst);
-        let limiter = Arc::new(RateLimiter::keyed(quota));
-        // Settings changes leave old limiters behind; drop them all once the map grows.
-        if map.len() > 256 {
-            map.clear();
-        }
-        map.insert(key, limiter.clone());
-        Some(limiter)
-    }
-}
+use crate::state::settings::{RateLimitRule, Settings, TrustedProxy};
 
 /// The tags PocketBase gives a request (most specific first) and the collection it targets.
 fn route_tags(method: &Method, path: &str) -> (Option<String>, Vec<&'static str>) {
@@ -262,13 +165,30 @@ pub fn forwarded_by_local_proxy(
 }
 
 /// Wraps the API routes with the limiter.
-pub fn layer(api: axum::Router<SharedState>, state: SharedState) -> axum::Router<SharedState> {
-    api.layer(axum::middleware::from_fn_with_state(state, limit))
+pub fn layer(
+    api: axum::Router<SharedState>,
+    state: SharedState,
+    callers: Callers,
+) -> axum::Router<SharedState> {
+    api.layer(axum::middleware::from_fn_with_state(
+        (state, callers),
+        limit,
+    ))
+}
+
+/// How the limiter learns who is calling: supplied by the auth feature where the crate root
+/// installs the layer, so that settings does not depend on auth.
+#[derive(Clone, Copy)]
+pub struct Callers {
+    /// The collection id a token claims, read without checking its signature (no I/O).
+    pub claimed_collection: fn(&str) -> Option<String>,
+    /// The verified caller of a token (a guest when it does not verify); reads the store.
+    pub resolve: for<'a> fn(&'a SharedState, &'a str) -> BoxFuture<'a, AuthContext>,
 }
 
 /// The axum middleware.
 pub async fn limit(
-    State(state): State<SharedState>,
+    State((state, callers)): State<(SharedState, Callers)>,
     request: Request<Body>,
     next: Next,
 ) -> Response {
@@ -279,7 +199,7 @@ pub async fn limit(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let headers = request.headers().clone();
-    match check(&state, peer, &method, &path, &headers).await {
+    match check(&state, callers, peer, &method, &path, &headers).await {
         Some(response) => response,
         None => next.run(request).await,
     }
@@ -289,6 +209,7 @@ pub async fn limit(
 /// from this IP; `Some(429)` when the request is over its rule's limit.
 async fn check(
     state: &SharedState,
+    callers: Callers,
     peer: Option<SocketAddr>,
     method: &Method,
     path: &str,
@@ -317,19 +238,17 @@ async fn check(
     // Only a token claiming to be a superuser's (exempt, or IP-restricted) and rules with an
     // audience need the caller verified; other tokens are not looked up, so the limiter adds
     // no database read to ordinary requests.
-    let claims = token
+    let claimed = token.as_deref().and_then(callers.claimed_collection);
+    let needs_verify = claimed
         .as_deref()
-        .and_then(crate::auth::token::unverified_claims);
-    let needs_verify = claims
-        .as_ref()
-        .is_some_and(|c| c.collection_id == domain::collection::SUPERUSERS_ID)
+        .is_some_and(|collection| collection == domain::collection::SUPERUSERS_ID)
         || limits.rules.iter().any(|rule| !rule.audience.is_empty());
     let (is_superuser, authenticated) = match token {
         Some(token) if needs_verify => {
-            let auth = crate::auth::token::resolve_auth_token(state, &token).await;
+            let auth = (callers.resolve)(state, &token).await;
             (auth.is_superuser(), !auth.is_guest())
         }
-        Some(_) => (false, claims.is_some()),
+        Some(_) => (false, claimed.is_some()),
         None => (false, false),
     };
     if !settings.superuser_ips.is_empty()
@@ -436,7 +355,7 @@ mod tests {
 
     #[test]
     fn request_otp_has_its_own_default_rule() {
-        let defaults = super::super::RateLimits::default();
+        let defaults = crate::state::settings::RateLimits::default();
         let post = Method::POST;
         let path = "/api/collections/users/request-otp";
         let (_, tags) = route_tags(&post, path);
@@ -449,17 +368,6 @@ mod tests {
         let picked = pick_rule(&defaults.rules, &post, path, &names, &tags, false)
             .map(|rule| (rule.label.as_str(), rule.duration, rule.max_requests));
         assert_eq!(picked, Some(("*:requestOTP", 60, 10)));
-    }
-
-    #[test]
-    fn limiter_allows_the_burst_then_refuses() {
-        let limiters = Limiters::default();
-        let limiter = limiters.for_rule(&rule("*:auth", "")).expect("limiter");
-        let key = "127.0.0.1".to_owned();
-        assert!(limiter.check_key(&key).is_ok());
-        assert!(limiter.check_key(&key).is_ok());
-        assert!(limiter.check_key(&key).is_err());
-        assert!(limiter.check_key(&"10.0.0.1".to_owned()).is_ok());
     }
 
     #[test]
@@ -510,26 +418,6 @@ mod tests {
             loopback,
             &configured
         ));
-    }
-
-    #[test]
-    fn loopback_stops_being_exempt_once_a_local_proxy_is_seen() {
-        let limiters = Limiters::default();
-        let excluded = vec![
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-            "10.1.1.1".to_owned(),
-        ];
-        assert!(limiters.is_excluded("127.0.0.1", &excluded));
-        assert!(limiters.is_excluded("::1", &excluded));
-        limiters.note_local_proxy();
-        assert!(!limiters.is_excluded("127.0.0.1", &excluded));
-        assert!(!limiters.is_excluded("::1", &excluded));
-        assert!(
-            limiters.is_excluded("10.1.1.1", &excluded),
-            "others stay exempt"
-        );
-        assert!(!limiters.is_excluded("10.1.1.2", &excluded));
     }
 
     #[test]

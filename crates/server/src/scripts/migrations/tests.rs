@@ -22,7 +22,7 @@ async fn env() -> Env {
     let store = store_sqlite::SqliteStore::open(data.path(), Default::default()).expect("opens");
     let store: Arc<dyn Store> = store;
     let state = AppState::new(store, ServerConfig::default());
-    let scripts = Scripts::start(hooks::EngineConfig::default())
+    let scripts = crate::scripts::start(hooks::EngineConfig::default())
         .await
         .expect("engine");
     let _ = state.scripts.set(scripts.clone());

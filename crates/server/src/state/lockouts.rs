@@ -105,6 +105,12 @@ impl Identity {
 }
 
 /// Counts per `collection id + lowercased identity`.
+///
+/// Several nodes: the counts are per node. With N nodes behind a load balancer an attacker
+/// spreading guesses over them gets up to N × [`MAX_FAILED_LOGINS`] guesses per identity and
+/// address (and N × [`MAX_FAILED_PER_IDENTITY`] in all) per window before every node locks,
+/// and a success or a password reset clears the count on its own node only. A cluster-wide
+/// count would need the failures in the shared database; nothing does that today.
 #[derive(Default)]
 pub struct Lockouts(Mutex<HashMap<String, Identity>>);
 
