@@ -236,6 +236,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Convert a PocketBase 0.23+ data directory (SRC) into a new Plinth one (--dir).
     ImportPocketbase(crate::commands::import_pocketbase::ImportPocketBaseArgs),
+    /// Copy the SQLite data in --dir into the empty PostgreSQL database --db names.
+    MigrateToPostgres,
 }
 
 const MIGRATE_HELP: &str = "Apply, revert and write JavaScript migrations (`pb_migrations`).

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             Command::ImportPocketbase(args) => {
                 commands::import_pocketbase::run(&cli.global, args).await
             }
+            Command::MigrateToPostgres => {
+                commands::import_pocketbase::migrate_to_postgres(&cli.global).await
+            }
         }
     });
     match result {

@@ -18,6 +18,7 @@ pub mod storage;
 pub mod store;
 pub mod time;
 pub mod values;
+pub mod view_query;
 
 pub use auth::AuthContext;
 pub use collection::{Collection, CollectionType, Schema};

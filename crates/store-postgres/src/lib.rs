@@ -55,6 +55,9 @@ pub const WRITE_LOCK: i64 = 0x706c_696e_7468_0001;
 /// How often each node checks the database for changes it was not notified of.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Why backups and restores answer no on PostgreSQL.
+const BACKUPS_ELSEWHERE: &str = "this server runs on PostgreSQL: back the database up with PostgreSQL's own tools (pg_dump, base backups); Plinth's backup files hold SQLite databases only";
+
 /// How long past a write's deadline the client waits for the server's own cancellation.
 const GRACE: Duration = Duration::from_millis(200);
 
@@ -744,6 +747,16 @@ impl Store for PgStore {
         let deadline = self.query_deadline();
         let conn = self.connection(deadline).await?;
         console::run(conn, sql, limits, deadline).await
+    }
+
+    /// Not here: a PostgreSQL database is backed up with PostgreSQL's tools, which also see
+    /// what other nodes write.
+    async fn snapshot(&self, _dir: &std::path::Path) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::Schema(BACKUPS_ELSEWHERE.into()))
+    }
+
+    async fn verify_snapshot(&self, _dir: &std::path::Path) -> Result<(), StoreError> {
+        Err(StoreError::Schema(BACKUPS_ELSEWHERE.into()))
     }
 
     async fn optimize(&self) -> Result<(), StoreError> {

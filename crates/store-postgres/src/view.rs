@@ -2,13 +2,15 @@
 //! `CREATE VIEW`. The query must be one SELECT (or WITH … SELECT); it is only ever prepared
 //! here, never run. Its result columns become the
 //! collection's fields: a column PostgreSQL reports as read straight from a collection's table
-//! copies that field's definition, and a computed column gets the kind its PostgreSQL type
-//! says (numbers, booleans, text, JSON; anything else is JSON).
+//! copies that field's definition, and a computed column gets the kind PocketBase guesses
+//! from its expression (`domain::view_query`), so a view's fields are the same on both
+//! engines.
 
 use domain::StoreError;
 use domain::collection::Collection;
-use domain::field::{BasicOptions, Field, FieldKind, JsonOptions, NumberOptions, TextOptions};
+use domain::field::Field;
 use domain::sql::quote_ident;
+use domain::view_query::{SelectItem, Token, id_field, invalid, json_kind, select_items, tokenize};
 use tokio_postgres::types::Type;
 
 use crate::Conn;
@@ -22,10 +24,6 @@ pub(crate) struct ViewPlan {
     query: String,
     /// Whether the `id` column is not text and must be cast, so lookups compare text.
     cast_id: bool,
-}
-
-fn invalid(detail: &str) -> StoreError {
-    StoreError::Schema(format!("invalid view query: {detail}"))
 }
 
 /// The first word of the query past comments, whitespace and opening parentheses.
@@ -60,8 +58,17 @@ impl ViewPlan {
         if query.is_empty() {
             return Err(invalid("the query is empty"));
         }
-        if !matches!(first_word(&query).as_str(), "SELECT" | "WITH") {
-            return Err(invalid("the query must be a single SELECT statement"));
+        let tokens = tokenize(&query)?;
+        match tokens.first() {
+            Some(Token::Word(w))
+                if w.eq_ignore_ascii_case("SELECT") || w.eq_ignore_ascii_case("WITH") => {}
+            _ => return Err(invalid("the query must be a single SELECT statement")),
+        }
+        let items = select_items(&tokens);
+        if items.iter().any(SelectItem::is_wildcard) {
+            return Err(invalid(
+                "wildcard columns (*) are not supported; name the columns the view should have",
+            ));
         }
         // Only prepared: nothing of the query runs (a data-modifying WITH is refused when the
         // view is created, and samples run read-only).
@@ -90,10 +97,11 @@ impl ViewPlan {
             };
             origins.push(origin);
         }
+        let positional = items.len() == statement.columns().len();
         let mut fields: Vec<Field> = Vec::with_capacity(statement.columns().len());
         let mut cast_id = false;
         let mut has_id = false;
-        for (column, origin) in statement.columns().iter().zip(origins) {
+        for (i, (column, origin)) in statement.columns().iter().zip(origins).enumerate() {
             let name = column.name().to_owned();
             if name == ROWID {
                 return Err(invalid(
@@ -122,7 +130,11 @@ impl ViewPlan {
                     field.id = format!("_clone_{}", domain::ids::random_alnum(4));
                     field
                 }
-                None => Field::new(&name, kind_of(column.type_())),
+                // A computed column gets the kind PocketBase guesses from its expression.
+                None => {
+                    let item = if positional { items.get(i) } else { None };
+                    Field::new(&name, item.map_or_else(json_kind, SelectItem::guess_kind))
+                }
             };
             fields.push(field);
         }
@@ -165,41 +177,6 @@ impl ViewPlan {
     /// The query, ready to be a subquery.
     pub(crate) fn query(&self) -> &str {
         &self.query
-    }
-}
-
-fn id_field() -> Field {
-    let mut field = Field::new(
-        "id",
-        FieldKind::Text(TextOptions {
-            pattern: "^[a-z0-9]+$".into(),
-            primary_key: true,
-            required: true,
-            ..TextOptions::default()
-        }),
-    );
-    field.system = true;
-    field
-}
-
-/// The field kind of a computed column of PostgreSQL type `ty`.
-fn kind_of(ty: &Type) -> FieldKind {
-    match *ty {
-        Type::INT2
-        | Type::INT4
-        | Type::INT8
-        | Type::FLOAT4
-        | Type::FLOAT8
-        | Type::NUMERIC
-        | Type::OID => FieldKind::Number(NumberOptions::default()),
-        Type::BOOL => FieldKind::Bool(BasicOptions::default()),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
-            FieldKind::Text(TextOptions::default())
-        }
-        _ => FieldKind::Json(JsonOptions {
-            max_size: 1,
-            ..JsonOptions::default()
-        }),
     }
 }
 

@@ -24,6 +24,10 @@ pub enum PocketBaseError {
     Missing(PathBuf),
     #[error("{path} is not a PocketBase 0.23+ database (no _collections table with fields)")]
     NotPocketBase { path: PathBuf },
+    #[error(
+        "{path} is PocketBase's database, not one Plinth wrote: use `plinth import-pocketbase`"
+    )]
+    NotPlinth { path: PathBuf },
     #[error("reading {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -102,10 +106,14 @@ fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>
     rows.collect()
 }
 
-/// An open PocketBase `data.db`, read-only.
+/// An open PocketBase `data.db`, read-only; or (through [`PocketBaseData::open_plinth`]) a
+/// `data.db` Plinth wrote, whose record tables have the same layout.
 pub struct PocketBaseData {
     conn: Connection,
     path: PathBuf,
+    /// Plinth's layout: collections as `definition` JSON, the store's own schema steps in
+    /// `_migrations`.
+    plinth: bool,
 }
 
 impl PocketBaseData {
@@ -129,7 +137,62 @@ impl PocketBaseData {
                 detail: check,
             });
         }
-        Ok(PocketBaseData { conn, path })
+        Ok(PocketBaseData {
+            conn,
+            path,
+            plinth: false,
+        })
+    }
+
+    /// Opens a `dir/data.db` Plinth wrote, read-only, after SQLite's integrity check: the
+    /// source of a move to another engine (`plinth migrate-to-postgres`). The server should
+    /// be stopped, so the copy is of one moment.
+    pub fn open_plinth(dir: &Path) -> Result<Self, PocketBaseError> {
+        let path = dir.join("data.db");
+        if !path.exists() {
+            return Err(PocketBaseError::Missing(dir.to_owned()));
+        }
+        if detect(dir)? != DataDirKind::Plinth {
+            return Err(PocketBaseError::NotPlinth { path });
+        }
+        let conn = open_read_only(&path)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|source| sqlite(&path, source))?;
+        if check != "ok" {
+            return Err(PocketBaseError::Corrupt {
+                path,
+                detail: check,
+            });
+        }
+        Ok(PocketBaseData {
+            conn,
+            path,
+            plinth: true,
+        })
+    }
+
+    /// Plinth's collections: the stored definitions, in creation order.
+    fn plinth_collections(&self) -> Result<Vec<Collection>, PocketBaseError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, definition FROM _collections ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut collections = Vec::new();
+        for row in rows {
+            let (id, definition) = row.map_err(|e| self.err(e))?;
+            let collection: Collection =
+                serde_json::from_str(&definition).map_err(|e| PocketBaseError::Collection {
+                    path: self.path.clone(),
+                    id,
+                    detail: format!("unsupported definition: {e}"),
+                })?;
+            collections.push(collection);
+        }
+        Ok(collections)
     }
 
     fn err(&self, source: rusqlite::Error) -> PocketBaseError {
@@ -139,6 +202,9 @@ impl PocketBaseData {
     /// Every collection, system ones included, with ids, fields, rules, indexes and options
     /// (token secrets and OAuth2 client secrets included), in PocketBase's creation order.
     pub fn collections(&self) -> Result<Vec<Collection>, PocketBaseError> {
+        if self.plinth {
+            return self.plinth_collections();
+        }
         let mut stmt = self
             .conn
             .prepare(
@@ -329,7 +395,13 @@ impl PocketBaseData {
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        let applied: Vec<(String, i64)> =
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        // Plinth's own schema steps belong to the engine that wrote them, not to the app.
+        Ok(applied
+            .into_iter()
+            .filter(|(file, _)| !(self.plinth && crate::system::is_store_step(file)))
+            .collect())
     }
 }
 

@@ -195,7 +195,7 @@ pub(crate) fn set_param(conn: &Connection, key: &str, value: &Value) -> Result<(
 /// Whether `file` names one of the store's own schema steps, which share `_migrations` with the
 /// app's migrations but are not the app's to list, record or forget (forgetting one would run
 /// it again at the next open).
-fn is_store_step(file: &str) -> bool {
+pub(crate) fn is_store_step(file: &str) -> bool {
     MIGRATIONS.iter().any(|(name, _)| *name == file)
 }
 

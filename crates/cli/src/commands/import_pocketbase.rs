@@ -65,6 +65,80 @@ pub async fn run(global: &GlobalArgs, args: ImportPocketBaseArgs) -> anyhow::Res
     Ok(())
 }
 
+/// `plinth migrate-to-postgres --db postgres://… [--dir pb_data]`: copies the SQLite data
+/// Plinth wrote in `--dir` into the empty PostgreSQL database `--db` names, with a progress
+/// bar, and checks every collection's row count afterwards. The SQLite files are only read;
+/// files stay in `--dir/storage` (move them to S3 before a second node starts).
+pub async fn migrate_to_postgres(global: &GlobalArgs) -> anyhow::Result<()> {
+    if global.postgres_url()?.is_none() {
+        bail!("name the PostgreSQL database to copy into with --db postgres://… (or PLINTH_DB)");
+    }
+    let src = &global.dir;
+    let data = PocketBaseData::open_plinth(src)
+        .with_context(|| format!("reading the SQLite data in {}", src.display()))?;
+    let store = super::open_store(global, false).await?;
+    let in_use = destination_in_use(&*store).await;
+    let result = match in_use {
+        Ok(None) => {
+            let options = Options {
+                encryption_key: global
+                    .encryption_env
+                    .as_deref()
+                    .and_then(|name| std::env::var(name).ok()),
+            };
+            let progress = progress();
+            let mut source = PbSource(data);
+            let result = server::import::import(&mut source, &*store, &options, &*progress).await;
+            progress.finish();
+            result.map_err(anyhow::Error::new)
+        }
+        Ok(Some(what)) => Err(anyhow::anyhow!(
+            "the PostgreSQL database already holds {what}: migrate into an empty database"
+        )),
+        Err(error) => Err(anyhow::Error::new(error)),
+    };
+    let closed = store.close().await;
+    let report = result?;
+    closed.context("closing the PostgreSQL database")?;
+    print_report(&report, None);
+    eprintln!(
+        "The data now lives in PostgreSQL; start with `plinth serve --db=…`. Files stay in {}: enable S3-compatible storage before running more than one node.",
+        src.join("storage").display()
+    );
+    Ok(())
+}
+
+/// What a destination store already holds that a migration would mix with, if anything.
+async fn destination_in_use(
+    store: &dyn domain::Store,
+) -> Result<Option<String>, domain::StoreError> {
+    let schema = store.schema();
+    // A new database starts with the system collections and `users`.
+    if let Some(collection) = schema
+        .all()
+        .iter()
+        .find(|c| !c.system && c.id != domain::collection::USERS_ID)
+    {
+        return Ok(Some(format!("the collection {:?}", collection.name)));
+    }
+    for collection in schema.all().iter().filter(|c| !c.is_view()) {
+        let page = store
+            .list_records(domain::RecordQuery {
+                collection: Arc::clone(collection),
+                filters: Vec::new(),
+                sort: Vec::new(),
+                page: 1,
+                per_page: 1,
+                with_total: false,
+            })
+            .await?;
+        if !page.items.is_empty() {
+            return Ok(Some(format!("records in {:?}", collection.name)));
+        }
+    }
+    Ok(None)
+}
+
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,

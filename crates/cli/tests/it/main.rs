@@ -48,6 +48,9 @@ mod metrics;
 mod migrations;
 /// OAuth2 sign-in against a real OpenID Connect provider (node-oidc-provider from npm).
 mod oauth2;
+/// PostgreSQL (when PLINTH_TEST_PG is set): a SQLite data dir moved over, two nodes sharing
+/// one database.
+mod postgres;
 /// Realtime over SSE: the stream, subscriptions, rule-checked events.
 mod realtime;
 /// The records API.

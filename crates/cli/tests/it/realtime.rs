@@ -9,16 +9,16 @@ use crate::support::{TestApp, assert_error, run_cli};
 
 /// One SSE message as received.
 #[derive(Debug)]
-struct Message {
+pub(crate) struct Message {
     id: String,
-    event: String,
+    pub(crate) event: String,
     /// The `data` line exactly as sent.
     raw_data: String,
-    data: Value,
+    pub(crate) data: Value,
 }
 
 /// A client reading `GET /api/realtime`.
-struct Stream {
+pub(crate) struct Stream {
     response: reqwest::Response,
     buffer: String,
     client_id: String,
@@ -26,7 +26,7 @@ struct Stream {
 
 impl Stream {
     /// Connects and reads `PB_CONNECT`.
-    async fn connect(app: &TestApp) -> Stream {
+    pub(crate) async fn connect(app: &TestApp) -> Stream {
         Stream::connect_with(app, &[]).await
     }
 
@@ -89,7 +89,7 @@ impl Stream {
         }
     }
 
-    async fn next(&mut self, wait: Duration) -> Option<Message> {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Message> {
         let raw = self.next_raw(wait).await?;
         let mut message = Message {
             id: String::new(),
@@ -129,7 +129,12 @@ impl Stream {
         messages
     }
 
-    async fn subscribe(&self, app: &TestApp, token: Option<&str>, topics: &[&str]) -> (u16, Value) {
+    pub(crate) async fn subscribe(
+        &self,
+        app: &TestApp,
+        token: Option<&str>,
+        topics: &[&str],
+    ) -> (u16, Value) {
         app.post_json(
             "/api/realtime",
             token,
