@@ -72,7 +72,17 @@ pub(crate) fn emit_sort(
     };
     let mut scope = std::mem::replace(&mut emitter.scope, empty_scope());
     let emitted = emitter.val(value, &mut scope);
-    let mut expr = render(dialect, emitted);
+    // A JSON value sorts by a key that orders it as SQLite does (see `pg_order_key`), when it
+    // is the row's own (an aggregate over related rows has no order for a key).
+    let json_key = dialect == Dialect::Postgres
+        && emitted.ty == Ty::Json
+        && email_guards.is_empty()
+        && scope.used.is_empty();
+    let mut expr = if json_key {
+        pg_order_key(emitted)
+    } else {
+        render(dialect, emitted)
+    };
     if !email_guards.is_empty() {
         let visible: Vec<String> = email_guards
             .iter()
@@ -705,6 +715,18 @@ impl ProgramEmitter<'_, '_, '_> {
                     OpKind::Lt => " < ",
                     _ => " <= ",
                 };
+                if dialect == Dialect::Postgres
+                    && (left.ty == Ty::Json || right.ty == Ty::Json)
+                    && left.ty != Ty::Unknown
+                    && right.ty != Ty::Unknown
+                {
+                    let mut out = SqlFragment::raw("(");
+                    out.push_fragment(pg_order_key(left));
+                    out.push_sql(sign);
+                    out.push_fragment(pg_order_key(right));
+                    out.push_sql(")");
+                    return out;
+                }
                 let (left, right) = pg_coerce(dialect, left, right);
                 let mut out = render(dialect, left);
                 out.push_sql(sign).push_fragment(render(dialect, right));
@@ -840,6 +862,74 @@ fn render(dialect: Dialect, emitted: Emitted) -> SqlFragment {
             out
         }
         Form::Sql(sql) => sql,
+    }
+}
+
+/// PostgreSQL: `ROW(kind, number, text)`, a key that orders values the way SQLite orders
+/// what `json_extract` returns: NULL (and JSON null) first, then numbers (booleans as 1 and 0),
+/// then text (strings, and objects and arrays as their JSON text), text compared bytewise.
+/// Comparing two keys row-wise is how a JSON operand compares with anything on PostgreSQL, so
+/// `meta.k > 1` holds for a string `k` there as it does on SQLite. A key of JSON null is a NULL
+/// row, which no comparison holds for and which sorts like NULL.
+fn pg_order_key(emitted: Emitted) -> SqlFragment {
+    let ty = emitted.ty;
+    let value = render(Dialect::Postgres, emitted);
+    let key = |kind: SqlFragment, number: SqlFragment, text: SqlFragment| {
+        let mut out = SqlFragment::raw("ROW(");
+        out.push_fragment(kind).push_sql(", ");
+        out.push_fragment(number).push_sql(", ");
+        out.push_fragment(text).push_sql(")");
+        out
+    };
+    let wrap = |before: &str, inner: &SqlFragment, after: &str| {
+        let mut out = SqlFragment::raw(before);
+        out.push_fragment(inner.clone()).push_sql(after);
+        out
+    };
+    match ty {
+        Ty::Json => {
+            let typeof_ = wrap("jsonb_typeof(", &value, ")");
+            let mut out = SqlFragment::raw("(CASE WHEN ");
+            out.push_fragment(typeof_.clone())
+                .push_sql(" IN ('number', 'boolean', 'string', 'object', 'array') THEN ");
+            let mut kind = SqlFragment::raw("(CASE WHEN ");
+            kind.push_fragment(typeof_.clone())
+                .push_sql(" IN ('number', 'boolean') THEN 1 ELSE 2 END)");
+            let mut number = SqlFragment::raw("(CASE ");
+            number
+                .push_fragment(typeof_.clone())
+                .push_sql(" WHEN 'number' THEN CAST((");
+            number
+                .push_fragment(value.clone())
+                .push_sql(" #>> '{}') AS double precision) WHEN 'boolean' THEN (CASE WHEN ");
+            number
+                .push_fragment(value.clone())
+                .push_sql(" = 'true'::jsonb THEN 1 ELSE 0 END) ELSE 0 END)");
+            let mut text = SqlFragment::raw("((CASE ");
+            text.push_fragment(typeof_)
+                .push_sql(" WHEN 'string' THEN (");
+            text.push_fragment(value.clone())
+                .push_sql(" #>> '{}') WHEN 'number' THEN '' WHEN 'boolean' THEN '' ELSE CAST(");
+            text.push_fragment(value)
+                .push_sql(" AS text) END) COLLATE \"C\")");
+            out.push_fragment(key(kind, number, text)).push_sql(" END)");
+            out
+        }
+        Ty::Num => key(
+            SqlFragment::raw("1"),
+            wrap("CAST(", &value, " AS double precision)"),
+            SqlFragment::raw("(CAST('' AS text) COLLATE \"C\")"),
+        ),
+        Ty::Bool => key(
+            SqlFragment::raw("1"),
+            wrap("CAST(CAST(", &value, " AS integer) AS double precision)"),
+            SqlFragment::raw("(CAST('' AS text) COLLATE \"C\")"),
+        ),
+        Ty::Text | Ty::Unknown => key(
+            SqlFragment::raw("2"),
+            SqlFragment::raw("CAST(0 AS double precision)"),
+            wrap("(CAST(", &value, " AS text) COLLATE \"C\")"),
+        ),
     }
 }
 

@@ -289,7 +289,8 @@ impl CompiledSort {
                 }),
                 SortKind::RowId { table } => match dialect {
                     Dialect::Sqlite => SqlFragment::column(table, "_rowid_"),
-                    Dialect::Postgres => SqlFragment::column(table, "ctid"),
+                    // The store's insertion-order column (a row's ctid moves when it changes).
+                    Dialect::Postgres => SqlFragment::column(table, "_rowid"),
                 },
                 SortKind::Field {
                     program,

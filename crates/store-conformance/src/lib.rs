@@ -170,6 +170,7 @@ macro_rules! conformance_tests {
             like_filters_ignore_case,
             filters_are_anded,
             sorts_order_by_several_terms,
+            json_values_compare_and_sort_across_types,
             pages_split_the_rows_and_totals_count_every_match,
             get_record_applies_filters,
             find_by_field_matches_exactly,

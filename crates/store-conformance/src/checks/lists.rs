@@ -156,6 +156,61 @@ pub async fn sorts_order_by_several_terms(engine: &Engine) {
     }
 }
 
+/// JSON values of different types compare and sort the way SQLite orders what `json_extract`
+/// returns (PocketBase's behaviour): nothing and JSON null first, then numbers (true and
+/// false as 1 and 0), then text, objects and arrays; so a string is greater than any number.
+pub async fn json_values_compare_and_sort_across_types(engine: &Engine) {
+    let fx = open(engine).await;
+    fx.create_collection(base("docs", vec![text("name"), json_field("meta")]))
+        .await;
+    for (name, k) in [
+        ("one", json!(1)),
+        ("two", json!(2)),
+        ("text", json!("text")),
+        ("abc", json!("Abc")),
+        ("null", json!(null)),
+        ("half", json!(1.5)),
+        ("yes", json!(true)),
+        ("list", json!([3])),
+    ] {
+        fx.create("docs", json!({"name": name, "meta": {"k": k}}))
+            .await;
+    }
+    fx.create("docs", json!({"name": "none", "meta": {}})).await;
+    let cases: &[(&str, &[&str])] = &[
+        ("meta.k > 1", &["abc", "half", "list", "text", "two"]),
+        (
+            "meta.k >= 1",
+            &["abc", "half", "list", "one", "text", "two", "yes"],
+        ),
+        ("meta.k < 2", &["half", "one", "yes"]),
+        ("meta.k > 'B'", &["list", "text"]),
+        ("meta.k < 'B'", &["abc", "half", "one", "two", "yes"]),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            fx.texts("docs", "name", filter).await,
+            *expected,
+            "{}: {filter}",
+            fx.engine
+        );
+    }
+    let names: Vec<String> = fx
+        .list("docs", "", "-meta.k,name")
+        .await
+        .iter()
+        .map(|r| r.text("name").to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "text", "list", "abc", "two", "half", "one", "yes", "none", "null"
+        ],
+        "{}: sort -meta.k",
+        fx.engine
+    );
+}
+
 pub async fn pages_split_the_rows_and_totals_count_every_match(engine: &Engine) {
     let fx = open(engine).await;
     people(&fx).await;
