@@ -62,6 +62,13 @@ impl ViewPlan {
         match tokens.first() {
             Some(Token::Word(w))
                 if w.eq_ignore_ascii_case("SELECT") || w.eq_ignore_ascii_case("WITH") => {}
+            // Worded as PocketBase reports a statement that is not a SELECT (SQLite's
+            // complaint about it inside a subquery), so clients see the same answer.
+            Some(Token::Word(w)) => {
+                return Err(invalid(&format!(
+                    "SQL logic error: near \"{w}\": syntax error (1)"
+                )));
+            }
             _ => return Err(invalid("the query must be a single SELECT statement")),
         }
         let items = select_items(&tokens);
