@@ -1,0 +1,184 @@
+//! What only the PostgreSQL engine has to say: its own bounds (identifier length, the NUL
+//! character), several stores on one database seeing each other's work, and the bookkeeping
+//! tables the SQL console may not write. Skipped without `PLINTH_TEST_PG`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::collection::{Collection, CollectionType};
+use domain::field::{Field, FieldKind, TextOptions};
+use domain::record::RecordData;
+use domain::store::{SqlLimits, SqlOutcome};
+use domain::{Store, StoreError, WriteOp};
+use serde_json::json;
+use store_postgres::{PgOptions, PgStore};
+
+fn base(name: &str) -> Collection {
+    let mut collection = Collection::scaffold(CollectionType::Base, name);
+    collection.id = domain::ids::collection_id("base", name);
+    collection
+        .fields
+        .push(Field::new("title", FieldKind::Text(TextOptions::default())));
+    collection
+}
+
+async fn open(url: &str) -> Arc<PgStore> {
+    PgStore::open(url, PgOptions::default())
+        .await
+        .expect("the store opens")
+}
+
+fn create(collection: &Arc<Collection>, title: &str) -> WriteOp {
+    let mut data = RecordData::new();
+    for field in &collection.fields {
+        data.insert(field.name.clone(), field.zero_value());
+    }
+    data.insert("id".into(), json!(domain::ids::new_record_id()));
+    data.insert("title".into(), json!(title));
+    WriteOp::Create {
+        collection: Arc::clone(collection),
+        data,
+        guard: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_past_postgresql_identifier_length_are_refused() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let store = open(&url).await;
+    // 63 bytes is PostgreSQL's longest identifier; one more would be cut short silently.
+    let longest = "n".repeat(63);
+    store
+        .create_collection(base(&longest))
+        .await
+        .expect("63 bytes fit");
+    let error = store
+        .create_collection(base(&"n".repeat(64)))
+        .await
+        .expect_err("64 bytes do not");
+    assert!(
+        matches!(&error, StoreError::Schema(message) if message.contains("63 bytes")),
+        "{error:?}"
+    );
+    let mut long_field = base("fields");
+    long_field.fields.push(Field::new(
+        &"f".repeat(64),
+        FieldKind::Text(TextOptions::default()),
+    ));
+    assert!(matches!(
+        store.create_collection(long_field).await,
+        Err(StoreError::Schema(_))
+    ));
+    store.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_nul_character_is_a_field_error() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let store = open(&url).await;
+    let schema = store
+        .create_collection(base("notes"))
+        .await
+        .expect("created");
+    let notes = Arc::clone(schema.get("notes").expect("notes"));
+    let error = store
+        .write(vec![create(&notes, "a\0b")])
+        .await
+        .expect_err("PostgreSQL text cannot hold NUL");
+    let StoreError::Validation(errors) = error.error else {
+        panic!("a field error, not {:?}", error.error);
+    };
+    assert!(format!("{errors:?}").contains("title"), "{errors:?}");
+    store
+        .write(vec![create(&notes, "ab")])
+        .await
+        .expect("the same write without NUL");
+    store.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stores_on_one_database_see_each_others_writes_and_schema() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let a = open(&url).await;
+    let b = open(&url).await;
+    let schema = a.create_collection(base("notes")).await.expect("created");
+    let notes = Arc::clone(schema.get("notes").expect("notes"));
+    // B learns of the schema change through its listener (or, at worst, its poll).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while b.schema().get("notes").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "B never saw notes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Writes from both stores land in one log, in commit order, and wake the other's waiters.
+    let start = b.last_change_seq().await.expect("seq");
+    let waiter = {
+        let b = Arc::clone(&b);
+        tokio::spawn(async move { b.wait_for_changes(start).await })
+    };
+    a.write(vec![create(&notes, "from a")])
+        .await
+        .expect("a writes");
+    tokio::time::timeout(Duration::from_secs(3), waiter)
+        .await
+        .expect("B is woken")
+        .expect("joined")
+        .expect("no error");
+    b.write(vec![create(&notes, "from b")])
+        .await
+        .expect("b writes");
+    let changes = a.changes_after(start, 10).await.expect("read");
+    let titles: Vec<&str> = changes
+        .iter()
+        .map(|c| c.record.data["title"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(titles, ["from a", "from b"]);
+    assert!(changes[0].seq < changes[1].seq);
+    a.close().await.expect("closed");
+    b.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sql_console_cannot_write_bookkeeping_tables() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let store = open(&url).await;
+    let limits = SqlLimits {
+        max_rows: 10,
+        max_bytes: 1 << 20,
+    };
+    for sql in [
+        "UPDATE _collections SET name = 'x'",
+        "WITH gone AS (DELETE FROM _params RETURNING 1) SELECT count(*) FROM gone",
+        "DROP TABLE users",
+        "SET statement_timeout = 0",
+    ] {
+        let outcome = store.run_sql(sql, limits).await.expect("answered");
+        assert!(
+            matches!(outcome, SqlOutcome::Failed(_)),
+            "{sql}: {outcome:?}"
+        );
+    }
+    let SqlOutcome::Done(output) = store
+        .run_sql("SELECT count(*) AS n FROM _collections", limits)
+        .await
+        .expect("answered")
+    else {
+        panic!("reading bookkeeping tables is allowed");
+    };
+    assert_eq!(output.columns[0].name, "n");
+    assert_ne!(output.rows[0][0].as_deref(), Some("0"));
+    store.close().await.expect("closed");
+}
