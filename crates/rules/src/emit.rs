@@ -33,7 +33,9 @@ use crate::check::{
     runtime_value, val_is_multi,
 };
 use crate::context::RequestContext;
-use crate::value::{Class, EqShape, SqlVal, bound_like_pattern, eq_shape, value_class};
+use crate::value::{
+    Class, EqShape, SqlVal, bound_like_pattern, eq_shape, real_to_text, value_class,
+};
 
 /// Emits `program` for the main table `"<collection name>"`.
 pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) -> SqlFragment {
@@ -695,6 +697,7 @@ impl ProgramEmitter<'_, '_, '_> {
                     }
                 };
                 let negate = op == OpKind::NotLike;
+                let left = sqlite_real_text(dialect, left);
                 let left_ty = left.ty;
                 let right_ty = right.ty;
                 let mut out = pg_text(dialect, render(dialect, left), left_ty);
@@ -933,13 +936,40 @@ fn pg_order_key(emitted: Emitted) -> SqlFragment {
     }
 }
 
+/// PostgreSQL: a bound real as the text SQLite would make of it (`1.0`, `1.0e+21`), since
+/// PostgreSQL prints doubles its own way (`1`, `1e+21`). Anything else is left alone.
+fn sqlite_real_text(dialect: Dialect, emitted: Emitted) -> Emitted {
+    match (&emitted.form, dialect) {
+        (Form::Value(SqlVal::Real(r)), Dialect::Postgres) => match real_to_text(*r) {
+            Ok(text) => Emitted {
+                form: Form::Value(SqlVal::Text(text)),
+                ty: Ty::Text,
+                ..emitted
+            },
+            Err(_) => emitted,
+        },
+        _ => emitted,
+    }
+}
+
 /// PostgreSQL: the operand as text (JSON scalars unquoted); SQLite converts implicitly.
 fn pg_text(dialect: Dialect, sql: SqlFragment, ty: Ty) -> SqlFragment {
     match (dialect, ty) {
         (Dialect::Sqlite, _) | (Dialect::Postgres, Ty::Text | Ty::Unknown) => sql,
+        // As SQLite's `json_extract` gives it: scalars unquoted, booleans as 1 and 0.
         (Dialect::Postgres, Ty::Json) => {
-            let mut out = SqlFragment::raw("(");
-            out.push_fragment(sql).push_sql(" #>> '{}')");
+            let mut out = SqlFragment::raw("(CASE WHEN jsonb_typeof(");
+            out.push_fragment(sql.clone())
+                .push_sql(") = 'boolean' THEN (CASE WHEN ");
+            out.push_fragment(sql.clone())
+                .push_sql(" = 'true'::jsonb THEN '1' ELSE '0' END) ELSE (");
+            out.push_fragment(sql).push_sql(" #>> '{}') END)");
+            out
+        }
+        // SQLite keeps booleans as 0 and 1, and that is their text.
+        (Dialect::Postgres, Ty::Bool) => {
+            let mut out = SqlFragment::raw("CAST(CAST(");
+            out.push_fragment(sql).push_sql(" AS integer) AS text)");
             out
         }
         (Dialect::Postgres, _) => {
@@ -1029,7 +1059,10 @@ fn pg_coerce(dialect: Dialect, left: Emitted, right: Emitted) -> (Emitted, Emitt
                     other,
                 ),
                 None => {
-                    let other = wrap(other, "CAST(", " AS text)", Ty::Text);
+                    let other = match sqlite_real_text(dialect, other) {
+                        converted if converted.ty == Ty::Text => converted,
+                        other => wrap(other, "CAST(", " AS text)", Ty::Text),
+                    };
                     (text, other)
                 }
             };

@@ -18,6 +18,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     ("store-sqlite", &["domain"], &["axum", "hyper"]),
     (
+        "store-postgres",
+        &["domain"],
+        &["axum", "hyper", "rusqlite"],
+    ),
+    (
         "store-conformance",
         &["domain", "rules"],
         &[
@@ -49,6 +54,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
             "domain",
             "rules",
             "store-sqlite",
+            "store-postgres",
             "server",
             "hooks",
             "admin-ui",
