@@ -224,6 +224,7 @@ macro_rules! conformance_tests {
             a_dropped_transaction_rolls_back,
             text_params_read_back_as_strings,
             migrations_are_recorded_and_forgotten,
+            claims_admit_one_caller_per_slot,
         );
     };
 }

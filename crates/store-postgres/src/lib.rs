@@ -759,6 +759,12 @@ impl Store for PgStore {
         Err(StoreError::Schema(BACKUPS_ELSEWHERE.into()))
     }
 
+    async fn claim_once(&self, key: &str, slot: i64) -> Result<bool, StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::claim_once(
+            &conn, key, slot
+        ))
+    }
+
     async fn optimize(&self) -> Result<(), StoreError> {
         let conn = self.connection(None).await?;
         conn.batch_execute("ANALYZE").await.map_err(internal)

@@ -16,22 +16,24 @@ use crate::schema_change::SchemaChange;
 use crate::sql::{Statement, internal};
 
 /// Table names the store uses for itself; no collection may take them.
-pub(crate) const SYSTEM_TABLES: [&str; 5] = [
+pub(crate) const SYSTEM_TABLES: [&str; 6] = [
     "_migrations",
     "_collections",
     "_params",
     "_changes",
     "_changes_head",
+    "_claims",
 ];
 
 /// Held (as a session lock) while a node applies the store's schema steps.
 const MIGRATE_LOCK: i64 = 0x706c_696e_7468_0002;
 
 /// The store's own steps, in order. Append only.
-const STEPS: [&str; 3] = [
+const STEPS: [&str; 4] = [
     "1_system_tables",
     "2_bootstrap_collections",
     "3_console_guard",
+    "4_claims",
 ];
 
 /// Applies the steps that have not run yet.
@@ -104,7 +106,7 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
             conn.batch_execute(CONSOLE_GUARD_FUNCTION)
                 .await
                 .map_err(internal)?;
-            for table in SYSTEM_TABLES {
+            for table in SYSTEM_TABLES.iter().filter(|t| **t != "_claims") {
                 conn.batch_execute(&format!(
                     "CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
                      ON {table} FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard()"
@@ -112,6 +114,21 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
                 .await
                 .map_err(internal)?;
             }
+        }
+        "4_claims" => {
+            conn.batch_execute(
+                "CREATE TABLE _claims (
+                    key     text COLLATE \"C\" NOT NULL,
+                    slot    bigint NOT NULL,
+                    created bigint NOT NULL,
+                    PRIMARY KEY (key, slot)
+                );
+                CREATE INDEX _claims_created ON _claims (created);
+                CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+                    ON _claims FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard();",
+            )
+            .await
+            .map_err(internal)?;
         }
         _ => return Err(StoreError::Internal(format!("unknown store step {step}"))),
     }
@@ -325,6 +342,30 @@ pub(crate) async fn forget_migration(conn: &Conn, file: &str) -> Result<bool, St
         .await
         .map_err(internal)?;
     Ok(removed > 0)
+}
+
+/// Claims `(key, slot)` for the caller if nobody has (see `Store::claim_once`); claims older
+/// than a day are dropped on the way.
+pub(crate) async fn claim_once(conn: &Conn, key: &str, slot: i64) -> Result<bool, StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let mut prune = Statement::new("DELETE FROM _claims WHERE created < ");
+    prune.bind(now.saturating_sub(24 * 60 * 60 * 1000));
+    query(conn, &prune, true).await.map_err(internal)?;
+    let mut claim = Statement::new("INSERT INTO _claims (key, slot, created) VALUES (");
+    claim
+        .bind(key)
+        .push(", ")
+        .bind(slot)
+        .push(", ")
+        .bind(now)
+        .push(") ON CONFLICT DO NOTHING RETURNING 1");
+    Ok(!query(conn, &claim, true)
+        .await
+        .map_err(internal)?
+        .is_empty())
 }
 
 /// Whether `name` is one of the store's own tables, or reserved by PostgreSQL.

@@ -755,6 +755,14 @@ impl Store for SqliteStore {
             .map_err(closed)?
     }
 
+    async fn claim_once(&self, key: &str, slot: i64) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.engine
+            .write(move |conn| system::claim_once(conn, &key, slot))
+            .await
+            .map_err(closed)?
+    }
+
     async fn run_sql(
         &self,
         sql: &str,

@@ -15,7 +15,13 @@ use serde_json::Value;
 use crate::internal;
 
 /// Table names the store uses for itself; no collection may take them.
-pub(crate) const SYSTEM_TABLES: [&str; 4] = ["_migrations", "_collections", "_params", "_changes"];
+pub(crate) const SYSTEM_TABLES: [&str; 5] = [
+    "_migrations",
+    "_collections",
+    "_params",
+    "_changes",
+    "_claims",
+];
 
 /// The first schema step: a database that recorded it was made by Plinth.
 pub(crate) const FIRST_MIGRATION: &str = "1_system_tables";
@@ -23,11 +29,12 @@ pub(crate) const FIRST_MIGRATION: &str = "1_system_tables";
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Every schema step, in order. Append only: a step's name is recorded once it ran.
-const MIGRATIONS: [(&str, Migration); 4] = [
+const MIGRATIONS: [(&str, Migration); 5] = [
     (FIRST_MIGRATION, create_system_tables),
     ("2_bootstrap_collections", bootstrap_collections),
     ("3_change_log", create_change_log),
     ("4_strip_change_log_secrets", strip_change_log_secrets),
+    ("5_claims", create_claims),
 ];
 
 /// Applies the steps that have not run yet.
@@ -86,6 +93,36 @@ fn create_system_tables(tx: &Transaction<'_>) -> Result<(), StoreError> {
         );",
     )
     .map_err(internal)
+}
+
+/// Claims of once-per-slot work (`Store::claim_once`).
+fn create_claims(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE _claims (
+            key     TEXT NOT NULL,
+            slot    INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (key, slot)
+        );
+        CREATE INDEX _claims_created ON _claims (created);",
+    )
+    .map_err(internal)
+}
+
+/// Claims `(key, slot)` if nobody has; claims older than a day are dropped on the way.
+pub(crate) fn claim_once(conn: &Connection, key: &str, slot: i64) -> Result<bool, StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    conn.prepare_cached("DELETE FROM _claims WHERE created < ?")
+        .and_then(|mut stmt| stmt.execute([now.saturating_sub(24 * 60 * 60 * 1000)]))
+        .map_err(internal)?;
+    let inserted = conn
+        .prepare_cached("INSERT OR IGNORE INTO _claims (key, slot, created) VALUES (?, ?, ?)")
+        .and_then(|mut stmt| stmt.execute(params![key, slot, now]))
+        .map_err(internal)?;
+    Ok(inserted == 1)
 }
 
 fn create_change_log(tx: &Transaction<'_>) -> Result<(), StoreError> {

@@ -137,7 +137,8 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     let terminating = state.clone();
     let installer = state.clone();
-    let crons = state.crons.start();
+    // Claimed in the store, so with several nodes on one database a job runs once.
+    let crons = state.crons.start_claiming(state.store.clone());
     let app = server::router(state);
     let http_listener = bind(&http_address).await?;
     // With TLS the API is served on the HTTPS address and plain HTTP only answers the ACME

@@ -43,7 +43,14 @@ impl Crons {
     /// every due job is started. It holds the registry weakly and stops when the returned
     /// handle is stopped or dropped, or when the registry is gone.
     pub fn start(self: &Arc<Self>) -> Ticker {
-        self.start_with_clock(chrono::Utc::now, 1)
+        self.start_with_clock(chrono::Utc::now, None, 1)
+    }
+
+    /// [`Crons::start`] for a node that may share its database with others: each due run is
+    /// first claimed in the store ([`domain::Store::claim_once`], keyed by job id and minute),
+    /// so a job runs once per cluster whichever nodes are up, not once per node.
+    pub fn start_claiming(self: &Arc<Self>, store: Arc<dyn domain::Store>) -> Ticker {
+        self.start_with_clock(chrono::Utc::now, Some(store), 1)
     }
 
     /// [`Crons::start`] reading the time from `clock`, which runs `speed` times as fast as
@@ -51,10 +58,11 @@ impl Crons {
     fn start_with_clock(
         self: &Arc<Self>,
         clock: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + 'static,
+        claims: Option<Arc<dyn domain::Store>>,
         speed: u32,
     ) -> Ticker {
         let crons = Arc::downgrade(self);
-        Ticker(tokio::spawn(tick(crons, clock, speed.max(1))))
+        Ticker(tokio::spawn(tick(crons, clock, claims, speed.max(1))))
     }
 }
 
@@ -83,8 +91,39 @@ impl Due for Schedule {
     }
 }
 
+/// Starts each job due in `minute` that this node claims first.
+fn run_claimed(
+    crons: &Arc<Crons>,
+    store: &Arc<dyn domain::Store>,
+    minute: chrono::DateTime<chrono::Utc>,
+) {
+    for id in crons.due_ids(minute) {
+        let crons = Arc::clone(crons);
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            match store
+                .claim_once(&format!("cron:{id}"), minute.timestamp_millis())
+                .await
+            {
+                Ok(true) => {
+                    let _ = crons.run_now(&id);
+                }
+                Ok(false) => tracing::debug!(job = %id, "cron run claimed by another node"),
+                Err(error) => {
+                    tracing::warn!(job = %id, %error, "cannot claim a cron run; skipped");
+                }
+            }
+        });
+    }
+}
+
 /// The scheduler loop: sleep to the next minute boundary, start what is due, repeat.
-async fn tick(crons: Weak<Crons>, clock: impl Fn() -> chrono::DateTime<chrono::Utc>, speed: u32) {
+async fn tick(
+    crons: Weak<Crons>,
+    clock: impl Fn() -> chrono::DateTime<chrono::Utc>,
+    claims: Option<Arc<dyn domain::Store>>,
+    speed: u32,
+) {
     let mut last = None;
     loop {
         let now = clock();
@@ -93,7 +132,12 @@ async fn tick(crons: Weak<Crons>, clock: impl Fn() -> chrono::DateTime<chrono::U
             let Some(crons) = crons.upgrade() else {
                 return;
             };
-            crons.run_due(minute);
+            match &claims {
+                None => {
+                    crons.run_due(minute);
+                }
+                Some(store) => run_claimed(&crons, store, minute),
+            }
         }
         // The first pass only aligns to the clock: the minute already under way was due
         // before the scheduler existed.

@@ -185,7 +185,7 @@ async fn the_scheduler_ticks_on_minute_boundaries_until_stopped() {
     let origin = std::time::Instant::now();
     let clock = move || base + chrono::Duration::from_std(origin.elapsed() * SPEED).unwrap();
     let fake = |seconds: u64| Duration::from_secs(seconds) / SPEED;
-    let ticker = crons.start_with_clock(clock, SPEED);
+    let ticker = crons.start_with_clock(clock, None, SPEED);
     // 10:31:00 is the first boundary; the minute under way at start is not run.
     tokio::time::sleep(fake(20)).await;
     assert_eq!(every.load(Ordering::SeqCst), 0);
@@ -208,6 +208,38 @@ async fn the_scheduler_ticks_on_minute_boundaries_until_stopped() {
     );
     tokio::time::sleep(fake(5 * 60)).await;
     assert_eq!(every.load(Ordering::SeqCst), at_stop, "no tick after stop");
+}
+
+#[tokio::test]
+async fn schedulers_sharing_a_store_run_each_due_job_once() {
+    // Three "nodes", each with its own registry and scheduler, claiming runs in one store.
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = SqliteStore::open(dir.path(), Default::default()).unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    const SPEED: u32 = 600;
+    let base: chrono::DateTime<chrono::Utc> = "2026-12-03T10:30:30Z".parse().unwrap();
+    let origin = std::time::Instant::now();
+    let clock = move || base + chrono::Duration::from_std(origin.elapsed() * SPEED).unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let crons = Arc::new(Crons::default());
+        crons.add("every", "* * * * *", counting(&runs)).unwrap();
+        let ticker = crons.start_with_clock(clock, Some(Arc::clone(&store)), SPEED);
+        nodes.push((crons, ticker));
+    }
+    // Boundaries at 10:31, 10:32 and 10:33 (100 ms apart on this clock).
+    eventually(|| runs.load(Ordering::SeqCst) >= 3).await;
+    for (_, ticker) in &nodes {
+        ticker.stop();
+    }
+    let elapsed = clock_minutes(origin, SPEED);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let total = runs.load(Ordering::SeqCst) as u64;
+    // Once per boundary passed across the three nodes, not three times.
+    assert!(
+        (3..=elapsed + 1).contains(&total),
+        "{total} runs in {elapsed} boundaries on three nodes"
+    );
 }
 
 /// Minute boundaries passed since 10:30:30 on the fast clock.

@@ -120,6 +120,15 @@ impl Crons {
         Ok(start(entry))
     }
 
+    /// The ids of the jobs due in the minute holding `time`, without starting them.
+    pub fn due_ids(&self, time: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
+        jobs.iter()
+            .filter(|entry| entry.schedule.is_due(time))
+            .map(|entry| entry.id.clone())
+            .collect()
+    }
+
     /// Starts every job due in the minute holding `time`; returns the ids started.
     pub fn run_due(&self, time: chrono::DateTime<chrono::Utc>) -> Vec<String> {
         let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);

@@ -350,3 +350,55 @@ pub async fn a_dropped_transaction_rolls_back(engine: &Engine) {
     assert_eq!(fx.texts("items", "name", "").await, ["after"]);
     assert_eq!(fx.change_summary(seq).await.len(), 1);
 }
+
+/// `claim_once` admits one caller per `(key, slot)`, also when callers race.
+pub async fn claims_admit_one_caller_per_slot(engine: &Engine) {
+    let fx = open(engine).await;
+    let claims: Vec<bool> = futures_join(&fx, "cron:a", 60_000).await;
+    assert_eq!(
+        claims.iter().filter(|won| **won).count(),
+        1,
+        "{}: one of eight racing claims wins: {claims:?}",
+        fx.engine
+    );
+    assert!(
+        !fx.store
+            .claim_once("cron:a", 60_000)
+            .await
+            .expect("claimed"),
+        "{}: a later claim of the same slot loses",
+        fx.engine
+    );
+    assert!(
+        fx.store
+            .claim_once("cron:a", 120_000)
+            .await
+            .expect("claimed"),
+        "{}: the next slot is free",
+        fx.engine
+    );
+    assert!(
+        fx.store
+            .claim_once("cron:b", 60_000)
+            .await
+            .expect("claimed"),
+        "{}: another key is free",
+        fx.engine
+    );
+}
+
+async fn futures_join(fx: &Fixture, key: &str, slot: i64) -> Vec<bool> {
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&fx.store);
+        let key = key.to_owned();
+        tasks.push(tokio::spawn(async move {
+            store.claim_once(&key, slot).await.expect("claimed")
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        won.push(task.await.expect("joined"));
+    }
+    won
+}
