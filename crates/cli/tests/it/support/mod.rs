@@ -16,9 +16,68 @@ pub fn plinth_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plinth"))
 }
 
+/// With `PLINTH_TEST_ENGINE=postgres` (and `PLINTH_TEST_PG`), the database of the data dir
+/// `dir`: a fresh PostgreSQL database made on first use and remembered in `dir/.plinth-test-db`,
+/// so every command and server of one test dir shares it. `None` runs on SQLite in the dir.
+pub fn test_database(dir: &Path) -> Option<String> {
+    if std::env::var("PLINTH_TEST_ENGINE").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let admin = std::env::var("PLINTH_TEST_PG").expect(
+        "PLINTH_TEST_ENGINE=postgres needs PLINTH_TEST_PG (scripts/test-postgres.sh start)",
+    );
+    let marker = dir.join(".plinth-test-db");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Some(url);
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!(
+        "plinth_e2e_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let status = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-qc",
+            &format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"),
+        ])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "creating the test database {name}");
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{base}/{name}");
+    std::fs::create_dir_all(dir).expect("test dir");
+    std::fs::write(&marker, &url).expect("marker written");
+    Some(url)
+}
+
+/// Drops the database [`test_database`] made for `dir`, if any.
+fn drop_test_database(dir: &Path) {
+    let (Ok(url), Ok(admin)) = (
+        std::fs::read_to_string(dir.join(".plinth-test-db")),
+        std::env::var("PLINTH_TEST_PG"),
+    ) else {
+        return;
+    };
+    if let Some((_, name)) = url.rsplit_once('/') {
+        let _ = Command::new("psql")
+            .args([
+                admin.as_str(),
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ])
+            .status();
+    }
+}
+
 /// Runs `plinth ARGS --dir DIR` to completion and returns (exit code, stdout, stderr).
 pub fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(plinth_bin())
+    let mut command = Command::new(plinth_bin());
+    if let Some(url) = test_database(dir) {
+        command.env("PLINTH_DB", url);
+    }
+    let output = command
         .args(args)
         .arg(format!("--dir={}", dir.display()))
         .env("PLINTH_INSECURE_TEST_HASHING", "1")
@@ -129,6 +188,9 @@ impl TestApp {
             // by every test (automigrate writes there); each test keeps its own.
             .env("PLINTH_MIGRATIONS_DIR", dir.path().join("pb_migrations"))
             .env("PLINTH_LOG", "warn");
+        if let Some(url) = test_database(dir.path()) {
+            command.env("PLINTH_DB", url);
+        }
         for (key, value) in &launch.env {
             command.env(key, value);
         }
@@ -268,6 +330,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop_test_database(self.dir.path());
     }
 }
 
