@@ -444,6 +444,14 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// A number that grows whenever a param (the settings, say) changes, on any node sharing
+    /// the database: a cache of params compares it with the number it loaded at to know it is
+    /// stale. An engine only one process uses may leave it at 0 (that process's own writes
+    /// update its caches).
+    fn params_version(&self) -> u64 {
+        0
+    }
+
     /// Claims the one run of `key` (a cron job, say) in time slot `slot`: `true` for exactly one
     /// caller per `(key, slot)` among every node sharing the database, `false` for the rest,
     /// so work every node schedules runs once. Claims are kept at least a day.

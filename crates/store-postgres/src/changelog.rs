@@ -91,19 +91,30 @@ pub(crate) async fn append(
 /// The newest committed sequence (0 for a log that never had an entry; survives pruning)
 /// and the schema version (bumped by every committed schema change).
 pub(crate) async fn head(conn: &Conn) -> Result<(u64, u64), StoreError> {
+    let (seq, schema, _) = head_with_params(conn).await?;
+    Ok((seq, schema))
+}
+
+/// [`head`] and the params version (bumped by every param write).
+pub(crate) async fn head_with_params(conn: &Conn) -> Result<(u64, u64, u64), StoreError> {
     let rows = query(
         conn,
-        &Statement::new("SELECT seq, schema FROM _changes_head WHERE id = 1"),
+        &Statement::new("SELECT seq, schema, params FROM _changes_head WHERE id = 1"),
         true,
     )
     .await
     .map_err(internal)?;
     let Some(row) = rows.first() else {
-        return Ok((0, 0));
+        return Ok((0, 0, 0));
     };
     let seq: i64 = row.try_get(0).map_err(internal)?;
     let schema: i64 = row.try_get(1).map_err(internal)?;
-    Ok((seq.max(0) as u64, schema.max(0) as u64))
+    let params: i64 = row.try_get(2).map_err(internal)?;
+    Ok((
+        seq.max(0) as u64,
+        schema.max(0) as u64,
+        params.max(0) as u64,
+    ))
 }
 
 /// Marks a schema change in the transaction, so every node reloads the schema after it.

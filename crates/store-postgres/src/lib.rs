@@ -106,6 +106,8 @@ pub struct PgStore {
     changes: Arc<watch::Sender<u64>>,
     /// The schema version this node's snapshot reflects.
     schema_version: Arc<AtomicU64>,
+    /// The newest params version this node has seen.
+    params_version: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -131,13 +133,15 @@ pub(crate) struct Publish {
     pub(crate) schema: Arc<SchemaCell>,
     pub(crate) changes: Arc<watch::Sender<u64>>,
     pub(crate) schema_version: Arc<AtomicU64>,
+    pub(crate) params_version: Arc<AtomicU64>,
 }
 
 impl Publish {
     /// Reads the database's head and brings this node up to it: a newer schema is loaded, a
     /// newer change-log sequence announced.
     pub(crate) async fn refresh(&self, conn: &Conn) -> Result<(), StoreError> {
-        let (seq, version) = changelog::head(conn).await?;
+        let (seq, version, params) = changelog::head_with_params(conn).await?;
+        self.params_version.fetch_max(params, Ordering::AcqRel);
         if version > self.schema_version.load(Ordering::Acquire) {
             let schema = system::load_schema(conn).await?;
             // Cached statements may name columns that are gone.
@@ -201,7 +205,7 @@ impl PgStore {
         let schema = system::load_schema(&conn)
             .await
             .map_err(StoreOpenError::Migrate)?;
-        let (seq, version) = changelog::head(&conn)
+        let (seq, version, params) = changelog::head_with_params(&conn)
             .await
             .map_err(StoreOpenError::Migrate)?;
         drop(conn);
@@ -210,6 +214,7 @@ impl PgStore {
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
             changes: Arc::new(watch::Sender::new(seq)),
             schema_version: Arc::new(AtomicU64::new(version)),
+            params_version: Arc::new(AtomicU64::new(params)),
         };
         let closed = Arc::new(AtomicBool::new(false));
         let background = vec![
@@ -221,6 +226,7 @@ impl PgStore {
             schema: publish.schema,
             changes: publish.changes,
             schema_version: publish.schema_version,
+            params_version: publish.params_version,
             closed,
             query_timeout: options.query_timeout,
             background,
@@ -233,6 +239,7 @@ impl PgStore {
             schema: Arc::clone(&self.schema),
             changes: Arc::clone(&self.changes),
             schema_version: Arc::clone(&self.schema_version),
+            params_version: Arc::clone(&self.params_version),
         }
     }
 
@@ -706,9 +713,19 @@ impl Store for PgStore {
     }
 
     async fn set_param_text(&self, key: &str, text: &str) -> Result<(), StoreError> {
-        timed!(self, self.query_deadline(), |conn| system::set_param_text(
-            &conn, key, text
-        ))
+        let publish = self.publish();
+        timed!(self, self.query_deadline(), |conn| async {
+            system::set_param_text(&conn, key, text).await?;
+            // Wake the other nodes, and know of this write here at once.
+            conn.batch_execute(&format!("NOTIFY {CHANNEL}, 'p'"))
+                .await
+                .map_err(internal)?;
+            publish.refresh(&conn).await
+        })
+    }
+
+    fn params_version(&self) -> u64 {
+        self.params_version.load(Ordering::Acquire)
     }
 
     async fn begin(&self, deadline: Option<Instant>) -> Result<Box<dyn Transaction>, StoreError> {

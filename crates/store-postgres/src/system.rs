@@ -29,11 +29,12 @@ pub(crate) const SYSTEM_TABLES: [&str; 6] = [
 const MIGRATE_LOCK: i64 = 0x706c_696e_7468_0002;
 
 /// The store's own steps, in order. Append only.
-const STEPS: [&str; 4] = [
+const STEPS: [&str; 5] = [
     "1_system_tables",
     "2_bootstrap_collections",
     "3_console_guard",
     "4_claims",
+    "5_params_version",
 ];
 
 /// Applies the steps that have not run yet.
@@ -126,6 +127,13 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
                 CREATE INDEX _claims_created ON _claims (created);
                 CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
                     ON _claims FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard();",
+            )
+            .await
+            .map_err(internal)?;
+        }
+        "5_params_version" => {
+            conn.batch_execute(
+                "ALTER TABLE _changes_head ADD COLUMN params bigint NOT NULL DEFAULT 0",
             )
             .await
             .map_err(internal)?;
@@ -262,11 +270,12 @@ pub(crate) async fn get_param(conn: &Conn, key: &str) -> Result<Option<Value>, S
     }))
 }
 
-/// Stores a setting's text (JSON, or verbatim text).
+/// Stores a setting's text (JSON, or verbatim text) and bumps the params version in the same
+/// statement, so every node's caches learn of it.
 pub(crate) async fn set_param_text(conn: &Conn, key: &str, text: &str) -> Result<(), StoreError> {
     let now = domain::time::now();
     let mut statement =
-        Statement::new("INSERT INTO _params (id, value, created, updated) VALUES (");
+        Statement::new("WITH saved AS (INSERT INTO _params (id, value, created, updated) VALUES (");
     statement
         .bind(key)
         .push(", ")
@@ -276,7 +285,8 @@ pub(crate) async fn set_param_text(conn: &Conn, key: &str, text: &str) -> Result
         .push(", ")
         .bind(now.as_str())
         .push(
-            ") ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+            ") ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated = excluded.updated
+             RETURNING 1) UPDATE _changes_head SET params = params + 1 WHERE id = 1",
         );
     query(conn, &statement, true).await.map_err(internal)?;
     Ok(())

@@ -33,7 +33,7 @@ pub(crate) struct PgTransaction {
     schema: Arc<Schema>,
     /// The schema at each open savepoint of the caller.
     savepoints: Vec<(Arc<Schema>, bool, bool)>,
-    /// Whether records were written (wake change-log readers at commit).
+    /// Whether records or params were written (wake the other nodes at commit).
     wrote: bool,
     /// Whether the schema changed (publish it at commit).
     schema_changed: bool,
@@ -370,7 +370,10 @@ impl Transaction for PgTransaction {
 
     async fn set_param(&mut self, key: &str, value: Value) -> Result<(), StoreError> {
         let text = value.to_string();
-        call!(self, |conn| system::set_param_text(conn, key, &text))
+        call!(self, |conn| system::set_param_text(conn, key, &text))?;
+        // The commit wakes the other nodes, whose caches then see the new params version.
+        self.wrote = true;
+        Ok(())
     }
 
     async fn applied_migrations(&mut self) -> Result<Vec<(String, i64)>, StoreError> {

@@ -244,4 +244,27 @@ async fn a_sqlite_data_dir_moves_to_postgres_and_two_nodes_serve_it() {
     let (status, body) = served.expect("B serves the new collection within a second");
     assert_eq!(status, 200);
     assert_eq!(body["totalItems"], 0);
+
+    // A settings change on A is served by B (its cached copy is older than the database's).
+    let admin_b = b.admin_token().await;
+    let (_, before) = b.get("/api/settings", Some(&admin_b)).await;
+    assert_ne!(before["meta"]["appName"], "Renamed on A");
+    let (status, body) = a
+        .patch_json(
+            "/api/settings",
+            Some(&admin_a),
+            json!({"meta": {"appName": "Renamed on A"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut seen = Value::Null;
+    for _ in 0..40 {
+        let (_, settings) = b.get("/api/settings", Some(&admin_b)).await;
+        seen = settings["meta"]["appName"].clone();
+        if seen == "Renamed on A" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, "Renamed on A", "B serves A's settings change");
 }

@@ -306,11 +306,18 @@ fn merge(base: &mut Value, patch: Value) {
 
 /// The current settings: the cached copy, else the stored ones over the defaults.
 pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
-    if let Some(settings) = state.settings.cached().await {
+    // Read before loading: a change after this point makes the next call load again.
+    let version = state.store.params_version();
+    let fresh = || state.settings.loaded_version() >= version;
+    if let Some(settings) = state.settings.cached().await
+        && fresh()
+    {
         return Ok(settings);
     }
     let mut slot = state.settings.slot().await;
-    if let Some(settings) = slot.as_ref() {
+    if let Some(settings) = slot.as_ref()
+        && fresh()
+    {
         return Ok(settings.clone());
     }
     let stored = encryption::load(state, PARAM_KEY).await?;
@@ -327,6 +334,7 @@ pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
     };
     let settings = Arc::new(settings);
     *slot = Some(settings.clone());
+    state.settings.set_loaded_version(version);
     Ok(settings)
 }
 
@@ -367,7 +375,8 @@ async fn patch_settings(
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
     let mut slot = state.settings.slot().await;
-    let existing = match slot.as_ref() {
+    let fresh = state.settings.loaded_version() >= state.store.params_version();
+    let existing = match slot.as_ref().filter(|_| fresh) {
         Some(settings) => settings.clone(),
         None => {
             drop(slot);
@@ -399,6 +408,10 @@ async fn patch_settings(
     crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);
     *slot = Some(updated.clone());
+    // This node's own write is part of the version now; another node's later one is not.
+    state
+        .settings
+        .set_loaded_version(state.store.params_version());
     Ok(Json(updated.to_api_json()))
 }
 

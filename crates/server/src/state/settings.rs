@@ -258,17 +258,31 @@ impl Default for Realtime {
 /// The settings loaded from the store, kept in memory: filled by the first
 /// `settings::current` and replaced by every `PATCH /api/settings`.
 ///
-/// Several nodes: the cache is only replaced on the node that took the PATCH; another node
-/// keeps serving its copy until it restarts. Once the settings are shared between nodes, the
-/// reload is to be driven by the store's change log (a settings change clears every node's
-/// copy); today it is correct for one node only.
+/// Several nodes: each copy remembers the store's params version it was loaded at
+/// (`Store::params_version`, which grows when any node changes a param); a copy older than the
+/// store's current version is loaded again on its next use, so a settings change made on one
+/// node is served by every node on its next request after the store has heard of it (on
+/// PostgreSQL: a `NOTIFY`, or at worst the one-second poll).
 #[derive(Default)]
-pub struct SettingsCache(tokio::sync::RwLock<Option<Arc<Settings>>>);
+pub struct SettingsCache(
+    tokio::sync::RwLock<Option<Arc<Settings>>>,
+    std::sync::atomic::AtomicU64,
+);
 
 impl SettingsCache {
     /// The cached settings, if loaded.
     pub async fn cached(&self) -> Option<Arc<Settings>> {
         self.0.read().await.clone()
+    }
+
+    /// The store's params version the cached copy was loaded at.
+    pub fn loaded_version(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records the params version a newly filled copy was loaded at.
+    pub fn set_loaded_version(&self, version: u64) {
+        self.1.store(version, std::sync::atomic::Ordering::Release);
     }
 
     /// The slot itself, held exclusively: the loader and the PATCH handler fill it under this
