@@ -724,6 +724,20 @@ impl Store for PgStore {
         })
     }
 
+    /// The connection pool as one queue: callers waiting for a connection, connections in use,
+    /// and the pool's size.
+    fn stats(&self) -> domain::store::StoreStats {
+        let status = self.pool.status();
+        domain::store::StoreStats {
+            queues: vec![domain::store::QueueStats {
+                name: "pool",
+                queued: status.waiting as u64,
+                busy: status.size.saturating_sub(status.available) as u64,
+                threads: status.max_size as u64,
+            }],
+        }
+    }
+
     fn params_version(&self) -> u64 {
         self.params_version.load(Ordering::Acquire)
     }

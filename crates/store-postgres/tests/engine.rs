@@ -144,6 +144,12 @@ async fn stores_on_one_database_see_each_others_writes_and_schema() {
         .collect();
     assert_eq!(titles, ["from a", "from b"]);
     assert!(changes[0].seq < changes[1].seq);
+    // The pool reports itself as one queue for the metrics page.
+    let stats = a.stats();
+    assert_eq!(stats.queues.len(), 1);
+    assert_eq!(stats.queues[0].name, "pool");
+    assert_eq!(stats.queues[0].threads, 16, "the default pool size");
+    assert_eq!(stats.queues[0].queued, 0);
     a.close().await.expect("closed");
     b.close().await.expect("closed");
 }
