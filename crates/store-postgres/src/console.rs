@@ -13,12 +13,12 @@
 
 use std::time::Instant;
 
-use deadpool_postgres::Object;
 use domain::StoreError;
 use domain::store::{SqlColumn, SqlLimits, SqlOutcome, SqlOutput};
 use futures_util::StreamExt;
 use tokio_postgres::SimpleQueryMessage;
 
+use crate::Conn;
 use crate::sql::{describe, internal};
 
 /// First words of the statements the console runs.
@@ -35,7 +35,7 @@ enum Stop {
 
 /// Runs `sql` on `conn` (which is closed afterwards) until `deadline`.
 pub(crate) async fn run(
-    conn: Object,
+    conn: Conn,
     sql: &str,
     limits: SqlLimits,
     deadline: Option<Instant>,
@@ -60,7 +60,7 @@ pub(crate) async fn run(
         None => work.await,
     };
     // The session may carry whatever the statements changed in it: it ends here.
-    let _ = Object::take(conn);
+    conn.discard();
     match outcome {
         Ok(output) => Ok(SqlOutcome::Done(output)),
         Err(Stop::Failed(reason)) => Ok(SqlOutcome::Failed(reason)),
@@ -69,7 +69,7 @@ pub(crate) async fn run(
 }
 
 async fn run_all(
-    conn: &Object,
+    conn: &Conn,
     statements: &[String],
     limits: SqlLimits,
     deadline: Option<Instant>,
@@ -79,7 +79,7 @@ async fn run_all(
             .as_millis()
             .max(1)
     });
-    conn.batch_execute(&format!(
+    conn.begin(&format!(
         "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL plinth.console = 'on'"
     ))
     .await

@@ -19,6 +19,7 @@ mod console;
 mod ddl;
 mod records;
 mod schema_change;
+mod session;
 mod sql;
 mod system;
 mod tx;
@@ -29,7 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use domain::collection::{Collection, Schema};
 use domain::field::{Field, FieldKind};
 use domain::record::{Record, RecordData};
@@ -46,8 +47,8 @@ use tokio_postgres::NoTls;
 use crate::schema_change::SchemaChange;
 use crate::sql::{Statement, internal};
 
-/// A pooled connection.
-pub(crate) type Conn = deadpool_postgres::ClientWrapper;
+/// A pooled connection (closed rather than pooled when dropped inside a transaction).
+pub(crate) type Conn = session::Session;
 
 /// The cluster-wide writer lock (a transaction-level advisory lock key, "plinth" + 1).
 pub const WRITE_LOCK: i64 = 0x706c_696e_7468_0001;
@@ -198,6 +199,7 @@ impl PgStore {
         let conn = pool
             .get()
             .await
+            .map(Conn::new)
             .map_err(|e| StoreOpenError::Connect(e.to_string()))?;
         system::migrate(&conn)
             .await
@@ -249,7 +251,7 @@ impl PgStore {
     }
 
     /// A pooled connection, waited for until `deadline`.
-    async fn connection(&self, deadline: Option<Instant>) -> Result<Object, StoreError> {
+    async fn connection(&self, deadline: Option<Instant>) -> Result<Conn, StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
@@ -260,7 +262,8 @@ impl PgStore {
                 .map_err(|_| StoreError::TimedOut)?,
             None => get.await,
         };
-        got.map_err(|e| StoreError::Internal(format!("no database connection: {e}")))
+        got.map(Conn::new)
+            .map_err(|e| StoreError::Internal(format!("no database connection: {e}")))
     }
 
     /// Runs a schema change in a write transaction and publishes the resulting schema once it
@@ -311,7 +314,7 @@ impl PgStore {
             let last = result.as_ref().map_or(0, Vec::len).saturating_sub(1);
             match result {
                 Ok(_) if past(deadline) => {
-                    conn.batch_execute("ROLLBACK")
+                    conn.end("ROLLBACK")
                         .await
                         .map_err(|e| at(internal(e)))?;
                     Err(WriteError {
@@ -320,7 +323,7 @@ impl PgStore {
                     })
                 }
                 Ok(results) => {
-                    conn.batch_execute(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
+                    conn.end(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
                         .await
                         .map_err(|e| WriteError {
                             index: last,
@@ -329,9 +332,7 @@ impl PgStore {
                     Ok(results)
                 }
                 Err(error) => {
-                    conn.batch_execute("ROLLBACK")
-                        .await
-                        .map_err(|e| at(internal(e)))?;
+                    conn.end("ROLLBACK").await.map_err(|e| at(internal(e)))?;
                     Err(error)
                 }
             }
@@ -344,7 +345,7 @@ impl PgStore {
                     Ok(result) => result,
                     Err(_) => {
                         // Closing the connection rolls the transaction back on the server.
-                        let _ = Object::take(conn);
+                        conn.discard();
                         return Err(at(StoreError::TimedOut));
                     }
                 }
@@ -402,7 +403,7 @@ pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Resul
             .max(1),
         None => 0,
     };
-    conn.batch_execute(&format!(
+    conn.begin(&format!(
         "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
     ))
     .await
@@ -413,13 +414,13 @@ pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Resul
 async fn finish_write<T>(conn: &Conn, result: Result<T, StoreError>) -> Result<T, StoreError> {
     match result {
         Ok(value) => {
-            conn.batch_execute(&format!("NOTIFY {CHANNEL}, 's'; COMMIT"))
+            conn.end(&format!("NOTIFY {CHANNEL}, 's'; COMMIT"))
                 .await
                 .map_err(internal)?;
             Ok(value)
         }
         Err(error) => {
-            conn.batch_execute("ROLLBACK").await.map_err(internal)?;
+            conn.end("ROLLBACK").await.map_err(internal)?;
             Err(error)
         }
     }
@@ -460,7 +461,7 @@ async fn listen(config: tokio_postgres::Config, publish: Publish, closed: Arc<At
                     while notified.recv().await.is_some() {
                         while notified.try_recv().is_ok() {}
                         if let Ok(conn) = publish.pool.get().await
-                            && let Err(error) = publish.refresh(&conn).await
+                            && let Err(error) = publish.refresh(&Conn::new(conn)).await
                         {
                             tracing::warn!(%error, "cannot refresh after a notification");
                         }
@@ -484,7 +485,7 @@ async fn poll(publish: Publish, closed: Arc<AtomicBool>) {
     while !closed.load(Ordering::Acquire) {
         tokio::time::sleep(POLL_INTERVAL).await;
         if let Ok(conn) = publish.pool.get().await
-            && let Err(error) = publish.refresh(&conn).await
+            && let Err(error) = publish.refresh(&Conn::new(conn)).await
         {
             tracing::debug!(%error, "cannot poll the change-log head");
         }
@@ -501,7 +502,7 @@ macro_rules! timed {
             Some(deadline) => match tokio::time::timeout_at(deadline.into(), $body).await {
                 Ok(result) => result,
                 Err(_) => {
-                    let _ = Object::take($conn);
+                    $conn.discard();
                     Err(StoreError::TimedOut)
                 }
             },
@@ -553,11 +554,11 @@ impl Store for PgStore {
         let result = records::truncate(&conn, &schema, collection).await;
         let committed = match result {
             Ok(()) => conn
-                .batch_execute(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
+                .end(&format!("NOTIFY {CHANNEL}, 'c'; COMMIT"))
                 .await
                 .map_err(internal),
             Err(error) => {
-                conn.batch_execute("ROLLBACK").await.map_err(internal)?;
+                conn.end("ROLLBACK").await.map_err(internal)?;
                 Err(error)
             }
         };
@@ -905,11 +906,9 @@ async fn sample(
         quote_ident(&view.name)
     ));
     statement.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-    conn.batch_execute("BEGIN READ ONLY")
-        .await
-        .map_err(internal)?;
+    conn.begin("BEGIN READ ONLY").await.map_err(internal)?;
     let rows = records::query(conn, &statement, false).await;
-    let _ = conn.batch_execute("ROLLBACK").await;
+    let _ = conn.end("ROLLBACK").await;
     let rows = rows.map_err(|error| {
         if sql::is_cancel(&error) {
             StoreError::TimedOut

@@ -63,14 +63,14 @@ pub(crate) async fn list(
 ) -> Result<RecordPage, StoreError> {
     let snapshot = query.with_total && !in_transaction;
     if snapshot {
-        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        conn.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(internal)?;
     }
     let page = list_in(conn, query).await;
     if snapshot {
         let end = if page.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        conn.batch_execute(end).await.map_err(internal)?;
+        conn.end(end).await.map_err(internal)?;
     }
     page
 }

@@ -61,12 +61,12 @@ async fn migrate_locked(conn: &Conn) -> Result<(), StoreError> {
     .await
     .map_err(internal)?;
     for step in STEPS {
-        conn.batch_execute("BEGIN").await.map_err(internal)?;
+        conn.begin("BEGIN").await.map_err(internal)?;
         let result = run_step(conn, step).await;
         match result {
-            Ok(()) => conn.batch_execute("COMMIT").await.map_err(internal)?,
+            Ok(()) => conn.end("COMMIT").await.map_err(internal)?,
             Err(error) => {
-                let _ = conn.batch_execute("ROLLBACK").await;
+                let _ = conn.end("ROLLBACK").await;
                 return Err(error);
             }
         }

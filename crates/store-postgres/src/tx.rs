@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use deadpool_postgres::Object;
 use domain::collection::{Collection, Schema};
 use domain::record::{Record, RecordData};
 use domain::sql::SqlFragment;
@@ -27,7 +26,7 @@ use crate::sql::internal;
 use crate::{CHANNEL, Conn, Publish, SchemaEdit, begin_write, changelog, records, system};
 
 pub(crate) struct PgTransaction {
-    conn: Option<Object>,
+    conn: Option<Conn>,
     publish: Publish,
     deadline: Option<Instant>,
     schema: Arc<Schema>,
@@ -107,7 +106,7 @@ macro_rules! call {
 
 impl PgTransaction {
     pub(crate) async fn begin(
-        conn: Object,
+        conn: Conn,
         publish: Publish,
         deadline: Option<Instant>,
     ) -> Result<Box<dyn Transaction>, StoreError> {
@@ -126,7 +125,7 @@ impl PgTransaction {
             Some(deadline) => match tokio::time::timeout_at(deadline.into(), started).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    let _ = Object::take(conn);
+                    conn.discard();
                     return Err(StoreError::TimedOut);
                 }
             },
@@ -180,7 +179,7 @@ impl PgTransaction {
             watchdog.abort();
         }
         if let Some(conn) = self.conn.take() {
-            let _ = Object::take(conn);
+            conn.discard();
         }
     }
 
@@ -229,13 +228,13 @@ impl Drop for PgTransaction {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
                     runtime.spawn(async move {
-                        if conn.batch_execute("ROLLBACK").await.is_err() {
-                            let _ = Object::take(conn);
+                        if conn.end("ROLLBACK").await.is_err() {
+                            conn.discard();
                         }
                     });
                 }
                 Err(_) => {
-                    let _ = Object::take(conn);
+                    conn.discard();
                 }
             }
         }
@@ -437,7 +436,7 @@ impl Transaction for PgTransaction {
             _ => String::new(),
         };
         let sql = format!("{wake}COMMIT");
-        let run = conn.batch_execute(&sql);
+        let run = conn.end(&sql);
         let committed = match self.deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), run)
                 .await
@@ -477,9 +476,9 @@ impl Transaction for PgTransaction {
             return Err(StoreError::TimedOut);
         }
         if let Some(conn) = self.conn.take()
-            && conn.batch_execute("ROLLBACK").await.is_err()
+            && conn.end("ROLLBACK").await.is_err()
         {
-            let _ = Object::take(conn);
+            conn.discard();
         }
         Ok(())
     }

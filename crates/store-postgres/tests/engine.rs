@@ -188,3 +188,84 @@ async fn the_sql_console_cannot_write_bookkeeping_tables() {
     assert_ne!(output.rows[0][0].as_deref(), Some("0"));
     store.close().await.expect("closed");
 }
+
+/// A write that gives up inside its transaction (its lock wait timed out, or its caller went
+/// away) must not hand the connection back to the pool mid-transaction: the next caller would
+/// run in an aborted transaction, or keep the writer lock held for everyone. With two pooled
+/// connections, a few such writes would poison the whole pool.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_that_give_up_leave_the_pool_clean() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let store = PgStore::open(
+        &url,
+        PgOptions {
+            pool_size: 2,
+            query_timeout: Some(Duration::from_millis(300)),
+        },
+    )
+    .await
+    .expect("the store opens");
+    let schema = store
+        .create_collection(base("notes"))
+        .await
+        .expect("created");
+    let notes = Arc::clone(schema.get("notes").expect("notes"));
+
+    // Another session holds the writer lock.
+    let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    let driver = tokio::spawn(connection);
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            store_postgres::WRITE_LOCK
+        ))
+        .await
+        .expect("holds the lock");
+    for i in 0..3 {
+        // Times out waiting for the lock, inside its BEGIN.
+        let error = store
+            .write(vec![create(&notes, &format!("late {i}"))])
+            .await
+            .expect_err("the lock is held elsewhere");
+        assert!(matches!(error.error, StoreError::TimedOut), "{error:?}");
+        // Dropped by its caller while waiting for the lock.
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(50),
+            store.write(vec![create(&notes, &format!("gone {i}"))]),
+        )
+        .await;
+        assert!(dropped.is_err(), "the write was still waiting");
+    }
+    holder.batch_execute("ROLLBACK").await.expect("released");
+
+    // Every pooled connection is usable, and the writer lock is free, for many calls in a row.
+    for i in 0..6 {
+        store
+            .write(vec![create(&notes, &format!("after {i}"))])
+            .await
+            .unwrap_or_else(|error| panic!("write {i} after the lock was released: {error:?}"));
+        store
+            .last_change_seq()
+            .await
+            .unwrap_or_else(|error| panic!("read {i}: {error:?}"));
+    }
+    let titles: Vec<String> = store
+        .changes_after(0, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .filter_map(|c| c.record.data["title"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        titles.iter().all(|t| t.starts_with("after")),
+        "only the writes that reported success are stored: {titles:?}"
+    );
+    assert_eq!(titles.len(), 6);
+    driver.abort();
+    store.close().await.expect("closed");
+}

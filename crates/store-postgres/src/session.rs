@@ -1,0 +1,78 @@
+//! A pooled connection that knows when it is inside a transaction.
+//!
+//! A connection handed back to the pool in the middle of a transaction poisons the pool: the
+//! next caller's statements run in someone else's transaction (or fail in an aborted one), and
+//! a write's advisory lock stays held until that connection happens to commit. That happens
+//! whenever a transaction does not reach its `COMMIT` or `ROLLBACK`: a `BEGIN … lock` batch
+//! that times out waiting for the lock, a rollback that fails, or a caller whose future is
+//! dropped (an HTTP client that went away). A [`Session`] dropped while its transaction is
+//! open is closed instead, and PostgreSQL rolls the transaction back.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use deadpool_postgres::{ClientWrapper, Object};
+
+pub(crate) struct Session {
+    /// Present until the session is dropped or discarded.
+    conn: Option<Object>,
+    in_transaction: AtomicBool,
+}
+
+impl Session {
+    pub(crate) fn new(conn: Object) -> Self {
+        Session {
+            conn: Some(conn),
+            in_transaction: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `sql`, which starts a transaction. From now until [`Session::end`] succeeds,
+    /// dropping the session closes its connection.
+    pub(crate) async fn begin(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.in_transaction.store(true, Ordering::Release);
+        self.client().batch_execute(sql).await
+    }
+
+    /// Runs `sql`, which ends the transaction (`COMMIT` or `ROLLBACK` last); once it
+    /// succeeded the connection may go back to the pool.
+    pub(crate) async fn end(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.client().batch_execute(sql).await?;
+        self.in_transaction.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Closes the connection instead of returning it to the pool (the server rolls back
+    /// whatever it was doing).
+    pub(crate) fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = Object::take(conn);
+        }
+    }
+
+    fn client(&self) -> &ClientWrapper {
+        // `conn` is only taken by `discard` and `drop`, which consume the session.
+        match self.conn.as_ref() {
+            Some(conn) => conn,
+            None => unreachable!("a session's connection is present until it is dropped"),
+        }
+    }
+}
+
+impl Deref for Session {
+    type Target = ClientWrapper;
+
+    fn deref(&self) -> &ClientWrapper {
+        self.client()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.in_transaction.load(Ordering::Acquire)
+            && let Some(conn) = self.conn.take()
+        {
+            let _ = Object::take(conn);
+        }
+    }
+}
