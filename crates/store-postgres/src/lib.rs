@@ -314,9 +314,7 @@ impl PgStore {
             let last = result.as_ref().map_or(0, Vec::len).saturating_sub(1);
             match result {
                 Ok(_) if past(deadline) => {
-                    conn.end("ROLLBACK")
-                        .await
-                        .map_err(|e| at(internal(e)))?;
+                    conn.end("ROLLBACK").await.map_err(|e| at(internal(e)))?;
                     Err(WriteError {
                         index: last,
                         error: StoreError::TimedOut,

@@ -32,7 +32,18 @@ impl Stream {
 
     /// Connects with extra request headers and reads `PB_CONNECT`.
     async fn connect_with(app: &TestApp, headers: &[(&str, &str)]) -> Stream {
-        let mut request = reqwest::Client::new().get(app.url("/api/realtime"));
+        Stream::open(app, "/api/realtime", headers).await.0
+    }
+
+    /// Connects asking for sequence numbers (`?seq=1`); returns the stream and the seq its
+    /// `PB_CONNECT` carried.
+    pub(crate) async fn connect_numbered(app: &TestApp) -> (Stream, u64) {
+        let (stream, seq) = Stream::open(app, "/api/realtime?seq=1", &[]).await;
+        (stream, seq.expect("PB_CONNECT carries a seq"))
+    }
+
+    async fn open(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (Stream, Option<u64>) {
+        let mut request = reqwest::Client::new().get(app.url(path));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -64,13 +75,25 @@ impl Stream {
             .expect("id line first")
             .to_owned();
         assert_eq!(id.len(), 40, "{raw}");
-        assert_eq!(
-            raw,
-            format!("id:{id}\nevent:PB_CONNECT\ndata:{{\"clientId\":\"{id}\"}}"),
-            "exact wire format"
-        );
+        let numbered = path.contains("seq=1");
+        let seq = if numbered {
+            let data = raw
+                .split_once("\ndata:")
+                .map(|(_, data)| data)
+                .expect("a data line");
+            let data: Value = serde_json::from_str(data).expect("JSON data");
+            assert_eq!(data["clientId"], id.as_str(), "{raw}");
+            Some(data["seq"].as_u64().expect("a seq"))
+        } else {
+            assert_eq!(
+                raw,
+                format!("id:{id}\nevent:PB_CONNECT\ndata:{{\"clientId\":\"{id}\"}}"),
+                "exact wire format"
+            );
+            None
+        };
         stream.client_id = id;
-        stream
+        (stream, seq)
     }
 
     /// The next message's text (without the blank line), or `None` on timeout or end.
@@ -139,6 +162,22 @@ impl Stream {
             "/api/realtime",
             token,
             json!({"clientId": self.client_id, "subscriptions": topics}),
+        )
+        .await
+    }
+
+    /// Subscribes, resuming after the change-log sequence `after`.
+    pub(crate) async fn resume(
+        &self,
+        app: &TestApp,
+        token: Option<&str>,
+        topics: &[&str],
+        after: Value,
+    ) -> (u16, Value) {
+        app.post_json(
+            "/api/realtime",
+            token,
+            json!({"clientId": self.client_id, "subscriptions": topics, "after": after}),
         )
         .await
     }
@@ -1092,4 +1131,117 @@ async fn behind_a_trusted_proxy_subscriptions_compare_forwarded_ips() {
             assert_eq!(body["message"], "Invalid realtime client.");
         }
     }
+}
+
+/// A numbered stream (a Plinth extension) resumes where an earlier stream left off: every
+/// change after the given seq that its topics receive arrives once, in commit order, the missed
+/// ones first, then the live ones; a point the log cannot serve is refused, not half served.
+#[tokio::test]
+async fn a_numbered_stream_resumes_after_the_last_seq_it_saw() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    public_posts(&app, &admin).await;
+    let create = |title: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post_json(
+                    "/api/collections/posts/records",
+                    None,
+                    json!({"title": title}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+
+    let (mut first, connected_at) = Stream::connect_numbered(&app).await;
+    let (status, body) = first.subscribe(&app, None, &["posts"]).await;
+    assert_eq!(status, 204, "{body}");
+    create("one").await;
+    let seen = first.take(1).await;
+    let keys: Vec<&String> = seen[0].data.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["record", "action", "seq"], "seq comes last");
+    let last_seen = seen[0].data["seq"].as_u64().expect("seq");
+    assert!(last_seen > connected_at);
+    // The first stream goes away; meanwhile three more changes commit (one the topic misses).
+    drop(first);
+    create("two").await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "other", "type": "base", "createRule": "", "fields": [{"name": "title", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/other/records",
+            None,
+            json!({"title": "elsewhere"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    create("three").await;
+
+    let (mut second, _) = Stream::connect_numbered(&app).await;
+    let (status, body) = second
+        .resume(&app, None, &["posts"], json!(last_seen))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    create("four").await;
+    let messages = second.take(3).await;
+    let titles: Vec<&str> = messages
+        .iter()
+        .map(|m| m.data["record"]["title"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(titles, ["two", "three", "four"]);
+    let seqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m.data["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(seqs[0] > last_seen);
+
+    // A stream without `?seq=1` keeps PocketBase's exact message shape.
+    let mut plain = Stream::connect(&app).await;
+    let (status, body) = plain.resume(&app, None, &["posts"], json!(seqs[2])).await;
+    assert_eq!(status, 204, "{body}");
+    create("five").await;
+    let plain_message = plain.take(1).await;
+    assert!(plain_message[0].data.get("seq").is_none());
+    assert!(
+        plain_message[0]
+            .raw_data
+            .ends_with("\"action\":\"create\"}")
+    );
+
+    // Points the log cannot serve, and values that are no seq.
+    let (mut third, _) = Stream::connect_numbered(&app).await;
+    for bad in [json!(-1), json!("7"), json!(1.5)] {
+        let (status, body) = third.resume(&app, None, &["posts"], bad.clone()).await;
+        let data = assert_error(
+            status,
+            &body,
+            400,
+            "Something went wrong while processing your request.",
+        );
+        assert_eq!(data["after"]["code"], "validation_invalid_after", "{bad}");
+    }
+    let (status, body) = third
+        .resume(&app, None, &["posts"], json!(seqs[2] + 1_000_000))
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(data["after"]["code"], "validation_resume_unavailable");
+    // A refused resume leaves the stream usable.
+    let (status, body) = third.subscribe(&app, None, &["posts"]).await;
+    assert_eq!(status, 204, "{body}");
+    create("six").await;
+    assert_eq!(third.take(1).await[0].data["record"]["title"], "six");
 }

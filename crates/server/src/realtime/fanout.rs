@@ -212,9 +212,11 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
                 };
                 for change in changes {
                     let seq = change.seq;
+                    let taking_on = hub.delivering.lock().await;
                     deliver(&state, &hub, change).await;
                     cursor = seq;
                     hub.cursor.store(cursor, Ordering::Release);
+                    drop(taking_on);
                     hub.progress.changed.notify_waiters();
                 }
                 continue;
@@ -349,6 +351,7 @@ async fn deliver(state: &Arc<AppState>, hub: &Arc<HubInner>, change: Change) {
                 messages.push(Message {
                     event: Arc::clone(&subscription.raw),
                     data,
+                    seq: change.seq,
                 });
             }
         }
@@ -425,6 +428,7 @@ async fn work_off_backlog(state: Arc<AppState>, hub: Arc<HubInner>, client: Arc<
                 let message = Message {
                     event: Arc::clone(&subscription.raw),
                     data,
+                    seq: change.seq,
                 };
                 if !hub.send(&client, message) {
                     break;
@@ -669,4 +673,120 @@ async fn decided(
             Some(false)
         }
     }
+}
+
+/// Why a subscription did not resume where the client left off.
+#[derive(Debug)]
+pub(crate) enum ResumeError {
+    /// Changes after the resume point were pruned from the log (or the point is past the
+    /// log's newest change).
+    Pruned,
+    /// More changes were missed than the client's queue may hold.
+    TooFarBehind,
+    Store(domain::StoreError),
+}
+
+impl From<domain::StoreError> for ResumeError {
+    fn from(error: domain::StoreError) -> Self {
+        ResumeError::Store(error)
+    }
+}
+
+/// Replaces `client`'s subscriptions with `subscriptions` and queues, in log order, every
+/// change after `after` they receive that the fan-out has already taken on, then lets the
+/// fan-out go on from there: the client gets each change after `after` once, in order,
+/// whichever node it was connected to before. The missed changes are read from the store
+/// before the fan-out is held, so it waits only for the few that committed meanwhile.
+pub(crate) async fn resume(
+    state: &Arc<AppState>,
+    hub: &Hub,
+    client: &Arc<Client>,
+    auth: AuthContext,
+    subscriptions: Vec<Subscription>,
+    after: u64,
+) -> Result<(), ResumeError> {
+    let inner = &hub.inner;
+    let store = &state.store;
+    let budget = inner.config().client_buffer.max(1);
+    let head = store.last_change_seq().await?;
+    if after > head {
+        return Err(ResumeError::Pruned);
+    }
+    if after < head {
+        // The log is pruned from its oldest end: whatever follows its oldest entry is whole.
+        let oldest = store.changes_after(0, 1).await?;
+        if oldest.first().is_none_or(|change| change.seq > after + 1) {
+            return Err(ResumeError::Pruned);
+        }
+    }
+    // Nothing reaches the client through its old topics while it catches up.
+    client.set(auth.clone(), Vec::new());
+    let mut missed: Vec<Change> = Vec::new();
+    let mut read_to = after;
+    // What the fan-out has taken on so far, without holding it.
+    let first = inner.cursor.load(Ordering::Acquire);
+    read_missed(store, &mut missed, &mut read_to, first, budget).await?;
+    let taking_on = inner.delivering.lock().await;
+    let cursor = inner.cursor.load(Ordering::Acquire);
+    read_missed(store, &mut missed, &mut read_to, cursor, budget).await?;
+    let schema = state.schema();
+    let live: Vec<Subscription> = subscriptions
+        .iter()
+        .cloned()
+        .map(|mut subscription| {
+            subscription.since = cursor.max(after);
+            subscription
+        })
+        .collect();
+    let replayed: Arc<[Subscription]> = subscriptions
+        .into_iter()
+        .map(|mut subscription| {
+            subscription.since = after;
+            subscription
+        })
+        .collect();
+    client.set(auth, live);
+    let auth = client.auth();
+    for change in missed {
+        let Some(collection) = schema.get_by_id(&change.collection_id).cloned() else {
+            continue;
+        };
+        if !replayed
+            .iter()
+            .any(|s| s.receives(&collection.id, &collection.name, &change))
+        {
+            continue;
+        }
+        let deferred = Deferred {
+            work: Arc::new(ChangeWork::new(change, collection, inner)),
+            auth: Arc::clone(&auth),
+            subscriptions: Arc::clone(&replayed),
+        };
+        inner.defer(state, client, deferred);
+    }
+    drop(taking_on);
+    Ok(())
+}
+
+/// Reads the changes after `*read_to` up to `to` into `missed`, at most `budget` of them.
+async fn read_missed(
+    store: &Arc<dyn Store>,
+    missed: &mut Vec<Change>,
+    read_to: &mut u64,
+    to: u64,
+    budget: usize,
+) -> Result<(), ResumeError> {
+    while *read_to < to {
+        let batch = store.changes_after(*read_to, budget.min(512)).await?;
+        let Some(last) = batch.last().map(|change| change.seq) else {
+            break;
+        };
+        missed.extend(batch.into_iter().filter(|change| change.seq <= to));
+        *read_to = last.min(to);
+        if missed.len() > budget {
+            return Err(ResumeError::TooFarBehind);
+        }
+    }
+    *read_to = (*read_to).max(to);
+    Ok(())
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, RawQuery, State};
 use axum::handler::Handler as _;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -65,6 +65,7 @@ pub fn spawn_hub(state: &SharedState) {
 async fn connect(
     State(state): State<SharedState>,
     PeerAddr(peer): PeerAddr,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let hub = state.realtime.clone();
@@ -88,6 +89,11 @@ async fn connect(
             .into_response();
         }
     };
+    if wants_sequence_numbers(query.as_deref()) {
+        client
+            .numbered
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
     let body = Body::from_stream(client_stream(hub, client));
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -98,6 +104,14 @@ async fn connect(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// `?seq=1` (or `true`): the stream numbers its record messages (a Plinth extension).
+fn wants_sequence_numbers(query: Option<&str>) -> bool {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or_default())
+        .unwrap_or_default()
+        .iter()
+        .any(|(key, value)| key == "seq" && matches!(value.as_str(), "1" | "true"))
 }
 
 /// The client IP as PocketBase resolves it: the configured trusted proxy header when the
@@ -178,7 +192,12 @@ fn client_stream(
                 connection.client.pop_frame()
             } else {
                 connection.greeted = true;
-                Some(crate::state::hub::connect_frame(&connection.client.id))
+                let seq = connection
+                    .client
+                    .numbered
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    .then(|| connection.hub.cursor());
+                Some(crate::state::hub::connect_frame(&connection.client.id, seq))
             };
             if let Some(frame) = frame {
                 connection.last_sent = Instant::now();
@@ -233,8 +252,19 @@ async fn subscribe(
             .collect::<ApiResult<_>>()?,
         Some(_) => return Err(ApiError::bad_request()),
     };
+    // A Plinth extension: resume after this change-log sequence (see `fanout::resume`).
+    let after = form.get("after").map(Value::as_u64);
 
     let mut errors = ValidationErrors::new();
+    if let Some(None) = after {
+        errors.add(
+            "after",
+            FieldError::new(
+                "validation_invalid_after",
+                "Must be the seq of a received message (a non-negative integer).",
+            ),
+        );
+    }
     if client_id.is_empty() {
         errors.add("clientId", FieldError::required());
     }
@@ -271,6 +301,32 @@ async fn subscribe(
         return Err(ApiError::forbidden(
             "The current and the previous request authorization don't match.",
         ));
+    }
+    if let Some(Some(after)) = after {
+        let subscriptions = subscriptions.into_iter().map(Subscription::parse).collect();
+        let hub = state.realtime.clone();
+        return match fanout::resume(&state, &hub, &client, auth, subscriptions, after).await {
+            Ok(()) => Ok(StatusCode::NO_CONTENT),
+            Err(fanout::ResumeError::Store(error)) => Err(error.into()),
+            Err(refusal) => {
+                let (code, message) = match refusal {
+                    fanout::ResumeError::TooFarBehind => (
+                        "validation_resume_too_far_behind",
+                        "More changes were missed than the client's queue holds; reload instead.",
+                    ),
+                    _ => (
+                        "validation_resume_unavailable",
+                        "The change log no longer holds every change after this seq; reload instead.",
+                    ),
+                };
+                let mut errors = ValidationErrors::new();
+                errors.add("after", FieldError::new(code, message));
+                Err(ApiError::validation(
+                    "Something went wrong while processing your request.",
+                    errors,
+                ))
+            }
+        };
     }
     // New topics start after the newest committed change; topics the client keeps keep their
     // start, so nothing between two subscription requests is lost for them.

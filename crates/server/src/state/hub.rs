@@ -156,6 +156,9 @@ pub(crate) struct HubInner {
     /// Set once the fan-out task runs; guarded by an async mutex so the start (which reads
     /// the log's current sequence) happens once.
     pub(crate) started: tokio::sync::Mutex<bool>,
+    /// Held by the fan-out while it takes on one change, and by a resuming subscription
+    /// while it queues what the client missed, so the two never interleave.
+    pub(crate) delivering: tokio::sync::Mutex<()>,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) shutdown: Notify,
     /// The schema snapshot client auth was last checked against.
@@ -244,6 +247,8 @@ pub(crate) enum Refusal {
 pub(crate) struct Message {
     pub(crate) event: Arc<str>,
     pub(crate) data: Arc<str>,
+    /// The change-log sequence of the change the message reports (0 for other messages).
+    pub(crate) seq: u64,
 }
 
 impl Message {
@@ -266,6 +271,9 @@ pub(crate) struct Client {
     closed: AtomicBool,
     /// Wakes the stream: a message was queued or the client was closed.
     pub(crate) kick: Notify,
+    /// The stream asked for sequence numbers (`GET /api/realtime?seq=1`, a Plinth
+    /// extension): record messages carry their change's `seq`, `PB_CONNECT` the hub's.
+    pub(crate) numbered: AtomicBool,
 }
 
 pub(crate) struct ClientState {
@@ -454,6 +462,13 @@ impl Client {
             state.queue = VecDeque::new();
         }
         drop(state);
+        if message.seq > 0 && self.numbered.load(Ordering::Acquire) {
+            return Some(frame(
+                &self.id,
+                &message.event,
+                &with_seq(&message.data, message.seq),
+            ));
+        }
         Some(frame(&self.id, &message.event, &message.data))
     }
 
@@ -486,13 +501,22 @@ pub(crate) fn frame(client_id: &str, event: &str, data: &str) -> String {
     out
 }
 
-/// The `PB_CONNECT` frame that opens every stream.
-pub(crate) fn connect_frame(client_id: &str) -> String {
-    frame(
-        client_id,
-        "PB_CONNECT",
-        &serde_json::json!({ "clientId": client_id }).to_string(),
-    )
+/// The `PB_CONNECT` frame that opens every stream; with `seq`, for a numbered stream.
+pub(crate) fn connect_frame(client_id: &str, seq: Option<u64>) -> String {
+    let data = match seq {
+        Some(seq) => serde_json::json!({ "clientId": client_id, "seq": seq }),
+        None => serde_json::json!({ "clientId": client_id }),
+    };
+    frame(client_id, "PB_CONNECT", &data.to_string())
+}
+
+/// A rendered record message (a JSON object) with `"seq"` added as its last key.
+pub(crate) fn with_seq(data: &str, seq: u64) -> String {
+    match data.strip_suffix('}') {
+        Some(head) if head.trim_end().ends_with('{') => format!("{head}\"seq\":{seq}}}"),
+        Some(head) => format!("{head},\"seq\":{seq}}}"),
+        None => data.to_owned(),
+    }
 }
 
 impl Hub {
@@ -506,6 +530,7 @@ impl Hub {
                 backlog_bytes: Arc::new(AtomicUsize::new(0)),
                 cursor: AtomicU64::new(0),
                 started: tokio::sync::Mutex::new(false),
+                delivering: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
                 shutdown: Notify::new(),
                 auth_schema: Mutex::new(None),
@@ -601,6 +626,11 @@ impl Hub {
         }
     }
 
+    /// The newest change-log sequence the fan-out has taken on.
+    pub(crate) fn cursor(&self) -> u64 {
+        self.inner.cursor.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)
     }
@@ -647,6 +677,7 @@ impl Hub {
             }),
             closed: AtomicBool::new(false),
             kick: Notify::new(),
+            numbered: AtomicBool::new(false),
         });
         if let Some(ip) = &client.ip {
             *registry.per_ip.entry(ip.clone()).or_default() += 1;
@@ -681,6 +712,7 @@ impl Hub {
             Message {
                 event: Arc::from(topic),
                 data: Arc::from(data),
+                seq: 0,
             },
         )
     }
@@ -709,6 +741,7 @@ impl Hub {
             Message {
                 event: Arc::from(event),
                 data: Arc::from(data),
+                seq: 0,
             },
         )
     }
