@@ -25,7 +25,7 @@ mod crons;
 /// The dashboard at /_/: headers, the first-run installer, the rule checker.
 mod dashboard;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
-mod files;
+pub(crate) mod files;
 /// JavaScript hooks: routes, middlewares, model hooks in the write's transaction, crons,
 /// runaway scripts.
 mod hooks;
