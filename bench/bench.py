@@ -4,11 +4,17 @@ data and workloads, plus the machine's ceilings (a bare axum server, raw SQLite)
 
     bench.py --plinth BIN --pocketbase BIN --hello BIN --sqlite-ceiling BIN
              [--profile full|smoke] [--out-dir DIR] [--only w1,w2] [--port-base N]
+             [--pg ADMIN_URL [--pg-nodes 1,2] [--pg-cpus CPUS]]
 
 Normally started by bench/run.sh, which installs the tools and builds the binaries. Both servers
 run at the same time, pinned to the server CPU, each on a fresh data dir; every workload runs
 against one and then the other (alternating which goes first), with wrk or the realtime client
 pinned to the other CPU. Results: a table on stdout and JSON in the out dir.
+
+With --pg, Plinth also runs on PostgreSQL beside them: "plinth-pg" (one node) and "plinth-pg2"
+(two nodes sharing one database), each on a fresh database of the cluster ADMIN_URL points to.
+That cluster must run on this machine: its processes are pinned (--pg-cpus, default the server
+CPUs) and their CPU time is added to the Plinth nodes' in the CPU-per-request figures.
 
 Exit status: 0 when the run completed (even if Plinth could not serve some workloads: those are
 reported as unsupported), 1 when the harness itself is broken - the reference PocketBase failed
@@ -21,6 +27,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -61,6 +68,7 @@ LIST_FILTER = "score > 500 && published = true"
 BODY_TEXT = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
              "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud.")
 REF, CAND = "pocketbase", "plinth"
+PG1, PG2 = "plinth-pg", "plinth-pg2"  # with --pg: Plinth on PostgreSQL, one and two nodes
 
 
 class BenchError(Exception):
@@ -95,6 +103,15 @@ def proc_cpu_seconds(pid):
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat_fields(pid):
+    """Fields of /proc/PID/stat after the command name (field 3 of proc(5) is index 0)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def proc_status_kb(pid, key):
@@ -142,8 +159,10 @@ class RssPeak:
 class Server:
     """One server under test: fresh data dir, superuser, `serve` pinned to the server CPUs."""
 
-    def __init__(self, role, binary, port, cpus, workdir, ask_version=True):
+    def __init__(self, role, binary, port, cpus, workdir, ask_version=True, db_url=None,
+                 upsert=True):
         self.role, self.binary, self.port, self.cpus = role, binary, port, cpus
+        self.db_url, self.upsert = db_url, upsert  # db_url: PostgreSQL (`--db`)
         self.dir = os.path.join(workdir, role)
         self.data = os.path.join(self.dir, "data")
         self.url = f"http://127.0.0.1:{port}"
@@ -160,16 +179,18 @@ class Server:
         log_path = os.path.join(self.dir, "server.log")
         # The working directory is the scratch dir, so PocketBase's ./pb_public and the
         # pb_migrations/pb_hooks dirs next to the data dir start empty.
-        up = subprocess.run([self.binary, "superuser", "upsert", SU_EMAIL, SU_PASSWORD,
-                             "--dir", self.data], cwd=self.dir, capture_output=True, text=True,
-                            timeout=60)
-        if up.returncode != 0:
-            raise BenchError(f"{self.role}: superuser upsert failed (rc {up.returncode}): "
-                             f"{(up.stderr or up.stdout).strip()[-400:]}")
+        db = [f"--db={self.db_url}"] if self.db_url else []
+        if self.upsert:
+            up = subprocess.run([self.binary, "superuser", "upsert", SU_EMAIL, SU_PASSWORD,
+                                 "--dir", self.data] + db, cwd=self.dir, capture_output=True,
+                                text=True, timeout=60)
+            if up.returncode != 0:
+                raise BenchError(f"{self.role}: superuser upsert failed (rc {up.returncode}): "
+                                 f"{(up.stderr or up.stdout).strip()[-400:]}")
         with open(log_path, "w") as logf:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", self.cpus, self.binary, "serve",
-                 f"--http=127.0.0.1:{self.port}", f"--dir={self.data}"],
+                 f"--http=127.0.0.1:{self.port}", f"--dir={self.data}"] + db,
                 cwd=self.dir, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -207,6 +228,28 @@ class Server:
                 self.proc.wait()
 
 
+# Lines in a Plinth log that deserve a look after a run (the workdir is deleted at the end).
+LOG_PROBLEMS = ("current transaction is aborted", "panicked", " ERROR ")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def scan_logs(nodes):
+    """node role -> {count, first}: the lines of each node's log matching LOG_PROBLEMS."""
+    found = {}
+    for node in nodes:
+        try:
+            with open(os.path.join(node.dir, "server.log"), errors="replace") as f:
+                lines = (ANSI.sub("", line).strip() for line in f)
+                hits = [line for line in lines if any(p in line for p in LOG_PROBLEMS)]
+        except OSError:
+            continue
+        if hits:
+            found[node.role] = {"count": len(hits), "first": hits[0][:400],
+                                "aborted_transaction": sum("current transaction is aborted"
+                                                           in h for h in hits)}
+    return found
+
+
 def tail(path, n=600):
     try:
         with open(path, errors="replace") as f:
@@ -222,6 +265,173 @@ def version_of(binary):
         return text[0] if out.returncode == 0 and text else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+class PgCluster:
+    """The PostgreSQL cluster behind the PG candidates, reached through an admin URL.
+
+    It must run on this machine: its processes are pinned like the servers, and their CPU time
+    counts as server CPU. That time is read from /proc: the postmaster's own time plus the time
+    of its children it has reaped (cutime + cstime: backends, parallel and autovacuum workers
+    that exited), plus the time of its live children. So a backend that starts and exits
+    during a workload is counted too, once the postmaster has reaped it. Everything the cluster
+    does is counted, whichever database it is for: give the bench a cluster of its own.
+    """
+
+    SETTINGS = ("server_version", "fsync", "synchronous_commit", "full_page_writes",
+                "shared_buffers", "max_connections", "max_parallel_workers_per_gather")
+
+    def __init__(self, admin_url, cpus):
+        if not shutil.which("psql"):
+            raise BenchError("--pg needs psql (apt-get install -y postgresql-client)")
+        self.admin_url, self.cpus = admin_url, cpus
+        self.settings = dict(
+            line.split("|", 1) for line in self.sql(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN (%s)"
+                % ",".join(f"'{n}'" for n in self.SETTINGS)).splitlines())
+        datadir = self.sql("SHOW data_directory")
+        try:
+            with open(os.path.join(datadir, "postmaster.pid")) as f:
+                self.pid = int(f.readline())
+        except (OSError, ValueError) as e:
+            raise BenchError(f"cannot read the postmaster's pid from {datadir}/postmaster.pid "
+                             f"({e}): the PostgreSQL server must run on this machine")
+        if proc_stat_fields(self.pid) is None:
+            raise BenchError(f"postmaster pid {self.pid} is not visible in /proc")
+        self.datadir, self.saved_affinity, self.databases = datadir, None, []
+
+    def sql(self, statement, db_url=None):
+        out = subprocess.run(["psql", db_url or self.admin_url, "-X", "-q", "-A", "-t",
+                              "-v", "ON_ERROR_STOP=1", "-c", statement],
+                             capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PGCONNECT_TIMEOUT="10"))
+        if out.returncode != 0:
+            raise BenchError(f"psql {statement[:60]!r}: {out.stderr.strip()[-300:]}")
+        return out.stdout.strip()
+
+    def fresh_database(self, name):
+        """Drops and creates `name` (C locale, as Plinth wants); returns its URL."""
+        self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.sql(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+        self.databases.append(name)
+        u = urllib.parse.urlsplit(self.admin_url)
+        return urllib.parse.urlunsplit(u._replace(path="/" + name))
+
+    def drop_databases(self):
+        for name in self.databases:
+            try:
+                self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except BenchError as e:
+                log(f"postgres: {e}")
+        self.databases = []
+
+    def children(self):
+        kids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                f = proc_stat_fields(int(entry))
+                if f and int(f[1]) == self.pid:
+                    kids.append(int(entry))
+        return kids
+
+    def cpu_seconds(self):
+        """CPU time of the whole cluster so far (None when the postmaster is gone)."""
+        f = proc_stat_fields(self.pid)
+        if f is None:
+            return None
+        ticks = sum(int(x) for x in f[11:15])  # utime, stime, cutime, cstime
+        for kid in self.children():
+            k = proc_stat_fields(kid)
+            if k is not None:
+                ticks += int(k[11]) + int(k[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def pin(self):
+        """Pins the postmaster and its children (backends forked later inherit it)."""
+        cpus = {int(c) for c in self.cpus.split(",")}
+        self.saved_affinity = os.sched_getaffinity(self.pid)
+        for pid in [self.pid] + self.children():
+            try:
+                os.sched_setaffinity(pid, cpus)
+            except OSError as e:
+                raise BenchError(f"cannot pin PostgreSQL process {pid} to cpus {self.cpus}: {e}")
+
+    def unpin(self):
+        if self.saved_affinity is None:
+            return
+        for pid in [self.pid] + self.children():
+            try:
+                os.sched_setaffinity(pid, self.saved_affinity)
+            except OSError:
+                pass
+        self.saved_affinity = None
+
+
+class Candidate:
+    """One column of the results: one server, or several nodes of one app sharing a
+    PostgreSQL database (then the cluster's CPU is counted with theirs)."""
+
+    def __init__(self, role, nodes, pg=None):
+        self.role, self.nodes, self.pg = role, nodes, pg
+        self.start_error = None
+
+    @property
+    def url(self):
+        return self.nodes[0].url
+
+    @property
+    def urls(self):
+        return [n.url for n in self.nodes]
+
+    @property
+    def pids(self):
+        return [n.pid for n in self.nodes]
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+
+    def alive(self):
+        return all(n.alive() for n in self.nodes)
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+    def cpu_seconds(self, with_pg=True):
+        """CPU time of the candidate's processes (and of its database cluster)."""
+        parts = [proc_cpu_seconds(p) for p in self.pids]
+        if with_pg and self.pg:
+            parts.append(self.pg.cpu_seconds())
+        return None if None in parts else sum(parts)
+
+
+def pg_candidates(pg, node_counts, binary, ports, cfg, workdir):
+    """plinth-pg (one node) and plinth-pg2 (two nodes, one database), each on a fresh database
+    of the cluster, which is pinned to its CPUs (the backends it forks later inherit that)."""
+    tag = f"plinth_bench_{os.getpid()}"
+    out = {}
+    try:
+        if 1 in node_counts:
+            url = pg.fresh_database(f"{tag}_pg")
+            out[PG1] = Candidate(PG1, [Server(PG1, binary, ports[3], cfg.server_cpus, workdir,
+                                              db_url=url)], pg)
+        if 2 in node_counts:
+            url = pg.fresh_database(f"{tag}_pg2")
+            out[PG2] = Candidate(PG2, [
+                Server(PG2 + "-a", binary, ports[4], cfg.server_cpus, workdir, db_url=url),
+                # The superuser is in the shared database already.
+                Server(PG2 + "-b", binary, ports[5], cfg.server_cpus, workdir, db_url=url,
+                       upsert=False)], pg)
+        pg.pin()
+    except BaseException:
+        pg.drop_databases()
+        pg.unpin()
+        raise
+    log(f"postgres: postmaster pid {pg.pid} ({pg.datadir}), PostgreSQL "
+        f"{pg.settings.get('server_version')}, pinned to cpus {pg.cpus}; fresh databases "
+        f"{', '.join(pg.databases)}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,9 +492,12 @@ def setup(server, n_seed, seed_workers=4):
         step = "realtime settings"
         # Plinth caps realtime clients per IP (1,000) and in total (10,000); every benchmark
         # subscriber comes from loopback. PocketBase ignores the unknown section.
-        api.call("PATCH", "/api/settings",
-                 {"realtime": {"maxClients": 1_000_000, "maxClientsPerIp": 1_000_000}},
-                 token=su, ok=(200, 400))
+        # A node applies realtime settings when it stores them or when it starts: with several
+        # nodes, each is told (the token holds on all of them).
+        for url in getattr(server, "urls", [server.url]):
+            Api(url).call("PATCH", "/api/settings",
+                          {"realtime": {"maxClients": 1_000_000, "maxClientsPerIp": 1_000_000}},
+                          token=su, ok=(200, 400))
         step = "users collection"
         status, users = api.call("GET", "/api/collections/users", token=su, ok=(200, 404))
         if status == 404:
@@ -414,50 +627,118 @@ def workload_specs(st):
 # Measurement
 
 
-def run_wrk(cfg, server, other, method, paths, body, token, duration):
+def run_wrk(cfg, server, others, method, paths, body, token, duration):
+    """One wrk run against a candidate. With several nodes, one wrk per node runs at the same
+    time, the connections split between them: req/s is their sum, latencies are those of all
+    requests together (merged from each wrk's percentiles), and the JSON keeps each node's."""
+    urls = server.urls
+    n = len(urls)
+    conns = [cfg.connections // n + (1 if i < cfg.connections % n else 0) for i in range(n)]
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        out = os.path.join(tmp, "out.json")
+        outs = [os.path.join(tmp, f"out{i}.json") for i in range(n)]
         bodies = body if isinstance(body, list) else None
         env = dict(os.environ, WRK_METHOD=method,
                    WRK_BODY=json.dumps(bodies[0] if bodies else body) if body else "",
                    WRK_BODIES="\n".join(json.dumps(b) for b in bodies) if bodies else "",
-                   WRK_TOKEN=token or "", WRK_PATHS="\n".join(paths), WRK_OUT=out)
-        cmd = ["taskset", "-c", cfg.load_cpus, "wrk", "-t1", f"-c{cfg.connections}",
-               f"-d{duration}s", "--timeout", f"{cfg.timeout}s",
-               "-s", os.path.join(HERE, "wrk.lua"), server.url + "/"]
-        cpu0, other0 = proc_cpu_seconds(server.pid), other_cpu(other)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        cpu1, other1 = proc_cpu_seconds(server.pid), other_cpu(other)
-        if proc.returncode != 0 or not os.path.exists(out):
-            raise BenchError(f"wrk failed (rc={proc.returncode}): "
-                             f"{(proc.stderr or proc.stdout).strip()[:300]}")
-        with open(out) as f:
-            r = json.load(f)
-    lat = r["latency_us"]
+                   WRK_TOKEN=token or "", WRK_PATHS="\n".join(paths))
+        cmds = [["taskset", "-c", cfg.load_cpus, "wrk", "-t1", f"-c{c}",
+                 f"-d{duration}s", "--timeout", f"{cfg.timeout}s",
+                 "-s", os.path.join(HERE, "wrk.lua"), url + "/"] for url, c in zip(urls, conns)]
+        cpu0, other0 = cpu_parts(server), other_cpu(others, server)
+        procs = [subprocess.Popen(cmd, env=dict(env, WRK_OUT=out), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for cmd, out in zip(cmds, outs)]
+        done = [(p, *p.communicate()) for p in procs]
+        cpu1, other1 = cpu_parts(server), other_cpu(others, server)
+        rs = []
+        for (proc, stdout, stderr), out in zip(done, outs):
+            if proc.returncode != 0 or not os.path.exists(out):
+                raise BenchError(f"wrk failed (rc={proc.returncode}): "
+                                 f"{(stderr or stdout).strip()[:300]}")
+            with open(out) as f:
+                rs.append(json.load(f))
+    lat = rs[0]["latency_us"] if n == 1 else merge_latency(rs)
     # wrk stops with one request in flight per connection; let the server drain them.
     time.sleep(min(cfg.timeout, lat["max"] / 1e6) + 0.1)
-    cpu2 = proc_cpu_seconds(server.pid)
-    secs = r["duration_us"] / 1e6
-    res = {"rps": round(r["requests"] / secs, 1) if secs else 0.0,
+    cpu2 = cpu_parts(server)
+    secs = max(r["duration_us"] for r in rs) / 1e6
+    requests = sum(r["requests"] for r in rs)
+    errors = {k: sum(r["errors"][k] for r in rs) for k in rs[0]["errors"]}
+    rps = sum(r["requests"] / (r["duration_us"] / 1e6) for r in rs if r["duration_us"])
+    res = {"rps": round(rps, 1),
            "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000,
            "p99_ms": lat["p99"] / 1000, "max_ms": lat["max"] / 1000,
-           "requests": r["requests"], "errors": sum(r["errors"].values()),
-           "error_detail": r["errors"]}
-    if None not in (cpu0, cpu1, cpu2) and r["requests"]:
-        res["server_cpu_util"] = round((cpu1 - cpu0) / secs, 3)
-        res["server_cpu_us_per_req"] = round((cpu2 - cpu0) * 1e6 /
-                                             (r["requests"] + cfg.connections), 1)
+           "requests": requests, "errors": sum(errors.values()),
+           "error_detail": errors}
+    if n > 1:
+        res["nodes"] = [{"url": url, "connections": c,
+                         "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1)
+                         if r["duration_us"] else 0.0,
+                         "requests": r["requests"], "errors": sum(r["errors"].values()),
+                         "p50_ms": r["latency_us"]["p50"] / 1000,
+                         "p99_ms": r["latency_us"]["p99"] / 1000}
+                        for url, c, r in zip(urls, conns, rs)]
+    if None not in (cpu0, cpu1, cpu2) and requests:
+        res["server_cpu_util"] = round((sum(cpu1) - sum(cpu0)) / secs, 3)
+        res["server_cpu_us_per_req"] = round((sum(cpu2) - sum(cpu0)) * 1e6 /
+                                             (requests + cfg.connections), 1)
+        if server.pg:
+            # The two parts of the figure above: the Plinth node(s), the PostgreSQL cluster.
+            res["plinth_cpu_us_per_req"] = round((cpu2[0] - cpu0[0]) * 1e6 /
+                                                 (requests + cfg.connections), 1)
+            res["pg_cpu_us_per_req"] = round((cpu2[1] - cpu0[1]) * 1e6 /
+                                             (requests + cfg.connections), 1)
+            res["pg_cpu_util"] = round((cpu1[1] - cpu0[1]) / secs, 3)
     if None not in (other0, other1):
-        # CPU the other (idle) server used meanwhile: background noise on the shared core.
+        # CPU the other (idle) servers used meanwhile: background noise on the shared core.
         res["other_server_cpu_util"] = round((other1 - other0) / secs, 3)
     return res
 
 
-def other_cpu(server):
-    return proc_cpu_seconds(server.pid) if server and server.alive() else None
+def cpu_parts(server):
+    """(CPU s of the candidate's server processes, CPU s of its PostgreSQL cluster or 0)."""
+    own = server.cpu_seconds(with_pg=False)
+    pg = server.pg.cpu_seconds() if server.pg else 0.0
+    return None if None in (own, pg) else (own, pg)
 
 
-def measure(cfg, server, other, name, spec, api):
+def other_cpu(others, server=None):
+    """CPU time of the servers not being measured, and of the PostgreSQL cluster when the
+    measured server does not use it (None when one of them is gone)."""
+    if not others:
+        return None
+    parts = [o.cpu_seconds(with_pg=False) for o in others if o.alive()]
+    pgs = {id(o.pg): o.pg for o in others if o.pg and o.alive()}
+    if server is not None and server.pg:
+        pgs.pop(id(server.pg), None)
+    parts += [pg.cpu_seconds() for pg in pgs.values()]
+    return None if not parts or None in parts else sum(parts)
+
+
+def merge_latency(runs):
+    """Percentiles of the requests of several wrk runs taken together. Each run's latency
+    distribution is known from its percentile list (`quantiles_us`, 1 % steps, finer above
+    99 %); the merged distribution weighs each by its request count."""
+    total = sum(r["requests"] for r in runs)
+    points = sorted({v for r in runs for _, v in r["quantiles_us"]})
+
+    def share_at_most(r, x):
+        below = [p for p, v in r["quantiles_us"] if v <= x]
+        return max(below) / 100 if below else 0.0
+
+    def quantile(p):
+        if not total:
+            return max((r["latency_us"]["p50"] for r in runs), default=0)
+        for x in points:
+            if sum(r["requests"] * share_at_most(r, x) for r in runs) >= p / 100 * total - 1e-6:
+                return x
+        return points[-1]
+
+    return {"p50": quantile(50), "p90": quantile(90), "p99": quantile(99),
+            "max": max(r["latency_us"]["max"] for r in runs)}
+
+
+def measure(cfg, server, others, name, spec, api):
     """Probe once (the response must be right), then warm up and measure with wrk."""
     method, paths, body, token, probe = spec
     _, resp = api.call(method, paths[0], body[0] if isinstance(body, list) else body, token)
@@ -465,24 +746,26 @@ def measure(cfg, server, other, name, spec, api):
         probe(resp)
     except (AssertionError, KeyError, TypeError, IndexError) as e:
         raise BenchError(f"probe response is wrong ({e}): {json.dumps(resp)[:300]}")
-    rss = RssPeak(server.pid)
+    # Several nodes: the sum of their peaks (PostgreSQL's memory is not counted).
+    rsss = [RssPeak(pid) for pid in server.pids]
     if cfg.warmup > 0:
-        run_wrk(cfg, server, other, method, paths, body, token, cfg.warmup)
-    runs = [run_wrk(cfg, server, other, method, paths, body, token, cfg.duration)
+        run_wrk(cfg, server, others, method, paths, body, token, cfg.warmup)
+    runs = [run_wrk(cfg, server, others, method, paths, body, token, cfg.duration)
             for _ in range(cfg.repeat)]
-    peak = rss.finish()
+    peak = round(sum(r.finish() for r in rsss), 1)
     best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # the median run
     res = dict(best, rps=statistics.median(r["rps"] for r in runs),
                rps_runs=[r["rps"] for r in runs], errors=sum(r["errors"] for r in runs),
                requests=sum(r["requests"] for r in runs), peak_rss_mib=peak,
                loadavg=loadavg())
-    cpu_runs = [r["server_cpu_us_per_req"] for r in runs if "server_cpu_us_per_req" in r]
-    if cpu_runs:
-        res["server_cpu_us_per_req"] = round(statistics.median(cpu_runs), 1)
+    for key in ("server_cpu_us_per_req", "plinth_cpu_us_per_req", "pg_cpu_us_per_req"):
+        cpu_runs = [r[key] for r in runs if key in r]
+        if cpu_runs:
+            res[key] = round(statistics.median(cpu_runs), 1)
     return res
 
 
-def logging_cost(cfg, server, other, st, names):
+def logging_cost(cfg, server, others, st, names):
     """What request logging costs Plinth on the given workloads: each is measured with logging
     on, then off (`logs.maxDays` 0 turns it off), then on again, so drift over the run falls on
     both sides; the cost compares the off figure with the mean of the two on figures, in
@@ -495,7 +778,7 @@ def logging_cost(cfg, server, other, st, names):
     def measure_all(label):
         out = {}
         for n in names:
-            out[n] = measure(cfg, server, other, n, specs[n], api)
+            out[n] = measure(cfg, server, others, n, specs[n], api)
             log(f"logging cost  {n:10s} logs {label:3s} {out[n]['rps']:10.1f} req/s  "
                 f"{out[n].get('server_cpu_us_per_req')} us/req")
             time.sleep(cfg.settle)
@@ -524,12 +807,15 @@ def logging_cost(cfg, server, other, st, names):
 
 
 def measure_realtime(cfg, server, st, subscribers):
-    rss = RssPeak(server.pid)
+    """Creates go to the first node; with several nodes the subscribers are spread over all of
+    them, so the others deliver what they learn from the shared change log."""
+    rsss = [RssPeak(pid) for pid in server.pids]
     try:
         res = realtime.fanout(server.url, st["user_token"], st["user_id"], subscribers,
-                              cfg.events, server_pid=server.pid)
+                              cfg.events, server_pid=server.pids, sub_urls=server.urls,
+                              cpu_fn=server.cpu_seconds if server.pg else None)
     finally:
-        peak = rss.finish()
+        peak = round(sum(r.finish() for r in rsss), 1)
     res["peak_rss_mib"] = peak
     res["loadavg"] = loadavg()
     return res
@@ -586,7 +872,8 @@ def ceilings(cfg, hello_bin, sqlite_bin, port, workdir):
         else:
             raise BenchError("the axum hello-world ceiling did not start")
         spec = workload_specs(None)["health"]
-        out["axum_hello_health"] = measure(cfg, hello, None, "health", spec, Api(hello.url))
+        out["axum_hello_health"] = measure(cfg, Candidate("hello", [hello]), None, "health",
+                                           spec, Api(hello.url))
     finally:
         hello.stop()
     proc = subprocess.run(["taskset", "-c", cfg.server_cpus, sqlite_bin,
@@ -655,6 +942,8 @@ def print_table(summary):
               f"{fmt_num(ref['p99_ms'], 2):>8s} {fmt_num(cand['p99_ms'], 2) if cand else '-':>8s} "
               f"{str(ref['errors']) + '/' + (str(cand['errors']) if cand else '-'):>13s} "
               f"{str(ref['peak_rss_mib']) + '/' + (str(cand['peak_rss_mib']) if cand else '-'):>14s}")
+    if any(role not in (REF, CAND) for role in summary["servers"]):
+        print_pg_table(summary)
     lc = summary.get("logging_cost") or {}
     if lc:
         print()
@@ -680,6 +969,85 @@ def print_table(summary):
               f"list page {s['list_page']['per_s']:,}/s, list page + count "
               f"{s['list_page_count']['per_s']:,}/s")
     print()
+
+
+def redact(url):
+    """A database URL without its password."""
+    u = urllib.parse.urlsplit(url or "")
+    if u.password:
+        u = u._replace(netloc=u.netloc.replace(":" + u.password + "@", ":***@"))
+    return urllib.parse.urlunsplit(u)
+
+
+def print_pg_table(summary):
+    """Plinth on PostgreSQL (one node, two nodes) beside PocketBase and Plinth on SQLite."""
+    roles = list(summary["servers"])
+    short = {REF: "PB", CAND: "SQLite", PG1: "pg", PG2: "pg2"}
+    extra = roles[2:]
+    pgi = summary.get("postgres") or {}
+    cpus = summary.get("cpus") or {}
+    print()
+    print(f"Plinth on PostgreSQL {pgi.get('settings', {}).get('server_version', '?')}: "
+          + ", ".join(f"{short.get(r, r)} = {r} ({summary['servers'][r].get('nodes', 1)} node"
+                      f"{'s' if summary['servers'][r].get('nodes', 1) > 1 else ''})"
+                      for r in extra)
+          + f"; ratios against PocketBase")
+    print(f"  cpus: PocketBase and every Plinth node {cpus.get('servers')}, PostgreSQL "
+          f"{cpus.get('postgres')}, wrk and realtime client {cpus.get('load')}. CPU us/req = "
+          f"server processes; for pg candidates Plinth node(s) + all PostgreSQL processes.")
+    print("  two nodes: one wrk per node, connections split; req/s summed, latencies of all "
+          "requests merged.")
+    hdr = (f"{'workload':15s} "
+           + " ".join(f"{short.get(r, r) + ' req/s':>11s} {'ratio':>6s}" for r in extra)
+           + " " + " ".join(f"{short.get(r, r) + ' p99':>9s}" for r in [REF] + extra)
+           + f" {'errors ' + '/'.join(short.get(r, r) for r in extra):>14s}"
+           + f"  CPU us/req {' / '.join(short.get(r, r) for r in roles)}")
+    print(hdr)
+    print("-" * len(hdr))
+    for name, row in summary["workloads"].items():
+        ref, ratios = row.get(REF), row.get("ratios") or {}
+        if name.startswith("realtime"):
+            for r in extra:
+                res = row.get(r)
+                if not res:
+                    continue
+                if "unsupported" in res:
+                    text = f"unsupported ({res['unsupported'][:80]})"
+                else:
+                    per_node = res.get("subscribers_per_node")
+                    text = (f"{res['received']}/{res['expected_deliveries']} delivered"
+                            + (f" (subscribers per node {per_node}, creates on the first)"
+                               if per_node else "")
+                            + f", from create request p50 "
+                            f"{fmt_num(res['delivery_from_request_p50_ms'], 2)} ms, p99 "
+                            f"{fmt_num(res['delivery_from_request_p99_ms'], 2)} ms, "
+                            f"CPU {fmt_num(res.get('server_cpu_us_per_delivery'), 1)} "
+                            f"us/delivery")
+                print(f"{name if r == extra[0] else '':15s} {short.get(r, r) + ':':7s} {text}")
+            continue
+        cells = []
+        for r in extra:
+            res = row.get(r)
+            if not res or "unsupported" in res:
+                cells.append(f"{'unsupp.' if res else '-':>11s} {'':>6s}")
+                continue
+            rt = (ratios.get(r) or {}).get("rps")
+            cells.append(f"{fmt_num(res['rps']):>11s} "
+                         f"{(fmt_num(rt, 2) + 'x') if rt else '-':>6s}")
+        p99s = []
+        for r in [REF] + extra:
+            res = row.get(r)
+            p99s.append(f"{fmt_num(res['p99_ms'], 2) if res and 'p99_ms' in res else '-':>9s}")
+        errs = "/".join(str(row[r]["errors"]) if row.get(r) and "errors" in row[r] else "-"
+                        for r in extra)
+        cpu = " / ".join(fmt_num(row[r].get("server_cpu_us_per_req"))
+                         if row.get(r) and "rps" in row[r] else "-" for r in roles)
+        print(f"{name:15s} {' '.join(cells)} {' '.join(p99s)} {errs:>14s}  {cpu}")
+    for name, row in summary["workloads"].items():
+        for r in extra:
+            res = row.get(r)
+            if res and "unsupported" in res:
+                print(f"  {name} {r}: unsupported: {res['unsupported'][:200]}")
 
 
 def git_describe():
@@ -727,6 +1095,14 @@ def main():
                     help="PocketBase on N, Plinth on N+1, hello on N+2 (default: free ports)")
     ap.add_argument("--server-cpus", default=os.environ.get("SERVER_CPUS", "1"))
     ap.add_argument("--load-cpus", default=os.environ.get("LOAD_CPUS", "0"))
+    ap.add_argument("--pg", metavar="ADMIN_URL", default="",
+                    help="also run Plinth on PostgreSQL: a superuser URL of a cluster on this\n"
+                    "machine, e.g. postgres://postgres@127.0.0.1:54339/postgres (each candidate\n"
+                    "gets a fresh database, dropped at the end)")
+    ap.add_argument("--pg-nodes", default="1,2",
+                    help="with --pg: node counts to run, 1 = plinth-pg, 2 = plinth-pg2 (1,2)")
+    ap.add_argument("--pg-cpus", default=os.environ.get("PG_CPUS", ""),
+                    help="CPUs the PostgreSQL cluster is pinned to (default: the server CPUs)")
     for k, v in PROFILES["full"].items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=None,
                         help="comma-separated counts, e.g. 1000,10000" if k == "subscribers"
@@ -755,18 +1131,47 @@ def main():
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             raise BenchError(f"'{tool}' not found in PATH")
+    try:
+        pg_nodes = sorted({int(n) for n in args.pg_nodes.split(",") if n.strip()})
+    except ValueError:
+        ap.error("--pg-nodes takes 1, 2 or 1,2")
+    if args.pg and (not pg_nodes or not set(pg_nodes) <= {1, 2}):
+        ap.error("--pg-nodes takes 1, 2 or 1,2")
+    pg_nodes = pg_nodes if args.pg else []
+    if pg_nodes:
+        cfg.pg_cpus = args.pg_cpus or cfg.server_cpus
 
     # The realtime client shares the load generator's CPUs.
     os.sched_setaffinity(0, {int(c) for c in cfg.load_cpus.split(",")})
-    ports = ([args.port_base, args.port_base + 1, args.port_base + 2] if args.port_base
-             else [free_port() for _ in range(3)])
+    # PocketBase, Plinth, the hello ceiling, then plinth-pg and plinth-pg2's two nodes.
+    ports = (list(range(args.port_base, args.port_base + 6)) if args.port_base
+             else [free_port() for _ in range(6)])
     workdir = tempfile.mkdtemp(prefix="plinth-bench-")
-    servers = {REF: Server(REF, args.pocketbase, ports[0], cfg.server_cpus, workdir),
-               CAND: Server(CAND, args.plinth, ports[1], cfg.server_cpus, workdir)}
+    servers = {REF: Candidate(REF, [Server(REF, args.pocketbase, ports[0], cfg.server_cpus,
+                                           workdir)]),
+               CAND: Candidate(CAND, [Server(CAND, args.plinth, ports[1], cfg.server_cpus,
+                                             workdir)])}
+    pg = None
+    if pg_nodes:
+        try:
+            pg = PgCluster(args.pg, cfg.pg_cpus)
+            servers.update(pg_candidates(pg, pg_nodes, args.plinth, ports, cfg, workdir))
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+    roles = list(servers)
 
     def stop_all(*_):
         for s in servers.values():
             s.stop()
+        if pg:
+            pg.drop_databases()
+            pg.unpin()
+            summary["server_log_problems"] = scan_logs(
+                [n for r in roles[1:] for n in servers[r].nodes])
+            for node, found in summary["server_log_problems"].items():
+                summary["notes"].append(f"{node}'s log: {found['count']} line(s) like "
+                                        f"{found['first'][:200]!r}")
         shutil.rmtree(workdir, ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -777,19 +1182,31 @@ def main():
                "servers": {}, "setup": {}, "workloads": {}, "notes": []}
     try:
         states = {}
+        if pg:
+            summary["postgres"] = {"admin_url": redact(args.pg), "data_directory": pg.datadir,
+                                   "postmaster_pid": pg.pid, "settings": pg.settings,
+                                   "cpus": cfg.pg_cpus, "databases": list(pg.databases)}
+            summary["cpus"] = {"servers": cfg.server_cpus, "postgres": cfg.pg_cpus,
+                               "load": cfg.load_cpus}
         for role, s in servers.items():
-            summary["servers"][role] = {"binary": s.binary, "version": s.version,
-                                        "port": s.port, "cpus": cfg.server_cpus}
+            node = s.nodes[0]
+            summary["servers"][role] = {"binary": node.binary, "version": node.version,
+                                        "port": node.port, "cpus": cfg.server_cpus}
+            if s.pg:
+                summary["servers"][role].update(
+                    nodes=len(s.nodes), ports=[n.port for n in s.nodes],
+                    db=redact(node.db_url), postgres_cpus=cfg.pg_cpus)
             try:
                 s.start()
             except BenchError as e:
                 if role == REF:
                     raise
-                log(f"plinth: {e}")
+                log(f"{role}: {e}")
                 s.start_error = str(e)
                 summary["setup"][role] = {"error": str(e)}
-        summary["servers"][CAND]["git"] = (git_describe() if args.plinth_built_here
-                                           else "binary given on the command line")
+        for role in roles[1:]:
+            summary["servers"][role]["git"] = (git_describe() if args.plinth_built_here
+                                               else "binary given on the command line")
 
         needs_setup = any(w != "health" for w in only)
         for role, s in servers.items():
@@ -805,7 +1222,7 @@ def main():
             except BenchError as e:
                 if role == REF:
                     raise
-                log(f"plinth: {e}")
+                log(f"{role}: {e}")
                 summary["setup"][role] = {"error": str(e)}
         time.sleep(cfg.settle)
 
@@ -817,9 +1234,11 @@ def main():
                 rows.append((w, None))
         for idx, (name, subscribers) in enumerate(rows):
             row = {}
-            order = [REF, CAND] if idx % 2 == 0 else [CAND, REF]
+            # Who goes first rotates from workload to workload.
+            order = roles[idx % len(roles):] + roles[:idx % len(roles)]
             for role in order:
-                s, other = servers[role], servers[CAND if role == REF else REF]
+                s = servers[role]
+                others = [o for r, o in servers.items() if r != role]
                 st = states.get(role)
                 if s.start_error:
                     row[role] = {"unsupported": f"server did not start: {s.start_error[:200]}"}
@@ -837,7 +1256,7 @@ def main():
                     if subscribers:
                         res = measure_realtime(cfg, s, st, subscribers)
                     else:
-                        res = measure(cfg, s, other, name, workload_specs(st)[name],
+                        res = measure(cfg, s, others, name, workload_specs(st)[name],
                                       st["api"] if st else Api(s.url))
                 except (BenchError, realtime.RealtimeError) as e:
                     if role == REF:
@@ -861,13 +1280,20 @@ def main():
                 time.sleep(cfg.settle)
             row["ratio"] = compare(row.get(REF), row.get(CAND))
             summary["workloads"][name] = {k: row.get(k) for k in (REF, CAND, "ratio")}
+            if len(roles) > 2:
+                # Every candidate against PocketBase ("ratio" above is Plinth on SQLite's).
+                for role in roles[2:]:
+                    summary["workloads"][name][role] = row.get(role)
+                summary["workloads"][name]["ratios"] = {
+                    role: compare(row.get(REF), row.get(role)) for role in roles[1:]}
             check_reference(args.profile, name, row[REF], summary)
 
         cost_names = [w for w in ("health", "view") if w in only]
         if cost_names and states.get(CAND) and servers[CAND].alive():
             try:
-                summary["logging_cost"] = logging_cost(cfg, servers[CAND], servers[REF],
-                                                       states[CAND], cost_names)
+                summary["logging_cost"] = logging_cost(
+                    cfg, servers[CAND], [o for r, o in servers.items() if r != CAND],
+                    states[CAND], cost_names)
             except BenchError as e:
                 summary["logging_cost"] = {"error": str(e)[:400]}
 

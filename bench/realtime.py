@@ -23,6 +23,12 @@ Memory: when the server's pid is given, its VmRSS is read idle before the
 subscribers connect, with all of them connected, subscribed and idle (after a
 settle), at its peak during the fan-out, and after they disconnect. The idle figure
 over K gives the server's memory per idle connected client.
+
+Several nodes of one app (sharing a PostgreSQL database): `sub_urls` lists them; the
+subscribers are spread evenly over them (at least one worker process per node) while
+the creates go to `base_url`, so the other nodes must deliver events written on
+another node. `server_pid` may then be a list (VmRSS and CPU are summed over it), and
+`cpu_fn` may replace the CPU reading (e.g. to add the database server's).
 """
 import asyncio
 import http.client
@@ -76,6 +82,9 @@ def ms(v):
 
 
 def rss_kib(pid):
+    if isinstance(pid, (list, tuple)):
+        parts = [rss_kib(p) for p in pid]
+        return None if None in parts else sum(parts)
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -87,7 +96,10 @@ def rss_kib(pid):
 
 
 def cpu_seconds(pid):
-    """utime + stime of a process (None when it is gone)."""
+    """utime + stime of a process (None when it is gone); of several, their sum."""
+    if isinstance(pid, (list, tuple)):
+        parts = [cpu_seconds(p) for p in pid]
+        return None if None in parts else sum(parts)
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -307,7 +319,7 @@ def _recv(pipe, deadline, what):
 
 
 def fanout(base_url, token, author_id, subscribers=100, events=50, collection="posts",
-           gap=None, wait=None, server_pid=None):
+           gap=None, wait=None, server_pid=None, sub_urls=None, cpu_fn=None):
     """Runs the fan-out benchmark and returns a dict of results.
 
     Raises RealtimeError when the server does not speak the protocol (or hangs): every wait
@@ -322,9 +334,17 @@ def fanout(base_url, token, author_id, subscribers=100, events=50, collection="p
     u = urllib.parse.urlsplit(base_url)
     prefix = u.path.rstrip("/")
     tag = "rt-" + uuid.uuid4().hex[:8]
+    sub_urls = list(sub_urls or [base_url])
     nproc = max(1, math.ceil(k / PER_PROCESS))
+    nproc = math.ceil(nproc / len(sub_urls)) * len(sub_urls)  # the same number per node
     shares = [k // nproc + (1 if i < k % nproc else 0) for i in range(nproc)]
+    urls = [sub_urls[i % len(sub_urls)] for i in range(nproc)]
     res = {"subscribers": k, "events": m, "processes": nproc, "gap_s": round(gap, 4)}
+    if len(sub_urls) > 1:
+        res["subscribers_per_node"] = [sum(sh for sh, u in zip(shares, urls) if u == url)
+                                       for url in sub_urls]
+        res["creates_to"] = base_url
+    read_cpu = cpu_fn or (lambda: cpu_seconds(server_pid))
 
     if server_pid:
         res["rss_before_kib"] = steady_rss(server_pid)
@@ -332,10 +352,12 @@ def fanout(base_url, token, author_id, subscribers=100, events=50, collection="p
     procs, pipes = [], []
     try:
         t_conn = time.perf_counter()
-        for share in shares:
+        for share, url in zip(shares, urls):
+            if not share:
+                continue
             parent, child = ctx.Pipe()
             p = ctx.Process(target=_worker_entry,
-                            args=(child, (base_url, token, collection, share, tag, m)),
+                            args=(child, (url, token, collection, share, tag, m)),
                             daemon=True)
             p.start()
             child.close()
@@ -352,7 +374,7 @@ def fanout(base_url, token, author_id, subscribers=100, events=50, collection="p
                 (res["rss_idle_kib"] - res["rss_before_kib"]) * 1024 / k)
 
         sampler = _RssSampler(server_pid) if server_pid else None
-        cpu0 = cpu_seconds(server_pid) if server_pid else None
+        cpu0 = read_cpu() if server_pid else None
         conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30)
         sent = []  # (request start, response end) per event index
         try:
@@ -378,7 +400,7 @@ def fanout(base_url, token, author_id, subscribers=100, events=50, collection="p
             pipe.send(("collect", m, deadline))
         results = [_recv(pipe, deadline + 10, "collect") for pipe in pipes]
         if server_pid:
-            cpu1 = cpu_seconds(server_pid)
+            cpu1 = read_cpu()
             res["rss_fanout_peak_kib"] = sampler.finish()
             if cpu0 is not None and cpu1 is not None:
                 res["server_cpu_s"] = round(cpu1 - cpu0, 3)

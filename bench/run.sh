@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of Plinth and PocketBase 0.40.6 on this machine, plus its ceilings.
 #
-#   bench/run.sh [--smoke] [PLINTH_BIN] [-- extra bench.py options]
+#   bench/run.sh [--smoke] [--pg] [PLINTH_BIN] [-- extra bench.py options]
 #
 # Full run (default): 10,000 seeded records, each workload 3 x 10 s after a 2 s warm-up, about
 # 15 minutes. --smoke: a few hundred records and 1 s per workload, well under 2 minutes once
@@ -14,6 +14,12 @@
 # Output: a table on stdout, JSON in bench/out/ (bench-PROFILE-DATE.json and latest-PROFILE.json).
 # Realtime at scale (about 3 minutes; ulimit -n is raised to the hard limit for it):
 #   bench/run.sh -- --only realtime --subscribers 1000,10000 --no-ceilings
+# --pg: Plinth on PostgreSQL too, one node (plinth-pg) and two nodes on one database
+# (plinth-pg2), CPU per request counting the PostgreSQL processes. The cluster is the bench's
+# own, started with scripts/test-postgres.sh in BENCH_PG_DIR (/tmp/plinth-bench-pg) on
+# BENCH_PG_PORT (54339) and stopped at the end if this script started it (BENCH_PG_KEEP=1
+# keeps it); BENCH_PG_URL=postgres://superuser@host:port/db uses another local cluster instead.
+# PG_CPUS pins PostgreSQL (default: SERVER_CPUS). bench.py's --pg-nodes 1 or 2 runs one only.
 set -euo pipefail
 die() { echo "bench/run.sh: ERROR: $*" >&2; exit 1; }
 note() { echo "bench/run.sh: $*" >&2; }
@@ -23,12 +29,14 @@ REPO=$(cd "$HERE/.." && pwd)
 PB_VERSION=0.40.6
 PROFILE=full
 PLINTH_BIN=""
+PG=0
 BUILT=()
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) PROFILE=smoke; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --pg) PG=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     -*) die "unknown option $1 (bench.py options go after --)" ;;
     *) [ -z "$PLINTH_BIN" ] || die "only one PLINTH_BIN may be given"; PLINTH_BIN=$1; shift ;;
@@ -75,9 +83,35 @@ else
     --target-dir "$REPO/target/bench-ceilings" >&2 || die "cargo build of bench/ceilings failed"
 fi
 
+# PostgreSQL for --pg: a cluster of the bench's own, so that all its CPU time is the bench's
+# (bench.py counts every process of the cluster) and pinning it disturbs nobody.
+PG_ARGS=()
+PG_STOP=0
+if [ "$PG" = 1 ]; then
+  command -v psql >/dev/null || die "psql not found (apt-get install -y postgresql-client)"
+  if [ -n "${BENCH_PG_URL:-}" ]; then
+    PG_URL=$BENCH_PG_URL
+  else
+    export PLINTH_PG_DIR=${BENCH_PG_DIR:-/tmp/plinth-bench-pg} PLINTH_PG_PORT=${BENCH_PG_PORT:-54339}
+    if ! pg_isready -q -h 127.0.0.1 -p "$PLINTH_PG_PORT" 2>/dev/null; then
+      [ "${BENCH_PG_KEEP:-0}" = 1 ] || PG_STOP=1
+    fi
+    note "PostgreSQL for --pg: $PLINTH_PG_DIR on port $PLINTH_PG_PORT (scripts/test-postgres.sh)"
+    PG_URL=$("$REPO/scripts/test-postgres.sh" start | sed -n 's/^PLINTH_TEST_PG=//p') || true
+    [ -n "$PG_URL" ] || die "could not start PostgreSQL with scripts/test-postgres.sh"
+  fi
+  PG_ARGS=(--pg "$PG_URL")
+fi
+
 # Realtime runs hold one socket per subscriber in the client and in each server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || note "WARNING: could not raise ulimit -n ($(ulimit -n))"
 note "uptime: $(uptime)"
-exec python3 "$HERE/bench.py" --profile "$PROFILE" --plinth "$PLINTH_BIN" --pocketbase "$PB" \
-  --hello "$CEIL/hello" --sqlite-ceiling "$CEIL/sqlite-ceiling" --out-dir "$HERE/out" \
-  "${BUILT[@]}" "${EXTRA[@]}"
+CMD=(python3 "$HERE/bench.py" --profile "$PROFILE" --plinth "$PLINTH_BIN" --pocketbase "$PB"
+  --hello "$CEIL/hello" --sqlite-ceiling "$CEIL/sqlite-ceiling" --out-dir "$HERE/out"
+  "${BUILT[@]}" "${PG_ARGS[@]}" "${EXTRA[@]}")
+if [ "$PG_STOP" = 0 ]; then
+  exec "${CMD[@]}"
+fi
+trap 'note "stopping the PostgreSQL cluster started for the run ($PLINTH_PG_DIR)"
+      "$REPO/scripts/test-postgres.sh" stop || true' EXIT
+"${CMD[@]}"
