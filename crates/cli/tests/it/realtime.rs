@@ -1243,5 +1243,39 @@ async fn a_numbered_stream_resumes_after_the_last_seq_it_saw() {
     let (status, body) = third.subscribe(&app, None, &["posts"]).await;
     assert_eq!(status, 204, "{body}");
     create("six").await;
-    assert_eq!(third.take(1).await[0].data["record"]["title"], "six");
+    let six = third.take(1).await;
+    assert_eq!(six[0].data["record"]["title"], "six");
+    let six = six[0].data["seq"].as_u64().expect("seq");
+
+    // At most `realtime.clientQueueMessages` missed changes are replayed; one more is refused.
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"realtime": {"clientQueueMessages": 2}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    create("seven").await;
+    create("eight").await;
+    let (mut fourth, _) = Stream::connect_numbered(&app).await;
+    let (status, body) = fourth.resume(&app, None, &["posts"], json!(six)).await;
+    assert_eq!(status, 204, "two missed changes fit: {body}");
+    let caught_up: Vec<Value> = fourth
+        .take(2)
+        .await
+        .into_iter()
+        .map(|m| m.data["record"]["title"].clone())
+        .collect();
+    assert_eq!(caught_up, [json!("seven"), json!("eight")]);
+    create("nine").await;
+    let (fifth, _) = Stream::connect_numbered(&app).await;
+    let (status, body) = fifth.resume(&app, None, &["posts"], json!(six)).await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(data["after"]["code"], "validation_resume_too_far_behind");
 }
