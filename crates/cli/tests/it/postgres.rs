@@ -557,3 +557,85 @@ async fn three_nodes_share_one_database_and_one_bucket() {
     assert_eq!(distinct.len(), minutes.len(), "once per minute: {ticks}");
     drop(moto);
 }
+
+/// Wrong guesses at a one-time code count across nodes: five in all, spread over two nodes,
+/// use the code up, as five on one node do.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_otp_guesses_count_across_nodes() {
+    let Some(admin) = admin_url() else {
+        return;
+    };
+    let database = Database::create(&admin, "otp");
+    let a = node(&database.url);
+    let b = node(&database.url);
+    let upsert = Command::new(plinth_bin())
+        .args([
+            "superuser",
+            "upsert",
+            crate::support::ADMIN_EMAIL,
+            crate::support::ADMIN_PASSWORD,
+        ])
+        .arg(format!("--dir={}", a.dir.path().display()))
+        .env("PLINTH_DB", &database.url)
+        .output()
+        .expect("superuser upsert runs");
+    assert!(upsert.status.success(), "{upsert:?}");
+    let token = a.admin_token().await;
+    let (status, body) = a
+        .patch_json(
+            "/api/collections/users",
+            Some(&token),
+            json!({"otp": {"enabled": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = a
+        .post_json(
+            "/api/collections/users/records",
+            Some(&token),
+            json!({"email": "otp@example.com", "password": "12345678", "passwordConfirm": "12345678"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = a
+        .post_json(
+            "/api/collections/users/request-otp",
+            None,
+            json!({"email": "otp@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let otp_id = body["otpId"].as_str().expect("otpId").to_owned();
+    let row = format!("/api/collections/_otps/records/{otp_id}");
+    for _ in 0..40 {
+        if a.get(&row, Some(&token)).await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (n, node) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let (status, body) = node
+            .post_json(
+                "/api/collections/users/auth-with-otp",
+                None,
+                json!({"otpId": otp_id, "password": "000000"}),
+            )
+            .await;
+        assert_eq!(status, 400, "guess {n}: {body}");
+        assert_eq!(
+            a.get(&row, Some(&token)).await.0,
+            200,
+            "the code lives after {n}"
+        );
+    }
+    // The fifth wrong guess in the cluster (the third on B) uses the code up.
+    let (status, body) = b
+        .post_json(
+            "/api/collections/users/auth-with-otp",
+            None,
+            json!({"otpId": otp_id, "password": "000000"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(a.get(&row, Some(&token)).await.0, 404, "the code is gone");
+}

@@ -95,6 +95,17 @@ pub async fn delete(state: &SharedState, collection_id: &str, id: &str) -> ApiRe
     }
 }
 
+/// Deletes the row `id` of `collection_id` and says whether this call did: `false` when it
+/// was already gone, so a code or session used on two nodes at once is used by one of them.
+pub async fn take(state: &SharedState, collection_id: &str, id: &str) -> ApiResult<bool> {
+    let collection = collection(state, collection_id)?;
+    match pipeline::system_delete(System::of(state), &collection, id).await {
+        Ok(_) => Ok(true),
+        Err(domain::StoreError::NotFound) => Ok(false),
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}
+
 /// Whether a row made at `created` is older than `duration` seconds.
 pub fn expired(row: &Record, duration: u64) -> bool {
     match domain::time::parse(row.text("created")) {

@@ -104,7 +104,21 @@ fn mail_token(
     let template = template.clone();
     let record = record.clone();
     let state_for_mail = state.clone();
+    let claim = format!(
+        "mail:{}:{}:{}",
+        collection.id,
+        record.id(),
+        token_type.as_str()
+    );
     tokio::spawn(async move {
+        // Nodes sharing a database: one such email per record in each two-minute slot, in
+        // all (this node's exact guard above already held).
+        let slot = chrono::Utc::now().timestamp() / RESEND_GUARD.as_secs() as i64;
+        match state_for_mail.store.claim_once(&claim, slot).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => tracing::warn!(%error, "cannot claim the email's slot; sending it"),
+        }
         let settings = match crate::settings::current(&state_for_mail).await {
             Ok(settings) => settings,
             Err(error) => {

@@ -315,13 +315,17 @@ async fn consume_otp(
     }
     if !password::verify(code, row.text("password").to_owned()).await {
         *failures += 1;
-        if *failures >= MAX_OTP_ATTEMPTS {
+        let counted = cluster_guesses(state, otp_id).await.max(*failures);
+        if counted >= MAX_OTP_ATTEMPTS {
             bookkeeping::delete(state, OTPS_ID, otp_id).await?;
             return Err(gone(state));
         }
         return Err(invalid_otp());
     }
-    bookkeeping::delete(state, OTPS_ID, otp_id).await?;
+    // The delete decides who used the code: another node may have, a moment ago.
+    if !bookkeeping::take(state, OTPS_ID, otp_id).await? {
+        return Err(gone(state));
+    }
     state.otp_guards.forget(otp_id);
     drop(failures);
     let Some(record) = state
@@ -340,6 +344,24 @@ async fn consume_otp(
         return super::verify_proven_email(state, collection, &record, !keep_password).await;
     }
     Ok(record)
+}
+
+/// Which wrong guess at the code `otp_id` this one is among every node sharing the database:
+/// each takes the first free numbered claim. Past [`MAX_OTP_ATTEMPTS`] claims, or when the
+/// store cannot say, the node's own count decides.
+async fn cluster_guesses(state: &SharedState, otp_id: &str) -> u32 {
+    let key = format!("otp-guess:{otp_id}");
+    for n in 1..=MAX_OTP_ATTEMPTS {
+        match state.store.claim_once(&key, i64::from(n)).await {
+            Ok(true) => return n,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot count the guess across nodes");
+                return 0;
+            }
+        }
+    }
+    MAX_OTP_ATTEMPTS
 }
 
 /// Starts an MFA session after a first factor and returns its id.
@@ -388,7 +410,11 @@ pub async fn consume_mfa(
             "A different authentication method is required.",
         ));
     }
-    bookkeeping::delete(state, MFAS_ID, mfa_id).await
+    // The delete decides who used the session: another node may have, a moment ago.
+    if !bookkeeping::take(state, MFAS_ID, mfa_id).await? {
+        return Err(invalid());
+    }
+    Ok(())
 }
 
 /// Deletes the `_otps` and `_mfas` rows that have outlived their auth collection's

@@ -105,14 +105,14 @@ pub struct AppState {
     pub limiters: Limiters,
     /// Serializes MFA-session consumption so a session is used at most once.
     ///
-    /// Several nodes: the lock is per node, so two nodes may each consume the same MFA
-    /// session once, concurrently (a second factor counted twice, never a missing one); a
-    /// single use across nodes needs the consumption decided in the database.
+    /// Several nodes: the lock is per node; a session's single use across nodes is decided
+    /// by the database, where only one node's delete of its `_mfas` row succeeds.
     pub auth_lock: tokio::sync::Mutex<()>,
     /// When each auth email was last sent, by `collection:record:kind`, to drop resends.
     ///
-    /// Several nodes: per node, so a record can get one verification (or reset, or email
-    /// change) email per node within the resend guard instead of one in all.
+    /// Several nodes: this map is per node; before sending, each node also claims the email's
+    /// two-minute slot in the database (`Store::claim_once`), so the cluster sends at most
+    /// one per slot (and at most two within any two minutes).
     pub mail_sent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Per-code locks and wrong-guess counts of one-time codes, and pending OTP deliveries
     /// (per node: see [`otp::OtpGuards`]).

@@ -21,13 +21,11 @@ const OTP_SLOT_IDLE: Duration = Duration::from_secs(3600);
 
 /// Per-code locks and wrong-guess counts, and the bound on pending OTP deliveries.
 ///
-/// Several nodes: all of it is per node. The codes themselves are rows of `_otps`, shared by
-/// every node, but the lock and the wrong-guess count of a code live on the node that took
-/// the guess: guesses spread over N nodes get up to N × `MAX_OTP_ATTEMPTS` tries at a code
-/// (still bounded by the code's lifetime and the rate limits), and two nodes may each accept
-/// the same code once, concurrently. The bounds on pending deliveries are per node too
-/// (N × [`MAX_PENDING_OTPS`] in the cluster). A single-use code across nodes needs its use
-/// decided in the database (a conditional delete); nothing does that today.
+/// Several nodes: the locks and the bounds on pending deliveries are per node (N ×
+/// [`MAX_PENDING_OTPS`] in the cluster). What must hold across nodes is decided in the
+/// database: a right code is used by the one node whose delete of its `_otps` row succeeds,
+/// and each wrong guess takes a numbered claim (`Store::claim_once`), so five wrong guesses in
+/// the whole cluster use a code up.
 pub struct OtpGuards {
     slots: Mutex<HashMap<String, Arc<OtpSlot>>>,
     pending: Arc<tokio::sync::Semaphore>,
