@@ -215,6 +215,7 @@ pub(crate) async fn prune(
     conn: &Conn,
     up_to: u64,
     retention: ChangeRetention,
+    max_bytes: u64,
 ) -> Result<u64, StoreError> {
     let newest = last_seq(conn).await?;
     let keep_from = newest.saturating_sub(retention.max_entries);
@@ -228,9 +229,30 @@ pub(crate) async fn prune(
         .push(" AND created < ")
         .bind(cutoff);
     let params = statement.refs();
-    conn.execute(statement.sql.as_str(), &params)
+    let aged = conn
+        .execute(statement.sql.as_str(), &params)
         .await
-        .map_err(internal)
+        .map_err(internal)?;
+    // The byte budget: keep the newest entries that fit, drop older ones already read.
+    let mut budget = Statement::new(
+        "DELETE FROM _changes WHERE seq IN (
+           SELECT seq FROM (
+             SELECT seq, sum(pg_column_size(record)) OVER (ORDER BY seq DESC) AS newer
+             FROM _changes
+           ) AS sized
+           WHERE newer > ",
+    );
+    budget
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .push(" AND seq <= ")
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .push(")");
+    let params = budget.refs();
+    let over = conn
+        .execute(budget.sql.as_str(), &params)
+        .await
+        .map_err(internal)?;
+    Ok(aged + over)
 }
 
 fn now_ms() -> i64 {

@@ -68,6 +68,9 @@ const CHANNEL: &str = "plinth";
 /// PocketBase's default `--queryTimeout`.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The default change-log byte budget (as on SQLite).
+pub const DEFAULT_CHANGE_LOG_MAX_BYTES: u64 = 64 << 20;
+
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
@@ -77,6 +80,9 @@ pub struct PgOptions {
     /// How long one read, or one record write, may take, waiting for a connection and the
     /// writer lock included; `None` for no bound.
     pub query_timeout: Option<Duration>,
+    /// The change log's byte budget: each prune also drops the oldest entries (that every
+    /// reader of this node has passed) beyond the newest ones that fit in it.
+    pub change_log_max_bytes: u64,
 }
 
 impl Default for PgOptions {
@@ -84,6 +90,7 @@ impl Default for PgOptions {
         PgOptions {
             pool_size: 16,
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
+            change_log_max_bytes: DEFAULT_CHANGE_LOG_MAX_BYTES,
         }
     }
 }
@@ -111,6 +118,7 @@ pub struct PgStore {
     params_version: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
+    change_log_max_bytes: u64,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -231,6 +239,7 @@ impl PgStore {
             params_version: publish.params_version,
             closed,
             query_timeout: options.query_timeout,
+            change_log_max_bytes: options.change_log_max_bytes,
             background,
         }))
     }
@@ -695,8 +704,9 @@ impl Store for PgStore {
         up_to: u64,
         retention: ChangeRetention,
     ) -> Result<u64, StoreError> {
+        let max_bytes = self.change_log_max_bytes;
         timed!(self, self.query_deadline(), |conn| changelog::prune(
-            &conn, up_to, retention
+            &conn, up_to, retention, max_bytes
         ))
     }
 

@@ -25,6 +25,7 @@ fn postgres() -> Option<Engine> {
                     PgOptions {
                         pool_size: 8,
                         query_timeout: Some(options.query_timeout),
+                        ..PgOptions::default()
                     },
                 )
                 .await

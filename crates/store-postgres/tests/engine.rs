@@ -204,6 +204,7 @@ async fn writes_that_give_up_leave_the_pool_clean() {
         PgOptions {
             pool_size: 2,
             query_timeout: Some(Duration::from_millis(300)),
+            ..PgOptions::default()
         },
     )
     .await
@@ -267,5 +268,70 @@ async fn writes_that_give_up_leave_the_pool_clean() {
     );
     assert_eq!(titles.len(), 6);
     driver.abort();
+    store.close().await.expect("closed");
+}
+
+/// The change log's byte budget holds on PostgreSQL too: a prune keeps the newest entries that
+/// fit and drops older ones, but never one past what the caller has read.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_keeps_the_change_log_in_its_byte_budget() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let store = PgStore::open(
+        &url,
+        PgOptions {
+            change_log_max_bytes: 20_000,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("the store opens");
+    let schema = store
+        .create_collection(base("notes"))
+        .await
+        .expect("created");
+    let notes = Arc::clone(schema.get("notes").expect("notes"));
+    let start = store.last_change_seq().await.expect("seq");
+    // Text PostgreSQL cannot compress, so each entry stores about 4 kB.
+    let mut state = 0x2545_f491_u64;
+    let mut noise = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                char::from(b'a' + ((state >> 33) % 26) as u8)
+            })
+            .collect()
+    };
+    for i in 0..20 {
+        let text = noise(4_000);
+        store
+            .write(vec![create(&notes, &format!("{i} {text}"))])
+            .await
+            .expect("written");
+    }
+    let all = store.changes_after(start, 100).await.expect("read");
+    assert_eq!(all.len(), 20);
+    let retention = domain::store::ChangeRetention::default();
+    // Read only up to the fifth: at most those five may go, however far over budget.
+    let fifth = all[4].seq;
+    let pruned = store.prune_changes(fifth, retention).await.expect("pruned");
+    assert_eq!(pruned, 5);
+    // Read up to the end: the oldest go until the rest fit.
+    let newest = all[19].seq;
+    store
+        .prune_changes(newest, retention)
+        .await
+        .expect("pruned");
+    let kept = store.changes_after(start, 100).await.expect("read");
+    assert!(
+        (2..=5).contains(&kept.len()),
+        "about 20 kB of 4 kB entries: {}",
+        kept.len()
+    );
+    assert_eq!(kept.last().map(|c| c.seq), Some(newest), "the newest stays");
     store.close().await.expect("closed");
 }

@@ -29,6 +29,7 @@ pub async fn open_store(
         let options = PgOptions {
             pool_size: global.db_pool.max(2),
             query_timeout,
+            change_log_max_bytes: global.change_log_max_bytes,
         };
         let store = PgStore::open(url, options)
             .await
