@@ -18,7 +18,7 @@ use super::support::{
 };
 use crate::{Compiled, Eval, Mode, RequestContext, compile_filter};
 
-fn schema() -> (Arc<Schema>, Arc<Collection>) {
+pub(super) fn schema() -> (Arc<Schema>, Arc<Collection>) {
     let t = base(
         "t",
         Some(""),
@@ -68,7 +68,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     ])
 }
 
-fn record_value() -> impl Strategy<Value = Value> {
+pub(super) fn record_value() -> impl Strategy<Value = Value> {
     (
         text_value(),
         number_value(),
@@ -122,7 +122,7 @@ fn comparison() -> impl Strategy<Value = String> {
     (operand(), operator(), operand()).prop_map(|(l, op, r)| format!("{l} {op} {r}"))
 }
 
-fn expression() -> impl Strategy<Value = String> {
+pub(super) fn expression() -> impl Strategy<Value = String> {
     comparison().prop_recursive(3, 12, 3, |inner| {
         (
             prop::collection::vec(inner, 2..=3),
@@ -140,7 +140,7 @@ fn expression() -> impl Strategy<Value = String> {
     })
 }
 
-fn request() -> impl Strategy<Value = (Option<String>, Option<Value>, bool)> {
+pub(super) fn request() -> impl Strategy<Value = (Option<String>, Option<Value>, bool)> {
     (
         prop::option::of(text_value()),
         prop::option::of(
@@ -160,7 +160,7 @@ thread_local! {
 }
 
 /// `cases` per run, or `PROPTEST_CASES` when set (for longer hunts).
-fn config(cases: u32) -> Config {
+pub(super) fn config(cases: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
