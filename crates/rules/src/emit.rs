@@ -491,8 +491,12 @@ impl ProgramEmitter<'_, '_, '_> {
             } => {
                 let table = quote_ident(&target.name);
                 if *multiple {
-                    let mut out =
-                        bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &items);
+                    let mut out = bound_each_sql(
+                        dialect,
+                        runtime_array_text(value, self.state.ctx),
+                        &items,
+                        false,
+                    );
                     out.push_sql(&format!(
                         " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
                     ));
@@ -509,9 +513,12 @@ impl ProgramEmitter<'_, '_, '_> {
                     out
                 }
             }
-            JoinKind::BoundEach { value } => {
-                bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &alias)
-            }
+            JoinKind::BoundEach { value } => bound_each_sql(
+                dialect,
+                runtime_array_text(value, self.state.ctx),
+                &alias,
+                true,
+            ),
         }
     }
 
@@ -642,7 +649,13 @@ impl ProgramEmitter<'_, '_, '_> {
             }
             Val::Each(id) => {
                 let alias = self.source_ref(Source::Join(*id), scope);
-                Emitted::raw(&format!("{alias}.\"value\""), Class::Column, Ty::Text)
+                // The items of a submitted array keep their JSON types on PostgreSQL, as
+                // SQLite's `json_each` gives them (a stored field's items are always text).
+                let ty = match self.joins.get(*id).map(|join| &join.kind) {
+                    Some(JoinKind::BoundEach { .. }) if dialect == Dialect::Postgres => Ty::Json,
+                    _ => Ty::Text,
+                };
+                Emitted::raw(&format!("{alias}.\"value\""), Class::Column, ty)
             }
             Val::Length(column) => {
                 let sql = self.column_sql(column, scope);
@@ -1162,7 +1175,7 @@ fn each_sql(dialect: Dialect, column: &str, ty: ColType, alias: &str) -> SqlFrag
 }
 
 /// `LEFT JOIN` over the items of a bound JSON array text.
-fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str) -> SqlFragment {
+fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str, typed: bool) -> SqlFragment {
     let mut out = SqlFragment::default();
     match dialect {
         Dialect::Sqlite => {
@@ -1170,8 +1183,14 @@ fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str) -> SqlFragm
                 .push_param(SqlValue::Text(array_text));
             out.push_sql(&format!(") AS {alias}"));
         }
+        // `typed`: the items as `jsonb` (numbers stay numbers), else as text (record ids).
         Dialect::Postgres => {
-            out.push_sql("LEFT JOIN LATERAL jsonb_array_elements_text(CAST(")
+            let function = if typed {
+                "jsonb_array_elements"
+            } else {
+                "jsonb_array_elements_text"
+            };
+            out.push_sql(&format!("LEFT JOIN LATERAL {function}(CAST("))
                 .push_param(SqlValue::Text(array_text));
             out.push_sql(&format!(" AS jsonb)) AS {alias}(\"value\") ON TRUE"));
         }

@@ -155,7 +155,7 @@ fn both_dialects() {
         ),
         r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN json_each(?) AS "__s0j0" WHERE (((? IS NOT "rt"."title") IS 0 AND "__s0j0"."value" = ?)))"#,
         r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
-        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements_text(CAST(? AS jsonb)) AS "__s0j0"("value") ON TRUE WHERE (((CAST((CAST(? AS text) IS DISTINCT FROM ("rt"."title") COLLATE "C") AS integer) IS NOT DISTINCT FROM CAST(FALSE AS integer)) AND ("__s0j0"."value" = (CAST(? AS text)) COLLATE "C"))))"#,
+        r#"EXISTS (SELECT 1 FROM (SELECT 1) AS "__s0jr" LEFT JOIN LATERAL jsonb_array_elements(CAST(? AS jsonb)) AS "__s0j0"("value") ON TRUE WHERE (((CAST((CAST(? AS text) IS DISTINCT FROM ("rt"."title") COLLATE "C") AS integer) IS NOT DISTINCT FROM CAST(FALSE AS integer)) AND ((SELECT (CASE WHEN (COALESCE(jsonb_typeof("_v"), 'null') = 'null') THEN NULL ELSE ROW((CASE WHEN jsonb_typeof("_v") IN ('number', 'boolean') THEN 1 ELSE 2 END), CAST((CASE jsonb_typeof("_v") WHEN 'number' THEN CAST(("_v" #>> '{}') AS double precision) WHEN 'boolean' THEN (CASE WHEN "_v" = 'true'::jsonb THEN 1 ELSE 0 END) ELSE 0 END) AS double precision), (CAST((CASE jsonb_typeof("_v") WHEN 'string' THEN ("_v" #>> '{}') WHEN 'object' THEN regexp_replace(CAST("_v" AS text), '("([^"\\]|\\.)*")|([,:]) ', '\1\3', 'g') WHEN 'array' THEN regexp_replace(CAST("_v" AS text), '("([^"\\]|\\.)*")|([,:]) ', '\1\3', 'g') ELSE '' END) AS text)) COLLATE "C") END) FROM (SELECT "__s0j0"."value" AS "_v") AS "_b") = (CASE WHEN FALSE THEN NULL ELSE ROW(2, CAST(0 AS double precision), (CAST(CAST(? AS text) AS text)) COLLATE "C") END)))))"#,
         r#"[Text("[\"a\"]"), Text("t"), Text("a")]"#,
     );
 }

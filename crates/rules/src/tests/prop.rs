@@ -147,7 +147,10 @@ pub(super) fn request() -> impl Strategy<Value = (Option<String>, Option<Value>,
             (
                 text_value(),
                 number_value(),
-                prop::sample::subsequence(vec!["a", "b", "5"], 0..=2),
+                prop::sample::subsequence(
+                    vec![json!("a"), json!("b"), json!("5"), json!(5), json!(null)],
+                    0..=2,
+                ),
             )
                 .prop_map(|(title, n, tags)| json!({"title": title, "n": n, "tags": tags})),
         ),
