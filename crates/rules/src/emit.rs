@@ -16,10 +16,11 @@
 //! Column conventions assumed (the store creates tables this way):
 //! - SQLite (PocketBase's DDL): text-like `TEXT`, number `NUMERIC`, bool `BOOLEAN` (0/1), json
 //!   and geoPoint `JSON` text or NULL, multiple select/relation/file `JSON` array text.
-//! - PostgreSQL: text-like `TEXT`, number `DOUBLE PRECISION`, bool `BOOLEAN`, json, geoPoint
-//!   and multi-valued fields `JSONB`. This arm is text-tested only; it approximates SQLite's
-//!   affinity rules with explicit casts, `LIKE` is `ILIKE` (Unicode case folding), and
-//!   `strftime` maps the common `%` codes to `to_char` and ignores modifiers.
+//! - PostgreSQL: text-like `TEXT COLLATE "C"`, number `DOUBLE PRECISION`, bool `BOOLEAN`, json,
+//!   geoPoint and multi-valued fields `JSONB`. Comparisons, `~` and `:lower` are written from
+//!   what SQLite would hold for each operand, so they answer as SQLite does (`pg_value`; held to
+//!   the evaluator by `tests/prop_pg.rs`). `strftime` maps the common `%` codes to `to_char`
+//!   and ignores modifiers (the evaluator defers it to SQL on both engines).
 
 mod pg_value;
 
