@@ -16,10 +16,13 @@
 //! Column conventions assumed (the store creates tables this way):
 //! - SQLite (PocketBase's DDL): text-like `TEXT`, number `NUMERIC`, bool `BOOLEAN` (0/1), json
 //!   and geoPoint `JSON` text or NULL, multiple select/relation/file `JSON` array text.
-//! - PostgreSQL: text-like `TEXT`, number `DOUBLE PRECISION`, bool `BOOLEAN`, json, geoPoint
-//!   and multi-valued fields `JSONB`. This arm is text-tested only; it approximates SQLite's
-//!   affinity rules with explicit casts, `LIKE` is `ILIKE` (Unicode case folding), and
-//!   `strftime` maps the common `%` codes to `to_char` and ignores modifiers.
+//! - PostgreSQL: text-like `TEXT COLLATE "C"`, number `DOUBLE PRECISION`, bool `BOOLEAN`, json,
+//!   geoPoint and multi-valued fields `JSONB`. Comparisons, `~` and `:lower` are written from
+//!   what SQLite would hold for each operand, so they answer as SQLite does (`pg_value`; held to
+//!   the evaluator by `tests/prop_pg.rs`). `strftime` maps the common `%` codes to `to_char`
+//!   and ignores modifiers (the evaluator defers it to SQL on both engines).
+
+mod pg_value;
 
 use std::collections::BTreeSet;
 
@@ -34,8 +37,9 @@ use crate::check::{
 };
 use crate::context::RequestContext;
 use crate::value::{
-    Class, EqShape, SqlVal, bound_like_pattern, eq_shape, real_to_text, value_class,
+    Affinity, Class, EqShape, SqlVal, bound_like_pattern, eq_shape, lower, value_class,
 };
+use pg_value::{NumText, PgOp, PgOperand, PgVal};
 
 /// Emits `program` for the main table `"<collection name>"`.
 pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) -> SqlFragment {
@@ -192,6 +196,10 @@ struct Emitted {
     /// A JSON operand: `=` is emitted as `IS`, without coalescing.
     json: bool,
     ty: Ty,
+    /// SQLite's affinity of the operand (a column's; expressions have none).
+    aff: Affinity,
+    /// How SQLite writes a number of this operand as text.
+    num_text: NumText,
 }
 
 impl Emitted {
@@ -201,6 +209,8 @@ impl Emitted {
             class,
             json: false,
             ty,
+            aff: Affinity::None,
+            num_text: NumText::Real,
         }
     }
 
@@ -219,6 +229,8 @@ impl Emitted {
             form: Form::Value(value),
             json: false,
             ty,
+            aff: Affinity::None,
+            num_text: NumText::Real,
         }
     }
 }
@@ -480,8 +492,12 @@ impl ProgramEmitter<'_, '_, '_> {
             } => {
                 let table = quote_ident(&target.name);
                 if *multiple {
-                    let mut out =
-                        bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &items);
+                    let mut out = bound_each_sql(
+                        dialect,
+                        runtime_array_text(value, self.state.ctx),
+                        &items,
+                        false,
+                    );
                     out.push_sql(&format!(
                         " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
                     ));
@@ -498,9 +514,12 @@ impl ProgramEmitter<'_, '_, '_> {
                     out
                 }
             }
-            JoinKind::BoundEach { value } => {
-                bound_each_sql(dialect, runtime_array_text(value, self.state.ctx), &alias)
-            }
+            JoinKind::BoundEach { value } => bound_each_sql(
+                dialect,
+                runtime_array_text(value, self.state.ctx),
+                &alias,
+                true,
+            ),
         }
     }
 
@@ -582,16 +601,23 @@ impl ProgramEmitter<'_, '_, '_> {
                             ctx,
                         );
                         let column_sql = self.column_sql(column, scope);
-                        let value = Emitted::value(value);
-                        let col = Emitted::raw(&column_sql, Class::Column, col_ty(column.ty));
-                        let (value, col) = pg_coerce(dialect, value, col);
-                        let mut sql = SqlFragment::raw("(");
-                        sql.push_fragment(render(dialect, value));
-                        sql.push_sql(match dialect {
-                            Dialect::Sqlite => " IS NOT ",
-                            Dialect::Postgres => " IS DISTINCT FROM ",
-                        });
-                        sql.push_fragment(render(dialect, col)).push_sql(")");
+                        let sql = match dialect {
+                            Dialect::Sqlite => {
+                                let mut sql = SqlFragment::raw("(");
+                                sql.push_fragment(render(dialect, Emitted::value(value)));
+                                sql.push_sql(" IS NOT ").push_sql(&column_sql);
+                                sql.push_sql(")");
+                                sql
+                            }
+                            Dialect::Postgres => pg_value::compare(
+                                PgOperand {
+                                    val: PgVal::Bound(value),
+                                    aff: Affinity::None,
+                                },
+                                PgOp::Distinct,
+                                pg_stored_column(&column_sql, column.ty),
+                            ),
+                        };
                         Emitted::sql(sql, Class::Column, Ty::Bool)
                     }
                 };
@@ -600,22 +626,44 @@ impl ProgramEmitter<'_, '_, '_> {
             }
             Val::Column(column) => {
                 let sql = self.column_sql(column, scope);
-                Emitted::raw(&sql, Class::Column, col_ty(column.ty))
+                let mut out = Emitted::raw(&sql, Class::Column, col_ty(column.ty));
+                out.aff = match column.ty {
+                    ColType::Text => Affinity::Text,
+                    _ => Affinity::Numeric,
+                };
+                out.num_text = NumText::Stored;
+                out
             }
             Val::Json { column, path } => {
                 let sql = self.column_sql(column, scope);
+                // SQLite reads a whole geoPoint as the text it stores, keys in the order
+                // written; `jsonb` sorts keys, so PostgreSQL rebuilds that text.
                 let mut out =
-                    Emitted::sql(json_path_sql(dialect, &sql, path), Class::Column, Ty::Json);
+                    if dialect == Dialect::Postgres && column.ty == ColType::Geo && path.is_empty()
+                    {
+                        Emitted::sql(pg_value::geo_text(&sql), Class::Column, Ty::Text)
+                    } else {
+                        Emitted::sql(json_path_sql(dialect, &sql, path), Class::Column, Ty::Json)
+                    };
                 out.json = true;
                 out
             }
             Val::Each(id) => {
                 let alias = self.source_ref(Source::Join(*id), scope);
-                Emitted::raw(&format!("{alias}.\"value\""), Class::Column, Ty::Text)
+                // The items of a submitted array keep their JSON types on PostgreSQL, as
+                // SQLite's `json_each` gives them (a stored field's items are always text).
+                let ty = match self.joins.get(*id).map(|join| &join.kind) {
+                    Some(JoinKind::BoundEach { .. }) if dialect == Dialect::Postgres => Ty::Json,
+                    _ => Ty::Text,
+                };
+                Emitted::raw(&format!("{alias}.\"value\""), Class::Column, ty)
             }
             Val::Length(column) => {
                 let sql = self.column_sql(column, scope);
-                Emitted::sql(length_sql(dialect, &sql, column.ty), Class::Column, Ty::Num)
+                let mut out =
+                    Emitted::sql(length_sql(dialect, &sql, column.ty), Class::Column, Ty::Num);
+                out.num_text = NumText::Int;
+                out
             }
             Val::Lower(inner) => {
                 let inner = self.val(inner, scope);
@@ -625,7 +673,23 @@ impl ProgramEmitter<'_, '_, '_> {
                         form: Form::LowerValue(v),
                         json: inner.json,
                         ty: Ty::Text,
+                        aff: Affinity::None,
+                        num_text: NumText::Real,
                     },
+                    Form::Sql(_) if dialect == Dialect::Postgres => {
+                        let json = inner.json;
+                        let mut lowered = match pg_value::lower_of(pg_val(inner)) {
+                            pg_value::Lowered::Sql(sql) => {
+                                Emitted::sql(sql, Class::Column, Ty::Text)
+                            }
+                            pg_value::Lowered::Bound(v) => Emitted {
+                                form: Form::Value(v),
+                                ..Emitted::raw("NULL", Class::Column, Ty::Text)
+                            },
+                        };
+                        lowered.json = json;
+                        lowered
+                    }
                     Form::Sql(sql) => {
                         let mut out = SqlFragment::raw("LOWER(");
                         out.push_fragment(pg_text(dialect, sql, inner.ty))
@@ -640,7 +704,10 @@ impl ProgramEmitter<'_, '_, '_> {
                 let [lon_a, lat_a, lon_b, lat_b] = args.as_ref();
                 let mut number = |v: &Val| {
                     let e = self.val(v, scope);
-                    pg_number(dialect, e)
+                    match dialect {
+                        Dialect::Sqlite => render(dialect, e),
+                        Dialect::Postgres => pg_value::math_arg(pg_val(e)),
+                    }
                 };
                 let (lon_a, lat_a, lon_b, lat_b) =
                     (number(lon_a), number(lat_a), number(lon_b), number(lat_b));
@@ -673,148 +740,261 @@ impl ProgramEmitter<'_, '_, '_> {
 
     /// `left op right` with PocketBase's null-safe equality and `~` wrapping.
     fn compare(&mut self, left: Emitted, op: OpKind, right: Emitted) -> SqlFragment {
-        let dialect = self.dialect();
-        match op {
-            OpKind::Eq | OpKind::Neq => self.equality(left, op == OpKind::Eq, right),
-            OpKind::Like | OpKind::NotLike => {
-                let right = match right.form {
-                    Form::Value(v) => Emitted {
-                        form: Form::Value(bound_like_pattern(&v)),
-                        ty: Ty::Text,
-                        ..right
-                    },
-                    Form::LowerValue(v) => Emitted {
-                        form: Form::LowerValue(bound_like_pattern(&v)),
-                        ty: Ty::Text,
-                        ..right
-                    },
-                    Form::Sql(sql) => {
-                        let mut wrapped = SqlFragment::raw("('%' || ");
-                        wrapped
-                            .push_fragment(pg_text(dialect, sql, right.ty))
-                            .push_sql(" || '%')");
-                        Emitted::sql(wrapped, right.class, Ty::Text)
-                    }
-                };
-                let negate = op == OpKind::NotLike;
-                let left = sqlite_real_text(dialect, left);
-                let left_ty = left.ty;
-                let right_ty = right.ty;
-                let mut out = pg_text(dialect, render(dialect, left), left_ty);
-                out.push_sql(match (dialect, negate) {
-                    (Dialect::Sqlite, false) => " LIKE ",
-                    (Dialect::Sqlite, true) => " NOT LIKE ",
-                    (Dialect::Postgres, false) => " ILIKE ",
-                    (Dialect::Postgres, true) => " NOT ILIKE ",
-                });
-                out.push_fragment(pg_text(dialect, render(dialect, right), right_ty));
-                out.push_sql(" ESCAPE '\\'");
-                out
-            }
-            OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {
-                let sign = match op {
-                    OpKind::Gt => " > ",
-                    OpKind::Gte => " >= ",
-                    OpKind::Lt => " < ",
-                    _ => " <= ",
-                };
-                if dialect == Dialect::Postgres
-                    && (left.ty == Ty::Json || right.ty == Ty::Json)
-                    && left.ty != Ty::Unknown
-                    && right.ty != Ty::Unknown
-                {
-                    let mut out = SqlFragment::raw("(");
-                    out.push_fragment(pg_order_key(left));
-                    out.push_sql(sign);
-                    out.push_fragment(pg_order_key(right));
-                    out.push_sql(")");
-                    return out;
-                }
-                let (left, right) = pg_coerce(dialect, left, right);
-                let mut out = render(dialect, left);
-                out.push_sql(sign).push_fragment(render(dialect, right));
-                out
-            }
+        match self.dialect() {
+            Dialect::Sqlite => compare_sqlite(left, op, right, self.state),
+            Dialect::Postgres => compare_pg(left, op, right),
         }
     }
+}
 
-    fn equality(&mut self, left: Emitted, equal: bool, right: Emitted) -> SqlFragment {
-        let dialect = self.dialect();
-        let shape = eq_shape(left.class, left.json, right.class, right.json);
-        let (eq, is, join, null_check) = match (equal, dialect) {
-            (true, Dialect::Sqlite) => (" = ", " IS ", " OR ", " IS NULL"),
-            (false, Dialect::Sqlite) => (" IS NOT ", " IS NOT ", " AND ", " IS NOT NULL"),
-            (true, Dialect::Postgres) => (" = ", " IS NOT DISTINCT FROM ", " OR ", " IS NULL"),
-            (false, Dialect::Postgres) => (
-                " IS DISTINCT FROM ",
-                " IS DISTINCT FROM ",
-                " AND ",
-                " IS NOT NULL",
-            ),
-        };
-        let blank = || Emitted::value(SqlVal::Text(String::new()));
-        match shape {
-            EqShape::Is => {
-                let (left, right) = pg_coerce(dialect, left, right);
-                let mut out = render(dialect, left);
-                out.push_sql(is).push_fragment(render(dialect, right));
-                out
-            }
-            EqShape::BothEmpty => SqlFragment::raw(if equal {
-                self.state.true_sql()
+/// SQLite: the comparison as written, SQLite's own value rules decide it.
+fn compare_sqlite(left: Emitted, op: OpKind, right: Emitted, state: &State<'_>) -> SqlFragment {
+    let dialect = Dialect::Sqlite;
+    match op {
+        OpKind::Eq | OpKind::Neq => {
+            let equal = op == OpKind::Eq;
+            let (eq, is, join, null_check) = if equal {
+                (" = ", " IS ", " OR ", " IS NULL")
             } else {
-                self.state.false_sql()
-            }),
-            EqShape::Direct => {
-                let left = if left.class == Class::Empty {
-                    blank()
-                } else {
-                    left
-                };
-                let right = if right.class == Class::Empty {
-                    blank()
-                } else {
-                    right
-                };
-                let (left, right) = pg_coerce(dialect, left, right);
-                let mut out = render(dialect, left);
-                out.push_sql(eq).push_fragment(render(dialect, right));
-                out
-            }
-            EqShape::LeftEmpty | EqShape::RightEmpty => {
-                let column = if shape == EqShape::LeftEmpty {
-                    right
-                } else {
-                    left
-                };
-                let (blank_side, column) = pg_coerce(dialect, blank(), column);
-                let column_sql = render(dialect, column);
-                let mut out = SqlFragment::raw("(");
-                if shape == EqShape::LeftEmpty {
-                    out.push_fragment(render(dialect, blank_side));
-                    out.push_sql(eq).push_fragment(column_sql.clone());
-                } else {
-                    out.push_fragment(column_sql.clone());
-                    out.push_sql(eq).push_fragment(render(dialect, blank_side));
-                }
-                out.push_sql(join).push_fragment(column_sql);
-                out.push_sql(null_check).push_sql(")");
-                out
-            }
-            EqShape::Coalesce => {
-                let coalesce = |e: Emitted| {
-                    let ty = e.ty;
-                    let mut out = SqlFragment::raw("COALESCE(");
-                    out.push_fragment(pg_text(dialect, render(dialect, e), ty))
-                        .push_sql(", '')");
+                (" IS NOT ", " IS NOT ", " AND ", " IS NOT NULL")
+            };
+            let blank = || Emitted::value(SqlVal::Text(String::new()));
+            let shape = eq_shape(left.class, left.json, right.class, right.json);
+            match shape {
+                EqShape::Is => {
+                    let mut out = render(dialect, left);
+                    out.push_sql(is).push_fragment(render(dialect, right));
                     out
-                };
-                let mut out = coalesce(left);
-                out.push_sql(eq).push_fragment(coalesce(right));
-                out
+                }
+                EqShape::BothEmpty => SqlFragment::raw(if equal {
+                    state.true_sql()
+                } else {
+                    state.false_sql()
+                }),
+                EqShape::Direct => {
+                    let left = if left.class == Class::Empty {
+                        blank()
+                    } else {
+                        left
+                    };
+                    let right = if right.class == Class::Empty {
+                        blank()
+                    } else {
+                        right
+                    };
+                    let mut out = render(dialect, left);
+                    out.push_sql(eq).push_fragment(render(dialect, right));
+                    out
+                }
+                EqShape::LeftEmpty | EqShape::RightEmpty => {
+                    let column = if shape == EqShape::LeftEmpty {
+                        right
+                    } else {
+                        left
+                    };
+                    let column_sql = render(dialect, column);
+                    let mut out = SqlFragment::raw("(");
+                    if shape == EqShape::LeftEmpty {
+                        out.push_fragment(render(dialect, blank()));
+                        out.push_sql(eq).push_fragment(column_sql.clone());
+                    } else {
+                        out.push_fragment(column_sql.clone());
+                        out.push_sql(eq).push_fragment(render(dialect, blank()));
+                    }
+                    out.push_sql(join).push_fragment(column_sql);
+                    out.push_sql(null_check).push_sql(")");
+                    out
+                }
+                EqShape::Coalesce => {
+                    let coalesce = |e: Emitted| {
+                        let mut out = SqlFragment::raw("COALESCE(");
+                        out.push_fragment(render(dialect, e)).push_sql(", '')");
+                        out
+                    };
+                    let mut out = coalesce(left);
+                    out.push_sql(eq).push_fragment(coalesce(right));
+                    out
+                }
             }
         }
+        OpKind::Like | OpKind::NotLike => {
+            let right = match right.form {
+                Form::Value(v) => Emitted {
+                    form: Form::Value(bound_like_pattern(&v)),
+                    ..right
+                },
+                Form::LowerValue(v) => Emitted {
+                    form: Form::LowerValue(bound_like_pattern(&v)),
+                    ..right
+                },
+                Form::Sql(sql) => {
+                    let mut wrapped = SqlFragment::raw("('%' || ");
+                    wrapped.push_fragment(sql).push_sql(" || '%')");
+                    Emitted::sql(wrapped, right.class, Ty::Text)
+                }
+            };
+            let mut out = render(dialect, left);
+            out.push_sql(if op == OpKind::NotLike {
+                " NOT LIKE "
+            } else {
+                " LIKE "
+            });
+            out.push_fragment(render(dialect, right));
+            out.push_sql(" ESCAPE '\\'");
+            out
+        }
+        OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {
+            let sign = match op {
+                OpKind::Gt => " > ",
+                OpKind::Gte => " >= ",
+                OpKind::Lt => " < ",
+                _ => " <= ",
+            };
+            let mut out = render(dialect, left);
+            out.push_sql(sign).push_fragment(render(dialect, right));
+            out
+        }
     }
+}
+
+/// PostgreSQL: the comparison SQLite's SQL makes, decided by SQLite's value rules (see
+/// `pg_value`); the shapes of PocketBase's null-safe equality are the evaluator's.
+fn compare_pg(left: Emitted, op: OpKind, right: Emitted) -> SqlFragment {
+    match op {
+        OpKind::Eq | OpKind::Neq => equality_pg(left, op == OpKind::Eq, right),
+        OpKind::Like | OpKind::NotLike => {
+            let pattern = match right.form {
+                Form::Value(v) => PgVal::Bound(bound_like_pattern(&v)),
+                Form::LowerValue(v) => {
+                    let pattern = bound_like_pattern(&v);
+                    match lower(&pattern) {
+                        Ok(lowered) => PgVal::Bound(lowered),
+                        Err(_) => PgVal::Bound(pattern),
+                    }
+                }
+                Form::Sql(_) => pg_value::contains_pattern(pg_val(right)),
+            };
+            pg_value::like(pg_val(left), pattern, op == OpKind::NotLike)
+        }
+        OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {
+            let op = match op {
+                OpKind::Gt => PgOp::Gt,
+                OpKind::Gte => PgOp::Ge,
+                OpKind::Lt => PgOp::Lt,
+                _ => PgOp::Le,
+            };
+            pg_value::compare(pg_operand(left), op, pg_operand(right))
+        }
+    }
+}
+
+/// PostgreSQL: `=` and `!=` in the shape `eq_shape` picks, as the evaluator reads them.
+fn equality_pg(left: Emitted, equal: bool, right: Emitted) -> SqlFragment {
+    let shape = eq_shape(left.class, left.json, right.class, right.json);
+    let blank = || PgOperand {
+        val: PgVal::Bound(SqlVal::Text(String::new())),
+        aff: Affinity::None,
+    };
+    // `=` is NULL when a side is NULL; `!=` is SQLite's `IS NOT`.
+    let op = if equal { PgOp::Eq } else { PgOp::Distinct };
+    match shape {
+        EqShape::Is => {
+            let op = if equal { PgOp::Same } else { PgOp::Distinct };
+            pg_value::compare(pg_operand(left), op, pg_operand(right))
+        }
+        EqShape::BothEmpty => SqlFragment::raw(if equal { "TRUE" } else { "FALSE" }),
+        EqShape::Direct => {
+            let left = if left.class == Class::Empty {
+                blank()
+            } else {
+                pg_operand(left)
+            };
+            let right = if right.class == Class::Empty {
+                blank()
+            } else {
+                pg_operand(right)
+            };
+            pg_value::compare(left, op, right)
+        }
+        EqShape::LeftEmpty | EqShape::RightEmpty => {
+            let left_empty = shape == EqShape::LeftEmpty;
+            let column = pg_operand(if left_empty { right } else { left });
+            let is_null = pg_value::is_null(&column.val);
+            let compared = if left_empty {
+                pg_value::compare(blank(), op, column)
+            } else {
+                pg_value::compare(column, op, blank())
+            };
+            let mut out = SqlFragment::raw("(");
+            out.push_fragment(compared);
+            out.push_sql(if equal { " OR " } else { " AND NOT " });
+            out.push_fragment(is_null).push_sql(")");
+            out
+        }
+        EqShape::Coalesce => {
+            let coalesce = |e: Emitted| PgOperand {
+                val: pg_value::coalesce_blank(pg_val(e)),
+                aff: Affinity::None,
+            };
+            pg_value::compare(coalesce(left), op, coalesce(right))
+        }
+    }
+}
+
+/// PostgreSQL: an operand with its affinity.
+fn pg_operand(emitted: Emitted) -> PgOperand {
+    PgOperand {
+        aff: emitted.aff,
+        val: pg_val(emitted),
+    }
+}
+
+/// PostgreSQL: what SQLite would hold for an operand.
+fn pg_val(emitted: Emitted) -> PgVal {
+    match emitted.form {
+        Form::Value(v) => PgVal::Bound(v),
+        Form::LowerValue(v) => match lower(&v) {
+            Ok(lowered) => PgVal::Bound(lowered),
+            Err(_) => match pg_value::lower_of(PgVal::Bound(v)) {
+                pg_value::Lowered::Bound(v) => PgVal::Bound(v),
+                pg_value::Lowered::Sql(sql) => PgVal::Text(sql),
+            },
+        },
+        Form::Sql(sql) => match emitted.ty {
+            Ty::Num => PgVal::Num(sql, emitted.num_text),
+            Ty::Bool => {
+                let mut number = SqlFragment::raw("CAST(");
+                number.push_fragment(sql).push_sql(" AS integer)");
+                PgVal::Num(number, NumText::Int)
+            }
+            Ty::Text => PgVal::Text(sql),
+            Ty::Json => PgVal::Json(sql),
+            Ty::Unknown => PgVal::Bound(SqlVal::Null),
+        },
+    }
+}
+
+/// PostgreSQL: a column's value as SQLite stores it (for `:changed`, which compares the
+/// column itself): a json column holds JSON text (strings quoted) that NUMERIC affinity may
+/// have made a number, a geoPoint its object text.
+fn pg_stored_column(column_sql: &str, ty: ColType) -> PgOperand {
+    let column = SqlFragment::raw(column_sql);
+    let val = match ty {
+        ColType::Text => PgVal::Text(column),
+        ColType::Number => PgVal::Num(column, NumText::Stored),
+        ColType::Bool => PgVal::Num(
+            SqlFragment::raw(format!("CAST({column_sql} AS integer)")),
+            NumText::Int,
+        ),
+        ColType::Json => pg_value::to_numeric(PgVal::Text(pg_value::minified(&column))),
+        ColType::Geo => PgVal::Text(pg_value::geo_text(column_sql)),
+        ColType::Multi => PgVal::Json(column),
+    };
+    let aff = match ty {
+        ColType::Text => Affinity::Text,
+        _ => Affinity::Numeric,
+    };
+    PgOperand { val, aff }
 }
 
 fn empty_scope() -> Scope {
@@ -936,22 +1116,6 @@ fn pg_order_key(emitted: Emitted) -> SqlFragment {
     }
 }
 
-/// PostgreSQL: a bound real as the text SQLite would make of it (`1.0`, `1.0e+21`), since
-/// PostgreSQL prints doubles its own way (`1`, `1e+21`). Anything else is left alone.
-fn sqlite_real_text(dialect: Dialect, emitted: Emitted) -> Emitted {
-    match (&emitted.form, dialect) {
-        (Form::Value(SqlVal::Real(r)), Dialect::Postgres) => match real_to_text(*r) {
-            Ok(text) => Emitted {
-                form: Form::Value(SqlVal::Text(text)),
-                ty: Ty::Text,
-                ..emitted
-            },
-            Err(_) => emitted,
-        },
-        _ => emitted,
-    }
-}
-
 /// PostgreSQL: the operand as text (JSON scalars unquoted); SQLite converts implicitly.
 fn pg_text(dialect: Dialect, sql: SqlFragment, ty: Ty) -> SqlFragment {
     match (dialect, ty) {
@@ -977,104 +1141,6 @@ fn pg_text(dialect: Dialect, sql: SqlFragment, ty: Ty) -> SqlFragment {
             out.push_fragment(sql).push_sql(" AS text)");
             out
         }
-    }
-}
-
-/// PostgreSQL: the operand as a double (for geoDistance arguments).
-fn pg_number(dialect: Dialect, emitted: Emitted) -> SqlFragment {
-    let ty = emitted.ty;
-    let sql = render(dialect, emitted);
-    match (dialect, ty) {
-        (Dialect::Sqlite, _) | (Dialect::Postgres, Ty::Num | Ty::Unknown) => sql,
-        (Dialect::Postgres, Ty::Json) => {
-            let mut out = SqlFragment::raw("(CASE WHEN jsonb_typeof(");
-            out.push_fragment(sql.clone())
-                .push_sql(") = 'number' THEN CAST((");
-            out.push_fragment(sql)
-                .push_sql(" #>> '{}') AS double precision) END)");
-            out
-        }
-        (Dialect::Postgres, _) => {
-            let mut out = SqlFragment::raw("CAST(");
-            out.push_fragment(sql).push_sql(" AS double precision)");
-            out
-        }
-    }
-}
-
-/// PostgreSQL needs both sides of a comparison in one type; SQLite compares across types
-/// by its affinity rules, which these casts approximate.
-fn pg_coerce(dialect: Dialect, left: Emitted, right: Emitted) -> (Emitted, Emitted) {
-    if dialect == Dialect::Sqlite
-        || left.ty == right.ty
-        || left.ty == Ty::Unknown
-        || right.ty == Ty::Unknown
-    {
-        return (left, right);
-    }
-    let wrap = |e: Emitted, before: &str, after: &str, ty: Ty| {
-        let class = e.class;
-        let json = e.json;
-        let mut sql = SqlFragment::raw(before);
-        sql.push_fragment(render(dialect, e)).push_sql(after);
-        Emitted {
-            form: Form::Sql(sql),
-            class,
-            json,
-            ty,
-        }
-    };
-    let numeric_text = |e: &Emitted| match &e.form {
-        Form::Value(SqlVal::Text(t)) => t.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    match (left.ty, right.ty) {
-        (Ty::Json, _) => {
-            let right = wrap(right, "to_jsonb(", ")", Ty::Json);
-            (left, right)
-        }
-        (_, Ty::Json) => {
-            let left = wrap(left, "to_jsonb(", ")", Ty::Json);
-            (left, right)
-        }
-        (Ty::Num | Ty::Bool, Ty::Text) | (Ty::Text, Ty::Num | Ty::Bool) => {
-            let left_is_text = left.ty == Ty::Text;
-            let (text, other) = if left_is_text {
-                (left, right)
-            } else {
-                (right, left)
-            };
-            let other = if other.ty == Ty::Bool {
-                wrap(other, "CAST(", " AS integer)", Ty::Num)
-            } else {
-                other
-            };
-            let (text, other) = match numeric_text(&text) {
-                Some(n) => (
-                    Emitted {
-                        form: Form::Value(SqlVal::Real(n)),
-                        ty: Ty::Num,
-                        ..text
-                    },
-                    other,
-                ),
-                None => {
-                    let other = match sqlite_real_text(dialect, other) {
-                        converted if converted.ty == Ty::Text => converted,
-                        other => wrap(other, "CAST(", " AS text)", Ty::Text),
-                    };
-                    (text, other)
-                }
-            };
-            if left_is_text {
-                (text, other)
-            } else {
-                (other, text)
-            }
-        }
-        (Ty::Bool, Ty::Num) => (wrap(left, "CAST(", " AS integer)", Ty::Num), right),
-        (Ty::Num, Ty::Bool) => (left, wrap(right, "CAST(", " AS integer)", Ty::Num)),
-        _ => (left, right),
     }
 }
 
@@ -1110,7 +1176,7 @@ fn each_sql(dialect: Dialect, column: &str, ty: ColType, alias: &str) -> SqlFrag
 }
 
 /// `LEFT JOIN` over the items of a bound JSON array text.
-fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str) -> SqlFragment {
+fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str, typed: bool) -> SqlFragment {
     let mut out = SqlFragment::default();
     match dialect {
         Dialect::Sqlite => {
@@ -1118,8 +1184,14 @@ fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str) -> SqlFragm
                 .push_param(SqlValue::Text(array_text));
             out.push_sql(&format!(") AS {alias}"));
         }
+        // `typed`: the items as `jsonb` (numbers stay numbers), else as text (record ids).
         Dialect::Postgres => {
-            out.push_sql("LEFT JOIN LATERAL jsonb_array_elements_text(CAST(")
+            let function = if typed {
+                "jsonb_array_elements"
+            } else {
+                "jsonb_array_elements_text"
+            };
+            out.push_sql(&format!("LEFT JOIN LATERAL {function}(CAST("))
                 .push_param(SqlValue::Text(array_text));
             out.push_sql(&format!(" AS jsonb)) AS {alias}(\"value\") ON TRUE"));
         }

@@ -183,8 +183,11 @@ impl PgStore {
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreOpenError::Url(e.to_string()))?;
         config.application_name("plinth");
-        // Notices (`… already exists, skipping`) are not worth a log line.
-        let mut session = String::from("-c client_min_messages=warning");
+        // Notices (`… already exists, skipping`) are not worth a log line. JIT is off: rule
+        // predicates are long expressions (the rules crate writes SQLite's value rules out in
+        // SQL) whose estimated cost crosses `jit_above_cost` while they run in microseconds,
+        // and compiling them took hundreds of milliseconds per statement.
+        let mut session = String::from("-c client_min_messages=warning -c jit=off");
         if let Some(timeout) = options.query_timeout {
             session.push_str(&format!(
                 " -c statement_timeout={ms} -c lock_timeout={ms}",

@@ -7,5 +7,6 @@ mod api;
 mod emit;
 mod oracle;
 mod prop;
+mod prop_pg;
 mod rules;
 mod security;
