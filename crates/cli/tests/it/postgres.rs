@@ -304,6 +304,22 @@ async fn start_moto() -> Option<Moto> {
     None
 }
 
+/// Creates the test superuser in the database `url` (through `node`'s data dir).
+fn add_superuser(node: &TestApp, url: &str) {
+    let upsert = Command::new(plinth_bin())
+        .args([
+            "superuser",
+            "upsert",
+            crate::support::ADMIN_EMAIL,
+            crate::support::ADMIN_PASSWORD,
+        ])
+        .arg(format!("--dir={}", node.dir.path().display()))
+        .env("PLINTH_DB", url)
+        .output()
+        .expect("superuser upsert runs");
+    assert!(upsert.status.success(), "{upsert:?}");
+}
+
 /// Every node runs this cron; the cluster must run it once per minute, not once per node.
 const TICK_HOOK: &str = r#"
 cronAdd("tick", "* * * * *", () => {
@@ -377,18 +393,7 @@ async fn three_nodes_share_one_database_and_one_bucket() {
     let database = Database::create(&admin, "cluster");
 
     let a = cluster_node(&database.url, "a");
-    let upsert = Command::new(plinth_bin())
-        .args([
-            "superuser",
-            "upsert",
-            crate::support::ADMIN_EMAIL,
-            crate::support::ADMIN_PASSWORD,
-        ])
-        .arg(format!("--dir={}", a.dir.path().display()))
-        .env("PLINTH_DB", &database.url)
-        .output()
-        .expect("superuser upsert runs");
-    assert!(upsert.status.success(), "{upsert:?}");
+    add_superuser(&a, &database.url);
     let admin_a = a.admin_token().await;
     let (status, body) = a
         .patch_json(
@@ -568,18 +573,7 @@ async fn wrong_otp_guesses_count_across_nodes() {
     let database = Database::create(&admin, "otp");
     let a = node(&database.url);
     let b = node(&database.url);
-    let upsert = Command::new(plinth_bin())
-        .args([
-            "superuser",
-            "upsert",
-            crate::support::ADMIN_EMAIL,
-            crate::support::ADMIN_PASSWORD,
-        ])
-        .arg(format!("--dir={}", a.dir.path().display()))
-        .env("PLINTH_DB", &database.url)
-        .output()
-        .expect("superuser upsert runs");
-    assert!(upsert.status.success(), "{upsert:?}");
+    add_superuser(&a, &database.url);
     let token = a.admin_token().await;
     let (status, body) = a
         .patch_json(
