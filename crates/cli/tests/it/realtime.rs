@@ -1261,16 +1261,40 @@ async fn a_numbered_stream_resumes_after_the_last_seq_it_saw() {
     let (mut fourth, _) = Stream::connect_numbered(&app).await;
     let (status, body) = fourth.resume(&app, None, &["posts"], json!(six)).await;
     assert_eq!(status, 204, "two missed changes fit: {body}");
-    let caught_up: Vec<Value> = fourth
-        .take(2)
-        .await
-        .into_iter()
+    let caught = fourth.take(2).await;
+    let caught_up: Vec<Value> = caught
+        .iter()
         .map(|m| m.data["record"]["title"].clone())
         .collect();
     assert_eq!(caught_up, [json!("seven"), json!("eight")]);
+    let eight = caught[1].data["seq"].as_u64().expect("seq");
     create("nine").await;
     let (fifth, _) = Stream::connect_numbered(&app).await;
     let (status, body) = fifth.resume(&app, None, &["posts"], json!(six)).await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "Something went wrong while processing your request.",
+    );
+    assert_eq!(data["after"]["code"], "validation_resume_too_far_behind");
+
+    // And at most `realtime.clientQueueBytes` of them (one change always fits): with one byte,
+    // one missed change resumes, two do not.
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"realtime": {"clientQueueMessages": 512, "clientQueueBytes": 1}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (mut sixth, _) = Stream::connect_numbered(&app).await;
+    let (status, body) = sixth.resume(&app, None, &["posts"], json!(eight)).await;
+    assert_eq!(status, 204, "one missed change fits: {body}");
+    assert_eq!(sixth.take(1).await[0].data["record"]["title"], "nine");
+    let (seventh, _) = Stream::connect_numbered(&app).await;
+    let (status, body) = seventh.resume(&app, None, &["posts"], json!(six)).await;
     let data = assert_error(
         status,
         &body,

@@ -179,6 +179,43 @@ pub(super) fn config(cases: u32) -> Config {
     }
 }
 
+/// The request a generated case runs under: a signed-in user or a guest, the `q` query
+/// parameter and the body, when generated.
+pub(super) fn context(signed_in: bool, query: Option<&str>, body: Option<Value>) -> RequestContext {
+    let auth = if signed_in {
+        let users = Arc::new(domain::collection::users_collection(""));
+        let user = json!({"id": "a", "email": "a@x.io", "verified": true});
+        AuthContext::Record {
+            collection: users,
+            record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
+            refreshable: true,
+        }
+    } else {
+        AuthContext::Guest
+    };
+    let mut ctx = RequestContext::new(auth).at(super::support::now());
+    if let Some(q) = query {
+        ctx = ctx.with_query("q", q);
+    }
+    if let Some(Value::Object(body)) = body {
+        ctx = ctx.with_body(body);
+    }
+    ctx
+}
+
+/// The generated records as rows with ids `r0`, `r1`, ….
+pub(super) fn rows(records: &[Value]) -> Vec<Record> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let mut map = value.as_object().cloned().unwrap_or_default();
+            map.insert("id".into(), json!(format!("r{i}")));
+            Record::new(map)
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(config(3000))]
 
@@ -195,34 +232,9 @@ proptest! {
             Err(_) => return Ok(()),
         };
         prop_assert!(compiled.is_row_local(), "{filter}");
-        let auth = if signed_in {
-            let users = Arc::new(domain::collection::users_collection(""));
-            let user = json!({"id": "a", "email": "a@x.io", "verified": true});
-            AuthContext::Record {
-                collection: users,
-                record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
-                refreshable: true,
-            }
-        } else {
-            AuthContext::Guest
-        };
-        let mut ctx = RequestContext::new(auth).at(super::support::now());
-        if let Some(q) = &query {
-            ctx = ctx.with_query("q", q);
-        }
-        if let Some(Value::Object(body)) = body {
-            ctx = ctx.with_body(body);
-        }
+        let ctx = context(signed_in, query.as_deref(), body);
         let sql = compiled.to_sql(Dialect::Sqlite, &ctx);
-        let rows: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, value)| {
-                let mut map = value.as_object().cloned().unwrap_or_default();
-                map.insert("id".into(), json!(format!("r{i}")));
-                Record::new(map)
-            })
-            .collect();
+        let rows = rows(&records);
         let matched = DB.with(|cell| {
             let mut slot = cell.borrow_mut();
             let db = slot.get_or_insert_with(|| {

@@ -9,14 +9,14 @@
 //! comparison or `LOWER` the emitter leaves to the database default shows up here.
 
 use domain::storage::{ColumnType, stored_field_value};
-use domain::{AuthContext, Dialect, Record, SqlFragment, SqlValue};
+use domain::{Dialect, Record, SqlFragment, SqlValue};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-use super::prop::{config, expression, record_value, request, schema};
-use crate::{Compiled, Eval, Mode, RequestContext};
+use super::prop::{config, context, expression, record_value, request, rows, schema};
+use crate::{Compiled, Eval, Mode};
 
 /// A client on a fresh database, and the runtime that drives it. Dropping it (when the test
 /// thread ends) drops the database.
@@ -263,34 +263,9 @@ fn evaluator_agrees_with_postgres() {
             // Some random combinations are invalid (e.g. `:each` on a body text field).
             Err(_) => return Ok(()),
         };
-        let auth = if signed_in {
-            let users = std::sync::Arc::new(domain::collection::users_collection(""));
-            let user = json!({"id": "a", "email": "a@x.io", "verified": true});
-            AuthContext::Record {
-                collection: users,
-                record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
-                refreshable: true,
-            }
-        } else {
-            AuthContext::Guest
-        };
-        let mut ctx = RequestContext::new(auth).at(super::support::now());
-        if let Some(q) = &query {
-            ctx = ctx.with_query("q", q);
-        }
-        if let Some(Value::Object(body)) = body {
-            ctx = ctx.with_body(body);
-        }
+        let ctx = context(signed_in, query.as_deref(), body);
         let sql = compiled.to_sql(Dialect::Postgres, &ctx);
-        let rows: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, value)| {
-                let mut map = value.as_object().cloned().unwrap_or_default();
-                map.insert("id".into(), json!(format!("r{i}")));
-                Record::new(map)
-            })
-            .collect();
+        let rows = rows(&records);
         let matched = select_ids(&pg, &rows, &sql);
         for row in &rows {
             let in_sql = matched.iter().any(|id| id == row.id());

@@ -63,7 +63,8 @@ use crate::access::{self, Decision, Question, SqlCheck};
 use crate::response::{apply_fields, record_json};
 use crate::state::AppState;
 use crate::state::hub::{
-    ChangeWork, Client, Deferred, ExpandRecords, Hub, HubInner, KEEP_QUEUE_SLOTS, Message, guest,
+    ChangeWork, Client, Deferred, ExpandRecords, Hub, HubInner, KEEP_QUEUE_SLOTS, Message,
+    change_size, guest,
 };
 
 /// Renderings the fan-out task does for one client and one change (decisions another client
@@ -707,7 +708,11 @@ pub(crate) async fn resume(
 ) -> Result<(), ResumeError> {
     let inner = &hub.inner;
     let store = &state.store;
-    let budget = inner.config().client_buffer.max(1);
+    let config = inner.config();
+    let budget = Budget {
+        changes: config.client_buffer.max(1),
+        bytes: config.client_buffer_bytes,
+    };
     let head = store.last_change_seq().await?;
     if after > head {
         return Err(ResumeError::Pruned);
@@ -721,7 +726,7 @@ pub(crate) async fn resume(
     }
     // Nothing reaches the client through its old topics while it catches up.
     client.set(auth.clone(), Vec::new());
-    let mut missed: Vec<Change> = Vec::new();
+    let mut missed = Missed::default();
     let mut read_to = after;
     // What the fan-out has taken on so far, without holding it.
     let first = inner.cursor.load(Ordering::Acquire);
@@ -747,7 +752,7 @@ pub(crate) async fn resume(
         .collect();
     client.set(auth, live);
     let auth = client.auth();
-    for change in missed {
+    for change in missed.changes {
         let Some(collection) = schema.get_by_id(&change.collection_id).cloned() else {
             continue;
         };
@@ -768,22 +773,43 @@ pub(crate) async fn resume(
     Ok(())
 }
 
-/// Reads the changes after `*read_to` up to `to` into `missed`, at most `budget` of them.
+/// What a resuming client may be sent at once: its queue's bounds, by count and by bytes.
+#[derive(Clone, Copy)]
+struct Budget {
+    changes: usize,
+    bytes: usize,
+}
+
+/// The changes a resuming client missed, and their approximate memory.
+#[derive(Default)]
+struct Missed {
+    changes: Vec<Change>,
+    bytes: usize,
+}
+
+/// Reads the changes after `*read_to` up to `to` into `missed`, within `budget` (one change
+/// always fits, as in a backlog).
 async fn read_missed(
     store: &Arc<dyn Store>,
-    missed: &mut Vec<Change>,
+    missed: &mut Missed,
     read_to: &mut u64,
     to: u64,
-    budget: usize,
+    budget: Budget,
 ) -> Result<(), ResumeError> {
     while *read_to < to {
-        let batch = store.changes_after(*read_to, budget.min(512)).await?;
+        let batch = store
+            .changes_after(*read_to, budget.changes.min(512))
+            .await?;
         let Some(last) = batch.last().map(|change| change.seq) else {
             break;
         };
-        missed.extend(batch.into_iter().filter(|change| change.seq <= to));
+        for change in batch.into_iter().filter(|change| change.seq <= to) {
+            missed.bytes = missed.bytes.saturating_add(change_size(&change));
+            missed.changes.push(change);
+        }
         *read_to = last.min(to);
-        if missed.len() > budget {
+        let count = missed.changes.len();
+        if count > budget.changes || (count > 1 && missed.bytes > budget.bytes) {
             return Err(ResumeError::TooFarBehind);
         }
     }

@@ -353,13 +353,7 @@ impl ChangeWork {
 
     /// The change's approximate size in memory: its parsed record dominates.
     pub(crate) fn size(&self) -> usize {
-        *self.size.get_or_init(|| {
-            let change = &self.change;
-            std::mem::size_of::<ChangeWork>()
-                + change.collection_id.len()
-                + change.record_id.len()
-                + map_size(&change.record.data)
-        })
+        *self.size.get_or_init(|| change_size(&self.change))
     }
 
     pub(crate) fn cell(&self, key: RenderKey) -> Rendered {
@@ -801,6 +795,15 @@ impl HubInner {
     pub(crate) fn clients(&self) -> Vec<Arc<Client>> {
         self.read_clients().by_id.values().cloned().collect()
     }
+}
+
+/// The approximate memory a change takes once parsed and queued (its record dominates): what
+/// the backlog budgets, and a resuming client's replay, are counted in.
+pub(crate) fn change_size(change: &domain::Change) -> usize {
+    std::mem::size_of::<ChangeWork>()
+        + change.collection_id.len()
+        + change.record_id.len()
+        + map_size(&change.record.data)
 }
 
 /// The approximate heap and inline size of a record's values (what a parsed change holds).
