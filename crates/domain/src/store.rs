@@ -460,6 +460,63 @@ pub trait Store: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Whether other processes (nodes) may share this database. State a node keeps in memory
+    /// (realtime clients, say) then has to be reached through the database.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Brings this node's schema snapshot up to the database's now, for a caller that is about
+    /// to answer "no such collection": on a shared database another node may have created it
+    /// a moment ago. An engine only one process uses is always current.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Leaves `data` for the realtime client `client_id`, which may be connected to another
+    /// node sharing the database, on `topic`; the message expires after `ttl` (database clock).
+    /// Returns its id, for [`Store::relay_taken`]. Only for [`Store::shared`] engines.
+    async fn post_relay(
+        &self,
+        client_id: &str,
+        topic: &str,
+        data: &str,
+        ttl: std::time::Duration,
+    ) -> Result<i64, StoreError> {
+        let _ = (client_id, topic, data, ttl);
+        Err(StoreError::Internal(
+            "relays are not supported by this engine".into(),
+        ))
+    }
+
+    /// Relayed messages with an id above `after` that nobody took yet and that have not
+    /// expired, oldest first, at most `limit`.
+    async fn relays_after(&self, after: i64, limit: usize) -> Result<Vec<Relay>, StoreError> {
+        let _ = (after, limit);
+        Ok(Vec::new())
+    }
+
+    /// Takes the relayed message `id` for delivery: `true` for exactly one caller, and only
+    /// while it has not expired.
+    async fn take_relay(&self, id: i64) -> Result<bool, StoreError> {
+        let _ = id;
+        Ok(false)
+    }
+
+    /// Whether the relayed message `id` was taken.
+    async fn relay_taken(&self, id: i64) -> Result<bool, StoreError> {
+        let _ = id;
+        Ok(false)
+    }
+
+    /// Returns when a message newer than `after` may have been relayed. A wake-up can be lost,
+    /// so the caller bounds the wait and looks anyway; an engine without relays never returns.
+    async fn wait_for_relays(&self, after: i64) -> Result<(), StoreError> {
+        let _ = after;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+
     /// Counters of the engine's work queues, for the metrics endpoint.
     fn stats(&self) -> StoreStats {
         StoreStats::default()
@@ -672,6 +729,16 @@ pub struct QueueStats {
     pub busy: u64,
     /// Threads serving the queue.
     pub threads: u64,
+}
+
+/// A message left in a shared database for a realtime client on whichever node holds it (the
+/// OAuth2 redirect's answer, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub id: i64,
+    pub client_id: String,
+    pub topic: String,
+    pub data: String,
 }
 
 /// See [`Store::stats`].

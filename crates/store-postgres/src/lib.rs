@@ -63,7 +63,7 @@ const BACKUPS_ELSEWHERE: &str = "this server runs on PostgreSQL: back the databa
 const GRACE: Duration = Duration::from_millis(200);
 
 /// The channel `NOTIFY` wakes the nodes on.
-const CHANNEL: &str = "plinth";
+pub(crate) const CHANNEL: &str = "plinth";
 
 /// PocketBase's default `--queryTimeout`.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +116,8 @@ pub struct PgStore {
     schema_version: Arc<AtomicU64>,
     /// The newest params version this node has seen.
     params_version: Arc<AtomicU64>,
+    /// The newest relayed message's id this node was woken for.
+    relays: Arc<watch::Sender<i64>>,
     closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
     change_log_max_bytes: u64,
@@ -143,6 +145,7 @@ pub(crate) struct Publish {
     pub(crate) changes: Arc<watch::Sender<u64>>,
     pub(crate) schema_version: Arc<AtomicU64>,
     pub(crate) params_version: Arc<AtomicU64>,
+    pub(crate) relays: Arc<watch::Sender<i64>>,
 }
 
 impl Publish {
@@ -166,6 +169,20 @@ impl Publish {
             newer
         });
         Ok(())
+    }
+
+    /// Reads the newest relayed message's id and wakes the relay waiters when it is new.
+    pub(crate) async fn look_for_relays(&self, conn: &Conn) {
+        match system::last_relay(conn).await {
+            Ok(id) => {
+                self.relays.send_if_modified(|newest| {
+                    let newer = id > *newest;
+                    *newest = (*newest).max(id);
+                    newer
+                });
+            }
+            Err(error) => tracing::debug!(%error, "cannot read the newest relay"),
+        }
     }
 
     /// After this node committed a schema change: publish it at once.
@@ -228,6 +245,7 @@ impl PgStore {
             changes: Arc::new(watch::Sender::new(seq)),
             schema_version: Arc::new(AtomicU64::new(version)),
             params_version: Arc::new(AtomicU64::new(params)),
+            relays: Arc::new(watch::Sender::new(0)),
         };
         let closed = Arc::new(AtomicBool::new(false));
         let background = vec![
@@ -240,6 +258,7 @@ impl PgStore {
             changes: publish.changes,
             schema_version: publish.schema_version,
             params_version: publish.params_version,
+            relays: publish.relays,
             closed,
             query_timeout: options.query_timeout,
             change_log_max_bytes: options.change_log_max_bytes,
@@ -254,6 +273,7 @@ impl PgStore {
             changes: Arc::clone(&self.changes),
             schema_version: Arc::clone(&self.schema_version),
             params_version: Arc::clone(&self.params_version),
+            relays: Arc::clone(&self.relays),
         }
     }
 
@@ -302,6 +322,44 @@ impl PgStore {
         Ok(schema)
     }
 
+    /// Inside a write transaction (the writer lock held, so no schema change can commit
+    /// before this one does), with `version` the database's schema version: the schema to
+    /// write with. When another node changed the schema after this node loaded it (its
+    /// notification still on the way), it is loaded and published first. A write whose
+    /// collection is no longer the one the request was checked against is refused: its
+    /// values were validated for fields that changed, and storing them could drop what the
+    /// client sent for a field this node did not know yet.
+    async fn schema_current_for(
+        &self,
+        conn: &Conn,
+        version: u64,
+        checked: &[Arc<Collection>],
+    ) -> Result<Arc<Schema>, WriteError> {
+        if version > self.schema_version.load(Ordering::Acquire) {
+            let schema = system::load_schema(conn)
+                .await
+                .map_err(|error| WriteError { index: 0, error })?;
+            self.publish().publish_schema(Arc::new(schema));
+            self.schema_version.fetch_max(version, Ordering::AcqRel);
+        }
+        let schema = self.schema.load();
+        for (index, checked) in checked.iter().enumerate() {
+            let current = schema.get_by_id(&checked.id);
+            let same = current
+                .is_some_and(|current| Arc::ptr_eq(current, checked) || **current == **checked);
+            if !same {
+                return Err(WriteError {
+                    index,
+                    error: StoreError::Schema(format!(
+                        "collection {:?} changed while the request was in flight",
+                        checked.name
+                    )),
+                });
+            }
+        }
+        Ok(schema)
+    }
+
     /// Runs a record write; it must finish before `deadline` (when given) and within the query
     /// timeout, or it rolls back.
     async fn write_until(
@@ -319,9 +377,25 @@ impl PgStore {
             return Err(at(StoreError::TimedOut));
         }
         let conn = self.connection(deadline).await.map_err(at)?;
-        let schema = self.schema.load();
+        let checked: Vec<Arc<Collection>> = ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Create { collection, .. }
+                | WriteOp::Update { collection, .. }
+                | WriteOp::Delete { collection, .. } => Arc::clone(collection),
+            })
+            .collect();
         let work = async {
-            begin_write(&conn, deadline).await.map_err(at)?;
+            let version = begin_write_reading_schema(&conn, deadline)
+                .await
+                .map_err(at)?;
+            let schema = match self.schema_current_for(&conn, version, &checked).await {
+                Ok(schema) => schema,
+                Err(error) => {
+                    conn.end("ROLLBACK").await.map_err(|e| at(internal(e)))?;
+                    return Err(error);
+                }
+            };
             let result = records::run_ops(&conn, &schema, ops).await;
             let last = result.as_ref().map_or(0, Vec::len).saturating_sub(1);
             match result {
@@ -420,6 +494,27 @@ pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Resul
     .map_err(internal)
 }
 
+/// [`begin_write`], and the database's schema version as of the lock, in the same round trip.
+pub(crate) async fn begin_write_reading_schema(
+    conn: &Conn,
+    deadline: Option<Instant>,
+) -> Result<u64, StoreError> {
+    let timeout_ms = match deadline {
+        Some(deadline) => deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1),
+        None => 0,
+    };
+    let version = conn
+        .begin_reading(&format!(
+            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; SELECT pg_advisory_xact_lock({WRITE_LOCK}); SELECT schema FROM _changes_head WHERE id = 1"
+        ))
+        .await
+        .map_err(internal)?;
+    Ok(version.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// Commits (with a wake-up for every node) after `result` succeeded, rolls back otherwise.
 async fn finish_write<T>(conn: &Conn, result: Result<T, StoreError>) -> Result<T, StoreError> {
     match result {
@@ -453,8 +548,8 @@ async fn listen(config: tokio_postgres::Config, publish: Publish, closed: Arc<At
                         futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
                     while let Some(message) = messages.next().await {
                         match message {
-                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                                if sender.send(()).is_err() {
+                            Ok(tokio_postgres::AsyncMessage::Notification(note)) => {
+                                if sender.send(note.payload() == "r").is_err() {
                                     break;
                                 }
                             }
@@ -468,12 +563,20 @@ async fn listen(config: tokio_postgres::Config, publish: Publish, closed: Arc<At
                     .await
                     .is_ok()
                 {
-                    while notified.recv().await.is_some() {
-                        while notified.try_recv().is_ok() {}
-                        if let Ok(conn) = publish.pool.get().await
-                            && let Err(error) = publish.refresh(&Conn::new(conn)).await
-                        {
-                            tracing::warn!(%error, "cannot refresh after a notification");
+                    while let Some(first) = notified.recv().await {
+                        let (mut relay, mut other) = (first, !first);
+                        while let Ok(next) = notified.try_recv() {
+                            relay |= next;
+                            other |= !next;
+                        }
+                        if let Ok(conn) = publish.pool.get().await {
+                            let conn = Conn::new(conn);
+                            if other && let Err(error) = publish.refresh(&conn).await {
+                                tracing::warn!(%error, "cannot refresh after a notification");
+                            }
+                            if relay {
+                                publish.look_for_relays(&conn).await;
+                            }
                         }
                         if closed.load(Ordering::Acquire) {
                             break;
@@ -494,10 +597,12 @@ async fn listen(config: tokio_postgres::Config, publish: Publish, closed: Arc<At
 async fn poll(publish: Publish, closed: Arc<AtomicBool>) {
     while !closed.load(Ordering::Acquire) {
         tokio::time::sleep(POLL_INTERVAL).await;
-        if let Ok(conn) = publish.pool.get().await
-            && let Err(error) = publish.refresh(&Conn::new(conn)).await
-        {
-            tracing::debug!(%error, "cannot poll the change-log head");
+        if let Ok(conn) = publish.pool.get().await {
+            let conn = Conn::new(conn);
+            if let Err(error) = publish.refresh(&conn).await {
+                tracing::debug!(%error, "cannot poll the change-log head");
+            }
+            publish.look_for_relays(&conn).await;
         }
     }
 }
@@ -806,6 +911,59 @@ impl Store for PgStore {
         timed!(self, self.query_deadline(), |conn| system::claim_once(
             &conn, key, slot
         ))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let publish = self.publish();
+        timed!(self, self.query_deadline(), |conn| publish.refresh(&conn))
+    }
+
+    async fn post_relay(
+        &self,
+        client_id: &str,
+        topic: &str,
+        data: &str,
+        ttl: Duration,
+    ) -> Result<i64, StoreError> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        timed!(self, self.query_deadline(), |conn| system::post_relay(
+            &conn, client_id, topic, data, ttl_ms
+        ))
+    }
+
+    async fn relays_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<domain::Relay>, StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::relays_after(
+            &conn, after, limit
+        ))
+    }
+
+    async fn take_relay(&self, id: i64) -> Result<bool, StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::take_relay(
+            &conn, id
+        ))
+    }
+
+    async fn relay_taken(&self, id: i64) -> Result<bool, StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::relay_taken(
+            &conn, id
+        ))
+    }
+
+    async fn wait_for_relays(&self, after: i64) -> Result<(), StoreError> {
+        let mut newest = self.relays.subscribe();
+        newest
+            .wait_for(|id| *id > after)
+            .await
+            .map(|_| ())
+            .map_err(|_| closed())
     }
 
     async fn optimize(&self) -> Result<(), StoreError> {

@@ -34,6 +34,20 @@ impl Session {
         self.client().batch_execute(sql).await
     }
 
+    /// Like [`Session::begin`], and returns the first column of the last row the batch
+    /// answered (its last statement's result, as text).
+    pub(crate) async fn begin_reading(
+        &self,
+        sql: &str,
+    ) -> Result<Option<String>, tokio_postgres::Error> {
+        self.in_transaction.store(true, Ordering::Release);
+        let messages = self.client().simple_query(sql).await?;
+        Ok(messages.iter().rev().find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        }))
+    }
+
     /// Runs `sql`, which ends the transaction (`COMMIT` or `ROLLBACK` last); once it
     /// succeeded the connection may go back to the pool.
     pub(crate) async fn end(&self, sql: &str) -> Result<(), tokio_postgres::Error> {

@@ -16,25 +16,27 @@ use crate::schema_change::SchemaChange;
 use crate::sql::{Statement, internal};
 
 /// Table names the store uses for itself; no collection may take them.
-pub(crate) const SYSTEM_TABLES: [&str; 6] = [
+pub(crate) const SYSTEM_TABLES: [&str; 7] = [
     "_migrations",
     "_collections",
     "_params",
     "_changes",
     "_changes_head",
     "_claims",
+    "_relays",
 ];
 
 /// Held (as a session lock) while a node applies the store's schema steps.
 const MIGRATE_LOCK: i64 = 0x706c_696e_7468_0002;
 
 /// The store's own steps, in order. Append only.
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 6] = [
     "1_system_tables",
     "2_bootstrap_collections",
     "3_console_guard",
     "4_claims",
     "5_params_version",
+    "6_relays",
 ];
 
 /// Applies the steps that have not run yet.
@@ -107,7 +109,8 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
             conn.batch_execute(CONSOLE_GUARD_FUNCTION)
                 .await
                 .map_err(internal)?;
-            for table in SYSTEM_TABLES.iter().filter(|t| **t != "_claims") {
+            // Tables of later steps get their guard where they are created.
+            for table in SYSTEM_TABLES[..5].iter() {
                 conn.batch_execute(&format!(
                     "CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
                      ON {table} FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard()"
@@ -134,6 +137,23 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
         "5_params_version" => {
             conn.batch_execute(
                 "ALTER TABLE _changes_head ADD COLUMN params bigint NOT NULL DEFAULT 0",
+            )
+            .await
+            .map_err(internal)?;
+        }
+        "6_relays" => {
+            conn.batch_execute(
+                "CREATE TABLE _relays (
+                    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    client_id text COLLATE \"C\" NOT NULL,
+                    topic     text NOT NULL,
+                    data      text NOT NULL,
+                    expires   timestamptz NOT NULL,
+                    taken     boolean NOT NULL DEFAULT FALSE
+                );
+                CREATE INDEX _relays_expires ON _relays (expires);
+                CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+                    ON _relays FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard();",
             )
             .await
             .map_err(internal)?;
@@ -376,6 +396,95 @@ pub(crate) async fn claim_once(conn: &Conn, key: &str, slot: i64) -> Result<bool
         .await
         .map_err(internal)?
         .is_empty())
+}
+
+/// Leaves a message for a realtime client on any node (see `Store::post_relay`), dropping
+/// those that expired over a minute ago on the way, and wakes every node's listener.
+pub(crate) async fn post_relay(
+    conn: &Conn,
+    client_id: &str,
+    topic: &str,
+    data: &str,
+    ttl_ms: i64,
+) -> Result<i64, StoreError> {
+    conn.execute(
+        "DELETE FROM _relays WHERE expires < now() - interval '1 minute'",
+        &[],
+    )
+    .await
+    .map_err(internal)?;
+    let row = conn
+        .query_one(
+            "INSERT INTO _relays (client_id, topic, data, expires)
+             VALUES ($1, $2, $3, now() + $4::float8 * interval '1 millisecond') RETURNING id",
+            &[&client_id, &topic, &data, &(ttl_ms as f64)],
+        )
+        .await
+        .map_err(internal)?;
+    conn.batch_execute(&format!("NOTIFY {}, 'r'", crate::CHANNEL))
+        .await
+        .map_err(internal)?;
+    row.try_get(0).map_err(internal)
+}
+
+/// Relayed messages above `after`, not taken and not expired, oldest first.
+pub(crate) async fn relays_after(
+    conn: &Conn,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<domain::Relay>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query(
+            "SELECT id, client_id, topic, data FROM _relays
+             WHERE id > $1 AND NOT taken AND expires > now() ORDER BY id LIMIT $2",
+            &[&after, &limit],
+        )
+        .await
+        .map_err(internal)?;
+    rows.iter()
+        .map(|row| {
+            Ok(domain::Relay {
+                id: row.try_get(0).map_err(internal)?,
+                client_id: row.try_get(1).map_err(internal)?,
+                topic: row.try_get(2).map_err(internal)?,
+                data: row.try_get(3).map_err(internal)?,
+            })
+        })
+        .collect()
+}
+
+/// Marks the relayed message `id` taken; `true` for the one caller that did, while unexpired.
+pub(crate) async fn take_relay(conn: &Conn, id: i64) -> Result<bool, StoreError> {
+    let taken = conn
+        .execute(
+            "UPDATE _relays SET taken = TRUE WHERE id = $1 AND NOT taken AND expires > now()",
+            &[&id],
+        )
+        .await
+        .map_err(internal)?;
+    Ok(taken == 1)
+}
+
+/// Whether the relayed message `id` was taken.
+pub(crate) async fn relay_taken(conn: &Conn, id: i64) -> Result<bool, StoreError> {
+    let rows = conn
+        .query("SELECT taken FROM _relays WHERE id = $1", &[&id])
+        .await
+        .map_err(internal)?;
+    match rows.first() {
+        Some(row) => row.try_get(0).map_err(internal),
+        None => Ok(false),
+    }
+}
+
+/// The newest relayed message's id (0 when there is none).
+pub(crate) async fn last_relay(conn: &Conn) -> Result<i64, StoreError> {
+    let row = conn
+        .query_one("SELECT coalesce(max(id), 0)::bigint FROM _relays", &[])
+        .await
+        .map_err(internal)?;
+    row.try_get(0).map_err(internal)
 }
 
 /// Whether `name` is one of the store's own tables, or reserved by PostgreSQL.

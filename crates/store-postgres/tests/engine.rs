@@ -335,3 +335,112 @@ async fn pruning_keeps_the_change_log_in_its_byte_budget() {
     assert_eq!(kept.last().map(|c| c.seq), Some(newest), "the newest stays");
     store.close().await.expect("closed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_checked_against_a_collection_another_node_changed_is_refused() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let (a, b) = (open(&url).await, open(&url).await);
+    a.create_collection(base("notes")).await.expect("created");
+    // B looks the new collection up in the database rather than waiting for the wake-up.
+    b.catch_up().await.expect("caught up");
+    let seen_by_b = Arc::clone(b.schema().get("notes").expect("B knows notes"));
+
+    // A adds a field; B's request was checked against the collection without it.
+    let mut changed = (*seen_by_b).clone();
+    changed
+        .fields
+        .push(Field::new("body", FieldKind::Text(TextOptions::default())));
+    a.update_collection(changed).await.expect("updated");
+    let error = b
+        .write(vec![create(&seen_by_b, "stale")])
+        .await
+        .expect_err("the collection changed under the request");
+    assert!(matches!(error.error, StoreError::Schema(_)), "{error:?}");
+    // Nothing was stored, and B now knows the new field (loaded inside that write, or by
+    // the wake-up before it).
+    let current = Arc::clone(b.schema().get("notes").expect("notes"));
+    assert!(current.field("body").is_some(), "B reloaded the schema");
+    b.write(vec![create(&current, "fresh")])
+        .await
+        .expect("a write checked against the current collection is stored");
+    let mut page = a
+        .list_records(domain::RecordQuery {
+            collection: Arc::clone(&current),
+            filters: Vec::new(),
+            sort: Vec::new(),
+            page: 1,
+            per_page: 10,
+            with_total: false,
+        })
+        .await
+        .expect("listed");
+    assert_eq!(page.items.len(), 1, "only the fresh write was stored");
+    let titles: Vec<_> = page
+        .items
+        .drain(..)
+        .map(|r| r.data.get("title").cloned())
+        .collect();
+    assert_eq!(titles, [Some(json!("fresh"))]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayed_message_is_taken_once_and_expires() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let (a, b) = (open(&url).await, open(&url).await);
+    assert!(a.shared());
+    let client = "c".repeat(40);
+    let id = a
+        .post_relay(
+            &client,
+            "@oauth2",
+            r#"{"code":"x"}"#,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("posted");
+    // B is woken for it.
+    tokio::time::timeout(Duration::from_secs(5), b.wait_for_relays(id - 1))
+        .await
+        .expect("woken within the poll interval")
+        .expect("waited");
+    let seen = b.relays_after(0, 10).await.expect("read");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (
+            seen[0].id,
+            seen[0].client_id.as_str(),
+            seen[0].data.as_str()
+        ),
+        (id, client.as_str(), r#"{"code":"x"}"#)
+    );
+    assert!(!a.relay_taken(id).await.expect("asked"));
+    // Two nodes race to take it: exactly one wins.
+    let (first, second) = tokio::join!(a.take_relay(id), b.take_relay(id));
+    assert_eq!(
+        [first.expect("took"), second.expect("took")]
+            .iter()
+            .filter(|won| **won)
+            .count(),
+        1
+    );
+    assert!(a.relay_taken(id).await.expect("asked"));
+    assert!(
+        b.relays_after(0, 10).await.expect("read").is_empty(),
+        "taken"
+    );
+
+    // One that expires is neither listed nor taken.
+    let short = a
+        .post_relay(&client, "@oauth2", "{}", Duration::from_millis(50))
+        .await
+        .expect("posted");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(b.relays_after(id, 10).await.expect("read").is_empty());
+    assert!(!b.take_relay(short).await.expect("asked"));
+}

@@ -232,17 +232,9 @@ async fn a_sqlite_data_dir_moves_to_postgres_and_two_nodes_serve_it() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut served: Option<(u16, Value)> = None;
-    for _ in 0..20 {
-        let answer = b.get("/api/collections/tags/records", None).await;
-        if answer.0 == 200 {
-            served = Some(answer);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (status, body) = served.expect("B serves the new collection within a second");
-    assert_eq!(status, 200);
+    // On the very next request: B looks a collection it does not know up in the database.
+    let (status, body) = b.get("/api/collections/tags/records", None).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["totalItems"], 0);
 
     // A settings change on A is served by B (its cached copy is older than the database's).
@@ -452,15 +444,47 @@ async fn three_nodes_share_one_database_and_one_bucket() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut tags = 0;
-    for _ in 0..20 {
-        tags = b.get("/api/collections/tags/records", None).await.0;
-        if tags == 200 {
-            break;
+    let (status, body) = b.get("/api/collections/tags/records", None).await;
+    assert_eq!(
+        status, 200,
+        "B serves the collection A created at once: {body}"
+    );
+    // A field added on A and written on B straight after: B stores it, or (when its copy of
+    // the collection was still the old one) refuses the write; it never stores the record
+    // without it.
+    let (_, tags) = a.get("/api/collections/tags", Some(&admin_a)).await;
+    let mut fields = tags["fields"].as_array().cloned().expect("fields");
+    fields.push(json!({"name": "color", "type": "text"}));
+    let (status, body) = a
+        .patch_json(
+            "/api/collections/tags",
+            Some(&admin_a),
+            json!({"fields": fields}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut stored = None;
+    for _ in 0..2 {
+        let (status, body) = b
+            .post_json(
+                "/api/collections/tags/records",
+                Some(&admin_a),
+                json!({"label": "sky", "color": "blue"}),
+            )
+            .await;
+        match status {
+            200 => {
+                stored = Some(body);
+                break;
+            }
+            400 => continue,
+            other => panic!("{other}: {body}"),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(tags, 200, "B serves the collection A created");
+    let stored = stored.expect("stored on the first or second try");
+    assert_eq!(stored["color"], "blue", "{stored}");
+    let (_, all) = a.get("/api/collections/tags/records", None).await;
+    assert_eq!(all["totalItems"], 1, "a refused write left nothing: {all}");
 
     // Clients on B and C, then writes on A and B, and B dies in the middle of them.
     let (mut on_b, _) = Stream::connect_numbered(&b).await;
@@ -632,4 +656,56 @@ async fn wrong_otp_guesses_count_across_nodes() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(a.get(&row, Some(&token)).await.0, 404, "the code is gone");
+}
+
+/// The all-in-one OAuth2 flow across nodes: the SDK's stream waits on B while the provider
+/// sends the browser back to A. A leaves the answer in the database, B delivers it, and the
+/// browser gets the success page; the same `state` a second time reaches nobody.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth2_redirect_reaches_the_waiting_client_on_another_node() {
+    let Some(admin) = admin_url() else {
+        return;
+    };
+    let database = Database::create(&admin, "relay");
+    let a = node(&database.url);
+    let b = node(&database.url);
+    let mut waiting = Stream::connect(&b).await;
+    let (status, body) = waiting.subscribe(&b, None, &["@oauth2"]).await;
+    assert_eq!(status, 204, "{body}");
+    let state = waiting.client_id().to_owned();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let redirect = |state: &str| {
+        browser
+            .get(a.url(&format!("/api/oauth2-redirect?state={state}&code=abc")))
+            .send()
+    };
+    let started = std::time::Instant::now();
+    let response = redirect(&state).await.expect("redirect answered");
+    assert_eq!(response.status(), 307);
+    assert_eq!(
+        response.headers()["location"],
+        "../_/#/auth/oauth2-redirect-success"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered once B took it, not at the deadline"
+    );
+    let message = waiting
+        .next(Duration::from_secs(5))
+        .await
+        .expect("B's client got the answer");
+    assert_eq!(message.event, "@oauth2");
+    assert_eq!(message.data, json!({"state": state, "code": "abc"}));
+
+    // The subscription was used up: nobody takes it again, and the browser is told so.
+    let response = redirect(&state).await.expect("redirect answered");
+    assert_eq!(
+        response.headers()["location"],
+        "../_/#/auth/oauth2-redirect-failure"
+    );
+    assert!(waiting.next(Duration::from_millis(300)).await.is_none());
 }

@@ -152,6 +152,11 @@ impl Stream {
         messages
     }
 
+    /// The id `PB_CONNECT` gave this client.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     pub(crate) async fn subscribe(
         &self,
         app: &TestApp,

@@ -109,17 +109,27 @@ pub(super) struct Target {
 
 /// The collection named in a read or delete path, with the schema it came from and its
 /// compiled rules, or PocketBase's 404.
-pub(super) fn target_for_read(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
-    target(state, id_or_name, "Missing collection context.")
+pub(super) async fn target_for_read(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
+    target(state, id_or_name, "Missing collection context.").await
 }
 
 /// The collection named in a create or update path (PocketBase words this 404 differently).
-pub(super) fn target_for_write(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
-    target(state, id_or_name, "Missing or invalid collection context.")
+pub(super) async fn target_for_write(state: &SharedState, id_or_name: &str) -> ApiResult<Target> {
+    target(state, id_or_name, "Missing or invalid collection context.").await
 }
 
-fn target(state: &SharedState, id_or_name: &str, missing: &str) -> ApiResult<Target> {
-    let schema = state.schema();
+async fn target(state: &SharedState, id_or_name: &str, missing: &str) -> ApiResult<Target> {
+    let mut schema = state.schema();
+    if schema.get(id_or_name).is_none() && state.store.shared() {
+        // Another node may have created it a moment ago; its notification may still be on
+        // the way. Look in the database before saying it does not exist.
+        state
+            .store
+            .catch_up()
+            .await
+            .map_err(|error| ApiError::from_store(error, missing))?;
+        schema = state.schema();
+    }
     let collection = schema
         .get(id_or_name)
         .cloned()

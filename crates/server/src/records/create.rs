@@ -23,7 +23,7 @@ pub async fn create(
     RawQuery(raw_query): RawQuery,
     request: Request,
 ) -> ApiResult<axum::response::Response> {
-    let target = target_for_write(&state, &collection)?;
+    let target = target_for_write(&state, &collection).await?;
     refuse_view(&target.collection)?;
     let meta = RequestMeta::of(&request);
     let hooked = crate::scripts::of(&state)

@@ -205,10 +205,10 @@ pub(crate) async fn prepare(
 ) -> ApiResult<Prepared> {
     let params = QueryParams::parse(raw_query);
     // The batch looks the collection up itself first, with the read wording of the 404.
-    target_for_read(state, collection)?;
+    target_for_read(state, collection).await?;
     let action = match action {
         Action::Upsert(id) => {
-            let target = target_for_write(state, collection)?;
+            let target = target_for_write(state, collection).await?;
             let exists = !id.is_empty()
                 && current_row(state, &target.collection, &id, earlier)
                     .await?
@@ -223,18 +223,18 @@ pub(crate) async fn prepare(
     };
     match action {
         Action::Create | Action::Upsert(_) => {
-            let target = target_for_write(state, collection)?;
+            let target = target_for_write(state, collection).await?;
             refuse_view(&target.collection)?;
             prepare_create(state, target, auth, meta, params, body, files).await
         }
         Action::Update(id) => {
-            let target = target_for_write(state, collection)?;
+            let target = target_for_write(state, collection).await?;
             refuse_view(&target.collection)?;
             prepare_update(state, target, id, auth, meta, params, body, files, earlier).await
         }
         Action::Delete(id) => {
             // Hook point: onRecordDeleteRequest.
-            let target = target_for_read(state, collection)?;
+            let target = target_for_read(state, collection).await?;
             refuse_view(&target.collection)?;
             let ctx = meta.context(auth, params.pairs(), None);
             let guard = access::sql_guard(&target.rules.delete, state.store.dialect(), &ctx)?;

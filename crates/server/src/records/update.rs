@@ -32,7 +32,7 @@ pub async fn update(
     RawQuery(raw_query): RawQuery,
     request: Request,
 ) -> ApiResult<Response> {
-    let target = target_for_write(&state, &collection)?;
+    let target = target_for_write(&state, &collection).await?;
     refuse_view(&target.collection)?;
     let meta = RequestMeta::of(&request);
     let hooked = hooks::hooked(&state, HOOK, &target.collection);

@@ -25,7 +25,7 @@ pub async fn view(
     RawQuery(raw_query): RawQuery,
     request: Request,
 ) -> ApiResult<Response> {
-    let target = target_for_read(&state, &collection)?;
+    let target = target_for_read(&state, &collection).await?;
     let params = QueryParams::parse(raw_query.as_deref());
     let ctx = access::request_context(
         &auth,

@@ -412,6 +412,11 @@ impl Client {
         Arc::clone(&self.lock().subscriptions)
     }
 
+    /// Whether the client has a subscription named exactly `topic`.
+    pub(crate) fn has_subscription(&self, topic: &str) -> bool {
+        self.lock().subscriptions.iter().any(|s| &*s.raw == topic)
+    }
+
     /// Removes the subscriptions named exactly `topic`; `false` when there were none.
     fn take_subscription(&self, topic: &str) -> bool {
         let mut state = self.lock();

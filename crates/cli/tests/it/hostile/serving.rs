@@ -301,7 +301,16 @@ async fn a_client_that_stops_reading_loses_its_connection_at_the_write_timeout()
         "the stalled connection is closed and its place freed"
     );
     drop(stalled);
-    assert_serving(&mut app, "after a client that stopped reading").await;
+    // Retried: the previous try's connection may still hold its place for a moment after its
+    // answer arrived (the cap is two places, one of them the test's keep-alive connection).
+    assert!(
+        served_by_a_new_client(&app).await,
+        "served after the stalled client left"
+    );
+    assert!(
+        matches!(app.child.try_wait(), Ok(None)),
+        "the server is still running"
+    );
 }
 
 /// Whether a new client gets `/api/health` answered 200 within a few seconds of retries. Each
