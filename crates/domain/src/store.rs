@@ -509,6 +509,25 @@ pub trait Store: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Leaves the holder's answer to the relayed message `id` (a request carried out for
+    /// another node), for [`Store::relay_answer`].
+    async fn answer_relay(&self, id: i64, answer: &str) -> Result<(), StoreError> {
+        let _ = (id, answer);
+        Ok(())
+    }
+
+    /// The answer left for the relayed message `id`, once there is one.
+    async fn relay_answer(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// Drops the relayed message `id` (its sender is done waiting).
+    async fn forget_relay(&self, id: i64) -> Result<(), StoreError> {
+        let _ = id;
+        Ok(())
+    }
+
     /// Returns when a message newer than `after` may have been relayed. A wake-up can be lost,
     /// so the caller bounds the wait and looks anyway; an engine without relays never returns.
     async fn wait_for_relays(&self, after: i64) -> Result<(), StoreError> {

@@ -957,6 +957,24 @@ impl Store for PgStore {
         ))
     }
 
+    async fn answer_relay(&self, id: i64, answer: &str) -> Result<(), StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::answer_relay(
+            &conn, id, answer
+        ))
+    }
+
+    async fn relay_answer(&self, id: i64) -> Result<Option<String>, StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::relay_answer(
+            &conn, id
+        ))
+    }
+
+    async fn forget_relay(&self, id: i64) -> Result<(), StoreError> {
+        timed!(self, self.query_deadline(), |conn| system::forget_relay(
+            &conn, id
+        ))
+    }
+
     async fn wait_for_relays(&self, after: i64) -> Result<(), StoreError> {
         let mut newest = self.relays.subscribe();
         newest

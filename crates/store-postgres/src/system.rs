@@ -149,7 +149,8 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
                     topic     text NOT NULL,
                     data      text NOT NULL,
                     expires   timestamptz NOT NULL,
-                    taken     boolean NOT NULL DEFAULT FALSE
+                    taken     boolean NOT NULL DEFAULT FALSE,
+                    answer    text
                 );
                 CREATE INDEX _relays_expires ON _relays (expires);
                 CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
@@ -399,7 +400,7 @@ pub(crate) async fn claim_once(conn: &Conn, key: &str, slot: i64) -> Result<bool
 }
 
 /// Leaves a message for a realtime client on any node (see `Store::post_relay`), dropping
-/// those that expired over a minute ago on the way, and wakes every node's listener.
+/// expired ones on the way (their senders stopped waiting), and wakes every node's listener.
 pub(crate) async fn post_relay(
     conn: &Conn,
     client_id: &str,
@@ -407,12 +408,9 @@ pub(crate) async fn post_relay(
     data: &str,
     ttl_ms: i64,
 ) -> Result<i64, StoreError> {
-    conn.execute(
-        "DELETE FROM _relays WHERE expires < now() - interval '1 minute'",
-        &[],
-    )
-    .await
-    .map_err(internal)?;
+    conn.execute("DELETE FROM _relays WHERE expires < now()", &[])
+        .await
+        .map_err(internal)?;
     let row = conn
         .query_one(
             "INSERT INTO _relays (client_id, topic, data, expires)
@@ -476,6 +474,37 @@ pub(crate) async fn relay_taken(conn: &Conn, id: i64) -> Result<bool, StoreError
         Some(row) => row.try_get(0).map_err(internal),
         None => Ok(false),
     }
+}
+
+/// Stores the answer to the relayed message `id`.
+pub(crate) async fn answer_relay(conn: &Conn, id: i64, answer: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE _relays SET answer = $2 WHERE id = $1",
+        &[&id, &answer],
+    )
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// The answer to the relayed message `id`, if any yet.
+pub(crate) async fn relay_answer(conn: &Conn, id: i64) -> Result<Option<String>, StoreError> {
+    let rows = conn
+        .query("SELECT answer FROM _relays WHERE id = $1", &[&id])
+        .await
+        .map_err(internal)?;
+    match rows.first() {
+        Some(row) => row.try_get(0).map_err(internal),
+        None => Ok(None),
+    }
+}
+
+/// Deletes the relayed message `id`.
+pub(crate) async fn forget_relay(conn: &Conn, id: i64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM _relays WHERE id = $1", &[&id])
+        .await
+        .map_err(internal)?;
+    Ok(())
 }
 
 /// The newest relayed message's id (0 when there is none).

@@ -709,3 +709,63 @@ async fn an_oauth2_redirect_reaches_the_waiting_client_on_another_node() {
     );
     assert!(waiting.next(Duration::from_millis(300)).await.is_none());
 }
+
+/// Behind a round-robin balancer a subscription request can reach another node than the one
+/// holding the stream. That node hands the request to the holder through the database and
+/// answers with the holder's answer: the subscription takes effect, and refusals come back as
+/// they would from the holder.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_request_reaches_the_stream_on_another_node() {
+    let Some(admin) = admin_url() else {
+        return;
+    };
+    let database = Database::create(&admin, "subscribe");
+    let a = node(&database.url);
+    let b = node(&database.url);
+    add_superuser(&a, &database.url);
+    let token = a.admin_token().await;
+    let (status, body) = a
+        .post_json(
+            "/api/collections",
+            Some(&token),
+            json!({"name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "", "fields": [{"name": "title", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut on_b = Stream::connect(&b).await;
+    // Sent to A, bound to the superuser: the stream on B hears A's write.
+    let (status, body) = on_b.subscribe(&a, Some(&token), &["notes"]).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = a
+        .post_json(
+            "/api/collections/notes/records",
+            None,
+            json!({"title": "relayed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let message = on_b
+        .next(Duration::from_secs(5))
+        .await
+        .expect("B's stream heard the write");
+    assert_eq!(message.event, "notes");
+    assert_eq!(message.data["record"]["title"], "relayed");
+
+    // The holder's refusal comes back: the client is bound to the superuser now.
+    let (status, body) = on_b.subscribe(&a, None, &["notes"]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "The current and the previous request authorization don't match."
+    );
+    // A client no node holds: PocketBase's 404, after the relay's wait.
+    let (status, body) = a
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": "x".repeat(40), "subscriptions": ["notes"]}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+}

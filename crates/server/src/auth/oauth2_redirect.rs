@@ -10,8 +10,8 @@
 //! holding the client's stream. A node that does not hold the client leaves the message in
 //! the database ([`Store::post_relay`](domain::Store::post_relay)); every node's hub looks
 //! for messages to its own clients when woken, and the one holding the client takes the
-//! message and delivers it. The redirect waits (at most [`RELAY_WAIT`]) until some node took
-//! it to choose between the success and the failure page.
+//! message and delivers it. The redirect waits (at most [`relay::RELAY_WAIT`]) until some node took
+//! it to choose between the success and the failure page (see [`crate::state::relay`]).
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -19,10 +19,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
-use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 use crate::state::SharedState;
+use crate::state::relay;
 
 /// The realtime topic the SDK waits on.
 pub const TOPIC: &str = "@oauth2";
@@ -30,17 +29,9 @@ pub const TOPIC: &str = "@oauth2";
 const SUCCESS_PATH: &str = "../_/#/auth/oauth2-redirect-success";
 const FAILURE_PATH: &str = "../_/#/auth/oauth2-redirect-failure";
 
-/// How long a message left for another node stays deliverable, and how long the redirect
-/// waits for a node to take it.
-pub const RELAY_WAIT: Duration = Duration::from_secs(5);
-/// Redirects this node lets wait for another node at once; past that, the browser gets the
-/// failure page at once (the waits hold a connection each and poll the database).
-pub const MAX_RELAY_WAITS: usize = 64;
 /// The longest message left for another node (a real `state` and `code` take a few hundred
 /// bytes).
 pub const MAX_RELAY_BYTES: usize = 8 * 1024;
-
-static RELAY_WAITS: Semaphore = Semaphore::const_new(MAX_RELAY_WAITS);
 
 pub fn router() -> Router<SharedState> {
     Router::new().route("/api/oauth2-redirect", get(redirect).post(redirect))
@@ -110,7 +101,7 @@ async fn redirect(State(state): State<SharedState>, request: Request) -> Respons
             serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
         RedirectData::from_pairs(pairs.into_iter().map(|(k, v)| (k, Value::String(v))))
     };
-    if data.state.is_empty() || !relay(&state, &data.state, &data.message()).await {
+    if data.state.is_empty() || !hand_over(&state, &data.state, &data.message()).await {
         return redirect_to(status, FAILURE_PATH);
     }
     // The client hears about a provider error or a missing code too, so the SDK stops waiting.
@@ -124,52 +115,16 @@ async fn redirect(State(state): State<SharedState>, request: Request) -> Respons
 /// and is subscribed to the topic; the subscription is then dropped, so a `state` relays
 /// once. Returns whether the message was queued. A client this node does not hold may be on
 /// another node sharing the database: the message is left there, and this waits until a node
-/// took it, or [`RELAY_WAIT`] passed.
-async fn relay(state: &SharedState, client_id: &str, message: &str) -> bool {
+/// took it, or [`relay::RELAY_WAIT`] passed.
+async fn hand_over(state: &SharedState, client_id: &str, message: &str) -> bool {
     if state.realtime.message_client(client_id, TOPIC, message) {
         return true;
     }
-    if !state.store.shared()
-        || !plausible_client_id(client_id)
-        || client_id.len() + message.len() > MAX_RELAY_BYTES
-    {
+    if client_id.len() + message.len() > MAX_RELAY_BYTES {
         return false;
     }
-    let Ok(_waiting) = RELAY_WAITS.try_acquire() else {
-        tracing::warn!("too many OAuth2 redirects are waiting for another node");
-        return false;
-    };
-    let id = match state
-        .store
-        .post_relay(client_id, TOPIC, message, RELAY_WAIT)
-        .await
-    {
-        Ok(id) => id,
-        Err(error) => {
-            tracing::warn!(%error, "cannot relay an OAuth2 redirect to another node");
-            return false;
-        }
-    };
-    let deadline = Instant::now() + RELAY_WAIT;
-    let mut pause = Duration::from_millis(5);
-    while Instant::now() < deadline {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-        match state.store.relay_taken(id).await {
-            Ok(true) => return true,
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, "cannot check a relayed OAuth2 redirect");
-                return false;
-            }
-        }
-    }
-    false
-}
-
-/// Whether `id` could be a realtime client id (some node's): 40 ASCII letters and digits.
-fn plausible_client_id(id: &str) -> bool {
-    id.len() == 40 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    let outcome = relay::send(state, client_id, TOPIC, message, relay::Until::Taken).await;
+    matches!(outcome, relay::Outcome::Done(_))
 }
 
 fn redirect_to(status: StatusCode, location: &'static str) -> Response {

@@ -51,6 +51,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
+#[cfg(test)]
 use std::time::Duration;
 
 use domain::{AuthContext, Change, ChangeAction, Collection, Schema};
@@ -95,7 +96,10 @@ impl Hub {
             Arc::clone(&self.inner),
         ));
         if store.shared() {
-            tokio::spawn(follow_relays(Arc::downgrade(state), Arc::clone(&store)));
+            tokio::spawn(super::relay::follow(
+                Arc::downgrade(state),
+                Arc::clone(&store),
+            ));
         }
         tokio::spawn(run(
             Arc::downgrade(state),
@@ -817,43 +821,4 @@ async fn read_missed(
     }
     *read_to = (*read_to).max(to);
     Ok(())
-}
-
-/// Most relayed messages read per look.
-const RELAYS_PER_READ: usize = 100;
-
-/// With several nodes on one database: delivers the messages other nodes left for this node's
-/// clients (an OAuth2 redirect that reached another node). Every node reads every message; the
-/// one holding a subscribed client takes it (once, across the cluster) and queues it. Looks
-/// when woken and at least once a second, until the server is gone.
-async fn follow_relays(state: Weak<AppState>, store: Arc<dyn Store>) {
-    let mut after = 0;
-    loop {
-        let Some(hub) = state.upgrade().map(|state| state.realtime.clone()) else {
-            return;
-        };
-        match store.relays_after(after, RELAYS_PER_READ).await {
-            Ok(relays) => {
-                for relay in relays {
-                    after = after.max(relay.id);
-                    let held = hub
-                        .client(&relay.client_id)
-                        .is_some_and(|client| client.has_subscription(&relay.topic));
-                    if !held {
-                        continue;
-                    }
-                    match store.take_relay(relay.id).await {
-                        Ok(true) => {
-                            hub.message_client(&relay.client_id, &relay.topic, &relay.data);
-                        }
-                        Ok(false) => {}
-                        Err(error) => tracing::warn!(%error, "realtime: cannot take a relay"),
-                    }
-                }
-            }
-            Err(error) => tracing::debug!(%error, "realtime: cannot read relays"),
-        }
-        drop(hub);
-        let _ = tokio::time::timeout(Duration::from_secs(1), store.wait_for_relays(after)).await;
-    }
 }

@@ -8,6 +8,7 @@
 //! The hub the handlers and the fan-out share is on the ground floor ([`crate::state::hub`]).
 
 mod fanout;
+mod relay;
 mod subscription;
 
 #[cfg(test)]
@@ -287,12 +288,27 @@ async fn subscribe(
         ));
     }
 
-    let client = state
-        .realtime
-        .client(client_id)
-        .ok_or_else(|| ApiError::not_found_msg("Missing or invalid client id."))?;
     // Behind a trusted proxy both sides are the forwarded client IPs, as in PocketBase.
     let ip = client_ip(&state, &headers, peer).await;
+    let subscriptions: Vec<String> = subscriptions.into_iter().map(str::to_owned).collect();
+    let after = after.flatten();
+    let Some(client) = state.realtime.client(client_id) else {
+        // The balancer may have sent this request to another node than the stream's.
+        return relay::subscribe_elsewhere(&state, client_id, ip, &auth, subscriptions, after)
+            .await;
+    };
+    subscribe_held(&state, &client, ip, auth, subscriptions, after).await
+}
+
+/// A subscription request for a client this node holds, after the request's own checks.
+pub(crate) async fn subscribe_held(
+    state: &SharedState,
+    client: &Arc<Client>,
+    ip: Option<String>,
+    auth: AuthContext,
+    subscriptions: Vec<String>,
+    after: Option<u64>,
+) -> ApiResult<StatusCode> {
     if client.ip.is_some() && ip.is_some() && client.ip.as_deref() != ip.as_deref() {
         return Err(ApiError::bad_request_msg("Invalid realtime client."));
     }
@@ -302,10 +318,13 @@ async fn subscribe(
             "The current and the previous request authorization don't match.",
         ));
     }
-    if let Some(Some(after)) = after {
-        let subscriptions = subscriptions.into_iter().map(Subscription::parse).collect();
+    if let Some(after) = after {
+        let subscriptions = subscriptions
+            .iter()
+            .map(|raw| Subscription::parse(raw))
+            .collect();
         let hub = state.realtime.clone();
-        return match fanout::resume(&state, &hub, &client, auth, subscriptions, after).await {
+        return match fanout::resume(state, &hub, client, auth, subscriptions, after).await {
             Ok(()) => Ok(StatusCode::NO_CONTENT),
             Err(fanout::ResumeError::Store(error)) => Err(error.into()),
             Err(refusal) => {
@@ -333,12 +352,12 @@ async fn subscribe(
     let since = state.store.last_change_seq().await?;
     let previous = client.subscriptions();
     let subscriptions = subscriptions
-        .into_iter()
+        .iter()
         .map(|raw| {
             let mut subscription = Subscription::parse(raw);
             subscription.since = previous
                 .iter()
-                .find(|p| &*p.raw == raw)
+                .find(|p| *p.raw == **raw)
                 .map_or(since, |p| p.since);
             subscription
         })

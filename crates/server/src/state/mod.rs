@@ -22,6 +22,7 @@ pub mod hub;
 pub mod lockouts;
 pub mod logs;
 pub mod otp;
+pub mod relay;
 pub mod rules_cache;
 pub mod scripts;
 pub mod secrets;
