@@ -701,6 +701,27 @@ async fn an_oauth2_redirect_reaches_the_waiting_client_on_another_node() {
     assert_eq!(message.event, "@oauth2");
     assert_eq!(message.data, json!({"state": state, "code": "abc"}));
 
+    // A message past 8 KiB is not left for another node: the failure page at once.
+    let mut other = Stream::connect(&b).await;
+    let (status, _) = other.subscribe(&b, None, &["@oauth2"]).await;
+    assert_eq!(status, 204);
+    let long = "c".repeat(8 * 1024);
+    let started = std::time::Instant::now();
+    let response = browser
+        .get(a.url(&format!(
+            "/api/oauth2-redirect?state={}&code={long}",
+            other.client_id()
+        )))
+        .send()
+        .await
+        .expect("redirect answered");
+    assert_eq!(
+        response.headers()["location"],
+        "../_/#/auth/oauth2-redirect-failure"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(other.next(Duration::from_millis(300)).await.is_none());
+
     // The subscription was used up: nobody takes it again, and the browser is told so.
     let response = redirect(&state).await.expect("redirect answered");
     assert_eq!(
@@ -759,7 +780,21 @@ async fn a_subscription_request_reaches_the_stream_on_another_node() {
         body["message"],
         "The current and the previous request authorization don't match."
     );
-    // A client no node holds: PocketBase's 404, after the relay's wait.
+    // Clients no node holds: PocketBase's 404, after the relay's wait. At most 64 requests of
+    // a node wait at once; the next is answered at once.
+    let waiting: Vec<_> = (0..64)
+        .map(|n| {
+            tokio::spawn({
+                let request = a
+                    .client
+                    .post(a.url("/api/realtime"))
+                    .json(&json!({"clientId": format!("{n:0>40}"), "subscriptions": ["notes"]}));
+                async move { request.send().await.map(|r| r.status().as_u16()) }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
     let (status, body) = a
         .post_json(
             "/api/realtime",
@@ -768,4 +803,11 @@ async fn a_subscription_request_reaches_the_stream_on_another_node() {
         )
         .await;
     assert_eq!(status, 404, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the 65th waiting request is answered at once"
+    );
+    for request in waiting {
+        assert_eq!(request.await.expect("joined").expect("answered"), 404);
+    }
 }
