@@ -656,7 +656,9 @@ impl ProgramEmitter<'_, '_, '_> {
                     Some(JoinKind::BoundEach { .. }) if dialect == Dialect::Postgres => Ty::Json,
                     _ => Ty::Text,
                 };
-                Emitted::raw(&format!("{alias}.\"value\""), Class::Column, ty)
+                let mut out = Emitted::raw(&format!("{alias}.\"value\""), Class::Column, ty);
+                out.aff = Affinity::Blob;
+                out
             }
             Val::Length(column) => {
                 let sql = self.column_sql(column, scope);

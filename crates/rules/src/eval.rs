@@ -103,6 +103,16 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
+    /// Whether the JSON column `name` holds a structure whose text PostgreSQL would write
+    /// differently (see [`same_text_on_every_engine`]): such a value is left to the database.
+    fn json_text_differs(&self, name: &str, ty: ColType) -> bool {
+        ty == ColType::Json
+            && self
+                .record
+                .get(name)
+                .is_some_and(|value| !same_text_on_every_engine(value))
+    }
+
     /// A column as SQLite stores it (absent values take the field's zero value).
     fn stored(&self, name: &str, ty: ColType) -> SqlVal {
         match self.record.get(name) {
@@ -118,9 +128,7 @@ impl Row<'_> {
 /// The rows a join yields for this record; joins into other tables need SQL.
 fn join_items(join: &JoinDef, row: &Row<'_>, ctx: &RequestContext) -> Outcome<Vec<SqlVal>> {
     match (&join.kind, join.parent) {
-        (JoinKind::Each { field, ty }, Source::Root) => {
-            Ok(sqlite_array_items(&row.stored(field, *ty)))
-        }
+        (JoinKind::Each { field, ty }, Source::Root) => sqlite_array_items(&row.stored(field, *ty)),
         (JoinKind::BoundEach { value }, _) => Ok(multi_items(runtime_json(value, ctx))),
         _ => Err(NeedsSql),
     }
@@ -128,10 +136,39 @@ fn join_items(join: &JoinDef, row: &Row<'_>, ctx: &RequestContext) -> Outcome<Ve
 
 /// What `json_each` yields for a stored value after PocketBase's array normalization: the
 /// items of a JSON array, else the value itself as one item.
-fn sqlite_array_items(stored: &SqlVal) -> Vec<SqlVal> {
+fn sqlite_array_items(stored: &SqlVal) -> Outcome<Vec<SqlVal>> {
     match parse_json(stored) {
-        Some(Value::Array(items)) => items.iter().map(|v| json_scalar(Some(v))).collect(),
-        _ => vec![stored.clone()],
+        Some(Value::Array(items)) => items.iter().map(|v| exact_json_scalar(Some(v))).collect(),
+        _ => Ok(vec![stored.clone()]),
+    }
+}
+
+/// Whether PostgreSQL's `jsonb` writes a JSON value back as the text SQLite keeps for it, all
+/// the way down: `jsonb` orders an object's keys its own way (shorter keys first) and writes a
+/// number in plain decimals (`1e20` comes back as `100000000000000000000`). A scalar, an array
+/// of such values and an object of at most one key are the same text on both engines.
+///
+/// The evaluator answers [`Eval::NeedsSql`] where a value that is not the same text on both
+/// would be read as text, so the engine's own SQL decides: the in-memory answer is then the
+/// same as the database's on either engine by construction, not by imitation.
+pub(crate) fn same_text_on_every_engine(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.len() <= 1 && map.values().all(same_text_on_every_engine),
+        Value::Array(items) => items.iter().all(same_text_on_every_engine),
+        Value::Number(n) => n.is_i64() || n.is_u64() || !n.to_string().contains(['e', 'E']),
+        _ => true,
+    }
+}
+
+/// [`json_scalar`], for a structure only when its text is the same on every engine.
+fn exact_json_scalar(value: Option<&Value>) -> Outcome<SqlVal> {
+    match value {
+        Some(structure @ (Value::Array(_) | Value::Object(_)))
+            if !same_text_on_every_engine(structure) =>
+        {
+            Err(NeedsSql)
+        }
+        other => Ok(json_scalar(other)),
     }
 }
 
@@ -352,6 +389,9 @@ impl Env<'_> {
                             ctx,
                         );
                         let (stored, affinity) = self.column(column)?;
+                        if self.row.json_text_differs(&column.name, column.ty) {
+                            return Err(NeedsSql);
+                        }
                         !is_same(&submitted, Affinity::None, &stored, affinity)?
                     }
                 };
@@ -362,18 +402,21 @@ impl Env<'_> {
             }
             Val::Column(column) => {
                 let (value, affinity) = self.column(column)?;
+                if self.row.json_text_differs(&column.name, column.ty) {
+                    return Err(NeedsSql);
+                }
                 Operand::expr(value, affinity)
             }
             Val::Json { column, path } => {
                 let (stored, _) = self.column(column)?;
                 Operand {
                     json: true,
-                    ..Operand::expr(json_extract(&stored, path), Affinity::None)
+                    ..Operand::expr(json_extract(&stored, path)?, Affinity::None)
                 }
             }
             Val::Each(id) => Operand::expr(
                 current.get(id).cloned().unwrap_or(SqlVal::Null),
-                Affinity::None,
+                Affinity::Blob,
             ),
             Val::Length(column) => {
                 let (stored, _) = self.column(column)?;
@@ -426,15 +469,15 @@ fn math_arg(value: &SqlVal) -> Option<f64> {
 
 /// PocketBase's json path expression: `json_extract` when the stored text is JSON, else the
 /// text itself wrapped as `{"pb": text}`.
-fn json_extract(stored: &SqlVal, path: &[PathSeg]) -> SqlVal {
-    match parse_json(stored) {
-        Some(document) => json_scalar(json_at(&document, path)),
+fn json_extract(stored: &SqlVal, path: &[PathSeg]) -> Outcome<SqlVal> {
+    Ok(match parse_json(stored) {
+        Some(document) => exact_json_scalar(json_at(&document, path))?,
         None if path.is_empty() => match stored {
             SqlVal::Null => SqlVal::Null,
             other => other.clone(),
         },
         None => SqlVal::Null,
-    }
+    })
 }
 
 /// `json_array_length` of PocketBase's normalization: arrays by length, empty text or NULL 0,

@@ -117,8 +117,11 @@ impl Compiled {
         eval::eval(&self.program, record, ctx)
     }
 
-    /// Whether [`Compiled::eval`] can answer without SQL for every record (no relations,
-    /// back-relations, `@collection`, `strftime` or relation hops of `@request.auth`).
+    /// Whether the expression reads only the record itself (no relations, back-relations,
+    /// `@collection`, `strftime` or relation hops of `@request.auth`), so [`Compiled::eval`]
+    /// answers without SQL, except for a JSON value read as text that PostgreSQL would write
+    /// differently (an object with several keys, a number like `1e20` inside a structure) or
+    /// text with a four-digit exponent read as a number: those are left to the database.
     pub fn is_row_local(&self) -> bool {
         self.row_local
     }

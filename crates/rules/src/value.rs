@@ -22,6 +22,10 @@ pub enum SqlVal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Affinity {
     None,
+    /// A column declared without a type (`json_each`'s `value`): like no affinity, except that
+    /// a TEXT column compared with it does not turn it into text (SQLite applies TEXT affinity
+    /// only to an operand with no affinity at all).
+    Blob,
     Text,
     Numeric,
 }
@@ -333,6 +337,11 @@ fn with_affinity(
     ra: Affinity,
 ) -> Result<(SqlVal, SqlVal), Inexact> {
     let numeric = |a: Affinity| a == Affinity::Numeric;
+    if (numeric(la) && !numeric(ra) && long_exponent(right))
+        || (numeric(ra) && !numeric(la) && long_exponent(left))
+    {
+        return Err(Inexact);
+    }
     Ok(if numeric(la) && !numeric(ra) {
         (left.clone(), apply_numeric(right.clone()))
     } else if numeric(ra) && !numeric(la) {
@@ -344,6 +353,29 @@ fn with_affinity(
     } else {
         (left.clone(), right.clone())
     })
+}
+
+/// Text NUMERIC affinity would read as a number written with an exponent of four or more
+/// digits (`'1e1000'`): SQLite reads it (as infinity or zero), PostgreSQL's `numeric` refuses
+/// such exponents and keeps the text, so the in-memory answer leaves it to the database.
+fn long_exponent(value: &SqlVal) -> bool {
+    let SqlVal::Text(text) = value else {
+        return false;
+    };
+    if parse_decimal(text).is_none() {
+        return false;
+    }
+    text.trim_matches(is_sqlite_space)
+        .split(['e', 'E'])
+        .nth(1)
+        .is_some_and(|exponent| {
+            exponent
+                .trim_start_matches(['+', '-'])
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .count()
+                >= 4
+        })
 }
 
 /// SQLite's ordering of storage classes: numbers before text; numbers by value, text bytewise.
