@@ -163,7 +163,7 @@ async fn request_verification(
     parts: Parts,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let email = email_field(&body, "email")?;
     if collection.is_superusers() {
         return Err(ApiError::bad_request_msg(
@@ -236,7 +236,7 @@ async fn confirm_verification(
     parts: Parts,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let text = form_text(&body, "token")?;
     if text.is_empty() {
         validated(ValidationErrors::single("token", FieldError::required()))?;
@@ -295,7 +295,7 @@ async fn request_password_reset(
     parts: Parts,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let email = email_field(&body, "email")?;
     let template = options(&collection)?.reset_password_template.clone();
     let Some(record) = find_by_field(&state, &collection, "email", &email).await? else {
@@ -342,7 +342,7 @@ async fn confirm_password_reset(
     parts: Parts,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let text = form_text(&body, "token")?;
     let new_password = form_text(&body, "password")?;
     let confirm = form_text(&body, "passwordConfirm")?;
@@ -430,7 +430,7 @@ async fn request_email_change(
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
     super::require_signed_in(&auth)?;
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let (_, record, _) = require_record_of(&auth, &collection)?;
     let new_email = email_field(&body, "newEmail")?;
     if new_email == record.text("email") {
@@ -494,7 +494,7 @@ async fn confirm_email_change(
     parts: Parts,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let text = form_text(&body, "token")?;
     let plain = form_text(&body, "password")?;
     // PocketBase lists field errors alphabetically: `password` before `token`.

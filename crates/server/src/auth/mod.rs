@@ -58,8 +58,16 @@ pub fn router() -> Router<SharedState> {
 
 /// The auth collection named in the path, or PocketBase's 404 (whose message tells an
 /// unknown collection from one that is not an auth collection).
-pub fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
-    match state.schema().get(id_or_name) {
+pub async fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
+    let mut schema = state.schema();
+    if schema.get(id_or_name).is_none() && state.store.shared() {
+        // Another node may have created it a moment ago (see `records::common::target`).
+        state.store.catch_up().await.map_err(|error| {
+            ApiError::from_store(error, "Missing or invalid collection context.")
+        })?;
+        schema = state.schema();
+    }
+    match schema.get(id_or_name) {
         Some(collection) if collection.is_auth() && collection.auth.is_some() => {
             Ok(collection.clone())
         }
@@ -749,7 +757,7 @@ async fn auth_methods(
     Path(collection): Path<String>,
     crate::extract::FieldsParam(fields_param): crate::extract::FieldsParam,
 ) -> ApiResult<Json<Value>> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let options = options(&collection)?;
     let identity_fields = &options.password_auth.identity_fields;
     let enabled_duration = |enabled: bool, duration: u64| if enabled { duration } else { 0 };
@@ -796,7 +804,7 @@ async fn auth_with_password(
     let uri = parts.uri.clone();
     let query = query_pairs(&uri);
     let params = ResponseParams::from_uri(&uri);
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let options = options(&collection)?;
     if !options.password_auth.enabled {
         return Err(ApiError::forbidden(
@@ -1026,7 +1034,7 @@ async fn auth_refresh(
     parts: axum::http::request::Parts,
 ) -> ApiResult<Response> {
     require_signed_in(&auth)?;
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let (_, record, refreshable) = require_record_of(&auth, &collection)?;
     let record = record.clone();
     // Non-refreshable (impersonation) tokens come back unchanged.
@@ -1126,7 +1134,7 @@ async fn impersonate(
     uri: axum::http::Uri,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let duration = match body
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("duration"))

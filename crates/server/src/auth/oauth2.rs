@@ -675,7 +675,7 @@ async fn auth_with_oauth2(
     client_info: ClientInfo,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let options = options(&collection)?;
     if !options.oauth2.enabled {
         return Err(ApiError::forbidden(

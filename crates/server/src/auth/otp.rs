@@ -80,7 +80,7 @@ async fn request_otp(
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
     use axum::response::IntoResponse;
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     let options = options(&collection)?;
     if !options.otp.enabled {
         return Err(otp_disabled());
@@ -223,7 +223,7 @@ async fn auth_with_otp(
     client: super::ClientInfo,
     TextForm(body): TextForm,
 ) -> ApiResult<Response> {
-    let collection = auth_collection(&state, &collection)?;
+    let collection = auth_collection(&state, &collection).await?;
     if !options(&collection)?.otp.enabled {
         return Err(otp_disabled());
     }
