@@ -424,7 +424,13 @@ async fn note_origin(
     )
     .await;
     if let Err(error) = inserted {
-        tracing::warn!(message = %error.message, "cannot store auth origin");
+        // A concurrent sign-in from the same new origin stored it first (the fingerprint is
+        // unique per record): that one sends the alert.
+        if error.status == axum::http::StatusCode::BAD_REQUEST {
+            tracing::debug!(message = %error.message, "auth origin stored by another sign-in");
+        } else {
+            tracing::warn!(message = %error.message, "cannot store auth origin");
+        }
         return;
     }
     // Keep the newest few: the rows come oldest first.
