@@ -211,6 +211,75 @@ async fn current_token_key(conn: &Conn, collection: &Collection, id: &str) -> Op
 
 /// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
 /// older than `max_age_secs`.
+/// Held (transaction-level) by the node pruning the change log; the others skip their turn.
+const PRUNE_LOCK: i64 = 0x706c_696e_7468_0003;
+
+/// How long a node that stopped reporting its reading position still holds pruning back: a
+/// node reports at every prune (every minute while changes arrive), so one silent this long
+/// is gone or stuck.
+pub(crate) const READER_TIMEOUT_SECS: i64 = 600;
+
+/// Prunes for the whole cluster: records that this node's realtime fan-out has read up to
+/// `read` (and drops nodes silent for [`READER_TIMEOUT_SECS`]), then, unless another node is
+/// pruning right now, prunes up to the position every live node has read, so no node's
+/// fan-out loses a change it has not read yet. Returns how many entries went.
+pub(crate) async fn prune_for_cluster(
+    conn: &Conn,
+    node: &str,
+    read: u64,
+    retention: ChangeRetention,
+    max_bytes: u64,
+) -> Result<u64, StoreError> {
+    conn.begin("BEGIN").await.map_err(internal)?;
+    let result = async {
+        let read = i64::try_from(read).unwrap_or(i64::MAX);
+        conn.execute(
+            "INSERT INTO _readers (node, cursor, seen) VALUES ($1, $2, now())
+             ON CONFLICT (node) DO UPDATE SET cursor = excluded.cursor, seen = now()",
+            &[&node, &read],
+        )
+        .await
+        .map_err(internal)?;
+        conn.execute(
+            "DELETE FROM _readers WHERE seen < now() - $1::float8 * interval '1 second'",
+            &[&(READER_TIMEOUT_SECS as f64)],
+        )
+        .await
+        .map_err(internal)?;
+        let locked: bool = conn
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PRUNE_LOCK])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(internal)?;
+        if !locked {
+            return Ok(0);
+        }
+        let everyone: i64 = conn
+            .query_one("SELECT coalesce(min(cursor), 0)::bigint FROM _readers", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(internal)?;
+        prune(
+            conn,
+            u64::try_from(everyone).unwrap_or(0),
+            retention,
+            max_bytes,
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(pruned) => {
+            conn.end("COMMIT").await.map_err(internal)?;
+            Ok(pruned)
+        }
+        Err(error) => {
+            conn.end("ROLLBACK").await.map_err(internal)?;
+            Err(error)
+        }
+    }
+}
+
 pub(crate) async fn prune(
     conn: &Conn,
     up_to: u64,

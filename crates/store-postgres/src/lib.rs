@@ -118,6 +118,8 @@ pub struct PgStore {
     params_version: Arc<AtomicU64>,
     /// The newest relayed message's id this node was woken for.
     relays: Arc<watch::Sender<i64>>,
+    /// This process's name among the nodes reading the change log (`_readers`).
+    node: String,
     closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
     change_log_max_bytes: u64,
@@ -259,6 +261,7 @@ impl PgStore {
             schema_version: publish.schema_version,
             params_version: publish.params_version,
             relays: publish.relays,
+            node: domain::ids::random_alnum(20),
             closed,
             query_timeout: options.query_timeout,
             change_log_max_bytes: options.change_log_max_bytes,
@@ -813,9 +816,9 @@ impl Store for PgStore {
         retention: ChangeRetention,
     ) -> Result<u64, StoreError> {
         let max_bytes = self.change_log_max_bytes;
-        timed!(self, self.query_deadline(), |conn| changelog::prune(
-            &conn, up_to, retention, max_bytes
-        ))
+        timed!(self, self.query_deadline(), |conn| {
+            changelog::prune_for_cluster(&conn, &self.node, up_to, retention, max_bytes)
+        })
     }
 
     async fn get_param(&self, key: &str) -> Result<Option<Value>, StoreError> {

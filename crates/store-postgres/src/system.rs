@@ -16,7 +16,7 @@ use crate::schema_change::SchemaChange;
 use crate::sql::{Statement, internal};
 
 /// Table names the store uses for itself; no collection may take them.
-pub(crate) const SYSTEM_TABLES: [&str; 7] = [
+pub(crate) const SYSTEM_TABLES: [&str; 8] = [
     "_migrations",
     "_collections",
     "_params",
@@ -24,19 +24,21 @@ pub(crate) const SYSTEM_TABLES: [&str; 7] = [
     "_changes_head",
     "_claims",
     "_relays",
+    "_readers",
 ];
 
 /// Held (as a session lock) while a node applies the store's schema steps.
 const MIGRATE_LOCK: i64 = 0x706c_696e_7468_0002;
 
 /// The store's own steps, in order. Append only.
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 7] = [
     "1_system_tables",
     "2_bootstrap_collections",
     "3_console_guard",
     "4_claims",
     "5_params_version",
     "6_relays",
+    "7_readers",
 ];
 
 /// Applies the steps that have not run yet.
@@ -155,6 +157,19 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
                 CREATE INDEX _relays_expires ON _relays (expires);
                 CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
                     ON _relays FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard();",
+            )
+            .await
+            .map_err(internal)?;
+        }
+        "7_readers" => {
+            conn.batch_execute(
+                "CREATE TABLE _readers (
+                    node   text COLLATE \"C\" PRIMARY KEY,
+                    cursor bigint NOT NULL,
+                    seen   timestamptz NOT NULL
+                );
+                CREATE TRIGGER _plinth_console_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+                    ON _readers FOR EACH STATEMENT EXECUTE FUNCTION _plinth_console_guard();",
             )
             .await
             .map_err(internal)?;

@@ -444,3 +444,69 @@ async fn a_relayed_message_is_taken_once_and_expires() {
     assert!(b.relays_after(id, 10).await.expect("read").is_empty());
     assert!(!b.take_relay(short).await.expect("asked"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_waits_for_every_live_node_to_read() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, url) = common::fresh_database(&admin, "engine").await;
+    let (a, b) = (open(&url).await, open(&url).await);
+    let schema = a.create_collection(base("notes")).await.expect("created");
+    let notes = Arc::clone(schema.get("notes").expect("notes"));
+    for n in 0..6 {
+        a.write(vec![create(&notes, &format!("n{n}"))])
+            .await
+            .expect("written");
+    }
+    let seqs: Vec<u64> = a
+        .changes_after(0, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(seqs.len(), 6);
+    let everything = domain::ChangeRetention {
+        max_entries: 0,
+        max_age_secs: 0,
+    };
+    // B has read two changes, A all six: A's prune keeps what B has not read.
+    b.prune_changes(seqs[1], everything)
+        .await
+        .expect("B reports");
+    a.prune_changes(seqs[5], everything)
+        .await
+        .expect("A prunes");
+    let left: Vec<u64> = b
+        .changes_after(0, 100)
+        .await
+        .expect("read")
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(left, seqs[2..].to_vec(), "B's unread changes are kept");
+
+    // B goes silent past the timeout: it no longer holds pruning back.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    let driver = tokio::spawn(connection);
+    let cursor = i64::try_from(seqs[1]).expect("small");
+    let silenced = client
+        .execute(
+            "UPDATE _readers SET seen = now() - interval '1 hour' WHERE cursor = $1",
+            &[&cursor],
+        )
+        .await
+        .expect("updated");
+    assert_eq!(silenced, 1, "B has one row");
+    a.prune_changes(seqs[5], everything)
+        .await
+        .expect("A prunes");
+    assert!(
+        a.changes_after(0, 100).await.expect("read").is_empty(),
+        "everything A read is gone once B is"
+    );
+    driver.abort();
+}
