@@ -11,6 +11,7 @@
 mod backup;
 mod changelog;
 mod console;
+mod count_cache;
 mod ddl;
 mod engine;
 pub mod logs;

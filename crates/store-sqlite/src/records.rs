@@ -21,19 +21,26 @@ use serde_json::Value;
 use crate::{changelog, internal};
 
 /// One page of a collection, read in one snapshot (a deferred read transaction), so the
-/// total and the items agree.
+/// total and the items agree. Only on reader connections: the total may come from the
+/// reader's count cache (`count_cache`).
 pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordPage, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Deferred)
         .map_err(internal)?;
-    let page = list_in(&tx, query)?;
+    let page = list_in(&tx, query, true)?;
     tx.commit().map_err(internal)?;
     Ok(page)
 }
 
 /// One page of a collection, read on a connection already inside a transaction (the snapshot
 /// `list` opens, or an interactive transaction, which sees its own uncommitted rows).
-pub(crate) fn list_in(conn: &Connection, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+/// `cached_count`: the total may be answered by the reader's count cache (never on the
+/// writer's connection, whose own writes do not move its `data_version`).
+pub(crate) fn list_in(
+    conn: &Connection,
+    query: &RecordQuery,
+    cached_count: bool,
+) -> Result<RecordPage, StoreError> {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
     let mut sql = format!("SELECT {} FROM {table}", select_list(collection));
@@ -92,10 +99,13 @@ pub(crate) fn list_in(conn: &Connection, query: &RecordQuery) -> Result<RecordPa
             count_sql.push_str(&filter.sql);
             count_params.extend(filter.params.iter().map(bind));
         }
-        let n: i64 = conn
-            .prepare_cached(&count_sql)
-            .and_then(|mut stmt| stmt.query_row(params_from_iter(count_params), |r| r.get(0)))
-            .map_err(internal)?;
+        let n: i64 = if cached_count {
+            crate::count_cache::count(conn, &count_sql, count_params)
+        } else {
+            conn.prepare_cached(&count_sql)
+                .and_then(|mut stmt| stmt.query_row(params_from_iter(count_params), |r| r.get(0)))
+        }
+        .map_err(internal)?;
         Some(n.max(0) as u64)
     } else {
         None

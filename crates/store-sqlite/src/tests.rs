@@ -2699,3 +2699,63 @@ async fn auth_records_deleted_by_a_cascade_take_their_bookkeeping_rows() {
     assert!(get(&store, "members", member.id()).await.is_none());
     assert_eq!(dependents_of(&store, &members_id, member.id()).await, 0);
 }
+
+/// Totals come from a reader's count cache only while nothing was committed since they were
+/// counted: after a write through the store, and after a write by another connection (another
+/// process), every total is exact again.
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_totals_are_exact_after_every_kind_of_write() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name"), number("rank")]))
+        .await
+        .expect("created");
+    for rank in 0..3 {
+        create(&store, "items", json!({"name": "a", "rank": rank}))
+            .await
+            .expect("created");
+    }
+    let ranked = eq("items", "name", SqlValue::Text("a".into()));
+    let total = || {
+        let query = RecordQuery {
+            collection: collection(&store, "items"),
+            filters: vec![ranked.clone()],
+            sort: vec![],
+            page: 1,
+            per_page: 1,
+            with_total: true,
+        };
+        let store = Arc::clone(&store);
+        async move { store.list_records(query).await.expect("lists").total }
+    };
+    let hits = crate::count_cache::hits();
+    // Every reader thread counts once, then answers from its cache.
+    for _ in 0..40 {
+        assert_eq!(total().await, Some(3));
+    }
+    assert!(
+        crate::count_cache::hits() > hits,
+        "repeated totals are cached"
+    );
+
+    create(&store, "items", json!({"name": "a", "rank": 9}))
+        .await
+        .expect("created");
+    for _ in 0..40 {
+        assert_eq!(total().await, Some(4), "a write through the store");
+    }
+    let side = side_connection(&dir);
+    side.execute(
+        "INSERT INTO items (id, name, rank) VALUES ('sideinsert00001', 'a', 1)",
+        [],
+    )
+    .expect("inserted by another connection");
+    for _ in 0..40 {
+        assert_eq!(total().await, Some(5), "a write by another connection");
+    }
+    side.execute("DELETE FROM items WHERE rank = 0", [])
+        .expect("deleted by another connection");
+    for _ in 0..40 {
+        assert_eq!(total().await, Some(4), "a delete by another connection");
+    }
+}

@@ -100,6 +100,11 @@ fn describe() {
         "Time a database job ran on its connection thread, by queue (a writer job is one transaction)."
     );
     describe_counter!(
+        "plinth_store_count_cache_hits_total",
+        Unit::Count,
+        "List totals (totalItems) answered from a reader's count cache instead of counting again (SQLite)."
+    );
+    describe_counter!(
         "plinth_hook_runs_total",
         Unit::Count,
         "JavaScript hook invocations, by kind and result (ok, error, timeout, out_of_memory, busy, engine)."
