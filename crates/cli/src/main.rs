@@ -10,6 +10,13 @@ use clap::Parser;
 
 use config::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: under load glibc spent about a fifth of the server's CPU
+/// in `malloc`/`free` and their consolidation (perf, `view` workload); see docs/benchmarks.md.
+/// Built with its arenas committed lazily (`.cargo/config.toml`), so an idle server is no
+/// larger than with glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.global.dev);

@@ -17,6 +17,11 @@
 //! for one to finish; with a lane of its own a short read never waits behind client-controlled work
 //! at all.
 //!
+//! Point reads need not wait for a thread at all: a caller borrows one of a few spare read
+//! connections and runs the read itself ([`Engine::read_inline`]), falling back to the point
+//! lane when all are borrowed. These reads take microseconds, and on a busy core the switch to a
+//! lane thread and back cost more than the read.
+//!
 //! Every job may carry a deadline. A job still queued when it passes is answered without
 //! running; a statement running when it passes is interrupted by SQLite's progress handler,
 //! which each connection thread installs once and which reads the running job's deadline from
@@ -83,6 +88,9 @@ pub(crate) struct Engine {
     threads: [usize; 3],
     /// One receiver per thread; each completes when its thread has dropped its connection.
     exits: Mutex<Vec<oneshot::Receiver<()>>>,
+    /// Read connections a caller borrows to run a point read on its own thread (see
+    /// [`Engine::read_inline`]); emptied when the engine stops.
+    inline: Mutex<Vec<Connection>>,
 }
 
 impl Engine {
@@ -91,10 +99,12 @@ impl Engine {
         mut writer: Connection,
         mut queries: Vec<Connection>,
         mut points: Vec<Connection>,
+        mut inline: Vec<Connection>,
     ) -> std::io::Result<Engine> {
         for conn in std::iter::once(&mut writer)
             .chain(queries.iter_mut())
             .chain(points.iter_mut())
+            .chain(inline.iter_mut())
         {
             register_math_functions(conn).map_err(std::io::Error::other)?;
             install_interrupt(conn).map_err(std::io::Error::other)?;
@@ -130,7 +140,24 @@ impl Engine {
             writer_busy,
             threads,
             exits: Mutex::new(exits),
+            inline: Mutex::new(inline),
         })
+    }
+
+    /// Runs a point read on the caller's thread with a borrowed read connection, saving the
+    /// two thread switches of a lane round trip (on a busy single core they cost more than the
+    /// read itself). Only for reads the point lane would run, whose cost no client controls
+    /// (a row by primary key with predicates that read only that row): they take microseconds,
+    /// so blocking an async worker for them is like any other short computation. Hands `f`
+    /// back when no connection is free (every one is borrowed, or the engine stopped); the
+    /// caller then queues it on the point lane.
+    pub(crate) fn read_inline<R, F: FnOnce(&mut Connection) -> R>(&self, f: F) -> Result<R, F> {
+        let Some(mut conn) = lock(&self.inline).pop() else {
+            return Err(f);
+        };
+        let result = f(&mut conn);
+        lock(&self.inline).push(conn);
+        Ok(result)
     }
 
     /// Runs `f` on the writer thread, without a deadline (schema changes, pruning).
@@ -227,6 +254,7 @@ impl Engine {
 
     /// Closes the queues; threads exit once the jobs already queued have run.
     fn stop(&self) {
+        lock(&self.inline).clear();
         lock(&self.queries).take();
         lock(&self.points).take();
         lock(&self.writer).take();

@@ -197,7 +197,11 @@ impl SqliteStore {
         let points = (0..options.point_readers.max(1))
             .map(|_| open_reader())
             .collect::<Result<Vec<_>, _>>()?;
-        let engine = Engine::start(writer, queries, points).map_err(StoreOpenError::Threads)?;
+        let inline = (0..options.point_readers.max(1))
+            .map(|_| open_reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        let engine =
+            Engine::start(writer, queries, points, inline).map_err(StoreOpenError::Threads)?;
         Ok(Arc::new(SqliteStore {
             engine,
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
@@ -593,10 +597,14 @@ impl Store for SqliteStore {
     ) -> Result<Option<Record>, StoreError> {
         let id = id.to_owned();
         let lane = get_lane(&collection, &filters);
-        self.read(lane, move |conn| {
-            records::get(conn, &collection, &id, filters)
-        })
-        .await
+        let read = move |conn: &mut Connection| records::get(conn, &collection, &id, filters);
+        if lane == Lane::Point && !self.closed.load(Ordering::Acquire) {
+            match self.engine.read_inline(read) {
+                Ok(result) => return result,
+                Err(read) => return self.read(lane, read).await,
+            }
+        }
+        self.read(lane, read).await
     }
 
     async fn record_satisfies(
