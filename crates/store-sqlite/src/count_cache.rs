@@ -42,6 +42,12 @@ thread_local! {
     static COUNTS: RefCell<Counts> = RefCell::new(Counts::default());
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Hits on this thread only (tests run in parallel threads of one process).
+    static THREAD_HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// How many counts were answered from memory so far.
 #[cfg(test)]
 pub(crate) fn hits() -> u64 {
@@ -105,6 +111,8 @@ pub(crate) fn count(conn: &Connection, sql: &str, params: Vec<SqlOut>) -> rusqli
     });
     if let Some(n) = known {
         HITS.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        THREAD_HITS.with(|hits| hits.set(hits.get() + 1));
         metrics::counter!("plinth_store_count_cache_hits_total").increment(1);
         return Ok(n);
     }
@@ -128,4 +136,55 @@ pub(crate) fn count(conn: &Connection, sql: &str, params: Vec<SqlOut>) -> rusqli
 fn run(conn: &Connection, sql: &str, params: Vec<SqlOut>) -> rusqlite::Result<i64> {
     conn.prepare_cached(sql)?
         .query_row(params_from_iter(params), |row| row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries() -> usize {
+        COUNTS.with(|counts| counts.borrow().entries.len())
+    }
+
+    #[test]
+    fn the_cache_keeps_its_newest_entries_and_skips_long_keys() {
+        // A thread of its own: the cache is per thread.
+        std::thread::spawn(|| {
+            let conn = Connection::open_in_memory().expect("opens");
+            conn.execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2), (3);")
+                .expect("table");
+            let sql = "SELECT COUNT(*) FROM t WHERE n <= ?";
+            for n in 0..(ENTRIES as i64 + 44) {
+                let counted = count(&conn, sql, vec![SqlOut::Integer(n)]).expect("counts");
+                assert_eq!(counted, n.clamp(0, 3));
+            }
+            assert_eq!(entries(), ENTRIES, "bounded at {ENTRIES}");
+            // The newest is answered from memory; the oldest was dropped.
+            let hits = THREAD_HITS.with(std::cell::Cell::get);
+            count(&conn, sql, vec![SqlOut::Integer(ENTRIES as i64 + 43)]).expect("counts");
+            assert_eq!(THREAD_HITS.with(std::cell::Cell::get), hits + 1);
+            let hits = THREAD_HITS.with(std::cell::Cell::get);
+            count(&conn, sql, vec![SqlOut::Integer(0)]).expect("counts");
+            assert_eq!(
+                THREAD_HITS.with(std::cell::Cell::get),
+                hits,
+                "the oldest entry was evicted"
+            );
+            // A key past the bound is never kept.
+            let long = "x".repeat(MAX_KEY_BYTES);
+            let before = entries();
+            let sql = "SELECT COUNT(*) FROM t WHERE ? <> ''";
+            assert_eq!(
+                count(&conn, sql, vec![SqlOut::Text(long.clone())]).expect("counts"),
+                3
+            );
+            assert_eq!(
+                count(&conn, sql, vec![SqlOut::Text(long)]).expect("counts"),
+                3
+            );
+            assert_eq!(entries(), before, "long keys are not kept");
+        })
+        .join()
+        .expect("the test thread");
+    }
 }
