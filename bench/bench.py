@@ -44,7 +44,7 @@ import realtime
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 WORKLOADS = ["health", "view", "list", "list_skiptotal", "list_expand", "create", "update",
-             "auth", "create_hook", "route_hook", "realtime"]
+             "mixed", "auth", "create_hook", "route_hook", "realtime"]
 PROFILES = {
     # Each wrk figure is the median of `repeat` runs of `duration` s after `warmup` s.
     # `subscribers` is a comma-separated list: one realtime row per count.
@@ -553,15 +553,44 @@ def setup(server, n_seed, seed_workers=4):
         _, r = api.call("POST", "/api/collections/users/auth-with-password",
                         {"identity": USER_EMAIL, "password": USER_PASSWORD})
         token = r["token"]
+        _, r = api.call("POST", "/api/collections/users/auth-with-password",
+                        {"identity": OTHER_EMAIL, "password": USER_PASSWORD})
+        other_token = r["token"]
     except (BenchError, KeyError, TypeError) as e:
         raise BenchError(f"setup failed at '{step}': {e}")
     own = [i for i, d in zip(ids, docs) if d["author"] == user_id]
     visible = [i for i, d in zip(ids, docs) if d["published"] or d["author"] == user_id]
+    published = [i for i, d in zip(ids, docs) if d["published"]]
     return {"api": api, "su_token": su, "user_token": token, "user_id": user_id,
+            "other_token": other_token,
             "own_ids": own[:200],
             "visible_ids": visible[:200],
+            "published_ids": published[:200],
             "summary": {"seeded": len(ids), "seed_seconds": round(seed_s, 2),
                         "seed_rps": round(len(ids) / seed_s, 1) if seed_s else None}}
+
+
+def mixed_requests(st, lst):
+    """The `mixed` workload's request cycle: two users; per 20 requests 9 views and 9 lists
+    with their total (90 % reads, alternating the users; the other user views published posts
+    only), then one create and one update by the first user (10 % writes). Each entry is
+    (method, path, token, body or None). Five cycles (100 requests): wrk gets them in one
+    environment variable, which Linux caps at 128 KiB."""
+    user, other = st["user_token"], st["other_token"]
+    body = {"title": "mixed post", "body": BODY_TEXT, "score": 7, "published": True,
+            "author": st["user_id"]}
+    cycle = []
+    for n in range(min(5, len(st["own_ids"]))):
+        for k in range(9):
+            token = user if k % 2 == 0 else other
+            ids = st["visible_ids"] if token == user else st["published_ids"]
+            cycle.append(("GET", "/api/collections/posts/records/" + ids[(n * 9 + k) % len(ids)],
+                          token, None))
+            cycle.append(("GET", lst, token, None))
+        cycle.append(("POST", "/api/collections/posts/records", user, body))
+        cycle.append(("PATCH", "/api/collections/posts/records/" + st["own_ids"][n], user,
+                      {"title": "mixed update"}))
+    return cycle
 
 
 def workload_specs(st):
@@ -616,6 +645,7 @@ def workload_specs(st):
                          "author": st["user_id"]}, tok, hooked_ok),
         "route_hook": ("GET", ["/bench/hello/world"], None, None,
                        route_ok),
+        "mixed": ("MIXED", mixed_requests(st, lst), None, tok, lambda r: r["id"]),
         "auth": ("POST", ["/api/collections/users/auth-with-password"],
                  [{"identity": e, "password": USER_PASSWORD} for e in LOGIN_USERS], None,
                  lambda r: r["token"]),
@@ -637,7 +667,13 @@ def run_wrk(cfg, server, others, method, paths, body, token, duration):
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         outs = [os.path.join(tmp, f"out{i}.json") for i in range(n)]
         bodies = body if isinstance(body, list) else None
-        env = dict(os.environ, WRK_METHOD=method,
+        mixed = ""
+        if method == "MIXED":
+            # One request per line: method, path, token, JSON body, tab-separated.
+            mixed = "\n".join("\t".join([m, p, t or "", json.dumps(b) if b is not None else ""])
+                              for m, p, t, b in paths)
+            method, paths, token = "GET", [paths[0][1]], None
+        env = dict(os.environ, WRK_METHOD=method, WRK_REQUESTS=mixed,
                    WRK_BODY=json.dumps(bodies[0] if bodies else body) if body else "",
                    WRK_BODIES="\n".join(json.dumps(b) for b in bodies) if bodies else "",
                    WRK_TOKEN=token or "", WRK_PATHS="\n".join(paths))
@@ -741,7 +777,14 @@ def merge_latency(runs):
 def measure(cfg, server, others, name, spec, api):
     """Probe once (the response must be right), then warm up and measure with wrk."""
     method, paths, body, token, probe = spec
-    _, resp = api.call(method, paths[0], body[0] if isinstance(body, list) else body, token)
+    if method == "MIXED":
+        # Every kind of request in the cycle must be answered, and right.
+        for m, p, t, b in paths[:20]:
+            api.call(m, p, b, t)
+        _, resp = api.call(*paths[0][:2], None, paths[0][2])
+    else:
+        _, resp = api.call(method, paths[0], body[0] if isinstance(body, list) else body,
+                           token)
     try:
         probe(resp)
     except (AssertionError, KeyError, TypeError, IndexError) as e:
