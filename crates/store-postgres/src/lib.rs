@@ -480,9 +480,10 @@ impl SchemaEdit {
     }
 }
 
-/// Starts a write transaction: the writer lock, and the statement timeout left until
-/// `deadline` (none for schema changes, which may build indexes over large tables).
-pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Result<(), StoreError> {
+/// The batch that starts a write transaction: the statement and lock timeouts left until
+/// `deadline` (none for schema changes, which may build indexes over large tables), then the
+/// writer lock.
+fn begin_write_sql(deadline: Option<Instant>) -> String {
     let timeout_ms = match deadline {
         Some(deadline) => deadline
             .saturating_duration_since(Instant::now())
@@ -490,11 +491,16 @@ pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Resul
             .max(1),
         None => 0,
     };
-    conn.begin(&format!(
+    format!(
         "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-    ))
-    .await
-    .map_err(internal)
+    )
+}
+
+/// Starts a write transaction (see [`begin_write_sql`]).
+pub(crate) async fn begin_write(conn: &Conn, deadline: Option<Instant>) -> Result<(), StoreError> {
+    conn.begin(&begin_write_sql(deadline))
+        .await
+        .map_err(internal)
 }
 
 /// [`begin_write`], and the database's schema version as of the lock, in the same round trip.
@@ -502,19 +508,11 @@ pub(crate) async fn begin_write_reading_schema(
     conn: &Conn,
     deadline: Option<Instant>,
 ) -> Result<u64, StoreError> {
-    let timeout_ms = match deadline {
-        Some(deadline) => deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1),
-        None => 0,
-    };
-    let version = conn
-        .begin_reading(&format!(
-            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; SELECT pg_advisory_xact_lock({WRITE_LOCK}); SELECT schema FROM _changes_head WHERE id = 1"
-        ))
-        .await
-        .map_err(internal)?;
+    let sql = format!(
+        "{}; SELECT schema FROM _changes_head WHERE id = 1",
+        begin_write_sql(deadline)
+    );
+    let version = conn.begin_reading(&sql).await.map_err(internal)?;
     Ok(version.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 

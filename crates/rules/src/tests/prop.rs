@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{AuthContext, Collection, Dialect, Record, Schema};
+use domain::{AuthContext, Collection, Dialect, Record, Schema, SqlFragment};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use rusqlite::Connection;
@@ -252,15 +252,27 @@ fn agrees_with_sqlite(
         }
         select_ids(db, "t", &sql)
     });
-    for row in &rows {
-        let in_sql = matched.iter().any(|id| id == row.id());
-        let verdict = compiled.eval(row, &ctx);
-        // Row-local expressions only defer to SQL when a REAL must become text and SQLite
-        // would print 17 digits (e.g. a geoDistance compared with a text column), or for a
-        // value whose text differs between the engines (`eval::same_text_on_every_engine`).
+    verdicts_agree(&compiled, &ctx, &rows, &matched, filter, &sql)
+}
+
+/// Every row's in-memory verdict equals the database's (`matched`: the ids the engine's SQL
+/// `sql` selected). Row-local expressions only defer to SQL when a REAL must become text and
+/// SQLite would print 17 digits (e.g. a geoDistance compared with a text column), or for a
+/// value whose text differs between the engines (`eval::same_text_on_every_engine`).
+pub(super) fn verdicts_agree(
+    compiled: &Compiled,
+    ctx: &RequestContext,
+    rows: &[Record],
+    matched: &[String],
+    filter: &str,
+    sql: &SqlFragment,
+) -> Result<(), TestCaseError> {
+    for row in rows {
+        let verdict = compiled.eval(row, ctx);
         if verdict == Eval::NeedsSql {
             continue;
         }
+        let in_sql = matched.iter().any(|id| id == row.id());
         prop_assert_eq!(
             verdict == Eval::Match,
             in_sql,

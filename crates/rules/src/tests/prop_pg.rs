@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::prop::{config, context, expression, record_value, request, rows, schema};
-use crate::{Compiled, Eval, Mode};
+use crate::{Compiled, Mode};
 
 /// A client on a fresh database, and the runtime that drives it. Dropping it (when the test
 /// thread ends) drops the database.
@@ -267,25 +267,7 @@ fn evaluator_agrees_with_postgres() {
         let sql = compiled.to_sql(Dialect::Postgres, &ctx);
         let rows = rows(&records);
         let matched = select_ids(&pg, &rows, &sql);
-        for row in &rows {
-            let in_sql = matched.iter().any(|id| id == row.id());
-            let verdict = compiled.eval(row, &ctx);
-            // As on SQLite: row-local expressions defer to SQL only where SQLite's text of a
-            // REAL cannot be predicted.
-            if verdict == Eval::NeedsSql {
-                continue;
-            }
-            prop_assert_eq!(
-                verdict == Eval::Match,
-                in_sql,
-                "filter {} on {:?}\nsql {}\nparams {:?}",
-                filter,
-                row.data,
-                sql.sql,
-                sql.params
-            );
-        }
-        Ok(())
+        super::prop::verdicts_agree(&compiled, &ctx, &rows, &matched, &filter, &sql)
     });
     // The database goes before the verdict, so that a failure leaves nothing behind.
     drop(pg);
