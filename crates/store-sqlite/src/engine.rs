@@ -366,6 +366,19 @@ pub(crate) fn disarm_deadline() {
     DEADLINE.set(None);
 }
 
+/// Gives the statements that follow on this thread their own deadline (a write of a group,
+/// see `group.rs`), replacing the job's.
+pub(crate) fn arm_deadline(deadline: Option<Instant>) {
+    DEADLINE.set(deadline);
+    INTERRUPTED.set(false);
+}
+
+/// Lifts the deadline [`arm_deadline`] set and says whether it interrupted a statement.
+pub(crate) fn end_deadline() -> bool {
+    DEADLINE.set(None);
+    INTERRUPTED.replace(false)
+}
+
 /// Runs one job, surviving a panic in it: the reply sender is dropped (the caller sees
 /// `Closed`), any open transaction is rolled back, and the thread keeps serving.
 fn run_job(conn: &mut Connection, job: Job) {

@@ -14,6 +14,7 @@ mod console;
 mod count_cache;
 mod ddl;
 mod engine;
+mod group;
 pub mod logs;
 pub mod pocketbase;
 mod records;
@@ -136,6 +137,8 @@ pub struct SqliteStore {
     change_log_size: changelog::Size,
     /// The directory holding `data.db` (and the other database files a backup copies).
     data_dir: PathBuf,
+    /// Record writes waiting to be committed together (see `group.rs`).
+    group: Arc<group::Queue>,
 }
 
 /// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
@@ -213,6 +216,7 @@ impl SqliteStore {
             change_log_read: Arc::new(AtomicU64::new(last_change)),
             change_log_size,
             data_dir: data_dir.to_owned(),
+            group: Arc::default(),
         }))
     }
 
@@ -456,30 +460,42 @@ impl SqliteStore {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let written = self
+        let queue = Arc::clone(&self.group);
+        let mut ticket = self.group.join(ops, deadline);
+        let job = self
             .engine
             .write_until(deadline, move |conn| {
-                let results = records::write(conn, &cell.load(), ops)?;
-                announce_changes(conn, &changes);
-                budget(conn);
-                Ok::<_, WriteError>(results)
+                group::run(conn, &queue, &cell.load(), || {
+                    announce_changes(conn, &changes);
+                    budget(conn);
+                });
             })
             .await;
-        match written {
+        let outcome = match job {
+            Ok(_) => ticket.outcome().await,
+            // The job did not run; neither did the write, unless an earlier job's group took
+            // it, and then that group answers.
+            Err(refused) if ticket.withdraw() => {
+                let error = match refused {
+                    Refused::Expired => StoreError::TimedOut,
+                    Refused::Closed => closed(refused),
+                };
+                return Err(WriteError { index: 0, error });
+            }
+            Err(_) => ticket.outcome().await,
+        };
+        match outcome {
             // An interrupted statement surfaces as a driver error of the operation that was
             // running; a guard that could not be decided hid its row (`NotFound`).
-            Ok((Err(error), true)) if !matches!(error.error, StoreError::NotFound) => {
+            Some((Err(error), true)) if !matches!(error.error, StoreError::NotFound) => {
                 Err(WriteError {
                     index: error.index,
                     error: StoreError::TimedOut,
                 })
             }
-            Ok((result, _)) => result,
-            Err(Refused::Expired) => Err(WriteError {
-                index: 0,
-                error: StoreError::TimedOut,
-            }),
-            Err(Refused::Closed) => Err(WriteError {
+            Some((result, _)) => result,
+            // The job running the group panicked and rolled back, or the store stopped.
+            None => Err(WriteError {
                 index: 0,
                 error: closed(Refused::Closed),
             }),

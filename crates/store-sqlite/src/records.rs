@@ -161,28 +161,6 @@ fn guarded_load(
     }
 }
 
-/// Runs every operation in one IMMEDIATE transaction; the first failure rolls all back.
-pub(crate) fn write(
-    conn: &mut Connection,
-    schema: &Schema,
-    ops: Vec<WriteOp>,
-) -> Result<Vec<WriteResult>, WriteError> {
-    let last = ops.len().saturating_sub(1);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| WriteError {
-            index: 0,
-            error: internal(e),
-        })?;
-    // On failure, dropping `tx` rolls back everything done so far.
-    let results = run_ops(&tx, schema, ops)?;
-    tx.commit().map_err(|e| WriteError {
-        index: last,
-        error: internal(e),
-    })?;
-    Ok(results)
-}
-
 /// Runs every operation in order on a connection already inside a transaction, stopping at
 /// the first failure; undoing what ran before it is the caller's (a rollback or a savepoint).
 pub(crate) fn run_ops(

@@ -2759,3 +2759,122 @@ async fn cached_totals_are_exact_after_every_kind_of_write() {
         assert_eq!(total().await, Some(4), "a delete by another connection");
     }
 }
+
+/// Waits until `n` record writes wait for a group (the writer is held meanwhile).
+async fn queued_writes(store: &SqliteStore, n: usize) {
+    for _ in 0..1000 {
+        if store.group.len() == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("{} writes queued, expected {n}", store.group.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_queued_together_commit_together_and_fail_alone() {
+    let (_dir, store) = open().await;
+    let mut items = base("items", vec![text("name")]);
+    items.indexes = vec!["CREATE UNIQUE INDEX idx_items_name ON items (name)".into()];
+    store.create_collection(items).await.expect("created");
+    let items = collection(&store, "items");
+    create(&store, "items", json!({"name": "taken"}))
+        .await
+        .expect("created");
+    let seq_before = store.last_change_seq().await.expect("seq");
+    let op = |name: &str| WriteOp::Create {
+        collection: Arc::clone(&items),
+        data: record_data(&items, json!({"name": name})),
+        guard: None,
+    };
+    let panicking = WriteOp::Update {
+        collection: Arc::clone(&items),
+        id: list(&store, "items", vec![]).await[0].id().to_owned(),
+        guard: None,
+        apply: Box::new(|_: &Record| panic!("boom")),
+    };
+
+    // Hold the writer so the writes below queue up behind it.
+    let held = store.begin(None).await.expect("holds the writer");
+    let commits_before = store.group.commits();
+    let soon = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    let batches: Vec<(Vec<WriteOp>, Option<std::time::Instant>)> = vec![
+        (vec![op("one")], None),
+        (vec![op("taken")], None),
+        (vec![op("two")], None),
+        // The second operation fails, so the first must be undone with it.
+        (vec![op("half"), op("one")], None),
+        (vec![op("late")], Some(soon)),
+        (vec![op("doomed"), panicking], None),
+        (vec![op("three")], None),
+    ];
+    let mut writes = Vec::new();
+    for (n, (ops, deadline)) in batches.into_iter().enumerate() {
+        let writer = Arc::clone(&store);
+        writes.push(tokio::spawn(async move {
+            match deadline {
+                Some(deadline) => writer.write_before(ops, deadline).await,
+                None => writer.write(ops).await,
+            }
+        }));
+        // In this order, so "one" is written before the half write tries it again.
+        queued_writes(&store, n + 1).await;
+    }
+    // A caller that goes away before its write ran takes the write with it.
+    let gone = {
+        let writer = Arc::clone(&store);
+        let op = op("gone");
+        tokio::spawn(async move { writer.write(vec![op]).await })
+    };
+    queued_writes(&store, 8).await;
+    gone.abort();
+    queued_writes(&store, 7).await;
+    tokio::time::sleep_until(soon.into()).await;
+    held.rollback().await.expect("released");
+
+    let mut outcomes = Vec::new();
+    for write in writes {
+        outcomes.push(write.await.expect("joined"));
+    }
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    let error = outcomes[1].as_ref().expect_err("duplicate");
+    assert_eq!(error.index, 0);
+    assert_eq!(
+        validation_code(&error.error, "name").as_deref(),
+        Some("validation_not_unique")
+    );
+    assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+    let error = outcomes[3].as_ref().expect_err("second op duplicates");
+    assert_eq!(error.index, 1);
+    assert!(
+        matches!(
+            outcomes[4],
+            Err(WriteError {
+                error: StoreError::TimedOut,
+                ..
+            })
+        ),
+        "{:?}",
+        outcomes[4]
+    );
+    assert!(outcomes[5].is_err(), "the panicking write fails");
+    assert!(outcomes[6].is_ok(), "{:?}", outcomes[6]);
+    let mut names: Vec<String> = list(&store, "items", vec![])
+        .await
+        .iter()
+        .map(|r| r.text("name").to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["one", "taken", "three", "two"]);
+    // The three writes that succeeded shared one transaction, and only they left changes.
+    assert_eq!(store.group.commits(), commits_before + 1);
+    let changes = changes_since(&store, seq_before).await;
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    assert_eq!(store.group.len(), 0);
+
+    // Alone, a write commits on its own at once.
+    create(&store, "items", json!({"name": "four"}))
+        .await
+        .expect("created");
+    assert_eq!(store.group.commits(), commits_before + 2);
+}

@@ -24,6 +24,8 @@ mod collections;
 mod crons;
 /// The dashboard at /_/: headers, the first-run installer, the rule checker.
 mod dashboard;
+/// No acknowledged write lost when the server is killed during a concurrent write load.
+mod durability;
 /// File uploads, downloads, thumbnails, protected files and storage on disk.
 pub(crate) mod files;
 /// JavaScript hooks: routes, middlewares, model hooks in the write's transaction, crons,

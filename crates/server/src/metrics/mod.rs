@@ -44,6 +44,10 @@ const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Buckets of `plinth_store_group_commit_writes`: how many record writes one SQLite
+/// transaction committed (at most 64, the store's group bound).
+const GROUP_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -60,6 +64,11 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("plinth_store_group_commit_writes".into()),
+                    &GROUP_BUCKETS,
+                )
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -98,6 +107,11 @@ fn describe() {
         "plinth_store_job_seconds",
         Unit::Seconds,
         "Time a database job ran on its connection thread, by queue (a writer job is one transaction)."
+    );
+    describe_histogram!(
+        "plinth_store_group_commit_writes",
+        Unit::Count,
+        "Record writes committed by one SQLite transaction (group commit: writes queued while the writer was busy share it)."
     );
     describe_counter!(
         "plinth_store_count_cache_hits_total",

@@ -1,0 +1,241 @@
+//! Group commit: record writes that arrive while the writer is busy share one transaction.
+//!
+//! Each write joins a shared queue and then queues a writer job as before. The first of those
+//! jobs to run takes every write waiting in the queue (up to [`MAX_GROUP`]) and runs them in one
+//! `BEGIN IMMEDIATE … COMMIT`, each inside a savepoint of its own: a write that fails is rolled
+//! back to its savepoint and fails alone, while the others still commit. The later jobs find
+//! their write already taken and do nothing. A write is answered only after the commit that
+//! holds it returned, so an acknowledgement means what it meant before: committed under the
+//! configured `synchronous` mode. What the group saves is per-commit work: one WAL append of
+//! the pages the writes share and, with `synchronous=FULL`, one fsync for the whole group.
+//!
+//! No write waits for a group to fill: a group is what happened to queue up while the previous
+//! job ran, so on an idle server each write commits alone, as soon as it arrives.
+//!
+//! A write that gives up before a group took it (its deadline passed while queued, the store
+//! closed, or the caller went away) is withdrawn from the queue by its [`Ticket`], so nothing
+//! runs that its caller was not told about.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use domain::{Schema, StoreError, WriteError, WriteOp, WriteResult};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{changelog, engine, records};
+
+/// The most writes one transaction holds. A group runs on the writer thread as one job, so
+/// this bounds how long other writer jobs (schema changes, interactive transactions) wait.
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// A write's outcome, and whether a statement of it was interrupted at its deadline.
+pub(crate) type Outcome = (Result<Vec<WriteResult>, WriteError>, bool);
+
+/// Writes waiting for a writer job to take them.
+#[derive(Default)]
+pub(crate) struct Queue {
+    waiting: Mutex<VecDeque<Waiting>>,
+    next_id: AtomicU64,
+    /// Transactions committed by groups (tests count them).
+    #[cfg(test)]
+    commits: AtomicU64,
+}
+
+struct Waiting {
+    id: u64,
+    ops: Vec<WriteOp>,
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// A caller's place in the queue: its answer, and its way out while no group has taken it.
+pub(crate) struct Ticket<'q> {
+    queue: &'q Queue,
+    id: u64,
+    reply: oneshot::Receiver<Outcome>,
+}
+
+impl Queue {
+    /// Adds a write to the queue; the caller then queues a writer job running [`run`].
+    pub(crate) fn join(&self, ops: Vec<WriteOp>, deadline: Option<Instant>) -> Ticket<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.lock().push_back(Waiting {
+            id,
+            ops,
+            deadline,
+            reply,
+        });
+        Ticket {
+            queue: self,
+            id,
+            reply: answer,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Waiting>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the oldest waiting writes, at most [`MAX_GROUP`].
+    fn take(&self) -> Vec<Waiting> {
+        let mut waiting = self.lock();
+        let n = waiting.len().min(MAX_GROUP);
+        waiting.drain(..n).collect()
+    }
+
+    /// How many writes wait for a group (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// How many group transactions committed (tests).
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+impl Ticket<'_> {
+    /// Takes the write out of the queue if no group has taken it yet; says whether it did
+    /// (then it never runs). When it did not, a group holds the write and will answer.
+    pub(crate) fn withdraw(&self) -> bool {
+        let mut waiting = self.queue.lock();
+        match waiting.iter().position(|w| w.id == self.id) {
+            Some(at) => {
+                waiting.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits for the group that took the write to answer. `None` when it never will: the
+    /// writer job running the group panicked (its transaction was rolled back) or the store
+    /// stopped.
+    pub(crate) async fn outcome(&mut self) -> Option<Outcome> {
+        (&mut self.reply).await.ok()
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        // A caller that went away before a group took its write: the write must not run.
+        self.withdraw();
+    }
+}
+
+/// Runs on the writer thread: takes the waiting writes and commits them as one transaction,
+/// then calls `after_commit` (change announcements, the change log's budget) and answers each.
+/// Does nothing when an earlier group already took every write.
+pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commit: impl FnOnce()) {
+    let group = queue.take();
+    if group.is_empty() {
+        return;
+    }
+    // Each write runs under its own deadline, set below; the job's own is not theirs.
+    engine::arm_deadline(None);
+    let failed = |index: usize, error: &str| {
+        Err(WriteError {
+            index,
+            error: StoreError::Internal(error.to_owned()),
+        })
+    };
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = error.to_string();
+        for write in group {
+            let _ = write.reply.send((failed(0, &error), false));
+        }
+        return;
+    }
+    // Alone in its transaction, a write needs no savepoint: its failure rolls back the whole.
+    let alone = group.len() == 1;
+    let mut answers = Vec::with_capacity(group.len());
+    // Set when opening or closing a savepoint failed: the transaction is then in no known
+    // state, so nothing of it is kept.
+    let mut broken: Option<String> = None;
+    for write in group {
+        let last = write.ops.len().saturating_sub(1);
+        if let Some(error) = &broken {
+            answers.push((write.reply, last, failed(0, error), false));
+            continue;
+        }
+        if write.deadline.is_some_and(|d| Instant::now() >= d) {
+            let timed_out = Err(WriteError {
+                index: 0,
+                error: StoreError::TimedOut,
+            });
+            answers.push((write.reply, last, timed_out, false));
+            continue;
+        }
+        let mark = changelog::pending();
+        if !alone {
+            if let Err(error) = conn.execute_batch("SAVEPOINT grouped") {
+                let error = error.to_string();
+                answers.push((write.reply, last, failed(0, &error), false));
+                broken = Some(error);
+                continue;
+            }
+        }
+        engine::arm_deadline(write.deadline);
+        // A panic (in an update's `apply`, say) fails its own write, not the group's.
+        let ops = write.ops;
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| records::run_ops(conn, schema, ops)))
+                .unwrap_or_else(|_| {
+                    tracing::error!("a record write panicked; it was rolled back");
+                    Err(WriteError {
+                        index: 0,
+                        error: StoreError::Internal("the write panicked".into()),
+                    })
+                });
+        let interrupted = engine::end_deadline();
+        if !alone {
+            let closing = if result.is_ok() {
+                "RELEASE grouped"
+            } else {
+                "ROLLBACK TO grouped; RELEASE grouped"
+            };
+            if let Err(error) = conn.execute_batch(closing) {
+                broken = Some(error.to_string());
+            }
+            if result.is_err() {
+                changelog::set_pending(mark);
+            }
+        }
+        answers.push((write.reply, last, result, interrupted));
+    }
+    let committed = match &broken {
+        Some(error) => Err(error.clone()),
+        None if answers.iter().any(|(_, _, result, _)| result.is_ok()) => {
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        }
+        // Every write failed: nothing to keep. (Only successful writes read this error.)
+        None => Err("nothing to commit".to_owned()),
+    };
+    if committed.is_err() && !conn.is_autocommit() {
+        if let Err(error) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(%error, "cannot roll back a failed group of writes");
+        }
+    }
+    if committed.is_ok() {
+        let kept = answers.iter().filter(|(_, _, r, _)| r.is_ok()).count();
+        metrics::histogram!("plinth_store_group_commit_writes").record(kept as f64);
+        #[cfg(test)]
+        queue.commits.fetch_add(1, Ordering::Relaxed);
+        after_commit();
+    }
+    for (reply, last, result, interrupted) in answers {
+        let outcome = match (result, &committed) {
+            // The write succeeded, but the transaction holding it was not committed.
+            (Ok(_), Err(error)) => failed(last, error),
+            (result, _) => result,
+        };
+        let _ = reply.send((outcome, interrupted));
+    }
+}
