@@ -347,6 +347,14 @@ pub trait Store: Send + Sync + 'static {
     /// engine may return fewer (at least one while any is left) to bound a read's memory.
     async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
 
+    /// The change-log reader moved past every entry up to `seq` without reading them (the
+    /// realtime fan-out with no client connected): an engine that prunes only what was read
+    /// (SQLite's byte budget) may now prune them. Reading with [`Store::changes_after`] says
+    /// the same of `after`.
+    fn skipped_changes(&self, seq: u64) {
+        let _ = seq;
+    }
+
     /// The newest committed change-log sequence (0 when the log has never had an entry).
     async fn last_change_seq(&self) -> Result<u64, StoreError>;
 

@@ -293,6 +293,7 @@ fn spawn_lane(
             .name(format!("plinth-sqlite-{name}-{n}"))
             .spawn(move || {
                 let mut conn = conn;
+                schedule_as_batch();
                 loop {
                     // The lock is held only while waiting for the next job.
                     let job = lock(&queue).blocking_recv();
@@ -313,6 +314,53 @@ fn spawn_lane(
             })?;
     }
     Ok(())
+}
+
+/// Puts the calling connection thread under Linux's `SCHED_BATCH` policy: same share of the
+/// CPU as any thread of the same nice value, but a job handed to it does not preempt the async
+/// worker that queued it. The worker then goes on answering the requests it already holds
+/// (queueing their jobs too) before the connection thread runs, so the writer finds several
+/// writes waiting and commits them as one group, and a reader runs several queued reads in a
+/// row instead of switching threads for each. On a machine with an idle core the thread runs
+/// there at once, as before. Measured on one core (the benchmark's setting): 77 µs of CPU per
+/// record create instead of 143, because group commits held 1.2 writes on average without it.
+///
+/// Only when the process runs at nice 0: setting the policy also sets the thread's nice
+/// value, and an operator's `nice` must not be undone. Elsewhere (and if Linux refuses), the
+/// thread keeps the default policy.
+fn schedule_as_batch() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        if process_nice() != Some(0) {
+            return;
+        }
+        // The library maps 0-100 onto nice 19 to -20; 48 is nice 0.
+        let Ok(nice_zero) = thread_priority::ThreadPriorityValue::try_from(48u8) else {
+            return;
+        };
+        let applied = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Crossplatform(nice_zero),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+        );
+        if let Err(error) = applied {
+            tracing::debug!(?error, "cannot put a database thread under SCHED_BATCH");
+        }
+    }
+}
+
+/// The process's nice value, from `/proc/self/stat`.
+#[cfg(target_os = "linux")]
+pub(crate) fn process_nice() -> Option<i64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces; nice is the
+    // 19th field of the line, the 17th after the name.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(16)?.parse().ok()
 }
 
 async fn submit<R: Send + 'static>(

@@ -146,7 +146,7 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
             error: StoreError::Internal(error.to_owned()),
         })
     };
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = execute(conn, "BEGIN IMMEDIATE") {
         let error = error.to_string();
         for write in group {
             let _ = write.reply.send((failed(0, &error), false));
@@ -175,7 +175,7 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
         }
         let mark = changelog::pending();
         if !alone {
-            if let Err(error) = conn.execute_batch("SAVEPOINT grouped") {
+            if let Err(error) = execute(conn, "SAVEPOINT grouped") {
                 let error = error.to_string();
                 answers.push((write.reply, last, failed(0, &error), false));
                 broken = Some(error);
@@ -196,12 +196,12 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
                 });
         let interrupted = engine::end_deadline();
         if !alone {
-            let closing = if result.is_ok() {
-                "RELEASE grouped"
+            let closed = if result.is_ok() {
+                execute(conn, "RELEASE grouped")
             } else {
-                "ROLLBACK TO grouped; RELEASE grouped"
+                execute(conn, "ROLLBACK TO grouped").and_then(|()| execute(conn, "RELEASE grouped"))
             };
-            if let Err(error) = conn.execute_batch(closing) {
+            if let Err(error) = closed {
                 broken = Some(error.to_string());
             }
             if result.is_err() {
@@ -213,7 +213,7 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
     let committed = match &broken {
         Some(error) => Err(error.clone()),
         None if answers.iter().any(|(_, _, result, _)| result.is_ok()) => {
-            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+            execute(conn, "COMMIT").map_err(|e| e.to_string())
         }
         // Every write failed: nothing to keep. (Only successful writes read this error.)
         None => Err("nothing to commit".to_owned()),
@@ -238,4 +238,10 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
         };
         let _ = reply.send((outcome, interrupted));
     }
+}
+
+/// Runs one statement of the group's own (`BEGIN`, `SAVEPOINT`, `COMMIT`…) from the statement
+/// cache, so it is not parsed again for every group.
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }

@@ -602,9 +602,23 @@ fn check_relations(
             continue;
         }
         let found = match schema.get_by_id(&options.collection_id) {
+            // One id (every single relation): a lookup by primary key.
+            Some(target) if ids.len() == 1 => {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} WHERE {id} = ?",
+                    table = quote_ident(&target.name),
+                    id = quote_ident("id")
+                );
+                conn.prepare_cached(&sql)
+                    .and_then(|mut stmt| stmt.query_row([ids[0]], |r| r.get::<_, i64>(0)))
+                    .map_err(internal)?
+            }
+            // Several: one primary-key probe per id of the list (the ids are distinct), with
+            // no temporary table as `IN (SELECT …)` would build.
             Some(target) => {
                 let sql = format!(
-                    "SELECT COUNT(*) FROM {table} WHERE {table}.{id} IN (SELECT value FROM json_each(?))",
+                    "SELECT COUNT(*) FROM json_each(?) AS wanted WHERE EXISTS \
+                     (SELECT 1 FROM {table} WHERE {table}.{id} = wanted.value)",
                     table = quote_ident(&target.name),
                     id = quote_ident("id")
                 );

@@ -2878,3 +2878,55 @@ async fn writes_queued_together_commit_together_and_fail_alone() {
         .expect("created");
     assert_eq!(store.group.commits(), commits_before + 2);
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_threads_run_under_sched_batch() {
+    if crate::engine::process_nice() != Some(0) {
+        eprintln!("SKIPPED: the test process is niced, so the store keeps the default policy");
+        return;
+    }
+    let (_dir, store) = open().await;
+    // A write and a read, so the threads have surely started.
+    store.set_param("k", json!(1)).await.expect("written");
+    assert_eq!(store.get_param("k").await.expect("read"), Some(json!(1)));
+    // Other tests' stores start threads too; one caught before it set its policy is seen
+    // again a moment later.
+    let mut policies = Vec::new();
+    for _ in 0..50 {
+        policies = database_thread_policies();
+        if !policies.is_empty() && policies.iter().all(|(_, p)| *p == 3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!policies.is_empty(), "no database threads found");
+    // 3 is SCHED_BATCH.
+    assert!(policies.iter().all(|(_, p)| *p == 3), "{policies:?}");
+    store.close().await.expect("closed");
+}
+
+/// The scheduling policy of every `plinth-sqlite-*` thread of this process.
+#[cfg(target_os = "linux")]
+fn database_thread_policies() -> Vec<(String, u32)> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let path = task.expect("task").path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.starts_with("plinth-sqlite") {
+            continue;
+        }
+        // A thread that ended meanwhile has no stat to read.
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // `policy` is the 41st field of the line, the 39th after the name.
+        if let Some(policy) = rest.split_whitespace().nth(38).and_then(|p| p.parse().ok()) {
+            policies.push((comm.trim().to_owned(), policy));
+        }
+    }
+    policies
+}

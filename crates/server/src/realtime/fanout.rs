@@ -212,24 +212,28 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
         }
         let config = hub.config();
         hub.revalidate_auth_for(&store.schema());
-        match store.changes_after(cursor, config.batch).await {
-            Ok(changes) if !changes.is_empty() => {
-                let Some(state) = state.upgrade() else {
-                    return;
-                };
-                for change in changes {
-                    let seq = change.seq;
-                    let taking_on = hub.delivering.lock().await;
-                    deliver(&state, &hub, change).await;
-                    cursor = seq;
-                    hub.cursor.store(cursor, Ordering::Release);
-                    drop(taking_on);
-                    hub.progress.changed.notify_waiters();
+        if let Some(skipped_to) = skip_unwatched(&store, &hub, cursor).await {
+            cursor = skipped_to;
+        } else {
+            match store.changes_after(cursor, config.batch).await {
+                Ok(changes) if !changes.is_empty() => {
+                    let Some(state) = state.upgrade() else {
+                        return;
+                    };
+                    for change in changes {
+                        let seq = change.seq;
+                        let taking_on = hub.delivering.lock().await;
+                        deliver(&state, &hub, change).await;
+                        cursor = seq;
+                        hub.cursor.store(cursor, Ordering::Release);
+                        drop(taking_on);
+                        hub.progress.changed.notify_waiters();
+                    }
+                    continue;
                 }
-                continue;
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "realtime: reading the change log failed"),
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "realtime: reading the change log failed"),
         }
         if state.strong_count() == 0 {
             return;
@@ -251,6 +255,33 @@ async fn run(state: Weak<AppState>, store: Arc<dyn Store>, hub: Arc<HubInner>, m
             () = shutdown => return,
         }
     }
+}
+
+/// With no client connected, nobody needs the changes committed since `cursor`: the fan-out
+/// moves past them without reading them (a write-heavy server with no realtime clients then
+/// spends nothing on realtime). Returns the new cursor, or `None` when someone is connected.
+///
+/// A client that connects meanwhile misses nothing it asked for: the newest sequence is read
+/// before the client count, so a client counted after it subscribes after that sequence (its
+/// topics start at the newest committed change, see `subscribe_held`), and a resuming client
+/// takes the `delivering` lock this holds.
+async fn skip_unwatched(store: &Arc<dyn Store>, hub: &HubInner, cursor: u64) -> Option<u64> {
+    if hub.client_count() != 0 {
+        return None;
+    }
+    let newest = store.last_change_seq().await.ok()?;
+    if newest <= cursor {
+        return Some(cursor);
+    }
+    let taking_on = hub.delivering.lock().await;
+    if hub.client_count() != 0 {
+        return None;
+    }
+    hub.cursor.store(newest, Ordering::Release);
+    drop(taking_on);
+    store.skipped_changes(newest);
+    hub.progress.changed.notify_waiters();
+    Some(newest)
 }
 
 /// Prunes the change log every `prune_interval`, up to what the fan-out has taken on (a

@@ -586,7 +586,7 @@ impl Hub {
 
     /// How many clients are connected.
     pub fn client_count(&self) -> usize {
-        self.inner.read_clients().by_id.len()
+        self.inner.client_count()
     }
 
     /// What the metrics endpoint reports: clients, the messages and bytes waiting in their
@@ -769,6 +769,11 @@ impl Hub {
 impl HubInner {
     pub(crate) fn config(&self) -> RealtimeConfig {
         *self.config.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many clients are connected.
+    pub(crate) fn client_count(&self) -> usize {
+        self.read_clients().by_id.len()
     }
 
     fn read_clients(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
