@@ -412,9 +412,6 @@ fn announce_changes(conn: &Connection, changes: &watch::Sender<u64>) {
     }
 }
 
-/// WAL pages after which the writer's commit checkpoints (see `configure`).
-const WAL_CHECKPOINT_PAGES: i64 = 1000;
-
 fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_millis(5000))?;
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
@@ -428,11 +425,6 @@ fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqli
     if reader {
         // Guards and filters are SQL built elsewhere; a reader must never write.
         conn.pragma_update(None, "query_only", true)?;
-    } else {
-        // The writer checkpoints the WAL into the database when it passes this many pages
-        // (16 MiB at 4 KiB pages) instead of SQLite's 1,000: a checkpoint costs two fsyncs
-        // whatever its size, and it ran on the writer thread every ~200 record writes.
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     }
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
