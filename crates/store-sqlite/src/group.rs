@@ -174,13 +174,11 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
             continue;
         }
         let mark = changelog::pending();
-        if !alone {
-            if let Err(error) = execute(conn, "SAVEPOINT grouped") {
-                let error = error.to_string();
-                answers.push((write.reply, last, failed(0, &error), false));
-                broken = Some(error);
-                continue;
-            }
+        if !alone && let Err(error) = execute(conn, "SAVEPOINT grouped") {
+            let error = error.to_string();
+            answers.push((write.reply, last, failed(0, &error), false));
+            broken = Some(error);
+            continue;
         }
         engine::arm_deadline(write.deadline);
         // A panic (in an update's `apply`, say) fails its own write, not the group's.
@@ -218,10 +216,11 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
         // Every write failed: nothing to keep. (Only successful writes read this error.)
         None => Err("nothing to commit".to_owned()),
     };
-    if committed.is_err() && !conn.is_autocommit() {
-        if let Err(error) = conn.execute_batch("ROLLBACK") {
-            tracing::error!(%error, "cannot roll back a failed group of writes");
-        }
+    if committed.is_err()
+        && !conn.is_autocommit()
+        && let Err(error) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(%error, "cannot roll back a failed group of writes");
     }
     if committed.is_ok() {
         let kept = answers.iter().filter(|(_, _, r, _)| r.is_ok()).count();
