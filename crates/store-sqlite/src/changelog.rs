@@ -159,16 +159,19 @@ pub(crate) fn after(
     after: u64,
     limit: usize,
 ) -> Result<Vec<Change>, StoreError> {
+    // The limit is written into the SQL (see `records::limit_clause`); the fan-out always
+    // asks for the same batch size.
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT seq, collectionId, recordId, action, record, created FROM _changes
-             WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
+             WHERE seq > ? ORDER BY seq{}",
+            crate::records::limit_clause(limit)
+        ))
         .map_err(internal)?;
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
-        .query_map(params![after, limit], |r| {
+        .query_map(params![after], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,

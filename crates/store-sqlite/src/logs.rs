@@ -219,11 +219,13 @@ impl LogStore for SqliteLogStore {
                 params.extend(term.expr.params.iter().map(bind));
             }
             // Insertion order breaks ties (and is the order without a sort, as in PocketBase).
-            sql.push_str("\"_logs\".rowid ASC LIMIT ? OFFSET ?");
+            // The page size is written into the SQL (see `records::limit_clause`).
             let per_page = i64::try_from(query.per_page).unwrap_or(i64::MAX);
+            sql.push_str("\"_logs\".rowid ASC");
+            sql.push_str(&crate::records::limit_clause(per_page));
+            sql.push_str(" OFFSET ?");
             let offset = i64::try_from(query.page.saturating_sub(1).saturating_mul(query.per_page))
                 .unwrap_or(i64::MAX);
-            params.push(per_page.into());
             params.push(offset.into());
             let mut statement = conn.prepare(&sql)?;
             let items = statement

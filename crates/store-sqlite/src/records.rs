@@ -32,21 +32,13 @@ pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordP
     Ok(page)
 }
 
-/// One page of a collection, read on a connection already inside a transaction (the snapshot
-/// `list` opens, or an interactive transaction, which sees its own uncommitted rows).
-/// `cached_count`: the total may be answered by the reader's count cache (never on the
-/// writer's connection, whose own writes do not move its `data_version`).
-pub(crate) fn list_in(
-    conn: &Connection,
-    query: &RecordQuery,
-    cached_count: bool,
-) -> Result<RecordPage, StoreError> {
+/// The page query of [`list_in`] and its bound values.
+pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (String, Vec<SqlOut>) {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
     let mut sql = format!("SELECT {} FROM {table}", select_list(collection));
     let mut params: Vec<SqlOut> = Vec::new();
-    let filter = SqlFragment::and_all(query.filters.clone());
-    if let Some(filter) = &filter {
+    if let Some(filter) = filter {
         sql.push_str(" WHERE ");
         sql.push_str(&filter.sql);
         params.extend(filter.params.iter().map(bind));
@@ -70,7 +62,6 @@ pub(crate) fn list_in(
     } else if !collection.is_view() {
         sql.push_str(&format!(" ORDER BY {table}.rowid"));
     }
-    sql.push_str(" LIMIT ? OFFSET ?");
     let limit = if query.per_page == 0 {
         -1
     } else {
@@ -81,9 +72,34 @@ pub(crate) fn list_in(
         .saturating_sub(1)
         .saturating_mul(query.per_page)
         .min(i64::MAX as u64) as i64;
-    params.push(SqlOut::Integer(limit));
+    sql.push_str(&limit_clause(limit));
+    sql.push_str(" OFFSET ?");
     params.push(SqlOut::Integer(offset));
+    (sql, params)
+}
 
+/// ` LIMIT n` with the number written into the SQL. A bound `LIMIT ?` makes SQLite (3.45+)
+/// plan with the bound value and mark the statement to be prepared again whenever the
+/// parameter is bound anew: a cached list statement was parsed and planned on every
+/// execution. The number is an integer this code computed, never client text, and the few
+/// page sizes clients use make few distinct statements.
+pub(crate) fn limit_clause(limit: i64) -> String {
+    format!(" LIMIT {limit}")
+}
+
+/// One page of a collection, read on a connection already inside a transaction (the snapshot
+/// `list` opens, or an interactive transaction, which sees its own uncommitted rows).
+/// `cached_count`: the total may be answered by the reader's count cache (never on the
+/// writer's connection, whose own writes do not move its `data_version`).
+pub(crate) fn list_in(
+    conn: &Connection,
+    query: &RecordQuery,
+    cached_count: bool,
+) -> Result<RecordPage, StoreError> {
+    let collection = &query.collection;
+    let table = quote_ident(&collection.name);
+    let filter = SqlFragment::and_all(query.filters.clone());
+    let (sql, params) = page_sql(query, filter.as_ref());
     let items = {
         let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
         let rows = stmt
@@ -756,11 +772,13 @@ pub(crate) fn sample(
         auth: None,
     };
     // The newline keeps a trailing `-- comment` in the query from swallowing the parenthesis.
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = format!(
-        "SELECT {} FROM ({}\n) AS {} LIMIT ?",
+        "SELECT {} FROM ({}\n) AS {}{}",
         select_list(&view),
         query.trim().trim_end_matches(';'),
-        quote_ident(&view.name)
+        quote_ident(&view.name),
+        limit_clause(limit)
     );
     // A query that plans but fails while running (or runs out of time) is the view's problem,
     // reported like its planning errors.
@@ -772,9 +790,8 @@ pub(crate) fn sample(
         }
     };
     let mut stmt = conn.prepare(&sql).map_err(failed)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
-        .query_map([limit], |row| read_record(row, &view))
+        .query_map([], |row| read_record(row, &view))
         .map_err(failed)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(failed)
 }

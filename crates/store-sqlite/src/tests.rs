@@ -2930,3 +2930,67 @@ fn database_thread_policies() -> Vec<(String, u32)> {
     }
     policies
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name"), number("n")]))
+        .await
+        .expect("created");
+    for i in 0..30 {
+        create(
+            &store,
+            "items",
+            json!({"name": format!("item {i}"), "n": i}),
+        )
+        .await
+        .expect("created");
+    }
+    let mut above = SqlFragment::column("items", "n");
+    above.push_sql(" > ").push_param(SqlValue::Int(3));
+    let query = RecordQuery {
+        collection: collection(&store, "items"),
+        filters: vec![above],
+        sort: vec![SortTerm {
+            expr: SqlFragment::column("items", "n"),
+            descending: true,
+        }],
+        page: 1,
+        per_page: 10,
+        with_total: false,
+    };
+    let conn = side_connection(&dir);
+    let mut first_items = Vec::new();
+    for page in [1, 2, 1, 3, 1] {
+        let listed = crate::records::list_in(
+            &conn,
+            &RecordQuery {
+                page,
+                ..query.clone()
+            },
+            false,
+        )
+        .expect("listed");
+        let numbers: Vec<i64> = listed
+            .items
+            .iter()
+            .map(|r| r.data["n"].as_i64().expect("n"))
+            .collect();
+        let top = 29 - 10 * (page as i64 - 1);
+        assert_eq!(numbers.first(), Some(&top), "page {page}: {numbers:?}");
+        if page == 1 {
+            first_items.push(numbers);
+        }
+    }
+    assert!(first_items.windows(2).all(|w| w[0] == w[1]));
+    // The same statement from the cache: SQLite counts how often it had to prepare it again.
+    let filter = SqlFragment::and_all(query.filters.clone());
+    let (sql, _) = crate::records::page_sql(&query, filter.as_ref());
+    let stmt = conn.prepare_cached(&sql).expect("cached");
+    assert_eq!(
+        stmt.get_status(rusqlite::StatementStatus::RePrepare),
+        0,
+        "{sql}"
+    );
+}
