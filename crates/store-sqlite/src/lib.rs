@@ -422,6 +422,16 @@ fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqli
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Plans never depend on bound values. Without this SQLite plans some statements with the
+    // values bound at the time and marks them to be prepared again whenever those parameters
+    // are bound anew, so a cached list under a rule such as `published = true || author = ?`
+    // was parsed and planned on every execution. What it gives up: a partial index is used
+    // only when the query states its condition (the identity lookups add it, see
+    // `lookup_filters`), not when a bound value happens to imply it.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     if reader {
         // Guards and filters are SQL built elsewhere; a reader must never write.
         conn.pragma_update(None, "query_only", true)?;

@@ -2935,10 +2935,11 @@ fn database_thread_policies() -> Vec<(String, u32)> {
 async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
     let (dir, store) = open().await;
     store
-        .create_collection(base(
-            "items",
-            vec![text("name"), number("n"), number("odd")],
-        ))
+        .create_collection({
+            let mut items = base("items", vec![text("name"), number("n"), number("odd")]);
+            items.indexes = vec!["CREATE INDEX idx_items_n ON items (n)".into()];
+            items
+        })
         .await
         .expect("created");
     for i in 0..30 {
@@ -2959,9 +2960,18 @@ async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
         .push_param(SqlValue::Int(1))
         .push_sql(" AND '?' = ")
         .push_param(SqlValue::Text("?".into()));
+    // A rule's shape: a flag or the caller's own rows.
+    let mut rule = SqlFragment::default();
+    rule.push_sql("(")
+        .push_fragment(SqlFragment::column("items", "odd"))
+        .push_sql(" = 1 OR ")
+        .push_fragment(SqlFragment::column("items", "name"))
+        .push_sql(" = ")
+        .push_param(SqlValue::Text("item 2".into()))
+        .push_sql(")");
     let query = RecordQuery {
         collection: collection(&store, "items"),
-        filters: vec![above, odd],
+        filters: vec![rule, above, odd],
         sort: vec![SortTerm {
             expr: SqlFragment::column("items", "n"),
             descending: true,
@@ -2971,6 +2981,7 @@ async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
         with_total: true,
     };
     let conn = side_connection(&dir);
+    crate::configure(&conn, &SqliteOptions::default(), true).expect("configured as a reader");
     for page in [1, 2, 1, 2, 1] {
         let listed = crate::records::list_in(
             &conn,
