@@ -78,64 +78,11 @@ pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (St
     (sql, params)
 }
 
-/// `fragment` with every `?` bound to the integer 0 or 1 written into the SQL as that number
-/// (what booleans are here: `published = true` binds 1). SQLite plans a `column = ?` term no
-/// index serves with the bound value when it is 0 or 1, and marks the statement to be prepared
-/// again each time such a value is bound anew: a cached list filtered on a flag was parsed and
-/// planned on every execution. The numbers are this code's own constants, never client text;
-/// placeholders inside quoted literals and identifiers are left alone.
-pub(crate) fn inline_flags(fragment: &SqlFragment) -> SqlFragment {
-    if !fragment
-        .params
-        .iter()
-        .any(|param| matches!(param, SqlValue::Int(0 | 1)))
-    {
-        return fragment.clone();
-    }
-    let mut out = SqlFragment::default();
-    out.sql.reserve(fragment.sql.len());
-    let mut params = fragment.params.iter();
-    // The closing character of the quoted literal or identifier being copied.
-    let mut closing: Option<char> = None;
-    for c in fragment.sql.chars() {
-        if let Some(close) = closing {
-            out.sql.push(c);
-            // A doubled quote closes and reopens at once, which this handles as it comes.
-            if c == close {
-                closing = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' | '`' => {
-                closing = Some(c);
-                out.sql.push(c);
-            }
-            '[' => {
-                closing = Some(']');
-                out.sql.push(c);
-            }
-            '?' => match params.next() {
-                Some(SqlValue::Int(0)) => out.sql.push('0'),
-                Some(SqlValue::Int(1)) => out.sql.push('1'),
-                Some(param) => {
-                    out.sql.push('?');
-                    out.params.push(param.clone());
-                }
-                None => out.sql.push('?'),
-            },
-            c => out.sql.push(c),
-        }
-    }
-    out.params.extend(params.cloned());
-    out
-}
-
-/// ` LIMIT n` with the number written into the SQL. A bound `LIMIT ?` makes SQLite (3.45+)
-/// plan with the bound value and mark the statement to be prepared again whenever the
-/// parameter is bound anew: a cached list statement was parsed and planned on every
-/// execution. The number is an integer this code computed, never client text, and the few
-/// page sizes clients use make few distinct statements.
+/// ` LIMIT n` with the number written into the SQL, so the planner knows the page size (an
+/// `ORDER BY … LIMIT 20` can walk an index and stop). With the query planner stability
+/// guarantee every connection runs under (`configure`), a bound `LIMIT ?` would be planned as
+/// unknown. The number is an integer this code computed, never client text, and the few page
+/// sizes clients use make few distinct statements.
 pub(crate) fn limit_clause(limit: i64) -> String {
     format!(" LIMIT {limit}")
 }
@@ -151,7 +98,7 @@ pub(crate) fn list_in(
 ) -> Result<RecordPage, StoreError> {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
-    let filter = SqlFragment::and_all(query.filters.clone()).map(|filter| inline_flags(&filter));
+    let filter = SqlFragment::and_all(query.filters.clone());
     let (sql, params) = page_sql(query, filter.as_ref());
     let items = {
         let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;

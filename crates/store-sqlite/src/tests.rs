@@ -3008,8 +3008,7 @@ async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
         assert_eq!(listed.total, Some(13));
     }
     // The same statement from the cache: SQLite counts how often it had to prepare it again.
-    let filter = SqlFragment::and_all(query.filters.clone())
-        .map(|filter| crate::records::inline_flags(&filter));
+    let filter = SqlFragment::and_all(query.filters.clone());
     let (sql, _) = crate::records::page_sql(&query, filter.as_ref());
     let stmt = conn.prepare_cached(&sql).expect("cached");
     assert_eq!(
@@ -3017,31 +3016,4 @@ async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
         0,
         "{sql}"
     );
-}
-
-#[test]
-fn flags_are_written_into_the_sql_and_quoted_question_marks_left_alone() {
-    let mut fragment = SqlFragment::default();
-    fragment
-        .push_sql("\"a?\" = ")
-        .push_param(SqlValue::Int(1))
-        .push_sql(" AND 'it''s ?' = ")
-        .push_param(SqlValue::Text("x".into()))
-        .push_sql(" AND [b?] = ")
-        .push_param(SqlValue::Int(0))
-        .push_sql(" AND c = ")
-        .push_param(SqlValue::Int(2));
-    let inlined = crate::records::inline_flags(&fragment);
-    assert_eq!(
-        inlined.sql,
-        "\"a?\" = 1 AND 'it''s ?' = ? AND [b?] = 0 AND c = ?"
-    );
-    assert_eq!(
-        inlined.params,
-        vec![SqlValue::Text("x".into()), SqlValue::Int(2)]
-    );
-    // Nothing to write in: the same fragment.
-    let mut plain = SqlFragment::default();
-    plain.push_sql("d = ").push_param(SqlValue::Int(7));
-    assert_eq!(crate::records::inline_flags(&plain), plain);
 }

@@ -200,16 +200,8 @@ async fn largest_group(app: &TestApp, token: &str) -> f64 {
     // The exporter folds samples into buckets every few seconds.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let text = app
-            .client
-            .get(app.url("/api/metrics"))
-            .header("Authorization", token)
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
+        let (status, _, text) = crate::metrics::page(app, token).await;
+        assert_eq!(status, 200, "{text}");
         // Buckets are cumulative: the smallest bound holding every sample is an upper bound
         // on the largest group, the largest bound holding fewer is a lower one.
         let mut count = None;

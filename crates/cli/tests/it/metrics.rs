@@ -11,7 +11,8 @@ use crate::support::{Launch, TestApp, assert_error};
 
 const SECRET: &str = "scrape-me-please";
 
-async fn page(app: &TestApp, authorization: &str) -> (u16, String, String) {
+/// `GET /api/metrics` with `authorization`: status, content type and body.
+pub(crate) async fn page(app: &TestApp, authorization: &str) -> (u16, String, String) {
     let response = app
         .client
         .get(app.url("/api/metrics"))
