@@ -146,8 +146,14 @@ async fn stats(
     Ok(Json(body))
 }
 
+/// The longest `DELETE /api/logs` waits for the log writer before truncating.
+const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn delete_all(State(state): State<SharedState>, _: Superuser) -> ApiResult<StatusCode> {
     if let Some(store) = state.logs.store() {
+        // Entries of requests answered before this one may still wait in the writer's queue:
+        // they are stored first, so the truncate removes them too.
+        state.logs.flush(FLUSH_LIMIT).await;
         store.delete_all().await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -8,6 +8,8 @@
 //! One background task drains the channel and inserts what it finds in one batch, so under
 //! load batches grow and inserts stay few. The entry's JSON, the `logIP`/`logAuthId`/
 //! `maxDataSize` treatment and the `--dev` console line are made there, off the request path.
+//! `DELETE /api/logs` first sends a flush marker through the same channel and waits for the
+//! writer to reach it, so entries of requests answered before the truncate are truncated too.
 //!
 //! Settings: `logs.maxDays = 0` disables logging (nothing is sent), `minLevel` drops entries
 //! below it, `maxDataSize` bounds an entry's `data`. Retention (`__pbLogsCleanup__`, every
@@ -33,7 +35,7 @@ use tokio::sync::mpsc;
 pub use api::router;
 
 use crate::error::LoggedError;
-use crate::state::logs::{AppEntry, AuthSeen, Pending, RequestEntry};
+use crate::state::logs::{AppEntry, AuthSeen, Pending, Queued, RequestEntry};
 use crate::state::{AppState, SharedState};
 
 /// Entries waiting for the writer; more are dropped (and counted), never waited for. The
@@ -239,21 +241,34 @@ fn owned(value: Option<HeaderValue>) -> String {
 }
 
 /// Drains the channel into the store, one batch per wake-up, until the app is gone.
-async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
+async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Queued>) {
+    let mut queued = Vec::with_capacity(BATCH_SIZE);
     let mut batch = Vec::with_capacity(BATCH_SIZE);
     let mut budget = Budget::new(Instant::now());
     loop {
         batch.clear();
-        if receiver.recv_many(&mut batch, BATCH_SIZE).await == 0 {
+        queued.clear();
+        if receiver.recv_many(&mut queued, BATCH_SIZE).await == 0 {
             return;
         }
+        // Flush markers are answered when this iteration ends (dropping one answers it too,
+        // on every path out of the iteration).
+        let mut flushes = Vec::new();
+        for item in queued.drain(..) {
+            match item {
+                Queued::Entry(pending) => batch.push(pending),
+                Queued::Flush(done) => flushes.push(done),
+            }
+        }
         // Wait a moment for more before writing: one transaction per few entries rather than
-        // one per request, and senders do not wake this task while it waits.
-        if batch.len() < BATCH_SIZE {
+        // one per request, and senders do not wake this task while it waits. Not when someone
+        // waits for a flush.
+        if batch.len() < BATCH_SIZE && flushes.is_empty() {
             tokio::time::sleep(LINGER).await;
             while batch.len() < BATCH_SIZE {
                 match receiver.try_recv() {
-                    Ok(pending) => batch.push(pending),
+                    Ok(Queued::Entry(pending)) => batch.push(pending),
+                    Ok(Queued::Flush(done)) => flushes.push(done),
                     Err(_) => break,
                 }
             }
@@ -298,6 +313,9 @@ async fn writer(state: Weak<AppState>, mut receiver: mpsc::Receiver<Pending>) {
         };
         if let Err(error) = store.append(entries).await {
             tracing::warn!(%error, "cannot write request logs");
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
         budget.spend(started.elapsed());
         // Out of time after this batch: requests stop making entries until it refills.

@@ -154,6 +154,32 @@ mod with_state {
         assert_eq!(state.logs.dropped(), 5);
     }
 
+    #[tokio::test]
+    async fn a_flush_returns_once_every_earlier_entry_is_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir);
+        let recorder = Arc::new(Recorder::default());
+        crate::logs::install(&state, recorder.clone());
+        for i in 0..3 {
+            state.logs.log(LEVEL_ERROR, format!("entry {i}"), json!({}));
+        }
+        // Without the flush the writer would still be lingering for more entries here.
+        state.logs.flush(std::time::Duration::from_secs(30)).await;
+        let kept: Vec<String> = recorder
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(kept, ["entry 0", "entry 1", "entry 2"]);
+        // A flush with nothing queued returns too, and the writer keeps working after it.
+        state.logs.flush(std::time::Duration::from_secs(30)).await;
+        state.logs.log(LEVEL_ERROR, "later".into(), json!({}));
+        state.logs.flush(std::time::Duration::from_secs(30)).await;
+        assert_eq!(recorder.0.lock().expect("lock").len(), 4);
+    }
+
     /// The ids the store lists for a client filter compiled as the API compiles it.
     async fn run(logs: &SqliteLogStore, text: &str) -> Vec<String> {
         let (schema, collection) = &*super::super::api::LOGS;

@@ -23,7 +23,7 @@ use crate::error::LoggedError;
 #[derive(Default)]
 pub struct Logs {
     store: OnceLock<Arc<dyn LogStore>>,
-    sender: OnceLock<mpsc::Sender<Pending>>,
+    sender: OnceLock<mpsc::Sender<Queued>>,
     dropped: AtomicU64,
     dev: AtomicBool,
     /// Until when (nanoseconds after [`clock_base`]) the writer has spent its share of time:
@@ -50,7 +50,7 @@ impl Logs {
         &self,
         store: Arc<dyn LogStore>,
         capacity: usize,
-    ) -> Option<mpsc::Receiver<Pending>> {
+    ) -> Option<mpsc::Receiver<Queued>> {
         if self.store.set(store).is_err() {
             return None;
         }
@@ -109,9 +109,27 @@ impl Logs {
         let Some(sender) = self.sender.get() else {
             return;
         };
-        if sender.try_send(pending).is_err() {
+        if sender.try_send(Queued::Entry(pending)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Waits until the writer has stored (or dropped) every entry offered before this call,
+    /// so what follows (the truncate of `DELETE /api/logs`) sees them. Waits at most `limit`
+    /// in all: a stalled store never holds the caller longer.
+    pub async fn flush(&self, limit: Duration) {
+        let Some(sender) = self.sender.get() else {
+            return;
+        };
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let _ = tokio::time::timeout(limit, async move {
+            if sender.send(Queued::Flush(done)).await.is_ok() {
+                // Answered, or the writer dropped the marker (its batch was shed or it ended):
+                // either way nothing offered before is still waiting.
+                let _ = finished.await;
+            }
+        })
+        .await;
     }
 
     /// Logs an entry that is not a request (a hook's `$app.logger()`), subject to the same
@@ -124,6 +142,13 @@ impl Logs {
             data,
         }));
     }
+}
+
+/// What waits in the writer's channel.
+pub enum Queued {
+    Entry(Pending),
+    /// Answered once every entry queued before it is stored (or dropped).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// What the request path hands to the writer.
