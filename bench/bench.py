@@ -50,11 +50,11 @@ PROFILES = {
     # `subscribers` is a comma-separated list: one realtime row per count.
     "full": dict(duration=10, warmup=2, repeat=3, connections=32, seed=10000, subscribers="100",
                  events=50, timeout=10, settle=1.0, ceiling_seconds=3.0, ceiling_repeat=3,
-                 ceiling_rows=10000),
+                 ceiling_rows=10000, solo=0),
     # Seconds per workload and a few hundred records: proves every path works, measures little.
     "smoke": dict(duration=1, warmup=0, repeat=1, connections=4, seed=300, subscribers="5",
                   events=5, timeout=5, settle=0.1, ceiling_seconds=0.2, ceiling_repeat=1,
-                  ceiling_rows=2000),
+                  ceiling_rows=2000, solo=0),
 }
 SU_EMAIL, SU_PASSWORD = "bench-admin@example.com", "bench-admin-pass-123"
 USER_EMAIL, OTHER_EMAIL = "bench-user@example.com", "bench-other@example.com"
@@ -545,9 +545,12 @@ def setup(server, n_seed, seed_workers=4):
                  "published": rng.random() < 0.5,
                  "author": user_id if i % 2 == 0 else other_id} for i in range(n_seed)]
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(seed_workers) as ex:
-            ids = list(ex.map(lambda d: api.call("POST", "/api/collections/posts/records", d,
-                                                 token=su)[1]["id"], docs))
+        if n_seed >= BATCH_SEED_FROM:
+            ids = seed_in_batches(api, su, docs, seed_workers)
+        else:
+            with ThreadPoolExecutor(seed_workers) as ex:
+                ids = list(ex.map(lambda d: api.call("POST", "/api/collections/posts/records",
+                                                     d, token=su)[1]["id"], docs))
         seed_s = time.perf_counter() - t0
         step = "user login"
         _, r = api.call("POST", "/api/collections/users/auth-with-password",
@@ -568,6 +571,34 @@ def setup(server, n_seed, seed_workers=4):
             "published_ids": published[:200],
             "summary": {"seeded": len(ids), "seed_seconds": round(seed_s, 2),
                         "seed_rps": round(len(ids) / seed_s, 1) if seed_s else None}}
+
+
+# From this many seeded records on (the scale curves' 100k and 1M), the seed goes through the
+# batch API, BATCH_SEED_SIZE creates per request: one create per request would take the Python
+# client several minutes per server at 1M.
+BATCH_SEED_FROM = 50_000
+BATCH_SEED_SIZE = 500
+
+
+def seed_in_batches(api, su, docs, workers):
+    """Creates `docs` as posts through `POST /api/batch` (enabled for the purpose, on both
+    servers alike); returns their ids in order."""
+    api.call("PATCH", "/api/settings",
+             {"batch": {"enabled": True, "maxRequests": BATCH_SEED_SIZE, "timeout": 120,
+                        "maxBodySize": 64 << 20}}, token=su)
+
+    def one(chunk):
+        _, answers = api.call("POST", "/api/batch", {"requests": [
+            {"method": "POST", "url": "/api/collections/posts/records", "body": d}
+            for d in chunk]}, token=su)
+        if len(answers) != len(chunk) or any(a.get("status") != 200 for a in answers):
+            bad = next((a for a in answers if a.get("status") != 200), answers[:1])
+            raise BenchError(f"batch seed: {len(answers)} answers for {len(chunk)}, e.g. {bad}")
+        return [a["body"]["id"] for a in answers]
+
+    chunks = [docs[i:i + BATCH_SEED_SIZE] for i in range(0, len(docs), BATCH_SEED_SIZE)]
+    with ThreadPoolExecutor(workers) as ex:
+        return [i for ids in ex.map(one, chunks) for i in ids]
 
 
 def mixed_requests(st, lst):
@@ -789,6 +820,7 @@ def measure(cfg, server, others, name, spec, api):
         probe(resp)
     except (AssertionError, KeyError, TypeError, IndexError) as e:
         raise BenchError(f"probe response is wrong ({e}): {json.dumps(resp)[:300]}")
+    solo = measure_solo(cfg, server, method, paths, body, token, api)
     # Several nodes: the sum of their peaks (PostgreSQL's memory is not counted).
     rsss = [RssPeak(pid) for pid in server.pids]
     if cfg.warmup > 0:
@@ -805,7 +837,29 @@ def measure(cfg, server, others, name, spec, api):
         cpu_runs = [r[key] for r in runs if key in r]
         if cpu_runs:
             res[key] = round(statistics.median(cpu_runs), 1)
+    res.update(solo)
     return res
+
+
+def measure_solo(cfg, server, method, paths, body, token, api):
+    """`--solo N`: N requests one after another, nothing else running - each request's own
+    latency and the server CPU it took, which stay measurable where a loaded run completes
+    few requests (PocketBase's counted list at 1M records). Reads only: a write would change
+    the data the loaded run then measures."""
+    if not cfg.solo or method != "GET":
+        return {}
+    lat = []
+    c0 = cpu_parts(server)
+    for k in range(cfg.solo):
+        t0 = time.perf_counter()
+        api.call(method, paths[k % len(paths)], None, token)
+        lat.append((time.perf_counter() - t0) * 1000)
+    c1 = cpu_parts(server)
+    out = {"solo_ms": round(statistics.median(lat), 3), "solo_requests": cfg.solo}
+    # /proc counts CPU in 10 ms ticks: the mean is given only when the requests took 20 or more.
+    if None not in (c0, c1) and sum(c1) - sum(c0) >= 0.2:
+        out["solo_cpu_ms"] = round((sum(c1) - sum(c0)) * 1000 / cfg.solo, 2)
+    return out
 
 
 def logging_cost(cfg, server, others, st, names):

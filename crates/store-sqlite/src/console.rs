@@ -5,7 +5,8 @@
 //! connection in a changed state. SQLite's authorizer sees every action of a statement while it
 //! is prepared (trigger bodies included), so each statement is judged before it runs: DDL on a
 //! collection's table, view, indexes or triggers, any write to the store's bookkeeping tables
-//! (`_collections`, `_params`, `_changes`, `_migrations`), temporary objects (they would live on
+//! (`_collections`, `_params`, `_changes`, `_migrations`, `_plinth_versions`; only the version
+//! triggers of the collections' own tables may write the last), temporary objects (they would live on
 //! in a pooled connection and could shadow a collection's table), `ATTACH`/`DETACH`,
 //! transaction statements and pragmas that set something are refused with a message saying
 //! why. Everything else — reads, writes to records, DDL on tables of one's own, `ANALYZE`,
@@ -61,6 +62,9 @@ pub(crate) struct Protected {
     bookkeeping: HashSet<String>,
     /// View collections, which must still compile after a schema change.
     views: Vec<String>,
+    /// The version triggers of the collection tables (`counts`), the only writers of
+    /// `_plinth_versions` a console statement may set off.
+    version_triggers: HashSet<String>,
 }
 
 impl Protected {
@@ -81,6 +85,12 @@ impl Protected {
                 .filter(|c| c.is_view())
                 .map(|c| c.name.clone())
                 .collect(),
+            version_triggers: schema
+                .all()
+                .iter()
+                .filter(|c| !c.is_view())
+                .flat_map(|c| crate::counts::trigger_names(&c.id))
+                .collect(),
         }
     }
 
@@ -97,7 +107,7 @@ impl Protected {
     }
 
     /// Why `action` may not run from the console, if it may not.
-    fn judge(&self, action: &AuthAction<'_>) -> Option<String> {
+    fn judge(&self, action: &AuthAction<'_>, accessor: Option<&str>) -> Option<String> {
         let structure = |name: &str| {
             if self.is_bookkeeping(name) {
                 Some(format!(
@@ -112,6 +122,13 @@ impl Protected {
             }
         };
         match *action {
+            // A collection's version trigger, set off by a write to its records.
+            AuthAction::Insert { table_name } | AuthAction::Update { table_name, .. }
+                if table_name.eq_ignore_ascii_case(crate::counts::VERSIONS)
+                    && accessor.is_some_and(|name| self.version_triggers.contains(name)) =>
+            {
+                None
+            }
             AuthAction::Insert { table_name }
             | AuthAction::Delete { table_name }
             | AuthAction::Update { table_name, .. } => {
@@ -175,7 +192,7 @@ struct Authorizer<'c> {
 
 impl<'c> Authorizer<'c> {
     fn install(conn: &'c mut Connection, protected: Protected, refusal: Refusal) -> Self {
-        let hook = move |ctx: AuthContext<'_>| match protected.judge(&ctx.action) {
+        let hook = move |ctx: AuthContext<'_>| match protected.judge(&ctx.action, ctx.accessor) {
             None => Authorization::Allow,
             Some(reason) => {
                 let mut slot = refusal.lock().unwrap_or_else(PoisonError::into_inner);
@@ -931,6 +948,11 @@ mod tests {
             ("update _collections set name = 'x'", "bookkeeping"),
             ("delete from _params", "bookkeeping"),
             ("insert into _changes (seq) values (999)", "bookkeeping"),
+            ("update _plinth_versions set v = 0", "bookkeeping"),
+            (
+                "create table t3 (x); create trigger \"_plinth_v_insert_t3\" after insert on t3 begin update _plinth_versions set v = 0; end; insert into t3 values (1)",
+                "bookkeeping",
+            ),
             ("begin", "transaction statements"),
             ("savepoint a", "transaction statements"),
             ("attach database ':memory:' as x", "ATTACH"),

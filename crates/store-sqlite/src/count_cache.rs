@@ -1,4 +1,6 @@
-//! Exact `totalItems` without counting again: a reader connection remembers the counts it
+//! Exact `totalItems` without counting again, for the counts the store-wide map (`counts`)
+//! does not keep: those that read rows other than the counted one (relation paths,
+//! `@collection`), and view collections. A reader connection remembers the counts it
 //! computed, each with SQLite's `PRAGMA data_version` at the time, and answers a repeated count
 //! from memory while that number has not moved.
 //!
@@ -17,7 +19,6 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::Value as SqlOut;
 use rusqlite::{Connection, params_from_iter};
@@ -26,10 +27,6 @@ use rusqlite::{Connection, params_from_iter};
 pub(crate) const ENTRIES: usize = 256;
 /// Longest key (SQL and values) worth keeping; longer questions are counted each time.
 pub(crate) const MAX_KEY_BYTES: usize = 16 * 1024;
-
-/// Counts answered from memory since start (all readers; for tests, and the metric
-/// `plinth_store_count_cache_hits_total`).
-static HITS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Default)]
 struct Counts {
@@ -48,19 +45,13 @@ thread_local! {
     static THREAD_HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// How many counts were answered from memory so far.
-#[cfg(test)]
-pub(crate) fn hits() -> u64 {
-    HITS.load(Ordering::Relaxed)
-}
-
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("PRAGMA data_version")?
         .query_row([], |row| row.get(0))
 }
 
 /// The key of a count: its SQL, then each bound value tagged with its type.
-fn key(sql: &str, params: &[SqlOut]) -> String {
+pub(crate) fn key(sql: &str, params: &[SqlOut]) -> String {
     let mut key = String::with_capacity(sql.len() + 16 * params.len());
     key.push_str(sql);
     for param in params {
@@ -110,7 +101,6 @@ pub(crate) fn count(conn: &Connection, sql: &str, params: Vec<SqlOut>) -> rusqli
             .and_then(|(version, n)| (*version == before).then_some(*n))
     });
     if let Some(n) = known {
-        HITS.fetch_add(1, Ordering::Relaxed);
         #[cfg(test)]
         THREAD_HITS.with(|hits| hits.set(hits.get() + 1));
         metrics::counter!("plinth_store_count_cache_hits_total").increment(1);

@@ -26,6 +26,7 @@ use domain::{Schema, StoreError, WriteError, WriteOp, WriteResult};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::counts::Counts;
 use crate::{changelog, engine, records};
 
 /// The most writes one transaction holds. A group runs on the writer thread as one job, so
@@ -133,7 +134,13 @@ impl Drop for Ticket<'_> {
 /// Runs on the writer thread: takes the waiting writes and commits them as one transaction,
 /// then calls `after_commit` (change announcements, the change log's budget) and answers each.
 /// Does nothing when an earlier group already took every write.
-pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commit: impl FnOnce()) {
+pub(crate) fn run(
+    conn: &Connection,
+    queue: &Queue,
+    schema: &Schema,
+    counts: &Counts,
+    after_commit: impl FnOnce(),
+) {
     let group = queue.take();
     if group.is_empty() {
         return;
@@ -153,6 +160,11 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
         }
         return;
     }
+    // Kept counts of the collections these writes touch, carried forward with them.
+    let mut carry = {
+        let named: Vec<&[WriteOp]> = group.iter().map(|write| write.ops.as_slice()).collect();
+        counts.begin(conn, &named)
+    };
     // Alone in its transaction, a write needs no savepoint: its failure rolls back the whole.
     let alone = group.len() == 1;
     let mut answers = Vec::with_capacity(group.len());
@@ -180,6 +192,7 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
             broken = Some(error);
             continue;
         }
+        let probe = carry.before(conn, &write.ops);
         engine::arm_deadline(write.deadline);
         // A panic (in an update's `apply`, say) fails its own write, not the group's.
         let ops = write.ops;
@@ -193,6 +206,11 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
                     })
                 });
         let interrupted = engine::end_deadline();
+        if result.is_ok()
+            && let Some(probe) = probe
+        {
+            carry.after(conn, probe);
+        }
         if !alone {
             let closed = if result.is_ok() {
                 execute(conn, "RELEASE grouped")
@@ -211,6 +229,7 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
     let committed = match &broken {
         Some(error) => Err(error.clone()),
         None if answers.iter().any(|(_, _, result, _)| result.is_ok()) => {
+            carry.finish(conn);
             execute(conn, "COMMIT").map_err(|e| e.to_string())
         }
         // Every write failed: nothing to keep. (Only successful writes read this error.)
@@ -227,6 +246,7 @@ pub(crate) fn run(conn: &Connection, queue: &Queue, schema: &Schema, after_commi
         metrics::histogram!("plinth_store_group_commit_writes").record(kept as f64);
         #[cfg(test)]
         queue.commits.fetch_add(1, Ordering::Relaxed);
+        counts.commit(carry);
         after_commit();
     }
     for (reply, last, result, interrupted) in answers {

@@ -12,6 +12,7 @@ mod backup;
 mod changelog;
 mod console;
 mod count_cache;
+mod counts;
 mod ddl;
 mod engine;
 mod group;
@@ -139,6 +140,8 @@ pub struct SqliteStore {
     data_dir: PathBuf,
     /// Record writes waiting to be committed together (see `group.rs`).
     group: Arc<group::Queue>,
+    /// Exact totals kept across writes (see `counts.rs`).
+    counts: Arc<counts::Counts>,
 }
 
 /// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
@@ -177,6 +180,13 @@ impl SqliteStore {
         configure(&writer, &options, false).map_err(open_error)?;
         system::migrate(&mut writer).map_err(StoreOpenError::Migrate)?;
         let schema = system::load_schema(&writer).map_err(StoreOpenError::Migrate)?;
+        {
+            let tx = writer
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(open_error)?;
+            counts::install(&tx, &schema).map_err(StoreOpenError::Migrate)?;
+            tx.commit().map_err(open_error)?;
+        }
         let last_change = changelog::last_seq(&writer).map_err(StoreOpenError::Migrate)?;
 
         let change_log_size: changelog::Size = Arc::new(AtomicU64::new(
@@ -217,6 +227,7 @@ impl SqliteStore {
             change_log_size,
             data_dir: data_dir.to_owned(),
             group: Arc::default(),
+            counts: Arc::default(),
         }))
     }
 
@@ -471,11 +482,12 @@ impl SqliteStore {
             (a, b) => a.or(b),
         };
         let queue = Arc::clone(&self.group);
+        let counts = Arc::clone(&self.counts);
         let mut ticket = self.group.join(ops, deadline);
         let job = self
             .engine
             .write_until(deadline, move |conn| {
-                group::run(conn, &queue, &cell.load(), || {
+                group::run(conn, &queue, &cell.load(), &counts, || {
                     announce_changes(conn, &changes);
                     budget(conn);
                 });
@@ -611,8 +623,11 @@ impl Store for SqliteStore {
 
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
         let lane = list_lane(&query);
-        self.read(lane, move |conn| records::list(conn, &query))
-            .await
+        {
+            let counts = Arc::clone(&self.counts);
+            self.read(lane, move |conn| records::list(conn, &query, &counts))
+        }
+        .await
     }
 
     async fn get_record(
@@ -664,8 +679,9 @@ impl Store for SqliteStore {
             per_page: 1,
             with_total: false,
         };
+        let counts = Arc::clone(&self.counts);
         let page = self
-            .read(lane, move |conn| records::list(conn, &query))
+            .read(lane, move |conn| records::list(conn, &query, &counts))
             .await?;
         Ok(page.items.into_iter().next())
     }

@@ -18,16 +18,21 @@ use rusqlite::types::{Value as SqlOut, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
 use serde_json::Value;
 
+use crate::counts::Counts;
 use crate::{changelog, internal};
 
 /// One page of a collection, read in one snapshot (a deferred read transaction), so the
 /// total and the items agree. Only on reader connections: the total may come from the
 /// reader's count cache (`count_cache`).
-pub(crate) fn list(conn: &mut Connection, query: &RecordQuery) -> Result<RecordPage, StoreError> {
+pub(crate) fn list(
+    conn: &mut Connection,
+    query: &RecordQuery,
+    counts: &Counts,
+) -> Result<RecordPage, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Deferred)
         .map_err(internal)?;
-    let page = list_in(&tx, query, true)?;
+    let page = list_in(&tx, query, Some(counts))?;
     tx.commit().map_err(internal)?;
     Ok(page)
 }
@@ -89,12 +94,13 @@ pub(crate) fn limit_clause(limit: i64) -> String {
 
 /// One page of a collection, read on a connection already inside a transaction (the snapshot
 /// `list` opens, or an interactive transaction, which sees its own uncommitted rows).
-/// `cached_count`: the total may be answered by the reader's count cache (never on the
-/// writer's connection, whose own writes do not move its `data_version`).
+/// `counts`: the total may be answered by the store's kept counts (`counts`) or the reader's
+/// count cache (`count_cache`); never on the writer's connection, whose own uncommitted writes
+/// neither would see.
 pub(crate) fn list_in(
     conn: &Connection,
     query: &RecordQuery,
-    cached_count: bool,
+    counts: Option<&Counts>,
 ) -> Result<RecordPage, StoreError> {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
@@ -115,7 +121,16 @@ pub(crate) fn list_in(
             count_sql.push_str(&filter.sql);
             count_params.extend(filter.params.iter().map(bind));
         }
-        let n: i64 = if cached_count {
+        let local = !collection.is_view()
+            && crate::counts::row_local(filter.as_ref().map(|f| f.sql.as_str()));
+        let n: i64 = if let Some(counts) = counts.filter(|_| local) {
+            counts.count(
+                conn,
+                collection,
+                filter.as_ref().map(|f| f.sql.as_str()),
+                count_params,
+            )
+        } else if counts.is_some() {
             crate::count_cache::count(conn, &count_sql, count_params)
         } else {
             conn.prepare_cached(&count_sql)

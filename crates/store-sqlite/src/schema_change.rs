@@ -236,7 +236,9 @@ impl<'c> SchemaChange<'c> {
                 ))
             })?;
         }
-        Ok(Schema::new(self.collections))
+        let schema = Schema::new(self.collections);
+        crate::counts::install(self.conn, &schema)?;
+        Ok(schema)
     }
 
     fn position(&self, id: &str) -> Option<usize> {

@@ -15,12 +15,13 @@ use serde_json::Value;
 use crate::internal;
 
 /// Table names the store uses for itself; no collection may take them.
-pub(crate) const SYSTEM_TABLES: [&str; 5] = [
+pub(crate) const SYSTEM_TABLES: [&str; 6] = [
     "_migrations",
     "_collections",
     "_params",
     "_changes",
     "_claims",
+    "_plinth_versions",
 ];
 
 /// The first schema step: a database that recorded it was made by Plinth.

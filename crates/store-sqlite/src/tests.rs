@@ -2728,15 +2728,12 @@ async fn cached_totals_are_exact_after_every_kind_of_write() {
         let store = Arc::clone(&store);
         async move { store.list_records(query).await.expect("lists").total }
     };
-    let hits = crate::count_cache::hits();
-    // Every reader thread counts once, then answers from its cache.
+    let hits = store.counts.stats().0;
+    // Counted once, then answered from the store's kept counts.
     for _ in 0..40 {
         assert_eq!(total().await, Some(3));
     }
-    assert!(
-        crate::count_cache::hits() > hits,
-        "repeated totals are cached"
-    );
+    assert!(store.counts.stats().0 > hits, "repeated totals are kept");
 
     create(&store, "items", json!({"name": "a", "rank": 9}))
         .await
@@ -2989,7 +2986,7 @@ async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
                 page,
                 ..query.clone()
             },
-            false,
+            None,
         )
         .expect("listed");
         let numbers: Vec<i64> = listed
@@ -3016,4 +3013,248 @@ async fn a_cached_list_statement_is_not_prepared_again_for_each_page() {
         0,
         "{sql}"
     );
+}
+
+/// The total of `name`'s rows matching `filter`, as a list with its total answers it.
+async fn total_of(store: &Arc<SqliteStore>, name: &str, filter: &SqlFragment) -> u64 {
+    store
+        .list_records(RecordQuery {
+            collection: collection(store, name),
+            filters: vec![filter.clone()],
+            sort: vec![],
+            page: 1,
+            per_page: 1,
+            with_total: true,
+        })
+        .await
+        .expect("lists")
+        .total
+        .expect("a total")
+}
+
+/// The same count made directly on a connection of its own.
+fn counted(dir: &TempDir, name: &str, filter: &SqlFragment) -> u64 {
+    let conn = side_connection(dir);
+    let params: Vec<rusqlite::types::Value> =
+        filter.params.iter().map(crate::records::bind).collect();
+    conn.query_row(
+        &format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            domain::sql::quote_ident(name),
+            filter.sql
+        ),
+        rusqlite::params_from_iter(params),
+        |row| row.get::<_, i64>(0),
+    )
+    .expect("counted") as u64
+}
+
+/// A kept count is carried across writes through the store: after creates, updates and
+/// deletes that change whether a row matches (and ones that do not), alone and in concurrent
+/// groups, the total is answered from memory and equals a fresh count. A write the store did
+/// not make (another connection), a schema change and a cascade are counted again.
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_totals_are_carried_across_writes_and_stay_exact() {
+    let (dir, store) = open().await;
+    let mut items = base("items", vec![text("name"), number("rank")]);
+    let items_id = items.id.clone();
+    items
+        .fields
+        .push(relation("parent", &items_id, 1, false, true));
+    store.create_collection(items).await.expect("created");
+    let mut ids = Vec::new();
+    for rank in 0..20 {
+        let record = create(&store, "items", json!({"name": "a", "rank": rank}))
+            .await
+            .expect("created");
+        ids.push(record.id().to_owned());
+    }
+    let filter = SqlFragment {
+        sql: "(\"items\".\"rank\" > ? AND \"items\".\"name\" = ?)".into(),
+        params: vec![SqlValue::Int(9), SqlValue::Text("a".into())],
+    };
+    let check = |what: &'static str| {
+        let store = Arc::clone(&store);
+        let filter = filter.clone();
+        let dir = &dir;
+        async move {
+            let total = total_of(&store, "items", &filter).await;
+            assert_eq!(total, counted(dir, "items", &filter), "after {what}");
+            total
+        }
+    };
+    assert_eq!(check("the first count").await, 10);
+    let (_, misses, _) = store.counts.stats();
+    assert_eq!(check("nothing").await, 10);
+    assert_eq!(store.counts.stats().1, misses, "a repeated total is kept");
+
+    // Writes through the store, each changing the match or not.
+    create(&store, "items", json!({"name": "a", "rank": 50}))
+        .await
+        .expect("created");
+    assert_eq!(check("a matching create").await, 11);
+    create(&store, "items", json!({"name": "b", "rank": 50}))
+        .await
+        .expect("created");
+    assert_eq!(check("a create that does not match").await, 11);
+    update(&store, "items", &ids[15], json!({"rank": 1}))
+        .await
+        .expect("updated");
+    assert_eq!(check("an update out of the match").await, 10);
+    update(&store, "items", &ids[2], json!({"rank": 12}))
+        .await
+        .expect("updated");
+    assert_eq!(check("an update into the match").await, 11);
+    update(&store, "items", &ids[16], json!({"name": "a"}))
+        .await
+        .expect("updated");
+    assert_eq!(check("an update that keeps the match").await, 11);
+    delete(&store, "items", &ids[17]).await.expect("deleted");
+    assert_eq!(check("a matching delete").await, 10);
+    delete(&store, "items", &ids[0]).await.expect("deleted");
+    assert_eq!(check("a delete that did not match").await, 10);
+    let (_, after_writes, carried) = store.counts.stats();
+    assert_eq!(
+        after_writes, misses,
+        "every write above was carried, none recounted"
+    );
+    assert!(carried >= 7, "carried {carried} times");
+
+    // Concurrent writes, committed in groups; some fail alone (the update of a missing row).
+    let mut writes = Vec::new();
+    for round in 0..48u32 {
+        let store = Arc::clone(&store);
+        let target = ids[3 + (round as usize % 10)].clone();
+        writes.push(tokio::spawn(async move {
+            match round % 4 {
+                0 => create(&store, "items", json!({"name": "a", "rank": round}))
+                    .await
+                    .map(drop),
+                1 => update(&store, "items", &target, json!({"rank": round % 20}))
+                    .await
+                    .map(drop),
+                2 => update(&store, "items", "nosuchrecord00", json!({"rank": 99}))
+                    .await
+                    .map(drop),
+                _ => create(&store, "items", json!({"name": "b", "rank": 99}))
+                    .await
+                    .map(drop),
+            }
+        }));
+    }
+    let mut failed = 0;
+    for write in writes {
+        failed += usize::from(write.await.expect("joined").is_err());
+    }
+    assert_eq!(failed, 12, "the updates of a missing row fail, alone");
+    check("concurrent grouped writes").await;
+    assert_eq!(
+        store.counts.stats().1,
+        misses,
+        "grouped writes were carried too"
+    );
+
+    // Another connection's write moves the version without the store knowing what changed.
+    let side = side_connection(&dir);
+    side.execute("UPDATE items SET rank = 30 WHERE id = ?", [ids[1].as_str()])
+        .expect("updated by another connection");
+    check("another connection's update").await;
+    assert_eq!(store.counts.stats().1, misses + 1, "counted again");
+
+    // A cascade changes rows no write named: counted again, and exact.
+    let parent = create(&store, "items", json!({"name": "a", "rank": 40}))
+        .await
+        .expect("parent");
+    create(
+        &store,
+        "items",
+        json!({"name": "a", "rank": 41, "parent": parent.id()}),
+    )
+    .await
+    .expect("child");
+    let before = check("the parent and child").await;
+    let misses = store.counts.stats().1;
+    delete(&store, "items", parent.id()).await.expect("deleted");
+    assert_eq!(check("a delete that cascades").await, before - 2);
+    assert_eq!(
+        store.counts.stats().1,
+        misses + 1,
+        "a cascade is counted again"
+    );
+
+    // A schema change moves every version.
+    let misses = store.counts.stats().1;
+    let mut changed = (*collection(&store, "items")).clone();
+    changed.fields.push(text("extra"));
+    store.update_collection(changed).await.expect("changed");
+    check("a schema change").await;
+    assert_eq!(store.counts.stats().1, misses + 1, "counted again");
+}
+
+/// A count that reads other rows (a subquery) is never kept by the store-wide map, whose
+/// versions follow one collection only; it stays exact through writes to the other table.
+#[tokio::test(flavor = "multi_thread")]
+async fn totals_that_read_other_rows_are_not_kept_store_wide() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("tags", vec![text("name")]))
+        .await
+        .expect("tags");
+    store
+        .create_collection(base("notes", vec![text("tag")]))
+        .await
+        .expect("notes");
+    for tag in ["x", "y", "x"] {
+        create(&store, "notes", json!({"tag": tag}))
+            .await
+            .expect("note");
+    }
+    let filter = SqlFragment::raw(
+        "EXISTS (SELECT 1 FROM \"tags\" WHERE \"tags\".\"name\" = \"notes\".\"tag\")",
+    );
+    assert_eq!(total_of(&store, "notes", &filter).await, 0);
+    let kept = store.counts.stats().1;
+    create(&store, "tags", json!({"name": "x"}))
+        .await
+        .expect("tag");
+    assert_eq!(total_of(&store, "notes", &filter).await, 2);
+    assert_eq!(counted(&dir, "notes", &filter), 2);
+    assert_eq!(store.counts.stats().1, kept, "never in the store-wide map");
+}
+
+/// Carrying a count costs two primary-key probes per written row and count; a group may spend
+/// `MAX_PROBES` of them. A write within the budget is carried; one past it is counted again.
+#[tokio::test(flavor = "multi_thread")]
+async fn carrying_counts_stops_at_the_probe_budget() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("rows", vec![number("n")]))
+        .await
+        .expect("created");
+    let filter = SqlFragment {
+        sql: "(\"rows\".\"n\" >= ?)".into(),
+        params: vec![SqlValue::Int(0)],
+    };
+    let many = |count: usize| {
+        let rows = collection(&store, "rows");
+        (0..count)
+            .map(|n| WriteOp::Create {
+                collection: Arc::clone(&rows),
+                data: record_data(&rows, json!({"n": n})),
+                guard: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(total_of(&store, "rows", &filter).await, 0);
+    let misses = store.counts.stats().1;
+    // One count kept: two probes per row, so this many rows spend the budget exactly.
+    let within = crate::counts::MAX_PROBES / 2;
+    store.write(many(within)).await.expect("written");
+    assert_eq!(total_of(&store, "rows", &filter).await, within as u64);
+    assert_eq!(store.counts.stats().1, misses, "carried within the budget");
+    store.write(many(within + 1)).await.expect("written");
+    let total = total_of(&store, "rows", &filter).await;
+    assert_eq!(total, (2 * within + 1) as u64);
+    assert_eq!(total, counted(&dir, "rows", &filter));
+    assert_eq!(store.counts.stats().1, misses + 1, "counted again past it");
 }

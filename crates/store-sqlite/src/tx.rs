@@ -424,7 +424,7 @@ impl Transaction for SqliteTransaction {
     }
 
     async fn list_records(&mut self, query: RecordQuery) -> Result<RecordPage, StoreError> {
-        self.call(move |conn, _| records::list_in(conn, &query, false))
+        self.call(move |conn, _| records::list_in(conn, &query, None))
             .await
     }
 
@@ -447,7 +447,7 @@ impl Transaction for SqliteTransaction {
             with_total: false,
         };
         let page = self
-            .call(move |conn, _| records::list_in(conn, &query, false))
+            .call(move |conn, _| records::list_in(conn, &query, None))
             .await?;
         Ok(page.items.into_iter().next())
     }
