@@ -89,9 +89,15 @@ pub fn router(state: SharedState) -> Router {
         .merge(backups::router())
         .merge(logs::router())
         .merge(dashboard::router());
-    let api = settings::rate_limit::layer(api, state.clone(), CALLERS);
-    let scripts = axum::middleware::from_fn_with_state(state.clone(), scripts::layer);
-    let logged = axum::middleware::from_fn_with_state(state.clone(), logs::layer);
-    files::strip_frame_options(middleware::wrap(api.with_state(state), &config, scripts))
-        .layer(logged)
+    // Hooks outside the rate limiter: a hook route is limited like any other.
+    let per_route = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            scripts::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), CALLERS),
+            settings::rate_limit::limit,
+        ));
+    middleware::wrap(api.with_state(state.clone()), &state, &config, per_route)
 }

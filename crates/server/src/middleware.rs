@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -19,15 +20,29 @@ use crate::error::ApiError;
 
 /// Wraps the API router with the common layers. Unmatched GETs and HEADs go to the public
 /// directory when one is configured ([`crate::static_files`]).
-pub fn wrap<L>(api: Router, config: &crate::state::ServerConfig, scripts: L) -> Router
+///
+/// The layers are composed with `tower::ServiceBuilder` and applied in two `layer` calls (one
+/// per route, one around the whole router), not one `Router::layer` each: axum boxes a route's
+/// service again at each `Router::layer`, and the boxes, nested, were cloned one inside the
+/// other on every request.
+///
+/// From the outside in: the request log (`state`'s), the frame-options strip for file
+/// responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
+/// known): the request metrics, PocketBase's default headers, the body limit and `per_route`
+/// (the hooks and the rate limiter).
+pub fn wrap<L>(
+    api: Router,
+    state: &crate::state::SharedState,
+    config: &crate::state::ServerConfig,
+    per_route: L,
+) -> Router
 where
     L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-    L::Service: tower::Service<Request<Body>, Error = std::convert::Infallible>
+    L::Service: tower::Service<Request<Body>, Response = Response, Error = std::convert::Infallible>
         + Clone
         + Send
         + Sync
         + 'static,
-    <L::Service as tower::Service<Request<Body>>>::Response: IntoResponse + 'static,
     <L::Service as tower::Service<Request<Body>>>::Future: Send + 'static,
 {
     let origins = Arc::new(config.origins.clone());
@@ -50,27 +65,40 @@ where
     let inner = api
         .fallback(fallback.clone())
         .method_not_allowed_fallback(fallback)
-        // Hook routes and middlewares see every request, unmatched ones included.
-        .layer(scripts)
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(fixed("x-content-type-options", "nosniff"))
-        .layer(fixed("x-frame-options", "SAMEORIGIN"))
-        .layer(fixed("x-xss-protection", "1; mode=block"))
-        .layer(fixed("cross-origin-opener-policy", "same-origin"));
-    // Request metrics wrap each route here, where axum's `MatchedPath` is known (the router
-    // below sees only one fallback service); a preflight the CORS layer answers is not counted.
-    let inner = crate::metrics::layer(inner);
+        // Hook routes and middlewares see every request, unmatched ones included. Request
+        // metrics wrap each route, where axum's `MatchedPath` is known (the router below sees
+        // only one fallback service); a preflight the CORS layer answers is not counted.
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn::<_, (Request<Body>,)>(
+                    crate::metrics::track,
+                ))
+                .layer(fixed("cross-origin-opener-policy", "same-origin"))
+                .layer(fixed("x-xss-protection", "1; mode=block"))
+                .layer(fixed("x-frame-options", "SAMEORIGIN"))
+                .layer(fixed("x-content-type-options", "nosniff"))
+                .layer(DefaultBodyLimit::max(config.body_limit))
+                .layer(per_route),
+        );
     // CORS wraps the whole router as one service, so a preflight it answers never passes
     // through a route's method router (which would add an `Allow` header PocketBase does not
-    // send).
-    Router::new()
-        .fallback_service(inner)
-        .layer(axum::middleware::from_fn(
+    // send). The request log is outermost: it sees every answer, 404s and panics included.
+    let outer = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state::<
+            _,
+            _,
+            (State<crate::state::SharedState>, Request<Body>),
+        >(state.clone(), crate::logs::layer))
+        .layer(crate::files::frame_options_layer())
+        .map_response(IntoResponse::into_response)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn::<_, (Request<Body>,)>(
             move |request: Request<Body>, next: axum::middleware::Next| {
                 cors(origins.clone(), request, next)
             },
         ))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .service(inner);
+    Router::new().fallback_service(outer)
 }
 
 /// The methods a preflight is told are allowed.

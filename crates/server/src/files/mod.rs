@@ -44,19 +44,19 @@ pub fn router() -> Router<SharedState> {
 }
 
 /// Wraps the finished router: file responses lose `X-Frame-Options` and the marker header.
-pub fn strip_frame_options(router: Router) -> Router {
-    router.layer(axum::middleware::map_response(
-        |mut response: Response| async move {
-            if response
-                .headers_mut()
-                .remove(FILE_RESPONSE_MARKER)
-                .is_some()
-            {
-                response.headers_mut().remove("x-frame-options");
-            }
-            response
-        },
-    ))
+pub fn frame_options_layer()
+-> axum::middleware::MapResponseLayer<fn(Response) -> std::future::Ready<Response>, (), ()> {
+    fn strip(mut response: Response) -> std::future::Ready<Response> {
+        if response
+            .headers_mut()
+            .remove(FILE_RESPONSE_MARKER)
+            .is_some()
+        {
+            response.headers_mut().remove("x-frame-options");
+        }
+        std::future::ready(response)
+    }
+    axum::middleware::map_response(strip as fn(Response) -> std::future::Ready<Response>)
 }
 
 /// The storage record files use right now, as the settings choose. Every upload gets its

@@ -5,23 +5,18 @@
 
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Wraps every route (and the fallback) of the API router in the request metrics, around the
-/// hooks, body limit and header layers (`middleware::wrap` calls it where the route templates
-/// are still known); the CORS, panic and request-log layers outside it are not timed.
-pub fn layer(app: Router) -> Router {
-    app.layer(axum::middleware::from_fn(track))
-}
-
 /// The route label of a request no route matched.
 pub const UNMATCHED: &str = "unmatched";
 
-async fn track(request: Request, next: Next) -> Response {
+/// The request metrics of one request: wraps every route (and the fallback) of the API router,
+/// around the hooks, body limit and header layers (`middleware::wrap` puts it where the route
+/// templates are still known); the CORS, panic and request-log layers outside it are not timed.
+pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request

@@ -37,7 +37,7 @@ use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::state::{AppState, SharedState};
 
-pub use http::layer;
+pub use http::track;
 
 /// Histogram buckets of every `_seconds` series, from 1 ms to 30 s.
 const BUCKETS: [f64; 14] = [

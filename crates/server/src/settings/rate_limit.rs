@@ -164,18 +164,6 @@ pub fn forwarded_by_local_proxy(
             .any(|name| headers.contains_key(*name))
 }
 
-/// Wraps the API routes with the limiter.
-pub fn layer(
-    api: axum::Router<SharedState>,
-    state: SharedState,
-    callers: Callers,
-) -> axum::Router<SharedState> {
-    api.layer(axum::middleware::from_fn_with_state(
-        (state, callers),
-        limit,
-    ))
-}
-
 /// How the limiter learns who is calling: supplied by the auth feature where the crate root
 /// installs the layer, so that settings does not depend on auth.
 #[derive(Clone, Copy)]
