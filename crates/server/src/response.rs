@@ -50,6 +50,64 @@ pub fn record_json(collection: &Collection, record: &Record, viewer: &AuthContex
     Value::Object(out)
 }
 
+/// [`record_json`] written straight to a serializer, for answers nothing edits afterwards (no
+/// expand, `fields`, hooks or managed emails): the same keys in the same order, without
+/// building the object first.
+pub struct RecordOut<'a> {
+    pub collection: &'a Collection,
+    pub record: &'a Record,
+    pub viewer: &'a AuthContext,
+}
+
+impl RecordOut<'_> {
+    /// Whether `collection`'s records can be written this way: no field is named like a key
+    /// `record_json` puts first (it would replace that key's value, not repeat the key).
+    pub fn fits(collection: &Collection) -> bool {
+        !collection
+            .fields
+            .iter()
+            .any(|f| f.name == "collectionId" || f.name == "collectionName")
+    }
+}
+
+impl serde::Serialize for RecordOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (collection, record, viewer) = (self.collection, self.record, self.viewer);
+        let superuser = viewer.is_superuser();
+        let owner = viewer
+            .record()
+            .zip(viewer.collection())
+            .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id());
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("collectionId", &collection.id)?;
+        map.serialize_entry("collectionName", &collection.name)?;
+        for field in &collection.fields {
+            if collection.is_auth() && (field.name == "password" || field.name == "tokenKey") {
+                continue;
+            }
+            if field.hidden && !superuser {
+                continue;
+            }
+            if matches!(field.kind, FieldKind::Password(_)) {
+                map.serialize_entry(&field.name, "")?;
+                continue;
+            }
+            if collection.is_auth()
+                && field.name == "email"
+                && !(superuser || owner || record.bool("emailVisibility"))
+            {
+                continue;
+            }
+            match record.data.get(&field.name) {
+                Some(value) => map.serialize_entry(&field.name, value)?,
+                None => map.serialize_entry(&field.name, &field.zero_value())?,
+            }
+        }
+        map.end()
+    }
+}
+
 /// An auth response: `{record, token}` with the email always included.
 pub fn auth_response(collection: &Collection, record: &Record, token: String) -> Value {
     let mut record_value = record_json(
@@ -426,6 +484,75 @@ mod tests {
         ));
         let shown = record_json(&base, &Record::new(data), &AuthContext::Guest);
         assert_eq!(shown["password"], "");
+    }
+
+    /// `RecordOut` writes exactly what `record_json` builds, byte for byte, for every kind of
+    /// viewer: hidden, password and missing fields, and an auth record's email.
+    #[test]
+    fn records_written_directly_match_their_json() {
+        use domain::collection::{CollectionType, superusers_collection, users_collection};
+        use domain::field::{Field, PasswordOptions, TextOptions};
+
+        let mut base = Collection::scaffold(CollectionType::Base, "b");
+        let mut secret = Field::new("secret", FieldKind::Text(TextOptions::default()));
+        secret.hidden = true;
+        base.fields.push(secret);
+        base.fields.push(Field::new(
+            "pin",
+            FieldKind::Password(PasswordOptions::default()),
+        ));
+        base.fields.push(Field::new(
+            "missing",
+            FieldKind::Text(TextOptions::default()),
+        ));
+        let mut data = serde_json::Map::new();
+        data.insert("id".into(), json!("b1"));
+        data.insert("secret".into(), json!("s\"x\u{e9}"));
+        data.insert("pin".into(), json!("hash"));
+        let stored = Record::new(data);
+
+        let users = std::sync::Arc::new(users_collection(""));
+        let mut user_data = serde_json::Map::new();
+        for (k, v) in [
+            ("id", json!("u1")),
+            ("email", json!("a@x.com")),
+            ("emailVisibility", json!(false)),
+            ("password", json!("$2a$hash")),
+            ("tokenKey", json!("key")),
+            ("name", json!("Ann")),
+        ] {
+            user_data.insert(k.into(), v);
+        }
+        let user = Record::new(user_data);
+        let superuser = AuthContext::Record {
+            collection: std::sync::Arc::new(superusers_collection("")),
+            record: Box::new(Record::new(serde_json::Map::new())),
+            refreshable: true,
+        };
+        let owner = AuthContext::Record {
+            collection: users.clone(),
+            record: Box::new(user.clone()),
+            refreshable: true,
+        };
+        for viewer in [&AuthContext::Guest, &superuser, &owner] {
+            for (collection, record) in [(&base, &stored), (&*users, &user)] {
+                let built = serde_json::to_string(&record_json(collection, record, viewer))
+                    .expect("serializes");
+                let direct = serde_json::to_string(&RecordOut {
+                    collection,
+                    record,
+                    viewer,
+                })
+                .expect("serializes");
+                assert_eq!(direct, built);
+            }
+        }
+        assert!(RecordOut::fits(&base));
+        base.fields.push(Field::new(
+            "collectionName",
+            FieldKind::Text(TextOptions::default()),
+        ));
+        assert!(!RecordOut::fits(&base));
     }
 
     #[test]

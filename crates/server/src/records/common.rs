@@ -19,6 +19,36 @@ use crate::error::{ApiError, ApiResult};
 use crate::response::{apply_fields, record_json};
 use crate::state::SharedState;
 
+/// Whether records of `collection` are answered as they are, with nothing to add or change:
+/// no `expand` or `fields`, no enrich hook, no auth collection (whose managers may see
+/// emails). Such answers are serialized straight from the records
+/// ([`crate::response::RecordOut`]).
+pub(super) fn plain(
+    state: &SharedState,
+    collection: &Collection,
+    params: &query::QueryParams,
+) -> bool {
+    !collection.is_auth()
+        && params.first("expand").is_none_or(str::is_empty)
+        && params.text("fields").is_empty()
+        && crate::response::RecordOut::fits(collection)
+        && !super::hooks::enriched(state, collection)
+}
+
+/// `value` as a JSON answer, serialized once (what `Json` answers, without a `Value` first).
+pub(super) fn json_bytes(value: &impl serde::Serialize) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let body = serde_json::to_vec(value).map_err(crate::error::ApiError::internal)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
 /// The JSON answer for one record: its public shape for `auth`, expanded, enriched by
 /// `onRecordEnrich` handlers and filtered as the query asks.
 pub(super) async fn respond_with_record(

@@ -133,6 +133,11 @@ pub(super) fn apply_export(output: &mut Value, before: &Map<String, Value>, expo
     }
 }
 
+/// Whether an `onRecordEnrich` handler applies to `collection`'s records.
+pub(super) fn enriched(state: &SharedState, collection: &Collection) -> bool {
+    hooked(state, ENRICH, collection).is_some()
+}
+
 /// `onRecordEnrich` for the records of one answer (`outputs[i]` is `records[i]`'s JSON):
 /// one engine call for them all, only when a handler applies to the collection.
 pub(super) async fn enrich(

@@ -81,6 +81,16 @@ pub async fn list(
         "totalPages": total_pages,
     });
     let Some(scripts) = hooks::hooked(&state, HOOK, collection) else {
+        if super::common::plain(&state, collection, &params) {
+            return direct(
+                collection,
+                &ctx,
+                &page.items,
+                &paging,
+                total_items,
+                total_pages,
+            );
+        }
         let envelope = render(
             &state,
             &ctx,
@@ -159,6 +169,41 @@ pub async fn list(
     )
     .await?;
     Ok(hooks::finish(&outcome, &answer, &parts, None))
+}
+
+/// [`render`]'s envelope for a page [`super::common::plain`] lets through, serialized straight from the records.
+fn direct(
+    collection: &Collection,
+    ctx: &RequestContext,
+    records: &[Record],
+    paging: &query::Paging,
+    total_items: i64,
+    total_pages: i64,
+) -> ApiResult<Response> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope<'a> {
+        items: Vec<crate::response::RecordOut<'a>>,
+        page: u64,
+        per_page: u64,
+        total_items: i64,
+        total_pages: i64,
+    }
+    let envelope = Envelope {
+        items: records
+            .iter()
+            .map(|record| crate::response::RecordOut {
+                collection,
+                record,
+                viewer: &ctx.auth,
+            })
+            .collect(),
+        page: paging.page,
+        per_page: paging.per_page,
+        total_items,
+        total_pages,
+    };
+    super::common::json_bytes(&envelope)
 }
 
 /// The list envelope for `records` (their public JSON, emails revealed to managers,
