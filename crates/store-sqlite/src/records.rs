@@ -827,7 +827,7 @@ fn select_list(collection: &Collection) -> String {
 }
 
 fn read_record(row: &Row<'_>, collection: &Collection) -> rusqlite::Result<Record> {
-    let mut data = RecordData::new();
+    let mut data = RecordData::with_capacity(collection.fields.len());
     for (i, field) in collection.fields.iter().enumerate() {
         data.insert(field.name.clone(), sql_to_json(field, row.get_ref(i)?));
     }
