@@ -107,18 +107,12 @@ def plot(records, realtime, img_dir):
             for n, v, solo in pts:
                 if v is not None:
                     ax_cpu.plot([n], [v], "o", color=color, fillstyle="none" if solo else "full")
-            if w in READS:
-                lat = [(n, records[n]["workloads"].get(w, {}).get(role, {}).get("solo_ms"))
-                       for n in sizes]
-                lat = [(n, v) for n, v in lat if v is not None]
-                ax_lat.plot([n for n, _ in lat], [v for _, v in lat], "o-", color=color,
-                            label=label)
-            else:
-                p99 = [(n, records[n]["workloads"].get(w, {}).get(role, {}).get("p99_ms"))
-                       for n in sizes]
-                p99 = [(n, v) for n, v in p99 if v is not None]
-                ax_lat.plot([n for n, _ in p99], [v for _, v in p99], "o-", color=color,
-                            label=label)
+            # Reads: one request alone; create (no lone requests): p99 under load.
+            key = "solo_ms" if w in READS else "p99_ms"
+            lat = [(n, (records[n]["workloads"].get(w, {}).get(role) or {}).get(key))
+                   for n in sizes]
+            lat = [(n, v) for n, v in lat if v is not None]
+            ax_lat.plot([n for n, _ in lat], [v for _, v in lat], "o-", color=color, label=label)
         ax_cpu.set_title(NAMES[w])
         ax_lat.set_xlabel("records in the collection")
         for ax in (ax_cpu, ax_lat):

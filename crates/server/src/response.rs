@@ -7,47 +7,81 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ApiResult};
 
 /// The record as `viewer` may see it: `collectionId`, `collectionName`, then every visible
-/// field. An auth record's password and token key are never shown (other password fields
-/// show as `""`); hidden fields only to superusers; an auth record's email only to
-/// superusers, its owner, or when `emailVisibility` is on.
+/// field ([`shown_fields`]).
 pub fn record_json(collection: &Collection, record: &Record, viewer: &AuthContext) -> Value {
-    let superuser = viewer.is_superuser();
-    let owner = viewer
-        .record()
-        .zip(viewer.collection())
-        .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id());
     let mut out = Map::with_capacity(collection.fields.len() + 2);
     out.insert("collectionId".into(), Value::String(collection.id.clone()));
     out.insert(
         "collectionName".into(),
         Value::String(collection.name.clone()),
     );
-    for field in &collection.fields {
-        if collection.is_auth() && (field.name == "password" || field.name == "tokenKey") {
-            continue;
-        }
-        if field.hidden && !superuser {
-            continue;
-        }
-        if matches!(field.kind, FieldKind::Password(_)) {
-            // Other password fields show as empty text, never their hash.
-            out.insert(field.name.clone(), Value::String(String::new()));
-            continue;
-        }
-        if collection.is_auth()
-            && field.name == "email"
-            && !(superuser || owner || record.bool("emailVisibility"))
-        {
-            continue;
-        }
-        let value = record
-            .data
-            .get(&field.name)
-            .cloned()
-            .unwrap_or_else(|| field.zero_value());
-        out.insert(field.name.clone(), value);
+    for (name, shown) in shown_fields(collection, record, viewer) {
+        let value = match shown {
+            Shown::Stored(value) => value.clone(),
+            Shown::Blank => Value::String(String::new()),
+            Shown::Zero(value) => value,
+        };
+        out.insert(name.to_owned(), value);
     }
     Value::Object(out)
+}
+
+/// What a viewer is shown of one field.
+enum Shown<'a> {
+    /// The stored value.
+    Stored(&'a Value),
+    /// `""`: a password field other than an auth record's own, never its hash.
+    Blank,
+    /// The field's zero value: the record holds nothing for it.
+    Zero(Value),
+}
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Shown::Stored(value) => value.serialize(serializer),
+            Shown::Blank => serializer.serialize_str(""),
+            Shown::Zero(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// The fields of `record` that `viewer` sees, in the collection's order. An auth record's
+/// password and token key are never shown (other password fields show as `""`); hidden fields
+/// only to superusers; an auth record's email only to superusers, its owner, or when
+/// `emailVisibility` is on.
+fn shown_fields<'a>(
+    collection: &'a Collection,
+    record: &'a Record,
+    viewer: &AuthContext,
+) -> impl Iterator<Item = (&'a str, Shown<'a>)> + 'a {
+    let superuser = viewer.is_superuser();
+    let email_shown = collection.is_auth()
+        && (superuser
+            || record.bool("emailVisibility")
+            || viewer
+                .record()
+                .zip(viewer.collection())
+                .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id()));
+    collection.fields.iter().filter_map(move |field| {
+        let name = field.name.as_str();
+        if collection.is_auth() && (name == "password" || name == "tokenKey") {
+            return None;
+        }
+        if field.hidden && !superuser {
+            return None;
+        }
+        if matches!(field.kind, FieldKind::Password(_)) {
+            return Some((name, Shown::Blank));
+        }
+        if collection.is_auth() && name == "email" && !email_shown {
+            return None;
+        }
+        Some(match record.data.get(name) {
+            Some(value) => (name, Shown::Stored(value)),
+            None => (name, Shown::Zero(field.zero_value())),
+        })
+    })
 }
 
 /// [`record_json`] written straight to a serializer, for answers nothing edits afterwards (no
@@ -73,36 +107,11 @@ impl RecordOut<'_> {
 impl serde::Serialize for RecordOut<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (collection, record, viewer) = (self.collection, self.record, self.viewer);
-        let superuser = viewer.is_superuser();
-        let owner = viewer
-            .record()
-            .zip(viewer.collection())
-            .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id());
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("collectionId", &collection.id)?;
-        map.serialize_entry("collectionName", &collection.name)?;
-        for field in &collection.fields {
-            if collection.is_auth() && (field.name == "password" || field.name == "tokenKey") {
-                continue;
-            }
-            if field.hidden && !superuser {
-                continue;
-            }
-            if matches!(field.kind, FieldKind::Password(_)) {
-                map.serialize_entry(&field.name, "")?;
-                continue;
-            }
-            if collection.is_auth()
-                && field.name == "email"
-                && !(superuser || owner || record.bool("emailVisibility"))
-            {
-                continue;
-            }
-            match record.data.get(&field.name) {
-                Some(value) => map.serialize_entry(&field.name, value)?,
-                None => map.serialize_entry(&field.name, &field.zero_value())?,
-            }
+        map.serialize_entry("collectionId", &self.collection.id)?;
+        map.serialize_entry("collectionName", &self.collection.name)?;
+        for (name, shown) in shown_fields(self.collection, self.record, self.viewer) {
+            map.serialize_entry(name, &shown)?;
         }
         map.end()
     }

@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::sql::quote_ident;
 use domain::{Collection, Schema, StoreError, WriteOp};
@@ -49,16 +49,20 @@ pub(crate) const CARRIED_PER_COLLECTION: usize = 16;
 /// carrying past it: its counts are made again when next asked).
 pub(crate) const MAX_PROBES: usize = 4096;
 
-/// One kept count: `SELECT COUNT(*) FROM table [WHERE filter]` with `params`, which was
-/// `count` at `version` of `collection`.
+/// One kept count, which was `count` at `version` of `collection`.
 struct Entry {
     collection: String,
-    table: String,
-    filter: Option<String>,
-    params: Vec<SqlOut>,
+    probe: Arc<Probe>,
     count: i64,
     version: i64,
     used: u64,
+}
+
+/// Whether one row matches a kept count: `SELECT COUNT(*) … WHERE (filter) AND id = ?`, with
+/// the filter's values (the row's id is bound after them). Made once per kept count.
+struct Probe {
+    sql: String,
+    params: Vec<SqlOut>,
 }
 
 #[derive(Default)]
@@ -78,10 +82,12 @@ pub(crate) struct Counts {
 
 /// Whether a count with this filter can be kept here: its SQL reads no other row.
 pub(crate) fn row_local(filter: Option<&str>) -> bool {
-    filter.is_none_or(|sql| {
-        let upper = sql.to_ascii_uppercase();
-        !upper.contains("SELECT") && !upper.contains("RANDOM(")
-    })
+    let mentions = |sql: &str, word: &[u8]| {
+        sql.as_bytes()
+            .windows(word.len())
+            .any(|window| window.eq_ignore_ascii_case(word))
+    };
+    filter.is_none_or(|sql| !mentions(sql, b"SELECT") && !mentions(sql, b"RANDOM("))
 }
 
 fn version(conn: &Connection, collection: &str) -> rusqlite::Result<Option<i64>> {
@@ -105,25 +111,24 @@ impl Counts {
         )
     }
 
-    /// The count of `collection`'s rows matching `filter` (SQL over the table, with `params`)
-    /// on `conn`, which must be inside a read transaction so the version and the count come
-    /// from one snapshot.
+    /// `sql` (`SELECT COUNT(*) FROM` `collection`'s table, `WHERE filter` when there is one)
+    /// with `params`, on `conn`, which must be inside a read transaction so the version and the
+    /// count come from one snapshot.
     pub(crate) fn count(
         &self,
         conn: &Connection,
         collection: &Collection,
+        sql: &str,
         filter: Option<&str>,
         params: Vec<SqlOut>,
     ) -> rusqlite::Result<i64> {
-        let table = quote_ident(&collection.name);
-        let sql = count_sql(&table, filter);
-        let key = crate::count_cache::key(&sql, &params);
+        let key = crate::count_cache::key(sql, &params);
         // No version (a table this store did not set up): counted every time.
         let Ok(Some(version)) = version(conn, &collection.id) else {
-            return run(conn, &sql, params);
+            return run(conn, sql, params);
         };
         if key.len() > crate::count_cache::MAX_KEY_BYTES {
-            return run(conn, &sql, params);
+            return run(conn, sql, params);
         }
         {
             let mut inner = self.lock();
@@ -139,7 +144,7 @@ impl Counts {
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let count = run(conn, &sql, params.clone())?;
+        let count = run(conn, sql, params.clone())?;
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
@@ -153,9 +158,10 @@ impl Counts {
                 key,
                 Entry {
                     collection: collection.id.clone(),
-                    table,
-                    filter: filter.map(str::to_owned),
-                    params,
+                    probe: Arc::new(Probe {
+                        sql: probe_sql(&quote_ident(&collection.name), filter),
+                        params,
+                    }),
                     count,
                     version,
                     used,
@@ -171,32 +177,31 @@ impl Counts {
     /// What a group of writes carries forward, taken inside its transaction before the first
     /// write: for each collection the writes name that has counts kept at its current
     /// version, those counts (the most recently used few).
-    pub(crate) fn begin(&self, conn: &Connection, writes: &[&[WriteOp]]) -> Carry {
-        let mut named: Vec<&str> = writes
-            .iter()
-            .flat_map(|ops| ops.iter())
-            .map(|op| op_target(op).0)
-            .collect();
-        named.sort_unstable();
-        named.dedup();
+    pub(crate) fn begin<'w>(
+        &self,
+        conn: &Connection,
+        ops: impl Iterator<Item = &'w WriteOp>,
+    ) -> Carry {
         let mut carry = Carry::default();
-        if named.is_empty() {
-            return carry;
-        }
         let mut kept: HashMap<&str, Vec<(u64, String, Tracked)>> = HashMap::new();
+        let named: Vec<&str>;
         {
             let inner = self.lock();
+            // Nothing kept (every write of a store nobody lists with totals): nothing to do.
             if inner.entries.is_empty() {
                 return carry;
             }
+            let mut collections: Vec<&str> = ops.map(|op| op_target(op).0).collect();
+            collections.sort_unstable();
+            collections.dedup();
+            named = collections;
             for (key, entry) in &inner.entries {
                 if let Ok(at) = named.binary_search(&entry.collection.as_str()) {
                     kept.entry(named[at]).or_default().push((
                         entry.used,
                         key.clone(),
                         Tracked {
-                            probe: probe_sql(&entry.table, entry.filter.as_deref()),
-                            params: entry.params.clone(),
+                            probe: Arc::clone(&entry.probe),
                             from: entry.version,
                             delta: 0,
                         },
@@ -262,13 +267,6 @@ fn evict(inner: &mut Inner) {
     inner.entries.retain(|_, entry| entry.used > limit);
 }
 
-fn count_sql(table: &str, filter: Option<&str>) -> String {
-    match filter {
-        Some(filter) => format!("SELECT COUNT(*) FROM {table} WHERE {filter}"),
-        None => format!("SELECT COUNT(*) FROM {table}"),
-    }
-}
-
 fn probe_sql(table: &str, filter: Option<&str>) -> String {
     let id = quote_ident("id");
     match filter {
@@ -318,8 +316,7 @@ struct Carried {
 }
 
 struct Tracked {
-    probe: String,
-    params: Vec<SqlOut>,
+    probe: Arc<Probe>,
     from: i64,
     delta: i64,
 }
@@ -334,9 +331,9 @@ pub(crate) struct WriteProbe {
 
 impl Carry {
     fn probe(conn: &Connection, tracked: &Tracked, id: &str) -> rusqlite::Result<i64> {
-        let mut params = tracked.params.clone();
+        let mut params = tracked.probe.params.clone();
         params.push(SqlOut::Text(id.to_owned()));
-        run(conn, &tracked.probe, params)
+        run(conn, &tracked.probe.sql, params)
     }
 
     /// Spends `n` probes of the budget; past it, nothing is carried any more.

@@ -161,10 +161,7 @@ pub(crate) fn run(
         return;
     }
     // Kept counts of the collections these writes touch, carried forward with them.
-    let mut carry = {
-        let named: Vec<&[WriteOp]> = group.iter().map(|write| write.ops.as_slice()).collect();
-        counts.begin(conn, &named)
-    };
+    let mut carry = counts.begin(conn, group.iter().flat_map(|write| write.ops.iter()));
     // Alone in its transaction, a write needs no savepoint: its failure rolls back the whole.
     let alone = group.len() == 1;
     let mut answers = Vec::with_capacity(group.len());

@@ -127,6 +127,7 @@ pub(crate) fn list_in(
             counts.count(
                 conn,
                 collection,
+                &count_sql,
                 filter.as_ref().map(|f| f.sql.as_str()),
                 count_params,
             )

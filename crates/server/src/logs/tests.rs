@@ -44,6 +44,14 @@ mod with_state {
     #[derive(Default)]
     struct Recorder(Mutex<Vec<LogEntry>>, Mutex<Vec<usize>>);
 
+    impl Recorder {
+        /// The messages of the entries kept so far, in order.
+        fn messages(&self) -> Vec<String> {
+            let kept = self.0.lock().expect("lock");
+            kept.iter().map(|e| e.message.clone()).collect()
+        }
+    }
+
     #[async_trait]
     impl LogStore for Recorder {
         fn dialect(&self) -> Dialect {
@@ -99,13 +107,7 @@ mod with_state {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let kept: Vec<String> = recorder
-            .0
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|e| e.message.clone())
-            .collect();
+        let kept = recorder.messages();
         assert_eq!(kept, ["entry 0", "entry 1", "entry 2", "entry 3"]);
         // Room again once the writer drained the channel.
         state.logs.log(LEVEL_ERROR, "later".into(), json!({}));
@@ -143,13 +145,7 @@ mod with_state {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let kept: Vec<String> = recorder
-            .0
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|e| e.message.clone())
-            .collect();
+        let kept = recorder.messages();
         assert_eq!(kept, ["GET /api/health"]);
         assert_eq!(state.logs.dropped(), 5);
     }
@@ -165,13 +161,7 @@ mod with_state {
         }
         // Without the flush the writer would still be lingering for more entries here.
         state.logs.flush(std::time::Duration::from_secs(30)).await;
-        let kept: Vec<String> = recorder
-            .0
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|e| e.message.clone())
-            .collect();
+        let kept = recorder.messages();
         assert_eq!(kept, ["entry 0", "entry 1", "entry 2"]);
         // A flush with nothing queued returns too, and the writer keeps working after it.
         state.logs.flush(std::time::Duration::from_secs(30)).await;
