@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod handoff;
 pub mod health;
 pub mod import;
 pub mod logs;

@@ -36,6 +36,7 @@ use std::time::Duration;
 use anyhow::Context;
 use domain::Store;
 use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
+use server::handoff::{Handoff, HandoffIo};
 use server::{AppState, ServerConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -417,8 +418,9 @@ const MAX_REFUSING: usize = 64;
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 
 /// Accepts connections until `shutdown` completes, then lets the open ones finish: each is
-/// told to close once its in-flight request is answered, and this returns when all are gone.
-/// `shutdown` must also end the realtime streams, or they would hold this up.
+/// told to close once its in-flight request is answered, and this returns when all are gone
+/// (handed-off realtime streams: for at most [`HANDED_OFF_DRAIN`]). `shutdown` must also end
+/// the realtime streams, or they would hold this up.
 async fn serve_http1(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -480,24 +482,35 @@ async fn serve_http1(
             };
         // The rate limiter and realtime read the peer address from `ConnectInfo`; the body
         // gets its deadline from the moment its head arrived.
+        // A realtime stream may take the socket from hyper (`server::handoff`); the
+        // connection's places under the caps go with the socket, so they are given back when
+        // the connection ends, however and by whomever it ends.
         let body_timeout = limits.body_timeout;
-        let service = app.clone().map_request(
+        let handoff = Handoff::new(limits.write_timeout);
+        let places: Box<dyn Send> = Box::new((slot, ip_slot));
+        let service = app.clone().map_request({
+            let handoff = Arc::clone(&handoff);
             move |request: axum::extract::Request<hyper::body::Incoming>| {
                 let (mut parts, body) = request.into_parts();
                 parts.extensions.insert(axum::extract::ConnectInfo(peer));
+                // Only the realtime stream can use it: other requests skip the allocation.
+                if parts.uri.path() == server::realtime::STREAM_PATH {
+                    parts.extensions.insert(Arc::clone(&handoff));
+                }
                 axum::extract::Request::from_parts(parts, TimedBody::new(body, body_timeout))
-            },
-        );
+            }
+        });
         let service = hyper_util::service::TowerToHyperService::new(service);
         let Some(acceptor) = tls.clone() else {
             let connection = http.serve_connection(
-                StallBound::new(hyper_util::rt::TokioIo::new(tcp), limits.write_timeout),
+                StallBound::new(
+                    hyper_util::rt::TokioIo::new(HandoffIo::new(tcp, handoff, places)),
+                    limits.write_timeout,
+                ),
                 service,
             );
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                // The place is given back when the connection ends, however it ends.
-                let _slots = (slot, ip_slot);
                 // Clients that vanish mid-request are routine, not worth a log line.
                 if let Err(error) = connection.await {
                     tracing::trace!(%error, %peer, "connection ended with an error");
@@ -508,7 +521,6 @@ async fn serve_http1(
         let watcher = graceful.watcher();
         let http = http.clone();
         tokio::spawn(async move {
-            let _slots = (slot, ip_slot);
             // The handshake is bounded like a request head.
             let stream =
                 match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
@@ -520,7 +532,10 @@ async fn serve_http1(
                     Err(_) => return,
                 };
             let connection = http.serve_connection(
-                StallBound::new(hyper_util::rt::TokioIo::new(stream), limits.write_timeout),
+                StallBound::new(
+                    hyper_util::rt::TokioIo::new(HandoffIo::new(stream, handoff, places)),
+                    limits.write_timeout,
+                ),
                 service,
             );
             if let Err(error) = watcher.watch(connection).await {
@@ -531,7 +546,17 @@ async fn serve_http1(
     // Stop accepting now rather than leave clients waiting in the backlog during the drain.
     drop(listener);
     graceful.shutdown().await;
+    // Realtime streams that took their socket from hyper (`server::handoff`) are not hyper's
+    // to wait for; they hold their connection's places until they have ended their body, which
+    // `shutdown` told them to do. Bounded, for a client that stopped reading.
+    let deadline = tokio::time::Instant::now() + HANDED_OFF_DRAIN;
+    while open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
+
+/// How long a shutdown waits for handed-off realtime streams to write their end.
+const HANDED_OFF_DRAIN: Duration = Duration::from_secs(2);
 
 /// One place under a counted cap, given back on drop.
 struct Slot(Arc<AtomicUsize>);

@@ -1308,3 +1308,147 @@ async fn a_numbered_stream_resumes_after_the_last_seq_it_saw() {
     );
     assert_eq!(data["after"]["code"], "validation_resume_too_far_behind");
 }
+
+/// A raw `GET /api/realtime` over its own TCP connection, for tests of the wire itself.
+struct RawStream {
+    socket: tokio::net::TcpStream,
+    received: Vec<u8>,
+}
+
+impl RawStream {
+    async fn open(app: &TestApp, version: &str) -> RawStream {
+        use tokio::io::AsyncWriteExt as _;
+        let address = app.base.trim_start_matches("http://");
+        let mut socket = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connects");
+        socket
+            .write_all(
+                format!("GET /api/realtime HTTP/{version}\r\nHost: plinth\r\n\r\n").as_bytes(),
+            )
+            .await
+            .expect("request written");
+        let mut stream = RawStream {
+            socket,
+            received: Vec::new(),
+        };
+        while !String::from_utf8_lossy(&stream.received).contains("PB_CONNECT") {
+            assert!(stream.read_some().await, "stream open");
+        }
+        stream
+    }
+
+    /// Reads what arrives within a few seconds; `false` at the end of the connection.
+    async fn read_some(&mut self) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let mut buffer = [0u8; 4096];
+        let n = tokio::time::timeout(LONG, self.socket.read(&mut buffer))
+            .await
+            .expect("the server writes or closes in time")
+            .expect("reads");
+        self.received.extend_from_slice(&buffer[..n]);
+        n > 0
+    }
+
+    fn client_id(&self) -> String {
+        let text = String::from_utf8_lossy(&self.received);
+        text.split("\"clientId\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a client id")
+            .to_owned()
+    }
+
+    /// Everything until the server closed the connection: the head and the body.
+    async fn read_to_close(mut self) -> (String, String) {
+        while self.read_some().await {}
+        let text = String::from_utf8(self.received).expect("text");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        (head.to_owned(), body.to_owned())
+    }
+}
+
+/// Decodes a chunked body strictly: every chunk's size matches its data, and the body ends
+/// with the last chunk and nothing after it.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size, 16).expect("a hex size");
+        if size == 0 {
+            assert_eq!(rest, "\r\n", "nothing after the last chunk");
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..]
+            .strip_prefix("\r\n")
+            .expect("CRLF after the data");
+    }
+}
+
+#[tokio::test]
+async fn streams_keep_their_http_framing_to_a_clean_end() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    public_posts(&app, &admin).await;
+    // The server ends the streams once they are idle for two seconds.
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"realtime": {"idleTimeout": 2}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let chunked = RawStream::open(&app, "1.1").await;
+    let plain = RawStream::open(&app, "1.0").await;
+    for stream in [&chunked, &plain] {
+        let (status, body) = app
+            .post_json(
+                "/api/realtime",
+                None,
+                json!({"clientId": stream.client_id(), "subscriptions": ["posts/*"]}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    // Several events at once, so some go out in one write.
+    for n in 0..5 {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/posts/records",
+                None,
+                json!({"title": format!("framed {n}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (chunked_id, plain_id) = (chunked.client_id(), plain.client_id());
+    let (head, body) = chunked.read_to_close().await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\ntransfer-encoding: chunked"), "{head}");
+    let events_11 = dechunk(&body);
+    let (head, body) = plain.read_to_close().await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    for (id, events) in [(chunked_id, events_11), (plain_id, body)] {
+        let messages: Vec<&str> = events
+            .strip_suffix("\n\n")
+            .expect("whole messages")
+            .split("\n\n")
+            .collect();
+        assert_eq!(messages.len(), 6, "{events}");
+        assert_eq!(
+            messages[0],
+            format!("id:{id}\nevent:PB_CONNECT\ndata:{{\"clientId\":\"{id}\"}}")
+        );
+        for (n, message) in messages[1..].iter().enumerate() {
+            let data = message
+                .strip_prefix(&format!("id:{id}\nevent:posts/*\ndata:"))
+                .expect("an event for the subscription");
+            let data: Value = serde_json::from_str(data).expect("JSON data");
+            assert_eq!(data["action"], "create");
+            assert_eq!(data["record"]["title"], format!("framed {n}"));
+        }
+    }
+}

@@ -249,7 +249,7 @@ async fn serve_with_a_domain_obtains_a_certificate_from_an_acme_server() {
     // Without the CA, a restart serves the cached certificate at once.
     drop(plinth);
     drop(pebble);
-    let (_plinth, started) = start_plinth(dir.path(), http_port, https_port, &[]);
+    let (plinth, started) = start_plinth(dir.path(), http_port, https_port, &[]);
     assert!(
         started.starts_with("Server started at https://"),
         "{started}"
@@ -258,6 +258,53 @@ async fn serve_with_a_domain_obtains_a_certificate_from_an_acme_server() {
         .await
         .expect("TLS with the cached certificate");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A realtime stream over TLS: hyper writes the head and PB_CONNECT, the stream's own
+    // writer takes the TLS session from there (`server::handoff`) and, on a graceful stop,
+    // ends the chunked body inside it.
+    let tcp = tokio::net::TcpStream::connect(https)
+        .await
+        .expect("connects");
+    let server_name = ServerName::try_from("localhost").expect("a name");
+    let mut stream = trusting_pebble
+        .connect(server_name, tcp)
+        .await
+        .expect("TLS handshake");
+    stream
+        .write_all(b"GET /api/realtime HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request written");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&received).contains("PB_CONNECT") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("PB_CONNECT in time")
+            .expect("reads");
+        assert!(n > 0, "stream open");
+        received.extend_from_slice(&buffer[..n]);
+    }
+    let pid = plinth.0.id().to_string();
+    let stopped = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    // A server closing without close_notify would be an error here: the writer closes the
+    // session properly.
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+        .await
+        .expect("the stream ends in time")
+        .expect("a clean TLS close");
+    let text = String::from_utf8_lossy(&received);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .expect("a head");
+    assert!(
+        body.ends_with("\r\n0\r\n\r\n"),
+        "the body's last chunk: {text:?}"
+    );
 }
 
 #[test]

@@ -221,6 +221,16 @@ async fn the_page_reports_this_apps_store_and_realtime_and_cron_runs() {
         page.contains("# TYPE plinth_backups_total counter"),
         "{page}"
     );
+    // A store job's time is recorded by its thread just after the job answered, so the
+    // first page can come before it.
+    let mut page = page;
+    for _ in 0..100 {
+        if page.contains("plinth_store_job_seconds_bucket{") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        page = app.page().await;
+    }
     assert!(page.contains("plinth_store_job_seconds_bucket{"), "{page}");
 
     let job = [("job", "__pbDBOptimize__"), ("result", "ok")];

@@ -21,10 +21,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, FromRequestParts, RawQuery, State};
 use axum::handler::Handler as _;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use domain::{AuthContext, FieldError, ValidationErrors};
@@ -35,6 +35,7 @@ use subscription::Subscription;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
+use crate::handoff::{Handoff, HandoffBody};
 use crate::state::SharedState;
 use crate::state::hub::{Client, Hub, Refusal};
 
@@ -43,9 +44,12 @@ use crate::state::hub::{Client, Hub, Refusal};
 const MAX_SUBSCRIPTIONS: usize = 1000;
 const MAX_SUBSCRIPTION_LEN: usize = 2500;
 
+/// The stream's path, where the accept loop offers a [`Handoff`].
+pub const STREAM_PATH: &str = "/api/realtime";
+
 pub fn router() -> Router<SharedState> {
     Router::new().route(
-        "/api/realtime",
+        STREAM_PATH,
         get(connect).post(subscribe.layer(DefaultBodyLimit::max(MAX_SUBSCRIBE_BODY))),
     )
 }
@@ -67,6 +71,8 @@ async fn connect(
     State(state): State<SharedState>,
     PeerAddr(peer): PeerAddr,
     RawQuery(query): RawQuery,
+    version: Version,
+    handoff: Option<Extension<Arc<Handoff>>>,
     headers: HeaderMap,
 ) -> Response {
     let hub = state.realtime.clone();
@@ -95,7 +101,24 @@ async fn connect(
             .numbered
             .store(true, std::sync::atomic::Ordering::Release);
     }
-    let body = Body::from_stream(client_stream(hub, client));
+    let body = match handoff {
+        // Hyper writes the head and `PB_CONNECT`; `write_stream` the rest, so an idle
+        // client does not hold hyper's connection buffers.
+        Some(Extension(handoff)) => {
+            let mut connection = Connection::new(hub, client);
+            let greeting = Bytes::from(connection.greeting());
+            let chunked = version != Version::HTTP_10;
+            let write_timeout = handoff.write_timeout();
+            Body::new(HandoffBody::new(
+                handoff,
+                greeting,
+                Box::new(move |socket| {
+                    Box::pin(write_stream(connection, socket, chunked, write_timeout))
+                }),
+            ))
+        }
+        None => Body::from_stream(client_stream(hub, client)),
+    };
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -168,52 +191,156 @@ impl Drop for Connection {
     }
 }
 
-/// The SSE body: `PB_CONNECT`, then queued messages until the client is dropped by the hub,
-/// goes idle (no message sent for the idle timeout), reaches the maximum lifetime, or the
-/// server shuts down. The lifetimes are read on every wake-up, so new settings apply to open
-/// streams too.
+impl Connection {
+    fn new(hub: Hub, client: Arc<Client>) -> Connection {
+        let now = Instant::now();
+        Connection {
+            hub,
+            client,
+            greeted: false,
+            started: now,
+            last_sent: now,
+        }
+    }
+
+    /// The `PB_CONNECT` frame, which opens every stream.
+    fn greeting(&mut self) -> String {
+        self.greeted = true;
+        self.last_sent = Instant::now();
+        let seq = self
+            .client
+            .numbered
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.hub.cursor());
+        crate::state::hub::connect_frame(&self.client.id, seq)
+    }
+
+    /// The next queued frame if one is there now, unless the stream is over.
+    fn ready_frame(&mut self) -> Option<String> {
+        if self.client.is_closed() || self.hub.is_shutting_down() {
+            return None;
+        }
+        let frame = self.client.pop_frame()?;
+        self.last_sent = Instant::now();
+        Some(frame)
+    }
+
+    /// `PB_CONNECT`, then queued messages until the client is dropped by the hub, goes idle
+    /// (no message sent for the idle timeout), reaches the maximum lifetime, or the server
+    /// shuts down: `None` then. The lifetimes are read on every wake-up, so new settings
+    /// apply to open streams too. Cancel-safe: a frame leaves the queue only when returned.
+    async fn next_frame(&mut self) -> Option<String> {
+        loop {
+            if self.client.is_closed() || self.hub.is_shutting_down() {
+                return None;
+            }
+            if !self.greeted {
+                return Some(self.greeting());
+            }
+            if let Some(frame) = self.ready_frame() {
+                return Some(frame);
+            }
+            let config = self.hub.config();
+            let deadline =
+                (self.last_sent + config.idle_timeout).min(self.started + config.max_lifetime);
+            tokio::select! {
+                biased;
+                () = self.client.kick.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+}
+
+/// The SSE body streamed through hyper, for a server that cannot hand the socket over (see
+/// [`crate::handoff`]).
 fn client_stream(
     hub: Hub,
     client: Arc<Client>,
 ) -> impl futures_util::Stream<Item = Result<String, Infallible>> + Send {
-    let now = Instant::now();
-    let connection = Connection {
-        hub,
-        client,
-        greeted: false,
-        started: now,
-        last_sent: now,
-    };
-    futures_util::stream::unfold(connection, |mut connection| async move {
-        loop {
-            if connection.client.is_closed() || connection.hub.is_shutting_down() {
-                return None;
-            }
-            let frame = if connection.greeted {
-                connection.client.pop_frame()
-            } else {
-                connection.greeted = true;
-                let seq = connection
-                    .client
-                    .numbered
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    .then(|| connection.hub.cursor());
-                Some(crate::state::hub::connect_frame(&connection.client.id, seq))
-            };
-            if let Some(frame) = frame {
-                connection.last_sent = Instant::now();
-                return Some((Ok(frame), connection));
-            }
-            let config = connection.hub.config();
-            let deadline = (connection.last_sent + config.idle_timeout)
-                .min(connection.started + config.max_lifetime);
-            tokio::select! {
-                biased;
-                () = connection.client.kick.notified() => {}
-                () = tokio::time::sleep_until(deadline) => return None,
-            }
-        }
+    futures_util::stream::unfold(Connection::new(hub, client), |mut connection| async move {
+        let frame = connection.next_frame().await?;
+        Some((Ok(frame), connection))
     })
+}
+
+/// Frames taken from the queue for one write, at most (about): a backlog goes out in a few
+/// large writes rather than one per message.
+const WRITE_BATCH_BYTES: usize = 64 << 10;
+
+/// The rest of a handed-off stream: writes its frames to the socket (in HTTP/1.1 chunks when
+/// `chunked`) until the stream ends, the client leaves (its side reads as closed) or a write
+/// makes no progress for `write_timeout`. A stream that ends on the server's side ends its
+/// body and closes the connection.
+async fn write_stream(
+    mut connection: Connection,
+    mut socket: Box<dyn crate::handoff::Socket>,
+    chunked: bool,
+    write_timeout: std::time::Duration,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // A client sends nothing after its request; what it does send is read and dropped.
+    let mut stray = [0u8; 64];
+    loop {
+        let frame = tokio::select! {
+            biased;
+            frame = connection.next_frame() => frame,
+            read = socket.read(&mut stray) => match read {
+                Ok(n) if n > 0 => continue,
+                _ => return,
+            },
+        };
+        let Some(frame) = frame else {
+            break;
+        };
+        let mut out = Vec::with_capacity(frame.len() + 16);
+        put_frame(&mut out, &frame, chunked);
+        while out.len() < WRITE_BATCH_BYTES {
+            let Some(frame) = connection.ready_frame() else {
+                break;
+            };
+            put_frame(&mut out, &frame, chunked);
+        }
+        if !write_moving(&mut socket, &out, write_timeout).await {
+            return;
+        }
+    }
+    if !chunked || write_moving(&mut socket, b"0\r\n\r\n", write_timeout).await {
+        let _ = tokio::time::timeout(write_timeout, socket.shutdown()).await;
+    }
+}
+
+/// Writes and flushes `bytes`, failing (`false`) when the socket fails or `limit` passes
+/// without a byte moving: the accept loop's write timeout, for a socket hyper no longer has.
+async fn write_moving(
+    socket: &mut Box<dyn crate::handoff::Socket>,
+    mut bytes: &[u8],
+    limit: std::time::Duration,
+) -> bool {
+    use tokio::io::AsyncWriteExt as _;
+    while !bytes.is_empty() {
+        match tokio::time::timeout(limit, socket.write(bytes)).await {
+            Ok(Ok(n)) if n > 0 => bytes = &bytes[n..],
+            _ => return false,
+        }
+    }
+    matches!(
+        tokio::time::timeout(limit, socket.flush()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Appends one SSE frame to `out`, as an HTTP/1.1 chunk when `chunked`.
+fn put_frame(out: &mut Vec<u8>, frame: &str, chunked: bool) {
+    use std::io::Write as _;
+    if chunked {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{:X}\r\n", frame.len());
+        out.extend_from_slice(frame.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(frame.as_bytes());
+    }
 }
 
 /// The largest subscription body: 1,000 topics of 2,500 bytes with their JSON around them fit
