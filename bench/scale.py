@@ -212,7 +212,7 @@ def main():
     a = ap.parse_args()
     out = a.plot_only or a.out
     if not a.plot_only:
-        measure(a.plinth, [int(s) for s in a.sizes.split(",")],
+        measure(a.plinth, [int(s) for s in a.sizes.split(",") if s],
                 [int(s) for s in a.subscribers.split(",")], out)
     records, realtime = load(out)
     if not records and not realtime:
