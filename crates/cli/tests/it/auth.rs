@@ -185,6 +185,11 @@ async fn invalid_tokens_degrade_to_guest() {
 async fn password_change_revokes_old_tokens() {
     let app = TestApp::spawn().await;
     let token = app.admin_token().await;
+    // Used first, so the token is among those the server verified recently.
+    for _ in 0..2 {
+        let (status, body) = app.get("/api/collections", Some(&token)).await;
+        assert_eq!(status, 200, "{body}");
+    }
     let (code, _, err) = crate::support::run_cli(
         app.dir.path(),
         &["superuser", "update", ADMIN_EMAIL, "N3w-passw0rd"],
@@ -198,6 +203,29 @@ async fn password_change_revokes_old_tokens() {
         )
         .await;
     assert_eq!(status, 401, "the old token must stop working");
+
+    // A new token works until the collection's token secret changes.
+    let (status, body) = app
+        .post_json(
+            "/api/collections/_superusers/auth-with-password",
+            None,
+            json!({"identity": ADMIN_EMAIL, "password": "N3w-passw0rd"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("a token").to_owned();
+    let (status, body) = app.get("/api/collections", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .patch_json(
+            "/api/collections/_superusers",
+            Some(&token),
+            json!({"authToken": {"secret": "a-brand-new-secret-of-at-least-30-chars"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get("/api/collections", Some(&token)).await;
+    assert_eq!(status, 401, "a token signed with the old secret must stop working");
 }
 
 /// Issue #11: password sign-in locks per identity after 10 failures, whatever the client's

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use domain::collection::TokenConfig;
 use domain::{AuthContext, Collection, Record};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
 use crate::state::SharedState;
 
@@ -44,22 +43,7 @@ impl TokenType {
     }
 }
 
-/// Every claim any token type carries; absent ones are not serialized.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Claims {
-    pub collection_id: String,
-    pub exp: i64,
-    pub id: String,
-    #[serde(rename = "type")]
-    pub token_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refreshable: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_email: Option<String>,
-}
+pub use crate::state::tokens::Claims;
 
 /// Why a token could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -118,12 +102,22 @@ pub fn unverified_claims(token: &str) -> Option<Claims> {
 }
 
 /// Verifies `token` as a `token_type` token and returns its collection, record and claims.
+/// A token that verified before with the same key skips the signature check
+/// ([`crate::state::tokens`]); the record and collection are read fresh either way.
 pub async fn verify(
     state: &SharedState,
     token: &str,
     token_type: TokenType,
 ) -> Option<(Arc<Collection>, Record, Claims)> {
-    let claims = unverified_claims(token)?;
+    let kept = state.verified_tokens.get(token);
+    let unverified;
+    let claims = match &kept {
+        Some(verified) => &verified.claims,
+        None => {
+            unverified = unverified_claims(token)?;
+            &unverified
+        }
+    };
     if claims.token_type != token_type.as_str() || claims.id.is_empty() {
         return None;
     }
@@ -138,6 +132,12 @@ pub async fn verify(
         .ok()
         .flatten()?;
     let config = token_type.config(&collection)?;
+    if let Some(verified) = &kept {
+        let now = chrono::Utc::now().timestamp();
+        if verified.holds(record.text("tokenKey"), &config.secret, now) {
+            return Some((collection, record, verified.claims.clone()));
+        }
+    }
     let key = signing_key(&record, config);
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
@@ -145,6 +145,12 @@ pub async fn verify(
     validation.set_required_spec_claims(&["exp"]);
     let verified =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&key), &validation).ok()?;
+    state.verified_tokens.put(
+        token,
+        verified.claims.clone(),
+        record.text("tokenKey"),
+        &config.secret,
+    );
     Some((collection, record, verified.claims))
 }
 

@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod settings;
 pub mod storage;
 pub mod thumb_jobs;
+pub mod tokens;
 
 mod limiters;
 
@@ -143,6 +144,9 @@ pub struct AppState {
     pub installer: dashboard::Installer,
     /// Gzipped dashboard files, made on first request.
     pub dashboard_gzip: dashboard::GzipCache,
+    /// Tokens that verified recently, with the key they verified with (per node: see
+    /// [`tokens::VerifiedTokens`]).
+    pub verified_tokens: tokens::VerifiedTokens,
 }
 
 /// The state type axum passes around.
@@ -184,6 +188,7 @@ impl AppState {
             logs: logs::Logs::default(),
             installer: dashboard::Installer::default(),
             dashboard_gzip: dashboard::GzipCache::default(),
+            verified_tokens: tokens::VerifiedTokens::default(),
         })
     }
 
