@@ -76,7 +76,23 @@ impl SqlFragment {
 
 /// Double-quotes an identifier (valid in SQLite and PostgreSQL), doubling inner quotes.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    let mut out = String::with_capacity(name.len() + 2);
+    push_quoted_ident(&mut out, name);
+    out
+}
+
+/// Appends `name` quoted as [`quote_ident`] does, without an allocation of its own.
+pub fn push_quoted_ident(out: &mut String, name: &str) {
+    out.push('"');
+    let mut pieces = name.split('"');
+    if let Some(first) = pieces.next() {
+        out.push_str(first);
+    }
+    for piece in pieces {
+        out.push_str("\"\"");
+        out.push_str(piece);
+    }
+    out.push('"');
 }
 
 /// `"table"."column" IN (…values…)`, the values bound as one JSON array parameter, so any
@@ -174,5 +190,14 @@ mod tests {
         assert_eq!(both.sql, "(\"posts\".\"title\" = ?) AND (1)");
         assert_eq!(both.params, vec![SqlValue::Text("x".into())]);
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        for (name, quoted) in [
+            ("", "\"\""),
+            ("plain", "\"plain\""),
+            ("\"", "\"\"\"\""),
+            ("\"a\"\"b\"", "\"\"\"a\"\"\"\"b\"\"\""),
+        ] {
+            assert_eq!(quote_ident(name), quoted, "{name}");
+            assert_eq!(quote_ident(name), format!("\"{}\"", name.replace('"', "\"\"")));
+        }
     }
 }

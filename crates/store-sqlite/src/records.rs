@@ -745,11 +745,14 @@ pub(crate) fn load(
     filter: Option<&SqlFragment>,
 ) -> rusqlite::Result<Option<Record>> {
     let table = quote_ident(&collection.name);
-    let mut sql = format!(
-        "SELECT {} FROM {table} WHERE {table}.{} = ?",
-        select_list(collection),
-        quote_ident("id")
-    );
+    let mut sql = String::with_capacity(256);
+    sql.push_str("SELECT ");
+    push_select_list(&mut sql, collection);
+    sql.push_str(" FROM ");
+    sql.push_str(&table);
+    sql.push_str(" WHERE ");
+    sql.push_str(&table);
+    sql.push_str(".\"id\" = ?");
     let mut params = vec![SqlOut::Text(id.to_owned())];
     if let Some(filter) = filter {
         sql.push_str(" AND (");
@@ -814,16 +817,27 @@ pub(crate) fn sample(
 
 /// `"t"."f1", "t"."f2", …` in field order.
 fn select_list(collection: &Collection) -> String {
+    let mut out = String::new();
+    push_select_list(&mut out, collection);
+    out
+}
+
+/// Appends [`select_list`] to `out`: one string grown in place (a point read builds it
+/// twice per request).
+fn push_select_list(out: &mut String, collection: &Collection) {
+    if collection.fields.is_empty() {
+        out.push_str("NULL");
+        return;
+    }
     let table = quote_ident(&collection.name);
-    let columns: Vec<String> = collection
-        .fields
-        .iter()
-        .map(|f| format!("{table}.{}", quote_ident(&f.name)))
-        .collect();
-    if columns.is_empty() {
-        "NULL".to_owned()
-    } else {
-        columns.join(", ")
+    out.reserve(collection.fields.len() * (table.len() + 16));
+    for (i, field) in collection.fields.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&table);
+        out.push('.');
+        domain::sql::push_quoted_ident(out, &field.name);
     }
 }
 
