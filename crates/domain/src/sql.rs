@@ -197,7 +197,10 @@ mod tests {
             ("\"a\"\"b\"", "\"\"\"a\"\"\"\"b\"\"\""),
         ] {
             assert_eq!(quote_ident(name), quoted, "{name}");
-            assert_eq!(quote_ident(name), format!("\"{}\"", name.replace('"', "\"\"")));
+            assert_eq!(
+                quote_ident(name),
+                format!("\"{}\"", name.replace('"', "\"\""))
+            );
         }
     }
 }

@@ -225,7 +225,10 @@ async fn password_change_revokes_old_tokens() {
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = app.get("/api/collections", Some(&token)).await;
-    assert_eq!(status, 401, "a token signed with the old secret must stop working");
+    assert_eq!(
+        status, 401,
+        "a token signed with the old secret must stop working"
+    );
 }
 
 /// Issue #11: password sign-in locks per identity after 10 failures, whatever the client's

@@ -170,6 +170,10 @@ mod tests {
         }
         assert!(tokens.len() <= 2 * GENERATION, "{}", tokens.len());
         assert!(tokens.get("token 0").is_none(), "the oldest are dropped");
-        assert!(tokens.get(&format!("token {}", 3 * GENERATION - 1)).is_some());
+        assert!(
+            tokens
+                .get(&format!("token {}", 3 * GENERATION - 1))
+                .is_some()
+        );
     }
 }
