@@ -118,7 +118,10 @@ impl Handoff {
         self.taken.store(true, Ordering::Release);
     }
 
-    fn is_taken(&self) -> bool {
+    /// The socket went to a continuation: whatever hyper still parses on this connection (a
+    /// request the client pipelined behind the stream's) must not be served, since its answer
+    /// would go nowhere.
+    pub fn is_taken(&self) -> bool {
         self.taken.load(Ordering::Acquire)
     }
 }
@@ -151,6 +154,11 @@ impl http_body::Body for HandoffBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if this.handoff.is_taken() {
+            // Another response already has the socket (see `Handoff::is_taken`).
+            this.continuation = None;
+            return Poll::Ready(None);
+        }
         if let Some(first) = this.first.take() {
             this.handoff.watch_flush();
             return Poll::Ready(Some(Ok(Frame::data(first))));
@@ -262,6 +270,10 @@ impl<I: Socket> AsyncWrite for HandoffIo<I> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let Some(io) = this.live() else {
+            // Nothing waits on a taken socket's flush, but a waiter must never hang.
+            if this.handoff.watching.load(Ordering::Acquire) {
+                this.handoff.flushed();
+            }
             return Poll::Ready(Ok(()));
         };
         let result = Pin::new(io).poll_flush(cx);
@@ -424,5 +436,28 @@ mod tests {
             .await
             .expect("the place is given back with the connection")
             .expect("signalled");
+    }
+
+    #[tokio::test]
+    async fn a_body_after_the_socket_was_taken_ends_without_its_continuation() {
+        use http_body::Body as _;
+        let handoff = Handoff::new(Duration::from_secs(1));
+        handoff.take(Box::new(|_socket| Box::pin(async {})));
+        let (dropped, mut gone) = oneshot::channel();
+        let place = Place(Some(dropped));
+        let mut body = HandoffBody::new(
+            Arc::clone(&handoff),
+            Bytes::from("never"),
+            Box::new(move |_socket| {
+                let _place = place;
+                Box::pin(async {})
+            }),
+        );
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(frame.is_none(), "no bytes for a socket that is gone");
+        assert!(
+            gone.try_recv().is_ok(),
+            "the continuation was dropped unrun"
+        );
     }
 }

@@ -500,7 +500,20 @@ async fn serve_http1(
                 axum::extract::Request::from_parts(parts, TimedBody::new(body, body_timeout))
             }
         });
-        let service = hyper_util::service::TowerToHyperService::new(service);
+        // Requests hyper parses after a realtime stream took the socket were pipelined behind
+        // it by the client: they are not served (as when the stream held the connection).
+        let service = hyper::service::service_fn({
+            let handoff = Arc::clone(&handoff);
+            move |request: axum::extract::Request<hyper::body::Incoming>| {
+                let live = (!handoff.is_taken()).then(|| service.clone());
+                async move {
+                    match live {
+                        Some(service) => service.oneshot(request).await,
+                        None => Ok(axum::response::Response::new(axum::body::Body::empty())),
+                    }
+                }
+            }
+        });
         let Some(acceptor) = tls.clone() else {
             let connection = http.serve_connection(
                 StallBound::new(

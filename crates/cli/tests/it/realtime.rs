@@ -1317,17 +1317,24 @@ struct RawStream {
 
 impl RawStream {
     async fn open(app: &TestApp, version: &str) -> RawStream {
+        RawStream::send(
+            app,
+            &format!("GET /api/realtime HTTP/{version}\r\nHost: plinth\r\n\r\n"),
+        )
+        .await
+    }
+
+    /// Writes `requests` at once on a new connection and reads until `PB_CONNECT`.
+    async fn send(app: &TestApp, requests: &str) -> RawStream {
         use tokio::io::AsyncWriteExt as _;
         let address = app.base.trim_start_matches("http://");
         let mut socket = tokio::net::TcpStream::connect(address)
             .await
             .expect("connects");
         socket
-            .write_all(
-                format!("GET /api/realtime HTTP/{version}\r\nHost: plinth\r\n\r\n").as_bytes(),
-            )
+            .write_all(requests.as_bytes())
             .await
-            .expect("request written");
+            .expect("requests written");
         let mut stream = RawStream {
             socket,
             received: Vec::new(),
@@ -1451,4 +1458,50 @@ async fn streams_keep_their_http_framing_to_a_clean_end() {
             assert_eq!(data["record"]["title"], format!("framed {n}"));
         }
     }
+}
+
+#[tokio::test]
+async fn requests_pipelined_behind_a_stream_are_not_served() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    public_posts(&app, &admin).await;
+    // A second stream and a create pipelined behind the first stream, in one write, with a
+    // stray byte after them.
+    let create = json!({"title": "pipelined"}).to_string();
+    let requests = format!(
+        "GET /api/realtime HTTP/1.1\r\nHost: plinth\r\n\r\n\
+         GET /api/realtime HTTP/1.1\r\nHost: plinth\r\n\r\n\
+         POST /api/collections/posts/records HTTP/1.1\r\nHost: plinth\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{create}x",
+        create.len()
+    );
+    let mut stream = RawStream::send(&app, &requests).await;
+    let (status, body) = app
+        .post_json(
+            "/api/realtime",
+            None,
+            json!({"clientId": stream.client_id(), "subscriptions": ["posts/*"]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/posts/records",
+            None,
+            json!({"title": "direct"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The first stream goes on: its event arrives.
+    while !String::from_utf8_lossy(&stream.received).contains("\"direct\"") {
+        assert!(stream.read_some().await, "stream open");
+    }
+    let text = String::from_utf8_lossy(&stream.received).into_owned();
+    assert_eq!(text.matches("PB_CONNECT").count(), 1, "one stream: {text}");
+    assert!(!text.contains("pipelined"), "{text}");
+    // The pipelined create never ran.
+    let (status, body) = app.get("/api/collections/posts/records", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalItems"], 1, "{body}");
+    assert_eq!(body["items"][0]["title"], "direct");
 }
