@@ -269,14 +269,12 @@ impl<I: Socket> AsyncWrite for HandoffIo<I> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let Some(io) = this.live() else {
-            // Nothing waits on a taken socket's flush, but a waiter must never hang.
-            if this.handoff.watching.load(Ordering::Acquire) {
-                this.handoff.flushed();
-            }
-            return Poll::Ready(Ok(()));
+        // A taken socket's flush is done at once, and still wakes a waiter, which must never
+        // hang.
+        let result = match this.live() {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
         };
-        let result = Pin::new(io).poll_flush(cx);
         if matches!(result, Poll::Ready(Ok(()))) && this.handoff.watching.load(Ordering::Acquire) {
             this.handoff.flushed();
         }

@@ -41,7 +41,11 @@ pub(crate) fn list(
 pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (String, Vec<SqlOut>) {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
-    let mut sql = format!("SELECT {} FROM {table}", select_list(collection));
+    let mut sql = String::with_capacity(256);
+    sql.push_str("SELECT ");
+    push_select_list(&mut sql, &table, collection);
+    sql.push_str(" FROM ");
+    sql.push_str(&table);
     let mut params: Vec<SqlOut> = Vec::new();
     if let Some(filter) = filter {
         sql.push_str(" WHERE ");
@@ -747,7 +751,7 @@ pub(crate) fn load(
     let table = quote_ident(&collection.name);
     let mut sql = String::with_capacity(256);
     sql.push_str("SELECT ");
-    push_select_list(&mut sql, collection);
+    push_select_list(&mut sql, &table, collection);
     sql.push_str(" FROM ");
     sql.push_str(&table);
     sql.push_str(" WHERE ");
@@ -818,24 +822,23 @@ pub(crate) fn sample(
 /// `"t"."f1", "t"."f2", …` in field order.
 fn select_list(collection: &Collection) -> String {
     let mut out = String::new();
-    push_select_list(&mut out, collection);
+    push_select_list(&mut out, &quote_ident(&collection.name), collection);
     out
 }
 
-/// Appends [`select_list`] to `out`: one string grown in place (a point read builds it
-/// twice per request).
-fn push_select_list(out: &mut String, collection: &Collection) {
+/// Appends [`select_list`] to `out`, `table` being the collection's quoted name: one string
+/// grown in place (a point read builds it twice per request).
+fn push_select_list(out: &mut String, table: &str, collection: &Collection) {
     if collection.fields.is_empty() {
         out.push_str("NULL");
         return;
     }
-    let table = quote_ident(&collection.name);
     out.reserve(collection.fields.len() * (table.len() + 16));
     for (i, field) in collection.fields.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&table);
+        out.push_str(table);
         out.push('.');
         domain::sql::push_quoted_ident(out, &field.name);
     }

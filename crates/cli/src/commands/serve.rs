@@ -488,27 +488,25 @@ async fn serve_http1(
         let body_timeout = limits.body_timeout;
         let handoff = Handoff::new(limits.write_timeout);
         let places: Box<dyn Send> = Box::new((slot, ip_slot));
-        let service = app.clone().map_request({
-            let handoff = Arc::clone(&handoff);
-            move |request: axum::extract::Request<hyper::body::Incoming>| {
-                let (mut parts, body) = request.into_parts();
-                parts.extensions.insert(axum::extract::ConnectInfo(peer));
-                // Only the realtime stream can use it: other requests skip the allocation.
-                if parts.uri.path() == server::realtime::STREAM_PATH {
-                    parts.extensions.insert(Arc::clone(&handoff));
-                }
-                axum::extract::Request::from_parts(parts, TimedBody::new(body, body_timeout))
-            }
-        });
         // Requests hyper parses after a realtime stream took the socket were pipelined behind
         // it by the client: they are not served (as when the stream held the connection).
         let service = hyper::service::service_fn({
-            let handoff = Arc::clone(&handoff);
-            move |request: axum::extract::Request<hyper::body::Incoming>| {
-                let live = (!handoff.is_taken()).then(|| service.clone());
+            let (app, handoff) = (app.clone(), Arc::clone(&handoff));
+            move |request: axum::extract::Request<Incoming>| {
+                let answer = (!handoff.is_taken()).then(|| {
+                    let (mut parts, body) = request.into_parts();
+                    parts.extensions.insert(axum::extract::ConnectInfo(peer));
+                    // Only the realtime stream can use it: other requests skip the allocation.
+                    if parts.uri.path() == server::realtime::STREAM_PATH {
+                        parts.extensions.insert(Arc::clone(&handoff));
+                    }
+                    let body = TimedBody::new(body, body_timeout);
+                    app.clone()
+                        .oneshot(axum::extract::Request::from_parts(parts, body))
+                });
                 async move {
-                    match live {
-                        Some(service) => service.oneshot(request).await,
+                    match answer {
+                        Some(answer) => answer.await,
                         None => Ok(axum::response::Response::new(axum::body::Body::empty())),
                     }
                 }

@@ -111,13 +111,10 @@ impl VerifiedTokens {
     }
 
     /// Tokens kept, both generations.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         let generations = self.lock();
         generations.new.len() + generations.old.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
