@@ -7,11 +7,15 @@
 const POLL_MS = 100;
 const POLL_LIMIT = 150; // PocketBase flushes its log batch every few seconds
 
-/** Polls until `filter` lists `count` logs; returns them (oldest first). Not recorded. */
+/**
+ * Polls until `filter` lists `count` logs; returns them (oldest first). Not recorded. It waits
+ * for the items themselves, not `totalItems`: PocketBase counts and selects a page in two
+ * queries, and a log batch written between them once gave a total of 6 with no items.
+ */
 async function waitForLogs(t, filter, count) {
   for (let i = 0; i < POLL_LIMIT; i++) {
     const list = await t.su.logs.getList(1, 100, { filter, sort: 'created' });
-    if (list.totalItems >= count) return list.items;
+    if (list.items.length >= count) return list.items;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
   throw new Error(`logs matching ${filter} never reached ${count}`);
