@@ -36,6 +36,8 @@ use std::thread;
 use std::time::Instant;
 
 use rusqlite::Connection;
+
+use crate::checkpoint::Checkpoints;
 use tokio::sync::{mpsc, oneshot};
 
 /// Work for a connection thread.
@@ -91,6 +93,8 @@ pub(crate) struct Engine {
     /// Read connections a caller borrows to run a point read on its own thread (see
     /// [`Engine::read_inline`]); emptied when the engine stops.
     inline: Mutex<Vec<Connection>>,
+    /// The WAL checkpoints beside the writer (see `checkpoint.rs`).
+    checkpoints: Arc<Checkpoints>,
 }
 
 impl Engine {
@@ -100,6 +104,7 @@ impl Engine {
         mut queries: Vec<Connection>,
         mut points: Vec<Connection>,
         mut inline: Vec<Connection>,
+        checkpointer: Connection,
     ) -> std::io::Result<Engine> {
         for conn in std::iter::once(&mut writer)
             .chain(queries.iter_mut())
@@ -111,6 +116,7 @@ impl Engine {
         }
         let threads = [1, queries.len(), points.len()];
         let mut exits = Vec::new();
+        let checkpoints = Checkpoints::start(&mut writer, checkpointer, &mut exits)?;
         let busy = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
         let (writer_tx, writer_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         let writer_rx = Arc::new(Mutex::new(writer_rx));
@@ -141,6 +147,7 @@ impl Engine {
             threads,
             exits: Mutex::new(exits),
             inline: Mutex::new(inline),
+            checkpoints,
         })
     }
 
@@ -216,6 +223,12 @@ impl Engine {
         counter.load(Ordering::Relaxed)
     }
 
+    /// Checkpoints run so far by the checkpoint thread and by the writer.
+    #[cfg(test)]
+    pub(crate) fn checkpoints_ran(&self) -> [u64; 2] {
+        self.checkpoints.ran()
+    }
+
     /// Jobs waiting and running per queue (see [`domain::Store::stats`]).
     pub(crate) fn stats(&self) -> domain::store::StoreStats {
         let queued = |queue: &Mutex<Option<mpsc::Sender<Job>>>| {
@@ -258,6 +271,7 @@ impl Engine {
         lock(&self.queries).take();
         lock(&self.points).take();
         lock(&self.writer).take();
+        self.checkpoints.stop();
     }
 }
 
@@ -328,7 +342,7 @@ fn spawn_lane(
 /// Only when the process runs at nice 0: setting the policy also sets the thread's nice
 /// value, and an operator's `nice` must not be undone. Elsewhere (and if Linux refuses), the
 /// thread keeps the default policy.
-fn schedule_as_batch() {
+pub(crate) fn schedule_as_batch() {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::unix::{

@@ -10,6 +10,7 @@
 
 mod backup;
 mod changelog;
+mod checkpoint;
 mod console;
 mod count_cache;
 mod counts;
@@ -213,8 +214,15 @@ impl SqliteStore {
         let inline = (0..options.point_readers.max(1))
             .map(|_| open_reader())
             .collect::<Result<Vec<_>, _>>()?;
-        let engine =
-            Engine::start(writer, queries, points, inline).map_err(StoreOpenError::Threads)?;
+        // A read-write connection of its own for the WAL checkpoints (see `checkpoint.rs`).
+        let checkpointer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        configure(&checkpointer, &options, false).map_err(open_error)?;
+        let engine = Engine::start(writer, queries, points, inline, checkpointer)
+            .map_err(StoreOpenError::Threads)?;
         Ok(Arc::new(SqliteStore {
             engine,
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),

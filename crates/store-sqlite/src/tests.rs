@@ -1532,6 +1532,57 @@ async fn close_checkpoints_and_stops() {
     drop(store);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer() {
+    use crate::checkpoint::{DUE_FRAMES, ROUNDS, TAIL_FRAMES};
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("notes", vec![text("body")]))
+        .await
+        .expect("created");
+    // Writers that never pause: a checkpoint on another connection never reaches the end of
+    // the WAL by itself, so without the writer finishing it the file would keep growing.
+    let (tasks, each) = (16, 300);
+    let body = "x".repeat(3000);
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (store, body) = (Arc::clone(&store), body.clone());
+        handles.push(tokio::spawn(async move {
+            for _ in 0..each {
+                create(&store, "notes", json!({ "body": body }))
+                    .await
+                    .expect("created");
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.expect("writer task");
+    }
+    assert_eq!(list(&store, "notes", vec![]).await.len(), tasks * each);
+    let [thread, writer] = store.engine.checkpoints_ran();
+    assert!(thread > 0, "the checkpoint thread ran ({thread})");
+    assert!(writer > 0, "the writer finished checkpoints ({writer})");
+    assert!(
+        thread >= writer,
+        "the thread copies first: {thread} rounds, {writer} on the writer"
+    );
+    // About 14 MiB were written; the WAL (which never shrinks while open) kept to a few
+    // thousand frames: the threshold, the rounds' tails and one writer pass.
+    let frame = 4096 + 24;
+    let bound = (DUE_FRAMES + ROUNDS as i32 * 2 * TAIL_FRAMES + DUE_FRAMES) as u64 * frame;
+    let wal = std::fs::metadata(dir.path().join("data.db-wal"))
+        .expect("the WAL exists")
+        .len();
+    assert!(wal <= bound, "WAL of {wal} bytes, bound {bound}");
+    let db = std::fs::metadata(dir.path().join("data.db"))
+        .expect("the database exists")
+        .len();
+    assert!(
+        db > 10 << 20,
+        "the data reached the database file ({db} bytes)"
+    );
+}
+
 /// Every change-log entry after `after`, as `(action, collection name, record id)`.
 async fn changes_since(store: &SqliteStore, after: u64) -> Vec<(String, String, String)> {
     let schema = store.schema();

@@ -109,6 +109,11 @@ fn describe() {
         "Time a database job ran on its connection thread, by queue (a writer job is one transaction)."
     );
     describe_histogram!(
+        "plinth_store_checkpoint_seconds",
+        Unit::Seconds,
+        "Time a background WAL checkpoint round took on its own thread (SQLite)."
+    );
+    describe_histogram!(
         "plinth_store_group_commit_writes",
         Unit::Count,
         "Record writes committed by one SQLite transaction (group commit: writes queued while the writer was busy share it)."

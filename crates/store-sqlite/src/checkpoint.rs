@@ -1,0 +1,296 @@
+//! WAL checkpoints beside the writer instead of on it.
+//!
+//! SQLite's automatic checkpoint runs on the connection that committed, right after the commit:
+//! here the writer thread. A checkpoint copies about a thousand pages from the WAL back into
+//! the database file and syncs both files, so every few hundred writes the writer stopped for
+//! milliseconds, mostly waiting for the disk, and every write queued behind it waited too.
+//!
+//! So the writer's WAL hook (which replaces SQLite's automatic checkpoint on that connection)
+//! asks a thread of its own to checkpoint, on a connection of its own, in `PASSIVE` mode: it
+//! copies what no reader still needs, takes no lock a writer or reader waits on, and never
+//! waits itself. The end of the job is left to the writer. While the writer keeps appending, a
+//! checkpoint on another connection never quite reaches the end of the WAL, and SQLite starts
+//! the WAL over from its beginning only when a write begins with every frame copied back;
+//! without that the file would grow for as long as the load lasts. So once a background round
+//! has run and at most [`TAIL_FRAMES`] frames are left (or [`ROUNDS`] rounds have run), the
+//! writer copies the rest itself, a short pass, and its next write starts the WAL over. Past
+//! [`WRITER_FRAMES`] the writer checkpoints whatever the thread is doing, as SQLite would have:
+//! the WAL stays bounded even if the thread falls behind.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+
+use rusqlite::Connection;
+use rusqlite::wal::CheckpointMode;
+use tokio::sync::oneshot;
+
+/// WAL frames (pages) from which a checkpoint is due: SQLite's own auto-checkpoint default.
+pub(crate) const DUE_FRAMES: i32 = 1000;
+
+/// Frames still to copy up to which the writer finishes a checkpoint after a background round.
+pub(crate) const TAIL_FRAMES: i32 = 256;
+
+/// Background rounds per WAL after which the writer finishes whatever is left: on a disk whose
+/// sync is slow the frames appended during one round may never drop under [`TAIL_FRAMES`].
+pub(crate) const ROUNDS: u32 = 3;
+
+/// Frames past which the writer checkpoints even while the background thread runs (only one
+/// checkpoint runs at a time, so it may find nothing to do until the thread is done). About
+/// 32 MiB of WAL with 4 KiB pages.
+pub(crate) const WRITER_FRAMES: i32 = 8 * DUE_FRAMES;
+
+/// What the writer's hook and the checkpoint thread share, under one lock.
+#[derive(Debug, Default)]
+struct State {
+    /// The writer asked for a round that has not started yet.
+    wanted: bool,
+    /// The thread is checkpointing.
+    running: bool,
+    /// The engine is stopping: the thread exits.
+    stopped: bool,
+    /// Frames of the current WAL known to be copied back.
+    copied: i32,
+    /// Background rounds run on the current WAL.
+    rounds: u32,
+    /// Bumped each time the WAL starts over, so a round that ended around a restart does not
+    /// report frames of the WAL before it.
+    generation: u64,
+    /// Checkpoints run by the thread and by the writer since the start.
+    ran: [u64; 2],
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Checkpoints {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Checkpoints {
+    /// Installs the hook on `writer` (which turns SQLite's automatic checkpoint off there) and
+    /// starts the thread on `conn`; `exits` gets a receiver that completes when the thread has
+    /// closed `conn`.
+    pub(crate) fn start(
+        writer: &mut Connection,
+        conn: Connection,
+        exits: &mut Vec<oneshot::Receiver<()>>,
+    ) -> std::io::Result<Arc<Checkpoints>> {
+        let checkpoints = Arc::new(Checkpoints::default());
+        let hook = Arc::clone(&checkpoints);
+        let mut last = 0;
+        writer
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, frames| {
+                hook.after_commit(frames, &mut last, || {
+                    wal.checkpoint_v2(CheckpointMode::PASSIVE)
+                });
+                Ok(())
+            }))
+            .map_err(std::io::Error::other)?;
+        let (exit_tx, exit_rx) = oneshot::channel();
+        exits.push(exit_rx);
+        let worker = Arc::clone(&checkpoints);
+        thread::Builder::new()
+            .name("plinth-sqlite-checkpoint".into())
+            .spawn(move || {
+                super::engine::schedule_as_batch();
+                worker.run(&conn);
+                drop(conn);
+                let _ = exit_tx.send(());
+            })?;
+        Ok(checkpoints)
+    }
+
+    /// Tells the thread to exit once its current round (if any) is done.
+    pub(crate) fn stop(&self) {
+        self.lock().stopped = true;
+        self.wake.notify_all();
+    }
+
+    /// Checkpoints run so far by the thread and by the writer.
+    #[cfg(test)]
+    pub(crate) fn ran(&self) -> [u64; 2] {
+        self.lock().ran
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The writer's side, after each commit: `frames` is the WAL's length now, `last` its
+    /// length after the previous commit, `checkpoint` runs one on the writer's connection and
+    /// answers (frames in the WAL, frames copied back).
+    fn after_commit(
+        &self,
+        frames: i32,
+        last: &mut i32,
+        checkpoint: impl FnOnce() -> rusqlite::Result<(i32, i32)>,
+    ) {
+        let restarted = frames < *last;
+        *last = frames;
+        if !restarted && frames < DUE_FRAMES {
+            return;
+        }
+        let mut state = self.lock();
+        if restarted {
+            state.generation += 1;
+            state.copied = 0;
+            state.rounds = 0;
+        }
+        if frames < DUE_FRAMES {
+            return;
+        }
+        let busy = state.running || state.wanted;
+        if busy && frames < WRITER_FRAMES {
+            // A round is under way; the writer looks again after its next commit.
+            return;
+        }
+        let finish = frames >= WRITER_FRAMES
+            || (state.rounds > 0
+                && (frames - state.copied <= TAIL_FRAMES || state.rounds >= ROUNDS));
+        if !finish {
+            state.wanted = true;
+            drop(state);
+            self.wake.notify_one();
+            return;
+        }
+        state.ran[1] += 1;
+        drop(state);
+        match checkpoint() {
+            Ok((_, done)) => {
+                let mut state = self.lock();
+                state.copied = state.copied.max(done);
+            }
+            // Busy: the thread holds the checkpoint lock and copies the frames instead.
+            Err(error) => tracing::debug!(%error, "the writer's WAL checkpoint did not run"),
+        }
+    }
+
+    /// The thread's loop: one `PASSIVE` checkpoint per request.
+    fn run(&self, conn: &Connection) {
+        loop {
+            let generation = {
+                let mut state = self.lock();
+                while !state.wanted && !state.stopped {
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.stopped {
+                    return;
+                }
+                state.wanted = false;
+                state.running = true;
+                state.ran[0] += 1;
+                state.generation
+            };
+            let started = std::time::Instant::now();
+            let result = conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), CheckpointMode::PASSIVE);
+            metrics::histogram!("plinth_store_checkpoint_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let mut state = self.lock();
+            state.running = false;
+            if state.generation != generation {
+                continue;
+            }
+            state.rounds += 1;
+            match result {
+                Ok((_, done)) => state.copied = state.copied.max(done),
+                Err(error) => tracing::debug!(%error, "a background WAL checkpoint did not run"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the writer's side with a checkpoint that reports `done` frames copied, and says
+    /// whether the writer checkpointed.
+    fn commit(checkpoints: &Checkpoints, frames: i32, last: &mut i32, done: i32) -> bool {
+        let mut ran = false;
+        checkpoints.after_commit(frames, last, || {
+            ran = true;
+            Ok((frames, done))
+        });
+        ran
+    }
+
+    /// What a background round that copied up to `copied` leaves behind.
+    fn round_done(checkpoints: &Checkpoints, copied: i32) {
+        let mut state = checkpoints.lock();
+        assert!(state.wanted, "a round was asked for");
+        state.wanted = false;
+        state.rounds += 1;
+        state.copied = copied;
+    }
+
+    #[test]
+    fn the_thread_copies_the_bulk_and_the_writer_only_a_short_tail() {
+        let checkpoints = Checkpoints::default();
+        let mut last = 0;
+        assert!(!commit(&checkpoints, DUE_FRAMES - 1, &mut last, 0));
+        assert!(
+            !checkpoints.lock().wanted,
+            "nothing is due below the threshold"
+        );
+        // Due: the thread is asked, the writer does not copy.
+        assert!(!commit(&checkpoints, DUE_FRAMES, &mut last, 0));
+        // While the round is asked for or running, the writer leaves it alone.
+        assert!(!commit(&checkpoints, DUE_FRAMES + 1, &mut last, 0));
+        checkpoints.lock().running = true;
+        assert!(!commit(&checkpoints, DUE_FRAMES + 2, &mut last, 0));
+        checkpoints.lock().running = false;
+        round_done(&checkpoints, DUE_FRAMES);
+        // A long tail goes back to the thread.
+        assert!(!commit(
+            &checkpoints,
+            DUE_FRAMES + TAIL_FRAMES + 1,
+            &mut last,
+            0
+        ));
+        round_done(&checkpoints, DUE_FRAMES + TAIL_FRAMES);
+        // A short one the writer copies itself.
+        let frames = DUE_FRAMES + 2 * TAIL_FRAMES;
+        assert!(commit(&checkpoints, frames, &mut last, frames));
+        assert_eq!(checkpoints.lock().copied, frames);
+        assert_eq!(checkpoints.ran(), [0, 1]);
+    }
+
+    #[test]
+    fn the_writer_finishes_after_a_few_rounds_or_past_its_bound() {
+        let checkpoints = Checkpoints::default();
+        let mut last = 0;
+        let mut frames = DUE_FRAMES;
+        // Each round leaves more than a short tail behind (a slow disk).
+        for _ in 0..ROUNDS {
+            assert!(!commit(&checkpoints, frames, &mut last, 0));
+            round_done(&checkpoints, frames);
+            frames += 2 * TAIL_FRAMES;
+        }
+        assert!(commit(&checkpoints, frames, &mut last, frames));
+        // Past the writer's bound it copies even while a round runs.
+        let checkpoints = Checkpoints::default();
+        let mut last = 0;
+        assert!(!commit(&checkpoints, DUE_FRAMES, &mut last, 0));
+        checkpoints.lock().running = true;
+        assert!(!commit(&checkpoints, WRITER_FRAMES - 1, &mut last, 0));
+        assert!(commit(&checkpoints, WRITER_FRAMES, &mut last, 0));
+    }
+
+    #[test]
+    fn a_restarted_wal_forgets_what_was_copied_of_the_old_one() {
+        let checkpoints = Checkpoints::default();
+        let mut last = 0;
+        assert!(!commit(&checkpoints, 6000, &mut last, 0));
+        round_done(&checkpoints, 5990);
+        // The WAL started over: the frames copied were of the old one.
+        assert!(!commit(&checkpoints, 3, &mut last, 0));
+        let state = checkpoints.lock();
+        assert_eq!((state.copied, state.rounds, state.generation), (0, 0, 1));
+        drop(state);
+        // Due again: the thread is asked rather than the writer copying 1000 frames.
+        assert!(!commit(&checkpoints, DUE_FRAMES, &mut last, 0));
+        assert!(checkpoints.lock().wanted);
+    }
+}
