@@ -223,9 +223,9 @@ impl Engine {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Checkpoints run so far by the checkpoint thread and by the writer.
+    /// Checkpoints run so far (see `Checkpoints::ran`).
     #[cfg(test)]
-    pub(crate) fn checkpoints_ran(&self) -> [u64; 2] {
+    pub(crate) fn checkpoints_ran(&self) -> [u64; 3] {
         self.checkpoints.ran()
     }
 

@@ -1534,7 +1534,7 @@ async fn close_checkpoints_and_stops() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer() {
-    use crate::checkpoint::{DUE_FRAMES, ROUNDS, TAIL_FRAMES};
+    use crate::checkpoint::{DUE_FRAMES, WRITER_FRAMES};
     let (dir, store) = open().await;
     store
         .create_collection(base("notes", vec![text("body")]))
@@ -1542,8 +1542,8 @@ async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer()
         .expect("created");
     // Writers that never pause: a checkpoint on another connection never reaches the end of
     // the WAL by itself, so without the writer finishing it the file would keep growing.
-    let (tasks, each) = (16, 300);
-    let body = "x".repeat(3000);
+    let (tasks, each) = (16, 250);
+    let body = "x".repeat(10_000);
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let (store, body) = (Arc::clone(&store), body.clone());
@@ -1559,26 +1559,28 @@ async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer()
         handle.await.expect("writer task");
     }
     assert_eq!(list(&store, "notes", vec![]).await.len(), tasks * each);
-    let [thread, writer] = store.engine.checkpoints_ran();
+    let [thread, writer, forced] = store.engine.checkpoints_ran();
     assert!(thread > 0, "the checkpoint thread ran ({thread})");
-    assert!(writer > 0, "the writer finished checkpoints ({writer})");
     assert!(
-        thread >= writer,
-        "the thread copies first: {thread} rounds, {writer} on the writer"
+        writer > 0 && forced == 0,
+        "the writer finished after the rounds ({writer}), never because the WAL reached its \
+         bound ({forced})"
     );
-    // About 14 MiB were written; the WAL (which never shrinks while open) kept to a few
-    // thousand frames: the threshold, the rounds' tails and one writer pass.
+    // About 80 MB went through the WAL (each record is also in the change log); the WAL
+    // (which never shrinks while open) started over well before the writer's bound.
     let frame = 4096 + 24;
-    let bound = (DUE_FRAMES + ROUNDS as i32 * 2 * TAIL_FRAMES + DUE_FRAMES) as u64 * frame;
     let wal = std::fs::metadata(dir.path().join("data.db-wal"))
         .expect("the WAL exists")
         .len();
-    assert!(wal <= bound, "WAL of {wal} bytes, bound {bound}");
+    assert!(
+        wal < WRITER_FRAMES as u64 * frame,
+        "WAL of {wal} bytes, {DUE_FRAMES} frames due"
+    );
     let db = std::fs::metadata(dir.path().join("data.db"))
         .expect("the database exists")
         .len();
     assert!(
-        db > 10 << 20,
+        db > 30 << 20,
         "the data reached the database file ({db} bytes)"
     );
 }
