@@ -13,13 +13,14 @@
 //! the WAL over from its beginning only when a write begins with every frame copied back;
 //! without that the file would grow for as long as the load lasts. So once a background round
 //! has run and at most [`TAIL_FRAMES`] frames are left (or [`ROUNDS`] rounds have run), the
-//! writer copies the rest itself, a short pass, and its next write starts the WAL over. Past
-//! [`WRITER_FRAMES`] the writer checkpoints whatever the thread is doing, as SQLite would have:
-//! the WAL stays bounded even if the thread falls behind.
+//! writer copies the rest itself, a short pass, and its next write starts the WAL over. From
+//! [`WRITER_FRAMES`] on (large transactions, or the thread falling behind) the writer waits for
+//! a round under way to end and checkpoints itself, as SQLite would have, so the WAL never
+//! grows much past that bound.
 //!
 //! Measured against SQLite's automatic checkpoint (benchmark data, server on one core, same
-//! run, two rounds): record creates 14,036-14,419 → 15,688-15,805 a second, p99 11.0-12.0 →
-//! 8.9-9.5 ms; updates about as many a second, p99 7.3 → 6.1 ms.
+//! run, alternating): record creates 13,990 → 14,519 and 14,555 → 15,789 a second, p99 11.1
+//! → 10.4 and 12.2 → 9.3 ms; updates 16,224 → 17,012 a second, p99 7.4 → 6.2 ms.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -35,16 +36,16 @@ use tokio::sync::oneshot;
 pub(crate) const DUE_FRAMES: i32 = 4000;
 
 /// Frames still to copy up to which the writer finishes a checkpoint after a background round.
-pub(crate) const TAIL_FRAMES: i32 = 64;
+pub(crate) const TAIL_FRAMES: i32 = 256;
 
 /// Background rounds per WAL after which the writer finishes whatever is left: on a disk whose
 /// sync is slow the frames appended during one round may never drop under [`TAIL_FRAMES`].
-pub(crate) const ROUNDS: u32 = 8;
+pub(crate) const ROUNDS: u32 = 4;
 
-/// Frames past which the writer checkpoints even while the background thread runs (only one
-/// checkpoint runs at a time, so it may find nothing to do until the thread is done). About
-/// 64 MiB of WAL with 4 KiB pages.
-pub(crate) const WRITER_FRAMES: i32 = 4 * DUE_FRAMES;
+/// Frames from which the writer checkpoints itself, first waiting for a round under way to end
+/// (only one checkpoint runs at a time): about 24 MiB of WAL with 4 KiB pages. A WAL holds at
+/// most this plus one transaction's pages.
+pub(crate) const WRITER_FRAMES: i32 = DUE_FRAMES + DUE_FRAMES / 2;
 
 /// What the writer's hook and the checkpoint thread share, under one lock.
 #[derive(Debug, Default)]
@@ -70,7 +71,10 @@ struct State {
 #[derive(Debug, Default)]
 pub(crate) struct Checkpoints {
     state: Mutex<State>,
+    /// The thread waits here for a request.
     wake: Condvar,
+    /// The writer waits here for a round to end (past [`WRITER_FRAMES`]).
+    idle: Condvar,
 }
 
 impl Checkpoints {
@@ -147,16 +151,22 @@ impl Checkpoints {
         if frames < DUE_FRAMES {
             return;
         }
-        let busy = state.running || state.wanted;
-        if busy && frames < WRITER_FRAMES {
+        let forced = frames >= WRITER_FRAMES;
+        if forced {
+            // A round not started yet is the writer's now; one under way is waited for.
+            state.wanted = false;
+            while state.running {
+                state = self
+                    .idle
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        } else if state.running || state.wanted {
             // A round is under way; the writer looks again after its next commit.
             return;
-        }
-        let forced = frames >= WRITER_FRAMES;
-        let finish = forced
-            || (state.rounds > 0
-                && (frames - state.copied <= TAIL_FRAMES || state.rounds >= ROUNDS));
-        if !finish {
+        } else if state.rounds == 0
+            || (frames - state.copied > TAIL_FRAMES && state.rounds < ROUNDS)
+        {
             state.wanted = true;
             drop(state);
             self.wake.notify_one();
@@ -169,7 +179,7 @@ impl Checkpoints {
                 let mut state = self.lock();
                 state.copied = state.copied.max(done);
             }
-            // Busy: the thread holds the checkpoint lock and copies the frames instead.
+            // Busy: another process holds the checkpoint lock.
             Err(error) => tracing::debug!(%error, "the writer's WAL checkpoint did not run"),
         }
     }
@@ -199,14 +209,17 @@ impl Checkpoints {
                 .record(started.elapsed().as_secs_f64());
             let mut state = self.lock();
             state.running = false;
-            if state.generation != generation {
-                continue;
+            if state.generation == generation {
+                state.rounds += 1;
+                match result {
+                    Ok((_, done)) => state.copied = state.copied.max(done),
+                    Err(error) => {
+                        tracing::debug!(%error, "a background WAL checkpoint did not run");
+                    }
+                }
             }
-            state.rounds += 1;
-            match result {
-                Ok((_, done)) => state.copied = state.copied.max(done),
-                Err(error) => tracing::debug!(%error, "a background WAL checkpoint did not run"),
-            }
+            drop(state);
+            self.idle.notify_all();
         }
     }
 }
@@ -279,22 +292,39 @@ mod tests {
             frames += 2 * TAIL_FRAMES;
         }
         assert!(commit(&checkpoints, frames, &mut last, frames));
-        // Past the writer's bound it copies even while a round runs.
-        let checkpoints = Checkpoints::default();
+        // At the writer's bound it waits for the round under way, then copies.
+        let checkpoints = Arc::new(Checkpoints::default());
         let mut last = 0;
         assert!(!commit(&checkpoints, DUE_FRAMES, &mut last, 0));
         checkpoints.lock().running = true;
         assert!(!commit(&checkpoints, WRITER_FRAMES - 1, &mut last, 0));
-        assert!(commit(&checkpoints, WRITER_FRAMES, &mut last, 0));
+        let round = Arc::clone(&checkpoints);
+        let ends = thread::spawn(move || {
+            thread::sleep(std::time::Duration::from_millis(50));
+            round.lock().running = false;
+            round.idle.notify_all();
+        });
+        let mut ran_alone = None;
+        checkpoints.after_commit(WRITER_FRAMES, &mut last, || {
+            ran_alone = Some(!checkpoints.lock().running);
+            Ok((WRITER_FRAMES, WRITER_FRAMES))
+        });
+        assert_eq!(
+            ran_alone,
+            Some(true),
+            "the writer waited for the round to end"
+        );
+        ends.join().expect("the round's thread");
         assert_eq!(checkpoints.ran(), [0, 0, 1]);
+        assert!(!checkpoints.lock().wanted);
     }
 
     #[test]
     fn a_restarted_wal_forgets_what_was_copied_of_the_old_one() {
         let checkpoints = Checkpoints::default();
         let mut last = 0;
-        assert!(!commit(&checkpoints, DUE_FRAMES + 2000, &mut last, 0));
-        round_done(&checkpoints, DUE_FRAMES + 1990);
+        assert!(!commit(&checkpoints, DUE_FRAMES + 1000, &mut last, 0));
+        round_done(&checkpoints, DUE_FRAMES + 990);
         // The WAL started over: the frames copied were of the old one.
         assert!(!commit(&checkpoints, 3, &mut last, 0));
         let state = checkpoints.lock();
