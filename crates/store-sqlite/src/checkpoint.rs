@@ -18,9 +18,9 @@
 //! a round under way to end and checkpoints itself, as SQLite would have, so the WAL never
 //! grows much past that bound.
 //!
-//! Measured against SQLite's automatic checkpoint (benchmark data, server on one core, same
-//! run, alternating): record creates 13,990 → 14,519 and 14,555 → 15,789 a second, p99 11.1
-//! → 10.4 and 12.2 → 9.3 ms; updates 16,224 → 17,012 a second, p99 7.4 → 6.2 ms.
+//! Measured against SQLite's automatic checkpoint (benchmark data, server on one core, three
+//! 10 s runs in a row while the table grows by some 130,000 rows a run, builds alternating):
+//! record creates 3 to 8 % more a second, p99 16 to 24 % lower (12.3-16.2 ms → 10.8-13.1 ms).
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -29,11 +29,13 @@ use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 use tokio::sync::oneshot;
 
-/// WAL frames (pages) from which a checkpoint is due: 16 MiB with 4 KiB pages, four times
-/// SQLite's automatic default. A page written again before the checkpoint is copied back once,
-/// so the longer WAL saves copying: 10 to 13 % more record creates a second on the
-/// benchmark's single core than at 1,000 frames.
-pub(crate) const DUE_FRAMES: i32 = 4000;
+/// WAL frames (pages) from which a checkpoint is due: SQLite's automatic default, 4 MiB with
+/// 4 KiB pages. A longer WAL copies less (a page written again before the checkpoint is copied
+/// once): at 4,000 frames the benchmark's single core made 10 to 15 % more record creates a
+/// second, but each WAL ended with a longer pass on the writer, and once the table had grown
+/// past a few hundred thousand rows the create p99 was 15 to 25 % worse than SQLite's own
+/// checkpoints instead of 10 to 15 % better.
+pub(crate) const DUE_FRAMES: i32 = 1000;
 
 /// Frames still to copy up to which the writer finishes a checkpoint after a background round.
 pub(crate) const TAIL_FRAMES: i32 = 256;
@@ -43,9 +45,9 @@ pub(crate) const TAIL_FRAMES: i32 = 256;
 pub(crate) const ROUNDS: u32 = 4;
 
 /// Frames from which the writer checkpoints itself, first waiting for a round under way to end
-/// (only one checkpoint runs at a time): about 24 MiB of WAL with 4 KiB pages. A WAL holds at
-/// most this plus one transaction's pages.
-pub(crate) const WRITER_FRAMES: i32 = DUE_FRAMES + DUE_FRAMES / 2;
+/// (only one checkpoint runs at a time): 16 MiB of WAL with 4 KiB pages. A WAL holds at most
+/// this plus one transaction's pages.
+pub(crate) const WRITER_FRAMES: i32 = 4 * DUE_FRAMES;
 
 /// What the writer's hook and the checkpoint thread share, under one lock.
 #[derive(Debug, Default)]
