@@ -662,6 +662,12 @@ async fn deletes_are_checked_against_the_last_state() {
         wait_until(|| guest.queued().0 == 2).await,
         "creates in the open team arrive"
     );
+    // The relation filter is decided in SQL, on the client's backlog worker: its event may
+    // come after the guest's.
+    assert!(
+        wait_until(|| filtered.queued().0 == 1).await,
+        "the filtered create arrives"
+    );
     assert_eq!(drain(&guest).len(), 2);
     assert_eq!(drain(&filtered).len(), 1);
     for id in &ids {
@@ -675,6 +681,7 @@ async fn deletes_are_checked_against_the_last_state() {
             .expect("deleted");
     }
     assert!(wait_until(|| guest.queued().0 == 2).await);
+    assert!(wait_until(|| filtered.queued().0 >= 1).await);
     // Give a wrongly delivered third event time to show up.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = drain(&guest);
