@@ -36,9 +36,9 @@ use std::thread;
 use std::time::Instant;
 
 use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::checkpoint::Checkpoints;
-use tokio::sync::{mpsc, oneshot};
 
 /// Work for a connection thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;

@@ -196,15 +196,18 @@ impl SqliteStore {
         changelog::install_size_hooks(&mut writer, Arc::clone(&change_log_size))
             .map_err(StoreOpenError::Migrate)?;
 
-        let open_reader = || -> Result<Connection, StoreOpenError> {
-            let reader = Connection::open_with_flags(
+        // Every other connection: read-only readers, and one read-write connection for the WAL
+        // checkpoints (see `checkpoint.rs`).
+        let open_side = |reader: bool| -> Result<Connection, StoreOpenError> {
+            let conn = Connection::open_with_flags(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(open_error)?;
-            configure(&reader, &options, true).map_err(open_error)?;
-            Ok(reader)
+            configure(&conn, &options, reader).map_err(open_error)?;
+            Ok(conn)
         };
+        let open_reader = || open_side(true);
         let queries = (0..options.readers.max(1))
             .map(|_| open_reader())
             .collect::<Result<Vec<_>, _>>()?;
@@ -214,13 +217,7 @@ impl SqliteStore {
         let inline = (0..options.point_readers.max(1))
             .map(|_| open_reader())
             .collect::<Result<Vec<_>, _>>()?;
-        // A read-write connection of its own for the WAL checkpoints (see `checkpoint.rs`).
-        let checkpointer = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_error)?;
-        configure(&checkpointer, &options, false).map_err(open_error)?;
+        let checkpointer = open_side(false)?;
         let engine = Engine::start(writer, queries, points, inline, checkpointer)
             .map_err(StoreOpenError::Threads)?;
         Ok(Arc::new(SqliteStore {
