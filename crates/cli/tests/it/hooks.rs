@@ -19,6 +19,16 @@ routerAdd("GET", "/missing", (e) => { $app.findRecordById("posts", "nope") });
 routerAdd("GET", "/loop", (e) => { while (true) {} });
 routerAdd("GET", "/hog", (e) => { const a = []; while (true) a.push("x".repeat(4096)) });
 routerAdd("GET", "/nothing", (e) => {});
+routerAdd("GET", "/whoami", (e) => {
+  if (!e.auth) return e.json(200, {guest: true, super: e.hasSuperuserAuth()});
+  // Name first (answered from the wire), then the definition (looked up on first use).
+  const table = e.auth.tableName();
+  const sup = e.hasSuperuserAuth();
+  const c = e.auth.collection();
+  const again = $app.findRecordById(c.name, e.auth.id);
+  return e.json(200, {table, super: sup, collection: c.name, type: c.type, hasEmail: !!c.fields.getByName("email"),
+    exported: e.auth.publicExport().collectionName, again: again.collection().id === c.id, info: e.requestInfo().auth.tableName()});
+});
 routerAdd("POST", "/tx-loop", (e) => {
   $app.runInTransaction((tx) => {
     const p = new Record(tx.findCollectionByNameOrId("audit"));
@@ -242,6 +252,47 @@ async fn routes_middlewares_and_errors_answer_as_pocketbase() {
     }
     assert_eq!(last, 5);
     app.terminate();
+}
+
+#[tokio::test]
+async fn an_events_auth_record_knows_its_collection() {
+    let app = app().await;
+    let admin = setup(&app).await;
+    let (status, body) = app.get("/whoami", None).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"guest": true, "super": false}))
+    );
+
+    let (status, body) = app.get("/whoami", Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"table": "_superusers", "super": true, "collection": "_superusers", "type": "auth",
+               "hasEmail": true, "exported": "_superusers", "again": true, "info": "_superusers"})
+    );
+
+    let user = json!({"email": "who@example.com", "password": "whoami-pass-1", "passwordConfirm": "whoami-pass-1"});
+    let (status, body) = app
+        .post_json("/api/collections/users/records", Some(&admin), user)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/auth-with-password",
+            None,
+            json!({"identity": "who@example.com", "password": "whoami-pass-1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = app.get("/whoami", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"table": "users", "super": false, "collection": "users", "type": "auth",
+               "hasEmail": true, "exported": "users", "again": true, "info": "users"})
+    );
 }
 
 #[tokio::test]

@@ -395,7 +395,7 @@
 
   class Record {
     constructor(collection, data) {
-      this.__c = collection === undefined || collection === null ? null : collectionOf(collection);
+      this.__cl = collection === undefined || collection === null ? null : collectionOf(collection);
       this.__d = {};
       this.__orig = null;
       this.__new = true;
@@ -410,11 +410,22 @@
       if (this.__c && this.__c.type === "auth" && this.__d.tokenKey === "") this.__d.tokenKey = "";
       if (data && typeof data === "object") for (const k of Object.keys(data)) this.set(k, data[k]);
     }
+    // A record the host sent names its collection by id (and name); the definition is looked
+    // up on first use only, so an event's auth record costs no host call unless a handler
+    // reads its schema.
+    get __c() {
+      if (this.__cl === undefined) this.__cl = collectionOf(this.__cid);
+      return this.__cl;
+    }
+    set __c(c) { this.__cl = c; }
     __field(name) { return this.__c ? this.__c.fields.find((f) => f.name === name) : null; }
     get id() { return this.__d.id === undefined ? "" : this.__d.id; }
     set id(v) { this.__d.id = toStr(v); }
     collection() { return this.__c; }
-    tableName() { return this.__c ? this.__c.name : ""; }
+    tableName() {
+      if (this.__cl === undefined && this.__cname) return this.__cname;
+      return this.__c ? this.__c.name : "";
+    }
     isNew() { return this.__new; }
     markAsNew() { this.__new = true; }
     markAsNotNew() { this.__new = false; }
@@ -483,7 +494,7 @@
       if (!hash) return false;
       return !!host("validatePassword", { hash, password: toStr(p) });
     }
-    isSuperuser() { return !!this.__c && this.__c.name === "_superusers"; }
+    isSuperuser() { return this.tableName() === "_superusers"; }
     newAuthToken() { return host("authToken", { record: this.__export(), kind: "auth" }); }
     newVerificationToken() { return host("authToken", { record: this.__export(), kind: "verification" }); }
     newPasswordResetToken() { return host("authToken", { record: this.__export(), kind: "passwordReset" }); }
@@ -514,7 +525,7 @@
     }
     __export() {
       return {
-        collectionId: this.__c ? this.__c.id : "",
+        collectionId: this.__cl === undefined ? this.__cid : this.__c ? this.__c.id : "",
         data: this.__d,
         isNew: this.__new,
         password: this.__password.password === undefined ? null : this.__password.password,
@@ -556,7 +567,13 @@
   // A record as the host sends it: {collectionId, data, expand?}.
   function recordFrom(wire) {
     if (!wire) return null;
-    const r = new Record(wire.collectionId);
+    const r = new Record(null);
+    if (wire.collectionId) {
+      const cached = collectionCache[wire.collectionId];
+      r.__cl = cached;
+      r.__cid = wire.collectionId;
+      r.__cname = wire.collectionName ? String(wire.collectionName) : "";
+    }
     r.__d = wire.data || {};
     r.__new = false;
     r.__orig = JSON.parse(JSON.stringify(r.__d));

@@ -193,6 +193,7 @@ fn expand_wire(expand: Option<&Value>) -> Value {
         let nested = data.remove("expand");
         json!({
             "collectionId": object.get("collectionId").cloned().unwrap_or(Value::Null),
+            "collectionName": object.get("collectionName").cloned().unwrap_or(Value::Null),
             "data": Value::Object(data),
             "expand": nested.map(|n| expand_wire(Some(&n))).unwrap_or(Value::Null),
         })

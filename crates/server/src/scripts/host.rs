@@ -304,7 +304,11 @@ fn quote(text: &str) -> String {
 
 /// A record as scripts receive it.
 pub(crate) fn wire(collection: &Collection, record: &Record) -> Value {
-    json!({ "collectionId": collection.id, "data": Value::Object(record.data.clone()) })
+    json!({
+        "collectionId": collection.id,
+        "collectionName": collection.name,
+        "data": Value::Object(record.data.clone()),
+    })
 }
 
 impl Host for AppHost {
