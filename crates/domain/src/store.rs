@@ -89,6 +89,10 @@ pub struct RecordPage {
     pub total: Option<u64>,
 }
 
+/// Turns a page into what the caller answers (its response bytes, typically), run by
+/// [`Store::list_records_mapped`] where the page was read.
+pub type PageMap = Box<dyn FnOnce(RecordPage) -> Vec<u8> + Send>;
+
 /// Computes a record's new values from its current state; runs inside the write
 /// transaction, so read-modify-write modifiers (`views+`) cannot lose updates.
 pub type UpdateFn = Box<dyn FnOnce(&Record) -> Result<RecordData, StoreError> + Send>;
@@ -266,6 +270,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of records. Fails with [`StoreError::TimedOut`] past the query timeout.
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError>;
+
+    /// [`Store::list_records`], with `map` applied to the page. An engine that reads on
+    /// threads of its own runs `map` there, so the records are built, serialized and freed on
+    /// one thread and only `map`'s bytes cross back. The answer is the same either way.
+    async fn list_records_mapped(
+        &self,
+        query: RecordQuery,
+        map: PageMap,
+    ) -> Result<Vec<u8>, StoreError> {
+        let page = self.list_records(query).await?;
+        Ok(map(page))
+    }
 
     /// The record whose `field` equals `value` exactly, if any: the identity lookup behind
     /// sign-ins and OTP requests. An engine may answer it ahead of client-controlled queries

@@ -63,8 +63,16 @@ fn shown_fields<'a>(
                 .record()
                 .zip(viewer.collection())
                 .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id()));
+    // The store hands a record over in its collection's field order, so the next stored entry
+    // is normally this field's: taken by a string comparison instead of a hashed lookup. Any
+    // other order (a record built elsewhere) falls back to the lookup, with the same result.
+    let mut stored = record.data.iter().peekable();
     collection.fields.iter().filter_map(move |field| {
         let name = field.name.as_str();
+        let value = match stored.peek() {
+            Some((key, _)) if key.as_str() == name => stored.next().map(|(_, v)| v),
+            _ => record.data.get(name),
+        };
         if collection.is_auth() && (name == "password" || name == "tokenKey") {
             return None;
         }
@@ -77,7 +85,7 @@ fn shown_fields<'a>(
         if collection.is_auth() && name == "email" && !email_shown {
             return None;
         }
-        Some(match record.data.get(name) {
+        Some(match value {
             Some(value) => (name, Shown::Stored(value)),
             None => (name, Shown::Zero(field.zero_value())),
         })
@@ -497,6 +505,56 @@ mod tests {
 
     /// `RecordOut` writes exactly what `record_json` builds, byte for byte, for every kind of
     /// viewer: hidden, password and missing fields, and an auth record's email.
+    #[test]
+    fn fields_are_found_whatever_the_order_of_the_stored_keys() {
+        use domain::collection::CollectionType;
+        use domain::field::{Field, TextOptions};
+
+        let mut c = Collection::scaffold(CollectionType::Base, "t");
+        for name in ["a", "b", "c"] {
+            c.fields
+                .push(Field::new(name, FieldKind::Text(TextOptions::default())));
+        }
+        let record = |pairs: &[(&str, &str)]| {
+            let mut data = serde_json::Map::new();
+            for (k, v) in pairs {
+                data.insert((*k).into(), json!(v));
+            }
+            Record::new(data)
+        };
+        let expected = |b: &str| json!({"collectionId": c.id, "collectionName": "t", "id": "r1", "a": "1", "b": b, "c": "3"});
+        // In field order (as the store reads them), reversed, with a key no field has, and
+        // with a field missing (its zero value).
+        let cases = [
+            (
+                record(&[("id", "r1"), ("a", "1"), ("b", "2"), ("c", "3")]),
+                "2",
+            ),
+            (
+                record(&[("c", "3"), ("b", "2"), ("a", "1"), ("id", "r1")]),
+                "2",
+            ),
+            (
+                record(&[("x", "?"), ("id", "r1"), ("a", "1"), ("b", "2"), ("c", "3")]),
+                "2",
+            ),
+            (record(&[("id", "r1"), ("a", "1"), ("c", "3")]), ""),
+        ];
+        for (r, b) in cases {
+            let out = record_json(&c, &r, &AuthContext::Guest);
+            assert_eq!(out, expected(b));
+            // Keys in field order.
+            let keys: Vec<&String> = out
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            assert_eq!(
+                keys,
+                ["collectionId", "collectionName", "id", "a", "b", "c"]
+            );
+        }
+    }
+
     #[test]
     fn records_written_directly_match_their_json() {
         use domain::collection::{CollectionType, superusers_collection, users_collection};

@@ -635,6 +635,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_records_mapped(
+        &self,
+        query: RecordQuery,
+        map: domain::store::PageMap,
+    ) -> Result<Vec<u8>, StoreError> {
+        let lane = list_lane(&query);
+        let counts = Arc::clone(&self.counts);
+        self.read(lane, move |conn| {
+            records::list(conn, &query, &counts).map(map)
+        })
+        .await
+    }
+
     async fn get_record(
         &self,
         collection: Arc<Collection>,

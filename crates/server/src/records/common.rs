@@ -37,16 +37,21 @@ pub(super) fn plain(
 
 /// `value` as a JSON answer, serialized once (what `Json` answers, without a `Value` first).
 pub(super) fn json_bytes(value: &impl serde::Serialize) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
     let body = serde_json::to_vec(value).map_err(crate::error::ApiError::internal)?;
-    Ok((
+    Ok(json_answer(body))
+}
+
+/// Serialized JSON as a 200 answer.
+pub(super) fn json_answer(body: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
         [(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The JSON answer for one record: its public shape for `auth`, expanded, enriched by

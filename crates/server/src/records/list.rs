@@ -59,38 +59,41 @@ pub async fn list(
         .chain(sort.filters)
         .collect();
 
-    let page = state
-        .store
-        .list_records(RecordQuery {
-            collection: collection.clone(),
-            filters,
-            sort: sort.terms,
-            page: paging.page,
-            per_page: paging.per_page,
-            with_total: !paging.skip_total,
-        })
-        .await?;
-    let (total_items, total_pages) = match page.total {
-        Some(total) if !paging.skip_total => (total as i64, total.div_ceil(paging.per_page) as i64),
-        _ => (-1, -1),
+    let query = RecordQuery {
+        collection: collection.clone(),
+        filters,
+        sort: sort.terms,
+        page: paging.page,
+        per_page: paging.per_page,
+        with_total: !paging.skip_total,
     };
+    let hooked = hooks::hooked(&state, HOOK, collection);
+    if hooked.is_none() && super::common::plain(&state, collection, &params) {
+        // Nothing edits the answer: the page is serialized where the store read it.
+        let (collection, viewer) = (collection.clone(), ctx.auth.clone());
+        let body = state
+            .store
+            .list_records_mapped(
+                query,
+                Box::new(move |page| direct(&collection, &viewer, &page, &paging)),
+            )
+            .await?;
+        if body.is_empty() {
+            return Err(crate::error::ApiError::internal(
+                "the list page could not be serialized",
+            ));
+        }
+        return Ok(super::common::json_answer(body));
+    }
+    let page = state.store.list_records(query).await?;
+    let (total_items, total_pages) = totals(&page, &paging);
     let result = json!({
         "page": paging.page,
         "perPage": paging.per_page,
         "totalItems": total_items,
         "totalPages": total_pages,
     });
-    let Some(scripts) = hooks::hooked(&state, HOOK, collection) else {
-        if super::common::plain(&state, collection, &params) {
-            return direct(
-                collection,
-                &ctx,
-                &page.items,
-                &paging,
-                total_items,
-                total_pages,
-            );
-        }
+    let Some(scripts) = hooked else {
         let envelope = render(
             &state,
             &ctx,
@@ -171,15 +174,22 @@ pub async fn list(
     Ok(hooks::finish(&outcome, &answer, &parts, None))
 }
 
-/// [`render`]'s envelope for a page [`super::common::plain`] lets through, serialized straight from the records.
+/// `totalItems` and `totalPages` of a page (-1 each when the total was skipped).
+fn totals(page: &domain::RecordPage, paging: &query::Paging) -> (i64, i64) {
+    match page.total {
+        Some(total) if !paging.skip_total => (total as i64, total.div_ceil(paging.per_page) as i64),
+        _ => (-1, -1),
+    }
+}
+
+/// [`render`]'s envelope for a page [`super::common::plain`] lets through, serialized straight
+/// from the records (empty only if serializing failed, which the caller answers as a 500).
 fn direct(
     collection: &Collection,
-    ctx: &RequestContext,
-    records: &[Record],
+    viewer: &domain::AuthContext,
+    page: &domain::RecordPage,
     paging: &query::Paging,
-    total_items: i64,
-    total_pages: i64,
-) -> ApiResult<Response> {
+) -> Vec<u8> {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Envelope<'a> {
@@ -189,13 +199,15 @@ fn direct(
         total_items: i64,
         total_pages: i64,
     }
+    let (total_items, total_pages) = totals(page, paging);
     let envelope = Envelope {
-        items: records
+        items: page
+            .items
             .iter()
             .map(|record| crate::response::RecordOut {
                 collection,
                 record,
-                viewer: &ctx.auth,
+                viewer,
             })
             .collect(),
         page: paging.page,
@@ -203,7 +215,7 @@ fn direct(
         total_items,
         total_pages,
     };
-    super::common::json_bytes(&envelope)
+    serde_json::to_vec(&envelope).unwrap_or_default()
 }
 
 /// The list envelope for `records` (their public JSON, emails revealed to managers,
