@@ -169,6 +169,7 @@ macro_rules! conformance_tests {
             filters_from_the_rules_language_select_rows,
             like_filters_ignore_case,
             filters_are_anded,
+            a_mapped_list_sees_the_same_page,
             sorts_order_by_several_terms,
             json_values_compare_and_sort_across_types,
             pages_split_the_rows_and_totals_count_every_match,

@@ -134,6 +134,57 @@ pub async fn filters_are_anded(engine: &Engine) {
     assert_eq!(page.total, Some(1));
 }
 
+pub async fn a_mapped_list_sees_the_same_page(engine: &Engine) {
+    let fx = open(engine).await;
+    people(&fx).await;
+    let query = || RecordQuery {
+        collection: fx.collection("people"),
+        filters: vec![fx.filter("people", "active = true")],
+        sort: Vec::new(),
+        page: 1,
+        per_page: 2,
+        with_total: true,
+    };
+    let page = fx.store.list_records(query()).await.expect("listed");
+    let describe = |page: domain::RecordPage| {
+        let names: Vec<String> = page
+            .items
+            .iter()
+            .map(|r| r.text("name").to_owned())
+            .collect();
+        format!("{names:?} of {:?}", page.total).into_bytes()
+    };
+    let expected = describe(page);
+    let mapped = fx
+        .store
+        .list_records_mapped(query(), Box::new(describe))
+        .await
+        .expect("listed");
+    assert_eq!(
+        String::from_utf8_lossy(&mapped),
+        String::from_utf8_lossy(&expected),
+        "{}",
+        fx.engine
+    );
+    assert!(mapped.ends_with(b" of Some(3)"), "{}", fx.engine);
+    // A query the store refuses fails the same way mapped or not.
+    let bad = RecordQuery {
+        per_page: 0,
+        ..query()
+    };
+    let plain = fx.store.list_records(bad).await.is_err();
+    let bad = RecordQuery {
+        per_page: 0,
+        ..query()
+    };
+    let mapped = fx
+        .store
+        .list_records_mapped(bad, Box::new(describe))
+        .await
+        .is_err();
+    assert_eq!(plain, mapped, "{}", fx.engine);
+}
+
 pub async fn sorts_order_by_several_terms(engine: &Engine) {
     let fx = open(engine).await;
     people(&fx).await;
