@@ -345,6 +345,10 @@ fn list_lane(query: &RecordQuery) -> Lane {
                 .any(|filter| filter.params.len() == 1 && filter.sql == expected.sql)
         })
         .collect();
+    if equal.is_empty() {
+        // An index serves a list only through equalities on its columns.
+        return Lane::Query;
+    }
     let covered = |column: &str| equal.iter().any(|name| name.eq_ignore_ascii_case(column));
     let served = collection
         .indexes

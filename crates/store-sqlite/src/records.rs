@@ -29,6 +29,10 @@ pub(crate) fn list(
     query: &RecordQuery,
     counts: &Counts,
 ) -> Result<RecordPage, StoreError> {
+    if !query.with_total {
+        // Without a count the page is one statement, which reads one snapshot on its own.
+        return list_in(conn, query, Some(counts));
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Deferred)
         .map_err(internal)?;
