@@ -906,7 +906,12 @@ pub(crate) fn sql_to_json(field: &Field, value: ValueRef<'_>) -> Value {
             _ => Value::Array(Vec::new()),
         },
         _ => Value::String(match value {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            // Stored text is UTF-8; the strict check is the faster one, the lossy copy only
+            // a fallback for bytes written by something else.
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            },
             ValueRef::Integer(i) => i.to_string(),
             ValueRef::Real(r) => number_to_json(r).to_string(),
             ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
