@@ -61,7 +61,11 @@ const CALLERS: settings::rate_limit::Callers = settings::rate_limit::Callers {
     resolve: resolve_caller,
 };
 
-fn claimed_collection(token: &str) -> Option<String> {
+fn claimed_collection(state: &SharedState, token: &str) -> Option<String> {
+    // A token seen before has its claims kept already: a lookup instead of decoding them.
+    if let Some(kept) = state.verified_tokens.get(token) {
+        return Some(kept.claims.collection_id.clone());
+    }
     auth::token::unverified_claims(token).map(|claims| claims.collection_id)
 }
 

@@ -169,7 +169,7 @@ pub fn forwarded_by_local_proxy(
 #[derive(Clone, Copy)]
 pub struct Callers {
     /// The collection id a token claims, read without checking its signature (no I/O).
-    pub claimed_collection: fn(&str) -> Option<String>,
+    pub claimed_collection: fn(&SharedState, &str) -> Option<String>,
     /// The verified caller of a token (a guest when it does not verify); reads the store.
     pub resolve: for<'a> fn(&'a SharedState, &'a str) -> BoxFuture<'a, AuthContext>,
 }
@@ -226,7 +226,9 @@ async fn check(
     // Only a token claiming to be a superuser's (exempt, or IP-restricted) and rules with an
     // audience need the caller verified; other tokens are not looked up, so the limiter adds
     // no database read to ordinary requests.
-    let claimed = token.as_deref().and_then(callers.claimed_collection);
+    let claimed = token
+        .as_deref()
+        .and_then(|token| (callers.claimed_collection)(state, token));
     let needs_verify = claimed
         .as_deref()
         .is_some_and(|collection| collection == domain::collection::SUPERUSERS_ID)
