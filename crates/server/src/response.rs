@@ -503,8 +503,8 @@ mod tests {
         assert_eq!(shown["password"], "");
     }
 
-    /// `RecordOut` writes exactly what `record_json` builds, byte for byte, for every kind of
-    /// viewer: hidden, password and missing fields, and an auth record's email.
+    /// The fields are shown in the collection's order and with their stored values whatever
+    /// the order of the record's keys.
     #[test]
     fn fields_are_found_whatever_the_order_of_the_stored_keys() {
         use domain::collection::CollectionType;
@@ -555,6 +555,8 @@ mod tests {
         }
     }
 
+    /// `RecordOut` writes exactly what `record_json` builds, byte for byte, for every kind of
+    /// viewer: hidden, password and missing fields, and an auth record's email.
     #[test]
     fn records_written_directly_match_their_json() {
         use domain::collection::{CollectionType, superusers_collection, users_collection};

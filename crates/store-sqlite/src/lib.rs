@@ -281,6 +281,20 @@ impl SqliteStore {
         }
     }
 
+    /// A page read on its lane's thread, with `then` applied there.
+    async fn list_then<T: Send + 'static>(
+        &self,
+        query: RecordQuery,
+        then: impl FnOnce(RecordPage) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let lane = list_lane(&query);
+        let counts = Arc::clone(&self.counts);
+        self.read(lane, move |conn| {
+            records::list(conn, &query, &counts).map(then)
+        })
+        .await
+    }
+
     /// What the change log's byte budget needs on the writer thread after a write.
     fn budget(&self) -> impl Fn(&Connection) + Send + 'static {
         let read_up_to = Arc::clone(&self.change_log_read);
@@ -631,12 +645,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, StoreError> {
-        let lane = list_lane(&query);
-        {
-            let counts = Arc::clone(&self.counts);
-            self.read(lane, move |conn| records::list(conn, &query, &counts))
-        }
-        .await
+        self.list_then(query, |page| page).await
     }
 
     async fn list_records_mapped(
@@ -644,12 +653,7 @@ impl Store for SqliteStore {
         query: RecordQuery,
         map: domain::store::PageMap,
     ) -> Result<Vec<u8>, StoreError> {
-        let lane = list_lane(&query);
-        let counts = Arc::clone(&self.counts);
-        self.read(lane, move |conn| {
-            records::list(conn, &query, &counts).map(map)
-        })
-        .await
+        self.list_then(query, map).await
     }
 
     async fn get_record(
