@@ -266,38 +266,54 @@ pub(crate) fn prune(
     Ok(freed.len() as u64 + enforce_budget(conn, up_to, max_bytes, size)?)
 }
 
-/// Deletes the oldest entries at or below `read_up_to` while the log takes more than
-/// `max_bytes`; returns how many went. Cheap when the log is within its budget.
+/// The share of the budget one byte prune frees beyond it (1/16): a log at its budget under
+/// steady writes is pruned once per that many bytes written, in one range delete, instead of
+/// after every commit an entry at a time.
+const PRUNE_SLACK_DIVISOR: u64 = 16;
+
+/// When the log takes more than `max_bytes`, deletes its oldest entries at or below
+/// `read_up_to` until it takes at most `max_bytes` less a slack of 1/16 of it; returns how many
+/// went. Cheap when the log is within its budget. The sizes come from the records' headers
+/// (`octet_length` reads no content), and the entries go in one `DELETE` of a `seq` range.
 pub(crate) fn enforce_budget(
     conn: &Connection,
     read_up_to: u64,
     max_bytes: u64,
     size: &Size,
 ) -> Result<u64, StoreError> {
-    if size.load(Ordering::Relaxed) <= max_bytes {
+    let total = size.load(Ordering::Relaxed);
+    if total <= max_bytes {
         return Ok(0);
     }
+    let low_water = max_bytes.saturating_sub(max_bytes / PRUNE_SLACK_DIVISOR);
+    let to_free = total.saturating_sub(low_water);
     let tx = conn.unchecked_transaction().map_err(internal)?;
-    let mut deleted = 0;
+    let read_up_to = i64::try_from(read_up_to).unwrap_or(i64::MAX);
     let mut freed = 0u64;
-    let total = size.load(Ordering::Relaxed);
+    let mut deleted = 0u64;
+    let mut bound = None;
     {
         let mut oldest = tx
             .prepare_cached(
-                "DELETE FROM _changes WHERE seq = (SELECT MIN(seq) FROM _changes) AND seq <= ?
-                 RETURNING octet_length(record)",
+                "SELECT seq, octet_length(record) FROM _changes WHERE seq <= ? ORDER BY seq",
             )
             .map_err(internal)?;
-        let read_up_to = i64::try_from(read_up_to).unwrap_or(i64::MAX);
-        while total.saturating_sub(freed) > max_bytes {
-            let len: Option<i64> = oldest
-                .query_row([read_up_to], |r| r.get(0))
-                .optional()
-                .map_err(internal)?;
-            let Some(len) = len else { break };
+        let mut rows = oldest.query([read_up_to]).map_err(internal)?;
+        while freed < to_free {
+            let Some(row) = rows.next().map_err(internal)? else {
+                break;
+            };
+            let seq: i64 = row.get(0).map_err(internal)?;
+            let len: i64 = row.get(1).map_err(internal)?;
             freed = freed.saturating_add(len.max(0).unsigned_abs());
             deleted += 1;
+            bound = Some(seq);
         }
+    }
+    if let Some(bound) = bound {
+        tx.prepare_cached("DELETE FROM _changes WHERE seq <= ?")
+            .and_then(|mut stmt| stmt.execute([bound]))
+            .map_err(internal)?;
     }
     // Still over budget with nothing more it may delete (the reader has not got past the
     // rest): every write until it has comes back here, so nothing here may read the whole log.

@@ -2561,6 +2561,62 @@ async fn change_log_total_is_kept_without_recounting_per_write() {
     assert_eq!(kept, exact);
 }
 
+/// A log at its byte budget under steady writes is pruned in steps (down to 1/16 below the
+/// budget), not after every write: each prune is one range delete and one more commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_budget_prunes_in_steps_below_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let budget: u64 = 256 << 10;
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            change_log_max_bytes: budget,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("opens");
+    store
+        .create_collection(base("blobs", vec![text("body")]))
+        .await
+        .expect("created");
+    let blob = create(&store, "blobs", json!({"body": ""}))
+        .await
+        .expect("created");
+    let mut entries = Vec::new();
+    for n in 0..600 {
+        update(
+            &store,
+            "blobs",
+            blob.id(),
+            json!({"body": format!("{n:04}").repeat(256)}),
+        )
+        .await
+        .expect("updated");
+        // Read as the hub does, so everything written may be pruned.
+        let last = store.last_change_seq().await.expect("seq");
+        assert!(
+            store
+                .changes_after(last, 10)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        let (kept, exact, _) = change_log_total(&store).await;
+        assert_eq!(kept, exact, "write {n}");
+        assert!(kept <= budget, "write {n}: {kept} > {budget}");
+        entries.push(raw_change_log(dir.path()).len());
+    }
+    let prunes = entries.windows(2).filter(|w| w[1] < w[0]).count();
+    // About 1.1 KB per snapshot: the budget holds ~230, a step frees ~15. 600 writes past
+    // an empty log need ~25 steps; pruning after every write would be ~370.
+    assert!((10..=40).contains(&prunes), "{prunes} prunes");
+    let (kept, _, _) = change_log_total(&store).await;
+    assert!(
+        kept > budget - budget / 8,
+        "pruned far below the budget: {kept}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn old_change_log_entries_lose_their_secrets_on_open() {
     let dir = tempfile::tempdir().expect("temp dir");
