@@ -95,7 +95,17 @@ pub(crate) struct Engine {
     inline: Mutex<Vec<Connection>>,
     /// The WAL checkpoints beside the writer (see `checkpoint.rs`).
     checkpoints: Arc<Checkpoints>,
+    /// Held until the inline connections are gone (the last field, so dropped after them);
+    /// every thread holds it until it has closed its own connection.
+    _db_file: DbFile,
 }
+
+/// The database file, opened once more outside SQLite so that the checkpoint thread can sync
+/// what it copied into it (see `checkpoint.rs`). It must stay open until every connection of
+/// the engine has closed: closing any descriptor of a file drops all the process's POSIX locks
+/// on it, SQLite's included (SQLite avoids that for its own descriptors, but cannot know of
+/// this one). So each thread and the engine hold a share, and the file closes with the last.
+pub(crate) type DbFile = Arc<std::fs::File>;
 
 impl Engine {
     /// Starts the threads, moving each connection into its own.
@@ -105,6 +115,7 @@ impl Engine {
         mut points: Vec<Connection>,
         mut inline: Vec<Connection>,
         checkpointer: Connection,
+        db_file: DbFile,
     ) -> std::io::Result<Engine> {
         for conn in std::iter::once(&mut writer)
             .chain(queries.iter_mut())
@@ -116,18 +127,26 @@ impl Engine {
         }
         let threads = [1, queries.len(), points.len()];
         let mut exits = Vec::new();
-        let checkpoints = Checkpoints::start(&mut writer, checkpointer, &mut exits)?;
+        let checkpoints = Checkpoints::start(&mut writer, checkpointer, &db_file, &mut exits)?;
         let busy = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
         let (writer_tx, writer_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         let writer_rx = Arc::new(Mutex::new(writer_rx));
         let writer_busy = Arc::new(AtomicUsize::new(0));
-        spawn_lane("writer", vec![writer], writer_rx, &writer_busy, &mut exits)?;
+        spawn_lane(
+            "writer",
+            vec![writer],
+            writer_rx,
+            &writer_busy,
+            &db_file,
+            &mut exits,
+        )?;
         let (queries_tx, queries_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         spawn_lane(
             "reader",
             queries,
             Arc::new(Mutex::new(queries_rx)),
             &busy[0],
+            &db_file,
             &mut exits,
         )?;
         let (points_tx, points_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
@@ -136,6 +155,7 @@ impl Engine {
             points,
             Arc::new(Mutex::new(points_rx)),
             &busy[1],
+            &db_file,
             &mut exits,
         )?;
         Ok(Engine {
@@ -148,6 +168,7 @@ impl Engine {
             exits: Mutex::new(exits),
             inline: Mutex::new(inline),
             checkpoints,
+            _db_file: db_file,
         })
     }
 
@@ -229,6 +250,12 @@ impl Engine {
         self.checkpoints.ran()
     }
 
+    /// Syncs of the database file by the checkpoint thread (see `checkpoint.rs`).
+    #[cfg(test)]
+    pub(crate) fn checkpoints_synced(&self) -> u64 {
+        self.checkpoints.synced()
+    }
+
     /// Jobs waiting and running per queue (see [`domain::Store::stats`]).
     pub(crate) fn stats(&self) -> domain::store::StoreStats {
         let queued = |queue: &Mutex<Option<mpsc::Sender<Job>>>| {
@@ -289,6 +316,7 @@ fn spawn_lane(
     connections: Vec<Connection>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     busy: &Arc<AtomicUsize>,
+    db_file: &DbFile,
     exits: &mut Vec<oneshot::Receiver<()>>,
 ) -> std::io::Result<()> {
     // The lane's metrics label; every job's run time is recorded under it (a writer job is one
@@ -301,6 +329,7 @@ fn spawn_lane(
     for (n, conn) in connections.into_iter().enumerate() {
         let queue = Arc::clone(&queue);
         let busy = Arc::clone(busy);
+        let db_file = Arc::clone(db_file);
         let (exit_tx, exit_rx) = oneshot::channel();
         exits.push(exit_rx);
         thread::Builder::new()
@@ -324,6 +353,7 @@ fn spawn_lane(
                     }
                 }
                 drop(conn);
+                drop(db_file);
                 let _ = exit_tx.send(());
             })?;
     }

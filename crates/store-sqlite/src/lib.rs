@@ -116,6 +116,11 @@ pub enum StoreOpenError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot open the database file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot migrate the database: {0}")]
     Migrate(StoreError),
     #[error("cannot start the database threads: {0}")]
@@ -177,6 +182,19 @@ impl SqliteStore {
             path: path.clone(),
             source,
         };
+        // Opened before any connection, so that it closes after all of them (see `DbFile`).
+        let db_file: engine::DbFile = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|source| StoreOpenError::File {
+                    path: path.clone(),
+                    source,
+                })?,
+        );
         let mut writer = Connection::open(&path).map_err(open_error)?;
         configure(&writer, &options, false).map_err(open_error)?;
         system::migrate(&mut writer).map_err(StoreOpenError::Migrate)?;
@@ -218,7 +236,7 @@ impl SqliteStore {
             .map(|_| open_reader())
             .collect::<Result<Vec<_>, _>>()?;
         let checkpointer = open_side(false)?;
-        let engine = Engine::start(writer, queries, points, inline, checkpointer)
+        let engine = Engine::start(writer, queries, points, inline, checkpointer, db_file)
             .map_err(StoreOpenError::Threads)?;
         Ok(Arc::new(SqliteStore {
             engine,

@@ -1561,6 +1561,9 @@ async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer()
     assert_eq!(list(&store, "notes", vec![]).await.len(), tasks * each);
     let [thread, writer, forced] = store.engine.checkpoints_ran();
     assert!(thread > 0, "the checkpoint thread ran ({thread})");
+    // It synced what it copied, so the writer's pass syncs only its own tail.
+    let synced = store.engine.checkpoints_synced();
+    assert!(synced > 0, "the thread synced the database file ({synced})");
     assert!(
         writer > 0,
         "the writer finished checkpoints after the thread's rounds ({writer}; {forced} at its \
