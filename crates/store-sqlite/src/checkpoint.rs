@@ -36,6 +36,7 @@ use std::thread;
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 
+use crate::auth_cache::AuthCache;
 use crate::engine::DbFile;
 use tokio::sync::oneshot;
 
@@ -99,13 +100,19 @@ impl Checkpoints {
         writer: &mut Connection,
         conn: Connection,
         db_file: &DbFile,
+        auth_cache: &Arc<AuthCache>,
         exits: &mut Vec<oneshot::Receiver<()>>,
     ) -> std::io::Result<Arc<Checkpoints>> {
         let checkpoints = Arc::new(Checkpoints::default());
         let hook = Arc::clone(&checkpoints);
         let mut last = 0;
+        let mut last_change = crate::auth_cache::UNKNOWN;
+        let auth_cache = Arc::clone(auth_cache);
         writer
             .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, frames| {
+                // The commit is visible to readers now; the committing statement has not
+                // returned yet.
+                auth_cache.committed(&mut last_change);
                 hook.after_commit(frames, &mut last, || {
                     wal.checkpoint_v2(CheckpointMode::PASSIVE)
                 });
@@ -209,7 +216,7 @@ impl Checkpoints {
 
     /// The thread's loop: one `PASSIVE` checkpoint per request, then a sync of what it copied
     /// into the database file.
-    fn run(&self, conn: &Connection, db_file: &std::fs::File) {
+    fn run(&self, conn: &Connection, db_file: &DbFile) {
         loop {
             let generation = {
                 let mut state = self.lock();
@@ -234,7 +241,7 @@ impl Checkpoints {
             // then synced every page the rounds had copied (1,000 and more, scattered), for
             // 5 ms and more with every write waiting. Synced here, its pass syncs its own few.
             let synced = matches!(result, Ok((_, done)) if done > 0)
-                && db_file.sync_data().map_or_else(
+                && db_file.db.sync_data().map_or_else(
                     |error| {
                         tracing::debug!(%error, "cannot sync the database file after a checkpoint");
                         false

@@ -100,12 +100,20 @@ pub(crate) struct Engine {
     _db_file: DbFile,
 }
 
-/// The database file, opened once more outside SQLite so that the checkpoint thread can sync
-/// what it copied into it (see `checkpoint.rs`). It must stay open until every connection of
-/// the engine has closed: closing any descriptor of a file drops all the process's POSIX locks
-/// on it, SQLite's included (SQLite avoids that for its own descriptors, but cannot know of
-/// this one). So each thread and the engine hold a share, and the file closes with the last.
-pub(crate) type DbFile = Arc<std::fs::File>;
+/// The database file and its WAL index, opened once more outside SQLite: the checkpoint
+/// thread syncs what it copied into the file (see `checkpoint.rs`), and the auth records kept
+/// in memory read the index's commit counter (see `auth_cache.rs`). They must stay open until
+/// every connection of the engine has closed: closing any descriptor of a file drops all the
+/// process's POSIX locks on it, SQLite's included (SQLite avoids that for its own descriptors,
+/// but cannot know of these). So each thread and the engine hold a share, and the files close
+/// with the last.
+pub(crate) struct DbFiles {
+    pub(crate) db: std::fs::File,
+    /// `None` when the `-shm` file could not be opened (nothing is then kept in memory).
+    pub(crate) shm: Option<std::fs::File>,
+}
+
+pub(crate) type DbFile = Arc<DbFiles>;
 
 impl Engine {
     /// Starts the threads, moving each connection into its own.
@@ -116,6 +124,7 @@ impl Engine {
         mut inline: Vec<Connection>,
         checkpointer: Connection,
         db_file: DbFile,
+        auth_cache: &Arc<crate::auth_cache::AuthCache>,
     ) -> std::io::Result<Engine> {
         for conn in std::iter::once(&mut writer)
             .chain(queries.iter_mut())
@@ -127,7 +136,8 @@ impl Engine {
         }
         let threads = [1, queries.len(), points.len()];
         let mut exits = Vec::new();
-        let checkpoints = Checkpoints::start(&mut writer, checkpointer, &db_file, &mut exits)?;
+        let checkpoints =
+            Checkpoints::start(&mut writer, checkpointer, &db_file, auth_cache, &mut exits)?;
         let busy = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
         let (writer_tx, writer_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         let writer_rx = Arc::new(Mutex::new(writer_rx));

@@ -8,6 +8,7 @@
 //! replaced only after a schema change commits. Record writes append to the change log
 //! (`changelog`) in their transaction; the newest committed sequence is announced after commit.
 
+mod auth_cache;
 mod backup;
 mod changelog;
 mod checkpoint;
@@ -148,6 +149,8 @@ pub struct SqliteStore {
     group: Arc<group::Queue>,
     /// Exact totals kept across writes (see `counts.rs`).
     counts: Arc<counts::Counts>,
+    /// Auth records read by id, while unchanged (`auth_cache.rs`).
+    auth_cache: Arc<auth_cache::AuthCache>,
 }
 
 /// The published schema snapshot; readers clone the `Arc`, the writer swaps it after commit.
@@ -182,19 +185,17 @@ impl SqliteStore {
             path: path.clone(),
             source,
         };
-        // Opened before any connection, so that it closes after all of them (see `DbFile`).
-        let db_file: engine::DbFile = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|source| StoreOpenError::File {
-                    path: path.clone(),
-                    source,
-                })?,
-        );
+        // Opened before any connection, so that it closes after all of them (see `DbFiles`).
+        let db_handle = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| StoreOpenError::File {
+                path: path.clone(),
+                source,
+            })?;
         let mut writer = Connection::open(&path).map_err(open_error)?;
         configure(&writer, &options, false).map_err(open_error)?;
         system::migrate(&mut writer).map_err(StoreOpenError::Migrate)?;
@@ -213,6 +214,19 @@ impl SqliteStore {
         ));
         changelog::install_size_hooks(&mut writer, Arc::clone(&change_log_size))
             .map_err(StoreOpenError::Migrate)?;
+        // Every row the writer changes, for the auth records kept in memory (`auth_cache.rs`;
+        // the WAL hook installed with the checkpoints completes it).
+        writer
+            .update_hook(Some(
+                |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+                    auth_cache::note_change(table);
+                },
+            ))
+            .map_err(open_error)?;
+        // The WAL index exists once the writer has read the database in WAL mode.
+        let shm = std::fs::File::open(data_dir.join("data.db-shm")).ok();
+        let db_file: engine::DbFile = Arc::new(engine::DbFiles { db: db_handle, shm });
+        let auth_cache = Arc::new(auth_cache::AuthCache::new(Some(Arc::clone(&db_file))));
 
         // Every other connection: read-only readers, and one read-write connection for the WAL
         // checkpoints (see `checkpoint.rs`).
@@ -236,8 +250,16 @@ impl SqliteStore {
             .map(|_| open_reader())
             .collect::<Result<Vec<_>, _>>()?;
         let checkpointer = open_side(false)?;
-        let engine = Engine::start(writer, queries, points, inline, checkpointer, db_file)
-            .map_err(StoreOpenError::Threads)?;
+        let engine = Engine::start(
+            writer,
+            queries,
+            points,
+            inline,
+            checkpointer,
+            db_file,
+            &auth_cache,
+        )
+        .map_err(StoreOpenError::Threads)?;
         Ok(Arc::new(SqliteStore {
             engine,
             schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
@@ -251,6 +273,7 @@ impl SqliteStore {
             data_dir: data_dir.to_owned(),
             group: Arc::default(),
             counts: Arc::default(),
+            auth_cache,
         }))
     }
 
@@ -680,9 +703,26 @@ impl Store for SqliteStore {
         id: &str,
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError> {
+        // The token check's read of its auth record: from memory while unchanged.
+        let keep = filters.is_empty() && collection.is_auth();
+        if keep && let Some(record) = self.auth_cache.get(&collection, id) {
+            return Ok(Some(record));
+        }
+        let ticket = keep.then(|| {
+            (
+                self.auth_cache.ticket(&collection),
+                Arc::clone(&self.auth_cache),
+            )
+        });
         let id = id.to_owned();
         let lane = get_lane(&collection, &filters);
-        let read = move |conn: &mut Connection| records::get(conn, &collection, &id, filters);
+        let read = move |conn: &mut Connection| {
+            let found = records::get(conn, &collection, &id, filters);
+            if let (Some((ticket, cache)), Ok(Some(record))) = (&ticket, &found) {
+                cache.put(*ticket, &collection, record);
+            }
+            found
+        };
         if lane == Lane::Point && !self.closed.load(Ordering::Acquire) {
             match self.engine.read_inline(read) {
                 Ok(result) => return result,

@@ -3370,3 +3370,168 @@ async fn carrying_counts_stops_at_the_probe_budget() {
     assert_eq!(total, counted(&dir, "rows", &filter));
     assert_eq!(store.counts.stats().1, misses + 1, "counted again past it");
 }
+
+/// An auth record read by id without filters, from memory when it can be (`auth_cache.rs`).
+async fn auth_record(store: &SqliteStore, name: &str, id: &str) -> Option<Record> {
+    store
+        .get_record(collection(store, name), id, Vec::new())
+        .await
+        .expect("read")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_auth_records_never_outlive_a_write_of_this_process() {
+    let (dir, store) = open().await;
+    let mut members = Collection::scaffold(CollectionType::Auth, "members");
+    members.id = domain::ids::collection_id("auth", "members");
+    members
+        .fields
+        .push(relation("owner", USERS_ID, 1, false, true));
+    store.create_collection(members).await.expect("created");
+    let user = new_user(&store, "kept@example.com").await;
+    let first = auth_record(&store, USERS_NAME, user.id())
+        .await
+        .expect("found");
+    assert_eq!(store.auth_cache.len(), 1, "kept");
+    assert_eq!(
+        auth_record(&store, USERS_NAME, user.id()).await,
+        Some(first)
+    );
+
+    // An update is seen as soon as it returned.
+    update(
+        &store,
+        USERS_NAME,
+        user.id(),
+        json!({"tokenKey": "rotated-key"}),
+    )
+    .await
+    .expect("updated");
+    let read = auth_record(&store, USERS_NAME, user.id())
+        .await
+        .expect("found");
+    assert_eq!(read.text("tokenKey"), "rotated-key");
+
+    // A record deleted by a cascade (a delete of another collection's row) is gone at once.
+    let member = create(
+        &store,
+        "members",
+        json!({"email": "m@example.com", "tokenKey": "member-key", "password": "x", "owner": user.id()}),
+    )
+    .await
+    .expect("member");
+    assert!(auth_record(&store, "members", member.id()).await.is_some());
+    delete(&store, USERS_NAME, user.id())
+        .await
+        .expect("deleted");
+    assert_eq!(auth_record(&store, USERS_NAME, user.id()).await, None);
+    assert_eq!(auth_record(&store, "members", member.id()).await, None);
+
+    // A changed collection is a new one: its records are read again, in its shape.
+    let other = new_user(&store, "shape@example.com").await;
+    assert!(auth_record(&store, USERS_NAME, other.id()).await.is_some());
+    let mut users = (*collection(&store, USERS_NAME)).clone();
+    users.fields.push(text("nickname"));
+    store.update_collection(users).await.expect("field added");
+    let read = auth_record(&store, USERS_NAME, other.id())
+        .await
+        .expect("found");
+    assert_eq!(read.data.get("nickname"), Some(&json!("")));
+
+    // Another process's write (here another connection, which the hooks do not see either)
+    // is seen at once, kept or not.
+    let read = auth_record(&store, USERS_NAME, other.id())
+        .await
+        .expect("found");
+    assert_eq!(
+        auth_record(&store, USERS_NAME, other.id()).await,
+        Some(read)
+    );
+    let conn = side_connection(&dir);
+    conn.execute(
+        "UPDATE users SET tokenKey = 'from-outside' WHERE id = ?",
+        [other.id()],
+    )
+    .expect("written outside");
+    let read = auth_record(&store, USERS_NAME, other.id())
+        .await
+        .expect("found");
+    assert_eq!(read.text("tokenKey"), "from-outside");
+    // And when this process writes right after it, before anything was read again.
+    assert!(auth_record(&store, USERS_NAME, other.id()).await.is_some());
+    conn.execute(
+        "UPDATE users SET tokenKey = 'outside-again' WHERE id = ?",
+        [other.id()],
+    )
+    .expect("written outside");
+    // (A write of another table, so only the commit counter can tell.)
+    assert_ne!(
+        crate::auth_cache::bucket("members"),
+        crate::auth_cache::bucket(USERS_NAME)
+    );
+    create(
+        &store,
+        "members",
+        json!({"email": "n@example.com", "tokenKey": "k", "password": "x"}),
+    )
+    .await
+    .expect("member");
+    let read = auth_record(&store, USERS_NAME, other.id())
+        .await
+        .expect("found");
+    assert_eq!(read.text("tokenKey"), "outside-again");
+}
+
+/// Reads racing with updates: once an update has returned, no read answers the record as it
+/// was before, whatever reads were kept around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kept_auth_records_are_never_older_than_an_acknowledged_update() {
+    let (_dir, store) = open().await;
+    let user = new_user(&store, "race@example.com").await;
+    let id = user.id().to_owned();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (store, id, stop) = (Arc::clone(&store), id.clone(), Arc::clone(&stop));
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                auth_record(&store, USERS_NAME, &id).await.expect("found");
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        }));
+    }
+    for n in 0..300 {
+        let key = format!("key-{n}");
+        update(&store, USERS_NAME, &id, json!({ "tokenKey": key }))
+            .await
+            .expect("updated");
+        let read = auth_record(&store, USERS_NAME, &id).await.expect("found");
+        assert_eq!(read.text("tokenKey"), key, "update {n}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.await.expect("reader");
+    }
+    assert!(reads > 300, "the readers ran ({reads})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_record_cache_is_bounded() {
+    let (_dir, store) = open().await;
+    let cache = &store.auth_cache;
+    let users = collection(&store, USERS_NAME);
+    new_user(&store, "bound@example.com").await;
+    for n in 0..crate::auth_cache::MAX_ENTRIES + 10 {
+        let ticket = cache.ticket(&users);
+        let mut data = domain::record::RecordData::new();
+        data.insert("id".into(), json!(format!("r{n}")));
+        cache.put(ticket, &users, &Record::new(data));
+        assert!(cache.len() <= crate::auth_cache::MAX_ENTRIES);
+    }
+    let last = format!("r{}", crate::auth_cache::MAX_ENTRIES + 9);
+    assert!(cache.get(&users, &last).is_some());
+}
