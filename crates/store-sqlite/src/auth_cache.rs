@@ -66,8 +66,8 @@ pub(crate) struct AuthCache {
     /// The WAL index's commit counter with every commit up to it accounted for in the
     /// generations ([`UNKNOWN`] before the first).
     known: AtomicU64,
-    /// The database's files, for the WAL index header (`None`: nothing is kept).
-    files: Option<DbFile>,
+    /// The database's files, for the WAL index header (no `-shm` opened: nothing is kept).
+    files: DbFile,
     /// By collection id, then record id.
     entries: Mutex<Entries>,
 }
@@ -98,7 +98,7 @@ pub(crate) fn note_change(table: &str) {
 }
 
 impl AuthCache {
-    pub(crate) fn new(files: Option<DbFile>) -> AuthCache {
+    pub(crate) fn new(files: DbFile) -> AuthCache {
         AuthCache {
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             known: AtomicU64::new(UNKNOWN),
@@ -110,7 +110,7 @@ impl AuthCache {
     /// The WAL index's commit counter, as SQLite keeps it in the `-shm` file.
     fn change_counter(&self) -> Option<u64> {
         use std::os::unix::fs::FileExt;
-        let shm = self.files.as_ref()?.shm.as_ref()?;
+        let shm = self.files.shm.as_ref()?;
         let mut header = [0u8; CHANGE_COUNTER.end];
         shm.read_exact_at(&mut header, 0).ok()?;
         let counter = header.get(CHANGE_COUNTER)?.try_into().ok()?;
@@ -172,7 +172,7 @@ impl AuthCache {
 
     /// Keeps `record`, read after `ticket` was taken, unless its table may have changed since.
     pub(crate) fn put(&self, ticket: Ticket, collection: &Arc<Collection>, record: &Record) {
-        if self.files.is_none()
+        if self.files.shm.is_none()
             || self.generations[ticket.bucket].load(Ordering::SeqCst) != ticket.generation
         {
             return;

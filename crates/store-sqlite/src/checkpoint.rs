@@ -35,10 +35,10 @@ use std::thread;
 
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
+use tokio::sync::oneshot;
 
 use crate::auth_cache::AuthCache;
 use crate::engine::DbFile;
-use tokio::sync::oneshot;
 
 /// WAL frames (pages) from which a checkpoint is due: SQLite's automatic default, 4 MiB with
 /// 4 KiB pages. A longer WAL copies less (a page written again before the checkpoint is copied
@@ -240,14 +240,16 @@ impl Checkpoints {
             // which a round beside a busy writer never does: the writer's own pass at the end
             // then synced every page the rounds had copied (1,000 and more, scattered), for
             // 5 ms and more with every write waiting. Synced here, its pass syncs its own few.
-            let synced = matches!(result, Ok((_, done)) if done > 0)
-                && db_file.db.sync_data().map_or_else(
-                    |error| {
+            let synced = match &result {
+                Ok((_, done)) if *done > 0 => match db_file.db.sync_data() {
+                    Ok(()) => true,
+                    Err(error) => {
                         tracing::debug!(%error, "cannot sync the database file after a checkpoint");
                         false
-                    },
-                    |()| true,
-                );
+                    }
+                },
+                _ => false,
+            };
             metrics::histogram!("plinth_store_checkpoint_seconds")
                 .record(started.elapsed().as_secs_f64());
             let mut state = self.lock();

@@ -226,7 +226,7 @@ impl SqliteStore {
         // The WAL index exists once the writer has read the database in WAL mode.
         let shm = std::fs::File::open(data_dir.join("data.db-shm")).ok();
         let db_file: engine::DbFile = Arc::new(engine::DbFiles { db: db_handle, shm });
-        let auth_cache = Arc::new(auth_cache::AuthCache::new(Some(Arc::clone(&db_file))));
+        let auth_cache = Arc::new(auth_cache::AuthCache::new(Arc::clone(&db_file)));
 
         // Every other connection: read-only readers, and one read-write connection for the WAL
         // checkpoints (see `checkpoint.rs`).

@@ -2152,10 +2152,10 @@ async fn change_log_reads_carry_the_current_token_key() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn change_log_stays_within_its_byte_budget() {
+/// A store whose change log may take `budget` bytes, with a `blobs` collection (one text
+/// field, `body`) and one empty blob.
+async fn store_with_a_blob(budget: u64) -> (TempDir, Arc<SqliteStore>, Record) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let budget: u64 = 12 << 20;
     let store = SqliteStore::open(
         dir.path(),
         SqliteOptions {
@@ -2171,6 +2171,13 @@ async fn change_log_stays_within_its_byte_budget() {
     let blob = create(&store, "blobs", json!({"body": ""}))
         .await
         .expect("created");
+    (dir, store, blob)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_stays_within_its_byte_budget() {
+    let budget: u64 = 12 << 20;
+    let (dir, store, blob) = store_with_a_blob(budget).await;
     let stored_bytes = || -> u64 {
         raw_change_log(dir.path())
             .iter()
@@ -2500,22 +2507,7 @@ async fn change_log_total(store: &SqliteStore) -> (u64, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn change_log_total_is_kept_without_recounting_per_write() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(
-        dir.path(),
-        SqliteOptions {
-            change_log_max_bytes: 64 << 10,
-            ..SqliteOptions::default()
-        },
-    )
-    .expect("opens");
-    store
-        .create_collection(base("blobs", vec![text("body")]))
-        .await
-        .expect("created");
-    let blob = create(&store, "blobs", json!({"body": ""}))
-        .await
-        .expect("created");
+    let (_dir, store, blob) = store_with_a_blob(64 << 10).await;
     // Over budget with nothing read yet: nothing may go, and no write recounts the log.
     for n in 0..8 {
         update(
@@ -2568,23 +2560,8 @@ async fn change_log_total_is_kept_without_recounting_per_write() {
 /// budget), not after every write: each prune is one range delete and one more commit.
 #[tokio::test(flavor = "multi_thread")]
 async fn change_log_budget_prunes_in_steps_below_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let budget: u64 = 256 << 10;
-    let store = SqliteStore::open(
-        dir.path(),
-        SqliteOptions {
-            change_log_max_bytes: budget,
-            ..SqliteOptions::default()
-        },
-    )
-    .expect("opens");
-    store
-        .create_collection(base("blobs", vec![text("body")]))
-        .await
-        .expect("created");
-    let blob = create(&store, "blobs", json!({"body": ""}))
-        .await
-        .expect("created");
+    let (dir, store, blob) = store_with_a_blob(budget).await;
     let mut entries = Vec::new();
     for n in 0..600 {
         update(
