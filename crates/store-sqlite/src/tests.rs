@@ -2556,7 +2556,7 @@ async fn change_log_total_is_kept_without_recounting_per_write() {
     assert_eq!(kept, exact);
 }
 
-/// A log at its byte budget under steady writes is pruned in steps (down to 1/16 below the
+/// A log at its byte budget under steady writes is pruned in steps (down to 1/16 below a small
 /// budget), not after every write: each prune is one range delete and one more commit.
 #[tokio::test(flavor = "multi_thread")]
 async fn change_log_budget_prunes_in_steps_below_it() {
@@ -2595,6 +2595,53 @@ async fn change_log_budget_prunes_in_steps_below_it() {
         kept > budget - budget / 8,
         "pruned far below the budget: {kept}"
     );
+}
+
+/// Above a 4 MiB budget a prune frees a fixed 256 KiB, not 1/16 of the budget: the writer
+/// prunes between two commits, and a step of megabytes held every write for milliseconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_prunes_at_most_a_bounded_step_of_a_large_budget() {
+    let budget: u64 = 8 << 20;
+    assert_eq!(crate::changelog::prune_step(budget), 256 << 10);
+    assert_eq!(crate::changelog::prune_step(256 << 10), 16 << 10);
+    let (_dir, store, blob) = store_with_a_blob(budget).await;
+    // About 48 KiB a snapshot: the budget holds ~170 of them.
+    let entry: u64 = 48 << 10;
+    let mut previous = 0;
+    let mut prunes = 0;
+    for n in 0..260 {
+        update(
+            &store,
+            "blobs",
+            blob.id(),
+            json!({"body": format!("{n:04}").repeat(12 << 10)}),
+        )
+        .await
+        .expect("updated");
+        let last = store.last_change_seq().await.expect("seq");
+        assert!(
+            store
+                .changes_after(last, 10)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        let (kept, exact, _) = change_log_total(&store).await;
+        assert_eq!(kept, exact, "write {n}");
+        assert!(kept <= budget, "write {n}: {kept} > {budget}");
+        if kept < previous {
+            prunes += 1;
+            // One write's entry came in, a step and at most one entry's worth went.
+            let freed = previous + entry - kept;
+            assert!(
+                freed <= (256 << 10) + 2 * entry,
+                "write {n}: a prune freed {freed} bytes"
+            );
+        }
+        previous = kept;
+    }
+    // ~90 writes past a full log at ~6 entries a step: some 15 prunes (7 with 1/16 steps).
+    assert!((10..=30).contains(&prunes), "{prunes} prunes");
 }
 
 #[tokio::test(flavor = "multi_thread")]
