@@ -54,12 +54,12 @@ pub async fn create(
     if let (Some(scripts), Some(parts)) = (hooked, parts) {
         return with_request_hook(&state, &scripts, &parts, parsed_body, prepared).await;
     }
-    match pipeline::execute_one(&state, prepared).await? {
-        Some(record) => Ok(axum::response::IntoResponse::into_response(Json(record))),
-        None => Err(ApiError::internal(
-            "the store did not report the created record",
-        )),
-    }
+    pipeline::execute_one_answer(
+        &state,
+        prepared,
+        "the store did not report the created record",
+    )
+    .await
 }
 
 const HOOK: &str = "onRecordCreateRequest";

@@ -896,6 +896,38 @@ pub(super) async fn execute_one(
     respond(state, &done, result).await
 }
 
+/// [`execute_one`] as the create and update endpoints answer it: a record with nothing to add
+/// or change ([`super::common::plain`]) is serialized straight from the stored record, as the
+/// view endpoint does, without building its JSON object first.
+pub(super) async fn execute_one_answer(
+    state: &SharedState,
+    prepared: Prepared,
+    missing: &'static str,
+) -> ApiResult<axum::response::Response> {
+    let mut results = execute(state, vec![prepared], None)
+        .await
+        .map_err(|(_, error)| error)?;
+    let Some((done, result)) = results.pop() else {
+        return Err(ApiError::internal("the store reported no result"));
+    };
+    if let WriteResult::Created(record) | WriteResult::Updated(record) = &result
+        && done.kind != Kind::Delete
+        && super::common::plain(state, &done.collection, &done.params)
+    {
+        return super::common::json_bytes(&crate::response::RecordOut {
+            collection: &done.collection,
+            record,
+            viewer: &done.ctx.auth,
+        });
+    }
+    match respond(state, &done, result).await? {
+        Some(record) => Ok(axum::response::IntoResponse::into_response(axum::Json(
+            record,
+        ))),
+        None => Err(ApiError::internal(missing)),
+    }
+}
+
 /// Who the system path acts for: the store, how new password hashes are made and, when the
 /// app runs, its state (for the files of deleted records).
 #[derive(Clone, Copy)]

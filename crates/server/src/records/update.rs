@@ -9,9 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::common::{RequestMeta, refuse_view, target_for_write};
@@ -60,12 +59,12 @@ pub async fn update(
     if let (Some(scripts), Some(parts)) = (hooked, parts) {
         return with_request_hook(&state, &scripts, &parts, parsed_body, prepared).await;
     }
-    match pipeline::execute_one(&state, prepared).await? {
-        Some(record) => Ok(Json(record).into_response()),
-        None => Err(ApiError::internal(
-            "the store did not report the updated record",
-        )),
-    }
+    pipeline::execute_one_answer(
+        &state,
+        prepared,
+        "the store did not report the updated record",
+    )
+    .await
 }
 
 /// The update behind `onRecordUpdateRequest`.
