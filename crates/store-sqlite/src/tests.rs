@@ -2556,6 +2556,26 @@ async fn change_log_total_is_kept_without_recounting_per_write() {
     assert_eq!(kept, exact);
 }
 
+/// Sets the blob's body, reads the change log past the write as the realtime hub does (so all
+/// of it may be pruned), and checks the log's total is exact and within `budget`; returns it.
+async fn update_read_past(store: &SqliteStore, blob: &Record, body: String, budget: u64) -> u64 {
+    update(store, "blobs", blob.id(), json!({ "body": body }))
+        .await
+        .expect("updated");
+    let last = store.last_change_seq().await.expect("seq");
+    assert!(
+        store
+            .changes_after(last, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let (kept, exact, _) = change_log_total(store).await;
+    assert_eq!(kept, exact);
+    assert!(kept <= budget, "{kept} > {budget}");
+    kept
+}
+
 /// A log at its byte budget under steady writes is pruned in steps (down to 1/16 below a small
 /// budget), not after every write: each prune is one range delete and one more commit.
 #[tokio::test(flavor = "multi_thread")]
@@ -2564,26 +2584,7 @@ async fn change_log_budget_prunes_in_steps_below_it() {
     let (dir, store, blob) = store_with_a_blob(budget).await;
     let mut entries = Vec::new();
     for n in 0..600 {
-        update(
-            &store,
-            "blobs",
-            blob.id(),
-            json!({"body": format!("{n:04}").repeat(256)}),
-        )
-        .await
-        .expect("updated");
-        // Read as the hub does, so everything written may be pruned.
-        let last = store.last_change_seq().await.expect("seq");
-        assert!(
-            store
-                .changes_after(last, 10)
-                .await
-                .expect("read")
-                .is_empty()
-        );
-        let (kept, exact, _) = change_log_total(&store).await;
-        assert_eq!(kept, exact, "write {n}");
-        assert!(kept <= budget, "write {n}: {kept} > {budget}");
+        update_read_past(&store, &blob, format!("{n:04}").repeat(256), budget).await;
         entries.push(raw_change_log(dir.path()).len());
     }
     let prunes = entries.windows(2).filter(|w| w[1] < w[0]).count();
@@ -2610,25 +2611,8 @@ async fn change_log_prunes_at_most_a_bounded_step_of_a_large_budget() {
     let mut previous = 0;
     let mut prunes = 0;
     for n in 0..260 {
-        update(
-            &store,
-            "blobs",
-            blob.id(),
-            json!({"body": format!("{n:04}").repeat(12 << 10)}),
-        )
-        .await
-        .expect("updated");
-        let last = store.last_change_seq().await.expect("seq");
-        assert!(
-            store
-                .changes_after(last, 10)
-                .await
-                .expect("read")
-                .is_empty()
-        );
-        let (kept, exact, _) = change_log_total(&store).await;
-        assert_eq!(kept, exact, "write {n}");
-        assert!(kept <= budget, "write {n}: {kept} > {budget}");
+        let kept =
+            update_read_past(&store, &blob, format!("{n:04}").repeat(12 << 10), budget).await;
         if kept < previous {
             prunes += 1;
             // One write's entry came in, a step and at most one entry's worth went.
