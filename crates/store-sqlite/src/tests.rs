@@ -2018,17 +2018,23 @@ fn raw_change_log(dir: &std::path::Path) -> Vec<String> {
         .expect("read")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn change_log_keeps_no_secrets() {
-    let (dir, store) = open().await;
-    // A second auth collection whose records cascade-delete with their user, and a base
-    // collection with a password field of its own.
+/// A second auth collection, `members`, whose records are deleted with the user they name in
+/// `owner` (a cascading relation to `users`).
+async fn create_members_of_users(store: &SqliteStore) {
     let mut members = Collection::scaffold(CollectionType::Auth, "members");
     members.id = domain::ids::collection_id("auth", "members");
     members
         .fields
         .push(relation("owner", USERS_ID, 1, false, true));
     store.create_collection(members).await.expect("created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_log_keeps_no_secrets() {
+    let (dir, store) = open().await;
+    // A second auth collection whose records cascade-delete with their user, and a base
+    // collection with a password field of its own.
+    create_members_of_users(&store).await;
     store
         .create_collection(base(
             "vaults",
@@ -3389,12 +3395,7 @@ async fn auth_record(store: &SqliteStore, name: &str, id: &str) -> Option<Record
 #[tokio::test(flavor = "multi_thread")]
 async fn kept_auth_records_never_outlive_a_write_of_this_process() {
     let (dir, store) = open().await;
-    let mut members = Collection::scaffold(CollectionType::Auth, "members");
-    members.id = domain::ids::collection_id("auth", "members");
-    members
-        .fields
-        .push(relation("owner", USERS_ID, 1, false, true));
-    store.create_collection(members).await.expect("created");
+    create_members_of_users(&store).await;
     let user = new_user(&store, "kept@example.com").await;
     let first = auth_record(&store, USERS_NAME, user.id())
         .await

@@ -887,13 +887,18 @@ pub(super) async fn execute_one(
     state: &SharedState,
     prepared: Prepared,
 ) -> ApiResult<Option<Value>> {
+    let (done, result) = execute_single(state, prepared).await?;
+    respond(state, &done, result).await
+}
+
+/// [`execute`] for one prepared write: what it did, and the store's result.
+async fn execute_single(state: &SharedState, prepared: Prepared) -> ApiResult<(Done, WriteResult)> {
     let mut results = execute(state, vec![prepared], None)
         .await
         .map_err(|(_, error)| error)?;
-    let Some((done, result)) = results.pop() else {
-        return Err(ApiError::internal("the store reported no result"));
-    };
-    respond(state, &done, result).await
+    results
+        .pop()
+        .ok_or_else(|| ApiError::internal("the store reported no result"))
 }
 
 /// [`execute_one`] as the create and update endpoints answer it: a record with nothing to add
@@ -904,14 +909,8 @@ pub(super) async fn execute_one_answer(
     prepared: Prepared,
     missing: &'static str,
 ) -> ApiResult<axum::response::Response> {
-    let mut results = execute(state, vec![prepared], None)
-        .await
-        .map_err(|(_, error)| error)?;
-    let Some((done, result)) = results.pop() else {
-        return Err(ApiError::internal("the store reported no result"));
-    };
+    let (done, result) = execute_single(state, prepared).await?;
     if let WriteResult::Created(record) | WriteResult::Updated(record) = &result
-        && done.kind != Kind::Delete
         && super::common::plain(state, &done.collection, &done.params)
     {
         return super::common::json_bytes(&crate::response::RecordOut {
