@@ -7,6 +7,7 @@ pub mod access;
 pub mod auth;
 pub mod backups;
 pub mod batch;
+pub mod chain;
 pub mod collections;
 pub mod cron;
 pub mod dashboard;
@@ -94,15 +95,27 @@ pub fn router(state: SharedState) -> Router {
         .merge(backups::router())
         .merge(logs::router())
         .merge(dashboard::router());
-    // Hooks outside the rate limiter: a hook route is limited like any other.
-    let per_route = tower::ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            scripts::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            (state.clone(), CALLERS),
-            settings::rate_limit::limit,
-        ));
+    let per_route = HooksThenLimits(state.clone());
     middleware::wrap(api.with_state(state.clone()), &state, &config, per_route)
+}
+
+/// Per route: the hooks' custom routes and middlewares, then the rate limiter. A custom route
+/// is answered by its script before the limiter; system routes are limited below the global
+/// middlewares.
+#[derive(Clone)]
+struct HooksThenLimits(SharedState);
+
+impl chain::Middleware for HooksThenLimits {
+    fn handle<N: chain::Continue>(
+        &self,
+        request: axum::extract::Request,
+        next: N,
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
+        let limited = settings::rate_limit::Limit {
+            state: self.0.clone(),
+            callers: CALLERS,
+            next,
+        };
+        scripts::layer(self.0.clone(), request, limited)
+    }
 }

@@ -7,43 +7,37 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use std::future::Future;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::chain::{self, Continue, Middleware, Then};
 use crate::error::ApiError;
 
 /// Wraps the API router with the common layers. Unmatched GETs and HEADs go to the public
 /// directory when one is configured ([`crate::static_files`]).
 ///
-/// The layers are composed with `tower::ServiceBuilder` and applied in two `layer` calls (one
-/// per route, one around the whole router), not one `Router::layer` each: axum boxes a route's
-/// service again at each `Router::layer`, and the boxes, nested, were cloned one inside the
-/// other on every request.
+/// The layers are [`chain`] middlewares and tower's own (which box nothing), applied in two
+/// `layer` calls (one per route, one around the whole router), not one `Router::layer` each:
+/// axum boxes a route's service again at each `Router::layer`, and the boxes, nested, were
+/// cloned one inside the other on every request.
 ///
 /// From the outside in: the request log (`state`'s), the frame-options strip for file
 /// responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
-/// known): the request metrics, PocketBase's default headers, the body limit and `per_route`
-/// (the hooks and the rate limiter).
-pub fn wrap<L>(
+/// known): the request metrics, PocketBase's default headers, `per_route` (the hooks and the
+/// rate limiter) and the body limit.
+pub fn wrap<M: Middleware>(
     api: Router,
     state: &crate::state::SharedState,
     config: &crate::state::ServerConfig,
-    per_route: L,
-) -> Router
-where
-    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-    L::Service: tower::Service<Request<Body>, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as tower::Service<Request<Body>>>::Future: Send + 'static,
-{
+    per_route: M,
+) -> Router {
     let origins = Arc::new(config.origins.clone());
     let public = config.public_dir.clone().map(|root| {
         Arc::new(crate::static_files::PublicDir {
@@ -63,32 +57,66 @@ where
         // only one fallback service); a preflight the CORS layer answers is not counted.
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn::<_, (Request<Body>,)>(
-                    crate::metrics::track,
-                ))
-                .map_response(default_headers)
-                .layer(DefaultBodyLimit::max(config.body_limit))
-                .layer(per_route),
+                .layer(chain::layer(Routed(per_route)))
+                .layer(DefaultBodyLimit::max(config.body_limit)),
         );
     // CORS wraps the whole router as one service, so a preflight it answers never passes
     // through a route's method router (which would add an `Allow` header PocketBase does not
     // send). The request log is outermost: it sees every answer, 404s and panics included.
     let outer = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state::<
-            _,
-            _,
-            (State<crate::state::SharedState>, Request<Body>),
-        >(state.clone(), crate::logs::layer))
-        .layer(crate::files::frame_options_layer())
+        .layer(chain::layer(RequestLog(state.clone())))
+        .map_response(crate::files::strip_frame_options)
         .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn::<_, (Request<Body>,)>(
-            move |request: Request<Body>, next: axum::middleware::Next| {
-                cors(origins.clone(), request, next)
-            },
-        ))
+        .layer(chain::layer(Cors(origins)))
         .service(inner);
     Router::new().fallback_service(outer)
+}
+
+/// Around each route: its request metrics and PocketBase's default headers, outside `M`.
+#[derive(Clone)]
+struct Routed<M>(M);
+
+impl<M: Middleware> Middleware for Routed<M> {
+    fn handle<N: Continue>(
+        &self,
+        request: Request<Body>,
+        next: N,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let inner = self.0.clone();
+        crate::metrics::track(
+            request,
+            Then(move |request| async move { default_headers(inner.handle(request, next).await) }),
+        )
+    }
+}
+
+/// The request log, as a middleware.
+#[derive(Clone)]
+struct RequestLog(crate::state::SharedState);
+
+impl Middleware for RequestLog {
+    fn handle<N: Continue>(
+        &self,
+        request: Request<Body>,
+        next: N,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        crate::logs::layer(self.0.clone(), request, next)
+    }
+}
+
+/// CORS for the allowed origins, as a middleware.
+#[derive(Clone)]
+struct Cors(Arc<Vec<String>>);
+
+impl Middleware for Cors {
+    fn handle<N: Continue>(
+        &self,
+        request: Request<Body>,
+        next: N,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        cors(self.0.clone(), request, next)
+    }
 }
 
 /// PocketBase's default security headers, each unless the answer set its own. One step for
@@ -105,9 +133,10 @@ fn default_headers(mut response: Response) -> Response {
     ];
     let headers = response.headers_mut();
     for (name, value) in DEFAULTS {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
+        // One lookup per header, not a check and then an insert.
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
     }
     response
 }
@@ -120,11 +149,7 @@ const ALLOW_METHODS: &str = "GET,HEAD,PUT,PATCH,POST,DELETE";
 /// (`*` itself for the wildcard); every `OPTIONS` request is a preflight answered `204` here,
 /// with the methods and the mirrored request headers when the origin is allowed, and never
 /// reaches a route.
-async fn cors(
-    origins: Arc<Vec<String>>,
-    request: Request<Body>,
-    next: axum::middleware::Next,
-) -> Response {
+async fn cors<N: Continue>(origins: Arc<Vec<String>>, request: Request<Body>, next: N) -> Response {
     let preflight = request.method() == Method::OPTIONS;
     let origin = request
         .headers()

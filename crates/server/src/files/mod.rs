@@ -43,20 +43,17 @@ pub fn router() -> Router<SharedState> {
         .route("/api/settings/test/s3", post(test_s3))
 }
 
-/// Wraps the finished router: file responses lose `X-Frame-Options` and the marker header.
-pub fn frame_options_layer()
--> axum::middleware::MapResponseLayer<fn(Response) -> std::future::Ready<Response>, (), ()> {
-    fn strip(mut response: Response) -> std::future::Ready<Response> {
-        if response
-            .headers_mut()
-            .remove(FILE_RESPONSE_MARKER)
-            .is_some()
-        {
-            response.headers_mut().remove("x-frame-options");
-        }
-        std::future::ready(response)
+/// For the finished router's responses: file responses lose `X-Frame-Options` and the marker
+/// header.
+pub fn strip_frame_options(mut response: Response) -> Response {
+    if response
+        .headers_mut()
+        .remove(FILE_RESPONSE_MARKER)
+        .is_some()
+    {
+        response.headers_mut().remove("x-frame-options");
     }
-    axum::middleware::map_response(strip as fn(Response) -> std::future::Ready<Response>)
+    response
 }
 
 /// The storage record files use right now, as the settings choose. Every upload gets its

@@ -25,15 +25,15 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use domain::{AuthContext, LogStore};
 use tokio::sync::mpsc;
 
 pub use api::router;
 
+use crate::chain::Continue;
 use crate::error::LoggedError;
 use crate::state::logs::{AppEntry, AuthSeen, Pending, Queued, RequestEntry};
 use crate::state::{AppState, SharedState};
@@ -126,11 +126,7 @@ fn skips_success(method: &Method, path: &str) -> bool {
 }
 
 /// The log middleware, outermost: it sees every answer, 404s and panics included.
-pub async fn layer(
-    State(state): State<SharedState>,
-    request: Request<Body>,
-    next: Next,
-) -> Response {
+pub async fn layer<N: Continue>(state: SharedState, request: Request<Body>, next: N) -> Response {
     let enabled = state.logs.enabled();
     if !enabled {
         return next.run(request).await;

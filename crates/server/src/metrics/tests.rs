@@ -196,6 +196,36 @@ async fn requests_are_counted_by_route_template_never_by_raw_path() {
     assert!(!after.contains("zzz-unique-path"), "no raw path in a label");
     let count = "plinth_http_request_duration_seconds_count";
     assert!(value(&after, count, &[("route", route)]) >= 3.0);
+
+    // One route template, two statuses: two series, each counting its own answers (the series'
+    // handles are kept per method, route and status after their first use).
+    let list = "/api/collections/{collection}/records";
+    let ok = [("method", "GET"), ("route", list), ("status", "200")];
+    let missing = [("method", "GET"), ("route", list), ("status", "404")];
+    for _ in 0..2 {
+        let (status, _) = app
+            .send("GET", "/api/collections/users/records", None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = app
+            .send("GET", "/api/collections/nope/records", None, None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = app
+        .send("GET", "/api/collections/nope/records", None, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let last = app.page().await;
+    let name = "plinth_http_requests_total";
+    assert!(
+        value(&last, name, &ok) >= value(&after, name, &ok) + 2.0,
+        "{last}"
+    );
+    assert!(
+        value(&last, name, &missing) >= value(&after, name, &missing) + 3.0,
+        "{last}"
+    );
     assert!(
         after.contains("plinth_http_request_duration_seconds_bucket{"),
         "latency is a histogram"

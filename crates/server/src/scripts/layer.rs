@@ -10,20 +10,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hooks::Link;
 use serde_json::{Map, Value, json};
 
 use super::host::{AppHost, wire};
 use super::{Scripts, api_error, lock};
+use crate::chain::Continue;
 use crate::error::ApiError;
 use crate::state::SharedState;
 
 /// The middleware: custom routes first, then global middlewares around the system routes.
-pub async fn layer(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+pub async fn layer<N: Continue>(state: SharedState, request: Request, next: N) -> Response {
     let Some(scripts) = super::of(&state).cloned() else {
         return next.run(request).await;
     };
@@ -31,15 +31,16 @@ pub async fn layer(State(state): State<SharedState>, request: Request, next: Nex
     if registry.routes.is_empty() && registry.global_middlewares.is_empty() {
         return next.run(request).await;
     }
-    let method = request.method().as_str().to_owned();
-    let path = request.uri().path().to_owned();
-    if let Some((index, values)) = scripts.route_for(&method, &path) {
-        return custom_route(state, scripts, index, values, request).await;
+    let route = scripts.route_for(request.method().as_str(), request.uri().path());
+    // The script paths are boxed: their futures are large, and without the box every
+    // request's future would carry their size.
+    if let Some((index, values)) = route {
+        return Box::pin(custom_route(state, scripts, index, values, request)).await;
     }
     if registry.global_middlewares.is_empty() {
         return next.run(request).await;
     }
-    around_system_route(state, scripts, request, next).await
+    Box::pin(around_system_route(state, scripts, request, next)).await
 }
 
 /// The priority of PocketBase's own auth-loading middleware.
@@ -198,15 +199,15 @@ async fn custom_route(
     }
 }
 
-async fn around_system_route(
+async fn around_system_route<N: Continue>(
     state: SharedState,
     scripts: Arc<Scripts>,
     request: Request,
-    next: Next,
+    next: N,
 ) -> Response {
     let (parts, body) = request.into_parts();
     let described = describe(&state, &parts, HashMap::new(), None).await;
-    let pending: Arc<Mutex<Option<(Next, Request)>>> = Arc::new(Mutex::new(Some((
+    let pending: Arc<Mutex<Option<(N, Request)>>> = Arc::new(Mutex::new(Some((
         next,
         Request::from_parts(parts.clone(), body),
     ))));

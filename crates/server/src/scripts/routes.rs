@@ -115,7 +115,15 @@ impl Pattern {
                     return Some(values);
                 }
                 Segment::Literal(text) => {
-                    if decode(parts.get(i)?) != *text {
+                    // Every request is matched against every route: a segment with nothing
+                    // to decode is compared as it is, without a copy.
+                    let part = *parts.get(i)?;
+                    let same = if part.contains('%') {
+                        decode(part) == *text
+                    } else {
+                        part == text
+                    };
+                    if !same {
                         return None;
                     }
                 }
@@ -214,6 +222,12 @@ mod tests {
         assert_eq!(values("/a/{$}", "/a/x"), None);
         assert_eq!(values("/hello", "/hello"), Some(vec![]));
         assert_eq!(values("/hello", "/hello/"), None);
+        // Literal segments compare decoded, with or without an escape to decode.
+        assert_eq!(values("/café/x", "/caf%C3%A9/x"), Some(vec![]));
+        assert_eq!(values("/café/x", "/café/x"), Some(vec![]));
+        assert_eq!(values("/hello/x", "/hell%6F/x"), Some(vec![]));
+        assert_eq!(values("/hello/x", "/hellp/x"), None);
+        assert_eq!(values("/hello/x", "/hell%70/x"), None);
         assert!(Pattern::parse("nope").is_err());
         assert!(Pattern::parse("/a/{x...}/b").is_err());
         assert!(

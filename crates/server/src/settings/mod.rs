@@ -308,6 +308,18 @@ fn merge(base: &mut Value, patch: Value) {
 pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
     // Read before loading: a change after this point makes the next call load again.
     let version = state.store.params_version();
+    // Every request asks, several times: the cached copy is taken without a wait, and the
+    // loading path is boxed, so that it does not weigh on every caller's future.
+    if let Some(settings) = state.settings.try_cached()
+        && state.settings.loaded_version() >= version
+    {
+        return Ok(settings);
+    }
+    Box::pin(load(state, version)).await
+}
+
+/// [`current`] when the cached copy is missing, stale or being replaced.
+async fn load(state: &SharedState, version: u64) -> ApiResult<Arc<Settings>> {
     let fresh = || state.settings.loaded_version() >= version;
     if let Some(settings) = state.settings.cached().await
         && fresh()

@@ -275,6 +275,12 @@ impl SettingsCache {
         self.0.read().await.clone()
     }
 
+    /// The cached settings without waiting: `None` when not loaded, or while the slot is held
+    /// for a change (the caller then takes the waiting path, [`SettingsCache::cached`]).
+    pub fn try_cached(&self) -> Option<Arc<Settings>> {
+        self.0.try_read().ok().and_then(|settings| settings.clone())
+    }
+
     /// The store's params version the cached copy was loaded at.
     pub fn loaded_version(&self) -> u64 {
         self.1.load(std::sync::atomic::Ordering::Acquire)
