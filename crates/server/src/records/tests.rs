@@ -314,6 +314,102 @@ async fn create_view_list_and_delete_a_record() {
 }
 
 #[tokio::test]
+async fn view_rules_answer_alike_in_memory_and_in_sql() {
+    let app = App::new().await;
+    // Row-local: decided in memory on the row read by id.
+    let mut local = posts();
+    local.view_rule = Some("views > 10 || title = @request.query.t".into());
+    app.add_collection(local).await;
+    // Reads another collection: the read's SQL guard decides.
+    let mut joined = public(CollectionType::Base, "notes", vec![text("title")]);
+    joined.id = "pbc_notes".into();
+    joined.view_rule = Some("title = @request.query.t && @collection.posts.views ?> 40".into());
+    app.add_collection(joined).await;
+
+    let mut ids = Vec::new();
+    for (title, views) in [("low", 5), ("high", 50)] {
+        let (status, created) = app
+            .su(
+                "POST",
+                "/api/collections/posts/records",
+                Some(json!({"title": title, "views": views})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        ids.push(id_of(&created));
+    }
+    let (status, note) = app
+        .su(
+            "POST",
+            "/api/collections/notes/records",
+            Some(json!({"title": "n"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{note}");
+    let note = id_of(&note);
+
+    let (low, high) = (&ids[0], &ids[1]);
+    let cases = [
+        (
+            format!("/api/collections/posts/records/{low}"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/collections/posts/records/{high}"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/collections/posts/records/{low}?t=low"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/collections/posts/records/{low}?t=high"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/collections/posts/records/nosuchrecord12".to_string(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/collections/notes/records/{note}?t=n"),
+            StatusCode::OK,
+        ),
+        (
+            format!("/api/collections/notes/records/{note}?t=m"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/collections/notes/records/{note}"),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (uri, expected) in cases {
+        let (status, body) = app.call("GET", &uri, None, None).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+        if expected == StatusCode::OK {
+            assert_eq!(
+                body["id"].as_str(),
+                uri.rsplit('/').next().and_then(|t| t.split('?').next())
+            );
+        } else {
+            assert_eq!(
+                body["message"], "The requested resource wasn't found.",
+                "{uri}"
+            );
+        }
+    }
+    // A superuser passes every rule.
+    let (status, body) = app
+        .su(
+            "GET",
+            &format!("/api/collections/posts/records/{low}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn list_paging_sort_and_bad_params() {
     let app = App::new().await;
     app.add_collection(posts()).await;
