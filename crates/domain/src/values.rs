@@ -253,41 +253,38 @@ pub fn apply(
     ctx: &ApplyContext<'_>,
 ) -> (RecordData, ValidationErrors) {
     let mut errors = ValidationErrors::new();
-    let mut data: RecordData = collection
+    // The values by field position, not in a map: a name is hashed once, when the map is made
+    // at the end, instead of at each step.
+    let mut values: Vec<Value> = collection
         .fields
         .iter()
         .map(|f| {
-            let value = current
+            current
                 .get(&f.name)
                 .cloned()
-                .unwrap_or_else(|| f.zero_value());
-            (f.name.clone(), value)
+                .unwrap_or_else(|| f.zero_value())
         })
         .collect();
+    let position = |name: &str| collection.fields.iter().position(|f| f.name == name);
     for entry in &input.entries {
-        let Some(field) = collection.field(&entry.field) else {
+        let Some(at) = position(&entry.field) else {
             continue;
         };
-        let Some(slot) = data.get_mut(&field.name) else {
-            continue;
-        };
+        let (field, slot) = (&collection.fields[at], &mut values[at]);
         match apply_entry(field, slot, entry) {
             Ok(()) => {}
             Err(error) => errors.add(&field.name, error),
         }
     }
     for password in &input.passwords {
-        if let Some(slot) = data.get_mut(&password.field) {
-            *slot = Value::String(match (&password.hash, password.plain.is_empty()) {
+        if let Some(at) = position(&password.field) {
+            values[at] = Value::String(match (&password.hash, password.plain.is_empty()) {
                 (_, true) | (None, false) => String::new(),
                 (Some(hash), false) => hash.clone(),
             });
         }
     }
-    for field in &collection.fields {
-        let Some(slot) = data.get_mut(&field.name) else {
-            continue;
-        };
+    for (field, slot) in collection.fields.iter().zip(values.iter_mut()) {
         match &field.kind {
             FieldKind::Text(o) if ctx.creating && !o.autogenerate_pattern.is_empty() => {
                 if slot.as_str().unwrap_or("").is_empty()
@@ -339,6 +336,12 @@ pub fn apply(
             }
         }
     }
+    let data: RecordData = collection
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .zip(values)
+        .collect();
     (data, errors)
 }
 

@@ -278,8 +278,11 @@ pub(super) async fn prepare_create(
     let now = domain::time::now();
     let blank = Arc::new(Record::new(values::blank_record(collection)));
     let heavy = is_heavy(&body);
-    let (body, mut input, mut would_be, body_seen) =
+    let (body, mut input, applied, body_seen) =
         would_be_row(collection, auth, body, &uploads, &blank, &now, true, heavy).await?;
+    // The create's values are these, once validated: the blank record they were applied to
+    // does not change, so they are not applied a second time.
+    let mut would_be = applied.0.clone();
     let ctx = meta.context(auth, params.pairs(), Some(body_seen));
     // A rule that reads other rows is decided in SQL against the would-be row (not stored),
     // so that it comes before any field error, as in PocketBase. Its id must be set for that.
@@ -325,8 +328,8 @@ pub(super) async fn prepare_create(
             return Err(ApiError::validation(CREATE_FAILED, errors));
         }
     }
-    // Hook point: onRecordValidate (the create's values, as built next).
-    let (built, returned) = build_off_thread(collection, &blank, input, &now, true, heavy).await?;
+    // Hook point: onRecordValidate (the create's values, as validated next).
+    let (built, returned) = validate_off_thread(collection, applied, input, heavy).await?;
     input = returned;
     let mut data = built.map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
@@ -380,7 +383,7 @@ pub(super) async fn prepare_update(
     let now = domain::time::now();
     let current = Arc::new(current);
     let heavy = is_heavy(&body);
-    let (body, input, _, body_seen) = would_be_row(
+    let (body, input, applied, body_seen) = would_be_row(
         collection, auth, body, &uploads, &current, &now, false, heavy,
     )
     .await?;
@@ -403,10 +406,9 @@ pub(super) async fn prepare_update(
             return Err(ApiError::validation(UPDATE_FAILED, errors));
         }
     }
-    // Hook point: onRecordValidate (the update's values, as built next; again in the
-    // transaction on the row as it is then).
-    let (built, mut input) =
-        build_off_thread(collection, &current, input, &now, false, heavy).await?;
+    // Hook point: onRecordValidate (the update's values, as applied to `current` above and
+    // validated next; built again in the transaction on the row as it is then).
+    let (built, mut input) = validate_off_thread(collection, applied, input, heavy).await?;
     let preview = built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     Ok(Prepared {
@@ -431,9 +433,10 @@ pub(super) async fn prepare_update(
 }
 
 /// The CPU-bound half of preparing a write, off the async workers when the body is heavy:
-/// the body read as changes, applied to `current` (the blank record on create), and
-/// `@request.body` as rules see it. Every step is linear in the body, which is bounded, but a
-/// large body is still tens of milliseconds of work that must not stall other requests.
+/// the body read as changes, applied to `current` (the blank record on create, with the
+/// errors found while applying), and `@request.body` as rules see it. Every step is linear
+/// in the body, which is bounded, but a large body is still tens of milliseconds of work that
+/// must not stall other requests.
 #[allow(clippy::too_many_arguments)]
 async fn would_be_row(
     collection: &Arc<Collection>,
@@ -447,7 +450,7 @@ async fn would_be_row(
 ) -> ApiResult<(
     Map<String, Value>,
     RecordInput,
-    RecordData,
+    (RecordData, domain::ValidationErrors),
     Map<String, Value>,
 )> {
     let (collection, auth, current, now) = (
@@ -466,31 +469,26 @@ async fn would_be_row(
             creating,
             now: &now,
         };
-        let (would_be, _) = values::apply(&collection, &current.data, &input, &apply_ctx);
+        let (would_be, errors) = values::apply(&collection, &current.data, &input, &apply_ctx);
         let body_seen = body_values(&collection, &body, &input, &would_be);
-        (body, input, would_be, body_seen)
+        (body, input, (would_be, errors), body_seen)
     })
     .await
 }
 
-/// [`values::build`], off the async workers when the body is heavy; the input comes back
-/// for the password hashing.
-async fn build_off_thread(
+/// The applied values validated (the second half of [`values::build`]), off the async workers
+/// when the body is heavy; the input comes back for the password hashing.
+async fn validate_off_thread(
     collection: &Arc<Collection>,
-    current: &Arc<Record>,
+    applied: (RecordData, domain::ValidationErrors),
     input: RecordInput,
-    now: &str,
-    creating: bool,
     heavy: bool,
 ) -> ApiResult<(Result<RecordData, domain::ValidationErrors>, RecordInput)> {
-    let (collection, current, now) = (collection.clone(), current.clone(), now.to_owned());
+    let collection = collection.clone();
     off_thread(heavy, move || {
-        let apply_ctx = ApplyContext {
-            creating,
-            now: &now,
-        };
-        let built = values::build(&collection, &current.data, &input, &apply_ctx);
-        (built, input)
+        let (data, mut errors) = applied;
+        errors.merge("", values::validate(&collection, &data, &input));
+        (errors.into_result().map(|()| data), input)
     })
     .await
 }
