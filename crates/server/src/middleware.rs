@@ -30,8 +30,8 @@ use crate::error::ApiError;
 ///
 /// From the outside in: the request log (`state`'s), the frame-options strip for file
 /// responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
-/// known): the request metrics, PocketBase's default headers, `per_route` (the hooks and the
-/// rate limiter) and the body limit.
+/// known): the request metrics, PocketBase's default headers, `per_route` (the rate limiter
+/// and the hooks) and the body limit.
 pub fn wrap<M: Middleware>(
     api: Router,
     state: &crate::state::SharedState,
