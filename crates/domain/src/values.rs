@@ -237,7 +237,16 @@ pub fn build(
     input: &RecordInput,
     ctx: &ApplyContext<'_>,
 ) -> Result<RecordData, ValidationErrors> {
-    let (data, mut errors) = apply(collection, current, input, ctx);
+    validated(collection, apply(collection, current, input, ctx), input)
+}
+
+/// The second half of [`build`]: what [`apply`] returned, validated against the fields, its
+/// errors and the validation's together. For a caller that already applied `input`.
+pub fn validated(
+    collection: &Collection,
+    (data, mut errors): (RecordData, ValidationErrors),
+    input: &RecordInput,
+) -> Result<RecordData, ValidationErrors> {
     errors.merge("", validate(collection, &data, input));
     errors.into_result().map(|()| data)
 }

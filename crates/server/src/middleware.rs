@@ -5,9 +5,8 @@
 //! unknown path.
 
 use std::any::Any;
-use std::sync::Arc;
-
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;

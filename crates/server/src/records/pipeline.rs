@@ -476,8 +476,7 @@ async fn would_be_row(
     .await
 }
 
-/// The applied values validated (the second half of [`values::build`]), off the async workers
-/// when the body is heavy; the input comes back for the password hashing.
+/// [`values::validated`], off the async workers when the body is heavy; the input comes back for the password hashing.
 async fn validate_off_thread(
     collection: &Arc<Collection>,
     applied: (RecordData, domain::ValidationErrors),
@@ -486,9 +485,7 @@ async fn validate_off_thread(
 ) -> ApiResult<(Result<RecordData, domain::ValidationErrors>, RecordInput)> {
     let collection = collection.clone();
     off_thread(heavy, move || {
-        let (data, mut errors) = applied;
-        errors.merge("", values::validate(&collection, &data, &input));
-        (errors.into_result().map(|()| data), input)
+        (values::validated(&collection, applied, &input), input)
     })
     .await
 }

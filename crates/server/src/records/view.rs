@@ -5,14 +5,13 @@
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
+use rules::{RequestContext, Rule};
 use serde_json::{Value, json};
 
 use super::common::{respond_with_record, respond_with_record_as, target_for_read};
 use super::create::request_parts;
 use super::hooks;
 use super::query::QueryParams;
-use rules::{Eval, RequestContext, Rule};
-
 use crate::access;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
@@ -41,12 +40,23 @@ async fn read_through_rule(
         else {
             return Ok(None);
         };
-        match compiled.eval(&record, ctx) {
-            Eval::Match => return Ok(Some(record)),
-            Eval::NoMatch => return Ok(None),
-            // A value only the database compares as PocketBase does: its guard decides.
-            Eval::NeedsSql => {}
-        }
+        // `decide` evaluates it; a value only the database compares as PocketBase does is
+        // looked up again under the rule's SQL there.
+        let question = access::Question {
+            rule,
+            filter: None,
+            collection,
+            record: &record,
+            stored: true,
+        };
+        let decision = access::decide(
+            state.store.as_ref(),
+            question,
+            ctx,
+            access::SqlCheck::Lenient,
+        )
+        .await?;
+        return Ok(decision.allows().then_some(record));
     }
     let guard = access::sql_guard(rule, state.store.dialect(), ctx)?;
     Ok(state
