@@ -27,63 +27,84 @@ impl Drop for OidcProvider {
     }
 }
 
+/// The provider's install dir, set up once per test process. Parallel tests (and parallel
+/// test processes) never see a half-installed package or a half-written script: both are
+/// made under another name and renamed into place.
 fn install_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plinth-oidc-provider-{OIDC_PROVIDER_VERSION}"));
-    if !dir.join("node_modules/oidc-provider/package.json").exists() {
-        std::fs::create_dir_all(&dir).expect("creates the install dir");
-        let status = Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&dir)
-            .arg(format!("oidc-provider@{OIDC_PROVIDER_VERSION}"))
-            .status()
-            .expect("npm runs (Node.js and npm are needed for the OAuth2 tests)");
-        assert!(status.success(), "npm install oidc-provider failed");
-    }
-    std::fs::write(dir.join("provider.mjs"), include_str!("oidc_provider.mjs"))
-        .expect("writes the provider script");
-    dir
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("plinth-oidc-provider-{OIDC_PROVIDER_VERSION}"));
+        if !dir.join("node_modules/oidc-provider/package.json").exists() {
+            let staging = dir.with_extension(format!("staging-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&staging);
+            std::fs::create_dir_all(&staging).expect("creates the install dir");
+            let status = Command::new("npm")
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    "--prefix",
+                ])
+                .arg(&staging)
+                .arg(format!("oidc-provider@{OIDC_PROVIDER_VERSION}"))
+                .status()
+                .expect("npm runs (Node.js and npm are needed for the OAuth2 tests)");
+            assert!(status.success(), "npm install oidc-provider failed");
+            // Another process may have finished first; its copy is as good as ours.
+            if std::fs::rename(&staging, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+        }
+        let script = dir.join(format!("provider-{}.tmp", std::process::id()));
+        std::fs::write(&script, include_str!("oidc_provider.mjs"))
+            .expect("writes the provider script");
+        std::fs::rename(&script, dir.join("provider.mjs")).expect("moves the script in place");
+        dir
+    })
+    .clone()
 }
 
 impl OidcProvider {
     pub(crate) fn start() -> OidcProvider {
         let dir = install_dir();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
-            .args([&port.to_string(), CLIENT_ID, CLIENT_SECRET])
+            .args([CLIENT_ID, CLIENT_SECRET])
             .current_dir(&dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
         reader.read_line(&mut line).expect("reads");
-        assert!(
-            line.starts_with("OIDC ready"),
-            "provider did not start: {line}"
-        );
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
+        let Some(base) = line.trim().strip_prefix("OIDC ready ").map(str::to_owned) else {
+            let _ = child.kill();
+            let mut errors = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut errors);
             }
-        });
-        OidcProvider {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
+            panic!("provider did not start: {line}{errors}");
+        };
+        if let Some(stderr) = child.stderr.take() {
+            drain(BufReader::new(stderr));
         }
+        drain(reader);
+        OidcProvider { base, child }
     }
+}
+
+/// Reads a child's pipe to its end on a thread, so the child never blocks on a full pipe.
+fn drain(mut reader: impl BufRead + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
 }
 
 /// A browser stand-in: follows the provider's login and consent pages by hand, keeping

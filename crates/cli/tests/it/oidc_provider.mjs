@@ -1,9 +1,14 @@
 // A real OpenID Connect provider (node-oidc-provider) for Plinth's OAuth2 tests.
-// Usage: node provider.mjs PORT CLIENT_ID CLIENT_SECRET
+// Usage: node provider.mjs CLIENT_ID CLIENT_SECRET
+// It listens on a loopback port the kernel picks and prints `OIDC ready <issuer>` once it
+// serves, so no other process can take the port between choosing and binding it.
+import http from 'node:http';
 import Provider from 'oidc-provider';
 
-const [port, clientId, clientSecret] = process.argv.slice(2);
-const issuer = `http://127.0.0.1:${port}`;
+const [clientId, clientSecret] = process.argv.slice(2);
+const server = http.createServer();
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
 const provider = new Provider(issuer, {
   clients: [{
     client_id: clientId,
@@ -49,6 +54,5 @@ provider.use(async (ctx, next) => {
 });
 provider.on('grant.error', (ctx, err) => console.log('grant.error', err.message, err.error_detail));
 
-provider.listen(Number(port), '127.0.0.1', () => {
-  console.log(`OIDC ready ${issuer}`);
-});
+server.on('request', provider.callback());
+console.log(`OIDC ready ${issuer}`);
