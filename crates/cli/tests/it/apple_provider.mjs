@@ -2,14 +2,15 @@
 // It signs real RS256 id_tokens with an RSA key made at start-up and publishes the public
 // half as a JSON Web Key Set, so Plinth's signature, issuer, audience and expiry checks run
 // for real. Only Node's standard library is used.
-// Usage: node apple_provider.mjs PORT CLIENT_ID
+// Usage: node apple_provider.mjs CLIENT_ID (it prints `APPLE ready <base URL>` on a port the
+// kernel picked)
 // The code sent to /auth/token picks the id_token: "<kind>:<login>", where kind is one of
 // ok, expired, audience, issuer, forged, none; the login names the user (sub "apple-<login>",
 // email "<login>@apple.test", email_verified "true" as Apple sends it: a string).
 import http from 'node:http';
 import crypto from 'node:crypto';
 
-const [port, clientId] = process.argv.slice(2);
+const [clientId] = process.argv.slice(2);
 const KID = 'test-key-1';
 const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 // Another key under the same key id: a token it signs must not verify.
@@ -69,6 +70,6 @@ const server = http.createServer((req, res) => {
   return send(404, { error: 'not_found' });
 });
 
-server.listen(Number(port), '127.0.0.1', () => {
-  console.log(`APPLE ready http://127.0.0.1:${port}`);
+server.listen(0, '127.0.0.1', () => {
+  console.log(`APPLE ready http://127.0.0.1:${server.address().port}`);
 });

@@ -600,13 +600,9 @@ impl AppleProvider {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = dir.path().join("apple_provider.mjs");
         std::fs::write(&script, include_str!("apple_provider.mjs")).expect("writes the script");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
         let mut child = Command::new("node")
             .arg(&script)
-            .args([&port.to_string(), APPLE_CLIENT_ID])
+            .arg(APPLE_CLIENT_ID)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -614,12 +610,13 @@ impl AppleProvider {
         let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         reader.read_line(&mut line).expect("reads");
-        assert!(
-            line.starts_with("APPLE ready"),
-            "provider did not start: {line}"
-        );
+        let base = line
+            .trim()
+            .strip_prefix("APPLE ready ")
+            .unwrap_or_else(|| panic!("provider did not start: {line}"))
+            .to_owned();
         AppleProvider {
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             child,
             _dir: dir,
         }
