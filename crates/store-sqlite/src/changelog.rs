@@ -48,6 +48,31 @@ fn is_secret(collection: &Collection, name: &str) -> bool {
         .is_some_and(|field| matches!(field.kind, FieldKind::Password(_)))
 }
 
+/// The record as the log keeps it: its JSON object without the secret fields, written
+/// straight from the record (no copy of it first).
+fn snapshot(collection: &Collection, record: &Record) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (name, value) in record
+        .data
+        .iter()
+        .filter(|(name, _)| !is_secret(collection, name))
+    {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name).map_err(unwritable)?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).map_err(unwritable)?;
+    }
+    out.push(b'}');
+    String::from_utf8(out).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+fn unwritable(error: serde_json::Error) -> StoreError {
+    StoreError::Internal(format!("cannot write a change-log snapshot: {error}"))
+}
+
 /// The table, created by the `3_change_log` migration. `AUTOINCREMENT` so a sequence is never
 /// reused, even after pruning emptied the table.
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE _changes (
@@ -112,9 +137,7 @@ pub(crate) fn append(
     record: &Record,
     action: ChangeAction,
 ) -> Result<(), StoreError> {
-    let mut data = record.data.clone();
-    data.retain(|name, _| !is_secret(collection, name));
-    let snapshot = Value::Object(data).to_string();
+    let snapshot = snapshot(collection, record)?;
     PENDING.set(PENDING.get().saturating_add(snapshot.len() as u64));
     conn.prepare_cached(
         "INSERT INTO _changes (collectionId, recordId, action, record, created)

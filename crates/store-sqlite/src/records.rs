@@ -11,7 +11,7 @@ use domain::error::{FieldError, ValidationErrors};
 use domain::field::{Field, FieldKind};
 use domain::index::IndexDef;
 use domain::record::{Record, RecordData, number_to_json};
-use domain::sql::{SqlFragment, SqlValue, quote_ident};
+use domain::sql::{SqlFragment, SqlValue, push_quoted_ident, quote_ident};
 use domain::storage::stored_field_value;
 use domain::{ChangeAction, RecordPage, RecordQuery, StoreError, WriteError, WriteOp, WriteResult};
 use rusqlite::types::{Value as SqlOut, ValueRef};
@@ -319,17 +319,7 @@ fn create(
         }
     };
     check_relations(conn, schema, collection, &data)?;
-    let columns: Vec<String> = collection
-        .fields
-        .iter()
-        .map(|f| quote_ident(&f.name))
-        .collect();
-    let placeholders = vec!["?"; columns.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({placeholders})",
-        quote_ident(&collection.name),
-        columns.join(", ")
-    );
+    let sql = insert_sql(collection);
     let values: Vec<SqlOut> = collection
         .fields
         .iter()
@@ -366,6 +356,44 @@ fn create(
     Ok(created)
 }
 
+/// `INSERT INTO "t" ("a", "b") VALUES (?, ?)` over every field, written into one string
+/// (the statement cache finds the prepared statement by this text).
+pub(crate) fn insert_sql(collection: &Collection) -> String {
+    let mut sql = String::with_capacity(64 + collection.fields.len() * 16);
+    sql.push_str("INSERT INTO ");
+    push_quoted_ident(&mut sql, &collection.name);
+    sql.push_str(" (");
+    for (n, field) in collection.fields.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        push_quoted_ident(&mut sql, &field.name);
+    }
+    sql.push_str(") VALUES (");
+    for n in 0..collection.fields.len() {
+        sql.push_str(if n == 0 { "?" } else { ", ?" });
+    }
+    sql.push(')');
+    sql
+}
+
+/// `UPDATE "t" SET "a" = ?, "b" = ? WHERE "id" = ?` over `fields`, written into one string.
+pub(crate) fn update_sql(collection: &Collection, fields: &[&Field]) -> String {
+    let mut sql = String::with_capacity(64 + fields.len() * 16);
+    sql.push_str("UPDATE ");
+    push_quoted_ident(&mut sql, &collection.name);
+    sql.push_str(" SET ");
+    for (n, field) in fields.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        push_quoted_ident(&mut sql, &field.name);
+        sql.push_str(" = ?");
+    }
+    sql.push_str(" WHERE \"id\" = ?");
+    sql
+}
+
 fn refuse_view(collection: &Collection) -> Result<(), StoreError> {
     if collection.is_view() {
         Err(StoreError::Schema(format!(
@@ -391,16 +419,7 @@ fn update_row(
     if fields.is_empty() {
         return Ok(());
     }
-    let assignments: Vec<String> = fields
-        .iter()
-        .map(|f| format!("{} = ?", quote_ident(&f.name)))
-        .collect();
-    let sql = format!(
-        "UPDATE {} SET {} WHERE {} = ?",
-        quote_ident(&collection.name),
-        assignments.join(", "),
-        quote_ident("id")
-    );
+    let sql = update_sql(collection, &fields);
     let mut values: Vec<SqlOut> = fields
         .iter()
         .map(|f| stored(f, data.get(&f.name)))

@@ -2096,8 +2096,25 @@ async fn change_log_keeps_no_secrets() {
             );
         }
     }
-    // What subscribers may see stays.
+    // What subscribers may see stays: every other field, in the collection's order.
     assert!(log[1].contains("Ann"), "{}", log[1]);
+    let updated: Value = serde_json::from_str(&log[1]).expect("a JSON object");
+    let kept: Vec<&str> = updated
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let users = collection(&store, USERS_NAME);
+    let expected: Vec<&str> = users
+        .fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|name| !matches!(*name, "password" | "tokenKey"))
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(updated["name"], "Ann");
+    assert_eq!(updated["email"], "a@example.com");
     let changes = store.changes_after(0, 10).await.expect("read");
     assert!(
         changes
@@ -3536,4 +3553,22 @@ async fn the_auth_record_cache_is_bounded() {
     }
     let last = format!("r{}", crate::auth_cache::MAX_ENTRIES + 9);
     assert!(cache.get(&users, &last).is_some());
+}
+
+#[test]
+fn write_statements_quote_every_name() {
+    let collection = base("odd \"name\"", vec![text("a\"b"), number("score")]);
+    assert_eq!(
+        crate::records::insert_sql(&collection),
+        r#"INSERT INTO "odd ""name""" ("id", "a""b", "score") VALUES (?, ?, ?)"#
+    );
+    let fields: Vec<&Field> = collection
+        .fields
+        .iter()
+        .filter(|f| !f.is_primary_key())
+        .collect();
+    assert_eq!(
+        crate::records::update_sql(&collection, &fields),
+        r#"UPDATE "odd ""name""" SET "a""b" = ?, "score" = ? WHERE "id" = ?"#
+    );
 }
