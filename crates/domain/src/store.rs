@@ -199,7 +199,7 @@ pub struct Change {
 pub struct ChangeRetention {
     /// Keep at least the newest this many entries.
     pub max_entries: u64,
-    /// Keep entries younger than this, in seconds.
+    /// Keep entries younger than this, in seconds (0: none by age).
     pub max_age_secs: u64,
 }
 

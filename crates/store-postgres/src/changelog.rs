@@ -209,8 +209,6 @@ async fn current_token_key(conn: &Conn, collection: &Collection, id: &str) -> Op
     }
 }
 
-/// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
-/// older than `max_age_secs`.
 /// Held (transaction-level) by the node pruning the change log; the others skip their turn.
 const PRUNE_LOCK: i64 = 0x706c_696e_7468_0003;
 
@@ -280,6 +278,9 @@ pub(crate) async fn prune_for_cluster(
     }
 }
 
+/// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
+/// at least `max_age_secs` old (with 0, an entry written in this very millisecond goes too:
+/// "keep nothing by age" must not depend on the clock having ticked).
 pub(crate) async fn prune(
     conn: &Conn,
     up_to: u64,
@@ -295,7 +296,7 @@ pub(crate) async fn prune(
     let mut statement = Statement::new("DELETE FROM _changes WHERE seq <= ");
     statement
         .bind(i64::try_from(bound).unwrap_or(i64::MAX))
-        .push(" AND created < ")
+        .push(" AND created <= ")
         .bind(cutoff);
     let params = statement.refs();
     let aged = conn

@@ -259,7 +259,8 @@ fn current_token_key(conn: &Connection, collection: &Collection, id: &str) -> Op
 }
 
 /// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
-/// older than `max_age_secs`, then enforces the byte budget.
+/// at least `max_age_secs` old (with 0, an entry written in this very millisecond goes too:
+/// "keep nothing by age" must not depend on the clock having ticked), then enforces the byte budget.
 pub(crate) fn prune(
     conn: &Connection,
     up_to: u64,
@@ -275,7 +276,7 @@ pub(crate) fn prune(
     );
     let freed: Vec<i64> = conn
         .prepare_cached(
-            "DELETE FROM _changes WHERE seq <= ? AND created < ? RETURNING octet_length(record)",
+            "DELETE FROM _changes WHERE seq <= ? AND created <= ? RETURNING octet_length(record)",
         )
         .and_then(|mut stmt| {
             stmt.query_map(
