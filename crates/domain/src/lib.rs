@@ -11,6 +11,7 @@ pub mod error;
 pub mod field;
 pub mod ids;
 pub mod index;
+pub mod like;
 pub mod logs;
 pub mod record;
 pub mod sql;

@@ -835,14 +835,19 @@ fn compare_sqlite(left: Emitted, op: OpKind, right: Emitted, state: &State<'_>) 
                     Emitted::sql(wrapped, right.class, Ty::Text)
                 }
             };
-            let mut out = render(dialect, left);
-            out.push_sql(if op == OpKind::NotLike {
-                " NOT LIKE "
+            // `plinth_like(CAST(left AS TEXT), right)` is `left LIKE right ESCAPE '\'`
+            // (SQLite's text of a number included), but stops at the query's deadline; see
+            // the SQLite store's `register_like`.
+            let negate = op == OpKind::NotLike;
+            let mut out = SqlFragment::raw(if negate {
+                "(NOT plinth_like(CAST("
             } else {
-                " LIKE "
+                "plinth_like(CAST("
             });
+            out.push_fragment(render(dialect, left));
+            out.push_sql(" AS TEXT), ");
             out.push_fragment(render(dialect, right));
-            out.push_sql(" ESCAPE '\\'");
+            out.push_sql(if negate { "))" } else { ")" });
             out
         }
         OpKind::Gt | OpKind::Gte | OpKind::Lt | OpKind::Lte => {

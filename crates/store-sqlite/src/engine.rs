@@ -557,7 +557,53 @@ pub(crate) fn register_math_functions(conn: &Connection) -> rusqlite::Result<()>
             },
         )?;
     }
-    Ok(())
+    register_like(conn)
+}
+
+/// `plinth_like(text, pattern)`: `text LIKE pattern ESCAPE '\'` as SQLite answers it (see
+/// `domain::like`), for the `~` and `!~` of filters and rules. Unlike SQLite's own `LIKE`,
+/// which is one uninterruptible step however long its text and pattern, it stops once the
+/// running job's deadline has passed, as the progress handler stops anything else: the
+/// statement fails and the job is answered as timed out. The rules compiler passes the text
+/// through `CAST(… AS TEXT)`, so a number is matched by SQLite's own text for it.
+fn register_like(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+
+    conn.create_scalar_function(
+        "plinth_like",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let bytes = |index: usize| match ctx.get_raw(index) {
+                ValueRef::Null => Ok(None),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Ok(Some(bytes)),
+                _ => Err(rusqlite::Error::UserFunctionError(
+                    "plinth_like takes text (CAST a number AS TEXT first)".into(),
+                )),
+            };
+            let (Some(text), Some(pattern)) = (bytes(0)?, bytes(1)?) else {
+                return Ok(None);
+            };
+            if pattern.len() > domain::like::MAX_PATTERN_BYTES {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "LIKE or GLOB pattern too complex".into(),
+                ));
+            }
+            let mut keep_going = || {
+                let expired = DEADLINE
+                    .get()
+                    .is_some_and(|deadline| Instant::now() >= deadline);
+                if expired {
+                    INTERRUPTED.set(true);
+                }
+                !expired
+            };
+            domain::like::like(text, pattern, Some(u32::from(b'\\')), &mut keep_going)
+                .map(Some)
+                .map_err(|_| rusqlite::Error::UserFunctionError("interrupted".into()))
+        },
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -584,5 +630,99 @@ mod math_tests {
             .query_row("SELECT acos(2), sqrt('abc')", [], |row| row.get(0))
             .expect("query");
         assert_eq!(nan, None);
+    }
+
+    /// `plinth_like` answers as SQLite's `LIKE … ESCAPE '\'` over every short combination of
+    /// cases, wildcards, escapes, multi-byte and malformed UTF-8, as text and as blobs.
+    #[test]
+    fn plinth_like_answers_as_sqlite_like() {
+        use rusqlite::types::Value as Sql;
+        let conn = Connection::open_in_memory().expect("memory db");
+        register_math_functions(&conn).expect("registered");
+        let pieces: [&[u8]; 12] = [
+            b"a",
+            b"A",
+            b"b",
+            b"%",
+            b"_",
+            b"\\",
+            "\u{e9}".as_bytes(),
+            "\u{c9}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\xc3",
+            b"\xa9",
+            b"Z",
+        ];
+        // A small xorshift generator: the same cases every run.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut compare = conn
+            .prepare("SELECT ?1 LIKE ?2 ESCAPE '\\', plinth_like(?1, ?2)")
+            .expect("prepares");
+        let mut matched = 0;
+        for case in 0..30_000 {
+            let mut make = |len: usize| -> Vec<u8> {
+                (0..next(len + 1))
+                    .flat_map(|_| pieces[next(pieces.len())].to_vec())
+                    .collect()
+            };
+            let (text, pattern) = (make(7), make(5));
+            let bind = |bytes: Vec<u8>| match String::from_utf8(bytes) {
+                Ok(text) if case % 3 != 0 => Sql::Text(text),
+                Ok(text) => Sql::Blob(text.into_bytes()),
+                Err(bytes) => Sql::Blob(bytes.into_bytes()),
+            };
+            let (text, pattern) = (bind(text), bind(pattern));
+            let (sqlite, ours): (Option<bool>, Option<bool>) = compare
+                .query_row(rusqlite::params![text, pattern], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .expect("both answer");
+            assert_eq!(ours, sqlite, "{text:?} LIKE {pattern:?}");
+            matched += usize::from(sqlite == Some(true));
+        }
+        assert!(
+            matched > 1_000,
+            "the cases match often enough to mean something: {matched}"
+        );
+        let null: Option<bool> = conn
+            .query_row("SELECT plinth_like(NULL, '%')", [], |row| row.get(0))
+            .expect("answers");
+        assert_eq!(null, None);
+    }
+
+    /// A `plinth_like` that outlives the running job's deadline fails its statement, and the
+    /// job is told it was interrupted.
+    #[test]
+    fn plinth_like_stops_at_the_deadline() {
+        let conn = Connection::open_in_memory().expect("memory db");
+        register_math_functions(&conn).expect("registered");
+        let text = "a".repeat(1 << 20);
+        let pattern = format!("%{}b%", "a".repeat(3000));
+        arm_deadline(Some(Instant::now() + std::time::Duration::from_millis(50)));
+        let started = Instant::now();
+        let answer: rusqlite::Result<bool> = conn.query_row(
+            "SELECT plinth_like(?1, ?2)",
+            rusqlite::params![text, pattern],
+            |row| row.get(0),
+        );
+        let interrupted = end_deadline();
+        assert!(answer.is_err(), "{answer:?}");
+        assert!(interrupted);
+        // SQLite's own LIKE takes seconds over this; the deadline check comes every
+        // 65,536 steps.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let too_long = "%".repeat(domain::like::MAX_PATTERN_BYTES + 1);
+        let answer: rusqlite::Result<bool> =
+            conn.query_row("SELECT plinth_like('a', ?1)", [too_long], |row| row.get(0));
+        assert!(
+            answer.is_err_and(|e| e.to_string().contains("pattern too complex")),
+            "as SQLite's LIKE"
+        );
     }
 }

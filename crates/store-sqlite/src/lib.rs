@@ -367,8 +367,9 @@ fn get_lane(collection: &Collection, filters: &[SqlFragment]) -> Lane {
 /// Whether `predicate` reads only the row it is checked against, cheaply. The rule compiler
 /// writes every read of other rows (relation hops, back-relations, `@collection` joins, the
 /// items of a multi-valued field) as a subquery, so a predicate without `SELECT` has none.
-/// `LIKE` is left to the query lane as well: one `LIKE` is a single step the deadline cannot
-/// interrupt, and its pattern may come from the request. Anything else (a quoted identifier
+/// `LIKE` (`plinth_like`) is left to the query lane as well: its cost is the text's length
+/// times the pattern's, and the pattern may come from the request; it stops at the deadline,
+/// but a point reader should not spend that long. Anything else (a quoted identifier
 /// that happens to contain one of these words, say) errs towards the query lane.
 fn is_row_local(predicate: &SqlFragment) -> bool {
     let sql = predicate.sql.to_ascii_uppercase();

@@ -374,6 +374,27 @@ pub fn select_ids(db: &Connection, table: &str, predicate: &SqlFragment) -> Vec<
 pub fn open_db() -> Connection {
     use rusqlite::functions::FunctionFlags;
     let db = Connection::open_in_memory().expect("open sqlite");
+    // The store's `plinth_like(text, pattern)`, answered here by SQLite's own
+    // `text LIKE pattern ESCAPE '\'` on a second connection, so the oracle keeps comparing the
+    // evaluator with SQLite itself (the store's implementation is checked against SQLite's
+    // in the store's tests).
+    let builtin = std::sync::Mutex::new(Connection::open_in_memory().expect("open sqlite"));
+    db.create_scalar_function(
+        "plinth_like",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        move |ctx| {
+            let text = ctx.get::<rusqlite::types::Value>(0)?;
+            let pattern = ctx.get::<rusqlite::types::Value>(1)?;
+            let conn = builtin.lock().expect("builtin LIKE connection");
+            conn.query_row(
+                "SELECT ?1 LIKE ?2 ESCAPE '\\'",
+                rusqlite::params![text, pattern],
+                |row| row.get::<_, Option<bool>>(0),
+            )
+        },
+    )
+    .expect("plinth_like");
     type Math = fn(f64) -> f64;
     let math: [(&str, Math); 4] = [
         ("acos", f64::acos),
