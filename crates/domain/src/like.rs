@@ -30,75 +30,137 @@ enum Token {
     /// `_`.
     One,
     Char(u32),
-    /// An escape with nothing after it: the pattern matches nothing.
-    Dead,
 }
 
-/// Whether `text` is LIKE `pattern`. `escape` is the ESCAPE character (`None`: no escape).
-/// `keep_going` is asked every 65,536 steps; when it answers `false`, the match stops with
-/// [`GaveUp`]. The work is at most about `text.len() × pattern.len()` steps, without
-/// recursion and without copying either string.
+/// A LIKE pattern read once, to match many texts.
+pub struct Pattern {
+    tokens: Vec<Token>,
+    /// An escape with nothing after it: the pattern matches nothing (every way through it
+    /// reaches the dangling escape).
+    dead: bool,
+}
+
+impl Pattern {
+    /// `pattern` with `escape` as the ESCAPE character (`None`: no escape).
+    pub fn new(pattern: &[u8], escape: Option<u32>) -> Pattern {
+        let pattern = until_nul(pattern);
+        // The escape character, when it is `%` or `_`, takes that wildcard's place.
+        let any = Some(u32::from(b'%')).filter(|c| Some(*c) != escape);
+        let one = Some(u32::from(b'_')).filter(|c| Some(*c) != escape);
+        let mut tokens = Vec::with_capacity(pattern.len());
+        let mut dead = false;
+        let mut i = 0;
+        while i < pattern.len() {
+            let (c, next) = read(pattern, i);
+            i = next;
+            if Some(c) == any {
+                tokens.push(Token::Any);
+            } else if Some(c) == escape {
+                if i < pattern.len() {
+                    let (literal, next) = read(pattern, i);
+                    i = next;
+                    tokens.push(Token::Char(literal));
+                } else {
+                    dead = true;
+                }
+            } else if Some(c) == one {
+                tokens.push(Token::One);
+            } else {
+                tokens.push(Token::Char(c));
+            }
+        }
+        Pattern { tokens, dead }
+    }
+
+    /// Whether `text` is LIKE this pattern. `keep_going` is asked every 65,536 steps; when it
+    /// answers `false`, the match stops with [`GaveUp`]. A step is one character compared;
+    /// after a `%`, the next place its following character occurs is found with a byte
+    /// search, as SQLite does. The work is at most about `text.len() × pattern.len()`
+    /// steps, without recursion and without copying the text.
+    pub fn matches(
+        &self,
+        text: &[u8],
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Result<bool, GaveUp> {
+        if self.dead {
+            return Ok(false);
+        }
+        // The text ends at its first NUL, found as the match goes rather than by a scan of
+        // the whole text first (see [`at_end`]).
+        let tokens = &self.tokens;
+        let mut steps: u32 = 0;
+        let (mut t, mut p) = (0usize, 0usize);
+        // The last `%` seen: the token after it, and where in the text its run ends for now.
+        let mut star: Option<(usize, usize)> = None;
+        loop {
+            steps = steps.wrapping_add(1);
+            if steps.is_multiple_of(STEPS_PER_CHECK) && !keep_going() {
+                return Err(GaveUp);
+            }
+            if let Some(token) = tokens.get(p) {
+                match *token {
+                    Token::Any => {
+                        p += 1;
+                        if p == tokens.len() {
+                            // A `%` at the end takes whatever is left.
+                            return Ok(true);
+                        }
+                        // The run starts empty: the token after it is tried here first.
+                        match candidate(text, t, tokens[p]) {
+                            Some(at) => {
+                                star = Some((p, at));
+                                t = at;
+                            }
+                            None => return Ok(false),
+                        }
+                        continue;
+                    }
+                    Token::One if !at_end(text, t) => {
+                        t = read(text, t).1;
+                        p += 1;
+                        continue;
+                    }
+                    Token::Char(c) if !at_end(text, t) => {
+                        let (c2, next) = read(text, t);
+                        if same(c, c2) {
+                            t = next;
+                            p += 1;
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+            } else if at_end(text, t) {
+                return Ok(true);
+            }
+            // A mismatch: let the last `%` take one more character (up to the next place its
+            // following token can match), or fail.
+            match star {
+                Some((after, run_end)) if !at_end(text, run_end) => {
+                    let next = read(text, run_end).1;
+                    match candidate(text, next, tokens[after]) {
+                        Some(at) => {
+                            star = Some((after, at));
+                            p = after;
+                            t = at;
+                        }
+                        None => return Ok(false),
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+    }
+}
+
+/// Whether `text` is LIKE `pattern`: [`Pattern::new`] then [`Pattern::matches`].
 pub fn like(
     text: &[u8],
     pattern: &[u8],
     escape: Option<u32>,
     keep_going: &mut dyn FnMut() -> bool,
 ) -> Result<bool, GaveUp> {
-    let text = until_nul(text);
-    let tokens = tokens(until_nul(pattern), escape);
-    if tokens.iter().any(|t| matches!(t, Token::Dead)) {
-        // Every way through the pattern reaches the dangling escape.
-        return Ok(false);
-    }
-    let mut steps: u32 = 0;
-    let (mut t, mut p) = (0usize, 0usize);
-    // The last `%` seen: the token after it, and where in the text its run ends for now.
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        steps = steps.wrapping_add(1);
-        if steps.is_multiple_of(STEPS_PER_CHECK) && !keep_going() {
-            return Err(GaveUp);
-        }
-        if let Some(token) = tokens.get(p) {
-            match *token {
-                Token::Any => {
-                    p += 1;
-                    if p == tokens.len() {
-                        // A `%` at the end takes whatever is left.
-                        return Ok(true);
-                    }
-                    star = Some((p, t));
-                    continue;
-                }
-                Token::One if t < text.len() => {
-                    t = read(text, t).1;
-                    p += 1;
-                    continue;
-                }
-                Token::Char(c) if t < text.len() => {
-                    let (c2, next) = read(text, t);
-                    if same(c, c2) {
-                        t = next;
-                        p += 1;
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-        } else if t == text.len() {
-            return Ok(true);
-        }
-        // A mismatch: let the last `%` take one more character, or fail.
-        match star {
-            Some((after, run_end)) if run_end < text.len() => {
-                let next = read(text, run_end).1;
-                star = Some((after, next));
-                p = after;
-                t = next;
-            }
-            _ => return Ok(false),
-        }
-    }
+    Pattern::new(pattern, escape).matches(text, keep_going)
 }
 
 /// [`like`] on text with `\` as the escape and no budget, for small inputs.
@@ -112,39 +174,53 @@ pub fn like_text(text: &str, pattern: &str) -> bool {
     .unwrap_or(false)
 }
 
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|b| *b == 0) {
-        Some(end) => &bytes[..end],
-        None => bytes,
+/// The first place at or after `from` where a run of `%` may end so that `token` matches
+/// next, or `None` when there is none. An ASCII character is searched for in either case
+/// (ASCII bytes are always characters of their own); a wider one character by character;
+/// `_` and `%` match anywhere (`_` needs a character left).
+fn candidate(text: &[u8], from: usize, token: Token) -> Option<usize> {
+    match token {
+        Token::Char(c) if c < 0x80 => {
+            let byte = c as u8;
+            let rest = text.get(from..)?;
+            // The NUL that ends the text stops the search too.
+            let at = from
+                + memchr::memchr3(
+                    byte.to_ascii_lowercase(),
+                    byte.to_ascii_uppercase(),
+                    0,
+                    rest,
+                )?;
+            (text[at] != 0).then_some(at)
+        }
+        Token::Char(c) => {
+            // Character by character: a byte inside a character is not a place to start.
+            let mut at = from;
+            while !at_end(text, at) {
+                let (c2, next) = read(text, at);
+                if c2 == c {
+                    return Some(at);
+                }
+                at = next;
+            }
+            None
+        }
+        Token::One => (!at_end(text, from)).then_some(from),
+        Token::Any => Some(from),
     }
 }
 
-fn tokens(pattern: &[u8], escape: Option<u32>) -> Vec<Token> {
-    // The escape character, when it is `%` or `_`, takes that wildcard's place.
-    let any = Some(u32::from(b'%')).filter(|c| Some(*c) != escape);
-    let one = Some(u32::from(b'_')).filter(|c| Some(*c) != escape);
-    let mut out = Vec::with_capacity(pattern.len());
-    let mut i = 0;
-    while i < pattern.len() {
-        let (c, next) = read(pattern, i);
-        i = next;
-        out.push(if Some(c) == any {
-            Token::Any
-        } else if Some(c) == escape {
-            if i < pattern.len() {
-                let (literal, next) = read(pattern, i);
-                i = next;
-                Token::Char(literal)
-            } else {
-                Token::Dead
-            }
-        } else if Some(c) == one {
-            Token::One
-        } else {
-            Token::Char(c)
-        });
+/// Whether the text has ended at `at`: past its bytes, or at a NUL (SQLite's strings are C
+/// strings; a NUL is never inside a character as SQLite reads them).
+fn at_end(text: &[u8], at: usize) -> bool {
+    text.get(at).is_none_or(|byte| *byte == 0)
+}
+
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    match memchr::memchr(0, bytes) {
+        Some(end) => &bytes[..end],
+        None => bytes,
     }
-    out
 }
 
 /// A pattern character against a text character: equal, or the same ASCII letter.

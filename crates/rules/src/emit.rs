@@ -838,14 +838,19 @@ fn compare_sqlite(left: Emitted, op: OpKind, right: Emitted, state: &State<'_>) 
             // `plinth_like(CAST(left AS TEXT), right)` is `left LIKE right ESCAPE '\'`
             // (SQLite's text of a number included), but stops at the query's deadline; see
             // the SQLite store's `register_like`.
+            // A column of TEXT affinity holds text already (or NULL): no CAST, which would copy it.
             let negate = op == OpKind::NotLike;
+            let cast = left.aff != Affinity::Text;
             let mut out = SqlFragment::raw(if negate {
-                "(NOT plinth_like(CAST("
+                "(NOT plinth_like("
             } else {
-                "plinth_like(CAST("
+                "plinth_like("
             });
+            if cast {
+                out.push_sql("CAST(");
+            }
             out.push_fragment(render(dialect, left));
-            out.push_sql(" AS TEXT), ");
+            out.push_sql(if cast { " AS TEXT), " } else { ", " });
             out.push_fragment(render(dialect, right));
             out.push_sql(if negate { "))" } else { ")" });
             out

@@ -564,8 +564,9 @@ pub(crate) fn register_math_functions(conn: &Connection) -> rusqlite::Result<()>
 /// `domain::like`), for the `~` and `!~` of filters and rules. Unlike SQLite's own `LIKE`,
 /// which is one uninterruptible step however long its text and pattern, it stops once the
 /// running job's deadline has passed, as the progress handler stops anything else: the
-/// statement fails and the job is answered as timed out. The rules compiler passes the text
-/// through `CAST(… AS TEXT)`, so a number is matched by SQLite's own text for it.
+/// statement fails and the job is answered as timed out. The rules compiler passes anything
+/// but a column of TEXT affinity through `CAST(… AS TEXT)`, so a number is matched by
+/// SQLite's own text for it.
 fn register_like(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
@@ -575,21 +576,41 @@ fn register_like(conn: &Connection) -> rusqlite::Result<()> {
         2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let bytes = |index: usize| match ctx.get_raw(index) {
+            // The pattern is read once per statement while it stays the same (a bound
+            // parameter), as SQLite keeps "auxiliary data" for constant arguments.
+            let pattern = ctx.get_or_create_aux(1, |value| match value {
                 ValueRef::Null => Ok(None),
-                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Ok(Some(bytes)),
-                _ => Err(rusqlite::Error::UserFunctionError(
-                    "plinth_like takes text (CAST a number AS TEXT first)".into(),
-                )),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                    if bytes.len() > domain::like::MAX_PATTERN_BYTES {
+                        Err("LIKE or GLOB pattern too complex")
+                    } else {
+                        Ok(Some(domain::like::Pattern::new(
+                            bytes,
+                            Some(u32::from(b'\\')),
+                        )))
+                    }
+                }
+                _ => Err(NOT_TEXT),
+            })?;
+            // The compiler CASTs anything but a TEXT column; a number can still come from a
+            // view's column typed as text. An integer reads as SQLite writes it; a REAL in
+            // Rust's shortest form (SQLite would write `5.0` where this writes `5`).
+            let number;
+            let text = match ctx.get_raw(0) {
+                ValueRef::Null => return Ok(None),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes,
+                ValueRef::Integer(i) => {
+                    number = i.to_string();
+                    number.as_bytes()
+                }
+                ValueRef::Real(r) => {
+                    number = r.to_string();
+                    number.as_bytes()
+                }
             };
-            let (Some(text), Some(pattern)) = (bytes(0)?, bytes(1)?) else {
+            let Some(pattern) = pattern.as_ref() else {
                 return Ok(None);
             };
-            if pattern.len() > domain::like::MAX_PATTERN_BYTES {
-                return Err(rusqlite::Error::UserFunctionError(
-                    "LIKE or GLOB pattern too complex".into(),
-                ));
-            }
             let mut keep_going = || {
                 let expired = DEADLINE
                     .get()
@@ -599,12 +620,15 @@ fn register_like(conn: &Connection) -> rusqlite::Result<()> {
                 }
                 !expired
             };
-            domain::like::like(text, pattern, Some(u32::from(b'\\')), &mut keep_going)
+            pattern
+                .matches(text, &mut keep_going)
                 .map(Some)
                 .map_err(|_| rusqlite::Error::UserFunctionError("interrupted".into()))
         },
     )
 }
+
+const NOT_TEXT: &str = "plinth_like takes a text pattern";
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -633,13 +657,14 @@ mod math_tests {
     }
 
     /// `plinth_like` answers as SQLite's `LIKE … ESCAPE '\'` over every short combination of
-    /// cases, wildcards, escapes, multi-byte and malformed UTF-8, as text and as blobs.
+    /// cases, wildcards, escapes, multi-byte and malformed UTF-8 and NUL bytes, as text and
+    /// as blobs.
     #[test]
     fn plinth_like_answers_as_sqlite_like() {
         use rusqlite::types::Value as Sql;
         let conn = Connection::open_in_memory().expect("memory db");
         register_math_functions(&conn).expect("registered");
-        let pieces: [&[u8]; 12] = [
+        let pieces: [&[u8]; 13] = [
             b"a",
             b"A",
             b"b",
@@ -652,6 +677,7 @@ mod math_tests {
             b"\xc3",
             b"\xa9",
             b"Z",
+            b"\0",
         ];
         // A small xorshift generator: the same cases every run.
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
