@@ -292,29 +292,10 @@ fn like_pattern(text: &str) -> String {
     }
 }
 
-/// SQLite's LIKE: `%` any run, `_` one character, ASCII letters case-insensitive.
+/// SQLite's LIKE without an escape: `%` any run, `_` one character, ASCII letters
+/// case-insensitive (collection lists are small: no budget).
 fn like(text: &str, pattern: &str) -> bool {
-    let text: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let pattern: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
-    // Classic two-pointer wildcard match with backtracking to the last `%`.
-    let (mut t, mut p) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '_' || pattern[p] == text[t]) {
-            t += 1;
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == '%' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((star_p, star_t)) = star {
-            p = star_p + 1;
-            t = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '%')
+    domain::like::like(text.as_bytes(), pattern.as_bytes(), None, &mut || true).unwrap_or(false)
 }
 
 #[derive(Debug, Clone, PartialEq)]
