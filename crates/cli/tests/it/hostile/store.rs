@@ -324,7 +324,7 @@ async fn repeated_large_updates_keep_the_change_log_in_budget() {
 /// `~` is SQLite's `LIKE`, whose cost is the text's length times the pattern's, in one step
 /// SQLite's own deadline check cannot interrupt: a 3 KB filter pattern against a 1 MiB text
 /// took 3.6 s a row. Plinth's `LIKE` stops at the query timeout, so a guest's list over large
-/// texts is answered as any other timed-out query, while other requests are served.
+/// texts is answered as any other timed-out query, and the server serves on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_like_over_long_texts_stops_at_the_query_timeout() {
     let mut app = spawn_capped_with(Launch {
@@ -351,12 +351,7 @@ async fn a_long_like_over_long_texts_stops_at_the_query_timeout() {
                 json!({ "body": text }),
             )
             .await;
-        assert_eq!(
-            status,
-            200,
-            "{}",
-            &body.to_string()[..200.min(body.to_string().len())]
-        );
+        assert_eq!(status, 200, "{}", body["message"]);
     }
     let filter = format!("body ~ '{}b'", "a".repeat(3000));
     let url = app.url(&format!(
