@@ -12,7 +12,9 @@ pub enum AuthContext {
     Guest,
     Record {
         collection: Arc<Collection>,
-        record: Box<Record>,
+        /// Shared: the request's rule contexts and the store's kept auth records hold the same
+        /// one, so naming the caller copies nothing.
+        record: Arc<Record>,
         /// Whether the token may be refreshed (impersonation tokens may not).
         refreshable: bool,
     },

@@ -323,6 +323,19 @@ pub trait Store: Send + Sync + 'static {
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError>;
 
+    /// An auth record by id, for a token check: shared, since an engine may keep auth records
+    /// in memory and hand out the same one to every request.
+    async fn get_auth_record(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+    ) -> Result<Option<Arc<Record>>, StoreError> {
+        Ok(self
+            .get_record(collection, id, Vec::new())
+            .await?
+            .map(Arc::new))
+    }
+
     /// Whether the stored record `id` exists and satisfies every filter. Unlike
     /// [`Store::get_record`], filters not decided within the query timeout fail with
     /// [`StoreError::TimedOut`] instead of reading as "does not hold": for checks where

@@ -132,7 +132,7 @@ pub fn auth_response(collection: &Collection, record: &Record, token: String) ->
         record,
         &AuthContext::Record {
             collection: std::sync::Arc::new(collection.clone()),
-            record: Box::new(record.clone()),
+            record: std::sync::Arc::new(record.clone()),
             refreshable: true,
         },
     );
@@ -489,7 +489,7 @@ mod tests {
         data.insert("tokenKey".into(), json!("key"));
         let superuser = AuthContext::Record {
             collection: std::sync::Arc::new(domain::collection::superusers_collection("")),
-            record: Box::new(Record::new(serde_json::Map::new())),
+            record: std::sync::Arc::new(Record::new(serde_json::Map::new())),
             refreshable: true,
         };
         let shown = record_json(&users, &Record::new(data.clone()), &superuser);
@@ -595,12 +595,12 @@ mod tests {
         let user = Record::new(user_data);
         let superuser = AuthContext::Record {
             collection: std::sync::Arc::new(superusers_collection("")),
-            record: Box::new(Record::new(serde_json::Map::new())),
+            record: std::sync::Arc::new(Record::new(serde_json::Map::new())),
             refreshable: true,
         };
         let owner = AuthContext::Record {
             collection: users.clone(),
-            record: Box::new(user.clone()),
+            record: std::sync::Arc::new(user.clone()),
             refreshable: true,
         };
         for viewer in [&AuthContext::Guest, &superuser, &owner] {

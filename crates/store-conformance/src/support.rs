@@ -311,7 +311,7 @@ pub(crate) fn superuser(store: &Arc<dyn Store>) -> AuthContext {
     data.insert("id".into(), json!("superuser000001"));
     AuthContext::Record {
         collection,
-        record: Box::new(Record::new(data)),
+        record: Arc::new(Record::new(data)),
         refreshable: true,
     }
 }

@@ -50,7 +50,7 @@ thread_local! {
 
 struct Entry {
     collection: Arc<Collection>,
-    record: Record,
+    record: Arc<Record>,
     generation: u64,
 }
 
@@ -146,7 +146,7 @@ impl AuthCache {
     }
 
     /// The record `id` of `collection`, if kept and still valid.
-    pub(crate) fn get(&self, collection: &Arc<Collection>, id: &str) -> Option<Record> {
+    pub(crate) fn get(&self, collection: &Arc<Collection>, id: &str) -> Option<Arc<Record>> {
         let now = self.change_counter()?;
         if now != self.known.load(Ordering::SeqCst) {
             // Another process committed (or this one's writer did, its hook not run yet).
@@ -158,7 +158,7 @@ impl AuthCache {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = entries.by_collection.get(&collection.id)?.get(id)?;
         (entry.generation == generation && Arc::ptr_eq(&entry.collection, collection))
-            .then(|| entry.record.clone())
+            .then(|| Arc::clone(&entry.record))
     }
 
     /// Taken before reading a record of `collection`.
@@ -171,7 +171,7 @@ impl AuthCache {
     }
 
     /// Keeps `record`, read after `ticket` was taken, unless its table may have changed since.
-    pub(crate) fn put(&self, ticket: Ticket, collection: &Arc<Collection>, record: &Record) {
+    pub(crate) fn put(&self, ticket: Ticket, collection: &Arc<Collection>, record: &Arc<Record>) {
         if self.files.shm.is_none()
             || self.generations[ticket.bucket].load(Ordering::SeqCst) != ticket.generation
         {
@@ -183,7 +183,7 @@ impl AuthCache {
         }
         let entry = Entry {
             collection: Arc::clone(collection),
-            record: record.clone(),
+            record: Arc::clone(record),
             generation: ticket.generation,
         };
         let replaced = entries

@@ -170,6 +170,42 @@ impl SchemaCell {
 const STATEMENT_CACHE: usize = 256;
 
 impl SqliteStore {
+    /// A record by id under `filters`. An auth record read without filters (a token check's)
+    /// comes from the kept auth records while its table is unchanged, and is kept when read.
+    async fn record_by_id(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+        filters: Vec<SqlFragment>,
+    ) -> Result<Option<Arc<Record>>, StoreError> {
+        let keep = filters.is_empty() && collection.is_auth();
+        if keep && let Some(record) = self.auth_cache.get(&collection, id) {
+            return Ok(Some(record));
+        }
+        let ticket = keep.then(|| {
+            (
+                self.auth_cache.ticket(&collection),
+                Arc::clone(&self.auth_cache),
+            )
+        });
+        let id = id.to_owned();
+        let lane = get_lane(&collection, &filters);
+        let read = move |conn: &mut Connection| {
+            let found = records::get(conn, &collection, &id, filters).map(|r| r.map(Arc::new));
+            if let (Some((ticket, cache)), Ok(Some(record))) = (&ticket, &found) {
+                cache.put(*ticket, &collection, record);
+            }
+            found
+        };
+        if lane == Lane::Point && !self.closed.load(Ordering::Acquire) {
+            match self.engine.read_inline(read) {
+                Ok(result) => return result,
+                Err(read) => return self.read(lane, read).await,
+            }
+        }
+        self.read(lane, read).await
+    }
+
     /// Opens (or creates) `data_dir/data.db`, applies pending migrations (a new database gets
     /// the `_superusers` and `users` collections) and starts the connection threads.
     pub fn open(
@@ -704,33 +740,18 @@ impl Store for SqliteStore {
         id: &str,
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError> {
-        // The token check's read of its auth record: from memory while unchanged.
-        let keep = filters.is_empty() && collection.is_auth();
-        if keep && let Some(record) = self.auth_cache.get(&collection, id) {
-            return Ok(Some(record));
-        }
-        let ticket = keep.then(|| {
-            (
-                self.auth_cache.ticket(&collection),
-                Arc::clone(&self.auth_cache),
-            )
-        });
-        let id = id.to_owned();
-        let lane = get_lane(&collection, &filters);
-        let read = move |conn: &mut Connection| {
-            let found = records::get(conn, &collection, &id, filters);
-            if let (Some((ticket, cache)), Ok(Some(record))) = (&ticket, &found) {
-                cache.put(*ticket, &collection, record);
-            }
-            found
-        };
-        if lane == Lane::Point && !self.closed.load(Ordering::Acquire) {
-            match self.engine.read_inline(read) {
-                Ok(result) => return result,
-                Err(read) => return self.read(lane, read).await,
-            }
-        }
-        self.read(lane, read).await
+        Ok(self
+            .record_by_id(collection, id, filters)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_auth_record(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+    ) -> Result<Option<Arc<Record>>, StoreError> {
+        self.record_by_id(collection, id, Vec::new()).await
     }
 
     async fn record_satisfies(

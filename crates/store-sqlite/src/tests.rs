@@ -3548,7 +3548,7 @@ async fn the_auth_record_cache_is_bounded() {
         let ticket = cache.ticket(&users);
         let mut data = domain::record::RecordData::new();
         data.insert("id".into(), json!(format!("r{n}")));
-        cache.put(ticket, &users, &Record::new(data));
+        cache.put(ticket, &users, &Arc::new(Record::new(data)));
         assert!(cache.len() <= crate::auth_cache::MAX_ENTRIES);
     }
     let last = format!("r{}", crate::auth_cache::MAX_ENTRIES + 9);

@@ -192,7 +192,7 @@ pub(super) fn context(signed_in: bool, query: Option<&str>, body: Option<Value>)
         let user = json!({"id": "a", "email": "a@x.io", "verified": true});
         AuthContext::Record {
             collection: users,
-            record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
+            record: Arc::new(Record::new(user.as_object().cloned().unwrap_or_default())),
             refreshable: true,
         }
     } else {
@@ -382,7 +382,7 @@ proptest! {
         let user = json!({"id": "a", "email": "a@x.io", "verified": true});
         let signed_in = AuthContext::Record {
             collection: users,
-            record: Box::new(Record::new(user.as_object().cloned().unwrap_or_default())),
+            record: Arc::new(Record::new(user.as_object().cloned().unwrap_or_default())),
             refreshable: true,
         };
         let mut compiled_any = false;

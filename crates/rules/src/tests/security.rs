@@ -142,7 +142,7 @@ fn hidden_emails_do_not_order_a_sort() {
     let users = schema.get("users").cloned().expect("users");
     let superuser = AuthContext::Record {
         collection: schema.get("_superusers").cloned().expect("superusers"),
-        record: Box::new(Record::new(serde_json::Map::new())),
+        record: Arc::new(Record::new(serde_json::Map::new())),
         refreshable: true,
     };
     for (auth, masked) in [(AuthContext::Guest, true), (superuser, false)] {

@@ -484,12 +484,12 @@ impl Fixture {
             "guest" => AuthContext::Guest,
             "su" => AuthContext::Record {
                 collection: self.collection("_superusers"),
-                record: Box::new(self.record("_superusers", "admin")),
+                record: Arc::new(self.record("_superusers", "admin")),
                 refreshable: true,
             },
             user => AuthContext::Record {
                 collection: self.collection("users"),
-                record: Box::new(self.record("users", user)),
+                record: Arc::new(self.record("users", user)),
                 refreshable: true,
             },
         }

@@ -31,7 +31,7 @@ fn world() -> &'static World {
         let users = schema.get("users").cloned().expect("users");
         let superuser = AuthContext::Record {
             collection: schema.get("_superusers").cloned().expect("superusers"),
-            record: Box::new(Record::new(serde_json::Map::new())),
+            record: Arc::new(Record::new(serde_json::Map::new())),
             refreshable: true,
         };
         World {

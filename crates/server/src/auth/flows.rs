@@ -154,7 +154,7 @@ async fn verify_for(
     if claims.email.as_deref() != Some(record.text("email")) {
         return Err(invalid_token());
     }
-    Ok((record, claims))
+    Ok((Arc::unwrap_or_clone(record), claims))
 }
 
 async fn request_verification(

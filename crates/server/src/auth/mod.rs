@@ -256,7 +256,7 @@ async fn record_matches(
     };
     let ctx = rules::RequestContext::new(AuthContext::Record {
         collection: collection.clone(),
-        record: Box::new(record.clone()),
+        record: Arc::new(record.clone()),
         refreshable: true,
     })
     .with_method("POST");
@@ -512,7 +512,7 @@ pub async fn respond(
 fn self_viewer(collection: &Arc<Collection>, record: &Record) -> AuthContext {
     AuthContext::Record {
         collection: collection.clone(),
-        record: Box::new(record.clone()),
+        record: Arc::new(record.clone()),
         refreshable: true,
     }
 }

@@ -108,7 +108,7 @@ pub async fn verify(
     state: &SharedState,
     token: &str,
     token_type: TokenType,
-) -> Option<(Arc<Collection>, Record, Claims)> {
+) -> Option<(Arc<Collection>, Arc<Record>, Claims)> {
     let kept = state.verified_tokens.get(token);
     let unverified;
     let claims = match &kept {
@@ -127,7 +127,7 @@ pub async fn verify(
     }
     let record = state
         .store
-        .get_record(collection.clone(), &claims.id, Vec::new())
+        .get_auth_record(collection.clone(), &claims.id)
         .await
         .ok()
         .flatten()?;
@@ -159,7 +159,7 @@ pub async fn resolve_auth_token(state: &SharedState, token: &str) -> AuthContext
     match verify(state, token, TokenType::Auth).await {
         Some((collection, record, claims)) => AuthContext::Record {
             collection,
-            record: Box::new(record),
+            record,
             refreshable: claims.refreshable.unwrap_or(true),
         },
         None => AuthContext::Guest,

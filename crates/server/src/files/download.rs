@@ -124,7 +124,7 @@ async fn check_protected(
         match verify(state, token, TokenType::File).await {
             Some((auth_collection, auth_record, _)) => AuthContext::Record {
                 collection: auth_collection,
-                record: Box::new(auth_record),
+                record: auth_record,
                 refreshable: false,
             },
             None => AuthContext::Guest,

@@ -553,8 +553,9 @@ fn refresh_auth(clients: &[Arc<Client>], collection: &Collection, change: &Chang
         if drop_auth {
             state.auth = guest();
         } else if let AuthContext::Record { record, .. } = Arc::make_mut(&mut state.auth) {
-            // Copied only if a snapshot of the old auth is still in use somewhere.
-            **record = change.record.clone();
+            // The auth is copied only if a snapshot of the old one is still in use somewhere;
+            // the record is replaced, not changed in place.
+            *record = Arc::new(change.record.clone());
         }
     }
 }

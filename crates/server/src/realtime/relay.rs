@@ -161,7 +161,7 @@ async fn subscribe_for(
             match found {
                 Some((collection, record)) => AuthContext::Record {
                     collection,
-                    record: Box::new(record),
+                    record: Arc::new(record),
                     refreshable: who
                         .get("refreshable")
                         .and_then(Value::as_bool)

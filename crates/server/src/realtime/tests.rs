@@ -299,7 +299,7 @@ async fn auth_falls_back_to_guest_when_the_record_changes_key_or_goes() {
     hub.ensure_started(&state).await;
     let as_user = |record: &Record| AuthContext::Record {
         collection: Arc::clone(&users),
-        record: Box::new(record.clone()),
+        record: Arc::new(record.clone()),
         refreshable: true,
     };
     let a = hub.connect(None).expect("connects");
@@ -716,7 +716,7 @@ async fn a_new_token_secret_drops_the_auth_of_that_collection_only() {
     hub.ensure_started(&state).await;
     let as_user = AuthContext::Record {
         collection: Arc::clone(&users),
-        record: Box::new(user),
+        record: Arc::new(user),
         refreshable: true,
     };
     let a = hub.connect(None).expect("connects");

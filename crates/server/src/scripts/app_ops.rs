@@ -217,7 +217,7 @@ fn request_context(schema: &Schema, args: &Value) -> RequestContext {
     let auth = match record_of(schema, &args["auth"]) {
         Ok((collection, record)) if args["auth"].is_object() => AuthContext::Record {
             collection,
-            record: Box::new(record),
+            record: Arc::new(record),
             refreshable: false,
         },
         _ => AuthContext::Guest,

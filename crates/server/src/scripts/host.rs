@@ -246,7 +246,7 @@ pub(crate) fn superuser(schema: &Schema) -> AuthContext {
     match schema.get("_superusers") {
         Some(collection) => AuthContext::Record {
             collection: collection.clone(),
-            record: Box::new(Record::new(Map::new())),
+            record: Arc::new(Record::new(Map::new())),
             refreshable: false,
         },
         None => AuthContext::Guest,
