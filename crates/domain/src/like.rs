@@ -163,17 +163,6 @@ pub fn like(
     Pattern::new(pattern, escape).matches(text, keep_going)
 }
 
-/// [`like`] on text with `\` as the escape and no budget, for small inputs.
-pub fn like_text(text: &str, pattern: &str) -> bool {
-    like(
-        text.as_bytes(),
-        pattern.as_bytes(),
-        Some(u32::from(b'\\')),
-        &mut || true,
-    )
-    .unwrap_or(false)
-}
-
 /// The first place at or after `from` where a run of `%` may end so that `token` matches
 /// next, or `None` when there is none. An ASCII character is searched for in either case
 /// (ASCII bytes are always characters of their own); a wider one character by character;
@@ -263,8 +252,15 @@ fn read(bytes: &[u8], at: usize) -> (u32, usize) {
 mod tests {
     use super::*;
 
+    /// `text LIKE pattern ESCAPE '\'`, without a budget.
     fn m(text: &str, pattern: &str) -> bool {
-        like_text(text, pattern)
+        like(
+            text.as_bytes(),
+            pattern.as_bytes(),
+            Some(u32::from(b'\\')),
+            &mut || true,
+        )
+        .unwrap_or(false)
     }
 
     #[test]

@@ -837,8 +837,8 @@ fn compare_sqlite(left: Emitted, op: OpKind, right: Emitted, state: &State<'_>) 
             };
             // `plinth_like(CAST(left AS TEXT), right)` is `left LIKE right ESCAPE '\'`
             // (SQLite's text of a number included), but stops at the query's deadline; see
-            // the SQLite store's `register_like`.
-            // A column of TEXT affinity holds text already (or NULL): no CAST, which would copy it.
+            // the SQLite store's `register_like`. A column of TEXT affinity holds text (or
+            // NULL) already, so it goes without the CAST, which would copy it.
             let negate = op == OpKind::NotLike;
             let cast = left.aff != Affinity::Text;
             let mut out = SqlFragment::raw(if negate {

@@ -260,7 +260,8 @@ fn current_token_key(conn: &Connection, collection: &Collection, id: &str) -> Op
 
 /// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
 /// at least `max_age_secs` old (with 0, an entry written in this very millisecond goes too:
-/// "keep nothing by age" must not depend on the clock having ticked), then enforces the byte budget.
+/// "keep nothing by age" must not depend on the clock having ticked), then enforces the byte
+/// budget.
 pub(crate) fn prune(
     conn: &Connection,
     up_to: u64,

@@ -499,18 +499,19 @@ fn run_job(conn: &mut Connection, job: Job) {
 /// has passed. SQLite then fails the statement with `SQLITE_INTERRUPT`; the job's transaction
 /// rolls back when the job drops it.
 fn install_interrupt(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.progress_handler(
-        PROGRESS_STEPS,
-        Some(|| {
-            let expired = DEADLINE
-                .get()
-                .is_some_and(|deadline| Instant::now() >= deadline);
-            if expired {
-                INTERRUPTED.set(true);
-            }
-            expired
-        }),
-    )
+    conn.progress_handler(PROGRESS_STEPS, Some(deadline_passed))
+}
+
+/// Whether the running job's deadline has passed; if so, the job is marked interrupted. Asked
+/// by the progress handler and by `plinth_like`.
+fn deadline_passed() -> bool {
+    let expired = DEADLINE
+        .get()
+        .is_some_and(|deadline| Instant::now() >= deadline);
+    if expired {
+        INTERRUPTED.set(true);
+    }
+    expired
 }
 
 /// The SQL math functions filters and rules emit (`geoDistance` becomes a great-circle
@@ -611,17 +612,8 @@ fn register_like(conn: &Connection) -> rusqlite::Result<()> {
             let Some(pattern) = pattern.as_ref() else {
                 return Ok(None);
             };
-            let mut keep_going = || {
-                let expired = DEADLINE
-                    .get()
-                    .is_some_and(|deadline| Instant::now() >= deadline);
-                if expired {
-                    INTERRUPTED.set(true);
-                }
-                !expired
-            };
             pattern
-                .matches(text, &mut keep_going)
+                .matches(text, &mut || !deadline_passed())
                 .map(Some)
                 .map_err(|_| rusqlite::Error::UserFunctionError("interrupted".into()))
         },

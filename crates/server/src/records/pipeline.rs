@@ -476,7 +476,8 @@ async fn would_be_row(
     .await
 }
 
-/// [`values::validated`], off the async workers when the body is heavy; the input comes back for the password hashing.
+/// [`values::validated`], off the async workers when the body is heavy; the input comes back
+/// for the password hashing.
 async fn validate_off_thread(
     collection: &Arc<Collection>,
     applied: (RecordData, domain::ValidationErrors),
