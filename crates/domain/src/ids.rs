@@ -46,6 +46,10 @@ pub fn field_id(field_type: &str, name: &str) -> String {
 /// repeated, with literal characters between), which covers every pattern PocketBase ships
 /// (`[a-z0-9]{15}`, `[a-zA-Z0-9]{50}`). Returns `None` for patterns outside that subset.
 pub fn generate_from_pattern(pattern: &str) -> Option<String> {
+    // The default of every id field, on every create: no need to read it.
+    if pattern == "[a-z0-9]{15}" {
+        return Some(new_record_id());
+    }
     let mut out = String::new();
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;

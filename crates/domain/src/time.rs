@@ -11,7 +11,40 @@ pub fn now() -> String {
 
 /// Formats a UTC instant as `2026-11-28 01:54:20.773Z`.
 pub fn format(at: DateTime<Utc>) -> String {
-    at.format(LAYOUT).to_string()
+    use chrono::{Datelike as _, Timelike as _};
+    let (year, nanos) = (at.year(), at.nanosecond());
+    // Four-digit years and no leap second: written by hand, as this runs for every record
+    // written (twice) and chrono's formatter interprets `LAYOUT` each time. Others: chrono.
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return at.format(LAYOUT).to_string();
+    }
+    let mut out = [0u8; 24];
+    let mut put = |at: usize, value: u32, width: usize| {
+        let mut value = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, at.month(), 2);
+    put(8, at.day(), 2);
+    put(11, at.hour(), 2);
+    put(14, at.minute(), 2);
+    put(17, at.second(), 2);
+    put(20, nanos / 1_000_000, 3);
+    for (i, b) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ] {
+        out[i] = b;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parses what PocketBase accepts as a date: RFC 3339 with `T` or space, with or without
@@ -57,6 +90,45 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_writes_what_chrono_writes() {
+        use chrono::TimeZone as _;
+        use rand::RngExt as _;
+        let mut rng = rand::rng();
+        // Year 0 to 9999, the edges of a day and a second, and random instants between.
+        let mut instants: Vec<(i64, u32)> = vec![
+            (-62_167_219_200, 0),
+            (253_402_300_799, 999_999_999),
+            (0, 0),
+            (86_399, 999_000_000),
+            (1_700_000_000, 1_000_000),
+        ];
+        for _ in 0..20_000 {
+            instants.push((
+                rng.random_range(-62_167_219_200..253_402_300_800),
+                rng.random_range(0..1_000_000_000),
+            ));
+        }
+        for (secs, nanos) in instants {
+            let at = Utc
+                .timestamp_opt(secs, nanos)
+                .single()
+                .expect("valid instant");
+            assert_eq!(format(at), at.format(LAYOUT).to_string(), "{secs} {nanos}");
+        }
+        // Outside four-digit years and on a leap second, chrono writes it.
+        let far = Utc
+            .timestamp_opt(253_402_300_800, 0)
+            .single()
+            .expect("valid");
+        assert_eq!(format(far), far.format(LAYOUT).to_string());
+        let leap = Utc
+            .timestamp_opt(1_483_228_799, 1_500_000_000)
+            .single()
+            .expect("valid");
+        assert_eq!(format(leap), leap.format(LAYOUT).to_string());
+    }
 
     #[test]
     fn accepts_what_pocketbase_accepts() {

@@ -139,8 +139,9 @@ pub(crate) fn append(
 ) -> Result<(), StoreError> {
     let snapshot = snapshot(collection, record)?;
     PENDING.set(PENDING.get().saturating_add(snapshot.len() as u64));
+    // One row, so `OR FAIL` spares the statement journal: see `records::insert_sql`.
     conn.prepare_cached(
-        "INSERT INTO _changes (collectionId, recordId, action, record, created)
+        "INSERT OR FAIL INTO _changes (collectionId, recordId, action, record, created)
          VALUES (?, ?, ?, ?, ?)",
     )
     .and_then(|mut stmt| {

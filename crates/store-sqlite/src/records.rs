@@ -356,11 +356,19 @@ fn create(
     Ok(created)
 }
 
-/// `INSERT INTO "t" ("a", "b") VALUES (?, ?)` over every field, written into one string
-/// (the statement cache finds the prepared statement by this text).
+/// `INSERT OR FAIL INTO "t" ("a", "b") VALUES (?, ?)` over every field, written into one
+/// string (the statement cache finds the prepared statement by this text).
+///
+/// `OR FAIL`, here and in [`update_sql`]: inside a transaction, SQLite gives every statement
+/// that may abort (a unique index, a `NOT NULL`) a statement journal, copying each page it
+/// changes so that the statement alone can be undone. Nothing needs that here: a failed
+/// statement fails its whole write, which its savepoint or its transaction then undoes, and
+/// no statement of the write runs after it. (These statements change one row, whose
+/// constraints SQLite checks before changing anything, so there is not even a partial row.)
+/// Without the journal a create costs some 6,000 fewer instructions (about 3 %).
 pub(crate) fn insert_sql(collection: &Collection) -> String {
     let mut sql = String::with_capacity(64 + collection.fields.len() * 16);
-    sql.push_str("INSERT INTO ");
+    sql.push_str("INSERT OR FAIL INTO ");
     push_quoted_ident(&mut sql, &collection.name);
     sql.push_str(" (");
     for (n, field) in collection.fields.iter().enumerate() {
@@ -377,10 +385,11 @@ pub(crate) fn insert_sql(collection: &Collection) -> String {
     sql
 }
 
-/// `UPDATE "t" SET "a" = ?, "b" = ? WHERE "id" = ?` over `fields`, written into one string.
+/// `UPDATE OR FAIL "t" SET "a" = ?, "b" = ? WHERE "id" = ?` over `fields`, written into one
+/// string (one row: see [`insert_sql`] on `OR FAIL`).
 pub(crate) fn update_sql(collection: &Collection, fields: &[&Field]) -> String {
     let mut sql = String::with_capacity(64 + fields.len() * 16);
-    sql.push_str("UPDATE ");
+    sql.push_str("UPDATE OR FAIL ");
     push_quoted_ident(&mut sql, &collection.name);
     sql.push_str(" SET ");
     for (n, field) in fields.iter().enumerate() {

@@ -2904,6 +2904,54 @@ async fn queued_writes(store: &SqliteStore, n: usize) {
     panic!("{} writes queued, expected {n}", store.group.len());
 }
 
+/// Record statements run `OR FAIL` (no statement journal): a write whose later operation
+/// breaks a unique index leaves nothing of itself behind, alone in its transaction or not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_failing_on_its_second_unique_index_leaves_nothing() {
+    let (_dir, store) = open().await;
+    let mut items = base("items", vec![text("a"), text("b")]);
+    items.indexes = vec![
+        "CREATE UNIQUE INDEX idx_items_a ON items (a)".into(),
+        "CREATE UNIQUE INDEX idx_items_b ON items (b)".into(),
+    ];
+    store.create_collection(items).await.expect("created");
+    let items = collection(&store, "items");
+    create(&store, "items", json!({"a": "a0", "b": "taken"}))
+        .await
+        .expect("created");
+    let op = |a: &str, b: &str| WriteOp::Create {
+        collection: Arc::clone(&items),
+        data: record_data(&items, json!({"a": a, "b": b})),
+        guard: None,
+    };
+    // Alone, then the same write again (its first op went nowhere, so it fails the same way).
+    for _ in 0..2 {
+        let error = store
+            .write(vec![op("a1", "b1"), op("a2", "taken")])
+            .await
+            .expect_err("second op breaks idx_items_b");
+        assert_eq!(error.index, 1);
+        assert_eq!(
+            validation_code(&error.error, "b").as_deref(),
+            Some("validation_not_unique")
+        );
+    }
+    let row = list(&store, "items", vec![]).await;
+    assert_eq!(row.len(), 1, "only the first record: {row:?}");
+    // No index entry of the failed writes was left: their values are free.
+    store
+        .write(vec![op("a1", "b1"), op("a2", "b2")])
+        .await
+        .expect("the values are free");
+    let mut a: Vec<String> = list(&store, "items", vec![])
+        .await
+        .iter()
+        .map(|r| r.data["a"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    a.sort();
+    assert_eq!(a, ["a0", "a1", "a2"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_queued_together_commit_together_and_fail_alone() {
     let (_dir, store) = open().await;
@@ -3560,7 +3608,7 @@ fn write_statements_quote_every_name() {
     let collection = base("odd \"name\"", vec![text("a\"b"), number("score")]);
     assert_eq!(
         crate::records::insert_sql(&collection),
-        r#"INSERT INTO "odd ""name""" ("id", "a""b", "score") VALUES (?, ?, ?)"#
+        r#"INSERT OR FAIL INTO "odd ""name""" ("id", "a""b", "score") VALUES (?, ?, ?)"#
     );
     let fields: Vec<&Field> = collection
         .fields
@@ -3569,6 +3617,6 @@ fn write_statements_quote_every_name() {
         .collect();
     assert_eq!(
         crate::records::update_sql(&collection, &fields),
-        r#"UPDATE "odd ""name""" SET "a""b" = ?, "score" = ? WHERE "id" = ?"#
+        r#"UPDATE OR FAIL "odd ""name""" SET "a""b" = ?, "score" = ? WHERE "id" = ?"#
     );
 }
