@@ -83,7 +83,14 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Appends `name` quoted as [`quote_ident`] does, without an allocation of its own.
 pub fn push_quoted_ident(out: &mut String, name: &str) {
+    out.reserve(name.len() + 2);
     out.push('"');
+    // Names rarely hold a quote: one scan, one copy.
+    if !name.contains('"') {
+        out.push_str(name);
+        out.push('"');
+        return;
+    }
     let mut pieces = name.split('"');
     if let Some(first) = pieces.next() {
         out.push_str(first);
