@@ -393,6 +393,95 @@ async fn every_field_kind_round_trips() {
     ));
 }
 
+/// A create or update answers with the record as a read of its row would: the write builds it
+/// from the values it bound when the columns keep them as bound, and reads the row back when
+/// they may not (numeric JSON text, which the column's NUMERIC affinity turns into a number)
+/// or when a trigger of someone else's changed the row behind the write.
+#[tokio::test(flavor = "multi_thread")]
+async fn written_records_answer_as_a_read_would() {
+    let (dir, store) = open().await;
+    store.create_collection(posts()).await.expect("created");
+    let user = new_user(&store, "a@example.com").await;
+    let as_text = |record: &Record| serde_json::to_string(&record.data).expect("serializes");
+    let numbers = [
+        json!(0),
+        json!(-0.0),
+        json!(3.0),
+        json!(2.5),
+        json!(-1.25e-7),
+        json!(1e20),
+        json!(-1e300),
+        json!(9_007_199_254_740_993_i64),
+        json!(i64::MAX),
+        json!(i64::MIN),
+        json!(u64::MAX),
+        json!(9.223_372_036_854_776e18),
+    ];
+    let metas = [
+        Value::Null,
+        json!(5),
+        json!(5.0),
+        json!(-0.0),
+        json!(1e20),
+        json!("5"),
+        json!(" 5 "),
+        json!(""),
+        json!(true),
+        json!(false),
+        json!([]),
+        json!({}),
+        json!([1, "a", null, 2.5]),
+        json!({"k": 2.5, "n": {"deep": [true]}}),
+    ];
+    let texts = ["", " 5 ", "5.0", "0x10", "1e5", "null", "zoë ✓", "[1]"];
+    let mut ids = Vec::new();
+    for (n, meta) in metas.iter().enumerate() {
+        let values = json!({
+            "title": texts[n % texts.len()],
+            "body": texts[(n + 3) % texts.len()],
+            "n": numbers[n % numbers.len()],
+            "ok": n % 2 == 0,
+            "when": "2024-01-02 03:04:05.000Z",
+            "sel": "a",
+            "sels": if n % 3 == 0 { json!([]) } else { json!(["a", "b"]) },
+            "meta": meta,
+            "owner": if n % 2 == 0 { json!(user.id()) } else { json!("") },
+            "owners": [user.id()],
+            "docs": ["one.png"],
+            "loc": {"lon": numbers[(n + 1) % numbers.len()].as_f64().map_or(0.0, |v| v.clamp(-180.0, 180.0)), "lat": 0.5},
+        });
+        let created = create(&store, "posts", values).await.expect("created");
+        let read = get(&store, "posts", created.id()).await.expect("exists");
+        assert_eq!(as_text(&created), as_text(&read), "create with meta {meta}");
+        ids.push(created.id().to_owned());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let changes = json!({
+            "title": texts[(n + 1) % texts.len()],
+            "n": numbers[(n + 5) % numbers.len()],
+            "meta": metas[(n + 7) % metas.len()],
+            "sels": ["b"],
+        });
+        let updated = update(&store, "posts", id, changes).await.expect("updated");
+        let read = get(&store, "posts", id).await.expect("exists");
+        assert_eq!(as_text(&updated), as_text(&read), "update {n}");
+    }
+
+    // Someone else's trigger changes the row after the insert: the answer has its change.
+    side_connection(&dir)
+        .execute_batch(
+            "CREATE TRIGGER shout AFTER INSERT ON posts BEGIN \
+             UPDATE posts SET title = upper(new.title) WHERE id = new.id; END",
+        )
+        .expect("trigger");
+    let created = create(&store, "posts", json!({"title": "quiet"}))
+        .await
+        .expect("created");
+    assert_eq!(created.data["title"], json!("QUIET"));
+    let read = get(&store, "posts", created.id()).await.expect("exists");
+    assert_eq!(as_text(&created), as_text(&read));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_filter_sort_and_page() {
     let (_dir, store) = open().await;
