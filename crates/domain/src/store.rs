@@ -94,8 +94,10 @@ pub struct RecordPage {
 pub type PageMap = Box<dyn FnOnce(RecordPage) -> Vec<u8> + Send>;
 
 /// Computes a record's new values from its current state; runs inside the write
-/// transaction, so read-modify-write modifiers (`views+`) cannot lose updates.
-pub type UpdateFn = Box<dyn FnOnce(&Record) -> Result<RecordData, StoreError> + Send>;
+/// transaction, so read-modify-write modifiers (`views+`) cannot lose updates. It may run more
+/// than once for one write (a group of writes that must run again after a failure, on a
+/// transaction rolled back in between): only its result may count, never an effect of a call.
+pub type UpdateFn = Box<dyn FnMut(&Record) -> Result<RecordData, StoreError> + Send>;
 
 /// One record write.
 pub enum WriteOp {

@@ -293,7 +293,7 @@ fn one(results: Result<Vec<WriteResult>, WriteError>) -> Result<Record, StoreErr
 pub(crate) fn merge(changes: Value) -> UpdateFn {
     Box::new(move |current: &Record| {
         let mut data = current.data.clone();
-        if let Value::Object(changes) = changes {
+        if let Value::Object(changes) = changes.clone() {
             data.extend(changes);
         }
         Ok(data)

@@ -255,7 +255,7 @@ async fn run_op(conn: &Conn, schema: &Schema, op: WriteOp) -> Result<WriteResult
             collection,
             id,
             guard,
-            apply,
+            mut apply,
         } => {
             refuse_view(&collection)?;
             let current = guarded_load(conn, &collection, &id, guard.as_ref()).await?;

@@ -206,10 +206,10 @@ fn guarded_load(
 pub(crate) fn run_ops(
     conn: &Connection,
     schema: &Schema,
-    ops: Vec<WriteOp>,
+    ops: &mut [WriteOp],
 ) -> Result<Vec<WriteResult>, WriteError> {
     let mut results = Vec::with_capacity(ops.len());
-    for (index, op) in ops.into_iter().enumerate() {
+    for (index, op) in ops.iter_mut().enumerate() {
         match run_op(conn, schema, op) {
             Ok(result) => results.push(result),
             Err(error) => return Err(WriteError { index, error }),
@@ -250,21 +250,24 @@ pub(crate) fn truncate(
     Ok(())
 }
 
-fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult, StoreError> {
+/// Runs one operation; it stays as it was, so that it can run again (a group of writes that
+/// runs again after one of them failed, see `group.rs`).
+fn run_op(conn: &Connection, schema: &Schema, op: &mut WriteOp) -> Result<WriteResult, StoreError> {
     match op {
         WriteOp::Create {
             collection,
             data,
             guard,
-        } => create(conn, schema, &collection, data, guard.as_ref()).map(WriteResult::Created),
+        } => create(conn, schema, collection, data, guard.as_ref()).map(WriteResult::Created),
         WriteOp::Update {
             collection,
             id,
             guard,
             apply,
         } => {
-            refuse_view(&collection)?;
-            let current = guarded_load(conn, &collection, &id, guard.as_ref())?;
+            let collection = &**collection;
+            refuse_view(collection)?;
+            let current = guarded_load(conn, collection, id, guard.as_ref())?;
             let mut new_data = apply(&current)?;
             // Values the update did not mention stay as they are; the key never changes.
             let mut data = current.data.clone();
@@ -276,15 +279,15 @@ fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult
                     data.insert(field.name.clone(), value);
                 }
             }
-            check_relations(conn, schema, &collection, &data)?;
-            let written = update_row(conn, &collection, current.id(), &data)?;
+            check_relations(conn, schema, collection, &data)?;
+            let written = update_row(conn, collection, current.id(), &data)?;
             let updated = match written {
                 Some(record) => record,
-                None => load(conn, &collection, current.id(), None)
+                None => load(conn, collection, current.id(), None)
                     .map_err(internal)?
                     .ok_or_else(|| StoreError::Internal("updated record vanished".into()))?,
             };
-            changelog::append(conn, &collection, &updated, ChangeAction::Update)?;
+            changelog::append(conn, collection, &updated, ChangeAction::Update)?;
             Ok(WriteResult::Updated(updated))
         }
         WriteOp::Delete {
@@ -292,9 +295,10 @@ fn run_op(conn: &Connection, schema: &Schema, op: WriteOp) -> Result<WriteResult
             id,
             guard,
         } => {
-            refuse_view(&collection)?;
-            let record = guarded_load(conn, &collection, &id, guard.as_ref())?;
-            let cascaded = delete_with_cascade(conn, schema, &collection, record.id())?
+            let collection = &**collection;
+            refuse_view(collection)?;
+            let record = guarded_load(conn, collection, id, guard.as_ref())?;
+            let cascaded = delete_with_cascade(conn, schema, collection, record.id())?
                 .into_iter()
                 .filter(|(collection_id, id)| {
                     !(collection_id == &collection.id && id == record.id())
@@ -309,24 +313,26 @@ fn create(
     conn: &Connection,
     schema: &Schema,
     collection: &Collection,
-    mut data: RecordData,
+    data: &RecordData,
     guard: Option<&SqlFragment>,
 ) -> Result<Record, StoreError> {
     refuse_view(collection)?;
     let id = match data.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_owned(),
-        _ => {
-            let id = domain::ids::new_record_id();
-            data.insert("id".into(), Value::String(id.clone()));
-            id
-        }
+        _ => domain::ids::new_record_id(),
     };
-    check_relations(conn, schema, collection, &data)?;
+    check_relations(conn, schema, collection, data)?;
     let sql = insert_sql(collection);
     let values: Vec<SqlOut> = collection
         .fields
         .iter()
-        .map(|f| stored(f, data.get(&f.name)))
+        .map(|f| {
+            if f.is_primary_key() {
+                SqlOut::Text(id.clone())
+            } else {
+                stored(f, data.get(&f.name))
+            }
+        })
         .collect();
     let changes = conn.total_changes();
     conn.prepare_cached(&sql)

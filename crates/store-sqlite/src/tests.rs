@@ -162,7 +162,7 @@ async fn update(
 ) -> Result<Record, StoreError> {
     let apply: UpdateFn = Box::new(move |current: &Record| {
         let mut data = current.data.clone();
-        if let Value::Object(changes) = changes {
+        if let Value::Object(changes) = changes.clone() {
             data.extend(changes);
         }
         Ok(data)
@@ -3138,6 +3138,8 @@ async fn writes_queued_together_commit_together_and_fail_alone() {
     assert_eq!(names, ["one", "taken", "three", "two"]);
     // The three writes that succeeded shared one transaction, and only they left changes.
     assert_eq!(store.group.commits(), commits_before + 1);
+    // Every failure here changed nothing before it failed, or had its savepoint.
+    assert_eq!(store.group.reruns(), 0);
     let changes = changes_since(&store, seq_before).await;
     assert_eq!(changes.len(), 3, "{changes:?}");
     assert_eq!(store.group.len(), 0);
@@ -3147,6 +3149,89 @@ async fn writes_queued_together_commit_together_and_fail_alone() {
         .await
         .expect("created");
     assert_eq!(store.group.commits(), commits_before + 2);
+}
+
+/// A write that runs without a savepoint and fails after changing something (here a trigger
+/// of someone else's refuses the inserted row) sends its whole group through again, every
+/// write in a savepoint: the others still commit, once, and nothing of the failed one stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_write_failing_after_its_change_runs_the_group_again() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name")]))
+        .await
+        .expect("created");
+    let items = collection(&store, "items");
+    let existing = create(&store, "items", json!({"name": "old"}))
+        .await
+        .expect("created");
+    side_connection(&dir)
+        .execute_batch(
+            "CREATE TABLE audit (name TEXT);
+             CREATE TRIGGER refuse AFTER INSERT ON items WHEN new.name = 'boom' BEGIN
+               INSERT INTO audit VALUES (new.name);
+               SELECT RAISE(FAIL, 'boom is refused');
+             END;",
+        )
+        .expect("trigger");
+    let seq_before = store.last_change_seq().await.expect("seq");
+    let op = |name: &str| WriteOp::Create {
+        collection: Arc::clone(&items),
+        data: record_data(&items, json!({"name": name})),
+        guard: None,
+    };
+    let rename = WriteOp::Update {
+        collection: Arc::clone(&items),
+        id: existing.id().to_owned(),
+        guard: None,
+        apply: Box::new(|current: &Record| {
+            let mut data = current.data.clone();
+            let name = format!("{}-renamed", current.text("name"));
+            data.insert("name".into(), json!(name));
+            Ok(data)
+        }),
+    };
+    let held = store.begin(None).await.expect("holds the writer");
+    let (commits, reruns) = (store.group.commits(), store.group.reruns());
+    let mut writes = Vec::new();
+    for (n, ops) in [vec![op("a")], vec![rename], vec![op("boom")], vec![op("b")]]
+        .into_iter()
+        .enumerate()
+    {
+        let writer = Arc::clone(&store);
+        writes.push(tokio::spawn(async move { writer.write(ops).await }));
+        queued_writes(&store, n + 1).await;
+    }
+    held.rollback().await.expect("released");
+    let mut outcomes = Vec::new();
+    for write in writes {
+        outcomes.push(write.await.expect("joined"));
+    }
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    let renamed = outcomes[1].as_ref().expect("renamed");
+    // The update ran twice, on the row as it was each time: renamed once, not twice.
+    assert_eq!(renamed[0].record().text("name"), "old-renamed");
+    assert!(outcomes[2].is_err(), "the refused insert fails");
+    assert!(outcomes[3].is_ok(), "{:?}", outcomes[3]);
+    assert_eq!(store.group.reruns(), reruns + 1);
+    assert_eq!(store.group.commits(), commits + 1);
+    let mut names: Vec<String> = list(&store, "items", vec![])
+        .await
+        .iter()
+        .map(|r| r.text("name").to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "old-renamed"]);
+    let audit: i64 = side_connection(&dir)
+        .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+        .expect("audit");
+    assert_eq!(audit, 0, "nothing of the refused write stays");
+    let changes = changes_since(&store, seq_before).await;
+    assert_eq!(
+        changes.len(),
+        3,
+        "one entry per committed write: {changes:?}"
+    );
 }
 
 #[cfg(target_os = "linux")]

@@ -403,7 +403,10 @@ impl Transaction for SqliteTransaction {
     async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
         let written = self
             .call(move |conn, state| {
-                state.atomically(conn, |conn, schema| records::run_ops(conn, &schema, ops))
+                let mut ops = ops;
+                state.atomically(conn, |conn, schema| {
+                    records::run_ops(conn, &schema, &mut ops)
+                })
             })
             .await;
         match written {

@@ -32,7 +32,10 @@ async fn bcrypt_hashes_are_replaced_by_argon2id_on_login() {
         .expect("collection");
     let apply: domain::UpdateFn = Box::new(move |current| {
         let mut data = current.data.clone();
-        data.insert("password".into(), serde_json::Value::String(bcrypt_hash));
+        data.insert(
+            "password".into(),
+            serde_json::Value::String(bcrypt_hash.clone()),
+        );
         Ok(data)
     });
     store

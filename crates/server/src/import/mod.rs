@@ -327,7 +327,7 @@ fn update_ops(collection: &Arc<Collection>, updates: &[(String, RecordData)]) ->
                 collection: Arc::clone(collection),
                 id: id.clone(),
                 guard: None,
-                apply: Box::new(move |_| Ok(values)),
+                apply: Box::new(move |_| Ok(values.clone())),
             }
         })
         .collect()

@@ -314,7 +314,7 @@ async fn auth_falls_back_to_guest_when_the_record_changes_key_or_goes() {
         guard: None,
         apply: Box::new(move |current: &Record| {
             let mut data = current.data.clone();
-            if let Value::Object(changes) = changes {
+            if let Value::Object(changes) = changes.clone() {
                 data.extend(changes);
             }
             Ok(data)

@@ -151,11 +151,11 @@ impl Prepared {
         match &mut self.op {
             WriteOp::Create { data, .. } => data.extend(changed),
             WriteOp::Update { apply, .. } => {
-                let inner =
+                let mut inner =
                     std::mem::replace(apply, Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn);
                 *apply = Box::new(move |current: &Record| {
                     let mut data = inner(current)?;
-                    data.extend(changed);
+                    data.extend(changed.clone());
                     Ok(data)
                 });
             }
@@ -1137,13 +1137,13 @@ pub(crate) async fn system_update(
     let keep_before =
         (system.remove_files && has_file_fields(collection)).then(|| Arc::clone(&before));
     let apply: UpdateFn = Box::new(move |current: &Record| {
-        if let Some(slot) = keep_before {
+        if let Some(slot) = &keep_before {
             *slot
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(current.data.clone());
         }
         let mut start = current.data.clone();
-        start.extend(change.raw);
+        start.extend(change.raw.clone());
         let ctx = ApplyContext {
             creating: false,
             now: &now,
@@ -1152,9 +1152,9 @@ pub(crate) async fn system_update(
         let mut data =
             values::build(&updating, &start, &input, &ctx).map_err(StoreError::Validation)?;
         if change.keep_autodates {
-            for name in touched {
-                if let Some(kept) = current.data.get(&name) {
-                    data.insert(name, kept.clone());
+            for name in &touched {
+                if let Some(kept) = current.data.get(name) {
+                    data.insert(name.clone(), kept.clone());
                 }
             }
         }

@@ -640,7 +640,7 @@ pub(crate) async fn commit_with_hooks(
         let _ = guard;
         // An update's new values come from its change applied to the row as it is now.
         let start = match (kind, apply, &original) {
-            ("update", Some(apply), Some(current)) => match apply(current) {
+            ("update", Some(mut apply), Some(current)) => match apply(current) {
                 Ok(data) => data,
                 Err(error) => {
                     failure = Some((index, error, collection, names, Value::Null));
@@ -861,7 +861,7 @@ fn build_op(
             collection: collection.clone(),
             id,
             guard: None,
-            apply: Box::new(move |_| Ok(data)),
+            apply: Box::new(move |_| Ok(data.clone())),
         },
         _ => domain::WriteOp::Delete {
             collection: collection.clone(),
