@@ -72,7 +72,7 @@ use domain::{AuthContext, Collection, Dialect, Record, Schema, SqlFragment};
 
 pub use ast::Span;
 pub use check::{MAX_HOPS, Mode};
-pub use context::{RequestContext, contexts, normalize_header_name};
+pub use context::{HeaderSource, Headers, RequestContext, contexts, normalize_header_name};
 pub use error::{Error, ErrorKind, GENERIC_400};
 pub use eval::Eval;
 pub use parser::{MAX_EXPRESSIONS, MAX_LEN};

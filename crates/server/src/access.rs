@@ -126,6 +126,20 @@ pub fn collection_rules(
     Arc::clone(&compiled(&state.rules_cache, schema, collection).api)
 }
 
+/// A request's headers, for the rules to read when they ask (a clone of the map shares the
+/// values' bytes).
+struct RequestHeaders(HeaderMap);
+
+impl rules::HeaderSource for RequestHeaders {
+    fn for_each_pair(&self, each: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in &self.0 {
+            if let Ok(value) = value.to_str() {
+                each(name.as_str(), value);
+            }
+        }
+    }
+}
+
 /// Describes one HTTP request for rules: caller, method, headers, query (first value of
 /// each name) and, for create/update, the submitted body as canonical field values.
 pub fn request_context(
@@ -135,12 +149,9 @@ pub fn request_context(
     query: &[(String, String)],
     body: Option<Map<String, Value>>,
 ) -> RequestContext {
-    let mut ctx = RequestContext::new(auth.clone()).with_method(method.as_str());
-    for (name, value) in headers {
-        if let Ok(value) = value.to_str() {
-            ctx = ctx.with_header(name.as_str(), value);
-        }
-    }
+    let mut ctx = RequestContext::new(auth.clone())
+        .with_method(method.as_str())
+        .with_header_source(Arc::new(RequestHeaders(headers.clone())));
     for (name, value) in query {
         ctx = ctx.with_query(name, value);
     }

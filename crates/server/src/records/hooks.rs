@@ -166,7 +166,7 @@ pub(super) async fn enrich(
     let request_info = json!({
         "context": ctx.context,
         "method": ctx.method,
-        "headers": ctx.headers,
+        "headers": ctx.headers.map(),
         "query": ctx.query,
         "body": ctx.body.clone().map(Value::Object).unwrap_or_else(|| json!({})),
         "auth": auth,
