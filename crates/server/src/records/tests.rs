@@ -313,6 +313,57 @@ async fn create_view_list_and_delete_a_record() {
     );
 }
 
+/// `@request.headers.*` in a rule reads the request's headers (renamed: lowercase, `-` as
+/// `_`, the first value of a repeated header), in memory and in SQL alike.
+#[tokio::test]
+async fn rules_read_the_request_headers() {
+    let app = App::new().await;
+    let mut posts = posts();
+    posts.view_rule = Some("@request.headers.x_plinth_key = 'open'".into());
+    posts.list_rule = Some("title = @request.headers.x_title".into());
+    app.add_collection(posts).await;
+    let (status, created) = app
+        .su(
+            "POST",
+            "/api/collections/posts/records",
+            Some(json!({"title": "t1", "views": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = id_of(&created);
+    let get = |uri: String, headers: &[(&str, &str)]| {
+        let mut builder = Request::builder().method("GET").uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::empty()).expect("request")
+    };
+    let view = format!("/api/collections/posts/records/{id}");
+    for (headers, expected) in [
+        (vec![("X-Plinth-Key", "open")], StatusCode::OK),
+        (vec![("x-plinth-key", "shut")], StatusCode::NOT_FOUND),
+        (
+            vec![("X-Plinth-Key", "open"), ("X-Plinth-Key", "shut")],
+            StatusCode::OK,
+        ),
+        (
+            vec![("X-Plinth-Key", "shut"), ("X-Plinth-Key", "open")],
+            StatusCode::NOT_FOUND,
+        ),
+        (vec![], StatusCode::NOT_FOUND),
+    ] {
+        let (status, body) = app.send(get(view.clone(), &headers)).await;
+        assert_eq!(status, expected, "{headers:?}: {body}");
+    }
+    let list = "/api/collections/posts/records".to_string();
+    let (status, page) = app.send(get(list.clone(), &[("X-Title", "t1")])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["totalItems"], json!(1));
+    let (status, page) = app.send(get(list, &[("X-Title", "t2")])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["totalItems"], json!(0));
+}
+
 #[tokio::test]
 async fn view_rules_answer_alike_in_memory_and_in_sql() {
     let app = App::new().await;
