@@ -76,8 +76,26 @@ fn resolve_caller<'a>(state: &'a SharedState, token: &'a str) -> BoxFuture<'a, A
     Box::pin(auth::token::resolve_auth_token(state, token))
 }
 
-/// The whole API, ready to serve.
+/// The whole API, ready to serve, as an axum router (tests call it as one).
 pub fn router(state: SharedState) -> Router {
+    Router::new().fallback_service(service(state))
+}
+
+/// The whole API, ready to serve: what [`router`] routes every request to.
+pub fn service(
+    state: SharedState,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<axum::response::Response, std::convert::Infallible>,
+    > + Send
+             + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let config = state.config.clone();
     realtime::spawn_hub(&state);
     metrics::spawn_upkeep(&state);
@@ -98,7 +116,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(logs::router())
         .merge(dashboard::router());
     let per_route = LimitsThenHooks(state.clone());
-    middleware::wrap(api.with_state(state.clone()), &state, &config, per_route)
+    middleware::wrap_service(api.with_state(state.clone()), state, config, per_route)
 }
 
 /// Per route: the rate limiter, then the hooks' custom routes and middlewares, as in

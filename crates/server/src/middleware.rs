@@ -37,6 +37,26 @@ pub fn wrap<M: Middleware>(
     config: &crate::state::ServerConfig,
     per_route: M,
 ) -> Router {
+    Router::new().fallback_service(wrap_service(api, state.clone(), config.clone(), per_route))
+}
+
+/// What [`wrap`] makes, as the service itself: the server serves it without an axum router
+/// around it (whose routing pass, with no route but the fallback, cost every request some
+/// 1,500 instructions and two boxed futures).
+pub fn wrap_service<M: Middleware>(
+    api: Router,
+    state: crate::state::SharedState,
+    config: crate::state::ServerConfig,
+    per_route: M,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let origins = Arc::new(config.origins.clone());
     let public = config.public_dir.clone().map(|root| {
         Arc::new(crate::static_files::PublicDir {
@@ -44,6 +64,27 @@ pub fn wrap<M: Middleware>(
             index_fallback: config.index_fallback,
         })
     });
+    let body_limit = config.body_limit;
+    outer(api, state, origins, public, body_limit, per_route)
+}
+
+/// [`wrap_service`]'s layers, from owned parts (the service keeps nothing borrowed).
+fn outer<M: Middleware>(
+    api: Router,
+    state: crate::state::SharedState,
+    origins: Arc<Vec<String>>,
+    public: Option<Arc<crate::static_files::PublicDir>>,
+    body_limit: usize,
+    per_route: M,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let fallback = move |request: Request<Body>| {
         let public = public.clone();
         async move { fallback(public.as_deref(), request).await }
@@ -57,19 +98,18 @@ pub fn wrap<M: Middleware>(
         .layer(
             ServiceBuilder::new()
                 .layer(chain::layer(Routed(per_route)))
-                .layer(DefaultBodyLimit::max(config.body_limit)),
+                .layer(DefaultBodyLimit::max(body_limit)),
         );
     // CORS wraps the whole router as one service, so a preflight it answers never passes
     // through a route's method router (which would add an `Allow` header PocketBase does not
     // send). The request log is outermost: it sees every answer, 404s and panics included.
-    let outer = ServiceBuilder::new()
-        .layer(chain::layer(RequestLog(state.clone())))
+    ServiceBuilder::new()
+        .layer(chain::layer(RequestLog(state)))
         .map_response(crate::files::strip_frame_options)
         .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(chain::layer(Cors(origins)))
-        .service(inner);
-    Router::new().fallback_service(outer)
+        .service(inner)
 }
 
 /// Around each route: its request metrics and PocketBase's default headers, outside `M`.

@@ -140,7 +140,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let installer = state.clone();
     // Claimed in the store, so with several nodes on one database a job runs once.
     let crons = state.crons.start_claiming(state.store.clone());
-    let app = server::router(state);
+    let app = server::service(state);
     let http_listener = bind(&http_address).await?;
     // With TLS the API is served on the HTTPS address and plain HTTP only answers the ACME
     // challenges and redirects.
@@ -423,7 +423,15 @@ const REFUSAL_TIME: Duration = Duration::from_secs(2);
 /// the realtime streams, or they would hold this up.
 async fn serve_http1(
     listener: tokio::net::TcpListener,
-    app: axum::Router,
+    app: impl tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static,
     limits: ConnectionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
@@ -500,7 +508,7 @@ async fn serve_http1(
                     if parts.uri.path() == server::realtime::STREAM_PATH {
                         parts.extensions.insert(Arc::clone(&handoff));
                     }
-                    let body = TimedBody::new(body, body_timeout);
+                    let body = axum::body::Body::new(TimedBody::new(body, body_timeout));
                     app.clone()
                         .oneshot(axum::extract::Request::from_parts(parts, body))
                 });
