@@ -41,8 +41,8 @@ pub fn wrap<M: Middleware>(
 }
 
 /// What [`wrap`] makes, as the service itself: the server serves it without an axum router
-/// around it (whose routing pass, with no route but the fallback, cost every request some
-/// 1,500 instructions and two boxed futures).
+/// around it, whose routing pass (no route but the fallback, one more boxed future) cost a
+/// health check 35,000 → 31,600 instructions and a view 77,200 → 75,800 (callgrind).
 pub fn wrap_service<M: Middleware>(
     api: Router,
     state: crate::state::SharedState,
