@@ -65,26 +65,6 @@ pub fn wrap_service<M: Middleware>(
         })
     });
     let body_limit = config.body_limit;
-    outer(api, state, origins, public, body_limit, per_route)
-}
-
-/// [`wrap_service`]'s layers, from owned parts (the service keeps nothing borrowed).
-fn outer<M: Middleware>(
-    api: Router,
-    state: crate::state::SharedState,
-    origins: Arc<Vec<String>>,
-    public: Option<Arc<crate::static_files::PublicDir>>,
-    body_limit: usize,
-    per_route: M,
-) -> impl tower::Service<
-    Request<Body>,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
     let fallback = move |request: Request<Body>| {
         let public = public.clone();
         async move { fallback(public.as_deref(), request).await }
