@@ -116,7 +116,7 @@ pub fn service(
         .merge(logs::router())
         .merge(dashboard::router());
     let per_route = LimitsThenHooks(state.clone());
-    middleware::wrap_service(api.with_state(state.clone()), state, config, per_route)
+    middleware::wrap(api.with_state(state.clone()), state, config, per_route)
 }
 
 /// Per route: the rate limiter, then the hooks' custom routes and middlewares, as in

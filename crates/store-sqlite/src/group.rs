@@ -192,12 +192,6 @@ pub(crate) fn run(
         carry,
         broken,
     } = pass;
-    let failed = |index: usize, error: &str| {
-        Err(WriteError {
-            index,
-            error: StoreError::Internal(error.to_owned()),
-        })
-    };
     let committed = match (&broken, carry) {
         (Some(error), _) => Err(error.clone()),
         (None, Some(mut carry)) if results.iter().any(|(result, _)| result.is_ok()) => {
@@ -231,7 +225,7 @@ pub(crate) fn run(
         let last = write.ops.len().saturating_sub(1);
         let outcome = match (result, &committed) {
             // The write succeeded, but the transaction holding it was not committed.
-            (Ok(_), Err(error)) => failed(last, error),
+            (Ok(_), Err(error)) => internal_failure(last, error),
             (result, _) => result,
         };
         let _ = write.reply.send((outcome, interrupted));
@@ -249,18 +243,23 @@ struct Pass {
 
 impl Pass {
     fn failed(writes: usize, error: &str) -> Pass {
-        let result = || {
-            Err(WriteError {
-                index: 0,
-                error: StoreError::Internal(error.to_owned()),
-            })
-        };
         Pass {
-            results: (0..writes).map(|_| (result(), false)).collect(),
+            results: (0..writes)
+                .map(|_| (internal_failure(0, error), false))
+                .collect(),
             carry: None,
             broken: Some(error.to_owned()),
         }
     }
+}
+
+/// A write's failure with `error` at operation `index`, for what is the group's fault, not
+/// the write's (a savepoint or the transaction that could not be opened, closed or committed).
+fn internal_failure(index: usize, error: &str) -> Result<Vec<WriteResult>, WriteError> {
+    Err(WriteError {
+        index,
+        error: StoreError::Internal(error.to_owned()),
+    })
 }
 
 /// Whether a write needs a savepoint of its own to fail alone: it may fail after changing
@@ -286,12 +285,6 @@ fn attempt(
     if let Err(error) = execute(conn, "BEGIN IMMEDIATE") {
         return Some(Pass::failed(group.len(), &error.to_string()));
     }
-    let failed = |index: usize, error: &str| {
-        Err(WriteError {
-            index,
-            error: StoreError::Internal(error.to_owned()),
-        })
-    };
     // Kept counts of the collections these writes touch, carried forward with them.
     let mut carry = counts.begin(conn, group.iter().flat_map(|write| write.ops.iter()));
     // Alone in its transaction, a write needs no savepoint: its failure rolls back the whole.
@@ -302,7 +295,7 @@ fn attempt(
     let mut broken: Option<String> = None;
     for write in group.iter_mut() {
         if let Some(error) = &broken {
-            results.push((failed(0, error), false));
+            results.push((internal_failure(0, error), false));
             continue;
         }
         if write.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -317,7 +310,7 @@ fn attempt(
         let savepoint = !alone && (savepoints || needs_savepoint(&write.ops));
         if savepoint && let Err(error) = execute(conn, "SAVEPOINT grouped") {
             let error = error.to_string();
-            results.push((failed(0, &error), false));
+            results.push((internal_failure(0, &error), false));
             broken = Some(error);
             continue;
         }

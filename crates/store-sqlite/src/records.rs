@@ -338,7 +338,7 @@ fn create(
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.execute(params_from_iter(values.iter())))
         .map_err(|e| write_error(e, collection))?;
-    let written = as_written(conn, changes, collection, &id, values);
+    let written = as_written(conn, changes, collection, values);
     if let Some(guard) = guard {
         let mut sql = format!(
             "SELECT 1 FROM {table} WHERE {table}.{id} = ? AND (",
@@ -386,12 +386,11 @@ fn create(
 ///   would become one, so any json text that does not start like an object, an array, a
 ///   string, `true`, `false` or `null` is read back instead).
 ///
-/// `values` are the bound values of `collection`'s fields in order, `id` the record's.
+/// `values` are the bound values of `collection`'s fields in order (the key's, its text).
 fn as_written(
     conn: &Connection,
     changes: u64,
     collection: &Collection,
-    id: &str,
     values: Vec<SqlOut>,
 ) -> Option<Record> {
     if conn.total_changes().wrapping_sub(changes) != 2
@@ -406,14 +405,10 @@ fn as_written(
     }
     let mut data = RecordData::with_capacity(collection.fields.len());
     for (field, value) in collection.fields.iter().zip(values) {
-        let json = if field.is_primary_key() {
-            Value::String(id.to_owned())
-        } else {
-            match (ColumnType::of(field), value) {
-                // What `sql_to_json` makes of a text field's text, without copying it.
-                (ColumnType::Text, SqlOut::Text(text)) => Value::String(text),
-                (_, value) => sql_to_json(field, ValueRef::from(&value)),
-            }
+        let json = match (ColumnType::of(field), value) {
+            // What `sql_to_json` makes of a text field's text, without copying it.
+            (ColumnType::Text, SqlOut::Text(text)) => Value::String(text),
+            (_, value) => sql_to_json(field, ValueRef::from(&value)),
         };
         data.insert(field.name.clone(), json);
     }
@@ -541,7 +536,7 @@ fn update_row(
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.execute(params_from_iter(bound)))
         .map_err(|e| write_error(e, collection))?;
-    Ok(as_written(conn, changes, collection, id, values))
+    Ok(as_written(conn, changes, collection, values))
 }
 
 /// Deletes a record and applies relation cascades: records reaching it through a
@@ -1139,7 +1134,7 @@ mod tests {
         let changes = conn.total_changes();
         conn.execute(&insert_sql(collection), params_from_iter(bound.iter()))
             .expect("inserted");
-        let written = as_written(conn, changes, collection, &id, bound);
+        let written = as_written(conn, changes, collection, bound);
         let read = load(conn, collection, &id, None)
             .expect("reads")
             .expect("row");
