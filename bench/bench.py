@@ -267,6 +267,24 @@ def version_of(binary):
         return "unknown"
 
 
+def link_order_match(binary):
+    """How much of `crates/cli/link-order.txt` the binary still has, as (found, listed), or
+    None when the binary has no symbols to read. The file orders functions by their linker
+    names, which change with the code and the dependencies: a low share means the layout no
+    longer matches (regenerate it with `bench/link_order.py`)."""
+    path = os.path.join(HERE, "..", "crates", "cli", "link-order.txt")
+    try:
+        with open(path) as f:
+            listed = [line.strip() for line in f if line.strip()]
+        out = subprocess.run(["nm", binary], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    names = {parts[-1] for parts in (line.split() for line in out.stdout.splitlines()) if parts}
+    if out.returncode != 0 or not names or not listed:
+        return None
+    return sum(1 for n in listed if n in names), len(listed)
+
+
 class PgCluster:
     """The PostgreSQL cluster behind the PG candidates, reached through an admin URL.
 
@@ -1289,6 +1307,15 @@ def main():
             node = s.nodes[0]
             summary["servers"][role] = {"binary": node.binary, "version": node.version,
                                         "port": node.port, "cpus": cfg.server_cpus}
+            if role != REF:
+                match = link_order_match(node.binary)
+                if match:
+                    summary["servers"][role]["link_order_found"] = list(match)
+                    log(f"{role}: {match[0]} of the {match[1]} functions in "
+                        f"crates/cli/link-order.txt are in the binary")
+                    if match[0] < 0.9 * match[1]:
+                        log("warning: the binary's function layout no longer follows "
+                            "link-order.txt (regenerate it: python3 bench/link_order.py BIN)")
             if s.pg:
                 summary["servers"][role].update(
                     nodes=len(s.nodes), ports=[n.port for n in s.nodes],

@@ -308,3 +308,29 @@ fn the_state_imports_no_feature() {
         "the state (the ground floor) names feature modules: {found:?}"
     );
 }
+
+/// `link-order.txt` (written by `bench/link_order.py`, handed to the linker by `build.rs`) is
+/// a list of linker symbol names, one per line, each once: a name with a callgrind recursion
+/// suffix (`f'2`), a space or a blank line would be a broken regeneration the linker skips
+/// quietly.
+#[test]
+fn the_link_order_lists_symbol_names_once() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("link-order.txt");
+    let text = std::fs::read_to_string(&path).expect("crates/cli/link-order.txt");
+    let mut seen = std::collections::HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        assert!(
+            !line.is_empty() && !line.contains(char::is_whitespace) && !line.contains('\''),
+            "line {} of link-order.txt is not a symbol name: {line:?}",
+            n + 1
+        );
+        assert!(seen.insert(line), "{line} is listed twice");
+    }
+    assert!(seen.len() >= 1000, "only {} names", seen.len());
+    for ours in ["_ZN6server", "_ZN12store_sqlite", "sqlite3"] {
+        assert!(
+            seen.iter().any(|name| name.starts_with(ours)),
+            "no {ours}… function in link-order.txt"
+        );
+    }
+}
