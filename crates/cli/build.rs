@@ -4,8 +4,9 @@
 //! whole text segment, and the hot request path shares pages and TLB entries.
 //!
 //! Only where rustc links with its bundled lld by default (x86_64-unknown-linux-gnu since 1.90)
-//! and no other linker was chosen; `PLINTH_LINK_ORDER=0` turns it off. Names missing from the
-//! binary (the code changed since the file was made) are skipped quietly by the linker.
+//! and no other linker was chosen; `PLINTH_LINK_ORDER=0` turns it off, and with it the packed
+//! relocations below. Names missing from the binary (the code changed since the file was
+//! made) are skipped quietly by the linker.
 
 use std::env;
 use std::path::Path;
@@ -13,13 +14,19 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=link-order.txt");
     println!("cargo:rerun-if-env-changed=PLINTH_LINK_ORDER");
-    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     let var = |name: &str| env::var(name).unwrap_or_default();
+    // A linker chosen in cargo's config or the environment (`RUSTC_LINKER`), or flags that
+    // pick one (`-C linker…`, `-fuse-ld=…`, `-C link-self-contained…`), may not be lld, and
+    // GNU ld refuses the options below.
+    let rustflags = var("CARGO_ENCODED_RUSTFLAGS");
+    let other_linker = !var("RUSTC_LINKER").is_empty()
+        || ["linker", "fuse-ld", "link-self-contained"]
+            .iter()
+            .any(|flag| rustflags.contains(flag));
     let wanted = var("PLINTH_LINK_ORDER") != "0"
         && var("PROFILE") == "release"
         && var("TARGET") == "x86_64-unknown-linux-gnu"
-        && var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_empty()
-        && !var("CARGO_ENCODED_RUSTFLAGS").contains("linker");
+        && !other_linker;
     let file = Path::new(&var("CARGO_MANIFEST_DIR")).join("link-order.txt");
     if wanted && file.is_file() {
         println!(
