@@ -17,6 +17,7 @@ pub mod files;
 pub mod handoff;
 pub mod health;
 pub mod import;
+pub mod json_out;
 pub mod logs;
 pub mod mail;
 pub mod metrics;

@@ -36,16 +36,6 @@ enum Shown<'a> {
     Zero(Value),
 }
 
-impl serde::Serialize for Shown<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Shown::Stored(value) => value.serialize(serializer),
-            Shown::Blank => serializer.serialize_str(""),
-            Shown::Zero(value) => value.serialize(serializer),
-        }
-    }
-}
-
 /// The fields of `record` that `viewer` sees, in the collection's order. An auth record's
 /// password and token key are never shown (other password fields show as `""`); hidden fields
 /// only to superusers; an auth record's email only to superusers, its owner, or when
@@ -92,7 +82,7 @@ fn shown_fields<'a>(
     })
 }
 
-/// [`record_json`] written straight to a serializer, for answers nothing edits afterwards (no
+/// [`record_json`] written straight to JSON text, for answers nothing edits afterwards (no
 /// expand, `fields`, hooks or managed emails): the same keys in the same order, without
 /// building the object first.
 pub struct RecordOut<'a> {
@@ -110,18 +100,32 @@ impl RecordOut<'_> {
             .iter()
             .any(|f| f.name == "collectionId" || f.name == "collectionName")
     }
-}
 
-impl serde::Serialize for RecordOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("collectionId", &self.collection.id)?;
-        map.serialize_entry("collectionName", &self.collection.name)?;
+    /// Appends the record's JSON object to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        use crate::json_out::{push_str, push_value};
+        out.extend_from_slice(b"{\"collectionId\":");
+        push_str(out, &self.collection.id);
+        out.extend_from_slice(b",\"collectionName\":");
+        push_str(out, &self.collection.name);
         for (name, shown) in shown_fields(self.collection, self.record, self.viewer) {
-            map.serialize_entry(name, &shown)?;
+            out.push(b',');
+            push_str(out, name);
+            out.push(b':');
+            match shown {
+                Shown::Stored(value) => push_value(out, value),
+                Shown::Blank => out.extend_from_slice(b"\"\""),
+                Shown::Zero(value) => push_value(out, &value),
+            }
         }
-        map.end()
+        out.push(b'}');
+    }
+
+    /// The record's JSON object.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.write(&mut out);
+        out
     }
 }
 
@@ -607,12 +611,15 @@ mod tests {
             for (collection, record) in [(&base, &stored), (&*users, &user)] {
                 let built = serde_json::to_string(&record_json(collection, record, viewer))
                     .expect("serializes");
-                let direct = serde_json::to_string(&RecordOut {
-                    collection,
-                    record,
-                    viewer,
-                })
-                .expect("serializes");
+                let direct = String::from_utf8(
+                    RecordOut {
+                        collection,
+                        record,
+                        viewer,
+                    }
+                    .to_vec(),
+                )
+                .expect("utf-8");
                 assert_eq!(direct, built);
             }
         }

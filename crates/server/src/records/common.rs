@@ -35,12 +35,6 @@ pub(super) fn plain(
         && !super::hooks::enriched(state, collection)
 }
 
-/// `value` as a JSON answer, serialized once (what `Json` answers, without a `Value` first).
-pub(super) fn json_bytes(value: &impl serde::Serialize) -> ApiResult<axum::response::Response> {
-    let body = serde_json::to_vec(value).map_err(crate::error::ApiError::internal)?;
-    Ok(json_answer(body))
-}
-
 /// Serialized JSON as a 200 answer.
 pub(super) fn json_answer(body: Vec<u8>) -> axum::response::Response {
     use axum::response::IntoResponse;

@@ -909,11 +909,12 @@ pub(super) async fn execute_one_answer(
     if let WriteResult::Created(record) | WriteResult::Updated(record) = &result
         && super::common::plain(state, &done.collection, &done.params)
     {
-        return super::common::json_bytes(&crate::response::RecordOut {
+        let out = crate::response::RecordOut {
             collection: &done.collection,
             record,
             viewer: &done.ctx.auth,
-        });
+        };
+        return Ok(super::common::json_answer(out.to_vec()));
     }
     match respond(state, &done, result).await? {
         Some(record) => Ok(axum::response::IntoResponse::into_response(axum::Json(

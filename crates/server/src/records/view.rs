@@ -86,11 +86,12 @@ pub async fn view(
         .ok_or_else(ApiError::not_found)?;
     let Some(scripts) = hooks::hooked(&state, HOOK, &target.collection) else {
         if super::common::plain(&state, &target.collection, &params) {
-            return super::common::json_bytes(&crate::response::RecordOut {
+            let out = crate::response::RecordOut {
                 collection: &target.collection,
                 record: &record,
                 viewer: &ctx.auth,
-            });
+            };
+            return Ok(super::common::json_answer(out.to_vec()));
         }
         return Ok(
             respond_with_record(&state, &ctx, &target.collection, record, &params)
