@@ -6,8 +6,9 @@
 The server runs under callgrind (valgrind) from its first instruction: it starts, takes the
 benchmark's setup (collections, users, a few hundred posts through the batch API) and then a
 few hundred requests of every benchmark workload, a realtime subscription with its events,
-password logins, the admin UI's files and a JS hook. Every function of the binary that ran is
-written out, the most instructions first, by its linker symbol name. `crates/cli/build.rs`
+password logins, the admin UI's files and a JS hook; before that, a server without hooks
+starts and idles on its own. Every function of the binary that ran is written out by its
+linker symbol name (the order: `layout`). `crates/cli/build.rs`
 hands the file to the linker (lld's `--symbol-ordering-file`), which places those functions
 first and together in `.text`, in that order:
 
@@ -182,6 +183,37 @@ def parse(out, binary):
     return ours
 
 
+def plain_startup(binary):
+    """What a server without hooks runs to start and idle: `serve` under callgrind on a data dir
+    made by `superuser upsert`, no `pb_hooks` beside it, one health check, then idle."""
+    with tempfile.TemporaryDirectory(prefix="link-order-plain-") as tmp:
+        data, cg, port = os.path.join(tmp, "data"), os.path.join(tmp, "cg.out"), 18796
+        subprocess.run([binary, "superuser", "upsert", bench.SU_EMAIL, bench.SU_PASSWORD,
+                        "--dir", data], cwd=tmp, check=True, capture_output=True, timeout=120)
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no",
+             "--dump-line=no", f"--callgrind-out-file={cg}", binary, "serve",
+             f"--http=127.0.0.1:{port}", f"--dir={data}"],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if call(port, "GET", "/api/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise bench.BenchError("the plain server did not start under callgrind")
+                time.sleep(0.5)
+            time.sleep(IDLE_SECONDS)
+            call(port, "GET", "/api/health")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(300)
+        return parse(cg, binary)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("binary")
@@ -192,6 +224,7 @@ def main():
     if not shutil.which("valgrind"):
         sys.exit("valgrind is needed (apt-get install valgrind)")
     binary = os.path.realpath(args.binary)
+    plain = plain_startup(binary)
     with tempfile.TemporaryDirectory(prefix="link-order-") as tmp:
         cg = os.path.join(tmp, "callgrind.out")
         srv = bench.Server("plinth", wrapper(tmp, binary, cg), 18795, "0,1", tmp,
@@ -222,8 +255,8 @@ def main():
         later = parse(cg, binary)
     if args.costs:
         with open(args.costs, "w") as f:
-            json.dump({"startup": startup, "later": later, "cli": cli}, f)
-    order = layout(startup, later, cli)
+            json.dump({"plain": plain, "startup": startup, "later": later, "cli": cli}, f)
+    order = layout(plain, startup, later, cli)
     if len(order) < 1000:
         sys.exit(f"only {len(order)} functions of {binary} in the profile: not written")
     with open(args.out, "w") as f:
@@ -232,11 +265,12 @@ def main():
               f"{sum(later.values()):,} instructions after it; written to {args.out}")
 
 
-def layout(startup, later, cli):
+def layout(plain, startup, later, cli):
     """Startup's code in one stretch and the requests' hot code in another, overlapping:
-    first what only startup ran, then the hot functions startup also ran, then the hot ones
-    only requests ran (hot: together 99.5 % of the requests' instructions, most first), then
-    what the other commands ran (a fresh data dir's tables among it), then the rest."""
+    first what a server without hooks ran to start and idle, then what startup with hooks
+    added, then the hot functions startup also ran, then the hot ones only requests ran (hot:
+    together 99.5 % of the requests' instructions, most first), then what the other commands
+    ran (a fresh data dir's tables among it), then the rest."""
     def by_cost(costs):
         return sorted(costs, key=lambda fn: (-costs[fn], fn))
 
@@ -247,9 +281,11 @@ def layout(startup, later, cli):
         run += later[fn]
         hot.append(fn)
     hot_set = set(hot)
-    order = ([fn for fn in by_cost(startup) if fn not in hot_set]
-             + [fn for fn in hot if fn in startup]
-             + [fn for fn in hot if fn not in startup])
+    both = {**startup, **plain}
+    order = ([fn for fn in by_cost(plain) if fn not in hot_set]
+             + [fn for fn in by_cost(startup) if fn not in hot_set and fn not in plain]
+             + [fn for fn in hot if fn in both]
+             + [fn for fn in hot if fn not in both])
     seen = set(order)
     for costs in (cli, later):
         for fn in by_cost(costs):
