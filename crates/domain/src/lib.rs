@@ -11,6 +11,7 @@ pub mod error;
 pub mod field;
 pub mod ids;
 pub mod index;
+pub mod json_out;
 pub mod like;
 pub mod logs;
 pub mod record;

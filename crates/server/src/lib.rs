@@ -17,7 +17,7 @@ pub mod files;
 pub mod handoff;
 pub mod health;
 pub mod import;
-pub mod json_out;
+pub use domain::json_out;
 pub mod logs;
 pub mod mail;
 pub mod metrics;

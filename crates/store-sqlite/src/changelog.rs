@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use domain::collection::Schema;
 use domain::field::FieldKind;
+use domain::json_out;
 use domain::record::Record;
 use domain::sql::quote_ident;
 use domain::{Change, ChangeAction, ChangeRetention, Collection, StoreError};
@@ -61,16 +62,12 @@ fn snapshot(collection: &Collection, record: &Record) -> Result<String, StoreErr
         if out.len() > 1 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, name).map_err(unwritable)?;
+        json_out::push_str(&mut out, name);
         out.push(b':');
-        serde_json::to_writer(&mut out, value).map_err(unwritable)?;
+        json_out::push_value(&mut out, value);
     }
     out.push(b'}');
     String::from_utf8(out).map_err(|e| StoreError::Internal(e.to_string()))
-}
-
-fn unwritable(error: serde_json::Error) -> StoreError {
-    StoreError::Internal(format!("cannot write a change-log snapshot: {error}"))
 }
 
 /// The table, created by the `3_change_log` migration. `AUTOINCREMENT` so a sequence is never

@@ -320,6 +320,7 @@ impl SqliteStore {
         change: impl FnOnce(&mut SchemaChange<'_>) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<Arc<Schema>, StoreError> {
         let cell = Arc::clone(&self.schema);
+        let counts = Arc::clone(&self.counts);
         self.engine
             .write(move |conn| {
                 let current = cell.load();
@@ -330,6 +331,7 @@ impl SqliteStore {
                 change(&mut schema_change)?;
                 let schema = Arc::new(schema_change.finish()?);
                 tx.commit().map_err(internal)?;
+                counts.clear();
                 // Cached statements may name columns that are gone.
                 conn.flush_prepared_statement_cache();
                 cell.store(Arc::clone(&schema));
@@ -890,6 +892,7 @@ impl Store for SqliteStore {
         let publish = tx::Publish {
             schema: Arc::clone(&self.schema),
             changes: Arc::clone(&self.changes),
+            counts: Arc::clone(&self.counts),
             budget: Box::new(self.budget()),
         };
         tx::begin(&self.engine, publish, deadline).await

@@ -3549,6 +3549,100 @@ async fn kept_totals_are_carried_across_writes_and_stay_exact() {
     assert_eq!(store.counts.stats().1, misses + 1, "counted again");
 }
 
+/// The version triggers add one to a row made for them; triggers an earlier version wrote (an
+/// upsert) are replaced when the store opens. A version row deleted from outside stops the
+/// store-wide map from keeping that collection's counts (they stay exact) until a schema
+/// change makes the row again.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_triggers_are_rewritten_and_a_missing_version_row_is_never_trusted() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![number("rank")]))
+        .await
+        .expect("created");
+    let id = collection(&store, "items").id.clone();
+    let [insert, ..] = crate::counts::trigger_names(&id);
+    let side = side_connection(&dir);
+    let version = |conn: &rusqlite::Connection| -> Option<i64> {
+        use rusqlite::OptionalExtension;
+        conn.query_row(
+            "SELECT v FROM _plinth_versions WHERE collection = ?",
+            [&id],
+            |r| r.get(0),
+        )
+        .optional()
+        .expect("version read")
+    };
+    let start = version(&side).expect("a version row");
+    create(&store, "items", json!({"rank": 1}))
+        .await
+        .expect("created");
+    assert_eq!(version(&side), Some(start + 1), "one insert, one step");
+    let sql = sql_of(&side, &insert).expect("the insert trigger");
+    assert!(
+        sql.contains("UPDATE") && !sql.contains("ON CONFLICT"),
+        "{sql}"
+    );
+
+    // An older store's trigger text is replaced at open.
+    drop(store);
+    side.execute_batch(&format!(
+        "DROP TRIGGER \"{insert}\"; CREATE TRIGGER \"{insert}\" AFTER INSERT ON items BEGIN \
+         INSERT INTO _plinth_versions (collection, v) VALUES ('{id}', 1) \
+         ON CONFLICT (collection) DO UPDATE SET v = v + 1; END"
+    ))
+    .expect("old trigger");
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
+    let sql = sql_of(&side, &insert).expect("the insert trigger");
+    assert!(!sql.contains("ON CONFLICT"), "replaced at open: {sql}");
+    let before = version(&side).expect("a version row");
+    create(&store, "items", json!({"rank": 2}))
+        .await
+        .expect("created");
+    assert_eq!(version(&side), Some(before + 1));
+
+    // The row deleted from outside: no count is kept, each is exact.
+    let filter = SqlFragment {
+        sql: "(\"items\".\"rank\" > ?)".into(),
+        params: vec![SqlValue::Int(0)],
+    };
+    side.execute("DELETE FROM _plinth_versions WHERE collection = ?", [&id])
+        .expect("deleted from outside");
+    let hits = store.counts.stats().0;
+    assert_eq!(total_of(&store, "items", &filter).await, 2);
+    assert_eq!(total_of(&store, "items", &filter).await, 2);
+    side.execute(
+        "INSERT INTO items (id, rank) VALUES ('outside0000000', 5)",
+        [],
+    )
+    .expect("written from outside");
+    assert_eq!(version(&side), None, "no trigger makes the row");
+    assert_eq!(total_of(&store, "items", &filter).await, 3);
+    assert_eq!(counted(&dir, "items", &filter), 3);
+    assert_eq!(store.counts.stats().0, hits, "never answered from memory");
+
+    // A schema change makes the row again, and counts are kept once more.
+    let mut changed = (*collection(&store, "items")).clone();
+    changed.fields.push(text("extra"));
+    store.update_collection(changed).await.expect("changed");
+    assert!(version(&side).is_some(), "made again");
+    assert_eq!(total_of(&store, "items", &filter).await, 3);
+    let (hits, misses, _) = store.counts.stats();
+    assert_eq!(total_of(&store, "items", &filter).await, 3);
+    assert_eq!(store.counts.stats().0, hits + 1, "kept again");
+    side.execute(
+        "INSERT INTO items (id, rank, extra) VALUES ('outside0000001', 5, '')",
+        [],
+    )
+    .expect("written from outside");
+    assert_eq!(total_of(&store, "items", &filter).await, 4);
+    assert_eq!(
+        store.counts.stats().1,
+        misses + 1,
+        "the outside write moved the version"
+    );
+}
+
 /// A count that reads other rows (a subquery) is never kept by the store-wide map, whose
 /// versions follow one collection only; it stays exact through writes to the other table.
 #[tokio::test(flavor = "multi_thread")]

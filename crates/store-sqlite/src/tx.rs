@@ -64,6 +64,8 @@ enum Flow {
 pub(crate) struct Publish {
     pub(crate) schema: Arc<SchemaCell>,
     pub(crate) changes: Arc<watch::Sender<u64>>,
+    /// The store's kept counts, forgotten when the transaction changed the schema.
+    pub(crate) counts: Arc<crate::counts::Counts>,
     pub(crate) budget: Box<dyn Fn(&Connection) + Send>,
 }
 
@@ -167,6 +169,7 @@ impl State {
         if self.schema_changed {
             // Cached statements may name columns that are gone.
             conn.flush_prepared_statement_cache();
+            self.publish.counts.clear();
             self.publish.schema.store(Arc::clone(&self.schema));
         }
         announce_changes(conn, &self.publish.changes);

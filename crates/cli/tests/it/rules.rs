@@ -619,6 +619,65 @@ async fn expand_applies_each_view_rule() {
     assert_eq!(user["expand"]["notes_via_owner"][0]["text"], "bob private");
 }
 
+/// `@request.body` reaches the rules a write's answer checks, the expanded collection's view
+/// rule included, though the written collection's own rules never mention it (a write builds
+/// it only when some rule of the schema may read it).
+#[tokio::test]
+async fn a_write_answer_expands_by_a_view_rule_reading_the_body() {
+    let w = World::new().await;
+    let tags = w
+        .collection(json!({
+            "name": "tags", "type": "base",
+            "listRule": "@request.body.title = 'show'", "viewRule": "@request.body.title = 'show'",
+            "fields": [{"name": "name", "type": "text"}],
+        }))
+        .await;
+    let tag = w.record("tags", json!({"name": "t"})).await;
+    w.collection(json!({
+        "name": "cards", "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "", "updateRule": "",
+        "fields": [{"name": "title", "type": "text"},
+                   {"name": "tag", "type": "relation", "collectionId": tags["id"], "maxSelect": 1}],
+    }))
+    .await;
+    let base = "/api/collections/cards/records";
+    let (status, shown) = w
+        .app
+        .post_json(
+            &format!("{base}?expand=tag"),
+            None,
+            json!({"title": "show", "tag": tag}),
+        )
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["expand"]["tag"]["name"], "t", "{shown}");
+    let (status, hidden) = w
+        .app
+        .post_json(
+            &format!("{base}?expand=tag"),
+            None,
+            json!({"title": "hide", "tag": tag}),
+        )
+        .await;
+    assert_eq!(status, 200, "{hidden}");
+    assert!(hidden["expand"].get("tag").is_none(), "{hidden}");
+    let id = hidden["id"].as_str().expect("an id");
+    let (status, updated) = w
+        .app
+        .patch_json(
+            &format!("{base}/{id}?expand=tag"),
+            None,
+            json!({"title": "show"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["expand"]["tag"]["name"], "t", "{updated}");
+    // A read has no body: the rule refuses.
+    let (status, read) = w.app.get(&format!("{base}/{id}?expand=tag"), None).await;
+    assert_eq!(status, 200, "{read}");
+    assert!(read["expand"].get("tag").is_none(), "{read}");
+}
+
 #[tokio::test]
 async fn manage_rule_grants_changes_to_other_auth_records() {
     let w = World::new().await;

@@ -278,12 +278,15 @@ pub(super) async fn prepare_create(
     let now = domain::time::now();
     let blank = Arc::new(Record::new(values::blank_record(collection)));
     let heavy = is_heavy(&body);
-    let (body, mut input, applied, body_seen) =
-        would_be_row(collection, auth, body, &uploads, &blank, &now, true, heavy).await?;
+    let body_read = reads_body(state, &target);
+    let (body, mut input, applied, body_seen) = would_be_row(
+        collection, auth, body, &uploads, &blank, &now, true, heavy, body_read,
+    )
+    .await?;
     // The create's values are these, once validated: the blank record they were applied to
     // does not change, so they are not applied a second time.
     let mut would_be = applied.0.clone();
-    let ctx = meta.context(auth, params.pairs(), Some(body_seen));
+    let ctx = meta.context(auth, params.pairs(), body_seen);
     // A rule that reads other rows is decided in SQL against the would-be row (not stored),
     // so that it comes before any field error, as in PocketBase. Its id must be set for that.
     if would_be
@@ -383,11 +386,12 @@ pub(super) async fn prepare_update(
     let now = domain::time::now();
     let current = Arc::new(current);
     let heavy = is_heavy(&body);
+    let body_read = reads_body(state, &target);
     let (body, input, applied, body_seen) = would_be_row(
-        collection, auth, body, &uploads, &current, &now, false, heavy,
+        collection, auth, body, &uploads, &current, &now, false, heavy, body_read,
     )
     .await?;
-    let ctx = meta.context(auth, params.pairs(), Some(body_seen));
+    let ctx = meta.context(auth, params.pairs(), body_seen);
     let dialect = state.store.dialect();
     let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
     // A record created earlier in the same batch is not stored yet: its rules are checked
@@ -432,9 +436,18 @@ pub(super) async fn prepare_update(
     })
 }
 
+/// Whether this write must build `@request.body`: a rule of the schema may read it (see
+/// [`crate::state::rules_cache::RulesCache::reads_body`]) or an `onRecordEnrich` handler
+/// applies to the collection (its request info carries it; the request hooks build their
+/// own). Otherwise nothing reads it, and the copy of the body it takes is skipped.
+fn reads_body(state: &SharedState, target: &Target) -> bool {
+    super::hooks::enriched(state, &target.collection)
+        || state.rules_cache.reads_body(&target.schema)
+}
+
 /// The CPU-bound half of preparing a write, off the async workers when the body is heavy:
 /// the body read as changes, applied to `current` (the blank record on create, with the
-/// errors found while applying), and `@request.body` as rules see it. Every step is linear
+/// errors found while applying), and `@request.body` as rules see it (when `body_read`). Every step is linear
 /// in the body, which is bounded, but a large body is still tens of milliseconds of work that
 /// must not stall other requests.
 #[allow(clippy::too_many_arguments)]
@@ -447,11 +460,12 @@ async fn would_be_row(
     now: &str,
     creating: bool,
     heavy: bool,
+    body_read: bool,
 ) -> ApiResult<(
     Map<String, Value>,
     RecordInput,
     (RecordData, domain::ValidationErrors),
-    Map<String, Value>,
+    Option<Map<String, Value>>,
 )> {
     let (collection, auth, current, now) = (
         collection.clone(),
@@ -470,7 +484,7 @@ async fn would_be_row(
             now: &now,
         };
         let (would_be, errors) = values::apply(&collection, &current.data, &input, &apply_ctx);
-        let body_seen = body_values(&collection, &body, &input, &would_be);
+        let body_seen = body_read.then(|| body_values(&collection, &body, &input, &would_be));
         (body, input, (would_be, errors), body_seen)
     })
     .await

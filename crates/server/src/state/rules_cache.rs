@@ -17,6 +17,9 @@ use rules::{CollectionRules, Rule};
 #[derive(Default)]
 pub struct RulesCache {
     slot: Mutex<Option<CacheEntry>>,
+    /// Whether any rule of a schema snapshot mentions `@request.body` (see
+    /// [`RulesCache::reads_body`]), for the last snapshot asked about.
+    reads_body: Mutex<Option<(Arc<Schema>, bool)>>,
 }
 
 struct CacheEntry {
@@ -79,5 +82,41 @@ impl RulesCache {
             }
         }
         compiled
+    }
+
+    /// Whether any rule of any collection of `schema` may read `@request.body`: its text
+    /// mentions it. A write builds `@request.body` (the body with its values cast, a copy of
+    /// every submitted field) only then, or when scripts may read it; any rule a write's answer
+    /// checks (the view rule, the rules of expanded collections) is one of these. Computed once
+    /// per snapshot.
+    pub fn reads_body(&self, schema: &Arc<Schema>) -> bool {
+        let mut slot = self
+            .reads_body
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, reads)) = slot.as_ref()
+            && Arc::ptr_eq(cached, schema)
+        {
+            return *reads;
+        }
+        let reads = schema.all().iter().any(|collection| {
+            let auth = collection.auth.as_ref();
+            [
+                &collection.list_rule,
+                &collection.view_rule,
+                &collection.create_rule,
+                &collection.update_rule,
+                &collection.delete_rule,
+            ]
+            .into_iter()
+            .chain(auth.map(|a| &a.auth_rule))
+            .chain(auth.map(|a| &a.manage_rule))
+            .any(|rule| {
+                rule.as_deref()
+                    .is_some_and(|text| text.contains("@request.body"))
+            })
+        });
+        *slot = Some((Arc::clone(schema), reads));
+        reads
     }
 }
