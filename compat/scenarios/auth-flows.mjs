@@ -63,6 +63,18 @@ function tokenPresence(token) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Both servers note where an OTP was sent (`sentTo` on its `_otps` row) once the mail is
+// handed over, after the mail may already have reached the sink, and mark the record
+// verified at sign-in only when that is its email. Waiting for the note keeps the answer from
+// depending on which came first (PocketBase answered `verified: false` now and then).
+async function otpSent(t, otpId) {
+  for (let i = 0; i < 50; i++) {
+    const row = await t.su.collection('_otps').getOne(otpId).catch(() => null);
+    if (row?.sentTo) return;
+    await sleep(100);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Password login
 
@@ -488,6 +500,7 @@ export async function otpFlow(t) {
   const pb = t.client();
   const req = await t.sdk('requestOTP', () => pb.collection(coll.name).requestOTP(u.email));
   const code = (await box.waitFor(u.email, 0)).otp(8);
+  await otpSent(t, req?.otpId);
   t.record('code', /^[0-9]{8}$/.test(code) ? '<8 digits>' : code);
   await t.sdk('wrong code', () => pb.collection(coll.name).authWithOTP(req?.otpId, '00000000'));
   const auth = await t.sdk('authWithOTP', () =>
@@ -514,6 +527,7 @@ export async function otpCustomLength(t) {
   const req = await t.sdk('requestOTP', () =>
     t.client().collection(coll.name).requestOTP(u.email));
   const mail = await box.waitFor(u.email, 0);
+  await otpSent(t, req?.otpId);
   const code = mail.otp(4);
   t.record('mail', {
     subject: mail.subject,
