@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 /// Bytes tested together for a character that needs escaping.
-const BLOCK: usize = 16;
+pub(crate) const BLOCK: usize = 16;
 
 /// Whether JSON needs `byte` escaped inside a string: a control character, `"` or `\`
 /// (serde_json escapes exactly these; `/`, DEL and non-ASCII stay as they are).
@@ -18,9 +18,10 @@ fn needs_escape(byte: u8) -> bool {
 }
 
 /// Whether any byte of a block needs escaping: a fixed-size loop without an early exit, which
-/// the compiler unrolls into a few vector compares.
+/// the compiler unrolls into a few vector compares. (Also how `values::json_within_bounds`
+/// crosses strings: a block without `"` or `\` is passed whole.)
 #[inline]
-fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
+pub(crate) fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
     let mut any = 0u8;
     for &byte in block {
         any |= u8::from(needs_escape(byte));

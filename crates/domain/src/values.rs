@@ -600,18 +600,14 @@ pub fn json_within_bounds(text: &[u8]) -> Result<(), JsonBoundsError> {
 }
 
 /// Where the string whose text starts at `at` ends: just past its closing quote, or the end
-/// of `text` for an unterminated one. Blocks of 16 bytes holding neither `"` nor `\` are
-/// passed whole (a fixed-size test the compiler turns into vector compares); an escape skips
-/// the byte it escapes.
+/// of `text` for an unterminated one. Blocks holding no byte JSON escapes (so neither `"` nor
+/// `\`) are passed whole with the JSON writer's block test; an escape skips the byte it
+/// escapes.
 fn string_end(text: &[u8], mut at: usize) -> usize {
-    const BLOCK: usize = 16;
+    use crate::json_out::{BLOCK, block_needs_escape};
     loop {
         while let Some(block) = text.get(at..).and_then(<[u8]>::first_chunk::<BLOCK>) {
-            let mut special = 0u8;
-            for &byte in block {
-                special |= u8::from((byte == b'"') | (byte == b'\\'));
-            }
-            if special != 0 {
+            if block_needs_escape(block) {
                 break;
             }
             at += BLOCK;

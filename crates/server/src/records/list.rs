@@ -6,6 +6,7 @@
 //! (`page`, `perPage`, `totalItems`, `totalPages`) are theirs to edit before `e.next()`, which
 //! renders the page as they left it.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, Request, State};
@@ -200,16 +201,12 @@ fn direct(
         }
         .write(&mut out);
     }
-    for (key, number) in [
-        ("],\"page\":", paging.page.to_string()),
-        (",\"perPage\":", paging.per_page.to_string()),
-        (",\"totalItems\":", total_items.to_string()),
-        (",\"totalPages\":", total_pages.to_string()),
-    ] {
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(number.as_bytes());
-    }
-    out.push(b'}');
+    // Writing into a `Vec` cannot fail.
+    let _ = write!(
+        out,
+        "],\"page\":{},\"perPage\":{},\"totalItems\":{total_items},\"totalPages\":{total_pages}}}",
+        paging.page, paging.per_page
+    );
     out
 }
 

@@ -447,9 +447,9 @@ fn reads_body(state: &SharedState, target: &Target) -> bool {
 
 /// The CPU-bound half of preparing a write, off the async workers when the body is heavy:
 /// the body read as changes, applied to `current` (the blank record on create, with the
-/// errors found while applying), and `@request.body` as rules see it (when `body_read`). Every step is linear
-/// in the body, which is bounded, but a large body is still tens of milliseconds of work that
-/// must not stall other requests.
+/// errors found while applying), and `@request.body` as rules see it (when `body_read`).
+/// Every step is linear in the body, which is bounded, but a large body is still tens of
+/// milliseconds of work that must not stall other requests.
 #[allow(clippy::too_many_arguments)]
 async fn would_be_row(
     collection: &Arc<Collection>,

@@ -17,14 +17,14 @@ use rules::{CollectionRules, Rule};
 #[derive(Default)]
 pub struct RulesCache {
     slot: Mutex<Option<CacheEntry>>,
-    /// Whether any rule of a schema snapshot mentions `@request.body` (see
-    /// [`RulesCache::reads_body`]), for the last snapshot asked about.
-    reads_body: Mutex<Option<(Arc<Schema>, bool)>>,
 }
 
 struct CacheEntry {
     schema: Arc<Schema>,
     by_collection: HashMap<String, Arc<CompiledRules>>,
+    /// Whether a rule of the snapshot mentions `@request.body` ([`RulesCache::reads_body`]),
+    /// once asked.
+    reads_body: Option<bool>,
 }
 
 /// Everything compiled for one collection.
@@ -78,6 +78,7 @@ impl RulesCache {
                 *slot = Some(CacheEntry {
                     schema: Arc::clone(schema),
                     by_collection: HashMap::from([(collection.id.clone(), Arc::clone(&compiled))]),
+                    reads_body: None,
                 });
             }
         }
@@ -86,37 +87,42 @@ impl RulesCache {
 
     /// Whether any rule of any collection of `schema` may read `@request.body`: its text
     /// mentions it. A write builds `@request.body` (the body with its values cast, a copy of
-    /// every submitted field) only then, or when scripts may read it; any rule a write's answer
-    /// checks (the view rule, the rules of expanded collections) is one of these. Computed once
-    /// per snapshot.
+    /// every submitted field) only then, or when an `onRecordEnrich` handler applies; any rule
+    /// a write's answer checks (the view rule, the rules of expanded collections) is one of
+    /// these. Computed once per snapshot, kept with its compiled rules.
     pub fn reads_body(&self, schema: &Arc<Schema>) -> bool {
-        let mut slot = self
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = match slot.as_mut() {
+            Some(entry) if Arc::ptr_eq(&entry.schema, schema) => entry,
+            _ => slot.insert(CacheEntry {
+                schema: Arc::clone(schema),
+                by_collection: HashMap::new(),
+                reads_body: None,
+            }),
+        };
+        *entry
             .reads_body
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((cached, reads)) = slot.as_ref()
-            && Arc::ptr_eq(cached, schema)
-        {
-            return *reads;
-        }
-        let reads = schema.all().iter().any(|collection| {
-            let auth = collection.auth.as_ref();
-            [
-                &collection.list_rule,
-                &collection.view_rule,
-                &collection.create_rule,
-                &collection.update_rule,
-                &collection.delete_rule,
-            ]
-            .into_iter()
-            .chain(auth.map(|a| &a.auth_rule))
-            .chain(auth.map(|a| &a.manage_rule))
-            .any(|rule| {
-                rule.as_deref()
-                    .is_some_and(|text| text.contains("@request.body"))
-            })
-        });
-        *slot = Some((Arc::clone(schema), reads));
-        reads
+            .get_or_insert_with(|| schema_reads_body(schema))
     }
+}
+
+/// Whether any rule of any collection of `schema` mentions `@request.body`.
+fn schema_reads_body(schema: &Schema) -> bool {
+    schema.all().iter().any(|collection| {
+        let auth = collection.auth.as_ref();
+        [
+            &collection.list_rule,
+            &collection.view_rule,
+            &collection.create_rule,
+            &collection.update_rule,
+            &collection.delete_rule,
+        ]
+        .into_iter()
+        .chain(auth.map(|a| &a.auth_rule))
+        .chain(auth.map(|a| &a.manage_rule))
+        .any(|rule| {
+            rule.as_deref()
+                .is_some_and(|text| text.contains("@request.body"))
+        })
+    })
 }
