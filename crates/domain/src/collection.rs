@@ -1,7 +1,6 @@
 //! Collections: a named, typed table with access rules. Serialized as PocketBase's collection
 //! JSON; auth collections carry their auth options flattened into the same object.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -584,8 +583,8 @@ pub fn auth_bookkeeping_collections(now: &str) -> Vec<Collection> {
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     collections: Vec<Arc<Collection>>,
-    by_id: HashMap<String, usize>,
-    by_lower_name: HashMap<String, usize>,
+    by_id: foldhash::HashMap<String, usize>,
+    by_lower_name: foldhash::HashMap<String, usize>,
 }
 
 impl Schema {
@@ -610,10 +609,13 @@ impl Schema {
 
     /// Looks a collection up by id, or by name ignoring case (as PocketBase does).
     pub fn get(&self, id_or_name: &str) -> Option<&Arc<Collection>> {
-        let index = self
-            .by_id
-            .get(id_or_name)
-            .or_else(|| self.by_lower_name.get(&id_or_name.to_lowercase()))?;
+        let index = self.by_id.get(id_or_name).or_else(|| {
+            if id_or_name.chars().any(char::is_uppercase) {
+                self.by_lower_name.get(&id_or_name.to_lowercase())
+            } else {
+                self.by_lower_name.get(id_or_name)
+            }
+        })?;
         self.collections.get(*index)
     }
 

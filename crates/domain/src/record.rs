@@ -6,6 +6,29 @@ use serde_json::{Map, Value};
 /// Field values keyed by field name, in the collection's field order.
 pub type RecordData = Map<String, Value>;
 
+/// Each of `fields` with its value in `data` (`None` when missing), in the fields' order.
+///
+/// A record made here holds its fields in the collection's order, so each value is normally
+/// the next entry of `data`, found by comparing its name; only an entry out of place is looked
+/// up by name (hashing it, which costs several times more). The answer is the same either way.
+pub fn by_field<'a>(
+    fields: &'a [crate::Field],
+    data: &'a RecordData,
+) -> impl Iterator<Item = (&'a crate::Field, Option<&'a Value>)> {
+    let mut entries = data.iter().peekable();
+    fields.iter().map(move |field| {
+        let value = match entries.peek() {
+            Some((name, value)) if **name == field.name => {
+                let value = *value;
+                entries.next();
+                Some(value)
+            }
+            _ => data.get(&field.name),
+        };
+        (field, value)
+    })
+}
+
 /// One stored record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {

@@ -264,15 +264,8 @@ pub fn apply(
     let mut errors = ValidationErrors::new();
     // The values by field position, not in a map: a name is hashed once, when the map is made
     // at the end, instead of at each step.
-    let mut values: Vec<Value> = collection
-        .fields
-        .iter()
-        .map(|f| {
-            current
-                .get(&f.name)
-                .cloned()
-                .unwrap_or_else(|| f.zero_value())
-        })
+    let mut values: Vec<Value> = crate::record::by_field(&collection.fields, current)
+        .map(|(f, value)| value.cloned().unwrap_or_else(|| f.zero_value()))
         .collect();
     let position = |name: &str| collection.fields.iter().position(|f| f.name == name);
     for entry in &input.entries {
@@ -509,9 +502,25 @@ pub fn string_list(value: &Value) -> Vec<String> {
 }
 
 /// `values` without empty items and repeats, in first-seen order, in linear time.
-fn distinct_non_empty(values: Vec<String>) -> Vec<String> {
+fn distinct_non_empty(mut values: Vec<String>) -> Vec<String> {
+    // A short list (one relation id, a few select values: nearly every write) is compared
+    // pairwise, which costs less than hashing and allocates nothing; a long one is hashed, so
+    // the work stays linear in its length.
+    if values.len() <= SHORT_LIST {
+        let mut kept = 0;
+        for at in 0..values.len() {
+            let keep = !values[at].is_empty() && !values[..kept].contains(&values[at]);
+            if keep {
+                values.swap(kept, at);
+                kept += 1;
+            }
+        }
+        values.truncate(kept);
+        return values;
+    }
     let keep: Vec<bool> = {
-        let mut seen: HashSet<&str> = HashSet::with_capacity(values.len());
+        let mut seen: foldhash::HashSet<&str> =
+            foldhash::HashSet::with_capacity_and_hasher(values.len(), Default::default());
         values
             .iter()
             .map(|v| !v.is_empty() && seen.insert(v.as_str()))
@@ -523,6 +532,9 @@ fn distinct_non_empty(values: Vec<String>) -> Vec<String> {
         .filter_map(|(value, keep)| keep.then_some(value))
         .collect()
 }
+
+/// Lists up to this long are made distinct by comparing each item with those kept before it.
+const SHORT_LIST: usize = 16;
 
 /// A list as the field stores it: an array for multiple fields, else its last item (or "").
 fn shape_list(field: &Field, values: Vec<String>) -> Value {
@@ -662,8 +674,8 @@ pub fn validate(
     input: &RecordInput,
 ) -> ValidationErrors {
     let mut errors = ValidationErrors::new();
-    for field in &collection.fields {
-        let value = data.get(&field.name).unwrap_or(&Value::Null);
+    for (field, value) in crate::record::by_field(&collection.fields, data) {
+        let value = value.unwrap_or(&Value::Null);
         let result = match &field.kind {
             FieldKind::Password(options) => match input.password(&field.name) {
                 Some(plain) if !plain.is_empty() => validate_password(options, plain),
@@ -1015,11 +1027,15 @@ fn domain_allowed(options: &DomainOptions, domain: &str) -> bool {
 /// Matches a collection-defined pattern, compiled once per distinct pattern. A pattern that
 /// does not compile matches nothing (the collection validator refuses such patterns).
 fn pattern_matches(pattern: &str, text: &str) -> bool {
-    static CACHE: LazyLock<Mutex<HashMap<String, Option<Regex>>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
+    static CACHE: LazyLock<Mutex<foldhash::HashMap<String, Option<Regex>>>> =
+        LazyLock::new(Mutex::default);
     let Ok(mut cache) = CACHE.lock() else {
         return Regex::new(pattern).is_ok_and(|r| r.is_match(text));
     };
+    // Looked up by `&str` first: the pattern is copied only when it is compiled.
+    if let Some(compiled) = cache.get(pattern) {
+        return compiled.as_ref().is_some_and(|r| r.is_match(text));
+    }
     if cache.len() > 512 {
         cache.clear();
     }
@@ -1246,6 +1262,39 @@ mod tests {
     };
 
     const NOW: &str = "2026-01-02 03:04:05.678Z";
+
+    #[test]
+    fn lists_are_made_distinct_in_order_on_both_sides_of_the_short_list_bound() {
+        // The first occurrence of each non-empty item, in the order given.
+        fn reference(values: &[String]) -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for value in values {
+                if !value.is_empty() && !out.contains(value) {
+                    out.push(value.clone());
+                }
+            }
+            out
+        }
+        let mut seed = 7u32;
+        for len in [0, 1, 2, 3, SHORT_LIST - 1, SHORT_LIST, SHORT_LIST + 1, 40] {
+            for _ in 0..50 {
+                let values: Vec<String> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        match (seed >> 16) % 7 {
+                            0 => String::new(),
+                            n => format!("id{n}"),
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    distinct_non_empty(values.clone()),
+                    reference(&values),
+                    "{values:?}"
+                );
+            }
+        }
+    }
 
     fn field(name: &str, kind: FieldKind) -> Field {
         Field::new(name, kind)

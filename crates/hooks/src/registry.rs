@@ -2,7 +2,7 @@
 //! where each is used. The server reads it to route requests and to know, cheaply, whether
 //! an event has any handler at all (most have none, and those must cost nothing).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

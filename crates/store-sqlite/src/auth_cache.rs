@@ -26,8 +26,8 @@
 //! Bounded by [`MAX_ENTRIES`]; when full it is emptied (a cache of hot sessions fills again at
 //! once).
 
+use foldhash::HashMap;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 

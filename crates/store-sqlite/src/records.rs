@@ -268,22 +268,14 @@ fn run_op(conn: &Connection, schema: &Schema, op: &mut WriteOp) -> Result<WriteR
             let collection = &**collection;
             refuse_view(collection)?;
             let current = guarded_load(conn, collection, id, guard.as_ref())?;
-            let mut new_data = apply(&current)?;
-            // Values the update did not mention stay as they are; the key never changes.
-            let mut data = current.data.clone();
-            for field in &collection.fields {
-                if field.is_primary_key() {
-                    continue;
-                }
-                if let Some(value) = new_data.remove(&field.name) {
-                    data.insert(field.name.clone(), value);
-                }
-            }
+            let update = apply(&current)?;
+            let id = current.id().to_owned();
+            let data = merged(collection, current.data, update);
             check_relations(conn, schema, collection, &data)?;
-            let written = update_row(conn, collection, current.id(), &data)?;
+            let written = update_row(conn, collection, &id, &data)?;
             let updated = match written {
                 Some(record) => record,
-                None => load(conn, collection, current.id(), None)
+                None => load(conn, collection, &id, None)
                     .map_err(internal)?
                     .ok_or_else(|| StoreError::Internal("updated record vanished".into()))?,
             };
@@ -309,6 +301,42 @@ fn run_op(conn: &Connection, schema: &Schema, op: &mut WriteOp) -> Result<WriteR
     }
 }
 
+/// `current` with the values `update` gives its fields: values the update did not mention
+/// stay as they are, the key never changes, and entries of `update` that are not fields are
+/// left out. Both normally hold the fields in the collection's order, so each is walked along
+/// the fields and a key is hashed only for an entry out of place.
+fn merged(collection: &Collection, mut current: RecordData, update: RecordData) -> RecordData {
+    let mut fresh = update.into_iter().peekable();
+    // What is left of `update` once an entry was out of place.
+    let mut rest: Option<RecordData> = None;
+    let mut slots = current.iter_mut().peekable();
+    let mut appended: Vec<(&Field, Value)> = Vec::new();
+    for field in &collection.fields {
+        let value = match fresh.peek() {
+            Some((name, _)) if *name == field.name => fresh.next().map(|(_, value)| value),
+            _ => rest
+                .get_or_insert_with(|| fresh.by_ref().collect())
+                .remove(&field.name),
+        };
+        let slot = match slots.peek() {
+            Some((name, _)) if **name == field.name => slots.next().map(|(_, slot)| slot),
+            _ => None,
+        };
+        match (value, slot) {
+            _ if field.is_primary_key() => {}
+            (Some(value), Some(slot)) => *slot = value,
+            (Some(value), None) => appended.push((field, value)),
+            (None, _) => {}
+        }
+    }
+    drop(slots);
+    // Out of place in `current` (replaced where it is) or missing (added at the end).
+    for (field, value) in appended {
+        current.insert(field.name.clone(), value);
+    }
+    current
+}
+
 fn create(
     conn: &Connection,
     schema: &Schema,
@@ -323,14 +351,12 @@ fn create(
     };
     check_relations(conn, schema, collection, data)?;
     let sql = insert_sql(collection);
-    let values: Vec<SqlOut> = collection
-        .fields
-        .iter()
-        .map(|f| {
+    let values: Vec<SqlOut> = domain::record::by_field(&collection.fields, data)
+        .map(|(f, value)| {
             if f.is_primary_key() {
                 SqlOut::Text(id.clone())
             } else {
-                stored(f, data.get(&f.name))
+                stored(f, value)
             }
         })
         .collect();
@@ -513,14 +539,12 @@ fn update_row(
     let sql = update_sql(collection, &fields);
     // In the fields' order for [`as_written`] (the key's place holds its text); bound in the
     // statement's, the key last.
-    let values: Vec<SqlOut> = collection
-        .fields
-        .iter()
-        .map(|f| {
+    let values: Vec<SqlOut> = domain::record::by_field(&collection.fields, data)
+        .map(|(f, value)| {
             if f.is_primary_key() {
                 SqlOut::Text(id.to_owned())
             } else {
-                stored(f, data.get(&f.name))
+                stored(f, value)
             }
         })
         .collect();
@@ -1089,6 +1113,67 @@ mod tests {
             Field::new("meta", FieldKind::Json(JsonOptions::default())),
         ]);
         collection
+    }
+
+    #[test]
+    fn an_update_merges_as_a_lookup_by_name_would_whatever_the_order() {
+        // The merge as it was written before the positional walk: clone, then by name.
+        fn reference(
+            collection: &Collection,
+            current: &RecordData,
+            update: &RecordData,
+        ) -> RecordData {
+            let mut update = update.clone();
+            let mut data = current.clone();
+            for field in &collection.fields {
+                if field.is_primary_key() {
+                    continue;
+                }
+                if let Some(value) = update.remove(&field.name) {
+                    data.insert(field.name.clone(), value);
+                }
+            }
+            data
+        }
+        let c = collection();
+        let full = |tag: &str| -> RecordData {
+            c.fields
+                .iter()
+                .map(|f| (f.name.clone(), json!(format!("{tag}-{}", f.name))))
+                .collect()
+        };
+        let (current, update) = (full("old"), full("new"));
+        let mut cases: Vec<(RecordData, RecordData)> = vec![(current.clone(), update.clone())];
+        // Reordered, shortened and padded variants of both sides.
+        let reordered = |data: &RecordData, rotate: usize| -> RecordData {
+            let mut entries: Vec<(String, Value)> = data.clone().into_iter().collect();
+            let len = entries.len().max(1);
+            entries.rotate_left(rotate % len);
+            entries.into_iter().collect()
+        };
+        for rotate in 0..c.fields.len() {
+            let mut short = update.clone();
+            short.shift_remove(&c.fields[rotate].name);
+            let mut padded = update.clone();
+            padded.insert("notAField".into(), json!(1));
+            let mut missing = current.clone();
+            missing.shift_remove(&c.fields[(rotate + 2) % c.fields.len()].name);
+            cases.push((reordered(&current, rotate), update.clone()));
+            cases.push((current.clone(), reordered(&update, rotate)));
+            cases.push((reordered(&current, rotate + 1), reordered(&short, rotate)));
+            cases.push((missing.clone(), padded.clone()));
+            cases.push((reordered(&missing, rotate), short));
+            cases.push((current.clone(), RecordData::new()));
+        }
+        for (current, update) in cases {
+            let expected = reference(&c, &current, &update);
+            let got = merged(&c, current.clone(), update.clone());
+            assert_eq!(
+                got.iter().collect::<Vec<_>>(),
+                expected.iter().collect::<Vec<_>>(),
+                "current {current:?} update {update:?}"
+            );
+        }
     }
 
     /// A table declared as Plinth declares one, with a version trigger like Plinth's.

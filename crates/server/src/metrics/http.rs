@@ -3,7 +3,7 @@
 //! The template comes from axum's `MatchedPath`, so `/api/collections/{collection}/records/{id}`
 //! is one series however many records there are; what no route matched is `unmatched`.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 

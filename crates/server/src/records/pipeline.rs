@@ -276,27 +276,30 @@ pub(super) async fn prepare_create(
     let uploads = upload::plan(collection, &mut body, files)
         .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     let now = domain::time::now();
-    let blank = Arc::new(Record::new(values::blank_record(collection)));
+    // Applied to nothing: every field starts from its zero value, as on a blank record.
+    let blank = Arc::new(Record::new(RecordData::new()));
     let heavy = is_heavy(&body);
     let body_read = reads_body(state, &target);
-    let (body, mut input, applied, body_seen) = would_be_row(
+    let (body, mut input, (applied, apply_errors), body_seen) = would_be_row(
         collection, auth, body, &uploads, &blank, &now, true, heavy, body_read,
     )
     .await?;
-    // The create's values are these, once validated: the blank record they were applied to
-    // does not change, so they are not applied a second time.
-    let mut would_be = applied.0.clone();
+    // The create's values are these, once validated: the rules read them first, as the
+    // would-be row, and the two values set for the rules alone are put back afterwards.
+    let mut would_be = Record::new(applied);
     let ctx = meta.context(auth, params.pairs(), body_seen);
     // A rule that reads other rows is decided in SQL against the would-be row (not stored),
     // so that it comes before any field error, as in PocketBase. Its id must be set for that.
-    if would_be
+    let given_id = would_be
+        .data
         .get("id")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
-    {
-        would_be.insert("id".into(), Value::String(domain::ids::new_record_id()));
-    }
-    let mut would_be = Record::new(would_be);
+        .then(|| {
+            would_be
+                .data
+                .insert("id".into(), Value::String(domain::ids::new_record_id()))
+        });
     // A manager (manageRule) may set `verified` and skip the old-password check; the rule
     // reads the record as submitted.
     let manager = match &target.rules.manage {
@@ -306,9 +309,9 @@ pub(super) async fn prepare_create(
         }
         _ => false,
     };
-    if collection.is_auth() {
-        would_be.data.insert("verified".into(), Value::Bool(false));
-    }
+    let given_verified = collection
+        .is_auth()
+        .then(|| would_be.data.insert("verified".into(), Value::Bool(false)));
     // A rule SQL had to decide is decided now on the would-be row, then again (as the guard)
     // on the inserted row inside the write transaction, where the rows it reads cannot
     // change under it.
@@ -331,8 +334,21 @@ pub(super) async fn prepare_create(
             return Err(ApiError::validation(CREATE_FAILED, errors));
         }
     }
+    let mut applied = would_be.data;
+    for (key, given) in [("id", given_id), ("verified", given_verified)] {
+        match given {
+            Some(Some(value)) => {
+                applied.insert(key.into(), value);
+            }
+            Some(None) => {
+                applied.shift_remove(key);
+            }
+            None => {}
+        }
+    }
     // Hook point: onRecordValidate (the create's values, as validated next).
-    let (built, returned) = validate_off_thread(collection, applied, input, heavy).await?;
+    let (built, returned) =
+        validate_off_thread(collection, (applied, apply_errors), input, heavy).await?;
     input = returned;
     let mut data = built.map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;

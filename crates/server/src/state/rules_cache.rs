@@ -2,7 +2,7 @@
 //! it are the `access` feature's: it hands the cache the compile step
 //! ([`RulesCache::get_or_compile`]).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use domain::{Collection, Schema};
@@ -77,7 +77,9 @@ impl RulesCache {
             _ => {
                 *slot = Some(CacheEntry {
                     schema: Arc::clone(schema),
-                    by_collection: HashMap::from([(collection.id.clone(), Arc::clone(&compiled))]),
+                    by_collection: [(collection.id.clone(), Arc::clone(&compiled))]
+                        .into_iter()
+                        .collect(),
                     reads_body: None,
                 });
             }

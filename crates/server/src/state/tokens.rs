@@ -15,7 +15,7 @@
 //!
 //! Several nodes: each node keeps its own; what it decides is what the full check decides.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
