@@ -222,11 +222,10 @@ pub struct ApplyContext<'a> {
 
 /// A record with every field at its zero value: the starting point of a create.
 pub fn blank_record(collection: &Collection) -> RecordData {
-    collection
-        .fields
-        .iter()
-        .map(|f| (f.name.clone(), f.zero_value()))
-        .collect()
+    crate::record::record_of(
+        &collection.fields,
+        collection.fields.iter().map(Field::zero_value),
+    )
 }
 
 /// Applies `input` to `current` and validates the result: the new record data, or every
@@ -338,13 +337,7 @@ pub fn apply(
             }
         }
     }
-    let data: RecordData = collection
-        .fields
-        .iter()
-        .map(|f| f.name.clone())
-        .zip(values)
-        .collect();
-    (data, errors)
+    (crate::record::record_of(&collection.fields, values), errors)
 }
 
 fn apply_entry(field: &Field, slot: &mut Value, entry: &InputEntry) -> Result<(), FieldError> {

@@ -783,10 +783,22 @@ pub(crate) fn read_record(
     row: &Row,
     collection: &Collection,
 ) -> Result<Record, tokio_postgres::Error> {
-    let mut data = RecordData::new();
-    for (i, field) in collection.fields.iter().enumerate() {
-        data.insert(field.name.clone(), column_json(field, row, i)?);
-    }
+    let fields = &collection.fields;
+    let data = match domain::record::template(fields) {
+        Some(mut data) => {
+            for (i, (field, slot)) in fields.iter().zip(data.values_mut()).enumerate() {
+                *slot = column_json(field, row, i)?;
+            }
+            data
+        }
+        None => {
+            let mut data = RecordData::new();
+            for (i, field) in fields.iter().enumerate() {
+                data.insert(field.name.clone(), column_json(field, row, i)?);
+            }
+            data
+        }
+    };
     Ok(Record::new(data))
 }
 

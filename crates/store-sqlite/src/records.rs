@@ -429,16 +429,17 @@ fn as_written(
     {
         return None;
     }
-    let mut data = RecordData::with_capacity(collection.fields.len());
-    for (field, value) in collection.fields.iter().zip(values) {
-        let json = match (ColumnType::of(field), value) {
+    let values = collection.fields.iter().zip(values).map(|(field, value)| {
+        match (ColumnType::of(field), value) {
             // What `sql_to_json` makes of a text field's text, without copying it.
             (ColumnType::Text, SqlOut::Text(text)) => Value::String(text),
             (_, value) => sql_to_json(field, ValueRef::from(&value)),
-        };
-        data.insert(field.name.clone(), json);
-    }
-    Some(Record::new(data))
+        }
+    });
+    Some(Record::new(domain::record::record_of(
+        &collection.fields,
+        values,
+    )))
 }
 
 /// Whether `field`'s column keeps `value` as bound (see [`as_written`]).
@@ -1000,10 +1001,22 @@ fn push_select_list(out: &mut String, table: &str, collection: &Collection) {
 }
 
 fn read_record(row: &Row<'_>, collection: &Collection) -> rusqlite::Result<Record> {
-    let mut data = RecordData::with_capacity(collection.fields.len());
-    for (i, field) in collection.fields.iter().enumerate() {
-        data.insert(field.name.clone(), sql_to_json(field, row.get_ref(i)?));
-    }
+    let fields = &collection.fields;
+    let data = match domain::record::template(fields) {
+        Some(mut data) => {
+            for (i, (field, slot)) in fields.iter().zip(data.values_mut()).enumerate() {
+                *slot = sql_to_json(field, row.get_ref(i)?);
+            }
+            data
+        }
+        None => {
+            let mut data = RecordData::with_capacity(fields.len());
+            for (i, field) in fields.iter().enumerate() {
+                data.insert(field.name.clone(), sql_to_json(field, row.get_ref(i)?));
+            }
+            data
+        }
+    };
     Ok(Record::new(data))
 }
 
