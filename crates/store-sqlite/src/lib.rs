@@ -22,6 +22,7 @@ pub mod logs;
 pub mod pocketbase;
 mod records;
 mod schema_change;
+mod sql_cache;
 mod system;
 mod text_params;
 mod tx;

@@ -350,7 +350,9 @@ fn create(
         _ => domain::ids::new_record_id(),
     };
     check_relations(conn, schema, collection, data)?;
-    let sql = insert_sql(collection);
+    let sql = crate::sql_cache::sql(crate::sql_cache::Kind::Insert, collection, || {
+        insert_sql(collection)
+    });
     let values: Vec<SqlOut> = domain::record::by_field(&collection.fields, data)
         .map(|(f, value)| {
             if f.is_primary_key() {
@@ -537,7 +539,9 @@ fn update_row(
     if fields.is_empty() {
         return Ok(None);
     }
-    let sql = update_sql(collection, &fields);
+    let sql = crate::sql_cache::sql(crate::sql_cache::Kind::Update, collection, || {
+        update_sql(collection, &fields)
+    });
     // In the fields' order for [`as_written`] (the key's place holds its text); bound in the
     // statement's, the key last.
     let values: Vec<SqlOut> = domain::record::by_field(&collection.fields, data)
@@ -796,11 +800,13 @@ fn check_relations(
         let found = match schema.get_by_id(&options.collection_id) {
             // One id (every single relation): a lookup by primary key.
             Some(target) if ids.len() == 1 => {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM {table} WHERE {id} = ?",
-                    table = quote_ident(&target.name),
-                    id = quote_ident("id")
-                );
+                let sql = crate::sql_cache::sql(crate::sql_cache::Kind::CountById, target, || {
+                    format!(
+                        "SELECT COUNT(*) FROM {table} WHERE {id} = ?",
+                        table = quote_ident(&target.name),
+                        id = quote_ident("id")
+                    )
+                });
                 conn.prepare_cached(&sql)
                     .and_then(|mut stmt| stmt.query_row([ids[0]], |r| r.get::<_, i64>(0)))
                     .map_err(internal)?
@@ -808,12 +814,14 @@ fn check_relations(
             // Several: one primary-key probe per id of the list (the ids are distinct), with
             // no temporary table as `IN (SELECT …)` would build.
             Some(target) => {
-                let sql = format!(
-                    "SELECT COUNT(*) FROM json_each(?) AS wanted WHERE EXISTS \
-                     (SELECT 1 FROM {table} WHERE {table}.{id} = wanted.value)",
-                    table = quote_ident(&target.name),
-                    id = quote_ident("id")
-                );
+                let sql = crate::sql_cache::sql(crate::sql_cache::Kind::CountByIds, target, || {
+                    format!(
+                        "SELECT COUNT(*) FROM json_each(?) AS wanted WHERE EXISTS \
+                         (SELECT 1 FROM {table} WHERE {table}.{id} = wanted.value)",
+                        table = quote_ident(&target.name),
+                        id = quote_ident("id")
+                    )
+                });
                 let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 conn.prepare_cached(&sql)
                     .and_then(|mut stmt| stmt.query_row([list], |r| r.get::<_, i64>(0)))
@@ -904,23 +912,29 @@ pub(crate) fn load(
     id: &str,
     filter: Option<&SqlFragment>,
 ) -> rusqlite::Result<Option<Record>> {
-    let table = quote_ident(&collection.name);
-    let mut sql = String::with_capacity(256);
-    sql.push_str("SELECT ");
-    push_select_list(&mut sql, &table, collection);
-    sql.push_str(" FROM ");
-    sql.push_str(&table);
-    sql.push_str(" WHERE ");
-    sql.push_str(&table);
-    sql.push_str(".\"id\" = ?");
+    let by_id = crate::sql_cache::sql(crate::sql_cache::Kind::LoadById, collection, || {
+        let table = quote_ident(&collection.name);
+        let mut sql = String::with_capacity(256);
+        sql.push_str("SELECT ");
+        push_select_list(&mut sql, &table, collection);
+        sql.push_str(" FROM ");
+        sql.push_str(&table);
+        sql.push_str(" WHERE ");
+        sql.push_str(&table);
+        sql.push_str(".\"id\" = ?");
+        sql
+    });
     let mut params = vec![SqlOut::Text(id.to_owned())];
-    if let Some(filter) = filter {
-        sql.push_str(" AND (");
-        sql.push_str(&filter.sql);
-        sql.push(')');
-        params.extend(filter.params.iter().map(bind));
-    }
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let filtered;
+    let sql: &str = match filter {
+        Some(filter) => {
+            filtered = format!("{by_id} AND ({})", filter.sql);
+            params.extend(filter.params.iter().map(bind));
+            &filtered
+        }
+        None => &by_id,
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     stmt.query_row(params_from_iter(params), |row| read_record(row, collection))
         .optional()
 }

@@ -109,6 +109,16 @@ pub async fn verify(
     token: &str,
     token_type: TokenType,
 ) -> Option<(Arc<Collection>, Arc<Record>, Claims)> {
+    verify_with(state, token, token_type, Claims::clone).await
+}
+
+/// [`verify`], answering with what `pick` takes from the claims instead of a copy of them all.
+pub async fn verify_with<T>(
+    state: &SharedState,
+    token: &str,
+    token_type: TokenType,
+    pick: impl FnOnce(&Claims) -> T,
+) -> Option<(Arc<Collection>, Arc<Record>, T)> {
     let kept = state.verified_tokens.get(token);
     let unverified;
     let claims = match &kept {
@@ -135,7 +145,7 @@ pub async fn verify(
     if let Some(verified) = &kept {
         let now = chrono::Utc::now().timestamp();
         if verified.holds(record.text("tokenKey"), &config.secret, now) {
-            return Some((collection, record, verified.claims.clone()));
+            return Some((collection, record, pick(&verified.claims)));
         }
     }
     let key = signing_key(&record, config);
@@ -145,22 +155,23 @@ pub async fn verify(
     validation.set_required_spec_claims(&["exp"]);
     let verified =
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&key), &validation).ok()?;
+    let picked = pick(&verified.claims);
     state.verified_tokens.put(
         token,
-        verified.claims.clone(),
+        verified.claims,
         record.text("tokenKey"),
         &config.secret,
     );
-    Some((collection, record, verified.claims))
+    Some((collection, record, picked))
 }
 
 /// The caller behind an `Authorization` token, or a guest when it does not verify.
 pub async fn resolve_auth_token(state: &SharedState, token: &str) -> AuthContext {
-    match verify(state, token, TokenType::Auth).await {
-        Some((collection, record, claims)) => AuthContext::Record {
+    match verify_with(state, token, TokenType::Auth, |claims| claims.refreshable).await {
+        Some((collection, record, refreshable)) => AuthContext::Record {
             collection,
             record,
-            refreshable: claims.refreshable.unwrap_or(true),
+            refreshable: refreshable.unwrap_or(true),
         },
         None => AuthContext::Guest,
     }
