@@ -29,6 +29,30 @@ pub fn record_of(fields: &[crate::Field], values: impl IntoIterator<Item = Value
     }
 }
 
+/// A record of `fields` whose values `value` gives (by position and field), stopping at the
+/// first error: [`record_of`] for values that are read one by one and may fail, as a row's
+/// columns are.
+pub fn try_record_of<E>(
+    fields: &[crate::Field],
+    mut value: impl FnMut(usize, &crate::Field) -> Result<Value, E>,
+) -> Result<RecordData, E> {
+    match template(fields) {
+        Some(mut data) => {
+            for (i, (field, slot)) in fields.iter().zip(data.values_mut()).enumerate() {
+                *slot = value(i, field)?;
+            }
+            Ok(data)
+        }
+        None => {
+            let mut data = RecordData::with_capacity(fields.len());
+            for (i, field) in fields.iter().enumerate() {
+                data.insert(field.name.clone(), value(i, field)?);
+            }
+            Ok(data)
+        }
+    }
+}
+
 /// A record of `fields` with every value `null`, in the fields' order, or `None` when two
 /// fields share a name. A copy of the thread's kept map for these fields, checked name by name
 /// against them before it is used (a collection's fields may have been changed in place, or
@@ -207,6 +231,19 @@ mod tests {
         assert_eq!(record_of(&twice, values(3)).get("a"), Some(&json!(20)));
         // No fields at all.
         assert!(record_of(&[], Vec::new()).is_empty());
+        // Read one by one: the same record, or the first error.
+        for fields in [named(&["id", "title", "n"]), twice] {
+            let read: Result<RecordData, ()> = try_record_of(&fields, |i, _| Ok(json!(i * 10)));
+            assert_eq!(
+                read.map(|data| data.into_iter().collect::<Vec<_>>()),
+                Ok(inserted(&fields, values(fields.len())))
+            );
+            let failed = try_record_of(&fields, |i, field| match i {
+                1 => Err(field.name.clone()),
+                _ => Ok(Value::Null),
+            });
+            assert_eq!(failed, Err(fields[1].name.clone()));
+        }
     }
 
     #[test]

@@ -783,23 +783,8 @@ pub(crate) fn read_record(
     row: &Row,
     collection: &Collection,
 ) -> Result<Record, tokio_postgres::Error> {
-    let fields = &collection.fields;
-    let data = match domain::record::template(fields) {
-        Some(mut data) => {
-            for (i, (field, slot)) in fields.iter().zip(data.values_mut()).enumerate() {
-                *slot = column_json(field, row, i)?;
-            }
-            data
-        }
-        None => {
-            let mut data = RecordData::new();
-            for (i, field) in fields.iter().enumerate() {
-                data.insert(field.name.clone(), column_json(field, row, i)?);
-            }
-            data
-        }
-    };
-    Ok(Record::new(data))
+    domain::record::try_record_of(&collection.fields, |i, field| column_json(field, row, i))
+        .map(Record::new)
 }
 
 /// The canonical JSON value of column `i` of `row`, read as `field`'s kind.

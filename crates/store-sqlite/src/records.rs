@@ -45,11 +45,7 @@ pub(crate) fn list(
 pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (String, Vec<SqlOut>) {
     let collection = &query.collection;
     let table = quote_ident(&collection.name);
-    let mut sql = String::with_capacity(256);
-    sql.push_str("SELECT ");
-    push_select_list(&mut sql, &table, collection);
-    sql.push_str(" FROM ");
-    sql.push_str(&table);
+    let mut sql = select_from(collection);
     let mut params: Vec<SqlOut> = Vec::new();
     if let Some(filter) = filter {
         sql.push_str(" WHERE ");
@@ -913,14 +909,9 @@ pub(crate) fn load(
     filter: Option<&SqlFragment>,
 ) -> rusqlite::Result<Option<Record>> {
     let by_id = crate::sql_cache::sql(crate::sql_cache::Kind::LoadById, collection, || {
-        let table = quote_ident(&collection.name);
-        let mut sql = String::with_capacity(256);
-        sql.push_str("SELECT ");
-        push_select_list(&mut sql, &table, collection);
-        sql.push_str(" FROM ");
-        sql.push_str(&table);
+        let mut sql = select_from(collection);
         sql.push_str(" WHERE ");
-        sql.push_str(&table);
+        domain::sql::push_quoted_ident(&mut sql, &collection.name);
         sql.push_str(".\"id\" = ?");
         sql
     });
@@ -998,6 +989,17 @@ fn select_list(collection: &Collection) -> String {
 
 /// Appends [`select_list`] to `out`, `table` being the collection's quoted name: one string
 /// grown in place (a point read builds it twice per request).
+/// `SELECT "t"."a", "t"."b", … FROM "t"`: every field of `collection`, in order.
+fn select_from(collection: &Collection) -> String {
+    let table = quote_ident(&collection.name);
+    let mut sql = String::with_capacity(256);
+    sql.push_str("SELECT ");
+    push_select_list(&mut sql, &table, collection);
+    sql.push_str(" FROM ");
+    sql.push_str(&table);
+    sql
+}
+
 fn push_select_list(out: &mut String, table: &str, collection: &Collection) {
     if collection.fields.is_empty() {
         out.push_str("NULL");
@@ -1015,23 +1017,10 @@ fn push_select_list(out: &mut String, table: &str, collection: &Collection) {
 }
 
 fn read_record(row: &Row<'_>, collection: &Collection) -> rusqlite::Result<Record> {
-    let fields = &collection.fields;
-    let data = match domain::record::template(fields) {
-        Some(mut data) => {
-            for (i, (field, slot)) in fields.iter().zip(data.values_mut()).enumerate() {
-                *slot = sql_to_json(field, row.get_ref(i)?);
-            }
-            data
-        }
-        None => {
-            let mut data = RecordData::with_capacity(fields.len());
-            for (i, field) in fields.iter().enumerate() {
-                data.insert(field.name.clone(), sql_to_json(field, row.get_ref(i)?));
-            }
-            data
-        }
-    };
-    Ok(Record::new(data))
+    domain::record::try_record_of(&collection.fields, |i, field| {
+        Ok(sql_to_json(field, row.get_ref(i)?))
+    })
+    .map(Record::new)
 }
 
 /// A bound parameter of a predicate.
