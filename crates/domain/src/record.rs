@@ -14,19 +14,10 @@ pub type RecordData = Map<String, Value>;
 /// duplicate names (never in a stored collection) are inserted one by one as before: a later
 /// value replaces an earlier one in the first one's place.
 pub fn record_of(fields: &[crate::Field], values: impl IntoIterator<Item = Value>) -> RecordData {
-    match template(fields) {
-        Some(mut data) => {
-            for (slot, value) in data.values_mut().zip(values) {
-                *slot = value;
-            }
-            data
-        }
-        None => fields
-            .iter()
-            .map(|field| field.name.clone())
-            .zip(values)
-            .collect(),
-    }
+    let mut values = values.into_iter();
+    let Ok::<_, std::convert::Infallible>(data) =
+        try_record_of(fields, |_, _| Ok(values.next().unwrap_or(Value::Null)));
+    data
 }
 
 /// A record of `fields` whose values `value` gives (by position and field), stopping at the

@@ -261,8 +261,8 @@ pub fn apply(
     ctx: &ApplyContext<'_>,
 ) -> (RecordData, ValidationErrors) {
     let mut errors = ValidationErrors::new();
-    // The values by field position, not in a map: a name is hashed once, when the map is made
-    // at the end, instead of at each step.
+    // The values by field position, not in a map: no name is hashed at each step, and the map
+    // is made at the end from the fields' template (`record::record_of`).
     let mut values: Vec<Value> = crate::record::by_field(&collection.fields, current)
         .map(|(f, value)| value.cloned().unwrap_or_else(|| f.zero_value()))
         .collect();

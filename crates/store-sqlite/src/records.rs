@@ -987,8 +987,6 @@ fn select_list(collection: &Collection) -> String {
     out
 }
 
-/// Appends [`select_list`] to `out`, `table` being the collection's quoted name: one string
-/// grown in place (a point read builds it twice per request).
 /// `SELECT "t"."a", "t"."b", … FROM "t"`: every field of `collection`, in order.
 fn select_from(collection: &Collection) -> String {
     let table = quote_ident(&collection.name);
@@ -1000,6 +998,8 @@ fn select_from(collection: &Collection) -> String {
     sql
 }
 
+/// Appends [`select_list`] to `out`, `table` being the collection's quoted name: one string
+/// grown in place.
 fn push_select_list(out: &mut String, table: &str, collection: &Collection) {
     if collection.fields.is_empty() {
         out.push_str("NULL");

@@ -277,11 +277,11 @@ pub(super) async fn prepare_create(
         .map_err(|errors| ApiError::validation(CREATE_FAILED, errors))?;
     let now = domain::time::now();
     // Applied to nothing: every field starts from its zero value, as on a blank record.
-    let blank = Arc::new(Record::new(RecordData::new()));
+    let empty = Arc::new(Record::new(RecordData::new()));
     let heavy = is_heavy(&body);
     let body_read = reads_body(state, &target);
     let (body, mut input, (applied, apply_errors), body_seen) = would_be_row(
-        collection, auth, body, &uploads, &blank, &now, true, heavy, body_read,
+        collection, auth, body, &uploads, &empty, &now, true, heavy, body_read,
     )
     .await?;
     // The create's values are these, once validated: the rules read them first, as the
@@ -462,8 +462,9 @@ fn reads_body(state: &SharedState, target: &Target) -> bool {
 }
 
 /// The CPU-bound half of preparing a write, off the async workers when the body is heavy:
-/// the body read as changes, applied to `current` (the blank record on create, with the
-/// errors found while applying), and `@request.body` as rules see it (when `body_read`).
+/// the body read as changes, applied to `current` (an empty record on create, so every field
+/// starts at its zero value) with the errors found while applying, and `@request.body` as
+/// rules see it (when `body_read`).
 /// Every step is linear in the body, which is bounded, but a large body is still tens of
 /// milliseconds of work that must not stall other requests.
 #[allow(clippy::too_many_arguments)]
