@@ -75,15 +75,15 @@ fn pebble_api_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (ca_path, cert_path, key_path)
 }
 
-/// Waits (bounded) until `address` accepts connections.
-fn wait_for_port(address: SocketAddr, what: &str) {
+/// Waits (bounded) until `address` accepts connections; false when it never does.
+fn listens(address: SocketAddr) -> bool {
     for _ in 0..200 {
         if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{what} never listened on {address}");
+    false
 }
 
 fn tls_connector(root_pem: &[u8]) -> tokio_rustls::TlsConnector {
@@ -133,27 +133,38 @@ fn start_plinth(dir: &Path, http: u16, https: u16, env: &[(&str, String)]) -> (G
     (Guard(child), started)
 }
 
-#[tokio::test]
-async fn serve_with_a_domain_obtains_a_certificate_from_an_acme_server() {
-    let pebble = pebble_binary();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (ca, cert, key) = pebble_api_certificate(dir.path());
-    let (acme_port, management_port) = (free_port(), free_port());
-    let (http_port, https_port) = (free_port(), free_port());
+/// The four ports of one try: pebble's ACME and management APIs, Plinth's HTTP and HTTPS.
+struct Ports {
+    acme: u16,
+    management: u16,
+    http: u16,
+    https: u16,
+}
+
+/// Starts pebble on `ports` (validating challenges against Plinth's ports) and then Plinth
+/// with pebble as its ACME directory; Plinth's start line (empty when it did not start), or
+/// None when pebble did not listen (a port taken).
+fn start_pebble_and_plinth(
+    dir: &Path,
+    pebble: &Path,
+    ports: &Ports,
+    ca: &Path,
+    (cert, key): (&Path, &Path),
+) -> Option<(Guard, Guard, String)> {
     let config = serde_json::json!({
         "pebble": {
-            "listenAddress": format!("127.0.0.1:{acme_port}"),
-            "managementListenAddress": format!("127.0.0.1:{management_port}"),
+            "listenAddress": format!("127.0.0.1:{}", ports.acme),
+            "managementListenAddress": format!("127.0.0.1:{}", ports.management),
             "certificate": cert,
             "privateKey": key,
             // pebble validates http-01 by connecting to the domain on this port: Plinth's.
-            "httpPort": http_port,
-            "tlsPort": https_port,
+            "httpPort": ports.http,
+            "tlsPort": ports.https,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false
         }
     });
-    let config_path = dir.path().join("pebble.json");
+    let config_path = dir.join("pebble.json");
     std::fs::write(&config_path, config.to_string()).expect("write");
     let pebble = Guard(
         Command::new(pebble)
@@ -166,21 +177,62 @@ async fn serve_with_a_domain_obtains_a_certificate_from_an_acme_server() {
             .spawn()
             .expect("pebble starts"),
     );
-    let acme: SocketAddr = format!("127.0.0.1:{acme_port}").parse().expect("address");
-    wait_for_port(acme, "pebble");
-
+    let acme: SocketAddr = format!("127.0.0.1:{}", ports.acme)
+        .parse()
+        .expect("address");
+    let management: SocketAddr = format!("127.0.0.1:{}", ports.management)
+        .parse()
+        .expect("address");
+    if !(listens(acme) && listens(management)) {
+        return None;
+    }
     let env = [
         (
             "PLINTH_ACME_DIRECTORY",
-            format!("https://127.0.0.1:{acme_port}/dir"),
+            format!("https://127.0.0.1:{}/dir", ports.acme),
         ),
         ("PLINTH_ACME_CA_FILE", ca.display().to_string()),
     ];
-    let (plinth, started) = start_plinth(dir.path(), http_port, https_port, &env);
-    assert_eq!(
-        started,
-        format!("Server started at https://127.0.0.1:{https_port}")
-    );
+    let (plinth, started) = start_plinth(dir, ports.http, ports.https, &env);
+    Some((pebble, plinth, started))
+}
+
+#[tokio::test]
+async fn serve_with_a_domain_obtains_a_certificate_from_an_acme_server() {
+    let pebble_bin = pebble_binary();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = pebble_api_certificate(dir.path());
+    let mut started = None;
+    // Ports are picked free and then let go; another test may take one in between, so a
+    // start that finds its port in use is tried again on new ones.
+    for _ in 0..4 {
+        let ports = Ports {
+            acme: free_port(),
+            management: free_port(),
+            http: free_port(),
+            https: free_port(),
+        };
+        // An account a failed try made lives only in that pebble.
+        let _ = std::fs::remove_dir_all(dir.path().join("pb_data/.autocert_cache"));
+        let before = support::served_stderr(dir.path()).len();
+        let Some((pebble, plinth, line)) =
+            start_pebble_and_plinth(dir.path(), &pebble_bin, &ports, &ca, (&cert, &key))
+        else {
+            continue;
+        };
+        if line == format!("Server started at https://127.0.0.1:{}", ports.https) {
+            started = Some((pebble, plinth, ports));
+            break;
+        }
+        let stderr = support::served_stderr(dir.path());
+        let this_start = stderr.get(before..).unwrap_or_default();
+        assert!(
+            this_start.contains("Address already in use"),
+            "Plinth did not start with TLS: {line:?}\n{this_start}"
+        );
+    }
+    let (pebble, plinth, ports) = started.expect("a start on free ports within four tries");
+    let (management_port, http_port, https_port) = (ports.management, ports.http, ports.https);
 
     // pebble's issuing root, from its management API (served with our CA's certificate).
     let management: SocketAddr = format!("127.0.0.1:{management_port}")

@@ -343,6 +343,22 @@ pub fn assert_error(status: u16, body: &Value, expected_status: u16, message: &s
     body["data"].clone()
 }
 
+/// Where `serve_raw` puts the server's stderr: a file in the test's directory, appended to
+/// by each start, so a server that stops before its start line can say why.
+fn serve_stderr(dir: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.stderr"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+/// The stderr `serve_raw`'s servers wrote in `dir` so far.
+pub fn served_stderr(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("serve.stderr")).unwrap_or_default()
+}
+
 /// Starts `plinth serve ARGS` on `dir` (data, hooks, migrations and public dirs inside it) and
 /// returns the child and its "Server started at" line (empty when it never printed one).
 pub fn serve_raw(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
@@ -357,7 +373,7 @@ pub fn serve_raw(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::proce
         .env("PLINTH_INSECURE_TEST_HASHING", "1")
         .env("PLINTH_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(serve_stderr(dir));
     for (key, value) in env {
         command.env(key, value);
     }
