@@ -112,7 +112,9 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let answer = self.middleware.handle(request, Next(inner));
-        Box::pin(async move { Ok(answer.await) })
+        // `map`, not `async move { Ok(answer.await) }`: an async block would keep `answer`
+        // twice (the captured value and the awaited one), doubling the box and the copy.
+        Box::pin(futures_util::FutureExt::map(answer, Ok))
     }
 }
 

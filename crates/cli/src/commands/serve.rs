@@ -35,6 +35,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::Store;
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
 use server::handoff::{Handoff, HandoffIo};
 use server::{AppState, ServerConfig};
@@ -512,11 +514,13 @@ async fn serve_http1(
                     app.clone()
                         .oneshot(axum::extract::Request::from_parts(parts, body))
                 });
-                async move {
-                    match answer {
-                        Some(answer) => answer.await,
-                        None => Ok(axum::response::Response::new(axum::body::Body::empty())),
-                    }
+                // Either future as it is: an async block awaiting `answer` would hold it
+                // twice (captured and awaited), doubling what each request allocates.
+                match answer {
+                    Some(answer) => Either::Left(answer),
+                    None => Either::Right(std::future::ready(Ok(axum::response::Response::new(
+                        axum::body::Body::empty(),
+                    )))),
                 }
             }
         });
@@ -529,12 +533,13 @@ async fn serve_http1(
                 service,
             );
             let connection = graceful.watch(connection);
-            tokio::spawn(async move {
+            // `map`, not an async block, which would hold the connection twice.
+            tokio::spawn(connection.map(move |ended| {
                 // Clients that vanish mid-request are routine, not worth a log line.
-                if let Err(error) = connection.await {
+                if let Err(error) = ended {
                     tracing::trace!(%error, %peer, "connection ended with an error");
                 }
-            });
+            }));
             continue;
         };
         let watcher = graceful.watcher();

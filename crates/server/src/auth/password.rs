@@ -1,11 +1,28 @@
 //! Password hashing. New hashes are argon2id, with parameters chosen so a login costs about
 //! what PocketBase's bcrypt cost 10 costs; bcrypt hashes (PocketBase's format, from imported
 //! data or the superuser CLI) still verify and are rehashed on the next successful login.
-//! Hashing runs on the blocking pool, never on an async worker.
+//! Hashing never runs on an async worker: bcrypt runs on the blocking pool, and each argon2id
+//! hash or check on a thread of its own whose stack holds the algorithm's memory (see
+//! `run_with_blocks`).
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::state::Argon2Params;
+
+/// Blocks (1 KiB each) an argon2id run takes from its thread's stack: the default
+/// parameters' 19 MiB (`Argon2Params::default().memory_kib`). A run that needs more (a hash
+/// made with larger parameters) takes them from the heap.
+const STACK_BLOCKS: usize = 19_456;
+
+/// The stack of a hashing thread: room for the blocks twice over (an unoptimized build may
+/// build the array in a temporary before moving it) and for the algorithm's own frames.
+/// Only the pages a run touches become resident.
+const HASH_THREAD_STACK: usize = 2 * STACK_BLOCKS * Block::SIZE + (4 << 20);
+
+/// The most blocks a stored hash may ask a check to take (256 MiB): a hash naming more is
+/// refused rather than allowed to claim that memory.
+const MAX_BLOCKS: usize = 256 * 1024;
 
 /// The argon2id hasher for `params`.
 fn hasher(params: &Argon2Params) -> Result<Argon2<'static>, PasswordError> {
@@ -19,9 +36,8 @@ fn hasher(params: &Argon2Params) -> Result<Argon2<'static>, PasswordError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-/// Runs one hash or verify on the blocking pool, at most one per CPU at a time. Each argon2id
-/// check claims ~19 MiB; without this bound a burst of logins would spawn a blocking thread
-/// (and claim that memory) per request, and the allocator keeps what it was given.
+/// Runs one bcrypt hash or check on the blocking pool, at most one per CPU at a time (the
+/// permits are shared with argon2id runs).
 async fn run_bounded<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PasswordError> {
@@ -33,6 +49,53 @@ async fn run_bounded<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| PasswordError(e.to_string()))
+}
+
+/// Runs one argon2id run with `count` zeroed blocks, at most one per CPU at a time.
+///
+/// Each run gets a thread of its own and, up to `STACK_BLOCKS`, finds its blocks on that
+/// thread's stack. When the thread ends, glibc gives the stack's pages back to the kernel
+/// (`MADV_DONTNEED`), so a burst of logins leaves nothing behind. From the heap, the
+/// allocator would keep each freed 19 MiB block until a later free let it purge the pages,
+/// and small allocations placed in the freed range meanwhile would pin it: after 200
+/// logins the server stayed 14 MiB above its idle size. Starting a thread costs tens of
+/// microseconds, against tens of milliseconds for the hash.
+async fn run_with_blocks<T: Send + 'static>(
+    count: usize,
+    work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    if count > MAX_BLOCKS {
+        return Err(PasswordError(format!(
+            "argon2id parameters asking for {count} KiB of memory (at most {MAX_BLOCKS})"
+        )));
+    }
+    let _permit = permits()
+        .0
+        .acquire()
+        .await
+        .map_err(|e| PasswordError(e.to_string()))?;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("plinth-argon2".to_owned())
+        .stack_size(HASH_THREAD_STACK)
+        .spawn(move || {
+            let answer = if count <= STACK_BLOCKS {
+                let mut memory = [Block::new(); STACK_BLOCKS];
+                memory.get_mut(..count).map(work)
+            } else {
+                let mut memory = Vec::new();
+                memory.try_reserve_exact(count).ok().map(|()| {
+                    memory.resize(count, Block::new());
+                    work(&mut memory)
+                })
+            };
+            let _ = sender.send(answer);
+        })
+        .map_err(|e| PasswordError(format!("starting a hashing thread: {e}")))?;
+    receiver
+        .await
+        .map_err(|_| PasswordError("the hashing thread ended without an answer".to_owned()))?
+        .ok_or_else(|| PasswordError(format!("no memory for {count} argon2id blocks")))
 }
 
 /// The hashing permits (one per CPU) and their number.
@@ -63,17 +126,33 @@ pub async fn hash(password: String, cost: u32) -> Result<String, PasswordError> 
         .map_err(|e| PasswordError(e.to_string()))
 }
 
-/// Hashes `password` with argon2id.
+/// Hashes `password` with argon2id, in the PHC string format (`$argon2id$v=19$m=…`).
 pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<String, PasswordError> {
-    run_bounded(move || {
-        use argon2::PasswordHasher;
-        let hasher = hasher(&params)?;
+    let hasher = hasher(&params)?;
+    let salt = argon2::password_hash::try_generate_salt()
+        .map_err(|e| PasswordError(format!("no random salt: {e}")))?;
+    let count = hasher.params().block_count();
+    let output_len = Params::DEFAULT_OUTPUT_LEN;
+    let (hasher, output) = run_with_blocks(count, move |blocks| {
+        let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
         hasher
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|e| PasswordError(e.to_string()))
+            .hash_password_into_with_memory(password.as_bytes(), &salt, &mut output, blocks)
+            .map(|()| (hasher, output))
     })
     .await?
+    .map_err(|e| PasswordError(e.to_string()))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(hasher.params())
+            .map_err(|e| PasswordError(e.to_string()))?,
+        salt: Some(Salt::new(&salt).map_err(|e| PasswordError(e.to_string()))?),
+        hash: Some(
+            Output::new(output.get(..output_len).unwrap_or(&output))
+                .map_err(|e| PasswordError(e.to_string()))?,
+        ),
+    };
+    Ok(phc.to_string())
 }
 
 /// Whether a stored hash should be replaced by an argon2id one after a successful login.
@@ -84,9 +163,50 @@ pub fn needs_rehash(stored: &str) -> bool {
 /// Checks `password` against a stored bcrypt or argon2id hash. An empty or unknown hash
 /// never matches.
 pub async fn verify(password: String, stored: String) -> bool {
-    run_bounded(move || verify_blocking(&password, &stored))
-        .await
-        .unwrap_or(false)
+    count_check(&stored);
+    if stored.starts_with("$2") {
+        run_bounded(move || bcrypt::verify(password, &stored).unwrap_or(false))
+            .await
+            .unwrap_or(false)
+    } else if stored.starts_with("$argon2") {
+        verify_argon2(password, &stored).await
+    } else {
+        false
+    }
+}
+
+/// Checks `password` against an argon2 hash in the PHC format, with the parameters the hash
+/// names (so any cost verifies), comparing the outputs in constant time.
+async fn verify_argon2(password: String, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let hasher = Argon2::new(algorithm, version, params);
+    let count = hasher.params().block_count();
+    let computed = run_with_blocks(count, move |blocks| {
+        let mut output = [0u8; Output::MAX_LENGTH];
+        let output = output.get_mut(..expected.len())?;
+        hasher
+            .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), output, blocks)
+            .ok()?;
+        // `Output`'s equality is constant-time.
+        Some(Output::new(output).is_ok_and(|computed| computed == expected))
+    })
+    .await;
+    matches!(computed, Ok(Some(true)))
 }
 
 /// How many checks ran against each stored hash, so tests can see that a failure spent a
@@ -96,7 +216,7 @@ pub(crate) static CHECKS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<String, usize>>,
 > = std::sync::LazyLock::new(Default::default);
 
-pub(crate) fn verify_blocking(password: &str, stored: &str) -> bool {
+fn count_check(stored: &str) {
     #[cfg(test)]
     {
         let mut checks = CHECKS
@@ -104,20 +224,8 @@ pub(crate) fn verify_blocking(password: &str, stored: &str) -> bool {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *checks.entry(stored.to_owned()).or_default() += 1;
     }
-    if stored.starts_with("$2") {
-        bcrypt::verify(password, stored).unwrap_or(false)
-    } else if stored.starts_with("$argon2") {
-        use argon2::PasswordVerifier;
-        // The parameters come from the hash itself, so any cost verifies.
-        match argon2::password_hash::phc::PasswordHash::new(stored) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        }
-    } else {
-        false
-    }
+    #[cfg(not(test))]
+    let _ = stored;
 }
 
 /// Hashing failed (only on a broken runtime or invalid parameters).
@@ -150,5 +258,90 @@ mod tests {
             assert!(!verify("secret-pasS".into(), hashed.clone()).await);
             assert!(!needs_rehash(&hashed));
         }
+    }
+
+    /// Hashes made here and by the argon2 crate's own hasher (the format of every hash stored
+    /// before this module ran argon2 itself) verify both ways, on the stack path and on the
+    /// heap path, with one and with two lanes.
+    #[tokio::test]
+    async fn argon2id_hashes_match_the_crates_own_format() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let cases = [
+            (64, 1, 1),
+            (19_456, 2, 1),
+            (256, 2, 2),
+            // More than the stack holds: taken from the heap.
+            (u32::try_from(STACK_BLOCKS).expect("small") + 1024, 1, 1),
+        ];
+        for (memory_kib, iterations, parallelism) in cases {
+            let params = Argon2Params {
+                memory_kib,
+                iterations,
+                parallelism,
+            };
+            let ours = hash_argon2("secret-pass".into(), params)
+                .await
+                .expect("hashes");
+            let parsed = PasswordHash::new(&ours).expect("a PHC string");
+            assert_eq!(parsed.algorithm.as_str(), "argon2id", "{ours}");
+            assert_eq!(parsed.salt.map(|salt| salt.len()), Some(16), "{ours}");
+            assert_eq!(parsed.hash.map(|hash| hash.len()), Some(32), "{ours}");
+            let theirs = hasher(&params).expect("params");
+            theirs
+                .verify_password(b"secret-pass", ours.as_str())
+                .expect("the crate verifies our hash");
+            assert!(
+                theirs
+                    .verify_password(b"secret-pasS", ours.as_str())
+                    .is_err()
+            );
+            let made = theirs
+                .hash_password(b"secret-pass")
+                .expect("hashes")
+                .to_string();
+            assert!(verify("secret-pass".into(), made.clone()).await, "{made}");
+            assert!(!verify("secret-pass ".into(), made.clone()).await);
+            assert!(
+                !verify(
+                    "secret-pass".into(),
+                    made.replacen("$argon2id$", "$argon2i$", 1)
+                )
+                .await
+            );
+            assert!(verify("secret-pass".into(), ours).await);
+        }
+    }
+
+    /// A stored hash that is not a whole argon2 PHC string, or that asks for more memory than
+    /// a check may take, never matches (and never claims that memory).
+    #[tokio::test]
+    async fn malformed_or_oversized_argon2_hashes_never_match() {
+        let good = hash_argon2("pw-12345678".into(), Argon2Params::for_bcrypt_cost(4))
+            .await
+            .expect("hashes");
+        assert!(verify("pw-12345678".into(), good.clone()).await);
+        let (head, tail) = good.rsplit_once('$').expect("a hash part");
+        let huge = good.replacen("m=64,", &format!("m={},", MAX_BLOCKS + 1), 1);
+        assert_ne!(huge, good);
+        for stored in [
+            head.to_owned(),
+            format!("{head}$"),
+            format!("{head}${}", &tail[1..]),
+            "$argon2id$v=19$m=64,t=1,p=1".to_owned(),
+            "$argon2x$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
+            good.replacen("v=19", "v=99", 1),
+            huge,
+        ] {
+            assert!(
+                !verify("pw-12345678".into(), stored.clone()).await,
+                "{stored}"
+            );
+        }
+        let refused = run_with_blocks(MAX_BLOCKS + 1, |_| ()).await;
+        assert!(refused.is_err());
+        let taken = run_with_blocks(8, |blocks| blocks.len())
+            .await
+            .expect("runs");
+        assert_eq!(taken, 8);
     }
 }

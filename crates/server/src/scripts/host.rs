@@ -446,9 +446,9 @@ impl Host for AppHost {
             "validatePassword" => {
                 let hash = text(&args, "hash").to_owned();
                 let password = text(&args, "password").to_owned();
-                Ok(json!(crate::auth::password::verify_blocking(
-                    &password, &hash
-                )))
+                Ok(json!(
+                    self.block(crate::auth::password::verify(password, hash))
+                ))
             }
             "begin" => {
                 let tx = self
