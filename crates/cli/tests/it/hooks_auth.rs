@@ -16,6 +16,10 @@ routerAdd("POST", "/custom-auth", (e) => {
   const r = $app.findAuthRecordByEmail("users", "a@x.com");
   return $apis.recordAuthResponse(e, r, "custom", { m: 1 });
 });
+routerAdd("POST", "/check-password", (e) => {
+  const r = $app.findAuthRecordByEmail("users", "a@x.com");
+  return e.json(200, { ok: r.validatePassword(e.requestInfo().body.password) });
+});
 onRecordAuthWithPasswordRequest((e) => {
   $app.store().set("pw", { identity: e.identity, identityField: e.identityField, password: e.password, record: e.record ? e.record.id : null, coll: e.collection.name });
   if (e.identity === "nonext@x.com") return;
@@ -205,6 +209,15 @@ async fn sign_in_hooks_shape_refuse_and_end_the_answer() {
         stored(&app, "auth").await,
         json!({"method": "custom", "token": "string", "record": ids["a"], "meta": {"m": 1}})
     );
+
+    // `record.validatePassword` checks the stored argon2id hash through the host.
+    for (password, ok) in [(PASSWORD, true), ("Passw0rd!124", false), ("", false)] {
+        let (status, body) = app
+            .post_json("/check-password", None, json!({ "password": password }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ok"], ok, "{password:?}");
+    }
 }
 
 #[tokio::test]
