@@ -132,7 +132,6 @@ pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<Strin
     let salt = argon2::password_hash::try_generate_salt()
         .map_err(|e| PasswordError(format!("no random salt: {e}")))?;
     let count = hasher.params().block_count();
-    let output_len = Params::DEFAULT_OUTPUT_LEN;
     let (hasher, output) = run_with_blocks(count, move |blocks| {
         let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
         hasher
@@ -147,10 +146,7 @@ pub async fn hash_argon2(password: String, params: Argon2Params) -> Result<Strin
         params: ParamsString::try_from(hasher.params())
             .map_err(|e| PasswordError(e.to_string()))?,
         salt: Some(Salt::new(&salt).map_err(|e| PasswordError(e.to_string()))?),
-        hash: Some(
-            Output::new(output.get(..output_len).unwrap_or(&output))
-                .map_err(|e| PasswordError(e.to_string()))?,
-        ),
+        hash: Some(Output::new(&output).map_err(|e| PasswordError(e.to_string()))?),
     };
     Ok(phc.to_string())
 }
