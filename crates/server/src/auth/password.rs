@@ -74,28 +74,72 @@ async fn run_with_blocks<T: Send + 'static>(
         .acquire()
         .await
         .map_err(|e| PasswordError(e.to_string()))?;
+    // Shared so that the work is still here to run elsewhere if no thread can be started.
+    let job = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
+    let take = |job: &std::sync::Mutex<Option<_>>| {
+        job.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("plinth-argon2".to_owned())
-        .stack_size(HASH_THREAD_STACK)
-        .spawn(move || {
-            let answer = if count <= STACK_BLOCKS {
-                let mut memory = [Block::new(); STACK_BLOCKS];
-                memory.get_mut(..count).map(work)
-            } else {
-                let mut memory = Vec::new();
-                memory.try_reserve_exact(count).ok().map(|()| {
-                    memory.resize(count, Block::new());
-                    work(&mut memory)
-                })
-            };
-            let _ = sender.send(answer);
-        })
-        .map_err(|e| PasswordError(format!("starting a hashing thread: {e}")))?;
-    receiver
-        .await
-        .map_err(|_| PasswordError("the hashing thread ended without an answer".to_owned()))?
-        .ok_or_else(|| PasswordError(format!("no memory for {count} argon2id blocks")))
+    let on_thread = std::sync::Arc::clone(&job);
+    let spawned = if refuse_hashing_threads() {
+        Err(std::io::Error::other("hashing threads refused (test)"))
+    } else {
+        std::thread::Builder::new()
+            .name("plinth-argon2".to_owned())
+            .stack_size(HASH_THREAD_STACK)
+            .spawn(move || {
+                let answer = take(&on_thread).and_then(|work| {
+                    if count <= STACK_BLOCKS {
+                        let mut memory = [Block::new(); STACK_BLOCKS];
+                        memory.get_mut(..count).map(work)
+                    } else {
+                        with_heap_blocks(count, work)
+                    }
+                });
+                let _ = sender.send(answer);
+            })
+    };
+    let answer = match spawned {
+        Ok(_) => receiver
+            .await
+            .map_err(|_| PasswordError("the hashing thread ended without an answer".to_owned()))?,
+        Err(error) => {
+            // At a thread limit: the blocking pool's threads, with the blocks from the heap.
+            tracing::warn!(%error, "could not start a hashing thread; hashing on the blocking pool");
+            let work = take(&job)
+                .ok_or_else(|| PasswordError("the hashing work was already taken".to_owned()))?;
+            tokio::task::spawn_blocking(move || with_heap_blocks(count, work))
+                .await
+                .map_err(|e| PasswordError(e.to_string()))?
+        }
+    };
+    answer.ok_or_else(|| PasswordError(format!("no memory for {count} argon2id blocks")))
+}
+
+/// Runs `work` on `count` zeroed blocks taken from the heap; `None` when they cannot be had.
+fn with_heap_blocks<T>(count: usize, work: impl FnOnce(&mut [Block]) -> T) -> Option<T> {
+    let mut memory = Vec::new();
+    memory.try_reserve_exact(count).ok()?;
+    memory.resize(count, Block::new());
+    Some(work(&mut memory))
+}
+
+/// Tests set this to run argon2id as when no thread can be started.
+#[cfg(test)]
+static REFUSE_HASHING_THREADS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn refuse_hashing_threads() -> bool {
+    #[cfg(test)]
+    {
+        REFUSE_HASHING_THREADS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
 }
 
 /// The hashing permits (one per CPU) and their number.
@@ -339,5 +383,23 @@ mod tests {
             .await
             .expect("runs");
         assert_eq!(taken, 8);
+    }
+
+    /// Where no hashing thread can be started, hashes and checks still run (on the blocking
+    /// pool, blocks from the heap) and give the same answers.
+    #[tokio::test]
+    async fn argon2id_runs_without_a_thread_of_its_own() {
+        use std::sync::atomic::Ordering;
+        let stored = hash_argon2("pw-87654321".into(), Argon2Params::for_bcrypt_cost(4))
+            .await
+            .expect("hashes");
+        REFUSE_HASHING_THREADS.store(true, Ordering::Relaxed);
+        let made = hash_argon2("pw-87654321".into(), Argon2Params::for_bcrypt_cost(4)).await;
+        let right = verify("pw-87654321".into(), stored.clone()).await;
+        let wrong = verify("pw-87654322".into(), stored.clone()).await;
+        REFUSE_HASHING_THREADS.store(false, Ordering::Relaxed);
+        let made = made.expect("hashes on the blocking pool");
+        assert!(right && !wrong);
+        assert!(verify("pw-87654321".into(), made).await);
     }
 }
