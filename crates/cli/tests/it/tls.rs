@@ -75,11 +75,17 @@ fn pebble_api_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (ca_path, cert_path, key_path)
 }
 
-/// Waits (bounded) until `address` accepts connections; false when it never does.
-fn listens(address: SocketAddr) -> bool {
+/// Waits (bounded) until `address` accepts connections while `server` runs; false when it
+/// never does or the server exits (another test's listener may hold the port: a connection
+/// then succeeds though the server could not bind, so it must still be running afterwards).
+fn serves(server: &mut Guard, address: SocketAddr) -> bool {
     for _ in 0..200 {
+        if !matches!(server.0.try_wait(), Ok(None)) {
+            return false;
+        }
         if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return true;
+            std::thread::sleep(Duration::from_millis(200));
+            return matches!(server.0.try_wait(), Ok(None));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -183,7 +189,8 @@ fn start_pebble_and_plinth(
     let management: SocketAddr = format!("127.0.0.1:{}", ports.management)
         .parse()
         .expect("address");
-    if !(listens(acme) && listens(management)) {
+    let mut pebble = pebble;
+    if !(serves(&mut pebble, acme) && serves(&mut pebble, management)) {
         return None;
     }
     let env = [

@@ -15,9 +15,13 @@ use crate::state::Argon2Params;
 /// made with larger parameters) takes them from the heap.
 const STACK_BLOCKS: usize = 19_456;
 
+/// Runs needing at most this many blocks (1 MiB; the test-only weak parameters take 64) take
+/// them from the heap: the stack array is zeroed whole, 19 MiB, whatever a run needs.
+const SMALL_BLOCKS: usize = 1024;
+
 /// The stack of a hashing thread: room for the blocks twice over (an unoptimized build may
-/// build the array in a temporary before moving it) and for the algorithm's own frames.
-/// Only the pages a run touches become resident.
+/// build the array in a temporary before moving it) and for the algorithm's own frames. A
+/// run on the stack writes the whole array; the rest of the reservation stays untouched.
 const HASH_THREAD_STACK: usize = 2 * STACK_BLOCKS * Block::SIZE + (4 << 20);
 
 /// The most blocks a stored hash may ask a check to take (256 MiB): a hash naming more is
@@ -41,14 +45,19 @@ fn hasher(params: &Argon2Params) -> Result<Argon2<'static>, PasswordError> {
 async fn run_bounded<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PasswordError> {
-    let _permit = permits()
+    let permit = permits()
         .0
         .acquire()
         .await
         .map_err(|e| PasswordError(e.to_string()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| PasswordError(e.to_string()))
+    // The permit goes with the work: a caller that stops waiting (a client that hung up)
+    // does not free its place while the hash still runs.
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| PasswordError(e.to_string()))
 }
 
 /// Runs one argon2id run with `count` zeroed blocks, at most one per CPU at a time.
@@ -69,20 +78,19 @@ async fn run_with_blocks<T: Send + 'static>(
             "argon2id parameters asking for {count} KiB of memory (at most {MAX_BLOCKS})"
         )));
     }
-    let _permit = permits()
+    let permit = permits()
         .0
         .acquire()
         .await
         .map_err(|e| PasswordError(e.to_string()))?;
+    // The permit goes with the work (to the thread, or to the blocking pool): a caller that
+    // stops waiting (a client that hung up) does not free its place while the run goes on.
+    let permit = std::sync::Arc::new(std::sync::Mutex::new(Some(permit)));
     // Shared so that the work is still here to run elsewhere if no thread can be started.
     let job = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
-    let take = |job: &std::sync::Mutex<Option<_>>| {
-        job.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    };
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let on_thread = std::sync::Arc::clone(&job);
+    let thread_permit = std::sync::Arc::clone(&permit);
     let spawned = if refuse_hashing_threads() {
         Err(std::io::Error::other("hashing threads refused (test)"))
     } else {
@@ -90,8 +98,12 @@ async fn run_with_blocks<T: Send + 'static>(
             .name("plinth-argon2".to_owned())
             .stack_size(HASH_THREAD_STACK)
             .spawn(move || {
+                let _permit = take(&thread_permit);
+                let _running = Running::start();
                 let answer = take(&on_thread).and_then(|work| {
-                    if count <= STACK_BLOCKS {
+                    if count <= SMALL_BLOCKS {
+                        with_heap_blocks(count, work)
+                    } else if count <= STACK_BLOCKS {
                         let mut memory = [Block::new(); STACK_BLOCKS];
                         memory.get_mut(..count).map(work)
                     } else {
@@ -110,12 +122,52 @@ async fn run_with_blocks<T: Send + 'static>(
             tracing::warn!(%error, "could not start a hashing thread; hashing on the blocking pool");
             let work = take(&job)
                 .ok_or_else(|| PasswordError("the hashing work was already taken".to_owned()))?;
-            tokio::task::spawn_blocking(move || with_heap_blocks(count, work))
-                .await
-                .map_err(|e| PasswordError(e.to_string()))?
+            let permit = take(&permit);
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _running = Running::start();
+                with_heap_blocks(count, work)
+            })
+            .await
+            .map_err(|e| PasswordError(e.to_string()))?
         }
     };
     answer.ok_or_else(|| PasswordError(format!("no memory for {count} argon2id blocks")))
+}
+
+/// Counts the argon2id runs going on (in tests: the most at once is kept, to check it never
+/// passes the permits).
+struct Running;
+
+#[cfg(test)]
+static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+#[cfg(test)]
+static MOST_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Running {
+    fn start() -> Running {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            MOST_RUNNING.fetch_max(now, Ordering::SeqCst);
+        }
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        #[cfg(test)]
+        RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What `slot` holds, taken out of it (once).
+fn take<T>(slot: &std::sync::Mutex<Option<T>>) -> Option<T> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 /// Runs `work` on `count` zeroed blocks taken from the heap; `None` when they cannot be had.
@@ -246,7 +298,14 @@ async fn verify_argon2(password: String, stored: &str) -> bool {
         Some(Output::new(output).is_ok_and(|computed| computed == expected))
     })
     .await;
-    matches!(computed, Ok(Some(true)))
+    match computed {
+        Ok(matched) => matched == Some(true),
+        Err(error) => {
+            // Refused parameters (over 256 MiB), or no way to run: never a match.
+            tracing::warn!(%error, "an argon2id check did not run");
+            false
+        }
+    }
 }
 
 /// How many checks ran against each stored hash, so tests can see that a failure spent a
@@ -401,5 +460,33 @@ mod tests {
         let made = made.expect("hashes on the blocking pool");
         assert!(right && !wrong);
         assert!(verify("pw-87654321".into(), made).await);
+    }
+
+    /// Callers that stop waiting (a client hanging up on its login) do not give their place
+    /// back while their run goes on: however many are dropped, no more runs than permits are
+    /// ever going on at once.
+    #[tokio::test]
+    async fn dropped_callers_keep_their_place_until_their_run_ends() {
+        use std::sync::atomic::Ordering;
+        let stored = hash_argon2("pw-13572468".into(), Argon2Params::default())
+            .await
+            .expect("hashes");
+        let (_, permits) = permits();
+        for _ in 0..3 * permits {
+            let caller = tokio::spawn(verify("pw-13572468".into(), stored.clone()));
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            caller.abort();
+        }
+        for _ in 0..1000 {
+            if RUNNING.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let most = MOST_RUNNING.load(Ordering::SeqCst);
+        assert!(
+            most >= 1 && most <= *permits,
+            "{most} runs at once, {permits} permits"
+        );
     }
 }
