@@ -85,12 +85,10 @@ async fn run_with_blocks<T: Send + 'static>(
         .map_err(|e| PasswordError(e.to_string()))?;
     // The permit goes with the work (to the thread, or to the blocking pool): a caller that
     // stops waiting (a client that hung up) does not free its place while the run goes on.
-    let permit = std::sync::Arc::new(std::sync::Mutex::new(Some(permit)));
-    // Shared so that the work is still here to run elsewhere if no thread can be started.
-    let job = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
+    // Shared, so that both are still here to run elsewhere if no thread can be started.
+    let job = std::sync::Arc::new(std::sync::Mutex::new(Some((permit, work))));
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let on_thread = std::sync::Arc::clone(&job);
-    let thread_permit = std::sync::Arc::clone(&permit);
     let spawned = if refuse_hashing_threads() {
         Err(std::io::Error::other("hashing threads refused (test)"))
     } else {
@@ -98,12 +96,9 @@ async fn run_with_blocks<T: Send + 'static>(
             .name("plinth-argon2".to_owned())
             .stack_size(HASH_THREAD_STACK)
             .spawn(move || {
-                let _permit = take(&thread_permit);
-                let _running = Running::start();
-                let answer = take(&on_thread).and_then(|work| {
-                    if count <= SMALL_BLOCKS {
-                        with_heap_blocks(count, work)
-                    } else if count <= STACK_BLOCKS {
+                let answer = take(&on_thread).and_then(|(_permit, work)| {
+                    let _running = Running::start();
+                    if (SMALL_BLOCKS + 1..=STACK_BLOCKS).contains(&count) {
                         let mut memory = [Block::new(); STACK_BLOCKS];
                         memory.get_mut(..count).map(work)
                     } else {
@@ -120,9 +115,8 @@ async fn run_with_blocks<T: Send + 'static>(
         Err(error) => {
             // At a thread limit: the blocking pool's threads, with the blocks from the heap.
             tracing::warn!(%error, "could not start a hashing thread; hashing on the blocking pool");
-            let work = take(&job)
+            let (permit, work) = take(&job)
                 .ok_or_else(|| PasswordError("the hashing work was already taken".to_owned()))?;
-            let permit = take(&permit);
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let _running = Running::start();
