@@ -28,6 +28,10 @@ const HASH_THREAD_STACK: usize = 2 * STACK_BLOCKS * Block::SIZE + (4 << 20);
 /// refused rather than allowed to claim that memory.
 const MAX_BLOCKS: usize = 256 * 1024;
 
+/// The most passes a stored hash may ask a check to make (the default parameters make 7): a
+/// hash naming more never matches, rather than holding a hashing permit for minutes.
+const MAX_PASSES: u32 = 64;
+
 /// The argon2id hasher for `params`.
 fn hasher(params: &Argon2Params) -> Result<Argon2<'static>, PasswordError> {
     let params = Params::new(
@@ -280,6 +284,13 @@ async fn verify_argon2(password: String, stored: &str) -> bool {
     let Ok(params) = Params::try_from(&parsed) else {
         return false;
     };
+    if params.t_cost() > MAX_PASSES {
+        tracing::warn!(
+            passes = params.t_cost(),
+            "an argon2id hash asks for more passes than a check makes"
+        );
+        return false;
+    }
     let hasher = Argon2::new(algorithm, version, params);
     let count = hasher.params().block_count();
     let computed = run_with_blocks(count, move |blocks| {
@@ -416,6 +427,22 @@ mod tests {
         let (head, tail) = good.rsplit_once('$').expect("a hash part");
         let huge = good.replacen("m=64,", &format!("m={},", MAX_BLOCKS + 1), 1);
         assert_ne!(huge, good);
+        // Passes: a real hash at the bound verifies; one past it never matches.
+        for (passes, matches) in [(MAX_PASSES, true), (MAX_PASSES + 1, false)] {
+            let params = Argon2Params {
+                memory_kib: 8,
+                iterations: passes,
+                parallelism: 1,
+            };
+            let stored = hash_argon2("pw-12345678".into(), params)
+                .await
+                .expect("hashes");
+            assert_eq!(
+                verify("pw-12345678".into(), stored.clone()).await,
+                matches,
+                "{stored}"
+            );
+        }
         for stored in [
             head.to_owned(),
             format!("{head}$"),
