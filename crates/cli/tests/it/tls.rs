@@ -172,7 +172,7 @@ fn start_pebble_and_plinth(
     });
     let config_path = dir.join("pebble.json");
     std::fs::write(&config_path, config.to_string()).expect("write");
-    let pebble = Guard(
+    let mut pebble = Guard(
         Command::new(pebble)
             .arg("-config")
             .arg(&config_path)
@@ -189,7 +189,6 @@ fn start_pebble_and_plinth(
     let management: SocketAddr = format!("127.0.0.1:{}", ports.management)
         .parse()
         .expect("address");
-    let mut pebble = pebble;
     if !(serves(&mut pebble, acme) && serves(&mut pebble, management)) {
         return None;
     }
