@@ -545,8 +545,7 @@ fn shape_list(field: &Field, values: Vec<String>) -> Value {
 fn cast_json(raw: &Value) -> Value {
     if let Value::String(text) = raw
         && !text.starts_with(|c: char| c.is_ascii_whitespace())
-        && json_within_bounds(text.as_bytes()).is_ok()
-        && let Ok(parsed) = serde_json::from_str::<Value>(text)
+        && let Ok(parsed) = parse_json_within_bounds(text.as_bytes())
     {
         return parsed;
     }
@@ -624,6 +623,27 @@ fn string_end(text: &[u8], mut at: usize) -> usize {
             Some(_) => at += 1,
         }
     }
+}
+
+/// Why submitted JSON text was not parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonInputError {
+    /// Past [`MAX_JSON_DEPTH`] or [`MAX_JSON_VALUES`].
+    OutOfBounds(JsonBoundsError),
+    /// Not JSON (serde_json's recursion limit, which is [`MAX_JSON_DEPTH`], lands here too).
+    Malformed,
+}
+
+/// `text` parsed, when it is JSON within [`MAX_JSON_DEPTH`] and [`MAX_JSON_VALUES`]. The
+/// scan of [`json_within_bounds`] runs only where it can refuse text the parser would take:
+/// text of at most [`MAX_JSON_VALUES`] bytes cannot count more values than it has bytes, and
+/// serde_json refuses nesting [`MAX_JSON_DEPTH`] deep itself (its recursion limit), so a
+/// request body of ordinary size is read once instead of twice.
+pub fn parse_json_within_bounds(text: &[u8]) -> Result<Value, JsonInputError> {
+    if text.len() > MAX_JSON_VALUES {
+        json_within_bounds(text).map_err(JsonInputError::OutOfBounds)?;
+    }
+    serde_json::from_slice(text).map_err(|_| JsonInputError::Malformed)
 }
 
 /// `{"lon","lat"}` from an object (or its serialization); any non-number coordinate makes
@@ -1840,6 +1860,43 @@ mod tests {
         let c = collection(vec![field("j", FieldKind::Json(JsonOptions::default()))]);
         let data = create(&c, json!({ "j": deeper.clone() })).expect("valid");
         assert_eq!(data["j"], json!(deeper));
+    }
+
+    #[test]
+    fn parsing_within_bounds_refuses_what_the_scan_refuses() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        // Short texts skip the scan: serde_json's recursion limit is the depth bound.
+        assert!(parse_json_within_bounds(nested(MAX_JSON_DEPTH - 1).as_bytes()).is_ok());
+        for depth in [MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1] {
+            assert_eq!(
+                parse_json_within_bounds(nested(depth).as_bytes()),
+                Err(JsonInputError::Malformed),
+                "depth {depth}"
+            );
+        }
+        // Past the value bound only a long text can go, and the scan refuses it.
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert_eq!(
+            parse_json_within_bounds(many.as_bytes()),
+            Err(JsonInputError::OutOfBounds(JsonBoundsError::TooManyValues))
+        );
+        let fine = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES - 2));
+        let parsed = parse_json_within_bounds(fine.as_bytes()).expect("at the bound");
+        assert_eq!(parsed.as_array().map(Vec::len), Some(MAX_JSON_VALUES - 1));
+        // A long text nested too deep is refused by the scan before the parser sees it.
+        let deep_and_long = format!("[\"{}\",{}]", "x".repeat(MAX_JSON_VALUES), nested(200));
+        assert_eq!(
+            parse_json_within_bounds(deep_and_long.as_bytes()),
+            Err(JsonInputError::OutOfBounds(JsonBoundsError::TooDeep))
+        );
+        assert_eq!(
+            parse_json_within_bounds(b"{\"a\":"),
+            Err(JsonInputError::Malformed)
+        );
+        assert_eq!(
+            parse_json_within_bounds(br#"{"a":[1,"b"]}"#),
+            Ok(json!({"a": [1, "b"]}))
+        );
     }
 
     /// The byte-by-byte scan [`json_within_bounds`] replaced, as the reference.

@@ -216,8 +216,7 @@ pub fn parse_plain_bytes(mime: &str, bytes: &[u8]) -> Result<Map<String, Value>,
 
 /// JSON within the depth and value bounds, parsed.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, BodyError> {
-    domain::values::json_within_bounds(bytes).map_err(|_| BodyError::Malformed)?;
-    serde_json::from_slice::<Value>(bytes).map_err(|_| BodyError::Malformed)
+    domain::values::parse_json_within_bounds(bytes).map_err(|_| BodyError::Malformed)
 }
 
 /// A form-encoded body: repeated keys collect into an array, values are inferred as

@@ -360,9 +360,8 @@ async fn subscribe(
     let form = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        // Checked before parsing, as every other JSON body is (depth, value count).
-        domain::values::json_within_bounds(&body).map_err(|_| ApiError::bad_request())?;
-        serde_json::from_slice::<Value>(&body).map_err(|_| ApiError::bad_request())?
+        // Within the depth and value bounds, as every other JSON body is.
+        domain::values::parse_json_within_bounds(&body).map_err(|_| ApiError::bad_request())?
     };
     let Value::Object(form) = form else {
         return Err(ApiError::bad_request());
