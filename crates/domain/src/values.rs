@@ -646,6 +646,109 @@ pub fn parse_json_within_bounds(text: &[u8]) -> Result<Value, JsonInputError> {
     serde_json::from_slice(text).map_err(|_| JsonInputError::Malformed)
 }
 
+/// A request body's JSON as PocketBase reads one: its first value (whatever follows that value
+/// is ignored, as a streaming decoder leaves it unread), within [`MAX_JSON_DEPTH`] and
+/// [`MAX_JSON_VALUES`], and refused when any of its objects names a key twice (compared
+/// after unescaping, at any depth; observed on 0.40.6). Text holding no value at all, only
+/// whitespace, is malformed.
+pub fn parse_request_json(text: &[u8]) -> Result<Value, JsonInputError> {
+    parse_unique_keys(text, false)
+}
+
+/// A JSON document that is one value and nothing else (whitespace aside), with the bounds and
+/// the unique keys of [`parse_request_json`]: how a multipart body's `@jsonPayload` part is
+/// read (observed on 0.40.6: text after its value, or a key named twice, is refused).
+pub fn parse_json_payload(text: &[u8]) -> Result<Value, JsonInputError> {
+    parse_unique_keys(text, true)
+}
+
+fn parse_unique_keys(text: &[u8], whole: bool) -> Result<Value, JsonInputError> {
+    use serde::Deserialize as _;
+    if text.len() > MAX_JSON_VALUES {
+        json_within_bounds(text).map_err(JsonInputError::OutOfBounds)?;
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let UniqueKeys(value) =
+        UniqueKeys::deserialize(&mut deserializer).map_err(|_| JsonInputError::Malformed)?;
+    if whole {
+        deserializer.end().map_err(|_| JsonInputError::Malformed)?;
+    }
+    Ok(value)
+}
+
+/// A JSON value whose objects never name a key twice (see [`parse_request_json`]).
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let UniqueKeys(value) = access.next_value()?;
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom("a key is named twice"));
+            }
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
 /// `{"lon","lat"}` from an object (or its serialization); any non-number coordinate makes
 /// the whole point zero, as a failed decode does in PocketBase.
 fn cast_geo_point(raw: &Value) -> Value {
@@ -1082,7 +1185,8 @@ fn go_fraction(at: DateTime<Utc>) -> String {
     format!(".{}", digits.trim_end_matches('0'))
 }
 
-/// The email syntax PocketBase accepts: a dot-atom or quoted local part, and a domain of
+/// The email syntax PocketBase accepts: a dot-atom local part (a quoted one, `"a b"@c.com`,
+/// is refused, observed on 0.40.6), and a domain of
 /// dot-separated labels whose last label starts and ends with a letter (an optional final
 /// dot is allowed; bare IPs are not). Non-ASCII letters count as letters.
 pub fn is_email(text: &str) -> bool {
@@ -1090,16 +1194,13 @@ pub fn is_email(text: &str) -> bool {
         let ucs = r"\x{00A0}-\x{D7FF}\x{F900}-\x{FDCF}\x{FDF0}-\x{FFEF}";
         let atext = format!(r"[a-zA-Z0-9!#$%&'*+\-/=?^_`{{|}}~{ucs}]");
         let dot_atom = format!(r"{atext}+(?:\.{atext}+)*");
-        let quoted = format!(r#""(?:[\x20\x21\x23-\x5B\x5D-\x7E{ucs}])*""#);
         let alnum = format!("[a-zA-Z0-9{ucs}]");
         let inner = format!(r"[a-zA-Z0-9\-._~{ucs}]");
         let alpha = format!("[a-zA-Z{ucs}]");
         let label = format!("(?:{alnum}|{alnum}{inner}*{alnum})");
         let top = format!("(?:{alpha}|{alpha}{inner}*{alpha})");
-        Regex::new(&format!(
-            r"^(?:{dot_atom}|{quoted})@(?:{label}\.)+{top}\.?$"
-        ))
-        .expect("the email pattern is valid")
+        Regex::new(&format!(r"^{dot_atom}@(?:{label}\.)+{top}\.?$"))
+            .expect("the email pattern is valid")
     });
     EMAIL.is_match(text)
 }
@@ -1630,6 +1731,9 @@ mod tests {
             "a..b@c.com",
             ".a@c.com",
             "a\"b@c.com",
+            "\"ab\"@c.com",
+            "\"a b\"@c.com",
+            "\"\"@c.com",
             "a@-c.com",
             "a@c..com",
             "a@1.2.3.4",
@@ -1897,6 +2001,65 @@ mod tests {
             parse_json_within_bounds(br#"{"a":[1,"b"]}"#),
             Ok(json!({"a": [1, "b"]}))
         );
+    }
+
+    #[test]
+    fn request_json_is_its_first_value_with_each_key_once() {
+        let parse = |text: &str| parse_request_json(text.as_bytes());
+        assert_eq!(
+            parse(r#" {"a":[1,2.5,"x",null,true]}"#),
+            Ok(json!({"a": [1, 2.5, "x", null, true]}))
+        );
+        // What follows the first value is left unread.
+        for trailing in [r#"{"a":1} xx"#, r#"{"a":1}{"a":2}"#, r#"{"a":1}]"#] {
+            assert_eq!(parse(trailing), Ok(json!({"a": 1})), "{trailing}");
+        }
+        // A key named twice, at any depth and however it is escaped, is refused.
+        for twice in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"k":1,"k":2}}"#,
+            r#"{"a":[{"k":1,"k":2}]}"#,
+            r#"{"title":1,"titl\u0065":2}"#,
+        ] {
+            assert_eq!(parse(twice), Err(JsonInputError::Malformed), "{twice}");
+        }
+        // Equal keys in different objects, and keys differing in case, are fine.
+        assert_eq!(
+            parse(r#"{"a":[{"k":1},{"k":2}],"A":3}"#),
+            Ok(json!({"a": [{"k": 1}, {"k": 2}], "A": 3}))
+        );
+        for nothing in ["", "   ", "\n", r#"{"a":1"#] {
+            assert_eq!(
+                parse(nothing),
+                Err(JsonInputError::Malformed),
+                "{nothing:?}"
+            );
+        }
+        // The depth bound holds as for every other JSON input.
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse(&nested(MAX_JSON_DEPTH - 1)).is_ok());
+        assert_eq!(
+            parse(&nested(MAX_JSON_DEPTH)),
+            Err(JsonInputError::Malformed)
+        );
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert_eq!(
+            parse(&many),
+            Err(JsonInputError::OutOfBounds(JsonBoundsError::TooManyValues))
+        );
+        assert_eq!(
+            parse("123456789012345678901234567890").ok(),
+            Some(json!(1.2345678901234568e29))
+        );
+        // A multipart body's payload part is one whole document.
+        assert_eq!(parse_json_payload(br#" {"a":1} "#), Ok(json!({"a": 1})));
+        for refused in [r#"{"a":1} xx"#, r#"{"a":1}{"a":2}"#, r#"{"a":1,"a":2}"#] {
+            assert_eq!(
+                parse_json_payload(refused.as_bytes()),
+                Err(JsonInputError::Malformed),
+                "{refused}"
+            );
+        }
     }
 
     /// The byte-by-byte scan [`json_within_bounds`] replaced, as the reference.

@@ -28,8 +28,11 @@ pub enum TokenKind {
     Comma,
 }
 
-/// Tokenizes `text`. Whitespace and `//` comments are dropped.
+/// Tokenizes `text`. Whitespace and `//` comments are dropped. A NUL character ends the text,
+/// as it ends PocketBase's (observed on 0.40.6: `title='a'` followed by NUL filters as
+/// `title='a'`, a NUL inside a string leaves the string unterminated).
 pub fn tokenize(text: &str) -> Result<Vec<Token>, Error> {
+    let text = text.find('\0').map_or(text, |end| &text[..end]);
     let mut lexer = Lexer {
         text,
         bytes: text.as_bytes(),
@@ -247,6 +250,14 @@ mod tests {
             .into_iter()
             .map(|t| t.kind)
             .collect()
+    }
+
+    #[test]
+    fn a_nul_character_ends_the_text() {
+        assert_eq!(kinds("a = 'x'\0 || b = 1"), kinds("a = 'x'"));
+        assert!(tokenize("a = '\0'").is_err());
+        assert!(tokenize("\0a = 1").is_ok_and(|tokens| tokens.is_empty()));
+        assert!(crate::parser::parse("\0a = 1").is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::Request;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use server::extract::{parse_body_with_files, parse_plain_bytes};
+use server::extract::{BodyKind, parse_body_with_files, parse_plain_bytes};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -59,8 +59,7 @@ fuzz_target!(|data: &[u8]| {
         _ => "text/plain".to_owned(),
     };
     if kind % 5 < 2 || kind % 5 == 4 {
-        let mime = content_type.split(';').next().unwrap_or("");
-        if let Ok(map) = parse_plain_bytes(mime, rest) {
+        if let Ok(map) = parse_plain_bytes(BodyKind::of(&content_type), rest) {
             let value = Value::Object(map);
             assert!(depth(&value) <= domain::values::MAX_JSON_DEPTH + 1);
         }

@@ -88,18 +88,7 @@ impl<S: Send + Sync> FromRequest<S> for TextForm {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .is_none_or(|mime| mime.is_empty() || mime == "application/json");
+        let is_json = body_kind(&request) == BodyKind::Json;
         let FormBody(mut map) = FormBody::from_request(request, state).await?;
         if !is_json {
             for value in map.values_mut() {
@@ -145,30 +134,54 @@ pub async fn parse_body_with_files<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<(Map<String, Value>, Vec<UploadedFile>), BodyError> {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    if mime == "multipart/form-data" {
+    let kind = body_kind(&request);
+    if kind == BodyKind::Multipart {
         return parse_multipart(request, state).await;
     }
-    parse_plain(request, state, &mime)
+    parse_plain(request, state, kind)
         .await
         .map(|map| (map, Vec::new()))
+}
+
+/// How a body is read, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Form,
+    Multipart,
+    /// Any other type, or none: an empty body still means "no fields", any other is refused.
+    Other,
+}
+
+impl BodyKind {
+    /// The kind a `Content-Type` value names. As PocketBase (observed on 0.40.6), the value is
+    /// matched by a case-sensitive prefix: `application/json; charset=utf-8` and even
+    /// `application/jsonx` are JSON, `APPLICATION/JSON` and a missing header are not.
+    pub fn of(content_type: &str) -> BodyKind {
+        if content_type.starts_with("application/json") {
+            BodyKind::Json
+        } else if content_type.starts_with("multipart/form-data") {
+            BodyKind::Multipart
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            BodyKind::Form
+        } else {
+            BodyKind::Other
+        }
+    }
+}
+
+fn body_kind(request: &Request) -> BodyKind {
+    request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map_or(BodyKind::Other, BodyKind::of)
 }
 
 async fn parse_plain<S: Send + Sync>(
     request: Request,
     state: &S,
-    mime: &str,
+    kind: BodyKind,
 ) -> Result<Map<String, Value>, BodyError> {
     let bytes = Bytes::from_request(request, state)
         .await
@@ -179,8 +192,7 @@ async fn parse_plain<S: Send + Sync>(
                 BodyError::Malformed
             }
         })?;
-    let mime = mime.to_owned();
-    offload(bytes.len(), move || parse_plain_bytes(&mime, &bytes)).await
+    offload(bytes.len(), move || parse_plain_bytes(kind, &bytes)).await
 }
 
 /// Runs `parse` inline for a small input, on a blocking thread for a large one.
@@ -196,33 +208,55 @@ async fn offload<T: Send + 'static>(
         .unwrap_or(Err(BodyError::Malformed))
 }
 
-/// A non-multipart body of type `mime` (lowercase, no parameters; empty for none) as an
-/// object. Pure, for the extractors and the fuzzer.
-pub fn parse_plain_bytes(mime: &str, bytes: &[u8]) -> Result<Map<String, Value>, BodyError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+/// A non-multipart body of `kind` as an object. Pure, for the extractors and the fuzzer.
+/// An empty body is no fields, whatever its type (PocketBase reads no body of length 0); a
+/// JSON body of only whitespace holds no value and is malformed, as there.
+pub fn parse_plain_bytes(kind: BodyKind, bytes: &[u8]) -> Result<Map<String, Value>, BodyError> {
+    if bytes.is_empty() {
         return Ok(Map::new());
     }
-    match mime {
-        "application/json" | "" => match parse_json(bytes)? {
+    match kind {
+        BodyKind::Json => match parse_json(bytes)? {
             Value::Object(map) => Ok(map),
             // A JSON `null` body means "no fields", as in PocketBase.
             Value::Null => Ok(Map::new()),
             _ => Err(BodyError::Malformed),
         },
-        "application/x-www-form-urlencoded" => parse_urlencoded(bytes),
-        _ => Err(BodyError::UnsupportedContentType),
+        BodyKind::Form => parse_urlencoded(bytes),
+        BodyKind::Multipart | BodyKind::Other => Err(BodyError::UnsupportedContentType),
     }
 }
 
-/// JSON within the depth and value bounds, parsed.
+/// A JSON request body, read as PocketBase reads one: its first value, within the depth and
+/// value bounds, no object naming a key twice ([`domain::values::parse_request_json`]).
 pub fn parse_json(bytes: &[u8]) -> Result<Value, BodyError> {
-    domain::values::parse_json_within_bounds(bytes).map_err(|_| BodyError::Malformed)
+    domain::values::parse_request_json(bytes).map_err(|_| BodyError::Malformed)
+}
+
+/// Whether every `%` of form-encoded text starts an escape of two hex digits.
+fn percent_escapes_are_whole(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(offset) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'%'))
+    {
+        let escape = at + offset;
+        match bytes.get(escape + 1..escape + 3) {
+            Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                at = escape + 3;
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// A form-encoded body: repeated keys collect into an array, values are inferred as
 /// PocketBase does ([`infer_form_value`]).
 pub fn parse_urlencoded(bytes: &[u8]) -> Result<Map<String, Value>, BodyError> {
-    if bytes.len() > MAX_URLENCODED_BYTES {
+    // A `%` not followed by two hex digits is malformed, as Go's form parser (and so
+    // PocketBase) finds it; the decoder used here would keep it as text.
+    if bytes.len() > MAX_URLENCODED_BYTES || !percent_escapes_are_whole(bytes) {
         return Err(BodyError::Malformed);
     }
     let pairs: Vec<(String, String)> =
@@ -281,7 +315,12 @@ async fn parse_multipart<S: Send + Sync>(
         }
         let text = field.text().await.map_err(|_| BodyError::Malformed)?;
         if name == "@jsonPayload" {
-            match offload(text.len(), move || parse_json(text.as_bytes())).await? {
+            let size = text.len();
+            let payload = move || {
+                domain::values::parse_json_payload(text.as_bytes())
+                    .map_err(|_| BodyError::Malformed)
+            };
+            match offload(size, payload).await? {
                 Value::Object(object) => payloads.push(object),
                 _ => return Err(BodyError::Malformed),
             }

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use domain::AuthContext;
 
 pub use body::{
-    BodyError, FormBody, MAX_MULTIPART_PARTS, MAX_URLENCODED_BYTES, RecordBody, TextForm,
+    BodyError, BodyKind, FormBody, MAX_MULTIPART_PARTS, MAX_URLENCODED_BYTES, RecordBody, TextForm,
     limit_request, parse_body, parse_body_with_files, parse_json, parse_plain_bytes,
     parse_urlencoded,
 };

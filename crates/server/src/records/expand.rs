@@ -168,14 +168,17 @@ fn plan(
     Ok(roots)
 }
 
-/// The paths of an `expand` parameter: comma-separated, whitespace ignored, empty entries
+/// The paths of an `expand` parameter: comma-separated, spaces removed and dots trimmed
+/// from both ends of each path (as PocketBase does, observed on 0.40.6: `one.`, `.one` and
+/// `o ne` expand `one`; a tab or a no-break space is kept, naming no field), empty entries
 /// and repeats dropped, each cut to its first [`MAX_DEPTH`] segments (as PocketBase cuts
 /// deeper paths). Pure, for the handlers and the fuzzer.
 pub fn parse_expand(param: &str) -> Vec<Vec<String>> {
     let mut seen = HashSet::new();
     let mut paths = Vec::new();
     for raw_path in param.split(',') {
-        let path: String = raw_path.chars().filter(|c| !c.is_whitespace()).collect();
+        let spaceless: String = raw_path.chars().filter(|c| *c != ' ').collect();
+        let path = spaceless.trim_matches('.');
         if path.is_empty() {
             continue;
         }
@@ -799,6 +802,16 @@ mod tests {
             ]
         );
         assert!(parse_expand("").is_empty());
+        // Dots at either end go; a tab is not a space; a path of dots is no path.
+        assert_eq!(
+            parse_expand("one.,.one,..two..,one\t,...,a..b"),
+            vec![
+                vec!["one".to_owned()],
+                vec!["two".to_owned()],
+                vec!["one\t".to_owned()],
+                vec!["a".to_owned(), String::new(), "b".to_owned()],
+            ]
+        );
         let mut budget = Budget::default();
         let big = Weight {
             records: 1,
