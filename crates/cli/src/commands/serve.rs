@@ -673,12 +673,27 @@ async fn skip_request_head(tcp: &mut tokio::net::TcpStream) -> std::io::Result<(
 
 /// A connection's socket whose writes must make progress: a write or flush that has waited
 /// `limit` without moving a byte fails, which ends the connection.
+///
+/// Its shutdown lingers: hyper closes a connection whose request body it did not read (a body
+/// over the size limit answered 413 at once, say) while the client may still be sending it.
+/// Closing a socket with unread data resets the connection, and a client still writing its
+/// body then loses the answer it was sent. So, as Go's server does (and PocketBase with it),
+/// the write side is shut first and what the client goes on sending is read and dropped until
+/// it closes too, for at most [`LINGER_TIME`] and [`LINGER_BYTES`].
 struct StallBound<T> {
     inner: T,
     limit: Duration,
     /// Armed while a write waits, so an idle connection holds no timer here.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set once the write side is shut: the linger's deadline and the bytes it may still drop.
+    linger: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
 }
+
+/// How long a closing connection keeps reading what its client still sends.
+const LINGER_TIME: Duration = Duration::from_millis(500);
+
+/// How much a closing connection reads and drops at most.
+const LINGER_BYTES: usize = 64 << 20;
 
 impl<T> StallBound<T> {
     fn new(inner: T, limit: Duration) -> StallBound<T> {
@@ -686,6 +701,7 @@ impl<T> StallBound<T> {
             inner,
             limit,
             stalled: None,
+            linger: None,
         }
     }
 
@@ -723,7 +739,7 @@ impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for StallBound<T> {
     }
 }
 
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for StallBound<T> {
+impl<T: hyper::rt::Write + hyper::rt::Read + Unpin> hyper::rt::Write for StallBound<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
@@ -756,8 +772,34 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for StallBound<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.bound(cx, result)
+        if this.linger.is_none() {
+            let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+            match this.bound(cx, result) {
+                Poll::Ready(Ok(())) => {
+                    this.linger = Some((Box::pin(tokio::time::sleep(LINGER_TIME)), LINGER_BYTES));
+                }
+                other => return other,
+            }
+        }
+        let Some((deadline, left)) = this.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut scratch = [0u8; 8 << 10];
+        while *left > 0 {
+            let mut buf = hyper::rt::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, buf.unfilled()) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    *left = left.saturating_sub(buf.filled().len());
+                }
+                // The client's end (or an error): nothing more to wait for.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -18,11 +18,12 @@ pub struct QueryParams {
 }
 
 impl QueryParams {
-    /// Decodes `raw`; an undecodable query string reads as empty, as a Go server would see
-    /// no parameters in it.
+    /// Decodes `raw` as Go's query parser (hence PocketBase) does: pairs split on `&`, a pair
+    /// holding `;` or an escape that is not `%` and two hex digits is dropped (observed on
+    /// 0.40.6: `?filter=%zz&sort=title` lists sorted and unfiltered), `+` is a space.
     pub fn parse(raw: Option<&str>) -> Self {
         let pairs = raw
-            .and_then(|raw| serde_urlencoded::from_str::<Vec<(String, String)>>(raw).ok())
+            .map(|raw| raw.split('&').filter_map(decode_pair).collect())
             .unwrap_or_default();
         QueryParams { pairs }
     }
@@ -44,6 +45,44 @@ impl QueryParams {
     pub fn text(&self, name: &str) -> &str {
         self.first(name).unwrap_or("")
     }
+}
+
+/// One `key=value` piece of a query string, decoded; `None` for a piece Go drops.
+fn decode_pair(piece: &str) -> Option<(String, String)> {
+    if piece.is_empty() || piece.contains(';') {
+        return None;
+    }
+    let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
+    Some((unescape(key)?, unescape(value)?))
+}
+
+/// Query-string unescaping: `+` is a space, `%` must start two hex digits.
+fn unescape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'%' => {
+                let hex = bytes.get(at + 1..at + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                let digits = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(digits, 16).ok()?);
+                at += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                at += 1;
+            }
+            _ => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Normalized paging of a list request.
@@ -120,6 +159,31 @@ mod tests {
 
     fn params(raw: &str) -> QueryParams {
         QueryParams::parse(Some(raw))
+    }
+
+    #[test]
+    fn query_strings_decode_as_go_decodes_them() {
+        let pairs = |raw: &str| QueryParams::parse(Some(raw)).pairs().to_vec();
+        let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            pairs("filter=a%3D%27x+y%27&sort=-b&&flag&e="),
+            owned(&[
+                ("filter", "a='x y'"),
+                ("sort", "-b"),
+                ("flag", ""),
+                ("e", "")
+            ])
+        );
+        // Pairs Go cannot decode, or holding `;`, are dropped; the rest stays.
+        assert_eq!(pairs("filter=%zz&sort=title"), owned(&[("sort", "title")]));
+        assert_eq!(pairs("sort=-title;x=1&page=2"), owned(&[("page", "2")]));
+        assert_eq!(pairs("a=%4&b=%+1&c=%41"), owned(&[("c", "A")]));
+        assert_eq!(pairs("%zz=1&k%3D=v"), owned(&[("k=", "v")]));
+        assert!(QueryParams::parse(None).pairs().is_empty());
     }
 
     #[test]

@@ -121,6 +121,38 @@ async fn a_body_that_trickles_in_is_cut_off_at_the_body_timeout() {
 }
 
 #[tokio::test]
+async fn a_client_still_sending_an_oversized_body_reads_its_413() {
+    // The body is refused on its declared length, before a byte of it is read. A client that
+    // sends all of it before reading (as Node's fetch does) must still get the answer: the
+    // server keeps reading and dropping until the client is done, instead of resetting the
+    // connection under it.
+    let mut app = spawn_capped().await;
+    let mut client = connect(&app).await;
+    let size = 40usize << 20;
+    let head = format!(
+        "POST /api/collections/users/auth-with-password HTTP/1.1\r\nHost: plinth\r\n\
+         Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    );
+    client
+        .write_all(head.as_bytes())
+        .await
+        .expect("writes the head");
+    let chunk = vec![b' '; 256 << 10];
+    for sent in (0..size).step_by(chunk.len()) {
+        client
+            .write_all(&chunk[..chunk.len().min(size - sent)])
+            .await
+            .expect("the server takes the whole body without resetting the connection");
+    }
+    let received = read_until_closed(&mut client)
+        .await
+        .expect("the server closes the connection after its answer");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert_serving(&mut app, "after an oversized body").await;
+}
+
+#[tokio::test]
 async fn connections_past_the_cap_are_refused_with_a_503_until_others_close() {
     let mut app = spawn_capped_with(launch(&[("PLINTH_MAX_CONNECTIONS", "8")])).await;
     let mut held = Vec::new();
