@@ -271,32 +271,85 @@ fn parse_fields(param: &str) -> ApiResult<Vec<FieldSpec>> {
     Ok(specs)
 }
 
-/// `excerpt(maxLength[,withEllipsis])`; `maxLength` must be a positive integer.
+/// `excerpt(maxLength[,withEllipsis])`, read as PocketBase reads it (observed on 0.40.6):
+/// the arguments end at the first `)`; after a lone length any text may follow
+/// (`excerpt(3)x` is `excerpt(3)`), after two arguments only more `)`; `maxLength` is a
+/// positive integer in Go's syntax (`0x3`, `010` octal, `1_0`), a decimal fraction cut
+/// (`1.5` is 1); a third argument is refused.
 fn parse_excerpt(modifier: &str) -> ApiResult<Excerpt> {
-    // The arguments end at the first `)`; stray closing parentheses after it are tolerated,
-    // as PocketBase's tokenizer does.
-    let arguments = modifier
+    let (arguments, after) = modifier
         .strip_prefix("excerpt(")
         .and_then(|rest| rest.split_once(')'))
-        .filter(|(_, after)| after.chars().all(|c| c == ')'))
-        .map(|(inside, _)| inside)
         .ok_or_else(ApiError::bad_request)?;
-    let mut parts = arguments.split(',').map(str::trim);
+    let parts: Vec<&str> = arguments.split(',').map(str::trim).collect();
     let max_length = parts
-        .next()
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|n| *n > 0)
+        .first()
+        .and_then(|length| excerpt_length(length))
         .ok_or_else(ApiError::bad_request)?;
-    let ellipsis = parts
-        .next()
-        .is_some_and(|flag| matches!(flag, "1" | "t" | "T" | "TRUE" | "true" | "True"));
-    if parts.next().is_some() {
-        return Err(ApiError::bad_request());
-    }
+    let ellipsis = match parts.as_slice() {
+        [_] => false,
+        [_, flag] if after.chars().all(|c| c == ')') => {
+            matches!(*flag, "1" | "t" | "T" | "TRUE" | "true" | "True")
+        }
+        _ => return Err(ApiError::bad_request()),
+    };
     Ok(Excerpt {
         max_length,
         ellipsis,
     })
+}
+
+/// An excerpt's length: a positive integer as Go parses one with base prefixes
+/// (`strconv.ParseInt(s, 0, 64)`), or decimal digits with a fraction, which is cut.
+fn excerpt_length(text: &str) -> Option<usize> {
+    let unsigned = text.strip_prefix('+').unwrap_or(text);
+    if unsigned.starts_with('-') {
+        return None;
+    }
+    let value = match unsigned.split_once('.') {
+        Some((whole, fraction)) => {
+            let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+            if whole.is_empty() || !digits(whole) || !digits(fraction) {
+                return None;
+            }
+            whole.parse::<u64>().ok()?
+        }
+        None => go_unsigned(unsigned)?,
+    };
+    usize::try_from(value).ok().filter(|n| *n > 0)
+}
+
+/// Go's base-0 integer syntax without a sign: `0x`/`0o`/`0b` prefixes, a leading `0` for
+/// octal, and `_` between digits.
+fn go_unsigned(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let (radix, digits, prefixed) = if let Some(rest) = lower.strip_prefix("0x") {
+        (16, rest, true)
+    } else if let Some(rest) = lower.strip_prefix("0o") {
+        (8, rest, true)
+    } else if let Some(rest) = lower.strip_prefix("0b") {
+        (2, rest, true)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..], true)
+    } else {
+        (10, lower.as_str(), false)
+    };
+    // An underscore must sit between digits (or right after a prefix).
+    let bytes = digits.as_bytes();
+    for (at, byte) in bytes.iter().enumerate() {
+        if *byte == b'_' {
+            let before_ok = at > 0 && bytes[at - 1] != b'_' || (at == 0 && prefixed);
+            let after_ok = bytes.get(at + 1).is_some_and(|next| *next != b'_');
+            if !before_ok || !after_ok {
+                return None;
+            }
+        }
+    }
+    let plain: String = digits.chars().filter(|c| *c != '_').collect();
+    if plain.is_empty() {
+        return None;
+    }
+    u64::from_str_radix(&plain, radix).ok()
 }
 
 fn pick(value: &mut Value, tree: &PickTree) {
@@ -308,8 +361,16 @@ fn pick(value: &mut Value, tree: &PickTree) {
         }
         Value::Object(object) => {
             let wildcard = tree.wildcard();
+            // `*:excerpt(…)` cuts every text value the wildcard keeps (observed on 0.40.6:
+            // ids and collection names too; numbers, arrays and objects stay whole).
+            let wildcard_excerpt = tree.children.get("*").and_then(|node| node.whole.flatten());
             object.retain(|key, child| {
                 let Some(node) = tree.children.get(key) else {
+                    if let (true, Some(excerpt), Value::String(text)) =
+                        (wildcard, wildcard_excerpt.as_ref(), &mut *child)
+                    {
+                        *text = excerpt_text(text, excerpt);
+                    }
                     return wildcard;
                 };
                 match &node.whole {
@@ -702,11 +763,44 @@ mod tests {
         assert_eq!(pick("*,title:excerpt(3)")["title"], "Pos");
         assert_eq!(pick("views:excerpt(1)"), json!({"views": 2}));
         assert_eq!(pick("id:excerpt(1,yes)"), json!({"id": "r"}));
+        // Lengths in Go's integer syntax, fractions cut; text after a lone length ignored.
+        for (param, cut) in [
+            ("title:excerpt(3)x", "Pos"),
+            ("title:excerpt(3)x)", "Pos"),
+            ("title:excerpt(1.5)", "P"),
+            ("title:excerpt( 1.9 )", "P"),
+            ("title:excerpt(3.)", "Pos"),
+            ("title:excerpt(0x3)", "Pos"),
+            ("title:excerpt(+3)", "Pos"),
+            ("title:excerpt(010)", "Post num"),
+            ("title:excerpt(0b11)", "Pos"),
+            ("title:excerpt(1_0)", "Post numbe"),
+            ("title:excerpt(3,)", "Pos"),
+            ("title:excerpt(3,true))", "Pos..."),
+        ] {
+            assert_eq!(pick(param)["title"], cut, "{param}");
+        }
+        // A wildcard's excerpt cuts every text it keeps; a field named on its own stays whole.
+        let all = pick("*:excerpt(2)");
+        assert_eq!(
+            (&all["id"], &all["title"], &all["views"]),
+            (&json!("r1"), &json!("Po"), &json!(2))
+        );
+        assert_eq!(pick("*:excerpt(2),title")["title"], record()["title"]);
+        assert_eq!(pick("title,*:excerpt(2)")["id"], "r1");
         for bad in [
             "title:excerpt(abc)",
             "title:excerpt()",
             "title:excerpt(0)",
             "title:foo(1)",
+            "title:excerpt(-1)",
+            "title:excerpt(.5)",
+            "title:excerpt(1e1)",
+            "title:excerpt(1__0)",
+            "title:excerpt(_1)",
+            "title:excerpt(2,true)abc",
+            "title:excerpt(3,true,3)",
+            "title:excerpt(2",
         ] {
             let mut value = record();
             assert!(apply_fields(&mut value, bad).is_err(), "{bad}");
