@@ -47,6 +47,7 @@ pub(crate) fn emit(program: &Program, dialect: Dialect, ctx: &RequestContext) ->
         dialect,
         ctx,
         scopes: 0,
+        ordinal: false,
     };
     state.program(program, &quote_ident(&program.root.name))
 }
@@ -59,7 +60,6 @@ pub(crate) fn emit_sort(
     program: &Program,
     value: &Val,
     email_guards: &[Source],
-    descending: bool,
     dialect: Dialect,
     ctx: &RequestContext,
 ) -> (SqlFragment, Option<SqlFragment>) {
@@ -67,6 +67,7 @@ pub(crate) fn emit_sort(
         dialect,
         ctx,
         scopes: 0,
+        ordinal: true,
     };
     let root_ref = quote_ident(&program.root.name);
     let scope = state.new_scope();
@@ -122,16 +123,21 @@ pub(crate) fn emit_sort(
     }
     let from = emitter.main_sources();
     let condition = SqlFragment::and_all(guards);
-    // Several related rows: the smallest value sorts ascending, the largest descending, as
-    // PocketBase's DISTINCT over the joined rows ends up doing.
-    let aggregate = if descending { "MAX(" } else { "MIN(" };
-    let mut sort = SqlFragment::raw(format!("(SELECT {aggregate}"));
-    sort.push_fragment(expr).push_sql(") FROM ");
+    // Several related rows: the value of the first, in the order the joins produce them (a
+    // relation list's order, a back-relation's or collection's insertion order), whichever
+    // the direction, as PocketBase's join ends up doing (observed on 0.40.6: a record whose
+    // relation list is [C, A] sorts by C, ascending and descending).
+    let order = emitter.first_row_order();
+    let mut sort = SqlFragment::raw("(SELECT ");
+    sort.push_fragment(expr).push_sql(" FROM ");
     sort.push_fragment(from.clone());
     if let Some(condition) = &condition {
         sort.push_sql(" WHERE ").push_fragment(condition.clone());
     }
-    sort.push_sql(")");
+    if !order.is_empty() {
+        sort.push_sql(" ORDER BY ").push_sql(&order.join(", "));
+    }
+    sort.push_sql(" LIMIT 1)");
     let filter = condition.map(|condition| {
         let mut filter = SqlFragment::raw("EXISTS (SELECT 1 FROM ");
         filter.push_fragment(from).push_sql(" WHERE ");
@@ -146,6 +152,9 @@ struct State<'c> {
     ctx: &'c RequestContext,
     /// Counter for unique alias prefixes across nested subqueries.
     scopes: usize,
+    /// List items carry their position as `"key"` (SQLite's `json_each` always does;
+    /// PostgreSQL's only `WITH ORDINALITY`, asked for where a sort needs it).
+    ordinal: bool,
 }
 
 /// The joins one `FROM` list uses, and the alias prefix of that list.
@@ -394,6 +403,38 @@ impl ProgramEmitter<'_, '_, '_> {
         out
     }
 
+    /// The keys that order the rows of the main scope's joins as they are produced: a list's
+    /// item position, a table's insertion order (rowid). Joins of one row add none.
+    fn first_row_order(&self) -> Vec<String> {
+        let scope = &self.scope;
+        let rowid = match self.dialect() {
+            Dialect::Sqlite => "_rowid_",
+            Dialect::Postgres => "\"_rowid\"",
+        };
+        let mut keys = Vec::new();
+        for &id in &scope.used {
+            let Some(join) = self.joins.get(id) else {
+                continue;
+            };
+            match &join.kind {
+                JoinKind::Relation { multiple: true, .. }
+                | JoinKind::BoundRelation { multiple: true, .. } => {
+                    keys.push(format!("{}.\"key\"", scope.alias_of(id, "e")));
+                }
+                JoinKind::Each { .. } | JoinKind::BoundEach { .. } => {
+                    keys.push(format!("{}.\"key\"", scope.alias(id)));
+                }
+                JoinKind::BackRelation { target, .. } | JoinKind::Collection { target }
+                    if !target.is_view() =>
+                {
+                    keys.push(format!("{}.{rowid}", scope.alias(id)));
+                }
+                _ => {}
+            }
+        }
+        keys
+    }
+
     fn sources_of(&mut self, scope: &Scope) -> SqlFragment {
         let mut out = SqlFragment::raw(format!("(SELECT 1) AS {}", scope.dummy()));
         let joins = self.joins_of(scope);
@@ -436,7 +477,8 @@ impl ProgramEmitter<'_, '_, '_> {
                 let table = quote_ident(&target.name);
                 let column = format!("{parent}.{}", quote_ident(field));
                 if *multiple {
-                    let mut out = each_sql(dialect, &column, ColType::Multi, &items);
+                    let ordinal = self.state.ordinal;
+                    let mut out = each_sql(dialect, &column, ColType::Multi, &items, ordinal);
                     out.push_sql(&format!(
                         " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
                     ));
@@ -483,7 +525,7 @@ impl ProgramEmitter<'_, '_, '_> {
             }
             JoinKind::Each { field, ty } => {
                 let column = format!("{parent}.{}", quote_ident(field));
-                each_sql(dialect, &column, *ty, &alias)
+                each_sql(dialect, &column, *ty, &alias, self.state.ordinal)
             }
             JoinKind::BoundRelation {
                 value,
@@ -497,6 +539,7 @@ impl ProgramEmitter<'_, '_, '_> {
                         runtime_array_text(value, self.state.ctx),
                         &items,
                         false,
+                        self.state.ordinal,
                     );
                     out.push_sql(&format!(
                         " LEFT JOIN {table} AS {alias} ON {alias}.\"id\" = {items}.\"value\""
@@ -519,6 +562,7 @@ impl ProgramEmitter<'_, '_, '_> {
                 runtime_array_text(value, self.state.ctx),
                 &alias,
                 true,
+                self.state.ordinal,
             ),
         }
     }
@@ -1174,21 +1218,43 @@ fn array_pg(column: &str, ty: ColType) -> String {
 }
 
 /// `LEFT JOIN` over the items of a column, exposing them as `alias."value"`.
-fn each_sql(dialect: Dialect, column: &str, ty: ColType, alias: &str) -> SqlFragment {
+fn each_sql(
+    dialect: Dialect,
+    column: &str,
+    ty: ColType,
+    alias: &str,
+    ordinal: bool,
+) -> SqlFragment {
     match dialect {
         Dialect::Sqlite => SqlFragment::raw(format!(
             "LEFT JOIN json_each({}) AS {alias}",
             array_sqlite(column)
         )),
         Dialect::Postgres => SqlFragment::raw(format!(
-            "LEFT JOIN LATERAL jsonb_array_elements_text({}) AS {alias}(\"value\") ON TRUE",
-            array_pg(column, ty)
+            "LEFT JOIN LATERAL jsonb_array_elements_text({}){} ON TRUE",
+            array_pg(column, ty),
+            pg_items_alias(alias, ordinal)
         )),
     }
 }
 
+/// ` AS alias("value")`, or with the item's position as `"key"`.
+fn pg_items_alias(alias: &str, ordinal: bool) -> String {
+    if ordinal {
+        format!(" WITH ORDINALITY AS {alias}(\"value\", \"key\")")
+    } else {
+        format!(" AS {alias}(\"value\")")
+    }
+}
+
 /// `LEFT JOIN` over the items of a bound JSON array text.
-fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str, typed: bool) -> SqlFragment {
+fn bound_each_sql(
+    dialect: Dialect,
+    array_text: String,
+    alias: &str,
+    typed: bool,
+    ordinal: bool,
+) -> SqlFragment {
     let mut out = SqlFragment::default();
     match dialect {
         Dialect::Sqlite => {
@@ -1205,7 +1271,10 @@ fn bound_each_sql(dialect: Dialect, array_text: String, alias: &str, typed: bool
             };
             out.push_sql(&format!("LEFT JOIN LATERAL {function}(CAST("))
                 .push_param(SqlValue::Text(array_text));
-            out.push_sql(&format!(" AS jsonb)) AS {alias}(\"value\") ON TRUE"));
+            out.push_sql(&format!(
+                " AS jsonb)){} ON TRUE",
+                pg_items_alias(alias, ordinal)
+            ));
         }
     }
     out

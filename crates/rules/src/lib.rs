@@ -300,14 +300,8 @@ impl CompiledSort {
                     value,
                     email_guards,
                 } => {
-                    let (expr, filter) = emit::emit_sort(
-                        program,
-                        value,
-                        email_guards,
-                        item.descending,
-                        dialect,
-                        ctx,
-                    );
+                    let (expr, filter) =
+                        emit::emit_sort(program, value, email_guards, dialect, ctx);
                     out.filters.extend(filter);
                     expr
                 }

@@ -362,3 +362,122 @@ async fn concurrent_increments_are_not_lost() {
     let (_, record) = app.get(&path, None).await;
     assert_eq!(record["views"], 20);
 }
+
+/// A sort through a relation list or a back-relation orders each record by its first related
+/// row, in the order the join produces them (the list's order, the back-relation's insertion
+/// order), in both directions, as PocketBase does (observed on 0.40.6); not by the smallest
+/// or largest related value.
+#[tokio::test]
+async fn sorting_through_several_related_rows_takes_the_first() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let collection = |name: &str, fields: Value| {
+        json!({"name": name, "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+               "fields": fields})
+    };
+    let (status, targets) = app
+        .post_json(
+            "/api/collections",
+            Some(&token),
+            collection("tg", json!([{"name": "name", "type": "text"}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{targets}");
+    let target_id = targets["id"].as_str().unwrap_or_default().to_owned();
+    let relation = |name: &str, max: u32| json!({"name": name, "type": "relation", "collectionId": target_id, "maxSelect": max});
+    for (name, fields) in [
+        (
+            "ms",
+            json!([{"name": "title", "type": "text"}, relation("rels", 5)]),
+        ),
+        (
+            "cm",
+            json!([{"name": "text", "type": "text"}, relation("post", 1)]),
+        ),
+    ] {
+        let (status, body) = app
+            .post_json("/api/collections", Some(&token), collection(name, fields))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Ids chosen so that neither the ids' order nor the names' order is the lists' order.
+    let (a, b, c) = ("zzzzzzzzzzzzzz1", "aaaaaaaaaaaaaa1", "mmmmmmmmmmmmmm1");
+    for (id, name) in [(a, "A"), (b, "B"), (c, "C")] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/tg/records",
+                Some(&token),
+                json!({"id": id, "name": name}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (title, rels) in [
+        ("p1", json!([c, a])),
+        ("p2", json!([a, c])),
+        ("p3", json!([b])),
+        ("p4", json!([c, b])),
+        ("p5", json!([b, a, c])),
+        ("p6", json!([])),
+    ] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/ms/records",
+                Some(&token),
+                json!({"title": title, "rels": rels}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Comments, in insertion order: A gets "m" then "a"; B gets "b" then "z".
+    for (id, text, post) in [
+        ("zzzzzzzzzzzzzz2", "m", a),
+        ("aaaaaaaaaaaaaa2", "a", a),
+        ("yyyyyyyyyyyyyy2", "b", b),
+        ("bbbbbbbbbbbbbb2", "z", b),
+    ] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/cm/records",
+                Some(&token),
+                json!({"id": id, "text": text, "post": post}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let order = |path: String, key: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let (status, body) = app.get(&path, Some(&token)).await;
+            assert_eq!(status, 200, "{body}");
+            body["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|item| item[key].as_str().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let list = "/api/collections/ms/records?fields=title&sort=";
+    assert_eq!(
+        order(format!("{list}rels.name,title"), "title").await,
+        ["p6", "p2", "p3", "p5", "p1", "p4"]
+    );
+    assert_eq!(
+        order(format!("{list}-rels.name,title"), "title").await,
+        ["p1", "p4", "p3", "p5", "p2", "p6"]
+    );
+    let targets = "/api/collections/tg/records?fields=name&filter=name!%3D'C'&sort=";
+    assert_eq!(
+        order(format!("{targets}cm_via_post.text"), "name").await,
+        ["B", "A"]
+    );
+    assert_eq!(
+        order(format!("{targets}-cm_via_post.text"), "name").await,
+        ["A", "B"]
+    );
+}
