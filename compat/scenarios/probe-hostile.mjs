@@ -319,6 +319,20 @@ export async function oversizedHeaders(t) {
   await t.http('1.1 MB header', 'GET', '/api/health', { headers: { 'X-Big': 'a'.repeat(1100000) } });
 }
 
+oversizedHeaders.known = {
+  id: 'KD-12',
+  expect(plinth) {
+    for (const label of ['60 kB header', '60 kB Authorization']) {
+      if (plinth[label].status >= 400 && plinth[label].status !== 401) {
+        throw new Error(`${label}: ${plinth[label].status}`);
+      }
+    }
+    if (plinth['1.1 MB header'].status !== 431) {
+      throw new Error(`1.1 MB header: ${plinth['1.1 MB header'].status}, expected 431`);
+    }
+  },
+};
+
 export async function oversizedBody(t) {
   // A body past the 32 MiB limit: PocketBase answers 413 and the client reads it.
   const c = await createBase(t, 'bigbody', [{ name: 'title', type: 'text', max: 0 }]);
