@@ -1390,27 +1390,77 @@ fn strftime_sql(
             out.push_sql(")");
         }
         Dialect::Postgres => {
-            out.push_sql("to_char(");
-            match time {
-                Some((time, ty)) => {
-                    out.push_sql("(CAST(NULLIF(")
-                        .push_fragment(pg_text(dialect, time, ty))
-                        .push_sql(", '') AS timestamptz) AT TIME ZONE 'UTC')");
-                }
-                None => {
-                    out.push_sql("(now() AT TIME ZONE 'UTC')");
-                }
-            }
-            out.push_sql(", ")
-                .push_param(SqlValue::Text(pg_time_format(format)));
+            // A format code SQLite does not know, or a time that is no date text, gives NULL
+            // as in SQLite (and never a cast error: the text is taken apart, not cast).
+            let Some(pattern) = pg_time_format(format) else {
+                return SqlFragment::raw("CAST(NULL AS text)");
+            };
+            let time = match time {
+                Some((_, Ty::Num | Ty::Bool)) => return SqlFragment::raw("CAST(NULL AS text)"),
+                Some((time, ty)) => pg_time_value(pg_text(dialect, time, ty)),
+                None => SqlFragment::raw("(now() AT TIME ZONE 'UTC')"),
+            };
+            out.push_sql("to_char(").push_fragment(time);
+            out.push_sql(", ").push_param(SqlValue::Text(pattern));
             out.push_sql(")");
         }
     }
     out
 }
 
-/// SQLite `strftime` codes as PostgreSQL `to_char` patterns; other text is quoted.
-fn pg_time_format(format: &str) -> String {
+/// The UTC timestamp a date text names (`YYYY-MM-DD`, then optionally ` HH:MM[:SS[.f]]` or
+/// with `T`, that optionally followed by `Z` or `±HH:MM`), NULL for any other text, as SQLite's time
+/// functions read it. Built from the text's parts with interval arithmetic, so that no value
+/// can make the query fail (a cast of `2024-02-31` would): day 31 of February runs on into
+/// March, as in SQLite.
+fn pg_time_value(text: SqlFragment) -> SqlFragment {
+    const SHAPE: &str = r"'^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$'";
+    // Digits only reach a cast (the shape is tested first, but PostgreSQL may evaluate, or
+    // fold a bound value, in any order): no text can make a cast fail.
+    let part = |from: usize, len: usize| {
+        let mut out = SqlFragment::raw("CAST(NULLIF(regexp_replace(substr(");
+        out.push_fragment(text.clone()).push_sql(&format!(
+            ", {from}, {len}), '[^0-9]', '', 'g'), '') AS integer)"
+        ));
+        out
+    };
+    let or_zero = |fragment: SqlFragment| {
+        let mut out = SqlFragment::raw("COALESCE(");
+        out.push_fragment(fragment).push_sql(", 0)");
+        out
+    };
+    let mut out = SqlFragment::raw("(CASE WHEN (");
+    out.push_fragment(text.clone())
+        .push_sql(&format!(" ~ {SHAPE}) THEN (CASE WHEN ("));
+    out.push_fragment(part(6, 2))
+        .push_sql(" BETWEEN 1 AND 12) AND (");
+    out.push_fragment(part(9, 2))
+        .push_sql(" BETWEEN 1 AND 31) AND (");
+    out.push_fragment(or_zero(part(12, 2)))
+        .push_sql(" <= 24) AND (");
+    out.push_fragment(or_zero(part(15, 2)))
+        .push_sql(" <= 59) THEN (TIMESTAMP '2000-01-01 00:00:00' + make_interval(years => ");
+    out.push_fragment(part(1, 4))
+        .push_sql(" - 2000, months => ");
+    out.push_fragment(part(6, 2)).push_sql(" - 1, days => ");
+    out.push_fragment(part(9, 2)).push_sql(" - 1, hours => ");
+    out.push_fragment(or_zero(part(12, 2)))
+        .push_sql(", mins => ");
+    out.push_fragment(or_zero(part(15, 2)))
+        .push_sql(", secs => COALESCE(CAST(substring(");
+    out.push_fragment(text.clone()).push_sql(
+        r" from '^.{16}:([0-9]{2}(\.[0-9]+)?)') AS double precision), 0)) - COALESCE(CAST(substring(",
+    );
+    out.push_fragment(text).push_sql(
+        r" from '([+-][0-9]{2}:[0-9]{2})$') AS interval), INTERVAL '0 seconds')) END) END)",
+    );
+    out
+}
+
+/// SQLite `strftime` codes as PostgreSQL `to_char` patterns; other text is quoted. `None`
+/// for a code SQLite does not know (its `strftime` is NULL then); a code it knows that has no
+/// pattern here is kept as text.
+fn pg_time_format(format: &str) -> Option<String> {
     let mut out = String::new();
     let mut literal = String::new();
     let flush = |literal: &mut String, out: &mut String| {
@@ -1437,23 +1487,27 @@ fn pg_time_format(format: &str) -> String {
             Some('j') => "DDD",
             Some('f') => "SS.MS",
             Some('w') => "D",
+            Some('F') => "YYYY-MM-DD",
+            Some('T') => "HH24:MI:SS",
+            Some('R') => "HH24:MI",
+            Some('I') => "HH12",
+            Some('p') => "AM",
+            Some('P') => "am",
+            Some('u') => "ID",
             Some('%') => {
                 literal.push('%');
                 continue;
             }
-            Some(other) => {
+            Some(other @ ('e' | 'G' | 'g' | 'J' | 'k' | 'l' | 's' | 'U' | 'V' | 'W')) => {
                 literal.push('%');
                 literal.push(other);
                 continue;
             }
-            None => {
-                literal.push('%');
-                continue;
-            }
+            Some(_) | None => return None,
         };
         flush(&mut literal, &mut out);
         out.push_str(code);
     }
     flush(&mut literal, &mut out);
-    out
+    Some(out)
 }
