@@ -241,11 +241,16 @@ pub fn build(
 
 /// The second half of [`build`]: what [`apply`] returned, validated against the fields, its
 /// errors and the validation's together. For a caller that already applied `input`.
+///
+/// A superuser record is always saved verified, whatever was sent (as in PocketBase).
 pub fn validated(
     collection: &Collection,
-    (data, mut errors): (RecordData, ValidationErrors),
+    (mut data, mut errors): (RecordData, ValidationErrors),
     input: &RecordInput,
 ) -> Result<RecordData, ValidationErrors> {
+    if collection.is_superusers() {
+        data.insert("verified".into(), Value::Bool(true));
+    }
     errors.merge("", validate(collection, &data, input));
     errors.into_result().map(|()| data)
 }

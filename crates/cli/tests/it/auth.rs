@@ -317,3 +317,271 @@ async fn overlong_credentials_are_refused_before_hashing() {
         assert_eq!(data[field]["params"], json!({"max": 255, "min": 1}));
     }
 }
+
+/// A `users` record and its token.
+async fn user_session(app: &TestApp, email: &str) -> String {
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/records",
+            None,
+            json!({"email": email, "password": "userpass123", "passwordConfirm": "userpass123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections/users/auth-with-password",
+            None,
+            json!({"identity": email, "password": "userpass123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// PocketBase 0.40.6's order on the routes acting on the caller's own record: the collection
+/// (404 for an unknown one, whatever the token), then the token (401), then whose collection
+/// it is (403 naming the caller's own, which a base or view collection never is).
+/// Impersonation names an unknown collection as a non-auth one.
+#[tokio::test]
+async fn auth_routes_check_the_collection_before_the_token() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let user = user_session(&app, "ann@example.com").await;
+    for route in ["auth-refresh", "request-email-change"] {
+        for token in [None, Some("abc"), Some(admin.as_str()), Some(user.as_str())] {
+            let (status, body) = app
+                .post_json(
+                    &format!("/api/collections/nosuch/{route}"),
+                    token,
+                    json!({}),
+                )
+                .await;
+            let data = assert_error(status, &body, 404, "Missing or invalid collection context.");
+            assert_eq!(data, json!({}));
+        }
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "plain", "type": "base", "fields": [{"name": "title", "type": "text"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "pview", "type": "view", "viewQuery": "SELECT id, email FROM users"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for collection in ["plain", "pview"] {
+        for route in ["auth-refresh", "request-email-change"] {
+            let path = format!("/api/collections/{collection}/{route}");
+            let (status, body) = app.post_json(&path, Some(&user), json!({})).await;
+            assert_error(
+                status,
+                &body,
+                403,
+                "The request requires auth record from users collection.",
+            );
+            let (status, body) = app.post_json(&path, Some(&admin), json!({})).await;
+            assert_error(
+                status,
+                &body,
+                403,
+                "The request requires auth record from _superusers collection.",
+            );
+            let (status, body) = app.post_json(&path, None, json!({})).await;
+            assert_error(
+                status,
+                &body,
+                401,
+                "The request requires valid record authorization token.",
+            );
+        }
+    }
+    let impersonate = "/api/collections/nosuch/impersonate/abcdefghijklmno";
+    let (status, body) = app.post_json(impersonate, Some(&admin), json!({})).await;
+    assert_error(
+        status,
+        &body,
+        404,
+        "Missing or invalid auth collection context.",
+    );
+    let (status, body) = app.post_json(impersonate, None, json!({})).await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+}
+
+/// Exactly one `Bearer ` prefix (any case) is taken off the `Authorization` header, as
+/// PocketBase does: with two spaces, or two prefixes, what is left is no token.
+#[tokio::test]
+async fn one_bearer_prefix_is_taken_off_the_token() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let path = "/api/collections/_superusers/auth-refresh";
+    for (header, expected) in [
+        (token.clone(), 200),
+        (format!("Bearer {token}"), 200),
+        (format!("bearer {token}"), 200),
+        (format!("BEARER {token}"), 200),
+        (format!("Bearer  {token}"), 401),
+        (format!("Bearer Bearer {token}"), 401),
+        (format!("Bearer\t{token}"), 401),
+    ] {
+        let (status, body) = app.post_json(path, Some(&header), json!({})).await;
+        assert_eq!(status, expected, "{header:?}: {body}");
+    }
+    // A non-refreshable (impersonation) token comes back as it was sent, without its prefix.
+    let (status, body) = app
+        .get("/api/collections/_superusers/records", Some(&token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["items"][0]["id"].as_str().expect("id").to_owned();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/collections/_superusers/impersonate/{id}"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let impersonation = body["token"].as_str().expect("token").to_owned();
+    let (status, body) = app
+        .post_json(path, Some(&format!("BEARER {impersonation}")), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token"], impersonation.as_str());
+}
+
+/// A POST with a raw JSON body, for bodies `post_json` cannot send.
+async fn post_raw(app: &TestApp, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.header("Authorization", token);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body read");
+    (status, serde_json::from_str(&text).expect("JSON answer"))
+}
+
+/// Superusers are verified and change their emails directly: PocketBase refuses the four
+/// flows on `_superusers` before it reads the body (request-email-change once the caller is
+/// known to be a superuser).
+#[tokio::test]
+async fn superusers_refuse_verification_and_email_change_before_the_body() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let user = user_session(&app, "bea@example.com").await;
+    let base = "/api/collections/_superusers";
+    let verified = "All superusers are verified by default.";
+    let directly = "All superusers can change their emails directly.";
+    for (route, token, body, message) in [
+        (
+            "request-verification",
+            None,
+            r#"{"email":"admin@example.com"}"#,
+            verified,
+        ),
+        ("request-verification", None, "{}", verified),
+        ("request-verification", None, "{", verified),
+        ("confirm-verification", None, r#"{"token":"abc"}"#, verified),
+        ("confirm-verification", None, "[", verified),
+        (
+            "request-email-change",
+            Some(admin.as_str()),
+            r#"{"newEmail":"new@example.com"}"#,
+            directly,
+        ),
+        ("request-email-change", Some(admin.as_str()), "{", directly),
+        (
+            "confirm-email-change",
+            None,
+            r#"{"token":"abc","password":"x"}"#,
+            directly,
+        ),
+        ("confirm-email-change", None, "[", directly),
+    ] {
+        let (status, answer) = post_raw(&app, &format!("{base}/{route}"), token, body).await;
+        let data = assert_error(status, &answer, 400, message);
+        assert_eq!(data, json!({}), "{route} {body}");
+    }
+    let (status, answer) = post_raw(&app, &format!("{base}/request-email-change"), None, "{").await;
+    assert_error(
+        status,
+        &answer,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    let (status, answer) = post_raw(
+        &app,
+        &format!("{base}/request-email-change"),
+        Some(&user),
+        "{",
+    )
+    .await;
+    assert_error(
+        status,
+        &answer,
+        403,
+        "The request requires auth record from users collection.",
+    );
+    let (status, body) = app.get(&format!("{base}/records"), Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["items"][0]["email"], ADMIN_EMAIL,
+        "the email is unchanged"
+    );
+}
+
+/// A superuser record is saved verified whatever the form says, as in PocketBase.
+#[tokio::test]
+async fn superusers_are_always_saved_verified() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let records = "/api/collections/_superusers/records";
+    let (status, created) = app
+        .post_json(
+            records,
+            Some(&admin),
+            json!({"email": "su3@example.com", "password": "su3-pass-1234",
+                   "passwordConfirm": "su3-pass-1234", "verified": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["verified"], true);
+    let (status, body) = app
+        .post_json(
+            records,
+            Some(&admin),
+            json!({"email": "su4@example.com", "password": "su4-pass-1234",
+                   "passwordConfirm": "su4-pass-1234"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verified"], true);
+    let id = created["id"].as_str().expect("id");
+    let (status, body) = app
+        .patch_json(
+            &format!("{records}/{id}"),
+            Some(&admin),
+            json!({"verified": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verified"], true);
+    let (_, body) = app.get(&format!("{records}/{id}"), Some(&admin)).await;
+    assert_eq!(body["verified"], true, "as stored");
+}

@@ -1369,3 +1369,190 @@ async fn email_change_to_a_new_address_needs_the_account_password() {
         .await;
     assert_eq!(status, 401, "sessions from before the change end");
 }
+
+/// PocketBase reads `mfaId` apart from the sign-in form: a value that is not text is ignored
+/// while MFA does not apply, and is "Failed to read MFA Id." once MFA asks for it. The OTP
+/// check comes before it.
+#[tokio::test]
+async fn an_mfa_id_of_a_wrong_type_matters_only_once_mfa_asks_for_it() {
+    let (app, _sink, admin) = app_with_mail().await;
+    create_user(&app, "max@example.com", "maxpass123").await;
+    let sign_in = |mfa_id: Value| {
+        let app = &app;
+        async move {
+            app.post_json(
+                &format!("{USERS}/auth-with-password"),
+                None,
+                json!({"identity": "max@example.com", "password": "maxpass123", "mfaId": mfa_id}),
+            )
+            .await
+        }
+    };
+    for mfa_id in [json!(5), json!(["a"]), json!({})] {
+        let (status, body) = sign_in(mfa_id.clone()).await;
+        assert_eq!(status, 200, "MFA off, mfaId {mfa_id}: {body}");
+    }
+    enable_otp(&app, &admin, true).await;
+    for mfa_id in [json!(5), json!(["a"]), json!({}), json!(true)] {
+        let (status, body) = sign_in(mfa_id).await;
+        let data = assert_error(status, &body, 400, "Failed to read MFA Id.");
+        assert_eq!(data, json!({}));
+    }
+    let (status, body) = sign_in(Value::Null).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["mfaId"].is_string(), "{body}");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": "abcdefghijklmno", "password": "123456", "mfaId": 5}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Invalid or expired OTP.");
+}
+
+/// PocketBase caps the emails and the OTP id of the auth forms at 255 characters, checked
+/// before the email's format.
+#[tokio::test]
+async fn auth_forms_cap_emails_and_otp_ids_at_255_characters() {
+    let (app, _sink, admin) = app_with_mail().await;
+    create_user(&app, "nia@example.com", "niapass123").await;
+    let (_, session) = login(&app, "nia@example.com", "niapass123").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    enable_otp(&app, &admin, false).await;
+    let at_most = format!("{}@example.com", "a".repeat(243));
+    let too_long = format!("{}@example.com", "a".repeat(244));
+    let not_an_email = "a".repeat(256);
+    let length_error = json!({
+        "code": "validation_length_out_of_range",
+        "message": "The length must be between 1 and 255.",
+        "params": {"max": 255, "min": 1},
+    });
+    for (route, key, auth) in [
+        ("request-verification", "email", None),
+        ("request-password-reset", "email", None),
+        ("request-email-change", "newEmail", Some(token.as_str())),
+    ] {
+        for value in [&too_long, &not_an_email] {
+            let (status, body) = app
+                .post_json(&format!("{USERS}/{route}"), auth, json!({key: value}))
+                .await;
+            let data = assert_error(
+                status,
+                &body,
+                400,
+                "An error occurred while validating the submitted data.",
+            );
+            assert_eq!(data, json!({key: length_error}), "{route}");
+        }
+        let (status, body) = app
+            .post_json(&format!("{USERS}/{route}"), auth, json!({key: at_most}))
+            .await;
+        assert_eq!(status, 204, "{route} takes 255 characters: {body}");
+    }
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": "a".repeat(256), "password": "123456"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data, json!({"otpId": length_error}));
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/auth-with-otp"),
+            None,
+            json!({"otpId": "a".repeat(255), "password": "123456"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "Invalid or expired OTP.");
+}
+
+/// The confirm routes read the claims they require (`email`, `newEmail`) from the token as
+/// it is: a token missing another claim (here `collectionId`) or carrying one of another type
+/// is an invalid token, as in PocketBase, not a token without the required claim.
+#[tokio::test]
+async fn confirm_tokens_missing_other_claims_are_invalid_tokens() {
+    let (app, _sink, _) = app_with_mail().await;
+    create_user(&app, "ora@example.com", "orapass123").await;
+    let unsigned = |claims: Value| {
+        format!(
+            "{}.{}.",
+            base64_url(br#"{"alg":"none","typ":"JWT"}"#),
+            base64_url(claims.to_string().as_bytes())
+        )
+    };
+    for claims in [
+        json!({"id": "abc", "type": "verification", "email": "ora@example.com", "exp": 9999999999_i64}),
+        json!({"id": "abc", "type": "verification", "email": 5, "exp": 9999999999_i64}),
+        json!({"email": "ora@example.com", "collectionId": 5}),
+    ] {
+        let (status, body) = app
+            .post_json(
+                &format!("{USERS}/confirm-verification"),
+                None,
+                json!({"token": unsigned(claims.clone())}),
+            )
+            .await;
+        let data = assert_error(
+            status,
+            &body,
+            400,
+            "An error occurred while validating the submitted data.",
+        );
+        assert_eq!(
+            data["token"]["code"], "validation_invalid_token",
+            "{claims}"
+        );
+    }
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-verification"),
+            None,
+            json!({"token": unsigned(json!({"id": "abc", "type": "verification", "email": ""}))}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["token"]["code"], "validation_invalid_token_claims");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-email-change"),
+            None,
+            json!({"token": unsigned(json!({"collectionId": 5, "newEmail": "n@example.com"})),
+                   "password": "x"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["token"]["code"], "validation_invalid_token");
+    let (status, body) = app
+        .post_json(
+            &format!("{USERS}/confirm-email-change"),
+            None,
+            json!({"token": unsigned(json!({"id": "abc", "type": "emailChange", "newEmail": 5})),
+                   "password": "x"}),
+        )
+        .await;
+    let data = assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while validating the submitted data.",
+    );
+    assert_eq!(data["token"]["code"], "validation_invalid_token_payload");
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -19,7 +19,7 @@ use super::hooks;
 use super::token::{self, Claims, TokenType};
 use super::{
     auth_collection, find_by_field, form_text, is_email_error, new_token_key, options, password,
-    require_record_of, save_record, validated,
+    save_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, TextForm};
@@ -43,17 +43,61 @@ pub fn router() -> Router<SharedState> {
         .route(&path("confirm-email-change"), post(confirm_email_change))
 }
 
-/// The `email` of a request form: required and well-formed.
+/// The `email` of a request form: required, at most 255 characters and well-formed.
 fn email_field(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<String> {
     let email = form_text(body, key)?;
     let mut errors = ValidationErrors::new();
     if email.is_empty() {
         errors.add(key, FieldError::required());
+    } else if let Some(error) = super::too_long(&email, super::MAX_CREDENTIAL_CHARS) {
+        errors.add(key, error);
     } else if !crate::superusers::valid_email(&email) {
         errors.add(key, is_email_error());
     }
     validated(errors)?;
     Ok(email)
+}
+
+/// The body of a flow that first refuses some requests from the path alone (the superusers'
+/// verification and email change), read only once they passed.
+async fn read_form(
+    state: &SharedState,
+    request: Request,
+) -> ApiResult<serde_json::Map<String, Value>> {
+    let TextForm(body) = TextForm::from_request(request, state).await?;
+    Ok(body)
+}
+
+fn superusers_verified() -> ApiError {
+    ApiError::bad_request_msg("All superusers are verified by default.")
+}
+
+fn superusers_change_email_directly() -> ApiError {
+    ApiError::bad_request_msg("All superusers can change their emails directly.")
+}
+
+/// Whether the (unverified) claims of `token` carry a non-empty `key` when read as text, as
+/// PocketBase reads them: a string, or a number or boolean (as the text they print as).
+/// Read apart from the typed claims, so that a token missing another claim still gets the
+/// answer its signature check gives.
+fn has_text_claim(token: &str, key: &str) -> bool {
+    match token::raw_claims(token)
+        .as_ref()
+        .and_then(|claims| claims.get(key))
+    {
+        Some(Value::String(text)) => !text.is_empty(),
+        Some(Value::Number(_) | Value::Bool(_)) => true,
+        _ => false,
+    }
+}
+
+/// Whether the (unverified) claims of `token` carry a non-empty string `key`.
+fn has_string_claim(token: &str, key: &str) -> bool {
+    token::raw_claims(token)
+        .as_ref()
+        .and_then(|claims| claims.get(key))
+        .and_then(Value::as_str)
+        .is_some_and(|text| !text.is_empty())
 }
 
 fn invalid_token() -> FieldError {
@@ -161,15 +205,14 @@ async fn request_verification(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     parts: Parts,
-    TextForm(body): TextForm,
+    request: Request,
 ) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection).await?;
-    let email = email_field(&body, "email")?;
     if collection.is_superusers() {
-        return Err(ApiError::bad_request_msg(
-            "All superusers are verified by default.",
-        ));
+        return Err(superusers_verified());
     }
+    let body = read_form(&state, request).await?;
+    let email = email_field(&body, "email")?;
     let options = options(&collection)?;
     let template = options.verification_template.clone();
     // PocketBase runs the hook for an already verified record too; nothing is mailed then.
@@ -234,17 +277,18 @@ async fn confirm_verification(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     parts: Parts,
-    TextForm(body): TextForm,
+    request: Request,
 ) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection).await?;
+    if collection.is_superusers() {
+        return Err(superusers_verified());
+    }
+    let body = read_form(&state, request).await?;
     let text = form_text(&body, "token")?;
     if text.is_empty() {
         validated(ValidationErrors::single("token", FieldError::required()))?;
     }
-    let has_email_claim = token::unverified_claims(&text)
-        .and_then(|claims| claims.email)
-        .is_some_and(|email| !email.is_empty());
-    if !has_email_claim {
+    if !has_text_claim(&text, "email") {
         validated(ValidationErrors::single(
             "token",
             FieldError::new(
@@ -427,11 +471,13 @@ async fn request_email_change(
     Path(collection): Path<String>,
     Auth(auth): Auth,
     parts: Parts,
-    TextForm(body): TextForm,
+    request: Request,
 ) -> ApiResult<Response> {
-    super::require_signed_in(&auth)?;
-    let collection = auth_collection(&state, &collection).await?;
-    let (_, record, _) = require_record_of(&auth, &collection)?;
+    let (collection, record, _) = super::own_collection(&state, &collection, &auth).await?;
+    if collection.is_superusers() {
+        return Err(superusers_change_email_directly());
+    }
+    let body = read_form(&state, request).await?;
     let new_email = email_field(&body, "newEmail")?;
     if new_email == record.text("email") {
         validated(ValidationErrors::single(
@@ -492,9 +538,13 @@ async fn confirm_email_change(
     State(state): State<SharedState>,
     Path(collection): Path<String>,
     parts: Parts,
-    TextForm(body): TextForm,
+    request: Request,
 ) -> ApiResult<Response> {
     let collection = auth_collection(&state, &collection).await?;
+    if collection.is_superusers() {
+        return Err(superusers_change_email_directly());
+    }
+    let body = read_form(&state, request).await?;
     let text = form_text(&body, "token")?;
     let plain = form_text(&body, "password")?;
     // PocketBase lists field errors alphabetically: `password` before `token`.
@@ -506,10 +556,7 @@ async fn confirm_email_change(
     let mut verified = None;
     if text.is_empty() {
         token_error = Some(FieldError::required());
-    } else if token::unverified_claims(&text)
-        .and_then(|c| c.new_email)
-        .is_none_or(|e| e.is_empty())
-    {
+    } else if !has_string_claim(&text, "newEmail") {
         token_error = Some(FieldError::new(
             "validation_invalid_token_payload",
             "Invalid token payload - newEmail must be set.",

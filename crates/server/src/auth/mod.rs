@@ -56,9 +56,11 @@ pub fn router() -> Router<SharedState> {
         .merge(oauth2_redirect::router())
 }
 
-/// The auth collection named in the path, or PocketBase's 404 (whose message tells an
-/// unknown collection from one that is not an auth collection).
-pub async fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
+/// The collection named in the path, whatever its type (`None`: there is none).
+async fn find_collection(
+    state: &SharedState,
+    id_or_name: &str,
+) -> ApiResult<Option<Arc<Collection>>> {
     let mut schema = state.schema();
     if schema.get(id_or_name).is_none() && state.store.shared() {
         // Another node may have created it a moment ago (see `records::common::target`).
@@ -67,21 +69,65 @@ pub async fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult
         })?;
         schema = state.schema();
     }
-    match schema.get(id_or_name) {
-        Some(collection) if collection.is_auth() && collection.auth.is_some() => {
-            Ok(collection.clone())
-        }
-        Some(_) => Err(ApiError::not_found_msg(
-            "Missing or invalid auth collection context.",
-        )),
-        None => Err(ApiError::not_found_msg(
-            "Missing or invalid collection context.",
-        )),
+    Ok(schema.get(id_or_name).cloned())
+}
+
+fn unknown_collection() -> ApiError {
+    ApiError::not_found_msg("Missing or invalid collection context.")
+}
+
+fn not_auth_collection() -> ApiError {
+    ApiError::not_found_msg("Missing or invalid auth collection context.")
+}
+
+fn is_auth_collection(collection: &Collection) -> bool {
+    collection.is_auth() && collection.auth.is_some()
+}
+
+/// The auth collection named in the path, or PocketBase's 404 (whose message tells an
+/// unknown collection from one that is not an auth collection).
+pub async fn auth_collection(state: &SharedState, id_or_name: &str) -> ApiResult<Arc<Collection>> {
+    match find_collection(state, id_or_name).await? {
+        Some(collection) if is_auth_collection(&collection) => Ok(collection),
+        Some(_) => Err(not_auth_collection()),
+        None => Err(unknown_collection()),
     }
 }
 
-/// 401 for guests, checked before the collection as PocketBase does on endpoints that need
-/// an auth record.
+/// The auth collection of an endpoint that a superuser calls on another collection
+/// (impersonation): PocketBase names an unknown collection as it names a non-auth one.
+pub async fn superuser_target_collection(
+    state: &SharedState,
+    id_or_name: &str,
+) -> ApiResult<Arc<Collection>> {
+    match find_collection(state, id_or_name).await? {
+        Some(collection) if is_auth_collection(&collection) => Ok(collection),
+        _ => Err(not_auth_collection()),
+    }
+}
+
+/// The caller's own auth collection and record, for the endpoints that act on the caller
+/// (`auth-refresh`, `request-email-change`), in PocketBase's order: the collection in the
+/// path must exist (404, whatever the token), the caller must be signed in (401), and the
+/// path must name the caller's own collection (403, which a base or view collection never
+/// is).
+pub async fn own_collection<'a>(
+    state: &SharedState,
+    id_or_name: &str,
+    auth: &'a AuthContext,
+) -> ApiResult<(Arc<Collection>, &'a Record, bool)> {
+    let collection = find_collection(state, id_or_name)
+        .await?
+        .ok_or_else(unknown_collection)?;
+    require_signed_in(auth)?;
+    let (_, record, refreshable) = require_record_of(auth, &collection)?;
+    if !is_auth_collection(&collection) {
+        return Err(not_auth_collection());
+    }
+    Ok((collection, record, refreshable))
+}
+
+/// 401 for guests.
 pub fn require_signed_in(auth: &AuthContext) -> ApiResult<()> {
     if matches!(auth, AuthContext::Guest) {
         return Err(ApiError::unauthorized(
@@ -99,7 +145,7 @@ pub fn options(collection: &Collection) -> ApiResult<&domain::collection::AuthOp
         .ok_or_else(|| ApiError::not_found_msg("Missing or invalid auth collection context."))
 }
 
-/// Longest identity or password `auth-with-password` reads, in characters (PocketBase's).
+/// Longest identity, password, email or id the auth forms read, in characters (PocketBase's).
 pub const MAX_CREDENTIAL_CHARS: usize = 255;
 
 /// PocketBase's length error when `value` has more than `max` characters.
@@ -538,8 +584,9 @@ impl AuthMethod {
 /// How a sign-in happened and what its response needs.
 pub struct SignIn<'a> {
     pub method: AuthMethod,
-    /// The MFA session a second factor completes (`""` on a first factor).
-    pub mfa_id: String,
+    /// The MFA session a second factor completes (`""` on a first factor; `None` when the
+    /// request's `mfaId` could not be read as text).
+    pub mfa_id: Option<String>,
     pub params: ResponseParams,
     pub client: &'a ClientInfo,
     /// OAuth2's provider data, added to the response as `meta`.
@@ -564,7 +611,6 @@ pub async fn finish_auth(
         meta,
         request,
     } = sign_in;
-    let mfa_id = mfa_id.as_str();
     let params = &params;
     let options = options(collection)?;
     if !auth_rule_allows(state, collection, &record).await? {
@@ -575,11 +621,14 @@ pub async fn finish_auth(
     if options.mfa.enabled {
         let required = mfa_required(state, collection, &record).await?;
         if required {
+            let Some(mfa_id) = mfa_id else {
+                return Err(ApiError::bad_request_msg("Failed to read MFA Id."));
+            };
             if mfa_id.is_empty() {
                 let id = otp::create_mfa(state, collection, &record, method).await?;
                 return Ok((StatusCode::UNAUTHORIZED, Json(json!({"mfaId": id}))).into_response());
             }
-            otp::consume_mfa(state, collection, &record, method, mfa_id).await?;
+            otp::consume_mfa(state, collection, &record, method, &mfa_id).await?;
         }
     }
     let token = token::auth_token(collection, &record).map_err(ApiError::internal)?;
@@ -742,20 +791,23 @@ pub fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
     serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default()
 }
 
-/// `mfaId` from the body or, as the SDK may send it, the query string.
-pub fn mfa_id(
-    body: &serde_json::Map<String, Value>,
-    query: &[(String, String)],
-) -> ApiResult<String> {
-    let from_body = form_text(body, "mfaId")?;
-    if !from_body.is_empty() {
-        return Ok(from_body);
-    }
-    Ok(query
+/// `mfaId` from the query string (as the SDK may send it) or else the body: `""` when
+/// neither has one, `None` when the body's is not a string (PocketBase reads it apart from
+/// the sign-in form, so such a value only matters once MFA asks for it; see [`finish_auth`]).
+pub fn mfa_id(body: &serde_json::Map<String, Value>, query: &[(String, String)]) -> Option<String> {
+    let from_query = query
         .iter()
         .find(|(k, _)| k == "mfaId")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default())
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    if !from_query.is_empty() {
+        return Some(from_query.to_owned());
+    }
+    match body.iter().find(|(k, _)| k.eq_ignore_ascii_case("mfaId")) {
+        None | Some((_, Value::Null)) => Some(String::new()),
+        Some((_, Value::String(id))) => Some(id.clone()),
+        Some(_) => None,
+    }
 }
 
 async fn auth_methods(
@@ -890,7 +942,7 @@ async fn auth_with_password(
     } else {
         record
     };
-    let mfa_id = mfa_id(&body, &query)?;
+    let mfa_id = mfa_id(&body, &query);
     let sign_in = SignIn {
         method: AuthMethod::Password,
         mfa_id,
@@ -984,7 +1036,7 @@ async fn password_with_hook(
                 let query = query_pairs(&parts.uri);
                 let sign_in = SignIn {
                     method: AuthMethod::Password,
-                    mfa_id: mfa_id(&body, &query)?,
+                    mfa_id: mfa_id(&body, &query),
                     params: ResponseParams::from_uri(&parts.uri),
                     client: &client,
                     meta: None,
@@ -1039,21 +1091,12 @@ async fn auth_refresh(
     Auth(auth): Auth,
     parts: axum::http::request::Parts,
 ) -> ApiResult<Response> {
-    require_signed_in(&auth)?;
-    let collection = auth_collection(&state, &collection).await?;
-    let (_, record, refreshable) = require_record_of(&auth, &collection)?;
+    let (collection, record, refreshable) = own_collection(&state, &collection, &auth).await?;
     let record = record.clone();
     // Non-refreshable (impersonation) tokens come back unchanged.
-    let presented = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.trim_start_matches("Bearer ")
-                .trim_start_matches("bearer ")
-                .to_owned()
-        })
-        .unwrap_or_default();
+    let presented = crate::extract::header_token(&parts.headers)
+        .unwrap_or_default()
+        .to_owned();
     let params = ResponseParams::from_uri(&parts.uri);
     let Some(scripts) = hooks::hooked(&state, hooks::REFRESH, &collection) else {
         let token = if refreshable {
@@ -1140,7 +1183,7 @@ async fn impersonate(
     uri: axum::http::Uri,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    let collection = auth_collection(&state, &collection).await?;
+    let collection = superuser_target_collection(&state, &collection).await?;
     let duration = match body
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("duration"))

@@ -798,7 +798,7 @@ async fn auth_with_oauth2(
     });
     let sign_in = super::SignIn {
         method: AuthMethod::OAuth2,
-        mfa_id: super::mfa_id(&body, &super::query_pairs(&uri))?,
+        mfa_id: super::mfa_id(&body, &super::query_pairs(&uri)),
         params: ResponseParams::from_uri(&uri),
         client: &client_info,
         meta: Some(meta),
@@ -955,7 +955,7 @@ async fn oauth2_with_hook(
                 });
                 let sign_in = super::SignIn {
                     method: AuthMethod::OAuth2,
-                    mfa_id: super::mfa_id(&body, &super::query_pairs(&parts.uri))?,
+                    mfa_id: super::mfa_id(&body, &super::query_pairs(&parts.uri)),
                     params: ResponseParams::from_uri(&parts.uri),
                     client: &client,
                     meta: Some(meta),

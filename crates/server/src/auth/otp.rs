@@ -232,6 +232,8 @@ async fn auth_with_otp(
     let mut errors = ValidationErrors::new();
     if otp_id.is_empty() {
         errors.add("otpId", FieldError::required());
+    } else if let Some(error) = super::too_long(&otp_id, super::MAX_CREDENTIAL_CHARS) {
+        errors.add("otpId", error);
     }
     if code.is_empty() {
         errors.add("password", FieldError::required());
@@ -241,7 +243,7 @@ async fn auth_with_otp(
     validated(errors)?;
     let uri = parts.uri.clone();
     let query = super::query_pairs(&uri);
-    let mfa = mfa_id(&body, &query)?;
+    let mfa = mfa_id(&body, &query);
     let record = consume_otp(&state, &collection, &otp_id, code).await?;
     let Some(scripts) = super::hooks::hooked(&state, super::hooks::WITH_OTP, &collection) else {
         let sign_in = super::SignIn {

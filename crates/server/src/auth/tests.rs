@@ -653,3 +653,33 @@ async fn pending_otp_deliveries_are_bounded_per_address() {
     assert_eq!(status, StatusCode::OK, "another address: {body}");
     drop(held);
 }
+
+/// `mfaId` as PocketBase reads it: the query string first, then the body, where a value that
+/// is not text (or null) cannot be read (`None`), which only matters once MFA asks for it.
+#[test]
+fn mfa_id_reads_the_query_then_the_body() {
+    let body = |value: serde_json::Value| match json!({"mfaId": value}) {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("an object"),
+    };
+    let query = vec![("mfaId".to_owned(), "fromquery".to_owned())];
+    assert_eq!(super::mfa_id(&body(json!("x")), &[]), Some("x".to_owned()));
+    assert_eq!(super::mfa_id(&body(json!(null)), &[]), Some(String::new()));
+    assert_eq!(
+        super::mfa_id(&serde_json::Map::new(), &[]),
+        Some(String::new())
+    );
+    for wrong in [json!(5), json!(["a"]), json!({}), json!(true)] {
+        assert_eq!(super::mfa_id(&body(wrong), &[]), None);
+    }
+    assert_eq!(
+        super::mfa_id(&body(json!(5)), &query),
+        Some("fromquery".to_owned()),
+        "the query's comes first"
+    );
+    let empty = vec![("mfaId".to_owned(), String::new())];
+    assert_eq!(
+        super::mfa_id(&body(json!("x")), &empty),
+        Some("x".to_owned())
+    );
+}

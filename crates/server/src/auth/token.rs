@@ -101,6 +101,14 @@ pub fn unverified_claims(token: &str) -> Option<Claims> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Reads the claims as JSON without checking the signature or their types (`None` when the
+/// payload is not a JSON object).
+pub fn raw_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64_url_decode(payload)?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Verifies `token` as a `token_type` token and returns its collection, record and claims.
 /// A token that verified before with the same key skips the signature check
 /// ([`crate::state::tokens`]); the record and collection are read fresh either way.

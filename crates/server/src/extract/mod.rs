@@ -92,10 +92,43 @@ pub fn form_text(
 
 /// The token of the `Authorization` header, with or without a `Bearer ` prefix.
 fn bearer_token(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let token = match value.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
+    header_token(&parts.headers).map(str::to_owned)
+}
+
+/// The token an `Authorization` header carries (`None` when there is none): the value
+/// without its outer whitespace and without one `Bearer ` prefix (any case), as PocketBase
+/// reads it. Exactly one prefix goes: `Bearer  <token>` (two spaces) leaves a token starting
+/// with a space, which verifies as nothing.
+pub fn header_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let token = strip_bearer(headers.get(AUTHORIZATION)?.to_str().ok()?);
+    (!token.is_empty()).then_some(token)
+}
+
+/// An `Authorization` value as the token it carries: see [`header_token`].
+pub fn strip_bearer(value: &str) -> &str {
+    let value = value.trim();
+    match value.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => &value[7..],
         _ => value,
-    };
-    (!token.is_empty()).then(|| token.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_bearer;
+
+    #[test]
+    fn one_bearer_prefix_of_any_case_is_taken_off() {
+        assert_eq!(strip_bearer("Bearer abc"), "abc");
+        assert_eq!(strip_bearer("bEaReR abc"), "abc");
+        assert_eq!(strip_bearer("  abc "), "abc");
+        assert_eq!(strip_bearer(" Bearer abc "), "abc");
+        // Exactly one prefix: what follows it is the token, spaces and all.
+        assert_eq!(strip_bearer("Bearer  abc"), " abc");
+        assert_eq!(strip_bearer("Bearer Bearer abc"), "Bearer abc");
+        assert_eq!(strip_bearer("Bearer\tabc"), "Bearer\tabc");
+        assert_eq!(strip_bearer("Bearer"), "Bearer");
+        // A multi-byte character where the prefix would end is no prefix (and no panic).
+        assert_eq!(strip_bearer("Beareé abc"), "Beareé abc");
+    }
 }

@@ -54,11 +54,7 @@ async fn request_data(state: &SharedState, request: RequestEntry) -> Value {
         AuthSeen::Guest => (String::new(), String::new()),
         AuthSeen::Known(collection, id) => (collection.clone(), id.clone()),
         AuthSeen::Token(header) => {
-            let token = header.trim();
-            let token = match token.get(..7) {
-                Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => token[7..].trim(),
-                _ => token,
-            };
+            let token = crate::extract::strip_bearer(header);
             if token.is_empty() {
                 (String::new(), String::new())
             } else {

@@ -102,8 +102,8 @@ pub(crate) async fn describe(
             list.push(Value::String(v.to_owned()));
         }
     }
-    let auth = match bearer(&parts.headers) {
-        Some(token) => crate::auth::token::resolve_auth_token(state, &token).await,
+    let auth = match crate::extract::header_token(&parts.headers) {
+        Some(token) => crate::auth::token::resolve_auth_token(state, token).await,
         None => domain::AuthContext::Guest,
     };
     let auth = match &auth {
@@ -154,15 +154,6 @@ pub(crate) async fn describe(
         "remoteIP": peer,
         "realIP": peer,
     })
-}
-
-fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let token = match value.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
-        _ => value,
-    };
-    (!token.is_empty()).then(|| token.to_owned())
 }
 
 async fn custom_route(

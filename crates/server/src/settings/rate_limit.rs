@@ -255,17 +255,7 @@ async fn check(
     }
     let (collection, tags) = route_tags(method, path);
     let target = collection.and_then(|ident| state.schema().get(&ident).cloned());
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let v = v.trim();
-            match v.get(..7) {
-                Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim().to_owned(),
-                _ => v.to_owned(),
-            }
-        })
-        .filter(|t| !t.is_empty());
+    let token = crate::extract::header_token(headers).map(str::to_owned);
     // Only a token claiming to be a superuser's (exempt, or IP-restricted) and rules with an
     // audience need the caller verified; other tokens are not looked up, so the limiter adds
     // no database read to ordinary requests.
