@@ -174,6 +174,18 @@ impl ToSql for Param {
                 _ => Err(mismatch(self, ty)),
             },
             Param::Text(t) => match *ty {
+                // PostgreSQL's text cannot hold NUL, and sending one fails the statement.
+                // Input with NUL is refused before it is stored, so no stored text holds one;
+                // a NUL that reaches a query (a record id in a path, a request value a rule
+                // compares) becomes U+FFFD, which matches what SQLite's comparison would:
+                // nothing stored (short of text holding U+FFFD there).
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+                    if t.contains('\0') =>
+                {
+                    t.replace('\0', "\u{FFFD}")
+                        .as_str()
+                        .to_sql(&Type::TEXT, out)
+                }
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
                     t.as_str().to_sql(&Type::TEXT, out)
                 }
@@ -299,6 +311,14 @@ mod tests {
                 Param::Text("x".into())
             ]
         );
+    }
+
+    #[test]
+    fn text_with_nul_binds_as_text_postgresql_can_hold() {
+        let mut out = BytesMut::new();
+        let bound = Param::Text("ab\0c".into()).to_sql(&Type::TEXT, &mut out);
+        assert!(matches!(bound, Ok(IsNull::No)));
+        assert_eq!(&out[..], "ab\u{FFFD}c".as_bytes());
     }
 
     #[test]
