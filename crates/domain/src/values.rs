@@ -403,7 +403,7 @@ pub fn cast(field: &Field, raw: &Value) -> Result<Value, FieldError> {
         FieldKind::Number(_) => number_to_json(to_number(raw)?),
         FieldKind::Bool(_) => Value::Bool(to_go_bool(raw)),
         FieldKind::Date(_) | FieldKind::Autodate(_) => match raw {
-            Value::String(text) => Value::String(crate::time::normalize(text)),
+            Value::String(text) => Value::String(crate::time::normalize_input(text)),
             _ => Value::String(String::new()),
         },
         FieldKind::Select(_) | FieldKind::Relation(_) | FieldKind::File(_) => {
@@ -1836,6 +1836,18 @@ mod tests {
         );
         assert_eq!(create(&c, json!({"d": "garbage"})).expect("ok")["d"], "");
         assert_eq!(create(&c, json!({"d": 1700000000})).expect("ok")["d"], "");
+        // Go layouts as PocketBase tries them: no trimming, no partial clock.
+        assert_eq!(
+            create(&c, json!({"d": "Mon, 01 Jan 2024 10:00:00 +0100"})).expect("ok")["d"],
+            "2024-01-01 09:00:00.000Z"
+        );
+        for blank in ["2024-01-01 10:00", " 2024-01-01", "2024-1-1"] {
+            assert_eq!(
+                create(&c, json!({"d": blank})).expect("ok")["d"],
+                "",
+                "{blank}"
+            );
+        }
         assert_eq!(
             error_of(create(&c, json!({"d": "2019-12-31 23:59:59.999Z"})), "d"),
             json!({"code": "validation_min_greater_equal_than_required",

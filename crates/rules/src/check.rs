@@ -121,6 +121,9 @@ pub(crate) enum Runtime {
 pub(crate) struct AuthPath {
     pub segments: Vec<String>,
     pub modifier: Option<Modifier>,
+    /// The segments as written (a modifier still attached): a json field's sub-path is read
+    /// from these.
+    pub raw: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -664,13 +667,14 @@ impl<'a> Checker<'a> {
                 )
             });
         }
-        let (path, modifier) = split_modifier(name)?;
-        let segments = split_path(path, name)?;
+        let segments = split_path(name, name)?;
         let root = self.root.clone();
-        self.field_path(&root, Source::Root, &segments, modifier, 0)
+        self.field_path(&root, Source::Root, &segments, None, 0)
     }
 
-    /// Resolves `segments` against `collection`, whose row is `src`.
+    /// Resolves `segments` against `collection`, whose row is `src`. A modifier is read off the
+    /// last segment (as written) unless the caller gives one; segments after a json field are
+    /// its path, modifier text and all (see [`json_path`]).
     fn field_path(
         &mut self,
         collection: &Arc<Collection>,
@@ -681,6 +685,10 @@ impl<'a> Checker<'a> {
     ) -> Result<Val, (ErrorKind, Reason)> {
         let Some((&first, rest)) = segments.split_first() else {
             return Err((ErrorKind::UnknownField, "empty field path".into()));
+        };
+        let (first, modifier) = match modifier {
+            None if rest.is_empty() => split_segment_modifier(first)?,
+            _ => (first, modifier),
         };
         if let Some(field) = collection.field(first) {
             if field.hidden && self.mode == Mode::Filter {
@@ -721,7 +729,7 @@ impl<'a> Checker<'a> {
                     self.field_path(&target, Source::Join(join), rest, modifier, hops + 1)
                 }
                 FieldKind::Json(_) | FieldKind::GeoPoint(_) => {
-                    let path = rest.iter().map(|s| json_segment(s)).collect();
+                    let path = json_path(rest)?;
                     let value = Val::Json { column, path };
                     Ok(match modifier {
                         Some(Modifier::Lower) => Val::Lower(Box::new(value)),
@@ -874,9 +882,8 @@ impl<'a> Checker<'a> {
                 target: target.clone(),
             },
         );
-        let (path, modifier) = split_modifier(path)?;
         let segments = split_path(path, name)?;
-        self.field_path(&target, Source::Join(join), &segments, modifier, 0)
+        self.field_path(&target, Source::Join(join), &segments, None, 0)
     }
 
     /// `@request.<rest>`.
@@ -925,9 +932,15 @@ impl<'a> Checker<'a> {
             ("body", Some(path)) if !path.is_empty() => self.body_path(path, modifier, name),
             ("auth", Some(path)) if !path.is_empty() => {
                 let segments = split_path(path, name)?;
+                let raw = rest
+                    .strip_prefix("auth.")
+                    .map(|raw| split_path(raw, name))
+                    .transpose()?
+                    .unwrap_or_default();
                 Ok(Val::Auth(AuthPath {
                     segments: segments.into_iter().map(str::to_owned).collect(),
                     modifier,
+                    raw: raw.into_iter().map(str::to_owned).collect(),
                 }))
             }
             _ => Err(unresolved()),
@@ -987,7 +1000,7 @@ impl<'a> Checker<'a> {
                         .unwrap_or(Val::Null)
                 }
                 Some(FieldKind::Json(_) | FieldKind::GeoPoint(_)) => {
-                    Val::RuntimePath(runtime, rest.iter().map(|s| json_segment(s)).collect())
+                    Val::RuntimePath(runtime, json_path(rest)?)
                 }
                 _ => Val::Null,
             });
@@ -1073,10 +1086,11 @@ impl<'a> Checker<'a> {
                     self.field_path(&target, Source::Join(join), &rest, path.modifier, 1)
                         .unwrap_or(Val::Null)
                 }
-                FieldKind::Json(_) | FieldKind::GeoPoint(_) => lowered(Val::RuntimePath(
-                    runtime,
-                    rest.iter().map(|s| json_segment(s)).collect(),
-                )),
+                // The sub-path as written: a modifier after it is part of its last key.
+                FieldKind::Json(_) | FieldKind::GeoPoint(_) => {
+                    let raw: Vec<&str> = path.raw.iter().skip(1).map(String::as_str).collect();
+                    Val::RuntimePath(runtime, json_path(&raw)?)
+                }
                 _ => Val::Null,
             });
         }
@@ -1290,11 +1304,72 @@ fn split_path<'n>(path: &'n str, name: &str) -> Result<Vec<&'n str>, (ErrorKind,
     Ok(segments)
 }
 
-fn json_segment(segment: &str) -> PathSeg {
-    match segment.parse::<usize>() {
-        Ok(index) if segment.bytes().all(|b| b.is_ascii_digit()) => PathSeg::Index(index),
-        _ => PathSeg::Key(segment.to_owned()),
+/// Splits `name:modifier` off one path segment, as PocketBase reads its last segment: a
+/// segment with other than one `:` is a name as it is (and so unknown), a known modifier is
+/// split off, any other is an error.
+fn split_segment_modifier(segment: &str) -> Result<(&str, Option<Modifier>), (ErrorKind, Reason)> {
+    let Some((name, modifier)) = segment.split_once(':') else {
+        return Ok((segment, None));
+    };
+    if modifier.contains(':') {
+        return Ok((segment, None));
     }
+    let modifier = match modifier {
+        "isset" => Modifier::Isset,
+        "changed" => Modifier::Changed,
+        "length" => Modifier::Length,
+        "each" => Modifier::Each,
+        "lower" => Modifier::Lower,
+        _ => {
+            return Err((
+                ErrorKind::Invalid,
+                format!("unknown modifier in {segment:?}"),
+            ));
+        }
+    };
+    Ok((name, Some(modifier)))
+}
+
+/// A json field's sub-path as PocketBase builds it (observed on 0.40.6): a segment of digits
+/// that reads as a number is an array index; any other is a key keeping only its ASCII
+/// letters, digits and `_` (so `s:lower` is the key `slower`: modifiers are never read after
+/// a json field). A segment left empty makes a path SQLite refuses, an error.
+fn json_path(segments: &[&str]) -> Result<Vec<PathSeg>, (ErrorKind, Reason)> {
+    // An identifier ends with a letter, digit or `_` (PocketBase's lexer refuses `meta.a:`).
+    if let Some(last) = segments.last()
+        && last.ends_with(':')
+    {
+        return Err((
+            ErrorKind::Invalid,
+            format!("invalid json path segment {last:?}"),
+        ));
+    }
+    segments
+        .iter()
+        .map(|segment| {
+            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                // Go's `strconv.Atoi`: past its range, the digits are a key.
+                if let Some(index) = segment
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|i| usize::try_from(i).ok())
+                {
+                    return Ok(PathSeg::Index(index));
+                }
+            }
+            let key: String = segment
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if key.is_empty() {
+                return Err((
+                    ErrorKind::Invalid,
+                    format!("invalid json path segment {segment:?}"),
+                ));
+            }
+            Ok(PathSeg::Key(key))
+        })
+        .collect()
 }
 
 /// Whether `collection` has a single-column unique index on `field`.

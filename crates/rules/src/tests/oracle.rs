@@ -455,6 +455,27 @@ fn names_and_paths() {
             ("su", "posts", "meta.arr.-1 = 1", Bad),
             ("su", "posts", "meta.0 = 1", Rows(&["p5"])),
             ("su", "posts", "meta.a-b = 1", Bad),
+            // Modifiers are read only off the json field's own name: after it, a segment
+            // keeps its letters, digits and `_` (`s:lower` is the key `slower`).
+            ("su", "posts", "meta.s:lower = 'hi'", Rows(&[])),
+            ("su", "posts", "meta.s:lower = null", Rows(ALL)),
+            ("su", "posts", "meta.arr:length = null", Rows(ALL)),
+            ("su", "posts", "meta.arr:each > 0", Rows(&[])),
+            ("su", "posts", "meta.s:upper = 'x'", Rows(&[])),
+            ("su", "posts", "meta.k:x:y = null", Rows(ALL)),
+            ("su", "posts", "meta.:k = 1", Rows(&["p1"])),
+            ("su", "posts", "meta.k: = 1", Bad),
+            ("su", "posts", "meta.: = 1", Bad),
+            ("su", "posts", "meta.:.k = 1", Bad),
+            ("su", "posts", "meta:lower.k = 1", Bad),
+            ("su", "posts", "meta:upper = 1", Bad),
+            ("su", "posts", "meta:lower = null", Rows(&["p3"])),
+            ("su", "posts", "meta:length = null", Rows(&["p3"])),
+            ("su", "posts", "meta.00 = 1", Rows(&["p5"])),
+            ("su", "posts", "meta.:0 = 1", Rows(&[])),
+            ("su", "posts", "meta.arr.1:x = 2", Rows(&[])),
+            ("su", "posts", "title:lower:upper = 'x'", Bad),
+            ("su", "posts", "author.name:lower = 'alice'", Rows(&["p1"])),
             ("su", "posts", "loc.lon > 23", Rows(&["p1", "p4"])),
             ("su", "posts", "loc.x = 1", Rows(&[])),
             ("su", "posts", "loc.lon.x = 1", Rows(&[])),
@@ -800,6 +821,23 @@ fn relation_hops_apply_the_target_list_rule() {
             ),
         ],
     );
+    // In a rule, an `@request.auth` json field's sub-path reads as a record's does.
+    for (rule, alice, bob) in [
+        ("@request.auth.prefs.s:lower = 'x'", true, false),
+        ("@request.auth.prefs.arr:length = null", true, true),
+        ("@request.auth.prefs.s = 'X'", false, true),
+        ("@request.auth.prefs:lower = null", false, false),
+    ] {
+        let f = Fixture::with_comments_rule(Some(rule));
+        let rows = |sees: bool| Rows(if sees { &["c1"] } else { &[] });
+        check(
+            &f,
+            &[
+                ("alice", "comments", "id = 'c1'", rows(alice)),
+                ("bob", "comments", "id = 'c1'", rows(bob)),
+            ],
+        );
+    }
     let locked = Fixture::with_comments_rule(None);
     check(
         &locked,

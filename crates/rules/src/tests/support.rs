@@ -101,6 +101,7 @@ pub fn collections(comments_list_rule: Option<&str>) -> Vec<Collection> {
     users.fields.push(text("nick"));
     users.fields.push(relation("team", &id_of("teams"), 1));
     users.fields.push(hidden(text("note")));
+    users.fields.push(json_field("prefs"));
     let superusers = superusers_collection("");
     let teams = base(
         "teams",
@@ -186,14 +187,15 @@ pub fn records() -> BTreeMap<&'static str, Vec<Value>> {
             json!({"id": "alice", "email": "alice@example.com", "emailVisibility": true,
                 "verified": false, "password": "x", "tokenKey": "k-alice", "name": "Alice",
                 "nick": "Al", "team": "T1", "note": "n-alice", "avatar": "",
+                "prefs": {"s": "Hi", "slower": "x", "arr": [1, 2]},
                 "created": "2026-11-28 04:22:10.000Z", "updated": "2026-11-28 04:22:10.000Z"}),
             json!({"id": "bob", "email": "bob@example.com", "emailVisibility": false,
                 "verified": false, "password": "x", "tokenKey": "k-bob", "name": "Bob",
-                "nick": "", "team": "T2", "note": "n-bob", "avatar": "",
+                "nick": "", "team": "T2", "note": "n-bob", "avatar": "", "prefs": {"s": "X"},
                 "created": "2026-11-28 04:22:10.000Z", "updated": "2026-11-28 04:22:10.000Z"}),
             json!({"id": "carol", "email": "carol@example.com", "emailVisibility": true,
                 "verified": false, "password": "x", "tokenKey": "k-carol", "name": "Carol",
-                "nick": "C", "team": "", "note": "", "avatar": "",
+                "nick": "C", "team": "", "note": "", "avatar": "", "prefs": null,
                 "created": "2026-11-28 04:22:10.000Z", "updated": "2026-11-28 04:22:10.000Z"}),
         ],
     );

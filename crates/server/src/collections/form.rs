@@ -385,8 +385,8 @@ fn read_fields(raw: Value) -> Result<(Vec<Field>, Vec<Pending>), FormError> {
         let mut field: Field = serde_json::from_value(Value::Object(object))
             .map_err(|_| FormError::Load(LOAD_DATA))?;
         if let FieldKind::Date(options) = &mut field.kind {
-            options.min = domain::time::normalize(&options.min);
-            options.max = domain::time::normalize(&options.max);
+            options.min = domain::time::normalize_input(&options.min);
+            options.max = domain::time::normalize_input(&options.max);
         }
         fields.push(field);
     }
@@ -616,7 +616,9 @@ mod tests {
     fn dates_are_normalized_and_nulls_read_as_defaults() {
         let draft = draft_new(
             &body(json!({"name": "x", "indexes": null, "fields": [
-                {"name": "d", "type": "date", "min": "garbage", "max": "2020-01-01", "id": null}
+                {"name": "d", "type": "date", "min": "garbage", "max": "2020-01-01", "id": null},
+                {"name": "e", "type": "date", "min": "Mon, 01 Jan 2024 10:00:00 +0100",
+                 "max": "2024-01-01 10:00"}
             ]})),
             &schema(),
             NOW,
@@ -628,6 +630,14 @@ mod tests {
             FieldKind::Date(o) => {
                 assert_eq!(o.min, "");
                 assert_eq!(o.max, "2020-01-01 00:00:00.000Z");
+            }
+            other => panic!("unexpected kind {other:?}"),
+        }
+        // Read as a date field's value is (as PocketBase reads both).
+        match &draft.collection.fields[2].kind {
+            FieldKind::Date(o) => {
+                assert_eq!(o.min, "2024-01-01 09:00:00.000Z");
+                assert_eq!(o.max, "");
             }
             other => panic!("unexpected kind {other:?}"),
         }

@@ -274,6 +274,14 @@ mod tests {
                 "name:nope = 1",
                 "invalid left operand \"name:nope\" - unknown modifier in \"name:nope\"",
             ),
+            (
+                "name:lower.x = 1",
+                "invalid left operand \"name:lower.x\" - failed to resolve field \"name:lower\"",
+            ),
+            (
+                "name:lower:upper = 1",
+                "invalid left operand \"name:lower:upper\" - unknown field \"name:lower:upper\"",
+            ),
         ];
         let mut failures = Vec::new();
         for (text, raw) in cases {
