@@ -1274,23 +1274,31 @@ fn split_modifier(name: &str) -> Result<(&str, Option<Modifier>), (ErrorKind, Re
     let Some((path, modifier)) = name.split_once(':') else {
         return Ok((name, None));
     };
-    let modifier = match modifier {
-        "isset" => Modifier::Isset,
-        "changed" => Modifier::Changed,
-        "length" => Modifier::Length,
-        "each" => Modifier::Each,
-        "lower" => Modifier::Lower,
-        other if other.contains([':', '.']) => {
+    let modifier = match known_modifier(modifier) {
+        Some(modifier) => modifier,
+        None if modifier.contains([':', '.']) => {
             return Err((
                 ErrorKind::UnknownField,
                 format!("failed to resolve field {name:?}"),
             ));
         }
-        _ => {
+        None => {
             return Err((ErrorKind::Invalid, format!("unknown modifier in {name:?}")));
         }
     };
     Ok((path, Some(modifier)))
+}
+
+/// The modifier `name` names, if any.
+fn known_modifier(name: &str) -> Option<Modifier> {
+    match name {
+        "isset" => Some(Modifier::Isset),
+        "changed" => Some(Modifier::Changed),
+        "length" => Some(Modifier::Length),
+        "each" => Some(Modifier::Each),
+        "lower" => Some(Modifier::Lower),
+        _ => None,
+    }
 }
 
 fn split_path<'n>(path: &'n str, name: &str) -> Result<Vec<&'n str>, (ErrorKind, Reason)> {
@@ -1314,18 +1322,11 @@ fn split_segment_modifier(segment: &str) -> Result<(&str, Option<Modifier>), (Er
     if modifier.contains(':') {
         return Ok((segment, None));
     }
-    let modifier = match modifier {
-        "isset" => Modifier::Isset,
-        "changed" => Modifier::Changed,
-        "length" => Modifier::Length,
-        "each" => Modifier::Each,
-        "lower" => Modifier::Lower,
-        _ => {
-            return Err((
-                ErrorKind::Invalid,
-                format!("unknown modifier in {segment:?}"),
-            ));
-        }
+    let Some(modifier) = known_modifier(modifier) else {
+        return Err((
+            ErrorKind::Invalid,
+            format!("unknown modifier in {segment:?}"),
+        ));
     };
     Ok((name, Some(modifier)))
 }
