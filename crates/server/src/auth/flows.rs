@@ -81,10 +81,7 @@ fn superusers_change_email_directly() -> ApiError {
 /// Read apart from the typed claims, so that a token missing another claim still gets the
 /// answer its signature check gives.
 fn has_text_claim(token: &str, key: &str) -> bool {
-    match token::raw_claims(token)
-        .as_ref()
-        .and_then(|claims| claims.get(key))
-    {
+    match claim(token, key) {
         Some(Value::String(text)) => !text.is_empty(),
         Some(Value::Number(_) | Value::Bool(_)) => true,
         _ => false,
@@ -93,11 +90,12 @@ fn has_text_claim(token: &str, key: &str) -> bool {
 
 /// Whether the (unverified) claims of `token` carry a non-empty string `key`.
 fn has_string_claim(token: &str, key: &str) -> bool {
-    token::raw_claims(token)
-        .as_ref()
-        .and_then(|claims| claims.get(key))
-        .and_then(Value::as_str)
-        .is_some_and(|text| !text.is_empty())
+    matches!(claim(token, key), Some(Value::String(text)) if !text.is_empty())
+}
+
+/// The (unverified) claim `key` of `token`.
+fn claim(token: &str, key: &str) -> Option<Value> {
+    token::raw_claims(token)?.remove(key)
 }
 
 fn invalid_token() -> FieldError {

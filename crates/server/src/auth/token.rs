@@ -96,14 +96,17 @@ fn signing_key(record: &Record, config: &TokenConfig) -> Vec<u8> {
 
 /// Reads the claims without checking the signature (to find the record and its key).
 pub fn unverified_claims(token: &str) -> Option<Claims> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64_url_decode(payload)?;
-    serde_json::from_slice(&bytes).ok()
+    unverified_payload(token)
 }
 
 /// Reads the claims as JSON without checking the signature or their types (`None` when the
 /// payload is not a JSON object).
 pub fn raw_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    unverified_payload(token)
+}
+
+/// The token's payload decoded as `T`, signature unchecked.
+fn unverified_payload<T: serde::de::DeserializeOwned>(token: &str) -> Option<T> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64_url_decode(payload)?;
     serde_json::from_slice(&bytes).ok()
