@@ -30,6 +30,6 @@ pub use logs::{LogEntry, LogPage, LogQuery, LogStat, LogStore};
 pub use record::{Record, RecordData};
 pub use sql::{Dialect, SqlFragment, SqlValue};
 pub use store::{
-    Change, ChangeAction, ChangeRetention, RecordPage, RecordQuery, Relay, SortTerm, Store,
-    StoreError, UpdateFn, WriteError, WriteOp, WriteResult,
+    Change, ChangeAction, ChangeRetention, KnownRow, ReadMark, RecordPage, RecordQuery, Relay,
+    SortTerm, Store, StoreError, UpdateFn, WriteError, WriteOp, WriteResult,
 };

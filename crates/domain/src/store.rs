@@ -99,6 +99,33 @@ pub type PageMap = Box<dyn FnOnce(RecordPage) -> Vec<u8> + Send>;
 /// transaction rolled back in between): only its result may count, never an effect of a call.
 pub type UpdateFn = Box<dyn FnMut(&Record) -> Result<RecordData, StoreError> + Send>;
 
+/// Where a store stood when it read a row ([`Store::get_record_marked`]): with it, a later
+/// update of that row can skip reading the row again inside its transaction when the store
+/// can tell nothing has changed the row since. Its meaning is the engine's own; an engine
+/// that cannot tell gives none, and a mark it does not recognise is ignored.
+#[derive(Debug, Clone)]
+pub struct ReadMark {
+    /// Which store instance made it.
+    pub store: u64,
+    /// The store's write generation before the read.
+    pub generation: u64,
+    /// The engine's address of the row (SQLite's rowid).
+    pub row: i64,
+    /// The collection as the row was read with: a write with another (a schema change in
+    /// between) does not use the mark.
+    pub collection: Arc<Collection>,
+}
+
+/// An update's row as the caller read it, with the read's mark: used in place of reading the
+/// row again when the mark shows it unchanged (the guard is still checked, and the relations).
+pub struct KnownRow {
+    pub record: Arc<Record>,
+    pub mark: ReadMark,
+    /// The update's new values computed from `record` (what `apply` would give on it), when
+    /// the caller already computed them; `None` runs `apply` on `record`.
+    pub data: Option<RecordData>,
+}
+
 /// One record write.
 pub enum WriteOp {
     /// Inserts `data` (complete: every field has a value). `guard`, if any, must hold for
@@ -115,6 +142,8 @@ pub enum WriteOp {
         id: String,
         guard: Option<SqlFragment>,
         apply: UpdateFn,
+        /// The row as the caller read it before the write (see [`KnownRow`]), if it has it.
+        known: Option<KnownRow>,
     },
     /// Deletes the row (which must satisfy `guard`, else `NotFound`), applying relation
     /// cascades: cascading references are deleted, optional ones cleared, required ones block.
@@ -324,6 +353,19 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         filters: Vec<SqlFragment>,
     ) -> Result<Option<Record>, StoreError>;
+
+    /// A record by id with the mark of its read ([`ReadMark`]), for an update that follows;
+    /// an engine that cannot mark its reads gives none.
+    async fn get_record_marked(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+    ) -> Result<Option<(Record, Option<ReadMark>)>, StoreError> {
+        Ok(self
+            .get_record(collection, id, Vec::new())
+            .await?
+            .map(|record| (record, None)))
+    }
 
     /// An auth record by id, for a token check: shared, since an engine may keep auth records
     /// in memory and hand out the same one to every request.

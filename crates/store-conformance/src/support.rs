@@ -98,6 +98,7 @@ impl Fixture {
             id: id.to_owned(),
             guard: None,
             apply: merge(changes),
+            known: None,
         }
     }
 

@@ -256,6 +256,7 @@ async fn run_op(conn: &Conn, schema: &Schema, op: WriteOp) -> Result<WriteResult
             id,
             guard,
             mut apply,
+            known: _,
         } => {
             refuse_view(&collection)?;
             let current = guarded_load(conn, &collection, &id, guard.as_ref()).await?;

@@ -31,10 +31,11 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use domain::Collection;
 use domain::record::Record;
+use domain::{Collection, ReadMark};
 
 use crate::engine::DbFile;
+use crate::row_marks::RowMarks;
 
 /// Generation buckets: tables hash into these; a write to one moves its bucket on.
 pub(crate) const BUCKETS: usize = 64;
@@ -70,6 +71,8 @@ pub(crate) struct AuthCache {
     files: DbFile,
     /// By collection id, then record id.
     entries: Mutex<Entries>,
+    /// Marks on record reads (`row_marks.rs`), voided with the generations here.
+    pub(crate) rows: RowMarks,
 }
 
 #[derive(Default)]
@@ -104,6 +107,7 @@ impl AuthCache {
             known: AtomicU64::new(UNKNOWN),
             files,
             entries: Mutex::default(),
+            rows: RowMarks::new(),
         }
     }
 
@@ -121,6 +125,7 @@ impl AuthCache {
         for generation in &self.generations {
             generation.fetch_add(1, Ordering::SeqCst);
         }
+        self.rows.void_all();
     }
 
     /// The writer's WAL hook, after each of its commits (visible to readers, the committing
@@ -138,8 +143,12 @@ impl AuthCache {
                         generation.fetch_add(1, Ordering::SeqCst);
                     }
                 }
+                self.rows.committed(true);
             }
-            _ => self.bump_all(),
+            _ => {
+                self.rows.committed(false);
+                self.bump_all();
+            }
         }
         *last = now.unwrap_or(UNKNOWN);
         self.known.store(*last, Ordering::SeqCst);
@@ -159,6 +168,16 @@ impl AuthCache {
         let entry = entries.by_collection.get(&collection.id)?.get(id)?;
         (entry.generation == generation && Arc::ptr_eq(&entry.collection, collection))
             .then(|| Arc::clone(&entry.record))
+    }
+
+    /// On the writer, inside a write's transaction: whether the row read under `mark`, of
+    /// `table`, is unchanged since (`row_marks.rs`): no commit of another process since this
+    /// process's last one (the counter is where this process left it), and none of this
+    /// process's changed it.
+    pub(crate) fn row_unchanged(&self, mark: &ReadMark, table: &str) -> bool {
+        self.change_counter()
+            .is_some_and(|now| now == self.known.load(Ordering::SeqCst))
+            && self.rows.unchanged(mark, table)
     }
 
     /// Taken before reading a record of `collection`.

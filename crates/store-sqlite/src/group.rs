@@ -26,6 +26,7 @@ use domain::{Schema, StoreError, WriteError, WriteOp, WriteResult};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::auth_cache::AuthCache;
 use crate::counts::Counts;
 use crate::{changelog, engine, records};
 
@@ -165,6 +166,7 @@ pub(crate) fn run(
     queue: &Queue,
     schema: &Schema,
     counts: &Counts,
+    marks: &AuthCache,
     after_commit: impl FnOnce(),
 ) {
     let mut group = queue.take();
@@ -174,13 +176,13 @@ pub(crate) fn run(
     // Each write runs under its own deadline, set below; the job's own is not theirs.
     engine::arm_deadline(None);
     let pending = changelog::pending();
-    let pass = match attempt(conn, &mut group, schema, counts, false) {
+    let pass = match attempt(conn, &mut group, schema, counts, marks, false) {
         Some(pass) => pass,
         None => {
             changelog::set_pending(pending);
             #[cfg(test)]
             queue.reruns.fetch_add(1, Ordering::Relaxed);
-            match attempt(conn, &mut group, schema, counts, true) {
+            match attempt(conn, &mut group, schema, counts, marks, true) {
                 Some(pass) => pass,
                 // Unreachable: with every write in a savepoint no run is abandoned.
                 None => Pass::failed(group.len(), "the group of writes could not run"),
@@ -280,6 +282,7 @@ fn attempt(
     group: &mut [Waiting],
     schema: &Schema,
     counts: &Counts,
+    marks: &AuthCache,
     savepoints: bool,
 ) -> Option<Pass> {
     if let Err(error) = execute(conn, "BEGIN IMMEDIATE") {
@@ -319,15 +322,16 @@ fn attempt(
         engine::arm_deadline(write.deadline);
         // A panic (in an update's `apply`, say) fails its own write, not the group's.
         let ops = &mut write.ops;
-        let result =
-            std::panic::catch_unwind(AssertUnwindSafe(|| records::run_ops(conn, schema, ops)))
-                .unwrap_or_else(|_| {
-                    tracing::error!("a record write panicked; it was rolled back");
-                    Err(WriteError {
-                        index: 0,
-                        error: StoreError::Internal("the write panicked".into()),
-                    })
-                });
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            records::run_ops(conn, schema, ops, Some(marks))
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!("a record write panicked; it was rolled back");
+            Err(WriteError {
+                index: 0,
+                error: StoreError::Internal("the write panicked".into()),
+            })
+        });
         let interrupted = engine::end_deadline();
         if result.is_ok()
             && let Some(probe) = probe

@@ -21,6 +21,7 @@ mod group;
 pub mod logs;
 pub mod pocketbase;
 mod records;
+mod row_marks;
 mod schema_change;
 mod sql_cache;
 mod system;
@@ -49,8 +50,8 @@ use domain::record::{Record, RecordData};
 use domain::sql::{Dialect, SqlFragment};
 use domain::store::Transaction;
 use domain::{
-    Change, ChangeRetention, RecordPage, RecordQuery, Store, StoreError, WriteError, WriteOp,
-    WriteResult,
+    Change, ChangeRetention, ReadMark, RecordPage, RecordQuery, Store, StoreError, WriteError,
+    WriteOp, WriteResult,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde_json::Value;
@@ -255,8 +256,9 @@ impl SqliteStore {
         // the WAL hook installed with the checkpoints completes it).
         writer
             .update_hook(Some(
-                |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+                |_: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
                     auth_cache::note_change(table);
+                    row_marks::note_row(table, rowid);
                 },
             ))
             .map_err(open_error)?;
@@ -587,11 +589,12 @@ impl SqliteStore {
         };
         let queue = Arc::clone(&self.group);
         let counts = Arc::clone(&self.counts);
+        let marks = Arc::clone(&self.auth_cache);
         let mut ticket = self.group.join(ops, deadline);
         let job = self
             .engine
             .write_until(deadline, move |conn| {
-                group::run(conn, &queue, &cell.load(), &counts, || {
+                group::run(conn, &queue, &cell.load(), &counts, &marks, || {
                     announce_changes(conn, &changes);
                     budget(conn);
                 });
@@ -755,6 +758,41 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<Arc<Record>>, StoreError> {
         self.record_by_id(collection, id, Vec::new()).await
+    }
+
+    async fn get_record_marked(
+        &self,
+        collection: Arc<Collection>,
+        id: &str,
+    ) -> Result<Option<(Record, Option<ReadMark>)>, StoreError> {
+        if collection.is_view() {
+            let found = self.record_by_id(collection, id, Vec::new()).await?;
+            return Ok(found.map(|record| (Arc::unwrap_or_clone(record), None)));
+        }
+        let marks = Arc::clone(&self.auth_cache);
+        let id = id.to_owned();
+        let read = move |conn: &mut Connection| {
+            // Noted before the read begins: a commit after it stamps a newer generation.
+            let generation = marks.rows.generation();
+            match records::load_marked(conn, &collection, &id) {
+                Ok(Some((record, rowid))) => {
+                    let mark = marks.rows.mark(generation, rowid, &collection);
+                    Ok(Some((record, Some(mark))))
+                }
+                Ok(None) if records::rowid_name(&collection).is_some() => Ok(None),
+                // No rowid to name: read as any record is.
+                Ok(None) => records::get(conn, &collection, &id, Vec::new())
+                    .map(|found| found.map(|record| (record, None))),
+                Err(error) => Err(internal(error)),
+            }
+        };
+        if !self.closed.load(Ordering::Acquire) {
+            match self.engine.read_inline(read) {
+                Ok(result) => return result,
+                Err(read) => return self.read(Lane::Point, read).await,
+            }
+        }
+        self.read(Lane::Point, read).await
     }
 
     async fn record_satisfies(

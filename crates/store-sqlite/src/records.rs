@@ -18,6 +18,7 @@ use rusqlite::types::{Value as SqlOut, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_from_iter};
 use serde_json::Value;
 
+use crate::auth_cache::AuthCache;
 use crate::counts::Counts;
 use crate::{changelog, internal};
 
@@ -199,14 +200,19 @@ fn guarded_load(
 
 /// Runs every operation in order on a connection already inside a transaction, stopping at
 /// the first failure; undoing what ran before it is the caller's (a rollback or a savepoint).
+///
+/// `marks`, when given, lets an update whose caller read its row under a mark
+/// ([`domain::KnownRow`]) skip reading it again while the mark shows it unchanged
+/// (`row_marks.rs`); without it every update reads its row.
 pub(crate) fn run_ops(
     conn: &Connection,
     schema: &Schema,
     ops: &mut [WriteOp],
+    marks: Option<&AuthCache>,
 ) -> Result<Vec<WriteResult>, WriteError> {
     let mut results = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter_mut().enumerate() {
-        match run_op(conn, schema, op) {
+        match run_op(conn, schema, op, marks) {
             Ok(result) => results.push(result),
             Err(error) => return Err(WriteError { index, error }),
         }
@@ -248,7 +254,12 @@ pub(crate) fn truncate(
 
 /// Runs one operation; it stays as it was, so that it can run again (a group of writes that
 /// runs again after one of them failed, see `group.rs`).
-fn run_op(conn: &Connection, schema: &Schema, op: &mut WriteOp) -> Result<WriteResult, StoreError> {
+fn run_op(
+    conn: &Connection,
+    schema: &Schema,
+    op: &mut WriteOp,
+    marks: Option<&AuthCache>,
+) -> Result<WriteResult, StoreError> {
     match op {
         WriteOp::Create {
             collection,
@@ -260,15 +271,25 @@ fn run_op(conn: &Connection, schema: &Schema, op: &mut WriteOp) -> Result<WriteR
             id,
             guard,
             apply,
+            known,
         } => {
-            let collection = &**collection;
             refuse_view(collection)?;
+            if let (Some(known), Some(marks)) = (known.as_ref(), marks)
+                && Arc::ptr_eq(&known.mark.collection, collection)
+                && is_current(schema, collection)
+                && marks.row_unchanged(&known.mark, &collection.name)
+                && let Some(updated) =
+                    update_known(conn, schema, collection, id, guard.as_ref(), apply, known)?
+            {
+                return Ok(WriteResult::Updated(updated));
+            }
+            let collection = &**collection;
             let current = guarded_load(conn, collection, id, guard.as_ref())?;
             let update = apply(&current)?;
             let id = current.id().to_owned();
             let data = merged(collection, current.data, update);
             check_relations(conn, schema, collection, &data)?;
-            let written = update_row(conn, collection, &id, &data)?;
+            let written = update_row(conn, collection, &id, None, &data)?.1;
             let updated = match written {
                 Some(record) => record,
                 None => load(conn, collection, &id, None)
@@ -295,6 +316,90 @@ fn run_op(conn: &Connection, schema: &Schema, op: &mut WriteOp) -> Result<WriteR
             Ok(WriteResult::Deleted { record, cascaded })
         }
     }
+}
+
+/// Whether `collection` is the writer's current one (no schema change since it was taken).
+fn is_current(schema: &Schema, collection: &Arc<Collection>) -> bool {
+    schema
+        .get_by_id(&collection.id)
+        .is_some_and(|current| Arc::ptr_eq(current, collection))
+}
+
+/// An update on the row its caller read (`known`), which the mark shows unchanged since: the
+/// guard is checked on the stored row, the relations as always, and the row is written by its
+/// rowid and id together. `None` when that changed nothing (the row was deleted or moved by a
+/// change the update hook does not see, see `row_marks.rs`): nothing was written, and the
+/// caller reads the row as usual.
+fn update_known(
+    conn: &Connection,
+    schema: &Schema,
+    collection: &Collection,
+    id: &str,
+    guard: Option<&SqlFragment>,
+    apply: &mut domain::UpdateFn,
+    known: &domain::KnownRow,
+) -> Result<Option<Record>, StoreError> {
+    let Some(rowid_name) = rowid_name(collection) else {
+        return Ok(None);
+    };
+    if known.record.id() != id {
+        return Ok(None);
+    }
+    if let Some(guard) = guard {
+        let sql = format!(
+            "SELECT 1 FROM {table} WHERE {table}.{rowid_name} = ? AND {table}.\"id\" = ? AND ({})",
+            guard.sql,
+            table = quote_ident(&collection.name),
+        );
+        let mut params = vec![SqlOut::Integer(known.mark.row), SqlOut::Text(id.to_owned())];
+        params.extend(guard.params.iter().map(bind));
+        let found = conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_row(params_from_iter(params), |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .map_err(|error| {
+                if crate::is_interrupt(&error) {
+                    StoreError::NotFound
+                } else {
+                    internal(error)
+                }
+            })?;
+        if found.is_none() {
+            // Not at its rowid any more, or the guard does not hold: the usual way decides.
+            return Ok(None);
+        }
+    }
+    let update = match &known.data {
+        Some(data) => data.clone(),
+        None => apply(&known.record)?,
+    };
+    let data = merged(collection, known.record.data.clone(), update);
+    check_relations(conn, schema, collection, &data)?;
+    let (moved, written) = update_row(conn, collection, id, Some(known.mark.row), &data)?;
+    if moved == 0 {
+        return Ok(None);
+    }
+    let updated = match written {
+        Some(record) => record,
+        None => load(conn, collection, id, None)
+            .map_err(internal)?
+            .ok_or_else(|| StoreError::Internal("updated record vanished".into()))?,
+    };
+    changelog::append(conn, collection, &updated, ChangeAction::Update)?;
+    Ok(Some(updated))
+}
+
+/// The name that reads a collection's rowid: the first of SQLite's three that no field
+/// shadows (a field may be called `rowid`). `None` if all three are fields.
+pub(crate) fn rowid_name(collection: &Collection) -> Option<&'static str> {
+    ["rowid", "_rowid_", "oid"].into_iter().find(|name| {
+        !collection
+            .fields
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(name))
+    })
 }
 
 /// `current` with the values `update` gives its fields: values the update did not mention
@@ -493,8 +598,13 @@ pub(crate) fn insert_sql(collection: &Collection) -> String {
 }
 
 /// `UPDATE OR FAIL "t" SET "a" = ?, "b" = ? WHERE "id" = ?` over `fields`, written into one
-/// string (one row: see [`insert_sql`] on `OR FAIL`).
-pub(crate) fn update_sql(collection: &Collection, fields: &[&Field]) -> String {
+/// string (one row: see [`insert_sql`] on `OR FAIL`); with `rowid_name`, `AND <it> = ?`
+/// follows (the row at that rowid only).
+pub(crate) fn update_sql(
+    collection: &Collection,
+    fields: &[&Field],
+    rowid_name: Option<&str>,
+) -> String {
     let mut sql = String::with_capacity(64 + fields.len() * 16);
     sql.push_str("UPDATE OR FAIL ");
     push_quoted_ident(&mut sql, &collection.name);
@@ -507,6 +617,11 @@ pub(crate) fn update_sql(collection: &Collection, fields: &[&Field]) -> String {
         sql.push_str(" = ?");
     }
     sql.push_str(" WHERE \"id\" = ?");
+    if let Some(name) = rowid_name {
+        sql.push_str(" AND ");
+        sql.push_str(name);
+        sql.push_str(" = ?");
+    }
     sql
 }
 
@@ -521,22 +636,36 @@ fn refuse_view(collection: &Collection) -> Result<(), StoreError> {
     }
 }
 
+/// Writes `data` to row `id` (at rowid `at` only, when given): the rows the statement
+/// changed (triggers included) and the record as written when [`as_written`] can tell it.
 fn update_row(
     conn: &Connection,
     collection: &Collection,
     id: &str,
+    at: Option<i64>,
     data: &RecordData,
-) -> Result<Option<Record>, StoreError> {
+) -> Result<(u64, Option<Record>), StoreError> {
     let fields: Vec<&Field> = collection
         .fields
         .iter()
         .filter(|f| !f.is_primary_key())
         .collect();
     if fields.is_empty() {
-        return Ok(None);
+        return Ok((0, None));
     }
-    let sql = crate::sql_cache::sql(crate::sql_cache::Kind::Update, collection, || {
-        update_sql(collection, &fields)
+    let rowid_name = match at {
+        Some(_) => match rowid_name(collection) {
+            Some(name) => Some(name),
+            None => return Ok((0, None)),
+        },
+        None => None,
+    };
+    let kind = match at {
+        Some(_) => crate::sql_cache::Kind::UpdateAt,
+        None => crate::sql_cache::Kind::Update,
+    };
+    let sql = crate::sql_cache::sql(kind, collection, || {
+        update_sql(collection, &fields, rowid_name)
     });
     // In the fields' order for [`as_written`] (the key's place holds its text); bound in the
     // statement's, the key last.
@@ -550,18 +679,21 @@ fn update_row(
         })
         .collect();
     let key = SqlOut::Text(id.to_owned());
+    let row = at.map(SqlOut::Integer);
     let bound = collection
         .fields
         .iter()
         .zip(&values)
         .filter(|(f, _)| !f.is_primary_key())
         .map(|(_, value)| value)
-        .chain(std::iter::once(&key));
+        .chain(std::iter::once(&key))
+        .chain(row.as_ref());
     let changes = conn.total_changes();
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.execute(params_from_iter(bound)))
         .map_err(|e| write_error(e, collection))?;
-    Ok(as_written(conn, changes, collection, values))
+    let moved = conn.total_changes().wrapping_sub(changes);
+    Ok((moved, as_written(conn, changes, collection, values)))
 }
 
 /// Deletes a record and applies relation cascades: records reaching it through a
@@ -928,6 +1060,39 @@ pub(crate) fn load(
     let mut stmt = conn.prepare_cached(sql)?;
     stmt.query_row(params_from_iter(params), |row| read_record(row, collection))
         .optional()
+}
+
+/// Record `id` with its rowid (see [`rowid_name`]); `None` also when no rowid can be named.
+pub(crate) fn load_marked(
+    conn: &Connection,
+    collection: &Collection,
+    id: &str,
+) -> rusqlite::Result<Option<(Record, i64)>> {
+    let Some(rowid_name) = rowid_name(collection) else {
+        return Ok(None);
+    };
+    let sql = crate::sql_cache::sql(crate::sql_cache::Kind::LoadMarked, collection, || {
+        let table = quote_ident(&collection.name);
+        let mut sql = String::with_capacity(256);
+        sql.push_str("SELECT ");
+        push_select_list(&mut sql, &table, collection);
+        sql.push_str(", ");
+        sql.push_str(&table);
+        sql.push('.');
+        sql.push_str(rowid_name);
+        sql.push_str(" FROM ");
+        sql.push_str(&table);
+        sql.push_str(" WHERE ");
+        domain::sql::push_quoted_ident(&mut sql, &collection.name);
+        sql.push_str(".\"id\" = ?");
+        sql
+    });
+    let at = collection.fields.len().max(1);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    stmt.query_row([id], |row| {
+        Ok((read_record(row, collection)?, row.get(at)?))
+    })
+    .optional()
 }
 
 /// The first `limit` rows of an unsaved view's SELECT (a superuser's SQL, as a saved view's

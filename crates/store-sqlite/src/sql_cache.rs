@@ -20,8 +20,12 @@ pub(crate) enum Kind {
     Insert,
     /// `records::update_sql` over every field but the key.
     Update,
+    /// `records::update_sql` with the rowid (`records::update_known`).
+    UpdateAt,
     /// `SELECT <every field> FROM t WHERE t."id" = ?` (`records::load`, before any filter).
     LoadById,
+    /// The same with the rowid last (`records::load_marked`).
+    LoadMarked,
     /// `SELECT COUNT(*) FROM t WHERE "id" = ?` (a relation's target, one id).
     CountById,
     /// A relation's target, several ids (`records::check_relations`).

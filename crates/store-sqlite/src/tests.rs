@@ -173,6 +173,7 @@ async fn update(
             id: id.to_owned(),
             guard: None,
             apply,
+            known: None,
         }])
         .await
         .map_err(|e| e.error)?;
@@ -1317,6 +1318,7 @@ async fn guards_decide_inside_the_transaction() {
             id: id.clone(),
             guard: Some(rank_is(5)),
             apply: Box::new(|_: &Record| panic!("apply must not run when the guard hides the row")),
+            known: None,
         }])
         .await
         .expect_err("hidden");
@@ -1333,6 +1335,7 @@ async fn guards_decide_inside_the_transaction() {
                 data.insert("id".into(), json!("changedid000000"));
                 Ok(data)
             }),
+            known: None,
         }])
         .await
         .expect("updated");
@@ -1386,6 +1389,7 @@ async fn a_failed_operation_rolls_back_the_whole_write() {
             data.insert("name".into(), json!("renamed"));
             Ok(data)
         }),
+        known: None,
     };
     let WriteError { index, error } = store
         .write(vec![
@@ -1415,6 +1419,7 @@ async fn a_failed_operation_rolls_back_the_whole_write() {
         id: existing.id().to_owned(),
         guard: None,
         apply: Box::new(|_: &Record| Err(StoreError::Validation(Default::default()))),
+        known: None,
     };
     let error = store
         .write(vec![op("four"), failing])
@@ -1429,6 +1434,7 @@ async fn a_failed_operation_rolls_back_the_whole_write() {
         id: existing.id().to_owned(),
         guard: None,
         apply: Box::new(|_: &Record| panic!("boom")),
+        known: None,
     };
     assert!(store.write(vec![op("five"), panicking]).await.is_err());
     assert_eq!(list(&store, "items", vec![]).await.len(), 1);
@@ -2565,6 +2571,7 @@ async fn slow_reads_and_writes_time_out() {
             id: item.id().to_owned(),
             guard: Some(slow_predicate()),
             apply: Box::new(|current: &Record| Ok(current.data.clone())),
+            known: None,
         }])
         .await
         .expect_err("interrupted");
@@ -3062,6 +3069,7 @@ async fn writes_queued_together_commit_together_and_fail_alone() {
         id: list(&store, "items", vec![]).await[0].id().to_owned(),
         guard: None,
         apply: Box::new(|_: &Record| panic!("boom")),
+        known: None,
     };
 
     // Hold the writer so the writes below queue up behind it.
@@ -3190,6 +3198,7 @@ async fn a_bare_write_failing_after_its_change_runs_the_group_again() {
             data.insert("name".into(), json!(name));
             Ok(data)
         }),
+        known: None,
     };
     let held = store.begin(None).await.expect("holds the writer");
     let (commits, reruns) = (store.group.commits(), store.group.reruns());
@@ -3884,7 +3893,292 @@ fn write_statements_quote_every_name() {
         .filter(|f| !f.is_primary_key())
         .collect();
     assert_eq!(
-        crate::records::update_sql(&collection, &fields),
+        crate::records::update_sql(&collection, &fields, None),
         r#"UPDATE OR FAIL "odd ""name""" SET "a""b" = ?, "score" = ? WHERE "id" = ?"#
+    );
+}
+
+/// An update of `id` whose caller read the row under `read` (`row_marks.rs`): the values the
+/// caller computed from that row set `title` to "known", `apply` (what runs on a row read
+/// again inside the transaction) sets it to "read again", so the answer tells which way the
+/// update went. Both add one to `n`.
+fn marked_op(
+    collection: Arc<Collection>,
+    (record, mark): (Record, domain::ReadMark),
+    guard: Option<SqlFragment>,
+) -> WriteOp {
+    let bump = |current: &Record, title: &str| {
+        let mut data = current.data.clone();
+        let n = current.data.get("n").and_then(Value::as_i64).unwrap_or(0);
+        data.insert("n".into(), json!(n + 1));
+        data.insert("title".into(), json!(title));
+        data
+    };
+    WriteOp::Update {
+        collection,
+        id: record.id().to_owned(),
+        guard,
+        apply: Box::new(move |current: &Record| Ok(bump(current, "read again"))),
+        known: Some(domain::KnownRow {
+            data: Some(bump(&record, "known")),
+            record: Arc::new(record),
+            mark,
+        }),
+    }
+}
+
+async fn marked_read(store: &SqliteStore, name: &str, id: &str) -> (Record, domain::ReadMark) {
+    let (record, mark) = store
+        .get_record_marked(collection(store, name), id)
+        .await
+        .expect("read")
+        .expect("found");
+    (record, mark.expect("a rowid table's read is marked"))
+}
+
+async fn write_one(store: &SqliteStore, op: WriteOp) -> Result<Record, StoreError> {
+    let mut results = store.write(vec![op]).await.map_err(|e| e.error)?;
+    Ok(results.remove(0).record().clone())
+}
+
+/// An update on a row its caller read under a mark skips reading it again only while nothing
+/// can have changed the row since: every way a row can change takes it the long way, where
+/// `apply` runs on the row as stored.
+#[tokio::test]
+async fn a_marked_update_skips_its_read_only_while_the_row_is_unchanged() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("notes", vec![text("title"), number("n")]))
+        .await
+        .expect("collection");
+    let notes = || collection(&store, "notes");
+    let a = create(&store, "notes", json!({"title": "a", "n": 0}))
+        .await
+        .expect("a");
+    let b = create(&store, "notes", json!({"title": "b", "n": 0}))
+        .await
+        .expect("b");
+    let title = |record: &Record| record.text("title").to_owned();
+    let n = |record: &Record| record.data.get("n").and_then(Value::as_i64);
+
+    // Unchanged: the caller's values are written, and stored.
+    let read = marked_read(&store, "notes", a.id()).await;
+    let written = write_one(&store, marked_op(notes(), read, None))
+        .await
+        .expect("updated");
+    assert_eq!((title(&written), n(&written)), ("known".into(), Some(1)));
+    let stored = store
+        .get_record(notes(), a.id(), Vec::new())
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(stored, written);
+
+    // Another row's change leaves the mark good (unless the two share a slot).
+    let read = marked_read(&store, "notes", a.id()).await;
+    let b_read = marked_read(&store, "notes", b.id()).await;
+    if crate::row_marks::slot("notes", read.1.row) != crate::row_marks::slot("notes", b_read.1.row)
+    {
+        update(&store, "notes", b.id(), json!({"title": "b2"}))
+            .await
+            .expect("b");
+        let written = write_one(&store, marked_op(notes(), read, None))
+            .await
+            .expect("updated");
+        assert_eq!(title(&written), "known");
+    }
+
+    // The row changed in between: read again, the change kept.
+    let read = marked_read(&store, "notes", a.id()).await;
+    update(&store, "notes", a.id(), json!({"n": 10}))
+        .await
+        .expect("a");
+    let written = write_one(&store, marked_op(notes(), read, None))
+        .await
+        .expect("updated");
+    assert_eq!(
+        (title(&written), n(&written)),
+        ("read again".into(), Some(11))
+    );
+
+    // An earlier write of the same transaction changed it (not committed yet).
+    let read = marked_read(&store, "notes", a.id()).await;
+    let set_n = WriteOp::Update {
+        collection: notes(),
+        id: a.id().to_owned(),
+        guard: None,
+        apply: Box::new(|current: &Record| {
+            let mut data = current.data.clone();
+            data.insert("n".into(), json!(20));
+            Ok(data)
+        }),
+        known: None,
+    };
+    let results = store
+        .write(vec![set_n, marked_op(notes(), read, None)])
+        .await
+        .expect("both");
+    let written = results[1].record();
+    assert_eq!(
+        (title(written), n(written)),
+        ("read again".into(), Some(21))
+    );
+
+    // Another process committed (another connection: no hook of this one sees it).
+    let read = marked_read(&store, "notes", a.id()).await;
+    side_connection(&dir)
+        .execute("UPDATE notes SET n = 30 WHERE id = ?", [a.id()])
+        .expect("written outside");
+    let written = write_one(&store, marked_op(notes(), read, None))
+        .await
+        .expect("updated");
+    assert_eq!(
+        (title(&written), n(&written)),
+        ("read again".into(), Some(31))
+    );
+
+    // Replaced by this process's raw SQL: `REPLACE` deletes the old row without the update
+    // hook, and puts the new one at another rowid.
+    let read = marked_read(&store, "notes", a.id()).await;
+    let replace = format!(
+        "INSERT OR REPLACE INTO notes (id, title, n) VALUES ('{}', 'replaced', 40)",
+        a.id()
+    );
+    match store
+        .run_sql(
+            &replace,
+            domain::store::SqlLimits {
+                max_rows: 10,
+                max_bytes: 1 << 20,
+            },
+        )
+        .await
+        .expect("runs")
+    {
+        domain::store::SqlOutcome::Done(_) => {}
+        domain::store::SqlOutcome::Failed(message) => panic!("{message}"),
+    }
+    let written = write_one(&store, marked_op(notes(), read, None))
+        .await
+        .expect("updated");
+    assert_eq!(
+        (title(&written), n(&written)),
+        ("read again".into(), Some(41))
+    );
+
+    // A guard is checked on the stored row either way.
+    let read = marked_read(&store, "notes", a.id()).await;
+    let refuse = SqlFragment {
+        sql: "notes.n = ?".into(),
+        params: vec![SqlValue::Int(999)],
+    };
+    let refused = write_one(&store, marked_op(notes(), read.clone(), Some(refuse))).await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    let pass = SqlFragment {
+        sql: "notes.n = ?".into(),
+        params: vec![SqlValue::Int(41)],
+    };
+    let written = write_one(&store, marked_op(notes(), read, Some(pass)))
+        .await
+        .expect("updated");
+    assert_eq!((title(&written), n(&written)), ("known".into(), Some(42)));
+
+    // A deleted row is not found, not written back.
+    let gone = create(&store, "notes", json!({"title": "gone"}))
+        .await
+        .expect("created");
+    let read = marked_read(&store, "notes", gone.id()).await;
+    delete(&store, "notes", gone.id()).await.expect("deleted");
+    let missing = write_one(&store, marked_op(notes(), read, None)).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+
+    // A schema change in between: the mark was taken with the collection as it was.
+    let read = marked_read(&store, "notes", a.id()).await;
+    let before = notes();
+    let mut changed = (*before).clone();
+    changed.fields.push(text("extra"));
+    store.update_collection(changed).await.expect("changed");
+    let written = write_one(&store, marked_op(before, read.clone(), None)).await;
+    assert!(
+        written.as_ref().is_ok_and(|w| title(w) == "read again"),
+        "{written:?}"
+    );
+    let written = write_one(&store, marked_op(notes(), read, None))
+        .await
+        .expect("updated");
+    assert_eq!(title(&written), "read again");
+    assert_eq!(written.data.get("extra"), Some(&json!("")));
+
+    // Another store's mark (a restore opens a new store on other files).
+    let (_other_dir, other) = open().await;
+    other
+        .create_collection(base("notes", vec![text("title"), number("n")]))
+        .await
+        .expect("collection");
+    let theirs = create(&other, "notes", json!({"id": a.id(), "title": "theirs"}))
+        .await
+        .expect("created");
+    let (_, their_mark) = marked_read(&other, "notes", theirs.id()).await;
+    let ours = store
+        .get_record(notes(), a.id(), Vec::new())
+        .await
+        .expect("read")
+        .expect("found");
+    let mark = domain::ReadMark {
+        collection: notes(),
+        ..their_mark
+    };
+    let written = write_one(&store, marked_op(notes(), (ours, mark), None))
+        .await
+        .expect("updated");
+    assert_eq!(title(&written), "read again");
+}
+
+/// Updates racing on one row, each computed from a marked read of it: none is lost (each adds
+/// one to `n`, computed from its read where the mark holds and from the stored row where it
+/// does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn marked_updates_racing_on_one_row_lose_nothing() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("notes", vec![text("title"), number("n")]))
+        .await
+        .expect("collection");
+    let row = create(&store, "notes", json!({"title": "a", "n": 0}))
+        .await
+        .expect("row");
+    const TASKS: usize = 6;
+    const EACH: usize = 150;
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let store = Arc::clone(&store);
+        let id = row.id().to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut known = 0;
+            for _ in 0..EACH {
+                let read = marked_read(&store, "notes", &id).await;
+                let written = write_one(&store, marked_op(collection(&store, "notes"), read, None))
+                    .await
+                    .expect("updated");
+                if written.text("title") == "known" {
+                    known += 1;
+                }
+            }
+            known
+        }));
+    }
+    let mut known = 0;
+    for task in tasks {
+        known += task.await.expect("task");
+    }
+    let stored = store
+        .get_record(collection(&store, "notes"), row.id(), Vec::new())
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        stored.data.get("n").and_then(Value::as_i64),
+        Some((TASKS * EACH) as i64),
+        "{known} of the updates went by their marks"
     );
 }

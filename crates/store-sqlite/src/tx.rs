@@ -408,7 +408,7 @@ impl Transaction for SqliteTransaction {
             .call(move |conn, state| {
                 let mut ops = ops;
                 state.atomically(conn, |conn, schema| {
-                    records::run_ops(conn, &schema, &mut ops)
+                    records::run_ops(conn, &schema, &mut ops, None)
                 })
             })
             .await;

@@ -642,6 +642,7 @@ async fn a_panicking_update_ends_the_transaction_and_frees_the_writer() {
             id: existing.id().to_owned(),
             guard: None,
             apply,
+            known: None,
         }])
         .await
         .expect_err("panicked");

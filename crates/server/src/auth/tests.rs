@@ -44,6 +44,7 @@ async fn bcrypt_hashes_are_replaced_by_argon2id_on_login() {
             id: admin.id().to_owned(),
             guard: None,
             apply,
+            known: None,
         }])
         .await
         .expect("bcrypt hash stored");

@@ -328,6 +328,7 @@ fn update_ops(collection: &Arc<Collection>, updates: &[(String, RecordData)]) ->
                 id: id.clone(),
                 guard: None,
                 apply: Box::new(move |_| Ok(values.clone())),
+                known: None,
             }
         })
         .collect()

@@ -319,6 +319,7 @@ async fn auth_falls_back_to_guest_when_the_record_changes_key_or_goes() {
             }
             Ok(data)
         }),
+        known: None,
     };
     store
         .write(vec![rename(created[0].id(), json!({"name": "Ann"}))])
@@ -924,6 +925,7 @@ async fn link_graph(store: &Arc<dyn Store>) -> (Arc<Collection>, Vec<String>) {
                     data.insert("links".into(), json!(targets));
                     Ok(data)
                 }),
+                known: None,
             }
         })
         .collect();

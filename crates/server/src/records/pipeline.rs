@@ -150,7 +150,11 @@ impl Prepared {
         }
         match &mut self.op {
             WriteOp::Create { data, .. } => data.extend(changed),
-            WriteOp::Update { apply, .. } => {
+            WriteOp::Update { apply, known, .. } => {
+                // What `apply` gives on the row read before, kept alike.
+                if let Some(data) = known.as_mut().and_then(|known| known.data.as_mut()) {
+                    data.extend(changed.clone());
+                }
                 let mut inner =
                     std::mem::replace(apply, Box::new(|r: &Record| Ok(r.data.clone())) as UpdateFn);
                 *apply = Box::new(move |current: &Record| {
@@ -397,6 +401,10 @@ pub(super) async fn prepare_update(
     let (current, stored) = current_row(state, collection, &id, earlier)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    let (stored, mark) = match stored {
+        Stored::Yes(mark) => (true, mark),
+        Stored::No => (false, None),
+    };
     let uploads = upload::plan(collection, &mut body, files)
         .map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     let now = domain::time::now();
@@ -431,12 +439,20 @@ pub(super) async fn prepare_update(
     let (built, mut input) = validate_off_thread(collection, applied, input, heavy).await?;
     let preview = built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
+    // The new values on `current` are `preview` unless the transaction's `apply` adds to them
+    // (password hashes, a new token key: auth collections only).
+    let known = mark.map(|mark| domain::KnownRow {
+        record: Arc::clone(&current),
+        mark,
+        data: (!collection.is_auth() && input.passwords().is_empty()).then(|| preview.clone()),
+    });
     Ok(Prepared {
         op: WriteOp::Update {
             collection: collection.clone(),
             id: id.clone(),
             guard,
             apply: update_fn(collection.clone(), input, now),
+            known,
         },
         done: Done {
             kind: Kind::Update,
@@ -566,24 +582,32 @@ async fn off_thread<T: Send + 'static>(
 
 /// The record `id` of `collection` as an update starts from: the stored row (`true`), or
 /// the would-be row of a create earlier in the same batch (`false`).
+/// The row an update or upsert works on: the stored one (with the mark of its read, if the
+/// store gives one), else one created earlier in the same batch (not stored yet).
 async fn current_row(
     state: &SharedState,
     collection: &Arc<Collection>,
     id: &str,
     earlier: &[Created],
-) -> ApiResult<Option<(Record, bool)>> {
-    if let Some(record) = state
+) -> ApiResult<Option<(Record, Stored)>> {
+    if let Some((record, mark)) = state
         .store
-        .get_record(collection.clone(), id, Vec::new())
+        .get_record_marked(collection.clone(), id)
         .await?
     {
-        return Ok(Some((record, true)));
+        return Ok(Some((record, Stored::Yes(mark))));
     }
     Ok(earlier
         .iter()
         .rev()
         .find(|one| one.collection_id == collection.id && one.record.id() == id)
-        .map(|one| (one.record.clone(), false)))
+        .map(|one| (one.record.clone(), Stored::No)))
+}
+
+/// Whether [`current_row`]'s row is stored, and the mark of its read.
+enum Stored {
+    Yes(Option<domain::ReadMark>),
+    No,
 }
 
 /// Stores the uploads, runs every prepared write in one transaction, and removes the files
@@ -1200,6 +1224,7 @@ pub(crate) async fn system_update(
         id: id.to_owned(),
         guard: None,
         apply,
+        known: None,
     };
     let results = system.commit(vec![op]).await.map_err(|error| error.error)?;
     let Some(result) = results.into_iter().next() else {

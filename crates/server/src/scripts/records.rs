@@ -862,6 +862,7 @@ fn build_op(
             id,
             guard: None,
             apply: Box::new(move |_| Ok(data.clone())),
+            known: None,
         },
         _ => domain::WriteOp::Delete {
             collection: collection.clone(),

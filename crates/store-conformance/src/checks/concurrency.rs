@@ -38,6 +38,7 @@ pub async fn concurrent_updates_lose_nothing(engine: &Engine) {
                             data.insert("n".into(), json!(n + 1));
                             Ok(data)
                         }),
+                        known: None,
                     }])
                     .await
                     .expect("incremented");

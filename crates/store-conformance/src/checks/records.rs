@@ -61,6 +61,7 @@ pub async fn a_write_runs_its_operations_in_order(engine: &Engine) {
                     data.insert("rank".into(), json!(rank + 10));
                     Ok(data)
                 }),
+                known: None,
             },
             fx.create_op("items", json!({"name": "b"})),
             WriteOp::Delete {
@@ -134,6 +135,7 @@ pub async fn an_update_fn_error_rolls_back_the_write(engine: &Engine) {
                 domain::FieldError::new("validation_custom", "no"),
             )))
         }),
+        known: None,
     };
     let error = fx
         .write(vec![fx.create_op("items", json!({"name": "new"})), failing])
@@ -165,6 +167,7 @@ pub async fn updates_read_the_current_row_and_keep_the_id(engine: &Engine) {
                     data.insert("id".into(), json!("changedid000000"));
                     Ok(data)
                 }),
+                known: None,
             }])
             .await
             .expect("updated");
@@ -351,6 +354,7 @@ pub async fn an_update_guard_hides_the_row(engine: &Engine) {
             apply: Box::new(|_: &Record| {
                 Err(StoreError::Internal("apply ran on a hidden row".into()))
             }),
+            known: None,
         }])
         .await
         .expect_err("hidden");
@@ -362,6 +366,7 @@ pub async fn an_update_guard_hides_the_row(engine: &Engine) {
             id: record.id().to_owned(),
             guard: Some(fx.filter("items", "rank = 1")),
             apply: crate::support::merge(json!({"rank": 2})),
+            known: None,
         }])
         .await
         .expect("the guard holds");

@@ -125,6 +125,7 @@ pub async fn writes_past_their_deadline_roll_back(engine: &Engine) {
             id: item.id().to_owned(),
             guard: Some(slow_predicate()),
             apply: crate::support::merge(json!({"name": "changed"})),
+            known: None,
         }])
         .await
         .expect_err("hidden");
