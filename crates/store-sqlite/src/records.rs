@@ -274,7 +274,7 @@ fn run_op(
             known,
         } => {
             refuse_view(collection)?;
-            if let (Some(known), Some(marks)) = (known.as_ref(), marks)
+            if let (Some(known), Some(marks)) = (known.as_mut(), marks)
                 && Arc::ptr_eq(&known.mark.collection, collection)
                 && is_current(schema, collection)
                 && marks.row_unchanged(&known.mark, &collection.name)
@@ -289,7 +289,7 @@ fn run_op(
             let id = current.id().to_owned();
             let data = merged(collection, current.data, update);
             check_relations(conn, schema, collection, &data)?;
-            let written = update_row(conn, collection, &id, None, &data)?.1;
+            let written = update_row(conn, collection, &id, None, None, &data)?.1;
             let updated = match written {
                 Some(record) => record,
                 None => load(conn, collection, &id, None)
@@ -337,7 +337,7 @@ fn update_known(
     id: &str,
     guard: Option<&SqlFragment>,
     apply: &mut domain::UpdateFn,
-    known: &domain::KnownRow,
+    known: &mut domain::KnownRow,
 ) -> Result<Option<Record>, StoreError> {
     let Some(rowid_name) = rowid_name(collection) else {
         return Ok(None);
@@ -345,12 +345,26 @@ fn update_known(
     if known.record.id() != id {
         return Ok(None);
     }
-    if let Some(guard) = guard {
-        let sql = format!(
-            "SELECT 1 FROM {table} WHERE {table}.{rowid_name} = ? AND {table}.\"id\" = ? AND ({})",
-            guard.sql,
-            table = quote_ident(&collection.name),
-        );
+    // A guard without a subquery is cheap to decide on one row: it joins the UPDATE's
+    // condition. Any other is decided first on its own (its time bounded as a read's).
+    let (in_update, first) = match guard {
+        Some(guard) if !has_subquery(&guard.sql) => (Some(guard), None),
+        other => (None, other),
+    };
+    if let Some(guard) = first {
+        let table = quote_ident(&collection.name);
+        let mut sql = String::with_capacity(64 + 2 * table.len() + guard.sql.len());
+        sql.push_str("SELECT 1 FROM ");
+        sql.push_str(&table);
+        sql.push_str(" WHERE ");
+        sql.push_str(&table);
+        sql.push('.');
+        sql.push_str(rowid_name);
+        sql.push_str(" = ? AND ");
+        sql.push_str(&table);
+        sql.push_str(".\"id\" = ? AND (");
+        sql.push_str(&guard.sql);
+        sql.push(')');
         let mut params = vec![SqlOut::Integer(known.mark.row), SqlOut::Text(id.to_owned())];
         params.extend(guard.params.iter().map(bind));
         let found = conn
@@ -371,14 +385,22 @@ fn update_known(
             return Ok(None);
         }
     }
-    let update = match &known.data {
-        Some(data) => data.clone(),
+    // Taken: a run again (see `group.rs`) applies the update to the row instead, which gives
+    // the same values.
+    let update = match known.data.take() {
+        Some(data) => data,
         None => apply(&known.record)?,
     };
-    let data = merged(collection, known.record.data.clone(), update);
+    let data = if is_whole_row(collection, &update, id) {
+        update
+    } else {
+        merged(collection, known.record.data.clone(), update)
+    };
     check_relations(conn, schema, collection, &data)?;
-    let (moved, written) = update_row(conn, collection, id, Some(known.mark.row), &data)?;
+    let (moved, written) =
+        update_row(conn, collection, id, Some(known.mark.row), in_update, &data)?;
     if moved == 0 {
+        // Gone or moved, or the guard does not hold: the usual way decides.
         return Ok(None);
     }
     let updated = match written {
@@ -389,6 +411,27 @@ fn update_known(
     };
     changelog::append(conn, collection, &updated, ChangeAction::Update)?;
     Ok(Some(updated))
+}
+
+/// Whether predicate SQL (the rules compiler's: identifiers quoted, values bound) may hold a
+/// subquery. Erring towards yes only costs a separate check.
+fn has_subquery(sql: &str) -> bool {
+    sql.as_bytes()
+        .windows(6)
+        .any(|w| w.eq_ignore_ascii_case(b"select"))
+}
+
+/// Whether `update` is a whole row of `collection` as [`merged`] would make it of any row
+/// `id`: every field, in order, nothing else, the key `id`.
+fn is_whole_row(collection: &Collection, update: &RecordData, id: &str) -> bool {
+    update.len() == collection.fields.len()
+        && collection
+            .fields
+            .iter()
+            .zip(update)
+            .all(|(field, (name, value))| {
+                *name == field.name && (!field.is_primary_key() || value.as_str() == Some(id))
+            })
 }
 
 /// The name that reads a collection's rowid: the first of SQLite's three that no field
@@ -638,11 +681,15 @@ fn refuse_view(collection: &Collection) -> Result<(), StoreError> {
 
 /// Writes `data` to row `id` (at rowid `at` only, when given): the rows the statement
 /// changed (triggers included) and the record as written when [`as_written`] can tell it.
+///
+/// `guard` (with `at` only) is added to the statement's condition: the row is written only if
+/// it holds for it (no row changed otherwise).
 fn update_row(
     conn: &Connection,
     collection: &Collection,
     id: &str,
     at: Option<i64>,
+    guard: Option<&SqlFragment>,
     data: &RecordData,
 ) -> Result<(u64, Option<Record>), StoreError> {
     let fields: Vec<&Field> = collection
@@ -664,9 +711,18 @@ fn update_row(
         Some(_) => crate::sql_cache::Kind::UpdateAt,
         None => crate::sql_cache::Kind::Update,
     };
-    let sql = crate::sql_cache::sql(kind, collection, || {
+    let mut sql = crate::sql_cache::sql(kind, collection, || {
         update_sql(collection, &fields, rowid_name)
     });
+    let guard = guard.filter(|_| at.is_some());
+    if let Some(guard) = guard {
+        let mut guarded = String::with_capacity(sql.len() + guard.sql.len() + 8);
+        guarded.push_str(&sql);
+        guarded.push_str(" AND (");
+        guarded.push_str(&guard.sql);
+        guarded.push(')');
+        sql = guarded.into();
+    }
     // In the fields' order for [`as_written`] (the key's place holds its text); bound in the
     // statement's, the key last.
     let values: Vec<SqlOut> = domain::record::by_field(&collection.fields, data)
@@ -688,6 +744,10 @@ fn update_row(
         .map(|(_, value)| value)
         .chain(std::iter::once(&key))
         .chain(row.as_ref());
+    let guard_params: Vec<SqlOut> = guard
+        .map(|guard| guard.params.iter().map(bind).collect())
+        .unwrap_or_default();
+    let bound = bound.chain(&guard_params);
     let changes = conn.total_changes();
     conn.prepare_cached(&sql)
         .and_then(|mut stmt| stmt.execute(params_from_iter(bound)))

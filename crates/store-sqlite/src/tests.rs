@@ -3974,6 +3974,23 @@ async fn a_marked_update_skips_its_read_only_while_the_row_is_unchanged() {
         .expect("found");
     assert_eq!(stored, written);
 
+    // Values for some fields only: the others stay as read.
+    let read = marked_read(&store, "notes", a.id()).await;
+    let mut partial = marked_op(notes(), read, None);
+    if let WriteOp::Update {
+        known: Some(known), ..
+    } = &mut partial
+    {
+        let mut only_title = RecordData::new();
+        only_title.insert("title".into(), json!("partly known"));
+        known.data = Some(only_title);
+    }
+    let written = write_one(&store, partial).await.expect("updated");
+    assert_eq!(
+        (title(&written), n(&written)),
+        ("partly known".into(), Some(1))
+    );
+
     // Another row's change leaves the mark good (unless the two share a slot).
     let read = marked_read(&store, "notes", a.id()).await;
     let b_read = marked_read(&store, "notes", b.id()).await;
@@ -4082,6 +4099,22 @@ async fn a_marked_update_skips_its_read_only_while_the_row_is_unchanged() {
         .await
         .expect("updated");
     assert_eq!((title(&written), n(&written)), ("known".into(), Some(42)));
+    // A guard with a subquery is decided before the write.
+    let subquery = |n: i64| SqlFragment {
+        sql: "EXISTS (SELECT 1 FROM notes AS o WHERE o.id = notes.id AND o.n = ?)".into(),
+        params: vec![SqlValue::Int(n)],
+    };
+    let read = marked_read(&store, "notes", a.id()).await;
+    let refused = write_one(
+        &store,
+        marked_op(notes(), read.clone(), Some(subquery(999))),
+    )
+    .await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    let written = write_one(&store, marked_op(notes(), read, Some(subquery(42))))
+        .await
+        .expect("updated");
+    assert_eq!((title(&written), n(&written)), ("known".into(), Some(43)));
 
     // A deleted row is not found, not written back.
     let gone = create(&store, "notes", json!({"title": "gone"}))

@@ -120,12 +120,17 @@ impl Prepared {
 
     /// An update's collection, stored row and would-be row (for request hooks to show).
     pub(crate) fn update_data(&self) -> Option<(&Arc<Collection>, &RecordData, &RecordData)> {
-        match (&self.op, &self.done.before, &self.preview) {
-            (WriteOp::Update { collection, .. }, Some(before), Some(after)) => {
-                Some((collection, before, after))
-            }
-            _ => None,
-        }
+        let WriteOp::Update {
+            collection, known, ..
+        } = &self.op
+        else {
+            return None;
+        };
+        let after = self
+            .preview
+            .as_ref()
+            .or_else(|| known.as_ref().and_then(|known| known.data.as_ref()))?;
+        Some((collection, &self.done.before.as_ref()?.data, after))
     }
 
     /// A delete's collection, record id and rule guard (to load the record it deletes).
@@ -191,7 +196,7 @@ pub(crate) struct Done {
     record_id: String,
     uploads: UploadPlan,
     /// The row before an update, to find the files it drops.
-    before: Option<RecordData>,
+    before: Option<Arc<Record>>,
 }
 
 /// Prepares `action` on the collection named `collection`, as its endpoint would.
@@ -440,12 +445,28 @@ pub(super) async fn prepare_update(
     let preview = built.map_err(|errors| ApiError::validation(UPDATE_FAILED, errors))?;
     write::hash_passwords(state, &mut input).await?;
     // The new values on `current` are `preview` unless the transaction's `apply` adds to them
-    // (password hashes, a new token key: auth collections only).
-    let known = mark.map(|mark| domain::KnownRow {
-        record: Arc::clone(&current),
-        mark,
-        data: (!collection.is_auth() && input.passwords().is_empty()).then(|| preview.clone()),
-    });
+    // (password hashes, a new token key: auth collections only); the op then carries them
+    // (and [`Prepared::update_data`] shows them from there).
+    let complete = !collection.is_auth() && input.passwords().is_empty();
+    let (known, preview) = match mark {
+        Some(mark) if complete => {
+            let known = domain::KnownRow {
+                record: Arc::clone(&current),
+                mark,
+                data: Some(preview),
+            };
+            (Some(known), None)
+        }
+        Some(mark) => {
+            let known = domain::KnownRow {
+                record: Arc::clone(&current),
+                mark,
+                data: None,
+            };
+            (Some(known), Some(preview))
+        }
+        None => (None, Some(preview)),
+    };
     Ok(Prepared {
         op: WriteOp::Update {
             collection: collection.clone(),
@@ -462,9 +483,9 @@ pub(super) async fn prepare_update(
             failed: UPDATE_FAILED,
             record_id: id,
             uploads,
-            before: Some(Arc::unwrap_or_clone(current).data),
+            before: Some(current),
         },
-        preview: Some(preview),
+        preview,
     })
 }
 
@@ -675,7 +696,10 @@ pub(crate) async fn execute(
     let written: Vec<_> = prepared
         .iter()
         .zip(&results)
-        .map(|(one, result)| (one.collection.id.as_str(), one.before.as_ref(), result))
+        .map(|(one, result)| {
+            let before = one.before.as_ref().map(|record| &record.data);
+            (one.collection.id.as_str(), before, result)
+        })
         .collect();
     remove_dropped_files(state, storage, &written).await;
     settle_realtime(state).await;
