@@ -352,19 +352,11 @@ fn update_known(
         other => (None, other),
     };
     if let Some(guard) = first {
-        let table = quote_ident(&collection.name);
-        let mut sql = String::with_capacity(64 + 2 * table.len() + guard.sql.len());
-        sql.push_str("SELECT 1 FROM ");
-        sql.push_str(&table);
-        sql.push_str(" WHERE ");
-        sql.push_str(&table);
-        sql.push('.');
-        sql.push_str(rowid_name);
-        sql.push_str(" = ? AND ");
-        sql.push_str(&table);
-        sql.push_str(".\"id\" = ? AND (");
-        sql.push_str(&guard.sql);
-        sql.push(')');
+        let sql = format!(
+            "SELECT 1 FROM {table} WHERE {table}.{rowid_name} = ? AND {table}.\"id\" = ? AND ({})",
+            guard.sql,
+            table = quote_ident(&collection.name),
+        );
         let mut params = vec![SqlOut::Integer(known.mark.row), SqlOut::Text(id.to_owned())];
         params.extend(guard.params.iter().map(bind));
         let found = conn
