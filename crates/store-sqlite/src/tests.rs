@@ -4215,3 +4215,36 @@ async fn marked_updates_racing_on_one_row_lose_nothing() {
         "{known} of the updates went by their marks"
     );
 }
+
+/// A field may be called `rowid` (or `_rowid_`): the mark then names the rowid by the alias no
+/// field shadows, and a marked update still writes the right row.
+#[tokio::test]
+async fn a_field_called_rowid_does_not_shadow_the_mark() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base(
+            "odd",
+            vec![text("title"), number("n"), text("rowid"), text("_rowid_")],
+        ))
+        .await
+        .expect("collection");
+    let first = create(&store, "odd", json!({"title": "a", "rowid": "999"}))
+        .await
+        .expect("first");
+    let second = create(&store, "odd", json!({"title": "b", "rowid": "1"}))
+        .await
+        .expect("second");
+    let read = marked_read(&store, "odd", second.id()).await;
+    assert_eq!(read.1.row, 2, "the table's rowid, not the field");
+    let written = write_one(&store, marked_op(collection(&store, "odd"), read, None))
+        .await
+        .expect("updated");
+    assert_eq!(written.text("title"), "known");
+    assert_eq!(written.text("rowid"), "1");
+    let untouched = store
+        .get_record(collection(&store, "odd"), first.id(), Vec::new())
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(untouched.text("title"), "a");
+}
