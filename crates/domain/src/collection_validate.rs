@@ -34,6 +34,9 @@ pub const RESERVED_FIELD_NAMES: [&str; 7] = [
     "collectionName",
     "expand",
 ];
+/// The largest integer a JSON number carries exactly (2^53 - 1): the upper bound of size and
+/// length options, as in PocketBase.
+pub const MAX_SAFE_JSON_INT: u64 = 9_007_199_254_740_991;
 /// Allowed token lifetimes, in seconds (three years at most).
 pub const TOKEN_DURATION_MIN: u64 = 10;
 pub const TOKEN_DURATION_MAX: u64 = 94_670_856;
@@ -607,6 +610,11 @@ fn validate_fields(
     old: Option<&Collection>,
     schema: &Schema,
 ) {
+    // A missing primary key is reported before a system field change (renaming `id` is
+    // both; PocketBase names the missing key).
+    if !has_primary_key(new) {
+        errors.add("fields", missing_primary_key());
+    }
     if let Some(old) = old {
         let system_changed = old.fields.iter().filter(|f| f.system).any(|before| {
             new.fields
@@ -623,9 +631,6 @@ fn validate_fields(
                 ),
             );
         }
-    }
-    if !has_primary_key(new) {
-        errors.add("fields", missing_primary_key());
     }
     let primary_keys = new.fields.iter().filter(|f| f.is_primary_key()).count();
     let mut seen_names: HashSet<String> = HashSet::new();
@@ -644,6 +649,9 @@ fn validate_fields(
             continue;
         }
         let mut field_errors = ValidationErrors::new();
+        if field.id.chars().count() > 100 {
+            field_errors.add("id", length_out_of_range(1, 100));
+        }
         validate_field_name(&mut field_errors, field, &mut seen_names);
         if field_help(field).chars().count() > 300 {
             field_errors.add("help", length_out_of_range(1, 300));
@@ -731,8 +739,13 @@ fn validate_field_options(
 ) {
     match &field.kind {
         FieldKind::Text(o) => {
+            if o.min > MAX_SAFE_JSON_INT {
+                errors.add("min", max_threshold(MAX_SAFE_JSON_INT));
+            }
             if o.max > 0 && o.max < o.min {
                 errors.add("max", min_threshold(o.min));
+            } else if o.max > MAX_SAFE_JSON_INT {
+                errors.add("max", max_threshold(MAX_SAFE_JSON_INT));
             }
             check_pattern(errors, "pattern", &o.pattern);
             check_pattern(errors, "autogeneratePattern", &o.autogenerate_pattern);
@@ -844,6 +857,7 @@ fn validate_field_options(
             }
         }
         FieldKind::File(o) => {
+            check_max_size(errors, o.max_size);
             for (i, thumb) in o.thumbs.iter().enumerate() {
                 let path = format!("thumbs.{i}");
                 if !THUMB_RE.is_match(thumb) {
@@ -899,11 +913,16 @@ fn validate_field_options(
                 errors.add("onUpdate", error);
             }
         }
-        FieldKind::Editor(_)
-        | FieldKind::Bool(_)
-        | FieldKind::Date(_)
-        | FieldKind::Json(_)
-        | FieldKind::GeoPoint(_) => {}
+        FieldKind::Editor(o) => check_max_size(errors, o.max_size),
+        FieldKind::Json(o) => check_max_size(errors, o.max_size),
+        FieldKind::Bool(_) | FieldKind::Date(_) | FieldKind::GeoPoint(_) => {}
+    }
+}
+
+/// A `maxSize` option must stay within what a JSON number carries exactly.
+fn check_max_size(errors: &mut ValidationErrors, max_size: u64) {
+    if max_size > MAX_SAFE_JSON_INT {
+        errors.add("maxSize", max_threshold(MAX_SAFE_JSON_INT));
     }
 }
 
@@ -968,7 +987,10 @@ fn validate_indexes(errors: &mut ValidationErrors, new: &Collection, schema: &Sc
         if let Some(column) = missing {
             errors.add(
                 &path,
-                index_failure(&index.name, &format!("no such column: {column}")),
+                index_failure(
+                    &index.name,
+                    &format!("SQL logic error: no such column: {column} (1)"),
+                ),
             );
         }
     }

@@ -76,8 +76,10 @@ impl ValidationErrors {
                 .entry(part.to_owned())
                 .or_insert_with(|| Value::Object(Map::new()));
             match child {
+                // A leaf (an error object, whose `code` is text) already sits above this
+                // path: keep it, as it is the first error.
+                Value::Object(map) if map.get("code").is_some_and(Value::is_string) => return,
                 Value::Object(map) => node = map,
-                // A leaf already sits above this path: keep it, as it is the first error.
                 _ => return,
             }
         }
@@ -100,6 +102,15 @@ impl ValidationErrors {
                 }
             }
         }
+    }
+
+    /// The errors under the top-level key `field` alone (empty when it has none).
+    pub fn subset(&self, field: &str) -> ValidationErrors {
+        let mut tree = Map::new();
+        if let Some(value) = self.tree.get(field) {
+            tree.insert(field.to_owned(), value.clone());
+        }
+        Self { tree }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,5 +148,16 @@ mod tests {
         let json = errors.into_json();
         assert_eq!(json["fields"]["0"]["name"]["code"], "validation_required");
         assert_eq!(json["name"]["params"]["x"], 1);
+    }
+
+    #[test]
+    fn an_error_above_a_path_keeps_the_path_out() {
+        let mut errors = ValidationErrors::new();
+        errors.add("fields", FieldError::required());
+        errors.add("fields.0.name", FieldError::not_unique());
+        assert_eq!(
+            errors.into_json(),
+            serde_json::json!({"fields": {"code": "validation_required", "message": "Cannot be blank."}})
+        );
     }
 }

@@ -821,10 +821,26 @@ impl<'a> Checker<'a> {
                 format!("more than {MAX_HOPS} relation hops"),
             ));
         }
-        let target = self.collection(collection_name).ok_or_else(unknown)?;
-        let field = target.field(field_name).ok_or_else(unknown)?;
+        // PocketBase's wording for each way the back-relation can be missing.
+        let target = self.collection(collection_name).ok_or_else(|| {
+            (
+                ErrorKind::UnknownField,
+                format!(
+                    "failed to load back relation field \"{collection_name}_via_{field_name}\" collection"
+                ),
+            )
+        })?;
+        let field = target.field(field_name).ok_or_else(|| {
+            (
+                ErrorKind::UnknownField,
+                format!("missing back relation field {field_name:?}"),
+            )
+        })?;
         let FieldKind::Relation(options) = &field.kind else {
-            return Err(unknown());
+            return Err((
+                ErrorKind::UnknownField,
+                format!("invalid back relation field {field_name:?}"),
+            ));
         };
         if options.collection_id != collection.id {
             return Err((
@@ -868,7 +884,7 @@ impl<'a> Checker<'a> {
         let target = self.collection(collection_name).ok_or_else(|| {
             (
                 ErrorKind::UnknownField,
-                format!("failed to load collection {collection_name:?}"),
+                format!("failed to load collection {head:?} from field path {name:?}"),
             )
         })?;
         let key = match alias {

@@ -74,7 +74,7 @@ impl ViewPlan {
         let items = select_items(&tokens);
         if items.iter().any(SelectItem::is_wildcard) {
             return Err(invalid(
-                "wildcard columns (*) are not supported; name the columns the view should have",
+                "wildcard columns (*) are not supported - manually type the collection field names you want the view query to have",
             ));
         }
         // Only prepared: nothing of the query runs (a data-modifying WITH is refused when the
@@ -112,7 +112,7 @@ impl ViewPlan {
             let name = column.name().to_owned();
             if name == ROWID {
                 return Err(invalid(
-                    "wildcard columns (*) are not supported; name the columns the view should have",
+                    "wildcard columns (*) are not supported - manually type the collection field names you want the view query to have",
                 ));
             }
             if fields.iter().any(|f| f.name.eq_ignore_ascii_case(&name)) {

@@ -122,14 +122,19 @@ pub(crate) fn drop_indexes(conn: &Connection, collection: &Collection) -> Result
 
 /// Creating an index can also fail on the rows already stored (a unique index over
 /// duplicates): that is the definition refused, not a store fault.
+/// The detail is worded as PocketBase's driver words it (`SQL logic error: … (1)`,
+/// `constraint failed: UNIQUE constraint failed: … (2067)`), after an `index "name": `
+/// prefix that tells the caller which index failed.
 fn index_error(error: rusqlite::Error, name: &str) -> StoreError {
     let what = format!("index {name:?}");
     match &error {
-        rusqlite::Error::SqliteFailure(code, message)
-            if code.code == rusqlite::ErrorCode::ConstraintViolation =>
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::Unknown
+            ) =>
         {
-            let detail = message.clone().unwrap_or_else(|| error.to_string());
-            StoreError::Schema(format!("{what}: {detail}"))
+            StoreError::Schema(format!("{what}: {}", crate::view::sqlite_error_text(error)))
         }
         _ => schema_error(error, &what),
     }

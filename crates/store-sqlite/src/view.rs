@@ -40,7 +40,7 @@ fn error_description(error: &rusqlite::ffi::Error) -> String {
 }
 
 /// `<description>: <message> (<code>)`, the way PocketBase's driver words SQLite errors.
-fn sqlite_error_text(error: rusqlite::Error) -> String {
+pub(crate) fn sqlite_error_text(error: rusqlite::Error) -> String {
     match error {
         rusqlite::Error::SqliteFailure(failure, message) => format!(
             "{}: {} ({})",
@@ -78,7 +78,7 @@ impl ViewPlan {
         let items = select_items(&tokens);
         if items.iter().any(|item| item.is_wildcard()) {
             return Err(invalid(
-                "wildcard columns (*) are not supported; name the columns the view should have",
+                "wildcard columns (*) are not supported - manually type the collection field names you want the view query to have",
             ));
         }
         let stmt = conn.prepare(query).map_err(|e| match e {

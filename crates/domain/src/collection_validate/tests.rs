@@ -482,10 +482,19 @@ fn updates_keep_types_system_fields_and_system_collections() {
         "validation_collection_system_flag_change"
     );
 
+    // Renaming `id` leaves no primary key: that is what PocketBase reports.
     let mut renamed_id = old.clone();
     renamed_id.fields[0].name = "pk".into();
     assert_eq!(
         check_update(&old, &renamed_id)["fields"]["code"],
+        "validation_missing_primary_key"
+    );
+    let mut system_title = old.clone();
+    system_title.fields[1].system = true;
+    let mut renamed_title = system_title.clone();
+    renamed_title.fields[1].name = "headline".into();
+    assert_eq!(
+        check_update(&system_title, &renamed_title)["fields"]["code"],
         "validation_system_field_change"
     );
 
@@ -557,7 +566,7 @@ fn indexes_are_checked() {
     );
     assert_eq!(
         i["4"]["message"],
-        "Failed to create index idx_c - no such column: nosuch."
+        "Failed to create index idx_c - SQL logic error: no such column: nosuch (1)."
     );
     assert_eq!(i["5"]["code"], "validation_invalid_index_expression");
 }
@@ -701,4 +710,73 @@ fn mfa_needs_a_second_method_once_the_options_are_valid() {
 fn a_fresh_scaffold_is_valid() {
     assert_eq!(check_new(&base("fresh", vec![])), json!({}));
     assert_eq!(check_new(&auth("members")), json!({}));
+}
+
+#[test]
+fn sizes_and_lengths_stop_at_the_largest_safe_json_integer() {
+    let too_big = MAX_SAFE_JSON_INT + 1;
+    let long_id = Field {
+        id: "x".repeat(101),
+        ..text("a")
+    };
+    let c = base(
+        "sized",
+        vec![
+            Field::new(
+                "t",
+                FieldKind::Text(TextOptions {
+                    min: too_big,
+                    ..TextOptions::default()
+                }),
+            ),
+            Field::new(
+                "u",
+                FieldKind::Text(TextOptions {
+                    max: too_big,
+                    ..TextOptions::default()
+                }),
+            ),
+            Field::new(
+                "e",
+                FieldKind::Editor(crate::field::EditorOptions {
+                    max_size: too_big,
+                    ..Default::default()
+                }),
+            ),
+            Field::new(
+                "j",
+                FieldKind::Json(crate::field::JsonOptions {
+                    max_size: too_big,
+                    ..Default::default()
+                }),
+            ),
+            Field::new(
+                "f",
+                FieldKind::File(FileOptions {
+                    max_size: too_big,
+                    ..FileOptions::default()
+                }),
+            ),
+            long_id,
+        ],
+    );
+    let e = check_new(&c);
+    let bound = json!({"code": "validation_max_less_equal_than_required",
+        "message": "Must be no greater than 9007199254740991.",
+        "params": {"threshold": 9007199254740991_u64}});
+    assert_eq!(e["fields"]["1"]["min"], bound);
+    assert_eq!(e["fields"]["2"]["max"], bound);
+    assert_eq!(e["fields"]["3"]["maxSize"], bound);
+    assert_eq!(e["fields"]["4"]["maxSize"], bound);
+    assert_eq!(e["fields"]["5"]["maxSize"], bound);
+    assert_eq!(
+        e["fields"]["6"]["id"]["code"],
+        "validation_length_out_of_range"
+    );
+    let mut at_bound = c.clone();
+    at_bound.fields.truncate(2);
+    if let FieldKind::Text(o) = &mut at_bound.fields[1].kind {
+        o.min = MAX_SAFE_JSON_INT;
+    }
+    assert_eq!(check_new(&at_bound), json!({}));
 }

@@ -213,6 +213,21 @@ fn finish(collection: &mut Collection) {
     }
     retarget_indexes(collection);
     ensure_auth_indexes(collection);
+    // An OAuth2 mapping to a field the collection does not have is dropped, not refused.
+    let fields = &collection.fields;
+    if let Some(auth) = collection.auth.as_mut() {
+        let mapped = &mut auth.oauth2.mapped_fields;
+        for value in [
+            &mut mapped.id,
+            &mut mapped.name,
+            &mut mapped.username,
+            &mut mapped.avatar_url,
+        ] {
+            if !value.is_empty() && !fields.iter().any(|f| f.name == *value) {
+                value.clear();
+            }
+        }
+    }
 }
 
 /// Copies the keys a client may set from `body` into the serialized definition.

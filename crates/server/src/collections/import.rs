@@ -132,14 +132,25 @@ pub(super) async fn import_collections(
             &future,
         );
         super::rule_check::validate_rule_texts(&mut draft.errors, &draft.collection, &future);
-        if !draft.errors.is_empty() {
-            let details = terse(&draft.errors.clone().into_json());
-            let pretty = serde_json::to_string_pretty(&details).unwrap_or_default();
-            return Err(failure(&format!(
-                "Data validations failed for collection {:?} ({}):\n{pretty}.",
-                draft.collection.name, draft.collection.id
-            )));
-        }
+    }
+    // PocketBase answers an index problem of any item on its own, as the top-level
+    // `indexes` errors, before any other item's problems.
+    if let Some((draft, _)) = drafts
+        .iter()
+        .find(|(draft, _)| draft.errors.contains("indexes"))
+    {
+        return Err(ApiError::validation(
+            IMPORT_FAILED,
+            draft.errors.subset("indexes"),
+        ));
+    }
+    if let Some((draft, _)) = drafts.iter().find(|(draft, _)| !draft.errors.is_empty()) {
+        let details = terse(&draft.errors.clone().into_json());
+        let pretty = serde_json::to_string_pretty(&details).unwrap_or_default();
+        return Err(failure(&format!(
+            "Data validations failed for collection {:?} ({}):\n{pretty}.",
+            draft.collection.name, draft.collection.id
+        )));
     }
 
     let collections: Vec<Collection> = drafts.into_iter().map(|(d, _)| d.collection).collect();
@@ -276,6 +287,9 @@ fn terse(tree: &Value) -> Value {
                     None => String::new(),
                 };
                 Value::String(lowered)
+            } else if code == "validation_invalid_rule" {
+                // A rule's raw parser error is printed without the closing period.
+                Value::String(message.trim_end_matches('.').to_owned())
             } else {
                 Value::String(message.to_owned())
             }
@@ -299,6 +313,8 @@ mod tests {
         let tree = json!({
             "name": {"code": "validation_match_invalid", "message": "Must be in a valid format."},
             "type": {"code": "validation_collection_type_change", "message": "Collection type cannot be changed."},
+            "listRule": {"code": "validation_invalid_rule",
+                         "message": "Invalid rule. Raw error: invalid left operand \"x\" - unknown field \"x\"."},
             "fields": {"1": {"min": {"code": "validation_min_greater_equal_than_required",
                                       "message": "Must be no less than 0.", "params": {"threshold": 0}}}}
         });
@@ -307,6 +323,7 @@ mod tests {
             json!({
                 "name": "must be in a valid format",
                 "type": "Collection type cannot be changed.",
+                "listRule": "Invalid rule. Raw error: invalid left operand \"x\" - unknown field \"x\"",
                 "fields": {"1": {"min": "must be no less than 0"}}
             })
         );

@@ -217,7 +217,10 @@ async fn update_collection(
     let Draft {
         mut collection,
         mut errors,
-    } = form::draft_update(&old, &body, &domain::time::now()).map_err(form_error)?;
+    } = form::draft_update(&old, &body, &domain::time::now()).map_err(|error| match error {
+        FormError::IdMismatch => id_mismatch(&schema, &body),
+        other => form_error(other),
+    })?;
     if collection.is_view() {
         infer_view_fields(&state, &mut collection, &mut errors).await?;
     }
@@ -468,11 +471,36 @@ fn view_error_detail(error: &StoreError) -> String {
     }
 }
 
+/// An update body naming another collection id: PocketBase reads the body over the stored
+/// collection, so an id no collection has is not found (404), and one another collection has
+/// is a mismatch on `id` (400).
+fn id_mismatch(schema: &domain::Schema, body: &Map<String, Value>) -> ApiError {
+    let id = body.get("id").and_then(Value::as_str).unwrap_or("");
+    if schema.get_by_id(id).is_some() {
+        ApiError::validation(
+            UPDATE_FAILED,
+            ValidationErrors::single(
+                "id",
+                FieldError::new("validation_values_mismatch", "Values don't match."),
+            ),
+        )
+    } else {
+        ApiError::not_found()
+    }
+}
+
 fn form_error(error: FormError) -> ApiError {
     match error {
         FormError::Load(message) => ApiError::bad_request_msg(message),
         FormError::IdMismatch => ApiError::bad_request_msg(UPDATE_FAILED),
     }
+}
+
+/// A store's index failure without the `index "name": ` prefix it starts with.
+fn index_detail<'a>(detail: &'a str, name: &str) -> &'a str {
+    detail
+        .strip_prefix(&format!("index {name:?}: "))
+        .unwrap_or(detail)
 }
 
 /// Maps a store refusal of a create or update. Schema refusals land on the index or view
@@ -500,7 +528,7 @@ fn save_error(error: StoreError, collection: &Collection, message: &str) -> ApiE
                     message,
                     ValidationErrors::single(
                         &format!("indexes.{i}"),
-                        index_failure(&name, &detail),
+                        index_failure(&name, index_detail(&detail, &name)),
                     ),
                 ),
                 None => ApiError::bad_request_msg(&format!("{message} Raw error: \n{detail}")),

@@ -145,18 +145,54 @@ fn syntax_wording(text: &str, error: &rules::Error) -> String {
         .span
         .and_then(|span| text.get(span.start..span.end))
         .unwrap_or("");
+    // PocketBase reads a whole group before its inside, so an unclosed one is reported
+    // first, unless a quoted text runs to the end.
+    let unclosed = unclosed_groups(text);
+    if unclosed > 0
+        && !matches!(
+            error.message.as_str(),
+            "unterminated text literal" | "unbalanced closing parenthesis"
+        )
+    {
+        return format!("invalid formatted group - missing {unclosed} closing bracket(s)");
+    }
     match error.message.as_str() {
         "unclosed parenthesis" => format!(
             "invalid formatted group - missing {} closing bracket(s)",
             unclosed_groups(text).max(1)
         ),
         "unbalanced closing parenthesis" => "unexpected character ')'".to_owned(),
-        "unterminated text literal" => format!("invalid quoted text \"{spanned}\""),
+        "unterminated text literal" => format!("invalid quoted text {}", go_quote(spanned)),
         "expected a comparison sign" if spanned == "&&" || spanned == "||" => {
             format!("expected a sign operator, got \"{spanned}\" (join)")
         }
         _ => "invalid or incomplete filter expression".to_owned(),
     }
+}
+
+/// `text` in double quotes with Go's escapes for quotes, backslashes and control characters
+/// (how PocketBase prints a text inside its raw errors).
+fn go_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Opening parentheses never closed, outside quoted text.
@@ -256,6 +292,41 @@ mod tests {
             ("name", "invalid or incomplete filter expression"),
             ("name = 1 &&", "invalid or incomplete filter expression"),
             ("name = 'x", "invalid quoted text \"'x\""),
+            ("name = \"x", "invalid quoted text \"\\\"x\""),
+            ("name = 'it\"s", "invalid quoted text \"'it\\\"s\""),
+            (
+                "(((",
+                "invalid formatted group - missing 3 closing bracket(s)",
+            ),
+            (
+                "name = 1 && (",
+                "invalid formatted group - missing 1 closing bracket(s)",
+            ),
+            (
+                "(name =",
+                "invalid formatted group - missing 1 closing bracket(s)",
+            ),
+            (
+                "((name = 1) && (",
+                "invalid formatted group - missing 2 closing bracket(s)",
+            ),
+            ("(name = 'x", "invalid quoted text \"'x\""),
+            (
+                "@collection.nosuch:a.id = 1",
+                "invalid left operand \"@collection.nosuch:a.id\" - failed to load collection \"nosuch:a\" from field path \"@collection.nosuch:a.id\"",
+            ),
+            (
+                "nosuch_via_x.id = 1",
+                "invalid left operand \"nosuch_via_x.id\" - failed to load back relation field \"nosuch_via_x\" collection",
+            ),
+            (
+                "users_via_nope.id = 1",
+                "invalid left operand \"users_via_nope.id\" - missing back relation field \"nope\"",
+            ),
+            (
+                "users_via_name.id = 1",
+                "invalid left operand \"users_via_name.id\" - invalid back relation field \"name\"",
+            ),
             ("a && b", "expected a sign operator, got \"&&\" (join)"),
             (" ", "empty filter expression"),
             (

@@ -722,3 +722,144 @@ async fn a_unique_index_over_duplicates_is_a_field_error_not_a_500() {
     let (_, stored) = app.su("GET", "/api/collections/dups", None).await;
     assert_eq!(stored["indexes"], json!([]));
 }
+
+/// Store refusals of an index are worded as PocketBase's SQLite driver words them.
+#[tokio::test]
+async fn index_store_failures_use_the_driver_wording() {
+    let app = app().await;
+    let fields = json!([{"name": "a", "type": "text"}]);
+    let (status, body) = app
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({"name": "dupdata", "fields": fields})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        let (status, body) = app
+            .su(
+                "POST",
+                "/api/collections/dupdata/records",
+                Some(json!({"a": "same"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = app
+        .su(
+            "PATCH",
+            "/api/collections/dupdata",
+            Some(json!({"indexes": ["CREATE UNIQUE INDEX idx_dd ON dupdata (a)"]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["indexes"]["0"]["message"],
+        "Failed to create index idx_dd - constraint failed: UNIQUE constraint failed: dupdata.a (2067)."
+    );
+    // An index named like an existing table.
+    let (status, body) = app
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({"name": "clash", "fields": fields,
+                "indexes": ["CREATE INDEX dupdata ON clash (a)"]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["indexes"]["0"]["message"],
+        "Failed to create index dupdata - SQL logic error: there is already a table named dupdata (1)."
+    );
+}
+
+/// A PATCH body naming another id: unknown → 404; another collection's → `id` mismatch.
+#[tokio::test]
+async fn update_with_another_id() {
+    let app = app().await;
+    let (status, body) = app
+        .su("POST", "/api/collections", Some(json!({"name": "ids"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .su(
+            "PATCH",
+            "/api/collections/ids",
+            Some(json!({"id": "nosuchid"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["message"], "The requested resource wasn't found.");
+    let (status, body) = app
+        .su(
+            "PATCH",
+            "/api/collections/ids",
+            Some(json!({"id": USERS_ID})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"id": {"code": "validation_values_mismatch", "message": "Values don't match."}})
+    );
+}
+
+/// An import with an index problem answers it alone, at the top level, before the other
+/// items' problems; rule errors inside an import failure lose their closing period.
+#[tokio::test]
+async fn import_reports_index_problems_first() {
+    let app = app().await;
+    let (status, body) = app
+        .su(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": [
+                {"name": "imp1", "fields": [{"name": "", "type": "text"}]},
+                {"name": "imp2", "indexes": ["CREATE INDEX oops"]},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": 400, "message": "Failed to import collections.", "data": {"indexes": {"0": {
+            "code": "validation_invalid_index_expression",
+            "message": "Invalid CREATE INDEX expression."}}}})
+    );
+    let (status, body) = app
+        .su(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": [{"name": "imp3", "listRule": "nosuch = 1"}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["data"]["collections"]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        message.ends_with("unknown field \\\"nosuch\\\"\"\n}."),
+        "{message}"
+    );
+}
+
+/// OAuth2 mappings to fields the collection lacks are dropped.
+#[tokio::test]
+async fn oauth2_mappings_to_missing_fields_are_dropped() {
+    let app = app().await;
+    let (status, body) = app
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({"name": "mapped", "type": "auth",
+                "fields": [{"name": "nick", "type": "text"}],
+                "oauth2": {"mappedFields": {"name": "nick", "avatarURL": "nosuch"}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["oauth2"]["mappedFields"],
+        json!({"id": "", "name": "nick", "username": "", "avatarURL": ""})
+    );
+}
