@@ -199,6 +199,16 @@ impl SqliteStore {
             }
             found
         };
+        self.read_on(lane, read).await
+    }
+
+    /// A read on `lane`; a point read runs on the calling thread when an inline connection is
+    /// free (no hop to a reader thread and back).
+    async fn read_on<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        read: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         if lane == Lane::Point && !self.closed.load(Ordering::Acquire) {
             match self.engine.read_inline(read) {
                 Ok(result) => return result,
@@ -774,25 +784,13 @@ impl Store for SqliteStore {
         let read = move |conn: &mut Connection| {
             // Noted before the read begins: a commit after it stamps a newer generation.
             let generation = marks.rows.generation();
-            match records::load_marked(conn, &collection, &id) {
-                Ok(Some((record, rowid))) => {
-                    let mark = marks.rows.mark(generation, rowid, &collection);
-                    Ok(Some((record, Some(mark))))
-                }
-                Ok(None) if records::rowid_name(&collection).is_some() => Ok(None),
-                // No rowid to name: read as any record is.
-                Ok(None) => records::get(conn, &collection, &id, Vec::new())
-                    .map(|found| found.map(|record| (record, None))),
-                Err(error) => Err(internal(error)),
-            }
+            let found = records::load_marked(conn, &collection, &id).map_err(internal)?;
+            Ok(found.map(|(record, rowid)| {
+                let mark = rowid.map(|rowid| marks.rows.mark(generation, rowid, &collection));
+                (record, mark)
+            }))
         };
-        if !self.closed.load(Ordering::Acquire) {
-            match self.engine.read_inline(read) {
-                Ok(result) => return result,
-                Err(read) => return self.read(Lane::Point, read).await,
-            }
-        }
-        self.read(Lane::Point, read).await
+        self.read_on(Lane::Point, read).await
     }
 
     async fn record_satisfies(

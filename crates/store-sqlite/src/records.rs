@@ -389,8 +389,14 @@ fn update_known(
         merged(collection, known.record.data.clone(), update)
     };
     check_relations(conn, schema, collection, &data)?;
-    let (moved, written) =
-        update_row(conn, collection, id, Some(known.mark.row), in_update, &data)?;
+    let (moved, written) = update_row(
+        conn,
+        collection,
+        id,
+        Some((rowid_name, known.mark.row)),
+        in_update,
+        &data,
+    )?;
     if moved == 0 {
         // Gone or moved, or the guard does not hold: the usual way decides.
         return Ok(None);
@@ -428,7 +434,7 @@ fn is_whole_row(collection: &Collection, update: &RecordData, id: &str) -> bool 
 
 /// The name that reads a collection's rowid: the first of SQLite's three that no field
 /// shadows (a field may be called `rowid`). `None` if all three are fields.
-pub(crate) fn rowid_name(collection: &Collection) -> Option<&'static str> {
+fn rowid_name(collection: &Collection) -> Option<&'static str> {
     ["rowid", "_rowid_", "oid"].into_iter().find(|name| {
         !collection
             .fields
@@ -671,8 +677,9 @@ fn refuse_view(collection: &Collection) -> Result<(), StoreError> {
     }
 }
 
-/// Writes `data` to row `id` (at rowid `at` only, when given): the rows the statement
-/// changed (triggers included) and the record as written when [`as_written`] can tell it.
+/// Writes `data` to row `id` (only at the rowid `at` gives, with the name that reads it, when
+/// given): the rows the statement changed (triggers included) and the record as written when
+/// [`as_written`] can tell it.
 ///
 /// `guard` (with `at` only) is added to the statement's condition: the row is written only if
 /// it holds for it (no row changed otherwise).
@@ -680,7 +687,7 @@ fn update_row(
     conn: &Connection,
     collection: &Collection,
     id: &str,
-    at: Option<i64>,
+    at: Option<(&str, i64)>,
     guard: Option<&SqlFragment>,
     data: &RecordData,
 ) -> Result<(u64, Option<Record>), StoreError> {
@@ -692,19 +699,12 @@ fn update_row(
     if fields.is_empty() {
         return Ok((0, None));
     }
-    let rowid_name = match at {
-        Some(_) => match rowid_name(collection) {
-            Some(name) => Some(name),
-            None => return Ok((0, None)),
-        },
-        None => None,
-    };
     let kind = match at {
         Some(_) => crate::sql_cache::Kind::UpdateAt,
         None => crate::sql_cache::Kind::Update,
     };
     let mut sql = crate::sql_cache::sql(kind, collection, || {
-        update_sql(collection, &fields, rowid_name)
+        update_sql(collection, &fields, at.map(|(name, _)| name))
     });
     let guard = guard.filter(|_| at.is_some());
     if let Some(guard) = guard {
@@ -727,7 +727,7 @@ fn update_row(
         })
         .collect();
     let key = SqlOut::Text(id.to_owned());
-    let row = at.map(SqlOut::Integer);
+    let row = at.map(|(_, rowid)| SqlOut::Integer(rowid));
     let bound = collection
         .fields
         .iter()
@@ -1114,14 +1114,14 @@ pub(crate) fn load(
         .optional()
 }
 
-/// Record `id` with its rowid (see [`rowid_name`]); `None` also when no rowid can be named.
+/// Record `id` with its rowid (see [`rowid_name`]; none when no name reads it).
 pub(crate) fn load_marked(
     conn: &Connection,
     collection: &Collection,
     id: &str,
-) -> rusqlite::Result<Option<(Record, i64)>> {
+) -> rusqlite::Result<Option<(Record, Option<i64>)>> {
     let Some(rowid_name) = rowid_name(collection) else {
-        return Ok(None);
+        return Ok(load(conn, collection, id, None)?.map(|record| (record, None)));
     };
     let sql = crate::sql_cache::sql(crate::sql_cache::Kind::LoadMarked, collection, || {
         let table = quote_ident(&collection.name);

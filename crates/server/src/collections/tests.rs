@@ -679,14 +679,13 @@ async fn import_scaffolds_and_providers() {
     assert_eq!(providers.as_array().map(Vec::len), Some(32));
 }
 
-#[tokio::test]
-async fn a_unique_index_over_duplicates_is_a_field_error_not_a_500() {
-    let app = app().await;
+/// A base collection `name` with one text field `a`, and two records whose `a` is `value`.
+async fn with_two_equal_rows(app: &App, name: &str, value: &str) {
     let (status, body) = app
         .su(
             "POST",
             "/api/collections",
-            Some(json!({"name": "dups", "fields": [{"name": "a", "type": "text"}]})),
+            Some(json!({"name": name, "fields": [{"name": "a", "type": "text"}]})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -694,12 +693,18 @@ async fn a_unique_index_over_duplicates_is_a_field_error_not_a_500() {
         let (status, body) = app
             .su(
                 "POST",
-                "/api/collections/dups/records",
-                Some(json!({"a": "x"})),
+                &format!("/api/collections/{name}/records"),
+                Some(json!({"a": value})),
             )
             .await;
         assert_eq!(status, 200, "{body}");
     }
+}
+
+#[tokio::test]
+async fn a_unique_index_over_duplicates_is_a_field_error_not_a_500() {
+    let app = app().await;
+    with_two_equal_rows(&app, "dups", "x").await;
     let (status, body) = app
         .su(
             "PATCH",
@@ -729,24 +734,7 @@ async fn a_unique_index_over_duplicates_is_a_field_error_not_a_500() {
 async fn index_store_failures_use_the_driver_wording() {
     let app = app().await;
     let fields = json!([{"name": "a", "type": "text"}]);
-    let (status, body) = app
-        .su(
-            "POST",
-            "/api/collections",
-            Some(json!({"name": "dupdata", "fields": fields})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    for _ in 0..2 {
-        let (status, body) = app
-            .su(
-                "POST",
-                "/api/collections/dupdata/records",
-                Some(json!({"a": "same"})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    with_two_equal_rows(&app, "dupdata", "same").await;
     let (status, body) = app
         .su(
             "PATCH",

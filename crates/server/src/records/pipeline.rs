@@ -447,26 +447,17 @@ pub(super) async fn prepare_update(
     // The new values on `current` are `preview` unless the transaction's `apply` adds to them
     // (password hashes, a new token key: auth collections only); the op then carries them
     // (and [`Prepared::update_data`] shows them from there).
-    let complete = !collection.is_auth() && input.passwords().is_empty();
-    let (known, preview) = match mark {
-        Some(mark) if complete => {
-            let known = domain::KnownRow {
-                record: Arc::clone(&current),
-                mark,
-                data: Some(preview),
-            };
-            (Some(known), None)
-        }
-        Some(mark) => {
-            let known = domain::KnownRow {
-                record: Arc::clone(&current),
-                mark,
-                data: None,
-            };
-            (Some(known), Some(preview))
-        }
-        None => (None, Some(preview)),
+    let carried = mark.is_some() && !collection.is_auth() && input.passwords().is_empty();
+    let (data, preview) = if carried {
+        (Some(preview), None)
+    } else {
+        (None, Some(preview))
     };
+    let known = mark.map(|mark| domain::KnownRow {
+        record: Arc::clone(&current),
+        mark,
+        data,
+    });
     Ok(Prepared {
         op: WriteOp::Update {
             collection: collection.clone(),
