@@ -29,6 +29,7 @@ mod text_params;
 mod tx;
 mod unsaved;
 mod view;
+mod wal_file;
 
 #[cfg(test)]
 mod tests;
@@ -244,7 +245,7 @@ impl SqliteStore {
                 path: path.clone(),
                 source,
             })?;
-        let mut writer = Connection::open(&path).map_err(open_error)?;
+        let mut writer = wal_file::open_writer(&path).map_err(open_error)?;
         configure(&writer, &options, false).map_err(open_error)?;
         system::migrate(&mut writer).map_err(StoreOpenError::Migrate)?;
         let schema = system::load_schema(&writer).map_err(StoreOpenError::Migrate)?;

@@ -62,7 +62,7 @@ impl SqliteLogStore {
             path: path.clone(),
             source,
         };
-        let writer = Connection::open(&path).map_err(error)?;
+        let writer = crate::wal_file::open_writer(&path).map_err(error)?;
         writer.busy_timeout(Duration::from_secs(5)).map_err(error)?;
         writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
