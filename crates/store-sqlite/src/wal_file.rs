@@ -8,35 +8,43 @@
 //! 2.2-2.6 µs of CPU a frame as SQLite writes them, 0.34-0.42 µs when a commit's frames go in
 //! one `pwrite`.
 //!
-//! So the writer connections open their WAL through a VFS of their own (`plinth-wal`), which is
-//! the default VFS except for the WAL file's writes: a frame's header and page are kept in a
-//! buffer while they extend it, and the buffer goes to the file in one write (in pieces of
-//! [`MAX_WRITE`]) when it holds a commit frame's page, before SQLite goes on to publish the
-//! commit in the WAL index. Nothing
-//! else is deferred: any other operation on the file (a read, a sync, a truncation, the size, a
-//! lock, a file control, the close), any write that is not the next frame, and a commit frame's
-//! header that would start the buffer, first write what is buffered, then run as before.
+//! So the writer connections open their database through a VFS of their own (`plinth-wal`),
+//! the default VFS except for two things. The WAL file's frames are kept in a buffer while they
+//! extend it, and the buffer goes to the file in one write (in pieces of [`MAX_WRITE`]) when it
+//! holds a commit frame's page, before SQLite goes on to sync the commit (`synchronous = FULL`)
+//! or publish it in the WAL index. And the database file's release of the WAL write lock first
+//! writes whatever is still buffered, so nothing buffered outlives the lock that reserved its
+//! place in the file.
+//!
+//! What is buffered: a frame header (24 bytes at a frame's offset, known from the page size in
+//! the WAL's own header) that continues the buffer, or starts it when it does not carry the
+//! commit mark, and the page (a page size's bytes) that follows a buffered header. Anything
+//! else first writes the buffer, then runs as before: any other operation on the WAL file (a
+//! read, a sync, a truncation, the size, the close), a write that is not the next frame, and a
+//! commit header that would start the buffer.
 //!
 //! Why that is enough, from SQLite's `walFrames` (the only writer of frames): a commit ends
 //! with the commit frame's header and page written back to back, so the commit's frames are in
-//! the file when `walFrames` goes on to sync them (`synchronous = FULL`) and to publish them.
-//! The other writes it makes are the WAL header at offset 0 (not a frame: written at once), a
-//! page written again over an earlier frame of the same transaction (not the next frame: the
-//! buffer goes first), the repeated commit frames that pad to a sector boundary (a commit
-//! header on an empty buffer: written at once) and the checksums rewritten at commit, each
-//! after reading its frame (the read writes the buffer; the last header carries the commit mark
-//! and starts no buffer). Frames of a transaction that spilled its cache before committing may
-//! stay buffered after `walFrames` returns, but they are not published, and the next operation
-//! writes them. A failed write of the buffer is the failing call's error, as a failed `pwrite`
-//! was: SQLite rolls the transaction back, nothing is published.
+//! the file before `walFrames` syncs or publishes them. Its other writes are the WAL header at
+//! offset 0 (not a frame), a page written again over an earlier frame of the same transaction
+//! (not the next frame), the repeated commit frames that pad to a sector boundary without
+//! power-safe overwrite (a commit header on an empty buffer, and pieces split around a sync
+//! that are neither a frame's header nor a whole page) and the checksums rewritten at commit
+//! (each after a read of its frame; the last carries the commit mark). A spill (a page written
+//! before its transaction commits) may stay buffered when `walFrames` returns; it is not
+//! published, and the end of the transaction (commit or rollback) releases the write lock,
+//! which writes it. A failed write of the buffer is the failing call's error, as a failed
+//! `pwrite` was: SQLite rolls the transaction back and publishes nothing.
 //!
 //! The readers, the checkpoint connection and other processes are unchanged: they read frames
-//! only once the WAL index says they are there. Tests: the commit pattern below, and a writer
-//! through this VFS against readers and crash recovery (`tests`).
+//! only once the WAL index says they are there, and write frames only under the write lock.
+//! Tests: the buffer's decisions on a file in memory, and writers through this VFS against
+//! readers, another writer and crash recovery (`tests`).
 //!
 //! This is the only `unsafe` code in the workspace: SQLite's VFS is a C interface of function
 //! pointers. Every function here forwards to the default VFS's file under it, and the buffer
-//! logic is plain safe Rust ([`Frames`]).
+//! logic is plain safe Rust ([`Frames`]). A panic cannot unwind out of these `extern "C"`
+//! functions: it aborts the process (only an allocation failure could cause one).
 
 #![allow(unsafe_code)]
 
@@ -69,8 +77,11 @@ const MAX_BUFFERED: usize = 1 << 20;
 /// A WAL frame header's size.
 const FRAME_HEADER: usize = 24;
 
-/// SQLite's largest page size: a write after a header longer than this is not its page.
+/// SQLite's largest page size.
 const MAX_PAGE: usize = 65_536;
+
+/// A WAL file's own header, before its first frame.
+const WAL_HEADER: usize = 32;
 
 /// Registers the VFS (once); `false` when SQLite refused (then the writers use the default
 /// VFS as before).
@@ -145,36 +156,38 @@ unsafe impl Sync for Base {}
 
 static BASE: OnceLock<Base> = OnceLock::new();
 
-/// A file opened through this VFS when it is a WAL: SQLite's file object (which must come
-/// first), the buffer, and the default VFS's file at [`inner_offset`] in the same allocation.
+/// A database or WAL file opened through this VFS: SQLite's file object (which must come
+/// first), the WAL's buffer (null for a database file), the other file of the pair (a WAL's
+/// database, a database's WAL; null when there is none or it closed), and the default VFS's
+/// file at [`inner_offset`] in the same allocation.
 #[repr(C)]
-struct WalFile {
+struct Wrapped {
     file: ffi::sqlite3_file,
     frames: *mut Frames,
+    peer: *mut Wrapped,
 }
 
 /// Where the default VFS's file starts in SQLite's allocation, 8-aligned.
 fn inner_offset() -> usize {
-    std::mem::size_of::<WalFile>().next_multiple_of(8)
+    std::mem::size_of::<Wrapped>().next_multiple_of(8)
 }
 
 /// The default VFS's file under `file`.
 ///
 /// # Safety
-/// `file` was opened by [`open`] as a WAL file.
+/// `file` was opened by [`open`] and wrapped.
 unsafe fn inner(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
-    // SAFETY: SQLite allocated `szOsFile` bytes for `file`: our part, then the inner file.
+    // SAFETY: SQLite allocated `szOsFile` bytes for `file`: ours, then the inner file.
     unsafe { file.cast::<u8>().add(inner_offset()).cast() }
 }
 
-/// The buffer of `file`.
+/// The version of the inner file's methods (the unix VFS's are version 3).
 ///
 /// # Safety
-/// `file` was opened by [`open`] as a WAL file and is not closed; SQLite calls a file's methods
-/// from one thread at a time.
-unsafe fn frames<'a>(file: *mut ffi::sqlite3_file) -> &'a mut Frames {
-    // SAFETY: as above; `frames` is the box made by `open`, freed only by `close`.
-    unsafe { &mut *(*file.cast::<WalFile>()).frames }
+/// `inner` is an open file of the default VFS.
+unsafe fn version(inner: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: an open file has its methods.
+    unsafe { (*(*inner).pMethods).iVersion }
 }
 
 /// The most the default VFS writes in one call: SQLite's unix VFS takes less than 128 KiB a
@@ -206,15 +219,16 @@ unsafe fn write_inner(inner: *mut ffi::sqlite3_file, data: &[u8], offset: i64) -
     ffi::SQLITE_OK
 }
 
-/// Writes `file`'s buffer, if any.
+/// Writes the buffer of the WAL file `file`, if any.
 ///
 /// # Safety
-/// As [`frames`].
-unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: the caller's promise.
+/// `file` is an open WAL file of this VFS; SQLite calls a connection's files from one thread at
+/// a time.
+unsafe fn flush(file: *mut Wrapped) -> c_int {
+    // SAFETY: the caller's promise: `frames` is the box made by `open`, freed only by `close`.
     unsafe {
-        let inner = inner(file);
-        frames(file).flush(|data, offset| write_inner(inner, data, offset))
+        let inner = inner(file.cast());
+        (*(*file).frames).flush(|data, offset| write_inner(inner, data, offset))
     }
 }
 
@@ -227,11 +241,53 @@ pub(crate) struct Frames {
     /// The last thing buffered is a frame header, whose page may come next: whether the frame
     /// commits a transaction.
     header: Option<bool>,
+    /// The database's page size, from the WAL's header; nothing is buffered until it is known.
+    page_size: Option<usize>,
+    /// The end of the furthest write so far (tests: what counts as writing over a frame).
+    #[cfg(test)]
+    furthest: i64,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Pages written over an earlier frame, commit headers written over an earlier frame's (a
+    /// checksum rewritten at commit), and 24-byte writes not at a frame's offset (a padding
+    /// frame split around a sync), by this thread's writers: the tests check that they reach
+    /// these paths.
+    pub(crate) static SEEN: std::cell::Cell<(u64, u64, u64)> =
+        const { std::cell::Cell::new((0, 0, 0)) };
 }
 
 impl Frames {
     fn end(&self) -> i64 {
         self.start + self.bytes.len() as i64
+    }
+
+    /// Notes the page size a WAL header (its first [`WAL_HEADER`] bytes) gives, if valid.
+    pub(crate) fn learn(&mut self, wal_header: &[u8]) {
+        let size = wal_header
+            .get(8..12)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(|b| u32::from_be_bytes(b) as usize);
+        if let Some(size) = size
+            && size.is_power_of_two()
+            && (512..=MAX_PAGE).contains(&size)
+        {
+            self.page_size = Some(size);
+        }
+    }
+
+    /// Whether a write of `len` bytes at `offset` is a frame's header.
+    fn is_header(&self, len: usize, offset: i64) -> bool {
+        let Some(page) = self.page_size else {
+            return false;
+        };
+        let Ok(at) = u64::try_from(offset) else {
+            return false;
+        };
+        len == FRAME_HEADER
+            && at >= WAL_HEADER as u64
+            && (at - WAL_HEADER as u64).is_multiple_of((page + FRAME_HEADER) as u64)
     }
 
     /// Writes what is buffered with `sink` (one call); the buffer is empty afterwards whatever
@@ -257,9 +313,28 @@ impl Frames {
         offset: i64,
         mut sink: impl FnMut(&[u8], i64) -> c_int,
     ) -> c_int {
+        #[cfg(test)]
+        {
+            let over = offset + (data.len() as i64) <= self.furthest;
+            let page = Some(data.len()) == self.page_size && self.header.is_none();
+            let commit_header = self.is_header(data.len(), offset) && data[4..8] != [0; 4];
+            let piece = data.len() == FRAME_HEADER
+                && offset >= WAL_HEADER as i64
+                && self.page_size.is_some()
+                && !self.is_header(data.len(), offset);
+            SEEN.with(|seen| {
+                let (pages, headers, pieces) = seen.get();
+                seen.set((
+                    pages + u64::from(over && page),
+                    headers + u64::from(over && commit_header),
+                    pieces + u64::from(piece),
+                ));
+            });
+            self.furthest = self.furthest.max(offset + data.len() as i64);
+        }
         if let Some(commits) = self.header
             && offset == self.end()
-            && data.len() <= MAX_PAGE
+            && Some(data.len()) == self.page_size
         {
             // The page of the header just buffered.
             self.header = None;
@@ -270,10 +345,11 @@ impl Frames {
                 ffi::SQLITE_OK
             };
         }
-        if data.len() == FRAME_HEADER {
+        if self.is_header(data.len(), offset) {
             let commits = data[4..8] != [0; 4];
             if !self.bytes.is_empty()
                 && (offset != self.end()
+                    || self.header.is_some()
                     || self.bytes.len() + FRAME_HEADER + MAX_PAGE > MAX_BUFFERED)
             {
                 let rc = self.flush(&mut sink);
@@ -297,6 +373,9 @@ impl Frames {
         if rc != ffi::SQLITE_OK {
             return rc;
         }
+        if offset == 0 && data.len() == WAL_HEADER {
+            self.learn(data);
+        }
         sink(data, offset)
     }
 }
@@ -316,8 +395,10 @@ unsafe extern "C" fn open(
     let Some(base_open) = (unsafe { (**base).xOpen }) else {
         return ffi::SQLITE_CANTOPEN;
     };
-    if flags & ffi::SQLITE_OPEN_WAL == 0 {
-        // Not a WAL: the default VFS's file, in the start of SQLite's (larger) allocation.
+    let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
+    if !wal && flags & ffi::SQLITE_OPEN_MAIN_DB == 0 {
+        // Journals, temporary files: the default VFS's file, in the start of SQLite's (larger)
+        // allocation.
         // SAFETY: SQLite's arguments, passed on; `file` has room for the base's file.
         return unsafe { base_open(*base, name, file, flags, out_flags) };
     }
@@ -335,43 +416,96 @@ unsafe extern "C" fn open(
             }
             return rc;
         }
-        let wal = file.cast::<WalFile>();
-        (*wal).frames = Box::into_raw(Box::<Frames>::default());
-        (*wal).file.pMethods = &METHODS;
+        let wrapped = file.cast::<Wrapped>();
+        (*wrapped).peer = std::ptr::null_mut();
+        if !wal {
+            (*wrapped).frames = std::ptr::null_mut();
+            (*wrapped).file.pMethods = &DB_METHODS;
+            return ffi::SQLITE_OK;
+        }
+        let mut frames = Box::<Frames>::default();
+        // A WAL that already has frames keeps its header: its page size is read here (a new
+        // or empty WAL gets it from the header SQLite writes first).
+        let mut header = [0u8; WAL_HEADER];
+        if let Some(read) = (*(*inner).pMethods).xRead
+            && read(inner, header.as_mut_ptr().cast(), WAL_HEADER as c_int, 0) == ffi::SQLITE_OK
+        {
+            frames.learn(&header);
+        }
+        (*wrapped).frames = Box::into_raw(frames);
+        (*wrapped).file.pMethods = &WAL_METHODS;
+        // The database file of this WAL, when it was opened through this VFS too: its release
+        // of the write lock writes this buffer.
+        let db = ffi::sqlite3_database_file_object(name);
+        if !db.is_null() && std::ptr::eq((*db).pMethods, &DB_METHODS) {
+            let db = db.cast::<Wrapped>();
+            (*db).peer = wrapped;
+            (*wrapped).peer = db;
+        }
     }
     ffi::SQLITE_OK
 }
 
 /// Calls the inner file's method `$method` with `$args`, or answers `$missing` when it has
-/// none.
+/// none (or its methods' version, below `$version`, has no such field).
 macro_rules! forward {
-    ($file:expr, $method:ident, $missing:expr $(, $arg:expr)*) => {{
-        // SAFETY: `$file` is an open WAL file of this VFS; its inner file is open.
+    ($file:expr, $version:expr, $method:ident, $missing:expr $(, $arg:expr)*) => {{
+        // SAFETY: `$file` is an open file of this VFS; its inner file is open, and its methods
+        // have the field when their version is at least `$version`.
         unsafe {
             let inner = inner($file);
-            match (*(*inner).pMethods).$method {
-                Some(method) => method(inner $(, $arg)*),
-                None => $missing,
+            if version(inner) < $version {
+                $missing
+            } else {
+                match (*(*inner).pMethods).$method {
+                    Some(method) => method(inner $(, $arg)*),
+                    None => $missing,
+                }
             }
         }
     }};
 }
 
-/// Writes the buffer, then forwards: for every operation that reads or depends on the file.
+/// Writes the WAL's buffer, then forwards: for every operation that reads or depends on the
+/// file.
 macro_rules! after_flush {
-    ($file:expr, $method:ident, $missing:expr $(, $arg:expr)*) => {{
+    ($file:expr, $version:expr, $method:ident, $missing:expr $(, $arg:expr)*) => {{
         // SAFETY: `$file` is an open WAL file of this VFS.
-        let rc = unsafe { flush($file) };
+        let rc = unsafe { flush($file.cast()) };
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-        forward!($file, $method, $missing $(, $arg)*)
+        forward!($file, $version, $method, $missing $(, $arg)*)
     }};
 }
 
-static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
-    xClose: Some(close),
+    xClose: Some(wal_close),
+    xRead: Some(wal_read),
+    xWrite: Some(wal_write),
+    xTruncate: Some(wal_truncate),
+    xSync: Some(wal_sync),
+    xFileSize: Some(wal_file_size),
+    xLock: Some(wal_lock),
+    xUnlock: Some(wal_unlock),
+    xCheckReservedLock: Some(wal_check_reserved_lock),
+    xFileControl: Some(wal_file_control),
+    xSectorSize: Some(sector_size),
+    xDeviceCharacteristics: Some(device_characteristics),
+    xShmMap: Some(shm_map),
+    xShmLock: Some(shm_lock),
+    xShmBarrier: Some(shm_barrier),
+    xShmUnmap: Some(shm_unmap),
+    xFetch: Some(wal_fetch),
+    xUnfetch: Some(unfetch),
+};
+
+/// The database file's methods: the default VFS's, but for the WAL write lock's release (and
+/// the close), which first write the WAL's buffer.
+static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(db_close),
     xRead: Some(read),
     xWrite: Some(write),
     xTruncate: Some(truncate),
@@ -384,21 +518,54 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xSectorSize: Some(sector_size),
     xDeviceCharacteristics: Some(device_characteristics),
     xShmMap: Some(shm_map),
-    xShmLock: Some(shm_lock),
+    xShmLock: Some(db_shm_lock),
     xShmBarrier: Some(shm_barrier),
     xShmUnmap: Some(shm_unmap),
     xFetch: Some(fetch),
     xUnfetch: Some(unfetch),
 };
 
-unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: an open WAL file of this VFS.
-    let flushed = unsafe { flush(file) };
-    let closed = forward!(file, xClose, ffi::SQLITE_OK);
-    // SAFETY: the inner file is closed; the buffer is freed once and the methods cleared, so
-    // nothing reaches it again.
+/// Writes the buffer of the WAL paired with the database file `file`, if any.
+///
+/// # Safety
+/// `file` is an open database file of this VFS.
+unsafe fn flush_peer(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: the peer pointer is cleared by whichever of the pair closes first.
     unsafe {
-        let wal = file.cast::<WalFile>();
+        let peer = (*file.cast::<Wrapped>()).peer;
+        if peer.is_null() {
+            ffi::SQLITE_OK
+        } else {
+            flush(peer)
+        }
+    }
+}
+
+/// Unpairs `file` from its peer (each clears the other's pointer), at its close.
+///
+/// # Safety
+/// `file` is an open file of this VFS.
+unsafe fn unpair(file: *mut ffi::sqlite3_file) {
+    // SAFETY: both files of a pair are alive while paired.
+    unsafe {
+        let wrapped = file.cast::<Wrapped>();
+        let peer = (*wrapped).peer;
+        if !peer.is_null() {
+            (*peer).peer = std::ptr::null_mut();
+            (*wrapped).peer = std::ptr::null_mut();
+        }
+    }
+}
+
+unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: an open WAL file of this VFS.
+    let flushed = unsafe { flush(file.cast()) };
+    let closed = forward!(file, 1, xClose, ffi::SQLITE_OK);
+    // SAFETY: the inner file is closed; the pair is undone and the buffer freed once, and the
+    // methods cleared, so nothing reaches it again.
+    unsafe {
+        unpair(file);
+        let wal = file.cast::<Wrapped>();
         drop(Box::from_raw((*wal).frames));
         (*wal).frames = std::ptr::null_mut();
         (*wal).file.pMethods = std::ptr::null();
@@ -410,16 +577,71 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn read(
+unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: an open database file of this VFS; unpaired before it goes.
+    let flushed = unsafe { flush_peer(file) };
+    let closed = forward!(file, 1, xClose, ffi::SQLITE_OK);
+    // SAFETY: as above.
+    unsafe {
+        unpair(file);
+        (*file).pMethods = std::ptr::null();
+    }
+    if flushed != ffi::SQLITE_OK {
+        flushed
+    } else {
+        closed
+    }
+}
+
+unsafe extern "C" fn db_shm_lock(
+    file: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
+    // The WAL write lock is the first of the WAL index's locks: before any release that covers
+    // it, the frames written under it reach the file (a spill of a transaction rolled back, or
+    // anything else left), so that no later write of them can land on frames another writer
+    // wrote after the lock went.
+    if flags & ffi::SQLITE_SHM_UNLOCK != 0 && offset <= 0 && offset + n > 0 {
+        // SAFETY: an open database file of this VFS.
+        let rc = unsafe { flush_peer(file) };
+        if rc != ffi::SQLITE_OK {
+            tracing::warn!(
+                rc,
+                "cannot write WAL frames before releasing the write lock"
+            );
+        }
+    }
+    forward!(
+        file,
+        2,
+        xShmLock,
+        ffi::SQLITE_IOERR_SHMLOCK,
+        offset,
+        n,
+        flags
+    )
+}
+
+unsafe extern "C" fn wal_read(
     file: *mut ffi::sqlite3_file,
     buf: *mut c_void,
     amount: c_int,
     offset: i64,
 ) -> c_int {
-    after_flush!(file, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset)
+    let rc = after_flush!(file, 1, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset);
+    if rc == ffi::SQLITE_OK && offset == 0 && amount >= WAL_HEADER as c_int {
+        // SAFETY: SQLite's buffer holds `amount` bytes, just read; `frames` is alive.
+        unsafe {
+            let header = std::slice::from_raw_parts(buf.cast::<u8>(), WAL_HEADER);
+            (*(*file.cast::<Wrapped>()).frames).learn(header);
+        }
+    }
+    rc
 }
 
-unsafe extern "C" fn write(
+unsafe extern "C" fn wal_write(
     file: *mut ffi::sqlite3_file,
     buf: *const c_void,
     amount: c_int,
@@ -433,33 +655,113 @@ unsafe extern "C" fn write(
     unsafe {
         let data = std::slice::from_raw_parts(buf.cast::<u8>(), len);
         let inner = inner(file);
-        frames(file).write(data, offset, |bytes, at| write_inner(inner, bytes, at))
+        (*(*file.cast::<Wrapped>()).frames)
+            .write(data, offset, |bytes, at| write_inner(inner, bytes, at))
     }
 }
 
+unsafe extern "C" fn wal_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
+    after_flush!(file, 1, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
+}
+
+unsafe extern "C" fn wal_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
+    after_flush!(file, 1, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
+}
+
+unsafe extern "C" fn wal_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
+    after_flush!(file, 1, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
+}
+
+unsafe extern "C" fn wal_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    after_flush!(file, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
+}
+
+unsafe extern "C" fn wal_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    after_flush!(file, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+}
+
+unsafe extern "C" fn wal_check_reserved_lock(
+    file: *mut ffi::sqlite3_file,
+    out: *mut c_int,
+) -> c_int {
+    after_flush!(
+        file,
+        1,
+        xCheckReservedLock,
+        ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
+        out
+    )
+}
+
+unsafe extern "C" fn wal_file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    after_flush!(file, 1, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
+}
+
+unsafe extern "C" fn wal_fetch(
+    file: *mut ffi::sqlite3_file,
+    offset: i64,
+    amount: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: `out` is SQLite's pointer to fill; no mapping is an answer it handles.
+    unsafe { *out = std::ptr::null_mut() };
+    after_flush!(file, 3, xFetch, ffi::SQLITE_OK, offset, amount, out)
+}
+
+unsafe extern "C" fn read(
+    file: *mut ffi::sqlite3_file,
+    buf: *mut c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    forward!(file, 1, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset)
+}
+
+unsafe extern "C" fn write(
+    file: *mut ffi::sqlite3_file,
+    buf: *const c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    forward!(
+        file,
+        1,
+        xWrite,
+        ffi::SQLITE_IOERR_WRITE,
+        buf,
+        amount,
+        offset
+    )
+}
+
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    after_flush!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
+    forward!(file, 1, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
 }
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    after_flush!(file, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
+    forward!(file, 1, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
 }
 
 unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    after_flush!(file, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
+    forward!(file, 1, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
 }
 
 unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    after_flush!(file, xLock, ffi::SQLITE_IOERR_LOCK, level)
+    forward!(file, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
 }
 
 unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    after_flush!(file, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+    forward!(file, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
 }
 
 unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    after_flush!(
+    forward!(
         file,
+        1,
         xCheckReservedLock,
         ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
         out
@@ -471,15 +773,15 @@ unsafe extern "C" fn file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    after_flush!(file, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
+    forward!(file, 1, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    forward!(file, xSectorSize, 4096)
+    forward!(file, 1, xSectorSize, 4096)
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    forward!(file, xDeviceCharacteristics, 0)
+    forward!(file, 1, xDeviceCharacteristics, 0)
 }
 
 unsafe extern "C" fn shm_map(
@@ -491,6 +793,7 @@ unsafe extern "C" fn shm_map(
 ) -> c_int {
     forward!(
         file,
+        2,
         xShmMap,
         ffi::SQLITE_IOERR_SHMMAP,
         page,
@@ -506,15 +809,23 @@ unsafe extern "C" fn shm_lock(
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    forward!(file, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
+    forward!(
+        file,
+        2,
+        xShmLock,
+        ffi::SQLITE_IOERR_SHMLOCK,
+        offset,
+        n,
+        flags
+    )
 }
 
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
-    forward!(file, xShmBarrier, ())
+    forward!(file, 2, xShmBarrier, ())
 }
 
 unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    forward!(file, xShmUnmap, ffi::SQLITE_OK, delete)
+    forward!(file, 2, xShmUnmap, ffi::SQLITE_OK, delete)
 }
 
 unsafe extern "C" fn fetch(
@@ -524,11 +835,8 @@ unsafe extern "C" fn fetch(
     out: *mut *mut c_void,
 ) -> c_int {
     // SAFETY: `out` is SQLite's pointer to fill; no mapping is an answer it handles.
-    let none = unsafe {
-        *out = std::ptr::null_mut();
-        ffi::SQLITE_OK
-    };
-    after_flush!(file, xFetch, none, offset, amount, out)
+    unsafe { *out = std::ptr::null_mut() };
+    forward!(file, 3, xFetch, ffi::SQLITE_OK, offset, amount, out)
 }
 
 unsafe extern "C" fn unfetch(
@@ -536,7 +844,7 @@ unsafe extern "C" fn unfetch(
     offset: i64,
     page: *mut c_void,
 ) -> c_int {
-    forward!(file, xUnfetch, ffi::SQLITE_OK, offset, page)
+    forward!(file, 3, xUnfetch, ffi::SQLITE_OK, offset, page)
 }
 
 #[cfg(test)]
