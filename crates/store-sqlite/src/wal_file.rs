@@ -630,7 +630,8 @@ unsafe extern "C" fn wal_read(
     amount: c_int,
     offset: i64,
 ) -> c_int {
-    let rc = after_flush!(file, 1, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset);
+    // SAFETY: SQLite's arguments, passed on.
+    let rc = unsafe { wal_read_inner(file, buf, amount, offset) };
     if rc == ffi::SQLITE_OK && offset == 0 && amount >= WAL_HEADER as c_int {
         // SAFETY: SQLite's buffer holds `amount` bytes, just read; `frames` is alive.
         unsafe {
@@ -660,45 +661,33 @@ unsafe extern "C" fn wal_write(
     }
 }
 
-unsafe extern "C" fn wal_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    after_flush!(file, 1, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
+/// The methods that run the inner file's own, each as a pair: the WAL's, which writes the
+/// buffer first (for every operation that reads or depends on the file), and the database
+/// file's, which only forwards.
+macro_rules! pairs {
+    ($($wal:ident, $db:ident: $method:ident($($arg:ident: $ty:ty),*) else $missing:expr;)*) => {$(
+        unsafe extern "C" fn $wal(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            after_flush!(file, 1, $method, $missing $(, $arg)*)
+        }
+
+        unsafe extern "C" fn $db(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            forward!(file, 1, $method, $missing $(, $arg)*)
+        }
+    )*};
 }
 
-unsafe extern "C" fn wal_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    after_flush!(file, 1, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
-}
-
-unsafe extern "C" fn wal_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    after_flush!(file, 1, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
-}
-
-unsafe extern "C" fn wal_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    after_flush!(file, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
-}
-
-unsafe extern "C" fn wal_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    after_flush!(file, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
-}
-
-unsafe extern "C" fn wal_check_reserved_lock(
-    file: *mut ffi::sqlite3_file,
-    out: *mut c_int,
-) -> c_int {
-    after_flush!(
-        file,
-        1,
-        xCheckReservedLock,
-        ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
-        out
-    )
-}
-
-unsafe extern "C" fn wal_file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    after_flush!(file, 1, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
+pairs! {
+    wal_read_inner, read: xRead(buf: *mut c_void, amount: c_int, offset: i64)
+        else ffi::SQLITE_IOERR_READ;
+    wal_truncate, truncate: xTruncate(size: i64) else ffi::SQLITE_IOERR_TRUNCATE;
+    wal_sync, sync: xSync(flags: c_int) else ffi::SQLITE_IOERR_FSYNC;
+    wal_file_size, file_size: xFileSize(size: *mut i64) else ffi::SQLITE_IOERR_FSTAT;
+    wal_lock, lock: xLock(level: c_int) else ffi::SQLITE_IOERR_LOCK;
+    wal_unlock, unlock: xUnlock(level: c_int) else ffi::SQLITE_IOERR_UNLOCK;
+    wal_check_reserved_lock, check_reserved_lock: xCheckReservedLock(out: *mut c_int)
+        else ffi::SQLITE_IOERR_CHECKRESERVEDLOCK;
+    wal_file_control, file_control: xFileControl(op: c_int, arg: *mut c_void)
+        else ffi::SQLITE_NOTFOUND;
 }
 
 unsafe extern "C" fn wal_fetch(
@@ -707,18 +696,13 @@ unsafe extern "C" fn wal_fetch(
     amount: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    // SAFETY: `out` is SQLite's pointer to fill; no mapping is an answer it handles.
-    unsafe { *out = std::ptr::null_mut() };
-    after_flush!(file, 3, xFetch, ffi::SQLITE_OK, offset, amount, out)
-}
-
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    forward!(file, 1, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset)
+    // SAFETY: an open WAL file of this VFS.
+    let rc = unsafe { flush(file.cast()) };
+    if rc != ffi::SQLITE_OK {
+        return rc;
+    }
+    // SAFETY: SQLite's arguments, passed on.
+    unsafe { fetch(file, offset, amount, out) }
 }
 
 unsafe extern "C" fn write(
@@ -736,44 +720,6 @@ unsafe extern "C" fn write(
         amount,
         offset
     )
-}
-
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    forward!(file, 1, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    forward!(file, 1, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
-}
-
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    forward!(file, 1, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    forward!(file, 1, xLock, ffi::SQLITE_IOERR_LOCK, level)
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    forward!(file, 1, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    forward!(
-        file,
-        1,
-        xCheckReservedLock,
-        ffi::SQLITE_IOERR_CHECKRESERVEDLOCK,
-        out
-    )
-}
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    forward!(file, 1, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
