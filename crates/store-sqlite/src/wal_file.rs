@@ -299,9 +299,6 @@ impl Frames {
         }
         let rc = sink(&self.bytes, self.start);
         self.bytes.clear();
-        if self.bytes.capacity() > 2 * MAX_BUFFERED {
-            self.bytes.shrink_to(MAX_BUFFERED);
-        }
         rc
     }
 
@@ -381,13 +378,12 @@ impl Frames {
 }
 
 unsafe extern "C" fn open(
-    vfs: *mut ffi::sqlite3_vfs,
+    _vfs: *mut ffi::sqlite3_vfs,
     name: *const c_char,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    let _ = vfs;
     let Some(Base(base)) = BASE.get() else {
         return ffi::SQLITE_CANTOPEN;
     };
@@ -557,31 +553,14 @@ unsafe fn unpair(file: *mut ffi::sqlite3_file) {
     }
 }
 
-unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: an open WAL file of this VFS.
-    let flushed = unsafe { flush(file.cast()) };
+/// The end of a close: the inner file's close, the pair undone, the methods cleared (nothing
+/// reaches the file again); the first error of `flushed` and the close.
+///
+/// # Safety
+/// `file` is an open file of this VFS, its buffer (if a WAL) already freed.
+unsafe fn close_inner(file: *mut ffi::sqlite3_file, flushed: c_int) -> c_int {
     let closed = forward!(file, 1, xClose, ffi::SQLITE_OK);
-    // SAFETY: the inner file is closed; the pair is undone and the buffer freed once, and the
-    // methods cleared, so nothing reaches it again.
-    unsafe {
-        unpair(file);
-        let wal = file.cast::<Wrapped>();
-        drop(Box::from_raw((*wal).frames));
-        (*wal).frames = std::ptr::null_mut();
-        (*wal).file.pMethods = std::ptr::null();
-    }
-    if flushed != ffi::SQLITE_OK {
-        flushed
-    } else {
-        closed
-    }
-}
-
-unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: an open database file of this VFS; unpaired before it goes.
-    let flushed = unsafe { flush_peer(file) };
-    let closed = forward!(file, 1, xClose, ffi::SQLITE_OK);
-    // SAFETY: as above.
+    // SAFETY: the caller's promise; the inner file is closed.
     unsafe {
         unpair(file);
         (*file).pMethods = std::ptr::null();
@@ -591,6 +570,22 @@ unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
     } else {
         closed
     }
+}
+
+unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: an open WAL file of this VFS; its buffer is written, then freed once.
+    unsafe {
+        let flushed = flush(file.cast());
+        let wal = file.cast::<Wrapped>();
+        drop(Box::from_raw((*wal).frames));
+        (*wal).frames = std::ptr::null_mut();
+        close_inner(file, flushed)
+    }
+}
+
+unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: an open database file of this VFS.
+    unsafe { close_inner(file, flush_peer(file)) }
 }
 
 unsafe extern "C" fn db_shm_lock(
@@ -613,15 +608,8 @@ unsafe extern "C" fn db_shm_lock(
             );
         }
     }
-    forward!(
-        file,
-        2,
-        xShmLock,
-        ffi::SQLITE_IOERR_SHMLOCK,
-        offset,
-        n,
-        flags
-    )
+    // SAFETY: SQLite's arguments, passed on.
+    unsafe { shm_lock(file, offset, n, flags) }
 }
 
 unsafe extern "C" fn wal_read(

@@ -275,16 +275,28 @@ fn seen(conn: &Connection) -> (i64, i64, i64) {
 /// files as a crash would leave them (recovery rebuilds the index from the WAL, checking every
 /// frame's checksum, and stops at the first that does not match).
 fn recovered(dir: &Path, name: &str) -> (i64, i64, i64) {
+    let (_copy, conn) = crash_copy(dir, name);
+    assert_intact(&conn, "recovered");
+    seen(&conn)
+}
+
+/// A copy of `name` and its WAL in `dir`, without the WAL index, opened (the copy lives as
+/// long as the returned directory).
+fn crash_copy(dir: &Path, name: &str) -> (tempfile::TempDir, Connection) {
     let copy = tempfile::tempdir().expect("tempdir");
     std::fs::copy(dir.join(name), copy.path().join(name)).expect("copy db");
     let wal = format!("{name}-wal");
     std::fs::copy(dir.join(&wal), copy.path().join(&wal)).expect("copy wal");
     let conn = Connection::open(copy.path().join(name)).expect("recovered");
+    (copy, conn)
+}
+
+/// `PRAGMA integrity_check` finds nothing wrong through `conn`.
+fn assert_intact(conn: &Connection, what: &str) {
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("check");
-    assert_eq!(check, "ok");
-    seen(&conn)
+    assert_eq!(check, "ok", "{what}");
 }
 
 /// Commits of every shape SQLite writes (one frame; many; spilled before commit, with pages
@@ -356,10 +368,7 @@ fn commits_of_every_shape(sync_full: bool) {
             );
         }
     }
-    let check: String = reader
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
-    assert_eq!(check, "ok");
+    assert_intact(&reader, "after every shape");
     let (pages, headers, _) = SEEN.get();
     assert!(pages > 0, "some page was written over its own frame");
     assert!(
@@ -475,11 +484,8 @@ fn a_page_changed_again_after_its_frame_was_spilled_commits_whole() {
         );
         assert_eq!(seen(&reader), expected);
         assert_eq!(recovered(dir.path(), "r.db"), expected, "round {round}");
-        let copy = tempfile::tempdir().expect("tempdir");
-        std::fs::copy(&path, copy.path().join("r.db")).expect("copy");
-        std::fs::copy(dir.path().join("r.db-wal"), copy.path().join("r.db-wal")).expect("copy");
-        let kept: String = Connection::open(copy.path().join("r.db"))
-            .expect("opens")
+        let (_copy, copied) = crash_copy(dir.path(), "r.db");
+        let kept: String = copied
             .query_row("SELECT note FROM a WHERE k = 1", [], |r| r.get(0))
             .expect("note");
         assert_eq!(
@@ -542,10 +548,7 @@ fn a_spill_rolled_back_never_lands_on_another_writers_frames() {
         );
     }
     drop(a);
-    let check: String = reader
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("check");
-    assert_eq!(check, "ok");
+    assert_intact(&reader, "after the writer through the VFS closed");
     assert_eq!(
         seen(&reader),
         expected,
@@ -598,10 +601,7 @@ fn small_pages_padded_to_a_sector_commit_whole() {
             expected.2 += rows * (round % 7) * 60;
             assert_eq!(seen(&reader), expected, "page {page}, round {round}");
         }
-        let check: String = reader
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("check");
-        assert_eq!(check, "ok", "page {page}");
+        assert_intact(&reader, &format!("page {page}"));
         assert_eq!(recovered(dir.path(), "s.db"), expected, "page {page}");
     }
     assert!(
