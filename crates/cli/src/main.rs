@@ -1,6 +1,7 @@
 //! The `plinth` binary: parses the command line (PocketBase-compatible), opens the store and
 //! runs a subcommand. This is the only place where a concrete store meets the server.
 
+mod alloc;
 mod commands;
 mod config;
 
@@ -13,9 +14,9 @@ use config::{Cli, Command};
 /// mimalloc instead of glibc's malloc: under load glibc spent about a fifth of the server's CPU
 /// in `malloc`/`free` and their consolidation (perf, `view` workload); see docs/benchmarks.md.
 /// Built with its arenas committed lazily (`.cargo/config.toml`), so an idle server is no
-/// larger than with glibc.
+/// larger than with glibc. Called through [`alloc::Allocator`], which asks for plain blocks.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Method, Request, header};
+use axum::http::{HeaderValue, Method, Request, Uri, header};
 use axum::response::Response;
 use domain::{AuthContext, LogStore};
 use tokio::sync::mpsc;
@@ -136,9 +136,22 @@ pub async fn layer<N: Continue>(state: SharedState, request: Request<Body>, next
         Err(_) => return next.run(request).await,
     };
     let started = Instant::now();
-    let created = chrono::Utc::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
+    // The writer is out of time (or its channel is full) already: the entry would most likely
+    // be dropped when the request is answered, so nothing more is taken from the request for
+    // it. Under a load the writer cannot keep up with, that is most requests.
+    if state.logs.shedding(started) {
+        let response = next.run(request).await;
+        let answer = Answer::of(&method, &uri, &response);
+        if let Ok(settings) = crate::settings::current(&state).await
+            && answer.logged(&state, answer.stored(&settings))
+        {
+            state.logs.count_dropped(1);
+        }
+        return response;
+    }
+    let created = chrono::Utc::now();
     let headers = request.headers();
     let peer = request
         .extensions()
@@ -161,22 +174,16 @@ pub async fn layer<N: Continue>(state: SharedState, request: Request<Body>, next
 
     let response = next.run(request).await;
 
-    let status = response.status().as_u16();
-    let level = if status >= 400 {
-        LEVEL_ERROR
-    } else {
-        LEVEL_INFO
-    };
+    let answer = Answer::of(&method, &uri, &response);
+    let status = answer.status;
     // The log settings as they are once the request is answered (a request changing them is
     // logged under the new ones, as in PocketBase).
     let settings = match crate::settings::current(&state).await {
         Ok(settings) => settings,
         Err(_) => return response,
     };
-    let store = settings.logs.max_days > 0 && level >= settings.logs.min_level;
-    let dev = state.logs.dev();
-    let static_answer = response.extensions().get::<StaticAnswer>().is_some();
-    if (status < 400 && (static_answer || skips_success(&method, uri.path()))) || !(store || dev) {
+    let store = answer.stored(&settings);
+    if !answer.logged(&state, store) {
         return response;
     }
     // The writer has spent its share of time (or its channel is full): the entry would be
@@ -210,6 +217,42 @@ pub async fn layer<N: Continue>(state: SharedState, request: Request<Body>, next
         log_auth_id: settings.logs.log_auth_id,
     })));
     response
+}
+
+/// What the log needs to know of an answer to decide whether it makes an entry.
+#[derive(Clone, Copy)]
+struct Answer {
+    status: u16,
+    /// A success PocketBase leaves out of the log: answered by a static file handler, or on
+    /// a path it does not log.
+    skipped_success: bool,
+}
+
+impl Answer {
+    fn of(method: &Method, uri: &Uri, response: &Response) -> Self {
+        let status = response.status().as_u16();
+        Answer {
+            status,
+            skipped_success: status < 400
+                && (response.extensions().get::<StaticAnswer>().is_some()
+                    || skips_success(method, uri.path())),
+        }
+    }
+
+    /// Whether the log settings store this answer's entry.
+    fn stored(self, settings: &crate::state::settings::Settings) -> bool {
+        let level = if self.status >= 400 {
+            LEVEL_ERROR
+        } else {
+            LEVEL_INFO
+        };
+        settings.logs.max_days > 0 && level >= settings.logs.min_level
+    }
+
+    /// Whether the answer makes an entry, to store (`stored`) or to print in dev mode.
+    fn logged(self, state: &SharedState, stored: bool) -> bool {
+        !self.skipped_success && (stored || state.logs.dev())
+    }
 }
 
 /// Removes the logs older than `logs.maxDays` days (the `__pbLogsCleanup__` job); returns how

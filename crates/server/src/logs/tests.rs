@@ -118,7 +118,15 @@ mod with_state {
     async fn while_the_writer_is_out_of_time_requests_make_no_entries() {
         use tower::ServiceExt as _;
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = state(&dir);
+        let public = tempfile::tempdir().expect("tempdir");
+        std::fs::write(public.path().join("hello.txt"), "hi").expect("public file");
+        let store: Arc<dyn Store> =
+            SqliteStore::open(dir.path(), Default::default()).expect("store opens");
+        let config = ServerConfig {
+            public_dir: Some(public.path().to_path_buf()),
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(store, config);
         let recorder = Arc::new(Recorder::default());
         crate::logs::install(&state, recorder.clone());
         let app = crate::router(state.clone());
@@ -135,6 +143,23 @@ mod with_state {
             assert_eq!(response.status(), 200);
         }
         assert_eq!(state.logs.dropped(), 5, "dropped on the request path");
+        // What would make no entry anyway is not counted as dropped: a file (a
+        // static answer from the public directory). A failure is.
+        let get = |path: &str| {
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        let response = app
+            .clone()
+            .oneshot(get("/hello.txt"))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 200);
+        assert_eq!(state.logs.dropped(), 5, "a static answer makes no entry");
+        let response = app.clone().oneshot(get("/api/nope")).await.expect("answer");
+        assert_eq!(response.status(), 404);
+        assert_eq!(state.logs.dropped(), 6, "a failure would have made one");
         // Time again: the next request is logged.
         state.logs.shed_until(std::time::Instant::now());
         let response = app.clone().oneshot(health()).await.expect("answer");
@@ -147,7 +172,7 @@ mod with_state {
         }
         let kept = recorder.messages();
         assert_eq!(kept, ["GET /api/health"]);
-        assert_eq!(state.logs.dropped(), 5);
+        assert_eq!(state.logs.dropped(), 6);
     }
 
     #[tokio::test]

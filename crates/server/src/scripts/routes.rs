@@ -99,25 +99,24 @@ impl Pattern {
     }
 
     /// The path values when `path` matches.
+    ///
+    /// The path's segments are taken one at a time, not split into a list first: every
+    /// request is matched against every route, most match none, and a differing literal then
+    /// ends the check before anything is allocated.
     pub fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
         let rest = path.strip_prefix('/')?;
-        let parts: Vec<&str> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('/').collect()
-        };
+        // What follows the segments taken so far; `None` once there is no segment left (an
+        // empty path has none; `a/` has two, the second empty).
+        let mut remaining = (!rest.is_empty()).then_some(rest);
         let mut values = HashMap::new();
-        for (i, segment) in self.segments.iter().enumerate() {
+        for segment in &self.segments {
             match segment {
                 Segment::Rest(name) => {
-                    let tail = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
-                    values.insert(name.clone(), decode(&tail));
+                    values.insert(name.clone(), decode(remaining.unwrap_or_default()));
                     return Some(values);
                 }
                 Segment::Literal(text) => {
-                    // Every request is matched against every route: a segment with nothing
-                    // to decode is compared as it is, without a copy.
-                    let part = *parts.get(i)?;
+                    let part = next_segment(&mut remaining)?;
                     let same = if part.contains('%') {
                         decode(part) == *text
                     } else {
@@ -128,7 +127,7 @@ impl Pattern {
                     }
                 }
                 Segment::Param(name) => {
-                    let part = parts.get(i)?;
+                    let part = next_segment(&mut remaining)?;
                     if part.is_empty() {
                         return None;
                     }
@@ -136,15 +135,27 @@ impl Pattern {
                 }
             }
         }
-        let n = self.segments.len();
         if self.exact_slash {
-            // `/a/{$}` is `/a/` exactly.
-            return (parts.len() == n + 1 && parts[n].is_empty()).then_some(values);
+            // `/a/{$}` is `/a/` exactly: one more segment, empty.
+            return (remaining == Some("")).then_some(values);
         }
         if self.prefix {
-            return (parts.len() > n || (n == 0 && parts.is_empty())).then_some(values);
+            // More segments, or the root pattern `/`, which matches every path.
+            return (remaining.is_some() || self.segments.is_empty()).then_some(values);
         }
-        (parts.len() == n).then_some(values)
+        remaining.is_none().then_some(values)
+    }
+}
+
+/// The next segment of `remaining` (as `str::split('/')` would give it), and what follows it.
+fn next_segment<'a>(remaining: &mut Option<&'a str>) -> Option<&'a str> {
+    let text = remaining.take()?;
+    match text.split_once('/') {
+        Some((segment, rest)) => {
+            *remaining = Some(rest);
+            Some(segment)
+        }
+        None => Some(text),
     }
 }
 
@@ -201,6 +212,107 @@ mod tests {
         Some(v)
     }
 
+    /// The matcher as it was before it took segments one at a time: the path split into a
+    /// list first. The two must agree everywhere.
+    fn matches_by_list(pattern: &Pattern, path: &str) -> Option<HashMap<String, String>> {
+        let rest = path.strip_prefix('/')?;
+        let parts: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        };
+        let mut values = HashMap::new();
+        for (i, segment) in pattern.segments.iter().enumerate() {
+            match segment {
+                Segment::Rest(name) => {
+                    let tail = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
+                    values.insert(name.clone(), decode(&tail));
+                    return Some(values);
+                }
+                Segment::Literal(text) => {
+                    if decode(parts.get(i)?) != *text {
+                        return None;
+                    }
+                }
+                Segment::Param(name) => {
+                    let part = parts.get(i)?;
+                    if part.is_empty() {
+                        return None;
+                    }
+                    values.insert(name.clone(), decode(part));
+                }
+            }
+        }
+        let n = pattern.segments.len();
+        if pattern.exact_slash {
+            return (parts.len() == n + 1 && parts[n].is_empty()).then_some(values);
+        }
+        if pattern.prefix {
+            return (parts.len() > n || (n == 0 && parts.is_empty())).then_some(values);
+        }
+        (parts.len() == n).then_some(values)
+    }
+
+    #[test]
+    fn segment_at_a_time_matching_agrees_with_splitting_the_path() {
+        let patterns = [
+            "/",
+            "/a",
+            "/a/",
+            "/a/{$}",
+            "/a/b",
+            "/a/{x}",
+            "/a/{x}/",
+            "/{x}",
+            "/{x}/b",
+            "/a/{x}/{y}",
+            "/a/{rest...}",
+            "/{rest...}",
+            "/a/b/{$}",
+            "/a%2Fb",
+            "/caf%C3%A9",
+        ];
+        let paths = [
+            "",
+            "/",
+            "//",
+            "/a",
+            "/a/",
+            "/a//",
+            "/a/b",
+            "/a/b/",
+            "/a/b/c",
+            "/a//b",
+            "/b",
+            "/b/b",
+            "/a/%62",
+            "/a%2Fb",
+            "/caf%C3%A9",
+            "/café",
+            "/a/b/c/d/",
+            "a/b",
+            "/x/y/z",
+        ];
+        let mut compared = 0;
+        for pattern in patterns {
+            let Ok(parsed) = Pattern::parse(pattern) else {
+                continue;
+            };
+            for path in paths {
+                assert_eq!(
+                    parsed.matches(path),
+                    matches_by_list(&parsed, path),
+                    "{pattern} against {path:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(
+            compared >= 13 * paths.len(),
+            "too few patterns parsed: {compared}"
+        );
+    }
+
     #[test]
     fn patterns_match_like_go_serve_mux() {
         assert_eq!(
@@ -229,6 +341,10 @@ mod tests {
         assert_eq!(values("/hello/x", "/hellp/x"), None);
         assert_eq!(values("/hello/x", "/hell%70/x"), None);
         assert!(Pattern::parse("nope").is_err());
+        assert_eq!(values("/", "/"), Some(vec![]));
+        assert_eq!(values("/", "/any/thing"), Some(vec![]));
+        assert_eq!(values("/a/", "/a"), None);
+        assert_eq!(values("/a/", "/a/"), Some(vec![]));
         assert!(Pattern::parse("/a/{x...}/b").is_err());
         assert!(
             Pattern::parse("/a/b").expect("valid pattern").specificity()

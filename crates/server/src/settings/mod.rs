@@ -308,11 +308,9 @@ fn merge(base: &mut Value, patch: Value) {
 pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
     // Read before loading: a change after this point makes the next call load again.
     let version = state.store.params_version();
-    // Every request asks, several times: the cached copy is taken without a wait, and the
+    // Every request asks, several times: the published copy is taken without a wait, and the
     // loading path is boxed, so that it does not weigh on every caller's future.
-    if let Some(settings) = state.settings.try_cached()
-        && state.settings.loaded_version() >= version
-    {
+    if let Some(settings) = state.settings.published_at(version) {
         return Ok(settings);
     }
     Box::pin(load(state, version)).await
@@ -345,8 +343,7 @@ async fn load(state: &SharedState, version: u64) -> ApiResult<Arc<Settings>> {
         None => Settings::default(),
     };
     let settings = Arc::new(settings);
-    *slot = Some(settings.clone());
-    state.settings.set_loaded_version(version);
+    state.settings.fill(&mut slot, settings.clone(), version);
     Ok(settings)
 }
 
@@ -419,11 +416,9 @@ async fn patch_settings(
     state.realtime.apply_settings(&updated.realtime);
     crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);
-    *slot = Some(updated.clone());
     // This node's own write is part of the version now; another node's later one is not.
-    state
-        .settings
-        .set_loaded_version(state.store.params_version());
+    let version = state.store.params_version();
+    state.settings.fill(&mut slot, updated.clone(), version);
     Ok(Json(updated.to_api_json()))
 }
 

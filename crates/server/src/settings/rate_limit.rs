@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::AuthContext;
 use futures_util::future::BoxFuture;
@@ -168,8 +168,14 @@ fn ip_text(ip: std::net::IpAddr) -> String {
     text
 }
 
-/// Headers a reverse proxy sets to name the client it forwards.
-const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "x-real-ip", "forwarded"];
+/// Headers a reverse proxy sets to name the client it forwards. As header names, not text:
+/// a lookup by text parses the name first, which for these three was about 600 instructions
+/// on every request from a loopback peer.
+static FORWARDING_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-real-ip"),
+    header::FORWARDED,
+];
 
 /// Whether a loopback peer forwards a client while no `trustedProxy` is configured: a local
 /// reverse proxy is in front. Which client it forwards is not known (the header may be the
@@ -183,7 +189,7 @@ pub fn forwarded_by_local_proxy(
         && peer.is_some_and(|addr| addr.ip().is_loopback())
         && FORWARDING_HEADERS
             .iter()
-            .any(|name| headers.contains_key(*name))
+            .any(|name| headers.contains_key(name))
 }
 
 /// How the limiter learns who is calling: supplied by the auth feature where the crate root

@@ -54,10 +54,13 @@ impl Limiters {
     /// Whether `ip` is exempt by `excluded_ips`: never a loopback address once a local proxy
     /// has been seen (its clients all arrive from there).
     pub fn is_excluded(&self, ip: &str, excluded_ips: &[String]) -> bool {
-        let loopback = ip
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|addr| addr.is_loopback());
-        if loopback && self.local_proxy_seen() {
+        // The flag first: parsing the address is most of the check's cost, and only matters
+        // once a local proxy has been seen.
+        if self.local_proxy_seen()
+            && ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|addr| addr.is_loopback())
+        {
             return false;
         }
         excluded_ips.iter().any(|excluded| excluded == ip)

@@ -263,37 +263,63 @@ impl Default for Realtime {
 /// store's current version is loaded again on its next use, so a settings change made on one
 /// node is served by every node on its next request after the store has heard of it (on
 /// PostgreSQL: a `NOTIFY`, or at worst the one-second poll).
+///
+/// Two copies of the one value: the slot, held across the store's reads and writes by the one
+/// loading or changing it, and the published copy every request reads, behind a lock held
+/// only to clone an `Arc`. A request asks for the settings several times (the request log
+/// twice, the rate limiter once); through the slot's asynchronous lock each ask cost a
+/// semaphore's acquire and release (its mutex included), about 150 instructions.
 #[derive(Default)]
-pub struct SettingsCache(
-    tokio::sync::RwLock<Option<Arc<Settings>>>,
-    std::sync::atomic::AtomicU64,
-);
+pub struct SettingsCache {
+    slot: tokio::sync::RwLock<Option<Arc<Settings>>>,
+    published: std::sync::RwLock<Option<Arc<Settings>>>,
+    version: std::sync::atomic::AtomicU64,
+}
 
 impl SettingsCache {
-    /// The cached settings, if loaded.
+    /// The cached settings once no change is under way (waits for the slot's holder).
     pub async fn cached(&self) -> Option<Arc<Settings>> {
-        self.0.read().await.clone()
+        self.slot.read().await.clone()
     }
 
-    /// The cached settings without waiting: `None` when not loaded, or while the slot is held
-    /// for a change (the caller then takes the waiting path, [`SettingsCache::cached`]).
-    pub fn try_cached(&self) -> Option<Arc<Settings>> {
-        self.0.try_read().ok().and_then(|settings| settings.clone())
+    /// The published settings, if loaded at `version` or later, without waiting. The version
+    /// is read before the copy and [`SettingsCache::fill`] publishes the copy before the
+    /// version: a caller that sees the new version sees the new copy.
+    pub fn published_at(&self, version: u64) -> Option<Arc<Settings>> {
+        if self.version.load(std::sync::atomic::Ordering::Acquire) < version {
+            return None;
+        }
+        self.published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The store's params version the cached copy was loaded at.
     pub fn loaded_version(&self) -> u64 {
-        self.1.load(std::sync::atomic::Ordering::Acquire)
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Records the params version a newly filled copy was loaded at.
-    pub fn set_loaded_version(&self, version: u64) {
-        self.1.store(version, std::sync::atomic::Ordering::Release);
+    /// Puts `settings`, loaded or written at the store's params `version`, in the held
+    /// `slot` and publishes them.
+    pub fn fill(
+        &self,
+        slot: &mut tokio::sync::RwLockWriteGuard<'_, Option<Arc<Settings>>>,
+        settings: Arc<Settings>,
+        version: u64,
+    ) {
+        **slot = Some(settings.clone());
+        *self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(settings);
+        self.version
+            .store(version, std::sync::atomic::Ordering::Release);
     }
 
     /// The slot itself, held exclusively: the loader and the PATCH handler fill it under this
     /// guard, so a load never overwrites a newer PATCH.
     pub async fn slot(&self) -> tokio::sync::RwLockWriteGuard<'_, Option<Arc<Settings>>> {
-        self.0.write().await
+        self.slot.write().await
     }
 }
