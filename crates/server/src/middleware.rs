@@ -13,8 +13,9 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::chain::{self, Continue, Middleware, Then};
 use crate::error::ApiError;
@@ -27,8 +28,8 @@ use crate::error::ApiError;
 /// axum boxes a route's service again at each `Router::layer`, and the boxes, nested, were
 /// cloned one inside the other on every request.
 ///
-/// From the outside in: the request log (`state`'s), the frame-options strip for file
-/// responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
+/// From the outside in ([`Outer`]): the request log (`state`'s), the frame-options strip for
+/// file responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
 /// known): the request metrics, PocketBase's default headers, `per_route` (the rate limiter
 /// and the hooks) and the body limit.
 ///
@@ -76,12 +77,40 @@ pub fn wrap<M: Middleware>(
     // through a route's method router (which would add an `Allow` header PocketBase does not
     // send). The request log is outermost: it sees every answer, 404s and panics included.
     ServiceBuilder::new()
-        .layer(chain::layer(RequestLog(state)))
-        .map_response(crate::files::strip_frame_options)
-        .map_response(IntoResponse::into_response)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(chain::layer(Cors(origins)))
+        .layer(chain::layer(Outer { state, origins }))
         .service(inner)
+}
+
+/// Around the whole router, in one middleware (one boxed future a request, where a layer each
+/// boxed or wrapped the future again): the request log, the frame-options strip for file
+/// responses, panics turned into a 500, and CORS, from the outside in.
+#[derive(Clone)]
+struct Outer {
+    state: crate::state::SharedState,
+    origins: Arc<Vec<String>>,
+}
+
+impl Middleware for Outer {
+    fn handle<N: Continue>(
+        &self,
+        request: Request<Body>,
+        next: N,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let origins = self.origins.clone();
+        crate::logs::layer(
+            self.state.clone(),
+            request,
+            Then(move |request| async move {
+                // `AssertUnwindSafe`: a panicking request's state is dropped with its future;
+                // nothing it shares is left half-changed behind a lock it held (as with
+                // tower-http's `CatchPanic`, which this replaces).
+                let answer = AssertUnwindSafe(cors(origins, request, next))
+                    .catch_unwind()
+                    .await;
+                crate::files::strip_frame_options(answer.unwrap_or_else(panic_response))
+            }),
+        )
+    }
 }
 
 /// Around each route: its request metrics and PocketBase's default headers, outside `M`.
@@ -99,34 +128,6 @@ impl<M: Middleware> Middleware for Routed<M> {
             request,
             Then(move |request| async move { default_headers(inner.handle(request, next).await) }),
         )
-    }
-}
-
-/// The request log, as a middleware.
-#[derive(Clone)]
-struct RequestLog(crate::state::SharedState);
-
-impl Middleware for RequestLog {
-    fn handle<N: Continue>(
-        &self,
-        request: Request<Body>,
-        next: N,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        crate::logs::layer(self.0.clone(), request, next)
-    }
-}
-
-/// CORS for the allowed origins, as a middleware.
-#[derive(Clone)]
-struct Cors(Arc<Vec<String>>);
-
-impl Middleware for Cors {
-    fn handle<N: Continue>(
-        &self,
-        request: Request<Body>,
-        next: N,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        cors(self.0.clone(), request, next)
     }
 }
 
@@ -277,6 +278,79 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Passes every request on unchanged.
+    #[derive(Clone)]
+    struct Nothing;
+
+    impl Middleware for Nothing {
+        fn handle<N: Continue>(
+            &self,
+            request: Request<Body>,
+            next: N,
+        ) -> impl Future<Output = Response> + Send + 'static {
+            next.run(request)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500_and_the_service_goes_on() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn domain::Store> =
+            store_sqlite::SqliteStore::open(dir.path(), Default::default()).expect("store");
+        let config = crate::state::ServerConfig {
+            origins: vec!["*".into()],
+            ..crate::state::ServerConfig::default()
+        };
+        let state = crate::state::AppState::new(store, config.clone());
+        let api = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("a handler's bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let service = wrap(api, state.clone(), config, Nothing);
+        let get = |path: &str| {
+            Request::get(path)
+                .header(header::ORIGIN, "https://app.example")
+                .body(Body::empty())
+                .expect("request")
+        };
+
+        let response = service.clone().oneshot(get("/boom")).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE),
+            Some(&HeaderValue::from_static("application/json"))
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["status"], 500);
+        assert_eq!(
+            body["message"],
+            "Something went wrong while processing your request."
+        );
+
+        // The next request is served as usual, with its CORS and default headers.
+        let response = service.oneshot(get("/fine")).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            Some(&HeaderValue::from_static("*"))
+        );
+        assert_eq!(
+            response.headers().get(header::X_FRAME_OPTIONS),
+            Some(&HeaderValue::from_static("SAMEORIGIN"))
+        );
+    }
 
     #[test]
     fn origins_match_exactly_by_wildcard_or_by_subdomain_pattern() {
