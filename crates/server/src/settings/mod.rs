@@ -412,12 +412,14 @@ async fn patch_settings(
         return Err(error);
     }
     let stored = serde_json::to_value(&updated).map_err(ApiError::internal)?;
+    // The version as it was before this write: read after it, it could also cover another
+    // node's change saved in between, which this copy does not hold and would then never load.
+    // Marked older, the copy is loaded once more after this write, with whatever else landed.
+    let version = state.store.params_version();
     encryption::save(&state, PARAM_KEY, &stored).await?;
     state.realtime.apply_settings(&updated.realtime);
     crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);
-    // This node's own write is part of the version now; another node's later one is not.
-    let version = state.store.params_version();
     state.settings.fill(&mut slot, updated.clone(), version);
     Ok(Json(updated.to_api_json()))
 }
