@@ -101,9 +101,8 @@ impl Middleware for Outer {
             self.state.clone(),
             request,
             Then(move |request| async move {
-                // `AssertUnwindSafe`: a panicking request's state is dropped with its future;
-                // nothing it shares is left half-changed behind a lock it held (as with
-                // tower-http's `CatchPanic`, which this replaces).
+                // `AssertUnwindSafe`, as for any catch of a handler's panic: the request's
+                // own state is dropped with its future.
                 let answer = AssertUnwindSafe(cors(origins, request, next))
                     .catch_unwind()
                     .await;

@@ -316,19 +316,12 @@ pub async fn current(state: &SharedState) -> ApiResult<Arc<Settings>> {
     Box::pin(load(state, version)).await
 }
 
-/// [`current`] when the cached copy is missing, stale or being replaced.
+/// [`current`] when the cached copy is missing or stale.
 async fn load(state: &SharedState, version: u64) -> ApiResult<Arc<Settings>> {
-    let fresh = || state.settings.loaded_version() >= version;
-    if let Some(settings) = state.settings.cached().await
-        && fresh()
-    {
+    let writer = state.settings.writer().await;
+    // Loaded (or changed) by whoever held the guard before.
+    if let Some(settings) = state.settings.published_at(version) {
         return Ok(settings);
-    }
-    let mut slot = state.settings.slot().await;
-    if let Some(settings) = slot.as_ref()
-        && fresh()
-    {
-        return Ok(settings.clone());
     }
     let stored = encryption::load(state, PARAM_KEY).await?;
     let settings = match stored {
@@ -343,7 +336,7 @@ async fn load(state: &SharedState, version: u64) -> ApiResult<Arc<Settings>> {
         None => Settings::default(),
     };
     let settings = Arc::new(settings);
-    state.settings.fill(&mut slot, settings.clone(), version);
+    state.settings.fill(&writer, settings.clone(), version);
     Ok(settings)
 }
 
@@ -383,14 +376,13 @@ async fn patch_settings(
     _: crate::extract::Superuser,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
-    let mut slot = state.settings.slot().await;
-    let fresh = state.settings.loaded_version() >= state.store.params_version();
-    let existing = match slot.as_ref().filter(|_| fresh) {
-        Some(settings) => settings.clone(),
+    let mut writer = state.settings.writer().await;
+    let existing = match state.settings.published_at(state.store.params_version()) {
+        Some(settings) => settings,
         None => {
-            drop(slot);
+            drop(writer);
             let loaded = current(&state).await?;
-            slot = state.settings.slot().await;
+            writer = state.settings.writer().await;
             loaded
         }
     };
@@ -420,7 +412,7 @@ async fn patch_settings(
     state.realtime.apply_settings(&updated.realtime);
     crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);
-    state.settings.fill(&mut slot, updated.clone(), version);
+    state.settings.fill(&writer, updated.clone(), version);
     Ok(Json(updated.to_api_json()))
 }
 

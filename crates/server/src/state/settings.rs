@@ -264,24 +264,22 @@ impl Default for Realtime {
 /// node is served by every node on its next request after the store has heard of it (on
 /// PostgreSQL: a `NOTIFY`, or at worst the one-second poll).
 ///
-/// Two copies of the one value: the slot, held across the store's reads and writes by the one
-/// loading or changing it, and the published copy every request reads, behind a lock held
-/// only to clone an `Arc`. A request asks for the settings several times (the request log
-/// twice, the rate limiter once); through the slot's asynchronous lock each ask cost a
-/// semaphore's acquire and release (its mutex included), about 150 instructions.
+/// The copy sits behind a lock held only to clone an `Arc`: a request asks for the settings
+/// several times (the request log twice, the rate limiter once), and through an asynchronous
+/// lock each ask cost a semaphore's acquire and release (its mutex included), about 150
+/// instructions. Whoever loads or changes the settings holds [`SettingsCache::writer`] across
+/// the store's reads and writes instead.
 #[derive(Default)]
 pub struct SettingsCache {
-    slot: tokio::sync::RwLock<Option<Arc<Settings>>>,
+    writer: tokio::sync::Mutex<()>,
     published: std::sync::RwLock<Option<Arc<Settings>>>,
     version: std::sync::atomic::AtomicU64,
 }
 
-impl SettingsCache {
-    /// The cached settings once no change is under way (waits for the slot's holder).
-    pub async fn cached(&self) -> Option<Arc<Settings>> {
-        self.slot.read().await.clone()
-    }
+/// Held while the settings are loaded or changed; see [`SettingsCache::writer`].
+pub type SettingsWriter<'a> = tokio::sync::MutexGuard<'a, ()>;
 
+impl SettingsCache {
     /// The published settings, if loaded at `version` or later, without waiting. The version
     /// is read before the copy and [`SettingsCache::fill`] publishes the copy before the
     /// version: a caller that sees the new version sees the new copy.
@@ -295,20 +293,9 @@ impl SettingsCache {
             .clone()
     }
 
-    /// The store's params version the cached copy was loaded at.
-    pub fn loaded_version(&self) -> u64 {
-        self.version.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Puts `settings`, loaded or written at the store's params `version`, in the held
-    /// `slot` and publishes them.
-    pub fn fill(
-        &self,
-        slot: &mut tokio::sync::RwLockWriteGuard<'_, Option<Arc<Settings>>>,
-        settings: Arc<Settings>,
-        version: u64,
-    ) {
-        **slot = Some(settings.clone());
+    /// Publishes `settings`, loaded or written at the store's params `version`, by the holder
+    /// of the writer's guard.
+    pub fn fill(&self, _writer: &SettingsWriter<'_>, settings: Arc<Settings>, version: u64) {
         *self
             .published
             .write()
@@ -317,9 +304,9 @@ impl SettingsCache {
             .store(version, std::sync::atomic::Ordering::Release);
     }
 
-    /// The slot itself, held exclusively: the loader and the PATCH handler fill it under this
-    /// guard, so a load never overwrites a newer PATCH.
-    pub async fn slot(&self) -> tokio::sync::RwLockWriteGuard<'_, Option<Arc<Settings>>> {
-        self.slot.write().await
+    /// The writer's guard, held exclusively: the loader and the PATCH handler fill the cache
+    /// under it, so a load never overwrites a newer PATCH.
+    pub async fn writer(&self) -> SettingsWriter<'_> {
+        self.writer.lock().await
     }
 }
