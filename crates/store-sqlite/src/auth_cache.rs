@@ -18,10 +18,11 @@
 //! - **Other processes** (the `sqlite3` shell, `plinth superuser update` while serving): the
 //!   hooks do not see their commits, so every hand-out first reads the commit counter of the
 //!   WAL index (`iChange` in the `-shm` file's header, which SQLite moves on by one at every
-//!   commit, whoever commits; one `pread`, no lock). The writer's WAL hook notes the counter
-//!   after each of its commits; when it moved by more than that commit, or a hand-out finds
-//!   it anywhere but where this process left it, another process has committed, and every
-//!   generation moves on (nothing kept is handed out again without being read anew).
+//!   commit, whoever commits): one load from SQLite's own mapping of that header, no system
+//!   call and no lock (`wal_index.rs`). The writer's WAL hook notes the counter after each of
+//!   its commits; when it moved by more than that commit, or a hand-out finds it anywhere but
+//!   where this process left it, another process has committed, and every generation moves
+//!   on (nothing kept is handed out again without being read anew).
 //!
 //! Bounded by [`MAX_ENTRIES`]; when full it is emptied (a cache of hot sessions fills again at
 //! once).
@@ -29,13 +30,13 @@
 use foldhash::HashMap;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use domain::record::Record;
 use domain::{Collection, ReadMark};
 
-use crate::engine::DbFile;
 use crate::row_marks::RowMarks;
+use crate::wal_index::CommitCounter;
 
 /// Generation buckets: tables hash into these; a write to one moves its bucket on.
 pub(crate) const BUCKETS: usize = 64;
@@ -67,8 +68,10 @@ pub(crate) struct AuthCache {
     /// The WAL index's commit counter with every commit up to it accounted for in the
     /// generations ([`UNKNOWN`] before the first).
     known: AtomicU64,
-    /// The database's files, for the WAL index header (no `-shm` opened: nothing is kept).
-    files: DbFile,
+    /// The WAL index's commit counter (`None`: not in WAL mode, or the store closed; nothing
+    /// is then kept). Behind a lock only so that closing the store can let the mapping go
+    /// while no read is under way.
+    counter: RwLock<Option<CommitCounter>>,
     /// By collection id, then record id.
     entries: Mutex<Entries>,
     /// Marks on record reads (`row_marks.rs`), voided with the generations here.
@@ -80,9 +83,6 @@ struct Entries {
     by_collection: HashMap<String, HashMap<String, Entry>>,
     len: usize,
 }
-
-/// Where `iChange` sits in the WAL index's first header copy (native byte order).
-const CHANGE_COUNTER: std::ops::Range<usize> = 8..12;
 
 /// The bucket of a table: its name's ASCII-lowercase FNV-1a hash (SQLite names are
 /// case-insensitive; the update hook gives the name as declared).
@@ -101,11 +101,11 @@ pub(crate) fn note_change(table: &str) {
 }
 
 impl AuthCache {
-    pub(crate) fn new(files: DbFile) -> AuthCache {
+    pub(crate) fn new(counter: Option<CommitCounter>) -> AuthCache {
         AuthCache {
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             known: AtomicU64::new(UNKNOWN),
-            files,
+            counter: RwLock::new(counter),
             entries: Mutex::default(),
             rows: RowMarks::new(),
         }
@@ -113,12 +113,20 @@ impl AuthCache {
 
     /// The WAL index's commit counter, as SQLite keeps it in the `-shm` file.
     fn change_counter(&self) -> Option<u64> {
-        use std::os::unix::fs::FileExt;
-        let shm = self.files.shm.as_ref()?;
-        let mut header = [0u8; CHANGE_COUNTER.end];
-        shm.read_exact_at(&mut header, 0).ok()?;
-        let counter = header.get(CHANGE_COUNTER)?.try_into().ok()?;
-        Some(u64::from(u32::from_ne_bytes(counter)))
+        let counter = self.counter.read().unwrap_or_else(PoisonError::into_inner);
+        counter.as_ref().map(|counter| u64::from(counter.read()))
+    }
+
+    /// Stops keeping records and lets the WAL index's mapping go (the store is closing): from
+    /// here on every read goes to the database.
+    pub(crate) fn close(&self) {
+        let counter = self
+            .counter
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(counter);
+        self.bump_all();
     }
 
     fn bump_all(&self) {
@@ -191,7 +199,11 @@ impl AuthCache {
 
     /// Keeps `record`, read after `ticket` was taken, unless its table may have changed since.
     pub(crate) fn put(&self, ticket: Ticket, collection: &Arc<Collection>, record: &Arc<Record>) {
-        if self.files.shm.is_none()
+        if self
+            .counter
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
             || self.generations[ticket.bucket].load(Ordering::SeqCst) != ticket.generation
         {
             return;

@@ -100,17 +100,13 @@ pub(crate) struct Engine {
     _db_file: DbFile,
 }
 
-/// The database file and its WAL index, opened once more outside SQLite: the checkpoint
-/// thread syncs what it copied into the file (see `checkpoint.rs`), and the auth records kept
-/// in memory read the index's commit counter (see `auth_cache.rs`). They must stay open until
-/// every connection of the engine has closed: closing any descriptor of a file drops all the
-/// process's POSIX locks on it, SQLite's included (SQLite avoids that for its own descriptors,
-/// but cannot know of these). So each thread and the engine hold a share, and the files close
-/// with the last.
+/// The database file, opened once more outside SQLite: the checkpoint thread syncs what it
+/// copied into the file (see `checkpoint.rs`). It must stay open until every connection of the
+/// engine has closed: closing any descriptor of a file drops all the process's POSIX locks on
+/// it, SQLite's included (SQLite avoids that for its own descriptors, but cannot know of this
+/// one). So each thread and the engine hold a share, and the file closes with the last.
 pub(crate) struct DbFiles {
     pub(crate) db: std::fs::File,
-    /// `None` when the `-shm` file could not be opened (nothing is then kept in memory).
-    pub(crate) shm: Option<std::fs::File>,
 }
 
 pub(crate) type DbFile = Arc<DbFiles>;

@@ -30,6 +30,7 @@ mod tx;
 mod unsaved;
 mod view;
 mod wal_file;
+mod wal_index;
 
 #[cfg(test)]
 mod tests;
@@ -274,9 +275,10 @@ impl SqliteStore {
             ))
             .map_err(open_error)?;
         // The WAL index exists once the writer has read the database in WAL mode.
-        let shm = std::fs::File::open(data_dir.join("data.db-shm")).ok();
-        let db_file: engine::DbFile = Arc::new(engine::DbFiles { db: db_handle, shm });
-        let auth_cache = Arc::new(auth_cache::AuthCache::new(Arc::clone(&db_file)));
+        let db_file: engine::DbFile = Arc::new(engine::DbFiles { db: db_handle });
+        let auth_cache = Arc::new(auth_cache::AuthCache::new(wal_index::CommitCounter::open(
+            &path,
+        )));
 
         // Every other connection: read-only readers, and one read-write connection for the WAL
         // checkpoints (see `checkpoint.rs`).
@@ -993,6 +995,9 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
+        // Before the engine's connections close, so that the last of them (on its own thread)
+        // is the one that finishes the database, as when no counter is kept.
+        self.auth_cache.close();
         let checkpoint = self
             .engine
             .write(|conn| {
