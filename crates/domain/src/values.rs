@@ -745,10 +745,15 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
             let UniqueKeys(value) = access.next_value()?;
-            if map.contains_key(&key) {
-                return Err(serde::de::Error::custom("a key is named twice"));
+            // One hash a key: the entry both finds a repeat and holds the place to insert.
+            match map.entry(key) {
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(serde::de::Error::custom("a key is named twice"));
+                }
+                serde_json::map::Entry::Vacant(place) => {
+                    place.insert(value);
+                }
             }
-            map.insert(key, value);
         }
         Ok(Value::Object(map))
     }
