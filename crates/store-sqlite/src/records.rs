@@ -65,10 +65,14 @@ pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (St
             .collect();
         sql.push_str(" ORDER BY ");
         sql.push_str(&terms.join(", "));
-        // Ties keep insertion order, so pages never overlap.
-        if !collection.is_view() {
-            sql.push_str(&format!(", {table}.rowid"));
-        }
+        // No tie-break: ties come in the order SQLite's plan gives them, as on PocketBase,
+        // which sorts by the requested terms alone (observed on 0.40.6: with an index on
+        // `score`, `sort=-score` gives equal scores newest first, the index walked backwards;
+        // without one, oldest first, the sorter keeping scan order). A `rowid` term after
+        // them made SQLite sort every group of equal keys in a temporary B-tree even when an
+        // index gives the order. Pages still never overlap: the plan of one statement (the
+        // page size is in its text, the offset bound) is fixed, and SQLite's sorter breaks
+        // ties by scan order.
     } else if !collection.is_view() {
         sql.push_str(&format!(" ORDER BY {table}.rowid"));
     }
