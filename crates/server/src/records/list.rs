@@ -243,13 +243,14 @@ async fn render(
     }
     hooks::enrich(state, ctx, collection, records, &mut items).await?;
     let number = |key: &str| result.get(key).cloned().unwrap_or(Value::from(0));
-    let mut envelope = json!({
-        "items": items,
-        "page": number("page"),
-        "perPage": number("perPage"),
-        "totalItems": number("totalItems"),
-        "totalPages": number("totalPages"),
-    });
+    // Built by hand: `json!` would serialize `items` into a copy of itself (every record and
+    // expansion taken apart and put together again) instead of moving it.
+    let mut envelope = serde_json::Map::with_capacity(5);
+    envelope.insert("items".into(), Value::Array(items));
+    for key in ["page", "perPage", "totalItems", "totalPages"] {
+        envelope.insert(key.into(), number(key));
+    }
+    let mut envelope = Value::Object(envelope);
     apply_fields(&mut envelope, params.text("fields"))?;
     Ok(envelope)
 }
