@@ -291,8 +291,9 @@ fn run_op(
             let current = guarded_load(conn, collection, id, guard.as_ref())?;
             let update = apply(&current)?;
             let id = current.id().to_owned();
+            let kept = kept_relations(collection, &current.data, &update);
             let data = merged(collection, current.data, update);
-            check_relations(conn, schema, collection, &data)?;
+            check_relations(conn, schema, collection, &data, |name| kept.contains(&name))?;
             let written = update_row(conn, collection, &id, None, None, &data)?.1;
             let updated = match written {
                 Some(record) => record,
@@ -392,7 +393,9 @@ fn update_known(
     } else {
         merged(collection, known.record.data.clone(), update)
     };
-    check_relations(conn, schema, collection, &data)?;
+    check_relations(conn, schema, collection, &data, |name| {
+        data.get(name) == known.record.data.get(name)
+    })?;
     let (moved, written) = update_row(
         conn,
         collection,
@@ -495,7 +498,7 @@ fn create(
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => domain::ids::new_record_id(),
     };
-    check_relations(conn, schema, collection, data)?;
+    check_relations(conn, schema, collection, data, |_| false)?;
     let sql = crate::sql_cache::sql(crate::sql_cache::Kind::Insert, collection, || {
         insert_sql(collection)
     });
@@ -958,18 +961,55 @@ fn unlink(
     Ok(())
 }
 
+/// The relation fields an update leaves as they are stored: absent from `update`, or given
+/// the stored value again.
+fn kept_relations<'c>(
+    collection: &'c Collection,
+    stored: &RecordData,
+    update: &RecordData,
+) -> Vec<&'c str> {
+    collection
+        .fields
+        .iter()
+        .filter(|field| matches!(field.kind, FieldKind::Relation(_)))
+        .filter(|field| {
+            update
+                .get(&field.name)
+                .is_none_or(|value| stored.get(&field.name) == Some(value))
+        })
+        .map(|field| field.name.as_str())
+        .collect()
+}
+
 /// Every id in a relation field must name an existing record of the target collection.
+///
+/// A field for which `kept` is true holds the value already stored in this transaction (an
+/// update that leaves it as it is) and is not looked up again when its target is a table:
+/// every id a stored relation holds names a record, since a delete of that record through the
+/// store clears the id, deletes the referrer or is refused, in the same transaction. (Raw SQL
+/// can leave an id dangling: the SQL console, another process. PocketBase refuses any update
+/// of such a record until the relation is fixed; here an update that leaves the relation as
+/// it is goes through, and one that changes it is checked.) A view's rows come and go with
+/// its query, so a relation to a view is always looked up.
 fn check_relations(
     conn: &Connection,
     schema: &Schema,
     collection: &Collection,
     data: &RecordData,
+    kept: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
     let mut errors = ValidationErrors::new();
     for field in &collection.fields {
         let FieldKind::Relation(options) = &field.kind else {
             continue;
         };
+        if kept(&field.name)
+            && schema
+                .get_by_id(&options.collection_id)
+                .is_some_and(|target| !target.is_view())
+        {
+            continue;
+        }
         let mut ids: Vec<&str> = match data.get(&field.name) {
             Some(Value::String(id)) => vec![id.as_str()],
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),

@@ -727,6 +727,123 @@ async fn relations_must_point_at_existing_records() {
     );
 }
 
+/// An update looks up the relation ids it sets, not those it leaves as stored (the store's
+/// cascades keep those pointing at records), except for a relation to a view, whose rows come
+/// and go with its query. The dangling ids here are made with raw SQL, as only the SQL console
+/// or another process could.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_look_up_the_relations_they_set() {
+    let (dir, store) = open().await;
+    let notes = base("notes", vec![text("title"), number("n")]);
+    store.create_collection(notes).await.expect("notes");
+    let mut view = Collection::scaffold(CollectionType::View, "big_notes");
+    view.view_query = Some("select id, title from notes where n > 1".into());
+    store.create_collection(view).await.expect("view");
+    let notes_id = collection(&store, "notes").id.clone();
+    let view_id = collection(&store, "big_notes").id.clone();
+    store
+        .create_collection(base(
+            "links",
+            vec![
+                text("label"),
+                relation("note", &notes_id, 1, false, false),
+                relation("notes", &notes_id, 5, false, false),
+                relation("big", &view_id, 1, false, false),
+            ],
+        ))
+        .await
+        .expect("links");
+    let a = create(&store, "notes", json!({"title": "a", "n": 2}))
+        .await
+        .expect("a");
+    let b = create(&store, "notes", json!({"title": "b", "n": 2}))
+        .await
+        .expect("b");
+    let link = create(
+        &store,
+        "links",
+        json!({"note": a.id(), "notes": [a.id(), b.id()], "big": b.id()}),
+    )
+    .await
+    .expect("link");
+    // Both notes vanish behind the store's back; `b` also leaves the view.
+    side_connection(&dir)
+        .execute("DELETE FROM notes", [])
+        .expect("raw delete");
+    let error = update(&store, "links", link.id(), json!({"label": "x"}))
+        .await
+        .expect_err("the view's row is gone");
+    assert_eq!(
+        validation_code(&error, "big").as_deref(),
+        Some("validation_missing_rel_records")
+    );
+    let StoreError::Validation(errors) = &error else {
+        panic!("a validation error: {error:?}");
+    };
+    assert!(errors.as_map().get("note").is_none(), "kept: not looked up");
+    assert!(
+        errors.as_map().get("notes").is_none(),
+        "kept: not looked up"
+    );
+    // Without the view relation, the kept ids pass, the long way and under a mark alike.
+    let cleared = update(&store, "links", link.id(), json!({"big": ""}))
+        .await
+        .expect("kept relations are not looked up");
+    assert_eq!(cleared.text("big"), "");
+    let (read, mark) = marked_read(&store, "links", link.id()).await;
+    let op = WriteOp::Update {
+        collection: collection(&store, "links"),
+        id: link.id().to_owned(),
+        guard: None,
+        apply: Box::new(|current: &Record| {
+            let mut data = current.data.clone();
+            data.insert("label".into(), json!("marked"));
+            Ok(data)
+        }),
+        known: Some(domain::KnownRow {
+            record: Arc::new(read),
+            mark,
+            data: None,
+        }),
+    };
+    assert_eq!(
+        write_one(&store, op).await.expect("marked").text("label"),
+        "marked"
+    );
+    // Setting a relation looks its ids up, the long way and under a mark.
+    let error = update(&store, "links", link.id(), json!({"notes": [a.id()]}))
+        .await
+        .expect_err("changed: looked up");
+    assert_eq!(
+        validation_code(&error, "notes").as_deref(),
+        Some("validation_missing_rel_records")
+    );
+    let (read, mark) = marked_read(&store, "links", link.id()).await;
+    let missing = b.id().to_owned();
+    let op = WriteOp::Update {
+        collection: collection(&store, "links"),
+        id: link.id().to_owned(),
+        guard: None,
+        apply: Box::new(move |current: &Record| {
+            let mut data = current.data.clone();
+            data.insert("note".into(), json!(missing.clone()));
+            Ok(data)
+        }),
+        known: Some(domain::KnownRow {
+            record: Arc::new(read),
+            mark,
+            data: None,
+        }),
+    };
+    let error = write_one(&store, op)
+        .await
+        .expect_err("changed under a mark");
+    assert_eq!(
+        validation_code(&error, "note").as_deref(),
+        Some("validation_missing_rel_records")
+    );
+}
+
 /// `articles` ← `comments` (cascade), `likes` (required, no cascade), `mentions` (optional
 /// single and multiple).
 async fn relation_fixture(store: &SqliteStore) -> String {
