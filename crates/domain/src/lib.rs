@@ -30,6 +30,7 @@ pub use logs::{LogEntry, LogPage, LogQuery, LogStat, LogStore};
 pub use record::{Record, RecordData};
 pub use sql::{Dialect, SqlFragment, SqlValue};
 pub use store::{
-    Change, ChangeAction, ChangeRetention, KnownRow, ReadMark, RecordPage, RecordQuery, Relay,
-    SortTerm, Store, StoreError, UpdateFn, WriteError, WriteOp, WriteResult,
+    Change, ChangeAction, ChangeRetention, GuardFn, KnownRow, ReadMark, RecordPage, RecordQuery,
+    Relay, SortTerm, Store, StoreError, UpdateFn, WriteError, WriteOp, WriteResult,
+    resolve_update_guard,
 };

@@ -117,13 +117,31 @@ pub struct ReadMark {
 }
 
 /// An update's row as the caller read it, with the read's mark: used in place of reading the
-/// row again when the mark shows it unchanged (the guard is still checked, and the relations).
+/// row again when the mark shows it unchanged (the guard is still checked, unless `guard`
+/// below says it held, and the relations the update sets).
 pub struct KnownRow {
     pub record: Arc<Record>,
     pub mark: ReadMark,
     /// The update's new values computed from `record` (what `apply` would give on it), when
     /// the caller already computed them; `None` runs `apply` on `record`.
     pub data: Option<RecordData>,
+    /// Set when the caller decided the update's rule on `record` in memory (a rule that reads
+    /// only the row and the request) and it held. The op's `guard` is then `None`: while the
+    /// mark shows the row unchanged the rule holds without a check, and every other way of
+    /// running the update builds the guard with this first ([`resolve_update_guard`]).
+    pub guard: Option<GuardFn>,
+}
+
+/// Builds an update's guard (its rule as SQL for the request) when a write needs it.
+pub type GuardFn = Box<dyn FnOnce() -> Option<SqlFragment> + Send>;
+
+/// An update's guard as any way of running it but the known row's needs it: a guard left to
+/// the known row ([`KnownRow::guard`]) is built and moved into `guard`, so a write run again
+/// finds it there.
+pub fn resolve_update_guard(guard: &mut Option<SqlFragment>, known: Option<&mut KnownRow>) {
+    if let Some(build) = known.and_then(|known| known.guard.take()) {
+        *guard = build();
+    }
 }
 
 /// One record write.

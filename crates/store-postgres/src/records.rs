@@ -254,11 +254,13 @@ async fn run_op(conn: &Conn, schema: &Schema, op: WriteOp) -> Result<WriteResult
         WriteOp::Update {
             collection,
             id,
-            guard,
+            mut guard,
             mut apply,
-            known: _,
+            mut known,
         } => {
             refuse_view(&collection)?;
+            // No marks here: the row is always read, under the rule's guard.
+            domain::resolve_update_guard(&mut guard, known.as_mut());
             let current = guarded_load(conn, &collection, &id, guard.as_ref()).await?;
             let mut new_data = apply(&current)?;
             // Values the update did not mention stay as they are; the key never changes.

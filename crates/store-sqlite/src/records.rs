@@ -287,6 +287,8 @@ fn run_op(
             {
                 return Ok(WriteResult::Updated(updated));
             }
+            // The long way checks the rule on the row as stored.
+            domain::resolve_update_guard(guard, known.as_mut());
             let collection = &**collection;
             let current = guarded_load(conn, collection, id, guard.as_ref())?;
             let update = apply(&current)?;
@@ -331,8 +333,9 @@ fn is_current(schema: &Schema, collection: &Arc<Collection>) -> bool {
 }
 
 /// An update on the row its caller read (`known`), which the mark shows unchanged since: the
-/// guard is checked on the stored row, the relations as always, and the row is written by its
-/// rowid and id together. `None` when that changed nothing (the row was deleted or moved by a
+/// guard is checked on the stored row (none is given when the caller decided the rule on this
+/// row in memory: `KnownRow::guard`), the relations it sets are looked up, and the row is
+/// written by its rowid and id together. `None` when that changed nothing (the row was deleted or moved by a
 /// change the update hook does not see, see `row_marks.rs`): nothing was written, and the
 /// caller reads the row as usual.
 fn update_known(

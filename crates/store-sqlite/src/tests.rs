@@ -804,6 +804,7 @@ async fn updates_look_up_the_relations_they_set() {
             record: Arc::new(read),
             mark,
             data: None,
+            guard: None,
         }),
     };
     assert_eq!(
@@ -833,6 +834,7 @@ async fn updates_look_up_the_relations_they_set() {
             record: Arc::new(read),
             mark,
             data: None,
+            guard: None,
         }),
     };
     let error = write_one(&store, op)
@@ -4102,6 +4104,7 @@ fn marked_op(
             data: Some(bump(&record, "known")),
             record: Arc::new(record),
             mark,
+            guard: None,
         }),
     }
 }
@@ -4118,6 +4121,71 @@ async fn marked_read(store: &SqliteStore, name: &str, id: &str) -> (Record, doma
 async fn write_one(store: &SqliteStore, op: WriteOp) -> Result<Record, StoreError> {
     let mut results = store.write(vec![op]).await.map_err(|e| e.error)?;
     Ok(results.remove(0).record().clone())
+}
+
+/// A guard the caller left to the known row (`KnownRow::guard`: its rule held on that row in
+/// memory) is not built while the row is unchanged, and is built and checked on the row as
+/// stored when the update takes the long way.
+#[tokio::test]
+async fn a_deferred_guard_is_built_only_for_the_long_way() {
+    let (_dir, store) = open().await;
+    store
+        .create_collection(base("notes", vec![text("title"), number("n")]))
+        .await
+        .expect("collection");
+    let notes = || collection(&store, "notes");
+    let a = create(&store, "notes", json!({"title": "a", "n": 0}))
+        .await
+        .expect("a");
+    let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The guard `n < 5`, counting how often it is built.
+    let deferred = |read| {
+        let mut op = marked_op(notes(), read, None);
+        let built = Arc::clone(&built);
+        if let WriteOp::Update {
+            known: Some(known), ..
+        } = &mut op
+        {
+            known.guard = Some(Box::new(move || {
+                built.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut guard = SqlFragment::column("notes", "n");
+                guard.push_sql(" < ").push_param(SqlValue::Int(5));
+                Some(guard)
+            }));
+        }
+        op
+    };
+    let builds = || built.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Unchanged: written from the known row, the guard never built.
+    let read = marked_read(&store, "notes", a.id()).await;
+    let written = write_one(&store, deferred(read)).await.expect("updated");
+    assert_eq!(written.text("title"), "known");
+    assert_eq!(builds(), 0);
+
+    // Changed in between, still passing: the long way, the guard built and holding.
+    let read = marked_read(&store, "notes", a.id()).await;
+    update(&store, "notes", a.id(), json!({"n": 3}))
+        .await
+        .expect("n = 3");
+    let written = write_one(&store, deferred(read)).await.expect("updated");
+    assert_eq!(written.text("title"), "read again");
+    assert_eq!(written.data.get("n"), Some(&json!(4)));
+    assert_eq!(builds(), 1);
+
+    // Changed in between so that the guard fails: refused as a hidden row, nothing written.
+    let read = marked_read(&store, "notes", a.id()).await;
+    update(&store, "notes", a.id(), json!({"n": 9}))
+        .await
+        .expect("n = 9");
+    let error = write_one(&store, deferred(read))
+        .await
+        .expect_err("the guard fails on the stored row");
+    assert!(matches!(error, StoreError::NotFound), "{error:?}");
+    assert_eq!(builds(), 2);
+    let stored = get(&store, "notes", a.id()).await.expect("found");
+    assert_eq!(stored.data.get("n"), Some(&json!(9)));
+    assert_eq!(stored.text("title"), "read again");
 }
 
 /// An update on a row its caller read under a mark skips reading it again only while nothing

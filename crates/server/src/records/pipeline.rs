@@ -33,7 +33,7 @@ use domain::{
     AuthContext, Collection, Record, RecordData, Store, StoreError, UpdateFn, WriteError, WriteOp,
     WriteResult,
 };
-use rules::{RequestContext, Rule};
+use rules::{RequestContext, Rule, RuleOutcome};
 use serde_json::{Map, Value};
 
 use super::common::{
@@ -189,7 +189,8 @@ impl Prepared {
 /// What is kept of a prepared write to answer it once executed.
 pub(crate) struct Done {
     kind: Kind,
-    ctx: RequestContext,
+    /// Shared with an update's deferred guard (`KnownRow::guard`).
+    ctx: Arc<RequestContext>,
     collection: Arc<Collection>,
     params: QueryParams,
     failed: &'static str,
@@ -245,7 +246,7 @@ pub(crate) async fn prepare(
             // Hook point: onRecordDeleteRequest.
             let target = target_for_read(state, collection).await?;
             refuse_view(&target.collection)?;
-            let ctx = meta.context(auth, params.pairs(), None);
+            let ctx = Arc::new(meta.context(auth, params.pairs(), None));
             let guard = access::sql_guard(&target.rules.delete, state.store.dialect(), &ctx)?;
             Ok(Prepared {
                 op: WriteOp::Delete {
@@ -296,7 +297,7 @@ pub(super) async fn prepare_create(
     // The create's values are these, once validated: the rules read them first, as the
     // would-be row, and the two values set for the rules alone are put back afterwards.
     let mut would_be = Record::new(applied);
-    let ctx = meta.context(auth, params.pairs(), body_seen);
+    let ctx = Arc::new(meta.context(auth, params.pairs(), body_seen));
     // A rule that reads other rows is decided in SQL against the would-be row (not stored),
     // so that it comes before any field error, as in PocketBase. Its id must be set for that.
     let given_id = would_be
@@ -420,15 +421,19 @@ pub(super) async fn prepare_update(
         collection, auth, body, &uploads, &current, &now, false, heavy, body_read,
     )
     .await?;
-    let ctx = meta.context(auth, params.pairs(), body_seen);
+    let ctx = Arc::new(meta.context(auth, params.pairs(), body_seen));
     let dialect = state.store.dialect();
-    let guard = access::sql_guard(&target.rules.update, dialect, &ctx)?;
     // A record created earlier in the same batch is not stored yet: its rules are checked
     // on its would-be row.
+    let rule = &target.rules.update;
+    let (mut guard, held_in_memory) =
+        match decide(state, rule, collection, &current, stored, &ctx).await? {
+            // Decided in SQL: that predicate is the guard.
+            Decision::Allow(Some(predicate)) => (Some(predicate), false),
+            Decision::Allow(None) => (None, true),
+            _ => return Err(ApiError::not_found()),
+        };
     let check = |rule| passes(state, rule, collection, &current, stored, &ctx);
-    if !check(&target.rules.update).await? {
-        return Err(ApiError::not_found());
-    }
     if collection.is_auth() {
         let manager = match &target.rules.manage {
             Some(manage) => check(manage).await?,
@@ -453,10 +458,32 @@ pub(super) async fn prepare_update(
     } else {
         (None, Some(preview))
     };
+    // The rule held in memory on the row read under `mark`: while the row is unchanged it
+    // holds, so its SQL is built only if the write has to take the long way.
+    // (A public rule, or a superuser, has no guard at all.)
+    let held_in_memory = held_in_memory && matches!(rule, Rule::Expr(_)) && !auth.is_superuser();
+    let deferred: Option<domain::GuardFn> = if held_in_memory && mark.is_some() {
+        let (rule, ctx) = (rule.clone(), Arc::clone(&ctx));
+        Some(Box::new(move || match rule.outcome(dialect, &ctx) {
+            RuleOutcome::Filter(predicate) => Some(predicate),
+            RuleOutcome::Allow => None,
+            // Refused before anything was prepared; should it come here, nothing passes.
+            RuleOutcome::SuperusersOnly => Some(domain::SqlFragment::raw(match dialect {
+                domain::Dialect::Sqlite => "0",
+                domain::Dialect::Postgres => "FALSE",
+            })),
+        }))
+    } else {
+        if held_in_memory {
+            guard = access::sql_guard(rule, dialect, &ctx)?;
+        }
+        None
+    };
     let known = mark.map(|mark| domain::KnownRow {
         record: Arc::clone(&current),
         mark,
         data,
+        guard: deferred,
     });
     Ok(Prepared {
         op: WriteOp::Update {

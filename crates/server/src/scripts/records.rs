@@ -592,8 +592,14 @@ pub(crate) async fn commit_with_hooks(
         let (kind, start, original, guard, create_guard, apply) = match op {
             WriteOp::Create { data, guard, .. } => ("create", data, None, None, guard, None),
             WriteOp::Update {
-                id, guard, apply, ..
+                id,
+                mut guard,
+                apply,
+                mut known,
+                ..
             } => {
+                // The row is read again here, under the rule's guard.
+                domain::resolve_update_guard(&mut guard, known.as_mut());
                 let current = read_in(&shared, &collection, &id, guard).await;
                 match current {
                     Ok(Some(current)) => (
