@@ -657,6 +657,20 @@ fn validate_fields(
             field_errors.add("help", length_out_of_range(1, 300));
         }
         validate_field_options(&mut field_errors, field, new, schema, primary_keys);
+        // A relation keeps its target: the ids it holds name records of that collection.
+        if let Some(before) = old.and_then(|o| o.fields.iter().find(|f| f.id == field.id))
+            && let (FieldKind::Relation(before), FieldKind::Relation(after)) =
+                (&before.kind, &field.kind)
+            && before.collection_id != after.collection_id
+        {
+            field_errors.add(
+                "collectionId",
+                FieldError::new(
+                    "validation_field_relation_change",
+                    "The relation collection cannot be changed.",
+                ),
+            );
+        }
         if !field_errors.is_empty() {
             for (key, value) in field_errors.as_map() {
                 add_json(errors, &format!("{prefix}.{key}"), value);

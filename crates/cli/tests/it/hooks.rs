@@ -54,6 +54,12 @@ routerAdd("POST", "/tx/{mode}", (e) => {
   }
   return e.json(200, {count: $app.countRecords("posts")});
 });
+routerAdd("GET", "/page/{limit}/{offset}", (e) => {
+  const limit = parseInt(e.request.pathValue("limit"), 10);
+  const offset = parseInt(e.request.pathValue("offset"), 10);
+  const found = $app.findRecordsByFilter("posts", "title ~ 'p'", "title", limit, offset);
+  return e.json(200, found.map((r) => r.getString("title")));
+});
 routerUse((e) => { e.response.header().set("X-Hooked", "yes"); return e.next(); });
 routerUse(new Middleware((e) => { e.set("seq", ["first"]); return e.next(); }, -10));
 
@@ -503,4 +509,45 @@ async fn runaway_hooks_are_stopped_and_the_server_keeps_serving() {
         .await;
     assert_eq!(audit["totalItems"], 0, "{audit}");
     app.terminate();
+}
+
+/// `findRecordsByFilter`'s limit and offset pick the same rows as a slice of the whole sorted
+/// list, an offset inside a page included.
+#[tokio::test]
+async fn find_records_by_filter_slices_at_any_offset() {
+    let app = app().await;
+    let token = setup(&app).await;
+    let titles: Vec<String> = (0..23).map(|n| format!("p{n:02}")).collect();
+    for title in &titles {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/posts/records",
+                Some(&token),
+                json!({ "title": title }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (limit, offset) in [
+        (10, 0),
+        (10, 10),
+        (10, 15),
+        (7, 3),
+        (5, 21),
+        (4, 30),
+        (0, 5),
+        (0, 0),
+    ] {
+        let (status, body) = app.get(&format!("/page/{limit}/{offset}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        let end = if limit == 0 {
+            titles.len()
+        } else {
+            (offset + limit).min(titles.len())
+        };
+        let expected = titles
+            .get(offset.min(titles.len())..end.max(offset.min(titles.len())))
+            .unwrap_or(&[]);
+        assert_eq!(body, json!(expected), "limit {limit}, offset {offset}");
+    }
 }

@@ -467,6 +467,45 @@ fn only_id_may_be_the_primary_key() {
     assert_eq!(e["fields"]["1"]["required"]["code"], "validation_required");
 }
 
+/// A relation field keeps its target collection (its stored ids name records of it), as on
+/// PocketBase; its other options may change.
+#[test]
+fn relation_fields_keep_their_target() {
+    let users = users_collection("2026-01-01 00:00:00.000Z").id;
+    let posts = crate::ids::collection_id("base", "posts");
+    let relation = |target: &str, max_select: u64| {
+        let mut field = Field::new(
+            "r",
+            FieldKind::Relation(RelationOptions {
+                collection_id: target.into(),
+                max_select,
+                ..Default::default()
+            }),
+        );
+        field.id = "relation1".into();
+        field
+    };
+    let old = base("links", vec![relation(&users, 1)]);
+    let mut retargeted = old.clone();
+    retargeted.fields[1] = relation(&posts, 1);
+    let e = check_update(&old, &retargeted);
+    assert_eq!(
+        e["fields"]["1"]["collectionId"],
+        json!({"code": "validation_field_relation_change",
+               "message": "The relation collection cannot be changed."})
+    );
+    let mut widened = old.clone();
+    widened.fields[1] = relation(&users, 5);
+    assert_eq!(check_update(&old, &widened), json!({}));
+    // A new field (another id) may point anywhere.
+    let mut added = old.clone();
+    let mut other = relation(&posts, 1);
+    other.id = "relation2".into();
+    other.name = "p".into();
+    added.fields.push(other);
+    assert_eq!(check_update(&old, &added), json!({}));
+}
+
 #[test]
 fn updates_keep_types_system_fields_and_system_collections() {
     let old = base("posts", vec![text("title")]);

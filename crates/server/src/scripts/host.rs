@@ -149,26 +149,29 @@ impl AppHost {
             .map_err(|e| HostError::go(format!("invalid sort expression: {e}")))?
             .to_sql(dialect, &ctx);
         filters.extend(sort.filters);
-        // Offsets are expressed as pages; an offset that is not a multiple of the limit reads
-        // from the page start and drops the head.
+        // The store reads pages of `per_page` rows. An offset inside a page reads that page
+        // and, when it was full, the next one (in the same transaction, when there is one),
+        // and keeps the `limit` rows from the offset on.
         let per_page = if limit == 0 { 1_000_000 } else { limit };
         let page = offset / per_page + 1;
-        let skip = (offset % per_page) as usize;
-        let mut result = self.list(
-            tx,
-            RecordQuery {
-                collection: collection.clone(),
-                filters,
-                sort: sort.terms,
-                page,
-                per_page: per_page + skip as u64,
-                with_total,
-            },
-        )?;
+        let skip = usize::try_from(offset % per_page).unwrap_or(usize::MAX);
+        let query = |page, with_total| RecordQuery {
+            collection: collection.clone(),
+            filters: filters.clone(),
+            sort: sort.terms.clone(),
+            page,
+            per_page,
+            with_total,
+        };
+        let mut result = self.list(tx, query(page, with_total))?;
         if skip > 0 {
+            let full = u64::try_from(result.items.len()).is_ok_and(|n| n == per_page);
             result.items.drain(..skip.min(result.items.len()));
+            if full {
+                let next = self.list(tx, query(page + 1, false))?;
+                result.items.extend(next.items.into_iter().take(skip));
+            }
         }
-        result.items.truncate(per_page as usize);
         Ok(result)
     }
 
