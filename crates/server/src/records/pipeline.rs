@@ -33,7 +33,7 @@ use domain::{
     AuthContext, Collection, Record, RecordData, Store, StoreError, UpdateFn, WriteError, WriteOp,
     WriteResult,
 };
-use rules::{RequestContext, Rule, RuleOutcome};
+use rules::{RequestContext, Rule};
 use serde_json::{Map, Value};
 
 use super::common::{
@@ -459,25 +459,19 @@ pub(super) async fn prepare_update(
         (None, Some(preview))
     };
     // The rule held in memory on the row read under `mark`: while the row is unchanged it
-    // holds, so its SQL is built only if the write has to take the long way.
-    // (A public rule, or a superuser, has no guard at all.)
-    let held_in_memory = held_in_memory && matches!(rule, Rule::Expr(_)) && !auth.is_superuser();
-    let deferred: Option<domain::GuardFn> = if held_in_memory && mark.is_some() {
-        let (rule, ctx) = (rule.clone(), Arc::clone(&ctx));
-        Some(Box::new(move || match rule.outcome(dialect, &ctx) {
-            RuleOutcome::Filter(predicate) => Some(predicate),
-            RuleOutcome::Allow => None,
-            // Refused before anything was prepared; should it come here, nothing passes.
-            RuleOutcome::SuperusersOnly => Some(domain::SqlFragment::raw(match dialect {
-                domain::Dialect::Sqlite => "0",
-                domain::Dialect::Postgres => "FALSE",
-            })),
-        }))
-    } else {
-        if held_in_memory {
-            guard = access::sql_guard(rule, dialect, &ctx)?;
+    // holds, so its SQL is built only if the write has to take the long way. (A public rule,
+    // or a superuser, has no guard at all.)
+    let deferred: Option<domain::GuardFn> = match rule {
+        Rule::Expr(compiled) if held_in_memory && !auth.is_superuser() => {
+            if mark.is_some() {
+                let (compiled, ctx) = (compiled.clone(), Arc::clone(&ctx));
+                Some(Box::new(move || Some(compiled.to_sql(dialect, &ctx))))
+            } else {
+                guard = Some(compiled.to_sql(dialect, &ctx));
+                None
+            }
         }
-        None
+        _ => None,
     };
     let known = mark.map(|mark| domain::KnownRow {
         record: Arc::clone(&current),

@@ -155,20 +155,25 @@ impl AppHost {
         let per_page = if limit == 0 { 1_000_000 } else { limit };
         let page = offset / per_page + 1;
         let skip = usize::try_from(offset % per_page).unwrap_or(usize::MAX);
-        let query = |page, with_total| RecordQuery {
+        let query = RecordQuery {
             collection: collection.clone(),
-            filters: filters.clone(),
-            sort: sort.terms.clone(),
+            filters,
+            sort: sort.terms,
             page,
             per_page,
             with_total,
         };
-        let mut result = self.list(tx, query(page, with_total))?;
-        if skip > 0 {
+        let next = (skip > 0).then(|| RecordQuery {
+            page: page + 1,
+            with_total: false,
+            ..query.clone()
+        });
+        let mut result = self.list(tx, query)?;
+        if let Some(next) = next {
             let full = u64::try_from(result.items.len()).is_ok_and(|n| n == per_page);
             result.items.drain(..skip.min(result.items.len()));
             if full {
-                let next = self.list(tx, query(page + 1, false))?;
+                let next = self.list(tx, next)?;
                 result.items.extend(next.items.into_iter().take(skip));
             }
         }
