@@ -30,12 +30,13 @@ pub(crate) const FIRST_MIGRATION: &str = "1_system_tables";
 type Migration = fn(&Transaction<'_>) -> Result<(), StoreError>;
 
 /// Every schema step, in order. Append only: a step's name is recorded once it ran.
-const MIGRATIONS: [(&str, Migration); 5] = [
+const MIGRATIONS: [(&str, Migration); 6] = [
     (FIRST_MIGRATION, create_system_tables),
     ("2_bootstrap_collections", bootstrap_collections),
     ("3_change_log", create_change_log),
     ("4_strip_change_log_secrets", strip_change_log_secrets),
     ("5_claims", create_claims),
+    ("6_change_log_high_water", change_log_high_water),
 ];
 
 /// Applies the steps that have not run yet.
@@ -129,6 +130,44 @@ pub(crate) fn claim_once(conn: &Connection, key: &str, slot: i64) -> Result<bool
 fn create_change_log(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(crate::changelog::CREATE_TABLE)
         .map_err(internal)
+}
+
+/// The change log was first made with `AUTOINCREMENT`, which kept its newest sequence in
+/// `sqlite_sequence` and rewrote that row on every append. This rebuilds it as it is made now
+/// (`changelog::CREATE_TABLE`) with the same rows, and puts a high-water mark at the newest
+/// sequence `sqlite_sequence` held when pruning had taken that entry, so no sequence is ever
+/// handed out twice. A log made without it is left as it is.
+fn change_log_high_water(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let made_with: String = tx
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '_changes'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if !made_with.to_ascii_uppercase().contains("AUTOINCREMENT") {
+        return Ok(());
+    }
+    let high_water: i64 = tx
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = '_changes'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(internal)?
+        .unwrap_or(0);
+    let rebuilt = crate::changelog::CREATE_TABLE.replacen("_changes", "_changes_rebuilt", 1);
+    tx.execute_batch(&format!(
+        "{rebuilt};
+         INSERT INTO _changes_rebuilt (seq, collectionId, recordId, action, record, created)
+             SELECT seq, collectionId, recordId, action, record, created FROM _changes
+             ORDER BY seq;
+         DROP TABLE _changes;
+         ALTER TABLE _changes_rebuilt RENAME TO _changes;"
+    ))
+    .map_err(internal)?;
+    crate::changelog::keep_high_water(tx, high_water.max(0).unsigned_abs())
 }
 
 /// Change-log entries written before snapshots left secrets out still held password hashes

@@ -2137,6 +2137,218 @@ async fn change_wake_ups_and_pruning() {
     assert_eq!(changes[0].seq, last + 1);
 }
 
+/// `(seq, action)` of every row of `_changes`, high-water marks included, through a side
+/// connection; and whether the table was made with `AUTOINCREMENT`.
+fn raw_change_rows(dir: &std::path::Path) -> (Vec<(i64, String)>, bool) {
+    let conn = rusqlite::Connection::open(dir.join("data.db")).expect("side connection");
+    let rows = conn
+        .prepare("SELECT seq, action FROM _changes ORDER BY seq")
+        .expect("prepared")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("queried")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    let made_with: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = '_changes'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("table");
+    (rows, made_with.contains("AUTOINCREMENT"))
+}
+
+/// Pruning the newest entry leaves a high-water mark in its place: readers never see it, it
+/// counts as nothing pruned and weighs nothing, the next prune past it takes it, and no
+/// sequence comes back, whichever way the entry went (retention or the byte budget).
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_the_newest_change_leaves_its_high_water_mark() {
+    let (dir, store) = open().await;
+    store
+        .create_collection(base("items", vec![text("name")]))
+        .await
+        .expect("created");
+    for n in 0..3 {
+        create(&store, "items", json!({"name": format!("n{n}")}))
+            .await
+            .expect("created");
+    }
+    let last = store.last_change_seq().await.expect("seq");
+    let nothing_kept = domain::ChangeRetention {
+        max_entries: 0,
+        max_age_secs: 0,
+    };
+    assert_eq!(
+        store
+            .prune_changes(last, nothing_kept)
+            .await
+            .expect("pruned"),
+        3
+    );
+    let (rows, autoincrement) = raw_change_rows(dir.path());
+    assert!(!autoincrement);
+    assert_eq!(
+        rows,
+        [(last as i64, String::new())],
+        "only the mark is left"
+    );
+    assert!(store.changes_after(0, 10).await.expect("read").is_empty());
+    assert_eq!(store.last_change_seq().await.expect("seq"), last);
+    // Pruning again finds nothing to prune, and keeps the mark.
+    assert_eq!(
+        store
+            .prune_changes(last, nothing_kept)
+            .await
+            .expect("pruned"),
+        0
+    );
+    assert_eq!(raw_change_rows(dir.path()).0.len(), 1);
+
+    let next = create(&store, "items", json!({"name": "next"}))
+        .await
+        .expect("created");
+    let changes = store.changes_after(0, 10).await.expect("read");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].seq, last + 1);
+    assert_eq!(changes[0].record_id, next.id());
+    // The next prune past the mark takes it with the entry, and marks the new newest.
+    assert_eq!(
+        store
+            .prune_changes(last + 1, nothing_kept)
+            .await
+            .expect("pruned"),
+        1
+    );
+    assert_eq!(
+        raw_change_rows(dir.path()).0,
+        [((last + 1) as i64, String::new())]
+    );
+    store.close().await.expect("closed");
+    drop(store);
+
+    // The byte budget's prune marks the newest it takes too.
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            change_log_max_bytes: 1,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("reopens");
+    assert_eq!(store.last_change_seq().await.expect("seq"), last + 1);
+    for name in ["over", "budget"] {
+        create(&store, "items", json!({"name": name}))
+            .await
+            .expect("created");
+    }
+    let newest = store.last_change_seq().await.expect("seq");
+    assert_eq!(newest, last + 3);
+    // Retention keeps everything; the budget takes all that was read, the newest included.
+    let keep_all = domain::ChangeRetention {
+        max_entries: 1000,
+        max_age_secs: 3600,
+    };
+    assert_eq!(
+        store.prune_changes(newest, keep_all).await.expect("pruned"),
+        2
+    );
+    assert_eq!(
+        raw_change_rows(dir.path()).0,
+        [(newest as i64, String::new())]
+    );
+    let next = create(&store, "items", json!({"name": "next"}))
+        .await
+        .expect("created");
+    let changes = store.changes_after(0, 10).await.expect("read");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].seq, changes[0].record_id.as_str()),
+        (newest + 1, next.id())
+    );
+}
+
+/// A log made with `AUTOINCREMENT` (before the high-water marks) is rebuilt without it when
+/// the store opens: its entries kept with their sequences, and when pruning had emptied it,
+/// the newest sequence `sqlite_sequence` held kept as a mark, so none is handed out twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_autoincrement_change_log_is_rebuilt_with_its_high_water() {
+    for emptied in [false, true] {
+        let (dir, store) = open().await;
+        store
+            .create_collection(base("items", vec![text("name")]))
+            .await
+            .expect("created");
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let record = create(&store, "items", json!({"name": format!("n{n}")}))
+                .await
+                .expect("created");
+            ids.push(record.id().to_owned());
+        }
+        let last = store.last_change_seq().await.expect("seq");
+        store.close().await.expect("closed");
+        drop(store);
+        {
+            // The log as the `3_change_log` step used to make it, with the same rows.
+            let conn = rusqlite::Connection::open(dir.path().join("data.db")).expect("side");
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE _changes_old (
+                     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+                     collectionId TEXT NOT NULL,
+                     recordId     TEXT NOT NULL,
+                     action       TEXT NOT NULL,
+                     record       JSON NOT NULL,
+                     created      INTEGER NOT NULL
+                 );
+                 INSERT INTO _changes_old SELECT * FROM _changes;
+                 DROP TABLE _changes;
+                 ALTER TABLE _changes_old RENAME TO _changes;
+                 DELETE FROM _migrations WHERE file = '6_change_log_high_water';
+                 COMMIT;",
+            )
+            .expect("old form");
+            if emptied {
+                conn.execute("DELETE FROM _changes", []).expect("pruned");
+            }
+            let kept: i64 = conn
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = '_changes'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("sequence");
+            assert_eq!(kept, last as i64);
+        }
+        assert!(raw_change_rows(dir.path()).1, "made with AUTOINCREMENT");
+
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("reopens");
+        let (rows, autoincrement) = raw_change_rows(dir.path());
+        assert!(!autoincrement, "rebuilt");
+        assert_eq!(store.last_change_seq().await.expect("seq"), last);
+        let kept: Vec<String> = store
+            .changes_after(0, 10)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|change| change.record_id)
+            .collect();
+        if emptied {
+            assert_eq!(rows, [(last as i64, String::new())]);
+            assert!(kept.is_empty());
+        } else {
+            assert_eq!(rows.len(), 3);
+            assert_eq!(kept, ids);
+        }
+        create(&store, "items", json!({"name": "after"}))
+            .await
+            .expect("created");
+        let newest = store.changes_after(last, 10).await.expect("read");
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].seq, last + 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unsaved_rows_match_like_stored_ones() {
     let (_dir, store) = open().await;
