@@ -126,6 +126,13 @@ impl Compiled {
         self.row_local
     }
 
+    /// Whether the expression reads through joins: relation paths, back-relations,
+    /// `@collection`, `:each` over a multi-valued field or a request value, relation hops of
+    /// `@request.auth`. PocketBase queries such a list with `SELECT DISTINCT` over its joins.
+    pub fn reads_through_joins(&self) -> bool {
+        !self.program.joins.is_empty()
+    }
+
     /// The collection the expression was compiled for.
     pub fn collection(&self) -> &Arc<Collection> {
         &self.program.root

@@ -45,7 +45,6 @@ pub(crate) fn list(
 /// The page query of [`list_in`] and its bound values.
 pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (String, Vec<SqlOut>) {
     let collection = &query.collection;
-    let table = quote_ident(&collection.name);
     let mut sql = select_from(collection);
     let mut params: Vec<SqlOut> = Vec::new();
     if let Some(filter) = filter {
@@ -73,9 +72,11 @@ pub(crate) fn page_sql(query: &RecordQuery, filter: Option<&SqlFragment>) -> (St
         // index gives the order. Pages still never overlap: the plan of one statement (the
         // page size is in its text, the offset bound) is fixed, and SQLite's sorter breaks
         // ties by scan order.
-    } else if !collection.is_view() {
-        sql.push_str(&format!(" ORDER BY {table}.rowid"));
     }
+    // Without a sort, no order either: rows come in the plan's order, as on PocketBase, which
+    // adds none (observed on 0.40.6: a table scan gives insertion order, a filter SQLite
+    // answers through an index that index's order). Pages do not overlap: one statement has
+    // one plan (the page size is in its text, the offset bound).
     let limit = if query.per_page == 0 {
         -1
     } else {

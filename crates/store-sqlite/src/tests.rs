@@ -545,6 +545,60 @@ async fn sorted_ties_come_in_the_plans_order_like_pocketbase() {
     }
 }
 
+/// Without a sort a page has no order of its own: the plan's, as on PocketBase (0.40.6, the
+/// same six records): insertion order for a table scan, the index's order for a filter SQLite
+/// answers through an index (`score > 0` gave `bdfca` there). Pages never overlap.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsorted_pages_come_in_the_plans_order_like_pocketbase() {
+    let (_dir, store) = open().await;
+    let mut items = base("items", vec![text("t"), number("score")]);
+    items.indexes = vec!["CREATE INDEX idx_items_score ON items (score)".into()];
+    store.create_collection(items).await.expect("created");
+    for (t, score) in [("f", 3), ("b", 1), ("d", 2), ("a", 5), ("c", 4), ("e", 0)] {
+        create(&store, "items", json!({"t": t, "score": score}))
+            .await
+            .expect("created");
+    }
+    let order = |filter: Option<&'static str>, page: u64, per_page: u64| {
+        let store = &store;
+        async move {
+            let filters = filter
+                .map(|sql| vec![SqlFragment::raw(sql)])
+                .unwrap_or_default();
+            let page = store
+                .list_records(RecordQuery {
+                    collection: collection(store, "items"),
+                    filters,
+                    sort: vec![],
+                    page,
+                    per_page,
+                    with_total: false,
+                })
+                .await
+                .expect("lists");
+            page.items
+                .iter()
+                .map(|r| r.text("t").to_owned())
+                .collect::<String>()
+        }
+    };
+    let by_score = Some("\"items\".\"score\" > 0");
+    let by_text = Some("\"items\".\"t\" != ''");
+    assert_eq!(order(None, 1, 0).await, "fbdace");
+    assert_eq!(order(by_text, 1, 0).await, "fbdace");
+    assert_eq!(order(by_score, 1, 0).await, "bdfca");
+    for filter in [None, by_score] {
+        let whole = order(filter, 1, 0).await;
+        for per_page in [1, 2, 4] {
+            let mut paged = String::new();
+            for page in 1..=6u64.div_ceil(per_page) {
+                paged.push_str(&order(filter, page, per_page).await);
+            }
+            assert_eq!(paged, whole, "{filter:?} by {per_page}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_filter_sort_and_page() {
     let (_dir, store) = open().await;

@@ -606,7 +606,8 @@ async fn query(
         .list_records(RecordQuery {
             collection: node.target.clone(),
             filters,
-            // The store's default order is insertion order, which PocketBase shows too.
+            // No order: the plan's, as in PocketBase's own read of them (insertion order
+            // for a table scan).
             sort: Vec::new(),
             page,
             per_page,

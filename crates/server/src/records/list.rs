@@ -50,9 +50,17 @@ pub async fn list(
     let (filter, sort) = (params.text("filter"), params.text("sort"));
     query::refuse_privileged_references(filter, sort, &auth)?;
     let paging = query::paging(&params)?;
-    let sort = access::compile_sort(&target.schema, collection, sort, &auth)?.to_sql(dialect, &ctx);
-    let client_filter = access::compile_filter(&target.schema, collection, filter, &auth)?
-        .map(|compiled| compiled.to_sql(dialect, &ctx));
+    let client_filter = access::compile_filter(&target.schema, collection, filter, &auth)?;
+    let mut sort = access::compile_sort(&target.schema, collection, sort, &auth)?;
+    if sort.is_empty() && reads_through_joins(&target.rules.list, client_filter.as_ref(), &ctx) {
+        // PocketBase reads such a list with `SELECT DISTINCT` over its joins, which SQLite
+        // answers walking the id index when no condition on the table itself has an index to
+        // walk: its pages come in id order (observed on 0.40.6). Plinth reads other rows in
+        // subqueries, which keep the table's own plan, so it asks for that order.
+        sort = access::compile_sort(&target.schema, collection, "id", &auth)?;
+    }
+    let sort = sort.to_sql(dialect, &ctx);
+    let client_filter = client_filter.map(|compiled| compiled.to_sql(dialect, &ctx));
     let filters = rule
         .into_iter()
         .chain(client_filter)
@@ -169,6 +177,18 @@ pub async fn list(
     )
     .await?;
     Ok(hooks::finish(&outcome, &answer, &parts, None))
+}
+
+/// Whether the list rule (applied to this caller) or the client filter reads through joins
+/// (see [`rules::Compiled::reads_through_joins`]).
+fn reads_through_joins(
+    rule: &rules::Rule,
+    filter: Option<&rules::Compiled>,
+    ctx: &RequestContext,
+) -> bool {
+    let rule_joins = !ctx.auth.is_superuser()
+        && matches!(rule, rules::Rule::Expr(compiled) if compiled.reads_through_joins());
+    rule_joins || filter.is_some_and(rules::Compiled::reads_through_joins)
 }
 
 /// `totalItems` and `totalPages` of a page (-1 each when the total was skipped).
