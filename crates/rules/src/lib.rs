@@ -127,8 +127,10 @@ impl Compiled {
     }
 
     /// Whether the expression reads through joins: relation paths, back-relations,
-    /// `@collection`, `:each` over a multi-valued field or a request value, relation hops of
-    /// `@request.auth`. PocketBase queries such a list with `SELECT DISTINCT` over its joins.
+    /// `@collection`, `:each` over a multi-valued field or a request value. PocketBase
+    /// queries such a list with `SELECT DISTINCT` over its joins. Relation hops of
+    /// `@request.auth` are not among them (they are resolved per request, and PocketBase's
+    /// lists under such a rule keep their plan's order: observed on 0.40.6).
     pub fn reads_through_joins(&self) -> bool {
         !self.program.joins.is_empty()
     }

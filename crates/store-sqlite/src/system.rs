@@ -157,14 +157,19 @@ fn change_log_high_water(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .optional()
         .map_err(internal)?
         .unwrap_or(0);
-    let rebuilt = crate::changelog::CREATE_TABLE.replacen("_changes", "_changes_rebuilt", 1);
+    // Copied out and back rather than renamed: `ALTER TABLE … RENAME` checks every view and
+    // trigger of the database, so one view reading `_changes` (or any view already broken)
+    // would fail the step, and the store would never open again.
     tx.execute_batch(&format!(
-        "{rebuilt};
-         INSERT INTO _changes_rebuilt (seq, collectionId, recordId, action, record, created)
-             SELECT seq, collectionId, recordId, action, record, created FROM _changes
-             ORDER BY seq;
+        "CREATE TEMP TABLE _changes_copy AS
+             SELECT seq, collectionId, recordId, action, record, created FROM _changes;
          DROP TABLE _changes;
-         ALTER TABLE _changes_rebuilt RENAME TO _changes;"
+         {};
+         INSERT INTO _changes (seq, collectionId, recordId, action, record, created)
+             SELECT seq, collectionId, recordId, action, record, created FROM temp._changes_copy
+             ORDER BY seq;
+         DROP TABLE temp._changes_copy;",
+        crate::changelog::CREATE_TABLE
     ))
     .map_err(internal)?;
     crate::changelog::keep_high_water(tx, high_water.max(0).unsigned_abs())

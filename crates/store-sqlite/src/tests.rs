@@ -2365,6 +2365,12 @@ async fn an_autoincrement_change_log_is_rebuilt_with_its_high_water() {
             if emptied {
                 conn.execute("DELETE FROM _changes", []).expect("pruned");
             }
+            // A view reading the log, and one already broken: neither stops the rebuild.
+            conn.execute_batch(
+                "CREATE VIEW log_view AS SELECT seq, action FROM _changes;
+                 CREATE TABLE gone (x); CREATE VIEW broken AS SELECT x FROM gone; DROP TABLE gone;",
+            )
+            .expect("views");
             let kept: i64 = conn
                 .query_row(
                     "SELECT seq FROM sqlite_sequence WHERE name = '_changes'",
@@ -2400,6 +2406,11 @@ async fn an_autoincrement_change_log_is_rebuilt_with_its_high_water() {
         let newest = store.changes_after(last, 10).await.expect("read");
         assert_eq!(newest.len(), 1);
         assert_eq!(newest[0].seq, last + 1);
+        let conn = rusqlite::Connection::open(dir.path().join("data.db")).expect("side");
+        let through_view: i64 = conn
+            .query_row("SELECT max(seq) FROM log_view", [], |r| r.get(0))
+            .expect("the view reads the rebuilt log");
+        assert_eq!(through_view, (last + 1) as i64);
     }
 }
 

@@ -611,6 +611,51 @@ async fn unsorted_lists_through_relations_come_in_id_order() {
         w.titles("boxes", "sort=-n", user).await,
         Ok(["third", "second", "first"].map(String::from).to_vec())
     );
+
+    // A rule hopping through the caller's own relation (`@request.auth.team.name`) is no
+    // join there: PocketBase keeps the plan's order (observed on 0.40.6).
+    let (status, mut users) = w.app.get("/api/collections/users", Some(&w.su)).await;
+    assert_eq!(status, 200, "{users}");
+    let fields = users["fields"].as_array_mut().expect("fields");
+    fields.push(
+        json!({"name": "team", "type": "relation", "collectionId": teams["id"],
+                       "maxSelect": 1}),
+    );
+    let fields = Value::Array(fields.clone());
+    let (status, body) = w
+        .app
+        .patch_json(
+            "/api/collections/users",
+            Some(&w.su),
+            json!({"fields": fields}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = w
+        .app
+        .patch_json(
+            &format!("/api/collections/users/records/{}", w.alice.0),
+            Some(&w.su),
+            json!({"team": red}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    w.collection(json!({
+        "name": "chests", "type": "base",
+        "listRule": "@request.auth.team.name = 'red' || n > 100", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
+    }))
+    .await;
+    for (id, title, n) in [
+        ("zzzzzzzzzzzzzz1", "first", 1),
+        ("aaaaaaaaaaaaaa2", "second", 2),
+        ("mmmmmmmmmmmmmm3", "third", 3),
+    ] {
+        w.record("chests", json!({"id": id, "title": title, "n": n}))
+            .await;
+    }
+    assert_eq!(w.titles("chests", "", user).await, Ok(inserted));
+    assert_eq!(w.titles("chests", "", None).await, Ok(vec![]));
 }
 
 #[tokio::test]
