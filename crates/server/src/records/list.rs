@@ -54,9 +54,11 @@ pub async fn list(
     let mut sort = access::compile_sort(&target.schema, collection, sort, &auth)?;
     if sort.is_empty() && reads_through_joins(&target.rules.list, client_filter.as_ref(), &ctx) {
         // PocketBase reads such a list with `SELECT DISTINCT` over its joins, which SQLite
-        // answers walking the id index when no condition on the table itself has an index to
-        // walk: its pages come in id order (observed on 0.40.6). Plinth reads other rows in
-        // subqueries, which keep the table's own plan, so it asks for that order.
+        // mostly answers walking the id index: its pages come in id order (observed on 0.40.6
+        // for relation paths, back-relations, `:each` and `?=`, on fresh tables). Its plan, so
+        // its order, can also follow a condition's index or, once it has gathered statistics
+        // (it runs `PRAGMA optimize`), the table's own order. Plinth reads other rows in
+        // subqueries, which keep the table's own plan, so it asks for the usual order.
         sort = access::compile_sort(&target.schema, collection, "id", &auth)?;
     }
     let sort = sort.to_sql(dialect, &ctx);
