@@ -52,13 +52,19 @@ pub async fn list(
     let paging = query::paging(&params)?;
     let client_filter = access::compile_filter(&target.schema, collection, filter, &auth)?;
     let mut sort = access::compile_sort(&target.schema, collection, sort, &auth)?;
-    if sort.is_empty() && reads_through_joins(&target.rules.list, client_filter.as_ref(), &ctx) {
+    if sort.is_empty()
+        && paging.per_page != 1
+        && reads_through_joins(&target.rules.list, client_filter.as_ref(), &ctx)
+    {
         // PocketBase reads such a list with `SELECT DISTINCT` over its joins, which SQLite
         // mostly answers walking the id index: its pages come in id order (observed on 0.40.6
         // for relation paths, back-relations, `:each` and `?=`, on fresh tables). Its plan, so
         // its order, can also follow a condition's index or, once it has gathered statistics
         // (it runs `PRAGMA optimize`), the table's own order. Plinth reads other rows in
-        // subqueries, which keep the table's own plan, so it asks for the usual order.
+        // subqueries, which keep the table's own plan, so it asks for the usual order. Not for
+        // a page of one (the SDK's `getFirstListItem`): for `LIMIT 1` SQLite's plan there
+        // walks the table and stops at the first match, the oldest (observed with 5 and 300
+        // records), which is Plinth's plan order too.
         sort = access::compile_sort(&target.schema, collection, "id", &auth)?;
     }
     let sort = sort.to_sql(dialect, &ctx);
