@@ -487,6 +487,29 @@ async fn written_records_answer_as_a_read_would() {
 /// 0.40.6 with the same records): walking an index on the key backwards gives them newest
 /// first; a sort without an index keeps the scan's (insertion) order. Pages of either never
 /// overlap or skip.
+/// The `t` field of one page of `name`, its records' letters in the order the store gives.
+async fn page_letters(
+    store: &SqliteStore,
+    name: &str,
+    filters: Vec<SqlFragment>,
+    sort: Vec<SortTerm>,
+    page: u64,
+    per_page: u64,
+) -> String {
+    let page = store
+        .list_records(RecordQuery {
+            collection: collection(store, name),
+            filters,
+            sort,
+            page,
+            per_page,
+            with_total: false,
+        })
+        .await
+        .expect("lists");
+    page.items.iter().map(|r| r.text("t").to_owned()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sorted_ties_come_in_the_plans_order_like_pocketbase() {
     let (_dir, store) = open().await;
@@ -505,27 +528,11 @@ async fn sorted_ties_come_in_the_plans_order_like_pocketbase() {
         }
     }
     let order = |name: &'static str, descending: bool, page: u64, per_page: u64| {
-        let store = &store;
-        async move {
-            let page = store
-                .list_records(RecordQuery {
-                    collection: collection(store, name),
-                    filters: vec![],
-                    sort: vec![SortTerm {
-                        expr: SqlFragment::column(name, "score"),
-                        descending,
-                    }],
-                    page,
-                    per_page,
-                    with_total: false,
-                })
-                .await
-                .expect("lists");
-            page.items
-                .iter()
-                .map(|r| r.text("t").to_owned())
-                .collect::<String>()
-        }
+        let sort = vec![SortTerm {
+            expr: SqlFragment::column(name, "score"),
+            descending,
+        }];
+        page_letters(&store, name, vec![], sort, page, per_page)
     };
     assert_eq!(order("indexed", true, 1, 0).await, "fdbeca");
     assert_eq!(order("indexed", false, 1, 0).await, "acebdf");
@@ -560,27 +567,8 @@ async fn unsorted_pages_come_in_the_plans_order_like_pocketbase() {
             .expect("created");
     }
     let order = |filter: Option<&'static str>, page: u64, per_page: u64| {
-        let store = &store;
-        async move {
-            let filters = filter
-                .map(|sql| vec![SqlFragment::raw(sql)])
-                .unwrap_or_default();
-            let page = store
-                .list_records(RecordQuery {
-                    collection: collection(store, "items"),
-                    filters,
-                    sort: vec![],
-                    page,
-                    per_page,
-                    with_total: false,
-                })
-                .await
-                .expect("lists");
-            page.items
-                .iter()
-                .map(|r| r.text("t").to_owned())
-                .collect::<String>()
-        }
+        let filters = filter.map(SqlFragment::raw).into_iter().collect();
+        page_letters(&store, "items", filters, vec![], page, per_page)
     };
     let by_score = Some("\"items\".\"score\" > 0");
     let by_text = Some("\"items\".\"t\" != ''");

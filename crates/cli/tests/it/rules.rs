@@ -77,6 +77,23 @@ impl World {
         }
     }
 
+    /// Adds `field` to the `users` collection.
+    async fn add_users_field(&self, field: Value) {
+        let (status, users) = self.app.get("/api/collections/users", Some(&self.su)).await;
+        assert_eq!(status, 200, "{users}");
+        let mut fields = users["fields"].as_array().expect("fields").clone();
+        fields.push(field);
+        let (status, body) = self
+            .app
+            .patch_json(
+                "/api/collections/users",
+                Some(&self.su),
+                json!({"fields": fields}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     async fn collection(&self, body: Value) -> Value {
         let (status, created) = self
             .app
@@ -563,11 +580,12 @@ async fn unsorted_lists_through_relations_come_in_id_order() {
     }))
     .await;
     // Inserted in an order their ids do not sort in.
-    for (id, title, n) in [
+    let rows = [
         ("zzzzzzzzzzzzzz1", "first", 1),
         ("aaaaaaaaaaaaaa2", "second", 2),
         ("mmmmmmmmmmmmmm3", "third", 3),
-    ] {
+    ];
+    for (id, title, n) in rows {
         w.record(
             "boxes",
             json!({"id": id, "title": title, "n": n, "tags": ["a"], "team": red}),
@@ -621,23 +639,10 @@ async fn unsorted_lists_through_relations_come_in_id_order() {
 
     // A rule hopping through the caller's own relation (`@request.auth.team.name`) is no
     // join there: PocketBase keeps the plan's order (observed on 0.40.6).
-    let (status, mut users) = w.app.get("/api/collections/users", Some(&w.su)).await;
-    assert_eq!(status, 200, "{users}");
-    let fields = users["fields"].as_array_mut().expect("fields");
-    fields.push(
-        json!({"name": "team", "type": "relation", "collectionId": teams["id"],
-                       "maxSelect": 1}),
-    );
-    let fields = Value::Array(fields.clone());
-    let (status, body) = w
-        .app
-        .patch_json(
-            "/api/collections/users",
-            Some(&w.su),
-            json!({"fields": fields}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.add_users_field(
+        json!({"name": "team", "type": "relation", "collectionId": teams["id"], "maxSelect": 1}),
+    )
+    .await;
     let (status, body) = w
         .app
         .patch_json(
@@ -653,11 +658,7 @@ async fn unsorted_lists_through_relations_come_in_id_order() {
         "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
     }))
     .await;
-    for (id, title, n) in [
-        ("zzzzzzzzzzzzzz1", "first", 1),
-        ("aaaaaaaaaaaaaa2", "second", 2),
-        ("mmmmmmmmmmmmmm3", "third", 3),
-    ] {
+    for (id, title, n) in rows {
         w.record("chests", json!({"id": id, "title": title, "n": n}))
             .await;
     }
@@ -1043,21 +1044,10 @@ async fn create_and_manage_rules_reading_other_rows_come_before_validation() {
     assert_eq!(listed["totalItems"], 1, "nothing else was stored");
 
     // A manageRule through the caller's relation: managers may create verified records.
-    let (status, users) = w.app.get("/api/collections/users", Some(&w.su)).await;
-    assert_eq!(status, 200);
-    let mut fields = users["fields"].as_array().expect("fields").clone();
-    fields.push(
+    w.add_users_field(
         json!({"name": "squad", "type": "relation", "collectionId": teams_id, "maxSelect": 1}),
-    );
-    let (status, body) = w
-        .app
-        .patch_json(
-            "/api/collections/users",
-            Some(&w.su),
-            json!({"fields": fields}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    )
+    .await;
     for (id, squad) in [(&w.alice.0, &open), (&w.bob.0, &closed)] {
         let (status, body) = w
             .app
