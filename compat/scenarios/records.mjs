@@ -195,6 +195,41 @@ export async function listPaging(t) {
   await t.sdk('getList(2, 5)', () => t.client().collection(collection.name).getList(2, 5), titles);
 }
 
+export async function listUnsortedOrder(t) {
+  // Without a sort a page comes in the order of the query's plan: a table scan's insertion
+  // order, an index's order when the filter is answered through one, and (for the usual page
+  // sizes, on tables without planner statistics) id order when the filter reads through a
+  // relation or a multiple value, which PocketBase queries with SELECT DISTINCT over joins.
+  // The ids are chosen so that the three orders differ.
+  const teams = await createBase(t, 'teams', [{ name: 'name', type: 'text' }]);
+  const red = await t.su.collection(teams.name).create({ name: 'red' });
+  const boxes = await createBase(t, 'boxes', [
+    { name: 'title', type: 'text' },
+    { name: 'n', type: 'number' },
+    { name: 'tags', type: 'select', values: ['a', 'b'], maxSelect: 2 },
+    { name: 'team', type: 'relation', collectionId: teams.id, maxSelect: 1 },
+  ], { indexes: [`CREATE INDEX idx_${t.coll('boxes')}_n ON ${t.coll('boxes')} (n)`] });
+  const rows = [['zzzzzzzzzzzzzz1', 'first', 3], ['aaaaaaaaaaaaaa2', 'second', 1],
+    ['mmmmmmmmmmmmmm3', 'third', 5], ['bbbbbbbbbbbbbb4', 'fourth', 2],
+    ['yyyyyyyyyyyyyy5', 'fifth', 4]];
+  for (const [id, title, n] of rows) {
+    await t.su.collection(boxes.name).create({ id, title, n, tags: ['a'], team: red.id });
+  }
+  const base = `/api/collections/${boxes.name}/records`;
+  const titles = (b) => (b?.items ?? []).map((i) => i.title);
+  for (const [label, filter, extra] of [
+    ['no filter', '', ''],
+    ['indexed filter', 'n > 0', ''],
+    ['filter on the row', "title != ''", ''],
+    ['relation filter', "team.name != ''", ''],
+    ['multiple value', "tags:each = 'a'", ''],
+    ['relation filter, a page of one', "team.name != ''", '&perPage=1'],
+  ]) {
+    const q = filter ? `?filter=${encodeURIComponent(filter)}${extra}` : `?${extra}`;
+    await t.http(label, 'GET', base + q, { shape: titles });
+  }
+}
+
 export async function listPerPageCap(t) {
   const { collection } = await createNumbered(t, 3);
   await t.http('perPage=5000', 'GET', `/api/collections/${collection.name}/records?perPage=5000`, {
