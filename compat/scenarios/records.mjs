@@ -197,10 +197,13 @@ export async function listPaging(t) {
 
 export async function listUnsortedOrder(t) {
   // Without a sort a page comes in the order of the query's plan: a table scan's insertion
-  // order, an index's order when the filter is answered through one, and (for the usual page
-  // sizes, on tables without planner statistics) id order when the filter reads through a
-  // relation or a multiple value, which PocketBase queries with SELECT DISTINCT over joins.
-  // The ids are chosen so that the three orders differ.
+  // order, and (for the usual page sizes, on tables without planner statistics) id order when
+  // the filter reads through a relation or a multiple value, which PocketBase queries with
+  // SELECT DISTINCT over joins; a page of one stops at the first match of a table scan. The ids
+  // are chosen so that the orders differ. (A filter answered through an index comes in that
+  // index's order on SQLite, as here; Plinth on PostgreSQL keeps insertion order, so that case
+  // is the store's test `unsorted_pages_come_in_the_plans_order_like_pocketbase`, not this
+  // scenario, which `--pg` runs too.)
   const teams = await createBase(t, 'teams', [{ name: 'name', type: 'text' }]);
   const red = await t.su.collection(teams.name).create({ name: 'red' });
   const boxes = await createBase(t, 'boxes', [
@@ -219,7 +222,6 @@ export async function listUnsortedOrder(t) {
   const titles = (b) => (b?.items ?? []).map((i) => i.title);
   for (const [label, filter, extra] of [
     ['no filter', '', ''],
-    ['indexed filter', 'n > 0', ''],
     ['filter on the row', "title != ''", ''],
     ['relation filter', "team.name != ''", ''],
     ['multiple value', "tags:each = 'a'", ''],
