@@ -171,13 +171,12 @@ pub(crate) fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
     Ok(newest.unwrap_or(0).max(0).unsigned_abs())
 }
 
-/// The `action` of a high-water mark: the row that holds a deleted newest entry's sequence
-/// so that SQLite never hands it out again. A mark has no collection, record or snapshot
-/// (an empty `record`, so it adds nothing to the log's size), and reads skip it.
-const MARK: &str = "";
-
 /// Puts a high-water mark at `newest` (the largest `seq` before a delete) when the delete
 /// took that entry; nothing when it is still there or the log never had an entry.
+///
+/// A mark is the row that holds a deleted newest entry's sequence so that SQLite never hands
+/// it out again: an empty `action` (which every read of entries skips, `action <> ''`), no
+/// collection or record, and an empty snapshot, so it adds nothing to the log's size.
 pub(crate) fn keep_high_water(conn: &Connection, newest: u64) -> Result<(), StoreError> {
     let Ok(newest) = i64::try_from(newest) else {
         return Ok(());
@@ -187,9 +186,9 @@ pub(crate) fn keep_high_water(conn: &Connection, newest: u64) -> Result<(), Stor
     }
     conn.prepare_cached(
         "INSERT OR IGNORE INTO _changes (seq, collectionId, recordId, action, record, created)
-         VALUES (?, '', '', ?, '', 0)",
+         VALUES (?, '', '', '', '', 0)",
     )
-    .and_then(|mut stmt| stmt.execute(params![newest, MARK]))
+    .and_then(|mut stmt| stmt.execute([newest]))
     .map_err(internal)?;
     Ok(())
 }

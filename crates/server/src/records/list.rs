@@ -51,8 +51,9 @@ pub async fn list(
     query::refuse_privileged_references(filter, sort, &auth)?;
     let paging = query::paging(&params)?;
     let client_filter = access::compile_filter(&target.schema, collection, filter, &auth)?;
-    let mut sort = access::compile_sort(&target.schema, collection, sort, &auth)?;
-    if sort.is_empty()
+    let mut sort =
+        access::compile_sort(&target.schema, collection, sort, &auth)?.to_sql(dialect, &ctx);
+    if sort.terms.is_empty()
         && paging.per_page != 1
         && reads_through_joins(&target.rules.list, client_filter.as_ref(), &ctx)
     {
@@ -65,9 +66,11 @@ pub async fn list(
         // a page of one (the SDK's `getFirstListItem`): for `LIMIT 1` SQLite's plan there
         // walks the table and stops at the first match, the oldest (observed with 5 and 300
         // records), which is Plinth's plan order too.
-        sort = access::compile_sort(&target.schema, collection, "id", &auth)?;
+        sort.terms.push(domain::SortTerm {
+            expr: domain::SqlFragment::column(&collection.name, "id"),
+            descending: false,
+        });
     }
-    let sort = sort.to_sql(dialect, &ctx);
     let client_filter = client_filter.map(|compiled| compiled.to_sql(dialect, &ctx));
     let filters = rule
         .into_iter()
