@@ -14,8 +14,8 @@
 //! without that the file would grow for as long as the load lasts. So once a background round
 //! has run and at most [`TAIL_FRAMES`] frames are left (or [`ROUNDS`] rounds have run), the
 //! writer copies the rest itself, a short pass, and its next write starts the WAL over. From
-//! [`WRITER_FRAMES`] on (large transactions, or the thread falling behind) the writer waits for
-//! a round under way to end and checkpoints itself, as SQLite would have, so the WAL never
+//! twice the due length on (large transactions, or the thread falling behind) the writer waits
+//! for a round under way to end and checkpoints itself, as SQLite would have, so the WAL never
 //! grows much past that bound.
 //!
 //! SQLite syncs the database file only at the end of a checkpoint that reached the end of the
@@ -40,16 +40,18 @@ use tokio::sync::oneshot;
 use crate::auth_cache::AuthCache;
 use crate::engine::DbFile;
 
-/// WAL frames (pages) from which a checkpoint is due: 16 MiB with 4 KiB pages, four times
-/// SQLite's automatic default. A longer WAL copies less (a page written again before the
-/// checkpoint, such as a table's last leaf or the change log's, is copied once) and syncs the
-/// database file less often. Measured in session 21 (fresh 10,000 posts, server on one core,
-/// `/proc` CPU time, builds alternating): record creates 54.6-56.5 → 50.1-50.7 µs of CPU each
-/// over 8 s, 59.0 → 55.9 over 30 s (the table past 500,000 rows), with the same p99 (5.7-6.9
-/// ms either way); updates and views unchanged. (When the writer's last pass still synced
-/// every page the rounds had copied, 4,000 frames had made the create p99 worse on large
-/// tables; the rounds sync their own pages now.)
-pub(crate) const DUE_FRAMES: i32 = 4000;
+/// WAL frames (pages) from which a checkpoint is due unless the store's options say otherwise
+/// ([`crate::SqliteOptions::wal_checkpoint_frames`]): 64 MiB with 4 KiB pages, sixteen times
+/// SQLite's automatic default. A longer WAL copies less and syncs less: a page written again
+/// before the checkpoint (a table's last leaf, the change log's, a leaf of the random-id index
+/// that two writes hit) is copied into the database file once, and each sync writes back fewer
+/// scattered pages. Measured in session 32 (server on one core, `/proc` CPU time, 10 s runs,
+/// 4,000 and 16,000 frames alternating): a record create's kernel time 22.4 → 19.7 µs on a
+/// table of 600,000 posts (three pairs) and 17.0 → 14.9 µs on 10,000 (two pairs), updates
+/// unchanged (36.2-37.7 against 36.3-37.1 µs in all), p99 the same. Session 21 had moved it from
+/// 1,000 to 4,000 for the same reason; a try at 8,000 then had seemed to make updates dearer,
+/// which these runs did not show.
+pub const DEFAULT_DUE_FRAMES: u32 = 16_000;
 
 /// Frames still to copy up to which the writer finishes a checkpoint after a background round.
 pub(crate) const TAIL_FRAMES: i32 = 256;
@@ -58,10 +60,12 @@ pub(crate) const TAIL_FRAMES: i32 = 256;
 /// sync is slow the frames appended during one round may never drop under [`TAIL_FRAMES`].
 pub(crate) const ROUNDS: u32 = 4;
 
-/// Frames from which the writer checkpoints itself, first waiting for a round under way to end
-/// (only one checkpoint runs at a time): 32 MiB of WAL with 4 KiB pages. A WAL holds at most
-/// this plus one transaction's pages.
-pub(crate) const WRITER_FRAMES: i32 = 2 * DUE_FRAMES;
+/// The checkpoint thread's connection and when its rounds are due.
+pub(crate) struct Checkpointer {
+    pub(crate) conn: Connection,
+    /// WAL frames from which a round is due.
+    pub(crate) due_frames: u32,
+}
 
 /// What the writer's hook and the checkpoint thread share, under one lock.
 #[derive(Debug, Default)]
@@ -80,33 +84,39 @@ struct State {
     /// report frames of the WAL before it.
     generation: u64,
     /// Checkpoints run since the start: by the thread, by the writer after the rounds, and by
-    /// the writer past [`WRITER_FRAMES`].
+    /// the writer past its bound.
     ran: [u64; 3],
     /// Syncs of the database file by the thread after its rounds.
     synced: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Checkpoints {
+    /// WAL frames from which a round is due.
+    due: i32,
+    /// Frames from which the writer checkpoints itself, first waiting for a round under way to
+    /// end (only one checkpoint runs at a time): twice `due`. A WAL holds at most this plus one
+    /// transaction's pages.
+    bound: i32,
     state: Mutex<State>,
     /// The thread waits here for a request.
     wake: Condvar,
-    /// The writer waits here for a round to end (past [`WRITER_FRAMES`]).
+    /// The writer waits here for a round to end (past its bound).
     idle: Condvar,
 }
 
 impl Checkpoints {
     /// Installs the hook on `writer` (which turns SQLite's automatic checkpoint off there) and
-    /// starts the thread on `conn`; `exits` gets a receiver that completes when the thread has
-    /// closed `conn`.
+    /// starts the thread on the checkpointer's connection; `exits` gets a receiver that
+    /// completes when the thread has closed it.
     pub(crate) fn start(
         writer: &mut Connection,
-        conn: Connection,
+        Checkpointer { conn, due_frames }: Checkpointer,
         db_file: &DbFile,
         auth_cache: &Arc<AuthCache>,
         exits: &mut Vec<oneshot::Receiver<()>>,
     ) -> std::io::Result<Arc<Checkpoints>> {
-        let checkpoints = Arc::new(Checkpoints::default());
+        let checkpoints = Arc::new(Checkpoints::new(due_frames));
         let hook = Arc::clone(&checkpoints);
         let mut last = 0;
         let mut last_change = crate::auth_cache::UNKNOWN;
@@ -136,6 +146,21 @@ impl Checkpoints {
                 let _ = exit_tx.send(());
             })?;
         Ok(checkpoints)
+    }
+
+    /// Checkpoints due from `due_frames` WAL frames (at least one), with the writer's own bound
+    /// at twice that.
+    fn new(due_frames: u32) -> Checkpoints {
+        let due = i32::try_from(due_frames.max(1))
+            .unwrap_or(i32::MAX / 2)
+            .min(i32::MAX / 2);
+        Checkpoints {
+            due,
+            bound: 2 * due,
+            state: Mutex::default(),
+            wake: Condvar::new(),
+            idle: Condvar::new(),
+        }
     }
 
     /// Tells the thread to exit once its current round (if any) is done.
@@ -172,7 +197,7 @@ impl Checkpoints {
     ) {
         let restarted = frames < *last;
         *last = frames;
-        if !restarted && frames < DUE_FRAMES {
+        if !restarted && frames < self.due {
             return;
         }
         let mut state = self.lock();
@@ -181,10 +206,10 @@ impl Checkpoints {
             state.copied = 0;
             state.rounds = 0;
         }
-        if frames < DUE_FRAMES {
+        if frames < self.due {
             return;
         }
-        let forced = frames >= WRITER_FRAMES;
+        let forced = frames >= self.bound;
         if forced {
             // A round not started yet is the writer's now; one under way is waited for.
             state.wanted = false;
@@ -277,6 +302,9 @@ impl Checkpoints {
 mod tests {
     use super::*;
 
+    const DUE_FRAMES: i32 = DEFAULT_DUE_FRAMES as i32;
+    const WRITER_FRAMES: i32 = 2 * DUE_FRAMES;
+
     /// Runs the writer's side with a checkpoint that reports `done` frames copied, and says
     /// whether the writer checkpointed.
     fn commit(checkpoints: &Checkpoints, frames: i32, last: &mut i32, done: i32) -> bool {
@@ -299,7 +327,7 @@ mod tests {
 
     #[test]
     fn the_thread_copies_the_bulk_and_the_writer_only_a_short_tail() {
-        let checkpoints = Checkpoints::default();
+        let checkpoints = Checkpoints::new(DEFAULT_DUE_FRAMES);
         let mut last = 0;
         assert!(!commit(&checkpoints, DUE_FRAMES - 1, &mut last, 0));
         assert!(
@@ -331,7 +359,7 @@ mod tests {
 
     #[test]
     fn the_writer_finishes_after_a_few_rounds_or_past_its_bound() {
-        let checkpoints = Checkpoints::default();
+        let checkpoints = Checkpoints::new(DEFAULT_DUE_FRAMES);
         let mut last = 0;
         let mut frames = DUE_FRAMES;
         // Each round leaves more than a short tail behind (a slow disk).
@@ -342,7 +370,7 @@ mod tests {
         }
         assert!(commit(&checkpoints, frames, &mut last, frames));
         // At the writer's bound it waits for the round under way, then copies.
-        let checkpoints = Arc::new(Checkpoints::default());
+        let checkpoints = Arc::new(Checkpoints::new(DEFAULT_DUE_FRAMES));
         let mut last = 0;
         assert!(!commit(&checkpoints, DUE_FRAMES, &mut last, 0));
         checkpoints.lock().running = true;
@@ -369,8 +397,26 @@ mod tests {
     }
 
     #[test]
+    fn the_store_options_set_when_rounds_are_due_and_the_writers_bound() {
+        let checkpoints = Checkpoints::new(10);
+        let mut last = 0;
+        assert!(!commit(&checkpoints, 9, &mut last, 0));
+        assert!(!checkpoints.lock().wanted, "not due below 10 frames");
+        assert!(!commit(&checkpoints, 10, &mut last, 0));
+        assert!(checkpoints.lock().wanted, "due from 10 frames");
+        // Past twice that the writer copies itself (no round is running here).
+        assert!(commit(&checkpoints, 20, &mut last, 20));
+        assert_eq!(checkpoints.ran(), [0, 0, 1]);
+        // No length means a round due from the first frame, not never.
+        let checkpoints = Checkpoints::new(0);
+        assert_eq!((checkpoints.due, checkpoints.bound), (1, 2));
+        let huge = Checkpoints::new(u32::MAX);
+        assert!(huge.bound > huge.due, "the bound stays past the due length");
+    }
+
+    #[test]
     fn a_restarted_wal_forgets_what_was_copied_of_the_old_one() {
-        let checkpoints = Checkpoints::default();
+        let checkpoints = Checkpoints::new(DEFAULT_DUE_FRAMES);
         let mut last = 0;
         assert!(!commit(&checkpoints, DUE_FRAMES + 1000, &mut last, 0));
         round_done(&checkpoints, DUE_FRAMES + 990);

@@ -38,7 +38,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{Checkpointer, Checkpoints};
 
 /// Work for a connection thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -118,7 +118,7 @@ impl Engine {
         mut queries: Vec<Connection>,
         mut points: Vec<Connection>,
         mut inline: Vec<Connection>,
-        checkpointer: Connection,
+        checkpointer: Checkpointer,
         db_file: DbFile,
         auth_cache: &Arc<crate::auth_cache::AuthCache>,
     ) -> std::io::Result<Engine> {

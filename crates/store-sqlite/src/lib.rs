@@ -78,7 +78,13 @@ pub struct SqliteOptions {
     /// The change log's byte budget: once its record snapshots take more, the oldest entries
     /// every reader has passed are pruned.
     pub change_log_max_bytes: u64,
+    /// WAL frames (pages) from which a checkpoint is due ([`DEFAULT_WAL_CHECKPOINT_FRAMES`]);
+    /// past twice as many the writer checkpoints itself. See `checkpoint.rs`.
+    pub wal_checkpoint_frames: u32,
 }
+
+/// Frames of WAL from which a checkpoint is due by default: 16,000 (64 MiB with 4 KiB pages).
+pub const DEFAULT_WAL_CHECKPOINT_FRAMES: u32 = checkpoint::DEFAULT_DUE_FRAMES;
 
 /// PocketBase's default `--queryTimeout`.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,6 +110,7 @@ impl Default for SqliteOptions {
             synchronous_full: false,
             query_timeout: Some(DEFAULT_QUERY_TIMEOUT),
             change_log_max_bytes: DEFAULT_CHANGE_LOG_MAX_BYTES,
+            wal_checkpoint_frames: DEFAULT_WAL_CHECKPOINT_FRAMES,
         }
     }
 }
@@ -307,7 +314,10 @@ impl SqliteStore {
             queries,
             points,
             inline,
-            checkpointer,
+            checkpoint::Checkpointer {
+                conn: checkpointer,
+                due_frames: options.wal_checkpoint_frames,
+            },
             db_file,
             &auth_cache,
         )

@@ -1852,8 +1852,18 @@ async fn close_checkpoints_and_stops() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer() {
-    use crate::checkpoint::{DUE_FRAMES, WRITER_FRAMES};
-    let (dir, store) = open().await;
+    // A quarter of the default length, so that some 50 MB of writes make several rounds.
+    const DUE_FRAMES: u32 = 4000;
+    const WRITER_FRAMES: u32 = 2 * DUE_FRAMES;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            wal_checkpoint_frames: DUE_FRAMES,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("opens");
     store
         .create_collection(base("notes", vec![text("body")]))
         .await
@@ -1894,7 +1904,7 @@ async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer()
         .expect("the WAL exists")
         .len();
     assert!(
-        wal < (WRITER_FRAMES + DUE_FRAMES / 4) as u64 * frame,
+        wal < u64::from(WRITER_FRAMES + DUE_FRAMES / 4) * frame,
         "WAL of {wal} bytes"
     );
     let db = std::fs::metadata(dir.path().join("data.db"))
