@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{NORMAL_TIMEOUT, assert_serving, spawn_capped, spawn_capped_with};
-use crate::support::{Launch, TestApp, assert_error};
+use crate::support::{Launch, TestApp, assert_error, test_database};
 
 /// Rows in the self-related collection, and links per row: a 4-hop filter visits
 /// 60 × 50⁴ rows, far more than any test's query timeout lets it.
@@ -307,32 +307,36 @@ async fn repeated_large_updates_keep_the_change_log_in_budget() {
             .await;
         assert_eq!(status, 200, "update {n}: {}", body["message"]);
     }
-    // The snapshots the log keeps stay within its budget (64 MiB) and one update's.
-    let conn = rusqlite::Connection::open_with_flags(
-        app.dir.path().join("data.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("opens the database");
-    let (entries, kept): (i64, i64) = conn
+    // On PostgreSQL the budget is applied at each prune, once a minute (docs/postgres.md),
+    // which this test does not wait for; store-postgres's
+    // `engine::pruning_keeps_the_change_log_in_its_byte_budget` covers it there.
+    if test_database(app.dir.path()).is_none() {
+        // The snapshots the log keeps stay within its budget (64 MiB) and one update's.
+        let (entries, kept): (i64, i64) = rusqlite::Connection::open_with_flags(
+            app.dir.path().join("data.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("opens the database")
         .query_row(
             "SELECT count(*), coalesce(sum(length(record)), 0) FROM _changes WHERE action <> ''",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .expect("reads the change log");
-    assert!(
-        kept <= (64 << 20) + (6 << 20),
-        "the change log keeps {kept} bytes in {entries} entries"
-    );
-    // The database file: the record, that log and the pages pruning freed for reuse. The
-    // WAL stays under its own bound: 128 MiB, where its writer checkpoints itself, and one
-    // transaction (an update writes the record and its snapshot, some 11 MB).
-    drop(conn);
-    let size =
-        |name: &str| std::fs::metadata(app.dir.path().join(name)).map_or(0, |meta| meta.len());
-    let (db, wal) = (size("data.db"), size("data.db-wal"));
-    assert!(db < 120 << 20, "the database file holds {db} bytes");
-    assert!(wal < 140 << 20, "the WAL holds {wal} bytes");
+        assert!(
+            kept <= (64 << 20) + (6 << 20),
+            "the change log keeps {kept} bytes in {entries} entries"
+        );
+        assert!(entries > 0, "the change log keeps the latest updates");
+        // The database file: the record, that log and the pages pruning freed for reuse. The
+        // WAL stays under its own bound: 128 MiB, where its writer checkpoints itself, and one
+        // transaction (an update writes the record and its snapshot, some 11 MB).
+        let size =
+            |name: &str| std::fs::metadata(app.dir.path().join(name)).map_or(0, |meta| meta.len());
+        let (db, wal) = (size("data.db"), size("data.db-wal"));
+        assert!(db < 120 << 20, "the database file holds {db} bytes");
+        assert!(wal < 140 << 20, "the WAL holds {wal} bytes");
+    }
     assert_serving(&mut app, "after large updates").await;
 }
 
