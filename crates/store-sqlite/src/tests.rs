@@ -20,8 +20,13 @@ use tempfile::TempDir;
 use crate::{SqliteOptions, SqliteStore};
 
 async fn open() -> (TempDir, Arc<SqliteStore>) {
+    open_with(SqliteOptions::default())
+}
+
+/// A store in a fresh directory, opened with `options`.
+fn open_with(options: SqliteOptions) -> (TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("opens");
+    let store = SqliteStore::open(dir.path(), options).expect("opens");
     (dir, store)
 }
 
@@ -483,10 +488,6 @@ async fn written_records_answer_as_a_read_would() {
     assert_eq!(as_text(&created), as_text(&read));
 }
 
-/// Equal sort keys come in the order SQLite's plan gives them, as on PocketBase (observed on
-/// 0.40.6 with the same records): walking an index on the key backwards gives them newest
-/// first; a sort without an index keeps the scan's (insertion) order. Pages of either never
-/// overlap or skip.
 /// The `t` field of one page of `name`, its records' letters in the order the store gives.
 async fn page_letters(
     store: &SqliteStore,
@@ -510,6 +511,10 @@ async fn page_letters(
     page.items.iter().map(|r| r.text("t").to_owned()).collect()
 }
 
+/// Equal sort keys come in the order SQLite's plan gives them, as on PocketBase (observed on
+/// 0.40.6 with the same records): walking an index on the key backwards gives them newest
+/// first; a sort without an index keeps the scan's (insertion) order. Pages of either never
+/// overlap or skip.
 #[tokio::test(flavor = "multi_thread")]
 async fn sorted_ties_come_in_the_plans_order_like_pocketbase() {
     let (_dir, store) = open().await;
@@ -1855,15 +1860,10 @@ async fn sustained_writes_keep_the_wal_bounded_with_checkpoints_off_the_writer()
     // A quarter of the default length, so that some 50 MB of writes make several rounds.
     const DUE_FRAMES: u32 = 4000;
     const WRITER_FRAMES: u32 = 2 * DUE_FRAMES;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(
-        dir.path(),
-        SqliteOptions {
-            wal_checkpoint_frames: DUE_FRAMES,
-            ..SqliteOptions::default()
-        },
-    )
-    .expect("opens");
+    let (dir, store) = open_with(SqliteOptions {
+        wal_checkpoint_frames: DUE_FRAMES,
+        ..SqliteOptions::default()
+    });
     store
         .create_collection(base("notes", vec![text("body")]))
         .await
@@ -2729,15 +2729,10 @@ async fn change_log_reads_carry_the_current_token_key() {
 /// A store whose change log may take `budget` bytes, with a `blobs` collection (one text
 /// field, `body`) and one empty blob.
 async fn store_with_a_blob(budget: u64) -> (TempDir, Arc<SqliteStore>, Record) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(
-        dir.path(),
-        SqliteOptions {
-            change_log_max_bytes: budget,
-            ..SqliteOptions::default()
-        },
-    )
-    .expect("opens");
+    let (dir, store) = open_with(SqliteOptions {
+        change_log_max_bytes: budget,
+        ..SqliteOptions::default()
+    });
     store
         .create_collection(base("blobs", vec![text("body")]))
         .await
