@@ -440,7 +440,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// The change-log reader moved past every entry up to `seq` without reading them (the
     /// realtime fan-out with no client connected): an engine that prunes only what was read
-    /// (SQLite's byte budget) may now prune them. Reading with [`Store::changes_after`] says
+    /// (the byte budget) may now prune them. Reading with [`Store::changes_after`] says
     /// the same of `after`.
     fn skipped_changes(&self, seq: u64) {
         let _ = seq;

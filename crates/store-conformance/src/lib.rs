@@ -201,6 +201,7 @@ macro_rules! conformance_tests {
             writes_append_entries_in_commit_order,
             a_rolled_back_write_appends_nothing,
             changes_are_read_from_a_cursor,
+            a_read_of_the_change_log_is_cut_short_by_snapshot_bytes,
             cascades_are_logged_with_their_write,
             the_change_log_keeps_no_secrets,
             wait_for_changes_wakes_after_a_commit,

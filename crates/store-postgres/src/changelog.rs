@@ -12,6 +12,8 @@
 //! Snapshots keep no secret (password hashes, `tokenKey`); a read fills an auth record's
 //! `tokenKey` with its current key, as the port documents.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use domain::collection::Schema;
 use domain::field::FieldKind;
 use domain::record::Record;
@@ -66,6 +68,7 @@ pub(crate) async fn append(
     let mut data = record.data.clone();
     data.retain(|name, _| !is_secret(collection, name));
     let snapshot = Value::Object(data).to_string();
+    conn.add_change_bytes(u64::try_from(snapshot.len()).unwrap_or(u64::MAX));
     let mut statement = Statement::new(
         "WITH entry AS (
             INSERT INTO _changes (seq, \"collectionId\", \"recordId\", action, record, created)
@@ -141,28 +144,32 @@ pub(crate) async fn after(
     after: u64,
     limit: usize,
 ) -> Result<Vec<Change>, StoreError> {
+    // The cut is made by the server: the client library holds every row a query answers, so
+    // a batch of large snapshots cut here would all be in memory first. `octet_length` reads
+    // a stored value's size from its header, without decompressing it.
     let mut statement = Statement::new(
-        "SELECT seq, \"collectionId\", \"recordId\", action, record, created FROM _changes
-         WHERE seq > ",
+        "SELECT seq, \"collectionId\", \"recordId\", action, record, created FROM (
+           SELECT seq, \"collectionId\", \"recordId\", action, record, created,
+                  coalesce(sum(octet_length(record)) OVER (ORDER BY seq
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+           FROM _changes WHERE seq > ",
     );
     statement
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .push(" ORDER BY seq LIMIT ")
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .push(") AS page WHERE before < ")
+        .bind(i64::try_from(READ_BATCH_BYTES).unwrap_or(i64::MAX))
+        .push(" ORDER BY seq");
     let rows = query(conn, &statement, true).await.map_err(internal)?;
     let mut changes = Vec::new();
-    let mut read_bytes = 0usize;
     for row in rows {
-        if read_bytes >= READ_BATCH_BYTES {
-            break;
-        }
         let seq: i64 = row.try_get(0).map_err(internal)?;
         let collection_id: String = row.try_get(1).map_err(internal)?;
         let record_id: String = row.try_get(2).map_err(internal)?;
         let action: String = row.try_get(3).map_err(internal)?;
         let snapshot: String = row.try_get(4).map_err(internal)?;
         let created_ms: i64 = row.try_get(5).map_err(internal)?;
-        read_bytes = read_bytes.saturating_add(snapshot.len());
         let action = ChangeAction::parse(&action).ok_or_else(|| {
             StoreError::Internal(format!("change {seq} has an unknown action {action:?}"))
         })?;
@@ -220,12 +227,13 @@ pub(crate) const READER_TIMEOUT_SECS: i64 = 600;
 /// Prunes for the whole cluster: records that this node's realtime fan-out has read up to
 /// `read` (and drops nodes silent for [`READER_TIMEOUT_SECS`]), then, unless another node is
 /// pruning right now, prunes up to the position every live node has read, so no node's
-/// fan-out loses a change it has not read yet. Returns how many entries went.
+/// fan-out loses a change it has not read yet: by `retention` when given, and to the byte
+/// budget. Returns how many entries went.
 pub(crate) async fn prune_for_cluster(
     conn: &Conn,
     node: &str,
     read: u64,
-    retention: ChangeRetention,
+    retention: Option<ChangeRetention>,
     max_bytes: u64,
 ) -> Result<u64, StoreError> {
     conn.begin("BEGIN").await.map_err(internal)?;
@@ -280,29 +288,18 @@ pub(crate) async fn prune_for_cluster(
 
 /// Deletes entries at or below `up_to` that are both beyond the newest `max_entries` and
 /// at least `max_age_secs` old (with 0, an entry written in this very millisecond goes too:
-/// "keep nothing by age" must not depend on the clock having ticked).
+/// "keep nothing by age" must not depend on the clock having ticked), when `retention` is
+/// given; then the oldest of them beyond the newest entries that fit in `max_bytes`.
 pub(crate) async fn prune(
     conn: &Conn,
     up_to: u64,
-    retention: ChangeRetention,
+    retention: Option<ChangeRetention>,
     max_bytes: u64,
 ) -> Result<u64, StoreError> {
-    let newest = last_seq(conn).await?;
-    let keep_from = newest.saturating_sub(retention.max_entries);
-    let bound = up_to.min(keep_from);
-    let cutoff = now_ms().saturating_sub(
-        i64::try_from(retention.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
-    );
-    let mut statement = Statement::new("DELETE FROM _changes WHERE seq <= ");
-    statement
-        .bind(i64::try_from(bound).unwrap_or(i64::MAX))
-        .push(" AND created <= ")
-        .bind(cutoff);
-    let params = statement.refs();
-    let aged = conn
-        .execute(statement.sql.as_str(), &params)
-        .await
-        .map_err(internal)?;
+    let aged = match retention {
+        Some(retention) => prune_by_age(conn, up_to, retention).await?,
+        None => 0,
+    };
     // The byte budget: keep the newest entries that fit, drop older ones already read.
     let mut budget = Statement::new(
         "DELETE FROM _changes WHERE seq IN (
@@ -325,9 +322,136 @@ pub(crate) async fn prune(
     Ok(aged + over)
 }
 
+/// The retention part of [`prune`].
+async fn prune_by_age(
+    conn: &Conn,
+    up_to: u64,
+    retention: ChangeRetention,
+) -> Result<u64, StoreError> {
+    let newest = last_seq(conn).await?;
+    let keep_from = newest.saturating_sub(retention.max_entries);
+    let bound = up_to.min(keep_from);
+    let cutoff = now_ms().saturating_sub(
+        i64::try_from(retention.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+    );
+    let mut statement = Statement::new("DELETE FROM _changes WHERE seq <= ");
+    statement
+        .bind(i64::try_from(bound).unwrap_or(i64::MAX))
+        .push(" AND created <= ")
+        .bind(cutoff);
+    let params = statement.refs();
+    conn.execute(statement.sql.as_str(), &params)
+        .await
+        .map_err(internal)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The byte budget between the realtime fan-out's prunes (once a minute while changes
+/// arrive): each node counts the snapshot bytes its own commits append, and after every
+/// quarter of the budget written starts a prune to the budget ([`prune_for_cluster`] without
+/// a retention), off the write's path. Without it a minute of large writes could take the log
+/// far past its budget before the next prune. As there, only entries every live node has read
+/// may go.
+pub(crate) struct BytePrune {
+    max_bytes: u64,
+    /// Snapshot bytes this node's commits appended since its last byte prune was started.
+    appended: AtomicU64,
+    /// How far this node's readers have read the log (the fan-out's position).
+    read: AtomicU64,
+    running: AtomicBool,
+}
+
+impl BytePrune {
+    /// A node that has read the log up to `read` (at start, its head: the fan-out starts
+    /// there).
+    pub(crate) fn new(max_bytes: u64, read: u64) -> Self {
+        BytePrune {
+            max_bytes,
+            appended: AtomicU64::new(0),
+            read: AtomicU64::new(read),
+            running: AtomicBool::new(false),
+        }
+    }
+
+    /// The snapshot bytes written between two byte prunes: a quarter of the budget.
+    pub(crate) fn every(&self) -> u64 {
+        (self.max_bytes / 4).max(1)
+    }
+
+    /// Counts `bytes` a commit appended; true when a prune is due and none is running, in
+    /// which case the caller starts one and calls [`BytePrune::done`] when it has ended.
+    pub(crate) fn written(&self, bytes: u64) -> bool {
+        if bytes == 0 {
+            return false;
+        }
+        let total = self
+            .appended
+            .fetch_add(bytes, Ordering::Relaxed)
+            .saturating_add(bytes);
+        if total < self.every() || self.running.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.appended.store(0, Ordering::Relaxed);
+        true
+    }
+
+    /// The prune [`BytePrune::written`] asked for has ended.
+    pub(crate) fn done(&self) {
+        self.running.store(false, Ordering::Release);
+    }
+
+    /// This node's readers have read the log up to `seq`.
+    pub(crate) fn read_up_to(&self, seq: u64) {
+        self.read.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BytePrune;
+
+    #[test]
+    fn a_byte_prune_is_due_every_quarter_of_the_budget_one_at_a_time() {
+        let prune = BytePrune::new(1_000, 7);
+        assert_eq!(prune.every(), 250);
+        assert!(!prune.written(0));
+        assert!(!prune.written(249), "under a quarter");
+        assert!(prune.written(1), "a quarter written");
+        // One prune at a time: what is written meanwhile counts toward the next.
+        assert!(!prune.written(300));
+        prune.done();
+        assert!(
+            prune.written(1),
+            "300 bytes were written while the last one ran"
+        );
+        prune.done();
+        assert!(!prune.written(10));
+        // A budget under 4 bytes still prunes, at every write.
+        let tiny = BytePrune::new(0, 0);
+        assert!(tiny.written(1));
+    }
+
+    #[test]
+    fn the_read_position_only_moves_forward() {
+        let prune = BytePrune::new(64, 10);
+        assert_eq!(prune.read(), 10);
+        prune.read_up_to(5);
+        assert_eq!(prune.read(), 10);
+        prune.read_up_to(12);
+        assert_eq!(prune.read(), 12);
+    }
 }

@@ -123,7 +123,22 @@ pub struct PgStore {
     closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
     change_log_max_bytes: u64,
+    /// The byte budget's prunes between the fan-out's.
+    byte_prune: Arc<changelog::BytePrune>,
     background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A connection from `pool`, waiting for one until `deadline`.
+async fn connect(pool: &Pool, deadline: Option<Instant>) -> Result<Conn, StoreError> {
+    let get = pool.get();
+    let got = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), get)
+            .await
+            .map_err(|_| StoreError::TimedOut)?,
+        None => get.await,
+    };
+    got.map(Conn::new)
+        .map_err(|e| StoreError::Internal(format!("no database connection: {e}")))
 }
 
 /// The published schema snapshot.
@@ -265,6 +280,7 @@ impl PgStore {
             closed,
             query_timeout: options.query_timeout,
             change_log_max_bytes: options.change_log_max_bytes,
+            byte_prune: Arc::new(changelog::BytePrune::new(options.change_log_max_bytes, seq)),
             background,
         }))
     }
@@ -290,15 +306,7 @@ impl PgStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
-        let get = self.pool.get();
-        let got = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), get)
-                .await
-                .map_err(|_| StoreError::TimedOut)?,
-            None => get.await,
-        };
-        got.map(Conn::new)
-            .map_err(|e| StoreError::Internal(format!("no database connection: {e}")))
+        connect(&self.pool, deadline).await
     }
 
     /// Runs a schema change in a write transaction and publishes the resulting schema once it
@@ -450,12 +458,55 @@ impl PgStore {
             }),
             other => other,
         };
-        if result.is_ok()
-            && let Err(error) = self.publish().refresh(&conn).await
-        {
-            tracing::warn!(%error, "cannot read the change-log head after a write");
+        if result.is_ok() {
+            if self.byte_prune.written(conn.change_bytes()) {
+                self.prune_to_budget();
+            }
+            if let Err(error) = self.publish().refresh(&conn).await {
+                tracing::warn!(%error, "cannot read the change-log head after a write");
+            }
         }
         result
+    }
+
+    /// Prunes the change log to its byte budget on a task of its own (see
+    /// [`changelog::BytePrune`]), up to what every node has read.
+    fn prune_to_budget(&self) {
+        let (pool, node, prune) = (
+            self.pool.clone(),
+            self.node.clone(),
+            Arc::clone(&self.byte_prune),
+        );
+        let deadline = self.query_deadline();
+        tokio::spawn(async move {
+            let pruned = async {
+                let conn = connect(&pool, deadline).await?;
+                let pruned = changelog::prune_for_cluster(
+                    &conn,
+                    &node,
+                    prune.read(),
+                    None,
+                    prune.max_bytes(),
+                );
+                match deadline {
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline.into(), pruned).await {
+                            Ok(result) => result,
+                            Err(_) => {
+                                conn.discard();
+                                Err(StoreError::TimedOut)
+                            }
+                        }
+                    }
+                    None => pruned.await,
+                }
+            }
+            .await;
+            if let Err(error) = pruned {
+                tracing::warn!(%error, "cannot prune the change log to its byte budget");
+            }
+            prune.done();
+        });
     }
 }
 
@@ -786,10 +837,16 @@ impl Store for PgStore {
     }
 
     async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        // The caller has read everything up to `after`; the byte budget may prune it.
+        self.byte_prune.read_up_to(after);
         let schema = self.schema.load();
         timed!(self, self.query_deadline(), |conn| changelog::after(
             &conn, &schema, after, limit
         ))
+    }
+
+    fn skipped_changes(&self, seq: u64) {
+        self.byte_prune.read_up_to(seq);
     }
 
     async fn last_change_seq(&self) -> Result<u64, StoreError> {
@@ -813,9 +870,10 @@ impl Store for PgStore {
         up_to: u64,
         retention: ChangeRetention,
     ) -> Result<u64, StoreError> {
+        self.byte_prune.read_up_to(up_to);
         let max_bytes = self.change_log_max_bytes;
         timed!(self, self.query_deadline(), |conn| {
-            changelog::prune_for_cluster(&conn, &self.node, up_to, retention, max_bytes)
+            changelog::prune_for_cluster(&conn, &self.node, up_to, Some(retention), max_bytes)
         })
     }
 

@@ -9,7 +9,7 @@
 //! open is closed instead, and PostgreSQL rolls the transaction back.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use deadpool_postgres::{ClientWrapper, Object};
 
@@ -17,6 +17,9 @@ pub(crate) struct Session {
     /// Present until the session is dropped or discarded.
     conn: Option<Object>,
     in_transaction: AtomicBool,
+    /// Snapshot bytes the open transaction appended to the change log (`changelog::append`),
+    /// for the byte budget's prune after the commit.
+    change_bytes: AtomicU64,
 }
 
 impl Session {
@@ -24,6 +27,7 @@ impl Session {
         Session {
             conn: Some(conn),
             in_transaction: AtomicBool::new(false),
+            change_bytes: AtomicU64::new(0),
         }
     }
 
@@ -31,6 +35,7 @@ impl Session {
     /// dropping the session closes its connection.
     pub(crate) async fn begin(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
         self.in_transaction.store(true, Ordering::Release);
+        self.change_bytes.store(0, Ordering::Relaxed);
         self.client().batch_execute(sql).await
     }
 
@@ -41,6 +46,7 @@ impl Session {
         sql: &str,
     ) -> Result<Option<String>, tokio_postgres::Error> {
         self.in_transaction.store(true, Ordering::Release);
+        self.change_bytes.store(0, Ordering::Relaxed);
         let messages = self.client().simple_query(sql).await?;
         Ok(messages.iter().rev().find_map(|message| match message {
             tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
@@ -54,6 +60,16 @@ impl Session {
         self.client().batch_execute(sql).await?;
         self.in_transaction.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Counts `bytes` of snapshots appended to the change log by the open transaction.
+    pub(crate) fn add_change_bytes(&self, bytes: u64) {
+        self.change_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The snapshot bytes the last transaction appended (counted since its `begin`).
+    pub(crate) fn change_bytes(&self) -> u64 {
+        self.change_bytes.load(Ordering::Relaxed)
     }
 
     /// Closes the connection instead of returning it to the pool (the server rolls back

@@ -271,18 +271,17 @@ async fn writes_that_give_up_leave_the_pool_clean() {
     store.close().await.expect("closed");
 }
 
-/// The change log's byte budget holds on PostgreSQL too: a prune keeps the newest entries that
-/// fit and drops older ones, but never one past what the caller has read.
-#[tokio::test(flavor = "multi_thread")]
-async fn pruning_keeps_the_change_log_in_its_byte_budget() {
-    let Some(admin) = common::admin_url() else {
-        return;
-    };
-    let (_database, url) = common::fresh_database(&admin, "engine").await;
+/// A fresh database's store with a change-log budget of `max_bytes`, its `notes` collection,
+/// and the log's head before any note was written.
+async fn notes_within(
+    admin: &str,
+    max_bytes: u64,
+) -> (common::TestDatabase, Arc<PgStore>, Arc<Collection>, u64) {
+    let (database, url) = common::fresh_database(admin, "engine").await;
     let store = PgStore::open(
         &url,
         PgOptions {
-            change_log_max_bytes: 20_000,
+            change_log_max_bytes: max_bytes,
             ..PgOptions::default()
         },
     )
@@ -294,20 +293,92 @@ async fn pruning_keeps_the_change_log_in_its_byte_budget() {
         .expect("created");
     let notes = Arc::clone(schema.get("notes").expect("notes"));
     let start = store.last_change_seq().await.expect("seq");
-    // Text PostgreSQL cannot compress, so each entry stores about 4 kB.
-    let mut state = 0x2545_f491_u64;
-    let mut noise = |n: usize| -> String {
+    (database, store, notes, start)
+}
+
+/// Letters PostgreSQL cannot compress (a linear congruential sequence).
+struct Noise(u64);
+
+impl Default for Noise {
+    fn default() -> Self {
+        Noise(0x2545_f491)
+    }
+}
+
+impl Noise {
+    fn text(&mut self, n: usize) -> String {
         (0..n)
             .map(|_| {
-                state = state
+                self.0 = self
+                    .0
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1);
-                char::from(b'a' + ((state >> 33) % 26) as u8)
+                char::from(b'a' + ((self.0 >> 33) % 26) as u8)
             })
             .collect()
+    }
+}
+
+/// Between the fan-out's prunes (a minute apart), writes themselves keep the log near its
+/// byte budget: after each quarter of the budget a node writes, it prunes the entries its
+/// readers have passed down to the budget, and keeps every entry they have not read.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_prune_the_change_log_to_its_byte_budget_as_they_go() {
+    let Some(admin) = common::admin_url() else {
+        return;
     };
+    let (_database, store, notes, start) = notes_within(&admin, 80_000).await;
+    let mut noise = Noise::default();
+    let write = async |count: usize, noise: &mut Noise| {
+        for i in 0..count {
+            let text = noise.text(4_000);
+            store
+                .write(vec![create(&notes, &format!("{i} {text}"))])
+                .await
+                .expect("written");
+        }
+    };
+    // 160 kB, twice the budget, that no reader has read: every entry stays, though the
+    // writes started prunes.
+    write(40, &mut noise).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let unread = store.changes_after(start, 100).await.expect("read");
+    assert_eq!(unread.len(), 40, "entries no reader has read are kept");
+    // The fan-out has passed them; the next quarter of the budget written prunes them down
+    // to the newest that fit (20 entries of 4 kB), with no call to `prune_changes`.
+    let read = unread.last().map(|c| c.seq).expect("a newest entry");
+    store.skipped_changes(read);
+    write(6, &mut noise).await;
+    let newest = store.last_change_seq().await.expect("seq");
+    let mut kept = Vec::new();
+    for _ in 0..100 {
+        kept = store.changes_after(start, 100).await.expect("read");
+        if kept.len() <= 26 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        (15..=26).contains(&kept.len()),
+        "the budget (80 kB) and a quarter of it in 4 kB entries: {}",
+        kept.len()
+    );
+    assert_eq!(kept.last().map(|c| c.seq), Some(newest), "the newest stay");
+    store.close().await.expect("closed");
+}
+
+/// The change log's byte budget holds on PostgreSQL too: a prune keeps the newest entries that
+/// fit and drops older ones, but never one past what the caller has read.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_keeps_the_change_log_in_its_byte_budget() {
+    let Some(admin) = common::admin_url() else {
+        return;
+    };
+    let (_database, store, notes, start) = notes_within(&admin, 20_000).await;
+    // Text PostgreSQL cannot compress, so each entry stores about 4 kB.
+    let mut noise = Noise::default();
     for i in 0..20 {
-        let text = noise(4_000);
+        let text = noise.text(4_000);
         store
             .write(vec![create(&notes, &format!("{i} {text}"))])
             .await

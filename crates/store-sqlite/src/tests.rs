@@ -1935,32 +1935,6 @@ async fn changes_since(store: &SqliteStore, after: u64) -> Vec<(String, String, 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_read_of_the_change_log_is_cut_short_by_snapshot_bytes() {
-    let (_dir, store) = open().await;
-    store
-        .create_collection(base("blobs", vec![text("body")]))
-        .await
-        .expect("created");
-    let start = store.last_change_seq().await.expect("seq");
-    let body = "x".repeat(crate::changelog::READ_BATCH_BYTES / 2 + 1);
-    for _ in 0..4 {
-        create(&store, "blobs", json!({"body": body}))
-            .await
-            .expect("created");
-    }
-    let first = store.changes_after(start, 100).await.expect("read");
-    assert_eq!(first.len(), 2, "the second snapshot reaches the budget");
-    let rest = store.changes_after(first[1].seq, 100).await.expect("read");
-    assert_eq!(rest.len(), 2, "the reader asks again for the rest");
-    let huge = "x".repeat(crate::changelog::READ_BATCH_BYTES + 1);
-    create(&store, "blobs", json!({"body": huge}))
-        .await
-        .expect("created");
-    let last = store.changes_after(rest[1].seq, 100).await.expect("read");
-    assert_eq!(last.len(), 1, "one entry is always returned");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn writes_append_to_the_change_log_in_their_transaction() {
     let (_dir, store) = open().await;
     let mut items = base("items", vec![text("name")]);

@@ -154,6 +154,39 @@ pub async fn changes_are_read_from_a_cursor(engine: &Engine) {
     );
 }
 
+/// Snapshot bytes one read of the log returns at most past its first entry, on every engine:
+/// a batch of large records is cut short and its reader asks again, so the fan-out never holds
+/// hundreds of them at once.
+const READ_BATCH_BYTES: usize = 4 << 20;
+
+pub async fn a_read_of_the_change_log_is_cut_short_by_snapshot_bytes(engine: &Engine) {
+    let fx = open(engine).await;
+    fx.create_collection(base("blobs", vec![text("body")]))
+        .await;
+    let start = fx.last_seq().await;
+    let body = "x".repeat(READ_BATCH_BYTES / 2 + 1);
+    for _ in 0..4 {
+        fx.create("blobs", json!({ "body": body })).await;
+    }
+    let first = fx.store.changes_after(start, 100).await.expect("read");
+    assert_eq!(first.len(), 2, "the second snapshot reaches the budget");
+    let rest = fx
+        .store
+        .changes_after(first[1].seq, 100)
+        .await
+        .expect("read");
+    assert_eq!(rest.len(), 2, "the reader asks again for the rest");
+    let huge = "x".repeat(READ_BATCH_BYTES + 1);
+    fx.create("blobs", json!({ "body": huge })).await;
+    let last = fx
+        .store
+        .changes_after(rest[1].seq, 100)
+        .await
+        .expect("read");
+    assert_eq!(last.len(), 1, "one entry is always returned");
+    assert_eq!(last[0].record.text("body").len(), huge.len());
+}
+
 pub async fn cascades_are_logged_with_their_write(engine: &Engine) {
     let fx = open(engine).await;
     let parents = fx
