@@ -417,3 +417,13 @@ export async function collectionsNeedSuperuser(t) {
   });
   await t.http('guest scaffolds', 'GET', '/api/collections/meta/scaffolds');
 }
+
+// The system collections are created a few milliseconds apart: sorting by `created` lists
+// them in creation order, in both directions.
+export async function systemCollectionsSortByCreation(t) {
+  for (const sort of ['-created', 'created', '-updated']) {
+    await t.sdk(`getFullList sort=${sort}`, () =>
+      t.su.collections.getFullList({ sort, fields: 'name', filter: 'system = true' }),
+    );
+  }
+}

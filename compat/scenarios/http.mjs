@@ -66,3 +66,33 @@ export async function wrongMethod(t) {
   await t.http('PUT records', 'PUT', '/api/collections/users/records', { json: {} });
   await t.http('POST one record', 'POST', '/api/collections/users/records/abc', { json: {} });
 }
+
+// Go's router answers a path with an empty segment with a 307 to the clean path before
+// PocketBase sees the request: for every method, with no CORS or security headers. (`fetch`
+// removes `.` and `..` segments itself, so only `//` is sent here; the end-to-end tests send
+// those raw.)
+export async function uncleanPathsRedirect(t) {
+  const keep = ['location', 'content-type', 'access-control-allow-origin', 'x-frame-options'];
+  const headers = { Origin: 'https://app.example.com' };
+  await t.http('GET //health', 'GET', '/api//health?x=1', { headers, keep });
+  await t.http('POST //batch', 'POST', '/api//batch?x=1', { headers, keep, json: {} });
+  await t.http('PATCH empty collection', 'PATCH', '/api/collections//records/abc', {
+    headers,
+    keep,
+    json: {},
+  });
+  await t.http('DELETE //users', 'DELETE', '/api/collections//users', { headers, keep });
+}
+
+// A path parameter that is not UTF-8 is a name like any other, one that names nothing: the
+// same answers as for an unknown collection, record or file, auth checks first.
+export async function invalidUtf8InPathParams(t) {
+  await t.http('record %FF', 'GET', '/api/collections/users/records/%FF');
+  await t.http('collection %FF records', 'GET', '/api/collections/%FF/records');
+  await t.http('collection %FF as guest', 'GET', '/api/collections/%FF');
+  await t.http('collection %FF as superuser', 'GET', '/api/collections/%FF', { auth: 'su' });
+  await t.http('auth-methods %FF', 'GET', '/api/collections/%FF/auth-methods');
+  await t.http('file %FF', 'GET', '/api/files/users/%FF/x.png');
+  await t.http('delete %FF', 'DELETE', '/api/collections/users/records/%FF', { auth: 'su' });
+  await t.http('log %FF', 'GET', '/api/logs/%FF', { auth: 'su' });
+}

@@ -52,6 +52,20 @@ export async function readAndPartialUpdate(t) {
   );
 }
 
+// `fields` picks from the settings as from any JSON answer, on reads and on updates.
+export async function fieldsPickFromSettings(t) {
+  await t.sdk('getAll with fields', () =>
+    t.su.settings.getAll({ fields: 'meta.appName,batch,logs.maxDays' }),
+  );
+  const before = await t.su.settings.getAll();
+  await t.sdk('update with fields', () =>
+    t.su.settings.update({ meta: { appName: 'Fields App' } }, { fields: 'meta.appName' }),
+  );
+  await t.sdk('put back with fields', () =>
+    t.su.settings.update({ meta: { appName: before.meta.appName } }, { fields: 'meta.appName' }),
+  );
+}
+
 export async function validationErrors(t) {
   const bad = {
     'empty app name': { meta: { appName: '' } },

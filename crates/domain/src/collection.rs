@@ -493,6 +493,26 @@ pub const AUTH_RECORD_DEPENDENTS: [&str; 4] =
 /// The rule that lets an auth record see (and for some, delete) its own bookkeeping rows.
 const OWNER_ONLY_RULE: &str = "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId";
 
+/// A new database's system collections, in PocketBase's order: the auth bookkeeping ones
+/// (`_mfas`, `_otps`, `_externalAuths`, `_authOrigins`), `_superusers` and `users`. Each is
+/// created a millisecond after the one before it, as PocketBase's first migration leaves
+/// them a few apart, so a list sorted by `created` has their order, newest `users` first with
+/// `-created` (observed on 0.40.6), not a tie.
+pub fn system_collections() -> Vec<Collection> {
+    let now = chrono::Utc::now();
+    let at = |step: i64| crate::time::format(now + chrono::Duration::milliseconds(step));
+    let mut collections = auth_bookkeeping_collections(&at(0));
+    for (step, collection) in (0..).zip(collections.iter_mut()) {
+        let created = at(step);
+        collection.created.clone_from(&created);
+        collection.updated = created;
+    }
+    let next = i64::try_from(collections.len()).unwrap_or(0);
+    collections.push(superusers_collection(&at(next)));
+    collections.push(users_collection(&at(next + 1)));
+    collections
+}
+
 /// The four system collections auth flows keep their state in (`_mfas`, `_otps`,
 /// `_externalAuths`, `_authOrigins`), shaped as PocketBase creates them, in its order.
 pub fn auth_bookkeeping_collections(now: &str) -> Vec<Collection> {

@@ -10,7 +10,7 @@ use std::io::Write;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use domain::{FieldError, ValidationErrors};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BodyError, parse_body};
+use crate::extract::{BodyError, Path, parse_body};
 use crate::state::SharedState;
 use crate::superusers::{self, SuperuserError};
 

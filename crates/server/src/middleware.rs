@@ -28,7 +28,8 @@ use crate::error::ApiError;
 /// axum boxes a route's service again at each `Router::layer`, and the boxes, nested, were
 /// cloned one inside the other on every request.
 ///
-/// From the outside in ([`Outer`]): the request log (`state`'s), the frame-options strip for
+/// From the outside in ([`Outer`]): Go's redirect of a path that is not clean
+/// ([`crate::static_files::unclean_redirect`]), the request log (`state`'s), the frame-options strip for
 /// file responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
 /// known): the request metrics, PocketBase's default headers, `per_route` (the rate limiter
 /// and the hooks) and the body limit.
@@ -96,8 +97,12 @@ impl Middleware for Outer {
         request: Request<Body>,
         next: N,
     ) -> impl Future<Output = Response> + Send + 'static {
+        // Before anything else, as Go's router does before PocketBase sees the request.
+        if let Some(redirect) = crate::static_files::unclean_redirect(&request) {
+            return futures_util::future::Either::Left(std::future::ready(redirect));
+        }
         let origins = self.origins.clone();
-        crate::logs::layer(
+        futures_util::future::Either::Right(crate::logs::layer(
             self.state.clone(),
             request,
             Then(move |request| async move {
@@ -108,7 +113,7 @@ impl Middleware for Outer {
                     .await;
                 crate::files::strip_frame_options(answer.unwrap_or_else(panic_response))
             }),
-        )
+        ))
     }
 }
 

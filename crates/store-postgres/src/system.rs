@@ -5,9 +5,7 @@
 //! session advisory lock first, so exactly one of them applies each step.
 
 use domain::StoreError;
-use domain::collection::{
-    Collection, Schema, auth_bookkeeping_collections, superusers_collection, users_collection,
-};
+use domain::collection::{Collection, Schema};
 use serde_json::Value;
 
 use crate::Conn;
@@ -97,12 +95,8 @@ async fn run_step(conn: &Conn, step: &str) -> Result<(), StoreError> {
                 .map_err(internal)?;
         }
         "2_bootstrap_collections" => {
-            let now = domain::time::now();
             let mut change = SchemaChange::new(conn, &load_schema(conn).await?);
-            let mut collections = auth_bookkeeping_collections(&now);
-            collections.push(superusers_collection(&now));
-            collections.push(users_collection(&now));
-            for collection in collections {
+            for collection in domain::collection::system_collections() {
                 change.create(collection).await?;
             }
             change.finish().await?;

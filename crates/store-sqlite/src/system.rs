@@ -5,9 +5,7 @@
 //! versions add steps at the end.
 
 use domain::StoreError;
-use domain::collection::{
-    Collection, Schema, auth_bookkeeping_collections, superusers_collection, users_collection,
-};
+use domain::collection::{Collection, Schema};
 use domain::sql::quote_ident;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
@@ -185,12 +183,8 @@ fn strip_change_log_secrets(tx: &Transaction<'_>) -> Result<(), StoreError> {
 /// bookkeeping ones (`_mfas`, `_otps`, `_externalAuths`, `_authOrigins`), `_superusers` and
 /// `users`.
 fn bootstrap_collections(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    let now = domain::time::now();
     let mut change = crate::schema_change::SchemaChange::new(tx, &load_schema(tx)?);
-    let mut collections = auth_bookkeeping_collections(&now);
-    collections.push(superusers_collection(&now));
-    collections.push(users_collection(&now));
-    for collection in collections {
+    for collection in domain::collection::system_collections() {
         change.create(collection)?;
     }
     change.finish()?;

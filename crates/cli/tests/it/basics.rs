@@ -142,3 +142,65 @@ async fn oversized_bodies_are_rejected_without_a_500() {
     let status = response.status().as_u16();
     assert!(status == 413 || status == 400, "got {status}");
 }
+
+/// `fields` picks from the settings as from any JSON answer of PocketBase's: on a read and on
+/// an update's answer (observed on 0.40.6).
+#[tokio::test]
+async fn settings_answers_keep_only_the_fields_asked_for() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .get(
+            "/api/settings?fields=meta.appName,batch.enabled",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let app_name = body["meta"]["appName"].clone();
+    assert!(app_name.is_string(), "{body}");
+    assert_eq!(
+        body,
+        json!({"meta": {"appName": app_name}, "batch": {"enabled": false}})
+    );
+    let (status, body) = app
+        .patch_json(
+            "/api/settings?fields=meta.appName",
+            Some(&admin),
+            json!({"meta": {"appName": "Picked"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"meta": {"appName": "Picked"}}));
+    let (status, body) = app.get("/api/settings", Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["meta"]["appName"], "Picked");
+    assert!(body["logs"].is_object(), "without `fields`, everything");
+}
+
+/// A path parameter that is not UTF-8 names nothing, as in PocketBase: the answers of an
+/// unknown name in the JSON error shape, auth checked first, never axum's plain-text 400.
+#[tokio::test]
+async fn path_parameters_that_are_not_utf8_name_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app.get("/api/collections/users/records/%FF", None).await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+    let (status, body) = app.get("/api/collections/%FF/records", None).await;
+    assert_error(status, &body, 404, "Missing collection context.");
+    let (status, body) = app.get("/api/collections/%FF", None).await;
+    assert_error(
+        status,
+        &body,
+        401,
+        "The request requires valid record authorization token.",
+    );
+    let (status, body) = app.get("/api/collections/%FF", Some(&admin)).await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+    let (status, body) = app.get("/api/files/users/%FF/x.png", None).await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+    // Valid escapes are decoded as ever.
+    let (status, body) = app
+        .get("/api/collections/us%65rs/records", Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

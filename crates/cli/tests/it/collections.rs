@@ -2,6 +2,45 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_error};
 
+/// PocketBase's first migration creates the system collections a few milliseconds apart, so
+/// sorting by `created` lists them in creation order, `users` newest (observed on 0.40.6);
+/// created in the same millisecond they would tie and come back in storage order whatever the
+/// direction.
+#[tokio::test]
+async fn system_collections_sort_by_creation_as_in_pocketbase() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (status, newest) = app
+        .get("/api/collections?sort=-created&fields=name", Some(&token))
+        .await;
+    assert_eq!(status, 200, "{newest}");
+    assert_eq!(
+        names(&newest),
+        [
+            "users",
+            "_superusers",
+            "_authOrigins",
+            "_externalAuths",
+            "_otps",
+            "_mfas"
+        ]
+    );
+    let (_, oldest) = app
+        .get("/api/collections?sort=created&fields=name", Some(&token))
+        .await;
+    let mut reversed = names(&oldest);
+    reversed.reverse();
+    assert_eq!(reversed, names(&newest));
+}
+
 #[tokio::test]
 async fn a_new_database_has_pocketbase_system_collections() {
     let app = TestApp::spawn().await;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -22,7 +22,7 @@ use super::{
     save_record, validated,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, TextForm};
+use crate::extract::{Auth, Path, TextForm};
 use crate::records::pipeline::SystemChange;
 use crate::state::SharedState;
 

@@ -15,7 +15,7 @@ pub mod token;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::access::Decision;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody, TextForm, form_text};
+use crate::extract::{Auth, FormBody, Path, TextForm, form_text};
 use crate::records::pipeline::{self, System, SystemChange};
 use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::post;
@@ -30,7 +30,7 @@ use super::{
     options,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, TextForm};
+use crate::extract::{Auth, Path, TextForm};
 use crate::files::upload::UploadedFile;
 use crate::records::pipeline::{self, SystemChange};
 use crate::state::SharedState;

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -33,7 +33,7 @@ use super::{
     options, password, validated,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::TextForm;
+use crate::extract::{Path, TextForm};
 use crate::state::SharedState;
 use crate::state::otp::PendingDelivery;
 use domain::collection::{MFAS_ID, OTPS_ID};

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use axum::Json;
 use axum::Router;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{FormBody, Superuser};
+use crate::extract::{FormBody, Path as UrlPath, Superuser};
 use crate::files::naming;
 use crate::state::SharedState;
 use crate::state::backups::Backups;

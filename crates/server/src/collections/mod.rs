@@ -14,7 +14,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -27,7 +27,7 @@ use domain::{AuthContext, Collection, CollectionType, FieldError, StoreError, Va
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, BodyError, parse_body};
+use crate::extract::{Auth, BodyError, Path, parse_body};
 use crate::response::apply_fields;
 use crate::state::SharedState;
 

@@ -4,14 +4,13 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{FieldsParam, Superuser};
+use crate::extract::{FieldsParam, Path, Superuser};
 use crate::response::apply_fields;
 use crate::state::SharedState;
 
@@ -34,12 +33,11 @@ async fn list(
 async fn run(
     State(state): State<SharedState>,
     _: Superuser,
-    id: Result<Path<String>, PathRejection>,
+    Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let missing = || ApiError::not_found_msg("Missing or invalid cron job.");
-    // An id that is not UTF-8 (`%FF`) names no job; an escaped slash (`%2F`) is a path
-    // PocketBase's router does not match at all.
-    let Path(id) = id.map_err(|_| missing())?;
+    // An id that is not UTF-8 (`%FF`) names no job (see `extract::Path`); an escaped slash
+    // (`%2F`) is a path PocketBase's router does not match at all.
     if id.contains('/') {
         return Err(ApiError::not_found());
     }

@@ -2,6 +2,7 @@
 //! PocketBase's error shape.
 
 mod body;
+mod path;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -13,6 +14,8 @@ pub use body::{
     limit_request, parse_body, parse_body_with_files, parse_json, parse_plain_bytes,
     parse_urlencoded,
 };
+
+pub use path::Path;
 
 use crate::state::SharedState;
 

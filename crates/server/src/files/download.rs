@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{AuthContext, FieldKind, Record};
@@ -20,6 +20,7 @@ use super::{FILE_RESPONSE_MARKER, mime};
 use crate::access;
 use crate::auth::token::{TokenType, verify};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
 use crate::state::SharedState;
 use crate::state::storage::{FileMeta, Storage, StorageError};
 

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::access;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Superuser;
+use crate::extract::{Path, Superuser};
 use crate::records::query::{self, QueryParams};
 use crate::response::apply_fields;
 use crate::state::SharedState;
@@ -107,12 +107,9 @@ async fn list(
 async fn view(
     State(state): State<SharedState>,
     _: Superuser,
-    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let Ok(Path(id)) = id else {
-        return Err(ApiError::not_found());
-    };
     let store = state.logs.store().ok_or_else(ApiError::not_found)?;
     let entry = store.get(&id).await?;
     let mut body = serde_json::to_value(entry).map_err(ApiError::internal)?;

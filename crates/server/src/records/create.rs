@@ -6,14 +6,14 @@
 //! upload plan and the write itself are the write pipeline's (`pipeline`), shared with batch items.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use serde_json::Value;
 
 use super::common::{RequestMeta, refuse_view, target_for_write};
 use super::pipeline::{self, Meta};
 use super::query::QueryParams;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::{Auth, Path};
 use crate::state::SharedState;
 
 pub async fn create(

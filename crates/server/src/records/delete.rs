@@ -7,7 +7,7 @@
 //! (a miss is the 404, before any hook), shown to them as `e.record`, and deleted behind the
 //! last `e.next()`; a chain that never gets there deletes nothing and answers an empty 200.
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -16,7 +16,7 @@ use super::create::request_parts;
 use super::hooks;
 use super::pipeline::{self, Action};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::{Auth, Path};
 use crate::state::SharedState;
 
 const HOOK: &str = "onRecordDeleteRequest";

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::response::Response;
 use domain::{Collection, Record, RecordQuery};
 use rules::RequestContext;
@@ -22,7 +22,7 @@ use super::hooks;
 use super::query::{self, QueryParams};
 use crate::access;
 use crate::error::ApiResult;
-use crate::extract::Auth;
+use crate::extract::{Auth, Path};
 use crate::response::{apply_fields, record_json};
 use crate::state::SharedState;
 

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
@@ -19,7 +19,7 @@ use super::hooks;
 use super::pipeline::{self, Meta};
 use super::query::QueryParams;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::{Auth, Path};
 use crate::state::SharedState;
 
 const HOOK: &str = "onRecordUpdateRequest";

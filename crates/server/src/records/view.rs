@@ -3,7 +3,7 @@
 //! the record is loaded through the rule; what they change on `e.record` before `e.next()`
 //! shows in the answer, and one may answer itself.
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use rules::{RequestContext, Rule};
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use super::hooks;
 use super::query::QueryParams;
 use crate::access;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::{Auth, Path};
 use crate::state::SharedState;
 
 const HOOK: &str = "onRecordViewRequest";

@@ -18,7 +18,7 @@ use domain::{AuthContext, FieldError, ValidationErrors};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, FormBody};
+use crate::extract::{Auth, FieldsParam, FormBody};
 use crate::state::SharedState;
 use crate::state::settings::{Realtime, S3, Settings};
 
@@ -366,14 +366,19 @@ pub fn require_superuser(auth: &AuthContext) -> ApiResult<()> {
 async fn get_settings(
     State(state): State<SharedState>,
     Auth(auth): Auth,
+    FieldsParam(fields): FieldsParam,
 ) -> ApiResult<Json<Value>> {
     require_superuser(&auth)?;
-    Ok(Json(current(&state).await?.to_api_json()))
+    let mut body = current(&state).await?.to_api_json();
+    // `fields` picks from the settings as from any JSON answer of PocketBase's.
+    crate::response::apply_fields(&mut body, &fields)?;
+    Ok(Json(body))
 }
 
 async fn patch_settings(
     State(state): State<SharedState>,
     _: crate::extract::Superuser,
+    FieldsParam(fields): FieldsParam,
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
     let mut writer = state.settings.writer().await;
@@ -413,7 +418,9 @@ async fn patch_settings(
     crate::backups::apply_settings(&state, &updated.backups);
     let updated = Arc::new(updated);
     state.settings.fill(&writer, updated.clone(), version);
-    Ok(Json(updated.to_api_json()))
+    let mut answer = updated.to_api_json();
+    crate::response::apply_fields(&mut answer, &fields)?;
+    Ok(Json(answer))
 }
 
 /// The templates the test endpoint can send, by PocketBase's names.
