@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod realtime;
 pub mod records;
+pub mod request_line;
 pub mod response;
 pub mod scripts;
 pub mod settings;

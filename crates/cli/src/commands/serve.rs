@@ -39,6 +39,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
 use server::handoff::{Handoff, HandoffIo};
+use server::request_line::FirstLine;
 use server::{AppState, ServerConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -527,7 +528,11 @@ async fn serve_http1(
         let Some(acceptor) = tls.clone() else {
             let connection = http.serve_connection(
                 StallBound::new(
-                    hyper_util::rt::TokioIo::new(HandoffIo::new(tcp, handoff, places)),
+                    hyper_util::rt::TokioIo::new(HandoffIo::new(
+                        FirstLine::new(tcp),
+                        handoff,
+                        places,
+                    )),
                     limits.write_timeout,
                 ),
                 service,
@@ -557,7 +562,11 @@ async fn serve_http1(
                 };
             let connection = http.serve_connection(
                 StallBound::new(
-                    hyper_util::rt::TokioIo::new(HandoffIo::new(stream, handoff, places)),
+                    hyper_util::rt::TokioIo::new(HandoffIo::new(
+                        FirstLine::new(stream),
+                        handoff,
+                        places,
+                    )),
                     limits.write_timeout,
                 ),
                 service,

@@ -258,6 +258,53 @@ async fn unclean_paths_are_redirected_before_any_route_for_every_method() {
     );
 }
 
+/// Targets as clients send them unencoded, which Go's server (so PocketBase) accepts and the
+/// `http` crate refuses: `>`, `<` and `"` in a filter, `#` as part of the path. On a
+/// connection's first request they are read as Go reads them (`server::request_line`).
+#[tokio::test]
+async fn raw_filter_characters_in_a_target_are_read_as_pocketbase_reads_them() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post_json(
+            "/api/collections",
+            Some(&admin),
+            json!({"name": "posts", "type": "base", "listRule": "",
+                   "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (title, n) in [("a", 1), ("b", 2), ("c", 3)] {
+        let (status, body) = app
+            .post_json(
+                "/api/collections/posts/records",
+                Some(&admin),
+                json!({"title": title, "n": n}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let titles = |path: &str| {
+        let (status, head, body) = raw_request(&app, "GET", path, "");
+        assert_eq!(status, 200, "{path}: {head}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|item| item["title"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let list = "/api/collections/posts/records?sort=title&fields=title&filter=";
+    assert_eq!(titles(&format!("{list}n>1")), ["b", "c"]);
+    assert_eq!(titles(&format!("{list}n<2")), ["a"]);
+    assert_eq!(titles(&format!("{list}title=\"b\"")), ["b"]);
+    assert_eq!(titles(&format!("{list}n>=2%26%26title!=\"c\"")), ["b"]);
+    // Go reads no fragment in a request target: `#…` is part of the path.
+    let (status, _, body) = raw_request(&app, "GET", "/api/health#x", "");
+    assert_eq!(status, 404, "{body}");
+}
+
 #[tokio::test]
 async fn without_the_index_fallback_missing_files_are_404s() {
     let app = spawn_public(&["--indexFallback=false"]).await;
