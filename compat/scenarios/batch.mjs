@@ -87,6 +87,35 @@ export async function invalidRequests(t) {
   }
 }
 
+// Items are read into typed requests before anything is checked: a wrong type fails the
+// read, however long the list.
+export async function itemsOfTheWrongType(t) {
+  await enable(t, { maxRequests: 2 });
+  try {
+    const collection = await notes(t);
+    const url = `/api/collections/${collection.name}/records`;
+    const cases = {
+      'a number': [1],
+      'a text': ['x'],
+      'method a number': [{ method: 1, url }],
+      'url a number': [{ method: 'POST', url: 5 }],
+      'body a text': [{ method: 'POST', url, body: 'x' }],
+      'body an array': [{ method: 'POST', url, body: [1] }],
+      'headers a text': [{ method: 'POST', url, headers: 'x' }],
+      'a header a number': [{ method: 'POST', url, headers: { a: 1 } }],
+      'too many, one a number': [{}, {}, 1],
+    };
+    for (const [label, requests] of Object.entries(cases)) {
+      await t.http(label, 'POST', '/api/batch', { json: { requests } });
+    }
+    await t.http('nulls read as missing', 'POST', '/api/batch', {
+      json: { requests: [{ method: 'POST', url, body: { title: 'n' }, headers: { 'x-a': null } }] },
+    });
+  } finally {
+    await enable(t);
+  }
+}
+
 export async function filesInBatch(t) {
   await enable(t);
   const collection = await notes(t);

@@ -74,6 +74,28 @@ async fn batch(
     run(&state, &auth, &outer_headers, items, timeout).await
 }
 
+/// Whether one item of `requests` reads as PocketBase's typed request: an object (or `null`)
+/// whose `method` and `url` are texts, `body` an object and `headers` an object of texts,
+/// each of them possibly `null` or missing.
+fn item_reads(item: &Value) -> bool {
+    let Value::Object(item) = item else {
+        return item.is_null();
+    };
+    let text = |key: &str| matches!(item.get(key), None | Some(Value::Null | Value::String(_)));
+    let body = matches!(
+        item.get("body"),
+        None | Some(Value::Null | Value::Object(_))
+    );
+    let headers = match item.get("headers") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(headers)) => headers
+            .values()
+            .all(|value| matches!(value, Value::Null | Value::String(_))),
+        Some(_) => false,
+    };
+    text("method") && text("url") && body && headers
+}
+
 /// Checks the request list and hands each item its files.
 fn read_items(
     body: &Map<String, Value>,
@@ -98,6 +120,14 @@ fn read_items(
             ));
         }
     };
+    // PocketBase reads the whole list into typed requests before it checks anything: an item
+    // that is not an object (or null), or a field of the wrong type, fails the read itself,
+    // whatever the list's length (observed on 0.40.6).
+    if !list.iter().all(item_reads) {
+        return Err(ApiError::bad_request_msg(
+            "Failed to read the submitted batch data.",
+        ));
+    }
     if list.len() as u64 > max_requests {
         return Err(invalid(json!({"requests": {
             "code": "validation_length_too_long",

@@ -241,6 +241,96 @@ async fn request_lists_are_checked_like_pocketbase() {
     }
     let (_, body) = app.json("POST", "/api/batch", None, json!([1])).await;
     assert_eq!(body["message"], "Failed to read the submitted batch data.");
+    // Items are read into typed requests first, as PocketBase reads them: a wrong type fails
+    // the read, before the list's length or any item's fields are checked.
+    let url = "/api/collections/notes/records";
+    for items in [
+        json!([1]),
+        json!(["x"]),
+        json!([[]]),
+        json!([{"method": 1, "url": url}]),
+        json!([{"method": "POST", "url": 5}]),
+        json!([{"method": "POST", "url": url, "body": "text"}]),
+        json!([{"method": "POST", "url": url, "body": [1]}]),
+        json!([{"method": "POST", "url": url, "headers": "x"}]),
+        json!([{"method": "POST", "url": url, "headers": {"a": 1}}]),
+        json!([
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            {},
+            1
+        ]),
+    ] {
+        let (status, body) = app.batch(json!({ "requests": items })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{items}");
+        assert_eq!(
+            body,
+            json!({"data": {}, "message": "Failed to read the submitted batch data.", "status": 400}),
+            "{items}"
+        );
+    }
+    // `null` in each place reads as missing: the last item fails as a request without a
+    // method or URL, the others are well-formed.
+    let (status, body) = app
+        .batch(json!({"requests": [
+            {"method": "POST", "url": url, "body": {"title": "t"}, "headers": {"x-a": null}},
+            {"method": "POST", "url": url, "body": {"title": "u"}, "headers": null},
+            {"method": null, "url": null},
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["message"], "Invalid batch request data.", "{body}");
+    assert_eq!(
+        body["data"]["requests"]["2"]["method"]["code"],
+        "validation_required"
+    );
     assert_eq!(app.count().await, 0);
 }
 
