@@ -418,6 +418,22 @@ async fn auth_routes_check_the_collection_before_the_token() {
         401,
         "The request requires valid record authorization token.",
     );
+    // The record is looked up before the duration's bound is checked, as in PocketBase; a
+    // duration that does not load is refused before either.
+    let missing = "/api/collections/users/impersonate/abcdefghijklmno";
+    let (status, body) = app
+        .post_json(missing, Some(&admin), json!({"duration": -1}))
+        .await;
+    assert_error(status, &body, 404, "The requested resource wasn't found.");
+    let (status, body) = app
+        .post_json(missing, Some(&admin), json!({"duration": "x"}))
+        .await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "An error occurred while loading the submitted data.",
+    );
 }
 
 /// Exactly one `Bearer ` prefix (any case) is taken off the `Authorization` header, as

@@ -1184,32 +1184,16 @@ async fn impersonate(
     FormBody(body): FormBody,
 ) -> ApiResult<Json<Value>> {
     let collection = superuser_target_collection(&state, &collection).await?;
-    let duration = match body
+    // PocketBase's order: a body that does not load, then the record, then the duration's
+    // bound (observed on 0.40.6: a negative duration for a missing record is the 404).
+    let duration: i64 = match body
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("duration"))
     {
         None | Some((_, Value::Null)) => 0,
-        Some((_, Value::Number(n))) => match n.as_i64() {
-            Some(d) if d < 0 => {
-                return Err(ApiError::validation(
-                    "An error occurred while validating the submitted data.",
-                    ValidationErrors::single(
-                        "duration",
-                        FieldError::new(
-                            "validation_min_greater_equal_than_required",
-                            "Must be no less than 0.",
-                        )
-                        .with_param("threshold", 0),
-                    ),
-                ));
-            }
-            Some(d) => d as u64,
-            None => {
-                return Err(ApiError::bad_request_msg(
-                    "An error occurred while loading the submitted data.",
-                ));
-            }
-        },
+        Some((_, Value::Number(n))) => n.as_i64().ok_or_else(|| {
+            ApiError::bad_request_msg("An error occurred while loading the submitted data.")
+        })?,
         Some(_) => {
             return Err(ApiError::bad_request_msg(
                 "An error occurred while loading the submitted data.",
@@ -1222,6 +1206,19 @@ async fn impersonate(
         .await?
     else {
         return Err(ApiError::not_found());
+    };
+    let Ok(duration) = u64::try_from(duration) else {
+        return Err(ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            ValidationErrors::single(
+                "duration",
+                FieldError::new(
+                    "validation_min_greater_equal_than_required",
+                    "Must be no less than 0.",
+                )
+                .with_param("threshold", 0),
+            ),
+        ));
     };
     let claims = token::Claims {
         refreshable: Some(false),
