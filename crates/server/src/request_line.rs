@@ -60,6 +60,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for FirstLine<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Every read after the first line's.
+        if let State::Through = this.state {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
