@@ -120,16 +120,25 @@ pub(crate) async fn head_with_params(conn: &Conn) -> Result<(u64, u64, u64), Sto
     ))
 }
 
-/// Marks a schema change in the transaction, so every node reloads the schema after it.
-pub(crate) async fn bump_schema(conn: &Conn) -> Result<(), StoreError> {
-    query(
+/// Marks a schema change in the transaction, so every node reloads the schema after it;
+/// answers the schema version the transaction commits.
+pub(crate) async fn bump_schema(conn: &Conn) -> Result<u64, StoreError> {
+    let rows = query(
         conn,
-        &Statement::new("UPDATE _changes_head SET schema = schema + 1 WHERE id = 1"),
+        &Statement::new(
+            "UPDATE _changes_head SET schema = schema + 1 WHERE id = 1 RETURNING schema",
+        ),
         true,
     )
     .await
     .map_err(internal)?;
-    Ok(())
+    let version: i64 = rows
+        .first()
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(internal)?
+        .unwrap_or(0);
+    Ok(u64::try_from(version).unwrap_or(0))
 }
 
 pub(crate) async fn last_seq(conn: &Conn) -> Result<u64, StoreError> {

@@ -141,16 +141,34 @@ async fn connect(pool: &Pool, deadline: Option<Instant>) -> Result<Conn, StoreEr
         .map_err(|e| StoreError::Internal(format!("no database connection: {e}")))
 }
 
-/// The published schema snapshot.
-pub(crate) struct SchemaCell(RwLock<Arc<Schema>>);
+/// The published schema snapshot and the schema version it is of.
+///
+/// Several tasks publish schemas: this node's own schema changes, and the reloads after
+/// another node's (the listener, the poll, a write that finds the database ahead). A reload
+/// can finish after a newer schema was published (it read the database before that change
+/// committed), so a schema only replaces an older one: without the version check, a reload
+/// finishing late put the older schema back, and the node missed a collection it had just
+/// created until the next schema change (seen once in CI's compat run on PostgreSQL).
+pub(crate) struct SchemaCell(RwLock<(u64, Arc<Schema>)>);
 
 impl SchemaCell {
-    pub(crate) fn load(&self) -> Arc<Schema> {
-        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    pub(crate) fn new(version: u64, schema: Arc<Schema>) -> Self {
+        SchemaCell(RwLock::new((version, schema)))
     }
 
-    pub(crate) fn store(&self, schema: Arc<Schema>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = schema;
+    pub(crate) fn load(&self) -> Arc<Schema> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner).1)
+    }
+
+    /// Publishes `schema`, read at `version` or later, unless a schema of a newer version is
+    /// published already; answers whether it was.
+    pub(crate) fn store(&self, version: u64, schema: Arc<Schema>) -> bool {
+        let mut cell = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if version < cell.0 {
+            return false;
+        }
+        *cell = (version, schema);
+        true
     }
 }
 
@@ -173,10 +191,7 @@ impl Publish {
         self.params_version.fetch_max(params, Ordering::AcqRel);
         if version > self.schema_version.load(Ordering::Acquire) {
             let schema = system::load_schema(conn).await?;
-            // Cached statements may name columns that are gone.
-            self.pool.manager().statement_caches.clear();
-            self.schema.store(Arc::new(schema));
-            self.schema_version.fetch_max(version, Ordering::AcqRel);
+            self.publish_schema(version, Arc::new(schema));
         }
         self.changes.send_if_modified(|current| {
             let newer = seq > *current;
@@ -202,10 +217,14 @@ impl Publish {
         }
     }
 
-    /// After this node committed a schema change: publish it at once.
-    pub(crate) fn publish_schema(&self, schema: Arc<Schema>) {
+    /// Publishes `schema`, of `version` (see [`SchemaCell::store`]): after this node committed
+    /// a schema change, at once; after another node's, once loaded.
+    pub(crate) fn publish_schema(&self, version: u64, schema: Arc<Schema>) {
+        // Cached statements may name columns that are gone.
         self.pool.manager().statement_caches.clear();
-        self.schema.store(schema);
+        if self.schema.store(version, schema) {
+            self.schema_version.fetch_max(version, Ordering::AcqRel);
+        }
     }
 }
 
@@ -258,7 +277,7 @@ impl PgStore {
         drop(conn);
         let publish = Publish {
             pool: pool.clone(),
-            schema: Arc::new(SchemaCell(RwLock::new(Arc::new(schema)))),
+            schema: Arc::new(SchemaCell::new(version, Arc::new(schema))),
             changes: Arc::new(watch::Sender::new(seq)),
             schema_version: Arc::new(AtomicU64::new(version)),
             params_version: Arc::new(AtomicU64::new(params)),
@@ -321,15 +340,12 @@ impl PgStore {
             let mut schema_change = SchemaChange::new(&conn, &current);
             change.apply(&mut schema_change).await?;
             let schema = Arc::new(schema_change.finish().await?);
-            changelog::bump_schema(&conn).await?;
-            Ok::<_, StoreError>(schema)
+            let version = changelog::bump_schema(&conn).await?;
+            Ok::<_, StoreError>((version, schema))
         }
         .await;
-        let schema = finish_write(&conn, result).await?;
-        self.publish().publish_schema(Arc::clone(&schema));
-        if let Ok((_, version)) = changelog::head(&conn).await {
-            self.schema_version.fetch_max(version, Ordering::AcqRel);
-        }
+        let (version, schema) = finish_write(&conn, result).await?;
+        self.publish().publish_schema(version, Arc::clone(&schema));
         Ok(schema)
     }
 
@@ -350,8 +366,7 @@ impl PgStore {
             let schema = system::load_schema(conn)
                 .await
                 .map_err(|error| WriteError { index: 0, error })?;
-            self.publish().publish_schema(Arc::new(schema));
-            self.schema_version.fetch_max(version, Ordering::AcqRel);
+            self.publish().publish_schema(version, Arc::new(schema));
         }
         let schema = self.schema.load();
         for (index, checked) in checked.iter().enumerate() {
@@ -1166,4 +1181,42 @@ async fn sample(
         .map(|row| records::read_record(row, &view))
         .collect::<Result<Vec<_>, _>>()
         .map_err(internal)
+}
+
+#[cfg(test)]
+mod schema_cell_tests {
+    use super::*;
+
+    fn schema_of(names: &[&str]) -> Arc<Schema> {
+        Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|name| {
+                    domain::Collection::scaffold(domain::collection::CollectionType::Base, name)
+                })
+                .collect(),
+        ))
+    }
+
+    /// A reload that read the database before this node's own schema change committed, and
+    /// finishes after it was published, must not put the older schema back.
+    #[test]
+    fn an_older_schema_never_replaces_a_newer_one() {
+        let cell = SchemaCell::new(3, schema_of(&["a"]));
+        assert!(
+            cell.store(5, schema_of(&["a", "b"])),
+            "this node's change, version 5"
+        );
+        assert!(
+            !cell.store(4, schema_of(&["a"])),
+            "a late reload of version 4"
+        );
+        assert!(cell.load().get("b").is_some(), "the newer schema stays");
+        assert!(
+            cell.store(5, schema_of(&["a", "b", "c"])),
+            "the same version again"
+        );
+        assert!(cell.store(6, schema_of(&["c"])));
+        assert!(cell.load().get("a").is_none());
+    }
 }

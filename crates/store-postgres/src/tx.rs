@@ -30,12 +30,13 @@ pub(crate) struct PgTransaction {
     publish: Publish,
     deadline: Option<Instant>,
     schema: Arc<Schema>,
-    /// The schema at each open savepoint of the caller.
-    savepoints: Vec<(Arc<Schema>, bool, bool)>,
+    /// The schema at each open savepoint of the caller, with `wrote` and `schema_changed`.
+    savepoints: Vec<(Arc<Schema>, bool, Option<u64>)>,
     /// Whether records or params were written (wake the other nodes at commit).
     wrote: bool,
-    /// Whether the schema changed (publish it at commit).
-    schema_changed: bool,
+    /// The schema version this transaction's last schema change commits, if it changed the
+    /// schema (published at commit).
+    schema_changed: Option<u64>,
     /// Why the transaction is over, once it is.
     ended: Option<Ended>,
     watchdog: Option<tokio::task::JoinHandle<()>>,
@@ -154,7 +155,7 @@ impl PgTransaction {
             schema,
             savepoints: Vec::new(),
             wrote: false,
-            schema_changed: false,
+            schema_changed: None,
             ended: None,
             watchdog,
         }))
@@ -185,16 +186,16 @@ impl PgTransaction {
 
     async fn edit_schema(&mut self, edit: SchemaEdit) -> Result<Arc<Schema>, StoreError> {
         let current = Arc::clone(&self.schema);
-        let schema: Result<Arc<Schema>, StoreError> = call!(self, |conn| async {
+        let schema: Result<(u64, Arc<Schema>), StoreError> = call!(self, |conn| async {
             let mut change = SchemaChange::new(conn, &current);
             edit.apply(&mut change).await?;
             let schema = Arc::new(change.finish().await?);
-            changelog::bump_schema(conn).await?;
-            Ok(schema)
+            let version = changelog::bump_schema(conn).await?;
+            Ok((version, schema))
         });
-        let schema = schema?;
+        let (version, schema) = schema?;
         self.schema = Arc::clone(&schema);
-        self.schema_changed = true;
+        self.schema_changed = Some(version);
         Ok(schema)
     }
 
@@ -430,7 +431,7 @@ impl Transaction for PgTransaction {
         let Some(conn) = self.conn.as_ref() else {
             return Err(Ended::Broken.error());
         };
-        let wake = match (self.schema_changed, self.wrote) {
+        let wake = match (self.schema_changed.is_some(), self.wrote) {
             (true, _) => format!("NOTIFY {CHANNEL}, 's'; "),
             (false, true) => format!("NOTIFY {CHANNEL}, 'c'; "),
             _ => String::new(),
@@ -451,8 +452,9 @@ impl Transaction for PgTransaction {
             self.end(Ended::Broken);
             return Err(error);
         }
-        if self.schema_changed {
-            self.publish.publish_schema(Arc::clone(&self.schema));
+        if let Some(version) = self.schema_changed {
+            self.publish
+                .publish_schema(version, Arc::clone(&self.schema));
         }
         if let Some(conn) = self.conn.as_ref()
             && let Err(error) = self.publish.refresh(conn).await
