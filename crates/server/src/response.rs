@@ -6,24 +6,95 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 
-/// The record as `viewer` may see it: `collectionId`, `collectionName`, then every visible
-/// field ([`shown_fields`]).
+/// The record as `viewer` may see it: `collectionId`, `collectionName` and every visible field
+/// ([`shown_fields`]), keys in PocketBase's order ([`KeyOrder`]).
 pub fn record_json(collection: &Collection, record: &Record, viewer: &AuthContext) -> Value {
+    record_json_in(&KeyOrder::of(collection), collection, record, viewer)
+}
+
+/// [`record_json`] with the collection's [`KeyOrder`] worked out once for many records.
+pub fn record_json_in(
+    order: &KeyOrder,
+    collection: &Collection,
+    record: &Record,
+    viewer: &AuthContext,
+) -> Value {
+    let seen = Seen::of(collection, record, viewer);
+    let stored = Stored::of(collection, record);
     let mut out = Map::with_capacity(collection.fields.len() + 2);
-    out.insert("collectionId".into(), Value::String(collection.id.clone()));
-    out.insert(
-        "collectionName".into(),
-        Value::String(collection.name.clone()),
-    );
-    for (name, shown) in shown_fields(collection, record, viewer) {
-        let value = match shown {
-            Shown::Stored(value) => value.clone(),
-            Shown::Blank => Value::String(String::new()),
-            Shown::Zero(value) => value,
-        };
-        out.insert(name.to_owned(), value);
+    for key in &order.0 {
+        match *key {
+            Key::CollectionId => {
+                out.insert("collectionId".into(), Value::String(collection.id.clone()));
+            }
+            Key::CollectionName => {
+                out.insert(
+                    "collectionName".into(),
+                    Value::String(collection.name.clone()),
+                );
+            }
+            Key::Field(index) => {
+                let Some(field) = collection.fields.get(index) else {
+                    continue;
+                };
+                let Some(shown) = seen.shown(collection, field, stored.get(index, record, field))
+                else {
+                    continue;
+                };
+                let value = match shown {
+                    Shown::Stored(value) => value.clone(),
+                    Shown::Blank => Value::String(String::new()),
+                    Shown::Zero(value) => value,
+                };
+                out.insert(field.name.clone(), value);
+            }
+        }
     }
     Value::Object(out)
+}
+
+/// The order PocketBase writes a record's keys in: sorted byte by byte, as its records are
+/// written from a Go map (observed on 0.40.6: `avatar, collectionId, collectionName, created,
+/// email, …`). Worked out per collection, not per record.
+pub struct KeyOrder(Vec<Key>);
+
+#[derive(Clone, Copy)]
+enum Key {
+    CollectionId,
+    CollectionName,
+    /// A field, by its index in the collection.
+    Field(usize),
+}
+
+impl KeyOrder {
+    pub fn of(collection: &Collection) -> KeyOrder {
+        // Each name with its first eight bytes as a number: most comparisons are decided
+        // there, without comparing the texts (this runs once for every answer with records).
+        let entry = |name: &'static str, key: Key| (prefix(name), name, key);
+        let mut keys: Vec<(u64, &str, Key)> = Vec::with_capacity(collection.fields.len() + 2);
+        keys.push(entry("collectionId", Key::CollectionId));
+        keys.push(entry("collectionName", Key::CollectionName));
+        keys.extend(
+            collection.fields.iter().enumerate().map(|(index, field)| {
+                (prefix(&field.name), field.name.as_str(), Key::Field(index))
+            }),
+        );
+        // Stable: a field named like `collectionId` comes after the key it replaces.
+        keys.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+        });
+        KeyOrder(keys.into_iter().map(|(_, _, key)| key).collect())
+    }
+}
+
+/// The first eight bytes of `name`, big-endian (zeros past its end): ordered as the texts'
+/// first eight bytes are.
+fn prefix(name: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = name.len().min(8);
+    bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// What a viewer is shown of one field.
@@ -36,50 +107,91 @@ enum Shown<'a> {
     Zero(Value),
 }
 
-/// The fields of `record` that `viewer` sees, in the collection's order. An auth record's
-/// password and token key are never shown (other password fields show as `""`); hidden fields
-/// only to superusers; an auth record's email only to superusers, its owner, or when
-/// `emailVisibility` is on.
-fn shown_fields<'a>(
-    collection: &'a Collection,
-    record: &'a Record,
-    viewer: &AuthContext,
-) -> impl Iterator<Item = (&'a str, Shown<'a>)> + 'a {
-    let superuser = viewer.is_superuser();
-    let email_shown = collection.is_auth()
-        && (superuser
-            || record.bool("emailVisibility")
-            || viewer
-                .record()
-                .zip(viewer.collection())
-                .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id()));
-    // The store hands a record over in its collection's field order, so the next stored entry
-    // is normally this field's: taken by a string comparison instead of a hashed lookup. Any
-    // other order (a record built elsewhere) falls back to the lookup, with the same result.
-    let mut stored = record.data.iter().peekable();
-    collection.fields.iter().filter_map(move |field| {
+/// Who is looking, as far as a record's fields go. An auth record's password and token key
+/// are never shown (other password fields show as `""`); hidden fields only to superusers;
+/// an auth record's email only to superusers, its owner, or when `emailVisibility` is on.
+struct Seen {
+    superuser: bool,
+    email_shown: bool,
+}
+
+impl Seen {
+    fn of(collection: &Collection, record: &Record, viewer: &AuthContext) -> Seen {
+        let superuser = viewer.is_superuser();
+        let email_shown = collection.is_auth()
+            && (superuser
+                || record.bool("emailVisibility")
+                || viewer
+                    .record()
+                    .zip(viewer.collection())
+                    .is_some_and(|(r, c)| c.id == collection.id && r.id() == record.id()));
+        Seen {
+            superuser,
+            email_shown,
+        }
+    }
+
+    /// What is shown of `field`, stored as `value`; `None`: nothing.
+    fn shown<'a>(
+        &self,
+        collection: &Collection,
+        field: &domain::Field,
+        value: Option<&'a Value>,
+    ) -> Option<Shown<'a>> {
         let name = field.name.as_str();
-        let value = match stored.peek() {
-            Some((key, _)) if key.as_str() == name => stored.next().map(|(_, v)| v),
-            _ => record.data.get(name),
-        };
         if collection.is_auth() && (name == "password" || name == "tokenKey") {
             return None;
         }
-        if field.hidden && !superuser {
+        if field.hidden && !self.superuser {
             return None;
         }
         if matches!(field.kind, FieldKind::Password(_)) {
-            return Some((name, Shown::Blank));
+            return Some(Shown::Blank);
         }
-        if collection.is_auth() && name == "email" && !email_shown {
+        if collection.is_auth() && name == "email" && !self.email_shown {
             return None;
         }
         Some(match value {
-            Some(value) => (name, Shown::Stored(value)),
-            None => (name, Shown::Zero(field.zero_value())),
+            Some(value) => Shown::Stored(value),
+            None => Shown::Zero(field.zero_value()),
         })
-    })
+    }
+}
+
+/// How many fields' stored values are found in one ordered walk, on the stack; a collection
+/// with more looks the rest up by name.
+const WALKED: usize = 48;
+
+/// A record's stored values by field index. The store hands a record over in its
+/// collection's field order, so one walk pairs each field with the next stored entry by a
+/// string comparison instead of a hashed lookup; a field the walk did not find (a record
+/// built elsewhere, in another order, or past [`WALKED`]) is looked up by name, with the
+/// same result.
+struct Stored<'a> {
+    values: [Option<&'a Value>; WALKED],
+}
+
+impl<'a> Stored<'a> {
+    fn of(collection: &Collection, record: &'a Record) -> Stored<'a> {
+        let mut values = [None; WALKED];
+        let mut stored = record.data.iter().peekable();
+        for (slot, field) in values.iter_mut().zip(&collection.fields) {
+            match stored.peek() {
+                Some((key, _)) if key.as_str() == field.name => {
+                    *slot = stored.next().map(|(_, value)| value);
+                }
+                _ => {}
+            }
+        }
+        Stored { values }
+    }
+
+    fn get(&self, index: usize, record: &'a Record, field: &domain::Field) -> Option<&'a Value> {
+        match self.values.get(index) {
+            Some(Some(value)) => Some(value),
+            _ => record.data.get(&field.name),
+        }
+    }
 }
 
 /// [`record_json`] written straight to JSON text, for answers nothing edits afterwards (no
@@ -89,11 +201,13 @@ pub struct RecordOut<'a> {
     pub collection: &'a Collection,
     pub record: &'a Record,
     pub viewer: &'a AuthContext,
+    /// The collection's [`KeyOrder`].
+    pub order: &'a KeyOrder,
 }
 
 impl RecordOut<'_> {
     /// Whether `collection`'s records can be written this way: no field is named like a key
-    /// `record_json` puts first (it would replace that key's value, not repeat the key).
+    /// `record_json` adds (it would replace that key's value, not repeat the key).
     pub fn fits(collection: &Collection) -> bool {
         !collection
             .fields
@@ -104,18 +218,49 @@ impl RecordOut<'_> {
     /// Appends the record's JSON object to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
         use crate::json_out::{push_str, push_value};
-        out.extend_from_slice(b"{\"collectionId\":");
-        push_str(out, &self.collection.id);
-        out.extend_from_slice(b",\"collectionName\":");
-        push_str(out, &self.collection.name);
-        for (name, shown) in shown_fields(self.collection, self.record, self.viewer) {
-            out.push(b',');
-            push_str(out, name);
-            out.push(b':');
-            match shown {
-                Shown::Stored(value) => push_value(out, value),
-                Shown::Blank => out.extend_from_slice(b"\"\""),
-                Shown::Zero(value) => push_value(out, &value),
+        let (collection, record) = (self.collection, self.record);
+        let seen = Seen::of(collection, record, self.viewer);
+        let stored = Stored::of(collection, record);
+        out.push(b'{');
+        let mut first = true;
+        for key in &self.order.0 {
+            let shown = match *key {
+                Key::CollectionId | Key::CollectionName => None,
+                Key::Field(index) => {
+                    let Some(field) = collection.fields.get(index) else {
+                        continue;
+                    };
+                    let Some(shown) =
+                        seen.shown(collection, field, stored.get(index, record, field))
+                    else {
+                        continue;
+                    };
+                    Some((field.name.as_str(), shown))
+                }
+            };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            match (key, shown) {
+                (Key::CollectionId, _) => {
+                    out.extend_from_slice(b"\"collectionId\":");
+                    push_str(out, &collection.id);
+                }
+                (Key::CollectionName, _) => {
+                    out.extend_from_slice(b"\"collectionName\":");
+                    push_str(out, &collection.name);
+                }
+                (_, Some((name, shown))) => {
+                    push_str(out, name);
+                    out.push(b':');
+                    match shown {
+                        Shown::Stored(value) => push_value(out, value),
+                        Shown::Blank => out.extend_from_slice(b"\"\""),
+                        Shown::Zero(value) => push_value(out, &value),
+                    }
+                }
+                (_, None) => out.extend_from_slice(b"null"),
             }
         }
         out.push(b'}');
@@ -568,7 +713,7 @@ mod tests {
         assert_eq!(shown["password"], "");
     }
 
-    /// The fields are shown in the collection's order and with their stored values whatever
+    /// The fields are shown with their stored values, keys in PocketBase's order, whatever
     /// the order of the record's keys.
     #[test]
     fn fields_are_found_whatever_the_order_of_the_stored_keys() {
@@ -608,16 +753,60 @@ mod tests {
         for (r, b) in cases {
             let out = record_json(&c, &r, &AuthContext::Guest);
             assert_eq!(out, expected(b));
-            // Keys in field order.
+            // Keys sorted byte by byte, as PocketBase writes a record.
             let keys: Vec<&String> = out
                 .as_object()
                 .map(|o| o.keys().collect())
                 .unwrap_or_default();
             assert_eq!(
                 keys,
-                ["collectionId", "collectionName", "id", "a", "b", "c"]
+                ["a", "b", "c", "collectionId", "collectionName", "id"]
             );
         }
+    }
+
+    /// Keys come out sorted byte by byte, as Go sorts a map's keys: upper case before `_`
+    /// before lower case, a prefix before its extensions, names sharing their first eight bytes
+    /// by the rest.
+    #[test]
+    fn record_keys_are_sorted_as_pocketbase_sorts_them() {
+        use domain::collection::CollectionType;
+        use domain::field::{Field, TextOptions};
+
+        let names = [
+            "emailVisibility",
+            "email",
+            "Zeta",
+            "_under",
+            "collectionIdx",
+            "collect",
+            "a",
+            "createdAtLeast",
+            "createdAt",
+            "created",
+            "b2",
+            "b10",
+        ];
+        let mut c = Collection::scaffold(CollectionType::Base, "t");
+        for name in names {
+            c.fields
+                .push(Field::new(name, FieldKind::Text(TextOptions::default())));
+        }
+        let out = record_json(
+            &c,
+            &Record::new(serde_json::Map::new()),
+            &AuthContext::Guest,
+        );
+        let keys: Vec<String> = out.as_object().expect("object").keys().cloned().collect();
+        let mut expected = keys.clone();
+        expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(keys, expected);
+        assert_eq!(
+            keys.len(),
+            names.len() + 3,
+            "every field, the id and two collection keys"
+        );
+        assert_eq!(keys.first().map(String::as_str), Some("Zeta"));
     }
 
     /// `RecordOut` writes exactly what `record_json` builds, byte for byte, for every kind of
@@ -677,6 +866,7 @@ mod tests {
                         collection,
                         record,
                         viewer,
+                        order: &KeyOrder::of(collection),
                     }
                     .to_vec(),
                 )

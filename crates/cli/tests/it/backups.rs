@@ -508,9 +508,12 @@ async fn a_backup_under_write_load_restores_through_a_restart() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // Records the file writer keeps (it deletes every other one), so the backup waits for one.
+    let docs_kept = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     {
         let app = app.clone();
         let stop = stop.clone();
+        let docs_kept = docs_kept.clone();
         writers.push(tokio::spawn(async move {
             let mut n = 0u32;
             while !stop.load(Ordering::SeqCst) {
@@ -542,12 +545,16 @@ async fn a_backup_under_write_load_restores_through_a_restart() {
                         .delete(&format!("/api/collections/docs/records/{id}"), None)
                         .await;
                     assert_eq!(status, 204, "{body}");
+                } else {
+                    docs_kept.fetch_add(1, Ordering::SeqCst);
                 }
                 n += 1;
             }
         }));
     }
-    while acked.lock().expect("lock").len() < 30 {
+    // On a busy machine the file writer can be slower than the note writers: both have
+    // written before the backup starts.
+    while acked.lock().expect("lock").len() < 30 || docs_kept.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let acked_before_backup: Vec<String> = acked.lock().expect("lock").clone();

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use super::common::reveal_managed_emails;
 use crate::access;
 use crate::error::{ApiError, ApiResult};
-use crate::response::record_json;
+use crate::response::{KeyOrder, record_json_in};
 use crate::state::SharedState;
 
 /// Deepest expand path accepted.
@@ -418,17 +418,23 @@ fn expand_level<'a>(
 ) -> LevelFuture<'a> {
     Box::pin(async move {
         for output in outputs.iter_mut() {
-            if let Some(object) = output.as_object_mut() {
-                object
-                    .entry("expand")
-                    .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(object) = output.as_object_mut()
+                && !object.contains_key("expand")
+            {
+                // Where PocketBase's sorted keys put it.
+                let at = object
+                    .keys()
+                    .position(|key| key.as_bytes() > b"expand".as_slice())
+                    .unwrap_or(object.len());
+                object.shift_insert(at, "expand".to_owned(), Value::Object(Map::new()));
             }
         }
         for node in nodes {
             let related = fetch_related(state, node, records, budget).await?;
+            let order = KeyOrder::of(&node.target);
             let mut related_outputs: Vec<Value> = related
                 .iter()
-                .map(|record| record_json(&node.target, record, &ctx.auth))
+                .map(|record| record_json_in(&order, &node.target, record, &ctx.auth))
                 .collect();
             // Managers of an expanded auth record see its email, as on its own endpoints.
             reveal_managed_emails(state, ctx, &node.target, &related, &mut related_outputs).await?;
@@ -522,7 +528,12 @@ fn attach(
         if let (Some(value), Some(Value::Object(expand))) =
             (shape(found, multiple), output.get_mut("expand"))
         {
-            expand.insert(node.key.clone(), value);
+            // Sorted, as PocketBase writes the expand map.
+            let at = expand
+                .keys()
+                .position(|key| key.as_bytes() > node.key.as_bytes())
+                .unwrap_or(expand.len());
+            expand.shift_insert(at, node.key.clone(), value);
         }
     }
     Ok(())

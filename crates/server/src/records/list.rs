@@ -23,7 +23,7 @@ use super::query::{self, QueryParams};
 use crate::access;
 use crate::error::ApiResult;
 use crate::extract::{Auth, Path};
-use crate::response::{apply_fields, record_json};
+use crate::response::{KeyOrder, apply_fields, record_json_in};
 use crate::state::SharedState;
 
 const HOOK: &str = "onRecordsListRequest";
@@ -221,6 +221,7 @@ fn direct(
     let (total_items, total_pages) = totals(page, paging);
     let mut out = Vec::with_capacity(256 + 512 * page.items.len());
     out.extend_from_slice(b"{\"items\":[");
+    let order = KeyOrder::of(collection);
     for (i, record) in page.items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -229,6 +230,7 @@ fn direct(
             collection,
             record,
             viewer,
+            order: &order,
         }
         .write(&mut out);
     }
@@ -253,9 +255,10 @@ async fn render(
     result: &Value,
     params: &QueryParams,
 ) -> ApiResult<Value> {
+    let order = KeyOrder::of(collection);
     let mut items: Vec<Value> = records
         .iter()
-        .map(|record| record_json(collection, record, &ctx.auth))
+        .map(|record| record_json_in(&order, collection, record, &ctx.auth))
         .collect();
     reveal_managed_emails(state, ctx, collection, records, &mut items).await?;
     expand_records_for(

@@ -1004,6 +1004,7 @@ pub(super) async fn execute_one_answer(
             collection: &done.collection,
             record,
             viewer: &done.ctx.auth,
+            order: &crate::response::KeyOrder::of(&done.collection),
         };
         return Ok(super::common::json_answer(out.to_vec()));
     }

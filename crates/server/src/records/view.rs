@@ -90,6 +90,7 @@ pub async fn view(
                 collection: &target.collection,
                 record: &record,
                 viewer: &ctx.auth,
+                order: &crate::response::KeyOrder::of(&target.collection),
             };
             return Ok(super::common::json_answer(out.to_vec()));
         }
