@@ -156,26 +156,10 @@ fn relative_name(raw_path: &str) -> Option<String> {
     }
 }
 
-/// `%XX` decoding; a `%` not followed by two hex digits stays as it is.
+/// `%XX` decoding; a `%` not followed by two hex digits stays as it is. `None` when the
+/// result is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16)),
-                bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16)),
-            )
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::extract::path::percent_decode(text)).ok()
 }
 
 /// A redirect to a path on this server: a leading `//` (or `\`) collapses to one slash, so a

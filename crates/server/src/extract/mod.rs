@@ -2,7 +2,7 @@
 //! PocketBase's error shape.
 
 mod body;
-mod path;
+pub(crate) mod path;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;

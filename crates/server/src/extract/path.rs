@@ -95,9 +95,14 @@ fn params_from_raw(template: &str, path: &str) -> Vec<String> {
     values
 }
 
-/// `%XX` decoding (a `%` not followed by two hex digits stays as it is), bytes that are not
-/// UTF-8 replaced by U+FFFD.
+/// [`percent_decode`], bytes that are not UTF-8 replaced by U+FFFD.
 fn decode_lossy(text: &str) -> String {
+    String::from_utf8_lossy(&percent_decode(text)).into_owned()
+}
+
+/// `%XX` decoding of a path or a part of it; a `%` not followed by two hex digits stays as it
+/// is.
+pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -115,7 +120,7 @@ fn decode_lossy(text: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
