@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ApiResult};
 
 /// The record as `viewer` may see it: `collectionId`, `collectionName` and every visible field
-/// ([`shown_fields`]), keys in PocketBase's order ([`KeyOrder`]).
+/// (what is visible: [`Seen`]), keys in PocketBase's order ([`KeyOrder`]).
 pub fn record_json(collection: &Collection, record: &Record, viewer: &AuthContext) -> Value {
     record_json_in(&KeyOrder::of(collection), collection, record, viewer)
 }
@@ -221,11 +221,20 @@ impl RecordOut<'_> {
         let (collection, record) = (self.collection, self.record);
         let seen = Seen::of(collection, record, self.viewer);
         let stored = Stored::of(collection, record);
-        out.push(b'{');
-        let mut first = true;
+        // `collectionId` is always written, so the object always opens.
+        let mut separator = b'{';
         for key in &self.order.0 {
-            let shown = match *key {
-                Key::CollectionId | Key::CollectionName => None,
+            match *key {
+                Key::CollectionId => {
+                    out.push(separator);
+                    out.extend_from_slice(b"\"collectionId\":");
+                    push_str(out, &collection.id);
+                }
+                Key::CollectionName => {
+                    out.push(separator);
+                    out.extend_from_slice(b"\"collectionName\":");
+                    push_str(out, &collection.name);
+                }
                 Key::Field(index) => {
                     let Some(field) = collection.fields.get(index) else {
                         continue;
@@ -235,24 +244,8 @@ impl RecordOut<'_> {
                     else {
                         continue;
                     };
-                    Some((field.name.as_str(), shown))
-                }
-            };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            match (key, shown) {
-                (Key::CollectionId, _) => {
-                    out.extend_from_slice(b"\"collectionId\":");
-                    push_str(out, &collection.id);
-                }
-                (Key::CollectionName, _) => {
-                    out.extend_from_slice(b"\"collectionName\":");
-                    push_str(out, &collection.name);
-                }
-                (_, Some((name, shown))) => {
-                    push_str(out, name);
+                    out.push(separator);
+                    push_str(out, &field.name);
                     out.push(b':');
                     match shown {
                         Shown::Stored(value) => push_value(out, value),
@@ -260,8 +253,8 @@ impl RecordOut<'_> {
                         Shown::Zero(value) => push_value(out, &value),
                     }
                 }
-                (_, None) => out.extend_from_slice(b"null"),
             }
+            separator = b',';
         }
         out.push(b'}');
     }

@@ -72,24 +72,11 @@ pub fn unclean_redirect<B>(request: &axum::http::Request<B>) -> Option<Response>
         return None;
     }
     let clean = clean_path(path);
-    let query = request.uri().query();
-    Some(match *request.method() {
-        Method::GET => temporary_redirect(&clean, query, false),
-        Method::HEAD => temporary_redirect(&clean, query, true),
-        // Go writes its small HTML body for GET and HEAD only.
-        _ => {
-            let target = match query {
-                Some(query) => format!("{clean}?{query}"),
-                None => clean,
-            };
-            let Ok(location) = HeaderValue::from_str(&target) else {
-                return Some(not_found());
-            };
-            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
-            response.headers_mut().insert(header::LOCATION, location);
-            response
-        }
-    })
+    Some(temporary_redirect(
+        &clean,
+        request.uri().query(),
+        request.method(),
+    ))
 }
 
 /// Whether [`clean_path`] would leave `path` (which starts with `/`) as it is: no segment
@@ -200,7 +187,7 @@ fn moved(status: StatusCode, location: &str) -> Response {
 }
 
 /// Go's redirect for a path its router cleaned: 307 with a tiny HTML body for GET and HEAD.
-fn temporary_redirect(location: &str, query: Option<&str>, head: bool) -> Response {
+fn temporary_redirect(location: &str, query: Option<&str>, method: &Method) -> Response {
     let target = match query {
         Some(query) => format!("{location}?{query}"),
         None => location.to_owned(),
@@ -208,23 +195,24 @@ fn temporary_redirect(location: &str, query: Option<&str>, head: bool) -> Respon
     let Ok(value) = HeaderValue::from_str(&target) else {
         return not_found();
     };
-    let body = format!(
-        "<a href=\"{}\">Temporary Redirect</a>.\n\n",
-        html_escape(&target)
-    );
-    let mut response = Response::new(if head {
-        Body::empty()
-    } else {
-        Body::from(body.clone())
-    });
-    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, value);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    response.headers_mut().insert(header::LOCATION, value);
+    // Go writes its small HTML body for GET and HEAD only (HEAD keeps its length, sends none).
+    if *method == Method::GET || *method == Method::HEAD {
+        let body = format!(
+            "<a href=\"{}\">Temporary Redirect</a>.\n\n",
+            html_escape(&target)
+        );
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if *method == Method::GET {
+            *response.body_mut() = Body::from(body);
+        }
+    }
     response
 }
 
@@ -253,9 +241,9 @@ impl PublicDir {
         let raw_path = request.uri.path();
         let name = match plan(raw_path) {
             Plan::CleanRedirect(clean) => {
-                return temporary_redirect(&clean, request.uri.query(), head);
+                return temporary_redirect(&clean, request.uri.query(), &request.method);
             }
-            Plan::AdminRedirect => return temporary_redirect("/_/", None, head),
+            Plan::AdminRedirect => return temporary_redirect("/_/", None, &request.method),
             Plan::NotFound => return not_found(),
             Plan::Lookup(name) => name,
         };

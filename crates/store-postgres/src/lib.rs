@@ -122,10 +122,37 @@ pub struct PgStore {
     node: String,
     closed: Arc<AtomicBool>,
     query_timeout: Option<Duration>,
-    change_log_max_bytes: u64,
-    /// The byte budget's prunes between the fan-out's.
+    /// The change log's byte budget, and its prunes between the fan-out's.
     byte_prune: Arc<changelog::BytePrune>,
     background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Runs `$body` (which borrows `$conn`) until `$deadline`; past it the connection is closed,
+/// so the server stops and rolls back whatever it was doing, and the call is `TimedOut`.
+macro_rules! timed {
+    // On a connection of `$pool` (a task that has no store to ask).
+    (pool $pool:expr, $deadline:expr, |$conn:ident| $body:expr) => {{
+        let deadline: Option<Instant> = $deadline;
+        let $conn = connect(&$pool, deadline).await?;
+        timed!(@run $conn, deadline, $body)
+    }};
+    (@run $conn:ident, $deadline:ident, $body:expr) => {
+        match $deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), $body).await {
+                Ok(result) => result,
+                Err(_) => {
+                    $conn.discard();
+                    Err(StoreError::TimedOut)
+                }
+            },
+            None => $body.await,
+        }
+    };
+    ($store:expr, $deadline:expr, |$conn:ident| $body:expr) => {{
+        let deadline: Option<Instant> = $deadline;
+        let $conn = $store.connection(deadline).await?;
+        timed!(@run $conn, deadline, $body)
+    }};
 }
 
 /// A connection from `pool`, waiting for one until `deadline`.
@@ -298,7 +325,6 @@ impl PgStore {
             node: domain::ids::random_alnum(20),
             closed,
             query_timeout: options.query_timeout,
-            change_log_max_bytes: options.change_log_max_bytes,
             byte_prune: Arc::new(changelog::BytePrune::new(options.change_log_max_bytes, seq)),
             background,
         }))
@@ -494,27 +520,14 @@ impl PgStore {
         );
         let deadline = self.query_deadline();
         tokio::spawn(async move {
-            let pruned = async {
-                let conn = connect(&pool, deadline).await?;
-                let pruned = changelog::prune_for_cluster(
+            let pruned: Result<u64, StoreError> = async {
+                timed!(pool pool, deadline, |conn| changelog::prune_for_cluster(
                     &conn,
                     &node,
                     prune.read(),
                     None,
-                    prune.max_bytes(),
-                );
-                match deadline {
-                    Some(deadline) => {
-                        match tokio::time::timeout_at(deadline.into(), pruned).await {
-                            Ok(result) => result,
-                            Err(_) => {
-                                conn.discard();
-                                Err(StoreError::TimedOut)
-                            }
-                        }
-                    }
-                    None => pruned.await,
-                }
+                    prune.max_bytes()
+                ))
             }
             .await;
             if let Err(error) = pruned {
@@ -672,25 +685,6 @@ async fn poll(publish: Publish, closed: Arc<AtomicBool>) {
             publish.look_for_relays(&conn).await;
         }
     }
-}
-
-/// Runs `$body` (which borrows `$conn`) until `$deadline`; past it the connection is closed,
-/// so the server stops and rolls back whatever it was doing, and the call is `TimedOut`.
-macro_rules! timed {
-    ($store:expr, $deadline:expr, |$conn:ident| $body:expr) => {{
-        let deadline: Option<Instant> = $deadline;
-        let $conn = $store.connection(deadline).await?;
-        match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), $body).await {
-                Ok(result) => result,
-                Err(_) => {
-                    $conn.discard();
-                    Err(StoreError::TimedOut)
-                }
-            },
-            None => $body.await,
-        }
-    }};
 }
 
 #[async_trait]
@@ -886,7 +880,7 @@ impl Store for PgStore {
         retention: ChangeRetention,
     ) -> Result<u64, StoreError> {
         self.byte_prune.read_up_to(up_to);
-        let max_bytes = self.change_log_max_bytes;
+        let max_bytes = self.byte_prune.max_bytes();
         timed!(self, self.query_deadline(), |conn| {
             changelog::prune_for_cluster(&conn, &self.node, up_to, Some(retention), max_bytes)
         })

@@ -404,6 +404,16 @@ fn insert_path(nodes: &mut Vec<Node>, steps: Vec<Node>) {
 
 type LevelFuture<'a> = Pin<Box<dyn Future<Output = ApiResult<()>> + Send + 'a>>;
 
+/// Inserts `key` into `object`, whose keys are sorted byte by byte, where PocketBase's sorted
+/// keys put it (a record's `expand`, and the keys of the expand map).
+fn insert_sorted(object: &mut Map<String, Value>, key: String, value: Value) {
+    let at = object
+        .keys()
+        .position(|existing| existing.as_bytes() > key.as_bytes())
+        .unwrap_or(object.len());
+    object.shift_insert(at, key, value);
+}
+
 /// Expands one level for a set of records of the same collection, then recurses into the
 /// related records once per distinct record. `weights` (index for index with `outputs`)
 /// grow by what is attached under each record.
@@ -421,12 +431,7 @@ fn expand_level<'a>(
             if let Some(object) = output.as_object_mut()
                 && !object.contains_key("expand")
             {
-                // Where PocketBase's sorted keys put it.
-                let at = object
-                    .keys()
-                    .position(|key| key.as_bytes() > b"expand".as_slice())
-                    .unwrap_or(object.len());
-                object.shift_insert(at, "expand".to_owned(), Value::Object(Map::new()));
+                insert_sorted(object, "expand".to_owned(), Value::Object(Map::new()));
             }
         }
         for node in nodes {
@@ -528,12 +533,7 @@ fn attach(
         if let (Some(value), Some(Value::Object(expand))) =
             (shape(found, multiple), output.get_mut("expand"))
         {
-            // Sorted, as PocketBase writes the expand map.
-            let at = expand
-                .keys()
-                .position(|key| key.as_bytes() > node.key.as_bytes())
-                .unwrap_or(expand.len());
-            expand.shift_insert(at, node.key.clone(), value);
+            insert_sorted(expand, node.key.clone(), value);
         }
     }
     Ok(())
