@@ -6,40 +6,19 @@
 //! boxed futures, 6 boxed service clones and 77 allocations a request.
 //!
 //! Here a middleware is an async function over a [`Continue`]: what runs below it, kept as its
-//! concrete type. A [`Middleware`] becomes a tower layer with [`layer`]; its service clones the
-//! layer below once and boxes one future a request. Several middlewares can also be chained
-//! inside one async function (the rate limiter below the hooks is a [`Continue`] of its own),
-//! with no box between them at all.
+//! concrete type. Middlewares chain inside one future (the server's whole stack is one boxed
+//! future a request, `middleware::wrap`, and the rate limiter below the hooks is a
+//! [`Continue`] of its own), with no box between them at all.
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
-use tower::{Service, ServiceExt as _};
 
 /// What runs below a middleware. Consumed by the one call that runs it.
 pub trait Continue: Send + 'static {
     /// Runs the rest of the stack with `request`.
     fn run(self, request: Request) -> impl Future<Output = Response> + Send;
-}
-
-/// The service below a middleware layer, as a [`Continue`].
-pub struct Next<S>(S);
-
-impl<S> Continue for Next<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send,
-{
-    async fn run(self, request: Request) -> Response {
-        match self.0.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
-    }
 }
 
 /// A closure as a [`Continue`]: middlewares chained inside one async function.
@@ -65,59 +44,6 @@ pub trait Middleware: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Response> + Send + 'static;
 }
 
-/// The tower layer of a [`Middleware`].
-pub fn layer<M: Middleware>(middleware: M) -> MiddlewareLayer<M> {
-    MiddlewareLayer(middleware)
-}
-
-/// See [`layer`].
-#[derive(Clone)]
-pub struct MiddlewareLayer<M>(M);
-
-impl<M: Middleware, S> tower::Layer<S> for MiddlewareLayer<M> {
-    type Service = MiddlewareService<M, S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        MiddlewareService {
-            middleware: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// A [`Middleware`] around the service `S`.
-#[derive(Clone)]
-pub struct MiddlewareService<M, S> {
-    middleware: M,
-    inner: S,
-}
-
-impl<M, S> Service<Request> for MiddlewareService<M, S>
-where
-    M: Middleware,
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // The inner service is made ready where it runs (`Next::run`), on the clone taken here.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        // The clone stays for the next request; the service that was here runs this one.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let answer = self.middleware.handle(request, Next(inner));
-        // `map`, not `async move { Ok(answer.await) }`: an async block would keep `answer`
-        // twice (the captured value and the awaited one), doubling the box and the copy.
-        Box::pin(futures_util::FutureExt::map(answer, Ok))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -125,7 +51,6 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::{HeaderValue, StatusCode};
-    use tower::ServiceBuilder;
 
     use super::*;
 
@@ -159,20 +84,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn layers_run_outside_in_and_may_answer_without_the_rest() {
+    async fn middlewares_run_outside_in_and_may_answer_without_the_rest() {
         let (outer, inner, handler) = (
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
         );
-        let calls = handler.clone();
-        let service = ServiceBuilder::new()
-            .layer(layer(Tag("outer", outer.clone(), false)))
-            .layer(layer(Tag("inner", inner.clone(), true)))
-            .service_fn(move |_request: Request| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Ok::<_, Infallible>(Response::new(Body::from("handled"))) }
-            });
+        let (outer_tag, inner_tag) = (
+            Tag("outer", outer.clone(), false),
+            Tag("inner", inner.clone(), true),
+        );
+        let run = |request: Request| {
+            let (inner_tag, calls) = (inner_tag.clone(), handler.clone());
+            outer_tag.handle(
+                request,
+                Then(move |request| async move {
+                    let handler = Then(move |_request| async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        Response::new(Body::from("handled"))
+                    });
+                    inner_tag.handle(request, handler).await
+                }),
+            )
+        };
         let seen = |response: &Response| {
             response
                 .headers()
@@ -182,11 +116,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
 
-        let response = service
-            .clone()
-            .oneshot(Request::new(Body::empty()))
-            .await
-            .unwrap_or_else(|never| match never {});
+        let response = run(Request::new(Body::empty())).await;
         assert_eq!(response.status(), StatusCode::OK);
         // The inner middleware tags the answer first: it wraps the handler directly.
         assert_eq!(seen(&response), ["inner", "outer"]);
@@ -195,10 +125,7 @@ mod tests {
             .uri("/stop")
             .body(Body::empty())
             .unwrap_or_default();
-        let response = service
-            .oneshot(stop)
-            .await
-            .unwrap_or_else(|never| match never {});
+        let response = run(stop).await;
         assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
         assert_eq!(seen(&response), ["inner", "outer"]);
         assert_eq!(outer.load(Ordering::SeqCst), 2);

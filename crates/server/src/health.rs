@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
+use crate::routing::{Routes, get};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::error::ApiResult;
@@ -16,8 +16,8 @@ use crate::extract::{Auth, FieldsParam};
 use crate::response::apply_fields;
 use crate::state::SharedState;
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/api/health", get(health))
+pub fn router() -> Routes {
+    Routes::new().route("/api/health", get(health))
 }
 
 /// The answer to everyone but a superuser, without `fields`: the same every time, so it is

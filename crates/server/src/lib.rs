@@ -26,6 +26,7 @@ pub mod realtime;
 pub mod records;
 pub mod request_line;
 pub mod response;
+pub mod routing;
 pub mod scripts;
 pub mod settings;
 pub mod sql;
@@ -102,7 +103,7 @@ pub fn service(
     realtime::spawn_hub(&state);
     metrics::spawn_upkeep(&state);
     backups::spawn(&state);
-    let api = Router::new()
+    let api = routing::Routes::new()
         .merge(health::router())
         .merge(collections::router())
         .merge(records::router())
@@ -118,7 +119,7 @@ pub fn service(
         .merge(logs::router())
         .merge(dashboard::router());
     let per_route = LimitsThenHooks(state.clone());
-    middleware::wrap(api.with_state(state.clone()), state, config, per_route)
+    middleware::wrap(api, state, config, per_route)
 }
 
 /// Per route: the rate limiter, then the hooks' custom routes and middlewares, as in

@@ -8,37 +8,35 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::Router;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use std::panic::AssertUnwindSafe;
-use tower::ServiceBuilder;
 
-use crate::chain::{self, Continue, Middleware, Then};
+use crate::chain::{Continue, Middleware, Then};
 use crate::error::ApiError;
+use crate::routing::{Routes, Table};
 
-/// Wraps the API router with the common layers. Unmatched GETs and HEADs go to the public
-/// directory when one is configured ([`crate::static_files`]).
+/// The API's routes with the common layers around them: the service the server serves.
+/// Unmatched GETs and HEADs go to the public directory when one is configured
+/// ([`crate::static_files`]).
 ///
-/// The layers are [`chain`] middlewares and tower's own (which box nothing), applied in two
-/// `layer` calls (one per route, one around the whole router), not one `Router::layer` each:
-/// axum boxes a route's service again at each `Router::layer`, and the boxes, nested, were
-/// cloned one inside the other on every request.
-///
-/// From the outside in ([`Outer`]): Go's redirect of a path that is not clean
-/// ([`crate::static_files::unclean_redirect`]), the request log (`state`'s), the frame-options strip for
-/// file responses, panics turned into a 500, CORS; then, per route (where axum's `MatchedPath` is
-/// known): the request metrics, PocketBase's default headers, `per_route` (the rate limiter
-/// and the hooks) and the body limit.
-///
-/// The result is the service itself: the server serves it without an axum router around it,
-/// whose routing pass (no route but the fallback, one more boxed future) cost a health check
-/// 35,000 → 31,600 instructions and a view 77,200 → 75,800 (callgrind).
+/// One boxed future a request for all of it (the middlewares are [`chain`] middlewares, the
+/// router is Plinth's own, [`crate::routing`]), plus the handler's own. From the outside in
+/// ([`Outer`]): Go's redirect of a path that is not clean
+/// ([`crate::static_files::unclean_redirect`]), the request log (`state`'s), the frame-options
+/// strip for file responses, panics turned into a 500, CORS; then the route is matched and,
+/// for every request whether it matched or not ([`Dispatch`]): the request metrics (labelled by
+/// the route's template), PocketBase's default headers, `per_route` (the rate limiter and the
+/// hooks), the body limit and the handler (or the fallback).
 pub fn wrap<M: Middleware>(
-    api: Router,
+    api: Routes,
     state: crate::state::SharedState,
     config: crate::state::ServerConfig,
     per_route: M,
@@ -52,34 +50,86 @@ pub fn wrap<M: Middleware>(
 + Sync
 + 'static {
     let origins = Arc::new(config.origins);
-    let public = config.public_dir.map(|root| {
-        Arc::new(crate::static_files::PublicDir {
+    let public = config
+        .public_dir
+        .map(|root| crate::static_files::PublicDir {
             root,
             index_fallback: config.index_fallback,
-        })
-    });
-    let body_limit = config.body_limit;
-    let fallback = move |request: Request<Body>| {
-        let public = public.clone();
-        async move { fallback(public.as_deref(), request).await }
-    };
-    let inner = api
-        .fallback(fallback.clone())
-        .method_not_allowed_fallback(fallback)
-        // Hook routes and middlewares see every request, unmatched ones included. Request
-        // metrics wrap each route, where axum's `MatchedPath` is known (the router below sees
-        // only one fallback service); a preflight the CORS layer answers is not counted.
-        .layer(
-            ServiceBuilder::new()
-                .layer(chain::layer(Routed(per_route)))
-                .layer(DefaultBodyLimit::max(body_limit)),
-        );
-    // CORS wraps the whole router as one service, so a preflight it answers never passes
-    // through a route's method router (which would add an `Allow` header PocketBase does not
-    // send). The request log is outermost: it sees every answer, 404s and panics included.
-    ServiceBuilder::new()
-        .layer(chain::layer(Outer { state, origins }))
-        .service(inner)
+        });
+    Api(Arc::new(ApiParts {
+        outer: Outer {
+            state: state.clone(),
+            origins,
+        },
+        table: api.build(),
+        state,
+        per_route,
+        public,
+        body_limit: DefaultBodyLimit::max(config.body_limit),
+    }))
+}
+
+/// What [`wrap`] builds, shared by every connection's clone of the service.
+struct ApiParts<M> {
+    outer: Outer,
+    table: Table,
+    state: crate::state::SharedState,
+    per_route: M,
+    public: Option<crate::static_files::PublicDir>,
+    body_limit: DefaultBodyLimit,
+}
+
+/// See [`wrap`].
+struct Api<M>(Arc<ApiParts<M>>);
+
+impl<M> Clone for Api<M> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<M: Middleware> tower::Service<Request<Body>> for Api<M> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let answer = self.0.outer.handle(request, Dispatch(self.0.clone()));
+        Box::pin(answer.map(Ok))
+    }
+}
+
+/// Below [`Outer`]: the route matched, then the per-route middlewares and the handler.
+struct Dispatch<M>(Arc<ApiParts<M>>);
+
+impl<M: Middleware> Continue for Dispatch<M> {
+    async fn run(self, mut request: Request<Body>) -> Response {
+        let api = self.0;
+        let found = api.table.find(&mut request);
+        let inner = api.clone();
+        crate::metrics::track(
+            api.table.template(found),
+            request,
+            Then(move |request| async move {
+                let api = inner.clone();
+                let handler = Then(move |request| async move {
+                    let public = api.public.as_ref();
+                    let state = api.state.clone();
+                    api.table
+                        .run(found, request, state, api.body_limit, |request| {
+                            fallback(public, request)
+                        })
+                        .await
+                });
+                default_headers(inner.per_route.handle(request, handler).await)
+            }),
+        )
+        .await
+    }
 }
 
 /// Around the whole router, in one middleware (one boxed future a request, where a layer each
@@ -114,24 +164,6 @@ impl Middleware for Outer {
                 crate::files::strip_frame_options(answer.unwrap_or_else(panic_response))
             }),
         ))
-    }
-}
-
-/// Around each route: its request metrics and PocketBase's default headers, outside `M`.
-#[derive(Clone)]
-struct Routed<M>(M);
-
-impl<M: Middleware> Middleware for Routed<M> {
-    fn handle<N: Continue>(
-        &self,
-        request: Request<Body>,
-        next: N,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        let inner = self.0.clone();
-        crate::metrics::track(
-            request,
-            Then(move |request| async move { default_headers(inner.handle(request, next).await) }),
-        )
     }
 }
 
@@ -191,8 +223,6 @@ async fn cors<N: Continue>(origins: Arc<Vec<String>>, request: Request<Body>, ne
         next.run(request).await
     };
     let headers = response.headers_mut();
-    // axum's method router names the allowed methods on a wrong-method 404; PocketBase does not.
-    headers.remove(header::ALLOW);
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     let Some(allowed) = allowed.and_then(|a| HeaderValue::from_str(&a).ok()) else {
         return response;
@@ -312,17 +342,17 @@ mod tests {
             ..crate::state::ServerConfig::default()
         };
         let state = crate::state::AppState::new(store, config.clone());
-        let api = Router::new()
+        let api = Routes::new()
             .route(
                 "/boom",
-                axum::routing::get(|| async {
+                crate::routing::get(|| async {
                     if std::hint::black_box(true) {
                         panic!("a handler's bug");
                     }
                     "unreachable"
                 }),
             )
-            .route("/fine", axum::routing::get(|| async { "fine" }));
+            .route("/fine", crate::routing::get(|| async { "fine" }));
         let service = wrap(api, state.clone(), config, Nothing);
         let get = |path: &str| {
             Request::get(path)

@@ -17,10 +17,9 @@
 
 use std::time::Instant;
 
+use crate::routing::{Routes, post};
 use axum::Json;
-use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::routing::post;
 use domain::store::{SqlLimits, SqlOutcome, SqlOutput};
 use domain::{FieldError, StoreError, ValidationErrors};
 use serde_json::{Value, json};
@@ -43,8 +42,8 @@ const WRITE_KEYWORDS: [&str; 7] = [
     "insert", "update", "delete", "replace", "create", "drop", "alter",
 ];
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/api/sql", post(run))
+pub fn router() -> Routes {
+    Routes::new().route("/api/sql", post(run))
 }
 
 async fn run(

@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routing::{Routes, post};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
-use axum::routing::post;
 use domain::field::FieldKind;
 use domain::{Collection, FieldError, Record, ValidationErrors};
 use serde_json::Value;
@@ -26,9 +25,9 @@ use crate::extract::{Auth, Path, TextForm};
 use crate::records::pipeline::SystemChange;
 use crate::state::SharedState;
 
-pub fn router() -> Router<SharedState> {
+pub fn router() -> Routes {
     let path = |action: &str| format!("/api/collections/{{collection}}/{action}");
-    Router::new()
+    Routes::new()
         .route(&path("request-verification"), post(request_verification))
         .route(&path("confirm-verification"), post(confirm_verification))
         .route(

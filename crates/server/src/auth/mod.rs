@@ -15,11 +15,11 @@ pub mod token;
 
 use std::sync::Arc;
 
+use crate::routing::{Routes, get, post};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::collection::AUTH_ORIGINS_ID;
 use domain::{AuthContext, Collection, FieldError, Record, ValidationErrors};
 use serde_json::{Value, json};
@@ -32,8 +32,8 @@ use crate::response::{apply_fields, auth_response};
 use crate::state::SharedState;
 use crate::state::lockouts;
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/api/collections/{collection}/auth-methods",
             get(auth_methods),

@@ -16,11 +16,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use crate::routing::{Routes, post};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use axum::routing::post;
 use domain::{AuthContext, Collection, FieldError, Record, ValidationErrors};
 use serde_json::{Map, Value, json};
 
@@ -36,8 +35,8 @@ use crate::records::pipeline::{self, SystemChange};
 use crate::state::SharedState;
 use domain::collection::EXTERNAL_AUTHS_ID;
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route(
+pub fn router() -> Routes {
+    Routes::new().route(
         "/api/collections/{collection}/auth-with-oauth2",
         post(auth_with_oauth2),
     )

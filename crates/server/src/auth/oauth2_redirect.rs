@@ -13,11 +13,10 @@
 //! message and delivers it. The redirect waits (at most [`relay::RELAY_WAIT`]) until some node took
 //! it to choose between the success and the failure page (see [`crate::state::relay`]).
 
-use axum::Router;
+use crate::routing::{Routes, get};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::Value;
 
 use crate::state::SharedState;
@@ -33,8 +32,8 @@ const FAILURE_PATH: &str = "../_/#/auth/oauth2-redirect-failure";
 /// bytes).
 pub const MAX_RELAY_BYTES: usize = 8 * 1024;
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/api/oauth2-redirect", get(redirect).post(redirect))
+pub fn router() -> Routes {
+    Routes::new().route("/api/oauth2-redirect", get(redirect).post(redirect))
 }
 
 /// What the provider sent back, as relayed to the client.

@@ -18,11 +18,11 @@
 
 use std::sync::Arc;
 
+use crate::routing::{Routes, post};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
-use axum::{Json, Router};
 use domain::{Collection, FieldError, Record, SqlFragment, SqlValue, ValidationErrors};
 use rand::RngExt;
 use serde_json::{Value, json};
@@ -45,8 +45,8 @@ pub const MAX_OTP_ATTEMPTS: u32 = 5;
 pub const MAX_OTP_CHARS: usize = 71;
 /// Rows read per round of the sweep.
 const SWEEP_PAGE: u64 = 200;
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/api/collections/{collection}/request-otp",
             post(request_otp),

@@ -25,13 +25,12 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+use crate::routing::{Routes, get, post};
 use axum::Json;
-use axum::Router;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use domain::{FieldError, ValidationErrors};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
@@ -105,12 +104,12 @@ impl Backups {
     }
 }
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/backups", get(list).post(create))
         .route(
             "/api/backups/upload",
-            post(upload).layer(DefaultBodyLimit::disable()),
+            post(upload).body_limit(DefaultBodyLimit::disable()),
         )
         .route("/api/backups/{key}", get(download).delete(delete))
         .route("/api/backups/{key}/restore", post(restore))

@@ -8,10 +8,10 @@
 #[cfg(test)]
 mod tests;
 
+use crate::routing::Routes;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,12 +27,12 @@ use crate::state::SharedState;
 /// PocketBase's batch body limit when `maxBodySize` is 0: 128 MiB.
 const DEFAULT_MAX_BODY: u64 = 128 << 20;
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route(
+pub fn router() -> Routes {
+    Routes::new().route(
         "/api/batch",
-        axum::routing::post(batch)
+        crate::routing::post(batch)
             // The batch has its own limit, from the settings, applied in the handler.
-            .layer(DefaultBodyLimit::disable()),
+            .body_limit(DefaultBodyLimit::disable()),
     )
 }
 

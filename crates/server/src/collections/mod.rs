@@ -14,10 +14,10 @@ mod tests;
 
 use std::sync::Arc;
 
+use crate::routing::{Routes, delete, get, post, put};
+use axum::Json;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 use domain::collection_validate::{
     OAUTH2_PROVIDERS, index_failure, invalid_view_query, missing_primary_key, validate_collection,
     view_query_missing_id,
@@ -33,8 +33,8 @@ use crate::state::SharedState;
 
 use form::{Draft, FormError};
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/api/collections",
             get(list_collections).post(create_collection),

@@ -2,11 +2,10 @@
 //! `GET /api/crons` lists the registered jobs as `[{"id","expression"}…]` (`fields` applies),
 //! `POST /api/crons/{id}` starts one in the background and answers `204` at once.
 
+use crate::routing::{Routes, get, post};
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -14,8 +13,8 @@ use crate::extract::{FieldsParam, Path, Superuser};
 use crate::response::apply_fields;
 use crate::state::SharedState;
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/crons", get(list))
         .route("/api/crons/{id}", post(run))
 }

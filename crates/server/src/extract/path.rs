@@ -9,8 +9,10 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+
+use crate::routing::RouteParams;
 
 /// The values of the matched route's parameters, in the route's order, as `T`: a `String`
 /// for one, a tuple of `String`s for two or three. A parameter the route does not have is
@@ -52,52 +54,23 @@ impl FromParams for (String, String, String) {
 impl<T: FromParams, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // The usual case: axum decoded every value already.
-        if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
-            let values = params.iter().map(|(_, value)| value.to_owned()).collect();
-            return Ok(Path(T::from_params(values)));
-        }
-        // A value that is not UTF-8 (axum keeps none of them then): read them again from the
-        // raw path, by the route's template.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Decoded by the router when it matched the route.
         let values = parts
             .extensions
-            .get::<MatchedPath>()
-            .map(|template| params_from_raw(template.as_str(), parts.uri.path()))
+            .get::<RouteParams>()
+            .map(|params| params.0.clone())
             .unwrap_or_default();
         Ok(Path(T::from_params(values)))
     }
 }
 
-/// The parameters of `template` (`{name}` a segment, `{*name}` the rest) in `path`, decoded,
-/// bytes that are not UTF-8 replaced.
-fn params_from_raw(template: &str, path: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut segments = path.split('/');
-    let mut rest = path;
-    for part in template.split('/') {
-        if part.starts_with("{*") {
-            // What is left of the path, from this segment on.
-            values.push(decode_lossy(rest));
-            break;
-        }
-        let Some(segment) = segments.next() else {
-            break;
-        };
-        rest = rest
-            .get(segment.len()..)
-            .and_then(|r| r.strip_prefix('/'))
-            .unwrap_or("");
-        if part.starts_with('{') {
-            values.push(decode_lossy(segment));
-        }
-    }
-    values
-}
-
 /// [`percent_decode`], bytes that are not UTF-8 replaced by U+FFFD.
-fn decode_lossy(text: &str) -> String {
-    String::from_utf8_lossy(&percent_decode(text)).into_owned()
+pub(crate) fn decode_lossy(text: &str) -> String {
+    match String::from_utf8(percent_decode(text)) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
 }
 
 /// `%XX` decoding of a path or a part of it; a `%` not followed by two hex digits stays as it
@@ -126,30 +99,6 @@ pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn raw_values_are_read_by_the_template() {
-        let template = "/api/collections/{collection}/records/{id}";
-        assert_eq!(
-            params_from_raw(template, "/api/collections/us%65rs/records/%FF"),
-            vec!["users".to_owned(), "\u{FFFD}".to_owned()]
-        );
-        assert_eq!(
-            params_from_raw(
-                "/api/files/{collection}/{record}/{filename}",
-                "/api/files/a/%FFb/c%2Fd"
-            ),
-            vec!["a".to_owned(), "\u{FFFD}b".to_owned(), "c/d".to_owned()]
-        );
-        assert_eq!(
-            params_from_raw("/_/{*path}", "/_/assets/%FF/x.js"),
-            vec!["assets/\u{FFFD}/x.js".to_owned()]
-        );
-        assert_eq!(
-            params_from_raw("/api/health", "/api/health"),
-            Vec::<String>::new()
-        );
-    }
 
     #[test]
     fn decoding_keeps_what_is_not_an_escape() {

@@ -15,11 +15,10 @@ pub mod upload;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use crate::routing::{Routes, get, post};
 use axum::Json;
-use axum::Router;
 use axum::http::HeaderName;
 use axum::response::Response;
-use axum::routing::{get, post};
 use domain::AuthContext;
 use serde_json::{Value, json};
 
@@ -33,8 +32,8 @@ use crate::state::storage::Storage;
 /// `X-Frame-Options` default PocketBase leaves off files. Removed before the response leaves.
 pub const FILE_RESPONSE_MARKER: HeaderName = HeaderName::from_static("x-plinth-file-response");
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/api/files/{collection}/{record}/{filename}",
             get(download::download),

@@ -6,10 +6,10 @@
 
 use std::sync::{Arc, LazyLock};
 
+use crate::routing::{Routes, get};
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use domain::logs::logs_collection;
 use domain::{AuthContext, Collection, LogQuery, Schema, SqlFragment};
 use serde_json::{Value, json};
@@ -21,8 +21,8 @@ use crate::records::query::{self, QueryParams};
 use crate::response::apply_fields;
 use crate::state::SharedState;
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/logs", get(list).delete(delete_all))
         .route("/api/logs/stats", get(stats))
         .route("/api/logs/{id}", get(view))

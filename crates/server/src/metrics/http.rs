@@ -1,13 +1,13 @@
 //! The HTTP side of the metrics: one counter per (method, route template, status) and one
 //! latency histogram per (method, route template), recorded by a layer around every route.
-//! The template comes from axum's `MatchedPath`, so `/api/collections/{collection}/records/{id}`
+//! The template comes from the route the router matched, so `/api/collections/{collection}/records/{id}`
 //! is one series however many records there are; what no route matched is `unmatched`.
 
 use foldhash::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
@@ -17,15 +17,15 @@ use crate::chain::Continue;
 /// The route label of a request no route matched.
 pub const UNMATCHED: &str = "unmatched";
 
-/// The request metrics of one request: wraps every route (and the fallback) of the API router,
-/// around the hooks, body limit and header layers (`middleware::wrap` puts it where the route
-/// templates are still known); the CORS, panic and request-log layers outside it are not timed.
-pub async fn track<N: Continue>(request: Request, next: N) -> Response {
+/// The request metrics of one request, labelled by `route`, the template of the route its path
+/// matched (`None`: none did): wraps every route (and the fallback) of the API router, around
+/// the hooks, body limit and header layers (`middleware::wrap` puts it below the route's
+/// match); the CORS, panic and request-log layers outside it are not timed.
+pub async fn track<N: Continue>(route: Option<&str>, request: Request, next: N) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let route = route.unwrap_or(UNMATCHED);
     record(
         method,
         route,

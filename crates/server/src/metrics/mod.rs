@@ -24,12 +24,11 @@ use std::fmt::Write as _;
 use std::sync::{OnceLock, Weak};
 use std::time::Duration;
 
-use axum::Router;
+use crate::routing::{Routes, get};
 use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -165,8 +164,8 @@ pub fn spawn_upkeep(state: &SharedState) {
     });
 }
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/api/metrics", get(render))
+pub fn router() -> Routes {
+    Routes::new().route("/api/metrics", get(render))
 }
 
 async fn render(

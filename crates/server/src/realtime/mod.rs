@@ -18,15 +18,13 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use crate::routing::{Routes, post};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, FromRequestParts, RawQuery, State};
-use axum::handler::Handler as _;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use domain::{AuthContext, FieldError, ValidationErrors};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -47,10 +45,12 @@ const MAX_SUBSCRIPTION_LEN: usize = 2500;
 /// The stream's path, where the accept loop offers a [`Handoff`].
 pub const STREAM_PATH: &str = "/api/realtime";
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route(
+pub fn router() -> Routes {
+    Routes::new().route(
         STREAM_PATH,
-        get(connect).post(subscribe.layer(DefaultBodyLimit::max(MAX_SUBSCRIBE_BODY))),
+        post(subscribe)
+            .body_limit(DefaultBodyLimit::max(MAX_SUBSCRIBE_BODY))
+            .get(connect),
     )
 }
 

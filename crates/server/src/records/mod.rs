@@ -17,30 +17,29 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-use axum::Router;
+use crate::routing::{Routes, get};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 
 use crate::state::SharedState;
 
 pub use expand::{expand_for_realtime, expand_records, expand_records_for};
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/api/collections/{collection}/records",
             get(list::list)
                 .post(create::create)
                 // Creates and updates have their own limit, raised by the file fields'
                 // sizes (`pipeline::body_limit`), applied while reading.
-                .layer(DefaultBodyLimit::disable()),
+                .body_limit(DefaultBodyLimit::disable()),
         )
         .route(
             "/api/collections/{collection}/records/{id}",
             get(view::view)
                 .patch(update::update)
                 .delete(delete::delete)
-                .layer(DefaultBodyLimit::disable()),
+                .body_limit(DefaultBodyLimit::disable()),
         )
 }
 

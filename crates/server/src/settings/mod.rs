@@ -10,10 +10,10 @@ pub mod rate_limit;
 
 use std::sync::Arc;
 
+use crate::routing::{Routes, get, post};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::{AuthContext, FieldError, ValidationErrors};
 use serde_json::{Map, Value, json};
 
@@ -340,8 +340,8 @@ async fn load(state: &SharedState, version: u64) -> ApiResult<Arc<Settings>> {
     Ok(settings)
 }
 
-pub fn router() -> Router<SharedState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/settings", get(get_settings).patch(patch_settings))
         .route("/api/settings/test/email", post(test_email))
         .route(
