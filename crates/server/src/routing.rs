@@ -229,9 +229,9 @@ impl Table {
     /// Runs the matched handler with `request`, or `fallback` when the path or the method has
     /// none. `default_limit` is the body limit of every route that names none of its own.
     ///
-    /// As axum's routes did: the answer gets a `Content-Length` when its body's length is
-    /// known and it has none, and the answer to a `HEAD` loses its body (after that length is
-    /// set, so it is the `GET`'s).
+    /// The answer to a `HEAD` loses its body, after it gets the `Content-Length` of the body it
+    /// had (the `GET`'s), as axum's routes did. Other answers are given theirs by hyper, from
+    /// the body's exact size, when they have none.
     pub async fn run<F, Fut>(
         &self,
         found: Found,
@@ -255,8 +255,8 @@ impl Table {
             }
             None => fallback(stamp_limit(default_limit, request)).await,
         };
-        set_content_length(&mut response);
         if head {
+            set_content_length(&mut response);
             *response.body_mut() = Body::empty();
         }
         response
