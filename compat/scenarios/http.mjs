@@ -84,6 +84,25 @@ export async function uncleanPathsRedirect(t) {
   await t.http('DELETE //users', 'DELETE', '/api/collections//users', { headers, keep });
 }
 
+// A HEAD is answered as the GET, without the body: a success keeps the GET's Content-Length,
+// an error (PocketBase's error handler writes no body for a HEAD) and a redirect have none.
+// `/_` without its slash is Go's redirect to the dashboard's subtree, query kept, before
+// PocketBase's middlewares (no security headers), for GET and HEAD only.
+export async function headAnswers(t) {
+  const keep = ['content-length', 'content-type', 'location'];
+  await t.http('health', 'HEAD', '/api/health', { keep });
+  await t.http('list', 'HEAD', '/api/collections/users/records', { keep });
+  await t.http('unknown collection', 'HEAD', '/api/collections/nope/records', { keep });
+  await t.http('guest on a superuser route', 'HEAD', '/api/collections', { keep });
+  await t.http('bad filter', 'HEAD', '/api/collections/users/records?filter=((', { keep });
+  await t.http('unknown path', 'HEAD', '/nope', { keep });
+  await t.http('unclean path', 'HEAD', '/api//health', { keep });
+  await t.http('dashboard root, HEAD', 'HEAD', '/_?x=1', { keep });
+  const redirect = ['location', 'content-type', 'content-length', 'x-frame-options'];
+  await t.http('dashboard root, GET', 'GET', '/_?x=1', { keep: redirect });
+  await t.http('dashboard root, POST', 'POST', '/_', { keep: ['location'] });
+}
+
 // A path parameter that is not UTF-8 is a name like any other, one that names nothing: the
 // same answers as for an unknown collection, record or file, auth checks first.
 export async function invalidUtf8InPathParams(t) {

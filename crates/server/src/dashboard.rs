@@ -12,7 +12,7 @@ use crate::routing::{Routes, get, post};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use domain::{FieldError, ValidationErrors};
 use serde_json::Value;
 
@@ -30,14 +30,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 pub fn router() -> Routes {
     Routes::new()
-        .route(
-            "/_",
-            get(|| async {
-                let mut response = Redirect::temporary("/_/").into_response();
-                response.extensions_mut().insert(crate::logs::StaticAnswer);
-                response
-            }),
-        )
+        // `/_` itself is Go's redirect to `/_/`, before the stack (`static_files::unclean_redirect`).
         .route("/_/", get(page))
         .route("/_/{*path}", get(file))
         .route("/api/installer", post(install))

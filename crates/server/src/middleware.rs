@@ -109,9 +109,10 @@ struct Dispatch<M>(Arc<ApiParts<M>>);
 impl<M: Middleware> Continue for Dispatch<M> {
     async fn run(self, mut request: Request<Body>) -> Response {
         let api = self.0;
+        let head = request.method() == Method::HEAD;
         let found = api.table.find(&mut request);
         let inner = api.clone();
-        crate::metrics::track(
+        let response = crate::metrics::track(
             api.table.template(found),
             request,
             Then(move |request| async move {
@@ -131,7 +132,12 @@ impl<M: Middleware> Continue for Dispatch<M> {
                 default_headers(inner.per_route.handle(request, handler).await)
             }),
         )
-        .await
+        .await;
+        if head {
+            crate::routing::head_answer(response)
+        } else {
+            response
+        }
     }
 }
 
@@ -391,6 +397,75 @@ mod tests {
             response.headers().get(header::X_FRAME_OPTIONS),
             Some(&HeaderValue::from_static("SAMEORIGIN"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_head_is_the_get_without_its_body_and_its_errors_have_no_length() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn domain::Store> =
+            store_sqlite::SqliteStore::open(dir.path(), Default::default()).expect("store");
+        let state = crate::state::AppState::new(store, crate::state::ServerConfig::default());
+        let service = crate::service(state);
+        let send = |method: Method, path: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .expect("request");
+            service.clone().oneshot(request)
+        };
+        let body = |response: Response| async move {
+            axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .expect("body")
+        };
+        let length = |response: &Response| {
+            response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        };
+
+        let get = send(Method::GET, "/api/health").await.expect("answer");
+        let get_len = body(get).await.len();
+        let head = send(Method::HEAD, "/api/health").await.expect("answer");
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(length(&head), Some(get_len.to_string()));
+        assert_eq!(
+            head.headers().get(header::X_FRAME_OPTIONS),
+            Some(&HeaderValue::from_static("SAMEORIGIN"))
+        );
+        assert!(body(head).await.is_empty());
+
+        // Errors: no body and no length, as PocketBase's error handler answers a HEAD.
+        for path in ["/api/collections/nope/records", "/api/collections", "/nope"] {
+            let head = send(Method::HEAD, path).await.expect("answer");
+            assert!(head.status().is_client_error(), "{path}: {}", head.status());
+            assert_eq!(length(&head), None, "{path}");
+            assert!(body(head).await.is_empty(), "{path}");
+        }
+
+        // `/_` is Go's redirect to the subtree, query kept, before the stack: no security
+        // headers; a HEAD gets no body and no length, a GET Go's small HTML body.
+        let head = send(Method::HEAD, "/_?x=1").await.expect("answer");
+        assert_eq!(head.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            head.headers().get(header::LOCATION),
+            Some(&HeaderValue::from_static("/_/?x=1"))
+        );
+        assert_eq!(length(&head), None);
+        assert!(head.headers().get(header::X_FRAME_OPTIONS).is_none());
+        assert!(body(head).await.is_empty());
+        let get = send(Method::GET, "/_?x=1").await.expect("answer");
+        assert_eq!(get.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            String::from_utf8_lossy(&body(get).await),
+            "<a href=\"/_/?x=1\">Temporary Redirect</a>.\n\n"
+        );
+        // Other methods there are the API's 404, as for any unknown path.
+        let post = send(Method::POST, "/_").await.expect("answer");
+        assert_eq!(post.status(), StatusCode::NOT_FOUND);
     }
 
     #[test]

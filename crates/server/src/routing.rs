@@ -229,9 +229,7 @@ impl Table {
     /// Runs the matched handler with `request`, or `fallback` when the path or the method has
     /// none. `default_limit` is the body limit of every route that names none of its own.
     ///
-    /// The answer to a `HEAD` loses its body, after it gets the `Content-Length` of the body it
-    /// had (the `GET`'s), as axum's routes did. Other answers are given theirs by hyper, from
-    /// the body's exact size, when they have none.
+    /// A `HEAD`'s answer is shaped afterwards, for every answer alike ([`head_answer`]).
     pub async fn run<F, Fut>(
         &self,
         found: Found,
@@ -244,22 +242,16 @@ impl Table {
         F: FnOnce(Request) -> Fut,
         Fut: Future<Output = Response>,
     {
-        let head = request.method() == Method::HEAD;
         let endpoint = self
             .endpoint(found)
             .and_then(|endpoint| endpoint.methods.for_method(request.method()));
-        let mut response = match endpoint {
+        match endpoint {
             Some(endpoint) => {
                 request = stamp_limit(endpoint.body_limit.unwrap_or(default_limit), request);
                 (endpoint.handler)(request, state).await
             }
             None => fallback(stamp_limit(default_limit, request)).await,
-        };
-        if head {
-            set_content_length(&mut response);
-            *response.body_mut() = Body::empty();
         }
-        response
     }
 }
 
@@ -273,6 +265,20 @@ fn stamp_limit(limit: DefaultBodyLimit, request: Request) -> Request {
         Ok(request) => request,
         Err(never) => match never {},
     }
+}
+
+/// The answer to a `HEAD` request as PocketBase's (Go's) server sends it (observed on 0.40.6): no
+/// body; a success keeps the `Content-Length` of the body it would have had (the `GET`'s), an
+/// error (which PocketBase's error handler writes no body for on a `HEAD`) and a redirect
+/// have none. Other answers get theirs from hyper, from the body's exact size.
+pub fn head_answer(mut response: Response) -> Response {
+    if response.status().is_success() {
+        set_content_length(&mut response);
+    } else {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    *response.body_mut() = Body::empty();
+    response
 }
 
 /// A `Content-Length` from the body's exact size, unless the answer has one.

@@ -66,9 +66,16 @@ fn plan(raw_path: &str) -> Plan {
 /// method but `CONNECT` (observed on 0.40.6: a `POST /api//batch`, an `OPTIONS` preflight
 /// alike), with no CORS or security headers, and never logged. `None` for a clean path, the
 /// usual case, found without allocating.
+///
+/// The same goes for `GET /_` (and `HEAD`): Go's router sends a request for a subtree's root
+/// without its slash to the subtree (`/_/`, the dashboard's), query kept.
 pub fn unclean_redirect<B>(request: &axum::http::Request<B>) -> Option<Response> {
     let path = request.uri().path();
-    if request.method() == Method::CONNECT || !path.starts_with('/') || is_clean(path) {
+    let method = request.method();
+    if path == "/_" && (method == Method::GET || method == Method::HEAD) {
+        return Some(temporary_redirect("/_/", request.uri().query(), method));
+    }
+    if method == Method::CONNECT || !path.starts_with('/') || is_clean(path) {
         return None;
     }
     let clean = clean_path(path);
@@ -197,21 +204,20 @@ fn temporary_redirect(location: &str, query: Option<&str>, method: &Method) -> R
     };
     let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
     response.headers_mut().insert(header::LOCATION, value);
-    // Go writes its small HTML body for GET and HEAD only (HEAD keeps its length, sends none).
+    // Go gives GET and HEAD an HTML content type, and writes its small body for GET only (a
+    // HEAD's answer has no body and, observed on 0.40.6, no `Content-Length`).
     if *method == Method::GET || *method == Method::HEAD {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    if *method == Method::GET {
         let body = format!(
             "<a href=\"{}\">Temporary Redirect</a>.\n\n",
             html_escape(&target)
         );
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        if *method == Method::GET {
-            *response.body_mut() = Body::from(body);
-        }
+        *response.body_mut() = Body::from(body);
     }
     response
 }
@@ -243,7 +249,9 @@ impl PublicDir {
             Plan::CleanRedirect(clean) => {
                 return temporary_redirect(&clean, request.uri.query(), &request.method);
             }
-            Plan::AdminRedirect => return temporary_redirect("/_/", None, &request.method),
+            Plan::AdminRedirect => {
+                return temporary_redirect("/_/", request.uri.query(), &request.method);
+            }
             Plan::NotFound => return not_found(),
             Plan::Lookup(name) => name,
         };
