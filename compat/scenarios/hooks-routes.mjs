@@ -51,6 +51,24 @@ export async function responses(t) {
   await t.http('async handler', 'GET', '/hk/resp/async', { keep });
 }
 
+// A HEAD of a custom route is its GET without the body (no length for a 204 or an error); a
+// subtree route's root without its slash (`/hk/tree` for `/hk/tree/{path...}`) is Go's 307
+// to the slash, query kept, for the route's method only, before any middleware (no security
+// headers).
+export async function headsAndSubtreeRoots(t) {
+  const keep = ['content-type', 'content-length', 'location', 'x-frame-options'];
+  await t.http('HEAD json', 'HEAD', '/hk/resp/json', { keep });
+  await t.http('HEAD noContent', 'HEAD', '/hk/resp/nocontent-get', { keep });
+  await t.http('HEAD redirect', 'HEAD', '/hk/resp/redirect', { keep });
+  await t.http('HEAD error', 'HEAD', '/hk/err/bad', { keep });
+  await t.http('tree root', 'GET', '/hk/tree?x=1', { keep });
+  await t.http('tree root, HEAD', 'HEAD', '/hk/tree', { keep });
+  await t.http('tree root, POST', 'POST', '/hk/tree', { keep });
+  await t.http('tree with slash', 'GET', '/hk/tree/', { keep });
+  await t.http('tree deeper', 'GET', '/hk/tree/a/b%20c', { keep });
+  await t.http('POST subtree root', 'POST', '/hk/info/x', { keep, json: {} });
+}
+
 export async function errorAnswers(t) {
   for (const name of ['bad', 'bad-sentence', 'bad-default', 'teapot', 'unauthorized', 'forbidden',
     'notfound', 'toomany', 'internal', 'plain', 'reference', 'returned', 'missing-record',

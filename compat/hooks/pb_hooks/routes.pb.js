@@ -81,6 +81,10 @@ routerAdd("DELETE", "/hk/resp/nocontent", (e) => e.noContent(204));
 routerAdd("GET", "/hk/resp/redirect", (e) => e.redirect(307, "/hk/resp/json"));
 routerAdd("GET", "/hk/resp/nothing", (e) => {});
 routerAdd("GET", "/hk/resp/async", async (e) => e.json(200, { async: true }));
+routerAdd("GET", "/hk/resp/nocontent-get", (e) => e.noContent(204));
+
+// A subtree: its root without the slash is Go's redirect to the slash.
+routerAdd("GET", "/hk/tree/{path...}", (e) => e.string(200, "path=" + e.request.pathValue("path")));
 
 // Error classes and what PocketBase answers for them.
 routerAdd("GET", "/hk/err/bad", (e) => { throw new BadRequestError("x"); });

@@ -79,6 +79,26 @@ struct ApiParts<M> {
     body_limit: DefaultBodyLimit,
 }
 
+impl<M> ApiParts<M> {
+    /// Go's redirect of a subtree's root without its slash to the slash (`/app` to `/app/` for
+    /// a hook's `routerAdd("GET", "/app/{path...}")`), which its router answers before anything
+    /// of PocketBase's runs (observed on 0.40.6: no security headers, the query kept), unless a
+    /// route matches the path as it is. The dashboard's `/_` is the same redirect, in
+    /// [`crate::static_files::unclean_redirect`].
+    fn subtree_redirect(&self, request: &Request<Body>) -> Option<Response> {
+        let scripts = crate::scripts::of(&self.state)?;
+        let (method, path) = (request.method(), request.uri().path());
+        if !scripts.subtree_redirect(method.as_str(), path) || self.table.matches(path) {
+            return None;
+        }
+        Some(crate::static_files::temporary_redirect(
+            &format!("{path}/"),
+            request.uri().query(),
+            method,
+        ))
+    }
+}
+
 /// See [`wrap`].
 struct Api<M>(Arc<ApiParts<M>>);
 
@@ -98,6 +118,9 @@ impl<M: Middleware> tower::Service<Request<Body>> for Api<M> {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if let Some(redirect) = self.0.subtree_redirect(&request) {
+            return Box::pin(std::future::ready(Ok(redirect)));
+        }
         let answer = self.0.outer.handle(request, Dispatch(self.0.clone()));
         Box::pin(answer.map(Ok))
     }

@@ -216,6 +216,11 @@ impl Table {
         Found(endpoint)
     }
 
+    /// Whether a route's template matches `path` (whatever the method).
+    pub fn matches(&self, path: &str) -> bool {
+        self.tree.at(path).is_ok()
+    }
+
     /// The template of the route `found` names (whatever the request's method).
     pub fn template(&self, found: Found) -> Option<&str> {
         self.endpoint(found)
@@ -269,10 +274,11 @@ fn stamp_limit(limit: DefaultBodyLimit, request: Request) -> Request {
 
 /// The answer to a `HEAD` request as PocketBase's (Go's) server sends it (observed on 0.40.6): no
 /// body; a success keeps the `Content-Length` of the body it would have had (the `GET`'s), an
-/// error (which PocketBase's error handler writes no body for on a `HEAD`) and a redirect
-/// have none. Other answers get theirs from hyper, from the body's exact size.
+/// error (which PocketBase's error handler writes no body for on a `HEAD`), a redirect and a
+/// `204` have none. Other answers get theirs from hyper, from the body's exact size.
 pub fn head_answer(mut response: Response) -> Response {
-    if response.status().is_success() {
+    let status = response.status();
+    if status.is_success() && status != axum::http::StatusCode::NO_CONTENT {
         set_content_length(&mut response);
     } else {
         response.headers_mut().remove(header::CONTENT_LENGTH);

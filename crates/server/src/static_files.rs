@@ -194,7 +194,7 @@ fn moved(status: StatusCode, location: &str) -> Response {
 }
 
 /// Go's redirect for a path its router cleaned: 307 with a tiny HTML body for GET and HEAD.
-fn temporary_redirect(location: &str, query: Option<&str>, method: &Method) -> Response {
+pub(crate) fn temporary_redirect(location: &str, query: Option<&str>, method: &Method) -> Response {
     let target = match query {
         Some(query) => format!("{location}?{query}"),
         None => location.to_owned(),

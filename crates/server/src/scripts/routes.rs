@@ -109,9 +109,14 @@ impl Pattern {
         // empty path has none; `a/` has two, the second empty).
         let mut remaining = (!rest.is_empty()).then_some(rest);
         let mut values = HashMap::new();
-        for segment in &self.segments {
+        for (at, segment) in self.segments.iter().enumerate() {
             match segment {
                 Segment::Rest(name) => {
+                    // `/a/{rest...}` needs the slash after `a` (Go redirects `/a` to `/a/`);
+                    // `/{rest...}` matches `/`.
+                    if remaining.is_none() && at > 0 {
+                        return None;
+                    }
                     values.insert(name.clone(), decode(remaining.unwrap_or_default()));
                     return Some(values);
                 }
@@ -196,6 +201,11 @@ impl crate::state::scripts::PathPattern for Pattern {
     fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
         Pattern::matches(self, path)
     }
+
+    fn is_subtree(&self) -> bool {
+        !self.segments.is_empty()
+            && (self.prefix || matches!(self.segments.last(), Some(Segment::Rest(_))))
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +235,9 @@ mod tests {
         for (i, segment) in pattern.segments.iter().enumerate() {
             match segment {
                 Segment::Rest(name) => {
+                    if i > 0 && parts.len() <= i {
+                        return None;
+                    }
                     let tail = parts.get(i..).map(|p| p.join("/")).unwrap_or_default();
                     values.insert(name.clone(), decode(&tail));
                     return Some(values);
@@ -327,6 +340,12 @@ mod tests {
         );
         assert_eq!(
             values("/f/{path...}", "/f/"),
+            Some(vec![("path".into(), "".into())])
+        );
+        // Without the slash, the subtree's root is not matched (Go redirects it to the slash).
+        assert_eq!(values("/f/{path...}", "/f"), None);
+        assert_eq!(
+            values("/{path...}", "/"),
             Some(vec![("path".into(), "".into())])
         );
         assert_eq!(values("/a/", "/a/x/y"), Some(vec![]));

@@ -22,6 +22,9 @@ pub type AfterCommit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 
 pub trait PathPattern: Send + Sync {
     /// The path values, when `path` matches.
     fn matches(&self, path: &str) -> Option<HashMap<String, String>>;
+    /// Whether the pattern names a subtree (a trailing `/`, or a `{name...}` wildcard after at
+    /// least one segment), whose root without its slash Go's router redirects to the slash.
+    fn is_subtree(&self) -> bool;
 }
 
 /// One `routerAdd` route: its method, its pattern and its index into the registry's routes.
@@ -41,6 +44,8 @@ pub struct Scripts {
     pub engine: Engine,
     /// `routerAdd` routes, most specific first.
     routes: Vec<Route>,
+    /// Whether a route names a subtree ([`PathPattern::is_subtree`]).
+    has_subtree: bool,
     /// The runtime the hooks' host calls block on and spawn into.
     handle: tokio::runtime::Handle,
     next_tx: AtomicU64,
@@ -58,9 +63,11 @@ impl Scripts {
     /// The hooks of a started `engine` with their compiled `routes` (most specific first), on
     /// the current Tokio runtime.
     pub fn new(engine: Engine, routes: Vec<Route>) -> Scripts {
+        let has_subtree = routes.iter().any(|route| route.pattern.is_subtree());
         Scripts {
             engine,
             routes,
+            has_subtree,
             handle: tokio::runtime::Handle::current(),
             next_tx: AtomicU64::new(1),
             txs: Mutex::new(HashMap::new()),
@@ -91,6 +98,27 @@ impl Scripts {
             }
         }
         None
+    }
+
+    /// Whether Go's router would redirect `method` `path` to `path/`: no route matches it as it
+    /// is, and a subtree route of `method` (`/a/` or `/a/{rest...}`) matches it with the slash.
+    /// The caller checks Plinth's own routes (which have no subtree but the dashboard's).
+    pub fn subtree_redirect(&self, method: &str, path: &str) -> bool {
+        if !self.has_subtree || path.ends_with('/') {
+            return false;
+        }
+        let method_ok =
+            |route: &Route| route.method == method || (method == "HEAD" && route.method == "GET");
+        let mut subtrees = self
+            .routes
+            .iter()
+            .filter(|route| method_ok(route) && route.pattern.is_subtree())
+            .peekable();
+        if subtrees.peek().is_none() || self.route_for(method, path).is_some() {
+            return false;
+        }
+        let with_slash = format!("{path}/");
+        subtrees.any(|route| route.pattern.matches(&with_slash).is_some())
     }
 
     /// Puts a transaction a script opened in the table; returns its handle.
