@@ -99,6 +99,49 @@ export async function validationErrors(t) {
   await t.sdk('put back', () => t.su.settings.update({ trustedProxy: { headers: [] } }), withoutRateLimits);
 }
 
+// The IP lists take IPs and CIDR subnets only (a blank entry is required), and rate-limit
+// rules a label in one of the known forms, each label once per overlapping audience; none of
+// these is saved, so no list here can lock the superuser out.
+export async function ipListsAndRuleLabels(t) {
+  const rule = (label, audience = '') => ({ label, audience, maxRequests: 10, duration: 1 });
+  const bad = {
+    'superuser IPs': { superuserIPs: ['10.0.0.0/8', 'bad', '1.2.3.4/33', '::1', 'fe80::/10', ''] },
+    'superuser IP with a space': { superuserIPs: [' 1.2.3.4'] },
+    'excluded IPs': { rateLimits: { enabled: false, rules: [], excludedIPs: ['bad', '10.0.0.0/8'] } },
+    'label formats': {
+      rateLimits: {
+        enabled: false,
+        rules: [rule('/a.b'), rule('*'), rule('users:*'), rule('/a b'), rule('u-s:create'), rule('PATCH  /a')],
+      },
+    },
+    'same label, everyone and users': { rateLimits: { enabled: false, rules: [rule('/a/'), rule('/a/', '@auth')] } },
+    'same label three times': {
+      rateLimits: { enabled: false, rules: [rule('x:create', '@auth'), rule('x:create', '@auth'), rule('x:create', '@auth')] },
+    },
+  };
+  for (const [label, body] of Object.entries(bad)) {
+    await t.sdk(label, () => t.su.settings.update(body), withoutRateLimits);
+  }
+  const good = {
+    'guests and users apart': {
+      rateLimits: { enabled: false, excludedIPs: [], rules: [rule('/a/', '@guest'), rule('/a/', '@auth')] },
+    },
+    'every label form': {
+      rateLimits: {
+        enabled: false,
+        excludedIPs: ['10.0.0.0/8', '::1', '1.2.3.4'],
+        rules: [rule('GET /a/'), rule('get /a'), rule('/a-b_c/'), rule('users:create'), rule('*:create'),
+          rule('users'), rule('/'), rule('GET /'), rule('_x:create'), rule('OPTIONS /a'), rule('/a'), rule('/A/')],
+      },
+    },
+  };
+  for (const [label, body] of Object.entries(good)) {
+    await t.sdk(label, () => t.su.settings.update(body), (s) => s?.rateLimits ?? s);
+  }
+  await t.sdk('put back', () => t.su.settings.update({ rateLimits: { enabled: false, rules: [], excludedIPs: [] } }),
+    (s) => s?.rateLimits ?? s);
+}
+
 export async function testEndpoints(t) {
   await t.sdk('test s3 storage while off', () => t.su.settings.testS3('storage'));
   await t.sdk('test s3 backups while off', () => t.su.settings.testS3('backups'));

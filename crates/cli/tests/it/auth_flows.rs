@@ -939,6 +939,64 @@ async fn superuser_ips_restrict_superusers_only() {
 }
 
 #[tokio::test]
+async fn superuser_ips_take_subnets_and_refuse_what_is_not_an_address() {
+    let (app, _sink, admin) = app_with_mail().await;
+    // Not an address: refused with PocketBase's field errors, and not saved (saved, it would
+    // have shut every superuser out).
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"superuserIPs": ["10.0.0.0/8", "bad", "1.2.3.4/33", ""]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["superuserIPs"]["1"]["code"], "validation_invlaid_ip_or_subnet",
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["superuserIPs"]["2"]["code"],
+        "validation_invlaid_ip_or_subnet"
+    );
+    assert_eq!(
+        body["data"]["superuserIPs"]["3"]["code"],
+        "validation_required"
+    );
+    assert!(body["data"]["superuserIPs"].get("0").is_none(), "{body}");
+    let (status, body) = app.get("/api/settings", Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["superuserIPs"], json!([]));
+
+    // A subnet holding the client's address lets the superuser in; one that does not, not.
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"superuserIPs": ["10.0.0.0/8", "127.0.0.0/8"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/api/settings", Some(&admin)).await;
+    assert_eq!(status, 200, "inside 127.0.0.0/8: {body}");
+    let (status, body) = app
+        .patch_json(
+            "/api/settings",
+            Some(&admin),
+            json!({"superuserIPs": ["10.0.0.0/8"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/api/settings", Some(&admin)).await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "You are not allowed to perform this request.",
+    );
+}
+
+#[tokio::test]
 async fn auth_responses_expand_relations() {
     let (app, _sink, admin) = app_with_mail().await;
     let (status, teams) = app

@@ -100,6 +100,31 @@ impl Settings {
             "backups",
             crate::backups::settings_errors(&self.backups),
         );
+        let ip_errors = |list: &[String]| {
+            let mut errors = Map::new();
+            for (index, entry) in list.iter().enumerate() {
+                let error = if entry.is_empty() {
+                    FieldError::required()
+                } else if rate_limit::parse_ip_or_subnet(entry).is_none() {
+                    // PocketBase's code, spelling included.
+                    FieldError::new(
+                        "validation_invlaid_ip_or_subnet",
+                        "Invalid IP or CIDR subnet.",
+                    )
+                } else {
+                    continue;
+                };
+                errors.insert(
+                    index.to_string(),
+                    serde_json::to_value(error).unwrap_or_default(),
+                );
+            }
+            errors
+        };
+        let superuser_ips = ip_errors(&self.superuser_ips);
+        if !superuser_ips.is_empty() {
+            out.insert("superuserIPs".into(), Value::Object(superuser_ips));
+        }
         let mut rules = Map::new();
         for (index, rule) in self.rate_limits.rules.iter().enumerate() {
             let mut errors = ValidationErrors::new();
@@ -111,6 +136,11 @@ impl Settings {
             }
             if rule.label.trim().is_empty() {
                 errors.add("label", FieldError::required());
+            } else if !rate_limit::valid_rule_label(&rule.label) {
+                errors.add(
+                    "label",
+                    FieldError::new("validation_match_invalid", "Must be in a valid format."),
+                );
             }
             if rule.max_requests == 0 {
                 errors.add("maxRequests", FieldError::required());
@@ -119,8 +149,43 @@ impl Settings {
                 rules.insert(index.to_string(), errors.into_json());
             }
         }
+        // Only once every rule is valid on its own: the first rule (in order) that conflicts
+        // with one before it, the same label for an overlapping audience (the same one, or
+        // everyone's), as PocketBase reports it.
+        if rules.is_empty() {
+            let all = &self.rate_limits.rules;
+            let conflict = all.iter().enumerate().find(|(index, rule)| {
+                all[..*index].iter().any(|earlier| {
+                    earlier.label == rule.label
+                        && (earlier.audience == rule.audience
+                            || earlier.audience.is_empty()
+                            || rule.audience.is_empty())
+                })
+            });
+            if let Some((index, rule)) = conflict {
+                let error = FieldError::new(
+                    "validation_conflicting_rate_limit_rule",
+                    format!(
+                        "Rate limit rule configuration with label {} already exists or conflicts with another rule.",
+                        rule.label
+                    ),
+                )
+                .with_param("label", rule.label.clone());
+                let mut errors = ValidationErrors::new();
+                errors.add("label", error);
+                rules.insert(index.to_string(), errors.into_json());
+            }
+        }
+        let excluded = ip_errors(&self.rate_limits.excluded_ips);
+        let mut limits = Map::new();
         if !rules.is_empty() {
-            out.insert("rateLimits".into(), json!({"rules": rules}));
+            limits.insert("rules".into(), Value::Object(rules));
+        }
+        if !excluded.is_empty() {
+            limits.insert("excludedIPs".into(), Value::Object(excluded));
+        }
+        if !limits.is_empty() {
+            out.insert("rateLimits".into(), Value::Object(limits));
         }
         push_errors(&mut out, "s3", validate_s3(&self.s3));
         let mut backups = validate_s3(&self.backups.s3);

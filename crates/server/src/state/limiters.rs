@@ -63,7 +63,9 @@ impl Limiters {
         {
             return false;
         }
-        excluded_ips.iter().any(|excluded| excluded == ip)
+        excluded_ips
+            .iter()
+            .any(|excluded| crate::settings::rate_limit::ip_matches(excluded, ip))
     }
 
     /// Counts a check; every few thousand, forgets clients whose buckets are full again, so
