@@ -105,7 +105,7 @@ impl Settings {
             for (index, entry) in list.iter().enumerate() {
                 let error = if entry.is_empty() {
                     FieldError::required()
-                } else if rate_limit::parse_ip_or_subnet(entry).is_none() {
+                } else if crate::state::parse_ip_or_subnet(entry).is_none() {
                     // PocketBase's code, spelling included.
                     FieldError::new(
                         "validation_invlaid_ip_or_subnet",

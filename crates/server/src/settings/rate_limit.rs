@@ -24,7 +24,7 @@
 //! A proxy that sends no header at all before the first one that does is indistinguishable
 //! from a local tool; behind such a proxy, remove loopback from `excludedIPs`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -285,7 +285,7 @@ async fn check(
         && !settings
             .superuser_ips
             .iter()
-            .any(|allowed| ip_matches(allowed, &ip))
+            .any(|allowed| crate::state::ip_matches(allowed, &ip))
     {
         return Some(
             ApiError::forbidden("You are not allowed to perform this request.").into_response(),
@@ -314,9 +314,33 @@ async fn check(
     Some(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.").into_response())
 }
 
+/// Whether `label` names what a rate-limit rule can limit, in the forms PocketBase accepts
+/// (observed on 0.40.6): a path (`/api/`), a method and a path (`GET /api/`), a collection and
+/// an action (`users:create`), any collection's action (`*:auth`), or a bare word. Words are
+/// ASCII letters, digits and `_`; a path adds `/` and `-`.
+pub fn valid_rule_label(label: &str) -> bool {
+    fn word(text: &str) -> bool {
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }
+    fn path(text: &str) -> bool {
+        text.starts_with('/')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-'))
+    }
+    if let Some((method, rest)) = label.split_once(' ') {
+        return word(method) && path(rest);
+    }
+    if let Some((collection, action)) = label.split_once(':') {
+        return (collection == "*" || word(collection)) && word(action);
+    }
+    path(label) || word(label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::{ip_matches, parse_ip_or_subnet};
 
     #[test]
     fn ip_lists_take_ips_and_subnets_and_match_by_subnet() {
@@ -562,76 +586,4 @@ mod tests {
             Some("1.1.1.1")
         );
     }
-}
-
-/// Whether `ip` is `entry`, an IP or a CIDR subnet (`10.0.0.0/8`, `fe80::/10`) as PocketBase
-/// accepts in `superuserIPs` and `rateLimits.excludedIPs`. An entry that is neither (saved
-/// before the settings were checked for it) matches nothing but itself.
-pub fn ip_matches(entry: &str, ip: &str) -> bool {
-    if entry == ip {
-        return true;
-    }
-    let Some(IpOrSubnet::Subnet(network, bits)) = parse_ip_or_subnet(entry) else {
-        return false;
-    };
-    let Ok(ip) = ip.parse::<IpAddr>() else {
-        return false;
-    };
-    match (network, ip) {
-        (IpAddr::V4(network), IpAddr::V4(ip)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(network) & mask == u32::from(ip) & mask
-        }
-        (IpAddr::V6(network), IpAddr::V6(ip)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(network) & mask == u128::from(ip) & mask
-        }
-        _ => false,
-    }
-}
-
-/// An entry of `superuserIPs` or `rateLimits.excludedIPs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpOrSubnet {
-    Ip(IpAddr),
-    /// A network and its prefix length (within the address family's bits).
-    Subnet(IpAddr, u8),
-}
-
-/// `text` as an IP (`1.2.3.4`, `::1`) or a CIDR subnet (`10.0.0.0/8`); `None` for anything
-/// else (spaces included), which the settings refuse.
-pub fn parse_ip_or_subnet(text: &str) -> Option<IpOrSubnet> {
-    let Some((address, bits)) = text.split_once('/') else {
-        return text.parse().ok().map(IpOrSubnet::Ip);
-    };
-    let address: IpAddr = address.parse().ok()?;
-    if bits.is_empty() || bits.len() > 3 || !bits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let bits: u8 = bits.parse().ok()?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    (bits <= max).then_some(IpOrSubnet::Subnet(address, bits))
-}
-
-/// Whether `label` names what a rate-limit rule can limit, in the forms PocketBase accepts
-/// (observed on 0.40.6): a path (`/api/`), a method and a path (`GET /api/`), a collection and
-/// an action (`users:create`), any collection's action (`*:auth`), or a bare word. Words are
-/// ASCII letters, digits and `_`; a path adds `/` and `-`.
-pub fn valid_rule_label(label: &str) -> bool {
-    fn word(text: &str) -> bool {
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    }
-    fn path(text: &str) -> bool {
-        text.starts_with('/')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-'))
-    }
-    if let Some((method, rest)) = label.split_once(' ') {
-        return word(method) && path(rest);
-    }
-    if let Some((collection, action)) = label.split_once(':') {
-        return (collection == "*" || word(collection)) && word(action);
-    }
-    path(label) || word(label)
 }

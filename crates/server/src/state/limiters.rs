@@ -2,6 +2,7 @@
 //! the middleware are the `settings::rate_limit` feature's.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,9 +64,7 @@ impl Limiters {
         {
             return false;
         }
-        excluded_ips
-            .iter()
-            .any(|excluded| crate::settings::rate_limit::ip_matches(excluded, ip))
+        excluded_ips.iter().any(|excluded| ip_matches(excluded, ip))
     }
 
     /// Counts a check; every few thousand, forgets clients whose buckets are full again, so
@@ -113,6 +112,55 @@ impl Limiters {
         map.insert(key, limiter.clone());
         Some(limiter)
     }
+}
+
+/// Whether `ip` is `entry`, an IP or a CIDR subnet (`10.0.0.0/8`, `fe80::/10`) as PocketBase
+/// accepts in `superuserIPs` and `rateLimits.excludedIPs`. An entry that is neither (saved
+/// before the settings were checked for it) matches nothing but itself.
+pub fn ip_matches(entry: &str, ip: &str) -> bool {
+    if entry == ip {
+        return true;
+    }
+    let Some(IpOrSubnet::Subnet(network, bits)) = parse_ip_or_subnet(entry) else {
+        return false;
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return false;
+    };
+    match (network, ip) {
+        (IpAddr::V4(network), IpAddr::V4(ip)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(network) & mask == u32::from(ip) & mask
+        }
+        (IpAddr::V6(network), IpAddr::V6(ip)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(network) & mask == u128::from(ip) & mask
+        }
+        _ => false,
+    }
+}
+
+/// An entry of `superuserIPs` or `rateLimits.excludedIPs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpOrSubnet {
+    Ip(IpAddr),
+    /// A network and its prefix length (within the address family's bits).
+    Subnet(IpAddr, u8),
+}
+
+/// `text` as an IP (`1.2.3.4`, `::1`) or a CIDR subnet (`10.0.0.0/8`); `None` for anything
+/// else (spaces included), which the settings refuse.
+pub fn parse_ip_or_subnet(text: &str) -> Option<IpOrSubnet> {
+    let Some((address, bits)) = text.split_once('/') else {
+        return text.parse().ok().map(IpOrSubnet::Ip);
+    };
+    let address: IpAddr = address.parse().ok()?;
+    if bits.is_empty() || bits.len() > 3 || !bits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let bits: u8 = bits.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some(IpOrSubnet::Subnet(address, bits))
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use domain::{Schema, Store};
 
 pub use dashboard::{Dashboard, DashboardFile, DashboardFiles};
 pub use hashing::Argon2Params;
-pub use limiters::Limiters;
+pub use limiters::{IpOrSubnet, Limiters, ip_matches, parse_ip_or_subnet};
 pub use secrets::{EncryptionKey, MetricsSecret};
 
 /// Boot-time options of the HTTP layer (runtime settings live in the store).
