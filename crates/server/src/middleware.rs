@@ -57,12 +57,8 @@ pub fn wrap<M: Middleware>(
             index_fallback: config.index_fallback,
         });
     Api(Arc::new(ApiParts {
-        outer: Outer {
-            state: state.clone(),
-            origins,
-        },
+        outer: Outer { state, origins },
         table: api.build(),
-        state,
         per_route,
         public,
         body_limit: DefaultBodyLimit::max(config.body_limit),
@@ -71,9 +67,9 @@ pub fn wrap<M: Middleware>(
 
 /// What [`wrap`] builds, shared by every connection's clone of the service.
 struct ApiParts<M> {
+    /// The outer middleware, with the state the rest reads too.
     outer: Outer,
     table: Table,
-    state: crate::state::SharedState,
     per_route: M,
     public: Option<crate::static_files::PublicDir>,
     body_limit: DefaultBodyLimit,
@@ -86,7 +82,7 @@ impl<M> ApiParts<M> {
     /// route matches the path as it is. The dashboard's `/_` is the same redirect, in
     /// [`crate::static_files::unclean_redirect`].
     fn subtree_redirect(&self, request: &Request<Body>) -> Option<Response> {
-        let scripts = crate::scripts::of(&self.state)?;
+        let scripts = crate::scripts::of(&self.outer.state)?;
         let (method, path) = (request.method(), request.uri().path());
         if !scripts.subtree_redirect(method.as_str(), path) || self.table.matches(path) {
             return None;
@@ -142,7 +138,7 @@ impl<M: Middleware> Continue for Dispatch<M> {
                 let api = inner.clone();
                 let handler = Then(move |request| async move {
                     let public = api.public.as_ref();
-                    let state = api.state.clone();
+                    let state = api.outer.state.clone();
                     // The fallback (a 404, or a file from the public directory) in a box of its
                     // own: inline, its state (the file's) made every request's future 1.8 KiB
                     // larger, and that future is moved several times a request.

@@ -294,12 +294,9 @@ fn set_content_length(response: &mut Response) {
         return;
     }
     if let Some(size) = response.body().size_hint().exact() {
-        let value = if size == 0 {
-            HeaderValue::from_static("0")
-        } else {
-            HeaderValue::from(size)
-        };
-        response.headers_mut().insert(header::CONTENT_LENGTH, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
 }
 

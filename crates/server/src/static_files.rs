@@ -79,11 +79,7 @@ pub fn unclean_redirect<B>(request: &axum::http::Request<B>) -> Option<Response>
         return None;
     }
     let clean = clean_path(path);
-    Some(temporary_redirect(
-        &clean,
-        request.uri().query(),
-        request.method(),
-    ))
+    Some(temporary_redirect(&clean, request.uri().query(), method))
 }
 
 /// Whether [`clean_path`] would leave `path` (which starts with `/`) as it is: no segment
@@ -193,7 +189,9 @@ fn moved(status: StatusCode, location: &str) -> Response {
     response
 }
 
-/// Go's redirect for a path its router cleaned: 307 with a tiny HTML body for GET and HEAD.
+/// Go's router's own redirect (a path it cleaned, a subtree's root without its slash): 307 to
+/// `location` with the query kept, an HTML content type for GET and HEAD, and a tiny HTML body
+/// for GET only.
 pub(crate) fn temporary_redirect(location: &str, query: Option<&str>, method: &Method) -> Response {
     let target = match query {
         Some(query) => format!("{location}?{query}"),

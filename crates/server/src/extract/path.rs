@@ -55,11 +55,12 @@ impl<T: FromParams, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // Decoded by the router when it matched the route.
+        // Decoded by the router when it matched the route, and taken rather than copied: a
+        // handler reads its parameters once, through one `Path`.
         let values = parts
             .extensions
-            .get::<RouteParams>()
-            .map(|params| params.0.clone())
+            .remove::<RouteParams>()
+            .map(|params| params.0)
             .unwrap_or_default();
         Ok(Path(T::from_params(values)))
     }

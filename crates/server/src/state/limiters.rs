@@ -118,8 +118,9 @@ impl Limiters {
 /// accepts in `superuserIPs` and `rateLimits.excludedIPs`. An entry that is neither (saved
 /// before the settings were checked for it) matches nothing but itself.
 pub fn ip_matches(entry: &str, ip: &str) -> bool {
-    if entry == ip {
-        return true;
+    // A plain IP matches only as itself; only a subnet is parsed (this runs per request).
+    if entry == ip || !entry.contains('/') {
+        return entry == ip;
     }
     let Some(IpOrSubnet::Subnet(network, bits)) = parse_ip_or_subnet(entry) else {
         return false;

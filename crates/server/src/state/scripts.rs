@@ -34,6 +34,13 @@ pub struct Route {
     pub index: usize,
 }
 
+impl Route {
+    /// Whether the route answers `method` (`HEAD` is answered by a `GET` route).
+    fn answers(&self, method: &str) -> bool {
+        self.method == method || (method == "HEAD" && self.method == "GET")
+    }
+}
+
 /// The loaded hooks, their compiled routes, and what invocations share.
 ///
 /// Several nodes: each node loads its own `pb_hooks` (every node must be given the same
@@ -89,8 +96,7 @@ impl Scripts {
     /// The route for `method` and `path`, with its path values. `HEAD` finds `GET` routes.
     pub fn route_for(&self, method: &str, path: &str) -> Option<(usize, HashMap<String, String>)> {
         for route in &self.routes {
-            let method_ok = route.method == method || (method == "HEAD" && route.method == "GET");
-            if !method_ok {
+            if !route.answers(method) {
                 continue;
             }
             if let Some(values) = route.pattern.matches(path) {
@@ -107,18 +113,13 @@ impl Scripts {
         if !self.has_subtree || path.ends_with('/') {
             return false;
         }
-        let method_ok =
-            |route: &Route| route.method == method || (method == "HEAD" && route.method == "GET");
-        let mut subtrees = self
-            .routes
-            .iter()
-            .filter(|route| method_ok(route) && route.pattern.is_subtree())
-            .peekable();
-        if subtrees.peek().is_none() || self.route_for(method, path).is_some() {
-            return false;
-        }
         let with_slash = format!("{path}/");
-        subtrees.any(|route| route.pattern.matches(&with_slash).is_some())
+        // A subtree's root is rare: only then is the path looked up as it is.
+        self.routes.iter().any(|route| {
+            route.answers(method)
+                && route.pattern.is_subtree()
+                && route.pattern.matches(&with_slash).is_some()
+        }) && self.route_for(method, path).is_none()
     }
 
     /// Puts a transaction a script opened in the table; returns its handle.
