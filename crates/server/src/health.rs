@@ -1,12 +1,11 @@
 //! `GET|HEAD /api/health`: liveness, with a few details for superusers.
 
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 use crate::routing::{Routes, get};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -36,10 +35,7 @@ async fn health(
     request: Request,
 ) -> ApiResult<Response> {
     let data = if auth.is_superuser() {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
+        let peer = crate::peer::of(request.extensions());
         let settings = crate::settings::current(&state).await?;
         let proxy = &settings.trusted_proxy;
         let headers = request.headers();

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
+pub mod peer;
 pub mod realtime;
 pub mod records;
 pub mod request_line;

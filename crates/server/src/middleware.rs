@@ -132,7 +132,7 @@ impl<M: Middleware> Continue for Dispatch<M> {
         let found = api.table.find(&mut request);
         let inner = api.clone();
         let response = crate::metrics::track(
-            api.table.template(found),
+            api.table.metrics(found),
             request,
             Then(move |request| async move {
                 let api = inner.clone();
@@ -198,25 +198,42 @@ impl Middleware for Outer {
 /// PocketBase's default security headers, each unless the answer set its own. One step for
 /// the four: as four layers, each was cloned and dropped around every request.
 fn default_headers(mut response: Response) -> Response {
-    const DEFAULTS: [(HeaderName, &str); 4] = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-        (header::X_XSS_PROTECTION, "1; mode=block"),
+    const DEFAULTS: [(HeaderName, HeaderValue); 4] = [
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        ),
+        (
+            header::X_XSS_PROTECTION,
+            HeaderValue::from_static("1; mode=block"),
+        ),
         (
             HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
+            HeaderValue::from_static("same-origin"),
         ),
     ];
     let headers = response.headers_mut();
+    // Which of them the answer set: its few names compared, where a lookup by name hashes
+    // the name and probes the map for each default (an `entry` each cost a health check
+    // ~1,300 instructions for the four). Then an append each, without a lookup.
+    let mut own = [false; 4];
+    for name in headers.keys() {
+        for (seen, (default, _)) in own.iter_mut().zip(&DEFAULTS) {
+            *seen |= name == default;
+        }
+    }
     // No `reserve` ahead: a map's first allocation has room for 6 entries, which an answer with
     // its `Content-Type`, these four and `Vary` fills without growing (hyper writes the
     // `Content-Length` itself); growing it to make room ahead cost a health check ~630
     // instructions.
-    for (name, value) in DEFAULTS {
-        // One lookup per header, not a check and then an insert.
-        headers
-            .entry(name)
-            .or_insert_with(|| HeaderValue::from_static(value));
+    for ((name, value), own) in DEFAULTS.into_iter().zip(own) {
+        if !own {
+            headers.append(name, value);
+        }
     }
     response
 }

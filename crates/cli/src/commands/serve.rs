@@ -25,6 +25,8 @@
 //! One peer address may hold at most `--max-connections-per-ip` of them (answered `429`, so
 //! one client cannot take every place); loopback peers are exempt unless configured, since a
 //! local reverse proxy carries every client's connections.
+mod drain;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -441,7 +443,7 @@ async fn serve_http1(
 ) {
     use tower::ServiceExt as _;
 
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let drain = drain::Drain::default();
     let mut http = hyper::server::conn::http1::Builder::new();
     // The timer runs from when a connection is ready for a request head until the head is
     // complete: slow-loris heads and idle keep-alive connections end alike.
@@ -491,8 +493,9 @@ async fn serve_http1(
                 };
                 Some(ip_slot)
             };
-        // The rate limiter and realtime read the peer address from `ConnectInfo`; the body
-        // gets its deadline from the moment its head arrived.
+        // Each request's future runs in the peer address's scope (`server::peer`, which the
+        // log, the rate limiter, realtime and the hooks read); the body gets its deadline from
+        // the moment its head arrived.
         // A realtime stream may take the socket from hyper (`server::handoff`); the
         // connection's places under the caps go with the socket, so they are given back when
         // the connection ends, however and by whomever it ends.
@@ -506,14 +509,16 @@ async fn serve_http1(
             move |request: axum::extract::Request<Incoming>| {
                 let answer = (!handoff.is_taken()).then(|| {
                     let (mut parts, body) = request.into_parts();
-                    parts.extensions.insert(axum::extract::ConnectInfo(peer));
                     // Only the realtime stream can use it: other requests skip the allocation.
                     if parts.uri.path() == server::realtime::STREAM_PATH {
                         parts.extensions.insert(Arc::clone(&handoff));
                     }
                     let body = axum::body::Body::new(TimedBody::new(body, body_timeout));
-                    app.clone()
-                        .oneshot(axum::extract::Request::from_parts(parts, body))
+                    server::peer::scope(
+                        peer,
+                        app.clone()
+                            .oneshot(axum::extract::Request::from_parts(parts, body)),
+                    )
                 });
                 // Either future as it is: an async block awaiting `answer` would hold it
                 // twice (captured and awaited), doubling what each request allocates.
@@ -537,7 +542,7 @@ async fn serve_http1(
                 ),
                 service,
             );
-            let connection = graceful.watch(connection);
+            let connection = drain.watch(connection);
             // `map`, not an async block, which would hold the connection twice.
             tokio::spawn(connection.map(move |ended| {
                 // Clients that vanish mid-request are routine, not worth a log line.
@@ -547,7 +552,7 @@ async fn serve_http1(
             }));
             continue;
         };
-        let watcher = graceful.watcher();
+        let drain = drain.clone();
         let http = http.clone();
         tokio::spawn(async move {
             // The handshake is bounded like a request head.
@@ -571,14 +576,14 @@ async fn serve_http1(
                 ),
                 service,
             );
-            if let Err(error) = watcher.watch(connection).await {
+            if let Err(error) = drain.watch(connection).await {
                 tracing::trace!(%error, %peer, "connection ended with an error");
             }
         });
     }
     // Stop accepting now rather than leave clients waiting in the backlog during the drain.
     drop(listener);
-    graceful.shutdown().await;
+    drain.shutdown().await;
     // Realtime streams that took their socket from hyper (`server::handoff`) are not hyper's
     // to wait for; they hold their connection's places until they have ended their body, which
     // `shutdown` told them to do. Bounded, for a client that stopped reading.

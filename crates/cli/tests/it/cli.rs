@@ -124,3 +124,72 @@ async fn sigterm_finishes_cleanly_and_data_survives_restart() {
     assert_eq!(status, 200);
     assert_eq!(record["text"], "kept");
 }
+
+/// A stop lets the request being served finish (its answer arrives, then the connection
+/// closes) and closes a keep-alive connection that sits idle, then exits 0.
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_and_closes_idle_connections() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let hooks = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        hooks.path().join("slow.pb.js"),
+        r#"routerAdd("GET", "/slow", (e) => { sleep(1500); return e.json(200, { done: true }); });"#,
+    )
+    .expect("writes hooks");
+    let mut app = TestApp::spawn_launch(&crate::support::Launch {
+        args: vec![format!("--hooksDir={}", hooks.path().display())],
+        ..Default::default()
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+
+    // Kept alive after one answer, then idle.
+    let mut idle = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connects");
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("API is healthy.") {
+        let mut chunk = [0u8; 1024];
+        let n = idle.read(&mut chunk).await.expect("reads");
+        assert!(n > 0, "closed before its answer");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+
+    let slow = tokio::spawn(async move {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connects");
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut answer = Vec::new();
+        // To the end: the connection closes after the answer, as the server stops.
+        stream.read_to_end(&mut answer).await.expect("reads");
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let pid = app.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), slow)
+        .await
+        .expect("the slow answer comes and its connection closes")
+        .expect("task");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#"{"done":true}"#), "{answer}");
+    let mut rest = [0u8; 64];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), idle.read(&mut rest))
+        .await
+        .expect("the idle connection is closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert_eq!(app.terminate(), 0, "the stop exits 0");
+}

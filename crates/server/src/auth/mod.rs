@@ -382,10 +382,7 @@ impl axum::extract::FromRequestParts<SharedState> for ClientInfo {
         parts: &mut axum::http::request::Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0);
+        let peer = crate::peer::of(&parts.extensions);
         let ip = match crate::settings::current(state).await {
             Ok(settings) => crate::settings::rate_limit::client_ip(
                 &parts.headers,

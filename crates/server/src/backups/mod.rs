@@ -457,8 +457,8 @@ async fn download(
         crate::files::download::serve(&storage, &key, &key, true, &method, &headers).await?;
     // Unlike record files, PocketBase keeps `X-Frame-Options` on backup downloads.
     response
-        .headers_mut()
-        .remove(crate::files::FILE_RESPONSE_MARKER);
+        .extensions_mut()
+        .remove::<crate::files::FileResponse>();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/zip"),

@@ -67,11 +67,15 @@ impl<S: Send + Sync> FromRequestParts<S> for FieldsParam {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        let fields = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-            .ok()
-            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "fields"))
-            .map(|(_, v)| v)
+        // The pairs decoded one at a time up to the first `fields`; nothing at all without a
+        // query.
+        let fields = parts
+            .uri
+            .query()
+            .and_then(|query| {
+                form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "fields")
+            })
+            .map(|(_, value)| value.into_owned())
             .unwrap_or_default();
         Ok(FieldsParam(fields))
     }

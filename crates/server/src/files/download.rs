@@ -16,7 +16,7 @@ use domain::{AuthContext, FieldKind, Record};
 use super::naming::is_safe_name;
 use super::storage::{file_key, thumb_key};
 use super::thumbs::{self, ThumbSize};
-use super::{FILE_RESPONSE_MARKER, mime};
+use super::{FileResponse, mime};
 use crate::access;
 use crate::auth::token::{TokenType, verify};
 use crate::error::{ApiError, ApiResult};
@@ -287,7 +287,7 @@ pub(crate) async fn serve(
         .header(header::CACHE_CONTROL, CACHE_CONTROL)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::LAST_MODIFIED, http_date(&meta))
-        .header(FILE_RESPONSE_MARKER, "1");
+        .extension(FileResponse);
     if not_modified(headers, &meta) {
         return builder
             .status(StatusCode::NOT_MODIFIED)

@@ -207,7 +207,6 @@ async fn public_files_are_served_with_pocketbase_headers_ignoring_the_view_rule(
     assert_eq!(answer.header("accept-ranges"), "bytes");
     assert!(!answer.header("last-modified").is_empty());
     assert!(answer.headers.get("x-frame-options").is_none());
-    assert!(answer.headers.get(super::FILE_RESPONSE_MARKER).is_none());
     assert_eq!(answer.header("x-content-type-options"), "nosniff");
 
     // By collection id too, and ranges.

@@ -20,12 +20,10 @@ mod entry;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request, Uri, header};
 use axum::response::Response;
 use domain::{AuthContext, LogStore};
@@ -153,18 +151,29 @@ pub async fn layer<N: Continue>(state: SharedState, request: Request<Body>, next
     }
     let created = chrono::Utc::now();
     let headers = request.headers();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
+    let peer = crate::peer::of(request.extensions());
     let forwarded_ip = if settings.trusted_proxy.headers.is_empty() {
         None
     } else {
         crate::settings::rate_limit::client_ip(headers, None, &settings.trusted_proxy)
     };
-    let user_agent = headers.get(header::USER_AGENT).cloned();
-    let referer = headers.get(header::REFERER).cloned();
-    let token = headers.get(header::AUTHORIZATION).cloned();
+    // The three in one pass over the request's few headers (the first value of each, as
+    // `get` gives it), where a lookup each hashes its name and probes the map.
+    let (mut user_agent, mut referer, mut token) = (None, None, None);
+    for (name, value) in headers {
+        let slot = if name == header::USER_AGENT {
+            &mut user_agent
+        } else if name == header::REFERER {
+            &mut referer
+        } else if name == header::AUTHORIZATION {
+            &mut token
+        } else {
+            continue;
+        };
+        if slot.is_none() {
+            *slot = Some(value.clone());
+        }
+    }
     let mut request = request;
     let slot = token.as_ref().map(|_| {
         let slot = AuthSlot::default();

@@ -2,10 +2,12 @@
 //! or the bearer secret configured with `--metricsSecret` (`PLINTH_METRICS_SECRET`). Every series
 //! is listed in `docs/metrics.md`.
 //!
-//! Two sources make one page. Counters and histograms (HTTP requests, store jobs, hook and cron
-//! runs, backups) are recorded with the `metrics` macros wherever the work happens — the store's
-//! and the hook engine's own threads included — into one process-wide recorder, installed once
-//! by [`install`] (the first `AppState` does it). Process-wide rather than one per `AppState`
+//! Three sources make one page. Counters and histograms (store jobs, hook and cron runs,
+//! backups) are recorded with the `metrics` macros wherever the work happens — the store's and
+//! the hook engine's own threads included — into one process-wide recorder, installed once by
+//! [`install`] (the first `AppState` does it). The HTTP request series, recorded on every
+//! request, are kept in atomics of their own ([`http`]), which is several times cheaper a
+//! request, and written in the same format. Process-wide rather than one per `AppState`
 //! because those threads cannot reach an `AppState`, and because an app restarted in-process
 //! (a backup restore) should keep counting rather than reset its counters. Tests that share a
 //! process compare a series before and after, on labels only they produce. Gauges of one app's
@@ -36,7 +38,7 @@ use crate::error::ApiResult;
 use crate::extract::Auth;
 use crate::state::{AppState, SharedState};
 
-pub use http::track;
+pub use http::{RouteSeries, series, track, unmatched};
 
 /// Histogram buckets of every `_seconds` series, from 1 ms to 30 s.
 const BUCKETS: [f64; 14] = [
@@ -92,16 +94,6 @@ pub fn backup_finished(success: bool) {
 /// Describes the recorded series and makes the ones with a fixed label set appear at 0.
 fn describe() {
     use metrics::{describe_counter, describe_histogram};
-    describe_counter!(
-        "plinth_http_requests_total",
-        Unit::Count,
-        "HTTP requests answered, by method, route template and status."
-    );
-    describe_histogram!(
-        "plinth_http_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer an HTTP request (until the response head), by method and route template."
-    );
     describe_histogram!(
         "plinth_store_job_seconds",
         Unit::Seconds,
@@ -177,6 +169,7 @@ async fn render(
         crate::settings::require_superuser(&auth)?;
     }
     let mut page = install().map(PrometheusHandle::render).unwrap_or_default();
+    http::render(&mut page);
     gauges(&state, &mut page).await;
     let mut response = page.into_response();
     response.headers_mut().insert(

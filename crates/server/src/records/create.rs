@@ -77,11 +77,8 @@ pub(super) fn request_parts(request: &Request) -> axum::http::request::Parts {
         .body(())
         .unwrap_or_else(|_| axum::http::Request::new(()))
         .into_parts();
-    if let Some(peer) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        parts.extensions.insert(*peer);
+    if let Some(peer) = crate::peer::of(request.extensions()) {
+        parts.extensions.insert(axum::extract::ConnectInfo(peer));
     }
     parts
 }

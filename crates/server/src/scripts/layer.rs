@@ -6,11 +6,10 @@
 //! left to the route: a global middleware sees the headers, query and auth, not the body.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hooks::Link;
@@ -112,10 +111,8 @@ pub(crate) async fn describe(
         } => wire(collection, record),
         domain::AuthContext::Guest => Value::Null,
     };
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    let peer = crate::peer::of(&parts.extensions)
+        .map(|peer| peer.ip().to_string())
         .unwrap_or_else(|| "127.0.0.1".into());
     let content_type = parts
         .headers
