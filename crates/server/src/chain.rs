@@ -41,7 +41,7 @@ pub trait Middleware: Clone + Send + Sync + 'static {
         &self,
         request: Request,
         next: N,
-    ) -> impl Future<Output = Response> + Send + 'static;
+    ) -> impl Future<Output = Response> + Send + 'static + use<Self, N>;
 }
 
 #[cfg(test)]
@@ -64,7 +64,7 @@ mod tests {
             &self,
             request: Request,
             next: N,
-        ) -> impl Future<Output = Response> + Send + 'static {
+        ) -> impl Future<Output = Response> + Send + 'static + use<N> {
             let this = self.clone();
             async move {
                 this.1.fetch_add(1, Ordering::SeqCst);

@@ -85,21 +85,10 @@ pub fn router(state: SharedState) -> Router {
     Router::new().fallback_service(service(state))
 }
 
-/// The whole API, ready to serve: what [`router`] routes every request to.
-pub fn service(
-    state: SharedState,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future = impl std::future::Future<
-        Output = Result<axum::response::Response, std::convert::Infallible>,
-    > + Send
-             + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
+/// The whole API, ready to serve: what [`router`] routes every request to. A tower service
+/// (each request's future boxed), and [`App::answer`] for a server that can hold the future
+/// as it is.
+pub fn service(state: SharedState) -> App {
     let config = state.config.clone();
     realtime::spawn_hub(&state);
     metrics::spawn_upkeep(&state);
@@ -123,19 +112,22 @@ pub fn service(
     middleware::wrap(api, state, config, per_route)
 }
 
+/// What [`service`] builds.
+pub type App = middleware::Api<LimitsThenHooks>;
+
 /// Per route: the rate limiter, then the hooks' custom routes and middlewares, as in
 /// PocketBase, whose limiter runs before the hooks' middlewares and limits custom routes like
 /// any other (observed on 0.40.6: a `routerAdd` route over its rule's limit is a 429, and a
 /// `routerUse` middleware's header is not on it).
 #[derive(Clone)]
-struct LimitsThenHooks(SharedState);
+pub struct LimitsThenHooks(SharedState);
 
 impl chain::Middleware for LimitsThenHooks {
     fn handle<N: chain::Continue>(
         &self,
         request: axum::extract::Request,
         next: N,
-    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static + use<N> {
         let state = self.0.clone();
         let limited = settings::rate_limit::Limit {
             state: state.clone(),

@@ -422,27 +422,49 @@ const MAX_REFUSING: usize = 64;
 /// How long a refused connection is given to take its `503`.
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 
+/// What answers the requests of the connections [`serve_http1`] accepts, each request's
+/// future of its own type, which hyper keeps in the connection's box for it.
+trait Answers: Clone + Send + Sync + 'static {
+    fn answer(
+        &self,
+        request: axum::extract::Request,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static + use<Self>;
+}
+
+impl Answers for server::App {
+    fn answer(
+        &self,
+        request: axum::extract::Request,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static + use<> {
+        server::App::answer(self, request)
+    }
+}
+
+/// A router (the plain-HTTP side of `serve DOMAIN`), called as a tower service.
+impl Answers for axum::Router {
+    fn answer(
+        &self,
+        request: axum::extract::Request,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static + use<> {
+        use tower::ServiceExt as _;
+        self.clone().oneshot(request).map(|answer| match answer {
+            Ok(response) => response,
+            Err(never) => match never {},
+        })
+    }
+}
+
 /// Accepts connections until `shutdown` completes, then lets the open ones finish: each is
 /// told to close once its in-flight request is answered, and this returns when all are gone
 /// (handed-off realtime streams: for at most [`HANDED_OFF_DRAIN`]). `shutdown` must also end
 /// the realtime streams, or they would hold this up.
 async fn serve_http1(
     listener: tokio::net::TcpListener,
-    app: impl tower::Service<
-        axum::extract::Request,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + Sync
-    + 'static,
+    app: impl Answers,
     limits: ConnectionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    use tower::ServiceExt as _;
-
     let drain = drain::Drain::default();
     let mut http = hyper::server::conn::http1::Builder::new();
     // The timer runs from when a connection is ready for a request head until the head is
@@ -516,8 +538,8 @@ async fn serve_http1(
                     let body = axum::body::Body::new(TimedBody::new(body, body_timeout));
                     server::peer::scope(
                         peer,
-                        app.clone()
-                            .oneshot(axum::extract::Request::from_parts(parts, body)),
+                        app.answer(axum::extract::Request::from_parts(parts, body))
+                            .map(Ok::<_, std::convert::Infallible>),
                     )
                 });
                 // Either future as it is: an async block awaiting `answer` would hold it
