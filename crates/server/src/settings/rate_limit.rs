@@ -129,16 +129,6 @@ pub fn client_ip(
     peer: Option<SocketAddr>,
     proxy: &TrustedProxy,
 ) -> Option<String> {
-    client_ip_text(headers, peer, proxy).map(|ip| ip.to_owned())
-}
-
-/// [`client_ip`] without an allocation for a header's value or an IPv4 peer: the limiter
-/// checks every request's, and most need no owned copy (loopback and excluded addresses).
-fn client_ip_text<'a>(
-    headers: &'a HeaderMap,
-    peer: Option<SocketAddr>,
-    proxy: &TrustedProxy,
-) -> Option<IpText<'a>> {
     for name in &proxy.headers {
         if let Some(value) = headers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
             let mut parts = value.split(',').map(str::trim).filter(|p| !p.is_empty());
@@ -148,63 +138,33 @@ fn client_ip_text<'a>(
                 parts.next_back()
             };
             if let Some(ip) = picked {
-                return Some(IpText::Header(ip));
+                return Some(ip.to_owned());
             }
         }
     }
     peer.map(|addr| ip_text(addr.ip()))
 }
 
-/// A client IP as text: see [`client_ip_text`].
-enum IpText<'a> {
-    Header(&'a str),
-    /// An IPv4 address, written out in place (at most 15 bytes).
-    V4([u8; 15], usize),
-    Other(String),
-}
-
-impl std::ops::Deref for IpText<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            IpText::Header(text) => text,
-            IpText::V4(bytes, len) => bytes
-                .get(..*len)
-                .and_then(|written| std::str::from_utf8(written).ok())
-                .unwrap_or_default(),
-            IpText::Other(text) => text,
-        }
-    }
-}
-
 /// An address as text, as `Display` writes it; IPv4 (every request's, on most servers)
 /// without the formatting machinery, which cost more than the rest of the limiter's check.
-fn ip_text(ip: std::net::IpAddr) -> IpText<'static> {
+fn ip_text(ip: std::net::IpAddr) -> String {
     let std::net::IpAddr::V4(v4) = ip else {
-        return IpText::Other(ip.to_string());
+        return ip.to_string();
     };
-    let mut bytes = [0u8; 15];
-    let mut len = 0;
-    let mut push = |byte: u8| {
-        if let Some(slot) = bytes.get_mut(len) {
-            *slot = byte;
-            len += 1;
-        }
-    };
+    let mut text = String::with_capacity(15);
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            push(b'.');
+            text.push('.');
         }
         if octet >= 100 {
-            push(b'0' + octet / 100);
+            text.push(char::from(b'0' + octet / 100));
         }
         if octet >= 10 {
-            push(b'0' + octet / 10 % 10);
+            text.push(char::from(b'0' + octet / 10 % 10));
         }
-        push(b'0' + octet % 10);
+        text.push(char::from(b'0' + octet % 10));
     }
-    IpText::V4(bytes, len)
+    text
 }
 
 /// Headers a reverse proxy sets to name the client it forwards. As header names, not text:
@@ -283,15 +243,14 @@ async fn check(
     if !limiting && settings.superuser_ips.is_empty() {
         return None;
     }
-    let ip = client_ip_text(headers, peer, &settings.trusted_proxy);
-    let ip: &str = ip.as_deref().unwrap_or_default();
+    let ip = client_ip(headers, peer, &settings.trusted_proxy).unwrap_or_default();
     // A local reverse proxy's clients are not local: once one is seen, loopback is not
     // exempt, and its clients share the peer's bucket (nothing else is theirs to choose).
     if forwarded_by_local_proxy(headers, peer, &settings.trusted_proxy) {
         state.limiters.note_local_proxy();
     }
     let unlimited =
-        !limiting || ip.is_empty() || state.limiters.is_excluded(ip, &limits.excluded_ips);
+        !limiting || ip.is_empty() || state.limiters.is_excluded(&ip, &limits.excluded_ips);
     // Exempt and with no superuser IP list to enforce: nothing below can refuse the request,
     // so its route and token are not looked at.
     if unlimited && settings.superuser_ips.is_empty() {
@@ -323,7 +282,7 @@ async fn check(
         && !settings
             .superuser_ips
             .iter()
-            .any(|allowed| crate::state::ip_matches(allowed, ip))
+            .any(|allowed| crate::state::ip_matches(allowed, &ip))
     {
         return Some(
             ApiError::forbidden("You are not allowed to perform this request.").into_response(),
@@ -332,7 +291,7 @@ async fn check(
     if unlimited || is_superuser {
         return None;
     }
-    let key = ip.to_owned();
+    let key = ip;
     let collection_names: Vec<String> = target
         .map(|c| vec![c.name.clone(), c.id.clone()])
         .unwrap_or_default();
@@ -467,8 +426,8 @@ mod tests {
             "::ffff:1.2.3.4",
         ] {
             let ip: std::net::IpAddr = text.parse().unwrap_or(std::net::IpAddr::from([0; 4]));
-            assert_eq!(&*ip_text(ip), ip.to_string());
-            assert_eq!(&*ip_text(ip), text);
+            assert_eq!(ip_text(ip), ip.to_string());
+            assert_eq!(ip_text(ip), text);
         }
     }
 
