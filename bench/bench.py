@@ -970,9 +970,9 @@ def compare(ref, cand):
 # Ceilings
 
 
-def ceilings(cfg, hello_bin, sqlite_bin, port, workdir):
-    out = {}
-    hello = Server("hello", hello_bin, port, cfg.server_cpus, workdir, ask_version=False)
+def hello_health(cfg, hello_bin, port, workdir, label="hello"):
+    """The axum hello world's health check, measured as a workload is (same pinning)."""
+    hello = Server(label, hello_bin, port, cfg.server_cpus, workdir, ask_version=False)
     os.makedirs(hello.dir)
     with open(os.path.join(hello.dir, "server.log"), "w") as logf:
         hello.proc = subprocess.Popen(["taskset", "-c", cfg.server_cpus, hello_bin,
@@ -990,10 +990,13 @@ def ceilings(cfg, hello_bin, sqlite_bin, port, workdir):
         else:
             raise BenchError("the axum hello-world ceiling did not start")
         spec = workload_specs(None)["health"]
-        out["axum_hello_health"] = measure(cfg, Candidate("hello", [hello]), None, "health",
-                                           spec, Api(hello.url))
+        return measure(cfg, Candidate("hello", [hello]), None, "health", spec, Api(hello.url))
     finally:
         hello.stop()
+
+
+def ceilings(cfg, hello_bin, sqlite_bin, port, workdir):
+    out = {"axum_hello_health": hello_health(cfg, hello_bin, port, workdir)}
     proc = subprocess.run(["taskset", "-c", cfg.server_cpus, sqlite_bin,
                            os.path.join(workdir, "sqlite-ceiling"), str(cfg.ceiling_rows),
                            str(cfg.ceiling_seconds), str(cfg.ceiling_repeat)],
@@ -1076,6 +1079,15 @@ def print_table(summary):
                   + (f", {row['cpu_cost_pct']} % server CPU per request "
                      f"({row['cpu_us_off']} -> {' / '.join(str(x) for x in row['cpu_us_on'])} us)"
                      if "cpu_cost_pct" in row else ""))
+    adjacent = summary.get("health_adjacent_hello") or {}
+    health = (summary.get("workloads") or {}).get("health") or {}
+    plinth_health = health.get(CAND) or {}
+    if adjacent.get("server_cpu_us_per_req") and plinth_health.get("server_cpu_us_per_req"):
+        print()
+        print(f"health against the hello world measured right after it: "
+              f"{plinth_health['server_cpu_us_per_req']} / {adjacent['server_cpu_us_per_req']} "
+              f"us of server CPU a request = "
+              f"{plinth_health['server_cpu_us_per_req'] / adjacent['server_cpu_us_per_req']:.2f}x")
     c = summary.get("ceilings") or {}
     if c:
         h, s = c["axum_hello_health"], c["sqlite"]
@@ -1414,6 +1426,18 @@ def main():
                 summary["workloads"][name]["ratios"] = {
                     role: compare(row.get(REF), row.get(role)) for role in roles[1:]}
             check_reference(args.profile, name, row[REF], summary)
+            if name == "health" and not args.no_ceilings:
+                # The hello world again right after the health row: this machine's speed
+                # drifts by tens of percent over a run, and a ratio to the ceiling measured at
+                # the end compares two phases.
+                try:
+                    hello = hello_health(cfg, args.hello, ports[2], workdir, "hello-adjacent")
+                    summary["health_adjacent_hello"] = hello
+                    log(f"health          hello (adjacent) {hello['rps']:10.1f} req/s  "
+                        f"{hello.get('server_cpu_us_per_req')} us/req")
+                except BenchError as e:
+                    summary["health_adjacent_hello"] = {"error": str(e)[:400]}
+                time.sleep(cfg.settle)
 
         cost_names = [w for w in ("health", "view") if w in only]
         if cost_names and states.get(CAND) and servers[CAND].alive():
