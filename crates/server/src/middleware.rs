@@ -252,21 +252,10 @@ const ALLOW_METHODS: &str = "GET,HEAD,PUT,PATCH,POST,DELETE";
 /// reaches a route.
 async fn cors<N: Continue>(origins: Arc<Vec<String>>, request: Request<Body>, next: N) -> Response {
     let preflight = request.method() == Method::OPTIONS;
-    // The first value of each of the two, in one pass over the request's few headers: a
-    // lookup each hashes its name and probes the map.
-    let (mut origin, mut requested_headers) = (None, None);
-    for (name, value) in request.headers() {
-        let slot = if name == header::ORIGIN {
-            &mut origin
-        } else if name == header::ACCESS_CONTROL_REQUEST_HEADERS {
-            &mut requested_headers
-        } else {
-            continue;
-        };
-        if slot.is_none() {
-            *slot = Some(value);
-        }
-    }
+    let [origin, requested_headers] = crate::extract::first_values(
+        request.headers(),
+        [&header::ORIGIN, &header::ACCESS_CONTROL_REQUEST_HEADERS],
+    );
     let origin = origin
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())

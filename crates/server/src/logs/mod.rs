@@ -157,23 +157,15 @@ pub async fn layer<N: Continue>(state: SharedState, request: Request<Body>, next
     } else {
         crate::settings::rate_limit::client_ip(headers, None, &settings.trusted_proxy)
     };
-    // The three in one pass over the request's few headers (the first value of each, as
-    // `get` gives it), where a lookup each hashes its name and probes the map.
-    let (mut user_agent, mut referer, mut token) = (None, None, None);
-    for (name, value) in headers {
-        let slot = if name == header::USER_AGENT {
-            &mut user_agent
-        } else if name == header::REFERER {
-            &mut referer
-        } else if name == header::AUTHORIZATION {
-            &mut token
-        } else {
-            continue;
-        };
-        if slot.is_none() {
-            *slot = Some(value.clone());
-        }
-    }
+    let [user_agent, referer, token] = crate::extract::first_values(
+        headers,
+        [
+            &header::USER_AGENT,
+            &header::REFERER,
+            &header::AUTHORIZATION,
+        ],
+    )
+    .map(|value| value.cloned());
     let mut request = request;
     let slot = token.as_ref().map(|_| {
         let slot = AuthSlot::default();
