@@ -22,6 +22,11 @@
 //! lane when all are borrowed. These reads take microseconds, and on a busy core the switch to a
 //! lane thread and back cost more than the read.
 //!
+//! Read connections open when first needed: a lane thread opens its own before its first job,
+//! and an inline connection is opened by the first caller that finds every opened one borrowed.
+//! Each costs about 130 KiB (SQLite's lookaside, its connection state and schema), and an idle
+//! server that has served a few requests needs one or two of the seven.
+//!
 //! Every job may carry a deadline. A job still queued when it passes is answered without
 //! running; a statement running when it passes is interrupted by SQLite's progress handler,
 //! which each connection thread installs once and which reads the running job's deadline from
@@ -42,6 +47,28 @@ use crate::checkpoint::{Checkpointer, Checkpoints};
 
 /// Work for a connection thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Opens one more read connection, configured like every other (see `lib.rs`).
+pub(crate) type Opener = Arc<dyn Fn() -> rusqlite::Result<Connection> + Send + Sync>;
+
+/// The read connections of an engine: how many of each kind, opened when first needed.
+pub(crate) struct Readers {
+    /// Threads of the query lane.
+    pub(crate) queries: usize,
+    /// Threads of the point lane.
+    pub(crate) points: usize,
+    /// Connections a caller borrows for a point read on its own thread.
+    pub(crate) inline: usize,
+    pub(crate) open: Opener,
+}
+
+/// The inline connections: those opened and free, and how many may still be opened.
+struct Inline {
+    free: Vec<Connection>,
+    unopened: usize,
+    /// Set when the engine stops: nothing is lent or opened any more.
+    stopped: bool,
+}
 
 /// Why a job did not run, or did not run to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -92,7 +119,9 @@ pub(crate) struct Engine {
     exits: Mutex<Vec<oneshot::Receiver<()>>>,
     /// Read connections a caller borrows to run a point read on its own thread (see
     /// [`Engine::read_inline`]); emptied when the engine stops.
-    inline: Mutex<Vec<Connection>>,
+    inline: Mutex<Inline>,
+    /// Opens a read connection (with the functions and the interrupt every one gets).
+    open_reader: Opener,
     /// The WAL checkpoints beside the writer (see `checkpoint.rs`).
     checkpoints: Arc<Checkpoints>,
     /// Held until the inline connections are gone (the last field, so dropped after them);
@@ -112,25 +141,25 @@ pub(crate) struct DbFiles {
 pub(crate) type DbFile = Arc<DbFiles>;
 
 impl Engine {
-    /// Starts the threads, moving each connection into its own.
+    /// Starts the threads: the writer with its connection, every reader thread to open its own
+    /// when its first job comes.
     pub(crate) fn start(
         mut writer: Connection,
-        mut queries: Vec<Connection>,
-        mut points: Vec<Connection>,
-        mut inline: Vec<Connection>,
+        readers: Readers,
         checkpointer: Checkpointer,
         db_file: DbFile,
         auth_cache: &Arc<crate::auth_cache::AuthCache>,
     ) -> std::io::Result<Engine> {
-        for conn in std::iter::once(&mut writer)
-            .chain(queries.iter_mut())
-            .chain(points.iter_mut())
-            .chain(inline.iter_mut())
-        {
-            register_math_functions(conn).map_err(std::io::Error::other)?;
-            install_interrupt(conn).map_err(std::io::Error::other)?;
-        }
-        let threads = [1, queries.len(), points.len()];
+        prepare(&mut writer).map_err(std::io::Error::other)?;
+        let open = readers.open;
+        let open_reader: Opener = Arc::new(move || {
+            let mut conn = open()?;
+            prepare(&mut conn)?;
+            Ok(conn)
+        });
+        let queries = readers.queries.max(1);
+        let points = readers.points.max(1);
+        let threads = [1, queries, points];
         let mut exits = Vec::new();
         let checkpoints =
             Checkpoints::start(&mut writer, checkpointer, &db_file, auth_cache, &mut exits)?;
@@ -140,16 +169,21 @@ impl Engine {
         let writer_busy = Arc::new(AtomicUsize::new(0));
         spawn_lane(
             "writer",
-            vec![writer],
+            vec![Slot::Open(writer)],
             writer_rx,
             &writer_busy,
             &db_file,
             &mut exits,
         )?;
+        let later = |count: usize| {
+            (0..count)
+                .map(|_| Slot::Later(Arc::clone(&open_reader)))
+                .collect::<Vec<_>>()
+        };
         let (queries_tx, queries_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         spawn_lane(
             "reader",
-            queries,
+            later(queries),
             Arc::new(Mutex::new(queries_rx)),
             &busy[0],
             &db_file,
@@ -158,7 +192,7 @@ impl Engine {
         let (points_tx, points_rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         spawn_lane(
             "point",
-            points,
+            later(points),
             Arc::new(Mutex::new(points_rx)),
             &busy[1],
             &db_file,
@@ -172,7 +206,12 @@ impl Engine {
             writer_busy,
             threads,
             exits: Mutex::new(exits),
-            inline: Mutex::new(inline),
+            inline: Mutex::new(Inline {
+                free: Vec::new(),
+                unopened: readers.inline.max(1),
+                stopped: false,
+            }),
+            open_reader,
             checkpoints,
             _db_file: db_file,
         })
@@ -185,12 +224,37 @@ impl Engine {
     /// so blocking an async worker for them is like any other short computation. Hands `f`
     /// back when no connection is free (every one is borrowed, or the engine stopped); the
     /// caller then queues it on the point lane.
+    /// The first caller to find every opened connection borrowed, while fewer than the
+    /// configured number are open, opens one more (once per connection for the engine's life).
     pub(crate) fn read_inline<R, F: FnOnce(&mut Connection) -> R>(&self, f: F) -> Result<R, F> {
-        let Some(mut conn) = lock(&self.inline).pop() else {
-            return Err(f);
+        let mut conn = {
+            let mut inline = lock(&self.inline);
+            if inline.stopped {
+                return Err(f);
+            }
+            match inline.free.pop() {
+                Some(conn) => conn,
+                None if inline.unopened > 0 => {
+                    inline.unopened -= 1;
+                    drop(inline);
+                    match (self.open_reader)() {
+                        Ok(conn) => conn,
+                        Err(error) => {
+                            tracing::error!(%error, "cannot open a database read connection");
+                            lock(&self.inline).unopened += 1;
+                            return Err(f);
+                        }
+                    }
+                }
+                None => return Err(f),
+            }
         };
         let result = f(&mut conn);
-        lock(&self.inline).push(conn);
+        let mut inline = lock(&self.inline);
+        // After `stop`, the connection closes here instead of going back.
+        if !inline.stopped {
+            inline.free.push(conn);
+        }
         Ok(result)
     }
 
@@ -300,7 +364,7 @@ impl Engine {
 
     /// Closes the queues; threads exit once the jobs already queued have run.
     fn stop(&self) {
-        lock(&self.inline).clear();
+        lock(&self.inline).stop();
         lock(&self.queries).take();
         lock(&self.points).take();
         lock(&self.writer).take();
@@ -316,10 +380,31 @@ impl Drop for Engine {
     }
 }
 
+impl Inline {
+    /// Closes the free connections, and lets no more open or come back.
+    fn stop(&mut self) {
+        self.free.clear();
+        self.stopped = true;
+    }
+}
+
+/// A lane thread's connection: open from the start (the writer's), or opened before the
+/// thread's first job.
+enum Slot {
+    Open(Connection),
+    Later(Opener),
+}
+
+/// The functions and the deadline interrupt every connection of the engine has.
+fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
+    register_math_functions(conn)?;
+    install_interrupt(conn)
+}
+
 /// Starts one thread per connection, all taking jobs from `queue`.
 fn spawn_lane(
     name: &str,
-    connections: Vec<Connection>,
+    connections: Vec<Slot>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     busy: &Arc<AtomicUsize>,
     db_file: &DbFile,
@@ -341,16 +426,33 @@ fn spawn_lane(
         thread::Builder::new()
             .name(format!("plinth-sqlite-{name}-{n}"))
             .spawn(move || {
-                let mut conn = conn;
+                let mut slot = conn;
                 schedule_as_batch();
                 loop {
                     // The lock is held only while waiting for the next job.
                     let job = lock(&queue).blocking_recv();
                     match job {
                         Some(job) => {
+                            if let Slot::Later(open) = &slot {
+                                match open() {
+                                    Ok(conn) => slot = Slot::Open(conn),
+                                    Err(error) => {
+                                        // The job is dropped unrun: its caller sees the store
+                                        // refuse it. The next job tries again.
+                                        tracing::error!(
+                                            %error,
+                                            "cannot open a database read connection"
+                                        );
+                                        continue;
+                                    }
+                                }
+                            }
+                            let Slot::Open(conn) = &mut slot else {
+                                continue;
+                            };
                             busy.fetch_add(1, Ordering::Relaxed);
                             let started = Instant::now();
-                            run_job(&mut conn, job);
+                            run_job(conn, job);
                             metrics::histogram!("plinth_store_job_seconds", "lane" => lane)
                                 .record(started.elapsed().as_secs_f64());
                             busy.fetch_sub(1, Ordering::Relaxed);
@@ -358,7 +460,7 @@ fn spawn_lane(
                         None => break,
                     }
                 }
-                drop(conn);
+                drop(slot);
                 drop(db_file);
                 let _ = exit_tx.send(());
             })?;
@@ -738,5 +840,126 @@ mod math_tests {
             answer.is_err_and(|e| e.to_string().contains("pattern too complex")),
             "as SQLite's LIKE"
         );
+    }
+}
+
+#[cfg(test)]
+mod lazy_tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// An engine on a fresh database in `dir` whose readers open with `open`: one thread per
+    /// lane, two inline connections.
+    fn engine(dir: &std::path::Path, open: Opener) -> Engine {
+        let path = dir.join("data.db");
+        let options = crate::SqliteOptions::default();
+        let writer = crate::wal_file::open_writer(&path).expect("writer");
+        crate::configure(&writer, &options, false).expect("configures");
+        let db = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("file");
+        let checkpointer = crate::open_side(&path, &options, false).expect("checkpointer");
+        let auth_cache = Arc::new(crate::auth_cache::AuthCache::new(None));
+        Engine::start(
+            writer,
+            Readers {
+                queries: 1,
+                points: 1,
+                inline: 2,
+                open,
+            },
+            Checkpointer {
+                conn: checkpointer,
+                due_frames: 1000,
+            },
+            Arc::new(DbFiles { db }),
+            &auth_cache,
+        )
+        .expect("starts")
+    }
+
+    fn select_one(conn: &mut Connection) -> i64 {
+        conn.query_row("SELECT CAST(1 + sqrt(0) AS INTEGER)", [], |row| row.get(0))
+            .expect("answers")
+    }
+
+    #[tokio::test]
+    async fn read_connections_open_when_first_needed_and_again_after_a_failed_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("data.db");
+        let (attempts, opened) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let failing = Arc::new(AtomicBool::new(true));
+        let open: Opener = {
+            let (attempts, opened, failing) = (
+                Arc::clone(&attempts),
+                Arc::clone(&opened),
+                Arc::clone(&failing),
+            );
+            let options = crate::SqliteOptions::default();
+            Arc::new(move || {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                if failing.load(Ordering::SeqCst) {
+                    return Err(rusqlite::Error::InvalidQuery);
+                }
+                let conn = crate::open_side(&path, &options, true)?;
+                opened.fetch_add(1, Ordering::SeqCst);
+                Ok(conn)
+            })
+        };
+        let engine = engine(dir.path(), open);
+        // The writer works at once; no reader opened yet.
+        assert_eq!(engine.write(select_one).await, Ok(1));
+        assert_eq!(attempts.load(Ordering::SeqCst), 0);
+
+        // A failed open refuses the job (lane) or hands it back (inline), and is not counted
+        // as open: the next job tries again.
+        assert_eq!(
+            engine.read(Lane::Query, None, select_one).await,
+            Err(Refused::Closed)
+        );
+        assert!(engine.read_inline(select_one).is_err());
+        assert_eq!(lock(&engine.inline).unopened, 2);
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+
+        failing.store(false, Ordering::SeqCst);
+        assert_eq!(
+            engine.read(Lane::Query, None, select_one).await,
+            Ok((1, false))
+        );
+        assert_eq!(
+            engine.read(Lane::Point, None, select_one).await,
+            Ok((1, false))
+        );
+        assert_eq!(opened.load(Ordering::SeqCst), 2);
+        // Each lane thread keeps the connection it opened.
+        assert_eq!(
+            engine.read(Lane::Query, None, select_one).await,
+            Ok((1, false))
+        );
+        assert_eq!(opened.load(Ordering::SeqCst), 2);
+
+        // Inline: one connection serves reads one after another; a second opens only while the
+        // first is borrowed, and no more than two ever open.
+        assert_eq!(engine.read_inline(select_one).ok(), Some(1));
+        assert_eq!(engine.read_inline(select_one).ok(), Some(1));
+        assert_eq!(opened.load(Ordering::SeqCst), 3);
+        let nested = engine.read_inline(|conn| {
+            let inner = engine.read_inline(|inner| {
+                let third = engine.read_inline(select_one);
+                (select_one(inner), third.is_err())
+            });
+            (select_one(conn), inner.ok())
+        });
+        assert_eq!(nested.ok(), Some((1, Some((1, true)))));
+        assert_eq!(opened.load(Ordering::SeqCst), 4);
+        assert_eq!(lock(&engine.inline).free.len(), 2);
+
+        // Once stopped, nothing is lent or opened any more.
+        engine.shutdown().await;
+        assert!(engine.read_inline(select_one).is_err());
+        assert_eq!(opened.load(Ordering::SeqCst), 4);
     }
 }

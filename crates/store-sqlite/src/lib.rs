@@ -287,33 +287,21 @@ impl SqliteStore {
             &path,
         )));
 
-        // Every other connection: read-only readers, and one read-write connection for the WAL
-        // checkpoints (see `checkpoint.rs`).
-        let open_side = |reader: bool| -> Result<Connection, StoreOpenError> {
-            let conn = Connection::open_with_flags(
-                &path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(open_error)?;
-            configure(&conn, &options, reader).map_err(open_error)?;
-            Ok(conn)
-        };
-        let open_reader = || open_side(true);
-        let queries = (0..options.readers.max(1))
-            .map(|_| open_reader())
-            .collect::<Result<Vec<_>, _>>()?;
-        let points = (0..options.point_readers.max(1))
-            .map(|_| open_reader())
-            .collect::<Result<Vec<_>, _>>()?;
-        let inline = (0..options.point_readers.max(1))
-            .map(|_| open_reader())
-            .collect::<Result<Vec<_>, _>>()?;
-        let checkpointer = open_side(false)?;
+        // Every other connection: read-only readers (opened when first needed), and one
+        // read-write connection for the WAL checkpoints (see `checkpoint.rs`).
+        let checkpointer = open_side(&path, &options, false).map_err(open_error)?;
+        let reader_path = path.clone();
+        let reader_options = options.clone();
+        let open_reader: engine::Opener =
+            Arc::new(move || open_side(&reader_path, &reader_options, true));
         let engine = Engine::start(
             writer,
-            queries,
-            points,
-            inline,
+            engine::Readers {
+                queries: options.readers,
+                points: options.point_readers,
+                inline: options.point_readers,
+                open: open_reader,
+            },
             checkpoint::Checkpointer {
                 conn: checkpointer,
                 due_frames: options.wal_checkpoint_frames,
@@ -550,6 +538,16 @@ fn announce_changes(conn: &Connection, changes: &watch::Sender<u64>) {
         // Readers also poll, so a missed announcement only delays delivery.
         Err(error) => tracing::warn!(%error, "cannot read the change-log sequence"),
     }
+}
+
+/// A connection beside the writer: a reader, or the checkpoints' read-write one.
+fn open_side(path: &Path, options: &SqliteOptions, reader: bool) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn, options, reader)?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection, options: &SqliteOptions, reader: bool) -> rusqlite::Result<()> {

@@ -47,7 +47,9 @@ pub struct LogsOpenError {
 /// The SQLite log store.
 pub struct SqliteLogStore {
     writer: Arc<Mutex<Connection>>,
-    reader: Arc<Mutex<Connection>>,
+    /// Opened by the first read (the dashboard's logs page): most servers never read them.
+    reader: Arc<Mutex<Option<Connection>>>,
+    path: Arc<Path>,
     query_timeout: Option<Duration>,
 }
 
@@ -71,20 +73,10 @@ impl SqliteLogStore {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(error)?;
         writer.execute_batch(SCHEMA).map_err(error)?;
-        let reader = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(error)?;
-        reader.busy_timeout(Duration::from_secs(5)).map_err(error)?;
-        // Filters are SQL built elsewhere; the reader must never write.
-        reader
-            .pragma_update(None, "query_only", true)
-            .map_err(error)?;
-        crate::engine::register_math_functions(&reader).map_err(error)?;
         Ok(Arc::new(SqliteLogStore {
             writer: Arc::new(Mutex::new(writer)),
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(Mutex::new(None)),
+            path: path.into(),
             query_timeout,
         }))
     }
@@ -96,14 +88,19 @@ impl SqliteLogStore {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let reader = Arc::clone(&self.reader);
+        let path = Arc::clone(&self.path);
         let deadline = self.query_timeout.map(|t| Instant::now() + t);
         run_blocking(move || {
-            let mut conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = match &mut *slot {
+                Some(conn) => conn,
+                empty => empty.insert(open_reader(&path).map_err(read_error)?),
+            };
             if let Some(deadline) = deadline {
                 conn.progress_handler(1000, Some(move || Instant::now() > deadline))
                     .map_err(read_error)?;
             }
-            let result = work(&conn);
+            let result = work(conn);
             conn.progress_handler(0, None::<fn() -> bool>)
                 .map_err(read_error)?;
             result.map_err(read_error)
@@ -124,6 +121,19 @@ impl SqliteLogStore {
         })
         .await
     }
+}
+
+/// The read-only connection the log queries run on.
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.busy_timeout(Duration::from_secs(5))?;
+    // Filters are SQL built elsewhere; the reader must never write.
+    reader.pragma_update(None, "query_only", true)?;
+    crate::engine::register_math_functions(&reader)?;
+    Ok(reader)
 }
 
 async fn run_blocking<T, F>(work: F) -> Result<T, StoreError>
