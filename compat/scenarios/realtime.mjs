@@ -146,3 +146,53 @@ export async function ownerRulesFilterEvents(t) {
   await alice.client.realtime.unsubscribe();
   await bob.client.realtime.unsubscribe();
 }
+
+// The rule is checked against each event's record as it is after the change: a record that
+// leaves a subscriber's view sends it nothing, one that enters it sends an update. A topic's
+// `filter` narrows the events further; `@request.query.*`, `@request.headers.*` and
+// `@request.context` in a rule read the subscription's options.
+export async function rulesFollowEachChange(t) {
+  const collection = await createBase(
+    t,
+    'rt_public',
+    [
+      { name: 'title', type: 'text' },
+      { name: 'public', type: 'bool' },
+      { name: 'team', type: 'text' },
+    ],
+    {
+      listRule: 'public = true && @request.context = "realtime"',
+      viewRule: 'public = true || team = @request.query.team || team = @request.headers.x_team',
+    },
+  );
+  const guest = t.client();
+  const seen = collector();
+  const col = guest.collection(collection.name);
+  await t.sdk('subscribe *', () => col.subscribe('*', seen.on('all')));
+  await t.sdk('subscribe * with a filter', () =>
+    col.subscribe('*', seen.on('filtered'), { filter: 'title ~ "keep"' }),
+  );
+  await t.sdk('subscribe * with a bad filter', () =>
+    col.subscribe('*', seen.on('bad filter'), { filter: 'nope ~~ (' }),
+  );
+  const hidden = await t.su
+    .collection(collection.name)
+    .create({ title: 'keep hidden', public: false, team: 'red' });
+  await t.sdk('subscribe one, query team', () =>
+    col.subscribe(hidden.id, seen.on('by query'), { query: { team: 'red' } }),
+  );
+  await t.sdk('subscribe one, header team', () =>
+    col.subscribe(hidden.id, seen.on('by header'), { headers: { 'X-Team': 'red' } }),
+  );
+  await t.sdk('subscribe one, other team', () =>
+    col.subscribe(hidden.id, seen.on('other team'), { query: { team: 'blue' } }),
+  );
+  await t.su.collection(collection.name).update(hidden.id, { public: true });
+  await t.su.collection(collection.name).update(hidden.id, { title: 'drop', public: false });
+  await t.su.collection(collection.name).update(hidden.id, { title: 'keep again' });
+  await t.su.collection(collection.name).create({ title: 'keep public', public: true });
+  await t.su.collection(collection.name).delete(hidden.id);
+  await sleep(SETTLE_MS);
+  t.record('events', seen.take());
+  await guest.realtime.unsubscribe();
+}
