@@ -47,3 +47,24 @@ export async function finders(t) {
 export async function recordObjects(t) {
   await t.http('new Record', 'GET', '/hk/record');
 }
+
+// `$app.subscriptionsBroker()`: a route lists the clients subscribed to a custom topic (their
+// auth, subscriptions) and sends each a message of its own.
+export async function realtimeBroker(t) {
+  const user = await createUser(t, 'broker');
+  const guest = t.client();
+  const got = { guest: [], user: [] };
+  await t.sdk('guest subscribes', () => guest.realtime.subscribe('hk_news', (e) => got.guest.push(e)));
+  await t.sdk('user subscribes', () =>
+    user.client.realtime.subscribe('hk_news', (e) => got.user.push(e)),
+  );
+  await t.sdk('user subscribes to a collection', () =>
+    user.client.collection('hk_items').subscribe('*', () => {}),
+  );
+  await t.http('broadcast', 'POST', '/hk/broadcast', { json: { text: 'hello' } });
+  await new Promise((r) => setTimeout(r, 600));
+  t.record('messages', got);
+  await guest.realtime.unsubscribe();
+  await user.client.realtime.unsubscribe();
+  await t.http('broadcast with nobody subscribed', 'POST', '/hk/broadcast', { json: { text: 'x' } });
+}

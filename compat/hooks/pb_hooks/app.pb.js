@@ -129,3 +129,39 @@ routerAdd("GET", "/hk/migrations", (e) => {
   $app.db().newQuery("SELECT file FROM _migrations WHERE file LIKE '%.js' ORDER BY file").all(rows);
   return e.json(200, rows.map((r) => r.file));
 }, $apis.requireSuperuserAuth());
+
+// Messages that are no record events, to the realtime clients subscribed to `hk_news`.
+routerAdd("POST", "/hk/broadcast", (e) => {
+  const body = e.requestInfo().body;
+  const broker = $app.subscriptionsBroker();
+  const clients = broker.clients();
+  const seen = [];
+  for (let id in clients) {
+    const client = clients[id];
+    if (!client.hasSubscription("hk_news")) continue;
+    const auth = client.get("auth");
+    seen.push({
+      auth: auth ? auth.email() : null,
+      subscriptions: Object.keys(client.subscriptions()).sort(),
+      hkOnly: Object.keys(client.subscriptions("hk_")).sort(),
+      sameId: broker.clientById(id).id() === id,
+      discarded: client.isDiscarded(),
+    });
+    const data = JSON.stringify({ text: body.text, to: auth ? "user" : "guest" });
+    client.send(new SubscriptionMessage({ name: "hk_news", data: data }));
+  }
+  seen.sort((a, b) => String(a.auth).localeCompare(String(b.auth)));
+  let missing = "";
+  try {
+    broker.clientById("nosuchclient");
+  } catch (err) {
+    missing = String(err);
+  }
+  const chunks = broker.chunkedClients(1);
+  return e.json(200, {
+    seen,
+    missing,
+    counted: broker.totalClients() >= seen.length,
+    chunked: chunks.length === Object.keys(clients).length && chunks.every((c) => c.length === 1),
+  });
+});

@@ -796,6 +796,7 @@
         total: () => host("crons", {}).length,
       };
     }
+    subscriptionsBroker() { return subscriptionsBroker(this); }
     db() { throw new GoError("$app.db() raw SQL is not supported by Plinth's hooks; use the finders and filters"); }
     recordQuery() { throw new GoError("$app.recordQuery() is not supported by Plinth's hooks; use findRecordsByFilter"); }
   }
@@ -958,6 +959,58 @@
     and: (...e) => { const f = exprsToFilter(e); return dbxFilter(f.filter || "1 = 1", f.params); },
     or: (...e) => { const parts = []; const params = {}; for (const x of e) { const f = exprsToFilter([x]); parts.push("(" + f.filter + ")"); Object.assign(params, f.params); } return dbxFilter(parts.join(" || ") || "1 = 0", params); },
   };
+
+  // Realtime: `$app.subscriptionsBroker()` lists this node's connected clients (a snapshot
+  // taken by each call) and sends them messages that are no record events.
+  class SubscriptionMessage {
+    constructor(o) { o = o || {}; this.name = toStr(o.name); this.data = o.data === undefined ? "" : o.data; }
+  }
+  function realtimeClient(app, wire) {
+    const options = (s) => ({ query: s.query, headers: s.headers });
+    return {
+      id: () => wire.id,
+      channel: () => ({}),
+      subscriptions(...prefixes) {
+        const out = {};
+        for (const s of wire.subscriptions) {
+          if (prefixes.length === 0 || prefixes.some((p) => s.name.startsWith(String(p)))) out[s.name] = options(s);
+        }
+        return out;
+      },
+      hasSubscription: (name) => wire.subscriptions.some((s) => s.name === String(name)),
+      get: (key) => (String(key) === "auth" && wire.auth ? recordFrom(wire.auth) : null),
+      send(message) {
+        const m = message || {};
+        const data = typeof m.data === "string" ? m.data : toString(m.data);
+        app.__call("realtimeSend", { clientId: wire.id, name: toStr(m.name), data });
+      },
+      isDiscarded: () => app.__call("realtimeClients", { id: wire.id }).length === 0,
+      discard: () => { app.__call("realtimeDiscard", { clientId: wire.id }); },
+    };
+  }
+  function subscriptionsBroker(app) {
+    const clients = () => {
+      const out = {};
+      for (const wire of app.__call("realtimeClients", {})) out[wire.id] = realtimeClient(app, wire);
+      return out;
+    };
+    return {
+      clients,
+      totalClients: () => app.__call("realtimeClients", { count: true }),
+      clientById(id) {
+        const found = app.__call("realtimeClients", { id: toStr(id) });
+        if (found.length === 0) throw new GoError(`no client associated with connection ID "${toStr(id)}"`);
+        return realtimeClient(app, found[0]);
+      },
+      chunkedClients(size) {
+        const n = Math.max(1, Math.floor(Number(size)) || 1);
+        const list = Object.values(clients());
+        const chunks = [];
+        for (let i = 0; i < list.length; i += n) chunks.push(list.slice(i, i + n));
+        return chunks;
+      },
+    };
+  }
 
   class MailerMessage {
     constructor(data) { Object.assign(this, { from: {}, to: [], bcc: [], cc: [], subject: "", html: "", text: "", headers: {}, attachments: {} }, data || {}); }
@@ -1569,6 +1622,7 @@
     ApiError, BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, TooManyRequestsError, InternalServerError,
     ValidationError, GoError,
     Record, Collection, Field, DynamicModel, DateTime, MailerMessage, Middleware, FormData,
+    SubscriptionMessage,
     TextField: fieldClass("text"), NumberField: fieldClass("number"), BoolField: fieldClass("bool"),
     EmailField: fieldClass("email"), URLField: fieldClass("url"), EditorField: fieldClass("editor"),
     DateField: fieldClass("date"), AutodateField: fieldClass("autodate"), SelectField: fieldClass("select"),

@@ -242,6 +242,30 @@ async fn message_client_reaches_only_a_subscribed_client() {
 }
 
 #[tokio::test]
+async fn message_any_reaches_a_client_subscribed_or_not_until_it_is_discarded() {
+    let hub = hub_with(config(60_000, 60_000, 8));
+    let client = hub.connect(None).expect("connects");
+    client.set(AuthContext::Guest, vec![Subscription::parse("news")]);
+    assert!(hub.message_any(&client.id, "news", r#"{"n":1}"#));
+    assert!(hub.message_any(&client.id, "elsewhere", "2"));
+    assert_eq!(
+        drain(&client),
+        [
+            ("news".to_owned(), json!({"n": 1})),
+            ("elsewhere".to_owned(), json!(2))
+        ]
+    );
+    // Unlike the OAuth2 relay, sending uses no subscription up.
+    assert!(client.has_subscription("news"));
+    assert!(!hub.message_any("nosuchclient", "news", "{}"));
+
+    hub.discard(&client);
+    assert!(client.is_closed());
+    assert!(hub.client(&client.id).is_none());
+    assert!(!hub.message_any(&client.id, "news", "{}"), "gone");
+}
+
+#[tokio::test]
 async fn shutdown_ends_every_stream() {
     let hub = hub_with(config(60_000, 60_000, 8));
     let client = hub.connect(None).expect("connects");

@@ -2,7 +2,8 @@
 //! (`$app.expandRecord`), rule checks (`$app.canAccessRecord`), the records API's view of a
 //! record (`$apis.enrichRecord`), auth tokens (`record.new…Token()`), mail
 //! (`$app.newMailClient().send`, `$mails.sendRecord…`), and the `$security` helpers that need
-//! more than the engine has (`randomStringByRegex`, `encrypt`, `decrypt`).
+//! more than the engine has (`randomStringByRegex`, `encrypt`, `decrypt`), and the realtime
+//! clients of `$app.subscriptionsBroker()`.
 //!
 //! Each reuses the server's own code path (expand, access, token signing, mail templates),
 //! so a script sees exactly what the HTTP API would produce.
@@ -36,6 +37,9 @@ pub(crate) const OPS: &[&str] = &[
     "randomStringByRegex",
     "encrypt",
     "decrypt",
+    "realtimeClients",
+    "realtimeSend",
+    "realtimeDiscard",
 ];
 
 fn text<'a>(args: &'a Value, key: &str) -> &'a str {
@@ -137,6 +141,22 @@ pub(crate) fn call(host: &AppHost, op: &str, args: Value, tx: Option<SharedTx>) 
         "decrypt" => decrypt(text(&args, "data"), text(&args, "key"))
             .map(Value::String)
             .map_err(HostError::go),
+        "realtimeClients" => Ok(realtime_clients(host, &args)),
+        "realtimeSend" => {
+            let hub = &host.state.realtime;
+            let sent = hub.message_any(
+                text(&args, "clientId"),
+                text(&args, "name"),
+                text(&args, "data"),
+            );
+            Ok(json!(sent))
+        }
+        "realtimeDiscard" => {
+            if let Some(client) = host.state.realtime.client(text(&args, "clientId")) {
+                host.state.realtime.discard(&client);
+            }
+            Ok(Value::Null)
+        }
         _ => Err(HostError::go(format!(
             "{op} is not supported by Plinth's hooks yet"
         ))),
@@ -811,6 +831,52 @@ fn generate(node: &Node, rng: &mut impl rand::Rng, out: &mut String) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The realtime clients connected to this node, as `$app.subscriptionsBroker()` shows them:
+/// every one, the one named by `id`, or (with `count`) how many there are. Each is its id, its
+/// subscriptions with their options, and its auth record (`null` for a guest).
+fn realtime_clients(host: &AppHost, args: &Value) -> Value {
+    let hub = &host.state.realtime;
+    if args.get("count").and_then(Value::as_bool) == Some(true) {
+        return json!(hub.client_count());
+    }
+    let clients = match args.get("id").and_then(Value::as_str) {
+        Some(id) => hub.client(id).into_iter().collect(),
+        None => hub.inner.clients(),
+    };
+    let pairs = |pairs: &[(String, String)]| -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    };
+    Value::Array(
+        clients
+            .iter()
+            .filter(|client| !client.is_closed())
+            .map(|client| {
+                let subscriptions: Vec<Value> = client
+                    .subscriptions()
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "name": &*s.raw,
+                            "query": pairs(&s.query),
+                            "headers": pairs(&s.headers),
+                        })
+                    })
+                    .collect();
+                let auth = match &*client.auth() {
+                    AuthContext::Record {
+                        collection, record, ..
+                    } => super::host::wire(collection, record),
+                    AuthContext::Guest => Value::Null,
+                };
+                json!({ "id": &*client.id, "subscriptions": subscriptions, "auth": auth })
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -716,6 +716,31 @@ impl Hub {
         )
     }
 
+    /// Queues one message named `name` with `data` for the client `client_id`, subscribed to
+    /// it or not (a script's `client.send`); `false` when no such client is connected or its
+    /// queue is over its bounds (it is then disconnected, as by the fan-out).
+    pub(crate) fn message_any(&self, client_id: &str, name: &str, data: &str) -> bool {
+        let Some(client) = self.client(client_id) else {
+            return false;
+        };
+        if client.is_closed() {
+            return false;
+        }
+        self.inner.send(
+            &client,
+            Message {
+                event: Arc::from(name),
+                data: Arc::from(data),
+                seq: 0,
+            },
+        )
+    }
+
+    /// Ends a client's stream (a script's `client.discard()`).
+    pub(crate) fn discard(&self, client: &Client) {
+        self.inner.drop_client(client);
+    }
+
     /// Sets what all backlogs together may hold (a boot-time value otherwise).
     #[cfg(test)]
     pub(crate) fn set_backlog_budget(&self, bytes: usize) {
