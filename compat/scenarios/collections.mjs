@@ -397,6 +397,35 @@ export async function viewCollection(t) {
   );
 }
 
+// A view's result columns are read as PocketBase reads them: an expression with spaces needs
+// parentheses, and each column name must be a valid field name.
+export async function viewColumnsReadLikePocketBase(t) {
+  const { collection } = await createNumbered(t, 3);
+  const from = `FROM ${collection.name}`;
+  const columns = [
+    ['spaced expression', 'n + 1 AS s'],
+    ['spaced expression in parentheses', '(n + 1) AS s'],
+    ['unspaced expression', 'n+1 AS s'],
+    ['alias without AS', 'n+1 s'],
+    ['a word where AS goes', 'n+1 foo s'],
+    ['CASE without parentheses', 'CASE WHEN n > 1 THEN 1 ELSE 0 END AS flag'],
+    ['COLLATE', 'title COLLATE NOCASE AS s'],
+    ['across lines and tabs', 'n+1\n\tAS\ts'],
+    ['comments', 'n /* why */ AS s -- note\n'],
+    ['a name with a space', 'title AS "my col"'],
+    ['a name with _via_', 'title AS a_via_b'],
+  ];
+  for (const [i, [label, column]] of columns.entries()) {
+    await t.sdk(label, () =>
+      t.su.collections.create({
+        name: t.coll(`cols${i}`),
+        type: 'view',
+        viewQuery: `SELECT id, ${column} ${from}`,
+      }),
+    );
+  }
+}
+
 export async function createAuthCollection(t) {
   await t.sdk('create auth collection', () =>
     t.su.collections.create({

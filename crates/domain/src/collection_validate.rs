@@ -595,6 +595,44 @@ fn validate_view(errors: &mut ValidationErrors, new: &Collection) {
     } else if !has_primary_key(new) {
         errors.add("fields", missing_primary_key());
     }
+    // The query's column names are the fields' names: one that is no valid field name (`t AS
+    // "my col"`) is refused on that field, and the query is refused naming the first. The
+    // query's message quotes the error as PocketBase words it before its API capitalizes it:
+    // its generic checks in lower case without a period, its own messages as they are (so a
+    // period is doubled, as there).
+    let mut seen = HashSet::new();
+    let mut first = None;
+    for (index, field) in new.fields.iter().enumerate() {
+        if let Some(error) = field_name_error(field, &mut seen) {
+            let reason = match error.code.as_str() {
+                "validation_found_via" | "validation_duplicated_field_name" => {
+                    error.message.clone()
+                }
+                _ => {
+                    let bare = error.message.trim_end_matches('.');
+                    let mut chars = bare.chars();
+                    chars.next().map_or(String::new(), |c| {
+                        c.to_lowercase().chain(chars).collect::<String>()
+                    })
+                }
+            };
+            first.get_or_insert_with(|| {
+                format!(
+                    "Invalid query - invalid field {:?} ({index}): name: {reason}.",
+                    field.name
+                )
+            });
+            errors.add(&format!("fields.{index}.name"), error);
+        }
+    }
+    if let Some(message) = first
+        && !errors.contains("viewQuery")
+    {
+        errors.add(
+            "viewQuery",
+            FieldError::new("validation_invalid_view_query", message),
+        );
+    }
 }
 
 fn has_primary_key(collection: &Collection) -> bool {
@@ -717,8 +755,15 @@ fn field_help(field: &Field) -> &str {
 }
 
 fn validate_field_name(errors: &mut ValidationErrors, field: &Field, seen: &mut HashSet<String>) {
+    if let Some(error) = field_name_error(field, seen) {
+        errors.add("name", error);
+    }
+}
+
+/// What is wrong with a field's name, if anything (`seen` holds the names before it).
+fn field_name_error(field: &Field, seen: &mut HashSet<String>) -> Option<FieldError> {
     let name = field.name.as_str();
-    let error = if name.is_empty() {
+    if name.is_empty() {
         Some(FieldError::required())
     } else if name.chars().count() > 100 {
         Some(length_out_of_range(1, 100))
@@ -738,9 +783,6 @@ fn validate_field_name(errors: &mut ValidationErrors, field: &Field, seen: &mut 
         )
     } else {
         None
-    };
-    if let Some(error) = error {
-        errors.add("name", error);
     }
 }
 

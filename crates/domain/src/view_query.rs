@@ -48,6 +48,146 @@ pub enum Token {
     Punct(char),
 }
 
+/// Refuses the result columns PocketBase refuses, with its words. PocketBase reads each column
+/// of the outer SELECT (up to its `FROM`) as parts split at whitespace outside quotes and
+/// parentheses, and takes one part (`expr`), two (`expr alias`) or three with `AS` between;
+/// anything else is an error, even where SQL would accept it (`n + 1 AS s`, `CASE … END AS c`,
+/// `t COLLATE NOCASE AS s`: each needs parentheses, as in PocketBase). Comments count as
+/// whitespace. A query with no top-level SELECT has no columns to check here.
+pub fn check_column_parts(query: &str) -> Result<(), StoreError> {
+    let text = without_comments(query);
+    let Some(list) = outer_select_list(&text) else {
+        return Ok(());
+    };
+    for column in split_outside(&list, |c| c == ',') {
+        let parts = split_outside(&column, char::is_whitespace);
+        match parts.as_slice() {
+            [] | [_] | [_, _] => {}
+            [_, word, _] if word.eq_ignore_ascii_case("as") => {}
+            [_, word, _] => {
+                return Err(invalid(&format!(
+                    "invalid identifier part - expected \"as\", got {word}"
+                )));
+            }
+            _ => {
+                return Err(invalid(&format!(
+                    "invalid identifier parts [{}]",
+                    parts.join(" ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `query` with its comments turned into spaces (quoted text kept as it is).
+fn without_comments(query: &str) -> String {
+    let chars: Vec<char> = query.chars().collect();
+    let mut out = String::with_capacity(query.len());
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match (c, chars.get(i + 1)) {
+            ('\'' | '"' | '`', _) => {
+                quote = Some(c);
+                out.push(c);
+                i += 1;
+            }
+            ('-', Some('-')) => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                out.push(' ');
+            }
+            ('/', Some('*')) => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                i = (i + 2).min(chars.len());
+                out.push(' ');
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The select list as PocketBase collects it: the query's words (quoted text and parenthesized
+/// groups one word each) after every top-level `SELECT`, up to the next `FROM`, `WHERE`,
+/// `GROUP`, `HAVING`, `ORDER` or `LIMIT`, joined by spaces, without `DISTINCT`. A second
+/// SELECT (`… UNION SELECT …`) appends to the first, and keywords such as `UNION` or `WINDOW`
+/// right after a select list are taken as part of it, as there. `None` when there is no
+/// top-level `SELECT`.
+fn outer_select_list(text: &str) -> Option<String> {
+    let mut list: Vec<String> = Vec::new();
+    let mut active = false;
+    let mut seen = false;
+    for word in split_outside(text, char::is_whitespace) {
+        match word.to_ascii_lowercase().as_str() {
+            "select" => {
+                active = true;
+                seen = true;
+            }
+            "distinct" => {}
+            "from" | "where" | "group" | "having" | "order" | "limit" => active = false,
+            _ if active => list.push(word),
+            _ => {}
+        }
+    }
+    seen.then(|| list.join(" "))
+}
+
+/// `text` split at the characters `at` accepts when they are outside quotes and parentheses;
+/// the pieces trimmed, empty ones dropped.
+fn split_outside(text: &str, at: impl Fn(char) -> bool) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                c if depth == 0 && at(c) => {
+                    let piece = current.trim();
+                    if !piece.is_empty() {
+                        pieces.push(piece.to_owned());
+                    }
+                    current.clear();
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        current.push(c);
+    }
+    let piece = current.trim();
+    if !piece.is_empty() {
+        pieces.push(piece.to_owned());
+    }
+    pieces
+}
+
 /// A lexer just good enough to find statement boundaries and the select list: strings,
 /// quoted identifiers and comments are skipped as units.
 pub fn tokenize(query: &str) -> Result<Vec<Token>, StoreError> {
@@ -286,6 +426,61 @@ mod tests {
                 kind => kind.type_name().to_owned(),
             })
             .collect()
+    }
+
+    #[test]
+    fn columns_are_read_in_parts_like_pocketbase() {
+        let refused = |query: &str| match check_column_parts(query) {
+            Err(StoreError::Schema(detail)) => detail,
+            other => panic!("{query}: {other:?}"),
+        };
+        for query in [
+            "SELECT id, n+1 as s FROM a",
+            "SELECT id, n+1 s FROM a",
+            "SELECT id,\n n+1\n AS\ts\nFROM a",
+            "SELECT DISTINCT id, t FROM a",
+            "SELECT id, 'a b c' as s, \"my col\" FROM a WHERE t = 'x y z'",
+            "SELECT id, count( * ) as c, (CASE WHEN n > 1 THEN 1 ELSE 0 END) AS f FROM a",
+            "SELECT id, n /* a comment */ as s -- another\n FROM a",
+            "SELECT a.id, b.n FROM a LEFT JOIN a b ON b.id = a.id",
+            "DELETE FROM a WHERE id IN (SELECT x + y FROM b)",
+            "SELECT 1 as id",
+            "select 'a1' as id, 2 as n where 1 = 1 order by n limit 1",
+            "select 'a1' as id, 2 as n group by id having count(*) > 0",
+            "select id, n from a where t = 'a' union select id, n from a",
+        ] {
+            assert!(check_column_parts(query).is_ok(), "{query}");
+        }
+        assert_eq!(
+            refused("SELECT id, CASE WHEN n > 1 THEN 1 ELSE 0 END as flag FROM a"),
+            "invalid view query: invalid identifier parts [CASE WHEN n > 1 THEN 1 ELSE 0 END as flag]"
+        );
+        assert_eq!(
+            refused("WITH x AS (SELECT id, n FROM a) SELECT id, n  *  2 as d FROM x"),
+            "invalid view query: invalid identifier parts [n * 2 as d]"
+        );
+        assert_eq!(
+            refused("SELECT id, n+1 foo s FROM a"),
+            "invalid view query: invalid identifier part - expected \"as\", got foo"
+        );
+        // A later SELECT's columns are appended to the first list, and UNION without a FROM
+        // before it is read as part of a column, as PocketBase does.
+        assert_eq!(
+            refused("select 'a1' as id, 2 as n union all select 'b2', 3.5"),
+            "invalid view query: invalid identifier parts [2 as n union all 'b2']"
+        );
+        assert_eq!(
+            refused("select id, n + 1 as s from a union select id, n from a"),
+            "invalid view query: invalid identifier parts [n + 1 as s id]"
+        );
+        assert_eq!(
+            refused("select all 'a1' as id, 2 as n"),
+            "invalid view query: invalid identifier parts [all 'a1' as id]"
+        );
+        assert_eq!(
+            refused("select id, t COLLATE NOCASE as s from a"),
+            "invalid view query: invalid identifier parts [t COLLATE NOCASE as s]"
+        );
     }
 
     #[test]

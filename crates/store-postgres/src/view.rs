@@ -10,7 +10,9 @@ use domain::StoreError;
 use domain::collection::Collection;
 use domain::field::Field;
 use domain::sql::quote_ident;
-use domain::view_query::{SelectItem, Token, id_field, invalid, json_kind, select_items, tokenize};
+use domain::view_query::{
+    SelectItem, Token, check_column_parts, id_field, invalid, json_kind, select_items, tokenize,
+};
 use tokio_postgres::types::Type;
 
 use crate::Conn;
@@ -58,6 +60,7 @@ impl ViewPlan {
         if query.is_empty() {
             return Err(invalid("the query is empty"));
         }
+        check_column_parts(&query)?;
         let tokens = tokenize(&query)?;
         match tokens.first() {
             Some(Token::Word(w))

@@ -9,7 +9,9 @@ use domain::StoreError;
 use domain::collection::Collection;
 use domain::field::{Field, FieldKind};
 use domain::sql::quote_ident;
-use domain::view_query::{SelectItem, Token, id_field, invalid, json_kind, select_items, tokenize};
+use domain::view_query::{
+    SelectItem, Token, check_column_parts, id_field, invalid, json_kind, select_items, tokenize,
+};
 use rusqlite::Connection;
 
 /// A checked view query and what its columns are.
@@ -68,6 +70,7 @@ impl ViewPlan {
         collections: &[Collection],
         query: &str,
     ) -> Result<ViewPlan, StoreError> {
+        check_column_parts(query)?;
         let tokens = tokenize(query)?;
         match tokens.first() {
             Some(Token::Word(w))

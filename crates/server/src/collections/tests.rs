@@ -575,7 +575,7 @@ async fn views_are_inferred_validated_and_dry_run() {
         .su(
             "POST",
             "/api/collections/meta/dry-run-view",
-            Some(json!({"query": "select 'a1' as id, 2 as n union all select 'b2', 3.5 -- two rows"})),
+            Some(json!({"query": "select id, n from (select 'a1' as id, 2 as n union all select 'b2', 3.5) -- two rows"})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
