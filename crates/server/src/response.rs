@@ -492,9 +492,14 @@ fn go_unsigned(text: &str) -> Option<u64> {
 
 fn pick(value: &mut Value, tree: &PickTree) {
     match value {
+        // A list of objects is picked item by item. As in PocketBase, a list whose first item is
+        // no object (a JSON field's `[3, {…}]`, a list of lists) is kept whole; where a later
+        // item is no object PocketBase fails with a 500, and it is kept as it is here.
         Value::Array(items) => {
-            for item in items {
-                pick(item, tree);
+            if items.first().is_some_and(Value::is_object) {
+                for item in items.iter_mut().filter(|item| item.is_object()) {
+                    pick(item, tree);
+                }
             }
         }
         Value::Object(object) => {
@@ -896,6 +901,15 @@ mod tests {
         assert_eq!(
             fields(arrays, "expand.c.text"),
             json!({"expand": {"c": [{"text": "a"}, {"text": "b"}]}})
+        );
+        // A list whose first item is no object stays whole; in one that starts with an
+        // object, the items that are no object stay as they are.
+        let mixed = json!({"j": [3, {"a": 1, "b": 2}], "k": [[{"a": 1, "b": 2}]],
+                           "m": [{"a": 1, "b": 2}, "s", {"b": 1}]});
+        assert_eq!(
+            fields(mixed, "j.a,k.a,m.a"),
+            json!({"j": [3, {"a": 1, "b": 2}], "k": [[{"a": 1, "b": 2}]],
+                   "m": [{"a": 1}, "s", {}]})
         );
     }
 
