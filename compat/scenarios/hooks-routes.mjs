@@ -49,6 +49,9 @@ export async function responses(t) {
   await t.http('redirect', 'GET', '/hk/resp/redirect', { keep });
   await t.http('nothing written', 'GET', '/hk/resp/nothing', { keep: ['content-type', 'content-length'] });
   await t.http('async handler', 'GET', '/hk/resp/async', { keep });
+  await t.http('cookies and undefined values', 'GET', '/hk/resp/cookies', {
+    keep: ['content-type', 'set-cookie'],
+  });
 }
 
 // A HEAD of a custom route is its GET without the body (no length for a 204 or an error); a

@@ -119,3 +119,13 @@ routerAdd("GET", "/hk/require", (e) => {
   const lib = require(`${__hooks}/lib.js`);
   return e.json(200, { greet: lib.greet("compat"), slug: lib.slugify("Hello, World!") });
 });
+
+// Cookies as Go writes them, and `undefined` in a JSON answer (null, as PocketBase converts it).
+routerAdd("GET", "/hk/resp/cookies", (e) => {
+  e.setCookie(new Cookie({ name: "a", value: "has space", path: "/x", domain: ".example.com", maxAge: -1, secure: true, httpOnly: true, sameSite: 2 }));
+  e.setCookie(new Cookie({ name: "b", value: "v;\"q", maxAge: 60, sameSite: 1, expires: new Date(Date.UTC(2030, 0, 2, 3, 4, 5)) }));
+  e.setCookie(new Cookie({ name: "d", value: "1", expires: new DateTime("2030-01-02 03:04:05.000Z") }));
+  e.setCookie({ name: "c", value: "x,y", sameSite: 4 });
+  const info = e.requestInfo();
+  return e.json(200, { u: undefined, n: null, nested: { u: undefined }, arr: [undefined, 1], missingHeader: info.headers["x_nope"] });
+});

@@ -962,6 +962,12 @@
 
   // Realtime: `$app.subscriptionsBroker()` lists this node's connected clients (a snapshot
   // taken by each call) and sends them messages that are no record events.
+  // `new Cookie({name, value, path, domain, expires, maxAge, secure, httpOnly, sameSite})` for
+  // `e.setCookie`.
+  class Cookie {
+    constructor(o) { Object.assign(this, o || {}); }
+  }
+
   class SubscriptionMessage {
     constructor(o) { o = o || {}; this.name = toStr(o.name); this.data = o.data === undefined ? "" : o.data; }
   }
@@ -1249,7 +1255,8 @@
     e.__res = () => res;
     e.__resHeaders = resHeaders;
     e.__markConsumed = () => { consumed = true; };
-    e.json = (status, data) => { write(status, "application/json", JSON.stringify(data === undefined ? null : data), { json: true }); };
+    // `undefined` values are written as `null`, as PocketBase's conversion to Go values does.
+    e.json = (status, data) => { write(status, "application/json", JSON.stringify(data === undefined ? null : data, (_k, v) => (v === undefined ? null : v)), { json: true }); };
     e.string = (status, text) => { write(status, "text/plain; charset=utf-8", toStr(text)); };
     e.html = (status, text) => { write(status, "text/html; charset=utf-8", toStr(text)); };
     e.xml = (status, _data) => { write(status, "application/xml; charset=utf-8", '<?xml version="1.0" encoding="UTF-8"?>\n'); };
@@ -1259,15 +1266,29 @@
     };
     e.noContent = (status) => { write(status || 204, null, ""); };
     e.redirect = (status, url) => { resHeaders.Location = [String(url)]; write(status || 302, null, ""); };
+    // Written as Go's `http.Cookie` writes itself: attributes in its order, a value with a
+    // space or a comma quoted, bytes a cookie value cannot hold dropped.
     e.setCookie = (cookie) => {
       if (!cookie || !cookie.name) return;
-      let text = cookie.name + "=" + (cookie.value || "");
+      let value = String(cookie.value === undefined || cookie.value === null ? "" : cookie.value)
+        .split("").filter((ch) => { const c = ch.charCodeAt(0); return c >= 0x20 && c < 0x7f && ch !== '"' && ch !== ";" && ch !== "\\"; }).join("");
+      if (value.indexOf(" ") >= 0 || value.indexOf(",") >= 0) value = '"' + value + '"';
+      let text = String(cookie.name) + "=" + value;
       if (cookie.path) text += "; Path=" + cookie.path;
-      if (cookie.domain) text += "; Domain=" + cookie.domain;
-      if (cookie.maxAge) text += "; Max-Age=" + cookie.maxAge;
-      if (cookie.secure) text += "; Secure";
+      if (cookie.domain) text += "; Domain=" + String(cookie.domain).replace(/^\./, "");
+      // A JS Date or a date string sets it; PocketBase's DateTime does not convert (ignored).
+      if (cookie.expires && typeof cookie.expires.unix !== "function") {
+        const at = new Date(cookie.expires instanceof Date ? cookie.expires.getTime() : String(cookie.expires));
+        if (!isNaN(at.getTime()) && at.getUTCFullYear() >= 1601) text += "; Expires=" + at.toUTCString();
+      }
+      const maxAge = Number(cookie.maxAge) || 0;
+      if (maxAge > 0) text += "; Max-Age=" + Math.floor(maxAge);
+      else if (maxAge < 0) text += "; Max-Age=0";
       if (cookie.httpOnly) text += "; HttpOnly";
-      if (cookie.sameSite) text += "; SameSite=" + ({ 1: "Default", 2: "Lax", 3: "Strict", 4: "None" }[cookie.sameSite] || cookie.sameSite);
+      if (cookie.secure) text += "; Secure";
+      const sameSite = { 2: "Lax", 3: "Strict", 4: "None" }[cookie.sameSite];
+      if (sameSite) text += "; SameSite=" + sameSite;
+      if (cookie.partitioned) text += "; Partitioned";
       (resHeaders["Set-Cookie"] = resHeaders["Set-Cookie"] || []).push(text);
     };
     e.stream = () => { throw new GoError("e.stream is not supported by Plinth's hooks"); };
@@ -1622,7 +1643,7 @@
     ApiError, BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, TooManyRequestsError, InternalServerError,
     ValidationError, GoError,
     Record, Collection, Field, DynamicModel, DateTime, MailerMessage, Middleware, FormData,
-    SubscriptionMessage,
+    SubscriptionMessage, Cookie,
     TextField: fieldClass("text"), NumberField: fieldClass("number"), BoolField: fieldClass("bool"),
     EmailField: fieldClass("email"), URLField: fieldClass("url"), EditorField: fieldClass("editor"),
     DateField: fieldClass("date"), AutodateField: fieldClass("autodate"), SelectField: fieldClass("select"),
