@@ -68,3 +68,7 @@ export async function realtimeBroker(t) {
   await user.client.realtime.unsubscribe();
   await t.http('broadcast with nobody subscribed', 'POST', '/hk/broadcast', { json: { text: 'x' } });
 }
+
+export async function filepath(t) {
+  await t.http('$filepath', 'GET', '/hk/filepath');
+}

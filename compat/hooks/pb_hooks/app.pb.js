@@ -165,3 +165,14 @@ routerAdd("POST", "/hk/broadcast", (e) => {
     chunked: chunks.length === Object.keys(clients).length && chunks.every((c) => c.length === 1),
   });
 });
+
+// $filepath as Go's path/filepath answers on Unix.
+routerAdd("GET", "/hk/filepath", (e) => {
+  const cases = ["", ".", "/", "a", "/a/b/c", "/a/b/", "a/../..", "../x/./y//z", "/../a", ".bashrc", "a.b/c", "x.tar.gz", "a//b///"];
+  const out = {};
+  for (const c of cases) {
+    out[c] = [$filepath.base(c), $filepath.dir(c), $filepath.ext(c), $filepath.clean(c), $filepath.isAbs(c), $filepath.split(c)];
+  }
+  out.join = [$filepath.join(), $filepath.join("", ""), $filepath.join("a", "", "b"), $filepath.join("/", "a"), $filepath.join("a/", "/b/"), $filepath.join("..", "a", "../../b")];
+  return e.json(200, out);
+});

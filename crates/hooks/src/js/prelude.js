@@ -907,11 +907,33 @@
     readFile: (path) => utf8(__readFile(String(path))),
     args: [],
   };
+  // Go's `path/filepath` on Unix: `join` and `dir` clean their result, `ext` is everything
+  // from the last dot of the last element (`.bashrc` included).
+  function cleanPath(p) {
+    p = String(p);
+    if (p === "") return ".";
+    const rooted = p[0] === "/";
+    const out = [];
+    for (const part of p.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") {
+        if (out.length && out[out.length - 1] !== "..") out.pop();
+        else if (!rooted) out.push("..");
+        continue;
+      }
+      out.push(part);
+    }
+    const joined = out.join("/");
+    return rooted ? "/" + joined : joined || ".";
+  }
   const $filepath = {
-    join: (...parts) => parts.map(String).join("/").replace(/\/+/g, "/"),
-    base: (p) => { p = String(p).replace(/\/+$/, ""); return p.slice(p.lastIndexOf("/") + 1) || "/"; },
-    dir: (p) => { p = String(p); const i = p.lastIndexOf("/"); return i < 0 ? "." : i === 0 ? "/" : p.slice(0, i); },
-    ext: (p) => { const b = $filepath.base(p); const i = b.lastIndexOf("."); return i <= 0 ? "" : b.slice(i); },
+    clean: cleanPath,
+    join: (...parts) => { const kept = parts.map(String).filter((x) => x !== ""); return kept.length ? cleanPath(kept.join("/")) : ""; },
+    base: (p) => { p = String(p); if (p === "") return "."; p = p.replace(/\/+$/, ""); return p === "" ? "/" : p.slice(p.lastIndexOf("/") + 1); },
+    dir: (p) => { p = String(p); return cleanPath(p.slice(0, p.lastIndexOf("/") + 1)); },
+    ext: (p) => { p = String(p); for (let i = p.length - 1; i >= 0 && p[i] !== "/"; i--) if (p[i] === ".") return p.slice(i); return ""; },
+    isAbs: (p) => String(p).startsWith("/"),
+    split: (p) => { p = String(p); const i = p.lastIndexOf("/") + 1; return [p.slice(0, i), p.slice(i)]; },
   };
 
   // `$dbx` expressions become filters of the rule language (values bound as parameters);
