@@ -46,6 +46,7 @@ export async function finders(t) {
 
 export async function recordObjects(t) {
   await t.http('new Record', 'GET', '/hk/record');
+  await t.http('Record methods', 'GET', '/hk/record/methods');
 }
 
 // `$app.subscriptionsBroker()`: a route lists the clients subscribed to a custom topic (their

@@ -176,3 +176,40 @@ routerAdd("GET", "/hk/filepath", (e) => {
   out.join = [$filepath.join(), $filepath.join("", ""), $filepath.join("a", "", "b"), $filepath.join("/", "a"), $filepath.join("a/", "/b/"), $filepath.join("..", "a", "../../b")];
   return e.json(200, out);
 });
+
+// Record methods on a new auth record, compared with PocketBase value by value.
+routerAdd("GET", "/hk/record/methods", (e) => {
+  const out = {};
+  const tryit = (k, f) => { try { out[k] = f(); } catch (err) { out[k] = "ERR " + String(err); } };
+  const col = $app.findCollectionByNameOrId("users");
+  const r = new Record(col);
+  tryit("new json", () => JSON.parse(JSON.stringify(r)));
+  tryit("set/get", () => { r.set("name", 123); return [r.get("name"), r.getString("name"), r.getInt("name")]; });
+  tryit("email", () => { r.setEmail("X@Y.com"); return [r.email(), r.get("email")]; });
+  tryit("verified", () => { r.setVerified(true); return r.verified(); });
+  tryit("unknown get", () => r.get("nope"));
+  tryit("getBool", () => [r.getBool("verified"), r.getBool("name")]);
+  tryit("getFloat", () => { r.set("name", "1.5"); return r.getFloat("name"); });
+  tryit("getDateTime", () => r.getDateTime("created").isZero());
+  tryit("getStringSlice", () => r.getStringSlice("name"));
+  tryit("isNew", () => r.isNew());
+  tryit("collection", () => r.collection().name);
+  tryit("tableName", () => r.tableName());
+  tryit("pk", () => typeof r.pk());
+  tryit("id", () => r.id);
+  tryit("password", () => { r.setPassword("1234567890"); return [r.validatePassword("1234567890"), r.validatePassword("x"), r.get("password")]; });
+  tryit("original", () => r.original().get("name"));
+  tryit("clone", () => r.clone().get("name"));
+  tryit("publicExport", () => Object.keys(r.publicExport()).sort());
+  tryit("hide", () => { r.hide("name"); return Object.keys(r.publicExport()).sort(); });
+  tryit("unhide", () => { r.unhide("name"); return Object.keys(r.publicExport()).sort(); });
+  tryit("withCustomData", () => { r.withCustomData(true); r.set("custom", 1); return JSON.parse(JSON.stringify(r)).custom; });
+  tryit("fieldsData", () => Object.keys(r.fieldsData()).sort());
+  tryit("customData", () => r.customData());
+  tryit("tokenKey", () => typeof r.tokenKey());
+  tryit("expandedOne", () => r.expandedOne("x"));
+  tryit("expandedAll", () => r.expandedAll("x"));
+  tryit("isSuperuser", () => r.isSuperuser());
+  tryit("load", () => { r.load({ name: "L", extra: 5 }); return [r.get("name"), r.get("extra")]; });
+  return e.json(200, out);
+});

@@ -408,6 +408,8 @@
       this.__ignoreEmailVisibility = false;
       if (this.__c) for (const f of this.__c.fields) this.__d[f.name] = blankFor(f);
       if (this.__c && this.__c.type === "auth" && this.__d.tokenKey === "") this.__d.tokenKey = "";
+      // A new record's original state is its blank one (what `original()` answers).
+      if (this.__c) this.__orig = JSON.parse(JSON.stringify(this.__d));
       if (data && typeof data === "object") for (const k of Object.keys(data)) this.set(k, data[k]);
     }
     // A record the host sent names its collection by id (and name); the definition is looked
@@ -420,6 +422,7 @@
     set __c(c) { this.__cl = c; }
     __field(name) { return this.__c ? this.__c.fields.find((f) => f.name === name) : null; }
     get id() { return this.__d.id === undefined ? "" : this.__d.id; }
+    pk() { return this.id; }
     set id(v) { this.__d.id = toStr(v); }
     collection() { return this.__c; }
     tableName() {
@@ -434,7 +437,8 @@
       if (key === "expand") return this.__expand;
       if (Object.prototype.hasOwnProperty.call(this.__d, key)) {
         const f = this.__field(key);
-        if (f && f.type === "password") return "";
+        // The plain text set on this record (never a stored hash).
+        if (f && f.type === "password") return this.__password[key] === undefined ? "" : this.__password[key];
         return this.__d[key];
       }
       if (Object.prototype.hasOwnProperty.call(this.__extra, key)) return this.__extra[key];
@@ -473,7 +477,8 @@
     getInt64(k) { return this.getInt(k); }
     getFloat(k) { return toNumber(this.get(k)); }
     getBool(k) { return toBool(this.get(k)); }
-    getDateTime(k) { const v = this.get(k); return v ? new DateTime(v) : new DateTime(""); }
+    // An empty value is the zero time (`new DateTime("")` would be now).
+    getDateTime(k) { const v = this.get(k); if (v) return new DateTime(v); const z = new DateTime(); z.__d = new Date(NaN); return z; }
     getStringSlice(k) { return toList(this.get(k)); }
     getGeoPoint(k) { return this.get(k); }
     unmarshalJSONField(k, dst) { unmarshal(this.get(k), dst); }
