@@ -73,3 +73,8 @@ export async function realtimeBroker(t) {
 export async function filepath(t) {
   await t.http('$filepath', 'GET', '/hk/filepath');
 }
+
+export async function findersMore(t) {
+  await t.http('more finders', 'GET', '/hk/find/more');
+  await t.http('$dbx.not and friends', 'GET', '/hk/find/not');
+}

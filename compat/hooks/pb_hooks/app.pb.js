@@ -213,3 +213,57 @@ routerAdd("GET", "/hk/record/methods", (e) => {
   tryit("load", () => { r.load({ name: "L", extra: 5 }); return [r.get("name"), r.get("extra")]; });
   return e.json(200, out);
 });
+
+// More finders, $dbx.not and friends, isCollectionNameUnique, on a collection of their own.
+routerAdd("GET", "/hk/find/more", (e) => {
+  const out = {};
+  const tryit = (k, f) => { try { out[k] = f(); } catch (err) { out[k] = "ERR " + String(err); } };
+  let col = null;
+  try { col = $app.findCollectionByNameOrId("hk_m4items"); } catch (_) {}
+  if (!col) {
+    col = new Collection({ name: "hk_m4items", type: "base", fields: [{ name: "title", type: "text" }, { name: "n", type: "number" }] });
+    $app.save(col);
+    for (let i = 1; i <= 4; i++) { const r = new Record(col); r.set("id", "hkm4item000000" + i); r.set("title", "t" + i); r.set("n", i); $app.save(r); }
+  }
+  tryit("byFilter", () => $app.findRecordsByFilter("hk_m4items", "n > {:min}", "-n", 2, 1, { min: 1 }).map((r) => r.get("title")));
+  tryit("byFilter noLimit", () => $app.findRecordsByFilter("hk_m4items", "n > 0", "n", 0, 0).length);
+  tryit("byFilter bad", () => $app.findRecordsByFilter("hk_m4items", "nope > 1"));
+  tryit("first", () => $app.findFirstRecordByFilter("hk_m4items", "title = {:t}", { t: "t3" }).get("n"));
+  tryit("first miss", () => $app.findFirstRecordByFilter("hk_m4items", "title = 'zz'"));
+  tryit("byData", () => $app.findFirstRecordByData("hk_m4items", "n", 2).get("title"));
+  tryit("byData miss", () => $app.findFirstRecordByData("hk_m4items", "n", 99));
+  tryit("allByData", () => $app.findAllRecords("hk_m4items", $dbx.hashExp({ n: 2 })).map((r) => r.id));
+  tryit("byIds", () => $app.findRecordsByIds("hk_m4items", ["hkm4item0000001", "hkm4item0000003", "nope"]).map((r) => r.id).sort());
+  tryit("count", () => $app.countRecords("hk_m4items", $dbx.exp ? $dbx.hashExp({ n: 1 }) : null));
+  tryit("countAll", () => $app.countRecords("hk_m4items"));
+  tryit("byId miss", () => $app.findRecordById("hk_m4items", "nope"));
+  tryit("col miss", () => $app.findCollectionByNameOrId("nope_col"));
+  tryit("unique", () => [$app.isCollectionNameUnique("hk_m4items"), $app.isCollectionNameUnique("zzz")]);
+  tryit("cached", () => $app.findCachedCollectionByNameOrId("hk_m4items").name);
+  tryit("allCols", () => $app.findAllCollections("base").map((c) => c.name).filter((n) => n === "hk_m4items"));
+  tryit("like", () => $app.findAllRecords("hk_m4items", $dbx.like("title", "t1")).length);
+  tryit("in", () => $app.findAllRecords("hk_m4items", $dbx.in("n", 1, 2)).length);
+  tryit("and", () => $app.findAllRecords("hk_m4items", $dbx.and($dbx.hashExp({ n: 1 }), $dbx.hashExp({ title: "t1" }))).length);
+  tryit("not", () => $app.findAllRecords("hk_m4items", $dbx.not($dbx.hashExp({ n: 1 }))).length);
+  tryit("between", () => $app.findAllRecords("hk_m4items", $dbx.between("n", 2, 3)).length);
+  return e.json(200, out);
+});
+routerAdd("GET", "/hk/find/not", (e) => {
+  const out = {};
+  const tryit = (k, f) => { try { out[k] = f(); } catch (err) { out[k] = "ERR " + String(err); } };
+  const ids = (x) => $app.findAllRecords("hk_m4items", x).map((r) => r.get("n")).sort();
+  tryit("not hash", () => ids($dbx.not($dbx.hashExp({ n: 1 }))));
+  tryit("not hash2", () => ids($dbx.not($dbx.hashExp({ n: 1, title: "t1" }))));
+  tryit("not hash in", () => ids($dbx.not($dbx.hashExp({ n: [1, 2] }))));
+  tryit("not like", () => ids($dbx.not($dbx.like("title", "t1"))));
+  tryit("not like match", () => ids($dbx.not($dbx.like("title", "t").match(true, false))));
+  tryit("not in", () => ids($dbx.not($dbx.in("n", 1, 3))));
+  tryit("not notIn", () => ids($dbx.not($dbx.notIn("n", 1, 3))));
+  tryit("not between", () => ids($dbx.not($dbx.between("n", 2, 3))));
+  tryit("notBetween", () => ids($dbx.notBetween("n", 2, 3)));
+  tryit("not and", () => ids($dbx.not($dbx.and($dbx.hashExp({ n: 1 }), $dbx.hashExp({ title: "t1" })))));
+  tryit("not or", () => ids($dbx.not($dbx.or($dbx.hashExp({ n: 1 }), $dbx.hashExp({ n: 2 })))));
+  tryit("not not", () => ids($dbx.not($dbx.not($dbx.hashExp({ n: 4 })))));
+  tryit("unique", () => [$app.isCollectionNameUnique("hk_m4items"), $app.isCollectionNameUnique("HK_M4ITEMS"), $app.isCollectionNameUnique("zzz"), $app.isCollectionNameUnique("hk_m4items", $app.findCollectionByNameOrId("hk_m4items").id)]);
+  return e.json(200, out);
+});

@@ -495,11 +495,9 @@ fn pick(value: &mut Value, tree: &PickTree) {
         // A list of objects is picked item by item. As in PocketBase, a list whose first item is
         // no object (a JSON field's `[3, {…}]`, a list of lists) is kept whole; where a later
         // item is no object PocketBase fails with a 500, and it is kept as it is here.
-        Value::Array(items) => {
-            if items.first().is_some_and(Value::is_object) {
-                for item in items.iter_mut().filter(|item| item.is_object()) {
-                    pick(item, tree);
-                }
+        Value::Array(items) if items.first().is_some_and(Value::is_object) => {
+            for item in items.iter_mut().filter(|item| item.is_object()) {
+                pick(item, tree);
             }
         }
         Value::Object(object) => {

@@ -802,6 +802,11 @@
       };
     }
     subscriptionsBroker() { return subscriptionsBroker(this); }
+    isCollectionNameUnique(name, ...excludeIds) {
+      const lower = String(name).toLowerCase();
+      const excluded = excludeIds.flat().map(String);
+      return !this.findAllCollections().some((c) => String(c.name).toLowerCase() === lower && !excluded.includes(String(c.id)));
+    }
     db() { throw new GoError("$app.db() raw SQL is not supported by Plinth's hooks; use the finders and filters"); }
     recordQuery() { throw new GoError("$app.recordQuery() is not supported by Plinth's hooks; use findRecordsByFilter"); }
   }
@@ -946,9 +951,12 @@
   let dbxParam = 0;
   function dbxFilter(filter, params) { return { __filter: filter, __params: params || {} }; }
   function escapeLike(v) { return String(v).replace(/[\\%_]/g, (c) => "\\" + c); }
-  function likeExpr(col, values, op, join) {
+  // Each expression knows its negation (`__neg`), for `$dbx.not`: the rule language has no
+  // NOT, so it is pushed down to the comparisons (De Morgan).
+  function likeExpr(col, values, op, join, lr) {
     const parts = [];
     const params = {};
+    let sides = lr || [true, true];
     const build = (l, r) => {
       parts.length = 0;
       for (const v of values) {
@@ -958,9 +966,10 @@
       }
       return parts.join(join) || "1 = 1";
     };
-    const expr = dbxFilter(build(true, true), params);
-    expr.match = (l, r) => { expr.__filter = build(!!l, !!r); return expr; };
+    const expr = dbxFilter(build(sides[0], sides[1]), params);
+    expr.match = (l, r) => { sides = [!!l, !!r]; expr.__filter = build(sides[0], sides[1]); return expr; };
     expr.escape = () => expr;
+    expr.__neg = () => likeExpr(col, values, op === "~" ? "!~" : "~", join === " && " ? " || " : " && ", sides);
     return expr;
   }
   function inExpr(col, values, negate) {
@@ -970,8 +979,49 @@
       params[name] = v;
       return col + (negate ? " != " : " = ") + "{:" + name + "}";
     });
-    if (!parts.length) return dbxFilter(negate ? "1 = 1" : "1 = 0", params);
-    return dbxFilter(parts.join(negate ? " && " : " || "), params);
+    const expr = parts.length ? dbxFilter(parts.join(negate ? " && " : " || "), params) : dbxFilter(negate ? "1 = 1" : "1 = 0", params);
+    expr.__neg = () => inExpr(col, values, !negate);
+    return expr;
+  }
+  function betweenExpr(col, a, b, negate) {
+    const n1 = "__d" + dbxParam++, n2 = "__d" + dbxParam++;
+    const filter = negate ? col + " < {:" + n1 + "} || " + col + " > {:" + n2 + "}" : col + " >= {:" + n1 + "} && " + col + " <= {:" + n2 + "}";
+    const expr = dbxFilter(filter, { [n1]: a, [n2]: b });
+    expr.__neg = () => betweenExpr(col, a, b, !negate);
+    return expr;
+  }
+  function negateExpr(e) {
+    if (!e) return dbxFilter("1 = 0", {});
+    if (e.__neg) return e.__neg();
+    if (e.__hash) {
+      const params = {};
+      const parts = [];
+      for (const k of Object.keys(e.__hash)) {
+        const v = e.__hash[k];
+        if (v === null) { parts.push(k + " != ''"); continue; }
+        const list = Array.isArray(v) ? v : [v];
+        const each = list.map((x) => { const name = "__d" + dbxParam++; params[name] = x; return k + " != {:" + name + "}"; });
+        parts.push(each.length ? "(" + each.join(" && ") + ")" : "1 = 1");
+      }
+      const expr = dbxFilter(parts.join(" || ") || "1 = 0", params);
+      expr.__neg = () => e;
+      return expr;
+    }
+    throw new GoError("raw SQL expressions are not supported by Plinth's hooks; use a filter");
+  }
+  function andExpr(e) {
+    const f = exprsToFilter(e);
+    const expr = dbxFilter(f.filter || "1 = 1", f.params);
+    expr.__neg = () => orExpr(e.map(negateExpr));
+    return expr;
+  }
+  function orExpr(e) {
+    const parts = [];
+    const params = {};
+    for (const x of e) { const f = exprsToFilter([x]); parts.push("(" + (f.filter || "1 = 1") + ")"); Object.assign(params, f.params); }
+    const expr = dbxFilter(parts.join(" || ") || "1 = 0", params);
+    expr.__neg = () => andExpr(e.map(negateExpr));
+    return expr;
   }
   const $dbx = {
     hashExp: (map) => ({ __hash: map || {} }),
@@ -982,19 +1032,21 @@
     orNotLike: (col, ...values) => likeExpr(String(col), values, "!~", " || "),
     in: (col, ...values) => inExpr(String(col), values, false),
     notIn: (col, ...values) => inExpr(String(col), values, true),
-    between: (col, a, b) => { const p = { __b1: a, __b2: b }; const n1 = "__d" + dbxParam++, n2 = "__d" + dbxParam++; return dbxFilter(col + " >= {:" + n1 + "} && " + col + " <= {:" + n2 + "}", { [n1]: p.__b1, [n2]: p.__b2 }); },
-    and: (...e) => { const f = exprsToFilter(e); return dbxFilter(f.filter || "1 = 1", f.params); },
-    or: (...e) => { const parts = []; const params = {}; for (const x of e) { const f = exprsToFilter([x]); parts.push("(" + f.filter + ")"); Object.assign(params, f.params); } return dbxFilter(parts.join(" || ") || "1 = 0", params); },
+    between: (col, a, b) => betweenExpr(String(col), a, b, false),
+    notBetween: (col, a, b) => betweenExpr(String(col), a, b, true),
+    and: (...e) => andExpr(e),
+    or: (...e) => orExpr(e),
+    not: (e) => { const expr = negateExpr(e); return expr; },
   };
 
-  // Realtime: `$app.subscriptionsBroker()` lists this node's connected clients (a snapshot
-  // taken by each call) and sends them messages that are no record events.
   // `new Cookie({name, value, path, domain, expires, maxAge, secure, httpOnly, sameSite})` for
   // `e.setCookie`.
   class Cookie {
     constructor(o) { Object.assign(this, o || {}); }
   }
 
+  // Realtime: `$app.subscriptionsBroker()` lists this node's connected clients (a snapshot
+  // taken by each call) and sends them messages that are no record events.
   class SubscriptionMessage {
     constructor(o) { o = o || {}; this.name = toStr(o.name); this.data = o.data === undefined ? "" : o.data; }
   }

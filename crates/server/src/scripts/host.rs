@@ -140,7 +140,8 @@ impl AppHost {
         let mut filters = Vec::new();
         if !filter.trim().is_empty() {
             let compiled = rules::compile_filter(&schema, collection, &filter, &auth)
-                .map_err(|e| HostError::go(format!("invalid filter expression: {e}")))?;
+                // PocketBase's words, without the position the API's own errors carry.
+                .map_err(|e| HostError::go(format!("invalid filter expression: {}", e.message)))?;
             if let Some(compiled) = compiled {
                 filters.push(compiled.to_sql(dialect, &ctx));
             }
