@@ -78,3 +78,7 @@ export async function findersMore(t) {
   await t.http('more finders', 'GET', '/hk/find/more');
   await t.http('$dbx.not and friends', 'GET', '/hk/find/not');
 }
+
+export async function appStore(t) {
+  await t.http('$app.store()', 'GET', '/hk/store');
+}

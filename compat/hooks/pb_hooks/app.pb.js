@@ -267,3 +267,14 @@ routerAdd("GET", "/hk/find/not", (e) => {
   tryit("unique", () => [$app.isCollectionNameUnique("hk_m4items"), $app.isCollectionNameUnique("HK_M4ITEMS"), $app.isCollectionNameUnique("zzz"), $app.isCollectionNameUnique("hk_m4items", $app.findCollectionByNameOrId("hk_m4items").id)]);
   return e.json(200, out);
 });
+
+// $app.store() beyond get and set.
+routerAdd("GET", "/hk/store", (e) => {
+  const s = $app.store();
+  s.set("hk_a", 1);
+  const limited = [s.setIfLessThanLimit("hk_a", 2, 0), s.setIfLessThanLimit("hk_new", 1, 0), s.get("hk_a")];
+  const got = s.getOrSet("hk_c", () => 5);
+  const values = s.values().length >= 2;
+  s.remove("hk_a");
+  return e.json(200, { limited, got, values, has: s.has("hk_a"), c: s.get("hk_c") });
+});

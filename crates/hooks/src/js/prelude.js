@@ -644,6 +644,8 @@
     keys: () => host("store", { op: "keys" }),
     length: () => host("store", { op: "keys" }).length,
     getAll: () => host("store", { op: "all" }),
+    values: () => Object.values(host("store", { op: "all" })),
+    setIfLessThanLimit: (k, v, limit) => !!host("store", { op: "setIfLessThanLimit", key: String(k), value: v === undefined ? null : v, limit: Math.max(0, Math.floor(Number(limit) || 0)) }),
   });
 
   // What a rule may read of a request info besides its auth (`@request.method`, `.query`,

@@ -519,6 +519,17 @@ impl Host for AppHost {
                         kv.clear();
                         Value::Null
                     }
+                    // Set (or overwrite) unless that would take the store past `limit`
+                    // entries, in one step under the lock.
+                    "setIfLessThanLimit" => {
+                        let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(0);
+                        if kv.contains_key(&key) || (kv.len() as u64) < limit {
+                            kv.insert(key, args.get("value").cloned().unwrap_or(Value::Null));
+                            json!(true)
+                        } else {
+                            json!(false)
+                        }
+                    }
                     "keys" => Value::Array(kv.keys().cloned().map(Value::String).collect()),
                     "all" => Value::Object(kv.clone()),
                     _ => Value::Null,
