@@ -83,3 +83,12 @@ export async function errorAnswers(t) {
 export async function requireModule(t) {
   await t.http('require lib.js', 'GET', '/hk/require');
 }
+
+export async function bodyLimit(t) {
+  const post = (label, body) =>
+    t.http(label, 'POST', '/hk/limited', { body, headers: { 'Content-Type': 'text/plain' } });
+  await post('at the limit', '0123456789');
+  await post('one byte over', '0123456789a');
+  await post('two-byte characters over', '\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9');
+  await post('empty', '');
+}

@@ -129,3 +129,6 @@ routerAdd("GET", "/hk/resp/cookies", (e) => {
   const info = e.requestInfo();
   return e.json(200, { u: undefined, n: null, nested: { u: undefined }, arr: [undefined, 1], missingHeader: info.headers["x_nope"] });
 });
+
+// $apis.bodyLimit on a route: 413 past the limit, counted in bytes.
+routerAdd("POST", "/hk/limited", (e) => e.json(200, { ok: true }), $apis.bodyLimit(10));

@@ -1122,7 +1122,7 @@
     requireSuperuserOrOwnerAuth: native("requireSuperuserOrOwnerAuth"),
     requireGuestOnly: native("requireGuestOnly"),
     requireSameCollectionContextAuth: native("requireSameCollectionContextAuth"),
-    bodyLimit: native("noop"),
+    bodyLimit: native("bodyLimit"),
     gzip: native("noop"),
     skipSuccessActivityLog: native("noop"),
     activityLogger: native("noop"),
@@ -1176,6 +1176,11 @@
       case "requireGuestOnly":
         if (auth) throw new BadRequestError("The request can be accessed only by guests.");
         return e.next();
+      case "bodyLimit": {
+        const limit = Number(args[0]) || 0;
+        if (limit > 0 && e.request && e.request.contentLength > limit) throw new ApiError(413, "Request entity too large.");
+        return e.next();
+      }
       case "requireSameCollectionContextAuth": {
         if (!auth) throw new UnauthorizedError("The request requires valid record authorization token.");
         const c = e.request.pathValue(args[0] ? String(args[0]) : "collection");
@@ -1318,6 +1323,8 @@
       pathValue: (k) => (req.pathValues && req.pathValues[k] !== undefined ? req.pathValues[k] : ""),
       setPathValue: (k, v) => { req.pathValues = req.pathValues || {}; req.pathValues[k] = toStr(v); },
       get body() { return body; },
+      // The body's size in bytes (it is read whole before a script runs).
+      get contentLength() { const t = req.body || ""; let n = 0; for (let i = 0; i < t.length; i++) { const c = t.charCodeAt(i); n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3; } return n; },
       formValue: (k) => { const f = req.form || {}; const v = f[k]; return Array.isArray(v) ? v[0] || "" : v === undefined ? "" : toStr(v); },
     };
     const response = {
