@@ -690,7 +690,9 @@ fn validate_fields(
         if field.id.chars().count() > 100 {
             field_errors.add("id", length_out_of_range(1, 100));
         }
-        validate_field_name(&mut field_errors, field, &mut seen_names);
+        if let Some(error) = field_name_error(field, &mut seen_names) {
+            field_errors.add("name", error);
+        }
         if field_help(field).chars().count() > 300 {
             field_errors.add("help", length_out_of_range(1, 300));
         }
@@ -751,12 +753,6 @@ fn field_help(field: &Field) -> &str {
         FieldKind::Relation(o) => &o.help,
         FieldKind::File(o) => &o.help,
         FieldKind::Password(o) => &o.help,
-    }
-}
-
-fn validate_field_name(errors: &mut ValidationErrors, field: &Field, seen: &mut HashSet<String>) {
-    if let Some(error) = field_name_error(field, seen) {
-        errors.add("name", error);
     }
 }
 

@@ -49,7 +49,7 @@ pub enum Token {
 }
 
 /// Refuses the result columns PocketBase refuses, with its words. PocketBase reads each column
-/// of the outer SELECT (up to its `FROM`) as parts split at whitespace outside quotes and
+/// of the select list (see `outer_select_list`) as parts split at whitespace outside quotes and
 /// parentheses, and takes one part (`expr`), two (`expr alias`) or three with `AS` between;
 /// anything else is an error, even where SQL would accept it (`n + 1 AS s`, `CASE … END AS c`,
 /// `t COLLATE NOCASE AS s`: each needs parentheses, as in PocketBase). Comments count as

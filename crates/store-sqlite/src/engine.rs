@@ -224,6 +224,7 @@ impl Engine {
     /// so blocking an async worker for them is like any other short computation. Hands `f`
     /// back when no connection is free (every one is borrowed, or the engine stopped); the
     /// caller then queues it on the point lane.
+    ///
     /// The first caller to find every opened connection borrowed, while fewer than the
     /// configured number are open, opens one more (once per connection for the engine's life).
     pub(crate) fn read_inline<R, F: FnOnce(&mut Connection) -> R>(&self, f: F) -> Result<R, F> {

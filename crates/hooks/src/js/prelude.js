@@ -1038,7 +1038,7 @@
     notBetween: (col, a, b) => betweenExpr(String(col), a, b, true),
     and: (...e) => andExpr(e),
     or: (...e) => orExpr(e),
-    not: (e) => { const expr = negateExpr(e); return expr; },
+    not: negateExpr,
   };
 
   // `new Cookie({name, value, path, domain, expires, maxAge, secure, httpOnly, sameSite})` for

@@ -252,6 +252,15 @@ pub(crate) struct Message {
 }
 
 impl Message {
+    /// A message that reports no change (the OAuth2 relay's, a script's).
+    fn other(event: &str, data: &str) -> Message {
+        Message {
+            event: Arc::from(event),
+            data: Arc::from(data),
+            seq: 0,
+        }
+    }
+
     /// The bytes this message takes on the wire for `client_id` (what the byte bound counts).
     fn wire_len(&self, client_id: &str) -> usize {
         // "id:" "\nevent:" "\ndata:" "\n\n"
@@ -706,34 +715,15 @@ impl Hub {
         if client.is_closed() || !client.take_subscription(topic) {
             return false;
         }
-        self.inner.send(
-            &client,
-            Message {
-                event: Arc::from(topic),
-                data: Arc::from(data),
-                seq: 0,
-            },
-        )
+        self.inner.send(&client, Message::other(topic, data))
     }
 
     /// Queues one message named `name` with `data` for the client `client_id`, subscribed to
     /// it or not (a script's `client.send`); `false` when no such client is connected or its
     /// queue is over its bounds (it is then disconnected, as by the fan-out).
     pub(crate) fn message_any(&self, client_id: &str, name: &str, data: &str) -> bool {
-        let Some(client) = self.client(client_id) else {
-            return false;
-        };
-        if client.is_closed() {
-            return false;
-        }
-        self.inner.send(
-            &client,
-            Message {
-                event: Arc::from(name),
-                data: Arc::from(data),
-                seq: 0,
-            },
-        )
+        self.client(client_id)
+            .is_some_and(|client| self.inner.send(&client, Message::other(name, data)))
     }
 
     /// Ends a client's stream (a script's `client.discard()`).
@@ -760,14 +750,7 @@ impl Hub {
     /// Queues a message for one client the way the fan-out does.
     #[cfg(test)]
     pub(crate) fn send(&self, client: &Client, event: &str, data: &str) -> bool {
-        self.inner.send(
-            client,
-            Message {
-                event: Arc::from(event),
-                data: Arc::from(data),
-                seq: 0,
-            },
-        )
+        self.inner.send(client, Message::other(event, data))
     }
 
     /// Takes every place for database checks, so deferred changes wait until it is dropped,
