@@ -24,7 +24,7 @@
 //!
 //! Read connections open when first needed: a lane thread opens its own before its first job,
 //! and an inline connection is opened by the first caller that finds every opened one borrowed.
-//! Each costs about 130 KiB (SQLite's lookaside, its connection state and schema), and an idle
+//! Each costs about 135 KiB (SQLite's lookaside, its connection state and schema), and an idle
 //! server that has served a few requests needs one or two of the seven.
 //!
 //! Every job may carry a deadline. A job still queued when it passes is answered without
